@@ -1,0 +1,206 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// JobsConfig configures the durable job runner.
+type JobsConfig struct {
+	// Workers holds every job kind this process can work. Required.
+	Workers *river.Workers
+	// Work starts workers on the default queue; false gives an insert-only
+	// runner (for CLI commands).
+	Work bool
+	// MaxWorkers is the number of concurrent jobs on the default queue (default 50).
+	MaxWorkers int
+	// FetchCooldown and FetchPollInterval tune how fast idle workers notice
+	// new jobs; zero keeps River's defaults.
+	FetchCooldown     time.Duration
+	FetchPollInterval time.Duration
+	// PeriodicJobs run on the elected leader only, so once across replicas.
+	PeriodicJobs []*river.PeriodicJob
+	// ID names this client (unique per process); empty lets River choose.
+	ID string
+	// Logger receives River's logs.
+	Logger *slog.Logger
+	// Registerer receives the job outcome metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// Jobs runs River on the gateway database. Inserts go through
+// database/sql on both databases, so a job can be enqueued inside the same
+// *sql.Tx as the application rows it belongs to (InsertTx): committed →
+// the job runs; rolled back → no job.
+//
+// On SQLite one River client (riversqlite) does everything. On PostgreSQL
+// the workers run on River's native pgx driver (riverpgxv5: LISTEN/NOTIFY,
+// leader election across replicas) and transactional inserts go through
+// River's database/sql driver on the same pool.
+type Jobs struct {
+	insert  *river.Client[*sql.Tx]
+	work    runner
+	metrics *jobMetrics
+}
+
+// runner is the part of a river.Client that Jobs starts and stops.
+type runner interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	StopAndCancel(ctx context.Context) error
+}
+
+// NewJobs builds the job runner on s.
+func NewJobs(s *Store, cfg JobsConfig) (*Jobs, error) {
+	if cfg.Workers == nil {
+		return nil, errors.New("store: jobs: Workers is required")
+	}
+	if cfg.MaxWorkers <= 0 {
+		cfg.MaxWorkers = 50
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = s.logger
+	}
+	m := newJobMetrics(cfg.Registerer)
+	rc := &river.Config{
+		ID:                cfg.ID,
+		Workers:           cfg.Workers,
+		Logger:            cfg.Logger,
+		FetchCooldown:     cfg.FetchCooldown,
+		FetchPollInterval: cfg.FetchPollInterval,
+		PeriodicJobs:      cfg.PeriodicJobs,
+		Middleware:        []rivertype.Middleware{m},
+	}
+	if cfg.Work {
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.MaxWorkers}}
+	}
+	j := &Jobs{metrics: m}
+	switch s.dialect {
+	case Postgres:
+		insertCfg := *rc
+		insertCfg.Queues, insertCfg.PeriodicJobs = nil, nil
+		ins, err := river.NewClient(riverdatabasesql.New(s.db), &insertCfg)
+		if err != nil {
+			return nil, fmt.Errorf("store: river insert client: %w", err)
+		}
+		j.insert = ins
+		if cfg.Work {
+			w, err := river.NewClient[pgx.Tx](riverpgxv5.New(s.pool), rc)
+			if err != nil {
+				return nil, fmt.Errorf("store: river client: %w", err)
+			}
+			j.work = w
+		}
+	default:
+		c, err := river.NewClient(riversqlite.New(s.db), rc)
+		if err != nil {
+			return nil, fmt.Errorf("store: river client: %w", err)
+		}
+		j.insert = c
+		if cfg.Work {
+			j.work = c
+		}
+	}
+	return j, nil
+}
+
+// Start starts the workers (no-op for an insert-only runner).
+func (j *Jobs) Start(ctx context.Context) error {
+	if j.work == nil {
+		return nil
+	}
+	return j.work.Start(ctx)
+}
+
+// Stop stops fetching new jobs and waits for running ones until ctx is done;
+// then it cancels what still runs (those jobs are retried later, by this or
+// another replica).
+func (j *Jobs) Stop(ctx context.Context) error {
+	if j.work == nil {
+		return nil
+	}
+	err := j.work.Stop(ctx)
+	if err != nil && ctx.Err() != nil {
+		hard, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		return errors.Join(err, j.work.StopAndCancel(hard))
+	}
+	return err
+}
+
+// InsertTx enqueues a job inside tx: it runs only if tx commits.
+func (j *Jobs) InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return j.insert.InsertTx(ctx, tx, args, opts)
+}
+
+// InsertManyTx enqueues several jobs inside tx in one batch.
+func (j *Jobs) InsertManyTx(ctx context.Context, tx *sql.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+	return j.insert.InsertManyTx(ctx, tx, params)
+}
+
+// Insert enqueues a job in its own transaction. On SQLite never call it while
+// holding a transaction: the single connection would wait for itself.
+func (j *Jobs) Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return j.insert.Insert(ctx, args, opts)
+}
+
+// jobMetrics is River worker middleware that counts job outcomes by kind
+// and observes their duration.
+type jobMetrics struct {
+	river.MiddlewareDefaults
+	outcomes *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newJobMetrics(reg prometheus.Registerer) *jobMetrics {
+	m := &jobMetrics{
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_jobs_total",
+			Help: "Jobs worked, by kind and outcome (ok, error, cancelled, snoozed).",
+		}, []string{"kind", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "gateway_job_duration_seconds",
+			Help:    "Time spent working a job, by kind.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"kind"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.outcomes, m.duration)
+	}
+	return m
+}
+
+// Work implements rivertype.WorkerMiddleware.
+func (m *jobMetrics) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
+	start := time.Now()
+	err := doInner(ctx)
+	m.duration.WithLabelValues(job.Kind).Observe(time.Since(start).Seconds())
+	outcome := "ok"
+	var snooze *river.JobSnoozeError
+	var cancel *river.JobCancelError
+	switch {
+	case err == nil:
+	case errors.As(err, &snooze):
+		outcome = "snoozed"
+	case errors.As(err, &cancel):
+		outcome = "cancelled"
+	default:
+		outcome = "error"
+	}
+	m.outcomes.WithLabelValues(job.Kind, outcome).Inc()
+	return err
+}
+
+var _ rivertype.WorkerMiddleware = (*jobMetrics)(nil)

@@ -1,0 +1,214 @@
+// Package store opens the gateway database — an embedded SQLite file by
+// default, PostgreSQL when a postgres:// URL is configured — applies the
+// embedded migrations (the gateway's own and River's) and hands out the
+// *sql.DB that every repository of the gateway uses.
+//
+// Both databases are reached through database/sql, so application writes and
+// River job inserts share one *sql.Tx (see Jobs.InsertTx). Queries are written
+// with "?" placeholders; Rebind turns them into "$n" for PostgreSQL. Times are
+// stored as BIGINT unix microseconds so the same statements run on both.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Dialect names the SQL database behind a Store.
+type Dialect string
+
+// The supported dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Config says which database to open.
+type Config struct {
+	// URL is a postgres:// (or postgresql://) URL, a sqlite: path, or empty
+	// for the embedded default DataDir/gateway.db.
+	URL string
+	// DataDir holds the embedded SQLite file when URL is empty. Default "./data".
+	DataDir string
+	// MaxConns caps the PostgreSQL pool (default 20). SQLite always uses one
+	// connection, as River's SQLite driver requires.
+	MaxConns int32
+}
+
+// Store is an open gateway database.
+type Store struct {
+	db      *sql.DB
+	pool    *pgxpool.Pool // PostgreSQL only: River's native driver and LISTEN/NOTIFY
+	dialect Dialect
+	logger  *slog.Logger
+	// Location is a human-readable description of the database (file path or
+	// host/database), safe to log: it never contains a password.
+	Location string
+}
+
+// SQLiteDSN returns the connection string for an SQLite file with the
+// pragmas River and concurrent writers need (WAL, busy timeout, immediate
+// write transactions).
+func SQLiteDSN(path string) string {
+	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+}
+
+// Open opens (creating it when needed) the database named by cfg. It does
+// not migrate; call Migrate.
+func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case strings.HasPrefix(cfg.URL, "postgres://"), strings.HasPrefix(cfg.URL, "postgresql://"):
+		return openPostgres(ctx, cfg, logger)
+	case cfg.URL == "", strings.HasPrefix(cfg.URL, "sqlite:"), strings.HasPrefix(cfg.URL, "file:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(cfg.URL, "sqlite:"), "file:")
+		if path == "" {
+			dir := cfg.DataDir
+			if dir == "" {
+				dir = "data"
+			}
+			path = filepath.Join(dir, "gateway.db")
+		}
+		return openSQLite(ctx, path, logger)
+	default:
+		return nil, fmt.Errorf("store: unsupported database URL scheme (want postgres://, sqlite: or empty)")
+	}
+}
+
+func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: create data directory: %w", err)
+	}
+	db, err := sql.Open("sqlite", SQLiteDSN(path))
+	if err != nil {
+		return nil, fmt.Errorf("store: open sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open sqlite %s: %w", path, err)
+	}
+	return &Store{db: db, dialect: SQLite, logger: logger, Location: path}, nil
+}
+
+func openPostgres(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		// pgx echoes the URL (with password) in parse errors; do not wrap it.
+		return nil, errors.New("store: invalid PostgreSQL URL")
+	}
+	pcfg.MaxConns = cfg.MaxConns
+	if pcfg.MaxConns <= 0 {
+		pcfg.MaxConns = 20
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect postgres: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: connect postgres %s/%s: %w", pcfg.ConnConfig.Host, pcfg.ConnConfig.Database, err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	loc := fmt.Sprintf("postgres://%s:%d/%s", pcfg.ConnConfig.Host, pcfg.ConnConfig.Port, pcfg.ConnConfig.Database)
+	return &Store{db: db, pool: pool, dialect: Postgres, logger: logger, Location: loc}, nil
+}
+
+// DB returns the database handle. On SQLite it has exactly one connection:
+// never query DB while holding a transaction on it (use the *sql.Tx).
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Pool returns the PostgreSQL pool, or nil on SQLite.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Dialect reports which database this is.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// Rebind rewrites "?" placeholders to "$1", "$2", … on PostgreSQL. Question
+// marks inside single-quoted literals are left alone.
+func (s *Store) Rebind(query string) string { return Rebind(s.dialect, query) }
+
+// Rebind rewrites "?" placeholders for the dialect; see Store.Rebind.
+func Rebind(d Dialect, query string) string {
+	if d != Postgres || !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 8)
+	n, quoted := 0, false
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case c == '\'':
+			quoted = !quoted
+		case c == '?' && !quoted:
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// InTx runs fn in a transaction, committing when fn returns nil and rolling
+// back otherwise.
+func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation on
+// either database.
+func IsUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "SQLSTATE 23505") || strings.Contains(msg, "UNIQUE constraint failed") ||
+		strings.Contains(msg, "constraint failed: UNIQUE")
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Close closes the database.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	return err
+}
+
+// redactURL removes the password from a database URL for messages.

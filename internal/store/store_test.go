@@ -1,0 +1,292 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/spotlight/gateway/internal/store"
+	"github.com/spotlight/gateway/internal/store/storetest"
+)
+
+func TestRebind(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		dialect store.Dialect
+		in      string
+		want    string
+	}{
+		{store.SQLite, "SELECT ? , ?", "SELECT ? , ?"},
+		{store.Postgres, "SELECT ? , ?", "SELECT $1 , $2"},
+		{store.Postgres, "SELECT '?' , ?", "SELECT '?' , $1"},
+		{store.Postgres, "SELECT 1", "SELECT 1"},
+	}
+	for _, tt := range tests {
+		if got := store.Rebind(tt.dialect, tt.in); got != tt.want {
+			t.Errorf("Rebind(%s, %q) = %q, want %q", tt.dialect, tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestOpenRejectsUnknownScheme(t *testing.T) {
+	t.Parallel()
+	_, err := store.Open(t.Context(), store.Config{URL: "mysql://u:secret@h/db"}, nil)
+	if err == nil {
+		t.Fatal("Open(mysql://) succeeded, want error")
+	}
+	if got := err.Error(); contains(got, "secret") {
+		t.Errorf("error leaks the password: %q", got)
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
+
+func TestMigrateIsIdempotentAndChecked(t *testing.T) {
+	t.Parallel()
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		s, err := store.Open(t.Context(), store.Config{URL: "sqlite:" + filepath.Join(t.TempDir(), "g.db")}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		checkMigrateCycle(t, s)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		s, err := store.Open(t.Context(), store.Config{URL: storetest.PostgresURL(t)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		checkMigrateCycle(t, s)
+	})
+}
+
+func checkMigrateCycle(t *testing.T, s *store.Store) {
+	t.Helper()
+	ctx := t.Context()
+	if err := s.CheckMigrations(ctx); !errors.Is(err, store.ErrMigrationsPending) {
+		t.Fatalf("CheckMigrations before Migrate = %v, want ErrMigrationsPending", err)
+	}
+	applied, err := s.Migrate(ctx)
+	if err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	ms, _ := store.Migrations(s.Dialect())
+	if len(applied) <= len(ms) {
+		t.Fatalf("Migrate applied %v, want the %d gateway migrations plus River's", applied, len(ms))
+	}
+	if err := s.CheckMigrations(ctx); err != nil {
+		t.Fatalf("CheckMigrations after Migrate: %v", err)
+	}
+	again, err := s.Migrate(ctx)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second Migrate = %v, %v; want nothing applied", again, err)
+	}
+}
+
+func TestMigrationsMatchAcrossDialects(t *testing.T) {
+	t.Parallel()
+	lite, err := store.Migrations(store.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg, err := store.Migrations(store.Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lite) != len(pg) {
+		t.Fatalf("sqlite has %d migrations, postgres %d", len(lite), len(pg))
+	}
+	for i := range lite {
+		if lite[i].Name != pg[i].Name {
+			t.Errorf("migration %d: sqlite %q, postgres %q", i, lite[i].Name, pg[i].Name)
+		}
+	}
+}
+
+// countArgs is a job whose worker counts how often each id was worked.
+type countArgs struct {
+	ID int `json:"id"`
+}
+
+func (countArgs) Kind() string { return "test_count" }
+
+type countWorker struct {
+	river.WorkerDefaults[countArgs]
+	mu    sync.Mutex
+	seen  map[int]int
+	total int
+	done  chan struct{}
+	want  int
+}
+
+func (w *countWorker) Work(_ context.Context, job *river.Job[countArgs]) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seen[job.Args.ID]++
+	w.total++
+	if w.total == w.want {
+		close(w.done)
+	}
+	return nil
+}
+
+func newCountWorker(want int) *countWorker {
+	return &countWorker{seen: map[int]int{}, done: make(chan struct{}), want: want}
+}
+
+func TestInsertTxFollowsTheTransaction(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		if _, err := s.DB().ExecContext(ctx, `CREATE TABLE things (id BIGINT PRIMARY KEY)`); err != nil {
+			t.Fatal(err)
+		}
+		w := newCountWorker(1)
+		workers := river.NewWorkers()
+		river.AddWorker(workers, w)
+		jobs, err := store.NewJobs(s, store.JobsConfig{Workers: workers, Work: true, FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Rolled back: neither the row nor the job exists.
+		errBoom := errors.New("boom")
+		err = s.InTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, s.Rebind(`INSERT INTO things (id) VALUES (?)`), 1); err != nil {
+				return err
+			}
+			if _, err := jobs.InsertTx(ctx, tx, countArgs{ID: 1}, nil); err != nil {
+				return err
+			}
+			return errBoom
+		})
+		if !errors.Is(err, errBoom) {
+			t.Fatalf("InTx = %v, want boom", err)
+		}
+		// Committed: the row and the job exist, and the job runs.
+		err = s.InTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, s.Rebind(`INSERT INTO things (id) VALUES (?)`), 2); err != nil {
+				return err
+			}
+			_, err := jobs.InsertTx(ctx, tx, countArgs{ID: 2}, nil)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows int
+		if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM things`).Scan(&rows); err != nil || rows != 1 {
+			t.Fatalf("things rows = %d, %v; want 1", rows, err)
+		}
+		var queued int
+		if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM river_job`).Scan(&queued); err != nil || queued != 1 {
+			t.Fatalf("river_job rows = %d, %v; want 1", queued, err)
+		}
+		if err := jobs.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer jobs.Stop(context.WithoutCancel(ctx))
+		select {
+		case <-w.done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("committed job did not run")
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.seen[1] != 0 || w.seen[2] != 1 {
+			t.Fatalf("worked %v, want only id 2 once", w.seen)
+		}
+	})
+}
+
+// TestTwoClientsShareJobsExactlyOnce runs two job runners (as two replicas
+// would) on one PostgreSQL schema and checks that every job runs once.
+func TestTwoClientsShareJobsExactlyOnce(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	ctx := t.Context()
+	u := storetest.PostgresURL(t)
+	var replicas []*store.Store
+	for range 2 {
+		s, err := store.Open(ctx, store.Config{URL: u}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		// Both replicas migrate at start, as they do in production.
+		if _, err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		replicas = append(replicas, s)
+	}
+
+	shared := newCountWorker(n)
+	var perClient [2]int
+	var mu sync.Mutex
+	var runners []*store.Jobs
+	for i, s := range replicas {
+		workers := river.NewWorkers()
+		river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, job *river.Job[countArgs]) error {
+			mu.Lock()
+			perClient[i]++
+			mu.Unlock()
+			return shared.Work(ctx, job)
+		}))
+		j, err := store.NewJobs(s, store.JobsConfig{Workers: workers, Work: true, MaxWorkers: 10, ID: fmt.Sprintf("replica-%d", i), FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runners = append(runners, j)
+	}
+	params := make([]river.InsertManyParams, n)
+	for i := range params {
+		params[i] = river.InsertManyParams{Args: countArgs{ID: i}}
+	}
+	if err := replicas[0].InTx(ctx, func(tx *sql.Tx) error {
+		_, err := runners[0].InsertManyTx(ctx, tx, params)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range runners {
+		if err := j.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer j.Stop(context.WithoutCancel(ctx))
+	}
+	select {
+	case <-shared.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("only %d of %d jobs ran", shared.total, n)
+	}
+	// Give a duplicate run a moment to show itself before counting.
+	time.Sleep(200 * time.Millisecond)
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	for id := range n {
+		if shared.seen[id] != 1 {
+			t.Errorf("job %d ran %d times, want 1", id, shared.seen[id])
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if perClient[0] == 0 || perClient[1] == 0 {
+		t.Logf("work split %v (one replica took everything; allowed, but unusual)", perClient)
+	}
+}
