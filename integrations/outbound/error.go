@@ -123,7 +123,8 @@ func ClassifyStatus(status int) Class {
 }
 
 // ParseRetryAfter returns the wait the Retry-After header asks for, given in
-// delay-seconds or as an HTTP date relative to now. It returns 0 when the
+// delay-seconds or as an HTTP date (or, as Zoom's daily limits send it, an
+// RFC 3339 instant) relative to now. It returns 0 when the
 // header is absent, malformed or in the past.
 func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 	v := strings.TrimSpace(h.Get("Retry-After"))
@@ -141,7 +142,10 @@ func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 	}
 	t, err := http.ParseTime(v)
 	if err != nil {
-		return 0
+		// Zoom's daily limits send an ISO 8601 instant ("2020-05-31T00:00:00Z").
+		if t, err = time.Parse(time.RFC3339, v); err != nil {
+			return 0
+		}
 	}
 	if d := t.Sub(now); d > 0 {
 		return d

@@ -681,6 +681,7 @@ func TestParseRetryAfter(t *testing.T) {
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
 		{now.Add(time.Hour).Format(time.RFC850), time.Hour},
+		{"2026-11-26T00:00:00Z", 14 * time.Hour},
 	}
 	for _, tt := range tests {
 		h := http.Header{}
