@@ -1,0 +1,423 @@
+// Package config reads the gateway's one Config from GATEWAY_* environment
+// variables (and SENTRY_DSN, AWS_REGION), applies defaults, and validates it
+// in one place. A wrong or missing value yields an error that names the
+// variable. Vars lists every variable with its default for `gateway serve
+// --help`.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environments.
+const (
+	EnvDevelopment = "development"
+	EnvProduction  = "production"
+)
+
+// Auth modes.
+const (
+	AuthDev     = "dev"
+	AuthCognito = "cognito"
+)
+
+// Provider modes.
+const (
+	ProvidersSandbox = "sandbox"
+	ProvidersLive    = "live"
+)
+
+// Secret store backends.
+const (
+	SecretsLocal = "local"
+	SecretsSSM   = "ssm"
+)
+
+// Config is the whole configuration of the gateway.
+type Config struct {
+	// Env is "development" or "production"; production refuses dev auth and sandbox providers.
+	Env string
+	// Addr is the listen address.
+	Addr string
+	// PublicURL is the externally visible base URL (OAuth callbacks, links in
+	// calendar events and Jira issues). Defaults to http://Addr.
+	PublicURL string
+	// DataDir holds the embedded database, the dev signing key and the local secret key file.
+	DataDir string
+	// DatabaseURL is a postgres:// URL; empty selects the embedded SQLite file in DataDir.
+	DatabaseURL string
+	// LogLevel is the minimum level logged.
+	LogLevel slog.Level
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration
+
+	Auth      Auth
+	Providers string
+	Secrets   Secrets
+	Sentry    Sentry
+	Jobs      Jobs
+	Booking   Booking
+	CalDAV    CalDAV
+	Zoom      Zoom
+	Google    Google
+	Jira      Jira
+	Webhooks  Webhooks
+}
+
+// Auth configures request authentication.
+type Auth struct {
+	// Mode is "dev" (the gateway mints and verifies its own tokens) or "cognito".
+	Mode string
+	// CognitoRegion and CognitoUserPoolID name the user pool.
+	CognitoRegion     string
+	CognitoUserPoolID string
+	// ClientIDs is the allowlist of app client ids (the access token's client_id).
+	ClientIDs []string
+	// JWKSURL overrides the pool's JWKS URL (tests).
+	JWKSURL string
+	// Leeway tolerates clock skew on exp/nbf/iat.
+	Leeway time.Duration
+}
+
+// Issuer returns the Cognito issuer URL for the configured pool.
+func (a Auth) Issuer() string {
+	return fmt.Sprintf("https://cognito-idp.%s.amazonaws.com/%s", a.CognitoRegion, a.CognitoUserPoolID)
+}
+
+// Secrets configures the secret store.
+type Secrets struct {
+	// Backend is "local" (encrypted rows in the gateway database) or "ssm".
+	Backend string
+	// Key is the base64 AES-256 key of the local backend; empty uses DataDir/secret.key.
+	Key string
+	// Prefix is the first path segment of every parameter.
+	Prefix string
+	// SSMEndpoint overrides the SSM endpoint (tests).
+	SSMEndpoint string
+	// KMSKeyID encrypts SecureStrings with a customer key; empty uses the AWS managed key.
+	KMSKeyID string
+	// Tier is "Standard" or "Advanced".
+	Tier string
+	// AWSRegion is the region of SSM.
+	AWSRegion string
+}
+
+// Sentry configures error reporting.
+type Sentry struct {
+	DSN         string
+	Environment string
+	Release     string
+}
+
+// Jobs configures the durable job runner.
+type Jobs struct {
+	// Workers is the number of jobs worked at once by this replica.
+	Workers int
+}
+
+// Booking configures the booking flow.
+type Booking struct {
+	// SyncTimeout is how long POST /v1/bookings waits for the required steps.
+	SyncTimeout time.Duration
+}
+
+// CalDAV configures CalDAV connections.
+type CalDAV struct {
+	// AllowPrivate permits CalDAV servers on loopback/private addresses (tests, sandbox).
+	AllowPrivate bool
+	// PollInterval is how often connected CalDAV calendars are synced.
+	PollInterval time.Duration
+}
+
+// Zoom configures the Zoom API endpoints (sandbox mode overrides them).
+type Zoom struct {
+	APIURL   string
+	OAuthURL string
+}
+
+// Google configures Google OAuth and Calendar endpoints.
+type Google struct {
+	// ClientID is the OAuth client id; the client secret lives in the secret store.
+	ClientID string
+	AuthURL  string
+	TokenURL string
+	APIURL   string
+}
+
+// Jira configures the Jira site and project used for booking issues.
+type Jira struct {
+	SiteURL      string
+	ProjectKey   string
+	IssueType    string
+	CancelStatus string
+	// BookingField is an optional custom field id (customfield_NNNNN) holding the booking id.
+	BookingField string
+}
+
+// Webhooks configures inbound webhook intake.
+type Webhooks struct {
+	// MaxBody is the largest accepted delivery in bytes.
+	MaxBody int64
+}
+
+// Var documents one environment variable.
+type Var struct {
+	Name    string
+	Default string
+	Help    string
+	set     func(c *Config, v string) error
+}
+
+// Vars returns every variable Load reads, in help order.
+func Vars() []Var { return vars }
+
+var vars = []Var{
+	{"GATEWAY_ENV", EnvDevelopment, "development or production (production refuses dev auth and sandbox providers)", oneOf(func(c *Config) *string { return &c.Env }, EnvDevelopment, EnvProduction)},
+	{"GATEWAY_ADDR", "127.0.0.1:8080", "listen address (the container image sets :8080)", hostPort(func(c *Config) *string { return &c.Addr })},
+	{"GATEWAY_PUBLIC_URL", "", "external base URL for callbacks and links (default http://GATEWAY_ADDR)", absURL(func(c *Config) *string { return &c.PublicURL })},
+	{"GATEWAY_DATA_DIR", "./data", "folder for the embedded database, dev signing key and local secret key", str(func(c *Config) *string { return &c.DataDir })},
+	{"GATEWAY_DATABASE_URL", "", "postgres://… for PostgreSQL; empty for the embedded SQLite file in GATEWAY_DATA_DIR", dbURL},
+	{"GATEWAY_LOG_LEVEL", "info", "debug, info, warn or error", logLevel},
+	{"GATEWAY_SHUTDOWN_TIMEOUT", "25s", "time to finish in-flight requests and running jobs on SIGTERM", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"GATEWAY_AUTH_MODE", AuthDev, "dev (self-issued tokens, `gateway token`) or cognito", oneOf(func(c *Config) *string { return &c.Auth.Mode }, AuthDev, AuthCognito)},
+	{"GATEWAY_COGNITO_REGION", "", "Cognito user pool region (cognito mode)", str(func(c *Config) *string { return &c.Auth.CognitoRegion })},
+	{"GATEWAY_COGNITO_USER_POOL_ID", "", "Cognito user pool id (cognito mode)", str(func(c *Config) *string { return &c.Auth.CognitoUserPoolID })},
+	{"GATEWAY_COGNITO_CLIENT_IDS", "", "comma-separated app client ids allowed (cognito mode)", list(func(c *Config) *[]string { return &c.Auth.ClientIDs })},
+	{"GATEWAY_COGNITO_JWKS_URL", "", "override of the pool's JWKS URL", absURL(func(c *Config) *string { return &c.Auth.JWKSURL })},
+	{"GATEWAY_AUTH_LEEWAY", "30s", "clock skew tolerated on exp/nbf/iat", duration(func(c *Config) *time.Duration { return &c.Auth.Leeway })},
+	{"GATEWAY_PROVIDERS", ProvidersSandbox, "sandbox (in-process simulators) or live (real Zoom, Google, Jira, CalDAV)", oneOf(func(c *Config) *string { return &c.Providers }, ProvidersSandbox, ProvidersLive)},
+	{"GATEWAY_SECRETS_BACKEND", SecretsLocal, "local (AES-GCM rows in the database) or ssm", oneOf(func(c *Config) *string { return &c.Secrets.Backend }, SecretsLocal, SecretsSSM)},
+	{"GATEWAY_SECRET_KEY", "", "base64 32-byte key of the local secret store (default: GATEWAY_DATA_DIR/secret.key, created 0600)", str(func(c *Config) *string { return &c.Secrets.Key })},
+	{"GATEWAY_SSM_PREFIX", "spotlight", "first segment of SSM parameter paths /{prefix}/{env}/…", str(func(c *Config) *string { return &c.Secrets.Prefix })},
+	{"GATEWAY_SSM_ENDPOINT", "", "override of the SSM endpoint URL", absURL(func(c *Config) *string { return &c.Secrets.SSMEndpoint })},
+	{"GATEWAY_SSM_KMS_KEY_ID", "", "KMS key for SecureString parameters (default: the AWS managed key)", str(func(c *Config) *string { return &c.Secrets.KMSKeyID })},
+	{"GATEWAY_SSM_TIER", "Standard", "Standard or Advanced (values over 4 KB need Advanced)", oneOf(func(c *Config) *string { return &c.Secrets.Tier }, "Standard", "Advanced")},
+	{"AWS_REGION", "", "AWS region of SSM (ssm backend)", str(func(c *Config) *string { return &c.Secrets.AWSRegion })},
+	{"SENTRY_DSN", "", "Sentry DSN; empty disables error reporting", str(func(c *Config) *string { return &c.Sentry.DSN })},
+	{"SENTRY_ENVIRONMENT", "", "Sentry environment (default GATEWAY_ENV)", str(func(c *Config) *string { return &c.Sentry.Environment })},
+	{"SENTRY_RELEASE", "", "Sentry release name", str(func(c *Config) *string { return &c.Sentry.Release })},
+	{"GATEWAY_JOB_WORKERS", "50", "jobs worked at once by this replica", positive(func(c *Config) *int { return &c.Jobs.Workers })},
+	{"GATEWAY_BOOKING_SYNC_TIMEOUT", "8s", "how long POST /v1/bookings waits before answering 202", duration(func(c *Config) *time.Duration { return &c.Booking.SyncTimeout })},
+	{"GATEWAY_CALDAV_ALLOW_PRIVATE", "false", "allow CalDAV servers on loopback/private addresses (tests only)", boolean(func(c *Config) *bool { return &c.CalDAV.AllowPrivate })},
+	{"GATEWAY_CALDAV_POLL_INTERVAL", "5m", "how often connected CalDAV calendars are synced", duration(func(c *Config) *time.Duration { return &c.CalDAV.PollInterval })},
+	{"GATEWAY_ZOOM_API_URL", "https://api.zoom.us", "Zoom REST API base URL", absURL(func(c *Config) *string { return &c.Zoom.APIURL })},
+	{"GATEWAY_ZOOM_OAUTH_URL", "https://zoom.us", "Zoom OAuth base URL", absURL(func(c *Config) *string { return &c.Zoom.OAuthURL })},
+	{"GATEWAY_GOOGLE_CLIENT_ID", "", "Google OAuth client id (the secret is in the secret store)", str(func(c *Config) *string { return &c.Google.ClientID })},
+	{"GATEWAY_GOOGLE_AUTH_URL", "https://accounts.google.com/o/oauth2/auth", "Google OAuth authorization endpoint", absURL(func(c *Config) *string { return &c.Google.AuthURL })},
+	{"GATEWAY_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token", "Google OAuth token endpoint", absURL(func(c *Config) *string { return &c.Google.TokenURL })},
+	{"GATEWAY_GOOGLE_API_URL", "https://www.googleapis.com/", "Google APIs base URL", absURL(func(c *Config) *string { return &c.Google.APIURL })},
+	{"GATEWAY_JIRA_SITE_URL", "", "Jira Cloud site, e.g. https://example.atlassian.net", absURL(func(c *Config) *string { return &c.Jira.SiteURL })},
+	{"GATEWAY_JIRA_PROJECT_KEY", "MENTOR", "Jira project for booking issues", str(func(c *Config) *string { return &c.Jira.ProjectKey })},
+	{"GATEWAY_JIRA_ISSUE_TYPE", "Task", "Jira issue type for booking issues", str(func(c *Config) *string { return &c.Jira.IssueType })},
+	{"GATEWAY_JIRA_CANCEL_STATUS", "Cancelled", "Jira status that cancels the booking when set by a person", str(func(c *Config) *string { return &c.Jira.CancelStatus })},
+	{"GATEWAY_JIRA_BOOKING_FIELD", "", "optional custom field id (customfield_NNNNN) holding the booking id", str(func(c *Config) *string { return &c.Jira.BookingField })},
+	{"GATEWAY_WEBHOOK_MAX_BODY", "262144", "largest accepted webhook delivery in bytes", positive(func(c *Config) *int64 { return &c.Webhooks.MaxBody })},
+}
+
+// Load reads the configuration through getenv (os.Getenv in main), applies
+// defaults and validates it. The error lists every problem, each naming its
+// variable.
+func Load(getenv func(string) string) (Config, error) {
+	var c Config
+	var errs []error
+	for _, v := range vars {
+		val := strings.TrimSpace(getenv(v.Name))
+		if val == "" {
+			val = v.Default
+		}
+		if err := v.set(&c, val); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", v.Name, err))
+		}
+	}
+	if len(errs) == 0 {
+		errs = append(errs, c.validate()...)
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// validate checks rules that span several variables.
+func (c *Config) validate() []error {
+	var errs []error
+	prod := c.Env == EnvProduction
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + publicHost(c.Addr)
+	}
+	if c.Sentry.Environment == "" {
+		c.Sentry.Environment = c.Env
+	}
+	if prod && c.Auth.Mode == AuthDev {
+		errs = append(errs, errors.New("GATEWAY_AUTH_MODE: dev auth is refused when GATEWAY_ENV=production; set cognito"))
+	}
+	if prod && c.Providers == ProvidersSandbox {
+		errs = append(errs, errors.New("GATEWAY_PROVIDERS: sandbox providers are refused when GATEWAY_ENV=production; set live"))
+	}
+	if prod && c.CalDAV.AllowPrivate {
+		errs = append(errs, errors.New("GATEWAY_CALDAV_ALLOW_PRIVATE: must be false when GATEWAY_ENV=production"))
+	}
+	if c.Auth.Mode == AuthCognito {
+		if c.Auth.CognitoRegion == "" {
+			errs = append(errs, errors.New("GATEWAY_COGNITO_REGION: required when GATEWAY_AUTH_MODE=cognito"))
+		}
+		if c.Auth.CognitoUserPoolID == "" {
+			errs = append(errs, errors.New("GATEWAY_COGNITO_USER_POOL_ID: required when GATEWAY_AUTH_MODE=cognito"))
+		}
+		if len(c.Auth.ClientIDs) == 0 {
+			errs = append(errs, errors.New("GATEWAY_COGNITO_CLIENT_IDS: required when GATEWAY_AUTH_MODE=cognito"))
+		}
+	}
+	if c.Secrets.Backend == SecretsSSM && c.Secrets.AWSRegion == "" {
+		errs = append(errs, errors.New("AWS_REGION: required when GATEWAY_SECRETS_BACKEND=ssm"))
+	}
+	if c.Secrets.Key != "" {
+		if n := base64Len(c.Secrets.Key); n != 32 {
+			errs = append(errs, fmt.Errorf("GATEWAY_SECRET_KEY: must be base64 of 32 bytes (got %d bytes)", n))
+		}
+	}
+	if prod && c.Providers == ProvidersLive && c.Jira.SiteURL == "" {
+		errs = append(errs, errors.New("GATEWAY_JIRA_SITE_URL: required with live providers in production"))
+	}
+	return errs
+}
+
+// Sandbox reports whether providers are the in-process simulators.
+func (c Config) Sandbox() bool { return c.Providers == ProvidersSandbox }
+
+// publicHost turns a listen address into a host a browser can reach.
+func publicHost(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func str(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *field(c) = v; return nil }
+}
+
+func oneOf(field func(*Config) *string, allowed ...string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		for _, a := range allowed {
+			if strings.EqualFold(v, a) {
+				*field(c) = a
+				return nil
+			}
+		}
+		return fmt.Errorf("%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+}
+
+func hostPort(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+			return fmt.Errorf("%q is not host:port (e.g. 127.0.0.1:8080 or :8080)", v)
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+func absURL(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v == "" {
+			*field(c) = ""
+			return nil
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%q is not an absolute http(s) URL", v)
+		}
+		*field(c) = strings.TrimRight(v, "/") + trailingSlash(v)
+		return nil
+	}
+}
+
+// trailingSlash keeps a trailing slash the operator wrote (Google's API base needs it).
+func trailingSlash(v string) string {
+	if strings.HasSuffix(v, "/") {
+		return "/"
+	}
+	return ""
+}
+
+func dbURL(c *Config, v string) error {
+	if v != "" && !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") && !strings.HasPrefix(v, "sqlite:") {
+		return errors.New("must start with postgres://, postgresql:// or sqlite: (or be empty for the embedded database)")
+	}
+	c.DatabaseURL = v
+	return nil
+}
+
+func logLevel(c *Config, v string) error {
+	return c.LogLevel.UnmarshalText([]byte(v))
+}
+
+func duration(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%q is not a positive duration (e.g. 30s, 5m)", v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// positive parses a positive integer into an int or int64 field.
+func positive[T int | int64](field func(*Config) *T) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("%q is not a positive integer", v)
+		}
+		*field(c) = T(n)
+		return nil
+	}
+}
+
+// base64Len returns the decoded length of a standard base64 string, or -1.
+func base64Len(v string) int {
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return -1
+	}
+	return len(b)
+}
+
+func boolean(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*field(c) = b
+		return nil
+	}
+}
+
+func list(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var out []string
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+		*field(c) = out
+		return nil
+	}
+}
