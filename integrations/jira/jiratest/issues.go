@@ -154,7 +154,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any, strict bool) bool {
 }
 
 type editRequest struct {
-	Fields map[string]json.RawMessage       `json:"fields"`
+	Fields map[string]json.RawMessage              `json:"fields"`
 	Update map[string][]map[string]json.RawMessage `json:"update"`
 }
 
