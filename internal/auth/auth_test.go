@@ -1,0 +1,341 @@
+package auth_test
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/spotlight/gateway/internal/auth"
+)
+
+const (
+	issuer   = "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_TEST"
+	clientID = "app-client-1"
+)
+
+var (
+	keyOnce sync.Once
+	key1    *rsa.PrivateKey
+	key2    *rsa.PrivateKey
+)
+
+func keys(t testing.TB) (*rsa.PrivateKey, *rsa.PrivateKey) {
+	t.Helper()
+	keyOnce.Do(func() {
+		var err error
+		if key1, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+		if key2, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			panic(err)
+		}
+	})
+	return key1, key2
+}
+
+// jwksServer is a stand-in for Cognito's JWKS endpoint over real HTTP.
+type jwksServer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	keys    map[string]*rsa.PublicKey
+	down    atomic.Bool
+	fetches atomic.Int32
+}
+
+func newJWKSServer(t *testing.T, keys map[string]*rsa.PublicKey) *jwksServer {
+	s := &jwksServer{keys: keys}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.fetches.Add(1)
+		if s.down.Load() {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(auth.MarshalJWKS(s.keys))
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *jwksServer) setKeys(keys map[string]*rsa.PublicKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keys = keys
+}
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func newVerifier(t *testing.T, srv *jwksServer, clk *clock) *auth.Verifier {
+	t.Helper()
+	v, err := auth.NewVerifier(auth.VerifierConfig{
+		Issuer:    issuer,
+		ClientIDs: []string{clientID},
+		JWKS:      auth.HTTPJWKS(srv.Client(), srv.URL+"/.well-known/jwks.json"),
+		Leeway:    30 * time.Second,
+		Now:       clk.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// accessClaims returns valid Cognito access-token claims at t0.
+func accessClaims() jwt.MapClaims {
+	return jwt.MapClaims{
+		"iss": issuer, "sub": "user-123", "client_id": clientID, "token_use": "access",
+		"iat": t0.Unix(), "nbf": t0.Unix(), "exp": t0.Add(time.Hour).Unix(),
+		"cognito:groups": []string{"mentor"}, "scope": "aws.cognito.signin.user.admin", "username": "ada",
+	}
+}
+
+func sign(t *testing.T, key *rsa.PrivateKey, kid string, c jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestVerifyAcceptsValidAccessToken(t *testing.T) {
+	t.Parallel()
+	k1, _ := keys(t)
+	srv := newJWKSServer(t, map[string]*rsa.PublicKey{"k1": &k1.PublicKey})
+	v := newVerifier(t, srv, &clock{now: t0})
+	p, err := v.Verify(t.Context(), sign(t, k1, "k1", accessClaims()))
+	if err != nil {
+		t.Fatalf("Verify(valid) = %v", err)
+	}
+	if p.Subject != "user-123" || p.ClientID != clientID || !p.Has(auth.RoleMentor) || p.Has(auth.RoleAdmin) || p.Username != "ada" {
+		t.Errorf("principal = %+v", p)
+	}
+}
+
+func TestVerifyMachineClient(t *testing.T) {
+	t.Parallel()
+	k1, _ := keys(t)
+	srv := newJWKSServer(t, map[string]*rsa.PublicKey{"k1": &k1.PublicKey})
+	v := newVerifier(t, srv, &clock{now: t0})
+	c := accessClaims()
+	c["sub"] = clientID
+	delete(c, "cognito:groups")
+	c["scope"] = "gateway/bookings.write gateway/bookings.read"
+	p, err := v.Verify(t.Context(), sign(t, k1, "k1", c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.IsService() || !p.HasScope("gateway/bookings.write") || p.Has(auth.RoleMentor) {
+		t.Errorf("principal = %+v", p)
+	}
+}
+
+// TestVerifyRejectsAttacks is the attack set: each token must be refused
+// with ErrInvalidToken.
+func TestVerifyRejectsAttacks(t *testing.T) {
+	t.Parallel()
+	k1, k2 := keys(t)
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: must(x509.MarshalPKIXPublicKey(&k1.PublicKey))})
+	with := func(mod func(jwt.MapClaims)) string {
+		c := accessClaims()
+		mod(c)
+		return sign(t, k1, "k1", c)
+	}
+	valid := sign(t, k1, "k1", accessClaims())
+	parts := strings.Split(valid, ".")
+
+	tests := []struct {
+		name  string
+		token string
+	}{
+		{"expired", with(func(c jwt.MapClaims) { c["exp"] = t0.Add(-time.Minute).Unix(); c["iat"] = t0.Add(-time.Hour).Unix() })},
+		{"no exp", with(func(c jwt.MapClaims) { delete(c, "exp") })},
+		{"not yet valid", with(func(c jwt.MapClaims) { c["nbf"] = t0.Add(5 * time.Minute).Unix() })},
+		{"issued in the future", with(func(c jwt.MapClaims) { c["iat"] = t0.Add(5 * time.Minute).Unix() })},
+		{"wrong iss", with(func(c jwt.MapClaims) { c["iss"] = "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_OTHER" })},
+		{"client_id not allowed", with(func(c jwt.MapClaims) { c["client_id"] = "someone-else" })},
+		{"no client_id, aud instead", with(func(c jwt.MapClaims) { delete(c, "client_id"); c["aud"] = clientID })},
+		{"id token", with(func(c jwt.MapClaims) { c["token_use"] = "id" })},
+		{"no sub", with(func(c jwt.MapClaims) { delete(c, "sub") })},
+		{"alg none", func() string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodNone, accessClaims())
+			tok.Header["kid"] = "k1"
+			s, _ := tok.SignedString(jwt.UnsafeAllowNoneSignatureType)
+			return s
+		}()},
+		{"HS256 with the public key as secret", func() string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodHS256, accessClaims())
+			tok.Header["kid"] = "k1"
+			s, _ := tok.SignedString(pubPEM)
+			return s
+		}()},
+		{"unknown kid", sign(t, k2, "k-unknown", accessClaims())},
+		{"known kid, other key", sign(t, k2, "k1", accessClaims())},
+		{"no kid", func() string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodRS256, accessClaims())
+			s, _ := tok.SignedString(k1)
+			return s
+		}()},
+		{"tampered payload", func() string {
+			c := accessClaims()
+			c["cognito:groups"] = []string{"admin"}
+			b, _ := json.Marshal(c)
+			return parts[0] + "." + base64.RawURLEncoding.EncodeToString(b) + "." + parts[2]
+		}()},
+		{"tampered signature", parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))},
+		{"garbled", "not.a.jwt"},
+		{"two parts", parts[0] + "." + parts[1]},
+		{"garbage header", "%%%." + parts[1] + "." + parts[2]},
+	}
+	srv := newJWKSServer(t, map[string]*rsa.PublicKey{"k1": &k1.PublicKey})
+	v := newVerifier(t, srv, &clock{now: t0})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := v.Verify(t.Context(), tt.token)
+			if !errors.Is(err, auth.ErrInvalidToken) {
+				t.Fatalf("Verify = %+v, %v; want ErrInvalidToken", p, err)
+			}
+		})
+	}
+	if _, err := v.Verify(t.Context(), ""); !errors.Is(err, auth.ErrNoToken) {
+		t.Errorf("Verify(\"\") = %v, want ErrNoToken", err)
+	}
+}
+
+func TestLeewayToleratesSmallSkew(t *testing.T) {
+	t.Parallel()
+	k1, _ := keys(t)
+	srv := newJWKSServer(t, map[string]*rsa.PublicKey{"k1": &k1.PublicKey})
+	clk := &clock{now: t0.Add(time.Hour + 10*time.Second)} // 10 s after exp
+	v := newVerifier(t, srv, clk)
+	if _, err := v.Verify(t.Context(), sign(t, k1, "k1", accessClaims())); err != nil {
+		t.Fatalf("token 10s past exp with 30s leeway: %v", err)
+	}
+	clk.Add(time.Minute)
+	if _, err := v.Verify(t.Context(), sign(t, k1, "k1", accessClaims())); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("token 70s past exp: %v, want ErrInvalidToken", err)
+	}
+}
+
+func TestJWKSDownKeepsLastGoodKeys(t *testing.T) {
+	t.Parallel()
+	k1, _ := keys(t)
+	srv := newJWKSServer(t, map[string]*rsa.PublicKey{"k1": &k1.PublicKey})
+	clk := &clock{now: t0}
+	v := newVerifier(t, srv, clk)
+	tok := sign(t, k1, "k1", accessClaims())
+	if _, err := v.Verify(t.Context(), tok); err != nil {
+		t.Fatal(err)
+	}
+	srv.down.Store(true)
+	clk.Add(10 * time.Minute)
+	c := accessClaims()
+	c["iat"], c["nbf"], c["exp"] = clk.Now().Unix(), clk.Now().Unix(), clk.Now().Add(time.Hour).Unix()
+	if _, err := v.Verify(t.Context(), sign(t, k1, "k1", c)); err != nil {
+		t.Fatalf("valid token while JWKS is down: %v", err)
+	}
+	// An unknown kid while down triggers a fetch, which fails, and the old keys stay.
+	if _, err := v.Verify(t.Context(), sign(t, k1, "k-new", c)); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("unknown kid while JWKS down: %v", err)
+	}
+	if _, err := v.Verify(t.Context(), sign(t, k1, "k1", c)); err != nil {
+		t.Fatalf("known kid after a failed refetch: %v", err)
+	}
+}
+
+func TestUnknownKidRefetchIsRateLimited(t *testing.T) {
+	t.Parallel()
+	k1, k2 := keys(t)
+	srv := newJWKSServer(t, map[string]*rsa.PublicKey{"k1": &k1.PublicKey})
+	clk := &clock{now: t0}
+	v := newVerifier(t, srv, clk)
+	if _, err := v.Verify(t.Context(), sign(t, k1, "k1", accessClaims())); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		v.Verify(t.Context(), sign(t, k2, "k2", accessClaims()))
+	}
+	if got := srv.fetches.Load(); got != 1 {
+		t.Fatalf("JWKS fetched %d times within a minute, want 1", got)
+	}
+	// Key rotation: k2 is published; after the interval it is picked up.
+	srv.setKeys(map[string]*rsa.PublicKey{"k1": &k1.PublicKey, "k2": &k2.PublicKey})
+	clk.Add(61 * time.Second)
+	c := accessClaims()
+	c["iat"], c["nbf"], c["exp"] = clk.Now().Unix(), clk.Now().Unix(), clk.Now().Add(time.Hour).Unix()
+	if _, err := v.Verify(t.Context(), sign(t, k2, "k2", c)); err != nil {
+		t.Fatalf("rotated key after refetch interval: %v", err)
+	}
+	if got := srv.fetches.Load(); got != 2 {
+		t.Fatalf("JWKS fetched %d times, want 2", got)
+	}
+}
+
+func TestDevIssuerGoesThroughTheVerifier(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	d, err := auth.LoadOrCreateDevIssuer(dir, "http://127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second load (the `gateway token` command) shares the key.
+	d2, err := auth.LoadOrCreateDevIssuer(dir, "http://127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.KeyID() != d2.KeyID() {
+		t.Fatalf("key ids differ: %s vs %s", d.KeyID(), d2.KeyID())
+	}
+	v, err := auth.NewVerifier(auth.VerifierConfig{Issuer: d.Issuer(), ClientIDs: []string{auth.DevClientID}, JWKS: d.Fetcher()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := d2.Mint(auth.TokenRequest{Subject: "alice", Groups: []string{"candidate", "Admin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := v.Verify(t.Context(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Subject != "alice" || !p.Has(auth.RoleCandidate) || !p.IsAdmin() {
+		t.Errorf("principal = %+v", p)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
