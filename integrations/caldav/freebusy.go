@@ -1,0 +1,295 @@
+package caldav
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-ical"
+	"github.com/emersion/go-webdav"
+	webdavcaldav "github.com/emersion/go-webdav/caldav"
+	"github.com/teambition/rrule-go"
+
+	"github.com/spotlight/gateway/integrations/calendar"
+	"github.com/spotlight/gateway/integrations/outbound"
+)
+
+// maxOccurrences bounds the expansion of one recurring event in one query.
+const maxOccurrences = 5000
+
+// FreeBusy implements calendar.Calendar with a calendar-query REPORT
+// (RFC 4791 section 7.8) filtered to VEVENTs overlapping [from, to). The
+// server's filter only selects objects; recurring events are expanded here
+// (RRULE, RDATE, EXDATE, overridden instances by RECURRENCE-ID), cancelled
+// and transparent events are skipped, and the intervals are clipped to
+// [from, to), merged and sorted.
+func (c *Client) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.Busy, error) {
+	const op = "free_busy"
+	if !to.After(from) {
+		return nil, fmt.Errorf("caldav: %s: empty range %s – %s", op, from, to)
+	}
+	capture := &captureClient{hc: c.hc, user: c.username, pass: c.password}
+	dav, err := webdavcaldav.NewClient(capture, c.calURL.String())
+	if err != nil {
+		return nil, fmt.Errorf("caldav: %s: %w", op, err)
+	}
+	ctx = outbound.WithRetrySafe(outbound.WithOperation(ctx, op))
+	objs, err := dav.QueryCalendar(ctx, c.calURL.Path, &webdavcaldav.CalendarQuery{
+		CompRequest: webdavcaldav.CalendarCompRequest{Name: ical.CompCalendar, AllProps: true, AllComps: true},
+		CompFilter: webdavcaldav.CompFilter{
+			Name:  ical.CompCalendar,
+			Comps: []webdavcaldav.CompFilter{{Name: ical.CompEvent, Start: from.UTC(), End: to.UTC()}},
+		},
+	})
+	if err != nil {
+		if r := capture.failed(); r != nil {
+			return nil, statusError(op, r)
+		}
+		var oe *outbound.Error
+		if errors.As(err, &oe) {
+			return nil, fmt.Errorf("caldav: %s: %w", op, err)
+		}
+		return nil, fmt.Errorf("caldav: %s: %w", op, &outbound.Error{Provider: provider, Operation: op, Class: outbound.Permanent, Err: err})
+	}
+	var busy []calendar.Busy
+	for _, o := range objs {
+		bs, err := Expand(o.Data, from, to, c.defLoc)
+		if err != nil {
+			// One malformed object from another client must not hide the rest.
+			c.logger.WarnContext(ctx, "caldav: skipping unreadable calendar object",
+				slog.String("provider", provider), slog.String("path", o.Path), slog.String("error", err.Error()))
+			continue
+		}
+		busy = append(busy, bs...)
+	}
+	return mergeBusy(busy), nil
+}
+
+// captureClient adds Basic auth and remembers the first error response,
+// which go-webdav's client otherwise turns into an error without a status
+// callers can inspect.
+type captureClient struct {
+	hc         webdav.HTTPClient
+	user, pass string
+	mu         sync.Mutex
+	resp       *response
+}
+
+func (cc *captureClient) Do(req *http.Request) (*http.Response, error) {
+	req.SetBasicAuth(cc.user, cc.pass)
+	resp, err := cc.hc.Do(req)
+	if err == nil && resp.StatusCode >= 300 {
+		cc.mu.Lock()
+		if cc.resp == nil {
+			cc.resp = &response{status: resp.StatusCode, header: resp.Header, raw: resp}
+		}
+		cc.mu.Unlock()
+	}
+	return resp, err
+}
+
+func (cc *captureClient) failed() *response {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.resp
+}
+
+// Expand returns the busy intervals of the events in one calendar object
+// that overlap [from, to), clipped to it and not merged. Recurring events
+// are expanded in their own time zone (wall-clock times are kept across DST
+// changes); EXDATE, RDATE and overridden instances (RECURRENCE-ID) are
+// honoured; CANCELLED and TRANSPARENT events are not busy. Floating and
+// all-day times are read in def. The in-memory server in caldavtest uses it
+// for its time-range filter.
+func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calendar.Busy, error) {
+	if def == nil {
+		def = time.UTC
+	}
+	var master *ical.Component
+	var overrides []*ical.Component
+	for _, comp := range cal.Children {
+		if comp.Name != ical.CompEvent {
+			continue
+		}
+		if comp.Props.Get(ical.PropRecurrenceID) != nil {
+			overrides = append(overrides, comp)
+		} else if master == nil {
+			master = comp
+		}
+	}
+	var out []calendar.Busy
+	add := func(s, e time.Time) {
+		if !e.After(s) {
+			return // a zero-length event blocks no time
+		}
+		if s.Before(to) && e.After(from) {
+			out = append(out, calendar.Busy{Start: maxTime(s, from).UTC(), End: minTime(e, to).UTC()})
+		}
+	}
+	overridden := map[int64]bool{}
+	for _, o := range overrides {
+		rid, _, err := parseDateTime(o.Props.Get(ical.PropRecurrenceID), def)
+		if err != nil {
+			return nil, fmt.Errorf("RECURRENCE-ID: %w", err)
+		}
+		overridden[rid.Unix()] = true
+		d, err := decodeVEvent(o, def)
+		if err != nil {
+			return nil, err
+		}
+		if !d.cancelled && !d.transpar {
+			add(d.ev.Start, d.ev.End)
+		}
+	}
+	if master == nil {
+		return out, nil
+	}
+	d, err := decodeVEvent(master, def)
+	if err != nil {
+		return nil, err
+	}
+	if d.cancelled || d.transpar {
+		return out, nil
+	}
+	start, end := d.ev.Start, d.ev.End
+	// Expand in the zone of DTSTART so occurrences keep their wall time.
+	loc := def
+	sp := master.Props.Get(ical.PropDateTimeStart)
+	switch {
+	case strings.HasSuffix(sp.Value, "Z"):
+		loc = time.UTC
+	case sp.Params.Get(ical.PropTimezoneID) != "":
+		if l, err := loadZone(sp.Params.Get(ical.PropTimezoneID)); err == nil {
+			loc = l
+		}
+	}
+	start = start.In(loc)
+	dur := end.Sub(start)
+	days := 0
+	if d.allDay {
+		days = int(end.Sub(start).Round(24*time.Hour) / (24 * time.Hour))
+	}
+	endOf := func(s time.Time) time.Time {
+		if d.allDay {
+			return s.AddDate(0, 0, days)
+		}
+		return s.Add(dur)
+	}
+
+	roption, err := master.Props.RecurrenceRule()
+	if err != nil {
+		return nil, err
+	}
+	rdates := master.Props.Values(ical.PropRecurrenceDates)
+	if roption == nil && len(rdates) == 0 {
+		if !overridden[start.Unix()] {
+			add(start, end)
+		}
+		return out, nil
+	}
+	set := &rrule.Set{}
+	set.DTStart(start)
+	if roption != nil {
+		roption.Dtstart = start
+		r, err := rrule.NewRRule(*roption)
+		if err != nil {
+			return nil, fmt.Errorf("RRULE: %w", err)
+		}
+		set.RRule(r)
+	} else {
+		set.RDate(start)
+	}
+	for _, p := range rdates {
+		ts, err := dateList(&p, loc)
+		if err != nil {
+			return nil, fmt.Errorf("RDATE: %w", err)
+		}
+		for _, t := range ts {
+			set.RDate(t)
+		}
+	}
+	for _, p := range master.Props.Values(ical.PropExceptionDates) {
+		ts, err := dateList(&p, loc)
+		if err != nil {
+			return nil, fmt.Errorf("EXDATE: %w", err)
+		}
+		for _, t := range ts {
+			set.ExDate(t)
+		}
+	}
+	// Occurrences starting up to one duration before from can still overlap it.
+	lookback := dur
+	if d.allDay {
+		lookback = time.Duration(days+1) * 24 * time.Hour
+	}
+	n := 0
+	iter := set.Iterator()
+	for {
+		s, ok := iter()
+		if !ok || !s.Before(to) {
+			break
+		}
+		if n++; n > maxOccurrences {
+			break
+		}
+		if s.Before(from.Add(-lookback)) || overridden[s.Unix()] {
+			continue
+		}
+		add(s, endOf(s))
+	}
+	return out, nil
+}
+
+// dateList parses a (possibly comma-separated) DATE/DATE-TIME list property.
+func dateList(p *ical.Prop, loc *time.Location) ([]time.Time, error) {
+	var out []time.Time
+	for _, v := range strings.Split(p.Value, ",") {
+		q := *p
+		q.Value = strings.TrimSpace(v)
+		if q.Value == "" {
+			continue
+		}
+		t, _, err := parseDateTime(&q, loc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// mergeBusy sorts intervals and merges overlapping or touching ones.
+func mergeBusy(in []calendar.Busy) []calendar.Busy {
+	slices.SortFunc(in, func(a, b calendar.Busy) int { return a.Start.Compare(b.Start) })
+	var out []calendar.Busy
+	for _, b := range in {
+		if n := len(out); n > 0 && !b.Start.After(out[n-1].End) {
+			if b.End.After(out[n-1].End) {
+				out[n-1].End = b.End
+			}
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
+}
