@@ -41,8 +41,8 @@
 //
 // What it deliberately leaves out: screens and field configurations (every
 // configured field is settable), permissions beyond a read-only account,
-// JQL functions and most JQL fields (see the Search section of the
-// README-like comments in jql.go), and eventual consistency of search (here
+// JQL functions, comparison operators and most JQL fields (the supported
+// subset is documented in jql.go), and eventual consistency of search (here
 // a created issue is searchable at once; real Jira may lag, see
 // reconcileIssues).
 //
@@ -69,10 +69,16 @@ import (
 
 // Credentials the simulator accepts when Options.Accounts is empty.
 const (
-	DefaultEmail       = "sim@spotlight.test"
-	DefaultAPIToken    = "sim-jira-api-token"
+	// DefaultEmail and DefaultAPIToken are the Basic credentials of the
+	// default account.
+	DefaultEmail    = "sim@spotlight.test"
+	DefaultAPIToken = "sim-jira-api-token"
+	// DefaultBearerToken is the OAuth 2.0 access token of the default
+	// account.
 	DefaultBearerToken = "sim-jira-oauth-access-token"
-	DefaultAccountID   = "5b10ac8d82e05b22cc7d4ef5"
+	// DefaultAccountID is the default account's accountId, the "user" of
+	// the webhooks its changes cause.
+	DefaultAccountID = "5b10ac8d82e05b22cc7d4ef5"
 	// DefaultBookingField is the custom field (single-line text, "Booking
 	// ID") configured when Options.CustomFields is nil.
 	DefaultBookingField = "customfield_10050"
@@ -214,6 +220,7 @@ type Server struct {
 	nextID     int
 	nextNum    map[string]int // per project key
 	nextCmt    int
+	nextChange int
 	requests   map[string]int
 	faults     []*faultState
 	deliveries []Delivery

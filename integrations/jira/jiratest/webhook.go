@@ -105,7 +105,8 @@ func (s *Server) payloadLocked(ev *Event, i *issue) []byte {
 		if items == nil {
 			items = []ChangelogItem{}
 		}
-		p["changelog"] = map[string]any{"id": strconv.FormatInt(ev.Timestamp.UnixNano()%1e9, 10), "items": items}
+		s.nextChange++
+		p["changelog"] = map[string]any{"id": strconv.Itoa(10000 + s.nextChange), "items": items}
 	}
 	b, _ := json.Marshal(p)
 	return b
