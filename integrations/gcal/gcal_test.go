@@ -120,7 +120,10 @@ func TestEventLifecycle(t *testing.T) {
 	if got.ID != calendar.EventID("b-1") || got.ETag == "" {
 		t.Fatalf("created id=%q etag=%q", got.ID, got.ETag)
 	}
-	ignore := func(ev calendar.Event) calendar.Event { ev.ID, ev.ETag, ev.Organizer, ev.Sequence = "", "", calendar.Attendee{}, 0; return ev }
+	ignore := func(ev calendar.Event) calendar.Event {
+		ev.ID, ev.ETag, ev.Organizer, ev.Sequence = "", "", calendar.Attendee{}, 0
+		return ev
+	}
 	if d := cmp.Diff(ignore(got), want); d != "" {
 		t.Errorf("created event (-got +want):\n%s", d)
 	}
@@ -424,7 +427,9 @@ func TestFreeBusy(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d := func(day, hour int) time.Time { return from.Add(time.Duration(day)*24*time.Hour + time.Duration(hour)*time.Hour) }
+	d := func(day, hour int) time.Time {
+		return from.Add(time.Duration(day)*24*time.Hour + time.Duration(hour)*time.Hour)
+	}
 	put("primary", gcaltest.ExternalEvent{Summary: "a", Start: d(1, 9), End: d(1, 10)})
 	put("team@group.calendar.google.com", gcaltest.ExternalEvent{Summary: "overlaps a", Start: d(1, 9).Add(30 * time.Minute), End: d(1, 11)})
 	put("primary", gcaltest.ExternalEvent{Summary: "free", Start: d(2, 9), End: d(2, 10), Transparent: true})
