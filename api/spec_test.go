@@ -2,12 +2,10 @@ package api_test
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/http/httptest"
-	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -356,23 +354,6 @@ func TestEmbeddedSpecFresh(t *testing.T) {
 	}
 }
 
-// formatValidators are the string formats kin-openapi leaves unchecked by default (it checks date,
-// date-time, byte, ipv4, ipv6); the gateway's validator middleware passes the same options.
-var formatValidators = []openapi3.SchemaValidationOption{
-	openapi3.WithStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC4122)),
-	openapi3.WithStringFormatValidator("email", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail)),
-	openapi3.WithStringFormatValidator("uri", openapi3.NewCallbackValidator(func(s string) error {
-		u, err := url.Parse(s)
-		if err != nil {
-			return err
-		}
-		if u.Scheme == "" || u.Host == "" {
-			return errors.New("not an absolute URI")
-		}
-		return nil
-	})),
-}
-
 // TestSpecRequestValidation runs requests through kin-openapi's request validator (what the gateway's
 // middleware uses) to show the spec rejects what the issues say must be rejected.
 func TestSpecRequestValidation(t *testing.T) {
@@ -430,7 +411,7 @@ func TestSpecRequestValidation(t *testing.T) {
 				Route:      route,
 				Options: &openapi3filter.Options{
 					AuthenticationFunc:      openapi3filter.NoopAuthenticationFunc,
-					SchemaValidationOptions: formatValidators,
+					SchemaValidationOptions: api.FormatValidators(),
 				},
 			})
 			if gotErr := err != nil; gotErr != tt.wantErr {

@@ -1,0 +1,101 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	gateway "github.com/spotlight/gateway"
+	"github.com/spotlight/gateway/api"
+)
+
+//go:embed docs/index.html
+var docsHTML []byte
+
+//go:embed docs/redoc.standalone.js
+var redocJS []byte
+
+// serveRedoc serves the embedded Redoc bundle (no CDN).
+func serveRedoc(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "public, max-age=86400")
+	return c.Blob(http.StatusOK, "text/javascript; charset=utf-8", redocJS)
+}
+
+// problemFor builds a spec Problem for a typed error response, carrying the
+// request id like every problem the error handler writes.
+func problemFor(ctx context.Context, e *Error) api.Problem {
+	p := api.Problem{Type: ProblemBase + e.Slug, Title: e.Title, Status: e.Status}
+	if e.Detail != "" {
+		p.Detail = &e.Detail
+	}
+	if id := RequestIDFromContext(ctx); id != "" {
+		p.RequestId = &id
+	}
+	return p
+}
+
+// GetHealthz answers while the process is alive.
+func (s *Server) GetHealthz(context.Context, api.GetHealthzRequestObject) (api.GetHealthzResponseObject, error) {
+	return api.GetHealthz200JSONResponse{Status: api.HealthStatusOk}, nil
+}
+
+// GetReadyz answers 200 when every readiness check passes (database
+// reachable, migrations applied) and 503 naming the failing checks otherwise.
+func (s *Server) GetReadyz(ctx context.Context, _ api.GetReadyzRequestObject) (api.GetReadyzResponseObject, error) {
+	if s.deps.Ready == nil {
+		return api.GetReadyz200JSONResponse{Status: api.HealthStatusOk}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	checks := map[string]string{}
+	var failed []string
+	for name, err := range s.deps.Ready(ctx) {
+		if err != nil {
+			checks[name] = "failing"
+			failed = append(failed, name)
+			s.deps.Logger.Warn("readiness check failed", "check", name, "error", err.Error())
+			continue
+		}
+		checks[name] = "ok"
+	}
+	if len(failed) > 0 {
+		e := NewError(http.StatusServiceUnavailable, "Not ready: "+joinSorted(failed)+".")
+		return api.GetReadyz503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: api.ServiceUnavailableApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+	}
+	return api.GetReadyz200JSONResponse{Status: api.HealthStatusOk, Checks: &checks}, nil
+}
+
+// GetOpenAPISpec serves openapi.yaml as it is in the repository.
+func (s *Server) GetOpenAPISpec(context.Context, api.GetOpenAPISpecRequestObject) (api.GetOpenAPISpecResponseObject, error) {
+	return api.GetOpenAPISpec200ApplicationyamlResponse{Body: bytes.NewReader(gateway.OpenAPI), ContentLength: int64(len(gateway.OpenAPI))}, nil
+}
+
+// GetDocs serves the API reference page, rendered by the embedded Redoc bundle.
+func (s *Server) GetDocs(context.Context, api.GetDocsRequestObject) (api.GetDocsResponseObject, error) {
+	return api.GetDocs200TexthtmlResponse{Body: bytes.NewReader(docsHTML), ContentLength: int64(len(docsHTML))}, nil
+}
+
+// GetJWKS serves the dev issuer's keys; 404 outside dev auth.
+func (s *Server) GetJWKS(ctx context.Context, _ api.GetJWKSRequestObject) (api.GetJWKSResponseObject, error) {
+	if s.deps.DevJWKS == nil {
+		e := NewError(http.StatusNotFound, "The gateway publishes keys only in dev auth mode.")
+		return api.GetJWKS404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: api.NotFoundApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+	}
+	var set api.JWKS
+	if err := json.Unmarshal(s.deps.DevJWKS(), &set); err != nil {
+		return nil, err
+	}
+	return api.GetJWKS200JSONResponse(set), nil
+}
+
+// joinSorted joins names in sorted order, for stable messages.
+func joinSorted(names []string) string {
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,156 @@
+// Package httpapi is the gateway's HTTP surface: NewServer builds the echo
+// server that serves the API described by openapi.yaml through the
+// generated strict-server interface (api.StrictServerInterface), with
+// request ids, JSON access logs, Prometheus metrics, Sentry reporting, bearer
+// authentication, request validation against the spec, and RFC 9457
+// problem+json for every error, mapped in one place (toError).
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/getsentry/sentry-go"
+	sentryecho "github.com/getsentry/sentry-go/echo"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/spotlight/gateway/api"
+)
+
+// MaxBodyBytes is the largest API request body (webhooks have their own limit).
+const MaxBodyBytes = 1 << 20
+
+// Deps is everything the HTTP layer needs. Only cmd/gateway fills it in.
+type Deps struct {
+	Logger *slog.Logger
+	// Registry collects metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	// Authenticator verifies bearer tokens.
+	Authenticator Authenticator
+	// DevJWKS returns the dev issuer's JWKS; nil outside dev auth (404).
+	DevJWKS func() []byte
+	// Ready reports readiness per check (database, migrations).
+	Ready func(ctx context.Context) map[string]error
+	// ErrorMappers map domain errors to problems, tried in order.
+	ErrorMappers []ErrorMapper
+	// Sentry reports 5xx errors and panics when true (InitSentry was called).
+	Sentry bool
+	// Mount registers routes of other packages (webhook intake) after the
+	// generated ones; a route registered here replaces the generated one.
+	Mount []func(e *echo.Echo)
+}
+
+// Server implements api.StrictServerInterface.
+type Server struct {
+	deps Deps
+}
+
+var _ api.StrictServerInterface = (*Server)(nil)
+
+// NewServer returns the gateway's HTTP handler.
+func NewServer(deps Deps) (*echo.Echo, error) {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	if deps.Authenticator == nil {
+		return nil, errors.New("httpapi: Authenticator is required")
+	}
+	spec, err := api.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: load embedded spec: %w", err)
+	}
+	gate, err := newOpenAPIGate(spec, deps.Authenticator)
+	if err != nil {
+		return nil, err
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(deps)
+	metrics := newHTTPMetrics(deps.Registry)
+
+	e.Use(requestIDMiddleware)
+	e.Use(observe(deps.Logger, metrics))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			deps.Logger.Error("panic", "request_id", requestID(c), "error", err.Error(), "stack", string(stack))
+			return err
+		}}))
+	if deps.Sentry {
+		e.Use(sentryecho.New(sentryecho.Options{Repanic: true}))
+		e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+			return func(c echo.Context) error {
+				if hub := sentryecho.GetHubFromContext(c); hub != nil {
+					hub.Scope().SetTag("request_id", requestID(c))
+				}
+				return next(c)
+			}
+		})
+	}
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+		Limit:   "1M",
+		Skipper: func(c echo.Context) bool { return strings.HasPrefix(c.Request().URL.Path, "/webhooks/") },
+	}))
+	e.Use(gate.middleware)
+
+	srv := &Server{deps: deps}
+	routes(e, srv, deps)
+	return e, nil
+}
+
+// errorHandler writes every error as problem+json and reports 5xx to Sentry.
+func errorHandler(deps Deps) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		e := toError(err, deps.ErrorMappers)
+		if e.Status >= 500 {
+			cause := e.Err
+			if cause == nil {
+				cause = err
+			}
+			c.Set(errorCauseKey, cause)
+			if deps.Sentry && e.Status != http.StatusNotImplemented {
+				hub := sentryecho.GetHubFromContext(c)
+				if hub == nil {
+					hub = sentry.CurrentHub().Clone()
+				}
+				hub.WithScope(func(scope *sentry.Scope) {
+					scope.SetTag("request_id", requestID(c))
+					scope.SetTag("route", c.Path())
+					scope.SetRequest(c.Request())
+					hub.CaptureException(cause)
+				})
+			}
+		}
+		if werr := writeProblem(c, e); werr != nil {
+			deps.Logger.Error("write problem", "request_id", requestID(c), "error", werr.Error())
+		}
+	}
+}
+
+// routes registers every route: the generated API, /metrics, the docs
+// assets, and what other packages mount.
+func routes(e *echo.Echo, srv *Server, deps Deps) {
+	api.RegisterHandlers(e, api.NewStrictHandler(srv, nil))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+	e.GET("/docs/redoc.standalone.js", serveRedoc)
+	for _, m := range deps.Mount {
+		m(e)
+	}
+}
+
+// readyTimeout bounds the readiness checks.
+const readyTimeout = 2 * time.Second

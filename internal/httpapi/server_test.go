@@ -1,0 +1,376 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getsentry/sentry-go"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	gateway "github.com/spotlight/gateway"
+	"github.com/spotlight/gateway/internal/auth"
+	"github.com/spotlight/gateway/internal/httpapi"
+	"github.com/spotlight/gateway/internal/telemetry"
+)
+
+type env struct {
+	srv    *httptest.Server
+	issuer *auth.DevIssuer
+	logs   *syncBuffer
+	ready  map[string]error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newEnv(t *testing.T, mutate func(*httpapi.Deps)) *env {
+	t.Helper()
+	issuer, err := auth.LoadOrCreateDevIssuer(t.TempDir(), "http://gateway.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.VerifierConfig{Issuer: issuer.Issuer(), ClientIDs: []string{auth.DevClientID}, JWKS: issuer.Fetcher()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	en := &env{issuer: issuer, logs: &syncBuffer{}, ready: map[string]error{"database": nil, "migrations": nil}}
+	deps := httpapi.Deps{
+		Logger:        slog.New(slog.NewJSONHandler(en.logs, nil)),
+		Registry:      prometheus.NewRegistry(),
+		Authenticator: v,
+		DevJWKS:       issuer.JWKS,
+		Ready:         func(context.Context) map[string]error { return en.ready },
+		Mount: []func(*echo.Echo){func(e *echo.Echo) {
+			e.GET("/test/panic", func(echo.Context) error { panic("kaboom Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl") })
+			e.GET("/test/fail", func(echo.Context) error { return errors.New("db exploded: password=hunter2") })
+		}},
+	}
+	if mutate != nil {
+		mutate(&deps)
+	}
+	e, err := httpapi.NewServer(deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	en.srv = httptest.NewServer(e)
+	t.Cleanup(en.srv.Close)
+	return en
+}
+
+func (en *env) token(t *testing.T, sub string, groups ...string) string {
+	t.Helper()
+	tok, err := en.issuer.Mint(auth.TokenRequest{Subject: sub, Groups: groups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (en *env) do(t *testing.T, method, path, token string, body string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, en.srv.URL+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := en.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+type problem struct {
+	Type      string               `json:"type"`
+	Title     string               `json:"title"`
+	Status    int                  `json:"status"`
+	Detail    string               `json:"detail"`
+	RequestID string               `json:"request_id"`
+	Errors    []httpapi.FieldError `json:"errors"`
+}
+
+func decodeProblem(t *testing.T, resp *http.Response, body []byte, status int) problem {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Fatalf("status = %d, want %d; body %s", resp.StatusCode, status, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type = %q, want application/problem+json; body %s", ct, body)
+	}
+	var p problem
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("problem body %s: %v", body, err)
+	}
+	if p.Status != status || !strings.HasPrefix(p.Type, httpapi.ProblemBase) || p.Title == "" {
+		t.Fatalf("problem = %+v", p)
+	}
+	if p.RequestID == "" || p.RequestID != resp.Header.Get("X-Request-Id") {
+		t.Fatalf("request_id %q, header %q", p.RequestID, resp.Header.Get("X-Request-Id"))
+	}
+	return p
+}
+
+const validBooking = `{"mentor_id":"mentor-1","start":"2026-12-08T10:00:00+01:00","duration_minutes":60,"timezone":"Europe/Berlin","topic":"Mock interview"}`
+
+func TestOpsEndpoints(t *testing.T) {
+	t.Parallel()
+	en := newEnv(t, nil)
+	resp, body := en.do(t, "GET", "/healthz", "", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"ok"`) {
+		t.Fatalf("/healthz = %d %s", resp.StatusCode, body)
+	}
+	resp, body = en.do(t, "GET", "/readyz", "", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"database":"ok"`) {
+		t.Fatalf("/readyz = %d %s", resp.StatusCode, body)
+	}
+	resp, body = en.do(t, "GET", "/openapi.yaml", "", "")
+	if resp.StatusCode != 200 || !bytes.Equal(body, gateway.OpenAPI) {
+		t.Fatalf("/openapi.yaml = %d, %d bytes (want the repository file)", resp.StatusCode, len(body))
+	}
+	resp, body = en.do(t, "GET", "/docs", "", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "/docs/redoc.standalone.js") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("/docs = %d %s", resp.StatusCode, body)
+	}
+	resp, body = en.do(t, "GET", "/docs/redoc.standalone.js", "", "")
+	if resp.StatusCode != 200 || len(body) < 100_000 {
+		t.Fatalf("/docs bundle = %d, %d bytes", resp.StatusCode, len(body))
+	}
+	resp, body = en.do(t, "GET", "/.well-known/jwks.json", "", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), en.issuer.KeyID()) {
+		t.Fatalf("jwks = %d %s", resp.StatusCode, body)
+	}
+	resp, body = en.do(t, "GET", "/metrics", "", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `gateway_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"} 1`) {
+		t.Fatalf("/metrics = %d\n%s", resp.StatusCode, body)
+	}
+}
+
+func TestReadyzReportsFailingChecks(t *testing.T) {
+	t.Parallel()
+	en := newEnv(t, nil)
+	en.ready = map[string]error{"database": nil, "migrations": errors.New("pending 0002_bookings")}
+	resp, body := en.do(t, "GET", "/readyz", "", "")
+	p := decodeProblem(t, resp, body, 503)
+	if !strings.Contains(p.Detail, "migrations") || strings.Contains(p.Detail, "0002") {
+		t.Fatalf("detail = %q: must name the check, not the internal error", p.Detail)
+	}
+}
+
+func TestAuthAndNotImplemented(t *testing.T) {
+	t.Parallel()
+	en := newEnv(t, nil)
+	tok := en.token(t, "cand-1", "candidate")
+	tests := []struct {
+		name, method, path, token, body string
+		hdr                             []string
+		status                          int
+		slug                            string
+	}{
+		{"no token", "GET", "/v1/bookings", "", "", nil, 401, "unauthorized"},
+		{"garbage token", "GET", "/v1/bookings", "nope", "", nil, 401, "invalid-token"},
+		{"basic scheme", "GET", "/v1/bookings", "", "", []string{"Authorization", "Basic dXNlcjpwYXNz"}, 401, "invalid-token"},
+		{"no token, invalid body still 401", "POST", "/v1/bookings", "", `{"x":1}`, nil, 401, "unauthorized"},
+		{"list with token", "GET", "/v1/bookings", tok, "", nil, 501, "not-implemented"},
+		{"create with token", "POST", "/v1/bookings", tok, validBooking, []string{"Idempotency-Key", "k1"}, 501, "not-implemented"},
+		{"unknown route", "GET", "/v1/nope", tok, "", nil, 404, "not-found"},
+		{"unknown route without token", "GET", "/nope", "", "", nil, 404, "not-found"},
+		{"wrong method", "DELETE", "/healthz", "", "", nil, 405, "method-not-allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			resp, body := en.do(t, tt.method, tt.path, tt.token, tt.body, tt.hdr...)
+			p := decodeProblem(t, resp, body, tt.status)
+			if p.Type != httpapi.ProblemBase+tt.slug {
+				t.Errorf("type = %q, want slug %q", p.Type, tt.slug)
+			}
+			if tt.status == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("WWW-Authenticate = %q", resp.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+}
+
+func TestValidationNamesTheField(t *testing.T) {
+	t.Parallel()
+	en := newEnv(t, nil)
+	tok := en.token(t, "cand-1", "candidate")
+	tests := []struct {
+		name  string
+		body  string
+		hdr   []string
+		field string
+	}{
+		{"unknown field", `{"mentor_id":"m","start":"2026-12-08T10:00:00Z","duration_minutes":60,"timezone":"Europe/Berlin","topic":"t","colour":"red"}`, nil, "body.colour"},
+		{"wrong type", `{"mentor_id":"m","start":"2026-12-08T10:00:00Z","duration_minutes":"sixty","timezone":"Europe/Berlin","topic":"t"}`, nil, "body.duration_minutes"},
+		{"bad format", `{"mentor_id":"m","start":"next tuesday","duration_minutes":60,"timezone":"Europe/Berlin","topic":"t"}`, nil, "body.start"},
+		{"missing required", `{"mentor_id":"m","duration_minutes":60,"timezone":"Europe/Berlin","topic":"t"}`, nil, "body.start"},
+		{"out of range", `{"mentor_id":"m","start":"2026-12-08T10:00:00Z","duration_minutes":5,"timezone":"Europe/Berlin","topic":"t"}`, nil, "body.duration_minutes"},
+		{"missing header", validBooking, []string{"Idempotency-Key", ""}, "header.Idempotency-Key"},
+		{"malformed json", `{"mentor_id":`, nil, "body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			hdr := tt.hdr
+			if hdr == nil {
+				hdr = []string{"Idempotency-Key", "key-1"}
+			}
+			resp, body := en.do(t, "POST", "/v1/bookings", tok, tt.body, hdr...)
+			p := decodeProblem(t, resp, body, 400)
+			found := false
+			for _, f := range p.Errors {
+				if f.Field == tt.field {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("errors %+v do not name %s", p.Errors, tt.field)
+			}
+		})
+	}
+	t.Run("query parameter", func(t *testing.T) {
+		t.Parallel()
+		resp, body := en.do(t, "GET", "/v1/bookings?limit=9999", tok, "")
+		p := decodeProblem(t, resp, body, 400)
+		if len(p.Errors) == 0 || p.Errors[0].Field != "query.limit" {
+			t.Fatalf("errors = %+v", p.Errors)
+		}
+	})
+}
+
+func TestBodyLimit(t *testing.T) {
+	t.Parallel()
+	en := newEnv(t, nil)
+	tok := en.token(t, "cand-1", "candidate")
+	big := `{"mentor_id":"m","topic":"` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`
+	resp, body := en.do(t, "POST", "/v1/bookings", tok, big, "Idempotency-Key", "k")
+	decodeProblem(t, resp, body, 413)
+}
+
+func TestRequestIDAndAccessLog(t *testing.T) {
+	t.Parallel()
+	en := newEnv(t, nil)
+	tok := en.token(t, "cand-42", "candidate")
+	resp, _ := en.do(t, "GET", "/v1/bookings", tok, "", "X-Request-Id", "upstream-abc-123")
+	if got := resp.Header.Get("X-Request-Id"); got != "upstream-abc-123" {
+		t.Fatalf("X-Request-Id = %q, want the upstream id", got)
+	}
+	resp, _ = en.do(t, "GET", "/healthz", "", "", "X-Request-Id", "bad id with spaces")
+	if got := resp.Header.Get("X-Request-Id"); got == "" || strings.Contains(got, " ") {
+		t.Fatalf("X-Request-Id = %q, want a fresh id", got)
+	}
+	var line map[string]any
+	for _, l := range strings.Split(en.logs.String(), "\n") {
+		if strings.Contains(l, "upstream-abc-123") {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if line["sub"] != "cand-42" || line["route"] != "/v1/bookings" || line["status"] != float64(501) || line["latency_ms"] == nil {
+		t.Fatalf("access log line = %v", line)
+	}
+	if strings.Contains(en.logs.String(), tok) {
+		t.Fatal("the access log contains the bearer token")
+	}
+}
+
+// capture is a Sentry transport that keeps events in memory.
+type capture struct {
+	mu     sync.Mutex
+	events []*sentry.Event
+}
+
+func (c *capture) Configure(sentry.ClientOptions) {}
+func (c *capture) SendEvent(e *sentry.Event) {
+	c.mu.Lock()
+	c.events = append(c.events, e)
+	c.mu.Unlock()
+}
+func (c *capture) Flush(time.Duration) bool              { return true }
+func (c *capture) FlushWithContext(context.Context) bool { return true }
+func (c *capture) Close()                                {}
+
+func (c *capture) all() []*sentry.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*sentry.Event(nil), c.events...)
+}
+
+// TestSentryScrubsSecrets runs a panic and a 5xx through Sentry with a
+// capturing transport and checks that the events carry the request id but
+// no credentials. It is not parallel: Sentry's client is process-wide.
+func TestSentryScrubsSecrets(t *testing.T) {
+	tr := &capture{}
+	flush, err := telemetry.InitSentry(telemetry.SentryOptions{DSN: "https://public@sentry.invalid/1", Environment: "test", Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { flush(time.Second); sentry.CurrentHub().BindClient(nil) }()
+	en := newEnv(t, func(d *httpapi.Deps) { d.Sentry = true })
+	tok := en.token(t, "cand-1", "candidate")
+	resp, body := en.do(t, "GET", "/test/panic?access_token=abc123secret&x=1", tok, "", "Cookie", "session=s3cr3t", "X-Zm-Signature", "v0=deadbeef")
+	decodeProblem(t, resp, body, 500)
+	resp, body = en.do(t, "GET", "/test/fail", tok, "")
+	p := decodeProblem(t, resp, body, 500)
+	if strings.Contains(p.Detail, "hunter2") || strings.Contains(p.Detail, "exploded") {
+		t.Fatalf("500 detail leaks the internal error: %q", p.Detail)
+	}
+	flush(time.Second)
+	events := tr.all()
+	if len(events) < 2 {
+		t.Fatalf("captured %d events, want the panic and the 5xx", len(events))
+	}
+	for _, ev := range events {
+		raw, _ := json.Marshal(ev)
+		s := string(raw)
+		for _, secret := range []string{tok, "abc123secret", "s3cr3t", "deadbeef", "hunter2", "eyJhbGciOiJSUzI1NiJ9"} {
+			if strings.Contains(s, secret) {
+				t.Errorf("Sentry event contains %q:\n%s", secret, s)
+			}
+		}
+		if ev.Tags["request_id"] == "" {
+			t.Errorf("event without request_id tag: %s", s)
+		}
+	}
+}
