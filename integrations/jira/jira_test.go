@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -624,6 +625,99 @@ func BenchmarkCreateIssue(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := e.client.CreateIssue(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestBreakerOpensAndRecovers runs the outbound circuit breaker against the
+// simulator: consecutive 503s open it, calls then fail fast without reaching
+// Jira, and after the cooldown one probe closes it again.
+func TestBreakerOpensAndRecovers(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 25, 4, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	sl := &sleeps{}
+	e := newEnv(t, jiratest.Options{}, nil, jira.WithOutboundConfig(outbound.Config{
+		MaxAttempts: 1, BreakerFailures: 2, BreakerCooldown: time.Minute, Sleep: sl.sleep, Now: clock,
+	}))
+	ref, err := e.client.CreateIssue(t.Context(), input("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	remove := e.sim.AddFault(jiratest.Fault{Method: "GET", Status: 503})
+	for range 2 {
+		if _, err := e.client.GetIssue(t.Context(), ref.Key); outboundErr(t, err).Status != 503 {
+			t.Fatalf("want 503, got %v", err)
+		}
+	}
+	before := e.sim.Requests("GET /rest/api/3/issue/{key}")
+	_, err = e.client.GetIssue(t.Context(), ref.Key)
+	if !errors.Is(err, outbound.ErrCircuitOpen) || !outbound.IsTransient(err) {
+		t.Fatalf("open breaker: %v", err)
+	}
+	if n := e.sim.Requests("GET /rest/api/3/issue/{key}"); n != before {
+		t.Errorf("open breaker let %d requests through", n-before)
+	}
+	remove()
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	if _, err := e.client.GetIssue(t.Context(), ref.Key); err != nil {
+		t.Fatalf("half-open probe: %v", err)
+	}
+	if _, err := e.client.GetIssue(t.Context(), ref.Key); err != nil {
+		t.Fatalf("closed again: %v", err)
+	}
+}
+
+// TestEnsureIssueAttemptTimeout: the first create hangs past the per-attempt
+// timeout (the simulator drops it unapplied when the client gives up), so
+// EnsureIssue searches, finds nothing and creates once more.
+func TestEnsureIssueAttemptTimeout(t *testing.T) {
+	t.Parallel()
+	sl := &sleeps{}
+	e := newEnv(t, jiratest.Options{}, nil, jira.WithOutboundConfig(outbound.Config{
+		MaxAttempts: 1, Timeout: 100 * time.Millisecond, Sleep: sl.sleep,
+	}))
+	e.sim.AddFault(jiratest.Fault{Method: "POST", Path: "/rest/api/3/issue", Latency: time.Minute, Times: 1})
+	ref, created, err := e.client.EnsureIssue(t.Context(), "b-7", input("x"))
+	if err != nil || !created {
+		t.Fatalf("EnsureIssue = %+v %v %v", ref, created, err)
+	}
+	if n := e.sim.IssueCount(); n != 1 {
+		t.Errorf("IssueCount = %d, want 1", n)
+	}
+	if n := e.sim.Requests("POST /rest/api/3/issue"); n != 2 {
+		t.Errorf("create POSTs = %d, want 2", n)
+	}
+}
+
+func BenchmarkEnsureIssue(b *testing.B) {
+	e := newEnv(b, jiratest.Options{}, nil)
+	in := input("benchmark")
+	ctx := b.Context()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		// A new booking each time: one search, one create.
+		if _, _, err := e.client.EnsureIssue(ctx, "bench-"+strconv.Itoa(i), in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGetIssue(b *testing.B) {
+	e := newEnv(b, jiratest.Options{}, nil)
+	ref, err := e.client.CreateIssue(b.Context(), input("benchmark"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.client.GetIssue(b.Context(), ref.Key); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -51,11 +51,13 @@
 package jiratest
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -345,6 +347,14 @@ func (s *Server) handle(pattern string, write bool, h func(w http.ResponseWriter
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		s.count(pattern)
 		s.noteBase(r)
+		// Read the body first: only then does net/http watch the connection
+		// and cancel r.Context() when the client hangs up during Latency.
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, nil, "Could not read request body.")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		f := s.matchFault(r)
 		if f != nil && f.Latency > 0 {
 			t := time.NewTimer(f.Latency)
