@@ -78,14 +78,14 @@ func (c *Client) wantFields() []string {
 }
 
 type issueJSON struct {
-	ID     string                     `json:"id"`
-	Key    string                     `json:"key"`
-	Self   string                     `json:"self"`
-	Fields map[string]json.RawMessage `json:"fields"`
+	ID     string          `json:"id"`
+	Key    string          `json:"key"`
+	Self   string          `json:"self"`
+	Fields json.RawMessage `json:"fields"`
 }
 
 func (c *Client) parseIssue(j issueJSON) (*Issue, error) {
-	is := &Issue{ID: j.ID, Key: j.Key, Self: j.Self, Fields: j.Fields}
+	is := &Issue{ID: j.ID, Key: j.Key, Self: j.Self}
 	var f struct {
 		Summary     string   `json:"summary"`
 		Description *Node    `json:"description"`
@@ -105,12 +105,13 @@ func (c *Client) parseIssue(j issueJSON) (*Issue, error) {
 		Created string `json:"created"`
 		Updated string `json:"updated"`
 	}
-	raw, err := json.Marshal(j.Fields)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return nil, fmt.Errorf("decode issue %s fields: %w", j.Key, err)
+	if len(j.Fields) > 0 {
+		if err := json.Unmarshal(j.Fields, &is.Fields); err != nil {
+			return nil, fmt.Errorf("decode issue %s fields: %w", j.Key, err)
+		}
+		if err := json.Unmarshal(j.Fields, &f); err != nil {
+			return nil, fmt.Errorf("decode issue %s fields: %w", j.Key, err)
+		}
 	}
 	is.ProjectKey, is.IssueType, is.Summary = f.Project.Key, f.IssueType.Name, f.Summary
 	is.Description, is.Labels = f.Description, f.Labels
@@ -122,7 +123,7 @@ func (c *Client) parseIssue(j issueJSON) (*Issue, error) {
 		is.Updated, _ = time.Parse(timeLayout, f.Updated)
 	}
 	if c.bookingField != "" {
-		if v, ok := j.Fields[c.bookingField]; ok {
+		if v, ok := is.Fields[c.bookingField]; ok {
 			_ = json.Unmarshal(v, &is.BookingID)
 		}
 	}

@@ -99,14 +99,9 @@ func (s *Server) Issues() []Issue {
 	return out
 }
 
-func (s *Server) sortedLocked() []*issue {
-	list := make([]*issue, 0, len(s.issues))
-	for _, i := range s.issues {
-		list = append(list, i)
-	}
-	slices.SortFunc(list, func(a, b *issue) int { return cmpNumeric(a.id, b.id) })
-	return list
-}
+// sortedLocked returns the existing issues in creation (= id) order; s.mu
+// held. The slice must not be modified.
+func (s *Server) sortedLocked() []*issue { return s.order }
 
 func cmpNumeric(a, b string) int {
 	x, _ := strconv.Atoi(a)
@@ -350,6 +345,7 @@ func (s *Server) createIssue(w http.ResponseWriter, r *http.Request, a *Account)
 	i.key = fmt.Sprintf("%s-%d", i.project.Key, s.nextNum[i.project.Key])
 	s.issues[i.key] = i
 	s.byID[i.id] = i
+	s.order = append(s.order, i)
 	ev := s.eventLocked(i, EventIssueCreated, a.AccountID, nil)
 	s.mu.Unlock()
 	s.emit(ev)
@@ -639,6 +635,7 @@ func (s *Server) deleteIssue(w http.ResponseWriter, r *http.Request, a *Account)
 	}
 	delete(s.issues, i.key)
 	delete(s.byID, i.id)
+	s.order = slices.DeleteFunc(slices.Clone(s.order), func(x *issue) bool { return x == i })
 	s.deleted[i.key] = i
 	ev := s.eventLocked(i, EventIssueDeleted, a.AccountID, nil)
 	s.mu.Unlock()

@@ -218,6 +218,7 @@ type Server struct {
 	mu         sync.Mutex
 	issues     map[string]*issue // by key
 	byID       map[string]*issue
+	order      []*issue          // existing issues by creation
 	deleted    map[string]*issue // tombstones for webhooks, by key
 	nextID     int
 	nextNum    map[string]int // per project key
