@@ -201,7 +201,8 @@ const MaxUpdateAttempts = 50
 // Update applies fn as a read-modify-write of the secret at path: it reads
 // the current value and version, computes the new value, writes it
 // conditionally on that version, and on ErrVersionConflict re-reads and
-// tries again (up to MaxUpdateAttempts, with a short growing pause). So two
+// tries again (up to MaxUpdateAttempts, with a short random pause of at
+// most 20ms that grows with the attempt). So two
 // writers updating the same secret never lose each other's update.
 func Update(ctx context.Context, s Store, path string, fn UpdateFunc) error {
 	var lastErr error
@@ -209,7 +210,7 @@ func Update(ctx context.Context, s Store, path string, fn UpdateFunc) error {
 		if attempt > 0 {
 			// Back off a little so racing writers interleave instead of
 			// colliding again in lock step.
-			d := rand.N(time.Duration(attempt)*2*time.Millisecond) + time.Millisecond
+			d := rand.N(min(time.Duration(attempt)*2*time.Millisecond, 20*time.Millisecond)) + time.Millisecond
 			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():

@@ -423,3 +423,34 @@ func rawPut(t *testing.T, srv *httptest.Server) func(name, value string) {
 }
 
 var _ http.Handler = (*ssmtest.Server)(nil)
+
+// TestNewDefaultChain builds the Store the way the gateway does: credentials
+// and region from the default chain (here the environment), endpoint from
+// GATEWAY_SSM_ENDPOINT. Not parallel: it sets environment variables.
+func TestNewDefaultChain(t *testing.T) {
+	sim, srv := newSim(t)
+	dir := t.TempDir()
+	t.Setenv("AWS_ACCESS_KEY_ID", ssmtest.DefaultAccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", ssmtest.DefaultSecretAccessKey)
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_REGION", ssmtest.DefaultRegion)
+	t.Setenv("AWS_CONFIG_FILE", dir+"/config")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", dir+"/credentials")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	s, err := ssm.New(t.Context(), ssm.Config{Endpoint: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := "/spotlight/dev/providers/zoom"
+	if _, err := s.Put(t.Context(), p, []byte("s2s-secret"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sim.Inspect(p); !ok {
+		t.Fatal("Put did not reach the simulator")
+	}
+	got, err := s.Get(t.Context(), p)
+	if err != nil || string(got.Value) != "s2s-secret" {
+		t.Fatalf("Get = %q, %v", got.Value, err)
+	}
+}
