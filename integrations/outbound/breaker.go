@@ -13,6 +13,7 @@ const (
 	stateHalfOpen
 )
 
+// String names the state for logs.
 func (s breakerState) String() string {
 	switch s {
 	case stateOpen:

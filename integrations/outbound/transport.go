@@ -271,6 +271,7 @@ type cancelBody struct {
 	cancel context.CancelFunc
 }
 
+// Close closes the body and ends the attempt's timeout context.
 func (b *cancelBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.cancel()
@@ -282,6 +283,7 @@ type prefixBody struct {
 	c io.Closer
 }
 
+// Close closes the original body.
 func (b *prefixBody) Close() error { return b.c.Close() }
 
 var _ http.RoundTripper = (*transport)(nil)

@@ -199,6 +199,7 @@ var ErrInvalidBookingID = errors.New("zoom: invalid booking id")
 // creating, and again after an ambiguous failure (timeout, lost connection,
 // 5xx whose outcome is unknown), it looks for an upcoming meeting of the
 // user carrying that marker and returns it instead of creating another one.
+// Concurrent calls for the same booking on one Client are serialised.
 func (c *Client) CreateMeeting(ctx context.Context, userID, bookingID string, req MeetingRequest) (*Meeting, error) {
 	if bookingID == "" || strings.ContainsFunc(bookingID, func(r rune) bool { return r == '\n' || r == '\r' || r == ' ' || r == '\t' }) {
 		return nil, fmt.Errorf("zoom: create meeting: %w", ErrInvalidBookingID)
@@ -214,6 +215,13 @@ func (c *Client) CreateMeeting(ctx context.Context, userID, bookingID string, re
 		Topic: &topic, Type: 2, StartTime: req.StartTime.UTC().Format(zoomTime), Duration: &dur,
 		Timezone: tz, Agenda: &agenda, Settings: settingsBody(req.Settings),
 	}
+	// In this process, creates of one booking take turns; across processes
+	// the lookup before each create is the guard.
+	unlock, err := c.creating.lock(ctx, userID+"\x00"+bookingID)
+	if err != nil {
+		return nil, fmt.Errorf("zoom: create meeting: %w", err)
+	}
+	defer unlock()
 	var lastErr error
 	for round := 0; round < createRounds; round++ {
 		m, err := c.FindMeeting(ctx, userID, bookingID)

@@ -80,8 +80,8 @@ type Client struct {
 	now     func() time.Time
 	tokens  *TokenSource
 
-	oauthURL     string
-	tokenOptions []TokenOption
+	oauthURL string
+	creating keyLock // per user+booking, see CreateMeeting
 }
 
 // Option configures a Client.

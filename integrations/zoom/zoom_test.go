@@ -624,6 +624,32 @@ func TestConcurrentCreatesForDistinctBookings(t *testing.T) {
 	}
 }
 
+func TestConcurrentCreatesForOneBooking(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbound.Config{})
+	ids := make([]int64, 10)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Go(func() {
+			m, err := e.client.CreateMeeting(t.Context(), testUser, "bk-same", e.request(1))
+			if err != nil {
+				t.Errorf("create %d: %v", i, err)
+				return
+			}
+			ids[i] = m.ID
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		if id != ids[0] {
+			t.Errorf("caller %d got meeting %d, caller 0 got %d", i, id, ids[0])
+		}
+	}
+	if n := e.sim.MeetingCount(testUser); n != 1 {
+		t.Errorf("meetings = %d, want 1", n)
+	}
+}
+
 // BenchmarkCreateMeeting measures the client's overhead per duplicate-safe
 // create (lookup + create) against the zero-latency simulator.
 func BenchmarkCreateMeeting(b *testing.B) {
