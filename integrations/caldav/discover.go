@@ -79,7 +79,7 @@ func Discover(ctx context.Context, hc *http.Client, serverURL, username, passwor
 	// into a GET on 301/302.
 	nc := *hc
 	nc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	d := &discoverer{hc: &nc, user: username, pass: password}
+	d := &discoverer{hc: &nc, user: username, pass: password, policy: hc.CheckRedirect}
 
 	var acct Account
 	candidates := []*url.URL{base.ResolveReference(&url.URL{Path: "/.well-known/caldav"}), base}
@@ -162,6 +162,9 @@ func Discover(ctx context.Context, hc *http.Client, serverURL, username, passwor
 type discoverer struct {
 	hc         *http.Client
 	user, pass string
+	// policy is the caller's redirect check (e.g. an SSRF guard), applied
+	// to every redirect followed here.
+	policy func(req *http.Request, via []*http.Request) error
 }
 
 type foundProps struct {
@@ -176,6 +179,7 @@ func (d *discoverer) propfind(ctx context.Context, op string, target *url.URL, d
 		`<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:a="http://apple.com/ns/ical/"><d:prop>` +
 		props + `</d:prop></d:propfind>`
 	cur := target
+	var via []*http.Request
 	for hop := 0; ; hop++ {
 		r, err := doRequest(ctx, d.hc, op, "PROPFIND", cur.String(), d.user, d.pass, []byte(body),
 			http.Header{"Content-Type": {`application/xml; charset="utf-8"`}, "Depth": {depth}}, maxMultistatusBody)
@@ -210,6 +214,16 @@ func (d *discoverer) propfind(ctx context.Context, op string, target *url.URL, d
 			}
 			if next.Scheme != "http" && next.Scheme != "https" {
 				return nil, nil, fmt.Errorf("caldav: %s: redirect to a non-http URL", op)
+			}
+			if d.policy != nil {
+				via = append(via, &http.Request{Method: "PROPFIND", URL: cur})
+				nextReq, err := http.NewRequestWithContext(ctx, "PROPFIND", next.String(), nil)
+				if err != nil {
+					return nil, nil, fmt.Errorf("caldav: %s: %w", op, err)
+				}
+				if err := d.policy(nextReq, via); err != nil {
+					return nil, nil, fmt.Errorf("caldav: %s: redirect to %s refused: %w", op, next.Host, err)
+				}
 			}
 			cur = next
 		default:

@@ -104,6 +104,26 @@ func TestDiscoverFollowsCrossHostRedirect(t *testing.T) {
 	}
 }
 
+// TestDiscoverAppliesRedirectPolicy: the caller's CheckRedirect (the
+// connection flow's SSRF guard) also vets the redirects Discover follows.
+func TestDiscoverAppliesRedirectPolicy(t *testing.T) {
+	t.Parallel()
+	back, _, _ := memServer(t, caldavtest.Options{})
+	front := httptest.NewServer(http.RedirectHandler(back.URL+"/.well-known/caldav", http.StatusMovedPermanently))
+	t.Cleanup(front.Close)
+	errRefused := errors.New("private address")
+	hc := &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if req.URL.Host == strings.TrimPrefix(back.URL, "http://") {
+			return errRefused
+		}
+		return nil
+	}}
+	_, err := caldav.Discover(t.Context(), hc, front.URL, "alice", "alice-secret")
+	if !errors.Is(err, errRefused) {
+		t.Fatalf("Discover through a refused redirect: %v, want the policy's error", err)
+	}
+}
+
 func TestDiscoverRadicale(t *testing.T) {
 	t.Parallel()
 	base, user, pass := radicale.Start(t)

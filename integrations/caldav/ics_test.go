@@ -1,0 +1,200 @@
+package caldav
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-ical"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/spotlight/gateway/integrations/calendar"
+)
+
+func loc(t *testing.T, name string) *time.Location {
+	t.Helper()
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func utc(y int, m time.Month, d, h, mi int) time.Time {
+	return time.Date(y, m, d, h, mi, 0, 0, time.UTC)
+}
+
+// TestParseLocalRFC5545 checks the RFC 5545 section 3.3.5 reading of wall
+// times around DST changes, which differs from time.Date for some zones.
+func TestParseLocalRFC5545(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		zone, wall string
+		want       time.Time
+	}{
+		{"Europe/Berlin", "20270615T120000", utc(2027, 6, 15, 10, 0)},
+		// Repeated hour: the first occurrence (CEST), although time.Date picks CET here.
+		{"Europe/Berlin", "20271031T023000", utc(2027, 10, 31, 0, 30)},
+		{"America/New_York", "20271107T013000", utc(2027, 11, 7, 5, 30)},
+		// Skipped hour: read with the offset before the gap.
+		{"Europe/Berlin", "20270328T023000", utc(2027, 3, 28, 1, 30)},
+		{"America/New_York", "20270314T023000", utc(2027, 3, 14, 7, 30)},
+		{"Australia/Lord_Howe", "20270404T013000", utc(2027, 4, 3, 14, 30)},
+	}
+	for _, tt := range tests {
+		got, err := parseLocal(tt.wall, loc(t, tt.zone))
+		if err != nil {
+			t.Fatalf("%s %s: %v", tt.zone, tt.wall, err)
+		}
+		if !got.Equal(tt.want) {
+			t.Errorf("%s %s = %s, want %s", tt.zone, tt.wall, got.UTC(), tt.want)
+		}
+	}
+}
+
+func TestDateTimePropKeepsInstants(t *testing.T) {
+	t.Parallel()
+	ny := loc(t, "America/New_York")
+	tests := []struct {
+		at       time.Time
+		l        *time.Location
+		want     string
+		wantTZID bool
+	}{
+		{utc(2027, 11, 7, 5, 30), ny, "20271107T013000", true},   // first 01:30 (EDT)
+		{utc(2027, 11, 7, 6, 30), ny, "20271107T063000Z", false}, // second 01:30 (EST)
+		{utc(2027, 6, 1, 9, 0), time.UTC, "20270601T090000Z", false},
+		{utc(2027, 6, 1, 9, 0), loc(t, "Asia/Kolkata"), "20270601T143000", true},
+	}
+	for _, tt := range tests {
+		p, tz := dateTimeProp(ical.PropDateTimeStart, tt.at, tt.l)
+		if p.Value != tt.want || tz != tt.wantTZID {
+			t.Errorf("%s in %s: %s (tzid %v), want %s (tzid %v)", tt.at, tt.l, p.Value, tz, tt.want, tt.wantTZID)
+		}
+		back, _, err := parseDateTime(p, time.UTC)
+		if err != nil || !back.Equal(tt.at) {
+			t.Errorf("%s in %s reads back as %s (%v)", tt.at, tt.l, back, err)
+		}
+	}
+}
+
+func TestVTimezoneTransitions(t *testing.T) {
+	t.Parallel()
+	berlin := loc(t, "Europe/Berlin")
+	tz := vtimezone(berlin, utc(2027, 3, 28, 0, 0), utc(2027, 3, 28, 2, 0))
+	var got []string
+	for _, c := range tz.Children {
+		got = append(got, c.Name+" "+c.Props.Get(ical.PropDateTimeStart).Value+" "+
+			c.Props.Get(ical.PropTimezoneOffsetFrom).Value+">"+c.Props.Get(ical.PropTimezoneOffsetTo).Value)
+	}
+	want := []string{
+		"STANDARD 20260101T010000 +0100>+0100",
+		"DAYLIGHT 20260329T020000 +0100>+0200",
+		"STANDARD 20261025T030000 +0200>+0100",
+		"DAYLIGHT 20270328T020000 +0100>+0200",
+		"STANDARD 20271031T030000 +0200>+0100",
+		"DAYLIGHT 20280326T020000 +0100>+0200",
+		"STANDARD 20281029T030000 +0200>+0100",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("VTIMEZONE observances (-want +got):\n%s", diff)
+	}
+	// A zone without DST has a single observance.
+	if tz := vtimezone(loc(t, "Asia/Tokyo"), utc(2027, 1, 1, 0, 0), utc(2027, 1, 1, 1, 0)); len(tz.Children) != 1 {
+		t.Errorf("Asia/Tokyo: %d observances, want 1", len(tz.Children))
+	}
+}
+
+func parseICS(t *testing.T, s string) *ical.Calendar {
+	t.Helper()
+	s = strings.ReplaceAll(strings.TrimSpace(s), "\n", "\r\n") + "\r\n"
+	cal, err := ical.NewDecoder(strings.NewReader(s)).Decode()
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	return cal
+}
+
+func TestExpand(t *testing.T) {
+	t.Parallel()
+	const head = "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//t//t//EN\n"
+	const tail = "END:VCALENDAR"
+	tests := []struct {
+		name     string
+		ics      string
+		from, to time.Time
+		want     []calendar.Busy
+	}{
+		{
+			name: "single event clipped to the range",
+			ics:  head + "BEGIN:VEVENT\nUID:a\nDTSTAMP:20270101T000000Z\nDTSTART:20270601T090000Z\nDTEND:20270601T110000Z\nEND:VEVENT\n" + tail,
+			from: utc(2027, 6, 1, 10, 0), to: utc(2027, 6, 2, 0, 0),
+			want: []calendar.Busy{{Start: utc(2027, 6, 1, 10, 0), End: utc(2027, 6, 1, 11, 0)}},
+		},
+		{
+			name: "daily with EXDATE, an overridden and a cancelled instance",
+			ics: head + "BEGIN:VEVENT\nUID:b\nDTSTAMP:20270101T000000Z\nDTSTART;TZID=Europe/Berlin:20270601T090000\n" +
+				"DURATION:PT1H\nRRULE:FREQ=DAILY;COUNT=5\nEXDATE;TZID=Europe/Berlin:20270602T090000\nEND:VEVENT\n" +
+				"BEGIN:VEVENT\nUID:b\nDTSTAMP:20270101T000000Z\nRECURRENCE-ID;TZID=Europe/Berlin:20270603T090000\n" +
+				"DTSTART;TZID=Europe/Berlin:20270603T150000\nDTEND;TZID=Europe/Berlin:20270603T160000\nEND:VEVENT\n" +
+				"BEGIN:VEVENT\nUID:b\nDTSTAMP:20270101T000000Z\nRECURRENCE-ID;TZID=Europe/Berlin:20270604T090000\n" +
+				"DTSTART;TZID=Europe/Berlin:20270604T090000\nDTEND;TZID=Europe/Berlin:20270604T100000\nSTATUS:CANCELLED\nEND:VEVENT\n" + tail,
+			from: utc(2027, 6, 1, 0, 0), to: utc(2027, 6, 10, 0, 0),
+			want: []calendar.Busy{
+				{Start: utc(2027, 6, 3, 13, 0), End: utc(2027, 6, 3, 14, 0)},
+				{Start: utc(2027, 6, 1, 7, 0), End: utc(2027, 6, 1, 8, 0)},
+				{Start: utc(2027, 6, 5, 7, 0), End: utc(2027, 6, 5, 8, 0)},
+			},
+		},
+		{
+			name: "occurrence that started before the range still overlaps",
+			ics: head + "BEGIN:VEVENT\nUID:c\nDTSTAMP:20270101T000000Z\nDTSTART:20270601T230000Z\nDTEND:20270602T030000Z\n" +
+				"RRULE:FREQ=WEEKLY\nEND:VEVENT\n" + tail,
+			from: utc(2027, 6, 9, 1, 0), to: utc(2027, 6, 9, 2, 0),
+			want: []calendar.Busy{{Start: utc(2027, 6, 9, 1, 0), End: utc(2027, 6, 9, 2, 0)}},
+		},
+		{
+			name: "a transparent event is free",
+			ics:  head + "BEGIN:VEVENT\nUID:d\nDTSTAMP:20270101T000000Z\nDTSTART:20270601T090000Z\nDTEND:20270601T100000Z\nTRANSP:TRANSPARENT\nEND:VEVENT\n" + tail,
+			from: utc(2027, 6, 1, 0, 0), to: utc(2027, 6, 2, 0, 0),
+			want: nil,
+		},
+		{
+			name: "all-day event in the default zone",
+			ics:  head + "BEGIN:VEVENT\nUID:e\nDTSTAMP:20270101T000000Z\nDTSTART;VALUE=DATE:20270601\nDTEND;VALUE=DATE:20270602\nEND:VEVENT\n" + tail,
+			from: utc(2027, 5, 30, 0, 0), to: utc(2027, 6, 5, 0, 0),
+			want: []calendar.Busy{{Start: utc(2027, 6, 1, 0, 0), End: utc(2027, 6, 2, 0, 0)}},
+		},
+	}
+	for _, tt := range tests {
+		got, err := Expand(parseICS(t, tt.ics), tt.from, tt.to, time.UTC)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		byStart := cmpopts.SortSlices(func(a, b calendar.Busy) bool { return a.Start.Before(b.Start) })
+		if diff := cmp.Diff(tt.want, got, byStart, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
+func TestDecodeForeignTZID(t *testing.T) {
+	t.Parallel()
+	cal := parseICS(t, "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:x\nBEGIN:VEVENT\nUID:f\nDTSTAMP:20270101T000000Z\n"+
+		"DTSTART;TZID=/freeassociation.sourceforge.net/Europe/Berlin:20270601T090000\nDTEND;TZID=Unknown Zone:20270601T100000\n"+
+		"ORGANIZER;CN=\"Mia M\":MAILTO:mia@example.com\nEND:VEVENT\nEND:VCALENDAR")
+	d, err := decodeEvent(cal, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.ev.Start.Equal(utc(2027, 6, 1, 7, 0)) || d.ev.TimeZone != "Europe/Berlin" {
+		t.Errorf("start %s zone %q, want 07:00Z Europe/Berlin", d.ev.Start, d.ev.TimeZone)
+	}
+	if !d.ev.End.Equal(utc(2027, 6, 1, 10, 0)) { // unknown TZID → default zone (UTC)
+		t.Errorf("end %s, want 10:00Z", d.ev.End)
+	}
+	if d.ev.Organizer.Email != "mia@example.com" || d.ev.Organizer.Name != "Mia M" {
+		t.Errorf("organizer %+v", d.ev.Organizer)
+	}
+}
