@@ -758,3 +758,45 @@ func TestTokens(t *testing.T) {
 		}
 	})
 }
+
+func TestAccountEmailAndRevoke(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gcaltest.Options{})
+	ctx := context.WithValue(t.Context(), oauth2.HTTPClient, e.ts.Client())
+	cfg := gcal.OAuthConfig(gcaltest.DefaultClientID, gcaltest.DefaultClientSecret, "https://gateway.test/cb", gcaltest.Endpoint(e.ts.URL))
+	email, err := gcal.AccountEmail(ctx, oauth2.NewClient(ctx, cfg.TokenSource(ctx, e.token)), gcaltest.UserinfoURL(e.ts.URL))
+	if err != nil || email != gcaltest.DefaultUser {
+		t.Fatalf("AccountEmail = %q, %v", email, err)
+	}
+	if err := gcal.Revoke(ctx, e.ts.Client(), gcaltest.RevokeURL(e.ts.URL), e.token.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	if err := gcal.Revoke(ctx, e.ts.Client(), gcaltest.RevokeURL(e.ts.URL), e.token.RefreshToken); err != nil {
+		t.Errorf("revoking an already revoked token: %v", err)
+	}
+	if st := e.sim.Stats(); st.Revocations != 1 {
+		t.Errorf("revocations %d", st.Revocations)
+	}
+	if _, err := e.client.ListCalendars(t.Context()); err == nil {
+		t.Error("calls still work after revocation")
+	}
+	_, err = gcal.AccountEmail(ctx, oauth2.NewClient(ctx, cfg.TokenSource(ctx, e.token)), gcaltest.UserinfoURL(e.ts.URL))
+	if oe := outboundErr(t, err); oe.Status != http.StatusUnauthorized {
+		t.Errorf("AccountEmail after revoke: %+v", oe)
+	}
+}
+
+func TestLatencyFaultHonoursContext(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gcaltest.Options{})
+	e.sim.InjectFault(gcaltest.Fault{Op: "calendarList.list", Delay: time.Minute})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err := e.client.ListCalendars(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want DeadlineExceeded", err)
+	}
+	if oe := outboundErr(t, err); !oe.Transient() {
+		t.Errorf("canceled call classified %v", oe.Class)
+	}
+}
