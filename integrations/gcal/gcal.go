@@ -180,6 +180,7 @@ func New(ctx context.Context, ts oauth2.TokenSource, opts ...Option) (*Client, e
 // limitTransport caps response bodies.
 type limitTransport struct{ rt http.RoundTripper }
 
+// RoundTrip implements http.RoundTripper.
 func (t limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.rt.RoundTrip(req)
 	if err != nil {

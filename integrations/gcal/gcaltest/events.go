@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -51,18 +50,13 @@ func (s *Server) calendarFor(u *user, id string) *calendarState {
 	return cs
 }
 
-func readJSONBody(r *http.Request) (map[string]any, *response) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		res := badRequest("parseError", "Parse Error", "")
-		return nil, &res
-	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil || len(b) > maxBody {
+func readJSONBody(c *call) (map[string]any, *response) {
+	if ct := c.r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		res := badRequest("parseError", "Parse Error", "")
 		return nil, &res
 	}
 	var m map[string]any
-	d := json.NewDecoder(bytes.NewReader(b))
+	d := json.NewDecoder(bytes.NewReader(c.body))
 	d.UseNumber()
 	if err := d.Decode(&m); err != nil || m == nil {
 		res := badRequest("parseError", "Parse Error", "")
@@ -106,7 +100,7 @@ func (s *Server) eventsInsert(c *call) response {
 	if res := checkSendUpdates(c.r); res != nil {
 		return *res
 	}
-	body, res := readJSONBody(c.r)
+	body, res := readJSONBody(c)
 	if res != nil {
 		return *res
 	}
@@ -403,7 +397,7 @@ func (s *Server) eventsModify(c *call, patch bool) response {
 	if res := checkIfMatch(c.r, ev); res != nil {
 		return *res
 	}
-	body, res := readJSONBody(c.r)
+	body, res := readJSONBody(c)
 	if res != nil {
 		return *res
 	}
@@ -704,9 +698,8 @@ type freeBusyRequest struct {
 }
 
 func (s *Server) freeBusyQuery(c *call) response {
-	b, err := io.ReadAll(io.LimitReader(c.r.Body, maxBody))
 	var req freeBusyRequest
-	if err != nil || json.Unmarshal(b, &req) != nil {
+	if json.Unmarshal(c.body, &req) != nil {
 		return badRequest("parseError", "Parse Error", "")
 	}
 	if req.TimeMin == "" {
@@ -900,8 +893,7 @@ func (s *Server) eventsWatch(c *call) response {
 		Expiration json.Number       `json:"expiration"`
 		Params     map[string]string `json:"params"`
 	}
-	b, err := io.ReadAll(io.LimitReader(c.r.Body, maxBody))
-	if err != nil || json.Unmarshal(b, &req) != nil {
+	if json.Unmarshal(c.body, &req) != nil {
 		return badRequest("parseError", "Parse Error", "")
 	}
 	if !validChannelID(req.ID) {
@@ -963,8 +955,7 @@ func (s *Server) channelsStop(c *call) response {
 		ID         string `json:"id"`
 		ResourceID string `json:"resourceId"`
 	}
-	b, err := io.ReadAll(io.LimitReader(c.r.Body, maxBody))
-	if err != nil || json.Unmarshal(b, &req) != nil {
+	if json.Unmarshal(c.body, &req) != nil {
 		return badRequest("parseError", "Parse Error", "")
 	}
 	if req.ID == "" {

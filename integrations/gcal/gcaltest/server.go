@@ -42,6 +42,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -295,8 +296,8 @@ var (
 type call struct {
 	op   string
 	user *user
-	w    http.ResponseWriter
 	r    *http.Request
+	body []byte // the request body, at most maxBody bytes
 }
 
 // api wraps a Calendar API handler with fault injection, bearer checks and
@@ -324,6 +325,12 @@ func (s *Server) api(op string, scopes []string, h func(c *call) response) http.
 			writeError(w, http.StatusBadRequest, "Invalid value for alt", errItem{Domain: "global", Reason: "invalidParameter", Message: "Invalid value for alt", LocationType: "parameter", Location: "alt"})
 			return
 		}
+		// Read the body before taking the lock: a slow client must not stall others.
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+		if err != nil || len(body) > maxBody {
+			writeError(w, http.StatusBadRequest, "Parse Error", errItem{Domain: "global", Reason: "parseError"})
+			return
+		}
 		s.mu.Lock()
 		u, tok, resp := s.authenticate(r)
 		if resp == nil && !hasAnyScope(tok.scopes, scopes) {
@@ -333,7 +340,7 @@ func (s *Server) api(op string, scopes []string, h func(c *call) response) http.
 			}}
 		}
 		if resp == nil {
-			res := h(&call{op: op, user: u, w: w, r: r})
+			res := h(&call{op: op, user: u, r: r, body: body})
 			resp = &res
 		}
 		s.mu.Unlock()

@@ -622,3 +622,34 @@ func TestAuthorizeRequests(t *testing.T) {
 		t.Errorf("unregistered redirect_uri: %d", resp.StatusCode)
 	}
 }
+
+func TestAutoPush(t *testing.T) {
+	t.Parallel()
+	got := make(chan http.Header, 4)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	}))
+	t.Cleanup(recv.Close)
+	h := newHarness(t, gcaltest.Options{AutoPush: true, AllowHTTPPush: true})
+	status, ch := h.do(t, http.MethodPost, events+"/watch", h.token, map[string]any{"id": "auto-1", "type": "web_hook", "address": recv.URL + "/hook", "token": "t0k"})
+	if status != 200 {
+		t.Fatalf("watch: %d %v", status, ch)
+	}
+	next := func(want, num string) {
+		t.Helper()
+		select {
+		case hd := <-got:
+			if hd.Get("X-Goog-Resource-State") != want || hd.Get("X-Goog-Message-Number") != num ||
+				hd.Get("X-Goog-Channel-Id") != "auto-1" || hd.Get("X-Goog-Channel-Token") != "t0k" || hd.Get("X-Goog-Resource-Id") != ch["resourceId"] {
+				t.Errorf("notification %v, want state %s number %s", hd, want, num)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s notification", want)
+		}
+	}
+	next(gcaltest.StateSync, "1")
+	if _, err := h.sim.PutEvent("primary", gcaltest.ExternalEvent{Summary: "x", Start: time.Now(), End: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	next(gcaltest.StateExists, "2")
+}
