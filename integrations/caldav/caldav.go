@@ -64,6 +64,7 @@ type Client struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	defLoc   *time.Location
+	noSync   bool
 }
 
 var _ calendar.Calendar = (*Client)(nil)
@@ -92,6 +93,13 @@ func WithClock(now func() time.Time) Option {
 // of other clients (default UTC).
 func WithDefaultLocation(loc *time.Location) Option {
 	return func(c *Client) { c.defLoc = loc }
+}
+
+// WithETagListing makes Changes always use the getctag/getetag listing
+// instead of the sync-collection REPORT, for servers whose sync-collection
+// is unreliable.
+func WithETagListing() Option {
+	return func(c *Client) { c.noSync = true }
 }
 
 // New returns a Client for the calendar collection at calendarURL (an

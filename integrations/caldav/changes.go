@@ -43,6 +43,11 @@ type etagCursor struct {
 // without ".ics" for deleted ones; both are calendar.EventID(booking) for
 // events the gateway wrote.
 func (c *Client) Changes(ctx context.Context, cursor string) (calendar.ChangeSet, error) {
+	if c.noSync && !strings.HasPrefix(cursor, cursorETags) {
+		cs, err := c.etagChanges(ctx, nil)
+		cs.Reset = cursor != ""
+		return cs, err
+	}
 	switch {
 	case cursor == "":
 		cs, supported, err := c.syncCollection(ctx, "")

@@ -221,11 +221,27 @@ func TestContractRadicale(t *testing.T) {
 	t.Parallel()
 	base, user, pass := radicale.Start(t)
 	var n atomic.Int64
-	calendartest.Run(t, func(t *testing.T) calendartest.Backend {
-		calURL := radicale.MakeCalendar(t, base, user, pass, fmt.Sprintf("cal%d", n.Add(1)))
-		return calendartest.Backend{
-			Calendar: newClient(t, http.DefaultClient, calURL, user, pass),
-			External: &rawCal{calURL: calURL, user: user, pass: pass, hc: http.DefaultClient},
-		}
-	})
+	for _, tc := range []struct {
+		name string
+		opts []caldav.Option
+	}{
+		{"sync-collection", nil},
+		// Radicale serves CS:getctag, so this also covers the ctag short cut.
+		{"etag-listing", []caldav.Option{caldav.WithETagListing()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			calendartest.Run(t, func(t *testing.T) calendartest.Backend {
+				calURL := radicale.MakeCalendar(t, base, user, pass, fmt.Sprintf("cal%d", n.Add(1)))
+				c, err := caldav.New(calURL, user, pass, append(tc.opts, caldav.WithHTTPClient(http.DefaultClient))...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return calendartest.Backend{
+					Calendar: c,
+					External: &rawCal{calURL: calURL, user: user, pass: pass, hc: http.DefaultClient},
+				}
+			})
+		})
+	}
 }

@@ -24,11 +24,10 @@ const (
 )
 
 const (
-	prodID        = "-//Spotlight//Integration Gateway//EN"
-	localLayout   = "20060102T150405"
-	utcLayout     = "20060102T150405Z"
-	dateLayout    = "20060102"
-	maxZoneOffset = 3 * time.Hour
+	prodID      = "-//Spotlight//Integration Gateway//EN"
+	localLayout = "20060102T150405"
+	utcLayout   = "20060102T150405Z"
+	dateLayout  = "20060102"
 )
 
 // encodeEvent renders ev as a calendar object resource: one VEVENT with
@@ -256,7 +255,7 @@ func vtimezone(loc *time.Location, start, end time.Time) *ical.Component {
 	to := time.Date(end.In(loc).Year()+2, 1, 1, 0, 0, 0, 0, time.UTC)
 
 	name, off := from.In(loc).Zone()
-	_, isDST := dstOf(from, loc)
+	isDST := from.In(loc).IsDST()
 	// The observance in force at the start of the window.
 	tz.Children = append(tz.Children, observance(isDST, name, off, off, from.Add(time.Duration(off)*time.Second)))
 
@@ -267,18 +266,11 @@ func vtimezone(loc *time.Location, start, end time.Time) *ical.Component {
 		}
 		_, prevOff := next.Add(-time.Second).In(loc).Zone()
 		name, newOff := next.In(loc).Zone()
-		_, dst := dstOf(next, loc)
+		dst := next.In(loc).IsDST()
 		tz.Children = append(tz.Children, observance(dst, name, prevOff, newOff, next.Add(time.Duration(prevOff)*time.Second)))
 		t = next
 	}
 	return tz
-}
-
-// dstOf reports whether t is in daylight saving time in loc and returns the
-// zone's standard offset guess.
-func dstOf(t time.Time, loc *time.Location) (int, bool) {
-	_, off := t.In(loc).Zone()
-	return off, t.In(loc).IsDST()
 }
 
 // observance builds one STANDARD or DAYLIGHT component; localStart is the

@@ -7,14 +7,6 @@ import (
 	"strings"
 )
 
-// XML namespaces used in requests and responses.
-const (
-	nsDAV    = "DAV:"
-	nsCalDAV = "urn:ietf:params:xml:ns:caldav"
-	nsCS     = "http://calendarserver.org/ns/"
-	nsApple  = "http://apple.com/ns/ical/"
-)
-
 // multistatus is a DAV:multistatus body (RFC 4918 section 14.16) with the
 // properties this package asks for.
 type multistatus struct {
