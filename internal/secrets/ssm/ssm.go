@@ -47,6 +47,10 @@
 // retried after server faults and transport errors. A short in-process
 // cache (Config.CacheTTL) serves repeated Gets and is invalidated by every
 // write through this Store (success or conflict). Values are never logged.
+//
+// IAM: ssm:GetParameter, ssm:GetParameterHistory, ssm:GetParametersByPath,
+// ssm:PutParameter and ssm:DeleteParameter on the parameter hierarchy, and
+// kms:Encrypt/kms:Decrypt on Config.KMSKeyID (or the default SSM key).
 package ssm
 
 import (
@@ -198,7 +202,7 @@ type cached struct {
 }
 
 type pathLock struct {
-	mu   sync.Mutex
+	ch   chan struct{} // holds one token while a write is in progress
 	refs int
 }
 
@@ -273,7 +277,10 @@ func (s *Store) Put(ctx context.Context, path string, value []byte, expectedVers
 	if expectedVersion < secrets.AnyVersion {
 		return 0, fmt.Errorf("ssm: put %s: expected version %d is invalid", path, expectedVersion)
 	}
-	unlock := s.lock(path)
+	unlock, err := s.lock(ctx, path)
+	if err != nil {
+		return 0, fmt.Errorf("ssm: put %s: %w", path, err)
+	}
 	defer unlock()
 	defer s.forget(path)
 	// An unconditional Put simply repeats the conditional one until it wins.
@@ -592,38 +599,46 @@ func isThrottle(err error) bool {
 }
 
 func isTransient(err error) bool {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorFault() == smithy.FaultServer || ae.ErrorCode() == "InternalServerError"
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
 	}
 	var re interface{ HTTPStatusCode() int }
 	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
 		return true
 	}
-	// Anything else that is not an API error is a transport failure.
-	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorFault() == smithy.FaultServer || ae.ErrorCode() == "InternalServerError"
+	}
+	// No response at all: a transport failure.
+	return true
 }
 
 // lock serialises this Store's writes to one path, so its own goroutines do
-// not produce void writes against each other.
-func (s *Store) lock(path string) func() {
+// not produce void writes against each other. Waiting honours ctx.
+func (s *Store) lock(ctx context.Context, path string) (func(), error) {
 	s.locksMu.Lock()
 	l, ok := s.locks[path]
 	if !ok {
-		l = &pathLock{}
+		l = &pathLock{ch: make(chan struct{}, 1)}
 		s.locks[path] = l
 	}
 	l.refs++
 	s.locksMu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
+	release := func() {
 		s.locksMu.Lock()
 		l.refs--
 		if l.refs == 0 {
 			delete(s.locks, path)
 		}
 		s.locksMu.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
 	}
 }
 

@@ -454,3 +454,33 @@ func TestNewDefaultChain(t *testing.T) {
 		t.Fatalf("Get = %q, %v", got.Value, err)
 	}
 }
+
+// TestServerErrors: reads are retried after a 500; a write is not (its
+// outcome would be unknown to the caller), so the error is returned.
+func TestServerErrors(t *testing.T) {
+	t.Parallel()
+	sim, srv := newSim(t)
+	sl := &sleeps{}
+	s := newStore(t, srv, ssm.Config{CacheTTL: -1, Sleep: sl.sleep})
+	ctx := t.Context()
+	p := "/spotlight/test/providers/google"
+	v1, err := s.Put(ctx, p, []byte("a"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.FailNext("", 2)
+	if got, err := s.Get(ctx, p); err != nil || string(got.Value) != "a" || sl.count() != 2 {
+		t.Fatalf("Get after 2 server errors = %q, %v (slept %d)", got.Value, err, sl.count())
+	}
+	before := sim.Calls("PutParameter")
+	sim.FailNext("PutParameter", 1)
+	if _, err := s.Put(ctx, p, []byte("b"), v1); err == nil || !strings.Contains(err.Error(), "InternalServerError") {
+		t.Fatalf("Put with failing write error = %v, want InternalServerError", err)
+	}
+	if n := sim.Calls("PutParameter") - before; n != 1 {
+		t.Fatalf("PutParameter attempted %d times, want 1 (writes are not retried)", n)
+	}
+	if got, err := s.Get(ctx, p); err != nil || string(got.Value) != "a" || got.Version != v1 {
+		t.Fatalf("Get = %q v%d, %v", got.Value, got.Version, err)
+	}
+}

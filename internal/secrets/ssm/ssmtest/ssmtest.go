@@ -28,13 +28,14 @@
 // ThrottlingException, ValidationException, InvalidNextToken,
 // MissingAuthenticationTokenException, UnrecognizedClientException,
 // InvalidSignatureException, IncompleteSignatureException,
-// UnknownOperationException, SerializationException). Versions start at 1
+// UnknownOperationException, SerializationException; InternalServerError
+// with 500). Versions start at 1
 // and increase by one per PutParameter, never reused until the parameter is
 // deleted; the oldest of more than 100 versions is dropped. SecureString
 // values are stored encrypted under a per-KMS-key-id key (the key id is
 // recorded and returned in history) and returned as ciphertext unless
-// WithDecryption is true. Throttling can be injected (ThrottleNext,
-// SetRateLimit).
+// WithDecryption is true. Throttling (ThrottleNext, SetRateLimit) and
+// server errors (FailNext) can be injected.
 //
 // Not simulated: labels (so ParameterMaxVersionLimitExceeded never occurs),
 // policies, tags, ParameterFilters (rejected), StringList semantics beyond
@@ -100,6 +101,8 @@ type Server struct {
 	mu       sync.Mutex
 	params   map[string]*param
 	throttle int
+	fail     int
+	failOp   string
 	limiter  *rate.Limiter
 	calls    map[string]int
 	seq      int64
@@ -149,6 +152,14 @@ func (s *Server) ThrottleNext(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.throttle = n
+}
+
+// FailNext makes the next n authenticated requests for operation op ("" for
+// any) fail with a 500 InternalServerError, without applying them.
+func (s *Server) FailNext(op string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail, s.failOp = n, op
 }
 
 // SetRateLimit throttles requests above r per second (with burst); r <= 0 removes the limit.
@@ -295,6 +306,10 @@ func (s *Server) admit(op string) *apiError {
 	}
 	if s.limiter != nil && !s.limiter.AllowN(s.opts.Now(), 1) {
 		return errf("ThrottlingException", "Rate exceeded")
+	}
+	if s.fail > 0 && (s.failOp == "" || s.failOp == op) {
+		s.fail--
+		return &apiError{status: http.StatusInternalServerError, typ: "InternalServerError", msg: "An internal error occurred."}
 	}
 	return nil
 }
