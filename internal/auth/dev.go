@@ -21,6 +21,11 @@ import (
 // DevClientID is the client_id of tokens minted by the dev issuer.
 const DevClientID = "gateway-dev"
 
+// DevIssuerName is the iss of dev tokens. It does not depend on the listen
+// address, so tokens minted by `gateway token` stay valid whatever port the
+// server runs on.
+const DevIssuerName = "urn:spotlight:gateway:dev"
+
 // DevKeyFile is the name of the dev signing key inside the data directory.
 const DevKeyFile = "dev-signing-key.pem"
 

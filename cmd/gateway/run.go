@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spotlight/gateway/internal/auth"
+	"github.com/spotlight/gateway/internal/config"
+	"github.com/spotlight/gateway/internal/secrets/local"
+)
+
+// usageError is a command-line mistake: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) {
+		return 2
+	}
+	return 1
+}
+
+const usage = `usage: gateway [command] [flags]
+
+commands:
+  serve                 run the HTTP API and job workers (default)
+  migrate               apply database migrations and exit
+  token                 mint a dev-mode access token (--sub, --group, --scope, --ttl)
+  secrets rotate-key    re-encrypt the local secret store under a new key
+  healthcheck           probe /healthz on GATEWAY_ADDR; exit 0 when healthy
+
+Run "gateway serve --help" for the configuration variables.
+`
+
+// run is the whole program; main only supplies the process's environment.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return cmdServe(ctx, args, getenv, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, args, getenv, stdout, stderr)
+	case "token":
+		return cmdToken(args, getenv, stdout, stderr)
+	case "secrets":
+		return cmdSecrets(ctx, args, getenv, stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(ctx, getenv, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+}
+
+// parseFlags parses a subcommand's flags; -h prints usage (and, for serve,
+// the configuration variables) and returns flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	fs.SetOutput(stdout)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	return nil
+}
+
+// printVars writes the configuration table for --help.
+func printVars(w io.Writer) {
+	fmt.Fprintln(w, "\nConfiguration (environment variables):")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  VARIABLE\tDEFAULT\tMEANING")
+	for _, v := range config.Vars() {
+		def := v.Default
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.Name, def, v.Help)
+	}
+	tw.Flush()
+}
+
+func loadConfig(getenv func(string) string) (config.Config, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return cfg, usageError{err.Error()}
+	}
+	return cfg, nil
+}
+
+// cmdToken mints a dev token with the key the server uses (same data dir).
+func cmdToken(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	sub := fs.String("sub", "", "subject (user id) of the token; required")
+	var groups, scopes multiFlag
+	fs.Var(&groups, "group", "Cognito group: candidate, mentor or admin (repeatable)")
+	fs.Var(&scopes, "scope", "OAuth scope for a machine client (repeatable)")
+	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime of the token")
+	if err := parseFlags(fs, args, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *sub == "" {
+		return usageError{"token: --sub is required"}
+	}
+	for _, g := range groups {
+		switch auth.Role(g) {
+		case auth.RoleCandidate, auth.RoleMentor, auth.RoleAdmin:
+		default:
+			return usageError{fmt.Sprintf("token: unknown group %q (candidate, mentor, admin)", g)}
+		}
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.Auth.Mode != config.AuthDev {
+		return usageError{"token: only available with GATEWAY_AUTH_MODE=dev"}
+	}
+	issuer, err := auth.LoadOrCreateDevIssuer(cfg.DataDir, auth.DevIssuerName)
+	if err != nil {
+		return err
+	}
+	tok, err := issuer.Mint(auth.TokenRequest{Subject: *sub, Groups: groups, Scopes: scopes, TTL: *ttl})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// cmdHealthcheck probes /healthz on the configured address.
+func cmdHealthcheck(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	addr := getenv("GATEWAY_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usageError{"healthcheck: GATEWAY_ADDR is not host:port"}
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/healthz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("healthcheck: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthcheck: /healthz answered %d", resp.StatusCode)
+	}
+	fmt.Fprintln(stdout, "ok")
+	return nil
+}
+
+// cmdSecrets runs secret-store maintenance.
+func cmdSecrets(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "rotate-key" {
+		return usageError{"secrets: usage: gateway secrets rotate-key [--new-key BASE64]"}
+	}
+	fs := flag.NewFlagSet("secrets rotate-key", flag.ContinueOnError)
+	newKeyB64 := fs.String("new-key", "", "base64 32-byte key to rotate to (default: a new random key written to the key file)")
+	if err := parseFlags(fs, args[1:], stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.Secrets.Backend != config.SecretsLocal {
+		return usageError{"secrets rotate-key: only the local backend has a data key (SSM uses KMS)"}
+	}
+	a, err := openBase(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.close(context.WithoutCancel(ctx))
+	var newKey local.Key
+	if *newKeyB64 != "" {
+		newKey, err = local.KeyFromBase64(*newKeyB64)
+	} else {
+		newKey, err = local.GenerateKey()
+	}
+	if err != nil {
+		return fmt.Errorf("secrets rotate-key: %w", err)
+	}
+	n, err := a.rotateKey(ctx, newKey, *newKeyB64 == "")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "re-encrypted %d secrets under key %s\n", n, newKey.ID())
+	return nil
+}

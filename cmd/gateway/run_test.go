@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spotlight/gateway/internal/config"
+)
+
+// lockedBuffer is an io.Writer safe to read while run writes to it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+var readyURL = regexp.MustCompile(`"msg":"gateway ready","url":"(http://[^"]+)"`)
+
+// startGateway runs the whole program in-process on a free port and waits
+// until /healthz answers.
+func startGateway(t *testing.T, env map[string]string) (url string, stdout *lockedBuffer, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, envOf(env), stdout, stderr) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := readyURL.FindStringSubmatch(stdout.String()); m != nil {
+			url = m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("gateway exited early: %v\nstdout: %s\nstderr: %s", err, stdout, stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway not ready\nstdout: %s\nstderr: %s", stdout, stderr)
+		}
+	}
+	for {
+		resp, err := http.Get(url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz never answered: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var once sync.Once
+	var stopErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatal("gateway did not stop within 30s")
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() { stop() })
+	return url, stdout, stop
+}
+
+func get(t *testing.T, url, token string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// TestServeEmbeddedDefault is the newcomer's path: embedded defaults, dev
+// auth, sandbox providers; a token from `gateway token` in the same data
+// folder is accepted; shutdown is clean.
+func TestServeEmbeddedDefault(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": dir}
+	url, stdout, stop := startGateway(t, env)
+
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/openapi.yaml", "/docs"} {
+		if code, body, _ := get(t, url+path, ""); code != 200 {
+			t.Errorf("GET %s = %d %s", path, code, body)
+		}
+	}
+	code, body, hdr := get(t, url+"/v1/bookings", "")
+	if code != 401 || hdr.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("/v1/bookings without token = %d %s", code, body)
+	}
+
+	var tok bytes.Buffer
+	if err := run(t.Context(), []string{"token", "--sub", "alice", "--group", "candidate"}, envOf(env), &tok, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(tok.String())
+	code, body, hdr = get(t, url+"/v1/bookings", token)
+	if code == 401 || code == 404 || hdr.Get("Content-Type") != "application/problem+json" && code >= 400 {
+		t.Fatalf("/v1/bookings with a dev token = %d %s", code, body)
+	}
+
+	for _, f := range []string{"gateway.db", "dev-signing-key.pem", "secret.key"} {
+		fi, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatalf("data/%s: %v", f, err)
+		}
+		if f != "gateway.db" && fi.Mode().Perm() != 0o600 {
+			t.Errorf("data/%s mode %v, want 0600", f, fi.Mode().Perm())
+		}
+	}
+	if !strings.Contains(stdout.String(), `"msg":"sandbox provider listening","provider":"zoom"`) {
+		t.Errorf("sandbox providers not logged:\n%s", stdout)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	if !strings.Contains(stdout.String(), `"msg":"stopped"`) {
+		t.Errorf("no clean stop logged")
+	}
+	// Every log line is JSON.
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("log line is not JSON: %s", line)
+		}
+	}
+}
+
+func TestConfigErrorsNameTheVariable(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	err := run(t.Context(), []string{"serve"}, envOf(map[string]string{"GATEWAY_ENV": "production", "GATEWAY_DATA_DIR": t.TempDir()}), io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "GATEWAY_AUTH_MODE") || exitCode(err) != 2 {
+		t.Fatalf("run = %v, want a usage error naming GATEWAY_AUTH_MODE", err)
+	}
+}
+
+func TestServeHelpListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"serve", "--help"}, envOf(nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"GATEWAY_ADDR", "127.0.0.1:8080", "GATEWAY_DATABASE_URL", "GATEWAY_SHUTDOWN_TIMEOUT", "SENTRY_DSN"} {
+		if !strings.Contains(out.String(), v) {
+			t.Errorf("serve --help lacks %s:\n%s", v, out.String())
+		}
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	t.Parallel()
+	err := run(t.Context(), []string{"frobnicate"}, envOf(nil), io.Discard, io.Discard)
+	if err == nil || exitCode(err) != 2 {
+		t.Fatalf("run(frobnicate) = %v", err)
+	}
+}
+
+func TestMigrateAndHealthcheck(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": dir}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"migrate"}, envOf(env), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "0001_init") {
+		t.Fatalf("migrate output: %s", out.String())
+	}
+	url, _, _ := startGateway(t, env)
+	hc := map[string]string{"GATEWAY_ADDR": strings.TrimPrefix(url, "http://")}
+	if err := run(t.Context(), []string{"healthcheck"}, envOf(hc), io.Discard, io.Discard); err != nil {
+		t.Fatalf("healthcheck against a running gateway: %v", err)
+	}
+	if err := run(t.Context(), []string{"healthcheck"}, envOf(map[string]string{"GATEWAY_ADDR": "127.0.0.1:1"}), io.Discard, io.Discard); err == nil {
+		t.Fatal("healthcheck against a closed port succeeded")
+	}
+}
+
+func TestSecretsRotateKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := map[string]string{"GATEWAY_DATA_DIR": dir}
+	ctx := t.Context()
+	a, err := openBase(ctx, mustConfig(t, env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.secrets.Put(ctx, "/spotlight/development/providers/zoom", []byte("client-secret-value"), 0); err != nil {
+		t.Fatal(err)
+	}
+	a.close(ctx)
+	before, _ := os.ReadFile(filepath.Join(dir, "secret.key"))
+
+	var out bytes.Buffer
+	if err := run(ctx, []string{"secrets", "rotate-key"}, envOf(env), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "re-encrypted 1 secrets") {
+		t.Fatalf("rotate-key output: %s", out.String())
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, "secret.key"))
+	if bytes.Equal(before, after) || len(after) == 0 {
+		t.Fatal("key file unchanged after rotation")
+	}
+	a, err = openBase(ctx, mustConfig(t, env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close(ctx)
+	s, err := a.secrets.Get(ctx, "/spotlight/development/providers/zoom")
+	if err != nil || string(s.Value) != "client-secret-value" {
+		t.Fatalf("after rotation Get = %q, %v", s.Value, err)
+	}
+}
+
+func mustConfig(t *testing.T, env map[string]string) config.Config {
+	t.Helper()
+	cfg, err := loadConfig(envOf(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
+
+	"github.com/spotlight/gateway/internal/auth"
+	"github.com/spotlight/gateway/internal/config"
+	"github.com/spotlight/gateway/internal/httpapi"
+	"github.com/spotlight/gateway/internal/sandbox"
+	"github.com/spotlight/gateway/internal/secrets"
+	"github.com/spotlight/gateway/internal/secrets/local"
+	"github.com/spotlight/gateway/internal/secrets/ssm"
+	"github.com/spotlight/gateway/internal/store"
+	"github.com/spotlight/gateway/internal/telemetry"
+)
+
+// app holds what every command that touches the database shares.
+type app struct {
+	cfg     config.Config
+	logger  *slog.Logger
+	db      *store.Store
+	secrets secrets.Store
+	// keyFile is the local backend's key file ("" when the key comes from the environment).
+	keyFile string
+	oldKey  local.Key
+}
+
+// openBase opens the database (migrating it) and the secret store.
+func openBase(ctx context.Context, cfg config.Config, logw io.Writer) (*app, error) {
+	a := &app{cfg: cfg, logger: telemetry.NewLogger(logw, cfg.LogLevel)}
+	db, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}, a.logger)
+	if err != nil {
+		return nil, err
+	}
+	a.db = db
+	if _, err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := a.openSecrets(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *app) openSecrets(ctx context.Context) error {
+	switch a.cfg.Secrets.Backend {
+	case config.SecretsSSM:
+		s, err := ssm.New(ctx, ssm.Config{
+			Region: a.cfg.Secrets.AWSRegion, Endpoint: a.cfg.Secrets.SSMEndpoint,
+			KMSKeyID: a.cfg.Secrets.KMSKeyID, Tier: ssm.Tier(a.cfg.Secrets.Tier), Logger: a.logger,
+		})
+		if err != nil {
+			return fmt.Errorf("secrets: %w", err)
+		}
+		a.secrets = s
+		return nil
+	default:
+		var (
+			key  local.Key
+			err  error
+			olds []local.Key
+		)
+		if a.cfg.Secrets.Key != "" {
+			key, err = local.KeyFromBase64(a.cfg.Secrets.Key)
+		} else {
+			a.keyFile = filepath.Join(a.cfg.DataDir, "secret.key")
+			key, err = local.LoadOrCreateKeyFile(a.keyFile)
+			// A rotation interrupted after re-encrypting but before the
+			// rename leaves the new key beside the old one: accept both.
+			if _, serr := os.Stat(a.keyFile + ".next"); serr == nil {
+				next, nerr := local.LoadOrCreateKeyFile(a.keyFile + ".next")
+				if nerr != nil {
+					return fmt.Errorf("secrets: %s.next: %w", a.keyFile, nerr)
+				}
+				olds = append(olds, next)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("secrets: GATEWAY_SECRET_KEY: %w", err)
+		}
+		a.oldKey = key
+		s, err := local.New(a.db.DB(), string(a.db.Dialect()), local.NewKeyring(key, olds...), local.WithLogger(a.logger))
+		if err != nil {
+			return fmt.Errorf("secrets: %w", err)
+		}
+		a.secrets = s
+		return nil
+	}
+}
+
+// rotateKey re-encrypts every local secret under newKey. With a key file,
+// the new key is written beside the old one first and renamed over it once
+// every row is re-encrypted, so a crash never loses the key of any row.
+func (a *app) rotateKey(ctx context.Context, newKey local.Key, writeFile bool) (int, error) {
+	ls, ok := a.secrets.(*local.Store)
+	if !ok {
+		return 0, errors.New("secrets rotate-key: not the local backend")
+	}
+	if writeFile {
+		if a.keyFile == "" {
+			return 0, usageError{"secrets rotate-key: GATEWAY_SECRET_KEY is set; pass --new-key and update the variable afterwards"}
+		}
+		if err := os.WriteFile(a.keyFile+".next", []byte(newKey.Base64()+"\n"), 0o600); err != nil {
+			return 0, fmt.Errorf("secrets rotate-key: write new key: %w", err)
+		}
+	}
+	n, err := ls.RotateKey(ctx, newKey)
+	if err != nil {
+		return n, fmt.Errorf("secrets rotate-key: %w", err)
+	}
+	if writeFile {
+		if err := os.Rename(a.keyFile+".next", a.keyFile); err != nil {
+			return n, fmt.Errorf("secrets rotate-key: install new key: %w", err)
+		}
+	}
+	return n, nil
+}
+
+func (a *app) close(ctx context.Context) {
+	if a.db != nil {
+		a.db.Close()
+	}
+}
+
+// cmdMigrate applies migrations and exits.
+func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	logger := telemetry.NewLogger(stderr, cfg.LogLevel)
+	db, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %d migrations applied\n", db.Location, len(applied))
+	for _, m := range applied {
+		fmt.Fprintln(stdout, "  "+m)
+	}
+	return nil
+}
+
+// cmdServe runs the gateway until ctx is cancelled (SIGTERM/SIGINT), then
+// shuts down gracefully within GATEWAY_SHUTDOWN_TIMEOUT.
+func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(stdout, "usage: gateway serve\n\nRuns the HTTP API and the job workers.")
+		printVars(stdout)
+	}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	started := time.Now()
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	flush, err := telemetry.InitSentry(telemetry.SentryOptions{DSN: cfg.Sentry.DSN, Environment: cfg.Sentry.Environment, Release: cfg.Sentry.Release})
+	if err != nil {
+		return err
+	}
+	defer flush(2 * time.Second)
+
+	a, err := openBase(ctx, cfg, stdout)
+	if err != nil {
+		return err
+	}
+	defer a.close(context.WithoutCancel(ctx))
+	logger := a.logger
+
+	// Listen before anything slow so the address (and a busy port) is known at once.
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on GATEWAY_ADDR %s: %w", cfg.Addr, err)
+	}
+	if cfg.PublicURL == "http://"+cfg.Addr && ln.Addr().String() != cfg.Addr {
+		cfg.PublicURL = "http://" + ln.Addr().String() // port 0 in tests
+	}
+
+	var sb *sandbox.Env
+	if cfg.Sandbox() {
+		sb, err = sandbox.Start(ctx, sandbox.Options{Logger: logger})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer sb.Close(context.WithoutCancel(ctx))
+		sb.Log()
+	}
+
+	authn, devIssuer, err := newAuthenticator(cfg, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	workers := river.NewWorkers()
+	kinds := registerWorkers(workers)
+	jobs, err := store.NewJobs(a.db, store.JobsConfig{
+		Workers: workers, Work: kinds > 0, MaxWorkers: cfg.Jobs.Workers, Logger: logger, Registerer: reg,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+
+	deps := httpapi.Deps{
+		Logger:        logger,
+		Registry:      reg,
+		Authenticator: authn,
+		Sentry:        cfg.Sentry.DSN != "",
+		Ready: func(ctx context.Context) map[string]error {
+			return map[string]error{"database": a.db.Ping(ctx), "migrations": a.db.CheckMigrations(ctx)}
+		},
+	}
+	if devIssuer != nil {
+		deps.DevJWKS = devIssuer.JWKS
+	}
+	handler, err := httpapi.NewServer(deps)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	jobCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopJobs()
+	if err := jobs.Start(jobCtx); err != nil {
+		ln.Close()
+		return fmt.Errorf("start jobs: %w", err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	url := "http://" + ln.Addr().String()
+	logger.Info("gateway ready", "url", url, "env", cfg.Env, "auth", cfg.Auth.Mode, "providers", cfg.Providers,
+		"database", a.db.Location, "secrets", cfg.Secrets.Backend, "startup_ms", time.Since(started).Milliseconds())
+	if devIssuer != nil {
+		printDevBanner(stderr, url, devIssuer)
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	// Stop accepting and finish in-flight requests, then let running jobs finish.
+	httpErr := srv.Shutdown(shutCtx)
+	jobErr := jobs.Stop(shutCtx)
+	if err := errors.Join(httpErr, jobErr); err != nil {
+		logger.Error("shutdown incomplete", "error", err.Error())
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// registerWorkers adds every job kind this binary works and returns how many.
+func registerWorkers(w *river.Workers) int {
+	return 0
+}
+
+// newAuthenticator builds the token verifier: Cognito's JWKS in cognito
+// mode, the dev issuer's own key set in dev mode — the same Verifier either way.
+func newAuthenticator(cfg config.Config, logger *slog.Logger) (*auth.Verifier, *auth.DevIssuer, error) {
+	if cfg.Auth.Mode == config.AuthDev {
+		issuer, err := auth.LoadOrCreateDevIssuer(cfg.DataDir, auth.DevIssuerName)
+		if err != nil {
+			return nil, nil, err
+		}
+		v, err := auth.NewVerifier(auth.VerifierConfig{
+			Issuer: issuer.Issuer(), ClientIDs: []string{auth.DevClientID}, JWKS: issuer.Fetcher(),
+			Leeway: cfg.Auth.Leeway, Logger: logger,
+		})
+		return v, issuer, err
+	}
+	jwksURL := cfg.Auth.JWKSURL
+	if jwksURL == "" {
+		jwksURL = cfg.Auth.Issuer() + "/.well-known/jwks.json"
+	}
+	v, err := auth.NewVerifier(auth.VerifierConfig{
+		Issuer: cfg.Auth.Issuer(), ClientIDs: cfg.Auth.ClientIDs,
+		JWKS:   auth.HTTPJWKS(&http.Client{Timeout: 5 * time.Second}, jwksURL),
+		Leeway: cfg.Auth.Leeway, Logger: logger,
+	})
+	return v, nil, err
+}
+
+// printDevBanner tells a newcomer how to call the running gateway.
+func printDevBanner(w io.Writer, url string, issuer *auth.DevIssuer) {
+	tok, err := issuer.Mint(auth.TokenRequest{Subject: "dev-admin", Groups: []string{"admin"}})
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(w, `
+Spotlight gateway (dev mode, sandbox providers) is ready at %[1]s
+  API reference:  %[1]s/docs
+  Dev admin token (12h):
+    export TOKEN=%[2]s
+  Try it:
+    curl -s %[1]s/v1/bookings -H "Authorization: Bearer $TOKEN"
+  Other tokens:   go run ./cmd/gateway token --sub alice --group candidate
+
+`, url, tok)
+}

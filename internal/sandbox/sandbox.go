@@ -1,0 +1,142 @@
+// Package sandbox runs the provider simulators in-process for the embedded
+// default (GATEWAY_PROVIDERS=sandbox): Zoom (zoomtest), Google Calendar and
+// Google OAuth (gcaltest), Jira (jiratest) and an in-memory CalDAV server
+// (caldavtest). Each listens on its own loopback port and is reached by the
+// real integration clients over real HTTP, exactly as the tests do, so a
+// session can be booked end to end with no credentials.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/spotlight/gateway/integrations/caldav/caldavtest"
+	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
+	"github.com/spotlight/gateway/integrations/jira/jiratest"
+	"github.com/spotlight/gateway/integrations/zoom/zoomtest"
+)
+
+// Fixed sandbox credentials. They are accepted only by the in-process
+// simulators and written into the local secret store at start, so the
+// gateway reads them the same way it reads real credentials.
+const (
+	ZoomAccountID    = "sandbox-account"
+	ZoomClientID     = "sandbox-zoom-client"
+	ZoomClientSecret = "sandbox-zoom-secret"
+	JiraEmail        = jiratest.DefaultEmail
+	JiraAPIToken     = jiratest.DefaultAPIToken
+	JiraProjectKey   = jiratest.DefaultProjectKey
+	GoogleClientID   = gcaltest.DefaultClientID
+	GoogleSecret     = gcaltest.DefaultClientSecret
+	// CalDAVUser and CalDAVPassword log in to the in-memory CalDAV server.
+	CalDAVUser     = "mentor"
+	CalDAVPassword = "sandbox-app-password"
+)
+
+// GoogleUsers are the Google accounts the sandbox OAuth consent screen knows.
+var GoogleUsers = []string{"mentor@example.com", "candidate@example.com", "admin@example.com"}
+
+// Provider is one simulator to serve.
+type Provider struct {
+	Name    string
+	Handler http.Handler
+}
+
+// Env is a running set of simulators.
+type Env struct {
+	// URLs maps provider name to its base URL (http://127.0.0.1:port).
+	URLs map[string]string
+
+	Zoom   *zoomtest.Server
+	Google *gcaltest.Server
+	Jira   *jiratest.Server
+	CalDAV *caldavtest.Server
+
+	servers []*http.Server
+	logger  *slog.Logger
+}
+
+// Options configures Start.
+type Options struct {
+	Logger *slog.Logger
+	// JiraWebhookURL and JiraWebhookSecret make the Jira simulator deliver
+	// webhooks for its changes, as a configured Jira site would.
+	JiraWebhookURL, JiraWebhookSecret string
+}
+
+// Start serves every simulator on a free loopback port.
+func Start(ctx context.Context, o Options) (*Env, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	users := make([]gcaltest.User, 0, len(GoogleUsers))
+	for _, u := range GoogleUsers {
+		users = append(users, gcaltest.User{Email: u})
+	}
+	env := &Env{
+		URLs:   map[string]string{},
+		logger: o.Logger,
+		Zoom:   zoomtest.New(zoomtest.Options{AccountID: ZoomAccountID, ClientID: ZoomClientID, ClientSecret: ZoomClientSecret}),
+		Google: gcaltest.New(gcaltest.Options{Users: users, AllowHTTPPush: true, AutoPush: true}),
+		Jira:   jiratest.New(jiratest.Options{WebhookURL: o.JiraWebhookURL, WebhookSecret: o.JiraWebhookSecret, Logger: o.Logger}),
+		CalDAV: caldavtest.New(caldavtest.Options{Users: map[string]string{CalDAVUser: CalDAVPassword}}),
+	}
+	err := env.serve(ctx, []Provider{
+		{"zoom", env.Zoom},
+		{"google", env.Google},
+		{"jira", env.Jira},
+		{"caldav", env.CalDAV},
+	})
+	if err != nil {
+		env.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return env, nil
+}
+
+// serve starts each provider on its own loopback listener.
+func (e *Env) serve(ctx context.Context, ps []Provider) error {
+	var lc net.ListenConfig
+	for _, p := range ps {
+		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("sandbox: listen for %s: %w", p.Name, err)
+		}
+		srv := &http.Server{Handler: p.Handler, ReadHeaderTimeout: 10 * time.Second}
+		e.servers = append(e.servers, srv)
+		e.URLs[p.Name] = "http://" + ln.Addr().String()
+		go func(name string) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				e.logger.Error("sandbox simulator stopped", "provider", name, "error", err.Error())
+			}
+		}(p.Name)
+	}
+	return nil
+}
+
+// Log writes one line per simulator saying where it listens.
+func (e *Env) Log() {
+	names := make([]string, 0, len(e.URLs))
+	for n := range e.URLs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		e.logger.Info("sandbox provider listening", "provider", n, "url", e.URLs[n])
+	}
+}
+
+// Close stops every simulator.
+func (e *Env) Close(ctx context.Context) error {
+	var errs []error
+	for _, s := range e.servers {
+		errs = append(errs, s.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
