@@ -618,6 +618,21 @@ func (c *Client) Watch(ctx context.Context, calendarID, address string, ttl time
 	}, nil
 }
 
+// RenewChannel replaces a channel before it expires: it opens a new channel
+// on the same calendar and address, then stops the old one, so no change
+// goes unnotified in between. A failure to stop the old channel is logged,
+// not returned (it expires by itself).
+func (c *Client) RenewChannel(ctx context.Context, old Channel, address string, ttl time.Duration) (Channel, error) {
+	ch, err := c.Watch(ctx, old.CalendarID, address, ttl)
+	if err != nil {
+		return Channel{}, err
+	}
+	if err := c.StopChannel(ctx, old); err != nil {
+		c.logger.WarnContext(ctx, "gcal stop renewed channel", "provider", Provider, "error", err.Error())
+	}
+	return ch, nil
+}
+
 // StopChannel stops a channel; a channel Google no longer knows is not an error.
 func (c *Client) StopChannel(ctx context.Context, ch Channel) error {
 	const op = "stop_channel"

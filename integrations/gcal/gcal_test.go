@@ -194,6 +194,9 @@ func TestEventLifecycle(t *testing.T) {
 	if n := e.sim.EventCount("primary"); n != 0 {
 		t.Errorf("%d events left", n)
 	}
+	if su := e.sim.Stats().SendUpdates; su["all"] < 4 || len(su) != 1 {
+		t.Errorf("sendUpdates seen by Google: %v, want only \"all\"", su)
+	}
 }
 
 func TestCreateIsIdempotent(t *testing.T) {
@@ -678,7 +681,14 @@ func TestWatchPushStop(t *testing.T) {
 		}
 	}
 
-	if err := e.client.StopChannel(ctx, ch); err != nil {
+	renewed, err := e.client.RenewChannel(ctx, ch, recv.URL+"/webhooks/google", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live := e.sim.Channels("primary"); len(live) != 1 || live[0].ID != renewed.ID || renewed.ID == ch.ID || renewed.Token == ch.Token {
+		t.Fatalf("after renewal: live %+v, renewed %+v", live, renewed)
+	}
+	if err := e.client.StopChannel(ctx, renewed); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.client.StopChannel(ctx, ch); err != nil {

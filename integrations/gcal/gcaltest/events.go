@@ -82,9 +82,11 @@ func validEventID(id string) bool {
 
 var readOnlyEventFields = []string{"kind", "etag", "created", "updated", "htmlLink", "iCalUID", "creator", "organizer", "hangoutLink"}
 
-func checkSendUpdates(r *http.Request) *response {
+// checkSendUpdates validates and counts the sendUpdates parameter. Call with s.mu held.
+func (s *Server) checkSendUpdates(r *http.Request) *response {
 	switch v := r.URL.Query().Get("sendUpdates"); v {
 	case "", "all", "externalOnly", "none":
+		s.stats.SendUpdates[v]++
 		return nil
 	default:
 		res := badRequest("invalidParameter", "Invalid value for sendUpdates: "+v, "sendUpdates")
@@ -97,7 +99,7 @@ func (s *Server) eventsInsert(c *call) response {
 	if cs == nil {
 		return notFound()
 	}
-	if res := checkSendUpdates(c.r); res != nil {
+	if res := s.checkSendUpdates(c.r); res != nil {
 		return *res
 	}
 	body, res := readJSONBody(c)
@@ -391,7 +393,7 @@ func (s *Server) eventsModify(c *call, patch bool) response {
 	if ev == nil {
 		return notFound()
 	}
-	if res := checkSendUpdates(c.r); res != nil {
+	if res := s.checkSendUpdates(c.r); res != nil {
 		return *res
 	}
 	if res := checkIfMatch(c.r, ev); res != nil {
@@ -478,7 +480,7 @@ func (s *Server) eventsDelete(c *call) response {
 	if ev == nil {
 		return notFound()
 	}
-	if res := checkSendUpdates(c.r); res != nil {
+	if res := s.checkSendUpdates(c.r); res != nil {
 		return *res
 	}
 	if ev.cancelled {

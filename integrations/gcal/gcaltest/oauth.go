@@ -103,7 +103,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	email := s.userOrder[0]
 	if hint := strings.ToLower(q.Get("login_hint")); hint != "" {
-		if _, ok := s.users[hint]; ok {
+		_, known := s.users[hint]
+		if !known && s.opts.AutoCreateUsers && strings.Contains(hint, "@") && s.calendars[hint] == nil {
+			s.addUser(User{Email: hint})
+			known = true
+		}
+		if known {
 			email = hint
 		}
 	}

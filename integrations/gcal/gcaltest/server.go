@@ -43,6 +43,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -103,6 +104,10 @@ type Options struct {
 	// Users are the accounts; default one user DefaultUser. The authorization
 	// endpoint consents as the user named by login_hint, else the first one.
 	Users []User
+	// AutoCreateUsers makes the authorization endpoint create an account
+	// (with only a primary calendar) for an unknown login_hint email, as the
+	// sandbox needs for many mentors.
+	AutoCreateUsers bool
 	// AccessTokenTTL is the lifetime of access tokens; default 1h.
 	AccessTokenTTL time.Duration
 	// RotateRefreshTokens makes every refresh return a new refresh token and
@@ -139,6 +144,9 @@ type Stats struct {
 	// Calls counts Calendar API requests by operation ("events.insert", ...),
 	// including rejected ones.
 	Calls map[string]int
+	// SendUpdates counts event write requests (insert, patch, update,
+	// delete) by their valid sendUpdates parameter ("" when absent).
+	SendUpdates map[string]int
 }
 
 // Server is the simulator. Create it with New; it is safe for concurrent use.
@@ -203,33 +211,39 @@ func New(opts Options) *Server {
 		access:    map[string]*accessToken{},
 		refresh:   map[string]*grant{},
 		channels:  map[string]*channel{},
-		stats:     Stats{Calls: map[string]int{}},
+		stats:     Stats{Calls: map[string]int{}, SendUpdates: map[string]int{}},
 		serial:    1_700_000_000_000_000,
 	}
 	for _, c := range opts.Clients {
 		s.clients[c.ID] = c
 	}
 	for _, u := range opts.Users {
-		email := strings.ToLower(u.Email)
-		tz := u.TimeZone
-		if tz == "" {
-			tz = "UTC"
-		}
-		us := &user{email: email}
-		s.calendars[email] = newCalendarState(Calendar{ID: email, Summary: email, TimeZone: tz}, email, true)
-		us.calendars = append(us.calendars, email)
-		for _, c := range u.Calendars {
-			if c.TimeZone == "" {
-				c.TimeZone = tz
-			}
-			s.calendars[c.ID] = newCalendarState(c, email, false)
-			us.calendars = append(us.calendars, c.ID)
-		}
-		s.users[email] = us
-		s.userOrder = append(s.userOrder, email)
+		s.addUser(u)
 	}
 	s.routes()
 	return s
+}
+
+// addUser registers an account and its calendars. Call with s.mu held or
+// before the server is shared.
+func (s *Server) addUser(u User) {
+	email := strings.ToLower(u.Email)
+	tz := u.TimeZone
+	if tz == "" {
+		tz = "UTC"
+	}
+	us := &user{email: email}
+	s.calendars[email] = newCalendarState(Calendar{ID: email, Summary: email, TimeZone: tz}, email, true)
+	us.calendars = append(us.calendars, email)
+	for _, c := range u.Calendars {
+		if c.TimeZone == "" {
+			c.TimeZone = tz
+		}
+		s.calendars[c.ID] = newCalendarState(c, email, false)
+		us.calendars = append(us.calendars, c.ID)
+	}
+	s.users[email] = us
+	s.userOrder = append(s.userOrder, email)
 }
 
 // ServeHTTP implements http.Handler.
@@ -490,9 +504,7 @@ func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
-	st.Calls = make(map[string]int, len(s.stats.Calls))
-	for k, v := range s.stats.Calls {
-		st.Calls[k] = v
-	}
+	st.Calls = maps.Clone(s.stats.Calls)
+	st.SendUpdates = maps.Clone(s.stats.SendUpdates)
 	return st
 }

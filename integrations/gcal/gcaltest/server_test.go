@@ -653,3 +653,25 @@ func TestAutoPush(t *testing.T) {
 	}
 	next(gcaltest.StateExists, "2")
 }
+
+func TestAutoCreateUsers(t *testing.T) {
+	t.Parallel()
+	for _, auto := range []bool{false, true} {
+		o := newOAuth(t, gcaltest.Options{AutoCreateUsers: auto})
+		code := o.authorize(t, oauth2.SetAuthURLParam("login_hint", "New.Mentor@example.com")).Get("code")
+		tok, err := o.cfg.Exchange(contextWithClient(t.Context(), o.ts.Client()), code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := gcaltest.DefaultUser
+		if auto {
+			want = "new.mentor@example.com"
+		}
+		if _, info := o.do(t, http.MethodGet, "/v1/userinfo", tok.AccessToken, nil); info["email"] != want {
+			t.Errorf("auto=%v: consented as %v, want %s", auto, info["email"], want)
+		}
+		if status, _ := o.do(t, http.MethodGet, events, tok.AccessToken, nil); status != 200 {
+			t.Errorf("auto=%v: primary calendar of the consenting user: %d", auto, status)
+		}
+	}
+}
