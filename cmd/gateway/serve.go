@@ -230,16 +230,6 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	workers := river.NewWorkers()
-	kinds := registerWorkers(workers)
-	jobs, err := store.NewJobs(a.db, store.JobsConfig{
-		Workers: workers, Work: kinds > 0, MaxWorkers: cfg.Jobs.Workers, Logger: logger, Registerer: reg,
-	})
-	if err != nil {
-		ln.Close()
-		return err
-	}
-
 	deps := httpapi.Deps{
 		Logger:        logger,
 		Registry:      reg,
@@ -252,6 +242,29 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if devIssuer != nil {
 		deps.DevJWKS = devIssuer.JWKS
 	}
+	w := &wiring{cfg: cfg, logger: logger, db: a.db, secrets: a.secrets, sandbox: sb, registry: reg,
+		workers: river.NewWorkers(), deps: &deps}
+	for _, wire := range wireFuncs {
+		if err := wire(w); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	defer func() {
+		for _, f := range w.onStop {
+			f()
+		}
+	}()
+	jobs, err := store.NewJobs(a.db, store.JobsConfig{
+		Workers: w.workers, Work: w.kinds > 0, MaxWorkers: cfg.Jobs.Workers, PeriodicJobs: w.periodic,
+		Logger: logger, Registerer: reg,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	w.jobs = jobs
+
 	handler, err := httpapi.NewServer(deps)
 	if err != nil {
 		ln.Close()
@@ -299,11 +312,6 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logger.Info("stopped")
 	return nil
-}
-
-// registerWorkers adds every job kind this binary works and returns how many.
-func registerWorkers(w *river.Workers) int {
-	return 0
 }
 
 // newAuthenticator builds the token verifier: Cognito's JWKS in cognito

@@ -6,6 +6,9 @@ import (
 	"github.com/spotlight/gateway/api"
 )
 
+// BookingDeps is what the booking and mentor endpoints need; cmd/gateway fills it in.
+type BookingDeps struct{}
+
 // The booking operations (issue: book mentor sessions).
 // Not implemented yet: each answers 501 problem+json.
 

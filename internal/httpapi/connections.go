@@ -6,6 +6,9 @@ import (
 	"github.com/spotlight/gateway/api"
 )
 
+// ConnectionDeps is what the connection, OAuth callback and provider-credential endpoints need; cmd/gateway fills it in.
+type ConnectionDeps struct{}
+
 // The calendar connections and the Google OAuth callback (issue: credentials).
 // Not implemented yet: each answers 501 problem+json.
 

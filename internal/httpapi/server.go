@@ -46,6 +46,11 @@ type Deps struct {
 	// Mount registers routes of other packages (webhook intake) after the
 	// generated ones; a route registered here replaces the generated one.
 	Mount []func(e *echo.Echo)
+
+	// Area dependencies, each declared beside its handlers.
+	Bookings    BookingDeps    // bookings.go, mentors.go
+	Connections ConnectionDeps // connections.go, admin_credentials.go
+	Webhooks    WebhookDeps    // admin_webhooks.go
 }
 
 // Server implements api.StrictServerInterface.

@@ -6,18 +6,11 @@ import (
 	"github.com/spotlight/gateway/api"
 )
 
-// The admin operations: webhook events and provider credentials.
+// WebhookDeps is what the webhook-event admin endpoints need; cmd/gateway fills it in.
+type WebhookDeps struct{}
+
+// The webhook-event admin operations (issue: webhooks).
 // Not implemented yet: each answers 501 problem+json.
-
-// GetProviderCredentials answers 501 until it is implemented.
-func (s *Server) GetProviderCredentials(ctx context.Context, request api.GetProviderCredentialsRequestObject) (api.GetProviderCredentialsResponseObject, error) {
-	return nil, ErrNotImplemented
-}
-
-// PutProviderCredentials answers 501 until it is implemented.
-func (s *Server) PutProviderCredentials(ctx context.Context, request api.PutProviderCredentialsRequestObject) (api.PutProviderCredentialsResponseObject, error) {
-	return nil, ErrNotImplemented
-}
 
 // ListWebhookEvents answers 501 until it is implemented.
 func (s *Server) ListWebhookEvents(ctx context.Context, request api.ListWebhookEventsRequestObject) (api.ListWebhookEventsResponseObject, error) {
