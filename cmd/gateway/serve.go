@@ -187,6 +187,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if cfg.Sentry.Release == "" {
+		cfg.Sentry.Release = "gateway@" + version
+	}
 	flush, err := telemetry.InitSentry(telemetry.SentryOptions{DSN: cfg.Sentry.DSN, Environment: cfg.Sentry.Environment, Release: cfg.Sentry.Release})
 	if err != nil {
 		return err
@@ -289,7 +292,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	url := "http://" + ln.Addr().String()
-	logger.Info("gateway ready", "url", url, "env", cfg.Env, "auth", cfg.Auth.Mode, "providers", cfg.Providers,
+	logger.Info("gateway ready", "url", url, "version", version, "env", cfg.Env, "auth", cfg.Auth.Mode, "providers", cfg.Providers,
 		"database", a.db.Location, "secrets", cfg.Secrets.Backend, "startup_ms", time.Since(started).Milliseconds())
 	if devIssuer != nil {
 		printDevBanner(stderr, url, devIssuer)

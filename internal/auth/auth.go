@@ -12,6 +12,7 @@ package auth
 import (
 	"context"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -148,7 +149,23 @@ type Verifier struct {
 	mu        sync.Mutex
 	keys      map[string]*rsa.PublicKey
 	lastFetch time.Time
+
+	// verified caches principals of tokens that passed every check, by a
+	// hash of the token, until the token expires: clients send the same
+	// token for up to an hour, and the RSA check dominates the cost of a
+	// request. Bounded; an arbitrary entry is evicted when full.
+	cacheMu  sync.RWMutex
+	verified map[[32]byte]cachedPrincipal
 }
+
+// cachedPrincipal is a verified token's principal and its expiry.
+type cachedPrincipal struct {
+	p   Principal
+	exp time.Time
+}
+
+// maxCachedTokens bounds the verified-token cache.
+const maxCachedTokens = 10_000
 
 // NewVerifier returns a Verifier for cfg.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
@@ -184,6 +201,13 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if raw == "" {
 		return Principal{}, ErrNoToken
+	}
+	sum := sha256.Sum256([]byte(raw))
+	v.cacheMu.RLock()
+	hit, ok := v.verified[sum]
+	v.cacheMu.RUnlock()
+	if ok && v.cfg.Now().Before(hit.exp.Add(v.cfg.Leeway)) {
+		return hit.p, nil
 	}
 	var c claims
 	_, err := v.parser.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
@@ -221,7 +245,29 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 	if len(c.Groups) == 0 && c.Subject == c.ClientID {
 		p.Roles = append(p.Roles, RoleService)
 	}
+	v.remember(sum, p, c.ExpiresAt.Time)
 	return p, nil
+}
+
+// remember caches a verified principal until exp.
+func (v *Verifier) remember(sum [32]byte, p Principal, exp time.Time) {
+	v.cacheMu.Lock()
+	defer v.cacheMu.Unlock()
+	if v.verified == nil {
+		v.verified = make(map[[32]byte]cachedPrincipal)
+	}
+	if len(v.verified) >= maxCachedTokens {
+		now := v.cfg.Now()
+		for k, e := range v.verified {
+			if now.After(e.exp.Add(v.cfg.Leeway)) || len(v.verified) >= maxCachedTokens {
+				delete(v.verified, k)
+			}
+			if len(v.verified) < maxCachedTokens/2 {
+				break
+			}
+		}
+	}
+	v.verified[sum] = cachedPrincipal{p: p, exp: exp}
 }
 
 // key returns the public key for kid, fetching the JWKS when the kid is
