@@ -1,0 +1,60 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/spotlight/gateway/internal/auth"
+)
+
+// TestServeCognitoMode runs the gateway with Cognito auth against a JWKS
+// server standing in for the user pool, and checks that a pool-signed access
+// token is accepted, a dev token is not, and the dev JWKS is not served.
+func TestServeCognitoMode(t *testing.T) {
+	t.Parallel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(auth.MarshalJWKS(map[string]*rsa.PublicKey{"pool-key-1": &key.PublicKey}))
+	}))
+	defer jwks.Close()
+	env := map[string]string{
+		"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": t.TempDir(), "GATEWAY_AUTH_MODE": "cognito",
+		"GATEWAY_COGNITO_REGION": "eu-central-1", "GATEWAY_COGNITO_USER_POOL_ID": "eu-central-1_Pool",
+		"GATEWAY_COGNITO_CLIENT_IDS": "web-app", "GATEWAY_COGNITO_JWKS_URL": jwks.URL,
+	}
+	url, _, _ := startGateway(t, env)
+
+	now := time.Now()
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
+		"iss": "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_Pool", "sub": "user-1",
+		"client_id": "web-app", "token_use": "access", "cognito:groups": []string{"candidate"},
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	})
+	tok.Header["kid"] = "pool-key-1"
+	signed, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := get(t, url+"/v1/connections", signed); code == 401 {
+		t.Fatalf("pool token refused: %s", body)
+	}
+	dev, err := auth.NewDevIssuer(key, auth.DevIssuerName).Mint(auth.TokenRequest{Subject: "user-1", Groups: []string{"admin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := get(t, url+"/v1/connections", dev); code != 401 {
+		t.Fatalf("dev token in cognito mode = %d %s, want 401", code, body)
+	}
+	if code, _, _ := get(t, url+"/.well-known/jwks.json", ""); code != 404 {
+		t.Fatalf("dev JWKS served in cognito mode: %d", code)
+	}
+}
