@@ -1,0 +1,299 @@
+// Package booking is the gateway's booking domain: mentor schedules and
+// availability, the booking state machine, and the durable saga that creates,
+// reschedules and cancels the provider artefacts of a booking (a Zoom
+// meeting, the mentor's and the candidate's calendar events and a Jira
+// issue).
+//
+// The package reaches providers only through the small interfaces it
+// declares here (Meetings, Issues, Calendars); cmd/gateway adapts the
+// integration clients to them (see booking/providers). It knows nothing of
+// HTTP.
+//
+// # Saga
+//
+// A booking and its four steps are written in one transaction together with
+// a River job (Jobs.InsertTx) scheduled a little after the request's sync
+// timeout. Right after the commit the service runs the saga in-process (the
+// fast path); the job is the durable record: after a crash, or when steps are
+// left to retry, the job runs the same code, and finds done steps done. A
+// lease on the booking row (lease_owner, lease_until) makes sure only one
+// runner (in-process or job, on any replica) works a booking at a time.
+//
+// Steps: Zoom first (the calendar events carry its join URL), then the
+// mentor calendar, the candidate calendar and Jira in parallel. Every step
+// is idempotent: calendar events have deterministic ids derived from the
+// booking id, the Zoom meeting and Jira issue are looked up by booking
+// marker/label before being created. Zoom and the mentor calendar are
+// required: a permanent failure (or attempts exhausted) compensates — every
+// artefact created so far is removed — and the booking ends "failed". The
+// candidate calendar and Jira are optional: they retry with backoff and never
+// fail a booking.
+package booking
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spotlight/gateway/integrations/calendar"
+)
+
+// Status is a booking's public status.
+type Status string
+
+// The booking statuses.
+const (
+	StatusPending      Status = "pending"
+	StatusConfirmed    Status = "confirmed"
+	StatusRescheduling Status = "rescheduling"
+	StatusCancelling   Status = "cancelling"
+	StatusCancelled    Status = "cancelled"
+	StatusInProgress   Status = "in_progress"
+	StatusCompleted    Status = "completed"
+	StatusFailed       Status = "failed"
+)
+
+// StepName names a provider step of the saga.
+type StepName string
+
+// The steps, in the order they are shown.
+const (
+	StepZoom              StepName = "zoom"
+	StepMentorCalendar    StepName = "mentor_calendar"
+	StepCandidateCalendar StepName = "candidate_calendar"
+	StepJira              StepName = "jira"
+)
+
+// Steps lists every step in display order.
+var Steps = []StepName{StepZoom, StepMentorCalendar, StepCandidateCalendar, StepJira}
+
+// Required reports whether a permanent failure of the step fails the booking.
+func (n StepName) Required() bool { return n == StepZoom || n == StepMentorCalendar }
+
+// StepState is the state of one step.
+type StepState string
+
+// The step states.
+const (
+	StepPending      StepState = "pending"
+	StepRunning      StepState = "running"
+	StepDone         StepState = "done"
+	StepFailed       StepState = "failed"
+	StepCompensating StepState = "compensating"
+	StepCompensated  StepState = "compensated"
+	StepSkipped      StepState = "skipped"
+)
+
+// Step is the progress of one provider step.
+type Step struct {
+	Name  StepName
+	State StepState
+	// Ref is the provider's id of what the step created (meeting id, event
+	// id, issue key); "" until known.
+	Ref string
+	// LastError is the last failure, safe to show.
+	LastError string
+	Attempts  int
+	// AppliedSpec is the booking SpecVersion the provider artefact reflects.
+	AppliedSpec int64
+	UpdatedAt   time.Time
+}
+
+// Booking is a booked session.
+type Booking struct {
+	ID          string
+	MentorID    string
+	CandidateID string
+	Start, End  time.Time
+	// Buffer is the mentor's buffer at booking time; the slot is blocked
+	// until End+Buffer.
+	Buffer   time.Duration
+	TimeZone string
+	Topic    string
+	Notes    string
+	// ZoomUser hosts the meeting.
+	ZoomUser      string
+	Status        Status
+	JoinURL       string
+	FailureReason string
+	// Version increases with every change of the booking row; the ETag.
+	Version int64
+	// SpecVersion increases when time or duration change (reschedule).
+	SpecVersion int64
+	CreatedBy   string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	Steps       []Step
+
+	op string
+}
+
+// Duration is the session length.
+func (b Booking) Duration() time.Duration { return b.End.Sub(b.Start) }
+
+// ETag is the booking's strong entity tag, quotes included.
+func (b Booking) ETag() string { return fmt.Sprintf("%q", fmt.Sprint(b.Version)) }
+
+// Step returns the named step (zero Step with State pending when absent).
+func (b Booking) Step(n StepName) Step {
+	for _, s := range b.Steps {
+		if s.Name == n {
+			return s
+		}
+	}
+	return Step{Name: n, State: StepPending}
+}
+
+// AuditRecord is one state change of a booking.
+type AuditRecord struct {
+	ID        string
+	Seq       int64
+	BookingID string
+	At        time.Time
+	// Actor is a user id, "service:<client id>", "system" or "webhook:<provider>".
+	Actor  string
+	Action string
+	// From is "" on creation.
+	From    Status
+	To      Status
+	Reason  string
+	Changes map[string]Change
+}
+
+// Change is the old and new value of one field.
+type Change struct {
+	From, To string
+}
+
+// Errors of the service. The HTTP layer maps them to problems.
+var (
+	ErrNotFound = errors.New("booking: not found")
+	// ErrOverlap: the slot overlaps another active booking of the mentor or
+	// a busy block of the mentor's calendar.
+	ErrOverlap = errors.New("booking: overlaps another booking")
+	// ErrStale: If-Match does not match the current ETag.
+	ErrStale = errors.New("booking: stale etag")
+	// ErrPreconditionRequired: If-Match is missing.
+	ErrPreconditionRequired = errors.New("booking: If-Match required")
+	// ErrIdempotencyMismatch: the Idempotency-Key was used with another body.
+	ErrIdempotencyMismatch = errors.New("booking: idempotency key reused with a different request")
+	// ErrNoSchedule: the mentor has no schedule.
+	ErrNoSchedule = errors.New("booking: mentor has no schedule")
+	// ErrNotConnected is returned by Calendars when the user has no calendar.
+	ErrNotConnected = errors.New("booking: calendar not connected")
+	// ErrGone is returned by Meetings and Issues removal when nothing exists.
+	ErrGone = errors.New("booking: provider object does not exist")
+	// ErrCalendarUnavailable: a calendar needed for availability failed.
+	ErrCalendarUnavailable = errors.New("booking: calendar unavailable")
+)
+
+// ForbiddenError reports an action the caller's role does not allow.
+type ForbiddenError struct{ Reason string }
+
+func (e *ForbiddenError) Error() string { return "booking: forbidden: " + e.Reason }
+
+// ConflictError reports an action the booking's status does not allow.
+type ConflictError struct {
+	Status Status
+	Action string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("booking: cannot %s a %s booking", e.Action, e.Status)
+}
+
+// ValidationError reports invalid input the request schema cannot express.
+type ValidationError struct {
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return "booking: " + e.Field + ": " + e.Message }
+
+// PermanentError marks a provider failure that retrying cannot fix.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err as a PermanentError (nil stays nil).
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool {
+	var pe *PermanentError
+	return errors.As(err, &pe)
+}
+
+// MeetingSpec describes the video meeting of a booking.
+type MeetingSpec struct {
+	BookingID string
+	HostUser  string
+	Topic     string
+	Agenda    string
+	Start     time.Time
+	Duration  time.Duration
+	TimeZone  string
+}
+
+// Meeting is a created video meeting.
+type Meeting struct {
+	ID      string
+	JoinURL string
+}
+
+// Meetings creates the video meetings of bookings. Every method is
+// idempotent per booking.
+type Meetings interface {
+	// CreateMeeting returns the booking's meeting, creating it at most once.
+	CreateMeeting(ctx context.Context, spec MeetingSpec) (Meeting, error)
+	// UpdateMeeting moves the meeting ref ("" = look it up by booking) to
+	// spec's time; ErrGone when it no longer exists.
+	UpdateMeeting(ctx context.Context, ref string, spec MeetingSpec) error
+	// DeleteMeeting deletes the meeting ref, or the booking's meeting when
+	// ref is ""; a meeting already gone is not an error.
+	DeleteMeeting(ctx context.Context, ref string, spec MeetingSpec) error
+}
+
+// IssueSpec describes the tracking issue of a booking.
+type IssueSpec struct {
+	BookingID   string
+	MentorID    string
+	CandidateID string
+	Topic       string
+	Notes       string
+	Start, End  time.Time
+	TimeZone    string
+	JoinURL     string
+	// BookingURL links to the booking in the gateway API.
+	BookingURL string
+	Status     Status
+}
+
+// Issues keeps a tracking issue per booking.
+type Issues interface {
+	// EnsureIssue returns the booking's issue key, creating it at most once.
+	EnsureIssue(ctx context.Context, spec IssueSpec) (key string, err error)
+	// UpdateIssue writes spec's time and moves the issue to the status that
+	// follows spec.Status. key "" looks the issue up; ErrGone when none.
+	UpdateIssue(ctx context.Context, key string, spec IssueSpec) error
+	// DeleteIssue removes the issue key (or the booking's, when key is "");
+	// an issue already gone is not an error.
+	DeleteIssue(ctx context.Context, key string, spec IssueSpec) error
+}
+
+// Calendars gives the connected calendars of users.
+type Calendars interface {
+	// CalendarFor returns the calendar the user's booking events go to, or
+	// an error wrapping ErrNotConnected.
+	CalendarFor(ctx context.Context, userID string) (calendar.Calendar, error)
+	// BusyCalendars returns every connected calendar of the user whose busy
+	// time counts (empty when none).
+	BusyCalendars(ctx context.Context, userID string) ([]calendar.Calendar, error)
+}

@@ -1,0 +1,540 @@
+package booking
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spotlight/gateway/internal/store"
+)
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// repo is the SQL of the booking area, on both dialects.
+type repo struct {
+	db *store.Store
+}
+
+func (r repo) q(query string) string { return r.db.Rebind(query) }
+
+func us(t time.Time) int64 { return t.UnixMicro() }
+
+func fromUS(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+// newID returns a random UUID (version 4).
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+type hoursJSON struct {
+	Weekday string `json:"weekday"`
+	Start   string `json:"start"`
+	End     string `json:"end"`
+}
+
+func (r repo) putSchedule(ctx context.Context, s Schedule) error {
+	hs := make([]hoursJSON, 0, len(s.WorkingHours))
+	for _, w := range s.WorkingHours {
+		hs = append(hs, hoursJSON{WeekdayName(w.Weekday), FormatClock(w.StartMin), FormatClock(w.EndMin)})
+	}
+	hj, _ := json.Marshal(hs)
+	_, err := r.db.DB().ExecContext(ctx, r.q(`INSERT INTO mentor_schedules
+		(mentor_id, timezone, working_hours, slot_minutes, buffer_minutes, min_notice_minutes, max_advance_days, zoom_user, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (mentor_id) DO UPDATE SET timezone = excluded.timezone, working_hours = excluded.working_hours,
+		slot_minutes = excluded.slot_minutes, buffer_minutes = excluded.buffer_minutes,
+		min_notice_minutes = excluded.min_notice_minutes, max_advance_days = excluded.max_advance_days,
+		zoom_user = excluded.zoom_user, updated_at = excluded.updated_at`),
+		s.MentorID, s.TimeZone, string(hj), int(s.Slot/time.Minute), int(s.Buffer/time.Minute),
+		int(s.MinNotice/time.Minute), int(s.MaxAdvance/(24*time.Hour)), s.ZoomUser, us(s.UpdatedAt))
+	if err != nil {
+		return fmt.Errorf("booking: store schedule: %w", err)
+	}
+	return nil
+}
+
+func (r repo) getSchedule(ctx context.Context, q querier, mentorID string) (Schedule, error) {
+	var (
+		s                             Schedule
+		hj                            string
+		slot, buffer, notice, advance int
+		updated                       int64
+	)
+	err := q.QueryRowContext(ctx, r.q(`SELECT mentor_id, timezone, working_hours, slot_minutes, buffer_minutes,
+		min_notice_minutes, max_advance_days, zoom_user, updated_at FROM mentor_schedules WHERE mentor_id = ?`), mentorID).
+		Scan(&s.MentorID, &s.TimeZone, &hj, &slot, &buffer, &notice, &advance, &s.ZoomUser, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Schedule{}, ErrNoSchedule
+	}
+	if err != nil {
+		return Schedule{}, fmt.Errorf("booking: read schedule: %w", err)
+	}
+	var hs []hoursJSON
+	if err := json.Unmarshal([]byte(hj), &hs); err != nil {
+		return Schedule{}, fmt.Errorf("booking: decode working hours: %w", err)
+	}
+	for _, h := range hs {
+		d, _ := ParseWeekday(h.Weekday)
+		st, _ := ParseClock(h.Start)
+		en, _ := ParseClock(h.End)
+		s.WorkingHours = append(s.WorkingHours, WorkingHours{d, st, en})
+	}
+	s.Slot, s.Buffer = time.Duration(slot)*time.Minute, time.Duration(buffer)*time.Minute
+	s.MinNotice, s.MaxAdvance = time.Duration(notice)*time.Minute, time.Duration(advance)*24*time.Hour
+	s.UpdatedAt = fromUS(updated)
+	return s, nil
+}
+
+const bookingCols = `id, mentor_id, candidate_id, start_us, end_us, block_end_us, timezone, topic, notes, zoom_user,
+	status, op, join_url, failure_reason, version, spec_version, created_by, created_at, updated_at`
+
+func scanBooking(sc interface{ Scan(...any) error }) (Booking, error) {
+	var (
+		b                                  Booking
+		start, end, blockEnd, created, upd int64
+		status                             string
+		joinURL, failure                   sql.NullString
+	)
+	err := sc.Scan(&b.ID, &b.MentorID, &b.CandidateID, &start, &end, &blockEnd, &b.TimeZone, &b.Topic, &b.Notes,
+		&b.ZoomUser, &status, &b.op, &joinURL, &failure, &b.Version, &b.SpecVersion, &b.CreatedBy, &created, &upd)
+	if err != nil {
+		return Booking{}, err
+	}
+	b.Start, b.End = fromUS(start), fromUS(end)
+	b.Buffer = time.Duration(blockEnd-end) * time.Microsecond
+	b.Status = Status(status)
+	b.JoinURL, b.FailureReason = joinURL.String, failure.String
+	b.CreatedAt, b.UpdatedAt = fromUS(created), fromUS(upd)
+	return b, nil
+}
+
+// get reads a booking with its steps.
+func (r repo) get(ctx context.Context, q querier, id string) (Booking, error) {
+	b, err := scanBooking(q.QueryRowContext(ctx, r.q(`SELECT `+bookingCols+` FROM bookings WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Booking{}, ErrNotFound
+	}
+	if err != nil {
+		return Booking{}, fmt.Errorf("booking: read: %w", err)
+	}
+	steps, err := r.steps(ctx, q, []string{id})
+	if err != nil {
+		return Booking{}, err
+	}
+	b.Steps = steps[id]
+	return b, nil
+}
+
+func (r repo) steps(ctx context.Context, q querier, ids []string) (map[string][]Step, error) {
+	out := map[string][]Step{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := q.QueryContext(ctx, r.q(`SELECT booking_id, name, state, provider_ref, last_error, attempts, applied_spec, updated_at
+		FROM booking_steps WHERE booking_id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("booking: read steps: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id, name, state string
+			ref, lastErr    sql.NullString
+			s               Step
+			upd             int64
+		)
+		if err := rows.Scan(&id, &name, &state, &ref, &lastErr, &s.Attempts, &s.AppliedSpec, &upd); err != nil {
+			return nil, fmt.Errorf("booking: read steps: %w", err)
+		}
+		s.Name, s.State, s.Ref, s.LastError, s.UpdatedAt = StepName(name), StepState(state), ref.String, lastErr.String, fromUS(upd)
+		out[id] = append(out[id], s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("booking: read steps: %w", err)
+	}
+	for id, ss := range out {
+		ordered := make([]Step, 0, len(ss))
+		for _, n := range Steps {
+			for _, s := range ss {
+				if s.Name == n {
+					ordered = append(ordered, s)
+				}
+			}
+		}
+		out[id] = ordered
+	}
+	return out, nil
+}
+
+// overlapping returns whether an active booking of mentor other than except
+// overlaps [start, blockEnd).
+func (r repo) overlapping(ctx context.Context, q querier, mentorID, except string, start, blockEnd time.Time) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, r.q(`SELECT COUNT(*) FROM bookings WHERE mentor_id = ? AND active AND id <> ?
+		AND start_us < ? AND block_end_us > ?`), mentorID, except, us(blockEnd), us(start)).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("booking: overlap check: %w", err)
+	}
+	return n > 0, nil
+}
+
+// activeBlocks returns the blocked intervals of the mentor's active bookings
+// that overlap [from, to), except one booking.
+func (r repo) activeBlocks(ctx context.Context, mentorID, except string, from, to time.Time) ([]Busy, error) {
+	rows, err := r.db.DB().QueryContext(ctx, r.q(`SELECT start_us, block_end_us FROM bookings WHERE mentor_id = ? AND active
+		AND id <> ? AND start_us < ? AND block_end_us > ?`), mentorID, except, us(to), us(from))
+	if err != nil {
+		return nil, fmt.Errorf("booking: read bookings: %w", err)
+	}
+	defer rows.Close()
+	var out []Busy
+	for rows.Next() {
+		var s, e int64
+		if err := rows.Scan(&s, &e); err != nil {
+			return nil, err
+		}
+		out = append(out, Busy{fromUS(s), fromUS(e)})
+	}
+	return out, rows.Err()
+}
+
+// isOverlapViolation reports the PostgreSQL exclusion constraint.
+func isOverlapViolation(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "SQLSTATE 23P01") || strings.Contains(err.Error(), "bookings_no_overlap"))
+}
+
+func (r repo) insert(ctx context.Context, tx *sql.Tx, b Booking) error {
+	_, err := tx.ExecContext(ctx, r.q(`INSERT INTO bookings (`+bookingCols+`, active)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		b.ID, b.MentorID, b.CandidateID, us(b.Start), us(b.End), us(b.End.Add(b.Buffer)), b.TimeZone, b.Topic, b.Notes,
+		b.ZoomUser, string(b.Status), b.op, nullStr(b.JoinURL), nullStr(b.FailureReason), b.Version, b.SpecVersion,
+		b.CreatedBy, us(b.CreatedAt), us(b.UpdatedAt), b.Status.Active())
+	if isOverlapViolation(err) {
+		return ErrOverlap
+	}
+	if err != nil {
+		return fmt.Errorf("booking: insert: %w", err)
+	}
+	for _, s := range b.Steps {
+		if _, err := tx.ExecContext(ctx, r.q(`INSERT INTO booking_steps (booking_id, name, state, attempts, applied_spec, updated_at)
+			VALUES (?, ?, ?, 0, 0, ?)`), b.ID, string(s.Name), string(s.State), us(b.CreatedAt)); err != nil {
+			return fmt.Errorf("booking: insert step: %w", err)
+		}
+	}
+	return nil
+}
+
+// bookingUpdate is a change of the booking row, applied when its version
+// still matches.
+type bookingUpdate struct {
+	Status        Status
+	Op            string
+	Start, End    time.Time
+	Buffer        time.Duration
+	TimeZone      string
+	SpecVersion   int64
+	FailureReason string
+	At            time.Time
+}
+
+// update writes u over booking b (whose Version must be current) and bumps
+// the version. It reports false when the version moved on.
+func (r repo) update(ctx context.Context, tx *sql.Tx, b Booking, u bookingUpdate) (bool, error) {
+	res, err := tx.ExecContext(ctx, r.q(`UPDATE bookings SET status = ?, op = ?, active = ?, start_us = ?, end_us = ?,
+		block_end_us = ?, timezone = ?, spec_version = ?, failure_reason = ?, version = version + 1, updated_at = ?
+		WHERE id = ? AND version = ?`),
+		string(u.Status), u.Op, u.Status.Active() && u.Op != opCompensate, us(u.Start), us(u.End), us(u.End.Add(u.Buffer)),
+		u.TimeZone, u.SpecVersion, nullStr(u.FailureReason), us(u.At), b.ID, b.Version)
+	if isOverlapViolation(err) {
+		return false, ErrOverlap
+	}
+	if err != nil {
+		return false, fmt.Errorf("booking: update: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("booking: update: %w", err)
+	}
+	return n == 1, nil
+}
+
+// updateOf returns the bookingUpdate that keeps b as it is.
+func updateOf(b Booking, at time.Time) bookingUpdate {
+	return bookingUpdate{Status: b.Status, Op: b.op, Start: b.Start, End: b.End, Buffer: b.Buffer, TimeZone: b.TimeZone,
+		SpecVersion: b.SpecVersion, FailureReason: b.FailureReason, At: at}
+}
+
+// stepResult is the outcome of one step attempt.
+type stepResult struct {
+	State     StepState
+	Ref       *string // nil keeps the stored ref
+	LastError string
+	Applied   *int64 // nil keeps the stored applied spec
+	JoinURL   string // zoom: the booking's join URL
+}
+
+func (r repo) writeStep(ctx context.Context, bookingID string, name StepName, res stepResult, at time.Time) error {
+	return r.db.InTx(ctx, func(tx *sql.Tx) error {
+		set := `state = ?, last_error = ?, attempts = attempts + 1, updated_at = ?`
+		args := []any{string(res.State), nullStr(res.LastError), us(at)}
+		if res.Ref != nil {
+			set += `, provider_ref = ?`
+			args = append(args, nullStr(*res.Ref))
+		}
+		if res.Applied != nil {
+			set += `, applied_spec = ?`
+			args = append(args, *res.Applied)
+		}
+		args = append(args, bookingID, string(name))
+		if _, err := tx.ExecContext(ctx, r.q(`UPDATE booking_steps SET `+set+` WHERE booking_id = ? AND name = ?`), args...); err != nil {
+			return fmt.Errorf("booking: write step: %w", err)
+		}
+		if res.JoinURL != "" {
+			if _, err := tx.ExecContext(ctx, r.q(`UPDATE bookings SET join_url = ?, updated_at = ? WHERE id = ?`), res.JoinURL, us(at), bookingID); err != nil {
+				return fmt.Errorf("booking: write join url: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// setStepState changes a step's state without counting an attempt.
+func (r repo) setStepState(ctx context.Context, q querier, bookingID string, name StepName, st StepState, at time.Time) error {
+	_, err := q.ExecContext(ctx, r.q(`UPDATE booking_steps SET state = ?, updated_at = ? WHERE booking_id = ? AND name = ?`),
+		string(st), us(at), bookingID, string(name))
+	if err != nil {
+		return fmt.Errorf("booking: write step: %w", err)
+	}
+	return nil
+}
+
+func (r repo) audit(ctx context.Context, q querier, a AuditRecord) error {
+	var changes any
+	if len(a.Changes) > 0 {
+		cj, _ := json.Marshal(a.Changes)
+		changes = string(cj)
+	}
+	_, err := q.ExecContext(ctx, r.q(`INSERT INTO booking_audit (id, booking_id, at_us, actor, action, from_status, to_status, reason, changes)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), newID(), a.BookingID, us(a.At), a.Actor, a.Action, nullStr(string(a.From)),
+		string(a.To), nullStr(a.Reason), changes)
+	if err != nil {
+		return fmt.Errorf("booking: audit: %w", err)
+	}
+	return nil
+}
+
+func (r repo) listAudit(ctx context.Context, bookingID string, after int64, limit int) ([]AuditRecord, error) {
+	rows, err := r.db.DB().QueryContext(ctx, r.q(`SELECT seq, id, booking_id, at_us, actor, action, from_status, to_status, reason, changes
+		FROM booking_audit WHERE booking_id = ? AND seq > ? ORDER BY seq LIMIT ?`), bookingID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("booking: read audit: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditRecord
+	for rows.Next() {
+		var (
+			a                     AuditRecord
+			at                    int64
+			from, reason, changes sql.NullString
+			to                    string
+		)
+		if err := rows.Scan(&a.Seq, &a.ID, &a.BookingID, &at, &a.Actor, &a.Action, &from, &to, &reason, &changes); err != nil {
+			return nil, fmt.Errorf("booking: read audit: %w", err)
+		}
+		a.At, a.From, a.To, a.Reason = fromUS(at), Status(from.String), Status(to), reason.String
+		if changes.Valid {
+			_ = json.Unmarshal([]byte(changes.String), &a.Changes)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// acquire takes the booking's lease for owner until until. It reports false
+// when another owner holds an unexpired lease.
+func (r repo) acquire(ctx context.Context, id, owner string, now, until time.Time) (bool, error) {
+	res, err := r.db.DB().ExecContext(ctx, r.q(`UPDATE bookings SET lease_owner = ?, lease_until = ?
+		WHERE id = ? AND (lease_until < ? OR lease_owner = ?)`), owner, us(until), id, us(now), owner)
+	if err != nil {
+		return false, fmt.Errorf("booking: lease: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (r repo) release(ctx context.Context, id, owner string) error {
+	_, err := r.db.DB().ExecContext(ctx, r.q(`UPDATE bookings SET lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?`), id, owner)
+	return err
+}
+
+// idempotency record of POST /v1/bookings.
+type idemRecord struct {
+	Hash      string
+	BookingID string
+	Status    int
+	Response  []byte
+}
+
+func (r repo) getIdem(ctx context.Context, q querier, caller, key string) (idemRecord, bool, error) {
+	var (
+		rec  idemRecord
+		resp sql.NullString
+	)
+	err := q.QueryRowContext(ctx, r.q(`SELECT request_hash, booking_id, response_status, response FROM booking_idempotency
+		WHERE caller = ? AND key = ?`), caller, key).Scan(&rec.Hash, &rec.BookingID, &rec.Status, &resp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return idemRecord{}, false, nil
+	}
+	if err != nil {
+		return idemRecord{}, false, fmt.Errorf("booking: read idempotency key: %w", err)
+	}
+	if resp.Valid {
+		rec.Response = []byte(resp.String)
+	}
+	return rec, true, nil
+}
+
+func (r repo) putIdem(ctx context.Context, tx *sql.Tx, caller, key, hash, bookingID string, at time.Time) error {
+	_, err := tx.ExecContext(ctx, r.q(`INSERT INTO booking_idempotency (caller, key, request_hash, booking_id, created_at)
+		VALUES (?, ?, ?, ?, ?)`), caller, key, hash, bookingID, us(at))
+	return err
+}
+
+func (r repo) setIdemResponse(ctx context.Context, caller, key string, status int, resp []byte) error {
+	_, err := r.db.DB().ExecContext(ctx, r.q(`UPDATE booking_idempotency SET response_status = ?, response = ?
+		WHERE caller = ? AND key = ? AND response_status = 0`), status, string(resp), caller, key)
+	if err != nil {
+		return fmt.Errorf("booking: store idempotent response: %w", err)
+	}
+	return nil
+}
+
+// ListFilter selects bookings.
+type ListFilter struct {
+	// Viewer limits to bookings where the user is mentor or candidate ("" = all).
+	Viewer string
+	// AsMentor / AsCandidate limit to bookings where Viewer has that role.
+	AsMentor, AsCandidate string
+	Status                Status
+	// From: bookings that end after it; To: that start before it.
+	From, To time.Time
+	// After continues after this (start, id) position.
+	AfterStart time.Time
+	AfterID    string
+	Limit      int
+}
+
+func (r repo) list(ctx context.Context, f ListFilter) ([]Booking, error) {
+	var (
+		where []string
+		args  []any
+	)
+	if f.Viewer != "" {
+		where = append(where, `(mentor_id = ? OR candidate_id = ?)`)
+		args = append(args, f.Viewer, f.Viewer)
+	}
+	if f.AsMentor != "" {
+		where = append(where, `mentor_id = ?`)
+		args = append(args, f.AsMentor)
+	}
+	if f.AsCandidate != "" {
+		where = append(where, `candidate_id = ?`)
+		args = append(args, f.AsCandidate)
+	}
+	if f.Status != "" {
+		where = append(where, `status = ?`)
+		args = append(args, string(f.Status))
+	}
+	if !f.From.IsZero() {
+		where = append(where, `end_us > ?`)
+		args = append(args, us(f.From))
+	}
+	if !f.To.IsZero() {
+		where = append(where, `start_us < ?`)
+		args = append(args, us(f.To))
+	}
+	if f.AfterID != "" {
+		where = append(where, `(start_us < ? OR (start_us = ? AND id < ?))`)
+		args = append(args, us(f.AfterStart), us(f.AfterStart), f.AfterID)
+	}
+	query := `SELECT ` + bookingCols + ` FROM bookings`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY start_us DESC, id DESC LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := r.db.DB().QueryContext(ctx, r.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("booking: list: %w", err)
+	}
+	var out []Booking
+	var ids []string
+	for rows.Next() {
+		b, err := scanBooking(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("booking: list: %w", err)
+		}
+		out = append(out, b)
+		ids = append(ids, b.ID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("booking: list: %w", err)
+	}
+	steps, err := r.steps(ctx, r.db.DB(), ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Steps = steps[out[i].ID]
+	}
+	return out, nil
+}
+
+// findByStepRef returns the id of the booking whose step has ref.
+func (r repo) findByStepRef(ctx context.Context, names []StepName, ref string) (string, error) {
+	args := []any{ref}
+	ph := make([]string, len(names))
+	for i, n := range names {
+		ph[i] = "?"
+		args = append(args, string(n))
+	}
+	var id string
+	err := r.db.DB().QueryRowContext(ctx, r.q(`SELECT booking_id FROM booking_steps WHERE provider_ref = ? AND name IN (`+
+		strings.Join(ph, ", ")+`) ORDER BY updated_at DESC LIMIT 1`), args...).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("booking: find: %w", err)
+	}
+	return id, nil
+}

@@ -1,0 +1,631 @@
+package booking
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/spotlight/gateway/integrations/calendar"
+)
+
+// SagaArgs is the durable job of a booking's saga. One is inserted with
+// every change (create, reschedule, cancel); running it when nothing is left
+// to do is a no-op.
+type SagaArgs struct {
+	BookingID string `json:"booking_id"`
+}
+
+// Kind implements river.JobArgs.
+func (SagaArgs) Kind() string { return "booking_saga" }
+
+// errLeased: another runner works the booking right now.
+var errLeased = errors.New("booking: saga running elsewhere")
+
+// leaseTTL is how long a run may hold a booking.
+func (s *Service) leaseTTL() time.Duration { return s.cfg.RunTimeout + 30*time.Second }
+
+// kick runs the booking's saga in-process, detached from the request.
+func (s *Service) kick(id string) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if _, err := s.run(s.base, id); err != nil && !errors.Is(err, errLeased) && s.base.Err() == nil {
+			s.log.Info("booking saga left work to its job", "booking_id", id, "error", err.Error())
+		}
+	}()
+}
+
+// run works the booking's saga until it settles, under the booking's lease.
+// It reports whether everything settled; an error leaves work for the job.
+func (s *Service) run(ctx context.Context, id string) (bool, error) {
+	owner := newID()
+	now := s.now()
+	ok, err := s.repo.acquire(ctx, id, owner, now, now.Add(s.leaseTTL()))
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		if _, gerr := s.repo.get(ctx, s.cfg.Store.DB(), id); errors.Is(gerr, ErrNotFound) {
+			return false, ErrNotFound
+		}
+		return false, errLeased
+	}
+	defer func() {
+		if err := s.repo.release(context.WithoutCancel(ctx), id, owner); err != nil {
+			s.log.Warn("release booking lease", "booking_id", id, "error", err.Error())
+		}
+		s.notify(id)
+	}()
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RunTimeout)
+	defer cancel()
+	for round := 0; round < 10; round++ {
+		b, err := s.repo.get(ctx, s.cfg.Store.DB(), id)
+		if err != nil {
+			return false, err
+		}
+		if !s.needsWork(b) {
+			return true, nil
+		}
+		if err := s.advance(ctx, b); err != nil {
+			return false, err
+		}
+		s.notify(id)
+	}
+	return false, errors.New("booking: saga did not settle")
+}
+
+// needsWork reports whether the saga has anything left to do for b.
+func (s *Service) needsWork(b Booking) bool {
+	switch b.op {
+	case opEnsure:
+		switch b.Status {
+		case StatusPending, StatusRescheduling:
+			return true
+		case StatusConfirmed:
+		default:
+			return false
+		}
+	case opCancel:
+		if b.Status == StatusCancelling {
+			return true
+		}
+	case opCompensate:
+		if b.Status != StatusFailed {
+			return true
+		}
+	default:
+		return false
+	}
+	for _, st := range b.Steps {
+		if !stepSettled(b.op, st, b.SpecVersion) {
+			return true
+		}
+	}
+	return false
+}
+
+// advance does one round of work for b's op.
+func (s *Service) advance(ctx context.Context, b Booking) error {
+	switch b.op {
+	case opEnsure:
+		return s.ensure(ctx, b)
+	case opCancel, opCompensate:
+		return s.withdraw(ctx, b)
+	}
+	return nil
+}
+
+// ensure creates or updates every step: Zoom first, then the calendars and
+// Jira in parallel. The booking is confirmed as soon as the required steps
+// are done.
+func (s *Service) ensure(ctx context.Context, b Booking) error {
+	zoom := b.Step(StepZoom)
+	if !stepSettled(opEnsure, zoom, b.SpecVersion) {
+		err := s.attempt(ctx, b, zoom, opEnsure, func(ctx context.Context) (stepResult, error) { return s.ensureZoom(ctx, b, zoom) })
+		if IsPermanent(err) {
+			return s.startCompensation(ctx, b.ID, StepZoom, err)
+		}
+		if err != nil {
+			return err
+		}
+		nb, err := s.repo.get(ctx, s.cfg.Store.DB(), b.ID)
+		if err != nil {
+			return err
+		}
+		if nb.op != opEnsure || nb.SpecVersion != b.SpecVersion {
+			return nil // changed meanwhile: the next round looks again
+		}
+		b = nb
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs = map[StepName]error{}
+	)
+	for _, n := range []StepName{StepMentorCalendar, StepCandidateCalendar, StepJira} {
+		st := b.Step(n)
+		if stepSettled(opEnsure, st, b.SpecVersion) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.attempt(ctx, b, st, opEnsure, func(ctx context.Context) (stepResult, error) {
+				switch n {
+				case StepJira:
+					return s.ensureIssue(ctx, b, st)
+				case StepMentorCalendar:
+					return s.ensureEvent(ctx, b, st, b.MentorID)
+				default:
+					return s.ensureEvent(ctx, b, st, b.CandidateID)
+				}
+			})
+			if err == nil && n == StepMentorCalendar {
+				// Answer the waiting request without waiting for the optional steps.
+				if cerr := s.tryConfirm(ctx, b.ID); cerr != nil {
+					err = cerr
+				}
+			}
+			mu.Lock()
+			errs[n] = err
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := errs[StepMentorCalendar]; IsPermanent(err) {
+		return s.startCompensation(ctx, b.ID, StepMentorCalendar, err)
+	}
+	if err := s.tryConfirm(ctx, b.ID); err != nil {
+		return err
+	}
+	var left []error
+	for _, n := range []StepName{StepMentorCalendar, StepCandidateCalendar, StepJira} {
+		if err := errs[n]; err != nil && !IsPermanent(err) {
+			left = append(left, fmt.Errorf("%s: %w", n, err))
+		}
+	}
+	return errors.Join(left...)
+}
+
+// tryConfirm confirms a pending or rescheduling booking whose required
+// steps reflect its current spec.
+func (s *Service) tryConfirm(ctx context.Context, id string) error {
+	for attempt := 0; attempt < 5; attempt++ {
+		changed := false
+		err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
+			b, err := s.repo.get(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if b.op != opEnsure || (b.Status != StatusPending && b.Status != StatusRescheduling) {
+				return nil
+			}
+			for _, n := range []StepName{StepZoom, StepMentorCalendar} {
+				if !stepSettled(opEnsure, b.Step(n), b.SpecVersion) {
+					return nil
+				}
+			}
+			now := s.now()
+			u := updateOf(b, now)
+			u.Status = StatusConfirmed
+			ok, err := s.repo.update(ctx, tx, b, u)
+			if err != nil || !ok {
+				if err == nil {
+					err = ErrStale
+				}
+				return err
+			}
+			action, reason := "confirmed", "all required steps done"
+			if b.Status == StatusRescheduling {
+				action, reason = "reschedule_confirmed", "required steps updated"
+			}
+			changed = true
+			return s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: SystemActor, Action: action,
+				From: b.Status, To: StatusConfirmed, Reason: reason})
+		})
+		if errors.Is(err, ErrStale) {
+			continue
+		}
+		if changed {
+			s.notify(id)
+			s.log.Info("booking confirmed", "booking_id", id)
+		}
+		return err
+	}
+	return ErrStale
+}
+
+// startCompensation switches the booking to compensation after a required
+// step failed permanently: it frees the slot and marks every step that may
+// have taken effect for withdrawal.
+func (s *Service) startCompensation(ctx context.Context, id string, step StepName, cause error) error {
+	reason := fmt.Sprintf("%s failed: %s", step, safeMessage(cause))
+	for attempt := 0; attempt < 5; attempt++ {
+		err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
+			b, err := s.repo.get(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if b.op != opEnsure {
+				return nil
+			}
+			now := s.now()
+			u := updateOf(b, now)
+			u.Op, u.FailureReason = opCompensate, reason
+			ok, err := s.repo.update(ctx, tx, b, u)
+			if err != nil || !ok {
+				if err == nil {
+					err = ErrStale
+				}
+				return err
+			}
+			for _, st := range b.Steps {
+				if st.State != StepSkipped {
+					if err := s.repo.setStepState(ctx, tx, id, st.Name, StepCompensating, now); err != nil {
+						return err
+					}
+				}
+			}
+			return s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: SystemActor, Action: "step_failed",
+				From: b.Status, To: b.Status, Reason: reason + "; compensating"})
+		})
+		if errors.Is(err, ErrStale) {
+			continue
+		}
+		if err == nil {
+			s.log.Warn("booking compensating", "booking_id", id, "step", string(step), "reason", reason)
+		}
+		return err
+	}
+	return ErrStale
+}
+
+// withdraw removes (cancel, compensate) every step's artefact in parallel
+// and then ends the booking cancelled or failed.
+func (s *Service) withdraw(ctx context.Context, b Booking) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, st := range b.Steps {
+		if stepSettled(b.op, st, b.SpecVersion) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.attempt(ctx, b, st, b.op, func(ctx context.Context) (stepResult, error) { return s.remove(ctx, b, st) })
+			if err != nil && !IsPermanent(err) {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", st.Name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := s.finishWithdraw(ctx, b.ID); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// finishWithdraw ends a cancelling booking as cancelled, or a compensating
+// one as failed, once its required steps are withdrawn.
+func (s *Service) finishWithdraw(ctx context.Context, id string) error {
+	for attempt := 0; attempt < 5; attempt++ {
+		changed := false
+		err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
+			b, err := s.repo.get(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			var to Status
+			switch {
+			case b.op == opCancel && b.Status == StatusCancelling:
+				to = StatusCancelled
+			case b.op == opCompensate && b.Status != StatusFailed:
+				to = StatusFailed
+			default:
+				return nil
+			}
+			for _, n := range []StepName{StepZoom, StepMentorCalendar, StepCandidateCalendar} {
+				if !stepSettled(b.op, b.Step(n), b.SpecVersion) {
+					return nil
+				}
+			}
+			now := s.now()
+			u := updateOf(b, now)
+			u.Status = to
+			ok, err := s.repo.update(ctx, tx, b, u)
+			if err != nil || !ok {
+				if err == nil {
+					err = ErrStale
+				}
+				return err
+			}
+			changed = true
+			a := AuditRecord{BookingID: id, At: now, Actor: SystemActor, From: b.Status, To: to}
+			if to == StatusCancelled {
+				a.Action, a.Reason = "cancelled", "meeting and calendar events removed"
+			} else {
+				a.Action, a.Reason = "compensated", b.FailureReason
+			}
+			return s.repo.audit(ctx, tx, a)
+		})
+		if errors.Is(err, ErrStale) {
+			continue
+		}
+		if changed {
+			s.notify(id)
+		}
+		return err
+	}
+	return ErrStale
+}
+
+// attempt runs one step, retrying transient failures with backoff up to
+// StepAttempts times, and records every outcome. It returns a
+// PermanentError when the step failed for good (a permanent provider error
+// or the step's attempts exhausted).
+func (s *Service) attempt(ctx context.Context, b Booking, st Step, op string, fn func(context.Context) (stepResult, error)) error {
+	max := s.cfg.OptionalAttempts
+	if st.Name.Required() && op == opEnsure {
+		max = s.cfg.RequiredAttempts
+	}
+	if op != opEnsure {
+		max = 1 << 30 // withdrawing retries until the job gives up
+	}
+	for i := 1; ; i++ {
+		res, err := fn(ctx)
+		if err == nil {
+			return s.repo.writeStep(context.WithoutCancel(ctx), b.ID, st.Name, res, s.now())
+		}
+		if ctx.Err() != nil && !IsPermanent(err) {
+			return err
+		}
+		permanent := IsPermanent(err) || st.Attempts+i >= max
+		state := StepPending
+		if op != opEnsure {
+			state = StepCompensating
+		}
+		if permanent {
+			state = StepFailed
+		}
+		s.log.Info("booking step failed", "booking_id", b.ID, "step", string(st.Name), "op", op,
+			"attempt", st.Attempts+i, "permanent", permanent, "error", safeMessage(err))
+		if werr := s.repo.writeStep(context.WithoutCancel(ctx), b.ID, st.Name, stepResult{State: state, LastError: safeMessage(err)}, s.now()); werr != nil {
+			return werr
+		}
+		if permanent {
+			return Permanent(err)
+		}
+		if i >= s.cfg.StepAttempts {
+			return err
+		}
+		if serr := sleepCtx(ctx, backoff(s.cfg.RetryBase, s.cfg.RetryMax, i)); serr != nil {
+			return err
+		}
+	}
+}
+
+// backoff is exponential: base·2^(n-1), capped at max.
+func backoff(base, max time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// safeMessage is an error text fit for the booking view (bounded; the
+// integration errors never carry secrets).
+func safeMessage(err error) string {
+	msg := err.Error()
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return msg
+}
+
+func (s *Service) meetingSpec(b Booking) MeetingSpec {
+	return MeetingSpec{BookingID: b.ID, HostUser: b.ZoomUser, Topic: b.Topic, Agenda: b.Notes, Start: b.Start,
+		Duration: b.Duration(), TimeZone: b.TimeZone}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (s *Service) ensureZoom(ctx context.Context, b Booking, st Step) (stepResult, error) {
+	spec := s.meetingSpec(b)
+	if st.State == StepDone && st.Ref != "" {
+		err := s.cfg.Meetings.UpdateMeeting(ctx, st.Ref, spec)
+		if err == nil {
+			return stepResult{State: StepDone, Applied: ptr(b.SpecVersion)}, nil
+		}
+		if !errors.Is(err, ErrGone) {
+			return stepResult{}, err
+		}
+		// Deleted outside the gateway: create a new one.
+	}
+	m, err := s.cfg.Meetings.CreateMeeting(ctx, spec)
+	if err != nil {
+		return stepResult{}, err
+	}
+	if b.SpecVersion > 1 {
+		// A meeting created by an earlier, lost attempt may carry an older time.
+		if err := s.cfg.Meetings.UpdateMeeting(ctx, m.ID, spec); err != nil {
+			return stepResult{}, err
+		}
+	}
+	return stepResult{State: StepDone, Ref: ptr(m.ID), Applied: ptr(b.SpecVersion), JoinURL: m.JoinURL}, nil
+}
+
+// event is the calendar event of b.
+func (s *Service) event(b Booking) calendar.Event {
+	var desc strings.Builder
+	desc.WriteString("Mentoring session booked through Spotlight.\n")
+	if b.JoinURL != "" {
+		desc.WriteString("Join: " + b.JoinURL + "\n")
+	}
+	if b.Notes != "" {
+		desc.WriteString("\n" + b.Notes + "\n")
+	}
+	desc.WriteString("\nBooking: " + s.BookingURL(b.ID))
+	return calendar.Event{
+		BookingID: b.ID, Summary: "Mentoring: " + b.Topic, Description: desc.String(), Location: b.JoinURL, URL: b.JoinURL,
+		Start: b.Start, End: b.End, TimeZone: b.TimeZone,
+	}
+}
+
+func (s *Service) ensureEvent(ctx context.Context, b Booking, st Step, user string) (stepResult, error) {
+	cal, err := s.cfg.Calendars.CalendarFor(ctx, user)
+	if errors.Is(err, ErrNotConnected) {
+		return stepResult{State: StepSkipped, Applied: ptr(b.SpecVersion)}, nil
+	}
+	if err != nil {
+		return stepResult{}, err
+	}
+	ev := s.event(b)
+	if st.State == StepDone {
+		got, err := cal.UpdateEvent(ctx, ev)
+		if err == nil {
+			return stepResult{State: StepDone, Ref: ptr(got.ID), Applied: ptr(b.SpecVersion)}, nil
+		}
+		if !errors.Is(err, calendar.ErrNotFound) {
+			return stepResult{}, calErr(err)
+		}
+	}
+	got, err := cal.CreateEvent(ctx, ev)
+	if err != nil {
+		return stepResult{}, calErr(err)
+	}
+	if !got.Start.Equal(ev.Start) || !got.End.Equal(ev.End) || got.URL != ev.URL {
+		// An event of an earlier attempt with older content: bring it up to date.
+		if got, err = cal.UpdateEvent(ctx, ev); err != nil {
+			return stepResult{}, calErr(err)
+		}
+	}
+	return stepResult{State: StepDone, Ref: ptr(got.ID), Applied: ptr(b.SpecVersion)}, nil
+}
+
+// calErr marks calendar conflicts (the booking's event id taken by a
+// foreign event) permanent.
+func calErr(err error) error {
+	if errors.Is(err, calendar.ErrConflict) && !IsPermanent(err) {
+		return Permanent(err)
+	}
+	return err
+}
+
+func (s *Service) issueSpec(b Booking) IssueSpec {
+	return IssueSpec{BookingID: b.ID, MentorID: b.MentorID, CandidateID: b.CandidateID, Topic: b.Topic, Notes: b.Notes,
+		Start: b.Start, End: b.End, TimeZone: b.TimeZone, JoinURL: b.JoinURL, BookingURL: s.BookingURL(b.ID), Status: b.Status}
+}
+
+func (s *Service) ensureIssue(ctx context.Context, b Booking, st Step) (stepResult, error) {
+	spec := s.issueSpec(b)
+	if st.State == StepDone && st.Ref != "" {
+		err := s.cfg.Issues.UpdateIssue(ctx, st.Ref, spec)
+		if err == nil {
+			return stepResult{State: StepDone, Applied: ptr(b.SpecVersion)}, nil
+		}
+		if !errors.Is(err, ErrGone) {
+			return stepResult{}, err
+		}
+	}
+	key, err := s.cfg.Issues.EnsureIssue(ctx, spec)
+	if err != nil {
+		return stepResult{}, err
+	}
+	if b.SpecVersion > 1 {
+		if err := s.cfg.Issues.UpdateIssue(ctx, key, spec); err != nil {
+			return stepResult{}, err
+		}
+	}
+	return stepResult{State: StepDone, Ref: ptr(key), Applied: ptr(b.SpecVersion)}, nil
+}
+
+// remove withdraws one step's artefact: the meeting and events are deleted;
+// the Jira issue follows a cancellation (moved to the cancel status) and is
+// deleted by compensation.
+func (s *Service) remove(ctx context.Context, b Booking, st Step) (stepResult, error) {
+	done := stepResult{State: StepCompensated}
+	switch st.Name {
+	case StepZoom:
+		return done, s.cfg.Meetings.DeleteMeeting(ctx, st.Ref, s.meetingSpec(b))
+	case StepMentorCalendar, StepCandidateCalendar:
+		user := b.MentorID
+		if st.Name == StepCandidateCalendar {
+			user = b.CandidateID
+		}
+		cal, err := s.cfg.Calendars.CalendarFor(ctx, user)
+		if errors.Is(err, ErrNotConnected) {
+			return done, nil
+		}
+		if err != nil {
+			return stepResult{}, err
+		}
+		if err := cal.DeleteEvent(ctx, b.ID); err != nil && !errors.Is(err, calendar.ErrNotFound) {
+			return stepResult{}, err
+		}
+		return done, nil
+	case StepJira:
+		spec := s.issueSpec(b)
+		if b.op == opCancel {
+			spec.Status = StatusCancelled
+			err := s.cfg.Issues.UpdateIssue(ctx, st.Ref, spec)
+			if errors.Is(err, ErrGone) {
+				err = nil
+			}
+			return done, err
+		}
+		return done, s.cfg.Issues.DeleteIssue(ctx, st.Ref, spec)
+	}
+	return done, nil
+}
+
+// Worker returns the River worker of the saga job; register it with the
+// job runner.
+func (s *Service) Worker() river.Worker[SagaArgs] { return &sagaWorker{s: s} }
+
+type sagaWorker struct {
+	river.WorkerDefaults[SagaArgs]
+	s *Service
+}
+
+// Work runs the saga; a booking leased by another runner is looked at again later.
+func (w *sagaWorker) Work(ctx context.Context, job *river.Job[SagaArgs]) error {
+	_, err := w.s.run(ctx, job.Args.BookingID)
+	switch {
+	case errors.Is(err, errLeased):
+		return river.JobSnooze(w.s.cfg.RunTimeout / 4)
+	case errors.Is(err, ErrNotFound):
+		return nil
+	}
+	return err
+}
+
+// NextRetry backs off exponentially from ten times RetryBase.
+func (w *sagaWorker) NextRetry(job *river.Job[SagaArgs]) time.Time {
+	return time.Now().Add(backoff(10*w.s.cfg.RetryBase, 30*w.s.cfg.RetryMax, job.Attempt))
+}
+
+// Timeout lets a job run as long as its lease.
+func (w *sagaWorker) Timeout(job *river.Job[SagaArgs]) time.Duration { return w.s.leaseTTL() }

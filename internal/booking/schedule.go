@@ -1,0 +1,247 @@
+package booking
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Weekdays in the API's spelling, indexed by time.Weekday.
+var weekdayNames = [7]string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
+
+// ParseWeekday reads "mon".."sun".
+func ParseWeekday(s string) (time.Weekday, bool) {
+	for i, n := range weekdayNames {
+		if n == s {
+			return time.Weekday(i), true
+		}
+	}
+	return 0, false
+}
+
+// WeekdayName returns "mon".."sun".
+func WeekdayName(d time.Weekday) string { return weekdayNames[d] }
+
+// WorkingHours is one block of working time on a weekday, in minutes after
+// local midnight: [StartMin, EndMin), EndMin at most 1440 ("24:00").
+type WorkingHours struct {
+	Weekday  time.Weekday
+	StartMin int
+	EndMin   int
+}
+
+// ParseClock reads "HH:MM" (and "24:00") as minutes after midnight.
+func ParseClock(s string) (int, error) {
+	h, m, ok := strings.Cut(s, ":")
+	if !ok || len(h) != 2 || len(m) != 2 {
+		return 0, fmt.Errorf("%q is not HH:MM", s)
+	}
+	hh, err1 := strconv.Atoi(h)
+	mm, err2 := strconv.Atoi(m)
+	if err1 != nil || err2 != nil || hh < 0 || mm < 0 || mm > 59 || hh > 24 || (hh == 24 && mm != 0) {
+		return 0, fmt.Errorf("%q is not a time of day", s)
+	}
+	return hh*60 + mm, nil
+}
+
+// FormatClock writes minutes after midnight as "HH:MM".
+func FormatClock(min int) string { return fmt.Sprintf("%02d:%02d", min/60, min%60) }
+
+// Schedule is a mentor's weekly working hours and booking rules.
+type Schedule struct {
+	MentorID     string
+	TimeZone     string
+	WorkingHours []WorkingHours
+	Slot         time.Duration
+	Buffer       time.Duration
+	MinNotice    time.Duration
+	MaxAdvance   time.Duration
+	// ZoomUser hosts the mentor's meetings ("" = the mentor id).
+	ZoomUser  string
+	UpdatedAt time.Time
+}
+
+// Defaults of a schedule's rules (as in the API).
+const (
+	DefaultSlot       = 60 * time.Minute
+	DefaultMinNotice  = 720 * time.Minute
+	DefaultMaxAdvance = 60 * 24 * time.Hour
+)
+
+// Validate checks the schedule: a known zone and working hours that are
+// neither inverted nor overlapping. It sorts WorkingHours.
+func (s *Schedule) Validate() error {
+	if _, err := time.LoadLocation(s.TimeZone); err != nil || s.TimeZone == "" || strings.EqualFold(s.TimeZone, "local") {
+		return &ValidationError{Field: "body.timezone", Message: fmt.Sprintf("unknown time zone %q", s.TimeZone)}
+	}
+	if s.Slot <= 0 {
+		return &ValidationError{Field: "body.slot_minutes", Message: "must be positive"}
+	}
+	sort.Slice(s.WorkingHours, func(i, j int) bool {
+		a, b := s.WorkingHours[i], s.WorkingHours[j]
+		if a.Weekday != b.Weekday {
+			return a.Weekday < b.Weekday
+		}
+		return a.StartMin < b.StartMin
+	})
+	for i, w := range s.WorkingHours {
+		if w.EndMin <= w.StartMin {
+			return &ValidationError{Field: fmt.Sprintf("body.working_hours[%d]", i),
+				Message: fmt.Sprintf("%s %s-%s: end must be after start", WeekdayName(w.Weekday), FormatClock(w.StartMin), FormatClock(w.EndMin))}
+		}
+		if i > 0 {
+			p := s.WorkingHours[i-1]
+			if p.Weekday == w.Weekday && w.StartMin < p.EndMin {
+				return &ValidationError{Field: "body.working_hours",
+					Message: fmt.Sprintf("%s %s-%s overlaps %s-%s", WeekdayName(w.Weekday), FormatClock(w.StartMin), FormatClock(w.EndMin), FormatClock(p.StartMin), FormatClock(p.EndMin))}
+			}
+		}
+	}
+	return nil
+}
+
+// Location returns the schedule's zone (UTC when unknown).
+func (s Schedule) Location() *time.Location {
+	loc, err := time.LoadLocation(s.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// Interval is a half-open time range [Start, End).
+type Interval struct{ Start, End time.Time }
+
+// overlaps reports whether two half-open intervals share an instant.
+func (a Interval) overlaps(b Interval) bool { return a.Start.Before(b.End) && b.Start.Before(a.End) }
+
+// blocks returns the working blocks of the schedule (as instants) that
+// overlap [from, to).
+func (s Schedule) blocks(from, to time.Time) []Interval {
+	loc := s.Location()
+	var out []Interval
+	lf := from.In(loc)
+	day := time.Date(lf.Year(), lf.Month(), lf.Day()-1, 0, 0, 0, 0, loc)
+	for ; day.Before(to); day = time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, loc) {
+		for _, w := range s.WorkingHours {
+			if w.Weekday != day.Weekday() {
+				continue
+			}
+			// time.Date normalises wall times (also those in DST gaps), so
+			// a block is always the real span between its two wall clocks.
+			b := Interval{
+				Start: time.Date(day.Year(), day.Month(), day.Day(), w.StartMin/60, w.StartMin%60, 0, 0, loc),
+				End:   time.Date(day.Year(), day.Month(), day.Day(), w.EndMin/60, w.EndMin%60, 0, 0, loc),
+			}
+			if b.End.After(b.Start) && b.overlaps(Interval{from, to}) {
+				out = append(out, b)
+			}
+		}
+	}
+	return out
+}
+
+// Busy is a blocked interval. Calendar busy time and other bookings are
+// both given as Busy; each is extended by the schedule's buffer on its end,
+// and a candidate slot [s, e) conflicts when [s, e+buffer) overlaps it.
+type Busy = Interval
+
+// AvailabilityQuery asks for free slots.
+type AvailabilityQuery struct {
+	From, To time.Time
+	// Duration of the session; default the schedule's slot length.
+	Duration time.Duration
+	// Location of the returned slots; default the schedule's zone.
+	Location *time.Location
+	Now      time.Time
+}
+
+// Slots returns the free slots of duration in [q.From, q.To): working
+// blocks walked on the slot grid from each block's start, minus busy time
+// (calendar blocks extended by the buffer, bookings by their own buffer),
+// honouring minimum notice and maximum advance. Times are in q.Location.
+// busy need not be sorted.
+func (s Schedule) Slots(q AvailabilityQuery, busy []Busy) []Interval {
+	dur := q.Duration
+	if dur <= 0 {
+		dur = s.Slot
+	}
+	loc := q.Location
+	if loc == nil {
+		loc = s.Location()
+	}
+	lo := q.From
+	if earliest := q.Now.Add(s.MinNotice); earliest.After(lo) {
+		lo = earliest
+	}
+	hi := q.To
+	if s.MaxAdvance > 0 {
+		if latest := q.Now.Add(s.MaxAdvance); latest.Before(hi) {
+			hi = latest
+		}
+	}
+	if !lo.Before(hi) {
+		return nil
+	}
+	step := s.Slot
+	if step <= 0 {
+		step = dur
+	}
+	var out []Interval
+	for _, b := range s.blocks(lo, hi) {
+		for t := b.Start; !t.Add(dur).After(b.End); t = t.Add(step) {
+			c := Interval{t, t.Add(dur)}
+			if c.Start.Before(lo) || c.End.After(hi) {
+				continue
+			}
+			if conflicts(c, s.Buffer, busy) {
+				continue
+			}
+			out = append(out, Interval{c.Start.In(loc), c.End.In(loc)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
+	return out
+}
+
+// conflicts reports whether [c.Start, c.End+buffer) overlaps a busy block.
+func conflicts(c Interval, buffer time.Duration, busy []Busy) bool {
+	padded := Interval{c.Start, c.End.Add(buffer)}
+	for _, b := range busy {
+		if padded.overlaps(b) {
+			return true
+		}
+	}
+	return false
+}
+
+// Bookable checks that [start, start+dur) lies inside one working block and
+// respects minimum notice and maximum advance. It returns a ValidationError
+// naming the broken rule.
+func (s Schedule) Bookable(start time.Time, dur time.Duration, now time.Time) error {
+	end := start.Add(dur)
+	if start.Before(now.Add(s.MinNotice)) {
+		return &ValidationError{Field: "body.start", Message: fmt.Sprintf("must be at least %s from now (the mentor's minimum notice)", s.MinNotice)}
+	}
+	if s.MaxAdvance > 0 && end.After(now.Add(s.MaxAdvance)) {
+		return &ValidationError{Field: "body.start", Message: fmt.Sprintf("must be within %d days from now (the mentor's maximum advance)", int(s.MaxAdvance/(24*time.Hour)))}
+	}
+	for _, b := range s.blocks(start, end) {
+		if !start.Before(b.Start) && !end.After(b.End) {
+			return nil
+		}
+	}
+	return &ValidationError{Field: "body.start", Message: "outside the mentor's working hours"}
+}
+
+// calendarBusy extends calendar busy blocks by the buffer on their end, so
+// the gap after a busy block is kept too.
+func calendarBusy(in []Interval, buffer time.Duration) []Busy {
+	out := make([]Busy, 0, len(in))
+	for _, b := range in {
+		out = append(out, Busy{b.Start, b.End.Add(buffer)})
+	}
+	return out
+}

@@ -1,0 +1,972 @@
+package booking
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/spotlight/gateway/internal/store"
+)
+
+// Config configures a Service. Zero durations take the defaults named.
+type Config struct {
+	// Store is the database. Required.
+	Store *store.Store
+	// Jobs returns the job runner (it is created after the workers are
+	// registered, so it is read when needed). Required before the first write.
+	Jobs func() *store.Jobs
+	// Meetings creates Zoom meetings. Required.
+	Meetings Meetings
+	// Issues keeps Jira issues; nil skips the jira step.
+	Issues Issues
+	// Calendars gives users' calendars; nil skips both calendar steps.
+	Calendars Calendars
+	// PublicURL is the gateway's external base URL, for booking links.
+	PublicURL string
+	// SyncTimeout is how long a request waits for the required steps (default 8s).
+	SyncTimeout time.Duration
+	// RunTimeout bounds one run of a booking's saga (default 60s); the
+	// lease lasts RunTimeout+30s.
+	RunTimeout time.Duration
+	// StepAttempts is how often a run tries a step before leaving it to
+	// the job's retry (default 4).
+	StepAttempts int
+	// RequiredAttempts is how many failed attempts of a required step, over
+	// all runs, count as a permanent failure (default 10).
+	RequiredAttempts int
+	// OptionalAttempts is the same for optional steps, which then give up
+	// without failing the booking (default 30).
+	OptionalAttempts int
+	// RetryBase and RetryMax bound the exponential backoff between
+	// attempts within a run (default 100ms, 2s) and, times ten, between job
+	// retries.
+	RetryBase, RetryMax time.Duration
+	// DurableDelay is how long after SyncTimeout the durable job first runs
+	// (default 2s): by then the in-process run has normally finished and
+	// the job finds nothing to do.
+	DurableDelay time.Duration
+	// PollInterval is how often waiting requests re-read a booking that
+	// another replica works on (default 100ms).
+	PollInterval time.Duration
+	Now          func() time.Time
+	Logger       *slog.Logger
+}
+
+// Service is the booking domain. It is safe for concurrent use.
+type Service struct {
+	cfg  Config
+	repo repo
+	log  *slog.Logger
+
+	base context.Context
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+
+	mu   sync.Mutex
+	subs map[string]map[chan struct{}]struct{}
+}
+
+// New returns a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Meetings == nil || cfg.Jobs == nil {
+		return nil, errors.New("booking: Store, Jobs and Meetings are required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.SyncTimeout, 8*time.Second)
+	def(&cfg.RunTimeout, 60*time.Second)
+	def(&cfg.RetryBase, 100*time.Millisecond)
+	def(&cfg.RetryMax, 2*time.Second)
+	def(&cfg.DurableDelay, 2*time.Second)
+	def(&cfg.PollInterval, 100*time.Millisecond)
+	if cfg.StepAttempts <= 0 {
+		cfg.StepAttempts = 4
+	}
+	if cfg.RequiredAttempts <= 0 {
+		cfg.RequiredAttempts = 10
+	}
+	if cfg.OptionalAttempts <= 0 {
+		cfg.OptionalAttempts = 30
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	base, cancel := context.WithCancel(context.Background())
+	return &Service{cfg: cfg, repo: repo{db: cfg.Store}, log: cfg.Logger, base: base, stop: cancel,
+		subs: map[string]map[chan struct{}]struct{}{}}, nil
+}
+
+// Close waits for in-process saga runs until ctx ends, then cancels them
+// (their jobs finish the work later).
+func (s *Service) Close(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.stop()
+		<-done
+	}
+	s.stop()
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// Actor is the caller of a service method.
+type Actor struct {
+	ID                                string
+	Candidate, Mentor, Admin, Machine bool
+}
+
+// privileged: admins and service clients act for anyone.
+func (a Actor) privileged() bool { return a.Admin || a.Machine }
+
+// name is the audit actor.
+func (a Actor) name() string {
+	if a.Machine && !a.Admin {
+		return "service:" + a.ID
+	}
+	return a.ID
+}
+
+// SystemActor is the audit actor of the saga.
+const SystemActor = "system"
+
+// BookingURL returns the API link of a booking.
+func (s *Service) BookingURL(id string) string { return s.cfg.PublicURL + "/v1/bookings/" + id }
+
+// ---- schedules and availability ----
+
+// PutSchedule stores a mentor's schedule (the mentor themself or an admin).
+func (s *Service) PutSchedule(ctx context.Context, actor Actor, sch Schedule) (Schedule, error) {
+	if !actor.Admin && !(actor.Mentor && actor.ID == sch.MentorID) {
+		return Schedule{}, &ForbiddenError{"only the mentor themself or an admin may set a schedule"}
+	}
+	if err := sch.Validate(); err != nil {
+		return Schedule{}, err
+	}
+	sch.UpdatedAt = s.now().Truncate(time.Microsecond)
+	if err := s.repo.putSchedule(ctx, sch); err != nil {
+		return Schedule{}, err
+	}
+	return sch, nil
+}
+
+// GetSchedule returns a mentor's schedule or ErrNoSchedule.
+func (s *Service) GetSchedule(ctx context.Context, mentorID string) (Schedule, error) {
+	return s.repo.getSchedule(ctx, s.cfg.Store.DB(), mentorID)
+}
+
+// MaxAvailabilityRange is the longest range Availability answers.
+const MaxAvailabilityRange = 62 * 24 * time.Hour
+
+// Availability returns the mentor's free slots: working hours minus the
+// busy time of every connected calendar minus active bookings.
+func (s *Service) Availability(ctx context.Context, mentorID string, q AvailabilityQuery) ([]Interval, Schedule, error) {
+	if !q.From.Before(q.To) {
+		return nil, Schedule{}, &ValidationError{Field: "query.to", Message: "must be after from"}
+	}
+	if q.To.Sub(q.From) > MaxAvailabilityRange {
+		return nil, Schedule{}, &ValidationError{Field: "query.to", Message: "the range may span at most 62 days"}
+	}
+	sch, err := s.GetSchedule(ctx, mentorID)
+	if err != nil {
+		return nil, Schedule{}, err
+	}
+	q.Now = s.now()
+	lo, hi := q.From.Add(-sch.Buffer-24*time.Hour), q.To.Add(sch.Buffer+24*time.Hour)
+	busy, err := s.repo.activeBlocks(ctx, mentorID, "", lo, hi)
+	if err != nil {
+		return nil, sch, err
+	}
+	cb, err := s.calendarBusy(ctx, mentorID, lo, hi)
+	if err != nil {
+		return nil, sch, fmt.Errorf("%w: %v", ErrCalendarUnavailable, err)
+	}
+	busy = append(busy, calendarBusy(cb, sch.Buffer)...)
+	return sch.Slots(q, busy), sch, nil
+}
+
+// calendarBusy asks every connected calendar of the user for busy time.
+func (s *Service) calendarBusy(ctx context.Context, userID string, from, to time.Time) ([]Interval, error) {
+	if s.cfg.Calendars == nil {
+		return nil, nil
+	}
+	cals, err := s.cfg.Calendars.BusyCalendars(ctx, userID)
+	if err != nil {
+		if errors.Is(err, ErrNotConnected) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []Interval
+	for _, c := range cals {
+		bs, err := c.FreeBusy(ctx, from, to)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range bs {
+			out = append(out, Interval{b.Start, b.End})
+		}
+	}
+	return out, nil
+}
+
+// freshBusyConflict checks the mentor's calendars right before a write:
+// true when [start, end) (with the buffer) meets busy time other than the
+// booking's own previous interval. Calendar errors do not block a booking
+// (the database rule still prevents double booking); they are logged.
+func (s *Service) freshBusyConflict(ctx context.Context, mentorID string, start, end time.Time, buffer time.Duration, own *Interval) bool {
+	cb, err := s.calendarBusy(ctx, mentorID, start.Add(-buffer), end.Add(buffer))
+	if err != nil {
+		s.log.WarnContext(ctx, "mentor free/busy check failed; relying on the database rule", "error", err.Error())
+		return false
+	}
+	var busy []Busy
+	for _, b := range cb {
+		if own != nil {
+			// The booking's own event is busy at its old time.
+			for _, part := range subtract(b, *own) {
+				busy = append(busy, part)
+			}
+			continue
+		}
+		busy = append(busy, b)
+	}
+	return conflicts(Interval{start, end}, buffer, calendarBusy(busy, buffer))
+}
+
+// subtract returns a minus b.
+func subtract(a, b Interval) []Interval {
+	if !a.overlaps(b) {
+		return []Interval{a}
+	}
+	var out []Interval
+	if a.Start.Before(b.Start) {
+		out = append(out, Interval{a.Start, b.Start})
+	}
+	if b.End.Before(a.End) {
+		out = append(out, Interval{b.End, a.End})
+	}
+	return out
+}
+
+// ---- bookings ----
+
+// CreateRequest asks for a booking.
+type CreateRequest struct {
+	MentorID string
+	// CandidateID defaults to the caller.
+	CandidateID    string
+	Start          time.Time
+	Duration       time.Duration
+	TimeZone       string
+	Topic          string
+	Notes          string
+	IdempotencyKey string
+}
+
+func (r CreateRequest) hash() string {
+	b, _ := json.Marshal(struct {
+		M, C, S, Z, T, N string
+		D                time.Duration
+	}{r.MentorID, r.CandidateID, r.Start.Format(time.RFC3339Nano), r.TimeZone, r.Topic, r.Notes, r.Duration})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Result is a booking after a write, and whether the providers caught up
+// within the sync timeout (Done: answer 200/201, otherwise 202).
+type Result struct {
+	Booking Booking
+	Done    bool
+}
+
+// idempotent response encodings.
+const (
+	idemDone     = 1
+	idemAccepted = 2
+)
+
+func (s *Service) validateTimes(start time.Time, dur time.Duration, tz string) (*time.Location, error) {
+	if dur < 15*time.Minute || dur > 240*time.Minute || dur%time.Minute != 0 {
+		return nil, &ValidationError{Field: "body.duration_minutes", Message: "must be whole minutes between 15 and 240"}
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil || tz == "" || strings.EqualFold(tz, "local") {
+		return nil, &ValidationError{Field: "body.timezone", Message: fmt.Sprintf("unknown time zone %q", tz)}
+	}
+	if start.IsZero() {
+		return nil, &ValidationError{Field: "body.start", Message: "required"}
+	}
+	return loc, nil
+}
+
+// Create books a session and runs its saga, waiting up to the sync timeout.
+func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (Result, error) {
+	if req.IdempotencyKey == "" {
+		return Result{}, &ValidationError{Field: "header.Idempotency-Key", Message: "required"}
+	}
+	candidate := req.CandidateID
+	if candidate == "" {
+		candidate = actor.ID
+	}
+	if !actor.privileged() {
+		if !actor.Candidate {
+			return Result{}, &ForbiddenError{"only candidates, admins and service clients book sessions"}
+		}
+		if candidate != actor.ID {
+			return Result{}, &ForbiddenError{"a candidate books sessions only for themself"}
+		}
+	}
+	if candidate == req.MentorID {
+		return Result{}, &ForbiddenError{"a mentor cannot book a session with themself"}
+	}
+	if strings.TrimSpace(req.Topic) == "" {
+		return Result{}, &ValidationError{Field: "body.topic", Message: "required"}
+	}
+	if _, err := s.validateTimes(req.Start, req.Duration, req.TimeZone); err != nil {
+		return Result{}, err
+	}
+	hash := req.hash()
+	if rec, ok, err := s.repo.getIdem(ctx, s.cfg.Store.DB(), actor.ID, req.IdempotencyKey); err != nil {
+		return Result{}, err
+	} else if ok {
+		return s.replay(ctx, actor.ID, req.IdempotencyKey, hash, rec)
+	}
+	sch, err := s.GetSchedule(ctx, req.MentorID)
+	if errors.Is(err, ErrNoSchedule) {
+		return Result{}, &ValidationError{Field: "body.mentor_id", Message: "the mentor has no schedule"}
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	now := s.now()
+	start := req.Start.UTC().Truncate(time.Microsecond)
+	end := start.Add(req.Duration)
+	if err := sch.Bookable(start, req.Duration, now); err != nil {
+		return Result{}, err
+	}
+	if s.freshBusyConflict(ctx, req.MentorID, start, end, sch.Buffer, nil) {
+		return Result{}, fmt.Errorf("%w: the mentor's calendar is busy", ErrOverlap)
+	}
+	zoomUser := sch.ZoomUser
+	if zoomUser == "" {
+		zoomUser = req.MentorID
+	}
+	b := Booking{
+		ID: newID(), MentorID: req.MentorID, CandidateID: candidate, Start: start, End: end, Buffer: sch.Buffer,
+		TimeZone: req.TimeZone, Topic: req.Topic, Notes: req.Notes, ZoomUser: zoomUser, Status: StatusPending,
+		Version: 1, SpecVersion: 1, CreatedBy: actor.name(), CreatedAt: now.Truncate(time.Microsecond),
+		UpdatedAt: now.Truncate(time.Microsecond), op: opEnsure,
+	}
+	for _, n := range Steps {
+		st := StepPending
+		if (n == StepJira && s.cfg.Issues == nil) || ((n == StepMentorCalendar || n == StepCandidateCalendar) && s.cfg.Calendars == nil) {
+			st = StepSkipped
+		}
+		b.Steps = append(b.Steps, Step{Name: n, State: st, UpdatedAt: b.CreatedAt})
+	}
+	var replayRec *idemRecord
+	err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.repo.putIdem(ctx, tx, actor.ID, req.IdempotencyKey, hash, b.ID, now); err != nil {
+			if store.IsUniqueViolation(err) {
+				return errIdemTaken
+			}
+			return fmt.Errorf("booking: idempotency key: %w", err)
+		}
+		overlap, err := s.repo.overlapping(ctx, tx, b.MentorID, b.ID, b.Start, b.End.Add(b.Buffer))
+		if err != nil {
+			return err
+		}
+		if overlap {
+			return ErrOverlap
+		}
+		if err := s.repo.insert(ctx, tx, b); err != nil {
+			return err
+		}
+		if err := s.repo.audit(ctx, tx, AuditRecord{BookingID: b.ID, At: now, Actor: actor.name(), Action: "created",
+			To: StatusPending, Reason: "booked"}); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, b.ID)
+	})
+	if errors.Is(err, errIdemTaken) {
+		// A concurrent request with the same key won the race.
+		rec, ok, gerr := s.repo.getIdem(ctx, s.cfg.Store.DB(), actor.ID, req.IdempotencyKey)
+		if gerr != nil || !ok {
+			return Result{}, errors.Join(err, gerr)
+		}
+		replayRec = &rec
+	} else if err != nil {
+		return Result{}, err
+	}
+	if replayRec != nil {
+		return s.replay(ctx, actor.ID, req.IdempotencyKey, hash, *replayRec)
+	}
+	s.log.InfoContext(ctx, "booking created", "booking_id", b.ID, "mentor_id", b.MentorID)
+	s.kick(b.ID)
+	res, err := s.waitResult(ctx, b.ID, func(b Booking) bool { return b.Status != StatusPending })
+	if err != nil {
+		return Result{}, err
+	}
+	s.storeIdem(ctx, actor.ID, req.IdempotencyKey, res)
+	return res, nil
+}
+
+var errIdemTaken = errors.New("booking: idempotency key taken")
+
+func (s *Service) storeIdem(ctx context.Context, caller, key string, res Result) {
+	body, err := json.Marshal(res.Booking)
+	if err != nil {
+		return
+	}
+	code := idemAccepted
+	if res.Done {
+		code = idemDone
+	}
+	if err := s.repo.setIdemResponse(context.WithoutCancel(ctx), caller, key, code, body); err != nil {
+		s.log.WarnContext(ctx, "store idempotent response", "booking_id", res.Booking.ID, "error", err.Error())
+	}
+}
+
+// replay answers a repeated Idempotency-Key: the stored response, or — while
+// the first request still runs — the same wait.
+func (s *Service) replay(ctx context.Context, caller, key, hash string, rec idemRecord) (Result, error) {
+	if rec.Hash != hash {
+		return Result{}, ErrIdempotencyMismatch
+	}
+	deadline := time.Now().Add(s.cfg.SyncTimeout + time.Second)
+	for rec.Status == 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		case <-time.After(s.cfg.PollInterval / 2):
+		}
+		r, ok, err := s.repo.getIdem(ctx, s.cfg.Store.DB(), caller, key)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			rec = r
+		}
+	}
+	if rec.Status != 0 {
+		var b Booking
+		if err := json.Unmarshal(rec.Response, &b); err != nil {
+			return Result{}, fmt.Errorf("booking: decode idempotent response: %w", err)
+		}
+		return Result{Booking: b, Done: rec.Status == idemDone}, nil
+	}
+	// The first request died before answering: answer from the booking now.
+	b, err := s.repo.get(ctx, s.cfg.Store.DB(), rec.BookingID)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Booking: b, Done: b.Status != StatusPending}
+	s.storeIdem(ctx, caller, key, res)
+	return res, nil
+}
+
+// enqueue inserts the durable saga job in tx.
+func (s *Service) enqueue(ctx context.Context, tx *sql.Tx, id string) error {
+	jobs := s.cfg.Jobs()
+	if jobs == nil {
+		return errors.New("booking: job runner not ready")
+	}
+	_, err := jobs.InsertTx(ctx, tx, SagaArgs{BookingID: id}, &river.InsertOpts{
+		ScheduledAt: s.now().Add(s.cfg.SyncTimeout + s.cfg.DurableDelay),
+		MaxAttempts: 25,
+	})
+	if err != nil {
+		return fmt.Errorf("booking: enqueue saga: %w", err)
+	}
+	return nil
+}
+
+// visible reports whether actor may see b.
+func visible(actor Actor, b Booking) bool {
+	return actor.privileged() || actor.ID == b.MentorID || actor.ID == b.CandidateID
+}
+
+// Get returns a booking visible to actor.
+func (s *Service) Get(ctx context.Context, actor Actor, id string) (Booking, error) {
+	b, err := s.repo.get(ctx, s.cfg.Store.DB(), id)
+	if err != nil {
+		return Booking{}, err
+	}
+	if !visible(actor, b) {
+		return Booking{}, ErrNotFound
+	}
+	return b, nil
+}
+
+// Lookup returns a booking without a visibility check (for webhooks).
+func (s *Service) Lookup(ctx context.Context, id string) (Booking, error) {
+	return s.repo.get(ctx, s.cfg.Store.DB(), id)
+}
+
+// ListQuery filters List.
+type ListQuery struct {
+	// Role limits to bookings where the caller is "mentor" or "candidate".
+	Role     string
+	Status   Status
+	From, To time.Time
+	Cursor   string
+	Limit    int
+}
+
+// ErrBadCursor reports a cursor that List did not issue.
+var ErrBadCursor = &ValidationError{Field: "query.cursor", Message: "invalid cursor"}
+
+type cursor struct {
+	S int64  `json:"s"`
+	I string `json:"i"`
+}
+
+// List returns a page of the bookings actor may see, newest start first,
+// and the cursor of the next page ("" on the last).
+func (s *Service) List(ctx context.Context, actor Actor, q ListQuery) ([]Booking, string, error) {
+	f := ListFilter{Status: q.Status, From: q.From, To: q.To, Limit: q.Limit}
+	if f.Limit <= 0 || f.Limit > 200 {
+		f.Limit = 50
+	}
+	switch q.Role {
+	case "mentor":
+		f.AsMentor = actor.ID
+	case "candidate":
+		f.AsCandidate = actor.ID
+	default:
+		if !actor.privileged() {
+			f.Viewer = actor.ID
+		}
+	}
+	if q.Cursor != "" {
+		var c cursor
+		raw, err := decodeCursor(q.Cursor)
+		if err != nil || json.Unmarshal(raw, &c) != nil || c.I == "" {
+			return nil, "", ErrBadCursor
+		}
+		f.AfterStart, f.AfterID = fromUS(c.S), c.I
+	}
+	want := f.Limit
+	f.Limit++
+	items, err := s.repo.list(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(items) > want {
+		items = items[:want]
+		last := items[len(items)-1]
+		raw, _ := json.Marshal(cursor{S: us(last.Start), I: last.ID})
+		next = encodeCursor(raw)
+	}
+	return items, next, nil
+}
+
+// Audit returns a page of a booking's audit trail, oldest first.
+func (s *Service) Audit(ctx context.Context, actor Actor, id, cur string, limit int) ([]AuditRecord, string, error) {
+	if _, err := s.Get(ctx, actor, id); err != nil {
+		return nil, "", err
+	}
+	if limit <= 0 || limit > 200 {
+		limit = 50
+	}
+	var after int64
+	if cur != "" {
+		raw, err := decodeCursor(cur)
+		if err != nil || json.Unmarshal(raw, &after) != nil {
+			return nil, "", ErrBadCursor
+		}
+	}
+	recs, err := s.repo.listAudit(ctx, id, after, limit+1)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(recs) > limit {
+		recs = recs[:limit]
+		raw, _ := json.Marshal(recs[len(recs)-1].Seq)
+		next = encodeCursor(raw)
+	}
+	return recs, next, nil
+}
+
+// RescheduleRequest moves a booking.
+type RescheduleRequest struct {
+	// IfMatch is the caller's ETag of the booking. Required.
+	IfMatch string
+	Start   time.Time
+	// Duration and TimeZone keep the booking's when zero.
+	Duration time.Duration
+	TimeZone string
+	Reason   string
+}
+
+// etagMatches compares an If-Match value (a list, "*", or weak tags) with etag.
+func etagMatches(header, etag string) bool {
+	for _, part := range strings.Split(header, ",") {
+		p := strings.TrimSpace(part)
+		p = strings.TrimPrefix(p, "W/")
+		if p == "*" || p == etag {
+			return true
+		}
+	}
+	return false
+}
+
+// Reschedule moves a booking to a new time and propagates the change.
+func (s *Service) Reschedule(ctx context.Context, actor Actor, id string, req RescheduleRequest) (Result, error) {
+	b, err := s.Get(ctx, actor, id)
+	if err != nil {
+		return Result{}, err
+	}
+	if strings.TrimSpace(req.IfMatch) == "" {
+		return Result{}, ErrPreconditionRequired
+	}
+	if !etagMatches(req.IfMatch, b.ETag()) {
+		return Result{}, ErrStale
+	}
+	return s.reschedule(ctx, actor.name(), b, req)
+}
+
+func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, req RescheduleRequest) (Result, error) {
+	switch b.Status {
+	case StatusPending, StatusConfirmed, StatusRescheduling:
+	default:
+		return Result{}, &ConflictError{Status: b.Status, Action: "reschedule"}
+	}
+	if b.op != opEnsure {
+		return Result{}, &ConflictError{Status: b.Status, Action: "reschedule"}
+	}
+	dur, tz := req.Duration, req.TimeZone
+	if dur == 0 {
+		dur = b.Duration()
+	}
+	if tz == "" {
+		tz = b.TimeZone
+	}
+	if _, err := s.validateTimes(req.Start, dur, tz); err != nil {
+		return Result{}, err
+	}
+	sch, err := s.GetSchedule(ctx, b.MentorID)
+	if err != nil {
+		return Result{}, err
+	}
+	now := s.now()
+	start := req.Start.UTC().Truncate(time.Microsecond)
+	end := start.Add(dur)
+	if err := sch.Bookable(start, dur, now); err != nil {
+		return Result{}, err
+	}
+	own := Interval{b.Start, b.End}
+	if s.freshBusyConflict(ctx, b.MentorID, start, end, sch.Buffer, &own) {
+		return Result{}, fmt.Errorf("%w: the mentor's calendar is busy", ErrOverlap)
+	}
+	to := b.Status
+	if to == StatusConfirmed {
+		to = StatusRescheduling
+	}
+	changes := map[string]Change{}
+	if !start.Equal(b.Start) {
+		changes["start"] = Change{b.Start.In(mustLoc(b.TimeZone)).Format(time.RFC3339), start.In(mustLoc(tz)).Format(time.RFC3339)}
+	}
+	if dur != b.Duration() {
+		changes["duration_minutes"] = Change{fmt.Sprint(int(b.Duration().Minutes())), fmt.Sprint(int(dur.Minutes()))}
+	}
+	if tz != b.TimeZone {
+		changes["timezone"] = Change{b.TimeZone, tz}
+	}
+	err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
+		overlap, err := s.repo.overlapping(ctx, tx, b.MentorID, b.ID, start, end.Add(sch.Buffer))
+		if err != nil {
+			return err
+		}
+		if overlap {
+			return ErrOverlap
+		}
+		u := updateOf(b, now)
+		u.Status, u.Start, u.End, u.Buffer, u.TimeZone, u.SpecVersion = to, start, end, sch.Buffer, tz, b.SpecVersion+1
+		ok, err := s.repo.update(ctx, tx, b, u)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrStale
+		}
+		if err := s.repo.audit(ctx, tx, AuditRecord{BookingID: b.ID, At: now, Actor: actorName, Action: "rescheduled",
+			From: b.Status, To: to, Reason: req.Reason, Changes: changes}); err != nil {
+			return err
+		}
+		return s.enqueue(ctx, tx, b.ID)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	s.kick(b.ID)
+	return s.waitResult(ctx, b.ID, func(b Booking) bool {
+		return b.Status != StatusRescheduling && b.Status != StatusPending
+	})
+}
+
+func mustLoc(tz string) *time.Location {
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// Cancel cancels a booking (idempotent) and removes its provider artefacts.
+func (s *Service) Cancel(ctx context.Context, actor Actor, id, reason string) (Result, error) {
+	b, err := s.Get(ctx, actor, id)
+	if err != nil {
+		return Result{}, err
+	}
+	return s.cancel(ctx, actor.name(), b, reason)
+}
+
+func (s *Service) cancel(ctx context.Context, actorName string, b Booking, reason string) (Result, error) {
+	for attempt := 0; ; attempt++ {
+		switch b.Status {
+		case StatusCancelled:
+			return Result{Booking: b, Done: true}, nil
+		case StatusCancelling:
+			s.kick(b.ID)
+			return s.waitResult(ctx, b.ID, func(b Booking) bool { return b.Status != StatusCancelling })
+		case StatusPending, StatusConfirmed, StatusRescheduling:
+		default:
+			return Result{}, &ConflictError{Status: b.Status, Action: "cancel"}
+		}
+		if b.op == opCompensate {
+			return Result{}, &ConflictError{Status: StatusFailed, Action: "cancel"}
+		}
+		now := s.now()
+		err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
+			u := updateOf(b, now)
+			u.Status, u.Op = StatusCancelling, opCancel
+			ok, err := s.repo.update(ctx, tx, b, u)
+			if err != nil || !ok {
+				if err == nil {
+					err = ErrStale
+				}
+				return err
+			}
+			for _, st := range b.Steps {
+				if st.State != StepSkipped {
+					if err := s.repo.setStepState(ctx, tx, b.ID, st.Name, StepCompensating, now); err != nil {
+						return err
+					}
+				}
+			}
+			if err := s.repo.audit(ctx, tx, AuditRecord{BookingID: b.ID, At: now, Actor: actorName, Action: "cancel_requested",
+				From: b.Status, To: StatusCancelling, Reason: reason}); err != nil {
+				return err
+			}
+			return s.enqueue(ctx, tx, b.ID)
+		})
+		if errors.Is(err, ErrStale) && attempt < 5 {
+			// The saga moved the booking on meanwhile; look again.
+			if b, err = s.repo.get(ctx, s.cfg.Store.DB(), b.ID); err != nil {
+				return Result{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		s.kick(b.ID)
+		return s.waitResult(ctx, b.ID, func(b Booking) bool { return b.Status != StatusCancelling })
+	}
+}
+
+// waitResult waits until done(b) or the sync timeout, and reports whether
+// the required steps caught up.
+func (s *Service) waitResult(ctx context.Context, id string, done func(Booking) bool) (Result, error) {
+	b, err := s.wait(ctx, id, done)
+	if err != nil {
+		return Result{}, err
+	}
+	ok := done(b) && (b.Status == StatusConfirmed || b.Status == StatusCancelled)
+	return Result{Booking: b, Done: ok}, nil
+}
+
+func (s *Service) wait(ctx context.Context, id string, done func(Booking) bool) (Booking, error) {
+	ch := s.subscribe(id)
+	defer s.unsubscribe(id, ch)
+	timer := time.NewTimer(s.cfg.SyncTimeout)
+	defer timer.Stop()
+	tick := time.NewTicker(s.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		b, err := s.repo.get(ctx, s.cfg.Store.DB(), id)
+		if err != nil {
+			return Booking{}, err
+		}
+		if done(b) {
+			return b, nil
+		}
+		select {
+		case <-ch:
+		case <-tick.C:
+		case <-timer.C:
+			return s.repo.get(ctx, s.cfg.Store.DB(), id)
+		case <-ctx.Done():
+			return Booking{}, ctx.Err()
+		}
+	}
+}
+
+func (s *Service) subscribe(id string) chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.subs[id]
+	if m == nil {
+		m = map[chan struct{}]struct{}{}
+		s.subs[id] = m
+	}
+	m[ch] = struct{}{}
+	return ch
+}
+
+func (s *Service) unsubscribe(id string, ch chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.subs[id], ch)
+	if len(s.subs[id]) == 0 {
+		delete(s.subs, id)
+	}
+}
+
+func (s *Service) notify(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.subs[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ---- provider-driven changes (webhooks) ----
+
+// FindByMeeting returns the booking whose Zoom meeting id is meetingID.
+func (s *Service) FindByMeeting(ctx context.Context, meetingID string) (Booking, error) {
+	return s.findByRef(ctx, []StepName{StepZoom}, meetingID)
+}
+
+// FindByEvent returns the booking whose calendar event id is eventID.
+func (s *Service) FindByEvent(ctx context.Context, eventID string) (Booking, error) {
+	return s.findByRef(ctx, []StepName{StepMentorCalendar, StepCandidateCalendar}, eventID)
+}
+
+// FindByIssue returns the booking whose Jira issue key is key.
+func (s *Service) FindByIssue(ctx context.Context, key string) (Booking, error) {
+	return s.findByRef(ctx, []StepName{StepJira}, key)
+}
+
+func (s *Service) findByRef(ctx context.Context, names []StepName, ref string) (Booking, error) {
+	if ref == "" {
+		return Booking{}, ErrNotFound
+	}
+	id, err := s.repo.findByStepRef(ctx, names, ref)
+	if err != nil {
+		return Booking{}, err
+	}
+	return s.Lookup(ctx, id)
+}
+
+// CancelAs cancels on behalf of a provider (actor "webhook:jira", …).
+func (s *Service) CancelAs(ctx context.Context, id, actor, reason string) error {
+	b, err := s.Lookup(ctx, id)
+	if err != nil {
+		return err
+	}
+	_, err = s.cancel(ctx, actor, b, reason)
+	return err
+}
+
+// RescheduleAs moves a booking on behalf of a provider; no-op when the time
+// is unchanged.
+func (s *Service) RescheduleAs(ctx context.Context, id string, start, end time.Time, actor, reason string) error {
+	b, err := s.Lookup(ctx, id)
+	if err != nil {
+		return err
+	}
+	if b.Start.Equal(start) && b.End.Equal(end) {
+		return nil
+	}
+	_, err = s.reschedule(ctx, actor, b, RescheduleRequest{Start: start, Duration: end.Sub(start), Reason: reason})
+	return err
+}
+
+// SetStatus moves a booking to in_progress or completed (from meeting
+// events). A transition the state machine does not allow is a
+// ConflictError; repeating the current status is a no-op.
+func (s *Service) SetStatus(ctx context.Context, id string, to Status, actor, reason string) error {
+	if to != StatusInProgress && to != StatusCompleted {
+		return &ValidationError{Field: "status", Message: "only in_progress and completed are set from outside"}
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		b, err := s.Lookup(ctx, id)
+		if err != nil {
+			return err
+		}
+		if b.Status == to {
+			return nil
+		}
+		if !CanTransition(b.Status, to) || b.op != opEnsure {
+			return &ConflictError{Status: b.Status, Action: "set " + string(to) + " on"}
+		}
+		now := s.now()
+		err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
+			u := updateOf(b, now)
+			u.Status = to
+			ok, err := s.repo.update(ctx, tx, b, u)
+			if err != nil || !ok {
+				if err == nil {
+					err = ErrStale
+				}
+				return err
+			}
+			action := "started"
+			if to == StatusCompleted {
+				action = "completed"
+			}
+			return s.repo.audit(ctx, tx, AuditRecord{BookingID: b.ID, At: now, Actor: actor, Action: action, From: b.Status, To: to, Reason: reason})
+		})
+		if errors.Is(err, ErrStale) {
+			continue
+		}
+		if err == nil {
+			s.notify(id)
+		}
+		return err
+	}
+	return ErrStale
+}
+
+func encodeCursor(raw []byte) string { return base64.RawURLEncoding.EncodeToString(raw) }
+
+func decodeCursor(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }

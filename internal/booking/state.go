@@ -1,0 +1,68 @@
+package booking
+
+// transitions lists the allowed status changes of a booking.
+var transitions = map[Status][]Status{
+	StatusPending:      {StatusConfirmed, StatusFailed, StatusCancelling},
+	StatusConfirmed:    {StatusRescheduling, StatusCancelling, StatusInProgress, StatusCompleted, StatusFailed},
+	StatusRescheduling: {StatusConfirmed, StatusCancelling, StatusFailed},
+	StatusCancelling:   {StatusCancelled},
+	StatusInProgress:   {StatusCompleted},
+	StatusCancelled:    nil,
+	StatusCompleted:    nil,
+	StatusFailed:       nil,
+}
+
+// CanTransition reports whether a booking may go from one status to another.
+func CanTransition(from, to Status) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Terminal reports a status no change leaves.
+func (s Status) Terminal() bool { return len(transitions[s]) == 0 }
+
+// Active reports whether a booking in this status holds its slot.
+func (s Status) Active() bool {
+	switch s {
+	case StatusPending, StatusConfirmed, StatusRescheduling, StatusInProgress:
+		return true
+	}
+	return false
+}
+
+// Valid reports a known status.
+func (s Status) Valid() bool {
+	_, ok := transitions[s]
+	return ok
+}
+
+// ops: what the saga drives the providers towards.
+const (
+	opEnsure     = "ensure"     // every step exists and reflects the current spec
+	opCancel     = "cancel"     // meetings and events removed, issue follows
+	opCompensate = "compensate" // everything created is removed; then failed
+	opNone       = "none"       // nothing to do (terminal)
+)
+
+// stepSettled reports whether the saga has nothing left to do for step s
+// under op, spec being the booking's current spec version. Under opEnsure an
+// optional step that gave up (failed) is settled; a failed required step
+// never is (it starts compensation). Under opCancel and opCompensate every
+// step that was not skipped must be withdrawn (compensated), since even a
+// failed create may have taken effect.
+func stepSettled(op string, s Step, spec int64) bool {
+	if s.State == StepSkipped {
+		return true
+	}
+	switch op {
+	case opEnsure:
+		return s.State == StepDone && s.AppliedSpec >= spec || s.State == StepFailed && !s.Name.Required()
+	case opCancel, opCompensate:
+		return s.State == StepCompensated
+	}
+	return true
+}
