@@ -114,6 +114,8 @@ type Config struct {
 	// CacheTTL is how long Get may serve a value from memory. Default 5s;
 	// negative disables the cache.
 	CacheTTL time.Duration
+	// Timeout bounds each attempt of an SSM call. Default 10s.
+	Timeout time.Duration
 	// MaxAttempts bounds attempts per SSM call when throttled. Default 6.
 	MaxAttempts int
 	// BaseDelay and MaxDelay shape the backoff (full jitter). Defaults 100ms, 5s.
@@ -141,6 +143,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.CacheTTL == 0 {
 		c.CacheTTL = 5 * time.Second
+	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("ssm: config: Timeout %s must not be negative", c.Timeout)
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Second
 	}
 	if c.MaxAttempts < 0 {
 		return fmt.Errorf("ssm: config: MaxAttempts %d must not be negative", c.MaxAttempts)
@@ -323,7 +331,7 @@ func (s *Store) putOnce(ctx context.Context, path string, value []byte, expected
 		in.KeyId = aws.String(s.cfg.KMSKeyID)
 	}
 	var out *awsssm.PutParameterOutput
-	err = s.call(ctx, "PutParameter", path, false, func() error {
+	err = s.call(ctx, "PutParameter", path, false, func(ctx context.Context) error {
 		var err error
 		out, err = s.client.PutParameter(ctx, in)
 		return err
@@ -357,7 +365,7 @@ func (s *Store) Delete(ctx context.Context, path string) error {
 		return err
 	}
 	defer s.forget(path)
-	err := s.call(ctx, "DeleteParameter", path, false, func() error {
+	err := s.call(ctx, "DeleteParameter", path, false, func(ctx context.Context) error {
 		_, err := s.client.DeleteParameter(ctx, &awsssm.DeleteParameterInput{Name: aws.String(path)})
 		return err
 	})
@@ -387,7 +395,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]secrets.Secret, erro
 			NextToken:      token,
 		}
 		var page *awsssm.GetParametersByPathOutput
-		err := s.call(ctx, "GetParametersByPath", p, true, func() error {
+		err := s.call(ctx, "GetParametersByPath", p, true, func(ctx context.Context) error {
 			var err error
 			page, err = s.client.GetParametersByPath(ctx, in)
 			return err
@@ -425,7 +433,7 @@ type state struct {
 
 func (s *Store) read(ctx context.Context, path string) (state, error) {
 	var out *awsssm.GetParameterOutput
-	err := s.call(ctx, "GetParameter", path, true, func() error {
+	err := s.call(ctx, "GetParameter", path, true, func(ctx context.Context) error {
 		var err error
 		out, err = s.client.GetParameter(ctx, &awsssm.GetParameterInput{Name: aws.String(path), WithDecryption: aws.Bool(true)})
 		return err
@@ -478,7 +486,7 @@ func (s *Store) history(ctx context.Context, path string) ([]types.ParameterHist
 	var token *string
 	for {
 		var page *awsssm.GetParameterHistoryOutput
-		err := s.call(ctx, "GetParameterHistory", path, true, func() error {
+		err := s.call(ctx, "GetParameterHistory", path, true, func(ctx context.Context) error {
 			var err error
 			page, err = s.client.GetParameterHistory(ctx, &awsssm.GetParameterHistoryInput{
 				Name: aws.String(path), WithDecryption: aws.Bool(true), MaxResults: aws.Int32(50), NextToken: token,
@@ -544,10 +552,12 @@ func unframe(raw string, v int64) (value []byte, ok bool, err error) {
 
 // call runs fn, retrying throttling (any call) and server faults or
 // transport errors (idempotent calls only) with backoff.
-func (s *Store) call(ctx context.Context, op, path string, idempotent bool, fn func() error) error {
+func (s *Store) call(ctx context.Context, op, path string, idempotent bool, fn func(context.Context) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
-		err = fn()
+		actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+		err = fn(actx)
+		cancel()
 		if err == nil {
 			return nil
 		}
@@ -598,10 +608,9 @@ func isThrottle(err error) bool {
 	return false
 }
 
+// isTransient reports a server fault or a failure without a response
+// (including an attempt's own timeout; call stops when the caller's ctx ends).
 func isTransient(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
 	var re interface{ HTTPStatusCode() int }
 	if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
 		return true

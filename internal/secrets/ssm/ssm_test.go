@@ -484,3 +484,46 @@ func TestServerErrors(t *testing.T) {
 		t.Fatalf("Get = %q v%d, %v", got.Value, got.Version, err)
 	}
 }
+
+// TestAttemptTimeout: a read that hangs is abandoned after Config.Timeout
+// and retried.
+func TestAttemptTimeout(t *testing.T) {
+	t.Parallel()
+	sim := ssmtest.New(ssmtest.Options{})
+	var mu sync.Mutex
+	hung := 0
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hang := r.Header.Get("X-Amz-Target") == "AmazonSSM.GetParameter" && hung == 0
+		if hang {
+			hung++
+		}
+		mu.Unlock()
+		if hang {
+			select { // never answers; the client gives up
+			case <-r.Context().Done():
+			case <-stop:
+			}
+			return
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(stop) }) // runs first: release the hung handler
+	s := newStore(t, srv, ssm.Config{Timeout: 100 * time.Millisecond, CacheTTL: -1})
+	ctx := t.Context()
+	p := "/spotlight/test/providers/zoom"
+	if _, err := s.Put(ctx, p, []byte("v"), 0); err != nil { // its read hangs once, then is retried
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, p)
+	if err != nil || string(got.Value) != "v" {
+		t.Fatalf("Get = %q, %v", got.Value, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hung != 1 {
+		t.Fatalf("hung %d requests, want 1", hung)
+	}
+}
