@@ -13,6 +13,7 @@
 //     (MaxResults 1 to 10, NextToken, Recursive, WithDecryption)
 //   - https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameterHistory.html
 //     (MaxResults 1 to 50)
+//   - https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_LabelParameterVersion.html
 //   - https://docs.aws.amazon.com/systems-manager/latest/APIReference/CommonErrors.html
 //   - https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html (SigV4)
 //   - https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-advanced-parameters.html
@@ -25,7 +26,7 @@
 // (signature, scope and X-Amz-Date within 15 minutes are all checked).
 // Errors are JSON bodies {"__type": ..., "message": ...} with status 400
 // (ParameterNotFound, ParameterAlreadyExists, ParameterVersionNotFound,
-// ThrottlingException, ValidationException, InvalidNextToken,
+// ParameterMaxVersionLimitExceeded, ThrottlingException, ValidationException, InvalidNextToken,
 // MissingAuthenticationTokenException, UnrecognizedClientException,
 // InvalidSignatureException, IncompleteSignatureException,
 // UnknownOperationException, SerializationException; InternalServerError
@@ -37,8 +38,11 @@
 // WithDecryption is true. Throttling (ThrottleNext, SetRateLimit) and
 // server errors (FailNext) can be injected.
 //
-// Not simulated: labels (so ParameterMaxVersionLimitExceeded never occurs),
-// policies, tags, ParameterFilters (rejected), StringList semantics beyond
+// Labels (LabelParameterVersion, "name:label" selectors) are kept, and as in
+// SSM a labelled oldest version is not dropped: the 101st version is refused
+// with ParameterMaxVersionLimitExceeded.
+//
+// Not simulated: policies, tags, ParameterFilters (rejected), StringList semantics beyond
 // storing the string, and IAM.
 package ssmtest
 
@@ -56,6 +60,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -124,6 +129,7 @@ type version struct {
 	keyID   string
 	tier    string
 	desc    string
+	labels  []string
 	modTime time.Time
 }
 
@@ -264,6 +270,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out, e = s.getParametersByPath(body)
 	case "GetParameterHistory":
 		out, e = s.getParameterHistory(body)
+	case "LabelParameterVersion":
+		out, e = s.labelParameterVersion(body)
 	default:
 		e = errf("UnknownOperationException", "operation %s is not supported", op)
 	}
@@ -498,13 +506,13 @@ func (s *Server) lookup(ref string) (*param, version, string, *apiError) {
 		return p, p.history[len(p.history)-1], "", nil
 	}
 	n, err := strconv.ParseInt(sel[1:], 10, 64)
-	if err != nil {
-		return nil, version{}, "", errf("ValidationException", "labels are not supported by the simulator; use name:version")
-	}
 	for _, v := range p.history {
-		if v.number == n {
+		if err == nil && v.number == n || err != nil && slices.Contains(v.labels, sel[1:]) {
 			return p, v, sel, nil
 		}
+	}
+	if err != nil {
+		return nil, version{}, "", errf("ParameterVersionNotFound", "Systems Manager could not find label %s of %s.", sel[1:], name)
 	}
 	return nil, version{}, "", errf("ParameterVersionNotFound", "Systems Manager could not find version %d of %s. Verify the version and try again.", n, name)
 }
@@ -639,6 +647,9 @@ func (s *Server) putParameter(body []byte) (any, *apiError) {
 			keyID = DefaultKMSKeyID
 		}
 		stored = kmsSeal(keyID, stored)
+	}
+	if exists && len(p.history) >= MaxVersions && len(p.history[0].labels) > 0 {
+		return nil, errf("ParameterMaxVersionLimitExceeded", "You attempted to create a new version of %s by calling the PutParameter API with the overwrite flag. Version %d, the oldest version, can't be deleted because it has a label associated with it. Move the label to another version of the parameter, and try again.", in.Name, p.history[0].number)
 	}
 	if !exists {
 		p = &param{name: in.Name}
@@ -800,10 +811,58 @@ func (s *Server) getParameterHistory(body []byte) (any, *apiError) {
 		}
 		hist = append(hist, wireHistory{Name: p.name, Type: v.typ, KeyId: v.keyID, LastModifiedDate: epoch(v.modTime),
 			LastModifiedUser: "arn:aws:iam::" + s.opts.AccountID + ":user/ssmtest", Description: v.desc, Value: val,
-			Version: v.number, Labels: []string{}, Tier: v.tier, DataType: "text"})
+			Version: v.number, Labels: append([]string{}, v.labels...), Tier: v.tier, DataType: "text"})
 	}
 	out["Parameters"] = hist
 	return out, nil
+}
+
+var labelRE = regexp.MustCompile(`^[a-zA-Z_.\-][a-zA-Z0-9_.\-]{0,99}$`)
+
+func (s *Server) labelParameterVersion(body []byte) (any, *apiError) {
+	var in struct {
+		Name             string
+		ParameterVersion *int64
+		Labels           []string
+	}
+	if e := decode(body, &in); e != nil {
+		return nil, e
+	}
+	if e := validName(in.Name); e != nil {
+		return nil, e
+	}
+	if len(in.Labels) < 1 || len(in.Labels) > 10 {
+		return nil, errf("ValidationException", "1 validation error detected: Value at 'labels' failed to satisfy constraint: Member must have length between 1 and 10")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.params[in.Name]
+	if !ok {
+		return nil, errf("ParameterNotFound", "Parameter %s not found.", in.Name)
+	}
+	idx := len(p.history) - 1
+	if in.ParameterVersion != nil {
+		idx = slices.IndexFunc(p.history, func(v version) bool { return v.number == *in.ParameterVersion })
+		if idx < 0 {
+			return nil, errf("ParameterVersionNotFound", "Systems Manager could not find version %d of %s. Verify the version and try again.", *in.ParameterVersion, in.Name)
+		}
+	}
+	invalid := []string{}
+	for _, l := range in.Labels {
+		low := strings.ToLower(l)
+		if !labelRE.MatchString(l) || strings.HasPrefix(low, "aws") || strings.HasPrefix(low, "ssm") {
+			invalid = append(invalid, l)
+			continue
+		}
+		for i := range p.history { // a label names one version: move it
+			p.history[i].labels = slices.DeleteFunc(p.history[i].labels, func(x string) bool { return x == l })
+		}
+		if len(p.history[idx].labels) >= 10 {
+			return nil, errf("ParameterVersionLabelLimitExceeded", "A parameter version can have maximum 10 labels.")
+		}
+		p.history[idx].labels = append(p.history[idx].labels, l)
+	}
+	return map[string]any{"InvalidLabels": invalid, "ParameterVersion": p.history[idx].number}, nil
 }
 
 // kmsSeal simulates KMS: AES-256-GCM under a key derived from the key id,

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -260,6 +261,47 @@ func TestVersionLimitDropsOldest(t *testing.T) {
 	}
 	if len(all) != ssmtest.MaxVersions || all[0].Version != 6 || all[len(all)-1].Version != ssmtest.MaxVersions+5 {
 		t.Fatalf("history has %d versions %d..%d", len(all), all[0].Version, all[len(all)-1].Version)
+	}
+}
+
+func TestLabelsAndVersionLimit(t *testing.T) {
+	t.Parallel()
+	_, srv := start(t, ssmtest.Options{})
+	c := client(srv)
+	ctx := t.Context()
+	name := aws.String("/x/labelled")
+	put := func(i int) error {
+		_, err := c.PutParameter(ctx, &awsssm.PutParameterInput{Name: name, Value: aws.String(fmt.Sprint("v", i)), Type: types.ParameterTypeString, Overwrite: aws.Bool(i > 1)})
+		return err
+	}
+	if err := put(1); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.LabelParameterVersion(ctx, &awsssm.LabelParameterVersionInput{Name: name, ParameterVersion: aws.Int64(1), Labels: []string{"pinned", "1bad", "awsx"}})
+	if err != nil || out.ParameterVersion != 1 || len(out.InvalidLabels) != 2 {
+		t.Fatalf("LabelParameterVersion = %+v, %v", out, err)
+	}
+	got, err := c.GetParameter(ctx, &awsssm.GetParameterInput{Name: aws.String(*name + ":pinned")})
+	if err != nil || aws.ToString(got.Parameter.Value) != "v1" {
+		t.Fatalf("GetParameter(:pinned) = %v, %v", got, err)
+	}
+	for i := 2; i <= ssmtest.MaxVersions; i++ {
+		if err := put(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := put(ssmtest.MaxVersions + 1); apiCode(err) != "ParameterMaxVersionLimitExceeded" {
+		t.Fatalf("101st version with labelled oldest = %v, want ParameterMaxVersionLimitExceeded", err)
+	}
+	// Moving the label away frees the oldest version.
+	if _, err := c.LabelParameterVersion(ctx, &awsssm.LabelParameterVersionInput{Name: name, Labels: []string{"pinned"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := put(ssmtest.MaxVersions + 1); err != nil {
+		t.Fatalf("after moving the label: %v", err)
+	}
+	if _, err := c.GetParameter(ctx, &awsssm.GetParameterInput{Name: aws.String(*name + ":1")}); apiCode(err) != "ParameterVersionNotFound" {
+		t.Fatalf("version 1 should be gone: %v", err)
 	}
 }
 
