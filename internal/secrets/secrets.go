@@ -98,7 +98,9 @@ type Store interface {
 	Put(ctx context.Context, path string, value []byte, expectedVersion int64) (int64, error)
 	// Delete removes the secret and all its versions. Deleting a missing
 	// secret returns an error wrapping ErrNotFound (callers that do not care
-	// test for it with errors.Is).
+	// test for it with errors.Is). Versions restart at 1 when the path is
+	// written again, so a version read before a Delete must not be reused
+	// after it (a writer holding it could match the new secret's version).
 	Delete(ctx context.Context, path string) error
 	// List returns the metadata (Value nil) of every secret below prefix,
 	// recursively, sorted by path, all pages. prefix is a hierarchy: "/a/b"

@@ -37,10 +37,11 @@
 // no lock). The limits: SSM keeps 100 versions per parameter, so the newest
 // valid version is lost if 100 void writes pile up after it without a valid
 // one in between; writers in this package serialise their own writes to a
-// path and secrets.Update backs off, so this needs ~100 processes racing on
-// one secret. A Put whose response is lost (network error) is not retried
-// and its outcome is unknown to the caller; it is still atomic. Values in
-// SSM carry the header, so other tools reading them see it.
+// path and secrets.Update backs off, so this takes on the order of 100
+// processes racing on one secret at once. A Put whose response is lost
+// (network error) is not retried and its outcome is unknown to the caller;
+// it is still atomic. Versions restart after a Delete (see secrets.Store).
+// Values in SSM carry the header, so other tools reading them see it.
 //
 // Throttling (ThrottlingException and friends) is retried with exponential
 // backoff and full jitter through an injectable sleep; reads are also
