@@ -1,0 +1,122 @@
+package connect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spotlight/gateway/integrations/caldav"
+	"github.com/spotlight/gateway/integrations/calendar"
+)
+
+// Calendar returns the calendar booking events of sub go to: the most
+// recently connected of the user's Google and CalDAV connections that is
+// usable. ErrNeedsReauth when the only connections need reconnecting,
+// ErrNotConnected when there is none.
+func (s *Service) Calendar(ctx context.Context, sub string) (calendar.Calendar, Info, error) {
+	all, err := s.List(ctx, sub)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	reauth := false
+	for _, in := range all {
+		if in.Provider != ProviderGoogle && in.Provider != ProviderCalDAV {
+			continue
+		}
+		if in.Status != StatusConnected {
+			reauth = reauth || in.Status == StatusNeedsReauth
+			continue
+		}
+		return s.calendarOf(ctx, in)
+	}
+	if reauth {
+		return nil, Info{}, fmt.Errorf("connect: calendar of %s: %w", sub, ErrNeedsReauth)
+	}
+	return nil, Info{}, fmt.Errorf("connect: calendar of %s: %w", sub, ErrNotConnected)
+}
+
+// CalendarFor returns the calendar of sub's connection to provider.
+func (s *Service) CalendarFor(ctx context.Context, sub, provider string) (calendar.Calendar, Info, error) {
+	in, err := s.get(ctx, sub, provider)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	if in.Status == StatusNeedsReauth {
+		return nil, in, fmt.Errorf("connect: %s calendar of %s: %w", provider, sub, ErrNeedsReauth)
+	}
+	return s.calendarOf(ctx, in)
+}
+
+func (s *Service) calendarOf(ctx context.Context, in Info) (calendar.Calendar, Info, error) {
+	switch in.Provider {
+	case ProviderGoogle:
+		cl, err := s.googleClient(ctx, in.UserSub, in.CalendarID)
+		if err != nil {
+			return nil, Info{}, err
+		}
+		return cl, in, nil
+	case ProviderCalDAV:
+		cs, err := s.calDAVSecretOf(ctx, in.UserSub)
+		if err != nil {
+			return nil, Info{}, err
+		}
+		cl, err := caldav.New(in.CalendarURL, cs.Username, cs.Password, caldav.WithHTTPClient(s.caldavHTTP), caldav.WithLogger(s.log))
+		if err != nil {
+			return nil, Info{}, fmt.Errorf("connect: %w", err)
+		}
+		return &watchedCalDAV{Calendar: cl, s: s, sub: in.UserSub}, in, nil
+	}
+	return nil, Info{}, fmt.Errorf("%w %q", ErrUnknownProvider, in.Provider)
+}
+
+// watchedCalDAV marks the connection needs_reauth when the server starts
+// rejecting the stored password (the user revoked the app-specific password).
+type watchedCalDAV struct {
+	calendar.Calendar
+	s   *Service
+	sub string
+}
+
+func (w *watchedCalDAV) check(ctx context.Context, err error) error {
+	if err != nil && errors.Is(err, caldav.ErrUnauthorized) {
+		w.s.markNeedsReauth(ctx, w.sub, ProviderCalDAV, "the CalDAV server rejected the stored app-specific password; reconnect")
+		return fmt.Errorf("%w: %w", ErrNeedsReauth, err)
+	}
+	return err
+}
+
+// FreeBusy implements calendar.Calendar.
+func (w *watchedCalDAV) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.Busy, error) {
+	b, err := w.Calendar.FreeBusy(ctx, from, to)
+	return b, w.check(ctx, err)
+}
+
+// CreateEvent implements calendar.Calendar.
+func (w *watchedCalDAV) CreateEvent(ctx context.Context, ev calendar.Event) (calendar.Event, error) {
+	e, err := w.Calendar.CreateEvent(ctx, ev)
+	return e, w.check(ctx, err)
+}
+
+// UpdateEvent implements calendar.Calendar.
+func (w *watchedCalDAV) UpdateEvent(ctx context.Context, ev calendar.Event) (calendar.Event, error) {
+	e, err := w.Calendar.UpdateEvent(ctx, ev)
+	return e, w.check(ctx, err)
+}
+
+// DeleteEvent implements calendar.Calendar.
+func (w *watchedCalDAV) DeleteEvent(ctx context.Context, bookingID string) error {
+	return w.check(ctx, w.Calendar.DeleteEvent(ctx, bookingID))
+}
+
+// GetEvent implements calendar.Calendar.
+func (w *watchedCalDAV) GetEvent(ctx context.Context, bookingID string) (calendar.Event, error) {
+	e, err := w.Calendar.GetEvent(ctx, bookingID)
+	return e, w.check(ctx, err)
+}
+
+// Changes implements calendar.Calendar.
+func (w *watchedCalDAV) Changes(ctx context.Context, cursor string) (calendar.ChangeSet, error) {
+	cs, err := w.Calendar.Changes(ctx, cursor)
+	return cs, w.check(ctx, err)
+}

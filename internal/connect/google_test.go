@@ -1,0 +1,436 @@
+package connect_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/spotlight/gateway/integrations/gcal"
+	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
+	"github.com/spotlight/gateway/internal/connect"
+	"github.com/spotlight/gateway/internal/secrets"
+	"github.com/spotlight/gateway/internal/store"
+	"github.com/spotlight/gateway/internal/store/storetest"
+)
+
+func setJSONField(t *testing.T, raw []byte, key string, value any) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	m[key] = value
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func storedToken(t *testing.T, sec secrets.Store, sub string) (map[string]any, int64) {
+	t.Helper()
+	p, _ := secrets.UserPath("spotlight", "test", sub, "google")
+	s, err := sec.Get(t.Context(), p)
+	if err != nil {
+		t.Fatalf("stored token of %s: %v", sub, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(s.Value, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m, s.Version
+}
+
+func TestGoogleConnectFlow(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db, gcaltest.Options{})
+		svc, sec := h.replica(t, nil)
+		ctx := t.Context()
+
+		authURL, exp, err := svc.StartGoogle(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Until(exp); d < 9*time.Minute || d > 11*time.Minute {
+			t.Errorf("state expires in %v, want 10m", d)
+		}
+		q := mustParse(t, authURL).Query()
+		for k, want := range map[string]string{"access_type": "offline", "prompt": "consent", "code_challenge_method": "S256",
+			"response_type": "code", "client_id": gcaltest.DefaultClientID, "redirect_uri": "http://gateway.test/v1/oauth/google/callback"} {
+			if q.Get(k) != want {
+				t.Errorf("auth URL %s = %q, want %q", k, q.Get(k), want)
+			}
+		}
+		if !strings.Contains(q.Get("scope"), "calendar.events") || q.Get("code_challenge") == "" || q.Get("state") == "" {
+			t.Errorf("auth URL query %v lacks scope, challenge or state", q)
+		}
+		state, code := consent(t, authURL)
+		if ch, method := h.google.CodeChallenge(code); ch != q.Get("code_challenge") || method != "S256" {
+			t.Errorf("simulator recorded challenge %q/%q", ch, method)
+		}
+		in, cals, err := svc.CompleteGoogle(ctx, state, code, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Status != connect.StatusConnected || in.AccountEmail != "mentor@example.com" || in.CalendarID != "mentor@example.com" || in.UserSub != "alice" {
+			t.Fatalf("connection = %+v", in)
+		}
+		if len(cals) != 2 || cals[0].ID != "mentor@example.com" || cals[1].Name != "Work" {
+			t.Fatalf("calendars = %+v", cals)
+		}
+		tok, _ := storedToken(t, sec, "alice")
+		if tok["refresh_token"] == "" || tok["access_token"] == "" {
+			t.Fatalf("stored token lacks fields: %v", keys(tok))
+		}
+		// A push channel on the primary calendar, its token checked by hash.
+		chans := h.google.Channels("mentor@example.com")
+		if len(chans) != 1 || chans[0].Address != "http://gateway.test/webhooks/google" {
+			t.Fatalf("channels = %+v", chans)
+		}
+		ch, err := svc.VerifyChannelToken(ctx, chans[0].ID, chans[0].Token)
+		if err != nil || ch.UserSub != "alice" || ch.CalendarID != "mentor@example.com" || ch.ResourceID != chans[0].ResourceID {
+			t.Fatalf("VerifyChannelToken = %+v, %v", ch, err)
+		}
+		for _, bad := range [][2]string{{chans[0].ID, chans[0].Token + "x"}, {chans[0].ID, ""}, {"nope", chans[0].Token}} {
+			if _, err := svc.VerifyChannelToken(ctx, bad[0], bad[1]); !errors.Is(err, connect.ErrUnknownChannel) {
+				t.Errorf("VerifyChannelToken(%q, …) = %v, want ErrUnknownChannel", bad[0], err)
+			}
+		}
+
+		// Choosing another calendar moves the channel and resets the cursor.
+		if err := svc.SetSyncCursor(ctx, "alice", connect.ProviderGoogle, "cursor-1"); err != nil {
+			t.Fatal(err)
+		}
+		in, _, err = svc.ChooseGoogleCalendar(ctx, "alice", "work@group.calendar.google.com")
+		if err != nil || in.CalendarID != "work@group.calendar.google.com" || in.CalendarName != "Work" {
+			t.Fatalf("choose = %+v, %v", in, err)
+		}
+		if cur, _ := svc.SyncCursor(ctx, "alice", connect.ProviderGoogle); cur != "" {
+			t.Errorf("cursor after calendar change = %q", cur)
+		}
+		if n := len(h.google.Channels("mentor@example.com")); n != 0 {
+			t.Errorf("%d channels left on the old calendar", n)
+		}
+		if n := len(h.google.Channels("work@group.calendar.google.com")); n != 1 {
+			t.Errorf("%d channels on the new calendar", n)
+		}
+		if _, _, err := svc.ChooseGoogleCalendar(ctx, "alice", "someone-else@example.com"); !errors.Is(err, connect.ErrUnknownCalendar) {
+			t.Errorf("choose unknown calendar: %v", err)
+		}
+
+		// The calendar works for booking.
+		cal, info, err := svc.Calendar(ctx, "alice")
+		if err != nil || info.Provider != connect.ProviderGoogle {
+			t.Fatalf("Calendar = %v, %+v", err, info)
+		}
+		if _, err := cal.FreeBusy(ctx, time.Now(), time.Now().Add(time.Hour)); err != nil {
+			t.Fatalf("FreeBusy: %v", err)
+		}
+
+		// Renewal replaces the channel.
+		old := h.google.Channels("work@group.calendar.google.com")[0]
+		n, err := svc.RenewChannels(ctx, time.Now().Add(30*24*time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("RenewChannels = %d, %v", n, err)
+		}
+		if _, err := svc.LookupChannel(ctx, old.ID); !errors.Is(err, connect.ErrUnknownChannel) {
+			t.Errorf("old channel still known: %v", err)
+		}
+		live := h.google.Channels("work@group.calendar.google.com")
+		if len(live) != 1 || live[0].ID == old.ID {
+			t.Fatalf("channels after renewal = %+v", live)
+		}
+
+		// Disconnect: channel stopped, grant revoked, secret and record gone; idempotent.
+		revs := h.google.Stats().Revocations
+		if err := svc.DisconnectGoogle(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if h.google.Stats().Revocations != revs+1 {
+			t.Error("grant not revoked at Google")
+		}
+		if n := len(h.google.Channels("work@group.calendar.google.com")); n != 0 {
+			t.Errorf("%d channels left after disconnect", n)
+		}
+		p, _ := secrets.UserPath("spotlight", "test", "alice", "google")
+		if _, err := sec.Get(ctx, p); !errors.Is(err, secrets.ErrNotFound) {
+			t.Errorf("token after disconnect: %v", err)
+		}
+		if list, _ := svc.List(ctx, "alice"); len(list) != 0 {
+			t.Errorf("connections after disconnect: %+v", list)
+		}
+		if err := svc.DisconnectGoogle(ctx, "alice"); err != nil {
+			t.Errorf("second disconnect: %v", err)
+		}
+		if _, _, err := svc.Calendar(ctx, "alice"); !errors.Is(err, connect.ErrNotConnected) {
+			t.Errorf("Calendar after disconnect: %v", err)
+		}
+	})
+}
+
+func keys(m map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestStateRejected(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db, gcaltest.Options{})
+		svc, _ := h.replica(t, nil)
+		other, _ := h.replica(t, func(c *connect.Config) {}) // another replica: same key from the store
+		tests := []struct {
+			name string
+			// tamper changes the state (or the stored row) before the callback.
+			tamper func(t *testing.T, state string) string
+			want   error
+		}{
+			{"forged signature", func(t *testing.T, s string) string {
+				b := []byte(s)
+				if b[len(b)-2] == 'A' {
+					b[len(b)-2] = 'B'
+				} else {
+					b[len(b)-2] = 'A'
+				}
+				return string(b)
+			}, connect.ErrStateForged},
+			{"forged expiry", func(t *testing.T, s string) string {
+				p := strings.Split(s, ".")
+				return p[0] + ".9999999999." + p[2]
+			}, connect.ErrStateForged},
+			{"made up", func(t *testing.T, s string) string { return "bm9uY2U.1900000000.c2lnbmF0dXJl" }, connect.ErrStateReplayed},
+			{"garbage", func(t *testing.T, s string) string { return "not-a-state" }, connect.ErrStateForged},
+			{"bound to another user", func(t *testing.T, s string) string {
+				nonce := strings.Split(s, ".")[0]
+				if _, err := db.DB().ExecContext(t.Context(), db.Rebind(`UPDATE oauth_states SET user_sub = ? WHERE id = ?`), "mallory", nonce); err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}, connect.ErrStateForged},
+			{"expired", func(t *testing.T, s string) string {
+				h.clock.Advance(11 * time.Minute)
+				t.Cleanup(func() { h.clock.Advance(-11 * time.Minute) })
+				return s
+			}, connect.ErrStateExpired},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				// Sequential: "expired" moves the shared clock.
+				u, _, err := svc.StartGoogle(t.Context(), "alice")
+				if err != nil {
+					t.Fatal(err)
+				}
+				state, code := consent(t, u)
+				_, _, err = other.CompleteGoogle(t.Context(), tt.tamper(t, state), code, "")
+				if !errors.Is(err, tt.want) || !errors.Is(err, connect.ErrInvalidState) {
+					t.Fatalf("callback error = %v, want %v", err, tt.want)
+				}
+			})
+		}
+		if list, _ := svc.List(t.Context(), "alice"); len(list) != 0 {
+			t.Fatalf("a rejected state connected: %+v", list)
+		}
+		if list, _ := svc.List(t.Context(), "mallory"); len(list) != 0 {
+			t.Fatalf("a rebound state connected mallory: %+v", list)
+		}
+		if n := h.google.Stats().CodeExchanges; n != 0 {
+			t.Fatalf("%d codes exchanged for rejected states", n)
+		}
+
+		t.Run("replayed", func(t *testing.T) {
+			u, _, err := svc.StartGoogle(t.Context(), "bob")
+			if err != nil {
+				t.Fatal(err)
+			}
+			state, code := consent(t, u)
+			in, _, err := other.CompleteGoogle(t.Context(), state, code, "")
+			if err != nil || in.UserSub != "bob" {
+				t.Fatalf("first callback = %+v, %v", in, err)
+			}
+			if _, _, err := svc.CompleteGoogle(t.Context(), state, code, ""); !errors.Is(err, connect.ErrStateReplayed) {
+				t.Fatalf("replayed callback = %v, want ErrStateReplayed", err)
+			}
+		})
+		t.Run("denied at Google", func(t *testing.T) {
+			u, _, err := svc.StartGoogle(t.Context(), "carol")
+			if err != nil {
+				t.Fatal(err)
+			}
+			state, _ := consent(t, u)
+			if _, _, err := svc.CompleteGoogle(t.Context(), state, "", "access_denied"); !errors.Is(err, connect.ErrAccessDenied) {
+				t.Fatalf("denied = %v", err)
+			}
+		})
+		t.Run("PKCE verifier mismatch", func(t *testing.T) {
+			u, _, err := svc.StartGoogle(t.Context(), "dave")
+			if err != nil {
+				t.Fatal(err)
+			}
+			state, code := consent(t, u)
+			nonce := strings.Split(state, ".")[0]
+			if _, err := db.DB().ExecContext(t.Context(), db.Rebind(`UPDATE oauth_states SET verifier = ? WHERE id = ?`), oauth2.GenerateVerifier(), nonce); err != nil {
+				t.Fatal(err)
+			}
+			before := h.google.Stats().CodeExchanges
+			_, _, err = svc.CompleteGoogle(t.Context(), state, code, "")
+			var re *oauth2.RetrieveError
+			if !errors.Is(err, connect.ErrTokenExchange) || !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+				t.Fatalf("tampered verifier = %v, want ErrTokenExchange with invalid_grant", err)
+			}
+			if h.google.Stats().CodeExchanges != before {
+				t.Fatal("the simulator exchanged a code with the wrong verifier")
+			}
+			if list, _ := svc.List(t.Context(), "dave"); len(list) != 0 {
+				t.Fatalf("connected despite PKCE mismatch: %+v", list)
+			}
+		})
+	})
+}
+
+// TestRefreshRaceVersusRevocation: two replicas on one store; Google
+// rotates refresh tokens. An invalid_grant caused by another replica's
+// refresh is a lost race (use the stored token); one caused by a revocation
+// marks the connection needs_reauth.
+func TestRefreshRaceVersusRevocation(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db, gcaltest.Options{RotateRefreshTokens: true})
+		setup, sec := h.replica(t, nil)
+		connectGoogle(t, setup, "alice")
+		ctx := t.Context()
+
+		// "Another replica" refreshes right before this replica's own
+		// refresh request reaches Google, and stores its result.
+		var once sync.Once
+		var stolen string
+		racer := roundTripFunc(func(req *recordedRequest) {
+			if req.form.Get("grant_type") != "refresh_token" {
+				return
+			}
+			once.Do(func() {
+				cfg := gcal.OAuthConfig(gcaltest.DefaultClientID, gcaltest.DefaultClientSecret, "", gcaltest.Endpoint(h.url))
+				tok, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: req.form.Get("refresh_token")}).Token()
+				if err != nil {
+					t.Errorf("other replica's refresh: %v", err)
+					return
+				}
+				tok.Expiry = time.Now().Add(time.Hour)
+				b, _ := json.Marshal(map[string]any{"access_token": tok.AccessToken, "refresh_token": tok.RefreshToken, "expiry": tok.Expiry, "token_type": "Bearer"})
+				p, _ := secrets.UserPath("spotlight", "test", "alice", "google")
+				if _, err := sec.Put(ctx, p, b, secrets.AnyVersion); err != nil {
+					t.Errorf("other replica's store: %v", err)
+				}
+				stolen = tok.AccessToken
+			})
+		})
+		b, _ := h.replica(t, func(c *connect.Config) { c.GoogleBase = racer })
+		expireStored(t, sec, "alice")
+		tok, err := b.GoogleToken(ctx, "alice")
+		if err != nil {
+			t.Fatalf("lost race treated as failure: %v", err)
+		}
+		if stolen == "" || tok.AccessToken != stolen {
+			t.Fatalf("token = %q, want the other replica's %q", tok.AccessToken, stolen)
+		}
+		if in, _ := b.List(ctx, "alice"); len(in) != 1 || in[0].Status != connect.StatusConnected {
+			t.Fatalf("after a lost race: %+v", in)
+		}
+
+		// A real revocation.
+		h.google.RevokeUser("mentor@example.com")
+		expireStored(t, sec, "alice")
+		c, _ := h.replica(t, nil)
+		_, err = c.GoogleToken(ctx, "alice")
+		if !errors.Is(err, connect.ErrNeedsReauth) {
+			t.Fatalf("after revocation: %v, want ErrNeedsReauth", err)
+		}
+		list, _ := c.List(ctx, "alice")
+		if len(list) != 1 || list[0].Status != connect.StatusNeedsReauth || list[0].LastError == "" {
+			t.Fatalf("after revocation: %+v", list)
+		}
+		if _, _, err := c.Calendar(ctx, "alice"); !errors.Is(err, connect.ErrNeedsReauth) {
+			t.Fatalf("Calendar after revocation: %v", err)
+		}
+		// Reconnecting heals it.
+		in := connectGoogle(t, c, "alice")
+		if in.Status != connect.StatusConnected || in.LastError != "" {
+			t.Fatalf("after reconnect: %+v", in)
+		}
+	})
+}
+
+// TestConcurrentRefreshIsOneTokenRequest: 50 callers on two replicas, one
+// expired token, exactly one token request; the rotated refresh token is
+// persisted and the old one kept when Google sends none.
+func TestConcurrentRefreshIsOneTokenRequest(t *testing.T) {
+	t.Parallel()
+	for _, rotate := range []bool{true, false} {
+		name := map[bool]string{true: "rotating", false: "google-default"}[rotate]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			storetest.Each(t, func(t *testing.T, db *store.Store) {
+				h := newHarness(t, db, gcaltest.Options{RotateRefreshTokens: rotate})
+				setup, sec := h.replica(t, nil)
+				connectGoogle(t, setup, "alice")
+				before, _ := storedToken(t, sec, "alice")
+				expireStored(t, sec, "alice")
+				replicas := []*connect.Service{}
+				for range 2 {
+					r, _ := h.replica(t, nil)
+					replicas = append(replicas, r)
+				}
+				tokens := make([]string, 50)
+				n := tokenRequestsDuring(h.google, func() {
+					var wg sync.WaitGroup
+					for i := range 50 {
+						wg.Go(func() {
+							tok, err := replicas[i%2].GoogleToken(t.Context(), "alice")
+							if err != nil {
+								t.Errorf("caller %d: %v", i, err)
+								return
+							}
+							tokens[i] = tok.AccessToken
+						})
+					}
+					wg.Wait()
+				})
+				if n != 1 {
+					t.Fatalf("%d token requests for 50 concurrent callers, want 1", n)
+				}
+				for i, tok := range tokens {
+					if tok != tokens[0] || tok == "" {
+						t.Fatalf("caller %d got another token", i)
+					}
+				}
+				after, _ := storedToken(t, sec, "alice")
+				if after["access_token"] != tokens[0] {
+					t.Fatal("the refreshed token was not persisted")
+				}
+				if rotate && after["refresh_token"] == before["refresh_token"] {
+					t.Fatal("the rotated refresh token was not persisted")
+				}
+				if !rotate && after["refresh_token"] != before["refresh_token"] {
+					t.Fatal("the refresh token was lost when Google sent none")
+				}
+				// The persisted token works from a third replica without another refresh.
+				third, _ := h.replica(t, nil)
+				if n := tokenRequestsDuring(h.google, func() {
+					if _, err := third.GoogleToken(t.Context(), "alice"); err != nil {
+						t.Fatal(err)
+					}
+				}); n != 0 {
+					t.Fatalf("third replica made %d token requests", n)
+				}
+			})
+		})
+	}
+}

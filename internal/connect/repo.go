@@ -1,0 +1,196 @@
+package connect
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Info is a connection record. It never holds a secret.
+type Info struct {
+	UserSub      string
+	Provider     string
+	Status       string
+	AccountEmail string
+	// CalendarID is the chosen Google calendar id, or the CalDAV calendar path.
+	CalendarID   string
+	CalendarName string
+	// CalendarURL is the absolute URL of the CalDAV calendar collection.
+	CalendarURL string
+	// ServerURL is the CalDAV server the user named.
+	ServerURL   string
+	LastError   string
+	ConnectedAt time.Time
+	UpdatedAt   time.Time
+}
+
+// CalendarRef names one calendar of a connected account.
+type CalendarRef struct {
+	ID   string
+	Name string
+}
+
+const connColumns = `user_sub, provider, status, account_email, calendar_id, calendar_name, calendar_url, server_url, last_error, connected_at, updated_at`
+
+func scanInfo(row interface{ Scan(...any) error }) (Info, error) {
+	var in Info
+	var connected, updated int64
+	err := row.Scan(&in.UserSub, &in.Provider, &in.Status, &in.AccountEmail, &in.CalendarID, &in.CalendarName,
+		&in.CalendarURL, &in.ServerURL, &in.LastError, &connected, &updated)
+	in.ConnectedAt, in.UpdatedAt = fromMicros(connected), fromMicros(updated)
+	return in, err
+}
+
+// get returns one connection or ErrNotConnected.
+func (s *Service) get(ctx context.Context, sub, provider string) (Info, error) {
+	row := s.db.DB().QueryRowContext(ctx, s.db.Rebind(`SELECT `+connColumns+` FROM connections WHERE user_sub = ? AND provider = ?`), sub, provider)
+	in, err := scanInfo(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Info{}, fmt.Errorf("%w to %s", ErrNotConnected, provider)
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("connect: read connection: %w", err)
+	}
+	return in, nil
+}
+
+// List returns the user's connections, the most recently connected first.
+func (s *Service) List(ctx context.Context, sub string) ([]Info, error) {
+	return s.query(ctx, `SELECT `+connColumns+` FROM connections WHERE user_sub = ? ORDER BY connected_at DESC, provider`, sub)
+}
+
+// Connected returns every connected user of a provider (e.g. for CalDAV polling).
+func (s *Service) Connected(ctx context.Context, provider string) ([]Info, error) {
+	return s.query(ctx, `SELECT `+connColumns+` FROM connections WHERE provider = ? AND status = ? ORDER BY user_sub`, provider, StatusConnected)
+}
+
+func (s *Service) query(ctx context.Context, q string, args ...any) ([]Info, error) {
+	rows, err := s.db.DB().QueryContext(ctx, s.db.Rebind(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("connect: list connections: %w", err)
+	}
+	defer rows.Close()
+	var out []Info
+	for rows.Next() {
+		in, err := scanInfo(rows)
+		if err != nil {
+			return nil, fmt.Errorf("connect: list connections: %w", err)
+		}
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
+// upsert writes a connected record (resetting status, error and sync cursor).
+func (s *Service) upsert(ctx context.Context, in Info) error {
+	now := micros(s.now())
+	_, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`INSERT INTO connections
+		(user_sub, provider, status, account_email, calendar_id, calendar_name, calendar_url, server_url, last_error, sync_cursor, connected_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?)
+		ON CONFLICT (user_sub, provider) DO UPDATE SET status = excluded.status, account_email = excluded.account_email,
+		calendar_id = excluded.calendar_id, calendar_name = excluded.calendar_name, calendar_url = excluded.calendar_url,
+		server_url = excluded.server_url, last_error = '', sync_cursor = '', connected_at = excluded.connected_at,
+		updated_at = excluded.updated_at`),
+		in.UserSub, in.Provider, StatusConnected, in.AccountEmail, in.CalendarID, in.CalendarName, in.CalendarURL, in.ServerURL, now, now)
+	if err != nil {
+		return fmt.Errorf("connect: save connection: %w", err)
+	}
+	return nil
+}
+
+// setCalendar records a newly chosen calendar and forgets the sync cursor.
+func (s *Service) setCalendar(ctx context.Context, sub, provider, id, name, calURL string) error {
+	_, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`UPDATE connections SET calendar_id = ?, calendar_name = ?, calendar_url = ?,
+		sync_cursor = '', updated_at = ? WHERE user_sub = ? AND provider = ?`), id, name, calURL, micros(s.now()), sub, provider)
+	if err != nil {
+		return fmt.Errorf("connect: choose calendar: %w", err)
+	}
+	return nil
+}
+
+// setStatus marks a connection (no-op when it does not exist).
+func (s *Service) setStatus(ctx context.Context, sub, provider, status, lastError string) error {
+	_, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`UPDATE connections SET status = ?, last_error = ?, updated_at = ?
+		WHERE user_sub = ? AND provider = ?`), status, lastError, micros(s.now()), sub, provider)
+	if err != nil {
+		return fmt.Errorf("connect: set status: %w", err)
+	}
+	return nil
+}
+
+// markNeedsReauth records a revocation, logging it once.
+func (s *Service) markNeedsReauth(ctx context.Context, sub, provider, why string) {
+	if err := s.setStatus(context.WithoutCancel(ctx), sub, provider, StatusNeedsReauth, why); err != nil {
+		s.log.ErrorContext(ctx, "mark connection needs_reauth", "provider", provider, "sub", sub, "error", err.Error())
+		return
+	}
+	s.log.WarnContext(ctx, "connection needs reauthorization", "provider", provider, "sub", sub, "reason", why)
+}
+
+// deleteRecords removes the connection and its channels, leases and states.
+func (s *Service) deleteRecords(ctx context.Context, sub, provider string) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM connections WHERE user_sub = ? AND provider = ?`,
+			`DELETE FROM calendar_channels WHERE user_sub = ? AND provider = ?`,
+			`DELETE FROM token_leases WHERE user_sub = ? AND provider = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(q), sub, provider); err != nil {
+				return fmt.Errorf("connect: delete connection: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// SyncCursor returns the stored change-sync cursor of a connection ("" when
+// never synced or after the calendar changed); ErrNotConnected without one.
+func (s *Service) SyncCursor(ctx context.Context, sub, provider string) (string, error) {
+	var cur string
+	err := s.db.DB().QueryRowContext(ctx, s.db.Rebind(`SELECT sync_cursor FROM connections WHERE user_sub = ? AND provider = ?`), sub, provider).Scan(&cur)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("%w to %s", ErrNotConnected, provider)
+	}
+	if err != nil {
+		return "", fmt.Errorf("connect: read sync cursor: %w", err)
+	}
+	return cur, nil
+}
+
+// SetSyncCursor stores the change-sync cursor of a connection.
+func (s *Service) SetSyncCursor(ctx context.Context, sub, provider, cursor string) error {
+	res, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`UPDATE connections SET sync_cursor = ? WHERE user_sub = ? AND provider = ?`), cursor, sub, provider)
+	if err != nil {
+		return fmt.Errorf("connect: store sync cursor: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("%w to %s", ErrNotConnected, provider)
+	}
+	return nil
+}
+
+// acquireLease takes the refresh lease of (sub, provider) for holder unless
+// another holder has an unexpired one.
+func (s *Service) acquireLease(ctx context.Context, sub, provider, holder string) (bool, error) {
+	now := s.now()
+	res, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`INSERT INTO token_leases (user_sub, provider, holder, expires_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (user_sub, provider) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+		WHERE token_leases.expires_at < ?`), sub, provider, holder, micros(now.Add(s.cfg.LeaseTTL)), micros(now))
+	if err != nil {
+		return false, fmt.Errorf("connect: refresh lease: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("connect: refresh lease: %w", err)
+	}
+	return n == 1, nil
+}
+
+func (s *Service) releaseLease(ctx context.Context, sub, provider, holder string) {
+	_, err := s.db.DB().ExecContext(context.WithoutCancel(ctx), s.db.Rebind(`DELETE FROM token_leases WHERE user_sub = ? AND provider = ? AND holder = ?`), sub, provider, holder)
+	if err != nil {
+		s.log.WarnContext(ctx, "release refresh lease", "provider", provider, "sub", sub, "error", err.Error())
+	}
+}
