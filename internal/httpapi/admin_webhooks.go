@@ -2,27 +2,194 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"net/http"
+
+	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/spotlight/gateway/api"
+	"github.com/spotlight/gateway/internal/auth"
+	"github.com/spotlight/gateway/webhooks"
 )
 
+// WebhookEvents reads and replays stored webhook deliveries (*webhooks.Service
+// through WebhookService, or a fake in tests).
+type WebhookEvents interface {
+	List(ctx context.Context, f webhooks.Filter) (webhooks.Page, error)
+	Get(ctx context.Context, id string) (webhooks.Delivery, error)
+	Replay(ctx context.Context, id string) (webhooks.Delivery, error)
+}
+
+// WebhookService adapts *webhooks.Service to WebhookEvents.
+func WebhookService(s *webhooks.Service) WebhookEvents { return webhookService{s} }
+
+type webhookService struct{ s *webhooks.Service }
+
+func (w webhookService) List(ctx context.Context, f webhooks.Filter) (webhooks.Page, error) {
+	return w.s.Events().List(ctx, f)
+}
+
+func (w webhookService) Get(ctx context.Context, id string) (webhooks.Delivery, error) {
+	return w.s.Events().Get(ctx, id)
+}
+
+func (w webhookService) Replay(ctx context.Context, id string) (webhooks.Delivery, error) {
+	return w.s.Replay(ctx, id)
+}
+
 // WebhookDeps is what the webhook-event admin endpoints need; cmd/gateway fills it in.
-type WebhookDeps struct{}
+type WebhookDeps struct {
+	// Events is nil until the webhooks area is wired (the endpoints answer 501).
+	Events WebhookEvents
+}
 
-// The webhook-event admin operations (issue: webhooks).
-// Not implemented yet: each answers 501 problem+json.
+// requireAdmin returns the 403 problem for callers without the admin role.
+func requireAdmin(ctx context.Context) *Error {
+	if p, ok := auth.FromContext(ctx); ok && p.IsAdmin() {
+		return nil
+	}
+	return NewError(http.StatusForbidden, "This endpoint needs the admin role.")
+}
 
-// ListWebhookEvents answers 501 until it is implemented.
+// webhookEventJSON renders a delivery; detail adds headers and body.
+func webhookEventJSON(d webhooks.Delivery, detail bool) api.WebhookEvent {
+	ev := api.WebhookEvent{
+		Provider:   api.WebhookProvider(d.Provider),
+		ExternalId: d.ExternalID,
+		Status:     api.WebhookEventStatus(d.Status),
+		ReceivedAt: d.ReceivedAt,
+		Attempts:   d.Attempts,
+	}
+	if id, err := parseUUID(d.ID); err == nil {
+		ev.Id = id
+	}
+	if d.EventType != "" {
+		t := d.EventType
+		ev.EventType = &t
+	}
+	if !d.ProcessedAt.IsZero() {
+		t := d.ProcessedAt
+		ev.ProcessedAt = &t
+	}
+	if d.LastError != "" {
+		e := d.LastError
+		ev.LastError = &e
+	}
+	if d.BookingID != "" {
+		if id, err := parseUUID(d.BookingID); err == nil {
+			ev.BookingId = &id
+		}
+	}
+	if detail {
+		h := d.Headers
+		if h == nil {
+			h = map[string]string{}
+		}
+		ev.Headers = &h
+		b := string(d.Body)
+		ev.Body = &b
+	}
+	return ev
+}
+
+func parseUUID(s string) (openapi_types.UUID, error) {
+	var u openapi_types.UUID
+	err := u.UnmarshalText([]byte(s))
+	return u, err
+}
+
+// ListWebhookEvents lists stored deliveries, newest first (admin role).
 func (s *Server) ListWebhookEvents(ctx context.Context, request api.ListWebhookEventsRequestObject) (api.ListWebhookEventsResponseObject, error) {
-	return nil, ErrNotImplemented
+	if s.deps.Webhooks.Events == nil {
+		return nil, ErrNotImplemented
+	}
+	if e := requireAdmin(ctx); e != nil {
+		return api.ListWebhookEvents403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: api.ForbiddenApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+	}
+	p := request.Params
+	f := webhooks.Filter{}
+	if p.Provider != nil {
+		f.Provider = string(*p.Provider)
+	}
+	if p.Status != nil {
+		f.Status = string(*p.Status)
+	}
+	if p.From != nil {
+		f.From = *p.From
+	}
+	if p.To != nil {
+		f.To = *p.To
+	}
+	if p.Cursor != nil {
+		f.Cursor = *p.Cursor
+	}
+	if p.Limit != nil {
+		f.Limit = *p.Limit
+	}
+	page, err := s.deps.Webhooks.Events.List(ctx, f)
+	if errors.Is(err, webhooks.ErrBadCursor) {
+		e := &Error{Status: http.StatusBadRequest, Slug: "validation-error", Title: "Invalid request",
+			Detail: "The request is invalid: query.cursor is not a cursor this API returned.",
+			Fields: []FieldError{{Field: "query.cursor", Message: "is not a valid cursor"}}}
+		pr := problemFor(ctx, e)
+		pr.Errors = &[]api.FieldError{{Field: "query.cursor", Message: "is not a valid cursor"}}
+		return api.ListWebhookEvents400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: api.BadRequestApplicationProblemPlusJSONResponse(pr)}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := api.WebhookEventList{Items: make([]api.WebhookEvent, 0, len(page.Items))}
+	for _, d := range page.Items {
+		out.Items = append(out.Items, webhookEventJSON(d, false))
+	}
+	if page.NextCursor != "" {
+		c := page.NextCursor
+		out.NextCursor = &c
+	}
+	return api.ListWebhookEvents200JSONResponse(out), nil
 }
 
-// GetWebhookEvent answers 501 until it is implemented.
+// GetWebhookEvent returns one delivery with its raw body and safe headers (admin role).
 func (s *Server) GetWebhookEvent(ctx context.Context, request api.GetWebhookEventRequestObject) (api.GetWebhookEventResponseObject, error) {
-	return nil, ErrNotImplemented
+	if s.deps.Webhooks.Events == nil {
+		return nil, ErrNotImplemented
+	}
+	if e := requireAdmin(ctx); e != nil {
+		return api.GetWebhookEvent403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: api.ForbiddenApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+	}
+	d, err := s.deps.Webhooks.Events.Get(ctx, request.EventId.String())
+	if errors.Is(err, webhooks.ErrNotFound) {
+		e := NewError(http.StatusNotFound, "No such webhook delivery.")
+		return api.GetWebhookEvent404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: api.NotFoundApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return api.GetWebhookEvent200JSONResponse(webhookEventJSON(d, true)), nil
 }
 
-// ReplayWebhookEvent answers 501 until it is implemented.
+// ReplayWebhookEvent enqueues a delivery's processing again (admin role);
+// 409 while it is being processed or when it is poison.
 func (s *Server) ReplayWebhookEvent(ctx context.Context, request api.ReplayWebhookEventRequestObject) (api.ReplayWebhookEventResponseObject, error) {
-	return nil, ErrNotImplemented
+	if s.deps.Webhooks.Events == nil {
+		return nil, ErrNotImplemented
+	}
+	if e := requireAdmin(ctx); e != nil {
+		return api.ReplayWebhookEvent403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: api.ForbiddenApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+	}
+	d, err := s.deps.Webhooks.Events.Replay(ctx, request.EventId.String())
+	switch {
+	case errors.Is(err, webhooks.ErrNotFound):
+		e := NewError(http.StatusNotFound, "No such webhook delivery.")
+		return api.ReplayWebhookEvent404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: api.NotFoundApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+	case errors.Is(err, webhooks.ErrBusy):
+		e := NewError(http.StatusConflict, "The delivery is being processed; try again when it is done.")
+		return api.ReplayWebhookEvent409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: api.ConflictApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+	case errors.Is(err, webhooks.ErrPoison):
+		e := NewError(http.StatusConflict, "The delivery's body cannot be decoded, so it cannot be replayed.")
+		return api.ReplayWebhookEvent409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: api.ConflictApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+	case err != nil:
+		return nil, err
+	}
+	return api.ReplayWebhookEvent202JSONResponse(webhookEventJSON(d, false)), nil
 }

@@ -1,0 +1,295 @@
+package webhooks
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/spotlight/gateway/internal/store"
+)
+
+// JobInserter enqueues River jobs inside an application transaction
+// (*store.Jobs implements it).
+type JobInserter interface {
+	InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	InsertManyTx(ctx context.Context, tx *sql.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+}
+
+// CommitConfig tunes group commit: concurrent deliveries are written (with
+// their jobs) in one transaction, and every waiter is acknowledged only
+// after that transaction committed.
+type CommitConfig struct {
+	// MaxBatch bounds the deliveries of one transaction. Default 256.
+	MaxBatch int
+	// Linger is how long a committer waits for more deliveries after the
+	// first before it commits. Default 0: commit what is queued at once;
+	// deliveries arriving during a commit form the next batch.
+	Linger time.Duration
+	// Committers is the number of transactions in flight at once. Default
+	// 1 on SQLite (one connection), 4 on PostgreSQL.
+	Committers int
+	// Timeout bounds one commit. Default 10s.
+	Timeout time.Duration
+}
+
+// ErrClosed: the intake is shutting down.
+var ErrClosed = errors.New("webhooks: intake closed")
+
+// commitResult is what a waiter learns about its delivery.
+type commitResult struct {
+	id  string
+	dup bool
+	err error
+}
+
+type pending struct {
+	d   *Delivery
+	res chan commitResult
+}
+
+// committer runs group commit.
+type committer struct {
+	db      *store.Store
+	jobs    func() JobInserter
+	cfg     CommitConfig
+	metrics *metrics
+	reqs    chan *pending
+	quit    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+}
+
+func newCommitter(db *store.Store, jobs func() JobInserter, cfg CommitConfig, m *metrics) *committer {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 256
+	}
+	if cfg.Committers <= 0 {
+		cfg.Committers = 1
+		if db.Dialect() == store.Postgres {
+			cfg.Committers = 4
+		}
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	c := &committer{db: db, jobs: jobs, cfg: cfg, metrics: m,
+		reqs: make(chan *pending, cfg.MaxBatch*cfg.Committers*2), quit: make(chan struct{}), done: make(chan struct{})}
+	for range cfg.Committers {
+		c.wg.Go(c.loop)
+	}
+	go func() { c.wg.Wait(); close(c.done) }()
+	return c
+}
+
+// submit queues d and waits until it is durable (or known as a duplicate).
+// Cancelling ctx stops the wait, not the commit.
+func (c *committer) submit(ctx context.Context, d *Delivery) commitResult {
+	p := &pending{d: d, res: make(chan commitResult, 1)}
+	select {
+	case c.reqs <- p:
+	case <-ctx.Done():
+		return commitResult{err: ctx.Err()}
+	case <-c.quit:
+		return commitResult{err: ErrClosed}
+	}
+	select {
+	case r := <-p.res:
+		return r
+	case <-ctx.Done():
+		return commitResult{err: ctx.Err()}
+	case <-c.done:
+		// The committers have exited; the result may still have been sent.
+		select {
+		case r := <-p.res:
+			return r
+		default:
+			return commitResult{err: ErrClosed}
+		}
+	}
+}
+
+// close stops accepting, commits what is queued and waits for the committers.
+func (c *committer) close() {
+	c.once.Do(func() { close(c.quit) })
+	<-c.done
+}
+
+func (c *committer) loop() {
+	batch := make([]*pending, 0, c.cfg.MaxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		var first *pending
+		select {
+		case first = <-c.reqs:
+		case <-c.quit:
+			// Commit whatever is still queued, then exit.
+			for {
+				batch = batch[:0]
+				for len(batch) < c.cfg.MaxBatch {
+					select {
+					case p := <-c.reqs:
+						batch = append(batch, p)
+						continue
+					default:
+					}
+					break
+				}
+				if len(batch) == 0 {
+					return
+				}
+				c.commit(batch)
+			}
+		}
+		batch = append(batch[:0], first)
+		deadline := time.Now().Add(c.cfg.Linger)
+	gather:
+		for len(batch) < c.cfg.MaxBatch {
+			select {
+			case p := <-c.reqs:
+				batch = append(batch, p)
+				continue
+			default:
+			}
+			wait := time.Until(deadline)
+			if c.cfg.Linger <= 0 || wait <= 0 {
+				break
+			}
+			timer.Reset(wait)
+			select {
+			case p := <-c.reqs:
+				batch = append(batch, p)
+				if !timer.Stop() {
+					<-timer.C
+				}
+			case <-timer.C:
+				break gather
+			}
+		}
+		c.commit(batch)
+	}
+}
+
+// commit writes batch in one transaction and answers every waiter. When the
+// transaction fails with several deliveries, each is retried alone so one
+// bad delivery cannot fail the others.
+func (c *committer) commit(batch []*pending) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	var results []commitResult
+	err := c.db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		results, err = c.insert(ctx, tx, batch)
+		return err
+	})
+	if err != nil && len(batch) > 1 {
+		for _, p := range batch {
+			c.commit([]*pending{p})
+		}
+		return
+	}
+	if c.metrics != nil {
+		c.metrics.batchSize.Observe(float64(len(batch)))
+		c.metrics.commitSeconds.Observe(time.Since(start).Seconds())
+	}
+	for i, p := range batch {
+		if err != nil {
+			p.res <- commitResult{err: err}
+			continue
+		}
+		p.res <- results[i]
+	}
+}
+
+// insertChunk bounds the rows of one INSERT statement.
+const insertChunk = 100
+
+// insert writes the deliveries of batch (duplicates skipped by the unique
+// key) and enqueues a processing job for every new received delivery.
+func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) ([]commitResult, error) {
+	type key struct{ provider, external string }
+	ids := make(map[key]string, len(batch))
+	for start := 0; start < len(batch); start += insertChunk {
+		chunk := batch[start:min(start+insertChunk, len(batch))]
+		var (
+			q    strings.Builder
+			args = make([]any, 0, len(chunk)*8)
+		)
+		q.WriteString(`INSERT INTO webhook_events (id, provider, external_id, event_type, status, headers, body, received_at) VALUES `)
+		for i, p := range chunk {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+			headers, _ := json.Marshal(p.d.Headers)
+			body := p.d.Body
+			if body == nil {
+				body = []byte{}
+			}
+			args = append(args, p.d.ID, p.d.Provider, p.d.ExternalID, p.d.EventType, p.d.Status, string(headers), body, micros(p.d.ReceivedAt))
+		}
+		q.WriteString(` ON CONFLICT (provider, external_id) DO NOTHING RETURNING id, provider, external_id`)
+		rows, err := tx.QueryContext(ctx, c.db.Rebind(q.String()), args...)
+		if err != nil {
+			return nil, fmt.Errorf("webhooks: store deliveries: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var k key
+			if err := rows.Scan(&id, &k.provider, &k.external); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("webhooks: store deliveries: %w", err)
+			}
+			ids[k] = id
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("webhooks: store deliveries: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("webhooks: store deliveries: %w", err)
+		}
+	}
+	results := make([]commitResult, len(batch))
+	var jobs []river.InsertManyParams
+	for i, p := range batch {
+		k := key{p.d.Provider, p.d.ExternalID}
+		id, ok := ids[k]
+		switch {
+		case ok && id == p.d.ID:
+			results[i] = commitResult{id: id}
+			if p.d.Status == StatusReceived {
+				jobs = append(jobs, river.InsertManyParams{Args: ProcessArgs{DeliveryID: id, Provider: p.d.Provider}})
+			}
+		case ok:
+			results[i] = commitResult{id: id, dup: true} // the same delivery twice in this batch
+		default:
+			err := tx.QueryRowContext(ctx, c.db.Rebind(`SELECT id FROM webhook_events WHERE provider = ? AND external_id = ?`),
+				p.d.Provider, p.d.ExternalID).Scan(&id)
+			if err != nil {
+				return nil, fmt.Errorf("webhooks: find duplicate delivery: %w", err)
+			}
+			ids[k] = id
+			results[i] = commitResult{id: id, dup: true}
+		}
+	}
+	if len(jobs) > 0 {
+		ins := c.jobs()
+		if ins == nil {
+			return nil, errors.New("webhooks: job runner not ready")
+		}
+		if _, err := ins.InsertManyTx(ctx, tx, jobs); err != nil {
+			return nil, fmt.Errorf("webhooks: enqueue processing: %w", err)
+		}
+	}
+	return results, nil
+}

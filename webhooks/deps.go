@@ -1,0 +1,115 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/spotlight/gateway/integrations/calendar"
+)
+
+// ErrBookingNotFound is returned by Bookings lookups when nothing matches.
+// Processing treats it as "not ours": the delivery is processed with a note.
+var ErrBookingNotFound = errors.New("webhooks: no booking matches")
+
+// Booking statuses the processors look at (as in the API).
+const (
+	BookingPending     = "pending"
+	BookingConfirmed   = "confirmed"
+	BookingRescheduled = "rescheduling"
+	BookingCancelling  = "cancelling"
+	BookingCancelled   = "cancelled"
+	BookingInProgress  = "in_progress"
+	BookingCompleted   = "completed"
+	BookingFailed      = "failed"
+)
+
+// Booking is what the processors need to know about a booking.
+type Booking struct {
+	ID       string
+	Status   string
+	MentorID string
+	Start    time.Time
+	End      time.Time
+}
+
+// ended reports whether the booking no longer reacts to external changes.
+func (b Booking) ended() bool {
+	switch b.Status {
+	case BookingCancelled, BookingCancelling, BookingCompleted, BookingFailed:
+		return true
+	}
+	return false
+}
+
+// Attendance is one participant joining or leaving a meeting.
+type Attendance struct {
+	// ParticipantID is Zoom's per-meeting participant user id.
+	ParticipantID string
+	Name          string
+	Email         string
+	// Joined is true for a join, false for a leave.
+	Joined bool
+	At     time.Time
+}
+
+// Bookings is the part of the booking service the processors use. Every
+// action goes through the booking area's normal paths (cancel and
+// reschedule propagate to every provider). Lookups return
+// ErrBookingNotFound (wrapped or not) when nothing matches.
+type Bookings interface {
+	FindByMeeting(ctx context.Context, zoomMeetingID string) (Booking, error)
+	FindByEvent(ctx context.Context, calendarEventID string) (Booking, error)
+	FindByIssue(ctx context.Context, jiraIssueKey string) (Booking, error)
+	Get(ctx context.Context, id string) (Booking, error)
+	// Cancel cancels through the normal path; cancelling twice is fine.
+	Cancel(ctx context.Context, id, actor, reason string) error
+	// Reschedule moves the booking through the normal path.
+	Reschedule(ctx context.Context, id string, start, end time.Time, actor, reason string) error
+	// SetStatus records in_progress or completed.
+	SetStatus(ctx context.Context, id, status, actor, reason string) error
+	RecordAttendance(ctx context.Context, id string, a Attendance) error
+}
+
+// Channel is a Google Calendar push channel the gateway opened.
+type Channel struct {
+	ID         string
+	Token      string
+	ResourceID string
+	CalendarID string
+	// UserID owns the connected calendar.
+	UserID     string
+	Expiration time.Time
+}
+
+// Channels stores Google push channels.
+type Channels interface {
+	// LookupChannel returns the channel or an error wrapping ErrUnknownChannel.
+	LookupChannel(ctx context.Context, id string) (Channel, error)
+	// Expiring lists channels that expire before t.
+	Expiring(ctx context.Context, before time.Time) ([]Channel, error)
+	// Renew replaces ch by a new channel on the same calendar (and stores it).
+	Renew(ctx context.Context, ch Channel) (Channel, error)
+}
+
+// Calendar providers of a Source.
+const (
+	SourceGoogle = "google"
+	SourceCalDAV = "caldav"
+)
+
+// Source is one connected calendar whose changes the gateway follows.
+type Source struct {
+	// Provider is SourceGoogle or SourceCalDAV.
+	Provider   string
+	UserID     string
+	CalendarID string
+}
+
+// Calendars opens users' connected calendars.
+type Calendars interface {
+	// Open returns a client of the connected calendar.
+	Open(ctx context.Context, src Source) (calendar.Calendar, error)
+	// Polled lists the connected calendars without push (CalDAV), to poll.
+	Polled(ctx context.Context) ([]Source, error)
+}

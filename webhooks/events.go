@@ -1,0 +1,275 @@
+package webhooks
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spotlight/gateway/internal/store"
+)
+
+// Providers of webhook deliveries.
+const (
+	ProviderZoom   = "zoom"
+	ProviderJira   = "jira"
+	ProviderGoogle = "google"
+)
+
+// Statuses of a stored delivery.
+const (
+	StatusReceived   = "received"
+	StatusProcessing = "processing"
+	StatusProcessed  = "processed"
+	StatusFailed     = "failed"
+	StatusPoison     = "poison"
+)
+
+// Errors of the event store.
+var (
+	// ErrNotFound: no delivery with that id.
+	ErrNotFound = errors.New("webhooks: delivery not found")
+	// ErrBusy: the delivery is being processed (or is poison) and cannot be replayed now.
+	ErrBusy = errors.New("webhooks: delivery is being processed")
+	// ErrPoison: a poison delivery cannot be replayed (its body does not decode).
+	ErrPoison = errors.New("webhooks: poison delivery cannot be replayed")
+	// ErrBadCursor: the list cursor is not one this gateway issued.
+	ErrBadCursor = errors.New("webhooks: invalid cursor")
+)
+
+// Delivery is one stored webhook delivery.
+type Delivery struct {
+	ID       string
+	Provider string
+	// ExternalID is the deduplication key: the provider's delivery id, or
+	// "sha256:<hex>" of the body.
+	ExternalID string
+	EventType  string
+	Status     string
+	// Headers is the stored safe subset of the request headers.
+	Headers     map[string]string
+	Body        []byte
+	ReceivedAt  time.Time
+	ProcessedAt time.Time // zero until processed
+	Attempts    int
+	LastError   string
+	BookingID   string
+	// Note says what processing did (or why it did nothing).
+	Note string
+}
+
+// newID returns a random (version 4) UUID.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+// Events reads and updates stored deliveries.
+type Events struct {
+	db *store.Store
+}
+
+// NewEvents returns the delivery store on db.
+func NewEvents(db *store.Store) *Events { return &Events{db: db} }
+
+const eventColumns = `id, provider, external_id, event_type, status, headers, body, received_at, processed_at, attempts, last_error, booking_id, note`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanDelivery(r rowScanner, withBody bool) (Delivery, error) {
+	var (
+		d                      Delivery
+		headers                string
+		body                   []byte
+		received               int64
+		processed              sql.NullInt64
+		lastErr, booking, note sql.NullString
+	)
+	if err := r.Scan(&d.ID, &d.Provider, &d.ExternalID, &d.EventType, &d.Status, &headers, &body, &received, &processed,
+		&d.Attempts, &lastErr, &booking, &note); err != nil {
+		return Delivery{}, err
+	}
+	if withBody {
+		d.Body = body
+		if headers != "" {
+			_ = json.Unmarshal([]byte(headers), &d.Headers)
+		}
+	}
+	d.ReceivedAt = fromMicros(received)
+	if processed.Valid {
+		d.ProcessedAt = fromMicros(processed.Int64)
+	}
+	d.LastError, d.BookingID, d.Note = lastErr.String, booking.String, note.String
+	return d, nil
+}
+
+// Get returns the delivery with its body and headers, or ErrNotFound.
+func (e *Events) Get(ctx context.Context, id string) (Delivery, error) {
+	row := e.db.DB().QueryRowContext(ctx, e.db.Rebind(`SELECT `+eventColumns+` FROM webhook_events WHERE id = ?`), id)
+	d, err := scanDelivery(row, true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Delivery{}, ErrNotFound
+	}
+	if err != nil {
+		return Delivery{}, fmt.Errorf("webhooks: get delivery: %w", err)
+	}
+	return d, nil
+}
+
+// Filter selects deliveries for List. Zero fields do not filter.
+type Filter struct {
+	Provider string
+	Status   string
+	// From (inclusive) and To (exclusive) bound the received time.
+	From, To time.Time
+	// Cursor is a previous page's NextCursor.
+	Cursor string
+	// Limit is the page size (default 50, at most 200).
+	Limit int
+}
+
+// Page is one page of List.
+type Page struct {
+	Items []Delivery // without body and headers
+	// NextCursor is "" on the last page.
+	NextCursor string
+}
+
+func encodeCursor(d Delivery) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(micros(d.ReceivedAt), 10) + "|" + d.ID))
+}
+
+func decodeCursor(c string) (int64, string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, "", ErrBadCursor
+	}
+	ts, id, ok := strings.Cut(string(raw), "|")
+	v, err := strconv.ParseInt(ts, 10, 64)
+	if !ok || err != nil || len(id) > 64 {
+		return 0, "", ErrBadCursor
+	}
+	return v, id, nil
+}
+
+// List returns deliveries newest first, filtered, one page at a time.
+func (e *Events) List(ctx context.Context, f Filter) (Page, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	f.Limit = min(f.Limit, 200)
+	var (
+		where []string
+		args  []any
+	)
+	if f.Provider != "" {
+		where, args = append(where, "provider = ?"), append(args, f.Provider)
+	}
+	if f.Status != "" {
+		where, args = append(where, "status = ?"), append(args, f.Status)
+	}
+	if !f.From.IsZero() {
+		where, args = append(where, "received_at >= ?"), append(args, micros(f.From))
+	}
+	if !f.To.IsZero() {
+		where, args = append(where, "received_at < ?"), append(args, micros(f.To))
+	}
+	if f.Cursor != "" {
+		ts, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		where = append(where, "(received_at < ? OR (received_at = ? AND id < ?))")
+		args = append(args, ts, ts, id)
+	}
+	q := `SELECT ` + eventColumns + ` FROM webhook_events`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY received_at DESC, id DESC LIMIT " + strconv.Itoa(f.Limit+1)
+	rows, err := e.db.DB().QueryContext(ctx, e.db.Rebind(q), args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("webhooks: list deliveries: %w", err)
+	}
+	defer rows.Close()
+	var p Page
+	for rows.Next() {
+		d, err := scanDelivery(rows, false)
+		if err != nil {
+			return Page{}, fmt.Errorf("webhooks: list deliveries: %w", err)
+		}
+		p.Items = append(p.Items, d)
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("webhooks: list deliveries: %w", err)
+	}
+	if len(p.Items) > f.Limit {
+		p.Items = p.Items[:f.Limit]
+		p.NextCursor = encodeCursor(p.Items[len(p.Items)-1])
+	}
+	return p, nil
+}
+
+// begin marks a delivery as being processed and returns it (with body).
+func (e *Events) begin(ctx context.Context, id string) (Delivery, error) {
+	res, err := e.db.DB().ExecContext(ctx, e.db.Rebind(`UPDATE webhook_events SET status = ?, attempts = attempts + 1 WHERE id = ?`),
+		StatusProcessing, id)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("webhooks: start processing: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Delivery{}, ErrNotFound
+	}
+	return e.Get(ctx, id)
+}
+
+// finish records the outcome of processing a delivery.
+func (e *Events) finish(ctx context.Context, id, status, bookingID, note, lastErr string, now time.Time) error {
+	_, err := e.db.DB().ExecContext(ctx, e.db.Rebind(`UPDATE webhook_events
+		SET status = ?, processed_at = ?, booking_id = ?, note = ?, last_error = ? WHERE id = ?`),
+		status, micros(now), nullString(bookingID), nullString(note), nullString(lastErr), id)
+	if err != nil {
+		return fmt.Errorf("webhooks: finish processing: %w", err)
+	}
+	return nil
+}
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// replay sets a delivery back to received inside tx, refusing one being
+// processed (ErrBusy) or poison (ErrPoison).
+func (e *Events) replay(ctx context.Context, tx *sql.Tx, id string) error {
+	var status string
+	err := tx.QueryRowContext(ctx, e.db.Rebind(`SELECT status FROM webhook_events WHERE id = ?`), id).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("webhooks: replay: %w", err)
+	}
+	switch status {
+	case StatusProcessing:
+		return ErrBusy
+	case StatusPoison:
+		return ErrPoison
+	}
+	_, err = tx.ExecContext(ctx, e.db.Rebind(`UPDATE webhook_events SET status = ?, last_error = NULL, processed_at = NULL WHERE id = ?`),
+		StatusReceived, id)
+	if err != nil {
+		return fmt.Errorf("webhooks: replay: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,287 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/spotlight/gateway/integrations/jira"
+)
+
+// ProcessArgs is the job that processes one stored delivery.
+type ProcessArgs struct {
+	DeliveryID string `json:"delivery_id"`
+	Provider   string `json:"provider"`
+}
+
+// Kind implements river.JobArgs.
+func (ProcessArgs) Kind() string { return "webhook_process" }
+
+// ProcessWorker works ProcessArgs jobs.
+type ProcessWorker struct {
+	river.WorkerDefaults[ProcessArgs]
+	s *Service
+}
+
+// ProcessWorker returns the worker of stored deliveries; register it with River.
+func (s *Service) ProcessWorker() *ProcessWorker { return &ProcessWorker{s: s} }
+
+// Work implements river.Worker.
+func (w *ProcessWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
+	return w.s.Process(ctx, job.Args.DeliveryID)
+}
+
+// outcome is what processing a delivery did.
+type outcome struct {
+	bookingID string
+	note      string
+}
+
+// Process processes one stored delivery: status processing, the provider's
+// processor, then processed (with what it did) or failed (with the error,
+// returned so that River retries). A delivery that cannot be decoded, or no
+// longer exists, is not retried.
+func (s *Service) Process(ctx context.Context, id string) error {
+	d, err := s.events.begin(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return river.JobCancel(err)
+	}
+	if err != nil {
+		return err
+	}
+	var out outcome
+	switch d.Provider {
+	case ProviderZoom:
+		out, err = s.processZoom(ctx, d)
+	case ProviderJira:
+		out, err = s.processJira(ctx, d)
+	case ProviderGoogle:
+		out, err = s.processGoogle(ctx, d)
+	default:
+		err = fmt.Errorf("%w: unknown provider %q", ErrUndecodable, d.Provider)
+	}
+	log := s.log.With("provider", d.Provider, "webhook_id", d.ID, "event", d.EventType)
+	if out.bookingID != "" {
+		log = log.With("booking_id", out.bookingID)
+	}
+	fctx := context.WithoutCancel(ctx)
+	if err != nil {
+		s.metrics.processed.WithLabelValues(d.Provider, StatusFailed).Inc()
+		log.WarnContext(ctx, "webhook processing failed", "attempt", d.Attempts, "error", err.Error())
+		if ferr := s.events.finish(fctx, d.ID, StatusFailed, out.bookingID, out.note, truncate(err.Error(), 500), s.now()); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		if errors.Is(err, ErrUndecodable) {
+			return river.JobCancel(err)
+		}
+		return err
+	}
+	s.metrics.processed.WithLabelValues(d.Provider, StatusProcessed).Inc()
+	log.InfoContext(ctx, "webhook processed", "note", out.note)
+	return s.events.finish(fctx, d.ID, StatusProcessed, out.bookingID, out.note, "", s.now())
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// find runs a booking lookup, turning "not found" into ok=false.
+func find(b Booking, err error) (Booking, bool, error) {
+	if errors.Is(err, ErrBookingNotFound) {
+		return Booking{}, false, nil
+	}
+	if err != nil {
+		return Booking{}, false, err
+	}
+	return b, true, nil
+}
+
+// inFlight reports a booking whose own change is still propagating: an
+// external change seen now may be the gateway's old state.
+func inFlight(b Booking) bool {
+	return b.Status == BookingPending || b.Status == BookingRescheduled
+}
+
+const (
+	actorZoom = "webhook:zoom"
+	actorJira = "webhook:jira"
+)
+
+func (s *Service) processZoom(ctx context.Context, d Delivery) (outcome, error) {
+	ev, err := DecodeZoom(d.Body)
+	if err != nil {
+		return outcome{}, err
+	}
+	switch ev.Event {
+	case ZoomMeetingStarted, ZoomMeetingEnded, ZoomParticipantJoined, ZoomParticipantLeft, ZoomMeetingDeleted, ZoomMeetingUpdated:
+	default:
+		return outcome{note: "event not handled"}, nil
+	}
+	if ev.Meeting.ID == "" {
+		return outcome{note: "no meeting id"}, nil
+	}
+	if s.cfg.Bookings == nil {
+		return outcome{}, errors.New("webhooks: no booking service")
+	}
+	b, ok, err := find(s.cfg.Bookings.FindByMeeting(ctx, ev.Meeting.ID))
+	if err != nil {
+		return outcome{}, fmt.Errorf("find booking of meeting: %w", err)
+	}
+	if !ok {
+		return outcome{note: "no booking for the meeting"}, nil
+	}
+	out := outcome{bookingID: b.ID}
+	switch ev.Event {
+	case ZoomMeetingStarted:
+		switch {
+		case b.ended() || b.Status == BookingInProgress:
+			out.note = "booking already " + b.Status
+			return out, nil
+		}
+		out.note = "booking in progress"
+		return out, s.cfg.Bookings.SetStatus(ctx, b.ID, BookingInProgress, actorZoom, "Zoom meeting started")
+	case ZoomMeetingEnded:
+		if b.ended() {
+			out.note = "booking already " + b.Status
+			return out, nil
+		}
+		out.note = "booking completed"
+		return out, s.cfg.Bookings.SetStatus(ctx, b.ID, BookingCompleted, actorZoom, "Zoom meeting ended")
+	case ZoomParticipantJoined, ZoomParticipantLeft:
+		p := ev.Participant
+		if p == nil {
+			out.note = "no participant"
+			return out, nil
+		}
+		at := p.At
+		if at.IsZero() {
+			at = time.UnixMilli(ev.TS).UTC()
+		}
+		a := Attendance{ParticipantID: p.UserID, Name: p.UserName, Email: p.Email, Joined: ev.Event == ZoomParticipantJoined, At: at}
+		out.note = "attendance recorded"
+		return out, s.cfg.Bookings.RecordAttendance(ctx, b.ID, a)
+	case ZoomMeetingDeleted:
+		if b.ended() {
+			out.note = "booking already " + b.Status
+			return out, nil
+		}
+		out.note = "booking cancelled: meeting deleted in Zoom"
+		return out, s.cfg.Bookings.Cancel(ctx, b.ID, actorZoom, "The Zoom meeting was deleted in Zoom.")
+	default: // ZoomMeetingUpdated
+		return s.zoomTimeChange(ctx, ev, b)
+	}
+}
+
+// zoomTimeChange applies the time change policy to meeting.updated.
+func (s *Service) zoomTimeChange(ctx context.Context, ev *ZoomEvent, b Booking) (outcome, error) {
+	out := outcome{bookingID: b.ID}
+	m := ev.Meeting
+	if m.StartTime.IsZero() && m.Duration == 0 {
+		out.note = "no time change"
+		return out, nil
+	}
+	start := b.Start
+	if !m.StartTime.IsZero() {
+		start = m.StartTime
+	}
+	dur := b.End.Sub(b.Start)
+	if m.Duration > 0 {
+		dur = time.Duration(m.Duration) * time.Minute
+	}
+	end := start.Add(dur)
+	switch {
+	case start.Equal(b.Start) && end.Equal(b.End):
+		out.note = "time matches the booking"
+		return out, nil
+	case b.ended():
+		out.note = "booking already " + b.Status
+		return out, nil
+	case inFlight(b):
+		out.note = "booking change in flight; ignored"
+		return out, nil
+	case s.cfg.TimeChange == Flag:
+		out.note = fmt.Sprintf("flagged: Zoom moved the meeting to %s–%s (policy: flag)", start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
+		s.log.WarnContext(ctx, "zoom meeting time changed outside the gateway", "provider", ProviderZoom, "booking_id", b.ID)
+		return out, nil
+	}
+	out.note = "booking rescheduled to the Zoom meeting time"
+	return out, s.cfg.Bookings.Reschedule(ctx, b.ID, start, end, actorZoom, "The Zoom meeting time was changed in Zoom.")
+}
+
+func (s *Service) processJira(ctx context.Context, d Delivery) (outcome, error) {
+	ev, err := DecodeJira(d.Body, s.cfg.JiraBookingField)
+	if err != nil {
+		return outcome{}, err
+	}
+	if ev.Event != jira.EventIssueUpdated {
+		return outcome{note: "event not handled"}, nil
+	}
+	var moved *jira.ChangelogItem
+	for i, it := range ev.Changelog {
+		if strings.EqualFold(it.Field, "status") && strings.EqualFold(strings.TrimSpace(it.ToString), s.cfg.JiraCancelStatus) {
+			moved = &ev.Changelog[i]
+		}
+	}
+	if moved == nil || ev.Issue == nil {
+		return outcome{note: "no move to the cancel status"}, nil
+	}
+	if s.cfg.JiraAccountID != nil {
+		own, err := s.cfg.JiraAccountID(ctx)
+		if err != nil {
+			return outcome{}, fmt.Errorf("own jira account: %w", err)
+		}
+		if own != "" && ev.AccountID == own {
+			return outcome{note: "change made by the gateway"}, nil
+		}
+	}
+	if s.cfg.Bookings == nil {
+		return outcome{}, errors.New("webhooks: no booking service")
+	}
+	var b Booking
+	var ok bool
+	if ev.Issue.BookingID != "" {
+		b, ok, err = find(s.cfg.Bookings.Get(ctx, ev.Issue.BookingID))
+	} else {
+		b, ok, err = find(s.cfg.Bookings.FindByIssue(ctx, ev.Issue.Key))
+	}
+	if err != nil {
+		return outcome{}, fmt.Errorf("find booking of issue: %w", err)
+	}
+	if !ok {
+		return outcome{note: "no booking for the issue"}, nil
+	}
+	out := outcome{bookingID: b.ID}
+	if b.ended() {
+		out.note = "booking already " + b.Status
+		return out, nil
+	}
+	out.note = "booking cancelled: issue moved to " + s.cfg.JiraCancelStatus
+	return out, s.cfg.Bookings.Cancel(ctx, b.ID, actorJira, fmt.Sprintf("Jira issue %s was moved to %s.", ev.Issue.Key, moved.ToString))
+}
+
+func (s *Service) processGoogle(ctx context.Context, d Delivery) (outcome, error) {
+	chID := d.Headers["X-Goog-Channel-Id"]
+	if chID == "" || s.cfg.Channels == nil {
+		return outcome{}, fmt.Errorf("%w: google notification without channel", ErrUndecodable)
+	}
+	ch, err := s.cfg.Channels.LookupChannel(ctx, chID)
+	if errors.Is(err, ErrUnknownChannel) {
+		return outcome{note: "channel no longer exists"}, nil
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	res, err := s.SyncCalendar(ctx, Source{Provider: SourceGoogle, UserID: ch.UserID, CalendarID: ch.CalendarID})
+	out := outcome{note: res.String()}
+	if len(res.Bookings) == 1 {
+		out.bookingID = res.Bookings[0]
+	}
+	return out, err
+}

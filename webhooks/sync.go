@@ -1,0 +1,363 @@
+package webhooks
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/spotlight/gateway/integrations/calendar"
+	"github.com/spotlight/gateway/internal/store"
+)
+
+// cursors stores calendar sync cursors.
+type cursors struct {
+	db *store.Store
+}
+
+func (c *cursors) get(ctx context.Context, src Source) (string, error) {
+	var cur string
+	err := c.db.DB().QueryRowContext(ctx, c.db.Rebind(`SELECT cursor FROM webhook_calendar_cursors
+		WHERE provider = ? AND user_id = ? AND calendar_id = ?`), src.Provider, src.UserID, src.CalendarID).Scan(&cur)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("webhooks: read sync cursor: %w", err)
+	}
+	return cur, nil
+}
+
+func (c *cursors) put(ctx context.Context, src Source, cur string, now time.Time) error {
+	_, err := c.db.DB().ExecContext(ctx, c.db.Rebind(`INSERT INTO webhook_calendar_cursors (provider, user_id, calendar_id, cursor, synced_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider, user_id, calendar_id) DO UPDATE SET cursor = excluded.cursor, synced_at = excluded.synced_at`),
+		src.Provider, src.UserID, src.CalendarID, cur, micros(now))
+	if err != nil {
+		return fmt.Errorf("webhooks: store sync cursor: %w", err)
+	}
+	return nil
+}
+
+// SyncResult says what one calendar sync did.
+type SyncResult struct {
+	// Changes is the number of changed events seen.
+	Changes int
+	// Cancelled and Rescheduled count the booking actions taken.
+	Cancelled, Rescheduled int
+	// Bookings are the ids of the bookings acted on.
+	Bookings []string
+	// Reset reports a full resync after an expired cursor.
+	Reset bool
+}
+
+// String summarises r for the delivery note.
+func (r SyncResult) String() string {
+	s := fmt.Sprintf("synced %d changes: %d cancelled, %d rescheduled", r.Changes, r.Cancelled, r.Rescheduled)
+	if r.Reset {
+		s += " (full resync)"
+	}
+	return s
+}
+
+// SyncCalendar reads the changes of a connected calendar since the stored
+// cursor and applies those of booking events: an event the mentor deleted
+// cancels the booking, an event moved reschedules it, both through the
+// booking area's normal paths. Events of bookings that are already over,
+// or whose own change is still propagating, and events whose time matches
+// the booking (the gateway's own writes) are left alone. The cursor is
+// stored only when every change was applied, so a failure re-reads them.
+func (s *Service) SyncCalendar(ctx context.Context, src Source) (SyncResult, error) {
+	var res SyncResult
+	if s.cfg.Calendars == nil || s.cfg.Bookings == nil {
+		return res, errors.New("webhooks: calendar sync needs Calendars and Bookings")
+	}
+	cal, err := s.cfg.Calendars.Open(ctx, src)
+	if err != nil {
+		return res, fmt.Errorf("webhooks: open %s calendar: %w", src.Provider, err)
+	}
+	cur, err := s.cursors.get(ctx, src)
+	if err != nil {
+		return res, err
+	}
+	cs, err := cal.Changes(ctx, cur)
+	if err != nil {
+		return res, fmt.Errorf("webhooks: %s changes: %w", src.Provider, err)
+	}
+	res.Changes, res.Reset = len(cs.Changes), cs.Reset
+	var errs []error
+	for _, ch := range cs.Changes {
+		if err := s.applyChange(ctx, src, ch, &res); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return res, errors.Join(errs...)
+	}
+	if cs.Cursor != "" && cs.Cursor != cur {
+		if err := s.cursors.put(ctx, src, cs.Cursor, s.now()); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Change, res *SyncResult) error {
+	var (
+		b   Booking
+		ok  bool
+		err error
+	)
+	if ch.BookingID != "" {
+		b, ok, err = find(s.cfg.Bookings.Get(ctx, ch.BookingID))
+	} else if ch.ID != "" {
+		b, ok, err = find(s.cfg.Bookings.FindByEvent(ctx, ch.ID))
+	}
+	if err != nil {
+		return fmt.Errorf("webhooks: find booking of event: %w", err)
+	}
+	// Only the mentor's calendar decides; a candidate removing the event
+	// from their own calendar does not cancel the session.
+	if !ok || b.ended() || inFlight(b) || (b.MentorID != "" && src.UserID != "" && b.MentorID != src.UserID) {
+		return nil
+	}
+	actor := "webhook:" + src.Provider
+	switch {
+	case ch.Deleted:
+		if err := s.cfg.Bookings.Cancel(ctx, b.ID, actor, "The mentor deleted the calendar event."); err != nil {
+			return fmt.Errorf("webhooks: cancel booking %s: %w", b.ID, err)
+		}
+		res.Cancelled++
+		res.Bookings = append(res.Bookings, b.ID)
+	case ch.Event != nil && !ch.Event.Start.IsZero() && !ch.Event.End.IsZero() &&
+		(!ch.Event.Start.Equal(b.Start) || !ch.Event.End.Equal(b.End)):
+		if !ch.Event.End.After(ch.Event.Start) {
+			return nil
+		}
+		if err := s.cfg.Bookings.Reschedule(ctx, b.ID, ch.Event.Start, ch.Event.End, actor, "The mentor moved the calendar event."); err != nil {
+			return fmt.Errorf("webhooks: reschedule booking %s: %w", b.ID, err)
+		}
+		res.Rescheduled++
+		res.Bookings = append(res.Bookings, b.ID)
+	}
+	return nil
+}
+
+// RenewChannelsArgs is the periodic job that renews expiring Google channels.
+type RenewChannelsArgs struct{}
+
+// Kind implements river.JobArgs.
+func (RenewChannelsArgs) Kind() string { return "webhook_channel_renew" }
+
+// PollCalendarsArgs is the periodic job that syncs polled (CalDAV) calendars.
+type PollCalendarsArgs struct{}
+
+// Kind implements river.JobArgs.
+func (PollCalendarsArgs) Kind() string { return "webhook_caldav_poll" }
+
+// RenewWorker works RenewChannelsArgs.
+type RenewWorker struct {
+	river.WorkerDefaults[RenewChannelsArgs]
+	s *Service
+}
+
+// Work implements river.Worker.
+func (w *RenewWorker) Work(ctx context.Context, _ *river.Job[RenewChannelsArgs]) error {
+	_, err := w.s.RenewChannels(ctx)
+	return err
+}
+
+// PollWorker works PollCalendarsArgs.
+type PollWorker struct {
+	river.WorkerDefaults[PollCalendarsArgs]
+	s *Service
+}
+
+// Work implements river.Worker.
+func (w *PollWorker) Work(ctx context.Context, _ *river.Job[PollCalendarsArgs]) error {
+	_, err := w.s.PollCalendars(ctx)
+	return err
+}
+
+// RenewWorker returns the channel renewal worker.
+func (s *Service) RenewWorker() *RenewWorker { return &RenewWorker{s: s} }
+
+// PollWorker returns the calendar polling worker.
+func (s *Service) PollWorker() *PollWorker { return &PollWorker{s: s} }
+
+// PeriodicJobs returns the periodic jobs: channel renewal (when Channels is
+// set) and calendar polling (when PollInterval and Calendars are set).
+// River runs them on the elected leader only.
+func (s *Service) PeriodicJobs() []*river.PeriodicJob {
+	var out []*river.PeriodicJob
+	if s.cfg.Channels != nil {
+		out = append(out, river.NewPeriodicJob(river.PeriodicInterval(s.cfg.ChannelRenewInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return RenewChannelsArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true, ID: "webhook_channel_renew"}))
+	}
+	if s.cfg.PollInterval > 0 && s.cfg.Calendars != nil {
+		out = append(out, river.NewPeriodicJob(river.PeriodicInterval(s.cfg.PollInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return PollCalendarsArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "webhook_caldav_poll"}))
+	}
+	return out
+}
+
+// RenewChannels renews the Google channels that expire within
+// ChannelRenewBefore and returns how many it renewed. It tries every channel
+// and returns the failures joined.
+func (s *Service) RenewChannels(ctx context.Context) (int, error) {
+	if s.cfg.Channels == nil {
+		return 0, nil
+	}
+	chs, err := s.cfg.Channels.Expiring(ctx, s.now().Add(s.cfg.ChannelRenewBefore))
+	if err != nil {
+		return 0, fmt.Errorf("webhooks: list expiring channels: %w", err)
+	}
+	var (
+		n    int
+		errs []error
+	)
+	for _, ch := range chs {
+		if _, err := s.cfg.Channels.Renew(ctx, ch); err != nil {
+			s.log.WarnContext(ctx, "google channel renewal failed", "provider", ProviderGoogle, "error", err.Error())
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// PollCalendars syncs every polled calendar (Calendars.Polled). A calendar
+// that fails is logged and the others still sync; the failures are
+// returned joined.
+func (s *Service) PollCalendars(ctx context.Context) (SyncResult, error) {
+	var total SyncResult
+	if s.cfg.Calendars == nil {
+		return total, nil
+	}
+	srcs, err := s.cfg.Calendars.Polled(ctx)
+	if err != nil {
+		return total, fmt.Errorf("webhooks: list polled calendars: %w", err)
+	}
+	var errs []error
+	for _, src := range srcs {
+		res, err := s.SyncCalendar(ctx, src)
+		total.Changes += res.Changes
+		total.Cancelled += res.Cancelled
+		total.Rescheduled += res.Rescheduled
+		total.Bookings = append(total.Bookings, res.Bookings...)
+		if err != nil {
+			s.log.WarnContext(ctx, "calendar poll failed", "provider", src.Provider, "error", err.Error())
+			errs = append(errs, err)
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// SQLChannels keeps Google push channels in the webhook_channels table. The
+// connect area (which opens channels with gcal.Watch) saves them with Save;
+// Renew calls RenewFunc (gcal.RenewChannel for the channel's user) and
+// replaces the row.
+type SQLChannels struct {
+	DB *store.Store
+	// RenewFunc opens a new channel replacing ch (and stops ch).
+	RenewFunc func(ctx context.Context, ch Channel) (Channel, error)
+}
+
+var _ Channels = (*SQLChannels)(nil)
+
+// Save stores (or replaces) a channel.
+func (c *SQLChannels) Save(ctx context.Context, ch Channel, now time.Time) error {
+	_, err := c.DB.DB().ExecContext(ctx, c.DB.Rebind(`INSERT INTO webhook_channels (id, token, resource_id, calendar_id, user_id, expiration, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET token = excluded.token, resource_id = excluded.resource_id,
+		calendar_id = excluded.calendar_id, user_id = excluded.user_id, expiration = excluded.expiration`),
+		ch.ID, ch.Token, ch.ResourceID, ch.CalendarID, ch.UserID, micros(ch.Expiration), micros(now))
+	if err != nil {
+		return fmt.Errorf("webhooks: save channel: %w", err)
+	}
+	return nil
+}
+
+// Delete removes a channel; a missing one is not an error.
+func (c *SQLChannels) Delete(ctx context.Context, id string) error {
+	if _, err := c.DB.DB().ExecContext(ctx, c.DB.Rebind(`DELETE FROM webhook_channels WHERE id = ?`), id); err != nil {
+		return fmt.Errorf("webhooks: delete channel: %w", err)
+	}
+	return nil
+}
+
+const channelColumns = `id, token, resource_id, calendar_id, user_id, expiration`
+
+func scanChannel(r rowScanner) (Channel, error) {
+	var ch Channel
+	var exp int64
+	if err := r.Scan(&ch.ID, &ch.Token, &ch.ResourceID, &ch.CalendarID, &ch.UserID, &exp); err != nil {
+		return Channel{}, err
+	}
+	ch.Expiration = fromMicros(exp)
+	return ch, nil
+}
+
+// LookupChannel implements Channels.
+func (c *SQLChannels) LookupChannel(ctx context.Context, id string) (Channel, error) {
+	ch, err := scanChannel(c.DB.DB().QueryRowContext(ctx, c.DB.Rebind(`SELECT `+channelColumns+` FROM webhook_channels WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Channel{}, ErrUnknownChannel
+	}
+	if err != nil {
+		return Channel{}, fmt.Errorf("webhooks: look up channel: %w", err)
+	}
+	return ch, nil
+}
+
+// Expiring implements Channels.
+func (c *SQLChannels) Expiring(ctx context.Context, before time.Time) ([]Channel, error) {
+	rows, err := c.DB.DB().QueryContext(ctx, c.DB.Rebind(`SELECT `+channelColumns+` FROM webhook_channels WHERE expiration < ? ORDER BY expiration`), micros(before))
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: list channels: %w", err)
+	}
+	defer rows.Close()
+	var out []Channel
+	for rows.Next() {
+		ch, err := scanChannel(rows)
+		if err != nil {
+			return nil, fmt.Errorf("webhooks: list channels: %w", err)
+		}
+		out = append(out, ch)
+	}
+	return out, rows.Err()
+}
+
+// Renew implements Channels: a new channel through RenewFunc, stored in
+// place of the old one.
+func (c *SQLChannels) Renew(ctx context.Context, ch Channel) (Channel, error) {
+	if c.RenewFunc == nil {
+		return Channel{}, errors.New("webhooks: channel renewal not configured")
+	}
+	next, err := c.RenewFunc(ctx, ch)
+	if err != nil {
+		return Channel{}, fmt.Errorf("webhooks: renew channel: %w", err)
+	}
+	if next.UserID == "" {
+		next.UserID = ch.UserID
+	}
+	if next.CalendarID == "" {
+		next.CalendarID = ch.CalendarID
+	}
+	err = c.DB.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, c.DB.Rebind(`DELETE FROM webhook_channels WHERE id = ?`), ch.ID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, c.DB.Rebind(`INSERT INTO webhook_channels (id, token, resource_id, calendar_id, user_id, expiration, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`), next.ID, next.Token, next.ResourceID, next.CalendarID, next.UserID, micros(next.Expiration), micros(time.Now()))
+		return err
+	})
+	if err != nil {
+		return Channel{}, fmt.Errorf("webhooks: store renewed channel: %w", err)
+	}
+	return next, nil
+}

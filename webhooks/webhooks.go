@@ -1,0 +1,519 @@
+// Package webhooks receives provider webhooks and turns them into booking
+// changes: intake per provider (verify, store, enqueue) and processors.
+//
+// Intake (POST /webhooks/zoom, /webhooks/jira, /webhooks/google, mounted
+// with Service.Mount) reads the raw body once through a size limit,
+// verifies it (Zoom x-zm-signature with two secrets during rotation and a
+// ±5 minute timestamp window, Jira X-Hub-Signature, Google channel id and
+// token), and stores the delivery with its processing job in one
+// transaction before answering 2xx. Concurrent deliveries share that
+// transaction (group commit), so intake is not bound by one fsync per
+// request, and nothing is acknowledged before it is durable. The unique key
+// (provider, external id) makes every duplicate an acknowledged no-op. A
+// verified body that does not decode is stored as poison and reported.
+//
+// Processing runs as River jobs: Zoom meeting events set the booking in
+// progress or completed, record attendance, and cancel or reschedule it
+// through the booking area's normal paths; a Jira issue moved to the cancel
+// status by someone other than the gateway cancels the booking; Google push
+// notifications and the periodic CalDAV poll sync the calendar's changes
+// (an event deleted or moved by the mentor cancels or reschedules). A
+// periodic job renews Google push channels; River runs periodic jobs on
+// the elected leader only.
+//
+// The booking side is reached only through the Bookings interface declared
+// here; connected calendars through Calendars and Google channels through
+// Channels. cmd/gateway adapts the concrete services.
+package webhooks
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spotlight/gateway/internal/store"
+)
+
+// DefaultMaxBody is the default limit of a delivery's body (256 KiB).
+const DefaultMaxBody = 256 << 10
+
+// Secrets are the webhook secrets in force.
+type Secrets struct {
+	// Zoom holds the Zoom secret token(s): the current one first, then the
+	// other one during a rotation.
+	Zoom []string
+	// Jira is the secret of the Jira admin webhook ("" = unsigned).
+	Jira string
+}
+
+// SecretSource returns the secrets in force. It is called on every
+// delivery; wrap a slow source with CachedSecrets.
+type SecretSource func(ctx context.Context) (Secrets, error)
+
+// CachedSecrets caches load's answer for ttl. When a refresh fails the
+// previous answer is kept for up to another ttl.
+func CachedSecrets(load SecretSource, ttl time.Duration, now func() time.Time) SecretSource {
+	if now == nil {
+		now = time.Now
+	}
+	var (
+		mu      sync.Mutex
+		cached  Secrets
+		fetched time.Time
+		ok      bool
+	)
+	return func(ctx context.Context) (Secrets, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		t := now()
+		if ok && t.Sub(fetched) < ttl {
+			return cached, nil
+		}
+		s, err := load(ctx)
+		if err != nil {
+			if ok && t.Sub(fetched) < 2*ttl {
+				return cached, nil
+			}
+			return Secrets{}, err
+		}
+		cached, fetched, ok = s, t, true
+		return s, nil
+	}
+}
+
+// TimeChangePolicy says what a meeting time changed in Zoom does.
+type TimeChangePolicy string
+
+// Time change policies.
+const (
+	// Reschedule moves the booking (and its calendar events) to the new time.
+	Reschedule TimeChangePolicy = "reschedule"
+	// Flag leaves the booking alone and records the change on the delivery.
+	Flag TimeChangePolicy = "flag"
+)
+
+// Config configures a Service.
+type Config struct {
+	// DB stores deliveries. Required.
+	DB *store.Store
+	// Jobs returns the job inserter; it is called when a delivery is
+	// committed (the runner is built after the workers are registered).
+	Jobs func() JobInserter
+	// Secrets gives the webhook secrets. Required.
+	Secrets SecretSource
+	// RequireJiraSignature refuses unsigned Jira deliveries (production).
+	RequireJiraSignature bool
+	// Bookings, Channels and Calendars are the services processing uses.
+	Bookings  Bookings
+	Channels  Channels
+	Calendars Calendars
+	// JiraAccountID returns the gateway's own Jira account id; changes made
+	// by it are not echoed back.
+	JiraAccountID func(ctx context.Context) (string, error)
+	// JiraCancelStatus is the Jira status that cancels a booking.
+	JiraCancelStatus string
+	// JiraBookingField is the custom field holding the booking id ("" if none).
+	JiraBookingField string
+	// TimeChange decides what a meeting time changed in Zoom does. Default Reschedule.
+	TimeChange TimeChangePolicy
+	// MaxBody bounds a delivery's body. Default DefaultMaxBody.
+	MaxBody int64
+	// ZoomWindow is the allowed clock distance of Zoom timestamps. Default 5 minutes.
+	ZoomWindow time.Duration
+	// Commit tunes group commit.
+	Commit CommitConfig
+	// ChannelRenewInterval is how often Google channels are checked (default
+	// 1h); channels expiring within ChannelRenewBefore (default 24h) are renewed.
+	ChannelRenewInterval, ChannelRenewBefore time.Duration
+	// PollInterval is how often polled (CalDAV) calendars are synced; 0 disables polling.
+	PollInterval time.Duration
+	// Now is the clock. Default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Registerer receives the intake metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Report sends an error to Sentry (poison deliveries); nil reports nothing.
+	Report func(ctx context.Context, err error)
+}
+
+// Service is the webhook intake and processing.
+type Service struct {
+	cfg       Config
+	events    *Events
+	cursors   *cursors
+	committer *committer
+	metrics   *metrics
+	log       *slog.Logger
+	now       func() time.Time
+}
+
+// New returns a Service and starts its group committer; Close stops it.
+func New(cfg Config) (*Service, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("webhooks: DB is required")
+	}
+	if cfg.Secrets == nil {
+		return nil, errors.New("webhooks: Secrets is required")
+	}
+	if cfg.Jobs == nil {
+		return nil, errors.New("webhooks: Jobs is required")
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.ZoomWindow <= 0 {
+		cfg.ZoomWindow = ZoomWindow
+	}
+	if cfg.TimeChange == "" {
+		cfg.TimeChange = Reschedule
+	}
+	if cfg.TimeChange != Reschedule && cfg.TimeChange != Flag {
+		return nil, fmt.Errorf("webhooks: unknown time change policy %q", cfg.TimeChange)
+	}
+	if cfg.JiraCancelStatus == "" {
+		cfg.JiraCancelStatus = "Cancelled"
+	}
+	if cfg.ChannelRenewInterval <= 0 {
+		cfg.ChannelRenewInterval = time.Hour
+	}
+	if cfg.ChannelRenewBefore <= 0 {
+		cfg.ChannelRenewBefore = 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{cfg: cfg, events: NewEvents(cfg.DB), cursors: &cursors{db: cfg.DB}, metrics: newMetrics(cfg.Registerer),
+		log: cfg.Logger, now: cfg.Now}
+	s.committer = newCommitter(cfg.DB, cfg.Jobs, cfg.Commit, s.metrics)
+	return s, nil
+}
+
+// Close commits what is queued and stops the group committer. Call it after
+// the HTTP server stopped.
+func (s *Service) Close() { s.committer.close() }
+
+// Events returns the delivery store (admin API).
+func (s *Service) Events() *Events { return s.events }
+
+// Mount registers the intake routes, replacing the generated ones.
+func (s *Service) Mount(e *echo.Echo) {
+	e.POST("/webhooks/zoom", s.handleZoom)
+	e.POST("/webhooks/jira", s.handleJira)
+	e.POST("/webhooks/google", s.handleGoogle)
+}
+
+// RejectError is a refused delivery. Status is 400, 401 or 413; Reason is
+// the metric label and is never shown to the client.
+type RejectError struct {
+	Provider string
+	Status   int
+	Reason   string
+	Err      error
+}
+
+func (e *RejectError) Error() string {
+	msg := fmt.Sprintf("webhooks: %s delivery rejected (%d %s)", e.Provider, e.Status, e.Reason)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *RejectError) Unwrap() error { return e.Err }
+
+func (s *Service) reject(provider string, status int, err error) error {
+	reason := Reason(err)
+	var re *RejectError
+	if errors.As(err, &re) {
+		reason = re.Reason
+	}
+	s.metrics.rejected.WithLabelValues(provider, reason).Inc()
+	return &RejectError{Provider: provider, Status: status, Reason: reason, Err: err}
+}
+
+var (
+	errTooLarge   = errors.New("webhooks: body too large")
+	errIncomplete = errors.New("webhooks: body incomplete")
+)
+
+// readBody reads the raw body once through the size limit.
+func (s *Service) readBody(c echo.Context, provider string) ([]byte, error) {
+	r := c.Request()
+	if r.ContentLength > s.cfg.MaxBody {
+		return nil, s.reject(provider, http.StatusRequestEntityTooLarge, &RejectError{Reason: "too_large", Err: errTooLarge})
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBody+1))
+	if err != nil {
+		return nil, s.reject(provider, http.StatusBadRequest, &RejectError{Reason: "incomplete_body", Err: errIncomplete})
+	}
+	if int64(len(b)) > s.cfg.MaxBody {
+		return nil, s.reject(provider, http.StatusRequestEntityTooLarge, &RejectError{Reason: "too_large", Err: errTooLarge})
+	}
+	return b, nil
+}
+
+// safeHeaders are the request headers stored with a delivery: never
+// signatures or tokens.
+var safeHeaders = []string{
+	"Content-Type", "User-Agent", "X-Request-Id",
+	"X-Zm-Request-Timestamp", "X-Zm-Trackingid",
+	"X-Atlassian-Webhook-Identifier", "X-Atlassian-Webhook-Retry", "X-Atlassian-Webhook-Flow",
+	"X-Goog-Channel-Id", "X-Goog-Channel-Expiration", "X-Goog-Resource-Id", "X-Goog-Resource-State",
+	"X-Goog-Resource-Uri", "X-Goog-Message-Number",
+}
+
+func headerSubset(h http.Header) map[string]string {
+	out := make(map[string]string, 4)
+	for _, k := range safeHeaders {
+		if v := h.Get(k); v != "" {
+			if len(v) > 512 {
+				v = v[:512]
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func bodyKey(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// accept stores d durably (group commit) and reports whether it was new.
+func (s *Service) accept(ctx context.Context, d *Delivery) (id string, dup bool, err error) {
+	r := s.committer.submit(ctx, d)
+	if r.err != nil {
+		return "", false, r.err
+	}
+	outcome := "stored"
+	switch {
+	case r.dup:
+		outcome = "duplicate"
+	case d.Status == StatusPoison:
+		outcome = "poison"
+	}
+	s.metrics.accepted.WithLabelValues(d.Provider, outcome).Inc()
+	return r.id, r.dup, nil
+}
+
+func (s *Service) newDelivery(provider, externalID, eventType string, h http.Header, body []byte) *Delivery {
+	return &Delivery{ID: newID(), Provider: provider, ExternalID: externalID, EventType: eventType, Status: StatusReceived,
+		Headers: headerSubset(h), Body: body, ReceivedAt: s.now().UTC()}
+}
+
+// poison stores a verified delivery whose body does not decode, reports it,
+// and answers 400: it is kept for inspection, never processed.
+func (s *Service) poison(c echo.Context, d *Delivery, cause error) error {
+	ctx := c.Request().Context()
+	d.Status = StatusPoison
+	d.EventType = ""
+	id, dup, err := s.accept(ctx, d)
+	if err != nil {
+		return fmt.Errorf("webhooks: store poison %s delivery: %w", d.Provider, err)
+	}
+	if !dup {
+		s.log.WarnContext(ctx, "webhook poison delivery stored", "provider", d.Provider, "webhook_id", id, "error", cause.Error())
+		if s.cfg.Report != nil {
+			s.cfg.Report(ctx, fmt.Errorf("webhooks: poison %s delivery %s: %w", d.Provider, id, cause))
+		}
+	}
+	return &RejectError{Provider: d.Provider, Status: http.StatusBadRequest, Reason: "undecodable", Err: cause}
+}
+
+func (s *Service) secrets(ctx context.Context) (Secrets, error) {
+	sec, err := s.cfg.Secrets(ctx)
+	if err != nil {
+		return Secrets{}, fmt.Errorf("webhooks: load secrets: %w", err)
+	}
+	return sec, nil
+}
+
+// Ack is the body of a 202 answer.
+type Ack struct {
+	Status string `json:"status"`
+	ID     string `json:"id,omitempty"`
+}
+
+func ack(c echo.Context, id string, dup bool) error {
+	a := Ack{Status: "accepted", ID: id}
+	if dup {
+		a.Status = "duplicate"
+	}
+	return c.JSON(http.StatusAccepted, a)
+}
+
+func (s *Service) handleZoom(c echo.Context) error {
+	ctx := c.Request().Context()
+	body, err := s.readBody(c, ProviderZoom)
+	if err != nil {
+		return err
+	}
+	h := c.Request().Header
+	sec, err := s.secrets(ctx)
+	if err != nil {
+		return err
+	}
+	idx, err := VerifyZoom(sec.Zoom, h.Get("x-zm-request-timestamp"), body, h.Get("x-zm-signature"), s.now(), s.cfg.ZoomWindow)
+	if err != nil {
+		if errors.Is(err, ErrNoSecret) {
+			s.log.WarnContext(ctx, "zoom webhook refused: no webhook secret configured", "provider", ProviderZoom)
+		}
+		return s.reject(ProviderZoom, http.StatusUnauthorized, err)
+	}
+	d := s.newDelivery(ProviderZoom, bodyKey(body), "", h, body)
+	ev, err := DecodeZoom(body)
+	if err != nil {
+		return s.poison(c, d, err)
+	}
+	if ev.Event == ZoomURLValidation {
+		s.metrics.accepted.WithLabelValues(ProviderZoom, "validation").Inc()
+		return c.JSON(http.StatusOK, map[string]string{
+			"plainToken": ev.PlainToken, "encryptedToken": ZoomEncryptedToken(sec.Zoom[idx], ev.PlainToken),
+		})
+	}
+	d.EventType = ev.Event
+	if _, _, err := s.accept(ctx, d); err != nil {
+		return fmt.Errorf("webhooks: store zoom delivery: %w", err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// maxDeliveryID bounds provider delivery ids used as keys.
+const maxDeliveryID = 256
+
+func (s *Service) handleJira(c echo.Context) error {
+	ctx := c.Request().Context()
+	body, err := s.readBody(c, ProviderJira)
+	if err != nil {
+		return err
+	}
+	h := c.Request().Header
+	sec, err := s.secrets(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case sec.Jira != "":
+		if err := VerifyJira(sec.Jira, body, h.Get("X-Hub-Signature")); err != nil {
+			return s.reject(ProviderJira, http.StatusUnauthorized, err)
+		}
+	case s.cfg.RequireJiraSignature:
+		s.log.WarnContext(ctx, "jira webhook refused: no webhook secret configured", "provider", ProviderJira)
+		return s.reject(ProviderJira, http.StatusUnauthorized, ErrNoSecret)
+	}
+	external := h.Get("X-Atlassian-Webhook-Identifier")
+	switch {
+	case len(external) > maxDeliveryID:
+		return s.reject(ProviderJira, http.StatusBadRequest, &RejectError{Reason: "bad_identifier"})
+	case external == "":
+		external = bodyKey(body)
+	}
+	d := s.newDelivery(ProviderJira, external, "", h, body)
+	ev, err := DecodeJira(body, s.cfg.JiraBookingField)
+	if err != nil {
+		return s.poison(c, d, err)
+	}
+	d.EventType = ev.Event
+	id, dup, err := s.accept(ctx, d)
+	if err != nil {
+		return fmt.Errorf("webhooks: store jira delivery: %w", err)
+	}
+	return ack(c, id, dup)
+}
+
+// Google push resource states.
+const (
+	googleSync      = "sync"
+	googleExists    = "exists"
+	googleNotExists = "not_exists"
+)
+
+func (s *Service) handleGoogle(c echo.Context) error {
+	ctx := c.Request().Context()
+	if _, err := s.readBody(c, ProviderGoogle); err != nil {
+		return err
+	}
+	h := c.Request().Header
+	chID, tok := h.Get("X-Goog-Channel-ID"), h.Get("X-Goog-Channel-Token")
+	if chID == "" || tok == "" {
+		return s.reject(ProviderGoogle, http.StatusUnauthorized, fmt.Errorf("%w: channel id and token are required", ErrMissingHeader))
+	}
+	if len(chID) > maxDeliveryID || len(tok) > maxDeliveryID {
+		return s.reject(ProviderGoogle, http.StatusUnauthorized, ErrUnknownChannel)
+	}
+	if s.cfg.Channels == nil {
+		return s.reject(ProviderGoogle, http.StatusUnauthorized, ErrUnknownChannel)
+	}
+	ch, err := s.cfg.Channels.LookupChannel(ctx, chID)
+	if errors.Is(err, ErrUnknownChannel) {
+		return s.reject(ProviderGoogle, http.StatusUnauthorized, err)
+	}
+	if err != nil {
+		return fmt.Errorf("webhooks: look up channel: %w", err)
+	}
+	if err := VerifyChannelToken(ch.Token, tok); err != nil {
+		return s.reject(ProviderGoogle, http.StatusUnauthorized, err)
+	}
+	if rid := h.Get("X-Goog-Resource-ID"); ch.ResourceID != "" && rid != ch.ResourceID {
+		return s.reject(ProviderGoogle, http.StatusUnauthorized, fmt.Errorf("%w: resource id mismatch", ErrUnknownChannel))
+	}
+	state := h.Get("X-Goog-Resource-State")
+	switch state {
+	case googleSync, googleNotExists:
+		s.metrics.accepted.WithLabelValues(ProviderGoogle, "ignored").Inc()
+		return c.JSON(http.StatusAccepted, Ack{Status: "ignored"})
+	case googleExists:
+	default:
+		return s.reject(ProviderGoogle, http.StatusBadRequest, &RejectError{Reason: "bad_state"})
+	}
+	num := h.Get("X-Goog-Message-Number")
+	if num == "" || len(num) > 32 || strings.Trim(num, "0123456789") != "" {
+		return s.reject(ProviderGoogle, http.StatusBadRequest, &RejectError{Reason: "bad_message_number"})
+	}
+	d := s.newDelivery(ProviderGoogle, chID+":"+num, state, h, nil)
+	id, dup, err := s.accept(ctx, d)
+	if err != nil {
+		return fmt.Errorf("webhooks: store google notification: %w", err)
+	}
+	return ack(c, id, dup)
+}
+
+// Replay sets a stored delivery back to received and enqueues its
+// processing again, in one transaction.
+func (s *Service) Replay(ctx context.Context, id string) (Delivery, error) {
+	ins := s.cfg.Jobs()
+	if ins == nil {
+		return Delivery{}, errors.New("webhooks: job runner not ready")
+	}
+	var provider string
+	err := s.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.events.replay(ctx, tx, id); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, s.cfg.DB.Rebind(`SELECT provider FROM webhook_events WHERE id = ?`), id).Scan(&provider); err != nil {
+			return err
+		}
+		_, err := ins.InsertTx(ctx, tx, ProcessArgs{DeliveryID: id, Provider: provider}, nil)
+		return err
+	})
+	if err != nil {
+		return Delivery{}, err
+	}
+	return s.events.Get(ctx, id)
+}
