@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
 	"github.com/spotlight/gateway/internal/store"
@@ -161,7 +162,8 @@ func TestInsertTxFollowsTheTransaction(t *testing.T) {
 		w := newCountWorker(1)
 		workers := river.NewWorkers()
 		river.AddWorker(workers, w)
-		jobs, err := store.NewJobs(s, store.JobsConfig{Workers: workers, Work: true, FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond})
+		reg := prometheus.NewRegistry()
+		jobs, err := store.NewJobs(s, store.JobsConfig{Workers: workers, Work: true, FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond, Registerer: reg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +214,41 @@ func TestInsertTxFollowsTheTransaction(t *testing.T) {
 		if w.seen[1] != 0 || w.seen[2] != 1 {
 			t.Fatalf("worked %v, want only id 2 once", w.seen)
 		}
+		// The outcome metric is recorded after Work returns; poll briefly.
+		deadline := time.Now().Add(10 * time.Second)
+		for okJobs(t, reg) != 1 {
+			if time.Now().After(deadline) {
+				t.Fatal(`gateway_jobs_total{kind="test_count",outcome="ok"} never reached 1`)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	})
+}
+
+// okJobs returns gateway_jobs_total{kind="test_count",outcome="ok"}.
+func okJobs(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	{
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "gateway_jobs_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["kind"] == "test_count" && labels["outcome"] == "ok" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
 }
 
 // TestTwoClientsShareJobsExactlyOnce runs two job runners (as two replicas
