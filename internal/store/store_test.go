@@ -228,27 +228,25 @@ func TestInsertTxFollowsTheTransaction(t *testing.T) {
 // okJobs returns gateway_jobs_total{kind="test_count",outcome="ok"}.
 func okJobs(t *testing.T, reg *prometheus.Registry) float64 {
 	t.Helper()
-	{
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() != "gateway_jobs_total" {
-				continue
-			}
-			for _, m := range mf.GetMetric() {
-				labels := map[string]string{}
-				for _, l := range m.GetLabel() {
-					labels[l.GetName()] = l.GetValue()
-				}
-				if labels["kind"] == "test_count" && labels["outcome"] == "ok" {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-		return 0
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, mf := range mfs {
+		if mf.GetName() != "gateway_jobs_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["kind"] == "test_count" && labels["outcome"] == "ok" {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // TestTwoClientsShareJobsExactlyOnce runs two job runners (as two replicas
