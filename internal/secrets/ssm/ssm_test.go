@@ -22,7 +22,7 @@ import (
 )
 
 // newSim starts a simulator on a loopback listener.
-func newSim(t *testing.T) (*ssmtest.Server, *httptest.Server) {
+func newSim(t testing.TB) (*ssmtest.Server, *httptest.Server) {
 	t.Helper()
 	sim := ssmtest.New(ssmtest.Options{})
 	srv := httptest.NewServer(sim)
@@ -59,7 +59,7 @@ func (s *sleeps) count() int {
 	return len(s.d)
 }
 
-func newStore(t *testing.T, srv *httptest.Server, cfg ssm.Config) *ssm.Store {
+func newStore(t testing.TB, srv *httptest.Server, cfg ssm.Config) *ssm.Store {
 	t.Helper()
 	cfg.Endpoint = srv.URL
 	if cfg.Sleep == nil {
