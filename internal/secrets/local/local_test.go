@@ -186,9 +186,16 @@ func TestTamperDetection(t *testing.T) {
 	}
 }
 
-func TestWrongKey(t *testing.T) {
+// TestKeysOnOneDatabase shares one migrated SQLite file between checks that
+// touch only their own paths.
+func TestKeysOnOneDatabase(t *testing.T) {
 	t.Parallel()
 	st := storetest.SQLite(t)
+	t.Run("WrongKey", func(t *testing.T) { t.Parallel(); testWrongKey(t, st) })
+	t.Run("FreshNoncePerWrite", func(t *testing.T) { t.Parallel(); testFreshNoncePerWrite(t, st) })
+}
+
+func testWrongKey(t *testing.T, st *store.Store) {
 	ctx := t.Context()
 	k1 := mustKey(t)
 	s := newLocal(t, st.DB(), st.Dialect(), local.NewKeyring(k1))
@@ -212,9 +219,7 @@ func TestWrongKey(t *testing.T) {
 	}
 }
 
-func TestFreshNoncePerWrite(t *testing.T) {
-	t.Parallel()
-	st := storetest.SQLite(t)
+func testFreshNoncePerWrite(t *testing.T, st *store.Store) {
 	ctx := t.Context()
 	s := newLocal(t, st.DB(), st.Dialect(), local.NewKeyring(mustKey(t)))
 	p := "/spotlight/test/users/u1/google"
@@ -418,15 +423,22 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 
 func TestNewValidation(t *testing.T) {
 	t.Parallel()
-	st := storetest.SQLite(t)
+	db, err := sql.Open("sqlite", ":memory:") // New does not query; no schema needed
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
 	kr := local.NewKeyring(mustKey(t))
-	if _, err := local.New(st.DB(), "mysql", kr); err == nil {
+	if _, err := local.New(db, "mysql", kr); err == nil {
 		t.Error("mysql dialect accepted")
 	}
 	if _, err := local.New(nil, "sqlite", kr); err == nil {
 		t.Error("nil db accepted")
 	}
-	if _, err := local.New(st.DB(), "sqlite", local.NewKeyring(local.Key{})); err == nil {
+	if _, err := local.New(db, "sqlite", local.NewKeyring(local.Key{})); err == nil {
 		t.Error("zero key accepted")
+	}
+	if _, err := local.New(db, "sqlite", nil); err == nil {
+		t.Error("nil keyring accepted")
 	}
 }
