@@ -2,42 +2,322 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/spotlight/gateway/api"
+	"github.com/spotlight/gateway/internal/auth"
+	"github.com/spotlight/gateway/internal/booking"
 )
 
 // BookingDeps is what the booking and mentor endpoints need; cmd/gateway fills it in.
-type BookingDeps struct{}
+type BookingDeps struct {
+	// Service is the booking domain; nil answers 501.
+	Service *booking.Service
+}
 
-// The booking operations (issue: book mentor sessions).
-// Not implemented yet: each answers 501 problem+json.
+// BookingErrors maps the booking domain's errors to problems; register it
+// in Deps.ErrorMappers.
+func BookingErrors(err error) *Error {
+	var (
+		fe *booking.ForbiddenError
+		ce *booking.ConflictError
+		ve *booking.ValidationError
+	)
+	switch {
+	case errors.As(err, &fe):
+		return &Error{Status: http.StatusForbidden, Slug: "forbidden", Title: "Forbidden", Detail: fe.Reason, Err: err}
+	case errors.As(err, &ce):
+		return &Error{Status: http.StatusConflict, Slug: "conflict", Title: "Conflict",
+			Detail: "A " + string(ce.Status) + " booking cannot be changed that way (" + ce.Action + ").", Err: err}
+	case errors.As(err, &ve):
+		return &Error{Status: http.StatusUnprocessableEntity, Slug: "unprocessable", Title: "Unprocessable content",
+			Detail: ve.Message, Fields: []FieldError{{Field: ve.Field, Message: ve.Message}}, Err: err}
+	case errors.Is(err, booking.ErrNotFound):
+		return &Error{Status: http.StatusNotFound, Slug: "not-found", Title: "Not found", Detail: "No such booking.", Err: err}
+	case errors.Is(err, booking.ErrNoSchedule):
+		return &Error{Status: http.StatusNotFound, Slug: "not-found", Title: "Not found", Detail: "The mentor has no schedule.", Err: err}
+	case errors.Is(err, booking.ErrOverlap):
+		return &Error{Status: http.StatusConflict, Slug: "booking-overlap", Title: "Booking overlap",
+			Detail: "The slot overlaps another booking or a busy time of the mentor.", Err: err}
+	case errors.Is(err, booking.ErrStale):
+		return &Error{Status: http.StatusPreconditionFailed, Slug: "precondition-failed", Title: "Precondition failed",
+			Detail: "If-Match does not match the booking's current ETag; read it again.", Err: err}
+	case errors.Is(err, booking.ErrPreconditionRequired):
+		return &Error{Status: http.StatusPreconditionRequired, Slug: "precondition-required", Title: "Precondition required",
+			Detail: "Send If-Match with the booking's ETag.", Err: err}
+	case errors.Is(err, booking.ErrIdempotencyMismatch):
+		return &Error{Status: http.StatusUnprocessableEntity, Slug: "idempotency-key-reused", Title: "Idempotency key reused",
+			Detail: "This Idempotency-Key was used with a different request body.", Err: err}
+	case errors.Is(err, booking.ErrCalendarUnavailable):
+		return &Error{Status: http.StatusBadGateway, Slug: "bad-gateway", Title: "Bad gateway",
+			Detail: "A calendar of the mentor could not be read; try again.", Err: err}
+	}
+	return nil
+}
 
-// ListBookings answers 501 until it is implemented.
+// bookings returns the service or ErrNotImplemented.
+func (s *Server) bookings() (*booking.Service, error) {
+	if s.deps.Bookings.Service == nil {
+		return nil, ErrNotImplemented
+	}
+	return s.deps.Bookings.Service, nil
+}
+
+// actor is the authenticated caller as the booking domain sees it.
+func actor(ctx context.Context) (booking.Actor, error) {
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return booking.Actor{}, auth.ErrNoToken
+	}
+	return booking.Actor{ID: p.Subject, Candidate: p.Has(auth.RoleCandidate), Mentor: p.Has(auth.RoleMentor),
+		Admin: p.IsAdmin(), Machine: p.IsService()}, nil
+}
+
+// toAPIBooking renders a booking, its times in the booking's zone.
+func toAPIBooking(b booking.Booking) api.Booking {
+	loc, err := time.LoadLocation(b.TimeZone)
+	if err != nil {
+		loc = time.UTC
+	}
+	id, _ := uuid.Parse(b.ID)
+	out := api.Booking{
+		Id: id, MentorId: b.MentorID, CandidateId: b.CandidateID, Start: b.Start.In(loc), End: b.End.In(loc),
+		DurationMinutes: int(b.Duration() / time.Minute), Timezone: b.TimeZone, Topic: b.Topic,
+		Status: api.BookingStatus(b.Status), CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, Etag: b.ETag(),
+		Steps: []api.BookingStep{},
+	}
+	if b.Notes != "" {
+		out.Notes = &b.Notes
+	}
+	if b.JoinURL != "" {
+		out.JoinUrl = &b.JoinURL
+	}
+	if b.FailureReason != "" {
+		out.FailureReason = &b.FailureReason
+	}
+	for _, st := range b.Steps {
+		s := api.BookingStep{Name: api.StepName(st.Name), State: api.StepState(st.State), Attempts: st.Attempts, UpdatedAt: st.UpdatedAt}
+		if st.Ref != "" {
+			s.ProviderRef = &st.Ref
+		}
+		if st.LastError != "" {
+			s.LastError = &st.LastError
+		}
+		out.Steps = append(out.Steps, s)
+	}
+	return out
+}
+
+func location(id string) string { return "/v1/bookings/" + id }
+
+// ListBookings lists the caller's bookings.
 func (s *Server) ListBookings(ctx context.Context, request api.ListBookingsRequestObject) (api.ListBookingsResponseObject, error) {
-	return nil, ErrNotImplemented
+	svc, err := s.bookings()
+	if err != nil {
+		return nil, err
+	}
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := request.Params
+	q := booking.ListQuery{}
+	if p.Role != nil {
+		q.Role = string(*p.Role)
+	}
+	if p.Status != nil {
+		q.Status = booking.Status(*p.Status)
+	}
+	if p.From != nil {
+		q.From = *p.From
+	}
+	if p.To != nil {
+		q.To = *p.To
+	}
+	if p.Cursor != nil {
+		q.Cursor = *p.Cursor
+	}
+	if p.Limit != nil {
+		q.Limit = *p.Limit
+	}
+	items, next, err := svc.List(ctx, a, q)
+	if err != nil {
+		return nil, err
+	}
+	out := api.ListBookings200JSONResponse{Items: make([]api.Booking, 0, len(items))}
+	for _, b := range items {
+		out.Items = append(out.Items, toAPIBooking(b))
+	}
+	if next != "" {
+		out.NextCursor = &next
+	}
+	return out, nil
 }
 
-// CreateBooking answers 501 until it is implemented.
+// CreateBooking books a session.
 func (s *Server) CreateBooking(ctx context.Context, request api.CreateBookingRequestObject) (api.CreateBookingResponseObject, error) {
-	return nil, ErrNotImplemented
+	svc, err := s.bookings()
+	if err != nil {
+		return nil, err
+	}
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	body := request.Body
+	if body == nil {
+		return nil, NewError(http.StatusBadRequest, "A request body is required.")
+	}
+	req := booking.CreateRequest{
+		MentorID: body.MentorId, Start: body.Start, Duration: time.Duration(body.DurationMinutes) * time.Minute,
+		TimeZone: body.Timezone, Topic: body.Topic, IdempotencyKey: request.Params.IdempotencyKey,
+	}
+	if body.CandidateId != nil {
+		req.CandidateID = *body.CandidateId
+	}
+	if body.Notes != nil {
+		req.Notes = *body.Notes
+	}
+	res, err := svc.Create(ctx, a, req)
+	if err != nil {
+		return nil, err
+	}
+	b := toAPIBooking(res.Booking)
+	if res.Done {
+		return api.CreateBooking201JSONResponse{Body: b, Headers: api.CreateBooking201ResponseHeaders{ETag: b.Etag, Location: location(res.Booking.ID)}}, nil
+	}
+	return api.CreateBooking202JSONResponse{Body: b, Headers: api.CreateBooking202ResponseHeaders{ETag: b.Etag, Location: location(res.Booking.ID)}}, nil
 }
 
-// GetBooking answers 501 until it is implemented.
+// GetBooking returns one booking.
 func (s *Server) GetBooking(ctx context.Context, request api.GetBookingRequestObject) (api.GetBookingResponseObject, error) {
-	return nil, ErrNotImplemented
+	svc, err := s.bookings()
+	if err != nil {
+		return nil, err
+	}
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bk, err := svc.Get(ctx, a, request.BookingId.String())
+	if err != nil {
+		return nil, err
+	}
+	b := toAPIBooking(bk)
+	return api.GetBooking200JSONResponse{Body: b, Headers: api.GetBooking200ResponseHeaders{ETag: b.Etag}}, nil
 }
 
-// RescheduleBooking answers 501 until it is implemented.
+// RescheduleBooking moves a booking (If-Match required).
 func (s *Server) RescheduleBooking(ctx context.Context, request api.RescheduleBookingRequestObject) (api.RescheduleBookingResponseObject, error) {
-	return nil, ErrNotImplemented
+	svc, err := s.bookings()
+	if err != nil {
+		return nil, err
+	}
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	body := request.Body
+	if body == nil {
+		return nil, NewError(http.StatusBadRequest, "A request body is required.")
+	}
+	req := booking.RescheduleRequest{Start: body.Start}
+	if request.Params.IfMatch != nil {
+		req.IfMatch = *request.Params.IfMatch
+	}
+	if body.DurationMinutes != nil {
+		req.Duration = time.Duration(*body.DurationMinutes) * time.Minute
+	}
+	if body.Timezone != nil {
+		req.TimeZone = *body.Timezone
+	}
+	if body.Reason != nil {
+		req.Reason = *body.Reason
+	}
+	res, err := svc.Reschedule(ctx, a, request.BookingId.String(), req)
+	if err != nil {
+		return nil, err
+	}
+	b := toAPIBooking(res.Booking)
+	if res.Done {
+		return api.RescheduleBooking200JSONResponse{Body: b, Headers: api.RescheduleBooking200ResponseHeaders{ETag: b.Etag}}, nil
+	}
+	return api.RescheduleBooking202JSONResponse{Body: b, Headers: api.RescheduleBooking202ResponseHeaders{ETag: b.Etag}}, nil
 }
 
-// ListBookingAudit answers 501 until it is implemented.
+// ListBookingAudit returns a booking's audit trail.
 func (s *Server) ListBookingAudit(ctx context.Context, request api.ListBookingAuditRequestObject) (api.ListBookingAuditResponseObject, error) {
-	return nil, ErrNotImplemented
+	svc, err := s.bookings()
+	if err != nil {
+		return nil, err
+	}
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cur, limit := "", 0
+	if request.Params.Cursor != nil {
+		cur = *request.Params.Cursor
+	}
+	if request.Params.Limit != nil {
+		limit = *request.Params.Limit
+	}
+	recs, next, err := svc.Audit(ctx, a, request.BookingId.String(), cur, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := api.ListBookingAudit200JSONResponse{Items: make([]api.AuditRecord, 0, len(recs))}
+	for _, r := range recs {
+		id, _ := uuid.Parse(r.ID)
+		bid, _ := uuid.Parse(r.BookingID)
+		rec := api.AuditRecord{Id: id, BookingId: bid, At: r.At, Actor: r.Actor, Action: r.Action, ToStatus: api.BookingStatus(r.To)}
+		if r.From != "" {
+			from := api.BookingStatus(r.From)
+			rec.FromStatus = &from
+		}
+		if r.Reason != "" {
+			rec.Reason = &r.Reason
+		}
+		if len(r.Changes) > 0 {
+			ch := map[string]api.AuditChange{}
+			for k, c := range r.Changes {
+				ch[k] = api.AuditChange{From: &c.From, To: &c.To}
+			}
+			rec.Changes = &ch
+		}
+		out.Items = append(out.Items, rec)
+	}
+	if next != "" {
+		out.NextCursor = &next
+	}
+	return out, nil
 }
 
-// CancelBooking answers 501 until it is implemented.
+// CancelBooking cancels a booking (idempotent).
 func (s *Server) CancelBooking(ctx context.Context, request api.CancelBookingRequestObject) (api.CancelBookingResponseObject, error) {
-	return nil, ErrNotImplemented
+	svc, err := s.bookings()
+	if err != nil {
+		return nil, err
+	}
+	a, err := actor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	reason := ""
+	if request.Body != nil {
+		reason = request.Body.Reason
+	}
+	res, err := svc.Cancel(ctx, a, request.BookingId.String(), reason)
+	if err != nil {
+		return nil, err
+	}
+	b := toAPIBooking(res.Booking)
+	if res.Done {
+		return api.CancelBooking200JSONResponse{Body: b, Headers: api.CancelBooking200ResponseHeaders{ETag: b.Etag}}, nil
+	}
+	return api.CancelBooking202JSONResponse{Body: b, Headers: api.CancelBooking202ResponseHeaders{ETag: b.Etag}}, nil
 }

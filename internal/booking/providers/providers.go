@@ -335,4 +335,3 @@ func (k classifying) Changes(ctx context.Context, cursor string) (calendar.Chang
 	cs, err := k.c.Changes(ctx, cursor)
 	return cs, Classify(err)
 }
-

@@ -1,0 +1,222 @@
+package booking
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func mustLoad(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func ts(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func hours(d time.Weekday, from, to string) WorkingHours {
+	a, err := ParseClock(from)
+	if err != nil {
+		panic(err)
+	}
+	b, err := ParseClock(to)
+	if err != nil {
+		panic(err)
+	}
+	return WorkingHours{Weekday: d, StartMin: a, EndMin: b}
+}
+
+func allWeek(from, to string) []WorkingHours {
+	var out []WorkingHours
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		out = append(out, hours(d, from, to))
+	}
+	return out
+}
+
+func TestSlots(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		sch   Schedule
+		q     AvailabilityQuery
+		tz    string // output zone; "" = the schedule's
+		busy  []Busy
+		want  []string // slot starts, RFC 3339 in the output zone
+		wantD time.Duration
+	}{
+		{
+			name: "Berlin autumn: 01:00-04:00 on the night clocks go back holds four real hours",
+			sch:  Schedule{TimeZone: "Europe/Berlin", WorkingHours: []WorkingHours{hours(time.Sunday, "01:00", "04:00")}, Slot: time.Hour},
+			q:    AvailabilityQuery{From: ts(t, "2026-10-25T00:00:00+02:00"), To: ts(t, "2026-10-26T00:00:00+01:00"), Now: ts(t, "2026-10-01T00:00:00Z")},
+			want: []string{"2026-10-25T01:00:00+02:00", "2026-10-25T02:00:00+02:00", "2026-10-25T02:00:00+01:00", "2026-10-25T03:00:00+01:00"},
+		},
+		{
+			name: "Berlin spring: 01:00-04:00 on the night clocks go forward holds two real hours",
+			sch:  Schedule{TimeZone: "Europe/Berlin", WorkingHours: []WorkingHours{hours(time.Sunday, "01:00", "04:00")}, Slot: time.Hour},
+			q:    AvailabilityQuery{From: ts(t, "2026-03-29T00:00:00+01:00"), To: ts(t, "2026-03-30T00:00:00+02:00"), Now: ts(t, "2026-03-01T00:00:00Z")},
+			want: []string{"2026-03-29T01:00:00+01:00", "2026-03-29T03:00:00+02:00"},
+		},
+		{
+			name: "Berlin working hours keep their wall time across the change",
+			sch:  Schedule{TimeZone: "Europe/Berlin", WorkingHours: allWeek("09:00", "10:00"), Slot: time.Hour},
+			q:    AvailabilityQuery{From: ts(t, "2026-10-24T00:00:00Z"), To: ts(t, "2026-10-27T00:00:00Z"), Now: ts(t, "2026-10-01T00:00:00Z")},
+			tz:   "UTC",
+			want: []string{"2026-10-24T07:00:00Z", "2026-10-25T08:00:00Z", "2026-10-26T08:00:00Z"},
+		},
+		{
+			name: "New York autumn, shown in Berlin (whose change came a week earlier)",
+			sch:  Schedule{TimeZone: "America/New_York", WorkingHours: allWeek("09:00", "10:00"), Slot: time.Hour},
+			q:    AvailabilityQuery{From: ts(t, "2026-10-31T00:00:00-04:00"), To: ts(t, "2026-11-03T00:00:00-05:00"), Now: ts(t, "2026-10-01T00:00:00Z")},
+			tz:   "Europe/Berlin",
+			want: []string{"2026-10-31T14:00:00+01:00", "2026-11-01T15:00:00+01:00", "2026-11-02T15:00:00+01:00"},
+		},
+		{
+			name: "New York spring: 01:00-04:00 holds two real hours",
+			sch:  Schedule{TimeZone: "America/New_York", WorkingHours: []WorkingHours{hours(time.Sunday, "01:00", "04:00")}, Slot: time.Hour},
+			q:    AvailabilityQuery{From: ts(t, "2026-03-08T00:00:00-05:00"), To: ts(t, "2026-03-09T00:00:00-04:00"), Now: ts(t, "2026-03-01T00:00:00Z")},
+			tz:   "UTC",
+			want: []string{"2026-03-08T06:00:00Z", "2026-03-08T07:00:00Z"},
+		},
+		{
+			name: "busy time and the buffer after it",
+			sch:  Schedule{TimeZone: "Europe/Berlin", WorkingHours: []WorkingHours{hours(time.Wednesday, "09:00", "12:00")}, Slot: time.Hour, Buffer: 15 * time.Minute},
+			q:    AvailabilityQuery{From: ts(t, "2026-12-09T00:00:00+01:00"), To: ts(t, "2026-12-10T00:00:00+01:00"), Now: ts(t, "2026-12-01T00:00:00Z")},
+			busy: calendarBusy([]Interval{{ts(t, "2026-12-09T10:00:00+01:00"), ts(t, "2026-12-09T10:30:00+01:00")}}, 15*time.Minute),
+			want: []string{"2026-12-09T11:00:00+01:00"},
+		},
+		{
+			name: "the buffer before a booking",
+			sch:  Schedule{TimeZone: "Europe/Berlin", WorkingHours: []WorkingHours{hours(time.Wednesday, "09:00", "12:00")}, Slot: time.Hour, Buffer: 15 * time.Minute},
+			q:    AvailabilityQuery{From: ts(t, "2026-12-09T00:00:00+01:00"), To: ts(t, "2026-12-10T00:00:00+01:00"), Now: ts(t, "2026-12-01T00:00:00Z")},
+			busy: []Busy{{ts(t, "2026-12-09T11:00:00+01:00"), ts(t, "2026-12-09T12:15:00+01:00")}},
+			want: []string{"2026-12-09T09:00:00+01:00"},
+		},
+		{
+			name: "minimum notice and maximum advance",
+			sch: Schedule{TimeZone: "Europe/Berlin", WorkingHours: allWeek("09:00", "12:00"), Slot: time.Hour,
+				MinNotice: time.Hour, MaxAdvance: 26 * time.Hour},
+			q:    AvailabilityQuery{From: ts(t, "2026-12-09T00:00:00+01:00"), To: ts(t, "2026-12-12T00:00:00+01:00"), Now: ts(t, "2026-12-09T08:30:00+01:00")},
+			want: []string{"2026-12-09T10:00:00+01:00", "2026-12-09T11:00:00+01:00", "2026-12-10T09:00:00+01:00"},
+		},
+		{
+			name:  "a shorter session on the slot grid",
+			sch:   Schedule{TimeZone: "Europe/Berlin", WorkingHours: []WorkingHours{hours(time.Monday, "09:00", "11:00"), hours(time.Monday, "13:00", "14:00")}, Slot: time.Hour},
+			q:     AvailabilityQuery{From: ts(t, "2026-12-07T00:00:00+01:00"), To: ts(t, "2026-12-08T00:00:00+01:00"), Duration: 30 * time.Minute, Now: ts(t, "2026-12-01T00:00:00Z")},
+			want:  []string{"2026-12-07T09:00:00+01:00", "2026-12-07T10:00:00+01:00", "2026-12-07T13:00:00+01:00"},
+			wantD: 30 * time.Minute,
+		},
+		{
+			name:  "a longer session than the slot needs room in the block",
+			sch:   Schedule{TimeZone: "Europe/Berlin", WorkingHours: []WorkingHours{hours(time.Monday, "09:00", "11:00")}, Slot: time.Hour},
+			q:     AvailabilityQuery{From: ts(t, "2026-12-07T00:00:00+01:00"), To: ts(t, "2026-12-08T00:00:00+01:00"), Duration: 90 * time.Minute, Now: ts(t, "2026-12-01T00:00:00Z")},
+			want:  []string{"2026-12-07T09:00:00+01:00"},
+			wantD: 90 * time.Minute,
+		},
+		{
+			name: "working until midnight",
+			sch:  Schedule{TimeZone: "America/New_York", WorkingHours: []WorkingHours{hours(time.Friday, "22:00", "24:00")}, Slot: time.Hour},
+			q:    AvailabilityQuery{From: ts(t, "2026-12-11T00:00:00-05:00"), To: ts(t, "2026-12-13T00:00:00-05:00"), Now: ts(t, "2026-12-01T00:00:00Z")},
+			want: []string{"2026-12-11T22:00:00-05:00", "2026-12-11T23:00:00-05:00"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			q := tt.q
+			if tt.tz != "" {
+				q.Location = mustLoad(t, tt.tz)
+			}
+			got := tt.sch.Slots(q, tt.busy)
+			var starts []string
+			for _, s := range got {
+				starts = append(starts, s.Start.Format(time.RFC3339))
+				d := tt.wantD
+				if d == 0 {
+					d = time.Hour
+				}
+				if s.End.Sub(s.Start) != d {
+					t.Errorf("slot %s lasts %s, want %s", s.Start, s.End.Sub(s.Start), d)
+				}
+			}
+			if diff := cmp.Diff(tt.want, starts); diff != "" {
+				t.Errorf("slots (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestBookable(t *testing.T) {
+	t.Parallel()
+	sch := Schedule{TimeZone: "Europe/Berlin", WorkingHours: []WorkingHours{hours(time.Wednesday, "09:00", "12:00")},
+		Slot: time.Hour, MinNotice: 12 * time.Hour, MaxAdvance: 30 * 24 * time.Hour}
+	now := ts(t, "2026-12-01T00:00:00Z")
+	tests := []struct {
+		start string
+		dur   time.Duration
+		ok    bool
+	}{
+		{"2026-12-09T09:00:00+01:00", time.Hour, true},
+		{"2026-12-09T10:30:00+01:00", 90 * time.Minute, true},
+		{"2026-12-09T11:30:00+01:00", time.Hour, false}, // runs past 12:00
+		{"2026-12-09T08:30:00+01:00", time.Hour, false}, // starts before 09:00
+		{"2026-12-10T09:00:00+01:00", time.Hour, false}, // Thursday
+		{"2026-12-01T09:00:00+01:00", time.Hour, false}, // less than 12h notice? (it is Tuesday anyway)
+		{"2027-01-13T09:00:00+01:00", time.Hour, false}, // beyond 30 days
+	}
+	for _, tt := range tests {
+		err := sch.Bookable(ts(t, tt.start), tt.dur, now)
+		var ve *ValidationError
+		if tt.ok != (err == nil) || (err != nil && !errors.As(err, &ve)) {
+			t.Errorf("Bookable(%s, %s) = %v, want ok=%v", tt.start, tt.dur, err, tt.ok)
+		}
+	}
+}
+
+func TestScheduleValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		sch  Schedule
+		ok   bool
+	}{
+		{"good", Schedule{TimeZone: "Europe/Berlin", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Monday, "13:00", "17:00"), hours(time.Monday, "09:00", "12:00")}}, true},
+		{"touching blocks", Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Monday, "09:00", "12:00"), hours(time.Monday, "12:00", "13:00")}}, true},
+		{"unknown zone", Schedule{TimeZone: "Mars/Olympus", Slot: time.Hour}, false},
+		{"inverted", Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Monday, "12:00", "09:00")}}, false},
+		{"overlapping", Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Monday, "09:00", "12:00"), hours(time.Monday, "11:00", "13:00")}}, false},
+	}
+	for _, tt := range tests {
+		err := tt.sch.Validate()
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: Validate() = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+func TestParseClock(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int{"00:00": 0, "09:30": 570, "24:00": 1440, "23:59": 1439} {
+		got, err := ParseClock(in)
+		if err != nil || got != want {
+			t.Errorf("ParseClock(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"24:30", "9:00", "12:60", "ab:cd", ""} {
+		if _, err := ParseClock(in); err == nil {
+			t.Errorf("ParseClock(%q) succeeded", in)
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package booking
+
+import "testing"
+
+func TestCanTransition(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		from, to Status
+		ok       bool
+	}{
+		{StatusPending, StatusConfirmed, true},
+		{StatusPending, StatusFailed, true},
+		{StatusPending, StatusCancelling, true},
+		{StatusPending, StatusCancelled, false},
+		{StatusConfirmed, StatusRescheduling, true},
+		{StatusConfirmed, StatusInProgress, true},
+		{StatusConfirmed, StatusPending, false},
+		{StatusRescheduling, StatusConfirmed, true},
+		{StatusCancelling, StatusCancelled, true},
+		{StatusCancelling, StatusConfirmed, false},
+		{StatusInProgress, StatusCompleted, true},
+		{StatusInProgress, StatusCancelling, false},
+		{StatusCancelled, StatusPending, false},
+		{StatusFailed, StatusConfirmed, false},
+		{StatusCompleted, StatusCancelling, false},
+	}
+	for _, tt := range tests {
+		if got := CanTransition(tt.from, tt.to); got != tt.ok {
+			t.Errorf("CanTransition(%s, %s) = %v, want %v", tt.from, tt.to, got, tt.ok)
+		}
+	}
+	for _, s := range []Status{StatusCancelled, StatusCompleted, StatusFailed} {
+		if !s.Terminal() || s.Active() {
+			t.Errorf("%s: terminal %v active %v", s, s.Terminal(), s.Active())
+		}
+	}
+	for _, s := range []Status{StatusPending, StatusConfirmed, StatusRescheduling, StatusInProgress} {
+		if s.Terminal() || !s.Active() {
+			t.Errorf("%s: terminal %v active %v", s, s.Terminal(), s.Active())
+		}
+	}
+	if StatusCancelling.Active() {
+		t.Error("a cancelling booking still holds its slot")
+	}
+}
+
+func TestStepSettled(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		op   string
+		step Step
+		spec int64
+		want bool
+	}{
+		{opEnsure, Step{Name: StepZoom, State: StepPending}, 1, false},
+		{opEnsure, Step{Name: StepZoom, State: StepDone, AppliedSpec: 1}, 1, true},
+		{opEnsure, Step{Name: StepZoom, State: StepDone, AppliedSpec: 1}, 2, false}, // rescheduled
+		{opEnsure, Step{Name: StepZoom, State: StepFailed}, 1, false},               // required: compensation
+		{opEnsure, Step{Name: StepJira, State: StepFailed}, 1, true},                // optional gave up
+		{opEnsure, Step{Name: StepCandidateCalendar, State: StepSkipped}, 1, true},
+		{opCancel, Step{Name: StepZoom, State: StepDone, AppliedSpec: 1}, 1, false},
+		{opCancel, Step{Name: StepZoom, State: StepCompensated}, 1, true},
+		{opCancel, Step{Name: StepJira, State: StepCompensating}, 1, false},
+		{opCompensate, Step{Name: StepMentorCalendar, State: StepCompensating}, 1, false},
+		{opCompensate, Step{Name: StepMentorCalendar, State: StepSkipped}, 1, true},
+	}
+	for _, tt := range tests {
+		if got := stepSettled(tt.op, tt.step, tt.spec); got != tt.want {
+			t.Errorf("stepSettled(%s, %+v, %d) = %v, want %v", tt.op, tt.step, tt.spec, got, tt.want)
+		}
+	}
+}
