@@ -7,6 +7,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/spotlight/gateway/internal/config"
+	"github.com/spotlight/gateway/internal/connect"
 	"github.com/spotlight/gateway/internal/httpapi"
 	"github.com/spotlight/gateway/internal/sandbox"
 	"github.com/spotlight/gateway/internal/secrets"
@@ -32,6 +33,8 @@ type wiring struct {
 	jobs     *store.Jobs
 	// onStop runs at shutdown, after the HTTP server and jobs stopped.
 	onStop []func()
+	// connect is the connection service (set by wireConnect, which runs first).
+	connect *connect.Service
 }
 
 // addWorker registers a job worker and counts its kind.

@@ -2,52 +2,314 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/mail"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/spotlight/gateway/api"
+	"github.com/spotlight/gateway/internal/auth"
+	"github.com/spotlight/gateway/internal/connect"
+	"github.com/spotlight/gateway/internal/secrets"
 )
 
 // ConnectionDeps is what the connection, OAuth callback and provider-credential endpoints need; cmd/gateway fills it in.
-type ConnectionDeps struct{}
+type ConnectionDeps struct {
+	// Service runs the connection flows; nil answers 501.
+	Service *connect.Service
+}
 
-// The calendar connections and the Google OAuth callback (issue: credentials).
-// Not implemented yet: each answers 501 problem+json.
+// The calendar connections of the caller (Google OAuth, CalDAV) and the
+// Google OAuth callback. Every operation acts on the caller's own
+// connections: there is no way to name another user's.
 
-// ListConnections answers 501 until it is implemented.
+// connectionCaller returns the caller, who must be a person (candidate,
+// mentor or admin): connections belong to people, not machine clients.
+func (s *Server) connectionCaller(ctx context.Context) (auth.Principal, error) {
+	if s.deps.Connections.Service == nil {
+		return auth.Principal{}, ErrNotImplemented
+	}
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return auth.Principal{}, auth.ErrNoToken
+	}
+	if p.IsService() || !(p.Has(auth.RoleCandidate) || p.Has(auth.RoleMentor) || p.Has(auth.RoleAdmin)) {
+		return auth.Principal{}, NewError(http.StatusForbidden, "Connections belong to people: the candidate, mentor or admin role is required.")
+	}
+	return p, nil
+}
+
+// connectError maps the connect package's errors to problems. Details are
+// fixed texts: nothing from the request (passwords) or the provider is echoed.
+func connectError(err error) error {
+	var fe *connect.FieldsError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &fe):
+		e := NewError(http.StatusUnprocessableEntity, "The credentials contain fields this provider does not know, or empty values.")
+		for _, f := range fe.Unknown {
+			e.Fields = append(e.Fields, FieldError{Field: "body." + f, Message: "is not a credential field of " + fe.Provider})
+		}
+		for _, f := range fe.Invalid {
+			e.Fields = append(e.Fields, FieldError{Field: "body." + f, Message: "is empty or malformed"})
+		}
+		e.Err = err
+		return e
+	case errors.Is(err, connect.ErrInvalidState):
+		return &Error{Status: 400, Slug: "bad-request", Title: "Bad request", Err: err,
+			Detail: "The OAuth state is invalid, expired or was already used; start connecting again."}
+	case errors.Is(err, connect.ErrAccessDenied):
+		return &Error{Status: 400, Slug: "bad-request", Title: "Bad request", Err: err, Detail: "Access to Google Calendar was not granted."}
+	case errors.Is(err, connect.ErrMissingCode):
+		return &Error{Status: 400, Slug: "bad-request", Title: "Bad request", Err: err, Detail: "The callback carries no authorization code."}
+	case errors.Is(err, connect.ErrTokenExchange):
+		return &Error{Status: 502, Slug: "bad-gateway", Title: "Bad gateway", Err: err,
+			Detail: "Google did not exchange the authorization code; start connecting again."}
+	case errors.Is(err, connect.ErrNeedsReauth):
+		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
+			Detail: "The provider revoked the gateway's access (status needs_reauth); connect again."}
+	case errors.Is(err, connect.ErrNotConnected):
+		return &Error{Status: 404, Slug: "not-found", Title: "Not found", Err: err, Detail: "You have no such connection."}
+	case errors.Is(err, connect.ErrUnknownCalendar):
+		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
+			Detail: "That calendar is not one of the connected account's calendars that accept events."}
+	case errors.Is(err, connect.ErrNoEventCalendar):
+		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
+			Detail: "The account has no calendar that accepts events."}
+	case errors.Is(err, connect.ErrCalDAVUnauthorized):
+		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
+			Detail: "The CalDAV server rejected the username or password. iCloud needs an app-specific password " +
+				"(appleid.apple.com → Sign-In and Security → App-Specific Passwords), not your Apple ID password.",
+			Fields: []FieldError{{Field: "body.app_password", Message: "was rejected by the server"}}}
+	case errors.Is(err, connect.ErrServerNotAllowed):
+		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
+			Detail: "The CalDAV server URL resolves to an address the gateway does not connect to (loopback, private, link-local or cloud metadata).",
+			Fields: []FieldError{{Field: "body.server_url", Message: "is not allowed"}}}
+	case errors.Is(err, connect.ErrInvalidServerURL):
+		msg := "must be an absolute https URL without credentials, query or fragment"
+		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
+			Detail: "The CalDAV server URL " + msg + ".", Fields: []FieldError{{Field: "body.server_url", Message: msg}}}
+	case errors.Is(err, connect.ErrDiscovery):
+		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
+			Detail: "No CalDAV account was found at that server URL.", Fields: []FieldError{{Field: "body.server_url", Message: "does not answer CalDAV discovery"}}}
+	case errors.Is(err, connect.ErrProviderUnavailable):
+		return &Error{Status: 502, Slug: "bad-gateway", Title: "Bad gateway", Err: err, Detail: "The provider failed or could not be reached; try again later."}
+	case errors.Is(err, connect.ErrNotConfigured):
+		return &Error{Status: 503, Slug: "unavailable", Title: "Service unavailable", Err: err,
+			Detail: "The provider is not configured on this gateway yet (an admin must set its credentials)."}
+	case errors.Is(err, secrets.ErrInvalidPath):
+		return &Error{Status: 400, Slug: "bad-request", Title: "Bad request", Err: err, Detail: "Your user id cannot be used to store credentials."}
+	}
+	return err
+}
+
+// apiConnection renders a connection; it has no secret to leave out.
+func apiConnection(in connect.Info, cals []connect.CalendarRef) api.Connection {
+	c := api.Connection{
+		Provider:    api.ConnectionProvider(in.Provider),
+		Status:      api.ConnectionStatus(in.Status),
+		ConnectedAt: in.ConnectedAt,
+	}
+	if _, err := mail.ParseAddress(in.AccountEmail); err == nil && strings.Contains(in.AccountEmail, "@") {
+		email := openapi_types.Email(in.AccountEmail)
+		c.AccountEmail = &email
+	}
+	if in.Provider == connect.ProviderCalDAV && in.ServerURL != "" {
+		u := in.ServerURL
+		c.ServerUrl = &u
+	}
+	if in.CalendarID != "" {
+		c.Calendar = &api.CalendarRef{Id: in.CalendarID, Name: in.CalendarName}
+	}
+	if cals != nil {
+		list := make([]api.CalendarRef, 0, len(cals))
+		for _, r := range cals {
+			list = append(list, api.CalendarRef{Id: r.ID, Name: r.Name})
+		}
+		c.Calendars = &list
+	}
+	if in.LastError != "" {
+		le := in.LastError
+		c.LastError = &le
+	}
+	return c
+}
+
+// ListConnections lists the caller's connections. Never a secret.
 func (s *Server) ListConnections(ctx context.Context, request api.ListConnectionsRequestObject) (api.ListConnectionsResponseObject, error) {
-	return nil, ErrNotImplemented
+	p, err := s.connectionCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	list, err := s.deps.Connections.Service.List(ctx, p.Subject)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	out := api.ListConnections200JSONResponse{Items: []api.Connection{}}
+	for _, in := range list {
+		out.Items = append(out.Items, apiConnection(in, nil))
+	}
+	return out, nil
 }
 
-// DeleteCalDAVConnection answers 501 until it is implemented.
-func (s *Server) DeleteCalDAVConnection(ctx context.Context, request api.DeleteCalDAVConnectionRequestObject) (api.DeleteCalDAVConnectionResponseObject, error) {
-	return nil, ErrNotImplemented
-}
-
-// CreateCalDAVConnection answers 501 until it is implemented.
-func (s *Server) CreateCalDAVConnection(ctx context.Context, request api.CreateCalDAVConnectionRequestObject) (api.CreateCalDAVConnectionResponseObject, error) {
-	return nil, ErrNotImplemented
-}
-
-// UpdateCalDAVConnection answers 501 until it is implemented.
-func (s *Server) UpdateCalDAVConnection(ctx context.Context, request api.UpdateCalDAVConnectionRequestObject) (api.UpdateCalDAVConnectionResponseObject, error) {
-	return nil, ErrNotImplemented
-}
-
-// DeleteGoogleConnection answers 501 until it is implemented.
-func (s *Server) DeleteGoogleConnection(ctx context.Context, request api.DeleteGoogleConnectionRequestObject) (api.DeleteGoogleConnectionResponseObject, error) {
-	return nil, ErrNotImplemented
-}
-
-// StartGoogleConnection answers 501 until it is implemented.
+// StartGoogleConnection returns the Google authorization URL for the caller.
 func (s *Server) StartGoogleConnection(ctx context.Context, request api.StartGoogleConnectionRequestObject) (api.StartGoogleConnectionResponseObject, error) {
-	return nil, ErrNotImplemented
+	p, err := s.connectionCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, exp, err := s.deps.Connections.Service.StartGoogle(ctx, p.Subject)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return api.StartGoogleConnection200JSONResponse{AuthorizationUrl: u, ExpiresAt: exp.UTC()}, nil
 }
 
-// UpdateGoogleConnection answers 501 until it is implemented.
+// UpdateGoogleConnection chooses the calendar of the caller's Google connection.
 func (s *Server) UpdateGoogleConnection(ctx context.Context, request api.UpdateGoogleConnectionRequestObject) (api.UpdateGoogleConnectionResponseObject, error) {
-	return nil, ErrNotImplemented
+	p, err := s.connectionCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in, cals, err := s.deps.Connections.Service.ChooseGoogleCalendar(ctx, p.Subject, request.Body.CalendarId)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return api.UpdateGoogleConnection200JSONResponse(apiConnection(in, cals)), nil
 }
 
-// GoogleOAuthCallback answers 501 until it is implemented.
+// DeleteGoogleConnection disconnects the caller's Google Calendar.
+func (s *Server) DeleteGoogleConnection(ctx context.Context, request api.DeleteGoogleConnectionRequestObject) (api.DeleteGoogleConnectionResponseObject, error) {
+	p, err := s.connectionCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.deps.Connections.Service.DisconnectGoogle(ctx, p.Subject); err != nil {
+		return nil, connectError(err)
+	}
+	return api.DeleteGoogleConnection204Response{}, nil
+}
+
+// CreateCalDAVConnection connects a CalDAV account after discovery proved the credentials.
+func (s *Server) CreateCalDAVConnection(ctx context.Context, request api.CreateCalDAVConnectionRequestObject) (api.CreateCalDAVConnectionResponseObject, error) {
+	p, err := s.connectionCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := request.Body
+	in := connect.CalDAVInput{Username: b.Username}
+	if b.ServerUrl != nil {
+		in.ServerURL = *b.ServerUrl
+	}
+	if b.AppPassword != nil {
+		in.Password = *b.AppPassword
+	}
+	if in.Password == "" {
+		return nil, &Error{Status: 400, Slug: "validation-error", Title: "Invalid request", Detail: "The request is invalid: body.app_password is required.",
+			Fields: []FieldError{{Field: "body.app_password", Message: "is required"}}}
+	}
+	if b.CalendarPath != nil {
+		in.CalendarPath = *b.CalendarPath
+	}
+	conn, cals, err := s.deps.Connections.Service.ConnectCalDAV(ctx, p.Subject, in)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return api.CreateCalDAVConnection201JSONResponse(apiConnection(conn, cals)), nil
+}
+
+// UpdateCalDAVConnection chooses the calendar of the caller's CalDAV connection.
+func (s *Server) UpdateCalDAVConnection(ctx context.Context, request api.UpdateCalDAVConnectionRequestObject) (api.UpdateCalDAVConnectionResponseObject, error) {
+	p, err := s.connectionCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in, cals, err := s.deps.Connections.Service.ChooseCalDAVCalendar(ctx, p.Subject, request.Body.CalendarPath)
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return api.UpdateCalDAVConnection200JSONResponse(apiConnection(in, cals)), nil
+}
+
+// DeleteCalDAVConnection deletes the caller's CalDAV connection and credentials.
+func (s *Server) DeleteCalDAVConnection(ctx context.Context, request api.DeleteCalDAVConnectionRequestObject) (api.DeleteCalDAVConnectionResponseObject, error) {
+	p, err := s.connectionCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.deps.Connections.Service.DisconnectCalDAV(ctx, p.Subject); err != nil {
+		return nil, connectError(err)
+	}
+	return api.DeleteCalDAVConnection204Response{}, nil
+}
+
+// GoogleOAuthCallback completes the Google connection (JSON answer). The
+// route is normally served by GoogleCallbackRoute instead, which also
+// answers HTML to browsers and keeps the query out of error reports.
 func (s *Server) GoogleOAuthCallback(ctx context.Context, request api.GoogleOAuthCallbackRequestObject) (api.GoogleOAuthCallbackResponseObject, error) {
-	return nil, ErrNotImplemented
+	if s.deps.Connections.Service == nil {
+		return nil, ErrNotImplemented
+	}
+	pr := request.Params
+	in, cals, err := s.deps.Connections.Service.CompleteGoogle(ctx, deref(pr.State), deref(pr.Code), deref(pr.Error))
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return api.GoogleOAuthCallback200JSONResponse(apiConnection(in, cals)), nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+var callbackPage = template.Must(template.New("callback").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Google Calendar connected</title></head>
+<body><h1>Google Calendar connected</h1>
+<p>{{if .Email}}Connected as {{.Email}}.{{end}} Booking events go to the calendar “{{.Calendar}}”.</p>
+<p>You can close this window.</p></body></html>
+`))
+
+// GoogleCallbackRoute returns a Deps.Mount function serving GET
+// /v1/oauth/google/callback in place of the generated route. It answers
+// JSON when asked with Accept: application/json and an HTML page otherwise,
+// and removes the query (code and state) from the request before anything
+// can log or report it.
+func GoogleCallbackRoute(cd ConnectionDeps, logger *slog.Logger) func(e *echo.Echo) {
+	return func(e *echo.Echo) {
+		e.GET("/v1/oauth/google/callback", func(c echo.Context) error {
+			if cd.Service == nil {
+				return ErrNotImplemented
+			}
+			r := c.Request()
+			q := r.URL.Query()
+			clean := r.Clone(r.Context())
+			clean.URL.RawQuery = ""
+			clean.RequestURI = clean.URL.Path
+			c.SetRequest(clean)
+			in, cals, err := cd.Service.CompleteGoogle(clean.Context(), q.Get("state"), q.Get("code"), q.Get("error"))
+			if err != nil {
+				if logger != nil {
+					logger.InfoContext(clean.Context(), "google callback refused", "request_id", requestID(c), "error", err.Error())
+				}
+				return connectError(err)
+			}
+			conn := apiConnection(in, cals)
+			if strings.Contains(r.Header.Get("Accept"), "application/json") {
+				return c.JSON(http.StatusOK, conn)
+			}
+			c.Response().Header().Set("Cache-Control", "no-store")
+			c.Response().Header().Set(echo.HeaderContentType, "text/html; charset=utf-8")
+			c.Response().WriteHeader(http.StatusOK)
+			return callbackPage.Execute(c.Response(), map[string]string{"Email": in.AccountEmail, "Calendar": in.CalendarName})
+		})
+	}
 }
