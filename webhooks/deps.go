@@ -74,7 +74,6 @@ type Bookings interface {
 // Channel is a Google Calendar push channel the gateway opened.
 type Channel struct {
 	ID         string
-	Token      string
 	ResourceID string
 	CalendarID string
 	// UserID owns the connected calendar.
@@ -82,14 +81,17 @@ type Channel struct {
 	Expiration time.Time
 }
 
-// Channels stores Google push channels.
+// Channels holds Google push channels (the connect area opens them with
+// gcal.Watch when a calendar is connected).
 type Channels interface {
+	// VerifyChannel returns the channel when token is its token, compared in
+	// constant time; otherwise an error wrapping ErrUnknownChannel (or
+	// ErrChannelToken), without saying which.
+	VerifyChannel(ctx context.Context, id, token string) (Channel, error)
 	// LookupChannel returns the channel or an error wrapping ErrUnknownChannel.
 	LookupChannel(ctx context.Context, id string) (Channel, error)
-	// Expiring lists channels that expire before t.
-	Expiring(ctx context.Context, before time.Time) ([]Channel, error)
-	// Renew replaces ch by a new channel on the same calendar (and stores it).
-	Renew(ctx context.Context, ch Channel) (Channel, error)
+	// RenewExpiring replaces the channels that expire before t and reports how many it renewed.
+	RenewExpiring(ctx context.Context, before time.Time) (int, error)
 }
 
 // Calendar providers of a Source.

@@ -2,7 +2,10 @@ package webhooks
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -206,29 +209,17 @@ func (s *Service) PeriodicJobs() []*river.PeriodicJob {
 }
 
 // RenewChannels renews the Google channels that expire within
-// ChannelRenewBefore and returns how many it renewed. It tries every channel
-// and returns the failures joined.
+// ChannelRenewBefore and returns how many it renewed.
 func (s *Service) RenewChannels(ctx context.Context) (int, error) {
 	if s.cfg.Channels == nil {
 		return 0, nil
 	}
-	chs, err := s.cfg.Channels.Expiring(ctx, s.now().Add(s.cfg.ChannelRenewBefore))
+	n, err := s.cfg.Channels.RenewExpiring(ctx, s.now().Add(s.cfg.ChannelRenewBefore))
 	if err != nil {
-		return 0, fmt.Errorf("webhooks: list expiring channels: %w", err)
+		s.log.WarnContext(ctx, "google channel renewal failed", "provider", ProviderGoogle, "renewed", n, "error", err.Error())
+		return n, fmt.Errorf("webhooks: renew channels: %w", err)
 	}
-	var (
-		n    int
-		errs []error
-	)
-	for _, ch := range chs {
-		if _, err := s.cfg.Channels.Renew(ctx, ch); err != nil {
-			s.log.WarnContext(ctx, "google channel renewal failed", "provider", ProviderGoogle, "error", err.Error())
-			errs = append(errs, err)
-			continue
-		}
-		n++
-	}
-	return n, errors.Join(errs...)
+	return n, nil
 }
 
 // PollCalendars syncs every polled calendar (Calendars.Polled). A calendar
@@ -258,24 +249,48 @@ func (s *Service) PollCalendars(ctx context.Context) (SyncResult, error) {
 	return total, errors.Join(errs...)
 }
 
-// SQLChannels keeps Google push channels in the webhook_channels table. The
-// connect area (which opens channels with gcal.Watch) saves them with Save;
-// Renew calls RenewFunc (gcal.RenewChannel for the channel's user) and
-// replaces the row.
+// SQLChannels keeps Google push channels in the webhook_channels table, the
+// token as its SHA-256. It is the Channels implementation for deployments
+// (and tests) that do not use the connect area's channel store: whoever
+// opens a channel with gcal.Watch saves it with Save; RenewExpiring calls
+// RenewFunc (gcal.RenewChannel for the channel's user) and replaces the row.
 type SQLChannels struct {
 	DB *store.Store
-	// RenewFunc opens a new channel replacing ch (and stops ch).
-	RenewFunc func(ctx context.Context, ch Channel) (Channel, error)
+	// RenewFunc opens a new channel replacing ch (and stops ch); it returns
+	// the new channel and its token.
+	RenewFunc func(ctx context.Context, ch Channel) (Channel, string, error)
+	// Now is the clock; default time.Now.
+	Now func() time.Time
 }
 
 var _ Channels = (*SQLChannels)(nil)
 
-// Save stores (or replaces) a channel.
-func (c *SQLChannels) Save(ctx context.Context, ch Channel, now time.Time) error {
-	_, err := c.DB.DB().ExecContext(ctx, c.DB.Rebind(`INSERT INTO webhook_channels (id, token, resource_id, calendar_id, user_id, expiration, created_at)
+func (c *SQLChannels) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func tokenHash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Save stores (or replaces) a channel and its token.
+func (c *SQLChannels) Save(ctx context.Context, ch Channel, token string) error {
+	return c.save(ctx, c.DB.DB(), ch, token)
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func (c *SQLChannels) save(ctx context.Context, db execer, ch Channel, token string) error {
+	_, err := db.ExecContext(ctx, c.DB.Rebind(`INSERT INTO webhook_channels (id, token, resource_id, calendar_id, user_id, expiration, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET token = excluded.token, resource_id = excluded.resource_id,
 		calendar_id = excluded.calendar_id, user_id = excluded.user_id, expiration = excluded.expiration`),
-		ch.ID, ch.Token, ch.ResourceID, ch.CalendarID, ch.UserID, micros(ch.Expiration), micros(now))
+		ch.ID, tokenHash(token), ch.ResourceID, ch.CalendarID, ch.UserID, micros(ch.Expiration), micros(c.now()))
 	if err != nil {
 		return fmt.Errorf("webhooks: save channel: %w", err)
 	}
@@ -292,72 +307,98 @@ func (c *SQLChannels) Delete(ctx context.Context, id string) error {
 
 const channelColumns = `id, token, resource_id, calendar_id, user_id, expiration`
 
-func scanChannel(r rowScanner) (Channel, error) {
+func scanChannel(r rowScanner) (Channel, string, error) {
 	var ch Channel
+	var hash string
 	var exp int64
-	if err := r.Scan(&ch.ID, &ch.Token, &ch.ResourceID, &ch.CalendarID, &ch.UserID, &exp); err != nil {
-		return Channel{}, err
+	if err := r.Scan(&ch.ID, &hash, &ch.ResourceID, &ch.CalendarID, &ch.UserID, &exp); err != nil {
+		return Channel{}, "", err
 	}
 	ch.Expiration = fromMicros(exp)
-	return ch, nil
+	return ch, hash, nil
 }
 
-// LookupChannel implements Channels.
-func (c *SQLChannels) LookupChannel(ctx context.Context, id string) (Channel, error) {
-	ch, err := scanChannel(c.DB.DB().QueryRowContext(ctx, c.DB.Rebind(`SELECT `+channelColumns+` FROM webhook_channels WHERE id = ?`), id))
+func (c *SQLChannels) lookup(ctx context.Context, id string) (Channel, string, error) {
+	ch, hash, err := scanChannel(c.DB.DB().QueryRowContext(ctx, c.DB.Rebind(`SELECT `+channelColumns+` FROM webhook_channels WHERE id = ? AND expiration > ?`),
+		id, micros(c.now())))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Channel{}, ErrUnknownChannel
+		return Channel{}, "", ErrUnknownChannel
 	}
 	if err != nil {
-		return Channel{}, fmt.Errorf("webhooks: look up channel: %w", err)
+		return Channel{}, "", fmt.Errorf("webhooks: look up channel: %w", err)
+	}
+	return ch, hash, nil
+}
+
+// LookupChannel implements Channels; an expired channel is unknown.
+func (c *SQLChannels) LookupChannel(ctx context.Context, id string) (Channel, error) {
+	ch, _, err := c.lookup(ctx, id)
+	return ch, err
+}
+
+// VerifyChannel implements Channels: the SHA-256 of token is compared with
+// the stored one in constant time.
+func (c *SQLChannels) VerifyChannel(ctx context.Context, id, token string) (Channel, error) {
+	ch, hash, err := c.lookup(ctx, id)
+	if err != nil {
+		return Channel{}, err
+	}
+	if subtle.ConstantTimeCompare([]byte(hash), []byte(tokenHash(token))) != 1 {
+		return Channel{}, ErrChannelToken
 	}
 	return ch, nil
 }
 
-// Expiring implements Channels.
-func (c *SQLChannels) Expiring(ctx context.Context, before time.Time) ([]Channel, error) {
+// RenewExpiring implements Channels: every channel expiring before t is
+// replaced through RenewFunc. Failures are joined; the others still renew.
+func (c *SQLChannels) RenewExpiring(ctx context.Context, before time.Time) (int, error) {
+	if c.RenewFunc == nil {
+		return 0, errors.New("webhooks: channel renewal not configured")
+	}
 	rows, err := c.DB.DB().QueryContext(ctx, c.DB.Rebind(`SELECT `+channelColumns+` FROM webhook_channels WHERE expiration < ? ORDER BY expiration`), micros(before))
 	if err != nil {
-		return nil, fmt.Errorf("webhooks: list channels: %w", err)
+		return 0, fmt.Errorf("webhooks: list channels: %w", err)
 	}
-	defer rows.Close()
-	var out []Channel
+	var chs []Channel
 	for rows.Next() {
-		ch, err := scanChannel(rows)
+		ch, _, err := scanChannel(rows)
 		if err != nil {
-			return nil, fmt.Errorf("webhooks: list channels: %w", err)
+			rows.Close()
+			return 0, fmt.Errorf("webhooks: list channels: %w", err)
 		}
-		out = append(out, ch)
+		chs = append(chs, ch)
 	}
-	return out, rows.Err()
-}
-
-// Renew implements Channels: a new channel through RenewFunc, stored in
-// place of the old one.
-func (c *SQLChannels) Renew(ctx context.Context, ch Channel) (Channel, error) {
-	if c.RenewFunc == nil {
-		return Channel{}, errors.New("webhooks: channel renewal not configured")
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("webhooks: list channels: %w", err)
 	}
-	next, err := c.RenewFunc(ctx, ch)
-	if err != nil {
-		return Channel{}, fmt.Errorf("webhooks: renew channel: %w", err)
-	}
-	if next.UserID == "" {
-		next.UserID = ch.UserID
-	}
-	if next.CalendarID == "" {
-		next.CalendarID = ch.CalendarID
-	}
-	err = c.DB.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, c.DB.Rebind(`DELETE FROM webhook_channels WHERE id = ?`), ch.ID); err != nil {
-			return err
+	var (
+		n    int
+		errs []error
+	)
+	for _, ch := range chs {
+		next, token, err := c.RenewFunc(ctx, ch)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("renew channel: %w", err))
+			continue
 		}
-		_, err := tx.ExecContext(ctx, c.DB.Rebind(`INSERT INTO webhook_channels (id, token, resource_id, calendar_id, user_id, expiration, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`), next.ID, next.Token, next.ResourceID, next.CalendarID, next.UserID, micros(next.Expiration), micros(time.Now()))
-		return err
-	})
-	if err != nil {
-		return Channel{}, fmt.Errorf("webhooks: store renewed channel: %w", err)
+		if next.UserID == "" {
+			next.UserID = ch.UserID
+		}
+		if next.CalendarID == "" {
+			next.CalendarID = ch.CalendarID
+		}
+		err = c.DB.InTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, c.DB.Rebind(`DELETE FROM webhook_channels WHERE id = ?`), ch.ID); err != nil {
+				return err
+			}
+			return c.save(ctx, tx, next, token)
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("store renewed channel: %w", err))
+			continue
+		}
+		n++
 	}
-	return next, nil
+	return n, errors.Join(errs...)
 }

@@ -460,15 +460,12 @@ func (s *Service) handleGoogle(c echo.Context) error {
 	if s.cfg.Channels == nil {
 		return s.reject(ProviderGoogle, http.StatusUnauthorized, ErrUnknownChannel)
 	}
-	ch, err := s.cfg.Channels.LookupChannel(ctx, chID)
-	if errors.Is(err, ErrUnknownChannel) {
+	ch, err := s.cfg.Channels.VerifyChannel(ctx, chID, tok)
+	if errors.Is(err, ErrUnknownChannel) || errors.Is(err, ErrChannelToken) {
 		return s.reject(ProviderGoogle, http.StatusUnauthorized, err)
 	}
 	if err != nil {
-		return fmt.Errorf("webhooks: look up channel: %w", err)
-	}
-	if err := VerifyChannelToken(ch.Token, tok); err != nil {
-		return s.reject(ProviderGoogle, http.StatusUnauthorized, err)
+		return fmt.Errorf("webhooks: verify channel: %w", err)
 	}
 	if rid := h.Get("X-Goog-Resource-ID"); ch.ResourceID != "" && rid != ch.ResourceID {
 		return s.reject(ProviderGoogle, http.StatusUnauthorized, fmt.Errorf("%w: resource id mismatch", ErrUnknownChannel))

@@ -1,0 +1,339 @@
+package webhooks_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spotlight/gateway/integrations/zoom"
+	"github.com/spotlight/gateway/integrations/zoom/zoomtest"
+	"github.com/spotlight/gateway/internal/store"
+	"github.com/spotlight/gateway/internal/store/storetest"
+	"github.com/spotlight/gateway/webhooks"
+
+	"context"
+	"net/http/httptest"
+)
+
+func newZoom(t *testing.T, now func() time.Time) (*zoomtest.Server, *zoom.Client) {
+	t.Helper()
+	sim := zoomtest.New(zoomtest.Options{AccountID: "acc", ClientID: "cid", ClientSecret: "csec", Now: now})
+	ts := httptest.NewServer(sim)
+	t.Cleanup(ts.Close)
+	c := zoom.New(func(context.Context) (zoom.Credentials, error) {
+		return zoom.Credentials{AccountID: "acc", ClientID: "cid", ClientSecret: "csec"}, nil
+	}, zoom.WithBaseURL(ts.URL), zoom.WithOAuthURL(ts.URL))
+	return sim, c
+}
+
+// signedZoom builds a Zoom delivery signed with secret at ts.
+func signedZoom(secret string, ts time.Time, body []byte) map[string]string {
+	s := strconv.FormatInt(ts.Unix(), 10)
+	return map[string]string{"x-zm-request-timestamp": s, "x-zm-signature": zoomtest.Sign(secret, s, body)}
+}
+
+func TestZoomURLValidation(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		// The fixed vector (computed with python3 hmac, see testdata/README.md).
+		var v struct{ Secret, Timestamp, Body, Signature, PlainToken, EncryptedToken string }
+		readJSON(t, "zoom_url_validation.json", &v)
+		sec, _ := strconv.ParseInt(v.Timestamp, 10, 64)
+		h.clock.Set(time.Unix(sec, 0).Add(time.Minute))
+		h.secrets.set(webhooks.Secrets{Zoom: []string{v.Secret}})
+		code, _, body := h.post(t, "/webhooks/zoom", []byte(v.Body), map[string]string{"x-zm-request-timestamp": v.Timestamp, "x-zm-signature": v.Signature})
+		if code != http.StatusOK {
+			t.Fatalf("status %d: %s", code, body)
+		}
+		var ans map[string]string
+		if err := json.Unmarshal(body, &ans); err != nil {
+			t.Fatal(err)
+		}
+		if ans["plainToken"] != v.PlainToken || ans["encryptedToken"] != v.EncryptedToken {
+			t.Fatalf("answer %v, want plainToken %s encryptedToken %s", ans, v.PlainToken, v.EncryptedToken)
+		}
+
+		// The simulator's own check, during a rotation: it signs with the
+		// previous secret and expects the answer under that secret.
+		h.clock.Set(time.Now())
+		h.secrets.set(webhooks.Secrets{Zoom: []string{"new-secret", zoomSecret}})
+		sim, _ := newZoom(t, nil)
+		for _, secret := range []string{zoomSecret, "new-secret"} {
+			if err := sim.SendURLValidation(t.Context(), h.url+"/webhooks/zoom", secret); err != nil {
+				t.Fatalf("url validation with %s: %v", secret, err)
+			}
+		}
+		if err := sim.SendURLValidation(t.Context(), h.url+"/webhooks/zoom", "unknown-secret"); err == nil {
+			t.Fatal("url validation signed with an unknown secret was answered")
+		}
+		if got := h.deliveries(t, webhooks.ProviderZoom); len(got) != 0 {
+			t.Fatalf("url validation stored %d deliveries", len(got))
+		}
+	})
+}
+
+func TestZoomMeetingLifecycle(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		sim, zc := newZoom(t, nil)
+		start := time.Now().Add(48 * time.Hour).Truncate(time.Minute).UTC()
+		m, err := zc.CreateMeeting(t.Context(), "mentor@example.com", "b-zoom", zoom.MeetingRequest{Topic: "Session", StartTime: start, Duration: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mid := strconv.FormatInt(m.ID, 10)
+		h.bookings.add(webhooks.Booking{ID: "b-zoom", MentorID: "mentor", Start: start, End: start.Add(time.Hour)}, mid, "", "")
+		hook := h.url + "/webhooks/zoom"
+		send := func(event string, p *zoomtest.Participant) webhooks.Delivery {
+			t.Helper()
+			n := len(h.deliveries(t, webhooks.ProviderZoom))
+			if err := sim.SendMeetingEvent(t.Context(), hook, zoomSecret, event, m.ID, p); err != nil {
+				t.Fatalf("%s: %v", event, err)
+			}
+			ds := h.waitAllDone(t, webhooks.ProviderZoom, n+1)
+			if ds[0].EventType != event || ds[0].Status != webhooks.StatusProcessed {
+				t.Fatalf("%s: newest delivery %+v", event, ds[0])
+			}
+			return ds[0]
+		}
+
+		// A time change made by the gateway itself (same time as the booking) is not echoed.
+		same := start
+		if err := zc.UpdateMeeting(t.Context(), m.ID, zoom.MeetingUpdate{StartTime: &same}); err != nil {
+			t.Fatal(err)
+		}
+		d := send(zoomtest.EventMeetingUpdated, nil)
+		if calls := h.bookings.Calls(); len(calls) != 0 {
+			t.Fatalf("own change echoed: %+v (note %q)", calls, d.Note)
+		}
+		// Moved in Zoom → rescheduled through the booking service.
+		moved := start.Add(2 * time.Hour)
+		dur := 45 * time.Minute
+		if err := zc.UpdateMeeting(t.Context(), m.ID, zoom.MeetingUpdate{StartTime: &moved, Duration: &dur}); err != nil {
+			t.Fatal(err)
+		}
+		send(zoomtest.EventMeetingUpdated, nil)
+		send(zoomtest.EventMeetingStarted, nil)
+		send(zoomtest.EventMeetingParticipantJoined, &zoomtest.Participant{UserID: "16778240", UserName: "Ann", Email: "ann@example.com"})
+		send(zoomtest.EventMeetingParticipantLeft, &zoomtest.Participant{UserID: "16778240", UserName: "Ann", Email: "ann@example.com"})
+		d = send(zoomtest.EventMeetingEnded, nil)
+		if d.BookingID != "b-zoom" {
+			t.Errorf("booking_id %q", d.BookingID)
+		}
+		// Deleting a completed meeting does not cancel the booking.
+		send(zoomtest.EventMeetingDeleted, nil)
+
+		calls := h.bookings.Calls()
+		want := []string{"reschedule", "status:in_progress", "attendance", "attendance", "status:completed"}
+		var got []string
+		for _, c := range calls {
+			s := c.Op
+			if c.Status != "" {
+				s += ":" + c.Status
+			}
+			got = append(got, s)
+			if c.Actor != "webhook:zoom" && c.Op != "attendance" {
+				t.Errorf("actor %q", c.Actor)
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("calls %v, want %v", got, want)
+		}
+		if !calls[0].Start.Equal(moved) || !calls[0].End.Equal(moved.Add(dur)) {
+			t.Errorf("rescheduled to %v–%v, want %v–%v", calls[0].Start, calls[0].End, moved, moved.Add(dur))
+		}
+		h.bookings.mu.Lock()
+		att := h.bookings.attendance
+		h.bookings.mu.Unlock()
+		if len(att) != 2 || !att[0].Joined || att[1].Joined || att[0].Email != "ann@example.com" || att[0].At.IsZero() {
+			t.Fatalf("attendance %+v", att)
+		}
+	})
+}
+
+func TestZoomDeleteCancelsAndFlagPolicy(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db, func(c *webhooks.Config) { c.TimeChange = webhooks.Flag })
+		sim, zc := newZoom(t, nil)
+		start := time.Now().Add(72 * time.Hour).Truncate(time.Minute).UTC()
+		m, err := zc.CreateMeeting(t.Context(), "mentor@example.com", "b-del", zoom.MeetingRequest{Topic: "S", StartTime: start, Duration: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.bookings.add(webhooks.Booking{ID: "b-del", Start: start, End: start.Add(time.Hour)}, strconv.FormatInt(m.ID, 10), "", "")
+		moved := start.Add(time.Hour)
+		if err := zc.UpdateMeeting(t.Context(), m.ID, zoom.MeetingUpdate{StartTime: &moved}); err != nil {
+			t.Fatal(err)
+		}
+		hook := h.url + "/webhooks/zoom"
+		if err := sim.SendMeetingEvent(t.Context(), hook, zoomSecret, zoomtest.EventMeetingUpdated, m.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		ds := h.waitAllDone(t, webhooks.ProviderZoom, 1)
+		if !strings.Contains(ds[0].Note, "flagged") || len(h.bookings.Calls()) != 0 {
+			t.Fatalf("flag policy: note %q, calls %+v", ds[0].Note, h.bookings.Calls())
+		}
+		if err := sim.SendMeetingEvent(t.Context(), hook, zoomSecret, zoomtest.EventMeetingDeleted, m.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+		h.waitAllDone(t, webhooks.ProviderZoom, 2)
+		calls := h.bookings.Calls()
+		if len(calls) != 1 || calls[0].Op != "cancel" || calls[0].ID != "b-del" || calls[0].Actor != "webhook:zoom" {
+			t.Fatalf("calls %+v", calls)
+		}
+		// An event for a meeting the gateway does not know is processed as a no-op.
+		body := []byte(`{"event":"meeting.started","event_ts":1,"payload":{"account_id":"acc","object":{"id":"999","uuid":"x"}}}`)
+		if code, _, b := h.post(t, "/webhooks/zoom", body, signedZoom(zoomSecret, time.Now(), body)); code != http.StatusNoContent {
+			t.Fatalf("status %d %s", code, b)
+		}
+		ds = h.waitAllDone(t, webhooks.ProviderZoom, 3)
+		if ds[0].Note != "no booking for the meeting" || len(h.bookings.Calls()) != 1 {
+			t.Fatalf("unknown meeting: %+v", ds[0])
+		}
+	})
+}
+
+// The same signed delivery arriving five times at once is stored once and
+// processed once.
+func TestZoomDuplicateConcurrent(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		start := time.Now().Add(24 * time.Hour).Truncate(time.Minute).UTC()
+		h.bookings.add(webhooks.Booking{ID: "b-dup", Start: start, End: start.Add(time.Hour)}, "4242", "", "")
+		body := []byte(`{"event":"meeting.started","event_ts":1764069600123,"payload":{"account_id":"acc","object":{"id":"4242","uuid":"u","start_time":"` +
+			start.Format(time.RFC3339) + `"}}}`)
+		hdr := signedZoom(zoomSecret, time.Now(), body)
+		var wg sync.WaitGroup
+		codes := make([]int, 5)
+		for i := range codes {
+			wg.Go(func() { codes[i], _, _ = h.post(t, "/webhooks/zoom", body, hdr) })
+		}
+		wg.Wait()
+		for i, c := range codes {
+			if c != http.StatusNoContent {
+				t.Fatalf("delivery %d: status %d", i, c)
+			}
+		}
+		ds := h.waitAllDone(t, webhooks.ProviderZoom, 1)
+		if ds[0].Attempts != 1 {
+			t.Errorf("attempts %d", ds[0].Attempts)
+		}
+		// Retried later (as Zoom does), still a duplicate.
+		if c, _, _ := h.post(t, "/webhooks/zoom", body, hdr); c != http.StatusNoContent {
+			t.Fatalf("retry: status %d", c)
+		}
+		if n := h.jobCount(t); n != 1 {
+			t.Fatalf("%d processing jobs, want 1", n)
+		}
+		if calls := h.bookings.Calls(); len(calls) != 1 || calls[0].Status != webhooks.BookingInProgress {
+			t.Fatalf("calls %+v", calls)
+		}
+	})
+}
+
+func TestZoomRejections(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db, func(c *webhooks.Config) { c.MaxBody = 4 << 10 })
+		now := time.Now()
+		body := []byte(`{"event":"meeting.started","event_ts":1,"payload":{"object":{"id":"1"}}}`)
+		ts := strconv.FormatInt(now.Unix(), 10)
+		good := zoomtest.Sign(zoomSecret, ts, body)
+		big := []byte(`{"event":"meeting.started","payload":{"x":"` + strings.Repeat("a", 5<<10) + `"}}`)
+		tests := []struct {
+			name   string
+			body   []byte
+			hdr    map[string]string
+			status int
+			reason string
+		}{
+			{"forged signature", body, map[string]string{"x-zm-request-timestamp": ts, "x-zm-signature": "v0=" + strings.Repeat("ab", 32)}, 401, "bad_signature"},
+			{"wrong secret", body, signedZoom("not-the-secret", now, body), 401, "bad_signature"},
+			{"stale timestamp", body, signedZoom(zoomSecret, now.Add(-6*time.Minute), body), 401, "stale_timestamp"},
+			{"future timestamp", body, signedZoom(zoomSecret, now.Add(6*time.Minute), body), 401, "future_timestamp"},
+			{"missing signature", body, map[string]string{"x-zm-request-timestamp": ts}, 401, "missing_header"},
+			{"missing timestamp", body, map[string]string{"x-zm-signature": good}, 401, "missing_header"},
+			{"malformed signature", body, map[string]string{"x-zm-request-timestamp": ts, "x-zm-signature": "sha256=abc"}, 401, "malformed_signature"},
+			{"truncated body", body[:len(body)-5], map[string]string{"x-zm-request-timestamp": ts, "x-zm-signature": good}, 401, "bad_signature"},
+			{"oversized body", big, signedZoom(zoomSecret, now, big), 413, "too_large"},
+		}
+		for _, tt := range tests {
+			before := h.rejected(webhooks.ProviderZoom, tt.reason)
+			code, hdr, b := h.post(t, "/webhooks/zoom", tt.body, tt.hdr)
+			if code != tt.status {
+				t.Errorf("%s: status %d, want %d (%s)", tt.name, code, tt.status, b)
+				continue
+			}
+			p := problem(t, hdr, b)
+			if tt.status == 401 && (p.Type != "https://spotlight.dev/problems/invalid-signature" || p.Detail != "The delivery could not be verified.") {
+				t.Errorf("%s: problem %+v", tt.name, p)
+			}
+			if strings.Contains(string(b), tt.reason) || strings.Contains(string(b), "secret") {
+				t.Errorf("%s: answer tells the reason: %s", tt.name, b)
+			}
+			if after := h.rejected(webhooks.ProviderZoom, tt.reason); after != before+1 {
+				t.Errorf("%s: rejected{reason=%s} %v → %v", tt.name, tt.reason, before, after)
+			}
+		}
+		// A body cut off in transit (fewer bytes than Content-Length).
+		u, _ := url.Parse(h.url)
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST /webhooks/zoom HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nx-zm-request-timestamp: %s\r\nx-zm-signature: %s\r\n\r\n%s",
+			u.Host, len(body), ts, good, body[:20])
+		conn.(*net.TCPConn).CloseWrite()
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("incomplete body: status %d", resp.StatusCode)
+		}
+
+		// Valid signature, invalid JSON: 400, stored as poison, never processed.
+		bad := []byte(`{"event":"meeting.started",`)
+		code, hdr, b := h.post(t, "/webhooks/zoom", bad, signedZoom(zoomSecret, now, bad))
+		if code != http.StatusBadRequest {
+			t.Fatalf("poison: status %d %s", code, b)
+		}
+		problem(t, hdr, b)
+		ds := h.deliveries(t, webhooks.ProviderZoom)
+		if len(ds) != 1 || ds[0].Status != webhooks.StatusPoison {
+			t.Fatalf("stored %+v, want one poison delivery", ds)
+		}
+		full, err := h.svc.Events().Get(t.Context(), ds[0].ID)
+		if err != nil || string(full.Body) != string(bad) {
+			t.Fatalf("poison body %q, %v", full.Body, err)
+		}
+		if _, ok := full.Headers["X-Zm-Signature"]; ok {
+			t.Fatalf("signature stored: %v", full.Headers)
+		}
+		if n := h.jobCount(t); n != 0 {
+			t.Fatalf("%d processing jobs after rejections", n)
+		}
+		if len(h.bookings.Calls()) != 0 {
+			t.Fatal("a rejected delivery was processed")
+		}
+		// No secret configured: refused.
+		h.secrets.set(webhooks.Secrets{})
+		if code, _, _ := h.post(t, "/webhooks/zoom", body, map[string]string{"x-zm-request-timestamp": ts, "x-zm-signature": good}); code != 401 {
+			t.Fatalf("no secret: status %d", code)
+		}
+	})
+}
