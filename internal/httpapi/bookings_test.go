@@ -1,0 +1,402 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/spotlight/gateway/client"
+	"github.com/spotlight/gateway/integrations/calendar"
+	"github.com/spotlight/gateway/integrations/jira"
+	"github.com/spotlight/gateway/integrations/zoom"
+	"github.com/spotlight/gateway/internal/store"
+	"github.com/spotlight/gateway/internal/store/storetest"
+)
+
+// day returns 00:00 Berlin time, n days from now.
+func day(n int) time.Time {
+	berlin, _ := time.LoadLocation("Europe/Berlin")
+	now := time.Now().In(berlin)
+	return time.Date(now.Year(), now.Month(), now.Day()+n, 0, 0, 0, 0, berlin)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func problemType(t *testing.T, body []byte) string {
+	t.Helper()
+	var p struct {
+		Type   string `json:"type"`
+		Status int    `json:"status"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("not a problem: %s", body)
+	}
+	return strings.TrimPrefix(p.Type, "https://spotlight.dev/problems/")
+}
+
+// meetingsOf counts the mentor's upcoming Zoom meetings by booking id.
+func (en *bookingEnv) meetingsOf(t *testing.T, mentor string) map[string][]zoom.Meeting {
+	t.Helper()
+	ms, err := en.zoomClean.ListUpcomingMeetings(context.Background(), mentor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]zoom.Meeting{}
+	for _, m := range ms {
+		out[m.BookingID] = append(out[m.BookingID], m)
+	}
+	return out
+}
+
+// issuesOf returns the Jira issues by booking label.
+func (en *bookingEnv) issuesByBooking() map[string]int {
+	out := map[string]int{}
+	for _, is := range en.jiraSim.Issues() {
+		for _, l := range is.Labels {
+			if strings.HasPrefix(l, jira.BookingLabelPrefix) {
+				out[strings.TrimPrefix(l, jira.BookingLabelPrefix)]++
+			}
+		}
+	}
+	return out
+}
+
+func TestBookingLifecycle(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		en := newBookingEnv(t, s, envOptions{mentors: 2, candidates: 3, unconnected: 1})
+		mentor, other := en.mentors[0], en.mentors[1]
+		cand := en.candidates[0]
+		mc := en.client(t, mentor, "mentor")
+		cc := en.client(t, cand, "candidate")
+		admin := en.client(t, "root", "admin")
+
+		// Schedules: the mentor sets their own; not someone else's.
+		var hours []client.WorkingHours
+		for _, d := range []client.Weekday{client.WeekdayMon, client.WeekdayTue, client.WeekdayWed, client.WeekdayThu, client.WeekdayFri, client.WeekdaySat, client.WeekdaySun} {
+			hours = append(hours, client.WorkingHours{Weekday: d, Start: "08:00", End: "20:00"})
+		}
+		in := client.MentorScheduleInput{Timezone: "Europe/Berlin", WorkingHours: hours, SlotMinutes: ptr(60),
+			BufferMinutes: ptr(0), MinNoticeMinutes: ptr(60), MaxAdvanceDays: ptr(120), ZoomUser: ptr(mentor)}
+		put, err := mc.PutMentorScheduleWithResponse(ctx, mentor, in)
+		if err != nil || put.JSON200 == nil {
+			t.Fatalf("PUT schedule: %v %d %s", err, put.StatusCode(), put.Body)
+		}
+		forbidden, _ := mc.PutMentorScheduleWithResponse(ctx, other, in)
+		if forbidden.StatusCode() != http.StatusForbidden || problemType(t, forbidden.Body) != "forbidden" {
+			t.Fatalf("PUT someone else's schedule: %d %s", forbidden.StatusCode(), forbidden.Body)
+		}
+		bad := in
+		bad.WorkingHours = []client.WorkingHours{{Weekday: client.WeekdayMon, Start: "12:00", End: "09:00"}}
+		if r, _ := admin.PutMentorScheduleWithResponse(ctx, other, bad); r.StatusCode() != http.StatusUnprocessableEntity {
+			t.Fatalf("inverted hours: %d %s", r.StatusCode(), r.Body)
+		}
+		got, _ := cc.GetMentorScheduleWithResponse(ctx, mentor)
+		if got.JSON200 == nil || got.JSON200.Timezone != "Europe/Berlin" || len(got.JSON200.WorkingHours) != 7 {
+			t.Fatalf("GET schedule: %s", got.Body)
+		}
+		if r, _ := cc.GetMentorScheduleWithResponse(ctx, "nobody"); r.StatusCode() != http.StatusNotFound {
+			t.Fatalf("GET missing schedule: %d", r.StatusCode())
+		}
+
+		// Availability of day+3: 12 one-hour slots in Berlin.
+		d3 := day(3)
+		av, err := cc.GetMentorAvailabilityWithResponse(ctx, mentor, &client.GetMentorAvailabilityParams{From: d3, To: d3.Add(24 * time.Hour), Tz: ptr("America/New_York")})
+		if err != nil || av.JSON200 == nil {
+			t.Fatalf("availability: %v %s", err, av.Body)
+		}
+		if n := len(av.JSON200.Slots); n != 12 {
+			t.Fatalf("availability: %d slots, want 12: %s", n, av.Body)
+		}
+		if _, off := av.JSON200.Slots[0].Start.Zone(); off != -5*3600 && off != -4*3600 {
+			t.Fatalf("slot not in New York time: %s", av.JSON200.Slots[0].Start)
+		}
+
+		// Book 10:00-11:00 on day+3.
+		start := d3.Add(10 * time.Hour)
+		body := client.CreateBookingRequest{MentorId: mentor, Start: start, DurationMinutes: 60, Timezone: "Europe/Berlin",
+			Topic: "System design", Notes: ptr("caching")}
+		key := uuid.NewString()
+		cr, err := cc.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: key}, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cr.StatusCode() != http.StatusCreated || cr.JSON201 == nil {
+			t.Fatalf("create: %d %s", cr.StatusCode(), cr.Body)
+		}
+		bk := *cr.JSON201
+		if bk.Status != client.BookingStatusConfirmed || bk.JoinUrl == nil || bk.CandidateId != cand ||
+			cr.HTTPResponse.Header.Get("ETag") != bk.Etag || cr.HTTPResponse.Header.Get("Location") != "/v1/bookings/"+bk.Id.String() {
+			t.Fatalf("created booking: %s (headers %v)", cr.Body, cr.HTTPResponse.Header)
+		}
+		if !bk.Start.Equal(start) {
+			t.Fatalf("start %s, want %s", bk.Start, start)
+		}
+
+		// Idempotent replay: same response; another body is a 422.
+		again, _ := cc.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: key}, body)
+		if again.StatusCode() != http.StatusCreated || again.JSON201.Id != bk.Id || string(again.Body) != string(cr.Body) {
+			t.Fatalf("replay: %d %s\nfirst: %s", again.StatusCode(), again.Body, cr.Body)
+		}
+		changed := body
+		changed.Topic = "Other"
+		if r, _ := cc.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: key}, changed); r.StatusCode() != http.StatusUnprocessableEntity ||
+			problemType(t, r.Body) != "idempotency-key-reused" {
+			t.Fatalf("key reuse: %d %s", r.StatusCode(), r.Body)
+		}
+		// Keys are per caller: another candidate may use the same key.
+		cc2 := en.client(t, en.candidates[1], "candidate")
+		if r, _ := cc2.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: key}, body); r.StatusCode() != http.StatusConflict ||
+			problemType(t, r.Body) != "booking-overlap" {
+			t.Fatalf("overlap from another caller with the same key: %d %s", r.StatusCode(), r.Body)
+		}
+		overlap := body
+		overlap.Start = start.Add(30 * time.Minute)
+		if r, _ := cc2.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: uuid.NewString()}, overlap); r.StatusCode() != http.StatusConflict ||
+			problemType(t, r.Body) != "booking-overlap" {
+			t.Fatalf("overlap: %d %s", r.StatusCode(), r.Body)
+		}
+
+		// Roles.
+		roleCases := []struct {
+			name string
+			c    *client.ClientWithResponses
+			body client.CreateBookingRequest
+		}{
+			{"mentor role cannot book", mc, client.CreateBookingRequest{MentorId: other, Start: start, DurationMinutes: 60, Timezone: "UTC", Topic: "x"}},
+			{"candidate books only for self", cc, client.CreateBookingRequest{MentorId: other, CandidateId: ptr(en.candidates[1]), Start: start, DurationMinutes: 60, Timezone: "UTC", Topic: "x"}},
+			{"mentor cannot book themself", admin, client.CreateBookingRequest{MentorId: mentor, CandidateId: ptr(mentor), Start: start, DurationMinutes: 60, Timezone: "UTC", Topic: "x"}},
+			{"candidate who is the mentor", en.client(t, mentor, "candidate", "mentor"), client.CreateBookingRequest{MentorId: mentor, Start: start, DurationMinutes: 60, Timezone: "UTC", Topic: "x"}},
+		}
+		for _, rc := range roleCases {
+			r, err := rc.c.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: uuid.NewString()}, rc.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.StatusCode() != http.StatusForbidden || r.HTTPResponse.Header.Get("Content-Type") != "application/problem+json" || problemType(t, r.Body) != "forbidden" {
+				t.Errorf("%s: %d %s", rc.name, r.StatusCode(), r.Body)
+			}
+		}
+		// Outside working hours (06:00) is a 422.
+		early := body
+		early.Start = d3.Add(6 * time.Hour)
+		if r, _ := cc.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: uuid.NewString()}, early); r.StatusCode() != http.StatusUnprocessableEntity {
+			t.Fatalf("outside hours: %d %s", r.StatusCode(), r.Body)
+		}
+
+		// Every provider step completes: the candidate calendar and Jira too.
+		bk = waitSettled(t, cc, bk.Id, 10*time.Second)
+		for _, st := range bk.Steps {
+			if st.State != client.StepStateDone || st.ProviderRef == nil || st.Attempts < 1 {
+				t.Fatalf("step %s: %+v", st.Name, st)
+			}
+		}
+		id := bk.Id.String()
+		ms := en.meetingsOf(t, mentor)
+		if len(ms[id]) != 1 || ms[id][0].JoinURL != *bk.JoinUrl || !ms[id][0].StartTime.Equal(start) {
+			t.Fatalf("zoom meetings for the booking: %+v", ms[id])
+		}
+		gev, err := en.gcalSim.Event(mentorEmail(mentor), calendar.EventID(id))
+		if err != nil || !strings.Contains(gev.Description, *bk.JoinUrl) || gev.Status == "cancelled" {
+			t.Fatalf("mentor calendar event: %v %+v", err, gev)
+		}
+		cev, err := en.caldavClean[cand].GetEvent(ctx, id)
+		if err != nil || cev.URL != *bk.JoinUrl || !cev.Start.Equal(start) {
+			t.Fatalf("candidate calendar event: %v %+v", err, cev)
+		}
+		issue, ok := en.jiraSim.Issue(*bk.Steps[3].ProviderRef)
+		if !ok || !strings.Contains(string(issue.Description), "http://gateway.test/v1/bookings/"+id) || issue.Status != "To Do" {
+			t.Fatalf("jira issue: %+v", issue)
+		}
+
+		// Availability no longer offers 10:00.
+		av, _ = cc.GetMentorAvailabilityWithResponse(ctx, mentor, &client.GetMentorAvailabilityParams{From: d3, To: d3.Add(24 * time.Hour)})
+		if n := len(av.JSON200.Slots); n != 11 {
+			t.Fatalf("availability after booking: %d slots, want 11", n)
+		}
+
+		// A candidate without a calendar: that step is skipped.
+		lone := en.client(t, en.candidates[2], "candidate")
+		r2, _ := lone.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: uuid.NewString()},
+			client.CreateBookingRequest{MentorId: mentor, Start: start.Add(2 * time.Hour), DurationMinutes: 30, Timezone: "Europe/Berlin", Topic: "Resume"})
+		if r2.JSON201 == nil {
+			t.Fatalf("second booking: %d %s", r2.StatusCode(), r2.Body)
+		}
+		b2 := waitSettled(t, lone, r2.JSON201.Id, 10*time.Second)
+		if b2.Steps[2].Name != client.StepNameCandidateCalendar || b2.Steps[2].State != client.StepStateSkipped {
+			t.Fatalf("unconnected candidate calendar step: %+v", b2.Steps[2])
+		}
+
+		// Reading and listing.
+		if r, _ := en.client(t, en.candidates[1], "candidate").GetBookingWithResponse(ctx, bk.Id); r.StatusCode() != http.StatusNotFound {
+			t.Fatalf("stranger reads booking: %d", r.StatusCode())
+		}
+		if r, _ := mc.GetBookingWithResponse(ctx, bk.Id); r.JSON200 == nil || r.HTTPResponse.Header.Get("ETag") != bk.Etag {
+			t.Fatalf("mentor reads booking: %d %s", r.StatusCode(), r.Body)
+		}
+		list, _ := mc.ListBookingsWithResponse(ctx, &client.ListBookingsParams{Role: ptr(client.BookingRoleMentor), Limit: ptr(1)})
+		if list.JSON200 == nil || len(list.JSON200.Items) != 1 || list.JSON200.NextCursor == nil {
+			t.Fatalf("list page 1: %s", list.Body)
+		}
+		page2, _ := mc.ListBookingsWithResponse(ctx, &client.ListBookingsParams{Role: ptr(client.BookingRoleMentor), Limit: ptr(1), Cursor: list.JSON200.NextCursor})
+		if page2.JSON200 == nil || len(page2.JSON200.Items) != 1 || page2.JSON200.NextCursor != nil ||
+			page2.JSON200.Items[0].Id == list.JSON200.Items[0].Id || !page2.JSON200.Items[0].Start.Before(list.JSON200.Items[0].Start) {
+			t.Fatalf("list page 2: %s", page2.Body)
+		}
+		if r, _ := cc.ListBookingsWithResponse(ctx, nil); r.JSON200 == nil || len(r.JSON200.Items) != 1 || r.JSON200.Items[0].Id != bk.Id {
+			t.Fatalf("candidate list: %s", r.Body)
+		}
+		if r, _ := cc.ListBookingsWithResponse(ctx, &client.ListBookingsParams{Role: ptr(client.BookingRoleMentor)}); r.JSON200 == nil || len(r.JSON200.Items) != 0 {
+			t.Fatalf("candidate list as mentor: %s", r.Body)
+		}
+		if r, _ := admin.ListBookingsWithResponse(ctx, &client.ListBookingsParams{Status: ptr(client.BookingStatusConfirmed), From: ptr(start.Add(90 * time.Minute))}); r.JSON200 == nil || len(r.JSON200.Items) != 1 || r.JSON200.Items[0].Id != b2.Id {
+			t.Fatalf("admin list with filters: %s", r.Body)
+		}
+		if r, _ := admin.ListBookingsWithResponse(ctx, &client.ListBookingsParams{Cursor: ptr("garbage")}); r.StatusCode() != http.StatusUnprocessableEntity {
+			t.Fatalf("bad cursor: %d", r.StatusCode())
+		}
+
+		// Reschedule: If-Match required and checked.
+		newStart := start.Add(3 * time.Hour)
+		rb := client.RescheduleBookingRequest{Start: newStart, Reason: ptr("later please")}
+		if r, _ := cc.RescheduleBookingWithResponse(ctx, bk.Id, &client.RescheduleBookingParams{}, rb); r.StatusCode() != http.StatusPreconditionRequired {
+			t.Fatalf("reschedule without If-Match: %d %s", r.StatusCode(), r.Body)
+		}
+		if r, _ := cc.RescheduleBookingWithResponse(ctx, bk.Id, &client.RescheduleBookingParams{IfMatch: ptr(`"999"`)}, rb); r.StatusCode() != http.StatusPreconditionFailed {
+			t.Fatalf("reschedule with a stale ETag: %d %s", r.StatusCode(), r.Body)
+		}
+		clash := rb
+		clash.Start = start.Add(2 * time.Hour) // the second booking's slot
+		if r, _ := cc.RescheduleBookingWithResponse(ctx, bk.Id, &client.RescheduleBookingParams{IfMatch: &bk.Etag}, clash); r.StatusCode() != http.StatusConflict {
+			t.Fatalf("reschedule onto another booking: %d %s", r.StatusCode(), r.Body)
+		}
+		rr, err := cc.RescheduleBookingWithResponse(ctx, bk.Id, &client.RescheduleBookingParams{IfMatch: &bk.Etag}, rb)
+		if err != nil || rr.JSON200 == nil {
+			t.Fatalf("reschedule: %v %d %s", err, rr.StatusCode(), rr.Body)
+		}
+		if !rr.JSON200.Start.Equal(newStart) || rr.JSON200.Status != client.BookingStatusConfirmed || rr.JSON200.Etag == bk.Etag {
+			t.Fatalf("rescheduled: %s", rr.Body)
+		}
+		bk = waitSettled(t, cc, bk.Id, 10*time.Second)
+		ms = en.meetingsOf(t, mentor)
+		if len(ms[id]) != 1 || !ms[id][0].StartTime.Equal(newStart) {
+			t.Fatalf("zoom after reschedule: %+v", ms[id])
+		}
+		gev, _ = en.gcalSim.Event(mentorEmail(mentor), calendar.EventID(id))
+		if gs, _ := time.Parse(time.RFC3339, gev.Start.DateTime); !gs.Equal(newStart) {
+			t.Fatalf("mentor event after reschedule: %+v", gev.Start)
+		}
+		if cev, _ := en.caldavClean[cand].GetEvent(ctx, id); !cev.Start.Equal(newStart) {
+			t.Fatalf("candidate event after reschedule: %+v", cev)
+		}
+
+		// Cancel (twice).
+		cn, err := cc.CancelBookingWithResponse(ctx, bk.Id, client.CancelBookingRequest{Reason: "ill"})
+		if err != nil || cn.JSON200 == nil || cn.JSON200.Status != client.BookingStatusCancelled {
+			t.Fatalf("cancel: %v %d %s", err, cn.StatusCode(), cn.Body)
+		}
+		cn2, _ := mc.CancelBookingWithResponse(ctx, bk.Id, client.CancelBookingRequest{Reason: "again"})
+		if cn2.JSON200 == nil || cn2.JSON200.Status != client.BookingStatusCancelled || cn2.JSON200.Etag != cn.JSON200.Etag {
+			t.Fatalf("second cancel: %d %s", cn2.StatusCode(), cn2.Body)
+		}
+		bk = waitSettled(t, cc, bk.Id, 10*time.Second)
+		if len(en.meetingsOf(t, mentor)[id]) != 0 {
+			t.Fatal("zoom meeting left after cancel")
+		}
+		if gev, _ := en.gcalSim.Event(mentorEmail(mentor), calendar.EventID(id)); gev != nil && gev.Status != "cancelled" {
+			t.Fatalf("mentor event after cancel: %+v", gev)
+		}
+		if _, err := en.caldavClean[cand].GetEvent(ctx, id); !errors.Is(err, calendar.ErrNotFound) {
+			t.Fatalf("candidate event after cancel: %v", err)
+		}
+		if is, _ := en.jiraSim.Issue(issue.Key); is.Status != "Cancelled" {
+			t.Fatalf("jira issue after cancel: %q", is.Status)
+		}
+		if r, _ := cc.RescheduleBookingWithResponse(ctx, bk.Id, &client.RescheduleBookingParams{IfMatch: &bk.Etag}, rb); r.StatusCode() != http.StatusConflict {
+			t.Fatalf("reschedule a cancelled booking: %d %s", r.StatusCode(), r.Body)
+		}
+		// The slot is free again.
+		if r, _ := cc2.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: uuid.NewString()},
+			client.CreateBookingRequest{MentorId: mentor, Start: newStart, DurationMinutes: 60, Timezone: "Europe/Berlin", Topic: "again"}); r.StatusCode() != http.StatusCreated {
+			t.Fatalf("rebook the freed slot: %d %s", r.StatusCode(), r.Body)
+		}
+
+		// Audit trail.
+		au, err := cc.ListBookingAuditWithResponse(ctx, bk.Id, &client.ListBookingAuditParams{Limit: ptr(3)})
+		if err != nil || au.JSON200 == nil {
+			t.Fatalf("audit: %v %s", err, au.Body)
+		}
+		items := au.JSON200.Items
+		for cur := au.JSON200.NextCursor; cur != nil; {
+			more, _ := cc.ListBookingAuditWithResponse(ctx, bk.Id, &client.ListBookingAuditParams{Limit: ptr(3), Cursor: cur})
+			items = append(items, more.JSON200.Items...)
+			cur = more.JSON200.NextCursor
+		}
+		var actions []string
+		for _, a := range items {
+			actions = append(actions, a.Action)
+		}
+		want := []string{"created", "confirmed", "rescheduled", "reschedule_confirmed", "cancel_requested", "cancelled"}
+		if !slices.Equal(actions, want) {
+			t.Fatalf("audit actions %v, want %v", actions, want)
+		}
+		if items[0].Actor != cand || items[0].FromStatus != nil || items[1].Actor != "system" {
+			t.Fatalf("audit actors: %+v", items[:2])
+		}
+		if ch := items[2].Changes; ch == nil || (*ch)["start"].To == nil || items[2].Reason == nil || *items[2].Reason != "later please" {
+			t.Fatalf("reschedule audit: %+v", items[2])
+		}
+		if items[4].Reason == nil || *items[4].Reason != "ill" || *items[4].FromStatus != client.BookingStatusConfirmed {
+			t.Fatalf("cancel audit: %+v", items[4])
+		}
+	})
+}
+
+// TestBookingRaceRefused sends many bookings of one slot at once: exactly
+// one wins, the others get 409, on both databases.
+func TestBookingRaceRefused(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newBookingEnv(t, s, envOptions{mentors: 1, candidates: 8})
+		en.openSchedule(t)
+		start := day(5).Add(15 * time.Hour)
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			codes = map[int]int{}
+		)
+		for i, c := range en.candidates {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cl := en.client(t, c, "candidate")
+				// Overlapping but different intervals, so the DB rule decides.
+				r, err := cl.CreateBookingWithResponse(context.Background(), &client.CreateBookingParams{IdempotencyKey: "k"},
+					client.CreateBookingRequest{MentorId: en.mentors[0], Start: start.Add(time.Duration(i) * 5 * time.Minute), DurationMinutes: 60, Timezone: "UTC", Topic: "race"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r.StatusCode() == http.StatusConflict && problemType(t, r.Body) != "booking-overlap" {
+					t.Errorf("409 of type %s", problemType(t, r.Body))
+				}
+				mu.Lock()
+				codes[r.StatusCode()]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if codes[http.StatusCreated]+codes[http.StatusAccepted] != 1 || codes[http.StatusConflict] != len(en.candidates)-1 {
+			t.Fatalf("status codes %v: want one success and %d conflicts", codes, len(en.candidates)-1)
+		}
+	})
+}
