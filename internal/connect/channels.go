@@ -191,7 +191,7 @@ func (s *Service) RenewChannels(ctx context.Context, before time.Time) (int, err
 		}
 		ch, err := cl.RenewChannel(ctx, gcal.Channel{ID: old.ID, ResourceID: old.ResourceID, CalendarID: old.CalendarID}, s.PushURL(), s.cfg.Google.ChannelTTL)
 		if err != nil {
-			if errors.Is(err, ErrNeedsReauth) {
+			if revoked(err) {
 				_ = s.deleteChannel(ctx, old.ID)
 				continue
 			}

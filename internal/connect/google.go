@@ -310,7 +310,16 @@ func (s *Service) googleCallError(op string, err error) error {
 	if errors.Is(err, ErrNeedsReauth) || errors.Is(err, ErrNotConnected) {
 		return err
 	}
+	if revoked(err) {
+		return fmt.Errorf("%w: %w", ErrNeedsReauth, err)
+	}
 	return upstream(op, err)
+}
+
+// revoked reports a refused grant: gcal turns the token source's verdict
+// (which has already marked the connection) into gcal.ErrInvalidGrant.
+func revoked(err error) bool {
+	return errors.Is(err, ErrNeedsReauth) || errors.Is(err, gcal.ErrInvalidGrant)
 }
 
 // ChooseGoogleCalendar makes calendarID (one of the account's writable

@@ -1,0 +1,464 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getsentry/sentry-go"
+
+	"github.com/spotlight/gateway/integrations/caldav/caldavtest"
+	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
+	"github.com/spotlight/gateway/internal/auth"
+	"github.com/spotlight/gateway/internal/connect"
+	"github.com/spotlight/gateway/internal/httpapi"
+	"github.com/spotlight/gateway/internal/secrets"
+	"github.com/spotlight/gateway/internal/secrets/local"
+	"github.com/spotlight/gateway/internal/store/storetest"
+	"github.com/spotlight/gateway/internal/telemetry"
+)
+
+const appPassword = "abcd-efgh-ijkl-mnop"
+
+// connEnv is an API server with a real connect.Service on SQLite, the
+// Google simulator and an in-memory CalDAV server.
+type connEnv struct {
+	*env
+	svc       *connect.Service
+	sec       secrets.Store
+	google    *gcaltest.Server
+	googleURL string
+	caldavURL string
+	clock     *testClock
+}
+
+type testClock struct {
+	mu sync.Mutex
+	d  time.Duration
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.d)
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.d += d
+	c.mu.Unlock()
+}
+
+func newConnEnv(t *testing.T, logger *slog.Logger, mutate func(*httpapi.Deps)) *connEnv {
+	t.Helper()
+	g := gcaltest.New(gcaltest.Options{AllowHTTPPush: true, RotateRefreshTokens: true,
+		Users: []gcaltest.User{{Email: "mentor@example.com", Calendars: []gcaltest.Calendar{{ID: "work@group.calendar.google.com", Summary: "Work"}}}}})
+	gsrv := httptest.NewServer(g)
+	t.Cleanup(gsrv.Close)
+	cd := httptest.NewServer(caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": appPassword}}))
+	t.Cleanup(cd.Close)
+	db := storetest.SQLite(t)
+	key, err := local.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := local.New(db.DB(), string(db.Dialect()), local.NewKeyring(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &testClock{}
+	svc, err := connect.New(db, sec, connect.Config{
+		SecretPrefix: "spotlight", SecretEnv: "test", PublicURL: "http://gateway.test",
+		Google: connect.GoogleConfig{ClientID: gcaltest.DefaultClientID, AuthURL: gsrv.URL + "/o/oauth2/auth", TokenURL: gsrv.URL + "/token",
+			APIURL: gsrv.URL + "/", UserinfoURL: gcaltest.UserinfoURL(gsrv.URL), RevokeURL: gcaltest.RevokeURL(gsrv.URL)},
+		// The guard is on; only the test CalDAV server's address is let through.
+		CalDAV: connect.CalDAVConfig{AllowHosts: []string{cd.Listener.Addr().String()}},
+		Now:    clk.Now,
+		Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.PutProviderCredentials(t.Context(), "google", map[string]string{"client_secret": gcaltest.DefaultClientSecret}); err != nil {
+		t.Fatal(err)
+	}
+	en := newEnv(t, func(d *httpapi.Deps) {
+		if logger != nil {
+			d.Logger = logger
+		}
+		d.Connections = httpapi.ConnectionDeps{Service: svc}
+		d.Mount = append(d.Mount, httpapi.GoogleCallbackRoute(d.Connections, d.Logger))
+		if mutate != nil {
+			mutate(d)
+		}
+	})
+	return &connEnv{env: en, svc: svc, sec: sec, google: g, googleURL: gsrv.URL, caldavURL: cd.URL, clock: clk}
+}
+
+// browse follows the authorization URL like a browser and returns the
+// callback path with its query (code and state).
+func browse(t *testing.T, authURL string) (string, url.Values) {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", authURL, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := resp.Location()
+	if err != nil {
+		t.Fatalf("no redirect from the consent screen: %d", resp.StatusCode)
+	}
+	return loc.Path + "?" + loc.RawQuery, loc.Query()
+}
+
+func decode[T any](t *testing.T, resp *http.Response, body []byte, status int) T {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Fatalf("status = %d, want %d; body %s", resp.StatusCode, status, body)
+	}
+	var v T
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("body %s: %v", body, err)
+	}
+	return v
+}
+
+type connection struct {
+	Provider     string `json:"provider"`
+	Status       string `json:"status"`
+	AccountEmail string `json:"account_email"`
+	ServerURL    string `json:"server_url"`
+	Calendar     *struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"calendar"`
+	Calendars []struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"calendars"`
+	LastError *string `json:"last_error"`
+}
+
+func TestConnectionEndpoints(t *testing.T) {
+	t.Parallel()
+	ce := newConnEnv(t, nil, nil)
+	alice := ce.token(t, "alice", "mentor")
+	bob := ce.token(t, "bob", "candidate")
+
+	resp, body := ce.do(t, "GET", "/v1/connections", alice, "")
+	if list := decode[struct{ Items []connection }](t, resp, body, 200); len(list.Items) != 0 {
+		t.Fatalf("initial list = %s", body)
+	}
+
+	// Google: start, consent, callback (JSON), replay refused.
+	resp, body = ce.do(t, "POST", "/v1/connections/google", alice, "")
+	start := decode[struct {
+		AuthorizationURL string    `json:"authorization_url"`
+		ExpiresAt        time.Time `json:"expires_at"`
+	}](t, resp, body, 200)
+	cb, q := browse(t, start.AuthorizationURL)
+	resp, body = ce.do(t, "GET", cb, "", "", "Accept", "application/json")
+	conn := decode[connection](t, resp, body, 200)
+	if conn.Provider != "google" || conn.Status != "connected" || conn.AccountEmail != "mentor@example.com" || conn.Calendar == nil || len(conn.Calendars) != 2 {
+		t.Fatalf("callback = %s", body)
+	}
+	resp, body = ce.do(t, "GET", cb, "", "", "Accept", "application/json")
+	p := decodeProblem(t, resp, body, 400)
+	if strings.Contains(string(body), q.Get("state")) || strings.Contains(string(body), q.Get("code")) {
+		t.Fatal("the problem echoes state or code")
+	}
+	_ = p
+
+	// The HTML answer for browsers (bob).
+	resp, body = ce.do(t, "POST", "/v1/connections/google", bob, "")
+	start = decode[struct {
+		AuthorizationURL string    `json:"authorization_url"`
+		ExpiresAt        time.Time `json:"expires_at"`
+	}](t, resp, body, 200)
+	cb, _ = browse(t, start.AuthorizationURL)
+	resp, body = ce.do(t, "GET", cb, "", "", "Accept", "text/html")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(body), "mentor@example.com") {
+		t.Fatalf("HTML callback = %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+
+	// Choosing calendars.
+	resp, body = ce.do(t, "PUT", "/v1/connections/google", alice, `{"calendar_id":"work@group.calendar.google.com"}`)
+	if c := decode[connection](t, resp, body, 200); c.Calendar == nil || c.Calendar.Name != "Work" {
+		t.Fatalf("choose = %s", body)
+	}
+	resp, body = ce.do(t, "PUT", "/v1/connections/google", alice, `{"calendar_id":"nope@example.com"}`)
+	decodeProblem(t, resp, body, 422)
+
+	// CalDAV: wrong password, refused server, success.
+	resp, body = ce.do(t, "POST", "/v1/connections/caldav", alice, `{"server_url":"`+ce.caldavURL+`","username":"mentor","app_password":"guessed-wrong"}`)
+	p = decodeProblem(t, resp, body, 422)
+	if !strings.Contains(p.Detail, "app-specific password") || strings.Contains(string(body), "guessed-wrong") {
+		t.Fatalf("wrong password problem = %s", body)
+	}
+	for _, bad := range []string{"http://169.254.169.254/", "https://10.0.0.1/", "http://127.0.0.1:1/", "https://localhost/"} {
+		resp, body = ce.do(t, "POST", "/v1/connections/caldav", alice, `{"server_url":"`+bad+`","username":"mentor","app_password":"`+appPassword+`"}`)
+		p = decodeProblem(t, resp, body, 422)
+		if len(p.Errors) == 0 || p.Errors[0].Field != "body.server_url" || strings.Contains(string(body), appPassword) {
+			t.Fatalf("server %s: %s", bad, body)
+		}
+	}
+	resp, body = ce.do(t, "POST", "/v1/connections/caldav", alice, `{"server_url":"`+ce.caldavURL+`","username":"mentor","app_password":"`+appPassword+`"}`)
+	if c := decode[connection](t, resp, body, 201); c.Provider != "caldav" || c.ServerURL != ce.caldavURL || c.Calendar == nil || c.AccountEmail != "" {
+		t.Fatalf("caldav connect = %s", body)
+	}
+	resp, body = ce.do(t, "PUT", "/v1/connections/caldav", alice, `{"calendar_path":"/mentor/calendars/default/"}`)
+	decode[connection](t, resp, body, 200)
+	resp, body = ce.do(t, "PUT", "/v1/connections/caldav", bob, `{"calendar_path":"/mentor/calendars/default/"}`)
+	decodeProblem(t, resp, body, 404) // bob has no CalDAV connection: alice's is not his
+
+	// Listing: each user sees only their own, never a secret.
+	resp, body = ce.do(t, "GET", "/v1/connections", alice, "")
+	if list := decode[struct{ Items []connection }](t, resp, body, 200); len(list.Items) != 2 {
+		t.Fatalf("alice's list = %s", body)
+	}
+	for _, s := range []string{appPassword, "ya29.", "1//", "refresh", "access_token", gcaltest.DefaultClientSecret} {
+		if strings.Contains(string(body), s) {
+			t.Fatalf("list contains %q: %s", s, body)
+		}
+	}
+	resp, body = ce.do(t, "GET", "/v1/connections", bob, "")
+	if list := decode[struct{ Items []connection }](t, resp, body, 200); len(list.Items) != 1 || list.Items[0].Provider != "google" {
+		t.Fatalf("bob's list = %s", body)
+	}
+
+	// Revocation shows as needs_reauth.
+	ce.google.RevokeUser("mentor@example.com")
+	ce.clock.Advance(2 * time.Hour) // the stored tokens look expired now
+	resp, body = ce.do(t, "PUT", "/v1/connections/google", alice, `{"calendar_id":"work@group.calendar.google.com"}`)
+	decodeProblem(t, resp, body, 422)
+	resp, body = ce.do(t, "GET", "/v1/connections", alice, "")
+	list := decode[struct{ Items []connection }](t, resp, body, 200)
+	found := false
+	for _, c := range list.Items {
+		if c.Provider == "google" {
+			found = c.Status == "needs_reauth" && c.LastError != nil && *c.LastError != ""
+		}
+	}
+	if !found {
+		t.Fatalf("after revocation: %s", body)
+	}
+
+	// Disconnect both; idempotent.
+	for _, path := range []string{"/v1/connections/google", "/v1/connections/caldav", "/v1/connections/google"} {
+		if resp, body := ce.do(t, "DELETE", path, alice, ""); resp.StatusCode != 204 {
+			t.Fatalf("DELETE %s = %d %s", path, resp.StatusCode, body)
+		}
+	}
+	resp, body = ce.do(t, "GET", "/v1/connections", alice, "")
+	if list := decode[struct{ Items []connection }](t, resp, body, 200); len(list.Items) != 0 {
+		t.Fatalf("after disconnect = %s", body)
+	}
+}
+
+func TestConnectionRoles(t *testing.T) {
+	t.Parallel()
+	ce := newConnEnv(t, nil, nil)
+	machine, err := ce.issuer.Mint(auth.TokenRequest{Subject: "svc-client", Scopes: []string{"gateway/bookings.write"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noRole := ce.token(t, "nobody")
+	mentor := ce.token(t, "m1", "mentor")
+	admin := ce.token(t, "root", "admin")
+	tests := []struct {
+		name, method, path, token, body string
+		status                          int
+	}{
+		{"machine lists", "GET", "/v1/connections", machine, "", 403},
+		{"no role starts", "POST", "/v1/connections/google", noRole, "", 403},
+		{"anonymous", "GET", "/v1/connections", "", "", 401},
+		{"mentor reads credentials", "GET", "/v1/admin/providers/zoom/credentials", mentor, "", 403},
+		{"mentor writes credentials", "PUT", "/v1/admin/providers/zoom/credentials", mentor, `{"account_id":"a"}`, 403},
+		{"unknown field", "PUT", "/v1/admin/providers/zoom/credentials", admin, `{"account_id":"a","password":"p"}`, 422},
+		{"unknown provider", "GET", "/v1/admin/providers/slack/credentials", admin, "", 400},
+		{"empty body", "PUT", "/v1/admin/providers/jira/credentials", admin, `{}`, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			resp, body := ce.do(t, tt.method, tt.path, tt.token, tt.body)
+			p := decodeProblem(t, resp, body, tt.status)
+			if tt.name == "unknown field" && (len(p.Errors) != 1 || p.Errors[0].Field != "body.password") {
+				t.Fatalf("errors = %+v", p.Errors)
+			}
+		})
+	}
+}
+
+func TestProviderCredentialsEndpoints(t *testing.T) {
+	t.Parallel()
+	ce := newConnEnv(t, nil, nil)
+	admin := ce.token(t, "root", "admin")
+	resp, body := ce.do(t, "GET", "/v1/admin/providers/jira/credentials", admin, "")
+	st := decode[struct {
+		Provider  string     `json:"provider"`
+		Set       bool       `json:"set"`
+		Fields    []string   `json:"fields"`
+		UpdatedAt *time.Time `json:"updated_at"`
+	}](t, resp, body, 200)
+	if st.Set || len(st.Fields) != 0 || st.UpdatedAt != nil || st.Provider != "jira" {
+		t.Fatalf("unset status = %s", body)
+	}
+	resp, body = ce.do(t, "PUT", "/v1/admin/providers/jira/credentials", admin, `{"email":"bot@example.com","api_token":"jira-s3cr3t-token","site_url":"https://example.atlassian.net"}`)
+	if resp.StatusCode != 204 {
+		t.Fatalf("PUT = %d %s", resp.StatusCode, body)
+	}
+	resp, body = ce.do(t, "GET", "/v1/admin/providers/jira/credentials", admin, "")
+	st = decode[struct {
+		Provider  string     `json:"provider"`
+		Set       bool       `json:"set"`
+		Fields    []string   `json:"fields"`
+		UpdatedAt *time.Time `json:"updated_at"`
+	}](t, resp, body, 200)
+	if !st.Set || strings.Join(st.Fields, ",") != "api_token,email,site_url" || st.UpdatedAt == nil {
+		t.Fatalf("status = %s", body)
+	}
+	if strings.Contains(string(body), "jira-s3cr3t-token") || strings.Contains(string(body), "bot@example.com") {
+		t.Fatalf("status shows a value: %s", body)
+	}
+	resp, body = ce.do(t, "PUT", "/v1/admin/providers/jira/credentials", admin, `{"site_url":"not a url"}`)
+	decodeProblem(t, resp, body, 422)
+}
+
+// TestNoSecretsInLogsOrSentry captures every log line and Sentry event of
+// a connect → refresh → failures → disconnect run and looks for every
+// secret that passed through. Not parallel: Sentry's client is process-wide.
+func TestNoSecretsInLogsOrSentry(t *testing.T) {
+	tr := &capture{}
+	flush, err := telemetry.InitSentry(telemetry.SentryOptions{DSN: "https://public@sentry.invalid/1", Environment: "test", Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { flush(time.Second); sentry.CurrentHub().BindClient(nil) }()
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ce := newConnEnv(t, logger, func(d *httpapi.Deps) { d.Sentry = true })
+	alice := ce.token(t, "alice", "mentor")
+	admin := ce.token(t, "root", "admin")
+	var secretsSeen []string
+	remember := func(s ...string) {
+		for _, v := range s {
+			if v != "" {
+				secretsSeen = append(secretsSeen, v)
+			}
+		}
+	}
+	remember(gcaltest.DefaultClientSecret, appPassword, "guessed-wrong-pw", "zoom-client-s3cr3t", alice, admin)
+
+	// Connect Google.
+	_, body := ce.do(t, "POST", "/v1/connections/google", alice, "")
+	var start struct {
+		AuthorizationURL string `json:"authorization_url"`
+	}
+	_ = json.Unmarshal(body, &start)
+	cb, q := browse(t, start.AuthorizationURL)
+	remember(q.Get("state"), q.Get("code"))
+	if resp, body := ce.do(t, "GET", cb, "", "", "Accept", "application/json"); resp.StatusCode != 200 {
+		t.Fatalf("callback = %d %s", resp.StatusCode, body)
+	}
+	p, _ := secrets.UserPath("spotlight", "test", "alice", "google")
+	rememberToken := func() {
+		s, err := ce.sec.Get(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tok map[string]any
+		_ = json.Unmarshal(s.Value, &tok)
+		remember(tok["access_token"].(string), tok["refresh_token"].(string))
+	}
+	rememberToken()
+	for _, ch := range ce.google.Channels("mentor@example.com") {
+		remember(ch.Token)
+	}
+
+	// Refresh (rotating refresh tokens), then use the calendar.
+	ce.clock.Advance(2 * time.Hour)
+	if _, err := ce.svc.GoogleToken(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	rememberToken()
+	if resp, body := ce.do(t, "PUT", "/v1/connections/google", alice, `{"calendar_id":"work@group.calendar.google.com"}`); resp.StatusCode != 200 {
+		t.Fatalf("choose = %d %s", resp.StatusCode, body)
+	}
+	for _, ch := range ce.google.Channels("work@group.calendar.google.com") {
+		remember(ch.Token)
+	}
+
+	// Failures that reach the logs and Sentry: a token exchange Google
+	// refuses (502, tampered code), a replayed state, a wrong CalDAV
+	// password, provider credentials with an unknown field.
+	_, body = ce.do(t, "POST", "/v1/connections/google", alice, "")
+	_ = json.Unmarshal(body, &start)
+	cb, q = browse(t, start.AuthorizationURL)
+	remember(q.Get("state"), q.Get("code"))
+	bad := strings.Replace(cb, "code="+url.QueryEscape(q.Get("code")), "code="+url.QueryEscape(q.Get("code")+"x"), 1)
+	if resp, body := ce.do(t, "GET", bad, "", "", "Accept", "application/json"); resp.StatusCode != 502 {
+		t.Fatalf("refused exchange = %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := ce.do(t, "GET", cb, "", ""); resp.StatusCode != 400 {
+		t.Fatalf("replayed state = %d", resp.StatusCode)
+	}
+	ce.do(t, "POST", "/v1/connections/caldav", alice, `{"server_url":"`+ce.caldavURL+`","username":"mentor","app_password":"guessed-wrong-pw"}`)
+	if resp, body := ce.do(t, "POST", "/v1/connections/caldav", alice, `{"server_url":"`+ce.caldavURL+`","username":"mentor","app_password":"`+appPassword+`"}`); resp.StatusCode != 201 {
+		t.Fatalf("caldav = %d %s", resp.StatusCode, body)
+	}
+	ce.do(t, "PUT", "/v1/admin/providers/zoom/credentials", admin, `{"client_secret":"zoom-client-s3cr3t","pasword":"zoom-client-s3cr3t"}`)
+	ce.do(t, "PUT", "/v1/admin/providers/zoom/credentials", admin, `{"account_id":"a","client_id":"c","client_secret":"zoom-client-s3cr3t"}`)
+
+	// Disconnect.
+	for _, path := range []string{"/v1/connections/google", "/v1/connections/caldav"} {
+		if resp, body := ce.do(t, "DELETE", path, alice, ""); resp.StatusCode != 204 {
+			t.Fatalf("DELETE %s = %d %s", path, resp.StatusCode, body)
+		}
+	}
+
+	flush(time.Second)
+	events := tr.all()
+	if len(events) == 0 {
+		t.Fatal("no Sentry event captured; the run should have reported the 502")
+	}
+	callbackReported := false
+	for _, ev := range events {
+		if ev.Request != nil && strings.Contains(ev.Request.URL, "/v1/oauth/google/callback") {
+			callbackReported = true
+		}
+	}
+	if !callbackReported {
+		t.Errorf("the failed token exchange was not reported to Sentry (%d events)", len(events))
+	}
+	logText := logs.String()
+	if !strings.Contains(logText, "google calendar connected") || !strings.Contains(logText, "google calendar disconnected") {
+		t.Fatalf("the connect service did not log to the captured logger:\n%s", logText)
+	}
+	for _, s := range secretsSeen {
+		if strings.Contains(logText, s) {
+			t.Errorf("a log line contains the secret %q", abbreviate(s))
+		}
+		for _, ev := range events {
+			raw, _ := json.Marshal(ev)
+			if strings.Contains(string(raw), s) {
+				t.Errorf("a Sentry event contains the secret %q: %s", abbreviate(s), raw)
+			}
+		}
+	}
+}
+
+func abbreviate(s string) string {
+	if len(s) > 12 {
+		return s[:6] + "…"
+	}
+	return s
+}
