@@ -1,0 +1,286 @@
+package webhooks_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/spotlight/gateway/integrations/caldav"
+	"github.com/spotlight/gateway/integrations/caldav/caldavtest"
+	"github.com/spotlight/gateway/integrations/calendar"
+	"github.com/spotlight/gateway/integrations/gcal"
+	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
+	"github.com/spotlight/gateway/integrations/outbound"
+	"github.com/spotlight/gateway/internal/store"
+	"github.com/spotlight/gateway/internal/store/storetest"
+	"github.com/spotlight/gateway/webhooks"
+)
+
+const mentorCal = gcaltest.DefaultUser // the primary calendar's id is the email
+
+func newGoogle(t *testing.T) (*gcaltest.Server, *gcal.Client) {
+	t.Helper()
+	sim := gcaltest.New(gcaltest.Options{AllowHTTPPush: true})
+	ts := httptest.NewServer(sim)
+	t.Cleanup(ts.Close)
+	tok, err := sim.IssueToken(gcaltest.DefaultClientID, gcaltest.DefaultUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := outbound.NewClient(gcal.OutboundConfig(outbound.Config{BreakerFailures: -1}))
+	c, err := gcal.New(t.Context(), oauth2.StaticTokenSource(tok), gcal.WithHTTPClient(hc), gcal.WithBaseURL(gcaltest.APIBase(ts.URL)), gcal.WithCalendar(mentorCal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, c
+}
+
+func pushHeaders(ch gcaltest.ChannelInfo, token, state string, n int) map[string]string {
+	return map[string]string{"X-Goog-Channel-ID": ch.ID, "X-Goog-Channel-Token": token, "X-Goog-Resource-ID": ch.ResourceID,
+		"X-Goog-Resource-State": state, "X-Goog-Message-Number": strconv.Itoa(n)}
+}
+
+func TestGooglePushSync(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		sim, gc := newGoogle(t)
+		ctx := t.Context()
+		start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+		ev, err := gc.CreateEvent(ctx, calendar.Event{BookingID: "b-g", Summary: "Session", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.bookings.add(webhooks.Booking{ID: "b-g", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
+		h.calendars.add(webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}, gc, false)
+		wc, err := gc.Watch(ctx, mentorCal, h.url+"/webhooks/google", 7*24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.channels.Save(ctx, webhooks.Channel{ID: wc.ID, ResourceID: wc.ResourceID, CalendarID: mentorCal, UserID: "mentor-1", Expiration: wc.Expiration}, wc.Token); err != nil {
+			t.Fatal(err)
+		}
+		push := func(state string) gcaltest.Delivery {
+			t.Helper()
+			d, err := sim.PushChannel(ctx, wc.ID, state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+		if d := push(gcaltest.StateSync); d.Status != http.StatusAccepted {
+			t.Fatalf("sync: %d", d.Status)
+		}
+		if n := len(h.deliveries(t, webhooks.ProviderGoogle)); n != 0 {
+			t.Fatalf("sync stored %d deliveries", n)
+		}
+		// The mentor drags the event in Google Calendar.
+		moved := start.Add(3 * time.Hour)
+		if err := sim.MoveEvent(mentorCal, ev.ID, moved, moved.Add(90*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if d := push(gcaltest.StateExists); d.Status != http.StatusAccepted {
+			t.Fatalf("exists: %d", d.Status)
+		}
+		ds := h.waitAllDone(t, webhooks.ProviderGoogle, 1)
+		calls := h.bookings.Calls()
+		if len(calls) != 1 || calls[0].Op != "reschedule" || !calls[0].Start.Equal(moved) || !calls[0].End.Equal(moved.Add(90*time.Minute)) ||
+			calls[0].Actor != "webhook:google" || ds[0].BookingID != "b-g" {
+			t.Fatalf("calls %+v, delivery %+v", calls, ds[0])
+		}
+		// Nothing changed since: the next notification syncs incrementally and does nothing.
+		push(gcaltest.StateExists)
+		ds = h.waitAllDone(t, webhooks.ProviderGoogle, 2)
+		if ds[0].Note != "synced 0 changes: 0 cancelled, 0 rescheduled" || len(h.bookings.Calls()) != 1 {
+			t.Fatalf("incremental sync: %+v", ds[0])
+		}
+		// The mentor deletes the event.
+		if err := sim.DeleteEvent(mentorCal, ev.ID); err != nil {
+			t.Fatal(err)
+		}
+		push(gcaltest.StateExists)
+		h.waitAllDone(t, webhooks.ProviderGoogle, 3)
+		calls = h.bookings.Calls()
+		if len(calls) != 2 || calls[1].Op != "cancel" || calls[1].ID != "b-g" {
+			t.Fatalf("calls %+v", calls)
+		}
+
+		// Rejections and duplicates, as raw requests.
+		info := sim.Channels(mentorCal)[0]
+		tests := []struct {
+			name   string
+			hdr    map[string]string
+			status int
+			reason string
+		}{
+			{"wrong token", pushHeaders(info, wc.Token+"x", "exists", 50), 401, "bad_channel_token"},
+			{"unknown channel", pushHeaders(gcaltest.ChannelInfo{ID: "nope", ResourceID: info.ResourceID}, wc.Token, "exists", 50), 401, "unknown_channel"},
+			{"missing token", pushHeaders(info, "", "exists", 50), 401, "missing_header"},
+			{"wrong resource", pushHeaders(gcaltest.ChannelInfo{ID: info.ID, ResourceID: "other"}, wc.Token, "exists", 50), 401, "unknown_channel"},
+			{"bad state", pushHeaders(info, wc.Token, "weird", 50), 400, "bad_state"},
+		}
+		for _, tt := range tests {
+			before := h.rejected(webhooks.ProviderGoogle, tt.reason)
+			code, hdr, b := h.post(t, "/webhooks/google", nil, tt.hdr)
+			if code != tt.status {
+				t.Errorf("%s: %d want %d %s", tt.name, code, tt.status, b)
+				continue
+			}
+			problem(t, hdr, b)
+			if h.rejected(webhooks.ProviderGoogle, tt.reason) != before+1 {
+				t.Errorf("%s: reason %s not counted", tt.name, tt.reason)
+			}
+		}
+		var a1, a2 webhooks.Ack
+		_, _, b1 := h.post(t, "/webhooks/google", nil, pushHeaders(info, wc.Token, "exists", 60))
+		_, _, b2 := h.post(t, "/webhooks/google", nil, pushHeaders(info, wc.Token, "exists", 60))
+		if json.Unmarshal(b1, &a1) != nil || json.Unmarshal(b2, &a2) != nil || a1.Status != "accepted" || a2.Status != "duplicate" || a1.ID != a2.ID {
+			t.Fatalf("same message twice: %s / %s", b1, b2)
+		}
+		h.waitAllDone(t, webhooks.ProviderGoogle, 4)
+		if len(h.bookings.Calls()) != 2 {
+			t.Fatalf("calls %+v", h.bookings.Calls())
+		}
+	})
+}
+
+// A change in a candidate's calendar does not move the booking: only the
+// mentor's calendar decides.
+func TestGoogleCandidateCalendarIgnored(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		_, gc := newGoogle(t)
+		ctx := t.Context()
+		start := time.Now().Add(24 * time.Hour).Truncate(time.Hour).UTC()
+		ev, err := gc.CreateEvent(ctx, calendar.Event{BookingID: "b-c", Summary: "S", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.bookings.add(webhooks.Booking{ID: "b-c", MentorID: "mentor-1", Start: start.Add(time.Hour), End: start.Add(2 * time.Hour)}, "", ev.ID, "")
+		src := webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "candidate-1", CalendarID: mentorCal}
+		h.calendars.add(src, gc, false)
+		res, err := h.svc.SyncCalendar(ctx, src)
+		if err != nil || res.Changes != 1 || len(h.bookings.Calls()) != 0 {
+			t.Fatalf("sync %+v %v, calls %+v", res, err, h.bookings.Calls())
+		}
+	})
+}
+
+func TestGoogleChannelRenewal(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		sim, gc := newGoogle(t)
+		ctx := t.Context()
+		hook := h.url + "/webhooks/google"
+		h.channels.RenewFunc = func(ctx context.Context, ch webhooks.Channel) (webhooks.Channel, string, error) {
+			next, err := gc.RenewChannel(ctx, gcal.Channel{ID: ch.ID, ResourceID: ch.ResourceID, CalendarID: ch.CalendarID}, hook, 7*24*time.Hour)
+			if err != nil {
+				return webhooks.Channel{}, "", err
+			}
+			return webhooks.Channel{ID: next.ID, ResourceID: next.ResourceID, CalendarID: next.CalendarID, UserID: ch.UserID, Expiration: next.Expiration}, next.Token, nil
+		}
+		short, err := gc.Watch(ctx, mentorCal, hook, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		long, err := gc.Watch(ctx, mentorCal, hook, 7*24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []gcal.Channel{short, long} {
+			if err := h.channels.Save(ctx, webhooks.Channel{ID: c.ID, ResourceID: c.ResourceID, CalendarID: mentorCal, UserID: "mentor-1", Expiration: c.Expiration}, c.Token); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := h.svc.RenewChannels(ctx)
+		if err != nil || n != 1 {
+			t.Fatalf("renewed %d, %v", n, err)
+		}
+		live := sim.Channels(mentorCal)
+		if len(live) != 2 {
+			t.Fatalf("live channels %+v", live)
+		}
+		for _, c := range live {
+			if c.ID == short.ID {
+				t.Fatal("the expiring channel was not stopped")
+			}
+			if _, err := h.channels.LookupChannel(ctx, c.ID); err != nil {
+				t.Fatalf("channel %s not stored: %v", c.ID, err)
+			}
+			// The renewed channel's notifications are accepted.
+			if d, err := sim.PushChannel(ctx, c.ID, gcaltest.StateSync); err != nil || d.Status != http.StatusAccepted {
+				t.Fatalf("push to %s: %+v %v", c.ID, d, err)
+			}
+		}
+		if _, err := h.channels.LookupChannel(ctx, short.ID); err == nil {
+			t.Fatal("old channel still stored")
+		}
+	})
+}
+
+func TestCalDAVPolling(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []struct {
+		name   string
+		noSync bool
+	}{{"sync-collection", false}, {"etag-fallback", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			storetest.Each(t, func(t *testing.T, db *store.Store) {
+				h := newHarness(t, db)
+				sim := caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": "pw"}, DisableSyncCollection: mode.noSync})
+				ts := httptest.NewServer(sim)
+				t.Cleanup(ts.Close)
+				path := sim.CreateCalendar("mentor", "work", "Work")
+				gw, err := caldav.New(ts.URL+path, "mentor", "pw")
+				if err != nil {
+					t.Fatal(err)
+				}
+				user, err := caldav.New(ts.URL+path, "mentor", "pw") // the mentor's own calendar app
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx := t.Context()
+				start := time.Now().Add(24 * time.Hour).Truncate(time.Hour).UTC()
+				ev, err := gw.CreateEvent(ctx, calendar.Event{BookingID: "b-d", Summary: "S", Start: start, End: start.Add(time.Hour), TimeZone: "Europe/Berlin"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				h.bookings.add(webhooks.Booking{ID: "b-d", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
+				h.calendars.add(webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: "mentor-1", CalendarID: path}, gw, true)
+				if res, err := h.svc.PollCalendars(ctx); err != nil || res.Rescheduled+res.Cancelled != 0 {
+					t.Fatalf("first poll %+v %v", res, err)
+				}
+				moved := ev
+				moved.Start, moved.End = start.Add(2*time.Hour), start.Add(3*time.Hour)
+				if _, err := user.UpdateEvent(ctx, moved); err != nil {
+					t.Fatal(err)
+				}
+				if res, err := h.svc.PollCalendars(ctx); err != nil || res.Rescheduled != 1 || res.Changes != 1 {
+					t.Fatalf("poll after move %+v %v", res, err)
+				}
+				if res, err := h.svc.PollCalendars(ctx); err != nil || res.Changes != 0 {
+					t.Fatalf("poll without change %+v %v", res, err)
+				}
+				if err := user.DeleteEvent(ctx, "b-d"); err != nil {
+					t.Fatal(err)
+				}
+				if res, err := h.svc.PollCalendars(ctx); err != nil || res.Cancelled != 1 {
+					t.Fatalf("poll after delete %+v %v", res, err)
+				}
+				calls := h.bookings.Calls()
+				if len(calls) != 2 || calls[0].Op != "reschedule" || !calls[0].Start.Equal(moved.Start) || calls[1].Op != "cancel" || calls[1].Actor != "webhook:caldav" {
+					t.Fatalf("calls %+v", calls)
+				}
+			})
+		})
+	}
+}
