@@ -1,0 +1,151 @@
+package webhooks_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spotlight/gateway/api"
+	"github.com/spotlight/gateway/internal/store"
+	"github.com/spotlight/gateway/internal/store/storetest"
+	"github.com/spotlight/gateway/webhooks"
+)
+
+func TestAdminWebhookEvents(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		h.bookings.add(webhooks.Booking{ID: "7b1f5c2e-9d4a-4e3b-8a6f-0c2d1e5f4a3b", Start: time.Now(), End: time.Now().Add(time.Hour)}, "77", "", "")
+		before := time.Now().Add(-time.Second)
+		for _, who := range []string{"a", "b", "c"} {
+			body := []byte(`{"event":"meeting.participant_joined","event_ts":1,"payload":{"object":{"id":"77","participant":{"user_id":"` + who + `","join_time":"2026-11-25T10:00:00Z"}}}}`)
+			if code, _, b := h.post(t, "/webhooks/zoom", body, signedZoom(zoomSecret, time.Now(), body)); code != 204 {
+				t.Fatalf("%d %s", code, b)
+			}
+		}
+		bad := []byte(`not json`)
+		if code, _, _ := h.post(t, "/webhooks/zoom", bad, signedZoom(zoomSecret, time.Now(), bad)); code != 400 {
+			t.Fatalf("poison: %d", code)
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			p, err := h.svc.Events().List(t.Context(), webhooks.Filter{Status: webhooks.StatusProcessed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Items) == 3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d processed", len(p.Items))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		admin, candidate := h.token(t, "admin"), h.token(t, "candidate")
+
+		if code, _ := h.api(t, "GET", "/v1/admin/webhook-events", ""); code != 401 {
+			t.Fatalf("no token: %d", code)
+		}
+		code, b := h.api(t, "GET", "/v1/admin/webhook-events", candidate)
+		if code != 403 || !strings.Contains(string(b), "forbidden") {
+			t.Fatalf("candidate: %d %s", code, b)
+		}
+		list := func(q string) api.WebhookEventList {
+			t.Helper()
+			code, b := h.api(t, "GET", "/v1/admin/webhook-events"+q, admin)
+			if code != 200 {
+				t.Fatalf("list %s: %d %s", q, code, b)
+			}
+			var l api.WebhookEventList
+			if err := json.Unmarshal(b, &l); err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}
+		all := list("")
+		if len(all.Items) != 4 || all.NextCursor != nil || all.Items[0].Status != api.WebhookEventStatusPoison || all.Items[0].Body != nil {
+			t.Fatalf("all: %+v", all)
+		}
+		if got := list("?status=processed&provider=zoom"); len(got.Items) != 3 {
+			t.Fatalf("processed: %d", len(got.Items))
+		}
+		if got := list("?provider=jira"); len(got.Items) != 0 {
+			t.Fatalf("jira: %d", len(got.Items))
+		}
+		if got := list("?to=" + url.QueryEscape(before.Format(time.RFC3339Nano))); len(got.Items) != 0 {
+			t.Fatalf("to filter: %d", len(got.Items))
+		}
+		if got := list("?from=" + url.QueryEscape(before.Format(time.RFC3339Nano))); len(got.Items) != 4 {
+			t.Fatalf("from filter: %d", len(got.Items))
+		}
+		p1 := list("?limit=3")
+		if len(p1.Items) != 3 || p1.NextCursor == nil {
+			t.Fatalf("page 1: %+v", p1)
+		}
+		p2 := list("?limit=3&cursor=" + url.QueryEscape(*p1.NextCursor))
+		if len(p2.Items) != 1 || p2.NextCursor != nil || p2.Items[0].Id == p1.Items[2].Id {
+			t.Fatalf("page 2: %+v", p2)
+		}
+		if code, b := h.api(t, "GET", "/v1/admin/webhook-events?cursor=garbage!", admin); code != 400 {
+			t.Fatalf("bad cursor: %d %s", code, b)
+		}
+
+		// Detail: raw body and the safe headers, never the signature.
+		target := all.Items[1]
+		code, b = h.api(t, "GET", "/v1/admin/webhook-events/"+target.Id.String(), admin)
+		var ev api.WebhookEvent
+		if code != 200 || json.Unmarshal(b, &ev) != nil || ev.Body == nil || !strings.Contains(*ev.Body, "participant_joined") || ev.Headers == nil {
+			t.Fatalf("detail: %d %s", code, b)
+		}
+		if _, ok := (*ev.Headers)["X-Zm-Request-Timestamp"]; !ok || strings.Contains(string(b), zoomtestSigPrefix) {
+			t.Fatalf("headers %v", *ev.Headers)
+		}
+		if ev.BookingId == nil || ev.BookingId.String() != "7b1f5c2e-9d4a-4e3b-8a6f-0c2d1e5f4a3b" || ev.ProcessedAt == nil || ev.Attempts != 1 {
+			t.Fatalf("detail fields %+v", ev)
+		}
+		if code, _ := h.api(t, "GET", "/v1/admin/webhook-events/2d4e6f80-1a3c-4b5d-8e7f-9a0b1c2d3e4f", admin); code != 404 {
+			t.Fatalf("unknown: %d", code)
+		}
+		if code, _ := h.api(t, "GET", "/v1/admin/webhook-events/"+target.Id.String(), candidate); code != 403 {
+			t.Fatalf("detail as candidate: %d", code)
+		}
+
+		// Replay: processed again.
+		calls := len(h.bookings.Calls())
+		if code, _ := h.api(t, "POST", "/v1/admin/webhook-events/"+target.Id.String()+"/replay", candidate); code != 403 {
+			t.Fatalf("replay as candidate: %d", code)
+		}
+		code, b = h.api(t, "POST", "/v1/admin/webhook-events/"+target.Id.String()+"/replay", admin)
+		if code != http.StatusAccepted {
+			t.Fatalf("replay: %d %s", code, b)
+		}
+		deadline = time.Now().Add(15 * time.Second)
+		for {
+			d, err := h.svc.Events().Get(t.Context(), target.Id.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Attempts == 2 && d.Status == webhooks.StatusProcessed {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replay not processed: %+v", d)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := len(h.bookings.Calls()); got != calls+1 {
+			t.Fatalf("calls %d → %d", calls, got)
+		}
+		if code, b := h.api(t, "POST", "/v1/admin/webhook-events/"+all.Items[0].Id.String()+"/replay", admin); code != 409 {
+			t.Fatalf("replay poison: %d %s", code, b)
+		}
+		if code, _ := h.api(t, "POST", "/v1/admin/webhook-events/2d4e6f80-1a3c-4b5d-8e7f-9a0b1c2d3e4f/replay", admin); code != 404 {
+			t.Fatalf("replay unknown: %d", code)
+		}
+	})
+}
+
+const zoomtestSigPrefix = "v0="

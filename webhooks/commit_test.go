@@ -1,0 +1,146 @@
+package webhooks_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/spotlight/gateway/integrations/jira/jiratest"
+	"github.com/spotlight/gateway/internal/store"
+	"github.com/spotlight/gateway/internal/store/storetest"
+	"github.com/spotlight/gateway/webhooks"
+)
+
+// batchStats reads the group-commit histogram: transactions and deliveries.
+func (h *harness) batchStats(t *testing.T) (count uint64, sum float64) {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "gateway_webhook_commit_batch_size" {
+			hg := mf.GetMetric()[0].GetHistogram()
+			return hg.GetSampleCount(), hg.GetSampleSum()
+		}
+	}
+	return 0, 0
+}
+
+func jiraBody(i int) []byte {
+	return []byte(fmt.Sprintf(`{"webhookEvent":"jira:issue_created","timestamp":%d,"issue":{"id":"%d","key":"SPOT-%d","fields":{}}}`, i, i, i))
+}
+
+// Concurrent deliveries share one transaction; each waiter learns its own
+// outcome, duplicates inside the batch included.
+func TestGroupCommitBatches(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		// A batch commits when it is full (10) or after the linger (long
+		// here, so the test does not depend on timing).
+		h := newHarness(t, db, func(c *webhooks.Config) {
+			c.Commit = webhooks.CommitConfig{MaxBatch: 10, Linger: 30 * time.Second, Committers: 1}
+		})
+		type result struct {
+			code int
+			ack  webhooks.Ack
+		}
+		results := make([]result, 10)
+		var wg sync.WaitGroup
+		for i := range results {
+			n := i
+			if i >= 5 {
+				n = 5 // five copies of the same delivery
+			}
+			wg.Go(func() {
+				body := jiraBody(n)
+				code, _, b := h.post(t, "/webhooks/jira", body, map[string]string{
+					"X-Hub-Signature": jiratest.Sign(jiraSecret, body), "X-Atlassian-Webhook-Identifier": fmt.Sprintf("id-%d", n)})
+				results[i].code = code
+				_ = json.Unmarshal(b, &results[i].ack)
+			})
+		}
+		wg.Wait()
+		if count, sum := h.batchStats(t); count != 1 || sum != 10 {
+			t.Fatalf("%d transactions for %v deliveries, want 1 for 10", count, sum)
+		}
+		accepted, dups := 0, 0
+		var dupID string
+		for i, r := range results {
+			if r.code != 202 {
+				t.Fatalf("delivery %d: %d", i, r.code)
+			}
+			switch r.ack.Status {
+			case "accepted":
+				accepted++
+			case "duplicate":
+				dups++
+			}
+			if i >= 5 {
+				if dupID == "" {
+					dupID = r.ack.ID
+				}
+				if r.ack.ID != dupID {
+					t.Fatalf("copies got ids %s and %s", dupID, r.ack.ID)
+				}
+			}
+		}
+		if accepted != 6 || dups != 4 {
+			t.Fatalf("%d accepted, %d duplicates; want 6, 4", accepted, dups)
+		}
+		h.waitAllDone(t, webhooks.ProviderJira, 6)
+		if n := h.jobCount(t); n != 6 {
+			t.Fatalf("%d jobs, want 6", n)
+		}
+	})
+}
+
+// failingJobs fails every enqueue, as a database error inside the
+// transaction would.
+type failingJobs struct{}
+
+var errEnqueue = errors.New("enqueue failed")
+
+func (failingJobs) InsertTx(context.Context, *sql.Tx, river.JobArgs, *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return nil, errEnqueue
+}
+
+func (failingJobs) InsertManyTx(context.Context, *sql.Tx, []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+	return nil, errEnqueue
+}
+
+// Nothing is acknowledged unless the delivery and its job committed.
+func TestGroupCommitNoAckBeforeDurable(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db, func(c *webhooks.Config) {
+			c.Jobs = func() webhooks.JobInserter { return failingJobs{} }
+			c.Commit = webhooks.CommitConfig{MaxBatch: 4, Linger: 30 * time.Second, Committers: 1}
+		})
+		var wg sync.WaitGroup
+		codes := make([]int, 4)
+		for i := range codes {
+			wg.Go(func() {
+				body := jiraBody(i)
+				codes[i], _, _ = h.post(t, "/webhooks/jira", body, map[string]string{"X-Hub-Signature": jiratest.Sign(jiraSecret, body)})
+			})
+		}
+		wg.Wait()
+		for i, c := range codes {
+			if c != 500 {
+				t.Errorf("delivery %d answered %d, want 500", i, c)
+			}
+		}
+		if ds := h.deliveries(t, webhooks.ProviderJira); len(ds) != 0 {
+			t.Fatalf("%d deliveries stored without their job", len(ds))
+		}
+	})
+}
