@@ -12,6 +12,12 @@ import (
 // Processing treats it as "not ours": the delivery is processed with a note.
 var ErrBookingNotFound = errors.New("webhooks: no booking matches")
 
+// ErrRefused is returned (wrapped) by Bookings actions the booking service
+// refuses for good: a transition its state machine does not allow, a new
+// time that overlaps another booking, an invalid time. Processing records
+// the refusal on the delivery and does not retry.
+var ErrRefused = errors.New("webhooks: booking refused the change")
+
 // Booking statuses the processors look at (as in the API).
 const (
 	BookingPending     = "pending"

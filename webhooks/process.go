@@ -64,6 +64,11 @@ func (s *Service) Process(ctx context.Context, id string) error {
 	default:
 		err = fmt.Errorf("%w: unknown provider %q", ErrUndecodable, d.Provider)
 	}
+	if errors.Is(err, ErrRefused) {
+		// The booking service will never accept this change; keep the reason.
+		out.note = truncate("booking refused: "+err.Error(), 500)
+		err = nil
+	}
 	log := s.log.With("provider", d.Provider, "webhook_id", d.ID, "event", d.EventType)
 	if out.bookingID != "" {
 		log = log.With("booking_id", out.bookingID)

@@ -1,6 +1,337 @@
 package main
 
-// wireWebhooks wires the webhooks area: its workers, handlers and routes.
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/getsentry/sentry-go"
+
+	"github.com/spotlight/gateway/integrations/calendar"
+	"github.com/spotlight/gateway/integrations/jira/jiratest"
+	"github.com/spotlight/gateway/internal/booking"
+	"github.com/spotlight/gateway/internal/config"
+	"github.com/spotlight/gateway/internal/connect"
+	"github.com/spotlight/gateway/internal/httpapi"
+	"github.com/spotlight/gateway/internal/secrets"
+	"github.com/spotlight/gateway/webhooks"
+)
+
+// Sandbox webhook secrets, written into the secret store in sandbox mode
+// (only when no secret is stored yet) so the simulators can sign deliveries.
+const (
+	sandboxZoomWebhookSecret = "sandbox-zoom-webhook-secret"
+	sandboxJiraWebhookSecret = "sandbox-jira-webhook-secret"
+)
+
+// wireWebhooks wires the webhooks area: the intake routes (raw-body
+// handlers over the generated ones), the processing worker, the periodic
+// channel renewal and CalDAV polling, and the admin webhook-event API.
+//
+// Webhook secrets come from the secret store: provider "zoom" fields
+// webhook_secret and webhook_secret_next (or webhook_secret_previous) —
+// both accepted during a rotation — and provider "jira" field
+// webhook_secret, required in production (start fails without it). The
+// booking actions go through the booking service wired by wireBooking;
+// Google channels and users' calendars through the connect service.
 func wireWebhooks(w *wiring) error {
+	cfg := w.cfg
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if w.sandbox != nil {
+		if err := seedWebhookSecret(ctx, w, "zoom", sandboxZoomWebhookSecret); err != nil {
+			return err
+		}
+		if err := seedWebhookSecret(ctx, w, "jira", sandboxJiraWebhookSecret); err != nil {
+			return err
+		}
+	}
+	load := func(ctx context.Context) (webhooks.Secrets, error) { return loadWebhookSecrets(ctx, w) }
+	prod := cfg.Env == config.EnvProduction
+	if prod {
+		sec, err := load(ctx)
+		if err != nil {
+			return err
+		}
+		if sec.Jira == "" {
+			return errors.New("webhooks: the Jira webhook secret is required in production: store field webhook_secret of provider jira (PUT /v1/admin/providers/jira/credentials or the SSM parameter) before starting")
+		}
+	}
+
+	wc := webhooks.Config{
+		DB:                   w.db,
+		Jobs:                 func() webhooks.JobInserter { return jobInserter(w) },
+		Secrets:              webhooks.CachedSecrets(load, 30*time.Second, nil),
+		RequireJiraSignature: prod,
+		JiraAccountID:        jiraOwnAccount(w),
+		JiraCancelStatus:     cfg.Jira.CancelStatus,
+		JiraBookingField:     cfg.Jira.BookingField,
+		MaxBody:              cfg.Webhooks.MaxBody,
+		PollInterval:         cfg.CalDAV.PollInterval,
+		Logger:               w.logger,
+		Registerer:           w.registry,
+	}
+	if svc := w.deps.Bookings.Service; svc != nil {
+		wc.Bookings = bookingActions{svc: svc, attendance: &webhooks.AttendanceLog{DB: w.db}}
+	}
+	if w.connect != nil {
+		wc.Channels = connectChannels{w.connect}
+		wc.Calendars = connectCalendars{w.connect}
+	}
+	if cfg.Sentry.DSN != "" {
+		wc.Report = func(ctx context.Context, err error) { sentry.CurrentHub().Clone().CaptureException(err) }
+	}
+	svc, err := webhooks.New(wc)
+	if err != nil {
+		return err
+	}
+	addWorker(w, svc.ProcessWorker())
+	addWorker(w, svc.RenewWorker())
+	addWorker(w, svc.PollWorker())
+	w.periodic = append(w.periodic, svc.PeriodicJobs()...)
+	w.deps.Mount = append(w.deps.Mount, svc.Mount)
+	w.deps.ErrorMappers = append(w.deps.ErrorMappers, httpapi.WebhookErrors)
+	w.deps.Webhooks = httpapi.WebhookDeps{Events: httpapi.WebhookService(svc)}
+	w.onStop = append(w.onStop, svc.Close)
 	return nil
+}
+
+// jobInserter returns w.jobs once it exists (it is built after wiring).
+func jobInserter(w *wiring) webhooks.JobInserter {
+	if w.jobs == nil {
+		return nil
+	}
+	return w.jobs
+}
+
+// webhookProviderFields reads a provider's credential fields (a JSON object of
+// strings); none stored gives an empty map.
+func webhookProviderFields(ctx context.Context, w *wiring, provider string) (map[string]string, error) {
+	path, err := secrets.ProviderPath(w.cfg.Secrets.Prefix, w.cfg.Env, provider)
+	if err != nil {
+		return nil, err
+	}
+	s, err := w.secrets.Get(ctx, path)
+	if errors.Is(err, secrets.ErrNotFound) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: read %s credentials: %w", provider, err)
+	}
+	m := map[string]string{}
+	if err := json.Unmarshal(s.Value, &m); err != nil {
+		return nil, fmt.Errorf("webhooks: stored %s credentials are not a JSON object", provider)
+	}
+	return m, nil
+}
+
+func loadWebhookSecrets(ctx context.Context, w *wiring) (webhooks.Secrets, error) {
+	z, err := webhookProviderFields(ctx, w, "zoom")
+	if err != nil {
+		return webhooks.Secrets{}, err
+	}
+	j, err := webhookProviderFields(ctx, w, "jira")
+	if err != nil {
+		return webhooks.Secrets{}, err
+	}
+	var sec webhooks.Secrets
+	for _, k := range []string{"webhook_secret", "webhook_secret_next", "webhook_secret_previous"} {
+		if v := z[k]; v != "" {
+			sec.Zoom = append(sec.Zoom, v)
+		}
+	}
+	sec.Jira = j["webhook_secret"]
+	return sec, nil
+}
+
+// seedWebhookSecret stores a provider's webhook_secret when none is set,
+// keeping the provider's other fields.
+func seedWebhookSecret(ctx context.Context, w *wiring, provider, value string) error {
+	path, err := secrets.ProviderPath(w.cfg.Secrets.Prefix, w.cfg.Env, provider)
+	if err != nil {
+		return err
+	}
+	err = secrets.Update(ctx, w.secrets, path, func(old []byte, exists bool) ([]byte, error) {
+		m := map[string]string{}
+		if exists {
+			if err := json.Unmarshal(old, &m); err != nil {
+				return nil, fmt.Errorf("webhooks: stored %s credentials are not a JSON object", provider)
+			}
+		}
+		if m["webhook_secret"] == "" {
+			m["webhook_secret"] = value
+		}
+		return json.Marshal(m)
+	})
+	if err != nil {
+		return fmt.Errorf("webhooks: seed sandbox %s webhook secret: %w", provider, err)
+	}
+	return nil
+}
+
+// jiraOwnAccount returns the gateway's own Jira account id (cached after
+// the first success): the sandbox simulator's default account, or
+// GET /rest/api/3/myself with the stored service-account credentials.
+// Without Jira credentials there is no own account ("").
+func jiraOwnAccount(w *wiring) func(ctx context.Context) (string, error) {
+	var (
+		mu     sync.Mutex
+		cached string
+	)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	return func(ctx context.Context) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cached != "" {
+			return cached, nil
+		}
+		if w.sandbox != nil {
+			cached = jiratest.DefaultAccountID
+			return cached, nil
+		}
+		f, err := webhookProviderFields(ctx, w, "jira")
+		if err != nil {
+			return "", err
+		}
+		site := f["site_url"]
+		if site == "" {
+			site = w.cfg.Jira.SiteURL
+		}
+		if site == "" || f["email"] == "" || f["api_token"] == "" {
+			return "", nil
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(site, "/")+"/rest/api/3/myself", nil)
+		if err != nil {
+			return "", fmt.Errorf("webhooks: jira myself: %w", err)
+		}
+		req.SetBasicAuth(f["email"], f["api_token"])
+		req.Header.Set("Accept", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return "", fmt.Errorf("webhooks: jira myself: %w", err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("webhooks: jira myself: HTTP %d", resp.StatusCode)
+		}
+		var me struct {
+			AccountID string `json:"accountId"`
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&me); err != nil || me.AccountID == "" {
+			return "", errors.New("webhooks: jira myself: no accountId in the answer")
+		}
+		cached = me.AccountID
+		return cached, nil
+	}
+}
+
+// bookingActions adapts *booking.Service to webhooks.Bookings.
+type bookingActions struct {
+	svc        *booking.Service
+	attendance *webhooks.AttendanceLog
+}
+
+func toWebhookBooking(b booking.Booking, err error) (webhooks.Booking, error) {
+	if errors.Is(err, booking.ErrNotFound) {
+		return webhooks.Booking{}, webhooks.ErrBookingNotFound
+	}
+	if err != nil {
+		return webhooks.Booking{}, err
+	}
+	return webhooks.Booking{ID: b.ID, Status: string(b.Status), MentorID: b.MentorID, Start: b.Start, End: b.End}, nil
+}
+
+// refusal marks the booking service's permanent refusals as webhooks.ErrRefused.
+func refusal(err error) error {
+	var (
+		ce *booking.ConflictError
+		ve *booking.ValidationError
+	)
+	if errors.As(err, &ce) || errors.As(err, &ve) || errors.Is(err, booking.ErrOverlap) || errors.Is(err, booking.ErrNotFound) {
+		return fmt.Errorf("%w: %v", webhooks.ErrRefused, err)
+	}
+	return err
+}
+
+func (a bookingActions) FindByMeeting(ctx context.Context, id string) (webhooks.Booking, error) {
+	return toWebhookBooking(a.svc.FindByMeeting(ctx, id))
+}
+
+func (a bookingActions) FindByEvent(ctx context.Context, id string) (webhooks.Booking, error) {
+	return toWebhookBooking(a.svc.FindByEvent(ctx, id))
+}
+
+func (a bookingActions) FindByIssue(ctx context.Context, key string) (webhooks.Booking, error) {
+	return toWebhookBooking(a.svc.FindByIssue(ctx, key))
+}
+
+func (a bookingActions) Get(ctx context.Context, id string) (webhooks.Booking, error) {
+	return toWebhookBooking(a.svc.Lookup(ctx, id))
+}
+
+func (a bookingActions) Cancel(ctx context.Context, id, actor, reason string) error {
+	return refusal(a.svc.CancelAs(ctx, id, actor, reason))
+}
+
+func (a bookingActions) Reschedule(ctx context.Context, id string, start, end time.Time, actor, reason string) error {
+	return refusal(a.svc.RescheduleAs(ctx, id, start, end, actor, reason))
+}
+
+func (a bookingActions) SetStatus(ctx context.Context, id, status, actor, reason string) error {
+	return refusal(a.svc.SetStatus(ctx, id, booking.Status(status), actor, reason))
+}
+
+func (a bookingActions) RecordAttendance(ctx context.Context, id string, at webhooks.Attendance) error {
+	return a.attendance.Record(ctx, id, at)
+}
+
+// connectChannels adapts the connect service's Google channels.
+type connectChannels struct{ c *connect.Service }
+
+func toWebhookChannel(ch connect.Channel, err error) (webhooks.Channel, error) {
+	if errors.Is(err, connect.ErrUnknownChannel) {
+		return webhooks.Channel{}, webhooks.ErrUnknownChannel
+	}
+	if err != nil {
+		return webhooks.Channel{}, err
+	}
+	return webhooks.Channel{ID: ch.ID, ResourceID: ch.ResourceID, CalendarID: ch.CalendarID, UserID: ch.UserSub, Expiration: ch.Expiration}, nil
+}
+
+func (c connectChannels) VerifyChannel(ctx context.Context, id, token string) (webhooks.Channel, error) {
+	return toWebhookChannel(c.c.VerifyChannelToken(ctx, id, token))
+}
+
+func (c connectChannels) LookupChannel(ctx context.Context, id string) (webhooks.Channel, error) {
+	return toWebhookChannel(c.c.LookupChannel(ctx, id))
+}
+
+func (c connectChannels) RenewExpiring(ctx context.Context, before time.Time) (int, error) {
+	return c.c.RenewChannels(ctx, before)
+}
+
+// connectCalendars adapts the connect service's calendar connections.
+type connectCalendars struct{ c *connect.Service }
+
+func (c connectCalendars) Open(ctx context.Context, src webhooks.Source) (calendar.Calendar, error) {
+	cal, _, err := c.c.CalendarFor(ctx, src.UserID, src.Provider)
+	return cal, err
+}
+
+func (c connectCalendars) Polled(ctx context.Context) ([]webhooks.Source, error) {
+	infos, err := c.c.Connected(ctx, connect.ProviderCalDAV)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]webhooks.Source, 0, len(infos))
+	for _, in := range infos {
+		out = append(out, webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: in.UserSub, CalendarID: in.CalendarID})
+	}
+	return out, nil
 }

@@ -49,3 +49,15 @@ CREATE TABLE webhook_calendar_cursors (
     synced_at   BIGINT NOT NULL,
     PRIMARY KEY (provider, user_id, calendar_id)
 );
+
+-- webhook_attendance records participants joining and leaving a booking's
+-- Zoom meeting (meeting.participant_joined/left), once per event.
+CREATE TABLE webhook_attendance (
+    booking_id     TEXT NOT NULL,
+    participant_id TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    email          TEXT NOT NULL,
+    joined         INTEGER NOT NULL,
+    at             BIGINT NOT NULL,
+    PRIMARY KEY (booking_id, participant_id, joined, at)
+);
