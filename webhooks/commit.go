@@ -214,6 +214,10 @@ func (c *committer) commit(batch []*pending) {
 // insertChunk bounds the rows of one INSERT statement.
 const insertChunk = 100
 
+// jobChunk bounds the deliveries of one processing job; several jobs of one
+// commit run in parallel.
+const jobChunk = 32
+
 // insert writes the deliveries of batch (duplicates skipped by the unique
 // key) and enqueues a processing job for every new received delivery.
 func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) ([]commitResult, error) {
@@ -260,7 +264,7 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) ([
 		}
 	}
 	results := make([]commitResult, len(batch))
-	var jobs []river.InsertManyParams
+	var fresh []string
 	for i, p := range batch {
 		k := key{p.d.Provider, p.d.ExternalID}
 		id, ok := ids[k]
@@ -268,7 +272,7 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) ([
 		case ok && id == p.d.ID:
 			results[i] = commitResult{id: id}
 			if p.d.Status == StatusReceived {
-				jobs = append(jobs, river.InsertManyParams{Args: ProcessArgs{DeliveryID: id, Provider: p.d.Provider}})
+				fresh = append(fresh, id)
 			}
 		case ok:
 			results[i] = commitResult{id: id, dup: true} // the same delivery twice in this batch
@@ -281,6 +285,11 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) ([
 			ids[k] = id
 			results[i] = commitResult{id: id, dup: true}
 		}
+	}
+	// One processing job per jobChunk new deliveries, not one per delivery.
+	var jobs []river.InsertManyParams
+	for start := 0; start < len(fresh); start += jobChunk {
+		jobs = append(jobs, river.InsertManyParams{Args: ProcessArgs{DeliveryIDs: fresh[start:min(start+jobChunk, len(fresh))]}})
 	}
 	if len(jobs) > 0 {
 		ins := c.jobs()

@@ -97,8 +97,9 @@ func TestGroupCommitBatches(t *testing.T) {
 			t.Fatalf("%d accepted, %d duplicates; want 6, 4", accepted, dups)
 		}
 		h.waitAllDone(t, webhooks.ProviderJira, 6)
-		if n := h.jobCount(t); n != 6 {
-			t.Fatalf("%d jobs, want 6", n)
+		// One processing job for the commit's six new deliveries.
+		if n := h.jobCount(t); n != 1 {
+			t.Fatalf("%d jobs, want 1", n)
 		}
 	})
 }
@@ -141,6 +142,62 @@ func TestGroupCommitNoAckBeforeDurable(t *testing.T) {
 		}
 		if ds := h.deliveries(t, webhooks.ProviderJira); len(ds) != 0 {
 			t.Fatalf("%d deliveries stored without their job", len(ds))
+		}
+	})
+}
+
+// A processing job covers several deliveries; when one fails, River retries
+// the job and only the failed delivery is processed again.
+func TestBatchJobRetriesOnlyFailures(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db, func(c *webhooks.Config) {
+			c.Commit = webhooks.CommitConfig{MaxBatch: 2, Linger: 30 * time.Second, Committers: 1}
+		})
+		h.bookings.failCancel = map[string]int{"b-a": 1}
+		var wg sync.WaitGroup
+		for _, k := range []string{"a", "b"} {
+			h.bookings.add(webhooks.Booking{ID: "b-" + k, Start: time.Now().Add(time.Hour), End: time.Now().Add(2 * time.Hour)}, "", "", "SPOT-"+k)
+			body := []byte(`{"webhookEvent":"jira:issue_updated","user":{"accountId":"human"},"issue":{"id":"1","key":"SPOT-` + k +
+				`","fields":{}},"changelog":{"items":[{"field":"status","toString":"Cancelled"}]}}`)
+			wg.Go(func() {
+				if code, _, b := h.post(t, "/webhooks/jira", body, map[string]string{"X-Hub-Signature": jiratest.Sign(jiraSecret, body)}); code != 202 {
+					t.Errorf("%d %s", code, b)
+				}
+			})
+		}
+		wg.Wait()
+		if n := h.jobCount(t); n != 1 {
+			t.Fatalf("%d jobs, want 1", n)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ds := h.deliveries(t, webhooks.ProviderJira)
+			attempts := map[string]int{}
+			processed := 0
+			for _, d := range ds {
+				if d.Status == webhooks.StatusProcessed {
+					processed++
+					attempts[d.BookingID] = d.Attempts
+				}
+			}
+			if processed == 2 {
+				if attempts["b-a"] != 2 || attempts["b-b"] != 1 {
+					t.Fatalf("attempts %v, want b-a 2, b-b 1", attempts)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("deliveries %+v", ds)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancels := map[string]int{}
+		for _, c := range h.bookings.Calls() {
+			cancels[c.ID]++
+		}
+		if cancels["b-a"] != 1 || cancels["b-b"] != 1 {
+			t.Fatalf("cancels %v", cancels)
 		}
 	})
 }

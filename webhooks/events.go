@@ -223,17 +223,25 @@ func (e *Events) List(ctx context.Context, f Filter) (Page, error) {
 	return p, nil
 }
 
-// begin marks a delivery as being processed and returns it (with body).
+// errDone: the delivery is processed (or poison) already; nothing to do.
+var errDone = errors.New("webhooks: delivery already processed")
+
+// begin marks a delivery as being processed and returns it (with body),
+// or errDone when it is processed or poison, or ErrNotFound.
 func (e *Events) begin(ctx context.Context, id string) (Delivery, error) {
-	res, err := e.db.DB().ExecContext(ctx, e.db.Rebind(`UPDATE webhook_events SET status = ?, attempts = attempts + 1 WHERE id = ?`),
-		StatusProcessing, id)
+	row := e.db.DB().QueryRowContext(ctx, e.db.Rebind(`UPDATE webhook_events SET status = ?, attempts = attempts + 1
+		WHERE id = ? AND status <> ? AND status <> ? RETURNING `+eventColumns), StatusProcessing, id, StatusProcessed, StatusPoison)
+	d, err := scanDelivery(row, true)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, gerr := e.Get(ctx, id); gerr != nil {
+			return Delivery{}, gerr
+		}
+		return Delivery{}, errDone
+	}
 	if err != nil {
 		return Delivery{}, fmt.Errorf("webhooks: start processing: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return Delivery{}, ErrNotFound
-	}
-	return e.Get(ctx, id)
+	return d, nil
 }
 
 // finish records the outcome of processing a delivery.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,6 +42,8 @@ type fakeBookings struct {
 	issues     map[string]string
 	calls      []call
 	attendance []webhooks.Attendance
+	// failCancel makes the next n Cancel calls of a booking fail (transiently).
+	failCancel map[string]int
 }
 
 func newFakeBookings() *fakeBookings {
@@ -100,6 +103,10 @@ func (f *fakeBookings) Get(_ context.Context, id string) (webhooks.Booking, erro
 func (f *fakeBookings) Cancel(_ context.Context, id, actor, reason string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failCancel[id] > 0 {
+		f.failCancel[id]--
+		return errors.New("booking store unavailable")
+	}
 	f.calls = append(f.calls, call{Op: "cancel", ID: id, Actor: actor, Reason: reason})
 	f.byID[id].Status = webhooks.BookingCancelled
 	return nil

@@ -8,14 +8,16 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/spotlight/gateway/integrations/jira"
 )
 
-// ProcessArgs is the job that processes one stored delivery.
+// ProcessArgs is the job that processes stored deliveries: the new
+// deliveries of one group commit (one job per commit, not per delivery, so
+// River's per-job cost is shared), or one replayed delivery.
 type ProcessArgs struct {
-	DeliveryID string `json:"delivery_id"`
-	Provider   string `json:"provider"`
+	DeliveryIDs []string `json:"ids"`
 }
 
 // Kind implements river.JobArgs.
@@ -30,9 +32,27 @@ type ProcessWorker struct {
 // ProcessWorker returns the worker of stored deliveries; register it with River.
 func (s *Service) ProcessWorker() *ProcessWorker { return &ProcessWorker{s: s} }
 
-// Work implements river.Worker.
+// Work implements river.Worker: every delivery of the job is processed;
+// the failures are returned joined, so River retries the job and the
+// deliveries already processed are skipped on the retry.
 func (w *ProcessWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
-	return w.s.Process(ctx, job.Args.DeliveryID)
+	var errs []error
+	cancel := 0
+	for _, id := range job.Args.DeliveryIDs {
+		err := w.s.Process(ctx, id)
+		var jc *rivertype.JobCancelError
+		if errors.As(err, &jc) {
+			cancel++
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 && cancel > 0 && cancel == len(job.Args.DeliveryIDs) {
+		return river.JobCancel(errors.New("webhooks: no delivery of the job can be processed"))
+	}
+	return errors.Join(errs...)
 }
 
 // outcome is what processing a delivery did.
@@ -43,10 +63,14 @@ type outcome struct {
 
 // Process processes one stored delivery: status processing, the provider's
 // processor, then processed (with what it did) or failed (with the error,
-// returned so that River retries). A delivery that cannot be decoded, or no
-// longer exists, is not retried.
+// returned so that River retries). A delivery already processed is
+// skipped; one that cannot be decoded, or no longer exists, is not retried
+// (a river.JobCancel error).
 func (s *Service) Process(ctx context.Context, id string) error {
 	d, err := s.events.begin(ctx, id)
+	if errors.Is(err, errDone) {
+		return nil
+	}
 	if errors.Is(err, ErrNotFound) {
 		return river.JobCancel(err)
 	}

@@ -498,15 +498,11 @@ func (s *Service) Replay(ctx context.Context, id string) (Delivery, error) {
 	if ins == nil {
 		return Delivery{}, errors.New("webhooks: job runner not ready")
 	}
-	var provider string
 	err := s.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
 		if err := s.events.replay(ctx, tx, id); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, s.cfg.DB.Rebind(`SELECT provider FROM webhook_events WHERE id = ?`), id).Scan(&provider); err != nil {
-			return err
-		}
-		_, err := ins.InsertTx(ctx, tx, ProcessArgs{DeliveryID: id, Provider: provider}, nil)
+		_, err := ins.InsertTx(ctx, tx, ProcessArgs{DeliveryIDs: []string{id}}, nil)
 		return err
 	})
 	if err != nil {

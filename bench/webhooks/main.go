@@ -1,0 +1,527 @@
+// Command webhooks is the load benchmark of the webhook intake: signed Zoom
+// deliveries at rising rates against the real gateway (cmd/gateway serve,
+// sandbox providers, one child process per database) on SQLite and on
+// PostgreSQL, next to the same load against a bare echo handler that
+// answers 200 (a child process of this program), in the same run.
+//
+// For every target and step it reports accepted deliveries/s, p50/p99 ack
+// latency (measured from the scheduled send time, so a server that falls
+// behind is not flattered) and the child's peak RSS (VmHWM). Open-loop
+// steps send at a fixed rate; the final "max" step is closed-loop (C
+// connections back to back, like wrk) and gives each target's ceiling.
+// After each gateway run the gateway's own counters are read from
+// /metrics: deliveries stored (must equal the 204s) and the mean
+// group-commit batch size.
+//
+//	go run ./bench/webhooks                       # SQLite, PostgreSQL if -pg is reachable, echo
+//	go run ./bench/webhooks -db sqlite -rates 1000,4000 -step 3s
+//
+// Not part of CI.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+)
+
+// zoomSecret is the sandbox Zoom webhook secret the gateway seeds.
+const zoomSecret = "sandbox-zoom-webhook-secret"
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "echo-server" {
+		serveEcho()
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// serveEcho is the baseline child: a bare echo handler answering 200.
+func serveEcho() {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.POST("/webhooks/zoom", func(c echo.Context) error {
+		_, _ = io.Copy(io.Discard, c.Request().Body)
+		return c.NoContent(http.StatusOK)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("http://" + ln.Addr().String())
+	_ = http.Serve(ln, e)
+}
+
+type config struct {
+	dbs      []string
+	pgURL    string
+	rates    []int
+	step     time.Duration
+	conns    int
+	maxConns int
+	bodySize int
+}
+
+func run() error {
+	var (
+		cfg   config
+		dbs   = flag.String("db", "sqlite,postgres", "databases to run the gateway on (sqlite, postgres)")
+		rates = flag.String("rates", "500,1000,2000,4000,8000", "open-loop steps, deliveries per second")
+	)
+	flag.StringVar(&cfg.pgURL, "pg", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL server (a fresh schema is created and dropped)")
+	flag.DurationVar(&cfg.step, "step", 5*time.Second, "duration of each step")
+	flag.IntVar(&cfg.conns, "conns", 512, "open-loop: most requests in flight")
+	flag.IntVar(&cfg.maxConns, "c", 64, "closed-loop max step: concurrent connections")
+	flag.IntVar(&cfg.bodySize, "body", 1024, "approximate delivery body size in bytes")
+	flag.Parse()
+	cfg.dbs = strings.Split(*dbs, ",")
+	for _, r := range strings.Split(*rates, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(r))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("bad rate %q", r)
+		}
+		cfg.rates = append(cfg.rates, n)
+	}
+
+	tmp, err := os.MkdirTemp("", "bench-webhooks-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "gateway")
+	self := filepath.Join(tmp, "benchself")
+	for _, b := range [][2]string{{bin, "./cmd/gateway"}, {self, "./bench/webhooks"}} {
+		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
+		}
+	}
+
+	host, _ := os.Hostname()
+	fmt.Printf("# webhook intake benchmark  %s  host=%s  %s/%s  cpus=%d  %s\n", time.Now().UTC().Format(time.RFC3339), host,
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
+	fmt.Printf("# step=%s open-loop in-flight cap=%d, max step c=%d, body≈%dB, signed Zoom meeting.started deliveries\n\n",
+		cfg.step, cfg.conns, cfg.maxConns, cfg.bodySize)
+
+	targets := []string{"echo"}
+	targets = append(targets, cfg.dbs...)
+	for _, target := range targets {
+		if err := runTarget(cfg, target, bin, self, tmp); err != nil {
+			fmt.Printf("%-9s error: %v\n\n", target, err)
+		}
+	}
+	return nil
+}
+
+// child is a running server process.
+type child struct {
+	cmd  *exec.Cmd
+	url  string
+	done chan struct{}
+}
+
+func (c *child) peakRSS() string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.cmd.Process.Pid))
+	if err != nil {
+		return "n/a"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.Atoi(f[1])
+			return fmt.Sprintf("%.0f MB", float64(kb)/1024)
+		}
+	}
+	return "n/a"
+}
+
+func (c *child) stop() {
+	_ = c.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-c.done:
+	case <-time.After(30 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func startEcho(self string) (*child, error) {
+	cmd := exec.Command(self, "echo-server")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(c.done) }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
+	c.url = strings.TrimSpace(line)
+	return c, nil
+}
+
+func startGateway(bin, dataDir, dbURL string) (*child, error) {
+	addr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "GATEWAY_ADDR="+addr, "GATEWAY_DATA_DIR="+dataDir, "GATEWAY_DATABASE_URL="+dbURL,
+		"GATEWAY_LOG_LEVEL=warn", "GATEWAY_ENV=development", "GATEWAY_PROVIDERS=sandbox", "SENTRY_DSN=")
+	logf, err := os.Create(filepath.Join(dataDir, "gateway.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, url: "http://" + addr, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(c.done) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(c.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return c, nil
+			}
+		}
+		select {
+		case <-c.done:
+			b, _ := os.ReadFile(filepath.Join(dataDir, "gateway.log"))
+			return nil, fmt.Errorf("gateway exited: %s", b)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	c.stop()
+	return nil, errors.New("gateway not ready after 60s")
+}
+
+// pgSchema creates a fresh schema and returns a URL selecting it and a cleanup.
+func pgSchema(base string) (string, func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", nil, err
+	}
+	defer conn.Close(ctx)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	schema := "bench_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return "", nil, err
+	}
+	_, _ = conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS btree_gist SCHEMA public")
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", nil, err
+	}
+	q := u.Query()
+	q.Set("search_path", schema+",public")
+	u.RawQuery = q.Encode()
+	return u.String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, base); err == nil {
+			_, _ = c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(ctx)
+		}
+	}, nil
+}
+
+func runTarget(cfg config, target, bin, self, tmp string) error {
+	var (
+		c   *child
+		err error
+	)
+	switch target {
+	case "echo":
+		c, err = startEcho(self)
+	case "sqlite":
+		dir := filepath.Join(tmp, "sqlite")
+		_ = os.MkdirAll(dir, 0o700)
+		c, err = startGateway(bin, dir, "")
+	case "postgres":
+		u, cleanup, perr := pgSchema(cfg.pgURL)
+		if perr != nil {
+			return fmt.Errorf("postgres: %w", perr)
+		}
+		defer cleanup()
+		dir := filepath.Join(tmp, "postgres")
+		_ = os.MkdirAll(dir, 0o700)
+		c, err = startGateway(bin, dir, u)
+	default:
+		return fmt.Errorf("unknown target %q", target)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	tr := &http.Transport{MaxIdleConns: cfg.conns * 2, MaxIdleConnsPerHost: cfg.conns * 2, MaxConnsPerHost: cfg.conns, IdleConnTimeout: time.Minute}
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	defer tr.CloseIdleConnections()
+	gen := &generator{url: c.url + "/webhooks/zoom", hc: hc, bodySize: cfg.bodySize}
+	// Warm up connections and the server.
+	gen.closedLoop(32, time.Second)
+	fmt.Printf("%-9s %-10s %12s %12s %10s %10s %8s\n", "target", "step", "sent/s", "accepted/s", "p50", "p99", "errors")
+	var total int64
+	for _, r := range cfg.rates {
+		res := gen.openLoop(r, cfg.step, cfg.conns)
+		total += res.ok
+		res.print(target, fmt.Sprintf("%d/s", r))
+	}
+	res := gen.closedLoop(cfg.maxConns, cfg.step)
+	total += res.ok
+	res.print(target, fmt.Sprintf("max c=%d", cfg.maxConns))
+	fmt.Printf("%-9s peak RSS %s", target, c.peakRSS())
+	if target != "echo" {
+		stored, batches, sum := gatewayCounters(c.url)
+		// The warm-up deliveries count too.
+		fmt.Printf("; gateway stored %d deliveries (2xx seen %d incl. warm-up %d); mean group-commit batch %.1f over %d transactions",
+			stored, total+gen.warm, gen.warm, safeDiv(sum, batches), int64(batches))
+	}
+	fmt.Print("\n\n")
+	return nil
+}
+
+func safeDiv(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// gatewayCounters reads the gateway's /metrics.
+func gatewayCounters(base string) (stored int64, batches, sum float64) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0, 0, 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch {
+		case strings.HasPrefix(line, `gateway_webhook_accepted_total{outcome="stored",provider="zoom"}`):
+			stored = int64(v)
+		case strings.HasPrefix(line, "gateway_webhook_commit_batch_size_count"):
+			batches = v
+		case strings.HasPrefix(line, "gateway_webhook_commit_batch_size_sum"):
+			sum = v
+		}
+	}
+	return stored, batches, sum
+}
+
+type generator struct {
+	url      string
+	hc       *http.Client
+	bodySize int
+	seq      atomic.Int64
+	warm     int64
+	pad      string
+	once     sync.Once
+}
+
+// delivery builds a unique signed meeting.started delivery.
+func (g *generator) delivery() ([]byte, string, string) {
+	g.once.Do(func() { g.pad = strings.Repeat("x", max(0, g.bodySize-220)) })
+	n := g.seq.Add(1)
+	now := time.Now()
+	body := fmt.Appendf(nil, `{"event":"meeting.started","event_ts":%d,"payload":{"account_id":"bench","object":{"id":"%d","uuid":"u%d","host_id":"h","topic":"%s","type":2,"start_time":"%s","duration":60,"timezone":"UTC"}}}`,
+		now.UnixMilli(), 900000000+n, n, g.pad, now.UTC().Format(time.RFC3339))
+	ts := strconv.FormatInt(now.Unix(), 10)
+	m := hmac.New(sha256.New, []byte(zoomSecret))
+	m.Write([]byte("v0:" + ts + ":"))
+	m.Write(body)
+	return body, ts, "v0=" + hex.EncodeToString(m.Sum(nil))
+}
+
+func (g *generator) send() (bool, error) {
+	body, ts, sig := g.delivery()
+	req, err := http.NewRequest(http.MethodPost, g.url, bytes.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("x-zm-request-timestamp", ts)
+	req.Header.Set("x-zm-signature", sig)
+	resp, err := g.hc.Do(req)
+	if err != nil {
+		return false, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode >= 200 && resp.StatusCode < 300, nil
+}
+
+type result struct {
+	sent, ok, errs int64
+	dur            time.Duration
+	lat            []time.Duration
+}
+
+func (r result) pct(p float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	slices.Sort(r.lat)
+	return r.lat[min(len(r.lat)-1, int(float64(len(r.lat))*p))]
+}
+
+func (r result) print(target, step string) {
+	s := r.dur.Seconds()
+	fmt.Printf("%-9s %-10s %12.0f %12.0f %10s %10s %8d\n", target, step, float64(r.sent)/s, float64(r.ok)/s,
+		r.pct(0.50).Round(10*time.Microsecond), r.pct(0.99).Round(10*time.Microsecond), r.errs)
+}
+
+// openLoop sends at rate for d; latency counts from the scheduled time. A
+// request that cannot start because inflight requests are in flight is
+// counted as an error (the server is saturated).
+func (g *generator) openLoop(rate int, d time.Duration, inflight int) result {
+	var (
+		mu  sync.Mutex
+		res result
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, inflight)
+	)
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	total := int(d / interval)
+	for i := 0; i < total; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		if w := time.Until(at); w > 200*time.Microsecond {
+			time.Sleep(w)
+		}
+		res.sent++
+		select {
+		case sem <- struct{}{}:
+		default:
+			mu.Lock()
+			res.errs++
+			mu.Unlock()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := g.send()
+			lat := time.Since(at)
+			<-sem
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil || !ok {
+				res.errs++
+				return
+			}
+			res.ok++
+			res.lat = append(res.lat, lat)
+		}()
+	}
+	wg.Wait()
+	res.dur = max(time.Since(start), d)
+	return res
+}
+
+// closedLoop runs c senders back to back for d.
+func (g *generator) closedLoop(c int, d time.Duration) result {
+	var (
+		mu  sync.Mutex
+		res result
+		wg  sync.WaitGroup
+	)
+	start := time.Now()
+	stop := start.Add(d)
+	for range c {
+		wg.Go(func() {
+			var lats []time.Duration
+			var ok, errs int64
+			for time.Now().Before(stop) {
+				t0 := time.Now()
+				good, err := g.send()
+				if err != nil || !good {
+					errs++
+					continue
+				}
+				ok++
+				lats = append(lats, time.Since(t0))
+			}
+			mu.Lock()
+			res.ok += ok
+			res.errs += errs
+			res.sent += ok + errs
+			res.lat = append(res.lat, lats...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	res.dur = time.Since(start)
+	if g.warm == 0 {
+		g.warm = res.ok
+	}
+	return res
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "model name") {
+			_, v, _ := strings.Cut(line, ":")
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
