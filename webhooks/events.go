@@ -223,32 +223,63 @@ func (e *Events) List(ctx context.Context, f Filter) (Page, error) {
 	return p, nil
 }
 
-// errDone: the delivery is processed (or poison) already; nothing to do.
-var errDone = errors.New("webhooks: delivery already processed")
-
-// begin marks a delivery as being processed and returns it (with body),
-// or errDone when it is processed or poison, or ErrNotFound.
-func (e *Events) begin(ctx context.Context, id string) (Delivery, error) {
-	row := e.db.DB().QueryRowContext(ctx, e.db.Rebind(`UPDATE webhook_events SET status = ?, attempts = attempts + 1
-		WHERE id = ? AND status <> ? AND status <> ? RETURNING `+eventColumns), StatusProcessing, id, StatusProcessed, StatusPoison)
-	d, err := scanDelivery(row, true)
-	if errors.Is(err, sql.ErrNoRows) {
-		if _, gerr := e.Get(ctx, id); gerr != nil {
-			return Delivery{}, gerr
-		}
-		return Delivery{}, errDone
+// beginMany marks deliveries as being processed and returns them (with
+// body), in one statement. Deliveries already processed, poison or gone are
+// left out.
+func (e *Events) beginMany(ctx context.Context, ids []string) ([]Delivery, error) {
+	if len(ids) == 0 {
+		return nil, nil
 	}
+	args := []any{StatusProcessing}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	args = append(args, StatusProcessed, StatusPoison)
+	q := `UPDATE webhook_events SET status = ?, attempts = attempts + 1
+		WHERE id IN (?` + strings.Repeat(", ?", len(ids)-1) + `) AND status <> ? AND status <> ? RETURNING ` + eventColumns
+	rows, err := e.db.DB().QueryContext(ctx, e.db.Rebind(q), args...)
 	if err != nil {
-		return Delivery{}, fmt.Errorf("webhooks: start processing: %w", err)
+		return nil, fmt.Errorf("webhooks: start processing: %w", err)
 	}
-	return d, nil
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows, true)
+		if err != nil {
+			return nil, fmt.Errorf("webhooks: start processing: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("webhooks: start processing: %w", err)
+	}
+	return out, nil
 }
 
-// finish records the outcome of processing a delivery.
-func (e *Events) finish(ctx context.Context, id, status, bookingID, note, lastErr string, now time.Time) error {
-	_, err := e.db.DB().ExecContext(ctx, e.db.Rebind(`UPDATE webhook_events
-		SET status = ?, processed_at = ?, booking_id = ?, note = ?, last_error = ? WHERE id = ?`),
-		status, micros(now), nullString(bookingID), nullString(note), nullString(lastErr), id)
+// finishRow is the outcome of processing one delivery.
+type finishRow struct {
+	id, status, bookingID, note, lastErr string
+}
+
+// finishMany records the outcomes of processing in one transaction.
+func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, e.db.Rebind(`UPDATE webhook_events
+			SET status = ?, processed_at = ?, booking_id = ?, note = ?, last_error = ? WHERE id = ?`))
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, r := range rows {
+			if _, err := stmt.ExecContext(ctx, r.status, micros(now), nullString(r.bookingID), nullString(r.note), nullString(r.lastErr), r.id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("webhooks: finish processing: %w", err)
 	}

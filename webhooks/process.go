@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/spotlight/gateway/integrations/jira"
 )
@@ -32,27 +31,9 @@ type ProcessWorker struct {
 // ProcessWorker returns the worker of stored deliveries; register it with River.
 func (s *Service) ProcessWorker() *ProcessWorker { return &ProcessWorker{s: s} }
 
-// Work implements river.Worker: every delivery of the job is processed;
-// the failures are returned joined, so River retries the job and the
-// deliveries already processed are skipped on the retry.
+// Work implements river.Worker (see Process).
 func (w *ProcessWorker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
-	var errs []error
-	cancel := 0
-	for _, id := range job.Args.DeliveryIDs {
-		err := w.s.Process(ctx, id)
-		var jc *rivertype.JobCancelError
-		if errors.As(err, &jc) {
-			cancel++
-			continue
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) == 0 && cancel > 0 && cancel == len(job.Args.DeliveryIDs) {
-		return river.JobCancel(errors.New("webhooks: no delivery of the job can be processed"))
-	}
-	return errors.Join(errs...)
+	return w.s.Process(ctx, job.Args.DeliveryIDs...)
 }
 
 // outcome is what processing a delivery did.
@@ -61,23 +42,55 @@ type outcome struct {
 	note      string
 }
 
-// Process processes one stored delivery: status processing, the provider's
-// processor, then processed (with what it did) or failed (with the error,
-// returned so that River retries). A delivery already processed is
-// skipped; one that cannot be decoded, or no longer exists, is not retried
-// (a river.JobCancel error).
-func (s *Service) Process(ctx context.Context, id string) error {
-	d, err := s.events.begin(ctx, id)
-	if errors.Is(err, errDone) {
-		return nil
-	}
-	if errors.Is(err, ErrNotFound) {
-		return river.JobCancel(err)
-	}
+// Process processes stored deliveries: one statement marks them processing
+// (skipping those already processed or poison), each goes through its
+// provider's processor, and one transaction records every outcome:
+// processed (with what it did) or failed (with the error). The failures
+// are returned joined so that River retries the job; on the retry the
+// deliveries already processed are skipped. A delivery that cannot be
+// decoded is marked failed and not retried.
+func (s *Service) Process(ctx context.Context, ids ...string) error {
+	ds, err := s.events.beginMany(ctx, ids)
 	if err != nil {
 		return err
 	}
-	var out outcome
+	var (
+		rows = make([]finishRow, 0, len(ds))
+		errs []error
+	)
+	for _, d := range ds {
+		out, err := s.dispatch(ctx, d)
+		log := s.log.With("provider", d.Provider, "webhook_id", d.ID, "event", d.EventType)
+		if out.bookingID != "" {
+			log = log.With("booking_id", out.bookingID)
+		}
+		row := finishRow{id: d.ID, status: StatusProcessed, bookingID: out.bookingID, note: out.note}
+		if err != nil {
+			s.metrics.processed.WithLabelValues(d.Provider, StatusFailed).Inc()
+			log.WarnContext(ctx, "webhook processing failed", "attempt", d.Attempts, "error", err.Error())
+			row.status, row.lastErr = StatusFailed, truncate(err.Error(), 500)
+			if !errors.Is(err, ErrUndecodable) {
+				errs = append(errs, fmt.Errorf("delivery %s: %w", d.ID, err))
+			}
+		} else {
+			s.metrics.processed.WithLabelValues(d.Provider, StatusProcessed).Inc()
+			log.InfoContext(ctx, "webhook processed", "note", out.note)
+		}
+		rows = append(rows, row)
+	}
+	if err := s.events.finishMany(context.WithoutCancel(ctx), rows, s.now()); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// dispatch runs the provider's processor. A refusal by the booking service
+// is an outcome, not an error.
+func (s *Service) dispatch(ctx context.Context, d Delivery) (outcome, error) {
+	var (
+		out outcome
+		err error
+	)
 	switch d.Provider {
 	case ProviderZoom:
 		out, err = s.processZoom(ctx, d)
@@ -93,25 +106,7 @@ func (s *Service) Process(ctx context.Context, id string) error {
 		out.note = truncate("booking refused: "+err.Error(), 500)
 		err = nil
 	}
-	log := s.log.With("provider", d.Provider, "webhook_id", d.ID, "event", d.EventType)
-	if out.bookingID != "" {
-		log = log.With("booking_id", out.bookingID)
-	}
-	fctx := context.WithoutCancel(ctx)
-	if err != nil {
-		s.metrics.processed.WithLabelValues(d.Provider, StatusFailed).Inc()
-		log.WarnContext(ctx, "webhook processing failed", "attempt", d.Attempts, "error", err.Error())
-		if ferr := s.events.finish(fctx, d.ID, StatusFailed, out.bookingID, out.note, truncate(err.Error(), 500), s.now()); ferr != nil {
-			return errors.Join(err, ferr)
-		}
-		if errors.Is(err, ErrUndecodable) {
-			return river.JobCancel(err)
-		}
-		return err
-	}
-	s.metrics.processed.WithLabelValues(d.Provider, StatusProcessed).Inc()
-	log.InfoContext(ctx, "webhook processed", "note", out.note)
-	return s.events.finish(fctx, d.ID, StatusProcessed, out.bookingID, out.note, "", s.now())
+	return out, err
 }
 
 func truncate(s string, n int) string {
