@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -86,7 +87,12 @@ func (f *flaky) wrap(h http.Handler) http.Handler {
 			w.WriteHeader(http.StatusBadGateway)
 			_, _ = w.Write([]byte(`{"message":"injected bad gateway"}`))
 		case 3: // timeout: hold until the client gives up
-			<-r.Context().Done()
+			// Reading the body lets the server notice the client hanging up.
+			_, _ = io.Copy(io.Discard, r.Body)
+			select {
+			case <-r.Context().Done():
+			case <-time.After(2 * time.Second):
+			}
 			panic(http.ErrAbortHandler)
 		default: // applied, response lost
 			h.ServeHTTP(httptest.NewRecorder(), r)
