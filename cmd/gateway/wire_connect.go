@@ -53,6 +53,7 @@ func wireConnect(w *wiring) error {
 		}
 		cc.CalDAV.AllowHosts = []string{cd.Host}
 		cc.CalDAV.DefaultServerURL = sb.URLs["caldav"]
+		cc.CalDAV.SandboxICloud = true
 		seeds = map[string]map[string]string{
 			"google": {"client_id": sandbox.GoogleClientID, "client_secret": sandbox.GoogleSecret},
 			"zoom":   {"account_id": sandbox.ZoomAccountID, "client_id": sandbox.ZoomClientID, "client_secret": sandbox.ZoomClientSecret},

@@ -128,7 +128,7 @@ func (s *Service) ConnectCalDAV(ctx context.Context, sub string, in CalDAVInput)
 	if err != nil {
 		return Info{}, nil, err
 	}
-	if in.ServerURL == "" {
+	if in.ServerURL == "" || (s.cfg.CalDAV.SandboxICloud && strings.EqualFold(strings.TrimRight(in.ServerURL, "/"), strings.TrimRight(caldav.DefaultServerURL, "/"))) {
 		in.ServerURL = s.cfg.CalDAV.DefaultServerURL
 	}
 	if strings.TrimSpace(in.Username) == "" || in.Password == "" {

@@ -134,6 +134,10 @@ type CalDAVConfig struct {
 	AllowHosts []string
 	// DefaultServerURL is used when a request names none; default iCloud.
 	DefaultServerURL string
+	// SandboxICloud sends requests that name iCloud's URL (the API's default
+	// value, which the request validator fills in) to DefaultServerURL: in
+	// the sandbox no real provider is reached.
+	SandboxICloud bool
 	// Resolver overrides name resolution for the guard (tests).
 	Resolver netguard.Resolver
 }
