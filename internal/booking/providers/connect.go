@@ -1,0 +1,59 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spotlight/gateway/integrations/calendar"
+	"github.com/spotlight/gateway/internal/booking"
+	"github.com/spotlight/gateway/internal/connect"
+)
+
+// ConnectSource is what Connect needs of the connect area's service
+// (*connect.Service implements it).
+type ConnectSource interface {
+	Calendar(ctx context.Context, sub string) (calendar.Calendar, connect.Info, error)
+	CalendarFor(ctx context.Context, sub, provider string) (calendar.Calendar, connect.Info, error)
+}
+
+// Connect adapts the users' connections (internal/connect) to
+// booking.Calendars. A connection that needs re-authorisation counts as not
+// connected: the booking's event step is skipped rather than failed.
+type Connect struct {
+	Source ConnectSource
+}
+
+var _ booking.Calendars = Connect{}
+
+func notConnected(err error) bool {
+	return errors.Is(err, connect.ErrNotConnected) || errors.Is(err, connect.ErrNeedsReauth)
+}
+
+// CalendarFor returns the calendar the user's booking events go to.
+func (c Connect) CalendarFor(ctx context.Context, user string) (calendar.Calendar, error) {
+	cal, _, err := c.Source.Calendar(ctx, user)
+	if notConnected(err) {
+		return nil, fmt.Errorf("%w: %v", booking.ErrNotConnected, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return Classifying(cal), nil
+}
+
+// BusyCalendars returns every usable calendar connection of the user.
+func (c Connect) BusyCalendars(ctx context.Context, user string) ([]calendar.Calendar, error) {
+	var out []calendar.Calendar
+	for _, p := range []string{connect.ProviderGoogle, connect.ProviderCalDAV} {
+		cal, _, err := c.Source.CalendarFor(ctx, user, p)
+		if notConnected(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Classifying(cal))
+	}
+	return out, nil
+}
