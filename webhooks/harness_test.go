@@ -231,6 +231,15 @@ type harness struct {
 	clock     *clock
 	reg       *prometheus.Registry
 	issuer    *auth.DevIssuer
+
+	mu      sync.Mutex
+	reports []error // what would go to Sentry
+}
+
+func (h *harness) reported() []error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]error(nil), h.reports...)
 }
 
 // newHarness runs the real HTTP server of the gateway (httpapi with the
@@ -253,6 +262,11 @@ func newHarness(t *testing.T, db *store.Store, mutate ...func(*webhooks.Config))
 		Secrets: h.secrets.get, Bookings: h.bookings, Channels: h.channels, Calendars: h.calendars,
 		JiraAccountID: func(context.Context) (string, error) { return ownJira, nil },
 		Now:           h.clock.Now, Registerer: h.reg,
+		Report: func(_ context.Context, err error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.reports = append(h.reports, err)
+		},
 	}
 	for _, m := range mutate {
 		m(&cfg)

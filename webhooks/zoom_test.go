@@ -2,10 +2,13 @@ package webhooks_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -18,9 +21,6 @@ import (
 	"github.com/spotlight/gateway/internal/store"
 	"github.com/spotlight/gateway/internal/store/storetest"
 	"github.com/spotlight/gateway/webhooks"
-
-	"context"
-	"net/http/httptest"
 )
 
 func newZoom(t *testing.T, now func() time.Time) (*zoomtest.Server, *zoom.Client) {
@@ -320,6 +320,13 @@ func TestZoomRejections(t *testing.T) {
 		full, err := h.svc.Events().Get(t.Context(), ds[0].ID)
 		if err != nil || string(full.Body) != string(bad) {
 			t.Fatalf("poison body %q, %v", full.Body, err)
+		}
+		if r := h.reported(); len(r) != 1 || !errors.Is(r[0], webhooks.ErrUndecodable) || strings.Contains(r[0].Error(), string(bad)) {
+			t.Fatalf("reports %v, want one poison report without the body", r)
+		}
+		// Zoom retries the poison delivery: acknowledged the same way, stored and reported once.
+		if code, _, _ := h.post(t, "/webhooks/zoom", bad, signedZoom(zoomSecret, now, bad)); code != http.StatusBadRequest || len(h.deliveries(t, webhooks.ProviderZoom)) != 1 || len(h.reported()) != 1 {
+			t.Fatalf("poison retry: %d", code)
 		}
 		if _, ok := full.Headers["X-Zm-Signature"]; ok {
 			t.Fatalf("signature stored: %v", full.Headers)
