@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
@@ -31,6 +32,12 @@ func wireConnect(w *wiring) error {
 		PublicURL:    cfg.PublicURL,
 		Google: connect.GoogleConfig{
 			ClientID: cfg.Google.ClientID, AuthURL: cfg.Google.AuthURL, TokenURL: cfg.Google.TokenURL, APIURL: cfg.Google.APIURL,
+			// Derived from the configured endpoints, so a gateway pointed at
+			// another Google-compatible server never calls Google itself:
+			// userinfo under the API root (www.googleapis.com/oauth2/v3/userinfo),
+			// revoke beside the token endpoint (oauth2.googleapis.com/revoke).
+			UserinfoURL: strings.TrimRight(cfg.Google.APIURL, "/") + "/oauth2/v3/userinfo",
+			RevokeURL:   siblingURL(cfg.Google.TokenURL, "revoke"),
 		},
 		CalDAV: connect.CalDAVConfig{AllowPrivate: cfg.CalDAV.AllowPrivate},
 		Zoom:   connect.ZoomConfig{APIURL: cfg.Zoom.APIURL, OAuthURL: cfg.Zoom.OAuthURL},
@@ -77,6 +84,14 @@ func wireConnect(w *wiring) error {
 	w.deps.Connections = httpapi.ConnectionDeps{Service: svc}
 	w.deps.Mount = append(w.deps.Mount, httpapi.GoogleCallbackRoute(w.deps.Connections, w.logger))
 	return nil
+}
+
+// siblingURL replaces the last path segment of u by name.
+func siblingURL(u, name string) string {
+	if i := strings.LastIndex(u, "/"); i > len("https://") {
+		return u[:i+1] + name
+	}
+	return ""
 }
 
 // seedSandbox writes the simulators' credentials, merged over what an admin

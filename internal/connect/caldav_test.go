@@ -75,6 +75,21 @@ func TestCalDAVConnect(t *testing.T) {
 			t.Fatalf("CreateEvent: %v", err)
 		}
 
+		errMine := errors.New("booking: not connected")
+		bc := svc.BookingCalendars(errMine)
+		if c, err := bc.CalendarFor(ctx, "alice"); err != nil || c == nil {
+			t.Fatalf("BookingCalendars.CalendarFor = %v", err)
+		}
+		if busy, err := bc.BusyCalendars(ctx, "alice"); err != nil || len(busy) != 1 {
+			t.Fatalf("BusyCalendars = %d, %v", len(busy), err)
+		}
+		if _, err := bc.CalendarFor(ctx, "nobody"); !errors.Is(err, errMine) || !errors.Is(err, connect.ErrNotConnected) {
+			t.Fatalf("CalendarFor(nobody) = %v", err)
+		}
+		if busy, err := bc.BusyCalendars(ctx, "nobody"); err != nil || len(busy) != 0 {
+			t.Fatalf("BusyCalendars(nobody) = %d, %v", len(busy), err)
+		}
+
 		in, _, err = svc.ChooseCalDAVCalendar(ctx, "alice", caldavtest.CalendarPath("mentor", "work"))
 		if err != nil || in.CalendarID != caldavtest.CalendarPath("mentor", "work") || in.CalendarName != "Work" {
 			t.Fatalf("choose = %+v, %v", in, err)

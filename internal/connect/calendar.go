@@ -120,3 +120,58 @@ func (w *watchedCalDAV) Changes(ctx context.Context, cursor string) (calendar.Ch
 	cs, err := w.Calendar.Changes(ctx, cursor)
 	return cs, w.check(ctx, err)
 }
+
+// BookingCalendars adapts the Service to the booking area's calendar
+// lookup: CalendarFor gives the calendar a user's booking events go to,
+// BusyCalendars every usable connected calendar whose busy time counts.
+// Errors for a user without a usable connection wrap both the connect
+// sentinel (ErrNotConnected or ErrNeedsReauth) and notConnected, the
+// caller's own sentinel (e.g. booking.ErrNotConnected).
+func (s *Service) BookingCalendars(notConnected error) *BookingCalendars {
+	return &BookingCalendars{s: s, notConnected: notConnected}
+}
+
+// BookingCalendars is returned by Service.BookingCalendars.
+type BookingCalendars struct {
+	s            *Service
+	notConnected error
+}
+
+func (b *BookingCalendars) wrap(err error) error {
+	if b.notConnected != nil && (errors.Is(err, ErrNotConnected) || errors.Is(err, ErrNeedsReauth)) {
+		return fmt.Errorf("%w: %w", b.notConnected, err)
+	}
+	return err
+}
+
+// CalendarFor returns the calendar sub's booking events are written to.
+func (b *BookingCalendars) CalendarFor(ctx context.Context, sub string) (calendar.Calendar, error) {
+	cal, _, err := b.s.Calendar(ctx, sub)
+	if err != nil {
+		return nil, b.wrap(err)
+	}
+	return cal, nil
+}
+
+// BusyCalendars returns every usable connected calendar of sub (empty when none).
+func (b *BookingCalendars) BusyCalendars(ctx context.Context, sub string) ([]calendar.Calendar, error) {
+	all, err := b.s.List(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	var out []calendar.Calendar
+	for _, in := range all {
+		if in.Status != StatusConnected || (in.Provider != ProviderGoogle && in.Provider != ProviderCalDAV) {
+			continue
+		}
+		cal, _, err := b.s.calendarOf(ctx, in)
+		if err != nil {
+			if errors.Is(err, ErrNotConnected) {
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, cal)
+	}
+	return out, nil
+}
