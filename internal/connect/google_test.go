@@ -434,3 +434,67 @@ func TestConcurrentRefreshIsOneTokenRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshWriteConflict: while a replica refreshes, another writer
+// changes the stored secret. The same grant written meanwhile is
+// overwritten with the fresh token (version check, then re-read and merge);
+// a different grant (the user reconnected) is kept, never overwritten by
+// the stale refresh.
+func TestRefreshWriteConflict(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// write is what the other writer stores, given the refresh token in flight.
+		write         func(rt string) map[string]any
+		wantOursKept  bool
+		wantStoredRT  func(rt string) string
+		wantAccessTok string
+	}{
+		{"same grant rewritten", func(rt string) map[string]any {
+			return map[string]any{"access_token": "other-writer-access", "refresh_token": rt, "expiry": time.Now().Add(-time.Minute)}
+		}, true, func(rt string) string { return rt }, ""},
+		{"reconnected meanwhile", func(rt string) map[string]any {
+			return map[string]any{"access_token": "reconnect-access", "refresh_token": "reconnect-refresh", "expiry": time.Now().Add(time.Hour)}
+		}, false, func(string) string { return "reconnect-refresh" }, "reconnect-access"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, storetest.SQLite(t), gcaltest.Options{})
+			setup, sec := h.replica(t, nil)
+			connectGoogle(t, setup, "alice")
+			p, _ := secrets.UserPath("spotlight", "test", "alice", "google")
+			var once sync.Once
+			var inflight string
+			hook := roundTripFunc(func(req *recordedRequest) {
+				if req.form.Get("grant_type") != "refresh_token" {
+					return
+				}
+				once.Do(func() {
+					inflight = req.form.Get("refresh_token")
+					b, _ := json.Marshal(tt.write(inflight))
+					if _, err := sec.Put(t.Context(), p, b, secrets.AnyVersion); err != nil {
+						t.Error(err)
+					}
+				})
+			})
+			r, _ := h.replica(t, func(c *connect.Config) { c.GoogleBase = hook })
+			expireStored(t, sec, "alice")
+			tok, err := r.GoogleToken(t.Context(), "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, _ := storedToken(t, sec, "alice")
+			if stored["refresh_token"] != tt.wantStoredRT(inflight) {
+				t.Fatalf("stored refresh token = %v", stored["refresh_token"])
+			}
+			if tt.wantOursKept {
+				if stored["access_token"] != tok.AccessToken || tok.AccessToken == "other-writer-access" {
+					t.Fatalf("stored %v, returned %q: the refreshed token was lost", stored["access_token"], tok.AccessToken)
+				}
+			} else if tok.AccessToken != tt.wantAccessTok || stored["access_token"] != tt.wantAccessTok {
+				t.Fatalf("returned %q, stored %v: the reconnect's grant was overwritten", tok.AccessToken, stored["access_token"])
+			}
+		})
+	}
+}
