@@ -335,6 +335,17 @@ func (r repo) setStepState(ctx context.Context, q querier, bookingID string, nam
 	return nil
 }
 
+// staleStep marks a done step as not reflecting the booking any more, so
+// the saga updates it.
+func (r repo) staleStep(ctx context.Context, q querier, bookingID string, name StepName) error {
+	_, err := q.ExecContext(ctx, r.q(`UPDATE booking_steps SET applied_spec = 0 WHERE booking_id = ? AND name = ? AND state = ?`),
+		bookingID, string(name), string(StepDone))
+	if err != nil {
+		return fmt.Errorf("booking: write step: %w", err)
+	}
+	return nil
+}
+
 func (r repo) audit(ctx context.Context, q querier, a AuditRecord) error {
 	var changes any
 	if len(a.Changes) > 0 {

@@ -32,6 +32,9 @@ func (s *Service) leaseTTL() time.Duration { return s.cfg.RunTimeout + 30*time.S
 
 // kick runs the booking's saga in-process, detached from the request.
 func (s *Service) kick(id string) {
+	if s.noFastPath {
+		return
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -87,7 +90,9 @@ func (s *Service) needsWork(b Booking) bool {
 		switch b.Status {
 		case StatusPending, StatusRescheduling:
 			return true
-		case StatusConfirmed:
+		case StatusConfirmed, StatusInProgress, StatusCompleted:
+			// Steps may lag: an optional step retrying, or the issue
+			// following a status change.
 		default:
 			return false
 		}

@@ -75,6 +75,9 @@ type Service struct {
 
 	mu   sync.Mutex
 	subs map[string]map[chan struct{}]struct{}
+
+	// noFastPath leaves every run to the job (tests of the durable path).
+	noFastPath bool
 }
 
 // New returns a Service.
@@ -940,6 +943,7 @@ func (s *Service) SetStatus(ctx context.Context, id string, to Status, actor, re
 			return &ConflictError{Status: b.Status, Action: "set " + string(to) + " on"}
 		}
 		now := s.now()
+		jiraStale := false
 		err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
 			u := updateOf(b, now)
 			u.Status = to
@@ -954,13 +958,27 @@ func (s *Service) SetStatus(ctx context.Context, id string, to Status, actor, re
 			if to == StatusCompleted {
 				action = "completed"
 			}
-			return s.repo.audit(ctx, tx, AuditRecord{BookingID: b.ID, At: now, Actor: actor, Action: action, From: b.Status, To: to, Reason: reason})
+			if err := s.repo.audit(ctx, tx, AuditRecord{BookingID: b.ID, At: now, Actor: actor, Action: action, From: b.Status, To: to, Reason: reason}); err != nil {
+				return err
+			}
+			if b.Step(StepJira).State != StepDone {
+				return nil
+			}
+			// The issue follows the status: mark it out of date and let the saga move it.
+			if err := s.repo.staleStep(ctx, tx, b.ID, StepJira); err != nil {
+				return err
+			}
+			jiraStale = true
+			return s.enqueue(ctx, tx, b.ID)
 		})
 		if errors.Is(err, ErrStale) {
 			continue
 		}
 		if err == nil {
 			s.notify(id)
+			if jiraStale {
+				s.kick(id)
+			}
 		}
 		return err
 	}

@@ -218,6 +218,12 @@ func (j Jira) UpdateIssue(ctx context.Context, key string, spec booking.IssueSpe
 		return nil
 	}
 	err = j.Client.TransitionTo(ctx, key, status)
+	if errors.Is(err, jira.ErrNoTransition) && spec.Status == booking.StatusCompleted {
+		// Workflows usually reach Done through In Progress.
+		if perr := j.Client.TransitionTo(ctx, key, or(j.ProgressStatus, "In Progress")); perr == nil {
+			err = j.Client.TransitionTo(ctx, key, status)
+		}
+	}
 	if errors.Is(err, jira.ErrNoTransition) {
 		return booking.Permanent(err)
 	}

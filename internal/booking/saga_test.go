@@ -1,0 +1,429 @@
+package booking
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/spotlight/gateway/integrations/calendar"
+	"github.com/spotlight/gateway/internal/store"
+	"github.com/spotlight/gateway/internal/store/storetest"
+)
+
+// fakes record what the saga asked of the providers.
+
+type fakeMeetings struct {
+	mu       sync.Mutex
+	live     map[string]Meeting // by booking
+	creates  int
+	deletes  int
+	next     int
+	failWith error
+}
+
+func (f *fakeMeetings) CreateMeeting(ctx context.Context, spec MeetingSpec) (Meeting, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failWith != nil {
+		return Meeting{}, f.failWith
+	}
+	if m, ok := f.live[spec.BookingID]; ok {
+		return m, nil
+	}
+	f.creates++
+	f.next++
+	m := Meeting{ID: fmt.Sprint(1000 + f.next), JoinURL: fmt.Sprintf("https://zoom.test/j/%d", 1000+f.next)}
+	f.live[spec.BookingID] = m
+	return m, nil
+}
+
+// stats returns creates, deletes and live meetings.
+func (f *fakeMeetings) stats() (int, int, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.creates, f.deletes, len(f.live)
+}
+
+func (f *fakeMeetings) UpdateMeeting(ctx context.Context, ref string, spec MeetingSpec) error {
+	return nil
+}
+
+func (f *fakeMeetings) DeleteMeeting(ctx context.Context, ref string, spec MeetingSpec) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.live[spec.BookingID]; ok {
+		f.deletes++
+		delete(f.live, spec.BookingID)
+	}
+	return nil
+}
+
+type fakeIssues struct {
+	mu       sync.Mutex
+	live     map[string]string // booking → key
+	statuses map[string]Status // key → last status written
+	deletes  int
+}
+
+func (f *fakeIssues) EnsureIssue(ctx context.Context, spec IssueSpec) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if k, ok := f.live[spec.BookingID]; ok {
+		return k, nil
+	}
+	k := fmt.Sprintf("SPOT-%d", len(f.live)+len(f.statuses)+1)
+	f.live[spec.BookingID] = k
+	return k, nil
+}
+
+func (f *fakeIssues) snapshot() (map[string]string, map[string]Status) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	live := map[string]string{}
+	for k, v := range f.live {
+		live[k] = v
+	}
+	st := map[string]Status{}
+	for k, v := range f.statuses {
+		st[k] = v
+	}
+	return live, st
+}
+
+func (f *fakeIssues) UpdateIssue(ctx context.Context, key string, spec IssueSpec) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.statuses[key] = spec.Status
+	return nil
+}
+
+func (f *fakeIssues) DeleteIssue(ctx context.Context, key string, spec IssueSpec) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.live[spec.BookingID]; ok {
+		f.deletes++
+		delete(f.live, spec.BookingID)
+	}
+	return nil
+}
+
+type fakeCalendar struct {
+	mu       sync.Mutex
+	events   map[string]calendar.Event
+	failWith error
+}
+
+func (c *fakeCalendar) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.Busy, error) {
+	return nil, nil
+}
+
+func (c *fakeCalendar) CreateEvent(ctx context.Context, ev calendar.Event) (calendar.Event, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.failWith != nil {
+		return calendar.Event{}, c.failWith
+	}
+	ev.ID = calendar.EventID(ev.BookingID)
+	c.events[ev.BookingID] = ev
+	return ev, nil
+}
+
+func (c *fakeCalendar) UpdateEvent(ctx context.Context, ev calendar.Event) (calendar.Event, error) {
+	return c.CreateEvent(ctx, ev)
+}
+
+func (c *fakeCalendar) DeleteEvent(ctx context.Context, bookingID string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.events, bookingID)
+	return nil
+}
+
+func (c *fakeCalendar) GetEvent(ctx context.Context, bookingID string) (calendar.Event, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ev, ok := c.events[bookingID]
+	if !ok {
+		return calendar.Event{}, calendar.ErrNotFound
+	}
+	return ev, nil
+}
+
+func (c *fakeCalendar) Changes(ctx context.Context, cursor string) (calendar.ChangeSet, error) {
+	return calendar.ChangeSet{}, nil
+}
+
+func (c *fakeCalendar) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.events)
+}
+
+type fakeCalendars map[string]*fakeCalendar
+
+func (f fakeCalendars) CalendarFor(ctx context.Context, user string) (calendar.Calendar, error) {
+	if c, ok := f[user]; ok {
+		return c, nil
+	}
+	return nil, ErrNotConnected
+}
+
+func (f fakeCalendars) BusyCalendars(ctx context.Context, user string) ([]calendar.Calendar, error) {
+	if c, ok := f[user]; ok {
+		return []calendar.Calendar{c}, nil
+	}
+	return nil, nil
+}
+
+type sagaEnv struct {
+	svc      *Service
+	meetings *fakeMeetings
+	issues   *fakeIssues
+	cals     fakeCalendars
+}
+
+func newSagaEnv(t *testing.T, s *store.Store, fastPath bool) *sagaEnv {
+	t.Helper()
+	en := &sagaEnv{
+		meetings: &fakeMeetings{live: map[string]Meeting{}},
+		issues:   &fakeIssues{live: map[string]string{}, statuses: map[string]Status{}},
+		cals: fakeCalendars{
+			"mentor": {events: map[string]calendar.Event{}},
+			"cand":   {events: map[string]calendar.Event{}},
+		},
+	}
+	var jobs *store.Jobs
+	svc, err := New(Config{Store: s, Jobs: func() *store.Jobs { return jobs }, Meetings: en.meetings, Issues: en.issues,
+		Calendars: en.cals, SyncTimeout: 2 * time.Second, RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond,
+		DurableDelay: 10 * time.Millisecond, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.noFastPath = !fastPath
+	en.svc = svc
+	workers := river.NewWorkers()
+	river.AddWorker(workers, svc.Worker())
+	jobs, err = store.NewJobs(s, store.JobsConfig{Workers: workers, Work: true, FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := jobs.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		svc.Close(ctx)
+		_ = jobs.Stop(ctx)
+	})
+	var hs []WorkingHours
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		hs = append(hs, WorkingHours{Weekday: d, StartMin: 0, EndMin: 1440})
+	}
+	if _, err := svc.PutSchedule(t.Context(), Actor{ID: "mentor", Mentor: true}, Schedule{MentorID: "mentor", TimeZone: "UTC",
+		WorkingHours: hs, Slot: time.Hour, MaxAdvance: 30 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	return en
+}
+
+func (en *sagaEnv) book(t *testing.T, key string, start time.Time) Result {
+	t.Helper()
+	res, err := en.svc.Create(t.Context(), Actor{ID: "cand", Candidate: true}, CreateRequest{MentorID: "mentor", Start: start,
+		Duration: time.Hour, TimeZone: "Europe/Berlin", Topic: "t", IdempotencyKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// waitFor polls the booking until cond holds.
+func (en *sagaEnv) waitFor(t *testing.T, id string, within time.Duration, cond func(Booking) bool) Booking {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		b, err := en.svc.Lookup(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond(b) {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("booking %s: condition not reached: %+v", id, b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func actions(t *testing.T, svc *Service, id string) []string {
+	t.Helper()
+	recs, _, err := svc.Audit(t.Context(), Actor{ID: "root", Admin: true}, id, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range recs {
+		out = append(out, r.Action)
+	}
+	return out
+}
+
+func allSettled(b Booking) bool {
+	for _, st := range b.Steps {
+		if !stepSettled(b.op, st, b.SpecVersion) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestSagaCompensation: the mentor calendar fails permanently after the
+// meeting, the candidate event and the issue were created; all are removed
+// and the booking fails with the reason.
+func TestSagaCompensation(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		en.cals["mentor"].failWith = Permanent(errors.New("calendar: forbidden"))
+		res := en.book(t, "k1", time.Now().Add(48*time.Hour).Truncate(time.Hour))
+		b := en.waitFor(t, res.Booking.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusFailed && allSettled(b) })
+		if res.Done {
+			t.Error("a failed booking reported done")
+		}
+		if b.FailureReason == "" || !strings.Contains(b.FailureReason, "mentor_calendar") {
+			t.Errorf("failure reason %q", b.FailureReason)
+		}
+		for _, st := range b.Steps {
+			if st.State != StepCompensated {
+				t.Errorf("step %s: %s", st.Name, st.State)
+			}
+		}
+		if c, d, l := en.meetings.stats(); c != 1 || d != 1 || l != 0 {
+			t.Errorf("meetings: %d created, %d deleted, %d live", c, d, l)
+		}
+		if n := en.cals["cand"].count(); n != 0 {
+			t.Errorf("candidate calendar keeps %d events", n)
+		}
+		if live, _ := en.issues.snapshot(); len(live) != 0 {
+			t.Errorf("issues left: %v", live)
+		}
+		if got := actions(t, en.svc, b.ID); !slices.Equal(got, []string{"created", "step_failed", "compensated"}) {
+			t.Errorf("audit %v", got)
+		}
+		// The slot is free again: booking it is not an overlap (book fails the test on errors).
+		if res2 := en.book(t, "k2", b.Start); res2.Booking.ID == b.ID {
+			t.Errorf("rebooking returned the failed booking")
+		}
+	})
+}
+
+// TestSagaDurableJob leaves every run to the River job, as after a crash
+// right after the commit: the job alone confirms the booking, and a cancel
+// goes the same way.
+func TestSagaDurableJob(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, false)
+		en.svc.cfg.SyncTimeout = 50 * time.Millisecond
+		res := en.book(t, "k1", time.Now().Add(72*time.Hour).Truncate(time.Hour))
+		if res.Done || res.Booking.Status != StatusPending {
+			t.Fatalf("without the fast path the request answers pending: %+v", res)
+		}
+		b := en.waitFor(t, res.Booking.ID, 20*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		c, _, _ := en.meetings.stats()
+		live, _ := en.issues.snapshot()
+		if b.JoinURL == "" || c != 1 || en.cals["mentor"].count() != 1 || len(live) != 1 {
+			t.Fatalf("after the job: %+v; %d meetings, %d issues", b, c, len(live))
+		}
+		cr, err := en.svc.Cancel(t.Context(), Actor{ID: "cand", Candidate: true}, b.ID, "changed plans")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cr.Booking.Status != StatusCancelling {
+			t.Fatalf("cancel answered %s", cr.Booking.Status)
+		}
+		en.waitFor(t, b.ID, 20*time.Second, func(b Booking) bool { return b.Status == StatusCancelled && allSettled(b) })
+		if _, _, l := en.meetings.stats(); l != 0 || en.cals["mentor"].count() != 0 || en.cals["cand"].count() != 0 {
+			t.Fatal("the cancel job left provider objects")
+		}
+		live, statuses := en.issues.snapshot()
+		if statuses[live[b.ID]] != StatusCancelled {
+			t.Fatalf("issue statuses %v, want the booking's issue cancelled", statuses)
+		}
+	})
+}
+
+// TestSagaLease: a booking another runner holds is not worked.
+func TestSagaLease(t *testing.T) {
+	t.Parallel()
+	en := newSagaEnv(t, storetest.SQLite(t), false)
+	en.svc.cfg.SyncTimeout = 10 * time.Millisecond
+	en.svc.cfg.DurableDelay = time.Hour // keep the job out of the way
+	res := en.book(t, "k", time.Now().Add(48*time.Hour).Truncate(time.Hour))
+	now := time.Now()
+	ok, err := en.svc.repo.acquire(t.Context(), res.Booking.ID, "other", now, now.Add(time.Minute))
+	if err != nil || !ok {
+		t.Fatalf("acquire: %v %v", ok, err)
+	}
+	if _, err := en.svc.run(t.Context(), res.Booking.ID); !errors.Is(err, errLeased) {
+		t.Fatalf("run on a leased booking: %v", err)
+	}
+	if c, _, _ := en.meetings.stats(); c != 0 {
+		t.Fatal("a leased booking was worked")
+	}
+	if err := en.svc.repo.release(t.Context(), res.Booking.ID, "other"); err != nil {
+		t.Fatal(err)
+	}
+	done, err := en.svc.run(t.Context(), res.Booking.ID)
+	if err != nil || !done {
+		t.Fatalf("run after release: %v %v", done, err)
+	}
+	if b, _ := en.svc.Lookup(t.Context(), res.Booking.ID); b.Status != StatusConfirmed {
+		t.Fatalf("status %s", b.Status)
+	}
+	// A second run finds nothing to do and calls no provider.
+	if done, err := en.svc.run(t.Context(), res.Booking.ID); err != nil || !done {
+		t.Fatalf("second run: %v %v", done, err)
+	}
+	if c, _, _ := en.meetings.stats(); c != 1 {
+		t.Fatalf("%d meetings created", c)
+	}
+}
+
+// TestSetStatusMovesIssue: meeting events move the booking and its issue.
+func TestSetStatusMovesIssue(t *testing.T) {
+	t.Parallel()
+	en := newSagaEnv(t, storetest.SQLite(t), true)
+	res := en.book(t, "k", time.Now().Add(48*time.Hour).Truncate(time.Hour))
+	b := en.waitFor(t, res.Booking.ID, 5*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+	key := b.Step(StepJira).Ref
+	for _, to := range []Status{StatusInProgress, StatusCompleted} {
+		if err := en.svc.SetStatus(t.Context(), b.ID, to, "webhook:zoom", "meeting event"); err != nil {
+			t.Fatal(err)
+		}
+		en.waitFor(t, b.ID, 5*time.Second, func(b Booking) bool { return b.Status == to && allSettled(b) })
+		_, statuses := en.issues.snapshot()
+		got := statuses[key]
+		if got != to {
+			t.Fatalf("issue status %q, want %q", got, to)
+		}
+	}
+	if err := en.svc.SetStatus(t.Context(), b.ID, StatusCompleted, "webhook:zoom", "again"); err != nil {
+		t.Fatalf("repeating a status: %v", err)
+	}
+	var ce *ConflictError
+	if err := en.svc.SetStatus(t.Context(), b.ID, StatusInProgress, "webhook:zoom", "late"); !errors.As(err, &ce) {
+		t.Fatalf("completed → in_progress: %v", err)
+	}
+	if _, err := en.svc.Cancel(t.Context(), Actor{ID: "cand", Candidate: true}, b.ID, "too late"); !errors.As(err, &ce) {
+		t.Fatalf("cancel a completed booking: %v", err)
+	}
+}
