@@ -371,7 +371,8 @@ func (s *Service) DisconnectGoogle(ctx context.Context, sub string) error {
 	default:
 		var st storedToken
 		if err := json.Unmarshal(sec.Value, &st); err == nil {
-			s.stopChannels(ctx, sub, oauth2.StaticTokenSource(st.oauth2()))
+			// The persisting source refreshes an expired token first.
+			s.stopChannels(ctx, sub, s.TokenSource(sub))
 			revoke := st.RefreshToken
 			if revoke == "" {
 				revoke = st.AccessToken

@@ -41,6 +41,7 @@ type FieldsError struct {
 	Invalid []string
 }
 
+// Error names the fields, never their values.
 func (e *FieldsError) Error() string {
 	return fmt.Sprintf("connect: %s credentials: unknown fields %v, invalid fields %v", e.Provider, e.Unknown, e.Invalid)
 }
