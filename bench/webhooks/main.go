@@ -9,9 +9,15 @@
 // behind is not flattered) and the child's peak RSS (VmHWM). Open-loop
 // steps send at a fixed rate; the final "max" step is closed-loop (C
 // connections back to back, like wrk) and gives each target's ceiling.
-// After each gateway run the gateway's own counters are read from
-// /metrics: deliveries stored (must equal the 204s) and the mean
-// group-commit batch size.
+// After each step the benchmark waits until the gateway has processed
+// every stored delivery (River jobs) and prints that wait as "drain": the
+// processing lag the step left. After each gateway run the gateway's own
+// counters are read from /metrics: deliveries stored (must equal the 2xx
+// answers seen) and the mean group-commit batch size.
+//
+// The gateway runs with GATEWAY_LOG_LEVEL=warn (no per-request access log
+// line) and sandbox providers; every delivery is processed for real
+// (booking lookup by meeting id, which finds none).
 //
 //	go run ./bench/webhooks                       # SQLite, PostgreSQL if -pg is reachable, echo
 //	go run ./bench/webhooks -db sqlite -rates 1000,4000 -step 3s
@@ -307,16 +313,23 @@ func runTarget(cfg config, target, bin, self, tmp string) error {
 	gen := &generator{url: c.url + "/webhooks/zoom", hc: hc, bodySize: cfg.bodySize}
 	// Warm up connections and the server.
 	gen.closedLoop(32, time.Second)
-	fmt.Printf("%-9s %-10s %12s %12s %10s %10s %8s\n", "target", "step", "sent/s", "accepted/s", "p50", "p99", "errors")
+	fmt.Printf("%-9s %-10s %12s %12s %10s %10s %8s %10s\n", "target", "step", "sent/s", "accepted/s", "p50", "p99", "errors", "drain")
 	var total int64
+	drain := func() string {
+		if target == "echo" {
+			return "-"
+		}
+		return drainBacklog(c.url).Round(100 * time.Millisecond).String()
+	}
+	drain()
 	for _, r := range cfg.rates {
 		res := gen.openLoop(r, cfg.step, cfg.conns)
 		total += res.ok
-		res.print(target, fmt.Sprintf("%d/s", r))
+		res.print(target, fmt.Sprintf("%d/s", r), drain())
 	}
 	res := gen.closedLoop(cfg.maxConns, cfg.step)
 	total += res.ok
-	res.print(target, fmt.Sprintf("max c=%d", cfg.maxConns))
+	res.print(target, fmt.Sprintf("max c=%d", cfg.maxConns), drain())
 	fmt.Printf("%-9s peak RSS %s", target, c.peakRSS())
 	if target != "echo" {
 		stored, batches, sum := gatewayCounters(c.url)
@@ -419,10 +432,51 @@ func (r result) pct(p float64) time.Duration {
 	return r.lat[min(len(r.lat)-1, int(float64(len(r.lat))*p))]
 }
 
-func (r result) print(target, step string) {
+func (r result) print(target, step, drain string) {
 	s := r.dur.Seconds()
-	fmt.Printf("%-9s %-10s %12.0f %12.0f %10s %10s %8d\n", target, step, float64(r.sent)/s, float64(r.ok)/s,
-		r.pct(0.50).Round(10*time.Microsecond), r.pct(0.99).Round(10*time.Microsecond), r.errs)
+	fmt.Printf("%-9s %-10s %12.0f %12.0f %10s %10s %8d %10s\n", target, step, float64(r.sent)/s, float64(r.ok)/s,
+		r.pct(0.50).Round(10*time.Microsecond), r.pct(0.99).Round(10*time.Microsecond), r.errs, drain)
+}
+
+// drainBacklog waits (at most 60s) until the gateway has processed every
+// stored delivery and returns how long that took: the processing lag left
+// by a step.
+func drainBacklog(base string) time.Duration {
+	start := time.Now()
+	for time.Since(start) < 60*time.Second {
+		stored, processed := deliveryCounts(base)
+		if processed >= stored {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// deliveryCounts reads stored and processed Zoom deliveries from /metrics.
+func deliveryCounts(base string) (stored, processed int64) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0, 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch {
+		case strings.HasPrefix(line, `gateway_webhook_accepted_total{outcome="stored",provider="zoom"}`):
+			stored = int64(v)
+		case strings.HasPrefix(line, `gateway_webhook_processed_total{provider="zoom"`):
+			processed += int64(v)
+		}
+	}
+	return stored, processed
 }
 
 // openLoop sends at rate for d; latency counts from the scheduled time. A
