@@ -158,7 +158,7 @@ func Audit(ctx context.Context, up *Upstreams, bookings []client.Booking, sc Sco
 				if bid == "" {
 					bid = "(no booking)"
 				}
-				events[bid] = append(events[bid], u+"/"+ch.ID)
+				events[bid] = append(events[bid], ch.ID)
 			}
 		}
 		check("mentor calendar event", "mentor_calendar", events, func(b client.Booking) bool {
