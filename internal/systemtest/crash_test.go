@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/spotlight/gateway/client"
