@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -258,7 +259,15 @@ func New(db *store.Store, sec secrets.Store, cfg Config) (*Service, error) {
 	s := &Service{cfg: cfg, db: db, sec: sec, log: cfg.Logger, now: cfg.Now, tokens: map[string]*oauth2.Token{}}
 	s.guard = &netguard.Guard{AllowPrivate: cfg.CalDAV.AllowPrivate, AllowHosts: cfg.CalDAV.AllowHosts, Resolver: cfg.CalDAV.Resolver}
 
-	s.googleHTTP = outbound.NewClient(gcal.OutboundConfig(outbound.Config{Logger: s.log, Metrics: cfg.Metrics, Base: cfg.GoogleBase}))
+	googleBase := cfg.GoogleBase
+	if googleBase == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.DialContext = (&net.Dialer{Timeout: outbound.DefaultConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
+		t.TLSHandshakeTimeout = outbound.DefaultConnectTimeout
+		googleBase = t
+	}
+	s.googleHTTP = outbound.NewClient(gcal.OutboundConfig(outbound.Config{Logger: s.log, Metrics: cfg.Metrics,
+		Base: rejectedTokens{s: s, base: googleBase}}))
 
 	caldavBase := cfg.CalDAVBase
 	if caldavBase == nil {

@@ -498,3 +498,46 @@ func TestRefreshWriteConflict(t *testing.T) {
 		})
 	}
 }
+
+// TestRejectedAccessToken: Google answering 401 to a cached access token
+// makes the next use refresh: a revoked grant then shows as needs_reauth
+// at once, a token that merely died early is replaced.
+func TestRejectedAccessToken(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		kill       func(g *gcaltest.Server)
+		wantStatus string
+	}{
+		{"revoked", func(g *gcaltest.Server) { g.RevokeUser("mentor@example.com") }, connect.StatusNeedsReauth},
+		{"access token died early", func(g *gcaltest.Server) { g.ExpireAccessTokens() }, connect.StatusConnected},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, storetest.SQLite(t), gcaltest.Options{})
+			svc, _ := h.replica(t, nil)
+			connectGoogle(t, svc, "alice")
+			ctx := t.Context()
+			cal, _, err := svc.Calendar(ctx, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.kill(h.google)
+			if _, err := cal.FreeBusy(ctx, time.Now(), time.Now().Add(time.Hour)); err == nil {
+				t.Fatal("FreeBusy with a dead token succeeded")
+			}
+			_, err = cal.FreeBusy(ctx, time.Now(), time.Now().Add(time.Hour))
+			list, _ := svc.List(ctx, "alice")
+			if len(list) != 1 || list[0].Status != tt.wantStatus {
+				t.Fatalf("status = %+v, want %s", list, tt.wantStatus)
+			}
+			if tt.wantStatus == connect.StatusConnected && err != nil {
+				t.Fatalf("FreeBusy after the refresh: %v", err)
+			}
+			if tt.wantStatus == connect.StatusNeedsReauth && !errors.Is(err, gcal.ErrInvalidGrant) {
+				t.Fatalf("FreeBusy after revocation: %v, want gcal.ErrInvalidGrant", err)
+			}
+		})
+	}
+}

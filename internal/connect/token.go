@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -242,4 +243,57 @@ func (s *Service) newGoogleClient(ctx context.Context, ts oauth2.TokenSource, ca
 // googleClient builds a gcal client on sub's persisting token source.
 func (s *Service) googleClient(ctx context.Context, sub, calendarID string) (*gcal.Client, error) {
 	return s.newGoogleClient(ctx, s.TokenSource(sub), calendarID)
+}
+
+// rejectedTokens watches Google's answers: a 401 to a request with one of
+// our access tokens means Google no longer accepts it (revoked with the
+// grant, or expired early), so it is dropped from the cache and marked
+// expired in the store. The next use refreshes, which tells a revocation
+// (needs_reauth) from a merely stale token.
+type rejectedTokens struct {
+	s    *Service
+	base http.RoundTripper
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t rejectedTokens) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusUnauthorized {
+		if tok, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok && tok != "" {
+			t.s.forgetAccessToken(req.Context(), tok)
+		}
+	}
+	return resp, err
+}
+
+var errOtherToken = errors.New("connect: the stored token changed")
+
+func (s *Service) forgetAccessToken(ctx context.Context, tok string) {
+	var sub string
+	s.tokMu.Lock()
+	for u, t := range s.tokens {
+		if t != nil && t.AccessToken == tok {
+			sub = u
+			delete(s.tokens, u)
+		}
+	}
+	s.tokMu.Unlock()
+	if sub == "" {
+		return
+	}
+	path, err := s.userPath(sub, ProviderGoogle)
+	if err != nil {
+		return
+	}
+	err = secrets.Update(context.WithoutCancel(ctx), s.sec, path, func(old []byte, exists bool) ([]byte, error) {
+		var st storedToken
+		if !exists || json.Unmarshal(old, &st) != nil || st.AccessToken != tok {
+			return nil, errOtherToken
+		}
+		st.Expiry = time.Unix(1, 0).UTC()
+		return json.Marshal(st)
+	})
+	if err != nil && !errors.Is(err, errOtherToken) {
+		s.log.WarnContext(ctx, "mark rejected google token expired", "provider", ProviderGoogle, "sub", sub, "error", err.Error())
+	}
 }
