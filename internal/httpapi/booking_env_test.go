@@ -112,6 +112,9 @@ type envOptions struct {
 	unconnected      int // the last candidates have no calendar
 	syncTimeout      time.Duration
 	requiredAttempts int
+	// share reuses another env's simulators, provider clients and token
+	// issuer: a second gateway instance in front of the same providers.
+	share *bookingEnv
 }
 
 // bookingEnv is a running gateway (the httpapi server with the booking
@@ -134,6 +137,10 @@ type bookingEnv struct {
 	caldavClean map[string]*caldav.Client
 
 	mentors, candidates []string
+
+	meetings booking.Meetings
+	issues   booking.Issues
+	cals     booking.Calendars
 }
 
 func mentorEmail(id string) string { return id + "@example.com" }
@@ -153,88 +160,23 @@ func newBookingEnv(t *testing.T, s *store.Store, o envOptions) *bookingEnv {
 		o.syncTimeout = 5 * time.Second
 	}
 	en := &bookingEnv{db: s, caldavClean: map[string]*caldav.Client{}}
-	var gusers []gcaltest.User
-	for i := range o.mentors {
-		id := fmt.Sprintf("mentor%d", i)
-		en.mentors = append(en.mentors, id)
-		gusers = append(gusers, gcaltest.User{Email: mentorEmail(id)})
+	if sh := o.share; sh != nil {
+		en.issuer, en.zoomSim, en.gcalSim, en.caldavSim, en.jiraSim = sh.issuer, sh.zoomSim, sh.gcalSim, sh.caldavSim, sh.jiraSim
+		en.faults, en.zoomClean, en.caldavClean, en.mentors, en.candidates = sh.faults, sh.zoomClean, sh.caldavClean, sh.mentors, sh.candidates
+		en.meetings, en.issues, en.cals = sh.meetings, sh.issues, sh.cals
+	} else {
+		en.startProviders(t, o)
 	}
-	dav := map[string]string{}
-	for i := range o.candidates {
-		id := fmt.Sprintf("cand%d", i)
-		en.candidates = append(en.candidates, id)
-		dav[id] = caldavPassword
-	}
-	en.zoomSim = zoomtest.New(zoomtest.Options{AccountID: "acct", ClientID: "zid", ClientSecret: "zsecret"})
-	en.gcalSim = gcaltest.New(gcaltest.Options{Users: gusers})
-	en.caldavSim = caldavtest.New(caldavtest.Options{Users: dav})
-	en.jiraSim = jiratest.New(jiratest.Options{})
-
-	serve := func(name string, h http.Handler, skip func(*http.Request) bool, seed uint64) (faulty, clean string) {
-		f := newFlaky(o.faultRate, seed, skip)
-		en.faults = append(en.faults, f)
-		fs := httptest.NewServer(f.wrap(h))
-		cs := httptest.NewServer(h)
-		t.Cleanup(fs.Close)
-		t.Cleanup(cs.Close)
-		return fs.URL, cs.URL
-	}
-	zoomURL, zoomCleanURL := serve("zoom", en.zoomSim, func(r *http.Request) bool { return r.URL.Path == "/oauth/token" }, 1)
-	gcalURL, _ := serve("gcal", en.gcalSim, func(r *http.Request) bool { return !strings.HasPrefix(r.URL.Path, "/calendar/") }, 2)
-	davURL, davCleanURL := serve("caldav", en.caldavSim, nil, 3)
-	jiraURL, _ := serve("jira", en.jiraSim, nil, 4)
-
-	oc := func(p string) outbound.Config {
-		return outbound.Config{Provider: p, Timeout: 300 * time.Millisecond, ConnectTimeout: time.Second, MaxAttempts: 4,
-			BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, BreakerFailures: 1 << 20, BreakerCooldown: time.Millisecond}
-	}
-	creds := func(context.Context) (zoom.Credentials, error) {
-		return zoom.Credentials{AccountID: "acct", ClientID: "zid", ClientSecret: "zsecret"}, nil
-	}
-	zc := zoom.New(creds, zoom.WithHTTPClient(outbound.NewClient(oc(zoom.Provider))), zoom.WithBaseURL(zoomURL), zoom.WithOAuthURL(zoomURL))
-	en.zoomClean = zoom.New(creds, zoom.WithBaseURL(zoomCleanURL), zoom.WithOAuthURL(zoomCleanURL))
-	jc, err := jira.New(jiraURL, jira.BasicAuth(jiratest.DefaultEmail, jiratest.DefaultAPIToken), jira.WithOutboundConfig(oc(jira.Provider)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cals := providers.NewStaticCalendars()
-	for _, m := range en.mentors {
-		tok, err := en.gcalSim.IssueToken(gcaltest.DefaultClientID, mentorEmail(m))
-		if err != nil {
-			t.Fatal(err)
-		}
-		gc, err := gcal.New(ctx, oauth2.StaticTokenSource(tok), gcal.WithBaseURL(gcaltest.APIBase(gcalURL)),
-			gcal.WithHTTPClient(outbound.NewClient(gcal.OutboundConfig(oc(gcal.Provider)))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cals.Set(m, gc)
-	}
-	for i, c := range en.candidates {
-		if i >= len(en.candidates)-o.unconnected {
-			continue
-		}
-		dc, err := caldav.New(davURL+caldavtest.CalendarPath(c, caldavtest.DefaultCalendar), c, caldavPassword,
-			caldav.WithHTTPClient(outbound.NewClient(oc("caldav"))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cals.Set(c, dc)
-		clean, err := caldav.New(davCleanURL+caldavtest.CalendarPath(c, caldavtest.DefaultCalendar), c, caldavPassword)
-		if err != nil {
-			t.Fatal(err)
-		}
-		en.caldavClean[c] = clean
-	}
-
-	var jobs *store.Jobs
+	var (
+		jobs *store.Jobs
+		err  error
+	)
 	en.svc, err = booking.New(booking.Config{
 		Store: s, Jobs: func() *store.Jobs { return jobs },
-		Meetings:  providers.Zoom{Client: zc},
-		Issues:    providers.Jira{Client: jc, ProjectKey: jiratest.DefaultProjectKey, IssueType: "Task"},
-		Calendars: cals, PublicURL: "http://gateway.test", SyncTimeout: o.syncTimeout,
+		Meetings: en.meetings, Issues: en.issues,
+		Calendars: en.cals, PublicURL: "http://gateway.test", SyncTimeout: o.syncTimeout,
 		RetryBase: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, RequiredAttempts: o.requiredAttempts,
-		DurableDelay: 300 * time.Millisecond, PollInterval: 20 * time.Millisecond,
+		DurableDelay: 300 * time.Millisecond, PollInterval: 100 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -260,10 +202,6 @@ func newBookingEnv(t *testing.T, s *store.Store, o envOptions) *bookingEnv {
 		en.svc.Close(ctx)
 	})
 
-	en.issuer, err = auth.LoadOrCreateDevIssuer(t.TempDir(), "http://gateway.test")
-	if err != nil {
-		t.Fatal(err)
-	}
 	v, err := auth.NewVerifier(auth.VerifierConfig{Issuer: en.issuer.Issuer(), ClientIDs: []string{auth.DevClientID}, JWKS: en.issuer.Fetcher()})
 	if err != nil {
 		t.Fatal(err)
@@ -355,5 +293,93 @@ func waitSettled(t *testing.T, c *client.ClientWithResponses, id uuid.UUID, with
 			t.Fatalf("booking %s did not settle: %s", id, r.Body)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startProviders starts the simulators (behind fault injectors) and builds
+// the provider clients the booking service uses.
+func (en *bookingEnv) startProviders(t *testing.T, o envOptions) {
+	t.Helper()
+	ctx := context.Background()
+	var gusers []gcaltest.User
+	for i := range o.mentors {
+		id := fmt.Sprintf("mentor%d", i)
+		en.mentors = append(en.mentors, id)
+		gusers = append(gusers, gcaltest.User{Email: mentorEmail(id)})
+	}
+	dav := map[string]string{}
+	for i := range o.candidates {
+		id := fmt.Sprintf("cand%d", i)
+		en.candidates = append(en.candidates, id)
+		dav[id] = caldavPassword
+	}
+	en.zoomSim = zoomtest.New(zoomtest.Options{AccountID: "acct", ClientID: "zid", ClientSecret: "zsecret"})
+	en.gcalSim = gcaltest.New(gcaltest.Options{Users: gusers})
+	en.caldavSim = caldavtest.New(caldavtest.Options{Users: dav})
+	en.jiraSim = jiratest.New(jiratest.Options{})
+
+	serve := func(name string, h http.Handler, skip func(*http.Request) bool, seed uint64) (faulty, clean string) {
+		f := newFlaky(o.faultRate, seed, skip)
+		en.faults = append(en.faults, f)
+		fs := httptest.NewServer(f.wrap(h))
+		cs := httptest.NewServer(h)
+		t.Cleanup(fs.Close)
+		t.Cleanup(cs.Close)
+		return fs.URL, cs.URL
+	}
+	zoomURL, zoomCleanURL := serve("zoom", en.zoomSim, func(r *http.Request) bool { return r.URL.Path == "/oauth/token" }, 1)
+	gcalURL, _ := serve("gcal", en.gcalSim, func(r *http.Request) bool { return !strings.HasPrefix(r.URL.Path, "/calendar/") }, 2)
+	davURL, davCleanURL := serve("caldav", en.caldavSim, nil, 3)
+	jiraURL, _ := serve("jira", en.jiraSim, nil, 4)
+
+	oc := func(p string) outbound.Config {
+		return outbound.Config{Provider: p, Timeout: 300 * time.Millisecond, ConnectTimeout: time.Second, MaxAttempts: 4,
+			BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, BreakerFailures: 1 << 20, BreakerCooldown: time.Millisecond}
+	}
+	creds := func(context.Context) (zoom.Credentials, error) {
+		return zoom.Credentials{AccountID: "acct", ClientID: "zid", ClientSecret: "zsecret"}, nil
+	}
+	zc := zoom.New(creds, zoom.WithHTTPClient(outbound.NewClient(oc(zoom.Provider))), zoom.WithBaseURL(zoomURL), zoom.WithOAuthURL(zoomURL))
+	en.zoomClean = zoom.New(creds, zoom.WithBaseURL(zoomCleanURL), zoom.WithOAuthURL(zoomCleanURL))
+	jc, err := jira.New(jiraURL, jira.BasicAuth(jiratest.DefaultEmail, jiratest.DefaultAPIToken), jira.WithOutboundConfig(oc(jira.Provider)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cals := providers.NewStaticCalendars()
+	for _, m := range en.mentors {
+		tok, err := en.gcalSim.IssueToken(gcaltest.DefaultClientID, mentorEmail(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		gc, err := gcal.New(ctx, oauth2.StaticTokenSource(tok), gcal.WithBaseURL(gcaltest.APIBase(gcalURL)),
+			gcal.WithHTTPClient(outbound.NewClient(gcal.OutboundConfig(oc(gcal.Provider)))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cals.Set(m, gc)
+	}
+	for i, c := range en.candidates {
+		if i >= len(en.candidates)-o.unconnected {
+			continue
+		}
+		dc, err := caldav.New(davURL+caldavtest.CalendarPath(c, caldavtest.DefaultCalendar), c, caldavPassword,
+			caldav.WithHTTPClient(outbound.NewClient(oc("caldav"))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cals.Set(c, dc)
+		clean, err := caldav.New(davCleanURL+caldavtest.CalendarPath(c, caldavtest.DefaultCalendar), c, caldavPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		en.caldavClean[c] = clean
+	}
+
+	en.meetings = providers.Zoom{Client: zc}
+	en.issues = providers.Jira{Client: jc, ProjectKey: jiratest.DefaultProjectKey, IssueType: "Task"}
+	en.cals = cals
+	en.issuer, err = auth.LoadOrCreateDevIssuer(t.TempDir(), "http://gateway.test")
+	if err != nil {
+		t.Fatal(err)
 	}
 }
