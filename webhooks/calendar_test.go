@@ -3,6 +3,7 @@ package webhooks_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -283,4 +284,48 @@ func TestCalDAVPolling(t *testing.T) {
 			})
 		})
 	}
+}
+
+// While the booking's own change propagates, an external time is not
+// judged: the sync fails (cursor kept) and the next one applies it.
+func TestCalendarChangeWaitsForBookingToSettle(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		sim := caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": "pw"}})
+		ts := httptest.NewServer(sim)
+		t.Cleanup(ts.Close)
+		path := sim.CreateCalendar("mentor", "work", "Work")
+		gw, err := caldav.New(ts.URL+path, "mentor", "pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := t.Context()
+		start := time.Now().Add(24 * time.Hour).Truncate(time.Hour).UTC()
+		ev, err := gw.CreateEvent(ctx, calendar.Event{BookingID: "b-busy", Summary: "S", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: "mentor-1", CalendarID: path}
+		h.calendars.add(src, gw, true)
+		// The booking is being moved to a new time; the calendar still shows the old one.
+		newStart := start.Add(4 * time.Hour)
+		h.bookings.add(webhooks.Booking{ID: "b-busy", MentorID: "mentor-1", Status: webhooks.BookingRescheduled, Start: newStart, End: newStart.Add(time.Hour)}, "", ev.ID, "")
+		if _, err := h.svc.SyncCalendar(ctx, src); !errors.Is(err, webhooks.ErrBookingBusy) {
+			t.Fatalf("sync while rescheduling: %v", err)
+		}
+		// The saga updates the calendar and settles the booking: nothing to do.
+		moved := ev
+		moved.Start, moved.End = newStart, newStart.Add(time.Hour)
+		if _, err := gw.UpdateEvent(ctx, moved); err != nil {
+			t.Fatal(err)
+		}
+		h.bookings.mu.Lock()
+		h.bookings.byID["b-busy"].Status = webhooks.BookingConfirmed
+		h.bookings.mu.Unlock()
+		res, err := h.svc.SyncCalendar(ctx, src)
+		if err != nil || res.Changes == 0 || len(h.bookings.Calls()) != 0 {
+			t.Fatalf("sync after settling: %+v %v, calls %+v", res, err, h.bookings.Calls())
+		}
+	})
 }

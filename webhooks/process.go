@@ -127,8 +127,14 @@ func find(b Booking, err error) (Booking, bool, error) {
 	return b, true, nil
 }
 
-// inFlight reports a booking whose own change is still propagating: an
-// external change seen now may be the gateway's old state.
+// ErrBookingBusy is returned while a booking's own change (creation or a
+// reschedule) is still propagating to the providers: an external time seen
+// now may be the gateway's old or new state. The job is retried (and a
+// calendar cursor is not advanced), so the change is judged once the
+// booking has settled.
+var ErrBookingBusy = errors.New("webhooks: booking change in flight; retrying later")
+
+// inFlight reports a booking whose own change is still propagating.
 func inFlight(b Booking) bool {
 	return b.Status == BookingPending || b.Status == BookingRescheduled
 }
@@ -228,8 +234,7 @@ func (s *Service) zoomTimeChange(ctx context.Context, ev *ZoomEvent, b Booking) 
 		out.note = "booking already " + b.Status
 		return out, nil
 	case inFlight(b):
-		out.note = "booking change in flight; ignored"
-		return out, nil
+		return out, ErrBookingBusy
 	case s.cfg.TimeChange == Flag:
 		out.note = fmt.Sprintf("flagged: Zoom moved the meeting to %s–%s (policy: flag)", start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
 		s.log.WarnContext(ctx, "zoom meeting time changed outside the gateway", "provider", ProviderZoom, "booking_id", b.ID)

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -15,6 +16,9 @@ import (
 	"github.com/spotlight/gateway/integrations/calendar"
 	"github.com/spotlight/gateway/internal/store"
 )
+
+// eventIDPrefix starts every calendar.EventID.
+var eventIDPrefix = calendar.EventID("x")[:2]
 
 // cursors stores calendar sync cursors.
 type cursors struct {
@@ -108,6 +112,11 @@ func (s *Service) SyncCalendar(ctx context.Context, src Source) (SyncResult, err
 }
 
 func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Change, res *SyncResult) error {
+	// Events the gateway wrote have ids derived from the booking id
+	// (calendar.EventID); others need no lookup.
+	if ch.BookingID == "" && !strings.HasPrefix(ch.ID, eventIDPrefix) {
+		return nil
+	}
 	var (
 		b   Booking
 		ok  bool
@@ -123,8 +132,11 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 	}
 	// Only the mentor's calendar decides; a candidate removing the event
 	// from their own calendar does not cancel the session.
-	if !ok || b.ended() || inFlight(b) || (b.MentorID != "" && src.UserID != "" && b.MentorID != src.UserID) {
+	if !ok || b.ended() || (b.MentorID != "" && src.UserID != "" && b.MentorID != src.UserID) {
 		return nil
+	}
+	if inFlight(b) {
+		return fmt.Errorf("booking %s: %w", b.ID, ErrBookingBusy)
 	}
 	actor := "webhook:" + src.Provider
 	switch {
