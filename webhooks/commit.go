@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -29,9 +30,12 @@ type JobInserter interface {
 type CommitConfig struct {
 	// MaxBatch bounds the deliveries of one transaction. Default 256.
 	MaxBatch int
-	// Linger is how long a committer waits for more deliveries after the
-	// first before it commits. Default 0: commit what is queued at once;
-	// deliveries arriving during a commit form the next batch.
+	// Linger bounds how long a committer waits for deliveries that are
+	// being received right now (their handler is reading, verifying or
+	// decoding) to join the batch. A lone delivery is committed at once, so
+	// it adds no latency at low load; under concurrency it makes batches
+	// (and so transactions and processing jobs) fewer and larger. Default
+	// 2ms; negative disables waiting.
 	Linger time.Duration
 	// Committers is the number of transactions in flight at once. Default
 	// 1: deliveries arriving while a transaction commits form the next,
@@ -65,10 +69,13 @@ type committer struct {
 	cfg     CommitConfig
 	metrics *metrics
 	reqs    chan *pending
-	quit    chan struct{}
-	done    chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
+	// arriving counts requests inside an intake handler that have not
+	// submitted (or given up) yet.
+	arriving atomic.Int64
+	quit     chan struct{}
+	done     chan struct{}
+	once     sync.Once
+	wg       sync.WaitGroup
 }
 
 func newCommitter(db *store.Store, jobs func() JobInserter, cfg CommitConfig, m *metrics) *committer {
@@ -81,6 +88,9 @@ func newCommitter(db *store.Store, jobs func() JobInserter, cfg CommitConfig, m 
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
+	if cfg.Linger == 0 {
+		cfg.Linger = 2 * time.Millisecond
+	}
 	c := &committer{db: db, jobs: jobs, cfg: cfg, metrics: m,
 		reqs: make(chan *pending, cfg.MaxBatch*cfg.Committers*2), quit: make(chan struct{}), done: make(chan struct{})}
 	for range cfg.Committers {
@@ -90,9 +100,21 @@ func newCommitter(db *store.Store, jobs func() JobInserter, cfg CommitConfig, m 
 	return c
 }
 
+// enter marks a request that may submit a delivery soon; the returned func
+// (idempotent) marks that it has submitted or given up.
+func (c *committer) enter() func() {
+	c.arriving.Add(1)
+	var once sync.Once
+	return func() { once.Do(func() { c.arriving.Add(-1) }) }
+}
+
 // submit queues d and waits until it is durable (or known as a duplicate).
-// Cancelling ctx stops the wait, not the commit.
-func (c *committer) submit(ctx context.Context, d *Delivery) commitResult {
+// Cancelling ctx stops the wait, not the commit. leave (from enter) is
+// called before d is queued.
+func (c *committer) submit(ctx context.Context, d *Delivery, leave func()) commitResult {
+	if leave != nil {
+		leave()
+	}
 	p := &pending{d: d, res: make(chan commitResult, 1)}
 	select {
 	case c.reqs <- p:
@@ -152,7 +174,6 @@ func (c *committer) loop() {
 		}
 		batch = append(batch[:0], first)
 		deadline := time.Now().Add(c.cfg.Linger)
-	gather:
 		for len(batch) < c.cfg.MaxBatch {
 			select {
 			case p := <-c.reqs:
@@ -160,11 +181,12 @@ func (c *committer) loop() {
 				continue
 			default:
 			}
+			// Wait only for requests being received right now.
 			wait := time.Until(deadline)
-			if c.cfg.Linger <= 0 || wait <= 0 {
+			if c.arriving.Load() <= 0 || wait <= 0 {
 				break
 			}
-			timer.Reset(wait)
+			timer.Reset(min(wait, 200*time.Microsecond))
 			select {
 			case p := <-c.reqs:
 				batch = append(batch, p)
@@ -172,7 +194,6 @@ func (c *committer) loop() {
 					<-timer.C
 				}
 			case <-timer.C:
-				break gather
 			}
 		}
 		c.commit(batch)

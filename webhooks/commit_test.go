@@ -1,11 +1,13 @@
 package webhooks_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -44,11 +46,15 @@ func jiraBody(i int) []byte {
 func TestGroupCommitBatches(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
-		// A batch commits when it is full (10) or after the linger (long
-		// here, so the test does not depend on timing).
+		// A batch commits when it is full (10), when no delivery is on its
+		// way, or after the linger. One arrival is held for the whole test
+		// and the linger is long, so the batch commits when it is full:
+		// the test does not depend on timing.
 		h := newHarness(t, db, func(c *webhooks.Config) {
 			c.Commit = webhooks.CommitConfig{MaxBatch: 10, Linger: 30 * time.Second, Committers: 1}
 		})
+		release := h.svc.HoldArrival()
+		defer release()
 		type result struct {
 			code int
 			ack  webhooks.Ack
@@ -126,6 +132,8 @@ func TestGroupCommitNoAckBeforeDurable(t *testing.T) {
 			c.Jobs = func() webhooks.JobInserter { return failingJobs{} }
 			c.Commit = webhooks.CommitConfig{MaxBatch: 4, Linger: 30 * time.Second, Committers: 1}
 		})
+		release := h.svc.HoldArrival()
+		defer release()
 		var wg sync.WaitGroup
 		codes := make([]int, 4)
 		for i := range codes {
@@ -154,6 +162,8 @@ func TestBatchJobRetriesOnlyFailures(t *testing.T) {
 		h := newHarness(t, db, func(c *webhooks.Config) {
 			c.Commit = webhooks.CommitConfig{MaxBatch: 2, Linger: 30 * time.Second, Committers: 1}
 		})
+		release := h.svc.HoldArrival()
+		defer release()
 		h.bookings.failCancel = map[string]int{"b-a": 1}
 		var wg sync.WaitGroup
 		for _, k := range []string{"a", "b"} {
@@ -198,6 +208,30 @@ func TestBatchJobRetriesOnlyFailures(t *testing.T) {
 		}
 		if cancels["b-a"] != 1 || cancels["b-b"] != 1 {
 			t.Fatalf("cancels %v", cancels)
+		}
+	})
+}
+
+// A lone delivery is committed at once: the linger only waits for
+// deliveries that are being received.
+func TestLoneDeliveryNotDelayed(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db, func(c *webhooks.Config) {
+			c.Commit = webhooks.CommitConfig{Linger: time.Hour}
+		})
+		body := jiraBody(1)
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.url+"/webhooks/jira", bytes.NewReader(body))
+		req.Header.Set("X-Hub-Signature", jiratest.Sign(jiraSecret, body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("a lone delivery waited for the linger: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 202 {
+			t.Fatalf("status %d", resp.StatusCode)
 		}
 	})
 }

@@ -212,9 +212,28 @@ func (s *Service) Events() *Events { return s.events }
 
 // Mount registers the intake routes, replacing the generated ones.
 func (s *Service) Mount(e *echo.Echo) {
-	e.POST("/webhooks/zoom", s.handleZoom)
-	e.POST("/webhooks/jira", s.handleJira)
-	e.POST("/webhooks/google", s.handleGoogle)
+	e.POST("/webhooks/zoom", s.arriving(s.handleZoom))
+	e.POST("/webhooks/jira", s.arriving(s.handleJira))
+	e.POST("/webhooks/google", s.arriving(s.handleGoogle))
+}
+
+type leaveKey struct{}
+
+// arriving tells the group committer that a delivery may come soon, so a
+// batch being formed waits for it (bounded by CommitConfig.Linger).
+func (s *Service) arriving(h echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		leave := s.committer.enter()
+		defer leave()
+		r := c.Request()
+		c.SetRequest(r.WithContext(context.WithValue(r.Context(), leaveKey{}, leave)))
+		return h(c)
+	}
+}
+
+func leaveFrom(ctx context.Context) func() {
+	f, _ := ctx.Value(leaveKey{}).(func())
+	return f
 }
 
 // RejectError is a refused delivery. Status is 400, 401 or 413; Reason is
@@ -297,7 +316,7 @@ func bodyKey(b []byte) string {
 
 // accept stores d durably (group commit) and reports whether it was new.
 func (s *Service) accept(ctx context.Context, d *Delivery) (id string, dup bool, err error) {
-	r := s.committer.submit(ctx, d)
+	r := s.committer.submit(ctx, d, leaveFrom(ctx))
 	if r.err != nil {
 		return "", false, r.err
 	}

@@ -1,0 +1,5 @@
+package webhooks
+
+// HoldArrival tells the group committer that one more delivery is on its
+// way, so it keeps gathering (up to Linger) until release is called.
+func (s *Service) HoldArrival() (release func()) { return s.committer.enter() }
