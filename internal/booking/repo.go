@@ -131,21 +131,66 @@ func scanBooking(sc interface{ Scan(...any) error }) (Booking, error) {
 	return b, nil
 }
 
-// get reads a booking with its steps.
+// get reads a booking with its steps in one statement, so the booking row
+// and its steps come from one snapshot (a saga run decides on both).
 func (r repo) get(ctx context.Context, q querier, id string) (Booking, error) {
-	b, err := scanBooking(q.QueryRowContext(ctx, r.q(`SELECT `+bookingCols+` FROM bookings WHERE id = ?`), id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Booking{}, ErrNotFound
-	}
+	rows, err := q.QueryContext(ctx, r.q(`SELECT `+qualifiedBookingCols+`, s.name, s.state, s.provider_ref, s.last_error,
+		s.attempts, s.applied_spec, s.updated_at FROM bookings b LEFT JOIN booking_steps s ON s.booking_id = b.id WHERE b.id = ?`), id)
 	if err != nil {
 		return Booking{}, fmt.Errorf("booking: read: %w", err)
 	}
-	steps, err := r.steps(ctx, q, []string{id})
-	if err != nil {
-		return Booking{}, err
+	defer rows.Close()
+	var (
+		b     Booking
+		found bool
+		steps []Step
+	)
+	for rows.Next() {
+		var (
+			name, state, ref, lastErr sql.NullString
+			attempts, applied, upd    sql.NullInt64
+		)
+		bk, err := scanBooking(rowScanner{rows, []any{&name, &state, &ref, &lastErr, &attempts, &applied, &upd}})
+		if err != nil {
+			return Booking{}, fmt.Errorf("booking: read: %w", err)
+		}
+		b, found = bk, true
+		if name.Valid {
+			steps = append(steps, Step{Name: StepName(name.String), State: StepState(state.String), Ref: ref.String,
+				LastError: lastErr.String, Attempts: int(attempts.Int64), AppliedSpec: applied.Int64, UpdatedAt: fromUS(upd.Int64)})
+		}
 	}
-	b.Steps = steps[id]
+	if err := rows.Err(); err != nil {
+		return Booking{}, fmt.Errorf("booking: read: %w", err)
+	}
+	if !found {
+		return Booking{}, ErrNotFound
+	}
+	b.Steps = orderSteps(steps)
 	return b, nil
+}
+
+// rowScanner scans the booking columns followed by extra destinations.
+type rowScanner struct {
+	rows  *sql.Rows
+	extra []any
+}
+
+func (r rowScanner) Scan(dest ...any) error { return r.rows.Scan(append(dest, r.extra...)...) }
+
+var qualifiedBookingCols = "b." + strings.ReplaceAll(strings.Join(strings.Fields(bookingCols), " "), ", ", ", b.")
+
+// orderSteps sorts steps in display order.
+func orderSteps(ss []Step) []Step {
+	ordered := make([]Step, 0, len(ss))
+	for _, n := range Steps {
+		for _, s := range ss {
+			if s.Name == n {
+				ordered = append(ordered, s)
+			}
+		}
+	}
+	return ordered
 }
 
 func (r repo) steps(ctx context.Context, q querier, ids []string) (map[string][]Step, error) {
@@ -180,15 +225,7 @@ func (r repo) steps(ctx context.Context, q querier, ids []string) (map[string][]
 		return nil, fmt.Errorf("booking: read steps: %w", err)
 	}
 	for id, ss := range out {
-		ordered := make([]Step, 0, len(ss))
-		for _, n := range Steps {
-			for _, s := range ss {
-				if s.Name == n {
-					ordered = append(ordered, s)
-				}
-			}
-		}
-		out[id] = ordered
+		out[id] = orderSteps(ss)
 	}
 	return out, nil
 }
@@ -335,13 +372,15 @@ func (r repo) setStepState(ctx context.Context, q querier, bookingID string, nam
 	return nil
 }
 
-// staleStep marks a done step as not reflecting the booking any more, so
-// the saga updates it.
-func (r repo) staleStep(ctx context.Context, q querier, bookingID string, name StepName) error {
-	_, err := q.ExecContext(ctx, r.q(`UPDATE booking_steps SET applied_spec = 0 WHERE booking_id = ? AND name = ? AND state = ?`),
-		bookingID, string(name), string(StepDone))
+// keepSpec moves the steps other than except that reflect spec from to spec
+// to: after a change only except must act on (a status its issue follows).
+// A run still working with the old spec writes from, which stays stale, so
+// the change is never lost.
+func (r repo) keepSpec(ctx context.Context, q querier, bookingID string, except StepName, from, to int64) error {
+	_, err := q.ExecContext(ctx, r.q(`UPDATE booking_steps SET applied_spec = ? WHERE booking_id = ? AND name <> ? AND applied_spec = ?`),
+		to, bookingID, string(except), from)
 	if err != nil {
-		return fmt.Errorf("booking: write step: %w", err)
+		return fmt.Errorf("booking: write steps: %w", err)
 	}
 	return nil
 }

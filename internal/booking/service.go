@@ -947,6 +947,10 @@ func (s *Service) SetStatus(ctx context.Context, id string, to Status, actor, re
 		err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
 			u := updateOf(b, now)
 			u.Status = to
+			if b.Step(StepJira).State != StepSkipped {
+				// The issue follows the status: a new spec that only the jira step lacks.
+				u.SpecVersion = b.SpecVersion + 1
+			}
 			ok, err := s.repo.update(ctx, tx, b, u)
 			if err != nil || !ok {
 				if err == nil {
@@ -961,11 +965,10 @@ func (s *Service) SetStatus(ctx context.Context, id string, to Status, actor, re
 			if err := s.repo.audit(ctx, tx, AuditRecord{BookingID: b.ID, At: now, Actor: actor, Action: action, From: b.Status, To: to, Reason: reason}); err != nil {
 				return err
 			}
-			if b.Step(StepJira).State != StepDone {
+			if u.SpecVersion == b.SpecVersion {
 				return nil
 			}
-			// The issue follows the status: mark it out of date and let the saga move it.
-			if err := s.repo.staleStep(ctx, tx, b.ID, StepJira); err != nil {
+			if err := s.repo.keepSpec(ctx, tx, b.ID, StepJira, b.SpecVersion, u.SpecVersion); err != nil {
 				return err
 			}
 			jiraStale = true
