@@ -7,8 +7,8 @@
 // For every target and step it reports accepted deliveries/s, p50/p99 ack
 // latency (measured from the scheduled send time, so a server that falls
 // behind is not flattered) and the child's peak RSS (VmHWM). Open-loop
-// steps send at a fixed rate; the final "max" step is closed-loop (C
-// connections back to back, like wrk) and gives each target's ceiling.
+// steps send at a fixed rate; the final "max" steps are closed-loop (c
+// connections back to back, like wrk) and give each target's ceiling.
 // After each step the benchmark waits until the gateway has processed
 // every stored delivery (River jobs) and prints that wait as "drain": the
 // processing lag the step left. After each gateway run the gateway's own
@@ -92,7 +92,7 @@ type config struct {
 	rates    []int
 	step     time.Duration
 	conns    int
-	maxConns int
+	maxConns []int
 	bodySize int
 }
 
@@ -100,15 +100,23 @@ func run() error {
 	var (
 		cfg   config
 		dbs   = flag.String("db", "sqlite,postgres", "databases to run the gateway on (sqlite, postgres)")
-		rates = flag.String("rates", "500,1000,2000,4000,8000", "open-loop steps, deliveries per second")
+		rates    = flag.String("rates", "500,1000,2000,4000,8000", "open-loop steps, deliveries per second")
+		maxConns string
 	)
 	flag.StringVar(&cfg.pgURL, "pg", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL server (a fresh schema is created and dropped)")
 	flag.DurationVar(&cfg.step, "step", 5*time.Second, "duration of each step")
 	flag.IntVar(&cfg.conns, "conns", 512, "open-loop: most requests in flight")
-	flag.IntVar(&cfg.maxConns, "c", 64, "closed-loop max step: concurrent connections")
+	flag.StringVar(&maxConns, "c", "64,256", "closed-loop max steps: concurrent connections")
 	flag.IntVar(&cfg.bodySize, "body", 1024, "approximate delivery body size in bytes")
 	flag.Parse()
 	cfg.dbs = strings.Split(*dbs, ",")
+	for _, c := range strings.Split(maxConns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("bad -c %q", c)
+		}
+		cfg.maxConns = append(cfg.maxConns, n)
+	}
 	for _, r := range strings.Split(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || n <= 0 {
@@ -134,7 +142,7 @@ func run() error {
 	host, _ := os.Hostname()
 	fmt.Printf("# webhook intake benchmark  %s  host=%s  %s/%s  cpus=%d  %s\n", time.Now().UTC().Format(time.RFC3339), host,
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
-	fmt.Printf("# step=%s open-loop in-flight cap=%d, max step c=%d, body≈%dB, signed Zoom meeting.started deliveries\n\n",
+	fmt.Printf("# step=%s open-loop in-flight cap=%d, max steps c=%v, body≈%dB, signed Zoom meeting.started deliveries\n\n",
 		cfg.step, cfg.conns, cfg.maxConns, cfg.bodySize)
 
 	targets := []string{"echo"}
@@ -327,9 +335,11 @@ func runTarget(cfg config, target, bin, self, tmp string) error {
 		total += res.ok
 		res.print(target, fmt.Sprintf("%d/s", r), drain())
 	}
-	res := gen.closedLoop(cfg.maxConns, cfg.step)
-	total += res.ok
-	res.print(target, fmt.Sprintf("max c=%d", cfg.maxConns), drain())
+	for _, mc := range cfg.maxConns {
+		res := gen.closedLoop(mc, cfg.step)
+		total += res.ok
+		res.print(target, fmt.Sprintf("max c=%d", mc), drain())
+	}
 	fmt.Printf("%-9s peak RSS %s", target, c.peakRSS())
 	if target != "echo" {
 		stored, batches, sum := gatewayCounters(c.url)
