@@ -98,8 +98,8 @@ type config struct {
 
 func run() error {
 	var (
-		cfg   config
-		dbs   = flag.String("db", "sqlite,postgres", "databases to run the gateway on (sqlite, postgres)")
+		cfg      config
+		dbs      = flag.String("db", "sqlite,postgres", "databases to run the gateway on (sqlite, postgres)")
 		rates    = flag.String("rates", "500,1000,2000,4000,8000", "open-loop steps, deliveries per second")
 		maxConns string
 	)
