@@ -169,6 +169,14 @@ func (s *Service) processZoom(ctx context.Context, d Delivery) (outcome, error) 
 	}
 	out := outcome{bookingID: b.ID}
 	switch ev.Event {
+	case ZoomMeetingStarted, ZoomMeetingEnded, ZoomMeetingDeleted:
+		if inFlight(b) && !b.ended() {
+			// Judged once the booking's own change has settled (the saga
+			// may be creating it, or deleting the meeting to compensate).
+			return out, ErrBookingBusy
+		}
+	}
+	switch ev.Event {
 	case ZoomMeetingStarted:
 		switch {
 		case b.ended() || b.Status == BookingInProgress:

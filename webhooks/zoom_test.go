@@ -344,3 +344,51 @@ func TestZoomRejections(t *testing.T) {
 		}
 	})
 }
+
+// A meeting event for a booking whose saga is still running is retried
+// until the booking has settled, then applied once.
+func TestZoomWaitsForPendingBooking(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		start := time.Now().Add(time.Hour).Truncate(time.Minute).UTC()
+		h.bookings.add(webhooks.Booking{ID: "b-pend", Status: webhooks.BookingPending, Start: start, End: start.Add(time.Hour)}, "5150", "", "")
+		body := []byte(`{"event":"meeting.started","event_ts":1,"payload":{"object":{"id":"5150"}}}`)
+		if code, _, b := h.post(t, "/webhooks/zoom", body, signedZoom(zoomSecret, time.Now(), body)); code != 204 {
+			t.Fatalf("%d %s", code, b)
+		}
+		var id string
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			ds := h.deliveries(t, webhooks.ProviderZoom)
+			if len(ds) == 1 && ds[0].Status == webhooks.StatusFailed {
+				id = ds[0].ID
+				if !strings.Contains(ds[0].LastError, "in flight") {
+					t.Fatalf("last error %q", ds[0].LastError)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("deliveries %+v", ds)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if len(h.bookings.Calls()) != 0 {
+			t.Fatalf("applied to a pending booking: %+v", h.bookings.Calls())
+		}
+		h.bookings.mu.Lock()
+		h.bookings.byID["b-pend"].Status = webhooks.BookingConfirmed
+		h.bookings.mu.Unlock()
+		d := h.waitDone(t, id) // River retries the job after its backoff
+		for d.Status != webhooks.StatusProcessed && time.Now().Before(deadline.Add(15*time.Second)) {
+			time.Sleep(20 * time.Millisecond)
+			d = h.waitDone(t, id)
+		}
+		if d.Status != webhooks.StatusProcessed || d.Attempts < 2 {
+			t.Fatalf("after settling: %+v", d)
+		}
+		if calls := h.bookings.Calls(); len(calls) != 1 || calls[0].Status != webhooks.BookingInProgress {
+			t.Fatalf("calls %+v", calls)
+		}
+	})
+}
