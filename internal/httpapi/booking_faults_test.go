@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spotlight/gateway/client"
 	"github.com/spotlight/gateway/integrations/calendar"
+	"github.com/spotlight/gateway/internal/store"
 	"github.com/spotlight/gateway/internal/store/storetest"
 )
 
@@ -28,7 +30,15 @@ func TestBookingFaults(t *testing.T) {
 		bookings   = 200
 		parallel   = 16
 	)
-	en := newBookingEnv(t, storetest.SQLite(t), envOptions{faultRate: 0.2, mentors: mentors, candidates: candidates,
+	// Provider faults do not depend on the database; PostgreSQL is used
+	// when available because SQLite (translated C) is slow under -race.
+	var db *store.Store
+	if os.Getenv(storetest.PostgresEnv) != "" {
+		db = storetest.Postgres(t)
+	} else {
+		db = storetest.SQLite(t)
+	}
+	en := newBookingEnv(t, db, envOptions{faultRate: 0.2, mentors: mentors, candidates: candidates,
 		unconnected: 4, syncTimeout: 3 * time.Second, requiredAttempts: 1})
 	en.openSchedule(t)
 	base := day(7)
@@ -80,6 +90,7 @@ func TestBookingFaults(t *testing.T) {
 			}
 		}()
 	}
+	began := time.Now()
 	for i := range bookings {
 		work <- i
 	}
@@ -89,6 +100,7 @@ func TestBookingFaults(t *testing.T) {
 		return
 	}
 
+	booked := time.Since(began)
 	// Every booking settles: confirmed, or failed and compensated.
 	cc := en.client(t, "root", "admin")
 	final := map[string]client.Booking{}
@@ -122,8 +134,8 @@ func TestBookingFaults(t *testing.T) {
 	for _, f := range en.faults {
 		injected += f.injected.Load()
 	}
-	t.Logf("%d bookings: %d confirmed, %d failed and compensated; responses %v; %d provider faults injected",
-		len(all), confirmed, failed, codes, injected)
+	t.Logf("%d bookings: %d confirmed, %d failed and compensated; responses %v; %d provider faults injected; booked in %s, settled after %s",
+		len(all), confirmed, failed, codes, injected, booked.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	if injected < bookings {
 		t.Fatalf("only %d faults injected", injected)
 	}
