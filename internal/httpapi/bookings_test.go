@@ -400,3 +400,81 @@ func TestBookingRaceRefused(t *testing.T) {
 		}
 	})
 }
+
+// transitionDays returns the local dates (midnight) of the next two clock
+// changes of loc after from.
+func transitionDays(loc *time.Location, from time.Time) []time.Time {
+	var out []time.Time
+	d := time.Date(from.Year(), from.Month(), from.Day()+2, 0, 0, 0, 0, loc)
+	_, off := d.Zone()
+	for i := 0; i < 400 && len(out) < 2; i++ {
+		next := time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, loc)
+		if _, o := next.Zone(); o != off {
+			out = append(out, d)
+			off = o
+		}
+		d = next
+	}
+	return out
+}
+
+// TestAvailabilityAcrossDST asks the API for the slots of a night with
+// working hours 01:00-04:00 on the next clock changes in Europe/Berlin and
+// America/New_York: three wall-clock hours hold two real hours in spring and
+// four in autumn.
+func TestAvailabilityAcrossDST(t *testing.T) {
+	t.Parallel()
+	en := newBookingEnv(t, storetest.SQLite(t), envOptions{mentors: 2, candidates: 1})
+	cand := en.client(t, en.candidates[0], "candidate")
+	for i, zone := range []string{"Europe/Berlin", "America/New_York"} {
+		mentor := en.mentors[i]
+		loc, err := time.LoadLocation(zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hours []client.WorkingHours
+		for _, d := range []client.Weekday{client.WeekdayMon, client.WeekdayTue, client.WeekdayWed, client.WeekdayThu, client.WeekdayFri, client.WeekdaySat, client.WeekdaySun} {
+			hours = append(hours, client.WorkingHours{Weekday: d, Start: "01:00", End: "04:00"})
+		}
+		put, err := en.client(t, mentor, "mentor").PutMentorScheduleWithResponse(t.Context(), mentor, client.MentorScheduleInput{
+			Timezone: zone, WorkingHours: hours, SlotMinutes: ptr(60), MinNoticeMinutes: ptr(0), MaxAdvanceDays: ptr(365)})
+		if err != nil || put.JSON200 == nil {
+			t.Fatalf("schedule: %v %s", err, put.Body)
+		}
+		days := transitionDays(loc, time.Now())
+		if len(days) != 2 {
+			t.Fatalf("%s: no clock changes found", zone)
+		}
+		for _, d := range days {
+			from, to := d, time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, loc)
+			r, err := cand.GetMentorAvailabilityWithResponse(t.Context(), mentor, &client.GetMentorAvailabilityParams{From: from, To: to})
+			if err != nil || r.JSON200 == nil {
+				t.Fatalf("availability: %v %s", err, r.Body)
+			}
+			_, before := from.Zone()
+			_, after := to.Zone()
+			want := 2 // spring: the clocks skip an hour
+			if after < before {
+				want = 4 // autumn: an hour repeats
+			}
+			var starts []string
+			for _, s := range r.JSON200.Slots {
+				starts = append(starts, s.Start.Format(time.RFC3339))
+				if s.End.Sub(s.Start) != time.Hour {
+					t.Errorf("%s: slot %s lasts %s", zone, s.Start, s.End.Sub(s.Start))
+				}
+				if s.Start.In(loc).Format(time.RFC3339) != s.Start.Format(time.RFC3339) {
+					t.Errorf("%s: slot %s not in the mentor's zone", zone, s.Start)
+				}
+			}
+			if len(starts) != want {
+				t.Errorf("%s on %s: slots %v, want %d", zone, d.Format("2006-01-02"), starts, want)
+			}
+			for j := 1; j < len(r.JSON200.Slots); j++ {
+				if gap := r.JSON200.Slots[j].Start.Sub(r.JSON200.Slots[j-1].Start); gap != time.Hour {
+					t.Errorf("%s: %s after %s", zone, r.JSON200.Slots[j].Start, r.JSON200.Slots[j-1].Start)
+				}
+			}
+		}
+	}
+}
