@@ -191,6 +191,7 @@ var (
 // ForbiddenError reports an action the caller's role does not allow.
 type ForbiddenError struct{ Reason string }
 
+// Error implements error.
 func (e *ForbiddenError) Error() string { return "booking: forbidden: " + e.Reason }
 
 // ConflictError reports an action the booking's status does not allow.
@@ -199,6 +200,7 @@ type ConflictError struct {
 	Action string
 }
 
+// Error implements error.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("booking: cannot %s a %s booking", e.Action, e.Status)
 }
@@ -209,12 +211,15 @@ type ValidationError struct {
 	Message string
 }
 
+// Error implements error.
 func (e *ValidationError) Error() string { return "booking: " + e.Field + ": " + e.Message }
 
 // PermanentError marks a provider failure that retrying cannot fix.
 type PermanentError struct{ Err error }
 
+// Error implements error.
 func (e *PermanentError) Error() string { return e.Err.Error() }
+// Unwrap returns the cause.
 func (e *PermanentError) Unwrap() error { return e.Err }
 
 // Permanent wraps err as a PermanentError (nil stays nil).
