@@ -219,6 +219,7 @@ type PermanentError struct{ Err error }
 
 // Error implements error.
 func (e *PermanentError) Error() string { return e.Err.Error() }
+
 // Unwrap returns the cause.
 func (e *PermanentError) Unwrap() error { return e.Err }
 
