@@ -11,6 +11,7 @@ import (
 	"github.com/spotlight/gateway/client"
 	"github.com/spotlight/gateway/integrations/caldav"
 	"github.com/spotlight/gateway/integrations/caldav/caldavtest"
+	"github.com/spotlight/gateway/integrations/calendar"
 	"github.com/spotlight/gateway/integrations/jira"
 	"github.com/spotlight/gateway/integrations/zoom"
 )
@@ -36,6 +37,9 @@ type Scope struct {
 	CalendarUsers []string
 	// Jira checks the Jira project (every booking has a jira step).
 	Jira bool
+	// GoogleCandidates are the candidates whose Google calendar
+	// (GoogleEmail) is checked for candidate_calendar events.
+	GoogleCandidates []string
 }
 
 // Audit lists every meeting, issue and event in scope through the
@@ -164,6 +168,38 @@ func Audit(ctx context.Context, up *Upstreams, bookings []client.Booking, sc Sco
 		check("mentor calendar event", "mentor_calendar", events, func(b client.Booking) bool {
 			st, _ := stepRef(b, "mentor_calendar")
 			return users[b.MentorId] && st != "skipped"
+		})
+	}
+	if len(sc.GoogleCandidates) > 0 {
+		events := map[string][]string{}
+		want := map[string]int{}
+		users := map[string]bool{}
+		for _, c := range sc.GoogleCandidates {
+			users[c] = true
+		}
+		// Every booking's deterministic event id, looked up in its
+		// candidate's calendar; the calendar's event count catches the rest.
+		for _, b := range bookings {
+			if !users[b.CandidateId] {
+				continue
+			}
+			id := b.Id.String()
+			ev, err := up.Google.Event(GoogleEmail(b.CandidateId), calendar.EventID(id))
+			if err == nil && ev.Status != "cancelled" {
+				events[id] = append(events[id], ev.Id)
+				want[b.CandidateId]++
+			}
+		}
+		for _, c := range sc.GoogleCandidates {
+			n := up.Google.EventCount(GoogleEmail(c))
+			r.Events += n
+			if n != want[c] {
+				r.Problems = append(r.Problems, fmt.Sprintf("google calendar of %s holds %d events, %d of them bookings' (orphans)", c, n, want[c]))
+			}
+		}
+		check("candidate calendar event", "candidate_calendar", events, func(b client.Booking) bool {
+			st, _ := stepRef(b, "candidate_calendar")
+			return users[b.CandidateId] && st != "skipped"
 		})
 	}
 	sort.Strings(r.Problems)

@@ -20,7 +20,8 @@ import (
 // jobs run — restarting it each time on the same data folder. Once the jobs drain, every booking is
 // confirmed or failed with every step settled; there is exactly one booking
 // per request; and the simulators, listed through their own APIs, hold no
-// orphan and no duplicate meeting, issue or calendar event.
+// orphan and no duplicate meeting, issue or calendar event (mentors'
+// CalDAV calendars, candidates' Google calendars).
 func TestCrashRecovery(t *testing.T) {
 	t.Parallel()
 	const (
@@ -31,11 +32,15 @@ func TestCrashRecovery(t *testing.T) {
 		pace = 60 * time.Millisecond
 	)
 	mentors := []string{"crash-m0", "crash-m1", "crash-m2", "crash-m3"}
+	var candidates []string
+	for i := range 10 {
+		candidates = append(candidates, fmt.Sprintf("crash-c%d", i))
+	}
 	d := newDeployment(t, "", mentors, "GATEWAY_BOOKING_SYNC_TIMEOUT=2s")
 	gw := d.gateway(t, "gw")
 	ctx, cancel := context.WithTimeout(t.Context(), 170*time.Second)
 	defer cancel()
-	fx, err := Provision(ctx, gw, d.up, Setup{Mentors: mentors, ConnectCalDAV: true})
+	fx, err := Provision(ctx, gw, d.up, Setup{Mentors: mentors, ConnectCalDAV: true, GoogleCandidates: candidates})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +54,7 @@ func TestCrashRecovery(t *testing.T) {
 	reqs := make([]Request, bookings)
 	for i := range reqs {
 		m := mentors[i%len(mentors)]
-		reqs[i] = NewRequest(m, fmt.Sprintf("crash-c%03d", i), base.Add(time.Duration(i/len(mentors))*30*time.Minute), fmt.Sprintf("crash %d", i))
+		reqs[i] = NewRequest(m, candidates[i%len(candidates)], base.Add(time.Duration(i/len(mentors))*30*time.Minute), fmt.Sprintf("crash %d", i))
 	}
 
 	outcomes := make([]Outcome, bookings)
@@ -160,7 +165,7 @@ func TestCrashRecovery(t *testing.T) {
 	for i, m := range mentors {
 		hosts[i] = m + "@mentors.test"
 	}
-	rep, err := Audit(ctx, d.up, got, Scope{ZoomHosts: hosts, CalendarUsers: mentors, Jira: true})
+	rep, err := Audit(ctx, d.up, got, Scope{ZoomHosts: hosts, CalendarUsers: mentors, Jira: true, GoogleCandidates: candidates})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,13 +3,16 @@ package systemtest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/spotlight/gateway/client"
+	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
 	"github.com/spotlight/gateway/integrations/jira/jiratest"
 )
 
@@ -24,6 +27,10 @@ type Setup struct {
 	// ConnectCalDAV connects each mentor's CalDAV calendar (the mentor must
 	// be one of UpstreamOptions.CalDAVUsers), so the mentor_calendar step runs.
 	ConnectCalDAV bool
+	// GoogleCandidates connect their Google Calendar through the OAuth
+	// flow (gcaltest consents as GoogleEmail(user)), so the
+	// candidate_calendar step runs.
+	GoogleCandidates []string
 	// SlotMinutes of the schedules; default 30.
 	SlotMinutes int
 }
@@ -50,6 +57,9 @@ func Provision(ctx context.Context, gw *Gateway, up *Upstreams, s Setup) (*Fixtu
 	creds := map[client.CredentialProviderPath]client.ProviderCredentialsInput{
 		"zoom": {"account_id": ZoomAccountID, "client_id": ZoomClientID, "client_secret": ZoomClientSecret},
 		"jira": {"email": jiratest.DefaultEmail, "api_token": jiratest.DefaultAPIToken},
+	}
+	if len(s.GoogleCandidates) > 0 {
+		creds["google"] = client.ProviderCredentialsInput{"client_secret": gcaltest.DefaultClientSecret}
 	}
 	for p, c := range creds {
 		resp, err := admin.PutProviderCredentialsWithResponse(ctx, p, c)
@@ -88,7 +98,77 @@ func Provision(ctx context.Context, gw *Gateway, up *Upstreams, s Setup) (*Fixtu
 			}
 		}
 	}
+	for _, c := range s.GoogleCandidates {
+		if err := ConnectGoogle(ctx, gw, c, "candidate"); err != nil {
+			return nil, err
+		}
+	}
 	return &Fixture{AdminToken: tok, Admin: admin, Mentors: s.Mentors}, nil
+}
+
+// GoogleEmail is the Google account of a harness user.
+func GoogleEmail(user string) string { return user + "@gmail.test" }
+
+// ConnectGoogle runs the Google OAuth flow as user: POST
+// /v1/connections/google for the authorization URL, the simulator's
+// consent (login_hint picks the account, created on first use), and the
+// redirect back to the gateway's callback.
+func ConnectGoogle(ctx context.Context, gw *Gateway, user, group string) error {
+	tok, err := gw.Token(ctx, user, group)
+	if err != nil {
+		return err
+	}
+	c, err := gw.Client(tok, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.StartGoogleConnectionWithResponse(ctx)
+	if err != nil {
+		return fmt.Errorf("systemtest: start google connection of %s: %w", user, err)
+	}
+	if resp.JSON200 == nil {
+		return fmt.Errorf("systemtest: start google connection of %s: %d %s", user, resp.StatusCode(), resp.Body)
+	}
+	u, err := url.Parse(resp.JSON200.AuthorizationUrl)
+	if err != nil {
+		return err
+	}
+	q := u.Query()
+	q.Set("login_hint", GoogleEmail(user))
+	u.RawQuery = q.Encode()
+	browser := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	consent, err := get(ctx, browser, u.String())
+	if err != nil {
+		return fmt.Errorf("systemtest: google consent of %s: %w", user, err)
+	}
+	loc := consent.Header.Get("Location")
+	if consent.StatusCode != http.StatusFound && consent.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, gw.URL) {
+		return fmt.Errorf("systemtest: google consent of %s answered %d to %q", user, consent.StatusCode, loc)
+	}
+	cb, err := get(ctx, browser, loc)
+	if err != nil {
+		return fmt.Errorf("systemtest: google callback of %s: %w", user, err)
+	}
+	if cb.StatusCode != http.StatusOK {
+		return fmt.Errorf("systemtest: google callback of %s answered %d", user, cb.StatusCode)
+	}
+	return nil
+}
+
+// get sends a GET asking for JSON and drains the body.
+func get(ctx context.Context, hc *http.Client, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	return resp, nil
 }
 
 // ConnectCalDAV connects user's calendar on the CalDAV simulator through
