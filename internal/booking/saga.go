@@ -27,10 +27,9 @@ func (SagaArgs) Kind() string { return "booking_saga" }
 // errLeased: another runner works the booking right now.
 var errLeased = errors.New("booking: saga running elsewhere")
 
-// leaseTTL is how long a run may hold a booking.
-func (s *Service) leaseTTL() time.Duration { return s.cfg.RunTimeout + 30*time.Second }
-
-// kick runs the booking's saga in-process, detached from the request.
+// kick runs the booking's saga in-process, detached from the request. When
+// another runner holds the booking (a run that is about to finish), it tries
+// again for up to the sync timeout; after that the job takes over.
 func (s *Service) kick(id string) {
 	if s.noFastPath {
 		return
@@ -38,8 +37,16 @@ func (s *Service) kick(id string) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if _, err := s.run(s.base, id); err != nil && !errors.Is(err, errLeased) && s.base.Err() == nil {
-			s.log.Info("booking saga left work to its job", "booking_id", id, "error", err.Error())
+		deadline := time.Now().Add(s.cfg.SyncTimeout)
+		for {
+			_, err := s.run(s.base, id)
+			if errors.Is(err, errLeased) && time.Now().Before(deadline) && sleepCtx(s.base, s.cfg.PollInterval) == nil {
+				continue
+			}
+			if err != nil && !errors.Is(err, errLeased) && s.base.Err() == nil {
+				s.log.Info("booking saga left work to its job", "booking_id", id, "error", err.Error())
+			}
+			return
 		}
 	}()
 }
@@ -49,7 +56,7 @@ func (s *Service) kick(id string) {
 func (s *Service) run(ctx context.Context, id string) (bool, error) {
 	owner := newID()
 	now := s.now()
-	ok, err := s.repo.acquire(ctx, id, owner, now, now.Add(s.leaseTTL()))
+	ok, err := s.repo.acquire(ctx, id, owner, now, now.Add(s.cfg.LeaseTTL))
 	if err != nil {
 		return false, err
 	}
@@ -59,14 +66,36 @@ func (s *Service) run(ctx context.Context, id string) (bool, error) {
 		}
 		return false, errLeased
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RunTimeout)
+	defer cancel()
+	renewed := make(chan struct{})
+	go func() {
+		// Renew the lease while the run lasts; losing it stops the run.
+		defer close(renewed)
+		t := time.NewTicker(s.cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				now := s.now()
+				if ok, err := s.repo.acquire(ctx, id, owner, now, now.Add(s.cfg.LeaseTTL)); err == nil && !ok {
+					s.log.Warn("booking lease lost; stopping the run", "booking_id", id)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
 	defer func() {
+		cancel()
+		<-renewed
 		if err := s.repo.release(context.WithoutCancel(ctx), id, owner); err != nil {
 			s.log.Warn("release booking lease", "booking_id", id, "error", err.Error())
 		}
 		s.notify(id)
 	}()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RunTimeout)
-	defer cancel()
 	for round := 0; round < 10; round++ {
 		b, err := s.repo.get(ctx, s.cfg.Store.DB(), id)
 		if err != nil {
@@ -620,7 +649,7 @@ func (w *sagaWorker) Work(ctx context.Context, job *river.Job[SagaArgs]) error {
 	_, err := w.s.run(ctx, job.Args.BookingID)
 	switch {
 	case errors.Is(err, errLeased):
-		return river.JobSnooze(w.s.cfg.RunTimeout / 4)
+		return river.JobSnooze(w.s.cfg.LeaseTTL / 2)
 	case errors.Is(err, ErrNotFound):
 		return nil
 	}
@@ -632,5 +661,7 @@ func (w *sagaWorker) NextRetry(job *river.Job[SagaArgs]) time.Time {
 	return time.Now().Add(backoff(10*w.s.cfg.RetryBase, 30*w.s.cfg.RetryMax, job.Attempt))
 }
 
-// Timeout lets a job run as long as its lease.
-func (w *sagaWorker) Timeout(job *river.Job[SagaArgs]) time.Duration { return w.s.leaseTTL() }
+// Timeout lets a job run as long as a run may.
+func (w *sagaWorker) Timeout(job *river.Job[SagaArgs]) time.Duration {
+	return w.s.cfg.RunTimeout + 10*time.Second
+}

@@ -36,9 +36,12 @@ type Config struct {
 	PublicURL string
 	// SyncTimeout is how long a request waits for the required steps (default 8s).
 	SyncTimeout time.Duration
-	// RunTimeout bounds one run of a booking's saga (default 60s); the
-	// lease lasts RunTimeout+30s.
+	// RunTimeout bounds one run of a booking's saga (default 60s).
 	RunTimeout time.Duration
+	// LeaseTTL is how long a runner's claim on a booking lasts without
+	// renewal (default 15s); a running saga renews it every LeaseTTL/3, so
+	// after a crash another runner takes over within LeaseTTL.
+	LeaseTTL time.Duration
 	// StepAttempts is how often a run tries a step before leaving it to
 	// the job's retry (default 4).
 	StepAttempts int
@@ -92,6 +95,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	def(&cfg.SyncTimeout, 8*time.Second)
 	def(&cfg.RunTimeout, 60*time.Second)
+	def(&cfg.LeaseTTL, 15*time.Second)
 	def(&cfg.RetryBase, 100*time.Millisecond)
 	def(&cfg.RetryMax, 2*time.Second)
 	def(&cfg.DurableDelay, 2*time.Second)
