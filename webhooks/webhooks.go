@@ -245,6 +245,7 @@ type RejectError struct {
 	Err      error
 }
 
+// Error describes the rejection for logs (never shown to the client).
 func (e *RejectError) Error() string {
 	msg := fmt.Sprintf("webhooks: %s delivery rejected (%d %s)", e.Provider, e.Status, e.Reason)
 	if e.Err != nil {
@@ -253,6 +254,7 @@ func (e *RejectError) Error() string {
 	return msg
 }
 
+// Unwrap returns the verification error behind the rejection.
 func (e *RejectError) Unwrap() error { return e.Err }
 
 func (s *Service) reject(provider string, status int, err error) error {
@@ -344,7 +346,7 @@ func (s *Service) poison(c echo.Context, d *Delivery, cause error) error {
 	d.EventType = ""
 	id, dup, err := s.accept(ctx, d)
 	if err != nil {
-		return fmt.Errorf("webhooks: store poison %s delivery: %w", d.Provider, err)
+		return s.storeFailed(c, d.Provider, err)
 	}
 	if !dup {
 		s.log.WarnContext(ctx, "webhook poison delivery stored", "provider", d.Provider, "webhook_id", id, "error", cause.Error())
@@ -353,6 +355,18 @@ func (s *Service) poison(c echo.Context, d *Delivery, cause error) error {
 		}
 	}
 	return &RejectError{Provider: d.Provider, Status: http.StatusBadRequest, Reason: "undecodable", Err: cause}
+}
+
+// storeFailed answers a delivery that could not be stored. When the sender
+// hung up while it waited (its context is cancelled) there is nobody to
+// answer and nothing to report: the delivery may even have committed, and
+// the provider's retry will be a duplicate.
+func (s *Service) storeFailed(c echo.Context, provider string, err error) error {
+	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+		s.log.DebugContext(c.Request().Context(), "webhook sender hung up before the commit", "provider", provider)
+		return c.NoContent(http.StatusServiceUnavailable)
+	}
+	return fmt.Errorf("webhooks: store %s delivery: %w", provider, err)
 }
 
 func (s *Service) secrets(ctx context.Context) (Secrets, error) {
@@ -408,7 +422,7 @@ func (s *Service) handleZoom(c echo.Context) error {
 	}
 	d.EventType = ev.Event
 	if _, _, err := s.accept(ctx, d); err != nil {
-		return fmt.Errorf("webhooks: store zoom delivery: %w", err)
+		return s.storeFailed(c, ProviderZoom, err)
 	}
 	return c.NoContent(http.StatusNoContent)
 }
@@ -451,7 +465,7 @@ func (s *Service) handleJira(c echo.Context) error {
 	d.EventType = ev.Event
 	id, dup, err := s.accept(ctx, d)
 	if err != nil {
-		return fmt.Errorf("webhooks: store jira delivery: %w", err)
+		return s.storeFailed(c, ProviderJira, err)
 	}
 	return ack(c, id, dup)
 }
@@ -505,7 +519,7 @@ func (s *Service) handleGoogle(c echo.Context) error {
 	d := s.newDelivery(ProviderGoogle, chID+":"+num, state, h, nil)
 	id, dup, err := s.accept(ctx, d)
 	if err != nil {
-		return fmt.Errorf("webhooks: store google notification: %w", err)
+		return s.storeFailed(c, ProviderGoogle, err)
 	}
 	return ack(c, id, dup)
 }
