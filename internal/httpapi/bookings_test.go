@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/spotlight/gateway/client"
 	"github.com/spotlight/gateway/integrations/calendar"
+	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
 	"github.com/spotlight/gateway/integrations/jira"
 	"github.com/spotlight/gateway/integrations/zoom"
 	"github.com/spotlight/gateway/internal/store"
@@ -476,5 +478,73 @@ func TestAvailabilityAcrossDST(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestBookingCalendarBusyAndConcurrentReplay: a busy block in the mentor's
+// Google calendar removes slots and refuses an overlapping booking with 409;
+// the same Idempotency-Key sent five times at once yields one booking and
+// five identical answers.
+func TestBookingCalendarBusyAndConcurrentReplay(t *testing.T) {
+	t.Parallel()
+	en := newBookingEnv(t, storetest.SQLite(t), envOptions{mentors: 1, candidates: 1})
+	en.openSchedule(t)
+	mentor := en.mentors[0]
+	d := day(6)
+	if _, err := en.gcalSim.PutEvent(mentorEmail(mentor), gcaltest.ExternalEvent{Summary: "dentist",
+		Start: d.Add(10 * time.Hour), End: d.Add(11*time.Hour + 30*time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	c := en.client(t, en.candidates[0], "candidate")
+	av, err := c.GetMentorAvailabilityWithResponse(t.Context(), mentor, &client.GetMentorAvailabilityParams{From: d.Add(9 * time.Hour), To: d.Add(13 * time.Hour)})
+	if err != nil || av.JSON200 == nil {
+		t.Fatalf("availability: %v %s", err, av.Body)
+	}
+	var starts []int
+	for _, s := range av.JSON200.Slots {
+		starts = append(starts, int(s.Start.Sub(d).Hours()))
+	}
+	if !slices.Equal(starts, []int{9, 12}) {
+		t.Fatalf("free hours %v, want [9 12] around the 10:00-11:30 busy block", starts)
+	}
+	r, _ := c.CreateBookingWithResponse(t.Context(), &client.CreateBookingParams{IdempotencyKey: uuid.NewString()},
+		client.CreateBookingRequest{MentorId: mentor, Start: d.Add(11 * time.Hour), DurationMinutes: 60, Timezone: "Europe/Berlin", Topic: "x"})
+	if r.StatusCode() != http.StatusConflict || problemType(t, r.Body) != "booking-overlap" {
+		t.Fatalf("booking over a busy block: %d %s", r.StatusCode(), r.Body)
+	}
+
+	key := uuid.NewString()
+	body := client.CreateBookingRequest{MentorId: mentor, Start: d.Add(12 * time.Hour), DurationMinutes: 60, Timezone: "Europe/Berlin", Topic: "same"}
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		bodies = map[string]int{}
+	)
+	for range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := c.CreateBookingWithResponse(context.Background(), &client.CreateBookingParams{IdempotencyKey: key}, body)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			bodies[fmt.Sprintf("%d %s", r.StatusCode(), r.Body)]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(bodies) != 1 {
+		t.Fatalf("concurrent replays answered differently: %v", bodies)
+	}
+	for k := range bodies {
+		if !strings.HasPrefix(k, "201 ") {
+			t.Fatalf("answer %s", k)
+		}
+	}
+	list, _ := c.ListBookingsWithResponse(t.Context(), nil)
+	if list.JSON200 == nil || len(list.JSON200.Items) != 1 {
+		t.Fatalf("bookings after concurrent replays: %s", list.Body)
 	}
 }
