@@ -31,11 +31,15 @@ func TestScaleOut(t *testing.T) {
 		clients   = 8
 	)
 	mentors := []string{"so-m0", "so-m1", "so-m2", "so-m3"}
+	var cands []string
+	for i := range 8 {
+		cands = append(cands, fmt.Sprintf("so-c%d", i))
+	}
 	d := newDeployment(t, dbURL, mentors, "GATEWAY_BOOKING_SYNC_TIMEOUT=5s")
 	gwA := d.gateway(t, "gw-a")
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	fx, err := Provision(ctx, gwA, d.up, Setup{Mentors: mentors, ConnectCalDAV: true})
+	fx, err := Provision(ctx, gwA, d.up, Setup{Mentors: mentors, ConnectCalDAV: true, GoogleCandidates: cands})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,17 +65,17 @@ func TestScaleOut(t *testing.T) {
 	var jobs []job
 	for i := range distinct {
 		m, at := slot(i)
-		jobs = append(jobs, job{i % 2, NewRequest(m, fmt.Sprintf("so-c%03d", i), at, "scale-out"), "distinct"})
+		jobs = append(jobs, job{i % 2, NewRequest(m, cands[i%len(cands)], at, "scale-out"), "distinct"})
 	}
 	for k := range contested {
 		m, at := slot(distinct + k)
 		for r := range 2 {
-			jobs = append(jobs, job{r, NewRequest(m, fmt.Sprintf("so-x%02d-%d", k, r), at, "contested"), fmt.Sprintf("contested:%d", k)})
+			jobs = append(jobs, job{r, NewRequest(m, cands[(2*k+r)%len(cands)], at, "contested"), fmt.Sprintf("contested:%d", k)})
 		}
 	}
 	for k := range twice {
 		m, at := slot(distinct + contested + k)
-		req := NewRequest(m, fmt.Sprintf("so-t%02d", k), at, "same key twice")
+		req := NewRequest(m, cands[k%len(cands)], at, "same key twice")
 		for r := range 2 {
 			jobs = append(jobs, job{r, req, fmt.Sprintf("twice:%d", k)})
 		}
@@ -177,7 +181,7 @@ func TestScaleOut(t *testing.T) {
 	for i, m := range mentors {
 		hosts[i] = m + "@mentors.test"
 	}
-	rep, err := Audit(ctx, d.up, got, Scope{ZoomHosts: hosts, CalendarUsers: mentors, Jira: true})
+	rep, err := Audit(ctx, d.up, got, Scope{ZoomHosts: hosts, CalendarUsers: mentors, Jira: true, GoogleCandidates: cands})
 	if err != nil {
 		t.Fatal(err)
 	}
