@@ -41,6 +41,8 @@ func wireBooking(w *wiring) error {
 		return err
 	}
 	addWorker(w, svc.Worker())
+	addWorker(w, svc.SweepWorker())
+	w.periodic = append(w.periodic, booking.PeriodicSweep())
 	w.deps.Bookings = httpapi.BookingDeps{Service: svc}
 	w.deps.ErrorMappers = append(w.deps.ErrorMappers, httpapi.BookingErrors)
 	w.onStop = append(w.onStop, func() {

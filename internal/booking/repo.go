@@ -569,6 +569,28 @@ func (r repo) list(ctx context.Context, f ListFilter) ([]Booking, error) {
 	return out, nil
 }
 
+// unfinished returns bookings whose saga should have settled: a transient
+// status, or compensation not yet done, last changed before olderThan and
+// not leased at now.
+func (r repo) unfinished(ctx context.Context, now, olderThan time.Time, limit int) ([]string, error) {
+	rows, err := r.db.DB().QueryContext(ctx, r.q(`SELECT id FROM bookings WHERE lease_until < ? AND updated_at < ?
+		AND (status IN ('pending', 'rescheduling', 'cancelling') OR (op = 'compensate' AND status <> 'failed'))
+		ORDER BY updated_at LIMIT ?`), us(now), us(olderThan), limit)
+	if err != nil {
+		return nil, fmt.Errorf("booking: find unfinished: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 // findByStepRef returns the id of the booking whose step has ref.
 func (r repo) findByStepRef(ctx context.Context, names []StepName, ref string) (string, error) {
 	args := []any{ref}

@@ -665,3 +665,64 @@ func (w *sagaWorker) NextRetry(job *river.Job[SagaArgs]) time.Time {
 func (w *sagaWorker) Timeout(job *river.Job[SagaArgs]) time.Duration {
 	return w.s.cfg.RunTimeout + 10*time.Second
 }
+
+// SweepArgs is the periodic job that re-enqueues the saga of bookings left
+// unfinished (their job gave up, or they were stuck behind an expired lease).
+type SweepArgs struct{}
+
+// Kind implements river.JobArgs.
+func (SweepArgs) Kind() string { return "booking_sweep" }
+
+// SweepInterval is how often the sweep runs (on the elected leader only).
+const SweepInterval = time.Minute
+
+// PeriodicSweep returns the periodic job that runs the sweep.
+func PeriodicSweep() *river.PeriodicJob {
+	return river.NewPeriodicJob(river.PeriodicInterval(SweepInterval), func() (river.JobArgs, *river.InsertOpts) {
+		return SweepArgs{}, nil
+	}, nil)
+}
+
+// SweepWorker returns the worker of the sweep job.
+func (s *Service) SweepWorker() river.Worker[SweepArgs] { return &sweepWorker{s: s} }
+
+type sweepWorker struct {
+	river.WorkerDefaults[SweepArgs]
+	s *Service
+}
+
+// Work enqueues a saga job for every booking that should have settled a
+// while ago and that no runner holds.
+func (w *sweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error {
+	n, err := w.s.Sweep(ctx, w.s.now().Add(-2*SweepInterval))
+	if n > 0 {
+		w.s.log.Info("booking sweep re-enqueued unfinished sagas", "bookings", n)
+	}
+	return err
+}
+
+// Sweep enqueues the saga job of every unfinished booking last changed
+// before olderThan and not held by a runner. It returns how many it enqueued.
+func (s *Service) Sweep(ctx context.Context, olderThan time.Time) (int, error) {
+	ids, err := s.repo.unfinished(ctx, s.now(), olderThan, 200)
+	if err != nil {
+		return 0, err
+	}
+	jobs := s.cfg.Jobs()
+	if jobs == nil || len(ids) == 0 {
+		return 0, nil
+	}
+	params := make([]river.InsertManyParams, 0, len(ids))
+	for _, id := range ids {
+		params = append(params, river.InsertManyParams{Args: SagaArgs{BookingID: id}, InsertOpts: &river.InsertOpts{
+			MaxAttempts: 25, UniqueOpts: river.UniqueOpts{ByArgs: true}}})
+	}
+	err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := jobs.InsertManyTx(ctx, tx, params)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("booking: sweep: %w", err)
+	}
+	return len(ids), nil
+}

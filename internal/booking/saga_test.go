@@ -427,3 +427,26 @@ func TestSetStatusMovesIssue(t *testing.T) {
 		t.Fatalf("cancel a completed booking: %v", err)
 	}
 }
+
+// TestSweep: a booking whose saga job lies far in the future (as if it had
+// given up) is picked up by the sweep and finished.
+func TestSweep(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, false)
+		en.svc.cfg.SyncTimeout = 10 * time.Millisecond
+		en.svc.cfg.DurableDelay = time.Hour
+		res := en.book(t, "k", time.Now().Add(48*time.Hour).Truncate(time.Hour))
+		if n, err := en.svc.Sweep(t.Context(), time.Now().Add(-time.Hour)); err != nil || n != 0 {
+			t.Fatalf("sweep of recent bookings: %d %v", n, err)
+		}
+		n, err := en.svc.Sweep(t.Context(), time.Now().Add(time.Second))
+		if err != nil || n != 1 {
+			t.Fatalf("sweep: %d %v", n, err)
+		}
+		en.waitFor(t, res.Booking.ID, 15*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		if n, err := en.svc.Sweep(t.Context(), time.Now().Add(time.Second)); err != nil || n != 0 {
+			t.Fatalf("sweep after settling: %d %v", n, err)
+		}
+	})
+}
