@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,11 +18,14 @@ import (
 // repeated with its Idempotency-Key while the gateway is away) to one
 // gateway on SQLite and kills that gateway with SIGKILL at random moments
 // — six times while requests are in flight and twice while the durable
-// jobs run — restarting it each time on the same data folder. Once the jobs drain, every booking is
-// confirmed or failed with every step settled; there is exactly one booking
-// per request; and the simulators, listed through their own APIs, hold no
-// orphan and no duplicate meeting, issue or calendar event (mentors'
-// CalDAV calendars, candidates' Google calendars).
+// jobs run — restarting it each time on the same data folder. One mentor's
+// calendar refuses writes, so a quarter of the bookings fail after their
+// meeting (and maybe issue and candidate event) exist and must be
+// compensated. Once the jobs drain, every booking is confirmed, or failed
+// with everything undone, with every step settled; there is exactly one
+// booking per request; and the simulators, listed through their own APIs,
+// hold no orphan and no duplicate meeting, issue or calendar event
+// (mentors' CalDAV calendars, candidates' Google calendars).
 func TestCrashRecovery(t *testing.T) {
 	t.Parallel()
 	const (
@@ -37,6 +41,10 @@ func TestCrashRecovery(t *testing.T) {
 		candidates = append(candidates, fmt.Sprintf("crash-c%d", i))
 	}
 	d := newDeployment(t, "", mentors, "GATEWAY_BOOKING_SYNC_TIMEOUT=2s")
+	// The last mentor's calendar refuses writes: a quarter of the bookings
+	// fail at mentor_calendar and must be compensated.
+	refusing := mentors[len(mentors)-1]
+	d.up.RefuseCalDAVWrites(refusing)
 	gw := d.gateway(t, "gw")
 	ctx, cancel := context.WithTimeout(t.Context(), 170*time.Second)
 	defer cancel()
@@ -170,6 +178,15 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("confirmed %d, failed %d; provider objects: %d meetings, %d issues, %d events", rep.Confirmed, rep.Failed, rep.Meetings, rep.Issues, rep.Events)
+	for _, b := range got {
+		wantFail := b.MentorId == refusing
+		if failed := b.Status == "failed"; failed != wantFail {
+			t.Errorf("booking %s, want failed=%v (only %s's calendar refuses writes)", Describe(b), wantFail, refusing)
+		}
+		if wantFail && (b.FailureReason == nil || !strings.Contains(*b.FailureReason, "mentor_calendar")) {
+			t.Errorf("failed booking %s: failure_reason should name mentor_calendar", Describe(b))
+		}
+	}
 	for _, p := range rep.Problems {
 		t.Error(p)
 	}

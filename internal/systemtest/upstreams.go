@@ -1,8 +1,11 @@
 package systemtest
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +44,8 @@ type Upstreams struct {
 
 	latency atomic.Int64
 	servers []*httptest.Server
+	mu      sync.Mutex
+	refused map[string]bool
 }
 
 // StartUpstreams starts every simulator. Close stops them.
@@ -57,7 +62,17 @@ func StartUpstreams(opts UpstreamOptions) *Upstreams {
 	}
 	u.ZoomURL = u.serve(u.Zoom)
 	u.JiraURL = u.serve(u.Jira)
-	u.CalDAVURL = u.serve(u.CalDAV)
+	u.CalDAVURL = u.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && u.refusing(r.URL.Path) {
+			// What a read-only (shared) calendar answers to a write:
+			// permanent, so the booking is compensated.
+			w.Header().Set("Content-Type", "application/xml; charset=utf-8")
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `<?xml version="1.0" encoding="utf-8"?><d:error xmlns:d="DAV:"><d:need-privileges/></d:error>`)
+			return
+		}
+		u.CalDAV.ServeHTTP(w, r)
+	}))
 	u.GoogleURL = u.serve(u.Google)
 	return u
 }
@@ -78,6 +93,31 @@ func (u *Upstreams) serve(h http.Handler) string {
 	}))
 	u.servers = append(u.servers, srv)
 	return srv.URL
+}
+
+// RefuseCalDAVWrites makes the CalDAV server answer 403 Forbidden to every
+// PUT into user's calendars, as for a calendar the user may only read. A
+// booking with that user as mentor fails at its mentor_calendar step, after
+// its Zoom meeting (and maybe its Jira issue and candidate event) exist, so
+// the saga must compensate.
+func (u *Upstreams) RefuseCalDAVWrites(user string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.refused == nil {
+		u.refused = map[string]bool{}
+	}
+	u.refused[user] = true
+}
+
+func (u *Upstreams) refusing(path string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for user := range u.refused {
+		if strings.HasPrefix(path, "/"+user+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // SetLatency adds d before every request to every simulator is handled
