@@ -486,6 +486,15 @@ func (r repo) setIdemResponse(ctx context.Context, caller, key string, status in
 	return nil
 }
 
+// forgetIdem deletes idempotency records created before before.
+func (r repo) forgetIdem(ctx context.Context, before time.Time) (int64, error) {
+	res, err := r.db.DB().ExecContext(ctx, r.q(`DELETE FROM booking_idempotency WHERE created_at < ?`), us(before))
+	if err != nil {
+		return 0, fmt.Errorf("booking: forget idempotency keys: %w", err)
+	}
+	return res.RowsAffected()
+}
+
 // ListFilter selects bookings.
 type ListFilter struct {
 	// Viewer limits to bookings where the user is mentor or candidate ("" = all).

@@ -698,8 +698,15 @@ func (w *sweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error
 	if n > 0 {
 		w.s.log.Info("booking sweep re-enqueued unfinished sagas", "bookings", n)
 	}
+	if _, derr := w.s.repo.forgetIdem(ctx, w.s.now().Add(-IdempotencyKeyTTL)); derr != nil {
+		err = errors.Join(err, derr)
+	}
 	return err
 }
+
+// IdempotencyKeyTTL is how long an Idempotency-Key of POST /v1/bookings is
+// remembered; the sweep forgets older ones.
+const IdempotencyKeyTTL = 24 * time.Hour
 
 // Sweep enqueues the saga job of every unfinished booking last changed
 // before olderThan and not held by a runner. It returns how many it enqueued.

@@ -450,3 +450,25 @@ func TestSweep(t *testing.T) {
 		}
 	})
 }
+
+// TestForgetIdempotencyKeys: old keys are dropped, recent ones kept.
+func TestForgetIdempotencyKeys(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		res := en.book(t, "k", time.Now().Add(48*time.Hour).Truncate(time.Hour))
+		if n, err := en.svc.repo.forgetIdem(t.Context(), time.Now().Add(-time.Hour)); err != nil || n != 0 {
+			t.Fatalf("forget recent: %d %v", n, err)
+		}
+		if _, ok, _ := en.svc.repo.getIdem(t.Context(), s.DB(), "cand", "k"); !ok {
+			t.Fatal("recent key forgotten")
+		}
+		if n, err := en.svc.repo.forgetIdem(t.Context(), time.Now().Add(time.Hour)); err != nil || n != 1 {
+			t.Fatalf("forget old: %d %v", n, err)
+		}
+		// The key is free again: the same key books anew.
+		if again := en.book(t, "k", res.Booking.Start.Add(2*time.Hour)); again.Booking.ID == res.Booking.ID {
+			t.Fatal("forgotten key replayed")
+		}
+	})
+}

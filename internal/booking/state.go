@@ -45,7 +45,6 @@ const (
 	opEnsure     = "ensure"     // every step exists and reflects the current spec
 	opCancel     = "cancel"     // meetings and events removed, issue follows
 	opCompensate = "compensate" // everything created is removed; then failed
-	opNone       = "none"       // nothing to do (terminal)
 )
 
 // stepSettled reports whether the saga has nothing left to do for step s
