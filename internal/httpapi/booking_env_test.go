@@ -157,7 +157,7 @@ func newBookingEnv(t *testing.T, s *store.Store, o envOptions) *bookingEnv {
 		o.candidates = 3
 	}
 	if o.syncTimeout == 0 {
-		o.syncTimeout = 5 * time.Second
+		o.syncTimeout = 10 * time.Second
 	}
 	en := &bookingEnv{db: s, caldavClean: map[string]*caldav.Client{}}
 	if sh := o.share; sh != nil {
