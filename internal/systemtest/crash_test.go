@@ -186,6 +186,11 @@ func TestCrashRecovery(t *testing.T) {
 		if wantFail && (b.FailureReason == nil || !strings.Contains(*b.FailureReason, "mentor_calendar")) {
 			t.Errorf("failed booking %s: failure_reason should name mentor_calendar", Describe(b))
 		}
+		for _, st := range b.Steps {
+			if wantFail && st.State != "compensated" && st.State != "skipped" {
+				t.Errorf("failed booking %s: step %s is %s, want compensated", b.Id, st.Name, st.State)
+			}
+		}
 	}
 	for _, p := range rep.Problems {
 		t.Error(p)
