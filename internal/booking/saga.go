@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/spotlight/gateway/integrations/calendar"
 )
@@ -646,14 +647,22 @@ type sagaWorker struct {
 
 // Work runs the saga; a booking leased by another runner is looked at again later.
 func (w *sagaWorker) Work(ctx context.Context, job *river.Job[SagaArgs]) error {
-	_, err := w.s.run(ctx, job.Args.BookingID)
-	switch {
-	case errors.Is(err, errLeased):
-		return river.JobSnooze(w.s.cfg.LeaseTTL / 2)
-	case errors.Is(err, ErrNotFound):
-		return nil
+	// A runner holding the booking is usually about to finish: wait for it
+	// a while before giving the job back to the queue.
+	deadline := time.Now().Add(w.s.cfg.LeaseTTL)
+	for {
+		_, err := w.s.run(ctx, job.Args.BookingID)
+		switch {
+		case errors.Is(err, errLeased):
+			if time.Now().Before(deadline) && sleepCtx(ctx, w.s.cfg.PollInterval) == nil {
+				continue
+			}
+			return river.JobSnooze(w.s.cfg.LeaseTTL / 2)
+		case errors.Is(err, ErrNotFound):
+			return nil
+		}
+		return err
 	}
-	return err
 }
 
 // NextRetry backs off exponentially from ten times RetryBase.
@@ -673,14 +682,15 @@ type SweepArgs struct{}
 // Kind implements river.JobArgs.
 func (SweepArgs) Kind() string { return "booking_sweep" }
 
-// SweepInterval is how often the sweep runs (on the elected leader only).
-const SweepInterval = time.Minute
+// SweepInterval is how often the sweep runs (on the elected leader only,
+// and once when the leader starts).
+const SweepInterval = 30 * time.Second
 
 // PeriodicSweep returns the periodic job that runs the sweep.
 func PeriodicSweep() *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(SweepInterval), func() (river.JobArgs, *river.InsertOpts) {
 		return SweepArgs{}, nil
-	}, nil)
+	}, &river.PeriodicJobOpts{RunOnStart: true})
 }
 
 // SweepWorker returns the worker of the sweep job.
@@ -694,7 +704,7 @@ type sweepWorker struct {
 // Work enqueues a saga job for every booking that should have settled a
 // while ago and that no runner holds.
 func (w *sweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error {
-	n, err := w.s.Sweep(ctx, w.s.now().Add(-2*SweepInterval))
+	n, err := w.s.Sweep(ctx, w.s.now().Add(-SweepInterval))
 	if n > 0 {
 		w.s.log.Info("booking sweep re-enqueued unfinished sagas", "bookings", n)
 	}
@@ -707,6 +717,11 @@ func (w *sweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error
 // IdempotencyKeyTTL is how long an Idempotency-Key of POST /v1/bookings is
 // remembered; the sweep forgets older ones.
 const IdempotencyKeyTTL = 24 * time.Hour
+
+// sweepUniqueStates: a sweep adds no job while one it added earlier is
+// still waiting or running, but may once that one finished.
+var sweepUniqueStates = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending,
+	rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled}
 
 // Sweep enqueues the saga job of every unfinished booking last changed
 // before olderThan and not held by a runner. It returns how many it enqueued.
@@ -722,14 +737,20 @@ func (s *Service) Sweep(ctx context.Context, olderThan time.Time) (int, error) {
 	params := make([]river.InsertManyParams, 0, len(ids))
 	for _, id := range ids {
 		params = append(params, river.InsertManyParams{Args: SagaArgs{BookingID: id}, InsertOpts: &river.InsertOpts{
-			MaxAttempts: 25, UniqueOpts: river.UniqueOpts{ByArgs: true}}})
+			MaxAttempts: 25, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: sweepUniqueStates}}})
 	}
+	added := 0
 	err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-		_, err := jobs.InsertManyTx(ctx, tx, params)
+		res, err := jobs.InsertManyTx(ctx, tx, params)
+		for _, r := range res {
+			if !r.UniqueSkippedAsDuplicate {
+				added++
+			}
+		}
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("booking: sweep: %w", err)
 	}
-	return len(ids), nil
+	return added, nil
 }

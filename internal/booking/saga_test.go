@@ -448,6 +448,25 @@ func TestSweep(t *testing.T) {
 		if n, err := en.svc.Sweep(t.Context(), time.Now().Add(time.Second)); err != nil || n != 0 {
 			t.Fatalf("sweep after settling: %d %v", n, err)
 		}
+		// A later change left unfinished is swept again although the first
+		// sweep job completed.
+		c, err := en.svc.Cancel(t.Context(), Actor{ID: "cand", Candidate: true}, res.Booking.ID, "x")
+		if err != nil || c.Booking.Status != StatusCancelling {
+			t.Fatalf("cancel: %v %v", err, c.Booking.Status)
+		}
+		// (The first sweep's job may still be finishing: sweep until one is added.)
+		added := 0
+		for deadline := time.Now().Add(10 * time.Second); added == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			n, err := en.svc.Sweep(t.Context(), time.Now().Add(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			added += n
+		}
+		if added != 1 {
+			t.Fatalf("second sweep added %d jobs", added)
+		}
+		en.waitFor(t, res.Booking.ID, 15*time.Second, func(b Booking) bool { return b.Status == StatusCancelled && allSettled(b) })
 	})
 }
 
