@@ -215,7 +215,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	var sb *sandbox.Env
 	if cfg.Sandbox() {
-		sb, err = sandbox.Start(ctx, sandbox.Options{Logger: logger})
+		// The sandbox Jira delivers webhooks for its changes to this gateway, as a configured site would.
+		sb, err = sandbox.Start(ctx, sandbox.Options{Logger: logger,
+			JiraWebhookURL: cfg.PublicURL + "/webhooks/jira", JiraWebhookSecret: sandboxJiraWebhookSecret})
 		if err != nil {
 			ln.Close()
 			return err
@@ -260,6 +262,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}()
 	jobs, err := store.NewJobs(a.db, store.JobsConfig{
 		Workers: w.workers, Work: w.kinds > 0, MaxWorkers: cfg.Jobs.Workers, PeriodicJobs: w.periodic,
+		JobTimeout: cfg.Jobs.Timeout, RescueStuckJobsAfter: cfg.Jobs.RescueAfter,
 		Logger: logger, Registerer: reg,
 	})
 	if err != nil {

@@ -121,6 +121,11 @@ type Sentry struct {
 type Jobs struct {
 	// Workers is the number of jobs worked at once by this replica.
 	Workers int
+	// Timeout cancels a job's context after this long.
+	Timeout time.Duration
+	// RescueAfter is when a job still marked running (its process died) is
+	// retried by another replica; it must exceed Timeout.
+	RescueAfter time.Duration
 }
 
 // Booking configures the booking flow.
@@ -205,6 +210,8 @@ var vars = []Var{
 	{"SENTRY_ENVIRONMENT", "", "Sentry environment (default GATEWAY_ENV)", str(func(c *Config) *string { return &c.Sentry.Environment })},
 	{"SENTRY_RELEASE", "", "Sentry release name", str(func(c *Config) *string { return &c.Sentry.Release })},
 	{"GATEWAY_JOB_WORKERS", "50", "jobs worked at once by this replica", positive(func(c *Config) *int { return &c.Jobs.Workers })},
+	{"GATEWAY_JOB_TIMEOUT", "1m", "a job's context is cancelled after this long", duration(func(c *Config) *time.Duration { return &c.Jobs.Timeout })},
+	{"GATEWAY_JOB_RESCUE_AFTER", "5m", "a job left running by a dead process is retried after this long (must exceed GATEWAY_JOB_TIMEOUT)", duration(func(c *Config) *time.Duration { return &c.Jobs.RescueAfter })},
 	{"GATEWAY_BOOKING_SYNC_TIMEOUT", "8s", "how long POST /v1/bookings waits before answering 202", duration(func(c *Config) *time.Duration { return &c.Booking.SyncTimeout })},
 	{"GATEWAY_CALDAV_ALLOW_PRIVATE", "false", "allow CalDAV servers on loopback/private addresses (tests only)", boolean(func(c *Config) *bool { return &c.CalDAV.AllowPrivate })},
 	{"GATEWAY_CALDAV_POLL_INTERVAL", "5m", "how often connected CalDAV calendars are synced", duration(func(c *Config) *time.Duration { return &c.CalDAV.PollInterval })},
@@ -283,6 +290,9 @@ func (c *Config) validate() []error {
 		if n := base64Len(c.Secrets.Key); n != 32 {
 			errs = append(errs, fmt.Errorf("GATEWAY_SECRET_KEY: must be base64 of 32 bytes (got %d bytes)", n))
 		}
+	}
+	if c.Jobs.RescueAfter <= c.Jobs.Timeout {
+		errs = append(errs, errors.New("GATEWAY_JOB_RESCUE_AFTER: must be longer than GATEWAY_JOB_TIMEOUT"))
 	}
 	if prod && c.Providers == ProvidersLive && c.Jira.SiteURL == "" {
 		errs = append(errs, errors.New("GATEWAY_JIRA_SITE_URL: required with live providers in production"))

@@ -30,6 +30,11 @@ type JobsConfig struct {
 	// new jobs; zero keeps River's defaults.
 	FetchCooldown     time.Duration
 	FetchPollInterval time.Duration
+	// JobTimeout cancels a job's context after this long (River's default 1m when zero).
+	JobTimeout time.Duration
+	// RescueStuckJobsAfter makes a job still marked running after this long
+	// (its process died) available again (River's default 1h when zero).
+	RescueStuckJobsAfter time.Duration
 	// PeriodicJobs run on the elected leader only, so once across replicas.
 	PeriodicJobs []*river.PeriodicJob
 	// ID names this client (unique per process); empty lets River choose.
@@ -75,13 +80,15 @@ func NewJobs(s *Store, cfg JobsConfig) (*Jobs, error) {
 	}
 	m := newJobMetrics(cfg.Registerer)
 	rc := &river.Config{
-		ID:                cfg.ID,
-		Workers:           cfg.Workers,
-		Logger:            cfg.Logger,
-		FetchCooldown:     cfg.FetchCooldown,
-		FetchPollInterval: cfg.FetchPollInterval,
-		PeriodicJobs:      cfg.PeriodicJobs,
-		Middleware:        []rivertype.Middleware{m},
+		ID:                   cfg.ID,
+		Workers:              cfg.Workers,
+		Logger:               cfg.Logger,
+		FetchCooldown:        cfg.FetchCooldown,
+		FetchPollInterval:    cfg.FetchPollInterval,
+		PeriodicJobs:         cfg.PeriodicJobs,
+		JobTimeout:           cfg.JobTimeout,
+		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter,
+		Middleware:           []rivertype.Middleware{m},
 	}
 	if cfg.Work {
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.MaxWorkers}}
