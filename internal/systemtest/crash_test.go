@@ -46,7 +46,11 @@ func TestCrashRecovery(t *testing.T) {
 	refusing := mentors[len(mentors)-1]
 	d.up.RefuseCalDAVWrites(refusing)
 	gw := d.gateway(t, "gw")
-	ctx, cancel := context.WithTimeout(t.Context(), 170*time.Second)
+	// Normally done in ~25 s. A kill that lands while a durable job runs a
+	// booking leaves that job `running` in River for an hour (see the
+	// report in jobcrash_test.go); the booking sweep then recovers the
+	// booking within about three minutes, hence the long deadline.
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Second)
 	defer cancel()
 	fx, err := Provision(ctx, gw, d.up, Setup{Mentors: mentors, ConnectCalDAV: true, GoogleCandidates: candidates})
 	if err != nil {
@@ -148,9 +152,14 @@ func TestCrashRecovery(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	final, err := Drain(ctx, fx.Admin, list)
+	quick, qcancel := context.WithTimeout(ctx, 60*time.Second)
+	final, err := Drain(quick, fx.Admin, list)
+	qcancel()
 	if err != nil {
-		t.Fatal(err)
+		t.Logf("slow recovery (waiting for the booking sweep): %v", err)
+		if final, err = Drain(ctx, fx.Admin, list); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Logf("%v: drained", time.Since(began).Round(time.Millisecond))
 	all, err := ListAll(ctx, fx.Admin)
