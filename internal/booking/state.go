@@ -65,3 +65,14 @@ func stepSettled(op string, s Step, spec int64) bool {
 	}
 	return true
 }
+
+// VisibleState is the state of step s as clients see it: a step done for an
+// older version of the booking (before a reschedule, or a status change the
+// Jira issue must follow) is pending again until the saga applies the
+// current version, so GET never reports a stale artefact as done.
+func (b Booking) VisibleState(s Step) StepState {
+	if s.State == StepDone && s.AppliedSpec < b.SpecVersion && b.op == opEnsure {
+		return StepPending
+	}
+	return s.State
+}

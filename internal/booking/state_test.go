@@ -70,3 +70,25 @@ func TestStepSettled(t *testing.T) {
 		}
 	}
 }
+
+func TestVisibleState(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		op   string
+		step Step
+		spec int64
+		want StepState
+	}{
+		{opEnsure, Step{Name: StepCandidateCalendar, State: StepDone, AppliedSpec: 2}, 2, StepDone},
+		{opEnsure, Step{Name: StepCandidateCalendar, State: StepDone, AppliedSpec: 1}, 2, StepPending}, // rescheduled, not applied yet
+		{opEnsure, Step{Name: StepJira, State: StepFailed, AppliedSpec: 1}, 2, StepFailed},
+		{opCancel, Step{Name: StepZoom, State: StepDone, AppliedSpec: 1}, 2, StepDone},
+		{opEnsure, Step{Name: StepZoom, State: StepSkipped}, 3, StepSkipped},
+	}
+	for _, tt := range tests {
+		b := Booking{SpecVersion: tt.spec, op: tt.op}
+		if got := b.VisibleState(tt.step); got != tt.want {
+			t.Errorf("VisibleState(op %s, %+v, spec %d) = %s, want %s", tt.op, tt.step, tt.spec, got, tt.want)
+		}
+	}
+}

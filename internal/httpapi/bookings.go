@@ -100,7 +100,7 @@ func toAPIBooking(b booking.Booking) api.Booking {
 		out.FailureReason = &b.FailureReason
 	}
 	for _, st := range b.Steps {
-		s := api.BookingStep{Name: api.StepName(st.Name), State: api.StepState(st.State), Attempts: st.Attempts, UpdatedAt: st.UpdatedAt}
+		s := api.BookingStep{Name: api.StepName(st.Name), State: api.StepState(b.VisibleState(st)), Attempts: st.Attempts, UpdatedAt: st.UpdatedAt}
 		if st.Ref != "" {
 			s.ProviderRef = &st.Ref
 		}
