@@ -67,6 +67,17 @@ func (s *Server) bookings() (*booking.Service, error) {
 	return s.deps.Bookings.Service, nil
 }
 
+// bookingsFor returns the booking service and the caller as the booking
+// domain sees it: what every booking and mentor handler starts with.
+func (s *Server) bookingsFor(ctx context.Context) (*booking.Service, booking.Actor, error) {
+	svc, err := s.bookings()
+	if err != nil {
+		return nil, booking.Actor{}, err
+	}
+	a, err := actor(ctx)
+	return svc, a, err
+}
+
 // actor is the authenticated caller as the booking domain sees it.
 func actor(ctx context.Context) (booking.Actor, error) {
 	p, ok := auth.FromContext(ctx)
@@ -116,11 +127,7 @@ func location(id string) string { return "/v1/bookings/" + id }
 
 // ListBookings lists the caller's bookings.
 func (s *Server) ListBookings(ctx context.Context, request api.ListBookingsRequestObject) (api.ListBookingsResponseObject, error) {
-	svc, err := s.bookings()
-	if err != nil {
-		return nil, err
-	}
-	a, err := actor(ctx)
+	svc, a, err := s.bookingsFor(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -160,11 +167,7 @@ func (s *Server) ListBookings(ctx context.Context, request api.ListBookingsReque
 
 // CreateBooking books a session.
 func (s *Server) CreateBooking(ctx context.Context, request api.CreateBookingRequestObject) (api.CreateBookingResponseObject, error) {
-	svc, err := s.bookings()
-	if err != nil {
-		return nil, err
-	}
-	a, err := actor(ctx)
+	svc, a, err := s.bookingsFor(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -195,11 +198,7 @@ func (s *Server) CreateBooking(ctx context.Context, request api.CreateBookingReq
 
 // GetBooking returns one booking.
 func (s *Server) GetBooking(ctx context.Context, request api.GetBookingRequestObject) (api.GetBookingResponseObject, error) {
-	svc, err := s.bookings()
-	if err != nil {
-		return nil, err
-	}
-	a, err := actor(ctx)
+	svc, a, err := s.bookingsFor(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -213,11 +212,7 @@ func (s *Server) GetBooking(ctx context.Context, request api.GetBookingRequestOb
 
 // RescheduleBooking moves a booking (If-Match required).
 func (s *Server) RescheduleBooking(ctx context.Context, request api.RescheduleBookingRequestObject) (api.RescheduleBookingResponseObject, error) {
-	svc, err := s.bookings()
-	if err != nil {
-		return nil, err
-	}
-	a, err := actor(ctx)
+	svc, a, err := s.bookingsFor(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -251,11 +246,7 @@ func (s *Server) RescheduleBooking(ctx context.Context, request api.RescheduleBo
 
 // ListBookingAudit returns a booking's audit trail.
 func (s *Server) ListBookingAudit(ctx context.Context, request api.ListBookingAuditRequestObject) (api.ListBookingAuditResponseObject, error) {
-	svc, err := s.bookings()
-	if err != nil {
-		return nil, err
-	}
-	a, err := actor(ctx)
+	svc, a, err := s.bookingsFor(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -299,11 +290,7 @@ func (s *Server) ListBookingAudit(ctx context.Context, request api.ListBookingAu
 
 // CancelBooking cancels a booking (idempotent).
 func (s *Server) CancelBooking(ctx context.Context, request api.CancelBookingRequestObject) (api.CancelBookingResponseObject, error) {
-	svc, err := s.bookings()
-	if err != nil {
-		return nil, err
-	}
-	a, err := actor(ctx)
+	svc, a, err := s.bookingsFor(ctx)
 	if err != nil {
 		return nil, err
 	}

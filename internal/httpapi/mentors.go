@@ -31,11 +31,8 @@ func toAPISchedule(s booking.Schedule) api.MentorSchedule {
 
 // GetMentorAvailability returns a mentor's free slots.
 func (s *Server) GetMentorAvailability(ctx context.Context, request api.GetMentorAvailabilityRequestObject) (api.GetMentorAvailabilityResponseObject, error) {
-	svc, err := s.bookings()
+	svc, _, err := s.bookingsFor(ctx)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := actor(ctx); err != nil {
 		return nil, err
 	}
 	p := request.Params
@@ -74,11 +71,8 @@ func (s *Server) GetMentorAvailability(ctx context.Context, request api.GetMento
 
 // GetMentorSchedule returns a mentor's schedule.
 func (s *Server) GetMentorSchedule(ctx context.Context, request api.GetMentorScheduleRequestObject) (api.GetMentorScheduleResponseObject, error) {
-	svc, err := s.bookings()
+	svc, _, err := s.bookingsFor(ctx)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := actor(ctx); err != nil {
 		return nil, err
 	}
 	sch, err := svc.GetSchedule(ctx, request.MentorId)
@@ -90,11 +84,7 @@ func (s *Server) GetMentorSchedule(ctx context.Context, request api.GetMentorSch
 
 // PutMentorSchedule replaces a mentor's schedule (the mentor or an admin).
 func (s *Server) PutMentorSchedule(ctx context.Context, request api.PutMentorScheduleRequestObject) (api.PutMentorScheduleResponseObject, error) {
-	svc, err := s.bookings()
-	if err != nil {
-		return nil, err
-	}
-	a, err := actor(ctx)
+	svc, a, err := s.bookingsFor(ctx)
 	if err != nil {
 		return nil, err
 	}
