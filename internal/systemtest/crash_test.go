@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/spotlight/gateway/client"
+	"github.com/spotlight/gateway/internal/store/storetest"
 )
 
 // TestCrashRecovery sends 100 bookings (paced over a few seconds, 20 ms of
 // latency on every provider call so sagas are in flight, each request
 // repeated with its Idempotency-Key while the gateway is away) to one
-// gateway on SQLite and kills that gateway with SIGKILL at random moments
+// gateway (SQLite; PostgreSQL in TestCrashRecoveryPostgres) and kills that gateway with SIGKILL at random moments
 // — six times while requests are in flight and twice while the durable
 // jobs run — restarting it each time on the same data folder. One mentor's
 // calendar refuses writes, so a quarter of the bookings fail after their
@@ -28,6 +29,18 @@ import (
 // (mentors' CalDAV calendars, candidates' Google calendars).
 func TestCrashRecovery(t *testing.T) {
 	t.Parallel()
+	crashRecovery(t, "")
+}
+
+// TestCrashRecoveryPostgres is TestCrashRecovery on a PostgreSQL schema
+// (skipped without GATEWAY_TEST_POSTGRES_URL).
+func TestCrashRecoveryPostgres(t *testing.T) {
+	t.Parallel()
+	crashRecovery(t, storetest.PostgresURL(t))
+}
+
+// crashRecovery is the body of the crash tests; dbURL "" uses SQLite.
+func crashRecovery(t *testing.T, dbURL string) {
 	const (
 		bookings = 100
 		clients  = 10
@@ -40,7 +53,7 @@ func TestCrashRecovery(t *testing.T) {
 	for i := range 10 {
 		candidates = append(candidates, fmt.Sprintf("crash-c%d", i))
 	}
-	d := newDeployment(t, "", mentors, "GATEWAY_BOOKING_SYNC_TIMEOUT=2s")
+	d := newDeployment(t, dbURL, mentors, "GATEWAY_BOOKING_SYNC_TIMEOUT=2s")
 	// The last mentor's calendar refuses writes: a quarter of the bookings
 	// fail at mentor_calendar and must be compensated.
 	refusing := mentors[len(mentors)-1]
