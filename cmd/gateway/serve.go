@@ -298,7 +298,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger.Info("gateway ready", "url", url, "version", version, "env", cfg.Env, "auth", cfg.Auth.Mode, "providers", cfg.Providers,
 		"database", a.db.Location, "secrets", cfg.Secrets.Backend, "startup_ms", time.Since(started).Milliseconds())
 	if devIssuer != nil {
-		printDevBanner(stderr, url, devIssuer)
+		printDevBanner(stderr, url, cfg.Providers, devIssuer)
 	}
 
 	select {
@@ -347,13 +347,13 @@ func newAuthenticator(cfg config.Config, logger *slog.Logger) (*auth.Verifier, *
 }
 
 // printDevBanner tells a newcomer how to call the running gateway.
-func printDevBanner(w io.Writer, url string, issuer *auth.DevIssuer) {
+func printDevBanner(w io.Writer, url, providers string, issuer *auth.DevIssuer) {
 	tok, err := issuer.Mint(auth.TokenRequest{Subject: "dev-admin", Groups: []string{"admin"}})
 	if err != nil {
 		return
 	}
 	fmt.Fprintf(w, `
-Spotlight gateway (dev mode, sandbox providers) is ready at %[1]s
+Spotlight gateway (dev auth, %[3]s providers) is ready at %[1]s
   API reference:  %[1]s/docs
   Dev admin token (12h):
     export TOKEN=%[2]s
@@ -361,5 +361,5 @@ Spotlight gateway (dev mode, sandbox providers) is ready at %[1]s
     curl -s %[1]s/v1/bookings -H "Authorization: Bearer $TOKEN"
   Other tokens:   go run ./cmd/gateway token --sub alice --group candidate
 
-`, url, tok)
+`, url, tok, providers)
 }

@@ -232,7 +232,18 @@ func (r repo) steps(ctx context.Context, q querier, ids []string) (map[string][]
 
 // overlapping returns whether an active booking of mentor other than except
 // overlaps [start, blockEnd).
+//
+// Inside a write transaction it first serialises the mentor's writers: on
+// PostgreSQL with a transaction-scoped advisory lock on the mentor (without
+// it, two transactions inserting overlapping rows wait on each other under
+// the exclusion constraint and one dies of a deadlock instead of a clean
+// overlap); SQLite's immediate write transactions are exclusive already.
 func (r repo) overlapping(ctx context.Context, q querier, mentorID, except string, start, blockEnd time.Time) (bool, error) {
+	if r.db.Dialect() == store.Postgres {
+		if _, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('booking-mentor:' || $1))`, mentorID); err != nil {
+			return false, fmt.Errorf("booking: lock mentor: %w", err)
+		}
+	}
 	var n int
 	err := q.QueryRowContext(ctx, r.q(`SELECT COUNT(*) FROM bookings WHERE mentor_id = ? AND active AND id <> ?
 		AND start_us < ? AND block_end_us > ?`), mentorID, except, us(blockEnd), us(start)).Scan(&n)

@@ -373,7 +373,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (R
 		return Result{}, err
 	}
 	if s.freshBusyConflict(ctx, req.MentorID, start, end, sch.Buffer, nil) {
-		return Result{}, fmt.Errorf("%w: the mentor's calendar is busy", ErrOverlap)
+		return s.overlapOrReplay(ctx, actor.ID, req.IdempotencyKey, hash, fmt.Errorf("%w: the mentor's calendar is busy", ErrOverlap))
 	}
 	zoomUser := sch.ZoomUser
 	if zoomUser == "" {
@@ -416,6 +416,9 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (R
 		}
 		return s.enqueue(ctx, tx, b.ID)
 	})
+	if errors.Is(err, ErrOverlap) {
+		return s.overlapOrReplay(ctx, actor.ID, req.IdempotencyKey, hash, err)
+	}
 	if errors.Is(err, errIdemTaken) {
 		// A concurrent request with the same key won the race.
 		rec, ok, gerr := s.repo.getIdem(ctx, s.cfg.Store.DB(), actor.ID, req.IdempotencyKey)
@@ -440,6 +443,18 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (R
 }
 
 var errIdemTaken = errors.New("booking: idempotency key taken")
+
+// overlapOrReplay answers a create that found its slot taken. When the
+// taker is the same request (same caller and key, sent twice — possibly to
+// two replicas — and the other copy committed first), the slot is "taken" by
+// the request's own booking: replay that one instead of answering 409.
+func (s *Service) overlapOrReplay(ctx context.Context, caller, key, hash string, overlap error) (Result, error) {
+	rec, ok, err := s.repo.getIdem(ctx, s.cfg.Store.DB(), caller, key)
+	if err != nil || !ok {
+		return Result{}, overlap
+	}
+	return s.replay(ctx, caller, key, hash, rec)
+}
 
 func (s *Service) storeIdem(ctx context.Context, caller, key string, res Result) {
 	body, err := json.Marshal(res.Booking)

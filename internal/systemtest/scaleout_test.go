@@ -2,7 +2,6 @@ package systemtest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -119,14 +118,9 @@ func TestScaleOut(t *testing.T) {
 			}
 		case strings.HasPrefix(g, "contested"):
 			a, b := outcomes[idx[0]], outcomes[idx[1]]
-			won, lost, lostOn := a, b, jobs[idx[1]].replica
+			won, lost := a, b
 			if !ok(a) {
-				won, lost, lostOn = b, a, jobs[idx[0]].replica
-			}
-			if ok(won) && lost.Status == http.StatusInternalServerError && deadlocked([]*Gateway{gwA, gwB}[lostOn], lost.Body) {
-				t.Logf("%s: %s", g, knownBugDeadlock)
-				created[won.Booking.Id.String()] = true
-				continue
+				won, lost = b, a
 			}
 			if !ok(won) || lost.Status != http.StatusConflict {
 				t.Errorf("%s: replicas answered %d and %d, want one 201/202 and one 409 (%s | %s)", g, a.Status, b.Status, a.Body, b.Body)
@@ -135,15 +129,6 @@ func TestScaleOut(t *testing.T) {
 			created[won.Booking.Id.String()] = true
 		default: // same key on both replicas
 			a, b := outcomes[idx[0]], outcomes[idx[1]]
-			if (ok(a) && b.Status == http.StatusConflict) || (ok(b) && a.Status == http.StatusConflict) {
-				t.Logf("%s: %s", g, knownBugIdemOverlap)
-				if ok(a) {
-					created[a.Booking.Id.String()] = true
-				} else {
-					created[b.Booking.Id.String()] = true
-				}
-				continue
-			}
 			if !ok(a) || !ok(b) || a.Booking.Id != b.Booking.Id {
 				t.Errorf("%s: replicas answered %d and %d, want the same booking from both (%s | %s)", g, a.Status, b.Status, a.Body, b.Body)
 				continue
@@ -206,40 +191,3 @@ func TestScaleOut(t *testing.T) {
 	}
 }
 
-// knownBugDeadlock describes the one failure TestScaleOut tolerates (and
-// logs) for a contested slot; remove the tolerance once it is fixed.
-const knownBugDeadlock = "known bug: two replicas booking the same slot at the same moment on PostgreSQL: the loser " +
-	"answered 500 instead of 409; its gateway logged `booking: insert: ERROR: deadlock detected (SQLSTATE 40P01)` after " +
-	"~1 s (deadlock_timeout). Both create transactions (internal/booking/service.go Create: repo.overlapping, then " +
-	"repo.insert under the bookings_no_overlap exclusion constraint) inserted their conflicting row before either " +
-	"checked it, so each waits for the other. Fix: take `pg_advisory_xact_lock(hashtext(mentor_id))` at the start of the " +
-	"transaction (the loser then sees the winner's committed row and returns ErrOverlap), or retry the transaction on " +
-	"SQLSTATE 40P01/40001 (the retry fails the overlap check → 409)"
-
-// knownBugIdemOverlap describes the other failure TestScaleOut tolerates
-// (and logs): the same request, same Idempotency-Key, sent to both replicas
-// at once.
-const knownBugIdemOverlap = "known bug: the same POST /v1/bookings (same Idempotency-Key and body) sent to two replicas at " +
-	"once: one answered 201, the other 409 booking-overlap instead of the same booking. In internal/booking/service.go " +
-	"Create, the second request's getIdem ran before the first committed, and its fresh free/busy check " +
-	"(freshBusyConflict, before the transaction that claims the key) then saw the first request's own calendar event " +
-	"(or its overlap check saw its booking), so it returned ErrOverlap without noticing the key is now taken. Fix: " +
-	"before returning ErrOverlap, read the idempotency record again and replay it when it exists (same hash), or " +
-	"claim the key before the free/busy check"
-
-// deadlocked reports whether the problem body's request id is logged by gw
-// as the PostgreSQL deadlock of knownBugDeadlock.
-func deadlocked(gw *Gateway, problem []byte) bool {
-	var p struct {
-		RequestID string `json:"request_id"`
-	}
-	if json.Unmarshal(problem, &p) != nil || p.RequestID == "" {
-		return false
-	}
-	for _, l := range strings.Split(gw.LogTail(100000), "\n") {
-		if strings.Contains(l, p.RequestID) && strings.Contains(l, "SQLSTATE 40P01") {
-			return true
-		}
-	}
-	return false
-}
