@@ -190,4 +190,3 @@ func TestScaleOut(t *testing.T) {
 		t.Error(p)
 	}
 }
-
