@@ -42,7 +42,8 @@ type outcome struct {
 	note      string
 }
 
-// Process processes stored deliveries: one statement marks them processing
+// Process processes stored deliveries (at most Config.ProcessConcurrency
+// calls at once; the others wait): one statement marks them processing
 // (skipping those already processed or poison), each goes through its
 // provider's processor, and one transaction records every outcome:
 // processed (with what it did) or failed (with the error). The failures
@@ -50,6 +51,12 @@ type outcome struct {
 // deliveries already processed are skipped. A delivery that cannot be
 // decoded is marked failed and not retried.
 func (s *Service) Process(ctx context.Context, ids ...string) error {
+	select {
+	case s.processing <- struct{}{}:
+		defer func() { <-s.processing }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	ds, err := s.events.beginMany(ctx, ids)
 	if err != nil {
 		return err

@@ -134,6 +134,14 @@ type Config struct {
 	ZoomWindow time.Duration
 	// Commit tunes group commit.
 	Commit CommitConfig
+	// ProcessConcurrency bounds the processing jobs (ProcessWorker) that
+	// run at once in this process; further jobs wait for a turn. Default 1
+	// on SQLite and 4 on PostgreSQL. Processing is not urgent, while every
+	// intake ack waits for a commit: on SQLite's single connection each
+	// waiting processing query is another contender for the connection the
+	// group committer needs (database/sql hands a freed connection to a
+	// random waiter), and on PostgreSQL processing competes for the same CPU.
+	ProcessConcurrency int
 	// ChannelRenewInterval is how often Google channels are checked (default
 	// 1h); channels expiring within ChannelRenewBefore (default 24h) are renewed.
 	ChannelRenewInterval, ChannelRenewBefore time.Duration
@@ -155,8 +163,10 @@ type Service struct {
 	cursors   *cursors
 	committer *committer
 	metrics   *metrics
-	log       *slog.Logger
-	now       func() time.Time
+	// processing holds a token per running Process call.
+	processing chan struct{}
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 // New returns a Service and starts its group committer; Close stops it.
@@ -197,8 +207,14 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ProcessConcurrency <= 0 {
+		cfg.ProcessConcurrency = 4
+		if cfg.DB.Dialect() == store.SQLite {
+			cfg.ProcessConcurrency = 1
+		}
+	}
 	s := &Service{cfg: cfg, events: NewEvents(cfg.DB), cursors: &cursors{db: cfg.DB}, metrics: newMetrics(cfg.Registerer),
-		log: cfg.Logger, now: cfg.Now}
+		log: cfg.Logger, now: cfg.Now, processing: make(chan struct{}, cfg.ProcessConcurrency)}
 	s.committer = newCommitter(cfg.DB, cfg.Jobs, cfg.Commit, s.metrics)
 	return s, nil
 }

@@ -177,6 +177,24 @@ func (c *child) peakRSS() string {
 	return "n/a"
 }
 
+// cpuTime is the CPU time (user + system) the child has used so far.
+func (c *child) cpuTime() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (in parentheses): utime and stime are
+	// the 12th and 13th, in clock ticks (USER_HZ, 100 on Linux).
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
+
 func (c *child) stop() {
 	_ = c.cmd.Process.Signal(os.Interrupt)
 	select {
@@ -346,6 +364,10 @@ func runTarget(cfg config, target, bin, self, tmp string) error {
 		// The warm-up deliveries count too.
 		fmt.Printf("; gateway stored %d deliveries (2xx seen %d incl. warm-up %d); mean group-commit batch %.1f over %d transactions",
 			stored, total+gen.warm, gen.warm, safeDiv(sum, batches), int64(batches))
+		// CPU per delivery is less sensitive to other load on the machine
+		// than deliveries/s: compare it between runs.
+		fmt.Printf("; gateway CPU %.1fs = %.0f µs per stored delivery (intake and processing)",
+			c.cpuTime().Seconds(), safeDiv(float64(c.cpuTime().Microseconds()), float64(stored)))
 	}
 	fmt.Print("\n\n")
 	return nil
