@@ -77,6 +77,15 @@ type Bookings interface {
 	RecordAttendance(ctx context.Context, id string, a Attendance) error
 }
 
+// MeetingLookup is optionally implemented by a Bookings: it finds the
+// bookings of many Zoom meetings with one query. Processing then looks up
+// the meetings of a whole job at once instead of one query per delivery.
+type MeetingLookup interface {
+	// FindByMeetings returns, by meeting id, the bookings of those of
+	// meetingIDs that have one (as FindByMeeting would find them).
+	FindByMeetings(ctx context.Context, meetingIDs []string) (map[string]Booking, error)
+}
+
 // Channel is a Google Calendar push channel the gateway opened.
 type Channel struct {
 	ID         string

@@ -64,9 +64,13 @@ func (s *Service) Process(ctx context.Context, ids ...string) error {
 	var (
 		rows = make([]finishRow, 0, len(ds))
 		errs []error
+		pre  = s.prefetch(ctx, ds)
 	)
 	for _, d := range ds {
-		out, err := s.dispatch(ctx, d)
+		out, err := s.dispatch(ctx, d, pre)
+		if out.bookingID != "" {
+			pre.touched[out.bookingID] = true
+		}
 		log := s.log.With("provider", d.Provider, "webhook_id", d.ID, "event", d.EventType)
 		if out.bookingID != "" {
 			log = log.With("booking_id", out.bookingID)
@@ -91,16 +95,87 @@ func (s *Service) Process(ctx context.Context, ids ...string) error {
 	return errors.Join(errs...)
 }
 
+// prefetched is what Process learned about a job's deliveries up front.
+type prefetched struct {
+	// zoom holds the decoded Zoom events by delivery id (absent: not decoded).
+	zoom map[string]*ZoomEvent
+	// meetings holds the bookings of the job's Zoom meetings by meeting id,
+	// when looked up at once (ok); a meeting missing from it has none.
+	meetings map[string]Booking
+	ok       bool
+	// touched holds the bookings an earlier delivery of the job acted on:
+	// their prefetched state may be stale, so they are looked up again.
+	touched map[string]bool
+}
+
+// prefetch decodes the job's Zoom deliveries and, when Bookings implements
+// MeetingLookup, finds the bookings of all their meetings with one query.
+// A failed lookup is not an error: each delivery then looks up its own.
+func (s *Service) prefetch(ctx context.Context, ds []Delivery) *prefetched {
+	pre := &prefetched{zoom: make(map[string]*ZoomEvent, len(ds)), touched: map[string]bool{}}
+	var ids []string
+	seen := make(map[string]bool, len(ds))
+	for _, d := range ds {
+		if d.Provider != ProviderZoom {
+			continue
+		}
+		ev, err := DecodeZoom(d.Body)
+		if err != nil {
+			continue // processZoom decodes again and reports it
+		}
+		pre.zoom[d.ID] = ev
+		if id := ev.Meeting.ID; zoomHandled(ev.Event) && id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	ml, ok := s.cfg.Bookings.(MeetingLookup)
+	if !ok || len(ids) < 2 {
+		return pre
+	}
+	m, err := ml.FindByMeetings(ctx, ids)
+	if err != nil {
+		s.log.WarnContext(ctx, "webhook processing: batched meeting lookup failed; looking up one by one", "error", err.Error())
+		return pre
+	}
+	pre.meetings, pre.ok = m, true
+	return pre
+}
+
+// findMeeting returns the booking of a Zoom meeting: prefetched when it was
+// and no earlier delivery of the job acted on it, else looked up now.
+func (s *Service) findMeeting(ctx context.Context, pre *prefetched, meetingID string) (Booking, bool, error) {
+	if pre != nil && pre.ok {
+		b, ok := pre.meetings[meetingID]
+		if !ok {
+			return Booking{}, false, nil
+		}
+		if !pre.touched[b.ID] {
+			return b, true, nil
+		}
+	}
+	return find(s.cfg.Bookings.FindByMeeting(ctx, meetingID))
+}
+
+// zoomHandled reports the Zoom events processing acts on.
+func zoomHandled(event string) bool {
+	switch event {
+	case ZoomMeetingStarted, ZoomMeetingEnded, ZoomParticipantJoined, ZoomParticipantLeft, ZoomMeetingDeleted, ZoomMeetingUpdated:
+		return true
+	}
+	return false
+}
+
 // dispatch runs the provider's processor. A refusal by the booking service
 // is an outcome, not an error.
-func (s *Service) dispatch(ctx context.Context, d Delivery) (outcome, error) {
+func (s *Service) dispatch(ctx context.Context, d Delivery, pre *prefetched) (outcome, error) {
 	var (
 		out outcome
 		err error
 	)
 	switch d.Provider {
 	case ProviderZoom:
-		out, err = s.processZoom(ctx, d)
+		out, err = s.processZoom(ctx, d, pre)
 	case ProviderJira:
 		out, err = s.processJira(ctx, d)
 	case ProviderGoogle:
@@ -151,14 +226,18 @@ const (
 	actorJira = "webhook:jira"
 )
 
-func (s *Service) processZoom(ctx context.Context, d Delivery) (outcome, error) {
-	ev, err := DecodeZoom(d.Body)
-	if err != nil {
-		return outcome{}, err
+func (s *Service) processZoom(ctx context.Context, d Delivery, pre *prefetched) (outcome, error) {
+	var ev *ZoomEvent
+	if pre != nil {
+		ev = pre.zoom[d.ID]
 	}
-	switch ev.Event {
-	case ZoomMeetingStarted, ZoomMeetingEnded, ZoomParticipantJoined, ZoomParticipantLeft, ZoomMeetingDeleted, ZoomMeetingUpdated:
-	default:
+	if ev == nil {
+		var err error
+		if ev, err = DecodeZoom(d.Body); err != nil {
+			return outcome{}, err
+		}
+	}
+	if !zoomHandled(ev.Event) {
 		return outcome{note: "event not handled"}, nil
 	}
 	if ev.Meeting.ID == "" {
@@ -167,7 +246,7 @@ func (s *Service) processZoom(ctx context.Context, d Delivery) (outcome, error) 
 	if s.cfg.Bookings == nil {
 		return outcome{}, errors.New("webhooks: no booking service")
 	}
-	b, ok, err := find(s.cfg.Bookings.FindByMeeting(ctx, ev.Meeting.ID))
+	b, ok, err := s.findMeeting(ctx, pre, ev.Meeting.ID)
 	if err != nil {
 		return outcome{}, fmt.Errorf("find booking of meeting: %w", err)
 	}
