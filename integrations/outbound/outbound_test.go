@@ -21,44 +21,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spotlight/gateway/integrations/outbound"
+	"github.com/spotlight/gateway/integrations/outbound/outboundtest"
 )
 
-// fakeClock is an injectable clock whose Sleep records the wait, advances
-// the clock and returns at once.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	sleeps []time.Duration
-}
+// fakeClock is the shared fake clock of outbound-based tests.
+type fakeClock = outboundtest.Clock
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.mu.Lock()
-	c.sleeps = append(c.sleeps, d)
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-	return ctx.Err()
-}
-
-func (c *fakeClock) Sleeps() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.sleeps...)
+	return outboundtest.NewClock(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
 }
 
 // step is one scripted response of the test server.

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/spotlight/gateway/integrations/outbound"
+	"github.com/spotlight/gateway/integrations/outbound/outboundtest"
 	"github.com/spotlight/gateway/integrations/zoom"
 	"github.com/spotlight/gateway/integrations/zoom/zoomtest"
 )
@@ -26,39 +27,8 @@ const (
 	testUser    = "host@example.com"
 )
 
-// fakeClock is shared by the simulator and the client: Sleep records the
-// wait and advances the clock instead of sleeping.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	sleeps []time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
-	c.mu.Lock()
-	c.sleeps = append(c.sleeps, d)
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-	return ctx.Err()
-}
-
-func (c *fakeClock) Sleeps() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.sleeps...)
-}
+// fakeClock is the shared fake clock of outbound-based tests.
+type fakeClock = outboundtest.Clock
 
 type env struct {
 	sim    *zoomtest.Server
@@ -75,7 +45,7 @@ func creds(ctx context.Context) (zoom.Credentials, error) {
 // the outbound transport (its clock and Sleep are filled in).
 func newEnv(t testing.TB, cfg outbound.Config, simOpts ...func(*zoomtest.Options)) *env {
 	t.Helper()
-	clk := &fakeClock{now: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+	clk := outboundtest.NewClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
 	o := zoomtest.Options{AccountID: testAccount, ClientID: testClient, ClientSecret: testSecret, Now: clk.Now}
 	for _, f := range simOpts {
 		f(&o)
@@ -467,7 +437,7 @@ func TestTokenSource(t *testing.T) {
 	t.Parallel()
 	t.Run("single flight", func(t *testing.T) {
 		t.Parallel()
-		clk := &fakeClock{now: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+		clk := outboundtest.NewClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
 		sim := zoomtest.New(zoomtest.Options{AccountID: testAccount, ClientID: testClient, ClientSecret: testSecret, Now: clk.Now})
 		// Hold token requests until every caller has started, so they overlap.
 		release := make(chan struct{})
