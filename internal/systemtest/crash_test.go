@@ -53,7 +53,8 @@ func crashRecovery(t *testing.T, dbURL string) {
 	for i := range 10 {
 		candidates = append(candidates, fmt.Sprintf("crash-c%d", i))
 	}
-	d := newDeployment(t, dbURL, mentors, "GATEWAY_BOOKING_SYNC_TIMEOUT=2s")
+	// Jobs left running by a killed process are retried after 25 s, not the 5 min default.
+	d := newDeployment(t, dbURL, mentors, "GATEWAY_BOOKING_SYNC_TIMEOUT=2s", "GATEWAY_JOB_TIMEOUT=20s", "GATEWAY_JOB_RESCUE_AFTER=25s")
 	// The last mentor's calendar refuses writes: a quarter of the bookings
 	// fail at mentor_calendar and must be compensated.
 	refusing := mentors[len(mentors)-1]
