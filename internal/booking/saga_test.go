@@ -449,7 +449,21 @@ func TestSweep(t *testing.T) {
 			t.Fatalf("sweep after settling: %d %v", n, err)
 		}
 		// A later change left unfinished is swept again although the first
-		// sweep job completed.
+		// sweep job completed. Wait until it has: a sweep job still running
+		// would itself pick up the cancel (correct, but not what this tests).
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			var busy int
+			if err := s.DB().QueryRowContext(t.Context(), `SELECT count(*) FROM river_job WHERE kind = 'booking_saga'
+				AND state IN ('available', 'running', 'retryable', 'pending')`).Scan(&busy); err != nil {
+				t.Fatal(err)
+			}
+			if busy == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d saga jobs still busy", busy)
+			}
+		}
 		c, err := en.svc.Cancel(t.Context(), Actor{ID: "cand", Candidate: true}, res.Booking.ID, "x")
 		if err != nil || c.Booking.Status != StatusCancelling {
 			t.Fatalf("cancel: %v %v", err, c.Booking.Status)
