@@ -268,57 +268,17 @@ func (a bookingActions) FindByMeeting(ctx context.Context, id string) (webhooks.
 	return toWebhookBooking(a.svc.FindByMeeting(ctx, id))
 }
 
-// FindByMeetings finds the bookings of many Zoom meetings: one query on
-// the booking steps (the same match as booking.Service.FindByMeeting: the
-// Zoom step whose provider ref is the meeting id, the latest updated when
-// several), then a Lookup per meeting that has a booking. Webhook
-// processing calls it once per job instead of FindByMeeting per delivery.
+// FindByMeetings finds the bookings of many Zoom meetings at once
+// (booking.Service.FindByMeetings); webhook processing calls it once per job
+// instead of FindByMeeting per delivery.
 func (a bookingActions) FindByMeetings(ctx context.Context, ids []string) (map[string]webhooks.Booking, error) {
-	out := make(map[string]webhooks.Booking)
-	for start := 0; start < len(ids); start += 500 {
-		chunk := ids[start:min(start+500, len(ids))]
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, string(booking.StepZoom))
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		rows, err := a.db.DB().QueryContext(ctx, a.db.Rebind(`SELECT provider_ref, booking_id, updated_at FROM booking_steps
-			WHERE name = ? AND provider_ref IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`), args...)
-		if err != nil {
-			return nil, fmt.Errorf("webhooks: find bookings of meetings: %w", err)
-		}
-		type hit struct {
-			booking string
-			updated int64
-		}
-		latest := map[string]hit{}
-		for rows.Next() {
-			var ref, id string
-			var updated int64
-			if err := rows.Scan(&ref, &id, &updated); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("webhooks: find bookings of meetings: %w", err)
-			}
-			if h, ok := latest[ref]; !ok || updated > h.updated {
-				latest[ref] = hit{id, updated}
-			}
-		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("webhooks: find bookings of meetings: %w", err)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("webhooks: find bookings of meetings: %w", err)
-		}
-		for ref, h := range latest {
-			b, err := toWebhookBooking(a.svc.Lookup(ctx, h.booking))
-			if errors.Is(err, webhooks.ErrBookingNotFound) {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			out[ref] = b
-		}
+	found, err := a.svc.FindByMeetings(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: find bookings of meetings: %w", err)
+	}
+	out := make(map[string]webhooks.Booking, len(found))
+	for ref, b := range found {
+		out[ref], _ = toWebhookBooking(b, nil)
 	}
 	return out, nil
 }

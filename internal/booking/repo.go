@@ -612,6 +612,49 @@ func (r repo) unfinished(ctx context.Context, now, olderThan time.Time, limit in
 }
 
 // findByStepRef returns the id of the booking whose step has ref.
+// findManyByStepRef maps each of refs to the booking whose step name carries
+// it (the latest updated when several do, as findByStepRef); refs without a
+// booking are left out. One query per 500 refs.
+func (r repo) findManyByStepRef(ctx context.Context, name StepName, refs []string) (map[string]string, error) {
+	type hit struct {
+		booking string
+		updated int64
+	}
+	latest := map[string]hit{}
+	for start := 0; start < len(refs); start += 500 {
+		chunk := refs[start:min(start+500, len(refs))]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, string(name))
+		for _, ref := range chunk {
+			args = append(args, ref)
+		}
+		rows, err := r.db.DB().QueryContext(ctx, r.q(`SELECT provider_ref, booking_id, updated_at FROM booking_steps
+			WHERE name = ? AND provider_ref IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("booking: find many: %w", err)
+		}
+		for rows.Next() {
+			var ref, id string
+			var updated int64
+			if err := rows.Scan(&ref, &id, &updated); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("booking: find many: %w", err)
+			}
+			if h, ok := latest[ref]; !ok || updated > h.updated {
+				latest[ref] = hit{id, updated}
+			}
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, fmt.Errorf("booking: find many: %w", err)
+		}
+	}
+	out := make(map[string]string, len(latest))
+	for ref, h := range latest {
+		out[ref] = h.booking
+	}
+	return out, nil
+}
+
 func (r repo) findByStepRef(ctx context.Context, names []StepName, ref string) (string, error) {
 	args := []any{ref}
 	ph := make([]string, len(names))

@@ -505,3 +505,34 @@ func TestForgetIdempotencyKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestFindByMeetings: the batch lookup matches FindByMeeting for each
+// meeting and leaves out meetings without a booking.
+func TestFindByMeetings(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		day := time.Now().Add(48 * time.Hour).Truncate(time.Hour)
+		var ids []string
+		var meetings []string
+		for i := range 3 {
+			res := en.book(t, fmt.Sprintf("k%d", i), day.Add(time.Duration(i)*2*time.Hour))
+			b := en.waitFor(t, res.Booking.ID, 15*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+			ids = append(ids, b.ID)
+			meetings = append(meetings, b.Step(StepZoom).Ref)
+		}
+		got, err := en.svc.FindByMeetings(t.Context(), append(meetings, "no-such-meeting"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(meetings) {
+			t.Fatalf("FindByMeetings found %d, want %d", len(got), len(meetings))
+		}
+		for i, m := range meetings {
+			one, err := en.svc.FindByMeeting(t.Context(), m)
+			if err != nil || got[m].ID != ids[i] || one.ID != ids[i] {
+				t.Errorf("meeting %s: batch %q, single %q (%v), want %q", m, got[m].ID, one.ID, err, ids[i])
+			}
+		}
+	})
+}

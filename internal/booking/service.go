@@ -898,6 +898,28 @@ func (s *Service) FindByMeeting(ctx context.Context, meetingID string) (Booking,
 	return s.findByRef(ctx, []StepName{StepZoom}, meetingID)
 }
 
+// FindByMeetings returns the bookings of many Zoom meetings, by meeting id,
+// with the same match as FindByMeeting; meetings without a booking are
+// left out.
+func (s *Service) FindByMeetings(ctx context.Context, meetingIDs []string) (map[string]Booking, error) {
+	ids, err := s.repo.findManyByStepRef(ctx, StepZoom, meetingIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Booking, len(ids))
+	for ref, id := range ids {
+		b, err := s.Lookup(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[ref] = b
+	}
+	return out, nil
+}
+
 // FindByEvent returns the booking whose calendar event id is eventID.
 func (s *Service) FindByEvent(ctx context.Context, eventID string) (Booking, error) {
 	return s.findByRef(ctx, []StepName{StepMentorCalendar, StepCandidateCalendar}, eventID)
