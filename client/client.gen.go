@@ -934,7 +934,7 @@ type WebhookEvent struct {
 	// Example: meeting.started
 	EventType *string `json:"event_type,omitempty"`
 
-	// ExternalId The deduplication key (provider delivery id, or the SHA-256 of the body).
+	// ExternalId The deduplication key (provider delivery id; for Zoom the event time in milliseconds and the SHA-256 of the body; else the SHA-256 of the body).
 	//
 	// Example: 3207d0a4-8b7d-4c5e-9a4e-1f1b4a1c2d3e
 	ExternalId string `json:"external_id"`

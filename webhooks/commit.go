@@ -69,6 +69,10 @@ type committer struct {
 	cfg     CommitConfig
 	metrics *metrics
 	reqs    chan *pending
+	// parallel: the new deliveries of a commit go to at most this many
+	// processing jobs (the processing concurrency): one job per commit when
+	// processing is serial, so River's per-job cost is paid once.
+	parallel int
 	// arriving counts requests inside an intake handler that have not
 	// submitted (or given up) yet.
 	arriving atomic.Int64
@@ -78,7 +82,7 @@ type committer struct {
 	wg       sync.WaitGroup
 }
 
-func newCommitter(db *store.Store, jobs func() JobInserter, cfg CommitConfig, m *metrics) *committer {
+func newCommitter(db *store.Store, jobs func() JobInserter, cfg CommitConfig, parallel int, m *metrics) *committer {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 256
 	}
@@ -91,7 +95,7 @@ func newCommitter(db *store.Store, jobs func() JobInserter, cfg CommitConfig, m 
 	if cfg.Linger == 0 {
 		cfg.Linger = 2 * time.Millisecond
 	}
-	c := &committer{db: db, jobs: jobs, cfg: cfg, metrics: m,
+	c := &committer{db: db, jobs: jobs, cfg: cfg, metrics: m, parallel: max(1, parallel),
 		reqs: make(chan *pending, cfg.MaxBatch*cfg.Committers*2), quit: make(chan struct{}), done: make(chan struct{})}
 	for range cfg.Committers {
 		c.wg.Go(c.loop)
@@ -235,9 +239,9 @@ func (c *committer) commit(batch []*pending) {
 // insertChunk bounds the rows of one INSERT statement.
 const insertChunk = 100
 
-// jobChunk bounds the deliveries of one processing job; several jobs of one
-// commit run in parallel.
-const jobChunk = 32
+// minJobChunk is the fewest deliveries worth a processing job of their own
+// when a commit's deliveries are split between parallel jobs.
+const minJobChunk = 16
 
 // insert writes the deliveries of batch (duplicates skipped by the unique
 // key) and enqueues a processing job for every new received delivery.
@@ -275,10 +279,13 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) ([
 			results[i] = commitResult{id: id, dup: true}
 		}
 	}
-	// One processing job per jobChunk new deliveries, not one per delivery.
+	// A few processing jobs per commit (as many as may run at once), not
+	// one per delivery.
 	var jobs []river.InsertManyParams
-	for start := 0; start < len(fresh); start += jobChunk {
-		jobs = append(jobs, river.InsertManyParams{Args: ProcessArgs{DeliveryIDs: fresh[start:min(start+jobChunk, len(fresh))]}})
+	n := min(c.parallel, (len(fresh)+minJobChunk-1)/minJobChunk)
+	for i := range n {
+		chunk := fresh[i*len(fresh)/n : (i+1)*len(fresh)/n]
+		jobs = append(jobs, river.InsertManyParams{Args: ProcessArgs{DeliveryIDs: chunk}})
 	}
 	if len(jobs) > 0 {
 		ins := c.jobs()

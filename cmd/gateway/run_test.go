@@ -258,3 +258,23 @@ func mustConfig(t *testing.T, env map[string]string) config.Config {
 	}
 	return cfg
 }
+
+var debugURL = regexp.MustCompile(`"msg":"debug listener \(pprof\)","url":"(http://[^"]+)"`)
+
+// TestDebugListener: GATEWAY_DEBUG_ADDR serves pprof on its own listener;
+// the API listener does not.
+func TestDebugListener(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": t.TempDir(), "GATEWAY_DEBUG_ADDR": "127.0.0.1:0"}
+	url, stdout, _ := startGateway(t, env)
+	m := debugURL.FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("no debug listener logged:\n%s", stdout)
+	}
+	if code, body, _ := get(t, m[1]+"goroutine?debug=1", ""); code != 200 || !strings.Contains(body, "goroutine profile") {
+		t.Errorf("debug goroutine profile = %d %.200s", code, body)
+	}
+	if code, _, _ := get(t, url+"/debug/pprof/", ""); code != 404 {
+		t.Errorf("API listener serves /debug/pprof/: %d", code)
+	}
+}

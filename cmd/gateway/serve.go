@@ -213,6 +213,15 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		cfg.PublicURL = "http://" + ln.Addr().String() // port 0 in tests
 	}
 
+	if cfg.DebugAddr != "" {
+		stopDebug, err := startDebug(ctx, cfg.DebugAddr, logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopDebug()
+	}
+
 	var sb *sandbox.Env
 	if cfg.Sandbox() {
 		// The sandbox Jira delivers webhooks for its changes to this gateway, as a configured site would.

@@ -58,6 +58,9 @@ type Config struct {
 	LogLevel slog.Level
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// DebugAddr, when set, is a second listen address serving Go's
+	// net/http/pprof profiles (keep it on loopback or a private network).
+	DebugAddr string
 
 	Auth      Auth
 	Providers string
@@ -191,6 +194,7 @@ var vars = []Var{
 	{"GATEWAY_DATA_DIR", "./data", "folder for the embedded database, dev signing key and local secret key", str(func(c *Config) *string { return &c.DataDir })},
 	{"GATEWAY_DATABASE_URL", "", "postgres://… for PostgreSQL; empty for the embedded SQLite file in GATEWAY_DATA_DIR", dbURL},
 	{"GATEWAY_LOG_LEVEL", "info", "debug, info, warn or error", logLevel},
+	{"GATEWAY_DEBUG_ADDR", "", "optional listen address of Go's pprof profiles (/debug/pprof/); empty disables; never expose it publicly", optionalHostPort(func(c *Config) *string { return &c.DebugAddr })},
 	{"GATEWAY_SHUTDOWN_TIMEOUT", "25s", "time to finish in-flight requests and running jobs on SIGTERM", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"GATEWAY_AUTH_MODE", AuthDev, "dev (self-issued tokens, `gateway token`) or cognito", oneOf(func(c *Config) *string { return &c.Auth.Mode }, AuthDev, AuthCognito)},
 	{"GATEWAY_COGNITO_REGION", "", "Cognito user pool region (cognito mode)", str(func(c *Config) *string { return &c.Auth.CognitoRegion })},
@@ -338,6 +342,17 @@ func hostPort(field func(*Config) *string) func(*Config, string) error {
 		}
 		*field(c) = v
 		return nil
+	}
+}
+
+func optionalHostPort(field func(*Config) *string) func(*Config, string) error {
+	hp := hostPort(field)
+	return func(c *Config, v string) error {
+		if v == "" {
+			*field(c) = ""
+			return nil
+		}
+		return hp(c, v)
 	}
 }
 

@@ -38,6 +38,7 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		want string
 	}{
 		{"bad addr", map[string]string{"GATEWAY_ADDR": "8080"}, "GATEWAY_ADDR"},
+		{"bad debug addr", map[string]string{"GATEWAY_DEBUG_ADDR": "localhost"}, "GATEWAY_DEBUG_ADDR"},
 		{"bad duration", map[string]string{"GATEWAY_SHUTDOWN_TIMEOUT": "soon"}, "GATEWAY_SHUTDOWN_TIMEOUT"},
 		{"negative duration", map[string]string{"GATEWAY_BOOKING_SYNC_TIMEOUT": "-1s"}, "GATEWAY_BOOKING_SYNC_TIMEOUT"},
 		{"bad enum", map[string]string{"GATEWAY_AUTH_MODE": "magic"}, "GATEWAY_AUTH_MODE"},
