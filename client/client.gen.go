@@ -957,7 +957,7 @@ type WebhookEvent struct {
 	// ReceivedAt Example: 2026-11-25T10:20:00Z
 	ReceivedAt time.Time `json:"received_at"`
 
-	// Status `poison` = signature valid but the body could not be decoded; kept for inspection.
+	// Status `received` until its processing job records the outcome, `processed` or `failed` (retried); `poison` = signature valid but the body could not be decoded, kept for inspection. `processing` is only found on deliveries stored by earlier versions (a running job is not recorded on the delivery; replay answers 409 while one holds it).
 	//
 	// Example: processed
 	Status WebhookEventStatus `json:"status"`
@@ -969,7 +969,7 @@ type WebhookEventList struct {
 	NextCursor *string        `json:"next_cursor"`
 }
 
-// WebhookEventStatus `poison` = signature valid but the body could not be decoded; kept for inspection.
+// WebhookEventStatus `received` until its processing job records the outcome, `processed` or `failed` (retried); `poison` = signature valid but the body could not be decoded, kept for inspection. `processing` is only found on deliveries stored by earlier versions (a running job is not recorded on the delivery; replay answers 409 while one holds it).
 //
 // Example: processed
 type WebhookEventStatus string

@@ -149,3 +149,64 @@ func TestAdminWebhookEvents(t *testing.T) {
 }
 
 const zoomtestSigPrefix = "v0="
+
+// A delivery whose processing job is running now cannot be replayed (409);
+// once processed it can.
+func TestReplayWhileProcessing(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		h.bookings.add(webhooks.Booking{ID: "b-held", Start: time.Now(), End: time.Now().Add(time.Hour)}, "88", "", "")
+		held, release := h.bookings.holdMeeting("88")
+		defer release()
+		body := []byte(`{"event":"meeting.started","event_ts":1764069600999,"payload":{"object":{"id":"88","uuid":"u88"}}}`)
+		if code, _, b := h.post(t, "/webhooks/zoom", body, signedZoom(zoomSecret, time.Now(), body)); code != 204 {
+			t.Fatalf("%d %s", code, b)
+		}
+		select {
+		case <-held:
+		case <-time.After(15 * time.Second):
+			t.Fatal("processing never started")
+		}
+		ds := h.deliveries(t, webhooks.ProviderZoom)
+		if len(ds) != 1 {
+			t.Fatalf("%d deliveries", len(ds))
+		}
+		admin := h.token(t, "admin")
+		path := "/v1/admin/webhook-events/" + ds[0].ID + "/replay"
+		if code, b := h.api(t, "POST", path, admin); code != http.StatusConflict {
+			t.Fatalf("replay while processing: %d %s", code, b)
+		}
+		release()
+		d := h.waitDone(t, ds[0].ID)
+		if d.Status != webhooks.StatusProcessed || d.Attempts != 1 {
+			t.Fatalf("after processing: %+v", d)
+		}
+		// River records the job's outcome shortly after the work returned.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			code, b := h.api(t, "POST", path, admin)
+			if code == http.StatusAccepted {
+				break
+			}
+			if code != http.StatusConflict || time.Now().After(deadline) {
+				t.Fatalf("replay after processing: %d %s", code, b)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		deadline = time.Now().Add(15 * time.Second)
+		for {
+			d, err := h.svc.Events().Get(t.Context(), ds[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Status == webhooks.StatusProcessed && d.Attempts == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replay not processed: %+v", d)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}

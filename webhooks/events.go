@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -244,35 +245,49 @@ func (e *Events) List(ctx context.Context, f Filter) (Page, error) {
 	return p, nil
 }
 
-// beginMany marks deliveries as being processed and returns them (with
-// body), in one statement. Deliveries already processed, poison or gone are
-// left out.
+// beginMany returns the deliveries to process (with body) in one read:
+// those already processed or poison, or gone, are left out. It writes
+// nothing: the processing job is the claim (River runs it once at a time),
+// and finishMany records the attempt with its outcome, so each delivery costs
+// one write while processed instead of two. Headers are decoded only for
+// the providers whose processing reads them.
 func (e *Events) beginMany(ctx context.Context, ids []string) ([]Delivery, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	args := []any{StatusProcessing}
+	args := make([]any, 0, len(ids)+2)
 	for _, id := range ids {
 		args = append(args, id)
 	}
 	args = append(args, StatusProcessed, StatusPoison)
-	q := `UPDATE webhook_events SET status = ?, attempts = attempts + 1
-		WHERE id IN (?` + strings.Repeat(", ?", len(ids)-1) + `) AND status <> ? AND status <> ? RETURNING ` + eventColumns
+	q := `SELECT ` + eventColumns + ` FROM webhook_events
+		WHERE id IN (?` + strings.Repeat(", ?", len(ids)-1) + `) AND status <> ? AND status <> ?`
 	rows, err := e.db.DB().QueryContext(ctx, e.db.Rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: start processing: %w", err)
 	}
 	defer rows.Close()
-	var out []Delivery
+	out := make([]Delivery, 0, len(ids))
 	for rows.Next() {
 		d, err := scanDelivery(rows, true)
 		if err != nil {
 			return nil, fmt.Errorf("webhooks: start processing: %w", err)
 		}
+		d.Attempts++ // this attempt, recorded by finishMany
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("webhooks: start processing: %w", err)
+	}
+	// IN (...) returns rows in index order; process in the order given.
+	if len(out) > 1 {
+		pos := make(map[string]int, len(ids))
+		for i, id := range ids {
+			if _, ok := pos[id]; !ok {
+				pos[id] = i
+			}
+		}
+		slices.SortFunc(out, func(a, b Delivery) int { return pos[a.ID] - pos[b.ID] })
 	}
 	return out, nil
 }
@@ -289,7 +304,7 @@ func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time
 	}
 	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, e.db.Rebind(`UPDATE webhook_events
-			SET status = ?, processed_at = ?, booking_id = ?, note = ?, last_error = ? WHERE id = ?`))
+			SET status = ?, processed_at = ?, booking_id = ?, note = ?, last_error = ?, attempts = attempts + 1 WHERE id = ?`))
 		if err != nil {
 			return err
 		}
@@ -307,6 +322,20 @@ func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time
 	return nil
 }
 
+// running reports whether a processing job holding the delivery is running
+// now (riversqlite stores args as JSONB, which json_each reads) (River marks a job running from its fetch until its outcome is
+// recorded, which covers finishMany).
+func (e *Events) running(ctx context.Context, tx *sql.Tx, id string) (bool, error) {
+	q := `SELECT EXISTS (SELECT 1 FROM river_job, json_each(river_job.args, '$.ids') AS ids
+		WHERE river_job.kind = ? AND river_job.state = 'running' AND ids.value = ?)`
+	if e.db.Dialect() == store.Postgres {
+		q = `SELECT EXISTS (SELECT 1 FROM river_job WHERE kind = $1 AND state = 'running' AND args->'ids' ? $2)`
+	}
+	var busy bool
+	err := tx.QueryRowContext(ctx, q, ProcessArgs{}.Kind(), id).Scan(&busy)
+	return busy, err
+}
+
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 // replay sets a delivery back to received inside tx, refusing one being
@@ -321,10 +350,22 @@ func (e *Events) replay(ctx context.Context, tx *sql.Tx, id string) error {
 		return fmt.Errorf("webhooks: replay: %w", err)
 	}
 	switch status {
-	case StatusProcessing:
+	case StatusProcessing: // written by earlier versions
 		return ErrBusy
 	case StatusPoison:
 		return ErrPoison
+	}
+	// A processed delivery is done with: a running job that holds it (a
+	// retry for another delivery of the job) skips it. Any other may be in
+	// the hands of a running job now.
+	if status != StatusProcessed {
+		busy, err := e.running(ctx, tx, id)
+		if err != nil {
+			return fmt.Errorf("webhooks: replay: %w", err)
+		}
+		if busy {
+			return ErrBusy
+		}
 	}
 	_, err = tx.ExecContext(ctx, e.db.Rebind(`UPDATE webhook_events SET status = ?, last_error = NULL, processed_at = NULL WHERE id = ?`),
 		StatusReceived, id)

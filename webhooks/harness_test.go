@@ -44,6 +44,11 @@ type fakeBookings struct {
 	attendance []webhooks.Attendance
 	// failCancel makes the next n Cancel calls of a booking fail (transiently).
 	failCancel map[string]int
+	// hold, when set, makes FindByMeeting of that meeting wait until
+	// release is closed (a delivery whose processing is under way).
+	hold    string
+	held    chan struct{}
+	release chan struct{}
 }
 
 func newFakeBookings() *fakeBookings {
@@ -79,7 +84,27 @@ func (f *fakeBookings) lookup(index map[string]string, key string) (webhooks.Boo
 }
 
 func (f *fakeBookings) FindByMeeting(_ context.Context, id string) (webhooks.Booking, error) {
+	f.mu.Lock()
+	hold, held, release := f.hold, f.held, f.release
+	f.mu.Unlock()
+	if hold == id {
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		<-release
+	}
 	return f.lookup(f.meetings, id)
+}
+
+// holdMeeting makes processing of meeting id wait; the returned channel
+// receives when it started waiting; calling release lets it go on.
+func (f *fakeBookings) holdMeeting(id string) (held <-chan struct{}, release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hold, f.held, f.release = id, make(chan struct{}, 1), make(chan struct{})
+	r := f.release
+	return f.held, sync.OnceFunc(func() { close(r) })
 }
 
 func (f *fakeBookings) FindByEvent(_ context.Context, id string) (webhooks.Booking, error) {

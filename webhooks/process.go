@@ -108,7 +108,8 @@ type prefetched struct {
 	touched map[string]bool
 }
 
-// prefetch decodes the job's Zoom deliveries and, when Bookings implements
+// prefetch decodes the job's Zoom deliveries (or takes the events intake
+// decoded) and, when Bookings implements
 // MeetingLookup, finds the bookings of all their meetings with one query.
 // A failed lookup is not an error: each delivery then looks up its own.
 func (s *Service) prefetch(ctx context.Context, ds []Delivery) *prefetched {
@@ -119,9 +120,12 @@ func (s *Service) prefetch(ctx context.Context, ds []Delivery) *prefetched {
 		if d.Provider != ProviderZoom {
 			continue
 		}
-		ev, err := DecodeZoom(d.Body)
-		if err != nil {
-			continue // processZoom decodes again and reports it
+		ev := s.decoded.take(d.ID)
+		if ev == nil {
+			var err error
+			if ev, err = DecodeZoom(d.Body); err != nil {
+				continue // processZoom decodes again and reports it
+			}
 		}
 		pre.zoom[d.ID] = ev
 		if id := ev.Meeting.ID; zoomHandled(ev.Event) && id != "" && !seen[id] {

@@ -165,6 +165,8 @@ type Service struct {
 	metrics   *metrics
 	// processing holds a token per running Process call.
 	processing chan struct{}
+	// decoded hands intake's decoded Zoom events to processing.
+	decoded *decodedEvents
 	log        *slog.Logger
 	now        func() time.Time
 }
@@ -214,7 +216,8 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	s := &Service{cfg: cfg, events: NewEvents(cfg.DB), cursors: &cursors{db: cfg.DB}, metrics: newMetrics(cfg.Registerer),
-		log: cfg.Logger, now: cfg.Now, processing: make(chan struct{}, cfg.ProcessConcurrency)}
+		log: cfg.Logger, now: cfg.Now, processing: make(chan struct{}, cfg.ProcessConcurrency),
+		decoded: newDecodedEvents(decodedSize, time.Minute)}
 	s.committer = newCommitter(cfg.DB, cfg.Jobs, cfg.Commit, cfg.ProcessConcurrency, s.metrics)
 	return s, nil
 }
@@ -450,11 +453,19 @@ func (s *Service) handleZoom(c echo.Context) error {
 		})
 	}
 	d := s.newDelivery(ProviderZoom, zoomKey(ev.TS, body), ev.Event, h, body)
-	if _, _, err := s.accept(ctx, d); err != nil {
-		return s.storeFailed(c, ProviderZoom, err)
+	s.decoded.put(d.ID, ev) // before the commit: its job may run at once
+	if _, dup, err := s.accept(ctx, d); err != nil || dup {
+		s.decoded.drop(d.ID)
+		if err != nil {
+			return s.storeFailed(c, ProviderZoom, err)
+		}
 	}
 	return c.NoContent(http.StatusNoContent)
 }
+
+// decodedSize bounds the decoded Zoom events kept for processing (about
+// 1 KiB each).
+const decodedSize = 4096
 
 // maxDeliveryID bounds provider delivery ids used as keys.
 const maxDeliveryID = 256

@@ -230,6 +230,10 @@ func TestZoomDuplicateConcurrent(t *testing.T) {
 		if ds[0].Attempts != 1 {
 			t.Errorf("attempts %d", ds[0].Attempts)
 		}
+		// Intake's decoded event went to processing; the duplicates' were dropped.
+		if n := h.svc.DecodedKept(); n != 0 {
+			t.Errorf("%d decoded events kept after processing", n)
+		}
 		// The key puts the event time before the body hash (time-ordered keys).
 		if want := "1764069600123/sha256:"; !strings.HasPrefix(ds[0].ExternalID, want) || len(ds[0].ExternalID) != len(want)+64 {
 			t.Errorf("external id %q, want %s<hex>", ds[0].ExternalID, want)
