@@ -167,8 +167,8 @@ type Service struct {
 	processing chan struct{}
 	// decoded hands intake's decoded Zoom events to processing.
 	decoded *decodedEvents
-	log        *slog.Logger
-	now        func() time.Time
+	log     *slog.Logger
+	now     func() time.Time
 }
 
 // New returns a Service and starts its group committer; Close stops it.
