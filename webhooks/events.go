@@ -255,13 +255,19 @@ func (e *Events) beginMany(ctx context.Context, ids []string) ([]Delivery, error
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	args := make([]any, 0, len(ids)+2)
-	for _, id := range ids {
-		args = append(args, id)
+	// The ids go as one JSON array, so the statement's text is the same
+	// for every job (the SQLite connection keeps it prepared).
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
 	}
-	args = append(args, StatusProcessed, StatusPoison)
+	elems := `SELECT value FROM json_each(?)`
+	if e.db.Dialect() == store.Postgres {
+		elems = `SELECT jsonb_array_elements_text(?::jsonb)`
+	}
+	args := []any{string(list), StatusProcessed, StatusPoison}
 	q := `SELECT ` + eventColumns + ` FROM webhook_events
-		WHERE id IN (?` + strings.Repeat(", ?", len(ids)-1) + `) AND status <> ? AND status <> ?`
+		WHERE id IN (` + elems + `) AND status <> ? AND status <> ?`
 	rows, err := e.db.DB().QueryContext(ctx, e.db.Rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: start processing: %w", err)
@@ -297,20 +303,39 @@ type finishRow struct {
 	id, status, bookingID, note, lastErr string
 }
 
-// finishMany records the outcomes of processing in one transaction.
+// finishMany records the outcomes of processing in one transaction: one
+// statement per distinct outcome (status, booking, note, error), which is
+// usually one for a whole job.
 func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, e.db.Rebind(`UPDATE webhook_events
-			SET status = ?, processed_at = ?, booking_id = ?, note = ?, last_error = ?, attempts = attempts + 1 WHERE id = ?`))
-		if err != nil {
-			return err
+	type outcome struct{ status, bookingID, note, lastErr string }
+	var (
+		order  []outcome
+		groups = make(map[outcome][]string)
+	)
+	for _, r := range rows {
+		o := outcome{r.status, r.bookingID, r.note, r.lastErr}
+		if _, ok := groups[o]; !ok {
+			order = append(order, o)
 		}
-		defer stmt.Close()
-		for _, r := range rows {
-			if _, err := stmt.ExecContext(ctx, r.status, micros(now), nullString(r.bookingID), nullString(r.note), nullString(r.lastErr), r.id); err != nil {
+		groups[o] = append(groups[o], r.id)
+	}
+	elems := `SELECT value FROM json_each(?)`
+	if e.db.Dialect() == store.Postgres {
+		elems = `SELECT jsonb_array_elements_text(?::jsonb)`
+	}
+	q := e.db.Rebind(`UPDATE webhook_events
+		SET status = ?, processed_at = ?, booking_id = ?, note = ?, last_error = ?, attempts = attempts + 1
+		WHERE id IN (` + elems + `)`)
+	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
+		for _, o := range order {
+			ids, err := json.Marshal(groups[o])
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, q, o.status, micros(now), nullString(o.bookingID), nullString(o.note), nullString(o.lastErr), string(ids)); err != nil {
 				return err
 			}
 		}
@@ -321,6 +346,8 @@ func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time
 	}
 	return nil
 }
+
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 // running reports whether a processing job holding the delivery is running
 // now (riversqlite stores args as JSONB, which json_each reads) (River marks a job running from its fetch until its outcome is
@@ -336,7 +363,6 @@ func (e *Events) running(ctx context.Context, tx *sql.Tx, id string) (bool, erro
 	return busy, err
 }
 
-func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 // replay sets a delivery back to received inside tx, refusing one being
 // processed (ErrBusy) or poison (ErrPoison).

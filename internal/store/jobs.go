@@ -26,8 +26,12 @@ type JobsConfig struct {
 	Work bool
 	// MaxWorkers is the number of concurrent jobs on the default queue (default 50).
 	MaxWorkers int
-	// FetchCooldown and FetchPollInterval tune how fast idle workers notice
-	// new jobs; zero keeps River's defaults.
+	// FetchCooldown is the least time between two fetches of jobs (default
+	// 10ms; River's 100ms capped the jobs started to 50 per fetch, 500/s,
+	// which held webhook processing below intake). FetchPollInterval is how
+	// often idle workers look for jobs nobody told them about (default 50ms
+	// on SQLite, which has no LISTEN/NOTIFY: a job inserted inside a
+	// transaction would otherwise wait up to River's 1s; 1s on PostgreSQL).
 	FetchCooldown     time.Duration
 	FetchPollInterval time.Duration
 	// JobTimeout cancels a job's context after this long (River's default 1m when zero).
@@ -77,6 +81,12 @@ func NewJobs(s *Store, cfg JobsConfig) (*Jobs, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = s.logger
+	}
+	if cfg.FetchCooldown <= 0 {
+		cfg.FetchCooldown = 10 * time.Millisecond
+	}
+	if cfg.FetchPollInterval <= 0 && s.dialect == SQLite {
+		cfg.FetchPollInterval = 50 * time.Millisecond
 	}
 	m := newJobMetrics(cfg.Registerer)
 	rc := &river.Config{

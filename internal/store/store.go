@@ -94,10 +94,11 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, 
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create data directory: %w", err)
 	}
-	db, err := sql.Open("sqlite", SQLiteDSN(path))
+	connector, err := newSQLiteConnector(SQLiteDSN(path))
 	if err != nil {
 		return nil, fmt.Errorf("store: open sqlite: %w", err)
 	}
+	db := sql.OpenDB(connector)
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
