@@ -363,7 +363,6 @@ func (e *Events) running(ctx context.Context, tx *sql.Tx, id string) (bool, erro
 	return busy, err
 }
 
-
 // replay sets a delivery back to received inside tx, refusing one being
 // processed (ErrBusy) or poison (ErrPoison).
 func (e *Events) replay(ctx context.Context, tx *sql.Tx, id string) error {
