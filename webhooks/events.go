@@ -255,19 +255,12 @@ func (e *Events) beginMany(ctx context.Context, ids []string) ([]Delivery, error
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	// The ids go as one JSON array, so the statement's text is the same
-	// for every job (the SQLite connection keeps it prepared).
-	list, err := json.Marshal(ids)
+	in, list, err := e.idIn(ids)
 	if err != nil {
 		return nil, err
 	}
-	elems := `SELECT value FROM json_each(?)`
-	if e.db.Dialect() == store.Postgres {
-		elems = `SELECT jsonb_array_elements_text(?::jsonb)`
-	}
-	args := []any{string(list), StatusProcessed, StatusPoison}
-	q := `SELECT ` + eventColumns + ` FROM webhook_events
-		WHERE id IN (` + elems + `) AND status <> ? AND status <> ?`
+	args := []any{list, StatusProcessed, StatusPoison}
+	q := `SELECT ` + eventColumns + ` FROM webhook_events WHERE ` + in + ` AND status <> ? AND status <> ?`
 	rows, err := e.db.DB().QueryContext(ctx, e.db.Rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: start processing: %w", err)
@@ -322,20 +315,17 @@ func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time
 		}
 		groups[o] = append(groups[o], r.id)
 	}
-	elems := `SELECT value FROM json_each(?)`
-	if e.db.Dialect() == store.Postgres {
-		elems = `SELECT jsonb_array_elements_text(?::jsonb)`
-	}
+	in, _, _ := e.idIn(nil)
 	q := e.db.Rebind(`UPDATE webhook_events
 		SET status = ?, processed_at = ?, booking_id = ?, note = ?, last_error = ?, attempts = attempts + 1
-		WHERE id IN (` + elems + `)`)
+		WHERE ` + in)
 	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
 		for _, o := range order {
-			ids, err := json.Marshal(groups[o])
+			_, list, err := e.idIn(groups[o])
 			if err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, q, o.status, micros(now), nullString(o.bookingID), nullString(o.note), nullString(o.lastErr), string(ids)); err != nil {
+			if _, err := tx.ExecContext(ctx, q, o.status, micros(now), nullString(o.bookingID), nullString(o.note), nullString(o.lastErr), list); err != nil {
 				return err
 			}
 		}
@@ -345,6 +335,20 @@ func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time
 		return fmt.Errorf("webhooks: finish processing: %w", err)
 	}
 	return nil
+}
+
+// idIn returns the condition "id is one of ids" with one placeholder, and
+// its argument: the statement's text is the same however many ids there
+// are, so it stays prepared (the SQLite connection's cache; pgx's on
+// PostgreSQL). PostgreSQL takes a text[] (= ANY keeps the primary key
+// index even in a plan cached while the table was empty, where a set of
+// jsonb elements fell back to a sequential scan); SQLite a JSON array.
+func (e *Events) idIn(ids []string) (cond string, arg any, err error) {
+	if e.db.Dialect() == store.Postgres {
+		return `id = ANY(?::text[])`, ids, nil
+	}
+	list, err := json.Marshal(ids)
+	return `id IN (SELECT value FROM json_each(?))`, string(list), err
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
