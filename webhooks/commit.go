@@ -58,8 +58,11 @@ type commitResult struct {
 }
 
 type pending struct {
-	d   *Delivery
-	res chan commitResult
+	d *Delivery
+	// zoom is the Zoom event intake decoded (nil for other providers),
+	// handed to in-process processing with the delivery.
+	zoom *ZoomEvent
+	res  chan commitResult
 }
 
 // committer runs group commit.
@@ -73,6 +76,9 @@ type committer struct {
 	// processing jobs (the processing concurrency): one job per commit when
 	// processing is serial, so River's per-job cost is paid once.
 	parallel int
+	// handoff takes the new deliveries of a commit for in-process
+	// processing (nil: River processes everything).
+	handoff *handoff
 	// arriving counts requests inside an intake handler that have not
 	// submitted (or given up) yet.
 	arriving atomic.Int64
@@ -112,14 +118,14 @@ func (c *committer) enter() func() {
 	return func() { once.Do(func() { c.arriving.Add(-1) }) }
 }
 
-// submit queues d and waits until it is durable (or known as a duplicate).
-// Cancelling ctx stops the wait, not the commit. leave (from enter) is
-// called before d is queued.
-func (c *committer) submit(ctx context.Context, d *Delivery, leave func()) commitResult {
+// submit queues d (with its decoded Zoom event, if any) and waits until it
+// is durable (or known as a duplicate). Cancelling ctx stops the wait, not
+// the commit. leave (from enter) is called before d is queued.
+func (c *committer) submit(ctx context.Context, d *Delivery, zoom *ZoomEvent, leave func()) commitResult {
 	if leave != nil {
 		leave()
 	}
-	p := &pending{d: d, res: make(chan commitResult, 1)}
+	p := &pending{d: d, zoom: zoom, res: make(chan commitResult, 1)}
 	select {
 	case c.reqs <- p:
 	case <-ctx.Done():
@@ -211,12 +217,30 @@ func (c *committer) commit(batch []*pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
-	var results []commitResult
+	var (
+		results []commitResult
+		local   []handoffBatch
+		queued  int
+	)
 	err := c.db.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		results, err = c.insert(ctx, tx, batch)
+		results, local, queued, err = c.insert(ctx, tx, batch)
 		return err
 	})
+	if err != nil {
+		for range local {
+			c.handoff.release()
+		}
+	} else {
+		for _, b := range local {
+			b.committed = time.Now()
+			c.handoff.push(b)
+		}
+		if c.metrics != nil {
+			c.metrics.jobs.WithLabelValues("in_process").Add(float64(len(local)))
+			c.metrics.jobs.WithLabelValues("queued").Add(float64(queued))
+		}
+	}
 	if err != nil && len(batch) > 1 {
 		for _, p := range batch {
 			c.commit([]*pending{p})
@@ -244,20 +268,22 @@ const insertChunk = 100
 const minJobChunk = 16
 
 // insert writes the deliveries of batch (duplicates skipped by the unique
-// key) and enqueues a processing job for every new received delivery.
-func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) ([]commitResult, error) {
+// key) and enqueues processing jobs for the new received deliveries. The
+// jobs whose deliveries are handed off to in-process processing (a queue
+// slot was free) are scheduled the hand-off grace ahead and returned as
+// local (their slots reserved); the others (queued) are available at once.
+func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) (results []commitResult, local []handoffBatch, queued int, err error) {
 	ids := make(map[deliveryKey]string, len(batch))
-	var err error
 	if c.db.Dialect() == store.SQLite {
 		err = c.insertEach(ctx, tx, batch, ids)
 	} else {
 		err = c.insertMulti(ctx, tx, batch, ids)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("webhooks: store deliveries: %w", err)
+		return nil, nil, 0, fmt.Errorf("webhooks: store deliveries: %w", err)
 	}
-	results := make([]commitResult, len(batch))
-	var fresh []string
+	results = make([]commitResult, len(batch))
+	var fresh []*pending
 	for i, p := range batch {
 		k := deliveryKey{p.d.Provider, p.d.ExternalID}
 		id, ok := ids[k]
@@ -265,7 +291,7 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) ([
 		case ok && id == p.d.ID:
 			results[i] = commitResult{id: id}
 			if p.d.Status == StatusReceived {
-				fresh = append(fresh, id)
+				fresh = append(fresh, p)
 			}
 		case ok:
 			results[i] = commitResult{id: id, dup: true} // the same delivery twice in this batch
@@ -273,7 +299,7 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) ([
 			err := tx.QueryRowContext(ctx, c.db.Rebind(`SELECT id FROM webhook_events WHERE provider = ? AND external_id = ?`),
 				p.d.Provider, p.d.ExternalID).Scan(&id)
 			if err != nil {
-				return nil, fmt.Errorf("webhooks: find duplicate delivery: %w", err)
+				return nil, nil, 0, fmt.Errorf("webhooks: find duplicate delivery: %w", err)
 			}
 			ids[k] = id
 			results[i] = commitResult{id: id, dup: true}
@@ -281,22 +307,60 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) ([
 	}
 	// A few processing jobs per commit (as many as may run at once), not
 	// one per delivery.
-	var jobs []river.InsertManyParams
+	if len(fresh) == 0 {
+		return results, nil, 0, nil
+	}
+	ins := c.jobs()
+	if ins == nil {
+		return nil, nil, 0, errors.New("webhooks: job runner not ready")
+	}
+	_, settles := ins.(JobSettler)
+	var (
+		jobs   []river.InsertManyParams
+		chunks [][]*pending
+		handed []bool
+	)
 	n := min(c.parallel, (len(fresh)+minJobChunk-1)/minJobChunk)
 	for i := range n {
 		chunk := fresh[i*len(fresh)/n : (i+1)*len(fresh)/n]
-		jobs = append(jobs, river.InsertManyParams{Args: ProcessArgs{DeliveryIDs: chunk}})
-	}
-	if len(jobs) > 0 {
-		ins := c.jobs()
-		if ins == nil {
-			return nil, errors.New("webhooks: job runner not ready")
+		ids := make([]string, len(chunk))
+		for j, p := range chunk {
+			ids[j] = p.d.ID
 		}
-		if _, err := ins.InsertManyTx(ctx, tx, jobs); err != nil {
-			return nil, fmt.Errorf("webhooks: enqueue processing: %w", err)
+		job := river.InsertManyParams{Args: ProcessArgs{DeliveryIDs: ids}}
+		h := settles && c.handoff != nil && c.handoff.reserve()
+		if h {
+			job.InsertOpts = &river.InsertOpts{ScheduledAt: time.Now().Add(c.handoff.grace)}
+		}
+		jobs, chunks, handed = append(jobs, job), append(chunks, chunk), append(handed, h)
+	}
+	release := func() {
+		for _, h := range handed {
+			if h {
+				c.handoff.release()
+			}
 		}
 	}
-	return results, nil
+	inserted, err := ins.InsertManyTx(ctx, tx, jobs)
+	if err != nil {
+		release()
+		return nil, nil, 0, fmt.Errorf("webhooks: enqueue processing: %w", err)
+	}
+	for i, chunk := range chunks {
+		if !handed[i] {
+			queued++
+			continue
+		}
+		b := handoffBatch{jobID: inserted[i].Job.ID, ds: make([]*Delivery, len(chunk)), zoom: make(map[string]*ZoomEvent, len(chunk))}
+		for j, p := range chunk {
+			b.ds[j] = p.d
+			if p.zoom != nil {
+				b.zoom[p.d.ID] = p.zoom
+			}
+		}
+		local = append(local, b)
+	}
+	return results, local, queued, nil
 }
 
 // deliveryKey is the unique key of a stored delivery.

@@ -298,9 +298,10 @@ type finishRow struct {
 
 // finishMany records the outcomes of processing in one transaction: one
 // statement per distinct outcome (status, booking, note, error), which is
-// usually one for a whole job.
-func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time) error {
-	if len(rows) == 0 {
+// usually one for a whole job. within, when not nil, runs in the same
+// transaction (it settles an in-process job).
+func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time, within func(context.Context, *sql.Tx) error) error {
+	if len(rows) == 0 && within == nil {
 		return nil
 	}
 	type outcome struct{ status, bookingID, note, lastErr string }
@@ -329,6 +330,9 @@ func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time
 				return err
 			}
 		}
+		if within != nil {
+			return within(ctx, tx)
+		}
 		return nil
 	})
 	if err != nil {
@@ -354,13 +358,15 @@ func (e *Events) idIn(ids []string) (cond string, arg any, err error) {
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 // running reports whether a processing job holding the delivery is running
-// now (riversqlite stores args as JSONB, which json_each reads) (River marks a job running from its fetch until its outcome is
-// recorded, which covers finishMany).
+// now, or is scheduled (its deliveries were handed off to in-process
+// processing, which is running or about to). River marks a job running from
+// its fetch until its outcome is recorded, which covers finishMany.
+// riversqlite stores args as JSONB, which json_each reads.
 func (e *Events) running(ctx context.Context, tx *sql.Tx, id string) (bool, error) {
 	q := `SELECT EXISTS (SELECT 1 FROM river_job, json_each(river_job.args, '$.ids') AS ids
-		WHERE river_job.kind = ? AND river_job.state = 'running' AND ids.value = ?)`
+		WHERE river_job.kind = ? AND river_job.state IN ('running', 'scheduled') AND ids.value = ?)`
 	if e.db.Dialect() == store.Postgres {
-		q = `SELECT EXISTS (SELECT 1 FROM river_job WHERE kind = $1 AND state = 'running' AND args->'ids' ? $2)`
+		q = `SELECT EXISTS (SELECT 1 FROM river_job WHERE kind = $1 AND state IN ('running', 'scheduled') AND args->'ids' ? $2)`
 	}
 	var busy bool
 	err := tx.QueryRowContext(ctx, q, ProcessArgs{}.Kind(), id).Scan(&busy)

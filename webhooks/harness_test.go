@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -451,20 +452,50 @@ func (h *harness) waitAllDone(t *testing.T, provider string, want int) []webhook
 	}
 }
 
-// jobCount counts processing jobs ever enqueued.
+// jobCount counts processing jobs ever committed (in-process hand-offs,
+// queued for River, replays): the gateway deletes a handed-off job once
+// its deliveries are processed, so river_job does not keep them.
 func (h *harness) jobCount(t *testing.T) int {
 	t.Helper()
-	var n int
-	if err := h.db.DB().QueryRowContext(t.Context(), h.db.Rebind(`SELECT COUNT(*) FROM river_job WHERE kind = ?`), "webhook_process").Scan(&n); err != nil {
+	var n float64
+	for _, path := range []string{"in_process", "queued", "replay"} {
+		n += h.counter("gateway_webhook_process_jobs_total", map[string]string{"path": path})
+	}
+	return int(n)
+}
+
+// riverJobs counts the processing jobs River holds now, by state.
+func (h *harness) riverJobs(t *testing.T) map[string]int {
+	t.Helper()
+	rows, err := h.db.DB().QueryContext(t.Context(), h.db.Rebind(`SELECT state, COUNT(*) FROM river_job WHERE kind = ? GROUP BY state`), "webhook_process")
+	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[state] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func (h *harness) rejected(provider, reason string) float64 {
+	return h.counter("gateway_webhook_rejected_total", map[string]string{"provider": provider, "reason": reason})
+}
+
+// counter reads the counter name with exactly the given labels (0 if absent).
+func (h *harness) counter(name string, want map[string]string) float64 {
 	mfs, _ := h.reg.Gather()
 	for _, mf := range mfs {
-		if mf.GetName() != "gateway_webhook_rejected_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -472,7 +503,7 @@ func (h *harness) rejected(provider, reason string) float64 {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["provider"] == provider && labels["reason"] == reason {
+			if maps.Equal(labels, want) {
 				return m.GetCounter().GetValue()
 			}
 		}

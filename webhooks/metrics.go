@@ -7,6 +7,7 @@ type metrics struct {
 	rejected      *prometheus.CounterVec
 	accepted      *prometheus.CounterVec
 	processed     *prometheus.CounterVec
+	jobs          *prometheus.CounterVec
 	batchSize     prometheus.Histogram
 	commitSeconds prometheus.Histogram
 }
@@ -25,6 +26,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "gateway_webhook_processed_total",
 			Help: "Stored webhook deliveries processed, by provider and result (processed, failed).",
 		}, []string{"provider", "result"}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_webhook_process_jobs_total",
+			Help: "Processing jobs committed, by path: in_process (processed here right after the commit; River is the fallback), queued (River runs it: the in-process queue was full), replay.",
+		}, []string{"path"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "gateway_webhook_commit_batch_size",
 			Help:    "Deliveries per group-commit transaction.",
@@ -37,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.rejected, m.accepted, m.processed, m.batchSize, m.commitSeconds)
+		reg.MustRegister(m.rejected, m.accepted, m.processed, m.jobs, m.batchSize, m.commitSeconds)
 	}
 	return m
 }

@@ -2,8 +2,10 @@ package webhooks
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -43,12 +45,12 @@ type outcome struct {
 }
 
 // Process processes stored deliveries (at most Config.ProcessConcurrency
-// calls at once; the others wait): one statement marks them processing
-// (skipping those already processed or poison), each goes through its
-// provider's processor, and one transaction records every outcome:
-// processed (with what it did) or failed (with the error). The failures
-// are returned joined so that River retries the job; on the retry the
-// deliveries already processed are skipped. A delivery that cannot be
+// calls at once, in-process hand-offs included; the others wait): one read
+// of the deliveries (skipping those already processed or poison), each goes
+// through its provider's processor, and one transaction records every
+// outcome: processed (with what it did) or failed (with the error). The
+// failures are returned joined so that River retries the job; on the retry
+// the deliveries already processed are skipped. A delivery that cannot be
 // decoded is marked failed and not retried.
 func (s *Service) Process(ctx context.Context, ids ...string) error {
 	select {
@@ -61,38 +63,56 @@ func (s *Service) Process(ctx context.Context, ids ...string) error {
 	if err != nil {
 		return err
 	}
-	var (
-		rows = make([]finishRow, 0, len(ds))
-		errs []error
-		pre  = s.prefetch(ctx, ds)
-	)
+	failed, err := s.process(ctx, ds, nil, nil)
+	return errors.Join(append(failed, err)...)
+}
+
+// settleFunc runs inside the transaction that records a job's outcomes;
+// failed says whether a delivery failed and should be retried.
+type settleFunc func(ctx context.Context, tx *sql.Tx, failed bool) error
+
+// process runs ds through their processors and records the outcomes (and
+// settle, when not nil) in one transaction. zoom holds Zoom events already
+// decoded, by delivery id. It returns the failures to retry and the error
+// of recording the outcomes.
+func (s *Service) process(ctx context.Context, ds []Delivery, zoom map[string]*ZoomEvent, settle settleFunc) (failed []error, err error) {
+	rows := make([]finishRow, 0, len(ds))
+	pre := s.prefetch(ctx, ds, zoom)
 	for _, d := range ds {
 		out, err := s.dispatch(ctx, d, pre)
 		if out.bookingID != "" {
 			pre.touched[out.bookingID] = true
 		}
-		log := s.log.With("provider", d.Provider, "webhook_id", d.ID, "event", d.EventType)
-		if out.bookingID != "" {
-			log = log.With("booking_id", out.bookingID)
-		}
 		row := finishRow{id: d.ID, status: StatusProcessed, bookingID: out.bookingID, note: out.note}
 		if err != nil {
 			s.metrics.processed.WithLabelValues(d.Provider, StatusFailed).Inc()
-			log.WarnContext(ctx, "webhook processing failed", "attempt", d.Attempts, "error", err.Error())
+			s.deliveryLog(d, out).WarnContext(ctx, "webhook processing failed", "attempt", d.Attempts, "error", err.Error())
 			row.status, row.lastErr = StatusFailed, truncate(err.Error(), 500)
 			if !errors.Is(err, ErrUndecodable) {
-				errs = append(errs, fmt.Errorf("delivery %s: %w", d.ID, err))
+				failed = append(failed, fmt.Errorf("delivery %s: %w", d.ID, err))
 			}
 		} else {
 			s.metrics.processed.WithLabelValues(d.Provider, StatusProcessed).Inc()
-			log.InfoContext(ctx, "webhook processed", "note", out.note)
+			if s.log.Enabled(ctx, slog.LevelInfo) {
+				s.deliveryLog(d, out).InfoContext(ctx, "webhook processed", "note", out.note)
+			}
 		}
 		rows = append(rows, row)
 	}
-	if err := s.events.finishMany(context.WithoutCancel(ctx), rows, s.now()); err != nil {
-		errs = append(errs, err)
+	var within func(ctx context.Context, tx *sql.Tx) error
+	if settle != nil {
+		within = func(ctx context.Context, tx *sql.Tx) error { return settle(ctx, tx, len(failed) > 0) }
 	}
-	return errors.Join(errs...)
+	return failed, s.events.finishMany(context.WithoutCancel(ctx), rows, s.now(), within)
+}
+
+// deliveryLog is the logger of one delivery's processing.
+func (s *Service) deliveryLog(d Delivery, out outcome) *slog.Logger {
+	log := s.log.With("provider", d.Provider, "webhook_id", d.ID, "event", d.EventType)
+	if out.bookingID != "" {
+		log = log.With("booking_id", out.bookingID)
+	}
+	return log
 }
 
 // prefetched is what Process learned about a job's deliveries up front.
@@ -108,11 +128,11 @@ type prefetched struct {
 	touched map[string]bool
 }
 
-// prefetch decodes the job's Zoom deliveries (or takes the events intake
-// decoded) and, when Bookings implements
+// prefetch decodes the job's Zoom deliveries (or takes them from zoom, the
+// events intake decoded) and, when Bookings implements
 // MeetingLookup, finds the bookings of all their meetings with one query.
 // A failed lookup is not an error: each delivery then looks up its own.
-func (s *Service) prefetch(ctx context.Context, ds []Delivery) *prefetched {
+func (s *Service) prefetch(ctx context.Context, ds []Delivery, zoom map[string]*ZoomEvent) *prefetched {
 	pre := &prefetched{zoom: make(map[string]*ZoomEvent, len(ds)), touched: map[string]bool{}}
 	var ids []string
 	seen := make(map[string]bool, len(ds))
@@ -120,7 +140,7 @@ func (s *Service) prefetch(ctx context.Context, ds []Delivery) *prefetched {
 		if d.Provider != ProviderZoom {
 			continue
 		}
-		ev := s.decoded.take(d.ID)
+		ev := zoom[d.ID]
 		if ev == nil {
 			var err error
 			if ev, err = DecodeZoom(d.Body); err != nil {

@@ -95,3 +95,46 @@ func TestProcessLooksUpMeetingsOnce(t *testing.T) {
 		}
 	})
 }
+
+// Deliveries are processed in-process right after their commit; when that
+// cannot happen (here: no processing turn within the grace), their River
+// job, scheduled the grace ahead, processes them instead.
+func TestHandoffFallsBackToRiver(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		const grace = 400 * time.Millisecond
+		h := newHarness(t, db, func(c *webhooks.Config) {
+			c.HandoffGrace = grace
+			c.ProcessConcurrency = 1
+		})
+		hold := h.svc.HoldProcessing()
+		body := []byte(`{"event":"meeting.started","event_ts":1764069600123,"payload":{"account_id":"acc","object":{"id":"77","uuid":"u"}}}`)
+		if c, _, b := h.post(t, "/webhooks/zoom", body, signedZoom(zoomSecret, time.Now(), body)); c != http.StatusNoContent {
+			t.Fatalf("%d %s", c, b)
+		}
+		// The in-process run gives up after grace/4; the job is not due yet.
+		time.Sleep(grace / 2)
+		if jobs := h.riverJobs(t); jobs["scheduled"] != 1 {
+			t.Fatalf("river jobs %v, want one scheduled", jobs)
+		}
+		if ds := h.deliveries(t, webhooks.ProviderZoom); len(ds) != 1 || ds[0].Status != webhooks.StatusReceived {
+			t.Fatalf("deliveries %+v, want one received", ds)
+		}
+		hold()
+		ds := h.waitAllDone(t, webhooks.ProviderZoom, 1)
+		if ds[0].Status != webhooks.StatusProcessed || ds[0].Attempts != 1 || ds[0].Note != "no booking for the meeting" {
+			t.Fatalf("delivery %+v", ds[0])
+		}
+		if n := h.counter("gateway_webhook_process_jobs_total", map[string]string{"path": "in_process"}); n != 1 {
+			t.Errorf("%v in-process jobs, want 1", n)
+		}
+		// River ran the job (and keeps it as completed); nothing else is left.
+		deadline := time.Now().Add(10 * time.Second)
+		for jobs := h.riverJobs(t); jobs["completed"] != 1 || len(jobs) != 1; jobs = h.riverJobs(t) {
+			if time.Now().After(deadline) {
+				t.Fatalf("river jobs %v, want one completed", jobs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}

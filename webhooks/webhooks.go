@@ -134,8 +134,17 @@ type Config struct {
 	ZoomWindow time.Duration
 	// Commit tunes group commit.
 	Commit CommitConfig
-	// ProcessConcurrency bounds the processing jobs (ProcessWorker) that
-	// run at once in this process; further jobs wait for a turn. Default 1
+	// HandoffGrace is how long the River job of deliveries handed off to
+	// in-process processing waits before it may run: the deliveries a
+	// process commits are processed by it right after the commit, from
+	// memory, and their job is deleted when the outcomes are recorded; if
+	// the process dies first, the job runs on any replica after the grace.
+	// Default DefaultHandoffGrace; negative processes everything through
+	// River. The hand-off needs a JobInserter that is also a JobSettler.
+	HandoffGrace time.Duration
+	// ProcessConcurrency bounds the processing jobs (ProcessWorker and
+	// in-process hand-offs) that run at once in this process; further jobs
+	// wait for a turn. Default 1
 	// on SQLite and 4 on PostgreSQL. Processing is not urgent, while every
 	// intake ack waits for a commit: on SQLite's single connection each
 	// waiting processing query is another contender for the connection the
@@ -163,12 +172,11 @@ type Service struct {
 	cursors   *cursors
 	committer *committer
 	metrics   *metrics
-	// processing holds a token per running Process call.
+	// processing holds a token per running Process call or hand-off.
 	processing chan struct{}
-	// decoded hands intake's decoded Zoom events to processing.
-	decoded *decodedEvents
-	log     *slog.Logger
-	now     func() time.Time
+	handoff    *handoff
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 // New returns a Service and starts its group committer; Close stops it.
@@ -216,15 +224,58 @@ func New(cfg Config) (*Service, error) {
 		}
 	}
 	s := &Service{cfg: cfg, events: NewEvents(cfg.DB), cursors: &cursors{db: cfg.DB}, metrics: newMetrics(cfg.Registerer),
-		log: cfg.Logger, now: cfg.Now, processing: make(chan struct{}, cfg.ProcessConcurrency),
-		decoded: newDecodedEvents(decodedSize, time.Minute)}
+		log: cfg.Logger, now: cfg.Now, processing: make(chan struct{}, cfg.ProcessConcurrency)}
 	s.committer = newCommitter(cfg.DB, cfg.Jobs, cfg.Commit, cfg.ProcessConcurrency, s.metrics)
+	if cfg.HandoffGrace == 0 {
+		cfg.HandoffGrace = DefaultHandoffGrace
+	}
+	if cfg.HandoffGrace > 0 {
+		// The job runner is built after the service: settle through
+		// whatever Jobs returns at the time.
+		s.handoff = newHandoff(s, lateSettler(cfg.Jobs), cfg.HandoffGrace, cfg.ProcessConcurrency)
+		s.committer.handoff = s.handoff
+	}
 	return s, nil
 }
 
-// Close commits what is queued and stops the group committer. Call it after
-// the HTTP server stopped.
-func (s *Service) Close() { s.committer.close() }
+// lateSettler settles through the JobInserter that jobs returns when called.
+type lateSettler func() JobInserter
+
+func (f lateSettler) settler() (JobSettler, error) {
+	js, ok := f().(JobSettler)
+	if !ok {
+		return nil, errors.New("webhooks: job runner cannot settle jobs")
+	}
+	return js, nil
+}
+
+// DeleteTx implements JobSettler.
+func (f lateSettler) DeleteTx(ctx context.Context, tx *sql.Tx, id int64) error {
+	js, err := f.settler()
+	if err != nil {
+		return err
+	}
+	return js.DeleteTx(ctx, tx, id)
+}
+
+// RetryTx implements JobSettler.
+func (f lateSettler) RetryTx(ctx context.Context, tx *sql.Tx, id int64) error {
+	js, err := f.settler()
+	if err != nil {
+		return err
+	}
+	return js.RetryTx(ctx, tx, id)
+}
+
+// Close commits what is queued and stops the group committer and the
+// in-process processing (what it had not started is left to River). Call
+// it after the HTTP server stopped.
+func (s *Service) Close() {
+	s.committer.close()
+	if s.handoff != nil {
+		s.handoff.close()
+	}
+}
 
 // Events returns the delivery store (admin API).
 func (s *Service) Events() *Events { return s.events }
@@ -350,8 +401,9 @@ func zoomKey(ts int64, body []byte) string {
 }
 
 // accept stores d durably (group commit) and reports whether it was new.
-func (s *Service) accept(ctx context.Context, d *Delivery) (id string, dup bool, err error) {
-	r := s.committer.submit(ctx, d, leaveFrom(ctx))
+// zoom is d's decoded Zoom event (nil for other providers).
+func (s *Service) accept(ctx context.Context, d *Delivery, zoom *ZoomEvent) (id string, dup bool, err error) {
+	r := s.committer.submit(ctx, d, zoom, leaveFrom(ctx))
 	if r.err != nil {
 		return "", false, r.err
 	}
@@ -377,7 +429,7 @@ func (s *Service) poison(c echo.Context, d *Delivery, cause error) error {
 	ctx := c.Request().Context()
 	d.Status = StatusPoison
 	d.EventType = ""
-	id, dup, err := s.accept(ctx, d)
+	id, dup, err := s.accept(ctx, d, nil)
 	if err != nil {
 		return s.storeFailed(c, d.Provider, err)
 	}
@@ -453,19 +505,11 @@ func (s *Service) handleZoom(c echo.Context) error {
 		})
 	}
 	d := s.newDelivery(ProviderZoom, zoomKey(ev.TS, body), ev.Event, h, body)
-	s.decoded.put(d.ID, ev) // before the commit: its job may run at once
-	if _, dup, err := s.accept(ctx, d); err != nil || dup {
-		s.decoded.drop(d.ID)
-		if err != nil {
-			return s.storeFailed(c, ProviderZoom, err)
-		}
+	if _, _, err := s.accept(ctx, d, ev); err != nil {
+		return s.storeFailed(c, ProviderZoom, err)
 	}
 	return c.NoContent(http.StatusNoContent)
 }
-
-// decodedSize bounds the decoded Zoom events kept for processing (about
-// 1 KiB each).
-const decodedSize = 4096
 
 // maxDeliveryID bounds provider delivery ids used as keys.
 const maxDeliveryID = 256
@@ -503,7 +547,7 @@ func (s *Service) handleJira(c echo.Context) error {
 		return s.poison(c, d, err)
 	}
 	d.EventType = ev.Event
-	id, dup, err := s.accept(ctx, d)
+	id, dup, err := s.accept(ctx, d, nil)
 	if err != nil {
 		return s.storeFailed(c, ProviderJira, err)
 	}
@@ -557,7 +601,7 @@ func (s *Service) handleGoogle(c echo.Context) error {
 		return s.reject(ProviderGoogle, http.StatusBadRequest, &RejectError{Reason: "bad_message_number"})
 	}
 	d := s.newDelivery(ProviderGoogle, chID+":"+num, state, h, nil)
-	id, dup, err := s.accept(ctx, d)
+	id, dup, err := s.accept(ctx, d, nil)
 	if err != nil {
 		return s.storeFailed(c, ProviderGoogle, err)
 	}
@@ -581,5 +625,6 @@ func (s *Service) Replay(ctx context.Context, id string) (Delivery, error) {
 	if err != nil {
 		return Delivery{}, err
 	}
+	s.metrics.jobs.WithLabelValues("replay").Inc()
 	return s.events.Get(ctx, id)
 }

@@ -221,3 +221,34 @@ func (m *jobMetrics) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 }
 
 var _ rivertype.WorkerMiddleware = (*jobMetrics)(nil)
+
+// ErrJobRunning is returned by DeleteTx and RetryTx for a job that a worker
+// is running now.
+var ErrJobRunning = rivertype.ErrJobRunning
+
+// DeleteTx deletes the job with id inside tx (gone for good only if tx
+// commits). A job already gone is not an error; a running one is
+// ErrJobRunning.
+func (j *Jobs) DeleteTx(ctx context.Context, tx *sql.Tx, id int64) error {
+	_, err := j.insert.JobDeleteTx(ctx, tx, id)
+	if errors.Is(err, rivertype.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// RetryTx makes the job with id available to run now, inside tx (a job
+// scheduled for later, or waiting for a retry, moves up). A running job is
+// ErrJobRunning; a job already gone is not an error.
+func (j *Jobs) RetryTx(ctx context.Context, tx *sql.Tx, id int64) error {
+	row, err := j.insert.JobRetryTx(ctx, tx, id)
+	switch {
+	case errors.Is(err, rivertype.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case row.State == rivertype.JobStateRunning:
+		return ErrJobRunning
+	}
+	return nil
+}

@@ -1,0 +1,162 @@
+package webhooks
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+	"time"
+)
+
+// JobSettler settles a processing job inside an application transaction
+// (*store.Jobs implements it). When the JobInserter implements it too, the
+// deliveries this process commits are processed here, from memory, right
+// after the commit (the hand-off); their River job is only the durable
+// fallback, and is deleted in the transaction that records the outcomes.
+type JobSettler interface {
+	// DeleteTx deletes the job (a job already gone is not an error; a
+	// running one is an error).
+	DeleteTx(ctx context.Context, tx *sql.Tx, id int64) error
+	// RetryTx makes the job available to run now.
+	RetryTx(ctx context.Context, tx *sql.Tx, id int64) error
+}
+
+// DefaultHandoffGrace is how long the River job of handed-off deliveries
+// waits before it may run (see Config.HandoffGrace).
+const DefaultHandoffGrace = 30 * time.Second
+
+// handoffBatch is the new deliveries of one processing job, kept in memory
+// for the process that committed them.
+type handoffBatch struct {
+	jobID     int64
+	ds        []*Delivery
+	zoom      map[string]*ZoomEvent // intake's decoded Zoom events by delivery id
+	committed time.Time
+}
+
+// handoff runs the in-process processing of committed deliveries: a
+// bounded queue of batches (a slot is reserved before the commit, so
+// pushing after it never blocks) and workers that take turns with River's
+// processing jobs (Service.processing).
+//
+// Its River job is inserted scheduled grace ahead. A batch that waited
+// more than grace/2 in the queue is left to that job, and a batch's
+// processing is cut off at grace/4, so the in-process run and the job never
+// overlap; if the process dies, the job runs on any replica once grace has
+// passed.
+type handoff struct {
+	s      *Service
+	jobs   JobSettler
+	grace  time.Duration
+	slots  chan struct{}
+	queue  chan handoffBatch
+	quit   chan struct{}
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+// handoffQueue bounds the batches waiting for in-process processing; when
+// it is full, new deliveries go to River at once.
+const handoffQueue = 64
+
+func newHandoff(s *Service, jobs JobSettler, grace time.Duration, workers int) *handoff {
+	h := &handoff{s: s, jobs: jobs, grace: grace, slots: make(chan struct{}, handoffQueue),
+		queue: make(chan handoffBatch, handoffQueue), quit: make(chan struct{})}
+	for range workers {
+		h.wg.Go(h.work)
+	}
+	return h
+}
+
+// reserve takes a queue slot for a batch about to be committed.
+func (h *handoff) reserve() bool {
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// release gives back a reserved slot whose batch did not commit.
+func (h *handoff) release() { <-h.slots }
+
+// push queues a committed batch into its reserved slot.
+func (h *handoff) push(b handoffBatch) { h.queue <- b }
+
+func (h *handoff) work() {
+	for {
+		select {
+		case <-h.quit:
+			return
+		case b := <-h.queue:
+			h.release()
+			h.run(b)
+		}
+	}
+}
+
+// run processes one batch unless it waited too long (then its job will).
+func (h *handoff) run(b handoffBatch) {
+	if time.Since(b.committed) > h.grace/2 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.grace/4)
+	defer cancel()
+	select {
+	case h.s.processing <- struct{}{}:
+		defer func() { <-h.s.processing }()
+	case <-ctx.Done():
+		return
+	case <-h.quit:
+		return
+	}
+	ds := make([]Delivery, len(b.ds))
+	for i, d := range b.ds {
+		ds[i] = *d
+		ds[i].Attempts = 1
+	}
+	_, err := h.s.process(ctx, ds, b.zoom, func(ctx context.Context, tx *sql.Tx, failed bool) error {
+		if failed {
+			// River retries the job (with its backoff); the deliveries
+			// processed now are skipped then.
+			return h.jobs.RetryTx(ctx, tx, b.jobID)
+		}
+		return h.jobs.DeleteTx(ctx, tx, b.jobID)
+	})
+	if err != nil {
+		h.s.log.WarnContext(ctx, "webhook in-process processing not recorded; its job will run", "error", err.Error())
+	}
+}
+
+// close stops the workers. Batches still queued are made available to
+// River at once (on this or another replica) instead of after the grace.
+func (h *handoff) close() {
+	h.closed.Do(func() { close(h.quit) })
+	h.wg.Wait()
+	var ids []int64
+	for {
+		select {
+		case b := <-h.queue:
+			ids = append(ids, b.jobID)
+			continue
+		default:
+		}
+		break
+	}
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := h.s.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if err := h.jobs.RetryTx(ctx, tx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		h.s.log.Warn("webhook processing left to River after the grace", "jobs", len(ids), "error", err.Error())
+	}
+}
