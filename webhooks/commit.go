@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -57,17 +58,28 @@ type commitResult struct {
 	err error
 }
 
+// pending is one request to the committer: a delivery to store, or (fin)
+// processing outcomes to record.
 type pending struct {
 	d *Delivery
 	// zoom is the Zoom event intake decoded (nil for other providers),
 	// handed to in-process processing with the delivery.
 	zoom *ZoomEvent
+	fin  *finishReq
 	res  chan commitResult
+}
+
+// finishReq is processing outcomes to record in a group commit.
+type finishReq struct {
+	rows   []finishRow
+	now    time.Time
+	within func(context.Context, *sql.Tx) error
 }
 
 // committer runs group commit.
 type committer struct {
 	db      *store.Store
+	events  *Events
 	jobs    func() JobInserter
 	cfg     CommitConfig
 	metrics *metrics
@@ -88,7 +100,7 @@ type committer struct {
 	wg       sync.WaitGroup
 }
 
-func newCommitter(db *store.Store, jobs func() JobInserter, cfg CommitConfig, parallel int, m *metrics) *committer {
+func newCommitter(db *store.Store, events *Events, jobs func() JobInserter, cfg CommitConfig, parallel int, m *metrics) *committer {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 256
 	}
@@ -101,7 +113,7 @@ func newCommitter(db *store.Store, jobs func() JobInserter, cfg CommitConfig, pa
 	if cfg.Linger == 0 {
 		cfg.Linger = 2 * time.Millisecond
 	}
-	c := &committer{db: db, jobs: jobs, cfg: cfg, metrics: m, parallel: max(1, parallel),
+	c := &committer{db: db, events: events, jobs: jobs, cfg: cfg, metrics: m, parallel: max(1, parallel),
 		reqs: make(chan *pending, cfg.MaxBatch*cfg.Committers*2), quit: make(chan struct{}), done: make(chan struct{})}
 	for range cfg.Committers {
 		c.wg.Go(c.loop)
@@ -125,7 +137,25 @@ func (c *committer) submit(ctx context.Context, d *Delivery, zoom *ZoomEvent, le
 	if leave != nil {
 		leave()
 	}
-	p := &pending{d: d, zoom: zoom, res: make(chan commitResult, 1)}
+	return c.wait(ctx, &pending{d: d, zoom: zoom, res: make(chan commitResult, 1)})
+}
+
+// record commits processing outcomes (and within, in the same transaction)
+// together with the next group of deliveries: on SQLite's single
+// connection the outcome rows, just inserted by an earlier commit, share
+// their pages with the new ones, and on both databases a transaction per
+// processing job is saved. Once the committer is closed it records them in
+// a transaction of their own.
+func (c *committer) record(ctx context.Context, rows []finishRow, now time.Time, within func(context.Context, *sql.Tx) error) error {
+	r := c.wait(ctx, &pending{fin: &finishReq{rows: rows, now: now, within: within}, res: make(chan commitResult, 1)})
+	if errors.Is(r.err, ErrClosed) {
+		return c.events.finishMany(ctx, rows, now, within)
+	}
+	return r.err
+}
+
+// wait queues p and waits for its result.
+func (c *committer) wait(ctx context.Context, p *pending) commitResult {
 	select {
 	case c.reqs <- p:
 	case <-ctx.Done():
@@ -184,22 +214,26 @@ func (c *committer) loop() {
 		}
 		batch = append(batch[:0], first)
 		deadline := time.Now().Add(c.cfg.Linger)
+		finishing := first.fin != nil
 		for len(batch) < c.cfg.MaxBatch {
 			select {
 			case p := <-c.reqs:
 				batch = append(batch, p)
+				finishing = finishing || p.fin != nil
 				continue
 			default:
 			}
-			// Wait only for requests being received right now.
+			// Wait only for deliveries being received right now, and not
+			// when processing outcomes are waiting to be recorded.
 			wait := time.Until(deadline)
-			if c.arriving.Load() <= 0 || wait <= 0 {
+			if finishing || c.arriving.Load() <= 0 || wait <= 0 {
 				break
 			}
 			timer.Reset(min(wait, 200*time.Microsecond))
 			select {
 			case p := <-c.reqs:
 				batch = append(batch, p)
+				finishing = finishing || p.fin != nil
 				if !timer.Stop() {
 					<-timer.C
 				}
@@ -218,14 +252,36 @@ func (c *committer) commit(batch []*pending) {
 	defer cancel()
 	start := time.Now()
 	var (
-		results []commitResult
-		local   []handoffBatch
-		queued  int
+		ds, fins []*pending
+		results  []commitResult
+		local    []handoffBatch
+		queued   int
 	)
+	for _, p := range batch {
+		if p.fin != nil {
+			fins = append(fins, p)
+		} else {
+			ds = append(ds, p)
+		}
+	}
 	err := c.db.InTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		results, local, queued, err = c.insert(ctx, tx, batch)
-		return err
+		if len(ds) > 0 {
+			var err error
+			if results, local, queued, err = c.insert(ctx, tx, ds); err != nil {
+				return err
+			}
+		}
+		for _, p := range fins {
+			if err := c.events.finishTx(ctx, tx, p.fin.rows, p.fin.now); err != nil {
+				return fmt.Errorf("webhooks: finish processing: %w", err)
+			}
+			if p.fin.within != nil {
+				if err := p.fin.within(ctx, tx); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		for range local {
@@ -247,16 +303,19 @@ func (c *committer) commit(batch []*pending) {
 		}
 		return
 	}
-	if c.metrics != nil {
-		c.metrics.batchSize.Observe(float64(len(batch)))
+	if c.metrics != nil && len(ds) > 0 {
+		c.metrics.batchSize.Observe(float64(len(ds)))
 		c.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 	}
-	for i, p := range batch {
+	for i, p := range ds {
 		if err != nil {
 			p.res <- commitResult{err: err}
 			continue
 		}
 		p.res <- results[i]
+	}
+	for _, p := range fins {
+		p.res <- commitResult{err: err}
 	}
 }
 
@@ -330,6 +389,7 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) (r
 		job := river.InsertManyParams{Args: ProcessArgs{DeliveryIDs: ids}}
 		h := settles && c.handoff != nil && c.handoff.reserve()
 		if h {
+			job.Args = ProcessArgs{DeliveryIDs: ids, Handoff: true}
 			job.InsertOpts = &river.InsertOpts{ScheduledAt: time.Now().Add(c.handoff.grace)}
 		}
 		jobs, chunks, handed = append(jobs, job), append(chunks, chunk), append(handed, h)
@@ -369,12 +429,58 @@ type deliveryKey struct{ provider, external string }
 const insertColumns = `INSERT INTO webhook_events (id, provider, external_id, event_type, status, headers, body, received_at) VALUES `
 
 func insertArgs(d *Delivery) []any {
-	headers, _ := json.Marshal(d.Headers)
+	headers := headersJSON(d.Headers)
 	body := d.Body
 	if body == nil {
 		body = []byte{}
 	}
-	return []any{d.ID, d.Provider, d.ExternalID, d.EventType, d.Status, string(headers), body, micros(d.ReceivedAt)}
+	return []any{d.ID, d.Provider, d.ExternalID, d.EventType, d.Status, headers, body, micros(d.ReceivedAt)}
+}
+
+// headersJSON encodes a delivery's stored headers as a JSON object: in
+// safeHeaders order without reflection or sorting when every key is a safe
+// header and every value valid UTF-8 (always, for intake), else through
+// encoding/json.
+func headersJSON(h map[string]string) string {
+	b := make([]byte, 0, 64*len(h)+2)
+	b = append(b, '{')
+	n := 0
+	for _, k := range safeHeaders {
+		v, ok := h[k]
+		if !ok {
+			continue
+		}
+		if !utf8.ValidString(v) {
+			break
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(append(appendJSONString(b, k), ':'), v)
+		n++
+	}
+	if n != len(h) {
+		out, _ := json.Marshal(h)
+		return string(out)
+	}
+	return string(append(b, '}'))
+}
+
+// appendJSONString appends s (valid UTF-8) as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // insertEach (SQLite) inserts one row per statement with one prepared

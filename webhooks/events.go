@@ -296,14 +296,32 @@ type finishRow struct {
 	id, status, bookingID, note, lastErr string
 }
 
-// finishMany records the outcomes of processing in one transaction: one
-// statement per distinct outcome (status, booking, note, error), which is
-// usually one for a whole job. within, when not nil, runs in the same
-// transaction (it settles an in-process job).
+// finishMany records the outcomes of processing in one transaction (see
+// finishTx). within, when not nil, runs in the same transaction (it settles
+// an in-process job).
 func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time, within func(context.Context, *sql.Tx) error) error {
 	if len(rows) == 0 && within == nil {
 		return nil
 	}
+	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := e.finishTx(ctx, tx, rows, now); err != nil {
+			return err
+		}
+		if within != nil {
+			return within(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("webhooks: finish processing: %w", err)
+	}
+	return nil
+}
+
+// finishTx records the outcomes of processing inside tx: one statement per
+// distinct outcome (status, booking, note, error), which is usually one for
+// a whole job.
+func (e *Events) finishTx(ctx context.Context, tx *sql.Tx, rows []finishRow, now time.Time) error {
 	type outcome struct{ status, bookingID, note, lastErr string }
 	var (
 		order  []outcome
@@ -320,23 +338,14 @@ func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time
 	q := e.db.Rebind(`UPDATE webhook_events
 		SET status = ?, processed_at = ?, booking_id = ?, note = ?, last_error = ?, attempts = attempts + 1
 		WHERE ` + in)
-	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
-		for _, o := range order {
-			_, list, err := e.idIn(groups[o])
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, q, o.status, micros(now), nullString(o.bookingID), nullString(o.note), nullString(o.lastErr), list); err != nil {
-				return err
-			}
+	for _, o := range order {
+		_, list, err := e.idIn(groups[o])
+		if err != nil {
+			return err
 		}
-		if within != nil {
-			return within(ctx, tx)
+		if _, err := tx.ExecContext(ctx, q, o.status, micros(now), nullString(o.bookingID), nullString(o.note), nullString(o.lastErr), list); err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("webhooks: finish processing: %w", err)
 	}
 	return nil
 }
@@ -358,15 +367,18 @@ func (e *Events) idIn(ids []string) (cond string, arg any, err error) {
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 // running reports whether a processing job holding the delivery is running
-// now, or is scheduled (its deliveries were handed off to in-process
-// processing, which is running or about to). River marks a job running from
-// its fetch until its outcome is recorded, which covers finishMany.
-// riversqlite stores args as JSONB, which json_each reads.
+// now, or is the fallback of a hand-off that has not run yet (the delivery
+// is with in-process processing, or about to be). River marks a job running
+// from its fetch until its outcome is recorded, which covers finishMany; a
+// hand-off's job is scheduled, or available shortly before it is due.
+// riversqlite stores args as JSONB, which json_each and json_extract read.
 func (e *Events) running(ctx context.Context, tx *sql.Tx, id string) (bool, error) {
 	q := `SELECT EXISTS (SELECT 1 FROM river_job, json_each(river_job.args, '$.ids') AS ids
-		WHERE river_job.kind = ? AND river_job.state IN ('running', 'scheduled') AND ids.value = ?)`
+		WHERE river_job.kind = ? AND ids.value = ? AND (river_job.state = 'running'
+			OR (river_job.state IN ('scheduled', 'available') AND json_extract(river_job.args, '$.handoff') = 1)))`
 	if e.db.Dialect() == store.Postgres {
-		q = `SELECT EXISTS (SELECT 1 FROM river_job WHERE kind = $1 AND state IN ('running', 'scheduled') AND args->'ids' ? $2)`
+		q = `SELECT EXISTS (SELECT 1 FROM river_job WHERE kind = $1 AND args->'ids' ? $2 AND (state = 'running'
+			OR (state IN ('scheduled', 'available') AND (args->>'handoff')::boolean)))`
 	}
 	var busy bool
 	err := tx.QueryRowContext(ctx, q, ProcessArgs{}.Kind(), id).Scan(&busy)

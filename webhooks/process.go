@@ -19,6 +19,10 @@ import (
 // River's per-job cost is shared), or one replayed delivery.
 type ProcessArgs struct {
 	DeliveryIDs []string `json:"ids"`
+	// Handoff marks the job of deliveries handed off to in-process
+	// processing: it waits (scheduled) as the fallback until the hand-off
+	// grace has passed.
+	Handoff bool `json:"handoff,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -103,7 +107,7 @@ func (s *Service) process(ctx context.Context, ds []Delivery, zoom map[string]*Z
 	if settle != nil {
 		within = func(ctx context.Context, tx *sql.Tx) error { return settle(ctx, tx, len(failed) > 0) }
 	}
-	return failed, s.events.finishMany(context.WithoutCancel(ctx), rows, s.now(), within)
+	return failed, s.committer.record(context.WithoutCancel(ctx), rows, s.now(), within)
 }
 
 // deliveryLog is the logger of one delivery's processing.

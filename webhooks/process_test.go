@@ -114,14 +114,21 @@ func TestHandoffFallsBackToRiver(t *testing.T) {
 		}
 		// The in-process run gives up after grace/4; the job is not due yet.
 		time.Sleep(grace / 2)
-		if jobs := h.riverJobs(t); jobs["scheduled"] != 1 {
-			t.Fatalf("river jobs %v, want one scheduled", jobs)
+		// (River's scheduler makes a job available a few seconds before it
+		// is due; it is not fetched before.)
+		if jobs := h.riverJobs(t); jobs["scheduled"]+jobs["available"] != 1 || len(jobs) != 1 {
+			t.Fatalf("river jobs %v, want one waiting", jobs)
 		}
-		if ds := h.deliveries(t, webhooks.ProviderZoom); len(ds) != 1 || ds[0].Status != webhooks.StatusReceived {
+		ds := h.deliveries(t, webhooks.ProviderZoom)
+		if len(ds) != 1 || ds[0].Status != webhooks.StatusReceived {
 			t.Fatalf("deliveries %+v, want one received", ds)
 		}
+		// A replay would process it twice: refused while the hand-off is pending.
+		if code, b := h.api(t, "POST", "/v1/admin/webhook-events/"+ds[0].ID+"/replay", h.token(t, "admin")); code != http.StatusConflict {
+			t.Fatalf("replay during the hand-off: %d %s", code, b)
+		}
 		hold()
-		ds := h.waitAllDone(t, webhooks.ProviderZoom, 1)
+		ds = h.waitAllDone(t, webhooks.ProviderZoom, 1)
 		if ds[0].Status != webhooks.StatusProcessed || ds[0].Attempts != 1 || ds[0].Note != "no booking for the meeting" {
 			t.Fatalf("delivery %+v", ds[0])
 		}

@@ -225,7 +225,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, events: NewEvents(cfg.DB), cursors: &cursors{db: cfg.DB}, metrics: newMetrics(cfg.Registerer),
 		log: cfg.Logger, now: cfg.Now, processing: make(chan struct{}, cfg.ProcessConcurrency)}
-	s.committer = newCommitter(cfg.DB, cfg.Jobs, cfg.Commit, cfg.ProcessConcurrency, s.metrics)
+	s.committer = newCommitter(cfg.DB, s.events, cfg.Jobs, cfg.Commit, cfg.ProcessConcurrency, s.metrics)
 	if cfg.HandoffGrace == 0 {
 		cfg.HandoffGrace = DefaultHandoffGrace
 	}
@@ -287,23 +287,15 @@ func (s *Service) Mount(e *echo.Echo) {
 	e.POST("/webhooks/google", s.arriving(s.handleGoogle))
 }
 
-type leaveKey struct{}
-
 // arriving tells the group committer that a delivery may come soon, so a
-// batch being formed waits for it (bounded by CommitConfig.Linger).
-func (s *Service) arriving(h echo.HandlerFunc) echo.HandlerFunc {
+// batch being formed waits for it (bounded by CommitConfig.Linger). The
+// handler calls leave (idempotent) when it submits or gives up.
+func (s *Service) arriving(h func(c echo.Context, leave func()) error) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		leave := s.committer.enter()
 		defer leave()
-		r := c.Request()
-		c.SetRequest(r.WithContext(context.WithValue(r.Context(), leaveKey{}, leave)))
-		return h(c)
+		return h(c, leave)
 	}
-}
-
-func leaveFrom(ctx context.Context) func() {
-	f, _ := ctx.Value(leaveKey{}).(func())
-	return f
 }
 
 // RejectError is a refused delivery. Status is 400, 401 or 413; Reason is
@@ -348,7 +340,18 @@ func (s *Service) readBody(c echo.Context, provider string) ([]byte, error) {
 	if r.ContentLength > s.cfg.MaxBody {
 		return nil, s.reject(provider, http.StatusRequestEntityTooLarge, &RejectError{Reason: "too_large", Err: errTooLarge})
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBody+1))
+	var (
+		b   []byte
+		err error
+	)
+	if n := r.ContentLength; n > 0 {
+		// The server ends the body at Content-Length: read it into one
+		// buffer of that size (a short body is an error).
+		b = make([]byte, n)
+		_, err = io.ReadFull(r.Body, b)
+	} else {
+		b, err = io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBody+1))
+	}
 	if err != nil {
 		return nil, s.reject(provider, http.StatusBadRequest, &RejectError{Reason: "incomplete_body", Err: errIncomplete})
 	}
@@ -401,9 +404,10 @@ func zoomKey(ts int64, body []byte) string {
 }
 
 // accept stores d durably (group commit) and reports whether it was new.
-// zoom is d's decoded Zoom event (nil for other providers).
-func (s *Service) accept(ctx context.Context, d *Delivery, zoom *ZoomEvent) (id string, dup bool, err error) {
-	r := s.committer.submit(ctx, d, zoom, leaveFrom(ctx))
+// zoom is d's decoded Zoom event (nil for other providers); leave is the
+// handler's (see arriving).
+func (s *Service) accept(ctx context.Context, d *Delivery, zoom *ZoomEvent, leave func()) (id string, dup bool, err error) {
+	r := s.committer.submit(ctx, d, zoom, leave)
 	if r.err != nil {
 		return "", false, r.err
 	}
@@ -425,11 +429,11 @@ func (s *Service) newDelivery(provider, externalID, eventType string, h http.Hea
 
 // poison stores a verified delivery whose body does not decode, reports it,
 // and answers 400: it is kept for inspection, never processed.
-func (s *Service) poison(c echo.Context, d *Delivery, cause error) error {
+func (s *Service) poison(c echo.Context, d *Delivery, cause error, leave func()) error {
 	ctx := c.Request().Context()
 	d.Status = StatusPoison
 	d.EventType = ""
-	id, dup, err := s.accept(ctx, d, nil)
+	id, dup, err := s.accept(ctx, d, nil, leave)
 	if err != nil {
 		return s.storeFailed(c, d.Provider, err)
 	}
@@ -476,7 +480,7 @@ func ack(c echo.Context, id string, dup bool) error {
 	return c.JSON(http.StatusAccepted, a)
 }
 
-func (s *Service) handleZoom(c echo.Context) error {
+func (s *Service) handleZoom(c echo.Context, leave func()) error {
 	ctx := c.Request().Context()
 	body, err := s.readBody(c, ProviderZoom)
 	if err != nil {
@@ -496,7 +500,7 @@ func (s *Service) handleZoom(c echo.Context) error {
 	}
 	ev, err := DecodeZoom(body)
 	if err != nil {
-		return s.poison(c, s.newDelivery(ProviderZoom, bodyKey(body), "", h, body), err)
+		return s.poison(c, s.newDelivery(ProviderZoom, bodyKey(body), "", h, body), err, leave)
 	}
 	if ev.Event == ZoomURLValidation {
 		s.metrics.accepted.WithLabelValues(ProviderZoom, "validation").Inc()
@@ -505,7 +509,7 @@ func (s *Service) handleZoom(c echo.Context) error {
 		})
 	}
 	d := s.newDelivery(ProviderZoom, zoomKey(ev.TS, body), ev.Event, h, body)
-	if _, _, err := s.accept(ctx, d, ev); err != nil {
+	if _, _, err := s.accept(ctx, d, ev, leave); err != nil {
 		return s.storeFailed(c, ProviderZoom, err)
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -514,7 +518,7 @@ func (s *Service) handleZoom(c echo.Context) error {
 // maxDeliveryID bounds provider delivery ids used as keys.
 const maxDeliveryID = 256
 
-func (s *Service) handleJira(c echo.Context) error {
+func (s *Service) handleJira(c echo.Context, leave func()) error {
 	ctx := c.Request().Context()
 	body, err := s.readBody(c, ProviderJira)
 	if err != nil {
@@ -544,10 +548,10 @@ func (s *Service) handleJira(c echo.Context) error {
 	d := s.newDelivery(ProviderJira, external, "", h, body)
 	ev, err := DecodeJira(body, s.cfg.JiraBookingField)
 	if err != nil {
-		return s.poison(c, d, err)
+		return s.poison(c, d, err, leave)
 	}
 	d.EventType = ev.Event
-	id, dup, err := s.accept(ctx, d, nil)
+	id, dup, err := s.accept(ctx, d, nil, leave)
 	if err != nil {
 		return s.storeFailed(c, ProviderJira, err)
 	}
@@ -561,7 +565,7 @@ const (
 	googleNotExists = "not_exists"
 )
 
-func (s *Service) handleGoogle(c echo.Context) error {
+func (s *Service) handleGoogle(c echo.Context, leave func()) error {
 	ctx := c.Request().Context()
 	if _, err := s.readBody(c, ProviderGoogle); err != nil {
 		return err
@@ -601,7 +605,7 @@ func (s *Service) handleGoogle(c echo.Context) error {
 		return s.reject(ProviderGoogle, http.StatusBadRequest, &RejectError{Reason: "bad_message_number"})
 	}
 	d := s.newDelivery(ProviderGoogle, chID+":"+num, state, h, nil)
-	id, dup, err := s.accept(ctx, d, nil)
+	id, dup, err := s.accept(ctx, d, nil, leave)
 	if err != nil {
 		return s.storeFailed(c, ProviderGoogle, err)
 	}

@@ -415,10 +415,10 @@ func runTarget(cfg config, target, bin, self, tmp string) error {
 	}
 	fmt.Printf("%-9s peak RSS %s", target, c.peakRSS())
 	if target != "echo" {
-		stored, batches, sum := gatewayCounters(c.url)
+		stored, batches, sum, commitSecs := gatewayCounters(c.url)
 		// The warm-up deliveries count too.
-		fmt.Printf("; gateway stored %d deliveries (2xx seen %d incl. warm-up %d); mean group-commit batch %.1f over %d transactions",
-			stored, total+gen.warm, gen.warm, safeDiv(sum, batches), int64(batches))
+		fmt.Printf("; gateway stored %d deliveries (2xx seen %d incl. warm-up %d); mean group-commit batch %.1f over %d transactions of %.1f ms",
+			stored, total+gen.warm, gen.warm, safeDiv(sum, batches), int64(batches), 1000*safeDiv(commitSecs, batches))
 		// CPU per delivery is less sensitive to other load on the machine
 		// than deliveries/s: compare it between runs.
 		fmt.Printf("; gateway CPU %.1fs = %.0f µs per stored delivery (intake and processing)",
@@ -436,10 +436,10 @@ func safeDiv(a, b float64) float64 {
 }
 
 // gatewayCounters reads the gateway's /metrics.
-func gatewayCounters(base string) (stored int64, batches, sum float64) {
+func gatewayCounters(base string) (stored int64, batches, sum, commitSecs float64) {
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
-		return 0, 0, 0
+		return 0, 0, 0, 0
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
@@ -458,9 +458,11 @@ func gatewayCounters(base string) (stored int64, batches, sum float64) {
 			batches = v
 		case strings.HasPrefix(line, "gateway_webhook_commit_batch_size_sum"):
 			sum = v
+		case strings.HasPrefix(line, "gateway_webhook_commit_seconds_sum"):
+			commitSecs = v
 		}
 	}
-	return stored, batches, sum
+	return stored, batches, sum, commitSecs
 }
 
 type generator struct {
