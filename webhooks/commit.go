@@ -69,11 +69,14 @@ type pending struct {
 	res  chan commitResult
 }
 
-// finishReq is processing outcomes to record in a group commit.
+// finishReq is processing outcomes to record in a group commit, with the
+// settlement of the hand-off job they came from (jobID 0: none): deleted,
+// or made available to River again (retry) when a delivery failed.
 type finishReq struct {
-	rows   []finishRow
-	now    time.Time
-	within func(context.Context, *sql.Tx) error
+	rows  []finishRow
+	now   time.Time
+	jobID int64
+	retry bool
 }
 
 // committer runs group commit.
@@ -140,18 +143,54 @@ func (c *committer) submit(ctx context.Context, d *Delivery, zoom *ZoomEvent, le
 	return c.wait(ctx, &pending{d: d, zoom: zoom, res: make(chan commitResult, 1)})
 }
 
-// record commits processing outcomes (and within, in the same transaction)
-// together with the next group of deliveries: on SQLite's single
-// connection the outcome rows, just inserted by an earlier commit, share
-// their pages with the new ones, and on both databases a transaction per
-// processing job is saved. Once the committer is closed it records them in
-// a transaction of their own.
-func (c *committer) record(ctx context.Context, rows []finishRow, now time.Time, within func(context.Context, *sql.Tx) error) error {
-	r := c.wait(ctx, &pending{fin: &finishReq{rows: rows, now: now, within: within}, res: make(chan commitResult, 1)})
+// record commits processing outcomes (and their job's settlement, in the
+// same transaction) together with the next group of deliveries: on
+// SQLite's single connection the outcome rows, just inserted by an earlier
+// commit, share their pages with the new ones, and on both databases a
+// transaction per processing job is saved. Once the committer is closed it
+// records them in a transaction of their own.
+func (c *committer) record(ctx context.Context, fin *finishReq) error {
+	r := c.wait(ctx, &pending{fin: fin, res: make(chan commitResult, 1)})
 	if errors.Is(r.err, ErrClosed) {
-		return c.events.finishMany(ctx, rows, now, within)
+		return c.events.finishMany(ctx, fin.rows, fin.now, func(ctx context.Context, tx *sql.Tx) error {
+			return c.settle(ctx, tx, []*pending{{fin: fin}})
+		})
 	}
 	return r.err
+}
+
+// settle deletes the hand-off jobs of fins whose deliveries were all
+// processed (one statement) and makes the others available to River.
+func (c *committer) settle(ctx context.Context, tx *sql.Tx, fins []*pending) error {
+	var done []int64
+	var retry []int64
+	for _, p := range fins {
+		switch {
+		case p.fin.jobID == 0:
+		case p.fin.retry:
+			retry = append(retry, p.fin.jobID)
+		default:
+			done = append(done, p.fin.jobID)
+		}
+	}
+	if len(done) == 0 && len(retry) == 0 {
+		return nil
+	}
+	js, ok := c.jobs().(JobSettler)
+	if !ok {
+		return errors.New("webhooks: job runner cannot settle jobs")
+	}
+	if len(done) > 0 {
+		if err := js.DeleteTx(ctx, tx, done...); err != nil {
+			return fmt.Errorf("webhooks: delete processed jobs: %w", err)
+		}
+	}
+	for _, id := range retry {
+		if err := js.RetryTx(ctx, tx, id); err != nil {
+			return fmt.Errorf("webhooks: retry job: %w", err)
+		}
+	}
+	return nil
 }
 
 // wait queues p and waits for its result.
@@ -271,17 +310,19 @@ func (c *committer) commit(batch []*pending) {
 				return err
 			}
 		}
-		for _, p := range fins {
-			if err := c.events.finishTx(ctx, tx, p.fin.rows, p.fin.now); err != nil {
-				return fmt.Errorf("webhooks: finish processing: %w", err)
-			}
-			if p.fin.within != nil {
-				if err := p.fin.within(ctx, tx); err != nil {
-					return err
-				}
-			}
+		if len(fins) == 0 {
+			return nil
 		}
-		return nil
+		// Every outcome of the batch with one statement per distinct
+		// outcome, then the jobs' settlements.
+		var rows []finishRow
+		for _, p := range fins {
+			rows = append(rows, p.fin.rows...)
+		}
+		if err := c.events.finishTx(ctx, tx, rows, fins[0].fin.now); err != nil {
+			return fmt.Errorf("webhooks: finish processing: %w", err)
+		}
+		return c.settle(ctx, tx, fins)
 	})
 	if err != nil {
 		for range local {

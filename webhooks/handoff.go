@@ -3,19 +3,20 @@ package webhooks
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 	"time"
 )
 
-// JobSettler settles a processing job inside an application transaction
+// JobSettler settles processing jobs inside an application transaction
 // (*store.Jobs implements it). When the JobInserter implements it too, the
 // deliveries this process commits are processed here, from memory, right
 // after the commit (the hand-off); their River job is only the durable
 // fallback, and is deleted in the transaction that records the outcomes.
 type JobSettler interface {
-	// DeleteTx deletes the job (a job already gone is not an error; a
-	// running one is an error).
-	DeleteTx(ctx context.Context, tx *sql.Tx, id int64) error
+	// DeleteTx deletes the jobs (those already gone, or running, are left
+	// alone).
+	DeleteTx(ctx context.Context, tx *sql.Tx, ids ...int64) error
 	// RetryTx makes the job available to run now.
 	RetryTx(ctx context.Context, tx *sql.Tx, id int64) error
 }
@@ -45,7 +46,6 @@ type handoffBatch struct {
 // passed.
 type handoff struct {
 	s      *Service
-	jobs   JobSettler
 	grace  time.Duration
 	slots  chan struct{}
 	queue  chan handoffBatch
@@ -58,8 +58,8 @@ type handoff struct {
 // it is full, new deliveries go to River at once.
 const handoffQueue = 64
 
-func newHandoff(s *Service, jobs JobSettler, grace time.Duration, workers int) *handoff {
-	h := &handoff{s: s, jobs: jobs, grace: grace, slots: make(chan struct{}, handoffQueue),
+func newHandoff(s *Service, grace time.Duration, workers int) *handoff {
+	h := &handoff{s: s, grace: grace, slots: make(chan struct{}, handoffQueue),
 		queue: make(chan handoffBatch, handoffQueue), quit: make(chan struct{})}
 	for range workers {
 		h.wg.Go(h.work)
@@ -115,14 +115,9 @@ func (h *handoff) run(b handoffBatch) {
 		ds[i] = *d
 		ds[i].Attempts = 1
 	}
-	_, err := h.s.process(ctx, ds, b.zoom, func(ctx context.Context, tx *sql.Tx, failed bool) error {
-		if failed {
-			// River retries the job (with its backoff); the deliveries
-			// processed now are skipped then.
-			return h.jobs.RetryTx(ctx, tx, b.jobID)
-		}
-		return h.jobs.DeleteTx(ctx, tx, b.jobID)
-	})
+	// Failed deliveries leave the job to River (retried with its backoff;
+	// the deliveries processed now are skipped then).
+	_, err := h.s.process(ctx, ds, b.zoom, b.jobID)
 	if err != nil {
 		h.s.log.WarnContext(ctx, "webhook in-process processing not recorded; its job will run", "error", err.Error())
 	}
@@ -149,8 +144,12 @@ func (h *handoff) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := h.s.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
+		js, ok := h.s.cfg.Jobs().(JobSettler)
+		if !ok {
+			return errors.New("webhooks: job runner cannot settle jobs")
+		}
 		for _, id := range ids {
-			if err := h.jobs.RetryTx(ctx, tx, id); err != nil {
+			if err := js.RetryTx(ctx, tx, id); err != nil {
 				return err
 			}
 		}

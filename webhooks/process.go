@@ -2,7 +2,6 @@ package webhooks
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,19 +66,16 @@ func (s *Service) Process(ctx context.Context, ids ...string) error {
 	if err != nil {
 		return err
 	}
-	failed, err := s.process(ctx, ds, nil, nil)
+	failed, err := s.process(ctx, ds, nil, 0)
 	return errors.Join(append(failed, err)...)
 }
 
-// settleFunc runs inside the transaction that records a job's outcomes;
-// failed says whether a delivery failed and should be retried.
-type settleFunc func(ctx context.Context, tx *sql.Tx, failed bool) error
-
-// process runs ds through their processors and records the outcomes (and
-// settle, when not nil) in one transaction. zoom holds Zoom events already
-// decoded, by delivery id. It returns the failures to retry and the error
-// of recording the outcomes.
-func (s *Service) process(ctx context.Context, ds []Delivery, zoom map[string]*ZoomEvent, settle settleFunc) (failed []error, err error) {
+// process runs ds through their processors and records the outcomes in
+// one transaction, with the settlement of handed-off job jobID (0: none):
+// deleted, or made available to River again when a delivery failed. zoom
+// holds Zoom events already decoded, by delivery id. It returns the
+// failures to retry and the error of recording the outcomes.
+func (s *Service) process(ctx context.Context, ds []Delivery, zoom map[string]*ZoomEvent, jobID int64) (failed []error, err error) {
 	rows := make([]finishRow, 0, len(ds))
 	pre := s.prefetch(ctx, ds, zoom)
 	for _, d := range ds {
@@ -103,11 +99,8 @@ func (s *Service) process(ctx context.Context, ds []Delivery, zoom map[string]*Z
 		}
 		rows = append(rows, row)
 	}
-	var within func(ctx context.Context, tx *sql.Tx) error
-	if settle != nil {
-		within = func(ctx context.Context, tx *sql.Tx) error { return settle(ctx, tx, len(failed) > 0) }
-	}
-	return failed, s.committer.record(context.WithoutCancel(ctx), rows, s.now(), within)
+	fin := &finishReq{rows: rows, now: s.now(), jobID: jobID, retry: len(failed) > 0}
+	return failed, s.committer.record(context.WithoutCancel(ctx), fin)
 }
 
 // deliveryLog is the logger of one delivery's processing.

@@ -230,41 +230,10 @@ func New(cfg Config) (*Service, error) {
 		cfg.HandoffGrace = DefaultHandoffGrace
 	}
 	if cfg.HandoffGrace > 0 {
-		// The job runner is built after the service: settle through
-		// whatever Jobs returns at the time.
-		s.handoff = newHandoff(s, lateSettler(cfg.Jobs), cfg.HandoffGrace, cfg.ProcessConcurrency)
+		s.handoff = newHandoff(s, cfg.HandoffGrace, cfg.ProcessConcurrency)
 		s.committer.handoff = s.handoff
 	}
 	return s, nil
-}
-
-// lateSettler settles through the JobInserter that jobs returns when called.
-type lateSettler func() JobInserter
-
-func (f lateSettler) settler() (JobSettler, error) {
-	js, ok := f().(JobSettler)
-	if !ok {
-		return nil, errors.New("webhooks: job runner cannot settle jobs")
-	}
-	return js, nil
-}
-
-// DeleteTx implements JobSettler.
-func (f lateSettler) DeleteTx(ctx context.Context, tx *sql.Tx, id int64) error {
-	js, err := f.settler()
-	if err != nil {
-		return err
-	}
-	return js.DeleteTx(ctx, tx, id)
-}
-
-// RetryTx implements JobSettler.
-func (f lateSettler) RetryTx(ctx context.Context, tx *sql.Tx, id int64) error {
-	js, err := f.settler()
-	if err != nil {
-		return err
-	}
-	return js.RetryTx(ctx, tx, id)
 }
 
 // Close commits what is queued and stops the group committer and the

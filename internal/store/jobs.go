@@ -222,18 +222,18 @@ func (m *jobMetrics) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 
 var _ rivertype.WorkerMiddleware = (*jobMetrics)(nil)
 
-// ErrJobRunning is returned by DeleteTx and RetryTx for a job that a worker
-// is running now.
+// ErrJobRunning is returned by RetryTx for a job that a worker is running
+// now.
 var ErrJobRunning = rivertype.ErrJobRunning
 
-// DeleteTx deletes the job with id inside tx (gone for good only if tx
-// commits). A job already gone is not an error; a running one is
-// ErrJobRunning.
-func (j *Jobs) DeleteTx(ctx context.Context, tx *sql.Tx, id int64) error {
-	_, err := j.insert.JobDeleteTx(ctx, tx, id)
-	if errors.Is(err, rivertype.ErrNotFound) {
+// DeleteTx deletes the jobs with ids inside tx (gone for good only if tx
+// commits), in one statement. Jobs already gone or running now are left
+// alone.
+func (j *Jobs) DeleteTx(ctx context.Context, tx *sql.Tx, ids ...int64) error {
+	if len(ids) == 0 {
 		return nil
 	}
+	_, err := j.insert.JobDeleteManyTx(ctx, tx, river.NewJobDeleteManyParams().IDs(ids...).First(len(ids)))
 	return err
 }
 
