@@ -85,7 +85,6 @@ func NewServer(deps Deps) (*echo.Echo, error) {
 	e.HTTPErrorHandler = errorHandler(deps)
 	metrics := newHTTPMetrics(deps.Registry)
 
-	e.Use(requestIDMiddleware)
 	e.Use(observe(deps.Logger, metrics))
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -105,7 +104,7 @@ func NewServer(deps Deps) (*echo.Echo, error) {
 	}
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit:   "1M",
-		Skipper: func(c echo.Context) bool { return strings.HasPrefix(c.Request().URL.Path, "/webhooks/") },
+		Skipper: func(c echo.Context) bool { return strings.HasPrefix(c.Request().URL.Path, webhookPrefix) },
 	}))
 	e.Use(gate.middleware)
 

@@ -1,0 +1,93 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/spotlight/gateway/internal/httpapi"
+)
+
+// Webhook routes pass the OpenAPI gate without routing: no bearer token, no
+// body validation, the request id in the handler's context, one access log
+// line and one histogram sample each; unknown paths and methods under
+// /webhooks/ still get echo's 404 and 405 as problem+json.
+func TestWebhookRoutesThroughTheStack(t *testing.T) {
+	t.Parallel()
+	seen := make(chan string, 4)
+	en := newEnv(t, func(d *httpapi.Deps) {
+		d.Mount = append(d.Mount, func(e *echo.Echo) {
+			e.POST("/webhooks/zoom", func(c echo.Context) error {
+				seen <- httpapi.RequestIDFromContext(c.Request().Context())
+				return c.NoContent(http.StatusNoContent)
+			})
+		})
+	})
+
+	for i, id := range []string{"zoom-delivery-1", ""} {
+		resp, body := en.do(t, http.MethodPost, "/webhooks/zoom", "", `{"not":"a booking"`, "X-Request-Id", id)
+		if resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("delivery %d: %d %s", i, resp.StatusCode, body)
+		}
+		got := resp.Header.Get("X-Request-Id")
+		if id != "" && got != id || got == "" {
+			t.Fatalf("delivery %d: X-Request-Id = %q, sent %q", i, got, id)
+		}
+		if ctxID := <-seen; ctxID != got {
+			t.Fatalf("delivery %d: RequestIDFromContext = %q, header %q", i, ctxID, got)
+		}
+	}
+
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		slug         string
+	}{
+		{http.MethodPost, "/webhooks/nope", 404, "not-found"},
+		{http.MethodPost, "/webhooks/", 404, "not-found"},
+		{http.MethodPost, "/webhooks/zoom/extra", 404, "not-found"},
+		{http.MethodGet, "/webhooks/zoom", 405, "method-not-allowed"},
+		{http.MethodGet, "/webhooks/jira", 405, "method-not-allowed"},
+	} {
+		resp, body := en.do(t, tt.method, tt.path, "", `{}`)
+		if p := decodeProblem(t, resp, body, tt.status); p.Type != httpapi.ProblemBase+tt.slug {
+			t.Errorf("%s %s: type = %q, want slug %q", tt.method, tt.path, p.Type, tt.slug)
+		}
+	}
+
+	var lines []map[string]any
+	for _, l := range strings.Split(en.logs.String(), "\n") {
+		if strings.Contains(l, `"route":"/webhooks/zoom"`) && strings.Contains(l, `"method":"POST"`) {
+			var line map[string]any
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("%d access log lines for POST /webhooks/zoom, want 2:\n%s", len(lines), en.logs.String())
+	}
+	line := lines[0]
+	if line["msg"] != "request" || line["level"] != "INFO" || line["request_id"] != "zoom-delivery-1" ||
+		line["status"] != float64(204) || line["latency_ms"] == nil || line["bytes"] != float64(0) || line["time"] == nil {
+		t.Fatalf("access log line = %v", line)
+	}
+	if _, ok := line["sub"]; ok {
+		t.Fatalf("access log line of an unauthenticated delivery has sub: %v", line)
+	}
+
+	_, body := en.do(t, http.MethodGet, "/metrics", "", "")
+	for _, want := range []string{
+		`gateway_http_request_duration_seconds_count{method="POST",route="/webhooks/zoom",status="204"} 2`,
+		`gateway_http_request_duration_seconds_count{method="POST",route="unmatched",status="404"} 3`,
+		`gateway_http_request_duration_seconds_count{method="GET",route="/webhooks/zoom",status="405"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s\n%s", want, body)
+		}
+	}
+}
