@@ -68,6 +68,7 @@ func newEnv(t *testing.T, mutate func(*httpapi.Deps)) *env {
 		Mount: []func(*echo.Echo){func(e *echo.Echo) {
 			e.GET("/test/panic", func(echo.Context) error { panic("kaboom Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl") })
 			e.GET("/test/fail", func(echo.Context) error { return errors.New("db exploded: password=hunter2") })
+			e.POST("/webhooks/test-panic", func(echo.Context) error { panic("webhook kaboom") })
 		}},
 	}
 	if mutate != nil {
@@ -356,10 +357,22 @@ func TestSentryScrubsSecrets(t *testing.T) {
 	if strings.Contains(p.Detail, "hunter2") || strings.Contains(p.Detail, "exploded") {
 		t.Fatalf("500 detail leaks the internal error: %q", p.Detail)
 	}
+	// The webhook intake runs without sentryecho's per-request hub; its
+	// panics still reach Sentry through the error handler.
+	resp, body = en.do(t, "POST", "/webhooks/test-panic", "", "{}", "X-Zm-Signature", "v0=deadbeef")
+	decodeProblem(t, resp, body, 500)
 	flush(time.Second)
 	events := tr.all()
-	if len(events) < 2 {
-		t.Fatalf("captured %d events, want the panic and the 5xx", len(events))
+	if len(events) < 3 {
+		t.Fatalf("captured %d events, want the panic, the 5xx and the webhook panic", len(events))
+	}
+	var webhookPanic bool
+	for _, ev := range events {
+		raw, _ := json.Marshal(ev)
+		webhookPanic = webhookPanic || (strings.Contains(string(raw), "webhook kaboom") && ev.Tags["route"] == "/webhooks/test-panic")
+	}
+	if !webhookPanic {
+		t.Error("the webhook panic was not reported with its route")
 	}
 	for _, ev := range events {
 		raw, _ := json.Marshal(ev)
