@@ -1,11 +1,8 @@
 package webhooks
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/spotlight/gateway/integrations/jira"
@@ -69,53 +66,6 @@ type ZoomParticipant struct {
 	At time.Time
 }
 
-// flexID accepts a JSON string or number.
-type flexID string
-
-func (f *flexID) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flexID(s)
-		return nil
-	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return err
-	}
-	if _, err := strconv.ParseInt(n.String(), 10, 64); err != nil {
-		return fmt.Errorf("id %s is not an integer", n)
-	}
-	*f = flexID(n.String())
-	return nil
-}
-
-type zoomMeetingJSON struct {
-	ID          flexID           `json:"id"`
-	UUID        string           `json:"uuid"`
-	Topic       string           `json:"topic"`
-	StartTime   string           `json:"start_time"`
-	EndTime     string           `json:"end_time"`
-	Duration    *int             `json:"duration"`
-	TimeZone    string           `json:"timezone"`
-	Participant *participantJSON `json:"participant"`
-}
-
-type participantJSON struct {
-	UserID    string `json:"user_id"`
-	UserName  string `json:"user_name"`
-	ID        string `json:"id"`
-	Email     string `json:"email"`
-	JoinTime  string `json:"join_time"`
-	LeaveTime string `json:"leave_time"`
-}
-
 func parseZoomTime(s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
@@ -123,78 +73,124 @@ func parseZoomTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339, s)
 }
 
-func (j *zoomMeetingJSON) meeting() (ZoomMeeting, error) {
-	m := ZoomMeeting{ID: string(j.ID), UUID: j.UUID, Topic: j.Topic, TimeZone: j.TimeZone}
-	var err error
-	if m.StartTime, err = parseZoomTime(j.StartTime); err != nil {
-		return m, fmt.Errorf("start_time: %w", err)
-	}
-	if m.EndTime, err = parseZoomTime(j.EndTime); err != nil {
-		return m, fmt.Errorf("end_time: %w", err)
-	}
-	if j.Duration != nil {
-		if *j.Duration < 0 {
-			return m, errors.New("negative duration")
-		}
-		m.Duration = *j.Duration
-	}
-	return m, nil
-}
-
 // DecodeZoom decodes a Zoom event notification body. A body that is not a
 // JSON object with an "event" or whose meeting fields have the wrong types
 // gives an error wrapping ErrUndecodable.
+//
+// It runs on every Zoom delivery, so instead of encoding/json it uses a
+// scanner that knows the shape of the event (zoomjson.go): it checks the
+// body and keeps where the fields it reads are, then copies their values
+// into one string. It accepts exactly the bodies encoding/json would, with
+// the same results (FuzzDecodeZoomMatchesStd).
 func DecodeZoom(body []byte) (*ZoomEvent, error) {
-	var p struct {
-		Event   string `json:"event"`
-		EventTS int64  `json:"event_ts"`
-		Payload struct {
-			AccountID  string           `json:"account_id"`
-			Operator   string           `json:"operator"`
-			PlainToken string           `json:"plainToken"`
-			Object     *zoomMeetingJSON `json:"object"`
-			OldObject  *zoomMeetingJSON `json:"old_object"`
-		} `json:"payload"`
-	}
-	if err := json.Unmarshal(body, &p); err != nil {
+	var p zoomEventSpans
+	if err := decodeZoomJSON(body, &p); err != nil {
 		return nil, fmt.Errorf("%w: zoom: %v", ErrUndecodable, err)
 	}
-	if p.Event == "" {
+	if p.event.empty() {
 		return nil, fmt.Errorf("%w: zoom: no event", ErrUndecodable)
 	}
-	ev := &ZoomEvent{Event: p.Event, TS: p.EventTS, AccountID: p.Payload.AccountID, Operator: p.Payload.Operator, PlainToken: p.Payload.PlainToken}
-	if p.Event == ZoomURLValidation {
-		if p.Payload.PlainToken == "" || len(p.Payload.PlainToken) > 256 {
+	// The strings of the event, in this order: spans in, values out.
+	const (
+		event, accountID, operator, plainToken = 0, 1, 2, 3
+		object                                 = 4                    // 6 meeting strings
+		old                                    = object + meetingStrs // 6 more
+		participant                            = old + meetingStrs    // 5
+		all                                    = participant + 5
+	)
+	var (
+		spans [all]zoomSpan
+		strs  [all]string
+	)
+	spans[event], spans[accountID], spans[operator], spans[plainToken] = p.event, p.accountID, p.operator, p.plainToken
+	if zoomValueIs(body, p.event, ZoomURLValidation) {
+		zoomStrings(body, spans[:object], strs[:object])
+		if strs[plainToken] == "" || len(strs[plainToken]) > 256 {
 			return nil, fmt.Errorf("%w: zoom: url_validation without a plainToken", ErrUndecodable)
 		}
-		return ev, nil
+		return &ZoomEvent{Event: strs[event], TS: p.ts, AccountID: strs[accountID], Operator: strs[operator], PlainToken: strs[plainToken]}, nil
 	}
-	if o := p.Payload.Object; o != nil {
-		m, err := o.meeting()
-		if err != nil {
+	o, part := &p.object, &p.object.participant
+	if o.present {
+		o.spans(spans[object:old])
+		if part.present {
+			spans[participant], spans[participant+1], spans[participant+2], spans[participant+3] = part.userID, part.userName, part.id, part.email
+			spans[participant+4] = part.join
+			if !part.leave.empty() {
+				spans[participant+4] = part.leave
+			}
+		}
+	}
+	if p.old.present {
+		p.old.spans(spans[old:participant])
+	}
+	zoomStrings(body, spans[:], strs[:])
+
+	// One allocation for the event and the structs it points to.
+	var ev *ZoomEvent
+	if (o.present && part.present) || p.old.present {
+		x := new(struct {
+			ev   ZoomEvent
+			old  ZoomMeeting
+			part ZoomParticipant
+		})
+		ev = &x.ev
+		if p.old.present {
+			ev.Old = &x.old
+		}
+		if o.present && part.present {
+			ev.Participant = &x.part
+		}
+	} else {
+		ev = new(ZoomEvent)
+	}
+	ev.Event, ev.TS, ev.AccountID, ev.Operator, ev.PlainToken = strs[event], p.ts, strs[accountID], strs[operator], strs[plainToken]
+	var err error
+	if o.present {
+		if ev.Meeting, err = o.meeting(strs[object:old]); err != nil {
 			return nil, fmt.Errorf("%w: zoom: object: %v", ErrUndecodable, err)
 		}
-		ev.Meeting = m
-		if pj := o.Participant; pj != nil {
-			part := &ZoomParticipant{UserID: pj.UserID, UserName: pj.UserName, ID: pj.ID, Email: pj.Email}
-			at := pj.JoinTime
-			if pj.LeaveTime != "" {
-				at = pj.LeaveTime
-			}
-			if part.At, err = parseZoomTime(at); err != nil {
+		if pt := ev.Participant; pt != nil {
+			s := strs[participant:]
+			pt.UserID, pt.UserName, pt.ID, pt.Email = s[0], s[1], s[2], s[3]
+			if pt.At, err = parseZoomTime(s[4]); err != nil {
 				return nil, fmt.Errorf("%w: zoom: participant time: %v", ErrUndecodable, err)
 			}
-			ev.Participant = part
 		}
 	}
-	if o := p.Payload.OldObject; o != nil {
-		m, err := o.meeting()
-		if err != nil {
+	if p.old.present {
+		if *ev.Old, err = p.old.meeting(strs[old:participant]); err != nil {
 			return nil, fmt.Errorf("%w: zoom: old_object: %v", ErrUndecodable, err)
 		}
-		ev.Old = &m
 	}
 	return ev, nil
+}
+
+// meetingStrs is how many strings a meeting has: id, uuid, topic, timezone,
+// start_time, end_time.
+const meetingStrs = 6
+
+func (m *zoomMeetingSpans) spans(dst []zoomSpan) {
+	dst[0], dst[1], dst[2], dst[3], dst[4], dst[5] = m.id, m.uuid, m.topic, m.tz, m.start, m.end
+}
+
+// meeting builds the meeting from its strings (in the order of spans).
+func (m *zoomMeetingSpans) meeting(s []string) (ZoomMeeting, error) {
+	mt := ZoomMeeting{ID: s[0], UUID: s[1], Topic: s[2], TimeZone: s[3]}
+	var err error
+	if mt.StartTime, err = parseZoomTime(s[4]); err != nil {
+		return mt, fmt.Errorf("start_time: %w", err)
+	}
+	if mt.EndTime, err = parseZoomTime(s[5]); err != nil {
+		return mt, fmt.Errorf("end_time: %w", err)
+	}
+	if m.hasDuration {
+		if m.duration < 0 {
+			return mt, errors.New("negative duration")
+		}
+		mt.Duration = m.duration
+	}
+	return mt, nil
 }
 
 // DecodeJira decodes a Jira issue webhook body (jira.ParseWebhook), giving
