@@ -38,11 +38,15 @@ type CommitConfig struct {
 	// (and so transactions and processing jobs) fewer and larger. Default
 	// 2ms; negative disables waiting.
 	Linger time.Duration
-	// Committers is the number of transactions in flight at once. Default
-	// 1: deliveries arriving while a transaction commits form the next,
-	// larger batch, so one committer keeps up as load grows; on 2 cores a
-	// second PostgreSQL committer only made batches smaller (measured with
-	// bench/webhooks).
+	// Committers is the number of transactions in flight at once.
+	// Deliveries arriving while a transaction commits form the next, larger
+	// batch. Default 1 on SQLite (its one connection runs one transaction at
+	// a time) and 2 on PostgreSQL, where a commit is mostly waiting for
+	// round trips (BEGIN, INSERT, River's insert, the outcomes' UPDATE and
+	// job DELETE, COMMIT: 15–20 ms under load for ~100 deliveries, little
+	// of it CPU): in alternating bench/webhooks runs on 2 shared cores, two
+	// or three overlapping commits accepted about 10% more deliveries
+	// relative to the echo ceiling than one, at 5–10% more CPU per delivery.
 	Committers int
 	// Timeout bounds one commit. Default 10s.
 	Timeout time.Duration
@@ -109,6 +113,9 @@ func newCommitter(db *store.Store, events *Events, jobs func() JobInserter, cfg 
 	}
 	if cfg.Committers <= 0 {
 		cfg.Committers = 1
+		if db.Dialect() == store.Postgres {
+			cfg.Committers = 2
+		}
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
@@ -325,8 +332,8 @@ func (c *committer) commit(batch []*pending) {
 		return c.settle(ctx, tx, fins)
 	})
 	if err != nil {
-		for range local {
-			c.handoff.release()
+		for _, b := range local {
+			c.handoff.release(len(b.ds))
 		}
 	} else {
 		for _, b := range local {
@@ -428,7 +435,7 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) (r
 			ids[j] = p.d.ID
 		}
 		job := river.InsertManyParams{Args: ProcessArgs{DeliveryIDs: ids}}
-		h := settles && c.handoff != nil && c.handoff.reserve()
+		h := settles && c.handoff != nil && c.handoff.reserve(len(chunk))
 		if h {
 			job.Args = ProcessArgs{DeliveryIDs: ids, Handoff: true}
 			job.InsertOpts = &river.InsertOpts{ScheduledAt: time.Now().Add(c.handoff.grace)}
@@ -436,9 +443,9 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) (r
 		jobs, chunks, handed = append(jobs, job), append(chunks, chunk), append(handed, h)
 	}
 	release := func() {
-		for _, h := range handed {
+		for i, h := range handed {
 			if h {
-				c.handoff.release()
+				c.handoff.release(len(chunks[i]))
 			}
 		}
 	}

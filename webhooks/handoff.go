@@ -35,8 +35,8 @@ type handoffBatch struct {
 }
 
 // handoff runs the in-process processing of committed deliveries: a
-// bounded queue of batches (a slot is reserved before the commit, so
-// pushing after it never blocks) and workers that take turns with River's
+// bounded queue of batches (room is reserved before the commit, so pushing
+// after it never blocks) and workers that take turns with River's
 // processing jobs (Service.processing).
 //
 // Its River job is inserted scheduled grace ahead. A batch that waited
@@ -47,40 +47,49 @@ type handoffBatch struct {
 type handoff struct {
 	s      *Service
 	grace  time.Duration
-	slots  chan struct{}
+	mu     sync.Mutex
+	held   int // deliveries reserved or queued
 	queue  chan handoffBatch
 	quit   chan struct{}
 	wg     sync.WaitGroup
 	closed sync.Once
 }
 
-// handoffQueue bounds the batches waiting for in-process processing; when
-// it is full, new deliveries go to River at once.
-const handoffQueue = 64
+// handoffLimit bounds the deliveries waiting for in-process processing
+// (about 1 KiB each); when it is reached, new deliveries go to River at
+// once.
+const handoffLimit = 4096
 
-func newHandoff(s *Service, grace time.Duration, workers int) *handoff {
-	h := &handoff{s: s, grace: grace, slots: make(chan struct{}, handoffQueue),
-		queue: make(chan handoffBatch, handoffQueue), quit: make(chan struct{})}
-	for range workers {
+// newHandoff starts workers: more than the processing turns, so a batch
+// waiting for its outcomes' commit does not hold up the next one.
+func newHandoff(s *Service, grace time.Duration, turns int) *handoff {
+	h := &handoff{s: s, grace: grace, queue: make(chan handoffBatch, handoffLimit), quit: make(chan struct{})}
+	for range turns + 2 {
 		h.wg.Go(h.work)
 	}
 	return h
 }
 
-// reserve takes a queue slot for a batch about to be committed.
-func (h *handoff) reserve() bool {
-	select {
-	case h.slots <- struct{}{}:
-		return true
-	default:
+// reserve makes room for a batch of n deliveries about to be committed.
+func (h *handoff) reserve(n int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.held+n > handoffLimit {
 		return false
 	}
+	h.held += n
+	return true
 }
 
-// release gives back a reserved slot whose batch did not commit.
-func (h *handoff) release() { <-h.slots }
+// release gives back the room of n deliveries (processed, or their batch
+// did not commit).
+func (h *handoff) release(n int) {
+	h.mu.Lock()
+	h.held -= n
+	h.mu.Unlock()
+}
 
-// push queues a committed batch into its reserved slot.
+// push queues a committed batch into its reserved room.
 func (h *handoff) push(b handoffBatch) { h.queue <- b }
 
 func (h *handoff) work() {
@@ -89,7 +98,7 @@ func (h *handoff) work() {
 		case <-h.quit:
 			return
 		case b := <-h.queue:
-			h.release()
+			h.release(len(b.ds))
 			h.run(b)
 		}
 	}
@@ -104,12 +113,13 @@ func (h *handoff) run(b handoffBatch) {
 	defer cancel()
 	select {
 	case h.s.processing <- struct{}{}:
-		defer func() { <-h.s.processing }()
 	case <-ctx.Done():
 		return
 	case <-h.quit:
 		return
 	}
+	release := sync.OnceFunc(func() { <-h.s.processing })
+	defer release()
 	ds := make([]Delivery, len(b.ds))
 	for i, d := range b.ds {
 		ds[i] = *d
@@ -117,7 +127,7 @@ func (h *handoff) run(b handoffBatch) {
 	}
 	// Failed deliveries leave the job to River (retried with its backoff;
 	// the deliveries processed now are skipped then).
-	_, err := h.s.process(ctx, ds, b.zoom, b.jobID)
+	_, err := h.s.process(ctx, ds, b.zoom, b.jobID, release)
 	if err != nil {
 		h.s.log.WarnContext(ctx, "webhook in-process processing not recorded; its job will run", "error", err.Error())
 	}

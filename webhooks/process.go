@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -58,24 +59,27 @@ type outcome struct {
 func (s *Service) Process(ctx context.Context, ids ...string) error {
 	select {
 	case s.processing <- struct{}{}:
-		defer func() { <-s.processing }()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	release := sync.OnceFunc(func() { <-s.processing })
+	defer release()
 	ds, err := s.events.beginMany(ctx, ids)
 	if err != nil {
 		return err
 	}
-	failed, err := s.process(ctx, ds, nil, 0)
+	failed, err := s.process(ctx, ds, nil, 0, release)
 	return errors.Join(append(failed, err)...)
 }
 
 // process runs ds through their processors and records the outcomes in
 // one transaction, with the settlement of handed-off job jobID (0: none):
 // deleted, or made available to River again when a delivery failed. zoom
-// holds Zoom events already decoded, by delivery id. It returns the
-// failures to retry and the error of recording the outcomes.
-func (s *Service) process(ctx context.Context, ds []Delivery, zoom map[string]*ZoomEvent, jobID int64) (failed []error, err error) {
+// holds Zoom events already decoded, by delivery id. It calls release (the
+// caller's processing turn) once the processors ran: recording waits for
+// the next group commit, and meanwhile another job may process. It returns
+// the failures to retry and the error of recording the outcomes.
+func (s *Service) process(ctx context.Context, ds []Delivery, zoom map[string]*ZoomEvent, jobID int64, release func()) (failed []error, err error) {
 	rows := make([]finishRow, 0, len(ds))
 	pre := s.prefetch(ctx, ds, zoom)
 	for _, d := range ds {
@@ -99,6 +103,7 @@ func (s *Service) process(ctx context.Context, ds []Delivery, zoom map[string]*Z
 		}
 		rows = append(rows, row)
 	}
+	release()
 	fin := &finishReq{rows: rows, now: s.now(), jobID: jobID, retry: len(failed) > 0}
 	return failed, s.committer.record(context.WithoutCancel(ctx), fin)
 }

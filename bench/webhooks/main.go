@@ -176,7 +176,13 @@ const profileDrain = 6 * time.Second
 // profileDrain after it to file.
 func (c *child) cpuProfile(d time.Duration, file string) error {
 	secs := max(1, int((d-500*time.Millisecond+profileDrain)/time.Second))
-	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", c.debugURL, secs))
+	return c.fetchProfile(fmt.Sprintf("profile?seconds=%d", secs), file)
+}
+
+// fetchProfile writes the child's /debug/pprof/<name> to file (allocs:
+// every allocation since the start, for go tool pprof -sample_index=alloc_space).
+func (c *child) fetchProfile(name, file string) error {
+	resp, err := http.Get(c.debugURL + "/debug/pprof/" + name)
 	if err != nil {
 		return err
 	}
@@ -410,6 +416,9 @@ func runTarget(cfg config, target, bin, self, tmp string) error {
 		if profiled != nil {
 			if err := <-profiled; err != nil {
 				fmt.Printf("%-9s profile: %v\n", target, err)
+			}
+			if err := c.fetchProfile("allocs", filepath.Join(cfg.profile, target+".allocs.pprof")); err != nil {
+				fmt.Printf("%-9s allocs profile: %v\n", target, err)
 			}
 		}
 	}
