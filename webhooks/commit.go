@@ -311,21 +311,27 @@ func (c *committer) commit(batch []*pending) {
 		}
 	}
 	err := c.db.InTx(ctx, func(tx *sql.Tx) error {
+		var rows []finishRow
+		for _, p := range fins {
+			rows = append(rows, p.fin.rows...)
+		}
+		// On PostgreSQL the outcomes' UPDATE rides on the first INSERT (a
+		// data-modifying WITH): one round trip fewer.
+		var with *stmt
+		if len(ds) > 0 && len(rows) > 0 && c.db.Dialect() == store.Postgres {
+			q, args := finishStmt(rows, fins[0].fin.now)
+			with, rows = &stmt{q, args}, nil
+		}
 		if len(ds) > 0 {
 			var err error
-			if results, local, queued, err = c.insert(ctx, tx, ds); err != nil {
+			if results, local, queued, err = c.insert(ctx, tx, ds, with); err != nil {
 				return err
 			}
 		}
 		if len(fins) == 0 {
 			return nil
 		}
-		// Every outcome of the batch with one statement per distinct
-		// outcome, then the jobs' settlements.
-		var rows []finishRow
-		for _, p := range fins {
-			rows = append(rows, p.fin.rows...)
-		}
+		// Every outcome of the batch at once, then the jobs' settlements.
 		if err := c.events.finishTx(ctx, tx, rows, fins[0].fin.now); err != nil {
 			return fmt.Errorf("webhooks: finish processing: %w", err)
 		}
@@ -379,12 +385,14 @@ const minJobChunk = 16
 // jobs whose deliveries are handed off to in-process processing (a queue
 // slot was free) are scheduled the hand-off grace ahead and returned as
 // local (their slots reserved); the others (queued) are available at once.
-func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending) (results []commitResult, local []handoffBatch, queued int, err error) {
+// with, when not nil, is a statement run with the first INSERT
+// (PostgreSQL).
+func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending, with *stmt) (results []commitResult, local []handoffBatch, queued int, err error) {
 	ids := make(map[deliveryKey]string, len(batch))
 	if c.db.Dialect() == store.SQLite {
 		err = c.insertEach(ctx, tx, batch, ids)
 	} else {
-		err = c.insertMulti(ctx, tx, batch, ids)
+		err = c.insertMulti(ctx, tx, batch, ids, with)
 	}
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("webhooks: store deliveries: %w", err)
@@ -559,15 +567,27 @@ func (c *committer) insertEach(ctx context.Context, tx *sql.Tx, batch []*pending
 	return nil
 }
 
+// stmt is a statement with ? placeholders and its arguments.
+type stmt struct {
+	q    string
+	args []any
+}
+
 // insertMulti (PostgreSQL) inserts up to insertChunk rows per statement
-// (one round trip) and records the rows it inserted in ids.
-func (c *committer) insertMulti(ctx context.Context, tx *sql.Tx, batch []*pending, ids map[deliveryKey]string) error {
+// (one round trip), the first one WITH with, and records the rows it
+// inserted in ids.
+func (c *committer) insertMulti(ctx context.Context, tx *sql.Tx, batch []*pending, ids map[deliveryKey]string, with *stmt) error {
 	for start := 0; start < len(batch); start += insertChunk {
 		chunk := batch[start:min(start+insertChunk, len(batch))]
 		var (
 			q    strings.Builder
-			args = make([]any, 0, len(chunk)*8)
+			args = make([]any, 0, len(chunk)*8+6)
 		)
+		if with != nil {
+			q.WriteString("WITH finished AS (" + with.q + " RETURNING 1) ")
+			args = append(args, with.args...)
+			with = nil
+		}
 		q.WriteString(insertColumns)
 		for i, p := range chunk {
 			if i > 0 {

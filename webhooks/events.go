@@ -318,10 +318,18 @@ func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time
 	return nil
 }
 
-// finishTx records the outcomes of processing inside tx: one statement per
-// distinct outcome (status, booking, note, error), which is usually one for
-// a whole job.
+// finishTx records the outcomes of processing inside tx: on PostgreSQL one
+// statement (finishStmt), on SQLite one statement per distinct outcome
+// (status, booking, note, error), which is usually one for a whole job.
 func (e *Events) finishTx(ctx context.Context, tx *sql.Tx, rows []finishRow, now time.Time) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if e.db.Dialect() == store.Postgres {
+		q, args := finishStmt(rows, now)
+		_, err := tx.ExecContext(ctx, e.db.Rebind(q), args...)
+		return err
+	}
 	type outcome struct{ status, bookingID, note, lastErr string }
 	var (
 		order  []outcome
@@ -348,6 +356,22 @@ func (e *Events) finishTx(ctx context.Context, tx *sql.Tx, rows []finishRow, now
 		}
 	}
 	return nil
+}
+
+// finishStmt is the UPDATE (PostgreSQL, ? placeholders) recording rows'
+// outcomes in one statement, one array per column.
+func finishStmt(rows []finishRow, now time.Time) (string, []any) {
+	cols := make([][]string, 5)
+	for i := range cols {
+		cols[i] = make([]string, len(rows))
+	}
+	for i, r := range rows {
+		cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i] = r.id, r.status, r.bookingID, r.note, r.lastErr
+	}
+	return `UPDATE webhook_events AS e SET status = v.status, processed_at = ?, booking_id = NULLIF(v.booking_id, ''),
+		note = NULLIF(v.note, ''), last_error = NULLIF(v.last_error, ''), attempts = e.attempts + 1
+		FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[]) AS v(id, status, booking_id, note, last_error)
+		WHERE e.id = v.id`, []any{micros(now), cols[0], cols[1], cols[2], cols[3], cols[4]}
 }
 
 // idIn returns the condition "id is one of ids" with one placeholder, and
