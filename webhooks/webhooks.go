@@ -12,8 +12,12 @@
 // (provider, external id) makes every duplicate an acknowledged no-op. A
 // verified body that does not decode is stored as poison and reported.
 //
-// Processing runs as River jobs: Zoom meeting events set the booking in
-// progress or completed, record attendance, and cancel or reschedule it
+// Processing: the new deliveries of a group commit are processed by the
+// same process right after the commit, from memory (the hand-off), and
+// their outcomes are recorded with a later group commit; their River job,
+// committed with them and scheduled a grace ahead, is the durable fallback
+// (a crash, a full hand-off queue, a failed delivery's retry, a replay).
+// Zoom meeting events set the booking in progress or completed, record attendance, and cancel or reschedule it
 // through the booking area's normal paths; a Jira issue moved to the cancel
 // status by someone other than the gateway cancels the booking; Google push
 // notifications and the periodic CalDAV poll sync the calendar's changes

@@ -159,13 +159,9 @@ func (d *zoomDecoder) typeError(field []byte, want string) error {
 	return fmt.Errorf("%s: want %s at offset %d", field, want, d.i)
 }
 
-// Objects are read as
-//
-//	for more := d.open(); more; {
-//		k, err := d.key(keys)
-//		... read the value of keys[k], or d.skip(depth+1) when k < 0
-//		more, err = d.next()
-//	}
+// Objects of known shape are read with members (open, key, the value or
+// skip, next, until the closing brace); skip reads unknown ones the same
+// way with no keys.
 
 // open reads the '{' of an object at the read position, reporting whether
 // a member follows.
@@ -177,6 +173,30 @@ func (d *zoomDecoder) open() bool {
 		return false
 	}
 	return true
+}
+
+// members reads the members of the object at the read position: field
+// reads the value of the member named keys[k]; a member no key names is
+// checked and skipped at depth.
+func (d *zoomDecoder) members(keys [][]byte, depth int, field func(k int, key []byte) error) error {
+	for more := d.open(); more; {
+		k, err := d.key(keys)
+		if err != nil {
+			return err
+		}
+		if k < 0 {
+			err = d.skip(depth)
+		} else {
+			err = field(k, keys[k])
+		}
+		if err != nil {
+			return err
+		}
+		if more, err = d.next(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // key reads the key of a member and the colon after it; it returns the
@@ -259,33 +279,22 @@ func asciiEqualFold(a, b []byte) bool {
 }
 
 func (d *zoomDecoder) event(ev *zoomEventSpans) error {
-	for more := d.open(); more; {
-		k, err := d.key(zoomEventKeys)
-		if err != nil {
-			return err
-		}
+	return d.members(zoomEventKeys, 2, func(k int, key []byte) error {
+		var err error
 		switch k {
 		case 0:
-			err = d.string(&ev.event, zoomEventKeys[k])
+			err = d.string(&ev.event, key)
 		case 1:
 			var n int64
 			var null bool
-			if n, null, err = d.integer(zoomEventKeys[k]); !null {
+			if n, null, err = d.integer(key); !null {
 				ev.ts = n
 			}
 		case 2:
 			err = d.payload(ev)
-		default:
-			err = d.skip(2)
 		}
-		if err != nil {
-			return err
-		}
-		if more, err = d.next(); err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (d *zoomDecoder) payload(ev *zoomEventSpans) error {
@@ -296,33 +305,22 @@ func (d *zoomDecoder) payload(ev *zoomEventSpans) error {
 	default:
 		return d.typeError([]byte("payload"), "an object")
 	}
-	for more := d.open(); more; {
-		k, err := d.key(zoomPayloadKeys)
-		if err != nil {
-			return err
-		}
+	return d.members(zoomPayloadKeys, 3, func(k int, key []byte) error {
+		var err error
 		switch k {
 		case 0:
-			err = d.string(&ev.accountID, zoomPayloadKeys[k])
+			err = d.string(&ev.accountID, key)
 		case 1:
-			err = d.string(&ev.operator, zoomPayloadKeys[k])
+			err = d.string(&ev.operator, key)
 		case 2:
-			err = d.string(&ev.plainToken, zoomPayloadKeys[k])
+			err = d.string(&ev.plainToken, key)
 		case 3:
-			err = d.meeting(&ev.object, zoomPayloadKeys[k])
+			err = d.meeting(&ev.object, key)
 		case 4:
-			err = d.meeting(&ev.old, zoomPayloadKeys[k])
-		default:
-			err = d.skip(3)
+			err = d.meeting(&ev.old, key)
 		}
-		if err != nil {
-			return err
-		}
-		if more, err = d.next(); err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (d *zoomDecoder) meeting(m *zoomMeetingSpans, name []byte) error {
@@ -337,46 +335,35 @@ func (d *zoomDecoder) meeting(m *zoomMeetingSpans, name []byte) error {
 	// A repeated object is decoded into the same meeting, as encoding/json
 	// decodes into the struct a non-nil pointer already points to.
 	m.present = true
-	for more := d.open(); more; {
-		k, err := d.key(zoomMeetingKeys)
-		if err != nil {
-			return err
-		}
+	return d.members(zoomMeetingKeys, 4, func(k int, key []byte) error {
+		var err error
 		switch k {
 		case 0:
-			err = d.id(&m.id, zoomMeetingKeys[k])
+			err = d.id(&m.id, key)
 		case 1:
-			err = d.string(&m.uuid, zoomMeetingKeys[k])
+			err = d.string(&m.uuid, key)
 		case 2:
-			err = d.string(&m.topic, zoomMeetingKeys[k])
+			err = d.string(&m.topic, key)
 		case 3:
-			err = d.string(&m.start, zoomMeetingKeys[k])
+			err = d.string(&m.start, key)
 		case 4:
-			err = d.string(&m.end, zoomMeetingKeys[k])
+			err = d.string(&m.end, key)
 		case 5:
 			var n int64
 			var null bool
-			if n, null, err = d.integer(zoomMeetingKeys[k]); err == nil {
+			if n, null, err = d.integer(key); err == nil {
 				if int64(int(n)) != n {
-					return d.typeError(zoomMeetingKeys[k], "an int")
+					return d.typeError(key, "an int")
 				}
 				m.hasDuration, m.duration = !null, int(n)
 			}
 		case 6:
-			err = d.string(&m.tz, zoomMeetingKeys[k])
+			err = d.string(&m.tz, key)
 		case 7:
 			err = d.participant(&m.participant)
-		default:
-			err = d.skip(4)
 		}
-		if err != nil {
-			return err
-		}
-		if more, err = d.next(); err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 func (d *zoomDecoder) participant(p *zoomParticipantSpans) error {
@@ -389,35 +376,24 @@ func (d *zoomDecoder) participant(p *zoomParticipantSpans) error {
 		return d.typeError([]byte("participant"), "an object")
 	}
 	p.present = true
-	for more := d.open(); more; {
-		k, err := d.key(zoomParticipantKeys)
-		if err != nil {
-			return err
-		}
+	return d.members(zoomParticipantKeys, 5, func(k int, key []byte) error {
+		var err error
 		switch k {
 		case 0:
-			err = d.string(&p.userID, zoomParticipantKeys[k])
+			err = d.string(&p.userID, key)
 		case 1:
-			err = d.string(&p.userName, zoomParticipantKeys[k])
+			err = d.string(&p.userName, key)
 		case 2:
-			err = d.string(&p.id, zoomParticipantKeys[k])
+			err = d.string(&p.id, key)
 		case 3:
-			err = d.string(&p.email, zoomParticipantKeys[k])
+			err = d.string(&p.email, key)
 		case 4:
-			err = d.string(&p.join, zoomParticipantKeys[k])
+			err = d.string(&p.join, key)
 		case 5:
-			err = d.string(&p.leave, zoomParticipantKeys[k])
-		default:
-			err = d.skip(5)
+			err = d.string(&p.leave, key)
 		}
-		if err != nil {
-			return err
-		}
-		if more, err = d.next(); err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
 
 // string reads a string field; null leaves it as it was.
