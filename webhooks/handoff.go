@@ -58,7 +58,7 @@ type handoff struct {
 // handoffLimit bounds the deliveries waiting for in-process processing
 // (about 1 KiB each); when it is reached, new deliveries go to River at
 // once.
-const handoffLimit = 4096
+const handoffLimit = 2048
 
 // newHandoff starts workers: more than the processing turns, so a batch
 // waiting for its outcomes' commit does not hold up the next one.
