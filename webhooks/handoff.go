@@ -12,7 +12,7 @@ import (
 // (*store.Jobs implements it). When the JobInserter implements it too, the
 // deliveries this process commits are processed here, from memory, right
 // after the commit (the hand-off); their River job is only the durable
-// fallback, and is deleted in the transaction that records the outcomes.
+// fallback, deleted with a group commit after the outcomes are recorded.
 type JobSettler interface {
 	// DeleteTx deletes the jobs (those already gone, or running, are left
 	// alone).
@@ -40,10 +40,11 @@ type handoffBatch struct {
 // processing jobs (Service.processing).
 //
 // Its River job is inserted scheduled grace ahead. A batch that waited
-// more than grace/2 in the queue is left to that job, and a batch's
-// processing is cut off at grace/4, so the in-process run and the job never
-// overlap; if the process dies, the job runs on any replica once grace has
-// passed.
+// more than grace/4 in the queue is left to that job, and a batch's
+// processing is cut off at grace/4 (recording its outcomes is bounded by
+// CommitConfig.Timeout, 10 s), so with the default grace the in-process run
+// and the job do not overlap; if the process dies, the job runs on any
+// replica once grace has passed.
 type handoff struct {
 	s      *Service
 	grace  time.Duration
@@ -106,7 +107,7 @@ func (h *handoff) work() {
 
 // run processes one batch unless it waited too long (then its job will).
 func (h *handoff) run(b handoffBatch) {
-	if time.Since(b.committed) > h.grace/2 {
+	if time.Since(b.committed) > h.grace/4 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.grace/4)

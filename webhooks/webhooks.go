@@ -141,8 +141,9 @@ type Config struct {
 	// HandoffGrace is how long the River job of deliveries handed off to
 	// in-process processing waits before it may run: the deliveries a
 	// process commits are processed by it right after the commit, from
-	// memory, and their job is deleted when the outcomes are recorded; if
-	// the process dies first, the job runs on any replica after the grace.
+	// memory, and their job is deleted once the outcomes are recorded; if
+	// the process dies first, the job runs on any replica after the grace
+	// (keep it above CommitConfig.Timeout + grace/2).
 	// Default DefaultHandoffGrace; negative processes everything through
 	// River. The hand-off needs a JobInserter that is also a JobSettler.
 	HandoffGrace time.Duration
