@@ -42,9 +42,9 @@ type CommitConfig struct {
 	// Deliveries arriving while a transaction commits form the next, larger
 	// batch. Default 1 on SQLite (its one connection runs one transaction at
 	// a time) and 2 on PostgreSQL, where a commit is mostly waiting for
-	// round trips (BEGIN, INSERT, River's insert, the outcomes' UPDATE and
-	// job DELETE, COMMIT: 15–20 ms under load for ~100 deliveries, little
-	// of it CPU): in alternating bench/webhooks runs on 2 shared cores, two
+	// round trips (BEGIN, INSERT with the outcomes' UPDATE, River's insert,
+	// COMMIT: 12–20 ms under load for 30–100 deliveries, little of it the
+	// gateway's CPU): in alternating bench/webhooks runs on 2 shared cores, two
 	// or three overlapping commits accepted about 10% more deliveries
 	// relative to the echo ceiling than one, at 5–10% more CPU per delivery.
 	Committers int
@@ -155,8 +155,8 @@ func (c *committer) submit(ctx context.Context, d *Delivery, zoom *ZoomEvent, le
 	return c.wait(ctx, &pending{d: d, zoom: zoom, res: make(chan commitResult, 1)})
 }
 
-// record commits processing outcomes (and their job's settlement, in the
-// same transaction) together with the next group of deliveries: on
+// record commits processing outcomes (and, when a delivery failed, their
+// job's retry) together with the next group of deliveries: on
 // SQLite's single connection the outcome rows, just inserted by an earlier
 // commit, share their pages with the new ones, and on both databases a
 // transaction per processing job is saved. Once the committer is closed it
