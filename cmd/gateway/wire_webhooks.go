@@ -74,6 +74,7 @@ func wireWebhooks(w *wiring) error {
 		JiraCancelStatus:     cfg.Jira.CancelStatus,
 		JiraBookingField:     cfg.Jira.BookingField,
 		MaxBody:              cfg.Webhooks.MaxBody,
+		HandoffGrace:         cfg.Webhooks.HandoffGrace,
 		PollInterval:         cfg.CalDAV.PollInterval,
 		Logger:               w.logger,
 		Registerer:           w.registry,

@@ -174,6 +174,10 @@ type Jira struct {
 type Webhooks struct {
 	// MaxBody is the largest accepted delivery in bytes.
 	MaxBody int64
+	// HandoffGrace is how long the durable processing job of deliveries
+	// this process processes itself waits before any replica may run it
+	// (the fallback when the process died).
+	HandoffGrace time.Duration
 }
 
 // Var documents one environment variable.
@@ -231,6 +235,7 @@ var vars = []Var{
 	{"GATEWAY_JIRA_CANCEL_STATUS", "Cancelled", "Jira status that cancels the booking when set by a person", str(func(c *Config) *string { return &c.Jira.CancelStatus })},
 	{"GATEWAY_JIRA_BOOKING_FIELD", "", "optional custom field id (customfield_NNNNN) holding the booking id", str(func(c *Config) *string { return &c.Jira.BookingField })},
 	{"GATEWAY_WEBHOOK_MAX_BODY", "262144", "largest accepted webhook delivery in bytes", positive(func(c *Config) *int64 { return &c.Webhooks.MaxBody })},
+	{"GATEWAY_WEBHOOK_HANDOFF_GRACE", "30s", "deliveries are processed by the replica that stored them; if it dies, their durable job runs on any replica after this long (at least 1s)", duration(func(c *Config) *time.Duration { return &c.Webhooks.HandoffGrace })},
 }
 
 // Load reads the configuration through getenv (os.Getenv in main), applies
@@ -294,6 +299,9 @@ func (c *Config) validate() []error {
 		if n := base64Len(c.Secrets.Key); n != 32 {
 			errs = append(errs, fmt.Errorf("GATEWAY_SECRET_KEY: must be base64 of 32 bytes (got %d bytes)", n))
 		}
+	}
+	if c.Webhooks.HandoffGrace < time.Second {
+		errs = append(errs, errors.New("GATEWAY_WEBHOOK_HANDOFF_GRACE: must be at least 1s"))
 	}
 	if c.Jobs.RescueAfter <= c.Jobs.Timeout {
 		errs = append(errs, errors.New("GATEWAY_JOB_RESCUE_AFTER: must be longer than GATEWAY_JOB_TIMEOUT"))

@@ -51,6 +51,8 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"sandbox in production", map[string]string{"GATEWAY_ENV": "production", "GATEWAY_AUTH_MODE": "cognito", "GATEWAY_COGNITO_REGION": "eu-west-1", "GATEWAY_COGNITO_USER_POOL_ID": "p", "GATEWAY_COGNITO_CLIENT_IDS": "c"}, "GATEWAY_PROVIDERS"},
 		{"cognito without pool", map[string]string{"GATEWAY_AUTH_MODE": "cognito", "GATEWAY_COGNITO_REGION": "eu-west-1", "GATEWAY_COGNITO_CLIENT_IDS": "c"}, "GATEWAY_COGNITO_USER_POOL_ID"},
 		{"rescue before timeout", map[string]string{"GATEWAY_JOB_TIMEOUT": "2m", "GATEWAY_JOB_RESCUE_AFTER": "1m"}, "GATEWAY_JOB_RESCUE_AFTER"},
+		{"hand-off grace too short", map[string]string{"GATEWAY_WEBHOOK_HANDOFF_GRACE": "500ms"}, "GATEWAY_WEBHOOK_HANDOFF_GRACE"},
+		{"hand-off grace not a duration", map[string]string{"GATEWAY_WEBHOOK_HANDOFF_GRACE": "soon"}, "GATEWAY_WEBHOOK_HANDOFF_GRACE"},
 		{"ssm without region", map[string]string{"GATEWAY_SECRETS_BACKEND": "ssm"}, "AWS_REGION"},
 	}
 	for _, tt := range tests {
