@@ -143,7 +143,9 @@ type Config struct {
 	// process commits are processed by it right after the commit, from
 	// memory, and their job is deleted once the outcomes are recorded; if
 	// the process dies first, the job runs on any replica after the grace
-	// (keep it above CommitConfig.Timeout + grace/2).
+	// (at 2 × CommitConfig.Timeout or more, 20 s by default, the in-process
+	// run always ends before the job may start; below that, a run stalled
+	// for seconds may overlap it and a delivery be processed twice).
 	// Default DefaultHandoffGrace; negative processes everything through
 	// River. The hand-off needs a JobInserter that is also a JobSettler.
 	HandoffGrace time.Duration
