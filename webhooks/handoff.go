@@ -17,7 +17,8 @@ type JobSettler interface {
 	// DeleteTx deletes the jobs (those already gone, or running, are left
 	// alone).
 	DeleteTx(ctx context.Context, tx *sql.Tx, ids ...int64) error
-	// RetryTx makes the job available to run now.
+	// RetryTx makes the job available to run now (one running now, or
+	// gone, is left alone).
 	RetryTx(ctx context.Context, tx *sql.Tx, id int64) error
 }
 

@@ -222,10 +222,6 @@ func (m *jobMetrics) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 
 var _ rivertype.WorkerMiddleware = (*jobMetrics)(nil)
 
-// ErrJobRunning is returned by RetryTx for a job that a worker is running
-// now.
-var ErrJobRunning = rivertype.ErrJobRunning
-
 // DeleteTx deletes the jobs with ids inside tx (gone for good only if tx
 // commits), in one statement. Jobs already gone or running now are left
 // alone.
@@ -238,17 +234,12 @@ func (j *Jobs) DeleteTx(ctx context.Context, tx *sql.Tx, ids ...int64) error {
 }
 
 // RetryTx makes the job with id available to run now, inside tx (a job
-// scheduled for later, or waiting for a retry, moves up). A running job is
-// ErrJobRunning; a job already gone is not an error.
+// scheduled for later, or waiting for a retry, moves up). A job running
+// now, or already gone, is left alone: not an error.
 func (j *Jobs) RetryTx(ctx context.Context, tx *sql.Tx, id int64) error {
-	row, err := j.insert.JobRetryTx(ctx, tx, id)
-	switch {
-	case errors.Is(err, rivertype.ErrNotFound):
+	_, err := j.insert.JobRetryTx(ctx, tx, id)
+	if errors.Is(err, rivertype.ErrNotFound) {
 		return nil
-	case err != nil:
-		return err
-	case row.State == rivertype.JobStateRunning:
-		return ErrJobRunning
 	}
-	return nil
+	return err
 }
