@@ -220,8 +220,53 @@ func (c *child) peakRSS() string {
 }
 
 // cpuTime is the CPU time (user + system) the child has used so far.
-func (c *child) cpuTime() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+func (c *child) cpuTime() time.Duration { return procCPU(c.cmd.Process.Pid) }
+
+// machineCPU returns the machine's busy and total CPU time so far (all
+// cores, from /proc/stat).
+func machineCPU() (busy, total time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var sum, idle int64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i >= 8 { // guest time is already counted in user
+			break
+		}
+		sum += n
+		if i == 3 || i == 4 {
+			idle += n
+		}
+	}
+	return time.Duration(sum-idle) * 10 * time.Millisecond, time.Duration(sum) * 10 * time.Millisecond
+}
+
+// stepCPU is where the machine's CPU went during a step.
+type stepCPU struct{ busy, total, server, loadgen time.Duration }
+
+func cpuNow(c *child) stepCPU {
+	busy, total := machineCPU()
+	return stepCPU{busy, total, c.cpuTime(), procCPU(os.Getpid())}
+}
+
+// print writes the shares of the machine's CPU (all cores) used by the
+// machine, the server and this load generator between from and s.
+func (s stepCPU) print(target string, from stepCPU) {
+	total := float64(s.total - from.total)
+	if total <= 0 {
+		return
+	}
+	fmt.Printf("%-9s            CPU during the step: machine busy %.0f %%, server %.0f %%, load generator %.0f %% (of all cores)\n", target,
+		100*float64(s.busy-from.busy)/total, 100*float64(s.server-from.server)/total, 100*float64(s.loadgen-from.loadgen)/total)
+}
+
+// procCPU is the CPU time (user + system) process pid has used so far.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
@@ -410,9 +455,12 @@ func runTarget(cfg config, target, bin, self, tmp string) error {
 			profiled = make(chan error, 1)
 			go func() { profiled <- c.cpuProfile(cfg.step, filepath.Join(cfg.profile, target+".pprof")) }()
 		}
+		before := cpuNow(c)
 		res := gen.closedLoop(mc, cfg.step)
+		after := cpuNow(c)
 		total += res.ok
 		res.print(target, fmt.Sprintf("max c=%d", mc), drain())
+		after.print(target, before)
 		if profiled != nil {
 			if err := <-profiled; err != nil {
 				fmt.Printf("%-9s profile: %v\n", target, err)

@@ -60,10 +60,14 @@ type Store struct {
 
 // SQLiteDSN returns the connection string for an SQLite file with the
 // pragmas River and concurrent writers need (WAL, busy timeout, immediate
-// write transactions).
+// write transactions). synchronous is FULL: in WAL mode NORMAL does not
+// sync the log at commit, so a transaction that was committed (a booking
+// answered, a webhook delivery acknowledged) could be lost to a power
+// failure or an OS crash; FULL syncs the log once per commit, and webhook
+// intake commits concurrent deliveries together so they share that sync.
 func SQLiteDSN(path string) string {
 	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
-		"&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+		"&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
 }
 
 // Open opens (creating it when needed) the database named by cfg. It does

@@ -47,6 +47,24 @@ func TestOpenRejectsUnknownScheme(t *testing.T) {
 	}
 }
 
+// A committed SQLite transaction survives a power failure: the WAL is
+// synced at every commit (synchronous FULL), and the file is in WAL mode.
+func TestSQLiteCommitsAreDurable(t *testing.T) {
+	t.Parallel()
+	db := storetest.SQLite(t)
+	var mode string
+	var level int
+	if err := db.DB().QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DB().QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&level); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "wal" || level != 2 {
+		t.Fatalf("journal_mode %q, synchronous %d; want wal, 2 (FULL)", mode, level)
+	}
+}
+
 func contains(s, sub string) bool {
 	for i := 0; i+len(sub) <= len(s); i++ {
 		if s[i:i+len(sub)] == sub {
