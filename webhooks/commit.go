@@ -156,23 +156,30 @@ func (c *committer) submit(ctx context.Context, d *Delivery, zoom *ZoomEvent, le
 }
 
 // record commits processing outcomes (and, when a delivery failed, their
-// job's retry) together with the next group of deliveries: on
-// SQLite's single connection the outcome rows, just inserted by an earlier
-// commit, share their pages with the new ones, and on both databases a
-// transaction per processing job is saved. Once the committer is closed it
-// records them in a transaction of their own.
-func (c *committer) record(ctx context.Context, fin *finishReq) error {
-	r := c.wait(ctx, &pending{fin: fin, res: make(chan commitResult, 1)})
-	if errors.Is(r.err, ErrClosed) {
-		return c.events.finishMany(ctx, fin.rows, fin.now, func(ctx context.Context, tx *sql.Tx) error {
-			done, err := c.settle(ctx, tx, []*pending{{fin: fin}})
-			if err == nil && len(done) > 0 {
-				err = c.deleteJobs(ctx, tx, done)
-			}
-			return err
-		})
+// job's retry) together with the next group of deliveries: on both
+// databases a transaction per processing job is saved. fins queued at once
+// go to the same commit. Once the committer is closed it records them in a
+// transaction of their own.
+func (c *committer) record(ctx context.Context, fins ...*finishReq) error {
+	ps := make([]*pending, len(fins))
+	for i, fin := range fins {
+		ps[i] = &pending{fin: fin, res: make(chan commitResult, 1)}
 	}
-	return r.err
+	var errs []error
+	for i, r := range c.waitAll(ctx, ps) {
+		if errors.Is(r.err, ErrClosed) {
+			fin := fins[i]
+			r.err = c.events.finishMany(ctx, fin.rows, fin.now, func(ctx context.Context, tx *sql.Tx) error {
+				done, err := c.settle(ctx, tx, []*pending{{fin: fin}})
+				if err == nil && len(done) > 0 {
+					err = c.deleteJobs(ctx, tx, done)
+				}
+				return err
+			})
+		}
+		errs = append(errs, r.err)
+	}
+	return errors.Join(errs...)
 }
 
 // settle makes the hand-off jobs of fins with a failed delivery available
@@ -250,15 +257,50 @@ func (c *committer) deleteJobs(ctx context.Context, tx *sql.Tx, ids []int64) err
 	return nil
 }
 
+// waitAll queues ps (so that they can share a commit) and waits for their
+// results.
+func (c *committer) waitAll(ctx context.Context, ps []*pending) []commitResult {
+	out := make([]commitResult, len(ps))
+	queued := 0
+	for _, p := range ps {
+		if out[queued] = c.enqueue(ctx, p); out[queued].err != nil {
+			break
+		}
+		queued++
+	}
+	for i := range ps {
+		switch {
+		case i < queued:
+			out[i] = c.result(ctx, ps[i])
+		case i > queued:
+			out[i] = out[queued]
+		}
+	}
+	return out
+}
+
 // wait queues p and waits for its result.
 func (c *committer) wait(ctx context.Context, p *pending) commitResult {
+	if r := c.enqueue(ctx, p); r.err != nil {
+		return r
+	}
+	return c.result(ctx, p)
+}
+
+// enqueue queues p for the committers.
+func (c *committer) enqueue(ctx context.Context, p *pending) commitResult {
 	select {
 	case c.reqs <- p:
+		return commitResult{}
 	case <-ctx.Done():
 		return commitResult{err: ctx.Err()}
 	case <-c.quit:
 		return commitResult{err: ErrClosed}
 	}
+}
+
+// result waits for the result of queued p.
+func (c *committer) result(ctx context.Context, p *pending) commitResult {
 	select {
 	case r := <-p.res:
 		return r

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"maps"
 	"sync"
 	"time"
 )
@@ -94,23 +95,30 @@ func (h *handoff) release(n int) {
 // push queues a committed batch into its reserved room.
 func (h *handoff) push(b handoffBatch) { h.queue <- b }
 
+// handoffMerge bounds the deliveries of the batches one processing turn
+// takes from the queue at once.
+const handoffMerge = 512
+
 func (h *handoff) work() {
 	for {
 		select {
 		case <-h.quit:
 			return
 		case b := <-h.queue:
-			h.release(len(b.ds))
 			h.run(b)
 		}
 	}
 }
 
-// run processes one batch unless it waited too long (then its job will).
+// run processes batch b, with the batches queued behind it once it has a
+// processing turn: when processing falls behind intake (its turns and the
+// database are shared with the commits), one turn then takes the backlog
+// at once, one booking lookup and one outcome commit for all of it,
+// instead of a batch at a time until the queue is full and new
+// deliveries go to River. Batches that waited longer than grace/4 are
+// left to their jobs.
 func (h *handoff) run(b handoffBatch) {
-	if time.Since(b.committed) > h.grace/4 {
-		return
-	}
+	h.release(len(b.ds))
 	ctx, cancel := context.WithTimeout(context.Background(), h.grace/4)
 	defer cancel()
 	select {
@@ -122,14 +130,40 @@ func (h *handoff) run(b handoffBatch) {
 	}
 	release := sync.OnceFunc(func() { <-h.s.processing })
 	defer release()
-	ds := make([]Delivery, len(b.ds))
-	for i, d := range b.ds {
-		ds[i] = *d
-		ds[i].Attempts = 1
+	bs := []handoffBatch{b}
+	for n := len(b.ds); n < handoffMerge; {
+		select {
+		case next := <-h.queue:
+			h.release(len(next.ds))
+			bs, n = append(bs, next), n+len(next.ds)
+			continue
+		default:
+		}
+		break
 	}
-	// Failed deliveries leave the job to River (retried with its backoff;
-	// the deliveries processed now are skipped then).
-	_, err := h.s.process(ctx, ds, b.zoom, b.jobID, release)
+	var (
+		ds    []Delivery
+		spans []jobSpan
+		zoom  = make(map[string]*ZoomEvent)
+	)
+	for _, b := range bs {
+		if time.Since(b.committed) > h.grace/4 {
+			continue
+		}
+		for _, d := range b.ds {
+			dd := *d
+			dd.Attempts = 1
+			ds = append(ds, dd)
+		}
+		maps.Copy(zoom, b.zoom)
+		spans = append(spans, jobSpan{id: b.jobID, n: len(b.ds)})
+	}
+	if len(ds) == 0 {
+		return
+	}
+	// Failed deliveries leave their job to River (retried with its
+	// backoff; the deliveries processed now are skipped then).
+	_, err := h.s.process(ctx, ds, zoom, spans, release)
 	if err != nil {
 		h.s.log.WarnContext(ctx, "webhook in-process processing not recorded; its job will run", "error", err.Error())
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -68,19 +69,28 @@ func (s *Service) Process(ctx context.Context, ids ...string) error {
 	if err != nil {
 		return err
 	}
-	failed, err := s.process(ctx, ds, nil, 0, release)
+	failed, err := s.process(ctx, ds, nil, nil, release)
 	return errors.Join(append(failed, err)...)
 }
 
+// jobSpan is a handed-off job whose deliveries are the next n of those
+// processed together.
+type jobSpan struct {
+	id int64
+	n  int
+}
+
 // process runs ds through their processors and records the outcomes in
-// one transaction, with the settlement of handed-off job jobID (0: none):
-// deleted, or made available to River again when a delivery failed. zoom
+// one transaction, with the settlement of the handed-off jobs they belong
+// to (spans, in the order of ds; none for a River job): each deleted, or
+// made available to River again when one of its deliveries failed. zoom
 // holds Zoom events already decoded, by delivery id. It calls release (the
 // caller's processing turn) once the processors ran: recording waits for
 // the next group commit, and meanwhile another job may process. It returns
 // the failures to retry and the error of recording the outcomes.
-func (s *Service) process(ctx context.Context, ds []Delivery, zoom map[string]*ZoomEvent, jobID int64, release func()) (failed []error, err error) {
+func (s *Service) process(ctx context.Context, ds []Delivery, zoom map[string]*ZoomEvent, spans []jobSpan, release func()) (failed []error, err error) {
 	rows := make([]finishRow, 0, len(ds))
+	retry := make([]bool, 0, len(ds))
 	pre := s.prefetch(ctx, ds, zoom)
 	for _, d := range ds {
 		out, err := s.dispatch(ctx, d, pre)
@@ -95,17 +105,27 @@ func (s *Service) process(ctx context.Context, ds []Delivery, zoom map[string]*Z
 			if !errors.Is(err, ErrUndecodable) {
 				failed = append(failed, fmt.Errorf("delivery %s: %w", d.ID, err))
 			}
+			retry = append(retry, !errors.Is(err, ErrUndecodable))
 		} else {
 			s.metrics.processed.WithLabelValues(d.Provider, StatusProcessed).Inc()
 			if s.log.Enabled(ctx, slog.LevelInfo) {
 				s.deliveryLog(d, out).InfoContext(ctx, "webhook processed", "note", out.note)
 			}
+			retry = append(retry, false)
 		}
 		rows = append(rows, row)
 	}
 	release()
-	fin := &finishReq{rows: rows, now: s.now(), jobID: jobID, retry: len(failed) > 0}
-	return failed, s.committer.record(context.WithoutCancel(ctx), fin)
+	now := s.now()
+	if len(spans) == 0 {
+		return failed, s.committer.record(context.WithoutCancel(ctx), &finishReq{rows: rows, now: now, retry: len(failed) > 0})
+	}
+	fins := make([]*finishReq, 0, len(spans))
+	for _, sp := range spans {
+		fins = append(fins, &finishReq{rows: rows[:sp.n], now: now, jobID: sp.id, retry: slices.Contains(retry[:sp.n], true)})
+		rows, retry = rows[sp.n:], retry[sp.n:]
+	}
+	return failed, s.committer.record(context.WithoutCancel(ctx), fins...)
 }
 
 // deliveryLog is the logger of one delivery's processing.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/spotlight/gateway/integrations/jira/jiratest"
 	"github.com/spotlight/gateway/internal/store"
 	"github.com/spotlight/gateway/internal/store/storetest"
 	"github.com/spotlight/gateway/webhooks"
@@ -137,6 +139,74 @@ func TestHandoffFallsBackToRiver(t *testing.T) {
 		}
 		// River ran the job (and keeps it as completed); nothing else is left.
 		deadline := time.Now().Add(10 * time.Second)
+		for jobs := h.riverJobs(t); jobs["completed"] != 1 || len(jobs) != 1; jobs = h.riverJobs(t) {
+			if time.Now().After(deadline) {
+				t.Fatalf("river jobs %v, want one completed", jobs)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// Batches that queued for in-process processing while it was busy are
+// processed in one turn, each batch's job settled on its own: the job of
+// the batch whose delivery failed goes to River, which processes only that
+// delivery again; the others are deleted.
+func TestHandoffMergesQueuedBatches(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db, func(c *webhooks.Config) { c.ProcessConcurrency = 1 })
+		hold := h.svc.HoldProcessing()
+		const n = 6 // more batches than hand-off workers: some wait in the queue
+		h.bookings.failCancel = map[string]int{"b-2": 1}
+		for i := range n {
+			k := strconv.Itoa(i)
+			h.bookings.add(webhooks.Booking{ID: "b-" + k, Start: time.Now().Add(time.Hour), End: time.Now().Add(2 * time.Hour)}, "", "", "SPOT-"+k)
+			body := []byte(`{"webhookEvent":"jira:issue_updated","user":{"accountId":"human"},"issue":{"id":"1","key":"SPOT-` + k +
+				`","fields":{}},"changelog":{"items":[{"field":"status","toString":"Cancelled"}]}}`)
+			// One at a time: a commit, a batch and a job each.
+			if code, _, b := h.post(t, "/webhooks/jira", body, map[string]string{"X-Hub-Signature": jiratest.Sign(jiraSecret, body)}); code != 202 {
+				t.Fatalf("%d %s", code, b)
+			}
+		}
+		if got := h.counter("gateway_webhook_process_jobs_total", map[string]string{"path": "in_process"}); got != n {
+			t.Fatalf("%v hand-off jobs, want %d", got, n)
+		}
+		hold()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			attempts := map[string]int{}
+			for _, d := range h.deliveries(t, webhooks.ProviderJira) {
+				if d.Status == webhooks.StatusProcessed {
+					attempts[d.BookingID] = d.Attempts
+				}
+			}
+			if len(attempts) == n {
+				for id, a := range attempts {
+					if want := map[bool]int{true: 2, false: 1}[id == "b-2"]; a != want {
+						t.Errorf("%s: %d attempts, want %d", id, a, want)
+					}
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("processed %v", attempts)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancels := map[string]int{}
+		for _, c := range h.bookings.Calls() {
+			cancels[c.ID]++
+		}
+		if len(cancels) != n {
+			t.Errorf("cancels %v", cancels)
+		}
+		for id, c := range cancels {
+			if c != 1 {
+				t.Errorf("%s cancelled %d times", id, c)
+			}
+		}
+		// River ran the failed batch's job; the others were deleted.
 		for jobs := h.riverJobs(t); jobs["completed"] != 1 || len(jobs) != 1; jobs = h.riverJobs(t) {
 			if time.Now().After(deadline) {
 				t.Fatalf("river jobs %v, want one completed", jobs)

@@ -245,12 +245,20 @@ func machineCPU() (busy, total time.Duration) {
 	return time.Duration(sum-idle) * 10 * time.Millisecond, time.Duration(sum) * 10 * time.Millisecond
 }
 
-// stepCPU is where the machine's CPU went during a step.
-type stepCPU struct{ busy, total, server, loadgen time.Duration }
+// stepCPU is where the machine's CPU went during a step, and the
+// gateway's group commits so far.
+type stepCPU struct {
+	busy, total, server, loadgen time.Duration
+	batches, batched             float64
+}
 
-func cpuNow(c *child) stepCPU {
+func cpuNow(c *child, target string) stepCPU {
 	busy, total := machineCPU()
-	return stepCPU{busy, total, c.cpuTime(), procCPU(os.Getpid())}
+	s := stepCPU{busy: busy, total: total, server: c.cpuTime(), loadgen: procCPU(os.Getpid())}
+	if target != "echo" {
+		_, s.batches, s.batched, _ = gatewayCounters(c.url)
+	}
+	return s
 }
 
 // print writes the shares of the machine's CPU (all cores) used by the
@@ -260,8 +268,12 @@ func (s stepCPU) print(target string, from stepCPU) {
 	if total <= 0 {
 		return
 	}
-	fmt.Printf("%-9s            CPU during the step: machine busy %.0f %%, server %.0f %%, load generator %.0f %% (of all cores)\n", target,
+	fmt.Printf("%-9s            CPU during the step: machine busy %.0f %%, server %.0f %%, load generator %.0f %% (of all cores)", target,
 		100*float64(s.busy-from.busy)/total, 100*float64(s.server-from.server)/total, 100*float64(s.loadgen-from.loadgen)/total)
+	if n := s.batches - from.batches; n > 0 {
+		fmt.Printf("; mean group-commit batch %.1f", (s.batched-from.batched)/n)
+	}
+	fmt.Println()
 }
 
 // procCPU is the CPU time (user + system) process pid has used so far.
@@ -455,9 +467,9 @@ func runTarget(cfg config, target, bin, self, tmp string) error {
 			profiled = make(chan error, 1)
 			go func() { profiled <- c.cpuProfile(cfg.step, filepath.Join(cfg.profile, target+".pprof")) }()
 		}
-		before := cpuNow(c)
+		before := cpuNow(c, target)
 		res := gen.closedLoop(mc, cfg.step)
-		after := cpuNow(c)
+		after := cpuNow(c, target)
 		total += res.ok
 		res.print(target, fmt.Sprintf("max c=%d", mc), drain())
 		after.print(target, before)
@@ -472,10 +484,11 @@ func runTarget(cfg config, target, bin, self, tmp string) error {
 	}
 	fmt.Printf("%-9s peak RSS %s", target, c.peakRSS())
 	if target != "echo" {
-		stored, batches, sum, commitSecs := gatewayCounters(c.url)
+		stored, batches, sum, commitSecs, jobs := gatewayMetrics(c.url)
 		// The warm-up deliveries count too.
 		fmt.Printf("; gateway stored %d deliveries (2xx seen %d incl. warm-up %d); mean group-commit batch %.1f over %d transactions of %.1f ms",
 			stored, total+gen.warm, gen.warm, safeDiv(sum, batches), int64(batches), 1000*safeDiv(commitSecs, batches))
+		fmt.Printf("; processing jobs: %.0f in process, %.0f left to River (hand-off full)", jobs["in_process"], jobs["queued"])
 		// CPU per delivery is less sensitive to other load on the machine
 		// than deliveries/s: compare it between runs.
 		fmt.Printf("; gateway CPU %.1fs = %.0f µs per stored delivery (intake and processing)",
@@ -494,9 +507,18 @@ func safeDiv(a, b float64) float64 {
 
 // gatewayCounters reads the gateway's /metrics.
 func gatewayCounters(base string) (stored int64, batches, sum, commitSecs float64) {
+	stored, batches, sum, commitSecs, _ = gatewayMetrics(base)
+	return stored, batches, sum, commitSecs
+}
+
+// gatewayMetrics reads the gateway's /metrics: also the processing jobs by
+// path (in_process: the hand-off; queued: left to River at once, the
+// hand-off being full; replay).
+func gatewayMetrics(base string) (stored int64, batches, sum, commitSecs float64, jobs map[string]float64) {
+	jobs = map[string]float64{}
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
-		return 0, 0, 0, 0
+		return 0, 0, 0, 0, jobs
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
@@ -517,9 +539,12 @@ func gatewayCounters(base string) (stored int64, batches, sum, commitSecs float6
 			sum = v
 		case strings.HasPrefix(line, "gateway_webhook_commit_seconds_sum"):
 			commitSecs = v
+		case strings.HasPrefix(line, `gateway_webhook_process_jobs_total{path="`):
+			path, _, _ := strings.Cut(strings.TrimPrefix(line, `gateway_webhook_process_jobs_total{path="`), `"`)
+			jobs[path] = v
 		}
 	}
-	return stored, batches, sum, commitSecs
+	return stored, batches, sum, commitSecs, jobs
 }
 
 type generator struct {
