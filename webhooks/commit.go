@@ -672,8 +672,15 @@ func (c *committer) insertEach(ctx context.Context, tx *sql.Tx, batch []*pending
 		return err
 	}
 	defer stmt.Close()
+	// The rows are inserted without ctx's deadline: the SQLite driver
+	// starts a goroutine per statement to interrupt it when a cancellable
+	// context ends. ctx still ends the transaction, between statements.
+	rowCtx := context.WithoutCancel(ctx)
 	for _, p := range batch {
-		res, err := stmt.ExecContext(ctx, insertArgs(p.d)...)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		res, err := stmt.ExecContext(rowCtx, insertArgs(p.d)...)
 		if err != nil {
 			return err
 		}
