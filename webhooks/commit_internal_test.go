@@ -3,6 +3,7 @@ package webhooks
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,4 +89,19 @@ func TestCommitStoresAndRecordsTogether(t *testing.T) {
 			}
 		}
 	})
+}
+
+// An outcome recorded twice in one commit (one statement on PostgreSQL,
+// which may not upsert a row twice) is recorded once: the last one.
+func TestFinishStmtKeepsLastOutcomePerDelivery(t *testing.T) {
+	t.Parallel()
+	_, args := finishStmt([]finishRow{
+		{id: "a", status: StatusFailed, lastErr: "busy"},
+		{id: "b", status: StatusProcessed},
+		{id: "a", status: StatusProcessed, note: "done"},
+	}, time.Now())
+	ids, statuses, notes := args[1].([]string), args[2].([]string), args[4].([]string)
+	if !slices.Equal(ids, []string{"a", "b"}) || !slices.Equal(statuses, []string{StatusProcessed, StatusProcessed}) || notes[0] != "done" {
+		t.Fatalf("ids %v, statuses %v, notes %v", ids, statuses, notes)
+	}
 }

@@ -336,7 +336,6 @@ func (e *Events) finishMany(ctx context.Context, rows []finishRow, now time.Time
 // (every page it touches copied first); OR FAIL needs none, and a failure
 // still rolls the whole transaction back (InTx).
 func (e *Events) finishTx(ctx context.Context, tx *sql.Tx, rows []finishRow, now time.Time) error {
-	rows = lastPerDelivery(rows)
 	if len(rows) == 0 {
 		return nil
 	}
@@ -350,7 +349,7 @@ func (e *Events) finishTx(ctx context.Context, tx *sql.Tx, rows []finishRow, now
 		order  []outcome
 		groups = make(map[outcome][]string)
 	)
-	for _, r := range rows {
+	for _, r := range lastPerDelivery(rows) {
 		o := outcome{r.status, r.bookingID, r.note, r.lastErr}
 		if _, ok := groups[o]; !ok {
 			order = append(order, o)
@@ -374,8 +373,10 @@ func (e *Events) finishTx(ctx context.Context, tx *sql.Tx, rows []finishRow, now
 	return nil
 }
 
-// lastPerDelivery keeps the last outcome of each delivery in rows (one
-// statement may write a row once).
+// lastPerDelivery keeps the last outcome of each delivery in rows: an
+// outcome is recorded once per commit (on PostgreSQL one statement may not
+// upsert a row twice; on SQLite a second statement would count the attempt
+// twice).
 func lastPerDelivery(rows []finishRow) []finishRow {
 	seen := make(map[string]int, len(rows))
 	out := rows[:0:0]
@@ -391,8 +392,9 @@ func lastPerDelivery(rows []finishRow) []finishRow {
 }
 
 // finishStmt is the statement (PostgreSQL, ? placeholders) recording rows'
-// outcomes at once, one array per column; the rows' ids must be distinct.
+// outcomes at once (the last of each delivery), one array per column.
 func finishStmt(rows []finishRow, now time.Time) (string, []any) {
+	rows = lastPerDelivery(rows)
 	cols := make([][]string, 5)
 	for i := range cols {
 		cols[i] = make([]string, len(rows))

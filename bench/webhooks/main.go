@@ -256,7 +256,7 @@ func cpuNow(c *child, target string) stepCPU {
 	busy, total := machineCPU()
 	s := stepCPU{busy: busy, total: total, server: c.cpuTime(), loadgen: procCPU(os.Getpid())}
 	if target != "echo" {
-		_, s.batches, s.batched, _ = gatewayCounters(c.url)
+		_, s.batches, s.batched, _, _ = gatewayMetrics(c.url)
 	}
 	return s
 }
@@ -505,13 +505,8 @@ func safeDiv(a, b float64) float64 {
 	return a / b
 }
 
-// gatewayCounters reads the gateway's /metrics.
-func gatewayCounters(base string) (stored int64, batches, sum, commitSecs float64) {
-	stored, batches, sum, commitSecs, _ = gatewayMetrics(base)
-	return stored, batches, sum, commitSecs
-}
-
-// gatewayMetrics reads the gateway's /metrics: also the processing jobs by
+// gatewayMetrics reads the gateway's /metrics: deliveries stored, group
+// commits (count, deliveries, seconds) and the processing jobs by
 // path (in_process: the hand-off; queued: left to River at once, the
 // hand-off being full; replay).
 func gatewayMetrics(base string) (stored int64, batches, sum, commitSecs float64, jobs map[string]float64) {
