@@ -97,6 +97,11 @@ type config struct {
 	// profile, when set, is a folder for a CPU profile of the gateway
 	// during each target's last max step.
 	profile string
+	// rounds of interleaved max steps (see runRounds); 0: none.
+	rounds int
+	// compare, when set, is another checkout whose gateway runs in the
+	// rounds too (an A/B of two versions).
+	compare string
 }
 
 func run() error {
@@ -111,6 +116,8 @@ func run() error {
 	flag.IntVar(&cfg.conns, "conns", 512, "open-loop: most requests in flight")
 	flag.StringVar(&maxConns, "c", "64,256", "closed-loop max steps: concurrent connections")
 	flag.IntVar(&cfg.bodySize, "body", 1024, "approximate delivery body size in bytes")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds of interleaved max steps (echo, then each database, at the largest -c) whose median gives the share of echo; 0: none")
+	flag.StringVar(&cfg.compare, "compare", "", "another checkout of the gateway (a git worktree, say) to run in the rounds too, for an A/B of two versions")
 	flag.StringVar(&cfg.profile, "profile", "", "folder for a CPU profile of the gateway during the last max step and the drain after it (<target>.pprof; go tool pprof)")
 	flag.Parse()
 	cfg.dbs = strings.Split(*dbs, ",")
@@ -121,7 +128,7 @@ func run() error {
 		}
 		cfg.maxConns = append(cfg.maxConns, n)
 	}
-	for _, r := range strings.Split(*rates, ",") {
+	for _, r := range strings.FieldsFunc(*rates, func(r rune) bool { return r == ',' }) {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || n <= 0 {
 			return fmt.Errorf("bad rate %q", r)
@@ -143,6 +150,16 @@ func run() error {
 		}
 	}
 
+	var binB string
+	if cfg.compare != "" {
+		binB = filepath.Join(tmp, "gateway-b")
+		cmd := exec.Command("go", "build", "-o", binB, "./cmd/gateway")
+		cmd.Dir = cfg.compare
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s/cmd/gateway: %v\n%s", cfg.compare, err, out)
+		}
+	}
+
 	host, _ := os.Hostname()
 	fmt.Printf("# webhook intake benchmark  %s  host=%s  %s/%s  cpus=%d  %s\n", time.Now().UTC().Format(time.RFC3339), host,
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
@@ -151,10 +168,15 @@ func run() error {
 
 	targets := []string{"echo"}
 	targets = append(targets, cfg.dbs...)
-	for _, target := range targets {
-		if err := runTarget(cfg, target, bin, self, tmp); err != nil {
-			fmt.Printf("%-9s error: %v\n\n", target, err)
+	if len(cfg.rates) > 0 || len(cfg.maxConns) > 1 || cfg.rounds == 0 {
+		for _, target := range targets {
+			if err := runTarget(cfg, target, bin, self, tmp); err != nil {
+				fmt.Printf("%-9s error: %v\n\n", target, err)
+			}
 		}
+	}
+	if cfg.rounds > 0 {
+		return runRounds(cfg, bin, binB, self, tmp)
 	}
 	return nil
 }
@@ -413,38 +435,52 @@ func pgSchema(base string) (string, func(), error) {
 	}, nil
 }
 
-func runTarget(cfg config, target, bin, self, tmp string) error {
-	var (
-		c   *child
-		err error
-	)
+// startTarget starts the server of target (echo, sqlite or postgres; the
+// gateway built as bin) with its data in tmp/dir; stop it with cleanup.
+func startTarget(cfg config, target, bin, self, tmp, dir string) (c *child, stop func(), err error) {
+	cleanup := func() {}
 	switch target {
 	case "echo":
 		c, err = startEcho(self)
 	case "sqlite":
-		dir := filepath.Join(tmp, "sqlite")
+		dir := filepath.Join(tmp, dir)
 		_ = os.MkdirAll(dir, 0o700)
 		c, err = startGateway(bin, dir, "", cfg.profile != "")
 	case "postgres":
-		u, cleanup, perr := pgSchema(cfg.pgURL)
+		u, drop, perr := pgSchema(cfg.pgURL)
 		if perr != nil {
-			return fmt.Errorf("postgres: %w", perr)
+			return nil, nil, fmt.Errorf("postgres: %w", perr)
 		}
-		defer cleanup()
-		dir := filepath.Join(tmp, "postgres")
+		dir := filepath.Join(tmp, dir)
 		_ = os.MkdirAll(dir, 0o700)
-		c, err = startGateway(bin, dir, u, cfg.profile != "")
+		if c, err = startGateway(bin, dir, u, cfg.profile != ""); err != nil {
+			drop()
+		}
+		cleanup = drop
 	default:
-		return fmt.Errorf("unknown target %q", target)
+		return nil, nil, fmt.Errorf("unknown target %q", target)
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, func() { c.stop(); cleanup() }, nil
+}
+
+// newGenerator returns a load generator for c (and a cleanup).
+func newGenerator(cfg config, c *child) (*generator, func()) {
+	tr := &http.Transport{MaxIdleConns: cfg.conns * 2, MaxIdleConnsPerHost: cfg.conns * 2, MaxConnsPerHost: cfg.conns, IdleConnTimeout: time.Minute}
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	return &generator{url: c.url + "/webhooks/zoom", hc: hc, bodySize: cfg.bodySize}, tr.CloseIdleConnections
+}
+
+func runTarget(cfg config, target, bin, self, tmp string) error {
+	c, stop, err := startTarget(cfg, target, bin, self, tmp, target)
 	if err != nil {
 		return err
 	}
-	defer c.stop()
-	tr := &http.Transport{MaxIdleConns: cfg.conns * 2, MaxIdleConnsPerHost: cfg.conns * 2, MaxConnsPerHost: cfg.conns, IdleConnTimeout: time.Minute}
-	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	defer tr.CloseIdleConnections()
-	gen := &generator{url: c.url + "/webhooks/zoom", hc: hc, bodySize: cfg.bodySize}
+	defer stop()
+	gen, closeIdle := newGenerator(cfg, c)
+	defer closeIdle()
 	// Warm up connections and the server.
 	gen.closedLoop(32, time.Second)
 	fmt.Printf("%-9s %-10s %12s %12s %10s %10s %8s %10s\n", "target", "step", "sent/s", "accepted/s", "p50", "p99", "errors", "drain")

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// runRounds measures each target's ceiling in rounds of interleaved max
+// steps: every server runs at once (idle but for its own step), and each
+// round runs the echo step and then each gateway's, so a gateway step is
+// compared with an echo step taken seconds before it. On a shared machine
+// the echo ceiling itself drifts by 10–30 % within minutes, which a single
+// echo step at the start of a run folds into the share; the median of the
+// rounds' shares does not. With binB (-compare) the other version's
+// gateways run in every round too, right after this version's, their order
+// swapped every round.
+func runRounds(cfg config, bin, binB, self, tmp string) error {
+	type target struct {
+		name, kind string
+		c          *child
+		gen        *generator
+		shares     []float64
+		rates      []float64
+		cpu        []float64 // gateway CPU µs per delivery in the step
+	}
+	var (
+		ts    []*target
+		stops []func()
+	)
+	add := func(name, kind, bin, dir string) error {
+		c, stop, err := startTarget(cfg, kind, bin, self, tmp, dir)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		stops = append(stops, stop)
+		gen, closeIdle := newGenerator(cfg, c)
+		stops = append(stops, closeIdle)
+		gen.closedLoop(32, time.Second) // warm up
+		ts = append(ts, &target{name: name, kind: kind, c: c, gen: gen})
+		return nil
+	}
+	defer func() {
+		for _, stop := range slices.Backward(stops) {
+			stop()
+		}
+	}()
+	if err := add("echo", "echo", "", "rounds-echo"); err != nil {
+		return err
+	}
+	for _, db := range cfg.dbs {
+		if err := add(db, db, bin, "rounds-"+db); err != nil {
+			return err
+		}
+		if binB != "" {
+			if err := add(db+"-B", db, binB, "rounds-"+db+"-b"); err != nil {
+				return err
+			}
+		}
+	}
+	conns := slices.Max(cfg.maxConns)
+	fmt.Printf("# %d rounds of interleaved max steps, c=%d, %s each", cfg.rounds, conns, cfg.step)
+	if binB != "" {
+		fmt.Printf("; <db>-B is the gateway built from %s", cfg.compare)
+	}
+	fmt.Printf("\n%-6s %-11s %12s %10s %9s %14s\n", "round", "target", "accepted/s", "p50", "of echo", "CPU µs/deliv.")
+	for r := range cfg.rounds {
+		order := slices.Clone(ts[1:])
+		if binB != "" && r%2 == 1 {
+			// Swap each A/B pair so neither version always runs first.
+			for i := 0; i+1 < len(order); i += 2 {
+				order[i], order[i+1] = order[i+1], order[i]
+			}
+		}
+		var echo float64
+		for _, t := range append([]*target{ts[0]}, order...) {
+			cpu0 := t.c.cpuTime()
+			stored0, _ := deliveryCounts(t.c.url)
+			res := t.gen.closedLoop(conns, cfg.step)
+			rate := float64(res.ok) / res.dur.Seconds()
+			line := fmt.Sprintf("%-6d %-11s %12.0f %10s", r+1, t.name, rate, res.pct(0.5).Round(10*time.Microsecond))
+			if t.kind == "echo" {
+				echo = rate
+				fmt.Println(line)
+				continue
+			}
+			drainBacklog(t.c.url) // the step's processing counts in its CPU
+			stored, _ := deliveryCounts(t.c.url)
+			cpu := safeDiv(float64((t.c.cpuTime() - cpu0).Microseconds()), float64(stored-stored0))
+			share := safeDiv(rate, echo)
+			t.shares, t.rates, t.cpu = append(t.shares, share), append(t.rates, rate), append(t.cpu, cpu)
+			fmt.Printf("%s %8.0f %% %14.0f\n", line, 100*share, cpu)
+		}
+	}
+	fmt.Println()
+	for _, t := range ts[1:] {
+		fmt.Printf("%-11s share of echo: median %.0f %% (rounds: %s); accepted/s median %.0f; CPU µs/delivery median %.0f\n",
+			t.name, 100*median(t.shares), percents(t.shares), median(t.rates), median(t.cpu))
+	}
+	fmt.Println()
+	return nil
+}
+
+// median returns the median of xs (0 for none).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+func percents(xs []float64) string {
+	ps := make([]string, len(xs))
+	for i, x := range xs {
+		ps[i] = fmt.Sprintf("%.0f %%", 100*x)
+	}
+	return strings.Join(ps, ", ")
+}
