@@ -24,6 +24,24 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AttendanceRecordEvent.
+const (
+	AttendanceRecordEventJoined AttendanceRecordEvent = "joined"
+	AttendanceRecordEventLeft   AttendanceRecordEvent = "left"
+)
+
+// Valid indicates whether the value is a known member of the AttendanceRecordEvent enum.
+func (e AttendanceRecordEvent) Valid() bool {
+	switch e {
+	case AttendanceRecordEventJoined:
+		return true
+	case AttendanceRecordEventLeft:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for BookingRole.
 const (
 	BookingRoleCandidate BookingRole = "candidate"
@@ -320,6 +338,40 @@ func (e Weekday) Valid() bool {
 		return false
 	}
 }
+
+// AttendanceList defines model for AttendanceList.
+type AttendanceList struct {
+	Items []AttendanceRecord `json:"items"`
+}
+
+// AttendanceRecord defines model for AttendanceRecord.
+type AttendanceRecord struct {
+	// At When, as Zoom reports it.
+	//
+	// Example: 2026-11-25T10:00:41Z
+	At time.Time `json:"at"`
+
+	// Email Email, when Zoom reports one (signed-in participants).
+	//
+	// Example: ada@example.com
+	Email *string `json:"email"`
+
+	// Event Example: joined
+	Event AttendanceRecordEvent `json:"event"`
+
+	// Name Display name in the meeting.
+	//
+	// Example: Ada Lovelace
+	Name string `json:"name"`
+
+	// ParticipantId Zoom's id of the participant in this meeting.
+	//
+	// Example: 16778240
+	ParticipantId string `json:"participant_id"`
+}
+
+// AttendanceRecordEvent Example: joined
+type AttendanceRecordEvent string
 
 // AuditChange defines model for AuditChange.
 type AuditChange struct {
@@ -1500,6 +1552,9 @@ type ServerInterface interface {
 	// RescheduleBooking Reschedule a booking
 	// (PATCH /v1/bookings/{bookingId})
 	RescheduleBooking(ctx echo.Context, bookingId BookingId, params RescheduleBookingParams) error
+	// ListBookingAttendance Who joined and left the booking's Zoom meeting
+	// (GET /v1/bookings/{bookingId}/attendance)
+	ListBookingAttendance(ctx echo.Context, bookingId BookingId) error
 	// ListBookingAudit Audit trail of a booking
 	// (GET /v1/bookings/{bookingId}/audit)
 	ListBookingAudit(ctx echo.Context, bookingId BookingId, params ListBookingAuditParams) error
@@ -1850,6 +1905,22 @@ func (w *ServerInterfaceWrapper) RescheduleBooking(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.RescheduleBooking(ctx, bookingId, params)
+	return err
+}
+
+// ListBookingAttendance converts echo context to params.
+func (w *ServerInterfaceWrapper) ListBookingAttendance(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "bookingId" -------------
+	var bookingId BookingId
+
+	err = runtime.BindStyledParameterWithOptions("simple", "bookingId", ctx.Param("bookingId"), &bookingId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter bookingId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListBookingAttendance(ctx, bookingId)
 	return err
 }
 
@@ -2309,6 +2380,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.PATCH(options.BaseURL+"/v1/bookings/:bookingId", wrapper.RescheduleBooking, options.OperationMiddlewares["rescheduleBooking"]...)
 	router.POST(options.BaseURL+"/v1/bookings/:bookingId/cancel", wrapper.CancelBooking, options.OperationMiddlewares["cancelBooking"]...)
 	router.GET(options.BaseURL+"/v1/bookings/:bookingId/audit", wrapper.ListBookingAudit, options.OperationMiddlewares["listBookingAudit"]...)
+	router.GET(options.BaseURL+"/v1/bookings/:bookingId/attendance", wrapper.ListBookingAttendance, options.OperationMiddlewares["listBookingAttendance"]...)
 	router.GET(options.BaseURL+"/v1/mentors/:mentorId/schedule", wrapper.GetMentorSchedule, options.OperationMiddlewares["getMentorSchedule"]...)
 	router.PUT(options.BaseURL+"/v1/mentors/:mentorId/schedule", wrapper.PutMentorSchedule, options.OperationMiddlewares["putMentorSchedule"]...)
 	router.GET(options.BaseURL+"/v1/mentors/:mentorId/availability", wrapper.GetMentorAvailability, options.OperationMiddlewares["getMentorAvailability"]...)
@@ -4127,6 +4199,159 @@ type RescheduleBooking503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response RescheduleBooking503ApplicationProblemPlusJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBookingAttendanceRequestObject struct {
+	BookingId BookingId `json:"bookingId"`
+}
+
+type ListBookingAttendanceResponseObject interface {
+	VisitListBookingAttendanceResponse(w http.ResponseWriter) error
+}
+
+type ListBookingAttendance200JSONResponse AttendanceList
+
+func (response ListBookingAttendance200JSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBookingAttendance400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListBookingAttendance400ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBookingAttendance401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListBookingAttendance401ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBookingAttendance403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListBookingAttendance403ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBookingAttendance404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListBookingAttendance404ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBookingAttendance429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListBookingAttendance429ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBookingAttendance500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListBookingAttendance500ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBookingAttendance501ApplicationProblemPlusJSONResponse struct {
+	NotImplementedApplicationProblemPlusJSONResponse
+}
+
+func (response ListBookingAttendance501ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListBookingAttendance503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListBookingAttendance503ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -6620,6 +6845,9 @@ type StrictServerInterface interface {
 	// RescheduleBooking Reschedule a booking
 	// (PATCH /v1/bookings/{bookingId})
 	RescheduleBooking(ctx context.Context, request RescheduleBookingRequestObject) (RescheduleBookingResponseObject, error)
+	// ListBookingAttendance Who joined and left the booking's Zoom meeting
+	// (GET /v1/bookings/{bookingId}/attendance)
+	ListBookingAttendance(ctx context.Context, request ListBookingAttendanceRequestObject) (ListBookingAttendanceResponseObject, error)
 	// ListBookingAudit Audit trail of a booking
 	// (GET /v1/bookings/{bookingId}/audit)
 	ListBookingAudit(ctx context.Context, request ListBookingAuditRequestObject) (ListBookingAuditResponseObject, error)
@@ -7086,6 +7314,31 @@ func (sh *strictHandler) RescheduleBooking(ctx echo.Context, bookingId BookingId
 		return err
 	} else if validResponse, ok := response.(RescheduleBookingResponseObject); ok {
 		return validResponse.VisitRescheduleBookingResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListBookingAttendance operation middleware
+func (sh *strictHandler) ListBookingAttendance(ctx echo.Context, bookingId BookingId) error {
+	var request ListBookingAttendanceRequestObject
+
+	request.BookingId = bookingId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListBookingAttendance(ctx.Request().Context(), request.(ListBookingAttendanceRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListBookingAttendance")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListBookingAttendanceResponseObject); ok {
+		return validResponse.VisitListBookingAttendanceResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -7672,243 +7925,249 @@ func (sh *strictHandler) ReceiveZoomWebhook(ctx echo.Context, params ReceiveZoom
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L35ctu4ljD+KijNV9VSDylTq7fqmp/jJB1nj+10elF+JkRCEmIKYAhSspLP/84DzCPOk3yFA4AEJUqW",
-	"HTu3772punU7pkjg4ODgbDjL11rApzFnhKWidvC1NiE4JAn888k5Hsv/hkQECY1TylntoHaWJpyNEWEp",
-	"TRcoxWPERyidEDTk/JKyMarLPwSeEjTDUUYQFsgnKR77iDL9YrhoHCJBWIhoioY4uISXTkbuK5wGE79Z",
-	"c2oJ+ZzRhIS1gzTJiFMTwYRMsQSHXOFpHJHaQW1Q6wxqNaeWLmL5p0gTysa162un9pIHWMG7DP7705cG",
-	"4IQIniUB2Xa6nVlrRy9S7OwOW6Ne0CbuftjFbpd0hu4e7o9cL2iHLdIbdXFnWAnaKUmTxdEoJUkFbknA",
-	"WShQytEcS9SQEU8koGmyoGwsAa0ArOM5tSlldJpNawdePidlKRmTpHYtZ41xgqck1Tv7SK3iJFwF4dza",
-	"SRrKGal8HON0UnNqDE/l0MP8++0wtyWyRjyZ4rR2UMsyGlYi7zghoaQ8HL1N+IyGJHkrAatcRazfQPMJ",
-	"FwThIOAZS92IzEiEgnwggXBCEA7DhAhB1q3YDLZxwf8nIaPaQe0/doojtaN+FTurkKsFZYngFZTwJsaf",
-	"M4IC+BmNEj5FGMUJmVGeCRTjMflJIJ+Rq/RCvePngH/OSLIoIFc/V1NOjSyefzn5xOmrT0eL19S7ekW9",
-	"+avf3s3fnPP5q8d8/uoppy+Pn8fynT8+PaGjdzWnNsVXLwkbS7z3Wu2qbXoyIyxdR10i5QkJ0ZwMJ5xf",
-	"opBEdEaSxXpqI3q07WitHXZJf7TnuS3cCdzusBe6e2R35O5jb9gK2mGHdEdb0dpJSKYxTwkLFi/IYnUt",
-	"xxElLHUDSV0MZYzKDbskC1TH6P37k8eICpSQgE+nhIUkbDTRuWGM8q05TScoZ5WSJ6KExBFeCPl0wEY0",
-	"EankUTFnghyq9zEK6WhEEsJS9QlN5TQYddvtJnpBFoqaRcBjEko2IicIcBSRpDlgBr2KxxcItlbqyqVu",
-	"h+jeyAv28R5xO8MucbtBK3T3cWfk7pL2sBV6QRe3WmVqafd6wKnM361KtI9ACGzkTD8JeTIAC1JIobo+",
-	"IP6vT859B5kTUyF2muiMTDFLqUSKxLha58GAhSSIsCRMDhPiCHEWLZBQOJxgFkYkQQFmCDMxJwnqtvdQ",
-	"fUqFoGzcQJSJlOBQyhYsBR8NccoT1PW8wwHrttpoPiFMblfIiUCMp2gql7lpV7Q4rG0WfhZ+W+29SmFI",
-	"pzRdxedbPCZI0C9kHeeI4Dt79pCMcBaltYOe5xSgyD+m+ErJn7ZnS6NWhTRyaq8IS3myjj9M4defBMoE",
-	"SRANUf2YjxlNOfJFNvQba7jE1Ax6Vw79XhD5OYhLc+yUtMThrzglcwxMIOAsJQzwieM4okrR2IkTPozI",
-	"9D8/CaV15NiRS0wxjWoHtTHn44iglF8ShshVMMFsTNAI04gYsIlIL2hYO6h5reeP33V/b/3WfbH3of2q",
-	"87r3tn+6e7Z3vi93JMVpJiTmJfulKRDE+1ikCcHTQvDlI+s9mKRpLA52dkTM04iOJ2kzJDMDudgZ4tAd",
-	"64Veb4u1t+prhbbyZh4xlK3AVP8VkOCgYxw9PvoNCZLMSOKgPzmfOug5TXBDwy2PsTpqJEQZI1cxCVIS",
-	"RoumhO4RDk8Vvr5xUzTWFTudYIEwQyRJeHIggY5Jki7QoBZmCQx5MaUsS4kY1CTf1ae/5tTgC1E7+Otr",
-	"bURJJHdw+RN5VokQeKz1CTW0Ncr1R0nYIsUsWFY370QdXXkUDXVoZBnWRDm7LXkUX7qw2nuhkXPQwxVo",
-	"EhU4koJZbb6ET9gA4zGW+EHphAoU8iCTZx7VfYV8H0lOANITwR6IBlDKMWejiAZ3pJO7oH2/QHvB0OTy",
-	"JNvHM0wjPIwIwnIl8v/olGx/SBVFuHxGkgjH974JgcaWKBQUI2rlAgmqk+a4KQ+JhiCWloKGykH+Eny+",
-	"2oOnPBnSMCTsGw8rNsgMMJPIlLMhjAQRQhKIAXkqSDS645npFJtXQL3t7ozyL+6FgWbphICukpLQQcMs",
-	"tfS5nwRKeEQKfQJHEZ/D2QCUn7CUJAxHT+Csfifa79ksx0Cgebziqlujkuqv700U5RIEGEuWkEOpcPNE",
-	"PslpPedFISDxNU+f8oyF3493dAv8veYpGsHs2+KM8dRVX9wH0l5zJLJgkvtJUJ0nQGkzKugQFBmLHhsG",
-	"YSdy+fKYkvAbT/vbN2fnyBaDhofSYgq0IOkddadWGdXWoLdCuP3dfXFjwsKYUwYyUcQkoCNKQmAAFcsH",
-	"xL/Fi4jj8JzzlzgZk+9GsC2LX2oYUMo5igCKbfEYqy/dlHNXfXlfmAS1jlwFhIRKNQCrBtVb6BV9hLgy",
-	"DY/enjio3eujF+qZ9k1oBeJtAm45Kkd9qnSmb6Nr21s6xwIpQyBEgrKASBtRPkwIvptR0G1ZRoEN+20V",
-	"vtj61tXf3se2FI7eJWO4pG1Iw15yaFciAmEWKjfoyo6c5sbeN+0JeKMNYIU8KBwO4A2/036AVV61H7md",
-	"eqcdyb++5z0Bt5UaWp0P/YAIxWnOSDKjAXnPck32G1Ef4hQPsSAoYwnBwQSGvBtLt5iRBhNlFpzb4tn+",
-	"5l4YEZnGPMEJjRY2PKhetXQHiUmWppI5hHzOnMJ2DmgSZDRFPCZMsaZzzl9httDGnfhuXL9tmzicoylm",
-	"C0MkYms0JzglLvDje6LiU2mg6AEPFb9AeJSSBPlw7eLCvYuPhLpnadYc+77LemUdDPrtHesSB8B4z3CW",
-	"TnhCv3wzI9LeQzQkOCEJwkFAhNA+I+to3tG6sXSeEsy3OBnFR/exZa+U88NBlKl18wSRqxi4j31JU9f4",
-	"AESAi9dcIAg6ZjjNEtJoomOcJJQI5H/48MG1zScfjXiiceoKEmRyfKNlKYPpPYsTLpEtD+ETuN78fufJ",
-	"EtlL3niUkEwYE8X2/+tptjeorHEvycJV497LJn4gUeRqx41UUoXtYzcbW8/YJeNzBv4O9IUzyekiniKe",
-	"pYKGBM15AirRhGeJcNC2eJAanoMS8kkZd9qvaNGOg5rNpuSX+VLhuB9lIU2PQfWSf2qPHFU+31HCp0v3",
-	"Sl6777barrd33vIOPPm///RaB55Xc2osi7QgVA7nJR+8U0v5msH2z1u92w12bfu3/1KAwgQf81f5UOJC",
-	"zgtrPCUBT8LVNeKg+or8wwSnaILjmDASorofJASnJPQd5AecjajcZvlHQiQ2wyzSv2EWkEj/IVISXyid",
-	"UX03jQkTZhiR4iQtfomI+kNtk3WzUMvnq1UgFQdp1dXphwlHLsLm+kBOp1SBg0HmeZ0ggHu7CxrCnwTg",
-	"WYiUTNXNka/5in7bCF/9chm8zqiNW8Nu4PbCPnG7o13P3Wvtt13cGXYD+Wx3tFcJeVoFNmHl0RWRtNx2",
-	"T1KcpJPOn/bNZSjFZ9l5WEyhFVdgQvd/Fe/UlM2i6ChUGilcbVv0tYmZ2IdvhZ0ca3tIeXEddEkWkrEs",
-	"1ANw8zpIqkuKGfjyDPhgIvgp97WHUhGZL1VYjApSBQJbOSdyhAvDjb/WcBS9GYEzf9MadBTFmfrs+qOz",
-	"EikjfzBBHHV5riU0cJwoZwBJ+bBfO7Xl/doP9oa7uB+6PdIduXJ33L2gHbot4o328d5wN+iH2+xXQrCo",
-	"PuyLMtXhKCr0f3mMBQo5I9txOQuHt8DcEkuDBVj0C+fFHHfHsK3yptmT54u9gSO+pOryqMwVaUqm5X/c",
-	"SMeawV7n0+EkUXdoVoCGHOl2rF0BUB6kcknKnqCR1ljK61m5hrLJq18RLuRsEn67596y8NuOHym/vWZH",
-	"21zDOjWpHIhVin2aEAKKg5BKI/LljFKbAPYdwm3hcIHg9MNV8TbbeBbxtGr/zNg3fX9Op+RP+d4GWd/q",
-	"3g13S1RRINICz6m6bSxUA4PLKurRZ3GVcALMQirhutWmaWXhQom4TcKsvb0wu5GGi/CDbin8oFdF3oSF",
-	"61W71p2om6RVoZLnKw4kVMcCCam16qAUXz71kbIrHfQ54ykRiLIgyiBmqMSa18Q7OjV9oXGxgcmXQjT1",
-	"BXtdMUzka0WtQiJVTPZQGsUnTtlFlkTVePyT8ymSr6D3py8dxFlAYElTQsBVQq6oSEUZX8YgyoTXnpNh",
-	"8wvn02Ymdj7t7PV2u32v3+t22v8Vz8Nf8DAogZjQbTBxB57G+DL51t5GBAuCRjzIBOgHOJjIFYk0wSkZ",
-	"UyKaVegCBlcVnouT1CkcmHw0EiRFfGQxyio1s9qw2Y767yT05Wck3l7S5p+T+P44dUyD8macgSWAQiLo",
-	"mCG4g5xRMkdxItWOoHL5WRxuyfK21t+rNCKb8Zd4s6EFxdkqRYElKNSi802zzt0KHzFbVOLqpfVqzrdB",
-	"rtyHkmVE1D9KwdLzn3LjqltmTuUbeSotDs1q4agxKYuM5LZ3T85mGbv54woiK5+eFSj8mLCQsrEvmbrU",
-	"2ZOMMQhM/N///h/bbj+07HZ4fye33OHP+YRGRN9ICYiAwmOcksMBswz8Q+RTdhEnfJwQIdQYuR2vYi+B",
-	"X+fMeSb38zAXNKiOyzaGlkgDFpNkiuXuRwsw6MiMJIsU+KGmQbgcy1io/EeEqEELqvUbKqbSYF0jRqLd",
-	"cibYOFA7ojFQ/AHvWcuEEfQi9Vkh4dIObnJX2Axs1ReTpmQap2XR0Noc1+/UIizSC2ICPFbpUv6uwi5U",
-	"zgMVgG0HCTyC63sx4XNUZxwJEiQkFdtpACri8gaNOiXxa/netZMHz1/A+5ti9X8SiEIM7RwCoyBanMT5",
-	"1tcNQdHQUUQF/6JCqNDrJX3JkvLbLAvim7ZZ1xm8+F04P6DagLaEydL+OwUJleCq4mfHOCIsxMmp2o4l",
-	"1lwRlqtiNiWbg+8A6TyB/THuVvNTjNNJeRfihE4xxBWvJaTi5Q88udxOHMK31auTx9fw7CJGtNpNNcKR",
-	"IM4SDjbo0YcQ05+EJDQqPM5CmqI0wTQCliXPFDOxMTydEImUJF1ys7zKgwJpFC0lVegQ6o1h8jY+Nrg7",
-	"jjljZI2f9wgF+a8mJ0pJMgk9zg9lE72WbFi+nWLKBATcSXbRrDkrLmVIsrkgU7jM2piWo981EcEIvnHQ",
-	"URxHBJ08ViHB4MVdOtZKjv5/+kEzACs3P1tq6iqPpSbRGzN1rNNhfVYhdM2bQsVx4iAgcaqFHapLVV7h",
-	"F8hCU4tE8BAHl42tfRNL8CxrQHqOzVzI2z/oSMV+e5O7LFpu5J15ftRNi8kprkiDcmoqQLDa+CvFiaN6",
-	"gKMQzyA3o1Ft7ak3mjSIeBYuU4ey7O5owRTAr/FcWlliuXpd2p/NR/Q+dGXrwN+sLi/xg2iOFwKBn7qO",
-	"o8hiDwKNaIo4I5B61jhEcULAjTHiwBcEFXBR17z1/dW2OngF4Uhi10qeyqwA3U1ufs2pSVtfGjc0wWUd",
-	"LX91hQhWtndVy2aEhEIqmlk68XVoQWoztYTM+CUJ4eE4wZK9QcyOHLhxiFSourqM1qKBJAp5qQlLFagO",
-	"am1xApVjxqw1JyjAWgGPyUJYUUnzt1dXDHrVLUWlHbSw4pcDZ1zhFtn2hkw7Mzb6IgoLv/Ykk2DtPCJJ",
-	"RFlu025hvV879+LkvF9/5Pd0I9nZeJ7n3dKvhFR6SorqmC20a6lxiKaZSNGQIIxGxjdv9Am1tvt2OH0/",
-	"Z08ZX7dTy2yHjfHQbOObqWR/cFKVLCz41N20WxzHFzEWYq6jAlZC5XEcuzrqOEDmTVTHUjOjYRP+KwUr",
-	"+BbO6Ji5Jwx0nDMSZAlNF/DDURy7Z2aUt3oU0TDaZELSLGEq0yfi47FKvbbuIYdB6JLReOLST5eRO2U8",
-	"tukjX8BShml/8x45tXlCU/KGRYv8ytVoeBfx2lzy3LxJudRID5HOhNTJRolIrVcKXVBoZbC8sp1Wu9Pt",
-	"9Xf39r2dXLvcmfAp2VmmuO5e1Qld0pZ0TuZGBehOatLNoEjt3Bhxq1gzGr58Q5WFMMo9CEB6LKeuVu5L",
-	"YJU2uHu7Q5hD6JTpfs0hW87Rt3QMW6NwCjVCqkHJoix09asr6HpKSRTmCTlLEUcqbXAZj8/P3rwGo9pw",
-	"VD4aKY+WiobIDfG8wgOgu4zUKq6zepmhcxNtDsmy6ZAkBYNP0ZSLFLW73o1GulpPMW4VwpXld6QjCvOK",
-	"HUvsyv7ZUP0qPWtiE021M5J0dvgOl1+3d2btHfmP/8pjf35ptTuSkZnXJZnoSD/55SDzvHbfZAFfSMB/",
-	"CXhI1HMVk6me8tEookz/ECd8Gqe/SIWYsFQ9k59dBBNpV7MxuZiSdMLDX87avX7V77/gYaCeg8vnl6vF",
-	"ly3MFxUwKS7WxRWpq0YY0dfRlWJtrJG3f9C9ja24tO+r21WCbz0ZvM3E5BEPF+ulmbInKl1Tx7n/KRMT",
-	"xHgqpQ5WpkuAk2SBGIdIwcrwn2cER4r1L2mHExJcboxxWr2qLufYk8QNSUxYKK0jBOOhhAgpOuoJweHi",
-	"S4Up+zUPiZdQXspDRMfqBAv15LpiEYUNazgWvyyzJX5ZRTwzaYEsBbHWvGarefMZ11NW7enzDy8qdYvT",
-	"syMUZ8OIBqpWxunTY7Tba+02KpxJ0bgM1Kk8NZX0vzrVkyulDDpI4rHfzZKoTPFH744eVY11uXy/HZKZ",
-	"WxyPyk9U3I0N6FGlu3MVzFc8zKJMrIXSm13t4jEnw1+Dd2dZ9pa+fP77n3H6ep+xMHk3Hf7+JBZtTI+e",
-	"Dj9MXu3uvZx8uOoGw+Ho6Cj97Xyv/2WetU5f7OK3T59eZZPHp62X/fSMBxePnj85fkuGH16c/v7p0Z/H",
-	"9OlvXdbhl+zT5JVIWb+b/nnR/uD2notf/+g+C3psf/Ho96NkHu13os/p7sXp6968fzzyJt13i3e9mdvv",
-	"/fHrp3en3sXTxx/a72ZfPv/R6e+9e/eKBkcpPvv8Rey9eP7nmP0x3A92Q+/LODz689mXrP/51bvZ6cve",
-	"BH9KWIvtt46Hb+Lhydljb+/z65eLJLxM3eHT8w+To5Pu7NW7p5P+B/Jn5o1edaOnYft1cDpPOr+/vRQn",
-	"r5/hd+6vF1ePGD35PJx7L0Xr09Nu1w3E0+MscS+fjN/v4TmOn395wT4/fjGe16pVmfImCjq+8QDInVck",
-	"I3dXEuKas3C2ylwuyWJ7t448Tiv+nGVg5ICV89MEf1BRrVCZ53Yc9giqMiBQ1vKge52w10RGUxIIhyZi",
-	"89C+tqMCXZI4XWJw6oIx4mMLA1bthNx7Nkr49Ezh/qB2ZsKNwVTKHx/n93XXH6+dGtwGaQTLj96+OXe7",
-	"bWM2ihRP49pBa7ff9fr7fc9rtTtObV7CDuh4BzDOhb5KqfAc2CvYhM2V7cgBvNVXFvD2FWF5Hbm8pizt",
-	"d2tV3ob5EiEUBF+x6ir6X4FMXWWYzVkl9GE2GpGk0leyxiGCry5wOJPbehHixTYhi3fwoUwpu5CKQkAq",
-	"QdttV04kIp7eIpTyLp6KLW4VvX3lN9nen6+TKy4guWJrtvNBffUMPqrwJ0tD50LqzmVIK29o7hTWWAZ7",
-	"Cf3OMmlVbmoFPd14Q1om6RMWZ7fyiy5TvCTzVaLue9VECJRXpjMgrvX+z6XN/eurinGstdrKq2bcq0A2",
-	"8n1CLkMsueMU7gny93fL77c6t3t/dfw5cOUSoVRRxwp3XeUZuZ/Dc6oCgiGpSAoaNCTpnEibZ85NYZCy",
-	"saN3o8pB623LjnJo+ivgPONzNMIJwhOCwxwCqBw2VCGYS66uksO40+9trp+1jnHlEAH5rIIUcTY2uQhF",
-	"xRSalgFDOuwiwink+zpLDDGHs9spV/railluwNpj7VAzgEXg4FEX6hFP0TihG7C2jZv9Lqz4frjmFF+d",
-	"qO92vRt46IZyaPl1OKrDHTfiiclxaiin44SLVNhRsWKLi/Nl59pmNr2WNVdxUZMxWGkHPj1G+93eLtL5",
-	"iUglwFqRq7oU2U8C+UVGpY/IVUoYkIikDZURpApAgVOxKBe1alCaHNsKWzHCTNWYyv3eEMBBBeKBqkgQ",
-	"kMNy2JSpfgIupeWQl7xwGLDGQc26I9kcSK7riK0kPch16tqlVkUs9frWoQSW/7FCmBe1x1aL5p6ghEC+",
-	"ZUDyULICM8q5a2rnxDidLHl1l2qZVWQnFSmzXzeVCAtRHUe6JqP/u6svQNyT0M9LZepg+sahiqaHehoT",
-	"wnSxH2mSYEN0S7b2plTdDSEDq+A+Oz9/i3RwfcDDsjcWyrLlnKu3v29zLm+NFplWhZ6eTXiSOmiSTTGD",
-	"MhlQVEBk0ylOFsZfbM6XHLW83i1KwllXbvCg4lZQTinpg4LrfLSQCN48723rzN3k/1xmUfJXgzNnk4/K",
-	"2K6F31/coOp9tdnlXmu/ffvbpqXolnxqbTtb26YLJqqqdhEVqSnIQZCESCUROggLpKYTTXQE6A7RFMcO",
-	"ElyLdwaFpJIhDZHJwb4kC2FCkhR3OCzVOVWFFwXqttvAVrHmtCXQ8uotcswlA99EgkEUwNHwOHwyarU7",
-	"NaeWu+BrB7Uvv+8vPuzN3u8Wz1VkmURhJ0g6qQs1xGu52Vr8Pp+46hUtYe1taqlbwNKj5f2v2psKgihC",
-	"QSquayqO/2vYLb2JutSx3tk6g4tPWJEoM8i/bHzZOFrGywoiPlqsf82hLTj81lFaFcWqnZog1dcLEMdS",
-	"ShtdQ8pQmhhQUlp8yeEx5DwimN2XHXy7YCQ7fguQrXf5RnvxNM8vvnswzUoMzEptgBUraWMcSrd3SwX5",
-	"rlGvZe5+bCJqEBbSoFDcQ9oTCWjyFbGu62NQtquY8FBBI6u3HUn19kP66AqLeIA8w02IuWM0TeUiVSpR",
-	"5VJNXH9FOHF+0CFof6kthMBj3ES+tHZ0rr52+ZgQCB/4g4HlENJSdGyW9Yr88BNNsHo7r9VdT0iaUBI6",
-	"SDHZEURjm8lL8XP6cn5p9lJSlfVwNYBw3eV+kRlgXcEV2Sc6Iafm1HQ6fa5r5cUxTJpKXitD8qFLGsfL",
-	"eSZ6hBUQctJd2ZyTo9dHReEVFSKA3mtlQGkY0AYBCsmXzvOyr8k6vP2bYjGc2nvgm/cTt7QSp3NTSI20",
-	"UCtDam4TQFKetepIqDWqi+h7W+PyLWSRRWEXfPfa3TuuhlYfb+0erzjc2tVwoLI+7IrsecMDyerNL/J1",
-	"cYgwW0hrOUm1jgrvhGTmTnmoK6EvqULbhowu172/gRD1/ddRcLldyovVqcLqUIHqeJjHPft0zOQL/tIC",
-	"7qcDRdWFvooqIyrJU9WiknxAw1HmEda7d77EX740vI+ctaEO8agw8vFcleuE6pcBoTMSorpy2lQF/H8d",
-	"qNYgg9rBoKY9Xk1dWmhQcwY1fUk5qB18vb6+uUjO+kY4kuRzKphjocpVQocNB9GRpPIyaHfMib8xzQLW",
-	"e1FtixtVXSfGyZdQ3V/Ci+8o8Vm+55NPVQJ9ZRWmpTGqI5BUtea1qAyJoVjKmQr9KOzI4oAdwskCV6dE",
-	"ul6KlFuUoSmNIqpr94EmIF85e3bktnv9Qt0IF4eIRIKs+3WZ3bS93dDDXXdvuBu63aBH3H3cJW5r1Bp2",
-	"sTqvVSu2CgfeMTjIYjHgWBTZUKfqG3eXnqN0CA61hpOXvRMQAVjBSb/WjlVEm3uu7UCrft0nleD9u3uU",
-	"RlgIipmrT7t7ojw5FC5rtkJP1a3wsgC7L654+8SkABo73ZCk2fYOvNZdzcjtLWuNY9usNqxuCwBvcd+7",
-	"XUaTzeA3VWOyDGP7pFtpTvYqrFzUm6TKfaQ8laTUP6pGQAUmV9OHDJJ8lLGURoimkGIvCVSKmU98qO1s",
-	"dYvDszTgU+IgP6diH0rU5Wn02uppHCI/5lRw5qNfCs5gKonqvgEgWwOeRSE47YaSKQc8lEYTXJxCTDYT",
-	"sdJfm/msUBeACtUPCcrLI84M06ZEGCY2XCCCk4iSBOmYQgGJ/srwgdXp+u25M0G7M40AONQtsAr3o7ev",
-	"KxJIq2XCo1AgmpbMOYPTWn7WlRmVo8w2tRSSyoqS/eI6tXHrePCtLMUP5nq8GGwK3DjVrk4AZZJB/BOV",
-	"pwwOlciWINcfrQxvXz/eZH4stZ1jBA0jHlxCDr5dj9N2FodZRH4ShTl5iHzCQpMPZwrv1f1298DzfNWY",
-	"QhczusFDYgIKYslAEgnR/1+v/+W1Pv7lufsf/2/7L8/tfGwc/OW5PfNIztH4P1s6S0yAgj3+puErx50X",
-	"27eZLanXljmK+dy50dci1aD3py9/yy9ETvUVV5WvKUgWUt0/l4rAKuuZkKv6s1dHx+7Zs6N2r1/Pi+eC",
-	"F9lBcYQpg28by9ZMB+/tD/udbuC1dkmv05dSfy/cD/YI3vf2h30vDHu9/X3SHg697nDY6vXkrx3cardG",
-	"GFcGzBazlbfn83i8N4tmf56e9d//wTlOn77cO5rfaMFYwznLmFiH12+JhwT1VKmmdqT5nYMhiQ47NPWI",
-	"m1kSXRTXYLVc7xcrAX/axAGCsJC6DpPXKy5kshoHuI26n8PzTbGIFvS3iIVc2n21go9Vrwmdj3Ymj6QO",
-	"LIIS0EeZ8iCpv54aSJ9/OK+tbrdxaZRKcdchGP0Q+fDnRSaIFL2+esc/RH5+h5M3IAQ+GFGRNprolEdE",
-	"QKWcAfMDNcHBOOFZLHxUzz2Rjg7/cBAOp5Q1DtEU0jpN2IGQQteHdo9+E5081naA9qSOMkFCVQ0HmBLc",
-	"r8CKy0WjVUlnykbcFLzGql2Wbq13Zi5qJZtI5b6ilOBptUUD26uuJUwIh7G+inHUquSJMCMeoHzRQrV1",
-	"kiepiOCCuJABUx8K1UvTDK/Kw4hSzSHhoDjLE/CkorGcKcITU7ykrjPRBiz3HUqViMQCYRX8rCrMUIbE",
-	"ggWO8U4Iq8es7hgCZqn61K5eThnCA6aYrVKXmgM2YP/xH8gqUk45G7AzwkKEc5r7+WdFUT//rOkOC+SX",
-	"EqYO0CNVGV3VK/40T02pYsDRCnEFEaZTNMWxpOQBg8ANIMbC3+47xjmvHe5AfP4q8YHLWAEjlAKYTghN",
-	"DEWquZoDdiLVxRlSPj9r4wCtAtRgVTMFiLfum9/Vkl1XZEN0hlwX1oB+9RsAFqSRiIkaYMDgShunyN9p",
-	"zkkUueDb3vk0vxRNaez6BuMQ/yIG7Am4HFR1JCqQv666u6+SVPa7vd2GqT4uVNyDLw+RD+EPxh1hxyoN",
-	"mApWAY8hFtsErTTRb8vRPXD1X5X6J8lqwEz3O5A+ecSFUBUcMiaJ078h4sJvHAyYvxx34aN61/MaDvLt",
-	"ov/wtCWf5r3O4FFHPsr7T8GjbsMZMF8lvLnyJ60Iwo+9hi4nHtEghSf7jYr2cfkPFc1o5I+tNkyy0j8I",
-	"fuso4K2y/vJxuy0fV1fDN7/LIat6rcDve/J7u3cFPAUoTdMyH9V7CndLHaLghxZMYLXbhKdtjWrTHQQe",
-	"dtSosDdubtipTXCsPkWatt/iMWWak0jTumhxoPOtkf8VLFoHWQbttSQeLJYaSheN2c2DlKMxUaQoXxyw",
-	"GI+l8l/6Sh4laWL7xriDImTyzSZS3a6FvrrDn7OcDVrF/uEoBZzp4LLFgPkrjcB8c08I7Tr9pVYB/kHR",
-	"WHltq2WJDZE/HbD8JKozq6zOIr3balIpUhpFeYG9w4q5Vts0C8n/oUnzI9PLTKUlSvChBuwh8t8enR8/",
-	"K61z52veav3aWrPVraee9xYWKY6II2fZUw9Mb2KlAUQ0INp00GJdKloJJSlOFlaQmSXtK0R5zcoX1EmC",
-	"106Nx4ThmNYOap2m1+woA2sC+lY1M5a/jKvCSaBCVJ4emIeQlG+MlNxIUN3/9ej8yYejPy6O3p8/u3j1",
-	"5vGTX0Iy8xtN1PW6CgmWuBmwGUnoiBJorhXlMtaIHfN3Sa6AYHr+4cWZRmMeeXUS1g7kGiC5a6ljcNvz",
-	"NrQOMQjYru0GjL+muZkkOKEbwHW97rqhcth28n6G106tp4Dc/EG5i6StU9cO/vro1HSwIQRw6y2CjPUP",
-	"ZIhekAU6gzCaFI8FJKTGovZRDrIT8kCsJYIjScssxBFn0JvNij2VfAQcVaUesA4i0yEJrfCUIWU4WUBp",
-	"w+PHr8GkXdm5xxKGG3cuJVfpziSdRuUtW7ZIK/fn2fmrl0vANx8A9TBNCU+VOJ9AlvOXtWhve57F9rTU",
-	"BNYV0RkxdTtSngUT3WbXpClXoveZnu4Bz4bO216D/ZUVPADqX9IZYXISqUxVo10zx+YCKxrSuF/B15uY",
-	"sKO3J2cxCW6HMzPwLYlTz4eAZVtHCQv0x9Grlw+BrXN5aM28ZsZKpKnc+BtIVbP3vIkatMfSXdRAi5Aq",
-	"cJE6r8wViTgSOqjndVQJrjldQ8CnCoZ/CP3C3JBqQJIZQWmCRyMa3HlP5Fedm7+qaO23aTslkPQG6p+1",
-	"dsB63DGmstj5av55vWPZyGv3+mzC50IypmBi7B4IJCWqrqIkA3MnilVwbeVuVsT2PuTWrg8lXnMcC1To",
-	"zAEt1bfYbKsXPnzSuvmT90t93LrbkMdTu7t1t71/8xfL/Qm/gXxbW2k3J+VmvN9E9TmdmxhnQ7c6D8d2",
-	"8GiKtI4AUH3to1O7csG/Yj0Dz6eu1iPWthkqXqmIx36LJd/46NR0usJSxG5CU+JyFi0OlLdJlAKxf1px",
-	"ToEJY3mnHHURFxTJHGRGeSZA2xywp3kfJoFiCzGoDhzViiVsHAyYq6M+D8A9qqPcofdX7iIt/lBQyAfl",
-	"QPfVJxfS7PRheAgIPUC+oCm5yJII4lmmmMI/cEwvQMWvGBS+Vld38vsNAMGbqtaTfDMUzK+wB+JsLZ+B",
-	"E2Dq2zwUi1HpK9dlF7lOblhidd2qbB4Vm//35jutLb5Y7oYN/Kq9DXirPSD/vXgd0MAGTrclhyuJfn3o",
-	"XOWLXy/oS+GWlICTak5Eqlwwyp+dBwmagATKkP/rE+Ueqppu5yv89yS89lf1goiK1L4JFLUV1kzhOi0j",
-	"EHurPSd2nshWR3Ul7OfaqR45j6e51bhL8TtfV271o4Udr5EHV+IU8SQvY0uFqe8JCaUV0OmOUgVs1Uk5",
-	"3u2KU9wCYJ2/vg2squ3VJkj7d4L0JlGtQoS2ePMlndIUZPiDKaErkVYVuueR8qnwkYXwH6rn34UdgxNf",
-	"x1eZmI1in76dGRfccaNLtgh+pukE3KJFsLa++KqOZNURrJUWWSkE4zudgnXWl1ng353yb+vk/Tc6Kr+S",
-	"FG5mq87K4oEMsyfq8KjCYzefsR0V3gjROnecx6nFXFSc0ifsc0Yy45fVq/5pJbwUjzFleeM/uOFLOSoC",
-	"U+HqxMRcUrjuGhKI0zBRkqtHWS1q82luf7fTfKoiSInCR/gvd6C9LQ70sb5X/zfjAHrrv5UJ6KOc1yvZ",
-	"JBjzzm/m7dxmgeg5Y7l8oOmEZyny5WS+k7+N5hOSELvzDhVW3fwB08Wd89CcQxUIpuKMdF/zPBxHEKKC",
-	"DfPucxUuCmnyPCpKsSzxoQo9fD2sE4hpoart3To9XP62tT1jd9pbZxfk8IDfCu7jlbvUuQ+LaqU19WYY",
-	"oO4ShGzdnxHVdr3WfRlRZUAVTd6fEdV2O61/eSPKbmS50X4yuP5hPf2trCe77pTm/vmjsgCwG3DmzTqV",
-	"VFBdF2hAlJJYqYId6zDUvOwAMOkkY8Ik+hTVEQSqlzpkgpxwJHNlmvcXDSVAe3QGLAdv6SeYphymKk9I",
-	"FJGogbBAYZbAjegnPtSBsyaYaY4lYFkMkaB5MM2jN29enLz+9eLsj9fHF+cnr568eX/uo7ppebGHROMA",
-	"/fxz22v9/HMRW2V6M6t7WSWGSj0+B2xEGRUTEjrFxSuM0zbjmH7URTPTmEdR4d+rDItSwW8QUH2AcCEq",
-	"YReEDhYhU0GiEar7dsMf37TxEHkxNxBsjSopO2B5yLXUKaCsCVtA9gsutgxqLcELxZxdr9NQeIcosZVo",
-	"tRyHA2YHqEldRpQi0BTdH66LMQNtXVVwQEcM6RBK/TYDlA8YDlI6KzKbS216oJcERsNMLHQWkL4aymsQ",
-	"GsJz9FTefpWKEdhtpWq3taks9LwgC83b7//2pLL31VY3J637Fi1VYuURlOM8rDpIyJwjKbWtNOQn56oJ",
-	"fdWM+rUdeOfaqb3kQd5uY9P7+XsA4n3acRvWfqRLFxyuMATgkCghU0yZam6lex3ncV84uBwn0lj67sj5",
-	"OxuZt7UZf9yxPaRaIkm/qMF7O71kVR1ZMldt2bjRdDUiIHfplhWUJvqNCir1hpTDz0ZGyH9bCUrr7dFK",
-	"p28hFR5aYV/n6rU6s9+JP1z/8BD/U3uIhzkF3ps5cCv95pE5nsqbi9NgUtUXZqZ9uXkNGo4wYmSujfi6",
-	"PHCm/Fm00L+ZgoBQEsSkZ+tsKdPKXyhVU/WvkMMqFaOo0rhsMVjZBrm2r6GSKiGkaaRIHg5ExYAZXUXa",
-	"CN32ntTtrWwERz5ttc1TSFpoghXgmWebVJ4BkyCYiKUFC2CZPEtvtCnsjv9+SUHepMomy4Udb6/OjgB3",
-	"D6bHri09uZUu+124bgFi+E1c9x+mfpZoxynF0qlYN11H6R610Ot/92uL1haq5FsrR++pqvHxD9Ne924H",
-	"7qk5mP9uVzSGFTyAJN6gCe9Avdq1+rDKBYYGiUgLxqXypfX5hDsgnxxI23eg9tt8smg4iEdhEaW26cLl",
-	"CIC4dfTv38kbDks4hfo9N3vEVZFgXdLoR2jFP+2pPSqKPcO2/q106E2nPoDWcLePt1jS0avd/TB2WUkH",
-	"hz+Z5sp7yccPec0lz71QycOW737Eo4jPRXPAcjdoCqUxAhJFqndFYNrd5bOaZGaaokzr9SGqtz2vsaRZ",
-	"lxSXAZsTS3W5q15dwCa1aiTxGRFoVZAMmErUzwE1/nFiLQIS/Cu9yPCK7S94ACewPcffT3HOOxv+c6rN",
-	"Fmn8UJq/j9J8V83330aUqSP1cMpnkBcA3zJwKPe7WF/mfhaamOgWnX0NxZnA36rztar1zWMLigdkXcU0",
-	"63RBWGoBTPNHnMODxTmkNlUFJQIwFG4/3ZrIq0h7J8BRiGeKtKW4XyXyx/Bc2LHhVhpRs6j4kkpVRVfr",
-	"kNqBnkYXjCzTtppsuZ1AbZvktsdU5CP/IMMHIcMCxapJgKquZjXT+EY6XKeJw7wzqVZAmT2VY4rq5UJg",
-	"imJ9xzis3UyQxI0TygIa48jJ4XQnfEpcQVTIja4Hp+LnVE199NuT3568Pm9YrQrpjDCbvA8lJZuKjwLP",
-	"SIgyFhEhUKhhXQyYyIKAkFA00Sn5BHS5klIM0RxoPuGC6AaJcA2nqhnEsZt3K4yxEHOwspHcJpIM2PvT",
-	"lwIlRPBopu8PIs5jqWU5KE7oDG7vIsou3YgHGNpJBhHPQndKUhziFCMchgkRgpTqCaoKWc0BM+dPGiUQ",
-	"Va5ShvNcY50xbKgg3/L1ESOV5/qhIj/W9ST5ziEg1mqrDADDsaAdjqZFHyrC6Uh/TU6kMC3FjwTef9bg",
-	"gvZWW/arLsV1fzqxZto4L4h5FMcRQbos5v1y8Kyi+k1W2SXogY7/5pZE39n433z8pfZsrGSLgf6rOVJ/",
-	"MIQHtXgnnOtuKPeukVVYBroQ/gbL4JTM+KVWE3RR21RX53WkqRALFGdiAhcxjEQqtihcNSe0AfwtlsRy",
-	"064flsTfzpJYKtv8cFbEqVUSVE+K7ULLENxe56NRRBnRxcBVa45pnP4SyJWx1C/sCARFkIWD3r44fjJg",
-	"Z+1ev6gfTMeMhA4SlI0jIk0RB5GrmEJJbB/uIX00hFYbpch0qd3rfGtpvvwk0DDhcyHV/XRCEnJoIE9I",
-	"SBMSpFaOpwmi53JV+phKqyiSb/hVWjlEGt18RO5PGqq5SuWt14nFla35cRIfqB4MTnJOKqnzIc5jVQ0r",
-	"JbZM4Td9G5/zXWPlWzkJoijLbu6bdPH3PHVFGabQSDH/rEI2ZJUNHR9UHV3XPfKHOvpDHf1hnxYarOY+",
-	"967B6r4SO1/VPyBiSEFDI6h8ueYq52lCCLS1hnRk/y8TGtTwD5b6J00py4SVW6W6f+hg14Kv5dqD4nim",
-	"44X+vJy9JRw04YxnoDUMs9GIJA7S3TehM02gyqDqLuAIhzPMAtJEZxFXXRXBszdg5CoGRx/cxfrpFx/V",
-	"H5+duwFPpA7RMJW32JigKV4gEWPQ2adcpKjfRiFeCHALoiFZcBauK5X9CpZyZOP1hgR0JX0081cA1CkL",
-	"okzQGWnckGFdZps3ZFzv5nnMt+yevVqII1wCmFzdBDCkWd8G3Fb3vsA9U0koKILeuarLJvSSP1xJjsyz",
-	"AH1J8KbnvL9uUSYWvTqDvO/dqjv9KuBLHa11mqeOhZHWoTyUGxaRf7p2U76syX2/oSP2MsofNBrPPktr",
-	"JPYoZ1H/ehF4PyTuw0hcS6xBvF8uNo201fLy+0T7vdIyuQj2qxDXJq54U4l1NdCZefMBD+bSTGuOpoH5",
-	"R2jsP3lOWS5V5oRcRot8Y/8GJ2aNeX1qX9Yug1/WXKUKmYeaZhERTXSkOjnlUlcrqabmwYDVfXMyfUQ+",
-	"Z1jHyebxKb7IhrqNl0ogbaI3Kh0rhrIECaJsRhIITLWBUSUK2IBlDK71CzHuFBfmzerKzBWn//7N+fIk",
-	"t6jH/N15j3ai/5OwoB9G+YN6+b6Ni62zqitdzWtt6RXX9aqbG01IQpp208S87WCFTz33pNch6nwxYBip",
-	"/pfq3qnRRE+uVLy8Zk88JKieh/W8fXH8BOmeUUnDsUvpw/dOEYhhhwpBti2VFr7lb2yiI93T+uefOxBF",
-	"bxz7nI3oOJNnMeYidc29B+TQwFWWNG+oGLDizeWgfM8uxFM4QlAdOgNJJq3xJxzVngnGxeJSx/0PmK+i",
-	"tw/QMtvxG010JIcYy2lVVRoI7lf3FSQ0SHYkAakcX+RLRPqGVfu6nSD4O/Qm65xb7xBhpJME1FUg0Rui",
-	"3uh5lcxcUdQbSQbHhqpu8CSs3hnAZlswrbMD5XslS9Cy99ped28LI/s8J0+dYwbJHkC5RW+71UtUf1NN",
-	"u2+FSR754cLsR54eIs8bCgmjysdOhEB10hw3TWvbC/Wbv9aXAZu9FrZe//sayCWHtnPnZl7HpfvejjLL",
-	"1ryC6jzRNN04zLmZOe4VZ1weXP+/EiKyCO4R1TD/V52apVyI71ea5od9vHUfJH2GgB9ZGy51kHSdhxpE",
-	"pOnfaQVNVN9NHxVtiyE0wm47Dk3uhjxcaD+tDpuQDDSCIlIoi4HT/O5KQN1j9bt78hi6+w7Y8g/QQ9yH",
-	"TC6cKJ9wwFWdSKVu143ybabiCZonHIJMJQ//3//+H9T1Wo3mgPliwQJoCooD+U1EwjFEM5IrKTp9lCZ0",
-	"PIaMIIYoCxLYXRypHDTwo+I0d4o38xQ0KL82YFqJLaEDapiFmeIYpLqoA9wTqm3T9YS3kR85ZkMd8Zty",
-	"5Ks7xuYcCmQ0kcnrPsyFocZGzi/VES0Y5sq2rHE7eqMe3gtaxO0HrdDt4r2huz/cJW571A1bQWfYw/39",
-	"sjeykttWCqcEs5BP9fY93NpMj/7tZYNTrST+JOQmaDc7gEdCiHXOkoDcBM2pfm89qhOSentZJ5m1u5N0",
-	"PGnv7Y/vgllN/HVDNyrKOWw4BfnXDdA67TxsSPr1GU8v9Ctbr+ZsRSkoFqTGKq+h095iCSfySGLY66k0",
-	"kMYEsWw6JEl+I6/XVvdbPpxKtejGTWC/UqO5r2G0NWC3vJtBfqCyKorO3mZiAsNW6ASa6wvCQoE0Cz5E",
-	"mC1U4D80/aYC0TEDHlWHMpuAs3avj17QRwjaRzdApXjoculHwWXVGl7bjFMzU1X8ZwFqTEKgfbyQyqCw",
-	"2Wrj+/oL7mj9//NY4ps1iw3Cn7IUX9oWutEptImO5+4QzgV4nUpKxyea4PUqx2+mV7L/u/ssG7pnpvn4",
-	"ARIT3O71fxlkntcJJuQKPXt1dOyePTuShJ3ffar+IPAS8bXFaZrMUWHZvQNWz4s9UYbihIcZqEkNHfmZ",
-	"U53QesxRGmEhKGauJm/3BNJmpJ3uOzpkSFUGH0ZkwHCQcCEgz/4n6IQOTW7KykRO/qbVydZ6hBx2Sy3C",
-	"16jzdaJ/4b24AY2F8N2EydsI5tKeruG/Gtp20O4Pu/1hf280CuT/7e8Pu71O0Ao7XrfVkf9rt8Ndr9/d",
-	"6wxH2Bvt7+Ee2dvrt/t9sovJXWTnY7MNNHT0PiK9jXr/DnWrC7NF8jRcksWGJW8imzUY6LS93dDDXXdv",
-	"uBu63aBH3H3cJW5r1Bp2cStoh51tlvdAQsqiPKsfxk2e5u8lXPIt/CFY/naCBUqOmP4Y3yBDvnA+3UaG",
-	"XLlfpq4w7MZHvyB/5v3io/+UjK9uMb664muO/P3gK3ymTw6EtIgUT+Prg6+GL177jcaArVqo6ZxrDil0",
-	"1qYiQLjD4ikuxEsCuZcqHgRGF2iq2iNghnomGmbAwFPI+LyJfMLCmFOWNrMkupjhiIYwnjJzwcur/aq5",
-	"c9b/GkeYsnPlNSYsSBYSIvj72j8cMBUGBl5dC15zgOqMzKU8Kk5JMXz35591LXn1nW6L2PY8+UXb6zY2",
-	"iC753baiC/ZrC7EFG1e9V3cxIcuUs4ZNz7xf9sM93B55QZ+0ht2wg3ujXbIX7A893ArbpDPq4t6wH+yG",
-	"e2R/5OHWsB10wi7pjfp4d7gX7Id3EVLvGb2SZMalCQByGTYCVP+0qLNftWyeVJEZ4qPRdhhZORTrTKjd",
-	"ftfr7/e9f5wpZRHZLaSUd6/zvz99+Vt+UE/1TJVVbOD8Ku/HmmMOEqo6M+iHxPvbSjw4mXeUeOVhv9bU",
-	"JeJRJg/SXx/ludHjLBOEavDvoMR0yld1kERMAvWvo7cnKCHQxkEH6yqlduZOeUjQ8w8vzproNYerK33j",
-	"CSH3OTPgsaitMqZHnF+qWeX/FyUXoQIZFMDRERu6BrmwRszL4KwOqyILlq+HYVg7yjAfytwWVzsdi2Il",
-	"xry1S+DUba+6gyAjeUclMDaa9u1c4VSvcl+pJKq8yI7ZZyUyHTAJHVRlZjeaSKsvIOxyCQR1ErTTS98C",
-	"q9vl0tWyBWFOWhUtmkAm8wQZViNQHa7QoaOWvUx1sX798fr/BQAA//8=",
+	"7L3rctu4sij8KijtUzXSbEqmZFm+1dT+HCeZeHKZjO1M5qL5TIiEJMQUwBCgZSXHf88DnEfcT3IKDYAE",
+	"KUqWHTtrZq9UrVoTUyQuje5G3/tzI+SzhDPCpGgcfG5MCY5ICv98do4n6r8REWFKE0k5axw0zmTK2QQR",
+	"JqlcIIkniI+RnBI04vySsglqqj8EnhF0heOMICxQQCSeBIgy82K0aB0iQViEqEQjHF7CSyfj9mssw2nQ",
+	"aXiNlHzMaEqixoFMM+I1RDglM6yWQ67xLIlJ46AxbGwPGw2vIReJ+lPIlLJJ4+bGa7ziIdbrrS7/3ekr",
+	"u+CUCJ6lIdl0uq2r7pbZpNjaHXXHO2GPtPejPm73yfaovYcH47Yf9qIu2Rn38faodmmnRKaLo7EkaQ1s",
+	"SchZJJDkaI4VaMiYp2qhMl1QNlELrVnYtu81ZpTRWTZrHPj5nJRJMiFp40bNmuAUz4g0J/tE7+IkWl7C",
+	"uXOSNFIzUvU4wXLa8BoMz9TQo/z7zSC3IbDGPJ1h2ThoZBmNaoF3nJJIYR6O36b8ikYkfasWVruLxLyB",
+	"5lMuCMJhyDMm2zG5IjEK84EEwilBOIpSIgRZtWM72NoN/6+UjBsHjf/YKkhqS/8qtpZXrjeUpYLXYMLP",
+	"Cf6YERTCz2ic8hnCKEnJFeWZQAmekO8EChi5lhf6nSBf+MeMpIti5frnesxpkMVPn04+cPr6w9HiDfWv",
+	"X1N//vrXX+Y/n/P566d8/vo5p6+Of0rUO79/eEbHvzS8xgxfvyJsouC+0+3VHdOzK8LkKuwSkqckQnMy",
+	"mnJ+iSIS0yuSLlZjGzGjbYZrvahPBuM9v93F22G7P9qJ2ntkd9zex/6oG/aibdIfb4RrJxGZJVwSFi5e",
+	"ksXyXo5jSphshwq7GMoYVQd2SRaoidG7dydPERUoJSGfzQiLSNTqoHPLGNVbcyqnKGeViieilCQxXgj1",
+	"dMjGNBVS8aiEM0EO9fsYRXQ8JilhUn9CpZoGo36v10EvyUJjswh5QiLFRtQEIY5jknaGzIJX8/gCwM5O",
+	"22qrmwF6Z+yH+3iPtLdHfdLuh92ovY+3x+1d0ht1Iz/s4263jC29nR3gVPbvbi3Yx3AJrOVM3wlFGQAF",
+	"dUmhpiGQ4Mdn54GHLMXUXDsddEZmmEmqgKIgrvd5MGQRCWOsEJPDhDhGnMULJDQMp5hFMUlRiBnCTMxJ",
+	"ivq9PdScUSEom7QQZUISHKm7BauLj0ZY8hT1ff9wyPrdHppPCVPHFXEiEOMSzdQ2152KuQ4b6y8/B77d",
+	"3l7tZUhnVC7D8y2eECToJ7KKc8TwnTt7RMY4i2XjYMf3iqWoP2b4Wt8/Pd+9jbo1t5HXeE2Y5Okq/jCD",
+	"X78TKBMkRTRCzWM+YVRyFIhsFLRWcImZHfS+HPqdIOpzuC4t2enbEkc/YknmGJhAyJkkDOCJkySmWtDY",
+	"SlI+isnsPz8ILXXk0FFblJjGjYPGhPNJTJDkl4Qhch1OMZsQNMY0JnbZRMgLGjUOGn73p6e/9H/r/tp/",
+	"ufe+93r7zc7bwenu2d75vjoRiWUmFOQV+6USEOJdImRK8Ky4+PKRzRlMpUzEwdaWSLiM6WQqOxG5sisX",
+	"WyMctSdmozebQu2t/lqDrXyYRwxlS2tq/ghA8NAxjp8e/YoESa9I6qE/OJ956Cea4pZZtyJjTWokQhkj",
+	"1wkJJYniRUet7gmOTjW8vvBQDNQ1O51igTBDJE15eqAWnZBULtCwEWUpDHkxoyyTRAwbiu8a6m94DfhC",
+	"NA7+/NwYUxKrE6x+omiVCIEnRp7QQzuj3PylEFtIzMKquHkv7OgrUrTYYYBlWRPl7K7oUXzZht0+CI6c",
+	"gxyul6ZAgWN1MevDV+sT7oLxBCv4IDmlAkU8zBTNo2aggR8gxQng9kRwBqIFmHLM2Tim4T3x5D5g3y/A",
+	"XjA0tT3F9vEVpjEexQRhtRP1f3RGNidSjRFtfkXSGCcPfgihgZYoBBR71aoNEtQknUlHEYlZQaI0BbMq",
+	"DwWV9QX6DJ7zdESjiLAvJFZsgRlipoCpZkMYCSKEQhC75Jkg8fieNLNdHF6x6k1PZ5x/8SAMNJNTArKK",
+	"JJGHRpl05LnvBEp5TAp5AscxnwNtAMhPmCQpw/EzoNWvhPs7LsuxKzA8XnPVjUFJzdcPdhXlNwgwliwl",
+	"h0rg5ql6kuN6zosiAOIbLp/zjEVfj3f0C/i94RKNYfZNYca4bOsvHgJobzgSWTjN7SSoyVPAtCsq6AgE",
+	"GQcfWxZgJ2r7ikxJ9IXU/vbns3PkXoOWh9JiCrQg8p6yU7cMamfQOwHc/e6huDFhUcIpgztRJCSkY0oi",
+	"YAA12wfAv8WLmOPonPNXOJ2Qr4awXYdfmjUgyTmKYRWbwjHRX7Yl52395UNBEsQ6ch0SEmnRALQa1Oyi",
+	"1/QJ4lo1PHp74qHezgC91M+MbcIIEG9TMMtRNepzLTN9GV671tI5FkgrAhESlIVE6YjqYUrw/ZSCftdR",
+	"Cty131XgS5xv2+bbhziWwtBbUYZL0oZS7BWHbitAIMwibQZdOpHTXNn7ojMBa7RdWHEfFAYHsIbf6zxA",
+	"K687j1xPvdeJ5F8/8JmA2UoPrenDPCBCc5ozkl7RkLxjuST7haCPsMQjLAjKWEpwOIUh78fSHWZkloky",
+	"Z52bwtn95kEYEZklPMUpjRfuelCzbuseEtNMSsUcIj5nXqE7hzQNMyoRTwjTrOmc89eYLYxyJ74a1++5",
+	"Kg7naIbZwiKJ2BjMKZakDfz4gbD4VCkoZsBDzS8QHkuSogDcLm3wuwRIaD9Lp+G5/i7nlVVrMG9vOU4c",
+	"WMY7hjM55Sn99MWMyFgP0YjglKQIhyERwtiMHNK8p3bjyDylNd+BMoqPHuLIXmvjh4co0/vmKSLXCXAf",
+	"10nTNPAAQICJ1zoQBJ0wLLOUtDroGKcpJQIF79+/b7vqU4DGPDUwbQsSZmp8K2VphekdS1KugK2I8Bm4",
+	"N78ePTlXdsUaj1KSCauiuPZ/M83mCpUz7iVZtPW4D3KI70kct43hRgmpwrWx24NtZuyS8TkDewf6xJni",
+	"dDGXiGdS0IigOU9BJJryLBUe2hQOSsLzUEo+aOXO2BUd3PFQp9NR/DLfKpD7kZSERZiF5BXVVkRjlKPa",
+	"7EslmZX/sQ46xWinJOQpwNWcC05TvGhos7KVVf40o/6Vv8VHagPqs6WhlpaGa8z576eKLrAAS6rRbAWi",
+	"UjE5xzvm9wbtbrfd2znv+ge+f9Dv/uF6wyLFkssGKetJ8BpkBiyqOvMz9djTDo7S5JwR1FTkSaI2ZSjB",
+	"qaQhTTCTolVeFo7w/2f+6oR81vAaLIuNbKFt+MuLuTJUSVg2UwD9wCkDThaTsVSALYbPf1oaRTsPqjt6",
+	"SkUS4wUYFK37aEaIND74YuCjCKNX/IrEOKyFmLNlYAfViRS4vhOIRjYmwflAT0xF/czdwe7uXq/v17ou",
+	"XTyrLMFs2R6mhaOncKoWGbOIymNQUJbxcJzyWcX7CvjVa/t7Br98/z/97oHvb3Kkkq8YbP+8u3O3wSpA",
+	"gIXCBCv3uJLWwvpAkvdTLNEUJwlhJELNIEwJliQKPBSEnI2pYobqj5QoFhFlsflN0XVs/hCSJBdas9Lf",
+	"zRLChB1GSJzK4peY6D80M3NxIZ+vDgVxKOsCDN5POWojbJ1sajotMB8MM9/fDkPwbl/QCP4ksJ6FkGSm",
+	"/auBuX3N21ZENS+Xl7c97uHuqB+2d6IBaffHu357r7vfa+PtUT9Uz3bHe7UrX8Hl1nE0hSfbm3M0o94Z",
+	"2nzogBWvoTV7jUeR1tsgAMTBr7WXikN8S5fusbEaaF+Hhy7JQl2/C/0AeJeHlFKhr8xA0UAAinQgeWDs",
+	"+BrJAqXoYVSgKiDYEp2oES6szPK5geP45zG4vNbtwcQanenPbv7yluLJ1A821Kmp6FqtBsiJcgYrKRP7",
+	"jdeontd+uDfaxYOovUP647Y6nfZe2IvaXeKP9/HeaDccRJucV0qwqCf2ReXCiuNCS1ZkLFDEGdmMyzkw",
+	"vAPkqvKD2oCDv0Avltw9y7bKh+ZOnm/2Fo74IMKRw2CX5CKv4YQxqZHuxtr1AsqD1G5Ja900NnJ9eT9L",
+	"zloXvQY1QXXeustv99yvXn6b8SPt3TLsaJNgBa+hRGixjLHPU0JAvBZKtUKBmlHJ3MC+I/CpjxYIqB8C",
+	"KjY5xrOYy7rzs2Pf9v05nZE/1Htr7vpu/36wq2BFAUhneV6dT74QDSws67DH0OIy4oSYRVSt606HZoSF",
+	"C33FrbvMeptfZrficBGk0y8F6ezUoTdh0WrRrnsv7CayLqD4fMnMippYIEGsCExQoJ4GSFtfPPQx45II",
+	"RFkYZxBZV2LNK6KCvYZx+12sYfKlQGYThtLUDBMFRlCruZFqJnssiUKpMhdZGtfDEdQv9Qp6d/rKQ5yF",
+	"xFVeELmmQooyvKzZIBN+b05GnU+czzqZ2Pqwtbez2x/4g53+du+/knn0Ax6FpSWmdBNI3IOnMV5F38bb",
+	"mGBB0JiHmQD5AIdTtSMhUyzJhBLRqQMXMLi6IHacSq8w8/PxWBCplLCCUdaJmfWKzWbYf69LX31Gks1v",
+	"2vxzkjwcp05oWD6MM9AEUESUco/AU39FyRwlqRI76lXhLIk2ZHkby+91EpHL+Eu82eKC5my1V4FzUehN",
+	"54fm0N0SH7FHVOLqpf0azrfmXnkIIcteUf8qAcvMf8pjUs+cynErVGkchtUCqRkzjj5A9/TKtpzicQ2S",
+	"lalnaRVBQlhE2SRQTF3J7GnGGITv/vf/+b+u3n7o6O3w/lauucOf8ymNifHbCogTxBMsyeGQOQr+IQoo",
+	"u0hSPkmJEHqMXI/XEcrAr3PmfKXO8zC/aFATl3UMcyMNWULSGVanHy9AoSNXJF1I4IcGB8GFnLFIW1kJ",
+	"0YMWWBu0dOSxhboBjAK7Y0xwYaBPxECg+APec7YJI5hNGlohUeUE15krXAZWY/eUZJbI8tXQXZ/94jVi",
+	"LOQFsWFQy3ipftfBSdoKRwVA20MCjyHIRUz5HDUZR4KEKTHGy1vvPWtaXCtRS5K8Ue/deHmKyQW8vy6j",
+	"JbcYziF8EHIqSJIffdMiFI08jVTwLyqETlCoyEvOLb/JtiAKcJN9ncGLX4XzG5OmXloFkqXz9woUKq2r",
+	"jp8d45iwCKen+jgqrLnGmKsjmxWbg+8A6DyF87FOCftTguW0fApJSmcYou9XIlLx8nueXm52HcK39btT",
+	"5Gt5dhFJXW+mGuNYEK8CgzVy9CFkvqQRiawIj7OISiRTTGNgWYqmmI0g43JKUrB9V8wsr/PQWRrHldQj",
+	"k2iwNpnEhccac8cxZ4yssPMeoTD/1Vrp9U2mVo9zouygN4oNq7clpkxAWKpiF52Gt2RShlS0ixX+lFLy",
+	"mnnXxs0jop0tR0kSE3TyVAfOgxW3Qtb6Hq14VXLastb/ZYulQdFb89kc6nA+q7l07ZtCRzvjMCSJNJcd",
+	"aipRXsMX0MJgiwLwCIeXrY1tE5X1VCUgM8d6LuTvH2wrwX5zlbt8tdzKO/Mswts2k2NckSzoNXQYbb3y",
+	"V8qmQM0QxxG+ggymVr22p9/o0DDmWVTFDq3Z3VODKRa/wnLp5FLm4nXpfNaT6EPIyg7B3y4uV/hBPMcL",
+	"gcBO3cRx7LAHgcZUgtczwRPSOkRJSsCMMebAFwQV4M7u3Nl/takMXoM4jodU5x+B7KYOv+E1lK6vlBua",
+	"4rKMlr+6hARLx7ssZTNCIqEEzUxOAxOAI12mlpIrfkkieDhJsWJvENmmBm4dIp3QoUM2zNVAUg08aYO3",
+	"BWqCWFtQoDbM2L3mCAVQK9Zjc3WWRNL87eUdg1x1x6vSDe1ZssuBMa4wi2zqITPGjLW2iELDbzzL1LK2",
+	"npA0pizXaTfQ3m+8BzFyPqw98muakdycVd/372hXQjqJS6ImZgtjWmodolkmJBoRhNHY2uatPKH39tAG",
+	"p69n7CnD625imWuwsRaaTWwztewPKFXfhQWfup90i5PkIsFCzE1UwFJCCU6StonND5F9EzWxksxo1IH/",
+	"qosVbAtndMLaJwxknDMSZimVC/jhKEnaZ3aUt2YU0bLSZEpkljKdDxfzyUQXKHD8kKMwapPxZNqmHy7j",
+	"9ozxxMWPfAOVPOzB+jPyGvOUSvIzixe5y9VKeBfJyooLuXojuZJID5HJFzYpeamQziuFLCiMMFje2Va3",
+	"t93fGezu7ftbuXS5NeUzslXFuP5eHYVWpCWTubxWALqXmHT7UpR0Xh9opKBmJXwINoLiKVa4hwuQHqup",
+	"64X70rJKB9y/GxHmK/TKeL+CyKqVLBwZw5UovEKMUGJQuihfuubVJXA9pySO8rS1SsSRTq6twvGns5/f",
+	"gFJtOSofj7VFS0dD5Ip4XgcFwF0Gah3XWXZmmAxel0OybDYiacHgJZpxIdEm0Vl6P8W4dQDXmt+RibvN",
+	"69pU2JX7s8X6ZXw2yCY6+mQU6mzxLa6+7m1d9bbUP/4rj/35odvbVozMvq7QxMTDqi+Hme/3BjZX/kIt",
+	"/IeQR0Q/15HL+ikfj2PKzA9JymeJ/EEJxIRJ/Ux9dhFOlV7NJuRiRuSURz+c9XYGdb//gEehfg4mnx+u",
+	"F582UF90WLG4WBVXpF2NMGJgYpDFylgjf/+gfxddsXLuy8dVWt9qNHibiekTHi1W32Zan6g1TR3n9qdM",
+	"TBHjUt06WKsuIU7TBWIc4mlrw39eEBxr1l+RDqckvFwb47Tsqi5XoiBpOyIJYZHSjhCMh1Ii1NXRTAmO",
+	"Fp9qVNnPeeKIWuWlIiI60RQs9JObmk0UOqzlWPyyzJb4ZR3yXCkNpBLq3fA73c7tNG6mrDvTn96/rJUt",
+	"Ts+OUJKNYhrqijKnz4/R7k53t1VjTIon5UWdKqqpxf+a0N1rLQx6SMFx0M/SuBLg+svRk7qxLqv+7Yhc",
+	"tQvyqP1Ex924Cz2qNXcuL/M1j7I4EytX6V9d7+IJJ6Mfw1/OsuwtffXTb38k8s0+Y1H6y2z027NE9DA9",
+	"ej56P329u/dq+v66H45G46Mj+ev53uDTPOuevtzFb58/v86mT0+7rwbyjIcXT356dvyWjN6/PP3tw5M/",
+	"junzX/tsm1+yD9PXQrJBX/5x0Xvf3vlJ/Ph7/0W4w/YXT347Sufx/nb8Ue5enL7ZmQ+Ox/60/8vil52r",
+	"9mDn9x8//HLqXzx/+r73y9Wnj79vD/Z++eU1DY8kPvv4Sey9/OmPCft9tB/uRv6nSXT0x4tP2eDj61+u",
+	"Tl/tTPGHlHXZfvd49HMyOjl76u99fPNqkUaXsj16fv5+enTSv3r9y/Pp4D35I/PHr/vx86j3Jjydp9u/",
+	"vb0UJ29e4F/aP15cP2H05ONo7r8S3Q/P+/12KJ4fZ2n78tnk3R6e4+SnTy/Zx6cvJ/NGvShTPkRBJ7cS",
+	"gDp5jTLqdBUirqCFs2XmckkWm5t1FDndFncPA9bOT1P8Xke1PrOx5Ztz2COoXYJAWMtTU0xaawdZSUkg",
+	"HNmIzUPXbUcFuiSJrDA47WCM+cSBgFNhJLeejVM+O9OwP2ic2XBjUJXyx8e5v+7mrxuvAd4gA2D10duf",
+	"z9v9nlUbhcSzpHHQ3R30/cH+wPe7vW2vMS9BB2S8AxjnwrhSaiwH7g7WQXPpOPIF3ukrZ/Gui7C8j/y+",
+	"pkwO+o06a8O8gghOLsHyruvwf2ll2pVhD2cZ0UfZeEzSWlvJCoMIvr7A0ZU61osILzYJWbyHDWVG2YUS",
+	"FEJSu7TdXu1EIubyDqGU97FUbOBV9Pe13WRze75JQbqAFKSN2c57/dUL+KjGnqwUnQslO5dXWuuhuVdY",
+	"Y3nZFfB7VdSqPdQafLrVQ1pG6ROWZHeyi1YxXqH5MlIP/HokBMwr4xkg12r7Z+Vw//ysYxwb3Z62qlnz",
+	"KqCNep+Qywgr7jgDP0H+/m75/e723d5fHn8OXLmEKHXYscRdl3lGbufwvbqAYEi9UxcNGhE5J0rnmXNb",
+	"Pqes7JjTqDPQ+puyo3w1g6XlvOBzNMYpwlOCo3wFUF9vpEMwK6auksF4e7CzvsrcKsaVrwjQZ3lJMWcT",
+	"m4tQ1BWisrwwZMIuYiwhK96rMMR8nf3tcj28jZjlGqg9NQY1u7AYDDzaoR5ziSYpXQO1Tczs92HFD8M1",
+	"Z/j6RH+369/CQ9cUDczd4agJPm7EU5vj1NJGxykXUrhRsWIDx3nVuLaeTa9kzXVc1ObV1uqBz4/Rfn9n",
+	"F5ksXqTTxJ3IVVOw7zuBgiLvOEDkWhIGKKJwQ2cE6TJpYFQsiqotK5Q2E71GV4wx05XYcrs3BHBQgXio",
+	"63aE5LAcNmVrBIFJqRrykpfXA9Y4bDg+kvWB5Kba3lLSg9qnqfDr1I3Tr28cSuDYH2su86JC33Jp6ROU",
+	"EshKDkkeSlZARht3bYWpBMtpxapbqfhXk51UJJZ/XldIL0JNHJvKpcFvbeMAaZ9EQV5Q1gTTtw51ND1U",
+	"nZkSZnJ3lUqCLdJVdO11Ce1rQgaWl/vi/PwtMsH1IY/K1lgoXphzrp39fZdz+SukSFkXeno25an00DSb",
+	"YQbFZKD0hshmM5wu8rxbQ19q1PJ+Nyic6Ljc4EGNV1BNqfCDgul8vFAAXj/vXasx3mb/rLIo9auFmbfO",
+	"RmV118LuL24R9T677HKvu9+7u7epEt2ST210Z+fYTFlRXfsxpkLasjUEqRXpJEJIjNfTiQ46AnBHaIYT",
+	"DwlurncG5dbSEY2QrVRwSRbChiRp7nBYqgasy5MK1O/1gK1iw2lLS8trHKkxKwq+jQSDKICj0XH0bNzt",
+	"bTe8Rm6Cbxw0Pv22v3i/d/Vut3iuI8sUCLfDdFu2odJ+I1dbi9/n07Z+xdyw7jF1tRew9Kh6/nVnU4MQ",
+	"RShIjbumhvzfwGmZQzQFwc3JNhk4PmFHlTIBf7rwcmFUhcsSIP5yWP8Koi04/MZRWjUl3b2GIPXuBYhj",
+	"KaWNrkBlKOANICltvmTwGHEeE8weSg++WzCSG78FwDanfKu+eJrnF98/mGYpBmapNsCSlrQ2DqW/c0cB",
+	"+b5Rr2XufmwjahAWSqHQ3EPpEylI8jWxrqtjUDarmPBYQSPL3o60/vghfXSJRTxCnuE6wNwzmqZ2kzqV",
+	"qHarNq6/Jpw4J3QI2q80TxF4gjsoUNqOydU3Jh8bAhEAf7BrOYS0FBOb5byiPvxAU6zfzivaN1MiU0oi",
+	"D2kmO4ZobDt5KX7OOOcrs5eSqpyHywGEq5z7RWaA44Irsk9MQk7Da5h0+lzWyotj2DSVvFaG4kOXNEmq",
+	"eSZmhKUl5Ki7dDgnR2+OivJEOkQAvTPCgJYwoFkItFso0XPV1uQQ7+C2WAyv8Q745sPELS3F6dwWUqM0",
+	"1NqQmrsEkJRnrSMJvUftiH6wPVa9kEUWhdsWwe/177kbWk/exjxeQ9zG1HCgsz7cvgV5WxDF6u0v6nVx",
+	"iDBbKG05lUZGhXcictWe8cj0C6hWTNowZLTaHeIWRDT+r6PwcrOUF6efi9PHBTXxKI97DuiEqReCygYe",
+	"pk9LnUNfR5URneSpK7YpPmDWUeYRzrv3duJXnYYPkbM2MiEeNUo+nuuitlAjNiT0ikSoqY02dQH/n4e6",
+	"xNOwcTBs2FJSprTQsOENG8ZJOWwcfL65ub1Izup2UQrlcyyYY6GLukIfGg/RscLy8tLumRO/WWmwi3pd",
+	"3IrqJjFOvYSaQQUugaevz7KfTz3VCfS1VZgqY9RHIOma5itBGRGLsZQzHfpR6JEFgR0CZYGpUwHdbIXq",
+	"YmUzGsfUVLgESUC9cvbiqN3bGRTiRrQ4RCQWZNWvVXbT83cjH/fbe6PdqN0Pd0h7H/dJuzvujvpY02vd",
+	"jp3ymvcMDnJYDBgWRTYyqfrW3GXmKBHBoZFw8uKQAiIAazjp58axjmhrnxs90Kny+EEneP/WPpIxFoJi",
+	"1jbU3j7RlhwKzpqNwFPnFa5eYA/FFe+emBRC+7NbkjR7/oHfva8aublmbWDsqtWW1W2wwDv4ezfLaHIZ",
+	"/LpqTI5i7FK6k+bk7sLJRb3tVnmIlKfSLfWvqhFQA8nl9CELpABlTNIYUQkp9gpB1TXzgY+Mnq29ODyT",
+	"IZ8RDwU5FgdQoi5PozdaT+sQBQmngrMA/VBwBltv13TXgLs15FkcgdFupJhyyCOlNIHjFGKymUi0/NrJ",
+	"Z4W6AFTormHQhAFxZpk2JcIysdECEZzGlKTIxBQKSPTXig/sznQ5yI0JxpxpL4BD0yiuMD/6+6YigdJa",
+	"pjyOBKKypM5ZmDZyWtdqVA4yV9XSQCoLSu6Lq8TGjePBN9IU31v3eDHYDLixNKZOWMo0g/gnqqgMiEpk",
+	"lZWbj5aGd92Pt6kfleaMjKBRzMNLyMF3q9a6xuIoi8l3olAnD1FAWGTz4WzhvWbQ6x/4fqDbt5hiRrdY",
+	"SGxAQaIYSKpW9P83m3/63b/+9Nv7f/3v3p9+e/uv1sGffnvHPlJztP7XhsYSG6Dgjr9u+Npx58XxrWdL",
+	"+rUqR7Gfe7faWpQY9O701a+5Q+TUuLjqbE1hulDi/rkSBJZZz5RcN1+8Pjpun7046u0MmnmJabAieyiJ",
+	"MWXwbauqzWzjvf3RYLsf+t1dsrM9ULf+XrQf7hG87++PBn4U7ezs75PeaOT3R6Puzo76dRt3e90xxrUB",
+	"s8Vs5eP5OJnsXcVXf5yeDd79zjmWz1/tHc1vLwRbDOdVIbEKrl8SDwniqRZN3UjzewdDmoK/DVu1u5Ol",
+	"8UXhBmvkcr9YCvgzKg4ghAPUVZC8WTIhk+U4wE3E/Xw9XxSL6Kz+DrGQldPXO/ir7jVh8tHOFEmawCIo",
+	"lH6UaQuS/uu5XelP788by8dtTRqlgvVNCEY/RAH8eZEJoq7eQL8THKIg9+HkbTqBD8ZUyFYHnfKYCKiU",
+	"M2RBqCc4mKQ8S0SAmrkl0jPhHx7C0Yyy1iGaQVqnDTsQ6tINoClq0EEnT40eYCyp40yQSFfDAaYE/hXY",
+	"cbm0ui58TtmY27LwWDeVMw0oz6yjVrEJqc4VSYJn9RoNHK92S9gQDqt9FePoXSmKsCMeoHzTQjc/U5RU",
+	"RHBBXMiQ6Q+F7jhrh9flYUSp5pDwUJLlCXhK0KhmivDUFi9pmky0Ictth0okIolAWAc/6wozlCGxYKFn",
+	"rRPC6cRs+uqAWqo/dWv8U4bwkGlmq8WlzpAN2X/8B3JK+VPOhuyMsAjhHOe+/15j1PffG7zDAgWlhKkD",
+	"9ET3D9D1ij/MpS1VDDBaQq4wxnSGZjhRmDxkELgByFjY2wPPGueNwR2QL1hGPjAZ68UILQDKKaGpxUg9",
+	"V2fITpS4eIW0zc85OACrADFY10wB5G0G9ne95XZbZCN0htpt2AP6MWjBsiCNREz1AEMGLm0sUbDVmZM4",
+	"boNte+vD/FJ0lLIbWIhD/IsYsmdgctDVkahAwaoeCIFOUtnv7+y2bI1+oeMeAkVEAYQ/WHOEG6s0ZDpY",
+	"BSyGWGwStNJBv1aje8D1X5f6p9BqyGyPSLh98ogLoSs4ZEwhZ3BLxEXQOhiyoBp3EaBm3/dbHgrc1hjw",
+	"tKue5h0B4dG2epR3aYNH/ZY3ZIFOeGurn4wgCD/utEw58ZiGEp7st2qaLOY/1LRsUj92ezDJUpct+G1b",
+	"L95pfqEe93rqcX3PCPu7GrKuIxH8vqe+dzu8wFNYpW3tF6DmjoZdpY8a/NCFCZymtPC0Z0Bte+jAw209",
+	"KpxNO1fs9CF4Tjcvg9tv8YQyw0mUal00AjH51ij4DBqthxyF9kYhDxaVtutohMNL4Df2geRoQjQqqheH",
+	"LMETJfyXvlKkpFTswCp3UIRMvdlBuie8MK47/DHL2aDTEgNIKeTMBJcthixYapcXWD8hNLUNKg01goOi",
+	"/fjKhuQKGiJ/OmQ5JWqa1Vpnkd7ttHIVksZxXmDvsGau5WbmQvF/aGX+xHb802mJavlQA/YQBW+Pzo9f",
+	"lPa59dn86yS6cfbs9LRq5h24hcQx8dQse/qB7eCtJYCYhsSoDuZaV4JWSonE6cIJMnNu+5qrvOHkC5ok",
+	"wRuvwRPCcEIbB43tjt/Z1grWFOStemasfpnUhZNAhag8PTAPISl7jPS9kaJm8OPR+bP3R79fHL07f3Hx",
+	"+uenz36IyFXQ6qC+39dAcK6bIbsiKR1TAi3o4vyOtdeO/bt0r8DF9NP7l2cGjHnk1UnUOFB7gOSuSl/t",
+	"nu+vabBjAbBZcxoYf0ULQIVwwrRJ7Pv9VUPla9vKu37eeI0dvcj1H5R7rboydePgz7+8hgk2hABuc0SQ",
+	"sf6ejNBLskBnEEYj8URAQmoiGn+pQbYiHoqVSHCkcJlFOOYMOhg6saeKj4ChqtQp2UNkNiKRE54yogyn",
+	"CyhtePz0Dai0Syf3VK3h1pOT5FpuTeUsLh9ZVSOtPZ8X569fVRbfeQTQwzQlONXCfApZzp9Wgr3n+w7b",
+	"M7cmsK6YXhFbt0PyLJyaZtQ2TbkWvC/MdI9IGyZvewX0l3bwCKB/Ra8IU5MoYaoe7IY5dhZY45CB/RK8",
+	"fk4IO3p7cpaQ8G4wswPfETnNfAhYtkNKWKDfj16/egxonSuitfPaGWuBpnPjb0FVw97zVoPQRM70GgQp",
+	"QonAReq8VlcU4EjkoR1/W5fgmtMVCHyq1/AvwV+YG1INSHpFkEzxeEzDe5+J+mr79q9qGmCuO061SHoL",
+	"9l91t0B73LKqstj6bP95s+XoyCvP+mzK50IxpnBq9R4IJCW6rqJCA+sTxTq4tvY0a2J7H/NoV4cSryDH",
+	"AhQmc8Dc6hsc9hMc2Wgj+KR7+yfvKt0O+5ugx3O3B3y/t3/7F9Uunl+Avt2NpJuTcsvqL8L6HM9tjLPF",
+	"W5OH4xp4DEY6JABY3/jLa1y3wb7iPNPt03S1HrGyzVDxSk089lus+MZfXsOkK1QidlMqSZuzeHGgrU2i",
+	"FIj93ZJxClQYxzrlaUdcWCRzkCvKMwHS5pA9z/swCZQ4gEFN4KhOLGHrYMjaJurzAMyjJsoden/lJtLi",
+	"D70K9aAc6L785EKpnQEMDwGhBygQVJKLLI0hnmWGKfwDJ/QCRPyaQeFr7bpT369ZELypaz2pNyPBghp9",
+	"IMlW8hmgAFvf5rFYjE5fuSmbyE1yQ4XV9euyeXRs/t+b73Q3+KLaMx74VW+T5S13Sv334nWAA2s43YYc",
+	"rnT1G6Jra1v86ou+FG5JCRip5kRIbYLR9uw8SNAGJFCGgh+fafNQ3XRbn+G/J9FNsCwXxFRI1xMoGkus",
+	"mYI7LSMQe2ssJ26eyEakuhT2c+PVj5zH09xp3Er8zuclr368cOM18uBKLBFP8zK2VNj6npBQWrM601Gq",
+	"WFt9Uo5/t+IUd1iwyV/fZK267dW6lQ7utdLbrmodIrTBm6/ojEq4wx9NCF2KtKqRPY+0TYWPHYB/Ez3/",
+	"LuwYjPgmvsrGbBTn9OXMuOCOa02yRfAzlVMwixbB2sbxVR/JaiJYazWyUgjGV6KCVdqX3eDfHfPvauT9",
+	"NyKVH4kEz2wdrSweSTF7polHFx67nca2dHgjROvccx6vkXBRQ6XP2MeMZNYua3b93VJ4KZ5gyvLGf+Dh",
+	"kxwVgangOrExlxTcXSMCcRo2SnKZlPWm1lNz76tR86mOICUaHtH/OIL2NyDoY+NX/zfjAObov5QJGFLO",
+	"65Wsuxjzzm/27Vxngeg5q7m8p3LKM4kCNVng5W+j+ZSkxO28Q4VTN3/ITHHnPDTnUAeC6Tgj09c8D8cR",
+	"hOhgw7z7XI2JQqk8T4pSLBU+VCOHr17rFGJaqG57t0oOV79trM+4nfZW6QX5esBuBf54bS71HkKjWmpN",
+	"vX4NUHcJQrYeTonqtf3uQylR5YVqnHw4JarX3u7+j1ei3EaWa/UnC+tv2tPfSnty604Z7p8/Kl8AbgPO",
+	"vFmnvhV01wUaEi0k1opgxyYMNS87AEw6zZiwiT5FdQSBmqUOmXBPeIq5MsP7i4YSID16Q5Yvr/ITTFMO",
+	"U1UUEsckbiEsUJSl4BH9wEcmcNYGM82xWliWQCRoHkzz5OefX568+fHi7Pc3xxfnJ6+f/fzuPEBN2/Ji",
+	"D4nWAfr++57f/f77IrbK9mbWfll9DZV6fA7ZmDIqpiTyCscrjNOz49h+1EUz04THcWHfqw2L0sFvEFB9",
+	"gHBxVcIpCBMsQmaCxGPUDNyGP4Ft4yHyYm5wsbXqbtkhy0OulUwBZU3YArJfcHFkUGsJXijm7PvbLQ13",
+	"iBJbilbLYThkboCakmVEKQJN4/3hqhgzkNZ1BQd0xJAJoTRvMwD5kOFQ0qsis7nUpgd6SWA0ysTCZAEZ",
+	"11Beg9Ainmem8vfrRIzQbSvVuKtO5YDnJVkY3v7w3pPa3lcbeU66D3211F0rT6Ac52EdISFLR+rWdtKQ",
+	"n53rJvR1M5rXtuCdG6/xiod5u4117+fvwRIfUo9bs/cjU7rgcIkhAIdEKZlhynRzK9PrOI/7wuHlJFXK",
+	"0lcHzt9ZybyrzvjNx/aYYolC/aIG793kkmVxpKKuunfjWtXVXgG5SbcsoHTQr1RQJTdIDj/bO0L920lQ",
+	"Wq2P1hp9i1vhsQX2VaZepzP7vfjDzTcL8T/aQjzKMfDB1IE7yTdPLHlqay6W4bSuL8yVseXmNWg4woiR",
+	"uVHim4rgbPmzeGF+swUBoSSITc822VK2lb/QoqbuX6GG1SJGUaWxqjE42Qa5tG9WpURCSNOQSBEHomLI",
+	"rKyidIR+b0/J9k42gqeednv2KSQtdEAL8O2zdSLPkKkl2IilBQthmzyTt+oUbsf/oCQgrxNl02phx7uL",
+	"s2OA3aPJsStLT24ky34VrlssMfoirvsvEz9LuOOVYul0rJupo/SAUujNv7vboruBKPnWydF7rmt8/Muk",
+	"1727LffUEua/m4vGsoJHuInXSMJbWErCIlvefnXuGU4lDWmCmRTfgU1Li7YxwVcQiJTwVOpU5z84n30n",
+	"UF5hzfn0Qn1IorzO6fILMRnLIM/f9BCPozzQDTWxtqbl3TpgdtuaA2xExm7fKknp8ymHMPgZVtcnjtyb",
+	"uoOezRK5MIWHBJ8RzrTRTnTW+YiOCrg94uVRzLLKzH5eEjqK07QFk74FbvyDw+s50gRjSG0sKzKmayr/",
+	"W8jtazlNFlG5ksnoqgPQihUZEbxSKLk5n3IPJGEPCoR4UGVyPl20ymxiPdnCIu6cZ/B38rvBFk6Bum/3",
+	"vely5N94wT+dFxwVZeXhWP9W2vo6qg+hCeXdI7sq1oB6xyKMXTYHgGuRzHIzQcmbCBUUSj5CocsUOF7C",
+	"MY9jPhedIcsdLhKK8IQkjnWXnNA21sxntWUTqESZsSBEqNnz/VZFhy+pSEM2J46SdF8Nvlib0t+RgmdM",
+	"oClKOmS6JEi+UOuJI84moJRIrb8KXnEtk4/gbnLn+Pup6HkP1X+mgu6gxjf1/Ouo5/fVsf9trjJNUo+n",
+	"5oZ5q4ENQxRzC6/zZW7RpamNozN1HqAMHKi/JjO0Xt48dlbxiKyrmGadguhsrPMtourRIqqki1VhCQEs",
+	"hrtPN0byOtTeCnEc4SuN2uq6X0byp/BcuFkoTsJip6gtJZWoYuoCKenATGNK05ZxW09WbVzS2CSN9ikV",
+	"+cjf0PBR0LAAsW5Hous4Om17vhAPV0niMO+VEiugoKfOZkfNcslBjbGBZ11j7UyQtJ2klIU0wbGXr7M9",
+	"5TPSFkQH95nKkzpSV3fvQL8++/XZm/OW0xSVXhHmovehwmRbW1bgKxKhjMVECBSZtS6GTGRhSEgkOuiU",
+	"fAC8XCpeAHFjaD7lgphWrODw13VTkqSd90VNsBBz0LKROiaSDtm701cCpUTw+Mp4KmPOEyVleShJ6RXE",
+	"CcSUXbZjHmJoXBvGPIvaMyJxhCVGOIpSIgQpVS7Vtfg6Q2bpTyklkL+iixPkVQ1MbQKLBfmRr45Nq6Xr",
+	"x4oxW9X96CsHmzm7rVMALMeCxlsGFwOoPWlyigw6kUK1FN9KBfxTw5h6Gx3Zj6bo38PJxIZp47z07lGS",
+	"xASZArwPy8GzmjpbWW0/skci//XNz76y8r+e/JX0bLVkh4H+TzOkfmMIj6rxTjk3fZceXCKr0QxMy401",
+	"msEpueKXRkww5bOlqQPuKVUhESjJxBQcMYzE2tUbLasTRgH+Ek2i2h7wmybxt9MkKgXiH0+LOHWKD5tJ",
+	"sVvSHdJomnw8jikjpu2AbgI0S+QPodoZk0GhRyAoty489Pbl8bMhO+vtDIpK5XTCSOQhQdkkJkoV8RC5",
+	"TigU3w/ADxmgETT1KeXAKOneVHZQ6st3Ao1SPhdK3JdTkpJDu/KURDQloXSyyW26Dle7MmSqtKJYvRHU",
+	"SeUQ03g7iTzcbajnKhXSX3UtLh3NN0p8pMpTOM05qcLOx6DHump5+tqyJSaNNz7nu1bLd7KfRNEAwvqb",
+	"TJuJPElOK6bQsjX/rOZuyGpbxz6qOLqqT+03cfSbOPpNPy0kWMN9HlyCNR1stj7rf0DEkF4NjaHG7gpX",
+	"zvOUEGigD4UPgj9taFArOKh0aptRlgkni1P3GTJh9QVfy6UHzfFsbx3zeTlPVHhoyhnPQGoYZeMxST1k",
+	"+vxCD6xQF1ye4Wt4hKMrzELSQWcx1/1bwbI3ZOQ6AUMf+GID+SlAzadn5+2Qp0qGaNkaf2xCIIpRJBhk",
+	"9hkXEg16KMILAWZBNCILzqJVRflfw1aOXLjeUupC3z6G+esFNCkL40zQK9K6pZZDmW3eUtthN6+YcMc+",
+	"/cslf6LKgsn1bQuGgg53WW63/1DLPdPpbiiGLt26ny/LJBGHS2nYeb5xoBD+wrwXrNqUzXqpr1Ux8KFZ",
+	"uG5J3ev7ToPq7s5yV7LlhVd655uEchMLo7RDRZRrNpF/uvJQPq2osnFL7/0qyB81Gs+lpRU39jhnUf/z",
+	"IvC+3biPc+M61xrE++XXpr1tzX35daL9Xps7uQj2q7mubQbDumYOeqAz++YjEmZlphWkadf8LTT2H569",
+	"mt8qc0Iu40V+sH8DilmhXp+6ztrq8suSqxIh81DTLCaig450z7j81jVCqq2uMmTNwFJmgMjHDJs42Tw+",
+	"JRDZyDQM1KnqHfSzTvxMoABKiii7IpDUU1qMLobChixj4NYvrnGvcJh36mvA11D/w6vz5UnuUPn9q/Me",
+	"Y0T/h7Cgb0r5o1r5voyLrdKqa03NK3XpJdP1spkbTUlKOm571rzBaY1NPbekNyHqfDFkGOlOu9rv1Oqg",
+	"Z9c6Xt6wJx4R1MzDet6+PH6GTHe6tOW5TTvge68IxHBDhSCvnyoN37E3dtCR6Z7//ffbEEVvDfucjekk",
+	"U7SYcCHb1u8BOTTgylLqDRVDVrxZDcr33ZJfhSEENaEHmWLSBn7C043gYFwsLk3c/5AFOnr7AFXZTtDq",
+	"oCM1xERNq+tfQXC/9leQyALZUwikqwmgQAEysKw6MI1Lwd5hDtlk9/uHCCOTJKBdgcQciH5jx69l5hqj",
+	"flZocGyx6hZLwrLPAA7bWdMqPVC9V9IEHX2v5/f3NlCyz3P0NDlmkOwBmFt00Vx2ogbrqmd+6ZoUyY8W",
+	"9jzy9BBFbygijGobOxECNUln0rFNtC/0b8FKWwYc9sq17Qy+roJcMmh7924beFzy925rtWzFK6jJU4PT",
+	"rcOcm1lyr6FxRbjBf6VEZDH4EfUw/1tTTSUX4usVwfqmH2/ccc3QEPAj58CVDCJXWajhirSZ5k7QRL1v",
+	"+qhokA6hEYxLOjYUAe00RzxaGDutCZtQDDSGcnUoS4DT/NZWC20f69/bJ08hE37Iqj+cQ1smyOTCqbYJ",
+	"h1xntmtxu2mFbzsVT9E85RBkqnj4f/+f/4v6frfVGbJALFgI7YdxqL6JSTSBaEZyra7OAMmUTiaQEcQQ",
+	"ZWEKp4tjnYMGdlQsc6N4J09Bg0KPQ2aE2BI4oFpilGmOQerLx4CfUB+bqVy+yf2RQzYyEb+So0D7GDtz",
+	"KMXTQbaCxGF+GRpo5PxSk2jBMJeOZYXZ0R/v4L2wS9qDsBu1+3hv1N4f7ZJ2b9yPuuH2aAcP9svWyFpu",
+	"W3s5pZhFfGaO7/H2Bph1p7vBqxcSvxPqEIyZHZZHIoh1ztKQ3LaaU/PealCnRPp72XZ61etP5WTa29uf",
+	"3AeyBvmbFm90lHPU8gr0b9pFm7TzqKXwN2BcXphXNt7N2ZJQUGxIj1Xew3Zvgy2cKJLEcNYzpSBNCGLZ",
+	"bETS3CNv9tYMugFQpd5067Zlv9ajtd/AaCuW3fVvX/IjFXDSePY2E1MYtkYmMFxfEBYJZFjwIcJsoQP/",
+	"BWFQ+pVOGPCoJhT0BZj1dgboJX2CoFF9C0SKx27McBRe1u3hjcs4DTPVZcYWIMakJOQTRoUSBoXLVltf",
+	"115wT+3/n6OJr5cs1lz+lEl86WroVqYwKjqet0dAF2B1KgkdH2iKV4scv9qu7MFv7RfZqH1GJwzLLCUH",
+	"SExxb2fwwzDz/e1wSq7Ri9dHx+2zF0cKsXPfp+5EBC+RwGictp0lFY7eO2TNvKwcZShJeZSBmNQykZ85",
+	"1gkjxxzJGAtBMWsb9G6fQNqM0tMDz4QM6R4Eo5gMGQ5TLgTk2X8nUEoktNMqCxM5+tumShvLEWrYDaWI",
+	"wIAuMIn+hfXiFjAWl+86SN7lYi6d6Qr+a1bbC3uDUX8wGuyNx6H6v/39UX9nO+xG236/u63+1+tFu/6g",
+	"v7c9GmN/vL+Hd8je3qA3GJBdTO5zdz61x0Ajz5wjMsdozu/QNNWxR6So4ZIs1mx5HdqsgMB2z9+NfNxv",
+	"7412o3Y/3CHtfdwn7e64O+rjbtiLtjfZ3iNdUg7mOZ13brM0f63LJT/CbxfL3+5igZIjthPPF9whnzif",
+	"bXKHXLc/zdrCspsA/YCCK/+HAP2nYnxNh/E1NV/z1O8Hn+EzQzkQ0iIkniU3B58tX7wJWq0hW9ZQ5Zwb",
+	"DilM1qZGQPBhcYmL6yWF3EsdDwKjCzTTjVgwQzs2GmbIwFLI+LyDAsKihFMmO1kaX1zhmEYwnlZzwcpr",
+	"7Kq5cTb4nMSYsnNtNSYsTBdqRfD3TXA4ZDoMDKy6znotATUZmav7qKCSYvj+99+brhX6O9OAtef76oue",
+	"32+tubrUd5teXXBeG1xbcHD1Z3UfFbKMOSvY9JX/w360h3tjPxyQ7qgfbeOd8S7ZC/dHPu5GPbI97uOd",
+	"0SDcjfbI/tjH3VEv3I76ZGc8wLujvXA/us8l9Y7Ra4VmXKkAcC/DQYDoL4uOHnXb5mkdmiE+Hm8GkSWi",
+	"WKVC7Q76/mB/4P/rVCkHye5wS/kPOv+701e/5oR6amaqrWID9KutHyvIHG6o+sygbzfe3/bGA8q8541X",
+	"HvZzQzsRjzJFSH/+pejGjFNFiBcEx3LqQd1PyiBhCFyVCQn1v47enqCUQMMYE6yrhdqr9oxHBP30/uVZ",
+	"B73h4LoyHk8Iuc+ZAU9EY5kxPeH8Us+q/r8o7goVyKAAjonYMN0OhDNiXgZneVgdWVB1D8OwbpRhPpT1",
+	"FtcbHYtiJVa9dUvgNF2ruocgI3lLJzC2Oq53rjCq15mvdBJVXmTHnrO+Mj1QCT1Up2a3OsiIL3DZ5TcQ",
+	"1EkwRi/jBdbe5ZJr2Vlhjlo1zeDgTuYpsqxGoCa40KF3n7tN7Vi/+evm/wUAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

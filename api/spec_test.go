@@ -102,6 +102,7 @@ func TestSpecEndpoints(t *testing.T) {
 		"GET /v1/bookings/{bookingId}":                   false,
 		"PATCH /v1/bookings/{bookingId}":                 false,
 		"POST /v1/bookings/{bookingId}/cancel":           false,
+		"GET /v1/bookings/{bookingId}/attendance":        false,
 		"GET /v1/bookings/{bookingId}/audit":             false,
 		"PUT /v1/mentors/{mentorId}/schedule":            false,
 		"GET /v1/mentors/{mentorId}/schedule":            false,

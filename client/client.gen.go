@@ -20,6 +20,24 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AttendanceRecordEvent.
+const (
+	AttendanceRecordEventJoined AttendanceRecordEvent = "joined"
+	AttendanceRecordEventLeft   AttendanceRecordEvent = "left"
+)
+
+// Valid indicates whether the value is a known member of the AttendanceRecordEvent enum.
+func (e AttendanceRecordEvent) Valid() bool {
+	switch e {
+	case AttendanceRecordEventJoined:
+		return true
+	case AttendanceRecordEventLeft:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for BookingRole.
 const (
 	BookingRoleCandidate BookingRole = "candidate"
@@ -316,6 +334,40 @@ func (e Weekday) Valid() bool {
 		return false
 	}
 }
+
+// AttendanceList defines model for AttendanceList.
+type AttendanceList struct {
+	Items []AttendanceRecord `json:"items"`
+}
+
+// AttendanceRecord defines model for AttendanceRecord.
+type AttendanceRecord struct {
+	// At When, as Zoom reports it.
+	//
+	// Example: 2026-11-25T10:00:41Z
+	At time.Time `json:"at"`
+
+	// Email Email, when Zoom reports one (signed-in participants).
+	//
+	// Example: ada@example.com
+	Email *string `json:"email"`
+
+	// Event Example: joined
+	Event AttendanceRecordEvent `json:"event"`
+
+	// Name Display name in the meeting.
+	//
+	// Example: Ada Lovelace
+	Name string `json:"name"`
+
+	// ParticipantId Zoom's id of the participant in this meeting.
+	//
+	// Example: 16778240
+	ParticipantId string `json:"participant_id"`
+}
+
+// AttendanceRecordEvent Example: joined
+type AttendanceRecordEvent string
 
 // AuditChange defines model for AuditChange.
 type AuditChange struct {
@@ -1689,6 +1741,13 @@ type ClientInterface interface {
 	// Corresponds with PATCH /v1/bookings/{bookingId} (the `RescheduleBooking` operationId).
 	RescheduleBooking(ctx context.Context, bookingId BookingId, params *RescheduleBookingParams, body RescheduleBookingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListBookingAttendance Who joined and left the booking's Zoom meeting
+	//
+	// The participants' joins and leaves reported by Zoom's `meeting.participant_joined` and `meeting.participant_left` webhooks, oldest first (a join before a leave at the same instant). Visible to whoever may read the booking. Empty until someone joins.
+	//
+	// Corresponds with GET /v1/bookings/{bookingId}/attendance (the `ListBookingAttendance` operationId).
+	ListBookingAttendance(ctx context.Context, bookingId BookingId, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListBookingAudit Audit trail of a booking
 	//
 	// Every state change of the booking (who, when, from, to, why), oldest first.
@@ -2250,6 +2309,23 @@ func (c *Client) RescheduleBookingWithBody(ctx context.Context, bookingId Bookin
 // Corresponds with PATCH /v1/bookings/{bookingId} (the `RescheduleBooking` operationId).
 func (c *Client) RescheduleBooking(ctx context.Context, bookingId BookingId, params *RescheduleBookingParams, body RescheduleBookingJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRescheduleBookingRequest(c.Server, bookingId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListBookingAttendance Who joined and left the booking's Zoom meeting
+//
+// The participants' joins and leaves reported by Zoom's `meeting.participant_joined` and `meeting.participant_left` webhooks, oldest first (a join before a leave at the same instant). Visible to whoever may read the booking. Empty until someone joins.
+//
+// Corresponds with GET /v1/bookings/{bookingId}/attendance (the `ListBookingAttendance` operationId).
+func (c *Client) ListBookingAttendance(ctx context.Context, bookingId BookingId, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListBookingAttendanceRequest(c.Server, bookingId)
 	if err != nil {
 		return nil, err
 	}
@@ -3398,6 +3474,40 @@ func NewRescheduleBookingRequestWithBody(server string, bookingId BookingId, par
 	return req, nil
 }
 
+// NewListBookingAttendanceRequest constructs an http.Request for the ListBookingAttendance method
+func NewListBookingAttendanceRequest(server string, bookingId BookingId) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "bookingId", bookingId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/bookings/%s/attendance", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListBookingAuditRequest constructs an http.Request for the ListBookingAudit method
 func NewListBookingAuditRequest(server string, bookingId BookingId, params *ListBookingAuditParams) (*http.Request, error) {
 	var err error
@@ -4453,6 +4563,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /v1/bookings/{bookingId} (the `RescheduleBooking` operationId).
 	RescheduleBookingWithResponse(ctx context.Context, bookingId BookingId, params *RescheduleBookingParams, body RescheduleBookingJSONRequestBody, reqEditors ...RequestEditorFn) (*RescheduleBookingResponse, error)
+
+	// ListBookingAttendanceWithResponse Who joined and left the booking's Zoom meeting
+	//
+	// The participants' joins and leaves reported by Zoom's `meeting.participant_joined` and `meeting.participant_left` webhooks, oldest first (a join before a leave at the same instant). Visible to whoever may read the booking. Empty until someone joins.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/bookings/{bookingId}/attendance (the `ListBookingAttendance` operationId).
+	ListBookingAttendanceWithResponse(ctx context.Context, bookingId BookingId, reqEditors ...RequestEditorFn) (*ListBookingAttendanceResponse, error)
 
 	// ListBookingAuditWithResponse Audit trail of a booking
 	//
@@ -5971,6 +6090,110 @@ func (r RescheduleBookingResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RescheduleBookingResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListBookingAttendanceResponse429Headers the declared response headers of an HTTP 429 response for ListBookingAttendance
+type ListBookingAttendanceResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ListBookingAttendanceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AttendanceList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
+	ApplicationproblemJSON501 *NotImplemented
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListBookingAttendanceResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListBookingAttendanceResponse) GetJSON200() *AttendanceList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListBookingAttendanceResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListBookingAttendanceResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListBookingAttendanceResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListBookingAttendanceResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListBookingAttendanceResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListBookingAttendanceResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
+func (r ListBookingAttendanceResponse) GetApplicationproblemJSON501() *NotImplemented {
+	return r.ApplicationproblemJSON501
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListBookingAttendanceResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListBookingAttendanceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListBookingAttendanceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListBookingAttendanceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListBookingAttendanceResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7893,6 +8116,21 @@ func (c *ClientWithResponses) RescheduleBookingWithResponse(ctx context.Context,
 	return ParseRescheduleBookingResponse(rsp)
 }
 
+// ListBookingAttendanceWithResponse Who joined and left the booking's Zoom meeting
+//
+// The participants' joins and leaves reported by Zoom's `meeting.participant_joined` and `meeting.participant_left` webhooks, oldest first (a join before a leave at the same instant). Visible to whoever may read the booking. Empty until someone joins.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/bookings/{bookingId}/attendance (the `ListBookingAttendance` operationId).
+func (c *ClientWithResponses) ListBookingAttendanceWithResponse(ctx context.Context, bookingId BookingId, reqEditors ...RequestEditorFn) (*ListBookingAttendanceResponse, error) {
+	rsp, err := c.ListBookingAttendance(ctx, bookingId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListBookingAttendanceResponse(rsp)
+}
+
 // ListBookingAuditWithResponse Audit trail of a booking
 //
 // Every state change of the booking (who, when, from, to, why), oldest first.
@@ -9420,6 +9658,101 @@ func ParseRescheduleBookingResponse(rsp *http.Response) (*RescheduleBookingRespo
 		response.Headers202 = &headers
 	case rsp.StatusCode == 429:
 		var headers RescheduleBookingResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListBookingAttendanceResponse parses an HTTP response from a ListBookingAttendanceWithResponse call
+func ParseListBookingAttendanceResponse(rsp *http.Response) (*ListBookingAttendanceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListBookingAttendanceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AttendanceList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
+		var dest NotImplemented
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON501 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListBookingAttendanceResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

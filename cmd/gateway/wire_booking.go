@@ -9,6 +9,7 @@ import (
 	"github.com/spotlight/gateway/internal/booking/providers"
 	"github.com/spotlight/gateway/internal/httpapi"
 	"github.com/spotlight/gateway/internal/store"
+	"github.com/spotlight/gateway/webhooks"
 )
 
 // wireBooking wires the booking area: the booking service (schedules,
@@ -43,7 +44,7 @@ func wireBooking(w *wiring) error {
 	addWorker(w, svc.Worker())
 	addWorker(w, svc.SweepWorker())
 	w.periodic = append(w.periodic, booking.PeriodicSweep())
-	w.deps.Bookings = httpapi.BookingDeps{Service: svc}
+	w.deps.Bookings = httpapi.BookingDeps{Service: svc, Attendance: &webhooks.AttendanceLog{DB: w.db}}
 	w.deps.ErrorMappers = append(w.deps.ErrorMappers, httpapi.BookingErrors)
 	w.onStop = append(w.onStop, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownTimeout)

@@ -32,6 +32,7 @@ import (
 	"github.com/spotlight/gateway/internal/booking/providers"
 	"github.com/spotlight/gateway/internal/httpapi"
 	"github.com/spotlight/gateway/internal/store"
+	"github.com/spotlight/gateway/webhooks"
 )
 
 // flaky injects provider faults in front of a simulator: a share of the
@@ -206,7 +207,7 @@ func newBookingEnv(t *testing.T, s *store.Store, o envOptions) *bookingEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := httpapi.NewServer(httpapi.Deps{Authenticator: v, Bookings: httpapi.BookingDeps{Service: en.svc},
+	e, err := httpapi.NewServer(httpapi.Deps{Authenticator: v, Bookings: httpapi.BookingDeps{Service: en.svc, Attendance: &webhooks.AttendanceLog{DB: s}},
 		ErrorMappers: []httpapi.ErrorMapper{httpapi.BookingErrors}})
 	if err != nil {
 		t.Fatal(err)

@@ -11,12 +11,22 @@ import (
 	"github.com/spotlight/gateway/api"
 	"github.com/spotlight/gateway/internal/auth"
 	"github.com/spotlight/gateway/internal/booking"
+	"github.com/spotlight/gateway/webhooks"
 )
 
 // BookingDeps is what the booking and mentor endpoints need; cmd/gateway fills it in.
 type BookingDeps struct {
 	// Service is the booking domain; nil answers 501.
 	Service *booking.Service
+	// Attendance lists the joins and leaves Zoom reported for a booking;
+	// nil answers 501 on the attendance route.
+	Attendance AttendanceLister
+}
+
+// AttendanceLister lists a booking's attendance records in time order
+// (*webhooks.AttendanceLog implements it).
+type AttendanceLister interface {
+	List(ctx context.Context, bookingID string) ([]webhooks.Attendance, error)
 }
 
 // BookingErrors maps the booking domain's errors to problems; register it
@@ -284,6 +294,38 @@ func (s *Server) ListBookingAudit(ctx context.Context, request api.ListBookingAu
 	}
 	if next != "" {
 		out.NextCursor = &next
+	}
+	return out, nil
+}
+
+// ListBookingAttendance returns who joined and left a booking's meeting,
+// to whoever may read the booking.
+func (s *Server) ListBookingAttendance(ctx context.Context, request api.ListBookingAttendanceRequestObject) (api.ListBookingAttendanceResponseObject, error) {
+	svc, a, err := s.bookingsFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.deps.Bookings.Attendance == nil {
+		return nil, ErrNotImplemented
+	}
+	id := request.BookingId.String()
+	if _, err := svc.Get(ctx, a, id); err != nil {
+		return nil, err
+	}
+	recs, err := s.deps.Bookings.Attendance.List(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := api.ListBookingAttendance200JSONResponse{Items: make([]api.AttendanceRecord, 0, len(recs))}
+	for _, r := range recs {
+		rec := api.AttendanceRecord{ParticipantId: r.ParticipantID, Name: r.Name, Event: api.AttendanceRecordEventLeft, At: r.At.UTC()}
+		if r.Joined {
+			rec.Event = api.AttendanceRecordEventJoined
+		}
+		if r.Email != "" {
+			rec.Email = &r.Email
+		}
+		out.Items = append(out.Items, rec)
 	}
 	return out, nil
 }
