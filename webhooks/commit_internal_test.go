@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
@@ -103,5 +104,97 @@ func TestFinishStmtKeepsLastOutcomePerDelivery(t *testing.T) {
 	ids, statuses, notes := args[1].([]string), args[2].([]string), args[4].([]string)
 	if !slices.Equal(ids, []string{"a", "b"}) || !slices.Equal(statuses, []string{StatusProcessed, StatusProcessed}) || notes[0] != "done" {
 		t.Fatalf("ids %v, statuses %v, notes %v", ids, statuses, notes)
+	}
+}
+
+// On PostgreSQL new deliveries are stored with COPY, which fails on a
+// delivery stored already: by another transaction meanwhile (here it holds
+// the row uncommitted while the COPY runs, then commits), or long before (a
+// provider's retry). The batch is then committed again as a whole (one
+// transaction, not each delivery alone) without COPY, and nothing is lost
+// or stored twice.
+func TestCopyConflictCommitsAgain(t *testing.T) {
+	t.Parallel()
+	db := storetest.Postgres(t)
+	jobs := &countingJobs{}
+	events := NewEvents(db)
+	reg := prometheus.NewRegistry()
+	m := newMetrics(reg)
+	c := newCommitter(db, events, func() JobInserter { return jobs }, CommitConfig{}, 1, m)
+	defer c.close()
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	delivery := func(key string) *Delivery {
+		return &Delivery{ID: newID(), Provider: ProviderJira, ExternalID: key, EventType: "jira:issue_updated",
+			Status: StatusReceived, Headers: map[string]string{}, Body: []byte(`{}`), ReceivedAt: now}
+	}
+	other := delivery("raced")
+	blocker, err := db.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blocker.ExecContext(ctx, db.Rebind(insertColumns+`(?, ?, ?, ?, ?, ?, ?, ?)`), insertArgs(other)...); err != nil {
+		t.Fatal(err)
+	}
+	raced, fresh := &pending{d: delivery("raced"), res: make(chan commitResult, 1)}, &pending{d: delivery("fresh"), res: make(chan commitResult, 1)}
+	done := make(chan struct{})
+	go func() { defer close(done); c.commit([]*pending{raced, fresh}) }()
+	// The COPY waits for the blocker's row; once it commits, the COPY fails.
+	deadline := time.Now().Add(5 * time.Second)
+	for waiting := false; !waiting; {
+		if time.Now().After(deadline) {
+			t.Fatal("the commit never waited for the blocking transaction")
+		}
+		_ = db.DB().QueryRowContext(ctx, `SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE 'copy%'`).Scan(&waiting)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := blocker.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if r := <-raced.res; r.err != nil || !r.dup || r.id != other.ID {
+		t.Fatalf("raced delivery: %+v, want a duplicate of %s", r, other.ID)
+	}
+	if r := <-fresh.res; r.err != nil || r.dup || r.id != fresh.d.ID {
+		t.Fatalf("fresh delivery: %+v", r)
+	}
+	var n int
+	if err := db.DB().QueryRowContext(ctx, `SELECT count(*) FROM webhook_events`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d deliveries stored (%v), want 2", n, err)
+	}
+	if _, err := events.Get(ctx, fresh.d.ID); err != nil {
+		t.Fatalf("fresh delivery not stored: %v", err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var count uint64
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == "gateway_webhook_commit_batch_size" {
+			h := mf.GetMetric()[0].GetHistogram()
+			count, sum = h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	if count != 1 || sum != 2 {
+		t.Fatalf("%d commits of %v deliveries, want the batch of 2 committed once more", count, sum)
+	}
+
+	// A retry of a delivery stored long ago, with a new one.
+	if c.copyAfter.Load() <= time.Now().UnixNano() {
+		t.Fatal("COPY not paused after a conflict")
+	}
+	c.copyAfter.Store(0)
+	retry, next := &pending{d: delivery("fresh"), res: make(chan commitResult, 1)}, &pending{d: delivery("next"), res: make(chan commitResult, 1)}
+	c.commit([]*pending{retry, next})
+	if r := <-retry.res; r.err != nil || !r.dup || r.id != fresh.d.ID {
+		t.Fatalf("retried delivery: %+v, want a duplicate of %s", r, fresh.d.ID)
+	}
+	if r := <-next.res; r.err != nil || r.dup {
+		t.Fatalf("next delivery: %+v", r)
+	}
+	if err := db.DB().QueryRowContext(ctx, `SELECT count(*) FROM webhook_events`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("%d deliveries stored (%v), want 3", n, err)
 	}
 }

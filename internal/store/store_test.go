@@ -342,3 +342,68 @@ func TestTwoClientsShareJobsExactlyOnce(t *testing.T) {
 		t.Logf("work split %v (one replica took everything; allowed, but unusual)", perClient)
 	}
 }
+
+// InTxCopy's COPY runs inside the transaction: its rows commit with the
+// transaction's other statements and roll back with them, and a duplicate
+// row fails it with a unique violation. SQLite has no COPY.
+func TestInTxCopy(t *testing.T) {
+	t.Parallel()
+	cols := []string{"booking_id", "participant_id", "name", "email", "joined", "at"}
+	row := func(b, p string) []any { return []any{b, p, "n", "e", int64(1), int64(7)} }
+	count := func(t *testing.T, db *store.Store, booking string) int {
+		var n int
+		if err := db.DB().QueryRowContext(t.Context(), db.Rebind(`SELECT count(*) FROM webhook_attendance WHERE booking_id = ?`), booking).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		db := storetest.Postgres(t)
+		ctx := t.Context()
+		err := db.InTxCopy(ctx, func(tx *sql.Tx, cp store.CopyFunc) error {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attendance VALUES ('b1', 'p0', 'n', 'e', 1, 7)`); err != nil {
+				return err
+			}
+			n, err := cp(ctx, "webhook_attendance", cols, [][]any{row("b1", "p1"), row("b1", "p2")})
+			if err == nil && n != 2 {
+				err = fmt.Errorf("copied %d rows, want 2", n)
+			}
+			return err
+		})
+		if err != nil || count(t, db, "b1") != 3 {
+			t.Fatalf("commit: %v; %d rows, want 3", err, count(t, db, "b1"))
+		}
+		boom := errors.New("boom")
+		err = db.InTxCopy(ctx, func(tx *sql.Tx, cp store.CopyFunc) error {
+			if _, err := cp(ctx, "webhook_attendance", cols, [][]any{row("b2", "p1")}); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) || count(t, db, "b2") != 0 {
+			t.Fatalf("rollback: %v; %d rows, want 0", err, count(t, db, "b2"))
+		}
+		err = db.InTxCopy(ctx, func(tx *sql.Tx, cp store.CopyFunc) error {
+			_, err := cp(ctx, "webhook_attendance", cols, [][]any{row("b3", "p1"), row("b1", "p1")})
+			return err
+		})
+		if !store.IsUniqueViolation(err) || count(t, db, "b3") != 0 {
+			t.Fatalf("duplicate: %v; %d rows of b3, want a unique violation and 0", err, count(t, db, "b3"))
+		}
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		db := storetest.SQLite(t)
+		err := db.InTxCopy(t.Context(), func(tx *sql.Tx, cp store.CopyFunc) error {
+			if cp != nil {
+				return errors.New("SQLite offered COPY")
+			}
+			_, err := tx.ExecContext(t.Context(), `INSERT INTO webhook_attendance VALUES ('b1', 'p0', 'n', 'e', 1, 7)`)
+			return err
+		})
+		if err != nil || count(t, db, "b1") != 1 {
+			t.Fatalf("%v; %d rows, want 1", err, count(t, db, "b1"))
+		}
+	})
+}
