@@ -634,7 +634,11 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending, wi
 // deliveryKey is the unique key of a stored delivery.
 type deliveryKey struct{ provider, external string }
 
-const insertColumns = `INSERT INTO webhook_events (id, provider, external_id, event_type, status, headers, body, received_at) VALUES `
+// insertColumnNames are the columns insertArgs gives values for.
+var insertColumnNames = []string{"id", "provider", "external_id", "event_type", "status", "headers", "body", "received_at"}
+
+// insertColumns starts an INSERT of deliveries (values from insertArgs).
+var insertColumns = `INSERT INTO webhook_events (` + strings.Join(insertColumnNames, ", ") + `) VALUES `
 
 func insertArgs(d *Delivery) []any {
 	headers := headersJSON(d.Headers)
@@ -728,9 +732,6 @@ func (c *committer) insertEach(ctx context.Context, tx *sql.Tx, batch []*pending
 
 // errCopyConflict: a delivery COPY was storing exists already.
 var errCopyConflict = errors.New("webhooks: a copied delivery exists already")
-
-// insertColumnNames are the columns insertArgs gives values for.
-var insertColumnNames = []string{"id", "provider", "external_id", "event_type", "status", "headers", "body", "received_at"}
 
 // insertCopy (PostgreSQL) stores the deliveries of batch, each key once,
 // with COPY and records them in ids. COPY has no ON CONFLICT: a delivery
