@@ -436,7 +436,8 @@ func pgSchema(base string) (string, func(), error) {
 }
 
 // startTarget starts the server of target (echo, sqlite or postgres; the
-// gateway built as bin) with its data in tmp/dir; stop it with cleanup.
+// gateway built as bin) with its data in tmp/dir; stop ends it (and drops
+// its PostgreSQL schema).
 func startTarget(cfg config, target, bin, self, tmp, dir string) (c *child, stop func(), err error) {
 	cleanup := func() {}
 	switch target {
