@@ -292,6 +292,13 @@ func (c *committer) wait(ctx context.Context, p *pending) commitResult {
 
 // enqueue queues p for the committers.
 func (c *committer) enqueue(ctx context.Context, p *pending) commitResult {
+	// The queue has room but when the committers fall far behind: a plain
+	// send first spares the three-way select.
+	select {
+	case c.reqs <- p:
+		return commitResult{}
+	default:
+	}
 	select {
 	case c.reqs <- p:
 		return commitResult{}

@@ -82,7 +82,12 @@ func parseZoomTime(s string) (time.Time, error) {
 // body and keeps where the fields it reads are, then copies their values
 // into one string. It accepts exactly the bodies encoding/json would, with
 // the same results (FuzzDecodeZoomMatchesStd).
-func DecodeZoom(body []byte) (*ZoomEvent, error) {
+func DecodeZoom(body []byte) (*ZoomEvent, error) { return decodeZoom(body, false) }
+
+// decodeZoom is DecodeZoom; with alias, the event's strings that need no
+// unescaping point into body instead of being copied (body must never be
+// modified afterwards: a Delivery's body, which nothing writes to once read).
+func decodeZoom(body []byte, alias bool) (*ZoomEvent, error) {
 	var p zoomEventSpans
 	if err := decodeZoomJSON(body, &p); err != nil {
 		return nil, fmt.Errorf("%w: zoom: %v", ErrUndecodable, err)
@@ -104,7 +109,7 @@ func DecodeZoom(body []byte) (*ZoomEvent, error) {
 	)
 	spans[event], spans[accountID], spans[operator], spans[plainToken] = p.event, p.accountID, p.operator, p.plainToken
 	if zoomValueIs(body, p.event, ZoomURLValidation) {
-		zoomStrings(body, spans[:object], strs[:object])
+		zoomStrings(body, spans[:object], strs[:object], alias)
 		if strs[plainToken] == "" || len(strs[plainToken]) > 256 {
 			return nil, fmt.Errorf("%w: zoom: url_validation without a plainToken", ErrUndecodable)
 		}
@@ -124,7 +129,7 @@ func DecodeZoom(body []byte) (*ZoomEvent, error) {
 	if p.old.present {
 		p.old.spans(spans[old:participant])
 	}
-	zoomStrings(body, spans[:], strs[:])
+	zoomStrings(body, spans[:], strs[:], alias)
 
 	// One allocation for the event and the structs it points to.
 	var ev *ZoomEvent

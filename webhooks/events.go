@@ -55,7 +55,9 @@ type Delivery struct {
 	EventType  string
 	Status     string
 	// Headers is the stored safe subset of the request headers.
-	Headers     map[string]string
+	Headers map[string]string
+	// Body is the raw body as received. Nothing writes to it once it is
+	// read: the Zoom event decoded from it for processing points into it.
 	Body        []byte
 	ReceivedAt  time.Time
 	ProcessedAt time.Time // zero until processed

@@ -141,10 +141,14 @@ func (h *handoff) run(b handoffBatch) {
 		}
 		break
 	}
+	n := 0
+	for _, b := range bs {
+		n += len(b.ds)
+	}
 	var (
-		ds    []Delivery
-		spans []jobSpan
-		zoom  = make(map[string]*ZoomEvent)
+		ds    = make([]Delivery, 0, n)
+		spans = make([]jobSpan, 0, len(bs))
+		zoom  = make(map[string]*ZoomEvent, n)
 	)
 	for _, b := range bs {
 		if time.Since(b.committed) > h.grace/4 {

@@ -1,6 +1,8 @@
 package webhooks
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"testing"
@@ -40,5 +42,33 @@ func TestHeadersJSON(t *testing.T) {
 				t.Errorf("round trip %q, want %q", back, want)
 			}
 		})
+	}
+}
+
+// zoomKey zero-pads the event time to 13 digits before the body hash, and
+// falls back to the body hash alone outside that range.
+func TestZoomKey(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"event":"meeting.started"}`)
+	sum := sha256.Sum256(body)
+	hash := "sha256:" + hex.EncodeToString(sum[:])
+	if got := bodyKey(body); got != hash {
+		t.Fatalf("bodyKey = %q, want %q", got, hash)
+	}
+	tests := []struct {
+		ts   int64
+		want string
+	}{
+		{1, "0000000000001/" + hash},
+		{1764069600123, "1764069600123/" + hash},
+		{9_999_999_999_999, "9999999999999/" + hash},
+		{0, hash},
+		{-5, hash},
+		{10_000_000_000_000, hash},
+	}
+	for _, tt := range tests {
+		if got := zoomKey(tt.ts, body); got != tt.want {
+			t.Errorf("zoomKey(%d) = %q, want %q", tt.ts, got, tt.want)
+		}
 	}
 }

@@ -165,7 +165,7 @@ func (s *Service) prefetch(ctx context.Context, ds []Delivery, zoom map[string]*
 		ev := zoom[d.ID]
 		if ev == nil {
 			var err error
-			if ev, err = DecodeZoom(d.Body); err != nil {
+			if ev, err = decodeZoom(d.Body, true); err != nil {
 				continue // processZoom decodes again and reports it
 			}
 		}
@@ -279,7 +279,7 @@ func (s *Service) processZoom(ctx context.Context, d Delivery, pre *prefetched) 
 	}
 	if ev == nil {
 		var err error
-		if ev, err = DecodeZoom(d.Body); err != nil {
+		if ev, err = decodeZoom(d.Body, true); err != nil {
 			return outcome{}, err
 		}
 	}

@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spotlight/gateway/integrations/jira"
@@ -91,8 +93,11 @@ func VerifyZoom(secrets []string, ts string, body []byte, sig string, now time.T
 	if !ok || len(sig) > maxSigHeader {
 		return -1, ErrMalformedSignature
 	}
-	got, err := hex.DecodeString(hexSig)
-	if err != nil || len(got) != sha256.Size {
+	var got, want [sha256.Size]byte
+	if len(hexSig) != 2*sha256.Size {
+		return -1, ErrMalformedSignature
+	}
+	if _, err := hex.Decode(got[:], []byte(hexSig)); err != nil {
 		return -1, ErrMalformedSignature
 	}
 	match := -1
@@ -100,7 +105,8 @@ func VerifyZoom(secrets []string, ts string, body []byte, sig string, now time.T
 		if secret == "" {
 			continue
 		}
-		if hmac.Equal(got, ZoomMAC(secret, ts, body)) && match < 0 {
+		zoomMACs.sum(want[:0], secret, ts, body)
+		if hmac.Equal(got[:], want[:]) && match < 0 {
 			match = i
 		}
 	}
@@ -136,6 +142,33 @@ func ZoomMAC(secret, ts string, body []byte) []byte {
 	m.Write([]byte(":"))
 	m.Write(body)
 	return m.Sum(nil)
+}
+
+// zoomMACs computes Zoom's signatures for VerifyZoom.
+var zoomMACs macPool
+
+// macPool reuses keyed HMAC-SHA256 states, per secret: Reset brings a used
+// one back to its secret's precomputed inner and outer pads, so a delivery's
+// MAC neither allocates a new state nor hashes the pads again (measured:
+// BenchmarkVerifyZoom). Secrets change rarely (a rotation adds one), so the
+// pools are never pruned.
+type macPool struct{ pools sync.Map } // secret → *sync.Pool of hash.Hash
+
+// sum appends HMAC-SHA256(secret, "v0:"+ts+":"+body) to dst.
+func (p *macPool) sum(dst []byte, secret, ts string, body []byte) []byte {
+	v, ok := p.pools.Load(secret)
+	if !ok {
+		v, _ = p.pools.LoadOrStore(secret, &sync.Pool{New: func() any { return hmac.New(sha256.New, []byte(secret)) }})
+	}
+	pool := v.(*sync.Pool)
+	m := pool.Get().(hash.Hash)
+	m.Reset()
+	var prefix [24]byte
+	m.Write(append(append(append(prefix[:0], "v0:"...), ts...), ':'))
+	m.Write(body)
+	dst = m.Sum(dst)
+	pool.Put(m)
+	return dst
 }
 
 // ZoomEncryptedToken answers endpoint.url_validation:

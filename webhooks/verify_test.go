@@ -3,8 +3,11 @@ package webhooks_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,6 +103,52 @@ func TestVerifyZoom(t *testing.T) {
 				t.Fatalf("VerifyZoom = %d, %v; want %d, %v", got, err, tt.want, tt.err)
 			}
 		})
+	}
+}
+
+// TestVerifyZoomConcurrent checks signatures under several secrets at once:
+// VerifyZoom reuses keyed HMAC states per secret, and a state must never
+// carry one delivery's bytes or another secret's key into the next MAC.
+func TestVerifyZoomConcurrent(t *testing.T) {
+	t.Parallel()
+	const ts = "1764069600"
+	now := time.Unix(1764069600, 0)
+	secrets := []string{"first", "second", "third"}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 300 {
+				body := fmt.Appendf(nil, `{"event":"meeting.started","n":%d,"g":%d}`, i, g)
+				want := (i + g) % len(secrets)
+				sig := zoomtest.Sign(secrets[want], ts, body)
+				if got, err := webhooks.VerifyZoom(secrets, ts, body, sig, now, 0); err != nil || got != want {
+					t.Errorf("goroutine %d, delivery %d: VerifyZoom = %d, %v; want %d", g, i, got, err, want)
+					return
+				}
+				others := []string{secrets[(want+1)%len(secrets)], secrets[(want+2)%len(secrets)]}
+				if _, err := webhooks.VerifyZoom(others, ts, body, sig, now, 0); !errors.Is(err, webhooks.ErrSignature) {
+					t.Errorf("goroutine %d, delivery %d: other secrets: %v, want ErrSignature", g, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// BenchmarkVerifyZoom verifies a ~1 KiB delivery signed with the second of
+// two secrets (a rotation).
+func BenchmarkVerifyZoom(b *testing.B) {
+	const ts = "1764069600"
+	now := time.Unix(1764069600, 0)
+	body := []byte(`{"event":"meeting.started","payload":{"object":{"topic":"` + strings.Repeat("x", 1000) + `"}}}`)
+	sig := zoomtest.Sign("current", ts, body)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := webhooks.VerifyZoom([]string{"next", "current"}, ts, body, sig, now, 0); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

@@ -40,6 +40,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -361,8 +362,13 @@ func headerSubset(h http.Header) map[string]string {
 }
 
 func bodyKey(b []byte) string {
+	return string(appendBodyKey(make([]byte, 0, 71), b))
+}
+
+// appendBodyKey appends bodyKey(b) to dst.
+func appendBodyKey(dst, b []byte) []byte {
 	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return hex.AppendEncode(append(dst, "sha256:"...), sum[:])
 }
 
 // zoomKey is the deduplication key of a Zoom delivery: the event time
@@ -376,7 +382,10 @@ func zoomKey(ts int64, body []byte) string {
 	if ts <= 0 || ts > 9_999_999_999_999 {
 		return bodyKey(body)
 	}
-	return fmt.Sprintf("%013d/", ts) + bodyKey(body)
+	var digits [13]byte
+	n := strconv.AppendInt(digits[:0], ts, 10)
+	key := append(make([]byte, 0, 14+71), "0000000000000"[len(n):]...)
+	return string(appendBodyKey(append(append(key, n...), '/'), body))
 }
 
 // accept stores d durably (group commit) and reports whether it was new.
@@ -474,7 +483,7 @@ func (s *Service) handleZoom(c echo.Context, leave func()) error {
 		}
 		return s.reject(ProviderZoom, http.StatusUnauthorized, err)
 	}
-	ev, err := DecodeZoom(body)
+	ev, err := decodeZoom(body, true)
 	if err != nil {
 		return s.poison(c, s.newDelivery(ProviderZoom, bodyKey(body), "", h, body), err, leave)
 	}

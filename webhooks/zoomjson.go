@@ -9,6 +9,7 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // This file holds the decoder behind DecodeZoom: a strict JSON scanner that
@@ -769,11 +770,14 @@ func appendUnquoted(dst, s []byte) []byte {
 
 // zoomStrings sets dst[k] to the value at spans[k], for every k (at most
 // 32), copying them all into one string: one allocation for all of an
-// event's strings.
-func zoomStrings(body []byte, spans []zoomSpan, dst []string) {
+// event's strings. With alias, only the values with escapes are copied; the
+// others point into body (which must never be modified afterwards).
+func zoomStrings(body []byte, spans []zoomSpan, dst []string, alias bool) {
 	size := 0
 	for _, s := range spans {
-		size += s.end - s.start // the length of the value unless it has escapes
+		if s.esc || !alias {
+			size += s.end - s.start // the length of the value unless it has escapes
+		}
 	}
 	var (
 		b    strings.Builder
@@ -787,14 +791,18 @@ func zoomStrings(body []byte, spans []zoomSpan, dst []string) {
 		case len(raw) == 0:
 		case s.esc:
 			b.Write(appendUnquoted(buf[:0], raw))
+		case alias:
+			dst[k] = unsafe.String(&raw[0], len(raw))
 		default:
 			b.Write(raw)
 		}
 		ends[k] = b.Len()
 	}
 	all, start := b.String(), 0
-	for k := range spans {
-		dst[k] = all[start:ends[k]]
+	for k, s := range spans {
+		if !alias || s.esc || s.end == s.start {
+			dst[k] = all[start:ends[k]]
+		}
 		start = ends[k]
 	}
 }
