@@ -19,6 +19,7 @@ import (
 
 	"github.com/spotlight/gateway/internal/auth"
 	"github.com/spotlight/gateway/internal/config"
+	"github.com/spotlight/gateway/internal/gcfloor"
 	"github.com/spotlight/gateway/internal/httpapi"
 	"github.com/spotlight/gateway/internal/sandbox"
 	"github.com/spotlight/gateway/internal/secrets"
@@ -211,6 +212,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if cfg.PublicURL == "http://"+cfg.Addr && ln.Addr().String() != cfg.Addr {
 		cfg.PublicURL = "http://" + ln.Addr().String() // port 0 in tests
+	}
+
+	if cfg.GCFloorMiB > 0 && getenv("GOGC") == "" {
+		defer gcfloor.Start(cfg.GCFloorMiB << 20)()
 	}
 
 	if cfg.DebugAddr != "" {

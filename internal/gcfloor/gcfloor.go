@@ -1,0 +1,97 @@
+// Package gcfloor keeps the garbage collector's heap goal from falling
+// below a floor.
+//
+// With GOGC=100 the next collection starts when the heap has grown by as
+// much as was live after the last one. The gateway's live heap is small
+// (about 10 MB while intake runs at its ceiling) and it allocates fast
+// (about 10 KiB per webhook delivery), so at load it collected 14 times a
+// second and spent about a tenth of its CPU on it. Raising GOGC after each
+// collection so that the goal is at least the floor collects less often
+// while the heap is small, and changes nothing once the live heap is half
+// the floor or more. It is the "minimum heap" half of what GOMEMLIMIT does
+// for the maximum (see https://go.dev/doc/gc-guide); a ballast would do the
+// same but count towards the heap for good.
+package gcfloor
+
+import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+)
+
+// maxPercent bounds the GOGC set, however small the live heap.
+const maxPercent = 1000
+
+// Start raises GOGC after every collection so that the next heap goal is at
+// least floor bytes (the GOGC in effect when Start was called stays the
+// lowest). stop restores that GOGC. floor <= 0, or GOGC=off, does nothing.
+func Start(floor int64) (stop func()) {
+	base := debug.SetGCPercent(100)
+	debug.SetGCPercent(base)
+	if floor <= 0 || base < 0 {
+		return func() {}
+	}
+	t := &tuner{floor: uint64(floor), base: base, last: base,
+		live: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	t.arm()
+	return t.stop
+}
+
+type tuner struct {
+	floor uint64
+	base  int
+	live  []metrics.Sample
+
+	mu      sync.Mutex
+	last    int
+	stopped bool
+}
+
+// sentinel is collected by every collection after it was allocated; it
+// holds a pointer so that it is never a tiny allocation (whose cleanups may
+// not run).
+type sentinel struct{ _ *byte }
+
+// arm asks to be told of the end of the next collection.
+func (t *tuner) arm() {
+	runtime.AddCleanup(&sentinel{}, (*tuner).collected, t)
+}
+
+// collected runs after a collection: GOGC for the next goal, then arm.
+func (t *tuner) collected() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return
+	}
+	metrics.Read(t.live)
+	// Changes of less than a tenth are left alone: the live heap moves a
+	// little after every collection.
+	if pct := Percent(t.live[0].Value.Uint64(), t.floor, t.base); pct != t.last && (pct == t.base || 10*abs(pct-t.last) > t.last) {
+		debug.SetGCPercent(pct)
+		t.last = pct
+	}
+	t.arm()
+}
+
+func (t *tuner) stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.stopped {
+		t.stopped = true
+		debug.SetGCPercent(t.base)
+	}
+}
+
+// Percent is the GOGC that puts the heap goal after a collection that left
+// live bytes at floor or more: base when base already does, at most
+// maxPercent.
+func Percent(live, floor uint64, base int) int {
+	if live == 0 || live*uint64(100+base) >= floor*100 {
+		return base
+	}
+	return max(min(int((floor-live)*100/live), maxPercent), base)
+}
+
+func abs(x int) int { return max(x, -x) }
