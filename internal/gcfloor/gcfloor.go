@@ -25,23 +25,30 @@ const maxPercent = 1000
 
 // Start raises GOGC after every collection so that the next heap goal is at
 // least floor bytes (the GOGC in effect when Start was called stays the
-// lowest). stop restores that GOGC. floor <= 0, or GOGC=off, does nothing.
+// lowest). While GOGC is raised, a soft memory limit of about the floor plus
+// the runtime's other memory (or the limit in effect, if lower) keeps a
+// sudden growth of the live heap from multiplying by the raised GOGC before
+// the next collection lowers it again. stop restores the GOGC and memory
+// limit it found. floor <= 0, or GOGC=off, does nothing.
 func Start(floor int64) (stop func()) {
 	base := debug.SetGCPercent(100)
 	debug.SetGCPercent(base)
 	if floor <= 0 || base < 0 {
 		return func() {}
 	}
-	t := &tuner{floor: uint64(floor), base: base, last: base,
-		live: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}}
+	t := &tuner{floor: uint64(floor), base: base, last: base, baseLimit: debug.SetMemoryLimit(-1),
+		mem: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/total:bytes"},
+			{Name: "/memory/classes/heap/released:bytes"}, {Name: "/memory/classes/heap/objects:bytes"},
+			{Name: "/memory/classes/heap/unused:bytes"}, {Name: "/memory/classes/heap/free:bytes"}}}
 	t.arm()
 	return t.stop
 }
 
 type tuner struct {
-	floor uint64
-	base  int
-	live  []metrics.Sample
+	floor     uint64
+	base      int
+	baseLimit int64
+	mem       []metrics.Sample
 
 	mu      sync.Mutex
 	last    int
@@ -58,20 +65,33 @@ func (t *tuner) arm() {
 	runtime.AddCleanup(&sentinel{}, (*tuner).collected, t)
 }
 
-// collected runs after a collection: GOGC for the next goal, then arm.
+// collected runs after a collection: GOGC and the memory limit for the next
+// goal, then arm.
 func (t *tuner) collected() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped {
 		return
 	}
-	metrics.Read(t.live)
+	metrics.Read(t.mem)
+	v := func(i int) uint64 { return t.mem[i].Value.Uint64() }
+	live, total, released, objects, unused, free := v(0), v(1), v(2), v(3), v(4), v(5)
 	// Changes of less than a tenth are left alone: the live heap moves a
 	// little after every collection.
-	if pct := Percent(t.live[0].Value.Uint64(), t.floor, t.base); pct != t.last && (pct == t.base || 10*abs(pct-t.last) > t.last) {
-		debug.SetGCPercent(pct)
-		t.last = pct
+	pct := Percent(live, t.floor, t.base)
+	if pct == t.last || (pct != t.base && 10*abs(pct-t.last) <= t.last) {
+		t.arm()
+		return
 	}
+	limit := t.baseLimit
+	if pct > t.base {
+		// The runtime's memory besides the heap (stacks, metadata, ...).
+		other := total - min(total, released+objects+unused+free)
+		limit = min(limit, int64(t.floor+other+t.floor/8))
+	}
+	debug.SetGCPercent(pct)
+	debug.SetMemoryLimit(limit)
+	t.last = pct
 	t.arm()
 }
 
@@ -81,6 +101,7 @@ func (t *tuner) stop() {
 	if !t.stopped {
 		t.stopped = true
 		debug.SetGCPercent(t.base)
+		debug.SetMemoryLimit(t.baseLimit)
 	}
 }
 

@@ -1,6 +1,7 @@
 package gcfloor_test
 
 import (
+	"math"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -47,6 +48,7 @@ func gogc() int {
 func TestStart(t *testing.T) {
 	before := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(before)
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
 	stop := gcfloor.Start(1 << 30) // far above this test's live heap
 	deadline := time.Now().Add(10 * time.Second)
 	for gogc() <= 100 && time.Now().Before(deadline) {
@@ -56,9 +58,15 @@ func TestStart(t *testing.T) {
 	if got := gogc(); got != 1000 {
 		t.Fatalf("GOGC with a 1 GiB floor = %d, want the cap 1000", got)
 	}
+	if limit := debug.SetMemoryLimit(-1); limit < 1<<30 || limit > 2<<30 {
+		t.Fatalf("memory limit with a 1 GiB floor = %d MiB, want the floor and a little more", limit>>20)
+	}
 	stop()
 	if got := gogc(); got != 100 {
 		t.Fatalf("GOGC after stop = %d, want 100", got)
+	}
+	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
+		t.Fatalf("memory limit after stop = %d, want none", limit)
 	}
 	runtime.GC()
 	time.Sleep(10 * time.Millisecond)
