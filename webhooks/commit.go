@@ -25,6 +25,13 @@ type JobInserter interface {
 	InsertManyTx(ctx context.Context, tx *sql.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
 }
 
+// PgxJobInserter is a JobInserter that can also insert on the pgx connection
+// of an open transaction (*store.Jobs implements it): on PostgreSQL, River's
+// native driver encodes a job's arrays far more cheaply than database/sql.
+type PgxJobInserter interface {
+	InsertManyPgx(ctx context.Context, tx *sql.Tx, px store.PgxFunc, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+}
+
 // CommitConfig tunes group commit: concurrent deliveries are written (with
 // their jobs) in one transaction, and every waiter is acknowledged only
 // after that transaction committed.
@@ -440,10 +447,7 @@ func (c *committer) commitVia(batch []*pending, deletes []int64, useCopy bool) {
 			ds = append(ds, p)
 		}
 	}
-	err := c.db.InTxCopy(ctx, func(tx *sql.Tx, cp store.CopyFunc) error {
-		if !useCopy {
-			cp = nil
-		}
+	err := c.db.InTxPgx(ctx, func(tx *sql.Tx, px store.PgxFunc) error {
 		var rows []finishRow
 		for _, p := range fins {
 			rows = append(rows, p.fin.rows...)
@@ -452,13 +456,13 @@ func (c *committer) commitVia(batch []*pending, deletes []int64, useCopy bool) {
 		// data-modifying WITH): one round trip fewer. (COPY cannot carry
 		// it.)
 		var with *stmt
-		if len(ds) > 0 && len(rows) > 0 && c.db.Dialect() == store.Postgres && cp == nil {
+		if len(ds) > 0 && len(rows) > 0 && c.db.Dialect() == store.Postgres && !useCopy {
 			q, args := finishStmt(rows, fins[0].fin.now)
 			with, rows = &stmt{q, args}, nil
 		}
 		if len(ds) > 0 {
 			var err error
-			if results, local, queued, err = c.insert(ctx, tx, ds, with, cp); err != nil {
+			if results, local, queued, err = c.insert(ctx, tx, px, ds, with, useCopy); err != nil {
 				return err
 			}
 		}
@@ -541,15 +545,16 @@ const minJobChunk = 16
 // jobs whose deliveries are handed off to in-process processing (a queue
 // slot was free) are scheduled the hand-off grace ahead and returned as
 // local (their slots reserved); the others (queued) are available at once.
-// with, when not nil, is a statement run with the first statement
-// (PostgreSQL); cp, when not nil, copies the new rows (PostgreSQL).
-func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending, with *stmt, cp store.CopyFunc) (results []commitResult, local []handoffBatch, queued int, err error) {
+// px is the transaction's pgx connection (PostgreSQL; nil on SQLite); with,
+// when not nil, is a statement run with the first statement (PostgreSQL);
+// useCopy has the new rows copied (PostgreSQL).
+func (c *committer) insert(ctx context.Context, tx *sql.Tx, px store.PgxFunc, batch []*pending, with *stmt, useCopy bool) (results []commitResult, local []handoffBatch, queued int, err error) {
 	ids := make(map[deliveryKey]string, len(batch))
 	switch {
 	case c.db.Dialect() == store.SQLite:
 		err = c.insertEach(ctx, tx, batch, ids)
-	case cp != nil:
-		err = c.insertCopy(ctx, batch, ids, cp)
+	case useCopy && px != nil:
+		err = c.insertCopy(ctx, batch, ids, px)
 	default:
 		err = c.insertMulti(ctx, tx, batch, ids, with)
 	}
@@ -616,7 +621,12 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, batch []*pending, wi
 			}
 		}
 	}
-	inserted, err := ins.InsertManyTx(ctx, tx, jobs)
+	var inserted []*rivertype.JobInsertResult
+	if pi, ok := ins.(PgxJobInserter); ok && px != nil {
+		inserted, err = pi.InsertManyPgx(ctx, tx, px, jobs)
+	} else {
+		inserted, err = ins.InsertManyTx(ctx, tx, jobs)
+	}
 	if err != nil {
 		release()
 		return nil, nil, 0, fmt.Errorf("webhooks: enqueue processing: %w", err)
@@ -749,7 +759,7 @@ var errCopyConflict = errors.New("webhooks: a copied delivery exists already")
 // cores, max step): ≈ 15 % less gateway CPU per delivery and up to 20 %
 // more deliveries per second, though the outcomes' upsert then takes a
 // statement of its own.
-func (c *committer) insertCopy(ctx context.Context, batch []*pending, ids map[deliveryKey]string, cp store.CopyFunc) error {
+func (c *committer) insertCopy(ctx context.Context, batch []*pending, ids map[deliveryKey]string, px store.PgxFunc) error {
 	fresh := make([][]any, 0, len(batch))
 	for _, p := range batch {
 		k := deliveryKey{p.d.Provider, p.d.ExternalID}
@@ -759,7 +769,7 @@ func (c *committer) insertCopy(ctx context.Context, batch []*pending, ids map[de
 		ids[k] = p.d.ID
 		fresh = append(fresh, insertArgs(p.d))
 	}
-	if _, err := cp(ctx, "webhook_events", insertColumnNames, fresh); err != nil {
+	if _, err := px.Copy(ctx, "webhook_events", insertColumnNames, fresh); err != nil {
 		if store.IsUniqueViolation(err) {
 			return fmt.Errorf("%w: %w", errCopyConflict, err)
 		}

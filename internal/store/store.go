@@ -194,22 +194,36 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// CopyFunc bulk-loads rows into table with PostgreSQL's COPY protocol
-// (binary) inside the transaction it was given with, and returns the rows
-// copied. Every row has a value per column, in columns' order.
-type CopyFunc func(ctx context.Context, table string, columns []string, rows [][]any) (int64, error)
+// PgxFunc runs fn with the pgx connection of the transaction it was given
+// with (PostgreSQL): what fn sends runs inside that transaction. fn must not
+// commit, roll back or keep the connection.
+type PgxFunc func(fn func(c *pgx.Conn) error) error
 
-// InTxCopy is InTx whose fn may also COPY rows into tables with cp (nil on
-// SQLite). COPY sends the rows as one stream: a multi-row INSERT of the
-// same rows makes pgx encode every value into a parameter buffer it regrows
-// for each statement, which allocated ≈ 16 KiB per 1 KiB webhook delivery.
-// A unique violation fails the whole COPY, and the transaction with it.
-func (s *Store) InTxCopy(ctx context.Context, fn func(tx *sql.Tx, cp CopyFunc) error) error {
+// Copy bulk-loads rows into table with PostgreSQL's COPY protocol (binary)
+// inside px's transaction, and returns the rows copied. Every row has a
+// value per column, in columns' order. COPY sends the rows as one stream: a
+// multi-row INSERT of the same rows makes pgx encode every value into a
+// parameter buffer it regrows for each statement, which allocated ≈ 16 KiB
+// per 1 KiB webhook delivery. A unique violation fails the whole COPY, and
+// the transaction with it.
+func (px PgxFunc) Copy(ctx context.Context, table string, columns []string, rows [][]any) (n int64, err error) {
+	err = px(func(c *pgx.Conn) error {
+		n, err = c.CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromRows(rows))
+		return err
+	})
+	return n, err
+}
+
+// InTxPgx is InTx whose fn may also reach the transaction's pgx connection
+// through px (nil on SQLite), for what database/sql cannot do or does
+// slowly: COPY (PgxFunc.Copy), River's native pgx inserts
+// (Jobs.InsertManyPgx).
+func (s *Store) InTxPgx(ctx context.Context, fn func(tx *sql.Tx, px PgxFunc) error) error {
 	if s.dialect != Postgres {
 		return s.InTx(ctx, func(tx *sql.Tx) error { return fn(tx, nil) })
 	}
-	// The transaction is begun on a connection held here, so that COPY runs
-	// on the same connection, inside it.
+	// The transaction is begun on a connection held here, so that px's
+	// statements run on the same connection, inside it.
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("store: connection: %w", err)
@@ -219,18 +233,16 @@ func (s *Store) InTxCopy(ctx context.Context, fn func(tx *sql.Tx, cp CopyFunc) e
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	cp := func(ctx context.Context, table string, columns []string, rows [][]any) (n int64, err error) {
-		err = conn.Raw(func(dc any) error {
+	px := func(fn func(c *pgx.Conn) error) error {
+		return conn.Raw(func(dc any) error {
 			c, ok := dc.(*stdlib.Conn)
 			if !ok {
-				return fmt.Errorf("store: COPY needs a pgx connection, not %T", dc)
+				return fmt.Errorf("store: not a pgx connection: %T", dc)
 			}
-			n, err = c.Conn().CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromRows(rows))
-			return err
+			return fn(c.Conn())
 		})
-		return n, err
 	}
-	if err := fn(tx, cp); err != nil {
+	if err := fn(tx, px); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

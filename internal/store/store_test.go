@@ -243,6 +243,70 @@ func TestInsertTxFollowsTheTransaction(t *testing.T) {
 	})
 }
 
+// InsertManyPgx enqueues inside the transaction of InTxPgx (River's native
+// pgx driver on PostgreSQL, InsertManyTx on SQLite): rolled back, no job;
+// committed, the jobs exist and run once.
+func TestInsertManyPgxFollowsTheTransaction(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		w := newCountWorker(2)
+		workers := river.NewWorkers()
+		river.AddWorker(workers, w)
+		jobs, err := store.NewJobs(s, store.JobsConfig{Workers: workers, Work: true, FetchCooldown: 5 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		insert := func(ids ...int) func(tx *sql.Tx, px store.PgxFunc) error {
+			return func(tx *sql.Tx, px store.PgxFunc) error {
+				if (px == nil) != (s.Dialect() == store.SQLite) {
+					return fmt.Errorf("pgx connection offered: %v on %s", px != nil, s.Dialect())
+				}
+				var params []river.InsertManyParams
+				for _, id := range ids {
+					params = append(params, river.InsertManyParams{Args: countArgs{ID: id}})
+				}
+				res, err := jobs.InsertManyPgx(ctx, tx, px, params)
+				if err == nil && (len(res) != len(ids) || res[0].Job.ID == 0) {
+					err = fmt.Errorf("inserted %d jobs, want %d with ids", len(res), len(ids))
+				}
+				return err
+			}
+		}
+		errBoom := errors.New("boom")
+		err = s.InTxPgx(ctx, func(tx *sql.Tx, px store.PgxFunc) error {
+			if err := insert(1)(tx, px); err != nil {
+				return err
+			}
+			return errBoom
+		})
+		if !errors.Is(err, errBoom) {
+			t.Fatalf("rolled back: InTxPgx = %v, want boom", err)
+		}
+		if err := s.InTxPgx(ctx, insert(2, 3)); err != nil {
+			t.Fatal(err)
+		}
+		var queued int
+		if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM river_job`).Scan(&queued); err != nil || queued != 2 {
+			t.Fatalf("river_job rows = %d, %v; want 2", queued, err)
+		}
+		if err := jobs.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer jobs.Stop(context.WithoutCancel(ctx))
+		select {
+		case <-w.done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("committed jobs did not run")
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.seen[1] != 0 || w.seen[2] != 1 || w.seen[3] != 1 {
+			t.Fatalf("worked %v, want ids 2 and 3 once each", w.seen)
+		}
+	})
+}
+
 // okJobs returns gateway_jobs_total{kind="test_count",outcome="ok"}.
 func okJobs(t *testing.T, reg *prometheus.Registry) float64 {
 	t.Helper()
@@ -343,10 +407,10 @@ func TestTwoClientsShareJobsExactlyOnce(t *testing.T) {
 	}
 }
 
-// InTxCopy's COPY runs inside the transaction: its rows commit with the
+// InTxPgx's COPY runs inside the transaction: its rows commit with the
 // transaction's other statements and roll back with them, and a duplicate
 // row fails it with a unique violation. SQLite has no COPY.
-func TestInTxCopy(t *testing.T) {
+func TestInTxPgxCopy(t *testing.T) {
 	t.Parallel()
 	cols := []string{"booking_id", "participant_id", "name", "email", "joined", "at"}
 	row := func(b, p string) []any { return []any{b, p, "n", "e", int64(1), int64(7)} }
@@ -361,11 +425,11 @@ func TestInTxCopy(t *testing.T) {
 		t.Parallel()
 		db := storetest.Postgres(t)
 		ctx := t.Context()
-		err := db.InTxCopy(ctx, func(tx *sql.Tx, cp store.CopyFunc) error {
+		err := db.InTxPgx(ctx, func(tx *sql.Tx, px store.PgxFunc) error {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attendance VALUES ('b1', 'p0', 'n', 'e', 1, 7)`); err != nil {
 				return err
 			}
-			n, err := cp(ctx, "webhook_attendance", cols, [][]any{row("b1", "p1"), row("b1", "p2")})
+			n, err := px.Copy(ctx, "webhook_attendance", cols, [][]any{row("b1", "p1"), row("b1", "p2")})
 			if err == nil && n != 2 {
 				err = fmt.Errorf("copied %d rows, want 2", n)
 			}
@@ -375,8 +439,8 @@ func TestInTxCopy(t *testing.T) {
 			t.Fatalf("commit: %v; %d rows, want 3", err, count(t, db, "b1"))
 		}
 		boom := errors.New("boom")
-		err = db.InTxCopy(ctx, func(tx *sql.Tx, cp store.CopyFunc) error {
-			if _, err := cp(ctx, "webhook_attendance", cols, [][]any{row("b2", "p1")}); err != nil {
+		err = db.InTxPgx(ctx, func(tx *sql.Tx, px store.PgxFunc) error {
+			if _, err := px.Copy(ctx, "webhook_attendance", cols, [][]any{row("b2", "p1")}); err != nil {
 				return err
 			}
 			return boom
@@ -384,8 +448,8 @@ func TestInTxCopy(t *testing.T) {
 		if !errors.Is(err, boom) || count(t, db, "b2") != 0 {
 			t.Fatalf("rollback: %v; %d rows, want 0", err, count(t, db, "b2"))
 		}
-		err = db.InTxCopy(ctx, func(tx *sql.Tx, cp store.CopyFunc) error {
-			_, err := cp(ctx, "webhook_attendance", cols, [][]any{row("b3", "p1"), row("b1", "p1")})
+		err = db.InTxPgx(ctx, func(tx *sql.Tx, px store.PgxFunc) error {
+			_, err := px.Copy(ctx, "webhook_attendance", cols, [][]any{row("b3", "p1"), row("b1", "p1")})
 			return err
 		})
 		if !store.IsUniqueViolation(err) || count(t, db, "b3") != 0 {
@@ -395,9 +459,9 @@ func TestInTxCopy(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
 		db := storetest.SQLite(t)
-		err := db.InTxCopy(t.Context(), func(tx *sql.Tx, cp store.CopyFunc) error {
-			if cp != nil {
-				return errors.New("SQLite offered COPY")
+		err := db.InTxPgx(t.Context(), func(tx *sql.Tx, px store.PgxFunc) error {
+			if px != nil {
+				return errors.New("SQLite offered a pgx connection")
 			}
 			_, err := tx.ExecContext(t.Context(), `INSERT INTO webhook_attendance VALUES ('b1', 'p0', 'n', 'e', 1, 7)`)
 			return err
