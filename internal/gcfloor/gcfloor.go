@@ -18,7 +18,11 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 )
+
+// running is set while a floor is kept.
+var running atomic.Bool
 
 // maxPercent bounds the GOGC set, however small the live heap.
 const maxPercent = 1000
@@ -29,11 +33,16 @@ const maxPercent = 1000
 // the runtime's other memory (or the limit in effect, if lower) keeps a
 // sudden growth of the live heap from multiplying by the raised GOGC before
 // the next collection lowers it again. stop restores the GOGC and memory
-// limit it found. floor <= 0, or GOGC=off, does nothing.
+// limit it found. floor <= 0, GOGC=off, or a floor already kept (GOGC is
+// the process's: one floor at a time), does nothing.
 func Start(floor int64) (stop func()) {
+	if floor <= 0 || !running.CompareAndSwap(false, true) {
+		return func() {}
+	}
 	base := debug.SetGCPercent(100)
 	debug.SetGCPercent(base)
-	if floor <= 0 || base < 0 {
+	if base < 0 {
+		running.Store(false)
 		return func() {}
 	}
 	t := &tuner{floor: uint64(floor), base: base, last: base, baseLimit: debug.SetMemoryLimit(-1),
@@ -102,6 +111,7 @@ func (t *tuner) stop() {
 		t.stopped = true
 		debug.SetGCPercent(t.base)
 		debug.SetMemoryLimit(t.baseLimit)
+		running.Store(false)
 	}
 }
 

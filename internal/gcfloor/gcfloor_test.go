@@ -42,25 +42,33 @@ func gogc() int {
 	return int(s[0].Value.Uint64())
 }
 
+// raised runs collections until GOGC is 1000 (the cap) or 10 s passed,
+// and reports whether it got there.
+func raised() bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for gogc() != 1000 && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(time.Millisecond) // cleanups run on their own goroutine
+	}
+	return gogc() == 1000
+}
+
 // TestStart raises GOGC after collections while the live heap is far below
-// the floor, and stop puts back the GOGC it found. (Not parallel: GOGC is
-// the process's.)
+// the floor, and stop puts back the GOGC it found. One floor at a time: a
+// second Start while one runs does nothing. (Not parallel: GOGC is the
+// process's.)
 func TestStart(t *testing.T) {
 	before := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(before)
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
 	stop := gcfloor.Start(1 << 30) // far above this test's live heap
-	deadline := time.Now().Add(10 * time.Second)
-	for gogc() <= 100 && time.Now().Before(deadline) {
-		runtime.GC()
-		time.Sleep(time.Millisecond) // cleanups run on their own goroutine
-	}
-	if got := gogc(); got != 1000 {
-		t.Fatalf("GOGC with a 1 GiB floor = %d, want the cap 1000", got)
+	if !raised() {
+		t.Fatalf("GOGC with a 1 GiB floor = %d, want the cap 1000", gogc())
 	}
 	if limit := debug.SetMemoryLimit(-1); limit < 1<<30 || limit > 2<<30 {
 		t.Fatalf("memory limit with a 1 GiB floor = %d MiB, want the floor and a little more", limit>>20)
 	}
+	second := gcfloor.Start(1 << 30)
 	stop()
 	if got := gogc(); got != 100 {
 		t.Fatalf("GOGC after stop = %d, want 100", got)
@@ -68,10 +76,18 @@ func TestStart(t *testing.T) {
 	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
 		t.Fatalf("memory limit after stop = %d, want none", limit)
 	}
-	runtime.GC()
-	time.Sleep(10 * time.Millisecond)
+	for range 3 {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got := gogc(); got != 100 {
-		t.Fatalf("GOGC after stop and a collection = %d, want 100", got)
+		t.Fatalf("GOGC after stop and collections = %d, want 100 (a second Start must not have started a floor)", got)
+	}
+	second()
+	third := gcfloor.Start(1 << 30)
+	defer third()
+	if !raised() {
+		t.Fatalf("GOGC after a new Start = %d, want 1000", gogc())
 	}
 }
 
