@@ -58,7 +58,9 @@ type JobsConfig struct {
 // On SQLite one River client (riversqlite) does everything. On PostgreSQL
 // the workers run on River's native pgx driver (riverpgxv5: LISTEN/NOTIFY,
 // leader election across replicas) and transactional inserts go through
-// River's database/sql driver on the same pool.
+// River's database/sql driver on the same pool, or, where the caller holds
+// the transaction's pgx connection (InsertManyPgx), through the native
+// driver on that connection.
 type Jobs struct {
 	insert *river.Client[*sql.Tx]
 	// pgxInsert (PostgreSQL) inserts through River's native driver on the
@@ -198,6 +200,8 @@ var errConnTx = errors.New("store: the transaction belongs to database/sql: it c
 // rolling back and nesting are left to the transaction's owner (errConnTx),
 // and it has no large objects.
 type connTx struct{ c *pgx.Conn }
+
+// The methods of pgx.Tx: statements go to c; the rest is refused.
 
 func (t connTx) Begin(context.Context) (pgx.Tx, error) { return nil, errConnTx }
 func (t connTx) Commit(context.Context) error          { return errConnTx }
