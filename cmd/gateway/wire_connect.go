@@ -81,7 +81,7 @@ func wireConnect(w *wiring) error {
 		}
 	}
 	w.connect = svc
-	w.deps.Connections = httpapi.ConnectionDeps{Service: svc}
+	w.deps.Connections = httpapi.ConnectionDeps{Service: svc, ConnectedURL: w.cfg.Google.ConnectedURL}
 	w.deps.Mount = append(w.deps.Mount, httpapi.GoogleCallbackRoute(w.deps.Connections, w.logger))
 	return nil
 }

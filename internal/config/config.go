@@ -162,6 +162,10 @@ type Google struct {
 	AuthURL  string
 	TokenURL string
 	APIURL   string
+	// ConnectedURL is the web app's post-connect page, where the OAuth
+	// callback sends the browser (empty: the callback answers a page of its
+	// own).
+	ConnectedURL string
 }
 
 // Jira configures the Jira site and project used for booking issues.
@@ -234,6 +238,7 @@ var vars = []Var{
 	{"GATEWAY_GOOGLE_AUTH_URL", "https://accounts.google.com/o/oauth2/auth", "Google OAuth authorization endpoint", absURL(func(c *Config) *string { return &c.Google.AuthURL })},
 	{"GATEWAY_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token", "Google OAuth token endpoint", absURL(func(c *Config) *string { return &c.Google.TokenURL })},
 	{"GATEWAY_GOOGLE_API_URL", "https://www.googleapis.com/", "Google APIs base URL", absURL(func(c *Config) *string { return &c.Google.APIURL })},
+	{"GATEWAY_GOOGLE_CONNECTED_URL", "", "web app page the Google OAuth callback redirects the browser to, with ?result=connected or ?result=error&reason=…; empty: the callback answers a page of its own", absURL(func(c *Config) *string { return &c.Google.ConnectedURL })},
 	{"GATEWAY_JIRA_SITE_URL", "", "Jira Cloud site, e.g. https://example.atlassian.net", absURL(func(c *Config) *string { return &c.Jira.SiteURL })},
 	{"GATEWAY_JIRA_PROJECT_KEY", "MENTOR", "Jira project for booking issues", str(func(c *Config) *string { return &c.Jira.ProjectKey })},
 	{"GATEWAY_JIRA_ISSUE_TYPE", "Task", "Jira issue type for booking issues", str(func(c *Config) *string { return &c.Jira.IssueType })},

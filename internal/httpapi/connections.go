@@ -3,10 +3,12 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -22,6 +24,11 @@ import (
 type ConnectionDeps struct {
 	// Service runs the connection flows; nil answers 501.
 	Service *connect.Service
+	// ConnectedURL, when set, is the post-connect page of the web app: the
+	// Google callback sends browsers there (302) with ?result=connected, or
+	// ?result=error&reason=… (see callbackReason), instead of answering
+	// with a page of its own. Clients asking for JSON get JSON either way.
+	ConnectedURL string
 }
 
 // The calendar connections of the caller (Google OAuth, CalDAV) and the
@@ -296,15 +303,22 @@ func GoogleCallbackRoute(cd ConnectionDeps, logger *slog.Logger) func(e *echo.Ec
 			clean.RequestURI = clean.URL.Path
 			c.SetRequest(clean)
 			in, cals, err := cd.Service.CompleteGoogle(clean.Context(), q.Get("state"), q.Get("code"), q.Get("error"))
+			wantsJSON := strings.Contains(r.Header.Get("Accept"), "application/json")
 			if err != nil {
 				if logger != nil {
 					logger.InfoContext(clean.Context(), "google callback refused", "request_id", requestID(c), "error", err.Error())
 				}
+				if cd.ConnectedURL != "" && !wantsJSON {
+					return redirectAfterConnect(c, cd.ConnectedURL, "error", callbackReason(err))
+				}
 				return connectError(err)
 			}
 			conn := apiConnection(in, cals)
-			if strings.Contains(r.Header.Get("Accept"), "application/json") {
+			if wantsJSON {
 				return c.JSON(http.StatusOK, conn)
+			}
+			if cd.ConnectedURL != "" {
+				return redirectAfterConnect(c, cd.ConnectedURL, "connected", "")
 			}
 			c.Response().Header().Set("Cache-Control", "no-store")
 			c.Response().Header().Set(echo.HeaderContentType, "text/html; charset=utf-8")
@@ -312,4 +326,40 @@ func GoogleCallbackRoute(cd ConnectionDeps, logger *slog.Logger) func(e *echo.Ec
 			return callbackPage.Execute(c.Response(), map[string]string{"Email": in.AccountEmail, "Calendar": in.CalendarName})
 		})
 	}
+}
+
+// callbackReason names why a Google callback failed, for the post-connect
+// page: access_denied (the user declined), invalid_state (forged, replayed
+// or expired: start again), missing_code, token_exchange (Google failed the
+// exchange) or error.
+func callbackReason(err error) string {
+	switch {
+	case errors.Is(err, connect.ErrAccessDenied):
+		return "access_denied"
+	case errors.Is(err, connect.ErrInvalidState):
+		return "invalid_state"
+	case errors.Is(err, connect.ErrMissingCode):
+		return "missing_code"
+	case errors.Is(err, connect.ErrTokenExchange):
+		return "token_exchange"
+	default:
+		return "error"
+	}
+}
+
+// redirectAfterConnect answers 302 to page (its own query kept) with
+// result and, when not empty, reason added.
+func redirectAfterConnect(c echo.Context, page, result, reason string) error {
+	u, err := url.Parse(page)
+	if err != nil {
+		return fmt.Errorf("httpapi: post-connect page %q: %w", page, err)
+	}
+	q := u.Query()
+	q.Set("result", result)
+	if reason != "" {
+		q.Set("reason", reason)
+	}
+	u.RawQuery = q.Encode()
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.Redirect(http.StatusFound, u.String())
 }

@@ -93,10 +93,10 @@ func newConnEnv(t *testing.T, logger *slog.Logger, mutate func(*httpapi.Deps)) *
 			d.Logger = logger
 		}
 		d.Connections = httpapi.ConnectionDeps{Service: svc}
-		d.Mount = append(d.Mount, httpapi.GoogleCallbackRoute(d.Connections, d.Logger))
 		if mutate != nil {
 			mutate(d)
 		}
+		d.Mount = append(d.Mount, httpapi.GoogleCallbackRoute(d.Connections, d.Logger))
 	})
 	return &connEnv{env: en, svc: svc, sec: sec, google: g, googleURL: gsrv.URL, caldavURL: cd.URL, clock: clk}
 }
@@ -261,6 +261,85 @@ func TestConnectionEndpoints(t *testing.T) {
 	if list := decode[struct{ Items []connection }](t, resp, body, 200); len(list.Items) != 0 {
 		t.Fatalf("after disconnect = %s", body)
 	}
+}
+
+// With a post-connect page configured, the Google callback sends browsers
+// there: ?result=connected, or ?result=error&reason=… for a replayed state,
+// declined consent or a missing code; the page's own query is kept, and
+// neither code nor state travels on. Clients asking for JSON still get JSON.
+func TestGoogleCallbackRedirect(t *testing.T) {
+	t.Parallel()
+	const page = "https://app.example.test/settings/calendars?tab=google"
+	ce := newConnEnv(t, nil, func(d *httpapi.Deps) { d.Connections.ConnectedURL = page })
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(t *testing.T, path string, hdr ...string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), "GET", ce.srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", "text/html")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	start := func(t *testing.T, sub string) (string, url.Values) {
+		t.Helper()
+		resp, body := ce.do(t, "POST", "/v1/connections/google", ce.token(t, sub, "mentor"), "")
+		s := decode[struct {
+			AuthorizationURL string `json:"authorization_url"`
+		}](t, resp, body, 200)
+		return browse(t, s.AuthorizationURL)
+	}
+	redirect := func(t *testing.T, resp *http.Response, want url.Values) {
+		t.Helper()
+		if resp.StatusCode != http.StatusFound || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("status %d, Cache-Control %q; want 302, no-store", resp.StatusCode, resp.Header.Get("Cache-Control"))
+		}
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || loc.Scheme+"://"+loc.Host+loc.Path != "https://app.example.test/settings/calendars" {
+			t.Fatalf("Location = %q", resp.Header.Get("Location"))
+		}
+		want.Set("tab", "google")
+		if got := loc.Query(); got.Encode() != want.Encode() {
+			t.Fatalf("Location query = %v, want %v", got, want)
+		}
+	}
+
+	cb, q := start(t, "alice")
+	redirect(t, get(t, cb), url.Values{"result": {"connected"}})
+	resp, body := ce.do(t, "GET", "/v1/connections", ce.token(t, "alice", "mentor"), "")
+	if list := decode[struct{ Items []connection }](t, resp, body, 200); len(list.Items) != 1 || list.Items[0].Status != "connected" {
+		t.Fatalf("after the redirect: %s", body)
+	}
+	// The same callback again: the state was used.
+	replay := get(t, cb)
+	redirect(t, replay, url.Values{"result": {"error"}, "reason": {"invalid_state"}})
+	if loc := replay.Header.Get("Location"); strings.Contains(loc, q.Get("code")) || strings.Contains(loc, q.Get("state")) {
+		t.Fatalf("Location carries the code or state: %s", loc)
+	}
+
+	_, q = start(t, "bob")
+	redirect(t, get(t, "/v1/oauth/google/callback?"+url.Values{"state": {q.Get("state")}, "error": {"access_denied"}}.Encode()),
+		url.Values{"result": {"error"}, "reason": {"access_denied"}})
+	_, q = start(t, "carol")
+	redirect(t, get(t, "/v1/oauth/google/callback?"+url.Values{"state": {q.Get("state")}}.Encode()),
+		url.Values{"result": {"error"}, "reason": {"missing_code"}})
+
+	// JSON clients: the connection, or a problem.
+	cb, _ = start(t, "dave")
+	resp, body = ce.do(t, "GET", cb, "", "", "Accept", "application/json")
+	if c := decode[connection](t, resp, body, 200); c.Provider != "google" || c.Status != "connected" {
+		t.Fatalf("JSON callback = %s", body)
+	}
+	resp, body = ce.do(t, "GET", cb, "", "", "Accept", "application/json")
+	decodeProblem(t, resp, body, 400)
 }
 
 func TestConnectionRoles(t *testing.T) {
