@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -214,24 +215,7 @@ func TestInsertTxFollowsTheTransaction(t *testing.T) {
 		if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM things`).Scan(&rows); err != nil || rows != 1 {
 			t.Fatalf("things rows = %d, %v; want 1", rows, err)
 		}
-		var queued int
-		if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM river_job`).Scan(&queued); err != nil || queued != 1 {
-			t.Fatalf("river_job rows = %d, %v; want 1", queued, err)
-		}
-		if err := jobs.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer jobs.Stop(context.WithoutCancel(ctx))
-		select {
-		case <-w.done:
-		case <-time.After(30 * time.Second):
-			t.Fatal("committed job did not run")
-		}
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if w.seen[1] != 0 || w.seen[2] != 1 {
-			t.Fatalf("worked %v, want only id 2 once", w.seen)
-		}
+		runQueued(t, s, jobs, w, map[int]int{2: 1})
 		// The outcome metric is recorded after Work returns; poll briefly.
 		deadline := time.Now().Add(10 * time.Second)
 		for okJobs(t, reg) != 1 {
@@ -241,6 +225,32 @@ func TestInsertTxFollowsTheTransaction(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
+}
+
+// runQueued checks that the jobs of want (count args id → times) are what
+// river_job holds, starts jobs and waits until w has worked exactly those
+// (jobs stop at the end of the test).
+func runQueued(t *testing.T, s *store.Store, jobs *store.Jobs, w *countWorker, want map[int]int) {
+	t.Helper()
+	ctx := t.Context()
+	var queued int
+	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM river_job`).Scan(&queued); err != nil || queued != len(want) {
+		t.Fatalf("river_job rows = %d, %v; want %d", queued, err, len(want))
+	}
+	if err := jobs.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = jobs.Stop(context.WithoutCancel(ctx)) })
+	select {
+	case <-w.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("committed jobs did not run")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !maps.Equal(w.seen, want) {
+		t.Fatalf("worked %v, want %v", w.seen, want)
+	}
 }
 
 // InsertManyPgx enqueues inside the transaction of InTxPgx (River's native
@@ -286,24 +296,7 @@ func TestInsertManyPgxFollowsTheTransaction(t *testing.T) {
 		if err := s.InTxPgx(ctx, insert(2, 3)); err != nil {
 			t.Fatal(err)
 		}
-		var queued int
-		if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM river_job`).Scan(&queued); err != nil || queued != 2 {
-			t.Fatalf("river_job rows = %d, %v; want 2", queued, err)
-		}
-		if err := jobs.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer jobs.Stop(context.WithoutCancel(ctx))
-		select {
-		case <-w.done:
-		case <-time.After(30 * time.Second):
-			t.Fatal("committed jobs did not run")
-		}
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if w.seen[1] != 0 || w.seen[2] != 1 || w.seen[3] != 1 {
-			t.Fatalf("worked %v, want ids 2 and 3 once each", w.seen)
-		}
+		runQueued(t, s, jobs, w, map[int]int{2: 1, 3: 1})
 	})
 }
 
