@@ -45,7 +45,8 @@ func Start(floor int64) (stop func()) {
 		running.Store(false)
 		return func() {}
 	}
-	t := &tuner{floor: uint64(floor), base: base, last: base, baseLimit: debug.SetMemoryLimit(-1),
+	baseLimit := debug.SetMemoryLimit(-1)
+	t := &tuner{floor: uint64(floor), base: base, last: base, baseLimit: baseLimit, limit: baseLimit,
 		mem: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/total:bytes"},
 			{Name: "/memory/classes/heap/released:bytes"}, {Name: "/memory/classes/heap/objects:bytes"},
 			{Name: "/memory/classes/heap/unused:bytes"}, {Name: "/memory/classes/heap/free:bytes"}}}
@@ -60,7 +61,8 @@ type tuner struct {
 	mem       []metrics.Sample
 
 	mu      sync.Mutex
-	last    int
+	last    int   // GOGC set last
+	limit   int64 // memory limit set last
 	stopped bool
 }
 
@@ -85,22 +87,25 @@ func (t *tuner) collected() {
 	metrics.Read(t.mem)
 	v := func(i int) uint64 { return t.mem[i].Value.Uint64() }
 	live, total, released, objects, unused, free := v(0), v(1), v(2), v(3), v(4), v(5)
-	// Changes of less than a tenth are left alone: the live heap moves a
-	// little after every collection.
-	pct := Percent(live, t.floor, t.base)
-	if pct == t.last || (pct != t.base && 10*abs(pct-t.last) <= t.last) {
-		t.arm()
-		return
+	// GOGC changes of less than a tenth are left alone: the live heap moves
+	// a little after every collection.
+	if pct := Percent(live, t.floor, t.base); pct != t.last && (pct == t.base || 10*abs(pct-t.last) > t.last) {
+		debug.SetGCPercent(pct)
+		t.last = pct
 	}
+	// The limit follows the runtime's other memory (stacks, metadata, ...)
+	// after every collection: left behind by a burst of goroutines, it
+	// could leave less room than the live heap and make the collector run
+	// back to back.
 	limit := t.baseLimit
-	if pct > t.base {
-		// The runtime's memory besides the heap (stacks, metadata, ...).
+	if t.last > t.base {
 		other := total - min(total, released+objects+unused+free)
 		limit = min(limit, int64(t.floor+other+t.floor/8))
 	}
-	debug.SetGCPercent(pct)
-	debug.SetMemoryLimit(limit)
-	t.last = pct
+	if limit != t.limit {
+		debug.SetMemoryLimit(limit)
+		t.limit = limit
+	}
 	t.arm()
 }
 

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,6 +89,51 @@ func TestStart(t *testing.T) {
 	defer third()
 	if !raised() {
 		t.Fatalf("GOGC after a new Start = %d, want 1000", gogc())
+	}
+}
+
+// growStack uses about n KiB of stack, then waits for release.
+func growStack(n int, release <-chan struct{}) byte {
+	var pad [1024]byte
+	if n > 1 {
+		pad[0] = growStack(n-1, release)
+		return pad[0]
+	}
+	<-release
+	return pad[1]
+}
+
+// The memory limit set while GOGC is raised follows the runtime's memory
+// besides the heap: goroutine stacks that grew after the limit was set must
+// not leave less room than the heap needs.
+func TestStartLimitFollowsStacks(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
+	stop := gcfloor.Start(1 << 30)
+	defer stop()
+	if !raised() {
+		t.Fatalf("GOGC with a 1 GiB floor = %d, want the cap 1000", gogc())
+	}
+	first := debug.SetMemoryLimit(-1)
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	for range 256 {
+		started.Add(1)
+		go func() {
+			started.Done()
+			growStack(256, release) // ≈ 256 KiB each, 64 MiB in all
+		}()
+	}
+	started.Wait()
+	defer close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for debug.SetMemoryLimit(-1) < first+48<<20 && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if got := debug.SetMemoryLimit(-1); got < first+48<<20 {
+		t.Fatalf("memory limit %d MiB after 64 MiB of stacks grew, want at least %d MiB", got>>20, (first+48<<20)>>20)
 	}
 }
 
