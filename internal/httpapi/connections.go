@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 
+	sentryecho "github.com/getsentry/sentry-go/echo"
 	"github.com/labstack/echo/v4"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
@@ -305,10 +306,24 @@ func GoogleCallbackRoute(cd ConnectionDeps, logger *slog.Logger) func(e *echo.Ec
 			in, cals, err := cd.Service.CompleteGoogle(clean.Context(), q.Get("state"), q.Get("code"), q.Get("error"))
 			wantsJSON := strings.Contains(r.Header.Get("Accept"), "application/json")
 			if err != nil {
+				redirect := cd.ConnectedURL != "" && !wantsJSON
+				// A redirect hides what would have been a 5xx (the
+				// gateway's or Google's failure) from the error handler:
+				// logged as an error and reported as it would report it.
+				serverSide := redirect && toError(connectError(err), nil).Status >= 500
 				if logger != nil {
-					logger.InfoContext(clean.Context(), "google callback refused", "request_id", requestID(c), "error", err.Error())
+					level := slog.LevelInfo
+					if serverSide {
+						level = slog.LevelError
+					}
+					logger.Log(clean.Context(), level, "google callback refused", "request_id", requestID(c), "error", err.Error())
 				}
-				if cd.ConnectedURL != "" && !wantsJSON {
+				if serverSide {
+					if hub := sentryecho.GetHubFromContext(c); hub != nil {
+						capture(c, hub, err)
+					}
+				}
+				if redirect {
 					return redirectAfterConnect(c, cd.ConnectedURL, "error", callbackReason(err))
 				}
 				return connectError(err)

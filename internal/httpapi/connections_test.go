@@ -101,6 +101,24 @@ func newConnEnv(t *testing.T, logger *slog.Logger, mutate func(*httpapi.Deps)) *
 	return &connEnv{env: en, svc: svc, sec: sec, google: g, googleURL: gsrv.URL, caldavURL: cd.URL, clock: clk}
 }
 
+// browserGet requests path as a browser would (Accept: text/html) without
+// following a redirect.
+func (ce *connEnv) browserGet(t *testing.T, path string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "GET", ce.srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/html")
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
 // browse follows the authorization URL like a browser and returns the
 // callback path with its query (code and state).
 func browse(t *testing.T, authURL string) (string, url.Values) {
@@ -271,24 +289,7 @@ func TestGoogleCallbackRedirect(t *testing.T) {
 	t.Parallel()
 	const page = "https://app.example.test/settings/calendars?tab=google"
 	ce := newConnEnv(t, nil, func(d *httpapi.Deps) { d.Connections.ConnectedURL = page })
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	get := func(t *testing.T, path string, hdr ...string) *http.Response {
-		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), "GET", ce.srv.URL+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Accept", "text/html")
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		resp, err := noFollow.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
+	get := ce.browserGet
 	start := func(t *testing.T, sub string) (string, url.Values) {
 		t.Helper()
 		resp, body := ce.do(t, "POST", "/v1/connections/google", ce.token(t, sub, "mentor"), "")
@@ -331,6 +332,9 @@ func TestGoogleCallbackRedirect(t *testing.T) {
 	_, q = start(t, "carol")
 	redirect(t, get(t, "/v1/oauth/google/callback?"+url.Values{"state": {q.Get("state")}}.Encode()),
 		url.Values{"result": {"error"}, "reason": {"missing_code"}})
+	_, q = start(t, "erin")
+	redirect(t, get(t, "/v1/oauth/google/callback?"+url.Values{"state": {q.Get("state")}, "code": {q.Get("code") + "x"}}.Encode()),
+		url.Values{"result": {"error"}, "reason": {"token_exchange"}})
 
 	// JSON clients: the connection, or a problem.
 	cb, _ = start(t, "dave")
@@ -424,7 +428,10 @@ func TestNoSecretsInLogsOrSentry(t *testing.T) {
 	defer func() { flush(time.Second); sentry.CurrentHub().BindClient(nil) }()
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ce := newConnEnv(t, logger, func(d *httpapi.Deps) { d.Sentry = true })
+	ce := newConnEnv(t, logger, func(d *httpapi.Deps) {
+		d.Sentry = true
+		d.Connections.ConnectedURL = "https://app.example.test/connected"
+	})
 	alice := ce.token(t, "alice", "mentor")
 	admin := ce.token(t, "root", "admin")
 	var secretsSeen []string
@@ -487,8 +494,20 @@ func TestNoSecretsInLogsOrSentry(t *testing.T) {
 	if resp, body := ce.do(t, "GET", bad, "", "", "Accept", "application/json"); resp.StatusCode != 502 {
 		t.Fatalf("refused exchange = %d %s", resp.StatusCode, body)
 	}
-	if resp, _ := ce.do(t, "GET", cb, "", ""); resp.StatusCode != 400 {
+	if resp, _ := ce.do(t, "GET", cb, "", "", "Accept", "application/json"); resp.StatusCode != 400 {
 		t.Fatalf("replayed state = %d", resp.StatusCode)
+	}
+	// The same two from a browser: redirected to the post-connect page; the
+	// refused exchange is still reported.
+	_, body = ce.do(t, "POST", "/v1/connections/google", alice, "")
+	_ = json.Unmarshal(body, &start)
+	cb, q = browse(t, start.AuthorizationURL)
+	remember(q.Get("state"), q.Get("code"))
+	bad = strings.Replace(cb, "code="+url.QueryEscape(q.Get("code")), "code="+url.QueryEscape(q.Get("code")+"x"), 1)
+	for _, path := range []string{bad, cb} {
+		if resp := ce.browserGet(t, path); resp.StatusCode != http.StatusFound {
+			t.Fatalf("browser callback = %d, want 302", resp.StatusCode)
+		}
 	}
 	ce.do(t, "POST", "/v1/connections/caldav", alice, `{"server_url":"`+ce.caldavURL+`","username":"mentor","app_password":"guessed-wrong-pw"}`)
 	if resp, body := ce.do(t, "POST", "/v1/connections/caldav", alice, `{"server_url":"`+ce.caldavURL+`","username":"mentor","app_password":"`+appPassword+`"}`); resp.StatusCode != 201 {
@@ -509,14 +528,14 @@ func TestNoSecretsInLogsOrSentry(t *testing.T) {
 	if len(events) == 0 {
 		t.Fatal("no Sentry event captured; the run should have reported the 502")
 	}
-	callbackReported := false
+	callbackReports := 0
 	for _, ev := range events {
 		if ev.Request != nil && strings.Contains(ev.Request.URL, "/v1/oauth/google/callback") {
-			callbackReported = true
+			callbackReports++
 		}
 	}
-	if !callbackReported {
-		t.Errorf("the failed token exchange was not reported to Sentry (%d events)", len(events))
+	if callbackReports != 2 {
+		t.Errorf("%d Sentry events for the callback, want 2: the failed token exchanges (JSON and redirected), not the replays", callbackReports)
 	}
 	logText := logs.String()
 	if !strings.Contains(logText, "google calendar connected") || !strings.Contains(logText, "google calendar disconnected") {

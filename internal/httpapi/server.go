@@ -141,18 +141,24 @@ func errorHandler(deps Deps) echo.HTTPErrorHandler {
 				if hub == nil {
 					hub = sentry.CurrentHub().Clone()
 				}
-				hub.WithScope(func(scope *sentry.Scope) {
-					scope.SetTag("request_id", requestID(c))
-					scope.SetTag("route", c.Path())
-					scope.SetRequest(c.Request())
-					hub.CaptureException(cause)
-				})
+				capture(c, hub, cause)
 			}
 		}
 		if werr := writeProblem(c, e); werr != nil {
 			deps.Logger.Error("write problem", "request_id", requestID(c), "error", werr.Error())
 		}
 	}
+}
+
+// capture reports cause to Sentry through hub with the request's id, route
+// and request (whose query the routes that carry secrets in it remove).
+func capture(c echo.Context, hub *sentry.Hub, cause error) {
+	hub.WithScope(func(scope *sentry.Scope) {
+		scope.SetTag("request_id", requestID(c))
+		scope.SetTag("route", c.Path())
+		scope.SetRequest(c.Request())
+		hub.CaptureException(cause)
+	})
 }
 
 // routes registers every route: the generated API, /metrics, the docs
