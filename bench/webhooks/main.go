@@ -99,6 +99,9 @@ type config struct {
 	profile string
 	// rounds of interleaved max steps (see runRounds); 0: none.
 	rounds int
+	// roundConns are the concurrency levels of each target's steps in a
+	// round; its best is its ceiling.
+	roundConns []int
 	// compare, when set, is another checkout whose gateway runs in the
 	// rounds too (an A/B of two versions).
 	compare string
@@ -106,27 +109,32 @@ type config struct {
 
 func run() error {
 	var (
-		cfg      config
-		dbs      = flag.String("db", "sqlite,postgres", "databases to run the gateway on (sqlite, postgres)")
-		rates    = flag.String("rates", "500,1000,2000,4000,8000", "open-loop steps, deliveries per second")
-		maxConns string
+		cfg        config
+		dbs        = flag.String("db", "sqlite,postgres", "databases to run the gateway on (sqlite, postgres)")
+		rates      = flag.String("rates", "500,1000,2000,4000,8000", "open-loop steps, deliveries per second")
+		maxConns   string
+		roundConns string
 	)
 	flag.StringVar(&cfg.pgURL, "pg", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL server (a fresh schema is created and dropped)")
 	flag.DurationVar(&cfg.step, "step", 5*time.Second, "duration of each step")
 	flag.IntVar(&cfg.conns, "conns", 512, "open-loop: most requests in flight")
 	flag.StringVar(&maxConns, "c", "64,256", "closed-loop max steps: concurrent connections")
 	flag.IntVar(&cfg.bodySize, "body", 1024, "approximate delivery body size in bytes")
-	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds of interleaved max steps (echo, then each database, at the largest -c) whose median gives the share of echo; 0: none")
+	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds of interleaved max steps (echo, then each database, at each -rounds-c) whose median gives the share of echo; 0: none")
+	flag.StringVar(&roundConns, "rounds-c", "64,256,1024", "concurrent connections of the rounds' steps; a target's ceiling in a round is its best")
 	flag.StringVar(&cfg.compare, "compare", "", "another checkout of the gateway (a git worktree, say) to run in the rounds too, for an A/B of two versions")
 	flag.StringVar(&cfg.profile, "profile", "", "folder for a CPU profile of the gateway during the last max step and the drain after it (<target>.pprof; go tool pprof)")
 	flag.Parse()
 	cfg.dbs = strings.Split(*dbs, ",")
-	for _, c := range strings.Split(maxConns, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(c))
-		if err != nil || n <= 0 {
-			return fmt.Errorf("bad -c %q", c)
-		}
-		cfg.maxConns = append(cfg.maxConns, n)
+	var (
+		err error
+		tmp string
+	)
+	if cfg.maxConns, err = parseConns("-c", maxConns); err != nil {
+		return err
+	}
+	if cfg.roundConns, err = parseConns("-rounds-c", roundConns); err != nil {
+		return err
 	}
 	for _, r := range strings.FieldsFunc(*rates, func(r rune) bool { return r == ',' }) {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
@@ -136,7 +144,7 @@ func run() error {
 		cfg.rates = append(cfg.rates, n)
 	}
 
-	tmp, err := os.MkdirTemp("", "bench-webhooks-")
+	tmp, err = os.MkdirTemp("", "bench-webhooks-")
 	if err != nil {
 		return err
 	}
@@ -179,6 +187,19 @@ func run() error {
 		return runRounds(cfg, bin, binB, self, tmp)
 	}
 	return nil
+}
+
+// parseConns parses a comma-separated list of connection counts.
+func parseConns(flagName, list string) ([]int, error) {
+	var ns []int
+	for _, c := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad %s %q", flagName, c)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
 }
 
 // child is a running server process.

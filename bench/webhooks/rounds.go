@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,14 +9,19 @@ import (
 )
 
 // runRounds measures each target's ceiling in rounds of interleaved max
-// steps: every server runs at once (idle but for its own step), and each
-// round runs the echo step and then each gateway's, so a gateway step is
-// compared with an echo step taken seconds before it. On a shared machine
+// steps: every server runs at once (idle but for its own steps), and each
+// round runs the echo steps and then each gateway's, so a gateway is
+// compared with an echo measured seconds before it. On a shared machine
 // the echo ceiling itself drifts by 10–30 % within minutes, which a single
 // echo step at the start of a run folds into the share; the median of the
-// rounds' shares does not. With binB (-compare) the other version's
-// gateways run in every round too, right after this version's, their order
-// swapped every round.
+// rounds' shares does not. A target's ceiling in a round is its best step
+// over the concurrency levels cfg.roundConns: echo answers at once and
+// peaks at fewer connections than the gateway, whose every ack waits for a
+// group commit (a webhook sender at a given rate has rate × latency
+// deliveries in flight, so a slower ack means more of them, not fewer
+// deliveries). With binB (-compare) the other version's gateways run in
+// every round too, right after this version's, their order swapped every
+// round.
 func runRounds(cfg config, bin, binB, self, tmp string) error {
 	type target struct {
 		name, kind string
@@ -59,12 +65,12 @@ func runRounds(cfg config, bin, binB, self, tmp string) error {
 			}
 		}
 	}
-	conns := slices.Max(cfg.maxConns)
-	fmt.Printf("# %d rounds of interleaved max steps, c=%d, %s each", cfg.rounds, conns, cfg.step)
+	fmt.Printf("# %d rounds of interleaved max steps, c=%v, %s each; a target's ceiling in a round is its best c (*)",
+		cfg.rounds, cfg.roundConns, cfg.step)
 	if binB != "" {
 		fmt.Printf("; <db>-B is the gateway built from %s", cfg.compare)
 	}
-	fmt.Printf("\n%-6s %-11s %12s %10s %9s %14s\n", "round", "target", "accepted/s", "p50", "of echo", "CPU µs/deliv.")
+	fmt.Printf("\n%-6s %-11s %6s %12s %10s %9s %14s\n", "round", "target", "c", "accepted/s", "p50", "of echo", "CPU µs/deliv.")
 	for r := range cfg.rounds {
 		order := slices.Clone(ts[1:])
 		if binB != "" && r%2 == 1 {
@@ -75,22 +81,29 @@ func runRounds(cfg config, bin, binB, self, tmp string) error {
 		}
 		var echo float64
 		for _, t := range append([]*target{ts[0]}, order...) {
-			cpu0 := t.c.cpuTime()
-			stored0, _ := deliveryCounts(t.c.url)
-			res := t.gen.closedLoop(conns, cfg.step)
-			rate := float64(res.ok) / res.dur.Seconds()
-			line := fmt.Sprintf("%-6d %-11s %12.0f %10s", r+1, t.name, rate, res.pct(0.5).Round(10*time.Microsecond))
-			if t.kind == "echo" {
-				echo = rate
-				fmt.Println(line)
-				continue
+			steps := make([]roundStep, len(cfg.roundConns))
+			for i, conns := range cfg.roundConns {
+				steps[i] = runRoundStep(cfg, t.c, t.gen, t.kind, conns)
 			}
-			drainBacklog(t.c.url) // the step's processing counts in its CPU
-			stored, _ := deliveryCounts(t.c.url)
-			cpu := safeDiv(float64((t.c.cpuTime() - cpu0).Microseconds()), float64(stored-stored0))
-			share := safeDiv(rate, echo)
-			t.shares, t.rates, t.cpu = append(t.shares, share), append(t.rates, rate), append(t.cpu, cpu)
-			fmt.Printf("%s %8.0f %% %14.0f\n", line, 100*share, cpu)
+			best := slices.MaxFunc(steps, func(a, b roundStep) int { return cmp.Compare(a.rate, b.rate) })
+			if t.kind == "echo" {
+				echo = best.rate
+			} else {
+				t.shares = append(t.shares, safeDiv(best.rate, echo))
+				t.rates, t.cpu = append(t.rates, best.rate), append(t.cpu, best.cpu)
+			}
+			for _, st := range steps {
+				mark := " "
+				if st == best && len(steps) > 1 {
+					mark = "*"
+				}
+				line := fmt.Sprintf("%-6d %-11s %5d%s %12.0f %10s", r+1, t.name, st.conns, mark, st.rate, st.p50.Round(10*time.Microsecond))
+				if t.kind == "echo" {
+					fmt.Println(line)
+					continue
+				}
+				fmt.Printf("%s %8.0f %% %14.0f\n", line, 100*safeDiv(st.rate, echo), st.cpu)
+			}
 		}
 	}
 	fmt.Println()
@@ -100,6 +113,32 @@ func runRounds(cfg config, bin, binB, self, tmp string) error {
 	}
 	fmt.Println()
 	return nil
+}
+
+// roundStep is one closed-loop step of a round.
+type roundStep struct {
+	conns int
+	rate  float64
+	p50   time.Duration
+	// cpu is the gateway's CPU µs per stored delivery in the step, its
+	// processing drain included (0 for echo).
+	cpu float64
+}
+
+// runRoundStep runs a closed-loop step of conns connections against a
+// target of the rounds.
+func runRoundStep(cfg config, c *child, gen *generator, kind string, conns int) roundStep {
+	cpu0 := c.cpuTime()
+	stored0, _ := deliveryCounts(c.url)
+	res := gen.closedLoop(conns, cfg.step)
+	st := roundStep{conns: conns, rate: float64(res.ok) / res.dur.Seconds(), p50: res.pct(0.5)}
+	if kind == "echo" {
+		return st
+	}
+	drainBacklog(c.url) // the step's processing counts in its CPU
+	stored, _ := deliveryCounts(c.url)
+	st.cpu = safeDiv(float64((c.cpuTime() - cpu0).Microseconds()), float64(stored-stored0))
+	return st
 }
 
 // median returns the median of xs (0 for none).
