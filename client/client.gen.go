@@ -603,7 +603,7 @@ type Connection struct {
 	// Example: https://caldav.icloud.com
 	ServerUrl *string `json:"server_url,omitempty"`
 
-	// Status `needs_reauth` after the provider revoked the grant (reconnect); `error` for other persistent failures (see `last_error`).
+	// Status `needs_reauth` after the provider revoked the grant or rejected the stored password (reconnect); `error` when the connected calendar no longer exists or is no longer shared with the account (choose another calendar with the `calendar` endpoint, which makes the connection `connected` again; see `last_error`). A connection that is not `connected` gets no booking events.
 	//
 	// Example: connected
 	Status ConnectionStatus `json:"status"`
@@ -620,7 +620,7 @@ type ConnectionList struct {
 // ConnectionProvider Example: google
 type ConnectionProvider string
 
-// ConnectionStatus `needs_reauth` after the provider revoked the grant (reconnect); `error` for other persistent failures (see `last_error`).
+// ConnectionStatus `needs_reauth` after the provider revoked the grant or rejected the stored password (reconnect); `error` when the connected calendar no longer exists or is no longer shared with the account (choose another calendar with the `calendar` endpoint, which makes the connection `connected` again; see `last_error`). A connection that is not `connected` gets no booking events.
 //
 // Example: connected
 type ConnectionStatus string

@@ -329,3 +329,61 @@ func TestCalendarChangeWaitsForBookingToSettle(t *testing.T) {
 		}
 	})
 }
+
+// A calendar that was deleted, or whose connection is gone, is not synced:
+// the sync succeeds with nothing done (so neither a push's processing nor
+// the poller retries it), and no booking is touched.
+func TestSyncOfUnavailableCalendar(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		sim := caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": "pw"}})
+		ts := httptest.NewServer(sim)
+		t.Cleanup(ts.Close)
+		path := sim.CreateCalendar("mentor", "work", "Work")
+		gw, err := caldav.New(ts.URL+path, "mentor", "pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := t.Context()
+		start := time.Now().Add(24 * time.Hour).Truncate(time.Hour).UTC()
+		ev, err := gw.CreateEvent(ctx, calendar.Event{BookingID: "b-u", Summary: "S", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.bookings.add(webhooks.Booking{ID: "b-u", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
+		src := webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: "mentor-1", CalendarID: path}
+		h.calendars.add(src, gw, true)
+		if res, err := h.svc.SyncCalendar(ctx, src); err != nil || res.Unavailable {
+			t.Fatalf("first sync %+v %v", res, err)
+		}
+
+		req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, ts.URL+path, nil)
+		req.SetBasicAuth("mentor", "pw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		res, err := h.svc.SyncCalendar(ctx, src)
+		if err != nil || !res.Unavailable || res.Cancelled != 0 {
+			t.Fatalf("sync of the deleted calendar = %+v, %v; want unavailable, no error, nothing cancelled", res, err)
+		}
+		if note := res.String(); note != "calendar no longer connected or deleted: nothing to sync" {
+			t.Errorf("note %q", note)
+		}
+		if _, err := h.svc.PollCalendars(ctx); err != nil {
+			t.Errorf("poll with the deleted calendar: %v", err)
+		}
+
+		// The connection gone: Open says so, and the sync does nothing.
+		gone := webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-2", CalendarID: "c"}
+		h.calendars.unavailable(gone)
+		if res, err := h.svc.SyncCalendar(ctx, gone); err != nil || !res.Unavailable {
+			t.Fatalf("sync of a disconnected calendar = %+v, %v", res, err)
+		}
+		if calls := h.bookings.Calls(); len(calls) != 0 {
+			t.Errorf("booking calls %+v", calls)
+		}
+	})
+}

@@ -18,6 +18,11 @@ var ErrBookingNotFound = errors.New("webhooks: no booking matches")
 // the refusal on the delivery and does not retry.
 var ErrRefused = errors.New("webhooks: booking refused the change")
 
+// ErrCalendarUnavailable is returned (wrapped) by Calendars.Open when the
+// calendar is no longer usable for good: the user disconnected it, must
+// reconnect, or it was deleted. Syncing it does nothing and is not retried.
+var ErrCalendarUnavailable = errors.New("webhooks: calendar no longer connected")
+
 // Booking statuses the processors look at (as in the API).
 const (
 	BookingPending     = "pending"
@@ -125,7 +130,8 @@ type Source struct {
 
 // Calendars opens users' connected calendars.
 type Calendars interface {
-	// Open returns a client of the connected calendar.
+	// Open returns a client of the connected calendar, or an error
+	// wrapping ErrCalendarUnavailable when it is no longer connected.
 	Open(ctx context.Context, src Source) (calendar.Calendar, error)
 	// Polled lists the connected calendars without push (CalDAV), to poll.
 	Polled(ctx context.Context) ([]Source, error)

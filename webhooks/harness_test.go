@@ -179,10 +179,23 @@ func (s *staticCalendars) Open(_ context.Context, src webhooks.Source) (calendar
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.cals[src]
-	if !ok {
+	switch {
+	case !ok:
 		return nil, fmt.Errorf("no calendar %v", src)
+	case c == nil:
+		return nil, fmt.Errorf("calendar %v: %w", src, webhooks.ErrCalendarUnavailable)
 	}
 	return c, nil
+}
+
+// unavailable makes Open report src as no longer connected.
+func (s *staticCalendars) unavailable(src webhooks.Source) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cals == nil {
+		s.cals = map[webhooks.Source]calendar.Calendar{}
+	}
+	s.cals[src] = nil
 }
 
 func (s *staticCalendars) Polled(context.Context) ([]webhooks.Source, error) {

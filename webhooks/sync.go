@@ -58,10 +58,16 @@ type SyncResult struct {
 	Bookings []string
 	// Reset reports a full resync after an expired cursor.
 	Reset bool
+	// Unavailable reports a calendar that is no longer connected or no
+	// longer exists: nothing was synced.
+	Unavailable bool
 }
 
 // String summarises r for the delivery note.
 func (r SyncResult) String() string {
+	if r.Unavailable {
+		return "calendar no longer connected or deleted: nothing to sync"
+	}
 	s := fmt.Sprintf("synced %d changes: %d cancelled, %d rescheduled", r.Changes, r.Cancelled, r.Rescheduled)
 	if r.Reset {
 		s += " (full resync)"
@@ -82,6 +88,10 @@ func (s *Service) SyncCalendar(ctx context.Context, src Source) (SyncResult, err
 		return res, errors.New("webhooks: calendar sync needs Calendars and Bookings")
 	}
 	cal, err := s.cfg.Calendars.Open(ctx, src)
+	if errors.Is(err, ErrCalendarUnavailable) {
+		res.Unavailable = true
+		return res, nil
+	}
 	if err != nil {
 		return res, fmt.Errorf("webhooks: open %s calendar: %w", src.Provider, err)
 	}
@@ -90,6 +100,13 @@ func (s *Service) SyncCalendar(ctx context.Context, src Source) (SyncResult, err
 		return res, err
 	}
 	cs, err := cal.Changes(ctx, cur)
+	if errors.Is(err, calendar.ErrCalendarNotFound) {
+		// Deleted by its owner: its bookings' events went with it, and
+		// the connection stops using it (see connect's status error).
+		s.log.WarnContext(ctx, "synced calendar is gone", "provider", src.Provider, "user", src.UserID)
+		res.Unavailable = true
+		return res, nil
+	}
 	if err != nil {
 		return res, fmt.Errorf("webhooks: %s changes: %w", src.Provider, err)
 	}

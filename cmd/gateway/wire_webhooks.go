@@ -342,6 +342,10 @@ type connectCalendars struct{ c *connect.Service }
 
 func (c connectCalendars) Open(ctx context.Context, src webhooks.Source) (calendar.Calendar, error) {
 	cal, _, err := c.c.CalendarFor(ctx, src.UserID, src.Provider)
+	if errors.Is(err, connect.ErrNotConnected) || errors.Is(err, connect.ErrNeedsReauth) {
+		// Disconnected, revoked or deleted (connect.ErrCalendarGone).
+		return nil, fmt.Errorf("%w: %w", webhooks.ErrCalendarUnavailable, err)
+	}
 	return cal, err
 }
 

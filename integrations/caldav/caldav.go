@@ -197,16 +197,26 @@ func doRequest(ctx context.Context, hc webdav.HTTPClient, op, method, target, us
 	return &response{status: resp.StatusCode, header: resp.Header, body: b, raw: resp}, nil
 }
 
+// calendarLevel are the requests to the calendar collection itself: their
+// 404 or 410 can only mean the collection is gone. (A PUT of a new event is
+// not among them: servers answer a missing parent collection with 409 or
+// 404, both of which an event's own PUT can get too.)
+var calendarLevel = map[string]bool{"free_busy": true, "sync_collection": true, "list_etags": true,
+	"get_ctag": true, "calendar_multiget": true}
+
 // statusError turns an unexpected status into an error: ErrUnauthorized for
-// 401, calendar.ErrNotFound for 404/410, otherwise an *outbound.Error.
+// 401, calendar.ErrNotFound for 404/410 (calendar.ErrCalendarNotFound for a
+// calendarLevel request), otherwise an *outbound.Error.
 func statusError(op string, r *response) error {
 	oe := outbound.NewError(provider, op, r.raw, "", errorMessage(r))
-	switch r.status {
-	case http.StatusUnauthorized:
+	switch {
+	case r.status == http.StatusUnauthorized:
 		oe.Err = ErrUnauthorized
-	case http.StatusNotFound, http.StatusGone:
+	case (r.status == http.StatusNotFound || r.status == http.StatusGone) && calendarLevel[op]:
+		oe.Err = calendar.ErrCalendarNotFound
+	case r.status == http.StatusNotFound || r.status == http.StatusGone:
 		oe.Err = calendar.ErrNotFound
-	case http.StatusPreconditionFailed, http.StatusConflict:
+	case r.status == http.StatusPreconditionFailed || r.status == http.StatusConflict:
 		oe.Err = calendar.ErrConflict
 	}
 	return fmt.Errorf("caldav: %s: %w", op, oe)

@@ -171,6 +171,19 @@ func (x *rawCal) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+// DeleteCalendar implements calendartest.CalendarDeleter: a DELETE of the
+// collection, as the user's calendar app sends.
+func (x *rawCal) DeleteCalendar(ctx context.Context) error {
+	code, _, _, err := x.do(ctx, http.MethodDelete, x.calURL, nil, nil)
+	if err != nil {
+		return err
+	}
+	if code/100 != 2 {
+		return fmt.Errorf("DELETE %s: HTTP %d", x.calURL, code)
+	}
+	return nil
+}
+
 // countObjects lists the collection's members with PROPFIND Depth 1.
 func (x *rawCal) countObjects(ctx context.Context) (int, error) {
 	code, _, body, err := x.do(ctx, "PROPFIND", x.calURL,

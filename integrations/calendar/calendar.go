@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -23,6 +24,14 @@ import (
 var (
 	// ErrNotFound reports that the event (or calendar) does not exist.
 	ErrNotFound = errors.New("calendar: not found")
+	// ErrCalendarNotFound reports that the calendar itself does not exist
+	// (any more): its owner deleted it, or the account lost access to it.
+	// It wraps ErrNotFound. Only operations on the calendar as a whole
+	// report it (FreeBusy, Changes, and a backend's calendar-level calls
+	// such as creating an event or watching the calendar); a missing event
+	// and a missing calendar look the same to an event's own operations,
+	// which report ErrNotFound.
+	ErrCalendarNotFound = fmt.Errorf("%w: the calendar itself", ErrNotFound)
 	// ErrConflict reports that an event with the booking's identity exists but
 	// was not written by the gateway for that booking, or that a conditional
 	// write lost against a concurrent change.

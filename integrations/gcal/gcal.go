@@ -250,8 +250,14 @@ func errorReason(body []byte) string {
 // revoked or expired and the user must connect again.
 var ErrInvalidGrant = errors.New("gcal: invalid_grant")
 
+// calendarLevel are the operations on a calendar as a whole: their 404 can
+// only mean the calendar is gone (an event's own operations cannot tell a
+// missing event from a missing calendar).
+var calendarLevel = map[string]bool{"insert_event": true, "list_events": true, "watch_events": true}
+
 // fail turns an error of the Google library into an *outbound.Error (whose
-// message names provider and operation); 404/410 wrap calendar.ErrNotFound,
+// message names provider and operation); 404/410 wrap calendar.ErrNotFound
+// (calendar.ErrCalendarNotFound for a 404 to a calendarLevel operation),
 // 409/412 calendar.ErrConflict.
 func fail(op string, err error) error {
 	if err == nil {
@@ -272,10 +278,12 @@ func fail(op string, err error) error {
 			e.Class = outbound.Transient
 			e.RetryAfter = max(e.RetryAfter, time.Hour)
 		}
-		switch ge.Code {
-		case http.StatusNotFound, http.StatusGone:
+		switch {
+		case ge.Code == http.StatusNotFound && calendarLevel[op]:
+			e.Err = calendar.ErrCalendarNotFound
+		case ge.Code == http.StatusNotFound, ge.Code == http.StatusGone:
 			e.Err = calendar.ErrNotFound
-		case http.StatusConflict, http.StatusPreconditionFailed:
+		case ge.Code == http.StatusConflict, ge.Code == http.StatusPreconditionFailed:
 			e.Err = calendar.ErrConflict
 		}
 		return e
@@ -481,7 +489,7 @@ func (c *Client) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.B
 				e := &outbound.Error{Provider: Provider, Operation: op, Code: fc.Errors[0].Reason,
 					Message: "free/busy of calendar " + id + ": " + fc.Errors[0].Reason, Class: outbound.Permanent}
 				if fc.Errors[0].Reason == "notFound" {
-					e.Err = calendar.ErrNotFound
+					e.Err = calendar.ErrCalendarNotFound
 				}
 				return nil, e
 			}

@@ -810,3 +810,73 @@ func TestLatencyFaultHonoursContext(t *testing.T) {
 		t.Errorf("canceled call classified %v", oe.Class)
 	}
 }
+
+// TestDeletedCalendar: after the mentor deletes the (secondary) calendar the
+// gateway writes to, the calls on the calendar as a whole report
+// calendar.ErrCalendarNotFound; an event's own calls cannot tell and report
+// calendar.ErrNotFound, and deleting the event succeeds.
+func TestDeletedCalendar(t *testing.T) {
+	t.Parallel()
+	const cal = "mentoring@group.calendar.google.com"
+	e := newEnv(t, gcaltest.Options{Users: []gcaltest.User{{Email: gcaltest.DefaultUser,
+		Calendars: []gcaltest.Calendar{{ID: cal, Summary: "Mentoring"}}}}})
+	c := e.newClient(t, e.token, gcal.WithCalendar(cal))
+	ctx := t.Context()
+	start := time.Date(2027, 6, 8, 9, 0, 0, 0, time.UTC)
+	ev, err := c.CreateEvent(ctx, booking("b-gone", start, time.Hour, "UTC"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.Changes(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.DeleteCalendar("primary"); err == nil {
+		t.Error("the simulator deleted a primary calendar; Google refuses")
+	}
+	if _, err := c.Watch(ctx, cal, "https://gateway.test/webhooks/google", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.DeleteCalendar(cal); err != nil {
+		t.Fatal(err)
+	}
+	if chs := e.sim.Channels(cal); len(chs) != 0 {
+		t.Errorf("channels on the deleted calendar: %+v", chs)
+	}
+	cals, err := c.ListCalendars(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lc := range cals {
+		if lc.ID == cal {
+			t.Errorf("ListCalendars still lists the deleted calendar: %+v", cals)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+		want error
+	}{
+		{"FreeBusy", func() error { _, err := c.FreeBusy(ctx, start.Add(-time.Hour), start.Add(time.Hour)); return err }, calendar.ErrCalendarNotFound},
+		{"Changes(\"\")", func() error { _, err := c.Changes(ctx, ""); return err }, calendar.ErrCalendarNotFound},
+		{"Changes(cursor)", func() error { _, err := c.Changes(ctx, first.Cursor); return err }, calendar.ErrCalendarNotFound},
+		{"CreateEvent", func() error {
+			_, err := c.CreateEvent(ctx, booking("b-new", start.Add(24*time.Hour), time.Hour, "UTC"))
+			return err
+		}, calendar.ErrCalendarNotFound},
+		{"Watch", func() error { _, err := c.Watch(ctx, cal, "https://gateway.test/webhooks/google", time.Hour); return err }, calendar.ErrCalendarNotFound},
+		{"GetEvent", func() error { _, err := c.GetEvent(ctx, ev.BookingID); return err }, calendar.ErrNotFound},
+		{"UpdateEvent", func() error { _, err := c.UpdateEvent(ctx, ev); return err }, calendar.ErrNotFound},
+		{"DeleteEvent", func() error { return c.DeleteEvent(ctx, ev.BookingID) }, nil},
+	} {
+		err := tc.call()
+		switch {
+		case tc.want == nil && err != nil:
+			t.Errorf("%s: %v, want nil", tc.name, err)
+		case tc.want != nil && !errors.Is(err, tc.want):
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		case tc.want == calendar.ErrNotFound && errors.Is(err, calendar.ErrCalendarNotFound):
+			t.Errorf("%s: %v; an event's call cannot know the calendar is gone", tc.name, err)
+		}
+	}
+}

@@ -19,19 +19,23 @@ func (s *Service) Calendar(ctx context.Context, sub string) (calendar.Calendar, 
 	if err != nil {
 		return nil, Info{}, err
 	}
-	reauth := false
+	reauth, gone := false, false
 	for _, in := range all {
 		if in.Provider != ProviderGoogle && in.Provider != ProviderCalDAV {
 			continue
 		}
 		if in.Status != StatusConnected {
 			reauth = reauth || in.Status == StatusNeedsReauth
+			gone = gone || in.Status == StatusError
 			continue
 		}
 		return s.calendarOf(ctx, in)
 	}
-	if reauth {
+	switch {
+	case reauth:
 		return nil, Info{}, fmt.Errorf("connect: calendar of %s: %w", sub, ErrNeedsReauth)
+	case gone:
+		return nil, Info{}, fmt.Errorf("connect: calendar of %s: %w", sub, ErrCalendarGone)
 	}
 	return nil, Info{}, fmt.Errorf("connect: calendar of %s: %w", sub, ErrNotConnected)
 }
@@ -42,8 +46,11 @@ func (s *Service) CalendarFor(ctx context.Context, sub, provider string) (calend
 	if err != nil {
 		return nil, Info{}, err
 	}
-	if in.Status == StatusNeedsReauth {
+	switch in.Status {
+	case StatusNeedsReauth:
 		return nil, in, fmt.Errorf("connect: %s calendar of %s: %w", provider, sub, ErrNeedsReauth)
+	case StatusError:
+		return nil, in, fmt.Errorf("connect: %s calendar of %s: %w", provider, sub, ErrCalendarGone)
 	}
 	return s.calendarOf(ctx, in)
 }
@@ -55,7 +62,7 @@ func (s *Service) calendarOf(ctx context.Context, in Info) (calendar.Calendar, I
 		if err != nil {
 			return nil, Info{}, err
 		}
-		return cl, in, nil
+		return &watched{Calendar: cl, s: s, in: in}, in, nil
 	case ProviderCalDAV:
 		cs, err := s.calDAVSecretOf(ctx, in.UserSub)
 		if err != nil {
@@ -65,58 +72,69 @@ func (s *Service) calendarOf(ctx context.Context, in Info) (calendar.Calendar, I
 		if err != nil {
 			return nil, Info{}, fmt.Errorf("connect: %w", err)
 		}
-		return &watchedCalDAV{Calendar: cl, s: s, sub: in.UserSub}, in, nil
+		return &watched{Calendar: cl, s: s, in: in}, in, nil
 	}
 	return nil, Info{}, fmt.Errorf("%w %q", ErrUnknownProvider, in.Provider)
 }
 
-// watchedCalDAV marks the connection needs_reauth when the server starts
-// rejecting the stored password (the user revoked the app-specific password).
-type watchedCalDAV struct {
+// watched is a connection's calendar that keeps the connection's status
+// true to the provider's answers: needs_reauth when the CalDAV server starts
+// rejecting the stored password (the user revoked the app-specific
+// password), error when the calendar itself is gone (the user deleted it, or
+// it is no longer shared with the account). Bookings then stop going to it
+// and the user is asked to reconnect or to choose another calendar.
+type watched struct {
 	calendar.Calendar
-	s   *Service
-	sub string
+	s *Service
+	// in is the connection the calendar was opened for; a verdict about
+	// its calendar leaves a connection that has moved to another alone.
+	in Info
 }
 
-func (w *watchedCalDAV) check(ctx context.Context, err error) error {
-	if err != nil && errors.Is(err, caldav.ErrUnauthorized) {
-		w.s.markNeedsReauth(ctx, w.sub, ProviderCalDAV, "the CalDAV server rejected the stored app-specific password; reconnect")
+func (w *watched) check(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case w.in.Provider == ProviderCalDAV && errors.Is(err, caldav.ErrUnauthorized):
+		w.s.markNeedsReauth(ctx, w.in.UserSub, ProviderCalDAV, "the CalDAV server rejected the stored app-specific password; reconnect")
 		return fmt.Errorf("%w: %w", ErrNeedsReauth, err)
+	case errors.Is(err, calendar.ErrCalendarNotFound):
+		w.s.markCalendarGone(ctx, w.in)
 	}
 	return err
 }
 
 // FreeBusy implements calendar.Calendar.
-func (w *watchedCalDAV) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.Busy, error) {
+func (w *watched) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.Busy, error) {
 	b, err := w.Calendar.FreeBusy(ctx, from, to)
 	return b, w.check(ctx, err)
 }
 
 // CreateEvent implements calendar.Calendar.
-func (w *watchedCalDAV) CreateEvent(ctx context.Context, ev calendar.Event) (calendar.Event, error) {
+func (w *watched) CreateEvent(ctx context.Context, ev calendar.Event) (calendar.Event, error) {
 	e, err := w.Calendar.CreateEvent(ctx, ev)
 	return e, w.check(ctx, err)
 }
 
 // UpdateEvent implements calendar.Calendar.
-func (w *watchedCalDAV) UpdateEvent(ctx context.Context, ev calendar.Event) (calendar.Event, error) {
+func (w *watched) UpdateEvent(ctx context.Context, ev calendar.Event) (calendar.Event, error) {
 	e, err := w.Calendar.UpdateEvent(ctx, ev)
 	return e, w.check(ctx, err)
 }
 
 // DeleteEvent implements calendar.Calendar.
-func (w *watchedCalDAV) DeleteEvent(ctx context.Context, bookingID string) error {
+func (w *watched) DeleteEvent(ctx context.Context, bookingID string) error {
 	return w.check(ctx, w.Calendar.DeleteEvent(ctx, bookingID))
 }
 
 // GetEvent implements calendar.Calendar.
-func (w *watchedCalDAV) GetEvent(ctx context.Context, bookingID string) (calendar.Event, error) {
+func (w *watched) GetEvent(ctx context.Context, bookingID string) (calendar.Event, error) {
 	e, err := w.Calendar.GetEvent(ctx, bookingID)
 	return e, w.check(ctx, err)
 }
 
 // Changes implements calendar.Calendar.
-func (w *watchedCalDAV) Changes(ctx context.Context, cursor string) (calendar.ChangeSet, error) {
+func (w *watched) Changes(ctx context.Context, cursor string) (calendar.ChangeSet, error) {
 	cs, err := w.Calendar.Changes(ctx, cursor)
 	return cs, w.check(ctx, err)
 }

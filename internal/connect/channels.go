@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/spotlight/gateway/integrations/calendar"
 	"github.com/spotlight/gateway/integrations/gcal"
 )
 
@@ -192,6 +193,11 @@ func (s *Service) RenewChannels(ctx context.Context, before time.Time) (int, err
 		ch, err := cl.RenewChannel(ctx, gcal.Channel{ID: old.ID, ResourceID: old.ResourceID, CalendarID: old.CalendarID}, s.PushURL(), s.cfg.Google.ChannelTTL)
 		if err != nil {
 			if revoked(err) {
+				_ = s.deleteChannel(ctx, old.ID)
+				continue
+			}
+			if errors.Is(err, calendar.ErrCalendarNotFound) {
+				s.markCalendarGone(ctx, in)
 				_ = s.deleteChannel(ctx, old.ID)
 				continue
 			}

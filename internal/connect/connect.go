@@ -67,6 +67,11 @@ var (
 	// ErrNeedsReauth means the provider revoked the grant or rejected the
 	// stored password: the user must connect again.
 	ErrNeedsReauth = errors.New("connect: the provider revoked access; reconnect")
+	// ErrCalendarGone means the connection's calendar no longer exists (the
+	// user deleted it, or it is no longer shared with the account): the
+	// connection has status error until the user chooses another calendar.
+	// It wraps ErrNotConnected.
+	ErrCalendarGone = fmt.Errorf("%w: the connected calendar no longer exists; choose another calendar", ErrNotConnected)
 	// ErrInvalidState means the OAuth state is forged, replayed, expired or
 	// malformed. ErrStateForged, ErrStateReplayed and ErrStateExpired wrap it.
 	ErrInvalidState = errors.New("connect: invalid OAuth state")

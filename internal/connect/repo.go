@@ -100,10 +100,15 @@ func (s *Service) upsert(ctx context.Context, in Info) error {
 	return nil
 }
 
-// setCalendar records a newly chosen calendar and forgets the sync cursor.
+// setCalendar records a newly chosen calendar and forgets the sync cursor;
+// a connection in status error (its calendar was gone) is connected again.
 func (s *Service) setCalendar(ctx context.Context, sub, provider, id, name, calURL string) error {
+	// A connection whose calendar was gone (status error) works again.
 	_, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`UPDATE connections SET calendar_id = ?, calendar_name = ?, calendar_url = ?,
-		sync_cursor = '', updated_at = ? WHERE user_sub = ? AND provider = ?`), id, name, calURL, micros(s.now()), sub, provider)
+		sync_cursor = '', updated_at = ?,
+		last_error = CASE WHEN status = ? THEN '' ELSE last_error END,
+		status = CASE WHEN status = ? THEN ? ELSE status END
+		WHERE user_sub = ? AND provider = ?`), id, name, calURL, micros(s.now()), StatusError, StatusError, StatusConnected, sub, provider)
 	if err != nil {
 		return fmt.Errorf("connect: choose calendar: %w", err)
 	}
@@ -127,6 +132,24 @@ func (s *Service) markNeedsReauth(ctx context.Context, sub, provider, why string
 		return
 	}
 	s.log.WarnContext(ctx, "connection needs reauthorization", "provider", provider, "sub", sub, "reason", why)
+}
+
+// calendarGoneReason is the last_error of a connection whose calendar is gone.
+const calendarGoneReason = "the connected calendar no longer exists or is no longer shared with the account; choose another calendar"
+
+// markCalendarGone gives the connection in status error when it is still
+// connected to the same calendar, logging it once.
+func (s *Service) markCalendarGone(ctx context.Context, in Info) {
+	res, err := s.db.DB().ExecContext(context.WithoutCancel(ctx), s.db.Rebind(`UPDATE connections SET status = ?, last_error = ?, updated_at = ?
+		WHERE user_sub = ? AND provider = ? AND calendar_id = ? AND status = ?`),
+		StatusError, calendarGoneReason, micros(s.now()), in.UserSub, in.Provider, in.CalendarID, StatusConnected)
+	if err != nil {
+		s.log.ErrorContext(ctx, "mark connection error", "provider", in.Provider, "sub", in.UserSub, "error", err.Error())
+		return
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		s.log.WarnContext(ctx, "connected calendar is gone", "provider", in.Provider, "sub", in.UserSub, "reason", calendarGoneReason)
+	}
 }
 
 // deleteRecords removes the connection and its channels, leases and states.

@@ -171,6 +171,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	case http.MethodDelete:
+		if s.deleteCalendar(p) {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		if im := r.Header.Get("If-Match"); im != "" {
 			if code := s.checkIfMatch(p, im); code != 0 {
 				http.Error(w, http.StatusText(code), code)
@@ -179,6 +183,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.handler.ServeHTTP(w, r)
+}
+
+// deleteCalendar deletes the calendar collection at p, with its objects, as
+// a DELETE of a collection does (RFC 4918 section 9.6.1); false when p is
+// not a calendar collection.
+func (s *Server) deleteCalendar(p string) bool {
+	if !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.cals[p]; !ok {
+		return false
+	}
+	delete(s.cals, p)
+	return true
 }
 
 func (s *Server) checkIfMatch(p, ifMatch string) int {

@@ -66,6 +66,15 @@ type CursorExpirer interface {
 	ExpireCursors(ctx context.Context) error
 }
 
+// CalendarDeleter is optionally implemented by an External whose backend
+// lets the user delete the whole calendar. When implemented, the suite
+// checks that calls on the calendar as a whole then report
+// calendar.ErrCalendarNotFound.
+type CalendarDeleter interface {
+	// DeleteCalendar deletes the calendar under test with all its events.
+	DeleteCalendar(ctx context.Context) error
+}
+
 // Backend is one fresh calendar under test and its external handle.
 type Backend struct {
 	Calendar calendar.Calendar
@@ -129,6 +138,7 @@ func Run(t *testing.T, h Harness) {
 		{"ChangesShowExternalEditsAndDeletes", testChanges},
 		{"ChangesExpiredCursorResets", testChangesExpired},
 		{"DSTCrossingEventsKeepInstants", testDST},
+		{"DeletedCalendarIsCalendarNotFound", testCalendarGone},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -532,6 +542,50 @@ func testChangesExpired(t *testing.T, b Backend) {
 	}
 	if got.Cursor == "" {
 		t.Error("Changes(expired cursor): empty cursor")
+	}
+}
+
+func testCalendarGone(t *testing.T, b Backend) {
+	del, ok := b.External.(CalendarDeleter)
+	if !ok {
+		t.Skip("backend's External does not implement CalendarDeleter")
+	}
+	ctx, c := t.Context(), b.Calendar
+	ev := create(t, c, booking(t, "orphan", at(1, 9, 0), at(1, 10, 0), "UTC"))
+	first, err := c.Changes(ctx, "")
+	if err != nil {
+		t.Fatalf("Changes(\"\"): %v", err)
+	}
+	if err := del.DeleteCalendar(ctx); err != nil {
+		t.Fatalf("DeleteCalendar: %v", err)
+	}
+	calendarLevel := []struct {
+		name string
+		call func() error
+	}{
+		{"FreeBusy", func() error { _, err := c.FreeBusy(ctx, at(0, 0, 0), at(7, 0, 0)); return err }},
+		{"Changes(\"\")", func() error { _, err := c.Changes(ctx, ""); return err }},
+		{"Changes(cursor)", func() error { _, err := c.Changes(ctx, first.Cursor); return err }},
+	}
+	for _, call := range calendarLevel {
+		if err := call.call(); !errors.Is(err, calendar.ErrCalendarNotFound) {
+			t.Errorf("%s after the calendar was deleted: %v, want calendar.ErrCalendarNotFound", call.name, err)
+		}
+	}
+	// An event's own calls cannot tell a missing event from a missing
+	// calendar; both are not found.
+	if _, err := c.GetEvent(ctx, ev.BookingID); !errors.Is(err, calendar.ErrNotFound) {
+		t.Errorf("GetEvent after the calendar was deleted: %v, want calendar.ErrNotFound", err)
+	}
+	if _, err := c.UpdateEvent(ctx, ev); !errors.Is(err, calendar.ErrNotFound) {
+		t.Errorf("UpdateEvent after the calendar was deleted: %v, want calendar.ErrNotFound", err)
+	}
+	// Cancelling the booking succeeds: its event went with the calendar.
+	if err := c.DeleteEvent(ctx, ev.BookingID); err != nil {
+		t.Errorf("DeleteEvent after the calendar was deleted: %v, want nil", err)
+	}
+	if _, err := c.CreateEvent(ctx, booking(t, "new", at(2, 9, 0), at(2, 10, 0), "UTC")); err == nil {
+		t.Error("CreateEvent in a deleted calendar succeeded")
 	}
 }
 

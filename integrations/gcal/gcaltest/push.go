@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -299,6 +300,33 @@ func (s *Server) EventCount(calendarID string) int {
 		}
 	}
 	return n
+}
+
+// DeleteCalendar deletes a secondary calendar as its owner would in the
+// Google Calendar UI: its events and push channels go with it, it leaves
+// the owner's calendar list, and every call on it answers 404 notFound.
+// Like calendars.delete, it refuses a primary calendar.
+func (s *Server) DeleteCalendar(calendarID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.resolveCalendarID(calendarID)
+	cs := s.calendars[id]
+	if cs == nil {
+		return fmt.Errorf("gcaltest: calendar %q: %w", calendarID, ErrNotFound)
+	}
+	if cs.primary {
+		return fmt.Errorf("gcaltest: calendar %q is a primary calendar, which cannot be deleted", calendarID)
+	}
+	delete(s.calendars, id)
+	if u := s.users[cs.owner]; u != nil {
+		u.calendars = slices.DeleteFunc(u.calendars, func(c string) bool { return c == id })
+	}
+	for chID, ch := range s.channels {
+		if ch.calendarID == id {
+			delete(s.channels, chID)
+		}
+	}
+	return nil
 }
 
 // ExpireSyncTokens invalidates every sync token (and page token of an
