@@ -864,7 +864,10 @@ func TestDeletedCalendar(t *testing.T) {
 			_, err := c.CreateEvent(ctx, booking("b-new", start.Add(24*time.Hour), time.Hour, "UTC"))
 			return err
 		}, calendar.ErrCalendarNotFound},
-		{"Watch", func() error { _, err := c.Watch(ctx, cal, "https://gateway.test/webhooks/google", time.Hour); return err }, calendar.ErrCalendarNotFound},
+		{"Watch", func() error {
+			_, err := c.Watch(ctx, cal, "https://gateway.test/webhooks/google", time.Hour)
+			return err
+		}, calendar.ErrCalendarNotFound},
 		{"GetEvent", func() error { _, err := c.GetEvent(ctx, ev.BookingID); return err }, calendar.ErrNotFound},
 		{"UpdateEvent", func() error { _, err := c.UpdateEvent(ctx, ev); return err }, calendar.ErrNotFound},
 		{"DeleteEvent", func() error { return c.DeleteEvent(ctx, ev.BookingID) }, nil},

@@ -18,7 +18,8 @@ import (
 type memCalendar struct {
 	mu      sync.Mutex
 	version int
-	epoch   int // bumped by ExpireCursors
+	epoch   int  // bumped by ExpireCursors
+	gone    bool // set by DeleteCalendar
 	events  map[string]*memEvent
 	deleted map[string]int // id → version of deletion
 }
@@ -44,6 +45,9 @@ func (m *memCalendar) put(e *memEvent) {
 func (m *memCalendar) FreeBusy(_ context.Context, from, to time.Time) ([]calendar.Busy, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.gone {
+		return nil, calendar.ErrCalendarNotFound
+	}
 	var out []calendar.Busy
 	for _, e := range m.events {
 		loc, err := time.LoadLocation(e.ev.TimeZone)
@@ -79,6 +83,9 @@ func (m *memCalendar) FreeBusy(_ context.Context, from, to time.Time) ([]calenda
 func (m *memCalendar) CreateEvent(_ context.Context, ev calendar.Event) (calendar.Event, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.gone {
+		return calendar.Event{}, calendar.ErrCalendarNotFound
+	}
 	ev.ID = calendar.EventID(ev.BookingID)
 	if e, ok := m.events[ev.ID]; ok {
 		if e.ev.BookingID != ev.BookingID {
@@ -131,6 +138,9 @@ func (m *memCalendar) GetEvent(_ context.Context, bookingID string) (calendar.Ev
 func (m *memCalendar) Changes(_ context.Context, cursor string) (calendar.ChangeSet, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.gone {
+		return calendar.ChangeSet{}, calendar.ErrCalendarNotFound
+	}
 	var epoch, since int
 	reset := false
 	if cursor != "" {
@@ -199,7 +209,18 @@ func (x *memExternal) ExpireCursors(context.Context) error {
 	return nil
 }
 
-var _ calendartest.CursorExpirer = (*memExternal)(nil)
+func (x *memExternal) DeleteCalendar(context.Context) error {
+	x.m.mu.Lock()
+	defer x.m.mu.Unlock()
+	x.m.gone = true
+	clear(x.m.events)
+	return nil
+}
+
+var (
+	_ calendartest.CursorExpirer   = (*memExternal)(nil)
+	_ calendartest.CalendarDeleter = (*memExternal)(nil)
+)
 
 // TestSuiteAgainstReference runs the suite against the in-memory reference
 // implementation, so a broken case is caught here before any backend.
