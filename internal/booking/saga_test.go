@@ -118,10 +118,15 @@ type fakeCalendar struct {
 	mu       sync.Mutex
 	events   map[string]calendar.Event
 	failWith error
+	// busy and busyErr are FreeBusy's answer.
+	busy    []calendar.Busy
+	busyErr error
 }
 
 func (c *fakeCalendar) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.Busy, error) {
-	return nil, nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.busy, c.busyErr
 }
 
 func (c *fakeCalendar) CreateEvent(ctx context.Context, ev calendar.Event) (calendar.Event, error) {

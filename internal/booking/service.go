@@ -16,6 +16,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/spotlight/gateway/integrations/calendar"
 	"github.com/spotlight/gateway/internal/store"
 )
 
@@ -227,6 +228,11 @@ func (s *Service) calendarBusy(ctx context.Context, userID string, from, to time
 	var out []Interval
 	for _, c := range cals {
 		bs, err := c.FreeBusy(ctx, from, to)
+		if errors.Is(err, calendar.ErrCalendarNotFound) {
+			// Deleted by its owner: it has no busy time (and the
+			// connection stops offering it).
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
