@@ -548,6 +548,11 @@ func (s *Service) ensureEvent(ctx context.Context, b Booking, st Step, user stri
 		}
 	}
 	got, err := cal.CreateEvent(ctx, ev)
+	if errors.Is(err, calendar.ErrCalendarNotFound) {
+		// The user deleted the calendar: as if it were not connected
+		// (its connection no longer offers it).
+		return stepResult{State: StepSkipped, Applied: ptr(b.SpecVersion)}, nil
+	}
 	if err != nil {
 		return stepResult{}, calErr(err)
 	}

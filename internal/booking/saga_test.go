@@ -330,6 +330,31 @@ func TestSagaCompensation(t *testing.T) {
 	})
 }
 
+// TestSagaDeletedCalendar: the mentor deleted the calendar the booking's
+// event goes to. The booking is confirmed without it, as with no calendar
+// connected, instead of failing or retrying.
+func TestSagaDeletedCalendar(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		en.cals["mentor"].failWith = fmt.Errorf("gcal insert_event: HTTP 404: %w", calendar.ErrCalendarNotFound)
+		res := en.book(t, "k1", time.Now().Add(48*time.Hour).Truncate(time.Hour))
+		b := en.waitFor(t, res.Booking.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		for _, st := range b.Steps {
+			want := StepDone
+			if st.Name == StepMentorCalendar {
+				want = StepSkipped
+			}
+			if st.State != want {
+				t.Errorf("step %s: %s, want %s", st.Name, st.State, want)
+			}
+		}
+		if n := en.cals["cand"].count(); n != 1 {
+			t.Errorf("candidate calendar has %d events, want 1", n)
+		}
+	})
+}
+
 // TestSagaDurableJob leaves every run to the River job, as after a crash
 // right after the commit: the job alone confirms the booking, and a cancel
 // goes the same way.
