@@ -227,6 +227,41 @@ func TestGoogleChannelRenewal(t *testing.T) {
 	})
 }
 
+// calDAVFixture is a mentor's calendar on an in-memory CalDAV server with
+// the event of one booking in it, registered as mentor-1's polled source.
+type calDAVFixture struct {
+	url   string // the server's base URL
+	path  string // the calendar collection
+	gw    *caldav.Client
+	src   webhooks.Source
+	ev    calendar.Event
+	start time.Time
+}
+
+// newCalDAVFixture writes bookingID's event (a day ahead, an hour, in zone)
+// as the gateway would.
+func newCalDAVFixture(t *testing.T, h *harness, opts caldavtest.Options, bookingID, zone string) calDAVFixture {
+	t.Helper()
+	opts.Users = map[string]string{"mentor": "pw"}
+	sim := caldavtest.New(opts)
+	ts := httptest.NewServer(sim)
+	t.Cleanup(ts.Close)
+	fx := calDAVFixture{url: ts.URL, path: sim.CreateCalendar("mentor", "work", "Work"),
+		start: time.Now().Add(24 * time.Hour).Truncate(time.Hour).UTC()}
+	var err error
+	if fx.gw, err = caldav.New(ts.URL+fx.path, "mentor", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	fx.ev, err = fx.gw.CreateEvent(t.Context(), calendar.Event{BookingID: bookingID, Summary: "S", Start: fx.start,
+		End: fx.start.Add(time.Hour), TimeZone: zone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.src = webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: "mentor-1", CalendarID: fx.path}
+	h.calendars.add(fx.src, fx.gw, true)
+	return fx
+}
+
 func TestCalDAVPolling(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []struct {
@@ -237,26 +272,13 @@ func TestCalDAVPolling(t *testing.T) {
 			t.Parallel()
 			storetest.Each(t, func(t *testing.T, db *store.Store) {
 				h := newHarness(t, db)
-				sim := caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": "pw"}, DisableSyncCollection: mode.noSync})
-				ts := httptest.NewServer(sim)
-				t.Cleanup(ts.Close)
-				path := sim.CreateCalendar("mentor", "work", "Work")
-				gw, err := caldav.New(ts.URL+path, "mentor", "pw")
+				fx := newCalDAVFixture(t, h, caldavtest.Options{DisableSyncCollection: mode.noSync}, "b-d", "Europe/Berlin")
+				user, err := caldav.New(fx.url+fx.path, "mentor", "pw") // the mentor's own calendar app
 				if err != nil {
 					t.Fatal(err)
 				}
-				user, err := caldav.New(ts.URL+path, "mentor", "pw") // the mentor's own calendar app
-				if err != nil {
-					t.Fatal(err)
-				}
-				ctx := t.Context()
-				start := time.Now().Add(24 * time.Hour).Truncate(time.Hour).UTC()
-				ev, err := gw.CreateEvent(ctx, calendar.Event{BookingID: "b-d", Summary: "S", Start: start, End: start.Add(time.Hour), TimeZone: "Europe/Berlin"})
-				if err != nil {
-					t.Fatal(err)
-				}
+				ctx, start, ev := t.Context(), fx.start, fx.ev
 				h.bookings.add(webhooks.Booking{ID: "b-d", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
-				h.calendars.add(webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: "mentor-1", CalendarID: path}, gw, true)
 				if res, err := h.svc.PollCalendars(ctx); err != nil || res.Rescheduled+res.Cancelled != 0 {
 					t.Fatalf("first poll %+v %v", res, err)
 				}
@@ -292,22 +314,8 @@ func TestCalendarChangeWaitsForBookingToSettle(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		h := newHarness(t, db)
-		sim := caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": "pw"}})
-		ts := httptest.NewServer(sim)
-		t.Cleanup(ts.Close)
-		path := sim.CreateCalendar("mentor", "work", "Work")
-		gw, err := caldav.New(ts.URL+path, "mentor", "pw")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx := t.Context()
-		start := time.Now().Add(24 * time.Hour).Truncate(time.Hour).UTC()
-		ev, err := gw.CreateEvent(ctx, calendar.Event{BookingID: "b-busy", Summary: "S", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		src := webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: "mentor-1", CalendarID: path}
-		h.calendars.add(src, gw, true)
+		fx := newCalDAVFixture(t, h, caldavtest.Options{}, "b-busy", "UTC")
+		ctx, start, ev, src, gw := t.Context(), fx.start, fx.ev, fx.src, fx.gw
 		// The booking is being moved to a new time; the calendar still shows the old one.
 		newStart := start.Add(4 * time.Hour)
 		h.bookings.add(webhooks.Booking{ID: "b-busy", MentorID: "mentor-1", Status: webhooks.BookingRescheduled, Start: newStart, End: newStart.Add(time.Hour)}, "", ev.ID, "")
@@ -337,28 +345,14 @@ func TestSyncOfUnavailableCalendar(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		h := newHarness(t, db)
-		sim := caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": "pw"}})
-		ts := httptest.NewServer(sim)
-		t.Cleanup(ts.Close)
-		path := sim.CreateCalendar("mentor", "work", "Work")
-		gw, err := caldav.New(ts.URL+path, "mentor", "pw")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx := t.Context()
-		start := time.Now().Add(24 * time.Hour).Truncate(time.Hour).UTC()
-		ev, err := gw.CreateEvent(ctx, calendar.Event{BookingID: "b-u", Summary: "S", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.bookings.add(webhooks.Booking{ID: "b-u", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
-		src := webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: "mentor-1", CalendarID: path}
-		h.calendars.add(src, gw, true)
+		fx := newCalDAVFixture(t, h, caldavtest.Options{}, "b-u", "UTC")
+		ctx, start, src := t.Context(), fx.start, fx.src
+		h.bookings.add(webhooks.Booking{ID: "b-u", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", fx.ev.ID, "")
 		if res, err := h.svc.SyncCalendar(ctx, src); err != nil || res.Unavailable {
 			t.Fatalf("first sync %+v %v", res, err)
 		}
 
-		req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, ts.URL+path, nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, fx.url+fx.path, nil)
 		req.SetBasicAuth("mentor", "pw")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
