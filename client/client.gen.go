@@ -1681,7 +1681,9 @@ type ClientInterface interface {
 	// Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 	// candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 	// `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-	// finished, otherwise **202** with status `pending` (poll `GET /v1/bookings/{bookingId}`).
+	// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
+	// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
+	// refused a required step within the wait and every step was undone.
 	//
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -1698,7 +1700,9 @@ type ClientInterface interface {
 	// Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 	// candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 	// `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-	// finished, otherwise **202** with status `pending` (poll `GET /v1/bookings/{bookingId}`).
+	// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
+	// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
+	// refused a required step within the wait and every step was undone.
 	//
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -2209,7 +2213,9 @@ func (c *Client) ListBookings(ctx context.Context, params *ListBookingsParams, r
 // Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 // candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 // `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-// finished, otherwise **202** with status `pending` (poll `GET /v1/bookings/{bookingId}`).
+// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
+// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
+// refused a required step within the wait and every step was undone.
 //
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 // clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -2236,7 +2242,9 @@ func (c *Client) CreateBookingWithBody(ctx context.Context, params *CreateBookin
 // Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 // candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 // `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-// finished, otherwise **202** with status `pending` (poll `GET /v1/bookings/{bookingId}`).
+// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
+// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
+// refused a required step within the wait and every step was undone.
 //
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 // clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -4502,7 +4510,9 @@ type ClientWithResponsesInterface interface {
 	// Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 	// candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 	// `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-	// finished, otherwise **202** with status `pending` (poll `GET /v1/bookings/{bookingId}`).
+	// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
+	// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
+	// refused a required step within the wait and every step was undone.
 	//
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -4519,7 +4529,9 @@ type ClientWithResponsesInterface interface {
 	// Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 	// candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 	// `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-	// finished, otherwise **202** with status `pending` (poll `GET /v1/bookings/{bookingId}`).
+	// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
+	// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
+	// refused a required step within the wait and every step was undone.
 	//
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -8024,7 +8036,9 @@ func (c *ClientWithResponses) ListBookingsWithResponse(ctx context.Context, para
 // Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 // candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 // `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-// finished, otherwise **202** with status `pending` (poll `GET /v1/bookings/{bookingId}`).
+// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
+// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
+// refused a required step within the wait and every step was undone.
 //
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 // clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -8047,7 +8061,9 @@ func (c *ClientWithResponses) CreateBookingWithBodyWithResponse(ctx context.Cont
 // Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 // candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 // `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-// finished, otherwise **202** with status `pending` (poll `GET /v1/bookings/{bookingId}`).
+// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
+// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
+// refused a required step within the wait and every step was undone.
 //
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 // clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
