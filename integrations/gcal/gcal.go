@@ -488,8 +488,13 @@ func (c *Client) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.B
 			if len(fc.Errors) > 0 {
 				e := &outbound.Error{Provider: Provider, Operation: op, Code: fc.Errors[0].Reason,
 					Message: "free/busy of calendar " + id + ": " + fc.Errors[0].Reason, Class: outbound.Permanent}
-				if fc.Errors[0].Reason == "notFound" {
+				switch {
+				case fc.Errors[0].Reason != "notFound":
+				case id == c.calendarID:
 					e.Err = calendar.ErrCalendarNotFound
+				default:
+					// Another of the busy calendars, not this client's.
+					e.Err = calendar.ErrNotFound
 				}
 				return nil, e
 			}

@@ -821,6 +821,9 @@ func TestDeletedCalendar(t *testing.T) {
 	e := newEnv(t, gcaltest.Options{Users: []gcaltest.User{{Email: gcaltest.DefaultUser,
 		Calendars: []gcaltest.Calendar{{ID: cal, Summary: "Mentoring"}}}}})
 	c := e.newClient(t, e.token, gcal.WithCalendar(cal))
+	// A client of the primary calendar that also counts the busy time of
+	// the one deleted below: that calendar is gone, not the client's.
+	both := e.newClient(t, e.token, gcal.WithBusyCalendars("primary", cal))
 	ctx := t.Context()
 	start := time.Date(2027, 6, 8, 9, 0, 0, 0, time.UTC)
 	ev, err := c.CreateEvent(ctx, booking("b-gone", start, time.Hour, "UTC"))
@@ -868,6 +871,10 @@ func TestDeletedCalendar(t *testing.T) {
 			_, err := c.Watch(ctx, cal, "https://gateway.test/webhooks/google", time.Hour)
 			return err
 		}, calendar.ErrCalendarNotFound},
+		{"FreeBusy of another client's busy calendar", func() error {
+			_, err := both.FreeBusy(ctx, start.Add(-time.Hour), start.Add(time.Hour))
+			return err
+		}, calendar.ErrNotFound},
 		{"GetEvent", func() error { _, err := c.GetEvent(ctx, ev.BookingID); return err }, calendar.ErrNotFound},
 		{"UpdateEvent", func() error { _, err := c.UpdateEvent(ctx, ev); return err }, calendar.ErrNotFound},
 		{"DeleteEvent", func() error { return c.DeleteEvent(ctx, ev.BookingID) }, nil},
