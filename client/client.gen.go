@@ -1681,9 +1681,10 @@ type ClientInterface interface {
 	// Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 	// candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 	// `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-	// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
-	// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
-	// refused a required step within the wait and every step was undone.
+	// finished, **202** with status `pending` when steps still run in the background (poll
+	// `GET /v1/bookings/{bookingId}`), and a **424** `booking-failed` problem when a provider refused a
+	// required step within the wait: every step was undone, and the failed booking (status `failed`, with
+	// `failure_reason`) is at `Location`.
 	//
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -1700,9 +1701,10 @@ type ClientInterface interface {
 	// Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 	// candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 	// `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-	// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
-	// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
-	// refused a required step within the wait and every step was undone.
+	// finished, **202** with status `pending` when steps still run in the background (poll
+	// `GET /v1/bookings/{bookingId}`), and a **424** `booking-failed` problem when a provider refused a
+	// required step within the wait: every step was undone, and the failed booking (status `failed`, with
+	// `failure_reason`) is at `Location`.
 	//
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -2213,9 +2215,10 @@ func (c *Client) ListBookings(ctx context.Context, params *ListBookingsParams, r
 // Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 // candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 // `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
-// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
-// refused a required step within the wait and every step was undone.
+// finished, **202** with status `pending` when steps still run in the background (poll
+// `GET /v1/bookings/{bookingId}`), and a **424** `booking-failed` problem when a provider refused a
+// required step within the wait: every step was undone, and the failed booking (status `failed`, with
+// `failure_reason`) is at `Location`.
 //
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 // clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -2242,9 +2245,10 @@ func (c *Client) CreateBookingWithBody(ctx context.Context, params *CreateBookin
 // Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 // candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 // `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
-// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
-// refused a required step within the wait and every step was undone.
+// finished, **202** with status `pending` when steps still run in the background (poll
+// `GET /v1/bookings/{bookingId}`), and a **424** `booking-failed` problem when a provider refused a
+// required step within the wait: every step was undone, and the failed booking (status `failed`, with
+// `failure_reason`) is at `Location`.
 //
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 // clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -4510,9 +4514,10 @@ type ClientWithResponsesInterface interface {
 	// Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 	// candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 	// `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-	// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
-	// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
-	// refused a required step within the wait and every step was undone.
+	// finished, **202** with status `pending` when steps still run in the background (poll
+	// `GET /v1/bookings/{bookingId}`), and a **424** `booking-failed` problem when a provider refused a
+	// required step within the wait: every step was undone, and the failed booking (status `failed`, with
+	// `failure_reason`) is at `Location`.
 	//
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -4529,9 +4534,10 @@ type ClientWithResponsesInterface interface {
 	// Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 	// candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 	// `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-	// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
-	// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
-	// refused a required step within the wait and every step was undone.
+	// finished, **202** with status `pending` when steps still run in the background (poll
+	// `GET /v1/bookings/{bookingId}`), and a **424** `booking-failed` problem when a provider refused a
+	// required step within the wait: every step was undone, and the failed booking (status `failed`, with
+	// `failure_reason`) is at `Location`.
 	//
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -5708,6 +5714,11 @@ type CreateBookingResponse202Headers struct {
 	Location string
 }
 
+// CreateBookingResponse424Headers the declared response headers of an HTTP 424 response for CreateBooking
+type CreateBookingResponse424Headers struct {
+	Location string
+}
+
 // CreateBookingResponse429Headers the declared response headers of an HTTP 429 response for CreateBooking
 type CreateBookingResponse429Headers struct {
 	RetryAfter *int
@@ -5732,6 +5743,8 @@ type CreateBookingResponse struct {
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON424 the response for an HTTP 424 `application/problem+json` response
+	ApplicationproblemJSON424 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -5744,6 +5757,8 @@ type CreateBookingResponse struct {
 	Headers201 *CreateBookingResponse201Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *CreateBookingResponse202Headers
+	// Headers424 the parsed response headers for an HTTP 424 response
+	Headers424 *CreateBookingResponse424Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateBookingResponse429Headers
 }
@@ -5786,6 +5801,11 @@ func (r CreateBookingResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r CreateBookingResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON424 returns the response for an HTTP 424 `application/problem+json` response
+func (r CreateBookingResponse) GetApplicationproblemJSON424() *Problem {
+	return r.ApplicationproblemJSON424
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
@@ -8036,9 +8056,10 @@ func (c *ClientWithResponses) ListBookingsWithResponse(ctx context.Context, para
 // Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 // candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 // `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
-// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
-// refused a required step within the wait and every step was undone.
+// finished, **202** with status `pending` when steps still run in the background (poll
+// `GET /v1/bookings/{bookingId}`), and a **424** `booking-failed` problem when a provider refused a
+// required step within the wait: every step was undone, and the failed booking (status `failed`, with
+// `failure_reason`) is at `Location`.
 //
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 // clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -8061,9 +8082,10 @@ func (c *ClientWithResponses) CreateBookingWithBodyWithResponse(ctx context.Cont
 // Creates a booking and runs its provider steps (Zoom meeting first, then mentor calendar event,
 // candidate calendar event and Jira issue in parallel) as durable jobs. The request waits up to
 // `GATEWAY_BOOKING_SYNC_TIMEOUT` (default 8 s): **201** with the join URL when every required step
-// finished, otherwise **202** with the booking as it stands: status `pending` while steps run in the
-// background (poll `GET /v1/bookings/{bookingId}`), or `failed` with `failure_reason` when a provider
-// refused a required step within the wait and every step was undone.
+// finished, **202** with status `pending` when steps still run in the background (poll
+// `GET /v1/bookings/{bookingId}`), and a **424** `booking-failed` problem when a provider refused a
+// required step within the wait: every step was undone, and the failed booking (status `failed`, with
+// `failure_reason`) is at `Location`.
 //
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 // clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
@@ -9345,6 +9367,13 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 424:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON424 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9410,6 +9439,16 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 			headers.Location = value
 		}
 		response.Headers202 = &headers
+	case rsp.StatusCode == 424:
+		var headers CreateBookingResponse424Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers424 = &headers
 	case rsp.StatusCode == 429:
 		var headers CreateBookingResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {

@@ -275,6 +275,22 @@ func settled(b *client.Booking) bool {
 	return true
 }
 
+// bookingAt reads the booking a 424 answer's Location names; nil (and the
+// test marked failed) when it cannot. Safe in goroutines.
+func bookingAt(t *testing.T, c *client.ClientWithResponses, loc string) *client.Booking {
+	id, err := uuid.Parse(strings.TrimPrefix(loc, "/v1/bookings/"))
+	if err != nil {
+		t.Errorf("424 without a booking Location (%q)", loc)
+		return nil
+	}
+	r, err := c.GetBookingWithResponse(context.Background(), id)
+	if err != nil || r.JSON200 == nil {
+		t.Errorf("GET %s: %v", loc, err)
+		return nil
+	}
+	return r.JSON200
+}
+
 // waitSettled polls GET until the booking settles.
 func waitSettled(t *testing.T, c *client.ClientWithResponses, id uuid.UUID, within time.Duration) client.Booking {
 	t.Helper()

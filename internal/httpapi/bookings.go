@@ -135,6 +135,17 @@ func toAPIBooking(b booking.Booking) api.Booking {
 
 func location(id string) string { return "/v1/bookings/" + id }
 
+// failedBooking answers a booking that failed within the wait: a provider
+// refused a required step and every step was undone. The booking stays
+// readable (status failed, with its failure_reason) at Location. 424 Failed
+// Dependency, not 502: a client retries a 502 (a proxy says it when the
+// gateway is away), and repeating this request only replays the failure.
+func failedBooking(id string) *Error {
+	return &Error{Status: http.StatusFailedDependency, Slug: "booking-failed", Title: "Booking failed",
+		Detail: "A provider refused a required step of the booking; every step was undone. The failed booking, with its failure_reason, is at Location.",
+		Header: http.Header{"Location": {location(id)}}}
+}
+
 // ListBookings lists the caller's bookings.
 func (s *Server) ListBookings(ctx context.Context, request api.ListBookingsRequestObject) (api.ListBookingsResponseObject, error) {
 	svc, a, err := s.bookingsFor(ctx)
@@ -198,6 +209,9 @@ func (s *Server) CreateBooking(ctx context.Context, request api.CreateBookingReq
 	res, err := svc.Create(ctx, a, req)
 	if err != nil {
 		return nil, err
+	}
+	if res.Booking.Status == booking.StatusFailed {
+		return nil, failedBooking(res.Booking.ID)
 	}
 	b := toAPIBooking(res.Booking)
 	if res.Done {

@@ -548,3 +548,52 @@ func TestBookingCalendarBusyAndConcurrentReplay(t *testing.T) {
 		t.Fatalf("bookings after concurrent replays: %s", list.Body)
 	}
 }
+
+// TestBookingRefusedByProvider: the mentor's Google calendar refuses the
+// event for good (403 forbidden). The booking fails within the wait and is
+// undone: POST answers a 424 booking-failed problem whose
+// Location names the failed booking, which GET shows with its reason; the same
+// Idempotency-Key replays the answer; no Zoom meeting is left.
+func TestBookingRefusedByProvider(t *testing.T) {
+	t.Parallel()
+	en := newBookingEnv(t, storetest.SQLite(t), envOptions{mentors: 1, candidates: 1})
+	en.openSchedule(t)
+	mentor := en.mentors[0]
+	en.gcalSim.InjectFault(gcaltest.Fault{Op: "events.insert", Times: -1, Status: http.StatusForbidden, Reason: "forbidden"})
+	c := en.client(t, en.candidates[0], "candidate")
+	key := uuid.NewString()
+	body := client.CreateBookingRequest{MentorId: mentor, Start: day(5).Add(10 * time.Hour), DurationMinutes: 60, Timezone: "Europe/Berlin", Topic: "refused"}
+	var first string
+	for i := range 2 {
+		r, err := c.CreateBookingWithResponse(t.Context(), &client.CreateBookingParams{IdempotencyKey: key}, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := r.ApplicationproblemJSON424
+		if r.StatusCode() != http.StatusFailedDependency || p == nil || problemType(t, r.Body) != "booking-failed" {
+			t.Fatalf("try %d: %d %s, want a 424 booking-failed problem", i, r.StatusCode(), r.Body)
+		}
+		if ct := r.HTTPResponse.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+			t.Errorf("try %d: Content-Type %q", i, ct)
+		}
+		loc := r.HTTPResponse.Header.Get("Location")
+		if !strings.HasPrefix(loc, "/v1/bookings/") {
+			t.Fatalf("try %d: Location %q, want the failed booking", i, loc)
+		}
+		if i == 0 {
+			first = loc
+		} else if loc != first {
+			t.Errorf("replay names booking %s, first answer %s", loc, first)
+		}
+	}
+	b := bookingAt(t, c, first)
+	if b == nil {
+		t.FailNow()
+	}
+	if b.Status != client.BookingStatusFailed || b.FailureReason == nil || !strings.Contains(*b.FailureReason, "mentor_calendar") {
+		t.Fatalf("booking %+v, want failed for mentor_calendar", b)
+	}
+	if n := len(en.meetingsOf(t, mentor)); n != 0 {
+		t.Errorf("%d Zoom meetings left for the failed booking", n)
+	}
+}

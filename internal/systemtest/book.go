@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -57,6 +58,14 @@ func Book(ctx context.Context, c *client.ClientWithResponses, r Request) (Outcom
 			if out.Booking == nil {
 				out.Booking = resp.JSON202
 			}
+			if resp.StatusCode() == http.StatusFailedDependency {
+				// The booking failed within the wait; it is at Location.
+				b, err := failedBooking(ctx, c, resp.HTTPResponse.Header.Get("Location"))
+				if err != nil {
+					return out, fmt.Errorf("systemtest: book %s: %w", r.Key, err)
+				}
+				out.Booking = b
+			}
 			return out, nil
 		}
 		select {
@@ -68,4 +77,20 @@ func Book(ctx context.Context, c *client.ClientWithResponses, r Request) (Outcom
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// failedBooking reads the failed booking a 424 answer points to.
+func failedBooking(ctx context.Context, c *client.ClientWithResponses, loc string) (*client.Booking, error) {
+	id, err := uuid.Parse(strings.TrimPrefix(loc, "/v1/bookings/"))
+	if err != nil {
+		return nil, fmt.Errorf("424 without a booking Location (%q)", loc)
+	}
+	resp, err := c.GetBookingWithResponse(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if resp.JSON200 == nil {
+		return nil, fmt.Errorf("GET %s: %d %s", loc, resp.StatusCode(), resp.Body)
+	}
+	return resp.JSON200, nil
 }
