@@ -32,6 +32,7 @@ import (
 	"github.com/spotlight/gateway/internal/booking/providers"
 	"github.com/spotlight/gateway/internal/httpapi"
 	"github.com/spotlight/gateway/internal/store"
+	"github.com/spotlight/gateway/internal/systemtest"
 	"github.com/spotlight/gateway/webhooks"
 )
 
@@ -278,17 +279,11 @@ func settled(b *client.Booking) bool {
 // bookingAt reads the booking a 424 answer's Location names; nil (and the
 // test marked failed) when it cannot. Safe in goroutines.
 func bookingAt(t *testing.T, c *client.ClientWithResponses, loc string) *client.Booking {
-	id, err := uuid.Parse(strings.TrimPrefix(loc, "/v1/bookings/"))
+	b, err := systemtest.BookingAt(context.Background(), c, loc)
 	if err != nil {
-		t.Errorf("424 without a booking Location (%q)", loc)
-		return nil
+		t.Error(err)
 	}
-	r, err := c.GetBookingWithResponse(context.Background(), id)
-	if err != nil || r.JSON200 == nil {
-		t.Errorf("GET %s: %v", loc, err)
-		return nil
-	}
-	return r.JSON200
+	return b
 }
 
 // waitSettled polls GET until the booking settles.

@@ -60,7 +60,7 @@ func Book(ctx context.Context, c *client.ClientWithResponses, r Request) (Outcom
 			}
 			if resp.StatusCode() == http.StatusFailedDependency {
 				// The booking failed within the wait; it is at Location.
-				b, err := failedBooking(ctx, c, resp.HTTPResponse.Header.Get("Location"))
+				b, err := BookingAt(ctx, c, resp.HTTPResponse.Header.Get("Location"))
 				if err != nil {
 					return out, fmt.Errorf("systemtest: book %s: %w", r.Key, err)
 				}
@@ -79,11 +79,12 @@ func Book(ctx context.Context, c *client.ClientWithResponses, r Request) (Outcom
 	}
 }
 
-// failedBooking reads the failed booking a 424 answer points to.
-func failedBooking(ctx context.Context, c *client.ClientWithResponses, loc string) (*client.Booking, error) {
+// BookingAt reads the booking a Location header names (a 424 answer's
+// failed booking, say).
+func BookingAt(ctx context.Context, c *client.ClientWithResponses, loc string) (*client.Booking, error) {
 	id, err := uuid.Parse(strings.TrimPrefix(loc, "/v1/bookings/"))
 	if err != nil {
-		return nil, fmt.Errorf("424 without a booking Location (%q)", loc)
+		return nil, fmt.Errorf("not a booking Location: %q", loc)
 	}
 	resp, err := c.GetBookingWithResponse(ctx, id)
 	if err != nil {
