@@ -584,6 +584,18 @@ type CancelBookingRequest struct {
 	Reason string `json:"reason"`
 }
 
+// CompleteGoogleConnectionRequest defines model for CompleteGoogleConnectionRequest.
+type CompleteGoogleConnectionRequest struct {
+	// Code The authorization `code` Google added (absent when the user declined).
+	Code *string `json:"code,omitempty"`
+
+	// Error The `error` Google added when the user declined (e.g. `access_denied`).
+	Error *string `json:"error,omitempty"`
+
+	// State The `state` Google added to the redirect page's address.
+	State string `json:"state"`
+}
+
 // Connection A connection of the caller to a provider. Never contains a secret.
 type Connection struct {
 	// AccountEmail The provider account (Google email, Apple ID, Zoom user).
@@ -1287,6 +1299,9 @@ type UpdateCalDAVConnectionJSONRequestBody = UpdateCalDAVConnectionRequest
 // UpdateGoogleConnectionJSONRequestBody defines body for UpdateGoogleConnection for application/json ContentType.
 type UpdateGoogleConnectionJSONRequestBody = UpdateGoogleConnectionRequest
 
+// CompleteGoogleConnectionJSONRequestBody defines body for CompleteGoogleConnection for application/json ContentType.
+type CompleteGoogleConnectionJSONRequestBody = CompleteGoogleConnectionRequest
+
 // PutMentorScheduleJSONRequestBody defines body for PutMentorSchedule for application/json ContentType.
 type PutMentorScheduleJSONRequestBody = MentorScheduleInput
 
@@ -1582,6 +1597,9 @@ type ServerInterface interface {
 	// UpdateGoogleConnection Choose the Google calendar
 	// (PUT /v1/connections/google)
 	UpdateGoogleConnection(ctx echo.Context) error
+	// CompleteGoogleConnection Complete connecting Google Calendar
+	// (POST /v1/connections/google/callback)
+	CompleteGoogleConnection(ctx echo.Context) error
 	// GetMentorAvailability Free slots of a mentor
 	// (GET /v1/mentors/{mentorId}/availability)
 	GetMentorAvailability(ctx echo.Context, mentorId MentorId, params GetMentorAvailabilityParams) error
@@ -2035,6 +2053,15 @@ func (w *ServerInterfaceWrapper) UpdateGoogleConnection(ctx echo.Context) error 
 	return err
 }
 
+// CompleteGoogleConnection converts echo context to params.
+func (w *ServerInterfaceWrapper) CompleteGoogleConnection(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CompleteGoogleConnection(ctx)
+	return err
+}
+
 // GetMentorAvailability converts echo context to params.
 func (w *ServerInterfaceWrapper) GetMentorAvailability(ctx echo.Context) error {
 	var err error
@@ -2388,6 +2415,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/v1/connections/google", wrapper.DeleteGoogleConnection, options.OperationMiddlewares["deleteGoogleConnection"]...)
 	router.POST(options.BaseURL+"/v1/connections/google", wrapper.StartGoogleConnection, options.OperationMiddlewares["startGoogleConnection"]...)
 	router.PUT(options.BaseURL+"/v1/connections/google", wrapper.UpdateGoogleConnection, options.OperationMiddlewares["updateGoogleConnection"]...)
+	router.POST(options.BaseURL+"/v1/connections/google/callback", wrapper.CompleteGoogleConnection, options.OperationMiddlewares["completeGoogleConnection"]...)
 	router.GET(options.BaseURL+"/v1/oauth/google/callback", wrapper.GoogleOAuthCallback, options.OperationMiddlewares["googleOAuthCallback"]...)
 	router.DELETE(options.BaseURL+"/v1/connections/caldav", wrapper.DeleteCalDAVConnection, options.OperationMiddlewares["deleteCalDAVConnection"]...)
 	router.POST(options.BaseURL+"/v1/connections/caldav", wrapper.CreateCalDAVConnection, options.OperationMiddlewares["createCalDAVConnection"]...)
@@ -5794,6 +5822,175 @@ func (response UpdateGoogleConnection503ApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
+type CompleteGoogleConnectionRequestObject struct {
+	Body *CompleteGoogleConnectionJSONRequestBody
+}
+
+type CompleteGoogleConnectionResponseObject interface {
+	VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error
+}
+
+type CompleteGoogleConnection200JSONResponse Connection
+
+func (response CompleteGoogleConnection200JSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteGoogleConnection400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CompleteGoogleConnection400ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteGoogleConnection401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CompleteGoogleConnection401ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteGoogleConnection403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CompleteGoogleConnection403ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteGoogleConnection413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CompleteGoogleConnection413ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteGoogleConnection429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CompleteGoogleConnection429ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteGoogleConnection500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response CompleteGoogleConnection500ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteGoogleConnection501ApplicationProblemPlusJSONResponse struct {
+	NotImplementedApplicationProblemPlusJSONResponse
+}
+
+func (response CompleteGoogleConnection501ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteGoogleConnection502ApplicationProblemPlusJSONResponse struct {
+	BadGatewayApplicationProblemPlusJSONResponse
+}
+
+func (response CompleteGoogleConnection502ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteGoogleConnection503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CompleteGoogleConnection503ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetMentorAvailabilityRequestObject struct {
 	MentorId MentorId `json:"mentorId"`
 	Params   GetMentorAvailabilityParams
@@ -6897,6 +7094,9 @@ type StrictServerInterface interface {
 	// UpdateGoogleConnection Choose the Google calendar
 	// (PUT /v1/connections/google)
 	UpdateGoogleConnection(ctx context.Context, request UpdateGoogleConnectionRequestObject) (UpdateGoogleConnectionResponseObject, error)
+	// CompleteGoogleConnection Complete connecting Google Calendar
+	// (POST /v1/connections/google/callback)
+	CompleteGoogleConnection(ctx context.Context, request CompleteGoogleConnectionRequestObject) (CompleteGoogleConnectionResponseObject, error)
 	// GetMentorAvailability Free slots of a mentor
 	// (GET /v1/mentors/{mentorId}/availability)
 	GetMentorAvailability(ctx context.Context, request GetMentorAvailabilityRequestObject) (GetMentorAvailabilityResponseObject, error)
@@ -7671,6 +7871,52 @@ func (sh *strictHandler) UpdateGoogleConnection(ctx echo.Context) error {
 	return nil
 }
 
+// CompleteGoogleConnection operation middleware
+func (sh *strictHandler) CompleteGoogleConnection(ctx echo.Context) error {
+	var request CompleteGoogleConnectionRequestObject
+
+	var body CompleteGoogleConnectionJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CompleteGoogleConnection(ctx.Request().Context(), request.(CompleteGoogleConnectionRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CompleteGoogleConnection")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CompleteGoogleConnectionResponseObject); ok {
+		return validResponse.VisitCompleteGoogleConnectionResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetMentorAvailability operation middleware
 func (sh *strictHandler) GetMentorAvailability(ctx echo.Context, mentorId MentorId, params GetMentorAvailabilityParams) error {
 	var request GetMentorAvailabilityRequestObject
@@ -7947,255 +8193,264 @@ func (sh *strictHandler) ReceiveZoomWebhook(ctx echo.Context, params ReceiveZoom
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rctu2uuirYLT3TKUsSpZkSb5NZx/HcRo319pO04t6TIiEJMQUwBKgZSXHf/cD7EfcT3IGHwASpChZ",
-	"duysdq3MrFmNKV6AD9/9+rkW8FnMGWFS1PY/16YEhySBfx6f44n6b0hEkNBYUs5q+7UzmXA2QYRJKhdI",
-	"4gniYySnBI04v6RsgurqD4FnBF3hKCUIC+QTiSc+oszcGC4aB0gQFiIq0QgHl3DTybj5Gstg6rdqXi0h",
-	"f6Y0IWFtXyYp8WoimJIZVssh13gWR6S2XxvWtoe1mleTi1j9KWRC2aR2c+PVXvEA6/WWl//+9JVdcEIE",
-	"T5OAbPq5ravOltmk2NoZdcb9oEuae2EPN3tke9TcxYNxsx10ww7pj3t4e1S5tFMik8XhWJKkArYk4CwU",
-	"SHI0xwo0ZMwTtVCZLCibqIVWLGy77dVmlNFZOqvtt7NvUibJhCS1G/XVGCd4RqQ52ad6Fyfh8hLOnZOk",
-	"ofoiVZdjLKc1r8bwTL16lD2/GeQ2BNaYJzMsa/u1NKVhJfCOEhIqzMPRu4Rf0ZAk79TCKncRmzvQfMoF",
-	"QTgIeMpkMyJXJEJB9iKBcEIQDsOECEFW7di+bO2G/zMh49p+7T+2cpLa0r+KreWV6w2lieAVmPA2xn+m",
-	"BAXwMxonfIYwihNyRXkqUIwn5DuBfEau5YW+x88W/mdKkkW+cv1zNebUyOLHTycfOX398XDxhravX9P2",
-	"/PXPP83fnvP562d8/vo5p6+OfozVPb9+PKbjn2pebYavXxE2UXDvd7pVx3R8RZhchV1C8oSEaE5GU84v",
-	"UUgiekWSxWpsI+Ztm+FaN+yRwXi33ezg7aDZG/XD5i7ZGTf3cHvUCbrhNumNN8K1k5DMYi4JCxYvyWJ5",
-	"L0cRJUw2A4VdDKWMqgO7JAtUx+j9+5NniAqUkIDPZoSFJGy00LlljOquOZVTlLFKxRNRQuIIL4S6OmRj",
-	"mgipeFTMmSAH+n6MQjoek4QwqR+hUn0Go16320IvyUJjswh4TELFRtQHAhxFJGkNmQWv5vE5gJ2dNtVW",
-	"NwN0f9wO9vAuaW6PeqTZCzphcw9vj5s7pDvqhO2ghzudIrZ0+33gVPbvTiXYxyAE1nKm74SiDICCElKo",
-	"bgjE/+H43PeQpZgKsdNCZ2SGmaQKKAriep/7QxaSIMIKMTl8EEeIs2iBhIbhFLMwIgkKMEOYiTlJUK+7",
-	"i+ozKgRlkwaiTEiCQyVbsBJ8NMSSJ6jXbh8MWa/TRfMpYeq4Qk4EYlyimdrmulMx4rC2Xvg58O10dyuF",
-	"IZ1RuQzPd3hCkKCfyCrOEcFz7tdDMsZpJGv7/baXL0X9McPXWv5026406lRII6/2mjDJk1X8YQa/fidQ",
-	"KkiCaIjqR3zCqOTIF+nIb6zgEjP70vty6PeCqMdBXFqy09IShz9gSeYYmEDAmSQM4InjOKJa0diKEz6K",
-	"yOwfH4XWOjLoqC1KTKPafm3C+SQiSPJLwhC5DqaYTQgaYxoRu2wi5AUNa/u1dufHZz/1fun83Hu5+6H7",
-	"evtN/93gdOds93xPnYjEMhUK8or9UgkI8T4WMiF4lgu+7M3mDKZSxmJ/a0vEXEZ0MpWtkFzZlYutEQ6b",
-	"E7PRm02h9k4/rcFWPMxDhtKlNdV/ACB46AhHzw5/RoIkVyTx0G+czzz0I01ww6xbkbEmNRKilJHrmASS",
-	"hNGipVb3FIenGl5feCgG6pqdTrFAmCGSJDzZV4uOSSIXaFgL0wReeTGjLJVEDGuK7xrqr3k1eELU9n//",
-	"XBtTEqkTLD+iaJUIgSdGn9Cvdt5y84dCbCExC8rq5r2wo6dI0WKHAZZlTZSzu6JH/mQTdvsgOHIOerhe",
-	"mgIFjpRg1oev1ifcBeMJVvBBckoFCnmQKppHdV8D30eKE4D0RHAGogGYcsTZOKLBPfHkPmDfy8GeMzS1",
-	"PcX28RWmER5FBGG1E/V/dEY2J1KNEU1+RZIIxw9+CIGBlsgVFCtq1QYJqpPWpKWIxKwgVpaCWZWH/NL6",
-	"fH0Gz3kyomFI2BcSK7bADDBTwFRfQxgJIoRCELvkmSDR+J40s50fXr7qTU9nnD3xIAw0lVMCuookoYdG",
-	"qXT0ue8ESnhEcn0CRxGfA20AyE+YJAnD0THQ6lfC/b7LcuwKDI/XXHVjUFLz9IOJokyCAGNJE3KgFG6e",
-	"qCsZrme8KAQgvuHyOU9Z+PV4Ry+H3xsu0Ri+vinMGJdN/cRDAO0NRyINppmfBNV5Aph2RQUdgSLj4GPD",
-	"AuxEbV+RKQm/kNrfvT07R64YtDyU5p9ACyLvqTt1iqB2XnongLvPPRQ3JiyMOWUgE0VMAjqmJAQGULF9",
-	"APw7vIg4Ds85f4WTCflqCNtx+KVZA5KcowhWsSkcY/1kU3Le1E8+FCRBrSPXASGhVg3AqkH1DnpNnyKu",
-	"TcPDdyce6vYH6KW+ZnwTRoF4l4Bbjqq3Ptc605fhtestnWOBtCEQIkFZQJSNqC4mBN/PKOh1HKPAXftd",
-	"Fb7YebZpnn2IY8kdvSVjuKBtKMNeceimAgTCLNRu0KUTOc2MvS86E/BG24Xl8iB3OIA3/F7nAVZ51Xlk",
-	"duq9TiR7+oHPBNxW+tWaPswFIjSnOSPJFQ3Ie5Zpsl8I+hBLPMKCoJQlBAdTeOX9WLrDjMwyUeqsc1M4",
-	"u888CCMis5gnOKHRwl0Pqldt3UNimkqpmEPI58zLbeeAJkFKJeIxYZo1nXP+GrOFMe7EV+P6XdfE4RzN",
-	"MFtYJBEbgznBkjSBHz8QFp8qA8W88EDzC4THkiTIh7BLE+IuPhI6ztKqeW68y7ll1RrM3VtOEAeW8Z7h",
-	"VE55Qj99MSMy3kM0IjghCcJBQIQwPiOHNO9p3Tg6T2HNd6CM/KGHOLLX2vnhIcr0vnmCyHUM3McN0tQN",
-	"PAAQ4OK1AQRBJwzLNCGNFjrCSUKJQP6HDx+arvnkozFPDEybggSper/VsrTB9J7FCVfAVkR4DOHNr0dP",
-	"jsgueeNRQlJhTRTX/28+s7lB5bz3kiya+r0PcogfSBQ1jeNGKanC9bHbg62n7JLxOQN/B/rEmeJ0EZeI",
-	"p1LQkKA5T0AlmvI0ER7aFA5Kw/NQQj5q4874FR3c8VCr1VL8MtsqkPuhlISFmAXkFdVeROOUo9rtSyWZ",
-	"Ff+xDjr5205JwBOAqzkXnCR4UdNuZaur/G7e+kd2Fx+pDajHll61tDRc4c7/MFV0gQV4Uo1lKxCVisk5",
-	"0bF2d9DsdJrd/nmnvd9u7/c6v7nRsFCx5KJDykYSvBqZAYsqf/lYXfZ0gKPwcc4IqivyJGGTMhTjRNKA",
-	"xphJ0SguC4f4/5i/WgGf1bwaSyOjW2gf/vJirgxVEpbOFEA/csqAk0VkLBVg89dnPy29RQcPyjt6RkUc",
-	"4QU4FG34aEaINDH4/MWHIUav+BWJcFAJMWfLwA7KH1Lg+k4gGtqcBOcB/WEqqr/cGezs7HZ77crQpYtn",
-	"pSWYLdvDtHD0FE5VImMaUnkEBsoyHo4TPitFXwG/us32rsGvdvsf7c5+u73JkUq+4mV7553+3V5WAgIs",
-	"FD6wco8raS2oTiT5MMUSTXEcE0ZCVPeDhGBJQt9DfsDZmCpmqP5IiGIRYRqZ3xRdR+YPIUl8oS0r/dws",
-	"JkzY1wiJE5n/EhH9h2ZmLi5k36tCQRzIqgSDD1OOmgjbIJv6nFaY94dpu70dBBDdvqAh/ElgPQshyUzH",
-	"V30jfc3dVkU1NxeXtz3u4s6oFzT74YA0e+OddnO3s9dt4u1RL1DXdsa7lStfweXWcTSFJ9ubczRj3hna",
-	"fOiEFa+mLXuNR6G22yABxMGvtULFIb4loXtkvAY61uGhS7JQ4nehLwDv8pAyKrTI9BUN+GBI+5L7xo+v",
-	"kcxXhh5GOaoCgi3RiXrDhdVZPtdwFL0dQ8hr3R5MrtGZfuzmD28pn0z9YFOd6oqu1WqAnChnsJIisd94",
-	"tfJ57QW7ox08CJt90hs31ek0d4Nu2OyQ9ngP7452gkG4yXklBItqYl+UBFYU5VayImOBQs7IZlzOgeEd",
-	"IFfWH9QGHPwFerHk7lm2VTw09+PZZm/hiA+iHDkMdkkv8mpOGpN6091Yu15A8SWVW9JWN42MXl/cz1Kw",
-	"1kWvQUVSnbdO+O2ct8vCbzN+pKNbhh1tkqzg1ZQKLZYx9nlCCKjXQplWyFdfVDo3sO8QYuqjBQLqh4SK",
-	"TY7xLOKy6vzsu297/pzOyG/qvjWyvtO7H+xKWJED0lmeVxWTz1UDC8sq7DG0uIw4AWYhVeu606EZZeFC",
-	"i7h1wqy7uTC7FYfzJJ1eIUmnX4XehIWrVbvOvbCbyKqE4vMlNyuqY4EEsSowQb666iPtffHQnymXRCDK",
-	"giiFzLoCa16RFezVTNjvYg2TLyQymzSUumaYyDeKWoVEqvjYY2kUypS5SJOoGo5gfqlb0PvTVx7iLCCu",
-	"8YLINRVSFOFl3QapaHfnZNT6xPmslYqtj1u7/Z3eoD3o97a7/xXPw+/xKCgsMaGbQOIePI3xMvrW3kUE",
-	"C4LGPEgF6Ac4mKodCZlgSSaUiFYVuIDBVSWx40R6uZufj8eCSGWE5YyySs2sNmw2w/57CX31GIk3l7TZ",
-	"4yR+OE4d06B4GGdgCaCQKOMeQaT+ipI5ihOldlSbwmkcbsjyNtbfqzQil/EXeLPFBc3ZKkWBIyj0prND",
-	"c+huiY/YIypw9cJ+DedbI1ceQsmyIuqfpWCZ75/yiFQzp2LeClUWh2G1QGrGjaMP0D29oi8nv1yBZEXq",
-	"WVqFHxMWUjbxFVNXOnuSMgbpu//73//j2u0Hjt0O929lljv8OZ/SiJi4rYA8QTzBkhwMmWPgHyCfsos4",
-	"4ZOECKHfkdnxOkMZ+HXGnK/UeR5kggbVcdHGMBJpyGKSzLA6/WgBBh25IslCAj80OAgh5JSF2stKiH5p",
-	"jrV+Q2ceW6gbwCiwO84EFwb6RAwE8j/gPmeb8AazSUMrJCyd4Dp3hcvAKvyeksxiWRQNnfXVL14twkJe",
-	"EJsGtYyX6nednKS9cFQAtD0k8BiSXMSUz1GdcSRIkBDjvLxV7lnX4lqNWpL4jbrvxstKTC7g/nUVLZnH",
-	"cA7pg1BTQeLs6OsWoWjoaaSCf1EhdIFCSV9ypPwm24IswE32dQY3fhXOb1yaemklSBbO38tRqLCuKn52",
-	"hCPCQpyc6uMoseYKZ67ObFZsDp4DoPMEzscGJexPMZbT4inECZ1hyL5fiUj5zR94crmZOIRnq3enyNfy",
-	"7DyTutpNNcaRIF4JBmv06AOofElCEloVHqchlUgmmEbAshRNMZtBxuWUJOD7LrlZXmepszSKSqVHptBg",
-	"bTGJC4817o4jzhhZ4ec9REH2q/XSa0mmVo8zomyhN4oNq7slpkxAWqpiF62at+RShlK0ixXxlELxmrnX",
-	"5s0jooMth3EcEXTyTCfOgxe3RNZajpaiKhltWe//ssfSoOit9WwOdTiPVQhde6fQ2c44CEgsjbBDdaXK",
-	"a/gCWhhsUQAe4eCysbFvorSesgZkvrGeC7X39reVYr+5yV0ULbfyzqyK8LbNZBiXFwt6NZ1GW238Faop",
-	"UD3AUYivoIKpUW3t6TtaNIh4GpaxQ1t297Rg8sWv8Fw6tZSZel04n/Uk+hC6skPwt6vLJX4QzfFCIPBT",
-	"13EUOexBoDGVEPWM8YQ0DlCcEHBjjDnwBUEFhLNbd45fbaqDVyCOEyHV9Uegu6nDr3k1Zesr44YmuKij",
-	"ZbcuIcHS8S5r2YyQUChFM5VT3yTgSJepJeSKX5IQLk4SzKSSk1kEX+ZFojEWYs6TENUh8019uHGAdMGH",
-	"ryPOwC4s9uQSlnEUcTYhifF5IFuBYS+LKVT7ZS6AjNEGUw71wkxLpeyN2Z2+veRnGSSesgiCKZrhS1OB",
-	"4ggNP1uer0tYDrRGnjMPv9FCBTkDnNIkO7uPT4iEPVgXleairvmU3QzYkp+DrVFaUsWzu5dPGvTJO6oI",
-	"bkrTkj8SnJC5O2jTyKBx4qz1weSejdpxqpa19ZQkEWWZLb+B1+LGexDn7sP6Yb+m+8yt1W2323f0pyFd",
-	"vCZRHbOFcak1DtAsFRKNCMJobGMSVo/Se3toR9vXc3IV4XU3ddR1VFnP1CY+qUq2D5SqdYCcP99Pq8dx",
-	"fGHZboX0YwjHcdPUJAQOg8ZKI6VhC/6rFArwqZzRCWueMNDtzkiQJlQu4IfDOG6e2be8M28RDatFJ0Sm",
-	"CdN1gBGfTHRjBif+OgrCJhlPpk368TJqzhiPXfzINlCqPx+sPyOvNk+oJG9ZtMhCzZbZX8QrO01kIkJy",
-	"pYkfIFMnbUoREyGdW3IdWLjsO+8y0ulu9/qDnd299lamVW9N+YxslTGut1tFoSUt0VRsr1X87qUe3r4U",
-	"ZZVUJ1idOwIXkqygaYw1akBfokfq09VGTWFZhQPu3Y0IsxV6RbxfQWTlDh6ObuVqUl6uPin1L1kUha65",
-	"dQlczymJwqxcr5RppYuKy3D88eztG3AmWI7Kx2PtydNZIJkDIuv/AuAuArWK6ywHcUzlssshWTobkSRn",
-	"8BLNuJBok6w0vZ/8vVUA1xbvock3zvr5lNiV+7PF+mV8NsgmWvpkFOps8S2unu5uXXW31D/+K8t5+r7T",
-	"3VaMzN6u0MTkAasnh2m73R3YHgEXauHfBzwk+rrO2NZX+XgcUWZ+iBM+i+X3yhAgTOpr6rGLYIqjiLAJ",
-	"uZgROeXh92fd/qDq9+/xKNDXwdX1/fXi0wZmm06nFher8qm0Ugtv9E3utViZY9Xe2+/dxUYunfvycRXW",
-	"txoN3qVi+pSHi9XSTNtRlS65o8zvloqpUqqV1MHaZAtwkiy0Th0uKtOeXhAcadZf0g6nJLhcm9u1HKIv",
-	"duAgSTMkMWGhsgoRvA8lRCjRUU8IDhefKkz4z1nBjFrlpSIiOtEULPSVm4pN5La75Vj8ssiW+GUV8lyR",
-	"RNBSinut3eq0bqdx88mqM/3xw8tK3eL07BDF6Siige6kc/r8CO30OzuNCidaNCku6lRRTSX+V6QsX2tl",
-	"0EMKjoNemkSlxN6fDp9WveuyHNcPyVUzJ4/KR3S+kbvQw0o37/IyX/MwjVKxcpXtq+sdPOFk9EPw01ma",
-	"vqOvfvzlt1i+2WMsTH6ajX45jkUX08Pnow/T1zu7r6YfrnvBaDQ+PJQ/n+8OPs3TzunLHfzu+fPrdPrs",
-	"tPNqIM94cPH0x+Ojd2T04eXpLx+f/nZEn//cY9v8kn2cvhaSDXryt4vuh2b/R/HDr70XQZ/tLZ7+cpjM",
-	"o73t6E+5c3H6pj8fHI3b095Pi5/6V81B/9cfPv502r54/uxD96erT3/+uj3Y/emn1zQ4lPjsz09i9+WP",
-	"v03Yr6O9YCdsf5qEh7+9+JQO/nz909Xpq/4Uf0xYh+11jkZv49HJ2bP27p9vXi2S8FI2R8/PP0wPT3pX",
-	"r396Ph18IL+l7fHrXvQ87L4JTufJ9i/vLsXJmxf4p+YPF9dPGT35czRvvxKdj897vWYgnh+lSfPyePJ+",
-	"F89x/OOnl+zPZy8n81q1KlM8REEntxKAOnmNMup0FSKuoIWzZeZySRabu7MUOd1WbwAvrPw+TfAHnc17",
-	"bHPqN+ewh9CzBYGylpXkmHLeFrKakkA4tJmqB264kgp0SWJZYnA6sBrxiQMBp7NK5jUcJ3x2pmG/Xzuz",
-	"adZgKmWXj7I45c0fN14NomAGwOqhd2/Pm72uNRuFxLO4tt/ZGfTag71Bu93pbnu1eQE6oOPtw3suTAip",
-	"wnPg7mAdNJeOI1vgnZ5yFu+GRov7yOQ1ZXLQq1V5G+YlRHBqKJZ3XYX/SyvTIRx7OMuIPkrHY5JU+kpW",
-	"OETw9QUOr9SxXoR4sUmq5j18KDPKLpSiEJDKpe10Kz8kIi7vkEJ6H0/FBtHU9p72m2wexzClVxdQerUx",
-	"2/mgn3oBD1X40ZWhc6F05+JKKyNT90rnLC67BH6vjFqVh1qBT7dGhosofcLi9E5+0TLGKzRfRupBuxoJ",
-	"AfOKeAbItdr/WTrc3z/r3M5ap6u9ata9Cmij7ifkMsSKO84gPpLdv1O8v7N9t/uX3z8HrlxAlCrsWOKu",
-	"yzwj83O0vapEaCg5VIIGjYicE2XzzLltG1Q0dsxpVDlo25uyo2w1g6XlvOBzNMYJwlOCw2wF0FdwpFNP",
-	"S66ugsN4e9Bf311vFePKVgTos7ykiLOJrcHI+ylRWVwYMukmEZbQDcArMcRsnb3tYh/AjZjlGqg9Mw41",
-	"u7AIHDw6kSDiEk0SugZqm7jZ78OKH4ZrzvD1iX5up30LD13TLDFLA0B1iO0jntjaroZ2Ok65kMLNBhYb",
-	"JAyUnWvr2fRK1lzFRW09caUd+PwI7fX6O8hULyNdHu9k7JpGhd8J5Of11j4i15IwQBGFG7oSSreHA6di",
-	"3kxu2aC0FfgVtmKEme5Al/m9IXGFCsQD3a8kIAfFdDHbGwlcSuVUn6ytILDGYc2JkaxPoDddBpeKPdQ+",
-	"TWdjp1+evn3jFArH/1ghzPPOhMsttU9QQqAaOyBZCl0OGe3ctZ21YiynJa9uqdNhRVVWXlD/eV0DwRDV",
-	"cWQ6tvq/NE0ApHkS+lkjXVNE0DjQVQTQbWdKmKlZViYJtkhXsrXXFfKvSZVYXu6L8/N3yBQVBDwsemOh",
-	"aWPGufp7ey7naq/QImVVyu3ZlCfSQ9N0hhk00YGWIyKdzXCyyOqNDX2ptxb3u0HDSCfkBhcqooLqkwo/",
-	"KLjOxwsF4PXfvWsXytv8n2UWpX61MPPW+ais7Zr7/cUtqt5nl13udva6d482lbJ6sk8b29k5NtNOVfe8",
-	"jKiQtl0PQWpFungSGgLoz4kWOgRwh2iGYw8JbsQ7gzZzyYiGyHZouCQLYVOxNHc4KHRB1m1ZBep1u8BW",
-	"seG0haVlvZ3UO0sGvs2AgyyAw9FReDzudLdrXi1zwdf2a59+2Vt82L16v5Nf1xl1CoTbQbItmzBhoJaZ",
-	"rfnv82lT32IkrHtMHR0FLFwqn3/V2VQgRJ4CUxGuqSD/N3Ba5hBNjos52TqDwCfsqNQe4XcXXi6MynBZ",
-	"AsQfDutfQbQ5h984O62ilb1XE6Q6vABJNIVy2RWoDI3LASSFzRccHiPOI4LZQ9nBd0vCcvPWANjmlG+1",
-	"F0+zuur7J9Ms5cAs9URYspLW5qH0+ndUkO+b7Vvk7kc2owZhoQwKzT2UPZGAJl+R47s6B2WzThGPlTSy",
-	"HO1Iqo8fymaXWMQj1FeuA8w9s2kqN6lLqCq3ausZKtKoM0KHYoXS0BiBJ7iFfGXtmB4FxuWT59rhhGQ8",
-	"5ADKcUxulnOLevAjTbC+O+vkX0+ITCgJPaSZ7Biy0O3HG27+nAnOl75eKCZzLi4nTq4K7ucVEU4ILq+6",
-	"MYVINa9m2ghkulbWFMSW52Q9QhQfuqRxXK6vMW9YWkKGukuHc3L45jBvy6RTBNB7owxoDQOGpMCYiQI9",
-	"l31NDvEObsvF8GrvgW8+TN7SUp7ObSk1ykKtTKm5SwJJ8atVJKH3qAPRD7bHchQyrx5xx0G0u7177oZW",
-	"k7dxj1cQt3E17OtqF3deQzYORbF6+4u6XRwgzBbKWk6k0VHhnpBcNWc8NHMSyp2iNkwZLU/FuAURTfzr",
-	"MLjcrNTHmWPjzK9BdTzK8r19OmHqBr+0gYeZT1MV0NdZZUQXt+pOdYoPmHUUeYRz772D+OWg4UPU6o1M",
-	"ikeFkY/nupkv9MYNCL0iIaprp01VocPnoW5tNaztD2u2hZZpqTSsecOaCVIOa/ufb25ubw60ekyWQvkM",
-	"C+ZY6Ga2MH/HQ3SssLy4tHv2AtisJdpFtS1uVXVTEKhuQnW/BBff0+KzGOdTV3USfWX3qdI7qjOQdC/3",
-	"laAMicVYyplO/cjtyJzADoCywNWpgG62QnWTthmNImo6e4ImoG45e3HY7PYHuboRLg4QiQRZ9WuZ3XTb",
-	"O2Eb95q7o52w2Qv6pLmHe6TZGXdGPazptWrHTlvReyYHOSwGHIsiHZkWBdbdZb5RIIIDo+FkTTGh8KGK",
-	"k36uHemMtua5sQOd7pYfdWH7L81DGWEhKGZNQ+3NE+3JoRCs2Qg8VVHhsgB7KK5494KsAMa+3VKc2m3v",
-	"tzv3NSM3t6wNjF2z2rK6DRZ4h3jvZpVcLoNf14XKMYxdSnfKu9xdODW4t0mVhyj1Kkipf1ZvhApILpdN",
-	"WSD5KGWSRohKaC2gEFSJmY98ZOxsHcXhqQz4jHjIz7DYh9Z8WfsAY/U0DpAfcyo489H3OWewfYbNVBGQ",
-	"rQFPoxCcdiPFlAMeKqMJAqeQk81ErPXXVvZV6IdAhZ6WBsMnEGeWaVMiLBMbLRDBSURJgkxOoYAGB9rw",
-	"gd2ZgqfMmWDcmVYAHJgBebn7sb1nOjEoq2XKo1AgKgvmnIVpLaN1bUZlIHNNLQ2koqLk3rhKbdw4H3wj",
-	"S/GDDY/nL5sBN5bG1QlLmaaQ/0QVlQFRibS0cvPQ0uvd8ONt5kdpKCUjaBTx4BJ6D7jdel1ncZhG5DuR",
-	"m5MHyCcstHWAtuFg3e/29tttX4+tMU2cbvGQ2ISCWDGQRK3o/9brv7c7f/zebu798f+6v7eb23809n9v",
-	"N/v2kvpG4z83dJbYBAX3/eteX/neeX5869mSvq3MUezj3q2+FqUGvT999XMWEDk1Ia4qX1OQLJS6f64U",
-	"gWXWMyXX9RevD4+aZy8Ou/1BPWutDV5kD8URpgyebZStmW28uzcabPeCdmeH9LcHSurvhnvBLsF77b3R",
-	"oB2G/f7eHumORu3eaNTp99Wv27jT7YwxrkyYzb9WPJ4/J5Pdq+jqt9OzwftfOcfy+avdw/ntDXDz13ll",
-	"SKyC65fkQ4J6qlVTN9P83smQptFxzdaattIkusjDYLVM7xdLCX/GxAGEcIC6CpI3Sy5kspwHuIm6n63n",
-	"i3IRndXfIReydPp6B39U3SZMPdqZIkmTWAQN4g9T7UHSfz23K/3xw3lt+bitS6PQqL8OyegHyIc/L1JB",
-	"lOj19T3+AfKzGE42nhT4YESFbLTQKY+IgA5BQ+YH+gP7k4SnsfBRPfNEeib9w0M4nFHWOEAzKOu0aQdC",
-	"CV0fhsH6LXTyzNgBxpM6TgUJdRcgYEoQX4EdF1vK64bvlI25bYeP9TA9M3jzzAZqFZuQ6lyRJHhWbdHA",
-	"8eqwhE3hsNZX/h69K0UR9o37KNu00EPfFCXlGVyQFzJk+kGhJ+3a1+u2OKLQa0l4KE6zAjylaJQrRXhi",
-	"m7bUTSXakGW+Q6USkVggrJOfdWcdypBYsMCz3gnhTKA284TALNWPurMNKEN4yDSz1epSa8iG7D/+Azkj",
-	"DChnQ3ZGWIhwhnNPnmiMevLE4B0WyC8UTO2jp3pugu7T/HEubYtmgNEScgURpjM0w7HC5CGDxA1Axtzf",
-	"7nvWOW8c7oB8/jLygctYL0ZoBVBOCU0sRupvtYbsRKmLV0j7/JyDA7AKUIN1rxhA3rpvf9dbbjZFOkJn",
-	"qNmEPaAf/AYsC8pIxFS/YMggpI0l8rdacxJFTfBtb32cX4qWMnZ9C3HIfxFDdgwuB90Vigrkr5r94Osi",
-	"lb1ef6dhZxMInffgKyLyIf3BuiPcXKUh08kq4DHEYpOklRb6uZzdA6H/qtI/hVZDZmdjgvTJMi6E7lyR",
-	"MoWc/i0ZF35jf8j8ct6Fj+q9drvhId8dCQJXO+pqNgkRLm2rS9l0OrjUa3hD5uuCt6b6ySiC8GO/Ydqo",
-	"RzSQcGWvUTFcMvuhYlSV+rHThY8sTReD37b14p2hH+pyt6suV8/KsL+rV1ZNYoLfd9Xz7mQbuAqrtCMN",
-	"fVTva9iV5sfBDx34gDOMF652Dajt7CC4uK3fCmfTzAw7fQieM8XM4PY7PKHMcBJlWucDUEy9NfI/g0Xr",
-	"IcegvVHIg0Vp3Dwa4eAS+I29IDmaEI2K6sYhi/FEKf+FpxQpKRPbt8YdNF9Td7aQnoUvTOgO/5lmbNAZ",
-	"BQKkFHBmkssWQ+YvjQn0bZwQhvn6pUEi/n4+dn3lIHYFDZFdHbKMEjXNaqszL+92RtgKSaMoayx4UPGt",
-	"5SHuQvF/GOH+1E461GWJavnQ+/YA+e8Oz49eFPa59dn86yS8cfbszPKqZ5PHhcQR8dRXdvUFO7lcawAR",
-	"DYgxHYxYV4pWQonEycJJMnOkfYUorzn1gqZI8Mar8ZgwHNPafm271W5tawNrCvpWNTNWv0yq0kmgM1ZW",
-	"HpilkBQjRlpuJKju/3B4fvzh8NeLw/fnLy5ev312/H1IrvxGC/Xavbx5jFn7kF2RhI4pgdF7USZjrdix",
-	"fxfkCgimHz+8PDNgzDKvTsLavtoDFHeV5ol32+01g4UsADYbygPvXzH6UCGcMOMhe+3eqldla9vKpp3e",
-	"eLW+XuT6B4ozZl2durb/+x9ezSQbQgK3OSKoWP9ARuglWaAzSKOReCKgIDUWtT/US7ZCHoiVSHCocJmF",
-	"OOIMJjc6uaeKj4CjqjAh2kNkNiKhk54yogwnC2jpePTsDZi0Syf3TK3h1pOT5FpuTeUsKh5Z2SKtPJ8X",
-	"569flRbfegTQw2cKcKqE+RSqnD+tBHu33XbYnpGawLoiekVs3w7J02BqWiDZMuVK8L4wn3tE2jB12yug",
-	"v7SDRwD9K3pFmPqIUqaqwW6YY2uBNQ4Z2C/B621M2OG7k7OYBHeDmX3xHZHTfA8By3ZICQv06+HrV48B",
-	"rXNFtPa79ouVQNO18begqmHv2YhFGJ5nZiyCFqFU4Lx0XpsrCnAk9FC/va27Us7pCgQ+1Wv4p+AvfBtK",
-	"DUhyRZBM8HhMg3ufiXpq+/anKgZ/rjtOtUh6C/ZfdbbAetyyprLY+mz/ebPl2Mgrz/psyufCdF8zdg8k",
-	"khLdT1KhgY2JYp1cW3maFbm9j3m0q1OJV5BjDgpTOWCk+gaH/RSHNtsIHunc/sj70pTH3ibo8dydfd/r",
-	"7t3+RHl66Regb2cj7eakOKr7i7A+w3Ob42zx1tThuA4eg5EOCQDW1/7watdN8K841/TYON2tR6wcr5Tf",
-	"UpGP/Q4rvvGHVzPlCqWM3YRK0uQsWuxrb5MoJGJ/t+ScAhPG8U55OhAX5MUc5IryVIC2OWTPs/lTAsUO",
-	"YFAdOKqTS9jYH7KmyfrcB/eoyXKHmWeZizT/Q69CXSgmui9fuVBmpw+vh4TQfeQLKslFmkSQzzLDFP6B",
-	"Y3oBKn7FS+FpHbpTz69ZENypez2pO0PB/Ap7IE5X8hmgANvf5rFYjC5fuSm6yE1xQ4nV9aqqeXRu/l+b",
-	"73Q2eKI8Kx/4VXeT5S1PiP334nWAA2s43YYcriD6DdE1tS9+taAvpFtSAk6qORFSu2C0PztLErQJCZQh",
-	"/4dj7R6q+tzWZ/jvSXjjL+sFERXSjQSK2hJrphBOSwnk3hrPiVsnshGpLqX93HjVb87yae703lL+zuel",
-	"qH60cPM1suRKDG15bfteKmx/TygorVidmaSVr626KKd9t+YUd1iwqV/fZK163Ne6lQ7utdLbRLVOEdrg",
-	"zld0RiXI8EdTQpcyrSp0z0PtU+FjB+DfVM+/CjsGJ77Jr7I5G/k5fTkzzrnjWpdsnvxM5RTconmyNiv0",
-	"8y5lspoM1kqLrJCC8ZWoYJX1ZTf4V8f8uzp5/41I5QciITJbRSuLRzLMjjXx6MZjt9PYlk5vhGyde37H",
-	"q8VcVFDpMfszJan1y5pdf7eUXgrd6bOBhxDhkxzliakQOrE5lxTCXSMCeRo2S3KZlPWm1lNz96tR86nO",
-	"ICUaHuG/HEG3NyDoIxNX/zfjAObov5QJGFLO+pWsE4zZxDt7d2azQPactVw+UDnlqUS++pjvZXej+ZQk",
-	"xJ04RIXTN3/ITHPnLDXnQCeC6TwjM889S8cRhOhkw2zqXoWLQpk8T/NWLCU+VKGHr17rFHJaqB73t0oP",
-	"V79tbM+4EwZX2QXZesBvBfF47S71HsKiWhrJvX4N0HcJUrYezojqNtudhzKiigvVOPlwRlS3ud35lzei",
-	"3AGea+0nC+tv1tNfynpy+04Z7p9dKgoAd/BoNqRUSwU9dYEGRCuJlSrYkUlDzdoOAJNOUiZsoU/eHUGg",
-	"emEyKMgJTzFXZnh/PlACtEdvyLLllX6CzxTTVBWFRBGJGggLFKYJREQ/8pFJnLXJTHOsFpbGkAmaJdM8",
-	"ffv25cmbHy7Ofn1zdHF+8vr47ftzH9XtyItdJBr76MmTbrvz5EmeW2VnUuu4rBZDhdmmQzamjIopCT14",
-	"umufttO3s9GtJp1JQSnLtcoSO3BwOUmgCKke8yhS6z4+X5001fB0JBg9edLr9p48yVMMbRKhbVQFX8Xu",
-	"CCvIn0Z4yIozWtWizWoUAPfNZvVvzlBWaxmbKeMWKcrTxj2T2rw0vxUSFyTyX3HNt3QGK2SO7yOc6wTw",
-	"ZmGyYshMkGiM6r472ci380pE1rUOJHijSp0Ysiy3XClP0L+FLaDMB+e4CU2l4Ib8m732dkMjGKTDLaXl",
-	"ZcgyZG4mnlLaRCHVThP4wapkOjBLdKsKdMiQyRU1d+uhXkOGA0mv8hLuwjwiGJqB0SgVC1PuZM4za7Zo",
-	"Kcwzn2rvVelSgTs/q3ZX49EBz0uyMELs4cNElUO+NgoRdR5ahlbJz6fQd/SgimMgyzCUeuLUWx+f48mq",
-	"L5rbtuCeG69miee2+7P7YIkPabCu2fuh6dFwsMQDQRSghMwwZXqKlxlmvcwHvzpw/srW9F2N439KMLG3",
-	"BrfcyoM7hYKh02oFjj3X0seZQtKslHIl0it1byrJvINqmaeZf0nelaUYFPkS6HaE3LahuSBQT0ABcAm1",
-	"74mu/z76rmI1eXPnuym8y3puyQ/iqlVrfSIuzlRovi30MxVUKaSSw89WJqt/O5Vvqx0dldGEXAo/tiW4",
-	"KoZgnS735cc330IPf+vQwyjDwAezM++kTz615KnDBFgG06qBQ1cmSJA1N+III0bmxjtUVwRn++pFC/Ob",
-	"7TQJvWZs3b8pw0t4jCdg+YJqrwejqNdqGZG3/yybok4ZS2ZGmlUpFRzqfyRSxIGoyK2wfbDldpX56JS5",
-	"KKOy1+naq1AN0wJDs22vrVMxh8wRcWLBAtgmT6WXZwlXm62J7f2p9LaCQbLOdEjKHUPvbj6MAXaPZjes",
-	"7Gm6ke3wVbhuvsTwi7juP03dL+COV0jS1EmUpkHXA2r9N//u8bDOBqr7O6f4UyvQ/zxrYfduyz21hPnv",
-	"FvuzrOARJPEaTXgLS0lYaOcmrC5qxImkAY0xk+I7cJZq1TYi+Aoy3GKeSF1D/xvns+8Eylr3OY9eqAdh",
-	"yrxuoLt8Q0TG0s8Kgz3EozDLoER1rN202RgY+Lqd+QI+ORMQahS09PmUQ33FDCvxiUNXUrfQ8SyWC9PR",
-	"SvAZ4Ux7g0VrXfDxMIfbIwqP/Cur4jfnBaUjP03bietbRtDfuG6DI00whtTGsqRjujGYv4TevpbTpCGV",
-	"K5nMsXHIQHxIq+AlH059PuUeaMIedJ7xoH3pfLpoFNnEerKFRdy5gOWvFNCFLZwCdd8e1NV97r/xgr87",
-	"LzjM5xXAsf6lrPV1VB/AdNO7pwyWvAHVEWt4d9EdADFrMsvcBIUwNbTmKASfhe5/4YSfxzyK+Fy0hiwL",
-	"cEno7hSQKNLjlwI7sTX7qu3HQSVKjQchRPVuu90o2fAFE2nI5sQxku5rwedrU/Y7UvCMCEzbSYas5M22",
-	"kU/ibAJ61FTGB+EW1zP5COE99xt/PRM9G8779zTQHdT4Zp5/HfP8vjb2v40o0yT1eGZukM2w2DD3NfPw",
-	"Ok9mHl2a2ARN00AE+guC+WtKjqv1zSNnFY/IuvLPrDMQnY21vqXqPVqqnnSxKigggMVw9+rGSF6F2lsB",
-	"jkJ8pVFbiftlJH8G14Vb3uRUwrbypmVSqSqm4ZTSDsxnTM/jIm7rj5Un4tQ2qc9+RkX25m9o+ChomINY",
-	"z7nRDUKdeVBfiIerNHH47pVSK6BTrG6TgOrFXpYaY33PhsaaqSBJM04oC2iMIy9bZ3PKZ6QpiM4aNS1N",
-	"dQq4HguDfj7++fjNecOZtkuvCHPR+0Bhsm1aLPAVCVHKIiIECs1aF0Mm0iAgJBQtdEo+Al4udcWAPD00",
-	"n3JBzIxfCPjrhjxx3MwG7sZYiDlY2UgdE0mG7P3pK4ESInh0ZSKVEeex0rI8FCf0CvIEIsoumxEPMExE",
-	"DiKehs0ZkTjEEiMchgkRghRa4uomj60hs/SnjBIojNJdL7J2GabphcWC7MhX5wJW0vVj5fStGqv1lZP7",
-	"nN1WGQCWY8FEN4OLPjQ1NcVqBp1IblqKbz0o/q49KLobHdkPppvkw+nEhmnjrKfzYRxHBJnOzg/LwdOK",
-	"Bm5p5aC7RyL/9VP1vrLxv578lfZsrWSHgf6rOVK/MYRHtXinnJuBXg+ukVVYBmaWyxrL4JRc8UujJpi+",
-	"7NI0mPeUqRALFKdiCoEYRiId6g2XzQljAH+JJVGeO/nNkvjLWRKlyQOPZ0WcOl2tzUexOysA6rPqfDyO",
-	"KCNmnoWeLjWL5feB2hmTfm5HIOjjLzz07uXR8ZCddfuDvAU+nTASekhQNomIMkU8RK5jClMdfIhD+mgE",
-	"hVqFmiOl3ZvCKGW+fCfQKOFzodR9OSUJObArT0hIExJIp02BrfTialeGTJVVFKk7/CqtHHIabyeRh5OG",
-	"+luFCQ2rxOLS0XyjxEdqaYaTjJMq7HwMeqxqw6jFlu1daqLxGd+1Vr5TbSbyySI23mTml2TVl9owhVnA",
-	"2WMVsiGtnEn8qOroqgHI39TRb+roN/s012AN93lwDdaMRtr6rP8BGUN6NTSC5s0rQjnPE0KQiLiEjhr+",
-	"7zY1qOHvl0YAzihLhVM1qwdYmbT6nK9l2oPmeHZok3m8WJcrPDTljKegNYzS8ZgkHjIDpGG4WqA7ec/w",
-	"NVzC4RVmAWmhs4jrwcDg2Rsych2Dow9isb785KP6s7PzZsATpUM0bPNINiGQxShiDDr7jAuJBl0U4oUA",
-	"tyAakQVn4appD69hK4cuXG/poaKlj2H+egF1yoIoFfSKNG5pElJkm7c0DdnJWnH8o93Rcw7v1znkmIWl",
-	"BZPr2xYMnULustxO76GWe6bL3VAE49/1oGiWSiIOlsres/puXyH8hbnPX7UpW/VS3QRl0IYp9HrWebfX",
-	"diafd/rL4+6WF35y+OYwr6axBfwmF0ZZh4oo12wie3TloXxa0b7lOE14TLaekiSCGLAzTH/QWwb5o2bj",
-	"ubS0QmKPMxb1r5eB903iPo7EdcQa5PtlYtNKWyMvv06232sjk/NkvwpxbSsY1k0J0S86s3c+ImGWvrSC",
-	"NO2av6XG/s2rVzOpMifkMlpkB/sXoJgV5vWpG6wtL7+ouSoVMks1TSMiWuhQDyPMpK5RUm03myGr+5Yy",
-	"fUT+TLHJk83yU3yRjswkSl2q3kJvdeFnDA1nEkTZFYGinsJidPMZNmQpg7B+Lsa9PGDeqh4uUEH9D2/O",
-	"Fz9yh5ECX533GCf634QFfTPKH9XL92VcbJVVXelqXmlLL7mul93caEoS0nLn/maTcyt86pknvQ5Z54sh",
-	"w0iPcNZxp0YLHV/rfHnDnnhIUD1L63n38ugYmbGHScNzp8HA816eiOGmCkFdP1UWvuNvbKFD6Moi0JMn",
-	"25BFbx37nI3pJFW0GHMhmzbuATU0EMpS5g0VQ5bfWU7Kb7u95HJHCKrDcDvFpA38hKcnDOp2beLS5P0P",
-	"ma+zt/dRme34jRY6VK+YqM/qNjOQ3K/jFSS0QPYUAuluAshXgPQtq/bNRFzwd5hDNtX97QOEbcsbHQok",
-	"5kD0Hf12JTPXGPVWocGRxapbPAnLMQM4bGdNq+xAdV/BEnTsvW67t7uBkX2eoaepMYNiD8DcfDzrchDV",
-	"X9eW9UvXpEh+tLDnkZWHKHpDIWFU+9iJEKhOWpOWnc5+oX/zV/oy4LBXrq0/+LoGcsGh7d17HuVRId67",
-	"rc2yFbegOk8MTjf2M25myX2ZxvNBrD+8ffvDq+OLo7dv3hwfnR8/u3h/+spvWAr9r4SINIJIo/6QD8pQ",
-	"dh0AP0zb7e5AN0H83gfWwcfls8unIl8Y2h0y39DuBZCuZ0fzW3KEoVBAxi2ke+MahmJSA/UmSXiQjzcX",
-	"oLWNeTJk/hJXyWYhd9ttZJRI071LE/yXd666hy7zzSew8fhCwzeABztIrvQuucorD2qBra53EkWq4/GH",
-	"WYxRp4MwLunYIBHMph3xcGF80yZVRAmNCFoiojQG7vpLUy20eaR/b548g+r/ISv/cA4zzqB6DSfaDx5w",
-	"Xc2vTYy6NTjsp3iC5gmHxFolt/73v/8H9dqdRmvIfLFgAczyxoF6JiLhBDI4ybVSF3wkEzqZAO0wRFmQ",
-	"wOniSNfdge8YyywQ0MrK7qCZ6JAZxb0ADujIGaaayEh1yxyIjepjM2MANpGZGWRDk+UsOfJ1XLU1h/ZD",
-	"LWS7ZhxkCoCBRiYjNInmQmLpWFa4WtvjPt4NOqQ5CDphs4d3R8290Q5pdse9sBNsj/p4sFf0wFZKmEqB",
-	"nGAW8pk5vsfbG2DWneShV60YfyfUIZjQAiyPhJDfnSYBuW01p+a+1aBOiGzvptvJVbc3lZNpd3dvch/I",
-	"GuSvW7zRmd1hw8vRv24XbUrtwwbIMcblhbll492cLSlC+Yb0u4p72O5usIUTRZIYznqmjMIJQSydjUiS",
-	"ZSGYvdX9jg9UqTfduG3Zr/Xbmm/gbSuW3WnfvuRHalql8exdKqbw2go9yHB9QVgokGHBBwizhS52EIRB",
-	"e2E6YcCj6tAdW8v5/gC9pE9RRGdUNkCNeuwpJ4fBZdUe3riM0zBT3VptAapbQgI+YRT6egqXrTa+ro/k",
-	"nh6Pv4/3Yb1msUb4UybxpeuVsDqFcUvgeXMEdAGetoLS8ZEmeLXK8bO29YXSG16ko+YZnTAs04TsIzHF",
-	"3f7ge6VfbwdTco1evD48ap69OFSIncV79VgvuIn4tim6mQ1LhWPrD1k9a6VHmVJ9wxTUpIbJds2wThg9",
-	"5lBGWAiKWdOgd/MESoXGlCS+Z9Kk9ECPUUSGDAcJFwJ6C3wnUEIkzKYrKhMZ+tsJZRvrEeq1G2oRvgGd",
-	"b5ob5B6bW8CYC991kLyLYC6c6Qr+a1bbDbqDUW8wGuyOx4H6v729Ua+/HXTC7Xavs63+1+2GO+1Bb3d7",
-	"NMbt8d4u7pPd3UF3MCA7mNxHdj6zx0BDz5wjMsdozu/ATKiyR6So4ZIs1mx5HdqsgMB2t70TtnGvuTva",
-	"CZu9oE+ae7hHmp1xZ9TDnaAbbm+yvUcSUg7mOWOsbvOufy3hkh3hN8HylxMs0GbFjrX6AhnyifPZJjLk",
-	"uvlp1hSW3fjoe+Rftb/30T8U46s7jK+u+Zqnft//DI8ZyoE0HiHxLL7Z/2z54o3faAzZsoUq59xwSGEq",
-	"VTUCQtyOS5yLlwTqTXUODLxdoJmeaoQZ6tsMoCED7yjj8xbyCQtjTplspUl0Ab4j3ZAcZf3GjS85c0j7",
-	"n+MIU3auPeWEBclCrQj+vvEPhkynvoEn21mvJaA6I3Mlj3IqyV/fe/LEjIDRz5lpxsaX1G33GmtEl3pu",
-	"U9EF57WB2IKDqz6r+5iQRcxZwaav2t/vhbu4O24HA9IZ9cJt3B/vkN1gb9TGnbBLtsc93B8Ngp1wl+yN",
-	"27gz6gbbYY/0xwO8M9oN9sL7CKn3jF4rNOPKBAC5DAcBqr/Tkb5q2zypQjPEx+PNILJEFKtMqJ1Brz3Y",
-	"G7T/eaaUg2R3kFLtB/3++9NXP2eEemq+VNm5B+hXez9WkDlIqOpqqG8S7y8r8YAy7ynxiq/9XNOB08NU",
-	"EdLvfyi6Me8pI8QLgiM59aDXKWVQJAXh2ZgE+l+H705QQmAokUlQ1krtVXPGQ4J+/PDyrIXecAjXmSgv",
-	"lBlkzIDHorbMmJ5yfqm/qv4/b2gLXdeg6Y/JUjETHoTzxqz1z/JrdTZFOSQOr3UzK7NX2Qh5tdMxb9Bi",
-	"zVu37U/d9ap7CKqwt3TRZqPlRiRzp3qV+0oXjmWNhew5a5HpgUnooSozu9FCRn0BYZdJIOgNYZxeJvKt",
-	"I+qFcLqzwgy1KiYrgkzmCbKsRqA6pA3AIEx3mzqZ4OaPm/8fAAD//w==",
+	"7L3pctu41ij6Kih9pypSPkqWZFmequu7juN03Bnbdjo9qK8JkZCEmALYBChZyfXf8wDnEc+T3MICQIIU",
+	"JcuOnd29d6p27Y4pDgsLC2sevtQCPo05I0yK2sGX2oTgkCTwz5MLPFb/DYkIEhpLylntoHYuE87GiDBJ",
+	"5QJJPEZ8hOSEoCHnV5SNUV39IfCUoBmOUoKwQD6ReOwjysyN4aJxiARhIaISDXFwBTedjppvsAwmfqvm",
+	"1RLyV0oTEtYOZJISryaCCZliBQ65xtM4IrWD2qC2PajVvJpcxOpPIRPKxrWbG6/2mgdYw1sG/8PZawtw",
+	"QgRPk4Bs+rmtWWfLLFJs7Q47o52gS5r7YQ83e2R72NzD/VGzHXTDDtkZ9fD2sBK0MyKTxdFIkqQCtyTg",
+	"LBRIcjTHCjVkxBMFqEwWlI0VoBWAbbe92pQyOk2ntYN29k3KJBmTpHajvhrjBE+JNDv7TK/iNFwG4cLZ",
+	"SRqqL1J1OcZyUvNqDE/Vq4fZ85thbkNkjXgyxbJ2UEtTGlYi7zghoaI8HL1P+IyGJHmvAKtcRWzuQPMJ",
+	"FwThIOApk82IzEiEguxFAuGEIByGCRGCrFqxfdnaBf+vhIxqB7X/2sqP1Jb+VWwtQ64XlCaCV1DCuxj/",
+	"lRIUwM9olPApwihOyIzyVKAYj8kTgXxGruWlvsfPAP8rJckih1z/XE05NbL46fPpJ07ffDpavKXt6ze0",
+	"PX/zy8/zdxd8/uY5n795wenr459idc9vn07o6OeaV5vi69eEjRXedzrdqm06mREmV1GXkDwhIZqT4YTz",
+	"KxSSiM5IslhNbcS8bTNa64Y90h/ttZsdvB00e8OdsLlHdkfNfdwedoJuuE16o41o7TQk05hLwoLFK7JY",
+	"XstxRAmTzUBRF0Mpo2rDrsgC1TH68OH0OaICJSTg0ylhIQkbLXRhGaO6a07lBGWsUvFElJA4wguhrg7Y",
+	"iCZCKh4VcybIob4fo5CORiQhTOpHqFSfwajX7bbQK7LQ1CwCHpNQsRH1gQBHEUlaA2bRq3l8jmBnpU21",
+	"1M0QvTNqB/t4jzS3hz3S7AWdsLmPt0fNXdIddsJ20MOdTpFaujs7wKns351KtI9ACKzlTE+EOhmABSWk",
+	"UN0cEP/HkwvfQ/bEVIidFjonU8wkVUhRGNfrPBiwkAQRVoTJ4YM4QpxFCyQ0DieYhRFJUIAZwkzMSYJ6",
+	"3T1Un1IhKBs3EGVCEhwq2YKV4KMhljxBvXb7cMB6nS6aTwhT2xVyIhDjEk3VMtftihGHtfXCz8Fvp7tX",
+	"KQzplMplfL7HY4IE/UxWcY4InnO/HpIRTiNZO9hpezko6o8pvtbyp9t2pVGnQhp5tTeESZ6s4g9T+PWJ",
+	"QKkgCaIhqh/zMaOSI1+kQ7+xgktM7Uvvy6E/CKIeB3Fpj52Wljj8EUsyx8AEAs4kYYBPHMcR1YrGVpzw",
+	"YUSm//1JaK0jw45aosQ0qh3UxpyPI4IkvyIMketggtmYoBGmEbFgEyEvaVg7qLU7Pz3/ufdr55feq72P",
+	"3Tfbb3fe9892z/cu9tWOSCxToTCv2C+VQBAfYiETgqe54MvebPZgImUsDra2RMxlRMcT2QrJzEIutoY4",
+	"bI7NQm82xdp7/bRGW3EzjxhKl2Cq/whI8NAxjp4f/YIESWYk8dDvnE899BNNcMPArY6xPmokRCkj1zEJ",
+	"JAmjRUtB9wyHZxpfX7kpBuuanU6wQJghkiQ8OVBAxySRCzSohWkCr7ycUpZKIgY1xXfN6a95NXhC1A7+",
+	"+FIbURKpHSw/os4qEQKPjT6hX+285eZPRdhCYhaU1c17UUdPHUVLHQZZljVRzu5KHvmTTVjtg9DIBejh",
+	"GjSFChwpwaw3X8EnXIDxGCv8IDmhAoU8SNWZR3VfI99HihOA9ESwB6IBlHLM2SiiwT3p5D5o38/RnjM0",
+	"tTzF9vEM0wgPI4KwWon6Pzolmx9STRFNPiNJhOMH34TAYEvkCooVtWqBBNVJa9xSh8RAECtLwUDlIb8E",
+	"n6/34AVPhjQMCfvKw4otMgPMFDLV1xBGggihCMSCPBUkGt3zzGznm5dDvenujLInHoSBpnJCQFeRJPTQ",
+	"MJWOPvdEoIRHJNcncBTxOZwNQPkpkyRhODqBs/qNaH/HZTkWAsPjNVfdGJXUPP1goiiTIMBY0oQcKoWb",
+	"J+pKRusZLwoBiW+5fMFTFn473tHL8feWSzSCr2+KM8ZlUz/xEEh7y5FIg0nmJ0F1ngClzaigQ1BkHHps",
+	"WISdquWrY0rCrzzt79+dXyBXDFoeSvNPoAWR99SdOkVUOy+9E8Ld5x6KGxMWxpwykIkiJgEdURICA6hY",
+	"PiD+PV5EHIcXnL/GyZh8M4LtOPzSwIAk5ygCKDbFY6yfbErOm/rJh8IkqHXkOiAk1KoBWDWo3kFv6DPE",
+	"tWl49P7UQ92dPnqlrxnfhFEg3ifglqPqrS+0zvR1dO16S+dYIG0IhEhQFhBlI6qLCcH3Mwp6HccocGG/",
+	"q8IXO882zbMPsS25o7dkDBe0DWXYKw7dVIhAmIXaDbq0I2eZsfdVewLeaAtYLg9yhwN4w++1H2CVV+1H",
+	"Zqfea0eypx94T8BtpV+tz4e5QITmNOckmdGAfGCZJvuVqA+xxEMsCEpZQnAwgVfej6U7zMiAiVIHzk3x",
+	"7D7zIIyITGOe4IRGCxceVK9auofEJJVSMYeQz5mX284BTYKUSsRjwjRruuD8DWYLY9yJb8b1u66Jwzma",
+	"YrawRCI2RnOCJWkCP34gKj5TBop54aHmFwiPJEmQD2GXJsRdfCR0nKVV89x4l3PLKhjM3VtOEAfA+MBw",
+	"Kic8oZ+/mhEZ7yEaEpyQBOEgIEIYn5FzNO9p3Tg6TwHmO5yM/KGH2LI32vnhIcr0unmCyHUM3McN0tQN",
+	"PgAR4OK1AQRBxwzLNCGNFjrGSUKJQP7Hjx+brvnkoxFPDE6bggSper/VsrTB9IHFCVfIVofwBMKb3+48",
+	"OSK75I1HCUmFNVFc/7/5zOYGlfPeK7Jo6vc+yCZ+JFHUNI4bpaQK18duN7aesivG5wz8HegzZ4rTRVwi",
+	"nkpBQ4LmPAGVaMLTRHhoUzwoDc9DCfmkjTvjV3Rox0OtVkvxy2ypcNyPpCQsxCwgr6n2IhqnHNVuXyrJ",
+	"tPiPddjJ33ZGAp4AXs2+4CTBi5p2K1td5Q/z1j+zu/hQLUA9tvSqJdBwhTv/40SdCyzAk2osW4GoVEzO",
+	"iY61u/1mp9Ps7lx02gft9kGv87sbDQsVSy46pGwkwauRKbCo8pdP1GVPBzgKH+eMoLo6niRsUoZinEga",
+	"0BgzKRpFsHCI/x/zVyvg05pXY2lkdAvtw18GZmZOJWHpVCH0E6cMOFlERlIhNn999tPSW3TwoLyi51TE",
+	"EV6AQ9GGj6aESBODz198FGL0ms9IhINKjDlLBnZQ/pBC1xOBaGhzEpwH9IepqP5yp7+7u9fttStDly6d",
+	"lUAwS7abafHoKZqqJMY0pPIYDJRlOhwlfFqKvgJ9dZvtPUNf7fZ/tzsH7fYmWyr5ipftX3R27vayEhIA",
+	"UPjAyjWuPGtBdSLJxwmWaILjmDASorofJARLEvoe8gPORlQxQ/VHQhSLCNPI/KbOdWT+EJLEl9qy0s9N",
+	"Y8KEfY2QOJH5LxHRf2hm5tJC9r0qEsSBrEow+DjhqImwDbKpz2mF+WCQttvbQQDR7Usawp8E4FkISaY6",
+	"vuob6WvutiqqubkI3vaoizvDXtDcCfuk2Rvttpt7nf1uE28Pe4G6tjvaq4R8BZdbx9EUnWxvztGMeWfO",
+	"5kMnrHg1bdlrOgq13QYJIA59rRUqzuFbErrHxmugYx0euiILJX4X+gLwLg8po0KLTF+dAR8MaV9y3/jx",
+	"NZH5ytDDKCdVILClc6LecGl1li81HEXvRhDyWrcGk2t0rh+7+dNbyidTP9hUp7o61woaOE6UM4CkeNhv",
+	"vFp5v/aDveEu7ofNHdIbNdXuNPeCbtjskPZoH+8Nd4N+uMl+JQSL6sO+KAmsKMqtZHWMBQo5I5txOQeH",
+	"d8BcWX9QC3DoF86LPe6eZVvFTXM/ni32Fo74IMqRw2CX9CKv5qQxqTfdjbVrAIovqVyStrppZPT64nqW",
+	"grUuefUrkuq8dcJv96JdFn6b8SMd3TLsaJNkBa+mVGixTLEvEkJAvRbKtEK++qLSuYF9hxBTHy4QnH5I",
+	"qNhkG88jLqv2z777tucv6JT8ru5bI+s7vfvhrkQVOSId8LyqmHyuGlhcVlGPOYvLhBNgFlIF1502zSgL",
+	"l1rErRNm3c2F2a00nCfp9ApJOjtV5E1YuFq169yLuomsSii+WHKzojoWSBCrAhPkq6s+0t4XD/2VckkE",
+	"oiyIUsisK7DmFVnBXs2E/S7XMPlCIrNJQ6lrhol8o6hVSKSKjz2WRqFMmcs0iarxCOaXugV9OHvtIc4C",
+	"4hoviFxTIUURX9ZtkIp2d06Grc+cT1up2Pq0tbez2+u3+zu97e7/xPPwBzwMCiAmdBNM3IOnMV4m39r7",
+	"iGBB0IgHqQD9AAcTtSIhEyzJmBLRqkIXMLiqJHacSC938/PRSBCpjLCcUVapmdWGzWbUfy+hrx4j8eaS",
+	"NnucxA/HqWMaFDfjHCwBFBJl3COI1M8omaM4UWpHtSmcxuGGLG9j/b1KI3IZf4E3W1rQnK1SFDiCQi86",
+	"2zTn3C3xEbtFBa5eWK/hfGvkykMoWVZE/asULPP9Mx6RauZUzFuhyuIwrBaOmnHj6A10d6/oy8kvVxBZ",
+	"8fQsQeHHhIWUjX3F1JXOnqSMQfru//3f/8e12w8dux3u38osd/hzPqERMXFbAXmCeIwlORwwx8A/RD5l",
+	"l3HCxwkRQr8js+N1hjLw64w5z9R+HmaCBtVx0cYwEmnAYpJMsdr9aAEGHZmRZCGBHxoahBByykLtZSVE",
+	"vzSnWr+hM48t1g1iFNodZ4KLA70jBgP5H3Cfs0x4g1mkOSskLO3gOneFy8Aq/J6STGNZFA2d9dUvXi3C",
+	"Ql4Smwa1TJfqd52cpL1wVAC2PSTwCJJcxITPUZ1xJEiQEOO8vFXuWdfiWo1akvituu/Gy0pMLuH+dRUt",
+	"mcdwDumDUFNB4mzr65agaOhpooJ/USF0gUJJX3Kk/CbLgizATdZ1Djd+E85vXJoatBImC/vv5SRUgKuK",
+	"nx3jiLAQJ2d6O0qsucKZqzObFZuD5wDpPIH9sUEJ+1OM5aS4C3FCpxiy71cSUn7zR55cbSYO4dnq1anj",
+	"a3l2nkld7aYa4UgQr4SDNXr0IVS+JCEJrQqP05BKJBNMI2BZ6kwxm0HG5YQk4PsuuVneZKmzNIpKpUem",
+	"0GBtMYmLjzXujmPDsfQOHnPGSGBzS+6Ol4CHKySgjZ3qdGZf3egjQzY4VNiq4yEYPhBMUagB/2xIgogy",
+	"Y+m4BTXt3l6VnbWa1+lc6dJHqz9mPYQ6An0ZEkat9VOo6emvYxIVEMBvJQgMHSQkpAkJpC1wM1V5lau+",
+	"y9ZrcKp33u71MrRHKMh+tfEZrcMoeHHGjlvorRLA6m6JKROQkKwERavmLQUToAjxckUkrVC2aO61FROI",
+	"6DDbURxHBJ0+1yUTsGUlhq41qFI8LeOqNu6z7Ks2zOnWSkaHLzqPVahb9k6h89wVIcXSqDmorow4jV9g",
+	"CIZPKAQPcXDV2NgrVYKnrPuab6yXP+39g21l0m3ubCkqFbdKzax+9LbFZBSXl4l6NZ1AXW32F+poUD3A",
+	"UYhnULvWqLbz9R0tGkQ8DcvUoW36e9quOfArfNZOFW1mWBX2Z/0RfQgryTnwtxtKJX4QzfFCIIhQ1HEU",
+	"OexBoBGVEO9WnKtxiOKEAB8fceALggpIZGjdOXK5qfVVQThObFxXnoHWrja/5tU+c9j4TzTBRe08u3WJ",
+	"CJa2d9m+YoSEQpkYqZz4JvVKukwtITN+pRj+hKBxgplUGlKWuyHz8uAYCzHnSYjqkPOoPtw4zMRXJrEy",
+	"6sl1K8ZRxNmYJMbbhWztjb0sJlDnmTl/MkYbTDhUijOtj2RvzO707SU/yx3ylC0YTNAUX5naI0do+Bl4",
+	"vi5eOtS2WM48/EYLFeQMcEqT5u4+PiYS1mCdk5qLuoZzdjNQS74PtjptyQjL7l7eabAk7qgcuslsS55o",
+	"cD/njsBNY8LGfbfW+5b7tGonqQJr6xlJIsoyL84G/qob70Hc+g/rgf+WjtOCetVu39GTinTZokR1zBbG",
+	"mdo4RNNUSDQkCKORjUZZPUqv7aFdrN/OvVnE1920UddFaX2Sm3gjK9k+nFStA3yt3YLj+NKy3QrpxxCO",
+	"46apRgkcBo2VRkrDFvxXKRTgTTunY9Y8ZaDbnZMgTahcwA9Hcdw8t295b94iGlaLTohME6YrQCM+HuuW",
+	"HE7kfRiETTIaT5r001XUnDIeu/SRLWDZSlm3R15tnlBJ3rFokSUZWGZ/Ga/sMZKJCMmVJn6ITIW8KUJN",
+	"hHRuyXVg4bLvvL9Mp7vd2+nv7u23tzKtemvCp2RrI7OvrCWaWv21it+91MPbQVFWSXVq3YUjcCG9DtoF",
+	"WaMG9CV6rD5dbdQUwCpscO9uhzCD0CvS/YpDVu7d4uhWribl5eqTUv+SRVHomluX0PWCkijMCjVLOXa6",
+	"nLyMx5/O370FN5LlqHw00j5cnf+TuZ6yzj+A7iJSq7jOcvjO1Ky7HJKl0yFJcgYv0ZQLiTbJR9Tryd9b",
+	"hXBt8R653pIKZ7D7s6X6ZXo2xCZaemcU6WzxLa6e7m7NulvqH/+TZbv90OluK0Zmb1dkYjLA1ZODtN3u",
+	"9m13iEsF+A8BD4m+bjwlcJWPRhFl5oc44dNY/qAMAcKkvqYeuwwmOIoIG5PLKZETHv5w3t3pV/3+Ax4G",
+	"+jr4Mn64XnzewGzTifTiclUmnVZqjUPG3Lwyu669f9C7i41c2vfl7SrAt5oM3qdi8oyHi9XSTNtRlc7Y",
+	"48zjmoqJUqqV1MHaZAtwkiy0Th0uKhPeXhIcadZf0g4nJLham9W3nJxR7L1CkmZIYsJCZRUieB9KiFCi",
+	"o54QHC4+V5jwX7JSKQXllTpEdKxPsNBXbioWkdvulmPxqyJb4ldVxDMjiaCl4oZau9Vp3X7GzSer9vSn",
+	"j68qdYuz8yMUp8OIBrqH0tmLY7S709ltVDjRonERqDN1airpvyJZ/Vorgx5SeOz30iQqpXT/fPSs6l1X",
+	"5YyOkMya+fGofERnmrmAHlU6+JfBfMPDNErFSijbs+tdPOZk+GPw83mavqevf/r191i+3WcsTH6eDn89",
+	"iUUX06MXw4+TN7t7rycfr3vBcDg6OpK/XOz1P8/TztmrXfz+xYvrdPL8rPO6L895cPnsp5Pj92T48dXZ",
+	"r5+e/X5MX/zSY9v8in2avBGS9Xvy98vux+bOT+LH33ovgx22v3j261Eyj/a3o7/k7uXZ2515/3jUnvR+",
+	"Xvy8M2v2d3778dPPZ+3LF88/dn+eff7rt+3+3s8/v6HBkcTnf30We69++n3MfhvuB7th+/M4PPr95ee0",
+	"/9ebn2dnr3cm+FPCOmy/czx8Fw9Pz5+39/56+3qRhFeyOXxx8XFydNqbvfn5xaT/kfyetkdvetGLsPs2",
+	"OJsn27++vxKnb1/in5s/Xl4/Y/T0r+G8/Vp0Pr3o9ZqBeHGcJs2rk/GHPTzH8U+fX7G/nr8az2vVqkxx",
+	"EwUd33oA1M5rklG7qwhxxVk4X2YuV2SxuTtLHafbKk3ghZXfpwn+qPO4T2w1xeYc9gi69SBQ1rJiLFPI",
+	"3UJWUwInvslRPnQD1VSgKxLLEoPTIfWIjx0MOD11Mq/hKOHTc437g9q5TbAHUym7fJxFqG/+vPFqEP80",
+	"CFYPvX930ex1rdkoJJ7GtYPObr/X7u/32+1Od9urzQvYAR3vAN5zaYKHFZ4DdwXrsLm0HRmAd3rKAd4N",
+	"ihfXkclrymS/V6vyNsxLhOBUzyyvuor+lyDTwTu7OcuEPkxHI5JU+kpWOETw9SUOZ2pbL0O82CRJ9x4+",
+	"lClll0pRCEglaLvdyg+JiMs7JA/fx1OxQRy9va/9JpvHMUzR3SUU3W3Mdj7qp17CQxV+dGXoXCrduQhp",
+	"ZWTqXom8RbBL6PfKpFW5qRX0dGtOQJGkT1mc3skvWqZ4RebLRN1vVxMhUF6RzoC4Vvs/S5v7xxed1Vvr",
+	"dLVXzbpXgWzU/YRchVhxxynER7L7d4v3d7bvdv/y++fAlQuEUkUdS9x1mWdkfo62V5UCD8WmStCgIZFz",
+	"omyeObcNo4rGjtmNKgdte1N2lEHTXwLnJZ+jEU4QnhAcZhBAR8mhTjouuboKDuPt/s76voqrGFcGEZDP",
+	"MkgRZ2NbfZN30qKyCBgyiUYRltAHwisxxAzO3naxA+RGzHIN1p4bh5oFLAIHj04hibhE44Suwdombvb7",
+	"sOKH4ZpTfH2qn9tt38JD17TJzNIAUB1i+4gntqqvoZ2OEy6kcPPAxQYJA2Xn2no2vZI1V3FRW0leaQe+",
+	"OEb7vZ1dZOrWkW6M4ORqmxaVTwTy80p7H5FrSRiQiKINXQOnGwOCUzFvI7hsUNreCxW2YoSZTtbJ/N6Q",
+	"qkIF4oHuVBOQw2KioO2KBS6lcpJX1lASWOOg5sRI1pdOmP6SS2U+ap2mp7XTKVHfvnEKheN/rBDmeU/K",
+	"5WbqpyghUIcfkCx5MseMdu7anmoxlpOSV7fU47KiHi9vpfBlXevIENVxZHr1+r82TQCkeRr6WQtlUz7S",
+	"ONT1I9BnaUKYqVZXJgm2RFeytde1cFiTKrEM7suLi/fIlJMEPCx6Y6FdZ8a5dvb3Xc7VXqFFyqpk6/MJ",
+	"T6SHJukUM2ifBM1mRDqd4mSRVZqb86XeWlzvBq1CnZAbXKiICqpPKvqg4DofLRSC13/3rv1Hb/N/llmU",
+	"+tXizFvno7K2a+73F7eoel9cdrnX2e/ePdpUyurJPm1sZ2fbTCNd3e00okLaRk0EKYh02Sy0gtCfEy10",
+	"BOgO0RTHHhLciHcGDQaTIQ2R7c1xRRbCpmJp7nBY6H+tG/IK1Ot2ga1iw2kLoGVdvdQ7Swa+zYCDLICj",
+	"4XF4Mup0t2teLXPB1w5qn3/dX3zcm33Yza/rjDqFwu0g2ZZNmC1Ry8zW/Pf5pKlvMRLW3aaOjgIWLpX3",
+	"v2pvKggiT4GpCNdUHP+3sFtmE02Oi9nZOoPAJ6yo1BjjDxdfLo7KeFlCxJ8O619xaHMOv3F2WsUQA68m",
+	"SHV4AZJoCoXSK0gZWtYDSgqLLzg8hpxHBLOHsoPvloTl5q0Bss0u32ovnmUV9fdPplnKgVnqhrFkJa3N",
+	"Q+nt3FFBvm+ed5G7H9uMGoSFMig091D2RAKafEV29+oclM16hDxW0shytCOp3n4omF5iEY9QWbsOMffM",
+	"pqlcpC6eq1yqrWSpSKPODjqUqZTGBQk8xi3kK2vHdKcwLp881w4nJOMhh1CIZXKznFvUg59ogvXd2QyH",
+	"ekJkQknoIc1kR1B/YD/ecPPnTHC+9PVCGaFzcTlxclVwP6+FcUJweb2VKUGreTXTQCLTtbJ2MLYwK+sO",
+	"o/jQFY3jcmWVecMSCBnpLm3O6dHbo7whl04RQB+MMqA1DBiPAwNGCue57GtyDm//tlwMr/YB+ObD5C0t",
+	"5encllKjLNStr60pKH616kjoNT5QTYn9WjkKmdcNuYNA2t3ePVdDq4+3cY9XHG7jajjQdU7upI5sEI5i",
+	"9fYXdbs4RJgtlLWcSKOjwj0hmTWnPDQTMso9wjZMGS3PQ7mFEE386yi42qzIy5lg5Ewuyup21DJ8Ombq",
+	"Br+0gIeZTFQV0NdZZUSXNesehYoPGDiKPMK5995B/HLQ8CGqNIcmxaPCyMdz3cYZuiIHhM5IiOraaVNV",
+	"6PBloJuaDWoHg5ptnmaaaQ1q3qBmgpSD2sGXm5vb20KtHpCmSD6jgjkWuo0x1DN5iI4UlRdBu2cXiM2a",
+	"4V1W2+JWVTeloOomVPdLePE9LT6LcT51VSfRV/YdK72jOgNJd/FficqQWIqlnOnUj9yOzA/YIZwscHUq",
+	"pJulUN2eb0qjiJqerqAJqFvOXx41uzv9XN0IF4eIRIKs+rXMbrrt3bCNe8294W7Y7AU7pLmPe6TZGXWG",
+	"PazPa9WKnYay90wOclgMOBZFOjTNKay7y3yjcAgOjYaTtUOFwocqTvqldqwz2poXxg50+pp+0i0Nfm0e",
+	"yQgLQTFrmtPePNWeHArBmo3QUxUVLguwh+KKdy/ICmDg3y1lyd32QbtzXzNyc8va4Ng1qy2r2wDAO8R7",
+	"N6vkchn8uv5jjmHsnnSnvMtdhVN9fZtUeYhSr4KU+ld1xajA5HLZlEWSj1ImaYSohKYSikCVmPnEh8bO",
+	"1lEcnsqAT4mH/IyKfWjKmDWOMFZP4xD5MaeCMx/9kHMG22HazJMB2RrwNArBaTdUTDngoTKaIHAKOdlM",
+	"xFp/bWVfhU4YVOg5eTB2BHFmmTYlwjKx4QIRnESUJMjkFApobaENH1idKXjKnAnGnWkFwKEZjZi7H9v7",
+	"pgeHslomPAoForJgzlmc1rKzrs2oDGWuqaWRVFSU3BtXqY0b54NvZCl+tOHx/GVT4MbSuDoBlEkK+U9U",
+	"nTI4VCItQW4eWnq9G368zfwojSNlBA0jHlxB1wm3T7PrLA7TiDwRuTl5iHzCQlsHaFtN1v1u76Dd9vXA",
+	"IlPUfouHxCYUxIqBJAqi/7de/6Pd+fOPdnP/z/+v+0e7uf1n4+CPdnPHXlLfaPyvDZ0lNkHBff+611e+",
+	"d55v33q2pG8rcxT7uHerr0WpQR/OXv+SBUTOTIirytcUJAul7l8oRWCZ9UzIdf3lm6Pj5vnLo+5Ov541",
+	"VQcvsofiCFMGzzbK1sw23tsf9rd7QbuzS3a2+0rq74X7wR7B++39Yb8dhjs7+/ukOxy2e8NhZ2dH/bqN",
+	"O93OCOPKhNn8a8Xt+Ws83ptFs9/PzvsffuMcyxev947mt7c+zl/nlTGxCq9fkw8J6qlWTd1M83snQ5oW",
+	"1zVba9pKk+gyD4PVMr1fLCX8GRMHCMJB6ipM3iy5kMlyHuAm6n4Gz1flIjrQ3yEXsrT7egV/Vt0mTD3a",
+	"uTqSJrEIRgMcpdqDpP96YSH96eNFbXm7rUujMKKhDsnoh8iHPy9TQZToNU00/EPkZzGcbDAt8MGICtlo",
+	"oTMeEQG9oQbMD/QHDsYJT2Pho3rmifRM+oeHcDilrHGIplDWadMOhBK6PowB9lvo9LmxA4wndZQKEur+",
+	"T8CUIL4CKy4OE9Ct/ikbcTsIAesximbk6rkN1Co2IdW+IknwtNqige3VYQmbwmGtr/w9elXqRNg3HqBs",
+	"0UKP+1MnKc/ggryQAdMPCj1j2b5eN0QShS5bwkNxmhXgKUWjXCnCE9uup24q0QYs8x0qlYjEAmGd/Kx7",
+	"KlGGxIIFnvVOCGf2uJkkBWapftSdakEZwgOmma1Wl1oDNmD/9V/IGV5BORuwc8JChDOae/pUU9TTp4bu",
+	"sEB+oWDqAD3TEzN0h+5Pc2mbcwOOlogriDCdoimOFSUPGCRuADHm/nbfs85543AH4vOXiQ9cxhoYoRVA",
+	"OSE0sRSpv9UasFOlLs6Q9vk5GwdoFaAG6y5BQLx13/6ul9xsinSIzlGzCWtAP/oNAAvKSMREv2DAIKSN",
+	"JfK3WnMSRU3wbW99ml+JljJ2fYtxyH8RA3YCLgfdD4wK5K+a+uHrIpX93s5uw06lEDrvwVeHyIf0B+uO",
+	"cHOVBkwnq4DHEItNklZa6Jdydg+E/qtK/xRZDZidigrSJ8u4ELpzRcoUcfq3ZFz4jYMB88t5Fz6q99rt",
+	"hod8dxgMXO2oq9kMTLi0rS5lcwnhUq/hDZivC96a6iejCMKPOw3TQD+igYQr+42KsaLZDxVDytSPnS58",
+	"ZGmuHPy2rYF3xr2oy92uulw9JcX+rl5ZNYMLft9Tz7szjeAqQGmHWfqovqNxV5ocCD904APOGGa42jWo",
+	"tlOj4OK2fivsTTMz7PQmeM78OkPb7/GYMsNJlGmdj74x9dbI/wIWrYccg/ZGEQ8WAvnORR8NcXAF/MZe",
+	"kByNiSZFdeOAxXislP/CU+ooKRPbt8YdtN1Td7bQMdwjTOgO/5VmbNAZAgNHKeDMJJctBsxfGhDp2zgh",
+	"jHH2SyNk/IN84P7KEfwKGyK7OmDZSdRnVludeXm3M7xYSBpFWUvJw4pvLY/vF4r/w/D+Z3bGpS5LVOBD",
+	"1+ND5L8/ujh+WVjn1hfzr9PwxlmzM8Wtns2cFxJHxFNf2dMX7Mx6rQFENCDGdDBiXSlaCSUSJwsnycyR",
+	"9hWivObUC5oiwRuvxmPCcExrB7XtVru1rQ2sCehb1cxY/TKuSieBzlhZeWCWQlKMGGm5kaC6/+PRxcnH",
+	"o98ujz5cvLx88+75yQ8hmfmNFuq1e3nzGAP7gM1IQkeUwNDFKJOxVuzYvwtyBQTTTx9fnRs0ZplXp2Ht",
+	"QK0BirtKk+S77faakVIWAZuNY4L3rxh6qQhOmMGgvXZv1asy2LayObc3Xm1HA7n+geJ0YVenrh388adX",
+	"M8mGkMBttggq1j+SIXpFFugc0mgkHgsoSI1F7U/1kq2QB2IlERwpWmYhjjiDmZ1O7qniI+CoKswG9xCZ",
+	"DknopKcMKcPJApp5Hj9/Cybt0s49VzDcunOSXMutiZxGxS0rW6SV+/Py4s3rEvCtR0A9fKaAp0qcT6DK",
+	"+fNKtHfbbYftGakJrCuiM2L7dkieBhPTAsmWKVei96X53COeDVO3vQL7Syt4BNS/pjPC1EeUMlWNdsMc",
+	"Wwusacjgfglf72LCjt6fnsckuBvO7IvvSJzmewhYtnOUsEC/Hb15/RjYulCH1n7XfrESabo2/hZSNew9",
+	"G64JYxPNdE3QIpQKnJfOa3NFIY6EHtppb+t+pHO6goDPNAz/EvqFb0OpAUlmBMkEj0Y0uPeeqKe2b3+q",
+	"YuTruu1UQNJbqH/W2QLrccuaymLri/3nzZZjI6/c6/MJnwvTfc3YPZBISnQ/SUUGNiaKdXJt5W5W5PY+",
+	"5tauTiVecRxzVJjKASPVN9jsZzi02UbwSOf2Rz6U5nv2NiGPF9bigye6+7c/UZ5b+xXk29lIuzktDmn/",
+	"KqrP6NzmOFu6NXU4roPHUKRzBIDqa396tesm+Feca3pgoO7WI1YO1spvqcjHfo8V3/jTq5lyhVLGbkIl",
+	"aXIWLQ60t0kUErGfLDmnwIRxvFOeDsQFeTEHmVGeCtA2B+xFNnlMoNhBDKoDR3VyCRsHA9Y0WZ8H4B41",
+	"We4w7S5zkeZ/aCjUhWKi+/KVS2V2+vB6SAg9QL6gklymSQT5LFNM4R84ppeg4le8FJ7WoTv1/BqA4E7d",
+	"60ndGQrmV9gDcbqSz8AJsP1tHovF6PKVm6KL3BQ3lFhdr6qaR+fm/735TmeDJ95rf9AF569xoofq9brd",
+	"TcBbng38n8XrgAbWcLoNOVxB9JtD19S++NWCvpBuSQk4qeZESO2C0f7sLEnQJiRQhvwfT7R7qOpzW1/g",
+	"v6fhjb+sF0RUSDcSKGpLrJlCOC0lkHtrPCdunchGR3Up7efGq35zlk9zp/eW8ne+LEX1o4Wbr5ElV2Jo",
+	"y2vb91Jh+3tCQWkFdGaGWg5bdVFO+27NKe4AsKlf3wRWPehtHaT9e0F6m6jWKUIb3PmaTqkEGf5oSuhS",
+	"plWF7nmkfSp85CD8u+r5d2HH4MQ3+VU2ZyPfp69nxjl3XOuSzZOfqZyAWzRP1maFft6lTFaTwVppkRVS",
+	"ML7RKVhlfdkF/t0p/65O3v+go/IjkRCZrTori0cyzE704dGNx24/Y1s6vRGyde75Ha8Wc1FxSk/YXylJ",
+	"rV/WrPrJUnopdKfPRl1ChE9ylCemQujE5lxSCHcNCeRp2CzJ5aOsF7X+NHe/2Wk+0xmkROMj/Lc70O0N",
+	"DvSxiav/h3EAs/VfywTMUc76lawTjNmsQ3t3ZrNA9py1XD5SOeGpRL76mO9ld6P5hCTEnThEhdM3f8BM",
+	"c+csNedQJ4LpPCMzyT9LxxGE6GTDbN5ihYtCmTzP8lYsJT5UoYevhnUCOS1UD3pcpYer3za2Z9zZkqvs",
+	"ggwe8FtBPF67S72HsKiWhrGvhwH6LkHK1sMZUd1mu/NQRlQRUE2TD2dEdZvbnX97I8od3brWfrK4/m49",
+	"/a2sJ7fvlOH+2aWiAHBHzmbjabVU0FMXaEC0klipgh2bNNSs7QAw6SRlwhb65N0RBKoXZsKCnPAUc2WG",
+	"9+cDJUB79AYsA6/0E3ymmKaqTkgUkaiBsEBhmkBE9BMfmsRZm8w0xwqwNIZM0CyZ5tm7d69O3/54ef7b",
+	"2+PLi9M3J+8+XPiobkde7CHROEBPn3bbnadP89wqO41cx2W1GCpMtR2wEWVUTEjowdNd+7Sdu54N7TXp",
+	"TApLWa5VltiBg6txAkVI9ZhHkYL75GJ10lTD05Fg9PRpr9t7+jRPMbRJhLZRFXwVuyOsIH8a4QErTudV",
+	"QBtoFAIPzGL1b844XmsZm/nylijKc+Y9k9q8NLkXEhck8l9zzbd0Bitkjh8gnOsE8GZhsmLIVJBohOq+",
+	"O9nIt/NKRNa1DiR4o0qdGLAst1wpT9C/hS2gzAfntAlNpeCG/Ju99nZDExikwy2l5WXEMmBuJp5S2kQh",
+	"1U4f8MNVyXRgluhWFeiIIZMrau7WQ70GDAeSzvIS7sI8IhiagdEwFQtT7mT2M2u2aE+YZz7V3q/SpQJ3",
+	"flbtrsajg55XZGGE2MOHiSqHfG0UIuo8tAytkp/PoO/oYRXHQJZhKPXEqbc+ucDjVV80t23BPTdezR6e",
+	"2+7P7gMQH9JgXbP2I9Oj4XCJB3pmTuoUU6aneJkx5st88Jsj5+9sTd/VOP6XBBN7a2jLrTy4UygYOq1W",
+	"0NgLLX2cKSTNSilXOnql7k0lmXdYLfM08y/Ju7IUgyJfAt2OkNs2NBcE6gkoAC6R9j3J9T9H31WsJm/u",
+	"fDeFd1nPLflBXLVqrU/EpZkKzbeFfqGCKoVUcvjZymT1b6fybbWjozKakEvhx7YEV8UQrNPlvvz45nvo",
+	"4R8dehhmFPhgduad9Mln9njqMAGWwaRq4NDMBAmy5kYcYcTI3HiH6urA2b560cL8ZjtNQq8ZW/dvyvAS",
+	"HuMxWL6g2uvBKOq1Wkbk7T/LpqhTxpKZkQYqpYJD/Y9E6nAgKnIr7ABsuT1lPjplLsqo7HW69ipUw7TA",
+	"0Gzba+tUzAFzRJxYsACWyVPp5VnC1WZrYnt/Kr2tYJCsMx2ScsfQu5sPI8Ddo9kNK3uabmQ7fBOum4MY",
+	"fhXX/Zep+wXa8QpJmjqJ0jToekCt/+Y/PR7W2UB1f+8Uf2oF+l9nLezdDdwzezD/02J/lhU8giReowlv",
+	"YSkJC+3chNVFjTiRNKAxZlI8AWepVm0jgmeQ4RbzROoa+t85nz4RKGvd5zx6qR6EKfO6ge7yDREZST8r",
+	"DPYQj8IsgxLVsXbTZmNg4Ot25gv45ExAqFHQ0ucTDvUVU6zEJw5dSd1CJ9NYLkxHK8GnhDPtDRatdcHH",
+	"oxxvjyg88q+sit9cFJSOfDdtJ67vGUH/4LoNjvSBMUdtJEs6phuD+Vvo7Ws5TRpSuZLJnBiHDMSHtApe",
+	"8uHU5xPugSbsQecZD9qXzieLRpFNrD+2AMSdC1j+TgFdWMIZnO7bg7q6z/13XvBP5wVH+bwC2Na/lbW+",
+	"7tQHMN307imDJW9AdcQa3l10B0DMmkwzN0EhTA2tOQrBZ6H7Xzjh5xGPIj4XrQHLAlwSujsFJIr0+KXA",
+	"TmzNvmr7cVCJUuNBCFG92243SjZ8wUQasDlxjKT7WvA5bMp+RwqfEYFpO8mAlbzZNvJJnEVAj5rK+CDc",
+	"4nomHyG8537j72eiZ8N5/5kGukMa383zb2Oe39fG/o8RZfpIPZ6ZG2QzLDbMfc08vM6TmUeXJjZB0zQQ",
+	"gf6CYP6akuNqffPYgeIRWVf+mXUGorOw1vdUvUdL1ZMuVQUFArAU7l7dmMirSHsrwFGIZ5q0lbhfJvLn",
+	"cF245U1OJWwrb1omlapiGk4p7cB8xvQ8LtK2/lh5Ik5tk/rs51Rkb/5Oho9ChjmK9Zwb3SDUmQf1lXS4",
+	"ShOH786UWgGdYnWbBFQv9rLUFOt7NjTWTAVJmnFCWUBjHHkZnM0Jn5KmIDpr1LQ01SngeiwM+uXkl5O3",
+	"Fw1n2i6dEeaS96GiZNu0WOAZCVHKIiIECg2siwETaRAQEooWOiOfgC6XumJAnh6aT7ggZsYvBPx1Q544",
+	"bmYDd2MsxBysbKS2iSQD9uHstUAJETyamUhlxHmstCwPxQmdQZ5ARNlVM+IBhonIQcTTsDklEodYYoTD",
+	"MCFCkEJLXN3ksTVg9vwpowQKo3TXi6xdhml6Yakg2/LVuYCV5/qxcvpWjdX6xsl9zmqrDADLsWCim6FF",
+	"H5qammI1Q04kNy3F9x4U/9QeFN2NtuxH003y4XRiw7Rx1tP5KI4jgkxn54fl4GlFA7e0ctDdIx3/9VP1",
+	"vrHxv/74K+3ZWskOA/13c6R+ZwiPavFOODcDvR5cI6uwDMwslzWWwRmZ8SujJpi+7NI0mPeUqRALFKdi",
+	"AoEYRiId6g2XzQljAH+NJVGeO/ndkvjbWRKlyQOPZ0WcOV2tzUexOysA6rPqfDSKKCNmnoWeLjWN5Q+B",
+	"WhmTfm5HIOjjLzz0/tXxyYCdd3f6eQt8OmYk9JCgbBwRZYp4iFzHFKY6+BCH9NEQCrUKNUdKuzeFUcp8",
+	"eSLQMOFzodR9OSEJaVnIExLShAQyb1MA2edkqMyGJ0JH6PIW0D++e/fj65PLs5Pnp2cnxxeXH85e+16e",
+	"7EfZQLHRMA3M2HzdUNL6+jXO8u3Qq8wbjy+zB2WNRQoy3xZ6DZhZEHAEXb3EUwmjqwLORnScJgpjZiWm",
+	"K/UTkfev4mq3lt5fZW1ArubtR//hpLz+VmHyxCpxv0Ry3znMI7Vqw0kmIdSpeww+U9VeUotj25PVZBlk",
+	"8sR6L5wqOpFPTLFxNDOXJasq1QY3zDjOHquQeWnlrOVHVbNXDXb+rmZ/V7O/2925Zm64zzfQzDPRCFkR",
+	"lZrQRUFVsKrEJjpDA6k3mmE9AQ+JSbY0Gk1dV1nbuTt+I1O0YPyAKWkybkcv96+6qkELnVzrHAerdoQE",
+	"1bNbtbJlZlUkDc9t4QvPe473LGexUItBgytR4KX1rIOMUemCCReEDZjOAYXx1VSaOns9A7rRQtA7xIKN",
+	"5hOOzDC4spoUYJbpUIjKAz0bSZIBg2QQQIgpyTYT5EVecshCdfNCoBTOHBousokb6l4PCY6wfixKtRIn",
+	"+YAZPdV4hG3GKYkEeSIq9N2QE+HaUiYomSEE1DHtGVdiqzVgR2jEk7FS1XRNovoXqLaQEqJ+JHTMLEl4",
+	"CNsaFEswUDKPDIVArp2lEjMIpt22bQcOEbYFk9qQJIY0dPXITrtb6Ww2KP9GgvB4xef+lqLwuGTY/vs5",
+	"kb8LpHWOYMOMHlMvNpLJDCPc+qL/ATm6GiwawbiEFckTLxJCkIi4hB5W/h82GbfhH5SG7k4pS4XTp0KP",
+	"jDSFbLnGnfEyrYvbMYnm8WInDOGhCWc8BTt9mI5GitFOKaPTdArjTAM9O2OKr+ESDmeYBaSFziOuR/FD",
+	"LG3AyHUMoTXIfvLlZx/Vn59fNAOeKFHbsO2aFSub4gUSMQYv2ZQLifpdFCrGX+91u2hIFpyFq+YrvYGl",
+	"HLl4vaVrmbaLjFmiAahTFkSpoDPSuKUtV5GL3dKmazdrfvXf7Y6eLHy/Xl0nLCwBTK5vAxh6c90F3E7v",
+	"ocA91wXmKCJsLCdq/xWlSSIOlxrNZB1VfEXwl+Y+f9WibJ1pdduxfturGbqsHXR76i9NuLWDzs7ygNll",
+	"wE+P3h7l9au2ZY7JPiWhPpRrFpE9unJTPq9omHaSJjwmW89IEkHW1RRfvwbs1Q76vWWUP2r+u3uWVtiS",
+	"o4xF/fvlvH+3BR9H9DpiDTLsM7Fppa2Rl98mv/6Nkcl5en2FuLY1g+vmcukXnds7H/Fglr604mhamL8X",
+	"o/zD+0VkUmVOyFW0yDb2b3BiVjh+z9z0qDL4Rc1VqZBZcUcaEdFCR3r8byZ1jZJq+8cNWN23J9NH5K8U",
+	"R6KYEeqLdGhmP+vmMC30TrdaiKHFW4IomxFwUxSA0e3e2IClDBLpcjHu5SlqrepxPhWn/+Ht6+JH7jDE",
+	"55vzHhO2/oewoO/u4keNP30dF1tlVVcGQVfa0kvB4uXAMoK+1SalwnqFtSuYCicyqxjQOs8wItNYLg5Q",
+	"SGYk4vHUtl7VtfMsHPLrRgsdpXJCmFSnMBuJb4PlA5ZHy3OPMtSTLRBGQ4ITmLB6RVjj0DThx2sgzrqw",
+	"YUlMixztWoUVw/h2O007q8tQDC+vcLtDmHsDrzXazGntJiVXeq1b6Aj6vwn09Ok21OvZFIJ86TEXsmld",
+	"uoAa2GFl1ilMuAH3Yvlf2+1a67iy6zBGVwknQzfC07OMdWNYcWXQNWC+rhM7QGV266v9X3IeK+lj3ce3",
+	"+IyzsMKS0xj12u37+Yr1Pr5TdHlsT9MtHpTlKD5stgPTKvtX3VewgB07t9vu7W3gXLjIzktG2BBJGC7W",
+	"Eqq/rgH818KkWN1wYfcjK0SF0ERIGNVRbyIEqpPWuAWDDokQl/o3f6UPBzZ7JWw7/W/rGCj41b17T74u",
+	"OuC3tTm64haIT2mabhzkcTpz3JfP+BKHPn739u3J8cXJcxO8Myf0fxIi0ghymvSHfFACs+uA+EHabnf7",
+	"ut3yDz6wDj4q752HfMpmOKLhpTm7A+abs3sJR9dDPhzHS3scYfwkHGMTSbMMxRQh6EWS8DCb3IAFaKsj",
+	"ngyYv8RV0JjoBIluu42M8mzCR/rAf32PzHvocN99IRsPSjZ8A3iwQ+RK35SrohGgDtk+Pk5KanW8+yiL",
+	"bujEU8YlHRkigin4Qx4ujE/eJKUqoRFB82WUxsBdf20qQJvH+vfm6XMIfQ9Y+YcLmKYKWgTWYVklR6Fv",
+	"kDat6tbQsp/iCZonHAK2Sm793//9f1Cv3Wm0BswXCxb4IMAC9UxEwjHUiuhYtI9kQsdjODsMURYksLs4",
+	"0hX+4DPHMguAtLICf2hbPmDGYCmgA3p/h6k+ZKS6OR9kK+ltMwOHNpGZGWZDU08lOfJ1plNrDo0OW8j2",
+	"5zrMFACDjUxG6COaC4mlbVnhYm6PdvBe0CHNftAJmz28N2zuD3dJszvqhZ1ge7iD+/tFz3OlhKkUyAlm",
+	"IZ+a7Xu8tQFl3UkeetUGwROhNsGEVAA8EkIlWZoE5DZozsx9q1GdENneS7eTWbc3keNJd29/fB/MGuKv",
+	"W7rRNWRhw8vJv26BNk19wgbIMcblpbll49WcLylC+YL0u4pr2O5usIRTdSQx7PVUGcNjglg6HZIkyws0",
+	"a6v7HR9OpV504zaw3+i3Nd/C21aA3WnfDvIjtcfUdPY+FRN4bYUeZLi+ICwUyLDgQ4TZQpdVCmU/UoHo",
+	"mAGPqsMcDi3nd/roFX2GIjqlsgFq1GPPUzsKrqrW8NZlnIaZ6iauOrUoIQEfMwrpPMJlq41v6xu6p6fn",
+	"n+N1Wa9ZrBH+lEl85XpjrE5h3DF43hzCuQAPY0Hp+EQTvFrl+EXb+kLpDS/TYfOcjhmWaUIOkJjg7k7/",
+	"B6VfbwcTco1evjk6bp6/PFKEncW59QBRuIn4dvyKmUJfdsw4efzISeM3dTUZ1QmjxxzJCAtBMWsa8m6e",
+	"QlHyiJLEt7n/enTYMCIDhoOECwFdjCBdUMIU3KIykZG/nYW6sR6hXruhFuEb1PmmjVLuQroFjbnwXYfJ",
+	"uwjmwp6u4L8G2m7Q7Q97/WF/bzQK1P/t7w97O9tBJ9xu9zrb6n/dbrjb7vf2tocj3B7t7+EdsrfX7/b7",
+	"ZBeT+8jO53YbaOiZfURmG83+HZpZmHaL1Gm4Ios1S15HNiswsN1t74Zt3GvuDXfDZi/YIc193CPNzqgz",
+	"7OFO0A23N1neIwkph/KcgZm3RRW+lXDJtvC7YPnbCRZo6GYHaH6FDPnM+XQTGXLd/DxtCstufPQD8mft",
+	"H3z034rx1R3GV9d8zVO/H3yBx8zJgfQlIfE0vjn4Yvnijd9oDNiyhSrn3HBIYXpiaAKEeCWXOBcvCXS2",
+	"0Lk/8HaBpnp+ImZox2Y+DRh4Rxmft5BPWBhzymQrTaJL8B3p0Scom2xiXe/WIe1/iSNM2YX2lBMWJAsF",
+	"Efx94x8OmPb060TqHF57gOqMzJU8yk9J/vre06dm2Jx+TiDOooX1JXXbvcYa0aWe21R0wX5tILZg46r3",
+	"6j4mZJFyVrDpWfuH/XAPd0ftoE86w164jXdGu2Qv2B+2cSfsku1RD+8M+8FuuEf2R23cGXaD7bBHdkZ9",
+	"vDvcC/bD+wipD4xeKzLjygQAuQwbAaq/M/umatk8qSIzxEejzTCydChWmVC7/V67v99v/+tMKYfI7iCl",
+	"2g/6/Q9nr3/JDuqZ+VJlj0A4v9r7seKYg4Sqrrv+LvH+thIPTuY9JV7xtV9qOpJ7lKqD9Mef6tyY95QJ",
+	"4iXBkZx40FWdMigZgnhxTAL9r6P3pyghMP7QJGZrpXbWnPKQoJ8+vjpvobccwnUm7AyFfxkz4LGoLTOm",
+	"Z5xf6a+q/89b50N/V2gvaLJzzCwp4bwxazK4/FqdRVJOBYDXuhml2atsZkC10zFvBZcVLzmB7LrrVfcQ",
+	"9HvZ0u0hGi03Ipk71avcV7pEPWthaPdZi0wPTEIPVZnZjRYy6gsIu0wCQRcq4/QykW8T4Xfj+w6EGWlV",
+	"zHAGmcwTZFmNQHVIl4CR2+4ydRLFzZ83/38AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -109,6 +109,7 @@ func TestSpecEndpoints(t *testing.T) {
 		"GET /v1/mentors/{mentorId}/availability":        false,
 		"GET /v1/connections":                            false,
 		"POST /v1/connections/google":                    false,
+		"POST /v1/connections/google/callback":           false,
 		"PUT /v1/connections/google":                     false,
 		"DELETE /v1/connections/google":                  false,
 		"POST /v1/connections/caldav":                    false,

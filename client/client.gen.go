@@ -580,6 +580,18 @@ type CancelBookingRequest struct {
 	Reason string `json:"reason"`
 }
 
+// CompleteGoogleConnectionRequest defines model for CompleteGoogleConnectionRequest.
+type CompleteGoogleConnectionRequest struct {
+	// Code The authorization `code` Google added (absent when the user declined).
+	Code *string `json:"code,omitempty"`
+
+	// Error The `error` Google added when the user declined (e.g. `access_denied`).
+	Error *string `json:"error,omitempty"`
+
+	// State The `state` Google added to the redirect page's address.
+	State string `json:"state"`
+}
+
 // Connection A connection of the caller to a provider. Never contains a secret.
 type Connection struct {
 	// AccountEmail The provider account (Google email, Apple ID, Zoom user).
@@ -1283,6 +1295,9 @@ type UpdateCalDAVConnectionJSONRequestBody = UpdateCalDAVConnectionRequest
 // UpdateGoogleConnectionJSONRequestBody defines body for UpdateGoogleConnection for application/json ContentType.
 type UpdateGoogleConnectionJSONRequestBody = UpdateGoogleConnectionRequest
 
+// CompleteGoogleConnectionJSONRequestBody defines body for CompleteGoogleConnection for application/json ContentType.
+type CompleteGoogleConnectionJSONRequestBody = CompleteGoogleConnectionRequest
+
 // PutMentorScheduleJSONRequestBody defines body for PutMentorSchedule for application/json ContentType.
 type PutMentorScheduleJSONRequestBody = MentorScheduleInput
 
@@ -1850,7 +1865,9 @@ type ClientInterface interface {
 	//
 	// Returns the Google authorization URL (offline access, `prompt=consent`, calendar scopes, PKCE
 	// S256) with a signed, single-use, expiring `state` bound to the caller. Send the user's browser
-	// there; Google redirects back to `GET /v1/oauth/google/callback`.
+	// there. Google redirects back to the web app's page (`GATEWAY_GOOGLE_REDIRECT_URL`, required in
+	// production), which completes the connection with `POST /v1/connections/google/callback` and the
+	// user's token; without one configured, to the gateway's `GET /v1/oauth/google/callback`.
 	//
 	// Corresponds with POST /v1/connections/google (the `StartGoogleConnection` operationId).
 	StartGoogleConnection(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1872,6 +1889,38 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/connections/google (the `UpdateGoogleConnection` operationId).
 	UpdateGoogleConnection(ctx context.Context, body UpdateGoogleConnectionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CompleteGoogleConnectionWithBody Complete connecting Google Calendar
+	//
+	// The web app's redirect page (`GATEWAY_GOOGLE_REDIRECT_URL`) posts the `code` and `state` (or the
+	// `error`) Google added to its address, with the user's token. Exchanges the code (with the PKCE
+	// verifier), stores the token, lists the calendars and picks the primary (or the calendar chosen
+	// before, if it still exists). Only the user who started the connection can complete it: a state
+	// issued to another user is refused and stays usable by its own user, so a user lured into
+	// consenting to someone else's authorization URL does not connect their calendar to that account.
+	// A forged, replayed, expired or foreign `state`, a missing `code` or an `error` from Google is a
+	// 400 problem; a failed token exchange is a 502.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/connections/google/callback (the `CompleteGoogleConnection` operationId).
+	CompleteGoogleConnectionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CompleteGoogleConnection Complete connecting Google Calendar
+	//
+	// The web app's redirect page (`GATEWAY_GOOGLE_REDIRECT_URL`) posts the `code` and `state` (or the
+	// `error`) Google added to its address, with the user's token. Exchanges the code (with the PKCE
+	// verifier), stores the token, lists the calendars and picks the primary (or the calendar chosen
+	// before, if it still exists). Only the user who started the connection can complete it: a state
+	// issued to another user is refused and stays usable by its own user, so a user lured into
+	// consenting to someone else's authorization URL does not connect their calendar to that account.
+	// A forged, replayed, expired or foreign `state`, a missing `code` or an `error` from Google is a
+	// 400 problem; a failed token exchange is a 502.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/connections/google/callback (the `CompleteGoogleConnection` operationId).
+	CompleteGoogleConnection(ctx context.Context, body CompleteGoogleConnectionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMentorAvailability Free slots of a mentor
 	//
@@ -1911,8 +1960,10 @@ type ClientInterface interface {
 
 	// GoogleOAuthCallback Google OAuth redirect target
 	//
-	// Google redirects the user's browser here. Authenticated by the signed, single-use `state` (not by
-	// a bearer token). Exchanges the code (with the PKCE verifier), stores the token, lists the
+	// Google redirects the user's browser here when no web app page is configured
+	// (`GATEWAY_GOOGLE_REDIRECT_URL` empty: development and the sandbox). Authenticated by the signed,
+	// single-use `state` (not by a bearer token); while a web app page is configured every state is
+	// refused here (400) and connections are completed with `POST /v1/connections/google/callback`. Exchanges the code (with the PKCE verifier), stores the token, lists the
 	// calendars and picks the primary. Answers **302** to the configured post-connect page when one is
 	// configured, otherwise **200** with the connection (HTML for browsers, JSON when asked with
 	// `Accept: application/json`). A forged, replayed or expired `state`, a missing `code` or an
@@ -2544,7 +2595,9 @@ func (c *Client) DeleteGoogleConnection(ctx context.Context, reqEditors ...Reque
 //
 // Returns the Google authorization URL (offline access, `prompt=consent`, calendar scopes, PKCE
 // S256) with a signed, single-use, expiring `state` bound to the caller. Send the user's browser
-// there; Google redirects back to `GET /v1/oauth/google/callback`.
+// there. Google redirects back to the web app's page (`GATEWAY_GOOGLE_REDIRECT_URL`, required in
+// production), which completes the connection with `POST /v1/connections/google/callback` and the
+// user's token; without one configured, to the gateway's `GET /v1/oauth/google/callback`.
 //
 // Corresponds with POST /v1/connections/google (the `StartGoogleConnection` operationId).
 func (c *Client) StartGoogleConnection(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2587,6 +2640,58 @@ func (c *Client) UpdateGoogleConnectionWithBody(ctx context.Context, contentType
 // Corresponds with PUT /v1/connections/google (the `UpdateGoogleConnection` operationId).
 func (c *Client) UpdateGoogleConnection(ctx context.Context, body UpdateGoogleConnectionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateGoogleConnectionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CompleteGoogleConnectionWithBody Complete connecting Google Calendar
+//
+// The web app's redirect page (`GATEWAY_GOOGLE_REDIRECT_URL`) posts the `code` and `state` (or the
+// `error`) Google added to its address, with the user's token. Exchanges the code (with the PKCE
+// verifier), stores the token, lists the calendars and picks the primary (or the calendar chosen
+// before, if it still exists). Only the user who started the connection can complete it: a state
+// issued to another user is refused and stays usable by its own user, so a user lured into
+// consenting to someone else's authorization URL does not connect their calendar to that account.
+// A forged, replayed, expired or foreign `state`, a missing `code` or an `error` from Google is a
+// 400 problem; a failed token exchange is a 502.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/connections/google/callback (the `CompleteGoogleConnection` operationId).
+func (c *Client) CompleteGoogleConnectionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCompleteGoogleConnectionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CompleteGoogleConnection Complete connecting Google Calendar
+//
+// The web app's redirect page (`GATEWAY_GOOGLE_REDIRECT_URL`) posts the `code` and `state` (or the
+// `error`) Google added to its address, with the user's token. Exchanges the code (with the PKCE
+// verifier), stores the token, lists the calendars and picks the primary (or the calendar chosen
+// before, if it still exists). Only the user who started the connection can complete it: a state
+// issued to another user is refused and stays usable by its own user, so a user lured into
+// consenting to someone else's authorization URL does not connect their calendar to that account.
+// A forged, replayed, expired or foreign `state`, a missing `code` or an `error` from Google is a
+// 400 problem; a failed token exchange is a 502.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/connections/google/callback (the `CompleteGoogleConnection` operationId).
+func (c *Client) CompleteGoogleConnection(ctx context.Context, body CompleteGoogleConnectionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCompleteGoogleConnectionRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2675,8 +2780,10 @@ func (c *Client) PutMentorSchedule(ctx context.Context, mentorId MentorId, body 
 
 // GoogleOAuthCallback Google OAuth redirect target
 //
-// Google redirects the user's browser here. Authenticated by the signed, single-use `state` (not by
-// a bearer token). Exchanges the code (with the PKCE verifier), stores the token, lists the
+// Google redirects the user's browser here when no web app page is configured
+// (`GATEWAY_GOOGLE_REDIRECT_URL` empty: development and the sandbox). Authenticated by the signed,
+// single-use `state` (not by a bearer token); while a web app page is configured every state is
+// refused here (400) and connections are completed with `POST /v1/connections/google/callback`. Exchanges the code (with the PKCE verifier), stores the token, lists the
 // calendars and picks the primary. Answers **302** to the configured post-connect page when one is
 // configured, otherwise **200** with the connection (HTML for browsers, JSON when asked with
 // `Accept: application/json`). A forged, replayed or expired `state`, a missing `code` or an
@@ -3868,6 +3975,46 @@ func NewUpdateGoogleConnectionRequestWithBody(server string, contentType string,
 	return req, nil
 }
 
+// NewCompleteGoogleConnectionRequest calls the generic CompleteGoogleConnection builder with application/json body
+func NewCompleteGoogleConnectionRequest(server string, body CompleteGoogleConnectionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCompleteGoogleConnectionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCompleteGoogleConnectionRequestWithBody constructs an http.Request for the CompleteGoogleConnection method, with any body, and a specified content type
+func NewCompleteGoogleConnectionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connections/google/callback")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetMentorAvailabilityRequest constructs an http.Request for the GetMentorAvailability method
 func NewGetMentorAvailabilityRequest(server string, mentorId MentorId, params *GetMentorAvailabilityParams) (*http.Request, error) {
 	var err error
@@ -4695,7 +4842,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Returns the Google authorization URL (offline access, `prompt=consent`, calendar scopes, PKCE
 	// S256) with a signed, single-use, expiring `state` bound to the caller. Send the user's browser
-	// there; Google redirects back to `GET /v1/oauth/google/callback`.
+	// there. Google redirects back to the web app's page (`GATEWAY_GOOGLE_REDIRECT_URL`, required in
+	// production), which completes the connection with `POST /v1/connections/google/callback` and the
+	// user's token; without one configured, to the gateway's `GET /v1/oauth/google/callback`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4719,6 +4868,38 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/connections/google (the `UpdateGoogleConnection` operationId).
 	UpdateGoogleConnectionWithResponse(ctx context.Context, body UpdateGoogleConnectionJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateGoogleConnectionResponse, error)
+
+	// CompleteGoogleConnectionWithBodyWithResponse Complete connecting Google Calendar
+	//
+	// The web app's redirect page (`GATEWAY_GOOGLE_REDIRECT_URL`) posts the `code` and `state` (or the
+	// `error`) Google added to its address, with the user's token. Exchanges the code (with the PKCE
+	// verifier), stores the token, lists the calendars and picks the primary (or the calendar chosen
+	// before, if it still exists). Only the user who started the connection can complete it: a state
+	// issued to another user is refused and stays usable by its own user, so a user lured into
+	// consenting to someone else's authorization URL does not connect their calendar to that account.
+	// A forged, replayed, expired or foreign `state`, a missing `code` or an `error` from Google is a
+	// 400 problem; a failed token exchange is a 502.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/connections/google/callback (the `CompleteGoogleConnection` operationId).
+	CompleteGoogleConnectionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CompleteGoogleConnectionResponse, error)
+
+	// CompleteGoogleConnectionWithResponse Complete connecting Google Calendar
+	//
+	// The web app's redirect page (`GATEWAY_GOOGLE_REDIRECT_URL`) posts the `code` and `state` (or the
+	// `error`) Google added to its address, with the user's token. Exchanges the code (with the PKCE
+	// verifier), stores the token, lists the calendars and picks the primary (or the calendar chosen
+	// before, if it still exists). Only the user who started the connection can complete it: a state
+	// issued to another user is refused and stays usable by its own user, so a user lured into
+	// consenting to someone else's authorization URL does not connect their calendar to that account.
+	// A forged, replayed, expired or foreign `state`, a missing `code` or an `error` from Google is a
+	// 400 problem; a failed token exchange is a 502.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/connections/google/callback (the `CompleteGoogleConnection` operationId).
+	CompleteGoogleConnectionWithResponse(ctx context.Context, body CompleteGoogleConnectionJSONRequestBody, reqEditors ...RequestEditorFn) (*CompleteGoogleConnectionResponse, error)
 
 	// GetMentorAvailabilityWithResponse Free slots of a mentor
 	//
@@ -4762,8 +4943,10 @@ type ClientWithResponsesInterface interface {
 
 	// GoogleOAuthCallbackWithResponse Google OAuth redirect target
 	//
-	// Google redirects the user's browser here. Authenticated by the signed, single-use `state` (not by
-	// a bearer token). Exchanges the code (with the PKCE verifier), stores the token, lists the
+	// Google redirects the user's browser here when no web app page is configured
+	// (`GATEWAY_GOOGLE_REDIRECT_URL` empty: development and the sandbox). Authenticated by the signed,
+	// single-use `state` (not by a bearer token); while a web app page is configured every state is
+	// refused here (400) and connections are completed with `POST /v1/connections/google/callback`. Exchanges the code (with the PKCE verifier), stores the token, lists the
 	// calendars and picks the primary. Answers **302** to the configured post-connect page when one is
 	// configured, otherwise **200** with the connection (HTML for browsers, JSON when asked with
 	// `Accept: application/json`). A forged, replayed or expired `state`, a missing `code` or an
@@ -7182,6 +7365,117 @@ func (r UpdateGoogleConnectionResponse) ContentType() string {
 	return ""
 }
 
+// CompleteGoogleConnectionResponse429Headers the declared response headers of an HTTP 429 response for CompleteGoogleConnection
+type CompleteGoogleConnectionResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CompleteGoogleConnectionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Connection
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
+	ApplicationproblemJSON501 *NotImplemented
+	// ApplicationproblemJSON502 the response for an HTTP 502 `application/problem+json` response
+	ApplicationproblemJSON502 *BadGateway
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CompleteGoogleConnectionResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CompleteGoogleConnectionResponse) GetJSON200() *Connection {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r CompleteGoogleConnectionResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r CompleteGoogleConnectionResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r CompleteGoogleConnectionResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r CompleteGoogleConnectionResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r CompleteGoogleConnectionResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r CompleteGoogleConnectionResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
+func (r CompleteGoogleConnectionResponse) GetApplicationproblemJSON501() *NotImplemented {
+	return r.ApplicationproblemJSON501
+}
+
+// GetApplicationproblemJSON502 returns the response for an HTTP 502 `application/problem+json` response
+func (r CompleteGoogleConnectionResponse) GetApplicationproblemJSON502() *BadGateway {
+	return r.ApplicationproblemJSON502
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r CompleteGoogleConnectionResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CompleteGoogleConnectionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CompleteGoogleConnectionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CompleteGoogleConnectionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CompleteGoogleConnectionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetMentorAvailabilityResponse429Headers the declared response headers of an HTTP 429 response for GetMentorAvailability
 type GetMentorAvailabilityResponse429Headers struct {
 	RetryAfter *int
@@ -8333,7 +8627,9 @@ func (c *ClientWithResponses) DeleteGoogleConnectionWithResponse(ctx context.Con
 //
 // Returns the Google authorization URL (offline access, `prompt=consent`, calendar scopes, PKCE
 // S256) with a signed, single-use, expiring `state` bound to the caller. Send the user's browser
-// there; Google redirects back to `GET /v1/oauth/google/callback`.
+// there. Google redirects back to the web app's page (`GATEWAY_GOOGLE_REDIRECT_URL`, required in
+// production), which completes the connection with `POST /v1/connections/google/callback` and the
+// user's token; without one configured, to the gateway's `GET /v1/oauth/google/callback`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8374,6 +8670,50 @@ func (c *ClientWithResponses) UpdateGoogleConnectionWithResponse(ctx context.Con
 		return nil, err
 	}
 	return ParseUpdateGoogleConnectionResponse(rsp)
+}
+
+// CompleteGoogleConnectionWithBodyWithResponse Complete connecting Google Calendar
+//
+// The web app's redirect page (`GATEWAY_GOOGLE_REDIRECT_URL`) posts the `code` and `state` (or the
+// `error`) Google added to its address, with the user's token. Exchanges the code (with the PKCE
+// verifier), stores the token, lists the calendars and picks the primary (or the calendar chosen
+// before, if it still exists). Only the user who started the connection can complete it: a state
+// issued to another user is refused and stays usable by its own user, so a user lured into
+// consenting to someone else's authorization URL does not connect their calendar to that account.
+// A forged, replayed, expired or foreign `state`, a missing `code` or an `error` from Google is a
+// 400 problem; a failed token exchange is a 502.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/connections/google/callback (the `CompleteGoogleConnection` operationId).
+func (c *ClientWithResponses) CompleteGoogleConnectionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CompleteGoogleConnectionResponse, error) {
+	rsp, err := c.CompleteGoogleConnectionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCompleteGoogleConnectionResponse(rsp)
+}
+
+// CompleteGoogleConnectionWithResponse Complete connecting Google Calendar
+//
+// The web app's redirect page (`GATEWAY_GOOGLE_REDIRECT_URL`) posts the `code` and `state` (or the
+// `error`) Google added to its address, with the user's token. Exchanges the code (with the PKCE
+// verifier), stores the token, lists the calendars and picks the primary (or the calendar chosen
+// before, if it still exists). Only the user who started the connection can complete it: a state
+// issued to another user is refused and stays usable by its own user, so a user lured into
+// consenting to someone else's authorization URL does not connect their calendar to that account.
+// A forged, replayed, expired or foreign `state`, a missing `code` or an `error` from Google is a
+// 400 problem; a failed token exchange is a 502.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/connections/google/callback (the `CompleteGoogleConnection` operationId).
+func (c *ClientWithResponses) CompleteGoogleConnectionWithResponse(ctx context.Context, body CompleteGoogleConnectionJSONRequestBody, reqEditors ...RequestEditorFn) (*CompleteGoogleConnectionResponse, error) {
+	rsp, err := c.CompleteGoogleConnection(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCompleteGoogleConnectionResponse(rsp)
 }
 
 // GetMentorAvailabilityWithResponse Free slots of a mentor
@@ -8442,8 +8782,10 @@ func (c *ClientWithResponses) PutMentorScheduleWithResponse(ctx context.Context,
 
 // GoogleOAuthCallbackWithResponse Google OAuth redirect target
 //
-// Google redirects the user's browser here. Authenticated by the signed, single-use `state` (not by
-// a bearer token). Exchanges the code (with the PKCE verifier), stores the token, lists the
+// Google redirects the user's browser here when no web app page is configured
+// (`GATEWAY_GOOGLE_REDIRECT_URL` empty: development and the sandbox). Authenticated by the signed,
+// single-use `state` (not by a bearer token); while a web app page is configured every state is
+// refused here (400) and connections are completed with `POST /v1/connections/google/callback`. Exchanges the code (with the PKCE verifier), stores the token, lists the
 // calendars and picks the primary. Answers **302** to the configured post-connect page when one is
 // configured, otherwise **200** with the connection (HTML for browsers, JSON when asked with
 // `Accept: application/json`). A forged, replayed or expired `state`, a missing `code` or an
@@ -10689,6 +11031,108 @@ func ParseUpdateGoogleConnectionResponse(rsp *http.Response) (*UpdateGoogleConne
 	switch {
 	case rsp.StatusCode == 429:
 		var headers UpdateGoogleConnectionResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCompleteGoogleConnectionResponse parses an HTTP response from a CompleteGoogleConnectionWithResponse call
+func ParseCompleteGoogleConnectionResponse(rsp *http.Response) (*CompleteGoogleConnectionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CompleteGoogleConnectionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Connection
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
+		var dest NotImplemented
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON501 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest BadGateway
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CompleteGoogleConnectionResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

@@ -38,6 +38,7 @@ func wireConnect(w *wiring) error {
 			// revoke beside the token endpoint (oauth2.googleapis.com/revoke).
 			UserinfoURL: strings.TrimRight(cfg.Google.APIURL, "/") + "/oauth2/v3/userinfo",
 			RevokeURL:   siblingURL(cfg.Google.TokenURL, "revoke"),
+			RedirectURL: cfg.Google.RedirectURL,
 		},
 		CalDAV: connect.CalDAVConfig{AllowPrivate: cfg.CalDAV.AllowPrivate},
 		Zoom:   connect.ZoomConfig{APIURL: cfg.Zoom.APIURL, OAuthURL: cfg.Zoom.OAuthURL},
@@ -52,6 +53,7 @@ func wireConnect(w *wiring) error {
 		ep := gcaltest.Endpoint(g)
 		cc.Google = connect.GoogleConfig{ClientID: sandbox.GoogleClientID, AuthURL: ep.AuthURL, TokenURL: ep.TokenURL, APIURL: g + "/",
 			UserinfoURL: gcaltest.UserinfoURL(g), RevokeURL: gcaltest.RevokeURL(g)}
+		cc.Google.RedirectURL = cfg.Google.RedirectURL
 		cc.Zoom = connect.ZoomConfig{APIURL: sb.URLs["zoom"], OAuthURL: sb.URLs["zoom"]}
 		cc.Jira.SiteURL, cc.Jira.ProjectKey = sb.URLs["jira"], sandbox.JiraProjectKey
 		cd, err := url.Parse(sb.URLs["caldav"])

@@ -166,6 +166,12 @@ type Google struct {
 	// callback sends the browser (empty: the callback answers a page of its
 	// own).
 	ConnectedURL string
+	// RedirectURL is the web app's page Google redirects the browser to
+	// after consent; it posts code and state to POST
+	// /v1/connections/google/callback with the user's token. Empty: Google
+	// redirects to the gateway's own callback. Required in production with
+	// live providers.
+	RedirectURL string
 }
 
 // Jira configures the Jira site and project used for booking issues.
@@ -238,6 +244,7 @@ var vars = []Var{
 	{"GATEWAY_GOOGLE_AUTH_URL", "https://accounts.google.com/o/oauth2/auth", "Google OAuth authorization endpoint", absURL(func(c *Config) *string { return &c.Google.AuthURL })},
 	{"GATEWAY_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token", "Google OAuth token endpoint", absURL(func(c *Config) *string { return &c.Google.TokenURL })},
 	{"GATEWAY_GOOGLE_API_URL", "https://www.googleapis.com/", "Google APIs base URL", absURL(func(c *Config) *string { return &c.Google.APIURL })},
+	{"GATEWAY_GOOGLE_REDIRECT_URL", "", "web app page registered with Google as the OAuth redirect URI; it posts code and state to POST /v1/connections/google/callback with the user's token, so only the user who started a connection can complete it (required in production with live providers); empty: Google redirects to the gateway's GET /v1/oauth/google/callback", absURL(func(c *Config) *string { return &c.Google.RedirectURL })},
 	{"GATEWAY_GOOGLE_CONNECTED_URL", "", "web app page the Google OAuth callback redirects the browser to, with ?result=connected or ?result=error&reason=…; empty: the callback answers a page of its own", absURL(func(c *Config) *string { return &c.Google.ConnectedURL })},
 	{"GATEWAY_JIRA_SITE_URL", "", "Jira Cloud site, e.g. https://example.atlassian.net", absURL(func(c *Config) *string { return &c.Jira.SiteURL })},
 	{"GATEWAY_JIRA_PROJECT_KEY", "MENTOR", "Jira project for booking issues", str(func(c *Config) *string { return &c.Jira.ProjectKey })},
@@ -318,6 +325,13 @@ func (c *Config) validate() []error {
 	}
 	if prod && c.Providers == ProvidersLive && c.Jira.SiteURL == "" {
 		errs = append(errs, errors.New("GATEWAY_JIRA_SITE_URL: required with live providers in production"))
+	}
+	if prod && c.Providers == ProvidersLive && c.Google.RedirectURL == "" {
+		// The gateway's own callback is authenticated by the state alone:
+		// anyone can send a user the authorization URL of their own
+		// connection, and the user's consent would connect the user's
+		// calendar to the sender's account.
+		errs = append(errs, errors.New("GATEWAY_GOOGLE_REDIRECT_URL: required with live providers in production (the web app's page that completes Google connections with the user's token)"))
 	}
 	return errs
 }

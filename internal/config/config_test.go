@@ -53,6 +53,9 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"rescue before timeout", map[string]string{"GATEWAY_JOB_TIMEOUT": "2m", "GATEWAY_JOB_RESCUE_AFTER": "1m"}, "GATEWAY_JOB_RESCUE_AFTER"},
 		{"hand-off grace too short", map[string]string{"GATEWAY_WEBHOOK_HANDOFF_GRACE": "500ms"}, "GATEWAY_WEBHOOK_HANDOFF_GRACE"},
 		{"hand-off grace not a duration", map[string]string{"GATEWAY_WEBHOOK_HANDOFF_GRACE": "soon"}, "GATEWAY_WEBHOOK_HANDOFF_GRACE"},
+		{"production without Google redirect page", map[string]string{"GATEWAY_ENV": "production", "GATEWAY_PROVIDERS": "live", "GATEWAY_JIRA_SITE_URL": "https://x.atlassian.net",
+			"GATEWAY_AUTH_MODE": "cognito", "GATEWAY_COGNITO_REGION": "eu-west-1", "GATEWAY_COGNITO_USER_POOL_ID": "p", "GATEWAY_COGNITO_CLIENT_IDS": "c"}, "GATEWAY_GOOGLE_REDIRECT_URL"},
+		{"bad Google redirect page", map[string]string{"GATEWAY_GOOGLE_REDIRECT_URL": "/connect"}, "GATEWAY_GOOGLE_REDIRECT_URL"},
 		{"ssm without region", map[string]string{"GATEWAY_SECRETS_BACKEND": "ssm"}, "AWS_REGION"},
 	}
 	for _, tt := range tests {
@@ -73,7 +76,8 @@ func TestLoadProduction(t *testing.T) {
 		"GATEWAY_COGNITO_REGION": "eu-central-1", "GATEWAY_COGNITO_USER_POOL_ID": "eu-central-1_abc",
 		"GATEWAY_COGNITO_CLIENT_IDS": " a , b ", "GATEWAY_PROVIDERS": "live", "GATEWAY_SECRETS_BACKEND": "ssm",
 		"AWS_REGION": "eu-central-1", "GATEWAY_JIRA_SITE_URL": "https://spotlight.atlassian.net",
-		"GATEWAY_DATABASE_URL": "postgres://gw@db/gw",
+		"GATEWAY_GOOGLE_REDIRECT_URL": "https://app.spotlight.test/connect/google",
+		"GATEWAY_DATABASE_URL":        "postgres://gw@db/gw",
 	}))
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,9 @@
 // third-party credential of the gateway:
 //
 //   - Google Calendar over OAuth 2.0 (authorization code with PKCE S256 and
-//     a signed, single-use, expiring state bound to the user), with a token
+//     a signed, single-use, expiring state bound to the user, completed by
+//     that user's authenticated request when Google redirects to the web
+//     app), with a token
 //     source that persists rotated tokens, refreshes single-flight per user
 //     in-process and under a database lease across replicas, tells a lost
 //     refresh race from a revocation, and marks revoked connections
@@ -81,6 +83,13 @@ var (
 	ErrStateReplayed = fmt.Errorf("%w: unknown or already used", ErrInvalidState)
 	// ErrStateExpired: the state is older than its time to live.
 	ErrStateExpired = fmt.Errorf("%w: expired", ErrInvalidState)
+	// ErrStateOtherUser: an authenticated completion presented a state
+	// issued to another user (left unused for its own user).
+	ErrStateOtherUser = fmt.Errorf("%w: issued to another user", ErrInvalidState)
+	// ErrStateNeedsUser: the gateway's unauthenticated callback was called
+	// while Google redirects to the web app (GoogleConfig.RedirectURL), which
+	// completes connections with the user's token.
+	ErrStateNeedsUser = fmt.Errorf("%w: must be completed with its user's token", ErrInvalidState)
 	// ErrAccessDenied means the user declined consent at the provider.
 	ErrAccessDenied = errors.New("connect: access was not granted at the provider")
 	// ErrMissingCode means the OAuth callback carried no authorization code.
@@ -127,6 +136,14 @@ type GoogleConfig struct {
 	APIURL string
 	// UserinfoURL and RevokeURL default to Google's.
 	UserinfoURL, RevokeURL string
+	// RedirectURL is where Google sends the browser after consent. Set, it
+	// is the web app's page, which posts the code and state back with the
+	// user's own token (CompleteGoogleAs): only the user who started a
+	// connection can complete it, and the gateway's own callback
+	// (CompleteGoogle) refuses every state. Empty: the gateway's callback,
+	// {PublicURL}/v1/oauth/google/callback, where the signed state alone
+	// names the user.
+	RedirectURL string
 	// ChannelTTL is the lifetime asked for push channels; default 7 days.
 	ChannelTTL time.Duration
 }
@@ -325,8 +342,15 @@ func (s *Service) JiraClient() *jira.Client { return s.jira }
 // JiraSettings returns the configured Jira site and project.
 func (s *Service) JiraSettings() JiraSettings { return s.cfg.Jira }
 
-// CallbackURL is the OAuth redirect URI registered with Google.
-func (s *Service) CallbackURL() string { return s.cfg.PublicURL + "/v1/oauth/google/callback" }
+// CallbackURL is the OAuth redirect URI registered with Google: the web
+// app's page when GoogleConfig.RedirectURL is set, else the gateway's own
+// callback.
+func (s *Service) CallbackURL() string {
+	if s.cfg.Google.RedirectURL != "" {
+		return s.cfg.Google.RedirectURL
+	}
+	return s.cfg.PublicURL + "/v1/oauth/google/callback"
+}
 
 // PushURL is the address Google push notifications are sent to.
 func (s *Service) PushURL() string { return s.cfg.PublicURL + "/webhooks/google" }

@@ -142,8 +142,13 @@ func (s *Service) StartGoogle(ctx context.Context, sub string) (string, time.Tim
 }
 
 // consumeState verifies a state and consumes its row, returning the user
-// and the PKCE verifier.
-func (s *Service) consumeState(ctx context.Context, state string) (sub, verifier string, err error) {
+// and the PKCE verifier. caller is the authenticated user completing the
+// connection, "" on the gateway's own callback: a state of another user is
+// refused and left for its own.
+func (s *Service) consumeState(ctx context.Context, state, caller string) (sub, verifier string, err error) {
+	if caller == "" && s.cfg.Google.RedirectURL != "" {
+		return "", "", ErrStateNeedsUser
+	}
 	parts := strings.Split(state, ".")
 	if len(parts) != 3 || len(parts[0]) == 0 || len(parts[0]) > 64 {
 		return "", "", ErrStateForged
@@ -174,6 +179,9 @@ func (s *Service) consumeState(ctx context.Context, state string) (sub, verifier
 	if !hmac.Equal(sig, stateMAC(key, provider, sub, nonce, exp)) || provider != ProviderGoogle || fromMicros(rowExp).Unix() != exp {
 		return "", "", ErrStateForged
 	}
+	if caller != "" && sub != caller {
+		return "", "", ErrStateOtherUser
+	}
 	res, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`DELETE FROM oauth_states WHERE id = ?`), nonce)
 	if err != nil {
 		return "", "", fmt.Errorf("connect: consume state: %w", err)
@@ -187,13 +195,31 @@ func (s *Service) consumeState(ctx context.Context, state string) (sub, verifier
 	return sub, verifier, nil
 }
 
-// CompleteGoogle handles the OAuth callback: it consumes the state,
-// exchanges the code with the PKCE verifier, stores the token, reads the
-// account email, lists the calendars (keeping a previous choice that still
-// exists, else the primary) and opens a push channel. googleError is the
-// callback's error parameter.
+// CompleteGoogle handles the gateway's own OAuth callback, where the state
+// alone names the user: it consumes the state, exchanges the code with the
+// PKCE verifier, stores the token, reads the account email, lists the
+// calendars (keeping a previous choice that still exists, else the
+// primary) and opens a push channel. googleError is the callback's error
+// parameter. While Google redirects to the web app
+// (GoogleConfig.RedirectURL) it refuses every state (ErrStateNeedsUser).
 func (s *Service) CompleteGoogle(ctx context.Context, state, code, googleError string) (Info, []CalendarRef, error) {
-	sub, verifier, err := s.consumeState(ctx, state)
+	return s.completeGoogle(ctx, "", state, code, googleError)
+}
+
+// CompleteGoogleAs is CompleteGoogle for the authenticated user sub: the
+// web app's redirect page posts what Google gave it with the user's token.
+// A state issued to another user is refused (ErrStateOtherUser) and left
+// unused, so a user lured into consenting to someone else's authorization
+// URL does not connect their calendar to that account.
+func (s *Service) CompleteGoogleAs(ctx context.Context, sub, state, code, googleError string) (Info, []CalendarRef, error) {
+	if sub == "" {
+		return Info{}, nil, ErrStateNeedsUser
+	}
+	return s.completeGoogle(ctx, sub, state, code, googleError)
+}
+
+func (s *Service) completeGoogle(ctx context.Context, caller, state, code, googleError string) (Info, []CalendarRef, error) {
+	sub, verifier, err := s.consumeState(ctx, state, caller)
 	if err != nil {
 		return Info{}, nil, err
 	}

@@ -182,6 +182,69 @@ func keys(m map[string]any) []string {
 	return out
 }
 
+// TestGoogleCompletedInWebApp: with a web app redirect page, a state is
+// completed only by its own user (CompleteGoogleAs); the unauthenticated
+// callback and other users are refused without using the state or the code.
+func TestGoogleCompletedInWebApp(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		const page = "https://app.example.test/connect/google"
+		h := newHarness(t, db, gcaltest.Options{})
+		svc, _ := h.replica(t, func(c *connect.Config) { c.Google.RedirectURL = page })
+		if got := svc.CallbackURL(); got != page {
+			t.Fatalf("CallbackURL = %q, want the web app's page", got)
+		}
+		u, _, err := svc.StartGoogle(t.Context(), "mallory")
+		if err != nil {
+			t.Fatal(err)
+		}
+		state, code := consentTo(t, u, page)
+		for _, tt := range []struct {
+			name     string
+			complete func() error
+			want     error
+		}{
+			{"gateway callback", func() error { _, _, err := svc.CompleteGoogle(t.Context(), state, code, ""); return err }, connect.ErrStateNeedsUser},
+			{"no user", func() error { _, _, err := svc.CompleteGoogleAs(t.Context(), "", state, code, ""); return err }, connect.ErrStateNeedsUser},
+			{"another user", func() error { _, _, err := svc.CompleteGoogleAs(t.Context(), "alice", state, code, ""); return err }, connect.ErrStateOtherUser},
+		} {
+			if err := tt.complete(); !errors.Is(err, tt.want) || !errors.Is(err, connect.ErrInvalidState) {
+				t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+			}
+		}
+		if n := h.google.Stats().CodeExchanges; n != 0 {
+			t.Fatalf("%d codes exchanged for refused completions", n)
+		}
+		for _, sub := range []string{"alice", "mallory"} {
+			if list, _ := svc.List(t.Context(), sub); len(list) != 0 {
+				t.Fatalf("%s connected by a refused completion: %+v", sub, list)
+			}
+		}
+		in, _, err := svc.CompleteGoogleAs(t.Context(), "mallory", state, code, "")
+		if err != nil || in.UserSub != "mallory" || in.Status != connect.StatusConnected {
+			t.Fatalf("completion by the state's user = %+v, %v", in, err)
+		}
+		if _, _, err := svc.CompleteGoogleAs(t.Context(), "mallory", state, code, ""); !errors.Is(err, connect.ErrStateReplayed) {
+			t.Fatalf("replayed = %v", err)
+		}
+
+		// Without a web app page both completions work, and the
+		// authenticated one still insists on the state's user.
+		plain, _ := h.replica(t, nil)
+		u, _, err = plain.StartGoogle(t.Context(), "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		state, code = consent(t, u)
+		if _, _, err := plain.CompleteGoogleAs(t.Context(), "alice", state, code, ""); !errors.Is(err, connect.ErrStateOtherUser) {
+			t.Fatalf("another user without a web app page = %v", err)
+		}
+		if in, _, err := plain.CompleteGoogleAs(t.Context(), "bob", state, code, ""); err != nil || in.UserSub != "bob" {
+			t.Fatalf("bob = %+v, %v", in, err)
+		}
+	})
+}
+
 func TestStateRejected(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {

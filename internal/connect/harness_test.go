@@ -109,6 +109,12 @@ var noFollow = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) 
 // simulator answers with a redirect to the callback carrying code and state.
 func consent(t *testing.T, authURL string) (state, code string) {
 	t.Helper()
+	return consentTo(t, authURL, "http://gateway.test/v1/oauth/google/callback")
+}
+
+// consentTo is consent with the redirect expected at page.
+func consentTo(t *testing.T, authURL, page string) (state, code string) {
+	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", authURL, nil)
 	resp, err := noFollow.Do(req)
 	if err != nil {
@@ -119,8 +125,8 @@ func consent(t *testing.T, authURL string) (state, code string) {
 	if err != nil {
 		t.Fatalf("authorization answered %d without Location", resp.StatusCode)
 	}
-	if loc.Path != "/v1/oauth/google/callback" {
-		t.Fatalf("redirect to %s, want the callback", loc)
+	if loc.Scheme+"://"+loc.Host+loc.Path != page {
+		t.Fatalf("redirect to %s, want %s", loc, page)
 	}
 	return loc.Query().Get("state"), loc.Query().Get("code")
 }

@@ -69,6 +69,9 @@ func connectError(err error) error {
 		}
 		e.Err = err
 		return e
+	case errors.Is(err, connect.ErrStateNeedsUser):
+		return &Error{Status: 400, Slug: "bad-request", Title: "Bad request", Err: err,
+			Detail: "Google connections are completed by the web app with the user's token (POST /v1/connections/google/callback); start connecting again there."}
 	case errors.Is(err, connect.ErrInvalidState):
 		return &Error{Status: 400, Slug: "bad-request", Title: "Bad request", Err: err,
 			Detail: "The OAuth state is invalid, expired or was already used; start connecting again."}
@@ -255,6 +258,22 @@ func (s *Server) DeleteCalDAVConnection(ctx context.Context, request api.DeleteC
 		return nil, connectError(err)
 	}
 	return api.DeleteCalDAVConnection204Response{}, nil
+}
+
+// CompleteGoogleConnection completes the caller's Google connection with
+// what Google gave the web app's redirect page: only the user who started
+// the connection can complete it.
+func (s *Server) CompleteGoogleConnection(ctx context.Context, request api.CompleteGoogleConnectionRequestObject) (api.CompleteGoogleConnectionResponseObject, error) {
+	p, err := s.connectionCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := request.Body
+	in, cals, err := s.deps.Connections.Service.CompleteGoogleAs(ctx, p.Subject, b.State, deref(b.Code), deref(b.Error))
+	if err != nil {
+		return nil, connectError(err)
+	}
+	return api.CompleteGoogleConnection200JSONResponse(apiConnection(in, cals)), nil
 }
 
 // GoogleOAuthCallback completes the Google connection (JSON answer). The

@@ -55,7 +55,9 @@ func (c *testClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newConnEnv(t *testing.T, logger *slog.Logger, mutate func(*httpapi.Deps)) *connEnv {
+// newConnEnv builds the environment; mutate adjusts the server's deps and
+// configure the connect service's config.
+func newConnEnv(t *testing.T, logger *slog.Logger, mutate func(*httpapi.Deps), configure ...func(*connect.Config)) *connEnv {
 	t.Helper()
 	g := gcaltest.New(gcaltest.Options{AllowHTTPPush: true, RotateRefreshTokens: true,
 		Users: []gcaltest.User{{Email: "mentor@example.com", Calendars: []gcaltest.Calendar{{ID: "work@group.calendar.google.com", Summary: "Work"}}}}})
@@ -73,7 +75,7 @@ func newConnEnv(t *testing.T, logger *slog.Logger, mutate func(*httpapi.Deps)) *
 		t.Fatal(err)
 	}
 	clk := &testClock{}
-	svc, err := connect.New(db, sec, connect.Config{
+	cc := connect.Config{
 		SecretPrefix: "spotlight", SecretEnv: "test", PublicURL: "http://gateway.test",
 		Google: connect.GoogleConfig{ClientID: gcaltest.DefaultClientID, AuthURL: gsrv.URL + "/o/oauth2/auth", TokenURL: gsrv.URL + "/token",
 			APIURL: gsrv.URL + "/", UserinfoURL: gcaltest.UserinfoURL(gsrv.URL), RevokeURL: gcaltest.RevokeURL(gsrv.URL)},
@@ -81,7 +83,11 @@ func newConnEnv(t *testing.T, logger *slog.Logger, mutate func(*httpapi.Deps)) *
 		CalDAV: connect.CalDAVConfig{AllowHosts: []string{cd.Listener.Addr().String()}},
 		Now:    clk.Now,
 		Logger: logger,
-	})
+	}
+	for _, f := range configure {
+		f(&cc)
+	}
+	svc, err := connect.New(db, sec, cc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,6 +350,101 @@ func TestGoogleCallbackRedirect(t *testing.T) {
 	}
 	resp, body = ce.do(t, "GET", cb, "", "", "Accept", "application/json")
 	decodeProblem(t, resp, body, 400)
+}
+
+// TestCompleteGoogleInWebApp: Google redirects to the web app's page,
+// which completes the connection with the user's token. A user lured into
+// consenting to another user's authorization URL (the attacker's state)
+// cannot connect their calendar to the attacker's account: the state is
+// refused for anyone but the user it was issued to, and the gateway's own
+// unauthenticated callback refuses every state.
+func TestCompleteGoogleInWebApp(t *testing.T) {
+	t.Parallel()
+	const page = "https://app.example.test/connect/google"
+	ce := newConnEnv(t, nil, nil, func(c *connect.Config) { c.Google.RedirectURL = page })
+	start := func(t *testing.T, sub string) url.Values {
+		t.Helper()
+		resp, body := ce.do(t, "POST", "/v1/connections/google", ce.token(t, sub, "mentor"), "")
+		s := decode[struct {
+			AuthorizationURL string `json:"authorization_url"`
+		}](t, resp, body, 200)
+		au, err := url.Parse(s.AuthorizationURL)
+		if err != nil || au.Query().Get("redirect_uri") != page {
+			t.Fatalf("authorization URL %s: redirect_uri is not the web app's page", s.AuthorizationURL)
+		}
+		cb, q := browse(t, s.AuthorizationURL)
+		if !strings.HasPrefix(cb, "/connect/google?") {
+			t.Fatalf("consent redirected to %s, want the web app's page", cb)
+		}
+		return q
+	}
+	complete := func(t *testing.T, sub string, body map[string]string) (*http.Response, []byte) {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		return ce.do(t, "POST", "/v1/connections/google/callback", ce.token(t, sub, "mentor"), string(b))
+	}
+	listOf := func(t *testing.T, sub string) []connection {
+		t.Helper()
+		resp, body := ce.do(t, "GET", "/v1/connections", ce.token(t, sub, "mentor"), "")
+		return decode[struct{ Items []connection }](t, resp, body, 200).Items
+	}
+
+	q := start(t, "mallory") // the attacker's own authorization URL, consented to by alice
+	attack := map[string]string{"state": q.Get("state"), "code": q.Get("code")}
+	resp, body := ce.do(t, "GET", "/v1/oauth/google/callback?"+q.Encode(), "", "", "Accept", "application/json")
+	if p := decodeProblem(t, resp, body, 400); !strings.Contains(p.Detail, "web app") {
+		t.Fatalf("gateway callback while a web app page is configured: %+v", p)
+	}
+	resp, body = complete(t, "alice", attack)
+	if p := decodeProblem(t, resp, body, 400); strings.Contains(p.Detail, "mallory") {
+		t.Fatalf("the problem names the state's user: %+v", p)
+	}
+	if l := listOf(t, "alice"); len(l) != 0 {
+		t.Fatalf("alice connected through mallory's state: %+v", l)
+	}
+	if l := listOf(t, "mallory"); len(l) != 0 {
+		t.Fatalf("mallory connected through alice's consent: %+v", l)
+	}
+	if n := ce.google.Stats().CodeExchanges; n != 0 {
+		t.Fatalf("%d codes exchanged for refused states", n)
+	}
+
+	// The state was refused, not used: its own user completes it.
+	resp, body = complete(t, "mallory", attack)
+	if c := decode[connection](t, resp, body, 200); c.Provider != "google" || c.Status != "connected" || c.AccountEmail != "mentor@example.com" {
+		t.Fatalf("completion by the state's user = %s", body)
+	}
+	resp, body = complete(t, "mallory", attack)
+	decodeProblem(t, resp, body, 400) // used
+
+	q = start(t, "bob")
+	for _, tt := range []struct {
+		name   string
+		body   string
+		token  string
+		status int
+	}{
+		{"no token", `{"state":"x"}`, "", 401},
+		{"no state", `{"code":"x"}`, "bob", 400},
+		{"unknown field", `{"state":"x","redirect_uri":"https://evil.test"}`, "bob", 400},
+		{"not JSON", `state=x`, "bob", 400},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := ""
+			if tt.token != "" {
+				tok = ce.token(t, tt.token, "mentor")
+			}
+			resp, body := ce.do(t, "POST", "/v1/connections/google/callback", tok, tt.body)
+			decodeProblem(t, resp, body, tt.status)
+		})
+	}
+	resp, body = complete(t, "bob", map[string]string{"state": q.Get("state"), "error": "access_denied"})
+	if p := decodeProblem(t, resp, body, 400); !strings.Contains(p.Detail, "not granted") {
+		t.Fatalf("declined: %+v", p)
+	}
+	if l := listOf(t, "bob"); len(l) != 0 {
+		t.Fatalf("bob connected after declining: %+v", l)
+	}
 }
 
 func TestConnectionRoles(t *testing.T) {
