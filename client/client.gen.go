@@ -1744,6 +1744,13 @@ type ClientInterface interface {
 	// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 	// required: **428** when missing, **412** when stale. **200** when every required step finished
 	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
+	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
+	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
+	// at (the providers that had taken the new time are moved back; the audit records
+	// `reschedule_refused`). Only if that time cannot be restored (the freed slot was booked meanwhile,
+	// or a provider refuses the move back too) does the booking fail as a refused new booking does:
+	// **424** `booking-failed`, the failed booking at `Location`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1756,6 +1763,13 @@ type ClientInterface interface {
 	// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 	// required: **428** when missing, **412** when stale. **200** when every required step finished
 	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
+	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
+	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
+	// at (the providers that had taken the new time are moved back; the audit records
+	// `reschedule_refused`). Only if that time cannot be restored (the freed slot was booked meanwhile,
+	// or a provider refuses the move back too) does the booking fail as a refused new booking does:
+	// **424** `booking-failed`, the failed booking at `Location`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2344,6 +2358,13 @@ func (c *Client) GetBooking(ctx context.Context, bookingId BookingId, reqEditors
 // change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 // required: **428** when missing, **412** when stale. **200** when every required step finished
 // within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
+// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
+// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
+// at (the providers that had taken the new time are moved back; the audit records
+// `reschedule_refused`). Only if that time cannot be restored (the freed slot was booked meanwhile,
+// or a provider refuses the move back too) does the booking fail as a refused new booking does:
+// **424** `booking-failed`, the failed booking at `Location`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2366,6 +2387,13 @@ func (c *Client) RescheduleBookingWithBody(ctx context.Context, bookingId Bookin
 // change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 // required: **428** when missing, **412** when stale. **200** when every required step finished
 // within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
+// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
+// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
+// at (the providers that had taken the new time are moved back; the audit records
+// `reschedule_refused`). Only if that time cannot be restored (the freed slot was booked meanwhile,
+// or a provider refuses the move back too) does the booking fail as a refused new booking does:
+// **424** `booking-failed`, the failed booking at `Location`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4711,6 +4739,13 @@ type ClientWithResponsesInterface interface {
 	// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 	// required: **428** when missing, **412** when stale. **200** when every required step finished
 	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
+	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
+	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
+	// at (the providers that had taken the new time are moved back; the audit records
+	// `reschedule_refused`). Only if that time cannot be restored (the freed slot was booked meanwhile,
+	// or a provider refuses the move back too) does the booking fail as a refused new booking does:
+	// **424** `booking-failed`, the failed booking at `Location`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4723,6 +4758,13 @@ type ClientWithResponsesInterface interface {
 	// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 	// required: **428** when missing, **412** when stale. **200** when every required step finished
 	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
+	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
+	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
+	// at (the providers that had taken the new time are moved back; the audit records
+	// `reschedule_refused`). Only if that time cannot be restored (the freed slot was booked meanwhile,
+	// or a provider refuses the move back too) does the booking fail as a refused new booking does:
+	// **424** `booking-failed`, the failed booking at `Location`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6161,6 +6203,11 @@ type RescheduleBookingResponse202Headers struct {
 	ETag string
 }
 
+// RescheduleBookingResponse424Headers the declared response headers of an HTTP 424 response for RescheduleBooking
+type RescheduleBookingResponse424Headers struct {
+	Location string
+}
+
 // RescheduleBookingResponse429Headers the declared response headers of an HTTP 429 response for RescheduleBooking
 type RescheduleBookingResponse429Headers struct {
 	RetryAfter *int
@@ -6189,6 +6236,8 @@ type RescheduleBookingResponse struct {
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON424 the response for an HTTP 424 `application/problem+json` response
+	ApplicationproblemJSON424 *Problem
 	// ApplicationproblemJSON428 the response for an HTTP 428 `application/problem+json` response
 	ApplicationproblemJSON428 *PreconditionRequired
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -6203,6 +6252,8 @@ type RescheduleBookingResponse struct {
 	Headers200 *RescheduleBookingResponse200Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *RescheduleBookingResponse202Headers
+	// Headers424 the parsed response headers for an HTTP 424 response
+	Headers424 *RescheduleBookingResponse424Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RescheduleBookingResponse429Headers
 }
@@ -6255,6 +6306,11 @@ func (r RescheduleBookingResponse) GetApplicationproblemJSON413() *PayloadTooLar
 // GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r RescheduleBookingResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
 	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON424 returns the response for an HTTP 424 `application/problem+json` response
+func (r RescheduleBookingResponse) GetApplicationproblemJSON424() *Problem {
+	return r.ApplicationproblemJSON424
 }
 
 // GetApplicationproblemJSON428 returns the response for an HTTP 428 `application/problem+json` response
@@ -8418,6 +8474,13 @@ func (c *ClientWithResponses) GetBookingWithResponse(ctx context.Context, bookin
 // change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 // required: **428** when missing, **412** when stale. **200** when every required step finished
 // within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
+// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
+// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
+// at (the providers that had taken the new time are moved back; the audit records
+// `reschedule_refused`). Only if that time cannot be restored (the freed slot was booked meanwhile,
+// or a provider refuses the move back too) does the booking fail as a refused new booking does:
+// **424** `booking-failed`, the failed booking at `Location`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8436,6 +8499,13 @@ func (c *ClientWithResponses) RescheduleBookingWithBodyWithResponse(ctx context.
 // change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 // required: **428** when missing, **412** when stale. **200** when every required step finished
 // within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
+// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
+// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
+// at (the providers that had taken the new time are moved back; the audit records
+// `reschedule_refused`). Only if that time cannot be restored (the freed slot was booked meanwhile,
+// or a provider refuses the move back too) does the booking fail as a refused new booking does:
+// **424** `booking-failed`, the failed booking at `Location`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9995,6 +10065,13 @@ func ParseRescheduleBookingResponse(rsp *http.Response) (*RescheduleBookingRespo
 		}
 		response.ApplicationproblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 424:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON424 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 428:
 		var dest PreconditionRequired
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10053,6 +10130,16 @@ func ParseRescheduleBookingResponse(rsp *http.Response) (*RescheduleBookingRespo
 			headers.ETag = value
 		}
 		response.Headers202 = &headers
+	case rsp.StatusCode == 424:
+		var headers RescheduleBookingResponse424Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers424 = &headers
 	case rsp.StatusCode == 429:
 		var headers RescheduleBookingResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {

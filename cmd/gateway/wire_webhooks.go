@@ -259,7 +259,8 @@ func refusal(err error) error {
 		ce *booking.ConflictError
 		ve *booking.ValidationError
 	)
-	if errors.As(err, &ce) || errors.As(err, &ve) || errors.Is(err, booking.ErrOverlap) || errors.Is(err, booking.ErrNotFound) {
+	if errors.As(err, &ce) || errors.As(err, &ve) || errors.Is(err, booking.ErrOverlap) || errors.Is(err, booking.ErrNotFound) ||
+		errors.Is(err, booking.ErrRescheduleRefused) {
 		return fmt.Errorf("%w: %v", webhooks.ErrRefused, err)
 	}
 	return err

@@ -98,6 +98,9 @@ type Step struct {
 	// AppliedSpec is the booking SpecVersion the provider artefact reflects.
 	AppliedSpec int64
 	UpdatedAt   time.Time
+
+	// failures counts failed attempts since the step last succeeded.
+	failures int
 }
 
 // Booking is a booked session.
@@ -127,6 +130,19 @@ type Booking struct {
 	Steps       []Step
 
 	op string
+	// confirmed is the restore point of a reschedule of a confirmed booking
+	// in flight: the times it was confirmed at (nil otherwise).
+	confirmed *restorePoint
+	// refusedSpec is the spec version whose change a provider refused last
+	// (0: none), refusedReason why.
+	refusedSpec   int64
+	refusedReason string
+}
+
+// restorePoint is where a refused reschedule takes a booking back to.
+type restorePoint struct {
+	Start, End time.Time
+	TimeZone   string
 }
 
 // Duration is the session length.
@@ -186,7 +202,24 @@ var (
 	ErrGone = errors.New("booking: provider object does not exist")
 	// ErrCalendarUnavailable: a calendar needed for availability failed.
 	ErrCalendarUnavailable = errors.New("booking: calendar unavailable")
+	// ErrRescheduleRefused: a provider permanently refused a required step
+	// of a reschedule; the booking keeps the time it was confirmed at (the
+	// providers that took the new time are being moved back). Returned as a
+	// *RescheduleRefusedError carrying the provider's reason.
+	ErrRescheduleRefused = errors.New("booking: a provider refused the new time; the booking keeps its previous time")
 )
+
+// RescheduleRefusedError is ErrRescheduleRefused with the provider's
+// reason (safe to show).
+type RescheduleRefusedError struct{ Reason string }
+
+// Error implements error.
+func (e *RescheduleRefusedError) Error() string {
+	return ErrRescheduleRefused.Error() + ": " + e.Reason
+}
+
+// Unwrap makes errors.Is(err, ErrRescheduleRefused) hold.
+func (e *RescheduleRefusedError) Unwrap() error { return ErrRescheduleRefused }
 
 // ForbiddenError reports an action the caller's role does not allow.
 type ForbiddenError struct{ Reason string }

@@ -109,7 +109,8 @@ func (r repo) getSchedule(ctx context.Context, q querier, mentorID string) (Sche
 }
 
 const bookingCols = `id, mentor_id, candidate_id, start_us, end_us, block_end_us, timezone, topic, notes, zoom_user,
-	status, op, join_url, failure_reason, version, spec_version, created_by, created_at, updated_at`
+	status, op, join_url, failure_reason, version, spec_version, created_by, created_at, updated_at,
+	confirmed_start_us, confirmed_end_us, confirmed_timezone, refused_spec, refused_reason`
 
 func scanBooking(sc interface{ Scan(...any) error }) (Booking, error) {
 	var (
@@ -117,12 +118,19 @@ func scanBooking(sc interface{ Scan(...any) error }) (Booking, error) {
 		start, end, blockEnd, created, upd int64
 		status                             string
 		joinURL, failure                   sql.NullString
+		cStart, cEnd                       sql.NullInt64
+		cTZ, refused                       sql.NullString
 	)
 	err := sc.Scan(&b.ID, &b.MentorID, &b.CandidateID, &start, &end, &blockEnd, &b.TimeZone, &b.Topic, &b.Notes,
-		&b.ZoomUser, &status, &b.op, &joinURL, &failure, &b.Version, &b.SpecVersion, &b.CreatedBy, &created, &upd)
+		&b.ZoomUser, &status, &b.op, &joinURL, &failure, &b.Version, &b.SpecVersion, &b.CreatedBy, &created, &upd,
+		&cStart, &cEnd, &cTZ, &b.refusedSpec, &refused)
 	if err != nil {
 		return Booking{}, err
 	}
+	if cStart.Valid && cEnd.Valid && cTZ.Valid {
+		b.confirmed = &restorePoint{Start: fromUS(cStart.Int64), End: fromUS(cEnd.Int64), TimeZone: cTZ.String}
+	}
+	b.refusedReason = refused.String
 	b.Start, b.End = fromUS(start), fromUS(end)
 	b.Buffer = time.Duration(blockEnd-end) * time.Microsecond
 	b.Status = Status(status)
@@ -135,7 +143,7 @@ func scanBooking(sc interface{ Scan(...any) error }) (Booking, error) {
 // and its steps come from one snapshot (a saga run decides on both).
 func (r repo) get(ctx context.Context, q querier, id string) (Booking, error) {
 	rows, err := q.QueryContext(ctx, r.q(`SELECT `+qualifiedBookingCols+`, s.name, s.state, s.provider_ref, s.last_error,
-		s.attempts, s.applied_spec, s.updated_at FROM bookings b LEFT JOIN booking_steps s ON s.booking_id = b.id WHERE b.id = ?`), id)
+		s.attempts, s.applied_spec, s.updated_at, s.failures FROM bookings b LEFT JOIN booking_steps s ON s.booking_id = b.id WHERE b.id = ?`), id)
 	if err != nil {
 		return Booking{}, fmt.Errorf("booking: read: %w", err)
 	}
@@ -147,17 +155,18 @@ func (r repo) get(ctx context.Context, q querier, id string) (Booking, error) {
 	)
 	for rows.Next() {
 		var (
-			name, state, ref, lastErr sql.NullString
-			attempts, applied, upd    sql.NullInt64
+			name, state, ref, lastErr        sql.NullString
+			attempts, applied, upd, failures sql.NullInt64
 		)
-		bk, err := scanBooking(rowScanner{rows, []any{&name, &state, &ref, &lastErr, &attempts, &applied, &upd}})
+		bk, err := scanBooking(rowScanner{rows, []any{&name, &state, &ref, &lastErr, &attempts, &applied, &upd, &failures}})
 		if err != nil {
 			return Booking{}, fmt.Errorf("booking: read: %w", err)
 		}
 		b, found = bk, true
 		if name.Valid {
 			steps = append(steps, Step{Name: StepName(name.String), State: StepState(state.String), Ref: ref.String,
-				LastError: lastErr.String, Attempts: int(attempts.Int64), AppliedSpec: applied.Int64, UpdatedAt: fromUS(upd.Int64)})
+				LastError: lastErr.String, Attempts: int(attempts.Int64), AppliedSpec: applied.Int64, UpdatedAt: fromUS(upd.Int64),
+				failures: int(failures.Int64)})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -280,7 +289,7 @@ func isOverlapViolation(err error) bool {
 
 func (r repo) insert(ctx context.Context, tx *sql.Tx, b Booking) error {
 	_, err := tx.ExecContext(ctx, r.q(`INSERT INTO bookings (`+bookingCols+`, active)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, 0, NULL, ?)`),
 		b.ID, b.MentorID, b.CandidateID, us(b.Start), us(b.End), us(b.End.Add(b.Buffer)), b.TimeZone, b.Topic, b.Notes,
 		b.ZoomUser, string(b.Status), b.op, nullStr(b.JoinURL), nullStr(b.FailureReason), b.Version, b.SpecVersion,
 		b.CreatedBy, us(b.CreatedAt), us(b.UpdatedAt), b.Status.Active())
@@ -309,17 +318,28 @@ type bookingUpdate struct {
 	TimeZone      string
 	SpecVersion   int64
 	FailureReason string
+	// Confirmed is the restore point (nil clears it); RefusedSpec and
+	// RefusedReason the last refused change.
+	Confirmed     *restorePoint
+	RefusedSpec   int64
+	RefusedReason string
 	At            time.Time
 }
 
 // update writes u over booking b (whose Version must be current) and bumps
 // the version. It reports false when the version moved on.
 func (r repo) update(ctx context.Context, tx *sql.Tx, b Booking, u bookingUpdate) (bool, error) {
+	var cStart, cEnd, cTZ any
+	if c := u.Confirmed; c != nil {
+		cStart, cEnd, cTZ = us(c.Start), us(c.End), c.TimeZone
+	}
 	res, err := tx.ExecContext(ctx, r.q(`UPDATE bookings SET status = ?, op = ?, active = ?, start_us = ?, end_us = ?,
-		block_end_us = ?, timezone = ?, spec_version = ?, failure_reason = ?, version = version + 1, updated_at = ?
+		block_end_us = ?, timezone = ?, spec_version = ?, failure_reason = ?, confirmed_start_us = ?, confirmed_end_us = ?,
+		confirmed_timezone = ?, refused_spec = ?, refused_reason = ?, version = version + 1, updated_at = ?
 		WHERE id = ? AND version = ?`),
 		string(u.Status), u.Op, u.Status.Active() && u.Op != opCompensate, us(u.Start), us(u.End), us(u.End.Add(u.Buffer)),
-		u.TimeZone, u.SpecVersion, nullStr(u.FailureReason), us(u.At), b.ID, b.Version)
+		u.TimeZone, u.SpecVersion, nullStr(u.FailureReason), cStart, cEnd, cTZ, u.RefusedSpec, nullStr(u.RefusedReason),
+		us(u.At), b.ID, b.Version)
 	if isOverlapViolation(err) {
 		return false, ErrOverlap
 	}
@@ -336,7 +356,8 @@ func (r repo) update(ctx context.Context, tx *sql.Tx, b Booking, u bookingUpdate
 // updateOf returns the bookingUpdate that keeps b as it is.
 func updateOf(b Booking, at time.Time) bookingUpdate {
 	return bookingUpdate{Status: b.Status, Op: b.op, Start: b.Start, End: b.End, Buffer: b.Buffer, TimeZone: b.TimeZone,
-		SpecVersion: b.SpecVersion, FailureReason: b.FailureReason, At: at}
+		SpecVersion: b.SpecVersion, FailureReason: b.FailureReason, Confirmed: b.confirmed, RefusedSpec: b.refusedSpec,
+		RefusedReason: b.refusedReason, At: at}
 }
 
 // stepResult is the outcome of one step attempt.
@@ -351,6 +372,12 @@ type stepResult struct {
 func (r repo) writeStep(ctx context.Context, bookingID string, name StepName, res stepResult, at time.Time) error {
 	return r.db.InTx(ctx, func(tx *sql.Tx) error {
 		set := `state = ?, last_error = ?, attempts = attempts + 1, updated_at = ?`
+		switch res.State {
+		case StepPending, StepCompensating, StepFailed:
+			set += `, failures = failures + 1`
+		default:
+			set += `, failures = 0`
+		}
 		args := []any{string(res.State), nullStr(res.LastError), us(at)}
 		if res.Ref != nil {
 			set += `, provider_ref = ?`
@@ -377,6 +404,17 @@ func (r repo) writeStep(ctx context.Context, bookingID string, name StepName, re
 func (r repo) setStepState(ctx context.Context, q querier, bookingID string, name StepName, st StepState, at time.Time) error {
 	_, err := q.ExecContext(ctx, r.q(`UPDATE booking_steps SET state = ?, updated_at = ? WHERE booking_id = ? AND name = ?`),
 		string(st), us(at), bookingID, string(name))
+	if err != nil {
+		return fmt.Errorf("booking: write step: %w", err)
+	}
+	return nil
+}
+
+// markApplied records that step name reflects spec without a provider
+// call (its artefact already has that content), clearing its failures.
+func (r repo) markApplied(ctx context.Context, q querier, bookingID string, name StepName, spec int64, at time.Time) error {
+	_, err := q.ExecContext(ctx, r.q(`UPDATE booking_steps SET state = ?, applied_spec = ?, failures = 0, last_error = NULL, updated_at = ?
+		WHERE booking_id = ? AND name = ?`), string(StepDone), spec, us(at), bookingID, string(name))
 	if err != nil {
 		return fmt.Errorf("booking: write step: %w", err)
 	}

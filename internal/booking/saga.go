@@ -164,7 +164,7 @@ func (s *Service) ensure(ctx context.Context, b Booking) error {
 	if !stepSettled(opEnsure, zoom, b.SpecVersion) {
 		err := s.attempt(ctx, b, zoom, opEnsure, func(ctx context.Context) (stepResult, error) { return s.ensureZoom(ctx, b, zoom) })
 		if IsPermanent(err) {
-			return s.startCompensation(ctx, b.ID, StepZoom, err)
+			return s.refuse(ctx, b.ID, StepZoom, err)
 		}
 		if err != nil {
 			return err
@@ -214,7 +214,7 @@ func (s *Service) ensure(ctx context.Context, b Booking) error {
 	}
 	wg.Wait()
 	if err := errs[StepMentorCalendar]; IsPermanent(err) {
-		return s.startCompensation(ctx, b.ID, StepMentorCalendar, err)
+		return s.refuse(ctx, b.ID, StepMentorCalendar, err)
 	}
 	if err := s.tryConfirm(ctx, b.ID); err != nil {
 		return err
@@ -248,7 +248,7 @@ func (s *Service) tryConfirm(ctx context.Context, id string) error {
 			}
 			now := s.now()
 			u := updateOf(b, now)
-			u.Status = StatusConfirmed
+			u.Status, u.Confirmed = StatusConfirmed, nil
 			ok, err := s.repo.update(ctx, tx, b, u)
 			if err != nil || !ok {
 				if err == nil {
@@ -272,6 +272,79 @@ func (s *Service) tryConfirm(ctx context.Context, id string) error {
 			s.log.Info("booking confirmed", "booking_id", id)
 		}
 		return err
+	}
+	return ErrStale
+}
+
+// refuse handles the permanent failure of required step while ensuring
+// the booking. A reschedule of a confirmed booking is undone: the booking
+// goes back to the times it was confirmed at, as a new spec the saga
+// applies like any other (the providers that took the new times are moved
+// back; step, refused, still has the old ones). Anything else — a new
+// booking, a reschedule whose old slot was taken meanwhile, or a refusal
+// while restoring — starts compensation.
+func (s *Service) refuse(ctx context.Context, id string, step StepName, cause error) error {
+	reason := fmt.Sprintf("%s failed: %s", step, safeMessage(cause))
+	for attempt := 0; attempt < 5; attempt++ {
+		restored := false
+		err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
+			b, err := s.repo.get(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			c := b.confirmed
+			if b.op != opEnsure || b.Status != StatusRescheduling || c == nil {
+				return nil
+			}
+			taken, err := s.repo.overlapping(ctx, tx, b.MentorID, b.ID, c.Start, c.End.Add(b.Buffer))
+			if err != nil || taken {
+				return err
+			}
+			now := s.now()
+			u := updateOf(b, now)
+			u.Start, u.End, u.TimeZone, u.SpecVersion = c.Start, c.End, c.TimeZone, b.SpecVersion+1
+			u.Confirmed, u.RefusedSpec, u.RefusedReason = nil, b.SpecVersion, reason
+			ok, err := s.repo.update(ctx, tx, b, u)
+			if err != nil || !ok {
+				if err == nil {
+					err = ErrStale
+				}
+				return err
+			}
+			// The refused step's artefact never took the new times; it
+			// reflects the restored spec as it is (were it gone, its
+			// ensure would have created it instead).
+			if st := b.Step(step); st.Ref != "" {
+				if err := s.repo.markApplied(ctx, tx, id, step, u.SpecVersion, now); err != nil {
+					return err
+				}
+			}
+			changes := map[string]Change{}
+			if !c.Start.Equal(b.Start) {
+				changes["start"] = Change{b.Start.In(mustLoc(b.TimeZone)).Format(time.RFC3339), c.Start.In(mustLoc(c.TimeZone)).Format(time.RFC3339)}
+			}
+			if c.End.Sub(c.Start) != b.Duration() {
+				changes["duration_minutes"] = Change{fmt.Sprint(int(b.Duration().Minutes())), fmt.Sprint(int(c.End.Sub(c.Start).Minutes()))}
+			}
+			if c.TimeZone != b.TimeZone {
+				changes["timezone"] = Change{b.TimeZone, c.TimeZone}
+			}
+			restored = true
+			return s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: SystemActor, Action: "reschedule_refused",
+				From: b.Status, To: b.Status, Reason: reason + "; restoring the previous time", Changes: changes})
+		})
+		if errors.Is(err, ErrStale) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !restored {
+			return s.startCompensation(ctx, id, step, cause)
+		}
+		s.notify(id)
+		s.log.Warn("booking reschedule refused; restoring the previous time", "booking_id", id, "step", string(step), "reason", reason)
+		return nil
 	}
 	return ErrStale
 }
@@ -425,7 +498,7 @@ func (s *Service) attempt(ctx context.Context, b Booking, st Step, op string, fn
 		if ctx.Err() != nil && !IsPermanent(err) {
 			return err
 		}
-		permanent := IsPermanent(err) || st.Attempts+i >= max
+		permanent := IsPermanent(err) || st.failures+i >= max
 		state := StepPending
 		if op != opEnsure {
 			state = StepCompensating

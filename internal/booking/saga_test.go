@@ -22,10 +22,15 @@ import (
 type fakeMeetings struct {
 	mu       sync.Mutex
 	live     map[string]Meeting // by booking
+	starts   map[string]time.Time
 	creates  int
 	deletes  int
 	next     int
 	failWith error
+	// updateFailWith fails updates only; transientUpdates fails the next
+	// that many updates with a transient error.
+	updateFailWith   error
+	transientUpdates int
 }
 
 func (f *fakeMeetings) CreateMeeting(ctx context.Context, spec MeetingSpec) (Meeting, error) {
@@ -41,7 +46,23 @@ func (f *fakeMeetings) CreateMeeting(ctx context.Context, spec MeetingSpec) (Mee
 	f.next++
 	m := Meeting{ID: fmt.Sprint(1000 + f.next), JoinURL: fmt.Sprintf("https://zoom.test/j/%d", 1000+f.next)}
 	f.live[spec.BookingID] = m
+	f.starts[spec.BookingID] = spec.Start
 	return m, nil
+}
+
+// has reports whether the booking's meeting exists.
+func (f *fakeMeetings) has(bookingID string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.live[bookingID]
+	return ok
+}
+
+// start returns the start time of the booking's meeting.
+func (f *fakeMeetings) start(bookingID string) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.starts[bookingID]
 }
 
 // stats returns creates, deletes and live meetings.
@@ -52,6 +73,16 @@ func (f *fakeMeetings) stats() (int, int, int) {
 }
 
 func (f *fakeMeetings) UpdateMeeting(ctx context.Context, ref string, spec MeetingSpec) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.updateFailWith != nil {
+		return f.updateFailWith
+	}
+	if f.transientUpdates > 0 {
+		f.transientUpdates--
+		return errors.New("zoom: HTTP 503")
+	}
+	f.starts[spec.BookingID] = spec.Start
 	return nil
 }
 
@@ -121,6 +152,8 @@ type fakeCalendar struct {
 	// busy and busyErr are FreeBusy's answer.
 	busy    []calendar.Busy
 	busyErr error
+	// onUpdate, when set, runs before an update and may fail it.
+	onUpdate func() error
 }
 
 func (c *fakeCalendar) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.Busy, error) {
@@ -141,7 +174,29 @@ func (c *fakeCalendar) CreateEvent(ctx context.Context, ev calendar.Event) (cale
 }
 
 func (c *fakeCalendar) UpdateEvent(ctx context.Context, ev calendar.Event) (calendar.Event, error) {
+	c.mu.Lock()
+	hook := c.onUpdate
+	c.mu.Unlock()
+	if hook != nil {
+		if err := hook(); err != nil {
+			return calendar.Event{}, err
+		}
+	}
 	return c.CreateEvent(ctx, ev)
+}
+
+// failUpdates makes every update run fn first.
+func (c *fakeCalendar) failUpdates(fn func() error) {
+	c.mu.Lock()
+	c.onUpdate = fn
+	c.mu.Unlock()
+}
+
+// start returns the start time of the booking's event.
+func (c *fakeCalendar) start(bookingID string) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.events[bookingID].Start
 }
 
 func (c *fakeCalendar) DeleteEvent(ctx context.Context, bookingID string) error {
@@ -197,7 +252,7 @@ type sagaEnv struct {
 func newSagaEnv(t *testing.T, s *store.Store, fastPath bool) *sagaEnv {
 	t.Helper()
 	en := &sagaEnv{
-		meetings: &fakeMeetings{live: map[string]Meeting{}},
+		meetings: &fakeMeetings{live: map[string]Meeting{}, starts: map[string]time.Time{}},
 		issues:   &fakeIssues{live: map[string]string{}, statuses: map[string]Status{}},
 		cals: fakeCalendars{
 			"mentor": {events: map[string]calendar.Event{}},
@@ -326,6 +381,161 @@ func TestSagaCompensation(t *testing.T) {
 		// The slot is free again: booking it is not an overlap (book fails the test on errors).
 		if res2 := en.book(t, "k2", b.Start); res2.Booking.ID == b.ID {
 			t.Errorf("rebooking returned the failed booking")
+		}
+	})
+}
+
+// TestSagaRefusedReschedule: the mentor's calendar refuses to move the
+// event. The reschedule is undone instead of failing the booking: the
+// request learns ErrRescheduleRefused, Zoom and the candidate's event go
+// back to the old time, and the booking is confirmed there. Once the
+// calendar accepts changes again, the same reschedule goes through.
+func TestSagaRefusedReschedule(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+		res := en.book(t, "k1", start)
+		b := en.waitFor(t, res.Booking.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		refused := Permanent(errors.New("calendar: forbidden"))
+		en.cals["mentor"].failUpdates(func() error { return refused })
+		cand := Actor{ID: "cand", Candidate: true}
+		moved := start.Add(3 * time.Hour)
+		_, err := en.svc.Reschedule(t.Context(), cand, b.ID, RescheduleRequest{Start: moved, IfMatch: b.ETag()})
+		if !errors.Is(err, ErrRescheduleRefused) || !strings.Contains(err.Error(), "mentor_calendar failed: calendar: forbidden") {
+			t.Fatalf("reschedule = %v, want ErrRescheduleRefused with the reason", err)
+		}
+		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		if !b.Start.Equal(start) || b.Duration() != time.Hour || b.confirmed != nil {
+			t.Fatalf("after the refusal: %+v, want confirmed at %s without a restore point", b, start)
+		}
+		for _, st := range b.Steps {
+			if st.State != StepDone || st.AppliedSpec != b.SpecVersion {
+				t.Errorf("step %s: %s at spec %d of %d", st.Name, st.State, st.AppliedSpec, b.SpecVersion)
+			}
+		}
+		if got := en.meetings.start(b.ID); !got.Equal(start) {
+			t.Errorf("meeting at %s, want moved back to %s", got, start)
+		}
+		for _, who := range []string{"mentor", "cand"} {
+			if got := en.cals[who].start(b.ID); !got.Equal(start) {
+				t.Errorf("%s event at %s, want %s", who, got, start)
+			}
+		}
+		if got := actions(t, en.svc, b.ID); !slices.Equal(got, []string{"created", "confirmed", "rescheduled", "reschedule_refused", "reschedule_confirmed"}) {
+			t.Errorf("audit %v", got)
+		}
+
+		en.cals["mentor"].failUpdates(nil)
+		rr, err := en.svc.Reschedule(t.Context(), cand, b.ID, RescheduleRequest{Start: moved, IfMatch: b.ETag()})
+		if err != nil || !rr.Booking.Start.Equal(moved) {
+			t.Fatalf("reschedule once the calendar accepts it: %+v, %v", rr.Booking, err)
+		}
+		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		if got := en.meetings.start(b.ID); !got.Equal(moved) || !en.cals["mentor"].start(b.ID).Equal(moved) {
+			t.Errorf("meeting at %s, mentor event at %s; want both at %s", got, en.cals["mentor"].start(b.ID), moved)
+		}
+	})
+}
+
+// TestSagaRefusedRescheduleCannotRestore: when the previous time cannot be
+// restored — another booking took the freed slot meanwhile, or a provider
+// refuses the move back too — the booking fails and everything is removed,
+// as a refused new booking does; a refusal never loops.
+func TestSagaRefusedRescheduleCannotRestore(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		cand := Actor{ID: "cand", Candidate: true}
+		refused := Permanent(errors.New("calendar: forbidden"))
+		failed := func(t *testing.T, id string) {
+			t.Helper()
+			b := en.waitFor(t, id, 10*time.Second, func(b Booking) bool { return b.Status == StatusFailed && allSettled(b) })
+			if !strings.Contains(b.FailureReason, "failed") {
+				t.Errorf("failure reason %q", b.FailureReason)
+			}
+			if en.meetings.has(id) || !en.cals["mentor"].start(id).IsZero() {
+				t.Errorf("booking %s left its meeting or mentor event", id)
+			}
+		}
+
+		t.Run("slot taken", func(t *testing.T) {
+			start := time.Now().Add(72 * time.Hour).Truncate(time.Hour).UTC()
+			b := en.book(t, "slot-1", start).Booking
+			b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+			release := make(chan struct{})
+			entered := make(chan struct{}, 1)
+			en.cals["mentor"].failUpdates(func() error {
+				entered <- struct{}{}
+				<-release
+				return refused
+			})
+			errc := make(chan error, 1)
+			go func() {
+				_, err := en.svc.Reschedule(context.Background(), cand, b.ID, RescheduleRequest{Start: start.Add(3 * time.Hour), IfMatch: b.ETag()})
+				errc <- err
+			}()
+			<-entered
+			other := en.book(t, "slot-2", start).Booking // the freed slot
+			close(release)
+			en.cals["mentor"].failUpdates(nil)
+			if err := <-errc; errors.Is(err, ErrRescheduleRefused) {
+				t.Errorf("reschedule = %v; the old slot is taken, nothing can be restored", err)
+			}
+			failed(t, b.ID)
+			en.waitFor(t, other.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		})
+		t.Run("move back refused", func(t *testing.T) {
+			start := time.Now().Add(96 * time.Hour).Truncate(time.Hour).UTC()
+			b := en.book(t, "back-1", start).Booking
+			b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+			en.cals["mentor"].failUpdates(func() error {
+				en.meetings.mu.Lock()
+				en.meetings.updateFailWith = Permanent(errors.New("zoom: meeting locked"))
+				en.meetings.mu.Unlock()
+				return refused
+			})
+			t.Cleanup(func() {
+				en.cals["mentor"].failUpdates(nil)
+				en.meetings.mu.Lock()
+				en.meetings.updateFailWith = nil
+				en.meetings.mu.Unlock()
+			})
+			_, _ = en.svc.Reschedule(t.Context(), cand, b.ID, RescheduleRequest{Start: start.Add(3 * time.Hour), IfMatch: b.ETag()})
+			failed(t, b.ID)
+			if got := actions(t, en.svc, b.ID); !slices.Equal(got, []string{"created", "confirmed", "rescheduled", "reschedule_refused", "step_failed", "compensated"}) {
+				t.Errorf("audit %v", got)
+			}
+		})
+	})
+}
+
+// TestSagaFailuresInARow: a required step fails the booking after
+// RequiredAttempts failures in a row, not after that many tries in its
+// life: a meeting moved several times survives one transient failure.
+func TestSagaFailuresInARow(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		en.svc.cfg.RequiredAttempts = 3
+		start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+		b := en.book(t, "k1", start).Booking
+		cand := Actor{ID: "cand", Candidate: true}
+		for i := 1; i <= 4; i++ {
+			b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+			if i == 4 {
+				en.meetings.mu.Lock()
+				en.meetings.transientUpdates = 1
+				en.meetings.mu.Unlock()
+			}
+			if _, err := en.svc.Reschedule(t.Context(), cand, b.ID, RescheduleRequest{Start: start.Add(time.Duration(i) * time.Hour), IfMatch: b.ETag()}); err != nil {
+				t.Fatalf("reschedule %d: %v", i, err)
+			}
+		}
+		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		want := start.Add(4 * time.Hour)
+		if zoom := b.Step(StepZoom); !b.Start.Equal(want) || !en.meetings.start(b.ID).Equal(want) || zoom.Attempts != 6 || zoom.failures != 0 {
+			t.Fatalf("booking at %s, meeting at %s, zoom step %+v; want both at %s after 6 attempts", b.Start, en.meetings.start(b.ID), zoom, want)
 		}
 	})
 }

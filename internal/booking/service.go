@@ -734,6 +734,10 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 		}
 		u := updateOf(b, now)
 		u.Status, u.Start, u.End, u.Buffer, u.TimeZone, u.SpecVersion = to, start, end, sch.Buffer, tz, b.SpecVersion+1
+		if b.Status == StatusConfirmed {
+			// Where a refused reschedule takes the booking back to.
+			u.Confirmed = &restorePoint{Start: b.Start, End: b.End, TimeZone: b.TimeZone}
+		}
 		ok, err := s.repo.update(ctx, tx, b, u)
 		if err != nil {
 			return err
@@ -751,9 +755,14 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 		return Result{}, err
 	}
 	s.kick(b.ID)
-	return s.waitResult(ctx, b.ID, func(b Booking) bool {
-		return b.Status != StatusRescheduling && b.Status != StatusPending
+	spec := b.SpecVersion + 1
+	res, err := s.waitResult(ctx, b.ID, func(b Booking) bool {
+		return b.Status != StatusRescheduling && b.Status != StatusPending || b.refusedSpec >= spec
 	})
+	if err == nil && res.Booking.refusedSpec == spec {
+		return res, &RescheduleRefusedError{Reason: res.Booking.refusedReason}
+	}
+	return res, err
 }
 
 func mustLoc(tz string) *time.Location {

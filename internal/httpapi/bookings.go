@@ -36,6 +36,7 @@ func BookingErrors(err error) *Error {
 		fe *booking.ForbiddenError
 		ce *booking.ConflictError
 		ve *booking.ValidationError
+		re *booking.RescheduleRefusedError
 	)
 	switch {
 	case errors.As(err, &fe):
@@ -62,6 +63,9 @@ func BookingErrors(err error) *Error {
 	case errors.Is(err, booking.ErrIdempotencyMismatch):
 		return &Error{Status: http.StatusUnprocessableEntity, Slug: "idempotency-key-reused", Title: "Idempotency key reused",
 			Detail: "This Idempotency-Key was used with a different request body.", Err: err}
+	case errors.As(err, &re):
+		return &Error{Status: http.StatusFailedDependency, Slug: "reschedule-refused", Title: "Reschedule refused",
+			Detail: "A provider refused the new time (" + re.Reason + "); the booking keeps its previous time.", Err: err}
 	case errors.Is(err, booking.ErrCalendarUnavailable):
 		return &Error{Status: http.StatusBadGateway, Slug: "bad-gateway", Title: "Bad gateway",
 			Detail: "A calendar of the mentor could not be read; try again.", Err: err}
@@ -260,6 +264,10 @@ func (s *Server) RescheduleBooking(ctx context.Context, request api.RescheduleBo
 	res, err := svc.Reschedule(ctx, a, request.BookingId.String(), req)
 	if err != nil {
 		return nil, err
+	}
+	if res.Booking.Status == booking.StatusFailed {
+		// Refused, and the previous time could not be restored.
+		return nil, failedBooking(res.Booking.ID)
 	}
 	b := toAPIBooking(res.Booking)
 	if res.Done {

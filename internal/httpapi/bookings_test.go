@@ -597,3 +597,72 @@ func TestBookingRefusedByProvider(t *testing.T) {
 		t.Errorf("%d Zoom meetings left for the failed booking", n)
 	}
 }
+
+// TestRescheduleRefusedByProvider: the mentor's Google Calendar refuses to
+// move the event (403 on events.patch). The reschedule answers a 424
+// reschedule-refused problem and is undone: the booking stays confirmed at
+// its time, the Zoom meeting and the candidate's CalDAV event are moved
+// back, and nothing is deleted. Once Google accepts changes, the same
+// reschedule goes through.
+func TestRescheduleRefusedByProvider(t *testing.T) {
+	t.Parallel()
+	en := newBookingEnv(t, storetest.SQLite(t), envOptions{mentors: 1, candidates: 1})
+	en.openSchedule(t)
+	mentor, cand := en.mentors[0], en.candidates[0]
+	c := en.client(t, cand, "candidate")
+	start := day(5).Add(10 * time.Hour)
+	r, err := c.CreateBookingWithResponse(t.Context(), &client.CreateBookingParams{IdempotencyKey: uuid.NewString()},
+		client.CreateBookingRequest{MentorId: mentor, Start: start, DurationMinutes: 60, Timezone: "Europe/Berlin", Topic: "moved"})
+	if err != nil || r.JSON201 == nil {
+		t.Fatalf("create: %v %d %s", err, r.StatusCode(), r.Body)
+	}
+	bk := waitSettled(t, c, r.JSON201.Id, 10*time.Second)
+	id := bk.Id.String()
+	en.gcalSim.InjectFault(gcaltest.Fault{Op: "events.patch", Times: -1, Status: http.StatusForbidden, Reason: "forbidden"})
+	moved := start.Add(2 * time.Hour)
+	rr, err := c.RescheduleBookingWithResponse(t.Context(), bk.Id, &client.RescheduleBookingParams{IfMatch: &bk.Etag}, client.RescheduleBookingRequest{Start: moved})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr.StatusCode() != http.StatusFailedDependency || rr.ApplicationproblemJSON424 == nil || problemType(t, rr.Body) != "reschedule-refused" ||
+		!strings.Contains(string(rr.Body), "mentor_calendar") {
+		t.Fatalf("reschedule: %d %s, want a 424 reschedule-refused problem naming the step", rr.StatusCode(), rr.Body)
+	}
+	b := waitSettled(t, c, bk.Id, 10*time.Second)
+	if b.Status != client.BookingStatusConfirmed || !b.Start.Equal(start) || b.FailureReason != nil {
+		t.Fatalf("after the refusal: %+v, want confirmed at %s", b, start)
+	}
+	for _, st := range b.Steps {
+		if st.State != client.StepStateDone {
+			t.Errorf("step %s: %s", st.Name, st.State)
+		}
+	}
+	ms := en.meetingsOf(t, mentor)
+	if len(ms[id]) != 1 || !ms[id][0].StartTime.Equal(start) {
+		t.Errorf("zoom: %+v, want one meeting at %s", ms[id], start)
+	}
+	ev, err := en.gcalSim.Event(mentorEmail(mentor), calendar.EventID(id))
+	if gs, _ := time.Parse(time.RFC3339, ev.Start.DateTime); err != nil || !gs.Equal(start) {
+		t.Errorf("mentor event: %+v, %v; want at %s", ev.Start, err, start)
+	}
+	if cev, err := en.caldavClean[cand].GetEvent(t.Context(), id); err != nil || !cev.Start.Equal(start) {
+		t.Errorf("candidate event: %+v, %v; want at %s", cev, err, start)
+	}
+	ar, err := c.ListBookingAuditWithResponse(t.Context(), bk.Id, nil)
+	if err != nil || ar.JSON200 == nil {
+		t.Fatalf("audit: %v", err)
+	}
+	var acts []string
+	for _, a := range ar.JSON200.Items {
+		acts = append(acts, a.Action)
+	}
+	if !slices.Contains(acts, "reschedule_refused") || slices.Contains(acts, "compensated") {
+		t.Errorf("audit %v", acts)
+	}
+
+	en.gcalSim.ClearFaults()
+	rr, err = c.RescheduleBookingWithResponse(t.Context(), bk.Id, &client.RescheduleBookingParams{IfMatch: &b.Etag}, client.RescheduleBookingRequest{Start: moved})
+	if err != nil || rr.JSON200 == nil || !rr.JSON200.Start.Equal(moved) {
+		t.Fatalf("reschedule once Google accepts it: %v %d %s", err, rr.StatusCode(), rr.Body)
+	}
+}
