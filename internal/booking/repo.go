@@ -353,6 +353,15 @@ func (r repo) update(ctx context.Context, tx *sql.Tx, b Booking, u bookingUpdate
 	return n == 1, nil
 }
 
+// apply is update that reports a version that moved on as ErrStale.
+func (r repo) apply(ctx context.Context, tx *sql.Tx, b Booking, u bookingUpdate) error {
+	ok, err := r.update(ctx, tx, b, u)
+	if err == nil && !ok {
+		err = ErrStale
+	}
+	return err
+}
+
 // updateOf returns the bookingUpdate that keeps b as it is.
 func updateOf(b Booking, at time.Time) bookingUpdate {
 	return bookingUpdate{Status: b.Status, Op: b.op, Start: b.Start, End: b.End, Buffer: b.Buffer, TimeZone: b.TimeZone,

@@ -249,11 +249,7 @@ func (s *Service) tryConfirm(ctx context.Context, id string) error {
 			now := s.now()
 			u := updateOf(b, now)
 			u.Status, u.Confirmed = StatusConfirmed, nil
-			ok, err := s.repo.update(ctx, tx, b, u)
-			if err != nil || !ok {
-				if err == nil {
-					err = ErrStale
-				}
+			if err := s.repo.apply(ctx, tx, b, u); err != nil {
 				return err
 			}
 			action, reason := "confirmed", "all required steps done"
@@ -304,11 +300,7 @@ func (s *Service) refuse(ctx context.Context, id string, step StepName, cause er
 			u := updateOf(b, now)
 			u.Start, u.End, u.TimeZone, u.SpecVersion = c.Start, c.End, c.TimeZone, b.SpecVersion+1
 			u.Confirmed, u.RefusedSpec, u.RefusedReason = nil, b.SpecVersion, reason
-			ok, err := s.repo.update(ctx, tx, b, u)
-			if err != nil || !ok {
-				if err == nil {
-					err = ErrStale
-				}
+			if err := s.repo.apply(ctx, tx, b, u); err != nil {
 				return err
 			}
 			// The refused step's artefact never took the new times; it
@@ -366,11 +358,7 @@ func (s *Service) startCompensation(ctx context.Context, id string, step StepNam
 			now := s.now()
 			u := updateOf(b, now)
 			u.Op, u.FailureReason = opCompensate, reason
-			ok, err := s.repo.update(ctx, tx, b, u)
-			if err != nil || !ok {
-				if err == nil {
-					err = ErrStale
-				}
+			if err := s.repo.apply(ctx, tx, b, u); err != nil {
 				return err
 			}
 			for _, st := range b.Steps {
@@ -451,11 +439,7 @@ func (s *Service) finishWithdraw(ctx context.Context, id string) error {
 			now := s.now()
 			u := updateOf(b, now)
 			u.Status = to
-			ok, err := s.repo.update(ctx, tx, b, u)
-			if err != nil || !ok {
-				if err == nil {
-					err = ErrStale
-				}
+			if err := s.repo.apply(ctx, tx, b, u); err != nil {
 				return err
 			}
 			changed = true

@@ -738,12 +738,8 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 			// Where a refused reschedule takes the booking back to.
 			u.Confirmed = &restorePoint{Start: b.Start, End: b.End, TimeZone: b.TimeZone}
 		}
-		ok, err := s.repo.update(ctx, tx, b, u)
-		if err != nil {
+		if err := s.repo.apply(ctx, tx, b, u); err != nil {
 			return err
-		}
-		if !ok {
-			return ErrStale
 		}
 		if err := s.repo.audit(ctx, tx, AuditRecord{BookingID: b.ID, At: now, Actor: actorName, Action: "rescheduled",
 			From: b.Status, To: to, Reason: req.Reason, Changes: changes}); err != nil {
@@ -801,11 +797,7 @@ func (s *Service) cancel(ctx context.Context, actorName string, b Booking, reaso
 		err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
 			u := updateOf(b, now)
 			u.Status, u.Op = StatusCancelling, opCancel
-			ok, err := s.repo.update(ctx, tx, b, u)
-			if err != nil || !ok {
-				if err == nil {
-					err = ErrStale
-				}
+			if err := s.repo.apply(ctx, tx, b, u); err != nil {
 				return err
 			}
 			for _, st := range b.Steps {
@@ -1007,11 +999,7 @@ func (s *Service) SetStatus(ctx context.Context, id string, to Status, actor, re
 				// The issue follows the status: a new spec that only the jira step lacks.
 				u.SpecVersion = b.SpecVersion + 1
 			}
-			ok, err := s.repo.update(ctx, tx, b, u)
-			if err != nil || !ok {
-				if err == nil {
-					err = ErrStale
-				}
+			if err := s.repo.apply(ctx, tx, b, u); err != nil {
 				return err
 			}
 			action := "started"
