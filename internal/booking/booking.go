@@ -132,18 +132,21 @@ type Booking struct {
 	op string
 	// confirmed is the restore point of a reschedule of a confirmed booking
 	// in flight: the times it was confirmed at (nil otherwise).
-	confirmed *restorePoint
+	confirmed *timing
 	// refusedSpec is the spec version whose change a provider refused last
 	// (0: none), refusedReason why.
 	refusedSpec   int64
 	refusedReason string
 }
 
-// restorePoint is where a refused reschedule takes a booking back to.
-type restorePoint struct {
+// timing is when a booking takes place: what a reschedule changes, and
+// where a refused reschedule takes it back to.
+type timing struct {
 	Start, End time.Time
 	TimeZone   string
 }
+
+func (b Booking) timing() timing { return timing{b.Start, b.End, b.TimeZone} }
 
 // Duration is the session length.
 func (b Booking) Duration() time.Duration { return b.End.Sub(b.Start) }

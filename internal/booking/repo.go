@@ -128,7 +128,7 @@ func scanBooking(sc interface{ Scan(...any) error }) (Booking, error) {
 		return Booking{}, err
 	}
 	if cStart.Valid && cEnd.Valid && cTZ.Valid {
-		b.confirmed = &restorePoint{Start: fromUS(cStart.Int64), End: fromUS(cEnd.Int64), TimeZone: cTZ.String}
+		b.confirmed = &timing{Start: fromUS(cStart.Int64), End: fromUS(cEnd.Int64), TimeZone: cTZ.String}
 	}
 	b.refusedReason = refused.String
 	b.Start, b.End = fromUS(start), fromUS(end)
@@ -320,7 +320,7 @@ type bookingUpdate struct {
 	FailureReason string
 	// Confirmed is the restore point (nil clears it); RefusedSpec and
 	// RefusedReason the last refused change.
-	Confirmed     *restorePoint
+	Confirmed     *timing
 	RefusedSpec   int64
 	RefusedReason string
 	At            time.Time

@@ -231,43 +231,53 @@ func (s *Service) ensure(ctx context.Context, b Booking) error {
 // tryConfirm confirms a pending or rescheduling booking whose required
 // steps reflect its current spec.
 func (s *Service) tryConfirm(ctx context.Context, id string) error {
-	for attempt := 0; attempt < 5; attempt++ {
-		changed := false
+	changed := false
+	err := s.inBookingTx(ctx, id, func(tx *sql.Tx, b Booking) error {
+		changed = false
+		if b.op != opEnsure || (b.Status != StatusPending && b.Status != StatusRescheduling) {
+			return nil
+		}
+		for _, n := range []StepName{StepZoom, StepMentorCalendar} {
+			if !stepSettled(opEnsure, b.Step(n), b.SpecVersion) {
+				return nil
+			}
+		}
+		now := s.now()
+		u := updateOf(b, now)
+		u.Status, u.Confirmed = StatusConfirmed, nil
+		if err := s.repo.apply(ctx, tx, b, u); err != nil {
+			return err
+		}
+		action, reason := "confirmed", "all required steps done"
+		if b.Status == StatusRescheduling {
+			action, reason = "reschedule_confirmed", "required steps updated"
+		}
+		changed = true
+		return s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: SystemActor, Action: action,
+			From: b.Status, To: StatusConfirmed, Reason: reason})
+	})
+	if changed && err == nil {
+		s.notify(id)
+		s.log.Info("booking confirmed", "booking_id", id)
+	}
+	return err
+}
+
+// inBookingTx runs fn with booking id read inside a transaction, again (up
+// to five times) while fn reports ErrStale: another writer changed the
+// booking between the read and the write.
+func (s *Service) inBookingTx(ctx context.Context, id string, fn func(tx *sql.Tx, b Booking) error) error {
+	for range 5 {
 		err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
 			b, err := s.repo.get(ctx, tx, id)
 			if err != nil {
 				return err
 			}
-			if b.op != opEnsure || (b.Status != StatusPending && b.Status != StatusRescheduling) {
-				return nil
-			}
-			for _, n := range []StepName{StepZoom, StepMentorCalendar} {
-				if !stepSettled(opEnsure, b.Step(n), b.SpecVersion) {
-					return nil
-				}
-			}
-			now := s.now()
-			u := updateOf(b, now)
-			u.Status, u.Confirmed = StatusConfirmed, nil
-			if err := s.repo.apply(ctx, tx, b, u); err != nil {
-				return err
-			}
-			action, reason := "confirmed", "all required steps done"
-			if b.Status == StatusRescheduling {
-				action, reason = "reschedule_confirmed", "required steps updated"
-			}
-			changed = true
-			return s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: SystemActor, Action: action,
-				From: b.Status, To: StatusConfirmed, Reason: reason})
+			return fn(tx, b)
 		})
-		if errors.Is(err, ErrStale) {
-			continue
+		if !errors.Is(err, ErrStale) {
+			return err
 		}
-		if changed {
-			s.notify(id)
-			s.log.Info("booking confirmed", "booking_id", id)
-		}
-		return err
 	}
 	return ErrStale
 }
@@ -281,64 +291,45 @@ func (s *Service) tryConfirm(ctx context.Context, id string) error {
 // while restoring — starts compensation.
 func (s *Service) refuse(ctx context.Context, id string, step StepName, cause error) error {
 	reason := fmt.Sprintf("%s failed: %s", step, safeMessage(cause))
-	for attempt := 0; attempt < 5; attempt++ {
-		restored := false
-		err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-			b, err := s.repo.get(ctx, tx, id)
-			if err != nil {
-				return err
-			}
-			c := b.confirmed
-			if b.op != opEnsure || b.Status != StatusRescheduling || c == nil {
-				return nil
-			}
-			taken, err := s.repo.overlapping(ctx, tx, b.MentorID, b.ID, c.Start, c.End.Add(b.Buffer))
-			if err != nil || taken {
-				return err
-			}
-			now := s.now()
-			u := updateOf(b, now)
-			u.Start, u.End, u.TimeZone, u.SpecVersion = c.Start, c.End, c.TimeZone, b.SpecVersion+1
-			u.Confirmed, u.RefusedSpec, u.RefusedReason = nil, b.SpecVersion, reason
-			if err := s.repo.apply(ctx, tx, b, u); err != nil {
-				return err
-			}
-			// The refused step's artefact never took the new times; it
-			// reflects the restored spec as it is (were it gone, its
-			// ensure would have created it instead).
-			if st := b.Step(step); st.Ref != "" {
-				if err := s.repo.markApplied(ctx, tx, id, step, u.SpecVersion, now); err != nil {
-					return err
-				}
-			}
-			changes := map[string]Change{}
-			if !c.Start.Equal(b.Start) {
-				changes["start"] = Change{b.Start.In(mustLoc(b.TimeZone)).Format(time.RFC3339), c.Start.In(mustLoc(c.TimeZone)).Format(time.RFC3339)}
-			}
-			if c.End.Sub(c.Start) != b.Duration() {
-				changes["duration_minutes"] = Change{fmt.Sprint(int(b.Duration().Minutes())), fmt.Sprint(int(c.End.Sub(c.Start).Minutes()))}
-			}
-			if c.TimeZone != b.TimeZone {
-				changes["timezone"] = Change{b.TimeZone, c.TimeZone}
-			}
-			restored = true
-			return s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: SystemActor, Action: "reschedule_refused",
-				From: b.Status, To: b.Status, Reason: reason + "; restoring the previous time", Changes: changes})
-		})
-		if errors.Is(err, ErrStale) {
-			continue
+	restored := false
+	err := s.inBookingTx(ctx, id, func(tx *sql.Tx, b Booking) error {
+		restored = false
+		c := b.confirmed
+		if b.op != opEnsure || b.Status != StatusRescheduling || c == nil {
+			return nil
 		}
-		if err != nil {
+		taken, err := s.repo.overlapping(ctx, tx, b.MentorID, b.ID, c.Start, c.End.Add(b.Buffer))
+		if err != nil || taken {
 			return err
 		}
-		if !restored {
-			return s.startCompensation(ctx, id, step, cause)
+		now := s.now()
+		u := updateOf(b, now)
+		u.Start, u.End, u.TimeZone, u.SpecVersion = c.Start, c.End, c.TimeZone, b.SpecVersion+1
+		u.Confirmed, u.RefusedSpec, u.RefusedReason = nil, b.SpecVersion, reason
+		if err := s.repo.apply(ctx, tx, b, u); err != nil {
+			return err
 		}
-		s.notify(id)
-		s.log.Warn("booking reschedule refused; restoring the previous time", "booking_id", id, "step", string(step), "reason", reason)
-		return nil
+		// The refused step's artefact never took the new times; it
+		// reflects the restored spec as it is (were it gone, its
+		// ensure would have created it instead).
+		if st := b.Step(step); st.Ref != "" {
+			if err := s.repo.markApplied(ctx, tx, id, step, u.SpecVersion, now); err != nil {
+				return err
+			}
+		}
+		restored = true
+		return s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: SystemActor, Action: "reschedule_refused",
+			From: b.Status, To: b.Status, Reason: reason + "; restoring the previous time", Changes: timeChanges(b.timing(), *c)})
+	})
+	if err != nil {
+		return err
 	}
-	return ErrStale
+	if !restored {
+		return s.startCompensation(ctx, id, step, cause)
+	}
+	s.notify(id)
+	s.log.Warn("booking reschedule refused; restoring the previous time", "booking_id", id, "step", string(step), "reason", reason)
+	return nil
 }
 
 // startCompensation switches the booking to compensation after a required
@@ -346,40 +337,30 @@ func (s *Service) refuse(ctx context.Context, id string, step StepName, cause er
 // have taken effect for withdrawal.
 func (s *Service) startCompensation(ctx context.Context, id string, step StepName, cause error) error {
 	reason := fmt.Sprintf("%s failed: %s", step, safeMessage(cause))
-	for attempt := 0; attempt < 5; attempt++ {
-		err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-			b, err := s.repo.get(ctx, tx, id)
-			if err != nil {
-				return err
-			}
-			if b.op != opEnsure {
-				return nil
-			}
-			now := s.now()
-			u := updateOf(b, now)
-			u.Op, u.FailureReason = opCompensate, reason
-			if err := s.repo.apply(ctx, tx, b, u); err != nil {
-				return err
-			}
-			for _, st := range b.Steps {
-				if st.State != StepSkipped {
-					if err := s.repo.setStepState(ctx, tx, id, st.Name, StepCompensating, now); err != nil {
-						return err
-					}
+	err := s.inBookingTx(ctx, id, func(tx *sql.Tx, b Booking) error {
+		if b.op != opEnsure {
+			return nil
+		}
+		now := s.now()
+		u := updateOf(b, now)
+		u.Op, u.FailureReason = opCompensate, reason
+		if err := s.repo.apply(ctx, tx, b, u); err != nil {
+			return err
+		}
+		for _, st := range b.Steps {
+			if st.State != StepSkipped {
+				if err := s.repo.setStepState(ctx, tx, id, st.Name, StepCompensating, now); err != nil {
+					return err
 				}
 			}
-			return s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: SystemActor, Action: "step_failed",
-				From: b.Status, To: b.Status, Reason: reason + "; compensating"})
-		})
-		if errors.Is(err, ErrStale) {
-			continue
 		}
-		if err == nil {
-			s.log.Warn("booking compensating", "booking_id", id, "step", string(step), "reason", reason)
-		}
-		return err
+		return s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: SystemActor, Action: "step_failed",
+			From: b.Status, To: b.Status, Reason: reason + "; compensating"})
+	})
+	if err == nil {
+		s.log.Warn("booking compensating", "booking_id", id, "step", string(step), "reason", reason)
 	}
-	return ErrStale
+	return err
 }
 
 // withdraw removes (cancel, compensate) every step's artefact in parallel
@@ -415,51 +396,42 @@ func (s *Service) withdraw(ctx context.Context, b Booking) error {
 // finishWithdraw ends a cancelling booking as cancelled, or a compensating
 // one as failed, once its required steps are withdrawn.
 func (s *Service) finishWithdraw(ctx context.Context, id string) error {
-	for attempt := 0; attempt < 5; attempt++ {
-		changed := false
-		err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-			b, err := s.repo.get(ctx, tx, id)
-			if err != nil {
-				return err
-			}
-			var to Status
-			switch {
-			case b.op == opCancel && b.Status == StatusCancelling:
-				to = StatusCancelled
-			case b.op == opCompensate && b.Status != StatusFailed:
-				to = StatusFailed
-			default:
+	changed := false
+	err := s.inBookingTx(ctx, id, func(tx *sql.Tx, b Booking) error {
+		changed = false
+		var to Status
+		switch {
+		case b.op == opCancel && b.Status == StatusCancelling:
+			to = StatusCancelled
+		case b.op == opCompensate && b.Status != StatusFailed:
+			to = StatusFailed
+		default:
+			return nil
+		}
+		for _, n := range []StepName{StepZoom, StepMentorCalendar, StepCandidateCalendar} {
+			if !stepSettled(b.op, b.Step(n), b.SpecVersion) {
 				return nil
 			}
-			for _, n := range []StepName{StepZoom, StepMentorCalendar, StepCandidateCalendar} {
-				if !stepSettled(b.op, b.Step(n), b.SpecVersion) {
-					return nil
-				}
-			}
-			now := s.now()
-			u := updateOf(b, now)
-			u.Status = to
-			if err := s.repo.apply(ctx, tx, b, u); err != nil {
-				return err
-			}
-			changed = true
-			a := AuditRecord{BookingID: id, At: now, Actor: SystemActor, From: b.Status, To: to}
-			if to == StatusCancelled {
-				a.Action, a.Reason = "cancelled", "meeting and calendar events removed"
-			} else {
-				a.Action, a.Reason = "compensated", b.FailureReason
-			}
-			return s.repo.audit(ctx, tx, a)
-		})
-		if errors.Is(err, ErrStale) {
-			continue
 		}
-		if changed {
-			s.notify(id)
+		now := s.now()
+		u := updateOf(b, now)
+		u.Status = to
+		if err := s.repo.apply(ctx, tx, b, u); err != nil {
+			return err
 		}
-		return err
+		changed = true
+		a := AuditRecord{BookingID: id, At: now, Actor: SystemActor, From: b.Status, To: to}
+		if to == StatusCancelled {
+			a.Action, a.Reason = "cancelled", "meeting and calendar events removed"
+		} else {
+			a.Action, a.Reason = "compensated", b.FailureReason
+		}
+		return s.repo.audit(ctx, tx, a)
+	})
+	if changed && err == nil {
+		s.notify(id)
 	}
-	return ErrStale
+	return err
 }
 
 // attempt runs one step, retrying transient failures with backoff up to

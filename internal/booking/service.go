@@ -714,16 +714,7 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 	if to == StatusConfirmed {
 		to = StatusRescheduling
 	}
-	changes := map[string]Change{}
-	if !start.Equal(b.Start) {
-		changes["start"] = Change{b.Start.In(mustLoc(b.TimeZone)).Format(time.RFC3339), start.In(mustLoc(tz)).Format(time.RFC3339)}
-	}
-	if dur != b.Duration() {
-		changes["duration_minutes"] = Change{fmt.Sprint(int(b.Duration().Minutes())), fmt.Sprint(int(dur.Minutes()))}
-	}
-	if tz != b.TimeZone {
-		changes["timezone"] = Change{b.TimeZone, tz}
-	}
+	changes := timeChanges(b.timing(), timing{start, end, tz})
 	err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
 		overlap, err := s.repo.overlapping(ctx, tx, b.MentorID, b.ID, start, end.Add(sch.Buffer))
 		if err != nil {
@@ -736,7 +727,8 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 		u.Status, u.Start, u.End, u.Buffer, u.TimeZone, u.SpecVersion = to, start, end, sch.Buffer, tz, b.SpecVersion+1
 		if b.Status == StatusConfirmed {
 			// Where a refused reschedule takes the booking back to.
-			u.Confirmed = &restorePoint{Start: b.Start, End: b.End, TimeZone: b.TimeZone}
+			t := b.timing()
+			u.Confirmed = &t
 		}
 		if err := s.repo.apply(ctx, tx, b, u); err != nil {
 			return err
@@ -759,6 +751,22 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 		return res, &RescheduleRefusedError{Reason: res.Booking.refusedReason}
 	}
 	return res, err
+}
+
+// timeChanges lists, for the audit, what moving a booking from one timing
+// to another changes.
+func timeChanges(from, to timing) map[string]Change {
+	changes := map[string]Change{}
+	if !to.Start.Equal(from.Start) {
+		changes["start"] = Change{from.Start.In(mustLoc(from.TimeZone)).Format(time.RFC3339), to.Start.In(mustLoc(to.TimeZone)).Format(time.RFC3339)}
+	}
+	if d, td := from.End.Sub(from.Start), to.End.Sub(to.Start); d != td {
+		changes["duration_minutes"] = Change{fmt.Sprint(int(d.Minutes())), fmt.Sprint(int(td.Minutes()))}
+	}
+	if to.TimeZone != from.TimeZone {
+		changes["timezone"] = Change{from.TimeZone, to.TimeZone}
+	}
+	return changes
 }
 
 func mustLoc(tz string) *time.Location {
