@@ -492,6 +492,11 @@ type Booking struct {
 	// Notes Example: Please focus on caching strategies.
 	Notes *string `json:"notes,omitempty"`
 
+	// RescheduleRefused Why a provider refused the booking's last reschedule, which was undone: the booking kept (or is
+	// being moved back to) the time it was confirmed at. Null when none was; cleared by the next
+	// reschedule.
+	RescheduleRefused *string `json:"reschedule_refused,omitempty"`
+
 	// Start Start, with the offset of `timezone`.
 	//
 	// Example: 2026-12-08T10:00:00+01:00

@@ -120,6 +120,10 @@ type Booking struct {
 	Status        Status
 	JoinURL       string
 	FailureReason string
+	// RescheduleRefused is why a provider refused the booking's last
+	// reschedule, which was undone (the booking kept its time); "" when
+	// none was, and cleared by the next reschedule. Safe to show.
+	RescheduleRefused string
 	// Version increases with every change of the booking row; the ETag.
 	Version int64
 	// SpecVersion increases when time or duration change (reschedule).
@@ -134,9 +138,8 @@ type Booking struct {
 	// in flight: the times it was confirmed at (nil otherwise).
 	confirmed *timing
 	// refusedSpec is the spec version whose change a provider refused last
-	// (0: none), refusedReason why.
-	refusedSpec   int64
-	refusedReason string
+	// (0: none).
+	refusedSpec int64
 }
 
 // timing is when a booking takes place: what a reschedule changes, and

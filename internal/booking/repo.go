@@ -130,7 +130,7 @@ func scanBooking(sc interface{ Scan(...any) error }) (Booking, error) {
 	if cStart.Valid && cEnd.Valid && cTZ.Valid {
 		b.confirmed = &timing{Start: fromUS(cStart.Int64), End: fromUS(cEnd.Int64), TimeZone: cTZ.String}
 	}
-	b.refusedReason = refused.String
+	b.RescheduleRefused = refused.String
 	b.Start, b.End = fromUS(start), fromUS(end)
 	b.Buffer = time.Duration(blockEnd-end) * time.Microsecond
 	b.Status = Status(status)
@@ -366,7 +366,7 @@ func (r repo) apply(ctx context.Context, tx *sql.Tx, b Booking, u bookingUpdate)
 func updateOf(b Booking, at time.Time) bookingUpdate {
 	return bookingUpdate{Status: b.Status, Op: b.op, Start: b.Start, End: b.End, Buffer: b.Buffer, TimeZone: b.TimeZone,
 		SpecVersion: b.SpecVersion, FailureReason: b.FailureReason, Confirmed: b.confirmed, RefusedSpec: b.refusedSpec,
-		RefusedReason: b.refusedReason, At: at}
+		RefusedReason: b.RescheduleRefused, At: at}
 }
 
 // stepResult is the outcome of one step attempt.

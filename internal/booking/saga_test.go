@@ -406,8 +406,8 @@ func TestSagaRefusedReschedule(t *testing.T) {
 			t.Fatalf("reschedule = %v, want ErrRescheduleRefused with the reason", err)
 		}
 		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
-		if !b.Start.Equal(start) || b.Duration() != time.Hour || b.confirmed != nil {
-			t.Fatalf("after the refusal: %+v, want confirmed at %s without a restore point", b, start)
+		if !b.Start.Equal(start) || b.Duration() != time.Hour || b.confirmed != nil || !strings.Contains(b.RescheduleRefused, "calendar: forbidden") {
+			t.Fatalf("after the refusal: %+v, want confirmed at %s with the refusal's reason, without a restore point", b, start)
 		}
 		for _, st := range b.Steps {
 			if st.State != StepDone || st.AppliedSpec != b.SpecVersion {
@@ -428,7 +428,7 @@ func TestSagaRefusedReschedule(t *testing.T) {
 
 		en.cals["mentor"].failUpdates(nil)
 		rr, err := en.svc.Reschedule(t.Context(), cand, b.ID, RescheduleRequest{Start: moved, IfMatch: b.ETag()})
-		if err != nil || !rr.Booking.Start.Equal(moved) {
+		if err != nil || !rr.Booking.Start.Equal(moved) || rr.Booking.RescheduleRefused != "" {
 			t.Fatalf("reschedule once the calendar accepts it: %+v, %v", rr.Booking, err)
 		}
 		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })

@@ -725,6 +725,7 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 		}
 		u := updateOf(b, now)
 		u.Status, u.Start, u.End, u.Buffer, u.TimeZone, u.SpecVersion = to, start, end, sch.Buffer, tz, b.SpecVersion+1
+		u.RefusedReason = ""
 		if b.Status == StatusConfirmed {
 			// Where a refused reschedule takes the booking back to.
 			t := b.timing()
@@ -748,7 +749,7 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 		return b.Status != StatusRescheduling && b.Status != StatusPending || b.refusedSpec >= spec
 	})
 	if err == nil && res.Booking.refusedSpec == spec {
-		return res, &RescheduleRefusedError{Reason: res.Booking.refusedReason}
+		return res, &RescheduleRefusedError{Reason: res.Booking.RescheduleRefused}
 	}
 	return res, err
 }

@@ -124,6 +124,9 @@ func toAPIBooking(b booking.Booking) api.Booking {
 	if b.FailureReason != "" {
 		out.FailureReason = &b.FailureReason
 	}
+	if b.RescheduleRefused != "" {
+		out.RescheduleRefused = &b.RescheduleRefused
+	}
 	for _, st := range b.Steps {
 		s := api.BookingStep{Name: api.StepName(st.Name), State: api.StepState(b.VisibleState(st)), Attempts: st.Attempts, UpdatedAt: st.UpdatedAt}
 		if st.Ref != "" {

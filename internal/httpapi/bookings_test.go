@@ -629,8 +629,9 @@ func TestRescheduleRefusedByProvider(t *testing.T) {
 		t.Fatalf("reschedule: %d %s, want a 424 reschedule-refused problem naming the step", rr.StatusCode(), rr.Body)
 	}
 	b := waitSettled(t, c, bk.Id, 10*time.Second)
-	if b.Status != client.BookingStatusConfirmed || !b.Start.Equal(start) || b.FailureReason != nil {
-		t.Fatalf("after the refusal: %+v, want confirmed at %s", b, start)
+	if b.Status != client.BookingStatusConfirmed || !b.Start.Equal(start) || b.FailureReason != nil ||
+		b.RescheduleRefused == nil || !strings.Contains(*b.RescheduleRefused, "mentor_calendar") {
+		t.Fatalf("after the refusal: %+v, want confirmed at %s with the refusal's reason", b, start)
 	}
 	for _, st := range b.Steps {
 		if st.State != client.StepStateDone {
@@ -662,7 +663,7 @@ func TestRescheduleRefusedByProvider(t *testing.T) {
 
 	en.gcalSim.ClearFaults()
 	rr, err = c.RescheduleBookingWithResponse(t.Context(), bk.Id, &client.RescheduleBookingParams{IfMatch: &b.Etag}, client.RescheduleBookingRequest{Start: moved})
-	if err != nil || rr.JSON200 == nil || !rr.JSON200.Start.Equal(moved) {
+	if err != nil || rr.JSON200 == nil || !rr.JSON200.Start.Equal(moved) || rr.JSON200.RescheduleRefused != nil {
 		t.Fatalf("reschedule once Google accepts it: %v %d %s", err, rr.StatusCode(), rr.Body)
 	}
 }
