@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,6 +150,47 @@ func TestGooglePushSync(t *testing.T) {
 			t.Fatalf("calls %+v", h.bookings.Calls())
 		}
 	})
+}
+
+// TestGoogleMoveRefused: the mentor drags the event to a time the booking
+// refuses. The booking stays, its event is put back (RestoreEvent), the
+// delivery records the refusal, and the change is not read again.
+func TestGoogleMoveRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, storetest.SQLite(t))
+	sim, gc := newGoogle(t)
+	ctx := t.Context()
+	start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+	ev, err := gc.CreateEvent(ctx, calendar.Event{BookingID: "b-r", Summary: "Session", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.bookings.add(webhooks.Booking{ID: "b-r", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
+	h.bookings.mu.Lock()
+	h.bookings.refuseMoves = true
+	h.bookings.mu.Unlock()
+	src := webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}
+	h.calendars.add(src, gc, false)
+	if _, err := h.svc.SyncCalendar(ctx, src); err != nil { // the initial cursor
+		t.Fatal(err)
+	}
+	moved := start.Add(2 * time.Hour)
+	if err := sim.MoveEvent(mentorCal, ev.ID, moved, moved.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.svc.SyncCalendar(ctx, src)
+	if err != nil || res.Refused != 1 || res.Rescheduled != 0 || res.String() != "synced 1 changes: 0 cancelled, 0 rescheduled, 1 moves refused and put back" {
+		t.Fatalf("sync = %+v (%s), %v", res, res, err)
+	}
+	calls := h.bookings.Calls()
+	if len(calls) != 2 || calls[0].Op != "reschedule" || calls[1].Op != "restore" || calls[1].ID != "b-r" ||
+		calls[1].Actor != "webhook:google" || !strings.Contains(calls[1].Reason, "overlaps another booking") {
+		t.Fatalf("calls %+v", calls)
+	}
+	// Handled: the cursor moved on, so the refused change is not read again.
+	if res, err := h.svc.SyncCalendar(ctx, src); err != nil || res.Changes != 0 || len(h.bookings.Calls()) != 2 {
+		t.Fatalf("next sync = %+v, %v; calls %+v", res, err, h.bookings.Calls())
+	}
 }
 
 // A change in a candidate's calendar does not move the booking: only the

@@ -77,6 +77,11 @@ type Bookings interface {
 	Cancel(ctx context.Context, id, actor, reason string) error
 	// Reschedule moves the booking through the normal path.
 	Reschedule(ctx context.Context, id string, start, end time.Time, actor, reason string) error
+	// RestoreEvent puts the booking's own time back on its event in the
+	// mentor's calendar, after the mentor moved the event to a time the
+	// booking refused (ErrRefused): the calendar does not keep showing a
+	// session at a time it will not take place.
+	RestoreEvent(ctx context.Context, id, actor, reason string) error
 	// SetStatus records in_progress or completed.
 	SetStatus(ctx context.Context, id, status, actor, reason string) error
 	RecordAttendance(ctx context.Context, id string, a Attendance) error

@@ -45,6 +45,8 @@ type fakeBookings struct {
 	attendance []webhooks.Attendance
 	// failCancel makes the next n Cancel calls of a booking fail (transiently).
 	failCancel map[string]int
+	// refuseMoves makes Reschedule refuse every new time (ErrRefused).
+	refuseMoves bool
 	// hold, when set, makes FindByMeeting of that meeting wait until
 	// release is closed (a delivery whose processing is under way).
 	hold    string
@@ -142,7 +144,17 @@ func (f *fakeBookings) Reschedule(_ context.Context, id string, start, end time.
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, call{Op: "reschedule", ID: id, Actor: actor, Reason: reason, Start: start, End: end})
+	if f.refuseMoves {
+		return fmt.Errorf("%w: overlaps another booking", webhooks.ErrRefused)
+	}
 	f.byID[id].Start, f.byID[id].End = start, end
+	return nil
+}
+
+func (f *fakeBookings) RestoreEvent(_ context.Context, id, actor, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call{Op: "restore", ID: id, Actor: actor, Reason: reason})
 	return nil
 }
 

@@ -52,8 +52,9 @@ func (c *cursors) put(ctx context.Context, src Source, cur string, now time.Time
 type SyncResult struct {
 	// Changes is the number of changed events seen.
 	Changes int
-	// Cancelled and Rescheduled count the booking actions taken.
-	Cancelled, Rescheduled int
+	// Cancelled and Rescheduled count the booking actions taken; Refused
+	// the moves the booking refused (their events are put back).
+	Cancelled, Rescheduled, Refused int
 	// Bookings are the ids of the bookings acted on.
 	Bookings []string
 	// Reset reports a full resync after an expired cursor.
@@ -69,6 +70,9 @@ func (r SyncResult) String() string {
 		return "calendar no longer connected or deleted: nothing to sync"
 	}
 	s := fmt.Sprintf("synced %d changes: %d cancelled, %d rescheduled", r.Changes, r.Cancelled, r.Rescheduled)
+	if r.Refused > 0 {
+		s += fmt.Sprintf(", %d moves refused and put back", r.Refused)
+	}
 	if r.Reset {
 		s += " (full resync)"
 	}
@@ -168,7 +172,20 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 		if !ch.Event.End.After(ch.Event.Start) {
 			return nil
 		}
-		if err := s.cfg.Bookings.Reschedule(ctx, b.ID, ch.Event.Start, ch.Event.End, actor, "The mentor moved the calendar event."); err != nil {
+		err := s.cfg.Bookings.Reschedule(ctx, b.ID, ch.Event.Start, ch.Event.End, actor, "The mentor moved the calendar event.")
+		if errors.Is(err, ErrRefused) {
+			// The booking cannot go there (another booking, outside the
+			// schedule, a provider refused): it stays, and so must its
+			// event. The change is handled; the cursor may move on.
+			s.log.InfoContext(ctx, "calendar move refused; restoring the event", "booking_id", b.ID, "provider", src.Provider, "error", err.Error())
+			if err := s.cfg.Bookings.RestoreEvent(ctx, b.ID, actor, "The mentor moved the calendar event to a time the booking refused: "+err.Error()); err != nil {
+				return fmt.Errorf("webhooks: restore event of booking %s: %w", b.ID, err)
+			}
+			res.Refused++
+			res.Bookings = append(res.Bookings, b.ID)
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("webhooks: reschedule booking %s: %w", b.ID, err)
 		}
 		res.Rescheduled++

@@ -21,7 +21,8 @@
 // through the booking area's normal paths; a Jira issue moved to the cancel
 // status by someone other than the gateway cancels the booking; Google push
 // notifications and the periodic CalDAV poll sync the calendar's changes
-// (an event deleted or moved by the mentor cancels or reschedules). A
+// (an event deleted or moved by the mentor cancels or reschedules; a move
+// the booking refuses puts the event back at the booking's time). A
 // periodic job renews Google push channels; River runs periodic jobs on
 // the elected leader only.
 //

@@ -305,6 +305,10 @@ func (a bookingActions) Reschedule(ctx context.Context, id string, start, end ti
 	return refusal(a.svc.RescheduleAs(ctx, id, start, end, actor, reason))
 }
 
+func (a bookingActions) RestoreEvent(ctx context.Context, id, actor, reason string) error {
+	return a.svc.RestoreMentorEvent(ctx, id, actor, reason)
+}
+
 func (a bookingActions) SetStatus(ctx context.Context, id, status, actor, reason string) error {
 	return refusal(a.svc.SetStatus(ctx, id, booking.Status(status), actor, reason))
 }

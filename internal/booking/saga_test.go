@@ -154,6 +154,7 @@ type fakeCalendar struct {
 	busyErr error
 	// onUpdate, when set, runs before an update and may fail it.
 	onUpdate func() error
+	updates  int
 }
 
 func (c *fakeCalendar) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.Busy, error) {
@@ -176,6 +177,7 @@ func (c *fakeCalendar) CreateEvent(ctx context.Context, ev calendar.Event) (cale
 func (c *fakeCalendar) UpdateEvent(ctx context.Context, ev calendar.Event) (calendar.Event, error) {
 	c.mu.Lock()
 	hook := c.onUpdate
+	c.updates++
 	c.mu.Unlock()
 	if hook != nil {
 		if err := hook(); err != nil {
@@ -507,6 +509,44 @@ func TestSagaRefusedRescheduleCannotRestore(t *testing.T) {
 				t.Errorf("audit %v", got)
 			}
 		})
+	})
+}
+
+// TestRestoreMentorEvent: the mentor dragged the event to a time the
+// booking refused; RestoreMentorEvent puts the booking's time back on the
+// mentor's event, and only there.
+func TestRestoreMentorEvent(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+		b := en.book(t, "k1", start).Booking
+		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		mentor, cand := en.cals["mentor"], en.cals["cand"]
+		mentor.mu.Lock()
+		ev := mentor.events[b.ID]
+		ev.Start, ev.End = start.Add(5*time.Hour), start.Add(6*time.Hour) // the mentor's drag
+		mentor.events[b.ID] = ev
+		mentor.mu.Unlock()
+		cand.mu.Lock()
+		candUpdates := cand.updates
+		cand.mu.Unlock()
+
+		if err := en.svc.RestoreMentorEvent(t.Context(), b.ID, "webhook:google", "moved onto another booking"); err != nil {
+			t.Fatal(err)
+		}
+		after := en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return allSettled(b) && mentor.start(b.ID).Equal(start) })
+		if after.Status != StatusConfirmed || !after.Start.Equal(start) || after.SpecVersion != b.SpecVersion+1 {
+			t.Fatalf("after the restore: %+v", after)
+		}
+		cand.mu.Lock()
+		defer cand.mu.Unlock()
+		if cand.updates != candUpdates {
+			t.Errorf("the candidate's event was updated %d times; only the mentor's moved", cand.updates-candUpdates)
+		}
+		if got := actions(t, en.svc, b.ID); !slices.Equal(got, []string{"created", "confirmed", "event_restored"}) {
+			t.Errorf("audit %v", got)
+		}
 	})
 }
 

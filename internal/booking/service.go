@@ -981,6 +981,42 @@ func (s *Service) RescheduleAs(ctx context.Context, id string, start, end time.T
 	return err
 }
 
+// RestoreMentorEvent puts the booking's own time back on its event in the
+// mentor's calendar, after the mentor moved the event to a time the booking
+// refused: the mentor calendar step becomes stale (a new spec only it
+// lacks) and the saga updates the event. A booking whose own change is in
+// flight, or that holds no mentor event, is left alone: the saga puts
+// every event at the booking's time anyway.
+func (s *Service) RestoreMentorEvent(ctx context.Context, id, actor, reason string) error {
+	restored := false
+	err := s.inBookingTx(ctx, id, func(tx *sql.Tx, b Booking) error {
+		restored = false
+		st := b.Step(StepMentorCalendar)
+		if b.op != opEnsure || b.Status != StatusConfirmed && b.Status != StatusInProgress || st.State != StepDone || st.Ref == "" {
+			return nil
+		}
+		now := s.now()
+		u := updateOf(b, now)
+		u.SpecVersion = b.SpecVersion + 1
+		if err := s.repo.apply(ctx, tx, b, u); err != nil {
+			return err
+		}
+		if err := s.repo.keepSpec(ctx, tx, id, StepMentorCalendar, b.SpecVersion, u.SpecVersion); err != nil {
+			return err
+		}
+		if err := s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: actor, Action: "event_restored",
+			From: b.Status, To: b.Status, Reason: reason}); err != nil {
+			return err
+		}
+		restored = true
+		return s.enqueue(ctx, tx, id)
+	})
+	if err == nil && restored {
+		s.kick(id)
+	}
+	return err
+}
+
 // SetStatus moves a booking to in_progress or completed (from meeting
 // events). A transition the state machine does not allow is a
 // ConflictError; repeating the current status is a no-op.
