@@ -183,7 +183,7 @@ func TestGoogleMoveRefused(t *testing.T) {
 		t.Fatalf("sync = %+v (%s), %v", res, res, err)
 	}
 	calls := h.bookings.Calls()
-	if len(calls) != 2 || calls[0].Op != "reschedule" || calls[1].Op != "restore" || calls[1].ID != "b-r" ||
+	if len(calls) != 2 || calls[0].Op != "reschedule" || calls[1].Op != "restore mentor_event" || calls[1].ID != "b-r" ||
 		calls[1].Actor != "webhook:google" || !strings.Contains(calls[1].Reason, "overlaps another booking") {
 		t.Fatalf("calls %+v", calls)
 	}

@@ -77,15 +77,25 @@ type Bookings interface {
 	Cancel(ctx context.Context, id, actor, reason string) error
 	// Reschedule moves the booking through the normal path.
 	Reschedule(ctx context.Context, id string, start, end time.Time, actor, reason string) error
-	// RestoreEvent puts the booking's own time back on its event in the
-	// mentor's calendar, after the mentor moved the event to a time the
-	// booking refused (ErrRefused): the calendar does not keep showing a
-	// session at a time it will not take place.
-	RestoreEvent(ctx context.Context, id, actor, reason string) error
+	// Restore puts the booking's own time back on one of its artefacts
+	// (ArtefactMeeting, ArtefactMentorEvent) after it was moved outside the
+	// gateway to a time the booking refused (ErrRefused): neither Zoom nor
+	// the mentor's calendar keeps showing a session at a time it will not
+	// take place.
+	Restore(ctx context.Context, id string, artefact Artefact, actor, reason string) error
 	// SetStatus records in_progress or completed.
 	SetStatus(ctx context.Context, id, status, actor, reason string) error
 	RecordAttendance(ctx context.Context, id string, a Attendance) error
 }
+
+// Artefact names what a booking put at a provider.
+type Artefact string
+
+// The artefacts Bookings.Restore puts back.
+const (
+	ArtefactMeeting     Artefact = "meeting"      // the Zoom meeting
+	ArtefactMentorEvent Artefact = "mentor_event" // the event in the mentor's calendar
+)
 
 // MeetingLookup is optionally implemented by a Bookings: it finds the
 // bookings of many Zoom meetings with one query. Processing then looks up

@@ -151,10 +151,10 @@ func (f *fakeBookings) Reschedule(_ context.Context, id string, start, end time.
 	return nil
 }
 
-func (f *fakeBookings) RestoreEvent(_ context.Context, id, actor, reason string) error {
+func (f *fakeBookings) Restore(_ context.Context, id string, what webhooks.Artefact, actor, reason string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, call{Op: "restore", ID: id, Actor: actor, Reason: reason})
+	f.calls = append(f.calls, call{Op: "restore " + string(what), ID: id, Actor: actor, Reason: reason})
 	return nil
 }
 

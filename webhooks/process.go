@@ -380,8 +380,17 @@ func (s *Service) zoomTimeChange(ctx context.Context, ev *ZoomEvent, b Booking) 
 		s.log.WarnContext(ctx, "zoom meeting time changed outside the gateway", "provider", ProviderZoom, "booking_id", b.ID)
 		return out, nil
 	}
+	err := s.cfg.Bookings.Reschedule(ctx, b.ID, start, end, actorZoom, "The Zoom meeting time was changed in Zoom.")
+	if errors.Is(err, ErrRefused) {
+		// The booking cannot go there: it stays, and so must its meeting.
+		if rerr := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactMeeting, actorZoom, "The Zoom meeting was moved to a time the booking refused: "+err.Error()); rerr != nil {
+			return out, fmt.Errorf("restore meeting: %w", rerr)
+		}
+		out.note = truncate("booking refused the Zoom meeting time; meeting put back: "+err.Error(), 500)
+		return out, nil
+	}
 	out.note = "booking rescheduled to the Zoom meeting time"
-	return out, s.cfg.Bookings.Reschedule(ctx, b.ID, start, end, actorZoom, "The Zoom meeting time was changed in Zoom.")
+	return out, err
 }
 
 func (s *Service) processJira(ctx context.Context, d Delivery) (outcome, error) {

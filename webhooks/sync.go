@@ -178,7 +178,7 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 			// schedule, a provider refused): it stays, and so must its
 			// event. The change is handled; the cursor may move on.
 			s.log.InfoContext(ctx, "calendar move refused; restoring the event", "booking_id", b.ID, "provider", src.Provider, "error", err.Error())
-			if err := s.cfg.Bookings.RestoreEvent(ctx, b.ID, actor, "The mentor moved the calendar event to a time the booking refused: "+err.Error()); err != nil {
+			if err := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactMentorEvent, actor, "The mentor moved the calendar event to a time the booking refused: "+err.Error()); err != nil {
 				return fmt.Errorf("webhooks: restore event of booking %s: %w", b.ID, err)
 			}
 			res.Refused++

@@ -161,6 +161,40 @@ func TestZoomMeetingLifecycle(t *testing.T) {
 	})
 }
 
+// TestZoomMoveRefused: the meeting is moved in Zoom to a time the booking
+// refuses. The booking stays, the meeting is put back (Restore), and the
+// delivery is processed with a note saying so, not retried.
+func TestZoomMoveRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, storetest.SQLite(t))
+	sim, zc := newZoom(t, nil)
+	start := time.Now().Add(72 * time.Hour).Truncate(time.Minute).UTC()
+	m, err := zc.CreateMeeting(t.Context(), "mentor@example.com", "b-mv", zoom.MeetingRequest{Topic: "S", StartTime: start, Duration: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.bookings.add(webhooks.Booking{ID: "b-mv", Start: start, End: start.Add(time.Hour)}, strconv.FormatInt(m.ID, 10), "", "")
+	h.bookings.mu.Lock()
+	h.bookings.refuseMoves = true
+	h.bookings.mu.Unlock()
+	moved := start.Add(time.Hour)
+	if err := zc.UpdateMeeting(t.Context(), m.ID, zoom.MeetingUpdate{StartTime: &moved}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.SendMeetingEvent(t.Context(), h.url+"/webhooks/zoom", zoomSecret, zoomtest.EventMeetingUpdated, m.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	ds := h.waitAllDone(t, webhooks.ProviderZoom, 1)
+	if ds[0].Status != webhooks.StatusProcessed || ds[0].Attempts != 1 || !strings.Contains(ds[0].Note, "meeting put back") {
+		t.Fatalf("delivery %+v", ds[0])
+	}
+	calls := h.bookings.Calls()
+	if len(calls) != 2 || calls[0].Op != "reschedule" || calls[1].Op != "restore meeting" || calls[1].ID != "b-mv" ||
+		calls[1].Actor != "webhook:zoom" || !strings.Contains(calls[1].Reason, "overlaps another booking") {
+		t.Fatalf("calls %+v", calls)
+	}
+}
+
 func TestZoomDeleteCancelsAndFlagPolicy(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {

@@ -305,8 +305,17 @@ func (a bookingActions) Reschedule(ctx context.Context, id string, start, end ti
 	return refusal(a.svc.RescheduleAs(ctx, id, start, end, actor, reason))
 }
 
-func (a bookingActions) RestoreEvent(ctx context.Context, id, actor, reason string) error {
-	return a.svc.RestoreMentorEvent(ctx, id, actor, reason)
+func (a bookingActions) Restore(ctx context.Context, id string, what webhooks.Artefact, actor, reason string) error {
+	var step booking.StepName
+	switch what {
+	case webhooks.ArtefactMeeting:
+		step = booking.StepZoom
+	case webhooks.ArtefactMentorEvent:
+		step = booking.StepMentorCalendar
+	default:
+		return fmt.Errorf("webhooks: unknown artefact %q", what)
+	}
+	return a.svc.Reassert(ctx, id, step, actor, reason)
 }
 
 func (a bookingActions) SetStatus(ctx context.Context, id, status, actor, reason string) error {

@@ -512,10 +512,10 @@ func TestSagaRefusedRescheduleCannotRestore(t *testing.T) {
 	})
 }
 
-// TestRestoreMentorEvent: the mentor dragged the event to a time the
-// booking refused; RestoreMentorEvent puts the booking's time back on the
-// mentor's event, and only there.
-func TestRestoreMentorEvent(t *testing.T) {
+// TestReassertMentorEvent: the mentor dragged the event (then someone moved
+// the meeting in Zoom) to a time the booking refused; Reassert puts the
+// booking's time back on that artefact, and only there.
+func TestReassertMentorEvent(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		en := newSagaEnv(t, s, true)
@@ -532,7 +532,7 @@ func TestRestoreMentorEvent(t *testing.T) {
 		candUpdates := cand.updates
 		cand.mu.Unlock()
 
-		if err := en.svc.RestoreMentorEvent(t.Context(), b.ID, "webhook:google", "moved onto another booking"); err != nil {
+		if err := en.svc.Reassert(t.Context(), b.ID, StepMentorCalendar, "webhook:google", "moved onto another booking"); err != nil {
 			t.Fatal(err)
 		}
 		after := en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return allSettled(b) && mentor.start(b.ID).Equal(start) })
@@ -540,11 +540,28 @@ func TestRestoreMentorEvent(t *testing.T) {
 			t.Fatalf("after the restore: %+v", after)
 		}
 		cand.mu.Lock()
-		defer cand.mu.Unlock()
 		if cand.updates != candUpdates {
 			t.Errorf("the candidate's event was updated %d times; only the mentor's moved", cand.updates-candUpdates)
 		}
-		if got := actions(t, en.svc, b.ID); !slices.Equal(got, []string{"created", "confirmed", "event_restored"}) {
+		cand.mu.Unlock()
+
+		// The same for the Zoom meeting, moved in Zoom.
+		en.meetings.mu.Lock()
+		en.meetings.starts[b.ID] = start.Add(time.Hour)
+		en.meetings.mu.Unlock()
+		mentor.mu.Lock()
+		mentorUpdates := mentor.updates
+		mentor.mu.Unlock()
+		if err := en.svc.Reassert(t.Context(), b.ID, StepZoom, "webhook:zoom", "moved onto another booking"); err != nil {
+			t.Fatal(err)
+		}
+		en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return allSettled(b) && en.meetings.start(b.ID).Equal(start) })
+		mentor.mu.Lock()
+		if mentor.updates != mentorUpdates {
+			t.Errorf("the mentor's event was updated %d times; only the meeting moved", mentor.updates-mentorUpdates)
+		}
+		mentor.mu.Unlock()
+		if got := actions(t, en.svc, b.ID); !slices.Equal(got, []string{"created", "confirmed", "step_reasserted", "step_reasserted"}) {
 			t.Errorf("audit %v", got)
 		}
 	})

@@ -981,17 +981,17 @@ func (s *Service) RescheduleAs(ctx context.Context, id string, start, end time.T
 	return err
 }
 
-// RestoreMentorEvent puts the booking's own time back on its event in the
-// mentor's calendar, after the mentor moved the event to a time the booking
-// refused: the mentor calendar step becomes stale (a new spec only it
-// lacks) and the saga updates the event. A booking whose own change is in
-// flight, or that holds no mentor event, is left alone: the saga puts
-// every event at the booking's time anyway.
-func (s *Service) RestoreMentorEvent(ctx context.Context, id, actor, reason string) error {
+// Reassert puts the booking's own state back on the artefact of one step
+// (the Zoom meeting, the mentor's calendar event) after someone changed it
+// outside the gateway in a way the booking refused (a time it cannot take):
+// the step becomes stale (a new spec only it lacks) and the saga updates
+// the artefact. A booking whose own change is in flight, or whose step holds
+// no artefact, is left alone: the saga puts every artefact right anyway.
+func (s *Service) Reassert(ctx context.Context, id string, step StepName, actor, reason string) error {
 	restored := false
 	err := s.inBookingTx(ctx, id, func(tx *sql.Tx, b Booking) error {
 		restored = false
-		st := b.Step(StepMentorCalendar)
+		st := b.Step(step)
 		if b.op != opEnsure || b.Status != StatusConfirmed && b.Status != StatusInProgress || st.State != StepDone || st.Ref == "" {
 			return nil
 		}
@@ -1001,11 +1001,11 @@ func (s *Service) RestoreMentorEvent(ctx context.Context, id, actor, reason stri
 		if err := s.repo.apply(ctx, tx, b, u); err != nil {
 			return err
 		}
-		if err := s.repo.keepSpec(ctx, tx, id, StepMentorCalendar, b.SpecVersion, u.SpecVersion); err != nil {
+		if err := s.repo.keepSpec(ctx, tx, id, step, b.SpecVersion, u.SpecVersion); err != nil {
 			return err
 		}
-		if err := s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: actor, Action: "event_restored",
-			From: b.Status, To: b.Status, Reason: reason}); err != nil {
+		if err := s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: actor, Action: "step_reasserted",
+			From: b.Status, To: b.Status, Reason: string(step) + ": " + reason}); err != nil {
 			return err
 		}
 		restored = true
