@@ -77,11 +77,12 @@ type Bookings interface {
 	Cancel(ctx context.Context, id, actor, reason string) error
 	// Reschedule moves the booking through the normal path.
 	Reschedule(ctx context.Context, id string, start, end time.Time, actor, reason string) error
-	// Restore puts the booking's own time back on one of its artefacts
-	// (ArtefactMeeting, ArtefactMentorEvent) after it was moved outside the
-	// gateway to a time the booking refused (ErrRefused): neither Zoom nor
-	// the mentor's calendar keeps showing a session at a time it will not
-	// take place.
+	// Restore puts the booking's own state back on one of its artefacts
+	// after it was changed outside the gateway in a way the booking refused
+	// (ErrRefused): a meeting or mentor's event moved to a time the booking
+	// cannot take, an issue cancelled while the session cannot be. Neither
+	// Zoom, the mentor's calendar nor Jira keeps showing what will not
+	// happen.
 	Restore(ctx context.Context, id string, artefact Artefact, actor, reason string) error
 	// SetStatus records in_progress or completed.
 	SetStatus(ctx context.Context, id, status, actor, reason string) error
@@ -95,6 +96,7 @@ type Artefact string
 const (
 	ArtefactMeeting     Artefact = "meeting"      // the Zoom meeting
 	ArtefactMentorEvent Artefact = "mentor_event" // the event in the mentor's calendar
+	ArtefactIssue       Artefact = "issue"        // the Jira issue
 )
 
 // MeetingLookup is optionally implemented by a Bookings: it finds the

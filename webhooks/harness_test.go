@@ -45,8 +45,9 @@ type fakeBookings struct {
 	attendance []webhooks.Attendance
 	// failCancel makes the next n Cancel calls of a booking fail (transiently).
 	failCancel map[string]int
-	// refuseMoves makes Reschedule refuse every new time (ErrRefused).
-	refuseMoves bool
+	// refuseMoves makes Reschedule refuse every new time, refuseCancel
+	// Cancel every cancel (ErrRefused).
+	refuseMoves, refuseCancel bool
 	// hold, when set, makes FindByMeeting of that meeting wait until
 	// release is closed (a delivery whose processing is under way).
 	hold    string
@@ -136,6 +137,9 @@ func (f *fakeBookings) Cancel(_ context.Context, id, actor, reason string) error
 		return errors.New("booking store unavailable")
 	}
 	f.calls = append(f.calls, call{Op: "cancel", ID: id, Actor: actor, Reason: reason})
+	if f.refuseCancel {
+		return fmt.Errorf("%w: an in_progress booking cannot be cancelled", webhooks.ErrRefused)
+	}
 	f.byID[id].Status = webhooks.BookingCancelled
 	return nil
 }

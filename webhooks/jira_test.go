@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,6 +100,35 @@ func TestJiraCancelByOperatorOnce(t *testing.T) {
 
 // The gateway's own transitions come back as automatic webhooks carrying
 // its account id; they must not be echoed into a cancel.
+// TestJiraCancelRefused: an operator cancels the issue of a session that
+// cannot be cancelled any more (under way). The booking stays, the issue is
+// put back (Restore), and the delivery is processed with a note saying so.
+func TestJiraCancelRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, storetest.SQLite(t))
+	sim, jc := newJira(t, "")
+	ref, err := jc.CreateIssue(t.Context(), jira.IssueInput{ProjectKey: "SPOT", IssueType: "Task", Summary: "Session", BookingID: "b-live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.bookings.add(webhooks.Booking{ID: "b-live", Status: webhooks.BookingInProgress, Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour)}, "", "", ref.Key)
+	h.bookings.mu.Lock()
+	h.bookings.refuseCancel = true
+	h.bookings.mu.Unlock()
+	if _, err := sim.SendWebhook(t.Context(), h.url+"/webhooks/jira", jiraSecret, jiratest.Event{Type: jiratest.EventIssueUpdated, IssueKey: ref.Key,
+		AccountID: "human-ops", Changelog: cancelChange()}); err != nil {
+		t.Fatal(err)
+	}
+	ds := h.waitAllDone(t, webhooks.ProviderJira, 1)
+	if ds[0].Status != webhooks.StatusProcessed || !strings.Contains(ds[0].Note, "issue put back") {
+		t.Fatalf("delivery %+v", ds[0])
+	}
+	calls := h.bookings.Calls()
+	if len(calls) != 2 || calls[0].Op != "cancel" || calls[1].Op != "restore issue" || calls[1].ID != "b-live" || calls[1].Actor != "webhook:jira" {
+		t.Fatalf("calls %+v", calls)
+	}
+}
+
 func TestJiraOwnChangeNotEchoed(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {

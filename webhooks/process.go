@@ -440,8 +440,18 @@ func (s *Service) processJira(ctx context.Context, d Delivery) (outcome, error) 
 		out.note = "booking already " + b.Status
 		return out, nil
 	}
+	err = s.cfg.Bookings.Cancel(ctx, b.ID, actorJira, fmt.Sprintf("Jira issue %s was moved to %s.", ev.Issue.Key, moved.ToString))
+	if errors.Is(err, ErrRefused) {
+		// The session cannot be cancelled (it is under way): the issue
+		// goes back to the booking's status.
+		if rerr := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactIssue, actorJira, "The Jira issue was cancelled while the booking cannot be: "+err.Error()); rerr != nil {
+			return out, fmt.Errorf("restore issue: %w", rerr)
+		}
+		out.note = truncate("booking refused the cancel; issue put back: "+err.Error(), 500)
+		return out, nil
+	}
 	out.note = "booking cancelled: issue moved to " + s.cfg.JiraCancelStatus
-	return out, s.cfg.Bookings.Cancel(ctx, b.ID, actorJira, fmt.Sprintf("Jira issue %s was moved to %s.", ev.Issue.Key, moved.ToString))
+	return out, err
 }
 
 func (s *Service) processGoogle(ctx context.Context, d Delivery) (outcome, error) {

@@ -312,6 +312,8 @@ func (a bookingActions) Restore(ctx context.Context, id string, what webhooks.Ar
 		step = booking.StepZoom
 	case webhooks.ArtefactMentorEvent:
 		step = booking.StepMentorCalendar
+	case webhooks.ArtefactIssue:
+		step = booking.StepJira
 	default:
 		return fmt.Errorf("webhooks: unknown artefact %q", what)
 	}

@@ -512,10 +512,11 @@ func TestSagaRefusedRescheduleCannotRestore(t *testing.T) {
 	})
 }
 
-// TestReassertMentorEvent: the mentor dragged the event (then someone moved
-// the meeting in Zoom) to a time the booking refused; Reassert puts the
-// booking's time back on that artefact, and only there.
-func TestReassertMentorEvent(t *testing.T) {
+// TestReassert: the mentor dragged the event, then someone moved the
+// meeting in Zoom, to a time the booking refused, and an operator cancelled
+// the Jira issue; Reassert puts the booking's state back on that artefact,
+// and only there.
+func TestReassert(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		en := newSagaEnv(t, s, true)
@@ -561,7 +562,21 @@ func TestReassertMentorEvent(t *testing.T) {
 			t.Errorf("the mentor's event was updated %d times; only the meeting moved", mentor.updates-mentorUpdates)
 		}
 		mentor.mu.Unlock()
-		if got := actions(t, en.svc, b.ID); !slices.Equal(got, []string{"created", "confirmed", "step_reasserted", "step_reasserted"}) {
+
+		// And the Jira issue, cancelled by an operator.
+		live, _ := en.issues.snapshot()
+		key := live[b.ID]
+		en.issues.mu.Lock()
+		en.issues.statuses[key] = StatusCancelled
+		en.issues.mu.Unlock()
+		if err := en.svc.Reassert(t.Context(), b.ID, StepJira, "webhook:jira", "cancelled while under way"); err != nil {
+			t.Fatal(err)
+		}
+		en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool {
+			_, st := en.issues.snapshot()
+			return allSettled(b) && st[key] == StatusConfirmed
+		})
+		if got := actions(t, en.svc, b.ID); !slices.Equal(got, []string{"created", "confirmed", "step_reasserted", "step_reasserted", "step_reasserted"}) {
 			t.Errorf("audit %v", got)
 		}
 	})
