@@ -153,8 +153,9 @@ func TestGooglePushSync(t *testing.T) {
 }
 
 // TestGoogleMoveRefused: the mentor drags the event to a time the booking
-// refuses. The booking stays, its event is put back (RestoreEvent), the
-// delivery records the refusal, and the change is not read again.
+// refuses, later deletes it while the booking cannot be cancelled. The
+// booking stays, its event is put back (Restore), the sync result counts
+// the refusal, and the change is not read again.
 func TestGoogleMoveRefused(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, storetest.SQLite(t))
@@ -179,7 +180,7 @@ func TestGoogleMoveRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := h.svc.SyncCalendar(ctx, src)
-	if err != nil || res.Refused != 1 || res.Rescheduled != 0 || res.String() != "synced 1 changes: 0 cancelled, 0 rescheduled, 1 moves refused and put back" {
+	if err != nil || res.Refused != 1 || res.Rescheduled != 0 || res.String() != "synced 1 changes: 0 cancelled, 0 rescheduled, 1 refused and put back" {
 		t.Fatalf("sync = %+v (%s), %v", res, res, err)
 	}
 	calls := h.bookings.Calls()
@@ -190,6 +191,20 @@ func TestGoogleMoveRefused(t *testing.T) {
 	// Handled: the cursor moved on, so the refused change is not read again.
 	if res, err := h.svc.SyncCalendar(ctx, src); err != nil || res.Changes != 0 || len(h.bookings.Calls()) != 2 {
 		t.Fatalf("next sync = %+v, %v; calls %+v", res, err, h.bookings.Calls())
+	}
+	// Deleting the event of a booking that cannot be cancelled (under way)
+	// is refused the same way: the event is put back.
+	h.bookings.mu.Lock()
+	h.bookings.refuseCancel = true
+	h.bookings.mu.Unlock()
+	if err := sim.DeleteEvent(mentorCal, ev.ID); err != nil {
+		t.Fatal(err)
+	}
+	res, err = h.svc.SyncCalendar(ctx, src)
+	calls = h.bookings.Calls()
+	if err != nil || res.Refused != 1 || res.Cancelled != 0 || len(calls) != 4 || calls[2].Op != "cancel" || calls[3].Op != "restore mentor_event" ||
+		!strings.Contains(calls[3].Reason, "cannot be cancelled") {
+		t.Fatalf("sync after the delete = %+v, %v; calls %+v", res, err, calls)
 	}
 }
 

@@ -53,7 +53,7 @@ type SyncResult struct {
 	// Changes is the number of changed events seen.
 	Changes int
 	// Cancelled and Rescheduled count the booking actions taken; Refused
-	// the moves the booking refused (their events are put back).
+	// the changes the booking refused (their events are put back).
 	Cancelled, Rescheduled, Refused int
 	// Bookings are the ids of the bookings acted on.
 	Bookings []string
@@ -71,7 +71,7 @@ func (r SyncResult) String() string {
 	}
 	s := fmt.Sprintf("synced %d changes: %d cancelled, %d rescheduled", r.Changes, r.Cancelled, r.Rescheduled)
 	if r.Refused > 0 {
-		s += fmt.Sprintf(", %d moves refused and put back", r.Refused)
+		s += fmt.Sprintf(", %d refused and put back", r.Refused)
 	}
 	if r.Reset {
 		s += " (full resync)"
@@ -162,7 +162,11 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 	actor := "webhook:" + src.Provider
 	switch {
 	case ch.Deleted:
-		if err := s.cfg.Bookings.Cancel(ctx, b.ID, actor, "The mentor deleted the calendar event."); err != nil {
+		err := s.cfg.Bookings.Cancel(ctx, b.ID, actor, "The mentor deleted the calendar event.")
+		if errors.Is(err, ErrRefused) {
+			return s.putBack(ctx, src, b.ID, actor, "deleted the calendar event while the booking cannot be cancelled", err, res)
+		}
+		if err != nil {
 			return fmt.Errorf("webhooks: cancel booking %s: %w", b.ID, err)
 		}
 		res.Cancelled++
@@ -174,16 +178,7 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 		}
 		err := s.cfg.Bookings.Reschedule(ctx, b.ID, ch.Event.Start, ch.Event.End, actor, "The mentor moved the calendar event.")
 		if errors.Is(err, ErrRefused) {
-			// The booking cannot go there (another booking, outside the
-			// schedule, a provider refused): it stays, and so must its
-			// event. The change is handled; the cursor may move on.
-			s.log.InfoContext(ctx, "calendar move refused; restoring the event", "booking_id", b.ID, "provider", src.Provider, "error", err.Error())
-			if err := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactMentorEvent, actor, "The mentor moved the calendar event to a time the booking refused: "+err.Error()); err != nil {
-				return fmt.Errorf("webhooks: restore event of booking %s: %w", b.ID, err)
-			}
-			res.Refused++
-			res.Bookings = append(res.Bookings, b.ID)
-			return nil
+			return s.putBack(ctx, src, b.ID, actor, "moved the calendar event to a time the booking refused", err, res)
 		}
 		if err != nil {
 			return fmt.Errorf("webhooks: reschedule booking %s: %w", b.ID, err)
@@ -191,6 +186,19 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 		res.Rescheduled++
 		res.Bookings = append(res.Bookings, b.ID)
 	}
+	return nil
+}
+
+// putBack handles a change of the mentor's event that booking id refused
+// (refusal): the booking stays, so its event is put back as the booking
+// has it. The change is handled, and the cursor may move on.
+func (s *Service) putBack(ctx context.Context, src Source, id, actor, what string, refusal error, res *SyncResult) error {
+	s.log.InfoContext(ctx, "calendar change refused; restoring the event", "booking_id", id, "provider", src.Provider, "error", refusal.Error())
+	if err := s.cfg.Bookings.Restore(ctx, id, ArtefactMentorEvent, actor, "The mentor "+what+": "+refusal.Error()); err != nil {
+		return fmt.Errorf("webhooks: restore event of booking %s: %w", id, err)
+	}
+	res.Refused++
+	res.Bookings = append(res.Bookings, id)
 	return nil
 }
 
