@@ -1,0 +1,79 @@
+package systemtest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/spotlight/gateway/integrations/caldav"
+	"github.com/spotlight/gateway/integrations/caldav/caldavtest"
+)
+
+// TestMentorMoveRefused runs the whole chain in the real process: the
+// mentor drags a session's event in their CalDAV calendar onto another
+// booking. The poll reads the change, the booking service refuses the
+// overlap, and the saga puts the event back at the booking's time; both
+// bookings stay as they were.
+func TestMentorMoveRefused(t *testing.T) {
+	t.Parallel()
+	const mentor = "mv-m"
+	d := newDeployment(t, "", []string{mentor}, "GATEWAY_CALDAV_POLL_INTERVAL=1s")
+	gw := d.gateway(t, "gw")
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	fx, err := Provision(ctx, gw, d.up, Setup{Mentors: []string{mentor}, ConnectCalDAV: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UTC().Truncate(time.Hour).Add(48 * time.Hour)
+	var ids []string
+	for i, at := range []time.Time{start, start.Add(time.Hour)} {
+		out, err := Book(ctx, fx.Admin, NewRequest(mentor, fmt.Sprintf("mv-c%d", i), at, "move"))
+		if err != nil || out.Booking == nil || (out.Status != http.StatusCreated && out.Status != http.StatusAccepted) {
+			t.Fatalf("book at %s: %v %d %s", at, err, out.Status, out.Body)
+		}
+		ids = append(ids, out.Booking.Id.String())
+	}
+	if _, err := Drain(ctx, fx.Admin, ids); err != nil {
+		t.Fatal(err)
+	}
+	cal, err := caldav.New(d.up.CalDAVURL+caldavtest.CalendarPath(mentor, caldavtest.DefaultCalendar), mentor, CalDAVPassword,
+		caldav.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := cal.GetEvent(ctx, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Start, ev.End = start.Add(time.Hour), start.Add(90*time.Minute) // onto the second booking
+	if _, err := cal.UpdateEvent(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the event to be put back at the booking's time", func() bool {
+		ev, err := cal.GetEvent(ctx, ids[0])
+		return err == nil && ev.Start.Equal(start) && ev.End.Equal(start.Add(30*time.Minute))
+	})
+	for i, id := range ids {
+		b, err := GetBooking(ctx, fx.Admin, id)
+		if want := start.Add(time.Duration(i) * time.Hour); err != nil || b.Status != "confirmed" || !b.Start.Equal(want) {
+			t.Errorf("booking %d: %s, %v; want confirmed at %s", i, Describe(b), err, want)
+		}
+	}
+	r, err := fx.Admin.ListBookingAuditWithResponse(ctx, uuid.MustParse(ids[0]), nil)
+	if err != nil || r.JSON200 == nil {
+		t.Fatalf("audit: %v", err)
+	}
+	var acts []string
+	for _, a := range r.JSON200.Items {
+		acts = append(acts, a.Action)
+	}
+	if !slices.Contains(acts, "step_reasserted") || slices.Contains(acts, "rescheduled") {
+		t.Errorf("audit %v, want the event reasserted and no reschedule", acts)
+	}
+}
