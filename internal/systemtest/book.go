@@ -45,7 +45,9 @@ func retryable(status int) bool {
 
 // Book sends r until the gateway answers it, repeating the same
 // Idempotency-Key after transport errors and 502/503/504 as a careful
-// client would, until ctx ends.
+// client would, until ctx ends. A 424's failed booking is read from its
+// Location; when that read fails (the gateway went away in between), the
+// request is repeated, which replays the 424.
 func Book(ctx context.Context, c *client.ClientWithResponses, r Request) (Outcome, error) {
 	var out Outcome
 	for {
@@ -58,15 +60,15 @@ func Book(ctx context.Context, c *client.ClientWithResponses, r Request) (Outcom
 			if out.Booking == nil {
 				out.Booking = resp.JSON202
 			}
-			if resp.StatusCode() == http.StatusFailedDependency {
-				// The booking failed within the wait; it is at Location.
-				b, err := BookingAt(ctx, c, resp.HTTPResponse.Header.Get("Location"))
-				if err != nil {
-					return out, fmt.Errorf("systemtest: book %s: %w", r.Key, err)
-				}
-				out.Booking = b
+			if resp.StatusCode() != http.StatusFailedDependency {
+				return out, nil
 			}
-			return out, nil
+			// The booking failed within the wait; it is at Location.
+			var b *client.Booking
+			if b, err = BookingAt(ctx, c, resp.HTTPResponse.Header.Get("Location")); err == nil {
+				out.Booking = b
+				return out, nil
+			}
 		}
 		select {
 		case <-ctx.Done():
