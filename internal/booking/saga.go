@@ -164,7 +164,7 @@ func (s *Service) ensure(ctx context.Context, b Booking) error {
 	if !stepSettled(opEnsure, zoom, b.SpecVersion) {
 		err := s.attempt(ctx, b, zoom, opEnsure, func(ctx context.Context) (stepResult, error) { return s.ensureZoom(ctx, b, zoom) })
 		if IsPermanent(err) {
-			return s.refuse(ctx, b.ID, StepZoom, err)
+			return s.refuse(ctx, b.ID, StepZoom, b.SpecVersion, err)
 		}
 		if err != nil {
 			return err
@@ -214,7 +214,7 @@ func (s *Service) ensure(ctx context.Context, b Booking) error {
 	}
 	wg.Wait()
 	if err := errs[StepMentorCalendar]; IsPermanent(err) {
-		return s.refuse(ctx, b.ID, StepMentorCalendar, err)
+		return s.refuse(ctx, b.ID, StepMentorCalendar, b.SpecVersion, err)
 	}
 	if err := s.tryConfirm(ctx, b.ID); err != nil {
 		return err
@@ -283,17 +283,22 @@ func (s *Service) inBookingTx(ctx context.Context, id string, fn func(tx *sql.Tx
 }
 
 // refuse handles the permanent failure of required step while ensuring
-// the booking. A reschedule of a confirmed booking is undone: the booking
-// goes back to the times it was confirmed at, as a new spec the saga
-// applies like any other (the providers that took the new times are moved
-// back; step, refused, still has the old ones). Anything else — a new
-// booking, a reschedule whose old slot was taken meanwhile, or a refusal
-// while restoring — starts compensation.
-func (s *Service) refuse(ctx context.Context, id string, step StepName, cause error) error {
+// spec of the booking. A reschedule of a confirmed booking is undone: the
+// booking goes back to the times it was confirmed at, as a new spec the
+// saga applies like any other (the providers that took the new times are
+// moved back; step, refused, still has the old ones). Anything else — a
+// new booking, a reschedule whose old slot was taken meanwhile, or a
+// refusal while restoring — starts compensation. A failure of a spec the
+// booking has left behind (changed again meanwhile) is left to the next
+// round, which works on the current spec.
+func (s *Service) refuse(ctx context.Context, id string, step StepName, spec int64, cause error) error {
 	reason := fmt.Sprintf("%s failed: %s", step, safeMessage(cause))
-	restored := false
+	restored, moved := false, false
 	err := s.inBookingTx(ctx, id, func(tx *sql.Tx, b Booking) error {
-		restored = false
+		restored, moved = false, b.SpecVersion != spec
+		if moved {
+			return nil
+		}
 		c := b.confirmed
 		if b.op != opEnsure || b.Status != StatusRescheduling || c == nil {
 			return nil
@@ -321,7 +326,7 @@ func (s *Service) refuse(ctx context.Context, id string, step StepName, cause er
 		return s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: SystemActor, Action: "reschedule_refused",
 			From: b.Status, To: b.Status, Reason: reason + "; restoring the previous time", Changes: timeChanges(b.timing(), *c)})
 	})
-	if err != nil {
+	if err != nil || moved {
 		return err
 	}
 	if !restored {

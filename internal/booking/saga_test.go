@@ -440,6 +440,25 @@ func TestSagaRefusedReschedule(t *testing.T) {
 	})
 }
 
+// TestSagaRefusalOfAnOldSpec: a refusal reported for a spec the booking
+// has left behind (it changed again while the step ran) neither restores
+// nor compensates; the next round works on the current spec.
+func TestSagaRefusalOfAnOldSpec(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		b := en.book(t, "k1", time.Now().Add(48*time.Hour).Truncate(time.Hour)).Booking
+		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		if err := en.svc.refuse(t.Context(), b.ID, StepZoom, b.SpecVersion-1, Permanent(errors.New("zoom: refused"))); err != nil {
+			t.Fatal(err)
+		}
+		after, err := en.svc.Lookup(t.Context(), b.ID)
+		if err != nil || after.Version != b.Version || after.op != opEnsure || after.Status != StatusConfirmed {
+			t.Fatalf("after a stale refusal: %+v, %v; want it unchanged", after, err)
+		}
+	})
+}
+
 // TestSagaRefusedRescheduleCannotRestore: when the previous time cannot be
 // restored — another booking took the freed slot meanwhile, or a provider
 // refuses the move back too — the booking fails and everything is removed,
