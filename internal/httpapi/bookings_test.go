@@ -21,6 +21,7 @@ import (
 	"github.com/spotlight/gateway/integrations/zoom"
 	"github.com/spotlight/gateway/internal/store"
 	"github.com/spotlight/gateway/internal/store/storetest"
+	"github.com/spotlight/gateway/internal/systemtest"
 )
 
 // day returns 00:00 Berlin time, n days from now.
@@ -649,16 +650,9 @@ func TestRescheduleRefusedByProvider(t *testing.T) {
 	if cev, err := en.caldavClean[cand].GetEvent(t.Context(), id); err != nil || !cev.Start.Equal(start) {
 		t.Errorf("candidate event: %+v, %v; want at %s", cev, err, start)
 	}
-	ar, err := c.ListBookingAuditWithResponse(t.Context(), bk.Id, nil)
-	if err != nil || ar.JSON200 == nil {
-		t.Fatalf("audit: %v", err)
-	}
-	var acts []string
-	for _, a := range ar.JSON200.Items {
-		acts = append(acts, a.Action)
-	}
-	if !slices.Contains(acts, "reschedule_refused") || slices.Contains(acts, "compensated") {
-		t.Errorf("audit %v", acts)
+	acts, err := systemtest.AuditActions(t.Context(), c, bk.Id)
+	if err != nil || !slices.Contains(acts, "reschedule_refused") || slices.Contains(acts, "compensated") {
+		t.Errorf("audit %v, %v", acts, err)
 	}
 
 	en.gcalSim.ClearFaults()

@@ -97,3 +97,20 @@ func BookingAt(ctx context.Context, c *client.ClientWithResponses, loc string) (
 	}
 	return resp.JSON200, nil
 }
+
+// AuditActions lists the actions of a booking's audit trail, oldest first
+// (the first page, which holds a test's few records).
+func AuditActions(ctx context.Context, c *client.ClientWithResponses, id uuid.UUID) ([]string, error) {
+	r, err := c.ListBookingAuditWithResponse(ctx, id, nil)
+	if err != nil {
+		return nil, err
+	}
+	if r.JSON200 == nil {
+		return nil, fmt.Errorf("GET audit of %s: %d %s", id, r.StatusCode(), r.Body)
+	}
+	acts := make([]string, 0, len(r.JSON200.Items))
+	for _, a := range r.JSON200.Items {
+		acts = append(acts, a.Action)
+	}
+	return acts, nil
+}
