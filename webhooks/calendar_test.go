@@ -167,9 +167,7 @@ func TestGoogleMoveRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.bookings.add(webhooks.Booking{ID: "b-r", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
-	h.bookings.mu.Lock()
-	h.bookings.refuseMoves = true
-	h.bookings.mu.Unlock()
+	h.bookings.refuse(true, false)
 	src := webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}
 	h.calendars.add(src, gc, false)
 	if _, err := h.svc.SyncCalendar(ctx, src); err != nil { // the initial cursor
@@ -194,9 +192,7 @@ func TestGoogleMoveRefused(t *testing.T) {
 	}
 	// Deleting the event of a booking that cannot be cancelled (under way)
 	// is refused the same way: the event is put back.
-	h.bookings.mu.Lock()
-	h.bookings.refuseCancel = true
-	h.bookings.mu.Unlock()
+	h.bookings.refuse(true, true)
 	if err := sim.DeleteEvent(mentorCal, ev.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -178,6 +178,13 @@ func (f *fakeBookings) RecordAttendance(_ context.Context, id string, a webhooks
 	return nil
 }
 
+// refuse makes Reschedule (moves) and Cancel (cancels) refuse from now on.
+func (f *fakeBookings) refuse(moves, cancels bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refuseMoves, f.refuseCancel = moves, cancels
+}
+
 func (f *fakeBookings) Calls() []call {
 	f.mu.Lock()
 	defer f.mu.Unlock()

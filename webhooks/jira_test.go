@@ -112,9 +112,7 @@ func TestJiraCancelRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.bookings.add(webhooks.Booking{ID: "b-live", Status: webhooks.BookingInProgress, Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour)}, "", "", ref.Key)
-	h.bookings.mu.Lock()
-	h.bookings.refuseCancel = true
-	h.bookings.mu.Unlock()
+	h.bookings.refuse(false, true)
 	if _, err := sim.SendWebhook(t.Context(), h.url+"/webhooks/jira", jiraSecret, jiratest.Event{Type: jiratest.EventIssueUpdated, IssueKey: ref.Key,
 		AccountID: "human-ops", Changelog: cancelChange()}); err != nil {
 		t.Fatal(err)

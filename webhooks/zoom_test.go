@@ -161,6 +161,24 @@ func TestZoomMeetingLifecycle(t *testing.T) {
 	})
 }
 
+// movedMeeting creates the meeting of booking id (an hour, three days
+// ahead), registers the booking, and then moves the meeting an hour later
+// in Zoom, as someone editing it there would.
+func movedMeeting(t *testing.T, h *harness, zc *zoom.Client, id string) *zoom.Meeting {
+	t.Helper()
+	start := time.Now().Add(72 * time.Hour).Truncate(time.Minute).UTC()
+	m, err := zc.CreateMeeting(t.Context(), "mentor@example.com", id, zoom.MeetingRequest{Topic: "S", StartTime: start, Duration: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.bookings.add(webhooks.Booking{ID: id, Start: start, End: start.Add(time.Hour)}, strconv.FormatInt(m.ID, 10), "", "")
+	moved := start.Add(time.Hour)
+	if err := zc.UpdateMeeting(t.Context(), m.ID, zoom.MeetingUpdate{StartTime: &moved}); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // TestZoomMoveRefused: the meeting is moved in Zoom to a time the booking
 // refuses. The booking stays, the meeting is put back (Restore), and the
 // delivery is processed with a note saying so, not retried.
@@ -168,19 +186,8 @@ func TestZoomMoveRefused(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, storetest.SQLite(t))
 	sim, zc := newZoom(t, nil)
-	start := time.Now().Add(72 * time.Hour).Truncate(time.Minute).UTC()
-	m, err := zc.CreateMeeting(t.Context(), "mentor@example.com", "b-mv", zoom.MeetingRequest{Topic: "S", StartTime: start, Duration: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.bookings.add(webhooks.Booking{ID: "b-mv", Start: start, End: start.Add(time.Hour)}, strconv.FormatInt(m.ID, 10), "", "")
-	h.bookings.mu.Lock()
-	h.bookings.refuseMoves = true
-	h.bookings.mu.Unlock()
-	moved := start.Add(time.Hour)
-	if err := zc.UpdateMeeting(t.Context(), m.ID, zoom.MeetingUpdate{StartTime: &moved}); err != nil {
-		t.Fatal(err)
-	}
+	m := movedMeeting(t, h, zc, "b-mv")
+	h.bookings.refuse(true, false)
 	if err := sim.SendMeetingEvent(t.Context(), h.url+"/webhooks/zoom", zoomSecret, zoomtest.EventMeetingUpdated, m.ID, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -200,16 +207,7 @@ func TestZoomDeleteCancelsAndFlagPolicy(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		h := newHarness(t, db, func(c *webhooks.Config) { c.TimeChange = webhooks.Flag })
 		sim, zc := newZoom(t, nil)
-		start := time.Now().Add(72 * time.Hour).Truncate(time.Minute).UTC()
-		m, err := zc.CreateMeeting(t.Context(), "mentor@example.com", "b-del", zoom.MeetingRequest{Topic: "S", StartTime: start, Duration: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.bookings.add(webhooks.Booking{ID: "b-del", Start: start, End: start.Add(time.Hour)}, strconv.FormatInt(m.ID, 10), "", "")
-		moved := start.Add(time.Hour)
-		if err := zc.UpdateMeeting(t.Context(), m.ID, zoom.MeetingUpdate{StartTime: &moved}); err != nil {
-			t.Fatal(err)
-		}
+		m := movedMeeting(t, h, zc, "b-del")
 		hook := h.url + "/webhooks/zoom"
 		if err := sim.SendMeetingEvent(t.Context(), hook, zoomSecret, zoomtest.EventMeetingUpdated, m.ID, nil); err != nil {
 			t.Fatal(err)
