@@ -1,0 +1,158 @@
+package systemtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RequireShellToolsEnv makes TestReadmeWalkthrough fail, instead of
+// skipping, when bash, curl or jq is missing (scripts/test sets it after
+// installing them).
+const RequireShellToolsEnv = "GATEWAY_REQUIRE_SHELL_TOOLS"
+
+// readmeWalkthrough returns the shell block under the README's "Book a
+// session in the sandbox" heading.
+func readmeWalkthrough(readme string) (string, bool) {
+	_, rest, ok := strings.Cut(readme, "### Book a session in the sandbox")
+	if !ok {
+		return "", false
+	}
+	_, rest, ok = strings.Cut(rest, "```sh\n")
+	if !ok {
+		return "", false
+	}
+	block, _, ok := strings.Cut(rest, "```")
+	return block, ok
+}
+
+// TestReadmeWalkthrough runs the README's sandbox walkthrough as a newcomer
+// would, against the real binary in its embedded default (SQLite in
+// ./data, dev auth, sandbox providers): the shell block verbatim, but for
+// `go run ./cmd/gateway` (the built binary instead) and the address. Every
+// answer the block prints must be the success it describes, and the booking
+// must end with all four steps done.
+func TestReadmeWalkthrough(t *testing.T) {
+	t.Parallel()
+	for _, tool := range []string{"bash", "curl", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv(RequireShellToolsEnv) != "" {
+				t.Fatalf("%s is required (%s is set): %v", tool, RequireShellToolsEnv, err)
+			}
+			t.Skipf("the README walkthrough needs %s: %v", tool, err)
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, ok := readmeWalkthrough(string(readme))
+	if !ok {
+		t.Fatal(`README.md has no sh block under "### Book a session in the sandbox"`)
+	}
+
+	work := t.TempDir()
+	gw, err := NewGateway(Options{Binary: binary, DataDir: filepath.Join(work, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Stop(context.Background()) })
+
+	script := block
+	for old, repl := range map[string]string{
+		`gw() { go run ./cmd/gateway "$@"; }`: `gw() { "` + binary + `" "$@"; }`,
+		`API=http://127.0.0.1:8080`:           `API=` + gw.URL,
+	} {
+		if !strings.Contains(script, old) {
+			t.Fatalf("the walkthrough no longer contains %q; update this test with it", old)
+		}
+		script = strings.ReplaceAll(script, old, repl)
+	}
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = work // `gateway token` finds the server's ./data/dev-signing-key.pem
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GATEWAY_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("walkthrough: %v\nstdout:\n%s\nstderr:\n%s\ngateway log:\n%s", err, out, stderr.String(), gw.LogTail(30))
+	}
+
+	// The block prints, one per line: the schedule, the CalDAV connection,
+	// the Google connection, the chosen start and the booking.
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("walkthrough printed %d lines, want 5:\n%s", len(lines), out)
+	}
+	var schedule struct {
+		MentorID string `json:"mentor_id"`
+	}
+	var conn struct {
+		Provider, Status string
+	}
+	decode := func(i int, v any) {
+		t.Helper()
+		if err := json.Unmarshal([]byte(lines[i]), v); err != nil {
+			t.Fatalf("line %d is not the JSON answer it should be: %v\n%s", i+1, err, lines[i])
+		}
+	}
+	if decode(0, &schedule); schedule.MentorID != "mentor-ada" {
+		t.Errorf("schedule answer: %s", lines[0])
+	}
+	for i, want := range []string{"caldav", "google"} {
+		conn.Provider, conn.Status = "", ""
+		if decode(1+i, &conn); conn.Provider != want || conn.Status != "connected" {
+			t.Errorf("%s connection answer: %s", want, lines[1+i])
+		}
+	}
+	start, err := time.Parse(time.RFC3339, lines[3])
+	if err != nil || !start.After(time.Now().Add(12*time.Hour)) {
+		t.Errorf("chosen start %q: %v (want a slot at least 12 h ahead)", lines[3], err)
+	}
+	var b struct {
+		ID      string `json:"id"`
+		Status  string `json:"status"`
+		JoinURL string `json:"join_url"`
+		Start   string `json:"start"`
+	}
+	if decode(4, &b); b.Status != "confirmed" || !strings.HasPrefix(b.JoinURL, "https://") {
+		t.Fatalf("booking answer is not a confirmed booking with a join URL: %s", lines[4])
+	}
+	if at, err := time.Parse(time.RFC3339, b.Start); err != nil || !at.Equal(start) {
+		t.Errorf("booked start %q, want the chosen %s", b.Start, start)
+	}
+
+	// The optional steps finish after the answer (the README says so).
+	admin, err := gw.Token(ctx, "readme-admin", "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := gw.Client(admin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Drain(ctx, c, []string{b.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range got[b.ID].Steps {
+		if st.State != "done" {
+			t.Errorf("step %s is %s, want done", st.Name, st.State)
+		}
+	}
+}
