@@ -37,6 +37,7 @@ commands:
   migrate               apply database migrations and exit
   token                 mint a dev-mode access token (--sub, --group, --scope, --ttl)
   secrets rotate-key    re-encrypt the local secret store under a new key
+  sandbox zoom …        play Zoom's side of a session in the sandbox (start, join, end, …)
   healthcheck           probe /healthz on GATEWAY_ADDR; exit 0 when healthy
 
 Run "gateway serve --help" for the configuration variables.
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdSecrets(ctx, args, getenv, stdout, stderr)
 	case "healthcheck":
 		return cmdHealthcheck(ctx, getenv, stdout)
+	case "sandbox":
+		return cmdSandbox(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spotlight/gateway/internal/config"
+	"github.com/spotlight/gateway/internal/sandbox"
 )
 
 // lockedBuffer is an io.Writer safe to read while run writes to it.
@@ -148,8 +149,16 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	if !strings.Contains(stdout.String(), `"msg":"sandbox provider listening","provider":"zoom"`) {
 		t.Errorf("sandbox providers not logged:\n%s", stdout)
 	}
+	// `gateway sandbox` finds the simulators through data/sandbox.json while the server runs.
+	urls, err := sandbox.ReadURLs(filepath.Join(dir, "sandbox.json"))
+	if err != nil || !strings.HasPrefix(urls["zoom"], "http://127.0.0.1:") {
+		t.Errorf("data/sandbox.json: %v %v", urls, err)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("graceful stop: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sandbox.json")); !os.IsNotExist(err) {
+		t.Errorf("data/sandbox.json left behind after the stop: %v", err)
 	}
 	if !strings.Contains(stdout.String(), `"msg":"stopped"`) {
 		t.Errorf("no clean stop logged")
@@ -276,5 +285,35 @@ func TestDebugListener(t *testing.T) {
 	}
 	if code, _, _ := get(t, url+"/debug/pprof/", ""); code != 404 {
 		t.Errorf("API listener serves /debug/pprof/: %d", code)
+	}
+}
+
+// TestSandboxCommandErrors: `gateway sandbox` says what is wrong before it
+// sends anything: usage mistakes exit 2, and without a sandbox gateway in
+// this folder it says to start one.
+func TestSandboxCommandErrors(t *testing.T) {
+	t.Parallel()
+	env := envOf(map[string]string{"GATEWAY_DATA_DIR": t.TempDir()})
+	for _, tc := range []struct {
+		args     []string
+		usage    bool
+		contains string
+	}{
+		{[]string{"sandbox"}, true, "want zoom <action> <meeting-id>"},
+		{[]string{"sandbox", "jira", "start", "1"}, true, "want zoom"},
+		{[]string{"sandbox", "zoom", "start"}, true, "want zoom"},
+		{[]string{"sandbox", "zoom", "start", "abc"}, true, "not a Zoom meeting id"},
+		{[]string{"sandbox", "zoom", "move", "123", "--start", "tomorrow"}, true, "not an RFC 3339 time"},
+		{[]string{"sandbox", "zoom", "start", "123", "--bogus"}, true, "bogus"},
+		{[]string{"sandbox", "zoom", "start", "123"}, false, "start `gateway` here first"},
+	} {
+		err := run(t.Context(), tc.args, env, io.Discard, io.Discard)
+		if err == nil || (exitCode(err) == 2) != tc.usage || !strings.Contains(err.Error(), tc.contains) {
+			t.Errorf("%v: %v (exit %d), want usage=%v and %q", tc.args, err, exitCode(err), tc.usage, tc.contains)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"sandbox", "--help"}, env, &out, io.Discard); err != nil || !strings.Contains(out.String(), "meeting.participant_joined") {
+		t.Errorf("sandbox --help: %v\n%s", err, out.String())
 	}
 }

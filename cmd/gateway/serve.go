@@ -229,15 +229,24 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	var sb *sandbox.Env
 	if cfg.Sandbox() {
-		// The sandbox Jira delivers webhooks for its changes to this gateway, as a configured site would.
+		// The sandbox Jira delivers webhooks for its changes to this gateway, as a configured site
+		// would; the sandbox Zoom's host controls deliver theirs here too.
 		sb, err = sandbox.Start(ctx, sandbox.Options{Logger: logger,
-			JiraWebhookURL: cfg.PublicURL + "/webhooks/jira", JiraWebhookSecret: sandboxJiraWebhookSecret})
+			JiraWebhookURL: cfg.PublicURL + "/webhooks/jira", JiraWebhookSecret: sandboxJiraWebhookSecret,
+			ZoomWebhookURL: cfg.PublicURL + "/webhooks/zoom", ZoomWebhookSecret: sandboxZoomWebhookSecret})
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		defer sb.Close(context.WithoutCancel(ctx))
 		sb.Log()
+		// `gateway sandbox` run from the same folder finds the simulators here.
+		urls := sandboxURLsFile(cfg)
+		if err := sb.WriteURLs(urls); err != nil {
+			ln.Close()
+			return fmt.Errorf("sandbox: %w", err)
+		}
+		defer os.Remove(urls)
 	}
 
 	authn, devIssuer, err := newAuthenticator(cfg, logger)
@@ -374,6 +383,9 @@ Spotlight gateway (dev auth, %[3]s providers) is ready at %[1]s
   Try it:
     curl -s %[1]s/v1/bookings -H "Authorization: Bearer $TOKEN"
   Other tokens:   go run ./cmd/gateway token --sub alice --group candidate
-
 `, url, tok, providers)
+	if providers == config.ProvidersSandbox {
+		fmt.Fprintln(w, "  Play Zoom:      go run ./cmd/gateway sandbox zoom start <meeting-id>   (see: sandbox --help)")
+	}
+	fmt.Fprintln(w)
 }

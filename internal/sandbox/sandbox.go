@@ -3,7 +3,10 @@
 // Google OAuth (gcaltest), Jira (jiratest) and an in-memory CalDAV server
 // (caldavtest). Each listens on its own loopback port and is reached by the
 // real integration clients over real HTTP, exactly as the tests do, so a
-// session can be booked end to end with no credentials.
+// session can be booked end to end with no credentials. The sandbox Zoom
+// also serves host controls (ZoomHostPath) that act out a session and send
+// the gateway the signed webhooks Zoom would, and the sandbox Jira and
+// Google deliver webhooks and push notifications for their changes.
 package sandbox
 
 import (
@@ -68,6 +71,9 @@ type Options struct {
 	// JiraWebhookURL and JiraWebhookSecret make the Jira simulator deliver
 	// webhooks for its changes, as a configured Jira site would.
 	JiraWebhookURL, JiraWebhookSecret string
+	// ZoomWebhookURL and ZoomWebhookSecret are where and how the sandbox
+	// Zoom's host controls (ZoomHostPath) deliver their webhooks.
+	ZoomWebhookURL, ZoomWebhookSecret string
 }
 
 // Start serves every simulator on a free loopback port.
@@ -88,7 +94,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		CalDAV: caldavtest.New(caldavtest.Options{Users: map[string]string{CalDAVUser: CalDAVPassword}}),
 	}
 	err := env.serve(ctx, []Provider{
-		{"zoom", env.Zoom},
+		{"zoom", &zoomHost{sim: env.Zoom, url: o.ZoomWebhookURL, secret: o.ZoomWebhookSecret, simulatorPaths: env.Zoom}},
 		{"google", env.Google},
 		{"jira", env.Jira},
 		{"caldav", env.CalDAV},

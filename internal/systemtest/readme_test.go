@@ -17,10 +17,9 @@ import (
 // installing them).
 const RequireShellToolsEnv = "GATEWAY_REQUIRE_SHELL_TOOLS"
 
-// readmeWalkthrough returns the shell block under the README's "Book a
-// session in the sandbox" heading.
-func readmeWalkthrough(readme string) (string, bool) {
-	_, rest, ok := strings.Cut(readme, "### Book a session in the sandbox")
+// readmeBlock returns the first shell block under the README heading.
+func readmeBlock(readme, heading string) (string, bool) {
+	_, rest, ok := strings.Cut(readme, heading+"\n")
 	if !ok {
 		return "", false
 	}
@@ -34,10 +33,12 @@ func readmeWalkthrough(readme string) (string, bool) {
 
 // TestReadmeWalkthrough runs the README's sandbox walkthrough as a newcomer
 // would, against the real binary in its embedded default (SQLite in
-// ./data, dev auth, sandbox providers): the shell block verbatim, but for
-// `go run ./cmd/gateway` (the built binary instead) and the address. Every
-// answer the block prints must be the success it describes, and the booking
-// must end with all four steps done.
+// ./data, dev auth, sandbox providers): the shell blocks of "Book a session
+// in the sandbox" and "Play Zoom's side" verbatim, but for `go run
+// ./cmd/gateway` (the built binary instead) and the address. Every answer
+// the blocks print must be the success they describe: the booking is
+// confirmed, then the sandbox Zoom's webhooks take it to completed with the
+// candidate's attendance recorded.
 func TestReadmeWalkthrough(t *testing.T) {
 	t.Parallel()
 	for _, tool := range []string{"bash", "curl", "jq"} {
@@ -52,9 +53,13 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	block, ok := readmeWalkthrough(string(readme))
-	if !ok {
-		t.Fatal(`README.md has no sh block under "### Book a session in the sandbox"`)
+	var block string
+	for _, heading := range []string{"### Book a session in the sandbox", "### Play Zoom's side"} {
+		b, ok := readmeBlock(string(readme), heading)
+		if !ok {
+			t.Fatalf("README.md has no sh block under %q", heading)
+		}
+		block += b
 	}
 
 	work := t.TempDir()
@@ -93,11 +98,12 @@ func TestReadmeWalkthrough(t *testing.T) {
 		t.Fatalf("walkthrough: %v\nstdout:\n%s\nstderr:\n%s\ngateway log:\n%s", err, out, stderr.String(), gw.LogTail(30))
 	}
 
-	// The block prints, one per line: the schedule, the CalDAV connection,
-	// the Google connection, the chosen start and the booking.
+	// The blocks print, one per line: the schedule, the CalDAV connection,
+	// the Google connection, the chosen start and the booking; then the four
+	// Zoom host controls, the booking's status and its attendance.
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if len(lines) != 5 {
-		t.Fatalf("walkthrough printed %d lines, want 5:\n%s", len(lines), out)
+	if len(lines) != 11 {
+		t.Fatalf("walkthrough printed %d lines, want 11:\n%s", len(lines), out)
 	}
 	var schedule struct {
 		MentorID string `json:"mentor_id"`
@@ -137,6 +143,29 @@ func TestReadmeWalkthrough(t *testing.T) {
 		t.Errorf("booked start %q, want the chosen %s", b.Start, start)
 	}
 
+	for i, want := range []string{"meeting.started", "meeting.participant_joined", "meeting.participant_left", "meeting.ended"} {
+		var sent struct {
+			MeetingID int64  `json:"meeting_id"`
+			Event     string `json:"event"`
+		}
+		if decode(5+i, &sent); sent.Event != want || sent.MeetingID == 0 {
+			t.Errorf("sandbox zoom answer %d: %s, want %s", i+1, lines[5+i], want)
+		}
+	}
+	if lines[9] != "completed" {
+		t.Errorf("status after the meeting ended: %q, want completed", lines[9])
+	}
+	var attendance struct {
+		Items []struct {
+			Email string `json:"email"`
+			Event string `json:"event"`
+		} `json:"items"`
+	}
+	if decode(10, &attendance); len(attendance.Items) != 2 || attendance.Items[0].Event != "joined" ||
+		attendance.Items[1].Event != "left" || attendance.Items[0].Email != "candidate@example.com" {
+		t.Errorf("attendance: %s", lines[10])
+	}
+
 	// The optional steps finish after the answer (the README says so).
 	admin, err := gw.Token(ctx, "readme-admin", "admin")
 	if err != nil {
@@ -146,11 +175,11 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Drain(ctx, c, []string{b.ID})
+	got, err := GetBooking(ctx, c, b.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, st := range got[b.ID].Steps {
+	for _, st := range got.Steps {
 		if st.State != "done" {
 			t.Errorf("step %s is %s, want done", st.Name, st.State)
 		}

@@ -23,6 +23,10 @@
 //   - Webhooks: https://developers.zoom.us/docs/api/webhooks/ (x-zm-signature
 //     v0=HMAC-SHA256(secret, "v0:"+timestamp+":"+body), endpoint.url_validation).
 //
+// Besides the API, the host's own actions in Zoom's app (MoveMeeting,
+// DeleteMeeting) change a meeting without a token, as they do at Zoom, and
+// MeetingEvent/SendMeetingEvent build and send the webhooks that follow.
+//
 // The package does not import testing: the gateway's sandbox mode serves it
 // in-process. Wrap the *Server with httptest.NewServer or any listener; the
 // same base URL serves both the OAuth and the API endpoints.

@@ -701,3 +701,72 @@ func TestSignMatchesZoomScheme(t *testing.T) {
 		t.Errorf("Sign = %s, want %s", got, want)
 	}
 }
+
+// TestHostActions: a move made by the host (outside the API) shows in the
+// API and in meeting.updated's object/old_object; a host delete removes the
+// meeting and yields the meeting.deleted payload of the meeting as it was.
+func TestHostActions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tok := f.token(t)
+	start := f.clk.Now().Add(time.Hour)
+	r := f.do(t, http.MethodPost, "/v2/users/host@example.com/meetings", tok, validMeeting(start))
+	id, _ := r.body["id"].(json.Number).Int64()
+	sid := strconv.FormatInt(id, 10)
+
+	moved := start.Add(2 * time.Hour)
+	if err := f.sim.MoveMeeting(id, moved, 45*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	got := f.do(t, http.MethodGet, "/v2/meetings/"+sid, tok, nil)
+	if got.body["start_time"] != moved.Format("2006-01-02T15:04:05Z") || got.body["duration"] != json.Number("45") {
+		t.Errorf("after the move the API shows %v %v", got.body["start_time"], got.body["duration"])
+	}
+	upd, err := f.sim.MeetingEvent(zoomtest.EventMeetingUpdated, id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, old := upd["object"].(map[string]any), upd["old_object"].(map[string]any)
+	if obj["start_time"] != moved.Format("2006-01-02T15:04:05Z") || old["start_time"] != start.Format("2006-01-02T15:04:05Z") ||
+		obj["duration"] != 45 || old["duration"] != 30 {
+		t.Errorf("meeting.updated object %v old_object %v", obj, old)
+	}
+	if err := f.sim.MoveMeeting(id, moved, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.do(t, http.MethodGet, "/v2/meetings/"+sid, tok, nil); got.body["duration"] != json.Number("45") {
+		t.Errorf("a move without a duration changed it to %v", got.body["duration"])
+	}
+
+	for _, bad := range []struct {
+		name  string
+		start time.Time
+		d     time.Duration
+	}{
+		{"no start", time.Time{}, 0},
+		{"negative duration", moved, -time.Minute},
+		{"part of a minute", moved, 90 * time.Second},
+		{"over a week", moved, 8 * 24 * time.Hour},
+	} {
+		if err := f.sim.MoveMeeting(id, bad.start, bad.d); err == nil {
+			t.Errorf("move with %s accepted", bad.name)
+		}
+	}
+	if err := f.sim.MoveMeeting(1, moved, 0); !errors.Is(err, zoomtest.ErrNoMeeting) {
+		t.Errorf("move of an unknown meeting: %v", err)
+	}
+
+	del, err := f.sim.DeleteMeeting(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if del["object"].(map[string]any)["id"] != id || del["operator_id"] != "host@example.com" {
+		t.Errorf("meeting.deleted payload %v", del)
+	}
+	if r := f.do(t, http.MethodGet, "/v2/meetings/"+sid, tok, nil); r.status != http.StatusNotFound {
+		t.Errorf("deleted meeting: GET = %d, want 404", r.status)
+	}
+	if _, err := f.sim.DeleteMeeting(id); !errors.Is(err, zoomtest.ErrNoMeeting) {
+		t.Errorf("second delete: %v", err)
+	}
+}
