@@ -149,16 +149,20 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	if !strings.Contains(stdout.String(), `"msg":"sandbox provider listening","provider":"zoom"`) {
 		t.Errorf("sandbox providers not logged:\n%s", stdout)
 	}
-	// `gateway sandbox` finds the simulators through data/sandbox.json while the server runs.
-	urls, err := sandbox.ReadURLs(filepath.Join(dir, "sandbox.json"))
+	// `gateway sandbox` finds the simulators through data/sandbox/urls.json.
+	urls, err := sandbox.ReadURLs(filepath.Join(dir, "sandbox", sandbox.URLsFile))
 	if err != nil || !strings.HasPrefix(urls["zoom"], "http://127.0.0.1:") {
-		t.Errorf("data/sandbox.json: %v %v", urls, err)
+		t.Errorf("data/sandbox/%s: %v %v", sandbox.URLsFile, urls, err)
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "sandbox.json")); !os.IsNotExist(err) {
-		t.Errorf("data/sandbox.json left behind after the stop: %v", err)
+	// The simulators' state is saved at the stop, next to the database.
+	for _, name := range []string{"zoom", "google", "jira", "caldav"} {
+		fi, err := os.Stat(filepath.Join(dir, "sandbox", name+".json"))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("data/sandbox/%s.json after the stop: %v %v", name, fi, err)
+		}
 	}
 	if !strings.Contains(stdout.String(), `"msg":"stopped"`) {
 		t.Errorf("no clean stop logged")

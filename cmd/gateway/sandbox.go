@@ -36,8 +36,14 @@ actions:
 The meeting id is the provider_ref of the booking's zoom step.
 `
 
+// sandboxDir is where the sandbox simulators keep their state and
+// addresses (sandbox.Options.StateDir).
+func sandboxDir(cfg config.Config) string { return filepath.Join(cfg.DataDir, "sandbox") }
+
 // sandboxURLsFile is where serve records the sandbox simulators' addresses.
-func sandboxURLsFile(cfg config.Config) string { return filepath.Join(cfg.DataDir, "sandbox.json") }
+func sandboxURLsFile(cfg config.Config) string {
+	return filepath.Join(sandboxDir(cfg), sandbox.URLsFile)
+}
 
 // cmdSandbox runs `gateway sandbox zoom …` (see sandboxUsage).
 func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -78,7 +84,7 @@ func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	urls, err := sandbox.ReadURLs(sandboxURLsFile(cfg))
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("sandbox: no sandbox gateway runs from this folder (%s not found); start `gateway` here first", sandboxURLsFile(cfg))
+		return fmt.Errorf("sandbox: no sandbox gateway has run from this folder (%s not found); start `gateway` here first", sandboxURLsFile(cfg))
 	}
 	if err != nil {
 		return err
@@ -96,7 +102,7 @@ func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	hreq.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(hreq)
 	if err != nil {
-		return fmt.Errorf("sandbox: the sandbox Zoom does not answer (is the gateway still running?): %w", err)
+		return fmt.Errorf("sandbox: the sandbox Zoom does not answer; is the gateway running from this folder? %w", err)
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -233,20 +233,19 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		// would; the sandbox Zoom's host controls deliver theirs here too.
 		sb, err = sandbox.Start(ctx, sandbox.Options{Logger: logger,
 			JiraWebhookURL: cfg.PublicURL + "/webhooks/jira", JiraWebhookSecret: sandboxJiraWebhookSecret,
-			ZoomWebhookURL: cfg.PublicURL + "/webhooks/zoom", ZoomWebhookSecret: sandboxZoomWebhookSecret})
+			ZoomWebhookURL: cfg.PublicURL + "/webhooks/zoom", ZoomWebhookSecret: sandboxZoomWebhookSecret,
+			// The simulators keep their state next to the database, so bookings survive a restart whole.
+			StateDir: sandboxDir(cfg)})
 		if err != nil {
 			ln.Close()
 			return err
 		}
-		defer sb.Close(context.WithoutCancel(ctx))
+		defer func() {
+			if err := sb.Close(context.WithoutCancel(ctx)); err != nil {
+				logger.Error("sandbox close", "error", err.Error())
+			}
+		}()
 		sb.Log()
-		// `gateway sandbox` run from the same folder finds the simulators here.
-		urls := sandboxURLsFile(cfg)
-		if err := sb.WriteURLs(urls); err != nil {
-			ln.Close()
-			return fmt.Errorf("sandbox: %w", err)
-		}
-		defer os.Remove(urls)
 	}
 
 	authn, devIssuer, err := newAuthenticator(cfg, logger)

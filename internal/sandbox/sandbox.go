@@ -14,8 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -63,6 +63,7 @@ type Env struct {
 
 	servers []*http.Server
 	logger  *slog.Logger
+	state   *persister // nil unless Options.StateDir
 }
 
 // Options configures Start.
@@ -74,6 +75,13 @@ type Options struct {
 	// ZoomWebhookURL and ZoomWebhookSecret are where and how the sandbox
 	// Zoom's host controls (ZoomHostPath) deliver their webhooks.
 	ZoomWebhookURL, ZoomWebhookSecret string
+	// StateDir, when set, keeps the simulators' state (meetings, calendars
+	// and events, OAuth grants, issues) across restarts, as the embedded
+	// default keeps its database: Start restores it from this folder and
+	// listens on the ports the previous Env used when they are free (a
+	// CalDAV connection stores its server's URL), and the Env saves it every
+	// few seconds and at Close. Start also writes URLsFile here.
+	StateDir string
 }
 
 // Start serves every simulator on a free loopback port.
@@ -93,24 +101,39 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		Jira:   jiratest.New(jiratest.Options{WebhookURL: o.JiraWebhookURL, WebhookSecret: o.JiraWebhookSecret, Logger: o.Logger}),
 		CalDAV: caldavtest.New(caldavtest.Options{Users: map[string]string{CalDAVUser: CalDAVPassword}}),
 	}
-	err := env.serve(ctx, []Provider{
+	var previous map[string]string
+	if o.StateDir != "" {
+		env.state = &persister{dir: o.StateDir, stop: make(chan struct{}), done: make(chan struct{}),
+			sims: map[string]stateful{"zoom": env.Zoom, "google": env.Google, "jira": env.Jira, "caldav": env.CalDAV}}
+		if err := env.state.restore(env); err != nil {
+			return nil, err
+		}
+		previous = previousAddrs(o.StateDir)
+	}
+	err := env.serve(ctx, previous, []Provider{
 		{"zoom", &zoomHost{sim: env.Zoom, url: o.ZoomWebhookURL, secret: o.ZoomWebhookSecret, simulatorPaths: env.Zoom}},
 		{"google", env.Google},
 		{"jira", env.Jira},
 		{"caldav", env.CalDAV},
 	})
+	if err == nil && env.state != nil {
+		err = env.WriteURLs(filepath.Join(o.StateDir, URLsFile))
+	}
 	if err != nil {
 		env.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	if env.state != nil {
+		env.state.start(env)
+	}
 	return env, nil
 }
 
-// serve starts each provider on its own loopback listener.
-func (e *Env) serve(ctx context.Context, ps []Provider) error {
-	var lc net.ListenConfig
+// serve starts each provider on its own loopback listener: the address in
+// previous (by provider name) when it is free, a new port otherwise.
+func (e *Env) serve(ctx context.Context, previous map[string]string, ps []Provider) error {
 	for _, p := range ps {
-		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		ln, err := listen(ctx, previous[p.Name])
 		if err != nil {
 			return fmt.Errorf("sandbox: listen for %s: %w", p.Name, err)
 		}
@@ -138,11 +161,15 @@ func (e *Env) Log() {
 	}
 }
 
-// Close stops every simulator.
+// Close stops every simulator and, with Options.StateDir, saves their
+// state.
 func (e *Env) Close(ctx context.Context) error {
 	var errs []error
 	for _, s := range e.servers {
 		errs = append(errs, s.Shutdown(ctx))
+	}
+	if e.state != nil {
+		errs = append(errs, e.state.close())
 	}
 	return errors.Join(errs...)
 }

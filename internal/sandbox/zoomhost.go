@@ -143,7 +143,7 @@ func (h *zoomHost) act(r *http.Request, id int64, action string, in ZoomHostRequ
 	}
 	switch {
 	case errors.Is(err, zoomtest.ErrNoMeeting):
-		return res, http.StatusNotFound, fmt.Sprintf("The sandbox Zoom has no meeting %d (it forgets its meetings when the gateway restarts).", id)
+		return res, http.StatusNotFound, fmt.Sprintf("The sandbox Zoom has no meeting %d.", id)
 	case err != nil:
 		return res, http.StatusBadRequest, err.Error()
 	}

@@ -8,9 +8,10 @@
 // package's tests — the crash test (SIGKILL at random moments during
 // bookings, restart, drain, then every booking confirmed or failed and
 // compensated with no orphan and no duplicate provider object) and the
-// scale-out test (two gateways on one PostgreSQL schema), and the README
+// scale-out test (two gateways on one PostgreSQL schema), the README
 // walkthrough, run with bash against a gateway in its embedded default
-// (sandbox providers in-process) — and by the
+// (sandbox providers in-process), and a booking that outlives a restart of
+// that gateway — and by the
 // booking benchmark in bench/booking. It talks to the gateway only through
 // its public HTTP API with the generated Go client (package client), and to
 // the gateway's configuration only through environment variables and the

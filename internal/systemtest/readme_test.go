@@ -10,6 +10,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/spotlight/gateway/client"
 )
 
 // RequireShellToolsEnv makes TestReadmeWalkthrough fail, instead of
@@ -31,16 +35,13 @@ func readmeBlock(readme, heading string) (string, bool) {
 	return block, ok
 }
 
-// TestReadmeWalkthrough runs the README's sandbox walkthrough as a newcomer
-// would, against the real binary in its embedded default (SQLite in
-// ./data, dev auth, sandbox providers): the shell blocks of "Book a session
-// in the sandbox" and "Play Zoom's side" verbatim, but for `go run
-// ./cmd/gateway` (the built binary instead) and the address. Every answer
-// the blocks print must be the success they describe: the booking is
-// confirmed, then the sandbox Zoom's webhooks take it to completed with the
-// candidate's attendance recorded.
-func TestReadmeWalkthrough(t *testing.T) {
-	t.Parallel()
+// runWalkthrough starts a gateway in its embedded default in a fresh
+// folder and runs the README's shell blocks under headings in it with bash,
+// verbatim but for `go run ./cmd/gateway` (the built binary instead) and the
+// address. It returns the gateway (stopped at the end of the test), and the
+// lines the blocks printed.
+func runWalkthrough(t *testing.T, ctx context.Context, headings ...string) (*Gateway, []string) {
+	t.Helper()
 	for _, tool := range []string{"bash", "curl", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if os.Getenv(RequireShellToolsEnv) != "" {
@@ -54,7 +55,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	var block string
-	for _, heading := range []string{"### Book a session in the sandbox", "### Play Zoom's side"} {
+	for _, heading := range headings {
 		b, ok := readmeBlock(string(readme), heading)
 		if !ok {
 			t.Fatalf("README.md has no sh block under %q", heading)
@@ -67,8 +68,6 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
 	if err := gw.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -97,13 +96,28 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if err != nil {
 		t.Fatalf("walkthrough: %v\nstdout:\n%s\nstderr:\n%s\ngateway log:\n%s", err, out, stderr.String(), gw.LogTail(30))
 	}
+	return gw, strings.Split(strings.TrimSpace(string(out)), "\n")
+}
+
+// TestReadmeWalkthrough runs the README's sandbox walkthrough as a newcomer
+// would, against the real binary in its embedded default (SQLite in
+// ./data, dev auth, sandbox providers): the shell blocks of "Book a session
+// in the sandbox" and "Play Zoom's side" verbatim, but for `go run
+// ./cmd/gateway` (the built binary instead) and the address. Every answer
+// the blocks print must be the success they describe: the booking is
+// confirmed, then the sandbox Zoom's webhooks take it to completed with the
+// candidate's attendance recorded.
+func TestReadmeWalkthrough(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	gw, lines := runWalkthrough(t, ctx, "### Book a session in the sandbox", "### Play Zoom's side")
 
 	// The blocks print, one per line: the schedule, the CalDAV connection,
 	// the Google connection, the chosen start and the booking; then the four
 	// Zoom host controls, the booking's status and its attendance.
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) != 11 {
-		t.Fatalf("walkthrough printed %d lines, want 11:\n%s", len(lines), out)
+		t.Fatalf("walkthrough printed %d lines, want 11:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
 	var schedule struct {
 		MentorID string `json:"mentor_id"`
@@ -184,4 +198,99 @@ func TestReadmeWalkthrough(t *testing.T) {
 			t.Errorf("step %s is %s, want done", st.Name, st.State)
 		}
 	}
+}
+
+// TestSandboxSurvivesRestart: a booking made in the embedded default is
+// still whole after the gateway restarts, because the sandbox simulators
+// keep their state (and their ports) in ./data/sandbox: it reschedules with
+// the same Zoom meeting, calendar events and Jira issue, all moved, and then
+// cancels everywhere. Before, the simulators started empty: the reschedule
+// recreated the meeting, the candidate's Google grant was gone (401) and
+// the mentor's CalDAV server had moved to another port.
+func TestSandboxSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
+	defer cancel()
+	gw, _ := runWalkthrough(t, ctx, "### Book a session in the sandbox")
+	tok, err := gw.Token(ctx, "cand-bob", "candidate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := gw.Client(tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Now().Add(24 * time.Hour).Truncate(24 * time.Hour)
+	avail, err := c.GetMentorAvailabilityWithResponse(ctx, "mentor-ada", &client.GetMentorAvailabilityParams{From: from, To: from.Add(8 * 24 * time.Hour)})
+	if err != nil || avail.JSON200 == nil || len(avail.JSON200.Slots) < 6 {
+		t.Fatalf("availability: %v %v", err, avail)
+	}
+	first, moved := avail.JSON200.Slots[3].Start, avail.JSON200.Slots[5].Start
+	out, err := Book(ctx, c, Request{Key: uuid.NewString(), Body: client.CreateBookingRequest{
+		MentorId: "mentor-ada", Start: first, DurationMinutes: 30, Timezone: "Europe/Berlin", Topic: "restart",
+	}})
+	if err != nil || out.Booking == nil {
+		t.Fatalf("book: %v %d %s", err, out.Status, out.Body)
+	}
+	id := out.Booking.Id.String()
+	before, err := Drain(ctx, c, []string{id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := stepRefs(t, before[id], "done")
+
+	if err := gw.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	etag := before[id].Etag
+	resp, err := c.RescheduleBookingWithResponse(ctx, out.Booking.Id, &client.RescheduleBookingParams{IfMatch: &etag},
+		client.RescheduleBookingRequest{Start: moved})
+	if err != nil || (resp.StatusCode() != 200 && resp.StatusCode() != 202) {
+		t.Fatalf("reschedule after the restart: %v %v", err, resp)
+	}
+	var after client.Booking
+	waitFor(t, ctx, "the reschedule to reach every provider", func() bool {
+		after, err = GetBooking(ctx, c, id)
+		return err == nil && Terminal(after) && after.Start.Equal(moved)
+	})
+	if after.Status != "confirmed" {
+		t.Fatalf("after the reschedule: %s, steps %+v", after.Status, after.Steps)
+	}
+	for name, ref := range stepRefs(t, after, "done") {
+		if ref != refs[name] {
+			t.Errorf("step %s: %s before the restart, %s after: recreated instead of moved", name, refs[name], ref)
+		}
+	}
+
+	if resp, err := c.CancelBookingWithResponse(ctx, out.Booking.Id, client.CancelBookingRequest{Reason: "restart test"}); err != nil ||
+		(resp.StatusCode() != 200 && resp.StatusCode() != 202) {
+		t.Fatalf("cancel: %v %v", err, resp)
+	}
+	waitFor(t, ctx, "the cancellation to reach every provider", func() bool {
+		after, err = GetBooking(ctx, c, id)
+		return err == nil && after.Status == "cancelled" && Terminal(client.Booking{Status: "confirmed", Steps: after.Steps})
+	})
+	stepRefs(t, after, "compensated")
+}
+
+// stepRefs checks that every step of b is in state and returns each step's
+// provider reference.
+func stepRefs(t *testing.T, b client.Booking, state string) map[string]string {
+	t.Helper()
+	refs := map[string]string{}
+	for _, st := range b.Steps {
+		if string(st.State) != state || st.ProviderRef == nil {
+			t.Errorf("step %s is %s (ref %v, error %v), want %s", st.Name, st.State, st.ProviderRef, st.LastError, state)
+			continue
+		}
+		refs[string(st.Name)] = *st.ProviderRef
+	}
+	if len(refs) != 4 {
+		t.Errorf("%d steps with a reference, want 4", len(refs))
+	}
+	return refs
 }
