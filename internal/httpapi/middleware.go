@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -406,6 +408,9 @@ func schemaField(prefix string, err error, reason string) FieldError {
 		}
 		return FieldError{Field: field, Message: msg}
 	}
+	if msg := jsonSyntax(err); msg != "" {
+		return FieldError{Field: prefix, Message: msg}
+	}
 	if reason == "" && err != nil {
 		reason = err.Error()
 	}
@@ -417,4 +422,19 @@ func schemaField(prefix string, err error, reason string) FieldError {
 		reason = reason[:200]
 	}
 	return FieldError{Field: prefix, Message: reason}
+}
+
+// jsonSyntax describes a body that is not JSON at all ("" for other
+// errors), with where it goes wrong: kin-openapi only says it "failed to
+// decode request body". Nothing of the body is quoted but the one character
+// the decoder stopped at.
+func jsonSyntax(err error) string {
+	var syn *json.SyntaxError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("is not valid JSON: %s (at byte %d)", syn.Error(), syn.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "is not valid JSON: it ends too early"
+	}
+	return ""
 }

@@ -247,7 +247,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"missing required", `{"mentor_id":"m","duration_minutes":60,"timezone":"Europe/Berlin","topic":"t"}`, nil, "body.start"},
 		{"out of range", `{"mentor_id":"m","start":"2026-12-08T10:00:00Z","duration_minutes":5,"timezone":"Europe/Berlin","topic":"t"}`, nil, "body.duration_minutes"},
 		{"missing header", validBooking, []string{"Idempotency-Key", ""}, "header.Idempotency-Key"},
-		{"malformed json", `{"mentor_id":`, nil, "body"},
+		{"truncated json", `{"mentor_id":`, nil, "body"},
+		{"not json", `mentor=m`, nil, "body"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,6 +267,9 @@ func TestValidationNamesTheField(t *testing.T) {
 			}
 			if !found {
 				t.Fatalf("errors %+v do not name %s", p.Errors, tt.field)
+			}
+			if strings.Contains(tt.name, "json") && !strings.Contains(p.Detail, "is not valid JSON") {
+				t.Errorf("detail %q does not say the body is not JSON", p.Detail)
 			}
 		})
 	}
