@@ -304,7 +304,9 @@ func TestSandboxCommandErrors(t *testing.T) {
 		contains string
 	}{
 		{[]string{"sandbox"}, true, "want zoom <action> <meeting-id>"},
-		{[]string{"sandbox", "jira", "start", "1"}, true, "want zoom"},
+		{[]string{"sandbox", "google", "move", "1"}, true, "want zoom"},
+		{[]string{"sandbox", "jira", "start", "SPOT-1"}, true, "unknown jira action"},
+		{[]string{"sandbox", "jira", "status", "SPOT-1"}, false, "start `gateway` here first"},
 		{[]string{"sandbox", "zoom", "start"}, true, "want zoom"},
 		{[]string{"sandbox", "zoom", "start", "abc"}, true, "not a Zoom meeting id"},
 		{[]string{"sandbox", "zoom", "move", "123", "--start", "tomorrow"}, true, "not an RFC 3339 time"},

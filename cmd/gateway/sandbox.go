@@ -20,12 +20,14 @@ import (
 )
 
 const sandboxUsage = `usage: gateway sandbox zoom <action> <meeting-id> [flags]
+       gateway sandbox jira status <issue-key> [--to STATUS]
 
-Plays Zoom's side of a session against a gateway running in sandbox mode (the
-embedded default) from the same folder: the sandbox Zoom does what the action
-says and sends the gateway the signed webhook Zoom would send for it.
+Plays the providers' side of a session against a gateway running in sandbox
+mode (the embedded default) from the same folder: the sandbox simulator does
+what the command says and sends the gateway the signed webhook the provider
+would send for it.
 
-actions:
+zoom actions (the meeting id is the provider_ref of the booking's zoom step):
   start    the meeting starts                      meeting.started
   join     a participant joins (--name, --email)   meeting.participant_joined
   leave    a participant leaves (--name, --email)  meeting.participant_left
@@ -33,7 +35,9 @@ actions:
   move     the host moves it (--start, --duration) meeting.updated
   delete   the host deletes it                     meeting.deleted
 
-The meeting id is the provider_ref of the booking's zoom step.
+jira status: a person (not the gateway's account) moves the issue (the
+provider_ref of the booking's jira step) to STATUS, by default the status that
+cancels a booking (GATEWAY_JIRA_CANCEL_STATUS)     jira:issue_updated
 `
 
 // sandboxDir is where the sandbox simulators keep their state and
@@ -45,42 +49,60 @@ func sandboxURLsFile(cfg config.Config) string {
 	return filepath.Join(sandboxDir(cfg), sandbox.URLsFile)
 }
 
-// cmdSandbox runs `gateway sandbox zoom …` (see sandboxUsage).
+// cmdSandbox runs `gateway sandbox …` (see sandboxUsage).
 func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		fmt.Fprint(stdout, sandboxUsage)
 		return nil
 	}
-	if len(args) < 3 || args[0] != "zoom" || strings.HasPrefix(args[1], "-") || strings.HasPrefix(args[2], "-") {
+	if len(args) < 3 || (args[0] != "zoom" && args[0] != "jira") || strings.HasPrefix(args[1], "-") || strings.HasPrefix(args[2], "-") {
 		fmt.Fprint(stderr, sandboxUsage)
-		return usageError{"sandbox: want zoom <action> <meeting-id>"}
+		return usageError{"sandbox: want zoom <action> <meeting-id> or jira status <issue-key>"}
 	}
-	action, meeting := args[1], args[2]
-	if _, err := strconv.ParseInt(meeting, 10, 64); err != nil {
-		return usageError{fmt.Sprintf("sandbox: meeting id %q is not a Zoom meeting id (a number)", meeting)}
-	}
-	fset := flag.NewFlagSet("sandbox zoom "+action, flag.ContinueOnError)
-	name := fset.String("name", "", "participant's display name (join, leave)")
-	email := fset.String("email", "", "participant's email (join, leave)")
-	start := fset.String("start", "", "new start time, RFC 3339 (move)")
-	duration := fset.Int("duration", 0, "new duration in minutes (move; 0 keeps it)")
+	provider, action, id := args[0], args[1], args[2]
+	fset := flag.NewFlagSet("sandbox "+provider+" "+action, flag.ContinueOnError)
+	name := fset.String("name", "", "participant's display name (zoom join, leave)")
+	email := fset.String("email", "", "participant's email (zoom join, leave)")
+	start := fset.String("start", "", "new start time, RFC 3339 (zoom move)")
+	duration := fset.Int("duration", 0, "new duration in minutes (zoom move; 0 keeps it)")
+	to := fset.String("to", "", "status to move the issue to (jira status; default GATEWAY_JIRA_CANCEL_STATUS)")
 	if err := parseFlags(fset, args[3:], stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	req := sandbox.ZoomHostRequest{UserName: *name, Email: *email, DurationMinutes: *duration}
-	if *start != "" {
-		t, err := time.Parse(time.RFC3339, *start)
-		if err != nil {
-			return usageError{fmt.Sprintf("sandbox: --start %q is not an RFC 3339 time", *start)}
-		}
-		req.StartTime = t
-	}
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
+	}
+	var (
+		path string
+		body any
+	)
+	switch provider {
+	case "zoom":
+		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+			return usageError{fmt.Sprintf("sandbox: meeting id %q is not a Zoom meeting id (a number)", id)}
+		}
+		req := sandbox.ZoomHostRequest{UserName: *name, Email: *email, DurationMinutes: *duration}
+		if *start != "" {
+			t, err := time.Parse(time.RFC3339, *start)
+			if err != nil {
+				return usageError{fmt.Sprintf("sandbox: --start %q is not an RFC 3339 time", *start)}
+			}
+			req.StartTime = t
+		}
+		path, body = sandbox.ZoomHostPath+id+"/"+action, req
+	case "jira":
+		if action != "status" {
+			return usageError{fmt.Sprintf("sandbox: unknown jira action %q (status)", action)}
+		}
+		status := *to
+		if status == "" {
+			status = cfg.Jira.CancelStatus
+		}
+		path, body = sandbox.JiraHostPath+id+"/status", sandbox.JiraStatusRequest{Status: status}
 	}
 	urls, err := sandbox.ReadURLs(sandboxURLsFile(cfg))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -89,33 +111,43 @@ func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(req)
+	out, err := sandboxPost(ctx, urls[provider]+path, body)
 	if err != nil {
-		return err
+		return fmt.Errorf("sandbox %s %s: %w", provider, action, err)
+	}
+	_, err = stdout.Write(out)
+	return err
+}
+
+// sandboxPost sends a control request to a sandbox simulator and returns
+// its answer, or the problem's detail as the error.
+func sandboxPost(ctx context.Context, url string, body any) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, urls["zoom"]+sandbox.ZoomHostPath+meeting+"/"+action, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	hreq.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(hreq)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("sandbox: the sandbox Zoom does not answer; is the gateway running from this folder? %w", err)
+		return nil, fmt.Errorf("the sandbox does not answer; is the gateway running from this folder? %w", err)
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		var p struct{ Detail string }
 		if json.Unmarshal(out, &p) == nil && p.Detail != "" {
-			return fmt.Errorf("sandbox zoom %s: %s", action, p.Detail)
+			return nil, errors.New(p.Detail)
 		}
-		return fmt.Errorf("sandbox zoom %s: HTTP %d: %s", action, resp.StatusCode, out)
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, out)
 	}
-	_, err = stdout.Write(out)
-	return err
+	return out, nil
 }

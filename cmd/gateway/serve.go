@@ -384,7 +384,7 @@ Spotlight gateway (dev auth, %[3]s providers) is ready at %[1]s
   Other tokens:   go run ./cmd/gateway token --sub alice --group candidate
 `, url, tok, providers)
 	if providers == config.ProvidersSandbox {
-		fmt.Fprintln(w, "  Play Zoom:      go run ./cmd/gateway sandbox zoom start <meeting-id>   (see: sandbox --help)")
+		fmt.Fprintln(w, "  Play Zoom:      go run ./cmd/gateway sandbox zoom start <meeting-id>   (and Jira: sandbox --help)")
 	}
 	fmt.Fprintln(w)
 }

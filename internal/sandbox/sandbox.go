@@ -4,9 +4,11 @@
 // (caldavtest). Each listens on its own loopback port and is reached by the
 // real integration clients over real HTTP, exactly as the tests do, so a
 // session can be booked end to end with no credentials. The sandbox Zoom
-// also serves host controls (ZoomHostPath) that act out a session and send
-// the gateway the signed webhooks Zoom would, and the sandbox Jira and
-// Google deliver webhooks and push notifications for their changes.
+// also serves host controls (ZoomHostPath) that act out a session, and the
+// sandbox Jira person controls (JiraHostPath) that move an issue as a
+// person would; both send the gateway the signed webhooks the provider
+// would. The sandbox Jira and Google also deliver webhooks and push
+// notifications for their own changes.
 package sandbox
 
 import (
@@ -113,7 +115,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	err := env.serve(ctx, previous, []Provider{
 		{"zoom", &zoomHost{sim: env.Zoom, url: o.ZoomWebhookURL, secret: o.ZoomWebhookSecret, simulatorPaths: env.Zoom}},
 		{"google", env.Google},
-		{"jira", env.Jira},
+		{"jira", &jiraHost{sim: env.Jira, url: o.JiraWebhookURL, secret: o.JiraWebhookSecret}},
 		{"caldav", env.CalDAV},
 	})
 	if err == nil && env.state != nil {

@@ -38,9 +38,9 @@ func readmeBlock(readme, heading string) (string, bool) {
 // runWalkthrough starts a gateway in its embedded default in a fresh
 // folder and runs the README's shell blocks under headings in it with bash,
 // verbatim but for `go run ./cmd/gateway` (the built binary instead) and the
-// address. It returns the gateway (stopped at the end of the test), and the
-// lines the blocks printed.
-func runWalkthrough(t *testing.T, ctx context.Context, headings ...string) (*Gateway, []string) {
+// address. It returns the gateway (stopped at the end of the test), the
+// folder it runs from and the lines the blocks printed.
+func runWalkthrough(t *testing.T, ctx context.Context, headings ...string) (gw *Gateway, work string, lines []string) {
 	t.Helper()
 	for _, tool := range []string{"bash", "curl", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -63,8 +63,8 @@ func runWalkthrough(t *testing.T, ctx context.Context, headings ...string) (*Gat
 		block += b
 	}
 
-	work := t.TempDir()
-	gw, err := NewGateway(Options{Binary: binary, DataDir: filepath.Join(work, "data")})
+	work = t.TempDir()
+	gw, err = NewGateway(Options{Binary: binary, DataDir: filepath.Join(work, "data")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,18 +85,26 @@ func runWalkthrough(t *testing.T, ctx context.Context, headings ...string) (*Gat
 	}
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = work // `gateway token` finds the server's ./data/dev-signing-key.pem
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GATEWAY_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
+	cmd.Env = newcomerEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("walkthrough: %v\nstdout:\n%s\nstderr:\n%s\ngateway log:\n%s", err, out, stderr.String(), gw.LogTail(30))
 	}
-	return gw, strings.Split(strings.TrimSpace(string(out)), "\n")
+	return gw, work, strings.Split(strings.TrimSpace(string(out)), "\n")
+}
+
+// newcomerEnv is this process's environment without any GATEWAY_ variable,
+// as a newcomer's shell has it.
+func newcomerEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GATEWAY_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // TestReadmeWalkthrough runs the README's sandbox walkthrough as a newcomer
@@ -111,7 +119,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	gw, lines := runWalkthrough(t, ctx, "### Book a session in the sandbox", "### Play Zoom's side")
+	gw, _, lines := runWalkthrough(t, ctx, "### Book a session in the sandbox", "### Play Zoom's side")
 
 	// The blocks print, one per line: the schedule, the CalDAV connection,
 	// the Google connection, the chosen start and the booking; then the four
@@ -203,15 +211,16 @@ func TestReadmeWalkthrough(t *testing.T) {
 // TestSandboxSurvivesRestart: a booking made in the embedded default is
 // still whole after the gateway restarts, because the sandbox simulators
 // keep their state (and their ports) in ./data/sandbox: it reschedules with
-// the same Zoom meeting, calendar events and Jira issue, all moved, and then
-// cancels everywhere. Before, the simulators started empty: the reschedule
+// the same Zoom meeting, calendar events and Jira issue, all moved, and a
+// person moving the issue to the cancel status in Jira then cancels it
+// everywhere. Before, the simulators started empty: the reschedule
 // recreated the meeting, the candidate's Google grant was gone (401) and
 // the mentor's CalDAV server had moved to another port.
 func TestSandboxSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
 	defer cancel()
-	gw, _ := runWalkthrough(t, ctx, "### Book a session in the sandbox")
+	gw, work, _ := runWalkthrough(t, ctx, "### Book a session in the sandbox")
 	tok, err := gw.Token(ctx, "cand-bob", "candidate")
 	if err != nil {
 		t.Fatal(err)
@@ -266,9 +275,12 @@ func TestSandboxSurvivesRestart(t *testing.T) {
 		}
 	}
 
-	if resp, err := c.CancelBookingWithResponse(ctx, out.Booking.Id, client.CancelBookingRequest{Reason: "restart test"}); err != nil ||
-		(resp.StatusCode() != 200 && resp.StatusCode() != 202) {
-		t.Fatalf("cancel: %v %v", err, resp)
+	// A person cancels it in Jira (the sandbox's person control, through
+	// the CLI): the Jira webhook cancels the booking everywhere.
+	cmd := exec.CommandContext(ctx, binary, "sandbox", "jira", "status", refs["jira"])
+	cmd.Dir, cmd.Env = work, newcomerEnv()
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gateway sandbox jira status: %v\n%s", err, msg)
 	}
 	waitFor(t, ctx, "the cancellation to reach every provider", func() bool {
 		after, err = GetBooking(ctx, c, id)
