@@ -1,10 +1,7 @@
 package sandbox
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 
@@ -39,58 +36,32 @@ type JiraStatusResult struct {
 	Status   string `json:"status"`
 }
 
-// jiraHost serves the person controls and passes everything else to the
-// simulator.
+// jiraHost performs the person controls of the sandbox Jira.
 type jiraHost struct {
 	sim         *jiratest.Server
 	url, secret string
 }
 
-func (h *jiraHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rest, ok := strings.CutPrefix(r.URL.Path, JiraHostPath)
-	if !ok {
-		h.sim.ServeHTTP(w, r)
-		return
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		hostProblem(w, http.StatusMethodNotAllowed, "Person controls are POST requests.")
-		return
-	}
+// serve handles POST JiraHostPath + "{issueKey}/status" (see control.act).
+func (h *jiraHost) serve(r *http.Request, rest string, body []byte) (any, int, string) {
 	key, action, ok := strings.Cut(rest, "/")
 	if !ok || key == "" || action != "status" {
-		hostProblem(w, http.StatusNotFound, "Use POST "+JiraHostPath+"{issueKey}/status with {\"status\": \"…\"}.")
-		return
+		return nil, http.StatusNotFound, "Use POST " + JiraHostPath + "{issueKey}/status with {\"status\": \"…\"}."
 	}
 	var in JiraStatusRequest
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-	if err == nil {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		err = dec.Decode(&in)
-	}
-	if err != nil || in.Status == "" {
-		hostProblem(w, http.StatusBadRequest, "The body must be {\"status\": \"…\"}, the status to move the issue to.")
-		return
-	}
-	if h.url == "" {
-		hostProblem(w, http.StatusServiceUnavailable, "The sandbox Jira has no webhook endpoint configured.")
-		return
+	if err := decodeControl(body, &in); err != nil || in.Status == "" {
+		return nil, http.StatusBadRequest, "The body must be {\"status\": \"…\"}, the status to move the issue to."
 	}
 	if _, found := h.sim.Issue(key); !found {
-		hostProblem(w, http.StatusNotFound, fmt.Sprintf("The sandbox Jira has no issue %s.", key))
-		return
+		return nil, http.StatusNotFound, fmt.Sprintf("The sandbox Jira has no issue %s.", key)
 	}
 	changes, err := h.sim.SetStatus(key, in.Status)
 	if err != nil {
-		hostProblem(w, http.StatusBadRequest, err.Error())
-		return
+		return nil, http.StatusBadRequest, err.Error()
 	}
 	ev := jiratest.Event{Type: jiratest.EventIssueUpdated, IssueKey: key, AccountID: JiraPersonAccountID, Changelog: changes}
 	if _, err := h.sim.SendWebhook(r.Context(), h.url, h.secret, ev); err != nil {
-		hostProblem(w, http.StatusBadGateway, fmt.Sprintf("The gateway did not take the %s webhook: %v", ev.Type, err))
-		return
+		return nil, http.StatusBadGateway, fmt.Sprintf("The gateway did not take the %s webhook: %v", ev.Type, err)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(JiraStatusResult{IssueKey: key, Event: ev.Type, Status: in.Status})
+	return JiraStatusResult{IssueKey: key, Event: ev.Type, Status: in.Status}, http.StatusOK, ""
 }

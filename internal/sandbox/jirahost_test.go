@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 
@@ -73,15 +72,7 @@ func TestJiraPersonControls(t *testing.T) {
 	}
 	post := func(method, path, body string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(t.Context(), method, env.URLs["jira"]+sandbox.JiraHostPath+path, strings.NewReader(body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return postControl(t, env.URLs["jira"]+sandbox.JiraHostPath+path, method, body)
 	}
 
 	if status, out := post(http.MethodPost, ref.Key+"/status", `{"status":"Cancelled"}`); status != http.StatusOK ||

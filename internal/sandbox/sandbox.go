@@ -113,9 +113,11 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		previous = previousAddrs(o.StateDir)
 	}
 	err := env.serve(ctx, previous, []Provider{
-		{"zoom", &zoomHost{sim: env.Zoom, url: o.ZoomWebhookURL, secret: o.ZoomWebhookSecret, simulatorPaths: env.Zoom}},
+		{"zoom", &control{prefix: ZoomHostPath, sim: env.Zoom, webhook: o.ZoomWebhookURL,
+			act: (&zoomHost{sim: env.Zoom, url: o.ZoomWebhookURL, secret: o.ZoomWebhookSecret}).serve}},
 		{"google", env.Google},
-		{"jira", &jiraHost{sim: env.Jira, url: o.JiraWebhookURL, secret: o.JiraWebhookSecret}},
+		{"jira", &control{prefix: JiraHostPath, sim: env.Jira, webhook: o.JiraWebhookURL,
+			act: (&jiraHost{sim: env.Jira, url: o.JiraWebhookURL, secret: o.JiraWebhookSecret}).serve}},
 		{"caldav", env.CalDAV},
 	})
 	if err == nil && env.state != nil {

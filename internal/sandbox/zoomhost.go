@@ -56,53 +56,78 @@ type ZoomHostResult struct {
 	Event     string `json:"event"`
 }
 
-// zoomHost serves the host controls and passes everything else to the
-// simulator.
-type zoomHost struct {
-	sim            *zoomtest.Server
-	url, secret    string
-	simulatorPaths http.Handler
+// control serves a simulator's sandbox controls, POST requests under
+// prefix, and passes every other request to the simulator.
+type control struct {
+	prefix string
+	sim    http.Handler
+	// webhook is the gateway's endpoint the controls deliver to; without
+	// one they answer 503.
+	webhook string
+	// act handles a control: rest is the path after prefix, body the raw
+	// request body (perhaps empty). It returns the answer, or the status
+	// and detail of a problem.
+	act func(r *http.Request, rest string, body []byte) (res any, status int, detail string)
 }
 
-func (h *zoomHost) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rest, ok := strings.CutPrefix(r.URL.Path, ZoomHostPath)
+func (c *control) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, c.prefix)
 	if !ok {
-		h.simulatorPaths.ServeHTTP(w, r)
+		c.sim.ServeHTTP(w, r)
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		hostProblem(w, http.StatusMethodNotAllowed, "Host controls are POST requests.")
+		hostProblem(w, http.StatusMethodNotAllowed, "Sandbox controls are POST requests.")
 		return
 	}
-	idText, action, ok := strings.Cut(rest, "/")
-	id, err := strconv.ParseInt(idText, 10, 64)
-	if !ok || err != nil || id <= 0 {
-		hostProblem(w, http.StatusNotFound, "Use POST "+ZoomHostPath+"{meetingId}/{action} with a numeric Zoom meeting id.")
+	if c.webhook == "" {
+		hostProblem(w, http.StatusServiceUnavailable, "The sandbox has no webhook endpoint of the gateway configured.")
 		return
 	}
-	var in ZoomHostRequest
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-	if err == nil && len(bytes.TrimSpace(body)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.DisallowUnknownFields()
-		err = dec.Decode(&in)
-	}
 	if err != nil {
-		hostProblem(w, http.StatusBadRequest, "The body is not a host control request: "+err.Error())
+		hostProblem(w, http.StatusBadRequest, "The body could not be read: "+err.Error())
 		return
 	}
-	if h.url == "" {
-		hostProblem(w, http.StatusServiceUnavailable, "The sandbox Zoom has no webhook endpoint configured.")
-		return
-	}
-	res, status, detail := h.act(r, id, action, in)
+	res, status, detail := c.act(r, rest, body)
 	if detail != "" {
 		hostProblem(w, status, detail)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(res)
+}
+
+// decodeControl decodes a control's JSON body into v, refusing unknown
+// fields; an empty body leaves v as it is.
+func decodeControl(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// zoomHost performs the host controls of the sandbox Zoom.
+type zoomHost struct {
+	sim         *zoomtest.Server
+	url, secret string
+}
+
+// serve handles POST ZoomHostPath + "{meetingId}/{action}" (see control.act).
+func (h *zoomHost) serve(r *http.Request, rest string, body []byte) (any, int, string) {
+	idText, action, ok := strings.Cut(rest, "/")
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if !ok || err != nil || id <= 0 {
+		return nil, http.StatusNotFound, "Use POST " + ZoomHostPath + "{meetingId}/{action} with a numeric Zoom meeting id."
+	}
+	var in ZoomHostRequest
+	if err := decodeControl(body, &in); err != nil {
+		return nil, http.StatusBadRequest, "The body is not a host control request: " + err.Error()
+	}
+	return h.act(r, id, action, in)
 }
 
 // act performs action on meeting id and sends its webhook. When it cannot,

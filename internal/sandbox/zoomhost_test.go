@@ -80,18 +80,7 @@ func TestZoomHostControls(t *testing.T) {
 
 	post := func(method, path, body string) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(t.Context(), method, env.URLs["zoom"]+sandbox.ZoomHostPath+path, strings.NewReader(body))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		if resp.StatusCode != http.StatusOK && resp.Header.Get("Content-Type") != "application/problem+json" {
-			t.Errorf("%s %s: %d without problem+json", method, path, resp.StatusCode)
-		}
-		return resp.StatusCode, out
+		return postControl(t, env.URLs["zoom"]+sandbox.ZoomHostPath+path, method, body)
 	}
 
 	for _, tc := range []struct {
@@ -194,4 +183,22 @@ func TestZoomHostControlsNeedAnEndpoint(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("status %d, want 503", resp.StatusCode)
 	}
+}
+
+// postControl sends a sandbox control request and decodes its answer,
+// checking that every refusal is problem+json.
+func postControl(t *testing.T, url, method, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusOK && resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("%s %s: %d without problem+json", method, url, resp.StatusCode)
+	}
+	return resp.StatusCode, out
 }
