@@ -93,7 +93,7 @@ func TestGooglePushSync(t *testing.T) {
 		ds := h.waitAllDone(t, webhooks.ProviderGoogle, 1)
 		calls := h.bookings.Calls()
 		if len(calls) != 1 || calls[0].Op != "reschedule" || !calls[0].Start.Equal(moved) || !calls[0].End.Equal(moved.Add(90*time.Minute)) ||
-			calls[0].Actor != "webhook:google" || ds[0].BookingID != "b-g" {
+			calls[0].Actor != "webhook:google" || calls[0].Changed != webhooks.ArtefactMentorEvent || ds[0].BookingID != "b-g" {
 			t.Fatalf("calls %+v, delivery %+v", calls, ds[0])
 		}
 		// Nothing changed since: the next notification syncs incrementally and does nothing.

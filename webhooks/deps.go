@@ -75,8 +75,11 @@ type Bookings interface {
 	Get(ctx context.Context, id string) (Booking, error)
 	// Cancel cancels through the normal path; cancelling twice is fine.
 	Cancel(ctx context.Context, id, actor, reason string) error
-	// Reschedule moves the booking through the normal path.
-	Reschedule(ctx context.Context, id string, start, end time.Time, actor, reason string) error
+	// Reschedule moves the booking through the normal path because
+	// someone moved its artefact changed (the meeting in Zoom, or the
+	// mentor's own event, which the mentor's calendar's busy time is then
+	// not held against).
+	Reschedule(ctx context.Context, id string, start, end time.Time, changed Artefact, actor, reason string) error
 	// Restore puts the booking's own state back on one of its artefacts
 	// after it was changed outside the gateway in a way the booking refused
 	// (ErrRefused): a meeting or mentor's event moved to a time the booking
@@ -92,7 +95,7 @@ type Bookings interface {
 // Artefact names what a booking put at a provider.
 type Artefact string
 
-// The artefacts Bookings.Restore puts back.
+// The artefacts Bookings.Restore puts back and Bookings.Reschedule follows.
 const (
 	ArtefactMeeting     Artefact = "meeting"      // the Zoom meeting
 	ArtefactMentorEvent Artefact = "mentor_event" // the event in the mentor's calendar

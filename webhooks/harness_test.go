@@ -31,6 +31,8 @@ import (
 type call struct {
 	Op, ID, Actor, Reason, Status string
 	Start, End                    time.Time
+	// Changed is the artefact a reschedule follows.
+	Changed webhooks.Artefact
 }
 
 // fakeBookings is the in-memory stand-in for the booking area (the only
@@ -144,10 +146,10 @@ func (f *fakeBookings) Cancel(_ context.Context, id, actor, reason string) error
 	return nil
 }
 
-func (f *fakeBookings) Reschedule(_ context.Context, id string, start, end time.Time, actor, reason string) error {
+func (f *fakeBookings) Reschedule(_ context.Context, id string, start, end time.Time, changed webhooks.Artefact, actor, reason string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls = append(f.calls, call{Op: "reschedule", ID: id, Actor: actor, Reason: reason, Start: start, End: end})
+	f.calls = append(f.calls, call{Op: "reschedule", ID: id, Actor: actor, Reason: reason, Start: start, End: end, Changed: changed})
 	if f.refuseMoves {
 		return fmt.Errorf("%w: overlaps another booking", webhooks.ErrRefused)
 	}

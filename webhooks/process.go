@@ -380,7 +380,7 @@ func (s *Service) zoomTimeChange(ctx context.Context, ev *ZoomEvent, b Booking) 
 		s.log.WarnContext(ctx, "zoom meeting time changed outside the gateway", "provider", ProviderZoom, "booking_id", b.ID)
 		return out, nil
 	}
-	err := s.cfg.Bookings.Reschedule(ctx, b.ID, start, end, actorZoom, "The Zoom meeting time was changed in Zoom.")
+	err := s.cfg.Bookings.Reschedule(ctx, b.ID, start, end, ArtefactMeeting, actorZoom, "The Zoom meeting time was changed in Zoom.")
 	if errors.Is(err, ErrRefused) {
 		// The booking cannot go there: it stays, and so must its meeting.
 		if rerr := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactMeeting, actorZoom, "The Zoom meeting was moved to a time the booking refused: "+err.Error()); rerr != nil {

@@ -176,7 +176,7 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 		if !ch.Event.End.After(ch.Event.Start) {
 			return nil
 		}
-		err := s.cfg.Bookings.Reschedule(ctx, b.ID, ch.Event.Start, ch.Event.End, actor, "The mentor moved the calendar event.")
+		err := s.cfg.Bookings.Reschedule(ctx, b.ID, ch.Event.Start, ch.Event.End, ArtefactMentorEvent, actor, "The mentor moved the calendar event.")
 		if errors.Is(err, ErrRefused) {
 			return s.putBack(ctx, src, b.ID, actor, "moved the calendar event to a time the booking refused", err, res)
 		}

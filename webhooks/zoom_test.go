@@ -149,8 +149,8 @@ func TestZoomMeetingLifecycle(t *testing.T) {
 		if strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Fatalf("calls %v, want %v", got, want)
 		}
-		if !calls[0].Start.Equal(moved) || !calls[0].End.Equal(moved.Add(dur)) {
-			t.Errorf("rescheduled to %v–%v, want %v–%v", calls[0].Start, calls[0].End, moved, moved.Add(dur))
+		if !calls[0].Start.Equal(moved) || !calls[0].End.Equal(moved.Add(dur)) || calls[0].Changed != webhooks.ArtefactMeeting {
+			t.Errorf("rescheduled to %v–%v following %q, want %v–%v following the meeting", calls[0].Start, calls[0].End, calls[0].Changed, moved, moved.Add(dur))
 		}
 		h.bookings.mu.Lock()
 		att := h.bookings.attendance

@@ -37,7 +37,7 @@ commands:
   migrate               apply database migrations and exit
   token                 mint a dev-mode access token (--sub, --group, --scope, --ttl)
   secrets rotate-key    re-encrypt the local secret store under a new key
-  sandbox zoom|jira …   play Zoom's or Jira's side of a session in the sandbox
+  sandbox …             play the providers' side of a session in the sandbox
   healthcheck           probe /healthz on GATEWAY_ADDR; exit 0 when healthy
 
 Run "gateway serve --help" for the configuration variables.

@@ -303,8 +303,10 @@ func TestSandboxCommandErrors(t *testing.T) {
 		usage    bool
 		contains string
 	}{
-		{[]string{"sandbox"}, true, "want zoom <action> <meeting-id>"},
-		{[]string{"sandbox", "google", "move", "1"}, true, "want zoom"},
+		{[]string{"sandbox"}, true, "want zoom|jira|caldav|google"},
+		{[]string{"sandbox", "caldav", "move", "b-1", "--start", "noon"}, true, "not an RFC 3339 time"},
+		{[]string{"sandbox", "google", "delete", "b-1"}, false, "start `gateway` here first"},
+		{[]string{"sandbox", "outlook", "move", "1"}, true, "want zoom"},
 		{[]string{"sandbox", "jira", "start", "SPOT-1"}, true, "unknown jira action"},
 		{[]string{"sandbox", "jira", "status", "SPOT-1"}, false, "start `gateway` here first"},
 		{[]string{"sandbox", "zoom", "start"}, true, "want zoom"},

@@ -21,6 +21,7 @@ import (
 
 const sandboxUsage = `usage: gateway sandbox zoom <action> <meeting-id> [flags]
        gateway sandbox jira status <issue-key> [--to STATUS]
+       gateway sandbox caldav|google move|delete <booking-id> [flags]
 
 Plays the providers' side of a session against a gateway running in sandbox
 mode (the embedded default) from the same folder: the sandbox simulator does
@@ -38,6 +39,12 @@ zoom actions (the meeting id is the provider_ref of the booking's zoom step):
 jira status: a person (not the gateway's account) moves the issue (the
 provider_ref of the booking's jira step) to STATUS, by default the status that
 cancels a booking (GATEWAY_JIRA_CANCEL_STATUS)     jira:issue_updated
+
+caldav move|delete: the sandbox CalDAV user (the mentor of the walkthrough)
+moves (--start, --duration) or deletes the booking's event in their calendar;
+the gateway sees it at its next poll (GATEWAY_CALDAV_POLL_INTERVAL, 10s here).
+google move|delete: the same in the Google calendar --as (default
+mentor@example.com); the sandbox Google pushes the change to the gateway.
 `
 
 // sandboxDir is where the sandbox simulators keep their state and
@@ -55,17 +62,19 @@ func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, 
 		fmt.Fprint(stdout, sandboxUsage)
 		return nil
 	}
-	if len(args) < 3 || (args[0] != "zoom" && args[0] != "jira") || strings.HasPrefix(args[1], "-") || strings.HasPrefix(args[2], "-") {
+	known := map[string]bool{"zoom": true, "jira": true, "caldav": true, "google": true}
+	if len(args) < 3 || !known[args[0]] || strings.HasPrefix(args[1], "-") || strings.HasPrefix(args[2], "-") {
 		fmt.Fprint(stderr, sandboxUsage)
-		return usageError{"sandbox: want zoom <action> <meeting-id> or jira status <issue-key>"}
+		return usageError{"sandbox: want zoom|jira|caldav|google <action> <id>"}
 	}
 	provider, action, id := args[0], args[1], args[2]
 	fset := flag.NewFlagSet("sandbox "+provider+" "+action, flag.ContinueOnError)
 	name := fset.String("name", "", "participant's display name (zoom join, leave)")
 	email := fset.String("email", "", "participant's email (zoom join, leave)")
-	start := fset.String("start", "", "new start time, RFC 3339 (zoom move)")
-	duration := fset.Int("duration", 0, "new duration in minutes (zoom move; 0 keeps it)")
+	start := fset.String("start", "", "new start time, RFC 3339 (move)")
+	duration := fset.Int("duration", 0, "new duration in minutes (move; 0 keeps it)")
 	to := fset.String("to", "", "status to move the issue to (jira status; default GATEWAY_JIRA_CANCEL_STATUS)")
+	as := fset.String("as", "", "Google calendar to act in (google; default "+sandbox.DefaultGoogleCalendar+")")
 	if err := parseFlags(fset, args[3:], stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -76,6 +85,12 @@ func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
+	var startTime time.Time
+	if *start != "" {
+		if startTime, err = time.Parse(time.RFC3339, *start); err != nil {
+			return usageError{fmt.Sprintf("sandbox: --start %q is not an RFC 3339 time", *start)}
+		}
+	}
 	var (
 		path string
 		body any
@@ -85,15 +100,11 @@ func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, 
 		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
 			return usageError{fmt.Sprintf("sandbox: meeting id %q is not a Zoom meeting id (a number)", id)}
 		}
-		req := sandbox.ZoomHostRequest{UserName: *name, Email: *email, DurationMinutes: *duration}
-		if *start != "" {
-			t, err := time.Parse(time.RFC3339, *start)
-			if err != nil {
-				return usageError{fmt.Sprintf("sandbox: --start %q is not an RFC 3339 time", *start)}
-			}
-			req.StartTime = t
-		}
+		req := sandbox.ZoomHostRequest{UserName: *name, Email: *email, DurationMinutes: *duration, StartTime: startTime}
 		path, body = sandbox.ZoomHostPath+id+"/"+action, req
+	case "caldav", "google":
+		prefix := map[string]string{"caldav": sandbox.CalDAVHostPath, "google": sandbox.GoogleHostPath}[provider]
+		path, body = prefix+id+"/"+action, sandbox.CalendarHostRequest{StartTime: startTime, DurationMinutes: *duration, Calendar: *as}
 	case "jira":
 		if action != "status" {
 			return usageError{fmt.Sprintf("sandbox: unknown jira action %q (status)", action)}

@@ -301,23 +301,33 @@ func (a bookingActions) Cancel(ctx context.Context, id, actor, reason string) er
 	return refusal(a.svc.CancelAs(ctx, id, actor, reason))
 }
 
-func (a bookingActions) Reschedule(ctx context.Context, id string, start, end time.Time, actor, reason string) error {
-	return refusal(a.svc.RescheduleAs(ctx, id, start, end, actor, reason))
+func (a bookingActions) Reschedule(ctx context.Context, id string, start, end time.Time, changed webhooks.Artefact, actor, reason string) error {
+	step, err := stepOf(changed)
+	if err != nil {
+		return err
+	}
+	return refusal(a.svc.RescheduleAs(ctx, id, start, end, step, actor, reason))
 }
 
 func (a bookingActions) Restore(ctx context.Context, id string, what webhooks.Artefact, actor, reason string) error {
-	var step booking.StepName
-	switch what {
-	case webhooks.ArtefactMeeting:
-		step = booking.StepZoom
-	case webhooks.ArtefactMentorEvent:
-		step = booking.StepMentorCalendar
-	case webhooks.ArtefactIssue:
-		step = booking.StepJira
-	default:
-		return fmt.Errorf("webhooks: unknown artefact %q", what)
+	step, err := stepOf(what)
+	if err != nil {
+		return err
 	}
 	return a.svc.Reassert(ctx, id, step, actor, reason)
+}
+
+// stepOf is the booking step that holds an artefact.
+func stepOf(what webhooks.Artefact) (booking.StepName, error) {
+	switch what {
+	case webhooks.ArtefactMeeting:
+		return booking.StepZoom, nil
+	case webhooks.ArtefactMentorEvent:
+		return booking.StepMentorCalendar, nil
+	case webhooks.ArtefactIssue:
+		return booking.StepJira, nil
+	}
+	return "", fmt.Errorf("webhooks: unknown artefact %q", what)
 }
 
 func (a bookingActions) SetStatus(ctx context.Context, id, status, actor, reason string) error {

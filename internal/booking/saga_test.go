@@ -601,6 +601,46 @@ func TestReassert(t *testing.T) {
 	})
 }
 
+// TestRescheduleAsFollowsTheMentorsCalendar: when the mentor drags the
+// session's event in their own calendar, that calendar shows the event busy
+// at the new time; the move is taken (the mentor chose it), where the same
+// time asked for by a change in Zoom is refused as busy. Another booking at
+// the new time refuses either.
+func TestRescheduleAsFollowsTheMentorsCalendar(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+		b := en.book(t, "k1", start).Booking
+		en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		other := en.book(t, "k2", start.Add(8*time.Hour)).Booking
+		en.waitFor(t, other.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+
+		to := start.Add(5 * time.Hour)
+		mentor := en.cals["mentor"]
+		mentor.mu.Lock()
+		ev := mentor.events[b.ID]
+		ev.Start, ev.End = to, to.Add(time.Hour) // the mentor's drag
+		mentor.events[b.ID] = ev
+		mentor.busy = []calendar.Busy{{Start: to, End: to.Add(time.Hour)}}
+		mentor.mu.Unlock()
+
+		if err := en.svc.RescheduleAs(t.Context(), b.ID, to, to.Add(time.Hour), StepZoom, "webhook:zoom", "moved in Zoom"); !errors.Is(err, ErrOverlap) {
+			t.Errorf("a move from Zoom onto the mentor's busy time: %v, want ErrOverlap", err)
+		}
+		if err := en.svc.RescheduleAs(t.Context(), b.ID, other.Start, other.End, StepMentorCalendar, "webhook:caldav", "moved"); !errors.Is(err, ErrOverlap) {
+			t.Errorf("the mentor's move onto another booking: %v, want ErrOverlap", err)
+		}
+		if err := en.svc.RescheduleAs(t.Context(), b.ID, to, to.Add(time.Hour), StepMentorCalendar, "webhook:caldav", "The mentor moved the calendar event."); err != nil {
+			t.Fatalf("the mentor's own move: %v", err)
+		}
+		after := en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		if !after.Start.Equal(to) || !en.meetings.start(b.ID).Equal(to) {
+			t.Errorf("after the mentor's move: booking at %v, meeting at %v; want %v", after.Start, en.meetings.start(b.ID), to)
+		}
+	})
+}
+
 // TestSagaFailuresInARow: a required step fails the booking after
 // RequiredAttempts failures in a row, not after that many tries in its
 // life: a meeting moved several times survives one transient failure.

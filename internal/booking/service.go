@@ -648,6 +648,9 @@ type RescheduleRequest struct {
 	Duration time.Duration
 	TimeZone string
 	Reason   string
+	// changed is the step whose artefact was changed outside the gateway
+	// to ask for this move ("" for the API; see RescheduleAs).
+	changed StepName
 }
 
 // etagMatches compares an If-Match value (a list, "*", or weak tags) with etag.
@@ -707,7 +710,7 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 		return Result{}, err
 	}
 	own := Interval{b.Start, b.End}
-	if s.freshBusyConflict(ctx, b.MentorID, start, end, sch.Buffer, &own) {
+	if req.changed != StepMentorCalendar && s.freshBusyConflict(ctx, b.MentorID, start, end, sch.Buffer, &own) {
 		return Result{}, fmt.Errorf("%w: the mentor's calendar is busy", ErrOverlap)
 	}
 	to := b.Status
@@ -967,9 +970,15 @@ func (s *Service) CancelAs(ctx context.Context, id, actor, reason string) error 
 	return err
 }
 
-// RescheduleAs moves a booking on behalf of a provider; no-op when the time
-// is unchanged.
-func (s *Service) RescheduleAs(ctx context.Context, id string, start, end time.Time, actor, reason string) error {
+// RescheduleAs moves a booking on behalf of a provider (actor
+// "webhook:zoom", …) because someone changed the artefact of step changed
+// outside the gateway; no-op when the time is unchanged. The new time is
+// checked like any reschedule, except that a move of the mentor's own
+// calendar event (StepMentorCalendar) is not held against the busy time of
+// the mentor's calendars: the moved event itself is there now, and what else
+// the mentor keeps at that time is theirs to judge. Other bookings and the
+// schedule still refuse it.
+func (s *Service) RescheduleAs(ctx context.Context, id string, start, end time.Time, changed StepName, actor, reason string) error {
 	b, err := s.Lookup(ctx, id)
 	if err != nil {
 		return err
@@ -977,7 +986,7 @@ func (s *Service) RescheduleAs(ctx context.Context, id string, start, end time.T
 	if b.Start.Equal(start) && b.End.Equal(end) {
 		return nil
 	}
-	_, err = s.reschedule(ctx, actor, b, RescheduleRequest{Start: start, Duration: end.Sub(start), Reason: reason})
+	_, err = s.reschedule(ctx, actor, b, RescheduleRequest{Start: start, Duration: end.Sub(start), Reason: reason, changed: changed})
 	return err
 }
 

@@ -237,7 +237,7 @@ var vars = []Var{
 	{"GATEWAY_JOB_RESCUE_AFTER", "5m", "a job left running by a dead process is retried after this long (must exceed GATEWAY_JOB_TIMEOUT)", duration(func(c *Config) *time.Duration { return &c.Jobs.RescueAfter })},
 	{"GATEWAY_BOOKING_SYNC_TIMEOUT", "8s", "how long POST /v1/bookings waits before answering 202", duration(func(c *Config) *time.Duration { return &c.Booking.SyncTimeout })},
 	{"GATEWAY_CALDAV_ALLOW_PRIVATE", "false", "allow CalDAV servers on loopback/private addresses (tests only)", boolean(func(c *Config) *bool { return &c.CalDAV.AllowPrivate })},
-	{"GATEWAY_CALDAV_POLL_INTERVAL", "5m", "how often connected CalDAV calendars are synced", duration(func(c *Config) *time.Duration { return &c.CalDAV.PollInterval })},
+	{"GATEWAY_CALDAV_POLL_INTERVAL", "5m", "how often connected CalDAV calendars are synced (10s with sandbox providers)", duration(func(c *Config) *time.Duration { return &c.CalDAV.PollInterval })},
 	{"GATEWAY_ZOOM_API_URL", "https://api.zoom.us", "Zoom REST API base URL", absURL(func(c *Config) *string { return &c.Zoom.APIURL })},
 	{"GATEWAY_ZOOM_OAUTH_URL", "https://zoom.us", "Zoom OAuth base URL", absURL(func(c *Config) *string { return &c.Zoom.OAuthURL })},
 	{"GATEWAY_GOOGLE_CLIENT_ID", "", "Google OAuth client id (the secret is in the secret store)", str(func(c *Config) *string { return &c.Google.ClientID })},
@@ -270,6 +270,11 @@ func Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", v.Name, err))
 		}
 	}
+	if c.Providers == ProvidersSandbox && strings.TrimSpace(getenv("GATEWAY_CALDAV_POLL_INTERVAL")) == "" {
+		// The sandbox's CalDAV server is in this process: a mentor's change
+		// played with `gateway sandbox caldav` shows within seconds.
+		c.CalDAV.PollInterval = SandboxCalDAVPollInterval
+	}
 	if len(errs) == 0 {
 		errs = append(errs, c.validate()...)
 	}
@@ -278,6 +283,10 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	return c, nil
 }
+
+// SandboxCalDAVPollInterval is the CalDAV poll interval with sandbox
+// providers when GATEWAY_CALDAV_POLL_INTERVAL is not set.
+const SandboxCalDAVPollInterval = 10 * time.Second
 
 // validate checks rules that span several variables.
 func (c *Config) validate() []error {

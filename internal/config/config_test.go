@@ -30,6 +30,29 @@ func TestLoadDefaults(t *testing.T) {
 	}
 }
 
+// TestCalDAVPollIntervalDefault: 5m against real servers, 10s against the
+// in-process sandbox one, and whatever is set either way.
+func TestCalDAVPollIntervalDefault(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  map[string]string
+		want time.Duration
+	}{
+		{nil, SandboxCalDAVPollInterval},
+		{map[string]string{"GATEWAY_CALDAV_POLL_INTERVAL": "2m"}, 2 * time.Minute},
+		{map[string]string{"GATEWAY_PROVIDERS": "live"}, 5 * time.Minute},
+		{map[string]string{"GATEWAY_PROVIDERS": "live", "GATEWAY_CALDAV_POLL_INTERVAL": "30s"}, 30 * time.Second},
+	} {
+		c, err := Load(env(tc.env))
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if c.CalDAV.PollInterval != tc.want {
+			t.Errorf("%v: poll interval %v, want %v", tc.env, c.CalDAV.PollInterval, tc.want)
+		}
+	}
+}
+
 func TestLoadErrorsNameTheVariable(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

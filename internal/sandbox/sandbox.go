@@ -115,10 +115,10 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	err := env.serve(ctx, previous, []Provider{
 		{"zoom", &control{prefix: ZoomHostPath, sim: env.Zoom, webhook: o.ZoomWebhookURL,
 			act: (&zoomHost{sim: env.Zoom, url: o.ZoomWebhookURL, secret: o.ZoomWebhookSecret}).serve}},
-		{"google", env.Google},
+		{"google", &control{prefix: GoogleHostPath, sim: env.Google, noWebhook: true, act: (&googleHost{sim: env.Google}).serve}},
 		{"jira", &control{prefix: JiraHostPath, sim: env.Jira, webhook: o.JiraWebhookURL,
 			act: (&jiraHost{sim: env.Jira, url: o.JiraWebhookURL, secret: o.JiraWebhookSecret}).serve}},
-		{"caldav", env.CalDAV},
+		{"caldav", &control{prefix: CalDAVHostPath, sim: env.CalDAV, noWebhook: true, act: (&caldavHost{env: env}).serve}},
 	})
 	if err == nil && env.state != nil {
 		err = env.WriteURLs(filepath.Join(o.StateDir, URLsFile))

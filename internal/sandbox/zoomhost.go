@@ -62,8 +62,10 @@ type control struct {
 	prefix string
 	sim    http.Handler
 	// webhook is the gateway's endpoint the controls deliver to; without
-	// one they answer 503.
-	webhook string
+	// one they answer 503, unless noWebhook (the change reaches the gateway
+	// by the provider's own push or by the gateway's poll).
+	webhook   string
+	noWebhook bool
 	// act handles a control: rest is the path after prefix, body the raw
 	// request body (perhaps empty). It returns the answer, or the status
 	// and detail of a problem.
@@ -81,7 +83,7 @@ func (c *control) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hostProblem(w, http.StatusMethodNotAllowed, "Sandbox controls are POST requests.")
 		return
 	}
-	if c.webhook == "" {
+	if c.webhook == "" && !c.noWebhook {
 		hostProblem(w, http.StatusServiceUnavailable, "The sandbox has no webhook endpoint of the gateway configured.")
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -305,4 +306,63 @@ func stepRefs(t *testing.T, b client.Booking, state string) map[string]string {
 		t.Errorf("%d steps with a reference, want 4", len(refs))
 	}
 	return refs
+}
+
+// TestSandboxMentorMovesEvent: the walkthrough's mentor (on the sandbox
+// CalDAV server) moves the session's event and then deletes it, played with
+// `gateway sandbox caldav`; the gateway's poll (10 s by default with sandbox
+// providers) reschedules the booking everywhere and then cancels it.
+func TestSandboxMentorMovesEvent(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
+	defer cancel()
+	gw, work, lines := runWalkthrough(t, ctx, "### Book a session in the sandbox")
+	var booked client.Booking
+	if len(lines) != 5 || json.Unmarshal([]byte(lines[4]), &booked) != nil {
+		t.Fatalf("walkthrough output:\n%s", strings.Join(lines, "\n"))
+	}
+	tok, err := gw.Token(ctx, "cand-bob", "candidate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := gw.Client(tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := booked.End
+	avail, err := c.GetMentorAvailabilityWithResponse(ctx, "mentor-ada", &client.GetMentorAvailabilityParams{From: from, To: from.Add(8 * 24 * time.Hour)})
+	if err != nil || avail.JSON200 == nil || len(avail.JSON200.Slots) < 2 {
+		t.Fatalf("availability: %v %v", err, avail)
+	}
+	to := avail.JSON200.Slots[1].Start
+	id := booked.Id.String()
+	sandbox := func(args ...string) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, binary, append([]string{"sandbox", "caldav"}, args...)...)
+		cmd.Dir, cmd.Env = work, newcomerEnv()
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("gateway sandbox caldav %v: %v\n%s", args, err, msg)
+		}
+	}
+
+	sandbox("move", id, "--start", to.Format(time.RFC3339))
+	var b client.Booking
+	waitFor(t, ctx, "the mentor's move to reschedule the booking", func() bool {
+		b, err = GetBooking(ctx, c, id)
+		return err == nil && b.Start.Equal(to) && Terminal(b)
+	})
+	if b.Status != "confirmed" || b.End.Sub(b.Start) != booked.End.Sub(booked.Start) {
+		t.Errorf("after the move: %s %v–%v", b.Status, b.Start, b.End)
+	}
+	stepRefs(t, b, "done")
+	actions, err := AuditActions(ctx, c, booked.Id)
+	if err != nil || !slices.Contains(actions, "rescheduled") {
+		t.Errorf("audit after the move: %v %v", actions, err)
+	}
+
+	sandbox("delete", id)
+	waitFor(t, ctx, "the mentor's delete to cancel the booking", func() bool {
+		b, err = GetBooking(ctx, c, id)
+		return err == nil && b.Status == "cancelled" && Terminal(client.Booking{Status: "confirmed", Steps: b.Steps})
+	})
 }
