@@ -241,7 +241,7 @@ type ConflictError struct {
 
 // Error implements error.
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("booking: cannot %s a %s booking", e.Action, e.Status)
+	return fmt.Sprintf("booking: cannot %s a booking that is %s", e.Action, e.Status)
 }
 
 // ValidationError reports invalid input the request schema cannot express.

@@ -43,7 +43,7 @@ func BookingErrors(err error) *Error {
 		return &Error{Status: http.StatusForbidden, Slug: "forbidden", Title: "Forbidden", Detail: fe.Reason, Err: err}
 	case errors.As(err, &ce):
 		return &Error{Status: http.StatusConflict, Slug: "conflict", Title: "Conflict",
-			Detail: "A " + string(ce.Status) + " booking cannot be changed that way (" + ce.Action + ").", Err: err}
+			Detail: "A booking that is " + string(ce.Status) + " cannot be changed that way (" + ce.Action + ").", Err: err}
 	case errors.As(err, &ve):
 		return &Error{Status: http.StatusUnprocessableEntity, Slug: "unprocessable", Title: "Unprocessable content",
 			Detail: ve.Message, Fields: []FieldError{{Field: ve.Field, Message: ve.Message}}, Err: err}

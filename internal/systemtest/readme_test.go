@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/spotlight/gateway/client"
+	"github.com/spotlight/gateway/integrations/caldav"
+	"github.com/spotlight/gateway/integrations/caldav/caldavtest"
+	"github.com/spotlight/gateway/integrations/jira"
+	"github.com/spotlight/gateway/internal/sandbox"
 )
 
 // RequireShellToolsEnv makes TestReadmeWalkthrough fail, instead of
@@ -106,6 +111,16 @@ func newcomerEnv() []string {
 		}
 	}
 	return env
+}
+
+// playSandbox runs `gateway sandbox args…` from the walkthrough's folder.
+func playSandbox(t *testing.T, ctx context.Context, work string, args ...string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, binary, append([]string{"sandbox"}, args...)...)
+	cmd.Dir, cmd.Env = work, newcomerEnv()
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gateway sandbox %v: %v\n%s", args, err, msg)
+	}
 }
 
 // TestReadmeWalkthrough runs the README's sandbox walkthrough as a newcomer
@@ -278,11 +293,7 @@ func TestSandboxSurvivesRestart(t *testing.T) {
 
 	// A person cancels it in Jira (the sandbox's person control, through
 	// the CLI): the Jira webhook cancels the booking everywhere.
-	cmd := exec.CommandContext(ctx, binary, "sandbox", "jira", "status", refs["jira"])
-	cmd.Dir, cmd.Env = work, newcomerEnv()
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("gateway sandbox jira status: %v\n%s", err, msg)
-	}
+	playSandbox(t, ctx, work, "jira", "status", refs["jira"])
 	waitFor(t, ctx, "the cancellation to reach every provider", func() bool {
 		after, err = GetBooking(ctx, c, id)
 		return err == nil && after.Status == "cancelled" && Terminal(client.Booking{Status: "confirmed", Steps: after.Steps})
@@ -336,16 +347,9 @@ func TestSandboxMentorMovesEvent(t *testing.T) {
 	}
 	to := avail.JSON200.Slots[1].Start
 	id := booked.Id.String()
-	sandbox := func(args ...string) {
-		t.Helper()
-		cmd := exec.CommandContext(ctx, binary, append([]string{"sandbox", "caldav"}, args...)...)
-		cmd.Dir, cmd.Env = work, newcomerEnv()
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("gateway sandbox caldav %v: %v\n%s", args, err, msg)
-		}
-	}
+	play := func(args ...string) { playSandbox(t, ctx, work, append([]string{"caldav"}, args...)...) }
 
-	sandbox("move", id, "--start", to.Format(time.RFC3339))
+	play("move", id, "--start", to.Format(time.RFC3339))
 	var b client.Booking
 	waitFor(t, ctx, "the mentor's move to reschedule the booking", func() bool {
 		b, err = GetBooking(ctx, c, id)
@@ -360,9 +364,91 @@ func TestSandboxMentorMovesEvent(t *testing.T) {
 		t.Errorf("audit after the move: %v %v", actions, err)
 	}
 
-	sandbox("delete", id)
+	play("delete", id)
 	waitFor(t, ctx, "the mentor's delete to cancel the booking", func() bool {
 		b, err = GetBooking(ctx, c, id)
 		return err == nil && b.Status == "cancelled" && Terminal(client.Booking{Status: "confirmed", Steps: b.Steps})
 	})
+}
+
+// TestSandboxSessionUnderWay: once the walkthrough's session has started
+// (played with `gateway sandbox zoom start`), the changes people make
+// elsewhere are refused and put back: a person cancelling the Jira issue
+// (the issue returns to In Progress, through To Do, as the workflow
+// allows), the mentor dragging the event in their CalDAV calendar (moved
+// back at the next poll). When the meeting ends the booking completes and
+// every step is done: nothing left failed by a put-back.
+func TestSandboxSessionUnderWay(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
+	defer cancel()
+	gw, work, lines := runWalkthrough(t, ctx, "### Book a session in the sandbox")
+	var booked client.Booking
+	if len(lines) != 5 || json.Unmarshal([]byte(lines[4]), &booked) != nil {
+		t.Fatalf("walkthrough output:\n%s", strings.Join(lines, "\n"))
+	}
+	id := booked.Id.String()
+	tok, err := gw.Token(ctx, "cand-bob", "candidate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := gw.Client(tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Drain(ctx, c, []string{id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := stepRefs(t, b[id], "done")
+	play := func(args ...string) { playSandbox(t, ctx, work, args...) }
+	urls, err := sandbox.ReadURLs(filepath.Join(work, "data", "sandbox", sandbox.URLsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jc, err := jira.New(urls["jira"], jira.BasicAuth(sandbox.JiraEmail, sandbox.JiraAPIToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := caldav.New(urls["caldav"]+caldavtest.CalendarPath(sandbox.CalDAVUser, caldavtest.DefaultCalendar), sandbox.CalDAVUser,
+		sandbox.CalDAVPassword, caldav.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	issueStatus := func() string {
+		is, err := jc.GetIssue(ctx, refs["jira"])
+		if err != nil {
+			return err.Error()
+		}
+		return is.Status
+	}
+
+	play("zoom", "start", refs["zoom"])
+	waitFor(t, ctx, "the session to be under way, its issue In Progress", func() bool {
+		got, err := GetBooking(ctx, c, id)
+		return err == nil && got.Status == "in_progress" && issueStatus() == "In Progress"
+	})
+
+	play("jira", "status", refs["jira"])
+	waitFor(t, ctx, "the cancelled issue to be put back to In Progress", func() bool {
+		got, err := GetBooking(ctx, c, id)
+		return err == nil && got.Status == "in_progress" && issueStatus() == "In Progress" && Terminal(client.Booking{Status: "confirmed", Steps: got.Steps})
+	})
+
+	play("caldav", "move", id, "--start", booked.Start.Add(3*time.Hour).Format(time.RFC3339))
+	waitFor(t, ctx, "the mentor's moved event to be put back", func() bool {
+		ev, err := cal.GetEvent(ctx, id)
+		return err == nil && ev.Start.Equal(booked.Start)
+	})
+
+	play("zoom", "end", refs["zoom"])
+	var done client.Booking
+	waitFor(t, ctx, "the session to complete, its issue Done", func() bool {
+		done, err = GetBooking(ctx, c, id)
+		return err == nil && done.Status == "completed" && issueStatus() == "Done" && Terminal(client.Booking{Status: "confirmed", Steps: done.Steps})
+	})
+	if !done.Start.Equal(booked.Start) {
+		t.Errorf("the session moved to %v", done.Start)
+	}
+	stepRefs(t, done, "done")
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -217,17 +218,53 @@ func (j Jira) UpdateIssue(ctx context.Context, key string, spec booking.IssueSpe
 	if status == "" {
 		return nil
 	}
-	err = j.Client.TransitionTo(ctx, key, status)
-	if errors.Is(err, jira.ErrNoTransition) && spec.Status == booking.StatusCompleted {
-		// Workflows usually reach Done through In Progress.
-		if perr := j.Client.TransitionTo(ctx, key, or(j.ProgressStatus, "In Progress")); perr == nil {
-			err = j.Client.TransitionTo(ctx, key, status)
-		}
-	}
+	err = j.transitionTo(ctx, key, status)
 	if errors.Is(err, jira.ErrNoTransition) {
 		return booking.Permanent(err)
 	}
 	return Classify(err)
+}
+
+// maxTransitionHops bounds the statuses an issue passes through on its way
+// to the one a booking's status asks for.
+const maxTransitionHops = 2
+
+// transitionTo moves the issue to status, through up to maxTransitionHops
+// other statuses when the workflow has no direct transition: workflows
+// usually reach Done only through In Progress, and In Progress from
+// Cancelled or Done only through To Do (Reopen). A way through In Progress
+// is tried first; the cancel and done statuses are never passed through.
+// ErrNoTransition when no such way exists.
+func (j Jira) transitionTo(ctx context.Context, key, status string) error {
+	progress := or(j.ProgressStatus, "In Progress")
+	avoid := map[string]bool{strings.ToLower(or(j.CancelStatus, "Cancelled")): true, strings.ToLower(or(j.DoneStatus, "Done")): true}
+	for hop := 0; ; hop++ {
+		err := j.Client.TransitionTo(ctx, key, status)
+		if !errors.Is(err, jira.ErrNoTransition) || hop == maxTransitionHops {
+			return err
+		}
+		ts, terr := j.Client.Transitions(ctx, key)
+		if terr != nil {
+			return terr
+		}
+		next := ""
+		for _, t := range ts {
+			name := strings.ToLower(t.ToStatus)
+			if avoid[name] {
+				continue
+			}
+			if next == "" || strings.EqualFold(t.ToStatus, progress) {
+				next = t.ToStatus
+			}
+		}
+		if next == "" {
+			return err
+		}
+		avoid[strings.ToLower(next)] = true // not twice
+		if err := j.Client.TransitionTo(ctx, key, next); err != nil {
+			return err
+		}
+	}
 }
 
 // DeleteIssue deletes the issue; one already gone is fine.

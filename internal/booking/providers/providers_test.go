@@ -1,0 +1,83 @@
+package providers_test
+
+import (
+	"errors"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/spotlight/gateway/integrations/jira"
+	"github.com/spotlight/gateway/integrations/jira/jiratest"
+	"github.com/spotlight/gateway/internal/booking"
+	"github.com/spotlight/gateway/internal/booking/providers"
+)
+
+func newJira(t *testing.T, wf jiratest.Workflow) (*jiratest.Server, providers.Jira) {
+	t.Helper()
+	sim := jiratest.New(jiratest.Options{Workflow: wf})
+	ts := httptest.NewServer(sim)
+	t.Cleanup(ts.Close)
+	c, err := jira.New(ts.URL, jira.BasicAuth(jiratest.DefaultEmail, jiratest.DefaultAPIToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, providers.Jira{Client: c, ProjectKey: jiratest.DefaultProjectKey, IssueType: "Task"}
+}
+
+// TestJiraStatusThroughTheWorkflow: the issue follows the booking's status
+// even where the workflow has no direct transition (Done only from In
+// Progress; In Progress from Cancelled or Done only through Reopen to To
+// Do), passing through at most two other statuses, never through Cancelled
+// or Done; with no way there at all the failure is permanent.
+func TestJiraStatusThroughTheWorkflow(t *testing.T) {
+	t.Parallel()
+	sim, j := newJira(t, jiratest.Workflow{})
+	start := time.Now().Add(24 * time.Hour)
+	spec := booking.IssueSpec{BookingID: "b-1", Topic: "t", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"}
+	key, err := j.EnsureIssue(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from   string // set as a person would, "" to leave it
+		status booking.Status
+		want   string
+	}{
+		{"", booking.StatusCompleted, "Done"},                  // To Do → In Progress → Done
+		{"Cancelled", booking.StatusInProgress, "In Progress"}, // Cancelled → To Do → In Progress
+		{"Done", booking.StatusInProgress, "In Progress"},      // Done → To Do → In Progress
+		{"Cancelled", booking.StatusCompleted, "Done"},         // Cancelled → To Do → In Progress → Done
+		{"In Progress", booking.StatusCancelled, "Cancelled"},  // global Cancel
+		{"Done", booking.StatusConfirmed, "Done"},              // a confirmed booking asks for no status
+	} {
+		if tc.from != "" {
+			if _, err := sim.SetStatus(key, tc.from); err != nil {
+				t.Fatal(err)
+			}
+		}
+		spec.Status = tc.status
+		if err := j.UpdateIssue(t.Context(), key, spec); err != nil {
+			t.Errorf("%s → %s: %v", tc.from, tc.status, err)
+			continue
+		}
+		if is, _ := sim.Issue(key); is.Status != tc.want {
+			t.Errorf("%s → %s: issue in %q, want %q", tc.from, tc.status, is.Status, tc.want)
+		}
+	}
+
+	// A workflow where Done cannot be left: no way to In Progress.
+	wf := jiratest.DefaultWorkflow()
+	wf.Transitions = wf.Transitions[:len(wf.Transitions)-1] // no Reopen
+	sim, j = newJira(t, wf)
+	key, err = j.EnsureIssue(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.SetStatus(key, "Done"); err != nil {
+		t.Fatal(err)
+	}
+	spec.Status = booking.StatusInProgress
+	if err := j.UpdateIssue(t.Context(), key, spec); !booking.IsPermanent(err) || !errors.Is(err, jira.ErrNoTransition) {
+		t.Errorf("no way back from Done: %v, want a permanent ErrNoTransition", err)
+	}
+}
