@@ -342,8 +342,18 @@ func (s *Service) processZoom(ctx context.Context, d Delivery, pre *prefetched) 
 			out.note = "booking already " + b.Status
 			return out, nil
 		}
+		err := s.cfg.Bookings.Cancel(ctx, b.ID, actorZoom, "The Zoom meeting was deleted in Zoom.")
+		if errors.Is(err, ErrRefused) {
+			// The session cannot be cancelled (it is under way): the
+			// booking gets its meeting back (a new one, Zoom's is gone).
+			if rerr := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactMeeting, actorZoom, "The Zoom meeting was deleted while the booking cannot be cancelled: "+err.Error()); rerr != nil {
+				return out, fmt.Errorf("restore meeting: %w", rerr)
+			}
+			out.note = truncate("booking refused the cancel; meeting put back: "+err.Error(), 500)
+			return out, nil
+		}
 		out.note = "booking cancelled: meeting deleted in Zoom"
-		return out, s.cfg.Bookings.Cancel(ctx, b.ID, actorZoom, "The Zoom meeting was deleted in Zoom.")
+		return out, err
 	default: // ZoomMeetingUpdated
 		return s.zoomTimeChange(ctx, ev, b)
 	}

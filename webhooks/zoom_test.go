@@ -202,6 +202,37 @@ func TestZoomMoveRefused(t *testing.T) {
 	}
 }
 
+// TestZoomDeleteRefused: the host deletes the meeting of a session under
+// way. The booking cannot be cancelled; it keeps going and gets a meeting
+// back (Restore), and the delivery is processed with a note saying so.
+func TestZoomDeleteRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, storetest.SQLite(t))
+	sim, zc := newZoom(t, nil)
+	start := time.Now().Add(-10 * time.Minute).Truncate(time.Minute).UTC()
+	m, err := zc.CreateMeeting(t.Context(), "mentor@example.com", "b-live", zoom.MeetingRequest{Topic: "S", StartTime: start, Duration: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.bookings.add(webhooks.Booking{ID: "b-live", Status: webhooks.BookingInProgress, Start: start, End: start.Add(time.Hour)}, strconv.FormatInt(m.ID, 10), "", "")
+	h.bookings.refuse(false, true)
+	payload, err := sim.DeleteMeeting(m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.SendEvent(t.Context(), h.url+"/webhooks/zoom", zoomSecret, zoomtest.EventMeetingDeleted, payload); err != nil {
+		t.Fatal(err)
+	}
+	ds := h.waitAllDone(t, webhooks.ProviderZoom, 1)
+	if ds[0].Status != webhooks.StatusProcessed || ds[0].Attempts != 1 || !strings.Contains(ds[0].Note, "meeting put back") {
+		t.Fatalf("delivery %+v", ds[0])
+	}
+	calls := h.bookings.Calls()
+	if len(calls) != 2 || calls[0].Op != "cancel" || calls[1].Op != "restore meeting" || calls[1].ID != "b-live" || calls[1].Actor != "webhook:zoom" {
+		t.Fatalf("calls %+v", calls)
+	}
+}
+
 func TestZoomDeleteCancelsAndFlagPolicy(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {

@@ -376,8 +376,9 @@ func TestSandboxMentorMovesEvent(t *testing.T) {
 // elsewhere are refused and put back: a person cancelling the Jira issue
 // (the issue returns to In Progress, through To Do, as the workflow
 // allows), the mentor dragging the event in their CalDAV calendar (moved
-// back at the next poll). When the meeting ends the booking completes and
-// every step is done: nothing left failed by a put-back.
+// back at the next poll), the host deleting the meeting (the session gets
+// a new one). When the meeting ends the booking completes and every step
+// is done: nothing left failed by a put-back.
 func TestSandboxSessionUnderWay(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
@@ -441,7 +442,24 @@ func TestSandboxSessionUnderWay(t *testing.T) {
 		return err == nil && ev.Start.Equal(booked.Start)
 	})
 
-	play("zoom", "end", refs["zoom"])
+	// The host deletes the meeting: the session gets a new one.
+	play("zoom", "delete", refs["zoom"])
+	var meeting string
+	waitFor(t, ctx, "a new meeting for the session", func() bool {
+		got, err := GetBooking(ctx, c, id)
+		if err != nil || got.Status != "in_progress" || !Terminal(client.Booking{Status: "confirmed", Steps: got.Steps}) {
+			return false
+		}
+		for _, st := range got.Steps {
+			if st.Name == "zoom" && st.State == "done" && st.ProviderRef != nil && *st.ProviderRef != refs["zoom"] {
+				meeting = *st.ProviderRef
+				return got.JoinUrl != nil && strings.Contains(*got.JoinUrl, meeting)
+			}
+		}
+		return false
+	})
+
+	play("zoom", "end", meeting)
 	var done client.Booking
 	waitFor(t, ctx, "the session to complete, its issue Done", func() bool {
 		done, err = GetBooking(ctx, c, id)
