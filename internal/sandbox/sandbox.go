@@ -7,8 +7,9 @@
 // also serves host controls (ZoomHostPath) that act out a session, and the
 // sandbox Jira person controls (JiraHostPath) that move an issue as a
 // person would; both send the gateway the signed webhooks the provider
-// would. The sandbox Jira and Google also deliver webhooks and push
-// notifications for their own changes.
+// would. The sandbox Zoom, Jira and Google also deliver webhooks and push
+// notifications for the changes the gateway makes through their APIs, as
+// the real providers do, so the gateway meets its own echoes.
 package sandbox
 
 import (
@@ -75,7 +76,9 @@ type Options struct {
 	// webhooks for its changes, as a configured Jira site would.
 	JiraWebhookURL, JiraWebhookSecret string
 	// ZoomWebhookURL and ZoomWebhookSecret are where and how the sandbox
-	// Zoom's host controls (ZoomHostPath) deliver their webhooks.
+	// Zoom delivers its webhooks: those of the host controls
+	// (ZoomHostPath), and meeting.updated and meeting.deleted for the
+	// gateway's own API changes, as a subscribed Zoom app gets them.
 	ZoomWebhookURL, ZoomWebhookSecret string
 	// StateDir, when set, keeps the simulators' state (meetings, calendars
 	// and events, OAuth grants, issues) across restarts, as the embedded
@@ -98,7 +101,8 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	env := &Env{
 		URLs:   map[string]string{},
 		logger: o.Logger,
-		Zoom:   zoomtest.New(zoomtest.Options{AccountID: ZoomAccountID, ClientID: ZoomClientID, ClientSecret: ZoomClientSecret}),
+		Zoom: zoomtest.New(zoomtest.Options{AccountID: ZoomAccountID, ClientID: ZoomClientID, ClientSecret: ZoomClientSecret,
+			WebhookURL: o.ZoomWebhookURL, WebhookSecret: o.ZoomWebhookSecret}),
 		Google: gcaltest.New(gcaltest.Options{Users: users, AllowHTTPPush: true, AutoPush: true}),
 		Jira:   jiratest.New(jiratest.Options{WebhookURL: o.JiraWebhookURL, WebhookSecret: o.JiraWebhookSecret, Logger: o.Logger}),
 		CalDAV: caldavtest.New(caldavtest.Options{Users: map[string]string{CalDAVUser: CalDAVPassword}}),
@@ -172,6 +176,7 @@ func (e *Env) Close(ctx context.Context) error {
 	for _, s := range e.servers {
 		errs = append(errs, s.Shutdown(ctx))
 	}
+	errs = append(errs, e.Zoom.Wait(ctx), e.Jira.Wait(ctx))
 	if e.state != nil {
 		errs = append(errs, e.state.close())
 	}

@@ -438,6 +438,9 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
+	if payload, err := s.MeetingEvent(EventMeetingUpdated, id, nil); err == nil {
+		s.notify(EventMeetingUpdated, payload)
+	}
 }
 
 func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
@@ -445,6 +448,7 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	payload, _ := s.MeetingEvent(EventMeetingDeleted, id, nil)
 	s.mu.Lock()
 	_, found := s.meetings[id]
 	delete(s.meetings, id)
@@ -455,6 +459,9 @@ func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+	if payload != nil {
+		s.notify(EventMeetingDeleted, payload)
+	}
 }
 
 type listJSON struct {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // Webhook event names the simulator can emit for a meeting it holds.
@@ -80,6 +81,35 @@ func (s *Server) send(ctx context.Context, url, secret, event string, payload an
 		return b, fmt.Errorf("zoomtest: send %s: HTTP %d: %w", event, resp.StatusCode, ErrWebhookRejected)
 	}
 	return b, nil
+}
+
+// notify delivers an event of an API change to Options.WebhookURL, in the
+// background (see Options.WebhookURL).
+func (s *Server) notify(event string, payload map[string]any) {
+	if s.opts.WebhookURL == "" {
+		return
+	}
+	s.webhooks.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = s.SendEvent(ctx, s.opts.WebhookURL, s.opts.WebhookSecret, event, payload)
+	})
+}
+
+// Wait waits until the automatic deliveries started so far are done (see
+// Options.WebhookURL) or ctx ends.
+func (s *Server) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.webhooks.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // SendURLValidation sends endpoint.url_validation with a fresh plainToken

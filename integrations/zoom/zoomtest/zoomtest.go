@@ -26,6 +26,8 @@
 // Besides the API, the host's own actions in Zoom's app (MoveMeeting,
 // DeleteMeeting) change a meeting without a token, as they do at Zoom, and
 // MeetingEvent/SendMeetingEvent build and send the webhooks that follow.
+// With Options.WebhookURL the simulator also delivers meeting.updated and
+// meeting.deleted for the changes made through the API, as Zoom does.
 //
 // The package does not import testing: the gateway's sandbox mode serves it
 // in-process. Wrap the *Server with httptest.NewServer or any listener; the
@@ -97,6 +99,12 @@ type Options struct {
 	Rand mrand.Source
 	// HTTPClient sends webhooks. Default: a client with a 10s timeout.
 	HTTPClient *http.Client
+	// WebhookURL and WebhookSecret, when the URL is set, make the simulator
+	// deliver meeting.updated and meeting.deleted for the changes made
+	// through the API, as Zoom does for an app subscribed to them (the
+	// operator is the meeting's host), asynchronously like Zoom; Wait waits
+	// for them. Delivery failures are not retried.
+	WebhookURL, WebhookSecret string
 }
 
 // Server is the simulator. It is an http.Handler; all methods are safe for
@@ -123,6 +131,7 @@ type Server struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	webhooks  sync.WaitGroup // automatic deliveries in flight
 }
 
 // New returns a simulator configured by opts.

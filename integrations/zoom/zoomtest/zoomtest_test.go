@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -768,5 +769,60 @@ func TestHostActions(t *testing.T) {
 	}
 	if _, err := f.sim.DeleteMeeting(id); !errors.Is(err, zoomtest.ErrNoMeeting) {
 		t.Errorf("second delete: %v", err)
+	}
+}
+
+// TestAPIChangesNotify: with a WebhookURL, changes made through the API are
+// delivered as Zoom delivers them to a subscribed app — meeting.updated with
+// the new and old values, meeting.deleted with the meeting as it was — and
+// nothing is sent for a create or for a change the API refused.
+func TestAPIChangesNotify(t *testing.T) {
+	t.Parallel()
+	rc := &receiver{secret: "whsec"}
+	hook := httptest.NewServer(rc)
+	t.Cleanup(hook.Close)
+	f := newFixture(t, func(o *zoomtest.Options) { o.WebhookURL, o.WebhookSecret = hook.URL, "whsec" })
+	tok := f.token(t)
+	start := f.clk.Now().Add(time.Hour)
+	r := f.do(t, http.MethodPost, "/v2/users/host@example.com/meetings", tok, validMeeting(start))
+	id, _ := r.body["id"].(json.Number).Int64()
+	sid := strconv.FormatInt(id, 10)
+	moved := start.Add(2 * time.Hour)
+	if r := f.do(t, http.MethodPatch, "/v2/meetings/"+sid, tok, map[string]any{"duration": -5}); r.status != http.StatusBadRequest {
+		t.Fatalf("invalid PATCH: %d", r.status)
+	}
+	if r := f.do(t, http.MethodPatch, "/v2/meetings/"+sid, tok, map[string]any{"start_time": moved.Format("2006-01-02T15:04:05Z")}); r.status != http.StatusNoContent {
+		t.Fatalf("PATCH: %d", r.status)
+	}
+	if r := f.do(t, http.MethodDelete, "/v2/meetings/"+sid, tok, nil); r.status != http.StatusNoContent {
+		t.Fatalf("DELETE: %d", r.status)
+	}
+	if err := f.sim.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var got []string
+	for _, ev := range rc.events {
+		got = append(got, ev["event"].(string))
+	}
+	// Deliveries are asynchronous: compare as a set, then look at each.
+	slices.Sort(got)
+	if !slices.Equal(got, []string{zoomtest.EventMeetingDeleted, zoomtest.EventMeetingUpdated}) {
+		t.Fatalf("delivered %v, want one meeting.updated and one meeting.deleted", got)
+	}
+	for _, ev := range rc.events {
+		p := ev["payload"].(map[string]any)
+		switch ev["event"] {
+		case zoomtest.EventMeetingUpdated:
+			if p["object"].(map[string]any)["start_time"] != moved.Format("2006-01-02T15:04:05Z") ||
+				p["old_object"].(map[string]any)["start_time"] != start.Format("2006-01-02T15:04:05Z") {
+				t.Errorf("meeting.updated payload %v", p)
+			}
+		case zoomtest.EventMeetingDeleted:
+			if p["object"].(map[string]any)["id"] != float64(id) || p["operator_id"] != "host@example.com" {
+				t.Errorf("meeting.deleted payload %v", p)
+			}
+		}
 	}
 }
