@@ -102,6 +102,21 @@ const (
 	ArtefactIssue       Artefact = "issue"        // the Jira issue
 )
 
+// Meetings reads Zoom meetings as they are now. A meeting.updated that
+// differs from its booking is judged against the meeting's current time, not
+// the payload's: deliveries can arrive out of order, and the echo of the
+// gateway's own earlier update can be processed after a later one (it waits
+// while that later change is in flight), so a payload may describe a time the
+// meeting no longer has.
+type Meetings interface {
+	// MeetingTime returns the meeting's current start and duration, or
+	// ErrMeetingGone when the meeting no longer exists.
+	MeetingTime(ctx context.Context, meetingID string) (start time.Time, duration time.Duration, err error)
+}
+
+// ErrMeetingGone: the Zoom meeting no longer exists.
+var ErrMeetingGone = errors.New("webhooks: zoom meeting gone")
+
 // MeetingLookup is optionally implemented by a Bookings: it finds the
 // bookings of many Zoom meetings with one query. Processing then looks up
 // the meetings of a whole job at once instead of one query per delivery.

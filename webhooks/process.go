@@ -385,6 +385,24 @@ func (s *Service) zoomTimeChange(ctx context.Context, ev *ZoomEvent, b Booking) 
 		return out, nil
 	case inFlight(b):
 		return out, ErrBookingBusy
+	}
+	if s.cfg.Meetings != nil {
+		// What the meeting is now decides, not what this event said.
+		cur, d, err := s.cfg.Meetings.MeetingTime(ctx, m.ID)
+		if errors.Is(err, ErrMeetingGone) {
+			out.note = "meeting gone since; its meeting.deleted decides"
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("read the meeting's current time: %w", err)
+		}
+		if cur.Equal(b.Start) && cur.Add(d).Equal(b.End) {
+			out.note = "time matches the booking (the event is older than the meeting's current time)"
+			return out, nil
+		}
+		start, end = cur, cur.Add(d)
+	}
+	switch {
 	case s.cfg.TimeChange == Flag:
 		out.note = fmt.Sprintf("flagged: Zoom moved the meeting to %s–%s (policy: flag)", start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
 		s.log.WarnContext(ctx, "zoom meeting time changed outside the gateway", "provider", ProviderZoom, "booking_id", b.ID)

@@ -125,6 +125,9 @@ type Config struct {
 	Bookings  Bookings
 	Channels  Channels
 	Calendars Calendars
+	// Meetings reads a Zoom meeting's current time (optional: without it a
+	// meeting.updated is judged by its payload alone).
+	Meetings Meetings
 	// JiraAccountID returns the gateway's own Jira account id; changes made
 	// by it are not echoed back.
 	JiraAccountID func(ctx context.Context) (string, error)

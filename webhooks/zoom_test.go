@@ -202,6 +202,94 @@ func TestZoomMoveRefused(t *testing.T) {
 	}
 }
 
+// zoomMeetings reads meetings from the Zoom simulator through the real
+// client, as the gateway's wiring does.
+type zoomMeetings struct{ c *zoom.Client }
+
+func (z zoomMeetings) MeetingTime(ctx context.Context, id string) (time.Time, time.Duration, error) {
+	n, _ := strconv.ParseInt(id, 10, 64)
+	m, err := z.c.GetMeeting(ctx, n)
+	if errors.Is(err, zoom.ErrMeetingNotFound) {
+		return time.Time{}, 0, webhooks.ErrMeetingGone
+	}
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	return m.StartTime, m.Duration, nil
+}
+
+// TestZoomStaleUpdate: a meeting.updated is judged against the meeting as
+// it is now. An event older than a later change (here the meeting was moved
+// and moved back, as the echo of the gateway's own earlier update arrives
+// after a later one) changes nothing; an event for a meeting deleted since
+// leaves it to the meeting.deleted; a genuine move still reschedules, to
+// the meeting's current time.
+func TestZoomStaleUpdate(t *testing.T) {
+	t.Parallel()
+	sim, zc := newZoom(t, nil)
+	h := newHarness(t, storetest.SQLite(t), func(c *webhooks.Config) { c.Meetings = zoomMeetings{zc} })
+	ctx := t.Context()
+	hook := h.url + "/webhooks/zoom"
+	start := time.Now().Add(72 * time.Hour).Truncate(time.Minute).UTC()
+	meeting := func(id string) int64 {
+		m, err := zc.CreateMeeting(ctx, "mentor@example.com", id, zoom.MeetingRequest{Topic: "S", StartTime: start, Duration: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.bookings.add(webhooks.Booking{ID: id, Start: start, End: start.Add(time.Hour)}, strconv.FormatInt(m.ID, 10), "", "")
+		return m.ID
+	}
+	move := func(id int64, to time.Time) map[string]any {
+		if err := zc.UpdateMeeting(ctx, id, zoom.MeetingUpdate{StartTime: &to}); err != nil {
+			t.Fatal(err)
+		}
+		p, err := sim.MeetingEvent(zoomtest.EventMeetingUpdated, id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	back := meeting("b-back")
+	stale := move(back, start.Add(time.Hour)) // says start+1h …
+	move(back, start)                         // … but the meeting is back at the booking's time
+	gone := meeting("b-gone")
+	staleGone := move(gone, start.Add(2*time.Hour))
+	if err := zc.DeleteMeeting(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []map[string]any{stale, staleGone} {
+		if err := sim.SendEvent(ctx, hook, zoomSecret, zoomtest.EventMeetingUpdated, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds := h.waitAllDone(t, webhooks.ProviderZoom, 2)
+	notes := map[string]string{}
+	for _, d := range ds {
+		notes[d.BookingID] = d.Note
+	}
+	if !strings.Contains(notes["b-back"], "older than the meeting's current time") || !strings.Contains(notes["b-gone"], "meeting gone since") {
+		t.Errorf("notes %v", notes)
+	}
+	if calls := h.bookings.Calls(); len(calls) != 0 {
+		t.Fatalf("stale events changed bookings: %+v", calls)
+	}
+
+	// A genuine move, reported by an event that is itself behind: the
+	// booking follows the meeting's current time.
+	moving := meeting("b-moving")
+	p := move(moving, start.Add(3*time.Hour))
+	move(moving, start.Add(4*time.Hour))
+	if err := sim.SendEvent(ctx, hook, zoomSecret, zoomtest.EventMeetingUpdated, p); err != nil {
+		t.Fatal(err)
+	}
+	h.waitAllDone(t, webhooks.ProviderZoom, 3)
+	calls := h.bookings.Calls()
+	if len(calls) != 1 || calls[0].Op != "reschedule" || calls[0].ID != "b-moving" || !calls[0].Start.Equal(start.Add(4*time.Hour)) {
+		t.Fatalf("calls %+v, want one reschedule of b-moving to the meeting's current time", calls)
+	}
+}
+
 // TestZoomDeleteRefused: the host deletes the meeting of a session under
 // way. The booking cannot be cancelled; it keeps going and gets a meeting
 // back (Restore), and the delivery is processed with a note saying so.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/spotlight/gateway/integrations/calendar"
 	"github.com/spotlight/gateway/integrations/jira/jiratest"
+	"github.com/spotlight/gateway/integrations/zoom"
 	"github.com/spotlight/gateway/internal/booking"
 	"github.com/spotlight/gateway/internal/config"
 	"github.com/spotlight/gateway/internal/connect"
@@ -85,6 +87,9 @@ func wireWebhooks(w *wiring) error {
 	if w.connect != nil {
 		wc.Channels = connectChannels{w.connect}
 		wc.Calendars = connectCalendars{w.connect}
+		if zc := w.connect.ZoomClient(); zc != nil {
+			wc.Meetings = zoomMeetings{zc}
+		}
 	}
 	if cfg.Sentry.DSN != "" {
 		wc.Report = func(ctx context.Context, err error) { sentry.CurrentHub().Clone().CaptureException(err) }
@@ -336,6 +341,24 @@ func (a bookingActions) SetStatus(ctx context.Context, id, status, actor, reason
 
 func (a bookingActions) RecordAttendance(ctx context.Context, id string, at webhooks.Attendance) error {
 	return a.attendance.Record(ctx, id, at)
+}
+
+// zoomMeetings adapts the Zoom client to webhooks.Meetings.
+type zoomMeetings struct{ c *zoom.Client }
+
+func (z zoomMeetings) MeetingTime(ctx context.Context, meetingID string) (time.Time, time.Duration, error) {
+	id, err := strconv.ParseInt(meetingID, 10, 64)
+	if err != nil {
+		return time.Time{}, 0, fmt.Errorf("zoom meeting id %q: %w", meetingID, err)
+	}
+	m, err := z.c.GetMeeting(ctx, id)
+	if errors.Is(err, zoom.ErrMeetingNotFound) {
+		return time.Time{}, 0, webhooks.ErrMeetingGone
+	}
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	return m.StartTime, m.Duration, nil
 }
 
 // connectChannels adapts the connect service's Google channels.
