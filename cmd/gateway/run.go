@@ -87,6 +87,20 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
 	return nil
 }
 
+// parseThenLoad parses a subcommand's flags (see parseFlags), then loads the
+// configuration. ok is false when the command is done: -h printed its usage
+// (err nil), or the flags or the configuration are wrong.
+func parseThenLoad(fs *flag.FlagSet, args []string, out io.Writer, getenv func(string) string) (cfg config.Config, ok bool, err error) {
+	if err := parseFlags(fs, args, out); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, false, nil
+		}
+		return cfg, false, err
+	}
+	cfg, err = loadConfig(getenv)
+	return cfg, err == nil, err
+}
+
 // printVars writes the configuration table for --help.
 func printVars(w io.Writer) {
 	fmt.Fprintln(w, "\nConfiguration (environment variables):")
@@ -197,14 +211,8 @@ func cmdSecrets(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	fs := flag.NewFlagSet("secrets rotate-key", flag.ContinueOnError)
 	newKeyB64 := fs.String("new-key", "", "base64 32-byte key to rotate to (default: a new random key written to the key file)")
-	if err := parseFlags(fs, args[1:], stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	cfg, err := loadConfig(getenv)
-	if err != nil {
+	cfg, ok, err := parseThenLoad(fs, args[1:], stderr, getenv)
+	if !ok {
 		return err
 	}
 	if cfg.Secrets.Backend != config.SecretsLocal {

@@ -75,14 +75,8 @@ func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	duration := fset.Int("duration", 0, "new duration in minutes (move; 0 keeps it)")
 	to := fset.String("to", "", "status to move the issue to (jira status; default GATEWAY_JIRA_CANCEL_STATUS)")
 	as := fset.String("as", "", "Google calendar to act in (google; default "+sandbox.DefaultGoogleCalendar+")")
-	if err := parseFlags(fset, args[3:], stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	cfg, err := loadConfig(getenv)
-	if err != nil {
+	cfg, ok, err := parseThenLoad(fset, args[3:], stderr, getenv)
+	if !ok {
 		return err
 	}
 	var startTime time.Time

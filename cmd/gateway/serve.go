@@ -142,14 +142,8 @@ func (a *app) close(ctx context.Context) {
 // cmdMigrate applies migrations and exits.
 func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	if err := parseFlags(fs, args, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	cfg, err := loadConfig(getenv)
-	if err != nil {
+	cfg, ok, err := parseThenLoad(fs, args, stderr, getenv)
+	if !ok {
 		return err
 	}
 	logger := telemetry.NewLogger(stderr, cfg.LogLevel)
@@ -177,15 +171,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintln(stdout, "usage: gateway serve\n\nRuns the HTTP API and the job workers.")
 		printVars(stdout)
 	}
-	if err := parseFlags(fs, args, stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
 	started := time.Now()
-	cfg, err := loadConfig(getenv)
-	if err != nil {
+	cfg, ok, err := parseThenLoad(fs, args, stdout, getenv)
+	if !ok {
 		return err
 	}
 	if cfg.Sentry.Release == "" {

@@ -224,6 +224,45 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 }
 
+// sandboxSession is the walkthrough's booking block run against a fresh
+// gateway in its embedded default.
+type sandboxSession struct {
+	gw     *Gateway
+	work   string         // the folder it runs from
+	booked client.Booking // the booking the block printed
+	cand   *client.ClientWithResponses
+}
+
+// bookInSandbox runs the README's "Book a session in the sandbox" block and
+// returns its booking and a client acting as its candidate (cand-bob).
+func bookInSandbox(t *testing.T, ctx context.Context) sandboxSession {
+	t.Helper()
+	gw, work, lines := runWalkthrough(t, ctx, "### Book a session in the sandbox")
+	ss := sandboxSession{gw: gw, work: work}
+	if len(lines) != 5 || json.Unmarshal([]byte(lines[4]), &ss.booked) != nil {
+		t.Fatalf("walkthrough output:\n%s", strings.Join(lines, "\n"))
+	}
+	tok, err := gw.Token(ctx, "cand-bob", "candidate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ss.cand, err = gw.Client(tok, nil); err != nil {
+		t.Fatal(err)
+	}
+	return ss
+}
+
+// slots returns at least n free slots of the walkthrough's mentor in the
+// week after from.
+func (ss sandboxSession) slots(t *testing.T, ctx context.Context, from time.Time, n int) []client.Slot {
+	t.Helper()
+	avail, err := ss.cand.GetMentorAvailabilityWithResponse(ctx, "mentor-ada", &client.GetMentorAvailabilityParams{From: from, To: from.Add(8 * 24 * time.Hour)})
+	if err != nil || avail.JSON200 == nil || len(avail.JSON200.Slots) < n {
+		t.Fatalf("availability: %v %v", err, avail)
+	}
+	return avail.JSON200.Slots
+}
+
 // TestSandboxSurvivesRestart: a booking made in the embedded default is
 // still whole after the gateway restarts, because the sandbox simulators
 // keep their state (and their ports) in ./data/sandbox: it reschedules with
@@ -236,21 +275,10 @@ func TestSandboxSurvivesRestart(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
 	defer cancel()
-	gw, work, _ := runWalkthrough(t, ctx, "### Book a session in the sandbox")
-	tok, err := gw.Token(ctx, "cand-bob", "candidate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := gw.Client(tok, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	from := time.Now().Add(24 * time.Hour).Truncate(24 * time.Hour)
-	avail, err := c.GetMentorAvailabilityWithResponse(ctx, "mentor-ada", &client.GetMentorAvailabilityParams{From: from, To: from.Add(8 * 24 * time.Hour)})
-	if err != nil || avail.JSON200 == nil || len(avail.JSON200.Slots) < 6 {
-		t.Fatalf("availability: %v %v", err, avail)
-	}
-	first, moved := avail.JSON200.Slots[3].Start, avail.JSON200.Slots[5].Start
+	ss := bookInSandbox(t, ctx)
+	gw, work, c := ss.gw, ss.work, ss.cand
+	slots := ss.slots(t, ctx, time.Now().Add(24*time.Hour).Truncate(24*time.Hour), 6)
+	first, moved := slots[3].Start, slots[5].Start
 	out, err := Book(ctx, c, Request{Key: uuid.NewString(), Body: client.CreateBookingRequest{
 		MentorId: "mentor-ada", Start: first, DurationMinutes: 30, Timezone: "Europe/Berlin", Topic: "restart",
 	}})
@@ -327,30 +355,18 @@ func TestSandboxMentorMovesEvent(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
 	defer cancel()
-	gw, work, lines := runWalkthrough(t, ctx, "### Book a session in the sandbox")
-	var booked client.Booking
-	if len(lines) != 5 || json.Unmarshal([]byte(lines[4]), &booked) != nil {
-		t.Fatalf("walkthrough output:\n%s", strings.Join(lines, "\n"))
-	}
-	tok, err := gw.Token(ctx, "cand-bob", "candidate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := gw.Client(tok, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	from := booked.End
-	avail, err := c.GetMentorAvailabilityWithResponse(ctx, "mentor-ada", &client.GetMentorAvailabilityParams{From: from, To: from.Add(8 * 24 * time.Hour)})
-	if err != nil || avail.JSON200 == nil || len(avail.JSON200.Slots) < 2 {
-		t.Fatalf("availability: %v %v", err, avail)
-	}
-	to := avail.JSON200.Slots[1].Start
+	ss := bookInSandbox(t, ctx)
+	work, booked, c := ss.work, ss.booked, ss.cand
+	slots := ss.slots(t, ctx, booked.End, 2)
+	to := slots[1].Start
 	id := booked.Id.String()
 	play := func(args ...string) { playSandbox(t, ctx, work, append([]string{"caldav"}, args...)...) }
 
 	play("move", id, "--start", to.Format(time.RFC3339))
-	var b client.Booking
+	var (
+		b   client.Booking
+		err error
+	)
 	waitFor(t, ctx, "the mentor's move to reschedule the booking", func() bool {
 		b, err = GetBooking(ctx, c, id)
 		return err == nil && b.Start.Equal(to) && Terminal(b)
@@ -383,20 +399,9 @@ func TestSandboxSessionUnderWay(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
 	defer cancel()
-	gw, work, lines := runWalkthrough(t, ctx, "### Book a session in the sandbox")
-	var booked client.Booking
-	if len(lines) != 5 || json.Unmarshal([]byte(lines[4]), &booked) != nil {
-		t.Fatalf("walkthrough output:\n%s", strings.Join(lines, "\n"))
-	}
+	ss := bookInSandbox(t, ctx)
+	work, booked, c := ss.work, ss.booked, ss.cand
 	id := booked.Id.String()
-	tok, err := gw.Token(ctx, "cand-bob", "candidate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := gw.Client(tok, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	b, err := Drain(ctx, c, []string{id})
 	if err != nil {
 		t.Fatal(err)
