@@ -1017,6 +1017,11 @@ type WebhookEvent struct {
 	Id        openapi_types.UUID `json:"id"`
 	LastError *string            `json:"last_error,omitempty"`
 
+	// Note What processing made of the delivery, or why it did nothing: "booking rescheduled to the Zoom meeting time", "time matches the booking", "booking refused the cancel; issue put back: …", "flagged: Zoom moved the meeting to … (policy: flag)", "no booking for the meeting", ….
+	//
+	// Example: booking rescheduled to the Zoom meeting time
+	Note *string `json:"note,omitempty"`
+
 	// ProcessedAt Example: 2026-11-25T10:20:01Z
 	ProcessedAt *time.Time `json:"processed_at,omitempty"`
 

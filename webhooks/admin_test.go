@@ -103,8 +103,12 @@ func TestAdminWebhookEvents(t *testing.T) {
 		if _, ok := (*ev.Headers)["X-Zm-Request-Timestamp"]; !ok || strings.Contains(string(b), zoomtestSigPrefix) {
 			t.Fatalf("headers %v", *ev.Headers)
 		}
-		if ev.BookingId == nil || ev.BookingId.String() != "7b1f5c2e-9d4a-4e3b-8a6f-0c2d1e5f4a3b" || ev.ProcessedAt == nil || ev.Attempts != 1 {
+		if ev.BookingId == nil || ev.BookingId.String() != "7b1f5c2e-9d4a-4e3b-8a6f-0c2d1e5f4a3b" || ev.ProcessedAt == nil || ev.Attempts != 1 ||
+			ev.Note == nil || *ev.Note != "attendance recorded" {
 			t.Fatalf("detail fields %+v", ev)
+		}
+		if all.Items[1].Note == nil || *all.Items[1].Note != "attendance recorded" || all.Items[0].Note != nil {
+			t.Fatalf("list notes: processed %v, poison %v", all.Items[1].Note, all.Items[0].Note)
 		}
 		if code, _ := h.api(t, "GET", "/v1/admin/webhook-events/2d4e6f80-1a3c-4b5d-8e7f-9a0b1c2d3e4f", admin); code != 404 {
 			t.Fatalf("unknown: %d", code)

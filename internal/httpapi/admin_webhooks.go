@@ -80,6 +80,10 @@ func webhookEventJSON(d webhooks.Delivery, detail bool) api.WebhookEvent {
 			ev.BookingId = &id
 		}
 	}
+	if d.Note != "" {
+		n := d.Note
+		ev.Note = &n
+	}
 	if detail {
 		h := d.Headers
 		if h == nil {
