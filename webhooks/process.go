@@ -402,8 +402,7 @@ func (s *Service) zoomTimeChange(ctx context.Context, ev *ZoomEvent, b Booking) 
 		}
 		start, end = cur, cur.Add(d)
 	}
-	switch {
-	case s.cfg.TimeChange == Flag:
+	if s.cfg.TimeChange == Flag {
 		out.note = fmt.Sprintf("flagged: Zoom moved the meeting to %s–%s (policy: flag)", start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
 		s.log.WarnContext(ctx, "zoom meeting time changed outside the gateway", "provider", ProviderZoom, "booking_id", b.ID)
 		return out, nil
