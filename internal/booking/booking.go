@@ -34,6 +34,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spotlight/gateway/integrations/calendar"
@@ -251,7 +252,12 @@ type ValidationError struct {
 }
 
 // Error implements error.
-func (e *ValidationError) Error() string { return "booking: " + e.Field + ": " + e.Message }
+func (e *ValidationError) Error() string {
+	// Field names the request's field for the API ("body.start"); the
+	// message also reaches audit trails and webhook notes, where "start" reads
+	// better.
+	return "booking: " + strings.TrimPrefix(e.Field, "body.") + ": " + e.Message
+}
 
 // PermanentError marks a provider failure that retrying cannot fix.
 type PermanentError struct{ Err error }

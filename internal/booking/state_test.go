@@ -92,3 +92,17 @@ func TestVisibleState(t *testing.T) {
 		}
 	}
 }
+
+// TestValidationErrorMessage: the error names the field without the API's
+// "body." prefix (it reaches audit trails and webhook notes); Field keeps it
+// for the problem's errors[].
+func TestValidationErrorMessage(t *testing.T) {
+	t.Parallel()
+	err := &ValidationError{Field: "body.start", Message: "outside the mentor's working hours"}
+	if got := err.Error(); got != "booking: start: outside the mentor's working hours" {
+		t.Errorf("Error() = %q", got)
+	}
+	if err.Field != "body.start" {
+		t.Errorf("Field = %q", err.Field)
+	}
+}
