@@ -114,6 +114,12 @@ func GoogleEmail(user string) string { return user + "@gmail.test" }
 // consent (login_hint picks the account, created on first use), and the
 // redirect back to the gateway's callback.
 func ConnectGoogle(ctx context.Context, gw *Gateway, user, group string) error {
+	return ConnectGoogleAs(ctx, gw, user, group, GoogleEmail(user))
+}
+
+// ConnectGoogleAs is ConnectGoogle consenting as the Google account email
+// (the sandbox's Google knows only sandbox.GoogleUsers).
+func ConnectGoogleAs(ctx context.Context, gw *Gateway, user, group, email string) error {
 	tok, err := gw.Token(ctx, user, group)
 	if err != nil {
 		return err
@@ -134,7 +140,7 @@ func ConnectGoogle(ctx context.Context, gw *Gateway, user, group string) error {
 		return err
 	}
 	q := u.Query()
-	q.Set("login_hint", GoogleEmail(user))
+	q.Set("login_hint", email)
 	u.RawQuery = q.Encode()
 	browser := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	consent, err := get(ctx, browser, u.String())

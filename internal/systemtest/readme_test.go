@@ -475,3 +475,76 @@ func TestSandboxSessionUnderWay(t *testing.T) {
 	}
 	stepRefs(t, done, "done")
 }
+
+// TestSandboxGoogleMentor: a mentor on Google Calendar (the sandbox's
+// Google, connected through its OAuth consent) moves and then deletes the
+// session's event, played with `gateway sandbox google`; the sandbox Google
+// pushes each change, and the gateway reschedules and then cancels the
+// booking everywhere.
+func TestSandboxGoogleMentor(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	work := t.TempDir()
+	gw, err := NewGateway(Options{Binary: binary, DataDir: filepath.Join(work, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Stop(context.Background()) })
+	const mentor = "mentor-gg"
+	tok, err := gw.Token(ctx, mentor, "mentor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := gw.Client(tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hours []client.WorkingHours
+	for _, d := range []client.Weekday{client.WeekdayMon, client.WeekdayTue, client.WeekdayWed, client.WeekdayThu,
+		client.WeekdayFri, client.WeekdaySat, client.WeekdaySun} {
+		hours = append(hours, client.WorkingHours{Weekday: d, Start: "00:00", End: "24:00"})
+	}
+	zu := "gg@example.com"
+	if resp, err := mc.PutMentorScheduleWithResponse(ctx, mentor, client.MentorScheduleInput{Timezone: "UTC", WorkingHours: hours, ZoomUser: &zu}); err != nil ||
+		resp.StatusCode() != http.StatusOK && resp.StatusCode() != http.StatusCreated {
+		t.Fatalf("schedule: %v %v", err, resp)
+	}
+	if err := ConnectGoogleAs(ctx, gw, mentor, "mentor", sandbox.DefaultGoogleCalendar); err != nil {
+		t.Fatal(err)
+	}
+	ctok, err := gw.Token(ctx, "cand-gg", "candidate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := gw.Client(ctok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+	out, err := Book(ctx, c, Request{Key: uuid.NewString(), Body: client.CreateBookingRequest{
+		MentorId: mentor, Start: start, DurationMinutes: 60, Timezone: "UTC", Topic: "google"}})
+	if err != nil || out.Booking == nil {
+		t.Fatalf("book: %v %d %s", err, out.Status, out.Body)
+	}
+	id := out.Booking.Id.String()
+	if _, err := Drain(ctx, c, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+
+	to := start.Add(5 * time.Hour)
+	playSandbox(t, ctx, work, "google", "move", id, "--start", to.Format(time.RFC3339))
+	var b client.Booking
+	waitFor(t, ctx, "the mentor's Google move to reschedule the booking", func() bool {
+		b, err = GetBooking(ctx, c, id)
+		return err == nil && b.Start.Equal(to) && b.Status == "confirmed" && Terminal(b)
+	})
+	playSandbox(t, ctx, work, "google", "delete", id)
+	waitFor(t, ctx, "the mentor's Google delete to cancel the booking", func() bool {
+		b, err = GetBooking(ctx, c, id)
+		return err == nil && b.Status == "cancelled" && Terminal(client.Booking{Status: "confirmed", Steps: b.Steps})
+	})
+}
