@@ -75,11 +75,7 @@ func Provision(ctx context.Context, gw *Gateway, up *Upstreams, s Setup) (*Fixtu
 		slot = 30
 	}
 	zero, ahead := 0, 60
-	var hours []client.WorkingHours
-	for _, d := range []client.Weekday{client.WeekdayMon, client.WeekdayTue, client.WeekdayWed, client.WeekdayThu,
-		client.WeekdayFri, client.WeekdaySat, client.WeekdaySun} {
-		hours = append(hours, client.WorkingHours{Weekday: d, Start: "00:00", End: "24:00"})
-	}
+	hours := allDay()
 	for _, m := range s.Mentors {
 		zu := m + "@mentors.test"
 		resp, err := admin.PutMentorScheduleWithResponse(ctx, m, client.MentorScheduleInput{
@@ -104,6 +100,16 @@ func Provision(ctx context.Context, gw *Gateway, up *Upstreams, s Setup) (*Fixtu
 		}
 	}
 	return &Fixture{AdminToken: tok, Admin: admin, Mentors: s.Mentors}, nil
+}
+
+// allDay is working hours of every day from 00:00 to 24:00.
+func allDay() []client.WorkingHours {
+	var hours []client.WorkingHours
+	for _, d := range []client.Weekday{client.WeekdayMon, client.WeekdayTue, client.WeekdayWed, client.WeekdayThu,
+		client.WeekdayFri, client.WeekdaySat, client.WeekdaySun} {
+		hours = append(hours, client.WorkingHours{Weekday: d, Start: "00:00", End: "24:00"})
+	}
+	return hours
 }
 
 // GoogleEmail is the Google account of a harness user.

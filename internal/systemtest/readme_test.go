@@ -503,13 +503,8 @@ func TestSandboxGoogleMentor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var hours []client.WorkingHours
-	for _, d := range []client.Weekday{client.WeekdayMon, client.WeekdayTue, client.WeekdayWed, client.WeekdayThu,
-		client.WeekdayFri, client.WeekdaySat, client.WeekdaySun} {
-		hours = append(hours, client.WorkingHours{Weekday: d, Start: "00:00", End: "24:00"})
-	}
 	zu := "gg@example.com"
-	if resp, err := mc.PutMentorScheduleWithResponse(ctx, mentor, client.MentorScheduleInput{Timezone: "UTC", WorkingHours: hours, ZoomUser: &zu}); err != nil ||
+	if resp, err := mc.PutMentorScheduleWithResponse(ctx, mentor, client.MentorScheduleInput{Timezone: "UTC", WorkingHours: allDay(), ZoomUser: &zu}); err != nil ||
 		resp.StatusCode() != http.StatusOK && resp.StatusCode() != http.StatusCreated {
 		t.Fatalf("schedule: %v %v", err, resp)
 	}
