@@ -101,6 +101,21 @@ func runWalkthrough(t *testing.T, ctx context.Context, headings ...string) (gw *
 	return gw, work, strings.Split(strings.TrimSpace(string(out)), "\n")
 }
 
+// clientAs returns an API client acting as sub in group, with a dev token
+// minted by the gateway's `gateway token`.
+func clientAs(t *testing.T, ctx context.Context, gw *Gateway, sub, group string) *client.ClientWithResponses {
+	t.Helper()
+	tok, err := gw.Token(ctx, sub, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := gw.Client(tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // newcomerEnv is this process's environment without any GATEWAY_ variable,
 // as a newcomer's shell has it.
 func newcomerEnv() []string {
@@ -205,14 +220,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 
 	// The optional steps finish after the answer (the README says so).
-	admin, err := gw.Token(ctx, "readme-admin", "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := gw.Client(admin, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := clientAs(t, ctx, gw, "readme-admin", "admin")
 	got, err := GetBooking(ctx, c, b.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -242,13 +250,7 @@ func bookInSandbox(t *testing.T, ctx context.Context) sandboxSession {
 	if len(lines) != 5 || json.Unmarshal([]byte(lines[4]), &ss.booked) != nil {
 		t.Fatalf("walkthrough output:\n%s", strings.Join(lines, "\n"))
 	}
-	tok, err := gw.Token(ctx, "cand-bob", "candidate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ss.cand, err = gw.Client(tok, nil); err != nil {
-		t.Fatal(err)
-	}
+	ss.cand = clientAs(t, ctx, gw, "cand-bob", "candidate")
 	return ss
 }
 
@@ -495,14 +497,7 @@ func TestSandboxGoogleMentor(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = gw.Stop(context.Background()) })
 	const mentor = "mentor-gg"
-	tok, err := gw.Token(ctx, mentor, "mentor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mc, err := gw.Client(tok, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mc := clientAs(t, ctx, gw, mentor, "mentor")
 	zu := "gg@example.com"
 	if resp, err := mc.PutMentorScheduleWithResponse(ctx, mentor, client.MentorScheduleInput{Timezone: "UTC", WorkingHours: allDay(), ZoomUser: &zu}); err != nil ||
 		resp.StatusCode() != http.StatusOK && resp.StatusCode() != http.StatusCreated {
@@ -511,14 +506,7 @@ func TestSandboxGoogleMentor(t *testing.T) {
 	if err := ConnectGoogleAs(ctx, gw, mentor, "mentor", sandbox.DefaultGoogleCalendar); err != nil {
 		t.Fatal(err)
 	}
-	ctok, err := gw.Token(ctx, "cand-gg", "candidate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := gw.Client(ctok, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := clientAs(t, ctx, gw, "cand-gg", "candidate")
 	start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
 	out, err := Book(ctx, c, Request{Key: uuid.NewString(), Body: client.CreateBookingRequest{
 		MentorId: mentor, Start: start, DurationMinutes: 60, Timezone: "UTC", Topic: "google"}})

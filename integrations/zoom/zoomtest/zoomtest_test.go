@@ -126,6 +126,18 @@ func (f *fixture) token(t *testing.T) string {
 	return out.AccessToken
 }
 
+// meeting creates a meeting for host@example.com at start through the API
+// and returns its id, also as a string.
+func (f *fixture) meeting(t *testing.T, tok string, start time.Time) (int64, string) {
+	t.Helper()
+	r := f.do(t, http.MethodPost, "/v2/users/host@example.com/meetings", tok, validMeeting(start))
+	id, err := r.body["id"].(json.Number).Int64()
+	if r.status != http.StatusCreated || err != nil {
+		t.Fatalf("create meeting: %d %s", r.status, r.raw)
+	}
+	return id, strconv.FormatInt(id, 10)
+}
+
 func validMeeting(start time.Time) map[string]any {
 	return map[string]any{
 		"topic": "Session", "type": 2, "start_time": start.UTC().Format("2006-01-02T15:04:05Z"),
@@ -630,9 +642,7 @@ func TestWebhooks(t *testing.T) {
 	}
 
 	tok := f.token(t)
-	r := f.do(t, http.MethodPost, "/v2/users/host@example.com/meetings", tok, validMeeting(f.clk.Now().Add(time.Hour)))
-	id, _ := r.body["id"].(json.Number).Int64()
-	sid := strconv.FormatInt(id, 10)
+	id, sid := f.meeting(t, tok, f.clk.Now().Add(time.Hour))
 	if r := f.do(t, http.MethodPatch, "/v2/meetings/"+sid, tok, map[string]any{"topic": "Moved"}); r.status != 204 {
 		t.Fatal(r.status)
 	}
@@ -711,9 +721,7 @@ func TestHostActions(t *testing.T) {
 	f := newFixture(t)
 	tok := f.token(t)
 	start := f.clk.Now().Add(time.Hour)
-	r := f.do(t, http.MethodPost, "/v2/users/host@example.com/meetings", tok, validMeeting(start))
-	id, _ := r.body["id"].(json.Number).Int64()
-	sid := strconv.FormatInt(id, 10)
+	id, sid := f.meeting(t, tok, start)
 
 	moved := start.Add(2 * time.Hour)
 	if err := f.sim.MoveMeeting(id, moved, 45*time.Minute); err != nil {
@@ -784,9 +792,7 @@ func TestAPIChangesNotify(t *testing.T) {
 	f := newFixture(t, func(o *zoomtest.Options) { o.WebhookURL, o.WebhookSecret = hook.URL, "whsec" })
 	tok := f.token(t)
 	start := f.clk.Now().Add(time.Hour)
-	r := f.do(t, http.MethodPost, "/v2/users/host@example.com/meetings", tok, validMeeting(start))
-	id, _ := r.body["id"].(json.Number).Int64()
-	sid := strconv.FormatInt(id, 10)
+	id, sid := f.meeting(t, tok, start)
 	moved := start.Add(2 * time.Hour)
 	if r := f.do(t, http.MethodPatch, "/v2/meetings/"+sid, tok, map[string]any{"duration": -5}); r.status != http.StatusBadRequest {
 		t.Fatalf("invalid PATCH: %d", r.status)
