@@ -293,11 +293,15 @@ func machineCPU() (busy, total time.Duration) {
 type stepCPU struct {
 	busy, total, server, loadgen time.Duration
 	batches, batched             float64
+	// Context switches so far: the machine's (all processes, from
+	// /proc/stat) and those of the server's and this process's threads.
+	switches, serverSwitches, loadgenSwitches int64
 }
 
 func cpuNow(c *child, target string) stepCPU {
 	busy, total := machineCPU()
-	s := stepCPU{busy: busy, total: total, server: c.cpuTime(), loadgen: procCPU(os.Getpid())}
+	s := stepCPU{busy: busy, total: total, server: c.cpuTime(), loadgen: procCPU(os.Getpid()),
+		switches: machineSwitches(), serverSwitches: procSwitches(c.cmd.Process.Pid), loadgenSwitches: procSwitches(os.Getpid())}
 	if target != "echo" {
 		_, s.batches, s.batched, _, _ = gatewayMetrics(c.url)
 	}
@@ -305,8 +309,9 @@ func cpuNow(c *child, target string) stepCPU {
 }
 
 // print writes the shares of the machine's CPU (all cores) used by the
-// machine, the server and this load generator between from and s.
-func (s stepCPU) print(target string, from stepCPU) {
+// machine, the server and this load generator between from and s, and
+// the context switches per request (of requests answered in between).
+func (s stepCPU) print(target string, from stepCPU, requests int64) {
 	total := float64(s.total - from.total)
 	if total <= 0 {
 		return
@@ -316,7 +321,55 @@ func (s stepCPU) print(target string, from stepCPU) {
 	if n := s.batches - from.batches; n > 0 {
 		fmt.Printf("; mean group-commit batch %.1f", (s.batched-from.batched)/n)
 	}
+	if requests > 0 {
+		r := float64(requests)
+		fmt.Printf("; context switches per request: machine %.2f, server %.2f, load generator %.2f",
+			float64(s.switches-from.switches)/r, float64(s.serverSwitches-from.serverSwitches)/r, float64(s.loadgenSwitches-from.loadgenSwitches)/r)
+	}
 	fmt.Println()
+}
+
+// machineSwitches is the number of context switches of all processes
+// since boot (the ctxt line of /proc/stat).
+func machineSwitches() int64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "ctxt "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// procSwitches is the number of context switches (voluntary and not) of
+// the live threads of process pid so far. Threads that have exited are
+// not counted; a Go process keeps its threads.
+func procSwitches(pid int) int64 {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				k, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += k
+			} else if v, ok := strings.CutPrefix(line, "nonvoluntary_ctxt_switches:"); ok {
+				k, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += k
+			}
+		}
+	}
+	return n
 }
 
 // procCPU is the CPU time (user + system) process pid has used so far.
@@ -530,7 +583,7 @@ func runTarget(cfg config, target, bin, self, tmp string) error {
 		after := cpuNow(c, target)
 		total += res.ok
 		res.print(target, fmt.Sprintf("max c=%d", mc), drain())
-		after.print(target, before)
+		after.print(target, before, res.ok)
 		if profiled != nil {
 			if err := <-profiled; err != nil {
 				fmt.Printf("%-9s profile: %v\n", target, err)
