@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"net"
 	"net/http"
 	"strings"
@@ -46,7 +47,7 @@ Run "gateway serve --help" for the configuration variables.
 // run is the whole program; main only supplies the process's environment.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || isHelp(args[0])) {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -59,10 +60,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "secrets":
 		return cmdSecrets(ctx, args, getenv, stdout, stderr)
 	case "healthcheck":
-		return cmdHealthcheck(ctx, getenv, stdout)
+		return cmdHealthcheck(ctx, args, getenv, stdout)
 	case "sandbox":
 		return cmdSandbox(ctx, args, getenv, stdout, stderr)
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
@@ -70,6 +71,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}
 }
+
+// isHelp reports whether arg asks for help rather than naming a command.
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
 
 // parseFlags parses a subcommand's flags; -h prints usage (and, for serve,
 // the configuration variables) and returns flag.ErrHelp.
@@ -141,6 +145,9 @@ func cmdToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	if *sub == "" {
 		return usageError{"token: --sub is required"}
 	}
+	if *ttl <= 0 {
+		return usageError{fmt.Sprintf("token: --ttl must be positive (got %s)", *ttl)}
+	}
 	for _, g := range groups {
 		switch auth.Role(g) {
 		case auth.RoleCandidate, auth.RoleMentor, auth.RoleAdmin:
@@ -155,7 +162,12 @@ func cmdToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	if cfg.Auth.Mode != config.AuthDev {
 		return usageError{"token: only available with GATEWAY_AUTH_MODE=dev"}
 	}
-	issuer, err := auth.LoadOrCreateDevIssuer(cfg.DataDir, auth.DevIssuerName)
+	// Only the server creates the key: a token signed by a key of its own
+	// (run from another folder) would be refused by the server.
+	issuer, err := auth.LoadDevIssuer(cfg.DataDir, auth.DevIssuerName)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return usageError{fmt.Sprintf("token: no dev signing key in %s: run this command from the folder where the gateway runs (or set GATEWAY_DATA_DIR to its data folder); the gateway creates the key when it starts", cfg.DataDir)}
+	}
 	if err != nil {
 		return err
 	}
@@ -174,7 +186,17 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 // cmdHealthcheck probes /healthz on the configured address.
-func cmdHealthcheck(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+func cmdHealthcheck(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(stdout, "usage: gateway healthcheck\n\nProbes GET /healthz on GATEWAY_ADDR (loopback when it listens on all interfaces)\nand exits 0 when it answers 200 within 3s: the container's HEALTHCHECK.")
+	}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
 	addr := getenv("GATEWAY_ADDR")
 	if addr == "" {
 		addr = "127.0.0.1:8080"

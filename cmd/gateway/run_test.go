@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -323,5 +325,109 @@ func TestSandboxCommandErrors(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"sandbox", "--help"}, env, &out, io.Discard); err != nil || !strings.Contains(out.String(), "meeting.participant_joined") {
 		t.Errorf("sandbox --help: %v\n%s", err, out.String())
+	}
+}
+
+// TestSecretsRotateEnvKey: with GATEWAY_SECRET_KEY the rotation runs while
+// every process holds NEW,OLD: a process still on that list reads secrets
+// sealed under either key, before and after the rotation.
+func TestSecretsRotateEnvKey(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	oldKey, newKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32)), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	env := func(key string) map[string]string {
+		return map[string]string{"GATEWAY_DATA_DIR": dir, "GATEWAY_SECRET_KEY": key}
+	}
+	const path = "/spotlight/development/providers/zoom"
+
+	a, err := openBase(ctx, mustConfig(t, env(oldKey)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.secrets.Put(ctx, path, []byte("sealed-under-old"), 0); err != nil {
+		t.Fatal(err)
+	}
+	a.close(ctx)
+
+	// Another replica, restarted with NEW,OLD, keeps running through the rotation.
+	replica, err := openBase(ctx, mustConfig(t, env(newKey+","+oldKey)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.close(ctx)
+	if s, err := replica.secrets.Get(ctx, path); err != nil || string(s.Value) != "sealed-under-old" {
+		t.Fatalf("NEW,OLD before the rotation: Get = %q, %v", s.Value, err)
+	}
+
+	var out bytes.Buffer
+	if err := run(ctx, []string{"secrets", "rotate-key"}, envOf(env(newKey+","+oldKey)), &out, io.Discard); err == nil || !strings.Contains(err.Error(), "GATEWAY_SECRET_KEY=NEW,OLD") {
+		t.Fatalf("rotate-key without --new-key = %v, want the rotation's steps", err)
+	}
+	if err := run(ctx, []string{"secrets", "rotate-key", "--new-key", newKey}, envOf(env(newKey+","+oldKey)), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := replica.secrets.Get(ctx, path); err != nil || string(s.Value) != "sealed-under-old" {
+		t.Fatalf("NEW,OLD after the rotation: Get = %q, %v", s.Value, err)
+	}
+	after, err := openBase(ctx, mustConfig(t, env(newKey)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.close(ctx)
+	if s, err := after.secrets.Get(ctx, path); err != nil || string(s.Value) != "sealed-under-old" {
+		t.Fatalf("NEW alone after the rotation: Get = %q, %v", s.Value, err)
+	}
+}
+
+// TestDataFolderLocked: a second gateway on the same data folder stops at
+// once, naming the folder and the first one's pid, before it opens the
+// database.
+func TestDataFolderLocked(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	startGateway(t, map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": dir})
+	err := run(t.Context(), []string{"serve"}, envOf(map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": dir}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "is in use by another gateway") || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("second serve on the same data folder = %v", err)
+	}
+}
+
+func TestHelpListsCommands(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"-help"}} {
+		var out bytes.Buffer
+		if err := run(t.Context(), args, envOf(nil), &out, io.Discard); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if !strings.Contains(out.String(), "commands:") || !strings.Contains(out.String(), "healthcheck") {
+			t.Errorf("%v printed:\n%s", args, out.String())
+		}
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"healthcheck", "--help"}, envOf(map[string]string{"GATEWAY_ADDR": "127.0.0.1:1"}), &out, io.Discard); err != nil || !strings.Contains(out.String(), "usage: gateway healthcheck") {
+		t.Errorf("healthcheck --help = %v:\n%s", err, out.String())
+	}
+}
+
+func TestTokenErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no key in the folder", []string{"token", "--sub", "alice"}, "no dev signing key in " + dir},
+		{"zero ttl", []string{"token", "--sub", "alice", "--ttl", "0"}, "--ttl must be positive"},
+		{"negative ttl", []string{"token", "--sub", "alice", "--ttl", "-1h"}, "--ttl must be positive"},
+	} {
+		err := run(t.Context(), tt.args, envOf(map[string]string{"GATEWAY_DATA_DIR": dir}), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || exitCode(err) != 2 {
+			t.Errorf("%s: run = %v, want a usage error with %q", tt.name, err, tt.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dev-signing-key.pem")); err == nil {
+		t.Error("gateway token created a signing key of its own")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,7 +79,16 @@ func (a *app) openSecrets(ctx context.Context) error {
 			olds []local.Key
 		)
 		if a.cfg.Secrets.Key != "" {
-			key, err = local.KeyFromBase64(a.cfg.Secrets.Key)
+			// "NEW,OLD,…" during a rotation: NEW seals, every key opens.
+			keys := strings.Split(a.cfg.Secrets.Key, ",")
+			key, err = local.KeyFromBase64(strings.TrimSpace(keys[0]))
+			for _, k := range keys[1:] {
+				old, kerr := local.KeyFromBase64(strings.TrimSpace(k))
+				if kerr != nil {
+					return fmt.Errorf("secrets: GATEWAY_SECRET_KEY: %w", kerr)
+				}
+				olds = append(olds, old)
+			}
 		} else {
 			a.keyFile = filepath.Join(a.cfg.DataDir, "secret.key")
 			key, err = local.LoadOrCreateKeyFile(a.keyFile)
@@ -115,7 +125,7 @@ func (a *app) rotateKey(ctx context.Context, newKey local.Key, writeFile bool) (
 	}
 	if writeFile {
 		if a.keyFile == "" {
-			return 0, usageError{"secrets rotate-key: GATEWAY_SECRET_KEY is set; pass --new-key and update the variable afterwards"}
+			return 0, usageError{"secrets rotate-key: GATEWAY_SECRET_KEY is set; pass --new-key NEW, after restarting every process that shares the database with GATEWAY_SECRET_KEY=NEW,OLD (so that each reads secrets sealed under either key); then set GATEWAY_SECRET_KEY=NEW"}
 		}
 		if err := os.WriteFile(a.keyFile+".next", []byte(newKey.Base64()+"\n"), 0o600); err != nil {
 			return 0, fmt.Errorf("secrets rotate-key: write new key: %w", err)
@@ -142,6 +152,9 @@ func (a *app) close(ctx context.Context) {
 // cmdMigrate applies migrations and exits.
 func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: gateway migrate\n\nApplies the database migrations of GATEWAY_DATABASE_URL (or the embedded SQLite file)\nand exits; serve applies them too at start. Replicas starting at once take turns.")
+	}
 	cfg, ok, err := parseThenLoad(fs, args, stderr, getenv)
 	if !ok {
 		return err
@@ -183,14 +196,18 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	defer flush(2 * time.Second)
+	defer func() { flush(2 * time.Second) }()
 
-	a, err := openBase(ctx, cfg, stdout)
-	if err != nil {
-		return err
+	// One process per data folder when it holds the database or the
+	// sandbox's state: a second one would run a second set of simulators
+	// over the same state files.
+	if cfg.DatabaseURL == "" || cfg.Sandbox() {
+		unlock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
-	defer a.close(context.WithoutCancel(ctx))
-	logger := a.logger
 
 	// Listen before anything slow so the address (and a busy port) is known at once.
 	var lc net.ListenConfig
@@ -200,6 +217,32 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if cfg.PublicURL == "http://"+cfg.Addr && ln.Addr().String() != cfg.Addr {
 		cfg.PublicURL = "http://" + ln.Addr().String() // port 0 in tests
+	}
+
+	a, err := openBase(ctx, cfg, stdout)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer a.close(context.WithoutCancel(ctx))
+	logger := a.logger
+
+	if cfg.Sentry.DSN == "" {
+		// No SENTRY_DSN: the DSN stored as provider sentry's credentials
+		// (PUT /v1/admin/providers/sentry/credentials or its SSM parameter).
+		dsn, err := storedSentryDSN(ctx, cfg, a.secrets)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		if dsn != "" {
+			f, err := telemetry.InitSentry(telemetry.SentryOptions{DSN: dsn, Environment: cfg.Sentry.Environment, Release: cfg.Sentry.Release})
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("the dsn stored for provider sentry: %w", err)
+			}
+			cfg.Sentry.DSN, flush = dsn, f
+		}
 	}
 
 	if cfg.GCFloorMiB > 0 && getenv("GOGC") == "" {

@@ -62,8 +62,8 @@ func wireWebhooks(w *wiring) error {
 		if err != nil {
 			return err
 		}
-		if sec.Jira == "" {
-			return errors.New("webhooks: the Jira webhook secret is required in production: store field webhook_secret of provider jira (PUT /v1/admin/providers/jira/credentials or the SSM parameter) before starting")
+		if err := requireWebhookSecrets(cfg, sec); err != nil {
+			return err
 		}
 	}
 
@@ -117,33 +117,38 @@ func jobInserter(w *wiring) webhooks.JobInserter {
 	return w.jobs
 }
 
-// webhookProviderFields reads a provider's credential fields (a JSON object of
-// strings); none stored gives an empty map.
-func webhookProviderFields(ctx context.Context, w *wiring, provider string) (map[string]string, error) {
-	path, err := secrets.ProviderPath(w.cfg.Secrets.Prefix, w.cfg.Env, provider)
-	if err != nil {
-		return nil, err
+// requireWebhookSecrets is production's start check: without a provider's
+// webhook secret every delivery of that provider would be refused (401).
+// The error names each missing secret and where to put it.
+func requireWebhookSecrets(cfg config.Config, sec webhooks.Secrets) error {
+	var missing []error
+	for _, m := range []struct {
+		provider, name string
+		ok             bool
+	}{{"zoom", "Zoom", len(sec.Zoom) > 0}, {"jira", "Jira", sec.Jira != ""}} {
+		if m.ok {
+			continue
+		}
+		path, err := secrets.ProviderPath(cfg.Secrets.Prefix, cfg.Env, m.provider)
+		if err != nil {
+			return err
+		}
+		missing = append(missing, fmt.Errorf("the %s webhook secret is required in production: put field webhook_secret in the SecureString parameter %s (a JSON object of the provider's credentials) before starting", m.name, path))
 	}
-	s, err := w.secrets.Get(ctx, path)
-	if errors.Is(err, secrets.ErrNotFound) {
-		return map[string]string{}, nil
+	if len(missing) > 0 {
+		return fmt.Errorf("webhooks: %w", errors.Join(missing...))
 	}
-	if err != nil {
-		return nil, fmt.Errorf("webhooks: read %s credentials: %w", provider, err)
-	}
-	m := map[string]string{}
-	if err := json.Unmarshal(s.Value, &m); err != nil {
-		return nil, fmt.Errorf("webhooks: stored %s credentials are not a JSON object", provider)
-	}
-	return m, nil
+	return nil
 }
 
+// loadWebhookSecrets reads the providers' webhook secrets from the secret
+// store.
 func loadWebhookSecrets(ctx context.Context, w *wiring) (webhooks.Secrets, error) {
-	z, err := webhookProviderFields(ctx, w, "zoom")
+	z, err := providerFields(ctx, w.cfg, w.secrets, "zoom")
 	if err != nil {
 		return webhooks.Secrets{}, err
 	}
-	j, err := webhookProviderFields(ctx, w, "jira")
+	j, err := providerFields(ctx, w.cfg, w.secrets, "jira")
 	if err != nil {
 		return webhooks.Secrets{}, err
 	}
@@ -202,7 +207,7 @@ func jiraOwnAccount(w *wiring) func(ctx context.Context) (string, error) {
 			cached = jiratest.DefaultAccountID
 			return cached, nil
 		}
-		f, err := webhookProviderFields(ctx, w, "jira")
+		f, err := providerFields(ctx, w.cfg, w.secrets, "jira")
 		if err != nil {
 			return "", err
 		}

@@ -1,7 +1,12 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
@@ -48,4 +53,37 @@ var wireFuncs = []func(*wiring) error{
 	wireConnect,
 	wireBooking,
 	wireWebhooks,
+}
+
+// providerFields reads a provider's credential fields (a JSON object of
+// strings) from the secret store; none stored gives an empty map.
+func providerFields(ctx context.Context, cfg config.Config, store secrets.Store, provider string) (map[string]string, error) {
+	path, err := secrets.ProviderPath(cfg.Secrets.Prefix, cfg.Env, provider)
+	if err != nil {
+		return nil, err
+	}
+	s, err := store.Get(ctx, path)
+	if errors.Is(err, secrets.ErrNotFound) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s credentials: %w", provider, err)
+	}
+	m := map[string]string{}
+	if err := json.Unmarshal(s.Value, &m); err != nil {
+		return nil, fmt.Errorf("stored %s credentials are not a JSON object", provider)
+	}
+	return m, nil
+}
+
+// storedSentryDSN is the dsn field of provider sentry's stored
+// credentials, "" when none is stored.
+func storedSentryDSN(ctx context.Context, cfg config.Config, store secrets.Store) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	f, err := providerFields(ctx, cfg, store, "sentry")
+	if err != nil {
+		return "", fmt.Errorf("sentry: %w", err)
+	}
+	return f["dsn"], nil
 }

@@ -14,7 +14,7 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 }
 
-// Outcome labels of outbound_requests_total.
+// Outcome labels of gateway_outbound_requests_total.
 const (
 	OutcomeSuccess     = "success"      // 1xx-3xx
 	OutcomeClientError = "client_error" // 4xx other than 429
@@ -27,10 +27,10 @@ const (
 
 // NewMetrics creates and registers on reg:
 //
-//   - outbound_requests_total{provider,operation,outcome}: calls (after
+//   - gateway_outbound_requests_total{provider,operation,outcome}: calls (after
 //     retries) by final outcome;
-//   - outbound_retries_total{provider,operation}: attempts beyond the first;
-//   - outbound_request_duration_seconds{provider,operation}: call latency,
+//   - gateway_outbound_retries_total{provider,operation}: attempts beyond the first;
+//   - gateway_outbound_request_duration_seconds{provider,operation}: call latency,
 //     retries and waits included.
 //
 // It panics if the collectors are already registered on reg, like
@@ -38,15 +38,15 @@ const (
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "outbound_requests_total",
+			Name: "gateway_outbound_requests_total",
 			Help: "Outbound provider calls by final outcome (after retries).",
 		}, []string{"provider", "operation", "outcome"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "outbound_retries_total",
+			Name: "gateway_outbound_retries_total",
 			Help: "Outbound attempts beyond the first one of a call.",
 		}, []string{"provider", "operation"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "outbound_request_duration_seconds",
+			Name:    "gateway_outbound_request_duration_seconds",
 			Help:    "Latency of outbound provider calls, retries and waits included.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"provider", "operation"}),

@@ -612,9 +612,9 @@ func TestMetricsAndBreadcrumbs(t *testing.T) {
 		}
 	}
 	want := map[string]float64{
-		"outbound_requests_total{operation=get_meeting,outcome=client_error,provider=zoom}": 1,
-		"outbound_retries_total{operation=get_meeting,provider=zoom}":                       1,
-		"outbound_request_duration_seconds{operation=get_meeting,provider=zoom}":            1,
+		"gateway_outbound_requests_total{operation=get_meeting,outcome=client_error,provider=zoom}": 1,
+		"gateway_outbound_retries_total{operation=get_meeting,provider=zoom}":                       1,
+		"gateway_outbound_request_duration_seconds{operation=get_meeting,provider=zoom}":            1,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)

@@ -39,6 +39,17 @@ type DevIssuer struct {
 	now    func() time.Time
 }
 
+// LoadDevIssuer reads dataDir/dev-signing-key.pem, the key a server
+// created; the error wraps fs.ErrNotExist when there is none.
+func LoadDevIssuer(dataDir, issuer string) (*DevIssuer, error) {
+	path := filepath.Join(dataDir, DevKeyFile)
+	pemBytes, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("auth: read dev key: %w", err)
+	}
+	return parseDevKey(path, pemBytes, issuer)
+}
+
 // LoadOrCreateDevIssuer reads dataDir/dev-signing-key.pem, creating a new
 // RSA-2048 key (mode 0600) when there is none. issuer is the iss of minted tokens.
 func LoadOrCreateDevIssuer(dataDir, issuer string) (*DevIssuer, error) {
@@ -72,6 +83,11 @@ func LoadOrCreateDevIssuer(dataDir, issuer string) (*DevIssuer, error) {
 	case err != nil:
 		return nil, fmt.Errorf("auth: read dev key: %w", err)
 	}
+	return parseDevKey(path, pemBytes, issuer)
+}
+
+// parseDevKey parses the PEM of the dev key read from path.
+func parseDevKey(path string, pemBytes []byte, issuer string) (*DevIssuer, error) {
 	block, _ := pem.Decode(pemBytes)
 	if block == nil {
 		return nil, fmt.Errorf("auth: %s is not PEM", path)

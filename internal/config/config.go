@@ -208,13 +208,13 @@ func Vars() []Var { return vars }
 var vars = []Var{
 	{"GATEWAY_ENV", EnvDevelopment, "development or production (production refuses dev auth and sandbox providers)", oneOf(func(c *Config) *string { return &c.Env }, EnvDevelopment, EnvProduction)},
 	{"GATEWAY_ADDR", "127.0.0.1:8080", "listen address (the container image sets :8080)", hostPort(func(c *Config) *string { return &c.Addr })},
-	{"GATEWAY_PUBLIC_URL", "", "external base URL for callbacks and links (default http://GATEWAY_ADDR)", absURL(func(c *Config) *string { return &c.PublicURL })},
+	{"GATEWAY_PUBLIC_URL", "", "external base URL for callbacks, Google push and links in calendar events and Jira issues (https, required in production; default http://GATEWAY_ADDR)", baseURL(func(c *Config) *string { return &c.PublicURL })},
 	{"GATEWAY_DATA_DIR", "./data", "folder for the embedded database, dev signing key and local secret key", str(func(c *Config) *string { return &c.DataDir })},
-	{"GATEWAY_DATABASE_URL", "", "postgres://… for PostgreSQL; empty for the embedded SQLite file in GATEWAY_DATA_DIR", dbURL},
+	{"GATEWAY_DATABASE_URL", "", "postgres://… for PostgreSQL (required in production; pool_max_conns in the URL sizes the pool, default 20); empty for the embedded SQLite file in GATEWAY_DATA_DIR", dbURL},
 	{"GATEWAY_LOG_LEVEL", "info", "debug, info, warn or error", logLevel},
 	{"GATEWAY_DEBUG_ADDR", "", "optional listen address of Go's pprof profiles (/debug/pprof/); empty disables; never expose it publicly", optionalHostPort(func(c *Config) *string { return &c.DebugAddr })},
 	{"GATEWAY_GC_FLOOR_MB", "32", "least heap goal of the garbage collector in MiB: a small heap is collected less often (measured: 3–10 % less CPU per webhook delivery at load, about 6 MB more peak memory); 0 disables; ignored when GOGC is set", nonNegative(func(c *Config) *int64 { return &c.GCFloorMiB })},
-	{"GATEWAY_SHUTDOWN_TIMEOUT", "25s", "time to finish in-flight requests and running jobs on SIGTERM", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"GATEWAY_SHUTDOWN_TIMEOUT", "20s", "time to finish in-flight requests and running jobs on SIGTERM; jobs still running then get 5s more to stop, so keep it at least 8s under the orchestrator's kill timeout (ECS stopTimeout: 30s by default)", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"GATEWAY_AUTH_MODE", AuthDev, "dev (self-issued tokens, `gateway token`) or cognito", oneOf(func(c *Config) *string { return &c.Auth.Mode }, AuthDev, AuthCognito)},
 	{"GATEWAY_COGNITO_REGION", "", "Cognito user pool region (cognito mode)", str(func(c *Config) *string { return &c.Auth.CognitoRegion })},
 	{"GATEWAY_COGNITO_USER_POOL_ID", "", "Cognito user pool id (cognito mode)", str(func(c *Config) *string { return &c.Auth.CognitoUserPoolID })},
@@ -222,14 +222,14 @@ var vars = []Var{
 	{"GATEWAY_COGNITO_JWKS_URL", "", "override of the pool's JWKS URL", absURL(func(c *Config) *string { return &c.Auth.JWKSURL })},
 	{"GATEWAY_AUTH_LEEWAY", "30s", "clock skew tolerated on exp/nbf/iat", duration(func(c *Config) *time.Duration { return &c.Auth.Leeway })},
 	{"GATEWAY_PROVIDERS", ProvidersSandbox, "sandbox (in-process simulators) or live (real Zoom, Google, Jira, CalDAV)", oneOf(func(c *Config) *string { return &c.Providers }, ProvidersSandbox, ProvidersLive)},
-	{"GATEWAY_SECRETS_BACKEND", SecretsLocal, "local (AES-GCM rows in the database) or ssm", oneOf(func(c *Config) *string { return &c.Secrets.Backend }, SecretsLocal, SecretsSSM)},
-	{"GATEWAY_SECRET_KEY", "", "base64 32-byte key of the local secret store (default: GATEWAY_DATA_DIR/secret.key, created 0600)", str(func(c *Config) *string { return &c.Secrets.Key })},
+	{"GATEWAY_SECRETS_BACKEND", SecretsLocal, "local (AES-GCM rows in the database) or ssm (required in production)", oneOf(func(c *Config) *string { return &c.Secrets.Backend }, SecretsLocal, SecretsSSM)},
+	{"GATEWAY_SECRET_KEY", "", "base64 32-byte key of the local secret store (default: GATEWAY_DATA_DIR/secret.key, created 0600); during a rotation NEW,OLD: NEW seals, both open (see gateway secrets rotate-key)", str(func(c *Config) *string { return &c.Secrets.Key })},
 	{"GATEWAY_SSM_PREFIX", "spotlight", "first segment of SSM parameter paths /{prefix}/{env}/…", str(func(c *Config) *string { return &c.Secrets.Prefix })},
 	{"GATEWAY_SSM_ENDPOINT", "", "override of the SSM endpoint URL", absURL(func(c *Config) *string { return &c.Secrets.SSMEndpoint })},
 	{"GATEWAY_SSM_KMS_KEY_ID", "", "KMS key for SecureString parameters (default: the AWS managed key)", str(func(c *Config) *string { return &c.Secrets.KMSKeyID })},
 	{"GATEWAY_SSM_TIER", "Standard", "Standard or Advanced (values over 4 KB need Advanced)", oneOf(func(c *Config) *string { return &c.Secrets.Tier }, "Standard", "Advanced")},
 	{"AWS_REGION", "", "AWS region of SSM (ssm backend)", str(func(c *Config) *string { return &c.Secrets.AWSRegion })},
-	{"SENTRY_DSN", "", "Sentry DSN; empty disables error reporting", str(func(c *Config) *string { return &c.Sentry.DSN })},
+	{"SENTRY_DSN", "", "Sentry DSN; empty: the dsn stored as provider sentry's credentials, if any, else no error reporting", sentryDSN},
 	{"SENTRY_ENVIRONMENT", "", "Sentry environment (default GATEWAY_ENV)", str(func(c *Config) *string { return &c.Sentry.Environment })},
 	{"SENTRY_RELEASE", "", "Sentry release name", str(func(c *Config) *string { return &c.Sentry.Release })},
 	{"GATEWAY_JOB_WORKERS", "50", "jobs worked at once by this replica", positive(func(c *Config) *int { return &c.Jobs.Workers })},
@@ -304,6 +304,19 @@ func (c *Config) validate() []error {
 	if prod && c.Providers == ProvidersSandbox {
 		errs = append(errs, errors.New("GATEWAY_PROVIDERS: sandbox providers are refused when GATEWAY_ENV=production; set live"))
 	}
+	if prod && !strings.HasPrefix(c.PublicURL, "https://") {
+		// Google pushes calendar changes only to a public HTTPS address,
+		// and the URL is written into calendar events and Jira issues.
+		errs = append(errs, errors.New("GATEWAY_PUBLIC_URL: required when GATEWAY_ENV=production: the gateway's public https:// address (Google push notifications, OAuth callbacks, links in events and issues)"))
+	}
+	if prod && !strings.HasPrefix(c.DatabaseURL, "postgres") {
+		// Replicas share one PostgreSQL; an embedded file would give every
+		// task its own, lost with the task.
+		errs = append(errs, errors.New("GATEWAY_DATABASE_URL: a postgres:// URL is required when GATEWAY_ENV=production (the embedded SQLite file is for one process on one machine)"))
+	}
+	if prod && c.Secrets.Backend != SecretsSSM {
+		errs = append(errs, errors.New("GATEWAY_SECRETS_BACKEND: ssm is required when GATEWAY_ENV=production"))
+	}
 	if prod && c.CalDAV.AllowPrivate {
 		errs = append(errs, errors.New("GATEWAY_CALDAV_ALLOW_PRIVATE: must be false when GATEWAY_ENV=production"))
 	}
@@ -322,8 +335,14 @@ func (c *Config) validate() []error {
 		errs = append(errs, errors.New("AWS_REGION: required when GATEWAY_SECRETS_BACKEND=ssm"))
 	}
 	if c.Secrets.Key != "" {
-		if n := base64Len(c.Secrets.Key); n != 32 {
-			errs = append(errs, fmt.Errorf("GATEWAY_SECRET_KEY: must be base64 of 32 bytes (got %d bytes)", n))
+		for i, k := range strings.Split(c.Secrets.Key, ",") {
+			switch n := base64Len(strings.TrimSpace(k)); n {
+			case 32:
+			case -1:
+				errs = append(errs, fmt.Errorf("GATEWAY_SECRET_KEY: key %d is not valid standard base64 (make one with: head -c 32 /dev/urandom | base64)", i+1))
+			default:
+				errs = append(errs, fmt.Errorf("GATEWAY_SECRET_KEY: key %d must be base64 of 32 bytes (it decodes to %d bytes)", i+1, n))
+			}
 		}
 	}
 	if c.Webhooks.HandoffGrace < time.Second {
@@ -395,6 +414,39 @@ func optionalHostPort(field func(*Config) *string) func(*Config, string) error {
 		}
 		return hp(c, v)
 	}
+}
+
+// baseURL is absURL for a base URL that paths are appended to: no query or
+// fragment, and no trailing slash (https://gw.example.com/ is stored as
+// https://gw.example.com).
+func baseURL(field func(*Config) *string) func(*Config, string) error {
+	abs := absURL(field)
+	return func(c *Config, v string) error {
+		if err := abs(c, v); err != nil {
+			return err
+		}
+		if u, _ := url.Parse(v); u != nil && (u.RawQuery != "" || u.Fragment != "" || u.User != nil) {
+			return fmt.Errorf("%q must be a base URL without user, query or fragment", v)
+		}
+		*field(c) = strings.TrimRight(*field(c), "/")
+		return nil
+	}
+}
+
+// sentryDSN checks the shape of a Sentry DSN
+// (https://PUBLIC_KEY@HOST/PROJECT_ID) without echoing it: its key is a
+// credential.
+func sentryDSN(c *Config, v string) error {
+	if v == "" {
+		c.Sentry.DSN = ""
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User == nil || u.User.Username() == "" || strings.Trim(u.Path, "/") == "" {
+		return errors.New("not a Sentry DSN of the form https://PUBLIC_KEY@HOST/PROJECT_ID (value not shown)")
+	}
+	c.Sentry.DSN = v
+	return nil
 }
 
 func absURL(field func(*Config) *string) func(*Config, string) error {

@@ -22,7 +22,7 @@ func TestLoadDefaults(t *testing.T) {
 	if c.PublicURL != "http://127.0.0.1:8080" {
 		t.Errorf("PublicURL = %q", c.PublicURL)
 	}
-	if c.Booking.SyncTimeout != 8*time.Second || c.ShutdownTimeout != 25*time.Second {
+	if c.Booking.SyncTimeout != 8*time.Second || c.ShutdownTimeout != 20*time.Second {
 		t.Errorf("durations = %v, %v", c.Booking.SyncTimeout, c.ShutdownTimeout)
 	}
 	if c.DataDir != "./data" || c.DatabaseURL != "" {
@@ -80,6 +80,17 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 			"GATEWAY_AUTH_MODE": "cognito", "GATEWAY_COGNITO_REGION": "eu-west-1", "GATEWAY_COGNITO_USER_POOL_ID": "p", "GATEWAY_COGNITO_CLIENT_IDS": "c"}, "GATEWAY_GOOGLE_REDIRECT_URL"},
 		{"bad Google redirect page", map[string]string{"GATEWAY_GOOGLE_REDIRECT_URL": "/connect"}, "GATEWAY_GOOGLE_REDIRECT_URL"},
 		{"ssm without region", map[string]string{"GATEWAY_SECRETS_BACKEND": "ssm"}, "AWS_REGION"},
+		{"production without public URL", production(nil, "GATEWAY_PUBLIC_URL"), "GATEWAY_PUBLIC_URL: required"},
+		{"production on plain http", production(map[string]string{"GATEWAY_PUBLIC_URL": "http://gw.spotlight.test"}), "GATEWAY_PUBLIC_URL: required"},
+		{"production on SQLite", production(nil, "GATEWAY_DATABASE_URL"), "GATEWAY_DATABASE_URL: a postgres:// URL is required"},
+		{"production on an SQLite URL", production(map[string]string{"GATEWAY_DATABASE_URL": "sqlite:/data/gw.db"}), "GATEWAY_DATABASE_URL: a postgres:// URL is required"},
+		{"production with local secrets", production(map[string]string{"GATEWAY_SECRETS_BACKEND": "local"}), "GATEWAY_SECRETS_BACKEND: ssm is required"},
+		{"public URL with a query", map[string]string{"GATEWAY_PUBLIC_URL": "https://gw.example.com/?a=b"}, "GATEWAY_PUBLIC_URL"},
+		{"key not base64", map[string]string{"GATEWAY_SECRET_KEY": "not base64!"}, "GATEWAY_SECRET_KEY: key 1 is not valid standard base64"},
+		{"second key too short", map[string]string{"GATEWAY_SECRET_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,c2hvcnQ="}, "key 2 must be base64 of 32 bytes"},
+		{"key too short", map[string]string{"GATEWAY_SECRET_KEY": "c2hvcnQ="}, "it decodes to 5 bytes"},
+		{"bad Sentry DSN", map[string]string{"SENTRY_DSN": "https://publickey@bad host/1"}, "SENTRY_DSN: not a Sentry DSN"},
+		{"Sentry DSN without key", map[string]string{"SENTRY_DSN": "https://o1.ingest.sentry.io/1"}, "SENTRY_DSN: not a Sentry DSN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,6 +112,7 @@ func TestLoadProduction(t *testing.T) {
 		"AWS_REGION": "eu-central-1", "GATEWAY_JIRA_SITE_URL": "https://spotlight.atlassian.net",
 		"GATEWAY_GOOGLE_REDIRECT_URL": "https://app.spotlight.test/connect/google",
 		"GATEWAY_DATABASE_URL":        "postgres://gw@db/gw",
+		"GATEWAY_PUBLIC_URL":          "https://gw.spotlight.test/",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -111,8 +123,55 @@ func TestLoadProduction(t *testing.T) {
 	if len(c.Auth.ClientIDs) != 2 || c.Auth.ClientIDs[1] != "b" {
 		t.Errorf("ClientIDs = %q", c.Auth.ClientIDs)
 	}
-	if c.PublicURL != "http://localhost:8080" || c.Sentry.Environment != "production" {
+	if c.PublicURL != "https://gw.spotlight.test" || c.Sentry.Environment != "production" {
 		t.Errorf("derived values: %q %q", c.PublicURL, c.Sentry.Environment)
+	}
+}
+
+// production is a valid production environment with changes: the values
+// of set replace or add, the names in unset are left out.
+func production(set map[string]string, unset ...string) map[string]string {
+	m := map[string]string{
+		"GATEWAY_ENV": "production", "GATEWAY_AUTH_MODE": "cognito", "GATEWAY_COGNITO_REGION": "eu-central-1",
+		"GATEWAY_COGNITO_USER_POOL_ID": "eu-central-1_abc", "GATEWAY_COGNITO_CLIENT_IDS": "a",
+		"GATEWAY_PROVIDERS": "live", "GATEWAY_SECRETS_BACKEND": "ssm", "AWS_REGION": "eu-central-1",
+		"GATEWAY_JIRA_SITE_URL": "https://spotlight.atlassian.net", "GATEWAY_GOOGLE_REDIRECT_URL": "https://app.spotlight.test/connect/google",
+		"GATEWAY_DATABASE_URL": "postgres://gw@db/gw", "GATEWAY_PUBLIC_URL": "https://gw.spotlight.test",
+	}
+	for k, v := range set {
+		m[k] = v
+	}
+	for _, k := range unset {
+		delete(m, k)
+	}
+	return m
+}
+
+func TestProductionBaseIsValid(t *testing.T) {
+	t.Parallel()
+	if _, err := Load(env(production(nil))); err != nil {
+		t.Fatalf("the production base of the table tests does not load: %v", err)
+	}
+}
+
+func TestSentryDSNNotEchoed(t *testing.T) {
+	t.Parallel()
+	_, err := Load(env(map[string]string{"SENTRY_DSN": "https://topsecretkey@bad host/1"}))
+	if err == nil || strings.Contains(err.Error(), "topsecretkey") {
+		t.Fatalf("Load = %v, want an error that does not show the DSN's key", err)
+	}
+}
+
+func TestPublicURLTrailingSlash(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"http://localhost:8080/", "http://localhost:8080//", "http://localhost:8080"} {
+		c, err := Load(env(map[string]string{"GATEWAY_PUBLIC_URL": v}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.PublicURL != "http://localhost:8080" {
+			t.Errorf("GATEWAY_PUBLIC_URL=%s: PublicURL = %q, want it without the trailing slash", v, c.PublicURL)
+		}
 	}
 }
 

@@ -154,6 +154,19 @@ func routeLabel(c echo.Context) string {
 	return "unmatched"
 }
 
+// methodLabel is a request's method as a metric label: the methods of
+// RFC 9110 and PATCH as they are, any other "other". The method is the
+// client's to choose, and every distinct label value is a series of its
+// own.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
 // observe gives each request its id (setRequestID), then logs one JSON line
 // per request and records its latency. It runs outside the error handler's
 // reach, so it sees the final status. It is one middleware, not two,
@@ -181,7 +194,7 @@ func observe(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 			req := c.Request()
 			status := c.Response().Status
 			route := routeLabel(c)
-			m.observer(durationLabels{route: route, method: req.Method, status: status}).Observe(elapsed.Seconds())
+			m.observer(durationLabels{route: route, method: methodLabel(req.Method), status: status}).Observe(elapsed.Seconds())
 			level := slog.LevelInfo
 			if status >= 500 {
 				level = slog.LevelError

@@ -51,6 +51,10 @@ func TestWebhookRoutesThroughTheStack(t *testing.T) {
 		{http.MethodPost, "/webhooks/zoom/extra", 404, "not-found"},
 		{http.MethodGet, "/webhooks/zoom", 405, "method-not-allowed"},
 		{http.MethodGet, "/webhooks/jira", 405, "method-not-allowed"},
+		// Made-up methods share one label value: the client chooses them.
+		{"BREW", "/webhooks/zoom", 405, "method-not-allowed"},
+		{"M1", "/webhooks/zoom", 405, "method-not-allowed"},
+		{"M2", "/nowhere", 404, "not-found"},
 	} {
 		resp, body := en.do(t, tt.method, tt.path, "", `{}`)
 		if p := decodeProblem(t, resp, body, tt.status); p.Type != httpapi.ProblemBase+tt.slug {
@@ -81,10 +85,17 @@ func TestWebhookRoutesThroughTheStack(t *testing.T) {
 	}
 
 	_, body := en.do(t, http.MethodGet, "/metrics", "", "")
+	for _, m := range []string{"BREW", "M1", "M2"} {
+		if strings.Contains(string(body), `method="`+m+`"`) {
+			t.Errorf("/metrics has a series for method %s", m)
+		}
+	}
 	for _, want := range []string{
 		`gateway_http_request_duration_seconds_count{method="POST",route="/webhooks/zoom",status="204"} 2`,
 		`gateway_http_request_duration_seconds_count{method="POST",route="unmatched",status="404"} 3`,
 		`gateway_http_request_duration_seconds_count{method="GET",route="/webhooks/zoom",status="405"} 1`,
+		`gateway_http_request_duration_seconds_count{method="other",route="/webhooks/zoom",status="405"} 2`,
+		`gateway_http_request_duration_seconds_count{method="other",route="unmatched",status="404"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s\n%s", want, body)

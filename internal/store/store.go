@@ -43,8 +43,9 @@ type Config struct {
 	URL string
 	// DataDir holds the embedded SQLite file when URL is empty. Default "./data".
 	DataDir string
-	// MaxConns caps the PostgreSQL pool (default 20). SQLite always uses one
-	// connection, as River's SQLite driver requires.
+	// MaxConns caps the PostgreSQL pool; 0 takes pool_max_conns from URL,
+	// or 20 when the URL has none. SQLite always uses one connection, as
+	// River's SQLite driver requires.
 	MaxConns int32
 }
 
@@ -114,15 +115,23 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, 
 	return &Store{db: db, dialect: SQLite, logger: logger, Location: path}, nil
 }
 
+// defaultMaxConns is the PostgreSQL pool's size when neither Config nor
+// the URL gives one.
+const defaultMaxConns = 20
+
 func openPostgres(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	pcfg, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
 		// pgx echoes the URL (with password) in parse errors; do not wrap it.
 		return nil, errors.New("store: invalid PostgreSQL URL")
 	}
-	pcfg.MaxConns = cfg.MaxConns
-	if pcfg.MaxConns <= 0 {
-		pcfg.MaxConns = 20
+	switch {
+	case cfg.MaxConns > 0:
+		pcfg.MaxConns = cfg.MaxConns
+	case strings.Contains(cfg.URL, "pool_max_conns"):
+		// The operator sized the pool in the URL: keep it.
+	default:
+		pcfg.MaxConns = defaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {

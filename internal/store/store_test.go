@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -463,4 +464,36 @@ func TestInTxPgxCopy(t *testing.T) {
 			t.Fatalf("%v; %d rows, want 1", err, count(t, db, "b1"))
 		}
 	})
+}
+
+// The pool is sized by pool_max_conns in the URL when the URL has it, by
+// Config.MaxConns when set, else 20.
+func TestPostgresPoolSize(t *testing.T) {
+	t.Parallel()
+	base := storetest.PostgresURL(t)
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	for _, tt := range []struct {
+		name string
+		url  string
+		max  int32
+		want int32
+	}{
+		{"default", base, 0, 20},
+		{"from the URL", base + sep + "pool_max_conns=3", 0, 3},
+		{"from the config", base + sep + "pool_max_conns=3", 7, 7},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db, err := store.Open(t.Context(), store.Config{URL: tt.url, MaxConns: tt.max}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if got := db.Pool().Config().MaxConns; got != tt.want {
+				t.Errorf("pool size = %d, want %d", got, tt.want)
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@
 package telemetry
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -161,6 +162,11 @@ func InitSentry(o SentryOptions) (flush func(time.Duration), err error) {
 		Transport:        o.Transport,
 	})
 	if err != nil {
+		// Sentry's errors quote the DSN, whose key is a credential.
+		var dsnErr *sentry.DsnParseError
+		if errors.As(err, &dsnErr) {
+			return nil, errors.New("telemetry: sentry: not a valid DSN (value not shown)")
+		}
 		return nil, fmt.Errorf("telemetry: sentry: %w", err)
 	}
 	return func(d time.Duration) { sentry.Flush(d) }, nil

@@ -63,3 +63,10 @@ func TestScrubEvent(t *testing.T) {
 		}
 	}
 }
+
+func TestInitSentryBadDSNNotEchoed(t *testing.T) {
+	_, err := InitSentry(SentryOptions{DSN: "https://topsecretkey@bad host/1"})
+	if err == nil || strings.Contains(err.Error(), "topsecretkey") {
+		t.Fatalf("InitSentry = %v, want an error that does not show the DSN's key", err)
+	}
+}

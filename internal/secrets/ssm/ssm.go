@@ -74,6 +74,7 @@ import (
 	awsssm "github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/spotlight/gateway/internal/secrets"
 )
@@ -221,7 +222,14 @@ var _ secrets.Store = (*Store)(nil)
 // (environment, shared config, SSO, web identity, container and instance
 // roles). Config.Region and Config.Endpoint override what the chain finds.
 func New(ctx context.Context, cfg Config) (*Store, error) {
-	var opts []func(*awsconfig.LoadOptions) error
+	// The SDK's own notices (credential fallbacks, say) go to the gateway's
+	// JSON log, not as plain text to stderr. Its client log mode is off, so
+	// it logs no requests or responses.
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithLogger(sdkLogger(logger))}
 	if cfg.Region != "" {
 		opts = append(opts, awsconfig.WithRegion(cfg.Region))
 	}
@@ -230,6 +238,18 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("ssm: load AWS config: %w", err)
 	}
 	return NewWithAWSConfig(awsCfg, cfg)
+}
+
+// sdkLogger passes the AWS SDK's log lines to logger: warnings at warn,
+// anything else at debug.
+func sdkLogger(logger *slog.Logger) logging.Logger {
+	return logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		level := slog.LevelDebug
+		if c == logging.Warn {
+			level = slog.LevelWarn
+		}
+		logger.Log(context.Background(), level, "aws sdk: "+fmt.Sprintf(format, v...))
+	})
 }
 
 // NewWithAWSConfig builds a Store from an explicit aws.Config (tests pass
