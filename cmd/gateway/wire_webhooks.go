@@ -5,10 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -189,14 +186,14 @@ func seedWebhookSecret(ctx context.Context, w *wiring, provider, value string) e
 
 // jiraOwnAccount returns the gateway's own Jira account id (cached after
 // the first success): the sandbox simulator's default account, or
-// GET /rest/api/3/myself with the stored service-account credentials.
-// Without Jira credentials there is no own account ("").
+// GET /rest/api/3/myself through the Jira client, on the site and with the
+// service account every other Jira call uses. Without Jira credentials
+// there is no own account ("").
 func jiraOwnAccount(w *wiring) func(ctx context.Context) (string, error) {
 	var (
 		mu     sync.Mutex
 		cached string
 	)
-	hc := &http.Client{Timeout: 10 * time.Second}
 	return func(ctx context.Context) (string, error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -207,38 +204,17 @@ func jiraOwnAccount(w *wiring) func(ctx context.Context) (string, error) {
 			cached = jiratest.DefaultAccountID
 			return cached, nil
 		}
-		f, err := providerFields(ctx, w.cfg, w.secrets, "jira")
-		if err != nil {
-			return "", err
-		}
-		site := f["site_url"]
-		if site == "" {
-			site = w.cfg.Jira.SiteURL
-		}
-		if site == "" || f["email"] == "" || f["api_token"] == "" {
+		if w.connect == nil || w.connect.JiraClient() == nil {
 			return "", nil
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(site, "/")+"/rest/api/3/myself", nil)
+		id, err := w.connect.JiraClient().Myself(ctx)
+		if errors.Is(err, connect.ErrNotConfigured) {
+			return "", nil
+		}
 		if err != nil {
-			return "", fmt.Errorf("webhooks: jira myself: %w", err)
+			return "", fmt.Errorf("webhooks: %w", err)
 		}
-		req.SetBasicAuth(f["email"], f["api_token"])
-		req.Header.Set("Accept", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
-			return "", fmt.Errorf("webhooks: jira myself: %w", err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return "", fmt.Errorf("webhooks: jira myself: HTTP %d", resp.StatusCode)
-		}
-		var me struct {
-			AccountID string `json:"accountId"`
-		}
-		if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&me); err != nil || me.AccountID == "" {
-			return "", errors.New("webhooks: jira myself: no accountId in the answer")
-		}
-		cached = me.AccountID
+		cached = id
 		return cached, nil
 	}
 }

@@ -173,6 +173,22 @@ func (c *Client) CreateIssue(ctx context.Context, in IssueInput) (*IssueRef, err
 	return &ref, nil
 }
 
+// Myself returns the account id of the account the client acts as
+// (GET /rest/api/3/myself): a change made by this account is the client's
+// own.
+func (c *Client) Myself(ctx context.Context) (string, error) {
+	var me struct {
+		AccountID string `json:"accountId"`
+	}
+	if err := c.do(ctx, "myself", http.MethodGet, "/rest/api/3/myself", nil, nil, &me); err != nil {
+		return "", fmt.Errorf("jira: myself: %w", err)
+	}
+	if me.AccountID == "" {
+		return "", errors.New("jira: myself: no accountId in the answer")
+	}
+	return me.AccountID, nil
+}
+
 // GetIssue reads an issue by key or id.
 func (c *Client) GetIssue(ctx context.Context, keyOrID string) (*Issue, error) {
 	var j issueJSON

@@ -722,3 +722,17 @@ func BenchmarkGetIssue(b *testing.B) {
 		}
 	}
 }
+
+// Myself names the account the client acts as; wrong credentials are a 401.
+func TestMyself(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, jiratest.Options{}, nil)
+	id, err := e.client.Myself(t.Context())
+	if err != nil || id != jiratest.DefaultAccountID {
+		t.Fatalf("Myself = %q, %v, want %q", id, err, jiratest.DefaultAccountID)
+	}
+	bad := newEnv(t, jiratest.Options{}, jira.BasicAuth(jiratest.DefaultEmail, "wrong-token"))
+	if _, err := bad.client.Myself(t.Context()); err == nil || outboundErr(t, err).Status != http.StatusUnauthorized {
+		t.Fatalf("Myself with a wrong token = %v, want a 401", err)
+	}
+}
