@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -99,6 +100,14 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) 
 func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create data directory: %w", err)
+	}
+	// The file holds the local secret store's rows and every delivery's
+	// body: owner only. SQLite gives its -wal and -shm files the database
+	// file's mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("store: create %s: %w", path, err)
 	}
 	connector, err := newSQLiteConnector(SQLiteDSN(path))
 	if err != nil {

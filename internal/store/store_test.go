@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -495,5 +496,28 @@ func TestPostgresPoolSize(t *testing.T) {
 				t.Errorf("pool size = %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+// A new SQLite database and its log are readable by their owner only.
+func TestSQLiteFilesOwnerOnly(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db, err := store.Open(t.Context(), store.Config{DataDir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"gateway.db", "gateway.db-wal"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no access for group and others", name, mode)
+		}
 	}
 }
