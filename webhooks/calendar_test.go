@@ -145,6 +145,13 @@ func TestGooglePushSync(t *testing.T) {
 		if json.Unmarshal(b1, &a1) != nil || json.Unmarshal(b2, &a2) != nil || a1.Status != "accepted" || a2.Status != "duplicate" || a1.ID != a2.ID {
 			t.Fatalf("same message twice: %s / %s", b1, b2)
 		}
+		// The same number spelt with a leading zero is the same message.
+		zero := pushHeaders(info, wc.Token, "exists", 60)
+		zero["X-Goog-Message-Number"] = "060"
+		var a3 webhooks.Ack
+		if _, _, b3 := h.post(t, "/webhooks/google", nil, zero); json.Unmarshal(b3, &a3) != nil || a3.Status != "duplicate" || a3.ID != a1.ID {
+			t.Fatalf("message 060 after 60: %s", b3)
+		}
 		h.waitAllDone(t, webhooks.ProviderGoogle, 4)
 		if len(h.bookings.Calls()) != 2 {
 			t.Fatalf("calls %+v", h.bookings.Calls())

@@ -593,6 +593,10 @@ func (s *Service) handleGoogle(c echo.Context, leave func()) error {
 	if num == "" || len(num) > 32 || strings.Trim(num, "0123456789") != "" {
 		return s.reject(ProviderGoogle, http.StatusBadRequest, &RejectError{Reason: "bad_message_number"})
 	}
+	// The number, not its spelling, names the notification.
+	if num = strings.TrimLeft(num, "0"); num == "" {
+		num = "0"
+	}
 	d := s.newDelivery(ProviderGoogle, chID+":"+num, state, h, nil)
 	id, dup, err := s.accept(ctx, d, nil, leave)
 	if err != nil {
