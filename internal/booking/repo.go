@@ -401,12 +401,49 @@ func (r repo) writeStep(ctx context.Context, bookingID string, name StepName, re
 			return fmt.Errorf("booking: write step: %w", err)
 		}
 		if res.JoinURL != "" {
-			if _, err := tx.ExecContext(ctx, r.q(`UPDATE bookings SET join_url = ?, updated_at = ? WHERE id = ?`), res.JoinURL, us(at), bookingID); err != nil {
-				return fmt.Errorf("booking: write join url: %w", err)
-			}
+			return r.writeJoinURL(ctx, tx, bookingID, name, res, at)
 		}
 		return nil
 	})
+}
+
+// writeJoinURL records the join URL of the meeting step name (the zoom step)
+// created. When it replaces another join URL (the meeting was deleted
+// outside the gateway and a new one created), the calendar events and the
+// Jira issue still show the old one: the booking gets a new spec, which the
+// step that created the meeting already reflects when it applied the
+// current spec, and the other steps are brought up to it by the saga. The
+// booking's version moves on (the join URL is part of it), and the audit
+// records the change.
+func (r repo) writeJoinURL(ctx context.Context, tx *sql.Tx, bookingID string, name StepName, res stepResult, at time.Time) error {
+	var (
+		old    sql.NullString
+		spec   int64
+		st, op string
+	)
+	err := tx.QueryRowContext(ctx, r.q(`SELECT join_url, spec_version, status, op FROM bookings WHERE id = ?`), bookingID).Scan(&old, &spec, &st, &op)
+	if err != nil {
+		return fmt.Errorf("booking: read join url: %w", err)
+	}
+	if old.String == "" || old.String == res.JoinURL || op != opEnsure {
+		if _, err := tx.ExecContext(ctx, r.q(`UPDATE bookings SET join_url = ?, updated_at = ? WHERE id = ?`), res.JoinURL, us(at), bookingID); err != nil {
+			return fmt.Errorf("booking: write join url: %w", err)
+		}
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, r.q(`UPDATE bookings SET join_url = ?, spec_version = ?, version = version + 1, updated_at = ? WHERE id = ?`),
+		res.JoinURL, spec+1, us(at), bookingID); err != nil {
+		return fmt.Errorf("booking: write join url: %w", err)
+	}
+	if res.Applied != nil && *res.Applied == spec {
+		if _, err := tx.ExecContext(ctx, r.q(`UPDATE booking_steps SET applied_spec = ? WHERE booking_id = ? AND name = ?`),
+			spec+1, bookingID, string(name)); err != nil {
+			return fmt.Errorf("booking: write step: %w", err)
+		}
+	}
+	return r.audit(ctx, tx, AuditRecord{BookingID: bookingID, At: at, Actor: SystemActor, Action: "meeting_replaced",
+		From: Status(st), To: Status(st), Reason: "The Zoom meeting was gone, so the session has a new one; its join link replaces the old one in the calendar events and the Jira issue.",
+		Changes: map[string]Change{"join_url": {old.String, res.JoinURL}}})
 }
 
 // setStepState changes a step's state without counting an attempt.

@@ -82,8 +82,25 @@ func (f *fakeMeetings) UpdateMeeting(ctx context.Context, ref string, spec Meeti
 		f.transientUpdates--
 		return errors.New("zoom: HTTP 503")
 	}
+	if m, ok := f.live[spec.BookingID]; ref != "" && (!ok || m.ID != ref) {
+		return fmt.Errorf("zoom: meeting %s: %w", ref, ErrGone)
+	}
 	f.starts[spec.BookingID] = spec.Start
 	return nil
+}
+
+// deleteOutside deletes the booking's meeting as its host would in Zoom.
+func (f *fakeMeetings) deleteOutside(bookingID string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.live, bookingID)
+}
+
+// meeting returns the booking's live meeting.
+func (f *fakeMeetings) meeting(bookingID string) Meeting {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.live[bookingID]
 }
 
 func (f *fakeMeetings) DeleteMeeting(ctx context.Context, ref string, spec MeetingSpec) error {
@@ -100,6 +117,8 @@ type fakeIssues struct {
 	mu       sync.Mutex
 	live     map[string]string // booking → key
 	statuses map[string]Status // key → last status written
+	joinURLs map[string]string // key → last join URL written
+	updates  int
 	deletes  int
 }
 
@@ -132,6 +151,8 @@ func (f *fakeIssues) UpdateIssue(ctx context.Context, key string, spec IssueSpec
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.statuses[key] = spec.Status
+	f.joinURLs[key] = spec.JoinURL
+	f.updates++
 	return nil
 }
 
@@ -255,7 +276,7 @@ func newSagaEnv(t *testing.T, s *store.Store, fastPath bool) *sagaEnv {
 	t.Helper()
 	en := &sagaEnv{
 		meetings: &fakeMeetings{live: map[string]Meeting{}, starts: map[string]time.Time{}},
-		issues:   &fakeIssues{live: map[string]string{}, statuses: map[string]Status{}},
+		issues:   &fakeIssues{live: map[string]string{}, statuses: map[string]Status{}, joinURLs: map[string]string{}},
 		cals: fakeCalendars{
 			"mentor": {events: map[string]calendar.Event{}},
 			"cand":   {events: map[string]calendar.Event{}},
@@ -597,6 +618,103 @@ func TestReassert(t *testing.T) {
 		})
 		if got := actions(t, en.svc, b.ID); !slices.Equal(got, []string{"created", "confirmed", "step_reasserted", "step_reasserted", "step_reasserted"}) {
 			t.Errorf("audit %v", got)
+		}
+	})
+}
+
+// TestReassertNewMeeting: the meeting of a session under way is put back
+// (Reassert of the zoom step). When the host only moved it, the meeting is
+// moved back and nothing else is written. When the host deleted it, the
+// session gets a new meeting with another join URL, and the mentor's and
+// the candidate's events and the Jira issue, which show the join URL, are
+// brought up to date with it (before, they kept the deleted meeting's).
+func TestReassertNewMeeting(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		deleted bool // deleted in Zoom, else moved
+	}{
+		{"moved", false},
+		{"deleted", true},
+	}
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		for i, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				start := time.Now().Add(48*time.Hour + time.Duration(i)*3*time.Hour).Truncate(time.Hour).UTC()
+				b := en.book(t, "k-"+tt.name, start).Booking
+				b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+				if err := en.svc.SetStatus(t.Context(), b.ID, StatusInProgress, "webhook:zoom", "Zoom meeting started"); err != nil {
+					t.Fatal(err)
+				}
+				b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusInProgress && allSettled(b) })
+				mentor, cand := en.cals["mentor"], en.cals["cand"]
+				counts := func() (int, int, int) {
+					mentor.mu.Lock()
+					m := mentor.updates
+					mentor.mu.Unlock()
+					cand.mu.Lock()
+					c := cand.updates
+					cand.mu.Unlock()
+					en.issues.mu.Lock()
+					defer en.issues.mu.Unlock()
+					return m, c, en.issues.updates
+				}
+				m0, c0, i0 := counts()
+				old := en.meetings.meeting(b.ID)
+				if tt.deleted {
+					en.meetings.deleteOutside(b.ID)
+				} else {
+					en.meetings.mu.Lock()
+					en.meetings.starts[b.ID] = start.Add(time.Hour)
+					en.meetings.mu.Unlock()
+				}
+
+				if err := en.svc.Reassert(t.Context(), b.ID, StepZoom, "webhook:zoom", "put back"); err != nil {
+					t.Fatal(err)
+				}
+				after := en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool {
+					return allSettled(b) && en.meetings.has(b.ID) && en.meetings.start(b.ID).Equal(start)
+				})
+				now := en.meetings.meeting(b.ID)
+				if after.Status != StatusInProgress || after.JoinURL != now.JoinURL || after.Step(StepZoom).Ref != now.ID {
+					t.Fatalf("after the put-back: %+v; the live meeting is %+v", after, now)
+				}
+				m1, c1, i1 := counts()
+				if !tt.deleted {
+					if now != old || m1 != m0 || c1 != c0 || i1 != i0 {
+						t.Errorf("a moved meeting put back: meeting %+v (was %+v), %d/%d/%d event and issue updates, want the same meeting and none",
+							now, old, m1-m0, c1-c0, i1-i0)
+					}
+					return
+				}
+				if now.ID == old.ID || now.JoinURL == old.JoinURL {
+					t.Fatalf("a deleted meeting put back: %+v, was %+v; want a new one", now, old)
+				}
+				key := after.Step(StepJira).Ref
+				en.issues.mu.Lock()
+				issueURL, issueStatus := en.issues.joinURLs[key], en.issues.statuses[key]
+				en.issues.mu.Unlock()
+				if issueURL != now.JoinURL || issueStatus != StatusInProgress {
+					t.Errorf("issue %s: join URL %q, status %s; want %q, in_progress", key, issueURL, issueStatus, now.JoinURL)
+				}
+				for user, c := range map[string]*fakeCalendar{"mentor": mentor, "cand": cand} {
+					c.mu.Lock()
+					ev := c.events[b.ID]
+					c.mu.Unlock()
+					if ev.Location != now.JoinURL || ev.URL != now.JoinURL || !strings.Contains(ev.Description, now.JoinURL) ||
+						strings.Contains(ev.Description, old.JoinURL) || !ev.Start.Equal(start) {
+						t.Errorf("%s's event: location %q, url %q, description %q, start %v; want the new join URL %q at %v",
+							user, ev.Location, ev.URL, ev.Description, ev.Start, now.JoinURL, start)
+					}
+				}
+				if m1-m0 != 1 || c1-c0 != 1 || i1-i0 != 1 {
+					t.Errorf("%d mentor event, %d candidate event, %d issue updates; want one each", m1-m0, c1-c0, i1-i0)
+				}
+				if got := actions(t, en.svc, b.ID); !slices.Equal(got, []string{"created", "confirmed", "started", "step_reasserted", "meeting_replaced"}) {
+					t.Errorf("audit %v", got)
+				}
+			})
 		}
 	})
 }

@@ -994,8 +994,12 @@ func (s *Service) RescheduleAs(ctx context.Context, id string, start, end time.T
 // (the Zoom meeting, the mentor's calendar event) after someone changed it
 // outside the gateway in a way the booking refused (a time it cannot take):
 // the step becomes stale (a new spec only it lacks) and the saga updates
-// the artefact. A booking whose own change is in flight, or whose step holds
-// no artefact, is left alone: the saga puts every artefact right anyway.
+// the artefact, or creates it again when it was deleted. Only that artefact
+// is written, unless the put-back creates a new Zoom meeting: its new join
+// URL then goes to the calendar events and the Jira issue as well (see
+// repo.writeJoinURL). A booking whose own change is in flight, or whose
+// step holds no artefact, is left alone: the saga puts every artefact right
+// anyway.
 func (s *Service) Reassert(ctx context.Context, id string, step StepName, actor, reason string) error {
 	restored := false
 	err := s.inBookingTx(ctx, id, func(tx *sql.Tx, b Booking) error {

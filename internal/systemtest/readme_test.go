@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,10 +15,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/oauth2"
 
 	"github.com/spotlight/gateway/client"
 	"github.com/spotlight/gateway/integrations/caldav"
 	"github.com/spotlight/gateway/integrations/caldav/caldavtest"
+	"github.com/spotlight/gateway/integrations/calendar"
+	"github.com/spotlight/gateway/integrations/gcal"
+	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
 	"github.com/spotlight/gateway/integrations/jira"
 	"github.com/spotlight/gateway/internal/sandbox"
 )
@@ -449,9 +454,10 @@ func TestSandboxSessionUnderWay(t *testing.T) {
 		return err == nil && ev.Start.Equal(booked.Start)
 	})
 
-	// The host deletes the meeting: the session gets a new one.
+	// The host deletes the meeting: the session gets a new one, and its
+	// join URL reaches the mentor's and the candidate's events and the issue.
 	play("zoom", "delete", refs["zoom"])
-	var meeting string
+	var meeting, joinURL string
 	waitFor(t, ctx, "a new meeting for the session", func() bool {
 		got, err := GetBooking(ctx, c, id)
 		if err != nil || got.Status != "in_progress" || !Terminal(client.Booking{Status: "confirmed", Steps: got.Steps}) {
@@ -460,11 +466,31 @@ func TestSandboxSessionUnderWay(t *testing.T) {
 		for _, st := range got.Steps {
 			if st.Name == "zoom" && st.State == "done" && st.ProviderRef != nil && *st.ProviderRef != refs["zoom"] {
 				meeting = *st.ProviderRef
-				return got.JoinUrl != nil && strings.Contains(*got.JoinUrl, meeting)
+				if got.JoinUrl != nil {
+					joinURL = *got.JoinUrl
+				}
+				return strings.Contains(joinURL, meeting)
 			}
 		}
 		return false
 	})
+	if booked.JoinUrl == nil || *booked.JoinUrl == joinURL {
+		t.Fatalf("join URL %q after the new meeting, %v before", joinURL, booked.JoinUrl)
+	}
+	candCal := sandboxGoogleAs(t, ctx, urls["google"], "candidate@example.com")
+	for name, read := range map[string]func() (calendar.Event, error){
+		"the mentor's CalDAV event":    func() (calendar.Event, error) { return cal.GetEvent(ctx, id) },
+		"the candidate's Google event": func() (calendar.Event, error) { return candCal.GetEvent(ctx, id) },
+	} {
+		ev, err := read()
+		if err != nil || ev.Location != joinURL || !strings.Contains(ev.Description, joinURL) || strings.Contains(ev.Description, *booked.JoinUrl) {
+			t.Errorf("%s: %v; location %q, description %q; want the new join URL %s", name, err, ev.Location, ev.Description, joinURL)
+		}
+	}
+	if is, err := jc.GetIssue(ctx, refs["jira"]); err != nil || is.Description == nil ||
+		!strings.Contains(is.Description.PlainText(), joinURL) || strings.Contains(is.Description.PlainText(), *booked.JoinUrl) {
+		t.Errorf("the Jira issue: %v; want its description to carry the new join URL %s", err, joinURL)
+	}
 
 	play("zoom", "end", meeting)
 	var done client.Booking
@@ -476,6 +502,33 @@ func TestSandboxSessionUnderWay(t *testing.T) {
 		t.Errorf("the session moved to %v", done.Start)
 	}
 	stepRefs(t, done, "done")
+}
+
+// sandboxGoogleAs returns a client of the primary calendar of email in the
+// sandbox Google at base, which it consents to as that user (the sandbox
+// consent screen approves at once; any redirect URI is registered).
+func sandboxGoogleAs(t *testing.T, ctx context.Context, base, email string) *gcal.Client {
+	t.Helper()
+	conf := oauth2.Config{ClientID: sandbox.GoogleClientID, ClientSecret: sandbox.GoogleSecret, Endpoint: gcaltest.Endpoint(base),
+		RedirectURL: "http://127.0.0.1/systemtest-callback", Scopes: []string{gcaltest.ScopeCalendar}}
+	browser := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	consent, err := get(ctx, browser, conf.AuthCodeURL("state", oauth2.SetAuthURLParam("login_hint", email)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := url.Parse(consent.Header.Get("Location"))
+	if err != nil || loc.Query().Get("code") == "" {
+		t.Fatalf("google consent as %s answered %d to %q", email, consent.StatusCode, consent.Header.Get("Location"))
+	}
+	tok, err := conf.Exchange(ctx, loc.Query().Get("code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := gcal.New(ctx, conf.TokenSource(ctx, tok), gcal.WithBaseURL(gcaltest.APIBase(base)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // TestSandboxGoogleMentor: a mentor on Google Calendar (the sandbox's
