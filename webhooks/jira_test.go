@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -98,35 +99,57 @@ func TestJiraCancelByOperatorOnce(t *testing.T) {
 	})
 }
 
-// The gateway's own transitions come back as automatic webhooks carrying
-// its account id; they must not be echoed into a cancel.
 // TestJiraCancelRefused: an operator cancels the issue of a session that
-// cannot be cancelled any more (under way). The booking stays, the issue is
-// put back (Restore), and the delivery is processed with a note saying so.
+// cannot be cancelled any more: under way (the cancel is refused) or over
+// (completed). The booking stays, the issue is put back (Restore), and the
+// delivery is processed with a note saying so. The issue of a cancelled
+// booking is where it belongs: nothing is done.
 func TestJiraCancelRefused(t *testing.T) {
 	t.Parallel()
+	tests := []struct {
+		status string
+		ops    []string // the calls processing makes
+		note   string
+	}{
+		{webhooks.BookingInProgress, []string{"cancel", "restore issue"}, "booking refused the cancel; issue put back"},
+		{webhooks.BookingCompleted, []string{"restore issue"}, "booking already completed; issue put back"},
+		{webhooks.BookingCancelled, nil, "booking already cancelled"},
+	}
 	h := newHarness(t, storetest.SQLite(t))
 	sim, jc := newJira(t, "")
-	ref, err := jc.CreateIssue(t.Context(), jira.IssueInput{ProjectKey: "SPOT", IssueType: "Task", Summary: "Session", BookingID: "b-live"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.bookings.add(webhooks.Booking{ID: "b-live", Status: webhooks.BookingInProgress, Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour)}, "", "", ref.Key)
 	h.bookings.refuse(false, true)
-	if _, err := sim.SendWebhook(t.Context(), h.url+"/webhooks/jira", jiraSecret, jiratest.Event{Type: jiratest.EventIssueUpdated, IssueKey: ref.Key,
-		AccountID: "human-ops", Changelog: cancelChange()}); err != nil {
-		t.Fatal(err)
-	}
-	ds := h.waitAllDone(t, webhooks.ProviderJira, 1)
-	if ds[0].Status != webhooks.StatusProcessed || !strings.Contains(ds[0].Note, "issue put back") {
-		t.Fatalf("delivery %+v", ds[0])
-	}
-	calls := h.bookings.Calls()
-	if len(calls) != 2 || calls[0].Op != "cancel" || calls[1].Op != "restore issue" || calls[1].ID != "b-live" || calls[1].Actor != "webhook:jira" {
-		t.Fatalf("calls %+v", calls)
+	for i, tt := range tests {
+		id := "b-" + tt.status
+		ref, err := jc.CreateIssue(t.Context(), jira.IssueInput{ProjectKey: "SPOT", IssueType: "Task", Summary: "Session", BookingID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.bookings.add(webhooks.Booking{ID: id, Status: tt.status, Start: time.Now().Add(-time.Hour), End: time.Now().Add(time.Minute)}, "", "", ref.Key)
+		calls := len(h.bookings.Calls())
+		if _, err := sim.SendWebhook(t.Context(), h.url+"/webhooks/jira", jiraSecret, jiratest.Event{Type: jiratest.EventIssueUpdated, IssueKey: ref.Key,
+			AccountID: "human-ops", Changelog: cancelChange()}); err != nil {
+			t.Fatal(err)
+		}
+		ds := h.waitAllDone(t, webhooks.ProviderJira, i+1)
+		if ds[0].Status != webhooks.StatusProcessed || ds[0].BookingID != id || !strings.HasPrefix(ds[0].Note, tt.note) {
+			t.Errorf("%s: delivery %+v, want processed with note %q", tt.status, ds[0], tt.note)
+		}
+		var ops []string
+		for _, c := range h.bookings.Calls()[calls:] {
+			ops = append(ops, c.Op)
+			if c.ID != id || c.Actor != "webhook:jira" {
+				t.Errorf("%s: call %+v", tt.status, c)
+			}
+		}
+		if !slices.Equal(ops, tt.ops) {
+			t.Errorf("%s: calls %v, want %v", tt.status, ops, tt.ops)
+		}
 	}
 }
 
+// TestJiraOwnChangeNotEchoed: the gateway's own transitions come back as
+// automatic webhooks carrying its account id; they must not be echoed into
+// a cancel.
 func TestJiraOwnChangeNotEchoed(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {

@@ -463,7 +463,16 @@ func (s *Service) processJira(ctx context.Context, d Delivery) (outcome, error) 
 		return outcome{note: "no booking for the issue"}, nil
 	}
 	out := outcome{bookingID: b.ID}
-	if b.ended() {
+	switch {
+	case b.Status == BookingCompleted:
+		// The session took place: the issue goes back to the status
+		// that says so, as for a session under way.
+		if rerr := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactIssue, actorJira, "The Jira issue was cancelled after the session took place."); rerr != nil {
+			return out, fmt.Errorf("restore issue: %w", rerr)
+		}
+		out.note = "booking already completed; issue put back"
+		return out, nil
+	case b.ended():
 		out.note = "booking already " + b.Status
 		return out, nil
 	}

@@ -719,6 +719,56 @@ func TestReassertNewMeeting(t *testing.T) {
 	})
 }
 
+// TestReassertCompleted: after the session took place, a person cancels its
+// Jira issue; Reassert of the jira step moves the issue back to the status a
+// completed booking implies (Done). The meeting and the events of a
+// completed session are in the past: Reassert leaves them alone.
+func TestReassertCompleted(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		b := en.book(t, "k", time.Now().Add(48*time.Hour).Truncate(time.Hour)).Booking
+		en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		for _, to := range []Status{StatusInProgress, StatusCompleted} {
+			if err := en.svc.SetStatus(t.Context(), b.ID, to, "webhook:zoom", "meeting event"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusCompleted && allSettled(b) })
+		key := b.Step(StepJira).Ref
+		en.issues.mu.Lock()
+		en.issues.statuses[key] = StatusCancelled // a person's move in Jira
+		en.issues.mu.Unlock()
+		en.meetings.deleteOutside(b.ID)
+
+		tests := []struct {
+			step  StepName
+			taken bool // whether the booking puts it back
+		}{
+			{StepZoom, false},
+			{StepMentorCalendar, false},
+			{StepJira, true},
+		}
+		for _, tt := range tests {
+			before, _ := en.svc.Lookup(t.Context(), b.ID)
+			if err := en.svc.Reassert(t.Context(), b.ID, tt.step, "webhook:jira", "put back"); err != nil {
+				t.Fatalf("%s: %v", tt.step, err)
+			}
+			after := en.waitFor(t, b.ID, 10*time.Second, allSettled)
+			if changed := after.SpecVersion != before.SpecVersion; changed != tt.taken || after.Status != StatusCompleted {
+				t.Errorf("Reassert(%s) of a completed booking: spec %d → %d, status %s; want a new spec: %v", tt.step, before.SpecVersion, after.SpecVersion, after.Status, tt.taken)
+			}
+		}
+		_, st := en.issues.snapshot()
+		if st[key] != StatusCompleted {
+			t.Errorf("issue %s is %s, want completed (Done)", key, st[key])
+		}
+		if en.meetings.has(b.ID) {
+			t.Error("a meeting was created again for a session that took place")
+		}
+	})
+}
+
 // TestRescheduleAsFollowsTheMentorsCalendar: when the mentor drags the
 // session's event in their own calendar, that calendar shows the event busy
 // at the new time; the move is taken (the mentor chose it), where the same

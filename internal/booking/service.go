@@ -997,15 +997,23 @@ func (s *Service) RescheduleAs(ctx context.Context, id string, start, end time.T
 // the artefact, or creates it again when it was deleted. Only that artefact
 // is written, unless the put-back creates a new Zoom meeting: its new join
 // URL then goes to the calendar events and the Jira issue as well (see
-// repo.writeJoinURL). A booking whose own change is in flight, or whose
-// step holds no artefact, is left alone: the saga puts every artefact right
-// anyway.
+// repo.writeJoinURL). Of a completed booking only the Jira issue is put
+// back. A booking whose own change is in flight, or whose step holds no
+// artefact, is left alone: the saga puts every artefact right anyway.
 func (s *Service) Reassert(ctx context.Context, id string, step StepName, actor, reason string) error {
 	restored := false
 	err := s.inBookingTx(ctx, id, func(tx *sql.Tx, b Booking) error {
 		restored = false
 		st := b.Step(step)
-		if b.op != opEnsure || b.Status != StatusConfirmed && b.Status != StatusInProgress || st.State != StepDone || st.Ref == "" {
+		if b.op != opEnsure || st.State != StepDone || st.Ref == "" {
+			return nil
+		}
+		switch {
+		case b.Status == StatusConfirmed, b.Status == StatusInProgress:
+		case b.Status == StatusCompleted && step == StepJira:
+			// The session took place: its issue still says so (Done);
+			// the meeting and the events are in the past.
+		default:
 			return nil
 		}
 		now := s.now()

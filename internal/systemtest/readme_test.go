@@ -400,8 +400,10 @@ func TestSandboxMentorMovesEvent(t *testing.T) {
 // (the issue returns to In Progress, through To Do, as the workflow
 // allows), the mentor dragging the event in their CalDAV calendar (moved
 // back at the next poll), the host deleting the meeting (the session gets
-// a new one). When the meeting ends the booking completes and every step
-// is done: nothing left failed by a put-back.
+// a new one, whose join URL reaches the calendar events and the issue).
+// When the meeting ends the booking completes and every step is done:
+// nothing left failed by a put-back. A person cancelling the issue after
+// that sees it put back to Done, once.
 func TestSandboxSessionUnderWay(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
@@ -502,6 +504,47 @@ func TestSandboxSessionUnderWay(t *testing.T) {
 		t.Errorf("the session moved to %v", done.Start)
 	}
 	stepRefs(t, done, "done")
+
+	// A person cancels the issue of the session that took place: it goes
+	// back to Done, once (the gateway's own transitions are not echoed).
+	play("jira", "status", refs["jira"])
+	admin := clientAs(t, ctx, ss.gw, "admin-ada", "admin")
+	provider := client.WebhookProviderJira
+	var notes []string
+	waitFor(t, ctx, "the completed session's issue to be put back to Done, every Jira delivery processed", func() bool {
+		got, err := GetBooking(ctx, c, id)
+		if err != nil || got.Status != "completed" || issueStatus() != "Done" || !Terminal(client.Booking{Status: "confirmed", Steps: got.Steps}) {
+			return false
+		}
+		l, err := admin.ListWebhookEventsWithResponse(ctx, &client.ListWebhookEventsParams{Provider: &provider})
+		if err != nil || l.JSON200 == nil {
+			return false
+		}
+		notes = notes[:0]
+		for _, ev := range l.JSON200.Items {
+			if ev.Status != client.WebhookEventStatusProcessed || ev.Note == nil {
+				return false
+			}
+			notes = append(notes, *ev.Note)
+		}
+		return slices.Contains(notes, "booking already completed; issue put back")
+	})
+	time.Sleep(2 * time.Second) // an echo would cancel it again by now
+	if got := issueStatus(); got != "Done" {
+		t.Errorf("the issue is %s after the put-back, want Done", got)
+	}
+	putBack := 0
+	for _, n := range notes {
+		switch {
+		case strings.Contains(n, "put back"):
+			putBack++
+		case n != "change made by the gateway" && n != "no move to the cancel status" && n != "event not handled":
+			t.Errorf("Jira delivery note %q", n)
+		}
+	}
+	if putBack != 2 {
+		t.Errorf("%d Jira deliveries put the issue back, want 2 (under way, completed): %q", putBack, notes)
+	}
 }
 
 // sandboxGoogleAs returns a client of the primary calendar of email in the
