@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spotlight/gateway/api"
+	"github.com/spotlight/gateway/internal/httpapi"
 	"github.com/spotlight/gateway/internal/store"
 	"github.com/spotlight/gateway/internal/store/storetest"
 	"github.com/spotlight/gateway/webhooks"
@@ -213,4 +214,52 @@ func TestReplayWhileProcessing(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
+}
+
+// TestAdminWebhookEventProblems: every problem the webhook-event admin
+// endpoints answer is a whole RFC 9457 document, as the error handler's are:
+// type, status, the request path as instance, the request id, and the field
+// that is wrong in a 400.
+func TestAdminWebhookEventProblems(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, storetest.SQLite(t))
+	bad := []byte(`not json`)
+	if code, _, _ := h.post(t, "/webhooks/zoom", bad, signedZoom(zoomSecret, time.Now(), bad)); code != 400 {
+		t.Fatalf("poison: %d", code)
+	}
+	poison := h.deliveries(t, webhooks.ProviderZoom)[0].ID
+	admin, candidate := h.token(t, "admin"), h.token(t, "candidate")
+	const unknown = "2d4e6f80-1a3c-4b5d-8e7f-9a0b1c2d3e4f"
+	tests := []struct {
+		name, method, path, query, token string
+		status                           int
+		slug, field                      string
+	}{
+		{"list as candidate", "GET", "/v1/admin/webhook-events", "", candidate, 403, "forbidden", ""},
+		{"bad cursor", "GET", "/v1/admin/webhook-events", "?cursor=garbage!", admin, 400, "validation-error", "query.cursor"},
+		{"detail as candidate", "GET", "/v1/admin/webhook-events/" + unknown, "", candidate, 403, "forbidden", ""},
+		{"unknown delivery", "GET", "/v1/admin/webhook-events/" + unknown, "", admin, 404, "not-found", ""},
+		{"replay as candidate", "POST", "/v1/admin/webhook-events/" + poison + "/replay", "", candidate, 403, "forbidden", ""},
+		{"replay unknown", "POST", "/v1/admin/webhook-events/" + unknown + "/replay", "", admin, 404, "not-found", ""},
+		{"replay poison", "POST", "/v1/admin/webhook-events/" + poison + "/replay", "", admin, 409, "conflict", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, b := h.api(t, tt.method, tt.path+tt.query, tt.token)
+			var p httpapi.Problem
+			if err := json.Unmarshal(b, &p); err != nil || code != tt.status {
+				t.Fatalf("%d %s, want a %d problem: %v", code, b, tt.status, err)
+			}
+			if p.Type != httpapi.ProblemBase+tt.slug || p.Status != tt.status || p.Title == "" || p.Detail == "" {
+				t.Errorf("problem %+v, want type %s", p, tt.slug)
+			}
+			if p.Instance != tt.path || p.RequestID == "" {
+				t.Errorf("instance %q, request_id %q; want the request path %q and an id", p.Instance, p.RequestID, tt.path)
+			}
+			if tt.field != "" && (len(p.Errors) != 1 || p.Errors[0].Field != tt.field) {
+				t.Errorf("errors %+v, want one naming %s", p.Errors, tt.field)
+			}
+		})
+	}
 }

@@ -135,9 +135,7 @@ func (s *Server) ListWebhookEvents(ctx context.Context, request api.ListWebhookE
 		e := &Error{Status: http.StatusBadRequest, Slug: "validation-error", Title: "Invalid request",
 			Detail: "The request is invalid: query.cursor is not a cursor this API returned.",
 			Fields: []FieldError{{Field: "query.cursor", Message: "is not a valid cursor"}}}
-		pr := problemFor(ctx, e)
-		pr.Errors = &[]api.FieldError{{Field: "query.cursor", Message: "is not a valid cursor"}}
-		return api.ListWebhookEvents400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: api.BadRequestApplicationProblemPlusJSONResponse(pr)}, nil
+		return api.ListWebhookEvents400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: api.BadRequestApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
 	}
 	if err != nil {
 		return nil, err

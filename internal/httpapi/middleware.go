@@ -47,13 +47,23 @@ func RequestIDFromContext(ctx context.Context) string {
 	return ""
 }
 
-// requestIDContext is the request's context with its id: one allocation
-// that also backs the X-Request-Id response header value and the random
-// bytes of a fresh id. Value answers requestIDCtxKey with the
+// requestPathFromContext returns the path of the request behind ctx: a
+// problem's instance.
+func requestPathFromContext(ctx context.Context) string {
+	if rc, ok := ctx.Value(requestIDCtxKey).(*requestIDContext); ok {
+		return rc.path
+	}
+	return ""
+}
+
+// requestIDContext is the request's context with its id (and path): one
+// allocation that also backs the X-Request-Id response header value and the
+// random bytes of a fresh id. Value answers requestIDCtxKey with the
 // *requestIDContext itself, so no string is boxed.
 type requestIDContext struct {
 	context.Context
 	id     string
+	path   string
 	header [1]string
 	random [12]byte
 }
@@ -70,7 +80,7 @@ func (rc *requestIDContext) Value(key any) any {
 // context, where requestID and RequestIDFromContext find it.
 func setRequestID(c echo.Context) string {
 	r := c.Request()
-	rc := &requestIDContext{Context: r.Context(), id: r.Header.Get(echo.HeaderXRequestID)}
+	rc := &requestIDContext{Context: r.Context(), id: r.Header.Get(echo.HeaderXRequestID), path: r.URL.Path}
 	if !validRequestID(rc.id) {
 		_, _ = rand.Read(rc.random[:])
 		rc.id = hex.EncodeToString(rc.random[:])

@@ -27,17 +27,28 @@ func serveRedoc(c echo.Context) error {
 	return c.Blob(http.StatusOK, "text/javascript; charset=utf-8", redocJS)
 }
 
-// problemFor builds a spec Problem for a typed error response, carrying the
-// request id like every problem the error handler writes.
+// problemFor builds a spec Problem for a typed error response: problemOf's
+// document (instance, request id, field errors) as the generated type.
 func problemFor(ctx context.Context, e *Error) api.Problem {
-	p := api.Problem{Type: ProblemBase + e.Slug, Title: e.Title, Status: e.Status}
-	if e.Detail != "" {
-		p.Detail = &e.Detail
-	}
-	if id := RequestIDFromContext(ctx); id != "" {
-		p.RequestId = &id
+	d := problemOf(ctx, e)
+	p := api.Problem{Type: d.Type, Title: d.Title, Status: d.Status, Detail: optional(d.Detail), Instance: optional(d.Instance),
+		RequestId: optional(d.RequestID)}
+	if len(d.Errors) > 0 {
+		errs := make([]api.FieldError, 0, len(d.Errors))
+		for _, f := range d.Errors {
+			errs = append(errs, api.FieldError{Field: f.Field, Message: f.Message})
+		}
+		p.Errors = &errs
 	}
 	return p
+}
+
+// optional is nil for "", else a pointer to s (an omitted member).
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // GetHealthz answers while the process is alive.

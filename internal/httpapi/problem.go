@@ -180,11 +180,20 @@ func clientMessage(he *echo.HTTPError) string {
 	return strings.TrimSpace(msg)
 }
 
+// problemOf is the document of e answering the request behind ctx, with the
+// request's path as instance and its request id: the one place every
+// problem the API answers (written by the error handler, or a typed
+// response of a handler through problemFor) gets them.
+func problemOf(ctx context.Context, e *Error) Problem {
+	p := e.Problem()
+	p.Instance = requestPathFromContext(ctx)
+	p.RequestID = RequestIDFromContext(ctx)
+	return p
+}
+
 // writeProblem writes e as application/problem+json.
 func writeProblem(c echo.Context, e *Error) error {
-	p := e.Problem()
-	p.Instance = c.Request().URL.Path
-	p.RequestID = requestID(c)
+	p := problemOf(c.Request().Context(), e)
 	for k, vs := range e.Header {
 		for _, v := range vs {
 			c.Response().Header().Add(k, v)

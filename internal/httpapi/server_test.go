@@ -125,6 +125,7 @@ type problem struct {
 	Title     string               `json:"title"`
 	Status    int                  `json:"status"`
 	Detail    string               `json:"detail"`
+	Instance  string               `json:"instance"`
 	RequestID string               `json:"request_id"`
 	Errors    []httpapi.FieldError `json:"errors"`
 }
@@ -146,6 +147,9 @@ func decodeProblem(t *testing.T, resp *http.Response, body []byte, status int) p
 	}
 	if p.RequestID == "" || p.RequestID != resp.Header.Get("X-Request-Id") {
 		t.Fatalf("request_id %q, header %q", p.RequestID, resp.Header.Get("X-Request-Id"))
+	}
+	if p.Instance != resp.Request.URL.Path {
+		t.Fatalf("instance %q, want the request path %q", p.Instance, resp.Request.URL.Path)
 	}
 	return p
 }
