@@ -1166,7 +1166,7 @@ type ListWebhookEventsParams struct {
 	// From Only deliveries received at or after this instant.
 	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
 
-	// To Only deliveries received before this instant.
+	// To Only deliveries received before this instant; when `from` is given too, it must be after `from` (otherwise **400** naming `query.to`).
 	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
 
 	// Cursor Opaque cursor from a previous page's `next_cursor`.

@@ -237,6 +237,8 @@ func TestAdminWebhookEventProblems(t *testing.T) {
 	}{
 		{"list as candidate", "GET", "/v1/admin/webhook-events", "", candidate, 403, "forbidden", ""},
 		{"bad cursor", "GET", "/v1/admin/webhook-events", "?cursor=garbage!", admin, 400, "validation-error", "query.cursor"},
+		{"to before from", "GET", "/v1/admin/webhook-events", "?from=2026-11-26T00:00:00Z&to=2026-11-25T00:00:00Z", admin, 400, "validation-error", "query.to"},
+		{"empty range", "GET", "/v1/admin/webhook-events", "?from=2026-11-26T00:00:00Z&to=2026-11-26T00:00:00Z", admin, 400, "validation-error", "query.to"},
 		{"detail as candidate", "GET", "/v1/admin/webhook-events/" + unknown, "", candidate, 403, "forbidden", ""},
 		{"unknown delivery", "GET", "/v1/admin/webhook-events/" + unknown, "", admin, 404, "not-found", ""},
 		{"replay as candidate", "POST", "/v1/admin/webhook-events/" + poison + "/replay", "", candidate, 403, "forbidden", ""},

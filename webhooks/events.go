@@ -43,6 +43,8 @@ var (
 	ErrPoison = errors.New("webhooks: poison delivery cannot be replayed")
 	// ErrBadCursor: the list cursor is not one this gateway issued.
 	ErrBadCursor = errors.New("webhooks: invalid cursor")
+	// ErrBadRange: the list's To is not after its From.
+	ErrBadRange = errors.New("webhooks: list range ends before it starts")
 )
 
 // Delivery is one stored webhook delivery.
@@ -109,19 +111,24 @@ type Events struct {
 // NewEvents returns the delivery store on db.
 func NewEvents(db *store.Store) *Events { return &Events{db: db} }
 
-// eventColumns and eventsFrom read deliveries with their outcomes: a
-// delivery's row is written once at intake; processing records its outcome
-// in webhook_outcomes (see migration 0005), whose status, when there is
-// one, is the delivery's.
+// listColumns, eventColumns and eventsFrom read deliveries with their
+// outcomes: a delivery's row is written once at intake; processing records
+// its outcome in webhook_outcomes (see migration 0005), whose status, when
+// there is one, is the delivery's. listColumns are what a list shows;
+// eventColumns add the headers and the body (up to the intake's body limit
+// each), which only the detail and processing read.
 const (
-	eventColumns = `e.id, e.provider, e.external_id, e.event_type, ` + eventStatus + `, e.headers, e.body, e.received_at,
+	listColumns = `e.id, e.provider, e.external_id, e.event_type, ` + eventStatus + `, e.received_at,
 		o.processed_at, COALESCE(o.attempts, 0), o.last_error, o.booking_id, o.note`
-	eventStatus = `COALESCE(o.status, e.status)`
-	eventsFrom  = ` FROM webhook_events e LEFT JOIN webhook_outcomes o ON o.event_id = e.id`
+	eventColumns = listColumns + `, e.headers, e.body`
+	eventStatus  = `COALESCE(o.status, e.status)`
+	eventsFrom   = ` FROM webhook_events e LEFT JOIN webhook_outcomes o ON o.event_id = e.id`
 )
 
 type rowScanner interface{ Scan(dest ...any) error }
 
+// scanDelivery scans a row of listColumns, or of eventColumns when
+// withBody.
 func scanDelivery(r rowScanner, withBody bool) (Delivery, error) {
 	var (
 		d                      Delivery
@@ -131,8 +138,12 @@ func scanDelivery(r rowScanner, withBody bool) (Delivery, error) {
 		processed              sql.NullInt64
 		lastErr, booking, note sql.NullString
 	)
-	if err := r.Scan(&d.ID, &d.Provider, &d.ExternalID, &d.EventType, &d.Status, &headers, &body, &received, &processed,
-		&d.Attempts, &lastErr, &booking, &note); err != nil {
+	dest := []any{&d.ID, &d.Provider, &d.ExternalID, &d.EventType, &d.Status, &received, &processed,
+		&d.Attempts, &lastErr, &booking, &note, &headers, &body}
+	if !withBody {
+		dest = dest[:len(dest)-2]
+	}
+	if err := r.Scan(dest...); err != nil {
 		return Delivery{}, err
 	}
 	if withBody {
@@ -198,41 +209,18 @@ func decodeCursor(c string) (int64, string, error) {
 	return v, id, nil
 }
 
-// List returns deliveries newest first, filtered, one page at a time.
+// List returns deliveries newest first, filtered, one page at a time,
+// without their headers and bodies. A range whose To is not after its From
+// is ErrBadRange.
 func (e *Events) List(ctx context.Context, f Filter) (Page, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
 	f.Limit = min(f.Limit, 200)
-	var (
-		where []string
-		args  []any
-	)
-	if f.Provider != "" {
-		where, args = append(where, "e.provider = ?"), append(args, f.Provider)
+	q, args, err := listQuery(f)
+	if err != nil {
+		return Page{}, err
 	}
-	if f.Status != "" {
-		where, args = append(where, eventStatus+" = ?"), append(args, f.Status)
-	}
-	if !f.From.IsZero() {
-		where, args = append(where, "e.received_at >= ?"), append(args, micros(f.From))
-	}
-	if !f.To.IsZero() {
-		where, args = append(where, "e.received_at < ?"), append(args, micros(f.To))
-	}
-	if f.Cursor != "" {
-		ts, id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return Page{}, err
-		}
-		where = append(where, "(e.received_at < ? OR (e.received_at = ? AND e.id < ?))")
-		args = append(args, ts, ts, id)
-	}
-	q := `SELECT ` + eventColumns + eventsFrom
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY e.received_at DESC, e.id DESC LIMIT " + strconv.Itoa(f.Limit+1)
 	rows, err := e.db.DB().QueryContext(ctx, e.db.Rebind(q), args...)
 	if err != nil {
 		return Page{}, fmt.Errorf("webhooks: list deliveries: %w", err)
@@ -254,6 +242,44 @@ func (e *Events) List(ctx context.Context, f Filter) (Page, error) {
 		p.NextCursor = encodeCursor(p.Items[len(p.Items)-1])
 	}
 	return p, nil
+}
+
+// listQuery is List's query (listColumns, one more row than f.Limit) and
+// its arguments.
+func listQuery(f Filter) (string, []any, error) {
+	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
+		return "", nil, ErrBadRange
+	}
+	var (
+		where []string
+		args  []any
+	)
+	if f.Provider != "" {
+		where, args = append(where, "e.provider = ?"), append(args, f.Provider)
+	}
+	if f.Status != "" {
+		where, args = append(where, eventStatus+" = ?"), append(args, f.Status)
+	}
+	if !f.From.IsZero() {
+		where, args = append(where, "e.received_at >= ?"), append(args, micros(f.From))
+	}
+	if !f.To.IsZero() {
+		where, args = append(where, "e.received_at < ?"), append(args, micros(f.To))
+	}
+	if f.Cursor != "" {
+		ts, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return "", nil, err
+		}
+		where = append(where, "(e.received_at < ? OR (e.received_at = ? AND e.id < ?))")
+		args = append(args, ts, ts, id)
+	}
+	q := `SELECT ` + listColumns + eventsFrom
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY e.received_at DESC, e.id DESC LIMIT " + strconv.Itoa(f.Limit+1)
+	return q, args, nil
 }
 
 // beginMany returns the deliveries to process (with body) in one read:

@@ -131,11 +131,19 @@ func (s *Server) ListWebhookEvents(ctx context.Context, request api.ListWebhookE
 		f.Limit = *p.Limit
 	}
 	page, err := s.deps.Webhooks.Events.List(ctx, f)
-	if errors.Is(err, webhooks.ErrBadCursor) {
-		e := &Error{Status: http.StatusBadRequest, Slug: "validation-error", Title: "Invalid request",
+	var invalid *Error
+	switch {
+	case errors.Is(err, webhooks.ErrBadCursor):
+		invalid = &Error{Status: http.StatusBadRequest, Slug: "validation-error", Title: "Invalid request",
 			Detail: "The request is invalid: query.cursor is not a cursor this API returned.",
 			Fields: []FieldError{{Field: "query.cursor", Message: "is not a valid cursor"}}}
-		return api.ListWebhookEvents400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: api.BadRequestApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+	case errors.Is(err, webhooks.ErrBadRange):
+		invalid = &Error{Status: http.StatusBadRequest, Slug: "validation-error", Title: "Invalid request",
+			Detail: "The request is invalid: query.to must be after from.",
+			Fields: []FieldError{{Field: "query.to", Message: "must be after from"}}}
+	}
+	if invalid != nil {
+		return api.ListWebhookEvents400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: api.BadRequestApplicationProblemPlusJSONResponse(problemFor(ctx, invalid))}, nil
 	}
 	if err != nil {
 		return nil, err
