@@ -18,6 +18,28 @@ var ErrBookingNotFound = errors.New("webhooks: no booking matches")
 // the refusal on the delivery and does not retry.
 var ErrRefused = errors.New("webhooks: booking refused the change")
 
+// RefusedError is a refusal (errors.Is(err, ErrRefused) holds) that says
+// why in words fit for the booking's audit trail, which its candidate and
+// mentor read; Bookings returns it so that a put-back's reason can say why
+// without the error chain.
+type RefusedError struct {
+	// Reason is why, as a clause: "the session is under way".
+	Reason string
+	// Err is the booking service's error, for logs and delivery notes.
+	Err error
+}
+
+// Error implements error: the refusal with the booking service's error.
+func (e *RefusedError) Error() string {
+	if e.Err == nil {
+		return ErrRefused.Error() + ": " + e.Reason
+	}
+	return ErrRefused.Error() + ": " + e.Err.Error()
+}
+
+// Unwrap makes errors.Is(err, ErrRefused) hold and reaches Err.
+func (e *RefusedError) Unwrap() []error { return []error{ErrRefused, e.Err} }
+
 // ErrCalendarUnavailable is returned (wrapped) by Calendars.Open when the
 // calendar is no longer usable for good: the user disconnected it, must
 // reconnect, or it was deleted. Syncing it does nothing and is not retried.
@@ -85,7 +107,8 @@ type Bookings interface {
 	// (ErrRefused): a meeting or mentor's event moved to a time the booking
 	// cannot take, an issue cancelled while the session cannot be. Neither
 	// Zoom, the mentor's calendar nor Jira keeps showing what will not
-	// happen.
+	// happen. reason goes to the booking's audit trail as it is: sentences
+	// for its candidate and mentor (see putBackReason).
 	Restore(ctx context.Context, id string, artefact Artefact, actor, reason string) error
 	// SetStatus records in_progress or completed.
 	SetStatus(ctx context.Context, id, status, actor, reason string) error

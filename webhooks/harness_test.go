@@ -140,7 +140,7 @@ func (f *fakeBookings) Cancel(_ context.Context, id, actor, reason string) error
 	}
 	f.calls = append(f.calls, call{Op: "cancel", ID: id, Actor: actor, Reason: reason})
 	if f.refuseCancel {
-		return fmt.Errorf("%w: an in_progress booking cannot be cancelled", webhooks.ErrRefused)
+		return &webhooks.RefusedError{Reason: "the session is under way", Err: errors.New("booking: cannot cancel a booking that is in_progress")}
 	}
 	f.byID[id].Status = webhooks.BookingCancelled
 	return nil
@@ -151,7 +151,7 @@ func (f *fakeBookings) Reschedule(_ context.Context, id string, start, end time.
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, call{Op: "reschedule", ID: id, Actor: actor, Reason: reason, Start: start, End: end, Changed: changed})
 	if f.refuseMoves {
-		return fmt.Errorf("%w: overlaps another booking", webhooks.ErrRefused)
+		return &webhooks.RefusedError{Reason: "the mentor is not free at that time", Err: errors.New("booking: overlaps another booking")}
 	}
 	f.byID[id].Start, f.byID[id].End = start, end
 	return nil

@@ -110,10 +110,13 @@ func TestJiraCancelRefused(t *testing.T) {
 		status string
 		ops    []string // the calls processing makes
 		note   string
+		reason string // the put-back's, for the booking's audit trail
 	}{
-		{webhooks.BookingInProgress, []string{"cancel", "restore issue"}, "booking refused the cancel; issue put back"},
-		{webhooks.BookingCompleted, []string{"restore issue"}, "booking already completed; issue put back"},
-		{webhooks.BookingCancelled, nil, "booking already cancelled"},
+		{webhooks.BookingInProgress, []string{"cancel", "restore issue"}, "booking refused the cancel; issue put back",
+			"The Jira issue was moved to Cancelled while the booking cannot be cancelled: the session is under way. It was put back."},
+		{webhooks.BookingCompleted, []string{"restore issue"}, "booking already completed; issue put back",
+			"The Jira issue was moved to Cancelled after the session took place. It was put back."},
+		{webhooks.BookingCancelled, nil, "booking already cancelled", ""},
 	}
 	h := newHarness(t, storetest.SQLite(t))
 	sim, jc := newJira(t, "")
@@ -137,8 +140,8 @@ func TestJiraCancelRefused(t *testing.T) {
 		var ops []string
 		for _, c := range h.bookings.Calls()[calls:] {
 			ops = append(ops, c.Op)
-			if c.ID != id || c.Actor != "webhook:jira" {
-				t.Errorf("%s: call %+v", tt.status, c)
+			if c.ID != id || c.Actor != "webhook:jira" || strings.HasPrefix(c.Op, "restore") && c.Reason != tt.reason {
+				t.Errorf("%s: call %+v, want the reason %q", tt.status, c, tt.reason)
 			}
 		}
 		if !slices.Equal(ops, tt.ops) {

@@ -237,6 +237,18 @@ func (s *Service) dispatch(ctx context.Context, d Delivery, pre *prefetched) (ou
 	return out, err
 }
 
+// putBackReason is the audit reason of a put-back, in sentences for the
+// booking's candidate and mentor: what happened outside the gateway, why
+// the booking refused it (the words of a *RefusedError), and what was done.
+// The error chain stays in the log and the admin's delivery note.
+func putBackReason(what string, refusal error, done string) string {
+	var re *RefusedError
+	if errors.As(refusal, &re) && re.Reason != "" {
+		what += ": " + re.Reason
+	}
+	return what + ". " + done
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -346,7 +358,8 @@ func (s *Service) processZoom(ctx context.Context, d Delivery, pre *prefetched) 
 		if errors.Is(err, ErrRefused) {
 			// The session cannot be cancelled (it is under way): the
 			// booking gets its meeting back (a new one, Zoom's is gone).
-			if rerr := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactMeeting, actorZoom, "The Zoom meeting was deleted while the booking cannot be cancelled: "+err.Error()); rerr != nil {
+			reason := putBackReason("The Zoom meeting was deleted while the booking cannot be cancelled", err, "A new meeting takes its place.")
+			if rerr := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactMeeting, actorZoom, reason); rerr != nil {
 				return out, fmt.Errorf("restore meeting: %w", rerr)
 			}
 			out.note = truncate("booking refused the cancel; meeting put back: "+err.Error(), 500)
@@ -410,7 +423,8 @@ func (s *Service) zoomTimeChange(ctx context.Context, ev *ZoomEvent, b Booking) 
 	err := s.cfg.Bookings.Reschedule(ctx, b.ID, start, end, ArtefactMeeting, actorZoom, "The Zoom meeting time was changed in Zoom.")
 	if errors.Is(err, ErrRefused) {
 		// The booking cannot go there: it stays, and so must its meeting.
-		if rerr := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactMeeting, actorZoom, "The Zoom meeting was moved to a time the booking refused: "+err.Error()); rerr != nil {
+		reason := putBackReason("The Zoom meeting was moved to a time the booking cannot take", err, "It was put back.")
+		if rerr := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactMeeting, actorZoom, reason); rerr != nil {
 			return out, fmt.Errorf("restore meeting: %w", rerr)
 		}
 		out.note = truncate("booking refused the Zoom meeting time; meeting put back: "+err.Error(), 500)
@@ -467,7 +481,8 @@ func (s *Service) processJira(ctx context.Context, d Delivery) (outcome, error) 
 	case b.Status == BookingCompleted:
 		// The session took place: the issue goes back to the status
 		// that says so, as for a session under way.
-		if rerr := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactIssue, actorJira, "The Jira issue was cancelled after the session took place."); rerr != nil {
+		reason := putBackReason(fmt.Sprintf("The Jira issue was moved to %s after the session took place", moved.ToString), nil, "It was put back.")
+		if rerr := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactIssue, actorJira, reason); rerr != nil {
 			return out, fmt.Errorf("restore issue: %w", rerr)
 		}
 		out.note = "booking already completed; issue put back"
@@ -480,7 +495,8 @@ func (s *Service) processJira(ctx context.Context, d Delivery) (outcome, error) 
 	if errors.Is(err, ErrRefused) {
 		// The session cannot be cancelled (it is under way): the issue
 		// goes back to the booking's status.
-		if rerr := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactIssue, actorJira, "The Jira issue was cancelled while the booking cannot be: "+err.Error()); rerr != nil {
+		reason := putBackReason(fmt.Sprintf("The Jira issue was moved to %s while the booking cannot be cancelled", moved.ToString), err, "It was put back.")
+		if rerr := s.cfg.Bookings.Restore(ctx, b.ID, ArtefactIssue, actorJira, reason); rerr != nil {
 			return out, fmt.Errorf("restore issue: %w", rerr)
 		}
 		out.note = truncate("booking refused the cancel; issue put back: "+err.Error(), 500)

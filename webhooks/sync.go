@@ -164,7 +164,7 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 	case ch.Deleted:
 		err := s.cfg.Bookings.Cancel(ctx, b.ID, actor, "The mentor deleted the calendar event.")
 		if errors.Is(err, ErrRefused) {
-			return s.putBack(ctx, src, b.ID, actor, "deleted the calendar event while the booking cannot be cancelled", err, res)
+			return s.putBack(ctx, src, b.ID, actor, "The mentor deleted the calendar event while the booking cannot be cancelled", err, res)
 		}
 		if err != nil {
 			return fmt.Errorf("webhooks: cancel booking %s: %w", b.ID, err)
@@ -178,7 +178,7 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 		}
 		err := s.cfg.Bookings.Reschedule(ctx, b.ID, ch.Event.Start, ch.Event.End, ArtefactMentorEvent, actor, "The mentor moved the calendar event.")
 		if errors.Is(err, ErrRefused) {
-			return s.putBack(ctx, src, b.ID, actor, "moved the calendar event to a time the booking refused", err, res)
+			return s.putBack(ctx, src, b.ID, actor, "The mentor moved the calendar event to a time the booking cannot take", err, res)
 		}
 		if err != nil {
 			return fmt.Errorf("webhooks: reschedule booking %s: %w", b.ID, err)
@@ -194,7 +194,7 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 // has it. The change is handled, and the cursor may move on.
 func (s *Service) putBack(ctx context.Context, src Source, id, actor, what string, refusal error, res *SyncResult) error {
 	s.log.InfoContext(ctx, "calendar change refused; restoring the event", "booking_id", id, "provider", src.Provider, "error", refusal.Error())
-	if err := s.cfg.Bookings.Restore(ctx, id, ArtefactMentorEvent, actor, "The mentor "+what+": "+refusal.Error()); err != nil {
+	if err := s.cfg.Bookings.Restore(ctx, id, ArtefactMentorEvent, actor, putBackReason(what, refusal, "It was put back.")); err != nil {
 		return fmt.Errorf("webhooks: restore event of booking %s: %w", id, err)
 	}
 	res.Refused++

@@ -192,12 +192,15 @@ func TestZoomMoveRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	ds := h.waitAllDone(t, webhooks.ProviderZoom, 1)
-	if ds[0].Status != webhooks.StatusProcessed || ds[0].Attempts != 1 || !strings.Contains(ds[0].Note, "meeting put back") {
+	// The admin's note keeps the booking service's error; the audit reason
+	// (Restore's) is for the booking's candidate and mentor.
+	if ds[0].Status != webhooks.StatusProcessed || ds[0].Attempts != 1 || !strings.Contains(ds[0].Note, "meeting put back") ||
+		!strings.Contains(ds[0].Note, "booking: overlaps another booking") {
 		t.Fatalf("delivery %+v", ds[0])
 	}
 	calls := h.bookings.Calls()
-	if len(calls) != 2 || calls[0].Op != "reschedule" || calls[1].Op != "restore meeting" || calls[1].ID != "b-mv" ||
-		calls[1].Actor != "webhook:zoom" || !strings.Contains(calls[1].Reason, "overlaps another booking") {
+	if len(calls) != 2 || calls[0].Op != "reschedule" || calls[1].Op != "restore meeting" || calls[1].ID != "b-mv" || calls[1].Actor != "webhook:zoom" ||
+		calls[1].Reason != "The Zoom meeting was moved to a time the booking cannot take: the mentor is not free at that time. It was put back." {
 		t.Fatalf("calls %+v", calls)
 	}
 }
@@ -316,7 +319,8 @@ func TestZoomDeleteRefused(t *testing.T) {
 		t.Fatalf("delivery %+v", ds[0])
 	}
 	calls := h.bookings.Calls()
-	if len(calls) != 2 || calls[0].Op != "cancel" || calls[1].Op != "restore meeting" || calls[1].ID != "b-live" || calls[1].Actor != "webhook:zoom" {
+	if len(calls) != 2 || calls[0].Op != "cancel" || calls[1].Op != "restore meeting" || calls[1].ID != "b-live" || calls[1].Actor != "webhook:zoom" ||
+		calls[1].Reason != "The Zoom meeting was deleted while the booking cannot be cancelled: the session is under way. A new meeting takes its place." {
 		t.Fatalf("calls %+v", calls)
 	}
 }

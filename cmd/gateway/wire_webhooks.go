@@ -239,7 +239,8 @@ func toWebhookBooking(b booking.Booking, err error) (webhooks.Booking, error) {
 	return webhooks.Booking{ID: b.ID, Status: string(b.Status), MentorID: b.MentorID, Start: b.Start, End: b.End}, nil
 }
 
-// refusal marks the booking service's permanent refusals as webhooks.ErrRefused.
+// refusal marks the booking service's permanent refusals as webhooks.ErrRefused,
+// with why in the booking's words (booking.Explain) for the audit trail.
 func refusal(err error) error {
 	var (
 		ce *booking.ConflictError
@@ -247,7 +248,7 @@ func refusal(err error) error {
 	)
 	if errors.As(err, &ce) || errors.As(err, &ve) || errors.Is(err, booking.ErrOverlap) || errors.Is(err, booking.ErrNotFound) ||
 		errors.Is(err, booking.ErrRescheduleRefused) {
-		return fmt.Errorf("%w: %v", webhooks.ErrRefused, err)
+		return &webhooks.RefusedError{Reason: booking.Explain(err), Err: err}
 	}
 	return err
 }

@@ -223,7 +223,7 @@ func conflicts(c Interval, buffer time.Duration, busy []Busy) bool {
 func (s Schedule) Bookable(start time.Time, dur time.Duration, now time.Time) error {
 	end := start.Add(dur)
 	if start.Before(now.Add(s.MinNotice)) {
-		return &ValidationError{Field: "body.start", Message: fmt.Sprintf("must be at least %s from now (the mentor's minimum notice)", s.MinNotice)}
+		return &ValidationError{Field: "body.start", Message: fmt.Sprintf("must be at least %s from now (the mentor's minimum notice)", humanDuration(s.MinNotice))}
 	}
 	if s.MaxAdvance > 0 && end.After(now.Add(s.MaxAdvance)) {
 		return &ValidationError{Field: "body.start", Message: fmt.Sprintf("must be within %d days from now (the mentor's maximum advance)", int(s.MaxAdvance/(24*time.Hour)))}

@@ -1026,7 +1026,7 @@ func (s *Service) Reassert(ctx context.Context, id string, step StepName, actor,
 			return err
 		}
 		if err := s.repo.audit(ctx, tx, AuditRecord{BookingID: id, At: now, Actor: actor, Action: "step_reasserted",
-			From: b.Status, To: b.Status, Reason: string(step) + ": " + reason}); err != nil {
+			From: b.Status, To: b.Status, Reason: reason}); err != nil {
 			return err
 		}
 		restored = true

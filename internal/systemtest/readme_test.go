@@ -545,6 +545,35 @@ func TestSandboxSessionUnderWay(t *testing.T) {
 	if putBack != 2 {
 		t.Errorf("%d Jira deliveries put the issue back, want 2 (under way, completed): %q", putBack, notes)
 	}
+
+	// The candidate reads the audit trail: each put-back says in words what
+	// happened and why, without the gateway's error chains.
+	audit, err := c.ListBookingAuditWithResponse(ctx, booked.Id, nil)
+	if err != nil || audit.JSON200 == nil {
+		t.Fatalf("audit: %v %v", err, audit)
+	}
+	var reasserted []string
+	for _, a := range audit.JSON200.Items {
+		reason := ""
+		if a.Reason != nil {
+			reason = *a.Reason
+		}
+		if strings.Contains(reason, "webhooks:") || strings.Contains(reason, "booking:") || strings.Contains(reason, "body.") {
+			t.Errorf("audit %s: reason %q carries an error chain", a.Action, reason)
+		}
+		if a.Action == "step_reasserted" {
+			reasserted = append(reasserted, reason)
+		}
+	}
+	want := []string{
+		"The Jira issue was moved to Cancelled while the booking cannot be cancelled: the session is under way. It was put back.",
+		"The mentor moved the calendar event to a time the booking cannot take: the session is under way. It was put back.",
+		"The Zoom meeting was deleted while the booking cannot be cancelled: the session is under way. A new meeting takes its place.",
+		"The Jira issue was moved to Cancelled after the session took place. It was put back.",
+	}
+	if !slices.Equal(reasserted, want) {
+		t.Errorf("put-backs in the audit trail:\n%s\nwant\n%s", strings.Join(reasserted, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 // sandboxGoogleAs returns a client of the primary calendar of email in the
