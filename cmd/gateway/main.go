@@ -3,6 +3,7 @@
 //	gateway [serve]          run the HTTP API and the job workers (default)
 //	gateway migrate          apply database migrations and exit
 //	gateway token --sub S --group G   mint a dev-mode access token
+//	gateway token --service           mint a dev-mode service client's token
 //	gateway secrets rotate-key        re-encrypt the local secret store under a new key
 //	gateway healthcheck      probe /healthz (the container HEALTHCHECK)
 //

@@ -9,6 +9,7 @@ import (
 	iofs "io/fs"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -36,7 +37,7 @@ const usage = `usage: gateway [command] [flags]
 commands:
   serve                 run the HTTP API and job workers (default)
   migrate               apply database migrations and exit
-  token                 mint a dev-mode access token (--sub, --group, --scope, --ttl)
+  token                 mint a dev-mode access token (--sub, --group, --scope, --service, --ttl)
   secrets rotate-key    re-encrypt the local secret store under a new key
   sandbox …             play the providers' side of a session in the sandbox
   healthcheck           probe /healthz on GATEWAY_ADDR; exit 0 when healthy
@@ -129,12 +130,16 @@ func loadConfig(getenv func(string) string) (config.Config, error) {
 }
 
 // cmdToken mints a dev token with the key the server uses (same data dir).
+// --service mints a machine client's token: sub is the dev client id (as
+// Cognito's client-credentials tokens have it) and the scope is
+// GATEWAY_SERVICE_SCOPE, which makes it a service client.
 func cmdToken(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	sub := fs.String("sub", "", "subject (user id) of the token; required")
+	sub := fs.String("sub", "", "subject (user id) of the token; required unless --service")
 	var groups, scopes multiFlag
 	fs.Var(&groups, "group", "Cognito group: candidate, mentor or admin (repeatable)")
-	fs.Var(&scopes, "scope", "OAuth scope for a machine client (repeatable)")
+	fs.Var(&scopes, "scope", "OAuth scope (repeatable); a machine client (--sub "+auth.DevClientID+", no group) is a service client only with GATEWAY_SERVICE_SCOPE")
+	service := fs.Bool("service", false, "mint a service client's token: --sub "+auth.DevClientID+" and the scope GATEWAY_SERVICE_SCOPE")
 	ttl := fs.Duration("ttl", 12*time.Hour, "lifetime of the token")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -142,8 +147,17 @@ func cmdToken(args []string, getenv func(string) string, stdout, stderr io.Write
 		}
 		return err
 	}
+	if *service {
+		if len(groups) > 0 {
+			return usageError{"token: --service takes no --group (a machine client has no user)"}
+		}
+		if *sub != "" && *sub != auth.DevClientID {
+			return usageError{fmt.Sprintf("token: --service mints sub %q (the client id); leave --sub out", auth.DevClientID)}
+		}
+		*sub = auth.DevClientID
+	}
 	if *sub == "" {
-		return usageError{"token: --sub is required"}
+		return usageError{"token: --sub is required (or --service)"}
 	}
 	if *ttl <= 0 {
 		return usageError{fmt.Sprintf("token: --ttl must be positive (got %s)", *ttl)}
@@ -161,6 +175,9 @@ func cmdToken(args []string, getenv func(string) string, stdout, stderr io.Write
 	}
 	if cfg.Auth.Mode != config.AuthDev {
 		return usageError{"token: only available with GATEWAY_AUTH_MODE=dev"}
+	}
+	if *service && !slices.Contains(scopes, cfg.Auth.ServiceScope) {
+		scopes = append(scopes, cfg.Auth.ServiceScope)
 	}
 	// Only the server creates the key: a token signed by a key of its own
 	// (run from another folder) would be refused by the server.

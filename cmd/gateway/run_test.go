@@ -7,15 +7,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/spotlight/gateway/internal/auth"
 	"github.com/spotlight/gateway/internal/config"
 	"github.com/spotlight/gateway/internal/sandbox"
 )
@@ -429,5 +432,67 @@ func TestTokenErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "dev-signing-key.pem")); err == nil {
 		t.Error("gateway token created a signing key of its own")
+	}
+}
+
+// TestTokenCommand: `gateway token` mints tokens the server's verifier
+// accepts; --service mints a machine client's token with the service scope,
+// and a machine client's token without that scope holds no role.
+func TestTokenCommand(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		sub     string
+		service bool
+		roles   []auth.Role
+		usage   bool
+	}{
+		{"service", []string{"--service"}, nil, auth.DevClientID, true, []auth.Role{auth.RoleService}, false},
+		{"service with a configured scope", []string{"--service"}, map[string]string{"GATEWAY_SERVICE_SCOPE": "acme/gw"}, auth.DevClientID, true, []auth.Role{auth.RoleService}, false},
+		{"machine client without the scope", []string{"--sub", auth.DevClientID}, nil, auth.DevClientID, false, nil, false},
+		{"machine client with another scope", []string{"--sub", auth.DevClientID, "--scope", "acme/other"}, nil, auth.DevClientID, false, nil, false},
+		{"machine client with the scope", []string{"--sub", auth.DevClientID, "--scope", auth.DefaultServiceScope}, nil, auth.DevClientID, true, []auth.Role{auth.RoleService}, false},
+		{"candidate", []string{"--sub", "alice", "--group", "candidate"}, nil, "alice", false, []auth.Role{auth.RoleCandidate}, false},
+		{"service with a group", []string{"--service", "--group", "admin"}, nil, "", false, nil, true},
+		{"service with another sub", []string{"--service", "--sub", "alice"}, nil, "", false, nil, true},
+		{"no sub", nil, nil, "", false, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"GATEWAY_DATA_DIR": t.TempDir()}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			// The server's verifier; it creates the key `gateway token` signs with.
+			cfg, err := config.Load(envOf(env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _, err := newAuthenticator(cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			err = run(t.Context(), append([]string{"token"}, tt.args...), envOf(env), &out, io.Discard)
+			if tt.usage {
+				if err == nil || exitCode(err) != 2 {
+					t.Fatalf("run = %v, want a usage error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := v.Verify(t.Context(), strings.TrimSpace(out.String()))
+			if err != nil {
+				t.Fatalf("the server's verifier refuses the token: %v", err)
+			}
+			if p.Subject != tt.sub || p.IsService() != tt.service || !slices.Equal(p.Roles, tt.roles) {
+				t.Errorf("principal = %+v, want sub %q, roles %v", p, tt.sub, tt.roles)
+			}
+		})
 	}
 }

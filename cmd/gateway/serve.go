@@ -383,7 +383,7 @@ func newAuthenticator(cfg config.Config, logger *slog.Logger) (*auth.Verifier, *
 		}
 		v, err := auth.NewVerifier(auth.VerifierConfig{
 			Issuer: issuer.Issuer(), ClientIDs: []string{auth.DevClientID}, JWKS: issuer.Fetcher(),
-			Leeway: cfg.Auth.Leeway, Logger: logger,
+			ServiceScope: cfg.Auth.ServiceScope, Leeway: cfg.Auth.Leeway, Logger: logger,
 		})
 		return v, issuer, err
 	}
@@ -393,8 +393,8 @@ func newAuthenticator(cfg config.Config, logger *slog.Logger) (*auth.Verifier, *
 	}
 	v, err := auth.NewVerifier(auth.VerifierConfig{
 		Issuer: cfg.Auth.Issuer(), ClientIDs: cfg.Auth.ClientIDs,
-		JWKS:   auth.HTTPJWKS(&http.Client{Timeout: 5 * time.Second}, jwksURL),
-		Leeway: cfg.Auth.Leeway, Logger: logger,
+		JWKS:         auth.HTTPJWKS(&http.Client{Timeout: 5 * time.Second}, jwksURL),
+		ServiceScope: cfg.Auth.ServiceScope, Leeway: cfg.Auth.Leeway, Logger: logger,
 	})
 	return v, nil, err
 }
@@ -413,6 +413,7 @@ Spotlight gateway (dev auth, %[3]s providers) is ready at %[1]s
   Try it:
     curl -s %[1]s/v1/bookings -H "Authorization: Bearer $TOKEN"
   Other tokens:   go run ./cmd/gateway token --sub alice --group candidate
+  Service client: go run ./cmd/gateway token --service   (client credentials with GATEWAY_SERVICE_SCOPE)
 `, url, tok, providers)
 	if providers == config.ProvidersSandbox {
 		fmt.Fprintln(w, "  Play Zoom:      go run ./cmd/gateway sandbox zoom start <meeting-id>   (and Jira: sandbox --help)")

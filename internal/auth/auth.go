@@ -5,8 +5,10 @@
 // JWKS document differs.
 //
 // A verified token becomes a Principal: the subject, the app client, the
-// roles mapped from cognito:groups (candidate, mentor, admin) and, for
-// machine clients (client-credentials tokens), the OAuth scopes.
+// roles mapped from cognito:groups (candidate, mentor, admin) and the OAuth
+// scopes. A machine client (a client-credentials token: no user, so sub is
+// the client id) is a service only when its token carries the configured
+// service scope; without it, it is authenticated but holds no role.
 package auth
 
 import (
@@ -32,7 +34,8 @@ import (
 // Role is what a person may do, from the token's cognito:groups.
 type Role string
 
-// The roles. Service marks a machine client (client-credentials grant).
+// The roles. Service marks a machine client (client-credentials grant)
+// whose token carries the service scope (VerifierConfig.ServiceScope).
 const (
 	RoleCandidate Role = "candidate"
 	RoleMentor    Role = "mentor"
@@ -48,7 +51,8 @@ type Principal struct {
 	Username string
 	// ClientID is the app client the token was issued to.
 	ClientID string
-	// Roles from cognito:groups; RoleService for machine clients.
+	// Roles from cognito:groups; RoleService for machine clients with the
+	// service scope.
 	Roles []Role
 	// Scopes from the token's scope claim.
 	Scopes []string
@@ -63,7 +67,7 @@ func (p Principal) HasScope(scope string) bool { return slices.Contains(p.Scopes
 // IsAdmin reports an administrator.
 func (p Principal) IsAdmin() bool { return p.Has(RoleAdmin) }
 
-// IsService reports a machine client.
+// IsService reports a machine client authorised by the service scope.
 func (p Principal) IsService() bool { return p.Has(RoleService) }
 
 type principalKey struct{}
@@ -130,6 +134,11 @@ type VerifierConfig struct {
 	ClientIDs []string
 	// JWKS returns the key set; required.
 	JWKS JWKSFetcher
+	// ServiceScope is the OAuth scope (a Cognito resource server's
+	// "identifier/scope") that makes a machine client a service, with
+	// RoleService (default DefaultServiceScope). A machine client without
+	// it is authenticated but holds no role.
+	ServiceScope string
 	// Leeway tolerates clock skew on exp, nbf and iat (default 30s).
 	Leeway time.Duration
 	// RefetchInterval is the least time between two JWKS fetches caused by
@@ -140,6 +149,11 @@ type VerifierConfig struct {
 	// Logger receives key-refresh failures.
 	Logger *slog.Logger
 }
+
+// DefaultServiceScope is the default of VerifierConfig.ServiceScope (and of
+// GATEWAY_SERVICE_SCOPE): the scope "bookings" of a Cognito resource server
+// "spotlight-gateway".
+const DefaultServiceScope = "spotlight-gateway/bookings"
 
 // Verifier checks access tokens. It is safe for concurrent use.
 type Verifier struct {
@@ -171,6 +185,9 @@ const maxCachedTokens = 10_000
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Issuer == "" || cfg.JWKS == nil || len(cfg.ClientIDs) == 0 {
 		return nil, errors.New("auth: verifier needs Issuer, JWKS and ClientIDs")
+	}
+	if cfg.ServiceScope == "" {
+		cfg.ServiceScope = DefaultServiceScope
 	}
 	if cfg.Leeway == 0 {
 		cfg.Leeway = 30 * time.Second
@@ -241,8 +258,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 			}
 		}
 	}
-	// Client-credentials tokens have no user: Cognito sets sub to the client id.
-	if len(c.Groups) == 0 && c.Subject == c.ClientID {
+	// Client-credentials tokens have no user: Cognito sets sub to the
+	// client id. Such a client is a service only when it was granted the
+	// service scope; any other app client of the pool may get tokens too.
+	if len(c.Groups) == 0 && c.Subject == c.ClientID && p.HasScope(v.cfg.ServiceScope) {
 		p.Roles = append(p.Roles, RoleService)
 	}
 	v.remember(sum, p, c.ExpiresAt.Time)

@@ -141,21 +141,61 @@ func TestVerifyAcceptsValidAccessToken(t *testing.T) {
 	}
 }
 
+// TestVerifyMachineClient: a client-credentials token (sub == client_id, no
+// groups) is a service only with the configured service scope; without it
+// it is authenticated but holds no role.
 func TestVerifyMachineClient(t *testing.T) {
 	t.Parallel()
 	k1, _ := keys(t)
 	srv := newJWKSServer(t, map[string]*rsa.PublicKey{"k1": &k1.PublicKey})
-	v := newVerifier(t, srv, &clock{now: t0})
-	c := accessClaims()
-	c["sub"] = clientID
-	delete(c, "cognito:groups")
-	c["scope"] = "gateway/bookings.write gateway/bookings.read"
-	p, err := v.Verify(t.Context(), sign(t, k1, "k1", c))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name         string
+		serviceScope string // "" keeps the default
+		sub          string
+		groups       []string
+		scope        string
+		service      bool
+	}{
+		{"configured scope", "gateway/bookings.write", clientID, nil, "gateway/bookings.write gateway/bookings.read", true},
+		{"default scope", "", clientID, nil, auth.DefaultServiceScope, true},
+		{"no scope", "", clientID, nil, "", false},
+		{"another scope", "", clientID, nil, "gateway/bookings.read", false},
+		{"scope as a prefix", "", clientID, nil, auth.DefaultServiceScope + ".read", false},
+		{"default scope not configured", "gateway/bookings.write", clientID, nil, auth.DefaultServiceScope, false},
+		{"a user with the scope", "", "user-123", nil, auth.DefaultServiceScope, false},
+		{"groups with the scope", "", clientID, []string{"mentor"}, auth.DefaultServiceScope, false},
 	}
-	if !p.IsService() || !p.HasScope("gateway/bookings.write") || p.Has(auth.RoleMentor) {
-		t.Errorf("principal = %+v", p)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v, err := auth.NewVerifier(auth.VerifierConfig{
+				Issuer: issuer, ClientIDs: []string{clientID}, ServiceScope: tt.serviceScope,
+				JWKS: auth.HTTPJWKS(srv.Client(), srv.URL+"/.well-known/jwks.json"), Now: (&clock{now: t0}).Now,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := accessClaims()
+			c["sub"] = tt.sub
+			delete(c, "cognito:groups")
+			if tt.groups != nil {
+				c["cognito:groups"] = tt.groups
+			}
+			c["scope"] = tt.scope
+			p, err := v.Verify(t.Context(), sign(t, k1, "k1", c))
+			if err != nil {
+				t.Fatalf("Verify = %v, want an authenticated principal", err)
+			}
+			if p.IsService() != tt.service {
+				t.Errorf("IsService() = %v, want %v (principal %+v)", p.IsService(), tt.service, p)
+			}
+			if !tt.service && tt.groups == nil && len(p.Roles) != 0 {
+				t.Errorf("roles = %v, want none", p.Roles)
+			}
+			if tt.scope != "" && !p.HasScope(strings.Fields(tt.scope)[0]) {
+				t.Errorf("scopes = %v, want %q", p.Scopes, tt.scope)
+			}
+		})
 	}
 }
 

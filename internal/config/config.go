@@ -92,6 +92,10 @@ type Auth struct {
 	JWKSURL string
 	// Leeway tolerates clock skew on exp/nbf/iat.
 	Leeway time.Duration
+	// ServiceScope is the OAuth scope that makes a machine client (a
+	// client-credentials token, sub == client_id) a service client; a
+	// machine client without it holds no role.
+	ServiceScope string
 }
 
 // Issuer returns the Cognito issuer URL for the configured pool.
@@ -221,6 +225,7 @@ var vars = []Var{
 	{"GATEWAY_COGNITO_CLIENT_IDS", "", "comma-separated app client ids allowed (cognito mode)", list(func(c *Config) *[]string { return &c.Auth.ClientIDs })},
 	{"GATEWAY_COGNITO_JWKS_URL", "", "override of the pool's JWKS URL", absURL(func(c *Config) *string { return &c.Auth.JWKSURL })},
 	{"GATEWAY_AUTH_LEEWAY", "30s", "clock skew tolerated on exp/nbf/iat", duration(func(c *Config) *time.Duration { return &c.Auth.Leeway })},
+	{"GATEWAY_SERVICE_SCOPE", "spotlight-gateway/bookings", "OAuth scope (a Cognito resource server's identifier/scope) a machine client's token must carry to act as a service client; machine clients without it hold no role", scopeToken(func(c *Config) *string { return &c.Auth.ServiceScope })},
 	{"GATEWAY_PROVIDERS", ProvidersSandbox, "sandbox (in-process simulators) or live (real Zoom, Google, Jira, CalDAV)", oneOf(func(c *Config) *string { return &c.Providers }, ProvidersSandbox, ProvidersLive)},
 	{"GATEWAY_SECRETS_BACKEND", SecretsLocal, "local (AES-GCM rows in the database) or ssm (required in production)", oneOf(func(c *Config) *string { return &c.Secrets.Backend }, SecretsLocal, SecretsSSM)},
 	{"GATEWAY_SECRET_KEY", "", "base64 32-byte key of the local secret store (default: GATEWAY_DATA_DIR/secret.key, created 0600); during a rotation NEW,OLD: NEW seals, both open (see gateway secrets rotate-key)", str(func(c *Config) *string { return &c.Secrets.Key })},
@@ -381,6 +386,20 @@ func publicHost(addr string) string {
 
 func str(field func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *field(c) = v; return nil }
+}
+
+// scopeToken parses one OAuth scope (RFC 6749 section 3.3: printable ASCII
+// without spaces, quotes or backslashes).
+func scopeToken(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		for _, r := range v {
+			if r < 0x21 || r > 0x7e || r == '"' || r == '\\' {
+				return fmt.Errorf("%q is not one OAuth scope (printable ASCII, no spaces, quotes or backslashes)", v)
+			}
+		}
+		*field(c) = v
+		return nil
+	}
 }
 
 func oneOf(field func(*Config) *string, allowed ...string) func(*Config, string) error {

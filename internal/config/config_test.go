@@ -28,6 +28,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.DataDir != "./data" || c.DatabaseURL != "" {
 		t.Errorf("storage = %q %q", c.DataDir, c.DatabaseURL)
 	}
+	if c.Auth.ServiceScope != "spotlight-gateway/bookings" {
+		t.Errorf("ServiceScope = %q", c.Auth.ServiceScope)
+	}
 }
 
 // TestCalDAVPollIntervalDefault: 5m against real servers, 10s against the
@@ -91,6 +94,8 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"key too short", map[string]string{"GATEWAY_SECRET_KEY": "c2hvcnQ="}, "it decodes to 5 bytes"},
 		{"bad Sentry DSN", map[string]string{"SENTRY_DSN": "https://publickey@bad host/1"}, "SENTRY_DSN: not a Sentry DSN"},
 		{"Sentry DSN without key", map[string]string{"SENTRY_DSN": "https://o1.ingest.sentry.io/1"}, "SENTRY_DSN: not a Sentry DSN"},
+		{"two service scopes", map[string]string{"GATEWAY_SERVICE_SCOPE": "a/b c/d"}, "GATEWAY_SERVICE_SCOPE"},
+		{"service scope with a quote", map[string]string{"GATEWAY_SERVICE_SCOPE": `a/"b"`}, "GATEWAY_SERVICE_SCOPE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

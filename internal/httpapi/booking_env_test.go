@@ -222,7 +222,13 @@ func newBookingEnv(t *testing.T, s *store.Store, o envOptions) *bookingEnv {
 // client returns a generated API client acting as sub with groups.
 func (en *bookingEnv) client(t *testing.T, sub string, groups ...string) *client.ClientWithResponses {
 	t.Helper()
-	tok, err := en.issuer.Mint(auth.TokenRequest{Subject: sub, Groups: groups})
+	return en.clientFor(t, auth.TokenRequest{Subject: sub, Groups: groups})
+}
+
+// clientFor returns a generated API client sending a token minted for r.
+func (en *bookingEnv) clientFor(t *testing.T, r auth.TokenRequest) *client.ClientWithResponses {
+	t.Helper()
+	tok, err := en.issuer.Mint(r)
 	if err != nil {
 		t.Fatal(err)
 	}
