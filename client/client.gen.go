@@ -432,7 +432,9 @@ type Availability struct {
 	// DurationMinutes Example: 60
 	DurationMinutes int `json:"duration_minutes"`
 
-	// From Example: 2026-12-07T00:00:00+01:00
+	// From The range's start as asked, in `timezone` (as sent when `timezone` cannot express it, e.g. past year 9999).
+	//
+	// Example: 2026-12-07T00:00:00+01:00
 	From time.Time `json:"from"`
 
 	// MentorId A user id: the Cognito `sub` (a UUID for Cognito users; any short string for dev-mode tokens).
@@ -448,7 +450,9 @@ type Availability struct {
 	// Example: Europe/Berlin
 	Timezone TimeZone `json:"timezone"`
 
-	// To Example: 2026-12-14T00:00:00+01:00
+	// To The range's end as asked, in `timezone` (as sent when `timezone` cannot express it, e.g. past year 9999).
+	//
+	// Example: 2026-12-14T00:00:00+01:00
 	To time.Time `json:"to"`
 }
 
@@ -1950,7 +1954,9 @@ type ClientInterface interface {
 	//
 	// Free slots in `[from, to)`: working hours minus busy blocks from every connected calendar of the
 	// mentor minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
-	// expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond).
+	// expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond). Only the part of
+	// the range between now plus the minimum notice and now plus the maximum advance is looked up: a range
+	// wholly outside it answers 200 with no slots.
 	//
 	// Corresponds with GET /v1/mentors/{mentorId}/availability (the `GetMentorAvailability` operationId).
 	GetMentorAvailability(ctx context.Context, mentorId MentorId, params *GetMentorAvailabilityParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2744,7 +2750,9 @@ func (c *Client) CompleteGoogleConnection(ctx context.Context, body CompleteGoog
 //
 // Free slots in `[from, to)`: working hours minus busy blocks from every connected calendar of the
 // mentor minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
-// expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond).
+// expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond). Only the part of
+// the range between now plus the minimum notice and now plus the maximum advance is looked up: a range
+// wholly outside it answers 200 with no slots.
 //
 // Corresponds with GET /v1/mentors/{mentorId}/availability (the `GetMentorAvailability` operationId).
 func (c *Client) GetMentorAvailability(ctx context.Context, mentorId MentorId, params *GetMentorAvailabilityParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4957,7 +4965,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Free slots in `[from, to)`: working hours minus busy blocks from every connected calendar of the
 	// mentor minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
-	// expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond).
+	// expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond). Only the part of
+	// the range between now plus the minimum notice and now plus the maximum advance is looked up: a range
+	// wholly outside it answers 200 with no slots.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8800,7 +8810,9 @@ func (c *ClientWithResponses) CompleteGoogleConnectionWithResponse(ctx context.C
 //
 // Free slots in `[from, to)`: working hours minus busy blocks from every connected calendar of the
 // mentor minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
-// expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond).
+// expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond). Only the part of
+// the range between now plus the minimum notice and now plus the maximum advance is looked up: a range
+// wholly outside it answers 200 with no slots.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -173,6 +173,8 @@ type fakeCalendar struct {
 	// busy and busyErr are FreeBusy's answer.
 	busy    []calendar.Busy
 	busyErr error
+	// freeBusy records FreeBusy's ranges.
+	freeBusy []Interval
 	// onUpdate, when set, runs before an update and may fail it.
 	onUpdate func() error
 	updates  int
@@ -181,6 +183,7 @@ type fakeCalendar struct {
 func (c *fakeCalendar) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.Busy, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.freeBusy = append(c.freeBusy, Interval{from, to})
 	return c.busy, c.busyErr
 }
 

@@ -172,17 +172,8 @@ func (s Schedule) Slots(q AvailabilityQuery, busy []Busy) []Interval {
 	if loc == nil {
 		loc = s.Location()
 	}
-	lo := q.From
-	if earliest := q.Now.Add(s.MinNotice); earliest.After(lo) {
-		lo = earliest
-	}
-	hi := q.To
-	if s.MaxAdvance > 0 {
-		if latest := q.Now.Add(s.MaxAdvance); latest.Before(hi) {
-			hi = latest
-		}
-	}
-	if !lo.Before(hi) {
+	lo, hi, ok := s.bookableRange(q.From, q.To, q.Now)
+	if !ok {
 		return nil
 	}
 	step := s.Slot
@@ -204,6 +195,22 @@ func (s Schedule) Slots(q AvailabilityQuery, busy []Busy) []Interval {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Start.Before(out[j].Start) })
 	return out
+}
+
+// bookableRange clips [from, to) to what can be booked at now: from the
+// minimum notice to the maximum advance (none when MaxAdvance is 0). ok is
+// false when nothing of the range is left.
+func (s Schedule) bookableRange(from, to, now time.Time) (lo, hi time.Time, ok bool) {
+	lo, hi = from, to
+	if earliest := now.Add(s.MinNotice); earliest.After(lo) {
+		lo = earliest
+	}
+	if s.MaxAdvance > 0 {
+		if latest := now.Add(s.MaxAdvance); latest.Before(hi) {
+			hi = latest
+		}
+	}
+	return lo, hi, lo.Before(hi)
 }
 
 // conflicts reports whether [c.Start, c.End+buffer) overlaps a busy block.

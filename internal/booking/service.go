@@ -187,7 +187,10 @@ func (s *Service) GetSchedule(ctx context.Context, mentorID string) (Schedule, e
 const MaxAvailabilityRange = 62 * 24 * time.Hour
 
 // Availability returns the mentor's free slots: working hours minus the
-// busy time of every connected calendar minus active bookings.
+// busy time of every connected calendar minus active bookings. Only the
+// part of [q.From, q.To) that can be booked now (after the minimum notice,
+// before the maximum advance) is looked up: a range wholly outside it has
+// no slots and costs no calendar call.
 func (s *Service) Availability(ctx context.Context, mentorID string, q AvailabilityQuery) ([]Interval, Schedule, error) {
 	if !q.From.Before(q.To) {
 		return nil, Schedule{}, &ValidationError{Field: "query.to", Message: "must be after from"}
@@ -200,7 +203,11 @@ func (s *Service) Availability(ctx context.Context, mentorID string, q Availabil
 		return nil, Schedule{}, err
 	}
 	q.Now = s.now()
-	lo, hi := q.From.Add(-sch.Buffer-24*time.Hour), q.To.Add(sch.Buffer+24*time.Hour)
+	from, to, ok := sch.bookableRange(q.From, q.To, q.Now)
+	if !ok {
+		return nil, sch, nil
+	}
+	lo, hi := from.Add(-sch.Buffer-24*time.Hour), to.Add(sch.Buffer+24*time.Hour)
 	busy, err := s.repo.activeBlocks(ctx, mentorID, "", lo, hi)
 	if err != nil {
 		return nil, sch, err

@@ -61,12 +61,25 @@ func (s *Server) GetMentorAvailability(ctx context.Context, request api.GetMento
 	}
 	out := api.GetMentorAvailability200JSONResponse{
 		MentorId: request.MentorId, Timezone: loc.String(), DurationMinutes: int(dur / time.Minute),
-		From: p.From.In(loc), To: p.To.In(loc), Slots: make([]api.Slot, 0, len(slots)),
+		From: echoTime(p.From, loc), To: echoTime(p.To, loc), Slots: make([]api.Slot, 0, len(slots)),
 	}
 	for _, sl := range slots {
 		out.Slots = append(out.Slots, api.Slot{Start: sl.Start, End: sl.End})
 	}
 	return out, nil
+}
+
+// echoTime expresses t, a time the client sent, in loc, unless RFC 3339
+// cannot carry it there: out of the years 0000–9999 (9999-12-31T23:59:59Z
+// is year 10000 in Berlin, and JSON encoding fails), or at an offset with
+// seconds (local mean time before standard zones, which RFC 3339 would
+// round). Then it stays as the client wrote it, which RFC 3339 carries.
+func echoTime(t time.Time, loc *time.Location) time.Time {
+	in := t.In(loc)
+	if _, off := in.Zone(); in.Year() < 0 || in.Year() > 9999 || off%60 != 0 {
+		return t
+	}
+	return in
 }
 
 // GetMentorSchedule returns a mentor's schedule.
