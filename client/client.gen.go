@@ -702,9 +702,13 @@ type CredentialProvider string
 
 // FieldError defines model for FieldError.
 type FieldError struct {
-	// Field JSON path of the offending field, or the parameter name.
+	// Field Where the offending value is: `body.` followed by its path in the JSON body, array indexes as
+	// segments (`body.start`, `body.working_hours.2.end`), or the parameter as `query.<name>`,
+	// `header.<name>`, `path.<name>`. Every error of the API, from the request validator or from the
+	// gateway's own checks, names fields this way.
 	//
-	// Example: duration_minutes
+	//
+	// Example: body.working_hours.2.end
 	Field string `json:"field"`
 
 	// Message Example: number must be at most 240
@@ -1968,7 +1972,8 @@ type ClientInterface interface {
 	//
 	// Replaces the mentor's weekly working hours and booking rules. Allowed for the mentor themself
 	// (`mentorId` equals the caller's `sub`) and admins. Overlapping or inverted working hours, or an
-	// unknown time zone, are a 422.
+	// unknown time zone, are a 422 naming the entries by their index in the request
+	// (`body.working_hours.2.end` for an inverted entry; both entries of an overlap).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1979,7 +1984,8 @@ type ClientInterface interface {
 	//
 	// Replaces the mentor's weekly working hours and booking rules. Allowed for the mentor themself
 	// (`mentorId` equals the caller's `sub`) and admins. Overlapping or inverted working hours, or an
-	// unknown time zone, are a 422.
+	// unknown time zone, are a 422 naming the entries by their index in the request
+	// (`body.working_hours.2.end` for an inverted entry; both entries of an overlap).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2784,7 +2790,8 @@ func (c *Client) GetMentorSchedule(ctx context.Context, mentorId MentorId, reqEd
 //
 // Replaces the mentor's weekly working hours and booking rules. Allowed for the mentor themself
 // (`mentorId` equals the caller's `sub`) and admins. Overlapping or inverted working hours, or an
-// unknown time zone, are a 422.
+// unknown time zone, are a 422 naming the entries by their index in the request
+// (`body.working_hours.2.end` for an inverted entry; both entries of an overlap).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2805,7 +2812,8 @@ func (c *Client) PutMentorScheduleWithBody(ctx context.Context, mentorId MentorI
 //
 // Replaces the mentor's weekly working hours and booking rules. Allowed for the mentor themself
 // (`mentorId` equals the caller's `sub`) and admins. Overlapping or inverted working hours, or an
-// unknown time zone, are a 422.
+// unknown time zone, are a 422 naming the entries by their index in the request
+// (`body.working_hours.2.end` for an inverted entry; both entries of an overlap).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4983,7 +4991,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Replaces the mentor's weekly working hours and booking rules. Allowed for the mentor themself
 	// (`mentorId` equals the caller's `sub`) and admins. Overlapping or inverted working hours, or an
-	// unknown time zone, are a 422.
+	// unknown time zone, are a 422 naming the entries by their index in the request
+	// (`body.working_hours.2.end` for an inverted entry; both entries of an overlap).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4994,7 +5003,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// Replaces the mentor's weekly working hours and booking rules. Allowed for the mentor themself
 	// (`mentorId` equals the caller's `sub`) and admins. Overlapping or inverted working hours, or an
-	// unknown time zone, are a 422.
+	// unknown time zone, are a 422 naming the entries by their index in the request
+	// (`body.working_hours.2.end` for an inverted entry; both entries of an overlap).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8833,7 +8843,8 @@ func (c *ClientWithResponses) GetMentorScheduleWithResponse(ctx context.Context,
 //
 // Replaces the mentor's weekly working hours and booking rules. Allowed for the mentor themself
 // (`mentorId` equals the caller's `sub`) and admins. Overlapping or inverted working hours, or an
-// unknown time zone, are a 422.
+// unknown time zone, are a 422 naming the entries by their index in the request
+// (`body.working_hours.2.end` for an inverted entry; both entries of an overlap).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8850,7 +8861,8 @@ func (c *ClientWithResponses) PutMentorScheduleWithBodyWithResponse(ctx context.
 //
 // Replaces the mentor's weekly working hours and booking rules. Allowed for the mentor themself
 // (`mentorId` equals the caller's `sub`) and admins. Overlapping or inverted working hours, or an
-// unknown time zone, are a 422.
+// unknown time zone, are a 422 naming the entries by their index in the request
+// (`body.working_hours.2.end` for an inverted entry; both entries of an overlap).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

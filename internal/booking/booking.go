@@ -247,8 +247,13 @@ func (e *ConflictError) Error() string {
 
 // ValidationError reports invalid input the request schema cannot express.
 type ValidationError struct {
+	// Field names the offending value as the API's problems do:
+	// "body.start", "body.working_hours.2.end", "query.to".
 	Field   string
 	Message string
+	// Also names further values the error is about (an overlap names both
+	// working-hours entries); each gets the same message.
+	Also []string
 }
 
 // Error implements error.

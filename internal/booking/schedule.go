@@ -71,7 +71,10 @@ const (
 )
 
 // Validate checks the schedule: a known zone and working hours that are
-// neither inverted nor overlapping. It sorts WorkingHours.
+// neither inverted nor overlapping. Errors name the entries by their index
+// in WorkingHours as given (body.working_hours.2.end, the request
+// validator's format); an overlap names both entries. When the schedule is
+// valid, Validate sorts WorkingHours by weekday and start.
 func (s *Schedule) Validate() error {
 	if _, err := time.LoadLocation(s.TimeZone); err != nil || s.TimeZone == "" || strings.EqualFold(s.TimeZone, "local") {
 		return &ValidationError{Field: "body.timezone", Message: fmt.Sprintf("unknown time zone %q", s.TimeZone)}
@@ -79,27 +82,44 @@ func (s *Schedule) Validate() error {
 	if s.Slot <= 0 {
 		return &ValidationError{Field: "body.slot_minutes", Message: "must be positive"}
 	}
-	sort.Slice(s.WorkingHours, func(i, j int) bool {
-		a, b := s.WorkingHours[i], s.WorkingHours[j]
+	for i, w := range s.WorkingHours {
+		if w.EndMin <= w.StartMin {
+			return &ValidationError{Field: WorkingHoursField(i) + ".end",
+				Message: fmt.Sprintf("%s: end must be after start", w)}
+		}
+	}
+	// Sorted by start, any overlap shows between neighbours.
+	order := make([]int, len(s.WorkingHours))
+	for i := range order {
+		order[i] = i
+	}
+	less := func(a, b WorkingHours) bool {
 		if a.Weekday != b.Weekday {
 			return a.Weekday < b.Weekday
 		}
 		return a.StartMin < b.StartMin
-	})
-	for i, w := range s.WorkingHours {
-		if w.EndMin <= w.StartMin {
-			return &ValidationError{Field: fmt.Sprintf("body.working_hours[%d]", i),
-				Message: fmt.Sprintf("%s %s-%s: end must be after start", WeekdayName(w.Weekday), FormatClock(w.StartMin), FormatClock(w.EndMin))}
-		}
-		if i > 0 {
-			p := s.WorkingHours[i-1]
-			if p.Weekday == w.Weekday && w.StartMin < p.EndMin {
-				return &ValidationError{Field: "body.working_hours",
-					Message: fmt.Sprintf("%s %s-%s overlaps %s-%s", WeekdayName(w.Weekday), FormatClock(w.StartMin), FormatClock(w.EndMin), FormatClock(p.StartMin), FormatClock(p.EndMin))}
-			}
+	}
+	sort.SliceStable(order, func(i, j int) bool { return less(s.WorkingHours[order[i]], s.WorkingHours[order[j]]) })
+	for k := 1; k < len(order); k++ {
+		i, j := min(order[k-1], order[k]), max(order[k-1], order[k])
+		a, b := s.WorkingHours[i], s.WorkingHours[j]
+		if a.Weekday == b.Weekday && a.StartMin < b.EndMin && b.StartMin < a.EndMin {
+			return &ValidationError{Field: WorkingHoursField(j), Also: []string{WorkingHoursField(i)},
+				Message: fmt.Sprintf("%s (working_hours.%d) overlaps %s (working_hours.%d)", b, j, a, i)}
 		}
 	}
+	sort.SliceStable(s.WorkingHours, func(i, j int) bool { return less(s.WorkingHours[i], s.WorkingHours[j]) })
 	return nil
+}
+
+// WorkingHoursField names the i-th working-hours entry of a schedule
+// request in problem+json errors: body.working_hours.i, as the request
+// validator names array elements.
+func WorkingHoursField(i int) string { return fmt.Sprintf("body.working_hours.%d", i) }
+
+// String writes the block as "mon 09:00-12:00".
+func (w WorkingHours) String() string {
+	return WeekdayName(w.Weekday) + " " + FormatClock(w.StartMin) + "-" + FormatClock(w.EndMin)
 }
 
 // Location returns the schedule's zone (UTC when unknown).

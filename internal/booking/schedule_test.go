@@ -190,20 +190,53 @@ func TestScheduleValidate(t *testing.T) {
 	tests := []struct {
 		name string
 		sch  Schedule
-		ok   bool
+		// want is the error's fields (Field, then Also); nil: valid.
+		want []string
 	}{
-		{"good", Schedule{TimeZone: "Europe/Berlin", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Monday, "13:00", "17:00"), hours(time.Monday, "09:00", "12:00")}}, true},
-		{"touching blocks", Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Monday, "09:00", "12:00"), hours(time.Monday, "12:00", "13:00")}}, true},
-		{"unknown zone", Schedule{TimeZone: "Mars/Olympus", Slot: time.Hour}, false},
-		{"inverted", Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Monday, "12:00", "09:00")}}, false},
-		{"overlapping", Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Monday, "09:00", "12:00"), hours(time.Monday, "11:00", "13:00")}}, false},
+		{"good", Schedule{TimeZone: "Europe/Berlin", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Monday, "13:00", "17:00"), hours(time.Monday, "09:00", "12:00")}}, nil},
+		{"touching blocks", Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Monday, "09:00", "12:00"), hours(time.Monday, "12:00", "13:00")}}, nil},
+		{"unknown zone", Schedule{TimeZone: "Mars/Olympus", Slot: time.Hour}, []string{"body.timezone"}},
+		{"inverted", Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Monday, "12:00", "09:00")}}, []string{"body.working_hours.0.end"}},
+		{"inverted, named by its index as sent", Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{
+			hours(time.Tuesday, "09:00", "10:00"), hours(time.Wednesday, "09:00", "10:00"), hours(time.Monday, "12:00", "09:00")}},
+			[]string{"body.working_hours.2.end"}},
+		{"empty block", Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Friday, "09:00", "10:00"), hours(time.Monday, "09:00", "09:00")}}, []string{"body.working_hours.1.end"}},
+		{"overlapping", Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Monday, "09:00", "12:00"), hours(time.Monday, "11:00", "13:00")}},
+			[]string{"body.working_hours.1", "body.working_hours.0"}},
+		{"overlapping, both named by their index as sent", Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{
+			hours(time.Monday, "13:00", "17:00"), hours(time.Tuesday, "09:00", "10:00"), hours(time.Sunday, "09:00", "10:00"), hours(time.Monday, "11:00", "14:00")}},
+			[]string{"body.working_hours.3", "body.working_hours.0"}},
+		{"one block inside another", Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{
+			hours(time.Monday, "10:00", "11:00"), hours(time.Monday, "12:00", "13:00"), hours(time.Monday, "09:00", "17:00")}},
+			[]string{"body.working_hours.2", "body.working_hours.0"}},
 	}
 	for _, tt := range tests {
-		err := tt.sch.Validate()
-		if (err == nil) != tt.ok {
-			t.Errorf("%s: Validate() = %v, want ok=%v", tt.name, err, tt.ok)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := tt.sch.Validate()
+			var got []string
+			var ve *ValidationError
+			if errors.As(err, &ve) {
+				got = append([]string{ve.Field}, ve.Also...)
+			} else if err != nil {
+				t.Fatalf("Validate() = %v, not a ValidationError", err)
+			}
+			if diff := cmp.Diff(got, tt.want); diff != "" {
+				t.Errorf("Validate() = %v; fields (-got +want):\n%s", err, diff)
+			}
+		})
 	}
+	t.Run("sorts a valid schedule", func(t *testing.T) {
+		t.Parallel()
+		sch := Schedule{TimeZone: "UTC", Slot: time.Hour, WorkingHours: []WorkingHours{hours(time.Tuesday, "09:00", "10:00"), hours(time.Monday, "13:00", "14:00"), hours(time.Monday, "09:00", "10:00")}}
+		if err := sch.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		want := []WorkingHours{hours(time.Monday, "09:00", "10:00"), hours(time.Monday, "13:00", "14:00"), hours(time.Tuesday, "09:00", "10:00")}
+		if diff := cmp.Diff(sch.WorkingHours, want); diff != "" {
+			t.Errorf("WorkingHours (-got +want):\n%s", diff)
+		}
+	})
 }
 
 func TestParseClock(t *testing.T) {

@@ -242,6 +242,58 @@ func (en *bookingEnv) clientFor(t *testing.T, r auth.TokenRequest) *client.Clien
 	return c
 }
 
+// token mints a token for sub with groups.
+func (en *bookingEnv) token(t *testing.T, sub string, groups ...string) string {
+	t.Helper()
+	tok, err := en.issuer.Mint(auth.TokenRequest{Subject: sub, Groups: groups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// do sends a raw request (a JSON body when body is not empty) with token
+// and header pairs, and returns the response and its body.
+func (en *bookingEnv) do(t *testing.T, method, path, token, body string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, en.url+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+// fieldsOf returns the fields a problem's errors name, in order.
+func fieldsOf(p problem) []string {
+	var out []string
+	for _, f := range p.Errors {
+		out = append(out, f.Field)
+	}
+	return out
+}
+
 // openSchedule gives every mentor a schedule open around the clock.
 func (en *bookingEnv) openSchedule(t *testing.T) {
 	t.Helper()

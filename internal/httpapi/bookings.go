@@ -45,8 +45,12 @@ func BookingErrors(err error) *Error {
 		return &Error{Status: http.StatusConflict, Slug: "conflict", Title: "Conflict",
 			Detail: "A booking that is " + string(ce.Status) + " cannot be changed that way (" + ce.Action + ").", Err: err}
 	case errors.As(err, &ve):
+		fields := []FieldError{{Field: ve.Field, Message: ve.Message}}
+		for _, f := range ve.Also {
+			fields = append(fields, FieldError{Field: f, Message: ve.Message})
+		}
 		return &Error{Status: http.StatusUnprocessableEntity, Slug: "unprocessable", Title: "Unprocessable content",
-			Detail: ve.Message, Fields: []FieldError{{Field: ve.Field, Message: ve.Message}}, Err: err}
+			Detail: ve.Message, Fields: fields, Err: err}
 	case errors.Is(err, booking.ErrNotFound):
 		return &Error{Status: http.StatusNotFound, Slug: "not-found", Title: "Not found", Detail: "No such booking.", Err: err}
 	case errors.Is(err, booking.ErrNoSchedule):

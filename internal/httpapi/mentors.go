@@ -124,10 +124,16 @@ func (s *Server) PutMentorSchedule(ctx context.Context, request api.PutMentorSch
 	}
 	for i, w := range body.WorkingHours {
 		d, ok := booking.ParseWeekday(string(w.Weekday))
-		start, err1 := booking.ParseClock(w.Start)
-		end, err2 := booking.ParseClock(w.End)
-		if !ok || err1 != nil || err2 != nil {
-			return nil, &booking.ValidationError{Field: fmt.Sprintf("body.working_hours[%d]", i), Message: "invalid weekday or time"}
+		if !ok {
+			return nil, &booking.ValidationError{Field: booking.WorkingHoursField(i) + ".weekday", Message: "is not a weekday (mon … sun)"}
+		}
+		start, err := booking.ParseClock(w.Start)
+		if err != nil {
+			return nil, &booking.ValidationError{Field: booking.WorkingHoursField(i) + ".start", Message: err.Error()}
+		}
+		end, err := booking.ParseClock(w.End)
+		if err != nil {
+			return nil, &booking.ValidationError{Field: booking.WorkingHoursField(i) + ".end", Message: err.Error()}
 		}
 		sch.WorkingHours = append(sch.WorkingHours, booking.WorkingHours{Weekday: d, StartMin: start, EndMin: end})
 	}

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/spotlight/gateway/client"
 	"github.com/spotlight/gateway/internal/booking"
 	"github.com/spotlight/gateway/internal/store/storetest"
@@ -70,5 +72,41 @@ func TestAvailabilityOutsideTheBookableWindow(t *testing.T) {
 	}
 	if got := r.JSON200.From.Format(time.RFC3339); got != from.Format(time.RFC3339) || len(r.JSON200.Slots) != 24 {
 		t.Errorf("from = %s, %d slots; want %s (Berlin) and 24 slots", got, len(r.JSON200.Slots), from.Format(time.RFC3339))
+	}
+}
+
+// TestScheduleErrorsNameTheEntry: a schedule's errors name the
+// working-hours entries by their index in the request, in the request
+// validator's format (body.working_hours.2.end), whether the validator or
+// the schedule's own check finds them; an overlap names both entries.
+func TestScheduleErrorsNameTheEntry(t *testing.T) {
+	t.Parallel()
+	en := newBookingEnv(t, storetest.SQLite(t), envOptions{mentors: 1, candidates: 1})
+	mentor := en.mentors[0]
+	tok := en.token(t, mentor, "mentor")
+	tests := []struct {
+		name   string
+		hours  string
+		status int
+		fields []string
+	}{
+		{"inverted third entry", `{"weekday":"tue","start":"09:00","end":"10:00"},{"weekday":"wed","start":"09:00","end":"10:00"},{"weekday":"mon","start":"12:00","end":"09:00"}`,
+			http.StatusUnprocessableEntity, []string{"body.working_hours.2.end"}},
+		{"overlap", `{"weekday":"mon","start":"13:00","end":"17:00"},{"weekday":"tue","start":"09:00","end":"10:00"},{"weekday":"mon","start":"11:00","end":"14:00"}`,
+			http.StatusUnprocessableEntity, []string{"body.working_hours.2", "body.working_hours.0"}},
+		{"bad time, found by the request validator", `{"weekday":"mon","start":"09:00","end":"10:00"},{"weekday":"tue","start":"09:00","end":"9am"}`,
+			http.StatusBadRequest, []string{"body.working_hours.1.end"}},
+		{"bad weekday, found by the request validator", `{"weekday":"mon","start":"09:00","end":"10:00"},{"weekday":"someday","start":"09:00","end":"10:00"}`,
+			http.StatusBadRequest, []string{"body.working_hours.1.weekday"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			resp, body := en.do(t, http.MethodPut, "/v1/mentors/"+mentor+"/schedule", tok, `{"timezone":"Europe/Berlin","working_hours":[`+tt.hours+`]}`)
+			p := decodeProblem(t, resp, body, tt.status)
+			if diff := cmp.Diff(fieldsOf(p), tt.fields); diff != "" {
+				t.Errorf("fields (-got +want):\n%s\n%s", diff, body)
+			}
+		})
 	}
 }

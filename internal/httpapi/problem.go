@@ -19,7 +19,9 @@ const ProblemBase = "https://spotlight.dev/problems/"
 
 // FieldError names one invalid part of a request.
 type FieldError struct {
-	// Field is "body.start", "query.limit", "header.Idempotency-Key", "path.bookingId".
+	// Field is where the value is: "body." and its path in the JSON body,
+	// array indexes as segments ("body.start", "body.working_hours.2.end"),
+	// or "query.limit", "header.Idempotency-Key", "path.bookingId".
 	Field   string `json:"field"`
 	Message string `json:"message"`
 }
