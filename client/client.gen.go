@@ -1175,7 +1175,7 @@ type ListWebhookEventsParams struct {
 	// To Only deliveries received before this instant; when `from` is given too, it must be after `from` (otherwise **400** naming `query.to`).
 	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
 
-	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	// Cursor Opaque cursor from a previous page's `next_cursor`. Any other value is a 400 `validation-error` naming `query.cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Page size.
@@ -1193,10 +1193,10 @@ type ListBookingsParams struct {
 	// From Only bookings that end after this instant.
 	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
 
-	// To Only bookings that start before this instant.
+	// To Only bookings that start before this instant. Before `from` it is a 400 `validation-error`.
 	To *time.Time `form:"to,omitempty" json:"to,omitempty"`
 
-	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	// Cursor Opaque cursor from a previous page's `next_cursor`. Any other value is a 400 `validation-error` naming `query.cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Page size.
@@ -1220,7 +1220,7 @@ type RescheduleBookingParams struct {
 
 // ListBookingAuditParams defines parameters for ListBookingAudit.
 type ListBookingAuditParams struct {
-	// Cursor Opaque cursor from a previous page's `next_cursor`.
+	// Cursor Opaque cursor from a previous page's `next_cursor`. Any other value is a 400 `validation-error` naming `query.cursor`.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Limit Page size.

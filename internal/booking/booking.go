@@ -264,6 +264,19 @@ func (e *ValidationError) Error() string {
 	return "booking: " + strings.TrimPrefix(e.Field, "body.") + ": " + e.Message
 }
 
+// ParameterError reports a request parameter that is not what the API
+// describes, which only the service can tell (a cursor it did not issue, a
+// filter range that ends before it starts): a malformed request, where a
+// ValidationError is well-formed input that breaks a rule.
+type ParameterError struct {
+	// Field names the parameter as the API's problems do: "query.cursor".
+	Field   string
+	Message string
+}
+
+// Error implements error.
+func (e *ParameterError) Error() string { return "booking: " + e.Field + ": " + e.Message }
+
 // PermanentError marks a provider failure that retrying cannot fix.
 type PermanentError struct{ Err error }
 

@@ -569,8 +569,8 @@ type ListQuery struct {
 	Limit    int
 }
 
-// ErrBadCursor reports a cursor that List did not issue.
-var ErrBadCursor = &ValidationError{Field: "query.cursor", Message: "invalid cursor"}
+// ErrBadCursor reports a cursor that List or Audit did not issue.
+var ErrBadCursor = &ParameterError{Field: "query.cursor", Message: "is not a cursor this API returned"}
 
 type cursor struct {
 	S int64  `json:"s"`
@@ -580,6 +580,9 @@ type cursor struct {
 // List returns a page of the bookings actor may see, newest start first,
 // and the cursor of the next page ("" on the last).
 func (s *Service) List(ctx context.Context, actor Actor, q ListQuery) ([]Booking, string, error) {
+	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
+		return nil, "", &ParameterError{Field: "query.to", Message: "must not be before from"}
+	}
 	f := ListFilter{Status: q.Status, From: q.From, To: q.To, Limit: q.Limit}
 	if f.Limit <= 0 || f.Limit > 200 {
 		f.Limit = 50

@@ -36,9 +36,13 @@ func BookingErrors(err error) *Error {
 		fe *booking.ForbiddenError
 		ce *booking.ConflictError
 		ve *booking.ValidationError
+		pe *booking.ParameterError
 		re *booking.RescheduleRefusedError
 	)
 	switch {
+	case errors.As(err, &pe):
+		// A malformed parameter is the request validator's 400, not a 422.
+		return invalidRequest([]FieldError{{Field: pe.Field, Message: pe.Message}}, err)
 	case errors.As(err, &fe):
 		return &Error{Status: http.StatusForbidden, Slug: "forbidden", Title: "Forbidden", Detail: fe.Reason, Err: err}
 	case errors.As(err, &ce):

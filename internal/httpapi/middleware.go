@@ -373,6 +373,13 @@ func validationError(err error) *Error {
 	if len(fields) == 0 {
 		fields = []FieldError{{Field: "request", Message: "does not match the API description"}}
 	}
+	return invalidRequest(fields, err)
+}
+
+// invalidRequest is the 400 validation-error problem naming fields: what
+// the request validator answers, and the error mappers for malformed input
+// only a handler or the domain can find.
+func invalidRequest(fields []FieldError, err error) *Error {
 	detail := "The request is invalid: " + fields[0].Field + " " + fields[0].Message + "."
 	if len(fields) > 1 {
 		detail = fmt.Sprintf("The request has %d invalid fields; see errors.", len(fields))

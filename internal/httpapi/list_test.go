@@ -1,0 +1,67 @@
+package httpapi_test
+
+import (
+	"encoding/base64"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+
+	"github.com/spotlight/gateway/client"
+	"github.com/spotlight/gateway/internal/store/storetest"
+)
+
+// TestMalformedListParameters: a cursor the API did not return, and a
+// bookings filter that ends before it starts, are the 400 validation-error
+// the list operations declare (not an undeclared 422, nor a 200 with
+// nothing); availability keeps its declared 422 for a reversed range.
+func TestMalformedListParameters(t *testing.T) {
+	t.Parallel()
+	en := newBookingEnv(t, storetest.SQLite(t), envOptions{mentors: 1, candidates: 1})
+	en.openSchedule(t)
+	cand := en.candidates[0]
+	cr, err := en.client(t, cand, "candidate").CreateBookingWithResponse(t.Context(), &client.CreateBookingParams{IdempotencyKey: uuid.NewString()},
+		client.CreateBookingRequest{MentorId: en.mentors[0], Start: day(3).Add(10 * time.Hour), DurationMinutes: 60, Timezone: "Europe/Berlin", Topic: "t"})
+	if err != nil || cr.JSON201 == nil {
+		t.Fatalf("create: %v %s", err, cr.Body)
+	}
+	id := cr.JSON201.Id.String()
+	tok := en.token(t, cand, "candidate")
+	notJSON := base64.RawURLEncoding.EncodeToString([]byte("not json"))
+	tests := []struct {
+		name   string
+		path   string
+		status int
+		slug   string
+		fields []string
+	}{
+		{"bookings, garbage cursor", "/v1/bookings?cursor=zzz", 400, "validation-error", []string{"query.cursor"}},
+		{"bookings, cursor of no JSON", "/v1/bookings?cursor=" + notJSON, 400, "validation-error", []string{"query.cursor"}},
+		{"audit, garbage cursor", "/v1/bookings/" + id + "/audit?cursor=zzz", 400, "validation-error", []string{"query.cursor"}},
+		{"audit, cursor of no JSON", "/v1/bookings/" + id + "/audit?cursor=" + notJSON, 400, "validation-error", []string{"query.cursor"}},
+		{"bookings, to before from", "/v1/bookings?from=2026-12-10T00:00:00Z&to=2026-12-01T00:00:00Z", 400, "validation-error", []string{"query.to"}},
+		{"bookings, to at from", "/v1/bookings?from=2026-12-10T00:00:00Z&to=2026-12-10T00:00:00Z", 200, "", nil},
+		{"availability, to before from", "/v1/mentors/" + en.mentors[0] + "/availability?from=2026-12-10T00:00:00Z&to=2026-12-01T00:00:00Z", 422, "unprocessable", []string{"query.to"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			resp, body := en.do(t, http.MethodGet, tt.path, tok, "")
+			if tt.status == 200 {
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d: %s", resp.StatusCode, body)
+				}
+				return
+			}
+			p := decodeProblem(t, resp, body, tt.status)
+			if p.Type != "https://spotlight.dev/problems/"+tt.slug {
+				t.Errorf("type %q, want %s", p.Type, tt.slug)
+			}
+			if diff := cmp.Diff(fieldsOf(p), tt.fields); diff != "" {
+				t.Errorf("fields (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
