@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"mime"
 	"net/http"
 	"regexp"
 	"runtime"
@@ -345,12 +347,60 @@ func (g *openAPIGate) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		if raw, _ := route.Operation.Extensions["x-raw-body"].(bool); raw {
 			return next(c) // webhooks verify signatures on the raw body first
 		}
+		if route.Operation.RequestBody != nil && isJSON(req.Header.Get(echo.HeaderContentType)) {
+			if err := oneJSONValue(req); err != nil {
+				return err
+			}
+		}
 		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: g.opts}
 		if err := openapi3filter.ValidateRequest(req.Context(), in); err != nil {
 			return validationError(err)
 		}
 		return next(c)
 	}
+}
+
+// isJSON reports a JSON media type (application/json or a +json type).
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == echo.MIMEApplicationJSON || strings.HasSuffix(mt, "+json"))
+}
+
+// oneJSONValue makes sure a JSON request body is exactly one JSON value,
+// whitespace around it allowed: the decoders after the gate (kin-openapi's
+// and the generated handlers') stop after the first value and would take
+// `{…} garbage` for `{…}`. A body that is not JSON gets the same 400 as
+// one with more after its value, naming where it goes wrong (jsonSyntax).
+// The body stays readable for them.
+func oneJSONValue(req *http.Request) error {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil
+	}
+	data, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			return err // 413 from the body limit
+		}
+		return invalidRequest([]FieldError{{Field: "body", Message: "could not be read"}}, err)
+	}
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+	req.Body, _ = req.GetBody()
+	if len(data) == 0 || json.Valid(data) {
+		return nil // kin-openapi answers a missing required body
+	}
+	// What a decoder reading one value says; when that value is fine, the
+	// whole body's error names what follows it.
+	err = json.NewDecoder(bytes.NewReader(data)).Decode(new(json.RawMessage))
+	if err == nil {
+		err = json.Unmarshal(data, new(json.RawMessage))
+	}
+	msg := jsonSyntax(err)
+	if msg == "" {
+		msg = "is not valid JSON"
+	}
+	return invalidRequest([]FieldError{{Field: "body", Message: msg}}, err)
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer …" header.
@@ -465,6 +515,8 @@ func jsonSyntax(err error) string {
 		return fmt.Sprintf("is not valid JSON: %s (at byte %d)", syn.Error(), syn.Offset)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "is not valid JSON: it ends too early"
+	case errors.Is(err, io.EOF):
+		return "is not valid JSON: it holds no value"
 	}
 	return ""
 }

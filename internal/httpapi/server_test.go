@@ -253,6 +253,10 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"missing header", validBooking, []string{"Idempotency-Key", ""}, "header.Idempotency-Key"},
 		{"truncated json", `{"mentor_id":`, nil, "body"},
 		{"not json", `mentor=m`, nil, "body"},
+		{"garbage after the json", validBooking + ` garbage`, nil, "body"},
+		{"a second json value", validBooking + `{}`, nil, "body"},
+		{"whitespace only json", "  \n ", nil, "body"},
+		{"leap second", `{"mentor_id":"m","start":"2026-12-08T14:59:60+01:00","duration_minutes":60,"timezone":"Europe/Berlin","topic":"t"}`, nil, "body.start"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -275,6 +279,12 @@ func TestValidationNamesTheField(t *testing.T) {
 			if strings.Contains(tt.name, "json") && !strings.Contains(p.Detail, "is not valid JSON") {
 				t.Errorf("detail %q does not say the body is not JSON", p.Detail)
 			}
+			if strings.Contains(tt.name, "after the json") && !strings.Contains(p.Detail, "after top-level value (at byte") {
+				t.Errorf("detail %q does not say where the garbage starts", p.Detail)
+			}
+			if p.Type != httpapi.ProblemBase+"validation-error" {
+				t.Errorf("type %q, want validation-error", p.Type)
+			}
 		})
 	}
 	t.Run("query parameter", func(t *testing.T) {
@@ -284,6 +294,20 @@ func TestValidationNamesTheField(t *testing.T) {
 		if len(p.Errors) == 0 || p.Errors[0].Field != "query.limit" {
 			t.Fatalf("errors = %+v", p.Errors)
 		}
+	})
+	t.Run("leap second in a query parameter", func(t *testing.T) {
+		t.Parallel()
+		resp, body := en.do(t, "GET", "/v1/bookings?from=2026-12-08T14:59:60%2B01:00", tok, "")
+		p := decodeProblem(t, resp, body, 400)
+		if len(p.Errors) == 0 || p.Errors[0].Field != "query.from" || p.Type != httpapi.ProblemBase+"validation-error" {
+			t.Fatalf("problem = %+v", p)
+		}
+	})
+	t.Run("one JSON value with whitespace around it", func(t *testing.T) {
+		t.Parallel()
+		resp, body := en.do(t, "POST", "/v1/bookings", tok, " \n"+validBooking+"\r\n\t ", "Idempotency-Key", "key-ws")
+		// No booking service in this server: valid requests reach the handler's 501.
+		decodeProblem(t, resp, body, 501)
 	})
 }
 
