@@ -1214,7 +1214,8 @@ type CreateBookingParams struct {
 type RescheduleBookingParams struct {
 	// IfMatch The booking's current ETag (from a `GET`, or from `etag` in the body). Semantically required:
 	// declared optional only so the handler can answer 428 (missing) instead of a validator 400;
-	// 412 when it does not match.
+	// 412 when it does not match. Compared strongly (RFC 9110): a weak tag such as `W/"3"` never
+	// matches; `*` and a list of tags do.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 

@@ -663,12 +663,12 @@ type RescheduleRequest struct {
 	changed StepName
 }
 
-// etagMatches compares an If-Match value (a list, "*", or weak tags) with etag.
+// etagMatches reports whether an If-Match value ("*" or a list of entity
+// tags) matches etag, a strong tag. If-Match uses the strong comparison
+// (RFC 9110 section 13.1.1): a weak tag (W/"2") never matches.
 func etagMatches(header, etag string) bool {
 	for _, part := range strings.Split(header, ",") {
-		p := strings.TrimSpace(part)
-		p = strings.TrimPrefix(p, "W/")
-		if p == "*" || p == etag {
+		if p := strings.TrimSpace(part); p == "*" || p == etag {
 			return true
 		}
 	}

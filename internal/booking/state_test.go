@@ -106,3 +106,30 @@ func TestValidationErrorMessage(t *testing.T) {
 		t.Errorf("Field = %q", err.Field)
 	}
 }
+
+// TestETagMatches: If-Match uses the strong comparison (RFC 9110 section
+// 13.1.1): a weak tag never matches, "*" always does, lists are searched.
+func TestETagMatches(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		header string
+		want   bool
+	}{
+		{`"2"`, true},
+		{` "2" `, true},
+		{`*`, true},
+		{`"1", "2"`, true},
+		{`"1","2"`, true},
+		{`W/"2"`, false},
+		{`W/"1", W/"2"`, false},
+		{`W/"2", "2"`, true},
+		{`"3"`, false},
+		{`2`, false},
+		{``, false},
+	}
+	for _, tt := range tests {
+		if got := etagMatches(tt.header, `"2"`); got != tt.want {
+			t.Errorf("etagMatches(%q, %q) = %v, want %v", tt.header, `"2"`, got, tt.want)
+		}
+	}
+}
