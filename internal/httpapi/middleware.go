@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,8 +255,9 @@ type Authenticator interface {
 }
 
 // openAPIGate finds the spec operation of each request, authenticates it
-// when the operation is secured (401 comes before 400), and validates the
-// request against the spec (400 problem+json naming each bad field).
+// when the operation is secured, checks that the caller holds one of the
+// operation's x-roles, and validates the request against the spec (400
+// problem+json naming each bad field), in that order: 401, 403, 400.
 // Requests that match no operation pass through to echo's 404/405, and
 // requests under webhookPrefix pass through without routing.
 type openAPIGate struct {
@@ -263,6 +265,8 @@ type openAPIGate struct {
 	spec   *openapi3.T
 	authn  Authenticator
 	opts   *openapi3filter.Options
+	// roles are each secured operation's x-roles.
+	roles map[*openapi3.Operation][]auth.Role
 }
 
 func newOpenAPIGate(spec *openapi3.T, authn Authenticator) (*openAPIGate, error) {
@@ -275,10 +279,15 @@ func newOpenAPIGate(spec *openapi3.T, authn Authenticator) (*openAPIGate, error)
 	if err := checkWebhookOperations(spec); err != nil {
 		return nil, err
 	}
+	roles, err := operationRoles(spec)
+	if err != nil {
+		return nil, err
+	}
 	return &openAPIGate{
 		router: router,
 		spec:   spec,
 		authn:  authn,
+		roles:  roles,
 		opts: &openapi3filter.Options{
 			MultiError: true,
 			// Authentication is done here, before validation, by authn.
@@ -286,6 +295,47 @@ func newOpenAPIGate(spec *openapi3.T, authn Authenticator) (*openAPIGate, error)
 			SchemaValidationOptions: api.FormatValidators(),
 		},
 	}, nil
+}
+
+// operationRoles reads the x-roles of every secured operation: the roles
+// (auth.Role names) allowed to call it, which the gate enforces. A secured
+// operation without x-roles, or naming a role no token can hold, is an
+// error: the spec would not say who may call it.
+func operationRoles(spec *openapi3.T) (map[*openapi3.Operation][]auth.Role, error) {
+	out := map[*openapi3.Operation][]auth.Role{}
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			security := spec.Security
+			if op.Security != nil {
+				security = *op.Security
+			}
+			if len(security) == 0 {
+				continue
+			}
+			raw, _ := op.Extensions["x-roles"].([]any)
+			if len(raw) == 0 {
+				return nil, fmt.Errorf("httpapi: %s %s: a secured operation needs x-roles", method, path)
+			}
+			for _, r := range raw {
+				switch role, _ := r.(string); auth.Role(role) {
+				case auth.RoleCandidate, auth.RoleMentor, auth.RoleAdmin, auth.RoleService:
+					out[op] = append(out[op], auth.Role(role))
+				default:
+					return nil, fmt.Errorf("httpapi: %s %s: x-roles names %v, not a role (candidate, mentor, admin, service)", method, path, r)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// forbiddenRoles is the 403 for a caller who holds none of an operation's roles.
+func forbiddenRoles(roles []auth.Role) *Error {
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = string(r)
+	}
+	return NewError(http.StatusForbidden, "This operation needs one of the roles "+strings.Join(names, ", ")+"; the token holds none of them.")
 }
 
 // webhookPrefix is where the intake routes live. Every operation a path
@@ -340,6 +390,9 @@ func (g *openAPIGate) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			p, err := g.authn.Verify(req.Context(), raw)
 			if err != nil {
 				return err
+			}
+			if roles := g.roles[route.Operation]; !slices.ContainsFunc(roles, p.Has) {
+				return forbiddenRoles(roles)
 			}
 			c.SetRequest(req.WithContext(auth.WithPrincipal(req.Context(), p)))
 			req = c.Request()

@@ -46,3 +46,44 @@ func TestCheckWebhookOperations(t *testing.T) {
 		})
 	}
 }
+
+// Every secured operation says who may call it (x-roles), in roles a token
+// can hold: the gate enforces them.
+func TestOperationRoles(t *testing.T) {
+	t.Parallel()
+	spec, err := api.GetSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := operationRoles(spec); err != nil {
+		t.Fatalf("embedded spec: %v", err)
+	}
+	const head = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nsecurity: [{bearer: []}]\n" +
+		"components: {securitySchemes: {bearer: {type: http, scheme: bearer}}}\npaths:\n"
+	const ok = "  /v1/things:\n    get: {x-roles: [candidate, service], responses: {'200': {description: ok}}}\n" +
+		"  /open:\n    get: {security: [], responses: {'200': {description: ok}}}\n"
+	tests := []struct {
+		name, paths, wantErr string
+	}{
+		{"secured with roles, open without", ok, ""},
+		{"secured without roles", ok + "  /v1/other:\n    get: {responses: {'200': {description: ok}}}\n", "get /v1/other"},
+		{"empty roles", ok + "  /v1/other:\n    get: {x-roles: [], responses: {'200': {description: ok}}}\n", "get /v1/other"},
+		{"unknown role", ok + "  /v1/other:\n    get: {x-roles: [candidate, superuser], responses: {'200': {description: ok}}}\n", "superuser"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			spec, err := openapi3.NewLoader().LoadFromData([]byte(head + tt.paths))
+			if err != nil {
+				t.Fatal(err)
+			}
+			roles, err := operationRoles(spec)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(strings.ToLower(err.Error()), tt.wantErr)) {
+				t.Fatalf("err = %v, want one naming %q", err, tt.wantErr)
+			}
+			if tt.wantErr == "" && len(roles[spec.Paths.Find("/v1/things").Get]) != 2 {
+				t.Errorf("roles = %v", roles)
+			}
+		})
+	}
+}
