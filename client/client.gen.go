@@ -1653,12 +1653,13 @@ type ClientInterface interface {
 
 	// PutProviderCredentialsWithBody Store provider-level credentials
 	//
-	// Write-only: stores the provider's credentials in the secret store, replacing the previous set.
-	// Field names per provider (others are a 422):
-	// - `zoom`: `account_id`, `client_id`, `client_secret`, `webhook_secret`, `webhook_secret_next`
-	// - `jira`: `site_url`, `email`, `api_token`, `webhook_secret`
-	// - `google`: `client_id`, `client_secret`
-	// - `sentry`: `dsn`
+	// Write-only: stores the provider's credentials in the secret store, replacing the previous set, so
+	// send the whole set. Field names per provider, required ones in bold (a set lacking one, or with
+	// another field or an empty value, is a 422 naming each field, and nothing is stored):
+	// - `zoom`: **`account_id`**, **`client_id`**, **`client_secret`**, `webhook_secret`, `webhook_secret_next`
+	// - `jira`: `site_url`, **`email`**, **`api_token`**, `webhook_secret`
+	// - `google`: `client_id`, **`client_secret`**
+	// - `sentry`: **`dsn`**
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1667,12 +1668,13 @@ type ClientInterface interface {
 
 	// PutProviderCredentials Store provider-level credentials
 	//
-	// Write-only: stores the provider's credentials in the secret store, replacing the previous set.
-	// Field names per provider (others are a 422):
-	// - `zoom`: `account_id`, `client_id`, `client_secret`, `webhook_secret`, `webhook_secret_next`
-	// - `jira`: `site_url`, `email`, `api_token`, `webhook_secret`
-	// - `google`: `client_id`, `client_secret`
-	// - `sentry`: `dsn`
+	// Write-only: stores the provider's credentials in the secret store, replacing the previous set, so
+	// send the whole set. Field names per provider, required ones in bold (a set lacking one, or with
+	// another field or an empty value, is a 422 naming each field, and nothing is stored):
+	// - `zoom`: **`account_id`**, **`client_id`**, **`client_secret`**, `webhook_secret`, `webhook_secret_next`
+	// - `jira`: `site_url`, **`email`**, **`api_token`**, `webhook_secret`
+	// - `google`: `client_id`, **`client_secret`**
+	// - `sentry`: **`dsn`**
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2181,12 +2183,13 @@ func (c *Client) GetProviderCredentials(ctx context.Context, provider Credential
 
 // PutProviderCredentialsWithBody Store provider-level credentials
 //
-// Write-only: stores the provider's credentials in the secret store, replacing the previous set.
-// Field names per provider (others are a 422):
-// - `zoom`: `account_id`, `client_id`, `client_secret`, `webhook_secret`, `webhook_secret_next`
-// - `jira`: `site_url`, `email`, `api_token`, `webhook_secret`
-// - `google`: `client_id`, `client_secret`
-// - `sentry`: `dsn`
+// Write-only: stores the provider's credentials in the secret store, replacing the previous set, so
+// send the whole set. Field names per provider, required ones in bold (a set lacking one, or with
+// another field or an empty value, is a 422 naming each field, and nothing is stored):
+// - `zoom`: **`account_id`**, **`client_id`**, **`client_secret`**, `webhook_secret`, `webhook_secret_next`
+// - `jira`: `site_url`, **`email`**, **`api_token`**, `webhook_secret`
+// - `google`: `client_id`, **`client_secret`**
+// - `sentry`: **`dsn`**
 //
 // Takes any type of body and a specified content type.
 //
@@ -2205,12 +2208,13 @@ func (c *Client) PutProviderCredentialsWithBody(ctx context.Context, provider Cr
 
 // PutProviderCredentials Store provider-level credentials
 //
-// Write-only: stores the provider's credentials in the secret store, replacing the previous set.
-// Field names per provider (others are a 422):
-// - `zoom`: `account_id`, `client_id`, `client_secret`, `webhook_secret`, `webhook_secret_next`
-// - `jira`: `site_url`, `email`, `api_token`, `webhook_secret`
-// - `google`: `client_id`, `client_secret`
-// - `sentry`: `dsn`
+// Write-only: stores the provider's credentials in the secret store, replacing the previous set, so
+// send the whole set. Field names per provider, required ones in bold (a set lacking one, or with
+// another field or an empty value, is a 422 naming each field, and nothing is stored):
+// - `zoom`: **`account_id`**, **`client_id`**, **`client_secret`**, `webhook_secret`, `webhook_secret_next`
+// - `jira`: `site_url`, **`email`**, **`api_token`**, `webhook_secret`
+// - `google`: `client_id`, **`client_secret`**
+// - `sentry`: **`dsn`**
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4646,12 +4650,13 @@ type ClientWithResponsesInterface interface {
 
 	// PutProviderCredentialsWithBodyWithResponse Store provider-level credentials
 	//
-	// Write-only: stores the provider's credentials in the secret store, replacing the previous set.
-	// Field names per provider (others are a 422):
-	// - `zoom`: `account_id`, `client_id`, `client_secret`, `webhook_secret`, `webhook_secret_next`
-	// - `jira`: `site_url`, `email`, `api_token`, `webhook_secret`
-	// - `google`: `client_id`, `client_secret`
-	// - `sentry`: `dsn`
+	// Write-only: stores the provider's credentials in the secret store, replacing the previous set, so
+	// send the whole set. Field names per provider, required ones in bold (a set lacking one, or with
+	// another field or an empty value, is a 422 naming each field, and nothing is stored):
+	// - `zoom`: **`account_id`**, **`client_id`**, **`client_secret`**, `webhook_secret`, `webhook_secret_next`
+	// - `jira`: `site_url`, **`email`**, **`api_token`**, `webhook_secret`
+	// - `google`: `client_id`, **`client_secret`**
+	// - `sentry`: **`dsn`**
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4660,12 +4665,13 @@ type ClientWithResponsesInterface interface {
 
 	// PutProviderCredentialsWithResponse Store provider-level credentials
 	//
-	// Write-only: stores the provider's credentials in the secret store, replacing the previous set.
-	// Field names per provider (others are a 422):
-	// - `zoom`: `account_id`, `client_id`, `client_secret`, `webhook_secret`, `webhook_secret_next`
-	// - `jira`: `site_url`, `email`, `api_token`, `webhook_secret`
-	// - `google`: `client_id`, `client_secret`
-	// - `sentry`: `dsn`
+	// Write-only: stores the provider's credentials in the secret store, replacing the previous set, so
+	// send the whole set. Field names per provider, required ones in bold (a set lacking one, or with
+	// another field or an empty value, is a 422 naming each field, and nothing is stored):
+	// - `zoom`: **`account_id`**, **`client_id`**, **`client_secret`**, `webhook_secret`, `webhook_secret_next`
+	// - `jira`: `site_url`, **`email`**, **`api_token`**, `webhook_secret`
+	// - `google`: `client_id`, **`client_secret`**
+	// - `sentry`: **`dsn`**
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8324,12 +8330,13 @@ func (c *ClientWithResponses) GetProviderCredentialsWithResponse(ctx context.Con
 
 // PutProviderCredentialsWithBodyWithResponse Store provider-level credentials
 //
-// Write-only: stores the provider's credentials in the secret store, replacing the previous set.
-// Field names per provider (others are a 422):
-// - `zoom`: `account_id`, `client_id`, `client_secret`, `webhook_secret`, `webhook_secret_next`
-// - `jira`: `site_url`, `email`, `api_token`, `webhook_secret`
-// - `google`: `client_id`, `client_secret`
-// - `sentry`: `dsn`
+// Write-only: stores the provider's credentials in the secret store, replacing the previous set, so
+// send the whole set. Field names per provider, required ones in bold (a set lacking one, or with
+// another field or an empty value, is a 422 naming each field, and nothing is stored):
+// - `zoom`: **`account_id`**, **`client_id`**, **`client_secret`**, `webhook_secret`, `webhook_secret_next`
+// - `jira`: `site_url`, **`email`**, **`api_token`**, `webhook_secret`
+// - `google`: `client_id`, **`client_secret`**
+// - `sentry`: **`dsn`**
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8344,12 +8351,13 @@ func (c *ClientWithResponses) PutProviderCredentialsWithBodyWithResponse(ctx con
 
 // PutProviderCredentialsWithResponse Store provider-level credentials
 //
-// Write-only: stores the provider's credentials in the secret store, replacing the previous set.
-// Field names per provider (others are a 422):
-// - `zoom`: `account_id`, `client_id`, `client_secret`, `webhook_secret`, `webhook_secret_next`
-// - `jira`: `site_url`, `email`, `api_token`, `webhook_secret`
-// - `google`: `client_id`, `client_secret`
-// - `sentry`: `dsn`
+// Write-only: stores the provider's credentials in the secret store, replacing the previous set, so
+// send the whole set. Field names per provider, required ones in bold (a set lacking one, or with
+// another field or an empty value, is a 422 naming each field, and nothing is stored):
+// - `zoom`: **`account_id`**, **`client_id`**, **`client_secret`**, `webhook_secret`, `webhook_secret_next`
+// - `jira`: `site_url`, **`email`**, **`api_token`**, `webhook_secret`
+// - `google`: `client_id`, **`client_secret`**
+// - `sentry`: **`dsn`**
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -31,19 +31,22 @@ func ProviderFields(provider string) (allowed []string, ok bool) {
 	return slices.Clone(f.allowed), ok
 }
 
-// FieldsError lists credential fields the provider does not know or whose
-// value is malformed. Its message names fields, never values.
+// FieldsError lists credential fields the provider does not know, whose
+// value is malformed, or that it requires and the set lacks. Its message
+// names fields, never values.
 type FieldsError struct {
 	Provider string
 	// Unknown are fields the provider does not accept.
 	Unknown []string
 	// Invalid are known fields with an unusable value.
 	Invalid []string
+	// Missing are required fields the set lacks.
+	Missing []string
 }
 
 // Error names the fields, never their values.
 func (e *FieldsError) Error() string {
-	return fmt.Sprintf("connect: %s credentials: unknown fields %v, invalid fields %v", e.Provider, e.Unknown, e.Invalid)
+	return fmt.Sprintf("connect: %s credentials: unknown fields %v, invalid fields %v, missing fields %v", e.Provider, e.Unknown, e.Invalid, e.Missing)
 }
 
 // ProviderStatus says which credential fields are stored, never their values.
@@ -56,7 +59,9 @@ type ProviderStatus struct {
 }
 
 // PutProviderCredentials stores a provider's credentials, replacing the
-// previous set. Unknown fields give a *FieldsError and store nothing.
+// previous set. The set must be whole: unknown or empty fields, and a
+// required field it lacks, give a *FieldsError and store nothing (a set of
+// only {"webhook_secret"} would otherwise replace the working account).
 func (s *Service) PutProviderCredentials(ctx context.Context, provider string, fields map[string]string) error {
 	spec, ok := providerFields[provider]
 	if !ok {
@@ -75,9 +80,15 @@ func (s *Service) PutProviderCredentials(ctx context.Context, provider string, f
 			}
 		}
 	}
-	if len(fe.Unknown) > 0 || len(fe.Invalid) > 0 {
+	for _, r := range spec.required {
+		if _, ok := fields[r]; !ok {
+			fe.Missing = append(fe.Missing, r)
+		}
+	}
+	if len(fe.Unknown) > 0 || len(fe.Invalid) > 0 || len(fe.Missing) > 0 {
 		sort.Strings(fe.Unknown)
 		sort.Strings(fe.Invalid)
+		sort.Strings(fe.Missing)
 		return fe
 	}
 	p, err := s.providerPath(provider)

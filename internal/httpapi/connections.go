@@ -60,12 +60,15 @@ func connectError(err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &fe):
-		e := NewError(http.StatusUnprocessableEntity, "The credentials contain fields this provider does not know, or empty values.")
+		e := NewError(http.StatusUnprocessableEntity, "The credentials are not a whole set for this provider: unknown fields, empty or malformed values, or required fields missing (the stored set is replaced, so send every field). Nothing was stored.")
 		for _, f := range fe.Unknown {
 			e.Fields = append(e.Fields, FieldError{Field: "body." + f, Message: "is not a credential field of " + fe.Provider})
 		}
 		for _, f := range fe.Invalid {
 			e.Fields = append(e.Fields, FieldError{Field: "body." + f, Message: "is empty or malformed"})
+		}
+		for _, f := range fe.Missing {
+			e.Fields = append(e.Fields, FieldError{Field: "body." + f, Message: "is required for " + fe.Provider + " (the stored set is replaced)"})
 		}
 		e.Err = err
 		return e

@@ -466,7 +466,7 @@ func TestConnectionRoles(t *testing.T) {
 		{"anonymous", "GET", "/v1/connections", "", "", 401},
 		{"mentor reads credentials", "GET", "/v1/admin/providers/zoom/credentials", mentor, "", 403},
 		{"mentor writes credentials", "PUT", "/v1/admin/providers/zoom/credentials", mentor, `{"account_id":"a"}`, 403},
-		{"unknown field", "PUT", "/v1/admin/providers/zoom/credentials", admin, `{"account_id":"a","password":"p"}`, 422},
+		{"unknown field", "PUT", "/v1/admin/providers/zoom/credentials", admin, `{"account_id":"a","client_id":"c","client_secret":"s","password":"p"}`, 422},
 		{"unknown provider", "GET", "/v1/admin/providers/slack/credentials", admin, "", 400},
 		{"empty body", "PUT", "/v1/admin/providers/jira/credentials", admin, `{}`, 400},
 	}
@@ -515,6 +515,22 @@ func TestProviderCredentialsEndpoints(t *testing.T) {
 	}
 	resp, body = ce.do(t, "PUT", "/v1/admin/providers/jira/credentials", admin, `{"site_url":"not a url"}`)
 	decodeProblem(t, resp, body, 422)
+
+	// The set is replaced, so one lacking the required fields is refused,
+	// naming them, and the working set stays.
+	resp, body = ce.do(t, "PUT", "/v1/admin/providers/jira/credentials", admin, `{"webhook_secret":"jira-hook-s3cr3t"}`)
+	p := decodeProblem(t, resp, body, 422)
+	var missing []string
+	for _, f := range p.Errors {
+		missing = append(missing, f.Field)
+	}
+	if strings.Join(missing, ",") != "body.api_token,body.email" {
+		t.Fatalf("errors = %+v, want body.api_token and body.email", p.Errors)
+	}
+	resp, body = ce.do(t, "GET", "/v1/admin/providers/jira/credentials", admin, "")
+	if !strings.Contains(string(body), `"fields":["api_token","email","site_url"]`) || !strings.Contains(string(body), `"set":true`) {
+		t.Fatalf("status after a refused partial set = %d %s", resp.StatusCode, body)
+	}
 }
 
 // TestNoSecretsInLogsOrSentry captures every log line and Sentry event of
