@@ -252,6 +252,24 @@ func (e WebhookAckStatus) Valid() bool {
 	}
 }
 
+// Defines values for WebhookEventBodyEncoding.
+const (
+	WebhookEventBodyEncodingBase64 WebhookEventBodyEncoding = "base64"
+	WebhookEventBodyEncodingUtf8   WebhookEventBodyEncoding = "utf-8"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEventBodyEncoding enum.
+func (e WebhookEventBodyEncoding) Valid() bool {
+	switch e {
+	case WebhookEventBodyEncodingBase64:
+		return true
+	case WebhookEventBodyEncodingUtf8:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for WebhookEventStatus.
 const (
 	WebhookEventStatusFailed     WebhookEventStatus = "failed"
@@ -994,10 +1012,15 @@ type WebhookEvent struct {
 	// Attempts Example: 1
 	Attempts int `json:"attempts"`
 
-	// Body The raw body as received (detail only).
+	// Body The raw body as received (detail only): the text itself when it is valid UTF-8, else its bytes in standard base64 (see `body_encoding`), so that a poison body can be recovered byte for byte.
 	//
 	// Example: {"event":"meeting.started","payload":{}}
 	Body *string `json:"body,omitempty"`
+
+	// BodyEncoding How `body` holds the bytes (detail only).
+	//
+	// Example: utf-8
+	BodyEncoding *WebhookEventBodyEncoding `json:"body_encoding,omitempty"`
 
 	// BookingId The booking the delivery was matched to, if any.
 	//
@@ -1042,6 +1065,11 @@ type WebhookEvent struct {
 	// Example: processed
 	Status WebhookEventStatus `json:"status"`
 }
+
+// WebhookEventBodyEncoding How `body` holds the bytes (detail only).
+//
+// Example: utf-8
+type WebhookEventBodyEncoding string
 
 // WebhookEventList defines model for WebhookEventList.
 type WebhookEventList struct {

@@ -1,6 +1,8 @@
 package webhooks_test
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -27,7 +29,8 @@ func TestAdminWebhookEvents(t *testing.T) {
 				t.Fatalf("%d %s", code, b)
 			}
 		}
-		bad := []byte(`not json`)
+		// A poison body that is not even UTF-8.
+		bad := []byte("not json \xff\xfe\x00 end")
 		if code, _, _ := h.post(t, "/webhooks/zoom", bad, signedZoom(zoomSecret, time.Now(), bad)); code != 400 {
 			t.Fatalf("poison: %d", code)
 		}
@@ -103,6 +106,18 @@ func TestAdminWebhookEvents(t *testing.T) {
 		}
 		if _, ok := (*ev.Headers)["X-Zm-Request-Timestamp"]; !ok || strings.Contains(string(b), zoomtestSigPrefix) {
 			t.Fatalf("headers %v", *ev.Headers)
+		}
+		if ev.BodyEncoding == nil || *ev.BodyEncoding != api.WebhookEventBodyEncodingUtf8 {
+			t.Fatalf("body_encoding of a JSON body = %v", ev.BodyEncoding)
+		}
+		// The poison body comes back byte for byte.
+		code, b = h.api(t, "GET", "/v1/admin/webhook-events/"+all.Items[0].Id.String(), admin)
+		var pe api.WebhookEvent
+		if code != 200 || json.Unmarshal(b, &pe) != nil || pe.Body == nil || pe.BodyEncoding == nil || *pe.BodyEncoding != api.WebhookEventBodyEncodingBase64 {
+			t.Fatalf("poison detail: %d %s", code, b)
+		}
+		if raw, err := base64.StdEncoding.DecodeString(*pe.Body); err != nil || !bytes.Equal(raw, bad) {
+			t.Fatalf("poison body = %q (%v), want %q", raw, err, bad)
 		}
 		if ev.BookingId == nil || ev.BookingId.String() != "7b1f5c2e-9d4a-4e3b-8a6f-0c2d1e5f4a3b" || ev.ProcessedAt == nil || ev.Attempts != 1 ||
 			ev.Note == nil || *ev.Note != "attendance recorded" {

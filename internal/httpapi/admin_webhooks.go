@@ -2,8 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
+	"unicode/utf8"
 
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
@@ -90,8 +92,11 @@ func webhookEventJSON(d webhooks.Delivery, detail bool) api.WebhookEvent {
 			h = map[string]string{}
 		}
 		ev.Headers = &h
-		b := string(d.Body)
-		ev.Body = &b
+		b, enc := string(d.Body), api.WebhookEventBodyEncodingUtf8
+		if !utf8.Valid(d.Body) {
+			b, enc = base64.StdEncoding.EncodeToString(d.Body), api.WebhookEventBodyEncodingBase64
+		}
+		ev.Body, ev.BodyEncoding = &b, &enc
 	}
 	return ev
 }
