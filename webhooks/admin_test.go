@@ -139,8 +139,13 @@ func TestAdminWebhookEvents(t *testing.T) {
 			t.Fatalf("replay as candidate: %d", code)
 		}
 		code, b = h.api(t, "POST", "/v1/admin/webhook-events/"+target.Id.String()+"/replay", admin)
-		if code != http.StatusAccepted {
+		var replayed api.WebhookEvent
+		if code != http.StatusAccepted || json.Unmarshal(b, &replayed) != nil {
 			t.Fatalf("replay: %d %s", code, b)
+		}
+		// (Unless the replay's job already ran, the answer has no outcome.)
+		if replayed.Status == api.WebhookEventStatusReceived && (replayed.Note != nil || replayed.ProcessedAt != nil) {
+			t.Fatalf("replay answer keeps the last processing's outcome: %s", b)
 		}
 		deadline = time.Now().Add(15 * time.Second)
 		for {

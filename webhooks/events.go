@@ -502,8 +502,9 @@ func (e *Events) replay(ctx context.Context, tx *sql.Tx, id string) error {
 			return ErrBusy
 		}
 	}
-	// A delivery without an outcome is received already.
-	_, err = tx.ExecContext(ctx, e.db.Rebind(`UPDATE webhook_outcomes SET status = ?, last_error = NULL, processed_at = NULL WHERE event_id = ?`),
+	// A delivery without an outcome is received already. The note was the
+	// last processing's; the next one writes its own.
+	_, err = tx.ExecContext(ctx, e.db.Rebind(`UPDATE webhook_outcomes SET status = ?, last_error = NULL, processed_at = NULL, note = NULL WHERE event_id = ?`),
 		StatusReceived, id)
 	if err != nil {
 		return fmt.Errorf("webhooks: replay: %w", err)
