@@ -18,18 +18,11 @@ import (
 // token is accepted, a dev token is not, and the dev JWKS is not served.
 func TestServeCognitoMode(t *testing.T) {
 	t.Parallel()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write(auth.MarshalJWKS(map[string]*rsa.PublicKey{"pool-key-1": &key.PublicKey}))
-	}))
-	defer jwks.Close()
+	key, jwksURL := poolJWKS(t)
 	env := map[string]string{
 		"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": t.TempDir(), "GATEWAY_AUTH_MODE": "cognito",
 		"GATEWAY_COGNITO_REGION": "eu-central-1", "GATEWAY_COGNITO_USER_POOL_ID": "eu-central-1_Pool",
-		"GATEWAY_COGNITO_CLIENT_IDS": "web-app", "GATEWAY_COGNITO_JWKS_URL": jwks.URL,
+		"GATEWAY_COGNITO_CLIENT_IDS": "web-app", "GATEWAY_COGNITO_JWKS_URL": jwksURL,
 	}
 	url, _, _ := startGateway(t, env)
 
@@ -57,4 +50,19 @@ func TestServeCognitoMode(t *testing.T) {
 	if code, _, _ := get(t, url+"/.well-known/jwks.json", ""); code != 404 {
 		t.Fatalf("dev JWKS served in cognito mode: %d", code)
 	}
+}
+
+// poolJWKS stands in for a Cognito user pool: a new signing key (kid
+// pool-key-1) and the URL of a JWKS serving its public half.
+func poolJWKS(t *testing.T) (*rsa.PrivateKey, string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(auth.MarshalJWKS(map[string]*rsa.PublicKey{"pool-key-1": &key.PublicKey}))
+	}))
+	t.Cleanup(jwks.Close)
+	return key, jwks.URL
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -18,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/spotlight/gateway/integrations/zoom/zoomtest"
-	"github.com/spotlight/gateway/internal/auth"
 	"github.com/spotlight/gateway/internal/secrets/ssm"
 	"github.com/spotlight/gateway/internal/secrets/ssm/ssmtest"
 	"github.com/spotlight/gateway/internal/store/storetest"
@@ -41,14 +38,7 @@ func TestServeProduction(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", ssmtest.DefaultSecretAccessKey)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write(auth.MarshalJWKS(map[string]*rsa.PublicKey{"pool-key-1": &key.PublicKey}))
-	}))
-	defer jwks.Close()
+	_, jwksURL := poolJWKS(t)
 
 	// Sentry's ingest: the envelopes of the events the gateway reports.
 	var (
@@ -69,13 +59,13 @@ func TestServeProduction(t *testing.T) {
 		"GATEWAY_PUBLIC_URL": "https://gateway.spotlight.test", "GATEWAY_DATABASE_URL": dbURL,
 		"GATEWAY_AUTH_MODE": "cognito", "GATEWAY_COGNITO_REGION": "eu-central-1",
 		"GATEWAY_COGNITO_USER_POOL_ID": "eu-central-1_Pool", "GATEWAY_COGNITO_CLIENT_IDS": "web-app",
-		"GATEWAY_COGNITO_JWKS_URL": jwks.URL, "GATEWAY_PROVIDERS": "live",
+		"GATEWAY_COGNITO_JWKS_URL": jwksURL, "GATEWAY_PROVIDERS": "live",
 		"GATEWAY_SECRETS_BACKEND": "ssm", "GATEWAY_SSM_ENDPOINT": sim.URL, "AWS_REGION": ssmtest.DefaultRegion,
 		"GATEWAY_JIRA_SITE_URL":       "https://spotlight.atlassian.net",
 		"GATEWAY_GOOGLE_REDIRECT_URL": "https://app.spotlight.test/connect/google",
 	}
 
-	err = run(t.Context(), []string{"serve"}, envOf(env), io.Discard, io.Discard)
+	err := run(t.Context(), []string{"serve"}, envOf(env), io.Discard, io.Discard)
 	for _, want := range []string{
 		"the Zoom webhook secret is required in production", "/spotlight/production/providers/zoom",
 		"the Jira webhook secret is required in production", "/spotlight/production/providers/jira",

@@ -256,33 +256,7 @@ func (en *bookingEnv) token(t *testing.T, sub string, groups ...string) string {
 // and header pairs, and returns the response and its body.
 func (en *bookingEnv) do(t *testing.T, method, path, token, body string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), method, en.url+path, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return send(t, http.DefaultClient, method, en.url+path, token, body, hdr...)
 }
 
 // fieldsOf returns the fields a problem's errors name, in order.

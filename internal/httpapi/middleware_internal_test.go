@@ -20,8 +20,6 @@ func TestCheckWebhookOperations(t *testing.T) {
 	if err := checkWebhookOperations(spec); err != nil {
 		t.Fatalf("embedded spec: %v", err)
 	}
-	const head = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nsecurity: [{bearer: []}]\n" +
-		"components: {securitySchemes: {bearer: {type: http, scheme: bearer}}}\npaths:\n"
 	const ok = "  /v1/things:\n    get: {responses: {'200': {description: ok}}}\n" +
 		"  /webhooks/a:\n    post: {security: [], x-raw-body: true, responses: {'204': {description: ok}}}\n"
 	tests := []struct {
@@ -35,10 +33,7 @@ func TestCheckWebhookOperations(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			spec, err := openapi3.NewLoader().LoadFromData([]byte(head + tt.paths))
-			if err != nil {
-				t.Fatal(err)
-			}
+			spec := testSpec(t, tt.paths)
 			err = checkWebhookOperations(spec)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(strings.ToLower(err.Error()), tt.wantErr)) {
 				t.Fatalf("err = %v, want one naming %q", err, tt.wantErr)
@@ -58,8 +53,6 @@ func TestOperationRoles(t *testing.T) {
 	if _, err := operationRoles(spec); err != nil {
 		t.Fatalf("embedded spec: %v", err)
 	}
-	const head = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nsecurity: [{bearer: []}]\n" +
-		"components: {securitySchemes: {bearer: {type: http, scheme: bearer}}}\npaths:\n"
 	const ok = "  /v1/things:\n    get: {x-roles: [candidate, service], responses: {'200': {description: ok}}}\n" +
 		"  /open:\n    get: {security: [], responses: {'200': {description: ok}}}\n"
 	tests := []struct {
@@ -73,10 +66,7 @@ func TestOperationRoles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			spec, err := openapi3.NewLoader().LoadFromData([]byte(head + tt.paths))
-			if err != nil {
-				t.Fatal(err)
-			}
+			spec := testSpec(t, tt.paths)
 			roles, err := operationRoles(spec)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(strings.ToLower(err.Error()), tt.wantErr)) {
 				t.Fatalf("err = %v, want one naming %q", err, tt.wantErr)
@@ -86,4 +76,17 @@ func TestOperationRoles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// testSpec loads a spec of the given paths (YAML lines under paths:),
+// secured by a bearer token unless an operation says otherwise.
+func testSpec(t *testing.T, paths string) *openapi3.T {
+	t.Helper()
+	const head = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nsecurity: [{bearer: []}]\n" +
+		"components: {securitySchemes: {bearer: {type: http, scheme: bearer}}}\npaths:\n"
+	spec, err := openapi3.NewLoader().LoadFromData([]byte(head + paths))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
 }

@@ -94,11 +94,18 @@ func (en *env) token(t *testing.T, sub string, groups ...string) string {
 
 func (en *env) do(t *testing.T, method, path, token string, body string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()
+	return send(t, en.srv.Client(), method, en.srv.URL+path, token, body, hdr...)
+}
+
+// send sends a raw request to url (a JSON body when body is not empty) with
+// token and header pairs, and returns the response and its body.
+func send(t *testing.T, c *http.Client, method, url, token, body string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), method, en.srv.URL+path, r)
+	req, err := http.NewRequestWithContext(t.Context(), method, url, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,12 +118,15 @@ func (en *env) do(t *testing.T, method, path, token string, body string, hdr ...
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := en.srv.Client().Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return resp, b
 }
 
