@@ -326,12 +326,19 @@ func (s *Service) processZoom(ctx context.Context, d Delivery, pre *prefetched) 
 		case b.ended() || b.Status == BookingInProgress:
 			out.note = "booking already " + b.Status
 			return out, nil
+		case s.tooEarly(b, zoomEventTime(ev, ev.Meeting.StartTime)):
+			out.note = "meeting started more than " + noteDuration(s.cfg.EarlyStart) + " before the session (a test of the link?); booking unchanged"
+			return out, nil
 		}
 		out.note = "booking in progress"
 		return out, s.cfg.Bookings.SetStatus(ctx, b.ID, BookingInProgress, actorZoom, "Zoom meeting started")
 	case ZoomMeetingEnded:
 		if b.ended() {
 			out.note = "booking already " + b.Status
+			return out, nil
+		}
+		if b.Status != BookingInProgress && s.cfg.EarlyStart > 0 && zoomEventTime(ev, ev.Meeting.EndTime).Before(b.Start) {
+			out.note = "meeting ended before the session started; booking unchanged"
 			return out, nil
 		}
 		out.note = "booking completed"
@@ -524,4 +531,27 @@ func (s *Service) processGoogle(ctx context.Context, d Delivery) (outcome, error
 		out.bookingID = res.Bookings[0]
 	}
 	return out, err
+}
+
+// tooEarly reports whether a meeting that started at t started too long
+// before booking b to be its session (Config.EarlyStart).
+func (s *Service) tooEarly(b Booking, t time.Time) bool {
+	return s.cfg.EarlyStart > 0 && t.Before(b.Start.Add(-s.cfg.EarlyStart))
+}
+
+// zoomEventTime is when a Zoom event happened: the time its payload gives
+// (the meeting's start_time or end_time), else event_ts.
+func zoomEventTime(ev *ZoomEvent, payload time.Time) time.Time {
+	if !payload.IsZero() {
+		return payload
+	}
+	return time.UnixMilli(ev.TS)
+}
+
+// noteDuration writes d for a note: "1 h", "45 min".
+func noteDuration(d time.Duration) string {
+	if d = d.Round(time.Minute); d%time.Hour == 0 {
+		return fmt.Sprintf("%d h", d/time.Hour)
+	}
+	return fmt.Sprintf("%d min", d/time.Minute)
 }

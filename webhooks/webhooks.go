@@ -141,6 +141,11 @@ type Config struct {
 	MaxBody int64
 	// ZoomWindow is the allowed clock distance of Zoom timestamps. Default 5 minutes.
 	ZoomWindow time.Duration
+	// EarlyStart is how long before a booking's start its Zoom meeting may
+	// start and count as the session: a host starting the meeting earlier
+	// (to test the link, say) changes nothing, and neither does that
+	// meeting ending before the booking's start. 0: any start counts.
+	EarlyStart time.Duration
 	// Commit tunes group commit.
 	Commit CommitConfig
 	// HandoffGrace is how long the River job of deliveries handed off to

@@ -563,3 +563,45 @@ func TestZoomWaitsForPendingBooking(t *testing.T) {
 		}
 	})
 }
+
+// TestZoomEarlyStart: with an EarlyStart of an hour, a host starting and
+// ending the meeting days before the session (testing the link) leaves the
+// booking alone; a start within the hour before the session counts.
+func TestZoomEarlyStart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, storetest.SQLite(t), func(c *webhooks.Config) { c.EarlyStart = time.Hour })
+	now := time.Now().UTC().Truncate(time.Second)
+	far, soon := now.Add(48*time.Hour), now.Add(30*time.Minute)
+	h.bookings.add(webhooks.Booking{ID: "b-far", Status: "confirmed", Start: far, End: far.Add(time.Hour)}, "5001", "", "")
+	h.bookings.add(webhooks.Booking{ID: "b-soon", Status: "confirmed", Start: soon, End: soon.Add(time.Hour)}, "5002", "", "")
+	send := func(event, meeting, times string, ts int64) {
+		t.Helper()
+		body := []byte(`{"event":"` + event + `","event_ts":` + strconv.FormatInt(ts, 10) + `,"payload":{"account_id":"acc","object":{"id":"` + meeting + `","uuid":"u` + meeting + `"` + times + `}}}`)
+		if code, _, b := h.post(t, "/webhooks/zoom", body, signedZoom(zoomSecret, time.Now(), body)); code != http.StatusNoContent {
+			t.Fatalf("%s %s: %d %s", event, meeting, code, b)
+		}
+	}
+	at := func(field string, t time.Time) string { return `,"` + field + `":"` + t.Format(time.RFC3339) + `"` }
+
+	send("meeting.started", "5001", at("start_time", now), now.UnixMilli())
+	send("meeting.ended", "5001", at("start_time", now)+at("end_time", now.Add(5*time.Minute)), now.Add(5*time.Minute).UnixMilli())
+	send("meeting.started", "5002", at("start_time", now), now.UnixMilli()+1)
+	ds := h.waitAllDone(t, webhooks.ProviderZoom, 3)
+	notes := map[string]string{}
+	for _, d := range ds {
+		notes[d.EventType+" "+d.BookingID] = d.Note
+	}
+	for key, want := range map[string]string{
+		"meeting.started b-far":  "meeting started more than 1 h before the session (a test of the link?); booking unchanged",
+		"meeting.ended b-far":    "meeting ended before the session started; booking unchanged",
+		"meeting.started b-soon": "booking in progress",
+	} {
+		if notes[key] != want {
+			t.Errorf("%s: note %q, want %q", key, notes[key], want)
+		}
+	}
+	calls := h.bookings.Calls()
+	if len(calls) != 1 || calls[0].ID != "b-soon" || calls[0].Status != webhooks.BookingInProgress {
+		t.Fatalf("calls %+v, want only b-soon in progress", calls)
+	}
+}

@@ -74,6 +74,7 @@ func wireWebhooks(w *wiring) error {
 		JiraBookingField:     cfg.Jira.BookingField,
 		MaxBody:              cfg.Webhooks.MaxBody,
 		HandoffGrace:         cfg.Webhooks.HandoffGrace,
+		EarlyStart:           cfg.Zoom.EarlyStart,
 		PollInterval:         cfg.CalDAV.PollInterval,
 		Logger:               w.logger,
 		Registerer:           w.registry,

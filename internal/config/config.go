@@ -157,6 +157,9 @@ type CalDAV struct {
 type Zoom struct {
 	APIURL   string
 	OAuthURL string
+	// EarlyStart is how long before a booking's start its meeting may start
+	// and count as the session (webhooks.Config.EarlyStart); 0: any start.
+	EarlyStart time.Duration
 }
 
 // Google configures Google OAuth and Calendar endpoints.
@@ -245,6 +248,7 @@ var vars = []Var{
 	{"GATEWAY_CALDAV_POLL_INTERVAL", "5m", "how often connected CalDAV calendars are synced (10s with sandbox providers)", duration(func(c *Config) *time.Duration { return &c.CalDAV.PollInterval })},
 	{"GATEWAY_ZOOM_API_URL", "https://api.zoom.us", "Zoom REST API base URL", absURL(func(c *Config) *string { return &c.Zoom.APIURL })},
 	{"GATEWAY_ZOOM_OAUTH_URL", "https://zoom.us", "Zoom OAuth base URL", absURL(func(c *Config) *string { return &c.Zoom.OAuthURL })},
+	{"GATEWAY_ZOOM_EARLY_START", "1h", "a Zoom meeting started longer than this before its booking's start (a host testing the link) does not make the booking in progress, nor its end complete it; 0 lets any start count (the default with sandbox providers, where a session is played hours ahead)", nonNegativeDuration(func(c *Config) *time.Duration { return &c.Zoom.EarlyStart })},
 	{"GATEWAY_GOOGLE_CLIENT_ID", "", "Google OAuth client id (the secret is in the secret store)", str(func(c *Config) *string { return &c.Google.ClientID })},
 	{"GATEWAY_GOOGLE_AUTH_URL", "https://accounts.google.com/o/oauth2/auth", "Google OAuth authorization endpoint", absURL(func(c *Config) *string { return &c.Google.AuthURL })},
 	{"GATEWAY_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token", "Google OAuth token endpoint", absURL(func(c *Config) *string { return &c.Google.TokenURL })},
@@ -279,6 +283,11 @@ func Load(getenv func(string) string) (Config, error) {
 		// The sandbox's CalDAV server is in this process: a mentor's change
 		// played with `gateway sandbox caldav` shows within seconds.
 		c.CalDAV.PollInterval = SandboxCalDAVPollInterval
+	}
+	if c.Providers == ProvidersSandbox && strings.TrimSpace(getenv("GATEWAY_ZOOM_EARLY_START")) == "" {
+		// `gateway sandbox zoom start` plays a session booked at least the
+		// minimum notice ahead.
+		c.Zoom.EarlyStart = 0
 	}
 	if len(errs) == 0 {
 		errs = append(errs, c.validate()...)
@@ -508,6 +517,18 @@ func duration(field func(*Config) *time.Duration) func(*Config, string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return fmt.Errorf("%q is not a positive duration (e.g. 30s, 5m)", v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// nonNegativeDuration parses a duration of zero or more.
+func nonNegativeDuration(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q is not a duration of zero or more (e.g. 0, 30m, 1h)", v)
 		}
 		*field(c) = d
 		return nil

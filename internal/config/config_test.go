@@ -180,6 +180,31 @@ func TestPublicURLTrailingSlash(t *testing.T) {
 	}
 }
 
+func TestZoomEarlyStart(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want time.Duration
+	}{
+		{"live default", production(nil), time.Hour},
+		{"sandbox default: any start", map[string]string{}, 0},
+		{"sandbox, set", map[string]string{"GATEWAY_ZOOM_EARLY_START": "30m"}, 30 * time.Minute},
+		{"live, off", production(map[string]string{"GATEWAY_ZOOM_EARLY_START": "0"}), 0},
+	} {
+		c, err := Load(env(tt.env))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if c.Zoom.EarlyStart != tt.want {
+			t.Errorf("%s: EarlyStart = %v, want %v", tt.name, c.Zoom.EarlyStart, tt.want)
+		}
+	}
+	if _, err := Load(env(map[string]string{"GATEWAY_ZOOM_EARLY_START": "-5m"})); err == nil || !strings.Contains(err.Error(), "GATEWAY_ZOOM_EARLY_START") {
+		t.Errorf("negative early start: %v", err)
+	}
+}
+
 func TestVarsAreDocumented(t *testing.T) {
 	t.Parallel()
 	seen := map[string]bool{}
