@@ -1751,7 +1751,10 @@ type ClientInterface interface {
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
 	// same body replays the first response; with a different body it is a 422. An overlap with another
-	// active booking of the mentor, or a busy block in the mentor's calendar, is a 409.
+	// active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
+	// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
+	// the candidate (with any mentor; only the session times count, not the mentor's buffer, so
+	// back-to-back sessions are fine) is a 409 `candidate-overlap`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1771,7 +1774,10 @@ type ClientInterface interface {
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
 	// same body replays the first response; with a different body it is a 422. An overlap with another
-	// active booking of the mentor, or a busy block in the mentor's calendar, is a 409.
+	// active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
+	// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
+	// the candidate (with any mentor; only the session times count, not the mentor's buffer, so
+	// back-to-back sessions are fine) is a 409 `candidate-overlap`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1790,7 +1796,9 @@ type ClientInterface interface {
 	// Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
 	// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 	// required: **428** when missing, **412** when stale. **200** when every required step finished
-	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
+	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
+	// active booking of the candidate.
 	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -1809,7 +1817,9 @@ type ClientInterface interface {
 	// Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
 	// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 	// required: **428** when missing, **412** when stale. **200** when every required step finished
-	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
+	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
+	// active booking of the candidate.
 	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -2341,7 +2351,10 @@ func (c *Client) ListBookings(ctx context.Context, params *ListBookingsParams, r
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 // clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
 // same body replays the first response; with a different body it is a 422. An overlap with another
-// active booking of the mentor, or a busy block in the mentor's calendar, is a 409.
+// active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
+// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
+// the candidate (with any mentor; only the session times count, not the mentor's buffer, so
+// back-to-back sessions are fine) is a 409 `candidate-overlap`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2371,7 +2384,10 @@ func (c *Client) CreateBookingWithBody(ctx context.Context, params *CreateBookin
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 // clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
 // same body replays the first response; with a different body it is a 422. An overlap with another
-// active booking of the mentor, or a busy block in the mentor's calendar, is a 409.
+// active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
+// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
+// the candidate (with any mentor; only the session times count, not the mentor's buffer, so
+// back-to-back sessions are fine) is a 409 `candidate-overlap`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2410,7 +2426,9 @@ func (c *Client) GetBooking(ctx context.Context, bookingId BookingId, reqEditors
 // Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
 // change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 // required: **428** when missing, **412** when stale. **200** when every required step finished
-// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
+// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
+// active booking of the candidate.
 // When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 // event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 // `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -2439,7 +2457,9 @@ func (c *Client) RescheduleBookingWithBody(ctx context.Context, bookingId Bookin
 // Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
 // change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 // required: **428** when missing, **412** when stale. **200** when every required step finished
-// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
+// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
+// active booking of the candidate.
 // When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 // event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 // `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -4756,7 +4776,10 @@ type ClientWithResponsesInterface interface {
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
 	// same body replays the first response; with a different body it is a 422. An overlap with another
-	// active booking of the mentor, or a busy block in the mentor's calendar, is a 409.
+	// active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
+	// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
+	// the candidate (with any mentor; only the session times count, not the mentor's buffer, so
+	// back-to-back sessions are fine) is a 409 `candidate-overlap`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4776,7 +4799,10 @@ type ClientWithResponsesInterface interface {
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
 	// same body replays the first response; with a different body it is a 422. An overlap with another
-	// active booking of the mentor, or a busy block in the mentor's calendar, is a 409.
+	// active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
+	// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
+	// the candidate (with any mentor; only the session times count, not the mentor's buffer, so
+	// back-to-back sessions are fine) is a 409 `candidate-overlap`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4797,7 +4823,9 @@ type ClientWithResponsesInterface interface {
 	// Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
 	// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 	// required: **428** when missing, **412** when stale. **200** when every required step finished
-	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
+	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
+	// active booking of the candidate.
 	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -4816,7 +4844,9 @@ type ClientWithResponsesInterface interface {
 	// Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
 	// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 	// required: **428** when missing, **412** when stale. **200** when every required step finished
-	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
+	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
+	// active booking of the candidate.
 	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -8472,7 +8502,10 @@ func (c *ClientWithResponses) ListBookingsWithResponse(ctx context.Context, para
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 // clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
 // same body replays the first response; with a different body it is a 422. An overlap with another
-// active booking of the mentor, or a busy block in the mentor's calendar, is a 409.
+// active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
+// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
+// the candidate (with any mentor; only the session times count, not the mentor's buffer, so
+// back-to-back sessions are fine) is a 409 `candidate-overlap`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8498,7 +8531,10 @@ func (c *ClientWithResponses) CreateBookingWithBodyWithResponse(ctx context.Cont
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
 // clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
 // same body replays the first response; with a different body it is a 422. An overlap with another
-// active booking of the mentor, or a busy block in the mentor's calendar, is a 409.
+// active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
+// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
+// the candidate (with any mentor; only the session times count, not the mentor's buffer, so
+// back-to-back sessions are fine) is a 409 `candidate-overlap`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8531,7 +8567,9 @@ func (c *ClientWithResponses) GetBookingWithResponse(ctx context.Context, bookin
 // Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
 // change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 // required: **428** when missing, **412** when stale. **200** when every required step finished
-// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
+// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
+// active booking of the candidate.
 // When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 // event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 // `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -8556,7 +8594,9 @@ func (c *ClientWithResponses) RescheduleBookingWithBodyWithResponse(ctx context.
 // Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
 // change to every provider as durable jobs. `If-Match` with the booking's current ETag is
 // required: **428** when missing, **412** when stale. **200** when every required step finished
-// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409.
+// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
+// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
+// active booking of the candidate.
 // When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 // event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 // `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed

@@ -25,6 +25,7 @@ func TestRefusal(t *testing.T) {
 		{"minimum notice", &booking.ValidationError{Field: "body.start", Message: "must be at least 12 h from now (the mentor's minimum notice)"},
 			"its start must be at least 12 h from now (the mentor's minimum notice)"},
 		{"busy", fmt.Errorf("%w: the mentor's calendar is busy", booking.ErrOverlap), "the mentor is not free at that time"},
+		{"candidate busy", booking.ErrCandidateOverlap, "the candidate already has a session at that time"},
 		{"provider refused", &booking.RescheduleRefusedError{Reason: "zoom: HTTP 400"}, "a provider refused the new time"},
 		{"transient", transient, ""},
 	}

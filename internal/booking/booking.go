@@ -193,8 +193,15 @@ type Change struct {
 var (
 	ErrNotFound = errors.New("booking: not found")
 	// ErrOverlap: the slot overlaps another active booking of the mentor or
-	// a busy block of the mentor's calendar.
+	// a busy block of the mentor's calendar (or, as ErrCandidateOverlap,
+	// another active booking of the candidate).
 	ErrOverlap = errors.New("booking: overlaps another booking")
+	// ErrCandidateOverlap: the session's time overlaps another active
+	// booking of its candidate, who cannot attend two sessions at once. Only
+	// the session times count ([start, end)); the mentor's buffer is the
+	// mentor's. It is also ErrOverlap, so that whatever refuses an overlap
+	// refuses this one; check it first to tell the two apart.
+	ErrCandidateOverlap = fmt.Errorf("%w: the candidate already has a session at that time", ErrOverlap)
 	// ErrStale: If-Match does not match the current ETag.
 	ErrStale = errors.New("booking: stale etag")
 	// ErrPreconditionRequired: If-Match is missing.

@@ -37,6 +37,8 @@ func Explain(err error) string {
 		return ve.clause()
 	case errors.As(err, &re):
 		return "a provider refused the new time"
+	case errors.Is(err, ErrCandidateOverlap):
+		return "the candidate already has a session at that time"
 	case errors.Is(err, ErrOverlap):
 		return "the mentor is not free at that time"
 	case errors.Is(err, ErrNotFound):

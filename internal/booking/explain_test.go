@@ -35,6 +35,7 @@ func TestExplain(t *testing.T) {
 		{"cancelled", &ConflictError{Status: StatusCancelling, Action: "reschedule"}, "the booking is cancelled"},
 		{"another booking", ErrOverlap, "the mentor is not free at that time"},
 		{"busy calendar", fmt.Errorf("%w: the mentor's calendar is busy", ErrOverlap), "the mentor is not free at that time"},
+		{"candidate's other session", ErrCandidateOverlap, "the candidate already has a session at that time"},
 		{"provider refused", &RescheduleRefusedError{Reason: "zoom: HTTP 400: invalid start"}, "a provider refused the new time"},
 		{"gone", ErrNotFound, "the booking no longer exists"},
 		{"wrapped", fmt.Errorf("webhooks: booking refused the change: %w", &ConflictError{Status: StatusInProgress, Action: "cancel"}),

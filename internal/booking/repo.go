@@ -262,6 +262,56 @@ func (r repo) overlapping(ctx context.Context, q querier, mentorID, except strin
 	return n > 0, nil
 }
 
+// candidateOverlapping returns whether an active booking of candidate
+// other than except overlaps the session [start, end): a candidate cannot
+// attend two sessions at once. The mentor's buffer does not count (it is
+// the mentor's, not the candidate's), so back-to-back sessions are fine.
+//
+// Inside a write transaction on PostgreSQL it first takes a
+// transaction-scoped advisory lock on the candidate, so two bookings of the
+// candidate with different mentors (which do not share the mentor's lock)
+// are checked and written one after the other. Callers take it after the
+// mentor's lock, always in that order (see slotFree), so that two writers
+// never wait on each other's locks.
+func (r repo) candidateOverlapping(ctx context.Context, q querier, candidateID, except string, start, end time.Time) (bool, error) {
+	if r.db.Dialect() == store.Postgres {
+		if _, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('booking-candidate:' || $1))`, candidateID); err != nil {
+			return false, fmt.Errorf("booking: lock candidate: %w", err)
+		}
+	}
+	var n int
+	err := q.QueryRowContext(ctx, r.q(`SELECT COUNT(*) FROM bookings WHERE candidate_id = ? AND active AND id <> ?
+		AND start_us < ? AND end_us > ?`), candidateID, except, us(end), us(start)).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("booking: candidate overlap check: %w", err)
+	}
+	return n > 0, nil
+}
+
+// slotFree checks, inside write transaction tx, that booking id of mentor
+// and candidate may hold [start, end) blocked until blockEnd: ErrOverlap
+// when it overlaps another active booking of the mentor (blocked times,
+// buffers included), ErrCandidateOverlap when the session overlaps another
+// active booking of the candidate. It takes the mentor's lock before the
+// candidate's (on PostgreSQL), the one order every writer uses.
+func (r repo) slotFree(ctx context.Context, tx *sql.Tx, id, mentorID, candidateID string, start, end, blockEnd time.Time) error {
+	taken, err := r.overlapping(ctx, tx, mentorID, id, start, blockEnd)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return ErrOverlap
+	}
+	taken, err = r.candidateOverlapping(ctx, tx, candidateID, id, start, end)
+	if err != nil {
+		return err
+	}
+	if taken {
+		return ErrCandidateOverlap
+	}
+	return nil
+}
+
 // activeBlocks returns the blocked intervals of the mentor's active bookings
 // that overlap [from, to), except one booking.
 func (r repo) activeBlocks(ctx context.Context, mentorID, except string, from, to time.Time) ([]Busy, error) {

@@ -287,10 +287,11 @@ func (s *Service) inBookingTx(ctx context.Context, id string, fn func(tx *sql.Tx
 // booking goes back to the times it was confirmed at, as a new spec the
 // saga applies like any other (the providers that took the new times are
 // moved back; step, refused, still has the old ones). Anything else — a
-// new booking, a reschedule whose old slot was taken meanwhile, or a
-// refusal while restoring — starts compensation. A failure of a spec the
-// booking has left behind (changed again meanwhile) is left to the next
-// round, which works on the current spec.
+// new booking, a reschedule whose old slot was taken meanwhile (by another
+// booking of the mentor or of the candidate), or a refusal while restoring
+// — starts compensation. A failure of a spec the booking has left behind
+// (changed again meanwhile) is left to the next round, which works on the
+// current spec.
 func (s *Service) refuse(ctx context.Context, id string, step StepName, spec int64, cause error) error {
 	reason := fmt.Sprintf("%s failed: %s", step, safeMessage(cause))
 	restored, moved := false, false
@@ -303,8 +304,12 @@ func (s *Service) refuse(ctx context.Context, id string, step StepName, spec int
 		if b.op != opEnsure || b.Status != StatusRescheduling || c == nil {
 			return nil
 		}
-		taken, err := s.repo.overlapping(ctx, tx, b.MentorID, b.ID, c.Start, c.End.Add(b.Buffer))
-		if err != nil || taken {
+		// The previous time may have been taken meanwhile, by another
+		// booking of the mentor or of the candidate.
+		if err := s.repo.slotFree(ctx, tx, b.ID, b.MentorID, b.CandidateID, c.Start, c.End, c.End.Add(b.Buffer)); err != nil {
+			if errors.Is(err, ErrOverlap) {
+				return nil
+			}
 			return err
 		}
 		now := s.now()

@@ -413,12 +413,8 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (R
 			}
 			return fmt.Errorf("booking: idempotency key: %w", err)
 		}
-		overlap, err := s.repo.overlapping(ctx, tx, b.MentorID, b.ID, b.Start, b.End.Add(b.Buffer))
-		if err != nil {
+		if err := s.repo.slotFree(ctx, tx, b.ID, b.MentorID, b.CandidateID, b.Start, b.End, b.End.Add(b.Buffer)); err != nil {
 			return err
-		}
-		if overlap {
-			return ErrOverlap
 		}
 		if err := s.repo.insert(ctx, tx, b); err != nil {
 			return err
@@ -457,7 +453,8 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (R
 
 var errIdemTaken = errors.New("booking: idempotency key taken")
 
-// overlapOrReplay answers a create that found its slot taken. When the
+// overlapOrReplay answers a create that found its slot taken: by the
+// mentor (ErrOverlap) or by the candidate (ErrCandidateOverlap). When the
 // taker is the same request (same caller and key, sent twice — possibly to
 // two replicas — and the other copy committed first), the slot is "taken" by
 // the request's own booking: replay that one instead of answering 409.
@@ -729,12 +726,8 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 	}
 	changes := timeChanges(b.timing(), timing{start, end, tz})
 	err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-		overlap, err := s.repo.overlapping(ctx, tx, b.MentorID, b.ID, start, end.Add(sch.Buffer))
-		if err != nil {
+		if err := s.repo.slotFree(ctx, tx, b.ID, b.MentorID, b.CandidateID, start, end, end.Add(sch.Buffer)); err != nil {
 			return err
-		}
-		if overlap {
-			return ErrOverlap
 		}
 		u := updateOf(b, now)
 		u.Status, u.Start, u.End, u.Buffer, u.TimeZone, u.SpecVersion = to, start, end, sch.Buffer, tz, b.SpecVersion+1

@@ -59,6 +59,10 @@ func BookingErrors(err error) *Error {
 		return &Error{Status: http.StatusNotFound, Slug: "not-found", Title: "Not found", Detail: "No such booking.", Err: err}
 	case errors.Is(err, booking.ErrNoSchedule):
 		return &Error{Status: http.StatusNotFound, Slug: "not-found", Title: "Not found", Detail: "The mentor has no schedule.", Err: err}
+	case errors.Is(err, booking.ErrCandidateOverlap):
+		// Before ErrOverlap, which it also is.
+		return &Error{Status: http.StatusConflict, Slug: "candidate-overlap", Title: "Candidate overlap",
+			Detail: "The candidate already has a session at that time.", Err: err}
 	case errors.Is(err, booking.ErrOverlap):
 		return &Error{Status: http.StatusConflict, Slug: "booking-overlap", Title: "Booking overlap",
 			Detail: "The slot overlaps another booking or a busy time of the mentor.", Err: err}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 
 	"github.com/spotlight/gateway/client"
@@ -19,6 +20,7 @@ import (
 	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
 	"github.com/spotlight/gateway/integrations/jira"
 	"github.com/spotlight/gateway/integrations/zoom"
+	"github.com/spotlight/gateway/internal/httpapi"
 	"github.com/spotlight/gateway/internal/store"
 	"github.com/spotlight/gateway/internal/store/storetest"
 	"github.com/spotlight/gateway/internal/systemtest"
@@ -400,6 +402,63 @@ func TestBookingRaceRefused(t *testing.T) {
 		wg.Wait()
 		if codes[http.StatusCreated]+codes[http.StatusAccepted] != 1 || codes[http.StatusConflict] != len(en.candidates)-1 {
 			t.Fatalf("status codes %v: want one success and %d conflicts", codes, len(en.candidates)-1)
+		}
+	})
+}
+
+// TestCandidateOverlapProblem: a booking or a reschedule that would give
+// the candidate two sessions at once, with different mentors, is a 409
+// candidate-overlap problem (not the mentor's booking-overlap), and changes
+// nothing; a session right after the other one is fine.
+func TestCandidateOverlapProblem(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		en := newBookingEnv(t, s, envOptions{mentors: 2, candidates: 1})
+		en.openSchedule(t)
+		cand := en.token(t, en.candidates[0], "candidate")
+		cc := en.client(t, en.candidates[0], "candidate")
+		start := day(4).Add(10 * time.Hour)
+		book := func(mentor string, at time.Time) *client.CreateBookingResponse {
+			t.Helper()
+			r, err := cc.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: uuid.NewString()},
+				client.CreateBookingRequest{MentorId: mentor, Start: at, DurationMinutes: 60, Timezone: "Europe/Berlin", Topic: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		if r := book(en.mentors[0], start); r.JSON201 == nil {
+			t.Fatalf("first booking: %d %s", r.StatusCode(), r.Body)
+		}
+		want := problem{Type: httpapi.ProblemBase + "candidate-overlap", Title: "Candidate overlap", Status: http.StatusConflict,
+			Detail: "The candidate already has a session at that time."}
+		check := func(what string, resp *http.Response, body []byte) {
+			t.Helper()
+			p := decodeProblem(t, resp, body, http.StatusConflict)
+			want.Instance = resp.Request.URL.Path
+			p.RequestID = ""
+			if diff := cmp.Diff(p, want); diff != "" {
+				t.Errorf("%s: problem (-got +want):\n%s", what, diff)
+			}
+		}
+		r := book(en.mentors[1], start.Add(30*time.Minute))
+		check("booking with the other mentor", r.HTTPResponse, r.Body)
+
+		r = book(en.mentors[1], start.Add(time.Hour))
+		if r.JSON201 == nil {
+			t.Fatalf("booking right after the other session: %d %s", r.StatusCode(), r.Body)
+		}
+		second := *r.JSON201
+		resp, body := en.do(t, http.MethodPatch, "/v1/bookings/"+second.Id.String(), cand,
+			`{"start":"`+start.Add(15*time.Minute).Format(time.RFC3339)+`"}`, "If-Match", second.Etag, "Content-Type", "application/json")
+		check("reschedule onto the other session", resp, body)
+		if got, _ := cc.GetBookingWithResponse(ctx, second.Id); got.JSON200 == nil || got.JSON200.Etag != second.Etag || !got.JSON200.Start.Equal(second.Start) {
+			t.Fatalf("after the refused reschedule: %s; want it unchanged", got.Body)
+		}
+		list, _ := cc.ListBookingsWithResponse(ctx, nil)
+		if list.JSON200 == nil || len(list.JSON200.Items) != 2 {
+			t.Fatalf("the candidate's bookings: %s; want the two that do not overlap", list.Body)
 		}
 	})
 }
