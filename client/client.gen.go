@@ -1999,7 +1999,8 @@ type ClientInterface interface {
 	// mentor minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
 	// expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond). Only the part of
 	// the range between now plus the minimum notice and now plus the maximum advance is looked up: a range
-	// wholly outside it answers 200 with no slots.
+	// wholly outside it answers 200 with no slots. A candidate is not offered slots that overlap one of
+	// their own active sessions (with any mentor), which they could not book (409 `candidate-overlap`).
 	//
 	// Corresponds with GET /v1/mentors/{mentorId}/availability (the `GetMentorAvailability` operationId).
 	GetMentorAvailability(ctx context.Context, mentorId MentorId, params *GetMentorAvailabilityParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2809,7 +2810,8 @@ func (c *Client) CompleteGoogleConnection(ctx context.Context, body CompleteGoog
 // mentor minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
 // expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond). Only the part of
 // the range between now plus the minimum notice and now plus the maximum advance is looked up: a range
-// wholly outside it answers 200 with no slots.
+// wholly outside it answers 200 with no slots. A candidate is not offered slots that overlap one of
+// their own active sessions (with any mentor), which they could not book (409 `candidate-overlap`).
 //
 // Corresponds with GET /v1/mentors/{mentorId}/availability (the `GetMentorAvailability` operationId).
 func (c *Client) GetMentorAvailability(ctx context.Context, mentorId MentorId, params *GetMentorAvailabilityParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5038,7 +5040,8 @@ type ClientWithResponsesInterface interface {
 	// mentor minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
 	// expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond). Only the part of
 	// the range between now plus the minimum notice and now plus the maximum advance is looked up: a range
-	// wholly outside it answers 200 with no slots.
+	// wholly outside it answers 200 with no slots. A candidate is not offered slots that overlap one of
+	// their own active sessions (with any mentor), which they could not book (409 `candidate-overlap`).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8890,7 +8893,8 @@ func (c *ClientWithResponses) CompleteGoogleConnectionWithResponse(ctx context.C
 // mentor minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
 // expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond). Only the part of
 // the range between now plus the minimum notice and now plus the maximum advance is looked up: a range
-// wholly outside it answers 200 with no slots.
+// wholly outside it answers 200 with no slots. A candidate is not offered slots that overlap one of
+// their own active sessions (with any mentor), which they could not book (409 `candidate-overlap`).
 //
 // Returns a wrapper object for the known response body format(s).
 //

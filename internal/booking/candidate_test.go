@@ -316,3 +316,48 @@ func TestCandidateOverlapRestore(t *testing.T) {
 		en.waitFor(t, other.Booking.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
 	})
 }
+
+// TestCandidateAvailability: a candidate asking for a mentor's free slots
+// is not offered those that overlap one of their own sessions (with
+// another mentor), though a slot touching one is; anyone else still sees
+// every free slot of the mentor.
+func TestCandidateAvailability(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en, day := candidateEnv(t, s)
+		at := day(5).Add(9 * time.Hour)
+		// cand's sessions with mentor3, 10:00–11:00 and 12:30–13:00: they
+		// overlap mentor2's 10:00 and 12:00 slots and touch the 09:00 and
+		// 11:00 ones.
+		if _, err := en.bookFor(t.Context(), "cand-av", "mentor3", "own-1", at.Add(time.Hour), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := en.bookFor(t.Context(), "cand-av", "mentor3", "own-2", at.Add(210*time.Minute), 30*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		q := AvailabilityQuery{From: at, To: at.Add(4 * time.Hour)}
+		starts := func(q AvailabilityQuery) []string {
+			t.Helper()
+			slots, _, err := en.svc.Availability(t.Context(), "mentor2", q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, sl := range slots {
+				out = append(out, sl.Start.UTC().Format("15:04"))
+			}
+			return out
+		}
+		if got, want := starts(q), []string{"09:00", "10:00", "11:00", "12:00"}; !slices.Equal(got, want) {
+			t.Errorf("anyone: slots %v, want %v", got, want)
+		}
+		q.Candidate = "cand-av"
+		if got, want := starts(q), []string{"09:00", "11:00"}; !slices.Equal(got, want) {
+			t.Errorf("the candidate: slots %v, want %v", got, want)
+		}
+		q.Candidate = "cand-other"
+		if got := starts(q); len(got) != 4 {
+			t.Errorf("another candidate: slots %v, want all four", got)
+		}
+	})
+}

@@ -315,8 +315,21 @@ func (r repo) slotFree(ctx context.Context, tx *sql.Tx, id, mentorID, candidateI
 // activeBlocks returns the blocked intervals of the mentor's active bookings
 // that overlap [from, to), except one booking.
 func (r repo) activeBlocks(ctx context.Context, mentorID, except string, from, to time.Time) ([]Busy, error) {
-	rows, err := r.db.DB().QueryContext(ctx, r.q(`SELECT start_us, block_end_us FROM bookings WHERE mentor_id = ? AND active
-		AND id <> ? AND start_us < ? AND block_end_us > ?`), mentorID, except, us(to), us(from))
+	return r.activeIntervals(ctx, "mentor_id", "block_end_us", mentorID, except, from, to)
+}
+
+// candidateSessions returns the session times of the candidate's active
+// bookings that overlap [from, to).
+func (r repo) candidateSessions(ctx context.Context, candidateID string, from, to time.Time) ([]Busy, error) {
+	return r.activeIntervals(ctx, "candidate_id", "end_us", candidateID, "", from, to)
+}
+
+// activeIntervals returns [start_us, endCol) of the active bookings whose
+// column who is id, other than except, overlapping [from, to). who and
+// endCol are column names of this package, never input.
+func (r repo) activeIntervals(ctx context.Context, who, endCol, id, except string, from, to time.Time) ([]Busy, error) {
+	rows, err := r.db.DB().QueryContext(ctx, r.q(`SELECT start_us, `+endCol+` FROM bookings WHERE `+who+` = ? AND active
+		AND id <> ? AND start_us < ? AND `+endCol+` > ?`), id, except, us(to), us(from))
 	if err != nil {
 		return nil, fmt.Errorf("booking: read bookings: %w", err)
 	}

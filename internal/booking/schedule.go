@@ -176,6 +176,9 @@ type AvailabilityQuery struct {
 	// Location of the returned slots; default the schedule's zone.
 	Location *time.Location
 	Now      time.Time
+	// Candidate, when set, is the candidate asking: slots that overlap one
+	// of their own sessions are left out (they could not book them).
+	Candidate string
 }
 
 // Slots returns the free slots of duration in [q.From, q.To): working

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -217,7 +218,19 @@ func (s *Service) Availability(ctx context.Context, mentorID string, q Availabil
 		return nil, sch, fmt.Errorf("%w: %v", ErrCalendarUnavailable, err)
 	}
 	busy = append(busy, calendarBusy(cb, sch.Buffer)...)
-	return sch.Slots(q, busy), sch, nil
+	slots := sch.Slots(q, busy)
+	if q.Candidate == "" || len(slots) == 0 {
+		return slots, sch, nil
+	}
+	// The candidate's own sessions, without the mentor's buffer: a slot
+	// touching one is bookable.
+	own, err := s.repo.candidateSessions(ctx, q.Candidate, from, to)
+	if err != nil {
+		return nil, sch, err
+	}
+	return slices.DeleteFunc(slots, func(sl Interval) bool {
+		return slices.ContainsFunc(own, func(b Busy) bool { return sl.overlaps(Interval(b)) })
+	}), sch, nil
 }
 
 // calendarBusy asks every connected calendar of the user for busy time.

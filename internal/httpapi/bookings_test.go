@@ -460,6 +460,22 @@ func TestCandidateOverlapProblem(t *testing.T) {
 		if list.JSON200 == nil || len(list.JSON200.Items) != 2 {
 			t.Fatalf("the candidate's bookings: %s; want the two that do not overlap", list.Body)
 		}
+		// The other mentor's slot at the first session's time is free, but
+		// not offered to this candidate.
+		slotAt := func(c *client.ClientWithResponses) bool {
+			t.Helper()
+			r, err := c.GetMentorAvailabilityWithResponse(ctx, en.mentors[1], &client.GetMentorAvailabilityParams{From: start, To: start.Add(time.Hour)})
+			if err != nil || r.JSON200 == nil {
+				t.Fatalf("availability: %v %s", err, r.Body)
+			}
+			return len(r.JSON200.Slots) == 1 && r.JSON200.Slots[0].Start.Equal(start)
+		}
+		if slotAt(cc) {
+			t.Error("the candidate is offered a slot that overlaps their own session")
+		}
+		if !slotAt(en.client(t, "ops", "admin")) {
+			t.Error("an admin is not offered the other mentor's free slot")
+		}
 	})
 }
 

@@ -31,12 +31,16 @@ func toAPISchedule(s booking.Schedule) api.MentorSchedule {
 
 // GetMentorAvailability returns a mentor's free slots.
 func (s *Server) GetMentorAvailability(ctx context.Context, request api.GetMentorAvailabilityRequestObject) (api.GetMentorAvailabilityResponseObject, error) {
-	svc, _, err := s.bookingsFor(ctx)
+	svc, a, err := s.bookingsFor(ctx)
 	if err != nil {
 		return nil, err
 	}
 	p := request.Params
 	q := booking.AvailabilityQuery{From: p.From, To: p.To}
+	if a.Candidate {
+		// A candidate is offered only slots they could book.
+		q.Candidate = a.ID
+	}
 	if p.Duration != nil {
 		q.Duration = time.Duration(*p.Duration) * time.Minute
 	}
