@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -439,4 +440,48 @@ func TestSyncOfUnavailableCalendar(t *testing.T) {
 			t.Errorf("booking calls %+v", calls)
 		}
 	})
+}
+
+// TestCalendarCopyOfSessionIgnored: a copy of the session's event (the
+// mentor duplicated it, or imported or restored it) carries the booking's
+// marker under another UID: moving it, then deleting it, changes nothing;
+// the booking's own event still decides.
+func TestCalendarCopyOfSessionIgnored(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, storetest.SQLite(t))
+	fx := newCalDAVFixture(t, h, caldavtest.Options{}, "b-copy", "UTC")
+	ctx, start := t.Context(), fx.start
+	h.bookings.add(webhooks.Booking{ID: "b-copy", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", fx.ev.ID, "")
+	if _, err := h.svc.SyncCalendar(ctx, fx.src); err != nil { // the initial cursor
+		t.Fatal(err)
+	}
+	put := func(method, ics string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, method, fx.url+fx.path+"copy-1.ics", strings.NewReader(ics))
+		req.SetBasicAuth("mentor", "pw")
+		req.Header.Set("Content-Type", "text/calendar; charset=utf-8")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("%s copy: %d", method, resp.StatusCode)
+		}
+	}
+	moved := start.Add(2 * time.Hour)
+	put(http.MethodPut, "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:copy-1\r\n"+
+		"DTSTAMP:20261201T000000Z\r\nDTSTART:"+moved.Format("20060102T150405Z")+"\r\nDTEND:"+moved.Add(time.Hour).Format("20060102T150405Z")+
+		"\r\nSUMMARY:Copy of the session\r\nX-SPOTLIGHT-BOOKING:b-copy\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+	res, err := h.svc.SyncCalendar(ctx, fx.src)
+	if err != nil || res.Changes != 1 || res.Rescheduled != 0 {
+		t.Fatalf("sync after the copy = %+v, %v; want one change and nothing rescheduled", res, err)
+	}
+	put(http.MethodDelete, "")
+	if res, err := h.svc.SyncCalendar(ctx, fx.src); err != nil || res.Cancelled != 0 {
+		t.Fatalf("sync after deleting the copy = %+v, %v; want nothing cancelled", res, err)
+	}
+	if calls := h.bookings.Calls(); len(calls) != 0 {
+		t.Fatalf("booking calls %+v, want none", calls)
+	}
 }

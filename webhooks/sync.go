@@ -138,6 +138,12 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 	if ch.BookingID == "" && !strings.HasPrefix(ch.ID, eventIDPrefix) {
 		return nil
 	}
+	// Only the booking's own event decides: a copy of it (duplicated,
+	// imported, restored from a backup) carries the booking's marker under
+	// another id, and neither its time nor its deletion is the session's.
+	if ch.BookingID != "" && ch.ID != "" && ch.ID != calendar.EventID(ch.BookingID) {
+		return nil
+	}
 	var (
 		b   Booking
 		ok  bool
