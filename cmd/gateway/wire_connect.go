@@ -46,6 +46,19 @@ func wireConnect(w *wiring) error {
 			CancelStatus: cfg.Jira.CancelStatus, BookingField: cfg.Jira.BookingField},
 		Logger:  w.logger,
 		Metrics: outbound.NewMetrics(w.registry),
+		// A mentor's CalDAV all-day and floating events are read in the
+		// mentor's schedule zone (the booking service is wired next).
+		Zone: func(ctx context.Context, userID string) *time.Location {
+			svc := w.deps.Bookings.Service
+			if svc == nil {
+				return nil
+			}
+			sch, err := svc.GetSchedule(ctx, userID)
+			if err != nil {
+				return nil
+			}
+			return sch.Location()
+		},
 	}
 	seeds := map[string]map[string]string{}
 	if sb := w.sandbox; sb != nil {

@@ -244,3 +244,59 @@ func TestProviderCredentials(t *testing.T) {
 		}
 	})
 }
+
+// TestCalDAVAllDayInTheUsersZone: an all-day event in a mentor's CalDAV
+// calendar blocks the mentor's day in the zone Config.Zone names (their
+// schedule's), not UTC's; without a zone it is read in UTC.
+func TestCalDAVAllDayInTheUsersZone(t *testing.T) {
+	t.Parallel()
+	la, err := time.LoadLocation("America/Los_Angeles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd, base := calDAVServer(t)
+	path := cd.CreateCalendar("mentor", "work", "Work")
+	ics := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:day-off\r\nDTSTAMP:20261201T000000Z\r\n" +
+		"DTSTART;VALUE=DATE:20271221\r\nDTEND;VALUE=DATE:20271222\r\nSUMMARY:Day off\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, base+path+"day-off.ics", strings.NewReader(ics))
+	req.SetBasicAuth("mentor", calDAVPassword)
+	req.Header.Set("Content-Type", "text/calendar; charset=utf-8")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("PUT all-day event: %d", resp.StatusCode)
+	}
+	for _, tt := range []struct {
+		name string
+		zone *time.Location
+		want time.Time
+	}{
+		{"the mentor's zone", la, time.Date(2027, 12, 21, 0, 0, 0, 0, la)},
+		{"no zone: UTC", nil, time.Date(2027, 12, 21, 0, 0, 0, 0, time.UTC)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, storetest.SQLite(t), gcaltest.Options{})
+			svc, _ := h.replica(t, func(c *connect.Config) {
+				c.Zone = func(context.Context, string) *time.Location { return tt.zone }
+			})
+			ctx := t.Context()
+			if _, _, err := svc.ConnectCalDAV(ctx, "alice", connect.CalDAVInput{ServerURL: base, Username: "mentor", Password: calDAVPassword, CalendarPath: path}); err != nil {
+				t.Fatal(err)
+			}
+			cals, err := svc.BookingCalendars(nil).BusyCalendars(ctx, "alice")
+			if err != nil || len(cals) != 1 {
+				t.Fatalf("BusyCalendars = %d, %v", len(cals), err)
+			}
+			busy, err := cals[0].FreeBusy(ctx, time.Date(2027, 12, 20, 0, 0, 0, 0, time.UTC), time.Date(2027, 12, 24, 0, 0, 0, 0, time.UTC))
+			if err != nil || len(busy) != 1 {
+				t.Fatalf("FreeBusy = %v, %v", busy, err)
+			}
+			if !busy[0].Start.Equal(tt.want) || !busy[0].End.Equal(tt.want.AddDate(0, 0, 1)) {
+				t.Errorf("busy %s – %s, want the day from %s", busy[0].Start, busy[0].End, tt.want)
+			}
+		})
+	}
+}

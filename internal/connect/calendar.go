@@ -68,7 +68,13 @@ func (s *Service) calendarOf(ctx context.Context, in Info) (calendar.Calendar, I
 		if err != nil {
 			return nil, Info{}, err
 		}
-		cl, err := caldav.New(in.CalendarURL, cs.Username, cs.Password, caldav.WithHTTPClient(s.caldavHTTP), caldav.WithLogger(s.log))
+		opts := []caldav.Option{caldav.WithHTTPClient(s.caldavHTTP), caldav.WithLogger(s.log)}
+		if s.cfg.Zone != nil {
+			if loc := s.cfg.Zone(ctx, in.UserSub); loc != nil {
+				opts = append(opts, caldav.WithDefaultLocation(loc))
+			}
+		}
+		cl, err := caldav.New(in.CalendarURL, cs.Username, cs.Password, opts...)
 		if err != nil {
 			return nil, Info{}, fmt.Errorf("connect: %w", err)
 		}

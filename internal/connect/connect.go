@@ -197,6 +197,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics are the shared outbound metrics; nil records none.
 	Metrics *outbound.Metrics
+	// Zone, when set, names the time zone in which a user's CalDAV calendar's
+	// floating times and all-day events are read (the mentor's schedule
+	// zone): an all-day event blocks the user's day, not UTC's. nil, or a
+	// nil answer: UTC.
+	Zone func(ctx context.Context, userID string) *time.Location
 	// GoogleBase and CalDAVBase replace the base transports under the
 	// outbound clients (tests observe or perturb traffic with them).
 	GoogleBase http.RoundTripper
