@@ -262,20 +262,27 @@ func (c *Client) getObject(ctx context.Context, op, uid string) (*ical.Calendar,
 
 // getBookingEvent reads the booking's object. found is false on 404.
 func (c *Client) getBookingEvent(ctx context.Context, op, bookingID string) (ev decodedEvent, etag string, found bool, err error) {
+	ev, _, etag, found, err = c.getBookingObject(ctx, op, bookingID)
+	return ev, etag, found, err
+}
+
+// getBookingObject is getBookingEvent that also returns the calendar
+// object as stored.
+func (c *Client) getBookingObject(ctx context.Context, op, bookingID string) (ev decodedEvent, cal *ical.Calendar, etag string, found bool, err error) {
 	uid := calendar.EventID(bookingID)
-	cal, etag, err := c.getObject(ctx, op, uid)
+	cal, etag, err = c.getObject(ctx, op, uid)
 	if errors.Is(err, calendar.ErrNotFound) {
-		return decodedEvent{}, "", false, nil
+		return decodedEvent{}, nil, "", false, nil
 	}
 	if err != nil {
-		return decodedEvent{}, "", false, err
+		return decodedEvent{}, nil, "", false, err
 	}
 	ev, err = decodeEvent(cal, c.defLoc)
 	if err != nil {
-		return decodedEvent{}, "", false, fmt.Errorf("caldav: %s: %w", op, err)
+		return decodedEvent{}, nil, "", false, fmt.Errorf("caldav: %s: %w", op, err)
 	}
 	ev.ev.ETag = unquoteETag(etag)
-	return ev, etag, true, nil
+	return ev, cal, etag, true, nil
 }
 
 func unquoteETag(s string) string {
@@ -300,10 +307,20 @@ func encodeICS(cal *ical.Calendar) ([]byte, error) {
 
 // put writes the booking's object with the given conditional header.
 func (c *Client) put(ctx context.Context, op string, ev calendar.Event, seq int, cond http.Header) (*response, error) {
+	return c.putOver(ctx, op, ev, seq, nil, cond)
+}
+
+// putOver is put over the stored object cur (nil for a new one): what the
+// owner of the calendar added or changed in the event and the gateway does
+// not own is kept (see keepOwnerEdits).
+func (c *Client) putOver(ctx context.Context, op string, ev calendar.Event, seq int, cur *ical.Calendar, cond http.Header) (*response, error) {
 	uid := calendar.EventID(ev.BookingID)
 	cal, err := encodeEvent(ev, uid, seq, c.now())
 	if err != nil {
 		return nil, fmt.Errorf("caldav: %s: %w", op, err)
+	}
+	if cur != nil {
+		keepOwnerEdits(cal, cur)
 	}
 	body, err := encodeICS(cal)
 	if err != nil {
@@ -374,7 +391,7 @@ func (c *Client) CreateEvent(ctx context.Context, ev calendar.Event) (calendar.E
 func (c *Client) UpdateEvent(ctx context.Context, ev calendar.Event) (calendar.Event, error) {
 	const op = "update_event"
 	for attempt := 0; ; attempt++ {
-		cur, etag, found, err := c.getBookingEvent(ctx, op, ev.BookingID)
+		cur, stored, etag, found, err := c.getBookingObject(ctx, op, ev.BookingID)
 		if err != nil {
 			return calendar.Event{}, err
 		}
@@ -386,7 +403,7 @@ func (c *Client) UpdateEvent(ctx context.Context, ev calendar.Event) (calendar.E
 			cond.Set("If-Match", quoteETag(etag))
 		}
 		seq := cur.ev.Sequence + 1
-		r, err := c.put(ctx, op, ev, seq, cond)
+		r, err := c.putOver(ctx, op, ev, seq, stored, cond)
 		if err != nil {
 			return calendar.Event{}, err
 		}

@@ -108,6 +108,48 @@ func encodeEvent(ev calendar.Event, uid string, sequence int, now time.Time) (*i
 	return cal, nil
 }
 
+// gatewayProps are the VEVENT properties an update writes: the session's
+// title and time, where and how to join, who takes part, and the gateway's
+// own bookkeeping (the calendar contract: an update sets the summary too).
+// Every other property, and the event's alarms, belong to the calendar's
+// owner once the event exists (categories, a colour, reminders, notes of
+// their app) and an update keeps them.
+var gatewayProps = map[string]bool{
+	ical.PropUID: true, ical.PropDateTimeStamp: true, ical.PropLastModified: true, ical.PropSummary: true,
+	ical.PropDateTimeStart: true, ical.PropDateTimeEnd: true, ical.PropDuration: true,
+	ical.PropDescription: true, ical.PropLocation: true, ical.PropURL: true,
+	ical.PropSequence: true, ical.PropStatus: true, ical.PropTransparency: true,
+	ical.PropOrganizer: true, ical.PropAttendee: true,
+	PropBooking: true, PropTimeZone: true,
+}
+
+// keepOwnerEdits copies into cal (a freshly encoded event) what the owner
+// of the calendar holds in cur, the stored object, beyond gatewayProps: its
+// other properties and the master VEVENT's child components (VALARM).
+func keepOwnerEdits(cal, cur *ical.Calendar) {
+	var fresh, old *ical.Component
+	for _, ch := range cal.Children {
+		if ch.Name == ical.CompEvent {
+			fresh = ch
+		}
+	}
+	for _, ch := range cur.Children {
+		if ch.Name == ical.CompEvent && ch.Props.Get(ical.PropRecurrenceID) == nil {
+			old = ch
+			break
+		}
+	}
+	if fresh == nil || old == nil {
+		return
+	}
+	for name, props := range old.Props {
+		if !gatewayProps[name] {
+			fresh.Props[name] = props
+		}
+	}
+	fresh.Children = append(fresh.Children, old.Children...)
+}
+
 // setRaw sets a property value verbatim, without the VALUE parameter
 // go-ical's SetText adds to non-TEXT properties (which vobject, Radicale's
 // parser, rejects on TZOFFSETFROM).

@@ -381,3 +381,86 @@ func TestClientErrors(t *testing.T) {
 		t.Error("New accepted a relative URL")
 	}
 }
+
+// TestUpdateKeepsOwnerEdits: once the session's event is in the owner's
+// calendar, their edits to what the gateway does not own — categories, a
+// reminder — survive a reschedule; the title, the time, the join details
+// and the sequence are the gateway's.
+func TestUpdateKeepsOwnerEdits(t *testing.T) {
+	t.Parallel()
+	for _, tg := range targets(t) {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			c, raw := tg.newCal(t)
+			start := time.Date(2027, 6, 1, 9, 0, 0, 0, time.UTC)
+			ev, err := c.CreateEvent(ctx, calendar.Event{BookingID: "owner-edits", Summary: "Mentoring: Mock interview",
+				Start: start, End: start.Add(time.Hour), TimeZone: "UTC", URL: "https://zoom.example/j/1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The owner renames it, files it and adds a reminder in their app.
+			cal, etag, _, err := raw.get(ctx, ev.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ch := range cal.Children {
+				if ch.Name != ical.CompEvent {
+					continue
+				}
+				ch.Props.SetText(ical.PropSummary, "Interview with Bob")
+				ch.Props.SetText(ical.PropCategories, "Mentoring")
+				alarm := ical.NewComponent(ical.CompAlarm)
+				alarm.Props.SetText(ical.PropAction, "DISPLAY")
+				alarm.Props.SetText(ical.PropDescription, "Soon")
+				trig := ical.NewProp(ical.PropTrigger)
+				trig.Value = "-PT15M"
+				alarm.Props.Set(trig)
+				ch.Children = append(ch.Children, alarm)
+			}
+			if code, err := raw.put(ctx, ev.ID, cal, map[string]string{"If-Match": etag}); err != nil || code/100 != 2 {
+				t.Fatalf("owner's edit: %d %v", code, err)
+			}
+
+			moved := ev
+			moved.Start, moved.End, moved.URL = start.Add(2*time.Hour), start.Add(3*time.Hour), "https://zoom.example/j/2"
+			if _, err := c.UpdateEvent(ctx, moved); err != nil {
+				t.Fatal(err)
+			}
+			cal, _, body, err := raw.get(ctx, ev.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var vev *ical.Component
+			for _, ch := range cal.Children {
+				if ch.Name == ical.CompEvent {
+					vev = ch
+				}
+			}
+			if vev == nil {
+				t.Fatalf("no VEVENT:\n%s", body)
+			}
+			if s, _ := vev.Props.Text(ical.PropSummary); s != "Mentoring: Mock interview" {
+				t.Errorf("summary %q, want the gateway's", s)
+			}
+			if s, _ := vev.Props.Text(ical.PropCategories); s != "Mentoring" {
+				t.Errorf("categories %q, want the owner's", s)
+			}
+			alarms := 0
+			for _, ch := range vev.Children {
+				if ch.Name == ical.CompAlarm {
+					alarms++
+				}
+			}
+			if alarms != 1 {
+				t.Errorf("%d alarms, want the owner's one:\n%s", alarms, body)
+			}
+			if got, err := vev.Props.DateTime(ical.PropDateTimeStart, time.UTC); err != nil || !got.Equal(moved.Start) {
+				t.Errorf("DTSTART %v (%v), want %v", got, err, moved.Start)
+			}
+			if u := vev.Props.Get(ical.PropURL); u == nil || u.Value != moved.URL {
+				t.Errorf("URL %v, want the new join URL", u)
+			}
+		})
+	}
+}
