@@ -36,6 +36,7 @@ func wireBooking(w *wiring) error {
 		Calendars:   providers.Connect{Source: w.connect},
 		PublicURL:   w.cfg.PublicURL,
 		SyncTimeout: w.cfg.Booking.SyncTimeout,
+		RetryWindow: w.cfg.Booking.RetryWindow,
 		Logger:      w.logger,
 	})
 	if err != nil {

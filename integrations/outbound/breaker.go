@@ -72,6 +72,21 @@ func (b *breaker) allow(now time.Time) (ok bool) {
 	return true
 }
 
+// retryIn is how long an open circuit keeps rejecting calls after now: the
+// rest of its cooldown, or 0 when a call may go out (or a half-open probe
+// is deciding).
+func (b *breaker) retryIn(now time.Time) time.Duration {
+	if b.threshold <= 0 {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state != stateOpen {
+		return 0
+	}
+	return max(b.cooldown-now.Sub(b.openedAt), 0)
+}
+
 // record feeds the outcome of an allowed attempt back and returns the state
 // change, if any.
 func (b *breaker) record(o outcome, now time.Time) (from, to breakerState) {

@@ -32,7 +32,8 @@ func (c Class) String() string {
 }
 
 // ErrCircuitOpen is the cause (Error.Err) of calls rejected by an open
-// circuit breaker. Such an *Error is Transient.
+// circuit breaker. Such an *Error is Transient; its RetryAfter is the rest
+// of the breaker's cooldown (0 while a half-open probe decides).
 var ErrCircuitOpen = errors.New("outbound: circuit open")
 
 // Error is a failed provider call. Clients return it wrapped; inspect it with
@@ -45,7 +46,8 @@ type Error struct {
 	Code string
 	// Message is the provider's error message.
 	Message string
-	// RetryAfter is how long the provider asked to wait, 0 if it did not say.
+	// RetryAfter is how long the provider asked to wait (or, for
+	// ErrCircuitOpen, how long the circuit stays open), 0 if unknown.
 	RetryAfter time.Duration
 	// Class tells whether trying again later may succeed.
 	Class Class

@@ -454,11 +454,19 @@ func TestCircuitBreaker(t *testing.T) {
 	if !errors.Is(err, outbound.ErrCircuitOpen) || !errors.As(err, &oe) || !oe.Transient() {
 		t.Fatalf("err = %v, want transient ErrCircuitOpen", err)
 	}
+	if oe.RetryAfter != 30*time.Second {
+		t.Errorf("RetryAfter = %v, want the cooldown, 30s", oe.RetryAfter)
+	}
+	// The rejection says how much of the cooldown is left.
+	clk.Advance(10 * time.Second)
+	if _, err := get(); !errors.As(err, &oe) || oe.RetryAfter != 20*time.Second {
+		t.Errorf("10s into the cooldown: %v, want RetryAfter 20s", err)
+	}
 	if hits.Load() != 3 {
 		t.Fatalf("hits = %d, want 3 (open circuit must not call)", hits.Load())
 	}
 	// After the cooldown a failed probe reopens it.
-	clk.Advance(30 * time.Second)
+	clk.Advance(20 * time.Second)
 	if st, err := get(); err != nil || st != 500 {
 		t.Fatalf("probe: %d %v, want 500", st, err)
 	}

@@ -63,9 +63,12 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(body)
 			return t.fail(ctx, req, op, attempt, start, OutcomeCanceled, Transient, err)
 		}
-		if !t.breaker.allow(t.cfg.Now()) {
+		if now := t.cfg.Now(); !t.breaker.allow(now) {
 			closeBody(body)
-			return t.fail(ctx, req, op, attempt, start, OutcomeCircuitOpen, Transient, ErrCircuitOpen)
+			_, err := t.fail(ctx, req, op, attempt, start, OutcomeCircuitOpen, Transient, ErrCircuitOpen)
+			// The caller can wait out the rest of the cooldown.
+			err.(*Error).RetryAfter = t.breaker.retryIn(now)
+			return nil, err
 		}
 
 		resp, err := t.attempt(ctx, req, body)

@@ -100,8 +100,12 @@ type Step struct {
 	AppliedSpec int64
 	UpdatedAt   time.Time
 
-	// failures counts failed attempts since the step last succeeded.
-	failures int
+	// failures counts failed attempts since the step last succeeded,
+	// failingSince is when the first of them happened (zero: none), and
+	// retryAt is when the step may be tried next (zero: now).
+	failures     int
+	failingSince time.Time
+	retryAt      time.Time
 }
 
 // Booking is a booked session.
@@ -305,6 +309,40 @@ func Permanent(err error) error {
 func IsPermanent(err error) bool {
 	var pe *PermanentError
 	return errors.As(err, &pe)
+}
+
+// RetryAfterError marks a transient provider failure that should not be
+// tried again before After has passed: the provider said so (Retry-After)
+// or a circuit breaker in front of it is open for that long. The saga
+// delays the step (the durable job sleeps) instead of counting attempts
+// against it.
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+// Error implements error.
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter wraps err as a RetryAfterError (nil stays nil, and d <= 0
+// returns err unchanged).
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil || d <= 0 {
+		return err
+	}
+	return &RetryAfterError{Err: err, After: d}
+}
+
+// retryDelay is the wait a RetryAfterError in err asks for, 0 if none.
+func retryDelay(err error) time.Duration {
+	var re *RetryAfterError
+	if errors.As(err, &re) {
+		return re.After
+	}
+	return 0
 }
 
 // MeetingSpec describes the video meeting of a booking.

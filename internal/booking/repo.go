@@ -32,6 +32,14 @@ func us(t time.Time) int64 { return t.UnixMicro() }
 
 func fromUS(v int64) time.Time { return time.UnixMicro(v).UTC() }
 
+// fromUSOrZero is fromUS with 0 read as the zero time.
+func fromUSOrZero(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return fromUS(v)
+}
+
 // newID returns a random UUID (version 4).
 func newID() string {
 	var b [16]byte
@@ -143,7 +151,7 @@ func scanBooking(sc interface{ Scan(...any) error }) (Booking, error) {
 // and its steps come from one snapshot (a saga run decides on both).
 func (r repo) get(ctx context.Context, q querier, id string) (Booking, error) {
 	rows, err := q.QueryContext(ctx, r.q(`SELECT `+qualifiedBookingCols+`, s.name, s.state, s.provider_ref, s.last_error,
-		s.attempts, s.applied_spec, s.updated_at, s.failures FROM bookings b LEFT JOIN booking_steps s ON s.booking_id = b.id WHERE b.id = ?`), id)
+		s.attempts, s.applied_spec, s.updated_at, s.failures, s.failing_since_us, s.retry_at_us FROM bookings b LEFT JOIN booking_steps s ON s.booking_id = b.id WHERE b.id = ?`), id)
 	if err != nil {
 		return Booking{}, fmt.Errorf("booking: read: %w", err)
 	}
@@ -157,8 +165,9 @@ func (r repo) get(ctx context.Context, q querier, id string) (Booking, error) {
 		var (
 			name, state, ref, lastErr        sql.NullString
 			attempts, applied, upd, failures sql.NullInt64
+			failingSince, retryAt            sql.NullInt64
 		)
-		bk, err := scanBooking(rowScanner{rows, []any{&name, &state, &ref, &lastErr, &attempts, &applied, &upd, &failures}})
+		bk, err := scanBooking(rowScanner{rows, []any{&name, &state, &ref, &lastErr, &attempts, &applied, &upd, &failures, &failingSince, &retryAt}})
 		if err != nil {
 			return Booking{}, fmt.Errorf("booking: read: %w", err)
 		}
@@ -166,7 +175,7 @@ func (r repo) get(ctx context.Context, q querier, id string) (Booking, error) {
 		if name.Valid {
 			steps = append(steps, Step{Name: StepName(name.String), State: StepState(state.String), Ref: ref.String,
 				LastError: lastErr.String, Attempts: int(attempts.Int64), AppliedSpec: applied.Int64, UpdatedAt: fromUS(upd.Int64),
-				failures: int(failures.Int64)})
+				failures: int(failures.Int64), failingSince: fromUSOrZero(failingSince.Int64), retryAt: fromUSOrZero(retryAt.Int64)})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -439,18 +448,25 @@ type stepResult struct {
 	LastError string
 	Applied   *int64 // nil keeps the stored applied spec
 	JoinURL   string // zoom: the booking's join URL
+	// RetryAt is when a failed step may be tried next (zero: at once).
+	RetryAt time.Time
 }
 
 func (r repo) writeStep(ctx context.Context, bookingID string, name StepName, res stepResult, at time.Time) error {
 	return r.db.InTx(ctx, func(tx *sql.Tx) error {
 		set := `state = ?, last_error = ?, attempts = attempts + 1, updated_at = ?`
+		args := []any{string(res.State), nullStr(res.LastError), us(at)}
 		switch res.State {
 		case StepPending, StepCompensating, StepFailed:
-			set += `, failures = failures + 1`
+			set += `, failures = failures + 1, failing_since_us = CASE WHEN failing_since_us = 0 THEN ? ELSE failing_since_us END, retry_at_us = ?`
+			retry := int64(0)
+			if !res.RetryAt.IsZero() {
+				retry = us(res.RetryAt)
+			}
+			args = append(args, us(at), retry)
 		default:
-			set += `, failures = 0`
+			set += `, failures = 0, failing_since_us = 0, retry_at_us = 0`
 		}
-		args := []any{string(res.State), nullStr(res.LastError), us(at)}
 		if res.Ref != nil {
 			set += `, provider_ref = ?`
 			args = append(args, nullStr(*res.Ref))
@@ -522,7 +538,7 @@ func (r repo) setStepState(ctx context.Context, q querier, bookingID string, nam
 // markApplied records that step name reflects spec without a provider
 // call (its artefact already has that content), clearing its failures.
 func (r repo) markApplied(ctx context.Context, q querier, bookingID string, name StepName, spec int64, at time.Time) error {
-	_, err := q.ExecContext(ctx, r.q(`UPDATE booking_steps SET state = ?, applied_spec = ?, failures = 0, last_error = NULL, updated_at = ?
+	_, err := q.ExecContext(ctx, r.q(`UPDATE booking_steps SET state = ?, applied_spec = ?, failures = 0, failing_since_us = 0, retry_at_us = 0, last_error = NULL, updated_at = ?
 		WHERE booking_id = ? AND name = ?`), string(StepDone), spec, us(at), bookingID, string(name))
 	if err != nil {
 		return fmt.Errorf("booking: write step: %w", err)

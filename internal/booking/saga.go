@@ -445,17 +445,19 @@ func (s *Service) finishWithdraw(ctx context.Context, id string) error {
 }
 
 // attempt runs one step, retrying transient failures with backoff up to
-// StepAttempts times, and records every outcome. It returns a
-// PermanentError when the step failed for good (a permanent provider error
-// or the step's attempts exhausted).
+// StepAttempts times within the run, and records every outcome. A failure
+// whose provider asked for a wait (a RetryAfterError: Retry-After, an open
+// circuit) longer than RetryMax, or the run's last attempt, ends the run
+// with a RetryAfterError: the step records when it may be tried next, no
+// runner calls the provider before then, and the job sleeps until then
+// (holding neither a goroutine nor a connection). It returns a
+// PermanentError when the step failed for good: a permanent provider error,
+// or the step's failures exhausted (see givesUp).
 func (s *Service) attempt(ctx context.Context, b Booking, st Step, op string, fn func(context.Context) (stepResult, error)) error {
-	max := s.cfg.OptionalAttempts
-	if st.Name.Required() && op == opEnsure {
-		max = s.cfg.RequiredAttempts
+	if wait := st.retryAt.Sub(s.now()); wait > 0 {
+		return RetryAfter(fmt.Errorf("booking: %s waits before its next attempt: %s", st.Name, st.LastError), wait)
 	}
-	if op != opEnsure {
-		max = 1 << 30 // withdrawing retries until the job gives up
-	}
+	since := st.failingSince
 	for i := 1; ; i++ {
 		res, err := fn(ctx)
 		if err == nil {
@@ -464,30 +466,67 @@ func (s *Service) attempt(ctx context.Context, b Booking, st Step, op string, fn
 		if ctx.Err() != nil && !IsPermanent(err) {
 			return err
 		}
-		permanent := IsPermanent(err) || st.failures+i >= max
-		state := StepPending
+		now := s.now()
+		if since.IsZero() {
+			since = now
+		}
+		wait := max(backoff(s.cfg.RetryBase, s.cfg.RetryMax, i), retryDelay(err))
+		if i >= s.cfg.StepAttempts {
+			// The run leaves the step to the job: back off further with
+			// every run that failed.
+			wait = max(wait, backoff(10*s.cfg.RetryBase, 30*s.cfg.RetryMax, (st.failures+i)/s.cfg.StepAttempts))
+		}
+		permanent := IsPermanent(err) || s.givesUp(st.Name, op, st.failures+i, since, now.Add(wait))
+		res = stepResult{State: StepPending, LastError: safeMessage(err), RetryAt: now.Add(wait)}
 		if op != opEnsure {
-			state = StepCompensating
+			res.State = StepCompensating
 		}
 		if permanent {
-			state = StepFailed
+			res.State, res.RetryAt = StepFailed, time.Time{}
 		}
 		s.log.Info("booking step failed", "booking_id", b.ID, "step", string(st.Name), "op", op,
-			"attempt", st.Attempts+i, "permanent", permanent, "error", safeMessage(err))
-		if werr := s.repo.writeStep(context.WithoutCancel(ctx), b.ID, st.Name, stepResult{State: state, LastError: safeMessage(err)}, s.now()); werr != nil {
+			"attempt", st.Attempts+i, "permanent", permanent, "retry_in", wait, "error", safeMessage(err))
+		if werr := s.repo.writeStep(context.WithoutCancel(ctx), b.ID, st.Name, res, now); werr != nil {
 			return werr
 		}
-		if permanent {
-			return Permanent(err)
-		}
-		if i >= s.cfg.StepAttempts {
+		switch {
+		case IsPermanent(err):
 			return err
+		case permanent:
+			return Permanent(&gaveUpError{err})
+		case i >= s.cfg.StepAttempts || wait > s.cfg.RetryMax:
+			return RetryAfter(err, wait)
 		}
-		if serr := sleepCtx(ctx, backoff(s.cfg.RetryBase, s.cfg.RetryMax, i)); serr != nil {
+		if serr := sleepCtx(ctx, wait); serr != nil {
 			return err
 		}
 	}
 }
+
+// givesUp reports whether a step that failed failures times in a row since
+// since, and would next be tried at next, has failed for good. A required
+// step of ensure gives up once it has failed RequiredAttempts times and its
+// next attempt would come more than RetryWindow after its first failure: a
+// provider's short outage or rate limit delays the booking, only a long
+// one fails it. An optional step gives up after OptionalAttempts failures.
+// Withdrawing never gives up on a transient failure: it retries until the
+// job does.
+func (s *Service) givesUp(step StepName, op string, failures int, since, next time.Time) bool {
+	switch {
+	case op != opEnsure:
+		return false
+	case step.Required():
+		return failures >= s.cfg.RequiredAttempts && next.Sub(since) > s.cfg.RetryWindow
+	}
+	return failures >= s.cfg.OptionalAttempts
+}
+
+// gaveUpError is a transient failure the saga stopped retrying: whether the
+// last attempt took effect is unknown.
+type gaveUpError struct{ err error }
+
+func (e *gaveUpError) Error() string { return e.err.Error() }
+func (e *gaveUpError) Unwrap() error { return e.err }
 
 // backoff is exponential: base·2^(n-1), capped at max.
 func backoff(base, max time.Duration, n int) time.Duration {
@@ -704,6 +743,13 @@ func (w *sagaWorker) Work(ctx context.Context, job *river.Job[SagaArgs]) error {
 			return river.JobSnooze(w.s.cfg.LeaseTTL / 2)
 		case errors.Is(err, ErrNotFound):
 			return nil
+		case retryDelay(err) > 0:
+			// A step waits (Retry-After, an open circuit, backoff): sleep
+			// until it may be tried, without spending one of the job's
+			// attempts.
+			w.s.log.Info("booking saga waits for a provider", "booking_id", job.Args.BookingID,
+				"retry_in", retryDelay(err), "error", err.Error())
+			return river.JobSnooze(retryDelay(err))
 		}
 		return err
 	}

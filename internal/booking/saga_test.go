@@ -31,6 +31,10 @@ type fakeMeetings struct {
 	// that many updates with a transient error.
 	updateFailWith   error
 	transientUpdates int
+	// createFail, when set, may fail the nth create call (from 1);
+	// createCalls records when each was made.
+	createFail  func(n int) error
+	createCalls []time.Time
 }
 
 func (f *fakeMeetings) CreateMeeting(ctx context.Context, spec MeetingSpec) (Meeting, error) {
@@ -38,6 +42,12 @@ func (f *fakeMeetings) CreateMeeting(ctx context.Context, spec MeetingSpec) (Mee
 	defer f.mu.Unlock()
 	if f.failWith != nil {
 		return Meeting{}, f.failWith
+	}
+	f.createCalls = append(f.createCalls, time.Now())
+	if f.createFail != nil {
+		if err := f.createFail(len(f.createCalls)); err != nil {
+			return Meeting{}, err
+		}
 	}
 	if m, ok := f.live[spec.BookingID]; ok {
 		return m, nil
@@ -82,6 +92,7 @@ func (f *fakeMeetings) UpdateMeeting(ctx context.Context, ref string, spec Meeti
 		f.transientUpdates--
 		return errors.New("zoom: HTTP 503")
 	}
+
 	if m, ok := f.live[spec.BookingID]; ref != "" && (!ok || m.ID != ref) {
 		return fmt.Errorf("zoom: meeting %s: %w", ref, ErrGone)
 	}
@@ -840,6 +851,85 @@ func TestSagaFailuresInARow(t *testing.T) {
 			t.Fatalf("booking at %s, meeting at %s, zoom step %+v; want both at %s after 6 attempts", b.Start, en.meetings.start(b.ID), zoom, want)
 		}
 	})
+}
+
+// TestSagaWaitsOutTransientFailures: Zoom rate-limits the create (429 with
+// Retry-After) or its circuit is open. The booking stays pending with the
+// step's error, no create goes out before the wait is over, and it is
+// confirmed once Zoom answers again; only a failure that outlasts
+// RetryWindow fails (and compensates) the booking. RequiredAttempts is 1:
+// attempts alone never fail a required step.
+func TestSagaWaitsOutTransientFailures(t *testing.T) {
+	t.Parallel()
+	const wait = 700 * time.Millisecond
+	rateLimited := RetryAfter(errors.New("zoom create_meeting: HTTP 429: Too many requests (retry after 1s) [transient]"), wait)
+	circuitOpen := RetryAfter(errors.New("zoom create_meeting: outbound: circuit open [transient]"), wait)
+	for _, tc := range []struct {
+		name     string
+		fail     func(n int) error
+		window   time.Duration
+		want     Status
+		minCalls int
+	}{
+		{"rate limit then recovery", func(n int) error {
+			if n <= 3 {
+				return rateLimited
+			}
+			return nil
+		}, time.Minute, StatusConfirmed, 4},
+		{"circuit open then recovery", func(n int) error {
+			if n <= 2 {
+				return circuitOpen
+			}
+			return nil
+		}, time.Minute, StatusConfirmed, 3},
+		{"rate limited beyond the window", func(int) error { return rateLimited }, 2 * time.Second, StatusFailed, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			en := newSagaEnv(t, storetest.SQLite(t), true)
+			en.svc.cfg.RequiredAttempts = 1
+			en.svc.cfg.RetryWindow = tc.window
+			en.meetings.createFail = tc.fail
+			booked := time.Now()
+			res := en.book(t, "k1", time.Now().Add(48*time.Hour).Truncate(time.Hour))
+			if res.Done {
+				t.Fatalf("booking answered done while Zoom was failing: %+v", res.Booking)
+			}
+			b, err := en.svc.Lookup(t.Context(), res.Booking.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if zoom := b.Step(StepZoom); b.Status != StatusPending || zoom.State != StepPending || zoom.LastError == "" {
+				t.Fatalf("while Zoom fails: %s, zoom step %+v; want pending with the step's error", b.Status, zoom)
+			}
+			b = en.waitFor(t, b.ID, 20*time.Second, func(b Booking) bool {
+				return (b.Status == StatusConfirmed || b.Status == StatusFailed) && allSettled(b)
+			})
+			if b.Status != tc.want {
+				t.Fatalf("settled %s (%s), want %s", b.Status, b.FailureReason, tc.want)
+			}
+			en.meetings.mu.Lock()
+			calls := slices.Clone(en.meetings.createCalls)
+			en.meetings.mu.Unlock()
+			if len(calls) < tc.minCalls {
+				t.Errorf("%d create calls, want at least %d", len(calls), tc.minCalls)
+			}
+			for i := 1; i < len(calls); i++ {
+				if d := calls[i].Sub(calls[i-1]); d < wait-50*time.Millisecond {
+					t.Errorf("create %d came %v after the previous one, inside the %v Zoom asked to wait", i+1, d, wait)
+				}
+			}
+			if tc.want == StatusFailed {
+				if d := time.Since(booked); d < tc.window {
+					t.Errorf("failed %v after booking, before the %v retry window", d, tc.window)
+				}
+				if c, _, l := en.meetings.stats(); l != 0 {
+					t.Errorf("meetings: %d created, %d live after compensation", c, l)
+				}
+			}
+		})
+	}
 }
 
 // TestSagaDeletedCalendar: the mentor deleted the calendar the booking's

@@ -47,9 +47,14 @@ type Config struct {
 	// StepAttempts is how often a run tries a step before leaving it to
 	// the job's retry (default 4).
 	StepAttempts int
-	// RequiredAttempts is how many failed attempts of a required step, over
-	// all runs, count as a permanent failure (default 10).
+	// RequiredAttempts and RetryWindow bound how long a required step is
+	// retried on transient failures (5xx, timeouts, 429, an open circuit):
+	// it fails the booking once it has failed RequiredAttempts times in a
+	// row (default 10) and its next attempt would come more than
+	// RetryWindow after the first of those failures (default 5m). Until
+	// then the booking waits (pending or rescheduling).
 	RequiredAttempts int
+	RetryWindow      time.Duration
 	// OptionalAttempts is the same for optional steps, which then give up
 	// without failing the booking (default 30).
 	OptionalAttempts int
@@ -67,6 +72,10 @@ type Config struct {
 	Now          func() time.Time
 	Logger       *slog.Logger
 }
+
+// DefaultRetryWindow is the default Config.RetryWindow: how long a
+// provider may fail transiently before a required step fails the booking.
+const DefaultRetryWindow = 5 * time.Minute
 
 // Service is the booking domain. It is safe for concurrent use.
 type Service struct {
@@ -102,6 +111,7 @@ func New(cfg Config) (*Service, error) {
 	def(&cfg.RetryMax, 2*time.Second)
 	def(&cfg.DurableDelay, 2*time.Second)
 	def(&cfg.PollInterval, 100*time.Millisecond)
+	def(&cfg.RetryWindow, DefaultRetryWindow)
 	if cfg.StepAttempts <= 0 {
 		cfg.StepAttempts = 4
 	}

@@ -143,6 +143,9 @@ type Jobs struct {
 type Booking struct {
 	// SyncTimeout is how long POST /v1/bookings waits for the required steps.
 	SyncTimeout time.Duration
+	// RetryWindow is how long a provider may fail transiently (5xx, 429,
+	// an open circuit) before a required step fails the booking.
+	RetryWindow time.Duration
 }
 
 // CalDAV configures CalDAV connections.
@@ -243,6 +246,7 @@ var vars = []Var{
 	{"GATEWAY_JOB_WORKERS", "50", "jobs worked at once by this replica", positive(func(c *Config) *int { return &c.Jobs.Workers })},
 	{"GATEWAY_JOB_TIMEOUT", "1m", "a job's context is cancelled after this long", duration(func(c *Config) *time.Duration { return &c.Jobs.Timeout })},
 	{"GATEWAY_JOB_RESCUE_AFTER", "5m", "a job left running by a dead process is retried after this long (must exceed GATEWAY_JOB_TIMEOUT)", duration(func(c *Config) *time.Duration { return &c.Jobs.RescueAfter })},
+	{"GATEWAY_BOOKING_RETRY_WINDOW", "5m", "how long Zoom or the mentor's calendar may fail transiently (5xx, 429, open circuit) before a booking fails; until then it stays pending", duration(func(c *Config) *time.Duration { return &c.Booking.RetryWindow })},
 	{"GATEWAY_BOOKING_SYNC_TIMEOUT", "8s", "how long POST /v1/bookings waits before answering 202", duration(func(c *Config) *time.Duration { return &c.Booking.SyncTimeout })},
 	{"GATEWAY_CALDAV_ALLOW_PRIVATE", "false", "allow CalDAV servers on loopback/private addresses (tests only)", boolean(func(c *Config) *bool { return &c.CalDAV.AllowPrivate })},
 	{"GATEWAY_CALDAV_POLL_INTERVAL", "5m", "how often connected CalDAV calendars are synced (10s with sandbox providers)", duration(func(c *Config) *time.Duration { return &c.CalDAV.PollInterval })},

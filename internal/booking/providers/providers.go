@@ -25,20 +25,25 @@ import (
 
 // Classify marks err permanent when the outbound transport classified the
 // provider's answer as permanent. Context errors and transport failures stay
-// transient.
+// transient; a transient failure that says how long to wait (a 429's
+// Retry-After, an open circuit's cooldown) becomes a booking.RetryAfterError,
+// so the saga waits that long instead of spending attempts.
 func Classify(err error) error {
 	if err == nil || booking.IsPermanent(err) {
 		return err
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, outbound.ErrCircuitOpen) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	var oe *outbound.Error
-	if errors.As(err, &oe) && !oe.Transient() && oe.Status >= 400 && oe.Status < 500 &&
+	if !errors.As(err, &oe) {
+		return err
+	}
+	if !errors.Is(err, outbound.ErrCircuitOpen) && !oe.Transient() && oe.Status >= 400 && oe.Status < 500 &&
 		oe.Status != 408 && oe.Status != 429 {
 		return booking.Permanent(err)
 	}
-	return err
+	return booking.RetryAfter(err, oe.RetryAfter)
 }
 
 // Zoom adapts a zoom.Client to booking.Meetings.

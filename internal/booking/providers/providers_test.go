@@ -1,13 +1,16 @@
 package providers_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/spotlight/gateway/integrations/jira"
 	"github.com/spotlight/gateway/integrations/jira/jiratest"
+	"github.com/spotlight/gateway/integrations/outbound"
 	"github.com/spotlight/gateway/internal/booking"
 	"github.com/spotlight/gateway/internal/booking/providers"
 )
@@ -79,5 +82,39 @@ func TestJiraStatusThroughTheWorkflow(t *testing.T) {
 	spec.Status = booking.StatusInProgress
 	if err := j.UpdateIssue(t.Context(), key, spec); !booking.IsPermanent(err) || !errors.Is(err, jira.ErrNoTransition) {
 		t.Errorf("no way back from Done: %v, want a permanent ErrNoTransition", err)
+	}
+}
+
+// TestClassify: 4xx refusals are permanent; a transient failure that says
+// how long to wait (Retry-After, an open circuit's cooldown) carries that
+// wait to the saga; other transient failures stay plain.
+func TestClassify(t *testing.T) {
+	t.Parallel()
+	wrap := func(e *outbound.Error) error { return fmt.Errorf("zoom: create meeting: %w", e) }
+	for _, tc := range []struct {
+		name      string
+		err       error
+		permanent bool
+		wait      time.Duration
+	}{
+		{"bad request", wrap(&outbound.Error{Provider: "zoom", Status: 400, Class: outbound.Permanent}), true, 0},
+		{"rate limited", wrap(&outbound.Error{Provider: "zoom", Status: 429, Class: outbound.Transient, RetryAfter: 30 * time.Second}), false, 30 * time.Second},
+		{"rate limited without Retry-After", wrap(&outbound.Error{Provider: "zoom", Status: 429, Class: outbound.Transient}), false, 0},
+		{"unavailable", wrap(&outbound.Error{Provider: "zoom", Status: 503, Class: outbound.Transient}), false, 0},
+		{"circuit open", wrap(&outbound.Error{Provider: "zoom", Class: outbound.Transient, Err: outbound.ErrCircuitOpen, RetryAfter: 12 * time.Second}), false, 12 * time.Second},
+		{"canceled", context.Canceled, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := providers.Classify(tc.err)
+			var re *booking.RetryAfterError
+			wait := time.Duration(0)
+			if errors.As(got, &re) {
+				wait = re.After
+			}
+			if booking.IsPermanent(got) != tc.permanent || wait != tc.wait || !errors.Is(got, tc.err) {
+				t.Errorf("Classify(%v) = %v: permanent %v, wait %v; want %v, %v", tc.err, got, booking.IsPermanent(got), wait, tc.permanent, tc.wait)
+			}
+		})
 	}
 }
