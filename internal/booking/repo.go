@@ -546,6 +546,18 @@ func (r repo) markApplied(ctx context.Context, q querier, bookingID string, name
 	return nil
 }
 
+// retryStep makes step name, which has an artefact whose content is
+// unknown, done at its stored applied spec with its failures cleared, so
+// that the saga applies the booking's current spec to it afresh.
+func (r repo) retryStep(ctx context.Context, q querier, bookingID string, name StepName, at time.Time) error {
+	_, err := q.ExecContext(ctx, r.q(`UPDATE booking_steps SET state = ?, failures = 0, failing_since_us = 0, retry_at_us = 0, updated_at = ?
+		WHERE booking_id = ? AND name = ?`), string(StepDone), us(at), bookingID, string(name))
+	if err != nil {
+		return fmt.Errorf("booking: write step: %w", err)
+	}
+	return nil
+}
+
 // keepSpec moves the steps other than except that reflect spec from to spec
 // to: after a change only except must act on (a status its issue follows).
 // A run still working with the old spec writes from, which stays stale, so

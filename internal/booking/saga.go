@@ -319,11 +319,18 @@ func (s *Service) refuse(ctx context.Context, id string, step StepName, spec int
 		if err := s.repo.apply(ctx, tx, b, u); err != nil {
 			return err
 		}
-		// The refused step's artefact never took the new times; it
-		// reflects the restored spec as it is (were it gone, its
-		// ensure would have created it instead).
+		// A step the provider refused never took the new times; it
+		// reflects the restored spec as it is (were it gone, its ensure
+		// would have created it instead). A step given up after transient
+		// failures may have taken them (an attempt applied before its
+		// answer was lost): it applies the restored spec again.
 		if st := b.Step(step); st.Ref != "" {
-			if err := s.repo.markApplied(ctx, tx, id, step, u.SpecVersion, now); err != nil {
+			var gaveUp *gaveUpError
+			if errors.As(cause, &gaveUp) {
+				if err := s.repo.retryStep(ctx, tx, id, step, now); err != nil {
+					return err
+				}
+			} else if err := s.repo.markApplied(ctx, tx, id, step, u.SpecVersion, now); err != nil {
 				return err
 			}
 		}

@@ -35,6 +35,10 @@ type fakeMeetings struct {
 	// createCalls records when each was made.
 	createFail  func(n int) error
 	createCalls []time.Time
+	// updateFail, when set, may fail the nth update call (from 1), after
+	// applying it when apply is true (the answer was lost).
+	updateFail func(n int) (apply bool, err error)
+	updates    int
 }
 
 func (f *fakeMeetings) CreateMeeting(ctx context.Context, spec MeetingSpec) (Meeting, error) {
@@ -92,7 +96,15 @@ func (f *fakeMeetings) UpdateMeeting(ctx context.Context, ref string, spec Meeti
 		f.transientUpdates--
 		return errors.New("zoom: HTTP 503")
 	}
-
+	if f.updateFail != nil {
+		f.updates++
+		if apply, err := f.updateFail(f.updates); err != nil {
+			if apply {
+				f.starts[spec.BookingID] = spec.Start
+			}
+			return err
+		}
+	}
 	if m, ok := f.live[spec.BookingID]; ref != "" && (!ok || m.ID != ref) {
 		return fmt.Errorf("zoom: meeting %s: %w", ref, ErrGone)
 	}
@@ -471,6 +483,48 @@ func TestSagaRefusedReschedule(t *testing.T) {
 		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
 		if got := en.meetings.start(b.ID); !got.Equal(moved) || !en.cals["mentor"].start(b.ID).Equal(moved) {
 			t.Errorf("meeting at %s, mentor event at %s; want both at %s", got, en.cals["mentor"].start(b.ID), moved)
+		}
+	})
+}
+
+// TestSagaRescheduleGivenUpIsUndone: Zoom applies the move but the answer
+// is lost (502), then fails transiently until the step gives up. The
+// reschedule is refused, and the meeting, whose state is unknown, is moved
+// back to the booking's time like the other providers, not assumed to be
+// there.
+func TestSagaRescheduleGivenUpIsUndone(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		en.svc.cfg.RequiredAttempts = 3
+		en.svc.cfg.RetryWindow = time.Millisecond
+		start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+		b := en.waitFor(t, en.book(t, "k1", start).Booking.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		en.meetings.mu.Lock()
+		en.meetings.updateFail = func(n int) (bool, error) {
+			if n <= 3 { // the first applied, then lost; the next two fail
+				return n == 1, errors.New("zoom update_meeting: HTTP 502 [transient]")
+			}
+			return false, nil
+		}
+		en.meetings.mu.Unlock()
+		_, err := en.svc.Reschedule(t.Context(), Actor{ID: "cand", Candidate: true}, b.ID, RescheduleRequest{Start: start.Add(4 * time.Hour), IfMatch: b.ETag()})
+		if err != nil && !errors.Is(err, ErrRescheduleRefused) {
+			t.Fatalf("reschedule: %v", err)
+		}
+		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool {
+			return b.Status == StatusConfirmed && allSettled(b) && slices.Contains(actions(t, en.svc, b.ID), "reschedule_refused")
+		})
+		if !b.Start.Equal(start) {
+			t.Fatalf("booking at %s, want back at %s", b.Start, start)
+		}
+		if got := en.meetings.start(b.ID); !got.Equal(start) {
+			t.Errorf("meeting at %s, want moved back to the booking's %s", got, start)
+		}
+		for _, who := range []string{"mentor", "cand"} {
+			if got := en.cals[who].start(b.ID); !got.Equal(start) {
+				t.Errorf("%s event at %s, want %s", who, got, start)
+			}
 		}
 	})
 }
