@@ -79,3 +79,52 @@ func humanDuration(d time.Duration) string {
 	}
 	return fmt.Sprintf("%d h %d min", h, m)
 }
+
+// stepArtefact names what step creates, for people: "the Zoom meeting".
+func stepArtefact(step StepName) string {
+	switch step {
+	case StepZoom:
+		return "the Zoom meeting"
+	case StepMentorCalendar:
+		return "the mentor's calendar event"
+	case StepCandidateCalendar:
+		return "the candidate's calendar event"
+	case StepJira:
+		return "the Jira issue"
+	}
+	return "the " + strings.ReplaceAll(string(step), "_", " ")
+}
+
+// stepProvider names the provider behind step, for people.
+func stepProvider(step StepName) string {
+	switch step {
+	case StepZoom:
+		return "Zoom"
+	case StepJira:
+		return "Jira"
+	}
+	return "the calendar"
+}
+
+// stepFailure says, for the booking's audit trail, that step gave up under
+// op: "the Jira issue could not be created or updated: Jira refused the
+// request". refused tells a permanent refusal from a provider that kept
+// failing. Like Explain it carries no error chain, status or URL; the
+// provider's message stays in the step's last_error and the logs.
+func stepFailure(step StepName, op string, refused bool) string {
+	verb := "could not be created or updated"
+	switch {
+	case op == opCancel && step == StepJira:
+		verb = "could not be marked cancelled"
+	case op != opEnsure:
+		verb = "could not be removed"
+	}
+	why := stepProvider(step) + " refused the request"
+	if !refused {
+		why = stepProvider(step) + " kept failing"
+	}
+	if op != opEnsure && step != StepJira {
+		why += "; it may remain"
+	}
+	return stepArtefact(step) + " " + verb + ": " + why
+}

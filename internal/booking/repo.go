@@ -450,6 +450,8 @@ type stepResult struct {
 	JoinURL   string // zoom: the booking's join URL
 	// RetryAt is when a failed step may be tried next (zero: at once).
 	RetryAt time.Time
+	// Audit, when set, is recorded with the step's outcome.
+	Audit *AuditRecord
 }
 
 func (r repo) writeStep(ctx context.Context, bookingID string, name StepName, res stepResult, at time.Time) error {
@@ -478,6 +480,11 @@ func (r repo) writeStep(ctx context.Context, bookingID string, name StepName, re
 		args = append(args, bookingID, string(name))
 		if _, err := tx.ExecContext(ctx, r.q(`UPDATE booking_steps SET `+set+` WHERE booking_id = ? AND name = ?`), args...); err != nil {
 			return fmt.Errorf("booking: write step: %w", err)
+		}
+		if res.Audit != nil {
+			if err := r.audit(ctx, tx, *res.Audit); err != nil {
+				return err
+			}
 		}
 		if res.JoinURL != "" {
 			return r.writeJoinURL(ctx, tx, bookingID, name, res, at)

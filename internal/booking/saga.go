@@ -440,6 +440,15 @@ func (s *Service) finishWithdraw(ctx context.Context, id string) error {
 		a := AuditRecord{BookingID: id, At: now, Actor: SystemActor, From: b.Status, To: to}
 		if to == StatusCancelled {
 			a.Action, a.Reason = "cancelled", "meeting and calendar events removed"
+			var left []string
+			for _, n := range []StepName{StepZoom, StepMentorCalendar, StepCandidateCalendar} {
+				if b.Step(n).State == StepFailed {
+					left = append(left, stepArtefact(n))
+				}
+			}
+			if len(left) > 0 {
+				a.Reason = "cancelled, but " + strings.Join(left, " and ") + " could not be removed and may remain"
+			}
 		} else {
 			a.Action, a.Reason = "compensated", b.FailureReason
 		}
@@ -490,6 +499,13 @@ func (s *Service) attempt(ctx context.Context, b Booking, st Step, op string, fn
 		}
 		if permanent {
 			res.State, res.RetryAt = StepFailed, time.Time{}
+			if op != opEnsure || !st.Name.Required() {
+				// The booking goes on without this step (a required
+				// step's failure is recorded by refuse instead): say
+				// so in its audit trail.
+				res.Audit = &AuditRecord{BookingID: b.ID, At: now, Actor: SystemActor, Action: "step_failed",
+					From: b.Status, To: b.Status, Reason: stepFailure(st.Name, b.op, IsPermanent(err))}
+			}
 		}
 		s.log.Info("booking step failed", "booking_id", b.ID, "step", string(st.Name), "op", op,
 			"attempt", st.Attempts+i, "permanent", permanent, "retry_in", wait, "error", safeMessage(err))

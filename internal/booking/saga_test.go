@@ -39,6 +39,9 @@ type fakeMeetings struct {
 	// applying it when apply is true (the answer was lost).
 	updateFail func(n int) (apply bool, err error)
 	updates    int
+	// deleteFailWith fails every delete; deleteCalls counts them.
+	deleteFailWith error
+	deleteCalls    int
 }
 
 func (f *fakeMeetings) CreateMeeting(ctx context.Context, spec MeetingSpec) (Meeting, error) {
@@ -129,6 +132,10 @@ func (f *fakeMeetings) meeting(bookingID string) Meeting {
 func (f *fakeMeetings) DeleteMeeting(ctx context.Context, ref string, spec MeetingSpec) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.deleteCalls++
+	if f.deleteFailWith != nil {
+		return f.deleteFailWith
+	}
 	if _, ok := f.live[spec.BookingID]; ok {
 		f.deletes++
 		delete(f.live, spec.BookingID)
@@ -143,11 +150,16 @@ type fakeIssues struct {
 	joinURLs map[string]string // key → last join URL written
 	updates  int
 	deletes  int
+	// ensureFailWith fails every EnsureIssue.
+	ensureFailWith error
 }
 
 func (f *fakeIssues) EnsureIssue(ctx context.Context, spec IssueSpec) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.ensureFailWith != nil {
+		return "", f.ensureFailWith
+	}
 	if k, ok := f.live[spec.BookingID]; ok {
 		return k, nil
 	}
@@ -527,6 +539,101 @@ func TestSagaRescheduleGivenUpIsUndone(t *testing.T) {
 			}
 		}
 	})
+}
+
+// auditOf returns the booking's audit records with action.
+func auditOf(t *testing.T, svc *Service, id, action string) []AuditRecord {
+	t.Helper()
+	recs, _, err := svc.Audit(t.Context(), Actor{ID: "root", Admin: true}, id, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.DeleteFunc(recs, func(r AuditRecord) bool { return r.Action != action })
+}
+
+// TestSagaCancelWithRefusedDelete: Zoom refuses to delete the meeting for
+// good. The cancel finishes (cancelled, the zoom step failed so an
+// operator sees the meeting may remain) after one delete, instead of
+// hanging in cancelling and hammering Zoom, and the audit says why in
+// words.
+func TestSagaCancelWithRefusedDelete(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		b := en.waitFor(t, en.book(t, "k1", time.Now().Add(48*time.Hour).Truncate(time.Hour)).Booking.ID, 10*time.Second,
+			func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		en.meetings.mu.Lock()
+		en.meetings.deleteFailWith = Permanent(errors.New("zoom delete_meeting: HTTP 400 (code 3000): Cannot delete [permanent]"))
+		en.meetings.mu.Unlock()
+		if _, err := en.svc.Cancel(t.Context(), Actor{ID: "cand", Candidate: true}, b.ID, "changed plans"); err != nil {
+			t.Fatal(err)
+		}
+		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusCancelled })
+		if st := b.Step(StepZoom); st.State != StepFailed || st.LastError == "" {
+			t.Errorf("zoom step %+v, want failed with its error", st)
+		}
+		for _, n := range []StepName{StepMentorCalendar, StepCandidateCalendar} {
+			if st := b.Step(n); st.State != StepCompensated {
+				t.Errorf("step %s: %s, want compensated", n, st.State)
+			}
+		}
+		en.meetings.mu.Lock()
+		calls := en.meetings.deleteCalls
+		en.meetings.mu.Unlock()
+		if calls != 1 {
+			t.Errorf("%d deletes sent, want 1: a refusal is not retried", calls)
+		}
+		failed := auditOf(t, en.svc, b.ID, "step_failed")
+		if len(failed) != 1 || failed[0].Reason != "the Zoom meeting could not be removed: Zoom refused the request; it may remain" {
+			t.Errorf("step_failed records %+v", failed)
+		}
+		if c := auditOf(t, en.svc, b.ID, "cancelled"); len(c) != 1 || !strings.Contains(c[0].Reason, "the Zoom meeting could not be removed") {
+			t.Errorf("cancelled records %+v", c)
+		}
+	})
+}
+
+// TestSagaOptionalStepFailure: Jira refuses the issue. The booking is
+// confirmed without it, and its audit trail says so in words (no error
+// chain, status or URL).
+func TestSagaOptionalStepFailure(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		en.issues.ensureFailWith = Permanent(errors.New("jira create_issue: HTTP 400: Field 'x' is required: https://jira.test/rest/api/3/issue [permanent]"))
+		b := en.waitFor(t, en.book(t, "k1", time.Now().Add(48*time.Hour).Truncate(time.Hour)).Booking.ID, 10*time.Second,
+			func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		if st := b.Step(StepJira); st.State != StepFailed {
+			t.Fatalf("jira step %+v, want failed", st)
+		}
+		failed := auditOf(t, en.svc, b.ID, "step_failed")
+		if len(failed) != 1 || failed[0].Reason != "the Jira issue could not be created or updated: Jira refused the request" {
+			t.Errorf("step_failed records %+v", failed)
+		}
+	})
+}
+
+// TestStepFailure words every step's giving up for the audit trail.
+func TestStepFailure(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		step    StepName
+		op      string
+		refused bool
+		want    string
+	}{
+		{StepJira, opEnsure, true, "the Jira issue could not be created or updated: Jira refused the request"},
+		{StepJira, opEnsure, false, "the Jira issue could not be created or updated: Jira kept failing"},
+		{StepCandidateCalendar, opEnsure, true, "the candidate's calendar event could not be created or updated: the calendar refused the request"},
+		{StepZoom, opCancel, true, "the Zoom meeting could not be removed: Zoom refused the request; it may remain"},
+		{StepMentorCalendar, opCompensate, true, "the mentor's calendar event could not be removed: the calendar refused the request; it may remain"},
+		{StepJira, opCancel, true, "the Jira issue could not be marked cancelled: Jira refused the request"},
+		{StepJira, opCompensate, true, "the Jira issue could not be removed: Jira refused the request"},
+	} {
+		if got := stepFailure(tc.step, tc.op, tc.refused); got != tc.want {
+			t.Errorf("stepFailure(%s, %s, %v) = %q, want %q", tc.step, tc.op, tc.refused, got, tc.want)
+		}
+	}
 }
 
 // TestSagaRefusalOfAnOldSpec: a refusal reported for a spec the booking

@@ -52,7 +52,9 @@ const (
 // optional step that gave up (failed) is settled; a failed required step
 // never is (it starts compensation). Under opCancel and opCompensate every
 // step that was not skipped must be withdrawn (compensated), since even a
-// failed create may have taken effect.
+// failed create may have taken effect, unless its provider refused the
+// removal for good (failed): retrying cannot change that, and the booking
+// must not hang (the failed step and the audit show what may remain).
 func stepSettled(op string, s Step, spec int64) bool {
 	if s.State == StepSkipped {
 		return true
@@ -61,7 +63,7 @@ func stepSettled(op string, s Step, spec int64) bool {
 	case opEnsure:
 		return s.State == StepDone && s.AppliedSpec >= spec || s.State == StepFailed && !s.Name.Required()
 	case opCancel, opCompensate:
-		return s.State == StepCompensated
+		return s.State == StepCompensated || s.State == StepFailed
 	}
 	return true
 }
