@@ -566,7 +566,7 @@ type BookingStep struct {
 	// Attempts Example: 1
 	Attempts int `json:"attempts"`
 
-	// LastError The last error of this step, safe to show (no secrets).
+	// LastError The provider's last error of this step (no secrets), for admins and service clients only: its URLs and messages name the mentor's accounts. Candidates and mentors get `null`; a failed booking's `failure_reason` says in words what went wrong.
 	LastError *string `json:"last_error"`
 
 	// Name A provider step of the booking saga. `zoom` and `mentor_calendar` are required; `candidate_calendar` and `jira` are optional (retried, never fail a booking).

@@ -310,7 +310,7 @@ func TestCandidateOverlapRestore(t *testing.T) {
 			t.Errorf("reschedule = %v; the candidate's old time is taken, nothing can be restored", err)
 		}
 		failed := en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusFailed && allSettled(b) })
-		if !strings.Contains(failed.FailureReason, "failed") {
+		if !strings.Contains(failed.FailureReason, "could not be created or updated") || strings.Contains(failed.FailureReason, "forbidden") {
 			t.Errorf("failure reason %q", failed.FailureReason)
 		}
 		en.waitFor(t, other.Booking.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })

@@ -293,7 +293,9 @@ func (s *Service) inBookingTx(ctx context.Context, id string, fn func(tx *sql.Tx
 // (changed again meanwhile) is left to the next round, which works on the
 // current spec.
 func (s *Service) refuse(ctx context.Context, id string, step StepName, spec int64, cause error) error {
-	reason := fmt.Sprintf("%s failed: %s", step, safeMessage(cause))
+	// Shown to the booking's people and in the API's 424: words, not the
+	// provider's error (see startCompensation).
+	reason := stepFailure(step, opEnsure, IsPermanent(cause))
 	restored, moved := false, false
 	err := s.inBookingTx(ctx, id, func(tx *sql.Tx, b Booking) error {
 		restored, moved = false, b.SpecVersion != spec
@@ -345,7 +347,7 @@ func (s *Service) refuse(ctx context.Context, id string, step StepName, spec int
 		return s.startCompensation(ctx, id, step, cause)
 	}
 	s.notify(id)
-	s.log.Warn("booking reschedule refused; restoring the previous time", "booking_id", id, "step", string(step), "reason", reason)
+	s.log.Warn("booking reschedule refused; restoring the previous time", "booking_id", id, "step", string(step), "reason", reason, "error", safeMessage(cause))
 	return nil
 }
 
@@ -353,7 +355,10 @@ func (s *Service) refuse(ctx context.Context, id string, step StepName, spec int
 // step failed permanently: it frees the slot and marks every step that may
 // have taken effect for withdrawal.
 func (s *Service) startCompensation(ctx context.Context, id string, step StepName, cause error) error {
-	reason := fmt.Sprintf("%s failed: %s", step, safeMessage(cause))
+	// The reason is shown to the booking's candidate and mentor: words, not
+	// the provider's error (its URLs name the mentor's account); that stays
+	// in the step's last_error and the log.
+	reason := stepFailure(step, opEnsure, IsPermanent(cause))
 	err := s.inBookingTx(ctx, id, func(tx *sql.Tx, b Booking) error {
 		if b.op != opEnsure {
 			return nil
@@ -375,7 +380,7 @@ func (s *Service) startCompensation(ctx context.Context, id string, step StepNam
 			From: b.Status, To: b.Status, Reason: reason + "; compensating"})
 	})
 	if err == nil {
-		s.log.Warn("booking compensating", "booking_id", id, "step", string(step), "reason", reason)
+		s.log.Warn("booking compensating", "booking_id", id, "step", string(step), "reason", reason, "error", safeMessage(cause))
 	}
 	return err
 }

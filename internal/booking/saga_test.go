@@ -419,7 +419,8 @@ func TestSagaCompensation(t *testing.T) {
 		if res.Done {
 			t.Error("a failed booking reported done")
 		}
-		if b.FailureReason == "" || !strings.Contains(b.FailureReason, "mentor_calendar") {
+		// In words for the booking's people; no provider error.
+		if b.FailureReason != "the mentor's calendar event could not be created or updated: the calendar refused the request" {
 			t.Errorf("failure reason %q", b.FailureReason)
 		}
 		for _, st := range b.Steps {
@@ -463,11 +464,11 @@ func TestSagaRefusedReschedule(t *testing.T) {
 		cand := Actor{ID: "cand", Candidate: true}
 		moved := start.Add(3 * time.Hour)
 		_, err := en.svc.Reschedule(t.Context(), cand, b.ID, RescheduleRequest{Start: moved, IfMatch: b.ETag()})
-		if !errors.Is(err, ErrRescheduleRefused) || !strings.Contains(err.Error(), "mentor_calendar failed: calendar: forbidden") {
+		if !errors.Is(err, ErrRescheduleRefused) || !strings.Contains(err.Error(), "the mentor's calendar event could not be created or updated: the calendar refused the request") {
 			t.Fatalf("reschedule = %v, want ErrRescheduleRefused with the reason", err)
 		}
 		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
-		if !b.Start.Equal(start) || b.Duration() != time.Hour || b.confirmed != nil || !strings.Contains(b.RescheduleRefused, "calendar: forbidden") {
+		if !b.Start.Equal(start) || b.Duration() != time.Hour || b.confirmed != nil || b.RescheduleRefused != "the mentor's calendar event could not be created or updated: the calendar refused the request" {
 			t.Fatalf("after the refusal: %+v, want confirmed at %s with the refusal's reason, without a restore point", b, start)
 		}
 		for _, st := range b.Steps {
@@ -668,7 +669,7 @@ func TestSagaRefusedRescheduleCannotRestore(t *testing.T) {
 		failed := func(t *testing.T, id string) {
 			t.Helper()
 			b := en.waitFor(t, id, 10*time.Second, func(b Booking) bool { return b.Status == StatusFailed && allSettled(b) })
-			if !strings.Contains(b.FailureReason, "failed") {
+			if !strings.Contains(b.FailureReason, "could not be created or updated") || strings.Contains(b.FailureReason, "forbidden") {
 				t.Errorf("failure reason %q", b.FailureReason)
 			}
 			if en.meetings.has(id) || !en.cals["mentor"].start(id).IsZero() {

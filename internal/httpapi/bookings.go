@@ -114,8 +114,12 @@ func actor(ctx context.Context) (booking.Actor, error) {
 		Admin: p.IsAdmin(), Machine: p.IsService()}, nil
 }
 
-// toAPIBooking renders a booking, its times in the booking's zone.
-func toAPIBooking(b booking.Booking) api.Booking {
+// toAPIBooking renders a booking for caller a, its times in the booking's
+// zone. A step's last_error is the provider's error, whose URLs and
+// messages name the mentor's accounts: admins and service clients see it,
+// the booking's candidate and mentor the step's state and, when it failed,
+// the booking's failure_reason in words.
+func toAPIBooking(b booking.Booking, a booking.Actor) api.Booking {
 	loc, err := time.LoadLocation(b.TimeZone)
 	if err != nil {
 		loc = time.UTC
@@ -144,7 +148,7 @@ func toAPIBooking(b booking.Booking) api.Booking {
 		if st.Ref != "" {
 			s.ProviderRef = &st.Ref
 		}
-		if st.LastError != "" {
+		if st.LastError != "" && (a.Admin || a.Machine) {
 			s.LastError = &st.LastError
 		}
 		out.Steps = append(out.Steps, s)
@@ -197,7 +201,7 @@ func (s *Server) ListBookings(ctx context.Context, request api.ListBookingsReque
 	}
 	out := api.ListBookings200JSONResponse{Items: make([]api.Booking, 0, len(items))}
 	for _, b := range items {
-		out.Items = append(out.Items, toAPIBooking(b))
+		out.Items = append(out.Items, toAPIBooking(b, a))
 	}
 	if next != "" {
 		out.NextCursor = &next
@@ -232,7 +236,7 @@ func (s *Server) CreateBooking(ctx context.Context, request api.CreateBookingReq
 	if res.Booking.Status == booking.StatusFailed {
 		return nil, failedBooking(res.Booking.ID)
 	}
-	b := toAPIBooking(res.Booking)
+	b := toAPIBooking(res.Booking, a)
 	if res.Done {
 		return api.CreateBooking201JSONResponse{Body: b, Headers: api.CreateBooking201ResponseHeaders{ETag: b.Etag, Location: location(res.Booking.ID)}}, nil
 	}
@@ -249,7 +253,7 @@ func (s *Server) GetBooking(ctx context.Context, request api.GetBookingRequestOb
 	if err != nil {
 		return nil, err
 	}
-	b := toAPIBooking(bk)
+	b := toAPIBooking(bk, a)
 	return api.GetBooking200JSONResponse{Body: b, Headers: api.GetBooking200ResponseHeaders{ETag: b.Etag}}, nil
 }
 
@@ -284,7 +288,7 @@ func (s *Server) RescheduleBooking(ctx context.Context, request api.RescheduleBo
 		// Refused, and the previous time could not be restored.
 		return nil, failedBooking(res.Booking.ID)
 	}
-	b := toAPIBooking(res.Booking)
+	b := toAPIBooking(res.Booking, a)
 	if res.Done {
 		return api.RescheduleBooking200JSONResponse{Body: b, Headers: api.RescheduleBooking200ResponseHeaders{ETag: b.Etag}}, nil
 	}
@@ -381,7 +385,7 @@ func (s *Server) CancelBooking(ctx context.Context, request api.CancelBookingReq
 	if err != nil {
 		return nil, err
 	}
-	b := toAPIBooking(res.Booking)
+	b := toAPIBooking(res.Booking, a)
 	if res.Done {
 		return api.CancelBooking200JSONResponse{Body: b, Headers: api.CancelBooking200ResponseHeaders{ETag: b.Etag}}, nil
 	}

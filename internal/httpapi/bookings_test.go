@@ -19,7 +19,9 @@ import (
 	"github.com/spotlight/gateway/integrations/calendar"
 	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
 	"github.com/spotlight/gateway/integrations/jira"
+	"github.com/spotlight/gateway/integrations/jira/jiratest"
 	"github.com/spotlight/gateway/integrations/zoom"
+	"github.com/spotlight/gateway/integrations/zoom/zoomtest"
 	"github.com/spotlight/gateway/internal/httpapi"
 	"github.com/spotlight/gateway/internal/store"
 	"github.com/spotlight/gateway/internal/store/storetest"
@@ -666,8 +668,8 @@ func TestBookingRefusedByProvider(t *testing.T) {
 	if b == nil {
 		t.FailNow()
 	}
-	if b.Status != client.BookingStatusFailed || b.FailureReason == nil || !strings.Contains(*b.FailureReason, "mentor_calendar") {
-		t.Fatalf("booking %+v, want failed for mentor_calendar", b)
+	if b.Status != client.BookingStatusFailed || b.FailureReason == nil || !strings.Contains(*b.FailureReason, "the mentor's calendar event could not be created") {
+		t.Fatalf("booking %+v, want failed for the mentor's calendar", b)
 	}
 	if n := len(en.meetingsOf(t, mentor)); n != 0 {
 		t.Errorf("%d Zoom meetings left for the failed booking", n)
@@ -701,12 +703,12 @@ func TestRescheduleRefusedByProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rr.StatusCode() != http.StatusFailedDependency || rr.ApplicationproblemJSON424 == nil || problemType(t, rr.Body) != "reschedule-refused" ||
-		!strings.Contains(string(rr.Body), "mentor_calendar") {
+		!strings.Contains(string(rr.Body), "the mentor's calendar event could not be created or updated") {
 		t.Fatalf("reschedule: %d %s, want a 424 reschedule-refused problem naming the step", rr.StatusCode(), rr.Body)
 	}
 	b := waitSettled(t, c, bk.Id, 10*time.Second)
 	if b.Status != client.BookingStatusConfirmed || !b.Start.Equal(start) || b.FailureReason != nil ||
-		b.RescheduleRefused == nil || !strings.Contains(*b.RescheduleRefused, "mentor_calendar") {
+		b.RescheduleRefused == nil || !strings.Contains(*b.RescheduleRefused, "the mentor's calendar event could not be created or updated") {
 		t.Fatalf("after the refusal: %+v, want confirmed at %s with the refusal's reason", b, start)
 	}
 	for _, st := range b.Steps {
@@ -734,5 +736,74 @@ func TestRescheduleRefusedByProvider(t *testing.T) {
 	rr, err = c.RescheduleBookingWithResponse(t.Context(), bk.Id, &client.RescheduleBookingParams{IfMatch: &b.Etag}, client.RescheduleBookingRequest{Start: moved})
 	if err != nil || rr.JSON200 == nil || !rr.JSON200.Start.Equal(moved) || rr.JSON200.RescheduleRefused != nil {
 		t.Fatalf("reschedule once Google accepts it: %v %d %s", err, rr.StatusCode(), rr.Body)
+	}
+}
+
+// TestFailedBookingInWords: when Zoom refuses the meeting, the booking
+// fails; its candidate reads why in words and no provider error (whose
+// URLs name the mentor's Zoom account), an admin also the step's error.
+func TestFailedBookingInWords(t *testing.T) {
+	t.Parallel()
+	en := newBookingEnv(t, storetest.SQLite(t), envOptions{mentors: 1, candidates: 1})
+	en.openSchedule(t)
+	en.zoomSim.Inject(zoomtest.Fault{Kind: zoomtest.FaultStatus, Status: http.StatusBadRequest, Route: zoomtest.RouteCreateMeeting, Count: 100})
+	ctx := t.Context()
+	cc, admin := en.client(t, en.candidates[0], "candidate"), en.client(t, "ops", "admin")
+	r, err := cc.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: uuid.NewString()},
+		client.CreateBookingRequest{MentorId: en.mentors[0], Start: day(3).Add(10 * time.Hour), DurationMinutes: 60, Timezone: "Europe/Berlin", Topic: "t"})
+	if err != nil || r.StatusCode() != http.StatusFailedDependency {
+		t.Fatalf("booking = %v %d %s, want 424", err, r.StatusCode(), r.Body)
+	}
+	loc := r.HTTPResponse.Header.Get("Location")
+	id, err := uuid.Parse(strings.TrimPrefix(loc, "/v1/bookings/"))
+	if err != nil {
+		t.Fatalf("Location %q", loc)
+	}
+	mine, err := cc.GetBookingWithResponse(ctx, id)
+	if err != nil || mine.JSON200 == nil {
+		t.Fatalf("as the candidate: %v %s", err, mine.Body)
+	}
+	if fr := mine.JSON200.FailureReason; fr == nil || *fr != "the Zoom meeting could not be created or updated: Zoom refused the request" {
+		t.Errorf("failure_reason %v", fr)
+	}
+	for _, st := range mine.JSON200.Steps {
+		if st.LastError != nil {
+			t.Errorf("the candidate sees step %s's last_error %q", st.Name, *st.LastError)
+		}
+	}
+
+	// A step that gave up on a confirmed booking (Jira refuses the issue):
+	// its error is the admin's to read.
+	en.zoomSim.ClearFaults()
+	en.jiraSim.AddFault(jiratest.Fault{Method: http.MethodPost, Path: "/rest/api/3/issue", Status: http.StatusBadRequest})
+	r, err = cc.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: uuid.NewString()},
+		client.CreateBookingRequest{MentorId: en.mentors[0], Start: day(3).Add(12 * time.Hour), DurationMinutes: 60, Timezone: "Europe/Berlin", Topic: "t"})
+	if err != nil || r.JSON201 == nil {
+		t.Fatalf("second booking = %v %d %s, want 201", err, r.StatusCode(), r.Body)
+	}
+	jiraError := func(c *client.ClientWithResponses) *string {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			b, err := c.GetBookingWithResponse(ctx, r.JSON201.Id)
+			if err != nil || b.JSON200 == nil {
+				t.Fatalf("get: %v", err)
+			}
+			for _, st := range b.JSON200.Steps {
+				if st.Name == client.StepNameJira && st.State == client.StepStateFailed {
+					return st.LastError
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the jira step never failed: %s", b.Body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if e := jiraError(admin); e == nil || !strings.Contains(*e, "400") {
+		t.Errorf("admin: jira last_error %v, want the provider's error", e)
+	}
+	if e := jiraError(cc); e != nil {
+		t.Errorf("the candidate sees the jira step's last_error %q", *e)
 	}
 }
