@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -457,16 +456,8 @@ func TestCalendarCopyOfSessionIgnored(t *testing.T) {
 	}
 	put := func(method, ics string) {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(ctx, method, fx.url+fx.path+"copy-1.ics", strings.NewReader(ics))
-		req.SetBasicAuth("mentor", "pw")
-		req.Header.Set("Content-Type", "text/calendar; charset=utf-8")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
+		if err := caldavtest.Send(ctx, method, fx.url+fx.path+"copy-1.ics", "mentor", "pw", ics); err != nil {
 			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("%s copy: %d", method, resp.StatusCode)
 		}
 	}
 	moved := start.Add(2 * time.Hour)

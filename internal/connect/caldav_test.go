@@ -258,16 +258,8 @@ func TestCalDAVAllDayInTheUsersZone(t *testing.T) {
 	path := cd.CreateCalendar("mentor", "work", "Work")
 	ics := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:day-off\r\nDTSTAMP:20261201T000000Z\r\n" +
 		"DTSTART;VALUE=DATE:20271221\r\nDTEND;VALUE=DATE:20271222\r\nSUMMARY:Day off\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, base+path+"day-off.ics", strings.NewReader(ics))
-	req.SetBasicAuth("mentor", calDAVPassword)
-	req.Header.Set("Content-Type", "text/calendar; charset=utf-8")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	if err := caldavtest.Send(t.Context(), http.MethodPut, base+path+"day-off.ics", "mentor", calDAVPassword, ics); err != nil {
 		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		t.Fatalf("PUT all-day event: %d", resp.StatusCode)
 	}
 	for _, tt := range []struct {
 		name string

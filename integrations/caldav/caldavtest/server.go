@@ -580,3 +580,27 @@ func xmlText(s string) string {
 	_ = xml.EscapeText(&b, []byte(s))
 	return b.String()
 }
+
+// Send makes a request to a CalDAV server as another client of the
+// calendar would (the user's calendar app): method on objectURL with Basic
+// auth and, for a body, Content-Type text/calendar. A status other than 2xx
+// is an error.
+func Send(ctx context.Context, method, objectURL, user, pass, ics string) error {
+	req, err := http.NewRequestWithContext(ctx, method, objectURL, strings.NewReader(ics))
+	if err != nil {
+		return err
+	}
+	req.SetBasicAuth(user, pass)
+	if ics != "" {
+		req.Header.Set("Content-Type", "text/calendar; charset=utf-8")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("caldavtest: %s %s: HTTP %d", method, objectURL, resp.StatusCode)
+	}
+	return nil
+}
