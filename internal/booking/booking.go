@@ -72,6 +72,9 @@ var Steps = []StepName{StepZoom, StepMentorCalendar, StepCandidateCalendar, Step
 // Required reports whether a permanent failure of the step fails the booking.
 func (n StepName) Required() bool { return n == StepZoom || n == StepMentorCalendar }
 
+// calendar reports a calendar step (an event in a user's calendar).
+func (n StepName) calendar() bool { return n == StepMentorCalendar || n == StepCandidateCalendar }
+
 // StepState is the state of one step.
 type StepState string
 

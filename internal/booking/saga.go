@@ -370,7 +370,7 @@ func (s *Service) startCompensation(ctx context.Context, id string, step StepNam
 			return err
 		}
 		for _, st := range b.Steps {
-			if st.State != StepSkipped {
+			if mustWithdraw(st) {
 				if err := s.repo.setStepState(ctx, tx, id, st.Name, StepCompensating, now); err != nil {
 					return err
 				}
@@ -635,16 +635,25 @@ func (s *Service) event(b Booking) calendar.Event {
 	}
 }
 
+// ensureEvent creates or updates the booking's event in user's calendar.
+// A user without a usable calendar skips the step for this spec; the step
+// keeps its ref (nil Ref in the result), since an event created before may
+// still exist, and the next spec looks again (see stepSettled).
 func (s *Service) ensureEvent(ctx context.Context, b Booking, st Step, user string) (stepResult, error) {
+	skipped := stepResult{State: StepSkipped, Applied: ptr(b.SpecVersion)}
+	if s.cfg.Calendars == nil {
+		return skipped, nil
+	}
 	cal, err := s.cfg.Calendars.CalendarFor(ctx, user)
 	if errors.Is(err, ErrNotConnected) {
-		return stepResult{State: StepSkipped, Applied: ptr(b.SpecVersion)}, nil
+		return skipped, nil
 	}
 	if err != nil {
 		return stepResult{}, err
 	}
 	ev := s.event(b)
-	if st.State == StepDone {
+	if st.State == StepDone || st.State == StepSkipped && st.Ref != "" {
+		// The event exists, or may (a step skipped after it was created).
 		got, err := cal.UpdateEvent(ctx, ev)
 		if err == nil {
 			return stepResult{State: StepDone, Ref: ptr(got.ID), Applied: ptr(b.SpecVersion)}, nil
@@ -657,7 +666,7 @@ func (s *Service) ensureEvent(ctx context.Context, b Booking, st Step, user stri
 	if errors.Is(err, calendar.ErrCalendarNotFound) {
 		// The user deleted the calendar: as if it were not connected
 		// (its connection no longer offers it).
-		return stepResult{State: StepSkipped, Applied: ptr(b.SpecVersion)}, nil
+		return skipped, nil
 	}
 	if err != nil {
 		return stepResult{}, calErr(err)
@@ -720,6 +729,9 @@ func (s *Service) remove(ctx context.Context, b Booking, st Step) (stepResult, e
 		user := b.MentorID
 		if st.Name == StepCandidateCalendar {
 			user = b.CandidateID
+		}
+		if s.cfg.Calendars == nil {
+			return done, nil
 		}
 		cal, err := s.cfg.Calendars.CalendarFor(ctx, user)
 		if errors.Is(err, ErrNotConnected) {

@@ -303,11 +303,47 @@ func (f fakeCalendars) BusyCalendars(ctx context.Context, user string) ([]calend
 	return nil, nil
 }
 
+// switchable gives the calendars of cals to the users that are connected:
+// a test disconnects and reconnects users while sagas run.
+type switchable struct {
+	cals fakeCalendars
+	mu   sync.Mutex
+	off  map[string]bool
+}
+
+func (w *switchable) connected(user string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.off[user]
+}
+
+func (w *switchable) set(user string, connected bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.off[user] = !connected
+}
+
+func (w *switchable) CalendarFor(ctx context.Context, user string) (calendar.Calendar, error) {
+	if !w.connected(user) {
+		return nil, ErrNotConnected
+	}
+	return w.cals.CalendarFor(ctx, user)
+}
+
+func (w *switchable) BusyCalendars(ctx context.Context, user string) ([]calendar.Calendar, error) {
+	if !w.connected(user) {
+		return nil, nil
+	}
+	return w.cals.BusyCalendars(ctx, user)
+}
+
 type sagaEnv struct {
 	svc      *Service
 	meetings *fakeMeetings
 	issues   *fakeIssues
 	cals     fakeCalendars
+	// conn connects and disconnects the users of cals.
+	conn *switchable
 }
 
 func newSagaEnv(t *testing.T, s *store.Store, fastPath bool) *sagaEnv {
@@ -320,9 +356,10 @@ func newSagaEnv(t *testing.T, s *store.Store, fastPath bool) *sagaEnv {
 			"cand":   {events: map[string]calendar.Event{}},
 		},
 	}
+	en.conn = &switchable{cals: en.cals, off: map[string]bool{}}
 	var jobs *store.Jobs
 	svc, err := New(Config{Store: s, Jobs: func() *store.Jobs { return jobs }, Meetings: en.meetings, Issues: en.issues,
-		Calendars: en.cals, SyncTimeout: 2 * time.Second, RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond,
+		Calendars: en.conn, SyncTimeout: 2 * time.Second, RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond,
 		DurableDelay: 10 * time.Millisecond, PollInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -1327,6 +1364,80 @@ func TestFindByMeetings(t *testing.T) {
 			if err != nil || got[m].ID != ids[i] || one.ID != ids[i] {
 				t.Errorf("meeting %s: batch %q, single %q (%v), want %q", m, got[m].ID, one.ID, err, ids[i])
 			}
+		}
+	})
+}
+
+// TestSagaSkippedCalendarStepComesBack: a calendar step skipped because its
+// user had no usable calendar is looked at again with every reschedule, and
+// a cancel removes the booking's event from the calendar the user has
+// connected now even when the step is skipped.
+func TestSagaSkippedCalendarStepComesBack(t *testing.T) {
+	t.Parallel()
+	cand := Actor{ID: "cand", Candidate: true}
+	tests := []struct {
+		name string
+		// user is disconnected at booking time (offAtBooking) or after it.
+		user         string
+		step         StepName
+		offAtBooking bool
+		// rescheduleAfterReconnect: the reconnected user's booking is
+		// rescheduled before the cancel.
+		rescheduleAfterReconnect bool
+	}{
+		{name: "candidate disconnects, reconnects, reschedule and cancel", user: "cand", step: StepCandidateCalendar, rescheduleAfterReconnect: true},
+		{name: "candidate disconnects, reconnects, cancel", user: "cand", step: StepCandidateCalendar},
+		{name: "mentor not connected at booking time, then reschedule", user: "mentor", step: StepMentorCalendar, offAtBooking: true, rescheduleAfterReconnect: true},
+	}
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				en := newSagaEnv(t, s, true)
+				cal := en.cals[tt.user]
+				settled := func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) }
+				reschedule := func(b Booking, start time.Time) Booking {
+					t.Helper()
+					if _, err := en.svc.Reschedule(t.Context(), cand, b.ID, RescheduleRequest{Start: start, IfMatch: b.ETag()}); err != nil {
+						t.Fatal(err)
+					}
+					return en.waitFor(t, b.ID, 10*time.Second, func(nb Booking) bool { return nb.SpecVersion > b.SpecVersion && settled(nb) })
+				}
+				start := time.Now().Add(48 * time.Hour).Truncate(time.Hour)
+				en.conn.set(tt.user, !tt.offAtBooking)
+				res := en.book(t, "k-"+tt.name, start)
+				b := en.waitFor(t, res.Booking.ID, 10*time.Second, settled)
+				if !tt.offAtBooking {
+					en.conn.set(tt.user, false)
+					start = start.Add(time.Hour)
+					b = reschedule(b, start)
+					if got := b.Step(tt.step); got.State != StepSkipped || got.Ref == "" {
+						t.Fatalf("after disconnecting: %s is %s with ref %q, want skipped keeping its ref", tt.step, got.State, got.Ref)
+					}
+				} else if got := b.Step(tt.step).State; got != StepSkipped {
+					t.Fatalf("booked without a calendar: %s is %s, want skipped", tt.step, got)
+				}
+				en.conn.set(tt.user, true)
+				if tt.rescheduleAfterReconnect {
+					start = start.Add(time.Hour)
+					b = reschedule(b, start)
+					if got := b.Step(tt.step); got.State != StepDone || got.Ref == "" {
+						t.Fatalf("after reconnecting and rescheduling: %s is %s with ref %q, want done", tt.step, got.State, got.Ref)
+					}
+					if got := cal.start(b.ID); !got.Equal(start) {
+						t.Errorf("%s's event starts at %v, want %v", tt.user, got, start)
+					}
+				}
+				if _, err := en.svc.Cancel(t.Context(), cand, b.ID, "r"); err != nil {
+					t.Fatal(err)
+				}
+				b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusCancelled })
+				if n := cal.count(); n != 0 {
+					t.Errorf("%s's calendar has %d events after the cancel, want 0", tt.user, n)
+				}
+				if got := b.Step(tt.step).State; got != StepCompensated {
+					t.Errorf("after the cancel %s is %s, want compensated", tt.step, got)
+				}
+			})
 		}
 	})
 }

@@ -839,7 +839,7 @@ func (s *Service) cancel(ctx context.Context, actorName string, b Booking, reaso
 				return err
 			}
 			for _, st := range b.Steps {
-				if st.State != StepSkipped {
+				if mustWithdraw(st) {
 					if err := s.repo.setStepState(ctx, tx, b.ID, st.Name, StepCompensating, now); err != nil {
 						return err
 					}

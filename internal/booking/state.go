@@ -50,14 +50,18 @@ const (
 // stepSettled reports whether the saga has nothing left to do for step s
 // under op, spec being the booking's current spec version. Under opEnsure an
 // optional step that gave up (failed) is settled; a failed required step
-// never is (it starts compensation). Under opCancel and opCompensate every
-// step that was not skipped must be withdrawn (compensated), since even a
-// failed create may have taken effect, unless its provider refused the
-// removal for good (failed): retrying cannot change that, and the booking
-// must not hang (the failed step and the audit show what may remain).
+// never is (it starts compensation). A skipped calendar step is settled only
+// for the spec it was skipped for: its user had no usable calendar then and
+// may have connected one since, so every new spec (a reschedule) looks
+// again. Under opCancel and opCompensate every step that must be withdrawn
+// (see mustWithdraw) is marked compensating and must be compensated, since
+// even a failed create may have taken effect, unless its provider refused
+// the removal for good (failed): retrying cannot change that, and the
+// booking must not hang (the failed step and the audit show what may
+// remain).
 func stepSettled(op string, s Step, spec int64) bool {
 	if s.State == StepSkipped {
-		return true
+		return op != opEnsure || !s.Name.calendar() || s.AppliedSpec >= spec
 	}
 	switch op {
 	case opEnsure:
@@ -77,4 +81,14 @@ func (b Booking) VisibleState(s Step) StepState {
 		return StepPending
 	}
 	return s.State
+}
+
+// mustWithdraw reports whether a cancel or a compensation must withdraw step
+// s: every step that was not skipped, and a calendar step even when it was.
+// The booking's event may be in the user's calendar although the step is
+// skipped (created before the user disconnected the calendar and connected
+// it again); its id is the booking's, so removing it from the calendar the
+// user has connected now needs no ref, and a missing event is no error.
+func mustWithdraw(s Step) bool {
+	return s.State != StepSkipped || s.Name.calendar()
 }

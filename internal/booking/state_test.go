@@ -57,7 +57,11 @@ func TestStepSettled(t *testing.T) {
 		{opEnsure, Step{Name: StepZoom, State: StepDone, AppliedSpec: 1}, 2, false}, // rescheduled
 		{opEnsure, Step{Name: StepZoom, State: StepFailed}, 1, false},               // required: compensation
 		{opEnsure, Step{Name: StepJira, State: StepFailed}, 1, true},                // optional gave up
-		{opEnsure, Step{Name: StepCandidateCalendar, State: StepSkipped}, 1, true},
+		{opEnsure, Step{Name: StepCandidateCalendar, State: StepSkipped, AppliedSpec: 1}, 1, true},
+		{opEnsure, Step{Name: StepCandidateCalendar, State: StepSkipped, AppliedSpec: 1}, 2, false}, // rescheduled: connected now?
+		{opEnsure, Step{Name: StepMentorCalendar, State: StepSkipped, AppliedSpec: 1}, 2, false},
+		{opEnsure, Step{Name: StepJira, State: StepSkipped}, 2, true}, // no issue tracker configured
+		{opCancel, Step{Name: StepJira, State: StepSkipped}, 1, true},
 		{opCancel, Step{Name: StepZoom, State: StepDone, AppliedSpec: 1}, 1, false},
 		{opCancel, Step{Name: StepZoom, State: StepCompensated}, 1, true},
 		{opCancel, Step{Name: StepJira, State: StepCompensating}, 1, false},
