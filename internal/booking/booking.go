@@ -103,6 +103,10 @@ type Step struct {
 	AppliedSpec int64
 	UpdatedAt   time.Time
 
+	// place is, for a calendar step, the calendar its event was written to
+	// (see PlacedCalendars); "" when unknown.
+	place string
+
 	// failures counts failed attempts since the step last succeeded,
 	// failingSince is when the first of them happened (zero: none), and
 	// retryAt is when the step may be tried next (zero: now).
@@ -413,4 +417,18 @@ type Calendars interface {
 	// BusyCalendars returns every connected calendar of the user whose busy
 	// time counts (empty when none).
 	BusyCalendars(ctx context.Context, userID string) ([]calendar.Calendar, error)
+}
+
+// PlacedCalendars is implemented by Calendars that can name the calendar a
+// user's booking events go to (its place: provider and calendar) and reach
+// a calendar the user has switched away from. A calendar step records the
+// place of its event, so that moving or removing the event goes to the
+// calendar that holds it, not only to the one the user has chosen since.
+type PlacedCalendars interface {
+	// PlacedCalendarFor is CalendarFor, with the calendar's place.
+	PlacedCalendarFor(ctx context.Context, userID string) (calendar.Calendar, string, error)
+	// CalendarAt opens the user's calendar at place (one PlacedCalendarFor
+	// returned) with the user's current credentials, or returns an error
+	// wrapping ErrNotConnected when it cannot be reached with them.
+	CalendarAt(ctx context.Context, userID, place string) (calendar.Calendar, error)
 }

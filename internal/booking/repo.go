@@ -151,7 +151,7 @@ func scanBooking(sc interface{ Scan(...any) error }) (Booking, error) {
 // and its steps come from one snapshot (a saga run decides on both).
 func (r repo) get(ctx context.Context, q querier, id string) (Booking, error) {
 	rows, err := q.QueryContext(ctx, r.q(`SELECT `+qualifiedBookingCols+`, s.name, s.state, s.provider_ref, s.last_error,
-		s.attempts, s.applied_spec, s.updated_at, s.failures, s.failing_since_us, s.retry_at_us FROM bookings b LEFT JOIN booking_steps s ON s.booking_id = b.id WHERE b.id = ?`), id)
+		s.attempts, s.applied_spec, s.updated_at, s.failures, s.failing_since_us, s.retry_at_us, s.calendar_place FROM bookings b LEFT JOIN booking_steps s ON s.booking_id = b.id WHERE b.id = ?`), id)
 	if err != nil {
 		return Booking{}, fmt.Errorf("booking: read: %w", err)
 	}
@@ -163,11 +163,11 @@ func (r repo) get(ctx context.Context, q querier, id string) (Booking, error) {
 	)
 	for rows.Next() {
 		var (
-			name, state, ref, lastErr        sql.NullString
+			name, state, ref, lastErr, place sql.NullString
 			attempts, applied, upd, failures sql.NullInt64
 			failingSince, retryAt            sql.NullInt64
 		)
-		bk, err := scanBooking(rowScanner{rows, []any{&name, &state, &ref, &lastErr, &attempts, &applied, &upd, &failures, &failingSince, &retryAt}})
+		bk, err := scanBooking(rowScanner{rows, []any{&name, &state, &ref, &lastErr, &attempts, &applied, &upd, &failures, &failingSince, &retryAt, &place}})
 		if err != nil {
 			return Booking{}, fmt.Errorf("booking: read: %w", err)
 		}
@@ -175,7 +175,8 @@ func (r repo) get(ctx context.Context, q querier, id string) (Booking, error) {
 		if name.Valid {
 			steps = append(steps, Step{Name: StepName(name.String), State: StepState(state.String), Ref: ref.String,
 				LastError: lastErr.String, Attempts: int(attempts.Int64), AppliedSpec: applied.Int64, UpdatedAt: fromUS(upd.Int64),
-				failures: int(failures.Int64), failingSince: fromUSOrZero(failingSince.Int64), retryAt: fromUSOrZero(retryAt.Int64)})
+				failures: int(failures.Int64), failingSince: fromUSOrZero(failingSince.Int64), retryAt: fromUSOrZero(retryAt.Int64),
+				place: place.String})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -447,7 +448,10 @@ type stepResult struct {
 	Ref       *string // nil keeps the stored ref
 	LastError string
 	Applied   *int64 // nil keeps the stored applied spec
-	JoinURL   string // zoom: the booking's join URL
+	// Place is, for a calendar step, the calendar the event was written
+	// to; nil keeps the stored place.
+	Place   *string
+	JoinURL string // zoom: the booking's join URL
 	// RetryAt is when a failed step may be tried next (zero: at once).
 	RetryAt time.Time
 	// Audit, when set, is recorded with the step's outcome.
@@ -472,6 +476,10 @@ func (r repo) writeStep(ctx context.Context, bookingID string, name StepName, re
 		if res.Ref != nil {
 			set += `, provider_ref = ?`
 			args = append(args, nullStr(*res.Ref))
+		}
+		if res.Place != nil {
+			set += `, calendar_place = ?`
+			args = append(args, nullStr(*res.Place))
 		}
 		if res.Applied != nil {
 			set += `, applied_spec = ?`

@@ -644,19 +644,25 @@ func (s *Service) ensureEvent(ctx context.Context, b Booking, st Step, user stri
 	if s.cfg.Calendars == nil {
 		return skipped, nil
 	}
-	cal, err := s.cfg.Calendars.CalendarFor(ctx, user)
+	cal, place, err := s.calendarFor(ctx, user)
 	if errors.Is(err, ErrNotConnected) {
 		return skipped, nil
 	}
 	if err != nil {
 		return stepResult{}, err
 	}
+	if movedAway(st, place) {
+		// The user chose another calendar since: the event moves there.
+		if err := s.removeFromPlace(ctx, b, st, user); err != nil {
+			return stepResult{}, err
+		}
+	}
 	ev := s.event(b)
 	if st.State == StepDone || st.State == StepSkipped && st.Ref != "" {
 		// The event exists, or may (a step skipped after it was created).
 		got, err := cal.UpdateEvent(ctx, ev)
 		if err == nil {
-			return stepResult{State: StepDone, Ref: ptr(got.ID), Applied: ptr(b.SpecVersion)}, nil
+			return stepResult{State: StepDone, Ref: ptr(got.ID), Applied: ptr(b.SpecVersion), Place: ptr(place)}, nil
 		}
 		if !errors.Is(err, calendar.ErrNotFound) {
 			return stepResult{}, calErr(err)
@@ -677,7 +683,49 @@ func (s *Service) ensureEvent(ctx context.Context, b Booking, st Step, user stri
 			return stepResult{}, calErr(err)
 		}
 	}
-	return stepResult{State: StepDone, Ref: ptr(got.ID), Applied: ptr(b.SpecVersion)}, nil
+	return stepResult{State: StepDone, Ref: ptr(got.ID), Applied: ptr(b.SpecVersion), Place: ptr(place)}, nil
+}
+
+// calendarFor returns the calendar user's booking events go to and its
+// place ("" when Calendars cannot name it).
+func (s *Service) calendarFor(ctx context.Context, user string) (calendar.Calendar, string, error) {
+	if pc, ok := s.cfg.Calendars.(PlacedCalendars); ok {
+		return pc.PlacedCalendarFor(ctx, user)
+	}
+	cal, err := s.cfg.Calendars.CalendarFor(ctx, user)
+	return cal, "", err
+}
+
+// movedAway reports whether step st wrote its event to another calendar
+// than place, the one user's booking events go to now.
+func movedAway(st Step, place string) bool {
+	return st.place != "" && place != "" && st.place != place
+}
+
+// removeFromPlace removes the booking's event from the calendar step st
+// wrote it to, one user has switched away from (or disconnected): the old
+// calendar must not keep the session at its old time, nor after a cancel.
+// A calendar that can no longer be reached with the user's current
+// credentials, or refuses for good, keeps the event (logged); a transient
+// failure is returned, to be tried again.
+func (s *Service) removeFromPlace(ctx context.Context, b Booking, st Step, user string) error {
+	pc, ok := s.cfg.Calendars.(PlacedCalendars)
+	if !ok || st.place == "" {
+		return nil
+	}
+	cal, err := pc.CalendarAt(ctx, user, st.place)
+	if err == nil {
+		err = cal.DeleteEvent(ctx, b.ID)
+	}
+	switch {
+	case err == nil, errors.Is(err, calendar.ErrNotFound), errors.Is(err, calendar.ErrCalendarNotFound):
+		return nil
+	case errors.Is(err, ErrNotConnected), IsPermanent(err):
+		s.log.Warn("booking event left in a calendar the user switched away from", "booking_id", b.ID,
+			"step", string(st.Name), "error", safeMessage(err))
+		return nil
+	}
+	return fmt.Errorf("remove the event from the previous calendar: %w", err)
 }
 
 // calErr marks calendar conflicts (the booking's event id taken by a
@@ -733,12 +781,20 @@ func (s *Service) remove(ctx context.Context, b Booking, st Step) (stepResult, e
 		if s.cfg.Calendars == nil {
 			return done, nil
 		}
-		cal, err := s.cfg.Calendars.CalendarFor(ctx, user)
+		cal, place, err := s.calendarFor(ctx, user)
 		if errors.Is(err, ErrNotConnected) {
-			return done, nil
+			// The calendar the event was written to may still be
+			// reachable (one of a provider still connected, whose
+			// calendar was replaced by another provider's since).
+			return done, s.removeFromPlace(ctx, b, st, user)
 		}
 		if err != nil {
 			return stepResult{}, err
+		}
+		if movedAway(st, place) {
+			if err := s.removeFromPlace(ctx, b, st, user); err != nil {
+				return stepResult{}, err
+			}
 		}
 		if err := cal.DeleteEvent(ctx, b.ID); err != nil && !errors.Is(err, calendar.ErrNotFound) {
 			return stepResult{}, err

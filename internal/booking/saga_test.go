@@ -304,17 +304,22 @@ func (f fakeCalendars) BusyCalendars(ctx context.Context, user string) ([]calend
 }
 
 // switchable gives the calendars of cals to the users that are connected:
-// a test disconnects and reconnects users while sagas run.
+// a test disconnects and reconnects users, and switches them to other
+// calendars, while sagas run. A user's calendar is at place "fake:<user>"
+// until switchTo moves the user to another.
 type switchable struct {
 	cals fakeCalendars
 	mu   sync.Mutex
 	off  map[string]bool
+	// cur is the place of a user's calendar after a switch; at holds the
+	// calendars switched to, by place; gone places cannot be reached.
+	cur  map[string]string
+	at   map[string]*fakeCalendar
+	gone map[string]bool
 }
 
-func (w *switchable) connected(user string) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return !w.off[user]
+func newSwitchable(cals fakeCalendars) *switchable {
+	return &switchable{cals: cals, off: map[string]bool{}, cur: map[string]string{}, at: map[string]*fakeCalendar{}, gone: map[string]bool{}}
 }
 
 func (w *switchable) set(user string, connected bool) {
@@ -323,18 +328,73 @@ func (w *switchable) set(user string, connected bool) {
 	w.off[user] = !connected
 }
 
-func (w *switchable) CalendarFor(ctx context.Context, user string) (calendar.Calendar, error) {
-	if !w.connected(user) {
-		return nil, ErrNotConnected
+// switchTo makes c, at place, the calendar user's booking events go to.
+func (w *switchable) switchTo(user, place string, c *fakeCalendar) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.cur[user], w.at[place] = place, c
+}
+
+// unreachable makes place unreachable with the users' current credentials.
+func (w *switchable) unreachable(place string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.gone[place] = true
+}
+
+// lookup returns the calendar at place ("" the user's current one).
+func (w *switchable) lookup(user, place string) (*fakeCalendar, string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.off[user] {
+		return nil, "", ErrNotConnected
 	}
-	return w.cals.CalendarFor(ctx, user)
+	cur := w.cur[user]
+	if cur == "" {
+		cur = "fake:" + user
+	}
+	if place == "" {
+		place = cur
+	}
+	if w.gone[place] {
+		return nil, "", ErrNotConnected
+	}
+	if c, ok := w.at[place]; ok {
+		return c, place, nil
+	}
+	if c, ok := w.cals[user]; ok && place == "fake:"+user {
+		return c, place, nil
+	}
+	return nil, "", ErrNotConnected
+}
+
+func (w *switchable) PlacedCalendarFor(ctx context.Context, user string) (calendar.Calendar, string, error) {
+	c, place, err := w.lookup(user, "")
+	if err != nil {
+		return nil, "", err
+	}
+	return c, place, nil
+}
+
+func (w *switchable) CalendarAt(ctx context.Context, user, place string) (calendar.Calendar, error) {
+	c, _, err := w.lookup(user, place)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (w *switchable) CalendarFor(ctx context.Context, user string) (calendar.Calendar, error) {
+	c, _, err := w.PlacedCalendarFor(ctx, user)
+	return c, err
 }
 
 func (w *switchable) BusyCalendars(ctx context.Context, user string) ([]calendar.Calendar, error) {
-	if !w.connected(user) {
+	c, _, err := w.lookup(user, "")
+	if err != nil {
 		return nil, nil
 	}
-	return w.cals.BusyCalendars(ctx, user)
+	return []calendar.Calendar{c}, nil
 }
 
 type sagaEnv struct {
@@ -356,7 +416,7 @@ func newSagaEnv(t *testing.T, s *store.Store, fastPath bool) *sagaEnv {
 			"cand":   {events: map[string]calendar.Event{}},
 		},
 	}
-	en.conn = &switchable{cals: en.cals, off: map[string]bool{}}
+	en.conn = newSwitchable(en.cals)
 	var jobs *store.Jobs
 	svc, err := New(Config{Store: s, Jobs: func() *store.Jobs { return jobs }, Meetings: en.meetings, Issues: en.issues,
 		Calendars: en.conn, SyncTimeout: 2 * time.Second, RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond,
@@ -1436,6 +1496,85 @@ func TestSagaSkippedCalendarStepComesBack(t *testing.T) {
 				}
 				if got := b.Step(tt.step).State; got != StepCompensated {
 					t.Errorf("after the cancel %s is %s, want compensated", tt.step, got)
+				}
+			})
+		}
+	})
+}
+
+// TestSagaSwitchedCalendar: the user chooses another calendar after the
+// booking's event was written. A reschedule moves the event to the new
+// calendar and removes it from the old one; a cancel removes it from the
+// calendar that holds it. An old calendar out of reach keeps its event and
+// blocks nothing.
+func TestSagaSwitchedCalendar(t *testing.T) {
+	t.Parallel()
+	cand := Actor{ID: "cand", Candidate: true}
+	tests := []struct {
+		name       string
+		user       string
+		reschedule bool
+		// oldGone: the old calendar cannot be reached any more.
+		oldGone bool
+	}{
+		{name: "mentor switches, reschedule, cancel", user: "mentor", reschedule: true},
+		{name: "mentor switches, cancel", user: "mentor"},
+		{name: "candidate switches, reschedule, cancel", user: "cand", reschedule: true},
+		{name: "old calendar out of reach", user: "mentor", reschedule: true, oldGone: true},
+	}
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				en := newSagaEnv(t, s, true)
+				old := en.cals[tt.user]
+				step := StepMentorCalendar
+				if tt.user == "cand" {
+					step = StepCandidateCalendar
+				}
+				settled := func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) }
+				start := time.Now().Add(48 * time.Hour).Truncate(time.Hour)
+				res := en.book(t, "k-"+tt.name, start)
+				b := en.waitFor(t, res.Booking.ID, 10*time.Second, settled)
+				if got := b.Step(step).place; got != "fake:"+tt.user {
+					t.Fatalf("%s records place %q, want %q", step, got, "fake:"+tt.user)
+				}
+				personal := &fakeCalendar{events: map[string]calendar.Event{}}
+				en.conn.switchTo(tt.user, "fake:personal", personal)
+				if tt.oldGone {
+					en.conn.unreachable("fake:" + tt.user)
+				}
+				if tt.reschedule {
+					start = start.Add(time.Hour)
+					if _, err := en.svc.Reschedule(t.Context(), cand, b.ID, RescheduleRequest{Start: start, IfMatch: b.ETag()}); err != nil {
+						t.Fatal(err)
+					}
+					b = en.waitFor(t, b.ID, 10*time.Second, func(nb Booking) bool { return nb.SpecVersion > b.SpecVersion && settled(nb) })
+					if got := personal.start(b.ID); !got.Equal(start) {
+						t.Errorf("the new calendar's event starts at %v, want %v", got, start)
+					}
+					wantOld := 0
+					if tt.oldGone {
+						wantOld = 1
+					}
+					if n := old.count(); n != wantOld {
+						t.Errorf("the old calendar has %d events after the reschedule, want %d", n, wantOld)
+					}
+					if got := b.Step(step).place; got != "fake:personal" {
+						t.Errorf("%s records place %q after the reschedule, want fake:personal", step, got)
+					}
+				}
+				if _, err := en.svc.Cancel(t.Context(), cand, b.ID, "r"); err != nil {
+					t.Fatal(err)
+				}
+				b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusCancelled })
+				if n := personal.count(); n != 0 {
+					t.Errorf("the new calendar has %d events after the cancel, want 0", n)
+				}
+				if n := old.count(); n != 0 && !tt.oldGone {
+					t.Errorf("the old calendar has %d events after the cancel, want 0", n)
+				}
+				if got := b.Step(step).State; got != StepCompensated {
+					t.Errorf("after the cancel %s is %s, want compensated", step, got)
 				}
 			})
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spotlight/gateway/integrations/caldav"
@@ -56,17 +58,23 @@ func (s *Service) CalendarFor(ctx context.Context, sub, provider string) (calend
 }
 
 func (s *Service) calendarOf(ctx context.Context, in Info) (calendar.Calendar, Info, error) {
+	cl, err := s.open(ctx, in)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	return &watched{Calendar: cl, s: s, in: in}, in, nil
+}
+
+// open opens the calendar of connection in (CalendarID for Google,
+// CalendarURL for CalDAV) with the connection's credentials.
+func (s *Service) open(ctx context.Context, in Info) (calendar.Calendar, error) {
 	switch in.Provider {
 	case ProviderGoogle:
-		cl, err := s.googleClient(ctx, in.UserSub, in.CalendarID)
-		if err != nil {
-			return nil, Info{}, err
-		}
-		return &watched{Calendar: cl, s: s, in: in}, in, nil
+		return s.googleClient(ctx, in.UserSub, in.CalendarID)
 	case ProviderCalDAV:
 		cs, err := s.calDAVSecretOf(ctx, in.UserSub)
 		if err != nil {
-			return nil, Info{}, err
+			return nil, err
 		}
 		opts := []caldav.Option{caldav.WithHTTPClient(s.caldavHTTP), caldav.WithLogger(s.log)}
 		if s.cfg.Zone != nil {
@@ -76,11 +84,78 @@ func (s *Service) calendarOf(ctx context.Context, in Info) (calendar.Calendar, I
 		}
 		cl, err := caldav.New(in.CalendarURL, cs.Username, cs.Password, opts...)
 		if err != nil {
-			return nil, Info{}, fmt.Errorf("connect: %w", err)
+			return nil, fmt.Errorf("connect: %w", err)
 		}
-		return &watched{Calendar: cl, s: s, in: in}, in, nil
+		return cl, nil
 	}
-	return nil, Info{}, fmt.Errorf("%w %q", ErrUnknownProvider, in.Provider)
+	return nil, fmt.Errorf("%w %q", ErrUnknownProvider, in.Provider)
+}
+
+// Place names the calendar of the connection: its provider and calendar
+// (the Google calendar id, the CalDAV collection's URL), e.g.
+// "caldav:https://dav.example.com/ada/work/". Booking steps record it so
+// that they find their event again after the user chose another calendar
+// (CalendarAt).
+func (in Info) Place() string {
+	switch in.Provider {
+	case ProviderGoogle:
+		return in.Provider + ":" + in.CalendarID
+	case ProviderCalDAV:
+		return in.Provider + ":" + in.CalendarURL
+	}
+	return ""
+}
+
+// CalendarAt opens sub's calendar at place (an Info.Place, usually of a
+// calendar the user has switched away from) with the credentials of sub's
+// current connection to its provider. A CalDAV calendar is reached only on
+// the server of the current connection (the password is never sent
+// elsewhere); a Google calendar the current account cannot see answers
+// calendar.ErrCalendarNotFound. ErrNotConnected (ErrNeedsReauth) when sub
+// has no usable connection to the provider or the place cannot be reached
+// with it. The calendar's answers leave the connection's status alone: it
+// may be another calendar than the one the connection offers.
+func (s *Service) CalendarAt(ctx context.Context, sub, place string) (calendar.Calendar, error) {
+	provider, id, ok := strings.Cut(place, ":")
+	if !ok || id == "" || (provider != ProviderGoogle && provider != ProviderCalDAV) {
+		return nil, fmt.Errorf("connect: calendar place %q: %w", place, ErrNotConnected)
+	}
+	in, err := s.get(ctx, sub, provider)
+	if err != nil {
+		return nil, err
+	}
+	switch in.Status {
+	case StatusConnected, StatusError:
+		// A connection in error lost its chosen calendar, not its
+		// credentials.
+	case StatusNeedsReauth:
+		return nil, fmt.Errorf("connect: %s calendar of %s: %w", provider, sub, ErrNeedsReauth)
+	default:
+		return nil, fmt.Errorf("connect: %s calendar of %s: %w", provider, sub, ErrNotConnected)
+	}
+	switch provider {
+	case ProviderGoogle:
+		in.CalendarID = id
+	case ProviderCalDAV:
+		if !sameOrigin(id, in.CalendarURL) {
+			return nil, fmt.Errorf("connect: CalDAV calendar %s is not on the connected server: %w", id, ErrNotConnected)
+		}
+		in.CalendarURL = id
+	}
+	return s.open(ctx, in)
+}
+
+// sameOrigin reports whether URLs a and b have the same scheme and host.
+func sameOrigin(a, b string) bool {
+	ua, err := url.Parse(a)
+	if err != nil {
+		return false
+	}
+	ub, err := url.Parse(b)
+	if err != nil {
+		return false
+	}
+	return ua.Scheme != "" && ua.Host != "" && strings.EqualFold(ua.Scheme, ub.Scheme) && strings.EqualFold(ua.Host, ub.Host)
 }
 
 // watched is a connection's calendar that keeps the connection's status

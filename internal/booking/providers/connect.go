@@ -15,6 +15,7 @@ import (
 type ConnectSource interface {
 	Calendar(ctx context.Context, sub string) (calendar.Calendar, connect.Info, error)
 	CalendarFor(ctx context.Context, sub, provider string) (calendar.Calendar, connect.Info, error)
+	CalendarAt(ctx context.Context, sub, place string) (calendar.Calendar, error)
 }
 
 // Connect adapts the users' connections (internal/connect) to
@@ -24,7 +25,10 @@ type Connect struct {
 	Source ConnectSource
 }
 
-var _ booking.Calendars = Connect{}
+var (
+	_ booking.Calendars       = Connect{}
+	_ booking.PlacedCalendars = Connect{}
+)
 
 func notConnected(err error) bool {
 	return errors.Is(err, connect.ErrNotConnected) || errors.Is(err, connect.ErrNeedsReauth)
@@ -33,6 +37,32 @@ func notConnected(err error) bool {
 // CalendarFor returns the calendar the user's booking events go to.
 func (c Connect) CalendarFor(ctx context.Context, user string) (calendar.Calendar, error) {
 	cal, _, err := c.Source.Calendar(ctx, user)
+	if notConnected(err) {
+		return nil, fmt.Errorf("%w: %v", booking.ErrNotConnected, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return Classifying(cal), nil
+}
+
+// PlacedCalendarFor returns the calendar the user's booking events go to
+// and its place (connect.Info.Place).
+func (c Connect) PlacedCalendarFor(ctx context.Context, user string) (calendar.Calendar, string, error) {
+	cal, in, err := c.Source.Calendar(ctx, user)
+	if notConnected(err) {
+		return nil, "", fmt.Errorf("%w: %v", booking.ErrNotConnected, err)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return Classifying(cal), in.Place(), nil
+}
+
+// CalendarAt opens the user's calendar at place with the user's current
+// credentials (connect.Service.CalendarAt).
+func (c Connect) CalendarAt(ctx context.Context, user, place string) (calendar.Calendar, error) {
+	cal, err := c.Source.CalendarAt(ctx, user, place)
 	if notConnected(err) {
 		return nil, fmt.Errorf("%w: %v", booking.ErrNotConnected, err)
 	}
