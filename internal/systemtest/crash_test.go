@@ -206,8 +206,8 @@ func crashRecovery(t *testing.T, dbURL string) {
 		if failed := b.Status == "failed"; failed != wantFail {
 			t.Errorf("booking %s, want failed=%v (only %s's calendar refuses writes)", Describe(b), wantFail, refusing)
 		}
-		if wantFail && (b.FailureReason == nil || !strings.Contains(*b.FailureReason, "mentor_calendar")) {
-			t.Errorf("failed booking %s: failure_reason should name mentor_calendar", Describe(b))
+		if wantFail && (b.FailureReason == nil || !strings.Contains(*b.FailureReason, "the mentor's calendar event could not be created")) {
+			t.Errorf("failed booking %s: failure_reason should name the mentor's calendar event", Describe(b))
 		}
 		for _, st := range b.Steps {
 			if wantFail && st.State != "compensated" && st.State != "skipped" {
