@@ -541,9 +541,17 @@ func startTarget(cfg config, target, bin, self, tmp, dir string) (c *child, stop
 	return c, func() { c.stop(); cleanup() }, nil
 }
 
-// newGenerator returns a load generator for c (and a cleanup).
+// newGenerator returns a load generator for c (and a cleanup). Its
+// transport allows as many connections as the largest concurrency of any
+// step, so a closed-loop step of c senders has c connections (one request
+// in flight on each, like wrk) and never queues senders for a connection in
+// the client; the open-loop steps bound what is in flight themselves.
 func newGenerator(cfg config, c *child) (*generator, func()) {
-	tr := &http.Transport{MaxIdleConns: cfg.conns * 2, MaxIdleConnsPerHost: cfg.conns * 2, MaxConnsPerHost: cfg.conns, IdleConnTimeout: time.Minute}
+	conns := cfg.conns
+	for _, n := range slices.Concat(cfg.maxConns, cfg.roundConns) {
+		conns = max(conns, n)
+	}
+	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, IdleConnTimeout: time.Minute}
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	return &generator{url: c.url + "/webhooks/zoom", hc: hc, bodySize: cfg.bodySize}, tr.CloseIdleConnections
 }
