@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -210,27 +211,70 @@ func TestGoogleMoveRefused(t *testing.T) {
 	}
 }
 
-// A change in a candidate's calendar does not move the booking: only the
-// mentor's calendar decides.
-func TestGoogleCandidateCalendarIgnored(t *testing.T) {
+// Only the mentor's calendar moves or cancels a booking. In the candidate's
+// calendar a moved copy of the session's event is put back (it would show
+// the candidate a time the session does not take place at) and a deleted
+// copy is left deleted; a change in anyone else's calendar does nothing.
+func TestGoogleCandidateCalendar(t *testing.T) {
 	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.Store) {
-		h := newHarness(t, db)
-		_, gc := newGoogle(t)
-		ctx := t.Context()
-		start := time.Now().Add(24 * time.Hour).Truncate(time.Hour).UTC()
-		ev, err := gc.CreateEvent(ctx, calendar.Event{BookingID: "b-c", Summary: "S", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.bookings.add(webhooks.Booking{ID: "b-c", MentorID: "mentor-1", Start: start.Add(time.Hour), End: start.Add(2 * time.Hour)}, "", ev.ID, "")
-		src := webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "candidate-1", CalendarID: mentorCal}
-		h.calendars.add(src, gc, false)
-		res, err := h.svc.SyncCalendar(ctx, src)
-		if err != nil || res.Changes != 1 || len(h.bookings.Calls()) != 0 {
-			t.Fatalf("sync %+v %v, calls %+v", res, err, h.bookings.Calls())
-		}
-	})
+	move := func(sim *gcaltest.Server, id string, start time.Time) error {
+		return sim.MoveEvent(mentorCal, id, start.Add(2*time.Hour), start.Add(3*time.Hour))
+	}
+	del := func(sim *gcaltest.Server, id string, _ time.Time) error { return sim.DeleteEvent(mentorCal, id) }
+	cases := []struct {
+		name    string
+		user    string
+		change  func(sim *gcaltest.Server, id string, start time.Time) error
+		refused int
+		calls   []string
+	}{
+		{"candidate moves their copy", "candidate-1", move, 1, []string{"restore candidate_event"}},
+		{"candidate deletes their copy", "candidate-1", del, 0, nil},
+		{"another user moves a copy", "someone-else", move, 0, nil},
+	}
+	for _, tc := range cases {
+		// A database each: the calendar's sync cursor is kept per user and
+		// calendar, and every case has a simulator of its own.
+		t.Run(tc.name, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, db *store.Store) {
+				h := newHarness(t, db)
+				sim, gc := newGoogle(t)
+				ctx := t.Context()
+				const id = "b-c"
+				start := time.Now().Add(24 * time.Hour).Truncate(time.Hour).UTC()
+				ev, err := gc.CreateEvent(ctx, calendar.Event{BookingID: id, Summary: "S", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				h.bookings.add(webhooks.Booking{ID: id, MentorID: "mentor-1", CandidateID: "candidate-1", Start: start, End: start.Add(time.Hour)}, "", "", "")
+				src := webhooks.Source{Provider: webhooks.SourceGoogle, UserID: tc.user, CalendarID: mentorCal}
+				h.calendars.add(src, gc, false)
+				// The first sync reads the event as the gateway wrote it.
+				if res, err := h.svc.SyncCalendar(ctx, src); err != nil || res.Changes != 1 || len(h.bookings.Calls()) != 0 {
+					t.Fatalf("first sync %+v %v, calls %+v", res, err, h.bookings.Calls())
+				}
+				if err := tc.change(sim, ev.ID, start); err != nil {
+					t.Fatal(err)
+				}
+				res, err := h.svc.SyncCalendar(ctx, src)
+				if err != nil || res.Changes != 1 || res.Refused != tc.refused || res.Cancelled != 0 || res.Rescheduled != 0 {
+					t.Fatalf("sync %+v (%s), %v", res, res, err)
+				}
+				calls := h.bookings.Calls()
+				var ops []string
+				for _, c := range calls {
+					ops = append(ops, c.Op)
+				}
+				if !slices.Equal(ops, tc.calls) {
+					t.Fatalf("calls %+v, want ops %v", calls, tc.calls)
+				}
+				if len(calls) > 0 && (calls[0].ID != id || calls[0].Actor != "webhook:google" || calls[0].Reason !=
+					"The candidate moved their copy of the calendar event; only the mentor's calendar or a reschedule moves the session. It was put back.") {
+					t.Fatalf("restore call %+v", calls[0])
+				}
+			})
+		})
+	}
 }
 
 func TestGoogleChannelRenewal(t *testing.T) {

@@ -59,11 +59,12 @@ const (
 
 // Booking is what the processors need to know about a booking.
 type Booking struct {
-	ID       string
-	Status   string
-	MentorID string
-	Start    time.Time
-	End      time.Time
+	ID          string
+	Status      string
+	MentorID    string
+	CandidateID string
+	Start       time.Time
+	End         time.Time
 }
 
 // ended reports whether the booking no longer reacts to external changes.
@@ -105,9 +106,10 @@ type Bookings interface {
 	// Restore puts the booking's own state back on one of its artefacts
 	// after it was changed outside the gateway in a way the booking refused
 	// (ErrRefused): a meeting or mentor's event moved to a time the booking
-	// cannot take, an issue cancelled while the session cannot be. Neither
-	// Zoom, the mentor's calendar nor Jira keeps showing what will not
-	// happen. reason goes to the booking's audit trail as it is: sentences
+	// cannot take, an issue cancelled while the session cannot be, the
+	// candidate's copy of the event moved (the candidate's calendar does
+	// not reschedule the session). Neither Zoom, a calendar nor Jira keeps
+	// showing what will not happen. reason goes to the booking's audit trail as it is: sentences
 	// for its candidate and mentor (see putBackReason).
 	Restore(ctx context.Context, id string, artefact Artefact, actor, reason string) error
 	// SetStatus records in_progress or completed.
@@ -120,9 +122,10 @@ type Artefact string
 
 // The artefacts Bookings.Restore puts back and Bookings.Reschedule follows.
 const (
-	ArtefactMeeting     Artefact = "meeting"      // the Zoom meeting
-	ArtefactMentorEvent Artefact = "mentor_event" // the event in the mentor's calendar
-	ArtefactIssue       Artefact = "issue"        // the Jira issue
+	ArtefactMeeting        Artefact = "meeting"         // the Zoom meeting
+	ArtefactMentorEvent    Artefact = "mentor_event"    // the event in the mentor's calendar
+	ArtefactCandidateEvent Artefact = "candidate_event" // the event in the candidate's calendar (Restore only)
+	ArtefactIssue          Artefact = "issue"           // the Jira issue
 )
 
 // Meetings reads Zoom meetings as they are now. A meeting.updated that

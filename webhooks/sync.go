@@ -82,9 +82,11 @@ func (r SyncResult) String() string {
 // SyncCalendar reads the changes of a connected calendar since the stored
 // cursor and applies those of booking events: an event the mentor deleted
 // cancels the booking, an event moved reschedules it, both through the
-// booking area's normal paths. Events of bookings that are already over,
-// or whose own change is still propagating, and events whose time matches
-// the booking (the gateway's own writes) are left alone. The cursor is
+// booking area's normal paths; a change the booking refuses is put back.
+// In the candidate's calendar a moved copy is put back and a deleted one
+// left deleted. Events of bookings that are already over, or whose own
+// change is still propagating, and events whose time matches the booking
+// (the gateway's own writes) are left alone. The cursor is
 // stored only when every change was applied, so a failure re-reads them.
 func (s *Service) SyncCalendar(ctx context.Context, src Source) (SyncResult, error) {
 	var res SyncResult
@@ -157,34 +159,43 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 	if err != nil {
 		return fmt.Errorf("webhooks: find booking of event: %w", err)
 	}
-	// Only the mentor's calendar decides; a candidate removing the event
-	// from their own calendar does not cancel the session.
-	if !ok || b.ended() || (b.MentorID != "" && src.UserID != "" && b.MentorID != src.UserID) {
+	if !ok || b.ended() {
 		return nil
+	}
+	actor := "webhook:" + src.Provider
+	if b.MentorID != "" && src.UserID != "" && b.MentorID != src.UserID {
+		// Only the mentor's calendar decides. A candidate removing the
+		// event from their own calendar does not cancel the session (the
+		// copy is theirs to drop), but a copy moved to another time would
+		// show them a time the session does not take place at: it is put
+		// back.
+		if src.UserID != b.CandidateID || !moved(ch, b) {
+			return nil
+		}
+		if inFlight(b) {
+			return fmt.Errorf("booking %s: %w", b.ID, ErrBookingBusy)
+		}
+		return s.putBack(ctx, src, b.ID, ArtefactCandidateEvent, actor,
+			"The candidate moved their copy of the calendar event; only the mentor's calendar or a reschedule moves the session", nil, res)
 	}
 	if inFlight(b) {
 		return fmt.Errorf("booking %s: %w", b.ID, ErrBookingBusy)
 	}
-	actor := "webhook:" + src.Provider
 	switch {
 	case ch.Deleted:
 		err := s.cfg.Bookings.Cancel(ctx, b.ID, actor, "The mentor deleted the calendar event.")
 		if errors.Is(err, ErrRefused) {
-			return s.putBack(ctx, src, b.ID, actor, "The mentor deleted the calendar event while the booking cannot be cancelled", err, res)
+			return s.putBack(ctx, src, b.ID, ArtefactMentorEvent, actor, "The mentor deleted the calendar event while the booking cannot be cancelled", err, res)
 		}
 		if err != nil {
 			return fmt.Errorf("webhooks: cancel booking %s: %w", b.ID, err)
 		}
 		res.Cancelled++
 		res.Bookings = append(res.Bookings, b.ID)
-	case ch.Event != nil && !ch.Event.Start.IsZero() && !ch.Event.End.IsZero() &&
-		(!ch.Event.Start.Equal(b.Start) || !ch.Event.End.Equal(b.End)):
-		if !ch.Event.End.After(ch.Event.Start) {
-			return nil
-		}
+	case moved(ch, b):
 		err := s.cfg.Bookings.Reschedule(ctx, b.ID, ch.Event.Start, ch.Event.End, ArtefactMentorEvent, actor, "The mentor moved the calendar event.")
 		if errors.Is(err, ErrRefused) {
-			return s.putBack(ctx, src, b.ID, actor, "The mentor moved the calendar event to a time the booking cannot take", err, res)
+			return s.putBack(ctx, src, b.ID, ArtefactMentorEvent, actor, "The mentor moved the calendar event to a time the booking cannot take", err, res)
 		}
 		if err != nil {
 			return fmt.Errorf("webhooks: reschedule booking %s: %w", b.ID, err)
@@ -195,12 +206,25 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 	return nil
 }
 
-// putBack handles a change of the mentor's event that booking id refused
-// (refusal): the booking stays, so its event is put back as the booking
-// has it. The change is handled, and the cursor may move on.
-func (s *Service) putBack(ctx context.Context, src Source, id, actor, what string, refusal error, res *SyncResult) error {
-	s.log.InfoContext(ctx, "calendar change refused; restoring the event", "booking_id", id, "provider", src.Provider, "error", refusal.Error())
-	if err := s.cfg.Bookings.Restore(ctx, id, ArtefactMentorEvent, actor, putBackReason(what, refusal, "It was put back.")); err != nil {
+// moved reports whether ch is the event at another (valid) time than
+// booking b's.
+func moved(ch calendar.Change, b Booking) bool {
+	return ch.Event != nil && !ch.Event.Start.IsZero() && ch.Event.End.After(ch.Event.Start) &&
+		(!ch.Event.Start.Equal(b.Start) || !ch.Event.End.Equal(b.End))
+}
+
+// putBack handles a change of booking id's event in a calendar (artefact:
+// the mentor's or the candidate's event) that the booking does not follow:
+// refused by the booking service (refusal), or not the calendar's to make.
+// The booking stays, so its event is put back as the booking has it. The
+// change is handled, and the cursor may move on.
+func (s *Service) putBack(ctx context.Context, src Source, id string, artefact Artefact, actor, what string, refusal error, res *SyncResult) error {
+	args := []any{"booking_id", id, "provider", src.Provider, "artefact", string(artefact)}
+	if refusal != nil {
+		args = append(args, "error", refusal.Error())
+	}
+	s.log.InfoContext(ctx, "calendar change refused; restoring the event", args...)
+	if err := s.cfg.Bookings.Restore(ctx, id, artefact, actor, putBackReason(what, refusal, "It was put back.")); err != nil {
 		return fmt.Errorf("webhooks: restore event of booking %s: %w", id, err)
 	}
 	res.Refused++

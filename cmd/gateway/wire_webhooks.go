@@ -237,7 +237,7 @@ func toWebhookBooking(b booking.Booking, err error) (webhooks.Booking, error) {
 	if err != nil {
 		return webhooks.Booking{}, err
 	}
-	return webhooks.Booking{ID: b.ID, Status: string(b.Status), MentorID: b.MentorID, Start: b.Start, End: b.End}, nil
+	return webhooks.Booking{ID: b.ID, Status: string(b.Status), MentorID: b.MentorID, CandidateID: b.CandidateID, Start: b.Start, End: b.End}, nil
 }
 
 // refusal marks the booking service's permanent refusals as webhooks.ErrRefused,
@@ -312,6 +312,8 @@ func stepOf(what webhooks.Artefact) (booking.StepName, error) {
 		return booking.StepZoom, nil
 	case webhooks.ArtefactMentorEvent:
 		return booking.StepMentorCalendar, nil
+	case webhooks.ArtefactCandidateEvent:
+		return booking.StepCandidateCalendar, nil
 	case webhooks.ArtefactIssue:
 		return booking.StepJira, nil
 	}

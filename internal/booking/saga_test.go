@@ -825,9 +825,9 @@ func TestSagaRefusedRescheduleCannotRestore(t *testing.T) {
 	})
 }
 
-// TestReassert: the mentor dragged the event, then someone moved the
-// meeting in Zoom, to a time the booking refused, and an operator cancelled
-// the Jira issue; Reassert puts the booking's state back on that artefact,
+// TestReassert: the mentor dragged the event, the candidate moved their
+// copy, then someone moved the meeting in Zoom, to a time the booking
+// refused, and an operator cancelled the Jira issue; Reassert puts the booking's state back on that artefact,
 // and only there.
 func TestReassert(t *testing.T) {
 	t.Parallel()
@@ -859,12 +859,31 @@ func TestReassert(t *testing.T) {
 		}
 		cand.mu.Unlock()
 
+		// The candidate's copy, moved in their calendar: only it is put back.
+		cand.mu.Lock()
+		cev := cand.events[b.ID]
+		cev.Start, cev.End = start.Add(2*time.Hour), start.Add(3*time.Hour)
+		cand.events[b.ID] = cev
+		cand.mu.Unlock()
+		mentor.mu.Lock()
+		mentorUpdates := mentor.updates
+		mentor.mu.Unlock()
+		if err := en.svc.Reassert(t.Context(), b.ID, StepCandidateCalendar, "webhook:google", "the candidate moved their copy"); err != nil {
+			t.Fatal(err)
+		}
+		en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return allSettled(b) && cand.start(b.ID).Equal(start) })
+		mentor.mu.Lock()
+		if mentor.updates != mentorUpdates {
+			t.Errorf("the mentor's event was updated %d times; only the candidate's moved", mentor.updates-mentorUpdates)
+		}
+		mentor.mu.Unlock()
+
 		// The same for the Zoom meeting, moved in Zoom.
 		en.meetings.mu.Lock()
 		en.meetings.starts[b.ID] = start.Add(time.Hour)
 		en.meetings.mu.Unlock()
 		mentor.mu.Lock()
-		mentorUpdates := mentor.updates
+		mentorUpdates = mentor.updates
 		mentor.mu.Unlock()
 		if err := en.svc.Reassert(t.Context(), b.ID, StepZoom, "webhook:zoom", "moved onto another booking"); err != nil {
 			t.Fatal(err)
@@ -889,7 +908,7 @@ func TestReassert(t *testing.T) {
 			_, st := en.issues.snapshot()
 			return allSettled(b) && st[key] == StatusConfirmed
 		})
-		if got := actions(t, en.svc, b.ID); !slices.Equal(got, []string{"created", "confirmed", "step_reasserted", "step_reasserted", "step_reasserted"}) {
+		if got := actions(t, en.svc, b.ID); !slices.Equal(got, []string{"created", "confirmed", "step_reasserted", "step_reasserted", "step_reasserted", "step_reasserted"}) {
 			t.Errorf("audit %v", got)
 		}
 	})

@@ -70,3 +70,64 @@ func TestMentorMoveRefused(t *testing.T) {
 		t.Errorf("audit %v, %v; want the event reasserted and no reschedule", acts, err)
 	}
 }
+
+// TestCandidateMovePutBack: the candidate drags their copy of a session's
+// event in their own CalDAV calendar. The poll reads the change; only the
+// mentor's calendar moves a session, so the booking keeps its time and the
+// saga puts the candidate's event back, leaving the mentor's alone.
+func TestCandidateMovePutBack(t *testing.T) {
+	t.Parallel()
+	const mentor, cand = "cm-m", "cm-c"
+	d := newDeployment(t, "", []string{mentor, cand}, "GATEWAY_CALDAV_POLL_INTERVAL=1s")
+	gw := d.gateway(t, "gw")
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	fx, err := Provision(ctx, gw, d.up, Setup{Mentors: []string{mentor}, ConnectCalDAV: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ConnectCalDAV(ctx, gw, d.up, cand, "candidate"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().UTC().Truncate(time.Hour).Add(48 * time.Hour)
+	out, err := Book(ctx, fx.Admin, NewRequest(mentor, cand, start, "copy"))
+	if err != nil || out.Booking == nil || (out.Status != http.StatusCreated && out.Status != http.StatusAccepted) {
+		t.Fatalf("book: %v %d %s", err, out.Status, out.Body)
+	}
+	id := out.Booking.Id.String()
+	if _, err := Drain(ctx, fx.Admin, []string{id}); err != nil {
+		t.Fatal(err)
+	}
+	open := func(user string) *caldav.Client {
+		c, err := caldav.New(d.up.CalDAVURL+caldavtest.CalendarPath(user, caldavtest.DefaultCalendar), user, CalDAVPassword,
+			caldav.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	mentorCal, candCal := open(mentor), open(cand)
+	ev, err := candCal.GetEvent(ctx, id)
+	if err != nil {
+		t.Fatalf("the candidate's event: %v", err)
+	}
+	ev.Start, ev.End = start.Add(3*time.Hour), start.Add(3*time.Hour+30*time.Minute)
+	if _, err := candCal.UpdateEvent(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the candidate's event to be put back at the booking's time", func() bool {
+		ev, err := candCal.GetEvent(ctx, id)
+		return err == nil && ev.Start.Equal(start) && ev.End.Equal(start.Add(30*time.Minute))
+	})
+	b, err := GetBooking(ctx, fx.Admin, id)
+	if err != nil || b.Status != "confirmed" || !b.Start.Equal(start) {
+		t.Errorf("booking: %s, %v; want confirmed at %s", Describe(b), err, start)
+	}
+	if mev, err := mentorCal.GetEvent(ctx, id); err != nil || !mev.Start.Equal(start) {
+		t.Errorf("the mentor's event: %+v, %v; want it at %s", mev, err, start)
+	}
+	acts, err := AuditActions(ctx, fx.Admin, uuid.MustParse(id))
+	if err != nil || !slices.Contains(acts, "step_reasserted") || slices.Contains(acts, "rescheduled") {
+		t.Errorf("audit %v, %v; want the candidate's event reasserted and no reschedule", acts, err)
+	}
+}
