@@ -22,14 +22,7 @@ import (
 func TestMentorMoveRefused(t *testing.T) {
 	t.Parallel()
 	const mentor = "mv-m"
-	d := newDeployment(t, "", []string{mentor}, "GATEWAY_CALDAV_POLL_INTERVAL=1s")
-	gw := d.gateway(t, "gw")
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	fx, err := Provision(ctx, gw, d.up, Setup{Mentors: []string{mentor}, ConnectCalDAV: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, d, _, fx := pollingDeployment(t, mentor)
 	start := time.Now().UTC().Truncate(time.Hour).Add(48 * time.Hour)
 	var ids []string
 	for i, at := range []time.Time{start, start.Add(time.Hour)} {
@@ -42,11 +35,7 @@ func TestMentorMoveRefused(t *testing.T) {
 	if _, err := Drain(ctx, fx.Admin, ids); err != nil {
 		t.Fatal(err)
 	}
-	cal, err := caldav.New(d.up.CalDAVURL+caldavtest.CalendarPath(mentor, caldavtest.DefaultCalendar), mentor, CalDAVPassword,
-		caldav.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cal := d.openCalDAV(t, mentor)
 	ev, err := cal.GetEvent(ctx, ids[0])
 	if err != nil {
 		t.Fatal(err)
@@ -78,14 +67,7 @@ func TestMentorMoveRefused(t *testing.T) {
 func TestCandidateMovePutBack(t *testing.T) {
 	t.Parallel()
 	const mentor, cand = "cm-m", "cm-c"
-	d := newDeployment(t, "", []string{mentor, cand}, "GATEWAY_CALDAV_POLL_INTERVAL=1s")
-	gw := d.gateway(t, "gw")
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	fx, err := Provision(ctx, gw, d.up, Setup{Mentors: []string{mentor}, ConnectCalDAV: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, d, gw, fx := pollingDeployment(t, mentor, cand)
 	if err := ConnectCalDAV(ctx, gw, d.up, cand, "candidate"); err != nil {
 		t.Fatal(err)
 	}
@@ -98,15 +80,7 @@ func TestCandidateMovePutBack(t *testing.T) {
 	if _, err := Drain(ctx, fx.Admin, []string{id}); err != nil {
 		t.Fatal(err)
 	}
-	open := func(user string) *caldav.Client {
-		c, err := caldav.New(d.up.CalDAVURL+caldavtest.CalendarPath(user, caldavtest.DefaultCalendar), user, CalDAVPassword,
-			caldav.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	mentorCal, candCal := open(mentor), open(cand)
+	mentorCal, candCal := d.openCalDAV(t, mentor), d.openCalDAV(t, cand)
 	ev, err := candCal.GetEvent(ctx, id)
 	if err != nil {
 		t.Fatalf("the candidate's event: %v", err)
@@ -130,4 +104,33 @@ func TestCandidateMovePutBack(t *testing.T) {
 	if err != nil || !slices.Contains(acts, "step_reasserted") || slices.Contains(acts, "rescheduled") {
 		t.Errorf("audit %v, %v; want the candidate's event reasserted and no reschedule", acts, err)
 	}
+}
+
+// pollingDeployment starts a gateway that polls CalDAV calendars every
+// second, with mentor provisioned and connected to their CalDAV calendar;
+// the other CalDAV users exist upstream, unconnected. The context ends
+// after 90 s.
+func pollingDeployment(t *testing.T, mentor string, others ...string) (context.Context, *deployment, *Gateway, *Fixture) {
+	t.Helper()
+	d := newDeployment(t, "", append([]string{mentor}, others...), "GATEWAY_CALDAV_POLL_INTERVAL=1s")
+	gw := d.gateway(t, "gw")
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	t.Cleanup(cancel)
+	fx, err := Provision(ctx, gw, d.up, Setup{Mentors: []string{mentor}, ConnectCalDAV: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, d, gw, fx
+}
+
+// openCalDAV opens user's default calendar on the deployment's CalDAV
+// server, as the user's own calendar app would.
+func (d *deployment) openCalDAV(t *testing.T, user string) *caldav.Client {
+	t.Helper()
+	c, err := caldav.New(d.up.CalDAVURL+caldavtest.CalendarPath(user, caldavtest.DefaultCalendar), user, CalDAVPassword,
+		caldav.WithHTTPClient(&http.Client{Timeout: 10 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
