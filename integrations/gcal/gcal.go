@@ -103,7 +103,10 @@ func WithBaseURL(u string) Option { return func(c *config) { c.baseURL = u } }
 func WithCalendar(id string) Option { return func(c *config) { c.calendarID = id } }
 
 // WithBusyCalendars sets the calendars whose busy time FreeBusy reports
-// (default: the write calendar only).
+// (default: the write calendar only); list the write calendar too when its
+// busy time counts. Ids may be of calendars the user can only read
+// (calendarList accessRole reader or freeBusyReader): freebusy.query needs
+// no more.
 func WithBusyCalendars(ids ...string) Option {
 	return func(c *config) { c.busyIDs = slices.Clone(ids) }
 }
@@ -454,7 +457,13 @@ func (c *Client) get(ctx context.Context, bookingID string) (*calendarv3.Event, 
 
 // FreeBusy queries freebusy.query over the busy calendars in windows of at
 // most the configured size and returns the merged busy intervals clipped to
-// [from, to).
+// [from, to). A busy calendar other than the write calendar that Google
+// answers with the per-calendar error notFound (deleted, or no longer shared
+// with the account) is skipped with a warning log: the other calendars'
+// busy time is returned. The write calendar's notFound is
+// calendar.ErrCalendarNotFound; any other per-calendar error fails the call
+// (busy time must not be undercounted silently).
+// See https://developers.google.com/calendar/api/v3/reference/freebusy/query.
 func (c *Client) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.Busy, error) {
 	const op = "freebusy"
 	if !to.After(from) {
@@ -465,6 +474,7 @@ func (c *Client) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.B
 		items[i] = &calendarv3.FreeBusyRequestItem{Id: id}
 	}
 	var all []calendar.Busy
+	skipped := map[string]bool{}
 	for start := from; start.Before(to); start = start.Add(c.window) {
 		end := start.Add(c.window)
 		if end.After(to) {
@@ -486,15 +496,22 @@ func (c *Client) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.B
 					Message: "no free/busy answer for calendar " + id, Class: outbound.Permanent})
 			}
 			if len(fc.Errors) > 0 {
-				e := &outbound.Error{Provider: Provider, Operation: op, Code: fc.Errors[0].Reason,
-					Message: "free/busy of calendar " + id + ": " + fc.Errors[0].Reason, Class: outbound.Permanent}
-				switch {
-				case fc.Errors[0].Reason != "notFound":
-				case id == c.calendarID:
+				reason := fc.Errors[0].Reason
+				if reason == "notFound" && id != c.calendarID {
+					// Another of the busy calendars, deleted or no longer
+					// shared with the account since it was chosen: the
+					// others' busy time still counts.
+					if !skipped[id] {
+						skipped[id] = true
+						c.logger.WarnContext(ctx, "gcal: skipping a busy calendar Google no longer finds",
+							slog.String("provider", Provider), slog.String("calendar_id", id))
+					}
+					continue
+				}
+				e := &outbound.Error{Provider: Provider, Operation: op, Code: reason,
+					Message: "free/busy of calendar " + id + ": " + reason, Class: outbound.Permanent}
+				if reason == "notFound" {
 					e.Err = calendar.ErrCalendarNotFound
-				default:
-					// Another of the busy calendars, not this client's.
-					e.Err = calendar.ErrNotFound
 				}
 				return nil, e
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -472,10 +473,147 @@ func TestFreeBusy(t *testing.T) {
 		t.Errorf("100-day window: %+v", oe)
 	}
 
-	// An unknown chosen calendar is an error, not silently free.
-	gone := e.newClient(t, e.token, gcal.WithBusyCalendars("primary", "deleted@group.calendar.google.com"))
-	if _, err := gone.FreeBusy(t.Context(), from, from.Add(time.Hour)); !errors.Is(err, calendar.ErrNotFound) {
-		t.Errorf("unknown calendar: %v, want ErrNotFound", err)
+	// An unknown write calendar is an error, not silently free.
+	gone := e.newClient(t, e.token, gcal.WithCalendar("deleted@group.calendar.google.com"),
+		gcal.WithBusyCalendars("deleted@group.calendar.google.com", "primary"))
+	if _, err := gone.FreeBusy(t.Context(), from, from.Add(time.Hour)); !errors.Is(err, calendar.ErrCalendarNotFound) {
+		t.Errorf("unknown write calendar: %v, want ErrCalendarNotFound", err)
+	}
+}
+
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestFreeBusySeveralCalendars: the busy time of every busy calendar
+// counts, whatever the account's access role on it (freebusy.query needs
+// only freeBusyReader); an extra calendar deleted or unshared since it was
+// chosen is skipped with a warning instead of failing every query.
+func TestFreeBusySeveralCalendars(t *testing.T) {
+	t.Parallel()
+	const (
+		personal = "personal@group.calendar.google.com"
+		partner  = "partner@example.org"            // shared with the account as reader
+		team     = "team@group.calendar.google.com" // shared as freeBusyReader
+		vanished = "vanished@group.calendar.google.com"
+	)
+	from := time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)
+	at := func(h int) time.Time { return from.Add(time.Duration(h) * time.Hour) }
+	b := func(s, e int) calendar.Busy { return calendar.Busy{Start: at(s), End: at(e)} }
+	for _, tc := range []struct {
+		name     string
+		busy     []string
+		deleted  []string // deleted before the query
+		want     []calendar.Busy
+		wantWarn bool
+	}{
+		{"write calendar only (default)", nil, nil, []calendar.Busy{b(9, 10)}, false},
+		{"owned, reader and freeBusyReader calendars", []string{"primary", personal, partner, team}, nil,
+			[]calendar.Busy{b(9, 11), b(13, 14), b(15, 16)}, false},
+		{"the write calendar listed once more is not counted twice", []string{"primary", personal, "primary"}, nil,
+			[]calendar.Busy{b(9, 11)}, false},
+		{"a deleted extra calendar is skipped", []string{"primary", vanished, team}, []string{vanished},
+			[]calendar.Busy{b(9, 10), b(15, 16)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, gcaltest.Options{})
+			for _, c := range []struct {
+				id, role string
+			}{{personal, gcaltest.RoleOwner}, {partner, gcaltest.RoleReader}, {team, gcaltest.RoleFreeBusyReader}, {vanished, gcaltest.RoleReader}} {
+				if err := e.sim.AddCalendar(gcaltest.DefaultUser, gcaltest.Calendar{ID: c.id, Summary: c.id}, c.role); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, ev := range []struct {
+				cal        string
+				start, end int
+			}{{"primary", 9, 10}, {personal, 10, 11}, {partner, 13, 14}, {team, 15, 16}, {vanished, 17, 18}} {
+				if _, err := e.sim.PutEvent(ev.cal, gcaltest.ExternalEvent{Summary: "busy", Start: at(ev.start), End: at(ev.end)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, id := range tc.deleted {
+				if err := e.sim.DeleteCalendar(id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var logs syncBuffer
+			opts := []gcal.Option{gcal.WithLogger(slog.New(slog.NewTextHandler(&logs, nil)))}
+			if tc.busy != nil {
+				opts = append(opts, gcal.WithBusyCalendars(tc.busy...))
+			}
+			c := e.newClient(t, e.token, opts...)
+			before := e.sim.Stats().Calls["freebusy.query"]
+			got, err := c.FreeBusy(t.Context(), from, from.Add(24*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(got, tc.want); d != "" {
+				t.Errorf("FreeBusy (-got +want):\n%s", d)
+			}
+			if n := e.sim.Stats().Calls["freebusy.query"] - before; n != 1 {
+				t.Errorf("%d freebusy.query calls, want one for every calendar", n)
+			}
+			if warned := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), vanished); warned != tc.wantWarn {
+				t.Errorf("warning about %s logged = %v, want %v; logs:\n%s", vanished, warned, tc.wantWarn, logs.String())
+			}
+		})
+	}
+}
+
+// TestSharedCalendarAccessRoles: the simulator reports the account's role
+// on shared calendars and refuses writes without writer access, as Google does.
+func TestSharedCalendarAccessRoles(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, gcaltest.Options{})
+	for id, role := range map[string]string{"r@example.org": gcaltest.RoleReader, "fb@example.org": gcaltest.RoleFreeBusyReader, "w@example.org": gcaltest.RoleWriter} {
+		if err := e.sim.AddCalendar(gcaltest.DefaultUser, gcaltest.Calendar{ID: id, Summary: id}, role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cals, err := e.client.ListCalendars(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string]string{}
+	for _, c := range cals {
+		roles[c.ID] = c.AccessRole
+	}
+	want := map[string]string{gcaltest.DefaultUser: "owner", "r@example.org": "reader", "fb@example.org": "freeBusyReader", "w@example.org": "writer"}
+	if d := cmp.Diff(roles, want); d != "" {
+		t.Errorf("access roles (-got +want):\n%s", d)
+	}
+	start := time.Date(2027, 2, 1, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		cal    string
+		status int
+	}{{"r@example.org", http.StatusForbidden}, {"fb@example.org", http.StatusForbidden}, {"w@example.org", 0}} {
+		c := e.newClient(t, e.token, gcal.WithCalendar(tc.cal))
+		_, err := c.CreateEvent(t.Context(), booking("b-"+tc.cal, start, time.Hour, "UTC"))
+		switch {
+		case tc.status == 0 && err != nil:
+			t.Errorf("insert into %s: %v", tc.cal, err)
+		case tc.status != 0 && (err == nil || outboundErr(t, err).Status != tc.status || outboundErr(t, err).Code != "requiredAccessLevel"):
+			t.Errorf("insert into %s: %v, want %d requiredAccessLevel", tc.cal, err, tc.status)
+		}
+	}
+	if err := e.sim.AddCalendar(gcaltest.DefaultUser, gcaltest.Calendar{ID: "x@example.org"}, "admin"); err == nil {
+		t.Error("AddCalendar accepted the unknown role admin")
 	}
 }
 
@@ -871,10 +1009,10 @@ func TestDeletedCalendar(t *testing.T) {
 			_, err := c.Watch(ctx, cal, "https://gateway.test/webhooks/google", time.Hour)
 			return err
 		}, calendar.ErrCalendarNotFound},
-		{"FreeBusy of another client's busy calendar", func() error {
+		{"FreeBusy of another client's busy calendar (skipped)", func() error {
 			_, err := both.FreeBusy(ctx, start.Add(-time.Hour), start.Add(time.Hour))
 			return err
-		}, calendar.ErrNotFound},
+		}, nil},
 		{"GetEvent", func() error { _, err := c.GetEvent(ctx, ev.BookingID); return err }, calendar.ErrNotFound},
 		{"UpdateEvent", func() error { _, err := c.UpdateEvent(ctx, ev); return err }, calendar.ErrNotFound},
 		{"DeleteEvent", func() error { return c.DeleteEvent(ctx, ev.BookingID) }, nil},

@@ -38,16 +38,37 @@ func newCalendarState(c Calendar, owner string, primary bool) *calendarState {
 
 const maxBody = 1 << 20
 
-// calendarFor resolves a calendar id ("primary" included) of the caller.
+// calendarFor resolves a calendar id ("primary" included) of the caller:
+// one the caller owns or one shared with the caller (any access role).
 func (s *Server) calendarFor(u *user, id string) *calendarState {
 	if id == "primary" {
 		id = u.calendars[0]
 	}
 	cs := s.calendars[id]
-	if cs == nil || cs.owner != u.email {
+	if cs == nil || (cs.owner != u.email && u.roles[id] == "") {
 		return nil
 	}
 	return cs
+}
+
+// roleOf is the caller's access role on a calendar calendarFor returned.
+func roleOf(u *user, cs *calendarState) string {
+	if cs.owner == u.email {
+		return RoleOwner
+	}
+	return u.roles[cs.info.ID]
+}
+
+// requireRole answers 403 requiredAccessLevel unless the caller's role on
+// cs is one of roles ("You need to have writer access to this calendar.",
+// https://developers.google.com/calendar/api/guides/errors).
+func requireRole(u *user, cs *calendarState, roles ...string) *response {
+	if slices.Contains(roles, roleOf(u, cs)) {
+		return nil
+	}
+	msg := "You need to have " + roles[len(roles)-1] + " access to this calendar."
+	res := errResp(http.StatusForbidden, msg, errItem{Domain: "calendar", Reason: "requiredAccessLevel"})
+	return &res
 }
 
 func readJSONBody(c *call) (map[string]any, *response) {
@@ -98,6 +119,9 @@ func (s *Server) eventsInsert(c *call) response {
 	cs := s.calendarFor(c.user, c.r.PathValue("calendarId"))
 	if cs == nil {
 		return notFound()
+	}
+	if res := requireRole(c.user, cs, RoleOwner, RoleWriter); res != nil {
+		return *res
 	}
 	if res := s.checkSendUpdates(c.r); res != nil {
 		return *res
@@ -359,6 +383,9 @@ func (s *Server) eventsGet(c *call) response {
 	if cs == nil {
 		return notFound()
 	}
+	if res := requireRole(c.user, cs, RoleOwner, RoleWriter, RoleReader); res != nil {
+		return *res
+	}
 	ev := cs.events[c.r.PathValue("eventId")]
 	if ev == nil {
 		return notFound()
@@ -388,6 +415,9 @@ func (s *Server) eventsModify(c *call, patch bool) response {
 	cs := s.calendarFor(c.user, c.r.PathValue("calendarId"))
 	if cs == nil {
 		return notFound()
+	}
+	if res := requireRole(c.user, cs, RoleOwner, RoleWriter); res != nil {
+		return *res
 	}
 	ev := cs.events[c.r.PathValue("eventId")]
 	if ev == nil {
@@ -476,6 +506,9 @@ func (s *Server) eventsDelete(c *call) response {
 	if cs == nil {
 		return notFound()
 	}
+	if res := requireRole(c.user, cs, RoleOwner, RoleWriter); res != nil {
+		return *res
+	}
 	ev := cs.events[c.r.PathValue("eventId")]
 	if ev == nil {
 		return notFound()
@@ -527,6 +560,9 @@ func (s *Server) eventsList(c *call) response {
 	cs := s.calendarFor(c.user, c.r.PathValue("calendarId"))
 	if cs == nil {
 		return notFound()
+	}
+	if res := requireRole(c.user, cs, RoleOwner, RoleWriter, RoleReader); res != nil {
+		return *res
 	}
 	q := c.r.URL.Query()
 	maxResults := 250
@@ -845,7 +881,7 @@ func (s *Server) calendarListList(c *call) response {
 		cs := s.calendars[id]
 		e := map[string]any{
 			"kind": "calendar#calendarListEntry", "etag": fmt.Sprintf(`"%d"`, len(id)), "id": id,
-			"summary": cs.info.Summary, "timeZone": cs.info.TimeZone, "accessRole": "owner",
+			"summary": cs.info.Summary, "timeZone": cs.info.TimeZone, "accessRole": roleOf(c.user, cs),
 			"selected": true, "defaultReminders": []any{},
 		}
 		if cs.primary {
@@ -886,6 +922,9 @@ func (s *Server) eventsWatch(c *call) response {
 	cs := s.calendarFor(c.user, c.r.PathValue("calendarId"))
 	if cs == nil {
 		return notFound()
+	}
+	if res := requireRole(c.user, cs, RoleOwner, RoleWriter, RoleReader); res != nil {
+		return *res
 	}
 	var req struct {
 		ID         string            `json:"id"`

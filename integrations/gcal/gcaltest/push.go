@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	calendarv3 "google.golang.org/api/calendar/v3"
@@ -318,14 +319,54 @@ func (s *Server) DeleteCalendar(calendarID string) error {
 		return fmt.Errorf("gcaltest: calendar %q is a primary calendar, which cannot be deleted", calendarID)
 	}
 	delete(s.calendars, id)
-	if u := s.users[cs.owner]; u != nil {
+	for _, u := range s.users {
+		// The owner's list and the lists of everyone it was shared with.
 		u.calendars = slices.DeleteFunc(u.calendars, func(c string) bool { return c == id })
+		delete(u.roles, id)
 	}
 	for chID, ch := range s.channels {
 		if ch.calendarID == id {
 			delete(s.channels, chID)
 		}
 	}
+	return nil
+}
+
+// AddCalendar adds calendar c to the calendar list of the account email
+// with the given access role (RoleOwner, RoleWriter, RoleReader or
+// RoleFreeBusyReader). RoleOwner creates a secondary calendar the account
+// owns, as calendars.insert would; the other roles add a calendar of
+// another owner shared with the account, as accepting a share in the
+// Google Calendar UI does: calendarList.list reports the role as the
+// entry's accessRole, freebusy.query answers for it with any role, event
+// writes answer 403 requiredAccessLevel without writer access. Events are
+// put on it with PutEvent. An empty TimeZone is "UTC". It fails for an
+// unknown account, an unknown role or an id already in use.
+func (s *Server) AddCalendar(email string, c Calendar, accessRole string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[strings.ToLower(email)]
+	if u == nil {
+		return fmt.Errorf("gcaltest: account %q: %w", email, ErrNotFound)
+	}
+	switch accessRole {
+	case RoleOwner, RoleWriter, RoleReader, RoleFreeBusyReader:
+	default:
+		return fmt.Errorf("gcaltest: access role %q: want owner, writer, reader or freeBusyReader", accessRole)
+	}
+	if c.ID == "" || c.ID == "primary" || s.calendars[c.ID] != nil || s.users[strings.ToLower(c.ID)] != nil {
+		return fmt.Errorf("gcaltest: calendar id %q is empty or in use", c.ID)
+	}
+	if c.TimeZone == "" {
+		c.TimeZone = "UTC"
+	}
+	owner := u.email
+	if accessRole != RoleOwner {
+		owner = "" // another account's calendar, shared with u
+		u.roles[c.ID] = accessRole
+	}
+	s.calendars[c.ID] = newCalendarState(c, owner, false)
+	u.calendars = append(u.calendars, c.ID)
 	return nil
 }
 

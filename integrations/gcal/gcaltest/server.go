@@ -35,7 +35,10 @@
 // events are expanded (RRULE, EXDATE) only by freebusy.query, events.list
 // never expands them (singleEvents is accepted and ignored); the freebusy range
 // limit (Options.MaxFreeBusyRange, 90 days by default) and its error reason
-// "timeRangeTooLong" are taken from observed behaviour, not from the reference.
+// "timeRangeTooLong" are taken from observed behaviour, not from the reference;
+// on a calendar shared with an account as freeBusyReader (AddCalendar) the
+// event reads answer 403 requiredAccessLevel, where Google returns events
+// reduced to their free/busy information.
 package gcaltest
 
 import (
@@ -172,8 +175,20 @@ type Server struct {
 
 type user struct {
 	email     string
-	calendars []string // primary first
+	calendars []string          // primary first
+	roles     map[string]string // access role on the calendars of others shared with the user
 }
+
+// Access roles of a calendar list entry (the calendarList resource's
+// accessRole, https://developers.google.com/calendar/api/v3/reference/calendarList):
+// freeBusyReader reads free/busy information only, reader reads events,
+// writer also writes them, owner also manages sharing.
+const (
+	RoleFreeBusyReader = "freeBusyReader"
+	RoleReader         = "reader"
+	RoleWriter         = "writer"
+	RoleOwner          = "owner"
+)
 
 // New returns a simulator configured by opts.
 func New(opts Options) *Server {
@@ -232,7 +247,7 @@ func (s *Server) addUser(u User) {
 	if tz == "" {
 		tz = "UTC"
 	}
-	us := &user{email: email}
+	us := &user{email: email, roles: map[string]string{}}
 	s.calendars[email] = newCalendarState(Calendar{ID: email, Summary: email, TimeZone: tz}, email, true)
 	us.calendars = append(us.calendars, email)
 	for _, c := range u.Calendars {

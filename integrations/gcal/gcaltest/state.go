@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -25,6 +26,8 @@ type stateJSON struct {
 type userJSON struct {
 	Email     string   `json:"email"`
 	Calendars []string `json:"calendars"` // primary first
+	// Roles are the access roles on calendars of others shared with the user.
+	Roles map[string]string `json:"roles,omitempty"`
 }
 
 type calendarJSON struct {
@@ -90,7 +93,7 @@ func (s *Server) MarshalState() ([]byte, error) {
 	}
 	for _, email := range s.userOrder {
 		u := s.users[email]
-		st.Users = append(st.Users, userJSON{Email: u.email, Calendars: u.calendars})
+		st.Users = append(st.Users, userJSON{Email: u.email, Calendars: u.calendars, Roles: u.roles})
 	}
 	for id, cs := range s.calendars {
 		cj := calendarJSON{
@@ -182,7 +185,14 @@ func (s *Server) UnmarshalState(b []byte) error {
 				return fail("user %q: unknown calendar %q", us.Email, id)
 			}
 		}
-		users[us.Email] = &user{email: us.Email, calendars: append([]string(nil), us.Calendars...)}
+		roles := make(map[string]string, len(us.Roles))
+		for id, role := range us.Roles {
+			if calendars[id] == nil || !slices.Contains(us.Calendars, id) {
+				return fail("user %q: role on unknown calendar %q", us.Email, id)
+			}
+			roles[id] = role
+		}
+		users[us.Email] = &user{email: us.Email, calendars: append([]string(nil), us.Calendars...), roles: roles}
 		order = append(order, us.Email)
 	}
 
