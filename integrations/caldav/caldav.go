@@ -65,6 +65,10 @@ type Client struct {
 	now      func() time.Time
 	defLoc   *time.Location
 	noSync   bool
+	// busy are the other collections whose busy time FreeBusy adds (same
+	// scheme and host as calURL, paths ending in "/", calURL excluded).
+	busy    []*url.URL
+	busyRaw []string
 }
 
 var _ calendar.Calendar = (*Client)(nil)
@@ -102,6 +106,17 @@ func WithETagListing() Option {
 	return func(c *Client) { c.noSync = true }
 }
 
+// WithBusyCalendars adds calendar collections (absolute URLs on the same
+// server, i.e. the same scheme and host, as the client's calendar: the
+// credentials are never sent elsewhere) whose busy time FreeBusy reports
+// besides the client's own calendar, which always counts. They may be
+// calendars the account can only read. A URL naming the client's calendar
+// again, or one named twice, counts once. Event writes and Changes stay on
+// the client's calendar.
+func WithBusyCalendars(calendarURLs ...string) Option {
+	return func(c *Client) { c.busyRaw = append(c.busyRaw, calendarURLs...) }
+}
+
 // New returns a Client for the calendar collection at calendarURL (an
 // absolute URL, e.g. one from Discover: Account.Calendars[i].URL), using
 // HTTP Basic auth with username and password.
@@ -133,6 +148,28 @@ func New(calendarURL, username, password string, opts ...Option) (*Client, error
 	if c.defLoc == nil {
 		c.defLoc = time.UTC
 	}
+	seen := map[string]bool{u.String(): true}
+	for _, raw := range c.busyRaw {
+		b, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("caldav: busy calendar URL: %w", err)
+		}
+		if !strings.EqualFold(b.Scheme, u.Scheme) || !strings.EqualFold(b.Host, u.Host) {
+			return nil, fmt.Errorf("caldav: busy calendar %q is not on the calendar's server %s://%s", raw, u.Scheme, u.Host)
+		}
+		if !strings.HasSuffix(b.Path, "/") {
+			b.Path += "/"
+			b.RawPath = ""
+		}
+		b.Scheme, b.Host = u.Scheme, u.Host
+		b.RawQuery, b.Fragment, b.User = "", "", nil
+		if seen[b.String()] {
+			continue
+		}
+		seen[b.String()] = true
+		c.busy = append(c.busy, b)
+	}
+	c.busyRaw = nil
 	return c, nil
 }
 

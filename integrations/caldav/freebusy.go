@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/emersion/go-webdav"
 	webdavcaldav "github.com/emersion/go-webdav/caldav"
 	"github.com/teambition/rrule-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/spotlight/gateway/integrations/calendar"
 	"github.com/spotlight/gateway/integrations/outbound"
@@ -23,24 +25,78 @@ import (
 // maxOccurrences bounds the expansion of one recurring event in one query.
 const maxOccurrences = 5000
 
+// maxParallelBusy bounds the calendar-query REPORTs one FreeBusy has in
+// flight when it covers several calendars.
+const maxParallelBusy = 4
+
 // FreeBusy implements calendar.Calendar with a calendar-query REPORT
-// (RFC 4791 section 7.8) filtered to VEVENTs overlapping [from, to). The
-// server's filter only selects objects; recurring events are expanded here
-// (RRULE, RDATE, EXDATE, overridden instances by RECURRENCE-ID), cancelled
-// and transparent events are skipped, and the intervals are clipped to
-// [from, to), merged and sorted.
+// (RFC 4791 section 7.8) filtered to VEVENTs overlapping [from, to), on the
+// client's calendar and on every WithBusyCalendars collection (in parallel,
+// at most maxParallelBusy at a time). The server's filter only selects
+// objects; recurring events are expanded here (RRULE, RDATE, EXDATE,
+// overridden instances by RECURRENCE-ID), cancelled and transparent events
+// are skipped, and the intervals are clipped to [from, to), merged and
+// sorted. An extra collection the server answers with 404, 410 (deleted)
+// or 403 (no longer shared with the account) is skipped with a warning log;
+// any other failure, and every failure of the client's own calendar, fails
+// the call.
 func (c *Client) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.Busy, error) {
 	const op = "free_busy"
 	if !to.After(from) {
 		return nil, fmt.Errorf("caldav: %s: empty range %s – %s", op, from, to)
 	}
+	if len(c.busy) == 0 {
+		busy, err := c.queryBusy(ctx, c.calURL, from, to)
+		if err != nil {
+			return nil, err
+		}
+		return mergeBusy(busy), nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxParallelBusy)
+	results := make([][]calendar.Busy, 1+len(c.busy))
+	for i, u := range append([]*url.URL{c.calURL}, c.busy...) {
+		g.Go(func() error {
+			busy, err := c.queryBusy(gctx, u, from, to)
+			if err != nil && i > 0 && skippable(err) {
+				c.logger.WarnContext(ctx, "caldav: skipping a busy calendar the server no longer serves",
+					slog.String("provider", provider), slog.String("path", u.Path), slog.String("error", err.Error()))
+				return nil
+			}
+			results[i] = busy
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var all []calendar.Busy
+	for _, r := range results {
+		all = append(all, r...)
+	}
+	return mergeBusy(all), nil
+}
+
+// skippable reports whether an extra busy calendar's failure means it is
+// gone or no longer shared (404, 410, 403), not that the server failed.
+func skippable(err error) bool {
+	if errors.Is(err, calendar.ErrCalendarNotFound) {
+		return true
+	}
+	var oe *outbound.Error
+	return errors.As(err, &oe) && oe.Status == http.StatusForbidden
+}
+
+// queryBusy returns the unmerged busy intervals of the collection at u.
+func (c *Client) queryBusy(ctx context.Context, u *url.URL, from, to time.Time) ([]calendar.Busy, error) {
+	const op = "free_busy"
 	capture := &captureClient{hc: c.hc, user: c.username, pass: c.password}
-	dav, err := webdavcaldav.NewClient(capture, c.calURL.String())
+	dav, err := webdavcaldav.NewClient(capture, u.String())
 	if err != nil {
 		return nil, fmt.Errorf("caldav: %s: %w", op, err)
 	}
 	ctx = outbound.WithRetrySafe(outbound.WithOperation(ctx, op))
-	objs, err := dav.QueryCalendar(ctx, c.calURL.Path, &webdavcaldav.CalendarQuery{
+	objs, err := dav.QueryCalendar(ctx, u.Path, &webdavcaldav.CalendarQuery{
 		CompRequest: webdavcaldav.CalendarCompRequest{Name: ical.CompCalendar, AllProps: true, AllComps: true},
 		CompFilter: webdavcaldav.CompFilter{
 			Name:  ical.CompCalendar,
@@ -68,7 +124,7 @@ func (c *Client) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.B
 		}
 		busy = append(busy, bs...)
 	}
-	return mergeBusy(busy), nil
+	return busy, nil
 }
 
 // captureClient adds Basic auth and remembers the first error response,
