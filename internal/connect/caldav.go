@@ -25,6 +25,11 @@ type CalDAVInput struct {
 	// CalendarPath chooses the calendar (its path or URL); default the first
 	// calendar that accepts events.
 	CalendarPath string
+	// BusyCalendars, when not nil, are the calendars (paths or URLs) whose
+	// busy time counts besides the chosen one (see CalendarChoice.Busy).
+	// nil keeps those of a previous connection to the same account that
+	// still exist.
+	BusyCalendars []string
 }
 
 // calDAVSecret is the JSON kept in the secret store for a CalDAV connection.
@@ -96,7 +101,7 @@ func calDAVRefs(acct caldav.Account) []CalendarRef {
 		if name == "" {
 			name = path.Base(strings.TrimSuffix(c.Path, "/"))
 		}
-		out = append(out, CalendarRef{ID: c.Path, Name: name})
+		out = append(out, CalendarRef{ID: c.Path, Name: name, URL: c.URL})
 	}
 	return out
 }
@@ -147,6 +152,14 @@ func (s *Service) ConnectCalDAV(ctx context.Context, sub string, in CalDAVInput)
 	if err != nil {
 		return Info{}, calDAVRefs(acct), err
 	}
+	var busy []CalendarRef
+	if in.BusyCalendars != nil {
+		if busy, err = pickBusy(calDAVRefs(acct), in.BusyCalendars, calDAVMatch); err != nil {
+			return Info{}, calDAVRefs(acct), err
+		}
+	} else if prev, err := s.get(ctx, sub, ProviderCalDAV); err == nil && prev.ServerURL == u.String() && prev.AccountEmail == in.Username {
+		busy = keepKnown(prev.BusyCalendars, calDAVRefs(acct))
+	}
 	b, err := json.Marshal(calDAVSecret{Username: in.Username, Password: in.Password})
 	if err != nil {
 		return Info{}, nil, err
@@ -162,7 +175,7 @@ func (s *Service) ConnectCalDAV(ctx context.Context, sub string, in CalDAVInput)
 		}
 	}
 	rec := Info{UserSub: sub, Provider: ProviderCalDAV, AccountEmail: in.Username, CalendarID: cal.Path, CalendarName: name,
-		CalendarURL: cal.URL, ServerURL: u.String()}
+		CalendarURL: cal.URL, ServerURL: u.String(), BusyCalendars: busy}
 	if err := s.upsert(ctx, rec); err != nil {
 		return Info{}, nil, err
 	}
@@ -194,6 +207,17 @@ func (s *Service) calDAVSecretOf(ctx context.Context, sub string) (calDAVSecret,
 // ChooseCalDAVCalendar rediscovers the account with the stored credentials
 // and makes calendarPath the calendar booking events go to.
 func (s *Service) ChooseCalDAVCalendar(ctx context.Context, sub, calendarPath string) (Info, []CalendarRef, error) {
+	return s.UpdateCalDAVCalendars(ctx, sub, CalendarChoice{Calendar: calendarPath})
+}
+
+// UpdateCalDAVCalendars rediscovers the account with the stored
+// credentials and changes the calendars of sub's CalDAV connection: the
+// calendar booking events go to and the calendars whose busy time counts
+// (any event calendar of the account's home set, read-only ones included).
+// Everything is checked against discovery before anything changes:
+// ErrUnknownCalendar, ErrUnknownBusyCalendar or ErrTooManyBusyCalendars
+// change nothing. It returns the connection and the event calendars.
+func (s *Service) UpdateCalDAVCalendars(ctx context.Context, sub string, ch CalendarChoice) (Info, []CalendarRef, error) {
 	in, err := s.get(ctx, sub, ProviderCalDAV)
 	if err != nil {
 		return Info{}, nil, err
@@ -215,7 +239,24 @@ func (s *Service) ChooseCalDAVCalendar(ctx context.Context, sub, calendarPath st
 		return Info{}, nil, err
 	}
 	refs := calDAVRefs(acct)
-	cal, err := pickCalDAV(acct, calendarPath)
+	var busy *[]CalendarRef
+	if ch.Busy != nil {
+		picked, err := pickBusy(refs, ch.Busy, calDAVMatch)
+		if err != nil {
+			return Info{}, refs, err
+		}
+		busy = &picked
+	}
+	if ch.Calendar == "" {
+		if busy != nil {
+			if err := s.setBusyCalendars(ctx, sub, ProviderCalDAV, *busy); err != nil {
+				return Info{}, nil, err
+			}
+		}
+		in, err = s.get(ctx, sub, ProviderCalDAV)
+		return in, refs, err
+	}
+	cal, err := pickCalDAV(acct, ch.Calendar)
 	if err != nil {
 		return Info{}, refs, err
 	}
@@ -225,7 +266,7 @@ func (s *Service) ChooseCalDAVCalendar(ctx context.Context, sub, calendarPath st
 			name = r.Name
 		}
 	}
-	if err := s.setCalendar(ctx, sub, ProviderCalDAV, cal.Path, name, cal.URL); err != nil {
+	if err := s.setCalendar(ctx, sub, ProviderCalDAV, cal.Path, name, cal.URL, busy); err != nil {
 		return Info{}, nil, err
 	}
 	if in.Status != StatusConnected {

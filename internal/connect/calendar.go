@@ -10,6 +10,7 @@ import (
 
 	"github.com/spotlight/gateway/integrations/caldav"
 	"github.com/spotlight/gateway/integrations/calendar"
+	"github.com/spotlight/gateway/integrations/gcal"
 )
 
 // Calendar returns the calendar booking events of sub go to: the most
@@ -58,7 +59,7 @@ func (s *Service) CalendarFor(ctx context.Context, sub, provider string) (calend
 }
 
 func (s *Service) calendarOf(ctx context.Context, in Info) (calendar.Calendar, Info, error) {
-	cl, err := s.open(ctx, in)
+	cl, err := s.open(ctx, in, true)
 	if err != nil {
 		return nil, Info{}, err
 	}
@@ -66,17 +67,47 @@ func (s *Service) calendarOf(ctx context.Context, in Info) (calendar.Calendar, I
 }
 
 // open opens the calendar of connection in (CalendarID for Google,
-// CalendarURL for CalDAV) with the connection's credentials.
-func (s *Service) open(ctx context.Context, in Info) (calendar.Calendar, error) {
+// CalendarURL for CalDAV) with the connection's credentials. withBusy adds
+// the connection's other busy calendars (Info.Busy) to its FreeBusy; it
+// opens no connection and makes no request.
+func (s *Service) open(ctx context.Context, in Info, withBusy bool) (calendar.Calendar, error) {
+	var extras []CalendarRef
+	if withBusy {
+		extras = in.Busy()
+		if len(extras) > 0 {
+			extras = extras[1:] // the chosen calendar itself
+		}
+	}
 	switch in.Provider {
 	case ProviderGoogle:
-		return s.googleClient(ctx, in.UserSub, in.CalendarID)
+		var opts []gcal.Option
+		if len(extras) > 0 {
+			ids := []string{in.CalendarID}
+			for _, r := range extras {
+				ids = append(ids, r.ID)
+			}
+			opts = append(opts, gcal.WithBusyCalendars(ids...))
+		}
+		return s.googleClient(ctx, in.UserSub, in.CalendarID, opts...)
 	case ProviderCalDAV:
 		cs, err := s.calDAVSecretOf(ctx, in.UserSub)
 		if err != nil {
 			return nil, err
 		}
 		opts := []caldav.Option{caldav.WithHTTPClient(s.caldavHTTP), caldav.WithLogger(s.log)}
+		var urls []string
+		for _, r := range extras {
+			if r.URL == "" || !sameOrigin(r.URL, in.CalendarURL) {
+				// Never send the password to another server.
+				s.log.WarnContext(ctx, "caldav busy calendar is not on the connection's server; skipped",
+					"provider", ProviderCalDAV, "sub", in.UserSub, "calendar", r.ID)
+				continue
+			}
+			urls = append(urls, r.URL)
+		}
+		if len(urls) > 0 {
+			opts = append(opts, caldav.WithBusyCalendars(urls...))
+		}
 		if s.cfg.Zone != nil {
 			if loc := s.cfg.Zone(ctx, in.UserSub); loc != nil {
 				opts = append(opts, caldav.WithDefaultLocation(loc))
@@ -142,7 +173,7 @@ func (s *Service) CalendarAt(ctx context.Context, sub, place string) (calendar.C
 		}
 		in.CalendarURL = id
 	}
-	return s.open(ctx, in)
+	return s.open(ctx, in, false)
 }
 
 // sameOrigin reports whether URLs a and b have the same scheme and host.
@@ -252,7 +283,10 @@ func (b *BookingCalendars) CalendarFor(ctx context.Context, sub string) (calenda
 	return cal, nil
 }
 
-// BusyCalendars returns every usable connected calendar of sub (empty when none).
+// BusyCalendars returns every usable connected calendar of sub (empty when
+// none), one per connection: its FreeBusy covers the connection's chosen
+// calendar and its other busy calendars (Info.Busy) in one query (Google)
+// or parallel queries (CalDAV).
 func (b *BookingCalendars) BusyCalendars(ctx context.Context, sub string) ([]calendar.Calendar, error) {
 	all, err := b.s.List(ctx, sub)
 	if err != nil {

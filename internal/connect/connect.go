@@ -99,6 +99,14 @@ var (
 	// ErrUnknownCalendar means the chosen calendar is not one of the account's
 	// calendars that accept events.
 	ErrUnknownCalendar = errors.New("connect: no such calendar in the connected account")
+	// ErrUnknownBusyCalendar means a calendar chosen for busy time is not a
+	// calendar of the connected account (Google: not in its calendar list;
+	// CalDAV: not an event calendar of its home set). It wraps
+	// ErrUnknownCalendar.
+	ErrUnknownBusyCalendar = fmt.Errorf("%w: a busy calendar is not a calendar of the connected account", ErrUnknownCalendar)
+	// ErrTooManyBusyCalendars means more than MaxBusyCalendars calendars were
+	// chosen for busy time.
+	ErrTooManyBusyCalendars = fmt.Errorf("connect: at most %d calendars count for busy time", MaxBusyCalendars)
 	// ErrNoEventCalendar means the account has no calendar that accepts events.
 	ErrNoEventCalendar = errors.New("connect: the account has no calendar that accepts events")
 	// ErrInvalidServerURL means the CalDAV server URL is not acceptable.

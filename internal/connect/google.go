@@ -259,17 +259,20 @@ func (s *Service) completeGoogle(ctx context.Context, caller, state, code, googl
 		return Info{}, nil, ErrNoEventCalendar
 	}
 	chosen := refs[0] // ListCalendars puts the primary first
+	var busy []CalendarRef
 	if prev, err := s.get(ctx, sub, ProviderGoogle); err == nil {
 		for _, r := range refs {
 			if r.ID == prev.CalendarID {
 				chosen = r
 			}
 		}
+		busy = keepKnown(prev.BusyCalendars, googleAllRefs(cals))
 	}
 	if err := s.storeToken(ctx, sub, tok); err != nil {
 		return Info{}, nil, err
 	}
-	in := Info{UserSub: sub, Provider: ProviderGoogle, AccountEmail: email, CalendarID: chosen.ID, CalendarName: chosen.Name}
+	in := Info{UserSub: sub, Provider: ProviderGoogle, AccountEmail: email, CalendarID: chosen.ID, CalendarName: chosen.Name,
+		BusyCalendars: busy}
 	if err := s.upsert(ctx, in); err != nil {
 		return Info{}, nil, err
 	}
@@ -314,8 +317,32 @@ func googleRefs(cals []gcal.CalendarInfo) []CalendarRef {
 	return out
 }
 
+// googleAllRefs keeps every calendar of the list, whatever the account's
+// access role: any of them can count for busy time (freebusy.query needs
+// only freeBusyReader).
+func googleAllRefs(cals []gcal.CalendarInfo) []CalendarRef {
+	out := make([]CalendarRef, 0, len(cals))
+	for _, c := range cals {
+		name := c.Summary
+		if name == "" {
+			name = c.ID
+		}
+		out = append(out, CalendarRef{ID: c.ID, Name: name})
+	}
+	return out
+}
+
 // GoogleCalendars lists the connected account's writable calendars.
 func (s *Service) GoogleCalendars(ctx context.Context, sub string) ([]CalendarRef, error) {
+	cals, err := s.googleCalendarList(ctx, sub)
+	if err != nil {
+		return nil, err
+	}
+	return googleRefs(cals), nil
+}
+
+// googleCalendarList lists the connected account's calendar list.
+func (s *Service) googleCalendarList(ctx context.Context, sub string) ([]gcal.CalendarInfo, error) {
 	in, err := s.get(ctx, sub, ProviderGoogle)
 	if err != nil {
 		return nil, err
@@ -328,7 +355,7 @@ func (s *Service) GoogleCalendars(ctx context.Context, sub string) ([]CalendarRe
 	if err != nil {
 		return nil, s.googleCallError("google list calendars", err)
 	}
-	return googleRefs(cals), nil
+	return cals, nil
 }
 
 // googleCallError keeps revocation errors recognisable and wraps the rest as upstream failures.
@@ -351,25 +378,53 @@ func revoked(err error) bool {
 // ChooseGoogleCalendar makes calendarID (one of the account's writable
 // calendars) the calendar booking events go to, and moves the push channel.
 func (s *Service) ChooseGoogleCalendar(ctx context.Context, sub, calendarID string) (Info, []CalendarRef, error) {
+	return s.UpdateGoogleCalendars(ctx, sub, CalendarChoice{Calendar: calendarID})
+}
+
+// UpdateGoogleCalendars changes the calendars of sub's Google connection:
+// the calendar booking events go to (one of the account's writable
+// calendars; the push channel moves with it) and the calendars whose busy
+// time counts (any calendar of the account's calendar list). Everything is
+// checked against the calendar list before anything changes:
+// ErrUnknownCalendar, ErrUnknownBusyCalendar or ErrTooManyBusyCalendars
+// change nothing. It returns the connection and the writable calendars.
+func (s *Service) UpdateGoogleCalendars(ctx context.Context, sub string, ch CalendarChoice) (Info, []CalendarRef, error) {
 	in, err := s.get(ctx, sub, ProviderGoogle)
 	if err != nil {
 		return Info{}, nil, err
 	}
-	refs, err := s.GoogleCalendars(ctx, sub)
+	cals, err := s.googleCalendarList(ctx, sub)
 	if err != nil {
 		return Info{}, nil, err
 	}
-	var chosen *CalendarRef
-	for i := range refs {
-		if refs[i].ID == calendarID {
-			chosen = &refs[i]
+	refs := googleRefs(cals)
+	chosen := &CalendarRef{ID: in.CalendarID, Name: in.CalendarName}
+	if ch.Calendar != "" {
+		chosen = nil
+		for i := range refs {
+			if refs[i].ID == ch.Calendar {
+				chosen = &refs[i]
+			}
+		}
+		if chosen == nil {
+			return Info{}, refs, ErrUnknownCalendar
 		}
 	}
-	if chosen == nil {
-		return Info{}, refs, ErrUnknownCalendar
+	var busy *[]CalendarRef
+	if ch.Busy != nil {
+		picked, err := pickBusy(googleAllRefs(cals), ch.Busy, googleMatch)
+		if err != nil {
+			return Info{}, refs, err
+		}
+		busy = &picked
 	}
-	if chosen.ID != in.CalendarID || chosen.Name != in.CalendarName {
-		if err := s.setCalendar(ctx, sub, ProviderGoogle, chosen.ID, chosen.Name, ""); err != nil {
+	switch {
+	case chosen.ID != in.CalendarID || chosen.Name != in.CalendarName:
+		if err := s.setCalendar(ctx, sub, ProviderGoogle, chosen.ID, chosen.Name, "", busy); err != nil {
+			return Info{}, nil, err
+		}
+	case busy != nil:
+		if err := s.setBusyCalendars(ctx, sub, ProviderGoogle, *busy); err != nil {
 			return Info{}, nil, err
 		}
 	}

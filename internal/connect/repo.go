@@ -3,8 +3,10 @@ package connect
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -20,27 +22,73 @@ type Info struct {
 	// CalendarURL is the absolute URL of the CalDAV calendar collection.
 	CalendarURL string
 	// ServerURL is the CalDAV server the user named.
-	ServerURL   string
-	LastError   string
-	ConnectedAt time.Time
-	UpdatedAt   time.Time
+	ServerURL string
+	// BusyCalendars are the calendars whose busy time counts, as the user
+	// chose them (MaxBusyCalendars at most); the chosen calendar counts
+	// whether listed or not. Empty (never chosen): the chosen calendar
+	// only. Busy gives the calendars that count.
+	BusyCalendars []CalendarRef
+	LastError     string
+	ConnectedAt   time.Time
+	UpdatedAt     time.Time
 }
 
 // CalendarRef names one calendar of a connected account.
 type CalendarRef struct {
-	ID   string
-	Name string
+	// ID is the Google calendar id, or the CalDAV calendar's path.
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// URL is the absolute URL of a CalDAV calendar collection (empty for Google).
+	URL string `json:"url,omitempty"`
 }
 
-const connColumns = `user_sub, provider, status, account_email, calendar_id, calendar_name, calendar_url, server_url, last_error, connected_at, updated_at`
+// Busy returns the calendars whose busy time counts for the connection:
+// the chosen calendar first, then the other BusyCalendars in the user's
+// order, none twice. Empty when no calendar is chosen.
+func (in Info) Busy() []CalendarRef {
+	if in.CalendarID == "" {
+		return nil
+	}
+	out := []CalendarRef{{ID: in.CalendarID, Name: in.CalendarName, URL: in.CalendarURL}}
+	for _, r := range in.BusyCalendars {
+		if !slices.ContainsFunc(out, func(o CalendarRef) bool { return o.ID == r.ID }) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// MaxBusyCalendars is the most calendars a connection's BusyCalendars
+// lists (freebusy.query answers for at most 50 calendars at once).
+const MaxBusyCalendars = 20
+
+const connColumns = `user_sub, provider, status, account_email, calendar_id, calendar_name, calendar_url, server_url, busy_calendars, last_error, connected_at, updated_at`
 
 func scanInfo(row interface{ Scan(...any) error }) (Info, error) {
 	var in Info
 	var connected, updated int64
+	var busy string
 	err := row.Scan(&in.UserSub, &in.Provider, &in.Status, &in.AccountEmail, &in.CalendarID, &in.CalendarName,
-		&in.CalendarURL, &in.ServerURL, &in.LastError, &connected, &updated)
+		&in.CalendarURL, &in.ServerURL, &busy, &in.LastError, &connected, &updated)
 	in.ConnectedAt, in.UpdatedAt = fromMicros(connected), fromMicros(updated)
+	if err == nil && busy != "" {
+		if jerr := json.Unmarshal([]byte(busy), &in.BusyCalendars); jerr != nil {
+			err = fmt.Errorf("busy_calendars of %s/%s is not a JSON list of calendars: %w", in.UserSub, in.Provider, jerr)
+		}
+	}
 	return in, err
+}
+
+// encodeBusy is the busy_calendars column of refs ('' for none).
+func encodeBusy(refs []CalendarRef) (string, error) {
+	if len(refs) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(refs)
+	if err != nil {
+		return "", fmt.Errorf("connect: encode busy calendars: %w", err)
+	}
+	return string(b), nil
 }
 
 // get returns one connection or ErrNotConnected.
@@ -86,14 +134,18 @@ func (s *Service) query(ctx context.Context, q string, args ...any) ([]Info, err
 // upsert writes a connected record (resetting status, error and sync cursor).
 func (s *Service) upsert(ctx context.Context, in Info) error {
 	now := micros(s.now())
-	_, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`INSERT INTO connections
-		(user_sub, provider, status, account_email, calendar_id, calendar_name, calendar_url, server_url, last_error, sync_cursor, connected_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?)
+	busy, err := encodeBusy(in.BusyCalendars)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.DB().ExecContext(ctx, s.db.Rebind(`INSERT INTO connections
+		(user_sub, provider, status, account_email, calendar_id, calendar_name, calendar_url, server_url, busy_calendars, last_error, sync_cursor, connected_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', '', ?, ?)
 		ON CONFLICT (user_sub, provider) DO UPDATE SET status = excluded.status, account_email = excluded.account_email,
 		calendar_id = excluded.calendar_id, calendar_name = excluded.calendar_name, calendar_url = excluded.calendar_url,
-		server_url = excluded.server_url, last_error = '', sync_cursor = '', connected_at = excluded.connected_at,
-		updated_at = excluded.updated_at`),
-		in.UserSub, in.Provider, StatusConnected, in.AccountEmail, in.CalendarID, in.CalendarName, in.CalendarURL, in.ServerURL, now, now)
+		server_url = excluded.server_url, busy_calendars = excluded.busy_calendars, last_error = '', sync_cursor = '',
+		connected_at = excluded.connected_at, updated_at = excluded.updated_at`),
+		in.UserSub, in.Provider, StatusConnected, in.AccountEmail, in.CalendarID, in.CalendarName, in.CalendarURL, in.ServerURL, busy, now, now)
 	if err != nil {
 		return fmt.Errorf("connect: save connection: %w", err)
 	}
@@ -102,15 +154,38 @@ func (s *Service) upsert(ctx context.Context, in Info) error {
 
 // setCalendar records a newly chosen calendar and forgets the sync cursor;
 // a connection in status error (its calendar was gone) is connected again.
-func (s *Service) setCalendar(ctx context.Context, sub, provider, id, name, calURL string) error {
+// busy, when not nil, replaces the busy calendars in the same statement.
+func (s *Service) setCalendar(ctx context.Context, sub, provider, id, name, calURL string, busy *[]CalendarRef) error {
+	var busyCol sql.NullString
+	if busy != nil {
+		enc, err := encodeBusy(*busy)
+		if err != nil {
+			return err
+		}
+		busyCol = sql.NullString{String: enc, Valid: true}
+	}
 	// A connection whose calendar was gone (status error) works again.
 	_, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`UPDATE connections SET calendar_id = ?, calendar_name = ?, calendar_url = ?,
-		sync_cursor = '', updated_at = ?,
+		busy_calendars = COALESCE(?, busy_calendars), sync_cursor = '', updated_at = ?,
 		last_error = CASE WHEN status = ? THEN '' ELSE last_error END,
 		status = CASE WHEN status = ? THEN ? ELSE status END
-		WHERE user_sub = ? AND provider = ?`), id, name, calURL, micros(s.now()), StatusError, StatusError, StatusConnected, sub, provider)
+		WHERE user_sub = ? AND provider = ?`), id, name, calURL, busyCol, micros(s.now()), StatusError, StatusError, StatusConnected, sub, provider)
 	if err != nil {
 		return fmt.Errorf("connect: choose calendar: %w", err)
+	}
+	return nil
+}
+
+// setBusyCalendars records the calendars whose busy time counts.
+func (s *Service) setBusyCalendars(ctx context.Context, sub, provider string, refs []CalendarRef) error {
+	busy, err := encodeBusy(refs)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.DB().ExecContext(ctx, s.db.Rebind(`UPDATE connections SET busy_calendars = ?, updated_at = ?
+		WHERE user_sub = ? AND provider = ?`), busy, micros(s.now()), sub, provider)
+	if err != nil {
+		return fmt.Errorf("connect: set busy calendars: %w", err)
 	}
 	return nil
 }

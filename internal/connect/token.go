@@ -227,13 +227,14 @@ func (s *Service) apiBase() string {
 	return strings.TrimRight(s.cfg.Google.APIURL, "/") + "/calendar/v3/"
 }
 
-// newGoogleClient builds a gcal client over ts on calendarID.
-func (s *Service) newGoogleClient(ctx context.Context, ts oauth2.TokenSource, calendarID string) (*gcal.Client, error) {
+// newGoogleClient builds a gcal client over ts on calendarID; opts add to
+// (or override) the defaults.
+func (s *Service) newGoogleClient(ctx context.Context, ts oauth2.TokenSource, calendarID string, opts ...gcal.Option) (*gcal.Client, error) {
 	if calendarID == "" {
 		calendarID = "primary"
 	}
-	cl, err := gcal.New(ctx, ts, gcal.WithHTTPClient(s.googleHTTP), gcal.WithBaseURL(s.apiBase()),
-		gcal.WithCalendar(calendarID), gcal.WithLogger(s.log))
+	cl, err := gcal.New(ctx, ts, append([]gcal.Option{gcal.WithHTTPClient(s.googleHTTP), gcal.WithBaseURL(s.apiBase()),
+		gcal.WithCalendar(calendarID), gcal.WithLogger(s.log)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
@@ -241,8 +242,8 @@ func (s *Service) newGoogleClient(ctx context.Context, ts oauth2.TokenSource, ca
 }
 
 // googleClient builds a gcal client on sub's persisting token source.
-func (s *Service) googleClient(ctx context.Context, sub, calendarID string) (*gcal.Client, error) {
-	return s.newGoogleClient(ctx, s.TokenSource(sub), calendarID)
+func (s *Service) googleClient(ctx context.Context, sub, calendarID string, opts ...gcal.Option) (*gcal.Client, error) {
+	return s.newGoogleClient(ctx, s.TokenSource(sub), calendarID, opts...)
 }
 
 // rejectedTokens watches Google's answers: a 401 to a request with one of

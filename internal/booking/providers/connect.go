@@ -72,7 +72,9 @@ func (c Connect) CalendarAt(ctx context.Context, user, place string) (calendar.C
 	return Classifying(cal), nil
 }
 
-// BusyCalendars returns every usable calendar connection of the user.
+// BusyCalendars returns every usable calendar connection of the user; the
+// FreeBusy of each covers all the connection's busy calendars
+// (connect.Info.Busy), not only the one booking events go to.
 func (c Connect) BusyCalendars(ctx context.Context, user string) ([]calendar.Calendar, error) {
 	var out []calendar.Calendar
 	for _, p := range []string{connect.ProviderGoogle, connect.ProviderCalDAV} {
