@@ -79,7 +79,7 @@ func scanInfo(row interface{ Scan(...any) error }) (Info, error) {
 	return in, err
 }
 
-// encodeBusy is the busy_calendars column of refs ('' for none).
+// encodeBusy is the busy_calendars column of refs (empty for none).
 func encodeBusy(refs []CalendarRef) (string, error) {
 	if len(refs) == 0 {
 		return "", nil
