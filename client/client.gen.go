@@ -586,6 +586,13 @@ type BookingStep struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// CalDAVBusyCalendars Calendars of the account (paths or URLs on the connected server, as `calendar_path` takes them)
+// whose busy time counts besides the chosen calendar, replacing the previous list; `[]` counts the
+// chosen calendar only.
+//
+// Example: ["/1234567890/calendars/home/","/1234567890/calendars/family/"]
+type CalDAVBusyCalendars = []string
+
 // CalendarRef defines model for CalendarRef.
 type CalendarRef struct {
 	// Id Google calendar id, or the CalDAV calendar path.
@@ -623,7 +630,13 @@ type Connection struct {
 	//
 	// Example: mentor@example.com
 	AccountEmail *openapi_types.Email `json:"account_email,omitempty"`
-	Calendar     *CalendarRef         `json:"calendar,omitempty"`
+
+	// BusyCalendars google and caldav only: the calendars whose busy time counts for the user's availability and
+	// for the check before a booking is written. The chosen calendar (`calendar`) always counts and
+	// comes first; the others are those chosen with `busy_calendars` in `PUT`, in that order.
+	// Default: the chosen calendar only.
+	BusyCalendars *[]CalendarRef `json:"busy_calendars,omitempty"`
+	Calendar      *CalendarRef   `json:"calendar,omitempty"`
 
 	// Calendars Calendars that accept events (on connect and in the callback).
 	Calendars *[]CalendarRef `json:"calendars,omitempty"`
@@ -700,6 +713,14 @@ type CreateCalDAVConnectionRequest struct {
 	//
 	// Example: abcd-efgh-ijkl-mnop
 	AppPassword *string `json:"app_password,omitempty"`
+
+	// BusyCalendars Calendars of the account (paths or URLs on the connected server, as `calendar_path` takes them)
+	// whose busy time counts besides the chosen calendar, replacing the previous list; `[]` counts the
+	// chosen calendar only.
+	//
+	//
+	// Example: ["/1234567890/calendars/home/","/1234567890/calendars/family/"]
+	BusyCalendars *CalDAVBusyCalendars `json:"busy_calendars,omitempty"`
 
 	// CalendarPath The calendar to use; default the first calendar that accepts events.
 	//
@@ -976,16 +997,36 @@ type StepState string
 // Example: Europe/Berlin
 type TimeZone = string
 
-// UpdateCalDAVConnectionRequest defines model for UpdateCalDAVConnectionRequest.
+// UpdateCalDAVConnectionRequest At least one field; an omitted field leaves that setting unchanged.
 type UpdateCalDAVConnectionRequest struct {
-	// CalendarPath Example: /1234567890/calendars/work/
-	CalendarPath string `json:"calendar_path"`
+	// BusyCalendars Calendars of the account (paths or URLs on the connected server, as `calendar_path` takes them)
+	// whose busy time counts besides the chosen calendar, replacing the previous list; `[]` counts the
+	// chosen calendar only.
+	//
+	//
+	// Example: ["/1234567890/calendars/home/","/1234567890/calendars/family/"]
+	BusyCalendars *CalDAVBusyCalendars `json:"busy_calendars,omitempty"`
+
+	// CalendarPath The calendar that receives booking events (its path or URL).
+	//
+	// Example: /1234567890/calendars/work/
+	CalendarPath *string `json:"calendar_path,omitempty"`
 }
 
-// UpdateGoogleConnectionRequest defines model for UpdateGoogleConnectionRequest.
+// UpdateGoogleConnectionRequest At least one field; an omitted field leaves that setting unchanged.
 type UpdateGoogleConnectionRequest struct {
-	// CalendarId Example: primary
-	CalendarId string `json:"calendar_id"`
+	// BusyCalendars Google calendar ids (as in the account's calendar list, e.g. `team@group.calendar.google.com`)
+	// whose busy time counts besides the chosen calendar, replacing the previous list; `[]` counts the
+	// chosen calendar only.
+	//
+	//
+	// Example: ["work@group.calendar.google.com","family12345@group.calendar.google.com"]
+	BusyCalendars *[]string `json:"busy_calendars,omitempty"`
+
+	// CalendarId The calendar that receives booking events (one the account can write to).
+	//
+	// Example: primary
+	CalendarId *string `json:"calendar_id,omitempty"`
 }
 
 // UserId A user id: the Cognito `sub` (a UUID for Cognito users; any short string for dev-mode tokens).
@@ -1891,7 +1932,10 @@ type ClientInterface interface {
 	// calendars that accept VEVENT) with the given credentials; nothing is saved unless discovery
 	// succeeds. Rejected credentials are a 422 whose detail mentions app-specific passwords. Server
 	// URLs resolving to loopback, private, link-local or cloud-metadata addresses are refused (422).
-	// Connecting again replaces the previous CalDAV connection.
+	// `busy_calendars` (optional) names calendars of the account whose busy time counts besides the
+	// chosen one (as in `PUT`); an unknown one is a 422 and nothing is saved. Connecting again replaces
+	// the previous CalDAV connection; without `busy_calendars` it keeps the busy calendars of a previous
+	// connection to the same account and server that still exist.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1904,21 +1948,48 @@ type ClientInterface interface {
 	// calendars that accept VEVENT) with the given credentials; nothing is saved unless discovery
 	// succeeds. Rejected credentials are a 422 whose detail mentions app-specific passwords. Server
 	// URLs resolving to loopback, private, link-local or cloud-metadata addresses are refused (422).
-	// Connecting again replaces the previous CalDAV connection.
+	// `busy_calendars` (optional) names calendars of the account whose busy time counts besides the
+	// chosen one (as in `PUT`); an unknown one is a 422 and nothing is saved. Connecting again replaces
+	// the previous CalDAV connection; without `busy_calendars` it keeps the busy calendars of a previous
+	// connection to the same account and server that still exist.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with POST /v1/connections/caldav (the `CreateCalDAVConnection` operationId).
 	CreateCalDAVConnection(ctx context.Context, body CreateCalDAVConnectionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateCalDAVConnectionWithBody Choose the CalDAV calendar
+	// UpdateCalDAVConnectionWithBody Choose the CalDAV calendars
+	//
+	// Rediscovers the account with the stored credentials and chooses which calendar receives booking
+	// events (`calendar_path`) and which calendars count as the user's busy time (`busy_calendars`: any
+	// event calendar of the account's calendar home set, including calendars shared with the account
+	// read-only; paths or URLs on the connected server). Send either field or both; an omitted field
+	// leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
+	// `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
+	// the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
+	// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+	// calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
+	// shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
+	// connection's status becomes `error`.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PUT /v1/connections/caldav (the `UpdateCalDAVConnection` operationId).
 	UpdateCalDAVConnectionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateCalDAVConnection Choose the CalDAV calendar
+	// UpdateCalDAVConnection Choose the CalDAV calendars
+	//
+	// Rediscovers the account with the stored credentials and chooses which calendar receives booking
+	// events (`calendar_path`) and which calendars count as the user's busy time (`busy_calendars`: any
+	// event calendar of the account's calendar home set, including calendars shared with the account
+	// read-only; paths or URLs on the connected server). Send either field or both; an omitted field
+	// leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
+	// `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
+	// the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
+	// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+	// calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
+	// shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
+	// connection's status becomes `error`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1943,18 +2014,38 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/connections/google (the `StartGoogleConnection` operationId).
 	StartGoogleConnection(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateGoogleConnectionWithBody Choose the Google calendar
+	// UpdateGoogleConnectionWithBody Choose the Google calendars
 	//
-	// Chooses which of the connected account's calendars receives booking events (default the primary calendar).
+	// Chooses which of the connected account's calendars receives booking events (`calendar_id`; default
+	// the primary calendar; one the account can write to) and which calendars count as the user's busy
+	// time (`busy_calendars`; any calendar of the account's calendar list, read-only and free/busy-only
+	// ones included). Send either field or both; an omitted field leaves that setting unchanged. The
+	// chosen calendar always counts, whether listed or not; `busy_calendars: []` counts the chosen
+	// calendar only, which is also the default. The list replaces the previous one and is kept when the
+	// chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
+	// is checked against the account's calendar list before anything changes: an unknown one is a 422
+	// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+	// or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
+	// the connection's status becomes `error`.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PUT /v1/connections/google (the `UpdateGoogleConnection` operationId).
 	UpdateGoogleConnectionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// UpdateGoogleConnection Choose the Google calendar
+	// UpdateGoogleConnection Choose the Google calendars
 	//
-	// Chooses which of the connected account's calendars receives booking events (default the primary calendar).
+	// Chooses which of the connected account's calendars receives booking events (`calendar_id`; default
+	// the primary calendar; one the account can write to) and which calendars count as the user's busy
+	// time (`busy_calendars`; any calendar of the account's calendar list, read-only and free/busy-only
+	// ones included). Send either field or both; an omitted field leaves that setting unchanged. The
+	// chosen calendar always counts, whether listed or not; `busy_calendars: []` counts the chosen
+	// calendar only, which is also the default. The list replaces the previous one and is kept when the
+	// chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
+	// is checked against the account's calendar list before anything changes: an unknown one is a 422
+	// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+	// or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
+	// the connection's status becomes `error`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1995,8 +2086,9 @@ type ClientInterface interface {
 
 	// GetMentorAvailability Free slots of a mentor
 	//
-	// Free slots in `[from, to)`: working hours minus busy blocks from every connected calendar of the
-	// mentor minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
+	// Free slots in `[from, to)`: working hours minus busy blocks from the calendars of every calendar
+	// connection of the mentor (each connection's `busy_calendars`: the chosen calendar, plus the other
+	// calendars of the account the mentor chose) minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
 	// expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond). Only the part of
 	// the range between now plus the minimum notice and now plus the maximum advance is looked up: a range
 	// wholly outside it answers 200 with no slots. A candidate is not offered slots that overlap one of
@@ -2602,7 +2694,10 @@ func (c *Client) DeleteCalDAVConnection(ctx context.Context, reqEditors ...Reque
 // calendars that accept VEVENT) with the given credentials; nothing is saved unless discovery
 // succeeds. Rejected credentials are a 422 whose detail mentions app-specific passwords. Server
 // URLs resolving to loopback, private, link-local or cloud-metadata addresses are refused (422).
-// Connecting again replaces the previous CalDAV connection.
+// `busy_calendars` (optional) names calendars of the account whose busy time counts besides the
+// chosen one (as in `PUT`); an unknown one is a 422 and nothing is saved. Connecting again replaces
+// the previous CalDAV connection; without `busy_calendars` it keeps the busy calendars of a previous
+// connection to the same account and server that still exist.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2625,7 +2720,10 @@ func (c *Client) CreateCalDAVConnectionWithBody(ctx context.Context, contentType
 // calendars that accept VEVENT) with the given credentials; nothing is saved unless discovery
 // succeeds. Rejected credentials are a 422 whose detail mentions app-specific passwords. Server
 // URLs resolving to loopback, private, link-local or cloud-metadata addresses are refused (422).
-// Connecting again replaces the previous CalDAV connection.
+// `busy_calendars` (optional) names calendars of the account whose busy time counts besides the
+// chosen one (as in `PUT`); an unknown one is a 422 and nothing is saved. Connecting again replaces
+// the previous CalDAV connection; without `busy_calendars` it keeps the busy calendars of a previous
+// connection to the same account and server that still exist.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2642,7 +2740,19 @@ func (c *Client) CreateCalDAVConnection(ctx context.Context, body CreateCalDAVCo
 	return c.Client.Do(req)
 }
 
-// UpdateCalDAVConnectionWithBody Choose the CalDAV calendar
+// UpdateCalDAVConnectionWithBody Choose the CalDAV calendars
+//
+// Rediscovers the account with the stored credentials and chooses which calendar receives booking
+// events (`calendar_path`) and which calendars count as the user's busy time (`busy_calendars`: any
+// event calendar of the account's calendar home set, including calendars shared with the account
+// read-only; paths or URLs on the connected server). Send either field or both; an omitted field
+// leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
+// `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
+// the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
+// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+// calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
+// shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
+// connection's status becomes `error`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2659,7 +2769,19 @@ func (c *Client) UpdateCalDAVConnectionWithBody(ctx context.Context, contentType
 	return c.Client.Do(req)
 }
 
-// UpdateCalDAVConnection Choose the CalDAV calendar
+// UpdateCalDAVConnection Choose the CalDAV calendars
+//
+// Rediscovers the account with the stored credentials and chooses which calendar receives booking
+// events (`calendar_path`) and which calendars count as the user's busy time (`busy_calendars`: any
+// event calendar of the account's calendar home set, including calendars shared with the account
+// read-only; paths or URLs on the connected server). Send either field or both; an omitted field
+// leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
+// `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
+// the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
+// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+// calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
+// shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
+// connection's status becomes `error`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2714,9 +2836,19 @@ func (c *Client) StartGoogleConnection(ctx context.Context, reqEditors ...Reques
 	return c.Client.Do(req)
 }
 
-// UpdateGoogleConnectionWithBody Choose the Google calendar
+// UpdateGoogleConnectionWithBody Choose the Google calendars
 //
-// Chooses which of the connected account's calendars receives booking events (default the primary calendar).
+// Chooses which of the connected account's calendars receives booking events (`calendar_id`; default
+// the primary calendar; one the account can write to) and which calendars count as the user's busy
+// time (`busy_calendars`; any calendar of the account's calendar list, read-only and free/busy-only
+// ones included). Send either field or both; an omitted field leaves that setting unchanged. The
+// chosen calendar always counts, whether listed or not; `busy_calendars: []` counts the chosen
+// calendar only, which is also the default. The list replaces the previous one and is kept when the
+// chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
+// is checked against the account's calendar list before anything changes: an unknown one is a 422
+// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+// or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
+// the connection's status becomes `error`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2733,9 +2865,19 @@ func (c *Client) UpdateGoogleConnectionWithBody(ctx context.Context, contentType
 	return c.Client.Do(req)
 }
 
-// UpdateGoogleConnection Choose the Google calendar
+// UpdateGoogleConnection Choose the Google calendars
 //
-// Chooses which of the connected account's calendars receives booking events (default the primary calendar).
+// Chooses which of the connected account's calendars receives booking events (`calendar_id`; default
+// the primary calendar; one the account can write to) and which calendars count as the user's busy
+// time (`busy_calendars`; any calendar of the account's calendar list, read-only and free/busy-only
+// ones included). Send either field or both; an omitted field leaves that setting unchanged. The
+// chosen calendar always counts, whether listed or not; `busy_calendars: []` counts the chosen
+// calendar only, which is also the default. The list replaces the previous one and is kept when the
+// chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
+// is checked against the account's calendar list before anything changes: an unknown one is a 422
+// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+// or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
+// the connection's status becomes `error`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2806,8 +2948,9 @@ func (c *Client) CompleteGoogleConnection(ctx context.Context, body CompleteGoog
 
 // GetMentorAvailability Free slots of a mentor
 //
-// Free slots in `[from, to)`: working hours minus busy blocks from every connected calendar of the
-// mentor minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
+// Free slots in `[from, to)`: working hours minus busy blocks from the calendars of every calendar
+// connection of the mentor (each connection's `busy_calendars`: the chosen calendar, plus the other
+// calendars of the account the mentor chose) minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
 // expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond). Only the part of
 // the range between now plus the minimum notice and now plus the maximum advance is looked up: a range
 // wholly outside it answers 200 with no slots. A candidate is not offered slots that overlap one of
@@ -4928,7 +5071,10 @@ type ClientWithResponsesInterface interface {
 	// calendars that accept VEVENT) with the given credentials; nothing is saved unless discovery
 	// succeeds. Rejected credentials are a 422 whose detail mentions app-specific passwords. Server
 	// URLs resolving to loopback, private, link-local or cloud-metadata addresses are refused (422).
-	// Connecting again replaces the previous CalDAV connection.
+	// `busy_calendars` (optional) names calendars of the account whose busy time counts besides the
+	// chosen one (as in `PUT`); an unknown one is a 422 and nothing is saved. Connecting again replaces
+	// the previous CalDAV connection; without `busy_calendars` it keeps the busy calendars of a previous
+	// connection to the same account and server that still exist.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4941,21 +5087,48 @@ type ClientWithResponsesInterface interface {
 	// calendars that accept VEVENT) with the given credentials; nothing is saved unless discovery
 	// succeeds. Rejected credentials are a 422 whose detail mentions app-specific passwords. Server
 	// URLs resolving to loopback, private, link-local or cloud-metadata addresses are refused (422).
-	// Connecting again replaces the previous CalDAV connection.
+	// `busy_calendars` (optional) names calendars of the account whose busy time counts besides the
+	// chosen one (as in `PUT`); an unknown one is a 422 and nothing is saved. Connecting again replaces
+	// the previous CalDAV connection; without `busy_calendars` it keeps the busy calendars of a previous
+	// connection to the same account and server that still exist.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/connections/caldav (the `CreateCalDAVConnection` operationId).
 	CreateCalDAVConnectionWithResponse(ctx context.Context, body CreateCalDAVConnectionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateCalDAVConnectionResponse, error)
 
-	// UpdateCalDAVConnectionWithBodyWithResponse Choose the CalDAV calendar
+	// UpdateCalDAVConnectionWithBodyWithResponse Choose the CalDAV calendars
+	//
+	// Rediscovers the account with the stored credentials and chooses which calendar receives booking
+	// events (`calendar_path`) and which calendars count as the user's busy time (`busy_calendars`: any
+	// event calendar of the account's calendar home set, including calendars shared with the account
+	// read-only; paths or URLs on the connected server). Send either field or both; an omitted field
+	// leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
+	// `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
+	// the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
+	// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+	// calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
+	// shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
+	// connection's status becomes `error`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /v1/connections/caldav (the `UpdateCalDAVConnection` operationId).
 	UpdateCalDAVConnectionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateCalDAVConnectionResponse, error)
 
-	// UpdateCalDAVConnectionWithResponse Choose the CalDAV calendar
+	// UpdateCalDAVConnectionWithResponse Choose the CalDAV calendars
+	//
+	// Rediscovers the account with the stored credentials and chooses which calendar receives booking
+	// events (`calendar_path`) and which calendars count as the user's busy time (`busy_calendars`: any
+	// event calendar of the account's calendar home set, including calendars shared with the account
+	// read-only; paths or URLs on the connected server). Send either field or both; an omitted field
+	// leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
+	// `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
+	// the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
+	// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+	// calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
+	// shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
+	// connection's status becomes `error`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4984,18 +5157,38 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/connections/google (the `StartGoogleConnection` operationId).
 	StartGoogleConnectionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*StartGoogleConnectionResponse, error)
 
-	// UpdateGoogleConnectionWithBodyWithResponse Choose the Google calendar
+	// UpdateGoogleConnectionWithBodyWithResponse Choose the Google calendars
 	//
-	// Chooses which of the connected account's calendars receives booking events (default the primary calendar).
+	// Chooses which of the connected account's calendars receives booking events (`calendar_id`; default
+	// the primary calendar; one the account can write to) and which calendars count as the user's busy
+	// time (`busy_calendars`; any calendar of the account's calendar list, read-only and free/busy-only
+	// ones included). Send either field or both; an omitted field leaves that setting unchanged. The
+	// chosen calendar always counts, whether listed or not; `busy_calendars: []` counts the chosen
+	// calendar only, which is also the default. The list replaces the previous one and is kept when the
+	// chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
+	// is checked against the account's calendar list before anything changes: an unknown one is a 422
+	// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+	// or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
+	// the connection's status becomes `error`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PUT /v1/connections/google (the `UpdateGoogleConnection` operationId).
 	UpdateGoogleConnectionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateGoogleConnectionResponse, error)
 
-	// UpdateGoogleConnectionWithResponse Choose the Google calendar
+	// UpdateGoogleConnectionWithResponse Choose the Google calendars
 	//
-	// Chooses which of the connected account's calendars receives booking events (default the primary calendar).
+	// Chooses which of the connected account's calendars receives booking events (`calendar_id`; default
+	// the primary calendar; one the account can write to) and which calendars count as the user's busy
+	// time (`busy_calendars`; any calendar of the account's calendar list, read-only and free/busy-only
+	// ones included). Send either field or both; an omitted field leaves that setting unchanged. The
+	// chosen calendar always counts, whether listed or not; `busy_calendars: []` counts the chosen
+	// calendar only, which is also the default. The list replaces the previous one and is kept when the
+	// chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
+	// is checked against the account's calendar list before anything changes: an unknown one is a 422
+	// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+	// or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
+	// the connection's status becomes `error`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5036,8 +5229,9 @@ type ClientWithResponsesInterface interface {
 
 	// GetMentorAvailabilityWithResponse Free slots of a mentor
 	//
-	// Free slots in `[from, to)`: working hours minus busy blocks from every connected calendar of the
-	// mentor minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
+	// Free slots in `[from, to)`: working hours minus busy blocks from the calendars of every calendar
+	// connection of the mentor (each connection's `busy_calendars`: the chosen calendar, plus the other
+	// calendars of the account the mentor chose) minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
 	// expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond). Only the part of
 	// the range between now plus the minimum notice and now plus the maximum advance is looked up: a range
 	// wholly outside it answers 200 with no slots. A candidate is not offered slots that overlap one of
@@ -8721,7 +8915,10 @@ func (c *ClientWithResponses) DeleteCalDAVConnectionWithResponse(ctx context.Con
 // calendars that accept VEVENT) with the given credentials; nothing is saved unless discovery
 // succeeds. Rejected credentials are a 422 whose detail mentions app-specific passwords. Server
 // URLs resolving to loopback, private, link-local or cloud-metadata addresses are refused (422).
-// Connecting again replaces the previous CalDAV connection.
+// `busy_calendars` (optional) names calendars of the account whose busy time counts besides the
+// chosen one (as in `PUT`); an unknown one is a 422 and nothing is saved. Connecting again replaces
+// the previous CalDAV connection; without `busy_calendars` it keeps the busy calendars of a previous
+// connection to the same account and server that still exist.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8740,7 +8937,10 @@ func (c *ClientWithResponses) CreateCalDAVConnectionWithBodyWithResponse(ctx con
 // calendars that accept VEVENT) with the given credentials; nothing is saved unless discovery
 // succeeds. Rejected credentials are a 422 whose detail mentions app-specific passwords. Server
 // URLs resolving to loopback, private, link-local or cloud-metadata addresses are refused (422).
-// Connecting again replaces the previous CalDAV connection.
+// `busy_calendars` (optional) names calendars of the account whose busy time counts besides the
+// chosen one (as in `PUT`); an unknown one is a 422 and nothing is saved. Connecting again replaces
+// the previous CalDAV connection; without `busy_calendars` it keeps the busy calendars of a previous
+// connection to the same account and server that still exist.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8753,7 +8953,19 @@ func (c *ClientWithResponses) CreateCalDAVConnectionWithResponse(ctx context.Con
 	return ParseCreateCalDAVConnectionResponse(rsp)
 }
 
-// UpdateCalDAVConnectionWithBodyWithResponse Choose the CalDAV calendar
+// UpdateCalDAVConnectionWithBodyWithResponse Choose the CalDAV calendars
+//
+// Rediscovers the account with the stored credentials and chooses which calendar receives booking
+// events (`calendar_path`) and which calendars count as the user's busy time (`busy_calendars`: any
+// event calendar of the account's calendar home set, including calendars shared with the account
+// read-only; paths or URLs on the connected server). Send either field or both; an omitted field
+// leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
+// `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
+// the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
+// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+// calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
+// shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
+// connection's status becomes `error`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8766,7 +8978,19 @@ func (c *ClientWithResponses) UpdateCalDAVConnectionWithBodyWithResponse(ctx con
 	return ParseUpdateCalDAVConnectionResponse(rsp)
 }
 
-// UpdateCalDAVConnectionWithResponse Choose the CalDAV calendar
+// UpdateCalDAVConnectionWithResponse Choose the CalDAV calendars
+//
+// Rediscovers the account with the stored credentials and chooses which calendar receives booking
+// events (`calendar_path`) and which calendars count as the user's busy time (`busy_calendars`: any
+// event calendar of the account's calendar home set, including calendars shared with the account
+// read-only; paths or URLs on the connected server). Send either field or both; an omitted field
+// leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
+// `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
+// the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
+// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+// calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
+// shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
+// connection's status becomes `error`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8813,9 +9037,19 @@ func (c *ClientWithResponses) StartGoogleConnectionWithResponse(ctx context.Cont
 	return ParseStartGoogleConnectionResponse(rsp)
 }
 
-// UpdateGoogleConnectionWithBodyWithResponse Choose the Google calendar
+// UpdateGoogleConnectionWithBodyWithResponse Choose the Google calendars
 //
-// Chooses which of the connected account's calendars receives booking events (default the primary calendar).
+// Chooses which of the connected account's calendars receives booking events (`calendar_id`; default
+// the primary calendar; one the account can write to) and which calendars count as the user's busy
+// time (`busy_calendars`; any calendar of the account's calendar list, read-only and free/busy-only
+// ones included). Send either field or both; an omitted field leaves that setting unchanged. The
+// chosen calendar always counts, whether listed or not; `busy_calendars: []` counts the chosen
+// calendar only, which is also the default. The list replaces the previous one and is kept when the
+// chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
+// is checked against the account's calendar list before anything changes: an unknown one is a 422
+// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+// or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
+// the connection's status becomes `error`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8828,9 +9062,19 @@ func (c *ClientWithResponses) UpdateGoogleConnectionWithBodyWithResponse(ctx con
 	return ParseUpdateGoogleConnectionResponse(rsp)
 }
 
-// UpdateGoogleConnectionWithResponse Choose the Google calendar
+// UpdateGoogleConnectionWithResponse Choose the Google calendars
 //
-// Chooses which of the connected account's calendars receives booking events (default the primary calendar).
+// Chooses which of the connected account's calendars receives booking events (`calendar_id`; default
+// the primary calendar; one the account can write to) and which calendars count as the user's busy
+// time (`busy_calendars`; any calendar of the account's calendar list, read-only and free/busy-only
+// ones included). Send either field or both; an omitted field leaves that setting unchanged. The
+// chosen calendar always counts, whether listed or not; `busy_calendars: []` counts the chosen
+// calendar only, which is also the default. The list replaces the previous one and is kept when the
+// chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
+// is checked against the account's calendar list before anything changes: an unknown one is a 422
+// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+// or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
+// the connection's status becomes `error`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8889,8 +9133,9 @@ func (c *ClientWithResponses) CompleteGoogleConnectionWithResponse(ctx context.C
 
 // GetMentorAvailabilityWithResponse Free slots of a mentor
 //
-// Free slots in `[from, to)`: working hours minus busy blocks from every connected calendar of the
-// mentor minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
+// Free slots in `[from, to)`: working hours minus busy blocks from the calendars of every calendar
+// connection of the mentor (each connection's `busy_calendars`: the chosen calendar, plus the other
+// calendars of the account the mentor chose) minus active bookings, honouring buffer, minimum notice and maximum advance. Slot times are
 // expressed in `tz` (DST-correct). The range may span at most 62 days (422 beyond). Only the part of
 // the range between now plus the minimum notice and now plus the maximum advance is looked up: a range
 // wholly outside it answers 200 with no slots. A candidate is not offered slots that overlap one of

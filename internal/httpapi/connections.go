@@ -90,6 +90,14 @@ func connectError(err error) error {
 			Detail: "The provider revoked the gateway's access (status needs_reauth); connect again."}
 	case errors.Is(err, connect.ErrNotConnected):
 		return &Error{Status: 404, Slug: "not-found", Title: "Not found", Err: err, Detail: "You have no such connection."}
+	case errors.Is(err, connect.ErrUnknownBusyCalendar):
+		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
+			Detail: "A calendar in busy_calendars is not one of the connected account's calendars. Nothing was changed.",
+			Fields: []FieldError{{Field: "body.busy_calendars", Message: "names a calendar the connected account does not have"}}}
+	case errors.Is(err, connect.ErrTooManyBusyCalendars):
+		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
+			Detail: fmt.Sprintf("At most %d calendars count for busy time. Nothing was changed.", connect.MaxBusyCalendars),
+			Fields: []FieldError{{Field: "body.busy_calendars", Message: "lists too many calendars"}}}
 	case errors.Is(err, connect.ErrUnknownCalendar):
 		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
 			Detail: "That calendar is not one of the connected account's calendars that accept events."}
@@ -141,6 +149,13 @@ func apiConnection(in connect.Info, cals []connect.CalendarRef) api.Connection {
 	if in.CalendarID != "" {
 		c.Calendar = &api.CalendarRef{Id: in.CalendarID, Name: in.CalendarName}
 	}
+	if busy := in.Busy(); len(busy) > 0 && (in.Provider == connect.ProviderGoogle || in.Provider == connect.ProviderCalDAV) {
+		list := make([]api.CalendarRef, 0, len(busy))
+		for _, r := range busy {
+			list = append(list, api.CalendarRef{Id: r.ID, Name: r.Name})
+		}
+		c.BusyCalendars = &list
+	}
 	if cals != nil {
 		list := make([]api.CalendarRef, 0, len(cals))
 		for _, r := range cals {
@@ -185,13 +200,24 @@ func (s *Server) StartGoogleConnection(ctx context.Context, request api.StartGoo
 	return api.StartGoogleConnection200JSONResponse{AuthorizationUrl: u, ExpiresAt: exp.UTC()}, nil
 }
 
-// UpdateGoogleConnection chooses the calendar of the caller's Google connection.
+// calendarChoice is what an update request asks for; a nil list leaves the
+// busy calendars unchanged, an empty one resets them.
+func calendarChoice(calendar *string, busy *[]string) connect.CalendarChoice {
+	ch := connect.CalendarChoice{Calendar: deref(calendar)}
+	if busy != nil {
+		ch.Busy = append([]string{}, *busy...)
+	}
+	return ch
+}
+
+// UpdateGoogleConnection chooses the calendars of the caller's Google
+// connection: the one booking events go to and those whose busy time counts.
 func (s *Server) UpdateGoogleConnection(ctx context.Context, request api.UpdateGoogleConnectionRequestObject) (api.UpdateGoogleConnectionResponseObject, error) {
 	p, err := s.connectionCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	in, cals, err := s.deps.Connections.Service.ChooseGoogleCalendar(ctx, p.Subject, request.Body.CalendarId)
+	in, cals, err := s.deps.Connections.Service.UpdateGoogleCalendars(ctx, p.Subject, calendarChoice(request.Body.CalendarId, request.Body.BusyCalendars))
 	if err != nil {
 		return nil, connectError(err)
 	}
@@ -231,6 +257,7 @@ func (s *Server) CreateCalDAVConnection(ctx context.Context, request api.CreateC
 	if b.CalendarPath != nil {
 		in.CalendarPath = *b.CalendarPath
 	}
+	in.BusyCalendars = calendarChoice(nil, b.BusyCalendars).Busy
 	conn, cals, err := s.deps.Connections.Service.ConnectCalDAV(ctx, p.Subject, in)
 	if err != nil {
 		return nil, connectError(err)
@@ -238,13 +265,14 @@ func (s *Server) CreateCalDAVConnection(ctx context.Context, request api.CreateC
 	return api.CreateCalDAVConnection201JSONResponse(apiConnection(conn, cals)), nil
 }
 
-// UpdateCalDAVConnection chooses the calendar of the caller's CalDAV connection.
+// UpdateCalDAVConnection chooses the calendars of the caller's CalDAV
+// connection: the one booking events go to and those whose busy time counts.
 func (s *Server) UpdateCalDAVConnection(ctx context.Context, request api.UpdateCalDAVConnectionRequestObject) (api.UpdateCalDAVConnectionResponseObject, error) {
 	p, err := s.connectionCaller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	in, cals, err := s.deps.Connections.Service.ChooseCalDAVCalendar(ctx, p.Subject, request.Body.CalendarPath)
+	in, cals, err := s.deps.Connections.Service.UpdateCalDAVCalendars(ctx, p.Subject, calendarChoice(request.Body.CalendarPath, request.Body.BusyCalendars))
 	if err != nil {
 		return nil, connectError(err)
 	}

@@ -35,6 +35,7 @@ type connEnv struct {
 	google    *gcaltest.Server
 	googleURL string
 	caldavURL string
+	caldav    *caldavtest.Server
 	clock     *testClock
 }
 
@@ -63,7 +64,8 @@ func newConnEnv(t *testing.T, logger *slog.Logger, mutate func(*httpapi.Deps), c
 		Users: []gcaltest.User{{Email: "mentor@example.com", Calendars: []gcaltest.Calendar{{ID: "work@group.calendar.google.com", Summary: "Work"}}}}})
 	gsrv := httptest.NewServer(g)
 	t.Cleanup(gsrv.Close)
-	cd := httptest.NewServer(caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": appPassword}}))
+	cdSim := caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": appPassword}})
+	cd := httptest.NewServer(cdSim)
 	t.Cleanup(cd.Close)
 	db := storetest.SQLite(t)
 	key, err := local.GenerateKey()
@@ -104,7 +106,7 @@ func newConnEnv(t *testing.T, logger *slog.Logger, mutate func(*httpapi.Deps), c
 		}
 		d.Mount = append(d.Mount, httpapi.GoogleCallbackRoute(d.Connections, d.Logger))
 	})
-	return &connEnv{env: en, svc: svc, sec: sec, google: g, googleURL: gsrv.URL, caldavURL: cd.URL, clock: clk}
+	return &connEnv{env: en, svc: svc, sec: sec, google: g, googleURL: gsrv.URL, caldavURL: cd.URL, caldav: cdSim, clock: clk}
 }
 
 // browserGet requests path as a browser would (Accept: text/html) without

@@ -1,0 +1,177 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
+)
+
+type busyConnection struct {
+	Provider string `json:"provider"`
+	Calendar *struct {
+		ID string `json:"id"`
+	} `json:"calendar"`
+	BusyCalendars []struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"busy_calendars"`
+}
+
+func (c busyConnection) busy() []string {
+	out := []string{}
+	for _, r := range c.BusyCalendars {
+		out = append(out, r.ID+" "+r.Name)
+	}
+	return out
+}
+
+// connectGoogleAs runs the Google connection flow for the token's user.
+func connectGoogleAs(t *testing.T, ce *connEnv, token string) busyConnection {
+	t.Helper()
+	resp, body := ce.do(t, "POST", "/v1/connections/google", token, "")
+	start := decode[struct {
+		AuthorizationURL string    `json:"authorization_url"`
+		ExpiresAt        time.Time `json:"expires_at"`
+	}](t, resp, body, 200)
+	cb, _ := browse(t, start.AuthorizationURL)
+	resp, body = ce.do(t, "GET", cb, "", "", "Accept", "application/json")
+	return decode[busyConnection](t, resp, body, 200)
+}
+
+// busyOfList returns the busy calendars of the token user's connection to provider.
+func busyOfList(t *testing.T, ce *connEnv, token, provider string) []string {
+	t.Helper()
+	resp, body := ce.do(t, "GET", "/v1/connections", token, "")
+	for _, c := range decode[struct{ Items []busyConnection }](t, resp, body, 200).Items {
+		if c.Provider == provider {
+			return c.busy()
+		}
+	}
+	t.Fatalf("no %s connection: %s", provider, body)
+	return nil
+}
+
+func TestBusyCalendarsEndpoints(t *testing.T) {
+	t.Parallel()
+	const (
+		primary = "mentor@example.com"
+		work    = "work@group.calendar.google.com"
+		partner = "partner@example.org"
+	)
+	ce := newConnEnv(t, nil, nil)
+	if err := ce.google.AddCalendar(primary, gcaltest.Calendar{ID: partner, Summary: "Partner"}, gcaltest.RoleReader); err != nil {
+		t.Fatal(err)
+	}
+	alice := ce.token(t, "alice", "mentor")
+	bob := ce.token(t, "bob", "mentor")
+
+	conn := connectGoogleAs(t, ce, alice)
+	if d := cmp.Diff(conn.busy(), []string{primary + " " + primary}); d != "" {
+		t.Fatalf("new connection's busy calendars (-got +want):\n%s", d)
+	}
+
+	// busy_calendars alone: the chosen calendar stays and comes first; a
+	// read-only calendar is fine.
+	resp, body := ce.do(t, "PUT", "/v1/connections/google", alice, `{"busy_calendars":["`+work+`","`+partner+`"]}`)
+	conn = decode[busyConnection](t, resp, body, 200)
+	want := []string{primary + " " + primary, work + " Work", partner + " Partner"}
+	if d := cmp.Diff(conn.busy(), want); d != "" || conn.Calendar == nil || conn.Calendar.ID != primary {
+		t.Fatalf("PUT busy_calendars = %s (-got +want):\n%s", body, d)
+	}
+	if d := cmp.Diff(busyOfList(t, ce, alice, "google"), want); d != "" {
+		t.Errorf("listed busy calendars (-got +want):\n%s", d)
+	}
+
+	// Refused requests change nothing.
+	tooMany := make([]string, 21)
+	for i := range tooMany {
+		tooMany[i] = fmt.Sprintf(`"c%d@group.calendar.google.com"`, i)
+	}
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		field      string
+	}{
+		{"unknown calendar", `{"busy_calendars":["nope@example.com"]}`, 422, "body.busy_calendars"},
+		{"unknown calendar with a valid calendar_id", `{"calendar_id":"` + work + `","busy_calendars":["` + work + `","nope@example.com"]}`, 422, "body.busy_calendars"},
+		{"unknown calendar_id", `{"calendar_id":"nope@example.com","busy_calendars":["` + work + `"]}`, 422, ""},
+		{"read-only calendar for events", `{"calendar_id":"` + partner + `"}`, 422, ""},
+		{"no field", `{}`, 400, ""},
+		{"duplicates", `{"busy_calendars":["` + work + `","` + work + `"]}`, 400, ""},
+		{"too many", `{"busy_calendars":[` + strings.Join(tooMany, ",") + `]}`, 400, ""},
+		{"empty id", `{"busy_calendars":[""]}`, 400, ""},
+		{"not a list", `{"busy_calendars":"` + work + `"}`, 400, ""},
+	} {
+		resp, body := ce.do(t, "PUT", "/v1/connections/google", alice, tc.body)
+		p := decodeProblem(t, resp, body, tc.status)
+		if tc.status == 422 && !strings.HasSuffix(p.Type, "/unprocessable") {
+			t.Errorf("%s: problem type %q", tc.name, p.Type)
+		}
+		if tc.field != "" && (len(p.Errors) == 0 || p.Errors[0].Field != tc.field) {
+			t.Errorf("%s: errors %+v, want one on %s", tc.name, p.Errors, tc.field)
+		}
+		if d := cmp.Diff(busyOfList(t, ce, alice, "google"), want); d != "" {
+			t.Fatalf("%s changed the busy calendars (-got +want):\n%s", tc.name, d)
+		}
+	}
+
+	// Choosing an extra for events: listed once, first.
+	resp, body = ce.do(t, "PUT", "/v1/connections/google", alice, `{"calendar_id":"`+work+`"}`)
+	if d := cmp.Diff(decode[busyConnection](t, resp, body, 200).busy(), []string{work + " Work", partner + " Partner"}); d != "" {
+		t.Errorf("after choosing %s (-got +want):\n%s", work, d)
+	}
+
+	// Another user changes only their own connection: bob has none yet,
+	// then his own.
+	resp, body = ce.do(t, "PUT", "/v1/connections/google", bob, `{"busy_calendars":[]}`)
+	decodeProblem(t, resp, body, 404)
+	connectGoogleAs(t, ce, bob)
+	resp, body = ce.do(t, "PUT", "/v1/connections/google", bob, `{"busy_calendars":["`+partner+`"]}`)
+	decode[busyConnection](t, resp, body, 200)
+	if d := cmp.Diff(busyOfList(t, ce, alice, "google"), []string{work + " Work", partner + " Partner"}); d != "" {
+		t.Errorf("bob's update changed alice's connection (-got +want):\n%s", d)
+	}
+	if d := cmp.Diff(busyOfList(t, ce, bob, "google"), []string{primary + " " + primary, partner + " Partner"}); d != "" {
+		t.Errorf("bob's busy calendars (-got +want):\n%s", d)
+	}
+
+	// An empty list: the chosen calendar only.
+	resp, body = ce.do(t, "PUT", "/v1/connections/google", alice, `{"busy_calendars":[]}`)
+	if d := cmp.Diff(decode[busyConnection](t, resp, body, 200).busy(), []string{work + " Work"}); d != "" {
+		t.Errorf("reset (-got +want):\n%s", d)
+	}
+
+	// CalDAV: on connect (nothing saved when unknown) and on update.
+	workPath := ce.caldav.CreateCalendar("mentor", "work", "Work")
+	homePath := "/mentor/calendars/default/"
+	connectBody := func(busy string) string {
+		return `{"server_url":"` + ce.caldavURL + `","username":"mentor","app_password":"` + appPassword + `","calendar_path":"` + homePath + `","busy_calendars":` + busy + `}`
+	}
+	resp, body = ce.do(t, "POST", "/v1/connections/caldav", alice, connectBody(`["/mentor/calendars/nope/"]`))
+	if p := decodeProblem(t, resp, body, 422); len(p.Errors) == 0 || p.Errors[0].Field != "body.busy_calendars" || strings.Contains(string(body), appPassword) {
+		t.Fatalf("unknown busy calendar on connect: %s", body)
+	}
+	resp, body = ce.do(t, "GET", "/v1/connections", alice, "")
+	if strings.Contains(string(body), `"caldav"`) {
+		t.Fatalf("a refused CalDAV connection was saved: %s", body)
+	}
+	resp, body = ce.do(t, "POST", "/v1/connections/caldav", alice, connectBody(`["`+workPath+`"]`))
+	if d := cmp.Diff(decode[busyConnection](t, resp, body, 201).busy(), []string{homePath + " Default", workPath + " Work"}); d != "" {
+		t.Errorf("CalDAV connect (-got +want):\n%s", d)
+	}
+	resp, body = ce.do(t, "PUT", "/v1/connections/caldav", alice, `{"busy_calendars":["/mentor/calendars/elsewhere/"]}`)
+	decodeProblem(t, resp, body, 422)
+	resp, body = ce.do(t, "PUT", "/v1/connections/caldav", alice, `{"busy_calendars":[]}`)
+	if d := cmp.Diff(decode[busyConnection](t, resp, body, 200).busy(), []string{homePath + " Default"}); d != "" {
+		t.Errorf("CalDAV reset (-got +want):\n%s", d)
+	}
+	resp, body = ce.do(t, "PUT", "/v1/connections/caldav", alice, `{"busy_calendars":["`+ce.caldavURL+workPath+`"]}`)
+	if d := cmp.Diff(decode[busyConnection](t, resp, body, 200).busy(), []string{homePath + " Default", workPath + " Work"}); d != "" {
+		t.Errorf("CalDAV busy calendar by URL (-got +want):\n%s", d)
+	}
+}
