@@ -474,7 +474,7 @@ func (c *Client) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.B
 		items[i] = &calendarv3.FreeBusyRequestItem{Id: id}
 	}
 	var all []calendar.Busy
-	skipped := map[string]bool{}
+	var skipped map[string]bool // extra calendars already warned about
 	for start := from; start.Before(to); start = start.Add(c.window) {
 		end := start.Add(c.window)
 		if end.After(to) {
@@ -502,6 +502,9 @@ func (c *Client) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.B
 					// shared with the account since it was chosen: the
 					// others' busy time still counts.
 					if !skipped[id] {
+						if skipped == nil {
+							skipped = map[string]bool{}
+						}
 						skipped[id] = true
 						c.logger.WarnContext(ctx, "gcal: skipping a busy calendar Google no longer finds",
 							slog.String("provider", Provider), slog.String("calendar_id", id))
