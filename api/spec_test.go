@@ -215,7 +215,8 @@ func TestSpecErrorResponses(t *testing.T) {
 }
 
 // TestSpecRequestBodiesClosed: every request-body object (nested ones included) forbids unknown
-// properties and lists its required ones, so the validator rejects unknown fields. Webhooks
+// properties and lists its required ones (or, for an update of optional fields, sets
+// minProperties), so the validator rejects unknown fields and empty bodies. Webhooks
 // (x-raw-body) are exempt, and so are typed maps (additionalProperties given as a schema).
 func TestSpecRequestBodiesClosed(t *testing.T) {
 	t.Parallel()
@@ -262,8 +263,10 @@ func closedObjectProblems(ref *openapi3.SchemaRef, where string) []string {
 	if s.AdditionalProperties.Has == nil || *s.AdditionalProperties.Has {
 		problems = append(problems, fmt.Sprintf("%s: additionalProperties is not false", where))
 	}
-	if len(s.Required) == 0 {
-		problems = append(problems, fmt.Sprintf("%s: no required list", where))
+	// An update whose every field is optional (an omitted one is left
+	// unchanged) says so with minProperties instead: it still cannot be empty.
+	if len(s.Required) == 0 && s.MinProps == 0 {
+		problems = append(problems, fmt.Sprintf("%s: no required list (nor minProperties for an update of optional fields)", where))
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.Properties)) {
 		problems = append(problems, closedObjectProblems(s.Properties[name], where+"."+name)...)
