@@ -257,3 +257,75 @@ func TestStateConcurrentUse(t *testing.T) {
 		t.Errorf("state after the last restore (%v):\n%s\nwant\n%s", err, got, snap)
 	}
 }
+
+// TestSharedCalendarSurvivesRestart: a calendar shared with an account
+// (AddCalendar with a role other than owner) keeps its access role across
+// MarshalState/UnmarshalState, and leaves the account's list when deleted.
+func TestSharedCalendarSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	const shared = "shared@example.org"
+	before := gcaltest.New(gcaltest.Options{})
+	if err := before.AddCalendar(gcaltest.DefaultUser, gcaltest.Calendar{ID: shared, Summary: "Shared"}, gcaltest.RoleReader); err != nil {
+		t.Fatal(err)
+	}
+	st, err := before.MarshalState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := gcaltest.New(gcaltest.Options{})
+	if err := sim.UnmarshalState(st); err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(sim)
+	t.Cleanup(ts.Close)
+	tok, err := sim.IssueToken(gcaltest.DefaultClientID, gcaltest.DefaultUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(method, path string, body any) (int, map[string]any) {
+		t.Helper()
+		var rd bytes.Buffer
+		if body != nil {
+			_ = json.NewEncoder(&rd).Encode(body)
+		}
+		req, _ := http.NewRequestWithContext(t.Context(), method, gcaltest.APIBase(ts.URL)+path, &rd)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	roles := func() map[string]any {
+		t.Helper()
+		status, list := call(http.MethodGet, "users/me/calendarList", nil)
+		if status != 200 {
+			t.Fatalf("calendarList: %d %v", status, list)
+		}
+		out := map[string]any{}
+		for _, it := range list["items"].([]any) {
+			e := it.(map[string]any)
+			out[e["id"].(string)] = e["accessRole"]
+		}
+		return out
+	}
+	if got := roles(); got[shared] != "reader" || got[gcaltest.DefaultUser] != "owner" {
+		t.Fatalf("after restart: access roles %v", got)
+	}
+	start := time.Date(2027, 3, 1, 9, 0, 0, 0, time.UTC)
+	if status, m := call(http.MethodPost, "calendars/"+url.PathEscape(shared)+"/events", event("shared0001", start)); status != http.StatusForbidden {
+		t.Errorf("insert into a reader's calendar: %d %v, want 403", status, m)
+	}
+	if err := sim.DeleteCalendar(shared); err != nil {
+		t.Fatal(err)
+	}
+	if got := roles(); got[shared] != nil {
+		t.Errorf("the deleted shared calendar is still listed: %v", got)
+	}
+}
