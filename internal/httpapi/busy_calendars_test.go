@@ -96,16 +96,17 @@ func TestBusyCalendarsEndpoints(t *testing.T) {
 		name, body string
 		status     int
 		field      string
+		message    string // of the first field error, when set
 	}{
-		{"unknown calendar", `{"busy_calendars":["nope@example.com"]}`, 422, "body.busy_calendars"},
-		{"unknown calendar with a valid calendar_id", `{"calendar_id":"` + work + `","busy_calendars":["` + work + `","nope@example.com"]}`, 422, "body.busy_calendars"},
-		{"unknown calendar_id", `{"calendar_id":"nope@example.com","busy_calendars":["` + work + `"]}`, 422, ""},
-		{"read-only calendar for events", `{"calendar_id":"` + partner + `"}`, 422, ""},
-		{"no field", `{}`, 400, ""},
-		{"duplicates", `{"busy_calendars":["` + work + `","` + work + `"]}`, 400, ""},
-		{"too many", `{"busy_calendars":[` + strings.Join(tooMany, ",") + `]}`, 400, ""},
-		{"empty id", `{"busy_calendars":[""]}`, 400, ""},
-		{"not a list", `{"busy_calendars":"` + work + `"}`, 400, ""},
+		{"unknown calendar", `{"busy_calendars":["nope@example.com"]}`, 422, "body.busy_calendars", ""},
+		{"unknown calendar with a valid calendar_id", `{"calendar_id":"` + work + `","busy_calendars":["` + work + `","nope@example.com"]}`, 422, "body.busy_calendars", ""},
+		{"unknown calendar_id", `{"calendar_id":"nope@example.com","busy_calendars":["` + work + `"]}`, 422, "", ""},
+		{"read-only calendar for events", `{"calendar_id":"` + partner + `"}`, 422, "", ""},
+		{"no field", `{}`, 400, "body", "must have at least 1 of the fields busy_calendars, calendar_id"},
+		{"duplicates", `{"busy_calendars":["` + work + `","` + work + `"]}`, 400, "", ""},
+		{"too many", `{"busy_calendars":[` + strings.Join(tooMany, ",") + `]}`, 400, "", ""},
+		{"empty id", `{"busy_calendars":[""]}`, 400, "", ""},
+		{"not a list", `{"busy_calendars":"` + work + `"}`, 400, "", ""},
 	} {
 		resp, body := ce.do(t, "PUT", "/v1/connections/google", alice, tc.body)
 		p := decodeProblem(t, resp, body, tc.status)
@@ -114,6 +115,9 @@ func TestBusyCalendarsEndpoints(t *testing.T) {
 		}
 		if tc.field != "" && (len(p.Errors) == 0 || p.Errors[0].Field != tc.field) {
 			t.Errorf("%s: errors %+v, want one on %s", tc.name, p.Errors, tc.field)
+		}
+		if tc.message != "" && (len(p.Errors) == 0 || p.Errors[0].Message != tc.message) {
+			t.Errorf("%s: errors %+v, want the message %q", tc.name, p.Errors, tc.message)
 		}
 		if d := cmp.Diff(busyOfList(t, ce, alice, "google"), want); d != "" {
 			t.Fatalf("%s changed the busy calendars (-got +want):\n%s", tc.name, d)

@@ -539,6 +539,11 @@ func schemaField(prefix string, err error, reason string) FieldError {
 			}
 			msg = map[string]string{"unsupported": "is not a known field", "missing": "is required"}[m[2]]
 		}
+		if se.SchemaField == "minProperties" && se.Schema != nil && len(se.Schema.Properties) > 0 {
+			// kin-openapi says "there must be at least 1 properties".
+			msg = fmt.Sprintf("must have at least %d of the fields %s", se.Schema.MinProps,
+				strings.Join(slices.Sorted(maps.Keys(se.Schema.Properties)), ", "))
+		}
 		return FieldError{Field: field, Message: msg}
 	}
 	if msg := jsonSyntax(err); msg != "" {
