@@ -20,26 +20,9 @@ import (
 
 	"github.com/spotlight/gateway/internal/auth"
 	"github.com/spotlight/gateway/internal/config"
+	"github.com/spotlight/gateway/internal/logtest"
 	"github.com/spotlight/gateway/internal/sandbox"
 )
-
-// lockedBuffer is an io.Writer safe to read while run writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
@@ -47,10 +30,10 @@ var readyURL = regexp.MustCompile(`"msg":"gateway ready","url":"(http://[^"]+)"`
 
 // startGateway runs the whole program in-process on a free port and waits
 // until /healthz answers.
-func startGateway(t *testing.T, env map[string]string) (url string, stdout *lockedBuffer, stop func() error) {
+func startGateway(t *testing.T, env map[string]string) (url string, stdout *logtest.Buffer, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	stdout, stderr := &logtest.Buffer{}, &logtest.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, envOf(env), stdout, stderr) }()
 	deadline := time.Now().Add(30 * time.Second)

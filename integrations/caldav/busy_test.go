@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,25 +17,8 @@ import (
 	"github.com/spotlight/gateway/integrations/caldav/caldavtest/radicale"
 	"github.com/spotlight/gateway/integrations/calendar"
 	"github.com/spotlight/gateway/integrations/calendar/calendartest"
+	"github.com/spotlight/gateway/internal/logtest"
 )
-
-// logBuffer is a log destination safe for concurrent writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // busyServer is a CalDAV server with three calendars of one account:
 // chosen (the client's), work and personal (extras whose busy time counts).
@@ -67,7 +49,7 @@ func runBusy(t *testing.T, s busyServer) {
 	}
 	query := func(t *testing.T, extras ...string) ([]calendar.Busy, string, error) {
 		t.Helper()
-		var logs logBuffer
+		var logs logtest.Buffer
 		c, err := caldav.New(s.chosen, s.user, s.pass, caldav.WithHTTPClient(s.hc),
 			caldav.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), caldav.WithBusyCalendars(extras...))
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/spotlight/gateway/integrations/gcal"
 	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
 	"github.com/spotlight/gateway/integrations/outbound"
+	"github.com/spotlight/gateway/internal/logtest"
 )
 
 // env is a simulator served over HTTP plus a client for its default user.
@@ -481,24 +482,6 @@ func TestFreeBusy(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestFreeBusySeveralCalendars: the busy time of every busy calendar
 // counts, whatever the account's access role on it (freebusy.query needs
 // only freeBusyReader); an extra calendar deleted or unshared since it was
@@ -552,7 +535,7 @@ func TestFreeBusySeveralCalendars(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var logs syncBuffer
+			var logs logtest.Buffer
 			opts := []gcal.Option{gcal.WithLogger(slog.New(slog.NewTextHandler(&logs, nil)))}
 			if tc.busy != nil {
 				opts = append(opts, gcal.WithBusyCalendars(tc.busy...))

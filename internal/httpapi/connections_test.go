@@ -18,6 +18,7 @@ import (
 	"github.com/spotlight/gateway/internal/auth"
 	"github.com/spotlight/gateway/internal/connect"
 	"github.com/spotlight/gateway/internal/httpapi"
+	"github.com/spotlight/gateway/internal/logtest"
 	"github.com/spotlight/gateway/internal/secrets"
 	"github.com/spotlight/gateway/internal/secrets/local"
 	"github.com/spotlight/gateway/internal/store/storetest"
@@ -545,7 +546,7 @@ func TestNoSecretsInLogsOrSentry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { flush(time.Second); sentry.CurrentHub().BindClient(nil) }()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ce := newConnEnv(t, logger, func(d *httpapi.Deps) {
 		d.Sentry = true

@@ -21,31 +21,15 @@ import (
 	gateway "github.com/spotlight/gateway"
 	"github.com/spotlight/gateway/internal/auth"
 	"github.com/spotlight/gateway/internal/httpapi"
+	"github.com/spotlight/gateway/internal/logtest"
 	"github.com/spotlight/gateway/internal/telemetry"
 )
 
 type env struct {
 	srv    *httptest.Server
 	issuer *auth.DevIssuer
-	logs   *syncBuffer
+	logs   *logtest.Buffer
 	ready  map[string]error
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newEnv(t *testing.T, mutate func(*httpapi.Deps)) *env {
@@ -58,7 +42,7 @@ func newEnv(t *testing.T, mutate func(*httpapi.Deps)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	en := &env{issuer: issuer, logs: &syncBuffer{}, ready: map[string]error{"database": nil, "migrations": nil}}
+	en := &env{issuer: issuer, logs: &logtest.Buffer{}, ready: map[string]error{"database": nil, "migrations": nil}}
 	deps := httpapi.Deps{
 		Logger:        slog.New(slog.NewJSONHandler(en.logs, nil)),
 		Registry:      prometheus.NewRegistry(),

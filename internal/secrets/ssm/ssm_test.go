@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
+	"github.com/spotlight/gateway/internal/logtest"
 	"github.com/spotlight/gateway/internal/secrets"
 	"github.com/spotlight/gateway/internal/secrets/secretstest"
 	"github.com/spotlight/gateway/internal/secrets/ssm"
@@ -353,9 +354,8 @@ func TestWrongCredentialsRejected(t *testing.T) {
 func TestNoValuesLogged(t *testing.T) {
 	t.Parallel()
 	sim, srv := newSim(t)
-	var buf bytes.Buffer
-	var mu sync.Mutex
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var buf logtest.Buffer
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := newStore(t, srv, ssm.Config{Logger: logger})
 	ctx := t.Context()
 	p := "/spotlight/test/users/u9/google"
@@ -367,26 +367,13 @@ func TestNoValuesLogged(t *testing.T) {
 	if _, err := s.Get(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
 	out := buf.String()
-	mu.Unlock()
 	if !strings.Contains(out, "ssm: retrying") {
 		t.Fatalf("expected retry logs, got %q", out)
 	}
 	if strings.Contains(out, "TOPSECRET") {
 		t.Fatalf("value logged: %s", out)
 	}
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func TestConfigValidation(t *testing.T) {
