@@ -96,6 +96,30 @@ func (e BookingStatus) Valid() bool {
 	}
 }
 
+// Defines values for ConnectionCalendarAccessRole.
+const (
+	ConnectionCalendarAccessRoleFreeBusyReader ConnectionCalendarAccessRole = "freeBusyReader"
+	ConnectionCalendarAccessRoleOwner          ConnectionCalendarAccessRole = "owner"
+	ConnectionCalendarAccessRoleReader         ConnectionCalendarAccessRole = "reader"
+	ConnectionCalendarAccessRoleWriter         ConnectionCalendarAccessRole = "writer"
+)
+
+// Valid indicates whether the value is a known member of the ConnectionCalendarAccessRole enum.
+func (e ConnectionCalendarAccessRole) Valid() bool {
+	switch e {
+	case ConnectionCalendarAccessRoleFreeBusyReader:
+		return true
+	case ConnectionCalendarAccessRoleOwner:
+		return true
+	case ConnectionCalendarAccessRoleReader:
+		return true
+	case ConnectionCalendarAccessRoleWriter:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ConnectionProvider.
 const (
 	ConnectionProviderCaldav ConnectionProvider = "caldav"
@@ -351,6 +375,24 @@ func (e Weekday) Valid() bool {
 	case WeekdayTue:
 		return true
 	case WeekdayWed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListConnectionCalendarsParamsProvider.
+const (
+	ListConnectionCalendarsParamsProviderCaldav ListConnectionCalendarsParamsProvider = "caldav"
+	ListConnectionCalendarsParamsProviderGoogle ListConnectionCalendarsParamsProvider = "google"
+)
+
+// Valid indicates whether the value is a known member of the ListConnectionCalendarsParamsProvider enum.
+func (e ListConnectionCalendarsParamsProvider) Valid() bool {
+	switch e {
+	case ListConnectionCalendarsParamsProviderCaldav:
+		return true
+	case ListConnectionCalendarsParamsProviderGoogle:
 		return true
 	default:
 		return false
@@ -663,6 +705,41 @@ type Connection struct {
 	//
 	// Example: connected
 	Status ConnectionStatus `json:"status"`
+}
+
+// ConnectionCalendar A calendar of a connected account.
+type ConnectionCalendar struct {
+	// AcceptsEvents Booking events can go to it (Google `owner` or `writer`; a CalDAV calendar that holds events).
+	AcceptsEvents bool `json:"accepts_events"`
+
+	// AccessRole Google only, the account's access to it.
+	//
+	// Example: reader
+	AccessRole *ConnectionCalendarAccessRole `json:"access_role,omitempty"`
+
+	// Busy Its busy time counts (the chosen calendar always does).
+	Busy bool `json:"busy"`
+
+	// Chosen Booking events go to it.
+	Chosen bool `json:"chosen"`
+
+	// Id Google calendar id, or the CalDAV calendar path (what `PUT` takes).
+	//
+	// Example: work@group.calendar.google.com
+	Id string `json:"id"`
+
+	// Name Example: Work
+	Name string `json:"name"`
+}
+
+// ConnectionCalendarAccessRole Google only, the account's access to it.
+//
+// Example: reader
+type ConnectionCalendarAccessRole string
+
+// ConnectionCalendarList defines model for ConnectionCalendarList.
+type ConnectionCalendarList struct {
+	Items []ConnectionCalendar `json:"items"`
 }
 
 // ConnectionList defines model for ConnectionList.
@@ -1303,6 +1380,9 @@ type ListBookingAuditParams struct {
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// ListConnectionCalendarsParamsProvider defines parameters for ListConnectionCalendars.
+type ListConnectionCalendarsParamsProvider string
+
 // GetMentorAvailabilityParams defines parameters for GetMentorAvailability.
 type GetMentorAvailabilityParams struct {
 	// From Start of the range (inclusive).
@@ -1688,6 +1768,9 @@ type ServerInterface interface {
 	// CompleteGoogleConnection Complete connecting Google Calendar
 	// (POST /v1/connections/google/callback)
 	CompleteGoogleConnection(ctx echo.Context) error
+	// ListConnectionCalendars The calendars of a connected account
+	// (GET /v1/connections/{provider}/calendars)
+	ListConnectionCalendars(ctx echo.Context, provider ListConnectionCalendarsParamsProvider) error
 	// GetMentorAvailability Free slots of a mentor
 	// (GET /v1/mentors/{mentorId}/availability)
 	GetMentorAvailability(ctx echo.Context, mentorId MentorId, params GetMentorAvailabilityParams) error
@@ -2150,6 +2233,22 @@ func (w *ServerInterfaceWrapper) CompleteGoogleConnection(ctx echo.Context) erro
 	return err
 }
 
+// ListConnectionCalendars converts echo context to params.
+func (w *ServerInterfaceWrapper) ListConnectionCalendars(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "provider" -------------
+	var provider ListConnectionCalendarsParamsProvider
+
+	err = runtime.BindStyledParameterWithOptions("simple", "provider", ctx.Param("provider"), &provider, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter provider: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListConnectionCalendars(ctx, provider)
+	return err
+}
+
 // GetMentorAvailability converts echo context to params.
 func (w *ServerInterfaceWrapper) GetMentorAvailability(ctx echo.Context) error {
 	var err error
@@ -2508,6 +2607,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/v1/connections/caldav", wrapper.DeleteCalDAVConnection, options.OperationMiddlewares["deleteCalDAVConnection"]...)
 	router.POST(options.BaseURL+"/v1/connections/caldav", wrapper.CreateCalDAVConnection, options.OperationMiddlewares["createCalDAVConnection"]...)
 	router.PUT(options.BaseURL+"/v1/connections/caldav", wrapper.UpdateCalDAVConnection, options.OperationMiddlewares["updateCalDAVConnection"]...)
+	router.GET(options.BaseURL+"/v1/connections/:provider/calendars", wrapper.ListConnectionCalendars, options.OperationMiddlewares["listConnectionCalendars"]...)
 	router.POST(options.BaseURL+"/webhooks/zoom", wrapper.ReceiveZoomWebhook, options.OperationMiddlewares["receiveZoomWebhook"]...)
 	router.POST(options.BaseURL+"/webhooks/jira", wrapper.ReceiveJiraWebhook, options.OperationMiddlewares["receiveJiraWebhook"]...)
 	router.POST(options.BaseURL+"/webhooks/google", wrapper.ReceiveGoogleWebhook, options.OperationMiddlewares["receiveGoogleWebhook"]...)
@@ -6101,6 +6201,191 @@ func (response CompleteGoogleConnection503ApplicationProblemPlusJSONResponse) Vi
 	return err
 }
 
+type ListConnectionCalendarsRequestObject struct {
+	Provider ListConnectionCalendarsParamsProvider `json:"provider"`
+}
+
+type ListConnectionCalendarsResponseObject interface {
+	VisitListConnectionCalendarsResponse(w http.ResponseWriter) error
+}
+
+type ListConnectionCalendars200JSONResponse ConnectionCalendarList
+
+func (response ListConnectionCalendars200JSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionCalendars400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionCalendars400ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionCalendars401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionCalendars401ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionCalendars403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionCalendars403ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionCalendars404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionCalendars404ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionCalendars422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionCalendars422ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionCalendars429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionCalendars429ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionCalendars500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionCalendars500ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionCalendars501ApplicationProblemPlusJSONResponse struct {
+	NotImplementedApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionCalendars501ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(501)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionCalendars502ApplicationProblemPlusJSONResponse struct {
+	BadGatewayApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionCalendars502ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(502)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionCalendars503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionCalendars503ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetMentorAvailabilityRequestObject struct {
 	MentorId MentorId `json:"mentorId"`
 	Params   GetMentorAvailabilityParams
@@ -7207,6 +7492,9 @@ type StrictServerInterface interface {
 	// CompleteGoogleConnection Complete connecting Google Calendar
 	// (POST /v1/connections/google/callback)
 	CompleteGoogleConnection(ctx context.Context, request CompleteGoogleConnectionRequestObject) (CompleteGoogleConnectionResponseObject, error)
+	// ListConnectionCalendars The calendars of a connected account
+	// (GET /v1/connections/{provider}/calendars)
+	ListConnectionCalendars(ctx context.Context, request ListConnectionCalendarsRequestObject) (ListConnectionCalendarsResponseObject, error)
 	// GetMentorAvailability Free slots of a mentor
 	// (GET /v1/mentors/{mentorId}/availability)
 	GetMentorAvailability(ctx context.Context, request GetMentorAvailabilityRequestObject) (GetMentorAvailabilityResponseObject, error)
@@ -8027,6 +8315,31 @@ func (sh *strictHandler) CompleteGoogleConnection(ctx echo.Context) error {
 	return nil
 }
 
+// ListConnectionCalendars operation middleware
+func (sh *strictHandler) ListConnectionCalendars(ctx echo.Context, provider ListConnectionCalendarsParamsProvider) error {
+	var request ListConnectionCalendarsRequestObject
+
+	request.Provider = provider
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListConnectionCalendars(ctx.Request().Context(), request.(ListConnectionCalendarsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListConnectionCalendars")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListConnectionCalendarsResponseObject); ok {
+		return validResponse.VisitListConnectionCalendarsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetMentorAvailability operation middleware
 func (sh *strictHandler) GetMentorAvailability(ctx echo.Context, mentorId MentorId, params GetMentorAvailabilityParams) error {
 	var request GetMentorAvailabilityRequestObject
@@ -8303,315 +8616,324 @@ func (sh *strictHandler) ReceiveZoomWebhook(ctx echo.Context, params ReceiveZoom
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37cts4uiD+KiidrYqUQ8mSLN/k6jrrOE7H3bm17XRmutU/EyIhCTEFqAnQipJfqvavfYB9iH2w8yRb",
-	"+D6ABCXKlh0n0zOTqqnpmCJx/e7XT7VITmdSMKFVrf+pNmE0Zin88+SCjs1/Y6ailM80l6LWr53rVIox",
-	"YUJzvSCajokcET1hZCjlFRdjUjd/KDpl5JomGSNUkZBpOg4JF/bFeNE4JIqJmHBNhjS6gpdOR82XVEeT",
-	"sFULain7M+Mpi2t9nWYsqKlowqbULId9oNNZwmr92qC2PajVgppezMyfSqdcjGufPwe1FzKiuN7l5b89",
-	"e+EWnDIlszRim063dd3ZsptUW3vDzmgn6rLmQdyjzR7bHjb36e6o2Y66cYftjHp0e1i5tDOm08XRSLO0",
-	"4mxZJEWsiJZkTs3RsJFMzUJ1uuBibBZasbDtdlCbcsGn2bTWb+dzcqHZmKW1z2bWGU3plGl7s09wF6fx",
-	"6hIuvJvksZmRm8czqie1oCbo1Aw9zL/f7OQ2PKyRTKdU1/q1LONx5eEdpyw2kEeTN6m85jFL35iFVe5i",
-	"Zt8g84lUjNAokpnQzYRds4RE+UCK0JQRGscpU4qt27Eb7MYN/4+UjWr92n9sFSi1hb+qrdWV44ayVMkK",
-	"SHg9o39mjETwMxmlckoomaXsmstMkRkds0eKhIJ90Jf4TtgiR2JBpJ6w1CIeV4SSXrtNwmua8BgQosnS",
-	"VKYhEXRqbjj8M2PpouWGcHuHp8Xm8edq4KuxxU8fT99L/vL90eIVb394ydvzl7/+Mn99Iecvn8r5y2eS",
-	"vzj+aWbe+fv7Ez76pRbUpvTDCybG5up2Ot2qmz65ZkKvA1ClZcpiMmfDiZRXJGYJv2bpYj3AMjvaZuDa",
-	"jXtsd7TfbnbodtTsDXfi5j7bGzUPaHvYibrxNuuNNgLX05hNZ1IzES1+ZovVvRwnnAndjAyACpIJbu78",
-	"ii1InZK3b0+fmitMWSSnUyZiFjda5MLRVvPWnOsJyamtIaskZbOELpR5OhAjniptyNxMCsUO8X1KYj4a",
-	"sZQJjZ9wbSGl222Rn9kCEUJFcsZiQ4nMBBFNEpa2BsIdL7KJ4oC9nTbNVjc76J1ROzqg+6y5PeyxZi/q",
-	"xM0Duj1q7rHusBO3ox7tdMrQ0t3ZAWLn/u5UHvsI+MiNxO2RMsgFp2D4HKlbHAt/PLkIA+KQroJztcg5",
-	"m1KhuTkUc+K4z/5AxCxKqAFMCRPShEiRLIjCM5xQEScsJREVhAo1ZynpdfdJfcqV4mLcIFwozWhs2BMl",
-	"FmVlajD4cCB6nS6ZT5gw1xVLpoiQmkzNNlvkWE5nMK8C3pwsSP3s2TE56HTajT6hZM7oFXBqlUUTYLXv",
-	"toB3hkSwa5YOBAzE1CEJH4eEiphQknClgVPSsSKxvOnuLd+u3cylvVvsdPcruTafcr16a2/omBHFP7J1",
-	"9CmB7/zZYzaiWaJr/Z12UCzF/DGlH5BRdts+2+xUsM2g9pIJLdN1VGgKvz5SJFMsJTwm9WM5FlxLEqps",
-	"GDbW0KKpG/S+rOStYuZz4OsOuZGt0/hHqtmcAqmJpNBMwHnS2SzhKBFtzVI5TNj0P98rFI/y0zFb1JQn",
-	"tX5tLOU4YUTLKyYI+xBNqBgzMqI8YW7ZTOlLHtf6tXbnp6e/9P7W+bX38/677svtVztvds/2zvcvDsyN",
-	"aKozZU7eEHmuASDezpROGZ0WHDof2d7BROuZ6m9tqZnUCR9PdCtm127lamtI4+bYbvTzpqf2Br/GYytf",
-	"5pEg2cqa6j/CIQTkmCZPj34liqXXLA3Ib1JOA/ITT2nDrtsQC0RoFpNMsA8zFmkWJ4uWWd0TGp/heX3h",
-	"pVyAyAojGYLNBZCIPhClVpylMNLllItMM4WcA6HLwCGwfVXr//6pNuIsiUGIq/jO4ClTio4BFYoxap//",
-	"MMCsNBXRsix8L4joGfRzEHGKe3Hb2xgQluWaB4GGpXOe0sQwerxmc+GKFNMSOqbmVIiecEMlo8xgN6mH",
-	"eN4gZzHgxgSOXTUAJo6lGCU8ugdEAJ7bg2/Ka5YmdGYeqWw6pemiRJnM6g2XGKWMEWrWaP6PT1ktqIGE",
-	"uAJeKpGa2FEVoQKlSacOGDAnw0wtYBCnReFcSOseEjwOCvB44hZg97sxnVg6J3PXERWxuTy2/vTyVwhN",
-	"UkbjBZlQIyApphTc+SZHeZdBvurhHecLuevxrR4VYMuDIlhkMUEVwqwTy8xuWJ+E7pUQLQuF/IbbLaQh",
-	"miRyPhAwBnCsRkDCJRiwgyAALwM6jTS/LtTfEoAX0D8Qw0RGV04mzKWAiCZMxDQ1s64cnZ3X3f4tUw+E",
-	"nTsfJzBarPkTNqo1EzHRc+kGVAaepIhYw8hpn4PaM5kOeRwz8YVMh7rt26nNAj0odpc2VSwZ3RNWtwtY",
-	"LVa9KYyO8i8eRBDI9ISBZK9ZHJBhpj3t55EiqUzYErwB5Qeifio0SwVNToAT3evY7yNYldgorsDKKgR5",
-	"4qZHye3XDyZS5ZIQsM0sZYdGPZWpeZJje85pYzjEV1I/k5mIv9X59dq94vxeGWYJs296ZkLqJn7xEIf2",
-	"SqKG5gyTpC5TgLRrrvgQBHIPHhvuwE7N9g2asvgLsf3N6/ML4rMfJ0LwYgqyYPqeOkCnfNTeoHc6cP+7",
-	"h+JHTMQzyQVIfGrGIj7iLAYCULF9OPg3dJFIGl9I+YKmY/bNALbj0Uu7BqKlJAmsYtNznOGXTS1lE798",
-	"qJMEmxL7EDEWo+AL2jmpd8hL/oRIZJpHb04D0t3ZJT/jM2vJs+LxmxTs4NyM+gxVwy+Da989MafKigcx",
-	"UVxEjHAND42Udj8W1vGUW3/td9VrZ963TfvtQ1xL4VlZMh2V5K2TCzo2FLppDgKMQOB3WLmRs9xo8UV3",
-	"Au4ft7CCHxTiHbif7nUfYF2quo9cm73XjRS68MPeiadmI37YB0whpTln6TWP2FtBrylP6DBhX3j0MdV0",
-	"SBUjmUgZjSYw5P1IukeM7DJJ5q1z03P2v3kQQsSmM5nSlCcLfz2kXrX1gKhJprUhDrGci6CwAUU8jTKu",
-	"iZwxgaTpQsqXVCysRUd9M6rf9TS6CynJlIqFAxK18TGnRiMBevxAUHxm9Eo74CHSC0JHmqUkBD9nExyd",
-	"IVHo2DSKrudg9l5Ztwb79pbnNYVlvBU00xOZ8o9fTIisrZ0MGU1BE4uYUtb26VvA7qfdeDJPac13wIzi",
-	"o4e4spfobgicAdEotuzDDKiP7xWt2/OAgwCHiHO3KT4WVGcpa7TIMU1TzhQJ37171/TVp5CMZGrPtKlY",
-	"lJnxnZSFCtNbMUulOWyDhCcQT/Dt8Mlj2Uu+K5KyTDkVxfeW3dU6yb1xr9iiieM+yCW+Y0nStGZJI6Qq",
-	"3yPlLraeiSsh5wKtHR+lMJQOLHyZVjxmZC5TEIkmMktVQDY9ByPhBSRl71G5s/ZxD3YC0mq1DL3Mtwro",
-	"fgRmCyoi9oKjNXyWyhlLNUezJtdsWv7HTadTjHbGIpnCudp7oWlKFzV0jzhZ5Xc76h/5W3JoNmA+Wxlq",
-	"ZWm0wi31bmLwgirwCFjNVhGuwdxe+JLb3d1mp9Ps7lx02v12u9/r/Ob7jsFIZC2JSx6xoMamQKKWZz4x",
-	"jwN0B5Yml4KRukFPFje5IDOaah7xGRVaNcrLojH9n/avViSntaAmssTKFuiLWl3MtcVKJrKpOdD3kgug",
-	"ZAkbaXOwxfD5TyujoBNseUdPuZoldAHm8sKwxrQNeikGPoopeSGvWUKjyhPztgzkYHkic1yPFOGxs+55",
-	"H+DEXFXP3Nnd29vv9tqVjn4fzpaWYLfsLtOdY2BgqhIYs5jrY1BQVuFwlMrpUqwCwFe32d638NVu/2e7",
-	"02+3N7lSLdcMdnDR2bnbYEuHAAuFCdbucS2uRdWRW+8mVJMJnc2YYDGph1HKqGZxGKCJmBtiaP5ImSER",
-	"cZbY3wxeJ/YPpdnsEjUr/G46Y0K5YZSmqS5+SRj+gcTMh4V8vioQpJGuiuh5N5GkSahzFpvpUGDuD7J2",
-	"ezuKIBbkksfwJ4P1LJRmU4xGCC33tW87EdW+XF7e9qhLO8Ne1NyJd1mzN9prN/c7B90m3R72IvNsb7Rf",
-	"ufI1VO4mimbgZHtzimbVO4ubDx0hFtRQs0c4ilFvg4grD75uZCoe8q0w3WNrNUBPXkCu2MKw3wU+ANoV",
-	"EKNUIMsMDQ5gNEWoZUjqrDVuWSALjaJHSQGqAGAreGJGuHQyy6caTZLXI/Dh3rQH6y07x88+/xGsBHCC",
-	"28TGFtYNXpvVADpxKWAlZWT/HNSW7+sg2h/u0d24ucN6o6a5neZ+1I2bHdYeHdD94V60G29yXymjqhrZ",
-	"F0sMK0kKLdmgsSKxFGwzKued4R1Obll+MBvw4BfwxaF74MhW+dL8yfPN3kIRH0Q48gjsilwU1Ly4QTPS",
-	"3Ug7LqA8SOWWUOvmiZXry/tZCTzwwWu3Ioo1yJlfhTfRICZ6BFNtRDKqrlhsVBwSGkpkZN+Q1Kkiygiw",
-	"IDh5P1jfFvswS43qx3VAAFdnVGmyYDQlBwcHB40qMthttvcu2suMdzNaiJ41Swo3CfgJakZ8V6tn8Cxl",
-	"6LxXS3s2rCOGuJThAk8HfM2bgNB5InUV7Lixb/v+gk/Zb+a9XM5Yf29MxN/41jq9+93aEi4UV+gdTFCr",
-	"iKopBCJ3i1U4YynQKrrkjuA7gYsVkS6Rsd/Ewrubs/BbMbcIseuVQux2qpCaiXi9QNu5F14xXZW3cLFi",
-	"XC5Ay2ocoXkaErQ5BeTPTEIklYiSDKJvS5C0JvkgqFln5+UNrK2UL2GDyOo2nCG04mkFH66Y7GvJUUaB",
-	"u8zSpPocQek0r5C3Zy8CCDzwVTbCPnClVfm8nLEkU+3unA1bH6WctjK19X5rf2evt9ve3eltd/9rNo9/",
-	"oMOotMSUb3IS96CmQi6Db+1NwqhiZCSjTIFURKOJ2ZHSKdVszJlqVYsxTpC7TNkIzDyV904L27J9b8np",
-	"kVCM2LajGSWfG4GSKpIJI/D0S7BzxWYavMRcDcSQmUdTeW3IPY2uiJYNkke7WC9XrroQqlvklRH+gLAK",
-	"KZh54ZBECaOWY5iPDZsfiGJJGAh863UAs6nKHqKpDgp3jxyNFIM444Kyr+GzFQruZvTgXsKf+YzNNpe4",
-	"8s/Z7OG45oxHZfA8B42QxEzxsSAQsXHN2ZzMUiN+VptEslm8IRPYWI+rkox9VljiVg4WkNZXMkePdeKm",
-	"80vzKNEKZXVXVOJzpf1aXnADp30IYdsx7X+UoG3nP5MJqybX5fglbjRPS0AA1aw5Dy/Qv72yTa94XAFk",
-	"ZexZWUU4YyLmYhwaNmd0tzQTApIe/vt//x/ffnPo2W/g/a3cggN/zic8ceF9yhDTGR1TzQ4HwjP0HJKQ",
-	"i8tZKsdGMsQxcnsO5nUAB8vZ1bW5z8Oc9ZI6LeualkcPxIylU2puP1mAYs+uWbrQwCEsDHqkOiCKMRy0",
-	"gNqwgQTUnbo9GHPsnlHJPwO8EXsCxR/wnrdNGMFu0uIKi5du8CazlU/AKuzfmk1nuswsOzenHQY1w8wu",
-	"mQuHW5+h5/gevIqGWa7w4OtCEsWilGnVCMClROMpFwpO3xrQCJrOFGTb9AnXyogl+IoNZldoWS7Fa9qE",
-	"QNUieYis+8a8ociYaRIalA0PCXViWsGqly+WKLow0iKZyzRWZD6hmsxBcUklYtqtTNMZx2/UyzSbvTLv",
-	"fQ7yrMRLeP+WI0abNywLQlHN8TqgrTtU4HGA6AD/4kphQtqS7OtJbBvKAnqjfZ3Di9+EZ1mjPC5t6SRL",
-	"kBsUwF9aVxUlRlfYk0wtjm0wcAUtzH9yLggLiKQ+o3qiiEwRfG2oVCSFQEeby0ChytBEHOTSfBMSTa8w",
-	"zWDaGAjMdy0C9RHMyZApHttkBJtx6EYJMG8wMhAAThGXaJpwpQ9J+PsfoRsFEguXPgfEs2TNXdXvta1O",
-	"d7u3s7u3f9Decm+qrYmcsq1asObXEZ3yZLFlDjdnvX72X7u3f0v6H6ifp/htt73EkYMa5lja361t013I",
-	"GSLRkihQIcljZlCxfYMqMoWTc85Q95O5njLuzFIOuQY3oH/x8juZXm0mfsG31TBp2IWTEYpMpGrz+Igm",
-	"igVLZ3CDJnsI+alpzGKnRNMs5prolPIEifQEXNAYuYrB7jOa6iXz7ss8Y4UnyVKCsE3UuzHl0z+PG8ys",
-	"x5ZD4g0eI2rZmLa7n0sk4zUSl4vZwCSh0LwYEgs2NDanVafDwqpljgb8QjGLEi6srWEF8FctHet5a2gT",
-	"vUuTVk/mPBMY+XIZM8Gd/aGUebt7E2mvWAH8trQCCwcpi3nKIu0y2W36feWu73L1uJzqm3d3vbraI0dk",
-	"ITVj5MVYm/UWOnuLvDICn3lbUxBCrGzSqgUrTkygl5drPPil+gQ5/bcnxdC9fzSbJYycPsWUQ7iyJTaM",
-	"gsqSHz/nhc7fvOqDy9TiMlrPoGz2p0HeiCYxvbaClT0Wy7zWcJmRJYRmueZiPSeAGXEg3AvRhEVXzgtF",
-	"i5oTisxTrjUTmOy+zGrqOesLG4QmcyNz2alh+EhOmSKQ+X5YkBzMadewZDsi+ujKZwGJ3uGbtxdhgOSM",
-	"ajSgtwbiKaYU96v4p8cAN9IYfY5ToTW6Ye84TLSJzAF7Mpg+01bvIXUpHALApVtCbjBgSKOrRuuhtuUk",
-	"mZvEuvZBf7vdb7c3t0eXtYxbhdG8ksdtm8lJQlGwI6ihDFZtGS0lCpO6hzuNalMovtHiUSKzeBl90ex5",
-	"T2NWsfg1zkyvnkluaSndz8009CHMJh5Fvt1yskSwEe/BdV2nSeLRb4P7GgKhDGtpHBpZFhitoTuRFIor",
-	"iHBr3TmkZVNzTAXgeEFTSFxBjTeXXwtqHyVc/Hue0rK6nr+6AgQr17tqcBGMxcqoppnRDzAmV/tcJ2XX",
-	"8sran8cpFYbSFUF9uqiyMqNKGZWW1CEY3kzcOMzli1ykKPSUnCoKSRIpxiy1DgHicpLdYzUBS3NuDc45",
-	"YTSRULPHZkfmI+ZvFlwgDyp1tvKp04V8rh7mywsxZ/sQjTMF8QgbLVISBIBS2vwn//Mx07AHx7GQivqW",
-	"tPxlgJbiHlwe/opVJn979aZBQb+j9O5HOa8468BDV/hKNg0Wsvb8G83xhZG7dpKZZW09YWnCRW7W3cCA",
-	"/Tl4EM/nwzopv6VvqST/ttt3dK0QzCPXpE7FwnpXGodkmilNhkbOGrlQgdX8/Yf0uXw7f0f5vO6mLvg+",
-	"C+ek2MQ9UUn2AVNRBvhSxZLOZpeO7FZwP0HobNa0aYqRR6CpURl43IL/GoECzOvnfCyapwJku3MWZamR",
-	"xc0PR7NZ89yN8saOohpOzUmZzlKBhS8SOR7bSiJFSNYwiptsNJ40+furpDkVcubDR76BVTXypjsKakb+",
-	"Z69FssgtNKsayy1i6IoVzhOPwWS21lGCfEZLo8AcEltHyBbwSJX2XikEaeXzgKJc4I32r9uV+2VR01Y0",
-	"ulF6vJeMeftSjDJXHbh94XFtMLFDmQOnuoLQxY/N1NWqa2lZJSjp3Q2T8xUGZeRZg6nLpfg8Ac0Xx4JC",
-	"BjMyZLooc2776spxPeMsifMyAEsR3Fh9pyLMNmXOI44uobyKX5+EUKsnJCOZJHKOvnmuFVgXnbr20/nr",
-	"VzY1A4RowkXMPjBFqBoIxcZT1PVwKAxCDezANg/kEvJAWt0WE3HYyE2aeelIMDxjwUAMQjYH7qKVByLE",
-	"uJmK30gIZtCVH1rkBMr2eX4fmxoMPjq/PEBRDs1VZgNDtK0C9UgRORdoUlCBLbqDYbroS5rTZft0bd3O",
-	"qyP1bEkknzeJbDpkacFaNZlKpckmKQIIBMW4VVCKxqAj35BY4Zfzf3akYpUI5K4uBGeDb1tyS5qvu1vX",
-	"3S3zj//KA9B/6HS3DQtxrxvcsklZ5ktzed1dV3js0iz8h0jGDJ9bIyI8laNRwoX9YZbK6Uz/YFQwJjQ+",
-	"M59dRhOaJEyM2eWU6YmMfzjv7uxW/f4DHUb4HMx8P3xYfNxAYcbcNnW5Lrgd1Qlrq7Qvrw14bx/0e3ex",
-	"Tizd++p1lda3HgzeZGryRMaL9XIEarCVforj3BmRqYlRZwy/p6gsRzRNF6jNxIvKGPTnjCbIL5fkckC2",
-	"mwLtVyMHy2X9WNqM2YyJ2Ojj1h6YMmX4bR1KJn2sMJ58yrOXzSqvDBLxMUpsCp98rthEYTVxZF5elWm5",
-	"vKoCnmuWKr6Ub1hrtzqt23HcTll1pz+9+7lSqjs7PyKzbJjwCIuAnj07Jns7nb1GhX05GZcXdWawphL+",
-	"K/LHPqDIFBBzjru9LE2Wsqx+OXpSNdbVcrhhzK6bBXpUfoLB3/5Cjyp9X6vLfCnjLMnU2lW2rz/s0bFk",
-	"wx+jX86z7A1/8dPffpvpVwdCxOkv0+HfTmaqS/nRs+G7ycu9/ReTdx960XA4OjrSv17s736cZ52zn/fo",
-	"m2fPPmSTp2edF7v6XEaXT346OX7Dhu9+Pvvb+ye/HfNnv/bEtrwS7ycvlRa7Pf3bZfddc+cn9ePfe8+j",
-	"HXGwePK3o3SeHGwnf+q9y7NXO/Pd41F70vtl8cvOdXN35+8/vv/lrH357Om77i/XH//8+/bu/i+/vOTR",
-	"kabnf35U+z//9NtY/H14EO3F7Y/j+Oi35x+z3T9f/nJ99mJnQt+noiMOOsfD17Ph6fnT9v6fr14s0vhK",
-	"N4fPLt5Njk571y9/eTbZfcd+y9qjl73kWdx9FZ3N0+2/vblSp6+e01+aP15+eCL46Z/DefuF6rx/1us1",
-	"I/XsOEubVyfjt/t0Tmc/ffxZ/Pn05/G8Vi3/lS9R8fGtCGBuHkHG3K4BxDW4cL5KXK7YYnNDokGn25I/",
-	"YcDK+XlK32Fq1YlLcNycwh5BIUgCEm6eH21rq7SIEy/Bv2XlkUM/ZogriOBcInAY3ZTIsXcCXt3G3F5r",
-	"xKBzPPt+7dzlvIGSmj8+zoOFPv/xOahBQIc9YPPRm9cXzV7XKexK0+ms1u/s7fbauwe77Xanux3U5qXT",
-	"AcG4D+Nc2miICpuNv4ObTnPlOvIF3ukrb/F+fFJ5Hzm/5kLv9mpVdp75EiB4Ca2ru66C/5WVoV/bXc4q",
-	"oA+z0YillVaqNaYo+uGSxtfmWi9jutgkb+Ye1qspF5dGUIhY5dL2upUTqUTqO+Tz3MdGtEFgUPsALVab",
-	"e5BKWsDGZOcdfvUcPqrwYBjt8NLIzuWVVjpt75VlUl720vEHy6BVeakV8HRrkFMZpE/FLLuTRXoZ4g2Y",
-	"rwL1brsaCAHyynAGwLXe8rx0ub9/wpSTWqeL9kxn2AawMe8zdhVTQx2n4JnK398rv9/Zvtv7q+PPbVld",
-	"D1CqoGOFuq7SjNw41A6qMsPAPw+pAkOm58zoPF7pyBL3sbdRZRpvb0qO8tXsriznuZyTEU0JnTAaF8Ur",
-	"IyqMCj2U8mrJyFgy1W/v7txcsnsd4cpXBOCzuqREinERiuCKW3JdXhixkZMJ1VCaKVgiiPk6e9vl4uIb",
-	"EcsbTs2GHuQLS8AqhtFVidRknPIbTm0TB8d9SPHDUM0iWm+vfQsNvaECex4hQ+oQ9kJk6hLtG2ipnUiF",
-	"0Ysu6lttEEuzbJG8mUyvJc1VVNQVd6nUA58dk4Pezh6xpWQI1iry0mYKu1dYFL8JCfugmcDywsIKnGhc",
-	"w7icom71qkLpyiFV6IoJFRjHlnscIIqLKyIjLB4XsUOi6AgKVKqJnOeFKsGktBz/CNMuyABJ46Dmeadu",
-	"zuuzNcxXsl/NPm1fF680N76+cfCKZ7StYOZFeebVhkKnJGVQGidiefB6cTJoEXd2zBnVkyVT+FK554rc",
-	"sqK60aebapXHpE4T22wi/FvTup6ap3GY9wCxuY2NQ0xuhKSwCRO2gIxRSagDuiVd+6aqSjcEqawu9/nF",
-	"xRtXujmSMSvNA1Xhc8q1c3DgU672GilSV+W9nE9kqgMyyaZUQEVDqP9mC33nxV8sfplRy/s9K9udq4o5",
-	"es5OeFDhjzVTGvjg4G8YLYr46nXz3rXg/W32z2USZX51ZxbcZKNyumvhLFG3iHqlSO39zkH37n6+pXiq",
-	"fGpnyy+uzfZoQEt/wpV2tRMZMSvCShYQKo/TqRY5guOOyZTOAqKkZe9QIB+KSBNXLuuKYR4HxMAAdTgs",
-	"NXDBXg+K9LpdzEixlLa0tLzQphlzScF3waEQf3E0PI5PRp3udi2o5Sb4Wr/28W8Hi3f712/3iucYbGqO",
-	"cDtKt3UTK8/namvx+3zSxFcsh/WvqYP+19Kj5fuvupsKgCiCjyp8XBXo/wpuy16ijS6yN1uHRjTo8lqq",
-	"VfW7f17+GS2fy8pB+FkEa5C2oPAbxwVWNPIKaopVuxewuLtfu2QNKEPPJTiS0uZLBo+hlAmj4qH04LuF",
-	"v/kRg3DY9pZv1RfP8tTh+4cxrUQfrRSoWtGSbowA6u3cUUC+bwpEmboXvRig1IWlHkafSEGSr0h8WB/9",
-	"s1nZrq8VrrPq7Uirrx/qiKyQiK9Q9uGmg7lnHFPlJjGPuXKrLjWvIsMgR3TIu1tqmanomLZIaLQdWzDK",
-	"mnyKKEeaspyGHHoNJvxXzIfveUrx7bwJWT1lOuUsDrDbFwgyRcR9w49ctBENS7OXMrq9h6shq+siIork",
-	"Ps8FV6S+2mzgWlCzNZ1yWSuv0OZyZPOCbYYOXfHZbDnJ1Y6wsoQcdFcu5/To1VFRIxOiB1rkrRUGUMKA",
-	"FpHQIa+Ez8u2Jg95d3u3Jqq9Bbp534ixJQDTJGFUYeQzUOZDQgWRU661YzrmjWtmUwAUw4rHmbDF0Fu1",
-	"Krlg2fL0reOwzFJTFjFuFl6OuCX1PAQGUyYbm8RfGc186z5pRivYjtd330yyv8b13ZbXqKBGjmNrKIZ5",
-	"rW5A8rZll0LN6PR/jlOZzVrudy/eJPzrJKYaEFi/UKA+U54sAHxueG9Njmqn3e09fI5qjjTrrAAbooyB",
-	"Lz/SPqIC8q0Y0bKxLlH1brurxBX0LFXwRWulw7SqUv/EvAmqkZLcL+Z1ZXBjQZTR8K16B+/E7Lo5lbHt",
-	"W7hc8XbDOPflLpW3XKR1HR9FV5ulDnvda72utXk2qNlGyMfCvBAuly57kK60VbEwGMXKsDgLVtw2LNSu",
-	"o8xevXfvHf+y7G9/iFoTQxsdVVVkbo5NSaDHB+BFTOpo78QAIwQ+zT5owrViySjvtMptsz/y9uJZcz8g",
-	"LFEMIi+HCywNRpSmBu1iG6RC6pBWYua7ZCKSUPSkEWAPWKoJJTPJlRS4IuteMPrDta3SpxkWTl/oJcvQ",
-	"pwFWDh7U+oOaq1BsK9YOasGgZsMOBrX+p8+fq2uveotaPavnco4LD8lEJrZ5C+6zdFq+vJjpUdNgDW6+",
-	"DCnut1tqwK5vP27mz5FkThX2LIEk4oDwkSEC5SO6Z/GzzSpfX1Zb+ZwRwFbNMC+Rerh0P2GAgnk5gsA8",
-	"xcSoyiLDS2NUxzZiy661Rxkzh9BcCgwqKyxUBf05BJgDJ4o5dLsVjrW4pzxJuG3gADqGeeX8+VGzu7Nb",
-	"KDLx4hCxY82vy9S4296L27TX3B/uxc1etMOaB7THmp1RZ9ijSM6qdux1j7hn2KFHgcFlobKhrUDmDOl2",
-	"jhLUH1rdKe99AMlsVYzmU+0YY2WbF5ate00M3mPdqr81j3RCleJUNC0xbJ6ijZiDG3ij46litMsBeg/F",
-	"NO6YZCtkVVUAqOBtez5AqToa521EHTRip4kJtCWPeUyEhFCpPhk4uuGVx8vrCZTKORnAHdQCMgCzhqUa",
-	"yle48ddivKISHxZXOrSVb2aZhkp6ffLf/+v/4kejhI7HLO7bKaHYnl/6UEvzLqnPZMKjRZ+Y9xv4qZcz",
-	"6JLg7Vfm9//+X/+3tRSgvvl2N6Fi9uBvrarTbffbnfsaDTe3o1q4942ojjtvsMA7RPdsljHtyyQ3FYD2",
-	"zKA+9fXSqP1deMWDbhOEHiKluiRY/aPK0VWc5Gp6sjukkGRC8wSzWQrK8F4OrVUV8VZmOpJTFpAwh+IQ",
-	"quLnFdusjatxSEKUsELyQ0GtXYsf29AThS+ZJUBfjAgWs0jGLA4wTAbSloSaoUrfymeFEnQcC41hp0gi",
-	"hSNdnCnHWIYLwmiacJYSG0GuoKYcmrlgdzaxODcdW+eVI4OHqPguCmdT+8AWvzMqHApoXJeEMXemtRzX",
-	"0WiWH5lvWMNDKkts/ovrNJ2NU6Y2sgu+c8FQxWBT4JDaOrZgKZMMol25wTJAKpUtrdx+tDK8H2xyN4vM",
-	"a8EI9vmVo3KjHN81aKjyI1UYDw9JyETs8u1drf962O312+0QO8ba6j632MNd+NjMEJDUrOj/q9d/b3f+",
-	"+L3dPPjj/+/+3m5u/9Ho/95u7rhHZo7G/9jQNO7C0fzxbxq+ctx5cX03kyV8bZmiuM+DWy3rhuG9PXvx",
-	"a+7+PrMBDVWehShdGA31wghnq6Rnwj7Un788Om6ePz/q7uzW865W4DMMyCyhXMC3jWUFfJvuHwx3t3tR",
-	"u7PHdrZ3jSS2Hx9E+4wetA+Gu+043tk5OGDd4bDdGw47Ozvm123a6XZGlFamRxSzla/nz/F4/zq5/u3s",
-	"fPft36Wk+tmL/aP57b1niuGC5ZNYd65fEv0OggiqC35e0b1D322PoZqr6dDK0uSyCHqo5bqYWgnvtuov",
-	"AIR3qOtO8vOKw5CtRn1vooLl6/miyHNv9XeIfF+6fdzBH1WvKZv3fW5Q0lqDoTfbUYZGePzrmVvpT+8u",
-	"aqvX7axwpR55dUg9OiQh/HmZKWZYr60mFh6SMPfYh7kl2dDBhCvdaJEzmTAFKZ0DEUY4QR+sriokda8B",
-	"OjqlAiwA2jgklEyhgIILMyN1NBv+4M8YECEJjtYgE6qwPTzUwXX9d0Jk59bko0ioIjljIYkSyqeeKcRV",
-	"G4WfST388eji5N3R3y/PT85+PT0+uTw/fv3mJAwGwiWNh3kQT9PG6+VxXpBeqycsnXPFzBLNilrk9KlV",
-	"Ka27D/QStF8DLQW1AC6q3IQOW8RxMZKugR6NAJQxabt27hZiqJs24Eg0o9Nq5RigEn3nLs7QKWnFOHgZ",
-	"BpHdiP2iWT2anYkhAF6H+jnXk4GwxVWxuJcbHsuQqpJeowKjfrnUeiMfLaczytSVW6zbHPOByL0bRpJj",
-	"M0UoZuigPscFUQsRBYV9PLeGuA7EYOHAT/1uiFwQOhDII1DKaw3EQPzHfxCv6SGXYiDOoZlFjiqPHyMi",
-	"PH5s0YUqEpayevvkCXZaxPzo93Odp0dDGb1lnEC4nNKZQcACnpXnFA4D50G2XmHAmfAQuxPlAVLgRUHg",
-	"xhGsfGLUzIgmRiofiHr4oQm/GpilsDfciMEMAwBQOR4BZGrIOiW99naLvCwhpyJ1eyKPlH3U9M8XKhD1",
-	"BwJRmOOi6GzmcJvHJUwGfyweospL1fO0jLv9Il62hLtmT2uQl2yEu2bIBZnQa0ZWqckhzCozPRBc45tu",
-	"ta43Jioi5vwc6pN6r71tYBw4pHdDY3x9gRfUaA3EqVE4rgk6OjwcAghXQMGw4CbQkXrofsdLazZVNiTn",
-	"pNmEoyQ/QouYgVh9zRFHjFEpl1puACBAqqqa2Ekhao5qEm615ixJmuA+33o/v1Kt90Ydc/gCIbZqIPzU",
-	"f65IuK7XZ4h5sAe9nb2G60WpMLQyNCQwhAhLZ5f0w6EHAuNhwbNC1SZxsS3y63IAMSDJUmUGG8PFxUBg",
-	"HSwVgsiTB3UqLEuWCUNawluCOsOGAfzl0M7QwES7EZBwSOOm3RY+7BNK5l4HUGe49MHBhjbSSBMpAqKy",
-	"aDIQ1JA38tqQn7y8nwNXQiEc10zo95yFGTt9SBH3GsKa12yf0SY8sO8NhCMPrnzWaptZ8y2GXMb2u23z",
-	"SEjdBJ0aHvUawUCEWBGgaX6ytAl+3GnYpn8Jj/BMDuCgEEOb8pqlCZ0VP+SEcfmngQgrmq6bXzvdBtSt",
-	"WGqTDz9t4yGpbDaTRi5sTlnMaROhsd7r7ODvXndb87jbhfmqu8K6F4pNFEvp9vrEK0hfjiSyZckt/A+E",
-	"3+Y+lUlie4E0So0Rm1a0wNFho1WNzuHnfVi13zkaHh8gBKAFLCT1HYRVc1PcCMGG/cCrO+2OA2ILm/AQ",
-	"D8PrzQ1P4WTta2DQk5mGH3o+wOVmHQS6IGfeDUdk3tAxF5YhvzD4m3cetlWNSPgJ7FkB8cxZnw0WU6VI",
-	"6D0MsZcKFN22D7SE2vBFd5QZHRvVv/SVoWlQPN6ZdqDEvXmzRY7hHWXDtOifWS5NeD14sQCrFDaRYDEQ",
-	"4ZvX5xfEzxcIHVgAYodLHXxDdGwqCulfC48dmidgBMPTUPlT6PSCJBGJJ9qcivpHebaBIkrzJMk7ORxW",
-	"zLXcNRjEg4HodbstYoNBXQkKs3xov3RIwjdHF8fPS/vc+mT/dRp/9vbsNdE3GIsyvNI0YYGZZR8fTLHj",
-	"tW28kPCIWcOBlY6NmpVypmm68BIKPKG5QiKuebUhbEGIz0FNzpigM17r17Zb7dY2mlcmoG1Vc0Xzy7gq",
-	"dBgKBOelIFThJfFDHJDnp54ucvT24vnly9dPT36I2XXYaJFeu1eUaLRrH4hrlvIRZwYZaJKLqk5kcH+X",
-	"+bsRKn569/O5PcZcRDmNa32zB0jkh84VAD6w6W67fUNHb3cAm3XDhvGrWv1PEOAU09BVvNfurRsqX9vW",
-	"K6mfGVZjPtjBRd78wamldDZByNOoa/3f/whqNrEEkvXsFUFBpndsSH5mC3IOIdOajhUUH5mp2h9mkK1Y",
-	"RmotEBzZ6ILESNhHb/w8I0NHrBeJKxLLKJtCQQ82HbLYC0UeckHTBbTROH76CgxaKzf31Kzh1pvT7IPe",
-	"muhpUr6yZXtU5f08v3j5Ymnxra9w9DBN6Zwqz3wCFW0+rj32brvtkT3LxYF0Jfyauep4Wma5W9GVpKk8",
-	"3ud2uq+IG7ZGz5rTX9nBVzj6F/yaCTOJkWqrj90Sx9aCIgzZs185r9czJo7enJ7PWHS3M7MDVx+CHZUA",
-	"YfYQhiry96OXL/petIultSmbScW1TCHN0l992CKvpE0NIkbEmGXpTCpmxLQxE2Y/LHaaq1H7IHVIEXlt",
-	"i/C6cCSMMIIEwfAJRN7YuX+U9vNHquDIDSjuySj0cQGHVR4lY7djOJU0CvpiBn3aHv6eLwy5cWfppq28",
-	"bqzgdAuSWcbk8MecRspoNAH1DowNSUKKAk+oSZsrZ3FAdozK7Ixolah3hmv4h2AezA0JsSy9ZkSndDTi",
-	"0b1xz3y1fftX56invy3k6huv0yyS34K3150tMB9tOcVDbX1y//y85Rlx1t71+UTOla3ObFVnSHdiWG/e",
-	"gIGLr6GYAlZ5mxUZaF/zatcnvK2hs8VR2PxWK49scNlPaOwCx+GTzu2fvPWUdPxoA/B45tRu+KJ7cPsX",
-	"F1K+pGJhV6e+BHw7G8llp4X2+MVQn8O5y8RzcGuzxX0LpIVIDwUA6mt/BDVrAPWegcfGlsVUazuyF69U",
-	"ZA2+oYZu/BHUbFLtUqhUyjVrYt8NMDerUrrgoxXrNFo5C/P02sh5xXRAlBwIxazNbD6RCey9RZ7lnewV",
-	"mXnnFRTmBykw8HUok5jUKWBxQiMwOkDTO5laU7+r3o7ZCzI1Oh6bzvQCcTywxuJu10wIQerUEQi0NNvY",
-	"L9Q1ZcriRn8gmjZPqk8ePw6LzNDw8ePAPClcP+UHeDbwMCyniYYrTy6NIh/CVJBO1Seh4ppdZmkSwphQ",
-	"Y8JNQGf8Ek1gVYPDKBgSYcbxPVMVi4O3sdQsbjBWAh6v0MNZtpYeAqa6apFfixRiMvjnsgvSJisskeRe",
-	"VW48Zrr+teljZ4Mv3qCF8ELKFzQdM6Sr3U2W55kHT4Q2zPnfiyYDDNxAkTekxCURxSJfE52G6wWSUgYG",
-	"Z2AGnDOl0ciFjrc8b8AFfHFBwh9P0ABXNd3WJ/jvafw5XJVfEq60H2mhaisshEO4QsYg58bapvys641Q",
-	"dSWs8nNQPXIer3incZfiIz+tRE0lCz8eLs+3gEZKeRsScAtAnwIoz1KxOtsuv1hbdYp7+26l3u6wYFsN",
-	"yl/rISosoVkb2HfHRuklWsrAaHJ5FRuM/cK36oWX//HjXrv9+LFjdraStpaY51N1CFredgS79zqC22QV",
-	"jO3c4M0XfMo1CDFfTQpfCZGtEL6P0BwGWrG7ye+y91+FzoP/xQbGumC74p6+nMoXZPdGa3qRScT1BCza",
-	"RWKYKDU8WkoLsekglSppKXbuG2HBOvXTbfCvDvl3tc//G6HKj0xDdEMVriy+kmZ6gsiD9YFvx7EtjEuH",
-	"MMt7zhPUZlJVYOmJ+DNjmTOp210/WskLgPZdpG5LiIFzVktSZBSA18sFy6OFdcggUs2Ft6+iMm7qZmzu",
-	"fjNsPsPQf4bnEf/LIXR7A4Q+ttEd/2YUwF79lxIBi8p5WcGbGCN2un2U1woolCEIe3Yq0TsbJhSaycIg",
-	"f9sIxbZ1je2Zy5XXWGwgXL9XF4NzeFMLf8WYjYGz41d5m40u9aSomLhEhyoE/PVrnVDbIQYCcNfI4ea3",
-	"jRUlV+RK4t3evB4w3IF5C+3FwUOoanYFt2hp+RogUAuCVh9OO+s2252H0s7KC0WYrNDOWuQJPnT6mXbB",
-	"qG2yGlx3T5Wr29zu/MurXBZ+bte23M1817X+UrqWX0zW8or8UZld5DQ5r/lVCywPwf5zPGIoUlYKbMc2",
-	"bL/o3m1IepoJ5fI5i0BFReqlrGXgKgF6x3HqooQNyJrBQOTLW/oJpimH9RsMSRKWNAhVJM5ScCC/l0Ob",
-	"aOCi1ubULCybQeR8HjX15PXrn09f/Xh5/vdXx5cXpy9PXr+9CEndxYLvE9Xok8ePu+3O48dFEN17yQV5",
-	"e/YCrULItHIvidnyQIy44GrC4gC+7rqvrega2gJooYtbM6eUB9XlETw0uhqnkGtan8kkMes+uVgfHZdH",
-	"6T9+3Ov2Hj9ejSh11WdhVup3BMY8eDoQpX3Aou1qzAH27WbxN6pIJmLw/Dg92sakOqBworpL1g2sfwj+",
-	"zlJ2icUVwwYQbE3CFxLpFsaMQ4JQn9BCgoCR81bzU6jYUg/9RrGhC+RXeSlq4PeNKuFjIJz0AWkrEPAu",
-	"FpDNSQvYhHBqeKGYs9febiCAQdzjSvxlDiwD4YdcGhFPlWIqEcEP10VN6txV1iJHgtggZvs2etkGgkaa",
-	"XxfVU0rtXcErR7H0Fma12vvMK6gXFbcs1zxYjaduDcQR8ZESQ8y1Bk+i11IAzL0igoAYV7Qem+njSCrv",
-	"7LyyaExoKSap200u7FIP0RaP7k47Mp8yhWXAAkiqLm0MuyWgy9PgUlPLJiiNxWJTcxGCNbytr0aMVwmi",
-	"kd+duXZXzduDlp/ZwvL0h3feVbaQ3shx13lokaJKnHgCvRUOqwgocfTTSGte5ZeTCzpeN6N9bQve+RzU",
-	"HC257f38PVjiQ2r7N+z9yBbTOlxhCYENQZtSLrBHtGEOlWzhmx/OX9kUcVfLwj/Exdu7Abb81Kc7Oeih",
-	"m0QFjD1DZux1WmxWMv0l1FuqULskAhxWiwDIC5fY/zJTh9IWjGoXmeJks4Ivmi+g7MUSaN8TXP99xH9D",
-	"agqWezf5f1XsXzIi+VLmjQYlH2YqFIEW+ZUrbuRzLeFnJ6KYf3v53uutRJWumIILf23FeJ0Dxlms7kuP",
-	"P3/32/xT+22GOQQ+mNp9J3nyiUNP9LFQHU2qmqpel2uhEYgYF2xuTWt1g3CudniysL+5avpQ9c5Vu7Fp",
-	"wKmc0TEYAmwNXirGgNzII4oWB8uauZe+lWvVdlVGI4G8N00MchCuCqW0D6rtvtGmvfQuo2P3Ol33FLLA",
-	"WqB3t92zm0TMgfBYnFqIiNj0Q79QQ6UWn6dVGrmtpJ85daI/EKu5qfmOc00FNaLc3CnTolRydQ7rJvpf",
-	"/llrIN5VKvzKJjLO8WKXOD1mJ6yoicW3Eorg4dWj4QbLOPiDW6PPI5VP03ACrktJNYeFQkTfWS4GojJl",
-	"NT84LxgWLQiFBcIdAhZygOquUM1Sg7ASSTHi6dRcOrUbzGPbbbcwGhNNr2x6Qn42RlPEkn9G/D70mj3Y",
-	"YmWlJV+6JTdaBCzZfISjY/Fra1GAQ0BnD6xklDJm+7qZtdrWc1NGBXg0A3CorLlEuAnrEZUN7EHjHwdW",
-	"/lcg7KHYZ7bmfjWv9wdind0oqLLtLJtrKjyrS90/7q4mj4BGfDX9eG1/ko105G8iXRRLjL9IuviHqbUl",
-	"GhmQMsYZrLIlcSu0W3LhEqa4WsMhoHl/39kzsZ2K5UKGVmprtPOpTR4dAPSApilnMZGZYX+2BmhAFF00",
-	"ILJPQf4KoC4O+8h57NDsGLEENtb4Lvrd18Pf2UCffuPVKECt9rsK76vwPqs6rGCDqIrZNBDgQfUqBtsI",
-	"iNHGbHJezq78apmOYwUr3MVwsWrGUckxGg+k4e/fDXrOHFH/dwsuyenfw2srN1gLttBF4Ppnri94QFPN",
-	"Iz6jQqtH4F9D9d82PsEmlVgOyYiYjxTJC617n16aD42gaBsprb6QsJEO86IhAZFJnMf+GwYAnr28HTDM",
-	"7nr/ghvHRhw0SpaM+URCBuOUGhWDluTQFjmBvCesdavklEmBDkTVuim65ag4t68oeBSzrHP5X5TYbnGb",
-	"Tuz9HnL6T5wZKQkijEW1kV6Ssny3/V/CtnEjpTHa2Foic2KN1uC9tAJi2c5dn08k8r4AalIG0GxiPjGS",
-	"oE8mbkZbWMSdU0T/SjFAsIUzwO7b44BKKvB3WvBPSwuOir6VcK1/KYvmTViPOtjdY9KXLKbVQU4wdtmO",
-	"AmFObJqbUkuRTVC2qxSvpFAa9yKWRjJJ5Fy1BiIPAtB9UqiSxGmhvq3F1eriumj7RurddruxZOcsqdcD",
-	"MWeegn1fK6en5rbIETHnmTDoupwOxJJRqDBtFZuAenuVMRTwiu+9+QohEP4cfz3zzrE7pX9O444HGncz",
-	"7Xy3lsTfOGrh34aVIUp9PTU3yht+bphckVtrvC9zVwZPXQaALS4GJbxB/bVFParlzWNvFV+RdBXT3KQg",
-	"ehtrfY/u/mrR3dqHqqgEAA7C/acbA3kVaG9FNInpNYK2YferQP4Unis/f9ar4dAqCppqI6rYYpRGOrDT",
-	"2G4oZdjGyZY7I9c2qSzylKt85O9g+FXAsDhibNqKNfi9vuBfCIfrJHGY9xp9tEUH23q54DhCbBg451Az",
-	"UyxtzlIuIj6jSZCvszmRU9ZUDBMNbNcA26QTRBzy68mvJ68uGoXDGes9eOB9WCpRRK9ZTDKRMKVIbNe6",
-	"GAiVRRFjsWqRM/Ye4HKl7hRWQcL2yLbpoDkVjE6ezZpqxiI+4hGZUaXmoGUTc00sHYi3Zy8USZmSybWN",
-	"5kiknBkpKyCzlF9DLFXCxVUzkRFNiExJlMgsbk6ZpjHVlNA4TplSrNR1AutRtwYiLHeNDkndBYc0bKGo",
-	"4vSsMcVdze39nvOOzVIw12o6fPP2ImxA/+vMNmE3v+bFopYrQ5ljbxFHJozuBAnCWP6K2Y4fud/DQWsO",
-	"mnm9frKyU669AALYRmmrNB91IIrxXMIBWIrdSbggNpa6LDaeJASaf66PK6+kf18rPnxdG/pvHCju7bZK",
-	"UXKU/dBoHfk9FW0sHNqxQgVX36tM/bNWmepudGU/2orcD6c7WOZG8/YyR7NZwohtMvOwnK6q+N8ZiytZ",
-	"XVG/fUXQQqvTREpDxrHSpheqVW4Gb+O0MHjBtpWfUT0JG7Ycp/+1Taxx/TMMN4WkGkfT68tUs0+oWNgp",
-	"vEb8Jc7gB5IZNoxFCbmIkixGA5KbXE1oaq1W/gADkTIaN7EzL9RYN3wNWKGttp8LgZbuNgzHFDFhvFyT",
-	"cCj1BHiNnHJtXodfBsL6HJFaMw2MJbe6YVCKZV35Tmgypwt7XgqcCDCVoU5gJzNc63CFofbJ73+EjjXq",
-	"imHNJgN7K1DCWUlbIQMy3HAt0KRkDcsz3NNcrG25VtgIl2fC3UGrSrvo/Cc4hyGL5LSCcdvFSxGxBgRA",
-	"Or6df54z7/pSX4zGMjvPT/ioEMtwAnM3fkykDU6w3X3MQUPgj2uYCSDTa/fMwffa26SOSgX2EUqkGBvh",
-	"CcELEr/UFZ/NjNxjc/ASOSZQiLGBSWXUNoQ5xDC+1dPjiowhDRKPJ6cIRbCQO7/Q5qBXcH40ln0jzv+2",
-	"crJ/kH30Zs5vYNwZEouj/ZfzNX2XBb6qURD4Y5XS+nWsJ7YT7g3WkzN2La+s9cS2h9O2z11guPxMkVmm",
-	"JkAVBbNsPl41uVgj4ZdYW3DW79aWv7C1ZakB4teztJx5XYHspNRvWQhlD+pyNEq4YLYbKPbmns70D5HZ",
-	"mdBhYWvBvnsqIG9+Pj4ZiPPuzm7Ry42PheHKiotxwpqZYgE2CoMimRCrEZIh1D8opfJbec4XSlM5V4ar",
-	"G7GLtdzKUxbzlEW6qBUGuQ1sSOhs9khhFEPRQufH169/fHFyeXby9PTs5Pji8u3Zi9Arf83FwNDROIPT",
-	"bjjBzPlDlS98mpOCXRaNm1bJw5ZrxBYWTbzshoAiFPYJFLXEiI8zjL2UflefR6qoTivNba2MXyVvQM7P",
-	"7aj/cGwe5yo1wFzH71dA7juF+UqFmGmacwiDdV+DzlTpucclfdUlLOWK26qyqFZ0WbKqyvI4PHTKkdOE",
-	"uNlqPswhoJKvWUdUkHnKteHCd9OCB6JaDT6EmhUb6L9G0wpIrs7C5KOUsS0zIDwaCFtz36jHhoPfRZMl",
-	"tyuyuS53N02WbKbIemrc3TVZspEiu7qBO2iyZK0ii9GC7sOBAO2URVcGNMeUC+uMW3OneQCxsB3P7Zr6",
-	"6wzbA3EH5ZhsohtzZXViq/pC6liu/TrbykPqvrZ6y5fovpXM6GvpvsuTfdd9v+u+3+3gq+qylQi+hbqc",
-	"y6sQzlmpnlyU5Hcn328iyDeIGdG2go5kzGyWiFUz6lhRzHV1Dhu59gM9FW29CusvDQqrtC+vt8jJB8d+",
-	"kBjGroqV+RM1INuAM20Efncf+D7w3FmF+AGJ9jy6chwRBZp6Xls153vIcpH3BIZc85K3UblcZLdsMp9I",
-	"zPy3GWSe7mKkIqfYEK772HlbM8MKVYYH4gp5wVjQvs3WkxGxeXmhSAZIR4aLvI2oeTcgShKKnyUZalZa",
-	"gt3UKI/Wle1SZVii2CNVoYRCirNn4LDRVAW3l7lL3/BJqGA2kunY6E9YcMb8yzamNpKNOTc+Fg4kAkJd",
-	"gQEHMNjIyEIIJAk4KLHdbdttV2LvkFCXFYfWHWZBA5n+Trtb6f21R/6NOOHxmun+krzweMna9K/n1f3O",
-	"kW7yzFpi9DWVVcuZ8Lna+oT/gOQiXBZPoJPimqjPZyljUL4Bg1l+d1lEjbBP5jIFpXUis1SRKReZ8moy",
-	"KiQmZcIvR7ZsSaGHeBS6VOSR1KGBWkn6XvXOVojvAZklGXIWW0tkbUiPNxsM0rC7KBcfUQGZSCEzsOG5",
-	"AoxTLvg0mxpqzSNU5Kb0Azyi8TUVEWuR80RqW8+Rpmwg2IcZhCZB9HioP4ak/vT8ohnJ1HD8hmvUZCjq",
-	"lC6ImlGwoE+l0mS3S2LDf+q9bpcM2UKK2Gd+M5rqvN4kDjFkes7AYD4vTqRi2eXfy3sApQtrdmQz6Ntv",
-	"hh6I+UQmyYLITCseQ+UB56iETqhGPBAS4QbVO1cAkyN/k1ARNLaQ5RfTBCXSboSnwGDtbeQVLpeLaOZm",
-	"Sz1hCz+1W8oryNSoKjezrvH3SxjyyMeNW2qyo8HJtdmFo6+DdUPxa9a4peh4mRPdUoR8Ly/W/Z/tTr/d",
-	"vncl8hMRLy2YfbhtwVBL/C7L7fQearnntjRqwsRYTwzyGDTVTB2uFMbNS/uEBrQu7XtrC6S7QlDVZdJ3",
-	"20HNIkSt3+2ZvxB9av3OTr5u6KfvepOVF3569OqoKDDlSvza1CcH/jdsIv907aV8XFPg/SRL5YxtPWFp",
-	"AiH/U/rhBZxerb/bWz3yr5p86ePSGoPAKGcz/3oJl98V+q8jPnmiCYSv5qKPk5iszPNtkjtfWrmqyO2s",
-	"ELlcwYqbGsbjQOfuza+ImEszrUFNt+bvmdD/5AUdc64yZ+wqWeQX+xfAmLWRo57fZHn5Ze3DCLJ5ZnGW",
-	"MCN2JomcW1eCJ+i7evcDUQ8dZoaE/ZnRRJXTkUKVDa3XAqu3tshrlB5nUJIwJVxcMzA1lRaD5enFQDi/",
-	"SM7GAy8/wjbONDMyoaFd53BhDT5cxOyDSzG1VhKz3qGMFy071yXM1eq2mIhDW+a/WBD4Ow7Bi5YPb6hk",
-	"Xs6xUv6dZVXk5+GNNOVJ7tB8+ZsTPxuQ9E9CA787Hb5qZMGXkdF1ppnK8Ja1BpmVMKDVkCECbcFssJxz",
-	"LaA/gSsv5sZQlJvcC9jevk9ids0SOZu6XjWYDyTiofzQaJGjTE+Y0AYLsZgV/IxhUANRxEEVbgnQzReE",
-	"kiGjKUvRmNw4tFUM6Q0rzuu0oylhIJx9HnZc77XbSK79rGRDcYv6DncIYNrA9UE283z4FqhK10eLHFnz",
-	"yePH21CtwgWHFVufSaWbzi8ARwM3jD53MKPloVTl4hdtv82PZ22rP794+QId7Qg3KiA/nb9+ZStPqit7",
-	"XAMRYpWEPlkmt6G5/xUPhGF/zgdxi+Mh902teB5Ir92+n8MB7/G1gctjh023mHBW47Pgsr01rVPAzXsl",
-	"FdxTtLvt3v4G1o2LHF9ywAZ31HBxI6CGN/XX+9I1GVI3XLj7yFMswL8VM8ExnokpReqsNW6REP+6xN/W",
-	"9wCHy167tp3db2uZKDlngppmH/TWRE+T8gjLK7rFi7ON+vCaV8DJiTDd6BfOXovuqzi+QqGPX796dXJ8",
-	"cfLUeoAthv5XylSWQLQqThSCFJo/h4MfZO12dxerS/8QWkvr8t0FJOQCOgxeWtwdiNDi7iWgbkBCQMdL",
-	"h47miQ2EQYu0Iyg2BRc3yeLDvDEmVVhjU6YDEa5QFTJmaJvvttvESu/WB4kI/+U1Nu8hw303xqzKRizK",
-	"UnAf/f5HSeFEugE02ANyI2/qdS4tEIdcFUsv2aA6aOIod5FhSoGQmo8sEBkJA2osN1xmG6QblHwZQF3/",
-	"1jQLbR7j783TpxA/MRDLP1wYaA9BisAYM8MfsGqmTRvMU8TsVDIl81SC19/wrf/+3/+H9NodSEBXCxGF",
-	"wMAi803C4jFkAGNAQ0h0ysdjwB2jzkUp3C5NsL6VtDXXnTzRystbgQI4EFZhKR0HVFiPM0QyVl3WHOJQ",
-	"8dpsP+dNeGZ+srGtJqAlCTGGtTWHVggt4qrTHuYCgD2NnEcgihZMYuVa1ti426Mduh91WHM36sTNHt0f",
-	"Ng+Ge6zZHfXiTrQ93KG7B2XTdyWHqWTIKRWxnNrr+3p7A8i6Ez8MqhWCR8pcgvXpwPJYDHUUsjRit63m",
-	"zL63/qhTptv72XZ63e1N9HjS3T8Y3+dkLfDXHdxgZYC4ERTgX3eLduGhDeBjQupL+8rGuzlfEYSKDeFY",
-	"5T1sdzfYwqlBSQp3PTXK8JgRkU2HLA+Kdnurhx00y+CmG7ct+yWO1nwFo61Zdqd9+5K/UmMBhLM3mZrA",
-	"sBVykKX6iolYEUuCD4uIYWX0R64IHwvsDwGNS5HP7+ySn/kTkvAp1w0Qo752u/qj6KpqD698wmmJKbZ5",
-	"wfi0lEVyLDjEhCmfrDa+rW3onpaefx6ry82SxQ3MnwtNr3xrjJMprDmGzptDwAuwMJaEjvc8petFjl9R",
-	"11dGbnieDZvnfCyozlLWJ2pCuzu7Pxj5ejuasA/k+cuj4+b58yMD2LmjfQ4YAS+x0PV3wFzHFcOMl6FF",
-	"vAQtmzGZQ52ycsyRTqhSnIqmBe/mKdRSGHGWhl6SgtLmhAeCRqlUCmp4QswpGIiXhIkc/G2z/s3lCDPs",
-	"hlJEaI8utEVECxPSLcdYMN+bTvIujLl0p2vor11tN+ruDnu7w9390Sgy/3dwMOztbEedeLvd62yb/3W7",
-	"8V57t7e/PRzR9uhgn+6w/f3d7u4u26PsPrzzqbsGHgf2Hom9Rnt/hzb9xF2RwYYrtrhhyzeBzZoT2O62",
-	"9+I27TX3h3txsxftsOYB7bFmZ9QZ9mgn6sbbm2zvKzEpD/JOjKi2mVfhWzGX/Aq/M5a/HGOBcsaWE3wJ",
-	"D/ko5XQTHvKh+XHaVI7chOQHEl63fwjJfxrCV/cIXx3pWmB+73+CzyzmQPyU0nQ6+9z/5Oji57DRGIhV",
-	"DRUbWpuRlK0IhwAIDlOpacFeUqjrhsFHMLoiU5lCEpYgOy70aiDAOirkvEVCJuKZ5EK3sjS5BNsRNkQh",
-	"ee9TZ3p3Bunw0yyhXFygpZyJKF2YFcHfn8NDqLhjWI5tq+3W6xCoLtjc8KMCS4rhe48f2+78+J3CHtvW",
-	"ltRt9xo3sC7z3aasC+5rA7YFF1d9V/dRIcuQs4ZMX7d/OIj3aXfUjnZZZ9iLt+nOaI/tRwfDNu3EXbY9",
-	"6tGd4W60F++zg1GbdobdaDvusZ3RLt0b7kcH8X2Y1FvBPxgwk0YFAL4MFwGiv+fLrtq2TKvAjMjRaLMT",
-	"WUGKdSrU3m6vvXuw2/7HqVIekN2BS7UfdP63Zy9+zRH1zM5UWSEb8BetH2vQHDhUdUWN7xzvL8vxADPv",
-	"yfHKw36qoSf3KDOI9PsfBm/sOMsA8ZzRRE8wQ5wLyDsDf/GMRfivozenJGUjljJh49NRqL1uTmXMyE/v",
-	"fj5vkVcS3HXW7QzpozkxkDNVWyVMT6S8wlkDv3EedjeA4to2PMhFmXsj5iW2V4fFKJLlUIA8692FtOZD",
-	"uciAaqNjUQi5SIcuHNl136oeEKjit4WVfxot3yNZGNWrzFdYfCQv4O3uGVlmACphQKrU7EaLWPEFmF3O",
-	"gaAGqzV6Wc+39fD7/n1vhTlorS7vNfBkmRJHahSpQ7gESWXC/G1iEMXnPz7/vwAAAP//",
+	"7L35ctu4viD8KijdqYqUS8mSLG9ydd1xHKfj7mxtO51elM+ESEhCTAFsArSs5EvV/DUPMA8xD3afZAo/",
+	"ACS4SJYdJ6fPOak6dTqmSKy/ff3UCPg85owwKRrDT40ZwSFJ4J8nF3iq/hsSESQ0lpSzxrBxLhPOpogw",
+	"SeUSSTxFfILkjKAx51eUTVFT/SHwnKBrHKUEYYF8IvHUR5SZF8Nl6xAJwkJEJRrj4ApeOp20X2IZzPxO",
+	"w2sk5K+UJiRsDGWSEq8hghmZY7UccoPncUQaw8aosT1qNLyGXMbqTyETyqaNz5+9xgseYL3e8vLfnr2w",
+	"C06I4GkSkE2n27rubZlNiq29cW+yE/RJ+yAc4PaAbI/b+3h30u4G/bBHdiYDvD2uXdoZkcnyaCJJUnO2",
+	"JOAsFEhytMDqaMiEJ2qhMllSNlULrVnYdtdrzCmj83TeGHazOSmTZEqSxmc1a4wTPCfS3OwTvYvTsLqE",
+	"C+cmaahmpOpxjOWs4TUYnquhx9n3m53choc14ckcy8awkaY0rD2844SECvJw9Cbh1zQkyRu1sNpdxOYN",
+	"tJhxQRAOAp4y2Y7INYlQkA0kEE4IwmGYECHIqh3bwdZu+H8kZNIYNv5jK0epLf2r2KquXG8oTQSvgYTX",
+	"Mf4rJSiAn9Ek4XOEUZyQa8pTgWI8JY8E8hm5kZf6Hb+DjtgScTkjiUE8KhBGg24X+dc4oiEgRJskCU98",
+	"xPBc3bD/V0qSZccOYfcOT/PN65/rga9Blj99PP3A6csPR8tXtHvzknYXL3/9ZfH6gi9ePuWLl884fXH8",
+	"U6ze+f3DCZ380vAac3zzgrCpurqdXr/upk+uCZOrAFRInpAQLch4xvkVCklEr0myXA2wxIy2Gbj2wwHZ",
+	"nex32z28HbQH452wvU/2Ju0D3B33gn64TQaTjcD1NCTzmEvCguXPZFndy3FECZPtQAEoQymj6s6vyBI1",
+	"MXr79vSpusKEBHw+JywkYauDLixtVW8tqJyhjNoqsooSEkd4KdTTEZvQREhF5mLOBDnU72MU0smEJIRJ",
+	"/QmVBlL6/Q76mSw1QoiAxyRUlEhNEOAoIklnxOzxajaRH7Cz07ba6mYHvTPpBgd4n7S3xwPSHgS9sH2A",
+	"tyftPdIf98JuMMC9XhFa+js7QOzs373aY58AH1lL3B4JhVxwCorPoabBMf/HkwvfQxbpajhXB52TOWaS",
+	"qkNRJ673ORyxkAQRVoDJYUIcIc6iJRL6DGeYhRFJUIAZwkwsSIIG/X3UnFMhKJu2EGVCEhwq9oSRQVme",
+	"KAw+HLFBr48WM8LUdYWcCMS4RHO1zQ465vMY5hXAm6Mlap49O0YHvV63NUQYLQi+Ak4t0mAGrPbdFvBO",
+	"HzFyTZIRg4GIOET+Yx9hFiKMIiokcEo8FSjk6+7e8O3Gei7t3GKvv1/LtemcyuqtvcFTggT9SFbRpwi+",
+	"c2cPyQSnkWwMd7pevhT1xxzfaEbZ77pss1fDNr3GS8IkT1ZRoTn8+kigVJAE0RA1j/mUUcmRL9Kx31pB",
+	"i+Z20PuykreCqM+Br1vk1mwdhz9iSRYYSE3AmSQMzhPHcUS1RLQVJ3wckfl/fhBaPMpOR21RYho1ho0p",
+	"59OIIMmvCEPkJphhNiVogmlE7LKJkJc0bAwb3d5PT38Z/Nb7dfDz/rv+y+1XO292z/bO9y8O1I1ILFOh",
+	"Tl4ReSoBIN7GQiYEz3MOnY1s7mAmZSyGW1si5jKi05nshOTarlxsjXHYnpqNft701N7or/WxFS/ziKG0",
+	"sqbmj3AIHjrG0dOjX5EgyTVJPPQH53MP/UQT3DLrVsRCIzQJUcrITUwCScJo2VGre4LDM31eX3gpFyCy",
+	"wkiKYFMGJGIIRKkTpgmMdDmnLJVEaM6hoUvBIbB90Rj++akxoSQKQYir+U7hKRECTwEV8jEan98rYBYS",
+	"s6AsC98LIgYK/SxEnOq92O1tDAhlueZBoKF0znMcKUavr1lduED5tAhPsToVJGdUUckgVdiNmr4+b5Cz",
+	"CHBjBMcuWgATx5xNIhrcAyIAz83Bt/k1SSIcq0cinc9xsixQJrV6xSUmCSEIqzWq/6Nz0vAaICFWwEtE",
+	"XCIzqkCYaWnSqgMKzNE4FUsYxGpRei5N6x4SPA5y8HhiF2D2uzGdKJ2TuusAs1BdHll9etkrCEcJweES",
+	"zbASkAQRAu58k6O8yyBf9fCOs4Xc9fiqRwXY8qAIFhhMELkwa8UytRsyRL59xdeWhVx+09vNpSEcRXwx",
+	"YjAGcKyWh/wSDJhBNACXAR0Hkl7n6m8BwHPoH7FxxIMrKxNmUkCAI8JCnKhZK0dn5rW3f8vUI2bmzsbx",
+	"lBar/oSNSklYiOSC2wGFgifOAtJSctpnr/GMJ2MahoR9IdPBdvtmarVAB4rtpc0FiSb3hNXtHFbzVW8K",
+	"o5PsiwcRBFI5IyDZSxJ6aJxKR/t5JFDCI1KCN6D8QNRPmSQJw9EJcKJ7Hft9BKsCG9UrMLIK0jxx06Ok",
+	"5usHE6kySQjYZpqQQ6We8kQ9ybA947QhHOIrLp/xlIXf6vwG3UF+fq8Us4TZNz0zxmVbf/EQh/aKaw3N",
+	"GiZRkycAaddU0DEI5A48tuyBnartKzQl4Rdi+5vX5xfIZT9WhKD5FGhJ5D11gF7xqJ1B73Tg7ncPxY8I",
+	"C2NOGUh8IiYBnVASAgGo2T4c/Bu8jDgOLzh/gZMp+WYA23PopVkDkpyjCFax6TnG+su25Lytv3yokwSb",
+	"ErkJCAm14AvaOWr20Ev6BHHNNI/enHqov7OLftbPjCXPiMdvErCDUzXqM60afhlcu+6JBRZGPAiRoCwg",
+	"iEp4qKS0+7GwnqPcumu/q14bO9+2zbcPcS25Z6VkOirIWycXeKoodFsdBBiBwO9QuZGzzGjxRXcC7h+7",
+	"sJwf5OIduJ/udR9gXaq7j0ybvdeN5Lrww96Jo2Zr/DAPiNCU5pwk1zQgbxm+xjTC44h84dGHWOIxFgSl",
+	"LCE4mMGQ9yPpDjEyy0Sps85Nz9n95kEIEZnHPMEJjZbuelCzbuseErNUSkUcQr5gXm4DCmgSpFQiHhOm",
+	"SdMF5y8xWxqLjvhmVL/vaHQXnKM5ZksLJGLjY06URgL0+IGg+EzplWbAQ00vEJ5IkiAf/JxtcHT6SGjH",
+	"plJ0HQez88qqNZi3txyvKSzjLcOpnPGEfvxiQmRs7WhMcAKaWECEMLZP1wJ2P+3GkXkKa74DZuQfPcSV",
+	"vdTuBs8aEJViS25ioD6uV7RpzgMOAhwi1t0m6JRhmSak1UHHOEkoEch/9+5d21WffDThiTnTtiBBqsa3",
+	"UpZWmN6yOOHqsBUSnkA8wbfDJ4dll3xXKCGpsCqK6y27q3WSOuNekWVbj/sgl/iORFHbmCWVkCpcj5S9",
+	"2GbKrhhfMG3t+MiZonRg4UuloCFBC56ASDTjaSI8tOk5KAnPQwn5oJU7Yx93YMdDnU5H0ctsq4DuR2C2",
+	"wCwgL6i2hscJj0kiqTZrUknmxX+sO518tDMS8ATO1dwLThK8bGj3iJVV/jSjvs/e4mO1AfVZZajK0nCN",
+	"W+rdTOEFFuARMJqtQFSCuT33JXf7u+1er93fueh1h93ucND7w/Udg5HIWBJLHjGvQeZAosozn6jHnnYH",
+	"FibnjKCmQk8StilDMU4kDWiMmRSt4rJwiP+n+asT8HnDa7A0MrKF9kVVF3NtsJKwdK4O9AOnDChZRCZS",
+	"HWw+fPZTZRTtBCvv6CkVcYSXYC7PDWtEmqCXfOCjEKMX/JpEOKg9MWfLQA7KE6njeiQQDa11z/lAT0xF",
+	"/cy93b29/f6gW+vod+GstASzZXuZ9hw9BVO1wJiGVB6DglKFw0nC56VYBYCvfru7b+Cr2/3Pbm/Y7W5y",
+	"pZKvGOzgordzt8FKhwALhQlW7nElrgX1kVvvZliiGY5jwkiImn6QECxJ6HvaREwVMVR/JESRiDCNzG8K",
+	"ryPzh5AkvtSalf5uHhMm7DBC4kTmv0RE/6GJmQsL2Xx1IIgDWRfR827GURth6yxW02mBeThKu93tIIBY",
+	"kEsawp8E1rMUksx1NIJvuK9524qo5uXi8rYnfdwbD4L2TrhL2oPJXre93zvot/H2eBCoZ3uT/dqVr6By",
+	"6yiagpPtzSmaUe8Mbj50hJjX0Jq9hqNQ620QceXA11qm4iBfhekeG6uB9uR56IosFftd6gdAuzyklArN",
+	"Mn2FAzqawpfcR03SmXYMkPlK0cMoB1UAsAqeqBEurczyqYGj6PUEfLjr9mC8Zef6s8/vvUoAJ7hNTGxh",
+	"U+G1Wg2gE+UMVlJE9s9eo3xfB8H+eA/vhu0dMpi01e2094N+2O6R7uQA74/3gt1wk/tKCBb1yL4sMawo",
+	"yrVkhcYChZyRzaicc4Z3OLmy/KA24MAv4ItFd8+SreKluZNnm72FIj6IcOQQ2Ipc5DWcuEE10t1Iu15A",
+	"cZDaLWmtm0ZGri/upxJ44ILXbk0Uq5cxvxpvokJM7RFMpBLJsLgioVJxkK8okZJ9fdTEAgklwILg5Pxg",
+	"fFvkJk6U6kelhwBXYywkWhKcoIODg4NWHRnst7t7F90y492MFmrPmiGFmwT8eA0lvovqGTxLiHbei9Ke",
+	"FesIIS5lvNSnA77mTUDoPOKyDnbs2Ld9f0Hn5A/1XiZnrL43wsJvfGu9wf1urYQL+RU6B+M1aqJqcoHI",
+	"3mIdzhgKVEWXzBF8J3AxItKlZuzrWHh/cxZ+K+bmIXaDQojdTh1SExauFmh798IrIuvyFi4qxuUctIzG",
+	"4aunPtI2Jw/9lXKIpGJBlEL0bQGSViQfeA3j7Lxcw9oK+RImiKxpwhl8I57W8OGayb6WHKUUuMs0ierP",
+	"EZRO9Qp6e/bCg8ADV2VD5IYKKYrnZY0lqej2F2Tc+cj5vJOKrQ9b+zt7g93u7s5gu/9f8SL8AY+DwhIT",
+	"uslJ3IOaMl4G38abiGBB0IQHqQCpCAcztSMhEyzJlBLRqRdjrCB3mZAJmHlq7x3ntmXzXsnpEWEdsW1G",
+	"U0o+VQIlFihlSuAZFmDnisQSvMRUjNiYqEdzfq3IPQ6ukOQtlEW7GC9XprogLDvolRL+gLAyzoh64RAF",
+	"EcGGY6iPFZsfsXxJOhD41usAZlOXPYQT6eXuHj6ZCAJxxjllX8FnaxTczejBvYQ/9RmJN5e4ss9J/HBc",
+	"M6ZBETzPQSNEIRF0yhBEbFxTskBxosTPepNIGocbMoGN9bg6ydhlhQVuZWFB0/pa5uiwTr3p7NIcSlSh",
+	"rPaKCnyusF/DC9Zw2ocQti3T/kcJ2mb+Mx6RenJdjF+iSvM0BARQzZjz9AW6t1e06eWPa4CsiD2VVfgx",
+	"YSFlU1+xOaW7JSljkPTw3//7/7j2m0PHfgPvb2UWHPhzMaORDe8TipjGeIolORwxx9BziHzKLuOET5Vk",
+	"qMfI7Dk6rwM4WMaurtV9HmasFzVxUdc0PHrEYpLMsbr9aAmKPbkmyVIChzAw6JBqDwlC9KA51PotTUDt",
+	"qZuDUcfuGJXcM9A3Yk4g/wPec7YJI5hNGlwhYekG15mtXAJWY/+WZB7LIrPsrU879BqKmV0SGw63OkPP",
+	"8j14VRtmqdAH32QcCRIkRIqWBy4lHM4pE3D6xoCGtOlMQLbNEFEplFiiXzHB7EJblgvxmiYhUHRQFiJr",
+	"v1FvCDQlEvkKZf1DhK2YlrPq8sUigZdKWkQLnoQCLWZYogUoLgnXmHYr07TG8bV6mSTxK/XeZy/LSryE",
+	"9285Ym3zhmVBKKo6Xgu0TYsKNPQ0OsC/qBA6Ia0k+zoS24aygNxoX+fw4jfhWcYor5dWOskC5Ho58BfW",
+	"VUeJtSvsSSqWxyYYuIYWZj9ZF4QBRNSMsZwJxBMNviZUKuCMaUebzUDBQtFEPcil+sZHEl/pNIN5a8R0",
+	"vmseqK/BHI2JoKFJRjAZh3YUT+cNBgoCwCliE00jKuQh8v9879tRILGw9DkgniFr9qr+bGz1+tuDnd29",
+	"/YPuln1TbM34nGw1vBW/TvCcRsstdbgZ63Wz/7qD/VvS/0D9PNXf9rsljuw1dI6l+d3YNu2FnGkkKokC",
+	"NZK8zgzKt69QhSdwctYZan9S11PEnTihkGuwBv3zl9/x5Goz8Qu+rYdJxS6sjJBnItWbxyc4EsQrncEa",
+	"TfYQ8lOTkIRWicZpSCWSCaaRJtIzcEHryFUd7B7jRJbMuy+zjBUaRaUEYZOotzbl0z2PNWbWY8Mh9Q0e",
+	"a9QyMW13P5eAhyskLhuzoZOEfPWijwzY4FCdVhOPc6uWOhrwC4UkiCgztoYK4FctHat5q28SvQuT1k9m",
+	"PRM68uUyJIxa+0Mh83Z3HWmvWQH8VlqBgYOEhDQhgbSZ7Cb9vnbXd7l6vZz6m7d3XV3tkSWykJoxcWKs",
+	"1Xpznb2DXimBT70tMQghRjbpNLyKExPo5eUKD36hPkFG/81JEe3eP4rjiKDTpzrlEK6sxIa1oFLy42e8",
+	"0Pqbqz64VCwvg9UMymR/KuQNcBTiayNYmWMxzGsFl5kYQqiWqy7WcQKoEUfMvhDMSHBlvVA4rzkh0CKh",
+	"UhKmk93LrKaZsT6/hXC0UDKXmRqGD/icCASZ74c5ydE57RKWbEbUPrriWUCit//m7YXvaXKGpTagd0bs",
+	"qU4pHtbxT4cBbqQxuhynRmu0w95xmGATmQP2pDA9lkbvQU3OLALApRtCrjBgjIOrVuehtmUlmXViXfdg",
+	"uN0ddrub26OLWsatwmhWyeO2zWQkIS/Y4TW0DFZvGS0kCqOmgzutelOofqNDg4inYRl9tdnznsasfPEr",
+	"nJlOPZPM0lK4n/U09NiB0AotzZBigrAjvhoyV0srSSzFpQbH6pA2/dOAa4AZmnJFmWlOM32+YCTxdaRE",
+	"QiVJQGkri2MA/TMehcKM5vrdx5xHBDMdwwGsMKk1qZgp1cV6rgCvdUodPGrjwIyWD6treA29NO0K1qc/",
+	"SQhRCsOZflDQ17OXakl4dWGnSsovE+RmHb0yhDPkZNUJ6C9uvQx7EfWDPIDwjJqgsQJR1mpOCZkWPLn6",
+	"n9OEp3HHftjRHMxg1MOL2V4ZZLPjMjezGfI8hO2xBiXvHweZD/awS9vAMloiIho8ITSliaPIkc8Ub5cQ",
+	"6KhEx9ah0lVBkFZyRcCZoAIiWDt3Dlnb1NxawxicoEgNemCmU8S94TU+cgDDDzTBRfTOXq1AaIV8Vw2q",
+	"jJBQXCZEaRq+ibmXrlSZkGt+ZfxL0wQzJcnkQbsyr6IUYyEWPAlRE5Jd1MStw0x/yFSGnJBn+Mk4ijib",
+	"ksQ4/JCtOWAfixl4kjJvTybpBjMONblM9nM2YvZmLuVlQePWFza3tg5Xavez5fm6JsOhNr7mwoHf6qCC",
+	"oA+8wOQ3up9PiYQ9jAuUzqXm2csALfk92DobFatr9nb1psEAd0ft3M1iqDjjwQOf+0I3DQY0/rq17rbc",
+	"idU4SdWytp6QJKIsc9ts4KD67D1IZMPDBiF8S99xQb/tdu/oOkW6ToRETcyWxnvaOkTzVEg0VnrUxIYC",
+	"VetzPKRP9dv5M4vndTdzgOuTtE7ITdyPtWQfMFWLKF9qOMJxfGnJbg33YwjHcdukIQcOgcZxHBEaduC/",
+	"SrwB99k5nbL2KQPd7ZwEaaJ0bfXDURy3z+0ob8woomXNGAmRacJ0YZuIT6emUlAecjkOwjaZTGdt+uEq",
+	"as8Zj134yDZQNROtuyMjBL9m0TKzwFYtEreomRUru6P+gkl8pSPU6AEcpYIcIlMnzBToSYQsqQpGznN5",
+	"QF4OdK19+3bjXVmVNBXL1mqH99Ihb19KKkhSn5hx4XBtcKGBOmFNUyB00WM1db1pqrCsApQM7obJ2Qq9",
+	"IvKswNRyqU1HQHPFMS+XwZQMmSyLnNu8WjmuZ5REYVbmo5Shoatr1YTRJ8RGvGiXb1alc4h8qMXlowmP",
+	"Ir7QsTdUCq0AGXPMT+evX5nUKxCiEWUhuSECYTFigkzn2pajh9JB5p4Z2OR5XUKeV6ffISz0W5nWlZWG",
+	"BceSLgiqkwzUgdtshBHzdVxczW/IBzdH5YcOOoGynI5f16T+gw/eLf+Rlzu0lRfB0WSqvD0SiC+YNhkK",
+	"zxTV0mH42le8wGX/U2PVzusjcU3JM5c3sXQ+JknOWiWacyHRJilAGgjyceugVOvBR66joMbv7v5sSUWV",
+	"CGSu7Fzx3eJbXH3d37rub6l//FeWYPJDr7+tWIh9XeGWSbpUX6rL6+/awoKXauE/BDwk+rmxjMBTPplE",
+	"lJkf4oTPY/mDUsEIk/qZ+uwymOEoImxKLudEznj4w3l/Z7fu9x/wONDPwYz/w83y4wYGMZ27Ki5XJa9o",
+	"dcL4IszLKxNaugfDwV2sj6V7r15XYX2rweBNKmZPeLhcLUdoDbbWlHKc2UtSMVPqjOL3WCvLAU6SpdZm",
+	"wmVtjslzgiPNL0tyOSDbukSaamRwsWwnSdohiQkLlT5u7P0JEYrfNqEk2sca4+inrDqBWuWVQiI61RKb",
+	"0E8+12wit4pmFrerIi3nV3XAc00SQUv5xI1up9e5HcfNlHV3+tO7n2ulurPzIxSn44gGusjv2bNjtLfT",
+	"22vV2ESjaXFRZwprauG/Jj/0RotMHlLnuDtIk6iURfnL0ZO6sa7K4cQhuW7n6FH7iU7ucBd6VGt0qy7z",
+	"JQ/TKBUrV9m9vtnDU07GPwa/nKfpG/rip9/+iOWrA8bC5Jf5+LeTWPQxPXo2fjd7ubf/YvbuZhCMx5Oj",
+	"I/nrxf7ux0XaO/t5D7959uwmnT09673Ylec8uHzy08nxGzJ+9/PZbx+e/HFMn/06YNv8in2YvRSS7Q7k",
+	"H5f9d+2dn8SPvw+eBzvsYPnkt6NkER1sR3/JvcuzVzuL3eNJdzb4ZfnLznV7d+f3Hz/8cta9fPb0Xf+X",
+	"649//b69u//LLy9pcCTx+V8fxf7PP/0xZb+PD4K9sPtxGh798fxjuvvXy1+uz17szPCHhPXYQe94/Doe",
+	"n54/7e7/9erFMgmvZHv87OLd7Oh0cP3yl2ez3Xfkj7Q7eTmInoX9V8HZItn+7c2VOH31HP/S/vHy5gmj",
+	"p3+NF90Xovfh2WDQDsSz4zRpX51M3+7jBY5/+vgz++vpz9NFo17+K16ioNNbEUDdvAYZdbsKEFfgwnmV",
+	"uFyR5eaGRIVOtxk1YcDa+WmC3+nUyRObwLw5hT2CQq8IJNys/oGpndRBVrwE/7WRRw7dmEAqIEK7ROB0",
+	"9GLEp84JOHVZM3+MEoPO9dkPG+c2pxWU1OzxcRYM+Pn9Z68BAVvmgNVHb15ftAd9q7ALiedxY9jb2x10",
+	"dw92u91ef9trLAqnA4LxEMa5NNFONTYbdwfrTrNyHdkC7/SVs3g3/rC4j4xfUyZ3B406O8+iBAhOwnp1",
+	"13XwX1mZjluxl1MF9HE6mZCk1kq1whSFby5xeK2u9TLEy03y4u5hvZpTdqkEhYDULm2vXzuRiLi8Q77e",
+	"fWxEGwT+dQ+0xWpzD3FBC9iY7LzTXz2Hj2o8GEo7vFSyc3GltUEZ98oiKy67dPxeGbRqL7UGnm4NYiyC",
+	"9CmL0ztZpMsQr8C8CtS73XogBMgrwhkA12rLc+ly//ykU8oavb62Z1rDNoCNep+QqxAr6jgHz1T2/l7x",
+	"/d723d6vjr8wZbMdQKmDjgp1rdKMzDjU9eoyP8HdC6lAYyIXROk8TmnYAvcxt1FnGu9uSo6y1exWlvOc",
+	"L9AEJwjPCA7z4rQBZkqFHnN+VTIyFkz127s760vyryJc2YoAfKpLijib5qFGtngtlcWFIRMZHWEJpde8",
+	"EkHM1jnYLjYP2IhYrjk1E1qULSwCq5iOnoy4RNOErjm1TRwc9yHFD0M182jcve4tNHRNh4UsAg41IawN",
+	"8cQW0mjZoA6ho5NtVofYIFaubJFcT6ZXkuY6KmqLN9Xqgc+O0cFgZw+ZUlFI1yJz0uJyu5efF7fyEbmR",
+	"hOny4cwInNq4puPu8rr0VYXSljur0RUjzHScauZxgChNKhAPdHHIgBwigSdQgFbM+CIrRAsmpXJ8M0y7",
+	"RCNNGkcNxzu1Pm/X9CioZLerfZq+TU7pff36xsFpjtG2hpnn5derDcNOUUKg9FVAsuSU/GS0RdzaMWMs",
+	"ZyVTeKmce03uaF697NO6XgQhauLINJPxf2sb11P7NPSzHj8md7l1qJOXIelzRpgpEKVUEmyBrqRrr6ua",
+	"tiYIrbrc5xcXb2xp9oCHpDAPdH3IKNfOwYFLuborpEhZF4R1PuOJ9NAsnWMGFUuhvqMp5J8VdzL4pUYt",
+	"7vesaHeuK9bqODvhQY0/Vk2p4IOCv2GyzPMnVs1714YWt9k/yyRK/WrPzFtno7K6a+4sEbeIeoVMjP3e",
+	"Qf/ufr5SvGQ2tbXl59dmerBoS39EhbS1UQlSK9KVaiAVRk8nOugIjjtEcxx7SHDD3qEBBhSJR7Yc3hXR",
+	"eVoQAwPU4bDQoEn3chFo0O/rjDNDaQtLywrpqjFLCr4N/ob4i6PxcXgy6fW3G14jM8E3ho2Pvx0s3+1f",
+	"v93Ln+tgcnWE20GyLdu6s0Smtua/L2Zt/YrhsO419bT/tfCofP91d1MDEHnwUY2Pqwb9X8FtmUs00UXm",
+	"ZpvQaEq7vEoRfH+65+WeUflcKgfhZgmtQNqcwm8c91vTqM9rCFLvXtDNG9zaRCtAGXqqwZEUNl8weDiR",
+	"kw+hB98t/M2NCIbDNrd8q754lpUGuH8YUyX6qFKArqIlrY0AGuzcUUC+b4pTkbrnvVaglI2hHkqfSECS",
+	"r0lsWh39s1lZvq8VrlP1diT11w91giok4iuUdVl3MPeMY6rdpK5TULtVm3pbE/WeITrk1ZZa4go8xR3k",
+	"K23HFIQzJp88yhEnJKMhh04DGfcV9eEHmmD9dtZksJkQmVASerqbHwgyeUZNy41cNBENpdkLFRuch9WQ",
+	"1VUREXnyruOCy1PbTbZ/w2uYmm2ZrJVVYLQ58FlBRkWHrmgcl5PYzQiVJWSgWw2LP3p1lNfAheiBDnpr",
+	"hAEtYUALWOiAWcDnsq3JQd7dwa2JqG+Bbt43YqwEYBJFBAsd+QyU+RBhhvicSmmZjnrjmpgUH0F0RfOU",
+	"mWYHnUadXFC2PH3rOCy11IQEhKqFFyNuUTMLgdEp0a1N4q+UZr51nzTCCrbr67tvpujf4/puS70QUAPL",
+	"srUsjSV7Q0nepqyaLwmer0608P8+iee3ZoToLHMAnzXvrchB73X7g4fPQc+QZpUVYEOUUfDlRtoHmEE+",
+	"JUGSt1Ylot9td7W4oj1LNXzRWOl02mShP2rW5FhJSfYX9bpQuLFEQmn4Rr2Dd0Jy3Z7z0PQlLecBbRjn",
+	"Xu5Ce8tFGtfxUXC1WWkApzu105U6y/ZW2/DplKkX/HJpwgfpOl0XC6OjWIkuvqQr6isWatZRZK/Ou/eO",
+	"fyn72x+ilszYREfVFZFc6KZD0MMH8CJETW3v1AFGGvgkuZGISkGiSdZJmZpmnujtxbP2vodIJAhEXo6X",
+	"uvQfEhIrtAtNkApqQlqJmu+SsIBDUaOWp3s8Y4kwijkVnOkVGfeC0h+uTRVOSXRjhKUsWYY+jXRl8FFj",
+	"OGrYCuSmIvWo4Y0aJuxg1Bh++vy5vrays6jqWT3nC71w32RAgoQK+yyclisvpnLSVlijN1+EFPvbLTWe",
+	"V1ZhhPkzJFlgoXsSQZEAD9GJIgLFI7pnccPNKttf1lv5rBHAVMVRL6GmX7of39OCeTGCQD3ViVG1RcRL",
+	"Y9THNuqWfCuPMiQWoSlnOqgst1Dl9OcQYA6cKOrQzVaorrU/p1FETYMW0DHUK+fPj9r9nd1ckQmXhxo7",
+	"Vvxapsb97l7YxYP2/ngvbA+CHdI+wAPS7k164wHW5Kxux053mHuGHToUGFwWIh2bCoPWkG7mKED9odGd",
+	"st4mkMxWx2g+NY51rGz7wrB1p0nJB12X7rf2kYywEBSztiGG7VNtI6bgBt7oeOoYbTlA76GYxh2T6Bmv",
+	"q/oBFfpNTxcoRYnDrE2whUbdSWa2hD72NESMQ6jUEI0s3XDKX2b1Qgrl2hTgjhoeGoFZw1AN4Src+td8",
+	"vLzSpi6edmgqW8WphEqZQ/Tf/+v/6o8mEZ5OSTg0U0IxTbe0qeTqXdSMeUSD5RCp91v6Uydn0Ba5MF+p",
+	"3//7f/3fTilAffPtbkLFzMHfWjWr3x12e/c1Gm5uRzVw7xpRLXfeYIF3iO7ZrCKCK5OsK/DumEFd6uuU",
+	"SXB34RQHu00QeoiU6oJg9Y8qN1lzktX0ZHtIPkqZpJHOZskpwwc+NlZVjbc8lQGfEw/5GRTrWg5ZRUZj",
+	"42odIl9LWD76IafWtoWXadirhS+eRkBflAgWkoCHJPR0mAykLTERa5W+k80KJSapLiSoO8EizizpokRY",
+	"xjJeIoKTiJIEmQhyATUjtZkLdmcSizPTsXFeWTJ4qBXfZe5s6h6Y4pZKhdMCGpUFYcyeaSPDdW00y47M",
+	"NazpQypKbO6LqzSdjVOmNrILvrPBUPlgc+CQ0ji2YCmzFKJdqcIyQCqRllZuPqoM7wab3M0i85oRpPt4",
+	"80mxEZbrGlRU+ZHIjYeHyCcstPn2tpdH0+8Pht2urztCm+pdt9jDbfhYrAhIolb0/zWbf3Z77//stg/e",
+	"///9P7vt7fet4Z/d9o59pOZo/Y8NTeM2HM0df93wteMu8utbT5b0a2WKYj/3brWsK4b39uzFr5n7+8wE",
+	"NNR5FoJkqTTUCyWcVUnPjNw0n788Om6fPz/q7+w2s6514DP0UBxhyuDbVlkB38b7B+Pd7UHQ7e2Rne1d",
+	"JYnthwfBPsEH3YPxbjcMd3YODkh/PO4OxuPezo76dRv3+r0JxrXpEflsxev5azrdv46u/zg73337O+dY",
+	"Pnuxf7S4vbdUPpxXPolV5/ol0e8giGh1wc0runfou+kh1rA1HTppEl3mQQ+NTBcTlfBuo/4CQDiHuuok",
+	"P1cchqQa9b2JCpat54siz53V3yHyvXT7egfv614TJu/7XKGksQZD78WjVBvh9V/P7Ep/enfRqF63tcIV",
+	"emA2IfXoEPnw52UqiGK9plqgf4j8zGPvZ5ZkRQcjKmSrg854RASkdI6YH+gJhmB1FT5qZn4nzwT7ebrA",
+	"b+sQYTSHAgo2zAw1tdnwB3dGDzGO9GgtNMNixCAai0ck66/la3ZuTD4C+SLgMfFREGE6d0whtpow/Iya",
+	"/o9HFyfvjn6/PD85+/X0+OTy/Pj1mxPfGzGbNO5nQTxtE6+XxXlBeq2ckWRBBVFLVCvqoNOnRqU07j7Q",
+	"S7T9GmgpqAVwUcUmk7oFJGUTbhtk4gBAWSdtN87tQhR1kwockSR4Xq8cA1Rq37mNM7RKWj6OvgyFyHbE",
+	"IQryMslqn0gRgDzMGIIXR8wUT9bF++zwusywKOg1wlPql02tV/JROZ2RJ7YiVNPkmI9Y5t1QkhyJBcI6",
+	"Q0frc5QhsWSBl9vHM2uI7TAOFg79qdvtlDKER0zzCC3ldUZsxP7jP5DT1JRyNmLn0KwmQ5XHjzUiPH5s",
+	"0AUL5Beyeofoie6kqvOjPyxklh4NZTLLOKHhco5jhYA5PAvHKex71oNsvMKAM/6h7j6WBUiBF0UDtx7B",
+	"yCdKzQxwpKTyEWv6N234VcEshr3pjSjMUAAAnSE0gMwVWcdo0N3uoJcF5BSoaU7kkTCP2u75QgWi4Yhp",
+	"FKZ6UTiOLW7TsIDJ4I/VhyiyVhQ0KeLuMI+XLeCu2tMK5EUb4a4acolm+JqgKjU5hFl5KkeMSv2mXa3t",
+	"fasVEXV+FvVRc9DdVjAOHNK5oal+fakvqNUZsVOlcFwj7ehwcAggXAAF0wV1gY40ffu7vrR2W6RjdI7a",
+	"bThK9CO0gBqx6muWOOoYlWIp9RYAAqSqipmZFKLmsET+VmdBoqgN7vOtD4sr0fmg1DGLLxBiK0bMTf2n",
+	"Avmrevn6Og/2YLCz17K9ZoUOrfQVCfQhwtLaJd1w6BHT8bDgWcFik7jYDvq1HEAMSFKqzGBiuCgbMV0H",
+	"S/gg8mRBnUKXJUuZIi3+LUGdfksBfjm001cw0W15yB/jsG22pR8OEUYLp8OvNVy64GBCG3EgEWceEmkw",
+	"GzGsyBt6rchPVr7TgivUYgyJmtDtKQ0z9oaQIu40fFavmT7CbXhg3hsxSx5s+axqG2n1rQ65DM132+oR",
+	"47INOjU8GrS8EfN1RYC2+snQJvhxp2WaekY00GdyAAelMbTNr0kS4Tj/ISOM5Z9GzC+08M/MCYNevwV1",
+	"K0Asa0vO2xFOpgR+2taHJNI45koubM9JSHFbQ2Nz0NvRvzvdq9Xjfh/mq+/6bF/IN5EvpT8YIqfhRDGS",
+	"yLQdMPA/YtZquMDQziMyvX5ahcanbSNa6NFho+4p2Kng531YtdsZHh4faAjQFjAfNXc0rKqbokoIVuwH",
+	"Xt3p9iwQG9iEh/ownN778BRO1rwGBj2eSvhh4AJcZtbRQOdlzLtlicwbPKXMMOQXCn+zzuKmqhHyP4E9",
+	"y0OOOeuzwmIsBPKdh77ulQRF9c0DyaH3Q979KMZTpfoXvlI0DZpDWNMOtLBQb3bQMbwjTJgW/ivNpAmn",
+	"x7YusMyZSSRYjpj/5vX5BXLzBXwLFoDYfqlDt68dmwJD+tfSYYfqCRjB9GmI7Cl0ctIkURNPbXPK6x9l",
+	"2QYCCUmjKOvUclgzV7krOIgHIzbo9zvIBIPaEhRq+dBe7RD5b44ujp8X9rn1yfzrNPzs7Nk/nbRfYhnM",
+	"NMZqGV5IHBFPzbKvH8x1R3vTWCWiATGGAyMdKzUroUTiZOkkFDhCc41E3HBqQ5iCEJ+9Bo8JwzFtDBvb",
+	"nW5nW5tXZqBt1XNF9cu0LnQYCoBnpSBE7iVxQxw0z08cXeTo7cXzy5evn578EJJrv9VBg+4gL9Fo1j5i",
+	"1yShE0oUMuAoE1WtyGD/LvJ3JVT89O7nc3OMmYhyGjaGag+QyA+daQB8YNP9bndNx357AJt1u4fxa1rd",
+	"q5NSACeI7Kg7GHQHq4bK1rb1istnitWoD3b0Itd/cGoonUkQcjTqxvDP917DJJZAsp65IijI9I6M0c9k",
+	"ic4hZFriqYDiI7FovFeDbIU8ECuB4MhEF0RKwj564+YZKTpivEhUoJAH6RwKepD5mIROKPKYMpwsoU3O",
+	"8dNXYNCq3NxTtYZbb06SG7k1k/OoeGVle1Tt/Ty/ePmitPjOVzh6mKZwTrVnPoOKNh9XHnu/23XInuHi",
+	"QLoiek1sdTzJ08ytaEvS1B7vczPdV8QNU6NnxelXdvAVjv4FvSZMTaKk2vpjN8Sxs8QahszZV87rdUzY",
+	"0ZvT85gEdzszM3D9IZhRERBmB2GwQL8fvXwxdKJdDK1NSMwFlTyBNEt39X4HveImNQgpESNOk5gLosS0",
+	"KWFqPyS0mqtS+yB1SCB+bYrw2nAkHWEECYL+E4i8MXP/yM3nj0TOkVtQ3JNg6NMEDqssSsZsR3EqrhT0",
+	"ZQx9GB/+ni8UubFnaaetvW5dwekWJDOMyeKPOo2E4GAG6h0YG6II5QWetCatrpyEHtpRKrM1otWi3ple",
+	"wz8E82BuSIglyTVBMsGTCQ3ujXvqq+3bvzrXevrbXK5ee51qkfQWvL3ubYH5aMsqHmLrk/3n5y3HiLPy",
+	"rs9nfCFMdWajOkO6E9H9JBQY2PgarFPAam+zJgPta17t6oS3FXQ2PwqT32rkkQ0u+wkObeA4fNK7/ZO3",
+	"jpKuP9oAPJ5ZtRu+6B/c/sUF5y8xW5rViS8B395Gctlprj1+MdRncG4z8Szcmmxx1wJpINJBAYD6xnuv",
+	"YQygzjPw2JiymLqoSN0C81dqsgbfYEU33nsNk1RbCpVKqCRt3VcHzM2ikC74qGKd1lbO3Dy9MnJeEOkh",
+	"wUdMEGMzW8x4BHvvIEiCNzkvsXNeXm5+4EwHvo55FKImBiyOcABGB2hqyRNj6rfV23X2Ak+UjkfmsVxq",
+	"HPeMsbjfVxNCkDq2BEJbmk3sl9Y1eULC1nDE2iZPaogeP/bzzFD/8WNPPcldP8UH+mzgoV9ME/UrTy6V",
+	"Iu/DVJBONUS+oJJcpknkw5hQY8JOgGN6qU1gdYPDKDokQo3jeqZqFgdv61KzeoOhYPC4Qg/jdCU9BEy1",
+	"1SK/FinUyeCfiy5Ik6xQIsmDutx4nen696aPvQ2+eKMthBecv8DJlGi62t9keY558IRJxZz/vWgywMAa",
+	"irwhJS6IKAb52nmroHqBpJCBQQmYARdESG3k0o63LG/ABnxRhvwfT7QBrm66rU/w39Pws1+VXyIqpBtp",
+	"IRoVFkIhXCElkHNjbFNu1vVGqFoJq/zs1Y+cxSveadxSfOSnStRUtHTj4bJ8C2iUlrUhAbcA9CmA8iw1",
+	"q5skEDCWr60+xb17t1Jvd1iwqQblrvVQKyy+WhvYd6dK6UWSc09pclkVGx37pd9q5l7+x48H3e7jx5bZ",
+	"mUrakus8n7pDkPy2I9i91xHcJqvo2M4N3nxB51SCEPPVpPBKiGyN8H2kzWGgFdub/C57/13oPPhfTGCs",
+	"DbbL7+nLqXxOdtda0/NMIipnYNHOE8NYoeFRKS3EpIPUqqSF2LlvhAWr1E+7wb875N/VPv9vhCo/EgnR",
+	"DXW4svxKmumJRh5dH/h2HNvScekQZnnPebxGzEUNlp6wv1KSWpO62fWjSl4AtO9CTVNCDJyzkqM8owC8",
+	"XjZYXltYxwQi1Wx4exWV9abWY3P/m2HzmQ79J/o8wn85hO5ugNDHJrrj34wCmKv/UiJgUDkrK7iOMepO",
+	"1o+yWgG5MgRhz1YlemfChHw1me9lbyuh2LSuMT2xqXAai42Y7edsY3AOdQSvjrQsxpUJaMqnY+DM+HXe",
+	"ZqVLPckrJpboUI2Av3qtM2w6xEAA7go5HNq8bqoo2SJXXN/t+vWA4Q7MW9pe7D2EqmZWcIuWlq0BArUg",
+	"aPXhtLN+u9t7KO2suFANkzXaWQc90Q+tfiZtMGoXVYPr7qly9dvbvX95lcvAz+3alr2Z77rW30rXcovJ",
+	"Gl6RPSqyi4wmZzW/Gp7hIbr/HA2IFilrBbZjE7afd+dXJD1JmbD5nHmgokDNQtYycBVPe8f11HkJG5A1",
+	"vRHLllf6CaYphvUrDIkiErUQFihME3Agf+Bjk2hgo9YWWC0sjSFyPouaevL69c+nr368PP/91fHlxenL",
+	"k9dvL3zUtLHg+0i0hujx43639/hxHkT3gVOG3p690FYhzbQyL4na8ohNKKNiRkIPvu7br43o6psCaL6N",
+	"W1OnlAXVZRE8OLiaJpBr2ox5FKl1n1ysjo7LovQfPx70B48fVyNKbfVZmBW7HYF1HjwescI+YNFmNeoA",
+	"h2az+jcsUMpC8PxYPdrEpFqgsKK6Tdb1jH8I/k4TcqmLK/otINgS+S+4pls6ZhwShIYI5xIEjCxsEv0c",
+	"KrY0fbdRrG8D+UVWihr4fatO+BgxK31A2goEvLMlZHPiHDYhnBpeyOccdLdbGsAg7rESf5kBy4i5IZdK",
+	"xBOFmEqN4IeroiZl5irroCOGTBCzeVt72UYMB5Je59VTCu1dwSuHdektndVq7jOroJ5X3DJc86AaT90Z",
+	"sSPkIqUOMZcSPIlOSwEw97IAAmJs0Xrg3mYkkXV2rixaJ7TkkzTNJpdmqYfaFq/dnWZkOidClwHzIKm6",
+	"sDHdLUG7PBUutSVvg9KYLzZRF8FIy9l6NWK8ThAN3O7Mjbtq3g60/EyWhqc/vPOutoX0Ro673kOLFHXi",
+	"xBPorXBYR0CRpZ9KWnMqv5xc4OmqGc1rW/DOZ69haclt72fvwRIfUttfs/cjU0zrsMISPBOCNseU6R7R",
+	"ijnUsoVvfjh/Z1PEXS0L/xAX72ANbLmpT3dy0EM3iRoYe6aZsdNpsV3L9EuoV6pQWxIBDutFAM0LS+y/",
+	"zNShtAXB0kamWNks54vqCyh7UQLte4Lrv4/4r0hNznLvJv9Xxf6SEcmVMtcalFyYqVEEOuhXKqiSzyWH",
+	"n62Iov7t5HuvthLVumJyLvy1FeNVDhhrsbovPf783W/zT+23GWcQ+GBq953kyScWPbWPBctgVtdU9bpY",
+	"Cw1BxDgjC2NaayqEs7XDo6X5zVbTh6p3ttqNSQNOeIynYAgwNXgxmwJyax6Rtzgoa+ZO+lamVZtVKY0E",
+	"8t4kUsiBqMiV0iGotvtKm3bSu5SOPej17VPIAuuA3t21z9aJmCPmsDixZAEy6YduoYZaLT5Lq1RyW0E/",
+	"s+rEcMSquanZjjNNRWtEmbmTJ3mp5Poc1k30v+yzzoi9q1X4hUlkXOiLLXF6nZ1QURPzbzkUwdNXrw03",
+	"uoyDO7gx+jwS2TQtK+DalFR1WFqIGFrLxYjVpqxmB+cEw2oLQm6BsIegCzlAdVeoZilBWAk4m9Bkri4d",
+	"mw1mse2mWxgOkcRXJj0hOxulKeqSf0r8PnSaPZhiZYUlX9oltzoILNl0okfXxa+NRQEOQTt7YCWThBDT",
+	"102t1bSemxPMwKPpgUNlxSXCTRiPKG/pHjTucejK/wKEPS32qa3ZX9XrwxFbZTfy6mw7ZXNNjWe11P3j",
+	"7mryBGjEV9OPV/Yn2UhH/ibSRb7E8Iuki3+YWlugkR4qYpzCKlMSt0a7RRc2YYqKFRwCmvcPrT1Tt1Mx",
+	"XEjRSmmMdi61yaIDgB7gJKEkRDxV7M/UAPWQwMsWRPYJyF8B1NXDPrIeO212DEgEG2t9F/3u6+HvbaBP",
+	"v3FqFGit9rsK76rwLqs6rGGDWhUzaSDAg5p1DLblIaWNmeS8jF251TItx/Iq3EVxsXrGUcsxWg+k4e/f",
+	"DXrOLFH/dwsuyejfw2sra6wFW9pFYPtnri54gBNJAxpjJsUj8K9p9d80PtFNKnU5JCViPhIoK7TufHqp",
+	"PlSCommkVH0hIhPpZ0VDPMSjMIv9VwwAPHtZO2CY3fb+BTeOiThoFSwZixmHDMY5VioGLsihHXQCeU+6",
+	"1q3gc8KZdiCKzrrolqP83L6i4JHPssrlf1Fgu/ltWrH3e8jpP3FmJEcaYQyqTWRJynLd9n8L28ZaSqO0",
+	"sZVE5sQYrcF7aQTEop27uZhxzfs8qEnpQbOJxUxJgi6ZWI+2sIg7p4j+nWKAYAtngN23xwEVVODvtOCf",
+	"lhYc5X0r4Vr/VhbNdVivdbC7x6SXLKb1QU4wdtGOAmFOZJ6ZUguRTVC2qxCvJLQ07kQsTXgU8YXojFgW",
+	"BCCHKFclkdVCXVuLrdVFZd72DTX73W6rZOcsqNcjtiCOgn1fK6ej5nbQEVLnGRHoupyMWMkolJu28k1A",
+	"vb3aGAp4xfXefIUQCHeOv59559ie0j+ncccBjbuZdr5bS8JvHLXwb8PKNEp9PTU3yBp+bphckVlrnC8z",
+	"VwZNbAaAKS4GJbxB/TVFPerlzWNnFV+RdOXTrFMQnY11vkd3f7XobulCVVAAAAvh7tONgbwOtLcCHIX4",
+	"WoO2YvdVIH8Kz4WbP+vUcOjkBU2lElVMMUolHZhpTDeUImzrycqdkRubVBZ5SkU28ncw/CpgmB+xbtqq",
+	"a/A7fcG/EA5XSeIw77X20eYdbJvFguMaYn3POofaqSBJO04oC2iMIy9bZ3vG56QtiE40MF0DTJNOEHHQ",
+	"rye/nry6aOUOZ13vwQHvw0KJInxNQpSyiAiBQrPW5YiJNAgICUUHnZEPAJeVulO6CpJuj2yaDqpT0dHJ",
+	"cdwWMQnohAYoxkIsQMtG6ppIMmJvz14IlBDBo2sTzRFxHispy0NxQq8hliqi7Kod8QBHiCcoiHgatudE",
+	"4hBLjHAYJkQIUug6oetRd0bML3aN9lHTBoe0TKGo/PSMMcVeze39nrOOzZwR22raf/P2wm9B/+vUNGFX",
+	"v2bFosqVodSxd5AlE0p3ggRhXf6KmI4fmd/DQmsGmlm9flTZKZVOAAFso7BVnI06Yvl4NuEALMX2JGwQ",
+	"G0lsFhuNIgTNP1fHldfSv68VH76qDf03DhR3dlunKFnKfqi0juye8jYWFu1IroKL71Wm/lmrTPU3urIf",
+	"TUXuh9MdDHPDWXuZoziOCDJNZh6W09UV/zsjYS2ry+u3VwQtbXWaca7IuK606YRqFZvBmzgtHbxg2srH",
+	"WM78linH6X5tEmts/wzFTSGpxtL0ZplqDhFmSzOF04i/wBncQDLFhnVRQsqCKA21AclOLmY4MVYrd4AR",
+	"SwgO27ozL9RYV3wNWKGptp8JgYbuthTHZCEitFiTcMzlDHgNn1OpXodfRsz4HDW1JhIYS2Z100EphnVl",
+	"O8HRAi/NeQlwIsBUijqBnUxxrcMKQx2iP9/7ljXKmmHVJj1zK1DCWXBTIQMy3PRaoEnJCpanuKe6WNNy",
+	"LbcRlmfSu4NWlWbR2U9wDmMS8HkN4zaL5ywgLQiAtHw7+zxj3s1SX4xWmZ1nJ3yUi2V6AnU3bkykCU4w",
+	"3X3UQUPgj22YCSAz6A7UwQ+626iplQrdRyjibKqEJw1ekPglrmgcK7nH5OBFfIqgEGNLJ5Vh0xDmUIfx",
+	"VU+PCjSFNEh9PBlFyIOF7Pn5Jge9hvNrY9k34vxvayf7B9lH13N+BePWkJgf7b+cr+m7LPBVjYLAH+uU",
+	"1q9jPTGdcNdYT87INb8y1hPTHk6aPnee4vKxQHEqZkAVGTFsPqyaXIyR8EusLXrW79aWv7G1pdQA8etZ",
+	"Ws6crkBmUuy2LISyB00+mUSUEdMNVPfmnsfyh0DtjEk/t7XovnvCQ29+Pj4ZsfP+zm7ey41OmeLKgrJp",
+	"RNqpIJ5uFAZFMiFWw0djqH9QSOU38pwrlCZ8IRRXV2IX6diVJySkCQlkXisMchvIGOE4fiR0FEPeQufH",
+	"169/fHFyeXby9PTs5Pji8u3ZC98pf03ZSNHRMIXTblnBzPpDhSt8qpOCXeaNm6rkYcs2YvPzJl5mQ0AR",
+	"cvuEFrXYhE5THXvJ3a4+j0RenZar26qMXydvQM7P7aj/cGxez1VogLmK31dA7juF+UqFmHGScQiFdV+D",
+	"ztTpuccFfdUmLGWKW1VZFBVdFlVVWRr6h1Y5spoQVVvNhjkEVHI16wAztEioVFz4blrwiNWrwYdQs2ID",
+	"/VdpWh7K1FmYfJIQsqUGhEcjZmruK/VYcfC7aLLodkU20+XupsmizRRZR427uyaLNlJkqxu4gyaLViqy",
+	"OlrQfjhioJ2S4EqB5hRTZpxxK+40CyBmpuO5WdNwlWF7xO6gHKNNdGMqjE5sVF9IHcu0X2tbeUjd11Rv",
+	"+RLdt5YZfS3dtzzZd933u+773Q5eVZeNRPAt1OVMXoVwzlr15KIgv1v5fhNBvoXUiKYVdMBDYrJEjJrR",
+	"1BXFbFdnv5VpP9BT0dSrMP5SL7dKu/J6B53cWPajiWFoq1ipP7UGZBpwJi3P7e4D33uOOysXPyDRngZX",
+	"liNqgaaZ1VbN+J5muZr3eIpc04K3UdhcZLtstJhxnflvMsgc3UVJRVaxQVQOdedtSRQrFKk+EFvIC8aC",
+	"9m2mngwL1ctLgVJAOjReZm1E1bseEhxh/VmUas1KcrCbKuXRuLJtqgyJBHkkapRQSHF2DBwmmirn9jxz",
+	"6Ss+CRXMJjyZKv1JF5xR/zKNqZVko86NTpkFCQ9hW2DAAoxuZGQgBJIELJSY7rbdri2xd4iwzYrT1h1i",
+	"QEMz/Z1uv9b7a478G3HC4xXT/S154XHJ2vSv59X9zpHWeWYNMfqaymoNZ3L7HWYs8Jawz2JITBaxZ5bL",
+	"E2uCzkJEih3eTGVqMkeML1BTf/ZIONqUVhzzgbKQo4qfuDaEqOXpSpdWKdSGsOGIGW2ckbKOPeWKnDZ9",
+	"zWR8U4kRl1QrX0dPiUv9lQ9cZGxVhqz2p6uuoy1U8kTncUCeq41v4Ik2ircpJDlXs6/XriuyTaZoGwZf",
+	"DQuya+soYu/013ZqijOORApLzuOMdrr9an5GoQ4IDmZau0vALxCiaYKZBLUtsbFj9v7QHF9VzY0+IyQU",
+	"lwlRBEwLN9YhCu5XSIJWL7dWFVbP6e+xI+2trbF+URBBHA3F1NhWV1rb0qrIVQqFt1k6V5hqXChew0Si",
+	"vq9W137/TZiRPYx1EdA1BiuvbGIw2YP/ajly33Wwr8PxKswEVw2kD8by9HOx9Un/A/Jp9bpoBM2DV3C8",
+	"ZwkhULFIx2/+aRNnW/4QLXgCPGTG00SgOWWpcMoQCy0/y/IuScn05lC4Ql1j1ISeoQWDUzUgqcZi5aE4",
+	"SjX1NOWzVkaxOrPBIC2zi2K9LeGhGWc8BbeVrTk8p4zOU8XCJQ207XKOb+ARDq8xC0gHnUdcmhLGOCEj",
+	"Rm5iiMaFhClffvRR8+n5RTvgSQJk2/QmVErEHC+RiDE4jedcSLTbR6FSuZqK1o/JkrPQ1fdinMisxLIe",
+	"YkzkgoCPeJGfSM2yi78X9wB2Rl2mKo2VkghDK0GCR9ES8VQKGkKxHcuKoPm34q2KTSq40RZNW/OZapWO",
+	"QxHs0ECWWz8aKKnZCE1ApzS3kRV1LteNzjx1ckaWbjUTzq8gObGuwlotk5wS+RKGPHJx4xYWqX0strM8",
+	"HH0T5AxBr0nrlj4ba9hkte/GXtaf4j+7vWG3e+/mGycsLC2Y3Ny2YGifcZfl9gYPtdxzUw08ImwqZwp5",
+	"FJpKIg4rteCzana+Aq1L897KniC29mF9Z5DdrtcwCNEY9gfqL40+jWFvJ1s3ZZJMbTvO4sJPj14d5TUV",
+	"bVV7k+1rwX/NJrJPV17KxxU9TU7ShMdk6wlJIshym+ObF3B6jeHu4NsKWgVcWiFeTTI2811++i4/bSY/",
+	"OaIJCE+Z6GMlJiPzfJt6Bi+NXJWXM6gRuWyNJkfcWsGAzu2bXxExSzOtQE275u/FP/7JaxhnXGVByFW0",
+	"zC72b4AxK5MlnFCB8vKL2ocSZLNiGmlElNgZRXxhvOeOoG9bvIxY07eY6SPyV4ojUbTn+SIdG0e9Llje",
+	"Qa+19BhDFd4EUXZNwLtSWIzuyMJGzIYCZGzcc1ICTa9oNSNhEjpUj5fGx0FZSG5sVQXjGFDrHfNw2TFz",
+	"XcJcnX6HsNA3nW3yBYGL/xACR7LhFZXMKhjXyr9xWkd+Ht4vUZzklKnb/8a+iA2Jn4nB/Sehgd/97F81",
+	"mO7LyOgq00xtROdKg0wl8rUaJYugE6aJD7fedO1Cp8IJM1UUZZ1HHZF5LJdDFJJrEvF4btuz6RRYFo75",
+	"TauDjlI5I0wqLNT1G+FnHfk7Ynnob+6JB918iTAaE5yQRPtPW4emcC9es+KsNYk2JYyYdUnDjpuDbleT",
+	"a7cQh6K4eUmjO8TsbuDtR5s5+10LVK23v4OOjPnk8eNtKNBk46HzrcdcyLZ1hcPRwA3rMDMwo2XRw8V6",
+	"T123s51jbWs+v3j5QseWabgRHvrp/PUrU2xZXJnjGjFfFwYaojK59dX9V5zuiv1Zt/stvvYsHKPibEeD",
+	"bvd+PnZ9j68VXB5bbNrAy1EMQIDLdta0SgFX7xVUcEfR7ncH+xtYNy4yfMkAGyIwxsu1gOqvayn7pWtS",
+	"pG6c+c8yzxaEdISEUW2hJkKgJulMO9ozKMSl/s1faUSCy165tp3df5QLCCi9JDdyaybnUXGE8opuCVzY",
+	"1vrwilcgrkfDdGuYxzcZdK/ieIVCH79+9erk+OLkqQl6Mhj6XwkRaQQJGnoiH6TQ7Dkc/Cjtdvu7uqHC",
+	"D76xtJbvzkM+ZdBU99Lg7oj5BncvAXU95AM6Xlp0VE9M7Ke2SFuCYqpO6E2S8DDrBY2FLivNkxHzK1QF",
+	"TYm2zfe7XWSkdxN2oxH+y8tK30OG+26MqcpGJEgTcB/9+b6gcGq6ATTYAXIlb650aYE4ZAs3O/l19XGC",
+	"R1lUiM6iY1zSiQEiJWFAW4GWTeaGDLuCLwOo629ttdD2sf69ffoUvOojVv7hQkG7D1KEDqtW/EEXijbx",
+	"CVlWtJmKJ2iRcAh0U3zrv//3/0GDbg9qroglC3xgYIH6JiLhFIpe6Bg+H8mETqeAO0qdCxK4XRzpko7c",
+	"tBmx8kQnq+gICuCIGYWlcBwQChKmGslIfScPSL3Q1/ZO38FGkQH2ZENTQEdy5OvgkM4Cuv90kC3IfpgJ",
+	"AOY0Mh6hUTRnEpVrWWHj7k528H7QI+3doBe2B3h/3D4Y75F2fzIIe8H2eAfvHhRN37UcppYhJ5iFfG6u",
+	"7+vtDSDrTvzQq1cIHgl1CcanA8sjIZQOSpOA3LaaM/Pe6qNOiOzup9vJdX8wk9NZf/9gep+TNcDftHCj",
+	"i+GELS8H/6ZdtM2IaAEfY1xemlc23s15RRDKN6THKu5hu7/BFk4VSmK467lShqcEsXQ+JlkekN1b0+9p",
+	"s4zedOu2Zb/Uo7VfwWgrlt3r3r7kr9RLR8PZm1TMYNgaOchQfUFYCFFSigQf5kkyQumPVCA6ZbolEvTq",
+	"1nx+Zxf9TJ+giM6pbIEYVRL6Hq7+qSFvR8FV3R5euYTTEFPd2UyHZCck4FNGIQxauGS19W1tQ/e09Pzz",
+	"WF3WSxZrmD9lEl+51hgrUxhzDF60x4AXYGEsCB0faIJXixy/al1fKLnheTpun9MpwzJNyBCJGe7v7P6g",
+	"5OvtYEZu0POXR8ft8+dHCrAzR/sCMAJeIr5taaTT+yuGGScpGTk5yaZIQAZ1wsgxRzLCQlDM2ga826dQ",
+	"PmhCSeI7eXlCqhMeMRwkXAgoWw1pFmAgLgkTGfiTiILZZWM5Qg27oRThm6PzTd3s3IR0yzHmzHfdSd6F",
+	"MRfudAX9NavtB/3d8WB3vLs/mQTq/w4OxoOd7aAXbncHvW31v34/3OvuDva3xxPcnRzs4x2yv7/b390l",
+	"e5jch3c+tddAQ8/cIzLXaO7v0GRc2itS2HBFlmu2vA5sVpzAdr+7F3bxoL0/3gvbg2CHtA/wgLR7k954",
+	"gHtBP9zeZHtfiUk5kHeiRLXNvArfirlkV/idsfztGAtU8Dec4Et4yEfO55vwkJv2x3lbWHLjox+Qf939",
+	"wUf/qQhf0yF8TU3XPPX78BN8ZjAH4qeExPP48/CTpYuf/VZrxKoaqlxwQyGFKYKqARAcplzinL3ocHQd",
+	"fASjCzTnCeQdM7RjQ69GDKyjjC86yCcsjDllspMm0SXYjnQPMJS1+7amd2uQ9j/FEabsQlvKCQuSpVoR",
+	"/P3ZP4Qic4rlQAJavl6LQE1GFoof5ViSDz94/Bg1oW2DSVfQyQzGltTvDlprWJf6blPWBfe1AduCi6u/",
+	"q/uokEXIWUGmr7s/HIT7uD/pBrukNx6E23hnskf2g4NxF/fCPtmeDPDOeDfYC/fJwaSLe+N+sB0OyM5k",
+	"F++N94OD8D5M6i2jNwrMuFIBgC/DRYDo7/iy67bNkzowQ3wy2exEKkixSoXa2x10dw92u/84VcoBsjtw",
+	"qe6Dzv/27MWvGaKemZlqm0IA/mrrxwo0Bw5VX0TqO8f723I8wMx7crzisJ8a2pN7lCpE+vO9whszThkg",
+	"nhMcyZlO26IMUq3BXxyTQP/r6M0pSsiEJISZ+HQt1F635zwk6Kd3P5930CsO7jrjdjb5SIYY8Fg0qoTp",
+	"CedXelbP7RWrG/pAPwkTHmSjzJ0Rs64S1WF1FEk5FCBLRbMhrdlQNjKg3uiY1/6vZlwJmyioreoegsK1",
+	"WzpBsNVxPZK5Ub3OfKXrbWU5avaeNcv0QCX0UJ2a3eogI74As8s4EJQdN0Yv4/k2Hn7Xv++sMAOt6vJe",
+	"A0/mCbKkRqAmhEughEfE3aYOovj8/vP/CwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -108,6 +108,7 @@ func TestSpecEndpoints(t *testing.T) {
 		"GET /v1/mentors/{mentorId}/schedule":            false,
 		"GET /v1/mentors/{mentorId}/availability":        false,
 		"GET /v1/connections":                            false,
+		"GET /v1/connections/{provider}/calendars":       false,
 		"POST /v1/connections/google":                    false,
 		"POST /v1/connections/google/callback":           false,
 		"PUT /v1/connections/google":                     false,

@@ -90,6 +90,30 @@ func (e BookingStatus) Valid() bool {
 	}
 }
 
+// Defines values for ConnectionCalendarAccessRole.
+const (
+	ConnectionCalendarAccessRoleFreeBusyReader ConnectionCalendarAccessRole = "freeBusyReader"
+	ConnectionCalendarAccessRoleOwner          ConnectionCalendarAccessRole = "owner"
+	ConnectionCalendarAccessRoleReader         ConnectionCalendarAccessRole = "reader"
+	ConnectionCalendarAccessRoleWriter         ConnectionCalendarAccessRole = "writer"
+)
+
+// Valid indicates whether the value is a known member of the ConnectionCalendarAccessRole enum.
+func (e ConnectionCalendarAccessRole) Valid() bool {
+	switch e {
+	case ConnectionCalendarAccessRoleFreeBusyReader:
+		return true
+	case ConnectionCalendarAccessRoleOwner:
+		return true
+	case ConnectionCalendarAccessRoleReader:
+		return true
+	case ConnectionCalendarAccessRoleWriter:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ConnectionProvider.
 const (
 	ConnectionProviderCaldav ConnectionProvider = "caldav"
@@ -345,6 +369,24 @@ func (e Weekday) Valid() bool {
 	case WeekdayTue:
 		return true
 	case WeekdayWed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListConnectionCalendarsParamsProvider.
+const (
+	ListConnectionCalendarsParamsProviderCaldav ListConnectionCalendarsParamsProvider = "caldav"
+	ListConnectionCalendarsParamsProviderGoogle ListConnectionCalendarsParamsProvider = "google"
+)
+
+// Valid indicates whether the value is a known member of the ListConnectionCalendarsParamsProvider enum.
+func (e ListConnectionCalendarsParamsProvider) Valid() bool {
+	switch e {
+	case ListConnectionCalendarsParamsProviderCaldav:
+		return true
+	case ListConnectionCalendarsParamsProviderGoogle:
 		return true
 	default:
 		return false
@@ -657,6 +699,41 @@ type Connection struct {
 	//
 	// Example: connected
 	Status ConnectionStatus `json:"status"`
+}
+
+// ConnectionCalendar A calendar of a connected account.
+type ConnectionCalendar struct {
+	// AcceptsEvents Booking events can go to it (Google `owner` or `writer`; a CalDAV calendar that holds events).
+	AcceptsEvents bool `json:"accepts_events"`
+
+	// AccessRole Google only, the account's access to it.
+	//
+	// Example: reader
+	AccessRole *ConnectionCalendarAccessRole `json:"access_role,omitempty"`
+
+	// Busy Its busy time counts (the chosen calendar always does).
+	Busy bool `json:"busy"`
+
+	// Chosen Booking events go to it.
+	Chosen bool `json:"chosen"`
+
+	// Id Google calendar id, or the CalDAV calendar path (what `PUT` takes).
+	//
+	// Example: work@group.calendar.google.com
+	Id string `json:"id"`
+
+	// Name Example: Work
+	Name string `json:"name"`
+}
+
+// ConnectionCalendarAccessRole Google only, the account's access to it.
+//
+// Example: reader
+type ConnectionCalendarAccessRole string
+
+// ConnectionCalendarList defines model for ConnectionCalendarList.
+type ConnectionCalendarList struct {
+	Items []ConnectionCalendar `json:"items"`
 }
 
 // ConnectionList defines model for ConnectionList.
@@ -1296,6 +1373,9 @@ type ListBookingAuditParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 }
+
+// ListConnectionCalendarsParamsProvider defines parameters for ListConnectionCalendars.
+type ListConnectionCalendarsParamsProvider string
 
 // GetMentorAvailabilityParams defines parameters for GetMentorAvailability.
 type GetMentorAvailabilityParams struct {
@@ -2083,6 +2163,19 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/connections/google/callback (the `CompleteGoogleConnection` operationId).
 	CompleteGoogleConnection(ctx context.Context, body CompleteGoogleConnectionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListConnectionCalendars The calendars of a connected account
+	//
+	// The calendars of the caller's Google or CalDAV account as the provider has them now (Google's
+	// calendar list, or CalDAV discovery with the stored app-specific password), for a settings page:
+	// which one booking events go to (`chosen`; only a calendar that `accepts_events` can be chosen, with
+	// `calendar_id` / `calendar_path` in `PUT`), and which count as the user's busy time (`busy`; any of
+	// them can, read-only and free/busy-only Google calendars included, with `busy_calendars` in `PUT`).
+	// 404 when the caller has no such connection; 502 when the provider cannot be reached. A revoked grant
+	// or rejected password makes the connection `needs_reauth` and answers 422 (reconnect).
+	//
+	// Corresponds with GET /v1/connections/{provider}/calendars (the `ListConnectionCalendars` operationId).
+	ListConnectionCalendars(ctx context.Context, provider ListConnectionCalendarsParamsProvider, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetMentorAvailability Free slots of a mentor
 	//
@@ -2936,6 +3029,29 @@ func (c *Client) CompleteGoogleConnectionWithBody(ctx context.Context, contentTy
 // Corresponds with POST /v1/connections/google/callback (the `CompleteGoogleConnection` operationId).
 func (c *Client) CompleteGoogleConnection(ctx context.Context, body CompleteGoogleConnectionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCompleteGoogleConnectionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListConnectionCalendars The calendars of a connected account
+//
+// The calendars of the caller's Google or CalDAV account as the provider has them now (Google's
+// calendar list, or CalDAV discovery with the stored app-specific password), for a settings page:
+// which one booking events go to (`chosen`; only a calendar that `accepts_events` can be chosen, with
+// `calendar_id` / `calendar_path` in `PUT`), and which count as the user's busy time (`busy`; any of
+// them can, read-only and free/busy-only Google calendars included, with `busy_calendars` in `PUT`).
+// 404 when the caller has no such connection; 502 when the provider cannot be reached. A revoked grant
+// or rejected password makes the connection `needs_reauth` and answers 422 (reconnect).
+//
+// Corresponds with GET /v1/connections/{provider}/calendars (the `ListConnectionCalendars` operationId).
+func (c *Client) ListConnectionCalendars(ctx context.Context, provider ListConnectionCalendarsParamsProvider, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListConnectionCalendarsRequest(c.Server, provider)
 	if err != nil {
 		return nil, err
 	}
@@ -4265,6 +4381,40 @@ func NewCompleteGoogleConnectionRequestWithBody(server string, contentType strin
 	return req, nil
 }
 
+// NewListConnectionCalendarsRequest constructs an http.Request for the ListConnectionCalendars method
+func NewListConnectionCalendarsRequest(server string, provider ListConnectionCalendarsParamsProvider) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "provider", provider, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/connections/%s/calendars", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetMentorAvailabilityRequest constructs an http.Request for the GetMentorAvailability method
 func NewGetMentorAvailabilityRequest(server string, mentorId MentorId, params *GetMentorAvailabilityParams) (*http.Request, error) {
 	var err error
@@ -5226,6 +5376,21 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/connections/google/callback (the `CompleteGoogleConnection` operationId).
 	CompleteGoogleConnectionWithResponse(ctx context.Context, body CompleteGoogleConnectionJSONRequestBody, reqEditors ...RequestEditorFn) (*CompleteGoogleConnectionResponse, error)
+
+	// ListConnectionCalendarsWithResponse The calendars of a connected account
+	//
+	// The calendars of the caller's Google or CalDAV account as the provider has them now (Google's
+	// calendar list, or CalDAV discovery with the stored app-specific password), for a settings page:
+	// which one booking events go to (`chosen`; only a calendar that `accepts_events` can be chosen, with
+	// `calendar_id` / `calendar_path` in `PUT`), and which count as the user's busy time (`busy`; any of
+	// them can, read-only and free/busy-only Google calendars included, with `busy_calendars` in `PUT`).
+	// 404 when the caller has no such connection; 502 when the provider cannot be reached. A revoked grant
+	// or rejected password makes the connection `needs_reauth` and answers 422 (reconnect).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/connections/{provider}/calendars (the `ListConnectionCalendars` operationId).
+	ListConnectionCalendarsWithResponse(ctx context.Context, provider ListConnectionCalendarsParamsProvider, reqEditors ...RequestEditorFn) (*ListConnectionCalendarsResponse, error)
 
 	// GetMentorAvailabilityWithResponse Free slots of a mentor
 	//
@@ -7815,6 +7980,124 @@ func (r CompleteGoogleConnectionResponse) ContentType() string {
 	return ""
 }
 
+// ListConnectionCalendarsResponse429Headers the declared response headers of an HTTP 429 response for ListConnectionCalendars
+type ListConnectionCalendarsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ListConnectionCalendarsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ConnectionCalendarList
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON501 the response for an HTTP 501 `application/problem+json` response
+	ApplicationproblemJSON501 *NotImplemented
+	// ApplicationproblemJSON502 the response for an HTTP 502 `application/problem+json` response
+	ApplicationproblemJSON502 *BadGateway
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListConnectionCalendarsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListConnectionCalendarsResponse) GetJSON200() *ConnectionCalendarList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ListConnectionCalendarsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ListConnectionCalendarsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ListConnectionCalendarsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListConnectionCalendarsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListConnectionCalendarsResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ListConnectionCalendarsResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListConnectionCalendarsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON501 returns the response for an HTTP 501 `application/problem+json` response
+func (r ListConnectionCalendarsResponse) GetApplicationproblemJSON501() *NotImplemented {
+	return r.ApplicationproblemJSON501
+}
+
+// GetApplicationproblemJSON502 returns the response for an HTTP 502 `application/problem+json` response
+func (r ListConnectionCalendarsResponse) GetApplicationproblemJSON502() *BadGateway {
+	return r.ApplicationproblemJSON502
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListConnectionCalendarsResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListConnectionCalendarsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListConnectionCalendarsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListConnectionCalendarsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListConnectionCalendarsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetMentorAvailabilityResponse429Headers the declared response headers of an HTTP 429 response for GetMentorAvailability
 type GetMentorAvailabilityResponse429Headers struct {
 	RetryAfter *int
@@ -9129,6 +9412,27 @@ func (c *ClientWithResponses) CompleteGoogleConnectionWithResponse(ctx context.C
 		return nil, err
 	}
 	return ParseCompleteGoogleConnectionResponse(rsp)
+}
+
+// ListConnectionCalendarsWithResponse The calendars of a connected account
+//
+// The calendars of the caller's Google or CalDAV account as the provider has them now (Google's
+// calendar list, or CalDAV discovery with the stored app-specific password), for a settings page:
+// which one booking events go to (`chosen`; only a calendar that `accepts_events` can be chosen, with
+// `calendar_id` / `calendar_path` in `PUT`), and which count as the user's busy time (`busy`; any of
+// them can, read-only and free/busy-only Google calendars included, with `busy_calendars` in `PUT`).
+// 404 when the caller has no such connection; 502 when the provider cannot be reached. A revoked grant
+// or rejected password makes the connection `needs_reauth` and answers 422 (reconnect).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/connections/{provider}/calendars (the `ListConnectionCalendars` operationId).
+func (c *ClientWithResponses) ListConnectionCalendarsWithResponse(ctx context.Context, provider ListConnectionCalendarsParamsProvider, reqEditors ...RequestEditorFn) (*ListConnectionCalendarsResponse, error) {
+	rsp, err := c.ListConnectionCalendars(ctx, provider, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListConnectionCalendarsResponse(rsp)
 }
 
 // GetMentorAvailabilityWithResponse Free slots of a mentor
@@ -11564,6 +11868,115 @@ func ParseCompleteGoogleConnectionResponse(rsp *http.Response) (*CompleteGoogleC
 	switch {
 	case rsp.StatusCode == 429:
 		var headers CompleteGoogleConnectionResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListConnectionCalendarsResponse parses an HTTP response from a ListConnectionCalendarsWithResponse call
+func ParseListConnectionCalendarsResponse(rsp *http.Response) (*ListConnectionCalendarsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListConnectionCalendarsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ConnectionCalendarList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest UnprocessableEntity
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 501:
+		var dest NotImplemented
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON501 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest BadGateway
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListConnectionCalendarsResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {

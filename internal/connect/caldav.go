@@ -218,23 +218,7 @@ func (s *Service) ChooseCalDAVCalendar(ctx context.Context, sub, calendarPath st
 // ErrUnknownCalendar, ErrUnknownBusyCalendar or ErrTooManyBusyCalendars
 // change nothing. It returns the connection and the event calendars.
 func (s *Service) UpdateCalDAVCalendars(ctx context.Context, sub string, ch CalendarChoice) (Info, []CalendarRef, error) {
-	in, err := s.get(ctx, sub, ProviderCalDAV)
-	if err != nil {
-		return Info{}, nil, err
-	}
-	cs, err := s.calDAVSecretOf(ctx, sub)
-	if err != nil {
-		return Info{}, nil, err
-	}
-	u, err := s.checkServerURL(ctx, in.ServerURL)
-	if err != nil {
-		return Info{}, nil, err
-	}
-	acct, err := s.discover(ctx, u.String(), cs.Username, cs.Password)
-	if errors.Is(err, ErrCalDAVUnauthorized) {
-		s.markNeedsReauth(ctx, sub, ProviderCalDAV, "the CalDAV server rejected the stored app-specific password; reconnect")
-		return Info{}, nil, fmt.Errorf("%w: %w", ErrNeedsReauth, err)
-	}
+	in, acct, err := s.discoverConnected(ctx, sub)
 	if err != nil {
 		return Info{}, nil, err
 	}
@@ -276,6 +260,33 @@ func (s *Service) UpdateCalDAVCalendars(ctx context.Context, sub string, ch Cale
 	}
 	in, err = s.get(ctx, sub, ProviderCalDAV)
 	return in, refs, err
+}
+
+// discoverConnected runs discovery for sub's CalDAV connection with the
+// stored credentials. A rejected password marks the connection
+// needs_reauth (ErrNeedsReauth).
+func (s *Service) discoverConnected(ctx context.Context, sub string) (Info, caldav.Account, error) {
+	in, err := s.get(ctx, sub, ProviderCalDAV)
+	if err != nil {
+		return Info{}, caldav.Account{}, err
+	}
+	cs, err := s.calDAVSecretOf(ctx, sub)
+	if err != nil {
+		return Info{}, caldav.Account{}, err
+	}
+	u, err := s.checkServerURL(ctx, in.ServerURL)
+	if err != nil {
+		return Info{}, caldav.Account{}, err
+	}
+	acct, err := s.discover(ctx, u.String(), cs.Username, cs.Password)
+	if errors.Is(err, ErrCalDAVUnauthorized) {
+		s.markNeedsReauth(ctx, sub, ProviderCalDAV, "the CalDAV server rejected the stored app-specific password; reconnect")
+		return Info{}, caldav.Account{}, fmt.Errorf("%w: %w", ErrNeedsReauth, err)
+	}
+	if err != nil {
+		return Info{}, caldav.Account{}, err
+	}
+	return in, acct, nil
 }
 
 // DisconnectCalDAV deletes the stored credentials and the connection.

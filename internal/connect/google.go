@@ -305,16 +305,25 @@ func (s *Service) storeToken(ctx context.Context, sub string, tok *oauth2.Token)
 func googleRefs(cals []gcal.CalendarInfo) []CalendarRef {
 	var out []CalendarRef
 	for _, c := range cals {
-		if c.AccessRole != "" && c.AccessRole != "owner" && c.AccessRole != "writer" {
-			continue
+		if googleWritable(c) {
+			out = append(out, googleRef(c))
 		}
-		name := c.Summary
-		if name == "" {
-			name = c.ID
-		}
-		out = append(out, CalendarRef{ID: c.ID, Name: name})
 	}
 	return out
+}
+
+// googleRef names calendar c by its summary, or its id when it has none.
+func googleRef(c gcal.CalendarInfo) CalendarRef {
+	name := c.Summary
+	if name == "" {
+		name = c.ID
+	}
+	return CalendarRef{ID: c.ID, Name: name}
+}
+
+// googleWritable reports whether the account may write events to c.
+func googleWritable(c gcal.CalendarInfo) bool {
+	return c.AccessRole == "" || c.AccessRole == "owner" || c.AccessRole == "writer"
 }
 
 // googleAllRefs keeps every calendar of the list, whatever the account's
@@ -323,11 +332,7 @@ func googleRefs(cals []gcal.CalendarInfo) []CalendarRef {
 func googleAllRefs(cals []gcal.CalendarInfo) []CalendarRef {
 	out := make([]CalendarRef, 0, len(cals))
 	for _, c := range cals {
-		name := c.Summary
-		if name == "" {
-			name = c.ID
-		}
-		out = append(out, CalendarRef{ID: c.ID, Name: name})
+		out = append(out, googleRef(c))
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
 )
@@ -177,5 +178,86 @@ func TestBusyCalendarsEndpoints(t *testing.T) {
 	resp, body = ce.do(t, "PUT", "/v1/connections/caldav", alice, `{"busy_calendars":["`+ce.caldavURL+workPath+`"]}`)
 	if d := cmp.Diff(decode[busyConnection](t, resp, body, 200).busy(), []string{homePath + " Default", workPath + " Work"}); d != "" {
 		t.Errorf("CalDAV busy calendar by URL (-got +want):\n%s", d)
+	}
+}
+
+// TestConnectionCalendars: GET /v1/connections/{provider}/calendars lists
+// the calendars of the caller's account as the provider has them now, the
+// chosen one first, with which accept events (what calendar_id may name)
+// and which count as busy time; read-only Google calendars are listed too,
+// so a settings page can offer them for busy_calendars. Without a
+// connection it is a 404, for another provider a 400.
+func TestConnectionCalendars(t *testing.T) {
+	t.Parallel()
+	const (
+		primary = "mentor@example.com"
+		work    = "work@group.calendar.google.com"
+		partner = "partner@example.org"
+		team    = "team@group.calendar.google.com"
+	)
+	type calendar struct {
+		ID            string `json:"id"`
+		Name          string `json:"name"`
+		AcceptsEvents bool   `json:"accepts_events"`
+		Chosen        bool   `json:"chosen"`
+		Busy          bool   `json:"busy"`
+		AccessRole    string `json:"access_role"`
+	}
+	list := func(t *testing.T, ce *connEnv, token, provider string) []calendar {
+		t.Helper()
+		resp, body := ce.do(t, "GET", "/v1/connections/"+provider+"/calendars", token, "")
+		return decode[struct{ Items []calendar }](t, resp, body, 200).Items
+	}
+	ce := newConnEnv(t, nil, nil)
+	for c, role := range map[gcaltest.Calendar]string{{ID: partner, Summary: "Partner"}: gcaltest.RoleReader, {ID: team, Summary: "Team"}: gcaltest.RoleFreeBusyReader} {
+		if err := ce.google.AddCalendar(primary, c, role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice := ce.token(t, "alice", "mentor")
+	bob := ce.token(t, "bob", "candidate")
+
+	resp, body := ce.do(t, "GET", "/v1/connections/google/calendars", alice, "")
+	decodeProblem(t, resp, body, 404)
+	resp, body = ce.do(t, "GET", "/v1/connections/zoom/calendars", alice, "")
+	decodeProblem(t, resp, body, 400)
+
+	connectGoogleAs(t, ce, alice)
+	resp, body = ce.do(t, "PUT", "/v1/connections/google", alice, `{"calendar_id":"`+work+`","busy_calendars":["`+partner+`"]}`)
+	decode[busyConnection](t, resp, body, 200)
+	got := list(t, ce, alice, "google")
+	want := []calendar{
+		{ID: work, Name: "Work", AcceptsEvents: true, Chosen: true, Busy: true, AccessRole: "owner"},
+		{ID: primary, Name: primary, AcceptsEvents: true, AccessRole: "owner"},
+		{ID: partner, Name: "Partner", Busy: true, AccessRole: "reader"},
+		{ID: team, Name: "Team", AccessRole: "freeBusyReader"},
+	}
+	if len(got) == 0 || got[0].ID != work {
+		t.Fatalf("google calendars %+v: want the chosen one first", got)
+	}
+	byID := func(a, b calendar) bool { return a.ID < b.ID }
+	if d := cmp.Diff(got, want, cmpopts.SortSlices(byID)); d != "" {
+		t.Errorf("google calendars (-got +want):\n%s", d)
+	}
+	// Each user sees their own account only.
+	resp, body = ce.do(t, "GET", "/v1/connections/google/calendars", bob, "")
+	decodeProblem(t, resp, body, 404)
+
+	// CalDAV: every calendar of events accepts them; no access role.
+	workPath := ce.caldav.CreateCalendar("mentor", "work", "Work")
+	const homePath = "/mentor/calendars/default/"
+	resp, body = ce.do(t, "POST", "/v1/connections/caldav", alice,
+		`{"server_url":"`+ce.caldavURL+`","username":"mentor","app_password":"`+appPassword+`","calendar_path":"`+workPath+`"}`)
+	decode[busyConnection](t, resp, body, 201)
+	got = list(t, ce, alice, "caldav")
+	want = []calendar{
+		{ID: workPath, Name: "Work", AcceptsEvents: true, Chosen: true, Busy: true},
+		{ID: homePath, Name: "Default", AcceptsEvents: true},
+	}
+	if d := cmp.Diff(got, want); d != "" {
+		t.Errorf("caldav calendars (-got +want):\n%s", d)
+	}
+	if strings.Contains(string(body), appPassword) {
+		t.Errorf("the app password is in an answer: %s", body)
 	}
 }

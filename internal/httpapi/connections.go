@@ -187,6 +187,29 @@ func (s *Server) ListConnections(ctx context.Context, request api.ListConnection
 	return out, nil
 }
 
+// ListConnectionCalendars lists the calendars of the caller's Google or
+// CalDAV account, as the provider has them now.
+func (s *Server) ListConnectionCalendars(ctx context.Context, request api.ListConnectionCalendarsRequestObject) (api.ListConnectionCalendarsResponseObject, error) {
+	p, err := s.connectionCaller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cals, err := s.deps.Connections.Service.AccountCalendars(ctx, p.Subject, string(request.Provider))
+	if err != nil {
+		return nil, connectError(err)
+	}
+	out := api.ListConnectionCalendars200JSONResponse{Items: make([]api.ConnectionCalendar, 0, len(cals))}
+	for _, c := range cals {
+		item := api.ConnectionCalendar{Id: c.ID, Name: c.Name, AcceptsEvents: c.AcceptsEvents, Chosen: c.Chosen, Busy: c.Busy}
+		// Only the roles the API names: Google may add others.
+		if role := api.ConnectionCalendarAccessRole(c.AccessRole); role.Valid() {
+			item.AccessRole = &role
+		}
+		out.Items = append(out.Items, item)
+	}
+	return out, nil
+}
+
 // StartGoogleConnection returns the Google authorization URL for the caller.
 func (s *Server) StartGoogleConnection(ctx context.Context, request api.StartGoogleConnectionRequestObject) (api.StartGoogleConnectionResponseObject, error) {
 	p, err := s.connectionCaller(ctx)
