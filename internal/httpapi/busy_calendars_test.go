@@ -243,6 +243,16 @@ func TestConnectionCalendars(t *testing.T) {
 	resp, body = ce.do(t, "GET", "/v1/connections/google/calendars", bob, "")
 	decodeProblem(t, resp, body, 404)
 
+	// Google revoked the grant: reconnect (422), and the connection says so.
+	ce.google.RevokeUser(primary)
+	ce.clock.Advance(2 * time.Hour) // the stored tokens look expired now
+	resp, body = ce.do(t, "GET", "/v1/connections/google/calendars", alice, "")
+	decodeProblem(t, resp, body, 422)
+	resp, body = ce.do(t, "GET", "/v1/connections", alice, "")
+	if !strings.Contains(string(body), `"needs_reauth"`) {
+		t.Errorf("after the revocation: %s", body)
+	}
+
 	// CalDAV: every calendar of events accepts them; no access role.
 	workPath := ce.caldav.CreateCalendar("mentor", "work", "Work")
 	const homePath = "/mentor/calendars/default/"
