@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,18 +29,39 @@ func busyAt(h int) time.Time { return busyDay.Add(time.Duration(h) * time.Hour) 
 func busyBlock(s, e int) calendar.Busy { return calendar.Busy{Start: busyAt(s), End: busyAt(e)} }
 
 // busyOf is the busy time of sub's booking calendars on busyDay, as
-// availability and the check before a booking see it.
+// availability and the check before a booking see it: every calendar
+// BusyCalendars returns, merged.
 func busyOf(t *testing.T, svc *connect.Service, sub string) []calendar.Busy {
 	t.Helper()
 	cals, err := svc.BookingCalendars(nil).BusyCalendars(t.Context(), sub)
-	if err != nil || len(cals) != 1 {
-		t.Fatalf("BusyCalendars(%s) = %d calendars, %v; want one connection", sub, len(cals), err)
+	if err != nil || len(cals) == 0 {
+		t.Fatalf("BusyCalendars(%s) = %d calendars, %v", sub, len(cals), err)
 	}
-	got, err := cals[0].FreeBusy(t.Context(), busyDay, busyDay.Add(24*time.Hour))
-	if err != nil {
-		t.Fatalf("FreeBusy(%s): %v", sub, err)
+	var all []calendar.Busy
+	for _, c := range cals {
+		got, err := c.FreeBusy(t.Context(), busyDay, busyDay.Add(24*time.Hour))
+		if err != nil {
+			t.Fatalf("FreeBusy(%s): %v", sub, err)
+		}
+		all = append(all, got...)
 	}
-	return got
+	slices.SortFunc(all, func(a, b calendar.Busy) int { return a.Start.Compare(b.Start) })
+	var out []calendar.Busy
+	for _, b := range all {
+		if n := len(out); n > 0 && !b.Start.After(out[n-1].End) {
+			out[n-1].End = later(out[n-1].End, b.End)
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func busyIDs(refs []connect.CalendarRef) []string {
@@ -272,6 +294,28 @@ func runCalDAVBusy(t *testing.T, db *store.Store, e calDAVBusyEnv) {
 	}
 	if list, _ := svc.List(ctx, "alice"); list[0].Status != connect.StatusConnected {
 		t.Errorf("a deleted extra calendar changed the connection: %+v", list[0])
+	}
+
+	// The user deletes the chosen calendar: the connection says so, and
+	// its other busy calendar still counts until they choose another.
+	if _, _, err := svc.UpdateCalDAVCalendars(ctx, "alice", connect.CalendarChoice{Busy: []string{chosen}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := caldavtest.Send(ctx, http.MethodDelete, e.work, e.user, e.pass, ""); err != nil {
+		t.Fatal(err)
+	}
+	cals, err := svc.BookingCalendars(nil).BusyCalendars(ctx, "alice")
+	if err != nil || len(cals) != 1 {
+		t.Fatalf("busy calendars = %d, %v", len(cals), err)
+	}
+	if _, err := cals[0].FreeBusy(ctx, busyDay, busyDay.Add(24*time.Hour)); !errors.Is(err, calendar.ErrCalendarNotFound) {
+		t.Fatalf("free/busy of the deleted chosen calendar: %v", err)
+	}
+	if list, _ := svc.List(ctx, "alice"); list[0].Status != connect.StatusError {
+		t.Fatalf("after the chosen calendar was deleted: %+v", list[0])
+	}
+	if d := cmp.Diff(busyOf(t, svc, "alice"), []calendar.Busy{busyBlock(9, 10)}); d != "" {
+		t.Errorf("busy time without the chosen calendar (-got +want):\n%s", d)
 	}
 }
 

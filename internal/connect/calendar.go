@@ -294,7 +294,16 @@ func (b *BookingCalendars) BusyCalendars(ctx context.Context, sub string) ([]cal
 	}
 	var out []calendar.Calendar
 	for _, in := range all {
-		if in.Status != StatusConnected || (in.Provider != ProviderGoogle && in.Provider != ProviderCalDAV) {
+		if in.Provider != ProviderGoogle && in.Provider != ProviderCalDAV {
+			continue
+		}
+		if in.Status == StatusError {
+			// The chosen calendar is gone (markCalendarGone): until the
+			// user chooses another, the other busy calendars still count.
+			out = append(out, b.s.busyExtras(ctx, in)...)
+			continue
+		}
+		if in.Status != StatusConnected {
 			continue
 		}
 		cal, _, err := b.s.calendarOf(ctx, in)
@@ -307,4 +316,32 @@ func (b *BookingCalendars) BusyCalendars(ctx context.Context, sub string) ([]cal
 		out = append(out, cal)
 	}
 	return out, nil
+}
+
+// busyExtras opens the busy calendars of connection in other than its
+// chosen one, each on its own (one of them gone does not hide the others),
+// for a connection whose chosen calendar is gone. Their answers leave the
+// connection's status alone. A calendar that cannot be opened is skipped
+// with a warning.
+func (s *Service) busyExtras(ctx context.Context, in Info) []calendar.Calendar {
+	busy := in.Busy()
+	if len(busy) < 2 {
+		return nil
+	}
+	var out []calendar.Calendar
+	for _, r := range busy[1:] {
+		if in.Provider == ProviderCalDAV && (r.URL == "" || !sameOrigin(r.URL, in.CalendarURL)) {
+			continue // never send the password to another server
+		}
+		one := in
+		one.CalendarID, one.CalendarName, one.CalendarURL, one.BusyCalendars = r.ID, r.Name, r.URL, nil
+		cal, err := s.open(ctx, one, false)
+		if err != nil {
+			s.log.WarnContext(ctx, "busy calendar of a connection without its chosen calendar could not be opened; skipped",
+				"provider", in.Provider, "sub", in.UserSub, "calendar", r.ID, "error", err.Error())
+			continue
+		}
+		out = append(out, cal)
+	}
+	return out
 }
