@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -403,6 +404,7 @@ func (s *Service) UpdateGoogleCalendars(ctx context.Context, sub string, ch Cale
 		return Info{}, nil, err
 	}
 	refs := googleRefs(cals)
+	ch = googlePrimaryAlias(ch, cals)
 	chosen := &CalendarRef{ID: in.CalendarID, Name: in.CalendarName}
 	if ch.Calendar != "" {
 		chosen = nil
@@ -438,6 +440,30 @@ func (s *Service) UpdateGoogleCalendars(ctx context.Context, sub string, ch Cale
 	}
 	in, err = s.get(ctx, sub, ProviderGoogle)
 	return in, refs, err
+}
+
+// googlePrimaryAlias reads "primary", Google's alias of the account's
+// primary calendar, as that calendar's id in ch.
+func googlePrimaryAlias(ch CalendarChoice, cals []gcal.CalendarInfo) CalendarChoice {
+	i := slices.IndexFunc(cals, func(c gcal.CalendarInfo) bool { return c.Primary })
+	if i < 0 {
+		return ch
+	}
+	alias := func(id string) string {
+		if id == "primary" {
+			return cals[i].ID
+		}
+		return id
+	}
+	ch.Calendar = alias(ch.Calendar)
+	if ch.Busy != nil {
+		busy := make([]string, len(ch.Busy))
+		for j, id := range ch.Busy {
+			busy[j] = alias(id)
+		}
+		ch.Busy = busy
+	}
+	return ch
 }
 
 // DisconnectGoogle stops the user's push channels, revokes the grant at

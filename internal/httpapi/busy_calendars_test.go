@@ -101,8 +101,8 @@ func TestBusyCalendarsEndpoints(t *testing.T) {
 	}{
 		{"unknown calendar", `{"busy_calendars":["nope@example.com"]}`, 422, "body.busy_calendars", ""},
 		{"unknown calendar with a valid calendar_id", `{"calendar_id":"` + work + `","busy_calendars":["` + work + `","nope@example.com"]}`, 422, "body.busy_calendars", ""},
-		{"unknown calendar_id", `{"calendar_id":"nope@example.com","busy_calendars":["` + work + `"]}`, 422, "", ""},
-		{"read-only calendar for events", `{"calendar_id":"` + partner + `"}`, 422, "", ""},
+		{"unknown calendar_id", `{"calendar_id":"nope@example.com","busy_calendars":["` + work + `"]}`, 422, "body.calendar_id", ""},
+		{"read-only calendar for events", `{"calendar_id":"` + partner + `"}`, 422, "body.calendar_id", "is not a calendar of the connected account that accepts events"},
 		{"no field", `{}`, 400, "body", "must have at least 1 of the fields busy_calendars, calendar_id"},
 		{"duplicates", `{"busy_calendars":["` + work + `","` + work + `"]}`, 400, "", ""},
 		{"too many", `{"busy_calendars":[` + strings.Join(tooMany, ",") + `]}`, 400, "", ""},
@@ -242,6 +242,13 @@ func TestConnectionCalendars(t *testing.T) {
 	// Each user sees their own account only.
 	resp, body = ce.do(t, "GET", "/v1/connections/google/calendars", bob, "")
 	decodeProblem(t, resp, body, 404)
+
+	// "primary" is Google's alias of the account's primary calendar.
+	resp, body = ce.do(t, "PUT", "/v1/connections/google", alice, `{"calendar_id":"primary","busy_calendars":["primary","`+work+`"]}`)
+	if c := decode[busyConnection](t, resp, body, 200); c.Calendar == nil || c.Calendar.ID != primary ||
+		cmp.Diff(c.busy(), []string{primary + " " + primary, work + " Work"}) != "" {
+		t.Errorf("PUT with the primary alias: %s", body)
+	}
 
 	// Google revoked the grant: reconnect (422), and the connection says so.
 	ce.google.RevokeUser(primary)

@@ -52,6 +52,17 @@ func (s *Server) connectionCaller(ctx context.Context) (auth.Principal, error) {
 	return p, nil
 }
 
+// calendarError is connectError for a request that names the calendar
+// booking events go to in field (body.calendar_id, body.calendar_path): an
+// unknown one is a field error there.
+func calendarError(err error, field string) error {
+	e := connectError(err)
+	if pe, ok := e.(*Error); ok && errors.Is(err, connect.ErrUnknownCalendar) && !errors.Is(err, connect.ErrUnknownBusyCalendar) {
+		pe.Fields = []FieldError{{Field: field, Message: "is not a calendar of the connected account that accepts events"}}
+	}
+	return e
+}
+
 // connectError maps the connect package's errors to problems. Details are
 // fixed texts: nothing from the request (passwords) or the provider is echoed.
 func connectError(err error) error {
@@ -100,7 +111,7 @@ func connectError(err error) error {
 			Fields: []FieldError{{Field: "body.busy_calendars", Message: "lists too many calendars"}}}
 	case errors.Is(err, connect.ErrUnknownCalendar):
 		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
-			Detail: "That calendar is not one of the connected account's calendars that accept events."}
+			Detail: "That calendar is not one of the connected account's calendars that accept events (GET /v1/connections/{provider}/calendars lists them). Nothing was changed."}
 	case errors.Is(err, connect.ErrNoEventCalendar):
 		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
 			Detail: "The account has no calendar that accepts events."}
@@ -242,7 +253,7 @@ func (s *Server) UpdateGoogleConnection(ctx context.Context, request api.UpdateG
 	}
 	in, cals, err := s.deps.Connections.Service.UpdateGoogleCalendars(ctx, p.Subject, calendarChoice(request.Body.CalendarId, request.Body.BusyCalendars))
 	if err != nil {
-		return nil, connectError(err)
+		return nil, calendarError(err, "body.calendar_id")
 	}
 	return api.UpdateGoogleConnection200JSONResponse(apiConnection(in, cals)), nil
 }
@@ -283,7 +294,7 @@ func (s *Server) CreateCalDAVConnection(ctx context.Context, request api.CreateC
 	in.BusyCalendars = calendarChoice(nil, b.BusyCalendars).Busy
 	conn, cals, err := s.deps.Connections.Service.ConnectCalDAV(ctx, p.Subject, in)
 	if err != nil {
-		return nil, connectError(err)
+		return nil, calendarError(err, "body.calendar_path")
 	}
 	return api.CreateCalDAVConnection201JSONResponse(apiConnection(conn, cals)), nil
 }
@@ -297,7 +308,7 @@ func (s *Server) UpdateCalDAVConnection(ctx context.Context, request api.UpdateC
 	}
 	in, cals, err := s.deps.Connections.Service.UpdateCalDAVCalendars(ctx, p.Subject, calendarChoice(request.Body.CalendarPath, request.Body.BusyCalendars))
 	if err != nil {
-		return nil, connectError(err)
+		return nil, calendarError(err, "body.calendar_path")
 	}
 	return api.UpdateCalDAVConnection200JSONResponse(apiConnection(in, cals)), nil
 }
