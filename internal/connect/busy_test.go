@@ -85,7 +85,7 @@ func TestGoogleBusyCalendars(t *testing.T) {
 		team    = "team@group.calendar.google.com" // shared as freeBusyReader
 	)
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
-		h := newHarness(t, db, gcaltest.Options{})
+		h := newHarness(t, db, gcaltest.Options{AutoCreateUsers: true})
 		if err := h.google.AddCalendar(primary, gcaltest.Calendar{ID: partner, Summary: "Partner"}, gcaltest.RoleReader); err != nil {
 			t.Fatal(err)
 		}
@@ -189,6 +189,26 @@ func TestGoogleBusyCalendars(t *testing.T) {
 		in, _, err = svc.UpdateGoogleCalendars(ctx, "alice", connect.CalendarChoice{Busy: []string{}})
 		if err != nil || cmp.Diff(busyIDs(in.Busy()), []string{work}) != "" {
 			t.Errorf("reset = %+v, %v", in.Busy(), err)
+		}
+
+		// Connecting another Google account starts from its primary
+		// calendar: none of the first account's choices carry over, even
+		// where the other account sees the same calendar.
+		if _, _, err := svc.UpdateGoogleCalendars(ctx, "alice", connect.CalendarChoice{Busy: []string{team}}); err != nil {
+			t.Fatal(err)
+		}
+		const otherAccount = "other@example.com"
+		u, _, err := svc.StartGoogle(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		state, code := consent(t, u+"&login_hint="+otherAccount) // creates the account
+		if err := h.google.AddCalendar(otherAccount, gcaltest.Calendar{ID: team, Summary: "Team"}, gcaltest.RoleReader); err != nil {
+			t.Fatal(err)
+		}
+		in, _, err = svc.CompleteGoogle(ctx, state, code, "")
+		if err != nil || in.AccountEmail != otherAccount || cmp.Diff(busyIDs(in.Busy()), []string{otherAccount}) != "" {
+			t.Errorf("another account = %+v, %v; want %s only", in, err, otherAccount)
 		}
 	})
 }
@@ -295,11 +315,23 @@ func runCalDAVBusy(t *testing.T, db *store.Store, e calDAVBusyEnv) {
 		t.Errorf("a deleted extra calendar changed the connection: %+v", list[0])
 	}
 
-	// The user deletes the chosen calendar: the connection says so, and
-	// its other busy calendar still counts until they choose another.
+	// Connecting the same account again without naming a calendar (a new
+	// app password, say; the server URL with a trailing slash) keeps the
+	// chosen calendar and the busy calendars.
+	in, _, err = svc.ConnectCalDAV(ctx, "alice", connect.CalDAVInput{ServerURL: e.base + "/", Username: e.user, Password: e.pass})
+	if err != nil || in.CalendarID != work || cmp.Diff(busyIDs(in.Busy()), []string{work}) != "" {
+		t.Errorf("connected again = %+v, %v; want %s chosen, busy unchanged", in, err, work)
+	}
 	if _, _, err := svc.UpdateCalDAVCalendars(ctx, "alice", connect.CalendarChoice{Busy: []string{chosen}}); err != nil {
 		t.Fatal(err)
 	}
+	in, _, err = svc.ConnectCalDAV(ctx, "alice", connect.CalDAVInput{ServerURL: e.base + "/", Username: e.user, Password: e.pass})
+	if err != nil || in.CalendarID != work || cmp.Diff(busyIDs(in.Busy()), []string{work, chosen}) != "" {
+		t.Errorf("connected again = %+v, %v; want %s chosen and %s busy", in.Busy(), err, work, chosen)
+	}
+
+	// The user deletes the chosen calendar: the connection says so, and
+	// its other busy calendar still counts until they choose another.
 	if err := caldavtest.Send(ctx, http.MethodDelete, e.work, e.user, e.pass, ""); err != nil {
 		t.Fatal(err)
 	}

@@ -148,7 +148,17 @@ func (s *Service) ConnectCalDAV(ctx context.Context, sub string, in CalDAVInput)
 		s.log.InfoContext(ctx, "caldav connect refused", "provider", ProviderCalDAV, "sub", sub, "host", u.Host, "error", err.Error())
 		return Info{}, nil, err
 	}
-	cal, err := pickCalDAV(acct, in.CalendarPath)
+	// Connecting the same account on the same server again (a new app
+	// password, say) keeps the user's choices where they still apply.
+	prev, err := s.get(ctx, sub, ProviderCalDAV)
+	again := err == nil && sameServer(prev.ServerURL, u.String()) && prev.AccountEmail == in.Username
+	want := in.CalendarPath
+	if want == "" && again {
+		if _, err := pickCalDAV(acct, prev.CalendarID); err == nil {
+			want = prev.CalendarID
+		}
+	}
+	cal, err := pickCalDAV(acct, want)
 	if err != nil {
 		return Info{}, calDAVRefs(acct), err
 	}
@@ -157,7 +167,7 @@ func (s *Service) ConnectCalDAV(ctx context.Context, sub string, in CalDAVInput)
 		if busy, err = pickBusy(calDAVRefs(acct), in.BusyCalendars, calDAVMatch); err != nil {
 			return Info{}, calDAVRefs(acct), err
 		}
-	} else if prev, err := s.get(ctx, sub, ProviderCalDAV); err == nil && prev.ServerURL == u.String() && prev.AccountEmail == in.Username {
+	} else if again {
 		busy = keepKnown(prev.BusyCalendars, calDAVRefs(acct))
 	}
 	b, err := json.Marshal(calDAVSecret{Username: in.Username, Password: in.Password})
@@ -260,6 +270,12 @@ func (s *Service) UpdateCalDAVCalendars(ctx context.Context, sub string, ch Cale
 	}
 	in, err = s.get(ctx, sub, ProviderCalDAV)
 	return in, refs, err
+}
+
+// sameServer reports whether two CalDAV server URLs name the same server
+// (a trailing slash or the case of the host aside).
+func sameServer(a, b string) bool {
+	return strings.EqualFold(strings.TrimRight(a, "/"), strings.TrimRight(b, "/"))
 }
 
 // discoverConnected runs discovery for sub's CalDAV connection with the

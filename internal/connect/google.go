@@ -261,7 +261,9 @@ func (s *Service) completeGoogle(ctx context.Context, caller, state, code, googl
 	}
 	chosen := refs[0] // ListCalendars puts the primary first
 	var busy []CalendarRef
-	if prev, err := s.get(ctx, sub, ProviderGoogle); err == nil {
+	// Connecting the same Google account again keeps the user's choices
+	// where they still apply; another account starts from its primary.
+	if prev, err := s.get(ctx, sub, ProviderGoogle); err == nil && strings.EqualFold(prev.AccountEmail, email) {
 		for _, r := range refs {
 			if r.ID == prev.CalendarID {
 				chosen = r

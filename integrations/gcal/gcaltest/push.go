@@ -339,9 +339,12 @@ func (s *Server) DeleteCalendar(calendarID string) error {
 // another owner shared with the account, as accepting a share in the
 // Google Calendar UI does: calendarList.list reports the role as the
 // entry's accessRole, freebusy.query answers for it with any role, event
-// writes answer 403 requiredAccessLevel without writer access. Events are
-// put on it with PutEvent. An empty TimeZone is "UTC". It fails for an
-// unknown account, an unknown role or an id already in use.
+// writes answer 403 requiredAccessLevel without writer access. A calendar
+// that exists already (another account's secondary or shared calendar) is
+// shared with email as it is; c's other fields are then ignored. Events
+// are put on it with PutEvent. An empty TimeZone is "UTC". It fails for an
+// unknown account, an unknown role, RoleOwner or a primary calendar's id
+// for a calendar that exists, or one already in email's list.
 func (s *Server) AddCalendar(email string, c Calendar, accessRole string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -354,8 +357,16 @@ func (s *Server) AddCalendar(email string, c Calendar, accessRole string) error 
 	default:
 		return fmt.Errorf("gcaltest: access role %q: want owner, writer, reader or freeBusyReader", accessRole)
 	}
-	if c.ID == "" || c.ID == "primary" || s.calendars[c.ID] != nil || s.users[strings.ToLower(c.ID)] != nil {
+	if c.ID == "" || c.ID == "primary" || s.users[strings.ToLower(c.ID)] != nil || slices.Contains(u.calendars, c.ID) {
 		return fmt.Errorf("gcaltest: calendar id %q is empty or in use", c.ID)
+	}
+	if s.calendars[c.ID] != nil {
+		if accessRole == RoleOwner {
+			return fmt.Errorf("gcaltest: calendar id %q is in use", c.ID)
+		}
+		u.roles[c.ID] = accessRole
+		u.calendars = append(u.calendars, c.ID)
+		return nil
 	}
 	if c.TimeZone == "" {
 		c.TimeZone = "UTC"
