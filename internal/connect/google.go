@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/spotlight/gateway/integrations/gcal"
+	"github.com/spotlight/gateway/integrations/outbound"
 	"github.com/spotlight/gateway/internal/secrets"
 )
 
@@ -360,6 +362,13 @@ func (s *Service) googleCalendarList(ctx context.Context, sub string) ([]gcal.Ca
 		return nil, err
 	}
 	cals, err := cl.ListCalendars(ctx)
+	var oe *outbound.Error
+	if errors.As(err, &oe) && oe.Status == http.StatusUnauthorized {
+		// Google refused the access token: revoked with the grant, or
+		// stale. rejectedTokens has dropped it, so a second try refreshes
+		// it, which tells the two apart (needs_reauth, or the list).
+		cals, err = cl.ListCalendars(ctx)
+	}
 	if err != nil {
 		return nil, s.googleCallError("google list calendars", err)
 	}
