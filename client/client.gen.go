@@ -2047,7 +2047,9 @@ type ClientInterface interface {
 	// leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
 	// `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
 	// the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
-	// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+	// chosen one counts once). An unknown calendar is a 422 (`unprocessable`, the field error naming its
+	// index, `body.busy_calendars.N`) and nothing is changed; one the connection counted before but the
+	// server no longer has is dropped instead. A
 	// calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
 	// shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
 	// connection's status becomes `error`.
@@ -2066,7 +2068,9 @@ type ClientInterface interface {
 	// leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
 	// `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
 	// the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
-	// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+	// chosen one counts once). An unknown calendar is a 422 (`unprocessable`, the field error naming its
+	// index, `body.busy_calendars.N`) and nothing is changed; one the connection counted before but the
+	// server no longer has is dropped instead. A
 	// calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
 	// shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
 	// connection's status becomes `error`.
@@ -2104,7 +2108,8 @@ type ClientInterface interface {
 	// calendar only, which is also the default. The list replaces the previous one and is kept when the
 	// chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
 	// is checked against the account's calendar list before anything changes: an unknown one is a 422
-	// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+	// (`unprocessable`, the field error naming its index, `body.busy_calendars.N`) and nothing is changed;
+	// one the connection counted before but the account no longer has is dropped instead. A calendar counted for busy time that is later deleted
 	// or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
 	// the connection's status becomes `error`.
 	//
@@ -2123,7 +2128,8 @@ type ClientInterface interface {
 	// calendar only, which is also the default. The list replaces the previous one and is kept when the
 	// chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
 	// is checked against the account's calendar list before anything changes: an unknown one is a 422
-	// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+	// (`unprocessable`, the field error naming its index, `body.busy_calendars.N`) and nothing is changed;
+	// one the connection counted before but the account no longer has is dropped instead. A calendar counted for busy time that is later deleted
 	// or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
 	// the connection's status becomes `error`.
 	//
@@ -2842,7 +2848,9 @@ func (c *Client) CreateCalDAVConnection(ctx context.Context, body CreateCalDAVCo
 // leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
 // `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
 // the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
-// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+// chosen one counts once). An unknown calendar is a 422 (`unprocessable`, the field error naming its
+// index, `body.busy_calendars.N`) and nothing is changed; one the connection counted before but the
+// server no longer has is dropped instead. A
 // calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
 // shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
 // connection's status becomes `error`.
@@ -2871,7 +2879,9 @@ func (c *Client) UpdateCalDAVConnectionWithBody(ctx context.Context, contentType
 // leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
 // `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
 // the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
-// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+// chosen one counts once). An unknown calendar is a 422 (`unprocessable`, the field error naming its
+// index, `body.busy_calendars.N`) and nothing is changed; one the connection counted before but the
+// server no longer has is dropped instead. A
 // calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
 // shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
 // connection's status becomes `error`.
@@ -2939,7 +2949,8 @@ func (c *Client) StartGoogleConnection(ctx context.Context, reqEditors ...Reques
 // calendar only, which is also the default. The list replaces the previous one and is kept when the
 // chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
 // is checked against the account's calendar list before anything changes: an unknown one is a 422
-// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+// (`unprocessable`, the field error naming its index, `body.busy_calendars.N`) and nothing is changed;
+// one the connection counted before but the account no longer has is dropped instead. A calendar counted for busy time that is later deleted
 // or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
 // the connection's status becomes `error`.
 //
@@ -2968,7 +2979,8 @@ func (c *Client) UpdateGoogleConnectionWithBody(ctx context.Context, contentType
 // calendar only, which is also the default. The list replaces the previous one and is kept when the
 // chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
 // is checked against the account's calendar list before anything changes: an unknown one is a 422
-// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+// (`unprocessable`, the field error naming its index, `body.busy_calendars.N`) and nothing is changed;
+// one the connection counted before but the account no longer has is dropped instead. A calendar counted for busy time that is later deleted
 // or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
 // the connection's status becomes `error`.
 //
@@ -5256,7 +5268,9 @@ type ClientWithResponsesInterface interface {
 	// leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
 	// `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
 	// the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
-	// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+	// chosen one counts once). An unknown calendar is a 422 (`unprocessable`, the field error naming its
+	// index, `body.busy_calendars.N`) and nothing is changed; one the connection counted before but the
+	// server no longer has is dropped instead. A
 	// calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
 	// shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
 	// connection's status becomes `error`.
@@ -5275,7 +5289,9 @@ type ClientWithResponsesInterface interface {
 	// leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
 	// `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
 	// the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
-	// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+	// chosen one counts once). An unknown calendar is a 422 (`unprocessable`, the field error naming its
+	// index, `body.busy_calendars.N`) and nothing is changed; one the connection counted before but the
+	// server no longer has is dropped instead. A
 	// calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
 	// shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
 	// connection's status becomes `error`.
@@ -5317,7 +5333,8 @@ type ClientWithResponsesInterface interface {
 	// calendar only, which is also the default. The list replaces the previous one and is kept when the
 	// chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
 	// is checked against the account's calendar list before anything changes: an unknown one is a 422
-	// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+	// (`unprocessable`, the field error naming its index, `body.busy_calendars.N`) and nothing is changed;
+	// one the connection counted before but the account no longer has is dropped instead. A calendar counted for busy time that is later deleted
 	// or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
 	// the connection's status becomes `error`.
 	//
@@ -5336,7 +5353,8 @@ type ClientWithResponsesInterface interface {
 	// calendar only, which is also the default. The list replaces the previous one and is kept when the
 	// chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
 	// is checked against the account's calendar list before anything changes: an unknown one is a 422
-	// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+	// (`unprocessable`, the field error naming its index, `body.busy_calendars.N`) and nothing is changed;
+	// one the connection counted before but the account no longer has is dropped instead. A calendar counted for busy time that is later deleted
 	// or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
 	// the connection's status becomes `error`.
 	//
@@ -9245,7 +9263,9 @@ func (c *ClientWithResponses) CreateCalDAVConnectionWithResponse(ctx context.Con
 // leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
 // `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
 // the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
-// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+// chosen one counts once). An unknown calendar is a 422 (`unprocessable`, the field error naming its
+// index, `body.busy_calendars.N`) and nothing is changed; one the connection counted before but the
+// server no longer has is dropped instead. A
 // calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
 // shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
 // connection's status becomes `error`.
@@ -9270,7 +9290,9 @@ func (c *ClientWithResponses) UpdateCalDAVConnectionWithBodyWithResponse(ctx con
 // leaves that setting unchanged. The chosen calendar always counts, whether listed or not;
 // `busy_calendars: []` counts the chosen calendar only, which is also the default. The list replaces
 // the previous one and is kept when the chosen calendar changes (a listed calendar that becomes the
-// chosen one counts once). An unknown calendar is a 422 (`unprocessable`) and nothing is changed. A
+// chosen one counts once). An unknown calendar is a 422 (`unprocessable`, the field error naming its
+// index, `body.busy_calendars.N`) and nothing is changed; one the connection counted before but the
+// server no longer has is dropped instead. A
 // calendar counted for busy time that the server later answers with 404 or 403 (deleted, no longer
 // shared) is skipped (with a log entry), not an error; if the chosen calendar is gone, the
 // connection's status becomes `error`.
@@ -9330,7 +9352,8 @@ func (c *ClientWithResponses) StartGoogleConnectionWithResponse(ctx context.Cont
 // calendar only, which is also the default. The list replaces the previous one and is kept when the
 // chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
 // is checked against the account's calendar list before anything changes: an unknown one is a 422
-// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+// (`unprocessable`, the field error naming its index, `body.busy_calendars.N`) and nothing is changed;
+// one the connection counted before but the account no longer has is dropped instead. A calendar counted for busy time that is later deleted
 // or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
 // the connection's status becomes `error`.
 //
@@ -9355,7 +9378,8 @@ func (c *ClientWithResponses) UpdateGoogleConnectionWithBodyWithResponse(ctx con
 // calendar only, which is also the default. The list replaces the previous one and is kept when the
 // chosen calendar changes (a listed calendar that becomes the chosen one counts once). Every calendar
 // is checked against the account's calendar list before anything changes: an unknown one is a 422
-// (`unprocessable`) and nothing is changed. A calendar counted for busy time that is later deleted
+// (`unprocessable`, the field error naming its index, `body.busy_calendars.N`) and nothing is changed;
+// one the connection counted before but the account no longer has is dropped instead. A calendar counted for busy time that is later deleted
 // or no longer shared is skipped (with a log entry), not an error; if the chosen calendar is gone,
 // the connection's status becomes `error`.
 //

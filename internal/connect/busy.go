@@ -1,6 +1,7 @@
 package connect
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -20,16 +21,34 @@ type CalendarChoice struct {
 	Busy []string
 }
 
+// UnknownBusyCalendarError is ErrUnknownBusyCalendar for the calendar at
+// Index of the wanted list.
+type UnknownBusyCalendarError struct{ Index int }
+
+func (e *UnknownBusyCalendarError) Error() string {
+	return fmt.Sprintf("%s (busy_calendars[%d])", ErrUnknownBusyCalendar, e.Index)
+}
+
+// Unwrap makes the error match ErrUnknownBusyCalendar (and so
+// ErrUnknownCalendar).
+func (e *UnknownBusyCalendarError) Unwrap() error { return ErrUnknownBusyCalendar }
+
 // pickBusy resolves the wanted busy calendars among the account's
-// calendars all, in the order wanted, each once. ErrUnknownBusyCalendar
-// when one is not among them, ErrTooManyBusyCalendars when more than
+// calendars all, in the order wanted, each once. A wanted calendar that
+// the connection counted before (prev) but the account no longer has
+// (deleted, unshared) is dropped: a client saving the connection's own
+// list back is not refused for it. An UnknownBusyCalendarError when
+// another one is not among them, ErrTooManyBusyCalendars when more than
 // MaxBusyCalendars remain.
-func pickBusy(all []CalendarRef, want []string, match func(r CalendarRef, want string) bool) ([]CalendarRef, error) {
+func pickBusy(all []CalendarRef, want []string, prev []CalendarRef, match func(r CalendarRef, want string) bool) ([]CalendarRef, error) {
 	out := []CalendarRef{}
-	for _, w := range want {
+	for n, w := range want {
 		i := slices.IndexFunc(all, func(r CalendarRef) bool { return match(r, w) })
 		if i < 0 {
-			return nil, ErrUnknownBusyCalendar
+			if slices.ContainsFunc(prev, func(r CalendarRef) bool { return match(r, w) }) {
+				continue
+			}
+			return nil, &UnknownBusyCalendarError{Index: n}
 		}
 		if !slices.ContainsFunc(out, func(o CalendarRef) bool { return o.ID == all[i].ID }) {
 			out = append(out, all[i])

@@ -311,8 +311,20 @@ func runCalDAVBusy(t *testing.T, db *store.Store, e calDAVBusyEnv) {
 	if d := cmp.Diff(busyOf(t, svc, "alice"), []calendar.Busy{busyBlock(10, 11), busyBlock(17, 18)}); d != "" {
 		t.Errorf("with a deleted extra calendar (-got +want):\n%s", d)
 	}
-	if list, _ := svc.List(ctx, "alice"); list[0].Status != connect.StatusConnected {
+	list, _ := svc.List(ctx, "alice")
+	if list[0].Status != connect.StatusConnected {
 		t.Errorf("a deleted extra calendar changed the connection: %+v", list[0])
+	}
+	// A settings page saves the connection's own list back, the deleted
+	// calendar still in it: it is dropped, not refused.
+	in, _, err = svc.UpdateCalDAVCalendars(ctx, "alice", connect.CalendarChoice{Busy: busyIDs(list[0].Busy())})
+	if err != nil || cmp.Diff(busyIDs(in.Busy()), []string{work}) != "" {
+		t.Errorf("saving the list back = %v, %v; want %s only", busyIDs(in.Busy()), err, work)
+	}
+	// A calendar the connection never counted is still refused, by index.
+	var ue *connect.UnknownBusyCalendarError
+	if _, _, err := svc.UpdateCalDAVCalendars(ctx, "alice", connect.CalendarChoice{Busy: []string{work, "/elsewhere/"}}); !errors.As(err, &ue) || ue.Index != 1 {
+		t.Errorf("unknown busy calendar at 1: %v", err)
 	}
 
 	// Connecting the same account again without naming a calendar (a new

@@ -164,7 +164,11 @@ func (s *Service) ConnectCalDAV(ctx context.Context, sub string, in CalDAVInput)
 	}
 	var busy []CalendarRef
 	if in.BusyCalendars != nil {
-		if busy, err = pickBusy(calDAVRefs(acct), in.BusyCalendars, calDAVMatch); err != nil {
+		var was []CalendarRef
+		if again {
+			was = prev.BusyCalendars
+		}
+		if busy, err = pickBusy(calDAVRefs(acct), in.BusyCalendars, was, calDAVMatch); err != nil {
 			return Info{}, calDAVRefs(acct), err
 		}
 	} else if again {
@@ -235,7 +239,7 @@ func (s *Service) UpdateCalDAVCalendars(ctx context.Context, sub string, ch Cale
 	refs := calDAVRefs(acct)
 	var busy *[]CalendarRef
 	if ch.Busy != nil {
-		picked, err := pickBusy(refs, ch.Busy, calDAVMatch)
+		picked, err := pickBusy(refs, ch.Busy, in.BusyCalendars, calDAVMatch)
 		if err != nil {
 			return Info{}, refs, err
 		}

@@ -99,8 +99,8 @@ func TestBusyCalendarsEndpoints(t *testing.T) {
 		field      string
 		message    string // of the first field error, when set
 	}{
-		{"unknown calendar", `{"busy_calendars":["nope@example.com"]}`, 422, "body.busy_calendars", ""},
-		{"unknown calendar with a valid calendar_id", `{"calendar_id":"` + work + `","busy_calendars":["` + work + `","nope@example.com"]}`, 422, "body.busy_calendars", ""},
+		{"unknown calendar", `{"busy_calendars":["nope@example.com"]}`, 422, "body.busy_calendars.0", ""},
+		{"unknown calendar with a valid calendar_id", `{"calendar_id":"` + work + `","busy_calendars":["` + work + `","nope@example.com"]}`, 422, "body.busy_calendars.1", ""},
 		{"unknown calendar_id", `{"calendar_id":"nope@example.com","busy_calendars":["` + work + `"]}`, 422, "body.calendar_id", ""},
 		{"read-only calendar for events", `{"calendar_id":"` + partner + `"}`, 422, "body.calendar_id", "is not a calendar of the connected account that accepts events"},
 		{"no field", `{}`, 400, "body", "must have at least 1 of the fields busy_calendars, calendar_id"},
@@ -158,7 +158,7 @@ func TestBusyCalendarsEndpoints(t *testing.T) {
 		return `{"server_url":"` + ce.caldavURL + `","username":"mentor","app_password":"` + appPassword + `","calendar_path":"` + homePath + `","busy_calendars":` + busy + `}`
 	}
 	resp, body = ce.do(t, "POST", "/v1/connections/caldav", alice, connectBody(`["/mentor/calendars/nope/"]`))
-	if p := decodeProblem(t, resp, body, 422); len(p.Errors) == 0 || p.Errors[0].Field != "body.busy_calendars" || strings.Contains(string(body), appPassword) {
+	if p := decodeProblem(t, resp, body, 422); len(p.Errors) == 0 || p.Errors[0].Field != "body.busy_calendars.0" || strings.Contains(string(body), appPassword) {
 		t.Fatalf("unknown busy calendar on connect: %s", body)
 	}
 	resp, body = ce.do(t, "GET", "/v1/connections", alice, "")

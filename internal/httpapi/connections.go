@@ -102,9 +102,13 @@ func connectError(err error) error {
 	case errors.Is(err, connect.ErrNotConnected):
 		return &Error{Status: 404, Slug: "not-found", Title: "Not found", Err: err, Detail: "You have no such connection."}
 	case errors.Is(err, connect.ErrUnknownBusyCalendar):
+		field := "body.busy_calendars"
+		if ue := (*connect.UnknownBusyCalendarError)(nil); errors.As(err, &ue) {
+			field = fmt.Sprintf("%s.%d", field, ue.Index)
+		}
 		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
-			Detail: "A calendar in busy_calendars is not one of the connected account's calendars. Nothing was changed.",
-			Fields: []FieldError{{Field: "body.busy_calendars", Message: "names a calendar the connected account does not have"}}}
+			Detail: "A calendar in busy_calendars is not one of the connected account's calendars (GET /v1/connections/{provider}/calendars lists them). Nothing was changed.",
+			Fields: []FieldError{{Field: field, Message: "names a calendar the connected account does not have"}}}
 	case errors.Is(err, connect.ErrTooManyBusyCalendars):
 		return &Error{Status: 422, Slug: "unprocessable", Title: "Unprocessable content", Err: err,
 			Detail: fmt.Sprintf("At most %d calendars count for busy time. Nothing was changed.", connect.MaxBusyCalendars),
