@@ -84,7 +84,7 @@ func (r SyncResult) String() string {
 // cancels the booking, an event moved reschedules it, both through the
 // booking area's normal paths; a change the booking refuses is put back.
 // In the candidate's calendar a moved copy is put back and a deleted one
-// left deleted. Events of bookings that are already over, or whose own
+// left deleted (until a reschedule writes the session's new time there). Events of bookings that are already over, or whose own
 // change is still propagating, and events whose time matches the booking
 // (the gateway's own writes) are left alone. The cursor is
 // stored only when every change was applied, so a failure re-reads them.
