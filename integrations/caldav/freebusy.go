@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,7 +49,7 @@ func (c *Client) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.B
 		if err != nil {
 			return nil, err
 		}
-		return mergeBusy(busy), nil
+		return calendar.MergeBusy(busy), nil
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(maxParallelBusy)
@@ -74,7 +73,7 @@ func (c *Client) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.B
 	for _, r := range results {
 		all = append(all, r...)
 	}
-	return mergeBusy(all), nil
+	return calendar.MergeBusy(all), nil
 }
 
 // skippable reports whether an extra busy calendar's failure means it is
@@ -332,20 +331,4 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-// mergeBusy sorts intervals and merges overlapping or touching ones.
-func mergeBusy(in []calendar.Busy) []calendar.Busy {
-	slices.SortFunc(in, func(a, b calendar.Busy) int { return a.Start.Compare(b.Start) })
-	var out []calendar.Busy
-	for _, b := range in {
-		if n := len(out); n > 0 && !b.Start.After(out[n-1].End) {
-			if b.End.After(out[n-1].End) {
-				out[n-1].End = b.End
-			}
-			continue
-		}
-		out = append(out, b)
-	}
-	return out
 }

@@ -16,6 +16,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -73,6 +74,24 @@ type Event struct {
 type Busy struct {
 	Start time.Time
 	End   time.Time
+}
+
+// MergeBusy sorts busy intervals by start and merges those that overlap or
+// touch, in place of in (which it reorders). It is how FreeBusy answers
+// are shaped, and how callers combine the answers of several calendars.
+func MergeBusy(in []Busy) []Busy {
+	slices.SortFunc(in, func(a, b Busy) int { return a.Start.Compare(b.Start) })
+	var out []Busy
+	for _, b := range in {
+		if n := len(out); n > 0 && !b.Start.After(out[n-1].End) {
+			if b.End.After(out[n-1].End) {
+				out[n-1].End = b.End
+			}
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 // Change is one changed event seen by Changes.

@@ -528,12 +528,13 @@ func (c *Client) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.B
 			}
 		}
 	}
-	return mergeBusy(all, from.UTC(), to.UTC()), nil
+	return clipBusy(all, from.UTC(), to.UTC()), nil
 }
 
-func mergeBusy(in []calendar.Busy, from, to time.Time) []calendar.Busy {
-	sort.Slice(in, func(i, j int) bool { return in[i].Start.Before(in[j].Start) })
-	var out []calendar.Busy
+// clipBusy clips busy intervals to [from, to), drops those left empty and
+// merges the rest (calendar.MergeBusy).
+func clipBusy(in []calendar.Busy, from, to time.Time) []calendar.Busy {
+	kept := in[:0]
 	for _, b := range in {
 		if b.Start.Before(from) {
 			b.Start = from
@@ -541,18 +542,11 @@ func mergeBusy(in []calendar.Busy, from, to time.Time) []calendar.Busy {
 		if b.End.After(to) {
 			b.End = to
 		}
-		if !b.End.After(b.Start) {
-			continue
+		if b.End.After(b.Start) {
+			kept = append(kept, b)
 		}
-		if n := len(out); n > 0 && !b.Start.After(out[n-1].End) {
-			if b.End.After(out[n-1].End) {
-				out[n-1].End = b.End
-			}
-			continue
-		}
-		out = append(out, b)
 	}
-	return out
+	return calendar.MergeBusy(kept)
 }
 
 // Changes lists the write calendar's events changed since cursor (a Google

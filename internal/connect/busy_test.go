@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,23 +44,7 @@ func busyOf(t *testing.T, svc *connect.Service, sub string) []calendar.Busy {
 		}
 		all = append(all, got...)
 	}
-	slices.SortFunc(all, func(a, b calendar.Busy) int { return a.Start.Compare(b.Start) })
-	var out []calendar.Busy
-	for _, b := range all {
-		if n := len(out); n > 0 && !b.Start.After(out[n-1].End) {
-			out[n-1].End = later(out[n-1].End, b.End)
-			continue
-		}
-		out = append(out, b)
-	}
-	return out
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
+	return calendar.MergeBusy(all)
 }
 
 func busyIDs(refs []connect.CalendarRef) []string {
