@@ -10,11 +10,14 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
 	"github.com/spotlight/gateway/internal/config"
 	"github.com/spotlight/gateway/internal/sandbox"
 )
@@ -22,6 +25,9 @@ import (
 const sandboxUsage = `usage: gateway sandbox zoom <action> <meeting-id> [flags]
        gateway sandbox jira status <issue-key> [--to STATUS]
        gateway sandbox caldav|google move|delete <booking-id> [flags]
+       gateway sandbox google calendar <calendar-id> [--as EMAIL] [--name NAME] [--role ROLE]
+       gateway sandbox caldav calendar <name> [--name NAME]
+       gateway sandbox caldav|google busy <calendar> --start TIME [--duration MINUTES] [--name TITLE]
 
 Plays the providers' side of a session against a gateway running in sandbox
 mode (the embedded default) from the same folder: the sandbox simulator does
@@ -45,6 +51,21 @@ moves (--start, --duration) or deletes the booking's event in their calendar;
 the gateway sees it at its next poll (GATEWAY_CALDAV_POLL_INTERVAL, 10s here).
 google move|delete: the same in the Google calendar --as (default
 mentor@example.com); the sandbox Google pushes the change to the gateway.
+
+Other calendars of an account, for a connection's busy_calendars:
+google calendar: adds a calendar (an id like work@group.calendar.google.com)
+to the calendar list of the Google account --as (default mentor@example.com),
+named --name, with the access role --role: owner (the default: a calendar of
+the account's own), writer, reader or freeBusyReader (someone else's calendar
+shared with the account).
+caldav calendar: the sandbox CalDAV user creates the calendar <name> (its path
+is /mentor/calendars/<name>/), shown as --name.
+caldav|google busy: a busy event (not a booking) titled --name (default Busy)
+from --start for --duration minutes (default 60) in the Google calendar
+<calendar> (any calendar id; a primary calendar's id is its account's email)
+or in the sandbox CalDAV user's calendar <name> ("default" is the one they
+start with); the sandbox Google pushes it to the gateway if it watches that
+calendar.
 `
 
 // sandboxDir is where the sandbox simulators keep their state and
@@ -69,12 +90,13 @@ func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	provider, action, id := args[0], args[1], args[2]
 	fset := flag.NewFlagSet("sandbox "+provider+" "+action, flag.ContinueOnError)
-	name := fset.String("name", "", "participant's display name (zoom join, leave)")
+	name := fset.String("name", "", "participant's display name (zoom join, leave); calendar's name (calendar); event's title (busy)")
 	email := fset.String("email", "", "participant's email (zoom join, leave)")
-	start := fset.String("start", "", "new start time, RFC 3339 (move)")
-	duration := fset.Int("duration", 0, "new duration in minutes (move; 0 keeps it)")
+	start := fset.String("start", "", "new start time, RFC 3339 (move); the event's start (busy)")
+	duration := fset.Int("duration", 0, "new duration in minutes (move; 0 keeps it); the event's (busy; default 60)")
 	to := fset.String("to", "", "status to move the issue to (jira status; default GATEWAY_JIRA_CANCEL_STATUS)")
-	as := fset.String("as", "", "Google calendar to act in (google; default "+sandbox.DefaultGoogleCalendar+")")
+	as := fset.String("as", "", "Google calendar to act in (google move, delete), account to add a calendar to (google calendar); default "+sandbox.DefaultGoogleCalendar)
+	role := fset.String("role", "", "access role of the account on the calendar (google calendar): owner (default), writer, reader or freeBusyReader")
 	cfg, ok, err := parseThenLoad(fset, args[3:], stderr, getenv)
 	if !ok {
 		return err
@@ -85,29 +107,10 @@ func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, 
 			return usageError{fmt.Sprintf("sandbox: --start %q is not an RFC 3339 time", *start)}
 		}
 	}
-	var (
-		path string
-		body any
-	)
-	switch provider {
-	case "zoom":
-		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
-			return usageError{fmt.Sprintf("sandbox: meeting id %q is not a Zoom meeting id (a number)", id)}
-		}
-		req := sandbox.ZoomHostRequest{UserName: *name, Email: *email, DurationMinutes: *duration, StartTime: startTime}
-		path, body = sandbox.ZoomHostPath+id+"/"+action, req
-	case "caldav", "google":
-		prefix := map[string]string{"caldav": sandbox.CalDAVHostPath, "google": sandbox.GoogleHostPath}[provider]
-		path, body = prefix+id+"/"+action, sandbox.CalendarHostRequest{StartTime: startTime, DurationMinutes: *duration, Calendar: *as}
-	case "jira":
-		if action != "status" {
-			return usageError{fmt.Sprintf("sandbox: unknown jira action %q (status)", action)}
-		}
-		status := *to
-		if status == "" {
-			status = cfg.Jira.CancelStatus
-		}
-		path, body = sandbox.JiraHostPath+id+"/status", sandbox.JiraStatusRequest{Status: status}
+	path, body, err := sandboxRequest(provider, action, id, sandboxFlags{name: *name, email: *email, start: startTime,
+		duration: *duration, to: *to, as: *as, role: *role, set: setFlags(fset)}, cfg)
+	if err != nil {
+		return err
 	}
 	urls, err := sandbox.ReadURLs(sandboxURLsFile(cfg))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -122,6 +125,93 @@ func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	_, err = stdout.Write(out)
 	return err
+}
+
+// sandboxFlags are the flags of a `gateway sandbox` command, parsed.
+type sandboxFlags struct {
+	name, email, to, as, role string
+	start                     time.Time
+	duration                  int
+	set                       map[string]bool // the flags given
+}
+
+// setFlags returns the names of the flags given on the command line.
+func setFlags(fset *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+// sandboxRequest returns the control path (on the provider's simulator)
+// and body of a `gateway sandbox` command, or the usage mistake.
+func sandboxRequest(provider, action, id string, f sandboxFlags, cfg config.Config) (string, any, error) {
+	// only refuses the flags given that the command does not take.
+	only := func(allowed ...string) error {
+		for _, n := range []string{"name", "email", "start", "duration", "to", "as", "role"} {
+			if f.set[n] && !slices.Contains(allowed, n) {
+				return usageError{fmt.Sprintf("sandbox: %s %s takes no --%s", provider, action, n)}
+			}
+		}
+		return nil
+	}
+	switch {
+	case provider == "zoom":
+		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
+			return "", nil, usageError{fmt.Sprintf("sandbox: meeting id %q is not a Zoom meeting id (a number)", id)}
+		}
+		req := sandbox.ZoomHostRequest{UserName: f.name, Email: f.email, DurationMinutes: f.duration, StartTime: f.start}
+		return sandbox.ZoomHostPath + id + "/" + action, req, nil
+	case provider == "jira":
+		if action != "status" {
+			return "", nil, usageError{fmt.Sprintf("sandbox: unknown jira action %q (status)", action)}
+		}
+		status := f.to
+		if status == "" {
+			status = cfg.Jira.CancelStatus
+		}
+		return sandbox.JiraHostPath + id + "/status", sandbox.JiraStatusRequest{Status: status}, nil
+	case action == sandbox.CalendarMove || action == sandbox.CalendarDelete:
+		prefix := map[string]string{"caldav": sandbox.CalDAVHostPath, "google": sandbox.GoogleHostPath}[provider]
+		return prefix + id + "/" + action, sandbox.CalendarHostRequest{StartTime: f.start, DurationMinutes: f.duration, Calendar: f.as}, nil
+	case action != "calendar" && action != sandbox.CalendarBusy:
+		return "", nil, usageError{fmt.Sprintf("sandbox: unknown %s action %q (move, delete, calendar, busy)", provider, action)}
+	}
+
+	// calendar and busy: another calendar of the account, and busy time in it.
+	prefix, escaped := sandbox.CalDAVCalendarsPath, id
+	if provider == "google" {
+		if !sandbox.ValidGoogleCalendarID(id) {
+			return "", nil, usageError{fmt.Sprintf("sandbox: %q is not a Google calendar id (like work@group.calendar.google.com)", id)}
+		}
+		prefix, escaped = sandbox.GoogleCalendarsPath, url.PathEscape(id)
+	} else if !sandbox.ValidCalDAVCalendarName(id) {
+		return "", nil, usageError{fmt.Sprintf("sandbox: %q is not a CalDAV calendar name (letters, digits, '.', '_', '-')", id)}
+	}
+	if action == sandbox.CalendarBusy {
+		if err := only("name", "start", "duration"); err != nil {
+			return "", nil, err
+		}
+		if f.start.IsZero() {
+			return "", nil, usageError{"sandbox: busy needs --start (RFC 3339)"}
+		}
+		if f.duration < 0 || f.duration > 24*60 {
+			return "", nil, usageError{fmt.Sprintf("sandbox: --duration %d: want 1 to 1440 minutes", f.duration)}
+		}
+		return prefix + escaped + "/" + sandbox.CalendarBusy, sandbox.BusyRequest{StartTime: f.start, DurationMinutes: f.duration, Summary: f.name}, nil
+	}
+	allowed := []string{"name"}
+	if provider == "google" {
+		allowed = append(allowed, "as", "role")
+	}
+	if err := only(allowed...); err != nil {
+		return "", nil, err
+	}
+	switch f.role {
+	case "", gcaltest.RoleOwner, gcaltest.RoleWriter, gcaltest.RoleReader, gcaltest.RoleFreeBusyReader:
+	default:
+		return "", nil, usageError{fmt.Sprintf("sandbox: --role %q: want owner, writer, reader or freeBusyReader", f.role)}
+	}
+	return prefix + escaped + "/" + sandbox.CalendarAdd, sandbox.CalendarAddRequest{Account: f.as, Name: f.name, AccessRole: f.role}, nil
 }
 
 // sandboxPost sends a control request to a sandbox simulator and returns

@@ -117,12 +117,16 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		previous = previousAddrs(o.StateDir)
 	}
 	err := env.serve(ctx, previous, []Provider{
-		{"zoom", &control{prefix: ZoomHostPath, sim: env.Zoom, webhook: o.ZoomWebhookURL,
-			act: (&zoomHost{sim: env.Zoom, url: o.ZoomWebhookURL, secret: o.ZoomWebhookSecret}).serve}},
-		{"google", &control{prefix: GoogleHostPath, sim: env.Google, noWebhook: true, act: (&googleHost{sim: env.Google}).serve}},
-		{"jira", &control{prefix: JiraHostPath, sim: env.Jira, webhook: o.JiraWebhookURL,
-			act: (&jiraHost{sim: env.Jira, url: o.JiraWebhookURL, secret: o.JiraWebhookSecret}).serve}},
-		{"caldav", &control{prefix: CalDAVHostPath, sim: env.CalDAV, noWebhook: true, act: (&caldavHost{env: env}).serve}},
+		{"zoom", &control{sim: env.Zoom, webhook: o.ZoomWebhookURL, routes: []route{
+			{ZoomHostPath, (&zoomHost{sim: env.Zoom, url: o.ZoomWebhookURL, secret: o.ZoomWebhookSecret}).serve}}}},
+		{"google", &control{sim: env.Google, noWebhook: true, routes: []route{
+			{GoogleHostPath, (&googleHost{sim: env.Google}).serve},
+			{GoogleCalendarsPath, (&googleCalendars{sim: env.Google}).serve}}}},
+		{"jira", &control{sim: env.Jira, webhook: o.JiraWebhookURL, routes: []route{
+			{JiraHostPath, (&jiraHost{sim: env.Jira, url: o.JiraWebhookURL, secret: o.JiraWebhookSecret}).serve}}}},
+		{"caldav", &control{sim: env.CalDAV, noWebhook: true, routes: []route{
+			{CalDAVHostPath, (&caldavHost{env: env}).serve},
+			{CalDAVCalendarsPath, (&caldavCalendars{env: env}).serve}}}},
 	})
 	if err == nil && env.state != nil {
 		err = env.WriteURLs(filepath.Join(o.StateDir, URLsFile))

@@ -56,16 +56,21 @@ type ZoomHostResult struct {
 	Event     string `json:"event"`
 }
 
-// control serves a simulator's sandbox controls, POST requests under
-// prefix, and passes every other request to the simulator.
+// control serves a simulator's sandbox controls, POST requests under one
+// of its routes' prefixes, and passes every other request to the simulator.
 type control struct {
-	prefix string
+	routes []route
 	sim    http.Handler
 	// webhook is the gateway's endpoint the controls deliver to; without
 	// one they answer 503, unless noWebhook (the change reaches the gateway
 	// by the provider's own push or by the gateway's poll).
 	webhook   string
 	noWebhook bool
+}
+
+// route is one kind of control of a simulator: the requests under prefix.
+type route struct {
+	prefix string
 	// act handles a control: rest is the path after prefix, body the raw
 	// request body (perhaps empty). It returns the answer, or the status
 	// and detail of a problem.
@@ -73,7 +78,16 @@ type control struct {
 }
 
 func (c *control) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rest, ok := strings.CutPrefix(r.URL.Path, c.prefix)
+	var (
+		rt   route
+		rest string
+		ok   bool
+	)
+	for _, rt = range c.routes {
+		if rest, ok = strings.CutPrefix(r.URL.Path, rt.prefix); ok {
+			break
+		}
+	}
 	if !ok {
 		c.sim.ServeHTTP(w, r)
 		return
@@ -92,7 +106,7 @@ func (c *control) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hostProblem(w, http.StatusBadRequest, "The body could not be read: "+err.Error())
 		return
 	}
-	res, status, detail := c.act(r, rest, body)
+	res, status, detail := rt.act(r, rest, body)
 	if detail != "" {
 		hostProblem(w, status, detail)
 		return
