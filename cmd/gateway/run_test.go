@@ -302,6 +302,24 @@ func TestSandboxCommandErrors(t *testing.T) {
 		{[]string{"sandbox", "zoom", "move", "123", "--start", "tomorrow"}, true, "not an RFC 3339 time"},
 		{[]string{"sandbox", "zoom", "start", "123", "--bogus"}, true, "bogus"},
 		{[]string{"sandbox", "zoom", "start", "123"}, false, "start `gateway` here first"},
+		{[]string{"sandbox", "google", "calendar", "work"}, true, "not a Google calendar id"},
+		{[]string{"sandbox", "google", "calendar", "work@group.calendar.google.com", "--role", "admin"}, true, `--role "admin"`},
+		{[]string{"sandbox", "google", "calendar", "work@group.calendar.google.com", "--start", "2030-01-07T10:00:00Z"}, true, "takes no --start"},
+		{[]string{"sandbox", "google", "calendar", "work@group.calendar.google.com", "--as", "mentor@example.com", "--role", "reader", "--name", "Work"},
+			false, "start `gateway` here first"},
+		{[]string{"sandbox", "google", "busy", "work@group.calendar.google.com"}, true, "busy needs --start"},
+		{[]string{"sandbox", "google", "busy", "work@group.calendar.google.com", "--start", "10:00"}, true, "not an RFC 3339 time"},
+		{[]string{"sandbox", "google", "busy", "work@group.calendar.google.com", "--start", "2030-01-07T10:00:00Z", "--duration", "-5"}, true, "--duration -5"},
+		{[]string{"sandbox", "google", "busy", "work@group.calendar.google.com", "--start", "2030-01-07T10:00:00Z", "--duration", "2000"}, true, "--duration 2000"},
+		{[]string{"sandbox", "google", "busy", "work@group.calendar.google.com", "--start", "2030-01-07T10:00:00Z", "--as", "mentor@example.com"}, true, "takes no --as"},
+		{[]string{"sandbox", "google", "busy", "work@group.calendar.google.com", "--start", "2030-01-07T10:00:00Z"}, false, "start `gateway` here first"},
+		{[]string{"sandbox", "google", "share", "work@group.calendar.google.com"}, true, `unknown google action "share"`},
+		{[]string{"sandbox", "caldav", "calendar", "my/work"}, true, "not a CalDAV calendar name"},
+		{[]string{"sandbox", "caldav", "calendar", "work", "--as", "mentor"}, true, "takes no --as"},
+		{[]string{"sandbox", "caldav", "calendar", "work", "--role", "owner"}, true, "takes no --role"},
+		{[]string{"sandbox", "caldav", "calendar", "work", "--name", "Work"}, false, "start `gateway` here first"},
+		{[]string{"sandbox", "caldav", "busy", "work", "--duration", "30"}, true, "busy needs --start"},
+		{[]string{"sandbox", "caldav", "busy", "work", "--start", "2030-01-07T10:00:00Z", "--email", "a@b"}, true, "takes no --email"},
 	} {
 		err := run(t.Context(), tc.args, env, io.Discard, io.Discard)
 		if err == nil || (exitCode(err) == 2) != tc.usage || !strings.Contains(err.Error(), tc.contains) {
@@ -309,7 +327,8 @@ func TestSandboxCommandErrors(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if err := run(t.Context(), []string{"sandbox", "--help"}, env, &out, io.Discard); err != nil || !strings.Contains(out.String(), "meeting.participant_joined") {
+	if err := run(t.Context(), []string{"sandbox", "--help"}, env, &out, io.Discard); err != nil || !strings.Contains(out.String(), "meeting.participant_joined") ||
+		!strings.Contains(out.String(), "gateway sandbox google calendar <calendar-id>") {
 		t.Errorf("sandbox --help: %v\n%s", err, out.String())
 	}
 }

@@ -3,8 +3,8 @@ package sandbox_test
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
