@@ -171,7 +171,7 @@ func (h *googleCalendars) serve(_ *http.Request, rest string, body []byte) (any,
 	}
 	eventID, err := h.sim.PutEvent(id, gcaltest.ExternalEvent{Summary: in.Summary, Start: in.StartTime, End: end})
 	if errors.Is(err, gcaltest.ErrNotFound) {
-		return nil, http.StatusNotFound, fmt.Sprintf("The sandbox Google has no calendar %q; add it to an account first (%s).", id, CalendarAdd)
+		return nil, http.StatusNotFound, fmt.Sprintf("The sandbox Google has no calendar %q; add it to an account first (`gateway sandbox google calendar %s`).", id, id)
 	}
 	if err != nil {
 		return nil, http.StatusBadRequest, err.Error()
@@ -261,7 +261,7 @@ func (h *caldavCalendars) serve(r *http.Request, rest string, body []byte) (any,
 		return nil, http.StatusBadGateway, err.Error()
 	case code == http.StatusConflict || code == http.StatusNotFound:
 		// RFC 4918 section 9.7.1: a PUT into a collection that does not exist is a 409.
-		return nil, http.StatusNotFound, fmt.Sprintf("The sandbox CalDAV user %q has no calendar %q; add it first (%s).", CalDAVUser, name, CalendarAdd)
+		return nil, http.StatusNotFound, fmt.Sprintf("The sandbox CalDAV user %q has no calendar %q; add it first (`gateway sandbox caldav calendar %s`).", CalDAVUser, name, name)
 	case code/100 != 2:
 		return nil, http.StatusBadGateway, fmt.Sprintf("The sandbox CalDAV server answered PUT with HTTP %d.", code)
 	}

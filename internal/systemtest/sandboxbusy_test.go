@@ -2,8 +2,10 @@ package systemtest
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +134,57 @@ func TestSandboxBusyCalendars(t *testing.T) {
 				t.Errorf("booking over the extra calendar's busy time: %v %d %s, want 409", err, out.Status, out.Body)
 			}
 		})
+	}
+}
+
+// TestReadmeBusyCalendars runs the README's "Busy calendars in the
+// sandbox" block after the walkthrough's booking block, as a newcomer
+// would: the mentor's sandbox CalDAV user gets a Personal calendar, the
+// mentor counts it in busy_calendars, and a dentist appointment put in it
+// with `gateway sandbox caldav busy` at the first free slot takes that
+// slot away.
+func TestReadmeBusyCalendars(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	_, _, lines := runWalkthrough(t, ctx, "### Book a session in the sandbox", "#### Busy calendars in the sandbox")
+
+	// The booking block prints five lines; this block the new calendar,
+	// the connection, the busy event and the first free slot after it.
+	if len(lines) != 9 {
+		t.Fatalf("walkthrough printed %d lines, want 9:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	var added struct {
+		CalendarPath string `json:"calendar_path"`
+		Name         string `json:"name"`
+	}
+	var conn struct {
+		Status        string `json:"status"`
+		BusyCalendars []struct {
+			ID string `json:"id"`
+		} `json:"busy_calendars"`
+	}
+	var busy struct {
+		CalendarPath string    `json:"calendar_path"`
+		Start        time.Time `json:"start"`
+		End          time.Time `json:"end"`
+	}
+	for i, v := range map[int]any{5: &added, 6: &conn, 7: &busy} {
+		if err := json.Unmarshal([]byte(lines[i]), v); err != nil {
+			t.Fatalf("line %d is not the JSON answer it should be: %v\n%s", i+1, err, lines[i])
+		}
+	}
+	if added.CalendarPath != "/mentor/calendars/personal/" || added.Name != "Personal" {
+		t.Errorf("sandbox caldav calendar answered %s", lines[5])
+	}
+	if conn.Status != "connected" || len(conn.BusyCalendars) != 2 || conn.BusyCalendars[1].ID != "/mentor/calendars/personal/" {
+		t.Errorf("PUT busy_calendars answered %s", lines[6])
+	}
+	if busy.CalendarPath != "/mentor/calendars/personal/" || busy.End.Sub(busy.Start) != 90*time.Minute {
+		t.Errorf("sandbox caldav busy answered %s", lines[7])
+	}
+	next, err := time.Parse(time.RFC3339, lines[8])
+	if err != nil || next.Before(busy.End) {
+		t.Errorf("first free slot after the dentist appointment (%v–%v): %q %v", busy.Start, busy.End, lines[8], err)
 	}
 }
