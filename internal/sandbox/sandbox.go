@@ -7,9 +7,13 @@
 // also serves host controls (ZoomHostPath) that act out a session, and the
 // sandbox Jira person controls (JiraHostPath) that move an issue as a
 // person would; both send the gateway the signed webhooks the provider
-// would. The sandbox Zoom, Jira and Google also deliver webhooks and push
-// notifications for the changes the gateway makes through their APIs, as
-// the real providers do, so the gateway meets its own echoes.
+// would. The sandbox Google and CalDAV serve person controls too: a
+// booking's event moved or deleted (GoogleHostPath, CalDAVHostPath), and
+// another calendar added to an account or busy time put in one
+// (GoogleCalendarsPath, CalDAVCalendarsPath). The sandbox Zoom, Jira and
+// Google also deliver webhooks and push notifications for the changes the
+// gateway makes through their APIs, as the real providers do, so the
+// gateway meets its own echoes.
 package sandbox
 
 import (
