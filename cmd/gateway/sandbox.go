@@ -57,7 +57,8 @@ google calendar: adds a calendar (an id like work@group.calendar.google.com)
 to the calendar list of the Google account --as (default mentor@example.com),
 named --name, with the access role --role: owner (the default: a calendar of
 the account's own), writer, reader or freeBusyReader (someone else's calendar
-shared with the account).
+shared with the account: the calendar of that id as it is when another sandbox
+account has it, a new one otherwise).
 caldav calendar: the sandbox CalDAV user creates the calendar <name> (its path
 is /mentor/calendars/<name>/), shown as --name.
 caldav|google busy: a busy event (not a booking) titled --name (default Busy)

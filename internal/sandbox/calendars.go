@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,7 +64,8 @@ type CalendarAddRequest struct {
 	// AccessRole is the account's access role on the calendar (Google
 	// only): owner (the default) creates a secondary calendar the account
 	// owns; writer, reader and freeBusyReader add a calendar of someone
-	// else shared with the account.
+	// else shared with the account, the calendar of that id when it
+	// exists (another sandbox account's), a new one otherwise.
 	AccessRole string `json:"access_role,omitempty"`
 }
 
@@ -179,7 +181,8 @@ func (h *googleCalendars) serve(_ *http.Request, rest string, body []byte) (any,
 	return BusyResult{CalendarID: id, EventID: eventID, Summary: in.Summary, Start: in.StartTime, End: end}, http.StatusOK, ""
 }
 
-// add adds calendar id to an account's calendar list.
+// add adds calendar id to an account's calendar list: a new calendar, or
+// an existing one (another account's) shared with the account.
 func (h *googleCalendars) add(id string, body []byte) (any, int, string) {
 	var in CalendarAddRequest
 	if err := decodeControl(body, &in); err != nil {
@@ -187,9 +190,6 @@ func (h *googleCalendars) add(id string, body []byte) (any, int, string) {
 	}
 	if in.Account == "" {
 		in.Account = DefaultGoogleCalendar
-	}
-	if in.Name == "" {
-		in.Name = id
 	}
 	if in.AccessRole == "" {
 		in.AccessRole = gcaltest.RoleOwner
@@ -199,14 +199,31 @@ func (h *googleCalendars) add(id string, body []byte) (any, int, string) {
 	default:
 		return nil, http.StatusBadRequest, fmt.Sprintf("access_role %q: want owner, writer, reader or freeBusyReader.", in.AccessRole)
 	}
-	err := h.sim.AddCalendar(in.Account, gcaltest.Calendar{ID: id, Summary: in.Name}, in.AccessRole)
-	if errors.Is(err, gcaltest.ErrNotFound) {
+	if slices.Contains(GoogleUsers, strings.ToLower(id)) {
+		return nil, http.StatusConflict, fmt.Sprintf("%q is the primary calendar of a sandbox account, which the sandbox does not share; use another id.", id)
+	}
+	existing, lookup := h.sim.Calendar(id)
+	if lookup == nil && in.Name != "" && in.Name != existing.Summary {
+		return nil, http.StatusConflict, fmt.Sprintf("The sandbox Google calendar %q exists, named %q; leave out the name to share it.", id, existing.Summary)
+	}
+	name := in.Name
+	if name == "" {
+		name = id
+	}
+	err := h.sim.AddCalendar(in.Account, gcaltest.Calendar{ID: id, Summary: name}, in.AccessRole)
+	switch {
+	case errors.Is(err, gcaltest.ErrNotFound):
 		return nil, http.StatusNotFound, fmt.Sprintf("The sandbox Google has no account %q; its accounts are %s.", in.Account, strings.Join(GoogleUsers, ", "))
+	case err != nil && lookup == nil && in.AccessRole == gcaltest.RoleOwner:
+		return nil, http.StatusConflict, fmt.Sprintf("The sandbox Google calendar %q exists: the calendar list of %q has it already, "+
+			"or it is another account's, which an access role writer, reader or freeBusyReader shares.", id, in.Account)
+	case err != nil:
+		return nil, http.StatusConflict, fmt.Sprintf("The calendar list of %q has %q already.", in.Account, id)
 	}
-	if err != nil {
-		return nil, http.StatusConflict, fmt.Sprintf("The sandbox Google already has a calendar %q (or an account of that email).", id)
+	if lookup == nil {
+		name = existing.Summary
 	}
-	return CalendarAddResult{CalendarID: id, Account: strings.ToLower(in.Account), Name: in.Name, AccessRole: in.AccessRole}, http.StatusOK, ""
+	return CalendarAddResult{CalendarID: id, Account: strings.ToLower(in.Account), Name: name, AccessRole: in.AccessRole}, http.StatusOK, ""
 }
 
 // caldavCalendars performs the CalDAV calendar account controls as the

@@ -47,7 +47,8 @@ func caldavAt(t *testing.T, env *sandbox.Env, p string) *caldav.Client {
 }
 
 // TestCalendarAccountControls: the add controls give a sandbox Google
-// account another calendar with the access role asked for, and the sandbox
+// account another calendar with the access role asked for (a new one, or
+// one that exists shared as it is), and the sandbox
 // CalDAV user a new calendar over CalDAV; the busy controls put a busy
 // event in one. What changed is read back independently (calendarList,
 // freebusy.query, CalDAV discovery and calendar-query), mistakes get a
@@ -79,6 +80,8 @@ func TestCalendarAccountControls(t *testing.T) {
 		{"google shared free/busy with the candidate", google + "colleague%23x@group.calendar.google.com/add",
 			`{"account":"candidate@example.com","name":"Colleague","access_role":"freeBusyReader"}`,
 			map[string]any{"calendar_id": "colleague#x@group.calendar.google.com", "account": "candidate@example.com", "name": "Colleague", "access_role": "freeBusyReader"}},
+		{"google share an existing calendar", google + "work@group.calendar.google.com/add", `{"account":"candidate@example.com","access_role":"reader"}`,
+			map[string]any{"calendar_id": "work@group.calendar.google.com", "account": "candidate@example.com", "name": "Work", "access_role": "reader"}},
 		{"google busy, defaults", google + "work@group.calendar.google.com/busy", `{` + at + `}`,
 			map[string]any{"calendar_id": "work@group.calendar.google.com", "summary": "Busy",
 				"start": start.Format(time.RFC3339), "end": start.Add(time.Hour).Format(time.RFC3339)}},
@@ -120,7 +123,9 @@ func TestCalendarAccountControls(t *testing.T) {
 		{"google no calendar", google + "/add", `{}`, http.StatusNotFound},
 		{"google not a calendar id", google + "work/add", `{}`, http.StatusBadRequest},
 		{"google id in use", google + "work@group.calendar.google.com/add", `{}`, http.StatusConflict},
-		{"google id of an account", google + "admin@example.com/add", `{}`, http.StatusConflict},
+		{"google id of an account", google + "admin@example.com/add", `{"account":"candidate@example.com","access_role":"reader"}`, http.StatusConflict},
+		{"google existing calendar as owner", google + "work@group.calendar.google.com/add", `{"account":"admin@example.com"}`, http.StatusConflict},
+		{"google existing calendar renamed", google + "work@group.calendar.google.com/add", `{"account":"admin@example.com","access_role":"reader","name":"Job"}`, http.StatusConflict},
 		{"google unknown account", google + "x@group.calendar.google.com/add", `{"account":"nobody@example.com"}`, http.StatusNotFound},
 		{"google unknown role", google + "x@group.calendar.google.com/add", `{"access_role":"none"}`, http.StatusBadRequest},
 		{"google unknown field", google + "x@group.calendar.google.com/add", `{"summary":"X"}`, http.StatusBadRequest},
@@ -158,6 +163,10 @@ func TestCalendarAccountControls(t *testing.T) {
 			"candidate@example.com": {
 				{ID: "candidate@example.com", Summary: "candidate@example.com", TimeZone: "UTC", Primary: true, AccessRole: "owner"},
 				{ID: "colleague#x@group.calendar.google.com", Summary: "Colleague", TimeZone: "UTC", AccessRole: "freeBusyReader"},
+				{ID: "work@group.calendar.google.com", Summary: "Work", TimeZone: "UTC", AccessRole: "reader"},
+			},
+			"admin@example.com": {
+				{ID: "admin@example.com", Summary: "admin@example.com", TimeZone: "UTC", Primary: true, AccessRole: "owner"},
 			},
 		} {
 			got, err := googleAs(t, env, email, email).ListCalendars(ctx)

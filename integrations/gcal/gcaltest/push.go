@@ -286,6 +286,19 @@ func (s *Server) Event(calendarID, eventID string) (*calendarv3.Event, error) {
 	return &out, nil
 }
 
+// Calendar returns a calendar's id, summary and time zone, or an error
+// matching ErrNotFound. It is an independent read path for tests and the
+// sandbox's controls.
+func (s *Server) Calendar(id string) (Calendar, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.calendars[s.resolveCalendarID(id)]
+	if cs == nil {
+		return Calendar{}, fmt.Errorf("gcaltest: calendar %q: %w", id, ErrNotFound)
+	}
+	return cs.info, nil
+}
+
 // EventCount returns the number of events that exist (not cancelled) in a calendar.
 func (s *Server) EventCount(calendarID string) int {
 	s.mu.Lock()

@@ -675,3 +675,29 @@ func TestAutoCreateUsers(t *testing.T) {
 		}
 	}
 }
+
+// TestCalendarLookup: Calendar reads a calendar's id, summary and time
+// zone ("primary" is the first account's), and an unknown one is
+// ErrNotFound.
+func TestCalendarLookup(t *testing.T) {
+	t.Parallel()
+	sim := gcaltest.New(gcaltest.Options{Users: []gcaltest.User{{Email: "ada@example.com", TimeZone: "Europe/Berlin"}}})
+	if err := sim.AddCalendar("ada@example.com", gcaltest.Calendar{ID: "work@group.calendar.google.com", Summary: "Work"}, gcaltest.RoleOwner); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id   string
+		want gcaltest.Calendar
+	}{
+		{"ada@example.com", gcaltest.Calendar{ID: "ada@example.com", Summary: "ada@example.com", TimeZone: "Europe/Berlin"}},
+		{"primary", gcaltest.Calendar{ID: "ada@example.com", Summary: "ada@example.com", TimeZone: "Europe/Berlin"}},
+		{"work@group.calendar.google.com", gcaltest.Calendar{ID: "work@group.calendar.google.com", Summary: "Work", TimeZone: "UTC"}},
+	} {
+		if got, err := sim.Calendar(tc.id); err != nil || got != tc.want {
+			t.Errorf("Calendar(%q) = %+v, %v; want %+v", tc.id, got, err, tc.want)
+		}
+	}
+	if _, err := sim.Calendar("nope@group.calendar.google.com"); !errors.Is(err, gcaltest.ErrNotFound) {
+		t.Errorf("Calendar of an unknown id: %v, want ErrNotFound", err)
+	}
+}
