@@ -74,15 +74,7 @@ func runWalkthrough(t *testing.T, ctx context.Context, headings ...string) (gw *
 		block += b
 	}
 
-	work = t.TempDir()
-	gw, err = NewGateway(Options{Binary: binary, DataDir: filepath.Join(work, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Stop(context.Background()) })
+	work, gw = startEmbedded(t, ctx)
 
 	script := block
 	for old, repl := range map[string]string{
@@ -612,15 +604,7 @@ func TestSandboxGoogleMentor(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	work := t.TempDir()
-	gw, err := NewGateway(Options{Binary: binary, DataDir: filepath.Join(work, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Stop(context.Background()) })
+	work, gw := startEmbedded(t, ctx)
 	const mentor = "mentor-gg"
 	mc := clientAs(t, ctx, gw, mentor, "mentor")
 	zu := "gg@example.com"
@@ -655,4 +639,22 @@ func TestSandboxGoogleMentor(t *testing.T) {
 		b, err = GetBooking(ctx, c, id)
 		return err == nil && b.Status == "cancelled" && Terminal(client.Booking{Status: "confirmed", Steps: b.Steps})
 	})
+}
+
+// startEmbedded starts the gateway as a newcomer runs it: the embedded
+// default (SQLite, sandbox providers) with its data in work/data, work a
+// new folder, where `gateway sandbox` commands find it. It stops with the
+// test.
+func startEmbedded(t *testing.T, ctx context.Context) (work string, gw *Gateway) {
+	t.Helper()
+	work = t.TempDir()
+	gw, err := NewGateway(Options{Binary: binary, DataDir: filepath.Join(work, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gw.Stop(context.Background()) })
+	return work, gw
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,15 +25,7 @@ func TestSandboxBusyCalendars(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	work := t.TempDir()
-	gw, err := NewGateway(Options{Binary: binary, DataDir: filepath.Join(work, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = gw.Stop(context.Background()) })
+	work, gw := startEmbedded(t, ctx)
 	cand := clientAs(t, ctx, gw, "cand-sb", "candidate")
 	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 3)
 
