@@ -75,18 +75,13 @@ func TestCalDAVConnect(t *testing.T) {
 			t.Fatalf("CreateEvent: %v", err)
 		}
 
-		errMine := errors.New("booking: not connected")
-		bc := svc.BookingCalendars(errMine)
-		if c, err := bc.CalendarFor(ctx, "alice"); err != nil || c == nil {
-			t.Fatalf("BookingCalendars.CalendarFor = %v", err)
-		}
-		if busy, err := bc.BusyCalendars(ctx, "alice"); err != nil || len(busy) != 1 {
+		if busy, err := svc.BusyCalendars(ctx, "alice"); err != nil || len(busy) != 1 {
 			t.Fatalf("BusyCalendars = %d, %v", len(busy), err)
 		}
-		if _, err := bc.CalendarFor(ctx, "nobody"); !errors.Is(err, errMine) || !errors.Is(err, connect.ErrNotConnected) {
-			t.Fatalf("CalendarFor(nobody) = %v", err)
+		if _, _, err := svc.Calendar(ctx, "nobody"); !errors.Is(err, connect.ErrNotConnected) {
+			t.Fatalf("Calendar(nobody) = %v", err)
 		}
-		if busy, err := bc.BusyCalendars(ctx, "nobody"); err != nil || len(busy) != 0 {
+		if busy, err := svc.BusyCalendars(ctx, "nobody"); err != nil || len(busy) != 0 {
 			t.Fatalf("BusyCalendars(nobody) = %d, %v", len(busy), err)
 		}
 
@@ -278,7 +273,7 @@ func TestCalDAVAllDayInTheUsersZone(t *testing.T) {
 			if _, _, err := svc.ConnectCalDAV(ctx, "alice", connect.CalDAVInput{ServerURL: base, Username: "mentor", Password: calDAVPassword, CalendarPath: path}); err != nil {
 				t.Fatal(err)
 			}
-			cals, err := svc.BookingCalendars(nil).BusyCalendars(ctx, "alice")
+			cals, err := svc.BusyCalendars(ctx, "alice")
 			if err != nil || len(cals) != 1 {
 				t.Fatalf("BusyCalendars = %d, %v", len(cals), err)
 			}

@@ -216,10 +216,35 @@ func (w *watched) check(ctx context.Context, err error) error {
 	return err
 }
 
-// FreeBusy implements calendar.Calendar.
+// FreeBusy implements calendar.Calendar. When the chosen calendar turns
+// out to be gone, the connection's other busy calendars still answer: the
+// busy time of those is returned (ErrCalendarNotFound only when there are
+// none).
 func (w *watched) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.Busy, error) {
 	b, err := w.Calendar.FreeBusy(ctx, from, to)
-	return b, w.check(ctx, err)
+	if err = w.check(ctx, err); errors.Is(err, calendar.ErrCalendarNotFound) {
+		if extras := w.s.busyExtras(ctx, w.in); len(extras) > 0 {
+			return freeBusyOf(ctx, extras, from, to)
+		}
+	}
+	return b, err
+}
+
+// freeBusyOf is the merged busy time of cals; a calendar that is gone
+// (ErrCalendarNotFound) has none.
+func freeBusyOf(ctx context.Context, cals []calendar.Calendar, from, to time.Time) ([]calendar.Busy, error) {
+	var all []calendar.Busy
+	for _, c := range cals {
+		b, err := c.FreeBusy(ctx, from, to)
+		if errors.Is(err, calendar.ErrCalendarNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, b...)
+	}
+	return calendar.MergeBusy(all), nil
 }
 
 // CreateEvent implements calendar.Calendar.
@@ -251,44 +276,14 @@ func (w *watched) Changes(ctx context.Context, cursor string) (calendar.ChangeSe
 	return cs, w.check(ctx, err)
 }
 
-// BookingCalendars adapts the Service to the booking area's calendar
-// lookup: CalendarFor gives the calendar a user's booking events go to,
-// BusyCalendars every usable connected calendar whose busy time counts.
-// Errors for a user without a usable connection wrap both the connect
-// sentinel (ErrNotConnected or ErrNeedsReauth) and notConnected, the
-// caller's own sentinel (e.g. booking.ErrNotConnected).
-func (s *Service) BookingCalendars(notConnected error) *BookingCalendars {
-	return &BookingCalendars{s: s, notConnected: notConnected}
-}
-
-// BookingCalendars is returned by Service.BookingCalendars.
-type BookingCalendars struct {
-	s            *Service
-	notConnected error
-}
-
-func (b *BookingCalendars) wrap(err error) error {
-	if b.notConnected != nil && (errors.Is(err, ErrNotConnected) || errors.Is(err, ErrNeedsReauth)) {
-		return fmt.Errorf("%w: %w", b.notConnected, err)
-	}
-	return err
-}
-
-// CalendarFor returns the calendar sub's booking events are written to.
-func (b *BookingCalendars) CalendarFor(ctx context.Context, sub string) (calendar.Calendar, error) {
-	cal, _, err := b.s.Calendar(ctx, sub)
-	if err != nil {
-		return nil, b.wrap(err)
-	}
-	return cal, nil
-}
-
-// BusyCalendars returns every usable connected calendar of sub (empty when
-// none), one per connection: its FreeBusy covers the connection's chosen
-// calendar and its other busy calendars (Info.Busy) in one query (Google)
-// or parallel queries (CalDAV).
-func (b *BookingCalendars) BusyCalendars(ctx context.Context, sub string) ([]calendar.Calendar, error) {
-	all, err := b.s.List(ctx, sub)
+// BusyCalendars returns the calendars whose busy time counts for sub (empty
+// when none): per connected Google or CalDAV account one calendar whose
+// FreeBusy covers the chosen calendar and the other busy calendars
+// (Info.Busy) in one query (Google) or parallel queries (CalDAV). Of a
+// connection whose chosen calendar is gone (status error) the other busy
+// calendars still count, each on its own, until the user chooses another.
+func (s *Service) BusyCalendars(ctx context.Context, sub string) ([]calendar.Calendar, error) {
+	all, err := s.List(ctx, sub)
 	if err != nil {
 		return nil, err
 	}
@@ -297,16 +292,15 @@ func (b *BookingCalendars) BusyCalendars(ctx context.Context, sub string) ([]cal
 		if in.Provider != ProviderGoogle && in.Provider != ProviderCalDAV {
 			continue
 		}
-		if in.Status == StatusError {
-			// The chosen calendar is gone (markCalendarGone): until the
-			// user chooses another, the other busy calendars still count.
-			out = append(out, b.s.busyExtras(ctx, in)...)
+		switch in.Status {
+		case StatusError:
+			out = append(out, s.busyExtras(ctx, in)...)
+			continue
+		case StatusConnected:
+		default:
 			continue
 		}
-		if in.Status != StatusConnected {
-			continue
-		}
-		cal, _, err := b.s.calendarOf(ctx, in)
+		cal, _, err := s.calendarOf(ctx, in)
 		if err != nil {
 			if errors.Is(err, ErrNotConnected) {
 				continue

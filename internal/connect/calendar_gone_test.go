@@ -33,7 +33,7 @@ func checkGone(t *testing.T, svc *connect.Service, sub, provider string) {
 	if _, _, err := svc.CalendarFor(ctx, sub, provider); !errors.Is(err, connect.ErrCalendarGone) {
 		t.Errorf("CalendarFor(%s, %s) = %v, want ErrCalendarGone", sub, provider, err)
 	}
-	if busy, err := svc.BookingCalendars(nil).BusyCalendars(ctx, sub); err != nil || len(busy) != 0 {
+	if busy, err := svc.BusyCalendars(ctx, sub); err != nil || len(busy) != 0 {
 		t.Errorf("BusyCalendars(%s) = %d calendars, %v; want none", sub, len(busy), err)
 	}
 }

@@ -64,6 +64,9 @@ func TestExtraBusyCalendars(t *testing.T) {
 		// putExtra and putChosen write a busy block [start, end) into the
 		// extra calendar and into the chosen one.
 		putExtra, putChosen func(start, end time.Time) error
+		// deleteChosen, when set, deletes the chosen calendar at the
+		// provider, as its owner would.
+		deleteChosen func() error
 	}{
 		{
 			mentor: googleMentor,
@@ -95,6 +98,10 @@ func TestExtraBusyCalendars(t *testing.T) {
 			putExtra: func(s, e time.Time) error { return putCalDAV(personalPath, "dentist", s, e) },
 			putChosen: func(s, e time.Time) error {
 				return putCalDAV(caldavtest.CalendarPath(calDAVMentor, caldavtest.DefaultCalendar), "meeting", s, e)
+			},
+			deleteChosen: func() error {
+				return caldavtest.Send(ctx, http.MethodDelete, d.up.CalDAVURL+caldavtest.CalendarPath(calDAVMentor, caldavtest.DefaultCalendar),
+					calDAVMentor, CalDAVPassword, "")
 			},
 		},
 	} {
@@ -179,6 +186,29 @@ func TestExtraBusyCalendars(t *testing.T) {
 			}
 			if status, _ := book(at(11)); status != http.StatusCreated && status != http.StatusAccepted {
 				t.Errorf("booking next to the busy block: %d", status)
+			}
+			if tc.deleteChosen == nil {
+				return
+			}
+
+			// The mentor deletes the chosen calendar: its busy time goes
+			// with it, the extra calendar's stays, both on the query that
+			// finds the calendar gone and on later ones (the connection in
+			// error until the mentor chooses another calendar).
+			if err := tc.deleteChosen(); err != nil {
+				t.Fatal(err)
+			}
+			for _, when := range []string{"as the chosen calendar is found gone", "with the connection in error"} {
+				if got := free(); slices.Contains(got, hh(10, 0)) || !slices.Contains(got, hh(14, 0)) {
+					t.Errorf("%s: free half hours %v; want 10:00 busy (the extra calendar) and 14:00 free (the deleted one)", when, got)
+				}
+			}
+			if conns, err := mc.ListConnectionsWithResponse(ctx); err != nil || conns.JSON200 == nil || len(conns.JSON200.Items) != 1 ||
+				conns.JSON200.Items[0].Status != client.ConnectionStatusError {
+				t.Errorf("the mentor's connection after the chosen calendar was deleted: %v %s", err, conns.Body)
+			}
+			if status, typ := book(at(10)); status != chosenStatus || typ != chosenType {
+				t.Errorf("booking over the extra calendar's busy block, the chosen calendar gone: %d %s, want %d %s", status, typ, chosenStatus, chosenType)
 			}
 		})
 	}

@@ -16,6 +16,7 @@ type ConnectSource interface {
 	Calendar(ctx context.Context, sub string) (calendar.Calendar, connect.Info, error)
 	CalendarFor(ctx context.Context, sub, provider string) (calendar.Calendar, connect.Info, error)
 	CalendarAt(ctx context.Context, sub, place string) (calendar.Calendar, error)
+	BusyCalendars(ctx context.Context, sub string) ([]calendar.Calendar, error)
 }
 
 // Connect adapts the users' connections (internal/connect) to
@@ -72,20 +73,18 @@ func (c Connect) CalendarAt(ctx context.Context, user, place string) (calendar.C
 	return Classifying(cal), nil
 }
 
-// BusyCalendars returns every usable calendar connection of the user; the
-// FreeBusy of each covers all the connection's busy calendars
-// (connect.Info.Busy), not only the one booking events go to.
+// BusyCalendars returns the calendars whose busy time counts for the user
+// (connect.Service.BusyCalendars): every calendar the user chose for busy
+// time in a connected account, not only the one booking events go to, and
+// those of an account whose chosen calendar is gone.
 func (c Connect) BusyCalendars(ctx context.Context, user string) ([]calendar.Calendar, error) {
-	var out []calendar.Calendar
-	for _, p := range []string{connect.ProviderGoogle, connect.ProviderCalDAV} {
-		cal, _, err := c.Source.CalendarFor(ctx, user, p)
-		if notConnected(err) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Classifying(cal))
+	cals, err := c.Source.BusyCalendars(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]calendar.Calendar, len(cals))
+	for i, cal := range cals {
+		out[i] = Classifying(cal)
 	}
 	return out, nil
 }
