@@ -346,6 +346,15 @@ func runCalDAVBusy(t *testing.T, db *store.Store, e calDAVBusyEnv) {
 	if d := cmp.Diff(busyOf(t, svc, "alice"), []calendar.Busy{busyBlock(9, 10)}); d != "" {
 		t.Errorf("busy time without the chosen calendar (-got +want):\n%s", d)
 	}
+
+	// The settings page saves what it read back, choosing another calendar
+	// for events: the deleted chosen calendar in the list is dropped, and
+	// the connection is connected again.
+	list, _ = svc.List(ctx, "alice")
+	in, _, err = svc.UpdateCalDAVCalendars(ctx, "alice", connect.CalendarChoice{Calendar: chosen, Busy: busyIDs(list[0].Busy())})
+	if err != nil || in.Status != connect.StatusConnected || cmp.Diff(busyIDs(in.Busy()), []string{chosen}) != "" {
+		t.Errorf("saving the list back with another calendar = %+v, %v; want %s, connected", in, err, chosen)
+	}
 }
 
 func TestCalDAVBusyCalendars(t *testing.T) {

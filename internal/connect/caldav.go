@@ -166,7 +166,7 @@ func (s *Service) ConnectCalDAV(ctx context.Context, sub string, in CalDAVInput)
 	if in.BusyCalendars != nil {
 		var was []CalendarRef
 		if again {
-			was = prev.BusyCalendars
+			was = prev.Busy()
 		}
 		if busy, err = pickBusy(calDAVRefs(acct), in.BusyCalendars, was, calDAVMatch); err != nil {
 			return Info{}, calDAVRefs(acct), err
@@ -239,7 +239,7 @@ func (s *Service) UpdateCalDAVCalendars(ctx context.Context, sub string, ch Cale
 	refs := calDAVRefs(acct)
 	var busy *[]CalendarRef
 	if ch.Busy != nil {
-		picked, err := pickBusy(refs, ch.Busy, in.BusyCalendars, calDAVMatch)
+		picked, err := pickBusy(refs, ch.Busy, in.Busy(), calDAVMatch)
 		if err != nil {
 			return Info{}, refs, err
 		}

@@ -430,7 +430,7 @@ func (s *Service) UpdateGoogleCalendars(ctx context.Context, sub string, ch Cale
 	}
 	var busy *[]CalendarRef
 	if ch.Busy != nil {
-		picked, err := pickBusy(googleAllRefs(cals), ch.Busy, in.BusyCalendars, googleMatch)
+		picked, err := pickBusy(googleAllRefs(cals), ch.Busy, in.Busy(), googleMatch)
 		if err != nil {
 			return Info{}, refs, err
 		}
