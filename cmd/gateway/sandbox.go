@@ -64,8 +64,8 @@ is /mentor/calendars/<name>/), shown as --name.
 caldav|google busy: a busy event (not a booking) titled --name (default Busy)
 from --start for --duration minutes (default 60) in the Google calendar
 <calendar> (any calendar id; a primary calendar's id is its account's email)
-or in the sandbox CalDAV user's calendar <name> ("default" is the one they
-start with); the sandbox Google pushes it to the gateway if it watches that
+or in the sandbox CalDAV user's calendar <name> or its path ("default" is the
+one they start with); the sandbox Google pushes it to the gateway if it watches that
 calendar.
 `
 
@@ -179,6 +179,13 @@ func sandboxRequest(provider, action, id string, f sandboxFlags, cfg config.Conf
 	}
 
 	// calendar and busy: another calendar of the account, and busy time in it.
+	if provider == "caldav" {
+		// The calendar's path, as `caldav calendar` answers and the API
+		// takes it, names it too.
+		if name, ok := strings.CutPrefix(id, "/"+sandbox.CalDAVUser+"/calendars/"); ok {
+			id = strings.TrimSuffix(name, "/")
+		}
+	}
 	prefix, escaped := sandbox.CalDAVCalendarsPath, id
 	if provider == "google" {
 		if !sandbox.ValidGoogleCalendarID(id) {
@@ -196,7 +203,7 @@ func sandboxRequest(provider, action, id string, f sandboxFlags, cfg config.Conf
 			return "", nil, usageError{"sandbox: busy needs --start (RFC 3339)"}
 		}
 		if f.duration < 0 || f.duration > 24*60 {
-			return "", nil, usageError{fmt.Sprintf("sandbox: --duration %d: want 1 to 1440 minutes", f.duration)}
+			return "", nil, usageError{fmt.Sprintf("sandbox: --duration %d: want 1 to 1440 minutes (default 60)", f.duration)}
 		}
 		return prefix + escaped + "/" + sandbox.CalendarBusy, sandbox.BusyRequest{StartTime: f.start, DurationMinutes: f.duration, Summary: f.name}, nil
 	}

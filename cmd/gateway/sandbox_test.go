@@ -60,6 +60,9 @@ func TestSandboxCalendarCommands(t *testing.T) {
 		{args: []string{"caldav", "busy", "personal", "--start", start.Format(time.RFC3339), "--duration", "45"},
 			want: map[string]any{"calendar_path": "/mentor/calendars/personal/", "summary": "Busy",
 				"start": "2030-01-07T10:00:00+01:00", "end": "2030-01-07T10:45:00+01:00"}},
+		{args: []string{"caldav", "busy", "/mentor/calendars/personal/", "--start", start.Add(2 * time.Hour).Format(time.RFC3339)},
+			want: map[string]any{"calendar_path": "/mentor/calendars/personal/", "summary": "Busy",
+				"start": "2030-01-07T12:00:00+01:00", "end": "2030-01-07T13:00:00+01:00"}},
 		{args: []string{"caldav", "busy", "work", "--start", start.Format(time.RFC3339)}, err: `has no calendar "work"`},
 	} {
 		var out bytes.Buffer
