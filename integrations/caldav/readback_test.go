@@ -44,8 +44,8 @@ func targets(t *testing.T) []target {
 		timeRange: true,
 		newCal: func(t *testing.T) (*caldav.Client, *rawCal) {
 			calURL := radicale.MakeCalendar(t, base, user, pass, fmt.Sprintf("rb%d", n.Add(1)))
-			return newClient(t, http.DefaultClient, calURL, user, pass),
-				&rawCal{calURL: calURL, user: user, pass: pass, hc: http.DefaultClient}
+			return newClient(t, ownTransport, calURL, user, pass),
+				&rawCal{calURL: calURL, user: user, pass: pass, hc: ownTransport}
 		},
 	})
 	return out
@@ -464,3 +464,8 @@ func TestUpdateKeepsOwnerEdits(t *testing.T) {
 		})
 	}
 }
+
+// ownTransport is a client with a transport of its own: an httptest.Server
+// closing in a parallel test closes http.DefaultTransport's idle
+// connections, which can break a request about to reuse one.
+var ownTransport = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}

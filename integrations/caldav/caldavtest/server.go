@@ -581,6 +581,12 @@ func xmlText(s string) string {
 	return b.String()
 }
 
+// sendClient is Send's client. It has a transport of its own: an
+// httptest.Server closing in a parallel test closes the idle connections
+// of http.DefaultTransport, which can break a request about to reuse one
+// ("CloseIdleConnections called").
+var sendClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: 30 * time.Second}
+
 // Send makes a request to a CalDAV server as another client of the
 // calendar would (the user's calendar app): method on objectURL with Basic
 // auth and, for a body, Content-Type text/calendar. A status other than 2xx
@@ -594,7 +600,7 @@ func Send(ctx context.Context, method, objectURL, user, pass, ics string) error 
 	if ics != "" {
 		req.Header.Set("Content-Type", "text/calendar; charset=utf-8")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := sendClient.Do(req)
 	if err != nil {
 		return err
 	}

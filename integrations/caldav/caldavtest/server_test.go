@@ -90,4 +90,8 @@ func TestServerStrictness(t *testing.T) {
 	}
 }
 
-var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+// noRedirect has a transport of its own: an httptest.Server closing in a
+// parallel test closes http.DefaultTransport's idle connections, which can
+// break a request about to reuse one.
+var noRedirect = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(),
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -309,7 +309,7 @@ func TestStateConcurrentUse(t *testing.T) {
 				}
 				r.SetBasicAuth("alice", "a-pw")
 				r.Header.Set("Content-Type", "text/calendar")
-				resp, err := http.DefaultClient.Do(r)
+				resp, err := noRedirect.Do(r)
 				if err != nil {
 					t.Error(err)
 					return

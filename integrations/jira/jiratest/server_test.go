@@ -52,7 +52,7 @@ func do(t *testing.T, base string, c call) (int, http.Header, map[string]any) {
 		c.auth = basic
 	}
 	c.auth(req)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", c.method, c.path, err)
 	}
@@ -354,7 +354,7 @@ func TestFaults(t *testing.T) {
 	req, _ := http.NewRequestWithContext(t.Context(), "POST", base+"/rest/api/3/issue", strings.NewReader(createBody("lost")))
 	req.Header.Set("Content-Type", "application/json")
 	basic(req)
-	if resp, err := http.DefaultClient.Do(req); err == nil {
+	if resp, err := testClient.Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatalf("dropped response answered %d", resp.StatusCode)
 	}
@@ -370,7 +370,7 @@ func TestFaults(t *testing.T) {
 	defer cancel()
 	req, _ = http.NewRequestWithContext(ctx, "GET", base+"/rest/api/3/issue/SPOT-1", nil)
 	basic(req)
-	if _, err := http.DefaultClient.Do(req); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := testClient.Do(req); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("latency fault: err = %v", err)
 	}
 }
@@ -511,3 +511,8 @@ func TestWebhooks(t *testing.T) {
 		t.Errorf("retry headers %q, %q", two[0].header.Get("X-Atlassian-Webhook-Retry"), two[1].header.Get("X-Atlassian-Webhook-Retry"))
 	}
 }
+
+// testClient has a transport of its own: an httptest.Server closing in a
+// parallel test closes http.DefaultTransport's idle connections, which can
+// break a request about to reuse one.
+var testClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}

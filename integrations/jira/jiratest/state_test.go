@@ -225,7 +225,7 @@ func post(t *testing.T, url, body string) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	basic(req)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Error(err)
 		return

@@ -24,6 +24,11 @@ import (
 	"time"
 )
 
+// client has a transport of its own: an httptest.Server closing in a
+// parallel test closes http.DefaultTransport's idle connections, which can
+// break a request about to reuse one.
+var client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: 30 * time.Second}
+
 // RequireEnv is the environment variable that turns a missing binary into a failure.
 const RequireEnv = "GATEWAY_REQUIRE_RADICALE"
 
@@ -98,7 +103,7 @@ mask_passwords = True
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodOptions, baseURL, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		cancel()
 		if err == nil {
 			resp.Body.Close()
@@ -128,7 +133,7 @@ func MakeCalendar(t testing.TB, baseURL, user, pass, name string) string {
 	}
 	req.Header.Set("Content-Type", `application/xml; charset="utf-8"`)
 	req.SetBasicAuth(user, pass)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("radicale: MKCALENDAR %s: %v", u, err)
 	}
