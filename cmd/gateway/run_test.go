@@ -320,6 +320,19 @@ func TestSandboxCommandErrors(t *testing.T) {
 		{[]string{"sandbox", "caldav", "calendar", "work", "--name", "Work"}, false, "start `gateway` here first"},
 		{[]string{"sandbox", "caldav", "busy", "work", "--duration", "30"}, true, "busy needs --start"},
 		{[]string{"sandbox", "caldav", "busy", "work", "--start", "2030-01-07T10:00:00Z", "--email", "a@b"}, true, "takes no --email"},
+		{[]string{"sandbox", "google", "calendar", "Mentor@example.com", "--delete"}, true, "primary calendar of a sandbox account"},
+		{[]string{"sandbox", "google", "calendar", "work@group.calendar.google.com", "--delete", "--name", "Work"}, true, "takes no --name"},
+		{[]string{"sandbox", "google", "calendar", "work@group.calendar.google.com", "--delete", "--role", "reader"}, true, "takes no --role"},
+		{[]string{"sandbox", "google", "calendar", "work@group.calendar.google.com", "--delete", "--as", "candidate@example.com"}, false, "start `gateway` here first"},
+		{[]string{"sandbox", "google", "busy", "work@group.calendar.google.com", "--start", "2030-01-07T10:00:00Z", "--delete"}, true, "takes no --delete"},
+		{[]string{"sandbox", "caldav", "calendar", "work", "--delete", "--as", "mentor"}, true, "takes no --as"},
+		{[]string{"sandbox", "caldav", "calendar", "work", "--delete"}, false, "start `gateway` here first"},
+		{[]string{"sandbox", "google", "revoke", "mentor@example.com"}, true, "takes no <id>"},
+		{[]string{"sandbox", "google", "revoke", "--as", "mentor"}, true, `--as "mentor" is not an email`},
+		{[]string{"sandbox", "google", "revoke", "--role", "owner"}, true, "takes no --role"},
+		{[]string{"sandbox", "google", "revoke", "--as", "candidate@example.com"}, false, "start `gateway` here first"},
+		{[]string{"sandbox", "google", "revoke"}, false, "start `gateway` here first"},
+		{[]string{"sandbox", "caldav", "revoke", "x"}, true, `unknown caldav action "revoke" (move, delete, calendar, busy)`},
 	} {
 		err := run(t.Context(), tc.args, env, io.Discard, io.Discard)
 		if err == nil || (exitCode(err) == 2) != tc.usage || !strings.Contains(err.Error(), tc.contains) {
@@ -328,7 +341,8 @@ func TestSandboxCommandErrors(t *testing.T) {
 	}
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"sandbox", "--help"}, env, &out, io.Discard); err != nil || !strings.Contains(out.String(), "meeting.participant_joined") ||
-		!strings.Contains(out.String(), "gateway sandbox google calendar <calendar-id>") {
+		!strings.Contains(out.String(), "gateway sandbox google calendar <calendar-id>") ||
+		!strings.Contains(out.String(), "gateway sandbox google revoke [--as EMAIL]") {
 		t.Errorf("sandbox --help: %v\n%s", err, out.String())
 	}
 }

@@ -26,8 +26,11 @@ const sandboxUsage = `usage: gateway sandbox zoom <action> <meeting-id> [flags]
        gateway sandbox jira status <issue-key> [--to STATUS]
        gateway sandbox caldav|google move|delete <booking-id> [flags]
        gateway sandbox google calendar <calendar-id> [--as EMAIL] [--name NAME] [--role ROLE]
+       gateway sandbox google calendar <calendar-id> --delete [--as EMAIL]
        gateway sandbox caldav calendar <name> [--name NAME]
+       gateway sandbox caldav calendar <name> --delete
        gateway sandbox caldav|google busy <calendar> --start TIME [--duration MINUTES] [--name TITLE]
+       gateway sandbox google revoke [--as EMAIL]
 
 Plays the providers' side of a session against a gateway running in sandbox
 mode (the embedded default) from the same folder: the sandbox simulator does
@@ -67,6 +70,19 @@ from --start for --duration minutes (default 60) in the Google calendar
 or in the sandbox CalDAV user's calendar <name> or its path ("default" is the
 one they start with); the sandbox Google pushes it to the gateway if it watches that
 calendar.
+google calendar --delete: the calendar's owner deletes it (it leaves every
+account's calendar list; calls on it answer 404), or with --as it leaves the
+calendar list of that account only: a calendar shared with the account is
+unshared from it (the account loses access, the others keep it), one the
+account owns is deleted. A primary calendar (an account's email) cannot be
+deleted, as in Google.
+caldav calendar --delete: the sandbox CalDAV user deletes the calendar <name>
+(or its path) with its events, a WebDAV DELETE of the collection.
+
+google revoke: the Google account --as (default mentor@example.com) removes
+the app's access in its Google account settings: its grants are revoked, so
+the gateway's next Google call for a connection of that account fails and the
+connection shows needs_reauth until the mentor connects again.
 `
 
 // sandboxDir is where the sandbox simulators keep their state and
@@ -85,6 +101,13 @@ func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, 
 		return nil
 	}
 	known := map[string]bool{"zoom": true, "jira": true, "caldav": true, "google": true}
+	if len(args) >= 2 && args[0] == "google" && args[1] == sandbox.GoogleRevoke {
+		if len(args) > 2 && !strings.HasPrefix(args[2], "-") {
+			fmt.Fprint(stderr, sandboxUsage)
+			return usageError{fmt.Sprintf("sandbox: google revoke takes no <id> (%q); name the account with --as", args[2])}
+		}
+		args = slices.Insert(slices.Clone(args), 2, "") // no id
+	}
 	if len(args) < 3 || !known[args[0]] || strings.HasPrefix(args[1], "-") || strings.HasPrefix(args[2], "-") {
 		fmt.Fprint(stderr, sandboxUsage)
 		return usageError{"sandbox: want zoom|jira|caldav|google <action> <id>"}
@@ -98,6 +121,7 @@ func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, 
 	to := fset.String("to", "", "status to move the issue to (jira status; default GATEWAY_JIRA_CANCEL_STATUS)")
 	as := fset.String("as", "", "Google calendar to act in (google move, delete), account to add a calendar to (google calendar); default "+sandbox.DefaultGoogleCalendar)
 	role := fset.String("role", "", "access role of the account on the calendar (google calendar): owner (default), writer, reader or freeBusyReader")
+	del := fset.Bool("delete", false, "delete the calendar (calendar), or with --as take it out of that account's calendar list (google calendar)")
 	cfg, ok, err := parseThenLoad(fset, args[3:], stderr, getenv)
 	if !ok {
 		return err
@@ -109,7 +133,7 @@ func cmdSandbox(ctx context.Context, args []string, getenv func(string) string, 
 		}
 	}
 	path, body, err := sandboxRequest(provider, action, id, sandboxFlags{name: *name, email: *email, start: startTime,
-		duration: *duration, to: *to, as: *as, role: *role, set: setFlags(fset)}, cfg)
+		duration: *duration, to: *to, as: *as, role: *role, delete: *del, set: setFlags(fset)}, cfg)
 	if err != nil {
 		return err
 	}
@@ -133,6 +157,7 @@ type sandboxFlags struct {
 	name, email, to, as, role string
 	start                     time.Time
 	duration                  int
+	delete                    bool
 	set                       map[string]bool // the flags given
 }
 
@@ -148,7 +173,7 @@ func setFlags(fset *flag.FlagSet) map[string]bool {
 func sandboxRequest(provider, action, id string, f sandboxFlags, cfg config.Config) (string, any, error) {
 	// only refuses the flags given that the command does not take.
 	only := func(allowed ...string) error {
-		for _, n := range []string{"name", "email", "start", "duration", "to", "as", "role"} {
+		for _, n := range []string{"name", "email", "start", "duration", "to", "as", "role", "delete"} {
 			if f.set[n] && !slices.Contains(allowed, n) {
 				return usageError{fmt.Sprintf("sandbox: %s %s takes no --%s", provider, action, n)}
 			}
@@ -156,6 +181,18 @@ func sandboxRequest(provider, action, id string, f sandboxFlags, cfg config.Conf
 		return nil
 	}
 	switch {
+	case provider == "google" && action == sandbox.GoogleRevoke:
+		if err := only("as"); err != nil {
+			return "", nil, err
+		}
+		account := f.as
+		if account == "" {
+			account = sandbox.DefaultGoogleCalendar
+		}
+		if !sandbox.ValidGoogleCalendarID(account) {
+			return "", nil, usageError{fmt.Sprintf("sandbox: --as %q is not an email", account)}
+		}
+		return sandbox.GoogleAccountsPath + url.PathEscape(account) + "/" + sandbox.GoogleRevoke, struct{}{}, nil
 	case provider == "zoom":
 		if _, err := strconv.ParseInt(id, 10, 64); err != nil {
 			return "", nil, usageError{fmt.Sprintf("sandbox: meeting id %q is not a Zoom meeting id (a number)", id)}
@@ -175,7 +212,11 @@ func sandboxRequest(provider, action, id string, f sandboxFlags, cfg config.Conf
 		prefix := map[string]string{"caldav": sandbox.CalDAVHostPath, "google": sandbox.GoogleHostPath}[provider]
 		return prefix + id + "/" + action, sandbox.CalendarHostRequest{StartTime: f.start, DurationMinutes: f.duration, Calendar: f.as}, nil
 	case action != "calendar" && action != sandbox.CalendarBusy:
-		return "", nil, usageError{fmt.Sprintf("sandbox: unknown %s action %q (move, delete, calendar, busy)", provider, action)}
+		actions := "move, delete, calendar, busy"
+		if provider == "google" {
+			actions += ", revoke"
+		}
+		return "", nil, usageError{fmt.Sprintf("sandbox: unknown %s action %q (%s)", provider, action, actions)}
 	}
 
 	// calendar and busy: another calendar of the account, and busy time in it.
@@ -206,6 +247,19 @@ func sandboxRequest(provider, action, id string, f sandboxFlags, cfg config.Conf
 			return "", nil, usageError{fmt.Sprintf("sandbox: --duration %d: want 1 to 1440 minutes (default 60)", f.duration)}
 		}
 		return prefix + escaped + "/" + sandbox.CalendarBusy, sandbox.BusyRequest{StartTime: f.start, DurationMinutes: f.duration, Summary: f.name}, nil
+	}
+	if f.delete {
+		allowed := []string{"delete"}
+		if provider == "google" {
+			allowed = append(allowed, "as")
+			if slices.Contains(sandbox.GoogleUsers, strings.ToLower(id)) {
+				return "", nil, usageError{fmt.Sprintf("sandbox: %q is the primary calendar of a sandbox account, which Google does not delete", id)}
+			}
+		}
+		if err := only(allowed...); err != nil {
+			return "", nil, err
+		}
+		return prefix + escaped + "/" + sandbox.CalendarDelete, sandbox.CalendarDeleteRequest{Account: f.as}, nil
 	}
 	allowed := []string{"name"}
 	if provider == "google" {

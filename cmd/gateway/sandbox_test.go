@@ -16,7 +16,7 @@ import (
 )
 
 // TestSandboxCalendarCommands: `gateway sandbox google|caldav calendar`
-// and `… busy`, run from the folder of a sandbox (its data/sandbox/urls.json),
+// (with --delete too), `… busy` and `gateway sandbox google revoke`, run from the folder of a sandbox (its data/sandbox/urls.json),
 // send the control their arguments and flags make and print its JSON
 // answer; the sandbox's refusal comes back as the error.
 func TestSandboxCalendarCommands(t *testing.T) {
@@ -64,6 +64,22 @@ func TestSandboxCalendarCommands(t *testing.T) {
 			want: map[string]any{"calendar_path": "/mentor/calendars/personal/", "summary": "Busy",
 				"start": "2030-01-07T12:00:00+01:00", "end": "2030-01-07T13:00:00+01:00"}},
 		{args: []string{"caldav", "busy", "work", "--start", start.Format(time.RFC3339)}, err: `has no calendar "work"`},
+		// Deleting and unsharing calendars, revoking an account's grants.
+		{args: []string{"google", "calendar", "old@group.calendar.google.com", "--name", "Old"},
+			want: map[string]any{"calendar_id": "old@group.calendar.google.com", "account": "mentor@example.com", "name": "Old", "access_role": "owner"}},
+		{args: []string{"google", "calendar", "old@group.calendar.google.com", "--delete", "--as", "admin@example.com"},
+			err: `The calendar list of "admin@example.com" has no "old@group.calendar.google.com"`},
+		{args: []string{"google", "calendar", "work@group.calendar.google.com", "--delete", "--as", "admin@example.com"},
+			want: map[string]any{"calendar_id": "work@group.calendar.google.com", "account": "admin@example.com", "action": "unshared"}},
+		{args: []string{"google", "calendar", "old@group.calendar.google.com", "--delete"},
+			want: map[string]any{"calendar_id": "old@group.calendar.google.com", "action": "deleted"}},
+		{args: []string{"google", "calendar", "old@group.calendar.google.com", "--delete"}, err: `no calendar "old@group.calendar.google.com"`},
+		{args: []string{"caldav", "calendar", "/mentor/calendars/personal/", "--delete"},
+			want: map[string]any{"calendar_path": "/mentor/calendars/personal/", "account": "mentor", "action": "deleted"}},
+		{args: []string{"caldav", "calendar", "personal", "--delete"}, err: `has no calendar "personal"`},
+		{args: []string{"google", "revoke", "--as", "candidate@example.com"}, want: map[string]any{"account": "candidate@example.com", "action": "revoked"}},
+		{args: []string{"google", "revoke"}, want: map[string]any{"account": "mentor@example.com", "action": "revoked"}},
+		{args: []string{"google", "revoke", "--as", "bob@example.com"}, err: `no account "bob@example.com"`},
 	} {
 		var out bytes.Buffer
 		err := run(t.Context(), append([]string{"sandbox"}, tc.args...), env, &out, io.Discard)

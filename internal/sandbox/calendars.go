@@ -24,16 +24,25 @@ import (
 // by calendar:
 //
 //	POST GoogleCalendarsPath + "{calendarId}/add"   {"account": …, "name": …, "access_role": …}
-//	POST GoogleCalendarsPath + "{calendarId}/busy"  {"start_time": …, "duration_minutes": …, "summary": …}
-//	POST CalDAVCalendarsPath + "{name}/add"         {"name": …}
-//	POST CalDAVCalendarsPath + "{name}/busy"        {"start_time": …, "duration_minutes": …, "summary": …}
+//	POST GoogleCalendarsPath + "{calendarId}/busy"   {"start_time": …, "duration_minutes": …, "summary": …}
+//	POST GoogleCalendarsPath + "{calendarId}/delete" {"account": …}
+//	POST CalDAVCalendarsPath + "{name}/add"          {"name": …}
+//	POST CalDAVCalendarsPath + "{name}/busy"         {"start_time": …, "duration_minutes": …, "summary": …}
+//	POST CalDAVCalendarsPath + "{name}/delete"
 //
 // The Google controls act in the simulator (gcaltest.Server.AddCalendar
 // and PutEvent): a busy event makes the sandbox Google push the change to
-// every channel that watches the calendar, as Google does. The CalDAV
-// controls act as the sandbox CalDAV user over CalDAV itself: an extended
-// MKCOL (RFC 5689) of a calendar collection in the user's home set, and a
-// PUT of an iCalendar VEVENT (RFC 4791 section 5.3.2) into the calendar.
+// every channel that watches the calendar, as Google does. A delete
+// without an account deletes the calendar as its owner does
+// (gcaltest.Server.DeleteCalendar: it leaves every account's calendar
+// list); with an account it takes the calendar out of that account's list
+// only, a calendar shared with the account (gcaltest.Server.UnshareCalendar,
+// calendarList.delete), or deletes it when the account owns it. A primary
+// calendar is never deleted. The CalDAV controls act as the sandbox CalDAV
+// user over CalDAV itself: an extended MKCOL (RFC 5689) of a calendar
+// collection in the user's home set, a PUT of an iCalendar VEVENT (RFC 4791
+// section 5.3.2) into the calendar, and a DELETE of the collection (RFC 4918
+// section 9.6.1).
 const (
 	GoogleCalendarsPath = "/_sandbox/google/calendars/"
 	CalDAVCalendarsPath = "/_sandbox/caldav/calendars/"
@@ -67,6 +76,30 @@ type CalendarAddRequest struct {
 	// else shared with the account, the calendar of that id when it
 	// exists (another sandbox account's), a new one otherwise.
 	AccessRole string `json:"access_role,omitempty"`
+}
+
+// CalendarDeleteRequest is the JSON body of a delete control.
+type CalendarDeleteRequest struct {
+	// Account is the Google account whose calendar list loses the calendar
+	// (Google only): a calendar shared with it is unshared from it alone,
+	// one it owns is deleted. Empty deletes the calendar, as its owner
+	// does: it leaves every account's list.
+	Account string `json:"account,omitempty"`
+}
+
+// What a delete control did (CalendarDeleteResult.Action).
+const (
+	CalendarDeleted  = "deleted"
+	CalendarUnshared = "unshared"
+)
+
+// CalendarDeleteResult is the answer of a delete control: the calendar,
+// and whether it was deleted or unshared from Account.
+type CalendarDeleteResult struct {
+	CalendarID   string `json:"calendar_id,omitempty"`
+	CalendarPath string `json:"calendar_path,omitempty"`
+	Account      string `json:"account,omitempty"`
+	Action       string `json:"action"`
 }
 
 // CalendarAddResult is the answer of an add control: the calendar as the
@@ -123,8 +156,8 @@ func ValidGoogleCalendarID(id string) bool {
 // action, or the problem to answer.
 func accountRequest(prefix, rest string) (cal, action string, status int, detail string) {
 	cal, action, ok := strings.Cut(rest, "/")
-	if !ok || cal == "" || (action != CalendarAdd && action != CalendarBusy) {
-		return "", "", http.StatusNotFound, "Use POST " + prefix + "{calendar}/add or …/busy."
+	if !ok || cal == "" || (action != CalendarAdd && action != CalendarBusy && action != CalendarDelete) {
+		return "", "", http.StatusNotFound, "Use POST " + prefix + "{calendar}/add, …/busy or …/delete."
 	}
 	return cal, action, http.StatusOK, ""
 }
@@ -164,8 +197,11 @@ func (h *googleCalendars) serve(_ *http.Request, rest string, body []byte) (any,
 	if !ValidGoogleCalendarID(id) {
 		return nil, http.StatusBadRequest, fmt.Sprintf("%q is not a Google calendar id; use one like work@group.calendar.google.com.", id)
 	}
-	if action == CalendarAdd {
+	switch action {
+	case CalendarAdd:
 		return h.add(id, body)
+	case CalendarDelete:
+		return h.remove(id, body)
 	}
 	in, end, status, detail := busyTime(body)
 	if detail != "" {
@@ -226,6 +262,45 @@ func (h *googleCalendars) add(id string, body []byte) (any, int, string) {
 	return CalendarAddResult{CalendarID: id, Account: strings.ToLower(in.Account), Name: name, AccessRole: in.AccessRole}, http.StatusOK, ""
 }
 
+// remove deletes calendar id, or unshares it from one account.
+func (h *googleCalendars) remove(id string, body []byte) (any, int, string) {
+	var in CalendarDeleteRequest
+	if err := decodeControl(body, &in); err != nil {
+		return nil, http.StatusBadRequest, "The body is not a calendar delete request: " + err.Error()
+	}
+	if slices.Contains(GoogleUsers, strings.ToLower(id)) {
+		// "Deletes a secondary calendar. Use calendars.clear for clearing
+		// all events on primary calendars."
+		// (https://developers.google.com/calendar/api/v3/reference/calendars/delete)
+		return nil, http.StatusConflict, fmt.Sprintf("%q is the primary calendar of a sandbox account, which Google does not delete (calendars.delete deletes secondary calendars only).", id)
+	}
+	if _, err := h.sim.Calendar(id); err != nil {
+		return nil, http.StatusNotFound, fmt.Sprintf("The sandbox Google has no calendar %q.", id)
+	}
+	res := CalendarDeleteResult{CalendarID: id, Action: CalendarDeleted}
+	if in.Account != "" {
+		res.Account = strings.ToLower(in.Account)
+		if !slices.Contains(GoogleUsers, res.Account) {
+			return nil, http.StatusNotFound, fmt.Sprintf("The sandbox Google has no account %q; its accounts are %s.", in.Account, strings.Join(GoogleUsers, ", "))
+		}
+		err := h.sim.UnshareCalendar(res.Account, id)
+		switch {
+		case err == nil:
+			res.Action = CalendarUnshared
+			return res, http.StatusOK, ""
+		case errors.Is(err, gcaltest.ErrNotFound):
+			return nil, http.StatusNotFound, fmt.Sprintf("The calendar list of %q has no %q.", res.Account, id)
+		case !errors.Is(err, gcaltest.ErrOwner):
+			return nil, http.StatusBadRequest, err.Error()
+		}
+		// The account owns it: the owner deletes it.
+	}
+	if err := h.sim.DeleteCalendar(id); err != nil {
+		return nil, http.StatusBadRequest, err.Error()
+	}
+	return res, http.StatusOK, ""
+}
+
 // caldavCalendars performs the CalDAV calendar account controls as the
 // sandbox CalDAV user, over CalDAV.
 type caldavCalendars struct{ env *Env }
@@ -241,6 +316,25 @@ func (h *caldavCalendars) serve(r *http.Request, rest string, body []byte) (any,
 		return nil, http.StatusBadRequest, fmt.Sprintf("%q is not a calendar name; use 1–63 letters, digits, '.', '_' or '-'.", name)
 	}
 	p := caldavtest.CalendarPath(CalDAVUser, name)
+	if action == CalendarDelete {
+		var in CalendarDeleteRequest
+		if err := decodeControl(body, &in); err != nil {
+			return nil, http.StatusBadRequest, "The body is not a calendar delete request: " + err.Error()
+		}
+		if in.Account != "" {
+			return nil, http.StatusBadRequest, "A CalDAV calendar belongs to the sandbox CalDAV user: account is Google's."
+		}
+		code, err := h.do(r.Context(), http.MethodDelete, p, "", "")
+		switch {
+		case err != nil:
+			return nil, http.StatusBadGateway, err.Error()
+		case code == http.StatusNotFound:
+			return nil, http.StatusNotFound, fmt.Sprintf("The sandbox CalDAV user %q has no calendar %q.", CalDAVUser, name)
+		case code/100 != 2:
+			return nil, http.StatusBadGateway, fmt.Sprintf("The sandbox CalDAV server answered DELETE %s with HTTP %d.", p, code)
+		}
+		return CalendarDeleteResult{CalendarPath: p, Account: CalDAVUser, Action: CalendarDeleted}, http.StatusOK, ""
+	}
 	if action == CalendarAdd {
 		var in CalendarAddRequest
 		if err := decodeControl(body, &in); err != nil {

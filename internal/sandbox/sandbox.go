@@ -9,8 +9,10 @@
 // person would; both send the gateway the signed webhooks the provider
 // would. The sandbox Google and CalDAV serve person controls too: a
 // booking's event moved or deleted (GoogleHostPath, CalDAVHostPath), and
-// another calendar added to an account or busy time put in one
-// (GoogleCalendarsPath, CalDAVCalendarsPath). The sandbox Zoom, Jira and
+// another calendar added to an account, busy time put in one, or a
+// calendar deleted or unshared (GoogleCalendarsPath, CalDAVCalendarsPath);
+// the sandbox Google also lets a user revoke the app's access to their
+// account (GoogleAccountsPath). The sandbox Zoom, Jira and
 // Google also deliver webhooks and push notifications for the changes the
 // gateway makes through their APIs, as the real providers do, so the
 // gateway meets its own echoes.
@@ -125,7 +127,8 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 			{ZoomHostPath, (&zoomHost{sim: env.Zoom, url: o.ZoomWebhookURL, secret: o.ZoomWebhookSecret}).serve}}}},
 		{"google", &control{sim: env.Google, noWebhook: true, routes: []route{
 			{GoogleHostPath, (&googleHost{sim: env.Google}).serve},
-			{GoogleCalendarsPath, (&googleCalendars{sim: env.Google}).serve}}}},
+			{GoogleCalendarsPath, (&googleCalendars{sim: env.Google}).serve},
+			{GoogleAccountsPath, (&googleAccounts{sim: env.Google}).serve}}}},
 		{"jira", &control{sim: env.Jira, webhook: o.JiraWebhookURL, routes: []route{
 			{JiraHostPath, (&jiraHost{sim: env.Jira, url: o.JiraWebhookURL, secret: o.JiraWebhookSecret}).serve}}}},
 		{"caldav", &control{sim: env.CalDAV, noWebhook: true, routes: []route{

@@ -26,6 +26,10 @@ const (
 // ErrNotFound is returned by the helpers for an unknown calendar, event or channel.
 var ErrNotFound = errors.New("gcaltest: not found")
 
+// ErrOwner is the error of UnshareCalendar for a calendar the account owns:
+// an owner deletes its calendar (DeleteCalendar), it does not unshare it.
+var ErrOwner = errors.New("gcaltest: the account owns the calendar")
+
 // ChannelInfo describes a live notification channel.
 type ChannelInfo struct {
 	ID, ResourceID, ResourceURI string
@@ -342,6 +346,41 @@ func (s *Server) DeleteCalendar(calendarID string) error {
 			delete(s.channels, chID)
 		}
 	}
+	return nil
+}
+
+// UnshareCalendar takes a calendar shared with the account email (one
+// AddCalendar added with RoleWriter, RoleReader or RoleFreeBusyReader) out
+// of its calendar list, and the account loses its access to it: every call
+// of the account on it answers 404 notFound, as after the owner deletes
+// the account's rule (acl.delete) or the account removes the calendar from
+// its list (calendarList.delete, "Removes a calendar from the user's
+// calendar list",
+// https://developers.google.com/calendar/api/v3/reference/calendarList/delete).
+// The calendar, its events and the other accounts' access stay. It fails
+// with ErrNotFound for an unknown account or a calendar not shared with
+// it, and with ErrOwner for a calendar the account owns (its primary
+// calendar, or a secondary one, which DeleteCalendar deletes).
+func (s *Server) UnshareCalendar(email, calendarID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.users[strings.ToLower(email)]
+	if u == nil {
+		return fmt.Errorf("gcaltest: account %q: %w", email, ErrNotFound)
+	}
+	id := calendarID
+	if id == "primary" {
+		id = u.calendars[0]
+	}
+	cs := s.calendars[id]
+	if cs != nil && cs.owner == u.email {
+		return fmt.Errorf("gcaltest: calendar %q of %q: %w", calendarID, u.email, ErrOwner)
+	}
+	if cs == nil || u.roles[id] == "" {
+		return fmt.Errorf("gcaltest: calendar %q is not shared with %q: %w", calendarID, u.email, ErrNotFound)
+	}
+	delete(u.roles, id)
+	u.calendars = slices.DeleteFunc(u.calendars, func(c string) bool { return c == id })
 	return nil
 }
 
