@@ -701,3 +701,56 @@ func TestCalendarLookup(t *testing.T) {
 		t.Errorf("Calendar of an unknown id: %v, want ErrNotFound", err)
 	}
 }
+
+// TestUnshareCalendar: a calendar shared with an account leaves that
+// account's list and access only (calendarList.delete); an owned calendar
+// and unknown accounts or calendars are refused with ErrOwner or
+// ErrNotFound.
+func TestUnshareCalendar(t *testing.T) {
+	t.Parallel()
+	sim := gcaltest.New(gcaltest.Options{Users: []gcaltest.User{{Email: "ada@example.com"}, {Email: "bob@example.com"}, {Email: "cy@example.com"}}})
+	const work = "work@group.calendar.google.com"
+	for _, add := range []struct{ email, role string }{{"ada@example.com", gcaltest.RoleOwner}, {"bob@example.com", gcaltest.RoleReader}, {"cy@example.com", gcaltest.RoleFreeBusyReader}} {
+		if err := sim.AddCalendar(add.email, gcaltest.Calendar{ID: work, Summary: "Work"}, add.role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		email, id string
+		want      error
+	}{
+		{"ada@example.com", work, gcaltest.ErrOwner},
+		{"ada@example.com", "primary", gcaltest.ErrOwner},
+		{"bob@example.com", "ada@example.com", gcaltest.ErrNotFound},
+		{"nobody@example.com", work, gcaltest.ErrNotFound},
+		{"bob@example.com", "nope@group.calendar.google.com", gcaltest.ErrNotFound},
+		{"Bob@Example.com", work, nil},
+		{"bob@example.com", work, gcaltest.ErrNotFound}, // already gone
+	} {
+		if err := sim.UnshareCalendar(tc.email, tc.id); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("UnshareCalendar(%q, %q) = %v, want %v", tc.email, tc.id, err, tc.want)
+		}
+	}
+	// Bob lost the calendar; Cy keeps it shared, Ada owns it.
+	for email, want := range map[string]int{"bob@example.com": 1, "cy@example.com": 2, "ada@example.com": 2} {
+		tok, err := sim.IssueToken(gcaltest.DefaultClientID, email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(sim)
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, gcaltest.APIBase(srv.URL)+"users/me/calendarList", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			srv.Close()
+			t.Fatal(err)
+		}
+		var list struct{ Items []struct{ ID string } }
+		_ = json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		srv.Close()
+		if len(list.Items) != want {
+			t.Errorf("calendar list of %s: %+v, want %d entries", email, list.Items, want)
+		}
+	}
+}
