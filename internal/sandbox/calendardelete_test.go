@@ -1,7 +1,6 @@
 package sandbox_test
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -27,11 +26,7 @@ import (
 func TestCalendarDeleteAndRevokeControls(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	env, err := sandbox.Start(ctx, sandbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { env.Close(context.Background()) })
+	env := startSandbox(t)
 	google := env.URLs["google"] + sandbox.GoogleCalendarsPath
 	accounts := env.URLs["google"] + sandbox.GoogleAccountsPath
 	cdav := env.URLs["caldav"] + sandbox.CalDAVCalendarsPath

@@ -21,11 +21,7 @@ import (
 func TestCalendarPersonControls(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	env, err := sandbox.Start(ctx, sandbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { env.Close(context.Background()) })
+	env := startSandbox(t)
 	start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
 	later := start.Add(3 * time.Hour)
 
@@ -101,4 +97,16 @@ func TestCalendarPersonControls(t *testing.T) {
 	if status, _ := postControl(t, googleURL+"b-g/delete", http.MethodPost, ""); status != http.StatusNotFound {
 		t.Errorf("second google delete: %d, want 404", status)
 	}
+}
+
+// startSandbox starts the sandbox providers with no saved state; they stop
+// with the test.
+func startSandbox(t *testing.T) *sandbox.Env {
+	t.Helper()
+	env, err := sandbox.Start(t.Context(), sandbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.Close(context.Background()) })
+	return env
 }

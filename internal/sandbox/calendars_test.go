@@ -220,11 +220,7 @@ func TestCalendarAccountControls(t *testing.T) {
 func TestGoogleBusyPushes(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	env, err := sandbox.Start(ctx, sandbox.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { env.Close(context.Background()) })
+	env := startSandbox(t)
 	got := make(chan string, 8)
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got <- r.Header.Get("X-Goog-Resource-State")
