@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -658,7 +659,10 @@ var insertColumnNames = []string{"id", "provider", "external_id", "event_type", 
 var insertColumns = `INSERT INTO webhook_events (` + strings.Join(insertColumnNames, ", ") + `) VALUES `
 
 func insertArgs(d *Delivery) []any {
-	headers := headersJSON(d.Headers)
+	headers := d.headersJSON
+	if headers == "" {
+		headers = headersJSON(d.Headers)
+	}
 	body := d.Body
 	if body == nil {
 		body = []byte{}
@@ -691,6 +695,35 @@ func headersJSON(h map[string]string) string {
 	if n != len(h) {
 		out, _ := json.Marshal(h)
 		return string(out)
+	}
+	return string(append(b, '}'))
+}
+
+// requestHeadersJSON is headersJSON(headerSubset(h)), the stored headers
+// of a request, in one pass from h: no map, and one allocation (the
+// string) when the JSON fits the stack buffer. A value that is not valid
+// UTF-8 (after the cut to 512 bytes) takes the original two steps, whose
+// encoding/json fallback decides the output then.
+func requestHeadersJSON(h http.Header) string {
+	var buf [1024]byte
+	b := append(buf[:0], '{')
+	n := 0
+	for _, k := range safeHeaders {
+		v := h.Get(k)
+		if v == "" {
+			continue
+		}
+		if len(v) > 512 {
+			v = v[:512]
+		}
+		if !utf8.ValidString(v) {
+			return headersJSON(headerSubset(h))
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(append(appendJSONString(b, k), ':'), v)
+		n++
 	}
 	return string(append(b, '}'))
 }

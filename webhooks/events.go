@@ -56,8 +56,14 @@ type Delivery struct {
 	ExternalID string
 	EventType  string
 	Status     string
-	// Headers is the stored safe subset of the request headers.
+	// Headers is the stored safe subset of the request headers. A delivery
+	// intake hands to in-process processing has them only when its
+	// processing reads them (Google): the others have headersJSON alone.
 	Headers map[string]string
+	// headersJSON is the headers as stored (see requestHeadersJSON), when
+	// intake made them straight from the request; "" for a delivery read
+	// from the database or built otherwise (Headers is encoded then).
+	headersJSON string
 	// Body is the raw body as received. Nothing writes to it once it is
 	// read: the Zoom event decoded from it for processing points into it.
 	Body        []byte

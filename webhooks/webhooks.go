@@ -357,6 +357,8 @@ var safeHeaders = []string{
 	"X-Goog-Resource-Uri", "X-Goog-Message-Number",
 }
 
+// headerSubset is the stored headers of a request (see safeHeaders), each
+// value cut to 512 bytes.
 func headerSubset(h http.Header) map[string]string {
 	out := make(map[string]string, 4)
 	for _, k := range safeHeaders {
@@ -417,8 +419,14 @@ func (s *Service) accept(ctx context.Context, d *Delivery, zoom *ZoomEvent, leav
 }
 
 func (s *Service) newDelivery(provider, externalID, eventType string, h http.Header, body []byte) *Delivery {
-	return &Delivery{ID: newID(), Provider: provider, ExternalID: externalID, EventType: eventType, Status: StatusReceived,
-		Headers: headerSubset(h), Body: body, ReceivedAt: s.now().UTC()}
+	d := &Delivery{ID: newID(), Provider: provider, ExternalID: externalID, EventType: eventType, Status: StatusReceived,
+		headersJSON: requestHeadersJSON(h), Body: body, ReceivedAt: s.now().UTC()}
+	if provider == ProviderGoogle {
+		// Only Google's processing reads the headers (the channel id);
+		// the others are spared the map.
+		d.Headers = headerSubset(h)
+	}
+	return d
 }
 
 // poison stores a verified delivery whose body does not decode, reports it,
