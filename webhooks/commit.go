@@ -637,12 +637,9 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, px store.PgxFunc, ba
 			queued++
 			continue
 		}
-		b := handoffBatch{jobID: inserted[i].Job.ID, ds: make([]*Delivery, len(chunk)), zoom: make(map[string]*ZoomEvent, len(chunk))}
+		b := handoffBatch{jobID: inserted[i].Job.ID, ds: make([]*Delivery, len(chunk)), zoom: make([]*ZoomEvent, len(chunk))}
 		for j, p := range chunk {
-			b.ds[j] = p.d
-			if p.zoom != nil {
-				b.zoom[p.d.ID] = p.zoom
-			}
+			b.ds[j], b.zoom[j] = p.d, p.zoom
 		}
 		local = append(local, b)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"maps"
 	"sync"
 	"time"
 )
@@ -32,7 +31,7 @@ const DefaultHandoffGrace = 30 * time.Second
 type handoffBatch struct {
 	jobID     int64
 	ds        []*Delivery
-	zoom      map[string]*ZoomEvent // intake's decoded Zoom events by delivery id
+	zoom      []*ZoomEvent // intake's decoded Zoom events, aligned with ds (nil: none)
 	committed time.Time
 }
 
@@ -145,21 +144,17 @@ func (h *handoff) run(b handoffBatch) {
 	for _, b := range bs {
 		n += len(b.ds)
 	}
+	// The deliveries themselves, not copies: processing only reads them.
 	var (
-		ds    = make([]Delivery, 0, n)
+		ds    = make([]*Delivery, 0, n)
+		zoom  = make([]*ZoomEvent, 0, n)
 		spans = make([]jobSpan, 0, len(bs))
-		zoom  = make(map[string]*ZoomEvent, n)
 	)
 	for _, b := range bs {
 		if time.Since(b.committed) > h.grace/4 {
 			continue
 		}
-		for _, d := range b.ds {
-			dd := *d
-			dd.Attempts = 1
-			ds = append(ds, dd)
-		}
-		maps.Copy(zoom, b.zoom)
+		ds, zoom = append(ds, b.ds...), append(zoom, b.zoom...)
 		spans = append(spans, jobSpan{id: b.jobID, n: len(b.ds)})
 	}
 	if len(ds) == 0 {

@@ -69,7 +69,11 @@ func (s *Service) Process(ctx context.Context, ids ...string) error {
 	if err != nil {
 		return err
 	}
-	failed, err := s.process(ctx, ds, nil, nil, release)
+	ptrs := make([]*Delivery, len(ds))
+	for i := range ds {
+		ptrs[i] = &ds[i]
+	}
+	failed, err := s.process(ctx, ptrs, nil, nil, release)
 	return errors.Join(append(failed, err)...)
 }
 
@@ -83,24 +87,27 @@ type jobSpan struct {
 // process runs ds through their processors and records the outcomes in
 // one transaction, with the settlement of the handed-off jobs they belong
 // to (spans, in the order of ds; none for a River job): each deleted, or
-// made available to River again when one of its deliveries failed. zoom
-// holds Zoom events already decoded, by delivery id. It calls release (the
-// caller's processing turn) once the processors ran: recording waits for
-// the next group commit, and meanwhile another job may process. It returns
-// the failures to retry and the error of recording the outcomes.
-func (s *Service) process(ctx context.Context, ds []Delivery, zoom map[string]*ZoomEvent, spans []jobSpan, release func()) (failed []error, err error) {
+// made available to River again when one of its deliveries failed. ds are
+// only read: the hand-off passes the deliveries intake committed, not
+// copies (their Attempts is 0 then, the first attempt). zoom, when not
+// nil, is aligned with ds: the Zoom events intake decoded (nil where
+// none); process fills in the others. It calls release (the caller's
+// processing turn) once the processors ran: recording waits for the next
+// group commit, and meanwhile another job may process. It returns the
+// failures to retry and the error of recording the outcomes.
+func (s *Service) process(ctx context.Context, ds []*Delivery, zoom []*ZoomEvent, spans []jobSpan, release func()) (failed []error, err error) {
 	rows := make([]finishRow, 0, len(ds))
 	retry := make([]bool, 0, len(ds))
 	pre := s.prefetch(ctx, ds, zoom)
-	for _, d := range ds {
-		out, err := s.dispatch(ctx, d, pre)
+	for i, d := range ds {
+		out, err := s.dispatch(ctx, *d, pre.zoom[i], &pre)
 		if out.bookingID != "" {
-			pre.touched[out.bookingID] = true
+			pre.touch(out.bookingID)
 		}
 		row := finishRow{id: d.ID, status: StatusProcessed, bookingID: out.bookingID, note: out.note}
 		if err != nil {
 			s.metrics.processed.WithLabelValues(d.Provider, StatusFailed).Inc()
-			s.deliveryLog(d, out).WarnContext(ctx, "webhook processing failed", "attempt", d.Attempts, "error", err.Error())
+			s.deliveryLog(*d, out).WarnContext(ctx, "webhook processing failed", "attempt", max(d.Attempts, 1), "error", err.Error())
 			row.status, row.lastErr = StatusFailed, truncate(err.Error(), 500)
 			if !errors.Is(err, ErrUndecodable) {
 				failed = append(failed, fmt.Errorf("delivery %s: %w", d.ID, err))
@@ -109,7 +116,7 @@ func (s *Service) process(ctx context.Context, ds []Delivery, zoom map[string]*Z
 		} else {
 			s.metrics.processed.WithLabelValues(d.Provider, StatusProcessed).Inc()
 			if s.log.Enabled(ctx, slog.LevelInfo) {
-				s.deliveryLog(d, out).InfoContext(ctx, "webhook processed", "note", out.note)
+				s.deliveryLog(*d, out).InfoContext(ctx, "webhook processed", "note", out.note)
 			}
 			retry = append(retry, false)
 		}
@@ -139,8 +146,9 @@ func (s *Service) deliveryLog(d Delivery, out outcome) *slog.Logger {
 
 // prefetched is what Process learned about a job's deliveries up front.
 type prefetched struct {
-	// zoom holds the decoded Zoom events by delivery id (absent: not decoded).
-	zoom map[string]*ZoomEvent
+	// zoom holds the decoded Zoom events, aligned with the deliveries (nil:
+	// not decoded).
+	zoom []*ZoomEvent
 	// meetings holds the bookings of the job's Zoom meetings by meeting id,
 	// when looked up at once (ok); a meeting missing from it has none.
 	meetings map[string]Booking
@@ -150,26 +158,38 @@ type prefetched struct {
 	touched map[string]bool
 }
 
+// touch records that a delivery acted on booking id.
+func (p *prefetched) touch(id string) {
+	if p.touched == nil {
+		p.touched = map[string]bool{}
+	}
+	p.touched[id] = true
+}
+
 // prefetch decodes the job's Zoom deliveries (or takes them from zoom, the
-// events intake decoded) and, when Bookings implements
-// MeetingLookup, finds the bookings of all their meetings with one query.
-// A failed lookup is not an error: each delivery then looks up its own.
-func (s *Service) prefetch(ctx context.Context, ds []Delivery, zoom map[string]*ZoomEvent) *prefetched {
-	pre := &prefetched{zoom: make(map[string]*ZoomEvent, len(ds)), touched: map[string]bool{}}
+// events intake decoded, aligned with ds; prefetch fills it in) and, when
+// Bookings implements MeetingLookup, finds the bookings of all their
+// meetings with one query. A failed lookup is not an error: each delivery
+// then looks up its own.
+func (s *Service) prefetch(ctx context.Context, ds []*Delivery, zoom []*ZoomEvent) prefetched {
+	if zoom == nil {
+		zoom = make([]*ZoomEvent, len(ds))
+	}
+	pre := prefetched{zoom: zoom}
 	var ids []string
 	seen := make(map[string]bool, len(ds))
-	for _, d := range ds {
+	for i, d := range ds {
 		if d.Provider != ProviderZoom {
 			continue
 		}
-		ev := zoom[d.ID]
+		ev := zoom[i]
 		if ev == nil {
 			var err error
 			if ev, err = decodeZoom(d.Body, true); err != nil {
 				continue // processZoom decodes again and reports it
 			}
 		}
-		pre.zoom[d.ID] = ev
+		zoom[i] = ev
 		if id := ev.Meeting.ID; zoomHandled(ev.Event) && id != "" && !seen[id] {
 			seen[id] = true
 			ids = append(ids, id)
@@ -212,16 +232,17 @@ func zoomHandled(event string) bool {
 	return false
 }
 
-// dispatch runs the provider's processor. A refusal by the booking service
-// is an outcome, not an error.
-func (s *Service) dispatch(ctx context.Context, d Delivery, pre *prefetched) (outcome, error) {
+// dispatch runs the provider's processor; zoom is d's decoded Zoom event
+// (nil: not decoded). A refusal by the booking service is an outcome, not
+// an error.
+func (s *Service) dispatch(ctx context.Context, d Delivery, zoom *ZoomEvent, pre *prefetched) (outcome, error) {
 	var (
 		out outcome
 		err error
 	)
 	switch d.Provider {
 	case ProviderZoom:
-		out, err = s.processZoom(ctx, d, pre)
+		out, err = s.processZoom(ctx, d, zoom, pre)
 	case ProviderJira:
 		out, err = s.processJira(ctx, d)
 	case ProviderGoogle:
@@ -284,11 +305,7 @@ const (
 	actorJira = "webhook:jira"
 )
 
-func (s *Service) processZoom(ctx context.Context, d Delivery, pre *prefetched) (outcome, error) {
-	var ev *ZoomEvent
-	if pre != nil {
-		ev = pre.zoom[d.ID]
-	}
+func (s *Service) processZoom(ctx context.Context, d Delivery, ev *ZoomEvent, pre *prefetched) (outcome, error) {
 	if ev == nil {
 		var err error
 		if ev, err = decodeZoom(d.Body, true); err != nil {
