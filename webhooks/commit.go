@@ -435,7 +435,8 @@ func (c *committer) commitVia(batch []*pending, deletes []int64, useCopy bool) {
 	defer cancel()
 	start := time.Now()
 	var (
-		ds, fins  []*pending
+		ds        = make([]*pending, 0, len(batch))
+		fins      []*pending
 		results   []commitResult
 		local     []handoffBatch
 		queued    int
@@ -449,10 +450,7 @@ func (c *committer) commitVia(batch []*pending, deletes []int64, useCopy bool) {
 		}
 	}
 	err := c.db.InTxPgx(ctx, func(tx *sql.Tx, px store.PgxFunc) error {
-		var rows []finishRow
-		for _, p := range fins {
-			rows = append(rows, p.fin.rows...)
-		}
+		rows := finishRows(fins)
 		// On PostgreSQL the outcomes' upsert rides on the first INSERT (a
 		// data-modifying WITH): one round trip fewer. (COPY cannot carry
 		// it.)
@@ -534,6 +532,27 @@ func (c *committer) commitVia(batch []*pending, deletes []int64, useCopy bool) {
 	}
 }
 
+// finishRows is the outcomes of fins, in order: the one request's own rows
+// when there is one (the rule when processing keeps up), else one slice
+// of the right size.
+func finishRows(fins []*pending) []finishRow {
+	switch len(fins) {
+	case 0:
+		return nil
+	case 1:
+		return fins[0].fin.rows
+	}
+	n := 0
+	for _, p := range fins {
+		n += len(p.fin.rows)
+	}
+	rows := make([]finishRow, 0, n)
+	for _, p := range fins {
+		rows = append(rows, p.fin.rows...)
+	}
+	return rows
+}
+
 // insertChunk bounds the rows of one INSERT statement.
 const insertChunk = 100
 
@@ -550,23 +569,38 @@ const minJobChunk = 16
 // when not nil, is a statement run with the first statement (PostgreSQL);
 // useCopy has the new rows copied (PostgreSQL).
 func (c *committer) insert(ctx context.Context, tx *sql.Tx, px store.PgxFunc, batch []*pending, with *stmt, useCopy bool) (results []commitResult, local []handoffBatch, queued int, err error) {
-	ids := make(map[deliveryKey]string, len(batch))
+	// What was stored now: on SQLite by position in batch (stored), on
+	// PostgreSQL by key (ids), as the statements report it.
+	var (
+		stored []bool
+		ids    map[deliveryKey]string
+	)
 	switch {
 	case c.db.Dialect() == store.SQLite:
-		err = c.insertEach(ctx, tx, batch, ids)
+		stored, err = c.insertEach(ctx, tx, batch)
 	case useCopy && px != nil:
+		ids = make(map[deliveryKey]string, len(batch))
 		err = c.insertCopy(ctx, batch, ids, px)
 	default:
+		ids = make(map[deliveryKey]string, len(batch))
 		err = c.insertMulti(ctx, tx, batch, ids, with)
 	}
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("webhooks: store deliveries: %w", err)
 	}
 	results = make([]commitResult, len(batch))
-	var fresh []*pending
+	fresh := make([]*pending, 0, len(batch))
 	for i, p := range batch {
 		k := deliveryKey{p.d.Provider, p.d.ExternalID}
-		id, ok := ids[k]
+		var (
+			id string
+			ok bool
+		)
+		if ids != nil {
+			id, ok = ids[k]
+		} else if stored[i] {
+			id, ok = p.d.ID, true
+		}
 		switch {
 		case ok && id == p.d.ID:
 			results[i] = commitResult{id: id}
@@ -576,12 +610,16 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, px store.PgxFunc, ba
 		case ok:
 			results[i] = commitResult{id: id, dup: true} // the same delivery twice in this batch
 		default:
+			// Stored before, or earlier in this batch (on SQLite, which
+			// reports by position, the query finds that row).
 			err := tx.QueryRowContext(ctx, c.db.Rebind(`SELECT id FROM webhook_events WHERE provider = ? AND external_id = ?`),
 				p.d.Provider, p.d.ExternalID).Scan(&id)
 			if err != nil {
 				return nil, nil, 0, fmt.Errorf("webhooks: find duplicate delivery: %w", err)
 			}
-			ids[k] = id
+			if ids != nil {
+				ids[k] = id
+			}
 			results[i] = commitResult{id: id, dup: true}
 		}
 	}
@@ -743,38 +781,37 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 // insertEach (SQLite) inserts one row per statement with one prepared
-// statement and records the rows it inserted in ids. On SQLite a
+// statement and reports which of batch it inserted. On SQLite a
 // multi-row INSERT needs a statement journal (it may abort half-way),
 // which spills to a temporary file for a batch of 1 KiB deliveries; a
 // single-row INSERT needs none, and the statement costs little in
 // process (measured: a third less commit time).
-func (c *committer) insertEach(ctx context.Context, tx *sql.Tx, batch []*pending, ids map[deliveryKey]string) error {
+func (c *committer) insertEach(ctx context.Context, tx *sql.Tx, batch []*pending) (stored []bool, err error) {
 	stmt, err := tx.PrepareContext(ctx, insertColumns+`(?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, external_id) DO NOTHING`)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer stmt.Close()
 	// The rows are inserted without ctx's deadline: the SQLite driver
 	// starts a goroutine per statement to interrupt it when a cancellable
 	// context ends. ctx still ends the transaction, between statements.
 	rowCtx := context.WithoutCancel(ctx)
-	for _, p := range batch {
+	stored = make([]bool, len(batch))
+	for i, p := range batch {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
 		res, err := stmt.ExecContext(rowCtx, insertArgs(p.d)...)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if n == 1 {
-			ids[deliveryKey{p.d.Provider, p.d.ExternalID}] = p.d.ID
-		}
+		stored[i] = n == 1
 	}
-	return nil
+	return stored, nil
 }
 
 // errCopyConflict: a delivery COPY was storing exists already.

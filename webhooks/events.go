@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -410,8 +412,11 @@ func (e *Events) finishTx(ctx context.Context, tx *sql.Tx, rows []finishRow, now
 // lastPerDelivery keeps the last outcome of each delivery in rows: an
 // outcome is recorded once per commit (on PostgreSQL one statement may not
 // upsert a row twice; on SQLite a second statement would count the attempt
-// twice).
+// twice). When no delivery repeats, the rule, rows come back as they are.
 func lastPerDelivery(rows []finishRow) []finishRow {
+	if !repeatsID(rows) {
+		return rows
+	}
 	seen := make(map[string]int, len(rows))
 	out := rows[:0:0]
 	for _, r := range rows {
@@ -423,6 +428,35 @@ func lastPerDelivery(rows []finishRow) []finishRow {
 		out = append(out, r)
 	}
 	return out
+}
+
+// rowIDSeed seeds repeatsID's hashes.
+var rowIDSeed = maphash.MakeSeed()
+
+// repeatsID reports whether two of rows have the same id, with an
+// open-addressing hash set of row positions, at most half full: on the
+// stack up to 512 rows (the rule), else one allocation of 8 bytes a row,
+// still far less than lastPerDelivery's map and copy.
+func repeatsID(rows []finishRow) bool {
+	var stack [1024]int32 // position in rows + 1; 0: free
+	table := stack[:]
+	if 2*len(rows) > len(table) {
+		table = make([]int32, 1<<bits.Len(uint(2*len(rows))))
+	}
+	mask := len(table) - 1
+	for i := range rows {
+		for j := int(maphash.String(rowIDSeed, rows[i].id)) & mask; ; j = (j + 1) & mask {
+			k := table[j]
+			if k == 0 {
+				table[j] = int32(i + 1)
+				break
+			}
+			if rows[k-1].id == rows[i].id {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // finishStmt is the statement (PostgreSQL, ? placeholders) recording rows'
@@ -454,8 +488,40 @@ func (e *Events) idIn(ids []string) (cond string, arg any, err error) {
 	if e.db.Dialect() == store.Postgres {
 		return `id = ANY(?::text[])`, ids, nil
 	}
-	list, err := json.Marshal(ids)
-	return `id IN (SELECT value FROM json_each(?))`, string(list), err
+	list, err := jsonStrings(ids)
+	return `id IN (SELECT value FROM json_each(?))`, list, err
+}
+
+// jsonStrings is json.Marshal(ss) as a string, built in one allocation
+// when no string needs escaping (printable ASCII but for ", \, <, > and &,
+// which delivery ids always are): the same bytes json.Marshal writes then.
+func jsonStrings(ss []string) (string, error) {
+	if ss == nil {
+		return "null", nil
+	}
+	n := 2
+	for _, s := range ss {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				b, err := json.Marshal(ss)
+				return string(b), err
+			}
+		}
+		n += len(s) + 3
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteByte('[')
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+	}
+	b.WriteByte(']')
+	return b.String(), nil
 }
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

@@ -1,7 +1,10 @@
 package webhooks
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +53,83 @@ func TestListQuery(t *testing.T) {
 				t.Errorf("where %q with %d args, want %q with %d", where, len(args), want, tt.args)
 			}
 		})
+	}
+}
+
+// lastPerDelivery keeps the last outcome of each delivery, in the order of
+// their first outcome, and gives rows back as they are when no delivery
+// repeats (as many rows as the stack table takes, and more).
+func TestLastPerDelivery(t *testing.T) {
+	t.Parallel()
+	// want is the map-based reference.
+	want := func(rows []finishRow) []finishRow {
+		seen := map[string]int{}
+		var out []finishRow
+		for _, r := range rows {
+			if i, ok := seen[r.id]; ok {
+				out[i] = r
+				continue
+			}
+			seen[r.id] = len(out)
+			out = append(out, r)
+		}
+		return out
+	}
+	rows := func(n int, repeat ...int) []finishRow {
+		out := make([]finishRow, 0, n+len(repeat))
+		for i := range n {
+			out = append(out, finishRow{id: newID(), status: StatusProcessed, note: fmt.Sprint(i)})
+		}
+		for _, i := range repeat {
+			out = append(out, finishRow{id: out[i].id, status: StatusFailed, note: "again"})
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		rows    []finishRow
+		repeats bool
+	}{
+		{"none", nil, false},
+		{"one", rows(1), false},
+		{"distinct", rows(300), false},
+		{"as many as the table takes", rows(512), false},
+		{"more than the table takes", rows(700), false},
+		{"a repeat", rows(40, 7), true},
+		{"repeats", rows(300, 0, 299, 0, 150), true},
+		{"a repeat beyond the table", rows(700, 3), true},
+		{"many more", rows(5000), false},
+		{"a repeat among many more", rows(5000, 4999), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := lastPerDelivery(tt.rows)
+			if !slices.Equal(got, want(tt.rows)) {
+				t.Fatalf("lastPerDelivery: %d rows, want %d", len(got), len(want(tt.rows)))
+			}
+			if !tt.repeats && len(tt.rows) > 0 && &got[0] != &tt.rows[0] {
+				t.Errorf("rows without repeats were copied")
+			}
+			if r := repeatsID(tt.rows); r != tt.repeats {
+				t.Errorf("repeatsID = %v, want %v", r, tt.repeats)
+			}
+		})
+	}
+}
+
+// jsonStrings writes what encoding/json writes.
+func TestJSONStrings(t *testing.T) {
+	t.Parallel()
+	for _, ss := range [][]string{
+		nil, {}, {""}, {newID(), newID()}, {"a\"b", "c"}, {`back\slash`}, {"<tag>&"}, {"tab\t"}, {"é😀"}, {"bad\xff"}, {"\u2028"}, {"~ !#$%'()*+,-./:;=?@[]^_`{|}"},
+	} {
+		want, err := json.Marshal(ss)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := jsonStrings(ss); err != nil || got != string(want) {
+			t.Errorf("jsonStrings(%q) = %s, %v; want %s", ss, got, err, want)
+		}
 	}
 }
