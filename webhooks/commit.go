@@ -79,7 +79,21 @@ type pending struct {
 	zoom *ZoomEvent
 	fin  *finishReq
 	res  chan commitResult
+	// An intake request's pending (from enter) is its request's from the
+	// start: c is its committer, arrived says that the request is still
+	// counted in c.arriving (until leave).
+	c       *committer
+	arrived bool
+	// inFlight: p is queued and its result not received (yet): the
+	// committer may still use p and send on res.
+	inFlight bool
 }
+
+// pendings recycles the pendings of intake requests with their result
+// channel (the pending and the channel were two allocations per delivery).
+// A pending goes back only once the committer is done with it: its result
+// was received, or it was never queued (see done).
+var pendings = sync.Pool{New: func() any { return &pending{res: make(chan commitResult, 1)} }}
 
 // finishReq is processing outcomes to record in a group commit, with the
 // settlement of the hand-off job they came from (jobID 0: none): deleted,
@@ -148,22 +162,42 @@ func newCommitter(db *store.Store, events *Events, jobs func() JobInserter, cfg 
 	return c
 }
 
-// enter marks a request that may submit a delivery soon; the returned func
-// (idempotent) marks that it has submitted or given up.
-func (c *committer) enter() func() {
+// enter marks a request that may submit a delivery soon and returns the
+// pending it submits with: p.leave marks that it has submitted or given
+// up, p.done (once, from the request's goroutine) that it is over.
+func (c *committer) enter() *pending {
 	c.arriving.Add(1)
-	var once sync.Once
-	return func() { once.Do(func() { c.arriving.Add(-1) }) }
+	p := pendings.Get().(*pending)
+	p.c, p.arrived = c, true
+	return p
 }
 
-// submit queues d (with its decoded Zoom event, if any) and waits until it
-// is durable (or known as a duplicate). Cancelling ctx stops the wait, not
-// the commit. leave (from enter) is called before d is queued.
-func (c *committer) submit(ctx context.Context, d *Delivery, zoom *ZoomEvent, leave func()) commitResult {
-	if leave != nil {
-		leave()
+// leave marks that p's request has submitted or given up (idempotent).
+func (p *pending) leave() {
+	if p.arrived {
+		p.arrived = false
+		p.c.arriving.Add(-1)
 	}
-	return c.wait(ctx, &pending{d: d, zoom: zoom, res: make(chan commitResult, 1)})
+}
+
+// done ends p's request (see enter): p is recycled unless the committer
+// may still answer it (the request stopped waiting for its result).
+func (p *pending) done() {
+	p.leave()
+	if p.inFlight {
+		return
+	}
+	*p = pending{res: p.res}
+	pendings.Put(p)
+}
+
+// submit queues d (with its decoded Zoom event, if any) as p (from enter,
+// whose leave it calls first) and waits until it is durable (or known as a
+// duplicate). Cancelling ctx stops the wait, not the commit.
+func (c *committer) submit(ctx context.Context, p *pending, d *Delivery, zoom *ZoomEvent) commitResult {
+	p.leave()
+	p.d, p.zoom = d, zoom
+	return c.wait(ctx, p)
 }
 
 // record commits processing outcomes (and, when a delivery failed, their
@@ -300,6 +334,7 @@ func (c *committer) wait(ctx context.Context, p *pending) commitResult {
 
 // enqueue queues p for the committers.
 func (c *committer) enqueue(ctx context.Context, p *pending) commitResult {
+	p.inFlight = true
 	// The queue has room but when the committers fall far behind: a plain
 	// send first spares the three-way select.
 	select {
@@ -311,8 +346,10 @@ func (c *committer) enqueue(ctx context.Context, p *pending) commitResult {
 	case c.reqs <- p:
 		return commitResult{}
 	case <-ctx.Done():
+		p.inFlight = false
 		return commitResult{err: ctx.Err()}
 	case <-c.quit:
+		p.inFlight = false
 		return commitResult{err: ErrClosed}
 	}
 }
@@ -321,6 +358,7 @@ func (c *committer) enqueue(ctx context.Context, p *pending) commitResult {
 func (c *committer) result(ctx context.Context, p *pending) commitResult {
 	select {
 	case r := <-p.res:
+		p.inFlight = false
 		return r
 	case <-ctx.Done():
 		return commitResult{err: ctx.Err()}
@@ -328,6 +366,7 @@ func (c *committer) result(ctx context.Context, p *pending) commitResult {
 		// The committers have exited; the result may still have been sent.
 		select {
 		case r := <-p.res:
+			p.inFlight = false
 			return r
 		default:
 			return commitResult{err: ErrClosed}

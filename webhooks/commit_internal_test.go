@@ -198,3 +198,65 @@ func TestCopyConflictCommitsAgain(t *testing.T) {
 		t.Fatalf("%d deliveries stored (%v), want 3", n, err)
 	}
 }
+
+// An intake request's pending counts as arriving until it submits (or
+// the request ends), and is recycled when its request ends unless the
+// committer may still answer it: a request that stopped waiting (its
+// sender hung up) leaves its pending to the committer.
+func TestPendingRecycledOnlyWhenAnswered(t *testing.T) {
+	t.Parallel()
+	c := &committer{reqs: make(chan *pending, 4), quit: make(chan struct{}), done: make(chan struct{})}
+	d := &Delivery{ID: "d-1"}
+
+	p := c.enter()
+	if n := c.arriving.Load(); n != 1 {
+		t.Fatalf("arriving %d after enter, want 1", n)
+	}
+	p.leave()
+	p.leave()
+	if n := c.arriving.Load(); n != 0 {
+		t.Fatalf("arriving %d after leave twice, want 0", n)
+	}
+	p.done()
+
+	// Answered: the result is received, and done recycles the pending
+	// (which this test must not touch after that: a parallel test may have
+	// it by then).
+	p = c.enter()
+	go func() {
+		q := <-c.reqs
+		q.res <- commitResult{id: q.d.ID}
+	}()
+	if r := c.submit(t.Context(), p, d, nil); r.err != nil || r.id != "d-1" {
+		t.Fatalf("submit = %+v", r)
+	}
+	if c.arriving.Load() != 0 || p.inFlight {
+		t.Fatalf("arriving %d, in flight %v after the answer", c.arriving.Load(), p.inFlight)
+	}
+	p.done()
+
+	// Queued, then the sender hangs up: the committer still holds p.
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	p = c.enter()
+	if r := c.submit(ctx, p, d, nil); r.err == nil {
+		t.Fatal("submit with a cancelled context succeeded")
+	}
+	p.done()
+	if p.d != d || !p.inFlight {
+		t.Fatalf("pending still queued was recycled: %+v", p)
+	}
+	if q := <-c.reqs; q != p {
+		t.Fatal("queued pending lost")
+	}
+	p.res <- commitResult{id: d.ID} // the committer answers nobody; p is garbage
+
+	// Not queued at all (closing): recyclable.
+	close(c.quit)
+	full := &committer{reqs: make(chan *pending), quit: c.quit, done: make(chan struct{})}
+	p = full.enter()
+	if r := full.submit(t.Context(), p, d, nil); r.err != ErrClosed || p.inFlight {
+		t.Fatalf("submit while closing = %+v, in flight %v; want ErrClosed, not in flight", r, p.inFlight)
+	}
+	p.done()
+}

@@ -275,12 +275,13 @@ func (s *Service) Mount(e *echo.Echo) {
 
 // arriving tells the group committer that a delivery may come soon, so a
 // batch being formed waits for it (bounded by CommitConfig.Linger). The
-// handler calls leave (idempotent) when it submits or gives up.
-func (s *Service) arriving(h func(c echo.Context, leave func()) error) echo.HandlerFunc {
+// handler gets the pending it submits with (accept, which marks that it
+// has arrived); a handler that gives up is marked gone when it returns.
+func (s *Service) arriving(h func(c echo.Context, p *pending) error) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		leave := s.committer.enter()
-		defer leave()
-		return h(c, leave)
+		p := s.committer.enter()
+		defer p.done()
+		return h(c, p)
 	}
 }
 
@@ -400,10 +401,10 @@ func zoomKey(ts int64, body []byte) string {
 }
 
 // accept stores d durably (group commit) and reports whether it was new.
-// zoom is d's decoded Zoom event (nil for other providers); leave is the
+// zoom is d's decoded Zoom event (nil for other providers); p is the
 // handler's (see arriving).
-func (s *Service) accept(ctx context.Context, d *Delivery, zoom *ZoomEvent, leave func()) (id string, dup bool, err error) {
-	r := s.committer.submit(ctx, d, zoom, leave)
+func (s *Service) accept(ctx context.Context, p *pending, d *Delivery, zoom *ZoomEvent) (id string, dup bool, err error) {
+	r := s.committer.submit(ctx, p, d, zoom)
 	if r.err != nil {
 		return "", false, r.err
 	}
@@ -431,11 +432,11 @@ func (s *Service) newDelivery(provider, externalID, eventType string, h http.Hea
 
 // poison stores a verified delivery whose body does not decode, reports it,
 // and answers 400: it is kept for inspection, never processed.
-func (s *Service) poison(c echo.Context, d *Delivery, cause error, leave func()) error {
+func (s *Service) poison(c echo.Context, p *pending, d *Delivery, cause error) error {
 	ctx := c.Request().Context()
 	d.Status = StatusPoison
 	d.EventType = ""
-	id, dup, err := s.accept(ctx, d, nil, leave)
+	id, dup, err := s.accept(ctx, p, d, nil)
 	if err != nil {
 		return s.storeFailed(c, d.Provider, err)
 	}
@@ -482,7 +483,7 @@ func ack(c echo.Context, id string, dup bool) error {
 	return c.JSON(http.StatusAccepted, a)
 }
 
-func (s *Service) handleZoom(c echo.Context, leave func()) error {
+func (s *Service) handleZoom(c echo.Context, p *pending) error {
 	ctx := c.Request().Context()
 	body, err := s.readBody(c, ProviderZoom)
 	if err != nil {
@@ -502,7 +503,7 @@ func (s *Service) handleZoom(c echo.Context, leave func()) error {
 	}
 	ev, err := decodeZoom(body, true)
 	if err != nil {
-		return s.poison(c, s.newDelivery(ProviderZoom, bodyKey(body), "", h, body), err, leave)
+		return s.poison(c, p, s.newDelivery(ProviderZoom, bodyKey(body), "", h, body), err)
 	}
 	if ev.Event == ZoomURLValidation {
 		s.metrics.accepted.WithLabelValues(ProviderZoom, "validation").Inc()
@@ -511,7 +512,7 @@ func (s *Service) handleZoom(c echo.Context, leave func()) error {
 		})
 	}
 	d := s.newDelivery(ProviderZoom, zoomKey(ev.TS, body), ev.Event, h, body)
-	if _, _, err := s.accept(ctx, d, ev, leave); err != nil {
+	if _, _, err := s.accept(ctx, p, d, ev); err != nil {
 		return s.storeFailed(c, ProviderZoom, err)
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -520,7 +521,7 @@ func (s *Service) handleZoom(c echo.Context, leave func()) error {
 // maxDeliveryID bounds provider delivery ids used as keys.
 const maxDeliveryID = 256
 
-func (s *Service) handleJira(c echo.Context, leave func()) error {
+func (s *Service) handleJira(c echo.Context, p *pending) error {
 	ctx := c.Request().Context()
 	body, err := s.readBody(c, ProviderJira)
 	if err != nil {
@@ -550,10 +551,10 @@ func (s *Service) handleJira(c echo.Context, leave func()) error {
 	d := s.newDelivery(ProviderJira, external, "", h, body)
 	ev, err := DecodeJira(body, s.cfg.JiraBookingField)
 	if err != nil {
-		return s.poison(c, d, err, leave)
+		return s.poison(c, p, d, err)
 	}
 	d.EventType = ev.Event
-	id, dup, err := s.accept(ctx, d, nil, leave)
+	id, dup, err := s.accept(ctx, p, d, nil)
 	if err != nil {
 		return s.storeFailed(c, ProviderJira, err)
 	}
@@ -567,7 +568,7 @@ const (
 	googleNotExists = "not_exists"
 )
 
-func (s *Service) handleGoogle(c echo.Context, leave func()) error {
+func (s *Service) handleGoogle(c echo.Context, p *pending) error {
 	ctx := c.Request().Context()
 	if _, err := s.readBody(c, ProviderGoogle); err != nil {
 		return err
@@ -611,7 +612,7 @@ func (s *Service) handleGoogle(c echo.Context, leave func()) error {
 		num = "0"
 	}
 	d := s.newDelivery(ProviderGoogle, chID+":"+num, state, h, nil)
-	id, dup, err := s.accept(ctx, d, nil, leave)
+	id, dup, err := s.accept(ctx, p, d, nil)
 	if err != nil {
 		return s.storeFailed(c, ProviderGoogle, err)
 	}
