@@ -60,15 +60,18 @@ func requestPathFromContext(ctx context.Context) string {
 }
 
 // requestIDContext is the request's context with its id (and path): one
-// allocation that also backs the X-Request-Id response header value and the
-// random bytes of a fresh id. Value answers requestIDCtxKey with the
-// *requestIDContext itself, so no string is boxed.
+// allocation that also backs the X-Request-Id response header value, the
+// random bytes of a fresh id and the request carrying this context (the
+// shallow copy Request.WithContext would allocate on its own). Value
+// answers requestIDCtxKey with the *requestIDContext itself, so no string
+// is boxed.
 type requestIDContext struct {
 	context.Context
 	id     string
 	path   string
 	header [1]string
 	random [12]byte
+	req    http.Request
 }
 
 func (rc *requestIDContext) Value(key any) any {
@@ -86,12 +89,17 @@ func setRequestID(c echo.Context) string {
 	rc := &requestIDContext{Context: r.Context(), id: r.Header.Get(echo.HeaderXRequestID), path: r.URL.Path}
 	if !validRequestID(rc.id) {
 		_, _ = rand.Read(rc.random[:])
-		rc.id = hex.EncodeToString(rc.random[:])
+		var id [2 * len(rc.random)]byte
+		hex.Encode(id[:], rc.random[:])
+		rc.id = string(id[:]) // hex.EncodeToString would allocate twice
 	}
 	rc.header[0] = rc.id
 	// The key is canonical; assigning skips Header.Set's []string allocation.
 	c.Response().Header()[echo.HeaderXRequestID] = rc.header[:]
-	c.SetRequest(r.WithContext(rc))
+	// WithContext (inlined) copies r into a temporary that stays on the
+	// stack; the copy that carries rc lives in rc.
+	rc.req = *r.WithContext(rc)
+	c.SetRequest(&rc.req)
 	return rc.id
 }
 
