@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/spotlight/gateway/integrations/jira"
 	"github.com/spotlight/gateway/internal/store"
 )
 
@@ -741,7 +742,31 @@ func insertArgs(d *Delivery) []any {
 	if body == nil {
 		body = []byte{}
 	}
-	return []any{d.ID, d.Provider, d.ExternalID, d.EventType, d.Status, headers, body, micros(d.ReceivedAt)}
+	return []any{d.ID, argString(d.Provider), d.ExternalID, argString(d.EventType), argString(d.Status), headers, body, micros(d.ReceivedAt)}
+}
+
+// boxedArgs holds the values every delivery's insert repeats (providers,
+// statuses, common event types) already boxed: boxing a string in an
+// interface allocates.
+var boxedArgs = func() map[string]any {
+	m := map[string]any{}
+	for _, s := range []string{
+		"", ProviderZoom, ProviderJira, ProviderGoogle, StatusReceived, StatusPoison,
+		ZoomMeetingStarted, ZoomMeetingEnded, ZoomParticipantJoined, ZoomParticipantLeft, ZoomMeetingDeleted, ZoomMeetingUpdated,
+		jira.EventIssueCreated, jira.EventIssueUpdated, jira.EventIssueDeleted, googleExists,
+	} {
+		m[s] = s
+	}
+	return m
+}()
+
+// argString is s as a statement argument, boxed without allocating when
+// it is one of boxedArgs.
+func argString(s string) any {
+	if v, ok := boxedArgs[s]; ok {
+		return v
+	}
+	return s
 }
 
 // headersJSON encodes a delivery's stored headers as a JSON object: in

@@ -177,7 +177,6 @@ func (s *Service) prefetch(ctx context.Context, ds []*Delivery, zoom []*ZoomEven
 	}
 	pre := prefetched{zoom: zoom}
 	var ids []string
-	seen := make(map[string]bool, len(ds))
 	for i, d := range ds {
 		if d.Provider != ProviderZoom {
 			continue
@@ -190,11 +189,14 @@ func (s *Service) prefetch(ctx context.Context, ds []*Delivery, zoom []*ZoomEven
 			}
 		}
 		zoom[i] = ev
-		if id := ev.Meeting.ID; zoomHandled(ev.Event) && id != "" && !seen[id] {
-			seen[id] = true
+		if id := ev.Meeting.ID; zoomHandled(ev.Event) && id != "" {
 			ids = append(ids, id)
 		}
 	}
+	// Each meeting once (sorted: a map to keep the order cost an allocation
+	// per job, and the lookup's answer is a map).
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
 	ml, ok := s.cfg.Bookings.(MeetingLookup)
 	if !ok || len(ids) < 2 {
 		return pre

@@ -147,21 +147,29 @@ var zoomMACs macPool
 // MAC neither allocates a new state nor hashes the pads again (measured:
 // BenchmarkVerifyZoom). Secrets change rarely (a rotation adds one), so the
 // pools are never pruned.
-type macPool struct{ pools sync.Map } // secret → *sync.Pool of hash.Hash
+type macPool struct{ pools sync.Map } // secret → *sync.Pool of *macState
+
+// macState is a pooled HMAC state with buffers for what goes through its
+// interface methods: a caller's buffer passed to Write or Sum would escape
+// to the heap, once per delivery.
+type macState struct {
+	mac    hash.Hash
+	prefix [24]byte
+	sum    [sha256.Size]byte
+}
 
 // sum appends HMAC-SHA256(secret, "v0:"+ts+":"+body) to dst.
 func (p *macPool) sum(dst []byte, secret, ts string, body []byte) []byte {
 	v, ok := p.pools.Load(secret)
 	if !ok {
-		v, _ = p.pools.LoadOrStore(secret, &sync.Pool{New: func() any { return hmac.New(sha256.New, []byte(secret)) }})
+		v, _ = p.pools.LoadOrStore(secret, &sync.Pool{New: func() any { return &macState{mac: hmac.New(sha256.New, []byte(secret))} }})
 	}
 	pool := v.(*sync.Pool)
-	m := pool.Get().(hash.Hash)
-	m.Reset()
-	var prefix [24]byte
-	m.Write(append(append(append(prefix[:0], "v0:"...), ts...), ':'))
-	m.Write(body)
-	dst = m.Sum(dst)
+	m := pool.Get().(*macState)
+	m.mac.Reset()
+	m.mac.Write(append(append(append(m.prefix[:0], "v0:"...), ts...), ':'))
+	m.mac.Write(body)
+	dst = append(dst, m.mac.Sum(m.sum[:0])...)
 	pool.Put(m)
 	return dst
 }

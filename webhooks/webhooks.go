@@ -494,7 +494,9 @@ func (s *Service) handleZoom(c echo.Context, p *pending) error {
 	if err != nil {
 		return err
 	}
-	idx, err := VerifyZoom(sec.Zoom, h.Get("x-zm-request-timestamp"), body, h.Get("x-zm-signature"), s.now(), s.cfg.ZoomWindow)
+	// Header keys are written canonical: Get then need not allocate the
+	// canonical form of each.
+	idx, err := VerifyZoom(sec.Zoom, h.Get("X-Zm-Request-Timestamp"), body, h.Get("X-Zm-Signature"), s.now(), s.cfg.ZoomWindow)
 	if err != nil {
 		if errors.Is(err, ErrNoSecret) {
 			s.log.WarnContext(ctx, "zoom webhook refused: no webhook secret configured", "provider", ProviderZoom)
@@ -574,7 +576,7 @@ func (s *Service) handleGoogle(c echo.Context, p *pending) error {
 		return err
 	}
 	h := c.Request().Header
-	chID, tok := h.Get("X-Goog-Channel-ID"), h.Get("X-Goog-Channel-Token")
+	chID, tok := h.Get("X-Goog-Channel-Id"), h.Get("X-Goog-Channel-Token")
 	if chID == "" || tok == "" {
 		return s.reject(ProviderGoogle, http.StatusUnauthorized, fmt.Errorf("%w: channel id and token are required", ErrMissingHeader))
 	}
@@ -591,7 +593,7 @@ func (s *Service) handleGoogle(c echo.Context, p *pending) error {
 	if err != nil {
 		return fmt.Errorf("webhooks: verify channel: %w", err)
 	}
-	if rid := h.Get("X-Goog-Resource-ID"); ch.ResourceID != "" && rid != ch.ResourceID {
+	if rid := h.Get("X-Goog-Resource-Id"); ch.ResourceID != "" && rid != ch.ResourceID {
 		return s.reject(ProviderGoogle, http.StatusUnauthorized, fmt.Errorf("%w: resource id mismatch", ErrUnknownChannel))
 	}
 	state := h.Get("X-Goog-Resource-State")
