@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -465,6 +466,73 @@ func TestInTxPgxCopy(t *testing.T) {
 			t.Fatalf("%v; %d rows, want 1", err, count(t, db, "b1"))
 		}
 	})
+}
+
+// ExecEach (SQLite) runs its statement inside InTxConn's transaction, once
+// per row with that row's arguments: the rows commit and roll back with the
+// transaction's other statements, each run reports the rows it changed, a
+// value no driver takes is refused, and a context cancelled between rows
+// stops the runs.
+func TestExecEach(t *testing.T) {
+	t.Parallel()
+	db := storetest.SQLite(t)
+	ctx := t.Context()
+	const q = `INSERT INTO webhook_attendance VALUES (?, ?, 'n', 'e', ?, 7) ON CONFLICT DO NOTHING`
+	count := func(booking string) int {
+		var n int
+		if err := db.DB().QueryRowContext(ctx, `SELECT count(*) FROM webhook_attendance WHERE booking_id = ?`, booking).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	participants := []string{"p1", "p2", "p1", "p3"}
+	var changed []int64
+	err := db.InTxConn(ctx, func(tx *sql.Tx, conn store.ConnFunc) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attendance VALUES ('b1', 'p0', 'n', 'e', 1, 7)`); err != nil {
+			return err
+		}
+		var err error
+		changed, err = conn.ExecEach(ctx, q, len(participants), func(i int, dst []any) []any {
+			return append(dst, "b1", participants[i], int64(1))
+		})
+		return err
+	})
+	if err != nil || !slices.Equal(changed, []int64{1, 1, 0, 1}) || count("b1") != 4 {
+		t.Fatalf("commit: %v; changed %v, %d rows; want 1 1 0 1, 4 rows", err, changed, count("b1"))
+	}
+
+	boom := errors.New("boom")
+	err = db.InTxConn(ctx, func(tx *sql.Tx, conn store.ConnFunc) error {
+		if _, err := conn.ExecEach(ctx, q, 2, func(i int, dst []any) []any { return append(dst, "b2", participants[i], int64(1)) }); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) || count("b2") != 0 {
+		t.Fatalf("rollback: %v; %d rows, want 0", err, count("b2"))
+	}
+
+	err = db.InTxConn(ctx, func(tx *sql.Tx, conn store.ConnFunc) error {
+		_, err := conn.ExecEach(ctx, q, 1, func(i int, dst []any) []any { return append(dst, "b3", 42, int64(1)) })
+		return err
+	})
+	if err == nil || count("b3") != 0 {
+		t.Fatalf("an int argument: %v; %d rows, want an error and 0", err, count("b3"))
+	}
+
+	cctx, cancel := context.WithCancel(ctx)
+	err = db.InTxConn(ctx, func(tx *sql.Tx, conn store.ConnFunc) error {
+		_, err := conn.ExecEach(cctx, q, 3, func(i int, dst []any) []any {
+			if i == 1 {
+				cancel()
+			}
+			return append(dst, "b4", participants[i], int64(1))
+		})
+		return err
+	})
+	if !errors.Is(err, context.Canceled) || count("b4") != 0 {
+		t.Fatalf("cancelled: %v; %d rows, want context.Canceled and 0", err, count("b4"))
+	}
 }
 
 // The pool is sized by pool_max_conns in the URL when the URL has it, by
