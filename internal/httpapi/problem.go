@@ -11,7 +11,12 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/spotlight/gateway/internal/auth"
+	"github.com/spotlight/gateway/internal/store"
 )
+
+// retryAfterUnavailable is the Retry-After (seconds) of a 503 answered
+// while the database cannot be reached.
+const retryAfterUnavailable = "5"
 
 // ProblemBase is the prefix of every problem type URI. The URIs are stable
 // identifiers clients may switch on; they need not resolve.
@@ -151,6 +156,12 @@ func toError(err error, mappers []ErrorMapper) *Error {
 	case errors.Is(err, auth.ErrInvalidToken):
 		return &Error{Status: 401, Slug: "invalid-token", Title: "Unauthorized", Detail: "The bearer token is invalid or expired.",
 			Header: http.Header{"WWW-Authenticate": {`Bearer realm="spotlight", error="invalid_token"`}}, Err: err}
+	case store.Unavailable(err):
+		// The database is down or failing over: the request may be sent
+		// again, and the gateway has nothing to fix.
+		return &Error{Status: http.StatusServiceUnavailable, Slug: "unavailable", Title: "Service unavailable",
+			Detail: "The gateway cannot reach its database right now; retry later.",
+			Header: http.Header{"Retry-After": {retryAfterUnavailable}}, Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: 504, Slug: "gateway-timeout", Title: "Gateway timeout", Err: err}
 	case errors.As(err, &he):

@@ -589,3 +589,53 @@ func TestSQLiteFilesOwnerOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestUnavailable classifies what PostgreSQL and the pool answer when the
+// server cannot be reached or drops a connection (Unavailable: the HTTP API
+// answers 503) apart from errors of the statement itself (500, 409, …).
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+	s := storetest.Postgres(t)
+	ctx := context.Background()
+
+	// A connection the server terminates (a restart, a failover, an
+	// administrator's pg_terminate_backend).
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var pid int
+	if err := conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	_, terminated := conn.ExecContext(ctx, "SELECT 1")
+	if terminated == nil || !store.Unavailable(terminated) {
+		t.Errorf("statement on a terminated connection: Unavailable(%v) = false, want true", terminated)
+	}
+
+	// A server that refuses connections.
+	_, refused := store.Open(ctx, store.Config{URL: "postgres://postgres@127.0.0.1:1/x?sslmode=disable"}, nil)
+	if refused == nil || !store.Unavailable(refused) {
+		t.Errorf("connection refused: Unavailable(%v) = false, want true", refused)
+	}
+
+	// A closed pool (shutdown).
+	closed := storetest.Postgres(t)
+	closed.Close()
+	_, closedErr := closed.DB().ExecContext(ctx, "SELECT 1")
+	if closedErr == nil || !store.Unavailable(closedErr) {
+		t.Errorf("closed store: Unavailable(%v) = false, want true", closedErr)
+	}
+
+	// Errors of the statement are not.
+	_, syntax := s.DB().ExecContext(ctx, "SELEC 1")
+	for _, err := range []error{nil, syntax, context.Canceled, context.DeadlineExceeded, sql.ErrNoRows, errors.New("booking: not found")} {
+		if store.Unavailable(err) {
+			t.Errorf("Unavailable(%v) = true, want false", err)
+		}
+	}
+}

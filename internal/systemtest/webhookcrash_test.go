@@ -147,23 +147,32 @@ func webhookCrash(t *testing.T, dbURL string) {
 // zoomDeliver posts one delivery signed now and reports whether a 2xx
 // acknowledged it.
 func zoomDeliver(ctx context.Context, hc *http.Client, base string, body []byte) bool {
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	m := hmac.New(sha256.New, []byte(crashZoomSecret))
-	m.Write([]byte("v0:" + ts + ":"))
-	m.Write(body)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/webhooks/zoom", bytes.NewReader(body))
+	req, err := zoomRequest(ctx, base, body)
 	if err != nil {
 		return false
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("x-zm-request-timestamp", ts)
-	req.Header.Set("x-zm-signature", "v0="+hex.EncodeToString(m.Sum(nil)))
 	resp, err := hc.Do(req)
 	if err != nil {
 		return false
 	}
 	resp.Body.Close()
 	return resp.StatusCode/100 == 2
+}
+
+// zoomRequest is a Zoom delivery of body to base, signed now with crashZoomSecret.
+func zoomRequest(ctx context.Context, base string, body []byte) (*http.Request, error) {
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	m := hmac.New(sha256.New, []byte(crashZoomSecret))
+	m.Write([]byte("v0:" + ts + ":"))
+	m.Write(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/webhooks/zoom", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("x-zm-request-timestamp", ts)
+	req.Header.Set("x-zm-signature", "v0="+hex.EncodeToString(m.Sum(nil)))
+	return req, nil
 }
 
 // listZoomDeliveries lists every stored Zoom delivery.
