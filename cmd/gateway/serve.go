@@ -143,9 +143,19 @@ func (a *app) rotateKey(ctx context.Context, newKey local.Key, writeFile bool) (
 	return n, nil
 }
 
+// close closes the database. It waits for the pool's connections to close
+// until ctx is done: a connection to a server that stopped answering can
+// take pgx 15s more to give up on, past the orchestrator's kill timeout.
 func (a *app) close(ctx context.Context) {
-	if a.db != nil {
-		a.db.Close()
+	if a.db == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { a.db.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		a.logger.Warn("database connections still closing; not waiting for them")
 	}
 }
 
@@ -189,6 +199,13 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if !ok {
 		return err
 	}
+	// The last thing to stop: the shutdown's watchdog (see below).
+	var watchdog *time.Timer
+	defer func() {
+		if watchdog != nil {
+			watchdog.Stop()
+		}
+	}()
 	if cfg.Sentry.Release == "" {
 		cfg.Sentry.Release = "gateway@" + version
 	}
@@ -224,7 +241,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		ln.Close()
 		return err
 	}
-	defer a.close(context.WithoutCancel(ctx))
+	// closeCtx bounds the wait for the database's connections to close:
+	// none on a failed start, the shutdown's budget after SIGTERM.
+	closeCtx := context.WithoutCancel(ctx)
+	defer func() { a.close(closeCtx) }()
 	logger := a.logger
 
 	if cfg.Sentry.DSN == "" {
@@ -360,18 +380,53 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	shutStart := time.Now()
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
+	// The documented budget: GATEWAY_SHUTDOWN_TIMEOUT for requests and
+	// jobs, store.HardStop for the jobs cancelled then, about a second to
+	// close the rest, and the process is gone within shutdownMargin of
+	// the SIGTERM whatever still hangs (a database that stopped answering).
+	closeBy := shutStart.Add(cfg.ShutdownTimeout + store.HardStop + time.Second)
+	var cancelClose context.CancelFunc
+	closeCtx, cancelClose = context.WithDeadline(context.WithoutCancel(ctx), closeBy)
+	defer cancelClose()
+	watchdog = time.AfterFunc(cfg.ShutdownTimeout+shutdownMargin, func() {
+		logger.Error("shutdown did not finish in time; exiting", "after", time.Since(shutStart).Round(time.Millisecond).String())
+		exit(1)
+	})
 	// Stop accepting and finish in-flight requests, then let running jobs finish.
 	httpErr := srv.Shutdown(shutCtx)
+	if httpErr != nil {
+		// Requests still running (waiting on a database that does not
+		// answer, say) are cut: closing their connections cancels their
+		// contexts, so they let go of what they hold.
+		_ = srv.Close()
+	}
 	jobErr := jobs.Stop(shutCtx)
+	if httpErr != nil {
+		httpErr = fmt.Errorf("requests still running after GATEWAY_SHUTDOWN_TIMEOUT (%s) were cut", cfg.ShutdownTimeout)
+	}
+	if jobErr != nil {
+		jobErr = fmt.Errorf("jobs still running after GATEWAY_SHUTDOWN_TIMEOUT (%s) were cancelled (they run again later): %s",
+			cfg.ShutdownTimeout, strings.ReplaceAll(jobErr.Error(), "\n", "; "))
+	}
 	if err := errors.Join(httpErr, jobErr); err != nil {
 		logger.Error("shutdown incomplete", "error", err.Error())
-		return err
+		return fmt.Errorf("shutdown incomplete: %w", err)
 	}
 	logger.Info("stopped")
 	return nil
 }
+
+// shutdownMargin is how long after GATEWAY_SHUTDOWN_TIMEOUT the process
+// exits at the latest; the README tells operators to keep the timeout at
+// least this much under the orchestrator's kill timeout.
+const shutdownMargin = 8 * time.Second
+
+// exit ends the process; the shutdown watchdog calls it when cleaning up
+// hangs.
+var exit = os.Exit
 
 // newAuthenticator builds the token verifier: Cognito's JWKS in cognito
 // mode, the dev issuer's own key set in dev mode — the same Verifier either way.

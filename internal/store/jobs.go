@@ -150,16 +150,20 @@ func (j *Jobs) Start(ctx context.Context) error {
 	return j.work.Start(ctx)
 }
 
+// HardStop is how long Stop waits, once its ctx is done, for the jobs it
+// then cancels to return.
+const HardStop = 5 * time.Second
+
 // Stop stops fetching new jobs and waits for running ones until ctx is done;
 // then it cancels what still runs (those jobs are retried later, by this or
-// another replica).
+// another replica) and waits for them at most HardStop more.
 func (j *Jobs) Stop(ctx context.Context) error {
 	if j.work == nil {
 		return nil
 	}
 	err := j.work.Stop(ctx)
 	if err != nil && ctx.Err() != nil {
-		hard, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		hard, cancel := context.WithTimeout(context.WithoutCancel(ctx), HardStop)
 		defer cancel()
 		return errors.Join(err, j.work.StopAndCancel(hard))
 	}

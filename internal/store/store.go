@@ -132,6 +132,15 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*Store, 
 // the URL gives one.
 const defaultMaxConns = 20
 
+// defaultConnectTimeout bounds opening a PostgreSQL connection and
+// defaultPingTimeout the check of a connection idle for more than a second
+// before it is used, unless the URL sets connect_timeout or
+// pool_ping_timeout.
+const (
+	defaultConnectTimeout = 10 * time.Second
+	defaultPingTimeout    = 5 * time.Second
+)
+
 func openPostgres(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	pcfg, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
@@ -145,6 +154,15 @@ func openPostgres(ctx context.Context, cfg Config, logger *slog.Logger) (*Store,
 		// The operator sized the pool in the URL: keep it.
 	default:
 		pcfg.MaxConns = defaultMaxConns
+	}
+	// Without these a server that stops answering (a network partition, a
+	// frozen host) holds a request, or the pool's Close at shutdown,
+	// until the kernel gives up on the TCP connection.
+	if !strings.Contains(cfg.URL, "connect_timeout") {
+		pcfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
+	}
+	if !strings.Contains(cfg.URL, "pool_ping_timeout") {
+		pcfg.PingTimeout = defaultPingTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
