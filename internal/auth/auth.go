@@ -88,6 +88,12 @@ func FromContext(ctx context.Context) (Principal, bool) {
 var (
 	ErrNoToken      = errors.New("auth: no bearer token")
 	ErrInvalidToken = errors.New("auth: invalid token")
+	// ErrKeysUnavailable: the token names a key the verifier does not
+	// have and the key set could not be fetched (the JWKS endpoint failed
+	// or is unreachable), so the token can be neither accepted nor
+	// refused: the request may be retried. It does not wrap
+	// ErrInvalidToken.
+	ErrKeysUnavailable = errors.New("auth: signing keys unavailable")
 )
 
 // claims are the Cognito access-token claims the gateway reads.
@@ -144,6 +150,10 @@ type VerifierConfig struct {
 	// RefetchInterval is the least time between two JWKS fetches caused by
 	// unknown kids (default 1 minute).
 	RefetchInterval time.Duration
+	// RetryInterval is the least time between two JWKS fetches after a
+	// failed one (default 5 seconds): until a fetch succeeds, tokens with
+	// an unknown kid get ErrKeysUnavailable, not ErrInvalidToken.
+	RetryInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives key-refresh failures.
@@ -163,6 +173,8 @@ type Verifier struct {
 	mu        sync.Mutex
 	keys      map[string]*rsa.PublicKey
 	lastFetch time.Time
+	// fetchFailed: the last fetch failed (see RetryInterval).
+	fetchFailed bool
 
 	// verified caches principals of tokens that passed every check, by a
 	// hash of the token, until the token expires: clients send the same
@@ -194,6 +206,9 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	}
 	if cfg.RefetchInterval == 0 {
 		cfg.RefetchInterval = time.Minute
+	}
+	if cfg.RetryInterval == 0 {
+		cfg.RetryInterval = 5 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -234,6 +249,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Principal, error) {
 		}
 		return v.key(ctx, kid)
 	})
+	if errors.Is(err, ErrKeysUnavailable) {
+		return Principal{}, fmt.Errorf("%w: %v", ErrKeysUnavailable, err)
+	}
 	if err != nil {
 		return Principal{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
@@ -290,8 +308,10 @@ func (v *Verifier) remember(sum [32]byte, p Principal, exp time.Time) {
 }
 
 // key returns the public key for kid, fetching the JWKS when the kid is
-// unknown (at most once per RefetchInterval). A failed fetch keeps the last
-// good key set.
+// unknown (at most once per RefetchInterval, or per RetryInterval after a
+// failed fetch). A failed fetch keeps the last good key set; until a fetch
+// succeeds again an unknown kid is ErrKeysUnavailable, since the key may
+// be one the verifier could not learn.
 func (v *Verifier) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -299,20 +319,30 @@ func (v *Verifier) key(ctx context.Context, kid string) (*rsa.PublicKey, error) 
 		return k, nil
 	}
 	now := v.cfg.Now()
-	if !v.lastFetch.IsZero() && now.Sub(v.lastFetch) < v.cfg.RefetchInterval {
+	wait := v.cfg.RefetchInterval
+	if v.fetchFailed {
+		wait = v.cfg.RetryInterval
+	}
+	if !v.lastFetch.IsZero() && now.Sub(v.lastFetch) < wait {
+		if v.fetchFailed {
+			return nil, fmt.Errorf("%w: the last JWKS fetch failed", ErrKeysUnavailable)
+		}
 		return nil, errors.New("unknown kid")
 	}
 	v.lastFetch = now
 	doc, err := v.cfg.JWKS(ctx)
 	if err != nil {
+		v.fetchFailed = true
 		v.cfg.Logger.Warn("JWKS fetch failed; keeping the last good key set", "error", err)
-		return nil, errors.New("unknown kid (JWKS unavailable)")
+		return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
 	}
 	keys, err := ParseJWKS(doc)
 	if err != nil {
+		v.fetchFailed = true
 		v.cfg.Logger.Warn("JWKS document rejected; keeping the last good key set", "error", err)
-		return nil, errors.New("unknown kid (JWKS invalid)")
+		return nil, fmt.Errorf("%w: JWKS invalid: %w", ErrKeysUnavailable, err)
 	}
+	v.fetchFailed = false
 	v.keys = keys
 	if k, ok := keys[kid]; ok {
 		return k, nil

@@ -304,12 +304,34 @@ func TestJWKSDownKeepsLastGoodKeys(t *testing.T) {
 	if _, err := v.Verify(t.Context(), sign(t, k1, "k1", c)); err != nil {
 		t.Fatalf("valid token while JWKS is down: %v", err)
 	}
-	// An unknown kid while down triggers a fetch, which fails, and the old keys stay.
-	if _, err := v.Verify(t.Context(), sign(t, k1, "k-new", c)); !errors.Is(err, auth.ErrInvalidToken) {
-		t.Fatalf("unknown kid while JWKS down: %v", err)
+	// An unknown kid while down triggers a fetch, which fails, and the old
+	// keys stay. The token may be signed by a key the verifier could not
+	// learn: unavailable (retry), not invalid.
+	if _, err := v.Verify(t.Context(), sign(t, k1, "k-new", c)); !errors.Is(err, auth.ErrKeysUnavailable) || errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("unknown kid while JWKS down: %v, want ErrKeysUnavailable", err)
 	}
 	if _, err := v.Verify(t.Context(), sign(t, k1, "k1", c)); err != nil {
 		t.Fatalf("known kid after a failed refetch: %v", err)
+	}
+	// Within the retry interval no new fetch; still unavailable.
+	fetches := srv.fetches.Load()
+	if _, err := v.Verify(t.Context(), sign(t, k1, "k-new", c)); !errors.Is(err, auth.ErrKeysUnavailable) {
+		t.Fatalf("unknown kid right after a failed fetch: %v, want ErrKeysUnavailable", err)
+	}
+	if n := srv.fetches.Load(); n != fetches {
+		t.Fatalf("%d fetches within the retry interval, want none", n-fetches)
+	}
+	// Back up with a new key: the next try after the retry interval (not
+	// the one-minute refetch interval) learns it.
+	srv.setKeys(map[string]*rsa.PublicKey{"k1": &k1.PublicKey, "k-new": &k1.PublicKey})
+	srv.down.Store(false)
+	clk.Add(6 * time.Second)
+	if _, err := v.Verify(t.Context(), sign(t, k1, "k-new", c)); err != nil {
+		t.Fatalf("new kid once the JWKS is back: %v", err)
+	}
+	// A kid the fresh key set lacks is invalid again.
+	if _, err := v.Verify(t.Context(), sign(t, k1, "k-other", c)); !errors.Is(err, auth.ErrInvalidToken) {
+		t.Fatalf("kid missing from a fetched key set: %v, want ErrInvalidToken", err)
 	}
 }
 

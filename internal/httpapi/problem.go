@@ -15,7 +15,7 @@ import (
 )
 
 // retryAfterUnavailable is the Retry-After (seconds) of a 503 answered
-// while the database cannot be reached.
+// while the database or the token signing keys cannot be reached.
 const retryAfterUnavailable = "5"
 
 // ProblemBase is the prefix of every problem type URI. The URIs are stable
@@ -156,6 +156,12 @@ func toError(err error, mappers []ErrorMapper) *Error {
 	case errors.Is(err, auth.ErrInvalidToken):
 		return &Error{Status: 401, Slug: "invalid-token", Title: "Unauthorized", Detail: "The bearer token is invalid or expired.",
 			Header: http.Header{"WWW-Authenticate": {`Bearer realm="spotlight", error="invalid_token"`}}, Err: err}
+	case errors.Is(err, auth.ErrKeysUnavailable):
+		// Neither accepted nor refused: a 401 would tell the client its
+		// token is bad and make it sign the user out.
+		return &Error{Status: http.StatusServiceUnavailable, Slug: "unavailable", Title: "Service unavailable",
+			Detail: "The gateway cannot verify tokens right now; retry later.",
+			Header: http.Header{"Retry-After": {retryAfterUnavailable}}, Err: err}
 	case store.Unavailable(err):
 		// The database is down or failing over: the request may be sent
 		// again, and the gateway has nothing to fix.
