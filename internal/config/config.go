@@ -12,9 +12,12 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spotlight/gateway/internal/secrets"
 )
 
 // Environments.
@@ -235,7 +238,7 @@ var vars = []Var{
 	{"GATEWAY_PROVIDERS", ProvidersSandbox, "sandbox (in-process simulators) or live (real Zoom, Google, Jira, CalDAV)", oneOf(func(c *Config) *string { return &c.Providers }, ProvidersSandbox, ProvidersLive)},
 	{"GATEWAY_SECRETS_BACKEND", SecretsLocal, "local (AES-GCM rows in the database) or ssm (required in production)", oneOf(func(c *Config) *string { return &c.Secrets.Backend }, SecretsLocal, SecretsSSM)},
 	{"GATEWAY_SECRET_KEY", "", "base64 32-byte key of the local secret store (default: GATEWAY_DATA_DIR/secret.key, created 0600); during a rotation NEW,OLD: NEW seals, both open (see gateway secrets rotate-key)", str(func(c *Config) *string { return &c.Secrets.Key })},
-	{"GATEWAY_SSM_PREFIX", "spotlight", "first segment of SSM parameter paths /{prefix}/{env}/…", str(func(c *Config) *string { return &c.Secrets.Prefix })},
+	{"GATEWAY_SSM_PREFIX", "spotlight", "first segment of SSM parameter paths /{prefix}/{env}/…", ssmPrefix},
 	{"GATEWAY_SSM_ENDPOINT", "", "override of the SSM endpoint URL", absURL(func(c *Config) *string { return &c.Secrets.SSMEndpoint })},
 	{"GATEWAY_SSM_KMS_KEY_ID", "", "KMS key for SecureString parameters (default: the AWS managed key)", str(func(c *Config) *string { return &c.Secrets.KMSKeyID })},
 	{"GATEWAY_SSM_TIER", "Standard", "Standard or Advanced (values over 4 KB need Advanced)", oneOf(func(c *Config) *string { return &c.Secrets.Tier }, "Standard", "Advanced")},
@@ -274,6 +277,7 @@ var vars = []Var{
 func Load(getenv func(string) string) (Config, error) {
 	var c Config
 	var errs []error
+	failed := map[string]bool{}
 	for _, v := range vars {
 		val := strings.TrimSpace(getenv(v.Name))
 		if val == "" {
@@ -281,6 +285,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		if err := v.set(&c, val); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", v.Name, err))
+			failed[v.Name] = true
 		}
 	}
 	if c.Providers == ProvidersSandbox && strings.TrimSpace(getenv("GATEWAY_CALDAV_POLL_INTERVAL")) == "" {
@@ -293,9 +298,9 @@ func Load(getenv func(string) string) (Config, error) {
 		// minimum notice ahead.
 		c.Zoom.EarlyStart = 0
 	}
-	if len(errs) == 0 {
-		errs = append(errs, c.validate()...)
-	}
+	// The rules that span variables are checked too, so one start lists
+	// every problem; a rule reading a malformed variable is left out.
+	errs = append(errs, c.validate(failed)...)
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("config: %w", errors.Join(errs...))
 	}
@@ -306,11 +311,22 @@ func Load(getenv func(string) string) (Config, error) {
 // providers when GATEWAY_CALDAV_POLL_INTERVAL is not set.
 const SandboxCalDAVPollInterval = 10 * time.Second
 
-// validate checks rules that span several variables.
-func (c *Config) validate() []error {
+// validate checks rules that span several variables, and in production
+// every setting production needs, whatever the modes it requires are set
+// to now: an operator learns them all from one start. A rule that reads a
+// variable in failed (malformed) is skipped.
+func (c *Config) validate(failed map[string]bool) []error {
 	var errs []error
+	ok := func(names ...string) bool {
+		for _, n := range names {
+			if failed[n] {
+				return false
+			}
+		}
+		return true
+	}
 	prod := c.Env == EnvProduction
-	if c.PublicURL == "" {
+	if c.PublicURL == "" && ok("GATEWAY_PUBLIC_URL") {
 		c.PublicURL = "http://" + publicHost(c.Addr)
 	}
 	if c.Sentry.Environment == "" {
@@ -322,23 +338,25 @@ func (c *Config) validate() []error {
 	if prod && c.Providers == ProvidersSandbox {
 		errs = append(errs, errors.New("GATEWAY_PROVIDERS: sandbox providers are refused when GATEWAY_ENV=production; set live"))
 	}
-	if prod && !strings.HasPrefix(c.PublicURL, "https://") {
+	if prod && ok("GATEWAY_PUBLIC_URL") && !strings.HasPrefix(c.PublicURL, "https://") {
 		// Google pushes calendar changes only to a public HTTPS address,
 		// and the URL is written into calendar events and Jira issues.
 		errs = append(errs, errors.New("GATEWAY_PUBLIC_URL: required when GATEWAY_ENV=production: the gateway's public https:// address (Google push notifications, OAuth callbacks, links in events and issues)"))
 	}
-	if prod && !strings.HasPrefix(c.DatabaseURL, "postgres") {
+	if prod && ok("GATEWAY_DATABASE_URL") && !strings.HasPrefix(c.DatabaseURL, "postgres") {
 		// Replicas share one PostgreSQL; an embedded file would give every
 		// task its own, lost with the task.
 		errs = append(errs, errors.New("GATEWAY_DATABASE_URL: a postgres:// URL is required when GATEWAY_ENV=production (the embedded SQLite file is for one process on one machine)"))
 	}
-	if prod && c.Secrets.Backend != SecretsSSM {
+	if prod && ok("GATEWAY_SECRETS_BACKEND") && c.Secrets.Backend != SecretsSSM {
 		errs = append(errs, errors.New("GATEWAY_SECRETS_BACKEND: ssm is required when GATEWAY_ENV=production"))
 	}
 	if prod && c.CalDAV.AllowPrivate {
 		errs = append(errs, errors.New("GATEWAY_CALDAV_ALLOW_PRIVATE: must be false when GATEWAY_ENV=production"))
 	}
-	if c.Auth.Mode == AuthCognito {
+	// Production requires cognito auth, ssm secrets and live providers
+	// (above): their settings are required there whatever the modes say.
+	if (c.Auth.Mode == AuthCognito || prod) && ok("GATEWAY_AUTH_MODE") {
 		if c.Auth.CognitoRegion == "" {
 			errs = append(errs, errors.New("GATEWAY_COGNITO_REGION: required when GATEWAY_AUTH_MODE=cognito"))
 		}
@@ -349,7 +367,7 @@ func (c *Config) validate() []error {
 			errs = append(errs, errors.New("GATEWAY_COGNITO_CLIENT_IDS: required when GATEWAY_AUTH_MODE=cognito"))
 		}
 	}
-	if c.Secrets.Backend == SecretsSSM && c.Secrets.AWSRegion == "" {
+	if (c.Secrets.Backend == SecretsSSM || prod) && ok("GATEWAY_SECRETS_BACKEND") && c.Secrets.AWSRegion == "" {
 		errs = append(errs, errors.New("AWS_REGION: required when GATEWAY_SECRETS_BACKEND=ssm"))
 	}
 	if c.Secrets.Key != "" {
@@ -363,16 +381,16 @@ func (c *Config) validate() []error {
 			}
 		}
 	}
-	if c.Webhooks.HandoffGrace < time.Second {
+	if ok("GATEWAY_WEBHOOK_HANDOFF_GRACE") && c.Webhooks.HandoffGrace < time.Second {
 		errs = append(errs, errors.New("GATEWAY_WEBHOOK_HANDOFF_GRACE: must be at least 1s"))
 	}
-	if c.Jobs.RescueAfter <= c.Jobs.Timeout {
+	if ok("GATEWAY_JOB_RESCUE_AFTER", "GATEWAY_JOB_TIMEOUT") && c.Jobs.RescueAfter <= c.Jobs.Timeout {
 		errs = append(errs, errors.New("GATEWAY_JOB_RESCUE_AFTER: must be longer than GATEWAY_JOB_TIMEOUT"))
 	}
-	if prod && c.Providers == ProvidersLive && c.Jira.SiteURL == "" {
+	if prod && ok("GATEWAY_JIRA_SITE_URL") && c.Jira.SiteURL == "" {
 		errs = append(errs, errors.New("GATEWAY_JIRA_SITE_URL: required with live providers in production"))
 	}
-	if prod && c.Providers == ProvidersLive && c.Google.RedirectURL == "" {
+	if prod && ok("GATEWAY_GOOGLE_REDIRECT_URL") && c.Google.RedirectURL == "" {
 		// The gateway's own callback is authenticated by the state alone:
 		// anyone can send a user the authorization URL of their own
 		// connection, and the user's consent would connect the user's
@@ -458,7 +476,7 @@ func baseURL(field func(*Config) *string) func(*Config, string) error {
 			return err
 		}
 		if u, _ := url.Parse(v); u != nil && (u.RawQuery != "" || u.Fragment != "" || u.User != nil) {
-			return fmt.Errorf("%q must be a base URL without user, query or fragment", v)
+			return fmt.Errorf("%q must be a base URL without user, query or fragment", shownURL(v))
 		}
 		*field(c) = strings.TrimRight(*field(c), "/")
 		return nil
@@ -489,11 +507,27 @@ func absURL(field func(*Config) *string) func(*Config, string) error {
 		}
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%q is not an absolute http(s) URL", v)
+			return fmt.Errorf("%q is not an absolute http(s) URL", shownURL(v))
 		}
 		*field(c) = strings.TrimRight(v, "/") + trailingSlash(v)
 		return nil
 	}
+}
+
+// userinfo is the user (and password) part of a URL that does not parse.
+var userinfo = regexp.MustCompile(`//[^/?#]*@`)
+
+// shownURL is v as an error message may quote it (the message goes to the
+// log): the user and password written into it are replaced by xxxxx.
+func shownURL(v string) string {
+	if u, err := url.Parse(v); err == nil {
+		if u.User == nil {
+			return v
+		}
+		u.User = url.User("xxxxx") // a user name can be a token too
+		return u.String()
+	}
+	return userinfo.ReplaceAllString(v, "//xxxxx@")
 }
 
 // trailingSlash keeps a trailing slash the operator wrote (Google's API base needs it).
@@ -509,6 +543,15 @@ func dbURL(c *Config, v string) error {
 		return errors.New("must start with postgres://, postgresql:// or sqlite: (or be empty for the embedded database)")
 	}
 	c.DatabaseURL = v
+	return nil
+}
+
+// ssmPrefix parses the first segment of the secret store's paths.
+func ssmPrefix(c *Config, v string) error {
+	if err := secrets.ValidComponent(v); err != nil {
+		return fmt.Errorf("%q is not one path segment (letters, digits and _ . @ -, no /): parameters are /{prefix}/{env}/…", v)
+	}
+	c.Secrets.Prefix = v
 	return nil
 }
 

@@ -215,3 +215,70 @@ func TestVarsAreDocumented(t *testing.T) {
 		seen[v.Name] = true
 	}
 }
+
+// TestProductionListsEveryProblemAtOnce: an operator who sets
+// GATEWAY_ENV=production and nothing else (with a typo on top) learns every
+// setting production needs from one start, not one batch per attempt: the
+// rules that span variables are checked even when a value is malformed, and
+// production's requirements (Cognito's pool, SSM's region, the live
+// providers' Jira site and Google redirect page) are named before the mode
+// that needs them is set.
+func TestProductionListsEveryProblemAtOnce(t *testing.T) {
+	t.Parallel()
+	_, err := Load(env(map[string]string{"GATEWAY_ENV": "production", "GATEWAY_LOG_LEVEL": "verbose"}))
+	if err == nil {
+		t.Fatal("Load succeeded")
+	}
+	for _, name := range []string{"GATEWAY_LOG_LEVEL", "GATEWAY_AUTH_MODE", "GATEWAY_COGNITO_REGION", "GATEWAY_COGNITO_USER_POOL_ID",
+		"GATEWAY_COGNITO_CLIENT_IDS", "GATEWAY_PROVIDERS", "GATEWAY_PUBLIC_URL", "GATEWAY_DATABASE_URL", "GATEWAY_SECRETS_BACKEND",
+		"AWS_REGION", "GATEWAY_JIRA_SITE_URL", "GATEWAY_GOOGLE_REDIRECT_URL"} {
+		if !strings.Contains(err.Error(), name+":") {
+			t.Errorf("the error does not name %s:\n%v", name, err)
+		}
+	}
+	// A malformed value does not also fail the rules that read it.
+	_, err = Load(env(map[string]string{"GATEWAY_JOB_TIMEOUT": "soon", "GATEWAY_WEBHOOK_HANDOFF_GRACE": "10ms"}))
+	if err == nil || !strings.Contains(err.Error(), "GATEWAY_JOB_TIMEOUT:") || !strings.Contains(err.Error(), "GATEWAY_WEBHOOK_HANDOFF_GRACE: must be at least 1s") ||
+		strings.Contains(err.Error(), "GATEWAY_JOB_RESCUE_AFTER") {
+		t.Errorf("Load = %v, want GATEWAY_JOB_TIMEOUT and GATEWAY_WEBHOOK_HANDOFF_GRACE named, GATEWAY_JOB_RESCUE_AFTER not", err)
+	}
+}
+
+// TestSSMPrefixChecked: a prefix that is not one SSM path segment is a
+// configuration error naming GATEWAY_SSM_PREFIX, not a failure after the
+// database was migrated that blames the Sentry DSN lookup.
+func TestSSMPrefixChecked(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"/spotlight", "spot light", "a/b", ".."} {
+		if _, err := Load(env(map[string]string{"GATEWAY_SSM_PREFIX": p})); err == nil || !strings.Contains(err.Error(), "GATEWAY_SSM_PREFIX:") {
+			t.Errorf("GATEWAY_SSM_PREFIX=%q: Load = %v, want an error naming it", p, err)
+		}
+	}
+	if _, err := Load(env(map[string]string{"GATEWAY_SSM_PREFIX": "spotlight-prod"})); err != nil {
+		t.Errorf("GATEWAY_SSM_PREFIX=spotlight-prod: %v", err)
+	}
+}
+
+// TestURLCredentialsNotEchoed: the message about a malformed URL does not
+// repeat a password written into it (the message goes to the task's log).
+func TestURLCredentialsNotEchoed(t *testing.T) {
+	t.Parallel()
+	_, err := Load(env(map[string]string{
+		"GATEWAY_PUBLIC_URL":    "https://admin:hunter2@gw.example.com",
+		"GATEWAY_JIRA_SITE_URL": "https://u:jirapw@x atlassian",
+		"GATEWAY_ZOOM_API_URL":  "ftp://u:zoompw@zoom",
+	}))
+	if err == nil {
+		t.Fatal("Load succeeded")
+	}
+	for _, secret := range []string{"hunter2", "jirapw", "zoompw"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("the error shows %q:\n%v", secret, err)
+		}
+	}
+	for _, name := range []string{"GATEWAY_PUBLIC_URL", "GATEWAY_JIRA_SITE_URL", "GATEWAY_ZOOM_API_URL"} {
+		if !strings.Contains(err.Error(), name+":") {
+			t.Errorf("the error does not name %s:\n%v", name, err)
+		}
+	}
+}
