@@ -18,6 +18,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -144,8 +145,9 @@ const (
 func openPostgres(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	pcfg, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
-		// pgx echoes the URL (with password) in parse errors; do not wrap it.
-		return nil, errors.New("store: invalid PostgreSQL URL")
+		// pgx quotes the URL in parse errors, its password redacted on a
+		// best-effort basis: keep only the reason.
+		return nil, fmt.Errorf("store: invalid PostgreSQL URL: %s", parseReason(cfg.URL, err))
 	}
 	switch {
 	case cfg.MaxConns > 0:
@@ -177,6 +179,21 @@ func openPostgres(ctx context.Context, cfg Config, logger *slog.Logger) (*Store,
 	db := stdlib.OpenDBFromPool(pool)
 	loc := fmt.Sprintf("postgres://%s:%d/%s", pcfg.ConnConfig.Host, pcfg.ConnConfig.Port, pcfg.ConnConfig.Database)
 	return &Store{db: db, pool: pool, dialect: Postgres, logger: logger, Location: loc}, nil
+}
+
+// parseReason is why pgx could not parse url, without url itself (pgx
+// writes "cannot parse `URL`: reason") and without its password.
+func parseReason(rawURL string, err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "`: "); i >= 0 {
+		msg = msg[i+3:]
+	}
+	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+	}
+	return msg
 }
 
 // DB returns the database handle. On SQLite it has exactly one connection:

@@ -639,3 +639,19 @@ func TestUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidPostgresURLSaysWhy: a malformed GATEWAY_DATABASE_URL is
+// refused with pgx's reason (which setting), never with the password.
+func TestInvalidPostgresURLSaysWhy(t *testing.T) {
+	t.Parallel()
+	for url, want := range map[string]string{
+		"postgres://gw:s3cretpw@db.example/gw?sslmode=bogus":           "sslmode",
+		"postgres://gw:s3cretpw@db.example/gw?pool_max_conns=many":     "pool_max_conns",
+		"postgres://gw:s3cretpw@db.example/gw?connect_timeout=soonish": "connect_timeout",
+	} {
+		_, err := store.Open(context.Background(), store.Config{URL: url}, nil)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cretpw") {
+			t.Errorf("Open(%s) = %v, want an error naming %s without the password", want, err, want)
+		}
+	}
+}
