@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,9 +42,15 @@ type app struct {
 	oldKey  local.Key
 }
 
-// openBase opens the database (migrating it) and the secret store.
+// openBase opens the database (migrating it) and the secret store, logging
+// to logw.
 func openBase(ctx context.Context, cfg config.Config, logw io.Writer) (*app, error) {
-	a := &app{cfg: cfg, logger: telemetry.NewLogger(logw, cfg.LogLevel)}
+	return openBaseLogging(ctx, cfg, telemetry.NewLogger(logw, cfg.LogLevel))
+}
+
+// openBaseLogging is openBase with the logger the caller already has.
+func openBaseLogging(ctx context.Context, cfg config.Config, logger *slog.Logger) (*app, error) {
+	a := &app{cfg: cfg, logger: logger}
 	db, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}, a.logger)
 	if err != nil {
 		return nil, err
@@ -226,7 +233,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		defer unlock()
 	}
 
-	// Listen before anything slow so the address (and a busy port) is known at once.
+	// Listen before anything slow so the address (and a busy port) is known
+	// at once, and serve from then on: /healthz answers while the database
+	// is opened and migrated (which may wait for another replica's
+	// migration), everything else 503 until the gateway is ready.
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
@@ -235,30 +245,43 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if cfg.PublicURL == "http://"+cfg.Addr && ln.Addr().String() != cfg.Addr {
 		cfg.PublicURL = "http://" + ln.Addr().String() // port 0 in tests
 	}
+	logger := telemetry.NewLogger(stdout, cfg.LogLevel)
+	var current atomic.Pointer[http.Handler]
+	starting := httpapi.Starting()
+	current.Store(&starting)
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*current.Load()).ServeHTTP(w, r) }),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	// On a failed start this closes the listener; after a shutdown it has
+	// nothing left to close.
+	defer srv.Close()
 
-	a, err := openBase(ctx, cfg, stdout)
+	a, err := openBaseLogging(ctx, cfg, logger)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	// closeCtx bounds the wait for the database's connections to close:
 	// none on a failed start, the shutdown's budget after SIGTERM.
 	closeCtx := context.WithoutCancel(ctx)
 	defer func() { a.close(closeCtx) }()
-	logger := a.logger
 
 	if cfg.Sentry.DSN == "" {
 		// No SENTRY_DSN: the DSN stored as provider sentry's credentials
 		// (PUT /v1/admin/providers/sentry/credentials or its SSM parameter).
 		dsn, err := storedSentryDSN(ctx, cfg, a.secrets)
 		if err != nil {
-			ln.Close()
 			return err
 		}
 		if dsn != "" {
 			f, err := telemetry.InitSentry(telemetry.SentryOptions{DSN: dsn, Environment: cfg.Sentry.Environment, Release: cfg.Sentry.Release})
 			if err != nil {
-				ln.Close()
 				return fmt.Errorf("the dsn stored for provider sentry: %w", err)
 			}
 			cfg.Sentry.DSN, flush = dsn, f
@@ -272,7 +295,6 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if cfg.DebugAddr != "" {
 		stopDebug, err := startDebug(ctx, cfg.DebugAddr, logger)
 		if err != nil {
-			ln.Close()
 			return err
 		}
 		defer stopDebug()
@@ -288,7 +310,6 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 			// The simulators keep their state next to the database, so bookings survive a restart whole.
 			StateDir: sandboxDir(cfg)})
 		if err != nil {
-			ln.Close()
 			return err
 		}
 		defer func() {
@@ -301,7 +322,6 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	authn, devIssuer, err := newAuthenticator(cfg, logger)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 
@@ -324,7 +344,6 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		workers: river.NewWorkers(), deps: &deps}
 	for _, wire := range wireFuncs {
 		if err := wire(w); err != nil {
-			ln.Close()
 			return err
 		}
 	}
@@ -339,33 +358,22 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		Logger: logger, Registerer: reg,
 	})
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	w.jobs = jobs
 
-	handler, err := httpapi.NewServer(deps)
+	e, err := httpapi.NewServer(deps)
 	if err != nil {
-		ln.Close()
 		return err
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	var handler http.Handler = e
 
 	jobCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopJobs()
 	if err := jobs.Start(jobCtx); err != nil {
-		ln.Close()
 		return fmt.Errorf("start jobs: %w", err)
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	current.Store(&handler)
 
 	url := "http://" + ln.Addr().String()
 	logger.Info("gateway ready", "url", url, "version", version, "env", cfg.Env, "auth", cfg.Auth.Mode, "providers", cfg.Providers,

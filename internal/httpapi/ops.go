@@ -110,3 +110,31 @@ func joinSorted(names []string) string {
 	slices.Sort(names)
 	return strings.Join(names, ", ")
 }
+
+// Starting is the handler of a gateway that is not ready yet (opening and
+// migrating its database, possibly waiting for another replica's
+// migration): GET /healthz answers 200, since the process is alive and a
+// container health check must not kill it mid-migration; every other
+// request, /readyz included, a 503 unavailable problem with Retry-After.
+func Starting() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			if r.Method == http.MethodGet {
+				_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+			}
+			return
+		}
+		e := NewError(http.StatusServiceUnavailable, "The gateway is starting; retry later.")
+		p := e.Problem()
+		p.Instance = r.URL.Path
+		body, _ := json.Marshal(p)
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.Header().Set("Retry-After", retryAfterUnavailable)
+		w.WriteHeader(e.Status)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(body)
+		}
+	})
+}
