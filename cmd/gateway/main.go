@@ -6,6 +6,7 @@
 //	gateway token --service           mint a dev-mode service client's token
 //	gateway secrets rotate-key        re-encrypt the local secret store under a new key
 //	gateway healthcheck      probe /healthz (the container HEALTHCHECK)
+//	gateway config           print the configuration (credentials hidden) and check it
 //
 // Configuration comes from GATEWAY_* environment variables; `gateway serve
 // --help` lists them with their defaults.

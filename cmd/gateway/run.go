@@ -41,6 +41,7 @@ commands:
   secrets rotate-key    re-encrypt the local secret store under a new key
   sandbox …             play the providers' side of a session in the sandbox
   healthcheck           probe /healthz on GATEWAY_ADDR; exit 0 when healthy
+  config                print the configuration (credentials hidden) and check it as serve does
 
 Run "gateway serve --help" for the configuration variables.
 `
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cmdSecrets(ctx, args, getenv, stdout, stderr)
 	case "healthcheck":
 		return cmdHealthcheck(ctx, args, getenv, stdout)
+	case "config":
+		return cmdConfig(args, getenv, stdout)
 	case "sandbox":
 		return cmdSandbox(ctx, args, getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -240,6 +243,42 @@ func cmdHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 		return fmt.Errorf("healthcheck: /healthz answered %d", resp.StatusCode)
 	}
 	fmt.Fprintln(stdout, "ok")
+	return nil
+}
+
+// cmdConfig prints every configuration variable with the value the
+// environment gives it and where that comes from (credentials hidden), and
+// the values derived from them, then checks the configuration as serve
+// does: exit status 2 and every problem when it would not start. It reads
+// nothing but the environment (no database, no secret store).
+func cmdConfig(args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("config", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(stdout, "usage: gateway config\n\nPrints the configuration from the environment (credentials hidden) and checks it\nas serve does; exits 2 listing every problem when serve would refuse to start.")
+	}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VARIABLE\tVALUE\tFROM")
+	for _, v := range config.Vars() {
+		raw, from := strings.TrimSpace(getenv(v.Name)), "environment"
+		if raw == "" {
+			raw, from = v.Default, "default"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", v.Name, v.Shown(raw), from)
+	}
+	tw.Flush()
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nderived: public URL %s, CalDAV poll interval %s, Zoom early start %s, Sentry environment %s\n",
+		cfg.PublicURL, cfg.CalDAV.PollInterval, cfg.Zoom.EarlyStart, cfg.Sentry.Environment)
+	fmt.Fprintln(stdout, "configuration ok")
 	return nil
 }
 

@@ -512,3 +512,34 @@ func TestTokenCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigCommand: `gateway config` prints every variable and where its
+// value comes from without any credential, and refuses (status 2) what
+// serve would refuse, listing every problem.
+func TestConfigCommand(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"GATEWAY_DATABASE_URL": "postgres://gw:db-pass-123@db.internal:5432/gw?sslmode=require",
+		"GATEWAY_SECRET_KEY":   "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"SENTRY_DSN":           "https://sentrykey456@o1.ingest.sentry.io/1",
+		"GATEWAY_ADDR":         ":8080",
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"config"}, envOf(env), &out, io.Discard); err != nil {
+		t.Fatalf("config: %v\n%s", err, out.String())
+	}
+	for _, secret := range []string{"db-pass-123", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "sentrykey456"} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("config prints %q:\n%s", secret, out.String())
+		}
+	}
+	for _, want := range []string{"GATEWAY_ADDR", ":8080", "environment", "GATEWAY_JOB_WORKERS", "default", "db.internal:5432/gw", "configuration ok"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("config does not print %q:\n%s", want, out.String())
+		}
+	}
+	err := run(t.Context(), []string{"config"}, envOf(map[string]string{"GATEWAY_ENV": "production"}), io.Discard, io.Discard)
+	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "GATEWAY_COGNITO_REGION") || !strings.Contains(err.Error(), "GATEWAY_PUBLIC_URL") {
+		t.Errorf("config in production with nothing set = %v (exit %d), want status 2 listing every problem", err, exitCode(err))
+	}
+}

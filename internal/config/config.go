@@ -218,6 +218,29 @@ type Var struct {
 // Vars returns every variable Load reads, in help order.
 func Vars() []Var { return vars }
 
+// secretVars hold credentials: Shown never prints their values.
+var secretVars = map[string]bool{"GATEWAY_SECRET_KEY": true, "SENTRY_DSN": true}
+
+// Shown is raw, a value of v, as it may be printed (`gateway config`, a
+// log): "" as "-", a credential as "(set, not shown)", and a URL without
+// the user and password written into it.
+func (v Var) Shown(raw string) string {
+	switch {
+	case raw == "":
+		return "-"
+	case secretVars[v.Name]:
+		return "(set, not shown)"
+	case strings.Contains(raw, "://"), strings.Contains(raw, "password="):
+		shown := shownURL(raw)
+		// A password can also be a query parameter of a PostgreSQL URL.
+		return passwordParam.ReplaceAllString(shown, "${1}xxxxx")
+	}
+	return raw
+}
+
+// passwordParam is a password given as a URL query or key=value parameter.
+var passwordParam = regexp.MustCompile(`((?:^|[?&\s])(?:ssl)?password=)[^&\s]*`)
+
 var vars = []Var{
 	{"GATEWAY_ENV", EnvDevelopment, "development or production (production refuses dev auth and sandbox providers)", oneOf(func(c *Config) *string { return &c.Env }, EnvDevelopment, EnvProduction)},
 	{"GATEWAY_ADDR", "127.0.0.1:8080", "listen address (the container image sets :8080)", hostPort(func(c *Config) *string { return &c.Addr })},

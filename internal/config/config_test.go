@@ -282,3 +282,25 @@ func TestURLCredentialsNotEchoed(t *testing.T) {
 		}
 	}
 }
+
+// TestShownHidesCredentials: what `gateway config` prints of each value.
+func TestShownHidesCredentials(t *testing.T) {
+	t.Parallel()
+	byName := map[string]Var{}
+	for _, v := range Vars() {
+		byName[v.Name] = v
+	}
+	for _, tt := range []struct{ name, raw, want string }{
+		{"GATEWAY_SECRET_KEY", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "(set, not shown)"},
+		{"SENTRY_DSN", "https://key@o1.ingest.sentry.io/1", "(set, not shown)"},
+		{"GATEWAY_DATABASE_URL", "postgres://gw:s3cret@db:5432/gw?sslmode=require", "postgres://xxxxx@db:5432/gw?sslmode=require"},
+		{"GATEWAY_DATABASE_URL", "postgres://db/gw?user=gw&password=s3cret&sslpassword=k3y", "postgres://db/gw?user=gw&password=xxxxx&sslpassword=xxxxx"},
+		{"GATEWAY_JIRA_SITE_URL", "https://u:pw@x atlassian", "https://xxxxx@x atlassian"},
+		{"GATEWAY_ADDR", ":8080", ":8080"},
+		{"GATEWAY_PUBLIC_URL", "", "-"},
+	} {
+		if got := byName[tt.name].Shown(tt.raw); got != tt.want {
+			t.Errorf("%s: Shown(%q) = %q, want %q", tt.name, tt.raw, got, tt.want)
+		}
+	}
+}
