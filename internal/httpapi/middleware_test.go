@@ -1,10 +1,13 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -101,4 +104,44 @@ func TestWebhookRoutesThroughTheStack(t *testing.T) {
 			t.Errorf("/metrics lacks %s\n%s", want, body)
 		}
 	}
+}
+
+// TestClientGoneIsNotAServerError: a request whose client hung up (API
+// Gateway's 29s timeout, a closed browser tab) and whose handler then
+// fails with the cancelled context is logged as 499 at INFO and counted as
+// 499, not as a 500 error the gateway made (which pages and goes to Sentry).
+func TestClientGoneIsNotAServerError(t *testing.T) {
+	t.Parallel()
+	handled := make(chan struct{})
+	en := newEnv(t, func(d *httpapi.Deps) {
+		d.Mount = append(d.Mount, func(e *echo.Echo) {
+			e.GET("/test/slow", func(c echo.Context) error {
+				defer close(handled)
+				<-c.Request().Context().Done()
+				return fmt.Errorf("booking: list: %w", c.Request().Context().Err())
+			})
+		})
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, en.srv.URL+"/test/slow", nil)
+	if resp, err := en.srv.Client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the client got an answer: %d", resp.StatusCode)
+	}
+	<-handled
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(en.logs.String(), `"route":"/test/slow"`) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, l := range strings.Split(en.logs.String(), "\n") {
+		if !strings.Contains(l, `"route":"/test/slow"`) {
+			continue
+		}
+		if !strings.Contains(l, `"status":499`) || !strings.Contains(l, `"level":"INFO"`) {
+			t.Errorf("access log of a request the client gave up on: %s, want status 499 at INFO", l)
+		}
+		return
+	}
+	t.Fatalf("no access log line for /test/slow:\n%s", en.logs.String())
 }

@@ -124,6 +124,8 @@ func statusSlug(status int) (string, string) {
 		return "bad-gateway", "Bad gateway"
 	case http.StatusGatewayTimeout:
 		return "gateway-timeout", "Gateway timeout"
+	case StatusClientClosedRequest:
+		return "client-closed-request", "Client closed request"
 	default:
 		if status >= 500 {
 			return "internal", "Internal server error"
@@ -131,6 +133,16 @@ func statusSlug(status int) (string, string) {
 		return "error", http.StatusText(status)
 	}
 }
+
+// StatusClientClosedRequest is the status (nginx's 499) logged and counted
+// for a request whose client hung up before it was answered and which then
+// failed for that reason: nobody reads the answer, and it is not the
+// gateway's error (no 5xx, no Sentry report).
+const StatusClientClosedRequest = 499
+
+// errClientGone marks a handler's error that came from its request's
+// context being cancelled because the client went away (see errorHandler).
+var errClientGone = errors.New("httpapi: client closed the request")
 
 // ErrorMapper turns a domain error into an *Error, or returns nil when it
 // does not know err. Packages register theirs with Deps.ErrorMappers.
@@ -168,6 +180,9 @@ func toError(err error, mappers []ErrorMapper) *Error {
 		return &Error{Status: http.StatusServiceUnavailable, Slug: "unavailable", Title: "Service unavailable",
 			Detail: "The gateway cannot reach its database right now; retry later.",
 			Header: http.Header{"Retry-After": {retryAfterUnavailable}}, Err: err}
+	case errors.Is(err, errClientGone):
+		return &Error{Status: StatusClientClosedRequest, Slug: "client-closed-request", Title: "Client closed request",
+			Detail: "The client closed the connection before the answer was ready.", Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Status: 504, Slug: "gateway-timeout", Title: "Gateway timeout", Err: err}
 	case errors.As(err, &he):

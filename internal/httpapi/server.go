@@ -141,6 +141,10 @@ func errorHandler(deps Deps) echo.HTTPErrorHandler {
 		if c.Response().Committed {
 			return
 		}
+		if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+			// The client hung up and the handler gave up because of it.
+			err = fmt.Errorf("%w: %w", errClientGone, err)
+		}
 		e := toError(err, deps.ErrorMappers)
 		if e.Status >= 500 {
 			cause := e.Err
