@@ -175,6 +175,8 @@ type Verifier struct {
 	lastFetch time.Time
 	// fetchFailed: the last fetch failed (see RetryInterval).
 	fetchFailed bool
+	// fetching is closed when the fetch in flight ends; nil when none is.
+	fetching chan struct{}
 
 	// verified caches principals of tokens that passed every check, by a
 	// hash of the token, until the token expires: clients send the same
@@ -311,12 +313,27 @@ func (v *Verifier) remember(sum [32]byte, p Principal, exp time.Time) {
 // unknown (at most once per RefetchInterval, or per RetryInterval after a
 // failed fetch). A failed fetch keeps the last good key set; until a fetch
 // succeeds again an unknown kid is ErrKeysUnavailable, since the key may
-// be one the verifier could not learn.
+// be one the verifier could not learn. The fetch runs without the lock:
+// known kids never wait for it, and other unknown kids wait for its result
+// instead of fetching again.
 func (v *Verifier) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	if k, ok := v.keys[kid]; ok {
-		return k, nil
+	for {
+		if k, ok := v.keys[kid]; ok {
+			v.mu.Unlock()
+			return k, nil
+		}
+		if v.fetching == nil {
+			break
+		}
+		ch := v.fetching
+		v.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, ctx.Err())
+		}
+		v.mu.Lock()
 	}
 	now := v.cfg.Now()
 	wait := v.cfg.RefetchInterval
@@ -324,23 +341,38 @@ func (v *Verifier) key(ctx context.Context, kid string) (*rsa.PublicKey, error) 
 		wait = v.cfg.RetryInterval
 	}
 	if !v.lastFetch.IsZero() && now.Sub(v.lastFetch) < wait {
-		if v.fetchFailed {
+		failed := v.fetchFailed
+		v.mu.Unlock()
+		if failed {
 			return nil, fmt.Errorf("%w: the last JWKS fetch failed", ErrKeysUnavailable)
 		}
 		return nil, errors.New("unknown kid")
 	}
 	v.lastFetch = now
-	doc, err := v.cfg.JWKS(ctx)
+	done := make(chan struct{})
+	v.fetching = done
+	v.mu.Unlock()
+
+	// Not the request's context: the key set serves every request, and a
+	// client hanging up must not count as a failed fetch. The fetcher
+	// bounds the time (HTTPJWKS: its client's timeout).
+	doc, err := v.cfg.JWKS(context.WithoutCancel(ctx))
+	var keys map[string]*rsa.PublicKey
+	if err == nil {
+		keys, err = ParseJWKS(doc)
+		if err != nil {
+			err = fmt.Errorf("JWKS invalid: %w", err)
+		}
+	}
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.fetching = nil
+	close(done)
 	if err != nil {
 		v.fetchFailed = true
 		v.cfg.Logger.Warn("JWKS fetch failed; keeping the last good key set", "error", err)
 		return nil, fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
-	}
-	keys, err := ParseJWKS(doc)
-	if err != nil {
-		v.fetchFailed = true
-		v.cfg.Logger.Warn("JWKS document rejected; keeping the last good key set", "error", err)
-		return nil, fmt.Errorf("%w: JWKS invalid: %w", ErrKeysUnavailable, err)
 	}
 	v.fetchFailed = false
 	v.keys = keys

@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -400,4 +401,57 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestSlowJWKSDoesNotStallKnownKeys: while a fetch for an unknown kid waits
+// on a JWKS that does not answer (it may take the HTTP client's whole
+// timeout, and after a failure a fetch is tried every RetryInterval),
+// tokens signed with a key already known verify at once.
+func TestSlowJWKSDoesNotStallKnownKeys(t *testing.T) {
+	t.Parallel()
+	k1, _ := keys(t)
+	release := make(chan struct{})
+	var slow atomic.Bool
+	var asked atomic.Int32
+	srv := newJWKSServer(t, map[string]*rsa.PublicKey{"k1": &k1.PublicKey})
+	inner := srv.Config.Handler
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		if slow.Load() {
+			<-release
+		}
+		inner.ServeHTTP(w, r)
+	})
+	clk := &clock{now: t0}
+	v := newVerifier(t, srv, clk)
+	if _, err := v.Verify(t.Context(), sign(t, k1, "k1", accessClaims())); err != nil {
+		t.Fatal(err)
+	}
+	slow.Store(true)
+	clk.Add(2 * time.Minute)
+	c := accessClaims()
+	c["iat"], c["nbf"], c["exp"] = clk.Now().Unix(), clk.Now().Unix(), clk.Now().Add(time.Hour).Unix()
+	fetching := make(chan error, 1)
+	go func() {
+		_, err := v.Verify(context.Background(), sign(t, k1, "k-rotated", c))
+		fetching <- err
+	}()
+	for asked.Load() < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := v.Verify(t.Context(), sign(t, k1, "k1", c))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("known kid during a slow fetch: %v", err)
+		}
+	case <-time.After(time.Second):
+		t.Error("a token with a known kid waited for the JWKS fetch of another kid")
+	}
+	close(release)
+	<-fetching
 }
