@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/getsentry/sentry-go"
@@ -137,6 +138,7 @@ func apiOnly(ms ...echo.MiddlewareFunc) echo.MiddlewareFunc {
 
 // errorHandler writes every error as problem+json and reports 5xx to Sentry.
 func errorHandler(deps Deps) echo.HTTPErrorHandler {
+	outages := &outageReports{every: outageReportInterval}
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -152,7 +154,7 @@ func errorHandler(deps Deps) echo.HTTPErrorHandler {
 				cause = err
 			}
 			c.Set(errorCauseKey, cause)
-			if deps.Sentry && e.Status != http.StatusNotImplemented {
+			if deps.Sentry && e.Status != http.StatusNotImplemented && outages.report(e, time.Now()) {
 				hub := sentryecho.GetHubFromContext(c)
 				if hub == nil {
 					hub = sentry.CurrentHub().Clone()
@@ -164,6 +166,40 @@ func errorHandler(deps Deps) echo.HTTPErrorHandler {
 			deps.Logger.Error("write problem", "request_id", requestID(c), "error", werr.Error())
 		}
 	}
+}
+
+// outageReportInterval is how often one kind of outage (a 503
+// "unavailable": the database or Cognito's keys out of reach) is reported
+// to Sentry.
+const outageReportInterval = time.Minute
+
+// outageReports throttles the Sentry reports of 503 "unavailable" answers:
+// while the database or Cognito's keys are out of reach every request fails
+// the same way, and an event per request would flood Sentry (and its
+// quota) with one fact. Every such request is still logged and counted.
+type outageReports struct {
+	every time.Duration
+	mu    sync.Mutex
+	last  map[string]time.Time // by the answer's detail: one per kind of outage
+}
+
+// report tells whether e should be reported to Sentry now: always for a
+// 5xx that is not an outage, at most once per interval for each kind of
+// outage.
+func (o *outageReports) report(e *Error, now time.Time) bool {
+	if e.Status != http.StatusServiceUnavailable || e.Slug != "unavailable" {
+		return true
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if t, ok := o.last[e.Detail]; ok && now.Sub(t) < o.every {
+		return false
+	}
+	if o.last == nil {
+		o.last = make(map[string]time.Time)
+	}
+	o.last[e.Detail] = now
+	return true
 }
 
 // capture reports cause to Sentry through hub with the request's id, route

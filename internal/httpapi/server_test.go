@@ -3,8 +3,10 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -53,6 +55,7 @@ func newEnv(t *testing.T, mutate func(*httpapi.Deps)) *env {
 			e.GET("/test/panic", func(echo.Context) error { panic("kaboom Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl") })
 			e.GET("/test/fail", func(echo.Context) error { return errors.New("db exploded: password=hunter2") })
 			e.POST("/webhooks/test-panic", func(echo.Context) error { panic("webhook kaboom") })
+			e.GET("/test/db-down", func(echo.Context) error { return fmt.Errorf("list bookings: %w", driver.ErrBadConn) })
 		}},
 	}
 	if mutate != nil {
@@ -411,5 +414,48 @@ func TestSentryScrubsSecrets(t *testing.T) {
 		if ev.Tags["request_id"] == "" {
 			t.Errorf("event without request_id tag: %s", s)
 		}
+	}
+}
+
+// TestSentryOutageReportedOnce: while the database is out of reach every
+// request answers 503 unavailable (with Retry-After), but Sentry gets one
+// event for the outage, not one per request; other 5xx are still reported
+// each time. Not parallel: Sentry's client is process-wide.
+func TestSentryOutageReportedOnce(t *testing.T) {
+	tr := &capture{}
+	flush, err := telemetry.InitSentry(telemetry.SentryOptions{DSN: "https://public@sentry.invalid/1", Environment: "test", Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { flush(time.Second); sentry.CurrentHub().BindClient(nil) }()
+	en := newEnv(t, func(d *httpapi.Deps) { d.Sentry = true })
+	tok := en.token(t, "cand-1", "candidate")
+	for range 5 {
+		resp, body := en.do(t, "GET", "/test/db-down", tok, "")
+		decodeProblem(t, resp, body, http.StatusServiceUnavailable)
+		if resp.Header.Get("Retry-After") == "" {
+			t.Fatal("503 without Retry-After")
+		}
+	}
+	for range 2 {
+		resp, body := en.do(t, "GET", "/test/fail", tok, "")
+		decodeProblem(t, resp, body, http.StatusInternalServerError)
+	}
+	flush(time.Second)
+	var outage, fail int
+	for _, ev := range tr.all() {
+		raw, _ := json.Marshal(ev)
+		switch {
+		case strings.Contains(string(raw), "bad connection"):
+			outage++
+		case strings.Contains(string(raw), "db exploded"):
+			fail++
+		}
+	}
+	if outage != 1 || fail != 2 {
+		t.Fatalf("Sentry got %d outage events (want 1) and %d other 5xx (want 2)", outage, fail)
+	}
+	if got := strings.Count(en.logs.String(), `"status":503`); got != 5 {
+		t.Fatalf("%d access lines with status 503, want 5 (every request is still logged)", got)
 	}
 }
