@@ -17,7 +17,13 @@ RUN mkdir -p /out/data
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/gateway /gateway
 COPY --from=build --chown=65532:65532 /out/data /data
-ENV GATEWAY_ADDR=:8080 \
+# The image is for deployment: it starts in production mode (Cognito, live
+# providers, SSM, PostgreSQL) and refuses to start, listing what is missing,
+# until the task definition sets them. A forgotten GATEWAY_ENV so fails
+# closed instead of serving dev tokens and sandbox providers. To try the image
+# with the sandbox: docker run -e GATEWAY_ENV=development -p 8080:8080 IMAGE
+ENV GATEWAY_ENV=production \
+    GATEWAY_ADDR=:8080 \
     GATEWAY_DATA_DIR=/data
 USER 65532:65532
 EXPOSE 8080
