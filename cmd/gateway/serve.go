@@ -327,6 +327,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.db.RegisterMetrics(reg)
 
 	deps := httpapi.Deps{
 		Logger:        logger,
