@@ -10,9 +10,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -256,16 +258,90 @@ func (s *Store) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // commit, roll back or keep the connection.
 type PgxFunc func(fn func(c *pgx.Conn) error) error
 
-// Copy bulk-loads rows into table with PostgreSQL's COPY protocol (binary)
-// inside px's transaction, and returns the rows copied. Every row has a
-// value per column, in columns' order. COPY sends the rows as one stream: a
-// multi-row INSERT of the same rows makes pgx encode every value into a
-// parameter buffer it regrows for each statement, which allocated ≈ 16 KiB
-// per 1 KiB webhook delivery. A unique violation fails the whole COPY, and
-// the transaction with it.
-func (px PgxFunc) Copy(ctx context.Context, table string, columns []string, rows [][]any) (n int64, err error) {
+// CopyRows holds rows encoded in PostgreSQL's binary COPY format
+// (https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4),
+// for PgxFunc.Copy. Each Row is followed by its fields, in the columns'
+// order, each written with the method of its column's type. Encoding here
+// instead of through pgx's CopyFrom spares a boxed value per field, pgx's
+// encode plan lookup per value and the buffer pgx regrows from empty for
+// every COPY: for a commit of 1 KiB webhook deliveries that was ≈ 6 KiB
+// allocated per delivery at batches of 32. A CopyRows can be Reset and
+// used again; the zero value is ready.
+type CopyRows struct {
+	buf  []byte
+	rows int
+}
+
+// copySignature starts binary COPY data: the signature, then the flags and
+// the header extension length (both 0).
+const copySignature = "PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+
+// Reset empties r, keeping its buffer.
+func (r *CopyRows) Reset() { r.buf, r.rows = r.buf[:0], 0 }
+
+// Len is the number of rows in r.
+func (r *CopyRows) Len() int { return r.rows }
+
+// Cap is the capacity of r's buffer in bytes.
+func (r *CopyRows) Cap() int { return cap(r.buf) }
+
+// Row starts a row of fields fields.
+func (r *CopyRows) Row(fields int) {
+	if len(r.buf) == 0 {
+		r.buf = append(r.buf, copySignature...)
+	}
+	r.buf = binary.BigEndian.AppendUint16(r.buf, uint16(fields))
+	r.rows++
+}
+
+// Text appends a text (or varchar) field: its bytes, which must be valid
+// UTF-8 (the server checks).
+func (r *CopyRows) Text(s string) {
+	r.buf = binary.BigEndian.AppendUint32(r.buf, uint32(len(s)))
+	r.buf = append(r.buf, s...)
+}
+
+// Bytea appends a bytea field.
+func (r *CopyRows) Bytea(b []byte) {
+	r.buf = binary.BigEndian.AppendUint32(r.buf, uint32(len(b)))
+	r.buf = append(r.buf, b...)
+}
+
+// Int8 appends a bigint field.
+func (r *CopyRows) Int8(v int64) {
+	r.buf = binary.BigEndian.AppendUint32(r.buf, 8)
+	r.buf = binary.BigEndian.AppendUint64(r.buf, uint64(v))
+}
+
+// Int4 appends an integer field.
+func (r *CopyRows) Int4(v int32) {
+	r.buf = binary.BigEndian.AppendUint32(r.buf, 4)
+	r.buf = binary.BigEndian.AppendUint32(r.buf, uint32(v))
+}
+
+// Copy bulk-loads rows into table's columns with PostgreSQL's COPY
+// protocol inside px's transaction, and returns the rows copied. COPY
+// sends the rows as one stream: a multi-row INSERT of the same rows makes
+// pgx encode every value into a parameter buffer it regrows for each
+// statement, which allocated ≈ 16 KiB per 1 KiB webhook delivery. A unique
+// violation fails the whole COPY, and the transaction with it. A field
+// whose type is not its column's fails it too ("incorrect binary data
+// format").
+func (px PgxFunc) Copy(ctx context.Context, table string, columns []string, rows *CopyRows) (n int64, err error) {
+	if rows.Len() == 0 {
+		return 0, nil
+	}
+	cols := make([]string, len(columns))
+	for i, c := range columns {
+		cols[i] = pgx.Identifier{c}.Sanitize()
+	}
+	query := "COPY " + pgx.Identifier{table}.Sanitize() + " (" + strings.Join(cols, ", ") + ") FROM STDIN (FORMAT binary)"
+	// The trailer (-1 as the field count) ends the data; r.buf keeps
+	// only the rows, so r may take more rows after a Copy.
+	data := binary.BigEndian.AppendUint16(rows.buf, 0xffff)
 	err = px(func(c *pgx.Conn) error {
-		n, err = c.CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromRows(rows))
+		tag, err := c.PgConn().CopyFrom(ctx, bytes.NewReader(data), query)
+		n = tag.RowsAffected()
 		return err
 	})
 	return n, err

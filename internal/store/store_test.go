@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -409,7 +410,19 @@ func TestTwoClientsShareJobsExactlyOnce(t *testing.T) {
 func TestInTxPgxCopy(t *testing.T) {
 	t.Parallel()
 	cols := []string{"booking_id", "participant_id", "name", "email", "joined", "at"}
-	row := func(b, p string) []any { return []any{b, p, "n", "e", int64(1), int64(7)} }
+	row := func(ids ...string) *store.CopyRows {
+		r := new(store.CopyRows)
+		for i := 0; i < len(ids); i += 2 {
+			r.Row(len(cols))
+			r.Text(ids[i])
+			r.Text(ids[i+1])
+			r.Text("n")
+			r.Text("e")
+			r.Int4(1)
+			r.Int8(7)
+		}
+		return r
+	}
 	count := func(t *testing.T, db *store.Store, booking string) int {
 		var n int
 		if err := db.DB().QueryRowContext(t.Context(), db.Rebind(`SELECT count(*) FROM webhook_attendance WHERE booking_id = ?`), booking).Scan(&n); err != nil {
@@ -425,7 +438,7 @@ func TestInTxPgxCopy(t *testing.T) {
 			if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_attendance VALUES ('b1', 'p0', 'n', 'e', 1, 7)`); err != nil {
 				return err
 			}
-			n, err := px.Copy(ctx, "webhook_attendance", cols, [][]any{row("b1", "p1"), row("b1", "p2")})
+			n, err := px.Copy(ctx, "webhook_attendance", cols, row("b1", "p1", "b1", "p2"))
 			if err == nil && n != 2 {
 				err = fmt.Errorf("copied %d rows, want 2", n)
 			}
@@ -436,7 +449,7 @@ func TestInTxPgxCopy(t *testing.T) {
 		}
 		boom := errors.New("boom")
 		err = db.InTxPgx(ctx, func(tx *sql.Tx, px store.PgxFunc) error {
-			if _, err := px.Copy(ctx, "webhook_attendance", cols, [][]any{row("b2", "p1")}); err != nil {
+			if _, err := px.Copy(ctx, "webhook_attendance", cols, row("b2", "p1")); err != nil {
 				return err
 			}
 			return boom
@@ -445,7 +458,7 @@ func TestInTxPgxCopy(t *testing.T) {
 			t.Fatalf("rollback: %v; %d rows, want 0", err, count(t, db, "b2"))
 		}
 		err = db.InTxPgx(ctx, func(tx *sql.Tx, px store.PgxFunc) error {
-			_, err := px.Copy(ctx, "webhook_attendance", cols, [][]any{row("b3", "p1"), row("b1", "p1")})
+			_, err := px.Copy(ctx, "webhook_attendance", cols, row("b3", "p1", "b1", "p1"))
 			return err
 		})
 		if !store.IsUniqueViolation(err) || count(t, db, "b3") != 0 {
@@ -652,6 +665,71 @@ func TestInvalidPostgresURLSaysWhy(t *testing.T) {
 		_, err := store.Open(context.Background(), store.Config{URL: url}, nil)
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cretpw") {
 			t.Errorf("Open(%s) = %v, want an error naming %s without the password", want, err, want)
+		}
+	}
+}
+
+// CopyRows encodes each field type as PostgreSQL reads it back: text with
+// non-ASCII characters and the empty string, bytea that is not UTF-8 and
+// empty, negative and large bigints, integers; Reset keeps nothing of the
+// rows before it.
+func TestCopyRowsRoundTrip(t *testing.T) {
+	t.Parallel()
+	db := storetest.Postgres(t)
+	ctx := t.Context()
+	if _, err := db.DB().ExecContext(ctx, `CREATE TABLE copied (t TEXT NOT NULL, b BYTEA NOT NULL, i BIGINT NOT NULL, j INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		t string
+		b []byte
+		i int64
+		j int32
+	}
+	want := []row{
+		{`{"User-Agent":"Zoom Marketplace/1.0a ✓ \"q\""}`, []byte{0xff, 0xfe, 0, '{'}, -1, -7},
+		{"", []byte{}, 1<<62 + 3, 1<<31 - 1},
+	}
+	var rows store.CopyRows
+	rows.Row(4)
+	rows.Text("dropped by Reset")
+	rows.Reset()
+	for _, r := range want {
+		rows.Row(4)
+		rows.Text(r.t)
+		rows.Bytea(r.b)
+		rows.Int8(r.i)
+		rows.Int4(r.j)
+	}
+	err := db.InTxPgx(ctx, func(tx *sql.Tx, px store.PgxFunc) error {
+		n, err := px.Copy(ctx, "copied", []string{"t", "b", "i", "j"}, &rows)
+		if err == nil && n != int64(len(want)) {
+			err = fmt.Errorf("copied %d rows, want %d", n, len(want))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.DB().QueryContext(ctx, `SELECT t, b, i, j FROM copied ORDER BY i`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	var got []row
+	for res.Next() {
+		var r row
+		if err := res.Scan(&r.t, &r.b, &r.i, &r.j); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("read %d rows, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].t != want[i].t || !bytes.Equal(got[i].b, want[i].b) || got[i].i != want[i].i || got[i].j != want[i].j {
+			t.Errorf("row %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
 }
