@@ -28,17 +28,7 @@ func TestServeCognitoMode(t *testing.T) {
 	}
 	url, _, _ := startGateway(t, env)
 
-	now := time.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
-		"iss": "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_Pool", "sub": "user-1",
-		"client_id": "web-app", "token_use": "access", "cognito:groups": []string{"candidate"},
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-	})
-	tok.Header["kid"] = "pool-key-1"
-	signed, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signed := poolToken(t, key)
 	if code, body, _ := get(t, url+"/v1/connections", signed); code == 401 {
 		t.Fatalf("pool token refused: %s", body)
 	}
@@ -96,17 +86,7 @@ func TestCognitoKeysUnreachable(t *testing.T) {
 		"GATEWAY_COGNITO_CLIENT_IDS": "web-app", "GATEWAY_COGNITO_JWKS_URL": jwks.URL,
 	}
 	url, _, _ := startGateway(t, env)
-	now := time.Now()
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
-		"iss": "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_Pool", "sub": "user-1",
-		"client_id": "web-app", "token_use": "access", "cognito:groups": []string{"candidate"},
-		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-	})
-	tok.Header["kid"] = "pool-key-1"
-	signed, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signed := poolToken(t, key)
 	for i := range 2 {
 		code, body, h := get(t, url+"/v1/connections", signed)
 		if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || !strings.Contains(body, "problems/unavailable") {
@@ -125,4 +105,22 @@ func TestCognitoKeysUnreachable(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// poolToken is an hour-long access token of user-1 (group candidate) for
+// client web-app, signed with key as the test user pool's key pool-key-1.
+func poolToken(t *testing.T, key *rsa.PrivateKey) string {
+	t.Helper()
+	now := time.Now()
+	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
+		"iss": "https://cognito-idp.eu-central-1.amazonaws.com/eu-central-1_Pool", "sub": "user-1",
+		"client_id": "web-app", "token_use": "access", "cognito:groups": []string{"candidate"},
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	})
+	tok.Header["kid"] = "pool-key-1"
+	signed, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
 }

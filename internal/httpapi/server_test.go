@@ -367,16 +367,24 @@ func (c *capture) all() []*sentry.Event {
 	return append([]*sentry.Event(nil), c.events...)
 }
 
-// TestSentryScrubsSecrets runs a panic and a 5xx through Sentry with a
-// capturing transport and checks that the events carry the request id but
-// no credentials. It is not parallel: Sentry's client is process-wide.
-func TestSentryScrubsSecrets(t *testing.T) {
+// withSentry sends the process's Sentry events to the returned capture
+// until the test ends; flush delivers what was captured so far.
+func withSentry(t *testing.T) (*capture, func(time.Duration)) {
+	t.Helper()
 	tr := &capture{}
 	flush, err := telemetry.InitSentry(telemetry.SentryOptions{DSN: "https://public@sentry.invalid/1", Environment: "test", Transport: tr})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { flush(time.Second); sentry.CurrentHub().BindClient(nil) }()
+	t.Cleanup(func() { flush(time.Second); sentry.CurrentHub().BindClient(nil) })
+	return tr, flush
+}
+
+// TestSentryScrubsSecrets runs a panic and a 5xx through Sentry with a
+// capturing transport and checks that the events carry the request id but
+// no credentials. It is not parallel: Sentry's client is process-wide.
+func TestSentryScrubsSecrets(t *testing.T) {
+	tr, flush := withSentry(t)
 	en := newEnv(t, func(d *httpapi.Deps) { d.Sentry = true })
 	tok := en.token(t, "cand-1", "candidate")
 	resp, body := en.do(t, "GET", "/test/panic?access_token=abc123secret&x=1", tok, "", "Cookie", "session=s3cr3t", "X-Zm-Signature", "v0=deadbeef")
@@ -422,12 +430,7 @@ func TestSentryScrubsSecrets(t *testing.T) {
 // event for the outage, not one per request; other 5xx are still reported
 // each time. Not parallel: Sentry's client is process-wide.
 func TestSentryOutageReportedOnce(t *testing.T) {
-	tr := &capture{}
-	flush, err := telemetry.InitSentry(telemetry.SentryOptions{DSN: "https://public@sentry.invalid/1", Environment: "test", Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { flush(time.Second); sentry.CurrentHub().BindClient(nil) }()
+	tr, flush := withSentry(t)
 	en := newEnv(t, func(d *httpapi.Deps) { d.Sentry = true })
 	tok := en.token(t, "cand-1", "candidate")
 	for range 5 {

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spotlight/gateway/client"
 	"github.com/spotlight/gateway/internal/store/storetest"
 )
 
@@ -21,20 +20,7 @@ func outageDeployment(t *testing.T, ctx context.Context, env ...string) (*Gatewa
 	proxy, dbURL := newDBProxy(t, storetest.PostgresURL(t))
 	d := newDeployment(t, dbURL, nil, env...)
 	gw := d.gateway(t, "gw")
-	tok, err := gw.Token(ctx, Admin, "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := gw.Client(tok, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := admin.PutProviderCredentialsWithResponse(ctx, "zoom", client.ProviderCredentialsInput{
-		"account_id": ZoomAccountID, "client_id": ZoomClientID, "client_secret": ZoomClientSecret, "webhook_secret": crashZoomSecret,
-	})
-	if err != nil || resp.StatusCode() != http.StatusNoContent {
-		t.Fatalf("put zoom credentials: %v %v", err, resp)
-	}
+	tok, _ := adminWithZoom(ctx, t, gw, crashZoomSecret)
 	return gw, proxy, tok
 }
 

@@ -49,19 +49,7 @@ func webhookCrash(t *testing.T, dbURL string) {
 	gw := d.gateway(t, "gw")
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
 	defer cancel()
-	tok, err := gw.Token(ctx, Admin, "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := gw.Client(tok, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := admin.PutProviderCredentialsWithResponse(ctx, "zoom", client.ProviderCredentialsInput{
-		"account_id": ZoomAccountID, "client_id": ZoomClientID, "client_secret": ZoomClientSecret, "webhook_secret": crashZoomSecret})
-	if err != nil || resp.StatusCode() != http.StatusNoContent {
-		t.Fatalf("put zoom credentials: %v %s", err, resp.Body)
-	}
+	_, admin := adminWithZoom(ctx, t, gw, crashZoomSecret)
 
 	// The senders: each delivery is sent until a 2xx answers it.
 	var (
@@ -198,4 +186,25 @@ func listZoomDeliveries(ctx context.Context, t *testing.T, admin *client.ClientW
 		c := client.Cursor(*resp.JSON200.NextCursor)
 		cursor = &c
 	}
+}
+
+// adminWithZoom mints an admin token for gw and stores the sandbox Zoom
+// account's credentials with webhookSecret through the admin API, as an
+// operator does before Zoom's deliveries can be verified.
+func adminWithZoom(ctx context.Context, t *testing.T, gw *Gateway, webhookSecret string) (string, *client.ClientWithResponses) {
+	t.Helper()
+	tok, err := gw.Token(ctx, Admin, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := gw.Client(tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := admin.PutProviderCredentialsWithResponse(ctx, "zoom", client.ProviderCredentialsInput{
+		"account_id": ZoomAccountID, "client_id": ZoomClientID, "client_secret": ZoomClientSecret, "webhook_secret": webhookSecret})
+	if err != nil || resp.StatusCode() != http.StatusNoContent {
+		t.Fatalf("put zoom credentials: %v %v", err, resp)
+	}
+	return tok, admin
 }
