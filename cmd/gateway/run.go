@@ -278,6 +278,9 @@ func cmdConfig(args []string, getenv func(string) string, stdout io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "\nderived: public URL %s, CalDAV poll interval %s, Zoom early start %s, Sentry environment %s\n",
 		cfg.PublicURL, cfg.CalDAV.PollInterval, cfg.Zoom.EarlyStart, cfg.Sentry.Environment)
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(stdout, "warning: "+w)
+	}
 	fmt.Fprintln(stdout, "configuration ok")
 	return nil
 }

@@ -523,6 +523,8 @@ func TestConfigCommand(t *testing.T) {
 		"GATEWAY_SECRET_KEY":   "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 		"SENTRY_DSN":           "https://sentrykey456@o1.ingest.sentry.io/1",
 		"GATEWAY_ADDR":         ":8080",
+		// Shorter than a booking request's wait: valid, with a warning.
+		"GATEWAY_SHUTDOWN_TIMEOUT": "5s",
 	}
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"config"}, envOf(env), &out, io.Discard); err != nil {
@@ -533,7 +535,7 @@ func TestConfigCommand(t *testing.T) {
 			t.Errorf("config prints %q:\n%s", secret, out.String())
 		}
 	}
-	for _, want := range []string{"GATEWAY_ADDR", ":8080", "environment", "GATEWAY_JOB_WORKERS", "default", "db.internal:5432/gw", "configuration ok"} {
+	for _, want := range []string{"GATEWAY_ADDR", ":8080", "environment", "GATEWAY_JOB_WORKERS", "default", "db.internal:5432/gw", "warning: GATEWAY_SHUTDOWN_TIMEOUT (5s) is shorter", "configuration ok"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("config does not print %q:\n%s", want, out.String())
 		}

@@ -379,6 +379,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	url := "http://" + ln.Addr().String()
 	logger.Info("gateway ready", "url", url, "version", version, "env", cfg.Env, "auth", cfg.Auth.Mode, "providers", cfg.Providers,
 		"database", a.db.Location, "secrets", cfg.Secrets.Backend, "startup_ms", time.Since(started).Milliseconds())
+	for _, w := range cfg.Warnings() {
+		logger.Warn("configuration: " + w)
+	}
 	if devIssuer != nil {
 		printDevBanner(stderr, url, cfg.Providers, devIssuer)
 	}

@@ -423,6 +423,18 @@ func (c *Config) validate(failed map[string]bool) []error {
 	return errs
 }
 
+// Warnings are settings that work but are likely mistakes: serve logs them
+// at start and `gateway config` prints them.
+func (c Config) Warnings() []string {
+	var w []string
+	if c.ShutdownTimeout < c.Booking.SyncTimeout {
+		w = append(w, fmt.Sprintf("GATEWAY_SHUTDOWN_TIMEOUT (%s) is shorter than GATEWAY_BOOKING_SYNC_TIMEOUT (%s): "+
+			"a booking request still waiting at shutdown is cut off (the booking itself is durable and finishes on another replica)",
+			c.ShutdownTimeout, c.Booking.SyncTimeout))
+	}
+	return w
+}
+
 // Sandbox reports whether providers are the in-process simulators.
 func (c Config) Sandbox() bool { return c.Providers == ProvidersSandbox }
 

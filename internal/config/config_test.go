@@ -304,3 +304,29 @@ func TestShownHidesCredentials(t *testing.T) {
 		}
 	}
 }
+
+// Warnings flags a shutdown timeout that cuts waiting booking requests, and
+// nothing in the defaults.
+func TestWarnings(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		want int
+	}{
+		{"defaults", nil, 0},
+		{"shutdown shorter than a booking's wait", map[string]string{"GATEWAY_SHUTDOWN_TIMEOUT": "5s"}, 1},
+		{"shorter booking wait too", map[string]string{"GATEWAY_SHUTDOWN_TIMEOUT": "5s", "GATEWAY_BOOKING_SYNC_TIMEOUT": "4s"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Load(env(tc.vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := c.Warnings(); len(w) != tc.want || (tc.want > 0 && !strings.Contains(w[0], "GATEWAY_SHUTDOWN_TIMEOUT (5s)")) {
+				t.Fatalf("Warnings() = %q, want %d naming the shutdown timeout", w, tc.want)
+			}
+		})
+	}
+}
