@@ -285,3 +285,52 @@ func TestAdminWebhookEventProblems(t *testing.T) {
 		})
 	}
 }
+
+// A delivery an earlier version left in "processing" (its job crashed or was
+// discarded before recording an outcome; migration 0005 moved the status to
+// webhook_outcomes) is held by no job now: replay recovers it instead of
+// answering 409 "try again when it is done" for ever.
+func TestReplayLegacyProcessing(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		h.bookings.add(webhooks.Booking{ID: "b-legacy", Start: time.Now(), End: time.Now().Add(time.Hour)}, "89", "", "")
+		body := []byte(`{"event":"meeting.participant_joined","event_ts":1764069600111,"payload":{"object":{"id":"89","participant":{"user_id":"p1","join_time":"2026-11-25T10:00:00Z"}}}}`)
+		if code, _, b := h.post(t, "/webhooks/zoom", body, signedZoom(zoomSecret, time.Now(), body)); code != 204 {
+			t.Fatalf("%d %s", code, b)
+		}
+		id := h.deliveries(t, webhooks.ProviderZoom)[0].ID
+		h.waitDone(t, id)
+		// River records the job's outcome shortly after the work returned;
+		// wait until no job holds the delivery.
+		deadline := time.Now().Add(15 * time.Second)
+		for j := h.riverJobs(t); j["running"]+j["scheduled"]+j["available"] > 0; j = h.riverJobs(t) {
+			if time.Now().After(deadline) {
+				t.Fatal("job still running")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if _, err := db.DB().ExecContext(t.Context(), db.Rebind(`UPDATE webhook_outcomes SET status = ?, processed_at = NULL, note = NULL WHERE event_id = ?`),
+			webhooks.StatusProcessing, id); err != nil {
+			t.Fatal(err)
+		}
+		admin := h.token(t, "admin")
+		if code, b := h.api(t, "POST", "/v1/admin/webhook-events/"+id+"/replay", admin); code != http.StatusAccepted {
+			t.Fatalf("replay of a legacy processing delivery: %d %s", code, b)
+		}
+		deadline = time.Now().Add(15 * time.Second)
+		for {
+			d, err := h.svc.Events().Get(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Status == webhooks.StatusProcessed && d.Attempts == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replay not processed: %+v", d)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}

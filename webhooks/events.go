@@ -39,7 +39,7 @@ const (
 var (
 	// ErrNotFound: no delivery with that id.
 	ErrNotFound = errors.New("webhooks: delivery not found")
-	// ErrBusy: the delivery is being processed (or is poison) and cannot be replayed now.
+	// ErrBusy: a processing job holds the delivery now, so it cannot be replayed yet.
 	ErrBusy = errors.New("webhooks: delivery is being processed")
 	// ErrPoison: a poison delivery cannot be replayed (its body does not decode).
 	ErrPoison = errors.New("webhooks: poison delivery cannot be replayed")
@@ -545,8 +545,8 @@ func (e *Events) running(ctx context.Context, tx *sql.Tx, id string) (bool, erro
 	return busy, err
 }
 
-// replay sets a delivery back to received inside tx, refusing one being
-// processed (ErrBusy) or poison (ErrPoison).
+// replay sets a delivery back to received inside tx, refusing one a
+// processing job holds now (ErrBusy) or poison (ErrPoison).
 func (e *Events) replay(ctx context.Context, tx *sql.Tx, id string) error {
 	var status string
 	err := tx.QueryRowContext(ctx, e.db.Rebind(`SELECT `+eventStatus+eventsFrom+` WHERE e.id = ?`), id).Scan(&status)
@@ -556,15 +556,15 @@ func (e *Events) replay(ctx context.Context, tx *sql.Tx, id string) error {
 	if err != nil {
 		return fmt.Errorf("webhooks: replay: %w", err)
 	}
-	switch status {
-	case StatusProcessing: // written by earlier versions
-		return ErrBusy
-	case StatusPoison:
+	if status == StatusPoison {
 		return ErrPoison
 	}
 	// A processed delivery is done with: a running job that holds it (a
 	// retry for another delivery of the job) skips it. Any other may be in
-	// the hands of a running job now.
+	// the hands of a running job now; river_job says whether it is. That
+	// includes "processing", written by earlier versions: the job that
+	// wrote it may have crashed or been discarded, and the status alone
+	// would refuse the delivery's replay for ever.
 	if status != StatusProcessed {
 		busy, err := e.running(ctx, tx, id)
 		if err != nil {
