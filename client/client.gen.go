@@ -1315,6 +1315,9 @@ type ListWebhookEventsParams struct {
 	Provider *WebhookProvider    `form:"provider,omitempty" json:"provider,omitempty"`
 	Status   *WebhookEventStatus `form:"status,omitempty" json:"status,omitempty"`
 
+	// EventType Only deliveries of this provider event type, as listed in `event_type` (`meeting.deleted`, `jira:issue_updated`, `exists`, ...); exact match.
+	EventType *string `form:"event_type,omitempty" json:"event_type,omitempty"`
+
 	// From Only deliveries received at or after this instant.
 	From *time.Time `form:"from,omitempty" json:"from,omitempty"`
 
@@ -1846,7 +1849,7 @@ type ClientInterface interface {
 
 	// ReplayWebhookEvent Replay a stored webhook delivery
 	//
-	// Enqueues the delivery's processing job again (status back to `received`). 409 while it is being processed.
+	// Enqueues the delivery's processing job again (status back to `received`), whatever its last outcome (`processed` or `failed`); what processing does is idempotent for the booking (a cancelled booking stays cancelled, attendance is not recorded twice). **409** while a processing job holds the delivery, and for a `poison` delivery (its body does not decode, so there is nothing to process).
 	//
 	// Corresponds with POST /v1/admin/webhook-events/{eventId}/replay (the `ReplayWebhookEvent` operationId).
 	ReplayWebhookEvent(ctx context.Context, eventId EventId, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2497,7 +2500,7 @@ func (c *Client) GetWebhookEvent(ctx context.Context, eventId EventId, reqEditor
 
 // ReplayWebhookEvent Replay a stored webhook delivery
 //
-// Enqueues the delivery's processing job again (status back to `received`). 409 while it is being processed.
+// Enqueues the delivery's processing job again (status back to `received`), whatever its last outcome (`processed` or `failed`); what processing does is idempotent for the booking (a cancelled booking stays cancelled, attendance is not recorded twice). **409** while a processing job holds the delivery, and for a `poison` delivery (its body does not decode, so there is nothing to process).
 //
 // Corresponds with POST /v1/admin/webhook-events/{eventId}/replay (the `ReplayWebhookEvent` operationId).
 func (c *Client) ReplayWebhookEvent(ctx context.Context, eventId EventId, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3569,6 +3572,18 @@ func NewListWebhookEventsRequest(server string, params *ListWebhookEventsParams)
 		if params.Status != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EventType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event_type", *params.EventType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -5053,7 +5068,7 @@ type ClientWithResponsesInterface interface {
 
 	// ReplayWebhookEventWithResponse Replay a stored webhook delivery
 	//
-	// Enqueues the delivery's processing job again (status back to `received`). 409 while it is being processed.
+	// Enqueues the delivery's processing job again (status back to `received`), whatever its last outcome (`processed` or `failed`); what processing does is idempotent for the booking (a cancelled booking stays cancelled, attendance is not recorded twice). **409** while a processing job holds the delivery, and for a `poison` delivery (its body does not decode, so there is nothing to process).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8958,7 +8973,7 @@ func (c *ClientWithResponses) GetWebhookEventWithResponse(ctx context.Context, e
 
 // ReplayWebhookEventWithResponse Replay a stored webhook delivery
 //
-// Enqueues the delivery's processing job again (status back to `received`). 409 while it is being processed.
+// Enqueues the delivery's processing job again (status back to `received`), whatever its last outcome (`processed` or `failed`); what processing does is idempotent for the booking (a cancelled booking stays cancelled, attendance is not recorded twice). **409** while a processing job holds the delivery, and for a `poison` delivery (its body does not decode, so there is nothing to process).
 //
 // Returns a wrapper object for the known response body format(s).
 //

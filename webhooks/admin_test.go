@@ -79,6 +79,12 @@ func TestAdminWebhookEvents(t *testing.T) {
 		if got := list("?provider=jira"); len(got.Items) != 0 {
 			t.Fatalf("jira: %d", len(got.Items))
 		}
+		if got := list("?event_type=meeting.participant_joined&provider=zoom"); len(got.Items) != 3 {
+			t.Fatalf("event_type filter: %d", len(got.Items))
+		}
+		if got := list("?event_type=meeting.started"); len(got.Items) != 0 {
+			t.Fatalf("event_type filter of another type: %d", len(got.Items))
+		}
 		if got := list("?to=" + url.QueryEscape(before.Format(time.RFC3339Nano))); len(got.Items) != 0 {
 			t.Fatalf("to filter: %d", len(got.Items))
 		}
@@ -258,6 +264,7 @@ func TestAdminWebhookEventProblems(t *testing.T) {
 		{"list as candidate", "GET", "/v1/admin/webhook-events", "", candidate, 403, "forbidden", ""},
 		{"bad cursor", "GET", "/v1/admin/webhook-events", "?cursor=garbage!", admin, 400, "validation-error", "query.cursor"},
 		{"to before from", "GET", "/v1/admin/webhook-events", "?from=2026-11-26T00:00:00Z&to=2026-11-25T00:00:00Z", admin, 400, "validation-error", "query.to"},
+		{"event type too long", "GET", "/v1/admin/webhook-events", "?event_type=" + strings.Repeat("x", 129), admin, 400, "validation-error", "query.event_type"},
 		{"empty range", "GET", "/v1/admin/webhook-events", "?from=2026-11-26T00:00:00Z&to=2026-11-26T00:00:00Z", admin, 400, "validation-error", "query.to"},
 		{"detail as candidate", "GET", "/v1/admin/webhook-events/" + unknown, "", candidate, 403, "forbidden", ""},
 		{"unknown delivery", "GET", "/v1/admin/webhook-events/" + unknown, "", admin, 404, "not-found", ""},

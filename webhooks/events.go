@@ -185,6 +185,8 @@ func (e *Events) Get(ctx context.Context, id string) (Delivery, error) {
 type Filter struct {
 	Provider string
 	Status   string
+	// EventType is the provider event type (exact match).
+	EventType string
 	// From (inclusive) and To (exclusive) bound the received time.
 	From, To time.Time
 	// Cursor is a previous page's NextCursor.
@@ -267,6 +269,9 @@ func listQuery(f Filter) (string, []any, error) {
 	}
 	if f.Status != "" {
 		where, args = append(where, eventStatus+" = ?"), append(args, f.Status)
+	}
+	if f.EventType != "" {
+		where, args = append(where, "e.event_type = ?"), append(args, f.EventType)
 	}
 	if !f.From.IsZero() {
 		where, args = append(where, "e.received_at >= ?"), append(args, micros(f.From))

@@ -123,6 +123,9 @@ func (s *Server) ListWebhookEvents(ctx context.Context, request api.ListWebhookE
 	if p.Status != nil {
 		f.Status = string(*p.Status)
 	}
+	if p.EventType != nil {
+		f.EventType = *p.EventType
+	}
 	if p.From != nil {
 		f.From = *p.From
 	}
