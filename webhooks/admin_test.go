@@ -341,3 +341,65 @@ func TestReplayLegacyProcessing(t *testing.T) {
 		}
 	})
 }
+
+// Replays of one delivery sent together (a double click, a script retrying
+// on a timeout) process it once: while the first replay's job is queued or
+// running, the others answer 409 instead of queueing jobs that would
+// process the delivery again, at the same time on PostgreSQL.
+func TestReplayTwiceQueuesOnce(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		h.bookings.add(webhooks.Booking{ID: "b-twice", Start: time.Now(), End: time.Now().Add(time.Hour)}, "90", "", "")
+		body := []byte(`{"event":"meeting.participant_joined","event_ts":1764069600222,"payload":{"object":{"id":"90","participant":{"user_id":"p1","join_time":"2026-11-25T10:00:00Z"}}}}`)
+		if code, _, b := h.post(t, "/webhooks/zoom", body, signedZoom(zoomSecret, time.Now(), body)); code != 204 {
+			t.Fatalf("%d %s", code, b)
+		}
+		id := h.deliveries(t, webhooks.ProviderZoom)[0].ID
+		h.waitDone(t, id)
+		admin := h.token(t, "admin")
+		path := "/v1/admin/webhook-events/" + id + "/replay"
+		// The job a replay queues cannot finish while the meeting is held.
+		_, release := h.bookings.holdMeeting("90")
+		defer release()
+		codes := make(chan int, 4)
+		for range cap(codes) {
+			go func() {
+				code, _ := h.api(t, "POST", path, admin)
+				codes <- code
+			}()
+		}
+		accepted := 0
+		for range cap(codes) {
+			switch code := <-codes; code {
+			case http.StatusAccepted:
+				accepted++
+			case http.StatusConflict:
+			default:
+				t.Errorf("replay: %d", code)
+			}
+		}
+		if accepted != 1 {
+			t.Fatalf("%d of %d replays sent together accepted, want 1 (jobs %v)", accepted, cap(codes), h.riverJobs(t))
+		}
+		release()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			d, err := h.svc.Events().Get(t.Context(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Status == webhooks.StatusProcessed && d.Attempts == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replay not processed once: %+v", d)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if d, _ := h.svc.Events().Get(t.Context(), id); d.Attempts != 2 {
+			t.Fatalf("processed %d times, want 2 (intake and one replay)", d.Attempts)
+		}
+	})
+}

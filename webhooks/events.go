@@ -532,18 +532,21 @@ func jsonStrings(ss []string) (string, error) {
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 // running reports whether a processing job holding the delivery is running
-// now, or is the fallback of a hand-off that has not run yet (the delivery
-// is with in-process processing, or about to be). River marks a job running
-// from its fetch until its outcome is recorded, which covers finishMany; a
-// hand-off's job is scheduled, or available shortly before it is due.
+// now, is queued to run (available: an earlier replay's, or intake's when
+// the in-process queue was full), or is the fallback of a hand-off that has
+// not run yet (the delivery is with in-process processing, or about to be).
+// River marks a job running from its fetch until its outcome is recorded,
+// which covers finishMany; a hand-off's job is scheduled, or available
+// shortly before it is due. A retryable job (a failed attempt waiting for
+// its backoff) does not hold it: replay is how an operator retries now.
 // riversqlite stores args as JSONB, which json_each and json_extract read.
 func (e *Events) running(ctx context.Context, tx *sql.Tx, id string) (bool, error) {
 	q := `SELECT EXISTS (SELECT 1 FROM river_job, json_each(river_job.args, '$.ids') AS ids
-		WHERE river_job.kind = ? AND ids.value = ? AND (river_job.state = 'running'
-			OR (river_job.state IN ('scheduled', 'available') AND json_extract(river_job.args, '$.handoff') = 1)))`
+		WHERE river_job.kind = ? AND ids.value = ? AND (river_job.state IN ('running', 'available')
+			OR (river_job.state = 'scheduled' AND json_extract(river_job.args, '$.handoff') = 1)))`
 	if e.db.Dialect() == store.Postgres {
-		q = `SELECT EXISTS (SELECT 1 FROM river_job WHERE kind = $1 AND args->'ids' ? $2 AND (state = 'running'
-			OR (state IN ('scheduled', 'available') AND (args->>'handoff')::boolean)))`
+		q = `SELECT EXISTS (SELECT 1 FROM river_job WHERE kind = $1 AND args->'ids' ? $2 AND (state IN ('running', 'available')
+			OR (state = 'scheduled' AND (args->>'handoff')::boolean)))`
 	}
 	var busy bool
 	err := tx.QueryRowContext(ctx, q, ProcessArgs{}.Kind(), id).Scan(&busy)
@@ -551,8 +554,17 @@ func (e *Events) running(ctx context.Context, tx *sql.Tx, id string) (bool, erro
 }
 
 // replay sets a delivery back to received inside tx, refusing one a
-// processing job holds now (ErrBusy) or poison (ErrPoison).
+// processing job holds now (ErrBusy) or poison (ErrPoison). Replays of one
+// delivery run one after the other (on SQLite every write transaction
+// does; on PostgreSQL the delivery's row is locked first, and the reads
+// after the lock see what an earlier replay committed), so that only the
+// first of replays sent together queues a job.
 func (e *Events) replay(ctx context.Context, tx *sql.Tx, id string) error {
+	if e.db.Dialect() == store.Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM webhook_events WHERE id = $1 FOR UPDATE`, id); err != nil {
+			return fmt.Errorf("webhooks: replay: %w", err)
+		}
+	}
 	var status string
 	err := tx.QueryRowContext(ctx, e.db.Rebind(`SELECT `+eventStatus+eventsFrom+` WHERE e.id = ?`), id).Scan(&status)
 	if errors.Is(err, sql.ErrNoRows) {
