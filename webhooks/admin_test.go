@@ -225,20 +225,7 @@ func TestReplayWhileProcessing(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		deadline = time.Now().Add(15 * time.Second)
-		for {
-			d, err := h.svc.Events().Get(t.Context(), ds[0].ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d.Status == webhooks.StatusProcessed && d.Attempts == 2 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("replay not processed: %+v", d)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		h.waitProcessed(t, ds[0].ID, 2)
 	})
 }
 
@@ -325,20 +312,7 @@ func TestReplayLegacyProcessing(t *testing.T) {
 		if code, b := h.api(t, "POST", "/v1/admin/webhook-events/"+id+"/replay", admin); code != http.StatusAccepted {
 			t.Fatalf("replay of a legacy processing delivery: %d %s", code, b)
 		}
-		deadline = time.Now().Add(15 * time.Second)
-		for {
-			d, err := h.svc.Events().Get(t.Context(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d.Status == webhooks.StatusProcessed && d.Attempts == 2 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("replay not processed: %+v", d)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		h.waitProcessed(t, id, 2)
 	})
 }
 
@@ -383,20 +357,7 @@ func TestReplayTwiceQueuesOnce(t *testing.T) {
 			t.Fatalf("%d of %d replays sent together accepted, want 1 (jobs %v)", accepted, cap(codes), h.riverJobs(t))
 		}
 		release()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			d, err := h.svc.Events().Get(t.Context(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d.Status == webhooks.StatusProcessed && d.Attempts == 2 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("replay not processed once: %+v", d)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		h.waitProcessed(t, id, 2)
 		time.Sleep(200 * time.Millisecond)
 		if d, _ := h.svc.Events().Get(t.Context(), id); d.Attempts != 2 {
 			t.Fatalf("processed %d times, want 2 (intake and one replay)", d.Attempts)

@@ -451,17 +451,34 @@ func (h *harness) deliveries(t *testing.T, provider string) []webhooks.Delivery 
 // waitDone waits until the delivery is processed or failed.
 func (h *harness) waitDone(t *testing.T, id string) webhooks.Delivery {
 	t.Helper()
+	return h.waitDelivery(t, id, func(d webhooks.Delivery) bool {
+		return d.Status == webhooks.StatusProcessed || d.Status == webhooks.StatusFailed
+	})
+}
+
+// waitProcessed waits until the delivery is processed after attempts
+// attempts (a replay adds one).
+func (h *harness) waitProcessed(t *testing.T, id string, attempts int) webhooks.Delivery {
+	t.Helper()
+	return h.waitDelivery(t, id, func(d webhooks.Delivery) bool {
+		return d.Status == webhooks.StatusProcessed && d.Attempts == attempts
+	})
+}
+
+// waitDelivery waits (15s at most) until the delivery satisfies ok.
+func (h *harness) waitDelivery(t *testing.T, id string, ok func(webhooks.Delivery) bool) webhooks.Delivery {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		d, err := h.svc.Events().Get(t.Context(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Status == webhooks.StatusProcessed || d.Status == webhooks.StatusFailed {
+		if ok(d) {
 			return d
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("delivery %s still %s", id, d.Status)
+			t.Fatalf("delivery %s still %s after %d attempts", id, d.Status, d.Attempts)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
