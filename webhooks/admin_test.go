@@ -288,13 +288,7 @@ func TestReplayLegacyProcessing(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		h := newHarness(t, db)
-		h.bookings.add(webhooks.Booking{ID: "b-legacy", Start: time.Now(), End: time.Now().Add(time.Hour)}, "89", "", "")
-		body := []byte(`{"event":"meeting.participant_joined","event_ts":1764069600111,"payload":{"object":{"id":"89","participant":{"user_id":"p1","join_time":"2026-11-25T10:00:00Z"}}}}`)
-		if code, _, b := h.post(t, "/webhooks/zoom", body, signedZoom(zoomSecret, time.Now(), body)); code != 204 {
-			t.Fatalf("%d %s", code, b)
-		}
-		id := h.deliveries(t, webhooks.ProviderZoom)[0].ID
-		h.waitDone(t, id)
+		id := h.processedJoin(t, "b-legacy", "89")
 		// River records the job's outcome shortly after the work returned;
 		// wait until no job holds the delivery.
 		deadline := time.Now().Add(15 * time.Second)
@@ -324,13 +318,7 @@ func TestReplayTwiceQueuesOnce(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		h := newHarness(t, db)
-		h.bookings.add(webhooks.Booking{ID: "b-twice", Start: time.Now(), End: time.Now().Add(time.Hour)}, "90", "", "")
-		body := []byte(`{"event":"meeting.participant_joined","event_ts":1764069600222,"payload":{"object":{"id":"90","participant":{"user_id":"p1","join_time":"2026-11-25T10:00:00Z"}}}}`)
-		if code, _, b := h.post(t, "/webhooks/zoom", body, signedZoom(zoomSecret, time.Now(), body)); code != 204 {
-			t.Fatalf("%d %s", code, b)
-		}
-		id := h.deliveries(t, webhooks.ProviderZoom)[0].ID
-		h.waitDone(t, id)
+		id := h.processedJoin(t, "b-twice", "90")
 		admin := h.token(t, "admin")
 		path := "/v1/admin/webhook-events/" + id + "/replay"
 		// The job a replay queues cannot finish while the meeting is held.
@@ -363,4 +351,20 @@ func TestReplayTwiceQueuesOnce(t *testing.T) {
 			t.Fatalf("processed %d times, want 2 (intake and one replay)", d.Attempts)
 		}
 	})
+}
+
+// processedJoin books meeting for booking, delivers Zoom's
+// meeting.participant_joined for it, waits until it is processed and
+// returns the delivery's id (the harness's only Zoom delivery).
+func (h *harness) processedJoin(t *testing.T, booking, meeting string) string {
+	t.Helper()
+	h.bookings.add(webhooks.Booking{ID: booking, Start: time.Now(), End: time.Now().Add(time.Hour)}, meeting, "", "")
+	body := []byte(`{"event":"meeting.participant_joined","event_ts":1764069600111,"payload":{"object":{"id":"` + meeting +
+		`","participant":{"user_id":"p1","join_time":"2026-11-25T10:00:00Z"}}}}`)
+	if code, _, b := h.post(t, "/webhooks/zoom", body, signedZoom(zoomSecret, time.Now(), body)); code != 204 {
+		t.Fatalf("%d %s", code, b)
+	}
+	id := h.deliveries(t, webhooks.ProviderZoom)[0].ID
+	h.waitDone(t, id)
+	return id
 }
