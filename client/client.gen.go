@@ -1161,8 +1161,10 @@ type WebhookEvent struct {
 	Headers *map[string]string `json:"headers,omitempty"`
 
 	// Id Example: 2d4e6f80-1a3c-4b5d-8e7f-9a0b1c2d3e4f
-	Id        openapi_types.UUID `json:"id"`
-	LastError *string            `json:"last_error,omitempty"`
+	Id openapi_types.UUID `json:"id"`
+
+	// LastError Why the last processing failed; for a `poison` delivery, why its body could not be decoded (the decoder's error, never the body itself).
+	LastError *string `json:"last_error,omitempty"`
 
 	// Note What processing made of the delivery, or why it did nothing: "booking rescheduled to the Zoom meeting time", "time matches the booking", "booking refused the cancel; issue put back: …", "flagged: Zoom moved the meeting to … (policy: flag)", "no booking for the meeting", ….
 	//

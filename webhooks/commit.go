@@ -649,8 +649,14 @@ func (c *committer) insert(ctx context.Context, tx *sql.Tx, conn store.ConnFunc,
 		switch {
 		case ok && id == p.d.ID:
 			results[i] = commitResult{id: id}
-			if p.d.Status == StatusReceived {
+			switch {
+			case p.d.Status == StatusReceived:
 				fresh = append(fresh, p)
+			case p.d.Status == StatusPoison && p.d.LastError != "":
+				// Why it could not be decoded, for the admin API (rare).
+				if err := c.events.poisonTx(ctx, tx, p.d.ID, p.d.LastError); err != nil {
+					return nil, nil, 0, fmt.Errorf("webhooks: record poison reason: %w", err)
+				}
 			}
 		case ok:
 			results[i] = commitResult{id: id, dup: true} // the same delivery twice in this batch

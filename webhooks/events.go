@@ -553,6 +553,15 @@ func (e *Events) running(ctx context.Context, tx *sql.Tx, id string) (bool, erro
 	return busy, err
 }
 
+// poisonTx records, inside tx, why the poison delivery id could not be
+// decoded: its outcome's last_error (status poison, never attempted), so
+// the admin API shows the reason next to the stored body.
+func (e *Events) poisonTx(ctx context.Context, tx *sql.Tx, id, reason string) error {
+	_, err := tx.ExecContext(ctx, e.db.Rebind(`INSERT INTO webhook_outcomes (event_id, status, attempts, last_error)
+		VALUES (?, ?, 0, ?) ON CONFLICT (event_id) DO NOTHING`), id, StatusPoison, reason)
+	return err
+}
+
 // replay sets a delivery back to received inside tx, refusing one a
 // processing job holds now (ErrBusy) or poison (ErrPoison). Replays of one
 // delivery run one after the other (on SQLite every write transaction

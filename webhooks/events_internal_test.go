@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestListQuery: the admin list reads what it shows and nothing more (the
@@ -131,5 +132,20 @@ func TestJSONStrings(t *testing.T) {
 		if got, err := jsonStrings(ss); err != nil || got != string(want) {
 			t.Errorf("jsonStrings(%q) = %s, %v; want %s", ss, got, err, want)
 		}
+	}
+}
+
+// poisonReason keeps a short decoding error whole and cuts a long one to
+// maxPoisonReason bytes without splitting a UTF-8 character.
+func TestPoisonReason(t *testing.T) {
+	t.Parallel()
+	short := errors.New("zoom: invalid JSON at offset 27")
+	if got := poisonReason(short); got != short.Error() {
+		t.Fatalf("short: %q", got)
+	}
+	long := errors.New(strings.Repeat("a", maxPoisonReason-1) + "é and more")
+	got := poisonReason(long)
+	if len(got) != maxPoisonReason-1 || !utf8.ValidString(got) {
+		t.Fatalf("long: %d bytes, valid UTF-8 %v; want %d", len(got), utf8.ValidString(got), maxPoisonReason-1)
 	}
 }

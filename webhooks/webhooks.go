@@ -45,6 +45,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -436,6 +437,7 @@ func (s *Service) poison(c echo.Context, p *pending, d *Delivery, cause error) e
 	ctx := c.Request().Context()
 	d.Status = StatusPoison
 	d.EventType = ""
+	d.LastError = poisonReason(cause)
 	id, dup, err := s.accept(ctx, p, d, nil)
 	if err != nil {
 		return s.storeFailed(c, d.Provider, err)
@@ -447,6 +449,24 @@ func (s *Service) poison(c echo.Context, p *pending, d *Delivery, cause error) e
 		}
 	}
 	return &RejectError{Provider: d.Provider, Status: http.StatusBadRequest, Reason: "undecodable", Err: cause}
+}
+
+// maxPoisonReason bounds the reason stored with a poison delivery.
+const maxPoisonReason = 500
+
+// poisonReason is what is stored as a poison delivery's last_error: the
+// decoding error (which never quotes the body), cut to maxPoisonReason
+// bytes on a UTF-8 boundary.
+func poisonReason(cause error) string {
+	r := cause.Error()
+	if len(r) <= maxPoisonReason {
+		return r
+	}
+	r = r[:maxPoisonReason]
+	for len(r) > 0 && !utf8.ValidString(r) {
+		r = r[:len(r)-1]
+	}
+	return r
 }
 
 // storeFailed answers a delivery that could not be stored. When the sender

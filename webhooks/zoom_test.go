@@ -492,6 +492,10 @@ func TestZoomRejections(t *testing.T) {
 		if err != nil || string(full.Body) != string(bad) {
 			t.Fatalf("poison body %q, %v", full.Body, err)
 		}
+		// The admin API says why, without quoting the body.
+		if full.LastError == "" || strings.Contains(full.LastError, string(bad)) || full.Attempts != 0 || !full.ProcessedAt.IsZero() {
+			t.Fatalf("poison outcome: last_error %q, %d attempts, processed %v; want the decoding error, never attempted", full.LastError, full.Attempts, full.ProcessedAt)
+		}
 		if r := h.reported(); len(r) != 1 || !errors.Is(r[0], webhooks.ErrUndecodable) || strings.Contains(r[0].Error(), string(bad)) {
 			t.Fatalf("reports %v, want one poison report without the body", r)
 		}
