@@ -61,6 +61,10 @@ type Config struct {
 	LogLevel slog.Level
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// MetricsAddr, when set, is a listen address of its own for the
+	// Prometheus metrics (/metrics, plain HTTP, no auth), which Addr then
+	// does not serve; empty keeps /metrics on Addr.
+	MetricsAddr string
 	// DebugAddr, when set, is a second listen address serving Go's
 	// net/http/pprof profiles (keep it on loopback or a private network).
 	DebugAddr string
@@ -248,6 +252,7 @@ var vars = []Var{
 	{"GATEWAY_DATA_DIR", "./data", "folder for the embedded database, dev signing key and local secret key", str(func(c *Config) *string { return &c.DataDir })},
 	{"GATEWAY_DATABASE_URL", "", "postgres://… for PostgreSQL (required in production; pool_max_conns in the URL sizes the pool, default 20; connect_timeout and pool_ping_timeout default to 10s and 5s); empty for the embedded SQLite file in GATEWAY_DATA_DIR", dbURL},
 	{"GATEWAY_LOG_LEVEL", "info", "debug, info, warn or error", logLevel},
+	{"GATEWAY_METRICS_ADDR", "", "optional listen address of Prometheus' /metrics (plain HTTP, no auth: keep it private), which GATEWAY_ADDR then answers 404; empty: /metrics is on GATEWAY_ADDR (the container image sets :9090)", optionalHostPort(func(c *Config) *string { return &c.MetricsAddr })},
 	{"GATEWAY_DEBUG_ADDR", "", "optional listen address of Go's pprof profiles (/debug/pprof/); empty disables; never expose it publicly", optionalHostPort(func(c *Config) *string { return &c.DebugAddr })},
 	{"GATEWAY_GC_FLOOR_MB", "32", "least heap goal of the garbage collector in MiB: a small heap is collected less often (measured: 3–10 % less CPU per webhook delivery at load, about 6 MB more peak memory); 0 disables; ignored when GOGC is set", nonNegative(func(c *Config) *int64 { return &c.GCFloorMiB })},
 	{"GATEWAY_SHUTDOWN_TIMEOUT", "20s", "time to finish in-flight requests and running jobs on SIGTERM; jobs still running then get 5s more to stop, and the process exits at the latest 8s after it, so keep it at least 8s under the orchestrator's kill timeout (ECS stopTimeout: 30s by default)", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
@@ -404,6 +409,16 @@ func (c *Config) validate(failed map[string]bool) []error {
 			}
 		}
 	}
+	// Two listeners on one port would fail to bind only after the database
+	// was opened (a wait, a migration): say it with the other problems.
+	listeners := []struct{ name, addr string }{{"GATEWAY_ADDR", c.Addr}, {"GATEWAY_METRICS_ADDR", c.MetricsAddr}, {"GATEWAY_DEBUG_ADDR", c.DebugAddr}}
+	for i, l := range listeners {
+		for _, earlier := range listeners[:i] {
+			if ok(l.name, earlier.name) && overlap(l.addr, earlier.addr) {
+				errs = append(errs, fmt.Errorf("%s: %q overlaps %s (%q): each listener needs a port of its own", l.name, l.addr, earlier.name, earlier.addr))
+			}
+		}
+	}
 	if ok("GATEWAY_WEBHOOK_HANDOFF_GRACE") && c.Webhooks.HandoffGrace < time.Second {
 		errs = append(errs, errors.New("GATEWAY_WEBHOOK_HANDOFF_GRACE: must be at least 1s"))
 	}
@@ -444,11 +459,27 @@ func publicHost(addr string) string {
 	if err != nil {
 		return addr
 	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
+	if allInterfaces(host) {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
 }
+
+// overlap reports whether listeners on the host:port addresses a and b
+// cannot both bind: the same port (0, any free port, never collides) on the
+// same host, or on all interfaces and any host. Host names are compared as
+// written (localhost and 127.0.0.1 are not found to overlap).
+func overlap(a, b string) bool {
+	ha, pa, erra := net.SplitHostPort(a)
+	hb, pb, errb := net.SplitHostPort(b)
+	if erra != nil || errb != nil || pa != pb || pa == "0" {
+		return false
+	}
+	return ha == hb || allInterfaces(ha) || allInterfaces(hb)
+}
+
+// allInterfaces reports whether a listen address's host is the wildcard.
+func allInterfaces(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" }
 
 func str(field func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *field(c) = v; return nil }

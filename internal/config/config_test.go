@@ -31,6 +31,52 @@ func TestLoadDefaults(t *testing.T) {
 	if c.Auth.ServiceScope != "spotlight-gateway/bookings" {
 		t.Errorf("ServiceScope = %q", c.Auth.ServiceScope)
 	}
+	if c.MetricsAddr != "" || c.DebugAddr != "" {
+		t.Errorf("extra listeners by default: metrics %q, debug %q", c.MetricsAddr, c.DebugAddr)
+	}
+}
+
+// TestListenersNeedTheirOwnAddress: two listeners on one address (or one
+// on all interfaces and one on an interface, same port) are a configuration
+// error naming both variables, reported with the others instead of as a
+// failed bind after the database was opened; port 0 (any free port) never
+// collides.
+func TestListenersNeedTheirOwnAddress(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name               string
+		addr, metrics, dbg string
+		want               string // "" when valid
+	}{
+		{"metrics apart", ":8080", ":9090", "", ""},
+		{"container image", ":8080", ":9090", "127.0.0.1:6060", ""},
+		{"same address", ":8080", ":8080", "", "GATEWAY_METRICS_ADDR: \":8080\" overlaps GATEWAY_ADDR"},
+		{"default API address", "", "127.0.0.1:8080", "", "GATEWAY_METRICS_ADDR: \"127.0.0.1:8080\" overlaps GATEWAY_ADDR"},
+		{"all interfaces and loopback", "127.0.0.1:9090", "0.0.0.0:9090", "", "overlaps GATEWAY_ADDR"},
+		{"IPv6 wildcard", ":8080", "[::]:8080", "", "overlaps GATEWAY_ADDR"},
+		{"same port, other interfaces", "127.0.0.1:9090", "10.0.0.7:9090", "", ""},
+		{"any free ports", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""},
+		{"metrics on pprof's address", ":8080", "127.0.0.1:6060", "127.0.0.1:6060", "GATEWAY_DEBUG_ADDR: \"127.0.0.1:6060\" overlaps GATEWAY_METRICS_ADDR"},
+		{"pprof on the API's address", ":8080", "", ":8080", "GATEWAY_DEBUG_ADDR: \":8080\" overlaps GATEWAY_ADDR"},
+		{"malformed API address is not also an overlap", "8080", ":8080", "", "GATEWAY_ADDR: \"8080\" is not host:port"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Load(env(map[string]string{"GATEWAY_ADDR": tt.addr, "GATEWAY_METRICS_ADDR": tt.metrics, "GATEWAY_DEBUG_ADDR": tt.dbg}))
+			if tt.want == "" {
+				if err != nil || c.MetricsAddr != tt.metrics {
+					t.Fatalf("Load = %v, MetricsAddr %q; want valid, %q", err, c.MetricsAddr, tt.metrics)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load = %v, want an error with %q", err, tt.want)
+			}
+			if strings.Count(err.Error(), "overlaps") > 1 || (strings.HasPrefix(tt.name, "malformed") && strings.Contains(err.Error(), "overlaps")) {
+				t.Errorf("Load = %v, want the overlap reported once, and not for a malformed address", err)
+			}
+		})
+	}
 }
 
 // TestCalDAVPollIntervalDefault: 5m against real servers, 10s against the
@@ -65,6 +111,8 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 	}{
 		{"bad addr", map[string]string{"GATEWAY_ADDR": "8080"}, "GATEWAY_ADDR"},
 		{"bad debug addr", map[string]string{"GATEWAY_DEBUG_ADDR": "localhost"}, "GATEWAY_DEBUG_ADDR"},
+		{"bad metrics addr", map[string]string{"GATEWAY_METRICS_ADDR": "localhost"}, "GATEWAY_METRICS_ADDR"},
+		{"metrics on the API's address", map[string]string{"GATEWAY_ADDR": ":8080", "GATEWAY_METRICS_ADDR": ":8080"}, "GATEWAY_METRICS_ADDR"},
 		{"bad duration", map[string]string{"GATEWAY_SHUTDOWN_TIMEOUT": "soon"}, "GATEWAY_SHUTDOWN_TIMEOUT"},
 		{"negative duration", map[string]string{"GATEWAY_BOOKING_SYNC_TIMEOUT": "-1s"}, "GATEWAY_BOOKING_SYNC_TIMEOUT"},
 		{"bad enum", map[string]string{"GATEWAY_AUTH_MODE": "magic"}, "GATEWAY_AUTH_MODE"},
