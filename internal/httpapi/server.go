@@ -32,8 +32,13 @@ const MaxBodyBytes = 1 << 20
 // Deps is everything the HTTP layer needs. Only cmd/gateway fills it in.
 type Deps struct {
 	Logger *slog.Logger
-	// Registry collects metrics and is served at /metrics.
+	// Registry collects metrics and is served at /metrics (see
+	// MetricsElsewhere).
 	Registry *prometheus.Registry
+	// MetricsElsewhere leaves /metrics off this handler, which then answers
+	// it 404 like any unknown path: the metrics are served by
+	// MetricsHandler on a listener of their own (GATEWAY_METRICS_ADDR).
+	MetricsElsewhere bool
 	// Authenticator verifies bearer tokens.
 	Authenticator Authenticator
 	// DevJWKS returns the dev issuer's JWKS; nil outside dev auth (404).
@@ -213,15 +218,23 @@ func capture(c echo.Context, hub *sentry.Hub, cause error) {
 	})
 }
 
-// routes registers every route: the generated API, /metrics, the docs
-// assets, and what other packages mount.
+// routes registers every route: the generated API, /metrics (unless
+// MetricsElsewhere), the docs assets, and what other packages mount.
 func routes(e *echo.Echo, srv *Server, deps Deps) {
 	api.RegisterHandlers(e, api.NewStrictHandler(srv, nil))
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(deps.Registry, promhttp.HandlerOpts{})))
+	if !deps.MetricsElsewhere {
+		e.GET("/metrics", echo.WrapHandler(MetricsHandler(deps.Registry)))
+	}
 	e.GET("/docs/redoc.standalone.js", serveRedoc)
 	for _, m := range deps.Mount {
 		m(e)
 	}
+}
+
+// MetricsHandler serves the metrics of reg in Prometheus' text format: the
+// API's /metrics, or the whole of a metrics listener's.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 
 // readyTimeout bounds the readiness checks.

@@ -186,6 +186,29 @@ func TestOpsEndpoints(t *testing.T) {
 	}
 }
 
+// TestMetricsElsewhere: with the metrics on a listener of their own
+// (GATEWAY_METRICS_ADDR), the API's handler answers /metrics as it answers
+// any unknown path, and MetricsHandler serves the same registry, the API's
+// requests counted.
+func TestMetricsElsewhere(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	en := newEnv(t, func(d *httpapi.Deps) { d.Registry, d.MetricsElsewhere = reg, true })
+	resp, body := en.do(t, "GET", "/metrics", "", "")
+	if p := decodeProblem(t, resp, body, 404); p.Type != httpapi.ProblemBase+"not-found" {
+		t.Fatalf("/metrics on the API's handler = %s, want not-found", p.Type)
+	}
+	if strings.Contains(string(body), "go_goroutines") {
+		t.Fatalf("the 404 carries metrics: %s", body)
+	}
+	metrics := httptest.NewServer(httpapi.MetricsHandler(reg))
+	defer metrics.Close()
+	resp, body = send(t, metrics.Client(), "GET", metrics.URL, "", "")
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `gateway_http_request_duration_seconds_count{method="GET",route="unmatched",status="404"} 1`) {
+		t.Fatalf("MetricsHandler = %d\n%s", resp.StatusCode, body)
+	}
+}
+
 func TestReadyzReportsFailingChecks(t *testing.T) {
 	t.Parallel()
 	en := newEnv(t, nil)
