@@ -236,7 +236,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	// Listen before anything slow so the address (and a busy port) is known
 	// at once, and serve from then on: /healthz answers while the database
 	// is opened and migrated (which may wait for another replica's
-	// migration), everything else 503 until the gateway is ready.
+	// migration), everything else 503 until the gateway is ready. The
+	// pprof listener, when configured, is bound and serving from here on
+	// too.
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
@@ -262,6 +264,23 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	// On a failed start this closes the listener; after a shutdown it has
 	// nothing left to close.
 	defer srv.Close()
+
+	// The pprof listener serves through the shutdown's drain; it stops
+	// after it (see below), or here on a failed start.
+	var sides []*sideServer
+	stopSides := func() {
+		for _, s := range sides {
+			s.stop()
+		}
+	}
+	defer stopSides()
+	if cfg.DebugAddr != "" {
+		debug, err := startDebug(ctx, cfg.DebugAddr, logger)
+		if err != nil {
+			return err
+		}
+		sides = append(sides, debug)
+	}
 
 	a, err := openBaseLogging(ctx, cfg, logger)
 	if err != nil {
@@ -290,14 +309,6 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	if cfg.GCFloorMiB > 0 && getenv("GOGC") == "" {
 		defer gcfloor.Start(cfg.GCFloorMiB << 20)()
-	}
-
-	if cfg.DebugAddr != "" {
-		stopDebug, err := startDebug(ctx, cfg.DebugAddr, logger)
-		if err != nil {
-			return err
-		}
-		defer stopDebug()
 	}
 
 	var sb *sandbox.Env
@@ -416,6 +427,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		_ = srv.Close()
 	}
 	jobErr := jobs.Stop(shutCtx)
+	// Before the database closes, which may wait for connections to a
+	// server that stopped answering until closeBy.
+	stopSides()
 	if httpErr != nil {
 		httpErr = fmt.Errorf("requests still running after GATEWAY_SHUTDOWN_TIMEOUT (%s) were cut", cfg.ShutdownTimeout)
 	}
