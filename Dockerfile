@@ -22,11 +22,17 @@ COPY --from=build --chown=65532:65532 /out/data /data
 # until the task definition sets them. A forgotten GATEWAY_ENV so fails
 # closed instead of serving dev tokens and sandbox providers. To try the image
 # with the sandbox: docker run -e GATEWAY_ENV=development -p 8080:8080 IMAGE
+# The Prometheus metrics are served on a port of their own, never on the
+# API's: API Gateway's integration reaches :8080 only, so /metrics cannot be
+# routed to the internet by a catch-all route; scrape :9090 from inside the
+# VPC (security group). Set GATEWAY_METRICS_ADDR= (empty) to serve them on
+# :8080 again.
 ENV GATEWAY_ENV=production \
     GATEWAY_ADDR=:8080 \
+    GATEWAY_METRICS_ADDR=:9090 \
     GATEWAY_DATA_DIR=/data
 USER 65532:65532
-EXPOSE 8080
+EXPOSE 8080 9090
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 CMD ["/gateway", "healthcheck"]
 ENTRYPOINT ["/gateway"]
 CMD ["serve"]

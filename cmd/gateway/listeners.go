@@ -8,13 +8,17 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spotlight/gateway/internal/httpapi"
 )
 
-// sideServer is an HTTP listener beside the API's, like Go's pprof
-// profiles' (GATEWAY_DEBUG_ADDR): plain HTTP without auth, apart from the
-// API listener so it is never reachable through API Gateway. serve binds
-// it with the API's, before anything slow, and stops it after the
-// shutdown's drain.
+// sideServer is an HTTP listener beside the API's: Go's pprof profiles
+// (GATEWAY_DEBUG_ADDR) or the Prometheus metrics (GATEWAY_METRICS_ADDR).
+// Either is plain HTTP without auth, apart from the API listener so it is
+// never reachable through API Gateway. serve binds it with the API's,
+// before anything slow, and stops it after the shutdown's drain.
 type sideServer struct {
 	srv *http.Server
 	// url is http://host:port of the bound address (port 0 resolved).
@@ -69,5 +73,22 @@ func startDebug(ctx context.Context, addr string, logger *slog.Logger) (*sideSer
 		return nil, err
 	}
 	logger.Info("debug listener (pprof)", "url", s.url+"/debug/pprof/")
+	return s, nil
+}
+
+// metricsWriteTimeout bounds writing a scrape's answer on the metrics
+// listener (Prometheus gives up after 10s by default).
+const metricsWriteTimeout = 30 * time.Second
+
+// startMetrics serves GET /metrics, the metrics of reg, on addr
+// (GATEWAY_METRICS_ADDR); the API listener then does not.
+func startMetrics(ctx context.Context, addr string, reg *prometheus.Registry, logger *slog.Logger) (*sideServer, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", httpapi.MetricsHandler(reg))
+	s, err := startSide(ctx, "GATEWAY_METRICS_ADDR", addr, mux, metricsWriteTimeout, logger)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("metrics listener", "url", s.url+"/metrics")
 	return s, nil
 }

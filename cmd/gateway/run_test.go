@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -280,6 +281,61 @@ func TestDebugListener(t *testing.T) {
 	}
 }
 
+var metricsURL = regexp.MustCompile(`"msg":"metrics listener","url":"(http://[^"]+)"`)
+
+// TestMetricsListener: with GATEWAY_METRICS_ADDR, /metrics is served on
+// that listener only (the API listener answers it 404 problem+json like
+// any unknown path), and the listener stops with the gateway.
+func TestMetricsListener(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": t.TempDir(), "GATEWAY_METRICS_ADDR": "127.0.0.1:0"}
+	url, stdout, stop := startGateway(t, env)
+	m := metricsURL.FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("no metrics listener logged:\n%s", stdout)
+	}
+	if code, _, _ := get(t, url+"/healthz", ""); code != 200 {
+		t.Fatalf("/healthz = %d", code)
+	}
+	code, body, _ := get(t, m[1], "")
+	for _, want := range []string{"go_goroutines", `go_sql_open_connections{db_name="gateway"}`, `gateway_http_request_duration_seconds_count{method="GET",route="/healthz",status="200"}`} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("GET %s = %d, want 200 with %s:\n%.400s", m[1], code, want, body)
+		}
+	}
+	code, body, hdr := get(t, url+"/metrics", "")
+	if code != 404 || hdr.Get("Content-Type") != "application/problem+json" || strings.Contains(body, "go_goroutines") {
+		t.Errorf("API listener GET /metrics = %d %q %.200s, want 404 problem+json", code, hdr.Get("Content-Type"), body)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("graceful stop: %v", err)
+	}
+	if resp, err := http.Get(m[1]); err == nil {
+		resp.Body.Close()
+		t.Errorf("the metrics listener still answers after the stop: %d", resp.StatusCode)
+	}
+}
+
+// TestMetricsAddrInUse: a metrics port another process holds stops serve
+// at once, naming the variable, before the database is opened.
+func TestMetricsAddrInUse(t *testing.T) {
+	t.Parallel()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	err = run(t.Context(), []string{"serve"}, envOf(map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": dir,
+		"GATEWAY_METRICS_ADDR": busy.Addr().String()}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "listen on GATEWAY_METRICS_ADDR "+busy.Addr().String()) || exitCode(err) != 1 {
+		t.Fatalf("serve with a busy metrics port = %v, want exit 1 naming GATEWAY_METRICS_ADDR", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "gateway.db")); err == nil {
+		t.Error("the database was opened before the metrics port was bound")
+	}
+}
+
 // TestSandboxCommandErrors: `gateway sandbox` says what is wrong before it
 // sends anything: usage mistakes exit 2, and without a sandbox gateway in
 // this folder it says to start one.
@@ -523,6 +579,7 @@ func TestConfigCommand(t *testing.T) {
 		"GATEWAY_SECRET_KEY":   "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 		"SENTRY_DSN":           "https://sentrykey456@o1.ingest.sentry.io/1",
 		"GATEWAY_ADDR":         ":8080",
+		"GATEWAY_METRICS_ADDR": ":9090",
 		// Shorter than a booking request's wait: valid, with a warning.
 		"GATEWAY_SHUTDOWN_TIMEOUT": "5s",
 	}
@@ -535,7 +592,7 @@ func TestConfigCommand(t *testing.T) {
 			t.Errorf("config prints %q:\n%s", secret, out.String())
 		}
 	}
-	for _, want := range []string{"GATEWAY_ADDR", ":8080", "environment", "GATEWAY_JOB_WORKERS", "default", "db.internal:5432/gw", "warning: GATEWAY_SHUTDOWN_TIMEOUT (5s) is shorter", "configuration ok"} {
+	for _, want := range []string{"GATEWAY_ADDR", ":8080", "environment", "GATEWAY_JOB_WORKERS", "GATEWAY_METRICS_ADDR", ":9090", "default", "db.internal:5432/gw", "warning: GATEWAY_SHUTDOWN_TIMEOUT (5s) is shorter", "configuration ok"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("config does not print %q:\n%s", want, out.String())
 		}
@@ -543,5 +600,10 @@ func TestConfigCommand(t *testing.T) {
 	err := run(t.Context(), []string{"config"}, envOf(map[string]string{"GATEWAY_ENV": "production"}), io.Discard, io.Discard)
 	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "GATEWAY_COGNITO_REGION") || !strings.Contains(err.Error(), "GATEWAY_PUBLIC_URL") {
 		t.Errorf("config in production with nothing set = %v (exit %d), want status 2 listing every problem", err, exitCode(err))
+	}
+	// A metrics listener on the API's address is one of the problems.
+	err = run(t.Context(), []string{"config"}, envOf(map[string]string{"GATEWAY_ADDR": ":8080", "GATEWAY_METRICS_ADDR": "0.0.0.0:8080", "GATEWAY_LOG_LEVEL": "loud"}), io.Discard, io.Discard)
+	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "GATEWAY_METRICS_ADDR:") || !strings.Contains(err.Error(), "GATEWAY_LOG_LEVEL:") {
+		t.Errorf("config with metrics on the API's port = %v (exit %d), want status 2 naming GATEWAY_METRICS_ADDR and GATEWAY_LOG_LEVEL", err, exitCode(err))
 	}
 }

@@ -237,8 +237,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	// at once, and serve from then on: /healthz answers while the database
 	// is opened and migrated (which may wait for another replica's
 	// migration), everything else 503 until the gateway is ready. The
-	// pprof listener, when configured, is bound and serving from here on
-	// too.
+	// metrics and pprof listeners, when configured, are bound and serving
+	// from here on too.
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
@@ -265,8 +265,12 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	// nothing left to close.
 	defer srv.Close()
 
-	// The pprof listener serves through the shutdown's drain; it stops
-	// after it (see below), or here on a failed start.
+	// Registered into from here on (the database's pool, the jobs, the
+	// requests), served by the metrics listener from the start.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The metrics and pprof listeners serve through the shutdown's drain;
+	// they stop after it (see below), or here on a failed start.
 	var sides []*sideServer
 	stopSides := func() {
 		for _, s := range sides {
@@ -274,6 +278,13 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	defer stopSides()
+	if cfg.MetricsAddr != "" {
+		metrics, err := startMetrics(ctx, cfg.MetricsAddr, reg, logger)
+		if err != nil {
+			return err
+		}
+		sides = append(sides, metrics)
+	}
 	if cfg.DebugAddr != "" {
 		debug, err := startDebug(ctx, cfg.DebugAddr, logger)
 		if err != nil {
@@ -336,15 +347,14 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.db.RegisterMetrics(reg)
 
 	deps := httpapi.Deps{
-		Logger:        logger,
-		Registry:      reg,
-		Authenticator: authn,
-		Sentry:        cfg.Sentry.DSN != "",
+		Logger:           logger,
+		Registry:         reg,
+		MetricsElsewhere: cfg.MetricsAddr != "",
+		Authenticator:    authn,
+		Sentry:           cfg.Sentry.DSN != "",
 		Ready: func(ctx context.Context) map[string]error {
 			return map[string]error{"database": a.db.Ping(ctx), "migrations": a.db.CheckMigrations(ctx)}
 		},
