@@ -510,6 +510,23 @@ func Unavailable(err error) bool {
 		strings.HasSuffix(msg, "conn closed")
 }
 
+// Unreachable reports whether err, from Open, says that the database server
+// could not be reached (yet): nothing listens on its address, its name does
+// not resolve, the connection timed out, or the server is starting up,
+// shutting down or out of connections — what waiting for it may mend (a
+// database that comes up after the gateway). A server that answered and
+// refused the credentials (class 28) or the database's name (3D000) is
+// reachable and misconfigured, and a malformed URL or an SQLite file that
+// cannot be opened is not a connection failure: waiting mends none of
+// them.
+func Unreachable(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "28") || pe.Code == "3D000") {
+		return false
+	}
+	return Unavailable(err)
+}
+
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 
@@ -651,6 +654,84 @@ func TestUnavailable(t *testing.T) {
 			t.Errorf("Unavailable(%v) = true, want false", err)
 		}
 	}
+}
+
+// TestUnreachable tells what waiting for the database may mend (nothing
+// listens yet, a name not registered yet, a server starting up or out of
+// connections) from what it will not (a malformed URL, a server that
+// refuses the credentials or has no such database, an SQLite file that
+// cannot be opened).
+func TestUnreachable(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	open := func(url string) error {
+		s, err := store.Open(ctx, store.Config{URL: url}, nil)
+		if err == nil {
+			s.Close()
+		}
+		return err
+	}
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nothing listens", open("postgres://gw:pw@127.0.0.1:" + closedPort(t) + "/gw?sslmode=disable"), true},
+		{"unknown host", open("postgres://gw:pw@db.invalid/gw?sslmode=disable&connect_timeout=2"), true},
+		{"starting up", fmt.Errorf("store: connect postgres: %w", &pgconn.PgError{Code: "57P03"}), true},
+		{"too many connections", fmt.Errorf("store: connect postgres: %w", &pgconn.PgError{Code: "53300"}), true},
+		{"password refused", fmt.Errorf("store: connect postgres: %w", &pgconn.PgError{Code: "28P01"}), false},
+		{"role not allowed", fmt.Errorf("store: connect postgres: %w", &pgconn.PgError{Code: "28000"}), false},
+		{"no such database", fmt.Errorf("store: connect postgres: %w", &pgconn.PgError{Code: "3D000"}), false},
+		{"syntax error", &pgconn.PgError{Code: "42601"}, false},
+		{"malformed URL", open("postgres://gw:pw@db.example/gw?sslmode=bogus"), false},
+		{"SQLite file under a file", open("sqlite:" + filepath.Join(notADir, "gateway.db")), false},
+		{"cancelled", context.Canceled, false},
+		{"no error", nil, false},
+	} {
+		if tt.err == nil && tt.name != "no error" {
+			t.Errorf("%s: Open succeeded", tt.name)
+			continue
+		}
+		if got := store.Unreachable(tt.err); got != tt.want {
+			t.Errorf("%s: Unreachable(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestUnreachableNoSuchDatabase: a PostgreSQL server that answers that the
+// URL's database does not exist is reachable; waiting will not create it.
+func TestUnreachableNoSuchDatabase(t *testing.T) {
+	t.Parallel()
+	base := os.Getenv(storetest.PostgresEnv)
+	if base == "" {
+		t.Skipf("%s not set", storetest.PostgresEnv)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/no_such_database_for_gateway_tests"
+	_, err = store.Open(t.Context(), store.Config{URL: u.String()}, nil)
+	if err == nil || !strings.Contains(err.Error(), "does not exist") || store.Unreachable(err) {
+		t.Fatalf("Open on a missing database = %v (Unreachable %v), want a reachable server's refusal", err, store.Unreachable(err))
+	}
+}
+
+// closedPort is a loopback port nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	return port
 }
 
 // TestInvalidPostgresURLSaysWhy: a malformed GATEWAY_DATABASE_URL is
