@@ -276,8 +276,8 @@ func cmdConfig(args []string, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nderived: public URL %s, CalDAV poll interval %s, Zoom early start %s, Sentry environment %s\n",
-		cfg.PublicURL, cfg.CalDAV.PollInterval, cfg.Zoom.EarlyStart, cfg.Sentry.Environment)
+	fmt.Fprintf(stdout, "\nderived: public URL %s, database wait %s, CalDAV poll interval %s, Zoom early start %s, Sentry environment %s\n",
+		cfg.PublicURL, cfg.DatabaseWait, cfg.CalDAV.PollInterval, cfg.Zoom.EarlyStart, cfg.Sentry.Environment)
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintln(stdout, "warning: "+w)
 	}

@@ -592,7 +592,7 @@ func TestConfigCommand(t *testing.T) {
 			t.Errorf("config prints %q:\n%s", secret, out.String())
 		}
 	}
-	for _, want := range []string{"GATEWAY_ADDR", ":8080", "environment", "GATEWAY_JOB_WORKERS", "GATEWAY_METRICS_ADDR", ":9090", "default", "db.internal:5432/gw", "warning: GATEWAY_SHUTDOWN_TIMEOUT (5s) is shorter", "configuration ok"} {
+	for _, want := range []string{"GATEWAY_ADDR", ":8080", "environment", "GATEWAY_JOB_WORKERS", "GATEWAY_METRICS_ADDR", ":9090", "default", "db.internal:5432/gw", "warning: GATEWAY_SHUTDOWN_TIMEOUT (5s) is shorter", "database wait 1m0s", "configuration ok"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("config does not print %q:\n%s", want, out.String())
 		}

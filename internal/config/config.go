@@ -57,6 +57,11 @@ type Config struct {
 	DataDir string
 	// DatabaseURL is a postgres:// URL; empty selects the embedded SQLite file in DataDir.
 	DatabaseURL string
+	// DatabaseWait is how long serve waits at start for a database server
+	// that does not accept connections yet, retrying with backoff; 0 fails
+	// at once. The default is 60s with PostgreSQL, 0 with the embedded
+	// SQLite file.
+	DatabaseWait time.Duration
 	// LogLevel is the minimum level logged.
 	LogLevel slog.Level
 	// ShutdownTimeout bounds the graceful shutdown.
@@ -251,6 +256,7 @@ var vars = []Var{
 	{"GATEWAY_PUBLIC_URL", "", "external base URL for callbacks, Google push and links in calendar events and Jira issues (https, required in production; default http://GATEWAY_ADDR)", baseURL(func(c *Config) *string { return &c.PublicURL })},
 	{"GATEWAY_DATA_DIR", "./data", "folder for the embedded database, dev signing key and local secret key", str(func(c *Config) *string { return &c.DataDir })},
 	{"GATEWAY_DATABASE_URL", "", "postgres://… for PostgreSQL (required in production; pool_max_conns in the URL sizes the pool, default 20; connect_timeout and pool_ping_timeout default to 10s and 5s); empty for the embedded SQLite file in GATEWAY_DATA_DIR", dbURL},
+	{"GATEWAY_DB_WAIT", "60s", "how long serve waits at start for a PostgreSQL server that does not accept connections yet (it may come up after the gateway), retrying with backoff and logging each failure, before it exits 1; /healthz answers meanwhile, /readyz does not; 0 fails at once, as does the embedded SQLite file by default (waiting does not mend a file that cannot be opened)", nonNegativeDuration(func(c *Config) *time.Duration { return &c.DatabaseWait })},
 	{"GATEWAY_LOG_LEVEL", "info", "debug, info, warn or error", logLevel},
 	{"GATEWAY_METRICS_ADDR", "", "optional listen address of Prometheus' /metrics (plain HTTP, no auth: keep it private), which GATEWAY_ADDR then answers 404; empty: /metrics is on GATEWAY_ADDR (the container image sets :9090)", optionalHostPort(func(c *Config) *string { return &c.MetricsAddr })},
 	{"GATEWAY_DEBUG_ADDR", "", "optional listen address of Go's pprof profiles (/debug/pprof/); empty disables; never expose it publicly", optionalHostPort(func(c *Config) *string { return &c.DebugAddr })},
@@ -325,6 +331,10 @@ func Load(getenv func(string) string) (Config, error) {
 		// `gateway sandbox zoom start` plays a session booked at least the
 		// minimum notice ahead.
 		c.Zoom.EarlyStart = 0
+	}
+	if !strings.HasPrefix(c.DatabaseURL, "postgres") && strings.TrimSpace(getenv("GATEWAY_DB_WAIT")) == "" {
+		// An SQLite file that cannot be opened now will not open later.
+		c.DatabaseWait = 0
 	}
 	// The rules that span variables are checked too, so one start lists
 	// every problem; a rule reading a malformed variable is left out.

@@ -253,6 +253,40 @@ func TestZoomEarlyStart(t *testing.T) {
 	}
 }
 
+// TestDatabaseWaitDefault: serve waits 60s for a PostgreSQL server (as in
+// production, where it may come up after the gateway) and not at all for
+// the embedded SQLite file, which waiting does not mend; whatever is set
+// either way.
+func TestDatabaseWaitDefault(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want time.Duration
+	}{
+		{"embedded default", nil, 0},
+		{"production", production(nil), time.Minute},
+		{"PostgreSQL in development (docker compose)", map[string]string{"GATEWAY_DATABASE_URL": "postgres://gw@db/gw"}, time.Minute},
+		{"SQLite URL", map[string]string{"GATEWAY_DATABASE_URL": "sqlite:/tmp/gw.db"}, 0},
+		{"set with SQLite", map[string]string{"GATEWAY_DB_WAIT": "30s"}, 30 * time.Second},
+		{"production, fail at once", production(map[string]string{"GATEWAY_DB_WAIT": "0"}), 0},
+		{"production, longer", production(map[string]string{"GATEWAY_DB_WAIT": "3m"}), 3 * time.Minute},
+	} {
+		c, err := Load(env(tt.env))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if c.DatabaseWait != tt.want {
+			t.Errorf("%s: DatabaseWait = %v, want %v", tt.name, c.DatabaseWait, tt.want)
+		}
+	}
+	for _, v := range []string{"-1s", "soon", "60"} {
+		if _, err := Load(env(map[string]string{"GATEWAY_DB_WAIT": v})); err == nil || !strings.Contains(err.Error(), "GATEWAY_DB_WAIT:") {
+			t.Errorf("GATEWAY_DB_WAIT=%s: Load = %v, want an error naming it", v, err)
+		}
+	}
+}
+
 func TestVarsAreDocumented(t *testing.T) {
 	t.Parallel()
 	seen := map[string]bool{}
