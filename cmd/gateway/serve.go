@@ -45,13 +45,15 @@ type app struct {
 // openBase opens the database (migrating it) and the secret store, logging
 // to logw.
 func openBase(ctx context.Context, cfg config.Config, logw io.Writer) (*app, error) {
-	return openBaseLogging(ctx, cfg, telemetry.NewLogger(logw, cfg.LogLevel))
+	return openBaseLogging(ctx, cfg, telemetry.NewLogger(logw, cfg.LogLevel), 0)
 }
 
-// openBaseLogging is openBase with the logger the caller already has.
-func openBaseLogging(ctx context.Context, cfg config.Config, logger *slog.Logger) (*app, error) {
+// openBaseLogging is openBase with the logger the caller already has,
+// waiting up to dbWait for a database server that cannot be reached yet
+// (openStore).
+func openBaseLogging(ctx context.Context, cfg config.Config, logger *slog.Logger, dbWait time.Duration) (*app, error) {
 	a := &app{cfg: cfg, logger: logger}
-	db, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}, a.logger)
+	db, err := openStore(ctx, cfg, dbWait, a.logger)
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +295,13 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		sides = append(sides, debug)
 	}
 
-	a, err := openBaseLogging(ctx, cfg, logger)
+	// A database that cannot be reached yet is waited for, up to
+	// GATEWAY_DB_WAIT, answering /healthz (alive) but not /readyz.
+	a, err := openBaseLogging(ctx, cfg, logger, cfg.DatabaseWait)
+	if errors.Is(err, errStoppedWaiting) {
+		logger.Info("stopped while waiting for the database")
+		return nil
+	}
 	if err != nil {
 		return err
 	}
