@@ -253,6 +253,8 @@ func TestAdminWebhookEventProblems(t *testing.T) {
 		{"to before from", "GET", "/v1/admin/webhook-events", "?from=2026-11-26T00:00:00Z&to=2026-11-25T00:00:00Z", admin, 400, "validation-error", "query.to"},
 		{"event type too long", "GET", "/v1/admin/webhook-events", "?event_type=" + strings.Repeat("x", 129), admin, 400, "validation-error", "query.event_type"},
 		{"empty range", "GET", "/v1/admin/webhook-events", "?from=2026-11-26T00:00:00Z&to=2026-11-26T00:00:00Z", admin, 400, "validation-error", "query.to"},
+		{"provider twice", "GET", "/v1/admin/webhook-events", "?provider=zoom&provider=jira", admin, 400, "validation-error", "query.provider"},
+		{"the same limit twice", "GET", "/v1/admin/webhook-events", "?limit=5&limit=5", admin, 400, "validation-error", "query.limit"},
 		{"detail as candidate", "GET", "/v1/admin/webhook-events/" + unknown, "", candidate, 403, "forbidden", ""},
 		{"unknown delivery", "GET", "/v1/admin/webhook-events/" + unknown, "", admin, 404, "not-found", ""},
 		{"replay as candidate", "POST", "/v1/admin/webhook-events/" + poison + "/replay", "", candidate, 403, "forbidden", ""},

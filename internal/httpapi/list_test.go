@@ -65,3 +65,47 @@ func TestMalformedListParameters(t *testing.T) {
 		})
 	}
 }
+
+// TestRepeatedQueryParameter: a query parameter that takes one value, given
+// twice, is the same 400 validation-error as any other invalid parameter,
+// naming it in errors[] (the generated binding refused it with a bare 400
+// that named no field), on every operation, alongside the other invalid
+// fields of the request.
+func TestRepeatedQueryParameter(t *testing.T) {
+	t.Parallel()
+	en := newBookingEnv(t, storetest.SQLite(t), envOptions{mentors: 1, candidates: 1})
+	tok := en.token(t, en.candidates[0], "candidate")
+	booking := "/v1/bookings/" + uuid.NewString()
+	availability := "/v1/mentors/" + en.mentors[0] + "/availability?from=2026-12-01T00:00:00Z&to=2026-12-02T00:00:00Z"
+	tests := []struct {
+		name   string
+		path   string
+		fields []string
+	}{
+		{"bookings, status twice", "/v1/bookings?status=confirmed&status=cancelled", []string{"query.status"}},
+		{"bookings, the same limit twice", "/v1/bookings?limit=5&limit=5", []string{"query.limit"}},
+		{"bookings, two repeated", "/v1/bookings?role=candidate&to=2026-12-02T00:00:00Z&role=mentor&to=2026-12-03T00:00:00Z", []string{"query.role", "query.to"}},
+		{"bookings, repeated and invalid", "/v1/bookings?limit=5&limit=6&status=nope", []string{"query.limit", "query.status"}},
+		{"audit, cursor twice", booking + "/audit?cursor=a&cursor=b", []string{"query.cursor"}},
+		{"availability, tz twice", availability + "&tz=UTC&tz=Europe/Berlin", []string{"query.tz"}},
+		{"availability, from twice", availability + "&from=2026-12-01T01:00:00Z", []string{"query.from"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			resp, body := en.do(t, http.MethodGet, tt.path, tok, "")
+			p := decodeProblem(t, resp, body, http.StatusBadRequest)
+			if p.Type != "https://spotlight.dev/problems/validation-error" {
+				t.Errorf("type %q, want validation-error", p.Type)
+			}
+			if diff := cmp.Diff(fieldsOf(p), tt.fields); diff != "" {
+				t.Errorf("fields (-got +want):\n%s", diff)
+			}
+			for _, e := range p.Errors {
+				if e.Message == "" {
+					t.Errorf("%s: no message", e.Field)
+				}
+			}
+		})
+	}
+}

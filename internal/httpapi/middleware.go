@@ -265,7 +265,8 @@ type Authenticator interface {
 // openAPIGate finds the spec operation of each request, authenticates it
 // when the operation is secured, checks that the caller holds one of the
 // operation's x-roles, and validates the request against the spec (400
-// problem+json naming each bad field), in that order: 401, 403, 400.
+// problem+json naming each bad field, a query parameter given more times
+// than it takes values included), in that order: 401, 403, 400.
 // Requests that match no operation pass through to echo's 404/405, and
 // requests under webhookPrefix pass through without routing.
 type openAPIGate struct {
@@ -275,6 +276,8 @@ type openAPIGate struct {
 	opts   *openapi3filter.Options
 	// roles are each secured operation's x-roles.
 	roles map[*openapi3.Operation][]auth.Role
+	// single are each operation's query parameters that take one value.
+	single map[*openapi3.Operation][]string
 }
 
 func newOpenAPIGate(spec *openapi3.T, authn Authenticator) (*openAPIGate, error) {
@@ -296,6 +299,7 @@ func newOpenAPIGate(spec *openapi3.T, authn Authenticator) (*openAPIGate, error)
 		spec:   spec,
 		authn:  authn,
 		roles:  roles,
+		single: singleQueryParams(spec),
 		opts: &openapi3filter.Options{
 			MultiError: true,
 			// Authentication is done here, before validation, by authn.
@@ -335,6 +339,56 @@ func operationRoles(spec *openapi3.T) (map[*openapi3.Operation][]auth.Role, erro
 		}
 	}
 	return out, nil
+}
+
+// singleQueryParams lists, for each operation, its query parameters that
+// take one value (all but arrays), in the order the spec declares them:
+// the path's parameters, then the operation's (which override a path's
+// parameter of the same name).
+func singleQueryParams(spec *openapi3.T) map[*openapi3.Operation][]string {
+	out := map[*openapi3.Operation][]string{}
+	for _, item := range spec.Paths.Map() {
+		for _, op := range item.Operations() {
+			var names []string
+			isArray := map[string]bool{}
+			for _, ps := range []openapi3.Parameters{item.Parameters, op.Parameters} {
+				for _, ref := range ps {
+					p := ref.Value
+					if p == nil || p.In != openapi3.ParameterInQuery {
+						continue
+					}
+					if _, seen := isArray[p.Name]; !seen {
+						names = append(names, p.Name)
+					}
+					isArray[p.Name] = p.Schema != nil && p.Schema.Value != nil && p.Schema.Value.Type.Is(openapi3.TypeArray)
+				}
+			}
+			names = slices.DeleteFunc(names, func(n string) bool { return isArray[n] })
+			if len(names) > 0 {
+				out[op] = names
+			}
+		}
+	}
+	return out
+}
+
+// repeatedQuery names each query parameter of op that takes one value but
+// is given more than once in req (kin-openapi validates the first value
+// only, and the generated binding refused the request with a 400 naming
+// no field).
+func (g *openAPIGate) repeatedQuery(op *openapi3.Operation, req *http.Request) []FieldError {
+	names := g.single[op]
+	if len(names) == 0 || req.URL.RawQuery == "" {
+		return nil
+	}
+	q := req.URL.Query()
+	var out []FieldError
+	for _, n := range names {
+		if len(q[n]) > 1 {
+			out = append(out, FieldError{Field: "query." + n, Message: "must be given at most once"})
+		}
+	}
+	return out
 }
 
 // forbiddenRoles is the 403 for a caller who holds none of an operation's roles.
@@ -413,9 +467,16 @@ func (g *openAPIGate) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				return err
 			}
 		}
+		repeated := g.repeatedQuery(route.Operation, req)
 		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: g.opts}
 		if err := openapi3filter.ValidateRequest(req.Context(), in); err != nil {
-			return validationError(err)
+			if len(repeated) == 0 {
+				return validationError(err)
+			}
+			return invalidRequest(withFieldErrors(repeated, err), err)
+		}
+		if len(repeated) > 0 {
+			return invalidRequest(repeated, nil)
 		}
 		return next(c)
 	}
@@ -485,6 +546,20 @@ func validationError(err error) *Error {
 		fields = []FieldError{{Field: "request", Message: "does not match the API description"}}
 	}
 	return invalidRequest(fields, err)
+}
+
+// withFieldErrors adds to fields the field errors of err whose field
+// fields does not name yet (a repeated parameter whose first value is
+// invalid too is named once, as repeated).
+func withFieldErrors(fields []FieldError, err error) []FieldError {
+	var more []FieldError
+	collectFieldErrors(err, &more)
+	for _, f := range more {
+		if !slices.ContainsFunc(fields, func(g FieldError) bool { return g.Field == f.Field }) {
+			fields = append(fields, f)
+		}
+	}
+	return fields
 }
 
 // invalidRequest is the 400 validation-error problem naming fields: what
