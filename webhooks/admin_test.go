@@ -91,6 +91,16 @@ func TestAdminWebhookEvents(t *testing.T) {
 		if got := list("?from=" + url.QueryEscape(before.Format(time.RFC3339Nano))); len(got.Items) != 4 {
 			t.Fatalf("from filter: %d", len(got.Items))
 		}
+		// The zero instant is a bound like any other: before every delivery.
+		if got := list("?to=0001-01-01T00:00:00Z"); len(got.Items) != 0 {
+			t.Fatalf("to year 1: %d deliveries, want none", len(got.Items))
+		}
+		if got := list("?from=0001-01-01T00:00:00Z"); len(got.Items) != 4 {
+			t.Fatalf("from year 1: %d deliveries, want all 4", len(got.Items))
+		}
+		if got := list("?from=0001-01-01T00:00:00Z&to=0001-01-01T00:00:01Z"); len(got.Items) != 0 {
+			t.Fatalf("the first second of year 1: %d deliveries, want none", len(got.Items))
+		}
 		p1 := list("?limit=3")
 		if len(p1.Items) != 3 || p1.NextCursor == nil {
 			t.Fatalf("page 1: %+v", p1)
@@ -253,6 +263,8 @@ func TestAdminWebhookEventProblems(t *testing.T) {
 		{"to before from", "GET", "/v1/admin/webhook-events", "?from=2026-11-26T00:00:00Z&to=2026-11-25T00:00:00Z", admin, 400, "validation-error", "query.to"},
 		{"event type too long", "GET", "/v1/admin/webhook-events", "?event_type=" + strings.Repeat("x", 129), admin, 400, "validation-error", "query.event_type"},
 		{"empty range", "GET", "/v1/admin/webhook-events", "?from=2026-11-26T00:00:00Z&to=2026-11-26T00:00:00Z", admin, 400, "validation-error", "query.to"},
+		{"empty range at the zero instant", "GET", "/v1/admin/webhook-events", "?from=0001-01-01T00:00:00Z&to=0001-01-01T00:00:00Z", admin, 400, "validation-error", "query.to"},
+		{"to the zero instant before from", "GET", "/v1/admin/webhook-events", "?from=2026-11-26T00:00:00Z&to=0001-01-01T00:00:00Z", admin, 400, "validation-error", "query.to"},
 		{"provider twice", "GET", "/v1/admin/webhook-events", "?provider=zoom&provider=jira", admin, 400, "validation-error", "query.provider"},
 		{"the same limit twice", "GET", "/v1/admin/webhook-events", "?limit=5&limit=5", admin, 400, "validation-error", "query.limit"},
 		{"detail as candidate", "GET", "/v1/admin/webhook-events/" + unknown, "", candidate, 403, "forbidden", ""},

@@ -187,8 +187,10 @@ type Filter struct {
 	Status   string
 	// EventType is the provider event type (exact match).
 	EventType string
-	// From (inclusive) and To (exclusive) bound the received time.
-	From, To time.Time
+	// From (inclusive) and To (exclusive) bound the received time when not
+	// nil: every given bound filters, the zero time.Time too (a To of year
+	// 1 selects nothing).
+	From, To *time.Time
 	// Cursor is a previous page's NextCursor.
 	Cursor string
 	// Limit is the page size (default 50, at most 200).
@@ -257,7 +259,7 @@ func (e *Events) List(ctx context.Context, f Filter) (Page, error) {
 // listQuery is List's query (listColumns, one more row than f.Limit) and
 // its arguments.
 func listQuery(f Filter) (string, []any, error) {
-	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
+	if f.From != nil && f.To != nil && !f.To.After(*f.From) {
 		return "", nil, ErrBadRange
 	}
 	var (
@@ -273,11 +275,11 @@ func listQuery(f Filter) (string, []any, error) {
 	if f.EventType != "" {
 		where, args = append(where, "e.event_type = ?"), append(args, f.EventType)
 	}
-	if !f.From.IsZero() {
-		where, args = append(where, "e.received_at >= ?"), append(args, micros(f.From))
+	if f.From != nil {
+		where, args = append(where, "e.received_at >= ?"), append(args, micros(*f.From))
 	}
-	if !f.To.IsZero() {
-		where, args = append(where, "e.received_at < ?"), append(args, micros(f.To))
+	if f.To != nil {
+		where, args = append(where, "e.received_at < ?"), append(args, micros(*f.To))
 	}
 	if f.Cursor != "" {
 		ts, id, err := decodeCursor(f.Cursor)

@@ -27,11 +27,16 @@ func TestListQuery(t *testing.T) {
 		err   error
 	}{
 		{"all", Filter{Limit: 50}, nil, 0, nil},
-		{"filtered", Filter{Provider: ProviderZoom, Status: StatusProcessed, From: from, To: from.Add(time.Hour), Limit: 50},
+		{"filtered", Filter{Provider: ProviderZoom, Status: StatusProcessed, From: &from, To: new(from.Add(time.Hour)), Limit: 50},
 			[]string{"e.provider = ?", eventStatus + " = ?", "e.received_at >= ?", "e.received_at < ?"}, 4, nil},
 		{"next page", Filter{Cursor: cursor, Limit: 50}, []string{"(e.received_at < ? OR (e.received_at = ? AND e.id < ?))"}, 3, nil},
-		{"to before from", Filter{From: from, To: from.Add(-time.Hour)}, nil, 0, ErrBadRange},
-		{"empty range", Filter{From: from, To: from}, nil, 0, ErrBadRange},
+		{"to before from", Filter{From: &from, To: new(from.Add(-time.Hour))}, nil, 0, ErrBadRange},
+		{"empty range", Filter{From: &from, To: &from}, nil, 0, ErrBadRange},
+		// The zero time is a bound like any other.
+		{"to the zero time", Filter{To: &time.Time{}}, []string{"e.received_at < ?"}, 1, nil},
+		{"from the zero time", Filter{From: &time.Time{}}, []string{"e.received_at >= ?"}, 1, nil},
+		{"empty range at the zero time", Filter{From: &time.Time{}, To: &time.Time{}}, nil, 0, ErrBadRange},
+		{"to the zero time before from", Filter{From: &from, To: &time.Time{}}, nil, 0, ErrBadRange},
 		{"bad cursor", Filter{Cursor: "garbage!"}, nil, 0, ErrBadCursor},
 	}
 	for _, tt := range tests {

@@ -126,12 +126,8 @@ func (s *Server) ListWebhookEvents(ctx context.Context, request api.ListWebhookE
 	if p.EventType != nil {
 		f.EventType = *p.EventType
 	}
-	if p.From != nil {
-		f.From = *p.From
-	}
-	if p.To != nil {
-		f.To = *p.To
-	}
+	// A given bound filters whatever its value (the zero time too).
+	f.From, f.To = p.From, p.To
 	if p.Cursor != nil {
 		f.Cursor = *p.Cursor
 	}
