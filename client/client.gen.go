@@ -1851,7 +1851,9 @@ type ClientInterface interface {
 
 	// ReplayWebhookEvent Replay a stored webhook delivery
 	//
-	// Enqueues the delivery's processing job again (status back to `received`), whatever its last outcome (`processed` or `failed`); what processing does is idempotent for the booking (a cancelled booking stays cancelled, attendance is not recorded twice). **409** while a processing job holds the delivery, and for a `poison` delivery (its body does not decode, so there is nothing to process).
+	// Has the delivery processed again (status back to `received`), whatever its last outcome (`processed` or `failed`); what processing does is idempotent for the booking (a cancelled booking stays cancelled, attendance is not recorded twice).
+	// A delivery has at most one processing job that may still run: when the job holding it only waits for a later retry (a failed attempt's backoff), the replay makes that job run now instead of queueing a second one; otherwise it queues a job.
+	// **409** while a processing job holding the delivery is running or already queued to run (the problem's `detail` says when it is due; replay once it is done), and for a `poison` delivery (its body does not decode, so there is nothing to process).
 	//
 	// Corresponds with POST /v1/admin/webhook-events/{eventId}/replay (the `ReplayWebhookEvent` operationId).
 	ReplayWebhookEvent(ctx context.Context, eventId EventId, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2502,7 +2504,9 @@ func (c *Client) GetWebhookEvent(ctx context.Context, eventId EventId, reqEditor
 
 // ReplayWebhookEvent Replay a stored webhook delivery
 //
-// Enqueues the delivery's processing job again (status back to `received`), whatever its last outcome (`processed` or `failed`); what processing does is idempotent for the booking (a cancelled booking stays cancelled, attendance is not recorded twice). **409** while a processing job holds the delivery, and for a `poison` delivery (its body does not decode, so there is nothing to process).
+// Has the delivery processed again (status back to `received`), whatever its last outcome (`processed` or `failed`); what processing does is idempotent for the booking (a cancelled booking stays cancelled, attendance is not recorded twice).
+// A delivery has at most one processing job that may still run: when the job holding it only waits for a later retry (a failed attempt's backoff), the replay makes that job run now instead of queueing a second one; otherwise it queues a job.
+// **409** while a processing job holding the delivery is running or already queued to run (the problem's `detail` says when it is due; replay once it is done), and for a `poison` delivery (its body does not decode, so there is nothing to process).
 //
 // Corresponds with POST /v1/admin/webhook-events/{eventId}/replay (the `ReplayWebhookEvent` operationId).
 func (c *Client) ReplayWebhookEvent(ctx context.Context, eventId EventId, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5070,7 +5074,9 @@ type ClientWithResponsesInterface interface {
 
 	// ReplayWebhookEventWithResponse Replay a stored webhook delivery
 	//
-	// Enqueues the delivery's processing job again (status back to `received`), whatever its last outcome (`processed` or `failed`); what processing does is idempotent for the booking (a cancelled booking stays cancelled, attendance is not recorded twice). **409** while a processing job holds the delivery, and for a `poison` delivery (its body does not decode, so there is nothing to process).
+	// Has the delivery processed again (status back to `received`), whatever its last outcome (`processed` or `failed`); what processing does is idempotent for the booking (a cancelled booking stays cancelled, attendance is not recorded twice).
+	// A delivery has at most one processing job that may still run: when the job holding it only waits for a later retry (a failed attempt's backoff), the replay makes that job run now instead of queueing a second one; otherwise it queues a job.
+	// **409** while a processing job holding the delivery is running or already queued to run (the problem's `detail` says when it is due; replay once it is done), and for a `poison` delivery (its body does not decode, so there is nothing to process).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8975,7 +8981,9 @@ func (c *ClientWithResponses) GetWebhookEventWithResponse(ctx context.Context, e
 
 // ReplayWebhookEventWithResponse Replay a stored webhook delivery
 //
-// Enqueues the delivery's processing job again (status back to `received`), whatever its last outcome (`processed` or `failed`); what processing does is idempotent for the booking (a cancelled booking stays cancelled, attendance is not recorded twice). **409** while a processing job holds the delivery, and for a `poison` delivery (its body does not decode, so there is nothing to process).
+// Has the delivery processed again (status back to `received`), whatever its last outcome (`processed` or `failed`); what processing does is idempotent for the booking (a cancelled booking stays cancelled, attendance is not recorded twice).
+// A delivery has at most one processing job that may still run: when the job holding it only waits for a later retry (a failed attempt's backoff), the replay makes that job run now instead of queueing a second one; otherwise it queues a job.
+// **409** while a processing job holding the delivery is running or already queued to run (the problem's `detail` says when it is due; replay once it is done), and for a `poison` delivery (its body does not decode, so there is nothing to process).
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -6,11 +6,16 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/spotlight/gateway/api"
+	"github.com/spotlight/gateway/integrations/jira/jiratest"
 	"github.com/spotlight/gateway/internal/httpapi"
 	"github.com/spotlight/gateway/internal/store"
 	"github.com/spotlight/gateway/internal/store/storetest"
@@ -192,7 +197,9 @@ func TestAdminWebhookEvents(t *testing.T) {
 const zoomtestSigPrefix = "v0="
 
 // A delivery whose processing job is running now cannot be replayed (409);
-// once processed it can.
+// once processed it can. The 409 says that a job is queued for the
+// delivery and when it runs: here the fallback job of the in-process
+// processing under way, due a hand-off grace after the commit.
 func TestReplayWhileProcessing(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
@@ -201,6 +208,7 @@ func TestReplayWhileProcessing(t *testing.T) {
 		held, release := h.bookings.holdMeeting("88")
 		defer release()
 		body := []byte(`{"event":"meeting.started","event_ts":1764069600999,"payload":{"object":{"id":"88","uuid":"u88"}}}`)
+		posted := time.Now()
 		if code, _, b := h.post(t, "/webhooks/zoom", body, signedZoom(zoomSecret, time.Now(), body)); code != 204 {
 			t.Fatalf("%d %s", code, b)
 		}
@@ -215,8 +223,16 @@ func TestReplayWhileProcessing(t *testing.T) {
 		}
 		admin := h.token(t, "admin")
 		path := "/v1/admin/webhook-events/" + ds[0].ID + "/replay"
-		if code, b := h.api(t, "POST", path, admin); code != http.StatusConflict {
+		code, b := h.api(t, "POST", path, admin)
+		var p httpapi.Problem
+		if code != http.StatusConflict || json.Unmarshal(b, &p) != nil {
 			t.Fatalf("replay while processing: %d %s", code, b)
+		}
+		at := regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`).FindString(p.Detail)
+		runs, err := time.Parse(time.RFC3339, at)
+		if err != nil || !strings.Contains(p.Detail, "queued") ||
+			runs.Before(posted.Add(webhooks.DefaultHandoffGrace-2*time.Second)) || runs.After(time.Now().Add(webhooks.DefaultHandoffGrace+2*time.Second)) {
+			t.Errorf("409 detail %q: want the queued job and when it runs (%s after the delivery)", p.Detail, webhooks.DefaultHandoffGrace)
 		}
 		release()
 		d := h.waitDone(t, ds[0].ID)
@@ -381,4 +397,282 @@ func (h *harness) processedJoin(t *testing.T, booking, meeting string) string {
 	id := h.deliveries(t, webhooks.ProviderZoom)[0].ID
 	h.waitDone(t, id)
 	return id
+}
+
+// A failed delivery whose job waits for its retry (retryable, a backoff
+// ahead, or scheduled for later as a snoozed job is) is replayed by that
+// job, made to run now, not by a second job: two jobs would each retry the
+// delivery on their own backoff from then on, and could process it at the
+// same time.
+func TestReplayRunsWaitingRetryNow(t *testing.T) {
+	t.Parallel()
+	for _, waiting := range []string{"retryable", "scheduled"} {
+		t.Run(waiting, func(t *testing.T) {
+			t.Parallel()
+			storetest.Each(t, func(t *testing.T, db *store.Store) {
+				h := newHarness(t, db)
+				h.bookings.failCancels("b-retry-"+waiting, 1<<20) // until the test lets it through
+				id := h.jiraCancel(t, "b-retry-"+waiting)
+				job := h.postponeRetry(t, id, waiting)
+				failed := h.waitDone(t, id)
+				admin := h.token(t, "admin")
+				path := "/v1/admin/webhook-events/" + id + "/replay"
+				if code, b := h.api(t, "POST", path, admin); code != http.StatusAccepted {
+					t.Fatalf("replay of a failed delivery waiting for its retry: %d %s", code, b)
+				}
+				if live := h.liveJobs(t, id); !slices.Equal(live, []int64{job}) {
+					t.Fatalf("jobs holding the delivery after the replay: %v, want only its waiting job %d", h.jobsHolding(t, id), job)
+				}
+				// The waiting job ran now, not an hour later.
+				h.waitDelivery(t, id, func(d webhooks.Delivery) bool {
+					return d.Status == webhooks.StatusFailed && d.Attempts == failed.Attempts+1
+				})
+
+				// Once the booking service answers again, a replay (409 while the
+				// job runs) gets the delivery processed, still by that one job.
+				h.bookings.failCancels("b-retry-"+waiting, 0)
+				h.replayWhenFree(t, path, admin)
+				h.waitProcessed(t, id, failed.Attempts+2)
+				if jobs := h.jobsHolding(t, id); len(jobs) != 1 || jobs[job] == "" {
+					t.Fatalf("jobs that held the delivery: %v, want only %d", jobs, job)
+				}
+				cancels := 0
+				for _, c := range h.bookings.Calls() {
+					if c.Op == "cancel" && c.ID == "b-retry-"+waiting {
+						cancels++
+					}
+				}
+				if cancels != 1 {
+					t.Fatalf("booking cancelled %d times, want 1", cancels)
+				}
+			})
+		})
+	}
+}
+
+// A processed delivery whose job waits to retry another delivery of the
+// same group commit is replayed by that job too, made to run now: a second
+// job would process it, and so would the waiting job at its retry (the
+// replay set the delivery back to received).
+func TestReplayProcessedDeliveryOfWaitingJob(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db, func(c *webhooks.Config) {
+			c.Commit = webhooks.CommitConfig{MaxBatch: 2, Linger: 30 * time.Second, Committers: 1}
+		})
+		h.bookings.failCancels("b-fails", 1<<20)
+		release := h.svc.HoldArrival()
+		var wg sync.WaitGroup
+		for _, b := range []string{"b-fails", "b-ok"} {
+			body := h.jiraCancelBody(b)
+			wg.Go(func() {
+				if code, _, rb := h.post(t, "/webhooks/jira", body, map[string]string{"X-Hub-Signature": jiratest.Sign(jiraSecret, body)}); code != http.StatusAccepted {
+					t.Errorf("delivery for %s: %d %s", b, code, rb)
+				}
+			})
+		}
+		wg.Wait()
+		release()
+		var failing, ok string
+		for _, d := range h.waitAllDone(t, webhooks.ProviderJira, 2) {
+			if d.BookingID == "b-ok" && d.Status == webhooks.StatusProcessed {
+				ok = d.ID
+			} else {
+				failing = d.ID
+			}
+		}
+		if ok == "" {
+			t.Fatal("b-ok's delivery not processed")
+		}
+		job := h.postponeRetry(t, failing, "retryable")
+		if jobs := h.jobsHolding(t, ok); len(jobs) != 1 || jobs[job] != "retryable" {
+			t.Fatalf("jobs holding the processed delivery: %v, want the group commit's job %d", jobs, job)
+		}
+		if code, b := h.api(t, "POST", "/v1/admin/webhook-events/"+ok+"/replay", h.token(t, "admin")); code != http.StatusAccepted {
+			t.Fatalf("replay: %d %s", code, b)
+		}
+		if live := h.liveJobs(t, ok); !slices.Equal(live, []int64{job}) {
+			t.Fatalf("jobs holding the delivery after the replay: %v, want only the waiting job %d", h.jobsHolding(t, ok), job)
+		}
+		h.waitProcessed(t, ok, 2)
+	})
+}
+
+// A processed delivery is replayed at once even while the hand-off job of
+// its group commit is still there: that job, scheduled a hand-off grace
+// ahead as the crash fallback, is done with once the in-process processing
+// recorded its outcomes, and a later commit deletes it (within a second).
+// It does not hold the delivery: no 409, and the replay's own job
+// processes the delivery once.
+func TestReplayProcessedBeforeHandoffJobDeleted(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		admin := h.token(t, "admin")
+		// The job is deleted on the committer's next tick; a replay right
+		// after the processing finds it nearly always, and when it did is
+		// known for sure if the job is still there after the answer.
+		for try := range 5 {
+			id := h.jiraCancel(t, "b-handoff-"+strconv.Itoa(try))
+			h.waitDone(t, id)
+			before := h.jobsHolding(t, id)
+			code, b := h.api(t, "POST", "/v1/admin/webhook-events/"+id+"/replay", admin)
+			if code != http.StatusAccepted {
+				t.Fatalf("replay of a processed delivery (jobs %v): %d %s", before, code, b)
+			}
+			after := h.jobsHolding(t, id)
+			h.waitProcessed(t, id, 2)
+			var handoff int64
+			for job, state := range before {
+				if state == "scheduled" && after[job] == "scheduled" {
+					handoff = job
+				}
+			}
+			if handoff == 0 {
+				continue // deleted before the replay: try again
+			}
+			if len(after) != 2 {
+				t.Fatalf("jobs after the replay: %v, want the hand-off's %d and the replay's", after, handoff)
+			}
+			// The hand-off's job goes as usual; the delivery is not
+			// processed again.
+			deadline := time.Now().Add(10 * time.Second)
+			for h.jobsHolding(t, id)[handoff] != "" {
+				if time.Now().After(deadline) {
+					t.Fatalf("hand-off job %d not deleted: %v", handoff, h.jobsHolding(t, id))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if d, _ := h.svc.Events().Get(t.Context(), id); d.Attempts != 2 {
+				t.Fatalf("processed %d times, want 2 (intake and the replay)", d.Attempts)
+			}
+			return
+		}
+		t.Fatal("the hand-off job was deleted before every replay")
+	})
+}
+
+// failCancels makes the next n Cancel calls of booking id fail (0: none).
+func (f *fakeBookings) failCancels(id string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failCancel == nil {
+		f.failCancel = map[string]int{}
+	}
+	f.failCancel[id] = n
+}
+
+// jiraCancelBody books booking, its Jira issue named after it, and
+// returns Jira's delivery of that issue moved to the cancel status by a
+// person.
+func (h *harness) jiraCancelBody(booking string) []byte {
+	h.bookings.add(webhooks.Booking{ID: booking, Start: time.Now().Add(time.Hour), End: time.Now().Add(2 * time.Hour)}, "", "", "ISSUE-"+booking)
+	return []byte(`{"webhookEvent":"jira:issue_updated","user":{"accountId":"human"},"issue":{"id":"1","key":"ISSUE-` + booking +
+		`","fields":{}},"changelog":{"items":[{"field":"status","toString":"Cancelled"}]}}`)
+}
+
+// jiraCancel delivers jiraCancelBody(booking) and returns the delivery's id.
+func (h *harness) jiraCancel(t *testing.T, booking string) string {
+	t.Helper()
+	body := h.jiraCancelBody(booking)
+	code, _, b := h.post(t, "/webhooks/jira", body, map[string]string{"X-Hub-Signature": jiratest.Sign(jiraSecret, body)})
+	var ack webhooks.Ack
+	if code != http.StatusAccepted || json.Unmarshal(b, &ack) != nil || ack.ID == "" {
+		t.Fatalf("delivery for %s: %d %s", booking, code, b)
+	}
+	return ack.ID
+}
+
+// jobsHolding returns the processing jobs whose args hold delivery id,
+// River's id to the job's state, in any state.
+func (h *harness) jobsHolding(t *testing.T, id string) map[int64]string {
+	t.Helper()
+	q := `SELECT river_job.id, river_job.state FROM river_job, json_each(river_job.args, '$.ids') AS ids
+		WHERE river_job.kind = ? AND ids.value = ?`
+	if h.db.Dialect() == store.Postgres {
+		q = `SELECT id, state FROM river_job WHERE kind = $1 AND args->'ids' ? $2`
+	}
+	rows, err := h.db.DB().QueryContext(t.Context(), q, "webhook_process", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[int64]string{}
+	for rows.Next() {
+		var (
+			job   int64
+			state string
+		)
+		if err := rows.Scan(&job, &state); err != nil {
+			t.Fatal(err)
+		}
+		out[job] = state
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// liveJobs returns the ids, sorted, of the processing jobs holding
+// delivery id that may still run (not completed, cancelled or discarded).
+func (h *harness) liveJobs(t *testing.T, id string) []int64 {
+	t.Helper()
+	var out []int64
+	for job, state := range h.jobsHolding(t, id) {
+		if state != "completed" && state != "cancelled" && state != "discarded" {
+			out = append(out, job)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// postponeRetry waits (30s at most) until a processing job holding
+// delivery id waits for its retry (retryable) and moves that retry an hour
+// ahead, as the backoff of a later attempt would, in state (retryable, or
+// scheduled as a snoozed job is): the job then waits for the test. It
+// returns the job's id.
+func (h *harness) postponeRetry(t *testing.T, id, state string) int64 {
+	t.Helper()
+	q := `UPDATE river_job SET scheduled_at = datetime('now', '+1 hour', 'subsec'), state = ? WHERE id = ? AND state = 'retryable'`
+	if h.db.Dialect() == store.Postgres {
+		q = `UPDATE river_job SET scheduled_at = now() + interval '1 hour', state = $1 WHERE id = $2 AND state = 'retryable'`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		for job, state := range h.jobsHolding(t, id) {
+			if state != "retryable" {
+				continue
+			}
+			res, err := h.db.DB().ExecContext(t.Context(), q, state, job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				return job
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no job of delivery %s waits for a retry: %v", id, h.jobsHolding(t, id))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// replayWhenFree replays until the answer is 202 (15s at most): 409 while
+// a job that holds the delivery runs or is queued to.
+func (h *harness) replayWhenFree(t *testing.T, path, token string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, b := h.api(t, "POST", path, token)
+		if code == http.StatusAccepted {
+			return
+		}
+		if code != http.StatusConflict || time.Now().After(deadline) {
+			t.Fatalf("replay: %d %s", code, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

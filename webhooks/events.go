@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/riverqueue/river/rivertype"
+
 	"github.com/spotlight/gateway/internal/store"
 )
 
@@ -39,7 +41,9 @@ const (
 var (
 	// ErrNotFound: no delivery with that id.
 	ErrNotFound = errors.New("webhooks: delivery not found")
-	// ErrBusy: a processing job holds the delivery now, so it cannot be replayed yet.
+	// ErrBusy: a processing job that holds the delivery is running or
+	// queued to run, so it cannot be replayed yet. Replay returns it as a
+	// *BusyError, which says which job.
 	ErrBusy = errors.New("webhooks: delivery is being processed")
 	// ErrPoison: a poison delivery cannot be replayed (its body does not decode).
 	ErrPoison = errors.New("webhooks: poison delivery cannot be replayed")
@@ -533,26 +537,108 @@ func jsonStrings(ss []string) (string, error) {
 
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
-// running reports whether a processing job holding the delivery is running
-// now, is queued to run (available: an earlier replay's, or intake's when
-// the in-process queue was full), or is the fallback of a hand-off that has
-// not run yet (the delivery is with in-process processing, or about to be).
-// River marks a job running from its fetch until its outcome is recorded,
-// which covers finishMany; a hand-off's job is scheduled, or available
-// shortly before it is due. A retryable job (a failed attempt waiting for
-// its backoff) does not hold it: replay is how an operator retries now.
-// riversqlite stores args as JSONB, which json_each and json_extract read.
-func (e *Events) running(ctx context.Context, tx *sql.Tx, id string) (bool, error) {
-	q := `SELECT EXISTS (SELECT 1 FROM river_job, json_each(river_job.args, '$.ids') AS ids
-		WHERE river_job.kind = ? AND ids.value = ? AND (river_job.state IN ('running', 'available')
-			OR (river_job.state = 'scheduled' AND json_extract(river_job.args, '$.handoff') = 1)))`
+// BusyError is a replay refused because a processing job holds the
+// delivery and is running it or about to (errors.Is(err, ErrBusy)): the job
+// is running, queued to run (available), or the fallback of in-process
+// processing under way where the delivery was received (a hand-off's job,
+// scheduled until the hand-off grace has passed). A job that only waits
+// for a later retry does not refuse a replay: the replay makes it run now.
+type BusyError struct {
+	// JobID is River's id of the job.
+	JobID int64
+	// State is the job's River state: running, available, scheduled (a
+	// hand-off's) or pending; or retryable or scheduled when the job
+	// runner cannot make a waiting job run now (it is no JobSettler).
+	State rivertype.JobState
+	// RunsAt is when the job is due (River's scheduled_at): later for a
+	// hand-off's job, now or earlier for one that is available (it runs
+	// once a worker is free) or running (it was due then).
+	RunsAt time.Time
+	// Handoff reports that the job is the fallback of in-process processing.
+	Handoff bool
+}
+
+// Error describes the refusal for logs.
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("webhooks: delivery is held by processing job %d (%s, due %s)", e.JobID, e.State, e.RunsAt.Format(time.RFC3339))
+}
+
+// Is makes errors.Is(err, ErrBusy) hold.
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }
+
+// liveJob is a processing job holding a delivery that may still run.
+type liveJob struct {
+	id      int64
+	state   rivertype.JobState
+	runsAt  time.Time
+	handoff bool
+}
+
+// waiting reports whether j only waits for a later run that nothing is
+// doing now: a failed attempt's retry (retryable), or a job scheduled for
+// later (snoozed) that is not a hand-off's fallback. A replay makes such
+// a job run now instead of queueing another. Any other live job processes
+// the delivery now or soon (running; available; a hand-off's job, whose
+// deliveries are being processed in process, or about to be).
+func (j liveJob) waiting() bool {
+	return j.state == rivertype.JobStateRetryable || (j.state == rivertype.JobStateScheduled && !j.handoff)
+}
+
+// busy is the refusal of a replay of a delivery j holds.
+func (j liveJob) busy() *BusyError {
+	return &BusyError{JobID: j.id, State: j.state, RunsAt: j.runsAt, Handoff: j.handoff}
+}
+
+// liveJobs returns the processing jobs that hold delivery id (it is one of
+// their args' ids: a group commit's job holds all its deliveries) and may
+// still run: running, available, scheduled, retryable or pending, not
+// completed, cancelled or discarded. River marks a job running from its
+// fetch until its outcome is recorded, which covers finishMany; a
+// hand-off's job is scheduled, or available shortly before it is due. The
+// running ones come first, then by when they are due.
+// riversqlite stores args as JSONB, which json_each and json_extract read,
+// and scheduled_at as UTC text; PostgreSQL's jsonb ? finds an id in the
+// args' array.
+func (e *Events) liveJobs(ctx context.Context, tx *sql.Tx, id string) ([]liveJob, error) {
+	q := `SELECT river_job.id, river_job.state, CAST(round(unixepoch(river_job.scheduled_at, 'subsec') * 1000000) AS INTEGER),
+			coalesce(json_extract(river_job.args, '$.handoff'), 0) = 1
+		FROM river_job, json_each(river_job.args, '$.ids') AS ids
+		WHERE river_job.kind = ? AND ids.value = ? AND river_job.state IN ('running', 'available', 'scheduled', 'retryable', 'pending')`
 	if e.db.Dialect() == store.Postgres {
-		q = `SELECT EXISTS (SELECT 1 FROM river_job WHERE kind = $1 AND args->'ids' ? $2 AND (state IN ('running', 'available')
-			OR (state = 'scheduled' AND (args->>'handoff')::boolean)))`
+		q = `SELECT id, state, (extract(epoch FROM scheduled_at) * 1000000)::bigint, coalesce((args->>'handoff')::boolean, false)
+			FROM river_job WHERE kind = $1 AND args->'ids' ? $2 AND state IN ('running', 'available', 'scheduled', 'retryable', 'pending')`
 	}
-	var busy bool
-	err := tx.QueryRowContext(ctx, q, ProcessArgs{}.Kind(), id).Scan(&busy)
-	return busy, err
+	rows, err := tx.QueryContext(ctx, q, ProcessArgs{}.Kind(), id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var jobs []liveJob
+	for rows.Next() {
+		var (
+			j     liveJob
+			state string
+			due   int64
+		)
+		if err := rows.Scan(&j.id, &state, &due, &j.handoff); err != nil {
+			return nil, err
+		}
+		j.state, j.runsAt = rivertype.JobState(state), fromMicros(due)
+		jobs = append(jobs, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(jobs, func(a, b liveJob) int {
+		if ra, rb := a.state == rivertype.JobStateRunning, b.state == rivertype.JobStateRunning; ra != rb {
+			if ra {
+				return -1
+			}
+			return 1
+		}
+		return a.runsAt.Compare(b.runsAt)
+	})
+	return jobs, nil
 }
 
 // poisonTx records, inside tx, why the poison delivery id could not be
@@ -564,42 +650,61 @@ func (e *Events) poisonTx(ctx context.Context, tx *sql.Tx, id, reason string) er
 	return err
 }
 
-// replay sets a delivery back to received inside tx, refusing one a
-// processing job holds now (ErrBusy) or poison (ErrPoison). Replays of one
-// delivery run one after the other (on SQLite every write transaction
-// does; on PostgreSQL the delivery's row is locked first, and the reads
-// after the lock see what an earlier replay committed), so that only the
-// first of replays sent together queues a job.
-func (e *Events) replay(ctx context.Context, tx *sql.Tx, id string) error {
+// replay sets a delivery back to received inside tx, refusing poison
+// (ErrPoison) and a delivery that a processing job is running or about to
+// run (a *BusyError, see liveJobs). When a job that holds the delivery
+// only waits for a later retry, replay returns it (ok): the caller makes
+// it run now instead of queueing another, so that a delivery has one live
+// job at most. When there are several (left by versions before this rule)
+// it returns the earliest due: made to run now together, they would
+// process the delivery at the same time. Without one the caller queues a
+// job.
+//
+// Replays of one delivery run one after the other (on SQLite every write
+// transaction does; on PostgreSQL the delivery's row is locked first, and
+// the reads after the lock see what an earlier replay committed), so that
+// only the first of replays sent together queues a job. The jobs are read
+// without a lock: one found waiting may start meanwhile (RetryTx then
+// leaves it alone, and it processes the delivery once, as asked), and no
+// other transaction gives the delivery a new job.
+func (e *Events) replay(ctx context.Context, tx *sql.Tx, id string) (waiting liveJob, ok bool, err error) {
 	if e.db.Dialect() == store.Postgres {
 		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM webhook_events WHERE id = $1 FOR UPDATE`, id); err != nil {
-			return fmt.Errorf("webhooks: replay: %w", err)
+			return liveJob{}, false, fmt.Errorf("webhooks: replay: %w", err)
 		}
 	}
 	var status string
-	err := tx.QueryRowContext(ctx, e.db.Rebind(`SELECT `+eventStatus+eventsFrom+` WHERE e.id = ?`), id).Scan(&status)
+	err = tx.QueryRowContext(ctx, e.db.Rebind(`SELECT `+eventStatus+eventsFrom+` WHERE e.id = ?`), id).Scan(&status)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ErrNotFound
+		return liveJob{}, false, ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("webhooks: replay: %w", err)
+		return liveJob{}, false, fmt.Errorf("webhooks: replay: %w", err)
 	}
 	if status == StatusPoison {
-		return ErrPoison
+		return liveJob{}, false, ErrPoison
 	}
-	// A processed delivery is done with: a running job that holds it (a
-	// retry for another delivery of the job) skips it. Any other may be in
-	// the hands of a running job now; river_job says whether it is. That
-	// includes "processing", written by earlier versions: the job that
-	// wrote it may have crashed or been discarded, and the status alone
-	// would refuse the delivery's replay for ever.
-	if status != StatusProcessed {
-		busy, err := e.running(ctx, tx, id)
-		if err != nil {
-			return fmt.Errorf("webhooks: replay: %w", err)
-		}
-		if busy {
-			return ErrBusy
+	// Whatever the status, river_job says whether a job holds the
+	// delivery. A processed one too: a job retrying another delivery of
+	// its group commit would process it again once the replay set it back
+	// to received. And "processing", written by earlier versions: the job
+	// that wrote it may have crashed or been discarded, and the status
+	// alone would refuse the delivery's replay for ever.
+	jobs, err := e.liveJobs(ctx, tx, id)
+	if err != nil {
+		return liveJob{}, false, fmt.Errorf("webhooks: replay: %w", err)
+	}
+	// A processed delivery's hand-off job that is still scheduled is done
+	// with: its in-process processing recorded every outcome of the job,
+	// and the job is deleted with a later group commit (a second or so;
+	// after a crash it runs once the grace has passed and skips what is
+	// processed). It neither refuses the replay nor takes it.
+	jobs = slices.DeleteFunc(jobs, func(j liveJob) bool {
+		return status == StatusProcessed && j.handoff && j.state == rivertype.JobStateScheduled
+	})
+	for _, j := range jobs {
+		if !j.waiting() {
+			return liveJob{}, false, j.busy()
 		}
 	}
 	// A delivery without an outcome is received already. The note was the
@@ -607,7 +712,10 @@ func (e *Events) replay(ctx context.Context, tx *sql.Tx, id string) error {
 	_, err = tx.ExecContext(ctx, e.db.Rebind(`UPDATE webhook_outcomes SET status = ?, last_error = NULL, processed_at = NULL, note = NULL WHERE event_id = ?`),
 		StatusReceived, id)
 	if err != nil {
-		return fmt.Errorf("webhooks: replay: %w", err)
+		return liveJob{}, false, fmt.Errorf("webhooks: replay: %w", err)
 	}
-	return nil
+	if len(jobs) == 0 {
+		return liveJob{}, false, nil
+	}
+	return jobs[0], true, nil
 }

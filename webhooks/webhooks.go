@@ -641,23 +641,48 @@ func (s *Service) handleGoogle(c echo.Context, p *pending) error {
 	return ack(c, id, dup)
 }
 
-// Replay sets a stored delivery back to received and enqueues its
-// processing again, in one transaction.
+// Replay sets a stored delivery back to received and has it processed
+// again, in one transaction. A delivery has one live processing job at
+// most: when a job that holds it waits for a later retry (a failed
+// attempt's backoff), Replay makes that job run now instead of queueing
+// another; without one it queues a job. A delivery a job is running or
+// about to run is refused with a *BusyError (ErrBusy), a poison one with
+// ErrPoison, an unknown one with ErrNotFound.
 func (s *Service) Replay(ctx context.Context, id string) (Delivery, error) {
 	ins := s.cfg.Jobs()
 	if ins == nil {
 		return Delivery{}, errors.New("webhooks: job runner not ready")
 	}
+	var (
+		queued  bool
+		forward int64
+	)
 	err := s.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
-		if err := s.events.replay(ctx, tx, id); err != nil {
+		waiting, ok, err := s.events.replay(ctx, tx, id)
+		if err != nil {
 			return err
 		}
-		_, err := ins.InsertTx(ctx, tx, ProcessArgs{DeliveryIDs: []string{id}}, nil)
-		return err
+		if !ok {
+			queued = true
+			_, err := ins.InsertTx(ctx, tx, ProcessArgs{DeliveryIDs: []string{id}}, nil)
+			return err
+		}
+		js, settles := ins.(JobSettler)
+		if !settles {
+			// It cannot be moved up; a second job would process the
+			// delivery besides it.
+			return waiting.busy()
+		}
+		forward = waiting.id
+		return js.RetryTx(ctx, tx, waiting.id)
 	})
 	if err != nil {
 		return Delivery{}, err
 	}
-	s.metrics.jobs.WithLabelValues("replay").Inc()
+	if queued {
+		s.metrics.jobs.WithLabelValues("replay").Inc()
+	} else {
+		s.log.InfoContext(ctx, "webhook replay runs the delivery's waiting job now", "webhook_id", id, "job_id", forward)
+	}
 	return s.events.Get(ctx, id)
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"time"
 	"unicode/utf8"
 
 	openapi_types "github.com/oapi-codegen/runtime/types"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/spotlight/gateway/api"
 	"github.com/spotlight/gateway/internal/auth"
@@ -182,8 +184,10 @@ func (s *Server) GetWebhookEvent(ctx context.Context, request api.GetWebhookEven
 	return api.GetWebhookEvent200JSONResponse(webhookEventJSON(d, true)), nil
 }
 
-// ReplayWebhookEvent enqueues a delivery's processing again (admin role);
-// 409 while it is being processed or when it is poison.
+// ReplayWebhookEvent has a delivery processed again (admin role): a new
+// job, or the delivery's job waiting for a retry made to run now. 409 while
+// a job holding it runs or is queued to run (the problem says when it
+// runs), or when it is poison.
 func (s *Server) ReplayWebhookEvent(ctx context.Context, request api.ReplayWebhookEventRequestObject) (api.ReplayWebhookEventResponseObject, error) {
 	if s.deps.Webhooks.Events == nil {
 		return nil, ErrNotImplemented
@@ -197,7 +201,7 @@ func (s *Server) ReplayWebhookEvent(ctx context.Context, request api.ReplayWebho
 		e := NewError(http.StatusNotFound, "No such webhook delivery.")
 		return api.ReplayWebhookEvent404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: api.NotFoundApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
 	case errors.Is(err, webhooks.ErrBusy):
-		e := NewError(http.StatusConflict, "The delivery is being processed; try again when it is done.")
+		e := NewError(http.StatusConflict, replayBusyDetail(err))
 		return api.ReplayWebhookEvent409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: api.ConflictApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
 	case errors.Is(err, webhooks.ErrPoison):
 		e := NewError(http.StatusConflict, "The delivery's body cannot be decoded, so it cannot be replayed.")
@@ -206,4 +210,26 @@ func (s *Server) ReplayWebhookEvent(ctx context.Context, request api.ReplayWebho
 		return nil, err
 	}
 	return api.ReplayWebhookEvent202JSONResponse(webhookEventJSON(d, false)), nil
+}
+
+// replayBusyDetail tells an operator why a replay was refused (err holds
+// webhooks.ErrBusy): a processing job holds the delivery, and when it runs.
+func replayBusyDetail(err error) string {
+	const again = " Replay it once that job is done, if it still needs to be."
+	var b *webhooks.BusyError
+	if !errors.As(err, &b) {
+		return "A processing job holds this delivery now." + again
+	}
+	at := b.RunsAt.UTC().Format(time.RFC3339)
+	switch {
+	case b.State == rivertype.JobStateRunning:
+		return "A processing job is processing this delivery now." + again
+	case b.Handoff:
+		return "The gateway that received the delivery is processing it; a processing job is queued for it as the fallback and runs at " +
+			at + " unless that processing finishes first." + again
+	case b.State == rivertype.JobStateAvailable:
+		return "A processing job is already queued for this delivery and runs as soon as a worker is free (due since " + at + ")." + again
+	default:
+		return "A processing job is already queued for this delivery and runs at " + at + "." + again
+	}
 }
