@@ -703,8 +703,9 @@ type ListFilter struct {
 	// AsMentor / AsCandidate limit to bookings where Viewer has that role.
 	AsMentor, AsCandidate string
 	Status                Status
-	// From: bookings that end after it; To: that start before it.
-	From, To time.Time
+	// From: bookings that end after it; To: that start before it (nil:
+	// no bound; the zero time is a bound like any other).
+	From, To *time.Time
 	// After continues after this (start, id) position.
 	AfterStart time.Time
 	AfterID    string
@@ -732,13 +733,13 @@ func (r repo) list(ctx context.Context, f ListFilter) ([]Booking, error) {
 		where = append(where, `status = ?`)
 		args = append(args, string(f.Status))
 	}
-	if !f.From.IsZero() {
+	if f.From != nil {
 		where = append(where, `end_us > ?`)
-		args = append(args, us(f.From))
+		args = append(args, us(*f.From))
 	}
-	if !f.To.IsZero() {
+	if f.To != nil {
 		where = append(where, `start_us < ?`)
-		args = append(args, us(f.To))
+		args = append(args, us(*f.To))
 	}
 	if f.AfterID != "" {
 		where = append(where, `(start_us < ? OR (start_us = ? AND id < ?))`)

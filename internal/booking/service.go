@@ -582,9 +582,11 @@ func (s *Service) Lookup(ctx context.Context, id string) (Booking, error) {
 // ListQuery filters List.
 type ListQuery struct {
 	// Role limits to bookings where the caller is "mentor" or "candidate".
-	Role     string
-	Status   Status
-	From, To time.Time
+	Role   string
+	Status Status
+	// From and To, when not nil, filter whatever their value (the zero
+	// time too: a To of year 1 lists nothing).
+	From, To *time.Time
 	Cursor   string
 	Limit    int
 }
@@ -600,7 +602,7 @@ type cursor struct {
 // List returns a page of the bookings actor may see, newest start first,
 // and the cursor of the next page ("" on the last).
 func (s *Service) List(ctx context.Context, actor Actor, q ListQuery) ([]Booking, string, error) {
-	if !q.From.IsZero() && !q.To.IsZero() && q.To.Before(q.From) {
+	if q.From != nil && q.To != nil && q.To.Before(*q.From) {
 		return nil, "", &ParameterError{Field: "query.to", Message: "must not be before from"}
 	}
 	f := ListFilter{Status: q.Status, From: q.From, To: q.To, Limit: q.Limit}

@@ -183,12 +183,8 @@ func (s *Server) ListBookings(ctx context.Context, request api.ListBookingsReque
 	if p.Status != nil {
 		q.Status = booking.Status(*p.Status)
 	}
-	if p.From != nil {
-		q.From = *p.From
-	}
-	if p.To != nil {
-		q.To = *p.To
-	}
+	// A given bound filters whatever its value (the zero time too).
+	q.From, q.To = p.From, p.To
 	if p.Cursor != nil {
 		q.Cursor = *p.Cursor
 	}

@@ -66,6 +66,57 @@ func TestMalformedListParameters(t *testing.T) {
 	}
 }
 
+// TestBookingListBoundsAtTheZeroInstant: a given from or to filters the
+// bookings list whatever its value, the zero time (0001-01-01T00:00:00Z)
+// too: the zero time meant "not given" inside the service, so to at year 1
+// listed every booking and a from after it was not refused.
+func TestBookingListBoundsAtTheZeroInstant(t *testing.T) {
+	t.Parallel()
+	en := newBookingEnv(t, storetest.SQLite(t), envOptions{mentors: 1, candidates: 1})
+	en.openSchedule(t)
+	cand := en.candidates[0]
+	cc := en.client(t, cand, "candidate")
+	cr, err := cc.CreateBookingWithResponse(t.Context(), &client.CreateBookingParams{IdempotencyKey: uuid.NewString()},
+		client.CreateBookingRequest{MentorId: en.mentors[0], Start: day(3).Add(10 * time.Hour), DurationMinutes: 60, Timezone: "Europe/Berlin", Topic: "t"})
+	if err != nil || cr.JSON201 == nil {
+		t.Fatalf("create: %v %s", err, cr.Body)
+	}
+	zero, later := time.Time{}, day(1)
+	tests := []struct {
+		name     string
+		from, to *time.Time
+		want     int // bookings listed; -1: a 400 naming query.to
+	}{
+		{"no bounds", nil, nil, 1},
+		{"from the zero instant", &zero, nil, 1},
+		{"to the zero instant", nil, &zero, 0},
+		{"both at the zero instant", &zero, &zero, 0},
+		{"to the zero instant, before from", &later, &zero, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			resp, err := cc.ListBookingsWithResponse(t.Context(), &client.ListBookingsParams{From: tt.from, To: tt.to})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want < 0 {
+				p := decodeProblem(t, resp.HTTPResponse, resp.Body, http.StatusBadRequest)
+				if diff := cmp.Diff(fieldsOf(p), []string{"query.to"}); diff != "" {
+					t.Errorf("fields (-got +want):\n%s", diff)
+				}
+				return
+			}
+			if resp.JSON200 == nil {
+				t.Fatalf("status %d: %s", resp.StatusCode(), resp.Body)
+			}
+			if got := len(resp.JSON200.Items); got != tt.want {
+				t.Errorf("%d bookings listed, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
 // TestRepeatedQueryParameter: a query parameter that takes one value, given
 // twice, is the same 400 validation-error as any other invalid parameter,
 // naming it in errors[] (the generated binding refused it with a bare 400
