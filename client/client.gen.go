@@ -1837,7 +1837,8 @@ type ClientInterface interface {
 
 	// ListWebhookEvents List stored webhook deliveries
 	//
-	// Stored deliveries, newest first. The raw body is only in `GET /v1/admin/webhook-events/{eventId}`.
+	// Stored deliveries, newest first (by `received_at`). The raw body is only in `GET /v1/admin/webhook-events/{eventId}`.
+	// A delivery is listed once it is stored, which is when it is acknowledged: its `received_at` is when its request arrived, usually milliseconds earlier, seconds when the database is slow. So a delivery stored while you page can appear behind a page you have already read. To follow new deliveries, list with `from` a minute before the newest `received_at` you have seen and skip the ids you already have.
 	//
 	// Corresponds with GET /v1/admin/webhook-events (the `ListWebhookEvents` operationId).
 	ListWebhookEvents(ctx context.Context, params *ListWebhookEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2470,7 +2471,8 @@ func (c *Client) PutProviderCredentials(ctx context.Context, provider Credential
 
 // ListWebhookEvents List stored webhook deliveries
 //
-// Stored deliveries, newest first. The raw body is only in `GET /v1/admin/webhook-events/{eventId}`.
+// Stored deliveries, newest first (by `received_at`). The raw body is only in `GET /v1/admin/webhook-events/{eventId}`.
+// A delivery is listed once it is stored, which is when it is acknowledged: its `received_at` is when its request arrived, usually milliseconds earlier, seconds when the database is slow. So a delivery stored while you page can appear behind a page you have already read. To follow new deliveries, list with `from` a minute before the newest `received_at` you have seen and skip the ids you already have.
 //
 // Corresponds with GET /v1/admin/webhook-events (the `ListWebhookEvents` operationId).
 func (c *Client) ListWebhookEvents(ctx context.Context, params *ListWebhookEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5056,7 +5058,8 @@ type ClientWithResponsesInterface interface {
 
 	// ListWebhookEventsWithResponse List stored webhook deliveries
 	//
-	// Stored deliveries, newest first. The raw body is only in `GET /v1/admin/webhook-events/{eventId}`.
+	// Stored deliveries, newest first (by `received_at`). The raw body is only in `GET /v1/admin/webhook-events/{eventId}`.
+	// A delivery is listed once it is stored, which is when it is acknowledged: its `received_at` is when its request arrived, usually milliseconds earlier, seconds when the database is slow. So a delivery stored while you page can appear behind a page you have already read. To follow new deliveries, list with `from` a minute before the newest `received_at` you have seen and skip the ids you already have.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8951,7 +8954,8 @@ func (c *ClientWithResponses) PutProviderCredentialsWithResponse(ctx context.Con
 
 // ListWebhookEventsWithResponse List stored webhook deliveries
 //
-// Stored deliveries, newest first. The raw body is only in `GET /v1/admin/webhook-events/{eventId}`.
+// Stored deliveries, newest first (by `received_at`). The raw body is only in `GET /v1/admin/webhook-events/{eventId}`.
+// A delivery is listed once it is stored, which is when it is acknowledged: its `received_at` is when its request arrived, usually milliseconds earlier, seconds when the database is slow. So a delivery stored while you page can appear behind a page you have already read. To follow new deliveries, list with `from` a minute before the newest `received_at` you have seen and skip the ids you already have.
 //
 // Returns a wrapper object for the known response body format(s).
 //
