@@ -240,17 +240,7 @@ func TestReplayWhileProcessing(t *testing.T) {
 			t.Fatalf("after processing: %+v", d)
 		}
 		// River records the job's outcome shortly after the work returned.
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			code, b := h.api(t, "POST", path, admin)
-			if code == http.StatusAccepted {
-				break
-			}
-			if code != http.StatusConflict || time.Now().After(deadline) {
-				t.Fatalf("replay after processing: %d %s", code, b)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		h.replayWhenFree(t, path, admin)
 		h.waitProcessed(t, ds[0].ID, 2)
 	})
 }
@@ -641,8 +631,8 @@ func (h *harness) postponeRetry(t *testing.T, id, state string) int64 {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		for job, state := range h.jobsHolding(t, id) {
-			if state != "retryable" {
+		for job, now := range h.jobsHolding(t, id) {
+			if now != "retryable" {
 				continue
 			}
 			res, err := h.db.DB().ExecContext(t.Context(), q, state, job)

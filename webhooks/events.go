@@ -571,6 +571,10 @@ type liveJob struct {
 	id      int64
 	state   rivertype.JobState
 	runsAt  time.Time
+	// handoff: j is the fallback of in-process processing, not run by
+	// River yet (a hand-off's job River has attempted, after the
+	// in-process processing failed or the process died, is River's like
+	// any other: scheduled then means snoozed, waiting).
 	handoff bool
 }
 
@@ -594,18 +598,19 @@ func (j liveJob) busy() *BusyError {
 // still run: running, available, scheduled, retryable or pending, not
 // completed, cancelled or discarded. River marks a job running from its
 // fetch until its outcome is recorded, which covers finishMany; a
-// hand-off's job is scheduled, or available shortly before it is due. The
+// hand-off's job is scheduled, or available shortly before it is due,
+// until River first runs it (attempt 0). The
 // running ones come first, then by when they are due.
 // riversqlite stores args as JSONB, which json_each and json_extract read,
 // and scheduled_at as UTC text; PostgreSQL's jsonb ? finds an id in the
 // args' array.
 func (e *Events) liveJobs(ctx context.Context, tx *sql.Tx, id string) ([]liveJob, error) {
 	q := `SELECT river_job.id, river_job.state, CAST(round(unixepoch(river_job.scheduled_at, 'subsec') * 1000000) AS INTEGER),
-			coalesce(json_extract(river_job.args, '$.handoff'), 0) = 1
+			coalesce(json_extract(river_job.args, '$.handoff'), 0) = 1 AND river_job.attempt = 0
 		FROM river_job, json_each(river_job.args, '$.ids') AS ids
 		WHERE river_job.kind = ? AND ids.value = ? AND river_job.state IN ('running', 'available', 'scheduled', 'retryable', 'pending')`
 	if e.db.Dialect() == store.Postgres {
-		q = `SELECT id, state, (extract(epoch FROM scheduled_at) * 1000000)::bigint, coalesce((args->>'handoff')::boolean, false)
+		q = `SELECT id, state, (extract(epoch FROM scheduled_at) * 1000000)::bigint, coalesce((args->>'handoff')::boolean, false) AND attempt = 0
 			FROM river_job WHERE kind = $1 AND args->'ids' ? $2 AND state IN ('running', 'available', 'scheduled', 'retryable', 'pending')`
 	}
 	rows, err := tx.QueryContext(ctx, q, ProcessArgs{}.Kind(), id)
