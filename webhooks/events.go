@@ -568,9 +568,9 @@ func (e *BusyError) Is(target error) bool { return target == ErrBusy }
 
 // liveJob is a processing job holding a delivery that may still run.
 type liveJob struct {
-	id      int64
-	state   rivertype.JobState
-	runsAt  time.Time
+	id     int64
+	state  rivertype.JobState
+	runsAt time.Time
 	// handoff: j is the fallback of in-process processing, not run by
 	// River yet (a hand-off's job River has attempted, after the
 	// in-process processing failed or the process died, is River's like
