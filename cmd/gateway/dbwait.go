@@ -11,9 +11,21 @@ import (
 	"github.com/spotlight/gateway/internal/store"
 )
 
+// stoppedError is the answer to SIGTERM or SIGINT before a command had
+// the database ready: serve stops without having started (status 0, the
+// orchestrator asked it to stop); migrate says what it did not finish.
+type stoppedError struct{ while string }
+
+func (e stoppedError) Error() string { return "stopped while " + e.while }
+
 // errStoppedWaiting is openStore's answer to SIGTERM or SIGINT while it
-// waits for the database: serve stops without having started.
-var errStoppedWaiting = errors.New("stopped while waiting for the database")
+// waits for the database.
+var errStoppedWaiting = stoppedError{"waiting for the database"}
+
+// errStoppedMigrating is the answer to SIGTERM or SIGINT while the
+// migrations run or wait for another replica's (a migration cut short is
+// rolled back and applied again at the next start).
+var errStoppedMigrating = stoppedError{"migrating the database (or waiting for another replica's migration)"}
 
 // The delay after a failed attempt to reach the database doubles from
 // dbWaitFirstDelay up to dbWaitMaxDelay.

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/spotlight/gateway/internal/logtest"
+	"github.com/spotlight/gateway/internal/store"
 	"github.com/spotlight/gateway/internal/store/storetest"
 )
 
@@ -401,4 +405,208 @@ func proxyTCP(t *testing.T, listen, target string) {
 			go func() { defer wg.Done(); io.Copy(in, out); in.Close() }()
 		}
 	}()
+}
+
+// migrationHeld creates a database of its own on the test server (advisory
+// locks belong to a database: holding one here blocks no other test) and
+// holds the gateway's migration lock on it, as a replica migrating at the
+// moment would. It returns the database's URL and a function that reports
+// whether a session waits for the lock.
+func migrationHeld(t *testing.T) (dbURL string, waiting func() bool) {
+	t.Helper()
+	storetest.PostgresURL(t) // skips without a test server
+	base := os.Getenv(storetest.PostgresEnv)
+	ctx := t.Context()
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "gw_lock_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	holder, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(store.MigrateLockKey)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		holder.Close(ctx)
+		if _, err := admin.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
+		}
+		admin.Close(ctx)
+	})
+	return u.String(), func() bool {
+		var n int
+		err := admin.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+			WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = $1`, name).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 20s or when
+// done is closed first.
+func waitFor(t *testing.T, what string, done <-chan struct{}, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		select {
+		case <-done:
+			t.Fatalf("exited before %s", what)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 20s", what)
+		}
+	}
+}
+
+// TestServeStopsDuringAnotherReplicasMigration: SIGTERM while serve waits
+// for another replica's migration (a deploy replaced it meanwhile) ends it
+// at once with status 0, as while it waits for the database.
+func TestServeStopsDuringAnotherReplicasMigration(t *testing.T) {
+	t.Parallel()
+	dbURL, waiting := migrationHeld(t)
+	s := serveAsync(t, map[string]string{"GATEWAY_DATABASE_URL": dbURL})
+	waitFor(t, "wait for the migration lock", s.done, waiting)
+	if got := status(t, s.url+"/readyz"); got != http.StatusServiceUnavailable {
+		t.Errorf("/readyz while waiting for the migration lock = %d, want 503", got)
+	}
+	signalled := time.Now()
+	s.cancel()
+	if err := s.exited(t, 3*time.Second); err != nil {
+		t.Errorf("serve stopped while waiting for the migration lock = %v, want nil (status 0)", err)
+	}
+	if took := time.Since(signalled); took > time.Second {
+		t.Errorf("serve took %s to stop", took)
+	}
+	if !strings.Contains(s.stdout.String(), `"msg":"stopped while migrating the database`) {
+		t.Errorf("the stop is not logged:\n%s", s.stdout)
+	}
+}
+
+// migrating is a migrate command run in-process, not waited for.
+type migrating struct {
+	stdout, stderr *logtest.Buffer
+	done           chan struct{}
+	err            error
+	cancel         context.CancelFunc // SIGTERM
+}
+
+func migrateAsync(t *testing.T, env map[string]string) *migrating {
+	t.Helper()
+	env["GATEWAY_DATA_DIR"] = t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	m := &migrating{stdout: &logtest.Buffer{}, stderr: &logtest.Buffer{}, done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(m.done)
+		m.err = run(ctx, []string{"migrate"}, envOf(env), m.stdout, m.stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-m.done
+	})
+	return m
+}
+
+func (m *migrating) exited(t *testing.T, within time.Duration) error {
+	t.Helper()
+	select {
+	case <-m.done:
+		return m.err
+	case <-time.After(within):
+		t.Fatalf("migrate still running after %s\n%s", within, m.stderr)
+		return nil
+	}
+}
+
+// TestMigrateWaitsForTheDatabase: migrate (a deploy's one-off task, which
+// may start before the database accepts connections) waits for the
+// database as serve does, logging each failed attempt, and gives up with
+// status 1 when GATEWAY_DB_WAIT runs out.
+func TestMigrateWaitsForTheDatabase(t *testing.T) {
+	t.Parallel()
+	t.Run("comes up", func(t *testing.T) {
+		t.Parallel()
+		u, err := url.Parse(storetest.PostgresURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		server := u.Host
+		u.Host = freeAddr(t)
+		m := migrateAsync(t, map[string]string{"GATEWAY_DATABASE_URL": u.String(), "GATEWAY_DB_WAIT": "30s"})
+		waitFor(t, "failed attempt logged", m.done, func() bool { return waitingLine.MatchString(m.stderr.String()) })
+		proxyTCP(t, u.Host, server)
+		if err := m.exited(t, 20*time.Second); err != nil {
+			t.Fatalf("migrate after the database came up: %v\n%s", err, m.stderr)
+		}
+		if !strings.Contains(m.stdout.String(), "0001_init") {
+			t.Errorf("migrate output does not list the migrations:\n%s", m.stdout)
+		}
+	})
+	t.Run("runs out", func(t *testing.T) {
+		t.Parallel()
+		m := migrateAsync(t, map[string]string{"GATEWAY_DATABASE_URL": unreachableDB(t), "GATEWAY_DB_WAIT": "1s"})
+		err := m.exited(t, 8*time.Second)
+		if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "migrate: database not reachable within GATEWAY_DB_WAIT (1s") {
+			t.Fatalf("migrate = %v (exit %d), want status 1 saying the wait ran out", err, exitCode(err))
+		}
+		if !waitingLine.MatchString(m.stderr.String()) {
+			t.Errorf("no failed attempt logged:\n%s", m.stderr)
+		}
+		if strings.Contains(err.Error()+m.stderr.String(), dbPassword) {
+			t.Errorf("the database password is in the error or the log")
+		}
+	})
+}
+
+// TestMigrateStoppedBeforeItsTurn: SIGTERM while migrate waits for the
+// database or for another replica's migration ends it at once with status
+// 1 (a deploy must not go on as if the schema were migrated) and says so.
+func TestMigrateStoppedBeforeItsTurn(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		setup func(t *testing.T) (dbURL string, blocked func(m *migrating) bool)
+		want  string
+	}{
+		{"waiting for the database", func(t *testing.T) (string, func(*migrating) bool) {
+			return unreachableDB(t), func(m *migrating) bool { return waitingLine.MatchString(m.stderr.String()) }
+		}, "migrate: stopped while waiting for the database"},
+		{"waiting for another replica's migration", func(t *testing.T) (string, func(*migrating) bool) {
+			dbURL, waiting := migrationHeld(t)
+			return dbURL, func(*migrating) bool { return waiting() }
+		}, "migrate: stopped while migrating the database (or waiting for another replica's migration): the rest is applied by the next migrate or serve"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dbURL, blocked := tt.setup(t)
+			m := migrateAsync(t, map[string]string{"GATEWAY_DATABASE_URL": dbURL, "GATEWAY_DB_WAIT": "1m"})
+			waitFor(t, "migrate blocked", m.done, func() bool { return blocked(m) })
+			signalled := time.Now()
+			m.cancel()
+			err := m.exited(t, 3*time.Second)
+			if err == nil || exitCode(err) != 1 || err.Error() != tt.want {
+				t.Errorf("migrate = %v (exit %d), want status 1 with %q", err, exitCode(err), tt.want)
+			}
+			if took := time.Since(signalled); took > time.Second {
+				t.Errorf("migrate took %s to stop", took)
+			}
+		})
+	}
 }

@@ -60,10 +60,16 @@ func openBaseLogging(ctx context.Context, cfg config.Config, logger *slog.Logger
 	a.db = db
 	if _, err := db.Migrate(ctx); err != nil {
 		db.Close()
+		if ctx.Err() != nil {
+			return nil, errStoppedMigrating
+		}
 		return nil, err
 	}
 	if err := a.openSecrets(ctx); err != nil {
 		db.Close()
+		if ctx.Err() != nil {
+			return nil, stoppedError{"opening the secret store"}
+		}
 		return nil, err
 	}
 	return a, nil
@@ -172,27 +178,29 @@ func (a *app) close(ctx context.Context) {
 func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gateway migrate\n\nApplies the database migrations of GATEWAY_DATABASE_URL (or the embedded SQLite file)\nand exits; serve applies them too at start. Replicas starting at once take turns.")
+		fmt.Fprintln(stderr, "usage: gateway migrate\n\nApplies the database migrations of GATEWAY_DATABASE_URL (or the embedded SQLite file)\nand exits; serve applies them too at start. Replicas starting at once take turns.\nA PostgreSQL server that does not accept connections yet is waited for up to\nGATEWAY_DB_WAIT, as serve does. Exits 1 when stopped before every migration applied.")
 	}
 	cfg, ok, err := parseThenLoad(fs, args, stderr, getenv)
 	if !ok {
 		return err
 	}
 	logger := telemetry.NewLogger(stderr, cfg.LogLevel)
-	db, err := store.Open(ctx, store.Config{URL: cfg.DatabaseURL, DataDir: cfg.DataDir}, logger)
+	db, err := openStore(ctx, cfg, cfg.DatabaseWait, logger)
 	if err != nil {
-		return err
+		return fmt.Errorf("migrate: %w", err)
 	}
 	defer db.Close()
 	applied, err := db.Migrate(ctx)
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(stdout, "%s: %d migrations applied\n", db.Location, len(applied))
 	for _, m := range applied {
 		fmt.Fprintln(stdout, "  "+m)
 	}
-	return nil
+	if err != nil && ctx.Err() != nil {
+		// Status 1 all the same: a deploy that runs migrate before the
+		// new version must not go on with the schema half done.
+		return fmt.Errorf("migrate: %w: the rest is applied by the next migrate or serve", errStoppedMigrating)
+	}
+	return err
 }
 
 // cmdServe runs the gateway until ctx is cancelled (SIGTERM/SIGINT), then
@@ -298,8 +306,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	// A database that cannot be reached yet is waited for, up to
 	// GATEWAY_DB_WAIT, answering /healthz (alive) but not /readyz.
 	a, err := openBaseLogging(ctx, cfg, logger, cfg.DatabaseWait)
-	if errors.Is(err, errStoppedWaiting) {
-		logger.Info("stopped while waiting for the database")
+	if stopped := (stoppedError{}); errors.As(err, &stopped) {
+		logger.Info(stopped.Error())
 		return nil
 	}
 	if err != nil {

@@ -57,7 +57,7 @@ type Config struct {
 	DataDir string
 	// DatabaseURL is a postgres:// URL; empty selects the embedded SQLite file in DataDir.
 	DatabaseURL string
-	// DatabaseWait is how long serve waits at start for a database server
+	// DatabaseWait is how long serve and migrate wait at start for a database server
 	// that does not accept connections yet, retrying with backoff; 0 fails
 	// at once. The default is 60s with PostgreSQL, 0 with the embedded
 	// SQLite file.
@@ -256,7 +256,7 @@ var vars = []Var{
 	{"GATEWAY_PUBLIC_URL", "", "external base URL for callbacks, Google push and links in calendar events and Jira issues (https, required in production; default http://GATEWAY_ADDR)", baseURL(func(c *Config) *string { return &c.PublicURL })},
 	{"GATEWAY_DATA_DIR", "./data", "folder for the embedded database, dev signing key and local secret key", str(func(c *Config) *string { return &c.DataDir })},
 	{"GATEWAY_DATABASE_URL", "", "postgres://… for PostgreSQL (required in production; pool_max_conns in the URL sizes the pool, default 20; connect_timeout and pool_ping_timeout default to 10s and 5s); empty for the embedded SQLite file in GATEWAY_DATA_DIR", dbURL},
-	{"GATEWAY_DB_WAIT", "60s", "how long serve waits at start for a PostgreSQL server that does not accept connections yet (it may come up after the gateway), retrying with backoff and logging each failure, before it exits 1; /healthz answers meanwhile, /readyz does not; 0 fails at once, as does the embedded SQLite file by default (waiting does not mend a file that cannot be opened)", nonNegativeDuration(func(c *Config) *time.Duration { return &c.DatabaseWait })},
+	{"GATEWAY_DB_WAIT", "60s", "how long serve (and migrate) wait at start for a PostgreSQL server that does not accept connections yet (it may come up after the gateway), retrying with backoff and logging each failure, before it exits 1; /healthz answers meanwhile, /readyz does not; 0 fails at once, as does the embedded SQLite file by default (waiting does not mend a file that cannot be opened)", nonNegativeDuration(func(c *Config) *time.Duration { return &c.DatabaseWait })},
 	{"GATEWAY_LOG_LEVEL", "info", "debug, info, warn or error", logLevel},
 	{"GATEWAY_METRICS_ADDR", "", "optional listen address of Prometheus' /metrics (plain HTTP, no auth: keep it private), which GATEWAY_ADDR then answers 404; empty: /metrics is on GATEWAY_ADDR (the container image sets :9090)", optionalHostPort(func(c *Config) *string { return &c.MetricsAddr })},
 	{"GATEWAY_DEBUG_ADDR", "", "optional listen address of Go's pprof profiles (/debug/pprof/); empty disables; never expose it publicly", optionalHostPort(func(c *Config) *string { return &c.DebugAddr })},

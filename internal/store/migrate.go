@@ -69,9 +69,10 @@ const migrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at BIGINT NOT NULL
 )`
 
-// migrateLockKey is the PostgreSQL advisory lock that serialises replicas
-// migrating at the same moment.
-const migrateLockKey = 7_411_002_001
+// MigrateLockKey is the PostgreSQL advisory lock that serialises replicas
+// migrating at the same moment (held while the gateway migrates; on the
+// database, not the schema).
+const MigrateLockKey = 7_411_002_001
 
 // Migrate applies the gateway's pending migrations and River's, each in its
 // own transaction. On PostgreSQL an advisory lock makes concurrent replicas
@@ -83,10 +84,10 @@ func (s *Store) Migrate(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("store: migrate: %w", err)
 		}
 		defer conn.Release()
-		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(migrateLockKey)); err != nil {
+		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(MigrateLockKey)); err != nil {
 			return nil, fmt.Errorf("store: migrate lock: %w", err)
 		}
-		defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrateLockKey)) //nolint:errcheck
+		defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(MigrateLockKey)) //nolint:errcheck
 	}
 	applied, err := s.migrateApp(ctx)
 	if err != nil {
