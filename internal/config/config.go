@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -477,19 +478,54 @@ func publicHost(addr string) string {
 
 // overlap reports whether listeners on the host:port addresses a and b
 // cannot both bind: the same port (0, any free port, never collides) on the
-// same host, or on all interfaces and any host. Host names are compared as
-// written (localhost and 127.0.0.1 are not found to overlap).
+// same host, or on all interfaces and any host. Addresses compare by value
+// (127.0.0.1 is ::ffff:127.0.0.1), localhost is its loopback addresses
+// (127.0.0.1 and ::1); other host names compare as written, without a DNS
+// lookup.
 func overlap(a, b string) bool {
 	ha, pa, erra := net.SplitHostPort(a)
 	hb, pb, errb := net.SplitHostPort(b)
-	if erra != nil || errb != nil || pa != pb || pa == "0" {
+	if erra != nil || errb != nil || !samePort(pa, pb) {
 		return false
 	}
-	return ha == hb || allInterfaces(ha) || allInterfaces(hb)
+	return allInterfaces(ha) || allInterfaces(hb) || sameHost(ha, hb) || sameHost(hb, ha)
+}
+
+// samePort reports whether two listen ports are one fixed port ("8080" and
+// "08080" are; 0, any free port, never is).
+func samePort(a, b string) bool {
+	pa, erra := strconv.ParseUint(a, 10, 16)
+	pb, errb := strconv.ParseUint(b, 10, 16)
+	if erra != nil || errb != nil {
+		return a == b // a service name, such as "http"
+	}
+	return pa == pb && pa != 0
+}
+
+// sameHost reports whether listen hosts a and b name the same interface
+// (see overlap); it is called both ways round.
+func sameHost(a, b string) bool {
+	if strings.EqualFold(a, b) {
+		return true
+	}
+	ia, erra := netip.ParseAddr(a)
+	if erra != nil {
+		return false
+	}
+	if ib, err := netip.ParseAddr(b); err == nil {
+		return ia.Unmap() == ib.Unmap()
+	}
+	return strings.EqualFold(b, "localhost") && (ia.Unmap() == netip.AddrFrom4([4]byte{127, 0, 0, 1}) || ia == netip.IPv6Loopback())
 }
 
 // allInterfaces reports whether a listen address's host is the wildcard.
-func allInterfaces(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" }
+func allInterfaces(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsUnspecified()
+}
 
 func str(field func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *field(c) = v; return nil }
