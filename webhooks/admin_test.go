@@ -405,6 +405,11 @@ func TestReplayRunsWaitingRetryNow(t *testing.T) {
 				if live := h.liveJobs(t, id); !slices.Equal(live, []int64{job}) {
 					t.Fatalf("jobs holding the delivery after the replay: %v, want only its waiting job %d", h.jobsHolding(t, id), job)
 				}
+				moved := h.counter("gateway_webhook_process_jobs_total", map[string]string{"path": "replay_moved"})
+				queued := h.counter("gateway_webhook_process_jobs_total", map[string]string{"path": "replay"})
+				if moved != 1 || queued != 0 {
+					t.Errorf("process jobs counted for the replay: replay_moved %v, replay %v; want 1, 0", moved, queued)
+				}
 				// The waiting job ran now, not an hour later.
 				h.waitDelivery(t, id, func(d webhooks.Delivery) bool {
 					return d.Status == webhooks.StatusFailed && d.Attempts == failed.Attempts+1

@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"provider", "result"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_webhook_process_jobs_total",
-			Help: "Processing jobs committed, by path: in_process (processed here right after the commit; River is the fallback), queued (River runs it: the in-process queue was full), replay.",
+			Help: "Processing jobs committed, by path: in_process (processed here right after the commit; River is the fallback), queued (River runs it: the in-process queue was full), replay (a replay queued one); and replay_moved: a replay made the job waiting to retry the delivery run now, adding none.",
 		}, []string{"path"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "gateway_webhook_commit_batch_size",

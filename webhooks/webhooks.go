@@ -682,6 +682,7 @@ func (s *Service) Replay(ctx context.Context, id string) (Delivery, error) {
 	if queued {
 		s.metrics.jobs.WithLabelValues("replay").Inc()
 	} else {
+		s.metrics.jobs.WithLabelValues("replay_moved").Inc()
 		s.log.InfoContext(ctx, "webhook replay runs the delivery's waiting job now", "webhook_id", id, "job_id", forward)
 	}
 	return s.events.Get(ctx, id)
