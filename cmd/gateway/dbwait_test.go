@@ -41,13 +41,54 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// serving is a gateway started by serveAsync on a known address.
-type serving struct {
-	url            string
+// running is a command run in-process and not waited for.
+type running struct {
+	cmd            string
 	stdout, stderr *logtest.Buffer
-	done           chan struct{} // closed when serve returned err
+	done           chan struct{} // closed when the command returned err
 	err            error
 	cancel         context.CancelFunc // SIGTERM
+}
+
+// runAsync runs cmd with env; the test's end stops it and waits for it.
+func runAsync(t *testing.T, cmd string, env map[string]string) *running {
+	t.Helper()
+	if env["GATEWAY_DATA_DIR"] == "" {
+		env["GATEWAY_DATA_DIR"] = t.TempDir()
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	r := &running{cmd: cmd, stdout: &logtest.Buffer{}, stderr: &logtest.Buffer{}, done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(r.done)
+		r.err = run(ctx, []string{cmd}, envOf(env), r.stdout, r.stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("%s did not stop within 30s", cmd)
+		}
+	})
+	return r
+}
+
+// exited waits for the command's result, failing the test after within.
+func (r *running) exited(t *testing.T, within time.Duration) error {
+	t.Helper()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(within):
+		t.Fatalf("%s still running after %s\n%s%s", r.cmd, within, r.stdout, r.stderr)
+		return nil
+	}
+}
+
+// serving is a gateway started by serveAsync on a known address.
+type serving struct {
+	*running
+	url string
 }
 
 // serveAsync runs serve in-process on a free address, not waiting for
@@ -56,24 +97,7 @@ func serveAsync(t *testing.T, env map[string]string) *serving {
 	t.Helper()
 	addr := freeAddr(t)
 	env["GATEWAY_ADDR"] = addr
-	if env["GATEWAY_DATA_DIR"] == "" {
-		env["GATEWAY_DATA_DIR"] = t.TempDir()
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	s := &serving{url: "http://" + addr, stdout: &logtest.Buffer{}, stderr: &logtest.Buffer{}, done: make(chan struct{}), cancel: cancel}
-	go func() {
-		defer close(s.done)
-		s.err = run(ctx, []string{"serve"}, envOf(env), s.stdout, s.stderr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-s.done:
-		case <-time.After(30 * time.Second):
-			t.Error("gateway did not stop within 30s")
-		}
-	})
-	return s
+	return &serving{running: runAsync(t, "serve", env), url: "http://" + addr}
 }
 
 // waitAttempts waits until serve has logged n failed attempts to reach
@@ -90,18 +114,6 @@ func (s *serving) waitAttempts(t *testing.T, n int) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %d failed attempts to reach the database logged:\n%s", n, s.stdout)
 		}
-	}
-}
-
-// exited waits for serve's result, failing the test after within.
-func (s *serving) exited(t *testing.T, within time.Duration) error {
-	t.Helper()
-	select {
-	case <-s.done:
-		return s.err
-	case <-time.After(within):
-		t.Fatalf("serve still running after %s\n%s", within, s.stdout)
-		return nil
 	}
 }
 
@@ -499,41 +511,6 @@ func TestServeStopsDuringAnotherReplicasMigration(t *testing.T) {
 	}
 }
 
-// migrating is a migrate command run in-process, not waited for.
-type migrating struct {
-	stdout, stderr *logtest.Buffer
-	done           chan struct{}
-	err            error
-	cancel         context.CancelFunc // SIGTERM
-}
-
-func migrateAsync(t *testing.T, env map[string]string) *migrating {
-	t.Helper()
-	env["GATEWAY_DATA_DIR"] = t.TempDir()
-	ctx, cancel := context.WithCancel(t.Context())
-	m := &migrating{stdout: &logtest.Buffer{}, stderr: &logtest.Buffer{}, done: make(chan struct{}), cancel: cancel}
-	go func() {
-		defer close(m.done)
-		m.err = run(ctx, []string{"migrate"}, envOf(env), m.stdout, m.stderr)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-m.done
-	})
-	return m
-}
-
-func (m *migrating) exited(t *testing.T, within time.Duration) error {
-	t.Helper()
-	select {
-	case <-m.done:
-		return m.err
-	case <-time.After(within):
-		t.Fatalf("migrate still running after %s\n%s", within, m.stderr)
-		return nil
-	}
-}
-
 // TestMigrateWaitsForTheDatabase: migrate (a deploy's one-off task, which
 // may start before the database accepts connections) waits for the
 // database as serve does, logging each failed attempt, and gives up with
@@ -548,7 +525,7 @@ func TestMigrateWaitsForTheDatabase(t *testing.T) {
 		}
 		server := u.Host
 		u.Host = freeAddr(t)
-		m := migrateAsync(t, map[string]string{"GATEWAY_DATABASE_URL": u.String(), "GATEWAY_DB_WAIT": "30s"})
+		m := runAsync(t, "migrate", map[string]string{"GATEWAY_DATABASE_URL": u.String(), "GATEWAY_DB_WAIT": "30s"})
 		waitFor(t, "failed attempt logged", m.done, func() bool { return waitingLine.MatchString(m.stderr.String()) })
 		proxyTCP(t, u.Host, server)
 		if err := m.exited(t, 20*time.Second); err != nil {
@@ -560,7 +537,7 @@ func TestMigrateWaitsForTheDatabase(t *testing.T) {
 	})
 	t.Run("runs out", func(t *testing.T) {
 		t.Parallel()
-		m := migrateAsync(t, map[string]string{"GATEWAY_DATABASE_URL": unreachableDB(t), "GATEWAY_DB_WAIT": "1s"})
+		m := runAsync(t, "migrate", map[string]string{"GATEWAY_DATABASE_URL": unreachableDB(t), "GATEWAY_DB_WAIT": "1s"})
 		err := m.exited(t, 8*time.Second)
 		if err == nil || exitCode(err) != 1 || !strings.Contains(err.Error(), "migrate: database not reachable within GATEWAY_DB_WAIT (1s") {
 			t.Fatalf("migrate = %v (exit %d), want status 1 saying the wait ran out", err, exitCode(err))
@@ -581,22 +558,22 @@ func TestMigrateStoppedBeforeItsTurn(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
-		setup func(t *testing.T) (dbURL string, blocked func(m *migrating) bool)
+		setup func(t *testing.T) (dbURL string, blocked func(m *running) bool)
 		want  string
 	}{
-		{"waiting for the database", func(t *testing.T) (string, func(*migrating) bool) {
-			return unreachableDB(t), func(m *migrating) bool { return waitingLine.MatchString(m.stderr.String()) }
+		{"waiting for the database", func(t *testing.T) (string, func(*running) bool) {
+			return unreachableDB(t), func(m *running) bool { return waitingLine.MatchString(m.stderr.String()) }
 		}, "migrate: stopped while waiting for the database"},
-		{"waiting for another replica's migration", func(t *testing.T) (string, func(*migrating) bool) {
+		{"waiting for another replica's migration", func(t *testing.T) (string, func(*running) bool) {
 			dbURL, waiting := migrationHeld(t)
-			return dbURL, func(*migrating) bool { return waiting() }
+			return dbURL, func(*running) bool { return waiting() }
 		}, "migrate: stopped while migrating the database (or waiting for another replica's migration): the rest is applied by the next migrate or serve"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dbURL, blocked := tt.setup(t)
-			m := migrateAsync(t, map[string]string{"GATEWAY_DATABASE_URL": dbURL, "GATEWAY_DB_WAIT": "1m"})
+			m := runAsync(t, "migrate", map[string]string{"GATEWAY_DATABASE_URL": dbURL, "GATEWAY_DB_WAIT": "1m"})
 			waitFor(t, "migrate blocked", m.done, func() bool { return blocked(m) })
 			signalled := time.Now()
 			m.cancel()
