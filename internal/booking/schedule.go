@@ -143,8 +143,15 @@ func (s Schedule) blocks(from, to time.Time) []Interval {
 	loc := s.Location()
 	var out []Interval
 	lf := from.In(loc)
-	day := time.Date(lf.Year(), lf.Month(), lf.Day()-1, 0, 0, 0, 0, loc)
-	for ; day.Before(to); day = time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, loc) {
+	// The days are walked as calendar dates (kept in UTC, which has no
+	// clock changes), not as local midnights: where the clocks skip
+	// midnight (Havana, Santiago, the Azores spring forward from 00:00 to
+	// 01:00), time.Date puts that midnight at 23:00 of the day before, and
+	// the next midnight computed from it would be the same instant again.
+	for day := time.Date(lf.Year(), lf.Month(), lf.Day()-1, 0, 0, 0, 0, time.UTC); ; day = day.AddDate(0, 0, 1) {
+		if !time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, loc).Before(to) {
+			break
+		}
 		for _, w := range s.WorkingHours {
 			if w.Weekday != day.Weekday() {
 				continue

@@ -253,3 +253,45 @@ func TestParseClock(t *testing.T) {
 		}
 	}
 }
+
+// TestSlotsWhereMidnightIsSkipped: in zones whose clocks skip midnight when
+// they spring forward (Havana, Santiago, the Azores go from 00:00 straight to
+// 01:00), that day's working hours are offered and bookable like any other
+// day's. Walking the days by instants looped forever there: time.Date puts
+// the missing midnight at 23:00 of the day before, and the next day's
+// midnight, computed from that, was the same instant again, so availability
+// and booking requests for a range over that day never returned.
+func TestSlotsWhereMidnightIsSkipped(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		zone      string
+		sat, mon  string // local midnights around the Sunday without one
+		want      []string
+		bookStart string
+	}{
+		{"America/Havana", "2027-03-13T00:00:00-05:00", "2027-03-15T00:00:00-04:00",
+			[]string{"2027-03-14T09:00:00-04:00", "2027-03-14T10:00:00-04:00", "2027-03-14T11:00:00-04:00"}, "2027-03-14T10:00:00-04:00"},
+		{"America/Santiago", "2027-09-04T00:00:00-04:00", "2027-09-06T00:00:00-03:00",
+			[]string{"2027-09-05T09:00:00-03:00", "2027-09-05T10:00:00-03:00", "2027-09-05T11:00:00-03:00"}, "2027-09-05T10:00:00-03:00"},
+		{"Atlantic/Azores", "2027-03-27T00:00:00-01:00", "2027-03-29T00:00:00Z",
+			[]string{"2027-03-28T09:00:00Z", "2027-03-28T10:00:00Z", "2027-03-28T11:00:00Z"}, "2027-03-28T10:00:00Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.zone, func(t *testing.T) {
+			t.Parallel()
+			sch := Schedule{TimeZone: tt.zone, WorkingHours: []WorkingHours{hours(time.Sunday, "09:00", "12:00")},
+				Slot: time.Hour, MaxAdvance: 365 * 24 * time.Hour}
+			now := ts(t, "2027-03-01T00:00:00Z")
+			var got []string
+			for _, s := range sch.Slots(AvailabilityQuery{From: ts(t, tt.sat), To: ts(t, tt.mon), Now: now}, nil) {
+				got = append(got, s.Start.Format(time.RFC3339))
+			}
+			if diff := cmp.Diff(got, tt.want); diff != "" {
+				t.Errorf("Sunday slots (-got +want):\n%s", diff)
+			}
+			if err := sch.Bookable(ts(t, tt.bookStart), time.Hour, now); err != nil {
+				t.Errorf("Bookable(%s) = %v, want nil", tt.bookStart, err)
+			}
+		})
+	}
+}
