@@ -754,9 +754,7 @@ type ConnectionStatus string
 
 // CreateBookingRequest Example: {"duration_minutes":60,"mentor_id":"3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8","start":"2026-12-08T10:00:00+01:00","timezone":"Europe/Berlin","topic":"System design interview practice"}
 type CreateBookingRequest struct {
-	// CandidateId A user id: the Cognito `sub` (a UUID for Cognito users; any short string for dev-mode tokens).
-	//
-	// Example: 3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8
+	// CandidateId The candidate; defaults to the caller when the caller is a candidate, required otherwise.
 	CandidateId *UserId `json:"candidate_id,omitempty"`
 
 	// DurationMinutes Example: 60
@@ -1878,7 +1876,8 @@ type ClientInterface interface {
 	// `failure_reason`) is at `Location`.
 	//
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
-	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
+	// clients book for anyone and name the candidate (422 without `candidate_id`, unless the admin is a
+	// candidate too); a mentor cannot book themself (403). The same `Idempotency-Key` with the
 	// same body replays the first response; with a different body it is a 422. An overlap with another
 	// active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
 	// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
@@ -1901,7 +1900,8 @@ type ClientInterface interface {
 	// `failure_reason`) is at `Location`.
 	//
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
-	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
+	// clients book for anyone and name the candidate (422 without `candidate_id`, unless the admin is a
+	// candidate too); a mentor cannot book themself (403). The same `Idempotency-Key` with the
 	// same body replays the first response; with a different body it is a 422. An overlap with another
 	// active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
 	// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
@@ -2552,7 +2552,8 @@ func (c *Client) ListBookings(ctx context.Context, params *ListBookingsParams, r
 // `failure_reason`) is at `Location`.
 //
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
-// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
+// clients book for anyone and name the candidate (422 without `candidate_id`, unless the admin is a
+// candidate too); a mentor cannot book themself (403). The same `Idempotency-Key` with the
 // same body replays the first response; with a different body it is a 422. An overlap with another
 // active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
 // A candidate cannot attend two sessions at once: a session that overlaps another active booking of
@@ -2585,7 +2586,8 @@ func (c *Client) CreateBookingWithBody(ctx context.Context, params *CreateBookin
 // `failure_reason`) is at `Location`.
 //
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
-// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
+// clients book for anyone and name the candidate (422 without `candidate_id`, unless the admin is a
+// candidate too); a mentor cannot book themself (403). The same `Idempotency-Key` with the
 // same body replays the first response; with a different body it is a 422. An overlap with another
 // active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
 // A candidate cannot attend two sessions at once: a session that overlaps another active booking of
@@ -5107,7 +5109,8 @@ type ClientWithResponsesInterface interface {
 	// `failure_reason`) is at `Location`.
 	//
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
-	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
+	// clients book for anyone and name the candidate (422 without `candidate_id`, unless the admin is a
+	// candidate too); a mentor cannot book themself (403). The same `Idempotency-Key` with the
 	// same body replays the first response; with a different body it is a 422. An overlap with another
 	// active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
 	// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
@@ -5130,7 +5133,8 @@ type ClientWithResponsesInterface interface {
 	// `failure_reason`) is at `Location`.
 	//
 	// Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
-	// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
+	// clients book for anyone and name the candidate (422 without `candidate_id`, unless the admin is a
+	// candidate too); a mentor cannot book themself (403). The same `Idempotency-Key` with the
 	// same body replays the first response; with a different body it is a 422. An overlap with another
 	// active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
 	// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
@@ -9027,7 +9031,8 @@ func (c *ClientWithResponses) ListBookingsWithResponse(ctx context.Context, para
 // `failure_reason`) is at `Location`.
 //
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
-// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
+// clients book for anyone and name the candidate (422 without `candidate_id`, unless the admin is a
+// candidate too); a mentor cannot book themself (403). The same `Idempotency-Key` with the
 // same body replays the first response; with a different body it is a 422. An overlap with another
 // active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
 // A candidate cannot attend two sessions at once: a session that overlaps another active booking of
@@ -9056,7 +9061,8 @@ func (c *ClientWithResponses) CreateBookingWithBodyWithResponse(ctx context.Cont
 // `failure_reason`) is at `Location`.
 //
 // Roles: a candidate books for themself (`candidate_id` defaults to the caller); admins and service
-// clients book for anyone; a mentor cannot book themself (403). The same `Idempotency-Key` with the
+// clients book for anyone and name the candidate (422 without `candidate_id`, unless the admin is a
+// candidate too); a mentor cannot book themself (403). The same `Idempotency-Key` with the
 // same body replays the first response; with a different body it is a 422. An overlap with another
 // active booking of the mentor, or a busy block in the mentor's calendar, is a 409 `booking-overlap`.
 // A candidate cannot attend two sessions at once: a session that overlaps another active booking of

@@ -369,16 +369,22 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (R
 		return Result{}, &ValidationError{Field: "header.Idempotency-Key", Message: "required"}
 	}
 	candidate := req.CandidateID
-	if candidate == "" {
-		candidate = actor.ID
-	}
 	if !actor.privileged() {
 		if !actor.Candidate {
 			return Result{}, &ForbiddenError{"only candidates, admins and service clients book sessions"}
 		}
-		if candidate != actor.ID {
+		if candidate != "" && candidate != actor.ID {
 			return Result{}, &ForbiddenError{"a candidate books sessions only for themself"}
 		}
+	}
+	if candidate == "" {
+		// Only a candidate books for themself: a service client or an
+		// admin that forgot candidate_id would book a real session (a Zoom
+		// meeting, calendar events, a Jira issue) for nobody.
+		if !actor.Candidate {
+			return Result{}, &ValidationError{Field: "body.candidate_id", Message: "required: only a candidate books for themself"}
+		}
+		candidate = actor.ID
 	}
 	if candidate == req.MentorID {
 		return Result{}, &ForbiddenError{"a mentor cannot book a session with themself"}

@@ -146,3 +146,51 @@ func TestDeclaredRolesAreEnforced(t *testing.T) {
 		t.Fatalf("only %d secured operations found", secured)
 	}
 }
+
+// TestPrivilegedCallersNameTheCandidate: only a candidate books for
+// themself. A service client or an admin that leaves candidate_id out gets
+// a 422 naming the field, and nothing is booked (no Zoom meeting, no event,
+// no Jira issue for a "candidate" that is the caller); with candidate_id,
+// or as an admin who is a candidate too, the booking goes through.
+func TestPrivilegedCallersNameTheCandidate(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		en := newBookingEnv(t, s, envOptions{mentors: 1, candidates: 1})
+		en.openSchedule(t)
+		mentor, cand := en.mentors[0], en.candidates[0]
+		service := en.clientFor(t, auth.TokenRequest{Subject: auth.DevClientID, Scopes: []string{auth.DefaultServiceScope}})
+		tests := []struct {
+			name      string
+			c         *client.ClientWithResponses
+			candidate *string
+			want      string // the booking's candidate; "" for the 422
+		}{
+			{"service client without candidate_id", service, nil, ""},
+			{"admin without candidate_id", en.client(t, "admin-ann", "admin"), nil, ""},
+			{"service client naming the candidate", service, ptr(cand), cand},
+			{"admin who is a candidate, for themself", en.client(t, "admin-bea", "admin", "candidate"), nil, "admin-bea"},
+		}
+		for i, tt := range tests {
+			start := day(3).Add(time.Duration(9+i) * time.Hour)
+			r, err := tt.c.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: uuid.NewString()},
+				client.CreateBookingRequest{MentorId: mentor, CandidateId: tt.candidate, Start: start, DurationMinutes: 60, Timezone: "Europe/Berlin", Topic: "t"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want != "" {
+				if r.JSON201 == nil || r.JSON201.CandidateId != tt.want {
+					t.Errorf("%s: %d %s; want 201 for candidate %s", tt.name, r.StatusCode(), r.Body, tt.want)
+				}
+				continue
+			}
+			p := decodeProblem(t, r.HTTPResponse, r.Body, http.StatusUnprocessableEntity)
+			if len(p.Errors) != 1 || p.Errors[0].Field != "body.candidate_id" {
+				t.Errorf("%s: problem %+v, want a validation error on body.candidate_id", tt.name, p)
+			}
+			if ms := en.meetingsOf(t, mentor); len(ms) != i/2 {
+				t.Errorf("%s: %d Zoom meetings, want none for this request", tt.name, len(ms))
+			}
+		}
+	})
+}
