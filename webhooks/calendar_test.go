@@ -520,3 +520,39 @@ func TestCalendarCopyOfSessionIgnored(t *testing.T) {
 		t.Fatalf("booking calls %+v, want none", calls)
 	}
 }
+
+// TestGoogleDeleteSeenAfterSyncTokenExpired: the mentor deletes the
+// session's event while the stored sync token has expired (Google answers
+// 410 and the sync starts over with a full listing). The deletion is still
+// seen and cancels the booking, and the next sync is incremental again.
+func TestGoogleDeleteSeenAfterSyncTokenExpired(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, storetest.SQLite(t))
+	sim, gc := newGoogle(t)
+	ctx := t.Context()
+	start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+	ev, err := gc.CreateEvent(ctx, calendar.Event{BookingID: "b-x", Summary: "Session", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.bookings.add(webhooks.Booking{ID: "b-x", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
+	src := webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}
+	h.calendars.add(src, gc, false)
+	if _, err := h.svc.SyncCalendar(ctx, src); err != nil { // the initial cursor
+		t.Fatal(err)
+	}
+	sim.ExpireSyncTokens(mentorCal)
+	if err := sim.DeleteEvent(mentorCal, ev.ID); err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.svc.SyncCalendar(ctx, src)
+	if err != nil || !res.Reset || res.Cancelled != 1 {
+		t.Fatalf("sync after the token expired = %+v (%s), %v; want a full resync that cancels the booking", res, res, err)
+	}
+	if calls := h.bookings.Calls(); len(calls) != 1 || calls[0].Op != "cancel" || calls[0].ID != "b-x" || calls[0].Actor != "webhook:google" {
+		t.Fatalf("calls %+v, want the booking cancelled", calls)
+	}
+	if res, err := h.svc.SyncCalendar(ctx, src); err != nil || res.Reset || res.Changes != 0 {
+		t.Fatalf("next sync = %+v, %v; want incremental with nothing new", res, err)
+	}
+}

@@ -551,14 +551,16 @@ func clipBusy(in []calendar.Busy, from, to time.Time) []calendar.Busy {
 
 // Changes lists the write calendar's events changed since cursor (a Google
 // sync token; "" lists every current event). A cursor Google no longer
-// accepts (410 fullSyncRequired) yields a full listing with Reset set.
+// accepts (410 fullSyncRequired) yields a full listing with Reset set; it
+// includes the deleted events Google still keeps (showDeleted), so that a
+// deletion made while the cursor was expiring is still reported.
 // Deleted events come with Deleted set and, as Google guarantees only their
 // id, usually without BookingID: match them by ID (calendar.EventID).
 func (c *Client) Changes(ctx context.Context, cursor string) (calendar.ChangeSet, error) {
-	cs, err := c.list(ctx, cursor)
+	cs, err := c.list(ctx, cursor, false)
 	if cursor != "" && statusOf(err) == http.StatusGone {
 		c.logger.InfoContext(ctx, "gcal sync token expired, full resync", "provider", Provider)
-		cs, err = c.list(ctx, "")
+		cs, err = c.list(ctx, "", true)
 		cs.Reset = true
 	}
 	if err != nil {
@@ -567,13 +569,18 @@ func (c *Client) Changes(ctx context.Context, cursor string) (calendar.ChangeSet
 	return cs, nil
 }
 
-func (c *Client) list(ctx context.Context, syncToken string) (calendar.ChangeSet, error) {
+// list lists the events changed since syncToken ("" every event; deleted
+// ones too when showDeleted), following pages.
+func (c *Client) list(ctx context.Context, syncToken string, showDeleted bool) (calendar.ChangeSet, error) {
 	var cs calendar.ChangeSet
 	page := ""
 	for {
 		call := c.svc.Events.List(c.calendarID).MaxResults(250).Context(opContext(ctx, "list_events"))
 		if syncToken != "" {
 			call = call.SyncToken(syncToken)
+		}
+		if showDeleted {
+			call = call.ShowDeleted(true)
 		}
 		if page != "" {
 			call = call.PageToken(page)

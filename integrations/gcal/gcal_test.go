@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -658,14 +659,19 @@ func TestChanges(t *testing.T) {
 		t.Errorf("deleted event change %+v", c)
 	}
 
-	// An expired sync token yields a full listing flagged Reset.
+	// An expired sync token yields a full listing flagged Reset, with the
+	// deleted events Google still keeps: a deletion the expired token would
+	// have reported is not lost.
 	e.sim.ExpireSyncTokens("primary")
 	reset, err := e.client.Changes(ctx, delta.Cursor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reset.Reset || len(reset.Changes) != 261 || reset.Cursor == "" {
+	if !reset.Reset || len(reset.Changes) != 262 || reset.Cursor == "" {
 		t.Errorf("after expiry: reset=%v changes=%d cursor=%q", reset.Reset, len(reset.Changes), reset.Cursor)
+	}
+	if i := slices.IndexFunc(reset.Changes, func(c calendar.Change) bool { return c.ID == doomed }); i < 0 || !reset.Changes[i].Deleted {
+		t.Errorf("after expiry: the deleted event is not listed as deleted")
 	}
 	if _, err := e.client.Changes(ctx, reset.Cursor); err != nil {
 		t.Errorf("new cursor refused: %v", err)
