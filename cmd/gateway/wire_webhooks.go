@@ -374,11 +374,18 @@ func (c connectChannels) RenewExpiring(ctx context.Context, before time.Time) (i
 // connectCalendars adapts the connect service's calendar connections.
 type connectCalendars struct{ c *connect.Service }
 
+// Open opens src's calendar while it is still the calendar of the user's
+// connection. Once the user has chosen another one it is unavailable: the
+// sync cursor of src's calendar must never be read against another
+// calendar's listing (its events would look deleted or new).
 func (c connectCalendars) Open(ctx context.Context, src webhooks.Source) (calendar.Calendar, error) {
-	cal, _, err := c.c.CalendarFor(ctx, src.UserID, src.Provider)
+	cal, in, err := c.c.CalendarFor(ctx, src.UserID, src.Provider)
 	if errors.Is(err, connect.ErrNotConnected) || errors.Is(err, connect.ErrNeedsReauth) {
 		// Disconnected, revoked or deleted (connect.ErrCalendarGone).
 		return nil, fmt.Errorf("%w: %w", webhooks.ErrCalendarUnavailable, err)
+	}
+	if err == nil && src.CalendarID != "" && in.CalendarID != src.CalendarID {
+		return nil, fmt.Errorf("%w: %s's %s connection now uses another calendar", webhooks.ErrCalendarUnavailable, src.UserID, src.Provider)
 	}
 	return cal, err
 }

@@ -3,9 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"testing"
 
+	"github.com/spotlight/gateway/integrations/caldav/caldavtest"
 	"github.com/spotlight/gateway/internal/booking"
+	"github.com/spotlight/gateway/internal/connect"
+	"github.com/spotlight/gateway/internal/secrets/local"
+	"github.com/spotlight/gateway/internal/store/storetest"
 	"github.com/spotlight/gateway/webhooks"
 )
 
@@ -44,5 +49,59 @@ func TestRefusal(t *testing.T) {
 				t.Errorf("refusal(%v) = %#v, want a RefusedError saying %q that wraps it", tt.err, got, tt.reason)
 			}
 		})
+	}
+}
+
+// TestConnectCalendarsOpensOnlyTheSyncedCalendar: a calendar sync opens the
+// calendar its cursor belongs to or none. The poller lists mentor-1's CalDAV
+// calendar (work), then the mentor switches the connection to another one
+// (home) before that calendar's turn: opening work must say it is no longer
+// connected, not hand over home, whose listing compared with work's stored
+// etags would report every session event in work as deleted and cancel
+// those bookings.
+func TestConnectCalendarsOpensOnlyTheSyncedCalendar(t *testing.T) {
+	t.Parallel()
+	db := storetest.SQLite(t)
+	sim := caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": "pw"}})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	work, home := sim.CreateCalendar("mentor", "work", "Work"), sim.CreateCalendar("mentor", "home", "Home")
+	key, err := local.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := local.New(db.DB(), string(db.Dialect()), local.NewKeyring(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := connect.New(db, sec, connect.Config{SecretPrefix: "spotlight", SecretEnv: "test", PublicURL: "http://gateway.test",
+		CalDAV: connect.CalDAVConfig{AllowPrivate: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, _, err := svc.ConnectCalDAV(ctx, "mentor-1", connect.CalDAVInput{ServerURL: srv.URL, Username: "mentor", Password: "pw", CalendarPath: work}); err != nil {
+		t.Fatal(err)
+	}
+	cals := connectCalendars{svc}
+	polled, err := cals.Polled(ctx)
+	if err != nil || len(polled) != 1 || polled[0].CalendarID != work {
+		t.Fatalf("polled %+v, %v; want mentor-1's work calendar", polled, err)
+	}
+	if _, err := cals.Open(ctx, polled[0]); err != nil {
+		t.Fatalf("open the connected calendar: %v", err)
+	}
+	if _, _, err := svc.ChooseCalDAVCalendar(ctx, "mentor-1", home); err != nil {
+		t.Fatal(err)
+	}
+	if cal, err := cals.Open(ctx, polled[0]); !errors.Is(err, webhooks.ErrCalendarUnavailable) {
+		t.Fatalf("open the calendar the connection left = %v, %v; want ErrCalendarUnavailable", cal, err)
+	}
+	now, err := cals.Polled(ctx)
+	if err != nil || len(now) != 1 || now[0].CalendarID != home {
+		t.Fatalf("polled %+v, %v; want mentor-1's home calendar", now, err)
+	}
+	if _, err := cals.Open(ctx, now[0]); err != nil {
+		t.Fatalf("open the newly chosen calendar: %v", err)
 	}
 }
