@@ -556,3 +556,47 @@ func TestGoogleDeleteSeenAfterSyncTokenExpired(t *testing.T) {
 		t.Fatalf("next sync = %+v, %v; want incremental with nothing new", res, err)
 	}
 }
+
+// TestGooglePeriodicSync: a change whose push notification never came (Google
+// does not promise delivery, and a channel that was down is never told of
+// what changed meanwhile) is found by the periodic sync of the calendars
+// with push, through the same path as a notification; a sync with nothing
+// new changes nothing, and calendars without push are left to their poll.
+func TestGooglePeriodicSync(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		sim, gc := newGoogle(t)
+		ctx := t.Context()
+		start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+		ev, err := gc.CreateEvent(ctx, calendar.Event{BookingID: "b-p", Summary: "Session", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.bookings.add(webhooks.Booking{ID: "b-p", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
+		h.calendars.add(webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}, gc, false)
+		h.calendars.add(webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: "mentor-2", CalendarID: "/cal/"}, failingCalendar{}, true)
+		if res, err := h.svc.SyncPushed(ctx); err != nil || res.Changes != 1 || res.Cancelled+res.Rescheduled != 0 {
+			t.Fatalf("first sync = %+v, %v; want the booking's event read, nothing changed", res, err)
+		}
+		if err := sim.DeleteEvent(mentorCal, ev.ID); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := h.svc.SyncPushed(ctx); err != nil || res.Cancelled != 1 {
+			t.Fatalf("sync after the mentor deleted the event = %+v, %v; want the booking cancelled", res, err)
+		}
+		if calls := h.bookings.Calls(); len(calls) != 1 || calls[0].Op != "cancel" || calls[0].ID != "b-p" || calls[0].Actor != "webhook:google" {
+			t.Fatalf("calls %+v, want the booking cancelled by the Google sync", calls)
+		}
+		if res, err := h.svc.SyncPushed(ctx); err != nil || res.Changes != 0 {
+			t.Fatalf("next sync = %+v, %v; want nothing new", res, err)
+		}
+	})
+}
+
+// failingCalendar fails every call: a calendar that must not be read.
+type failingCalendar struct{ calendar.Calendar }
+
+func (failingCalendar) Changes(context.Context, string) (calendar.ChangeSet, error) {
+	return calendar.ChangeSet{}, errors.New("a polled calendar was synced as a pushed one")
+}

@@ -196,4 +196,7 @@ type Calendars interface {
 	Open(ctx context.Context, src Source) (calendar.Calendar, error)
 	// Polled lists the connected calendars without push (CalDAV), to poll.
 	Polled(ctx context.Context) ([]Source, error)
+	// Pushed lists the connected calendars with push (Google), synced
+	// periodically too.
+	Pushed(ctx context.Context) ([]Source, error)
 }

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -227,6 +228,18 @@ func (s *staticCalendars) Polled(context.Context) ([]webhooks.Source, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]webhooks.Source(nil), s.polled...), nil
+}
+
+func (s *staticCalendars) Pushed(context.Context) ([]webhooks.Source, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []webhooks.Source
+	for src, c := range s.cals {
+		if c != nil && !slices.Contains(s.polled, src) {
+			out = append(out, src)
+		}
+	}
+	return out, nil
 }
 
 func (s *staticCalendars) add(src webhooks.Source, c calendar.Calendar, polled bool) {

@@ -244,6 +244,13 @@ type PollCalendarsArgs struct{}
 // Kind implements river.JobArgs.
 func (PollCalendarsArgs) Kind() string { return "webhook_caldav_poll" }
 
+// SyncPushedArgs is the periodic job that syncs calendars with push
+// (Google) in case a notification never came.
+type SyncPushedArgs struct{}
+
+// Kind implements river.JobArgs.
+func (SyncPushedArgs) Kind() string { return "webhook_google_sync" }
+
 // RenewWorker works RenewChannelsArgs.
 type RenewWorker struct {
 	river.WorkerDefaults[RenewChannelsArgs]
@@ -268,14 +275,31 @@ func (w *PollWorker) Work(ctx context.Context, _ *river.Job[PollCalendarsArgs]) 
 	return err
 }
 
+// PushSyncWorker works SyncPushedArgs.
+type PushSyncWorker struct {
+	river.WorkerDefaults[SyncPushedArgs]
+	s *Service
+}
+
+// Work implements river.Worker.
+func (w *PushSyncWorker) Work(ctx context.Context, _ *river.Job[SyncPushedArgs]) error {
+	_, err := w.s.SyncPushed(ctx)
+	return err
+}
+
 // RenewWorker returns the channel renewal worker.
 func (s *Service) RenewWorker() *RenewWorker { return &RenewWorker{s: s} }
 
 // PollWorker returns the calendar polling worker.
 func (s *Service) PollWorker() *PollWorker { return &PollWorker{s: s} }
 
+// PushSyncWorker returns the worker of the periodic sync of calendars with
+// push.
+func (s *Service) PushSyncWorker() *PushSyncWorker { return &PushSyncWorker{s: s} }
+
 // PeriodicJobs returns the periodic jobs: channel renewal (when Channels is
-// set) and calendar polling (when PollInterval and Calendars are set).
+// set), calendar polling (when PollInterval and Calendars are set) and the
+// sync of calendars with push (when PushSyncInterval and Calendars are set).
 // River runs them on the elected leader only.
 func (s *Service) PeriodicJobs() []*river.PeriodicJob {
 	var out []*river.PeriodicJob
@@ -288,6 +312,11 @@ func (s *Service) PeriodicJobs() []*river.PeriodicJob {
 		out = append(out, river.NewPeriodicJob(river.PeriodicInterval(s.cfg.PollInterval),
 			func() (river.JobArgs, *river.InsertOpts) { return PollCalendarsArgs{}, nil },
 			&river.PeriodicJobOpts{ID: "webhook_caldav_poll"}))
+	}
+	if s.cfg.PushSyncInterval > 0 && s.cfg.Calendars != nil {
+		out = append(out, river.NewPeriodicJob(river.PeriodicInterval(s.cfg.PushSyncInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return SyncPushedArgs{}, nil },
+			&river.PeriodicJobOpts{ID: "webhook_google_sync"}))
 	}
 	return out
 }
@@ -310,13 +339,28 @@ func (s *Service) RenewChannels(ctx context.Context) (int, error) {
 // that fails is logged and the others still sync; the failures are
 // returned joined.
 func (s *Service) PollCalendars(ctx context.Context) (SyncResult, error) {
-	var total SyncResult
 	if s.cfg.Calendars == nil {
-		return total, nil
+		return SyncResult{}, nil
 	}
-	srcs, err := s.cfg.Calendars.Polled(ctx)
+	return s.syncAll(ctx, "polled", s.cfg.Calendars.Polled)
+}
+
+// SyncPushed syncs every calendar with push (Calendars.Pushed), as a
+// notification would; like PollCalendars, a failure does not stop the
+// others. A calendar whose notifications all arrived has nothing new.
+func (s *Service) SyncPushed(ctx context.Context) (SyncResult, error) {
+	if s.cfg.Calendars == nil {
+		return SyncResult{}, nil
+	}
+	return s.syncAll(ctx, "pushed", s.cfg.Calendars.Pushed)
+}
+
+// syncAll syncs the calendars list returns (what names them in errors).
+func (s *Service) syncAll(ctx context.Context, what string, list func(context.Context) ([]Source, error)) (SyncResult, error) {
+	var total SyncResult
+	srcs, err := list(ctx)
 	if err != nil {
-		return total, fmt.Errorf("webhooks: list polled calendars: %w", err)
+		return total, fmt.Errorf("webhooks: list %s calendars: %w", what, err)
 	}
 	var errs []error
 	for _, src := range srcs {
@@ -324,9 +368,10 @@ func (s *Service) PollCalendars(ctx context.Context) (SyncResult, error) {
 		total.Changes += res.Changes
 		total.Cancelled += res.Cancelled
 		total.Rescheduled += res.Rescheduled
+		total.Refused += res.Refused
 		total.Bookings = append(total.Bookings, res.Bookings...)
 		if err != nil {
-			s.log.WarnContext(ctx, "calendar poll failed", "provider", src.Provider, "error", err.Error())
+			s.log.WarnContext(ctx, "periodic calendar sync failed", "provider", src.Provider, "calendars", what, "error", err.Error())
 			errs = append(errs, err)
 		}
 	}

@@ -174,6 +174,11 @@ type Config struct {
 	ChannelRenewInterval, ChannelRenewBefore time.Duration
 	// PollInterval is how often polled (CalDAV) calendars are synced; 0 disables polling.
 	PollInterval time.Duration
+	// PushSyncInterval is how often calendars with push (Google) are
+	// synced besides their notifications, which Google does not promise
+	// to deliver (nor are changes made while a channel was down ever
+	// notified); 0 disables it.
+	PushSyncInterval time.Duration
 	// Now is the clock. Default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger

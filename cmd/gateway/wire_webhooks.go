@@ -76,6 +76,7 @@ func wireWebhooks(w *wiring) error {
 		HandoffGrace:         cfg.Webhooks.HandoffGrace,
 		EarlyStart:           cfg.Zoom.EarlyStart,
 		PollInterval:         cfg.CalDAV.PollInterval,
+		PushSyncInterval:     cfg.Google.SyncInterval,
 		Logger:               w.logger,
 		Registerer:           w.registry,
 	}
@@ -99,6 +100,7 @@ func wireWebhooks(w *wiring) error {
 	addWorker(w, svc.ProcessWorker())
 	addWorker(w, svc.RenewWorker())
 	addWorker(w, svc.PollWorker())
+	addWorker(w, svc.PushSyncWorker())
 	w.periodic = append(w.periodic, svc.PeriodicJobs()...)
 	w.deps.Mount = append(w.deps.Mount, svc.Mount)
 	w.deps.ErrorMappers = append(w.deps.ErrorMappers, httpapi.WebhookErrors)
@@ -391,13 +393,22 @@ func (c connectCalendars) Open(ctx context.Context, src webhooks.Source) (calend
 }
 
 func (c connectCalendars) Polled(ctx context.Context) ([]webhooks.Source, error) {
-	infos, err := c.c.Connected(ctx, connect.ProviderCalDAV)
+	return c.connected(ctx, connect.ProviderCalDAV, webhooks.SourceCalDAV)
+}
+
+func (c connectCalendars) Pushed(ctx context.Context) ([]webhooks.Source, error) {
+	return c.connected(ctx, connect.ProviderGoogle, webhooks.SourceGoogle)
+}
+
+// connected lists the calendars of provider's connections as sources.
+func (c connectCalendars) connected(ctx context.Context, provider string, source string) ([]webhooks.Source, error) {
+	infos, err := c.c.Connected(ctx, provider)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]webhooks.Source, 0, len(infos))
 	for _, in := range infos {
-		out = append(out, webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: in.UserSub, CalendarID: in.CalendarID})
+		out = append(out, webhooks.Source{Provider: source, UserID: in.UserSub, CalendarID: in.CalendarID})
 	}
 	return out, nil
 }

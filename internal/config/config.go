@@ -182,9 +182,12 @@ type Zoom struct {
 type Google struct {
 	// ClientID is the OAuth client id; the client secret lives in the secret store.
 	ClientID string
-	AuthURL  string
-	TokenURL string
-	APIURL   string
+	// SyncInterval is how often connected Google calendars are synced
+	// besides their push notifications; 0 never.
+	SyncInterval time.Duration
+	AuthURL      string
+	TokenURL     string
+	APIURL       string
 	// ConnectedURL is the web app's post-connect page, where the OAuth
 	// callback sends the browser (empty: the callback answers a page of its
 	// own).
@@ -292,6 +295,7 @@ var vars = []Var{
 	{"GATEWAY_ZOOM_OAUTH_URL", "https://zoom.us", "Zoom OAuth base URL", absURL(func(c *Config) *string { return &c.Zoom.OAuthURL })},
 	{"GATEWAY_ZOOM_EARLY_START", "1h", "a Zoom meeting started longer than this before its booking's start (a host testing the link) does not make the booking in progress, nor its end complete it; 0 lets any start count (the default with sandbox providers, where a session is played hours ahead)", nonNegativeDuration(func(c *Config) *time.Duration { return &c.Zoom.EarlyStart })},
 	{"GATEWAY_GOOGLE_CLIENT_ID", "", "Google OAuth client id (the secret is in the secret store)", str(func(c *Config) *string { return &c.Google.ClientID })},
+	{"GATEWAY_GOOGLE_SYNC_INTERVAL", "30m", "how often connected Google calendars are synced besides their push notifications (Google does not promise to deliver every one, and none comes for changes made while a channel was down); 0 never", nonNegativeDuration(func(c *Config) *time.Duration { return &c.Google.SyncInterval })},
 	{"GATEWAY_GOOGLE_AUTH_URL", "https://accounts.google.com/o/oauth2/auth", "Google OAuth authorization endpoint", absURL(func(c *Config) *string { return &c.Google.AuthURL })},
 	{"GATEWAY_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token", "Google OAuth token endpoint", absURL(func(c *Config) *string { return &c.Google.TokenURL })},
 	{"GATEWAY_GOOGLE_API_URL", "https://www.googleapis.com/", "Google APIs base URL", absURL(func(c *Config) *string { return &c.Google.APIURL })},
