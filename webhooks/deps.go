@@ -65,6 +65,9 @@ type Booking struct {
 	CandidateID string
 	Start       time.Time
 	End         time.Time
+	// Issue is the key of the Jira issue the gateway created for the
+	// booking ("" while it has none).
+	Issue string
 }
 
 // ended reports whether the booking no longer reacts to external changes.

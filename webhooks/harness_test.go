@@ -77,6 +77,7 @@ func (f *fakeBookings) add(b webhooks.Booking, meetingID, eventID, issueKey stri
 	}
 	if issueKey != "" {
 		f.issues[issueKey] = b.ID
+		f.byID[b.ID].Issue = issueKey
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 
 // newJira starts a Jira simulator with the gateway's account and a human
 // operator; webhookURL (when set) receives its automatic webhooks.
-func newJira(t *testing.T, webhookURL string) (*jiratest.Server, *jira.Client) {
+func newJira(t *testing.T, webhookURL string, opts ...jira.Option) (*jiratest.Server, *jira.Client) {
 	t.Helper()
 	sim := jiratest.New(jiratest.Options{
 		Accounts: []jiratest.Account{
@@ -33,7 +33,7 @@ func newJira(t *testing.T, webhookURL string) (*jiratest.Server, *jira.Client) {
 		_ = sim.Wait(t.Context())
 		ts.Close()
 	})
-	c, err := jira.New(ts.URL, jira.BasicAuth("gateway@spotlight.test", "gw-token"))
+	c, err := jira.New(ts.URL, jira.BasicAuth("gateway@spotlight.test", "gw-token"), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,6 +268,46 @@ func TestJiraUnsignedWhenNoSecret(t *testing.T) {
 		ds := h.waitAllDone(t, webhooks.ProviderJira, 1)
 		if ds[0].Note != "event not handled" || ds[0].ExternalID[:7] != "sha256:" {
 			t.Fatalf("%+v", ds[0])
+		}
+	})
+}
+
+// TestJiraCloneOfBookingIssue: with a booking field, a clone of the
+// booking's issue carries the booking id along; moving the clone to the
+// cancel status leaves the booking alone (the note says why), while moving
+// the booking's own issue cancels it.
+func TestJiraCloneOfBookingIssue(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db, func(c *webhooks.Config) { c.JiraBookingField = jiratest.DefaultBookingField })
+		sim, jc := newJira(t, "", jira.WithBookingField(jiratest.DefaultBookingField))
+		in := jira.IssueInput{ProjectKey: "SPOT", IssueType: "Task", Summary: "Session", BookingID: "b-orig"}
+		orig, err := jc.CreateIssue(t.Context(), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clone, err := jc.CreateIssue(t.Context(), in) // what Jira's "Clone" makes: the fields, a new key
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.bookings.add(webhooks.Booking{ID: "b-orig", Start: time.Now().Add(time.Hour), End: time.Now().Add(2 * time.Hour)}, "", "", orig.Key)
+		hook := h.url + "/webhooks/jira"
+		send := func(key string) {
+			t.Helper()
+			if _, err := sim.SendWebhook(t.Context(), hook, jiraSecret, jiratest.Event{Type: jiratest.EventIssueUpdated, IssueKey: key,
+				AccountID: "human-ops", Changelog: cancelChange()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		send(clone.Key)
+		ds := h.waitAllDone(t, webhooks.ProviderJira, 1)
+		if calls := h.bookings.Calls(); len(calls) != 0 || !strings.Contains(ds[0].Note, "is not the booking's issue") {
+			t.Fatalf("the clone moved to Cancelled: calls %+v, note %q; want nothing done, and why", calls, ds[0].Note)
+		}
+		send(orig.Key)
+		h.waitAllDone(t, webhooks.ProviderJira, 2)
+		if calls := h.bookings.Calls(); len(calls) != 1 || calls[0].Op != "cancel" || calls[0].ID != "b-orig" {
+			t.Fatalf("the booking's issue moved to Cancelled: calls %+v, want the booking cancelled", calls)
 		}
 	})
 }

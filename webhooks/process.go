@@ -503,6 +503,12 @@ func (s *Service) processJira(ctx context.Context, d Delivery) (outcome, error) 
 		return outcome{note: "no booking for the issue"}, nil
 	}
 	out := outcome{bookingID: b.ID}
+	if b.Issue != "" && !strings.EqualFold(b.Issue, ev.Issue.Key) {
+		// The booking field found it, but the issue is not the one the
+		// gateway made: a clone (or a copy) carries the field along.
+		out.note = "issue " + ev.Issue.Key + " is not the booking's issue " + b.Issue + " (a clone?): ignored"
+		return out, nil
+	}
 	switch {
 	case b.Status == BookingCompleted:
 		// The session took place: the issue goes back to the status

@@ -239,7 +239,13 @@ func toWebhookBooking(b booking.Booking, err error) (webhooks.Booking, error) {
 	if err != nil {
 		return webhooks.Booking{}, err
 	}
-	return webhooks.Booking{ID: b.ID, Status: string(b.Status), MentorID: b.MentorID, CandidateID: b.CandidateID, Start: b.Start, End: b.End}, nil
+	wb := webhooks.Booking{ID: b.ID, Status: string(b.Status), MentorID: b.MentorID, CandidateID: b.CandidateID, Start: b.Start, End: b.End}
+	for _, st := range b.Steps {
+		if st.Name == booking.StepJira {
+			wb.Issue = st.Ref
+		}
+	}
+	return wb, nil
 }
 
 // refusal marks the booking service's permanent refusals as webhooks.ErrRefused,

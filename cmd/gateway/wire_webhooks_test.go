@@ -105,3 +105,18 @@ func TestConnectCalendarsOpensOnlyTheSyncedCalendar(t *testing.T) {
 		t.Fatalf("open the newly chosen calendar: %v", err)
 	}
 }
+
+// TestWebhookBookingCarriesItsIssue: webhook processing tells the booking's
+// own Jira issue from a clone by the key its jira step recorded.
+func TestWebhookBookingCarriesItsIssue(t *testing.T) {
+	t.Parallel()
+	b := booking.Booking{ID: "b-1", Status: booking.StatusConfirmed, Steps: []booking.Step{
+		{Name: booking.StepZoom, Ref: "8123"}, {Name: booking.StepJira, Ref: "SPOT-7"}, {Name: booking.StepMentorCalendar, Ref: "ev1"}}}
+	got, err := toWebhookBooking(b, nil)
+	if err != nil || got.ID != "b-1" || got.Issue != "SPOT-7" {
+		t.Fatalf("toWebhookBooking = %+v, %v; want b-1 with issue SPOT-7", got, err)
+	}
+	if got, _ := toWebhookBooking(booking.Booking{ID: "b-2"}, nil); got.Issue != "" {
+		t.Fatalf("a booking without a jira step has issue %q", got.Issue)
+	}
+}
