@@ -295,6 +295,13 @@ func (c *Client) buildChanges(ctx context.Context, changed []string, deleted map
 				continue
 			}
 			seen[ev.ID] = true
+			if d.cancelled {
+				// Some calendar apps cancel an event (STATUS:CANCELLED)
+				// instead of deleting it: to the gateway it is deleted,
+				// as Google's cancelled events are.
+				out = append(out, calendar.Change{ID: ev.ID, BookingID: ev.BookingID, Deleted: true})
+				continue
+			}
 			out = append(out, calendar.Change{ID: ev.ID, BookingID: ev.BookingID, Event: &ev})
 		}
 		// Listed but gone by the time we fetched it: report as deleted.

@@ -159,6 +159,28 @@ func (x *rawCal) Move(ctx context.Context, id string, start, end time.Time) erro
 	return nil
 }
 
+// Cancel implements calendartest.Canceller: STATUS:CANCELLED on the event,
+// kept in the collection, as some calendar apps write a cancellation.
+func (x *rawCal) Cancel(ctx context.Context, id string) error {
+	cal, etag, _, err := x.get(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, c := range cal.Children {
+		if c.Name == ical.CompEvent {
+			c.Props.SetText(ical.PropStatus, string(ical.EventCancelled))
+		}
+	}
+	code, err := x.put(ctx, id, cal, map[string]string{"If-Match": etag})
+	if err != nil {
+		return err
+	}
+	if code/100 != 2 {
+		return fmt.Errorf("PUT cancelled %s: HTTP %d", id, code)
+	}
+	return nil
+}
+
 // Delete implements calendartest.External.
 func (x *rawCal) Delete(ctx context.Context, id string) error {
 	code, _, _, err := x.do(ctx, http.MethodDelete, x.objectURL(id), nil, nil)

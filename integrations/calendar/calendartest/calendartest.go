@@ -66,6 +66,17 @@ type CursorExpirer interface {
 	ExpireCursors(ctx context.Context) error
 }
 
+// Canceller is optionally implemented by an External whose backend keeps
+// an event the user cancelled, marked so (CalDAV's STATUS:CANCELLED, which
+// some clients write instead of deleting the event). When implemented, the
+// suite checks that Changes reports such an event as deleted, as it does
+// Google's cancelled events, and that it no longer counts as busy.
+type Canceller interface {
+	// Cancel marks the event with the given provider identity cancelled,
+	// keeping it in the calendar.
+	Cancel(ctx context.Context, id string) error
+}
+
 // CalendarDeleter is optionally implemented by an External whose backend
 // lets the user delete the whole calendar. When implemented, the suite
 // checks that calls on the calendar as a whole then report
@@ -137,6 +148,7 @@ func Run(t *testing.T, h Harness) {
 		{"DeleteTwiceIsOK", testDeleteTwice},
 		{"ChangesShowExternalEditsAndDeletes", testChanges},
 		{"ChangesExpiredCursorResets", testChangesExpired},
+		{"ChangesShowCancelledAsDeleted", testChangesCancelled},
 		{"DSTCrossingEventsKeepInstants", testDST},
 		{"DeletedCalendarIsCalendarNotFound", testCalendarGone},
 	}
@@ -514,6 +526,32 @@ func index(cs []calendar.Change) map[string]calendar.Change {
 		m[c.ID] = c
 	}
 	return m
+}
+
+func testChangesCancelled(t *testing.T, b Backend) {
+	cx, ok := b.External.(Canceller)
+	if !ok {
+		t.Skip("backend's External does not implement Canceller")
+	}
+	c := b.Calendar
+	ev := create(t, c, booking(t, "cancelled", at(1, 9, 0), at(1, 10, 0), "UTC"))
+	first, err := c.Changes(t.Context(), "")
+	if err != nil {
+		t.Fatalf("Changes(\"\"): %v", err)
+	}
+	if err := cx.Cancel(t.Context(), ev.ID); err != nil {
+		t.Fatalf("external Cancel: %v", err)
+	}
+	delta, err := c.Changes(t.Context(), first.Cursor)
+	if err != nil {
+		t.Fatalf("Changes(cursor): %v", err)
+	}
+	if ch, ok := index(delta.Changes)[ev.ID]; !ok || !ch.Deleted || ch.Event != nil || ch.BookingID != ev.BookingID {
+		t.Errorf("delta after the user cancelled %s: %+v, want it deleted, with its booking id and no event", ev.ID, delta.Changes)
+	}
+	if busy := freeBusy(t, c, at(0, 0, 0), at(7, 0, 0)); len(busy) != 0 {
+		t.Errorf("FreeBusy counts the cancelled event: %v", busy)
+	}
 }
 
 func testChangesExpired(t *testing.T, b Backend) {
