@@ -356,7 +356,13 @@ func (s *Service) processZoom(ctx context.Context, d Delivery, ev *ZoomEvent, pr
 			out.note = "booking already " + b.Status
 			return out, nil
 		}
-		if b.Status != BookingInProgress && s.cfg.EarlyStart > 0 && zoomEventTime(ev, ev.Meeting.EndTime).Before(b.Start) {
+		// An instance that ended before the session started is the
+		// session's end only if it made the booking in progress: not when
+		// the booking is not, nor when the instance itself started too
+		// early to count (a test of the link whose end arrives late, a
+		// retry, while the session runs in a later instance).
+		if s.cfg.EarlyStart > 0 && zoomEventTime(ev, ev.Meeting.EndTime).Before(b.Start) &&
+			(b.Status != BookingInProgress || !ev.Meeting.StartTime.IsZero() && s.tooEarly(b, ev.Meeting.StartTime)) {
 			out.note = "meeting ended before the session started; booking unchanged"
 			return out, nil
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -570,7 +571,9 @@ func TestZoomWaitsForPendingBooking(t *testing.T) {
 
 // TestZoomEarlyStart: with an EarlyStart of an hour, a host starting and
 // ending the meeting days before the session (testing the link) leaves the
-// booking alone; a start within the hour before the session counts.
+// booking alone, also when that test's end arrives while the session runs;
+// a start within the hour before the session counts, and so does the end of
+// the instance that made the booking in progress.
 func TestZoomEarlyStart(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, storetest.SQLite(t), func(c *webhooks.Config) { c.EarlyStart = time.Hour })
@@ -578,6 +581,9 @@ func TestZoomEarlyStart(t *testing.T) {
 	far, soon := now.Add(48*time.Hour), now.Add(30*time.Minute)
 	h.bookings.add(webhooks.Booking{ID: "b-far", Status: "confirmed", Start: far, End: far.Add(time.Hour)}, "5001", "", "")
 	h.bookings.add(webhooks.Booking{ID: "b-soon", Status: "confirmed", Start: soon, End: soon.Add(time.Hour)}, "5002", "", "")
+	running, early := now.Add(-10*time.Minute), now.Add(-50*time.Minute)
+	h.bookings.add(webhooks.Booking{ID: "b-running", Status: webhooks.BookingInProgress, Start: running, End: running.Add(time.Hour)}, "5003", "", "")
+	h.bookings.add(webhooks.Booking{ID: "b-early", Status: webhooks.BookingInProgress, Start: early.Add(30 * time.Minute), End: early.Add(90 * time.Minute)}, "5004", "", "")
 	send := func(event, meeting, times string, ts int64) {
 		t.Helper()
 		body := []byte(`{"event":"` + event + `","event_ts":` + strconv.FormatInt(ts, 10) + `,"payload":{"account_id":"acc","object":{"id":"` + meeting + `","uuid":"u` + meeting + `"` + times + `}}}`)
@@ -590,22 +596,31 @@ func TestZoomEarlyStart(t *testing.T) {
 	send("meeting.started", "5001", at("start_time", now), now.UnixMilli())
 	send("meeting.ended", "5001", at("start_time", now)+at("end_time", now.Add(5*time.Minute)), now.Add(5*time.Minute).UnixMilli())
 	send("meeting.started", "5002", at("start_time", now), now.UnixMilli()+1)
-	ds := h.waitAllDone(t, webhooks.ProviderZoom, 3)
+	// The end of a link test three hours before b-running, delivered late.
+	send("meeting.ended", "5003", at("start_time", running.Add(-3*time.Hour))+at("end_time", running.Add(-170*time.Minute)), now.UnixMilli()+2)
+	// b-early's session began 40 minutes before its start and ended 10 minutes before it.
+	send("meeting.ended", "5004", at("start_time", early.Add(-10*time.Minute))+at("end_time", early.Add(20*time.Minute)), now.UnixMilli()+3)
+	ds := h.waitAllDone(t, webhooks.ProviderZoom, 5)
 	notes := map[string]string{}
 	for _, d := range ds {
 		notes[d.EventType+" "+d.BookingID] = d.Note
 	}
 	for key, want := range map[string]string{
-		"meeting.started b-far":  "meeting started more than 1 h before the session (a test of the link?); booking unchanged",
-		"meeting.ended b-far":    "meeting ended before the session started; booking unchanged",
-		"meeting.started b-soon": "booking in progress",
+		"meeting.started b-far":   "meeting started more than 1 h before the session (a test of the link?); booking unchanged",
+		"meeting.ended b-far":     "meeting ended before the session started; booking unchanged",
+		"meeting.started b-soon":  "booking in progress",
+		"meeting.ended b-running": "meeting ended before the session started; booking unchanged",
+		"meeting.ended b-early":   "booking completed",
 	} {
 		if notes[key] != want {
 			t.Errorf("%s: note %q, want %q", key, notes[key], want)
 		}
 	}
-	calls := h.bookings.Calls()
-	if len(calls) != 1 || calls[0].ID != "b-soon" || calls[0].Status != webhooks.BookingInProgress {
-		t.Fatalf("calls %+v, want only b-soon in progress", calls)
+	calls := map[string]string{}
+	for _, c := range h.bookings.Calls() {
+		calls[c.ID] += c.Op + ":" + c.Status + " "
+	}
+	if want := map[string]string{"b-soon": "status:in_progress ", "b-early": "status:completed "}; !maps.Equal(calls, want) {
+		t.Fatalf("calls %v, want %v", calls, want)
 	}
 }

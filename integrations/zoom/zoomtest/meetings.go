@@ -57,6 +57,9 @@ type meeting struct {
 	Settings  settings
 	JoinURL   string
 	StartURL  string
+	// running is when the meeting's current instance started (a
+	// meeting.started event); zero when it is not running.
+	running time.Time
 }
 
 // meetingJSON is Zoom's meeting object (Get a meeting / Create a meeting).

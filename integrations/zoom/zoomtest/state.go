@@ -39,13 +39,14 @@ type meetingState struct {
 	Settings  settings  `json:"settings"`
 	JoinURL   string    `json:"join_url"`
 	StartURL  string    `json:"start_url"`
+	Running   time.Time `json:"running,omitzero"`
 }
 
 func saveMeeting(m *meeting) meetingState {
 	return meetingState{
 		ID: m.ID, UUID: m.UUID, HostID: m.HostID, HostEmail: m.HostEmail, Topic: m.Topic, Type: m.Type,
 		Start: m.start, Duration: m.Duration, Timezone: m.Timezone, Agenda: m.Agenda, Password: m.Password,
-		Created: m.created, Settings: m.Settings, JoinURL: m.JoinURL, StartURL: m.StartURL,
+		Created: m.created, Settings: m.Settings, JoinURL: m.JoinURL, StartURL: m.StartURL, Running: m.running,
 	}
 }
 
@@ -53,7 +54,7 @@ func (ms *meetingState) meeting() meeting {
 	return meeting{
 		ID: ms.ID, UUID: ms.UUID, HostID: ms.HostID, HostEmail: ms.HostEmail, Topic: ms.Topic, Type: ms.Type,
 		start: ms.Start, Duration: ms.Duration, Timezone: ms.Timezone, Agenda: ms.Agenda, Password: ms.Password,
-		created: ms.Created, Settings: ms.Settings, JoinURL: ms.JoinURL, StartURL: ms.StartURL,
+		created: ms.Created, Settings: ms.Settings, JoinURL: ms.JoinURL, StartURL: ms.StartURL, running: ms.Running,
 	}
 }
 

@@ -149,6 +149,16 @@ type Participant struct {
 // ErrUnknownEvent is returned by MeetingEvent for an event it cannot build.
 var ErrUnknownEvent = errors.New("zoomtest: unknown meeting event")
 
+// setRunning records when meeting id's current instance started (zero: it
+// ended).
+func (s *Server) setRunning(id int64, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := s.meetings[id]; ok {
+		m.running = at
+	}
+}
+
 // ErrNoMeeting is returned by MeetingEvent for a meeting the simulator does
 // not hold.
 var ErrNoMeeting = errors.New("zoomtest: no such meeting")
@@ -156,6 +166,8 @@ var ErrNoMeeting = errors.New("zoomtest: no such meeting")
 // MeetingEvent builds the payload of a meeting event for a meeting the
 // simulator holds, in Zoom's shape: {account_id, object{…}} plus operator
 // fields for meeting.updated/deleted. p is needed for participant events.
+// A meeting.started starts an instance of the meeting, whose start_time the
+// next meeting.ended reports.
 func (s *Server) MeetingEvent(event string, meetingID int64, p *Participant) (map[string]any, error) {
 	now := s.opts.Now().UTC()
 	s.mu.Lock()
@@ -178,9 +190,16 @@ func (s *Server) MeetingEvent(event string, meetingID int64, p *Participant) (ma
 	switch event {
 	case EventMeetingStarted:
 		object["start_time"] = now.Format(zoomTimeLayout)
+		s.setRunning(meetingID, now)
 	case EventMeetingEnded:
+		// As Zoom's: when the instance that ended started (its scheduled
+		// start if the simulator did not see it start).
 		object["start_time"] = cur.startTime()
+		if !cur.running.IsZero() {
+			object["start_time"] = cur.running.UTC().Format(zoomTimeLayout)
+		}
 		object["end_time"] = now.Format(zoomTimeLayout)
+		s.setRunning(meetingID, time.Time{})
 	case EventMeetingParticipantJoined, EventMeetingParticipantLeft:
 		if p == nil {
 			return nil, fmt.Errorf("zoomtest: %s needs a participant", event)

@@ -685,8 +685,13 @@ func TestWebhooks(t *testing.T) {
 	if left["leave_time"] == nil {
 		t.Errorf("participant_left: %v", left)
 	}
-	if byName[zoomtest.EventMeetingEnded]["object"].(map[string]any)["end_time"] == nil {
+	ended := byName[zoomtest.EventMeetingEnded]["object"].(map[string]any)
+	if ended["end_time"] == nil {
 		t.Error("meeting.ended lacks end_time")
+	}
+	// The instance's start, as meeting.started said, not the scheduled one (an hour later).
+	if st := started["object"].(map[string]any)["start_time"]; ended["start_time"] != st {
+		t.Errorf("meeting.ended start_time = %v, want the instance's start %v", ended["start_time"], st)
 	}
 	upd := byName[zoomtest.EventMeetingUpdated]
 	if upd["object"].(map[string]any)["topic"] != "Moved" || upd["old_object"].(map[string]any)["topic"] != "Session" ||
