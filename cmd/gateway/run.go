@@ -299,6 +299,17 @@ func cmdSecrets(ctx context.Context, args []string, getenv func(string) string, 
 	if cfg.Secrets.Backend != config.SecretsLocal {
 		return usageError{"secrets rotate-key: only the local backend has a data key (SSM uses KMS)"}
 	}
+	if cfg.Secrets.Key == "" {
+		// The key file is the data folder's: a gateway serving from it
+		// holds the old key only, could not read what the rotation
+		// re-encrypts, and what it seals meanwhile would be lost with the
+		// old key file. Stop it first.
+		unlock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("secrets rotate-key: %w", err)
+		}
+		defer unlock()
+	}
 	a, err := openBase(ctx, cfg, stderr)
 	if err != nil {
 		return err

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -400,6 +402,31 @@ func TestSandboxCommandErrors(t *testing.T) {
 		!strings.Contains(out.String(), "gateway sandbox google calendar <calendar-id>") ||
 		!strings.Contains(out.String(), "gateway sandbox google revoke [--as EMAIL]") {
 		t.Errorf("sandbox --help: %v\n%s", err, out.String())
+	}
+}
+
+// TestSecretsRotateKeyWhileServing: rotating the key file of a data folder
+// a gateway serves from is refused, and the key file is left alone. The
+// running gateway holds only the old key: it could not read what the
+// rotation re-encrypted, and what it sealed afterwards under the old key
+// would be lost with the old key file.
+func TestSecretsRotateKeyWhileServing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	startGateway(t, map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": dir})
+	before, err := os.ReadFile(filepath.Join(dir, "secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = run(t.Context(), []string{"secrets", "rotate-key"}, envOf(map[string]string{"GATEWAY_DATA_DIR": dir}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "is in use by another gateway") {
+		t.Fatalf("rotate-key beside a running gateway = %v, want a refusal", err)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "secret.key")); !bytes.Equal(before, after) {
+		t.Fatal("the key file changed under a running gateway")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "secret.key.next")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("secret.key.next after a refused rotation: %v", err)
 	}
 }
 
