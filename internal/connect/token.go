@@ -82,9 +82,11 @@ func (s *Service) GoogleToken(ctx context.Context, sub string) (*oauth2.Token, e
 	}
 }
 
-// readToken reads the stored token and its version.
+// readToken reads the stored token and its version from the store itself,
+// never from a cache of recent reads: the refresh decides by it whether
+// another replica has refreshed (or the user reconnected) meanwhile.
 func (s *Service) readToken(ctx context.Context, path string) (*oauth2.Token, int64, error) {
-	sec, err := s.sec.Get(ctx, path)
+	sec, err := s.sec.Get(secrets.Fresh(ctx), path)
 	if errors.Is(err, secrets.ErrNotFound) {
 		return nil, 0, fmt.Errorf("%w to google", ErrNotConnected)
 	}

@@ -89,7 +89,9 @@ func (s Secret) LogValue() slog.Value {
 // Store is a versioned secret store. Implementations are safe for concurrent
 // use by multiple goroutines and by multiple processes sharing one backend.
 type Store interface {
-	// Get returns the current secret at path, or an error wrapping ErrNotFound.
+	// Get returns the current secret at path, or an error wrapping
+	// ErrNotFound. A Store may answer from a cache of recent reads, except
+	// when ctx is marked by Fresh.
 	Get(ctx context.Context, path string) (Secret, error)
 	// Put writes value at path and returns the new version. expectedVersion
 	// 0 means the secret must not exist yet, a positive number must equal the
@@ -106,6 +108,23 @@ type Store interface {
 	// recursively, sorted by path, all pages. prefix is a hierarchy: "/a/b"
 	// matches "/a/b/c" and "/a/b/c/d" but neither "/a/b" itself nor "/a/bc".
 	List(ctx context.Context, prefix string) ([]Secret, error)
+}
+
+type freshKey struct{}
+
+// Fresh returns ctx marked so that a Store's Get with it reads the backend
+// itself, never a cache of recent reads (the ssm backend keeps one for
+// Config.CacheTTL): for reads that must see what another process wrote
+// since, such as a token another replica has just refreshed.
+func Fresh(ctx context.Context) context.Context {
+	return context.WithValue(ctx, freshKey{}, true)
+}
+
+// IsFresh reports whether ctx was marked by Fresh. A Store that caches
+// reads must not answer Get from its cache when it is true.
+func IsFresh(ctx context.Context) bool {
+	v, _ := ctx.Value(freshKey{}).(bool)
+	return v
 }
 
 // UserPath is where a user's credentials for one provider live:

@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"AnyVersion", testAnyVersion},
 		{"ConcurrentUpdate", testConcurrentUpdate},
 		{"SecondClientSeesWrites", testSecondClient},
+		{"FreshReadSeesOtherWrites", testFreshRead},
 		{"Delete", testDelete},
 		{"List", testList},
 		{"InvalidPaths", testInvalidPaths},
@@ -251,6 +252,34 @@ func testSecondClient(t *testing.T, newStore NewStore, root string) {
 	got, err = a.Get(ctx, p)
 	if err != nil || string(got.Value) != "from b" {
 		t.Fatalf("a.Get after conflict = %q, %v; want \"from b\"", got.Value, err)
+	}
+}
+
+// testFreshRead: a Get whose context is marked by secrets.Fresh sees what
+// another client wrote since this client last read, cache or not.
+func testFreshRead(t *testing.T, newStore NewStore, root string) {
+	ctx := t.Context()
+	a, b := newStore(t), newStore(t)
+	p := root + "/s"
+	if _, err := a.Put(ctx, p, []byte("first"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Get(ctx, p); err != nil || string(got.Value) != "first" {
+		t.Fatalf("b.Get = %q, %v", got.Value, err)
+	}
+	v, err := a.Put(ctx, p, []byte("second"), secrets.AnyVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Get(secrets.Fresh(ctx), p)
+	if err != nil || string(got.Value) != "second" || got.Version != v {
+		t.Fatalf("b's fresh Get after a's write = %q version %d, %v; want \"second\" version %d", got.Value, got.Version, err, v)
+	}
+	if err := a.Delete(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(secrets.Fresh(ctx), p); !errors.Is(err, secrets.ErrNotFound) {
+		t.Fatalf("b's fresh Get after a's delete = %v, want ErrNotFound", err)
 	}
 }
 

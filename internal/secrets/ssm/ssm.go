@@ -46,8 +46,9 @@
 // Throttling (ThrottlingException and friends) is retried with exponential
 // backoff and full jitter through an injectable sleep; reads are also
 // retried after server faults and transport errors. A short in-process
-// cache (Config.CacheTTL) serves repeated Gets and is invalidated by every
-// write through this Store (success or conflict). Values are never logged.
+// cache (Config.CacheTTL) serves repeated Gets, except those whose context
+// is marked by secrets.Fresh, and is invalidated by every write through
+// this Store (success or conflict). Values are never logged.
 //
 // IAM: ssm:GetParameter, ssm:GetParameterHistory, ssm:GetParametersByPath,
 // ssm:PutParameter and ssm:DeleteParameter on the parameter hierarchy, and
@@ -113,8 +114,9 @@ type Config struct {
 	// Intelligent-Tiering. Values over 4 KB need Advanced or
 	// Intelligent-Tiering; on Standard they fail with secrets.ErrValueTooLarge.
 	Tier Tier
-	// CacheTTL is how long Get may serve a value from memory. Default 5s;
-	// negative disables the cache.
+	// CacheTTL is how long Get may serve a value from memory (never to a
+	// context marked by secrets.Fresh). Default 5s; negative disables the
+	// cache.
 	CacheTTL time.Duration
 	// Timeout bounds each attempt of an SSM call. Default 10s.
 	Timeout time.Duration
@@ -284,7 +286,7 @@ func (s *Store) Get(ctx context.Context, path string) (secrets.Secret, error) {
 		return secrets.Secret{}, err
 	}
 	sec, gen, ok := s.cached(path)
-	if ok {
+	if ok && !secrets.IsFresh(ctx) {
 		return sec, nil
 	}
 	st, err := s.read(ctx, path)
