@@ -264,7 +264,9 @@ func (s *Service) completeGoogle(ctx context.Context, caller, state, code, googl
 	chosen := refs[0] // ListCalendars puts the primary first
 	var busy []CalendarRef
 	// Connecting the same Google account again keeps the user's choices
-	// where they still apply; another account starts from its primary.
+	// where they still apply; another account starts from its primary,
+	// and the grant of the account it replaces is revoked below.
+	var replaced *oauth2.Token
 	if prev, err := s.get(ctx, sub, ProviderGoogle); err == nil && strings.EqualFold(prev.AccountEmail, email) {
 		for _, r := range refs {
 			if r.ID == prev.CalendarID {
@@ -272,6 +274,10 @@ func (s *Service) completeGoogle(ctx context.Context, caller, state, code, googl
 			}
 		}
 		busy = keepKnown(prev.BusyCalendars, googleAllRefs(cals))
+	} else if err == nil {
+		if path, err := s.userPath(sub, ProviderGoogle); err == nil {
+			replaced, _, _ = s.readToken(ctx, path)
+		}
 	}
 	if err := s.storeToken(ctx, sub, tok); err != nil {
 		return Info{}, nil, err
@@ -282,9 +288,27 @@ func (s *Service) completeGoogle(ctx context.Context, caller, state, code, googl
 		return Info{}, nil, err
 	}
 	s.log.InfoContext(ctx, "google calendar connected", "provider", ProviderGoogle, "sub", sub, "calendars", len(refs))
+	if replaced != nil {
+		s.revokeReplaced(ctx, sub, cfg, replaced)
+	}
 	s.rewatch(ctx, sub, chosen.ID)
 	in, err = s.get(ctx, sub, ProviderGoogle)
 	return in, refs, err
+}
+
+// revokeReplaced stops the push channels of the Google account a new
+// connection of sub replaced and revokes that account's grant, which is no
+// longer stored: replicas still holding one of its access tokens find it
+// refused and read the new one. Failures are logged, not returned.
+func (s *Service) revokeReplaced(ctx context.Context, sub string, cfg *oauth2.Config, old *oauth2.Token) {
+	s.stopChannels(ctx, sub, cfg.TokenSource(s.oauthContext(ctx), old))
+	revoke := old.RefreshToken
+	if revoke == "" {
+		revoke = old.AccessToken
+	}
+	if err := gcal.Revoke(ctx, s.googleHTTP, s.cfg.Google.RevokeURL, revoke); err != nil {
+		s.log.WarnContext(ctx, "google revoke of the replaced account failed", "provider", ProviderGoogle, "sub", sub, "error", err.Error())
+	}
 }
 
 // storeToken writes a freshly granted token, replacing any previous grant.

@@ -604,3 +604,51 @@ func TestRejectedAccessToken(t *testing.T) {
 		})
 	}
 }
+
+// TestReconnectAnotherAccount: a user who connects another Google account
+// in place of the first (no disconnect in between) has every replica work
+// on the new account, also one that still holds an access token of the
+// first in memory; the first account's grant, no longer stored anywhere,
+// is revoked at Google.
+func TestReconnectAnotherAccount(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, storetest.SQLite(t), gcaltest.Options{Users: []gcaltest.User{
+		{Email: "work@example.com", Calendars: []gcaltest.Calendar{{ID: "team@group.calendar.google.com", Summary: "Team"}}},
+		{Email: "personal@example.com"},
+	}})
+	a, _ := h.replica(t, nil)
+	b, _ := h.replica(t, nil)
+	ctx := t.Context()
+	connectAs := func(email string) {
+		t.Helper()
+		u, _, err := a.StartGoogle(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		state, code := consent(t, u+"&login_hint="+email)
+		in, _, err := a.CompleteGoogle(ctx, state, code, "")
+		if err != nil || in.AccountEmail != email {
+			t.Fatalf("connect %s = %+v, %v", email, in, err)
+		}
+	}
+	connectAs("work@example.com")
+	// Replica b uses the connection: it holds the work account's access token.
+	if cals, err := b.GoogleCalendars(ctx, "alice"); err != nil || len(cals) != 2 {
+		t.Fatalf("b's calendars of the work account = %+v, %v", cals, err)
+	}
+	revs := h.google.Stats().Revocations
+	connectAs("personal@example.com")
+	if n := h.google.Stats().Revocations - revs; n != 1 {
+		t.Errorf("%d revocations at Google when another account replaced the work account, want 1", n)
+	}
+	if chans := h.google.Channels("work@example.com"); len(chans) != 0 {
+		t.Errorf("push channels left on the replaced account's calendar: %+v", chans)
+	}
+	cals, err := b.GoogleCalendars(ctx, "alice")
+	if err != nil || len(cals) != 1 || cals[0].ID != "personal@example.com" {
+		t.Fatalf("b's calendars after connecting the personal account = %+v, %v; want the personal account's", cals, err)
+	}
+	if list, _ := b.List(ctx, "alice"); len(list) != 1 || list[0].Status != connect.StatusConnected || list[0].AccountEmail != "personal@example.com" {
+		t.Fatalf("connection = %+v", list)
+	}
+}
