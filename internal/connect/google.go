@@ -513,6 +513,14 @@ func (s *Service) DisconnectGoogle(ctx context.Context, sub string) error {
 	sec, err := s.sec.Get(ctx, path)
 	switch {
 	case errors.Is(err, secrets.ErrNotFound):
+	case errors.Is(err, secrets.ErrUnreadable):
+		// Nothing to revoke it with; left in place, it would fail every
+		// disconnect. The grant lapses at Google unused (or the user
+		// removes the app in their Google account).
+		s.log.WarnContext(ctx, "google token unreadable; deleting it without revoking", "provider", ProviderGoogle, "sub", sub, "error", err.Error())
+		if err := s.sec.Delete(ctx, path); err != nil && !errors.Is(err, secrets.ErrNotFound) {
+			return fmt.Errorf("connect: delete google token: %w", err)
+		}
 	case err != nil:
 		return fmt.Errorf("connect: read google token: %w", err)
 	default:

@@ -652,3 +652,40 @@ func TestReconnectAnotherAccount(t *testing.T) {
 		t.Fatalf("connection = %+v", list)
 	}
 }
+
+// TestDisconnectGoogleWithUnreadableToken: a stored token the secret store
+// can no longer read (sealed with a key it lost, or tampered with) cannot be
+// revoked, but it does not keep the user from disconnecting: the secret and
+// the connection go, and the user can connect again.
+func TestDisconnectGoogleWithUnreadableToken(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db, gcaltest.Options{})
+		svc, sec := h.replica(t, nil)
+		ctx := t.Context()
+		authURL, _, err := svc.StartGoogle(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		state, code := consent(t, authURL)
+		if _, _, err := svc.CompleteGoogle(ctx, state, code, ""); err != nil {
+			t.Fatal(err)
+		}
+		p, _ := secrets.UserPath("spotlight", "test", "alice", "google")
+		if _, err := db.DB().ExecContext(ctx, db.Rebind(`UPDATE secrets SET key_id = ? WHERE path = ?`), "0000000000000000", p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sec.Get(ctx, p); !errors.Is(err, secrets.ErrUnreadable) {
+			t.Fatalf("the token after its key id changed: %v, want ErrUnreadable", err)
+		}
+		if err := svc.DisconnectGoogle(ctx, "alice"); err != nil {
+			t.Fatalf("disconnect with an unreadable token: %v", err)
+		}
+		if _, err := sec.Get(ctx, p); !errors.Is(err, secrets.ErrNotFound) {
+			t.Errorf("token after disconnect: %v, want it deleted", err)
+		}
+		if list, _ := svc.List(ctx, "alice"); len(list) != 0 {
+			t.Errorf("connections after disconnect: %+v", list)
+		}
+	})
+}

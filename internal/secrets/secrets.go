@@ -34,6 +34,11 @@ var (
 	// ErrValueTooLarge means the value exceeds what the backend (or its
 	// configured tier) can hold.
 	ErrValueTooLarge = errors.New("secrets: value too large")
+	// ErrUnreadable means a secret exists but its stored value cannot be
+	// read, now or later: it was tampered with, or sealed with a key the
+	// store does not hold. Writing or deleting it still works. Backends
+	// return it where they can tell (the local one does).
+	ErrUnreadable = errors.New("secrets: stored value unreadable")
 )
 
 // AnyVersion as expectedVersion makes Put unconditional (create or overwrite).

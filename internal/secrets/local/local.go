@@ -178,7 +178,7 @@ func (s *Store) Get(ctx context.Context, path string) (secrets.Secret, error) {
 	if err != nil {
 		s.logger.LogAttrs(ctx, slog.LevelError, "local: secret failed to decrypt",
 			slog.String("path", path), slog.Int64("version", version), slog.String("key_id", keyID))
-		return secrets.Secret{}, fmt.Errorf("local: get %s: %w", path, err)
+		return secrets.Secret{}, fmt.Errorf("local: get %s: %w: %w", path, secrets.ErrUnreadable, err)
 	}
 	if plain == nil {
 		plain = []byte{}

@@ -175,8 +175,8 @@ func TestTamperDetection(t *testing.T) {
 					read = tc.read(p)
 				}
 				got, err := s.Get(ctx, read)
-				if !errors.Is(err, tc.wantErr) {
-					t.Errorf("%s: Get error = %v, want %v", tc.name, err, tc.wantErr)
+				if !errors.Is(err, tc.wantErr) || !errors.Is(err, secrets.ErrUnreadable) {
+					t.Errorf("%s: Get error = %v, want %v and secrets.ErrUnreadable", tc.name, err, tc.wantErr)
 				}
 				if got.Value != nil {
 					t.Errorf("%s: Get returned a value %q alongside the error", tc.name, got.Value)
