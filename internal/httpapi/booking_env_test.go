@@ -213,7 +213,7 @@ func newBookingEnv(t *testing.T, s *store.Store, o envOptions) *bookingEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(e)
+	srv := httptest.NewServer(contract(t, e))
 	t.Cleanup(srv.Close)
 	en.url = srv.URL
 	return en

@@ -277,6 +277,13 @@ func (s *Server) RescheduleBooking(ctx context.Context, request api.RescheduleBo
 		req.Reason = *body.Reason
 	}
 	res, err := svc.Reschedule(ctx, a, request.BookingId.String(), req)
+	if re := (*booking.RescheduleRefusedError)(nil); errors.As(err, &re) {
+		// The 424 declares Location: the booking, which keeps its
+		// previous time.
+		e := BookingErrors(err)
+		e.Header = http.Header{"Location": {location(request.BookingId.String())}}
+		return nil, e
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -706,6 +706,10 @@ func TestRescheduleRefusedByProvider(t *testing.T) {
 		!strings.Contains(string(rr.Body), "the mentor's calendar event could not be created or updated") {
 		t.Fatalf("reschedule: %d %s, want a 424 reschedule-refused problem naming the step", rr.StatusCode(), rr.Body)
 	}
+	// The 424 declares Location (required): the booking, at its previous time.
+	if got := rr.HTTPResponse.Header.Get("Location"); got != "/v1/bookings/"+id {
+		t.Errorf("424 reschedule-refused: Location %q, want /v1/bookings/%s", got, id)
+	}
 	b := waitSettled(t, c, bk.Id, 10*time.Second)
 	if b.Status != client.BookingStatusConfirmed || !b.Start.Equal(start) || b.FailureReason != nil ||
 		b.RescheduleRefused == nil || !strings.Contains(*b.RescheduleRefused, "the mentor's calendar event could not be created or updated") {

@@ -65,7 +65,7 @@ func newEnv(t *testing.T, mutate func(*httpapi.Deps)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	en.srv = httptest.NewServer(e)
+	en.srv = httptest.NewServer(contract(t, e))
 	t.Cleanup(en.srv.Close)
 	return en
 }
