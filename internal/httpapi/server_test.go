@@ -485,3 +485,42 @@ func TestSentryOutageReportedOnce(t *testing.T) {
 		t.Fatalf("%d access lines with status 503, want 5 (every request is still logged)", got)
 	}
 }
+
+// TestHealthProbesAnswerHEAD: a health probe that sends HEAD (load
+// balancers and uptime checkers may) gets what GET gets, without the body,
+// as it does from the Starting handler before the gateway is ready; not a
+// 405 once the gateway serves.
+func TestHealthProbesAnswerHEAD(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		h      func(t *testing.T) http.Handler
+		path   string
+		status int
+	}{
+		{"healthz while starting", func(*testing.T) http.Handler { return httpapi.Starting() }, "/healthz", 200},
+		{"healthz", func(t *testing.T) http.Handler { return newEnv(t, nil).srv.Config.Handler }, "/healthz", 200},
+		{"readyz", func(t *testing.T) http.Handler { return newEnv(t, nil).srv.Config.Handler }, "/readyz", 200},
+		{"readyz not ready", func(t *testing.T) http.Handler {
+			en := newEnv(t, nil)
+			en.ready = map[string]error{"database": errors.New("down")}
+			return en.srv.Config.Handler
+		}, "/readyz", 503},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(tt.h(t))
+			defer srv.Close()
+			get, getBody := send(t, srv.Client(), "GET", srv.URL+tt.path, "", "")
+			head, headBody := send(t, srv.Client(), "HEAD", srv.URL+tt.path, "", "")
+			if get.StatusCode != tt.status || head.StatusCode != tt.status {
+				t.Fatalf("GET %s = %d %s, HEAD = %d; want %d for both", tt.path, get.StatusCode, getBody, head.StatusCode, tt.status)
+			}
+			if len(headBody) != 0 || head.Header.Get("Content-Type") != get.Header.Get("Content-Type") {
+				t.Errorf("HEAD %s: Content-Type %q (GET %q), body %q; want GET's type and no body", tt.path,
+					head.Header.Get("Content-Type"), get.Header.Get("Content-Type"), headBody)
+			}
+		})
+	}
+}
