@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -93,4 +95,73 @@ func TestRegisterMetrics(t *testing.T) {
 			t.Fatalf("closed database: gateway_jobs %v, scrape error %v; want no counts and 1", got, failed[""])
 		}
 	})
+}
+
+// value gathers reg and returns the value of the gauge or counter name
+// (its only series), and whether it was there.
+func value(t *testing.T, reg *prometheus.Registry, name string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) != 1 {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if m.GetCounter() != nil {
+			return m.GetCounter().GetValue(), true
+		}
+		return m.GetGauge().GetValue(), true
+	}
+	return 0, false
+}
+
+// On PostgreSQL the connections are pgxpool's (River's workers take them
+// from the pool directly, database/sql through it): the go_sql_* pool
+// metrics count the pool's size, the connections taken from it and the
+// requests that waited for one, the metrics to alert on when the pool is
+// exhausted.
+func TestPostgresPoolMetricsSeeWaits(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, err := store.Open(ctx, store.Config{URL: storetest.PostgresURL(t), MaxConns: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reg := prometheus.NewRegistry()
+	s.RegisterMetrics(reg)
+	if n, _ := value(t, reg, "go_sql_max_open_connections"); n != 2 {
+		t.Errorf("go_sql_max_open_connections = %v, want the pool's size 2", n)
+	}
+
+	// A connection held as a River worker holds one.
+	held, err := s.Pool().Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	if n, _ := value(t, reg, "go_sql_in_use_connections"); n < 1 {
+		t.Errorf("go_sql_in_use_connections = %v with a connection taken from the pool, want at least 1", n)
+	}
+	waits, _ := value(t, reg, "go_sql_wait_count_total")
+
+	// The pool exhausted: a request waits for a connection until it gives up.
+	other, err := s.Pool().Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	var one int
+	err = s.DB().QueryRowContext(qctx, "SELECT 1").Scan(&one)
+	cancel()
+	other.Release()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("query on an exhausted pool = %v, want it to wait until its deadline", err)
+	}
+	if n, _ := value(t, reg, "go_sql_wait_count_total"); n < waits+1 {
+		t.Errorf("go_sql_wait_count_total = %v after a request waited for a connection, want at least %v", n, waits+1)
+	}
 }
