@@ -440,6 +440,24 @@ func (c *Config) validate(failed map[string]bool) []error {
 	if ok("GATEWAY_JOB_RESCUE_AFTER", "GATEWAY_JOB_TIMEOUT") && c.Jobs.RescueAfter <= c.Jobs.Timeout {
 		errs = append(errs, errors.New("GATEWAY_JOB_RESCUE_AFTER: must be longer than GATEWAY_JOB_TIMEOUT"))
 	}
+	if prod {
+		// Credentials go to these (Zoom's and Google's client secrets,
+		// Google's tokens, Jira's API token, SSM's decrypted parameters),
+		// Cognito's keys come from one, and Google sends authorization
+		// codes to the redirect page: a typo of http:// would work and
+		// carry them in clear text. Loopback (a sidecar) never leaves the host.
+		for _, e := range []struct{ name, url string }{
+			{"GATEWAY_COGNITO_JWKS_URL", c.Auth.JWKSURL}, {"GATEWAY_SSM_ENDPOINT", c.Secrets.SSMEndpoint},
+			{"GATEWAY_ZOOM_API_URL", c.Zoom.APIURL}, {"GATEWAY_ZOOM_OAUTH_URL", c.Zoom.OAuthURL},
+			{"GATEWAY_GOOGLE_AUTH_URL", c.Google.AuthURL}, {"GATEWAY_GOOGLE_TOKEN_URL", c.Google.TokenURL},
+			{"GATEWAY_GOOGLE_API_URL", c.Google.APIURL}, {"GATEWAY_GOOGLE_REDIRECT_URL", c.Google.RedirectURL},
+			{"GATEWAY_JIRA_SITE_URL", c.Jira.SiteURL},
+		} {
+			if ok(e.name) && plaintext(e.url) {
+				errs = append(errs, fmt.Errorf("%s: %q must be an https:// URL when GATEWAY_ENV=production (plain http only on loopback)", e.name, shownURL(e.url)))
+			}
+		}
+	}
 	if prod && ok("GATEWAY_JIRA_SITE_URL") && c.Jira.SiteURL == "" {
 		errs = append(errs, errors.New("GATEWAY_JIRA_SITE_URL: required with live providers in production"))
 	}
@@ -463,6 +481,20 @@ func (c Config) Warnings() []string {
 			c.ShutdownTimeout, c.Booking.SyncTimeout))
 	}
 	return w
+}
+
+// plaintext reports whether u, a URL absURL accepted (or ""), is plain
+// http:// to a host other than loopback.
+func plaintext(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme != "http" {
+		return false
+	}
+	host := p.Hostname()
+	if ip := net.ParseIP(host); ip != nil {
+		return !ip.IsLoopback()
+	}
+	return !strings.EqualFold(host, "localhost")
 }
 
 // Sandbox reports whether providers are the in-process simulators.

@@ -421,3 +421,32 @@ func TestWarnings(t *testing.T) {
 		})
 	}
 }
+
+// TestProductionRefusesPlaintextEndpoints: in production every endpoint the
+// gateway sends credentials to (Zoom's client secret, Google's client secret
+// and tokens, Jira's API token, SSM's decrypted parameters) or whose keys it
+// trusts (Cognito's JWKS), and the page Google sends authorization codes
+// to, must be https://: a typo of http:// would work, and send them in
+// clear text. Plain HTTP on loopback (a sidecar, a test double) stays
+// allowed, and outside production nothing changes.
+func TestProductionRefusesPlaintextEndpoints(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{
+		"GATEWAY_COGNITO_JWKS_URL", "GATEWAY_SSM_ENDPOINT", "GATEWAY_ZOOM_API_URL", "GATEWAY_ZOOM_OAUTH_URL",
+		"GATEWAY_GOOGLE_AUTH_URL", "GATEWAY_GOOGLE_TOKEN_URL", "GATEWAY_GOOGLE_API_URL", "GATEWAY_GOOGLE_REDIRECT_URL",
+		"GATEWAY_JIRA_SITE_URL",
+	} {
+		_, err := Load(env(production(map[string]string{name: "http://endpoint.example.com/path"})))
+		if err == nil || !strings.Contains(err.Error(), name+": ") || !strings.Contains(err.Error(), "https://") {
+			t.Errorf("production with %s=http://…: Load = %v, want an error naming it and asking for https://", name, err)
+		}
+		for _, loopback := range []string{"http://127.0.0.1:4566", "http://localhost:8081/x", "http://[::1]:9000"} {
+			if _, err := Load(env(production(map[string]string{name: loopback}))); err != nil {
+				t.Errorf("production with %s=%s (loopback): %v", name, loopback, err)
+			}
+		}
+		if _, err := Load(env(map[string]string{name: "http://endpoint.example.com/path"})); err != nil {
+			t.Errorf("development with %s=http://…: %v", name, err)
+		}
+	}
+}
