@@ -99,7 +99,9 @@ type Step struct {
 	// LastError is the last failure, safe to show.
 	LastError string
 	Attempts  int
-	// AppliedSpec is the booking SpecVersion the provider artefact reflects.
+	// AppliedSpec is the booking SpecVersion the provider artefact reflects;
+	// for a skipped step, or an optional one that gave up, the spec it was
+	// skipped or gave up for.
 	AppliedSpec int64
 	UpdatedAt   time.Time
 

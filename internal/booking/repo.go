@@ -573,6 +573,18 @@ func (r repo) retryStep(ctx context.Context, q querier, bookingID string, name S
 	return nil
 }
 
+// clearFailures forgets the failures of step name while it is failed (an
+// optional step that gave up on an older spec), so that the current spec is
+// tried with a budget of its own.
+func (r repo) clearFailures(ctx context.Context, bookingID string, name StepName) error {
+	_, err := r.db.DB().ExecContext(ctx, r.q(`UPDATE booking_steps SET failures = 0, failing_since_us = 0, retry_at_us = 0
+		WHERE booking_id = ? AND name = ? AND state = ?`), bookingID, string(name), string(StepFailed))
+	if err != nil {
+		return fmt.Errorf("booking: write step: %w", err)
+	}
+	return nil
+}
+
 // keepSpec moves the steps other than except that reflect spec from to spec
 // to: after a change only except must act on (a status its issue follows).
 // A run still working with the old spec writes from, which stays stale, so

@@ -478,6 +478,14 @@ func (s *Service) attempt(ctx context.Context, b Booking, st Step, op string, fn
 	if wait := st.retryAt.Sub(s.now()); wait > 0 {
 		return RetryAfter(fmt.Errorf("booking: %s waits before its next attempt: %s", st.Name, st.LastError), wait)
 	}
+	if op == opEnsure && st.State == StepFailed {
+		// An optional step that gave up on an older spec (see
+		// stepSettled): the current one gets a budget of its own.
+		if err := s.repo.clearFailures(ctx, b.ID, st.Name); err != nil {
+			return err
+		}
+		st.failures, st.failingSince = 0, time.Time{}
+	}
 	since := st.failingSince
 	for i := 1; ; i++ {
 		res, err := fn(ctx)
@@ -504,6 +512,11 @@ func (s *Service) attempt(ctx context.Context, b Booking, st Step, op string, fn
 		}
 		if permanent {
 			res.State, res.RetryAt = StepFailed, time.Time{}
+			if op == opEnsure && !st.Name.Required() {
+				// Given up for this spec only: the next one (a
+				// reschedule, a status the issue follows) tries again.
+				res.Applied = ptr(b.SpecVersion)
+			}
 			if op != opEnsure || !st.Name.Required() {
 				// The booking goes on without this step (a required
 				// step's failure is recorded by refuse instead): say

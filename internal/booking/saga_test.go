@@ -1605,3 +1605,34 @@ func TestSagaSwitchedCalendar(t *testing.T) {
 		}
 	})
 }
+
+// TestSagaOptionalStepCatchesUpOnTheNextSpec: the candidate's calendar
+// keeps failing during a reschedule until the step gives up. Once the
+// calendar answers again, the next reschedule moves the candidate's event
+// to the booking's time instead of leaving it at the first one for good.
+func TestSagaOptionalStepCatchesUpOnTheNextSpec(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		en.svc.cfg.OptionalAttempts = 2
+		start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+		b := en.waitFor(t, en.book(t, "k1", start).Booking.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		cand := Actor{ID: "cand", Candidate: true}
+		en.cals["cand"].failUpdates(func() error { return errors.New("calendar: HTTP 503 [transient]") })
+		if _, err := en.svc.Reschedule(t.Context(), cand, b.ID, RescheduleRequest{Start: start.Add(time.Hour), IfMatch: b.ETag()}); err != nil {
+			t.Fatal(err)
+		}
+		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool {
+			return b.Status == StatusConfirmed && allSettled(b) && b.Step(StepCandidateCalendar).State == StepFailed
+		})
+		en.cals["cand"].failUpdates(nil)
+		moved := start.Add(2 * time.Hour)
+		if _, err := en.svc.Reschedule(t.Context(), cand, b.ID, RescheduleRequest{Start: moved, IfMatch: b.ETag()}); err != nil {
+			t.Fatal(err)
+		}
+		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		if st := b.Step(StepCandidateCalendar); st.State != StepDone || !en.cals["cand"].start(b.ID).Equal(moved) {
+			t.Fatalf("candidate step %+v, event at %s; want done at %s", st, en.cals["cand"].start(b.ID), moved)
+		}
+	})
+}

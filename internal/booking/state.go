@@ -49,8 +49,11 @@ const (
 
 // stepSettled reports whether the saga has nothing left to do for step s
 // under op, spec being the booking's current spec version. Under opEnsure an
-// optional step that gave up (failed) is settled; a failed required step
-// never is (it starts compensation). A skipped calendar step is settled only
+// optional step that gave up (failed) is settled for the spec it gave up on
+// (its AppliedSpec), not for a later one: a reschedule or a status its issue
+// follows is tried again, or the candidate's event and the issue would keep
+// an old time for good after one outage. A failed required step never is
+// settled under opEnsure (it starts compensation). A skipped calendar step is settled only
 // for the spec it was skipped for: its user had no usable calendar then and
 // may have connected one since, so every new spec (a reschedule) looks
 // again. Under opCancel and opCompensate every step that must be withdrawn
@@ -65,7 +68,7 @@ func stepSettled(op string, s Step, spec int64) bool {
 	}
 	switch op {
 	case opEnsure:
-		return s.State == StepDone && s.AppliedSpec >= spec || s.State == StepFailed && !s.Name.Required()
+		return (s.State == StepDone || s.State == StepFailed && !s.Name.Required()) && s.AppliedSpec >= spec
 	case opCancel, opCompensate:
 		return s.State == StepCompensated || s.State == StepFailed
 	}

@@ -54,9 +54,10 @@ func TestStepSettled(t *testing.T) {
 	}{
 		{opEnsure, Step{Name: StepZoom, State: StepPending}, 1, false},
 		{opEnsure, Step{Name: StepZoom, State: StepDone, AppliedSpec: 1}, 1, true},
-		{opEnsure, Step{Name: StepZoom, State: StepDone, AppliedSpec: 1}, 2, false}, // rescheduled
-		{opEnsure, Step{Name: StepZoom, State: StepFailed}, 1, false},               // required: compensation
-		{opEnsure, Step{Name: StepJira, State: StepFailed}, 1, true},                // optional gave up
+		{opEnsure, Step{Name: StepZoom, State: StepDone, AppliedSpec: 1}, 2, false},   // rescheduled
+		{opEnsure, Step{Name: StepZoom, State: StepFailed}, 1, false},                 // required: compensation
+		{opEnsure, Step{Name: StepJira, State: StepFailed, AppliedSpec: 1}, 1, true},  // optional gave up
+		{opEnsure, Step{Name: StepJira, State: StepFailed, AppliedSpec: 1}, 2, false}, // … on an older spec: tried again
 		{opEnsure, Step{Name: StepCandidateCalendar, State: StepSkipped, AppliedSpec: 1}, 1, true},
 		{opEnsure, Step{Name: StepCandidateCalendar, State: StepSkipped, AppliedSpec: 1}, 2, false}, // rescheduled: connected now?
 		{opEnsure, Step{Name: StepMentorCalendar, State: StepSkipped, AppliedSpec: 1}, 2, false},
