@@ -168,9 +168,13 @@ func withMarker(agenda, bookingID string) string {
 }
 
 // splitMarker returns the agenda without its marker line and the booking id.
+// The marker is the last marker line: withMarker appends it after the
+// agenda, which may quote another meeting's marker (the notes of a
+// follow-up session pasted from the previous one's invitation).
 func splitMarker(agenda string) (rest, bookingID string) {
 	lines := strings.Split(agenda, "\n")
-	for i, l := range lines {
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := lines[i]
 		if id, ok := strings.CutPrefix(strings.TrimSpace(l), BookingMarkerPrefix); ok && id != "" {
 			rest := slices.Delete(slices.Clone(lines), i, i+1)
 			return strings.TrimRight(strings.Join(rest, "\n"), "\n"), id

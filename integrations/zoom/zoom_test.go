@@ -652,3 +652,38 @@ func BenchmarkGetMeeting(b *testing.B) {
 		}
 	}
 }
+
+// TestAgendaQuotingAnotherMarker: a candidate pastes the agenda of their
+// previous session (as Zoom's invitation shows it, marker line included)
+// into the notes of a follow-up booking. The new meeting belongs to the new
+// booking only: the lookup of the new booking finds it (a lost create
+// answer does not make a second meeting), and the lookup of the previous
+// booking does not (cleaning up after the previous booking leaves it alone).
+func TestAgendaQuotingAnotherMarker(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbound.Config{})
+	ctx := t.Context()
+	prev, err := e.client.CreateMeeting(ctx, testUser, "b-prev", e.request(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := e.request(2)
+	req.Agenda = "Follow-up of:\nCareer planning\n" + zoom.BookingMarkerPrefix + "b-prev"
+	e.sim.Inject(zoomtest.Fault{Kind: zoomtest.FaultLoseResponse, Route: zoomtest.RouteCreateMeeting})
+	next, err := e.client.CreateMeeting(ctx, testUser, "b-next", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.ID == prev.ID || next.BookingID != "b-next" {
+		t.Fatalf("create for b-next answered meeting %d of booking %q; previous meeting %d", next.ID, next.BookingID, prev.ID)
+	}
+	if n := e.sim.MeetingCount(testUser); n != 2 {
+		t.Errorf("%d meetings, want 2 (one per booking)", n)
+	}
+	if err := e.client.DeleteMeeting(ctx, prev.ID); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := e.client.FindMeeting(ctx, testUser, "b-prev"); !errors.Is(err, zoom.ErrMeetingNotFound) {
+		t.Errorf("FindMeeting(b-prev) after its meeting was deleted = meeting %+v, %v; want ErrMeetingNotFound", m, err)
+	}
+}
