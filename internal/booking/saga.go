@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -590,11 +591,17 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 // safeMessage is an error text fit for the booking view (bounded; the
-// integration errors never carry secrets).
+// integration errors never carry secrets). It is valid UTF-8, cut at a
+// character boundary: PostgreSQL refuses to store anything else, and the
+// step's failure would never be recorded.
 func safeMessage(err error) string {
-	msg := err.Error()
+	msg := strings.ToValidUTF8(err.Error(), "\uFFFD")
 	if len(msg) > 300 {
-		msg = msg[:300] + "…"
+		n := 300
+		for n > 0 && !utf8.RuneStart(msg[n]) {
+			n--
+		}
+		msg = msg[:n] + "…"
 	}
 	return msg
 }

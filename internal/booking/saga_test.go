@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 
@@ -1633,6 +1634,23 @@ func TestSagaOptionalStepCatchesUpOnTheNextSpec(t *testing.T) {
 		b = en.waitFor(t, b.ID, 10*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
 		if st := b.Step(StepCandidateCalendar); st.State != StepDone || !en.cals["cand"].start(b.ID).Equal(moved) {
 			t.Fatalf("candidate step %+v, event at %s; want done at %s", st, en.cals["cand"].start(b.ID), moved)
+		}
+	})
+}
+
+// TestSagaLongNonASCIIProviderError: Jira refuses the issue with a long
+// message in the site's language (Cyrillic here). Its shortened text is
+// recorded as the step's last error, valid UTF-8 (PostgreSQL refuses
+// anything else), and the booking settles without the issue.
+func TestSagaLongNonASCIIProviderError(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		en.issues.ensureFailWith = Permanent(errors.New("jira create_issue: HTTP 400: " + strings.Repeat("Поле обязательно. ", 30) + "[permanent]"))
+		b := en.waitFor(t, en.book(t, "k1", time.Now().Add(48*time.Hour).Truncate(time.Hour)).Booking.ID, 10*time.Second,
+			func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		if st := b.Step(StepJira); st.State != StepFailed || !utf8.ValidString(st.LastError) || !strings.HasPrefix(st.LastError, "jira create_issue: HTTP 400: Поле") {
+			t.Fatalf("jira step %+v, want failed with the shortened error", st)
 		}
 	})
 }
