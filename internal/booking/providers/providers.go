@@ -147,10 +147,12 @@ func (j Jira) input(spec booking.IssueSpec) jira.IssueInput {
 		Description: description(spec), BookingID: spec.BookingID}
 }
 
+// summary is the issue's summary: at most 255 characters (Jira's limit
+// counts characters, not bytes).
 func summary(spec booking.IssueSpec) string {
 	s := "Mentoring: " + spec.Topic
-	if len(s) > 255 {
-		s = s[:255]
+	if r := []rune(s); len(r) > 255 {
+		s = string(r[:255])
 	}
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,5 +117,24 @@ func TestClassify(t *testing.T) {
 				t.Errorf("Classify(%v) = %v: permanent %v, wait %v; want %v, %v", tc.err, got, booking.IsPermanent(got), wait, tc.permanent, tc.wait)
 			}
 		})
+	}
+}
+
+// TestJiraSummaryOfALongTopic: a topic of 200 characters (the API's limit)
+// outside ASCII fits Jira's 255-character summary whole, instead of being
+// cut at byte 255 and ending in a broken character.
+func TestJiraSummaryOfALongTopic(t *testing.T) {
+	t.Parallel()
+	sim, j := newJira(t, jiratest.Workflow{})
+	start := time.Now().Add(24 * time.Hour)
+	topic := strings.Repeat("Собеседование ", 14) + "итог"
+	topic = string([]rune(topic)[:200])
+	spec := booking.IssueSpec{BookingID: "b-1", Topic: topic, Start: start, End: start.Add(time.Hour), TimeZone: "UTC"}
+	key, err := j.EnsureIssue(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is, _ := sim.Issue(key); is.Summary != "Mentoring: "+topic {
+		t.Errorf("summary %q, want %q", is.Summary, "Mentoring: "+topic)
 	}
 }
