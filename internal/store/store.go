@@ -538,5 +538,3 @@ func (s *Store) Close() error {
 	}
 	return err
 }
-
-// redactURL removes the password from a database URL for messages.
