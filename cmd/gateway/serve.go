@@ -385,9 +385,19 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 	}
+	// After SIGTERM the stop functions get what is left of the shutdown's
+	// budget (a booking run hanging on a provider is cancelled when it
+	// runs out, not given a budget of its own past the watchdog).
+	var stopCtx context.Context
 	defer func() {
+		budget := stopCtx
+		if budget == nil { // a failed start
+			var cancel context.CancelFunc
+			budget, cancel = context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+			defer cancel()
+		}
 		for _, f := range w.onStop {
-			f()
+			f(budget)
 		}
 	}()
 	jobs, err := store.NewJobs(a.db, store.JobsConfig{
@@ -432,6 +442,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	shutStart := time.Now()
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
+	stopCtx = shutCtx
 	// The documented budget: GATEWAY_SHUTDOWN_TIMEOUT for requests and
 	// jobs, store.HardStop for the jobs cancelled then, about a second to
 	// close the rest, and the process is gone within shutdownMargin of

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 
 	"github.com/spotlight/gateway/integrations/zoom"
@@ -47,10 +46,6 @@ func wireBooking(w *wiring) error {
 	w.periodic = append(w.periodic, booking.PeriodicSweep())
 	w.deps.Bookings = httpapi.BookingDeps{Service: svc, Attendance: &webhooks.AttendanceLog{DB: w.db}}
 	w.deps.ErrorMappers = append(w.deps.ErrorMappers, httpapi.BookingErrors)
-	w.onStop = append(w.onStop, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownTimeout)
-		defer cancel()
-		svc.Close(ctx)
-	})
+	w.onStop = append(w.onStop, svc.Close)
 	return nil
 }

@@ -105,7 +105,7 @@ func wireWebhooks(w *wiring) error {
 	w.deps.Mount = append(w.deps.Mount, svc.Mount)
 	w.deps.ErrorMappers = append(w.deps.ErrorMappers, httpapi.WebhookErrors)
 	w.deps.Webhooks = httpapi.WebhookDeps{Events: httpapi.WebhookService(svc)}
-	w.onStop = append(w.onStop, svc.Close)
+	w.onStop = append(w.onStop, func(context.Context) { svc.Close() })
 	return nil
 }
 
