@@ -278,6 +278,8 @@ type openAPIGate struct {
 	roles map[*openapi3.Operation][]auth.Role
 	// single are each operation's query parameters that take one value.
 	single map[*openapi3.Operation][]string
+	// echoPaths are the spec's paths as echo routes them ("/v1/x/:id").
+	echoPaths map[string]bool
 }
 
 func newOpenAPIGate(spec *openapi3.T, authn Authenticator) (*openAPIGate, error) {
@@ -295,11 +297,12 @@ func newOpenAPIGate(spec *openapi3.T, authn Authenticator) (*openAPIGate, error)
 		return nil, err
 	}
 	return &openAPIGate{
-		router: router,
-		spec:   spec,
-		authn:  authn,
-		roles:  roles,
-		single: singleQueryParams(spec),
+		router:    router,
+		spec:      spec,
+		authn:     authn,
+		roles:     roles,
+		single:    singleQueryParams(spec),
+		echoPaths: echoPaths(spec),
 		opts: &openapi3filter.Options{
 			MultiError: true,
 			// Authentication is done here, before validation, by authn.
@@ -308,6 +311,19 @@ func newOpenAPIGate(spec *openapi3.T, authn Authenticator) (*openAPIGate, error)
 		},
 	}, nil
 }
+
+// echoPaths returns the spec's paths written as echo's routes: each
+// "{name}" parameter as ":name".
+func echoPaths(spec *openapi3.T) map[string]bool {
+	out := map[string]bool{}
+	for path := range spec.Paths.Map() {
+		out[openAPIParam.ReplaceAllString(path, ":$1")] = true
+	}
+	return out
+}
+
+// openAPIParam is a path parameter of an OpenAPI path template.
+var openAPIParam = regexp.MustCompile(`\{([^}/]+)\}`)
 
 // operationRoles reads the x-roles of every secured operation: the roles
 // (auth.Role names) allowed to call it, which the gate enforces. A secured
@@ -438,6 +454,13 @@ func (g *openAPIGate) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		route, params, err := g.router.FindRoute(req)
 		if err != nil {
+			if errors.Is(err, routers.ErrPathNotFound) && g.echoPaths[c.Path()] {
+				// Echo matched an operation with an empty path
+				// parameter ("/v1/mentors//schedule") that the spec's
+				// router does not: no such resource, for anyone, before
+				// the operation's binder (400) or its security.
+				return NewError(http.StatusNotFound, "No such resource: a path segment is empty.")
+			}
 			return next(c) // echo answers 404 or 405
 		}
 		security := g.spec.Security

@@ -239,6 +239,11 @@ func TestAuthAndNotImplemented(t *testing.T) {
 		{"unknown route", "GET", "/v1/nope", tok, "", nil, 404, "not-found"},
 		{"unknown route without token", "GET", "/nope", "", "", nil, 404, "not-found"},
 		{"wrong method", "DELETE", "/healthz", "", "", nil, 405, "method-not-allowed"},
+		// An empty path parameter names no resource: 404 for anyone, not
+		// the operation's 400 (or a 400 before the 401).
+		{"empty path segment", "GET", "/v1/mentors//schedule", tok, "", nil, 404, "not-found"},
+		{"empty path segment without token", "GET", "/v1/mentors//schedule", "", "", nil, 404, "not-found"},
+		{"empty last segment", "GET", "/v1/bookings/", tok, "", nil, 404, "not-found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
