@@ -1927,7 +1927,9 @@ type ClientInterface interface {
 	// required: **428** when missing, **412** when stale. **200** when every required step finished
 	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
-	// active booking of the candidate.
+	// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
+	// moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
+	// rules have become since.
 	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -1948,7 +1950,9 @@ type ClientInterface interface {
 	// required: **428** when missing, **412** when stale. **200** when every required step finished
 	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
-	// active booking of the candidate.
+	// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
+	// moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
+	// rules have become since.
 	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -2633,7 +2637,9 @@ func (c *Client) GetBooking(ctx context.Context, bookingId BookingId, reqEditors
 // required: **428** when missing, **412** when stale. **200** when every required step finished
 // within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 // `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
-// active booking of the candidate.
+// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
+// moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
+// rules have become since.
 // When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 // event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 // `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -2664,7 +2670,9 @@ func (c *Client) RescheduleBookingWithBody(ctx context.Context, bookingId Bookin
 // required: **428** when missing, **412** when stale. **200** when every required step finished
 // within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 // `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
-// active booking of the candidate.
+// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
+// moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
+// rules have become since.
 // When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 // event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 // `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -5162,7 +5170,9 @@ type ClientWithResponsesInterface interface {
 	// required: **428** when missing, **412** when stale. **200** when every required step finished
 	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
-	// active booking of the candidate.
+	// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
+	// moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
+	// rules have become since.
 	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -5183,7 +5193,9 @@ type ClientWithResponsesInterface interface {
 	// required: **428** when missing, **412** when stale. **200** when every required step finished
 	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
-	// active booking of the candidate.
+	// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
+	// moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
+	// rules have become since.
 	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -9102,7 +9114,9 @@ func (c *ClientWithResponses) GetBookingWithResponse(ctx context.Context, bookin
 // required: **428** when missing, **412** when stale. **200** when every required step finished
 // within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 // `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
-// active booking of the candidate.
+// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
+// moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
+// rules have become since.
 // When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 // event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 // `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -9129,7 +9143,9 @@ func (c *ClientWithResponses) RescheduleBookingWithBodyWithResponse(ctx context.
 // required: **428** when missing, **412** when stale. **200** when every required step finished
 // within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 // `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
-// active booking of the candidate.
+// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
+// moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
+// rules have become since.
 // When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 // event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 // `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed

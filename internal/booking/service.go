@@ -737,13 +737,19 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 	if _, err := s.validateTimes(req.Start, dur, tz); err != nil {
 		return Result{}, err
 	}
+	start := req.Start.UTC().Truncate(time.Microsecond)
+	end := start.Add(dur)
+	if start.Equal(b.Start) && end.Equal(b.End) && tz == b.TimeZone {
+		// Nothing moves (a form saved unchanged): no new spec to
+		// propagate, no audit entry, and no minimum notice to refuse it
+		// close to the session.
+		return Result{Booking: b, Done: b.Status == StatusConfirmed}, nil
+	}
 	sch, err := s.GetSchedule(ctx, b.MentorID)
 	if err != nil {
 		return Result{}, err
 	}
 	now := s.now()
-	start := req.Start.UTC().Truncate(time.Microsecond)
-	end := start.Add(dur)
 	if err := sch.Bookable(start, dur, now); err != nil {
 		return Result{}, err
 	}

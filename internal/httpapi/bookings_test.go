@@ -22,6 +22,7 @@ import (
 	"github.com/spotlight/gateway/integrations/jira/jiratest"
 	"github.com/spotlight/gateway/integrations/zoom"
 	"github.com/spotlight/gateway/integrations/zoom/zoomtest"
+	"github.com/spotlight/gateway/internal/booking"
 	"github.com/spotlight/gateway/internal/httpapi"
 	"github.com/spotlight/gateway/internal/store"
 	"github.com/spotlight/gateway/internal/store/storetest"
@@ -810,4 +811,61 @@ func TestFailedBookingInWords(t *testing.T) {
 	if e := jiraError(cc); e != nil {
 		t.Errorf("the candidate sees the jira step's last_error %q", *e)
 	}
+}
+
+// TestRescheduleToTheSameTime: a PATCH that moves nothing (a form saved
+// unchanged) answers the booking as it is, 200 with the same ETag: no new
+// version goes to the providers, nothing is audited, and no scheduling rule
+// the booking met when it was made (here a minimum notice raised since)
+// refuses it. A real move is still checked.
+func TestRescheduleToTheSameTime(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		en := newBookingEnv(t, s, envOptions{mentors: 1, candidates: 1})
+		en.openSchedule(t)
+		mentor := en.mentors[0]
+		cc := en.client(t, en.candidates[0], "candidate")
+		start := day(3).Add(10 * time.Hour)
+		cr, err := cc.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: uuid.NewString()},
+			client.CreateBookingRequest{MentorId: mentor, Start: start, DurationMinutes: 60, Timezone: "Europe/Berlin", Topic: "t"})
+		if err != nil || cr.JSON201 == nil {
+			t.Fatalf("create: %v %d %s", err, cr.StatusCode(), cr.Body)
+		}
+		bk := waitSettled(t, cc, cr.JSON201.Id, 10*time.Second)
+		audit := func() int {
+			t.Helper()
+			r, err := cc.ListBookingAuditWithResponse(ctx, bk.Id, nil)
+			if err != nil || r.JSON200 == nil {
+				t.Fatalf("audit: %v %d %s", err, r.StatusCode(), r.Body)
+			}
+			return len(r.JSON200.Items)
+		}
+		before := audit()
+		// The mentor now wants a week's notice: the session, 3 days ahead, stays.
+		sch, err := en.svc.GetSchedule(ctx, mentor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sch.MinNotice = 7 * 24 * time.Hour
+		if _, err := en.svc.PutSchedule(ctx, booking.Actor{ID: "root", Admin: true}, sch); err != nil {
+			t.Fatal(err)
+		}
+		same := client.RescheduleBookingRequest{Start: start.In(time.UTC), DurationMinutes: ptr(60), Timezone: ptr("Europe/Berlin")}
+		r, err := cc.RescheduleBookingWithResponse(ctx, bk.Id, &client.RescheduleBookingParams{IfMatch: &bk.Etag}, same)
+		if err != nil || r.JSON200 == nil {
+			t.Fatalf("reschedule to the same time: %v %d %s", err, r.StatusCode(), r.Body)
+		}
+		if r.JSON200.Etag != bk.Etag || r.HTTPResponse.Header.Get("ETag") != bk.Etag || !r.JSON200.Start.Equal(start) || r.JSON200.Status != client.BookingStatusConfirmed {
+			t.Errorf("reschedule to the same time answered %s (ETag %s), want the booking unchanged (ETag %s)", r.Body, r.HTTPResponse.Header.Get("ETag"), bk.Etag)
+		}
+		if n := audit(); n != before {
+			t.Errorf("audit entries %d after a reschedule that moved nothing, want %d", n, before)
+		}
+		later := same
+		later.Start = start.Add(time.Hour)
+		if r, _ := cc.RescheduleBookingWithResponse(ctx, bk.Id, &client.RescheduleBookingParams{IfMatch: &bk.Etag}, later); r.StatusCode() != http.StatusUnprocessableEntity {
+			t.Errorf("a real move inside the new minimum notice: %d %s, want 422", r.StatusCode(), r.Body)
+		}
+	})
 }
