@@ -34,7 +34,7 @@ func TestCheckWebhookOperations(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			spec := testSpec(t, tt.paths)
-			err = checkWebhookOperations(spec)
+			err := checkWebhookOperations(spec)
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(strings.ToLower(err.Error()), tt.wantErr)) {
 				t.Fatalf("err = %v, want one naming %q", err, tt.wantErr)
 			}
