@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -500,8 +501,11 @@ func Unavailable(err error) bool {
 		return strings.HasPrefix(pe.Code, "08")
 	}
 	// pgx answers io.ErrUnexpectedEOF for a connection the server (or the
-	// network) dropped in the middle of a statement.
-	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, io.ErrUnexpectedEOF) {
+	// network) dropped in the middle of a statement, and the socket's own
+	// error when the network reset it (a failover behind a load balancer):
+	// "read: connection reset by peer", "write: broken pipe".
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
 		return true
 	}
 	// database/sql and pgxpool say these with unexported errors.

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/url"
@@ -647,6 +648,36 @@ func TestUnavailable(t *testing.T) {
 		t.Errorf("closed store: Unavailable(%v) = false, want true", closedErr)
 	}
 
+	// A connection the network resets (a failover behind a load balancer, a
+	// NAT that forgot it): the next statement reads a reset or writes into
+	// a broken pipe.
+	u, err := url.Parse(storetest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reset func()
+	u.Host, reset = resettingProxy(t, u.Host)
+	viaProxy, err := store.Open(ctx, store.Config{URL: u.String()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viaProxy.Close()
+	pc, err := viaProxy.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.ExecContext(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	// Reset while the statement runs: sent, its answer never comes.
+	go func() { time.Sleep(200 * time.Millisecond); reset() }()
+	var slept string
+	resetErr := pc.QueryRowContext(ctx, "SELECT pg_sleep(2)::text").Scan(&slept)
+	if resetErr == nil || !store.Unavailable(resetErr) {
+		t.Errorf("statement on a reset connection: Unavailable(%v) = false, want true", resetErr)
+	}
+
 	// Errors of the statement are not.
 	_, syntax := s.DB().ExecContext(ctx, "SELEC 1")
 	for _, err := range []error{nil, syntax, context.Canceled, context.DeadlineExceeded, sql.ErrNoRows, errors.New("booking: not found")} {
@@ -811,6 +842,46 @@ func TestCopyRowsRoundTrip(t *testing.T) {
 	for i := range want {
 		if got[i].t != want[i].t || !bytes.Equal(got[i].b, want[i].b) || got[i].i != want[i].i || got[i].j != want[i].j {
 			t.Errorf("row %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// resettingProxy forwards connections from a loopback address to target;
+// reset ends every connection it forwarded with a TCP reset (SO_LINGER 0),
+// as a network that dropped them does.
+func resettingProxy(t *testing.T, target string) (addr string, reset func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var clients []*net.TCPConn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			clients = append(clients, c.(*net.TCPConn))
+			mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String(), func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range clients {
+			_ = c.SetLinger(0)
+			_ = c.Close()
 		}
 	}
 }
