@@ -43,6 +43,22 @@ func newGoogle(t *testing.T) (*gcaltest.Server, *gcal.Client) {
 	return sim, c
 }
 
+// mentorSession puts booking id's session, an hour two days from now, in
+// mentor-1's Google calendar gc and in h: the booking, and the calendar as
+// a source with push. It returns the event, its start and the source.
+func (h *harness) mentorSession(t *testing.T, gc *gcal.Client, id string) (calendar.Event, time.Time, webhooks.Source) {
+	t.Helper()
+	start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+	ev, err := gc.CreateEvent(t.Context(), calendar.Event{BookingID: id, Summary: "Session", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.bookings.add(webhooks.Booking{ID: id, MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
+	src := webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}
+	h.calendars.add(src, gc, false)
+	return ev, start, src
+}
+
 func pushHeaders(ch gcaltest.ChannelInfo, token, state string, n int) map[string]string {
 	return map[string]string{"X-Goog-Channel-ID": ch.ID, "X-Goog-Channel-Token": token, "X-Goog-Resource-ID": ch.ResourceID,
 		"X-Goog-Resource-State": state, "X-Goog-Message-Number": strconv.Itoa(n)}
@@ -54,13 +70,7 @@ func TestGooglePushSync(t *testing.T) {
 		h := newHarness(t, db)
 		sim, gc := newGoogle(t)
 		ctx := t.Context()
-		start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
-		ev, err := gc.CreateEvent(ctx, calendar.Event{BookingID: "b-g", Summary: "Session", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.bookings.add(webhooks.Booking{ID: "b-g", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
-		h.calendars.add(webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}, gc, false)
+		ev, start, _ := h.mentorSession(t, gc, "b-g")
 		wc, err := gc.Watch(ctx, mentorCal, h.url+"/webhooks/google", 7*24*time.Hour)
 		if err != nil {
 			t.Fatal(err)
@@ -168,15 +178,8 @@ func TestGoogleMoveRefused(t *testing.T) {
 	h := newHarness(t, storetest.SQLite(t))
 	sim, gc := newGoogle(t)
 	ctx := t.Context()
-	start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
-	ev, err := gc.CreateEvent(ctx, calendar.Event{BookingID: "b-r", Summary: "Session", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.bookings.add(webhooks.Booking{ID: "b-r", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
+	ev, start, src := h.mentorSession(t, gc, "b-r")
 	h.bookings.refuse(true, false)
-	src := webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}
-	h.calendars.add(src, gc, false)
 	if _, err := h.svc.SyncCalendar(ctx, src); err != nil { // the initial cursor
 		t.Fatal(err)
 	}
@@ -530,14 +533,7 @@ func TestGoogleDeleteSeenAfterSyncTokenExpired(t *testing.T) {
 	h := newHarness(t, storetest.SQLite(t))
 	sim, gc := newGoogle(t)
 	ctx := t.Context()
-	start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
-	ev, err := gc.CreateEvent(ctx, calendar.Event{BookingID: "b-x", Summary: "Session", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.bookings.add(webhooks.Booking{ID: "b-x", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
-	src := webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}
-	h.calendars.add(src, gc, false)
+	ev, _, src := h.mentorSession(t, gc, "b-x")
 	if _, err := h.svc.SyncCalendar(ctx, src); err != nil { // the initial cursor
 		t.Fatal(err)
 	}
@@ -568,13 +564,7 @@ func TestGooglePeriodicSync(t *testing.T) {
 		h := newHarness(t, db)
 		sim, gc := newGoogle(t)
 		ctx := t.Context()
-		start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
-		ev, err := gc.CreateEvent(ctx, calendar.Event{BookingID: "b-p", Summary: "Session", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.bookings.add(webhooks.Booking{ID: "b-p", MentorID: "mentor-1", Start: start, End: start.Add(time.Hour)}, "", ev.ID, "")
-		h.calendars.add(webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}, gc, false)
+		ev, _, _ := h.mentorSession(t, gc, "b-p")
 		h.calendars.add(webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: "mentor-2", CalendarID: "/cal/"}, failingCalendar{}, true)
 		if res, err := h.svc.SyncPushed(ctx); err != nil || res.Changes != 1 || res.Cancelled+res.Rescheduled != 0 {
 			t.Fatalf("first sync = %+v, %v; want the booking's event read, nothing changed", res, err)
