@@ -237,7 +237,7 @@ func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calen
 		return s.Add(dur)
 	}
 
-	roption, err := master.Props.RecurrenceRule()
+	roption, err := recurrenceRule(master, loc)
 	if err != nil {
 		return nil, err
 	}
@@ -299,6 +299,23 @@ func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calen
 		add(s, endOf(s))
 	}
 	return out, nil
+}
+
+// recurrenceRule reads the RRULE of a VEVENT (nil without one). An UNTIL
+// without "Z" (a DATE, or the local time of a floating series) is a time
+// of loc, the zone of the series' DTSTART, as RFC 5545 section 3.3.10
+// reads it; go-ical's Props.RecurrenceRule reads it in UTC, which cut the
+// last occurrence of such a series west of UTC.
+func recurrenceRule(ev *ical.Component, loc *time.Location) (*rrule.ROption, error) {
+	p := ev.Props.Get(ical.PropRecurrenceRule)
+	if p == nil {
+		return nil, nil
+	}
+	o, err := rrule.StrToROptionInLocation(p.Value, loc)
+	if err != nil {
+		return nil, fmt.Errorf("RRULE: %w", err)
+	}
+	return o, nil
 }
 
 // dateList parses a (possibly comma-separated) DATE/DATE-TIME list property.

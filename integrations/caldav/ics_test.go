@@ -124,6 +124,7 @@ func TestExpand(t *testing.T) {
 		name     string
 		ics      string
 		from, to time.Time
+		def      *time.Location // floating and all-day times; nil: UTC
 		want     []calendar.Busy
 	}{
 		{
@@ -166,9 +167,39 @@ func TestExpand(t *testing.T) {
 			from: utc(2027, 5, 30, 0, 0), to: utc(2027, 6, 5, 0, 0),
 			want: []calendar.Busy{{Start: utc(2027, 6, 1, 0, 0), End: utc(2027, 6, 2, 0, 0)}},
 		},
+		{
+			// UNTIL is inclusive and, as a DATE, a date of the series'
+			// zone: the last day off is Thursday in Los Angeles, which
+			// begins after 00:00 UTC that day.
+			name: "all-day series until a date, west of UTC",
+			ics: head + "BEGIN:VEVENT\nUID:g\nDTSTAMP:20270101T000000Z\nDTSTART;VALUE=DATE:20270607\nDTEND;VALUE=DATE:20270608\n" +
+				"RRULE:FREQ=DAILY;UNTIL=20270610\nEND:VEVENT\n" + tail,
+			from: utc(2027, 6, 6, 0, 0), to: utc(2027, 6, 13, 0, 0), def: loc(t, "America/Los_Angeles"),
+			want: []calendar.Busy{
+				{Start: utc(2027, 6, 7, 7, 0), End: utc(2027, 6, 8, 7, 0)},
+				{Start: utc(2027, 6, 8, 7, 0), End: utc(2027, 6, 9, 7, 0)},
+				{Start: utc(2027, 6, 9, 7, 0), End: utc(2027, 6, 10, 7, 0)},
+				{Start: utc(2027, 6, 10, 7, 0), End: utc(2027, 6, 11, 7, 0)},
+			},
+		},
+		{
+			name: "floating series until a floating time, west of UTC",
+			ics: head + "BEGIN:VEVENT\nUID:h\nDTSTAMP:20270101T000000Z\nDTSTART:20270607T200000\nDTEND:20270607T210000\n" +
+				"RRULE:FREQ=DAILY;UNTIL=20270609T200000\nEND:VEVENT\n" + tail,
+			from: utc(2027, 6, 6, 0, 0), to: utc(2027, 6, 13, 0, 0), def: loc(t, "America/Los_Angeles"),
+			want: []calendar.Busy{
+				{Start: utc(2027, 6, 8, 3, 0), End: utc(2027, 6, 8, 4, 0)},
+				{Start: utc(2027, 6, 9, 3, 0), End: utc(2027, 6, 9, 4, 0)},
+				{Start: utc(2027, 6, 10, 3, 0), End: utc(2027, 6, 10, 4, 0)},
+			},
+		},
 	}
 	for _, tt := range tests {
-		got, err := Expand(parseICS(t, tt.ics), tt.from, tt.to, time.UTC)
+		def := tt.def
+		if def == nil {
+			def = time.UTC
+		}
+		got, err := Expand(parseICS(t, tt.ics), tt.from, tt.to, def)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
