@@ -30,7 +30,35 @@ func foreignBusyCases() []foreignBusyCase {
 	utc := func(y int, m time.Month, d, h, mi int) time.Time { return time.Date(y, m, d, h, mi, 0, 0, time.UTC) }
 	const head = "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//Other//App//EN\n"
 	const tail = "END:VCALENDAR\n"
+	// The VTIMEZONEs Apple's Calendar writes.
+	const berlinTZ = "BEGIN:VTIMEZONE\nTZID:Europe/Berlin\n" +
+		"BEGIN:DAYLIGHT\nTZOFFSETFROM:+0100\nTZOFFSETTO:+0200\nDTSTART:19810329T020000\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\nTZNAME:CEST\nEND:DAYLIGHT\n" +
+		"BEGIN:STANDARD\nTZOFFSETFROM:+0200\nTZOFFSETTO:+0100\nDTSTART:19961027T030000\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\nTZNAME:CET\nEND:STANDARD\n" +
+		"END:VTIMEZONE\n"
+	const newYorkTZ = "BEGIN:VTIMEZONE\nTZID:America/New_York\n" +
+		"BEGIN:DAYLIGHT\nTZOFFSETFROM:-0500\nTZOFFSETTO:-0400\nDTSTART:20070311T020000\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU\nTZNAME:EDT\nEND:DAYLIGHT\n" +
+		"BEGIN:STANDARD\nTZOFFSETFROM:-0400\nTZOFFSETTO:-0500\nDTSTART:20071104T020000\nRRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU\nTZNAME:EST\nEND:STANDARD\n" +
+		"END:VTIMEZONE\n"
 	return []foreignBusyCase{
+		{
+			// A daily series started long ago: its occurrences today are
+			// more than 5000 after its first.
+			name: "daily series since 2012",
+			ics: head + berlinTZ + "BEGIN:VEVENT\nUID:lunch\nDTSTAMP:20120101T000000Z\nSUMMARY:Lunch\n" +
+				"DTSTART;TZID=Europe/Berlin:20120102T120000\nDTEND;TZID=Europe/Berlin:20120102T130000\nRRULE:FREQ=DAILY\nEND:VEVENT\n" + tail,
+			def:  "Europe/Berlin",
+			from: utc(2027, 6, 7, 0, 0), to: utc(2027, 6, 8, 0, 0),
+			want: []calendar.Busy{{Start: utc(2027, 6, 7, 10, 0), End: utc(2027, 6, 7, 11, 0)}},
+		},
+		{
+			name: "weekday stand-up since 2006",
+			ics: head + newYorkTZ + "BEGIN:VEVENT\nUID:standup\nDTSTAMP:20060101T000000Z\nSUMMARY:Stand-up\n" +
+				"DTSTART;TZID=America/New_York:20060102T093000\nDTEND;TZID=America/New_York:20060102T094500\n" +
+				"RRULE:FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR\nEND:VEVENT\n" + tail,
+			def:  "Europe/Berlin",
+			from: utc(2027, 6, 5, 0, 0), to: utc(2027, 6, 8, 0, 0),
+			want: []calendar.Busy{{Start: utc(2027, 6, 7, 13, 30), End: utc(2027, 6, 7, 13, 45)}},
+		},
 		{
 			// An all-day series' UNTIL is a date of the user's zone, and
 			// inclusive: in Los Angeles the last day off, Thursday, starts

@@ -248,10 +248,15 @@ func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calen
 		}
 		return out, nil
 	}
+	// Occurrences starting up to one duration before from can still overlap it.
+	lookback := dur
+	if d.allDay {
+		lookback = time.Duration(days+1) * 24 * time.Hour
+	}
 	set := &rrule.Set{}
 	set.DTStart(start)
 	if roption != nil {
-		roption.Dtstart = start
+		roption.Dtstart = skipAhead(roption, start, from.Add(-lookback))
 		r, err := rrule.NewRRule(*roption)
 		if err != nil {
 			return nil, fmt.Errorf("RRULE: %w", err)
@@ -278,11 +283,6 @@ func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calen
 			set.ExDate(t)
 		}
 	}
-	// Occurrences starting up to one duration before from can still overlap it.
-	lookback := dur
-	if d.allDay {
-		lookback = time.Duration(days+1) * 24 * time.Hour
-	}
 	n := 0
 	iter := set.Iterator()
 	for {
@@ -299,6 +299,38 @@ func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calen
 		add(s, endOf(s))
 	}
 	return out, nil
+}
+
+// skipAhead returns the DTSTART from which rule o, starting at start,
+// yields the same occurrences from notBefore on, as close before
+// notBefore as it can: a DAILY or WEEKLY rule without COUNT repeats itself
+// every INTERVAL days or weeks, so its start moves forward by whole
+// periods, keeping its wall-clock time. Other rules start at start. Without
+// it, a daily series begun years ago used up maxOccurrences before reaching
+// the query and had no busy time at all.
+func skipAhead(o *rrule.ROption, start, notBefore time.Time) time.Time {
+	if o.Count != 0 || (o.Freq != rrule.DAILY && o.Freq != rrule.WEEKLY) {
+		return start
+	}
+	period := max(o.Interval, 1)
+	if o.Freq == rrule.WEEKLY {
+		period *= 7
+	}
+	// Days between the dates (Unix seconds: a Duration ends at 292 years).
+	day := func(t time.Time) int64 {
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC).Unix() / 86400
+	}
+	days := day(notBefore.In(start.Location())) - day(start)
+	// One period to spare before notBefore.
+	for k := int(days)/period - 1; k > 0; k-- {
+		s := time.Date(start.Year(), start.Month(), start.Day()+k*period, start.Hour(), start.Minute(), start.Second(), 0, start.Location())
+		// A wall time in that day's DST gap would move the series' time
+		// of day: take the period before.
+		if s.Hour() == start.Hour() && s.Minute() == start.Minute() && s.Second() == start.Second() {
+			return s
+		}
+	}
+	return start
 }
 
 // recurrenceRule reads the RRULE of a VEVENT (nil without one). An UNTIL

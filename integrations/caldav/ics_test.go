@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-ical"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/teambition/rrule-go"
 
 	"github.com/spotlight/gateway/integrations/calendar"
 )
@@ -227,5 +228,50 @@ func TestDecodeForeignTZID(t *testing.T) {
 	}
 	if d.ev.Organizer.Email != "mia@example.com" || d.ev.Organizer.Name != "Mia M" {
 		t.Errorf("organizer %+v", d.ev.Organizer)
+	}
+}
+
+// TestSkipAheadKeepsOccurrences checks that a rule started later by
+// skipAhead yields the occurrences of the rule as written in the window.
+func TestSkipAheadKeepsOccurrences(t *testing.T) {
+	t.Parallel()
+	berlin := loc(t, "Europe/Berlin")
+	tests := []struct {
+		rule  string
+		start time.Time
+	}{
+		{"FREQ=DAILY", time.Date(2012, 1, 2, 12, 0, 0, 0, berlin)},
+		{"FREQ=DAILY;INTERVAL=3", time.Date(2011, 5, 17, 8, 15, 0, 0, berlin)},
+		// 02:30 falls in the spring gap on some days of the shifted start.
+		{"FREQ=DAILY", time.Date(2010, 1, 1, 2, 30, 0, 0, berlin)},
+		{"FREQ=DAILY;BYDAY=MO,WE;BYMONTH=3,6", time.Date(2005, 3, 2, 9, 0, 0, 0, berlin)},
+		{"FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH;WKST=SU", time.Date(2004, 2, 3, 18, 0, 0, 0, berlin)},
+		{"FREQ=WEEKLY;UNTIL=20270320T000000Z", time.Date(2001, 7, 9, 23, 30, 0, 0, berlin)},
+		{"FREQ=DAILY;COUNT=9000", time.Date(2005, 1, 1, 7, 0, 0, 0, berlin)},
+		{"FREQ=MONTHLY;BYMONTHDAY=31", time.Date(1990, 1, 31, 10, 0, 0, 0, berlin)},
+	}
+	for _, tt := range tests {
+		for _, from := range []time.Time{utc(2027, 3, 20, 0, 0), utc(2027, 3, 29, 0, 30), utc(2027, 10, 30, 12, 0)} {
+			to := from.Add(9 * 24 * time.Hour)
+			occurrences := func(skip bool) []time.Time {
+				o, err := rrule.StrToROptionInLocation(tt.rule, berlin)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.Dtstart = tt.start
+				if skip {
+					o.Dtstart = skipAhead(o, tt.start, from)
+				}
+				r, err := rrule.NewRRule(*o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r.Between(from, to, true)
+			}
+			want, got := occurrences(false), occurrences(true)
+			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("%s from %s in [%s, %s) (-written +skipped ahead):\n%s", tt.rule, tt.start, from, to, diff)
+			}
+		}
 	}
 }
