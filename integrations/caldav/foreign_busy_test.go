@@ -39,7 +39,36 @@ func foreignBusyCases() []foreignBusyCase {
 		"BEGIN:DAYLIGHT\nTZOFFSETFROM:-0500\nTZOFFSETTO:-0400\nDTSTART:20070311T020000\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=2SU\nTZNAME:EDT\nEND:DAYLIGHT\n" +
 		"BEGIN:STANDARD\nTZOFFSETFROM:-0400\nTZOFFSETTO:-0500\nDTSTART:20071104T020000\nRRULE:FREQ=YEARLY;BYMONTH=11;BYDAY=1SU\nTZNAME:EST\nEND:STANDARD\n" +
 		"END:VTIMEZONE\n"
+	// Outlook's (Exchange's) VTIMEZONE for a Windows zone name.
+	const pacificTZ = "BEGIN:VTIMEZONE\nTZID:Pacific Standard Time\n" +
+		"BEGIN:STANDARD\nDTSTART:16010101T020000\nTZOFFSETFROM:-0700\nTZOFFSETTO:-0800\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=1SU;BYMONTH=11\nEND:STANDARD\n" +
+		"BEGIN:DAYLIGHT\nDTSTART:16010101T020000\nTZOFFSETFROM:-0800\nTZOFFSETTO:-0700\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=2SU;BYMONTH=3\nEND:DAYLIGHT\n" +
+		"END:VTIMEZONE\n"
 	return []foreignBusyCase{
+		{
+			// An invitation from Outlook names its zone the Windows way;
+			// the object's VTIMEZONE says what the name means (RFC 5545
+			// section 3.2.19). 09:00 in Seattle in June is 16:00 UTC.
+			name: "Outlook invitation in a Windows zone",
+			ics: head + pacificTZ + "BEGIN:VEVENT\nUID:040000008200E00074C5B7101A82E008\nDTSTAMP:20270501T000000Z\n" +
+				"SUMMARY:Interview loop\nDTSTART;TZID=Pacific Standard Time:20270607T090000\nDTEND;TZID=Pacific Standard Time:20270607T100000\n" +
+				"END:VEVENT\n" + tail,
+			def:  "Europe/Berlin",
+			from: utc(2027, 6, 7, 0, 0), to: utc(2027, 6, 8, 0, 0),
+			want: []calendar.Busy{{Start: utc(2027, 6, 7, 16, 0), End: utc(2027, 6, 7, 17, 0)}},
+		},
+		{
+			name: "weekly Outlook series in a Windows zone, across the DST change",
+			ics: head + pacificTZ + "BEGIN:VEVENT\nUID:040000008200E00074C5B7101A82E009\nDTSTAMP:20270101T000000Z\n" +
+				"SUMMARY:1:1\nDTSTART;TZID=Pacific Standard Time:20270301T090000\nDTEND;TZID=Pacific Standard Time:20270301T093000\n" +
+				"RRULE:FREQ=WEEKLY;BYDAY=MO\nEXDATE;TZID=Pacific Standard Time:20270308T090000\nEND:VEVENT\n" + tail,
+			def:  "Europe/Berlin",
+			from: utc(2027, 3, 1, 0, 0), to: utc(2027, 3, 16, 0, 0),
+			want: []calendar.Busy{
+				{Start: utc(2027, 3, 1, 17, 0), End: utc(2027, 3, 1, 17, 30)},
+				{Start: utc(2027, 3, 15, 16, 0), End: utc(2027, 3, 15, 16, 30)},
+			},
+		},
 		{
 			// A daily series started long ago: its occurrences today are
 			// more than 5000 after its first.

@@ -159,8 +159,9 @@ func (cc *captureClient) failed() *response {
 // that overlap [from, to), clipped to it and not merged. Recurring events
 // are expanded in their own time zone (wall-clock times are kept across DST
 // changes); EXDATE, RDATE and overridden instances (RECURRENCE-ID) are
-// honoured; CANCELLED and TRANSPARENT events are not busy. Floating and
-// all-day times are read in def. The in-memory server in caldavtest uses it
+// honoured; CANCELLED and TRANSPARENT events are not busy. A TZID that is
+// not an IANA name is read from the object's VTIMEZONE of that name.
+// Floating and all-day times are read in def. The in-memory server in caldavtest uses it
 // for its time-range filter.
 func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calendar.Busy, error) {
 	if def == nil {
@@ -187,14 +188,15 @@ func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calen
 			out = append(out, calendar.Busy{Start: maxTime(s, from).UTC(), End: minTime(e, to).UTC()})
 		}
 	}
+	z := zonesOf(cal)
 	overridden := map[int64]bool{}
 	for _, o := range overrides {
-		rid, _, err := parseDateTime(o.Props.Get(ical.PropRecurrenceID), def)
+		rid, _, err := parseDateTime(o.Props.Get(ical.PropRecurrenceID), def, z)
 		if err != nil {
 			return nil, fmt.Errorf("RECURRENCE-ID: %w", err)
 		}
 		overridden[rid.Unix()] = true
-		d, err := decodeVEvent(o, def)
+		d, err := decodeVEvent(o, def, z)
 		if err != nil {
 			return nil, err
 		}
@@ -205,7 +207,7 @@ func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calen
 	if master == nil {
 		return out, nil
 	}
-	d, err := decodeVEvent(master, def)
+	d, err := decodeVEvent(master, def, z)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +222,7 @@ func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calen
 	case strings.HasSuffix(sp.Value, "Z"):
 		loc = time.UTC
 	case sp.Params.Get(ical.PropTimezoneID) != "":
-		if l, err := loadZone(sp.Params.Get(ical.PropTimezoneID)); err == nil {
+		if l, err := z.lookup(sp.Params.Get(ical.PropTimezoneID)); err == nil {
 			loc = l
 		}
 	}
@@ -266,7 +268,7 @@ func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calen
 		set.RDate(start)
 	}
 	for _, p := range rdates {
-		ts, err := dateList(&p, loc)
+		ts, err := dateList(&p, loc, z)
 		if err != nil {
 			return nil, fmt.Errorf("RDATE: %w", err)
 		}
@@ -275,7 +277,7 @@ func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calen
 		}
 	}
 	for _, p := range master.Props.Values(ical.PropExceptionDates) {
-		ts, err := dateList(&p, loc)
+		ts, err := dateList(&p, loc, z)
 		if err != nil {
 			return nil, fmt.Errorf("EXDATE: %w", err)
 		}
@@ -351,7 +353,7 @@ func recurrenceRule(ev *ical.Component, loc *time.Location) (*rrule.ROption, err
 }
 
 // dateList parses a (possibly comma-separated) DATE/DATE-TIME list property.
-func dateList(p *ical.Prop, loc *time.Location) ([]time.Time, error) {
+func dateList(p *ical.Prop, loc *time.Location, z *zones) ([]time.Time, error) {
 	var out []time.Time
 	for _, v := range strings.Split(p.Value, ",") {
 		q := *p
@@ -359,7 +361,7 @@ func dateList(p *ical.Prop, loc *time.Location) ([]time.Time, error) {
 		if q.Value == "" {
 			continue
 		}
-		t, _, err := parseDateTime(&q, loc)
+		t, _, err := parseDateTime(&q, loc, z)
 		if err != nil {
 			return nil, err
 		}

@@ -245,10 +245,12 @@ func resolveWall(naive time.Time, loc *time.Location) time.Time {
 	return naive.Add(-time.Duration(minOff) * time.Second).In(loc)
 }
 
-// parseDateTime reads a DATE or DATE-TIME property. TZIDs that are not IANA
-// names (Outlook's "W. Europe Standard Time") fall back to def. It reports
-// whether the value was a DATE (all-day).
-func parseDateTime(p *ical.Prop, def *time.Location) (t time.Time, allDay bool, err error) {
+// parseDateTime reads a DATE or DATE-TIME property. A TZID is resolved by
+// z: an IANA name, or (Outlook's "W. Europe Standard Time") the object's
+// VTIMEZONE of that name; one that neither knows falls back to def, as do
+// floating times and dates. It reports whether the value was a DATE
+// (all-day).
+func parseDateTime(p *ical.Prop, def *time.Location, z *zones) (t time.Time, allDay bool, err error) {
 	v := strings.TrimSpace(p.Value)
 	if p.ValueType() == ical.ValueDate || len(v) == len(dateLayout) {
 		t, err := time.ParseInLocation(dateLayout, v, def)
@@ -260,7 +262,7 @@ func parseDateTime(p *ical.Prop, def *time.Location) (t time.Time, allDay bool, 
 	}
 	loc := def
 	if tzid := p.Params.Get(ical.PropTimezoneID); tzid != "" {
-		if l, err := loadZone(tzid); err == nil {
+		if l, err := z.lookup(tzid); err == nil {
 			loc = l
 		}
 	}
@@ -407,10 +409,11 @@ func decodeEvent(cal *ical.Calendar, def *time.Location) (decodedEvent, error) {
 	if master == nil {
 		return decodedEvent{}, errors.New("no VEVENT in calendar object")
 	}
-	return decodeVEvent(master, def)
+	return decodeVEvent(master, def, zonesOf(cal))
 }
 
-func decodeVEvent(c *ical.Component, def *time.Location) (decodedEvent, error) {
+// decodeVEvent reads one VEVENT; z resolves the TZIDs of its object.
+func decodeVEvent(c *ical.Component, def *time.Location, z *zones) (decodedEvent, error) {
 	var d decodedEvent
 	text := func(name string) string {
 		if p := c.Props.Get(name); p != nil {
@@ -440,7 +443,7 @@ func decodeVEvent(c *ical.Component, def *time.Location) (decodedEvent, error) {
 	if sp == nil {
 		return d, errors.New("VEVENT without DTSTART")
 	}
-	start, allDay, err := parseDateTime(sp, def)
+	start, allDay, err := parseDateTime(sp, def, z)
 	if err != nil {
 		return d, fmt.Errorf("DTSTART: %w", err)
 	}
@@ -448,7 +451,7 @@ func decodeVEvent(c *ical.Component, def *time.Location) (decodedEvent, error) {
 	d.ev.Start = start
 	switch {
 	case c.Props.Get(ical.PropDateTimeEnd) != nil:
-		end, _, err := parseDateTime(c.Props.Get(ical.PropDateTimeEnd), def)
+		end, _, err := parseDateTime(c.Props.Get(ical.PropDateTimeEnd), def, z)
 		if err != nil {
 			return d, fmt.Errorf("DTEND: %w", err)
 		}
@@ -466,7 +469,7 @@ func decodeVEvent(c *ical.Component, def *time.Location) (decodedEvent, error) {
 	}
 	switch tzid := sp.Params.Get(ical.PropTimezoneID); {
 	case tzid != "":
-		if l, err := loadZone(tzid); err == nil {
+		if l, err := z.lookup(tzid); err == nil {
 			d.ev.TimeZone = l.String()
 		} else {
 			d.ev.TimeZone = tzid

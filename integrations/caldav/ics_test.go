@@ -73,7 +73,7 @@ func TestDateTimePropKeepsInstants(t *testing.T) {
 		if p.Value != tt.want || tz != tt.wantTZID {
 			t.Errorf("%s in %s: %s (tzid %v), want %s (tzid %v)", tt.at, tt.l, p.Value, tz, tt.want, tt.wantTZID)
 		}
-		back, _, err := parseDateTime(p, time.UTC)
+		back, _, err := parseDateTime(p, time.UTC, nil)
 		if err != nil || !back.Equal(tt.at) {
 			t.Errorf("%s in %s reads back as %s (%v)", tt.at, tt.l, back, err)
 		}
@@ -271,6 +271,58 @@ func TestSkipAheadKeepsOccurrences(t *testing.T) {
 			want, got := occurrences(false), occurrences(true)
 			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("%s from %s in [%s, %s) (-written +skipped ahead):\n%s", tt.rule, tt.start, from, to, diff)
+			}
+		}
+	}
+}
+
+// TestVTimezoneLocation checks zones built from the VTIMEZONEs other
+// clients write against Go's tz database: the offset at every hour of
+// 2026–2030 and the instants of wall times around the changes.
+func TestVTimezoneLocation(t *testing.T) {
+	t.Parallel()
+	const outlookPacific = "BEGIN:VTIMEZONE\nTZID:Pacific Standard Time\n" +
+		"BEGIN:STANDARD\nDTSTART:16010101T020000\nTZOFFSETFROM:-0700\nTZOFFSETTO:-0800\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=1SU;BYMONTH=11\nEND:STANDARD\n" +
+		"BEGIN:DAYLIGHT\nDTSTART:16010101T020000\nTZOFFSETFROM:-0800\nTZOFFSETTO:-0700\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=2SU;BYMONTH=3\nEND:DAYLIGHT\n" +
+		"END:VTIMEZONE\n"
+	const outlookSydney = "BEGIN:VTIMEZONE\nTZID:AUS Eastern Standard Time\n" +
+		"BEGIN:STANDARD\nDTSTART:16010101T030000\nTZOFFSETFROM:+1100\nTZOFFSETTO:+1000\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=1SU;BYMONTH=4\nEND:STANDARD\n" +
+		"BEGIN:DAYLIGHT\nDTSTART:16010101T020000\nTZOFFSETFROM:+1000\nTZOFFSETTO:+1100\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=1SU;BYMONTH=10\nEND:DAYLIGHT\n" +
+		"END:VTIMEZONE\n"
+	const outlookIndia = "BEGIN:VTIMEZONE\nTZID:India Standard Time\n" +
+		"BEGIN:STANDARD\nDTSTART:16010101T000000\nTZOFFSETFROM:+0530\nTZOFFSETTO:+0530\nEND:STANDARD\nEND:VTIMEZONE\n"
+	const customBerlin = "BEGIN:VTIMEZONE\nTZID:Customized Time Zone\n" +
+		"BEGIN:DAYLIGHT\nTZOFFSETFROM:+0100\nTZOFFSETTO:+0200\nDTSTART:19810329T020000\nRRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU\nTZNAME:CEST\nEND:DAYLIGHT\n" +
+		"BEGIN:STANDARD\nTZOFFSETFROM:+0200\nTZOFFSETTO:+0100\nDTSTART:19961027T030000\nRRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\nTZNAME:CET\nEND:STANDARD\n" +
+		"END:VTIMEZONE\n"
+	tests := []struct {
+		vtz, iana string
+	}{
+		{outlookPacific, "America/Los_Angeles"},
+		{outlookSydney, "Australia/Sydney"},
+		{outlookIndia, "Asia/Kolkata"},
+		{customBerlin, "Europe/Berlin"},
+	}
+	for _, tt := range tests {
+		cal := parseICS(t, "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:x\n"+tt.vtz+"END:VCALENDAR")
+		tzid := cal.Children[0].Props.Get(ical.PropTimezoneID).Value
+		got, err := zonesOf(cal).lookup(tzid)
+		if err != nil {
+			t.Fatalf("%s: %v", tzid, err)
+		}
+		want := loc(t, tt.iana)
+		for at := utc(2026, 1, 1, 0, 0); at.Before(utc(2031, 1, 1, 0, 0)); at = at.Add(time.Hour) {
+			_, g := at.In(got).Zone()
+			_, w := at.In(want).Zone()
+			if g != w {
+				t.Fatalf("%s at %s: offset %d, want %d (%s)", tzid, at, g, w, tt.iana)
+			}
+		}
+		for _, wall := range []string{"20270314T023000", "20271107T013000", "20270328T023000", "20271031T023000", "20270404T023000", "20271003T023000"} {
+			g, err1 := parseLocal(wall, got)
+			w, err2 := parseLocal(wall, want)
+			if err1 != nil || err2 != nil || !g.Equal(w) {
+				t.Errorf("%s: %s is %s, want %s (%v %v)", tzid, wall, g.UTC(), w.UTC(), err1, err2)
 			}
 		}
 	}
