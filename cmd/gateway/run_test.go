@@ -634,3 +634,35 @@ func TestConfigCommand(t *testing.T) {
 		t.Errorf("config with metrics on the API's port = %v (exit %d), want status 2 naming GATEWAY_METRICS_ADDR and GATEWAY_LOG_LEVEL", err, exitCode(err))
 	}
 }
+
+// TestCleanStopWaitsForItsParts: a gateway stopped with nothing hanging
+// (Ctrl-C on the embedded default) gives the booking and webhook services
+// what is left of GATEWAY_SHUTDOWN_TIMEOUT to finish their runs, and closes
+// the database before it exits, without a warning.
+//
+// Not parallel: it adds a wire function (wireFuncs is the package's).
+func TestCleanStopWaitsForItsParts(t *testing.T) {
+	var stopErr error = errors.New("onStop never ran")
+	saved := wireFuncs
+	wireFuncs = append(slices.Clone(saved), func(w *wiring) error {
+		w.onStop = append(w.onStop, func(ctx context.Context) {
+			stopErr = ctx.Err()
+			if _, ok := ctx.Deadline(); !ok {
+				stopErr = errors.New("no deadline")
+			}
+		})
+		return nil
+	})
+	t.Cleanup(func() { wireFuncs = saved })
+
+	_, stdout, stop := startGateway(t, map[string]string{"GATEWAY_ADDR": "127.0.0.1:0", "GATEWAY_DATA_DIR": t.TempDir()})
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if stopErr != nil {
+		t.Errorf("the services' stop budget at a clean stop: %v, want the rest of GATEWAY_SHUTDOWN_TIMEOUT", stopErr)
+	}
+	if strings.Contains(stdout.String(), `"level":"WARN"`) {
+		t.Errorf("a clean stop logged a warning:\n%s", stdout)
+	}
+}

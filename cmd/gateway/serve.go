@@ -313,10 +313,20 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	// closeCtx bounds the wait for the database's connections to close:
-	// none on a failed start, the shutdown's budget after SIGTERM.
-	closeCtx := context.WithoutCancel(ctx)
-	defer func() { a.close(closeCtx) }()
+	// closeBy bounds the wait for the database's connections to close:
+	// none on a failed start, the shutdown's budget after SIGTERM. The
+	// context is made here, not at the shutdown with a defer of its own,
+	// which would run first and cancel it before the close.
+	var closeBy time.Time
+	defer func() {
+		closeCtx := context.WithoutCancel(ctx)
+		if !closeBy.IsZero() {
+			var cancel context.CancelFunc
+			closeCtx, cancel = context.WithDeadline(closeCtx, closeBy)
+			defer cancel()
+		}
+		a.close(closeCtx)
+	}()
 
 	if cfg.Sentry.DSN == "" {
 		// No SENTRY_DSN: the DSN stored as provider sentry's credentials
@@ -387,15 +397,16 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// After SIGTERM the stop functions get what is left of the shutdown's
 	// budget (a booking run hanging on a provider is cancelled when it
-	// runs out, not given a budget of its own past the watchdog).
-	var stopCtx context.Context
+	// runs out, not given a budget of its own past the watchdog). It is
+	// made here, not at the shutdown with a defer of its own, which would
+	// run first and leave the stop functions none.
+	var stopBy time.Time
 	defer func() {
-		budget := stopCtx
-		if budget == nil { // a failed start
-			var cancel context.CancelFunc
-			budget, cancel = context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-			defer cancel()
+		if stopBy.IsZero() { // a failed start
+			stopBy = time.Now().Add(cfg.ShutdownTimeout)
 		}
+		budget, cancel := context.WithDeadline(context.WithoutCancel(ctx), stopBy)
+		defer cancel()
 		for _, f := range w.onStop {
 			f(budget)
 		}
@@ -440,17 +451,14 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	shutStart := time.Now()
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	stopBy = shutStart.Add(cfg.ShutdownTimeout)
+	shutCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), stopBy)
 	defer cancel()
-	stopCtx = shutCtx
 	// The documented budget: GATEWAY_SHUTDOWN_TIMEOUT for requests and
 	// jobs, store.HardStop for the jobs cancelled then, about a second to
 	// close the rest, and the process is gone within shutdownMargin of
 	// the SIGTERM whatever still hangs (a database that stopped answering).
-	closeBy := shutStart.Add(cfg.ShutdownTimeout + store.HardStop + time.Second)
-	var cancelClose context.CancelFunc
-	closeCtx, cancelClose = context.WithDeadline(context.WithoutCancel(ctx), closeBy)
-	defer cancelClose()
+	closeBy = shutStart.Add(cfg.ShutdownTimeout + store.HardStop + time.Second)
 	watchdog = time.AfterFunc(cfg.ShutdownTimeout+shutdownMargin, func() {
 		logger.Error("shutdown did not finish in time; exiting", "after", time.Since(shutStart).Round(time.Millisecond).String())
 		exit(1)
