@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -171,6 +172,11 @@ func TestOpsEndpoints(t *testing.T) {
 	resp, body = en.do(t, "GET", "/docs", "", "")
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "/docs/redoc.standalone.js") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("/docs = %d %s", resp.StatusCode, body)
+	}
+	// Redoc 3 reports page views to Redocly's servers unless told not to:
+	// the page must load nothing but this gateway's own files.
+	if !regexp.MustCompile(`<redoc [^>]*disable-telemetry="true"`).Match(body) {
+		t.Errorf("/docs does not turn Redoc's telemetry off:\n%s", body)
 	}
 	resp, body = en.do(t, "GET", "/docs/redoc.standalone.js", "", "")
 	if resp.StatusCode != 200 || len(body) < 100_000 {
