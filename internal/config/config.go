@@ -595,8 +595,13 @@ func oneOf(field func(*Config) *string, allowed ...string) func(*Config, string)
 
 func hostPort(field func(*Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		_, port, err := net.SplitHostPort(v)
+		if err != nil || port == "" {
 			return fmt.Errorf("%q is not host:port (e.g. 127.0.0.1:8080 or :8080)", v)
+		}
+		// What listen takes: a number up to 65535 or a service name.
+		if _, err := net.LookupPort("tcp", port); err != nil {
+			return fmt.Errorf("%q has no valid port (a number up to 65535, e.g. 127.0.0.1:8080)", v)
 		}
 		*field(c) = v
 		return nil
@@ -704,7 +709,10 @@ func ssmPrefix(c *Config, v string) error {
 }
 
 func logLevel(c *Config, v string) error {
-	return c.LogLevel.UnmarshalText([]byte(v))
+	if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+		return fmt.Errorf("%q is not one of debug, info, warn, error", v)
+	}
+	return nil
 }
 
 func duration(field func(*Config) *time.Duration) func(*Config, string) error {

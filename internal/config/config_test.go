@@ -119,6 +119,9 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		want string
 	}{
 		{"bad addr", map[string]string{"GATEWAY_ADDR": "8080"}, "GATEWAY_ADDR"},
+		{"port out of range", map[string]string{"GATEWAY_ADDR": "127.0.0.1:80808"}, `GATEWAY_ADDR: "127.0.0.1:80808" has no valid port`},
+		{"typo in the port", map[string]string{"GATEWAY_METRICS_ADDR": "localhost:9o90"}, `GATEWAY_METRICS_ADDR: "localhost:9o90" has no valid port`},
+		{"unknown log level", map[string]string{"GATEWAY_LOG_LEVEL": "verbose"}, `GATEWAY_LOG_LEVEL: "verbose" is not one of debug, info, warn, error`},
 		{"bad debug addr", map[string]string{"GATEWAY_DEBUG_ADDR": "localhost"}, "GATEWAY_DEBUG_ADDR"},
 		{"bad metrics addr", map[string]string{"GATEWAY_METRICS_ADDR": "localhost"}, "GATEWAY_METRICS_ADDR"},
 		{"metrics on the API's address", map[string]string{"GATEWAY_ADDR": ":8080", "GATEWAY_METRICS_ADDR": ":8080"}, "GATEWAY_METRICS_ADDR"},
