@@ -236,10 +236,8 @@ func observe(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 			if p, ok := auth.FromContext(ctx); ok {
 				attrs = append(attrs, slog.String("sub", p.Subject))
 			}
-			if status >= 500 {
-				if e := errorCause(c); e != nil {
-					attrs = append(attrs, slog.String("error", e.Error()))
-				}
+			if e := errorCause(c); e != nil {
+				attrs = append(attrs, slog.String("error", e.Error()))
 			}
 			r := slog.NewRecord(end, level, "request", pc)
 			r.AddAttrs(attrs...)
@@ -251,7 +249,8 @@ func observe(logger *slog.Logger, m *httpMetrics) echo.MiddlewareFunc {
 
 const errorCauseKey = "error_cause"
 
-// errorCause returns the internal error behind a 5xx, recorded by the error handler.
+// errorCause returns the internal error behind a 5xx, or why a bearer token
+// was refused, recorded by the error handler.
 func errorCause(c echo.Context) error {
 	err, _ := c.Get(errorCauseKey).(error)
 	return err

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/spotlight/gateway/api"
+	"github.com/spotlight/gateway/internal/auth"
 )
 
 // MaxBodyBytes is the largest API request body (webhooks have their own limit).
@@ -153,12 +154,17 @@ func errorHandler(deps Deps) echo.HTTPErrorHandler {
 			err = fmt.Errorf("%w: %w", errClientGone, err)
 		}
 		e := toError(err, deps.ErrorMappers)
-		if e.Status >= 500 {
-			cause := e.Err
-			if cause == nil {
-				cause = err
-			}
+		cause := e.Err
+		if cause == nil {
+			cause = err
+		}
+		if e.Status >= 500 || errors.Is(cause, auth.ErrInvalidToken) {
+			// The access log says why: the internal error, or why a
+			// bearer token was refused (an unknown kid, expired), never
+			// the token.
 			c.Set(errorCauseKey, cause)
+		}
+		if e.Status >= 500 {
 			if deps.Sentry && e.Status != http.StatusNotImplemented && outages.report(e, time.Now()) {
 				hub := sentryecho.GetHubFromContext(c)
 				if hub == nil {

@@ -379,6 +379,40 @@ func TestRequestIDAndAccessLog(t *testing.T) {
 	}
 }
 
+// TestRefusedTokenLogsWhy: the client learns only that its token is
+// invalid, and the access log says why (a dev token minted with another data
+// folder's key: unknown kid), without the token.
+func TestRefusedTokenLogsWhy(t *testing.T) {
+	t.Parallel()
+	en := newEnv(t, nil)
+	other, err := auth.LoadOrCreateDevIssuer(t.TempDir(), en.issuer.Issuer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := other.Mint(auth.TokenRequest{Subject: "cand-1", Groups: []string{"candidate"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := en.do(t, "GET", "/v1/bookings", tok, "", "X-Request-Id", "other-key-1")
+	if p := decodeProblem(t, resp, body, 401); strings.Contains(p.Detail, "kid") {
+		t.Errorf("detail = %q: the reason is for the log, not the client", p.Detail)
+	}
+	var line map[string]any
+	for _, l := range strings.Split(en.logs.String(), "\n") {
+		if strings.Contains(l, "other-key-1") {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if e, _ := line["error"].(string); line["status"] != float64(401) || !strings.Contains(e, "unknown kid") {
+		t.Errorf("access log line = %v, want status 401 and an error naming the unknown kid", line)
+	}
+	if strings.Contains(en.logs.String(), tok) {
+		t.Error("the access log contains the bearer token")
+	}
+}
+
 // capture is a Sentry transport that keeps events in memory.
 type capture struct {
 	mu     sync.Mutex
