@@ -13,6 +13,7 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -489,6 +491,9 @@ func (g *openAPIGate) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 				return err
 			}
 		}
+		if bad := unstorableParams(route, params, req); len(bad) > 0 {
+			return invalidRequest(bad, nil)
+		}
 		repeated := g.repeatedQuery(route.Operation, req)
 		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: g.opts}
 		if err := openapi3filter.ValidateRequest(req.Context(), in); err != nil {
@@ -531,8 +536,14 @@ func oneJSONValue(req *http.Request) error {
 	}
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
 	req.Body, _ = req.GetBody()
-	if len(data) == 0 || json.Valid(data) {
+	if len(data) == 0 {
 		return nil // kin-openapi answers a missing required body
+	}
+	if json.Valid(data) {
+		if f, ok := unstorableString(data); ok {
+			return invalidRequest([]FieldError{f}, nil)
+		}
+		return nil
 	}
 	// What a decoder reading one value says; when that value is fine, the
 	// whole body's error names what follows it.
@@ -680,6 +691,173 @@ func jsonSyntax(err error) string {
 		return "is not valid JSON: it ends too early"
 	case errors.Is(err, io.EOF):
 		return "is not valid JSON: it holds no value"
+	}
+	return ""
+}
+
+// unstorableParams names each parameter of the operation whose value is
+// not UTF-8 or holds a NUL character: text no database column takes
+// (PostgreSQL refuses both), which kin-openapi's patterns and lengths do
+// not catch, and which no user id, idempotency key, ETag or filter holds.
+func unstorableParams(route *routers.Route, pathParams map[string]string, req *http.Request) []FieldError {
+	var out []FieldError
+	var query map[string][]string
+	check := func(in, name string, vs []string) {
+		for _, v := range vs {
+			if msg := unstorable(v); msg != "" {
+				out = append(out, FieldError{Field: in + "." + name, Message: msg})
+				return
+			}
+		}
+	}
+	for _, ps := range []openapi3.Parameters{route.PathItem.Parameters, route.Operation.Parameters} {
+		for _, ref := range ps {
+			p := ref.Value
+			if p == nil {
+				continue
+			}
+			switch p.In {
+			case openapi3.ParameterInPath:
+				v := pathParams[p.Name]
+				if u, err := url.PathUnescape(v); err == nil {
+					v = u // the router matches the escaped path
+				}
+				check(p.In, p.Name, []string{v})
+			case openapi3.ParameterInQuery:
+				if req.URL.RawQuery == "" {
+					continue
+				}
+				if query == nil {
+					query = req.URL.Query()
+				}
+				check(p.In, p.Name, query[p.Name])
+			case openapi3.ParameterInHeader:
+				check(p.In, p.Name, req.Header.Values(p.Name))
+			}
+		}
+	}
+	return out
+}
+
+// unstorable says what is wrong with s as text ("" when nothing is).
+func unstorable(s string) string {
+	switch {
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8"
+	case strings.IndexByte(s, 0) >= 0:
+		return "must not hold a NUL character"
+	}
+	return ""
+}
+
+// unstorableString finds the first string of a JSON document (data, valid
+// JSON) that the decoders would not keep as sent, or no database column
+// takes: bytes that are not UTF-8 and a lone UTF-16 surrogate escape
+// (\ud800), which encoding/json silently turns into U+FFFD, and a NUL
+// character (\u0000). It names the string's field ("body.topic", the key
+// itself for a bad key). Bodies that are UTF-8 without a \u escape, nearly
+// all, are not walked.
+func unstorableString(data []byte) (FieldError, bool) {
+	if utf8.Valid(data) && !bytes.Contains(data, []byte(`\u`)) {
+		return FieldError{}, false
+	}
+	type frame struct {
+		array bool
+		index int
+		key   string
+		isKey bool // an object's next string is a key
+	}
+	var stack []frame
+	field := func() string {
+		f := "body"
+		for _, fr := range stack {
+			if fr.array {
+				f += "." + strconv.Itoa(fr.index)
+			} else {
+				f += "." + fr.key
+			}
+		}
+		return f
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		from := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return FieldError{}, false // io.EOF: data is valid JSON
+		}
+		to := dec.InputOffset()
+		var top *frame
+		if len(stack) > 0 {
+			top = &stack[len(stack)-1]
+		}
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 && !stack[len(stack)-1].array {
+				stack[len(stack)-1].isKey = true
+			}
+			continue
+		}
+		key := top != nil && !top.array && top.isKey
+		if top != nil && top.array {
+			top.index++
+		}
+		if s, ok := tok.(string); ok {
+			raw := data[from:to]
+			raw = raw[bytes.IndexByte(raw, '"'):]
+			if key {
+				top.key, top.isKey = s, false
+			}
+			if msg := jsonStringProblem(raw); msg != "" {
+				return FieldError{Field: field(), Message: msg}, true
+			}
+			if key {
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{isKey: true})
+		case json.Delim('['):
+			stack = append(stack, frame{array: true, index: -1})
+		default:
+			if top != nil && !top.array {
+				top.isKey = true
+			}
+		}
+	}
+}
+
+// jsonStringProblem checks a JSON string as written (quotes included,
+// valid JSON).
+func jsonStringProblem(raw []byte) string {
+	if !utf8.Valid(raw) {
+		return "is not valid UTF-8"
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++
+		if raw[i] != 'u' {
+			continue
+		}
+		r, _ := strconv.ParseUint(string(raw[i+1:i+5]), 16, 32)
+		i += 4
+		switch {
+		case r == 0:
+			return "must not hold a NUL character (\\u0000)"
+		case r >= 0xD800 && r < 0xDC00:
+			if i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+				if lo, err := strconv.ParseUint(string(raw[i+3:i+7]), 16, 32); err == nil && lo >= 0xDC00 && lo < 0xE000 {
+					i += 6
+					continue
+				}
+			}
+			return "holds a lone UTF-16 surrogate (\\ud800 to \\udfff), which is not a character"
+		case r >= 0xDC00 && r < 0xE000:
+			return "holds a lone UTF-16 surrogate (\\ud800 to \\udfff), which is not a character"
+		}
 	}
 	return ""
 }

@@ -288,6 +288,11 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"a second json value", validBooking + `{}`, nil, "body"},
 		{"whitespace only json", "  \n ", nil, "body"},
 		{"leap second", `{"mentor_id":"m","start":"2026-12-08T14:59:60+01:00","duration_minutes":60,"timezone":"Europe/Berlin","topic":"t"}`, nil, "body.start"},
+		// What encoding/json would turn into U+FFFD, and what PostgreSQL refuses.
+		{"NUL in a string", `{"mentor_id":"m","start":"2026-12-08T10:00:00Z","duration_minutes":60,"timezone":"Europe/Berlin","topic":"a\u0000b"}`, nil, "body.topic"},
+		{"bytes that are not UTF-8", "{\"mentor_id\":\"m\",\"start\":\"2026-12-08T10:00:00Z\",\"duration_minutes\":60,\"timezone\":\"Europe/Berlin\",\"topic\":\"caf\xe9\"}", nil, "body.topic"},
+		{"lone surrogate", `{"mentor_id":"m","start":"2026-12-08T10:00:00Z","duration_minutes":60,"timezone":"Europe/Berlin","topic":"t","notes":"\ud83d!"}`, nil, "body.notes"},
+		{"header that is not UTF-8", validBooking, []string{"Idempotency-Key", "caf\xe9"}, "header.Idempotency-Key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
