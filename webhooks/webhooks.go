@@ -529,6 +529,9 @@ func (s *Service) handleZoom(c echo.Context, p *pending) error {
 		return s.reject(ProviderZoom, http.StatusUnauthorized, err)
 	}
 	ev, err := decodeZoom(body, true)
+	if err == nil {
+		err = storableEventType(ev.Event)
+	}
 	if err != nil {
 		return s.poison(c, p, s.newDelivery(ProviderZoom, bodyKey(body), "", h, body), err)
 	}
@@ -543,6 +546,17 @@ func (s *Service) handleZoom(c echo.Context, p *pending) error {
 		return s.storeFailed(c, ProviderZoom, err)
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// storableEventType refuses an event type with a NUL character (a decoded
+// \u0000), which the event_type column cannot hold on PostgreSQL: such a
+// delivery is poison, kept with its body for inspection, not a 500 that
+// the provider retries. No provider names an event that way.
+func storableEventType(t string) error {
+	if strings.IndexByte(t, 0) >= 0 {
+		return fmt.Errorf("%w: the event type holds a NUL character", ErrUndecodable)
+	}
+	return nil
 }
 
 // maxDeliveryID bounds provider delivery ids used as keys.
@@ -570,13 +584,18 @@ func (s *Service) handleJira(c echo.Context, p *pending) error {
 	}
 	external := h.Get("X-Atlassian-Webhook-Identifier")
 	switch {
-	case len(external) > maxDeliveryID:
+	case len(external) > maxDeliveryID || !utf8.ValidString(external) || strings.IndexByte(external, 0) >= 0:
+		// Not text a key column takes (PostgreSQL refuses bytes that are
+		// not UTF-8, and NUL): Jira's identifiers are UUIDs.
 		return s.reject(ProviderJira, http.StatusBadRequest, &RejectError{Reason: "bad_identifier"})
 	case external == "":
 		external = bodyKey(body)
 	}
 	d := s.newDelivery(ProviderJira, external, "", h, body)
 	ev, err := DecodeJira(body, s.cfg.JiraBookingField)
+	if err == nil {
+		err = storableEventType(ev.Event)
+	}
 	if err != nil {
 		return s.poison(c, p, d, err)
 	}
@@ -605,7 +624,9 @@ func (s *Service) handleGoogle(c echo.Context, p *pending) error {
 	if chID == "" || tok == "" {
 		return s.reject(ProviderGoogle, http.StatusUnauthorized, fmt.Errorf("%w: channel id and token are required", ErrMissingHeader))
 	}
-	if len(chID) > maxDeliveryID || len(tok) > maxDeliveryID {
+	if len(chID) > maxDeliveryID || len(tok) > maxDeliveryID || !utf8.ValidString(chID) || strings.IndexByte(chID, 0) >= 0 {
+		// No channel has such an id (ours are UUIDs), and the lookup
+		// would send PostgreSQL text it refuses: not UTF-8, or a NUL.
 		return s.reject(ProviderGoogle, http.StatusUnauthorized, ErrUnknownChannel)
 	}
 	if s.cfg.Channels == nil {
