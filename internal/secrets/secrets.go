@@ -185,8 +185,11 @@ func componentRune(r rune) bool {
 		r == '_' || r == '.' || r == '@' || r == '-'
 }
 
-// MaxPathLen bounds a full path (SSM allows 1011 characters for a name).
-const MaxPathLen = 1011
+// MaxPathLen bounds a full path. SSM allows 1011 characters for a name, but
+// counts the ARN before it too (arn:<partition>:ssm:<region>:<account>:parameter/,
+// 45 characters in us-east-2 and under 70 in any partition), so a path stays
+// below 1011-70 characters to be a valid name in every region.
+const MaxPathLen = 940
 
 // ValidPath reports whether p is an absolute path of valid components
 // ("/a/b"), as every Store requires for Get, Put and Delete.

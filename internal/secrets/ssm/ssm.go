@@ -41,7 +41,8 @@
 // processes racing on one secret at once. A Put whose response is lost
 // (network error) is not retried and its outcome is unknown to the caller;
 // it is still atomic. Versions restart after a Delete (see secrets.Store).
-// Values in SSM carry the header, so other tools reading them see it.
+// Values in SSM carry the header, so other tools reading them see it; a
+// value SSM would refuse as it is (one with "{{") is kept in base64.
 //
 // Throttling (ThrottlingException and friends) is retried with exponential
 // backoff and full jitter through an injectable sleep; reads are also
@@ -534,10 +535,13 @@ func (s *Store) history(ctx context.Context, path string) ([]types.ParameterHist
 
 const magic = "gwsecret1;"
 
-// frame encodes value with the base version the writer read.
+// frame encodes value with the base version the writer read. A value that
+// is not UTF-8, is empty, or holds "{{" is stored in base64: SSM refuses a
+// value with text wrapped in double braces ("Parameter value can't nest
+// another parameter"), which a password or token may well contain.
 func frame(base int64, value []byte) string {
 	enc, data := "t", string(value)
-	if !utf8.Valid(value) || len(value) == 0 {
+	if !utf8.Valid(value) || len(value) == 0 || strings.Contains(data, "{{") {
 		enc, data = "b", base64.StdEncoding.EncodeToString(value)
 	}
 	return magic + strconv.FormatInt(base, 10) + ";" + enc + ";" + data

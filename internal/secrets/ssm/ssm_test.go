@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -512,5 +513,33 @@ func TestAttemptTimeout(t *testing.T) {
 	defer mu.Unlock()
 	if hung != 1 {
 		t.Fatalf("hung %d requests, want 1", hung)
+	}
+}
+
+// TestValueWithDoubleBraces: SSM refuses a parameter value with text wrapped
+// in double braces ("Parameter value can't nest another parameter"); a
+// password or token holding them is still stored, listed and read back.
+func TestValueWithDoubleBraces(t *testing.T) {
+	t.Parallel()
+	_, srv := newSim(t)
+	ctx := t.Context()
+	s := newStore(t, srv, ssm.Config{CacheTTL: -1})
+	for i, v := range []string{"pa{{ss}}word", "{{ssm:/spotlight/other}}", `{"password":"x{{y"}`, "a{{\n}}b"} {
+		p := fmt.Sprintf("/spotlight/test/braces/%d", i)
+		ver, err := s.Put(ctx, p, []byte(v), 0)
+		if err != nil {
+			t.Fatalf("Put(%q) = %v", v, err)
+		}
+		if ver, err = s.Put(ctx, p, []byte(v+"2"), ver); err != nil {
+			t.Fatalf("Put(%q) over version 1 = %v", v+"2", err)
+		}
+		got, err := s.Get(ctx, p)
+		if err != nil || string(got.Value) != v+"2" || got.Version != ver {
+			t.Fatalf("Get = %q v%d, %v; want %q v%d", got.Value, got.Version, err, v+"2", ver)
+		}
+	}
+	list, err := s.List(ctx, "/spotlight/test/braces")
+	if err != nil || len(list) != 4 {
+		t.Fatalf("List = %v, %v; want 4 secrets", list, err)
 	}
 }

@@ -8,6 +8,11 @@
 //   - https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameter.html
 //   - https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameters.html
 //   - https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html
+//     (a name's 1011 characters count the ARN before it; a value with text
+//     wrapped in double braces, "{{name}}", is refused: parameters can't be
+//     nested in the values of others)
+//   - https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html
+//     (name characters, "aws"/"ssm" prefixes, 15 hierarchy levels)
 //   - https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DeleteParameter.html
 //   - https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParametersByPath.html
 //     (MaxResults 1 to 10, NextToken, Recursive, WithDecryption)
@@ -414,9 +419,15 @@ func decode(body []byte, v any) *apiError {
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9_.\-/]+$`)
 
-func validName(name string) *apiError {
-	if name == "" || len(name) > maxNameLen || !nameRE.MatchString(name) {
+// validName checks a parameter name. Its length limit counts the ARN before
+// the name too (arn:aws:ssm:<region>:<account>:parameter/), as the
+// PutParameter reference says of the 1011 characters.
+func (s *Server) validName(name string) *apiError {
+	if name == "" || !nameRE.MatchString(name) {
 		return errf("ValidationException", "Parameter name: must be 1 to %d characters from a-zA-Z0-9_.-/", maxNameLen)
+	}
+	if n := len(s.arn(name)); n > maxNameLen {
+		return errf("ValidationException", "Parameter name: the name and the ARN before it (%d characters) exceed the maximum of %d characters.", n, maxNameLen)
 	}
 	if strings.Contains(name, "/") {
 		if !strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") || strings.Contains(name, "//") {
@@ -495,7 +506,7 @@ func (s *Server) lookup(ref string) (*param, version, string, *apiError) {
 	if i := strings.LastIndexByte(ref, ':'); i > 0 {
 		name, sel = ref[:i], ref[i:]
 	}
-	if e := validName(name); e != nil {
+	if e := s.validName(name); e != nil {
 		return nil, version{}, "", e
 	}
 	p, ok := s.params[name]
@@ -586,11 +597,14 @@ func (s *Server) putParameter(body []byte) (any, *apiError) {
 	if e := decode(body, &in); e != nil {
 		return nil, e
 	}
-	if e := validName(in.Name); e != nil {
+	if e := s.validName(in.Name); e != nil {
 		return nil, e
 	}
 	if in.Value == nil || *in.Value == "" {
 		return nil, errf("ValidationException", "1 validation error detected: Value at 'value' failed to satisfy constraint: Member must have length greater than or equal to 1")
+	}
+	if nestsParameter(*in.Value) {
+		return nil, errf("ValidationException", "Parameter value can't nest another parameter. Do not use \"{{}}\" in the value.")
 	}
 	switch in.Type {
 	case "", "String", "StringList", "SecureString":
@@ -665,12 +679,20 @@ func (s *Server) putParameter(body []byte) (any, *apiError) {
 	return map[string]any{"Version": p.last, "Tier": tier}, nil
 }
 
+// nestsParameter reports a value with text wrapped in double braces
+// ("{{name}}", "{{ssm:name}}"), which PutParameter refuses whatever the
+// parameter's type.
+func nestsParameter(v string) bool {
+	i := strings.Index(v, "{{")
+	return i >= 0 && strings.Contains(v[i+2:], "}}")
+}
+
 func (s *Server) deleteParameter(body []byte) (any, *apiError) {
 	var in struct{ Name string }
 	if e := decode(body, &in); e != nil {
 		return nil, e
 	}
-	if e := validName(in.Name); e != nil {
+	if e := s.validName(in.Name); e != nil {
 		return nil, e
 	}
 	s.mu.Lock()
@@ -767,7 +789,7 @@ func (s *Server) getParameterHistory(body []byte) (any, *apiError) {
 	if e := decode(body, &in); e != nil {
 		return nil, e
 	}
-	if e := validName(in.Name); e != nil {
+	if e := s.validName(in.Name); e != nil {
 		return nil, e
 	}
 	limit := 50
@@ -828,7 +850,7 @@ func (s *Server) labelParameterVersion(body []byte) (any, *apiError) {
 	if e := decode(body, &in); e != nil {
 		return nil, e
 	}
-	if e := validName(in.Name); e != nil {
+	if e := s.validName(in.Name); e != nil {
 		return nil, e
 	}
 	if len(in.Labels) < 1 || len(in.Labels) > 10 {

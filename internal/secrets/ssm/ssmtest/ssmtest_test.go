@@ -419,3 +419,46 @@ func TestThrottling(t *testing.T) {
 		t.Errorf("Calls = %d, want 7", sim.Calls("GetParameter"))
 	}
 }
+
+// TestPutParameterRefusals: what the PutParameter reference says SSM refuses
+// and a lenient simulator would store. A value with text wrapped in double
+// braces nests another parameter; a name's 1011 characters include the ARN
+// before it (arn:aws:ssm:us-east-1:123456789012:parameter/, 45 here).
+func TestPutParameterRefusals(t *testing.T) {
+	t.Parallel()
+	sim, srv := start(t, ssmtest.Options{})
+	c := client(srv)
+	const arnPrefix = len("arn:aws:ssm:us-east-1:123456789012:parameter/")
+	longest := "/" + strings.Repeat("n", 1011-arnPrefix)
+	tests := []struct {
+		name, param, value string
+		wantCode           string
+	}{
+		{"braces", "/t/braces", "pass{{word}}", "ValidationException"},
+		{"ssm reference", "/t/ref", "{{ssm:/other/param}}", "ValidationException"},
+		{"braces across lines", "/t/lines", "a{{\n}}b", "ValidationException"},
+		{"single braces", "/t/single", `{"a":{"b":"}"}}`, ""},
+		{"opening only", "/t/open", "x{{y", ""},
+		{"closing before opening", "/t/order", "}}x{{", ""},
+		{"longest name", longest, "v", ""},
+		{"name one over with its ARN", longest + "n", "v", "ValidationException"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, typ := range []types.ParameterType{types.ParameterTypeString, types.ParameterTypeSecureString} {
+				_, err := c.PutParameter(t.Context(), &awsssm.PutParameterInput{Name: aws.String(tc.param), Value: aws.String(tc.value),
+					Type: typ, Overwrite: aws.Bool(true)})
+				if got := apiCode(err); got != tc.wantCode || (err != nil) != (tc.wantCode != "") {
+					t.Fatalf("%s: PutParameter = %v, want code %q", typ, err, tc.wantCode)
+				}
+				if _, stored := sim.Inspect(tc.param); stored != (tc.wantCode == "") {
+					t.Fatalf("%s: stored = %v after %v", typ, stored, err)
+				}
+			}
+		})
+	}
+	if _, err := c.GetParameter(t.Context(), &awsssm.GetParameterInput{Name: aws.String(longest + "n")}); apiCode(err) != "ValidationException" {
+		t.Errorf("GetParameter of a name too long with its ARN = %v, want ValidationException", err)
+	}
+}
