@@ -588,6 +588,10 @@ func (s *Server) eventsList(c *call) response {
 				return badRequest("invalid", "Sync token cannot be used with other request restrictions.", p)
 			}
 		}
+		// Deleted events always come with a sync token; showDeleted=false is refused.
+		if q.Has("showDeleted") && q.Get("showDeleted") != "true" {
+			return badRequest("invalid", "Sync token cannot be used with other request restrictions.", "showDeleted")
+		}
 		var st syncToken
 		if !decodeToken(q.Get("syncToken"), &st) || st.Cal != cs.info.ID {
 			return badRequest("invalid", "Invalid sync token value.", "syncToken")
@@ -598,12 +602,18 @@ func (s *Server) eventsList(c *call) response {
 		cur = listCursor{Cal: cs.info.ID, Since: st.Seq, Snap: s.serial, ShowDeleted: true}
 	default:
 		cur = listCursor{Cal: cs.info.ID, Since: -1, Snap: s.serial, ShowDeleted: q.Get("showDeleted") == "true"}
-		for _, p := range []string{"timeMin", "timeMax"} {
+		var bounds [2]time.Time
+		for i, p := range []string{"timeMin", "timeMax"} {
 			if v := q.Get(p); v != "" {
-				if _, err := time.Parse(time.RFC3339, v); err != nil {
+				t, err := time.Parse(time.RFC3339, v)
+				if err != nil {
 					return badRequest("invalid", "Bad Request", p)
 				}
+				bounds[i] = t
 			}
+		}
+		if !bounds[0].IsZero() && !bounds[1].IsZero() && !bounds[1].After(bounds[0]) {
+			return badRequest("timeRangeEmpty", "The specified time range is empty.", "timeMax")
 		}
 		cur.TimeMin, cur.TimeMax = q.Get("timeMin"), q.Get("timeMax")
 		for _, p := range q["privateExtendedProperty"] {

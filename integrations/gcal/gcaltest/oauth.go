@@ -21,6 +21,7 @@ type authCode struct {
 	scopes                      []string
 	challenge, method           string
 	offline                     bool
+	consent                     bool // prompt named consent
 	expires                     time.Time
 	used                        bool
 	grant                       *grant // set once exchanged
@@ -116,6 +117,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	s.codes[code] = &authCode{
 		clientID: cl.ID, redirectURI: redirect, user: email, scopes: normalizeScopes(scopes),
 		challenge: challenge, method: method, offline: q.Get("access_type") == "offline",
+		consent: slices.Contains(strings.Fields(q.Get("prompt")), "consent"),
 		expires: s.now().Add(codeTTL),
 	}
 	v := ru.Query()
@@ -257,17 +259,35 @@ func (s *Server) exchangeCode(w http.ResponseWriter, r *http.Request, cl Client)
 	ac.used = true
 	s.stats.CodeExchanges++
 	var g *grant
+	issue := false
 	if ac.offline {
-		g = &grant{refreshToken: randomToken("1//gcaltest-refresh-"), clientID: cl.ID, user: ac.user, scopes: ac.scopes}
-		s.refresh[g.refreshToken] = g
-		ac.grant = g
+		// Google returns a refresh token on the first exchange of an
+		// offline grant; later consents of the same user to the same
+		// client get one only when prompt=consent asked again.
+		g = s.liveGrant(ac.user, cl.ID)
+		if g == nil || ac.consent {
+			g = &grant{refreshToken: randomToken("1//gcaltest-refresh-"), clientID: cl.ID, user: ac.user, scopes: ac.scopes}
+			s.refresh[g.refreshToken] = g
+			ac.grant = g
+			issue = true
+		}
 	}
 	resp := s.mintAccess(ac.user, ac.scopes, g)
 	ac.access = resp.AccessToken
-	if g != nil {
+	if issue {
 		resp.RefreshToken = g.refreshToken
 	}
 	writeTokenJSON(w, resp)
+}
+
+// liveGrant returns an unrevoked grant of user to client, if any. Call with s.mu held.
+func (s *Server) liveGrant(user, clientID string) *grant {
+	for _, g := range s.refresh {
+		if g.user == user && g.clientID == clientID && !g.revoked {
+			return g
+		}
+	}
+	return nil
 }
 
 func verifyPKCE(method, challenge, verifier string) bool {

@@ -9,8 +9,12 @@
 //     (events insert/get/patch/update/delete/list/watch, freebusy.query,
 //     calendarList.list, channels.stop)
 //   - Incremental sync: https://developers.google.com/calendar/api/guides/sync
+//     and https://developers.google.com/calendar/api/v3/reference/events/list
 //     (nextSyncToken only on the last page, deleted events as status
-//     "cancelled" on incremental sync, 410 fullSyncRequired)
+//     "cancelled" on incremental sync, 410 fullSyncRequired; a syncToken
+//     refuses iCalUID, orderBy, privateExtendedProperty, q,
+//     sharedExtendedProperty, timeMin, timeMax, updatedMin and
+//     showDeleted=false; timeMax must be after timeMin)
 //   - Errors: https://developers.google.com/calendar/api/guides/errors
 //     (the {"error":{"errors":[...],"code":…,"message":…}} body; 401 authError,
 //     403 rateLimitExceeded / userRateLimitExceeded / quotaExceeded, 409
@@ -21,7 +25,9 @@
 //     X-Goog-Message-Number)
 //   - OAuth 2.0 for web server apps: https://developers.google.com/identity/protocols/oauth2/web-server
 //     (authorization endpoint, token endpoint with PKCE, refresh, invalid_grant,
-//     revoke endpoint)
+//     revoke endpoint; access_type=offline yields a refresh token on the first
+//     exchange only, later consents of the user to the client get one again
+//     only with prompt=consent)
 //
 // Paths served, relative to the server root (the real hosts in brackets):
 //

@@ -294,9 +294,19 @@ func TestListSyncSemantics(t *testing.T) {
 		t.Errorf("showDeleted listing has %d items, want 5", n)
 	}
 
-	// Sync tokens refuse filters.
-	if status, _ := h.do(t, http.MethodGet, events+"?timeMin=2027-01-01T00:00:00Z&syncToken="+url.QueryEscape(sync), h.token, nil); status != 400 {
-		t.Errorf("syncToken with timeMin: %d", status)
+	// Sync tokens refuse filters, and showDeleted=false (deleted events
+	// always come with a sync token); showDeleted=true is allowed.
+	for _, q := range []string{"timeMin=2027-01-01T00:00:00Z", "showDeleted=false", "orderBy=updated", "updatedMin=2027-01-01T00:00:00Z"} {
+		if status, _ := h.do(t, http.MethodGet, events+"?"+q+"&syncToken="+url.QueryEscape(sync), h.token, nil); status != 400 {
+			t.Errorf("syncToken with %s: %d, want 400", q, status)
+		}
+	}
+	if status, m := h.do(t, http.MethodGet, events+"?showDeleted=true&syncToken="+url.QueryEscape(sync), h.token, nil); status != 200 {
+		t.Errorf("syncToken with showDeleted=true: %d %v", status, m)
+	}
+	// A time range must not be empty.
+	if status, m := h.do(t, http.MethodGet, events+"?timeMin=2027-02-01T10:00:00Z&timeMax=2027-02-01T10:00:00Z", h.token, nil); status != 400 || reason(m) != "timeRangeEmpty" {
+		t.Errorf("timeMax equal to timeMin: %d %v", status, m)
 	}
 	// Incremental: a deleted event appears as cancelled.
 	if err := h.sim.DeleteEvent("primary", ids[1]); err != nil {
@@ -525,7 +535,7 @@ func TestOAuthRefreshRevokeUserinfo(t *testing.T) {
 			t.Parallel()
 			o := newOAuth(t, gcaltest.Options{RotateRefreshTokens: rotate})
 			octx := contextWithClient(t.Context(), o.ts.Client())
-			code := o.authorize(t, oauth2.AccessTypeOffline).Get("code")
+			code := o.authorize(t, oauth2.AccessTypeOffline, oauth2.SetAuthURLParam("prompt", "consent")).Get("code")
 			tok, err := o.cfg.Exchange(octx, code)
 			if err != nil {
 				t.Fatal(err)
@@ -752,5 +762,41 @@ func TestUnshareCalendar(t *testing.T) {
 		if len(list.Items) != want {
 			t.Errorf("calendar list of %s: %+v, want %d entries", email, list.Items, want)
 		}
+	}
+}
+
+// TestOAuthRefreshTokenOnFirstConsent: Google returns a refresh token for
+// access_type=offline on the first exchange; a later consent of the same
+// user to the same client gets one again only with prompt=consent, and the
+// first refresh token stays valid.
+func TestOAuthRefreshTokenOnFirstConsent(t *testing.T) {
+	t.Parallel()
+	// A user the harness has issued no token to: nothing consented yet.
+	o := newOAuth(t, gcaltest.Options{Users: []gcaltest.User{{Email: gcaltest.DefaultUser}, {Email: "new@example.com"}}})
+	octx := contextWithClient(t.Context(), o.ts.Client())
+	exchange := func(opts ...oauth2.AuthCodeOption) *oauth2.Token {
+		t.Helper()
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", "new@example.com"))
+		tok, err := o.cfg.Exchange(octx, o.authorize(t, opts...).Get("code"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	first := exchange(oauth2.AccessTypeOffline)
+	if first.RefreshToken == "" {
+		t.Fatal("first offline consent: no refresh token")
+	}
+	if again := exchange(oauth2.AccessTypeOffline); again.RefreshToken != "" || again.AccessToken == "" {
+		t.Errorf("second offline consent without prompt=consent: refresh token %q, access token %q; want none, one", again.RefreshToken, again.AccessToken)
+	}
+	forced := exchange(oauth2.AccessTypeOffline, oauth2.SetAuthURLParam("prompt", "consent"))
+	if forced.RefreshToken == "" || forced.RefreshToken == first.RefreshToken {
+		t.Errorf("offline consent with prompt=consent: refresh token %q, want a new one", forced.RefreshToken)
+	}
+	stale := *first
+	stale.Expiry = time.Now().Add(-time.Minute)
+	if _, err := o.cfg.TokenSource(octx, &stale).Token(); err != nil {
+		t.Errorf("first refresh token after later consents: %v", err)
 	}
 }
