@@ -15,11 +15,16 @@ import (
 )
 
 // BookingMarkerPrefix starts the agenda line that ties a meeting to its
-// booking: "spotlight-booking:<booking id>".
+// booking: "spotlight-booking:<booking id>", the agenda's first line.
 const BookingMarkerPrefix = "spotlight-booking:"
 
 // maxAgenda is Zoom's agenda limit in characters.
 const maxAgenda = 2000
+
+// listAgenda is how many characters of an agenda List meetings returns
+// ("The length of agenda gets truncated to 250 characters when you list all
+// meetings for a user"): the marker must lie within them to be found.
+const listAgenda = 250
 
 // createRounds bounds lookup-then-create rounds after ambiguous failures.
 const createRounds = 3
@@ -153,8 +158,10 @@ func (m *meetingJSON) meeting() Meeting {
 
 func marker(bookingID string) string { return BookingMarkerPrefix + bookingID }
 
-// withMarker appends the booking marker line to agenda, shortening the
-// agenda so the whole fits Zoom's limit.
+// withMarker puts the booking marker line before agenda, shortening the
+// agenda so the whole fits Zoom's limit. The marker comes first because List
+// meetings, where FindMeeting looks for it, shows only the first 250
+// characters of an agenda.
 func withMarker(agenda, bookingID string) string {
 	mk := marker(bookingID)
 	room := maxAgenda - len([]rune(mk)) - 1
@@ -164,15 +171,19 @@ func withMarker(agenda, bookingID string) string {
 	if agenda == "" {
 		return mk
 	}
-	return agenda + "\n" + mk
+	return mk + "\n" + agenda
 }
 
 // splitMarker returns the agenda without its marker line and the booking id.
-// The marker is the last marker line: withMarker appends it after the
-// agenda, which may quote another meeting's marker (the notes of a
-// follow-up session pasted from the previous one's invitation).
+// The marker is the first line (withMarker puts it there; the agenda after
+// it may quote another meeting's marker, as the notes of a follow-up session
+// pasted from the previous one's invitation do). A meeting written before
+// the marker moved to the front carries it as its last marker line.
 func splitMarker(agenda string) (rest, bookingID string) {
 	lines := strings.Split(agenda, "\n")
+	if id, ok := strings.CutPrefix(strings.TrimSpace(lines[0]), BookingMarkerPrefix); ok && id != "" {
+		return strings.Join(lines[1:], "\n"), id
+	}
 	for i := len(lines) - 1; i >= 0; i-- {
 		l := lines[i]
 		if id, ok := strings.CutPrefix(strings.TrimSpace(l), BookingMarkerPrefix); ok && id != "" {
@@ -193,19 +204,21 @@ func settingsBody(s MeetingSettings) *settingsJSON {
 	return &settingsJSON{WaitingRoom: &s.WaitingRoom, JoinBeforeHost: &s.JoinBeforeHost, AutoRecording: ar}
 }
 
-// ErrInvalidBookingID is returned for an empty booking id or one containing
-// whitespace (it must fit on the marker line).
+// ErrInvalidBookingID is returned for an empty booking id, one containing
+// whitespace (it must fit on the marker line) or one so long that its marker
+// line would not fit in the 250 characters List meetings shows of an agenda.
 var ErrInvalidBookingID = errors.New("zoom: invalid booking id")
 
 // CreateMeeting creates a scheduled meeting for userID (a Zoom user id or
 // email) that belongs to bookingID, at most once per booking. The booking id
-// is written into the agenda as a "spotlight-booking:<id>" line. Before
+// is written into the agenda as its first line, "spotlight-booking:<id>". Before
 // creating, and again after an ambiguous failure (timeout, lost connection,
 // 5xx whose outcome is unknown), it looks for an upcoming meeting of the
 // user carrying that marker and returns it instead of creating another one.
 // Concurrent calls for the same booking on one Client are serialised.
 func (c *Client) CreateMeeting(ctx context.Context, userID, bookingID string, req MeetingRequest) (*Meeting, error) {
-	if bookingID == "" || strings.ContainsFunc(bookingID, func(r rune) bool { return r == '\n' || r == '\r' || r == ' ' || r == '\t' }) {
+	if bookingID == "" || strings.ContainsFunc(bookingID, func(r rune) bool { return r == '\n' || r == '\r' || r == ' ' || r == '\t' }) ||
+		len([]rune(marker(bookingID))) > listAgenda {
 		return nil, fmt.Errorf("zoom: create meeting: %w", ErrInvalidBookingID)
 	}
 	tz := req.Timezone
@@ -349,7 +362,8 @@ func (c *Client) DeleteMeeting(ctx context.Context, meetingID int64) error {
 
 // ListUpcomingMeetings returns all of the user's upcoming meetings
 // (GET /v2/users/{userId}/meetings?type=upcoming), following
-// next_page_token. List entries have no StartURL, Password or Settings.
+// next_page_token. List entries have no StartURL, Password or Settings, and
+// Zoom cuts their agenda to 250 characters (GetMeeting returns it whole).
 func (c *Client) ListUpcomingMeetings(ctx context.Context, userID string) ([]Meeting, error) {
 	var all []Meeting
 	token := ""

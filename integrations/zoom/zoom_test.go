@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -685,5 +686,39 @@ func TestAgendaQuotingAnotherMarker(t *testing.T) {
 	}
 	if m, err := e.client.FindMeeting(ctx, testUser, "b-prev"); !errors.Is(err, zoom.ErrMeetingNotFound) {
 		t.Errorf("FindMeeting(b-prev) after its meeting was deleted = meeting %+v, %v; want ErrMeetingNotFound", m, err)
+	}
+}
+
+// TestLongAgendaFoundInList: List meetings shows only the first 250
+// characters of an agenda (Zoom's documented cut, which the simulator
+// makes). A booking whose notes are longer is still found by its marker:
+// a create whose answer was lost is not repeated, the meeting is found for
+// the booking, and its agenda reads back whole without the marker.
+func TestLongAgendaFoundInList(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, outbound.Config{})
+	ctx := t.Context()
+	req := e.request(1)
+	req.Agenda = strings.Repeat("Please look at my system design notes. ", 60)[:1900]
+	e.sim.Inject(zoomtest.Fault{Kind: zoomtest.FaultLoseResponse, Route: zoomtest.RouteCreateMeeting})
+	m, err := e.client.CreateMeeting(ctx, testUser, "bk-long", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e.sim.MeetingCount(testUser); n != 1 {
+		t.Errorf("%d meetings after a lost create answer, want 1", n)
+	}
+	found, err := e.client.FindMeeting(ctx, testUser, "bk-long")
+	if err != nil {
+		t.Fatalf("FindMeeting: %v", err)
+	}
+	if found.ID != m.ID || found.BookingID != "bk-long" || found.Agenda != req.Agenda {
+		t.Errorf("FindMeeting = meeting %d of booking %q, agenda of %d characters; want meeting %d of bk-long with the agenda whole",
+			found.ID, found.BookingID, len(found.Agenda), m.ID)
+	}
+	// A marker line longer than the list shows could never be found.
+	long := strings.Repeat("b", 250-len(zoom.BookingMarkerPrefix)+1)
+	if _, err := e.client.CreateMeeting(ctx, testUser, long, req); !errors.Is(err, zoom.ErrInvalidBookingID) {
+		t.Errorf("create for a %d-character booking id: %v, want ErrInvalidBookingID", len(long), err)
 	}
 }

@@ -123,10 +123,18 @@ func (m *meeting) json(now time.Time) meetingJSON {
 	}
 }
 
+// listItem is the meeting as List meetings shows it: its agenda cut to
+// listAgendaLength characters, as Zoom documents for that endpoint ("The
+// length of agenda gets truncated to 250 characters when you list all
+// meetings for a user"); Get a meeting returns it whole.
 func (m *meeting) listItem() listItemJSON {
+	agenda := m.Agenda
+	if r := []rune(agenda); len(r) > listAgendaLength {
+		agenda = string(r[:listAgendaLength])
+	}
 	return listItemJSON{
 		UUID: m.UUID, ID: m.ID, HostID: m.HostID, Topic: m.Topic, Type: m.Type, StartTime: m.startTime(),
-		Duration: m.Duration, Timezone: m.Timezone, Agenda: m.Agenda,
+		Duration: m.Duration, Timezone: m.Timezone, Agenda: agenda,
 		CreatedAt: m.created.UTC().Format(zoomTimeLayout), JoinURL: m.JoinURL,
 	}
 }

@@ -13,7 +13,11 @@
 //     client_id:client_secret, one-hour bearer tokens, no refresh token);
 //   - Meetings API: https://developers.zoom.us/docs/api/meetings/ (create
 //     POST /v2/users/{userId}/meetings, get/update/delete /v2/meetings/{id},
-//     list GET /v2/users/{userId}/meetings with next_page_token pagination);
+//     list GET /v2/users/{userId}/meetings with next_page_token pagination,
+//     whose entries carry the agenda cut to 250 characters: "The length of
+//     agenda gets truncated to 250 characters when you list all meetings for
+//     a user", in the agenda field of List meetings,
+//     https://developers.zoom.us/docs/api/meetings/#tag/meetings/GET/users/{userId}/meetings);
 //   - Error codes: https://developers.zoom.us/docs/api/errors (body
 //     {"code":…,"message":…}, 300 validation, 124 invalid access token,
 //     3001 meeting does not exist, 1001 user does not exist);
@@ -60,6 +64,7 @@ const (
 	maxRequestBody   = 1 << 20
 	maxTopicLength   = 200
 	maxAgendaLength  = 2000
+	listAgendaLength = 250 // List meetings cuts each agenda to this many characters
 	defaultPageSize  = 30
 	maxPageSize      = 300
 	webhookUserAgent = "Zoom Marketplace/1.0a"

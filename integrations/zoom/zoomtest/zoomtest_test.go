@@ -422,6 +422,35 @@ func TestListPagination(t *testing.T) {
 	}
 }
 
+// TestListAgendaTruncated: List meetings cuts each agenda to 250 characters
+// (characters, not bytes), as Zoom documents; Get a meeting returns it whole.
+func TestListAgendaTruncated(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tok := f.token(t)
+	agenda := strings.Repeat("ä", 249) + "xyz" + strings.Repeat("\nmore", 300)
+	body := validMeeting(f.clk.Now().Add(time.Hour))
+	body["agenda"] = agenda
+	r := f.do(t, http.MethodPost, "/v2/users/u1/meetings", tok, body)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	id := string(r.body["id"].(json.Number))
+	if r.body["agenda"] != agenda {
+		t.Errorf("create answered agenda of %d characters, want it whole", len([]rune(r.body["agenda"].(string))))
+	}
+	if r := f.do(t, http.MethodGet, "/v2/meetings/"+id, tok, nil); r.body["agenda"] != agenda {
+		t.Errorf("get answered agenda of %d characters, want it whole", len([]rune(r.body["agenda"].(string))))
+	}
+	for _, typ := range []string{"scheduled", "upcoming"} {
+		r := f.do(t, http.MethodGet, "/v2/users/u1/meetings?type="+typ, tok, nil)
+		got := r.body["meetings"].([]any)[0].(map[string]any)["agenda"].(string)
+		if want := strings.Repeat("ä", 249) + "x"; got != want {
+			t.Errorf("list type=%s: agenda %q (%d characters), want the first 250 characters", typ, got, len([]rune(got)))
+		}
+	}
+}
+
 func TestRateLimits(t *testing.T) {
 	t.Parallel()
 	t.Run("per second", func(t *testing.T) {
