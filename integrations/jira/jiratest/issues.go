@@ -205,6 +205,8 @@ func (s *Server) parseFields(fields map[string]json.RawMessage, creating bool) (
 			switch {
 			case v == "":
 				errs["summary"] = "You must specify a summary of the issue."
+			case strings.ContainsAny(v, "\r\n"):
+				errs["summary"] = summaryNewlineMessage
 			case len([]rune(v)) > 255:
 				errs["summary"] = "Summary must be less than 255 characters."
 			default:
@@ -255,6 +257,10 @@ func (s *Server) parseFields(fields map[string]json.RawMessage, creating bool) (
 	}
 	return changes, errs
 }
+
+// summaryNewlineMessage is Jira's answer to a summary with a line break in
+// it (a single-line field).
+const summaryNewlineMessage = "The summary is invalid because it contains newline characters."
 
 const adfErrorMessage = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
 
@@ -590,6 +596,10 @@ func parseUpdate(u map[string][]map[string]json.RawMessage) (labels func([]strin
 					continue
 				}
 				v = strings.TrimSpace(v)
+				if strings.ContainsAny(v, "\r\n") {
+					errs["summary"] = summaryNewlineMessage
+					continue
+				}
 				summary = &v
 			}
 		default:

@@ -8,7 +8,12 @@
 //     (POST /rest/api/3/issue → 201 {id,key,self}; GET/PUT/DELETE
 //     /rest/api/3/issue/{issueIdOrKey}; PUT and DELETE answer 204;
 //     GET/POST /rest/api/3/issue/{issueIdOrKey}/transitions, POST answers 204
-//     and an unknown transition id is a 400).
+//     and an unknown transition id is a 400). The summary is a single line
+//     of at most 255 characters: one with a line break is answered 400
+//     {"errors":{"summary":"The summary is invalid because it contains
+//     newline characters."}}, on create and edit, as Jira Cloud answers
+//     (reported in https://github.com/DefectDojo/django-DefectDojo/pull/4954
+//     from an atlassian.net site, and https://github.com/elastic/kibana/issues/104932).
 //   - Issue comments: https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-comments/
 //     (POST /rest/api/3/issue/{issueIdOrKey}/comment with an ADF body → 201).
 //   - Issue search: https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-search/

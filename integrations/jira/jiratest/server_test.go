@@ -139,6 +139,10 @@ func TestCreateValidation(t *testing.T) {
 			"summary": "You must specify a summary of the issue."}},
 		{"unknown project and type", `{"fields":{"project":{"key":"NOPE"},"issuetype":{"name":"Epic"},"summary":"s"}}`, map[string]any{
 			"project": "Specify a valid project ID or key", "issuetype": "Specify a valid issue type"}},
+		{"summary with a line break", `{"fields":{"project":{"key":"SPOT"},"issuetype":{"name":"Task"},"summary":"Mentoring: two\nlines"}}`,
+			map[string]any{"summary": "The summary is invalid because it contains newline characters."}},
+		{"summary with a carriage return", `{"fields":{"project":{"key":"SPOT"},"issuetype":{"name":"Task"},"summary":"a\rb"}}`,
+			map[string]any{"summary": "The summary is invalid because it contains newline characters."}},
 		{"label with space", `{"fields":{"project":{"key":"SPOT"},"issuetype":{"name":"Task"},"summary":"s","labels":["a b"]}}`,
 			map[string]any{"labels": "The label 'a b' contains spaces which is invalid."}},
 		{"unknown field", `{"fields":{"project":{"key":"SPOT"},"issuetype":{"name":"Task"},"summary":"s","customfield_99999":"x"}}`,
@@ -167,6 +171,29 @@ func TestCreateValidation(t *testing.T) {
 			t.Errorf("IssueCount = %d after only invalid creates", n)
 		}
 	})
+}
+
+// TestEditSummaryNewline: an edit that would put a line break into the
+// summary, through "fields" or an "update" set, is refused like a create.
+func TestEditSummaryNewline(t *testing.T) {
+	t.Parallel()
+	s, base := site(t, jiratest.Options{})
+	status, _, created := do(t, base, call{method: "POST", path: "/rest/api/3/issue",
+		body: `{"fields":{"project":{"key":"SPOT"},"issuetype":{"name":"Task"},"summary":"one line"}}`})
+	if status != 201 {
+		t.Fatalf("create: %d", status)
+	}
+	key := created["key"].(string)
+	for _, body := range []string{`{"fields":{"summary":"two\nlines"}}`, `{"update":{"summary":[{"set":"two\r\nlines"}]}}`} {
+		status, _, got := do(t, base, call{method: "PUT", path: "/rest/api/3/issue/" + key, body: body})
+		want := map[string]any{"summary": "The summary is invalid because it contains newline characters."}
+		if diff := cmp.Diff(want, got["errors"]); status != 400 || diff != "" {
+			t.Errorf("PUT %s: status %d, errors (-want +got):\n%s", body, status, diff)
+		}
+	}
+	if is, _ := s.Issue(key); is.Summary != "one line" {
+		t.Errorf("summary = %q after refused edits", is.Summary)
+	}
 }
 
 func TestIssueLifecycleAndTransitions(t *testing.T) {

@@ -147,15 +147,19 @@ func (j Jira) input(spec booking.IssueSpec) jira.IssueInput {
 		Description: description(spec), BookingID: spec.BookingID}
 }
 
-// summary is the issue's summary: at most 255 characters (Jira's limit
-// counts characters, not bytes).
+// summary is the issue's summary: one line (Jira refuses a summary with a
+// line break, so the topic's line breaks become spaces) of at most 255
+// characters (Jira's limit counts characters, not bytes).
 func summary(spec booking.IssueSpec) string {
-	s := "Mentoring: " + spec.Topic
+	topic := strings.TrimSpace(lineBreaks.Replace(spec.Topic))
+	s := "Mentoring: " + topic
 	if r := []rune(s); len(r) > 255 {
 		s = string(r[:255])
 	}
 	return s
 }
+
+var lineBreaks = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ")
 
 func description(spec booking.IssueSpec) *jira.Node {
 	loc, err := time.LoadLocation(spec.TimeZone)

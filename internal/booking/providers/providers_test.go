@@ -138,3 +138,27 @@ func TestJiraSummaryOfALongTopic(t *testing.T) {
 		t.Errorf("summary %q, want %q", is.Summary, "Mentoring: "+topic)
 	}
 }
+
+// TestJiraSummaryOfATopicWithLineBreaks: Jira refuses a summary with a line
+// break; a topic typed over several lines becomes a one-line summary, on
+// create and on update, instead of a booking whose Jira step fails for good.
+func TestJiraSummaryOfATopicWithLineBreaks(t *testing.T) {
+	t.Parallel()
+	sim, j := newJira(t, jiratest.Workflow{})
+	start := time.Now().Add(24 * time.Hour)
+	spec := booking.IssueSpec{BookingID: "b-1", Topic: "System design\r\nmock interview", Start: start, End: start.Add(time.Hour), TimeZone: "UTC"}
+	key, err := j.EnsureIssue(t.Context(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if is, _ := sim.Issue(key); is.Summary != "Mentoring: System design mock interview" {
+		t.Errorf("summary after create %q", is.Summary)
+	}
+	spec.Topic = "Career\nplanning\n"
+	if err := j.UpdateIssue(t.Context(), key, spec); err != nil {
+		t.Fatal(err)
+	}
+	if is, _ := sim.Issue(key); is.Summary != "Mentoring: Career planning" {
+		t.Errorf("summary after update %q", is.Summary)
+	}
+}
