@@ -460,6 +460,17 @@ type stepResult struct {
 
 func (r repo) writeStep(ctx context.Context, bookingID string, name StepName, res stepResult, at time.Time) error {
 	return r.db.InTx(ctx, func(tx *sql.Tx) error {
+		if res.JoinURL != "" && r.db.Dialect() == store.Postgres {
+			// The join URL is written to the booking row (writeJoinURL):
+			// lock it first, before the step's row, as every writer of
+			// the booking and its steps does (a cancel, a refusal):
+			// the other order deadlocks against a cancel committing now.
+			// writeJoinURL then reads the booking's spec as it is, not
+			// as it was before a reschedule committed meanwhile.
+			if _, err := tx.ExecContext(ctx, `SELECT 1 FROM bookings WHERE id = $1 FOR NO KEY UPDATE`, bookingID); err != nil {
+				return fmt.Errorf("booking: lock booking: %w", err)
+			}
+		}
 		set := `state = ?, last_error = ?, attempts = attempts + 1, updated_at = ?`
 		args := []any{string(res.State), nullStr(res.LastError), us(at)}
 		switch res.State {
