@@ -302,7 +302,11 @@ func (a bookingActions) Reschedule(ctx context.Context, id string, start, end ti
 	if err != nil {
 		return err
 	}
-	return refusal(a.svc.RescheduleAs(ctx, id, start, end, step, actor, reason))
+	err = a.svc.RescheduleAs(ctx, id, start, end, step, actor, reason)
+	if errors.Is(err, booking.ErrChangeInFlight) {
+		return fmt.Errorf("%w: %w", webhooks.ErrBookingBusy, err)
+	}
+	return refusal(err)
 }
 
 func (a bookingActions) Restore(ctx context.Context, id string, what webhooks.Artefact, actor, reason string) error {

@@ -234,6 +234,11 @@ var (
 	// providers that took the new time are being moved back). Returned as a
 	// *RescheduleRefusedError carrying the provider's reason.
 	ErrRescheduleRefused = errors.New("booking: a provider refused the new time; the booking keeps its previous time")
+	// ErrChangeInFlight: RescheduleAs found the booking's own change (its
+	// creation, a reschedule) still propagating to the providers; the
+	// artefact's time may be the gateway's old or new one. Try again once
+	// the booking has settled.
+	ErrChangeInFlight = errors.New("booking: the booking's own change is still propagating")
 )
 
 // RescheduleRefusedError is ErrRescheduleRefused with the provider's

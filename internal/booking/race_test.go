@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net/url"
 	"testing"
@@ -182,4 +183,57 @@ func TestReplacedMeetingWhileRescheduled(t *testing.T) {
 	if got.JoinURL != "https://zoom.test/j/m2" {
 		t.Errorf("join URL %q", got.JoinURL)
 	}
+}
+
+// TestRescheduleAsWhileRescheduled: a webhook processor read the booking
+// before a reschedule through the API (another replica) committed, found
+// it settled, and saw its Zoom meeting at a time someone set in Zoom
+// before that reschedule. Its move arrives while the API's change still
+// propagates: it must be judged once the booking has settled (the saga
+// puts the meeting at the API's time meanwhile), not taken over the API's
+// newer time, which its caller was promised.
+func TestRescheduleAsWhileRescheduled(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, true)
+		en.svc.cfg.DurableDelay = time.Hour
+		en.svc.cfg.SyncTimeout = 10 * time.Millisecond // answers do not wait for the saga
+		start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+		b := en.book(t, "k", start).Booking
+		b = en.waitFor(t, b.ID, 5*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+
+		// Another runner holds the booking: the API's reschedule stays
+		// in flight while the webhook's move arrives.
+		// (once the run that confirmed the booking has let it go).
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			now := time.Now()
+			ok, err := en.svc.repo.acquire(t.Context(), b.ID, "other", now, now.Add(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				break
+			}
+			if now.After(deadline) {
+				t.Fatal("the booking's lease was not released")
+			}
+		}
+		apiTo := start.Add(2 * time.Hour)
+		res, err := en.svc.Reschedule(t.Context(), Actor{ID: "cand", Candidate: true}, b.ID, RescheduleRequest{IfMatch: b.ETag(), Start: apiTo})
+		if err != nil || res.Booking.Status != StatusRescheduling {
+			t.Fatalf("reschedule: %v %s", err, res.Booking.Status)
+		}
+		zoomTo := start.Add(4 * time.Hour)
+		if err := en.svc.RescheduleAs(t.Context(), b.ID, zoomTo, zoomTo.Add(time.Hour), StepZoom, "webhook:zoom", "The Zoom meeting time was changed in Zoom."); !errors.Is(err, ErrChangeInFlight) {
+			t.Errorf("a move from Zoom while the API's reschedule propagates: %v, want ErrChangeInFlight", err)
+		}
+		if err := en.svc.repo.release(t.Context(), b.ID, "other"); err != nil {
+			t.Fatal(err)
+		}
+		en.svc.kick(b.ID)
+		after := en.waitFor(t, b.ID, 5*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
+		if !after.Start.Equal(apiTo) || !en.meetings.start(b.ID).Equal(apiTo) {
+			t.Errorf("booking at %v, meeting at %v; want the API's %v", after.Start, en.meetings.start(b.ID), apiTo)
+		}
+	})
 }

@@ -1017,7 +1017,11 @@ func (s *Service) CancelAs(ctx context.Context, id, actor, reason string) error 
 // calendar event (StepMentorCalendar) is not held against the busy time of
 // the mentor's calendars: the moved event itself is there now, and what else
 // the mentor keeps at that time is theirs to judge. Other bookings and the
-// schedule still refuse it.
+// schedule still refuse it. While the booking's own change (its creation,
+// a reschedule) propagates, the artefact's time may be the gateway's old or
+// new one: ErrChangeInFlight, to be tried again once it has settled. The
+// caller checked that on its own read, but a reschedule (another replica)
+// may have committed since.
 func (s *Service) RescheduleAs(ctx context.Context, id string, start, end time.Time, changed StepName, actor, reason string) error {
 	b, err := s.Lookup(ctx, id)
 	if err != nil {
@@ -1025,6 +1029,9 @@ func (s *Service) RescheduleAs(ctx context.Context, id string, start, end time.T
 	}
 	if b.Start.Equal(start) && b.End.Equal(end) {
 		return nil
+	}
+	if b.op == opEnsure && (b.Status == StatusPending || b.Status == StatusRescheduling) {
+		return ErrChangeInFlight
 	}
 	_, err = s.reschedule(ctx, actor, b, RescheduleRequest{Start: start, Duration: end.Sub(start), Reason: reason, changed: changed})
 	return err
