@@ -70,33 +70,90 @@ type Secrets struct {
 type SecretSource func(ctx context.Context) (Secrets, error)
 
 // CachedSecrets caches load's answer for ttl. When a refresh fails the
-// previous answer is kept for up to another ttl.
+// previous answer is kept for up to another ttl; meanwhile the source is
+// asked again once per ttl/10 at most (not once per delivery), and
+// deliveries do not wait for a refresh under way. Without a previous
+// answer to keep, every caller waits for a load (one at a time).
 func CachedSecrets(load SecretSource, ttl time.Duration, now func() time.Time) SecretSource {
 	if now == nil {
 		now = time.Now
 	}
+	pause := ttl / 10
 	var (
 		mu      sync.Mutex
 		cached  Secrets
 		fetched time.Time
 		ok      bool
+		// loading is closed when the load under way ends (nil: none).
+		loading chan struct{}
+		// After a failed load, while the previous answer is kept, none is
+		// tried before retryAt.
+		retryAt time.Time
 	)
 	return func(ctx context.Context) (Secrets, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		t := now()
-		if ok && t.Sub(fetched) < ttl {
-			return cached, nil
-		}
-		s, err := load(ctx)
-		if err != nil {
-			if ok && t.Sub(fetched) < 2*ttl {
-				return cached, nil
+		for {
+			mu.Lock()
+			t := now()
+			if ok && t.Sub(fetched) < ttl {
+				s := cached
+				mu.Unlock()
+				return s, nil
 			}
+			usable := ok && t.Sub(fetched) < 2*ttl
+			if usable && (loading != nil || t.Before(retryAt)) {
+				s := cached
+				mu.Unlock()
+				return s, nil
+			}
+			if ch := loading; ch != nil {
+				// Nothing to use meanwhile: wait for that load.
+				mu.Unlock()
+				select {
+				case <-ch:
+					continue
+				case <-ctx.Done():
+					return Secrets{}, ctx.Err()
+				}
+			}
+			ch := make(chan struct{})
+			loading = ch
+			mu.Unlock()
+			var (
+				s        Secrets
+				err      error
+				returned bool
+			)
+			func() {
+				// Locked again when load returns; when it panics, the
+				// next caller may load again.
+				defer func() {
+					mu.Lock()
+					loading = nil
+					close(ch)
+					if !returned {
+						mu.Unlock()
+					}
+				}()
+				s, err = load(ctx)
+				returned = true
+			}()
+			if err == nil {
+				cached, fetched, ok = s, t, true
+				mu.Unlock()
+				return s, nil
+			}
+			if ctx.Err() == nil {
+				// The source failed, not this caller's request.
+				retryAt = now().Add(pause)
+			}
+			if t = now(); ok && t.Sub(fetched) < 2*ttl {
+				s = cached
+				mu.Unlock()
+				return s, nil
+			}
+			mu.Unlock()
 			return Secrets{}, err
 		}
-		cached, fetched, ok = s, t, true
-		return s, nil
 	}
 }
 
