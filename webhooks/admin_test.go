@@ -663,3 +663,30 @@ func (h *harness) replayWhenFree(t *testing.T, path, token string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestAdminListForgedCursor: a cursor this API did not return is a 400
+// naming query.cursor on both databases, also when it decodes to an id
+// PostgreSQL would refuse as text (a NUL, bytes that are not UTF-8).
+func TestAdminListForgedCursor(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		admin := h.token(t, "admin")
+		for name, raw := range map[string]string{
+			"NUL in the id":      "1764069600000000|a\x00b",
+			"id not UTF-8":       "1764069600000000|\xff\xfe",
+			"NUL alone as an id": "1764069600000000|\x00",
+		} {
+			cursor := base64.RawURLEncoding.EncodeToString([]byte(raw))
+			code, b := h.api(t, "GET", "/v1/admin/webhook-events?cursor="+cursor, admin)
+			var p httpapi.Problem
+			if err := json.Unmarshal(b, &p); err != nil || code != http.StatusBadRequest {
+				t.Errorf("%s: %d %s, want a 400 problem: %v", name, code, b, err)
+				continue
+			}
+			if p.Type != httpapi.ProblemBase+"validation-error" || len(p.Errors) != 1 || p.Errors[0].Field != "query.cursor" {
+				t.Errorf("%s: problem %+v, want a validation-error naming query.cursor", name, p)
+			}
+		}
+	})
+}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river/rivertype"
 
@@ -219,7 +220,9 @@ func decodeCursor(c string) (int64, string, error) {
 	}
 	ts, id, ok := strings.Cut(string(raw), "|")
 	v, err := strconv.ParseInt(ts, 10, 64)
-	if !ok || err != nil || len(id) > 64 {
+	// The ids this gateway issues are UUIDs; text PostgreSQL refuses (not
+	// UTF-8, or a NUL) would fail the query.
+	if !ok || err != nil || id == "" || len(id) > 64 || !utf8.ValidString(id) || strings.IndexByte(id, 0) >= 0 {
 		return 0, "", ErrBadCursor
 	}
 	return v, id, nil
