@@ -451,8 +451,9 @@ func (c *committer) loop() {
 }
 
 // commit writes batch in one transaction and answers every waiter. When the
-// transaction fails with several deliveries, each is retried alone so one
-// bad delivery cannot fail the others.
+// transaction fails with several deliveries, or with processed hand-off
+// jobs to delete, each delivery is retried alone (without the deletes) so
+// one bad delivery cannot fail the others.
 func (c *committer) commit(batch []*pending) {
 	c.commitDeleting(batch, c.takeDeletes(false))
 }
@@ -554,7 +555,10 @@ func (c *committer) commitVia(batch []*pending, deletes []int64, useCopy bool) {
 			c.metrics.jobs.WithLabelValues("queued").Add(float64(queued))
 		}
 	}
-	if err != nil && len(batch) > 1 {
+	if err != nil && (len(batch) > 1 || len(deletes) > 0) {
+		// Each alone, and without the deletes (given back for a later
+		// commit): a failure of theirs must not fail a delivery or an
+		// outcome.
 		for _, p := range batch {
 			c.commitDeleting([]*pending{p}, nil)
 		}

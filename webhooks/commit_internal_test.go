@@ -3,6 +3,7 @@ package webhooks
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -259,4 +260,46 @@ func TestPendingRecycledOnlyWhenAnswered(t *testing.T) {
 		t.Fatalf("submit while closing = %+v, in flight %v; want ErrClosed, not in flight", r, p.inFlight)
 	}
 	p.done()
+}
+
+// failingDeletes is countingJobs whose DeleteTx fails.
+type failingDeletes struct{ countingJobs }
+
+func (*failingDeletes) DeleteTx(context.Context, *sql.Tx, ...int64) error {
+	return errors.New("delete failed")
+}
+
+func (*failingDeletes) RetryTx(context.Context, *sql.Tx, int64) error { return nil }
+
+// The processed hand-off jobs a commit deletes on the side do not fail it:
+// when their deletion fails, a lone delivery is still stored and a lone
+// outcome still recorded (else the delivery was answered 500, and the
+// outcome's job ran again after the grace, processing its deliveries a
+// second time), and the jobs are deleted with a later commit.
+func TestFailedJobDeletesFailNothingElse(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		jobs := &failingDeletes{}
+		events := NewEvents(db)
+		c := newCommitter(db, events, func() JobInserter { return jobs }, CommitConfig{}, 1, nil)
+		defer c.close()
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		p := &pending{d: &Delivery{ID: newID(), Provider: ProviderJira, ExternalID: "lone", EventType: "jira:issue_updated",
+			Status: StatusReceived, Body: []byte(`{}`), ReceivedAt: now}, res: make(chan commitResult, 1)}
+		c.commitDeleting([]*pending{p}, []int64{41, 42})
+		if r := <-p.res; r.err != nil {
+			t.Fatalf("delivery committed with failing job deletes: %v", r.err)
+		}
+		fin := &pending{fin: &finishReq{now: now, rows: []finishRow{{id: p.d.ID, status: StatusProcessed}}}, res: make(chan commitResult, 1)}
+		c.commitDeleting([]*pending{fin}, c.takeDeletes(true))
+		if r := <-fin.res; r.err != nil {
+			t.Fatalf("outcome committed with failing job deletes: %v", r.err)
+		}
+		if d, err := events.Get(t.Context(), p.d.ID); err != nil || d.Status != StatusProcessed {
+			t.Fatalf("delivery %+v, %v; want it processed", d, err)
+		}
+		if ids := c.takeDeletes(true); !slices.Equal(ids, []int64{41, 42}) {
+			t.Fatalf("jobs to delete later %v, want 41 and 42", ids)
+		}
+	})
 }
