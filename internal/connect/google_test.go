@@ -663,14 +663,7 @@ func TestDisconnectGoogleWithUnreadableToken(t *testing.T) {
 		h := newHarness(t, db, gcaltest.Options{})
 		svc, sec := h.replica(t, nil)
 		ctx := t.Context()
-		authURL, _, err := svc.StartGoogle(ctx, "alice")
-		if err != nil {
-			t.Fatal(err)
-		}
-		state, code := consent(t, authURL)
-		if _, _, err := svc.CompleteGoogle(ctx, state, code, ""); err != nil {
-			t.Fatal(err)
-		}
+		connectGoogle(t, svc, "alice")
 		p, _ := secrets.UserPath("spotlight", "test", "alice", "google")
 		if _, err := db.DB().ExecContext(ctx, db.Rebind(`UPDATE secrets SET key_id = ? WHERE path = ?`), "0000000000000000", p); err != nil {
 			t.Fatal(err)
