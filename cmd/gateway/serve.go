@@ -463,15 +463,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		logger.Error("shutdown did not finish in time; exiting", "after", time.Since(shutStart).Round(time.Millisecond).String())
 		exit(1)
 	})
-	// Stop accepting and finish in-flight requests, then let running jobs finish.
-	httpErr := srv.Shutdown(shutCtx)
-	if httpErr != nil {
-		// Requests still running (waiting on a database that does not
-		// answer, say) are cut: closing their connections cancels their
-		// contexts, so they let go of what they hold.
-		_ = srv.Close()
-	}
-	jobErr := jobs.Stop(shutCtx)
+	httpErr, jobErr := drain(shutCtx, srv, jobs)
 	// Before the database closes, which may wait for connections to a
 	// server that stopped answering until closeBy.
 	stopSides()
@@ -488,6 +480,36 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// drain stops accepting requests and fetching jobs at once, and waits for
+// the requests and the running jobs to finish within ctx. Jobs stop at the
+// SIGTERM, not after the requests have drained: a job that started while
+// a slow request finished could be cut at the deadline. No request waits
+// for a job (booking runs and webhook hand-offs run in the process; their
+// River jobs are the durable fallback), so neither waits for the other.
+func drain(ctx context.Context, srv httpServer, jobs jobRunner) (httpErr, jobErr error) {
+	jobDone := make(chan error, 1)
+	go func() { jobDone <- jobs.Stop(ctx) }()
+	httpErr = srv.Shutdown(ctx)
+	if httpErr != nil {
+		// Requests still running (waiting on a database that does not
+		// answer, say) are cut: closing their connections cancels their
+		// contexts, so they let go of what they hold.
+		_ = srv.Close()
+	}
+	return httpErr, <-jobDone
+}
+
+// httpServer is the part of *http.Server that drain stops.
+type httpServer interface {
+	Shutdown(ctx context.Context) error
+	Close() error
+}
+
+// jobRunner is the part of *store.Jobs that drain stops.
+type jobRunner interface {
+	Stop(ctx context.Context) error
 }
 
 // shutdownMargin is how long after GATEWAY_SHUTDOWN_TIMEOUT the process
