@@ -105,6 +105,9 @@ type config struct {
 	// compare, when set, is another checkout whose gateway runs in the
 	// rounds too (an A/B of two versions).
 	compare string
+	// envB is extra environment (KEY=VALUE) for the -compare gateway only:
+	// with -compare naming this checkout, an A/B of a setting.
+	envB []string
 }
 
 func run() error {
@@ -123,6 +126,13 @@ func run() error {
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds of interleaved max steps (echo, then each database, at each -rounds-c) whose median gives the share of echo; 0: none")
 	flag.StringVar(&roundConns, "rounds-c", "64,256,1024", "concurrent connections of the rounds' steps; a target's ceiling in a round is its best")
 	flag.StringVar(&cfg.compare, "compare", "", "another checkout of the gateway (a git worktree, say) to run in the rounds too, for an A/B of two versions")
+	flag.Func("env-b", "KEY=VALUE for the -compare gateway's environment only (repeatable): with -compare . an A/B of a setting", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		cfg.envB = append(cfg.envB, v)
+		return nil
+	})
 	flag.StringVar(&cfg.profile, "profile", "", "folder for a CPU profile of the gateway during the last max step and the drain after it (<target>.pprof; go tool pprof)")
 	flag.Parse()
 	cfg.dbs = strings.Split(*dbs, ",")
@@ -429,7 +439,7 @@ func startEcho(self string) (*child, error) {
 	return c, nil
 }
 
-func startGateway(bin, dataDir, dbURL string, profile bool) (*child, error) {
+func startGateway(bin, dataDir, dbURL string, profile bool, env []string) (*child, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -437,6 +447,7 @@ func startGateway(bin, dataDir, dbURL string, profile bool) (*child, error) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(), "GATEWAY_ADDR="+addr, "GATEWAY_DATA_DIR="+dataDir, "GATEWAY_DATABASE_URL="+dbURL,
 		"GATEWAY_LOG_LEVEL=warn", "GATEWAY_ENV=development", "GATEWAY_PROVIDERS=sandbox", "SENTRY_DSN=")
+	cmd.Env = append(cmd.Env, env...)
 	var debugURL string
 	if profile {
 		debugAddr, err := freePort()
@@ -512,7 +523,7 @@ func pgSchema(base string) (string, func(), error) {
 // startTarget starts the server of target (echo, sqlite or postgres; the
 // gateway built as bin) with its data in tmp/dir; stop ends it (and drops
 // its PostgreSQL schema).
-func startTarget(cfg config, target, bin, self, tmp, dir string) (c *child, stop func(), err error) {
+func startTarget(cfg config, target, bin, self, tmp, dir string, env []string) (c *child, stop func(), err error) {
 	cleanup := func() {}
 	switch target {
 	case "echo":
@@ -520,7 +531,7 @@ func startTarget(cfg config, target, bin, self, tmp, dir string) (c *child, stop
 	case "sqlite":
 		dir := filepath.Join(tmp, dir)
 		_ = os.MkdirAll(dir, 0o700)
-		c, err = startGateway(bin, dir, "", cfg.profile != "")
+		c, err = startGateway(bin, dir, "", cfg.profile != "", env)
 	case "postgres":
 		u, drop, perr := pgSchema(cfg.pgURL)
 		if perr != nil {
@@ -528,7 +539,7 @@ func startTarget(cfg config, target, bin, self, tmp, dir string) (c *child, stop
 		}
 		dir := filepath.Join(tmp, dir)
 		_ = os.MkdirAll(dir, 0o700)
-		if c, err = startGateway(bin, dir, u, cfg.profile != ""); err != nil {
+		if c, err = startGateway(bin, dir, u, cfg.profile != "", env); err != nil {
 			drop()
 		}
 		cleanup = drop
@@ -557,7 +568,7 @@ func newGenerator(cfg config, c *child) (*generator, func()) {
 }
 
 func runTarget(cfg config, target, bin, self, tmp string) error {
-	c, stop, err := startTarget(cfg, target, bin, self, tmp, target)
+	c, stop, err := startTarget(cfg, target, bin, self, tmp, target, nil)
 	if err != nil {
 		return err
 	}

@@ -35,8 +35,8 @@ func runRounds(cfg config, bin, binB, self, tmp string) error {
 		ts    []*target
 		stops []func()
 	)
-	add := func(name, kind, bin, dir string) error {
-		c, stop, err := startTarget(cfg, kind, bin, self, tmp, dir)
+	add := func(name, kind, bin, dir string, env []string) error {
+		c, stop, err := startTarget(cfg, kind, bin, self, tmp, dir, env)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -52,15 +52,15 @@ func runRounds(cfg config, bin, binB, self, tmp string) error {
 			stop()
 		}
 	}()
-	if err := add("echo", "echo", "", "rounds-echo"); err != nil {
+	if err := add("echo", "echo", "", "rounds-echo", nil); err != nil {
 		return err
 	}
 	for _, db := range cfg.dbs {
-		if err := add(db, db, bin, "rounds-"+db); err != nil {
+		if err := add(db, db, bin, "rounds-"+db, nil); err != nil {
 			return err
 		}
 		if binB != "" {
-			if err := add(db+"-B", db, binB, "rounds-"+db+"-b"); err != nil {
+			if err := add(db+"-B", db, binB, "rounds-"+db+"-b", cfg.envB); err != nil {
 				return err
 			}
 		}
@@ -69,6 +69,9 @@ func runRounds(cfg config, bin, binB, self, tmp string) error {
 		cfg.rounds, cfg.roundConns, cfg.step)
 	if binB != "" {
 		fmt.Printf("; <db>-B is the gateway built from %s", cfg.compare)
+		if len(cfg.envB) > 0 {
+			fmt.Printf(" with %s", strings.Join(cfg.envB, " "))
+		}
 	}
 	fmt.Printf("\n%-6s %-11s %6s %12s %10s %9s %14s\n", "round", "target", "c", "accepted/s", "p50", "of echo", "CPU µs/deliv.")
 	for r := range cfg.rounds {
