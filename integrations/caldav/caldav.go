@@ -69,6 +69,9 @@ type Client struct {
 	// scheme and host as calURL, paths ending in "/", calURL excluded).
 	busy    []*url.URL
 	busyRaw []string
+	// self are the account's own calendar-user addresses, lower case
+	// without "mailto:": an invitation one of them declined is not busy.
+	self []string
 }
 
 var _ calendar.Calendar = (*Client)(nil)
@@ -117,9 +120,41 @@ func WithBusyCalendars(calendarURLs ...string) Option {
 	return func(c *Client) { c.busyRaw = append(c.busyRaw, calendarURLs...) }
 }
 
+// WithAccountAddresses adds email addresses of the account besides its
+// username (aliases an invitation may be addressed to, e.g. the
+// mailto: entries of the principal's calendar-user-address-set, RFC 6638
+// section 2.4.1): FreeBusy does not count an invitation any of them
+// declined.
+func WithAccountAddresses(addrs ...string) Option {
+	return func(c *Client) {
+		for _, a := range addrs {
+			if a = calAddress(a); a != "" {
+				c.self = append(c.self, a)
+			}
+		}
+	}
+}
+
+// calAddress is a calendar-user address (RFC 5545 CAL-ADDRESS, or a bare
+// email address) reduced for comparison: lower case, without "mailto:";
+// "" when it is not an email address.
+func calAddress(a string) string {
+	a = strings.TrimSpace(a)
+	if len(a) >= 7 && strings.EqualFold(a[:7], "mailto:") {
+		a = a[7:]
+	}
+	if at := strings.IndexByte(a, '@'); at <= 0 || at == len(a)-1 || strings.ContainsAny(a, " /:") {
+		return ""
+	}
+	return strings.ToLower(a)
+}
+
 // New returns a Client for the calendar collection at calendarURL (an
 // absolute URL, e.g. one from Discover: Account.Calendars[i].URL), using
-// HTTP Basic auth with username and password.
+// HTTP Basic auth with username and password. A username that is an email
+// address (iCloud's Apple ID, Fastmail's login) is the account's own
+// calendar-user address: FreeBusy does not count invitations it declined
+// (see WithAccountAddresses for others).
 func New(calendarURL, username, password string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(calendarURL)
 	if err != nil {
@@ -133,6 +168,9 @@ func New(calendarURL, username, password string, opts ...Option) (*Client, error
 	}
 	u.RawQuery, u.Fragment, u.User = "", "", nil
 	c := &Client{calURL: u, username: username, password: password}
+	if a := calAddress(username); a != "" {
+		c.self = append(c.self, a)
+	}
 	for _, o := range opts {
 		o(c)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,7 +35,7 @@ const maxParallelBusy = 4
 // at most maxParallelBusy at a time). The server's filter only selects
 // objects; recurring events are expanded here (RRULE, RDATE, EXDATE,
 // overridden instances by RECURRENCE-ID), cancelled and transparent events
-// are skipped, and the intervals are clipped to [from, to), merged and
+// and invitations the account declined (see New) are skipped, and the intervals are clipped to [from, to), merged and
 // sorted. An extra collection the server answers with 404, 410 (deleted)
 // or 403 (no longer shared with the account) is skipped with a warning log;
 // any other failure, and every failure of the client's own calendar, fails
@@ -114,7 +115,7 @@ func (c *Client) queryBusy(ctx context.Context, u *url.URL, from, to time.Time) 
 	}
 	var busy []calendar.Busy
 	for _, o := range objs {
-		bs, err := Expand(o.Data, from, to, c.defLoc)
+		bs, err := expand(o.Data, from, to, c.defLoc, c.declined)
 		if err != nil {
 			// One malformed object from another client must not hide the rest.
 			c.logger.WarnContext(ctx, "caldav: skipping unreadable calendar object",
@@ -164,6 +165,31 @@ func (cc *captureClient) failed() *response {
 // Floating and all-day times are read in def. The in-memory server in caldavtest uses it
 // for its time-range filter.
 func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calendar.Busy, error) {
+	return expand(cal, from, to, def, nil)
+}
+
+// declined reports whether the account declined the invitation ev (a
+// VEVENT, or one overridden instance of a series): one of its ATTENDEEs is
+// the account with PARTSTAT=DECLINED. The account's own events (it is the
+// ORGANIZER) are never declined.
+func (c *Client) declined(ev *ical.Component) bool {
+	if len(c.self) == 0 {
+		return false
+	}
+	if o := ev.Props.Get(ical.PropOrganizer); o != nil && slices.Contains(c.self, calAddress(o.Value)) {
+		return false
+	}
+	for _, a := range ev.Props.Values(ical.PropAttendee) {
+		if strings.EqualFold(a.Params.Get(ical.ParamParticipationStatus), "DECLINED") && slices.Contains(c.self, calAddress(a.Value)) {
+			return true
+		}
+	}
+	return false
+}
+
+// expand is Expand; a VEVENT (series or instance) for which skip reports
+// true is not busy (nil: none is skipped).
+func expand(cal *ical.Calendar, from, to time.Time, def *time.Location, skip func(*ical.Component) bool) ([]calendar.Busy, error) {
 	if def == nil {
 		def = time.UTC
 	}
@@ -200,7 +226,7 @@ func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calen
 		if err != nil {
 			return nil, err
 		}
-		if !d.cancelled && !d.transpar {
+		if !d.cancelled && !d.transpar && (skip == nil || !skip(o)) {
 			add(d.ev.Start, d.ev.End)
 		}
 	}
@@ -211,7 +237,7 @@ func Expand(cal *ical.Calendar, from, to time.Time, def *time.Location) ([]calen
 	if err != nil {
 		return nil, err
 	}
-	if d.cancelled || d.transpar {
+	if d.cancelled || d.transpar || (skip != nil && skip(master)) {
 		return out, nil
 	}
 	start, end := d.ev.Start, d.ev.End

@@ -37,6 +37,14 @@ const RequireEnv = "GATEWAY_REQUIRE_RADICALE"
 // create calendars with MKCALENDAR below it (see MakeCalendar).
 func Start(t testing.TB) (baseURL, user, pass string) {
 	t.Helper()
+	baseURL, pass = StartAs(t, "gateway")
+	return baseURL, "gateway", pass
+}
+
+// StartAs is Start with the user's name given (an email address, say, as
+// iCloud's logins are).
+func StartAs(t testing.TB, user string) (baseURL, pass string) {
+	t.Helper()
 	bin, err := exec.LookPath("radicale")
 	if err != nil {
 		if os.Getenv(RequireEnv) == "1" {
@@ -45,7 +53,6 @@ func Start(t testing.TB) (baseURL, user, pass string) {
 		t.Skip("radicale not installed (apt-get install radicale); set " + RequireEnv + "=1 to require it")
 	}
 	dir := t.TempDir()
-	user = "gateway"
 	pass = randomHex(t, 12)
 	port := freePort(t)
 	if err := os.WriteFile(filepath.Join(dir, "users"), []byte(user+":"+pass+"\n"), 0o600); err != nil {
@@ -107,7 +114,7 @@ mask_passwords = True
 		cancel()
 		if err == nil {
 			resp.Body.Close()
-			return baseURL, user, pass
+			return baseURL, pass
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("radicale did not answer on %s within 15s: %v; log: %s", baseURL, err, strings.TrimSpace(logs.String()))
