@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -280,33 +281,56 @@ func TestGoogleCandidateCalendar(t *testing.T) {
 	}
 }
 
+// renewWith makes h's channel store renew channels on gc's calendar as
+// the gateway does: gcal.Watch for the new channel, gcal.StopChannel for
+// the old one.
+func renewWith(h *harness, chans *webhooks.SQLChannels, gc *gcal.Client) {
+	hook := h.url + "/webhooks/google"
+	chans.WatchFunc = func(ctx context.Context, ch webhooks.Channel) (webhooks.Channel, string, error) {
+		next, err := gc.Watch(ctx, ch.CalendarID, hook, 7*24*time.Hour)
+		if err != nil {
+			return webhooks.Channel{}, "", err
+		}
+		return webhooks.Channel{ID: next.ID, ResourceID: next.ResourceID, CalendarID: next.CalendarID, UserID: ch.UserID, Expiration: next.Expiration}, next.Token, nil
+	}
+	chans.StopFunc = func(ctx context.Context, ch webhooks.Channel) error {
+		return gc.StopChannel(ctx, gcal.Channel{ID: ch.ID, ResourceID: ch.ResourceID})
+	}
+}
+
+// watch opens a channel on mentor-1's calendar for ttl and stores it.
+func (h *harness) watch(t *testing.T, gc *gcal.Client, ttl time.Duration) gcal.Channel {
+	t.Helper()
+	c, err := gc.Watch(t.Context(), mentorCal, h.url+"/webhooks/google", ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.channels.Save(t.Context(), webhooks.Channel{ID: c.ID, ResourceID: c.ResourceID, CalendarID: mentorCal, UserID: "mentor-1", Expiration: c.Expiration}, c.Token); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// pushOK has the simulator notify channel id with state and fails unless
+// the gateway answered 202.
+func pushOK(t *testing.T, sim *gcaltest.Server, id, state string) {
+	t.Helper()
+	d, err := sim.PushChannel(t.Context(), id, state)
+	if err != nil || d.Status != http.StatusAccepted {
+		t.Fatalf("push %s to %s: %+v, %v", state, id, d, err)
+	}
+}
+
 func TestGoogleChannelRenewal(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		h := newHarness(t, db)
 		sim, gc := newGoogle(t)
 		ctx := t.Context()
-		hook := h.url + "/webhooks/google"
-		h.channels.RenewFunc = func(ctx context.Context, ch webhooks.Channel) (webhooks.Channel, string, error) {
-			next, err := gc.RenewChannel(ctx, gcal.Channel{ID: ch.ID, ResourceID: ch.ResourceID, CalendarID: ch.CalendarID}, hook, 7*24*time.Hour)
-			if err != nil {
-				return webhooks.Channel{}, "", err
-			}
-			return webhooks.Channel{ID: next.ID, ResourceID: next.ResourceID, CalendarID: next.CalendarID, UserID: ch.UserID, Expiration: next.Expiration}, next.Token, nil
-		}
-		short, err := gc.Watch(ctx, mentorCal, hook, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		long, err := gc.Watch(ctx, mentorCal, hook, 7*24*time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range []gcal.Channel{short, long} {
-			if err := h.channels.Save(ctx, webhooks.Channel{ID: c.ID, ResourceID: c.ResourceID, CalendarID: mentorCal, UserID: "mentor-1", Expiration: c.Expiration}, c.Token); err != nil {
-				t.Fatal(err)
-			}
-		}
+		renewWith(h, h.channels, gc)
+		h.calendars.add(webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}, gc, false)
+		short := h.watch(t, gc, time.Hour)
+		h.watch(t, gc, 7*24*time.Hour)
 		n, err := h.svc.RenewChannels(ctx)
 		if err != nil || n != 1 {
 			t.Fatalf("renewed %d, %v", n, err)
@@ -319,16 +343,329 @@ func TestGoogleChannelRenewal(t *testing.T) {
 			if c.ID == short.ID {
 				t.Fatal("the expiring channel was not stopped")
 			}
-			if _, err := h.channels.LookupChannel(ctx, c.ID); err != nil {
-				t.Fatalf("channel %s not stored: %v", c.ID, err)
+			if ch, err := h.channels.LookupChannel(ctx, c.ID); err != nil || ch.ReplacedBy != "" {
+				t.Fatalf("channel %s: %+v, %v", c.ID, ch, err)
 			}
 			// The renewed channel's notifications are accepted.
-			if d, err := sim.PushChannel(ctx, c.ID, gcaltest.StateSync); err != nil || d.Status != http.StatusAccepted {
-				t.Fatalf("push to %s: %+v %v", c.ID, d, err)
+			pushOK(t, sim, c.ID, gcaltest.StateSync)
+		}
+		// The old channel is kept, replaced, for what it delivered before;
+		// stopped, it is no longer accepted as a sender.
+		if ch, err := h.channels.LookupChannel(ctx, short.ID); err != nil || ch.ReplacedBy == "" || ch.ReplacedBy == short.ID {
+			t.Fatalf("old channel after renewal: %+v, %v", ch, err)
+		}
+		before := h.rejected(webhooks.ProviderGoogle, "unknown_channel")
+		info := gcaltest.ChannelInfo{ID: short.ID, ResourceID: short.ResourceID}
+		if code, _, b := h.post(t, "/webhooks/google", nil, pushHeaders(info, short.Token, gcaltest.StateExists, 7)); code != http.StatusUnauthorized ||
+			h.rejected(webhooks.ProviderGoogle, "unknown_channel") != before+1 {
+			t.Fatalf("notification on the stopped channel: %d %s", code, b)
+		}
+		// Renewing again renews nothing: a replaced channel is not renewed.
+		if n, err := h.svc.RenewChannels(ctx); err != nil || n != 0 || len(sim.Channels(mentorCal)) != 2 {
+			t.Fatalf("second renewal: %d, %v; channels %+v", n, err, sim.Channels(mentorCal))
+		}
+	})
+}
+
+// heldChannels makes the processing of Google notifications wait, before
+// it looks up their channel, while a hold is on: a notification stored
+// before its channel is renewed or forgotten and processed after.
+type heldChannels struct {
+	*webhooks.SQLChannels
+	mu      sync.Mutex
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (c *heldChannels) LookupChannel(ctx context.Context, id string) (webhooks.Channel, error) {
+	c.mu.Lock()
+	held, release := c.held, c.release
+	c.mu.Unlock()
+	if release != nil {
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		<-release
+	}
+	return c.SQLChannels.LookupChannel(ctx, id)
+}
+
+// hold makes processing wait; it returns once a notification's processing
+// is waiting, and the returned func lets it go on.
+func (c *heldChannels) hold(t *testing.T, notify func()) (release func()) {
+	t.Helper()
+	c.mu.Lock()
+	c.held, c.release = make(chan struct{}, 1), make(chan struct{})
+	held, r := c.held, c.release
+	c.mu.Unlock()
+	notify()
+	select {
+	case <-held:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no notification was processed")
+	}
+	return sync.OnceFunc(func() { close(r) })
+}
+
+// TestGoogleNotificationProcessedAfterRenewal: the mentor moves the
+// session's event, Google notifies the channel, and the channel is renewed
+// before the notification is processed. Its processing still syncs the
+// calendar and reschedules the booking; the new channel's notifications
+// sync on from the same cursor. Once the user disconnects (the channels
+// are stopped and forgotten), a notification stored before is processed
+// without a sync, and both channels are refused.
+func TestGoogleNotificationProcessedAfterRenewal(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		held := &heldChannels{}
+		h := newHarness(t, db, func(cfg *webhooks.Config) {
+			held.SQLChannels = cfg.Channels.(*webhooks.SQLChannels)
+			cfg.Channels = held
+		})
+		sim, gc := newGoogle(t)
+		ctx := t.Context()
+		renewWith(h, h.channels, gc)
+		ev, start, src := h.mentorSession(t, gc, "b-n")
+		old := h.watch(t, gc, time.Hour)
+
+		moved := start.Add(2 * time.Hour)
+		release := held.hold(t, func() {
+			if err := sim.MoveEvent(mentorCal, ev.ID, moved, moved.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			pushOK(t, sim, old.ID, gcaltest.StateExists)
+		})
+		// The renewal's own sync of the calendar fails: the notification
+		// is what brings the change.
+		sim.InjectFault(gcaltest.Fault{Op: "events.list", Status: http.StatusForbidden, Reason: gcaltest.ReasonQuota})
+		if n, err := h.svc.RenewChannels(ctx); err == nil || n != 1 {
+			t.Fatalf("renewed %d, %v; want 1 and the sync's error", n, err)
+		}
+		live := sim.Channels(mentorCal)
+		if len(live) != 1 || live[0].ID == old.ID {
+			t.Fatalf("channels at Google after the renewal: %+v", live)
+		}
+		release()
+		ds := h.waitAllDone(t, webhooks.ProviderGoogle, 1)
+		calls := h.bookings.Calls()
+		if len(calls) != 1 || calls[0].Op != "reschedule" || calls[0].ID != "b-n" || !calls[0].Start.Equal(moved) || ds[0].BookingID != "b-n" ||
+			ds[0].Note != "synced 1 changes: 0 cancelled, 1 rescheduled (notified on a channel renewed since)" {
+			t.Fatalf("notification processed after the renewal: %+v; calls %+v", ds[0], calls)
+		}
+
+		// The new channel carries on from the same cursor.
+		if err := sim.DeleteEvent(mentorCal, ev.ID); err != nil {
+			t.Fatal(err)
+		}
+		pushOK(t, sim, live[0].ID, gcaltest.StateExists)
+		ds = h.waitAllDone(t, webhooks.ProviderGoogle, 2)
+		if calls := h.bookings.Calls(); len(calls) != 2 || calls[1].Op != "cancel" || ds[0].Note != "synced 1 changes: 1 cancelled, 0 rescheduled" {
+			t.Fatalf("notification on the new channel: %+v; calls %+v", ds[0], calls)
+		}
+
+		// The user disconnects while a notification waits for processing.
+		release = held.hold(t, func() { pushOK(t, sim, live[0].ID, gcaltest.StateExists) })
+		if err := gc.StopChannel(ctx, gcal.Channel{ID: live[0].ID, ResourceID: live[0].ResourceID}); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{old.ID, live[0].ID} {
+			if err := h.channels.Delete(ctx, id); err != nil {
+				t.Fatal(err)
 			}
 		}
-		if _, err := h.channels.LookupChannel(ctx, short.ID); err == nil {
-			t.Fatal("old channel still stored")
+		h.calendars.unavailable(src)
+		release()
+		ds = h.waitAllDone(t, webhooks.ProviderGoogle, 3)
+		if ds[0].Note != "channel no longer exists" || len(h.bookings.Calls()) != 2 {
+			t.Fatalf("notification of a forgotten channel: %+v; calls %+v", ds[0], h.bookings.Calls())
+		}
+		for _, c := range []gcaltest.ChannelInfo{{ID: old.ID, ResourceID: old.ResourceID, Token: old.Token}, live[0]} {
+			if code, _, b := h.post(t, "/webhooks/google", nil, pushHeaders(c, c.Token, gcaltest.StateExists, 99)); code != http.StatusUnauthorized {
+				t.Errorf("notification on forgotten channel %s: %d %s", c.ID, code, b)
+			}
+		}
+	})
+}
+
+// TestGoogleRenewedChannelStillDelivering: the renewal cannot stop the old
+// channel (channels.stop fails), so Google still notifies it besides the
+// new one. Its notifications are accepted and synced until it is stopped
+// at the next renewal run, or it expires; then they are refused, and an
+// expired replaced channel is forgotten.
+func TestGoogleRenewedChannelStillDelivering(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		h.channels.Now = h.clock.Now
+		sim, gc := newGoogle(t)
+		ctx := t.Context()
+		renewWith(h, h.channels, gc)
+		ev, start, _ := h.mentorSession(t, gc, "b-s")
+		old := h.watch(t, gc, time.Hour)
+		oldInfo := gcaltest.ChannelInfo{ID: old.ID, ResourceID: old.ResourceID}
+
+		sim.InjectFault(gcaltest.Fault{Op: "channels.stop", Status: http.StatusForbidden, Reason: gcaltest.ReasonQuota, Times: -1})
+		if n, err := h.svc.RenewChannels(ctx); err != nil || n != 1 {
+			t.Fatalf("renewed %d, %v", n, err)
+		}
+		if live := sim.Channels(mentorCal); len(live) != 2 {
+			t.Fatalf("channels at Google: %+v, want the old one still live", live)
+		}
+		moved := start.Add(2 * time.Hour)
+		if err := sim.MoveEvent(mentorCal, ev.ID, moved, moved.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		pushOK(t, sim, old.ID, gcaltest.StateExists)
+		ds := h.waitAllDone(t, webhooks.ProviderGoogle, 1)
+		if calls := h.bookings.Calls(); len(calls) != 1 || calls[0].Op != "reschedule" || !calls[0].Start.Equal(moved) ||
+			ds[0].Note != "synced 1 changes: 0 cancelled, 1 rescheduled (notified on a channel renewed since)" {
+			t.Fatalf("notification on the unstopped old channel: %+v; calls %+v", ds[0], calls)
+		}
+		// A change is notified on both channels; the second sync finds nothing new.
+		if err := sim.DeleteEvent(mentorCal, ev.ID); err != nil {
+			t.Fatal(err)
+		}
+		for i, c := range sim.Channels(mentorCal) {
+			pushOK(t, sim, c.ID, gcaltest.StateExists)
+			h.waitAllDone(t, webhooks.ProviderGoogle, 2+i)
+		}
+		if calls := h.bookings.Calls(); len(calls) != 2 || calls[1].Op != "cancel" {
+			t.Fatalf("calls %+v, want one cancel", calls)
+		}
+
+		// Past its expiration it is refused (Google no longer sends on it),
+		// and the next renewal run forgets it.
+		h.clock.Set(old.Expiration.Add(time.Second))
+		if code, _, b := h.post(t, "/webhooks/google", nil, pushHeaders(oldInfo, old.Token, gcaltest.StateExists, 50)); code != http.StatusUnauthorized {
+			t.Fatalf("notification on the expired old channel: %d %s", code, b)
+		}
+		if _, err := h.svc.RenewChannels(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.channels.LookupChannel(ctx, old.ID); !errors.Is(err, webhooks.ErrUnknownChannel) {
+			t.Fatalf("expired replaced channel still known: %v", err)
+		}
+	})
+}
+
+// TestGoogleRenewedChannelStoppedLater: a replaced channel whose stop
+// failed is stopped by the next renewal run; from then on its
+// notifications are refused, while the new channel's are accepted.
+func TestGoogleRenewedChannelStoppedLater(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		sim, gc := newGoogle(t)
+		ctx := t.Context()
+		renewWith(h, h.channels, gc)
+		h.calendars.add(webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}, gc, false)
+		old := h.watch(t, gc, time.Hour)
+		sim.InjectFault(gcaltest.Fault{Op: "channels.stop", Status: http.StatusForbidden, Reason: gcaltest.ReasonQuota})
+		if n, err := h.svc.RenewChannels(ctx); err != nil || n != 1 {
+			t.Fatalf("renewed %d, %v", n, err)
+		}
+		pushOK(t, sim, old.ID, gcaltest.StateSync)
+		if n, err := h.svc.RenewChannels(ctx); err != nil || n != 0 {
+			t.Fatalf("second run renewed %d, %v", n, err)
+		}
+		live := sim.Channels(mentorCal)
+		if len(live) != 1 || live[0].ID == old.ID {
+			t.Fatalf("channels at Google after the second run: %+v", live)
+		}
+		pushOK(t, sim, live[0].ID, gcaltest.StateSync)
+		info := gcaltest.ChannelInfo{ID: old.ID, ResourceID: old.ResourceID}
+		if code, _, b := h.post(t, "/webhooks/google", nil, pushHeaders(info, old.Token, gcaltest.StateExists, 9)); code != http.StatusUnauthorized {
+			t.Fatalf("notification on the stopped old channel: %d %s", code, b)
+		}
+	})
+}
+
+// TestGoogleRenewalSyncsCalendar: the mentor moves the event just before
+// the renewal, and Google's notification on the old channel arrives only
+// after the old channel was stopped (late, or retried after an error). It
+// is refused, but the renewal synced the calendar once the old channel
+// was stopped: the booking is rescheduled all the same.
+func TestGoogleRenewalSyncsCalendar(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		sim, gc := newGoogle(t)
+		ctx := t.Context()
+		renewWith(h, h.channels, gc)
+		ev, start, src := h.mentorSession(t, gc, "b-l")
+		if _, err := h.svc.SyncCalendar(ctx, src); err != nil { // the cursor before the change
+			t.Fatal(err)
+		}
+		old := h.watch(t, gc, time.Hour)
+		moved := start.Add(2 * time.Hour)
+		if err := sim.MoveEvent(mentorCal, ev.ID, moved, moved.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := h.svc.RenewChannels(ctx); err != nil || n != 1 {
+			t.Fatalf("renewed %d, %v", n, err)
+		}
+		if calls := h.bookings.Calls(); len(calls) != 1 || calls[0].Op != "reschedule" || calls[0].ID != "b-l" || !calls[0].Start.Equal(moved) {
+			t.Fatalf("calls %+v, want the booking rescheduled by the renewal's sync", calls)
+		}
+		info := gcaltest.ChannelInfo{ID: old.ID, ResourceID: old.ResourceID}
+		if code, _, b := h.post(t, "/webhooks/google", nil, pushHeaders(info, old.Token, gcaltest.StateExists, 1)); code != http.StatusUnauthorized {
+			t.Fatalf("late notification on the stopped channel: %d %s", code, b)
+		}
+		// The new channel syncs on from the renewal's cursor.
+		pushOK(t, sim, sim.Channels(mentorCal)[0].ID, gcaltest.StateExists)
+		if ds := h.waitAllDone(t, webhooks.ProviderGoogle, 1); ds[0].Note != "synced 0 changes: 0 cancelled, 0 rescheduled" || len(h.bookings.Calls()) != 1 {
+			t.Fatalf("notification on the new channel: %+v; calls %+v", ds[0], h.bookings.Calls())
+		}
+	})
+}
+
+// TestGoogleRenewalStoresNewChannelFirst: a change made while the old
+// channel is being stopped is notified on the new channel only; the new
+// channel is already stored then, so the notification is accepted and
+// synced.
+func TestGoogleRenewalStoresNewChannelFirst(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		sim, gc := newGoogle(t)
+		ctx := t.Context()
+		renewWith(h, h.channels, gc)
+		ev, start, _ := h.mentorSession(t, gc, "b-f")
+		old := h.watch(t, gc, time.Hour)
+		moved := start.Add(2 * time.Hour)
+		// Once the old channel is stopped at Google, before the renewal
+		// returns, the mentor moves the event: only the new channel is told.
+		var (
+			once    sync.Once
+			during  []gcaltest.Delivery
+			moveErr error
+		)
+		stop := h.channels.StopFunc
+		h.channels.StopFunc = func(ctx context.Context, ch webhooks.Channel) error {
+			if err := stop(ctx, ch); err != nil {
+				return err
+			}
+			once.Do(func() {
+				if moveErr = sim.MoveEvent(mentorCal, ev.ID, moved, moved.Add(time.Hour)); moveErr == nil {
+					during = sim.Push(ctx, mentorCal, gcaltest.StateExists)
+				}
+			})
+			return nil
+		}
+		if n, err := h.svc.RenewChannels(ctx); err != nil || n != 1 {
+			t.Fatalf("renewed %d, %v", n, err)
+		}
+		live := sim.Channels(mentorCal)
+		if len(live) != 1 || live[0].ID == old.ID {
+			t.Fatalf("channels at Google: %+v", live)
+		}
+		if moveErr != nil || len(during) != 1 || during[0].ChannelID != live[0].ID || during[0].Status != http.StatusAccepted {
+			t.Fatalf("notification during the renewal: %+v, %v; want the new channel's accepted", during, moveErr)
+		}
+		h.waitAllDone(t, webhooks.ProviderGoogle, 1)
+		if calls := h.bookings.Calls(); len(calls) != 1 || calls[0].Op != "reschedule" || !calls[0].Start.Equal(moved) {
+			t.Fatalf("calls %+v, want the booking rescheduled", calls)
 		}
 	})
 }

@@ -163,19 +163,37 @@ type Channel struct {
 	// UserID owns the connected calendar.
 	UserID     string
 	Expiration time.Time
+	// ReplacedBy is the id of the channel that replaced this one when it
+	// was renewed; "" for the channel in use.
+	ReplacedBy string
 }
 
 // Channels holds Google push channels (the connect area opens them with
 // gcal.Watch when a calendar is connected).
+//
+// A renewal opens and stores the new channel before it stops the old one,
+// and keeps the old one, replaced, until it expires: a notification the old
+// channel delivered is about the same calendar of the same user, whose sync
+// cursor does not depend on the channel, so it is still synced when it is
+// processed after the renewal. A notification the old channel sent before
+// its stop but that arrives, or is retried, after it is refused: the
+// service syncs each renewed channel's calendar once the renewal is done,
+// which finds its change. Disconnecting or choosing another calendar
+// forgets the user's channels, replaced ones included.
 type Channels interface {
 	// VerifyChannel returns the channel when token is its token, compared in
-	// constant time; otherwise an error wrapping ErrUnknownChannel (or
+	// constant time, and Google may still deliver on it: it has not expired,
+	// and a replaced channel has not been stopped yet (its stop failed).
+	// Otherwise it returns an error wrapping ErrUnknownChannel (or
 	// ErrChannelToken), without saying which.
 	VerifyChannel(ctx context.Context, id, token string) (Channel, error)
-	// LookupChannel returns the channel or an error wrapping ErrUnknownChannel.
+	// LookupChannel returns the channel a stored notification names, in use
+	// or replaced (until it expires), or an error wrapping
+	// ErrUnknownChannel for one the gateway forgot.
 	LookupChannel(ctx context.Context, id string) (Channel, error)
-	// RenewExpiring replaces the channels that expire before t and reports how many it renewed.
-	RenewExpiring(ctx context.Context, before time.Time) (int, error)
+	// RenewExpiring replaces the channels that expire before t and returns
+	// the new channels.
+	RenewExpiring(ctx context.Context, before time.Time) ([]Channel, error)
 }
 
 // Calendar providers of a Source.

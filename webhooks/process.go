@@ -556,8 +556,13 @@ func (s *Service) processGoogle(ctx context.Context, d Delivery) (outcome, error
 	if err != nil {
 		return outcome{}, err
 	}
+	// A channel replaced by its renewal watched the same calendar: its
+	// notification is synced like the new channel's.
 	res, err := s.SyncCalendar(ctx, Source{Provider: SourceGoogle, UserID: ch.UserID, CalendarID: ch.CalendarID})
 	out := outcome{note: res.String()}
+	if ch.ReplacedBy != "" {
+		out.note += " (notified on a channel renewed since)"
+	}
 	if len(res.Bookings) == 1 {
 		out.bookingID = res.Bookings[0]
 	}

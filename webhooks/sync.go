@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -322,17 +323,37 @@ func (s *Service) PeriodicJobs() []*river.PeriodicJob {
 }
 
 // RenewChannels renews the Google channels that expire within
-// ChannelRenewBefore and returns how many it renewed.
+// ChannelRenewBefore and returns how many it renewed. Then it syncs the
+// calendar of each renewed channel (when Calendars is set): a notification
+// the old channel sent before it was stopped but that arrives after is
+// refused, and this sync applies its change instead of leaving it to the
+// calendar's next notification or the periodic sync. A sync that fails is
+// logged and returned; the renewal stands.
 func (s *Service) RenewChannels(ctx context.Context) (int, error) {
 	if s.cfg.Channels == nil {
 		return 0, nil
 	}
-	n, err := s.cfg.Channels.RenewExpiring(ctx, s.now().Add(s.cfg.ChannelRenewBefore))
+	renewed, err := s.cfg.Channels.RenewExpiring(ctx, s.now().Add(s.cfg.ChannelRenewBefore))
+	var errs []error
 	if err != nil {
-		s.log.WarnContext(ctx, "google channel renewal failed", "provider", ProviderGoogle, "renewed", n, "error", err.Error())
-		return n, fmt.Errorf("webhooks: renew channels: %w", err)
+		s.log.WarnContext(ctx, "google channel renewal failed", "provider", ProviderGoogle, "renewed", len(renewed), "error", err.Error())
+		errs = append(errs, fmt.Errorf("webhooks: renew channels: %w", err))
 	}
-	return n, nil
+	if s.cfg.Calendars != nil {
+		synced := map[Source]bool{}
+		for _, ch := range renewed {
+			src := Source{Provider: SourceGoogle, UserID: ch.UserID, CalendarID: ch.CalendarID}
+			if synced[src] {
+				continue
+			}
+			synced[src] = true
+			if _, err := s.SyncCalendar(ctx, src); err != nil {
+				s.log.WarnContext(ctx, "calendar sync after channel renewal failed", "provider", ProviderGoogle, "error", err.Error())
+				errs = append(errs, err)
+			}
+		}
+	}
+	return len(renewed), errors.Join(errs...)
 }
 
 // PollCalendars syncs every polled calendar (Calendars.Polled). A calendar
@@ -381,13 +402,20 @@ func (s *Service) syncAll(ctx context.Context, what string, list func(context.Co
 // SQLChannels keeps Google push channels in the webhook_channels table, the
 // token as its SHA-256. It is the Channels implementation for deployments
 // (and tests) that do not use the connect area's channel store: whoever
-// opens a channel with gcal.Watch saves it with Save; RenewExpiring calls
-// RenewFunc (gcal.RenewChannel for the channel's user) and replaces the row.
+// opens a channel with gcal.Watch saves it with Save; RenewExpiring opens
+// each expiring channel's successor with WatchFunc, stores it, marks the old
+// one replaced and stops it with StopFunc (see Channels for what a replaced
+// channel is still good for).
 type SQLChannels struct {
 	DB *store.Store
-	// RenewFunc opens a new channel replacing ch (and stops ch); it returns
-	// the new channel and its token.
-	RenewFunc func(ctx context.Context, ch Channel) (Channel, string, error)
+	// WatchFunc opens a new channel on ch's calendar for ch's user (gcal.Watch);
+	// it returns the new channel and its token. It does not stop ch.
+	WatchFunc func(ctx context.Context, ch Channel) (Channel, string, error)
+	// StopFunc stops a channel at Google (gcal.StopChannel); a channel
+	// Google no longer knows is not an error.
+	StopFunc func(ctx context.Context, ch Channel) error
+	// Log receives the failures to stop a channel; default: discarded.
+	Log *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -401,12 +429,19 @@ func (c *SQLChannels) now() time.Time {
 	return time.Now()
 }
 
+func (c *SQLChannels) log() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
 func tokenHash(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
 
-// Save stores (or replaces) a channel and its token.
+// Save stores (or replaces) a channel and its token as a channel in use.
 func (c *SQLChannels) Save(ctx context.Context, ch Channel, token string) error {
 	return c.save(ctx, c.DB.DB(), ch, token)
 }
@@ -418,7 +453,7 @@ type execer interface {
 func (c *SQLChannels) save(ctx context.Context, db execer, ch Channel, token string) error {
 	_, err := db.ExecContext(ctx, c.DB.Rebind(`INSERT INTO webhook_channels (id, token, resource_id, calendar_id, user_id, expiration, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET token = excluded.token, resource_id = excluded.resource_id,
-		calendar_id = excluded.calendar_id, user_id = excluded.user_id, expiration = excluded.expiration`),
+		calendar_id = excluded.calendar_id, user_id = excluded.user_id, expiration = excluded.expiration, replaced_by = '', stopped_at = 0`),
 		ch.ID, tokenHash(token), ch.ResourceID, ch.CalendarID, ch.UserID, micros(ch.Expiration), micros(c.now()))
 	if err != nil {
 		return fmt.Errorf("webhooks: save channel: %w", err)
@@ -426,7 +461,9 @@ func (c *SQLChannels) save(ctx context.Context, db execer, ch Channel, token str
 	return nil
 }
 
-// Delete removes a channel; a missing one is not an error.
+// Delete forgets a channel (the user disconnected or chose another
+// calendar): its notifications are refused, and those stored before are
+// not synced. A missing one is not an error.
 func (c *SQLChannels) Delete(ctx context.Context, id string) error {
 	if _, err := c.DB.DB().ExecContext(ctx, c.DB.Rebind(`DELETE FROM webhook_channels WHERE id = ?`), id); err != nil {
 		return fmt.Errorf("webhooks: delete channel: %w", err)
@@ -434,79 +471,112 @@ func (c *SQLChannels) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-const channelColumns = `id, token, resource_id, calendar_id, user_id, expiration`
+const channelColumns = `id, token, resource_id, calendar_id, user_id, expiration, replaced_by, stopped_at`
 
-func scanChannel(r rowScanner) (Channel, string, error) {
-	var ch Channel
-	var hash string
-	var exp int64
-	if err := r.Scan(&ch.ID, &hash, &ch.ResourceID, &ch.CalendarID, &ch.UserID, &exp); err != nil {
-		return Channel{}, "", err
-	}
-	ch.Expiration = fromMicros(exp)
-	return ch, hash, nil
+// storedChannel is a row of webhook_channels.
+type storedChannel struct {
+	Channel
+	hash    string
+	stopped bool
 }
 
-func (c *SQLChannels) lookup(ctx context.Context, id string) (Channel, string, error) {
-	ch, hash, err := scanChannel(c.DB.DB().QueryRowContext(ctx, c.DB.Rebind(`SELECT `+channelColumns+` FROM webhook_channels WHERE id = ? AND expiration > ?`),
-		id, micros(c.now())))
+func scanChannel(r rowScanner) (storedChannel, error) {
+	var sc storedChannel
+	var exp, stopped int64
+	if err := r.Scan(&sc.ID, &sc.hash, &sc.ResourceID, &sc.CalendarID, &sc.UserID, &exp, &sc.ReplacedBy, &stopped); err != nil {
+		return storedChannel{}, err
+	}
+	sc.Expiration = fromMicros(exp)
+	sc.stopped = stopped != 0
+	return sc, nil
+}
+
+func (c *SQLChannels) lookup(ctx context.Context, id string) (storedChannel, error) {
+	sc, err := scanChannel(c.DB.DB().QueryRowContext(ctx, c.DB.Rebind(`SELECT `+channelColumns+` FROM webhook_channels WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Channel{}, "", ErrUnknownChannel
+		return storedChannel{}, ErrUnknownChannel
 	}
 	if err != nil {
-		return Channel{}, "", fmt.Errorf("webhooks: look up channel: %w", err)
+		return storedChannel{}, fmt.Errorf("webhooks: look up channel: %w", err)
 	}
-	return ch, hash, nil
+	return sc, nil
 }
 
-// LookupChannel implements Channels; an expired channel is unknown.
+// LookupChannel implements Channels: a channel in use or replaced (kept
+// until it expires).
 func (c *SQLChannels) LookupChannel(ctx context.Context, id string) (Channel, error) {
-	ch, _, err := c.lookup(ctx, id)
-	return ch, err
+	sc, err := c.lookup(ctx, id)
+	return sc.Channel, err
 }
 
 // VerifyChannel implements Channels: the SHA-256 of token is compared with
-// the stored one in constant time.
+// the stored one in constant time; an expired channel, or a replaced one
+// that was stopped, is unknown.
 func (c *SQLChannels) VerifyChannel(ctx context.Context, id, token string) (Channel, error) {
-	ch, hash, err := c.lookup(ctx, id)
+	sc, err := c.lookup(ctx, id)
 	if err != nil {
 		return Channel{}, err
 	}
-	if subtle.ConstantTimeCompare([]byte(hash), []byte(tokenHash(token))) != 1 {
+	if subtle.ConstantTimeCompare([]byte(sc.hash), []byte(tokenHash(token))) != 1 {
 		return Channel{}, ErrChannelToken
 	}
-	return ch, nil
+	if sc.stopped || !c.now().Before(sc.Expiration) {
+		return Channel{}, ErrUnknownChannel
+	}
+	return sc.Channel, nil
 }
 
-// RenewExpiring implements Channels: every channel expiring before t is
-// replaced through RenewFunc. Failures are joined; the others still renew.
-func (c *SQLChannels) RenewExpiring(ctx context.Context, before time.Time) (int, error) {
-	if c.RenewFunc == nil {
-		return 0, errors.New("webhooks: channel renewal not configured")
-	}
-	rows, err := c.DB.DB().QueryContext(ctx, c.DB.Rebind(`SELECT `+channelColumns+` FROM webhook_channels WHERE expiration < ? ORDER BY expiration`), micros(before))
+func (c *SQLChannels) list(ctx context.Context, where string, args ...any) ([]Channel, error) {
+	rows, err := c.DB.DB().QueryContext(ctx, c.DB.Rebind(`SELECT `+channelColumns+` FROM webhook_channels WHERE `+where+` ORDER BY expiration`), args...)
 	if err != nil {
-		return 0, fmt.Errorf("webhooks: list channels: %w", err)
+		return nil, fmt.Errorf("webhooks: list channels: %w", err)
 	}
-	var chs []Channel
+	defer rows.Close()
+	var out []Channel
 	for rows.Next() {
-		ch, _, err := scanChannel(rows)
+		sc, err := scanChannel(rows)
 		if err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("webhooks: list channels: %w", err)
+			return nil, fmt.Errorf("webhooks: list channels: %w", err)
 		}
-		chs = append(chs, ch)
+		out = append(out, sc.Channel)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("webhooks: list channels: %w", err)
+		return nil, fmt.Errorf("webhooks: list channels: %w", err)
 	}
-	var (
-		n    int
-		errs []error
-	)
+	return out, nil
+}
+
+// errChannelReplaced: a channel being renewed was renewed or deleted meanwhile.
+var errChannelReplaced = errors.New("webhooks: channel renewed or deleted meanwhile")
+
+// RenewExpiring implements Channels: every channel in use expiring before t
+// is replaced: WatchFunc opens its successor, which is stored with the old
+// one marked replaced in one transaction, and only then StopFunc stops the
+// old one, so that every change is notified on a channel that is accepted.
+// Replaced channels that expired are forgotten, and those whose stop failed
+// are stopped again. Failures are joined; the others still renew.
+func (c *SQLChannels) RenewExpiring(ctx context.Context, before time.Time) ([]Channel, error) {
+	if c.WatchFunc == nil || c.StopFunc == nil {
+		return nil, errors.New("webhooks: channel renewal not configured")
+	}
+	var errs []error
+	if _, err := c.DB.DB().ExecContext(ctx, c.DB.Rebind(`DELETE FROM webhook_channels WHERE replaced_by <> '' AND expiration <= ?`), micros(c.now())); err != nil {
+		errs = append(errs, fmt.Errorf("webhooks: forget expired replaced channels: %w", err))
+	}
+	unstopped, err := c.list(ctx, `replaced_by <> '' AND stopped_at = 0`)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, ch := range unstopped {
+		c.stop(ctx, ch)
+	}
+	chs, err := c.list(ctx, `replaced_by = '' AND expiration < ?`, micros(before))
+	if err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
+	var renewed []Channel
 	for _, ch := range chs {
-		next, token, err := c.RenewFunc(ctx, ch)
+		next, token, err := c.WatchFunc(ctx, ch)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("renew channel: %w", err))
 			continue
@@ -518,16 +588,39 @@ func (c *SQLChannels) RenewExpiring(ctx context.Context, before time.Time) (int,
 			next.CalendarID = ch.CalendarID
 		}
 		err = c.DB.InTx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, c.DB.Rebind(`DELETE FROM webhook_channels WHERE id = ?`), ch.ID); err != nil {
+			res, err := tx.ExecContext(ctx, c.DB.Rebind(`UPDATE webhook_channels SET replaced_by = ? WHERE id = ? AND replaced_by = ''`), next.ID, ch.ID)
+			if err != nil {
 				return err
+			}
+			if k, err := res.RowsAffected(); err != nil || k != 1 {
+				return errors.Join(errChannelReplaced, err)
 			}
 			return c.save(ctx, tx, next, token)
 		})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("store renewed channel: %w", err))
+			// Unknown to the gateway, the new channel would only be refused.
+			if serr := c.StopFunc(context.WithoutCancel(ctx), next); serr != nil {
+				c.log().WarnContext(ctx, "stop unstored google channel", "provider", ProviderGoogle, "error", serr.Error())
+			}
+			if !errors.Is(err, errChannelReplaced) {
+				errs = append(errs, fmt.Errorf("store renewed channel: %w", err))
+			}
 			continue
 		}
-		n++
+		renewed = append(renewed, next)
+		c.stop(ctx, ch)
 	}
-	return n, errors.Join(errs...)
+	return renewed, errors.Join(errs...)
+}
+
+// stop stops a replaced channel and records it; a failure is logged (the
+// next RenewExpiring tries again, and the channel expires anyway).
+func (c *SQLChannels) stop(ctx context.Context, ch Channel) {
+	if err := c.StopFunc(ctx, ch); err != nil {
+		c.log().WarnContext(ctx, "stop replaced google channel; it is accepted until it is stopped or expires", "provider", ProviderGoogle, "error", err.Error())
+		return
+	}
+	if _, err := c.DB.DB().ExecContext(ctx, c.DB.Rebind(`UPDATE webhook_channels SET stopped_at = ? WHERE id = ?`), micros(c.now()), ch.ID); err != nil {
+		c.log().WarnContext(ctx, "record stopped google channel", "provider", ProviderGoogle, "error", err.Error())
+	}
 }

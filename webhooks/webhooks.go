@@ -23,8 +23,9 @@
 // notifications and the periodic CalDAV poll sync the calendar's changes
 // (an event deleted or moved by the mentor cancels or reschedules; a move
 // the booking refuses puts the event back at the booking's time). A
-// periodic job renews Google push channels; River runs periodic jobs on
-// the elected leader only.
+// periodic job renews Google push channels and then syncs their calendars
+// (a renewed channel's notifications still sync its calendar; see
+// Channels); River runs periodic jobs on the elected leader only.
 //
 // The booking side is reached only through the Bookings interface declared
 // here; connected calendars through Calendars and Google channels through

@@ -368,7 +368,7 @@ func toWebhookChannel(ch connect.Channel, err error) (webhooks.Channel, error) {
 	if err != nil {
 		return webhooks.Channel{}, err
 	}
-	return webhooks.Channel{ID: ch.ID, ResourceID: ch.ResourceID, CalendarID: ch.CalendarID, UserID: ch.UserSub, Expiration: ch.Expiration}, nil
+	return webhooks.Channel{ID: ch.ID, ResourceID: ch.ResourceID, CalendarID: ch.CalendarID, UserID: ch.UserSub, Expiration: ch.Expiration, ReplacedBy: ch.ReplacedBy}, nil
 }
 
 func (c connectChannels) VerifyChannel(ctx context.Context, id, token string) (webhooks.Channel, error) {
@@ -379,8 +379,14 @@ func (c connectChannels) LookupChannel(ctx context.Context, id string) (webhooks
 	return toWebhookChannel(c.c.LookupChannel(ctx, id))
 }
 
-func (c connectChannels) RenewExpiring(ctx context.Context, before time.Time) (int, error) {
-	return c.c.RenewChannels(ctx, before)
+func (c connectChannels) RenewExpiring(ctx context.Context, before time.Time) ([]webhooks.Channel, error) {
+	renewed, err := c.c.RenewChannels(ctx, before)
+	out := make([]webhooks.Channel, 0, len(renewed))
+	for _, ch := range renewed {
+		wc, _ := toWebhookChannel(ch, nil)
+		out = append(out, wc)
+	}
+	return out, err
 }
 
 // connectCalendars adapts the connect service's calendar connections.

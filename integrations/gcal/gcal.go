@@ -655,7 +655,10 @@ func (c *Client) Watch(ctx context.Context, calendarID, address string, ttl time
 // RenewChannel replaces a channel before it expires: it opens a new channel
 // on the same calendar and address, then stops the old one, so no change
 // goes unnotified in between. A failure to stop the old channel is logged,
-// not returned (it expires by itself).
+// not returned (it expires by itself). A receiver that checks notifications
+// against the channels it stored must store the new channel before the old
+// one stops, or refuse what the new one sends meanwhile: it then calls Watch,
+// stores the channel, and calls StopChannel itself.
 func (c *Client) RenewChannel(ctx context.Context, old Channel, address string, ttl time.Duration) (Channel, error) {
 	ch, err := c.Watch(ctx, old.CalendarID, address, ttl)
 	if err != nil {

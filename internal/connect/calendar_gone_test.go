@@ -88,7 +88,8 @@ func TestGoogleCalendarDeleted(t *testing.T) {
 		checkGone(t, svc, "bob", connect.ProviderGoogle)
 
 		// alice's watch channel cannot be renewed: the renewal finds it gone.
-		n, err := svc.RenewChannels(ctx, time.Now().Add(30*24*time.Hour))
+		renewed, err := svc.RenewChannels(ctx, time.Now().Add(30*24*time.Hour))
+		n := len(renewed)
 		if err != nil || n != 0 {
 			t.Fatalf("RenewChannels = %d, %v; want 0 renewed, no error", n, err)
 		}

@@ -17,12 +17,31 @@ import (
 
 // Channel is a Google push channel on a user's calendar. The channel token
 // is not kept: only its SHA-256 hash, checked by VerifyChannelToken.
+//
+// A channel replaced by its renewal is kept until it expires, so that a
+// notification it delivered before the renewal still leads to a sync of
+// its calendar when it is processed after it (LookupChannel); it is
+// accepted as a sender (VerifyChannelToken) only until it is stopped at
+// Google. Disconnecting or choosing another calendar forgets every channel
+// of the user, replaced ones included.
 type Channel struct {
 	ID         string
 	UserSub    string
 	CalendarID string
 	ResourceID string
 	Expiration time.Time
+	// ReplacedBy is the id of the channel that replaced this one when it
+	// was renewed; "" for the channel in use.
+	ReplacedBy string
+	// Stopped is when channels.stop stopped this replaced channel; zero
+	// while it may still deliver (the stop failed or is yet to come).
+	Stopped time.Time
+}
+
+// delivers reports whether Google may still send notifications on c at now:
+// it has not expired and was not stopped.
+func (c Channel) delivers(now time.Time) bool {
+	return now.Before(c.Expiration) && c.Stopped.IsZero()
 }
 
 func tokenHash(token string) []byte {
@@ -30,18 +49,23 @@ func tokenHash(token string) []byte {
 	return h[:]
 }
 
-const channelColumns = `channel_id, user_sub, calendar_id, resource_id, token_hash, expires_at`
+const channelColumns = `channel_id, user_sub, calendar_id, resource_id, token_hash, expires_at, replaced_by, stopped_at`
 
 func scanChannel(row interface{ Scan(...any) error }) (Channel, []byte, error) {
 	var c Channel
 	var hash []byte
-	var exp int64
-	err := row.Scan(&c.ID, &c.UserSub, &c.CalendarID, &c.ResourceID, &hash, &exp)
+	var exp, stopped int64
+	err := row.Scan(&c.ID, &c.UserSub, &c.CalendarID, &c.ResourceID, &hash, &exp, &c.ReplacedBy, &stopped)
 	c.Expiration = fromMicros(exp)
+	if stopped != 0 {
+		c.Stopped = fromMicros(stopped)
+	}
 	return c, hash, err
 }
 
-// LookupChannel returns a channel by id, or ErrUnknownChannel.
+// LookupChannel returns a channel by id, or ErrUnknownChannel: the channel
+// in use, or one replaced by its renewal until it expires (the calendar and
+// user a notification it delivered is about).
 func (s *Service) LookupChannel(ctx context.Context, channelID string) (Channel, error) {
 	c, _, err := s.lookupChannel(ctx, channelID)
 	return c, err
@@ -60,8 +84,10 @@ func (s *Service) lookupChannel(ctx context.Context, channelID string) (Channel,
 }
 
 // VerifyChannelToken returns the channel when token is its token
-// (X-Goog-Channel-Token), comparing hashes in constant time. An unknown
-// channel and a wrong token both give ErrUnknownChannel.
+// (X-Goog-Channel-Token), comparing hashes in constant time, and Google may
+// still deliver on it: it has not expired, and a channel replaced by its
+// renewal was not stopped yet (its stop failed). An unknown, expired or
+// stopped channel and a wrong token all give ErrUnknownChannel.
 func (s *Service) VerifyChannelToken(ctx context.Context, channelID, token string) (Channel, error) {
 	c, hash, err := s.lookupChannel(ctx, channelID)
 	got := tokenHash(token)
@@ -72,7 +98,7 @@ func (s *Service) VerifyChannelToken(ctx context.Context, channelID, token strin
 	if err != nil {
 		return Channel{}, err
 	}
-	if subtle.ConstantTimeCompare(got, hash) != 1 {
+	if subtle.ConstantTimeCompare(got, hash) != 1 || !c.delivers(s.now()) {
 		return Channel{}, ErrUnknownChannel
 	}
 	return c, nil
@@ -109,7 +135,9 @@ func (s *Service) deleteChannel(ctx context.Context, id string) error {
 	return err
 }
 
-// stopChannels stops (best effort) and forgets every channel of sub.
+// stopChannels stops (best effort) and forgets every channel of sub,
+// replaced ones included: their notifications are refused from then on, and
+// those stored before are not processed (LookupChannel no longer knows them).
 func (s *Service) stopChannels(ctx context.Context, sub string, ts oauth2.TokenSource) {
 	chans, err := s.userChannels(ctx, sub)
 	if err != nil {
@@ -121,7 +149,7 @@ func (s *Service) stopChannels(ctx context.Context, sub string, ts oauth2.TokenS
 	}
 	cl, err := s.newGoogleClient(ctx, ts, "primary")
 	for _, c := range chans {
-		if err == nil {
+		if err == nil && c.Stopped.IsZero() {
 			if serr := cl.StopChannel(ctx, gcal.Channel{ID: c.ID, ResourceID: c.ResourceID}); serr != nil {
 				s.log.WarnContext(ctx, "stop push channel", "provider", ProviderGoogle, "sub", sub, "channel_id", c.ID, "error", serr.Error())
 			}
@@ -153,69 +181,154 @@ func (s *Service) rewatch(ctx context.Context, sub, calendarID string) {
 
 // RenewChannels replaces every channel that expires before the given time
 // (run it periodically, e.g. hourly with before = now + 24h). Channels of
-// users who disconnected or must reconnect are dropped. It returns how many
-// channels were renewed; errors of single channels are joined.
-func (s *Service) RenewChannels(ctx context.Context, before time.Time) (int, error) {
-	rows, err := s.db.DB().QueryContext(ctx, s.db.Rebind(`SELECT `+channelColumns+` FROM calendar_channels WHERE provider = ? AND expires_at < ? ORDER BY expires_at`),
-		ProviderGoogle, micros(before))
+// users who disconnected or must reconnect are dropped. It
+// returns the channels it opened (the callers sync their calendars: see
+// below); errors of single channels are joined.
+//
+// A renewal opens the new channel and stores it before it stops the old
+// one, so every change is notified on a channel the gateway accepts; the
+// old one is kept, marked replaced, until it expires (see Channel). A
+// replaced channel whose stop failed is stopped again on the next run;
+// replaced channels that expired are forgotten. A notification the old
+// channel sent before its stop and that arrives (or is retried) after it is
+// refused; its change is found by syncing the renewed channel's calendar
+// after the renewal, which the caller does.
+func (s *Service) RenewChannels(ctx context.Context, before time.Time) ([]Channel, error) {
+	var errs []error
+	if err := s.retireChannels(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	rows, err := s.db.DB().QueryContext(ctx, s.db.Rebind(`SELECT `+channelColumns+` FROM calendar_channels
+		WHERE provider = ? AND replaced_by = '' AND expires_at < ? ORDER BY expires_at`), ProviderGoogle, micros(before))
 	if err != nil {
-		return 0, fmt.Errorf("connect: list expiring channels: %w", err)
+		return nil, errors.Join(append(errs, fmt.Errorf("connect: list expiring channels: %w", err))...)
 	}
 	var due []Channel
 	for rows.Next() {
 		c, _, err := scanChannel(rows)
 		if err != nil {
 			rows.Close()
-			return 0, err
+			return nil, err
 		}
 		due = append(due, c)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	renewed := 0
-	var errs []error
+	var renewed []Channel
 	for _, old := range due {
-		in, err := s.get(ctx, old.UserSub, ProviderGoogle)
-		if err != nil || in.Status != StatusConnected || in.CalendarID != old.CalendarID {
-			// Gone, revoked, or a stale channel of a previous calendar.
-			if derr := s.deleteChannel(ctx, old.ID); derr != nil {
-				errs = append(errs, derr)
-			}
-			continue
-		}
-		cl, err := s.googleClient(ctx, old.UserSub, old.CalendarID)
+		ch, ok, err := s.renewChannel(ctx, old)
 		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		ch, err := cl.RenewChannel(ctx, gcal.Channel{ID: old.ID, ResourceID: old.ResourceID, CalendarID: old.CalendarID}, s.PushURL(), s.cfg.Google.ChannelTTL)
-		if err != nil {
-			if revoked(err) {
-				_ = s.deleteChannel(ctx, old.ID)
-				continue
-			}
-			if errors.Is(err, calendar.ErrCalendarNotFound) {
-				s.markCalendarGone(ctx, in)
-				_ = s.deleteChannel(ctx, old.ID)
-				continue
-			}
-			errs = append(errs, fmt.Errorf("connect: renew channel of %s: %w", old.UserSub, err))
-			continue
+		if ok {
+			renewed = append(renewed, ch)
 		}
-		err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-			if err := s.insertChannel(ctx, tx, old.UserSub, ch); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM calendar_channels WHERE channel_id = ?`), old.ID)
-			return err
-		})
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		renewed++
 	}
 	return renewed, errors.Join(errs...)
+}
+
+// errChannelReplaced: the channel being renewed was renewed or forgotten
+// (a disconnect, another calendar chosen) meanwhile.
+var errChannelReplaced = errors.New("connect: channel renewed or forgotten meanwhile")
+
+// renewChannel replaces old by a new channel on the same calendar and
+// reports whether it did.
+func (s *Service) renewChannel(ctx context.Context, old Channel) (Channel, bool, error) {
+	in, err := s.get(ctx, old.UserSub, ProviderGoogle)
+	if err != nil || in.Status != StatusConnected || in.CalendarID != old.CalendarID {
+		// Gone, revoked, or a stale channel of a previous calendar.
+		return Channel{}, false, s.deleteChannel(ctx, old.ID)
+	}
+	cl, err := s.googleClient(ctx, old.UserSub, old.CalendarID)
+	if err != nil {
+		return Channel{}, false, err
+	}
+	ch, err := cl.Watch(ctx, old.CalendarID, s.PushURL(), s.cfg.Google.ChannelTTL)
+	if err != nil {
+		if revoked(err) {
+			_ = s.deleteChannel(ctx, old.ID)
+			return Channel{}, false, nil
+		}
+		if errors.Is(err, calendar.ErrCalendarNotFound) {
+			s.markCalendarGone(ctx, in)
+			_ = s.deleteChannel(ctx, old.ID)
+			return Channel{}, false, nil
+		}
+		return Channel{}, false, fmt.Errorf("connect: renew channel of %s: %w", old.UserSub, err)
+	}
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE calendar_channels SET replaced_by = ? WHERE channel_id = ? AND replaced_by = ''`), ch.ID, old.ID)
+		if err != nil {
+			return fmt.Errorf("connect: mark channel replaced: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errors.Join(errChannelReplaced, err)
+		}
+		return s.insertChannel(ctx, tx, old.UserSub, ch)
+	})
+	if err != nil {
+		// Unknown to the gateway, the new channel would only be refused.
+		if serr := cl.StopChannel(context.WithoutCancel(ctx), ch); serr != nil {
+			s.log.WarnContext(ctx, "stop unstored push channel", "provider", ProviderGoogle, "sub", old.UserSub, "error", serr.Error())
+		}
+		if errors.Is(err, errChannelReplaced) {
+			return Channel{}, false, nil
+		}
+		return Channel{}, false, err
+	}
+	s.stopReplaced(ctx, cl, old)
+	return Channel{ID: ch.ID, UserSub: old.UserSub, CalendarID: old.CalendarID, ResourceID: ch.ResourceID, Expiration: ch.Expiration}, true, nil
+}
+
+// stopReplaced stops a replaced channel at Google and records it: from then
+// on its notifications are refused. A failure is logged; the next renewal
+// run tries again, and the channel expires by itself anyway.
+func (s *Service) stopReplaced(ctx context.Context, cl *gcal.Client, old Channel) {
+	if err := cl.StopChannel(ctx, gcal.Channel{ID: old.ID, ResourceID: old.ResourceID}); err != nil {
+		s.log.WarnContext(ctx, "stop replaced push channel; it is accepted until it is stopped or expires", "provider", ProviderGoogle,
+			"sub", old.UserSub, "channel_id", old.ID, "error", err.Error())
+		return
+	}
+	if _, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`UPDATE calendar_channels SET stopped_at = ? WHERE channel_id = ?`), micros(s.now()), old.ID); err != nil {
+		s.log.WarnContext(ctx, "record stopped push channel", "provider", ProviderGoogle, "sub", old.UserSub, "channel_id", old.ID, "error", err.Error())
+	}
+}
+
+// retireChannels forgets the replaced channels that expired and stops again
+// those whose stop failed.
+func (s *Service) retireChannels(ctx context.Context) error {
+	now := micros(s.now())
+	if _, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`DELETE FROM calendar_channels WHERE provider = ? AND replaced_by <> '' AND expires_at <= ?`),
+		ProviderGoogle, now); err != nil {
+		return fmt.Errorf("connect: forget expired replaced channels: %w", err)
+	}
+	rows, err := s.db.DB().QueryContext(ctx, s.db.Rebind(`SELECT `+channelColumns+` FROM calendar_channels
+		WHERE provider = ? AND replaced_by <> '' AND stopped_at = 0 ORDER BY expires_at`), ProviderGoogle)
+	if err != nil {
+		return fmt.Errorf("connect: list replaced channels: %w", err)
+	}
+	var live []Channel
+	for rows.Next() {
+		c, _, err := scanChannel(rows)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("connect: list replaced channels: %w", err)
+		}
+		live = append(live, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("connect: list replaced channels: %w", err)
+	}
+	for _, c := range live {
+		cl, err := s.googleClient(ctx, c.UserSub, c.CalendarID)
+		if err != nil {
+			s.log.WarnContext(ctx, "stop replaced push channel", "provider", ProviderGoogle, "sub", c.UserSub, "error", err.Error())
+			continue
+		}
+		s.stopReplaced(ctx, cl, c)
+	}
+	return nil
 }

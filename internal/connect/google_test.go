@@ -135,16 +135,22 @@ func TestGoogleConnectFlow(t *testing.T) {
 
 		// Renewal replaces the channel.
 		old := h.google.Channels("work@group.calendar.google.com")[0]
-		n, err := svc.RenewChannels(ctx, time.Now().Add(30*24*time.Hour))
+		renewed, err := svc.RenewChannels(ctx, time.Now().Add(30*24*time.Hour))
+		n := len(renewed)
 		if err != nil || n != 1 {
 			t.Fatalf("RenewChannels = %d, %v", n, err)
-		}
-		if _, err := svc.LookupChannel(ctx, old.ID); !errors.Is(err, connect.ErrUnknownChannel) {
-			t.Errorf("old channel still known: %v", err)
 		}
 		live := h.google.Channels("work@group.calendar.google.com")
 		if len(live) != 1 || live[0].ID == old.ID {
 			t.Fatalf("channels after renewal = %+v", live)
+		}
+		// The old one is kept, replaced, for the notifications it delivered
+		// before; stopped, it is no longer accepted as a sender.
+		if ch, err := svc.LookupChannel(ctx, old.ID); err != nil || ch.ReplacedBy != live[0].ID || ch.UserSub != "alice" {
+			t.Errorf("old channel after renewal: %+v, %v", ch, err)
+		}
+		if _, err := svc.VerifyChannelToken(ctx, old.ID, old.Token); !errors.Is(err, connect.ErrUnknownChannel) {
+			t.Errorf("stopped old channel accepted: %v", err)
 		}
 
 		// Disconnect: channel stopped, grant revoked, secret and record gone; idempotent.
@@ -157,6 +163,11 @@ func TestGoogleConnectFlow(t *testing.T) {
 		}
 		if n := len(h.google.Channels("work@group.calendar.google.com")); n != 0 {
 			t.Errorf("%d channels left after disconnect", n)
+		}
+		for _, id := range []string{old.ID, live[0].ID} {
+			if _, err := svc.LookupChannel(ctx, id); !errors.Is(err, connect.ErrUnknownChannel) {
+				t.Errorf("channel %s after disconnect: %v", id, err)
+			}
 		}
 		p, _ := secrets.UserPath("spotlight", "test", "alice", "google")
 		if _, err := sec.Get(ctx, p); !errors.Is(err, secrets.ErrNotFound) {

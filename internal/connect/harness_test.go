@@ -50,12 +50,23 @@ type harness struct {
 
 func newHarness(t *testing.T, db *store.Store, opts gcaltest.Options) *harness {
 	t.Helper()
+	return newHarnessFront(t, db, opts, nil)
+}
+
+// newHarnessFront is newHarness with front, when not nil, in front of the
+// simulator: it sees every request Google would receive.
+func newHarnessFront(t *testing.T, db *store.Store, opts gcaltest.Options, front func(http.Handler) http.Handler) *harness {
+	t.Helper()
 	if opts.Users == nil {
 		opts.Users = []gcaltest.User{{Email: "mentor@example.com", Calendars: []gcaltest.Calendar{{ID: "work@group.calendar.google.com", Summary: "Work"}}}}
 	}
 	opts.AllowHTTPPush = true
 	g := gcaltest.New(opts)
-	srv := httptest.NewServer(g)
+	var hd http.Handler = g
+	if front != nil {
+		hd = front(g)
+	}
+	srv := httptest.NewServer(hd)
 	t.Cleanup(srv.Close)
 	key, err := local.GenerateKey()
 	if err != nil {
