@@ -294,7 +294,7 @@ func (a bookingActions) Get(ctx context.Context, id string) (webhooks.Booking, e
 }
 
 func (a bookingActions) Cancel(ctx context.Context, id, actor, reason string) error {
-	return refusal(a.svc.CancelAs(ctx, id, actor, reason))
+	return inFlight(refusal(a.svc.CancelAs(ctx, id, actor, reason)))
 }
 
 func (a bookingActions) Reschedule(ctx context.Context, id string, start, end time.Time, changed webhooks.Artefact, actor, reason string) error {
@@ -302,11 +302,16 @@ func (a bookingActions) Reschedule(ctx context.Context, id string, start, end ti
 	if err != nil {
 		return err
 	}
-	err = a.svc.RescheduleAs(ctx, id, start, end, step, actor, reason)
+	return inFlight(refusal(a.svc.RescheduleAs(ctx, id, start, end, step, actor, reason)))
+}
+
+// inFlight marks booking.ErrChangeInFlight as webhooks.ErrBookingBusy: the
+// delivery is processed again once the booking's own change has settled.
+func inFlight(err error) error {
 	if errors.Is(err, booking.ErrChangeInFlight) {
 		return fmt.Errorf("%w: %w", webhooks.ErrBookingBusy, err)
 	}
-	return refusal(err)
+	return err
 }
 
 func (a bookingActions) Restore(ctx context.Context, id string, what webhooks.Artefact, actor, reason string) error {

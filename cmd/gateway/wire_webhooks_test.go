@@ -52,6 +52,26 @@ func TestRefusal(t *testing.T) {
 	}
 }
 
+// TestInFlight: a provider's cancel or move that the booking service
+// leaves until the booking's own change has settled (ErrChangeInFlight)
+// reaches webhook processing as webhooks.ErrBookingBusy, which processes the
+// delivery again later, not as a refusal, which would put the deleted or
+// moved artefact back; other errors pass as they are.
+func TestInFlight(t *testing.T) {
+	t.Parallel()
+	err := inFlight(refusal(booking.ErrChangeInFlight))
+	if !errors.Is(err, webhooks.ErrBookingBusy) || !errors.Is(err, booking.ErrChangeInFlight) || errors.Is(err, webhooks.ErrRefused) {
+		t.Errorf("inFlight(refusal(ErrChangeInFlight)) = %v, want ErrBookingBusy wrapping it, not a refusal", err)
+	}
+	conflict := refusal(&booking.ConflictError{Status: booking.StatusInProgress, Action: "cancel"})
+	if got := inFlight(conflict); got != conflict {
+		t.Errorf("inFlight(%v) = %v, want it unchanged", conflict, got)
+	}
+	if got := inFlight(nil); got != nil {
+		t.Errorf("inFlight(nil) = %v", got)
+	}
+}
+
 // TestConnectCalendarsOpensOnlyTheSyncedCalendar: a calendar sync opens the
 // calendar its cursor belongs to or none. The poller lists mentor-1's CalDAV
 // calendar (work), then the mentor switches the connection to another one

@@ -168,6 +168,12 @@ func (b Booking) timing() timing { return timing{b.Start, b.End, b.TimeZone} }
 // Duration is the session length.
 func (b Booking) Duration() time.Duration { return b.End.Sub(b.Start) }
 
+// changeInFlight reports whether b's own change (its creation, a
+// reschedule) is still propagating to the providers.
+func (b Booking) changeInFlight() bool {
+	return b.op == opEnsure && (b.Status == StatusPending || b.Status == StatusRescheduling)
+}
+
 // ETag is the booking's strong entity tag, quotes included.
 func (b Booking) ETag() string { return fmt.Sprintf("%q", fmt.Sprint(b.Version)) }
 
@@ -234,10 +240,10 @@ var (
 	// providers that took the new time are being moved back). Returned as a
 	// *RescheduleRefusedError carrying the provider's reason.
 	ErrRescheduleRefused = errors.New("booking: a provider refused the new time; the booking keeps its previous time")
-	// ErrChangeInFlight: RescheduleAs found the booking's own change (its
-	// creation, a reschedule) still propagating to the providers; the
-	// artefact's time may be the gateway's old or new one. Try again once
-	// the booking has settled.
+	// ErrChangeInFlight: RescheduleAs or CancelAs found the booking's own
+	// change (its creation, a reschedule) still propagating to the
+	// providers; the artefact's time, or its absence, may be the gateway's
+	// old or new state. Try again once the booking has settled.
 	ErrChangeInFlight = errors.New("booking: the booking's own change is still propagating")
 )
 

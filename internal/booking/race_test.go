@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -234,6 +235,79 @@ func TestRescheduleAsWhileRescheduled(t *testing.T) {
 		after := en.waitFor(t, b.ID, 5*time.Second, func(b Booking) bool { return b.Status == StatusConfirmed && allSettled(b) })
 		if !after.Start.Equal(apiTo) || !en.meetings.start(b.ID).Equal(apiTo) {
 			t.Errorf("booking at %v, meeting at %v; want the API's %v", after.Start, en.meetings.start(b.ID), apiTo)
+		}
+	})
+}
+
+// TestCancelAsWhileRescheduled: a webhook processor read the booking
+// settled and saw its artefact deleted (the mentor's event at the old time,
+// the Zoom meeting the reschedule replaces) before a reschedule through the
+// API (another replica) committed. Its cancel arrives while the API's
+// change still propagates: it must be judged once the booking has settled,
+// not cancel the session the API's caller was just promised. That holds for
+// a cancel whose commit finds the booking changed since the read it was
+// judged on, and for one that looks the booking up after the reschedule
+// committed (CancelAs). Once the booking has settled the cancel goes
+// through and withdraws every artefact.
+func TestCancelAsWhileRescheduled(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := quietEnv(t, s)
+		ctx := t.Context()
+		start := time.Now().Add(48 * time.Hour).Truncate(time.Hour).UTC()
+		b := en.book(t, "k", start).Booking
+		if _, err := en.svc.run(ctx, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		stale, err := en.svc.Lookup(ctx, b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stale.Status != StatusConfirmed || !allSettled(stale) {
+			t.Fatalf("booking %s, want confirmed and settled", stale.Status)
+		}
+		apiTo := start.Add(2 * time.Hour)
+		res, err := en.svc.Reschedule(ctx, Actor{ID: "cand", Candidate: true}, b.ID, RescheduleRequest{IfMatch: stale.ETag(), Start: apiTo})
+		if err != nil || res.Booking.Status != StatusRescheduling {
+			t.Fatalf("reschedule: %v %s", err, res.Booking.Status)
+		}
+		const reason = "The mentor deleted the calendar event."
+		if _, err := en.svc.cancel(ctx, "webhook:caldav", stale, reason, true); !errors.Is(err, ErrChangeInFlight) {
+			t.Errorf("a cancel judged on the booking before the API's reschedule: %v, want ErrChangeInFlight", err)
+		}
+		if err := en.svc.CancelAs(ctx, b.ID, "webhook:caldav", reason); !errors.Is(err, ErrChangeInFlight) {
+			t.Errorf("a cancel from the calendar while the API's reschedule propagates: %v, want ErrChangeInFlight", err)
+		}
+		if _, err := en.svc.run(ctx, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		after, err := en.svc.Lookup(ctx, b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after.Status != StatusConfirmed || !after.Start.Equal(apiTo) || !en.meetings.has(b.ID) || !en.meetings.start(b.ID).Equal(apiTo) ||
+			!en.cals["mentor"].start(b.ID).Equal(apiTo) {
+			t.Fatalf("booking %s at %v, meeting at %v (exists: %t), mentor's event at %v; want confirmed, all at the API's %v",
+				after.Status, after.Start, en.meetings.start(b.ID), en.meetings.has(b.ID), en.cals["mentor"].start(b.ID), apiTo)
+		}
+		if got := actions(t, en.svc, b.ID); slices.Contains(got, "cancel_requested") {
+			t.Errorf("audit %v: a cancel was recorded", got)
+		}
+
+		// Settled: the delivery processed again cancels everywhere.
+		if err := en.svc.CancelAs(ctx, b.ID, "webhook:caldav", reason); err != nil {
+			t.Fatalf("a cancel once the booking settled: %v", err)
+		}
+		if _, err := en.svc.run(ctx, b.ID); err != nil {
+			t.Fatal(err)
+		}
+		done, err := en.svc.Lookup(ctx, b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done.Status != StatusCancelled || en.meetings.has(b.ID) || en.cals["mentor"].count() != 0 || en.cals["cand"].count() != 0 {
+			t.Errorf("booking %s, meeting left: %t, events left: %d %d; want cancelled with nothing left",
+				done.Status, en.meetings.has(b.ID), en.cals["mentor"].count(), en.cals["cand"].count())
 		}
 	})
 }

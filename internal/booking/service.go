@@ -827,10 +827,15 @@ func (s *Service) Cancel(ctx context.Context, actor Actor, id, reason string) (R
 	if err != nil {
 		return Result{}, err
 	}
-	return s.cancel(ctx, actor.name(), b, reason)
+	return s.cancel(ctx, actor.name(), b, reason, false)
 }
 
-func (s *Service) cancel(ctx context.Context, actorName string, b Booking, reason string) (Result, error) {
+// cancel cancels booking b, read before: the cancel commits only over the
+// version read (repo.apply), so a change committed meanwhile makes it look
+// again. With settled (a cancel asked for outside the gateway, see
+// CancelAs) a booking whose own change is in flight, at the first look or
+// at a later one, is ErrChangeInFlight and is left as it is.
+func (s *Service) cancel(ctx context.Context, actorName string, b Booking, reason string, settled bool) (Result, error) {
 	for attempt := 0; ; attempt++ {
 		switch b.Status {
 		case StatusCancelled:
@@ -844,6 +849,9 @@ func (s *Service) cancel(ctx context.Context, actorName string, b Booking, reaso
 		}
 		if b.op == opCompensate {
 			return Result{}, &ConflictError{Status: StatusFailed, Action: "cancel"}
+		}
+		if settled && b.changeInFlight() {
+			return Result{}, ErrChangeInFlight
 		}
 		now := s.now()
 		err := s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
@@ -1000,13 +1008,22 @@ func (s *Service) findByRef(ctx context.Context, names []StepName, ref string) (
 	return s.Lookup(ctx, id)
 }
 
-// CancelAs cancels on behalf of a provider (actor "webhook:jira", …).
+// CancelAs cancels on behalf of a provider (actor "webhook:jira", …)
+// because someone deleted or cancelled an artefact outside the gateway.
+// While the booking's own change (its creation, a reschedule) propagates,
+// what the caller saw may be the gateway's own doing or of the booking's old
+// time, and a cancel would take away the session the change's caller was
+// just promised: ErrChangeInFlight, to be tried again once it has settled.
+// The caller checked that on its own read, but a reschedule (another
+// replica) may have committed since; the check holds up to the cancel's
+// commit, which is refused when the booking changed after the read it was
+// judged on.
 func (s *Service) CancelAs(ctx context.Context, id, actor, reason string) error {
 	b, err := s.Lookup(ctx, id)
 	if err != nil {
 		return err
 	}
-	_, err = s.cancel(ctx, actor, b, reason)
+	_, err = s.cancel(ctx, actor, b, reason, true)
 	return err
 }
 
@@ -1030,7 +1047,7 @@ func (s *Service) RescheduleAs(ctx context.Context, id string, start, end time.T
 	if b.Start.Equal(start) && b.End.Equal(end) {
 		return nil
 	}
-	if b.op == opEnsure && (b.Status == StatusPending || b.Status == StatusRescheduling) {
+	if b.changeInFlight() {
 		return ErrChangeInFlight
 	}
 	_, err = s.reschedule(ctx, actor, b, RescheduleRequest{Start: start, Duration: end.Sub(start), Reason: reason, changed: changed})
