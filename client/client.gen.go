@@ -1883,6 +1883,11 @@ type ClientInterface interface {
 	// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
 	// the candidate (with any mentor; only the session times count, not the mentor's buffer, so
 	// back-to-back sessions are fine) is a 409 `candidate-overlap`.
+	// The session must fit in one block of the mentor's working hours and start where availability
+	// offers sessions: on the slot grid, every `slot_minutes` from the block's start in the mentor's
+	// time zone (DST-correct). Any other start is a 422 `unprocessable` naming `body.start`, e.g.
+	// "must be on the 30-minute grid of the mentor's working hours (nearest: 10:00 or 10:30
+	// Europe/Berlin)".
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1907,6 +1912,11 @@ type ClientInterface interface {
 	// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
 	// the candidate (with any mentor; only the session times count, not the mentor's buffer, so
 	// back-to-back sessions are fine) is a 409 `candidate-overlap`.
+	// The session must fit in one block of the mentor's working hours and start where availability
+	// offers sessions: on the slot grid, every `slot_minutes` from the block's start in the mentor's
+	// time zone (DST-correct). Any other start is a 422 `unprocessable` naming `body.start`, e.g.
+	// "must be on the 30-minute grid of the mentor's working hours (nearest: 10:00 or 10:30
+	// Europe/Berlin)".
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1929,7 +1939,9 @@ type ClientInterface interface {
 	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 	// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
 	// moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
-	// rules have become since.
+	// rules have become since. A new start must be one availability offers, on the mentor's slot grid
+	// (as for `POST /v1/bookings`; otherwise a 422 naming `body.start`); a change of duration or time
+	// zone that keeps the booking's start keeps it on or off the grid.
 	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -1952,7 +1964,9 @@ type ClientInterface interface {
 	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 	// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
 	// moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
-	// rules have become since.
+	// rules have become since. A new start must be one availability offers, on the mentor's slot grid
+	// (as for `POST /v1/bookings`; otherwise a 422 naming `body.start`); a change of duration or time
+	// zone that keeps the booking's start keeps it on or off the grid.
 	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -2563,6 +2577,11 @@ func (c *Client) ListBookings(ctx context.Context, params *ListBookingsParams, r
 // A candidate cannot attend two sessions at once: a session that overlaps another active booking of
 // the candidate (with any mentor; only the session times count, not the mentor's buffer, so
 // back-to-back sessions are fine) is a 409 `candidate-overlap`.
+// The session must fit in one block of the mentor's working hours and start where availability
+// offers sessions: on the slot grid, every `slot_minutes` from the block's start in the mentor's
+// time zone (DST-correct). Any other start is a 422 `unprocessable` naming `body.start`, e.g.
+// "must be on the 30-minute grid of the mentor's working hours (nearest: 10:00 or 10:30
+// Europe/Berlin)".
 //
 // Takes any type of body and a specified content type.
 //
@@ -2597,6 +2616,11 @@ func (c *Client) CreateBookingWithBody(ctx context.Context, params *CreateBookin
 // A candidate cannot attend two sessions at once: a session that overlaps another active booking of
 // the candidate (with any mentor; only the session times count, not the mentor's buffer, so
 // back-to-back sessions are fine) is a 409 `candidate-overlap`.
+// The session must fit in one block of the mentor's working hours and start where availability
+// offers sessions: on the slot grid, every `slot_minutes` from the block's start in the mentor's
+// time zone (DST-correct). Any other start is a 422 `unprocessable` naming `body.start`, e.g.
+// "must be on the 30-minute grid of the mentor's working hours (nearest: 10:00 or 10:30
+// Europe/Berlin)".
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2639,7 +2663,9 @@ func (c *Client) GetBooking(ctx context.Context, bookingId BookingId, reqEditors
 // `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 // active booking of the candidate. A PATCH to the booking's current start, duration and time zone
 // moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
-// rules have become since.
+// rules have become since. A new start must be one availability offers, on the mentor's slot grid
+// (as for `POST /v1/bookings`; otherwise a 422 naming `body.start`); a change of duration or time
+// zone that keeps the booking's start keeps it on or off the grid.
 // When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 // event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 // `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -2672,7 +2698,9 @@ func (c *Client) RescheduleBookingWithBody(ctx context.Context, bookingId Bookin
 // `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 // active booking of the candidate. A PATCH to the booking's current start, duration and time zone
 // moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
-// rules have become since.
+// rules have become since. A new start must be one availability offers, on the mentor's slot grid
+// (as for `POST /v1/bookings`; otherwise a 422 naming `body.start`); a change of duration or time
+// zone that keeps the booking's start keeps it on or off the grid.
 // When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 // event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 // `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -5124,6 +5152,11 @@ type ClientWithResponsesInterface interface {
 	// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
 	// the candidate (with any mentor; only the session times count, not the mentor's buffer, so
 	// back-to-back sessions are fine) is a 409 `candidate-overlap`.
+	// The session must fit in one block of the mentor's working hours and start where availability
+	// offers sessions: on the slot grid, every `slot_minutes` from the block's start in the mentor's
+	// time zone (DST-correct). Any other start is a 422 `unprocessable` naming `body.start`, e.g.
+	// "must be on the 30-minute grid of the mentor's working hours (nearest: 10:00 or 10:30
+	// Europe/Berlin)".
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5148,6 +5181,11 @@ type ClientWithResponsesInterface interface {
 	// A candidate cannot attend two sessions at once: a session that overlaps another active booking of
 	// the candidate (with any mentor; only the session times count, not the mentor's buffer, so
 	// back-to-back sessions are fine) is a 409 `candidate-overlap`.
+	// The session must fit in one block of the mentor's working hours and start where availability
+	// offers sessions: on the slot grid, every `slot_minutes` from the block's start in the mentor's
+	// time zone (DST-correct). Any other start is a 422 `unprocessable` naming `body.start`, e.g.
+	// "must be on the 30-minute grid of the mentor's working hours (nearest: 10:00 or 10:30
+	// Europe/Berlin)".
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5172,7 +5210,9 @@ type ClientWithResponsesInterface interface {
 	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 	// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
 	// moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
-	// rules have become since.
+	// rules have become since. A new start must be one availability offers, on the mentor's slot grid
+	// (as for `POST /v1/bookings`; otherwise a 422 naming `body.start`); a change of duration or time
+	// zone that keeps the booking's start keeps it on or off the grid.
 	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -5195,7 +5235,9 @@ type ClientWithResponsesInterface interface {
 	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 	// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
 	// moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
-	// rules have become since.
+	// rules have become since. A new start must be one availability offers, on the mentor's slot grid
+	// (as for `POST /v1/bookings`; otherwise a 422 naming `body.start`); a change of duration or time
+	// zone that keeps the booking's start keeps it on or off the grid.
 	// When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 	// event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 	// `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -9050,6 +9092,11 @@ func (c *ClientWithResponses) ListBookingsWithResponse(ctx context.Context, para
 // A candidate cannot attend two sessions at once: a session that overlaps another active booking of
 // the candidate (with any mentor; only the session times count, not the mentor's buffer, so
 // back-to-back sessions are fine) is a 409 `candidate-overlap`.
+// The session must fit in one block of the mentor's working hours and start where availability
+// offers sessions: on the slot grid, every `slot_minutes` from the block's start in the mentor's
+// time zone (DST-correct). Any other start is a 422 `unprocessable` naming `body.start`, e.g.
+// "must be on the 30-minute grid of the mentor's working hours (nearest: 10:00 or 10:30
+// Europe/Berlin)".
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9080,6 +9127,11 @@ func (c *ClientWithResponses) CreateBookingWithBodyWithResponse(ctx context.Cont
 // A candidate cannot attend two sessions at once: a session that overlaps another active booking of
 // the candidate (with any mentor; only the session times count, not the mentor's buffer, so
 // back-to-back sessions are fine) is a 409 `candidate-overlap`.
+// The session must fit in one block of the mentor's working hours and start where availability
+// offers sessions: on the slot grid, every `slot_minutes` from the block's start in the mentor's
+// time zone (DST-correct). Any other start is a 422 `unprocessable` naming `body.start`, e.g.
+// "must be on the 30-minute grid of the mentor's working hours (nearest: 10:00 or 10:30
+// Europe/Berlin)".
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9116,7 +9168,9 @@ func (c *ClientWithResponses) GetBookingWithResponse(ctx context.Context, bookin
 // `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 // active booking of the candidate. A PATCH to the booking's current start, duration and time zone
 // moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
-// rules have become since.
+// rules have become since. A new start must be one availability offers, on the mentor's slot grid
+// (as for `POST /v1/bookings`; otherwise a 422 naming `body.start`); a change of duration or time
+// zone that keeps the booking's start keeps it on or off the grid.
 // When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 // event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 // `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed
@@ -9145,7 +9199,9 @@ func (c *ClientWithResponses) RescheduleBookingWithBodyWithResponse(ctx context.
 // `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 // active booking of the candidate. A PATCH to the booking's current start, duration and time zone
 // moves nothing: **200** with the booking as it is (same ETag), whatever the mentor's scheduling
-// rules have become since.
+// rules have become since. A new start must be one availability offers, on the mentor's slot grid
+// (as for `POST /v1/bookings`; otherwise a 422 naming `body.start`); a change of duration or time
+// zone that keeps the booking's start keeps it on or off the grid.
 // When a provider refuses the new time within the wait (the mentor's calendar refuses to move the
 // event, Zoom refuses the meeting's new time), the reschedule is undone: **424**
 // `reschedule-refused` with the provider's reason, and the booking keeps the time it was confirmed

@@ -16,8 +16,9 @@ import (
 
 // candidateEnv is a saga env with three mentors ("mentor", "mentor2" and
 // "mentor3", who keeps a 15-minute buffer after each session) who all work
-// around the clock, and days to book on: day(i) is midnight UTC, i+2 days
-// from now.
+// around the clock on a one-minute slot grid (sessions start at any whole
+// minute: the tests place them to overlap by parts of an hour), and days to
+// book on: day(i) is midnight UTC, i+2 days from now.
 func candidateEnv(t *testing.T, s *store.Store) (*sagaEnv, func(i int) time.Time) {
 	t.Helper()
 	en := newSagaEnv(t, s, true)
@@ -28,9 +29,9 @@ func candidateEnv(t *testing.T, s *store.Store) (*sagaEnv, func(i int) time.Time
 	for _, m := range []struct {
 		id     string
 		buffer time.Duration
-	}{{"mentor2", 0}, {"mentor3", 15 * time.Minute}} {
+	}{{"mentor", 0}, {"mentor2", 0}, {"mentor3", 15 * time.Minute}} {
 		if _, err := en.svc.PutSchedule(t.Context(), Actor{ID: m.id, Mentor: true}, Schedule{MentorID: m.id, TimeZone: "UTC",
-			WorkingHours: hs, Slot: time.Hour, Buffer: m.buffer, MaxAdvance: 30 * 24 * time.Hour}); err != nil {
+			WorkingHours: hs, Slot: time.Minute, Buffer: m.buffer, MaxAdvance: 30 * 24 * time.Hour}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -325,10 +326,18 @@ func TestCandidateAvailability(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		en, day := candidateEnv(t, s)
+		sch, err := en.svc.GetSchedule(t.Context(), "mentor2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sch.Slot = time.Hour
+		if _, err := en.svc.PutSchedule(t.Context(), Actor{ID: "mentor2", Mentor: true}, sch); err != nil {
+			t.Fatal(err)
+		}
 		at := day(5).Add(9 * time.Hour)
 		// cand's sessions with mentor3, 10:00–11:00 and 12:30–13:00: they
-		// overlap mentor2's 10:00 and 12:00 slots and touch the 09:00 and
-		// 11:00 ones.
+		// overlap mentor2's hourly 10:00 and 12:00 slots and touch the
+		// 09:00 and 11:00 ones.
 		if _, err := en.bookFor(t.Context(), "cand-av", "mentor3", "own-1", at.Add(time.Hour), time.Hour); err != nil {
 			t.Fatal(err)
 		}

@@ -273,6 +273,52 @@ func (s Schedule) Bookable(start time.Time, dur time.Duration, now time.Time) er
 	return &ValidationError{Field: "body.start", Message: "outside the mentor's working hours"}
 }
 
+// OnGrid checks that start is one Slots could offer for a session of dur,
+// busy time and notice aside: on the slot grid of a working block that
+// holds [start, start+dur), the grid Slots walks from the block's start in
+// steps of the slot length (elapsed time, so across a clock change inside
+// the block too). A start in no working block is left to Bookable and
+// passes. It returns a ValidationError on body.start naming the grid and
+// the nearest starts on it, in the schedule's zone.
+func (s Schedule) OnGrid(start time.Time, dur time.Duration) error {
+	step := s.Slot
+	if step <= 0 {
+		step = dur
+	}
+	end := start.Add(dur)
+	var in *Interval
+	for _, b := range s.blocks(start, end) {
+		if start.Before(b.Start) || end.After(b.End) {
+			continue
+		}
+		if start.Sub(b.Start)%step == 0 {
+			return nil
+		}
+		if in == nil {
+			in = &b
+		}
+	}
+	if in == nil {
+		return nil
+	}
+	loc := s.Location()
+	prev := in.Start.Add(start.Sub(in.Start) / step * step)
+	nearest := prev.In(loc).Format("15:04")
+	if next := prev.Add(step); !next.Add(dur).After(in.End) {
+		nearest += " or " + next.In(loc).Format("15:04")
+	}
+	return &ValidationError{Field: "body.start", Message: fmt.Sprintf("must be on the %s grid of the mentor's working hours (nearest: %s %s)",
+		gridName(step), nearest, s.TimeZone)}
+}
+
+// gridName writes a slot length as "30-minute" or "90-minute".
+func gridName(step time.Duration) string {
+	if step%time.Minute == 0 {
+		return fmt.Sprintf("%d-minute", step/time.Minute)
+	}
+	return step.String()
+}
+
 // calendarBusy extends calendar busy blocks by the buffer on their end, so
 // the gap after a busy block is kept too.
 func calendarBusy(in []Interval, buffer time.Duration) []Busy {

@@ -295,3 +295,106 @@ func TestSlotsWhereMidnightIsSkipped(t *testing.T) {
 		})
 	}
 }
+
+// TestOnGrid: a start is on the grid when it is one the working block that
+// holds the session offers: the block's start plus whole slots, in the
+// mentor's zone whatever zone the request is written in. An off-grid start
+// is a ValidationError on body.start naming the grid and the nearest starts.
+func TestOnGrid(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		sch   Schedule
+		start string
+		dur   time.Duration
+		want  string // "" for on the grid
+	}{
+		{"on the hour", berlinWed(30*time.Minute, "09:00", "12:00"), "2026-12-09T10:00:00+01:00", time.Hour, ""},
+		{"half past", berlinWed(30*time.Minute, "09:00", "12:00"), "2026-12-09T10:30:00+01:00", time.Hour, ""},
+		{"written in another zone", berlinWed(30*time.Minute, "09:00", "12:00"), "2026-12-09T04:30:00-05:00", time.Hour, ""},
+		{"quarter past", berlinWed(30*time.Minute, "09:00", "12:00"), "2026-12-09T10:15:00+01:00", time.Hour,
+			"must be on the 30-minute grid of the mentor's working hours (nearest: 10:00 or 10:30 Europe/Berlin)"},
+		{"a second off", berlinWed(30*time.Minute, "09:00", "12:00"), "2026-12-09T10:00:01+01:00", time.Hour,
+			"must be on the 30-minute grid of the mentor's working hours (nearest: 10:00 or 10:30 Europe/Berlin)"},
+		{"next start would run past the block", berlinWed(time.Hour, "09:00", "12:00"), "2026-12-09T10:30:00+01:00", 90 * time.Minute,
+			"must be on the 60-minute grid of the mentor's working hours (nearest: 10:00 Europe/Berlin)"},
+		{"grid from the block's start", berlinWed(time.Hour, "09:15", "12:15"), "2026-12-09T10:15:00+01:00", time.Hour, ""},
+		{"the hour off a quarter-past block", berlinWed(time.Hour, "09:15", "12:15"), "2026-12-09T10:00:00+01:00", time.Hour,
+			"must be on the 60-minute grid of the mentor's working hours (nearest: 09:15 or 10:15 Europe/Berlin)"},
+		{"45-minute slots", berlinWed(45*time.Minute, "09:00", "12:00"), "2026-12-09T10:30:00+01:00", 30 * time.Minute, ""},
+		{"UTC's hour in Kathmandu", Schedule{TimeZone: "Asia/Kathmandu", WorkingHours: []WorkingHours{hours(time.Wednesday, "09:00", "17:00")}, Slot: time.Hour},
+			"2026-12-09T06:00:00Z", time.Hour, "must be on the 60-minute grid of the mentor's working hours (nearest: 11:00 or 12:00 Asia/Kathmandu)"},
+		{"Kathmandu's hour", Schedule{TimeZone: "Asia/Kathmandu", WorkingHours: []WorkingHours{hours(time.Wednesday, "09:00", "17:00")}, Slot: time.Hour},
+			"2026-12-09T05:15:00Z", time.Hour, ""},
+		{"outside working hours is Bookable's", berlinWed(30*time.Minute, "09:00", "12:00"), "2026-12-09T07:15:00+01:00", time.Hour, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := tt.sch.OnGrid(ts(t, tt.start), tt.dur)
+			if tt.want == "" {
+				if err != nil {
+					t.Errorf("OnGrid(%s, %s) = %v, want nil", tt.start, tt.dur, err)
+				}
+				return
+			}
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Field != "body.start" || ve.Message != tt.want {
+				t.Errorf("OnGrid(%s, %s) = %#v, want body.start %q", tt.start, tt.dur, err, tt.want)
+			}
+		})
+	}
+}
+
+func berlinWed(slot time.Duration, from, to string) Schedule {
+	return Schedule{TimeZone: "Europe/Berlin", WorkingHours: []WorkingHours{hours(time.Wednesday, from, to)}, Slot: slot}
+}
+
+// TestOnGridIsWhatSlotsOffer: over days with clock changes (in blocks that
+// span them, in a zone that moves by half an hour, in one that skips
+// midnight) and ordinary days, with slot lengths that do and do not divide
+// the hour, every start Slots offers passes Bookable and OnGrid, and every
+// start that passes both is offered: booking accepts exactly the starts
+// availability shows, busy time and notice aside.
+func TestOnGridIsWhatSlotsOffer(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		zone     string
+		from, to string // local midnights around the clock change
+		hours    []WorkingHours
+	}{
+		{"Europe/Berlin", "2027-03-27T00:00:00+01:00", "2027-03-30T00:00:00+02:00", allWeek("00:30", "05:00")},
+		{"Europe/Berlin", "2027-10-30T00:00:00+02:00", "2027-11-02T00:00:00+01:00", allWeek("01:15", "04:45")},
+		{"Europe/Berlin", "2027-10-30T00:00:00+02:00", "2027-11-02T00:00:00+01:00", append(allWeek("00:00", "03:00"), allWeek("09:10", "17:00")...)},
+		{"Australia/Lord_Howe", "2027-04-03T00:00:00+11:00", "2027-04-06T00:00:00+10:30", allWeek("00:00", "24:00")},
+		{"Australia/Lord_Howe", "2027-10-02T00:00:00+10:30", "2027-10-05T00:00:00+11:00", allWeek("01:00", "03:30")},
+		{"America/Havana", "2027-03-13T00:00:00-05:00", "2027-03-16T00:00:00-04:00", allWeek("00:00", "03:00")},
+		{"Asia/Kathmandu", "2027-03-13T00:00:00+05:45", "2027-03-16T00:00:00+05:45", allWeek("08:20", "18:00")},
+	}
+	now := ts(t, "2027-01-01T00:00:00Z")
+	for _, tt := range tests {
+		for _, slot := range []time.Duration{15 * time.Minute, 30 * time.Minute, 45 * time.Minute, time.Hour, 90 * time.Minute} {
+			for _, dur := range []time.Duration{30 * time.Minute, time.Hour} {
+				sch := Schedule{TimeZone: tt.zone, WorkingHours: tt.hours, Slot: slot, MaxAdvance: 0}
+				if err := sch.Validate(); err != nil {
+					t.Fatal(err)
+				}
+				from, to := ts(t, tt.from), ts(t, tt.to)
+				offered := map[time.Time]bool{}
+				for _, s := range sch.Slots(AvailabilityQuery{From: from, To: to, Duration: dur, Now: now}, nil) {
+					offered[s.Start.UTC()] = true
+				}
+				if len(offered) == 0 {
+					t.Fatalf("%s %s slot %s: no slots", tt.zone, tt.from, slot)
+				}
+				for start := from; !start.Add(dur).After(to); start = start.Add(5 * time.Minute) {
+					ok := sch.Bookable(start, dur, now) == nil && sch.OnGrid(start, dur) == nil
+					if ok != offered[start.UTC()] {
+						t.Errorf("%s slot %s, %s from %s: accepted %t, offered %t", tt.zone, slot, dur,
+							start.In(sch.Location()).Format(time.RFC3339), ok, offered[start.UTC()])
+					}
+				}
+			}
+		}
+	}
+}

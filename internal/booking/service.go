@@ -414,6 +414,9 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (R
 	if err := sch.Bookable(start, req.Duration, now); err != nil {
 		return Result{}, err
 	}
+	if err := sch.OnGrid(start, req.Duration); err != nil {
+		return Result{}, err
+	}
 	if s.freshBusyConflict(ctx, req.MentorID, start, end, sch.Buffer, nil) {
 		return s.overlapOrReplay(ctx, actor.ID, req.IdempotencyKey, hash, fmt.Errorf("%w: the mentor's calendar is busy", ErrOverlap))
 	}
@@ -752,6 +755,15 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 	now := s.now()
 	if err := sch.Bookable(start, dur, now); err != nil {
 		return Result{}, err
+	}
+	if req.changed == "" && !start.Equal(b.Start) {
+		// Asked for through the API: a start availability offers. A
+		// booking that keeps its start keeps it, on the grid or not (the
+		// schedule may have changed since it was booked), and a move made
+		// in a provider (RescheduleAs) is held to the working hours only.
+		if err := sch.OnGrid(start, dur); err != nil {
+			return Result{}, err
+		}
 	}
 	own := Interval{b.Start, b.End}
 	if req.changed != StepMentorCalendar && s.freshBusyConflict(ctx, b.MentorID, start, end, sch.Buffer, &own) {

@@ -268,8 +268,16 @@ func fieldsOf(p problem) []string {
 	return out
 }
 
-// openSchedule gives every mentor a schedule open around the clock.
+// openSchedule gives every mentor a schedule open around the clock, with
+// one-hour slots.
 func (en *bookingEnv) openSchedule(t *testing.T) {
+	t.Helper()
+	en.openScheduleEvery(t, time.Hour)
+}
+
+// openScheduleEvery gives every mentor a schedule open around the clock
+// whose sessions start every slot from midnight in Europe/Berlin.
+func (en *bookingEnv) openScheduleEvery(t *testing.T, slot time.Duration) {
 	t.Helper()
 	admin := booking.Actor{ID: "root", Admin: true}
 	for _, m := range en.mentors {
@@ -278,7 +286,7 @@ func (en *bookingEnv) openSchedule(t *testing.T) {
 			hs = append(hs, booking.WorkingHours{Weekday: d, StartMin: 0, EndMin: 1440})
 		}
 		if _, err := en.svc.PutSchedule(context.Background(), admin, booking.Schedule{MentorID: m, TimeZone: "Europe/Berlin",
-			WorkingHours: hs, Slot: time.Hour, MaxAdvance: 365 * 24 * time.Hour}); err != nil {
+			WorkingHours: hs, Slot: slot, MaxAdvance: 365 * 24 * time.Hour}); err != nil {
 			t.Fatal(err)
 		}
 	}

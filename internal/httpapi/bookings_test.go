@@ -168,7 +168,7 @@ func TestBookingLifecycle(t *testing.T) {
 			t.Fatalf("overlap from another caller with the same key: %d %s", r.StatusCode(), r.Body)
 		}
 		overlap := body
-		overlap.Start = start.Add(30 * time.Minute)
+		overlap.Start, overlap.DurationMinutes = start.Add(-time.Hour), 120
 		if r, _ := cc2.CreateBookingWithResponse(ctx, &client.CreateBookingParams{IdempotencyKey: uuid.NewString()}, overlap); r.StatusCode() != http.StatusConflict ||
 			problemType(t, r.Body) != "booking-overlap" {
 			t.Fatalf("overlap: %d %s", r.StatusCode(), r.Body)
@@ -375,7 +375,7 @@ func TestBookingRaceRefused(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		en := newBookingEnv(t, s, envOptions{mentors: 1, candidates: 8})
-		en.openSchedule(t)
+		en.openScheduleEvery(t, 15*time.Minute)
 		start := day(5).Add(15 * time.Hour)
 		var (
 			wg    sync.WaitGroup
@@ -387,9 +387,10 @@ func TestBookingRaceRefused(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				cl := en.client(t, c, "candidate")
-				// Overlapping but different intervals, so the DB rule decides.
+				// Overlapping but different intervals (each starting on the
+				// 15-minute grid, all within two hours), so the DB rule decides.
 				r, err := cl.CreateBookingWithResponse(context.Background(), &client.CreateBookingParams{IdempotencyKey: "k"},
-					client.CreateBookingRequest{MentorId: en.mentors[0], Start: start.Add(time.Duration(i) * 5 * time.Minute), DurationMinutes: 60, Timezone: "UTC", Topic: "race"})
+					client.CreateBookingRequest{MentorId: en.mentors[0], Start: start.Add(time.Duration(i) * 15 * time.Minute), DurationMinutes: 120, Timezone: "UTC", Topic: "race"})
 				if err != nil {
 					t.Error(err)
 					return
@@ -418,7 +419,7 @@ func TestCandidateOverlapProblem(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := t.Context()
 		en := newBookingEnv(t, s, envOptions{mentors: 2, candidates: 1})
-		en.openSchedule(t)
+		en.openScheduleEvery(t, 15*time.Minute)
 		cand := en.token(t, en.candidates[0], "candidate")
 		cc := en.client(t, en.candidates[0], "candidate")
 		start := day(4).Add(10 * time.Hour)
@@ -467,7 +468,7 @@ func TestCandidateOverlapProblem(t *testing.T) {
 		// not offered to this candidate.
 		slotAt := func(c *client.ClientWithResponses) bool {
 			t.Helper()
-			r, err := c.GetMentorAvailabilityWithResponse(ctx, en.mentors[1], &client.GetMentorAvailabilityParams{From: start, To: start.Add(time.Hour)})
+			r, err := c.GetMentorAvailabilityWithResponse(ctx, en.mentors[1], &client.GetMentorAvailabilityParams{From: start, To: start.Add(time.Hour), Duration: ptr(60)})
 			if err != nil || r.JSON200 == nil {
 				t.Fatalf("availability: %v %s", err, r.Body)
 			}
@@ -868,4 +869,169 @@ func TestRescheduleToTheSameTime(t *testing.T) {
 			t.Errorf("a real move inside the new minimum notice: %d %s, want 422", r.StatusCode(), r.Body)
 		}
 	})
+}
+
+// TestOffGridStart: a booking or a reschedule may start only where
+// availability offers sessions: on the slot grid of the mentor's working
+// hours (from each block's start, in the mentor's zone, across clock
+// changes too). Any other start is a 422 naming body.start and the grid,
+// and changes nothing. A reschedule that keeps the booking's start keeps
+// it even when the grid has moved since.
+func TestOffGridStart(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		en := newBookingEnv(t, s, envOptions{mentors: 2, candidates: 1})
+		mentor := en.mentors[0]
+		cand := en.token(t, en.candidates[0], "candidate")
+		cc := en.client(t, en.candidates[0], "candidate")
+		mc := en.client(t, mentor, "mentor")
+		berlin, err := time.LoadLocation("Europe/Berlin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		schedule := func(slot int, from string) {
+			t.Helper()
+			var hours []client.WorkingHours
+			for _, d := range []client.Weekday{client.WeekdayMon, client.WeekdayTue, client.WeekdayWed, client.WeekdayThu, client.WeekdayFri, client.WeekdaySat, client.WeekdaySun} {
+				hours = append(hours, client.WorkingHours{Weekday: d, Start: from, End: "17:00"})
+			}
+			put, err := mc.PutMentorScheduleWithResponse(ctx, mentor, client.MentorScheduleInput{Timezone: "Europe/Berlin", WorkingHours: hours,
+				SlotMinutes: ptr(slot), MinNoticeMinutes: ptr(0), MaxAdvanceDays: ptr(365)})
+			if err != nil || put.JSON200 == nil {
+				t.Fatalf("schedule: %v %s", err, put.Body)
+			}
+		}
+		schedule(30, "09:00")
+		d := day(4).In(berlin)
+		at := func(h, m int) time.Time { return time.Date(d.Year(), d.Month(), d.Day(), h, m, 0, 0, berlin) }
+		offGrid := func(what string, resp *http.Response, body []byte, want string) {
+			t.Helper()
+			p := decodeProblem(t, resp, body, http.StatusUnprocessableEntity)
+			if p.Type != httpapi.ProblemBase+"unprocessable" || p.Detail != want ||
+				!slices.Equal(fieldsOf(p), []string{"body.start"}) || p.Errors[0].Message != want {
+				t.Errorf("%s: problem %+v, want body.start %q", what, p, want)
+			}
+		}
+		create := func(start time.Time, minutes int) (*http.Response, []byte) {
+			t.Helper()
+			return en.do(t, http.MethodPost, "/v1/bookings", cand,
+				fmt.Sprintf(`{"mentor_id":%q,"start":%q,"duration_minutes":%d,"timezone":"America/New_York","topic":"grid"}`, mentor, start.Format(time.RFC3339), minutes),
+				"Idempotency-Key", uuid.NewString())
+		}
+
+		resp, body := create(at(10, 15), 60)
+		offGrid("a booking at 10:15", resp, body, "must be on the 30-minute grid of the mentor's working hours (nearest: 10:00 or 10:30 Europe/Berlin)")
+		resp, body = create(at(16, 20), 30)
+		offGrid("a booking at 16:20", resp, body, "must be on the 30-minute grid of the mentor's working hours (nearest: 16:00 or 16:30 Europe/Berlin)")
+		if list, _ := cc.ListBookingsWithResponse(ctx, nil); list.JSON200 == nil || len(list.JSON200.Items) != 0 {
+			t.Fatalf("bookings after refused ones: %s", list.Body)
+		}
+
+		// A start availability offers, written in another zone, is booked.
+		av, err := cc.GetMentorAvailabilityWithResponse(ctx, mentor, &client.GetMentorAvailabilityParams{From: at(10, 0), To: at(12, 0),
+			Duration: ptr(60), Tz: ptr("America/New_York")})
+		if err != nil || av.JSON200 == nil || len(av.JSON200.Slots) != 3 || !av.JSON200.Slots[1].Start.Equal(at(10, 30)) {
+			t.Fatalf("availability: %v %s", err, av.Body)
+		}
+		resp, body = create(av.JSON200.Slots[1].Start, 60)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("a booking at an offered start: %d %s", resp.StatusCode, body)
+		}
+		var bk client.Booking
+		if err := json.Unmarshal(body, &bk); err != nil {
+			t.Fatal(err)
+		}
+
+		patch := func(etag, body string) (*http.Response, []byte) {
+			t.Helper()
+			return en.do(t, http.MethodPatch, "/v1/bookings/"+bk.Id.String(), cand, body, "If-Match", etag, "Content-Type", "application/json")
+		}
+		resp, body = patch(bk.Etag, `{"start":"`+at(13, 45).Format(time.RFC3339)+`"}`)
+		offGrid("a reschedule to 13:45", resp, body, "must be on the 30-minute grid of the mentor's working hours (nearest: 13:30 or 14:00 Europe/Berlin)")
+		if got, _ := cc.GetBookingWithResponse(ctx, bk.Id); got.JSON200 == nil || got.JSON200.Etag != bk.Etag || !got.JSON200.Start.Equal(at(10, 30)) {
+			t.Fatalf("after the refused reschedule: %s; want it unchanged", got.Body)
+		}
+		resp, body = patch(bk.Etag, `{"start":"`+at(14, 0).Format(time.RFC3339)+`"}`)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("a reschedule to 14:00: %d %s", resp.StatusCode, body)
+		}
+		if err := json.Unmarshal(body, &bk); err != nil {
+			t.Fatal(err)
+		}
+
+		// The mentor's grid moves: hourly from 09:15. The booking keeps
+		// its 14:00 and may change its length there; a move goes to the
+		// new grid.
+		schedule(60, "09:15")
+		resp, body = patch(bk.Etag, `{"start":"`+at(14, 0).Format(time.RFC3339)+`","duration_minutes":45}`)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("a new length at the booking's own start: %d %s", resp.StatusCode, body)
+		}
+		if err := json.Unmarshal(body, &bk); err != nil {
+			t.Fatal(err)
+		}
+		resp, body = patch(bk.Etag, `{"start":"`+at(15, 0).Format(time.RFC3339)+`"}`)
+		offGrid("a reschedule to 15:00 on the new grid", resp, body, "must be on the 60-minute grid of the mentor's working hours (nearest: 14:15 or 15:15 Europe/Berlin)")
+		resp, body = patch(bk.Etag, `{"start":"`+at(15, 15).Format(time.RFC3339)+`"}`)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("a reschedule to 15:15: %d %s", resp.StatusCode, body)
+		}
+	})
+}
+
+// TestOffGridStartAcrossDST: on the nights of the next clock changes in
+// Europe/Berlin, with working hours 01:00-05:00 and 45-minute slots (a grid
+// the lost or repeated hour does not divide), every start availability
+// offers is booked, and a start between two of them is a 422.
+func TestOffGridStartAcrossDST(t *testing.T) {
+	t.Parallel()
+	en := newBookingEnv(t, storetest.SQLite(t), envOptions{mentors: 1, candidates: 1})
+	mentor := en.mentors[0]
+	cand := en.token(t, en.candidates[0], "candidate")
+	cc := en.client(t, en.candidates[0], "candidate")
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hours []client.WorkingHours
+	for _, d := range []client.Weekday{client.WeekdayMon, client.WeekdayTue, client.WeekdayWed, client.WeekdayThu, client.WeekdayFri, client.WeekdaySat, client.WeekdaySun} {
+		hours = append(hours, client.WorkingHours{Weekday: d, Start: "01:00", End: "05:00"})
+	}
+	put, err := en.client(t, mentor, "mentor").PutMentorScheduleWithResponse(t.Context(), mentor, client.MentorScheduleInput{
+		Timezone: "Europe/Berlin", WorkingHours: hours, SlotMinutes: ptr(45), MinNoticeMinutes: ptr(0), MaxAdvanceDays: ptr(365)})
+	if err != nil || put.JSON200 == nil {
+		t.Fatalf("schedule: %v %s", err, put.Body)
+	}
+	days := transitionDays(loc, time.Now())
+	if len(days) != 2 {
+		t.Fatal("no clock changes found")
+	}
+	for _, d := range days {
+		from, to := d, time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, loc)
+		r, err := cc.GetMentorAvailabilityWithResponse(t.Context(), mentor, &client.GetMentorAvailabilityParams{From: from, To: to})
+		if err != nil || r.JSON200 == nil || len(r.JSON200.Slots) < 2 {
+			t.Fatalf("availability: %v %s", err, r.Body)
+		}
+		for i, sl := range r.JSON200.Slots {
+			resp, body := en.do(t, http.MethodPost, "/v1/bookings", cand,
+				fmt.Sprintf(`{"mentor_id":%q,"start":%q,"duration_minutes":45,"timezone":"Europe/Berlin","topic":"night"}`, mentor, sl.Start.Format(time.RFC3339)),
+				"Idempotency-Key", uuid.NewString())
+			if resp.StatusCode != http.StatusCreated {
+				t.Errorf("%s: the offered start %s: %d %s", d.Format("2006-01-02"), sl.Start.Format(time.RFC3339), resp.StatusCode, body)
+			}
+			if i == 0 {
+				continue
+			}
+			// Between two offered starts: off the grid.
+			mid := sl.Start.Add(-20 * time.Minute)
+			resp, body = en.do(t, http.MethodPost, "/v1/bookings", cand,
+				fmt.Sprintf(`{"mentor_id":%q,"start":%q,"duration_minutes":15,"timezone":"Europe/Berlin","topic":"night"}`, mentor, mid.Format(time.RFC3339)),
+				"Idempotency-Key", uuid.NewString())
+			if p := decodeProblem(t, resp, body, http.StatusUnprocessableEntity); !slices.Equal(fieldsOf(p), []string{"body.start"}) ||
+				!strings.HasPrefix(p.Detail, "must be on the 45-minute grid of the mentor's working hours") {
+				t.Errorf("%s: a booking at %s: %+v", d.Format("2006-01-02"), mid.Format(time.RFC3339), p)
+			}
+		}
+	}
 }
