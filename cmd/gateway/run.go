@@ -285,8 +285,21 @@ func cmdConfig(args []string, getenv func(string) string, stdout io.Writer) erro
 	return nil
 }
 
+const secretsUsage = `usage: gateway secrets rotate-key [--new-key BASE64]
+
+Re-encrypts the local secret store (GATEWAY_SECRETS_BACKEND=local) under a new
+key. With the key file (GATEWAY_DATA_DIR/secret.key) it writes a new random key
+there, and refuses while a gateway serves from the same data folder. With
+GATEWAY_SECRET_KEY: restart every process with NEW,OLD, run it with
+--new-key NEW, then set NEW.
+`
+
 // cmdSecrets runs secret-store maintenance.
 func cmdSecrets(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprint(stdout, secretsUsage)
+		return nil
+	}
 	if len(args) == 0 || args[0] != "rotate-key" {
 		return usageError{"secrets: usage: gateway secrets rotate-key [--new-key BASE64]"}
 	}

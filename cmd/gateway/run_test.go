@@ -512,6 +512,25 @@ func TestHelpListsCommands(t *testing.T) {
 	}
 }
 
+// TestSecretsHelp: `gateway secrets --help` prints the subcommand's usage
+// and exits 0, as every other command's --help does; without rotate-key
+// it is a usage error.
+func TestSecretsHelp(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		var out bytes.Buffer
+		err := run(t.Context(), []string{"secrets", arg}, envOf(nil), &out, io.Discard)
+		if err != nil || !strings.Contains(out.String(), "usage: gateway secrets rotate-key") {
+			t.Errorf("secrets %s = %v:\n%s", arg, err, out.String())
+		}
+	}
+	for _, args := range [][]string{{"secrets"}, {"secrets", "rotate"}} {
+		if err := run(t.Context(), args, envOf(nil), io.Discard, io.Discard); err == nil || exitCode(err) != 2 {
+			t.Errorf("%v = %v, want a usage error", args, err)
+		}
+	}
+}
+
 func TestTokenErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
