@@ -217,7 +217,9 @@ func cmdHealthcheck(ctx context.Context, args []string, getenv func(string) stri
 		}
 		return err
 	}
-	addr := getenv("GATEWAY_ADDR")
+	// Trimmed as serve's configuration trims it: an env file's trailing
+	// space would otherwise fail every probe of a healthy gateway.
+	addr := strings.TrimSpace(getenv("GATEWAY_ADDR"))
 	if addr == "" {
 		addr = "127.0.0.1:8080"
 	}

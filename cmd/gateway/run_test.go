@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -214,6 +215,25 @@ func TestMigrateAndHealthcheck(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"healthcheck"}, envOf(map[string]string{"GATEWAY_ADDR": "127.0.0.1:1"}), io.Discard, io.Discard); err == nil {
 		t.Fatal("healthcheck against a closed port succeeded")
+	}
+}
+
+// TestHealthcheckAddr: healthcheck reads GATEWAY_ADDR as serve does
+// (surrounding spaces trimmed) and probes loopback for an all-interfaces
+// host, as the image's :8080.
+func TestHealthcheckAddr(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	for _, addr := range []string{"127.0.0.1:" + port, ":" + port, "0.0.0.0:" + port, "[::]:" + port, " :" + port + " ", "127.0.0.1:" + port + "\t"} {
+		if err := run(t.Context(), []string{"healthcheck"}, envOf(map[string]string{"GATEWAY_ADDR": addr}), io.Discard, io.Discard); err != nil {
+			t.Errorf("healthcheck with GATEWAY_ADDR=%q: %v", addr, err)
+		}
 	}
 }
 
