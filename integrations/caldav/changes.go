@@ -39,6 +39,11 @@ type etagCursor struct {
 // support sync-collection. An invalid or expired cursor yields a full
 // listing with Reset set.
 //
+// A listing of the whole collection (a sync-collection from no token, as
+// after a refused one, that was not cut short; every etag listing) sets
+// Complete and Present, so that the caller can tell which of its events are
+// gone although no deletion was reported for them.
+//
 // Change.ID is the event's UID for live events and the resource name
 // without ".ics" for deleted ones; both are calendar.EventID(booking) for
 // events the gateway wrote.
@@ -104,6 +109,9 @@ func (c *Client) syncCollection(ctx context.Context, token string) (cs calendar.
 	const op = "sync_collection"
 	var changed []string
 	deleted := map[string]bool{}
+	// From no token the server lists every member: complete unless the
+	// listing is still truncated when the rounds run out.
+	full, truncated := token == "", false
 	for round := 0; ; round++ {
 		body := `<?xml version="1.0" encoding="utf-8"?>` +
 			`<d:sync-collection xmlns:d="DAV:"><d:sync-token>` + xmlEscape(token) + `</d:sync-token>` +
@@ -135,7 +143,7 @@ func (c *Client) syncCollection(ctx context.Context, token string) (cs calendar.
 		if err != nil {
 			return cs, true, fmt.Errorf("caldav: %s: parse multistatus: %w", op, err)
 		}
-		truncated := false
+		truncated = false
 		for _, resp := range ms.Responses {
 			for _, href := range resp.Hrefs {
 				u, err := resolveHref(c.calURL, href)
@@ -167,7 +175,27 @@ func (c *Client) syncCollection(ctx context.Context, token string) (cs calendar.
 	}
 	cs.Cursor = cursorSync + token
 	cs.Changes, err = c.buildChanges(ctx, changed, deleted)
+	if err == nil && full && !truncated {
+		cs.Complete, cs.Present = true, present(changed, deleted)
+	}
 	return cs, true, err
+}
+
+// present returns the resource names of the listed members (paths) that
+// are not deleted, sorted and without duplicates.
+func present(listed []string, deleted map[string]bool) []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, p := range listed {
+		id := resourceID(p)
+		if deleted[p] || seen[id] {
+			continue
+		}
+		seen[id] = true
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // isCollection reports whether p names the calendar collection itself.
@@ -241,7 +269,16 @@ func (c *Client) etagChanges(ctx context.Context, prev *etagCursor) (calendar.Ch
 	sort.Strings(changed)
 	cs.Cursor = encodeETagCursor(cur)
 	cs.Changes, err = c.buildChanges(ctx, changed, deleted)
-	return cs, err
+	if err != nil {
+		return cs, err
+	}
+	// The PROPFIND listed every member: the listing is complete.
+	listed := make([]string, 0, len(cur.ETags))
+	for p := range cur.ETags {
+		listed = append(listed, p)
+	}
+	cs.Complete, cs.Present = true, present(listed, deleted)
+	return cs, nil
 }
 
 func (c *Client) ctag(ctx context.Context) (string, error) {

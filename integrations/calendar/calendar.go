@@ -114,6 +114,19 @@ type ChangeSet struct {
 	// Reset reports that the previous cursor was no longer valid and Changes
 	// lists the complete current state instead of a delta.
 	Reset bool
+	// Complete reports a full listing whose absences mean deletions: every
+	// object the calendar holds was listed, so an event of the gateway's
+	// that neither Changes nor Present names no longer exists (or was
+	// deleted before it could be fetched). A backend sets it only when the
+	// whole collection was read, never for a delta, a listing cut short or
+	// one bounded by a time range. Backends whose full listings show deleted
+	// events as changes (Google's) need not set it.
+	Complete bool
+	// Present is set with Complete: the ID (as Change.ID) of every object
+	// listed and still there, including objects Changes leaves out (other
+	// components than events, objects that cannot be read), each by the
+	// resource name (CalDAV) under which it is stored.
+	Present []string
 }
 
 // Calendar is one connected calendar of one user.

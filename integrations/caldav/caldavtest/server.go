@@ -59,6 +59,11 @@ type Options struct {
 	// DisableSyncCollection makes the server answer the sync-collection
 	// REPORT like go-webdav does (400), so clients fall back to listing etags.
 	DisableSyncCollection bool
+	// SyncLimit, when positive, caps the members one sync-collection
+	// response reports (RFC 6578 section 3.6): the oldest changes first,
+	// then a 507 response for the collection and a sync-token from which
+	// the client asks for the rest.
+	SyncLimit int
 	// Now is the clock for Last-Modified. Default time.Now.
 	Now func() time.Time
 }
@@ -539,29 +544,46 @@ func (s *Server) serveSyncCollection(w http.ResponseWriter, r *http.Request, bod
 		}
 		since = v
 	}
-	var b strings.Builder
-	b.WriteString(xml.Header + `<d:multistatus xmlns:d="DAV:">`)
-	paths := make([]string, 0, len(c.objects))
-	for op := range c.objects {
-		paths = append(paths, op)
+	// The changes since the token, oldest first: live members and, for a
+	// client that had a state, deleted ones.
+	type change struct {
+		path    string
+		version int64
+		etag    string // "" for a deletion
 	}
-	sort.Strings(paths)
-	for _, op := range paths {
-		o := c.objects[op]
-		if o.version <= since {
-			continue
+	var changes []change
+	for op, o := range c.objects {
+		if o.version > since {
+			changes = append(changes, change{op, o.version, o.etag})
 		}
-		fmt.Fprintf(&b, `<d:response><d:href>%s</d:href><d:propstat><d:prop><d:getetag>%s</d:getetag></d:prop>`+
-			`<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>`, escapeHref(op), xmlText(`"`+o.etag+`"`))
 	}
 	if since > 0 {
 		for op, v := range c.deleted {
 			if v > since {
-				fmt.Fprintf(&b, `<d:response><d:href>%s</d:href><d:status>HTTP/1.1 404 Not Found</d:status></d:response>`, escapeHref(op))
+				changes = append(changes, change{path: op, version: v})
 			}
 		}
 	}
-	fmt.Fprintf(&b, `<d:sync-token>%s</d:sync-token></d:multistatus>`, xmlText(fmt.Sprintf("%s%d-%d", syncTokenPrefix, s.epoch, c.version)))
+	sort.Slice(changes, func(i, j int) bool { return changes[i].version < changes[j].version })
+	upTo, truncated := c.version, false
+	if lim := s.opts.SyncLimit; lim > 0 && len(changes) > lim {
+		changes, truncated = changes[:lim], true
+		upTo = changes[lim-1].version
+	}
+	var b strings.Builder
+	b.WriteString(xml.Header + `<d:multistatus xmlns:d="DAV:">`)
+	for _, ch := range changes {
+		if ch.etag == "" {
+			fmt.Fprintf(&b, `<d:response><d:href>%s</d:href><d:status>HTTP/1.1 404 Not Found</d:status></d:response>`, escapeHref(ch.path))
+			continue
+		}
+		fmt.Fprintf(&b, `<d:response><d:href>%s</d:href><d:propstat><d:prop><d:getetag>%s</d:getetag></d:prop>`+
+			`<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>`, escapeHref(ch.path), xmlText(`"`+ch.etag+`"`))
+	}
+	if truncated {
+		fmt.Fprintf(&b, `<d:response><d:href>%s</d:href><d:status>HTTP/1.1 507 Insufficient Storage</d:status></d:response>`, escapeHref(p))
+	}
+	fmt.Fprintf(&b, `<d:sync-token>%s</d:sync-token></d:multistatus>`, xmlText(fmt.Sprintf("%s%d-%d", syncTokenPrefix, s.epoch, upTo)))
 	w.Header().Set("Content-Type", `application/xml; charset="utf-8"`)
 	w.WriteHeader(http.StatusMultiStatus)
 	_, _ = io.WriteString(w, b.String())

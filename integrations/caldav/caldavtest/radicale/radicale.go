@@ -37,13 +37,35 @@ const RequireEnv = "GATEWAY_REQUIRE_RADICALE"
 // create calendars with MKCALENDAR below it (see MakeCalendar).
 func Start(t testing.TB) (baseURL, user, pass string) {
 	t.Helper()
-	baseURL, pass = StartAs(t, "gateway")
-	return baseURL, "gateway", pass
+	s := Run(t)
+	return s.BaseURL, s.User, s.Pass
 }
 
 // StartAs is Start with the user's name given (an email address, say, as
 // iCloud's logins are).
 func StartAs(t testing.TB, user string) (baseURL, pass string) {
+	t.Helper()
+	s := RunAs(t, user)
+	return s.BaseURL, s.Pass
+}
+
+// Server is a running Radicale (see Run).
+type Server struct {
+	// BaseURL is "http://127.0.0.1:PORT/"; User and Pass are the one
+	// user's credentials.
+	BaseURL, User, Pass string
+	// storage is the filesystem_folder.
+	storage string
+}
+
+// Run starts Radicale as Start does and returns it.
+func Run(t testing.TB) *Server {
+	t.Helper()
+	return RunAs(t, "gateway")
+}
+
+// RunAs is Run with the user's name given.
+func RunAs(t testing.TB, user string) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("radicale")
 	if err != nil {
@@ -53,7 +75,7 @@ func StartAs(t testing.TB, user string) (baseURL, pass string) {
 		t.Skip("radicale not installed (apt-get install radicale); set " + RequireEnv + "=1 to require it")
 	}
 	dir := t.TempDir()
-	pass = randomHex(t, 12)
+	pass := randomHex(t, 12)
 	port := freePort(t)
 	if err := os.WriteFile(filepath.Join(dir, "users"), []byte(user+":"+pass+"\n"), 0o600); err != nil {
 		t.Fatalf("radicale: write users: %v", err)
@@ -99,7 +121,7 @@ mask_passwords = True
 		<-exited
 	})
 
-	baseURL = fmt.Sprintf("http://127.0.0.1:%d/", port)
+	baseURL := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {
@@ -114,7 +136,7 @@ mask_passwords = True
 		cancel()
 		if err == nil {
 			resp.Body.Close()
-			return baseURL, pass
+			return &Server{BaseURL: baseURL, User: user, Pass: pass, storage: filepath.Join(dir, "collections")}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("radicale did not answer on %s within 15s: %v; log: %s", baseURL, err, strings.TrimSpace(logs.String()))
@@ -149,6 +171,35 @@ func MakeCalendar(t testing.TB, baseURL, user, pass, name string) string {
 		t.Fatalf("radicale: MKCALENDAR %s: HTTP %d", u, resp.StatusCode)
 	}
 	return u
+}
+
+// AgeSyncState makes the sync state Radicale keeps for every collection d
+// older, as if d had passed since it was last touched: the sync tokens it
+// handed out and the history entries through which a sync-collection
+// reports deleted items. Radicale forgets what is older than its
+// max_sync_token_age (30 days by default) the next time a sync creates a
+// new token: from then on the old tokens are refused ("Token not found")
+// and a listing from no token no longer reports the deletions.
+func (s *Server) AgeSyncState(t testing.TB, d time.Duration) {
+	t.Helper()
+	err := filepath.WalkDir(s.storage, func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		dir := filepath.Dir(p)
+		if filepath.Base(filepath.Dir(dir)) != ".Radicale.cache" || (filepath.Base(dir) != "sync-token" && filepath.Base(dir) != "history") {
+			return nil
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		at := info.ModTime().Add(-d)
+		return os.Chtimes(p, at, at)
+	})
+	if err != nil {
+		t.Fatalf("radicale: age sync state: %v", err)
+	}
 }
 
 func freePort(t testing.TB) int {
