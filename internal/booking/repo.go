@@ -869,6 +869,37 @@ func (r repo) findManyByStepRef(ctx context.Context, name StepName, refs []strin
 	return out, nil
 }
 
+// placedBy returns the refs of the done steps name of mentorID's bookings
+// in one of statuses whose calendar place is place, ordered by booking id.
+func (r repo) placedBy(ctx context.Context, mentorID string, name StepName, place string, statuses []Status) ([]PlacedEvent, error) {
+	args := []any{mentorID, string(name), string(StepDone), place}
+	ph := make([]string, len(statuses))
+	for i, st := range statuses {
+		ph[i] = "?"
+		args = append(args, string(st))
+	}
+	rows, err := r.db.DB().QueryContext(ctx, r.q(`SELECT s.booking_id, s.provider_ref FROM booking_steps s
+		JOIN bookings b ON b.id = s.booking_id
+		WHERE b.mentor_id = ? AND s.name = ? AND s.state = ? AND s.calendar_place = ? AND s.provider_ref IS NOT NULL
+		AND s.provider_ref <> '' AND b.status IN (`+strings.Join(ph, ", ")+`) ORDER BY s.booking_id`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("booking: list placed events: %w", err)
+	}
+	defer rows.Close()
+	var out []PlacedEvent
+	for rows.Next() {
+		var pe PlacedEvent
+		if err := rows.Scan(&pe.BookingID, &pe.EventID); err != nil {
+			return nil, fmt.Errorf("booking: list placed events: %w", err)
+		}
+		out = append(out, pe)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("booking: list placed events: %w", err)
+	}
+	return out, nil
+}
+
 func (r repo) findByStepRef(ctx context.Context, names []StepName, ref string) (string, error) {
 	args := []any{ref}
 	ph := make([]string, len(names))

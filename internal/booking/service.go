@@ -1004,6 +1004,30 @@ func (s *Service) FindByEvent(ctx context.Context, eventID string) (Booking, err
 	return s.findByRef(ctx, []StepName{StepMentorCalendar, StepCandidateCalendar}, eventID)
 }
 
+// PlacedEvent is a booking's event in a calendar, as its calendar step
+// records it.
+type PlacedEvent struct {
+	BookingID string
+	// EventID is the event's provider identity (the step's ref).
+	EventID string
+}
+
+// MentorEventsAt lists the events the mentor calendar steps of mentorID's
+// bookings wrote to the calendar at place (a place PlacedCalendars names)
+// and that are there as far as the booking knows: the step is done and the
+// booking is live (pending, confirmed, rescheduling or in progress; not
+// cancelling, cancelled, completed or failed). Steps that do not record
+// their calendar (written before it was recorded) are left out, as their
+// event may be in another calendar. Webhook processing compares them with a
+// complete listing of that calendar: one the listing lacks was deleted.
+func (s *Service) MentorEventsAt(ctx context.Context, mentorID, place string) ([]PlacedEvent, error) {
+	if mentorID == "" || place == "" {
+		return nil, nil
+	}
+	return s.repo.placedBy(ctx, mentorID, StepMentorCalendar, place,
+		[]Status{StatusPending, StatusConfirmed, StatusRescheduling, StatusInProgress})
+}
+
 // FindByIssue returns the booking whose Jira issue key is key.
 func (s *Service) FindByIssue(ctx context.Context, key string) (Booking, error) {
 	return s.findByRef(ctx, []StepName{StepJira}, key)
