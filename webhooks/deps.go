@@ -118,6 +118,23 @@ type Bookings interface {
 	// SetStatus records in_progress or completed.
 	SetStatus(ctx context.Context, id, status, actor, reason string) error
 	RecordAttendance(ctx context.Context, id string, a Attendance) error
+	// MentorEvents lists the events the gateway wrote to src's calendar, as
+	// the booking steps record where they wrote them, for the bookings of
+	// which src's user is the mentor and that are not over: the session
+	// events a complete listing of that calendar must show. A step that
+	// does not record its calendar is left out (its event may be in another
+	// one), and so is every event when src is not the calendar of the
+	// user's connection.
+	MentorEvents(ctx context.Context, src Source) ([]PlacedEvent, error)
+}
+
+// PlacedEvent is a booking's event the gateway wrote to a calendar.
+type PlacedEvent struct {
+	BookingID string
+	// EventID is the event's provider identity, as a calendar.Change
+	// names it: calendar.EventID(BookingID) for the events the gateway
+	// writes.
+	EventID string
 }
 
 // Artefact names what a booking put at a provider.

@@ -51,6 +51,11 @@ type fakeBookings struct {
 	// refuseMoves makes Reschedule refuse every new time, refuseCancel
 	// Cancel every cancel (ErrRefused).
 	refuseMoves, refuseCancel bool
+	// placed lists, by calendar, the session events the booking steps
+	// record there (whatever the bookings' status: MentorEvents returns
+	// them all, so that the sync's own checks are what keeps the ended
+	// ones untouched).
+	placed map[webhooks.Source][]webhooks.PlacedEvent
 	// hold, when set, makes FindByMeeting of that meeting wait until
 	// release is closed (a delivery whose processing is under way).
 	hold    string
@@ -180,6 +185,25 @@ func (f *fakeBookings) RecordAttendance(_ context.Context, id string, a webhooks
 	f.calls = append(f.calls, call{Op: "attendance", ID: id})
 	f.attendance = append(f.attendance, a)
 	return nil
+}
+
+// MentorEvents implements webhooks.Bookings: the events place recorded
+// for src.
+func (f *fakeBookings) MentorEvents(_ context.Context, src webhooks.Source) ([]webhooks.PlacedEvent, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.placed[src]), nil
+}
+
+// place records that booking id's session event was written to src's
+// calendar.
+func (f *fakeBookings) place(src webhooks.Source, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.placed == nil {
+		f.placed = map[webhooks.Source][]webhooks.PlacedEvent{}
+	}
+	f.placed[src] = append(f.placed[src], webhooks.PlacedEvent{BookingID: id, EventID: calendar.EventID(id)})
 }
 
 // refuse makes Reschedule (moves) and Cancel (cancels) refuse from now on.

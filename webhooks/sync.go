@@ -60,6 +60,10 @@ type SyncResult struct {
 	Bookings []string
 	// Reset reports a full resync after an expired cursor.
 	Reset bool
+	// Missing counts the session events of live bookings that a complete
+	// listing no longer showed, confirmed gone and handled as deletions
+	// (each is counted in Cancelled or Refused too).
+	Missing int
 	// Unavailable reports a calendar that is no longer connected or no
 	// longer exists: nothing was synced.
 	Unavailable bool
@@ -74,6 +78,9 @@ func (r SyncResult) String() string {
 	if r.Refused > 0 {
 		s += fmt.Sprintf(", %d refused and put back", r.Refused)
 	}
+	if r.Missing > 0 {
+		s += fmt.Sprintf("; %d session events missing from the full listing, handled as deleted", r.Missing)
+	}
 	if r.Reset {
 		s += " (full resync)"
 	}
@@ -87,8 +94,15 @@ func (r SyncResult) String() string {
 // In the candidate's calendar a moved copy is put back and a deleted one
 // left deleted (until a reschedule writes the session's new time there). Events of bookings that are already over, or whose own
 // change is still propagating, and events whose time matches the booking
-// (the gateway's own writes) are left alone. The cursor is
-// stored only when every change was applied, so a failure re-reads them.
+// (the gateway's own writes) are left alone.
+//
+// A complete listing (calendar.ChangeSet.Complete: after a CalDAV server
+// refused the stored sync token, or a listing of every member) reports no
+// deletions: the mentor's session events it no longer shows (see
+// applyMissing) are handled as the deletions they are.
+//
+// The cursor is stored only when every change was applied, so a failure
+// re-reads them.
 func (s *Service) SyncCalendar(ctx context.Context, src Source) (SyncResult, error) {
 	var res SyncResult
 	if s.cfg.Calendars == nil || s.cfg.Bookings == nil {
@@ -121,6 +135,17 @@ func (s *Service) SyncCalendar(ctx context.Context, src Source) (SyncResult, err
 	var errs []error
 	for _, ch := range cs.Changes {
 		if err := s.applyChange(ctx, src, ch, &res); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if cs.Complete {
+		gone, err := s.applyMissing(ctx, src, cal, cs, &res)
+		if gone {
+			s.log.WarnContext(ctx, "synced calendar is gone", "provider", src.Provider, "user", src.UserID)
+			res.Unavailable = true
+			return res, nil
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -205,6 +230,73 @@ func (s *Service) applyChange(ctx context.Context, src Source, ch calendar.Chang
 		res.Bookings = append(res.Bookings, b.ID)
 	}
 	return nil
+}
+
+// applyMissing handles the session events the gateway wrote to src's
+// calendar for live bookings of its user as mentor (Bookings.MentorEvents)
+// that the complete listing cs shows neither as a change nor as present:
+// the mentor deleted them while no delta could say so. Each is handled
+// exactly as a deletion seen in a delta (applyChange).
+//
+// Absence from a listing alone is not taken as a deletion: the event is
+// read on its own first, and only an event the calendar answers is not
+// there counts (one created after the listing was taken is there; a read
+// that fails is an error, and the sync is tried again with its cursor
+// kept). Should the calendar itself turn out to be gone by then, gone is
+// true and nothing was done, as for a sync of a deleted calendar.
+func (s *Service) applyMissing(ctx context.Context, src Source, cal calendar.Calendar, cs calendar.ChangeSet, res *SyncResult) (gone bool, err error) {
+	placed, err := s.cfg.Bookings.MentorEvents(ctx, src)
+	if err != nil {
+		return false, fmt.Errorf("webhooks: list session events of the %s calendar: %w", src.Provider, err)
+	}
+	if len(placed) == 0 {
+		return false, nil
+	}
+	listed := make(map[string]bool, len(cs.Present)+len(cs.Changes))
+	for _, id := range cs.Present {
+		listed[id] = true
+	}
+	for _, ch := range cs.Changes {
+		listed[ch.ID] = true // a deletion among them was applied already
+	}
+	var (
+		missing []PlacedEvent
+		errs    []error
+	)
+	for _, pe := range placed {
+		if pe.EventID == "" || listed[pe.EventID] || pe.EventID != calendar.EventID(pe.BookingID) {
+			continue
+		}
+		_, err := cal.GetEvent(ctx, pe.BookingID)
+		switch {
+		case err == nil:
+			// Written after the listing was taken.
+		case errors.Is(err, calendar.ErrNotFound):
+			missing = append(missing, pe)
+		default:
+			errs = append(errs, fmt.Errorf("webhooks: read session event of booking %s: %w", pe.BookingID, err))
+		}
+	}
+	if len(missing) == 0 {
+		return false, errors.Join(errs...)
+	}
+	// An event's own read cannot tell a deleted event from a deleted
+	// calendar: ask the calendar as a whole.
+	if _, err := cal.Changes(ctx, cs.Cursor); errors.Is(err, calendar.ErrCalendarNotFound) {
+		return true, nil
+	} else if err != nil {
+		return false, errors.Join(append(errs, fmt.Errorf("webhooks: %s calendar check: %w", src.Provider, err))...)
+	}
+	for _, pe := range missing {
+		acted := res.Cancelled + res.Refused
+		if err := s.applyChange(ctx, src, calendar.Change{ID: pe.EventID, BookingID: pe.BookingID, Deleted: true}, res); err != nil {
+			errs = append(errs, err)
+		}
+		if res.Cancelled+res.Refused > acted {
+			res.Missing++
+		}
+	}
+	return false, errors.Join(errs...)
 }
 
 // moved reports whether ch is the event at another (valid) time than

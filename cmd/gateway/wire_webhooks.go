@@ -81,7 +81,7 @@ func wireWebhooks(w *wiring) error {
 		Registerer:           w.registry,
 	}
 	if svc := w.deps.Bookings.Service; svc != nil {
-		wc.Bookings = bookingActions{svc: svc, db: w.db, attendance: &webhooks.AttendanceLog{DB: w.db}}
+		wc.Bookings = bookingActions{svc: svc, db: w.db, attendance: &webhooks.AttendanceLog{DB: w.db}, connect: w.connect}
 	}
 	if w.connect != nil {
 		wc.Channels = connectChannels{w.connect}
@@ -228,6 +228,9 @@ type bookingActions struct {
 	svc        *booking.Service
 	db         *store.Store
 	attendance *webhooks.AttendanceLog
+	// connect names the calendar a Source is (nil: no connections, so
+	// no events placed in any).
+	connect *connect.Service
 }
 
 var _ webhooks.MeetingLookup = bookingActions{}
@@ -343,6 +346,45 @@ func (a bookingActions) SetStatus(ctx context.Context, id, status, actor, reason
 
 func (a bookingActions) RecordAttendance(ctx context.Context, id string, at webhooks.Attendance) error {
 	return a.attendance.Record(ctx, id, at)
+}
+
+// MentorEvents lists the session events the booking saga wrote to src's
+// calendar (booking.Service.MentorEventsAt at the calendar's place, as the
+// saga records it). A calendar that is not the one of its user's connection
+// to its provider (any more) has none: its place cannot be told.
+func (a bookingActions) MentorEvents(ctx context.Context, src webhooks.Source) ([]webhooks.PlacedEvent, error) {
+	if a.connect == nil {
+		return nil, nil
+	}
+	place, err := calendarPlace(ctx, a.connect, src)
+	if err != nil || place == "" {
+		return nil, err
+	}
+	evs, err := a.svc.MentorEventsAt(ctx, src.UserID, place)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]webhooks.PlacedEvent, len(evs))
+	for i, ev := range evs {
+		out[i] = webhooks.PlacedEvent{BookingID: ev.BookingID, EventID: ev.EventID}
+	}
+	return out, nil
+}
+
+// calendarPlace returns the place (connect.Info.Place, which the booking
+// saga records for the events it writes) of src's calendar while it is the
+// calendar of its user's connection to src's provider; "" otherwise.
+func calendarPlace(ctx context.Context, c *connect.Service, src webhooks.Source) (string, error) {
+	infos, err := c.List(ctx, src.UserID)
+	if err != nil {
+		return "", err
+	}
+	for _, in := range infos {
+		if in.Provider == src.Provider && in.CalendarID == src.CalendarID {
+			return in.Place(), nil
+		}
+	}
+	return "", nil
 }
 
 // zoomMeetings adapts the Zoom client to webhooks.Meetings.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spotlight/gateway/integrations/caldav/caldavtest"
 	"github.com/spotlight/gateway/internal/booking"
+	"github.com/spotlight/gateway/internal/booking/providers"
 	"github.com/spotlight/gateway/internal/connect"
 	"github.com/spotlight/gateway/internal/secrets/local"
 	"github.com/spotlight/gateway/internal/store/storetest"
@@ -138,5 +139,67 @@ func TestWebhookBookingCarriesItsIssue(t *testing.T) {
 	}
 	if got, _ := toWebhookBooking(booking.Booking{ID: "b-2"}, nil); got.Issue != "" {
 		t.Fatalf("a booking without a jira step has issue %q", got.Issue)
+	}
+}
+
+// TestCalendarPlaceIsTheSagasPlace: the calendar sync asks for the session
+// events at the place the booking saga records for the events it writes
+// (providers.Connect's place of the user's calendar), found from the synced
+// calendar's source while that calendar is the connection's; once the
+// mentor chose another calendar, the old one has no place (and so no
+// session events to miss), and the new one has the saga's new place.
+func TestCalendarPlaceIsTheSagasPlace(t *testing.T) {
+	t.Parallel()
+	db := storetest.SQLite(t)
+	sim := caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": "pw"}})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	work, home := sim.CreateCalendar("mentor", "work", "Work"), sim.CreateCalendar("mentor", "home", "Home")
+	key, err := local.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := local.New(db.DB(), string(db.Dialect()), local.NewKeyring(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := connect.New(db, sec, connect.Config{SecretPrefix: "spotlight", SecretEnv: "test", PublicURL: "http://gateway.test",
+		CalDAV: connect.CalDAVConfig{AllowPrivate: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, _, err := svc.ConnectCalDAV(ctx, "mentor-1", connect.CalDAVInput{ServerURL: srv.URL, Username: "mentor", Password: "pw", CalendarPath: work}); err != nil {
+		t.Fatal(err)
+	}
+	sagas := providers.Connect{Source: svc}
+	sagaPlace := func() string {
+		t.Helper()
+		_, place, err := sagas.PlacedCalendarFor(ctx, "mentor-1")
+		if err != nil || place == "" {
+			t.Fatalf("the saga's place: %q, %v", place, err)
+		}
+		return place
+	}
+	workSrc := webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: "mentor-1", CalendarID: work}
+	if got, err := calendarPlace(ctx, svc, workSrc); err != nil || got != sagaPlace() || got != "caldav:"+srv.URL+work {
+		t.Fatalf("place of the synced calendar = %q, %v; want the saga's %q", got, err, sagaPlace())
+	}
+	other := webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: work}
+	if got, err := calendarPlace(ctx, svc, other); err != nil || got != "" {
+		t.Fatalf("place of a Google calendar of that id = %q, %v; want none", got, err)
+	}
+	if _, _, err := svc.ChooseCalDAVCalendar(ctx, "mentor-1", home); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := calendarPlace(ctx, svc, workSrc); err != nil || got != "" {
+		t.Fatalf("place of the calendar the connection left = %q, %v; want none", got, err)
+	}
+	homeSrc := webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: "mentor-1", CalendarID: home}
+	if got, err := calendarPlace(ctx, svc, homeSrc); err != nil || got != sagaPlace() || got != "caldav:"+srv.URL+home {
+		t.Fatalf("place of the newly chosen calendar = %q, %v; want the saga's %q", got, err, sagaPlace())
+	}
+	if evs, err := (bookingActions{connect: svc}).MentorEvents(ctx, workSrc); err != nil || len(evs) != 0 {
+		t.Fatalf("events of the calendar the connection left = %+v, %v; want none", evs, err)
 	}
 }
