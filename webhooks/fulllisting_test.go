@@ -355,3 +355,39 @@ func TestCalDAVFullListingNotConfirmed(t *testing.T) {
 		})
 	}
 }
+
+// TestCalDAVMissingEventRefusedIsPutBack: an event missing from a full
+// listing follows the policy of a reported deletion to the end: while the
+// booking cannot be cancelled (the session is under way), the event is put
+// back instead.
+func TestCalDAVMissingEventRefusedIsPutBack(t *testing.T) {
+	t.Parallel()
+	for _, tg := range fullListingTargets(t) {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			storetest.Each(t, func(t *testing.T, db *store.Store) {
+				h := newHarness(t, db)
+				c := tg.newCal(t)
+				h.calendars.add(c.src, c.gw, true)
+				ctx := t.Context()
+				c.session(t, h, "b-now", time.Now().Truncate(time.Hour).UTC(), webhooks.BookingInProgress)
+				if _, err := h.svc.SyncCalendar(ctx, c.src); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.direct.DeleteEvent(ctx, "b-now"); err != nil {
+					t.Fatal(err)
+				}
+				c.invalidate(t, db)
+				h.bookings.refuse(false, true)
+				res, err := h.svc.SyncCalendar(ctx, c.src)
+				if err != nil || res.Refused != 1 || res.Missing != 1 || res.Cancelled != 0 {
+					t.Fatalf("sync = %+v (%s), %v; want the refused cancel put back", res, res, err)
+				}
+				calls := h.bookings.Calls()
+				if len(calls) != 2 || calls[0].Op != "cancel" || calls[1].Op != "restore mentor_event" || calls[1].ID != "b-now" {
+					t.Fatalf("calls %+v, want a refused cancel, then the mentor's event restored", calls)
+				}
+			})
+		})
+	}
+}
