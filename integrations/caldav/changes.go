@@ -157,7 +157,7 @@ func (c *Client) syncCollection(ctx context.Context, token string) (cs calendar.
 					}
 					continue
 				}
-				if code := statusCode(resp.Status); code == http.StatusNotFound || code == http.StatusGone {
+				if resp.gone() {
 					deleted[p] = true
 					continue
 				}
@@ -312,11 +312,14 @@ func (c *Client) buildChanges(ctx context.Context, changed []string, deleted map
 	seen := map[string]bool{}
 	for i := 0; i < len(changed); i += multigetBatch {
 		batch := changed[i:min(i+multigetBatch, len(changed))]
-		objs, err := c.multiget(ctx, batch)
+		objs, unreadable, gone, err := c.multiget(ctx, batch)
 		if err != nil {
 			return nil, err
 		}
 		got := map[string]bool{}
+		for _, p := range unreadable {
+			got[p] = true // there, but no change that can be told
+		}
 		for _, o := range objs {
 			got[o.path] = true
 			d, err := decodeEvent(o.cal, c.defLoc)
@@ -341,11 +344,22 @@ func (c *Client) buildChanges(ctx context.Context, changed []string, deleted map
 			}
 			out = append(out, calendar.Change{ID: ev.ID, BookingID: ev.BookingID, Event: &ev})
 		}
-		// Listed but gone by the time we fetched it: report as deleted.
+		// Listed but gone by the time we fetched it (the server answers
+		// 404 or 410 for it): report as deleted. One the server did not
+		// answer for, or answered with another failure, is not known to
+		// be gone: the changes cannot be told.
+		failed := 0
 		for _, p := range batch {
-			if !got[p] {
+			switch {
+			case got[p]:
+			case gone[p]:
 				deleted[p] = true
+			default:
+				failed++
 			}
+		}
+		if failed > 0 {
+			return nil, fmt.Errorf("caldav: calendar_multiget: %d of %d listed objects neither returned nor reported gone", failed, len(batch))
 		}
 	}
 	for p := range deleted {
@@ -368,6 +382,27 @@ func resourceID(p string) string {
 	return strings.TrimSuffix(base, ".ics")
 }
 
+// gone reports a multiget answer saying the object is not there: a 404 or
+// 410 for the response, or for its properties with none found.
+func (r msResponse) gone() bool {
+	isGone := func(line string) bool {
+		code := statusCode(line)
+		return code == http.StatusNotFound || code == http.StatusGone
+	}
+	if isGone(r.Status) {
+		return true
+	}
+	if len(r.Propstats) == 0 {
+		return false
+	}
+	for _, ps := range r.Propstats {
+		if !isGone(ps.Status) {
+			return false
+		}
+	}
+	return true
+}
+
 type fetchedObject struct {
 	path string
 	etag string
@@ -375,7 +410,9 @@ type fetchedObject struct {
 }
 
 // multiget fetches calendar objects by path (RFC 4791 section 7.9).
-func (c *Client) multiget(ctx context.Context, paths []string) ([]fetchedObject, error) {
+// unreadable are the paths returned with calendar data that cannot be
+// decoded, gone those the server answered 404 or 410 for.
+func (c *Client) multiget(ctx context.Context, paths []string) (objs []fetchedObject, unreadable []string, gone map[string]bool, err error) {
 	const op = "calendar_multiget"
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0" encoding="utf-8"?>` +
@@ -388,17 +425,26 @@ func (c *Client) multiget(ctx context.Context, paths []string) ([]fetchedObject,
 	r, err := c.do(ctx, op, "REPORT", c.calURL.String(), []byte(b.String()),
 		http.Header{"Content-Type": {`application/xml; charset="utf-8"`}, "Depth": {"1"}}, maxMultistatusBody)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if r.status != http.StatusMultiStatus {
-		return nil, statusError(op, r)
+		return nil, nil, nil, statusError(op, r)
 	}
 	ms, err := parseMultistatus(r.body)
 	if err != nil {
-		return nil, fmt.Errorf("caldav: %s: parse multistatus: %w", op, err)
+		return nil, nil, nil, fmt.Errorf("caldav: %s: parse multistatus: %w", op, err)
 	}
 	var out []fetchedObject
+	gone = map[string]bool{}
 	for _, resp := range ms.Responses {
+		if resp.gone() {
+			for _, href := range resp.Hrefs {
+				if u, err := resolveHref(c.calURL, href); err == nil {
+					gone[u.Path] = true
+				}
+			}
+			continue
+		}
 		props := resp.okProps()
 		if props.CalendarData == "" || len(resp.Hrefs) == 0 {
 			continue
@@ -410,9 +456,10 @@ func (c *Client) multiget(ctx context.Context, paths []string) ([]fetchedObject,
 		cal, err := ical.NewDecoder(bytes.NewReader([]byte(props.CalendarData))).Decode()
 		if err != nil {
 			c.logger.WarnContext(ctx, "caldav: skipping unreadable calendar object", "provider", provider, "path", u.Path)
+			unreadable = append(unreadable, u.Path)
 			continue
 		}
 		out = append(out, fetchedObject{path: u.Path, etag: props.ETag, cal: cal})
 	}
-	return out, nil
+	return out, unreadable, gone, nil
 }
