@@ -2649,7 +2649,14 @@ type PreconditionFailedApplicationProblemPlusJSONResponse Problem
 
 type PreconditionRequiredApplicationProblemPlusJSONResponse Problem
 
-type ServiceUnavailableApplicationProblemPlusJSONResponse Problem
+type ServiceUnavailableResponseHeaders struct {
+	RetryAfter *int
+}
+type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ServiceUnavailableResponseHeaders
+}
 
 type TooManyRequestsResponseHeaders struct {
 	RetryAfter *int
@@ -2884,10 +2891,13 @@ type GetReadyz503ApplicationProblemPlusJSONResponse struct {
 func (response GetReadyz503ApplicationProblemPlusJSONResponse) VisitGetReadyzResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3021,10 +3031,13 @@ type GetProviderCredentials503ApplicationProblemPlusJSONResponse struct {
 func (response GetProviderCredentials503ApplicationProblemPlusJSONResponse) VisitGetProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3185,10 +3198,13 @@ type PutProviderCredentials503ApplicationProblemPlusJSONResponse struct {
 func (response PutProviderCredentials503ApplicationProblemPlusJSONResponse) VisitPutProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3322,10 +3338,13 @@ type ListWebhookEvents503ApplicationProblemPlusJSONResponse struct {
 func (response ListWebhookEvents503ApplicationProblemPlusJSONResponse) VisitListWebhookEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3475,10 +3494,13 @@ type GetWebhookEvent503ApplicationProblemPlusJSONResponse struct {
 func (response GetWebhookEvent503ApplicationProblemPlusJSONResponse) VisitGetWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3644,10 +3666,13 @@ type ReplayWebhookEvent503ApplicationProblemPlusJSONResponse struct {
 func (response ReplayWebhookEvent503ApplicationProblemPlusJSONResponse) VisitReplayWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3781,10 +3806,13 @@ type ListBookings503ApplicationProblemPlusJSONResponse struct {
 func (response ListBookings503ApplicationProblemPlusJSONResponse) VisitListBookingsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4023,10 +4051,13 @@ type CreateBooking503ApplicationProblemPlusJSONResponse struct {
 func (response CreateBooking503ApplicationProblemPlusJSONResponse) VisitCreateBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4184,10 +4215,13 @@ type GetBooking503ApplicationProblemPlusJSONResponse struct {
 func (response GetBooking503ApplicationProblemPlusJSONResponse) VisitGetBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4471,10 +4505,13 @@ type RescheduleBooking503ApplicationProblemPlusJSONResponse struct {
 func (response RescheduleBooking503ApplicationProblemPlusJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4624,10 +4661,13 @@ type ListBookingAttendance503ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAttendance503ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4778,10 +4818,13 @@ type ListBookingAudit503ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAudit503ApplicationProblemPlusJSONResponse) VisitListBookingAuditResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4994,10 +5037,13 @@ type CancelBooking503ApplicationProblemPlusJSONResponse struct {
 func (response CancelBooking503ApplicationProblemPlusJSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5114,10 +5160,13 @@ type ListConnections503ApplicationProblemPlusJSONResponse struct {
 func (response ListConnections503ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5228,10 +5277,13 @@ type DeleteCalDAVConnection503ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCalDAVConnection503ApplicationProblemPlusJSONResponse) VisitDeleteCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5413,10 +5465,13 @@ type CreateCalDAVConnection503ApplicationProblemPlusJSONResponse struct {
 func (response CreateCalDAVConnection503ApplicationProblemPlusJSONResponse) VisitCreateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5598,10 +5653,13 @@ type UpdateCalDAVConnection503ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCalDAVConnection503ApplicationProblemPlusJSONResponse) VisitUpdateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5712,10 +5770,13 @@ type DeleteGoogleConnection503ApplicationProblemPlusJSONResponse struct {
 func (response DeleteGoogleConnection503ApplicationProblemPlusJSONResponse) VisitDeleteGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5832,10 +5893,13 @@ type StartGoogleConnection503ApplicationProblemPlusJSONResponse struct {
 func (response StartGoogleConnection503ApplicationProblemPlusJSONResponse) VisitStartGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6033,10 +6097,13 @@ type UpdateGoogleConnection503ApplicationProblemPlusJSONResponse struct {
 func (response UpdateGoogleConnection503ApplicationProblemPlusJSONResponse) VisitUpdateGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6202,10 +6269,13 @@ type CompleteGoogleConnection503ApplicationProblemPlusJSONResponse struct {
 func (response CompleteGoogleConnection503ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6387,10 +6457,13 @@ type ListConnectionCalendars503ApplicationProblemPlusJSONResponse struct {
 func (response ListConnectionCalendars503ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6573,10 +6646,13 @@ type GetMentorAvailability503ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorAvailability503ApplicationProblemPlusJSONResponse) VisitGetMentorAvailabilityResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6726,10 +6802,13 @@ type GetMentorSchedule503ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorSchedule503ApplicationProblemPlusJSONResponse) VisitGetMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6896,10 +6975,13 @@ type PutMentorSchedule503ApplicationProblemPlusJSONResponse struct {
 func (response PutMentorSchedule503ApplicationProblemPlusJSONResponse) VisitPutMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7051,10 +7133,13 @@ type GoogleOAuthCallback503ApplicationProblemPlusJSONResponse struct {
 func (response GoogleOAuthCallback503ApplicationProblemPlusJSONResponse) VisitGoogleOAuthCallbackResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7170,10 +7255,13 @@ type ReceiveGoogleWebhook503ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveGoogleWebhook503ApplicationProblemPlusJSONResponse) VisitReceiveGoogleWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7289,10 +7377,13 @@ type ReceiveJiraWebhook503ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveJiraWebhook503ApplicationProblemPlusJSONResponse) VisitReceiveJiraWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7416,10 +7507,13 @@ type ReceiveZoomWebhook503ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveZoomWebhook503ApplicationProblemPlusJSONResponse) VisitReceiveZoomWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8626,340 +8720,341 @@ func (sh *strictHandler) ReceiveZoomWebhook(ctx echo.Context, params ReceiveZoom
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37cttGuiD+Kl08W2XSB6RIipIlqlJnZdmOlfgWSY5nEuYnNIEm2RbYjaAB0bR/rtq/9gH2IfbBzpNs",
-	"9fd1Aw0QpChZ9mRmXDU1sUCgr9/9+qkRyHksBROpagw/NWaMhiyBfz69oFP935CpIOFxyqVoDBvnaSLF",
-	"lDCR8nRJUjolckLSGSNjKa+4mJKm/kPROSPXNMoYoYr4LKVTn3BhXgyXrSOimAgJT8mYBlfw0umk/ZKm",
-	"wczvNLxGwv7MeMLCxjBNMuY1VDBjc6qXwz7QeRyxxrAxauyOGg2vkS5j/adKEy6mjc+fvcYLGVBcb3X5",
-	"b89e2AUnTMksCdi20+1c93bMJtXOo3Fvshf0WfswHND2gO2O2wd0f9LuBv2wx/YmA7o7rl3aGUuT5fEk",
-	"ZUnN2bJAilCRVJIF1UfDJjLRC02TJRdTvdCahe12vcacCz7P5o1hN5+Ti5RNWdL4rGeNaULnLDU3+xh3",
-	"cRquLuHCuUke6hm5fhzTdNbwGoLO9dDj/PvtTm7Lw5rIZE7TxrCRZTysPbyThIUa8mj0JpHXPGTJG72w",
-	"2l3E5g2ymEnFCA0CmYm0HbFrFpEgH0gRmjBCwzBhSrF1O7aDbdzw/0jYpDFs/MdOgVI7+KvaWV05bihL",
-	"lKyBhNcx/TNjJICfySSRc0JJnLBrLjNFYjplDxTxBfuQXuI7focciyWR6YwlBvG4IpQMul3iX9OIh4AQ",
-	"bZYkMvGJoHN9w/6fGUuWHTuE3Ts8LTaPP9cDX4Mtf/p4+l7yl++Pl69498NL3l28/PWXxesLuXj5RC5e",
-	"PpP8xclPsX7n7++f8skvDa8xpx9eMDHVV7fX69fd9NNrJtJ1AKpSmbCQLNh4JuUVCVnEr1myXA+wzIy2",
-	"Hbj2wwHbnxx02z26G7QH472wfcAeTdqHtDvuBf1wlw0mW4HracjmsUyZCJY/s+XqXk4izkTaDjSACpIJ",
-	"ru/8ii1Jk5K3b0+f6CtMWCDncyZCFrY65MLSVv3WgqczklNbTVZJwuKILpV+OhITnqhUk7lYCsWO8H1K",
-	"Qj6ZsISJFD/hqYGUfr9DfmZLRAgVyJiFmhLpCQIaRSzpjIQ9XmQTxQE7O23rrW530HuTbnBID1h7dzxg",
-	"7UHQC9uHdHfSfsT6417YDQa01ytDS39vD4id/btXe+wT4CMbidsDpZELTkHzOdI0OOb/+PTC94hFuhrO",
-	"1SHnbE5FyvWh6BPHfQ5HImRBRDVgSpiQRkSKaEkUnuGMijBiCQmoIFSoBUvIoH9AmnOuFBfTFuFCpYyG",
-	"mj1RYlBWJhqDj0Zi0OuTxYwJfV2hZIoImZK53maHnMh5DPMq4M3RkjTPnp2Qw16v2xoSShaMXgGnVlkw",
-	"A1b7bgd4p08Eu2bJSMBATB0R/6FPqAgJJRFXKXBKOlUklJvu3vDtxmYu7dxir39Qy7X5nKert/aGThlR",
-	"/CNbR58i+M6dPWQTmkVpY7jX9Yql6D/m9AMyyn7XZZu9GrbpNV4ykcpkHRWaw68PFMkUSwgPSfNETgVP",
-	"JfFVNvZba2jR3A56V1byVjH9OfB1i9zI1mn4I03ZggKpCaRImYDzpHEccZSIduJEjiM2/8/3CsWj/HT0",
-	"FlPKo8awMZVyGjGSyismCPsQzKiYMjKhPGJ22UyllzxsDBvd3k9Pfhn8rffr4OeDd/2Xu6/23uyfPTo/",
-	"uDjUN5LSNFP65DWR5ykAxNtYpQmj84JD5yObO5ilaayGOzsqlmnEp7O0E7Jru3K1M6Zhe2o2+nnbU3uD",
-	"X+OxlS/zWJBsZU3NH+EQPHJCoyfHvxLFkmuWeOQ3Kece+YkntGXWrYkFIjQLSSbYh5gFKQujZUev7jEN",
-	"z/C8vvBSLkBkhZE0weYCSMQQiFInzBIY6XLORZYyhZwDoUvDIbB91Rj+/qkx4SwKQYir+U7jKVOKTgEV",
-	"ijEan//QwKxSKoKqLHwniBho9LMQcYp7sdvbGhCqcs29QEPlnOc00ower1lfuCLFtIROqT4Vks64ppJB",
-	"prGbNH08b5CzGHBjAseuWgATJ1JMIh7cASIAz83Bt+U1SyIa60cqm89psixRJr16zSUmCWOE6jXq/+Nz",
-	"1vAaICGugJeKZErMqIpQgdKkVQc0mJNxppYwiNWicC6kdfcJHocFeDy2CzD73ZpOVM5J33VARagvj60/",
-	"vfwVQqOE0XBJZlQLSIopBXe+zVHeZpCvengn+UJue3yrRwXYcq8IFhhMUIUwa8UyvRs2JL59xUfLQiG/",
-	"4XYLaYhGkVyMBIwBHKvlEb8CA2YQBOAqoNMg5deF+lsC8AL6R2IcyeDKyoS5FBDQiImQJnrWlaMz89rb",
-	"v2HqkTBz5+N4WovVf8JG05SJkKQLaQdUGp6kCFhLy2mfvcYzmYx5GDLxhUyH2u2bqfUCHSi2lzZXLJrc",
-	"EVZ3C1gtVr0tjE7yL+5FEMjSGQPJPmWhR8ZZ6mg/DxRJZMQq8AaUH4j6qUhZImj0FDjRnY79LoJViY3i",
-	"CoysQpAnbnuU3Hx9byJVLgkB28wSdqTVU5noJzm255w2hEN8JdNnMhPhtzq/QXdQnN8rzSxh9m3PTMi0",
-	"jV/cx6G9kqihWcMkacoEIO2aKz4GgdyBx5Y9sFO9fY2mLPxCbH/z+vyCuOzHihC8mIIsWXpHHaBXPmpn",
-	"0FsduPvdffEjJsJYcgESn4pZwCechUAAarYPB/+GLiNJwwspX9Bkyr4ZwPYcemnWQFIpSQSr2PYcY/yy",
-	"nUrZxi/v6yTBpsQ+BIyFKPiCdk6aPfKSPyYSmebxm1OP9Pf2yc/4zFjyjHj8JgE7ONejPkPV8Mvg2nVP",
-	"LKgy4kFIFBcBIzyFh1pKuxsL6znKrbv22+q1sfNt23x7H9dSeFYqpqOSvPX0gk41hW7rgwAjEPgdVm7k",
-	"LDdafNGdgPvHLqzgB4V4B+6nO90HWJfq7iPXZu90I4UufL934qjZiB/mAVNIac5Zcs0D9lbQa8ojOo7Y",
-	"Fx59SFM6poqRTCSMBjMY8m4k3SFGZpkkc9a57Tm739wLIWLzWCY04dHSXQ9p1m3dI2qWpakmDqFcCK+w",
-	"AQU8CTKeEhkzgaTpQsqXVCyNRUd9M6rfdzS6CynJnIqlBRK19TEnWiMBenxPUHym9Uoz4BHSC0InKUuI",
-	"D37ONjg6faLQsakVXcfB7Lyybg3m7R3HawrLeCtols5kwj9+MSEytnYyZjQBTSxgShnbp2sBu5t248g8",
-	"pTXfAjOKj+7jyl6iu8GzBkSt2LIPMVAf1yvaNOcBBwEOEetuU3wqaJolrNUhJzRJOFPEf/fuXdtVn3wy",
-	"kYk507ZiQabHt1IWKkxvRZxIfdgaCZ9CPMG3wyeHZVd8VyRhmbIqiustu611kjvjXrFlG8e9l0t8x6Ko",
-	"bcySWkhVrkfKXmwzE1dCLgRaOz5KoSkdWPiyVPGQkYVMQCSaySxR+oblBM0O8NY04aFHtj0cLfZ5JGHv",
-	"UeMzRnMHoDzS6XQ0Ec33DzTgGGwZVATsBUcTeZzImCUpR1snT9m8/I9NR1aMdsYCmcBhm8uiSUKXDfSZ",
-	"WAHmdzPqH/lbcqw3oD9bGWplabTGV/VuppGFKnATGHVXEZ6CDb5wMHf7++1er93fu+h1h93ucND7zXUo",
-	"g+XImBcrbjKvweZAt6ozP9WPPfQRliaXgpGmxlkWtrkgMU1SHvCYilS1ysuiIf2f5q9OIOcNryGyyAgc",
-	"6KBaXcy1QVUmsrk+0PeSCyBvEZuk+mCL4fOfVkZBz1h1R0+4iiO6BBt6YW1jqYmEKQY+Dil5Ia9ZRIPa",
-	"E3O2DDSiOpE+rgeK8NCa/JwPcGKu6mfu7T96dNAfdGu9/y6cVZZgtmwv056jp2GqFhizkKcnoLWswuEk",
-	"kfNKAAPAV7/dPTDw1e3+Z7c37Ha3udJUrhns8KK3d7vBKocAC4UJ1u5xLa4F9eFc72Y0JTMax0ywkDT9",
-	"IGE0ZaHvod2Yawqp/0iYJhFhFpnfNF5H5g+VsvgS1S38bh4zoewwKqVJWvwSMfwDiZkLC/l8dSBIg7Qu",
-	"zOfdTJI2odaDrKdDKXo4yrrd3SCAAJFLHsKfDNazVCmbY4iCb1iyedvKrebl8vJ2J33aGw+C9l64z9qD",
-	"yaNu+6B32G/T3fEg0M8eTQ5qV76Gym2iaBpOdrenaEbnM7h532FjXgPVfYSjEJU5CMNy4GsjU3GQb4UT",
-	"nxhTArr3PHLFlponL/EB0C6PaE0DWaavcQBDLPxU+qTJOtOOATJfa3+UFKAKALaCJ3qESyvIfGrQKHo9",
-	"Acfupj0YF9o5fvb5D28lqhN8KSbgsKnxWq8G0IlLASspI/tnr1G9r8PgYPyI7oftPTaYtPXttA+Cftju",
-	"se7kkB6MHwX74Tb3lTCq6pF9WWFYUVSozhqNFQmlYNtROecMb3FyVflBb8CBX8AXi+6eJVvlS3Mnzzd7",
-	"A0W8F+HIIbArcpHXcIIJ9Ui3I+24gPIgtVtCVZxHRtgv72clGsEFr/2a0FYvZ341LkaNmOgmTFItklF1",
-	"xUKt9xBfUyItEPukSRVRWoAFwcn5wTi82Ic40fogTz0CuBpTlZIlowk5PDw8bNWRwX67++iiW2W829FC",
-	"dLcZUrhNFJDX0NK6Wj2DZwlDSV5V9qxZRwjBKuMlng44oLcBofNIpnWwY8e+6fsLPme/6fdyOWP9vTER",
-	"fuNb6w3udmsVXCiu0DkYr1ETalMIRPYW63DGUKBVdMm9w7cCFyMiXSJj38TC+9uz8Bsxt4i7G5Ti7vbq",
-	"kJqJcL1A27sTXrG0LpnhYsXiXICW0Th8/dQnaIjyyJ+ZhPAqEUQZhOSWIGlNRoLXMB7Qyw2srZREYSLL",
-	"mibGwTfiaQ0frpnsa8lRWoG7zJKo/hxB6dSvkLdnLzyIRnBVNsI+cJWq8nlZC0qmuv0FG3c+SjnvZGrn",
-	"/c7B3qPBfnd/b7Db/694Ef5Ax0FpiQnf5iTuQE2FrIJv403EqGJkIoNMgVREg5nekUoTmrIpZ6pTL8ZY",
-	"Qe4yYROw/dTeOy0Mzua9iickohjGbUbTSj7XAiVVJBNa4BmWYOeKxSm4jrkaiTHTj+byWpN7GlyRVLZI",
-	"HgJjXF+56kJo2iGvtPAHhFVIwfQLRySIGDUcQ3+s2fxIFEvC6OAbrwOYTV1KEU1Sr/AByclEMQg+Lij7",
-	"Gj5bo+BuRw/uJPzpz1i8vcSVf87i++OaMQ/K4HkOGiEJmeJTQSCM45qzBYkTLX7Wm0SyONySCWytx9VJ",
-	"xi4rLHErCwtI62uZo8M6cdP5pTmUaIWy2isq8bnSfg0v2MBp70PYtkz7HyVom/nPZMTqyXU5qIlrzdMQ",
-	"EEA1Y87DC3Rvr2zTKx7XAFkZe1ZW4cdMhFxMfc3mtO6WZEJAJsR//+//49pvjhz7Dby/k1tw4M/FjEc2",
-	"5k9pYhrTKU3Z0Ug4hp4j4nNxGSdyqiVDHCO352CyB3CwnF1d6/s8ylkvadKyrml49EjELJlTffvREhR7",
-	"ds2SZQocwsCgQ6o9ohjDQQuo9VtIQO2pm4PRx+4YldwzwBsxJ1D8Ae8524QRzCYNrrCwcoObzFYuAaux",
-	"f6dsHqdlZtnbnIvoNTQzu2Q2Rm592p7le/AqGma5woNvCkkUCxKWqpYHfiYazrlQcPrGgEbQdKYgBWdI",
-	"eKq0WIKvmAh3hZblUhCnyRJUHZLHzdpv9BuKTFlKfI2y/hGhVkwrWHX1YomiSy0tkoVMQkUWM5qSBSgu",
-	"iURMu5FpWuP4Rr0sZfEr/d5nL09VvIT3bzhitHnDssDxo4/XAm3TogIPPUQH+BdXCrPUKrKvI7FtKQuk",
-	"W+3rHF78JjzLGOVxaZWTLEGuVwB/aV11lBhdYY8ztTwxEcI1tDD/ybogDCCSZkzTGTjnAHxN/FQghUBH",
-	"m01LoUrTRBzkUn/jk5ReYe7BvDUSmARbRO8jmJMxUzw0GQomDdGO4mEyYaAhAJwiNvs04io9Iv7vf/h2",
-	"FMg2rHwOiGfImr2q3xs7vf7uYG//0cFhd8e+qXZmcs52Gt6aXyd0zqPljj7cnPW6KYHdwcENOYGgfp7i",
-	"t/1uhSN7DUy8NL8b26a9kDNEooooUCPJY7pQsX2NKjKBk7POUPuTvp4y7sQJhwSEDehfvPxOJlfbiV/w",
-	"bT1ManZhZYQiPanePD6hkWJe5Qw2aLJHkLSahCy0SjTNQp6SNKE8QiI9A780hrNiBHxMk7Ri3n2Zp7Hw",
-	"KKpkDZvsvY15oO55bDCznhgOiTd4gqhlAt1ufy6BDNdIXDaQAzOHfP2iTwzY0FCfVpOOC6uWPhrwC4Us",
-	"iLgwtoYVwF+1dKznrb7J/i5NWj+Z9UxgOMxlyAS39odSOu7+JtJeswL4rbICAwcJC3nCgtSmt5uc/Npd",
-	"3+bqcTn1N2/venW1x5bIQr7GxAm81ustdPYOeaUFPv12SkEIMbJJp+GtODGBXl6u8eCXihbk9N+cFEP3",
-	"/nEcR4ycPsE8RLiyChtGQaXix895ofU3r/rgMrW8DNYzKJMSqpE3oFFIr41gZY7FMK81XGZiCKFerr5Y",
-	"xwmgRxwJ+0IwY8GV9ULRohCFIouEpykTmAFfZTXNnPX5LUKjhZa5zNQwfCDnTBFIhz8qSA4muqewZDMi",
-	"+ujKZwHZ3/6btxe+h+SMpmhA74zEE8wzHtbxT4cBbqUxuhynRmu0w95ymGAbmQP2pDE9To3eQ5pSWASA",
-	"SzeEXGPAmAZXrc59bctKMpvEuu7hcLc77Ha3t0eXtYwbhdG8vMdNm8lJQlHFw2ugDFZvGS1lD5Omgzut",
-	"elMovtHhQSSzsIq+aPa8ozGrWPwaZ6ZT5CS3tJTuZzMNPXEgdIWW5kgxIdQRXw2Zq6WVLE7VJYLj6pA2",
-	"J9SAa0AFmUpNmXlBM325ECzxMVIi4SlLQGmrimMA/TMZhcqM5vrdx1JGjAqM4QBWmNSaVMyU+mI9V4BH",
-	"nRIjSm0cmNHyYXUNr4FLQ1cwnv4kYUwrDGf4oKSv5y/VkvDVhZ1qKb9KkJt19MoQzlCydSeAX9x4GfYi",
-	"6ge5B+GZNEFjBaKMak4FmRYyufqf00Rmccd+2EEOZjDq/sVsrwqy+XGZm9kOee7D9liDknePgywGu9+l",
-	"bWEZrRARBE8ITWnSKHLkM83bUwh01KJj60jrqiBIa7kikEJxBRGsnVuHrG1rbq1hDE5QJIIemOk0cW94",
-	"jY8SwPA9T2gZvfNXVyB0hXyvGlQFY6G6TJjWNHwTiJ+6UmXCruWV8S9NEyq0JFME7aZFaaWYKrWQSUia",
-	"kAGjJ24d5fpDrjIUhDzHTyFJJMWUJcbhR2whAvtYzcCTlHt7ckk3mEko1GVSovMR8zcLKS+PJLe+sLm1",
-	"dbhSu58vz8dCDUdofC2EA7/VISVBH3iBSXp0P5+yFPYwLlE6l5rnLwO0FPdgi2+sWF3zt1dvGgxwt9TO",
-	"3dSGFWc8eOALX+i2wYDGX7fR3VY4sRpPM72snccsibjI3TZbOKg+ezdENmwX5GaduH94tf4OM+QRMdWB",
-	"VDmf1oFq/BuqYjkZ+EWSlobPBVesc/+hD9/SY13SqrvdWzpsCZasSEmTiqXx2baOyDxTKRlr7W1iA5BW",
-	"S4Xcpyf323lRy+d1OyOE6wm1rs9tnJ61zAboAwpGX2quonF8aYl9Dc8VhMZx22REBw5boHEcMR524L9a",
-	"qAKn3TmfivapAI3xnAVZojV8/cNxHLfP7ShvzCiqZY0nCUuzRGCNnUhOp6ZoURHoOQ7CNptMZ23+/ipq",
-	"z4WMXfjIN7BqnNp0R0b0fi2iZW73XbWD3KDcrtj2HaUbDPFr3a9G+5AkUwVRMrWCEpVWFBQjXbqcp6hM",
-	"utGqfrPJsKrAmuJpG3XSO2muNy8lUyypTwe5cGQFcNyBEmMNYiDq8RM9db1BrLSsEpQMbofJ+Qq9MvKs",
-	"wdRq1U9HLHSFQK+Q/LTkmizL8oJ5deW4nnEWhXnFkUpeCBb6qgneT5iNs0FHc14wdEh8KAvmk4mMIrnA",
-	"iB+eKlS7jBHop/PXr0zCF4juhIuQfWCKUDUSik3naEHCoTC03TMDm5SzS0g56/Q7TIR+K9f18iq14M7C",
-	"2qSY2qAP3OZAjISP0Xg1vxEfnCsrP3TIU6gQ6niTTRUC8Py7lUiKyou2CCS4t0zBuQeKyIVAQ6XyTH0v",
-	"DP5HD/WCVr1ejXU7r4//NdXXXN4ksvmYJQVrTclcqpRsk3iEQFCMWwelqH0fu+6JGm+/+7MlFatEIHeg",
-	"F+r2jtyR+uv+znV/R//jv/K0lh96/V3NQuzrGrdM/qf+Ul9ef9/WOLzUC/8hkCHD58YeA0/lZBJxYX6I",
-	"EzmP0x+04sdEis/0Z5fBTEt2Ysou5yydyfCH8/7eft3vP9BxgM/BefDDh+XHLcxwmEarLtelzKASYzwg",
-	"5uW1aTTdw+HgNjbPyr2vXldpfevB4E2mZo9luFwvR6DeXGvAOcmtNJmaaSVK83uKKnpAk2SJOlS4rM1s",
-	"ec5ohPyyog0Asm1K31mNRy5XEGVJO2QxEyETwdJ4GRKmNL9tQnW2jzUm2U95oQS9yiuNRHyKEpvCJ59r",
-	"NlHYYnM731WZlsurOuC5ZonildTmRrfT69yM42bKujv96d3PtVLd2fkxibNxxAOsN3z27IQ82us9atVY",
-	"YqNpeVFnGmtq4b8mK/UDikwe0ee4P8iSqJK7+cvx47qxrqpBzCG7bhfoUfsJppS4Cz2uNfWtLvOlDLMo",
-	"U2tX2b3+8IhOJRv/GPxynmVv+Iuf/vZbnL46FCJMfpmP//Y0Vn3Kj5+N381ePjp4MXv3YRCMx5Pj4/TX",
-	"i4P9j4usd/bzI/rm2bMP2ezJWe/Ffnoug8vHPz09ecPG734++9v7x7+d8Ge/DsSuvBLvZy9VKvYH6W+X",
-	"/XftvZ/Uj38fPA/2xOHy8d+Ok0V0uBv9mT66PHu1t9g/mXRng1+Wv+xdt/f3/v7j+1/OupfPnrzr/3L9",
-	"8c+/7+4f/PLLSx4cp/T8z4/q4OeffpuKv48Pg0dh9+M0PP7t+cds/8+Xv1yfvdib0feJ6InD3sn4dTw+",
-	"PX/SPfjz1YtlEl6l7fGzi3ez49PB9ctfns3237Hfsu7k5SB6FvZfBWeLZPdvb67U6avn9Jf2j5cfHgt+",
-	"+ud40X2heu+fDQbtQD07yZL21dPp2wO6oPFPH38Wfz75ebpo1Mt/5UtUfHojAuibR5DRt6sBcQ0unK8S",
-	"lyu23N58qdHpJlMqDFg7P0/oO0zYfGrTprensMdQc5aAhJuXYjBlnDrEipfgNTfyyJEbicgVxIVXCBzG",
-	"TEZy6pyAUyI29wJpMegcz37YOLeZtKCk5o9P8hDEz3989hoQJmYOWH/05vVFe9C3CrtK6TxuDHuP9gfd",
-	"/cP9brfX3/Uai9LpgGA8hHEuTYxVjaXI3cGm01y5jnyBt/rKWbwb9VjeR86vuUj3B406O8+iAghOmvzq",
-	"ruvgf2VlGC1jL2cV0MfZZMKSWivVGlMU/XBJw2t9rZchXW6TjXcH69Wci0stKASsdmmP+rUTqUimt8gS",
-	"vIuNaItww+4hWqy290uXtICtyc47/Oo5fFTjN9Ha4aWWncsrrQ0FuVPuWnnZleP3qqBVe6k18HRj6GQZ",
-	"pE9FnN3KDl6FeA3mq0C9360HQoC8MpwBcK23d1cu9/dPmMjW6PXRnmnN6QA2+n3GrkKqqeMc/GH5+4/K",
-	"7/d2b/f+6vgLU8HbAZQ66Fihrqs0IzcOdb26fFNwMkMC0pilC6Z1HqdKbYn7mNuoM413tyVH+Wr2V5bz",
-	"XC7IhCaEzhgNizq5ARVahR5LeVUxMpZM9bv7e5u7A6wjXPmKAHxWlxRJMS0CnGwdXZ6WF0ZMPHZEU6gC",
-	"51UIYr7OwW65j8FWxHLDqZmApnxhEVjFMGbTFgVaf2rbODjuQorvh2oWMcCPujfQ0A3NHvK4O9KEYDoi",
-	"E1u+o2VDSRTGRNtcErVFhF7VIrmZTK8lzXVU1NaRqtUDn52Qw8HeI2KqVhEsi+Yk4xV2L7+os+UT9iFl",
-	"AiuZCyNwonENo/2KEvmrCqWtvFajK0ZUYHRs7nEAFx1XRAZYpzJgR0TRCdTCVTO5yH14YFKqRlXDtEsy",
-	"QtI4ajjeqc3ZwqZdwkpOvd6naSHldAHA17cOiXOMtjXMvKgEv9q77JQkDApuBSxPiSlOBi3i1o4Z03RW",
-	"MYVXKsvXZKwWhdQ+bWqLEJImjUxfG/9vbeN6ap+Gft5uyGRMt44wZRpSTWdMmLJUWiWhFugquvamAm4b",
-	"Qt9Wl/v84uKNrRIfyJCV5oEGFDnl2js8dClXd40UmdaFfp3PZJJ6ZJbNqYDiqVBq0vQUyEtKGfzSo5b3",
-	"e1a2O9fVjXWcnfCgxh+rp9TwwcHfMFkWWRvr5r1tb42b7J9VEqV/tWfmbbJRWd21cJaoG0S9Uv7HQe+w",
-	"f3s/XyVKM5/a2vKLazPtYNDSH3GV2jKtjOgVYX0cSMDB6VSHHMNxh2ROY48oadg79OKAevXEVua7Ypgd",
-	"BpE3QB2OSr2isK2MIoN+H/PcDKUtLS2v6avHrCj4NuQcoj6Oxyfh00mvv9vwGrkJvjFsfPzb4fLdwfXb",
-	"R8VzDGHXR7gbJLtpG5tc5Gpr8fti1sZXDId1r6mH/tfSo+r9191NDUAUIU81Pq4a9H8Ft2Uu0cQ0mZtt",
-	"Qs8rdHlV4gZ/d8/LPaPquawchJubtAZpCwq/dbRxTc9Ar6FYvXsB+0i4FZHWgDK0d4MjKW2+ZPBw4jXv",
-	"Qw++XdCdG4cMh21u+UZ98SwvSHD34KmVmKeVsncrWtLGCKDB3i0F5LsmVpWpe9H2BQroGOqh9YkEJPma",
-	"dKr10T/bFQP8WuE6q96OpP76oTrRCon4CsVkNh3MHeOYajeJ1RFqt2oTfmti7XNEh2zeSndeRae0Q3yt",
-	"7ZgydMbkU8RW0oTlNOTI6WXjvqI/fM8Tim/n/Q6bCUsTzkIPGwuCIFPk8bTceEkT0VCZvVQnwnm4Gii7",
-	"LiKiSBl2XHBFQr2pMdDwGqZSXC5r5XUfbeZ9XgZS06ErHsfV1HkzwsoSctBdDcY/fnVclOOF6IEOeWuE",
-	"AZQwoBstNOMs4XPV1uQg7/7gxvTXt0A37xoxVgGwlESMKoy3Bsp8RKggcs7T1DId/cY1M4lFimFx9UyY",
-	"vgudRp1cULU8fes4LL3UhAWM64WX43xJMw+BwUTs1jbxV1oz37lL8uIKtuP13TU/9a9xfTclfCiovGXZ",
-	"Wp48k7+hJW9TzM1PGZ2vT+/w/zrp7jfmoWBuO4DPhvfWZL73uv3B/We+50izzgqwJcpo+HLj+wMqIIuT",
-	"kVS21qW/3253tbiCnqUavmisdJisWWrVmvdb1lKS/UW/rjRuLInSGr5R7+CdkF235zI0LVKr2UdbRtdX",
-	"G+LecJHGdXwcXG1XkMBplO00yM5zzPU2fD4V+gW/WhDxXhpg18XCYBQrw5JPWNxfs1CzjjJ7dd69c/xL",
-	"1d9+HxVsxiY6qq505QL7H0E7IcCLkDTR3okBRgh8KfuQEp4qFk3yps7c9BUlby+etQ88wiLFIPJyvMSC",
-	"g0SlVKNdaIJUSBOSWfR8l0wEEkoptTxsN01TQkksuZICV2TcC1p/uDa1P1OGPRqWacUy9GmE9chHjeGo",
-	"YeuemzrYo4Y3apiwg1Fj+Onz5/qKzs6iVs/quVzgwn2TdwkSKuyzdFquvJilk7bGGtx8GVLsbzdUll5b",
-	"+xHmz5FkQRW2R4LSBB7hE00Eykd0x5KK29XTv6y38lkjgKnFo18iTb9yP76Hgnk5gkA/xXSs2tLllTHq",
-	"YxuxO+DaowyZRWguBQaVFRaqgv4cAcyBE0UfutkKxwr/cx5F3PSKAR1Dv3L+/Ljd39svFJlweYTYsebX",
-	"KjXudx+FXTpoH4wfhe1BsMfah3TA2r1JbzygSM7qduw0qrlj2KFDgcFlobKxqWtoDelmjhLUHxndKW+z",
-	"Ail0dYzmU+MEY2XbF4atO/1S3mM1vL+1j9OIKsWpaBti2D5FGzEHN/BWx1PHaKsBevfFNDYVCLNlUqEy",
-	"mOkeU5RLPTJWDh8Jn5/DnUcWMwxjR1oosygEi+lYw20gofYK0gD9R/JAoUvHqrEWsgzN3q4Kq5B1RVCg",
-	"YYGz8jkN81bKxXJlYlZMQg4rnXExHZKRJWhONdC8fEqpep3GqFHDIyOwtxhyplxLAP5ajFcUHsVackem",
-	"0FecpVA4dEj++3/9X/xoEtHplIVDMyXUFnUrvaZSv0uasYx4sBwS/X4LP3VSKG3ND/OV/v2//9f/7VQi",
-	"57ff7jZ3Yg7+xiJi/e6w27urNXN7A69BSNe6a8WGLRZ4i7Cj7QpEuMLSpnr3jn3WZQtO1Qh3F06ttJsk",
-	"tPvIMC9JfP+o6ps1J7marW0PySeZSHmEaTYFZXgvx8bci3grszSQc+YRP4diLG2RF6g0xrfWUUEBfyjY",
-	"iG1zZpoar6WEHsbvQD6VUDHaGjr5rFBxk2NdReyWS6SwpIszZTneeEkYTSLOEmJC2xWU0ET7G+zO5Fnn",
-	"Nm3jVbNk8Ag18mXhBesemlqfWrdEyZGnJSnRnmkjx3W05uVH5lr88JDKoqT74joVbOtcrq0Mlu9slFYx",
-	"2BxYd2o8brCUWQZhuFxjGSCVyiorNx+tDO9GwdzOVPRaMIK9zuWk0izM8VlqqvxAFVbNI+IzEdryA7a1",
-	"SdPvD4bdro9ds00xsxsM9TauLdYEJNEr+v+azd+7vT9+77YP//j/+79327t/tIa/d9t79pGeo/U/trTZ",
-	"2zg5d/xNw9eOuyiubzNZwteqFMV+7t1o8tcM7+3Zi19zv/yZibSoc3kEyVKrzhdaalwlPTP2ofn85fFJ",
-	"+/z5cX9vv5l39gNnpkfiiHIB37aqloFdenA43t8dBN3eI7a3u69FxIPwMDhg9LB7ON7vhuHe3uEh64/H",
-	"3cF43Nvb07/u0l6/N6G0Nm+jmK18PX9OpwfX0fVvZ+f7b/8uJU2fvTg4XtzcaqsYzquexLpz/ZKwfBBE",
-	"UI9xE57uHJNvWqo1bImLTpZEl0U0RiNXEtVK3LnRywEgnENdd5KfVzyZbDUcfRvdMF/PF4XEO6u/RUh+",
-	"5fZxB3/UvaZMQvq5Rkljpob+lMcZegfwr2d2pT+9u2isXrc1D5b6hDYhJ+qI+PDnZaaYZr2meKJ/RPw8",
-	"lMDPTdyaDkZcpa0OOZMRU5BrOhJ+gBMMwRysfNJ0SlCgt8zDesetI0LJHCo72Pg30kR75g/ujB4RkuBo",
-	"LTKjaiQgTExGLG835iM7N7YoRXwVyJj5JIgonzs2GltcGX4mTf/H44un747/fnn+9OzX05Onl+cnr988",
-	"9b2RsNnsfh5d1DaBhHkAGuT92koaeol6RR1y+sTousYPCXoJGtaBloJaABdVbsSJbTK5mEjbRJQGAMqY",
-	"Td44twvR1C3V4EhSRuf1WjtAJTr1bQCkVdKKcfAyNCLbEYdFuRC0hxNNAIr4Z4iqHAlTSxprGdrhseqy",
-	"Kuk1ytPql8351/JRNc9SJrZAVtMkv49E7nbRkhyLFaGYOoT6HBdELUXgFYb73Exju7CD6QU/dTvCckHo",
-	"SCCPQCmvMxIj8R//QZzGr1yKkTiH3j05qjx8iIjw8KFBF6qIX0o3HpLH2G0WE7ffL9I8bxuqhlZxAuFy",
-	"TmONgAU8K8db7XvWtW3c1YAz/hE2Y8sjt8C9g8CNIxj5RKuZAY20VD4STf9DG37VMEthb7gRjRkaAKBR",
-	"BgLIHOvGDLq7HfKyhJyKNM2JPFDmUds9XyjINBwJRGGOi6JxbHGbhyVMBkcxHqLKO3PwpIy7wyKQt4S7",
-	"ek9rkJdshbt6yCWZ0WtGVqnJEcwqs3QkeIpv2tXa/sCoiOjzs6hPmoPuroZx4JDODU3x9SVeUKszEqda",
-	"4bgm6IFxcAggXAEFw/rCQEeavv0dL63dVtmYnJN2G46S/AgdsUZi9TVLHNGsVK4s3wJAgBxaNTOTQjgf",
-	"TYm/01mwKGqDX3/n/eJKdd5rdcziC8T+qpFwaxJwRfx1/Y59TNA9HOw9atnWuwpjPn1NAn0I/bQGUzdO",
-	"eyQwUBdcPlRtE7DbIb9WI5sBSSolI0xwGRcjgWXBlA8iTx5tqrBKWyY0afFviDb1WxrwqzGnvoaJbssj",
-	"/piGbbMtfDgklCycLsjWouqCg4m5pEFKpPCIyoLZSFBN3shrTX7yaqYWXKE0Zcj0hG7fbZixN4Tcdacp",
-	"tn7N9FpuwwPz3khY8mCria222tbfYixoaL7b1Y+ETNugU8OjQcsbCR9LFbT1T4Y2wY97LdPjNOIBnskh",
-	"HBRiaFtesySicfFDThirP42EH0ORNxS52rk5YdDrt6CgBohl7VTKdkSTKYOfdvGQVBbHUsuF7TkLOW0j",
-	"NDYHvT383enwrR/3+zBffWds+0KxiWIp/cGQOP03yiFOpguDgf+RsFbDBYXuJpFpfdQq9YFtG9ECR4eN",
-	"uqdgp4KfD2DVbvd8eHyIEIAWMJ809xBW9U1xLQRr9gOv7nV7FogNbMJDPIxMmHrIcER73d1hhaZhjz7s",
-	"2Z4qYosS2KIpCGqKTwU2f1oqC/hjNhKJZncbm/PrlZnJwH4osxTWMXDhO7ciIYx7uawAW7DMLJKKlfD0",
-	"8HCIkqUReotkkkhObWONNOGBMn08cjzGAA7D+WaZmI5EFtvEKWCMYBRqWZL6hk65MOLHC02t8l7zprgU",
-	"8T+B9c4jjvHus6ZZVCniOw99bJQFHRXMg1RC44+i9VVMp+yo8pWm4NAZxBqy0EtBp6xDTuAdZaLl6J9Z",
-	"Ljs5DdaxurYUJp9jORL+m9fnF8RN2/AtEgAZ8yvt2X2EHUUhC2/pMH/9BEx+eBoqfwptvJABIKtAC1tR",
-	"hipP+tCAyKMob9NzVDNXtSU8CEMjMej3O8TE5NpKIHr50FvviPhvji9Onpf2ufPJ/Os0/Ozs2T+dtF/S",
-	"NJghfUKNRaU0Yp6e5QAfzDnY/UxXnYgHzJhJjC6glcqEs5QmSyevw1ERauT/hlOiw9Tl+Ow1ZMwEjXlj",
-	"2NjtdDu7aEyagW5ZLwPoX6Z1EdxQ/T2vyKEKn5AbaYISTuJoXsdvL55fvnz95OkPIbv2Wx0y6A6KSoZm",
-	"7SNxzRI+4UwjA41ywdwKSPbvsjSjRaif3v18bo4xF8hOw8ZQ7wHqKUBbIgAf2HS/27XqlzWlVH2Sw0+m",
-	"//8WxRbOUatbPSkNcIqlUIBx0B2sGypf284rmT7TjFV/sIeL3PzBqaHrJk/LsR80hr//4TVMfg/kTJor",
-	"grpY79iY/MyW5Bwi11M6VVADJlaNP/QgO6EM1FogODZBHpHWJ47fuOlemo4YnxlXJJRBNoe6Kmw+ZqET",
-	"ET7mgiZL6JF08uQVmO9Wbu6JXsONN5eyD+nOLJ1H5SurWt9q7+f5xcsXlcV3vsLRwzSlc6o98xkUFvq4",
-	"9tj73a5D9ozMAqQr4tfMFilMZZY7US0Trj3e52a6r4gbplTSmtNf2cFXOPoX/JoJPYmW4euP3RDHzpIi",
-	"DJmzXzmv1zETx29Oz2MW3O7MzMD1h2BGJUCYHYShivz9+OWLoRN0ZGhtwmKpeCoTyHZ1V+93yCtpMrSI",
-	"FjHiLImlYloonTKh98NCK61oJRcyuBSRpegBqkygF8Qa+I8hAMrM/aM0nz9QBUduQY1VRqFJF7jn8mAl",
-	"sx3NqSShmN43El/hni80ubFnaaetvW4spHUDkhnGlAuxHFhSMANlFkwrUUSKOltoN9BXzkKP7HV33eK7",
-	"Nah3hmv4h2AezA15ySy5ZiRN6GTCgzvjnv5q9+avztEq8bbQIjZep14kvwFvr3s7YCzbsWqW2vlk//l5",
-	"xzFZrb3r85lcKFOa2xgKIOuMYTMRDQY2zIliJl7tbdYkAn7Nq12fd7iGzhZHYdKMjTyyxWU/pqGN34dP",
-	"ejd/8tYxSeBHW4DHM2tkgC/6hzd/cSHlSyqWZnXqS8C3t5Vcdlroyl8M9Tmc24RIC7cmad+1txqIdFAA",
-	"oL7xh9cw5l7nGfinTHVStbYSefFKTfLmG6rpxh9ew+Q2VwLDEp6yNjZVAuO6KmVtPlixxaNNtzDGr01g",
-	"UCz1iJIjoZixEC5mMoK9dwjUIjCpR7FzXm65c4Hxx2MZhaRJAYsjGoCJBTqaysQ4Nmzpfkwi0fq8IGwe",
-	"p0vEcc+Yxvt9PSHkClBLINCubiLdUNeUCQtbw5Fom3S1IXn40C8SdP2HDz39pHB0lR/g2cBDv5yt6688",
-	"udSKvA9TQVbbkPiKp+wySyIfxoRSH3YCGvNLNPjVDQ6jYACIHsf1w9UsDt7Gir+4wVAJeLxCD+NsLT0E",
-	"TLVFO78WKcSc/M9lh6vJGamQ5EFdiQJMOP5r08feFl+8QXvohZQvaDJlSFf72yzPMYY+Falmzv9eNBlg",
-	"YANF3pISl0QUg3ztok9UvUBSSoThDMyAC6ZSY+RqjpfEd6IW/RZ6HvOMDhvxxgXxf3yKNrm6Fex8gv+e",
-	"hp/9zkgcO6HvTvGIgBlFAImcbWLClZsNQoMrIRcRCyHUFrzy7gKdt1Vuo6NJon/3SKYyGkXLckS9icfz",
-	"iH1QK46rSC465FxrFfniTUwf6shLmaE1IqDQHoDRhIzZjINfFH7Qb4BrkEagFGgRP+yQC2nKiuuzL90F",
-	"+Jew+d4kgcxkgrn0rsXXXFj5FPKpFGNYi0hd8Rje56GCn+0i9Gt1piw9uRsApBorvJ5DFE3GIEfNGBHd",
-	"KgVb0dSVaN/PXv3IeRjtrcathO1+Wgnmi5ZumKYtHxSvZpWAjmyAVcN7kZTiOwknIcPe6dslnBwR9oEG",
-	"KUaiQ6Wkmo072S/u5leDkczct02iu/lU8qwtaPKYt1ACHx50O1m3dA22axbtFsro3q5g5C0WnCNKsdYj",
-	"RHCDUlyRKb/WCC+lp2lMXgsLfUL4VrMIyXn4cNDtPnxoZTVTjz+VmC1YdwipvOkI9u90BDeJ2hiIvcWb",
-	"L/icpyCDfzUlciWevUZ3PEYyCUYde5PfVce/ipgC7kPL8UxkbHFPXy6kFCLCRmdQkY+o+SJw+Ty9VJSa",
-	"tVWSy0xSWa1FpRTo+o2wYJ31xG7wrw75t3Uv/Ruhyo8shVCkOlxZfiXDylNEHqwyfjOO7WASCcRE33Ee",
-	"rxFLVYOlz01AVY6pefIIthskTVN8EOIJUlmIrn5Ly/w0BQuoRm0IFTAZPqS5JsOndQQfuUlCUPtNc3wb",
-	"B5DmeXU2CqZJTUYfxMHYMkApxTgRfO4RmqZMhBRUk0paTrrgAWuVtZkZVXkbGui7Wc5bgsCnOV0WEQPD",
-	"QtnQL9jASWjbGS3JgnLTJ9wWqcJ4lSbNo3swiewBnqacTFqeddpEdJk3gKQpJk5lggi5cP0nf2YsY1h3",
-	"EvUfAskqhbzDU3xHEarH6IyEloAOHz40eg+t7tJuogQDXOU5Tno3RveAgSGoVK+s6VRmfKCIj9m/PlH6",
-	"UhwVMMxYngTlaI2hFMwEoq5JeMWCNcAr8uqAmN5l6gOwxN7zzGRsmr3VOvtxCZt5R/+b8Y4zPBAmzKE2",
-	"KeiT7+U4byRlz+GBAsjCFNI0WXr6SDVgtP7lmE53C6ZzYsIF/824lAGYL2VUht3kBXQ3CW/YQvRBXhWn",
-	"sDdBMB9anTrknYk79fVkvpe/rYmAsXoUzUiLFpojYeDcaWoKq8SQunKgsoKmtxhUbcZfZwV5XNQGrvDK",
-	"GiV0/Vpn1PRCg4yONboitFHf1sRhyzlKvNvN6wHfCIZNgkvOuw8ji1nBDfaVfA3AiCAL4v4sCP12t3df",
-	"FoTyQhEmaywIHfIYH1obQmqzG7pkNVr7jmaBfnu39y9vFjDwc7NFwN7Md3vAX8oe4JZNN7wif1RmFzlN",
-	"zqtbNjzDQ7DTKg8Yqj21SsWJyQPLq2YCSU8yoWyBgCLyXZFmqQwGcBUPA5Bw6qJYG+hD3kjky6v8BNOU",
-	"88Q0hkQRi1qEalk0gRid93JsMtfyUG2Q3bMYUrHywNTHr1//fPrqx8vzv786ubw4ffn09dsLnzRtctEB",
-	"Ua0hefiw3+1pAdvGKb+XXJC3Zy9QCkamlTui9ZZHYsIFVzOts+iv+/Zro2r5ptSnb0OD9SnlWkgeJEmD",
-	"q2kCxQuasYwive6nF+sDkPO0r4cPB/3Bw4erKQq2zjrMSt2O+1hYhY5EaR+waLMafYBDs1n8jSqSiRCc",
-	"69bWY9SgXKuz+zUL8IwLHv7OEnaJZYT9FhDslPgvJNItTEKCjNOh298cRlZWe5xDbbKm7zZi99c0Tm/V",
-	"CR8jYaUPyIMEPUUstaoIfn46Z2UBBnI/8jyc8rweyUQEybYzhlOZsPLi61RKTIe1UI8JEHrqYjeD7q5x",
-	"60HQ+krwfA6GI+HGy2vhUZUC4pF0HK0LeU/zOIcOORbE5NuYtzFEYiRokPLrQksvtUgHPYZi+UoswGAg",
-	"Je9CUlStNPz4cDX1BzR2F90xGwoU/VJbHnB2iACiGW3jF5ALzEjKrpqsLBpzL51bNJtcmqUeoXqPsSpm",
-	"ZD5nCktpeqCYljaGHYcwXkVjaTuVbTCfFItN9EUI1nK2vprc1BmJC2dS8HVM9M0IsFfkZS1Kk5drXAA0",
-	"g2SEEq7hDzzi6XIkpF6nypc1tEkfeZscz2C077bf8Yt+w7CEBya7p3rBI1FUCW4+Ob9oBzJJWJC2NEQt",
-	"0Whhv7QxNdV0K+u3KbVhZh0t/Y8a1vljVr3bbRuHq176DQfTFIwmTKVDAqWuNbD2usPd7kiUqhS3Ro06",
-	"RQMTnY081Lit9c/B2Z/Z0shs9x//cuIuMpeutol96d23yFgnLj6GLlFHdQySWP6opXGnht3TCzpdN6N5",
-	"bQfe+ew1LK+46f38PVjifdqANuz92JQFPVph+dYgOKdcoJFTM/9atv/ND+evbGq6reXoHxIlNdgAW26u",
-	"9K1i3KAvVg2MPUNhy+kZ3a4V6iqoV6m1XxHxjupFPJRIKuJdVWgDMzCjqTU3W9m7kE70F5ASWQHtO4Lr",
-	"v496p0lNIfjcTr9bVesqRkJXi9hoMHRhpkbR65BfueJa/0ol/GwFRf1vp0DMeitgrTu44MJf2/Cxzgls",
-	"LZJ3pcefv/uO/6l9x+McAu/NrHIrefKxRU/089I0mNW1h78uF08lkHQl2MLI4E2NcLYLSrQ0v9m+QOCV",
-	"suK8qRuSyJhOwdBjuglQMQXkZtaTbJo1VS0vTgZ0bjUxq9J6IaSOp0QjB+GqMDoMwXRxAM7MIkPa0097",
-	"ffsUEqk7YFfp2mebRMyRcFicWoqAmAICbmWnWitNXodBy20lLdkqdcORWC1mke8410xQE8rN2TIpmj7U",
-	"F73YRgvPP+uQY4K56cbisXrSAABecddgr7GXPRJzAJ28gm9+tJWrc3IDwfSg78+NESjtuTi6kUiyiCmM",
-	"gB0ziB5QXASw8AI8C2WvrMUSVGI9qwUWM1gldiSaFI1CNaUIXOd5Ka3DVTnBLGPAW05WcGIkPmKjCJqa",
-	"klPlY8YN4C8QLKA/lBO8J+hGOxLvam1uygYN43VUhDH0wa/YU4pvJRQ2RuxE2ymW5nIHN3bXByqfJg9K",
-	"sGVG9JWinDe0xsORqC1DkoOEk/KDRrzCCGihpTgpLJ2egjwZSDHhyVzjJU3zIANTgxBb09KQpPTKBGLk",
-	"Z0MTZso4aw3pyOksZgrQlpZ8aZfc6hBwJvEJjo6dVmztEX0I6G+FlUwSxkwTYb1W0+d4zqiA6AoPfJpr",
-	"LhFuwgTRyBaGNLjHgW2mFMjjKJnrrdlf9etDCOaoNd16debVqsW0JiSi0mru9paMCZDxr2bCWNsMbysz",
-	"xjcRAIslhl8kAP7DLA8lNuaRMsZprDLh8DUGCHKRF5VX61lLyobWpYBhUZaSXrMkNdZtl9pgpJKlBzRJ",
-	"OAuJzNIiCswjii5bEACuIEsXUBeHfWCd5mj5D1gEG2t9l87vGmTT28Lk8capO4WGh+9WFtfK4rKqoxo2",
-	"iNqySXYFHtSsY7Atj2iF2YQh5uzKrYBuOZa3wl00F6tnHLUco3VPRpiD20HPmSXq/27xXTn9u3+FcoNB",
-	"Z6cImt1c1okmKQ94TEWqHoCLGy00pssedkTHEpdaxHygSJ5k5Xx6qT/UgqLp2rn6QsQmqZ9XZvOIjEIn",
-	"w5Gic91E+VCcXYNtXsXLBP20SsamxUyCBjKnmMbnAn2HPIXsbuxfoOScaVkeNtjZFGB2XJzbVxQ8ilnW",
-	"Rd1clNiuEwJtxN7vmQn/xPUfJEGEMag2SStSlhs585cwP22kNFobW0tknhq/Arj5c1W7lASwmEnkfR54",
-	"oD3obLaYaUnQJROb0RYWcetCGH+lMDzYwhlg982heCUV+Dst+KelBcdFk3S41r+U0XkT1qMOdvvUpYpR",
-	"uz7OEMYu21Eg0pDNc2t3KbgQipOWQgYVSuNO0CCm96vOSORxGumQFKokqctFshVJeVr0GCbNfrfbqpii",
-	"S+r1SCyYo2Df1RDtqLkdckz0eUJqOVQErxiFCtNWsQmooVwb5gKvuA62rxCl4s7x1zPvnNhT+uc07jig",
-	"cTvTzndrSfiNA0v+bVgZotTXU3ODvLv8lvlNubXG+TJ3ZfDEJuGYEqrQlgXUX1O6rF7ePHFW8RVJVzHN",
-	"JgXR2Vjne4LFV0uwSF2oCkoAYCHcfbo1kNeB9k5Ao5BeI2hrdr8K5E/guXLLLDiVqjpF2fZUiyqm5LaW",
-	"Dsw0psNdGbZxMmzYUwBfY5v6aU+4ykf+DoZfBQyLI4ZbN32VrMj75XC4ThKHea/RR8uIKXBImuUmMgix",
-	"vmedQ+1MsaQdJ1wEPKaRl6+zPZNz1lYMc31MJyjTER5EHPLr01+fvrpoFQ5nLAvkgPdRqRAjvWahzcAI",
-	"zVqXI6GyIGAsVB1yxt4DXK5U18SgAGzlYDpc61PBMP44bquYBXzCAxJTpRagZRN9TSwZibdnLxRJmJLR",
-	"tQm4iaSMtZTlkTjh1xDuFnFx1Y5kQCMiExJEMgvbc5bSkKaU0DBMmFKs1EkMe4x0RsIfZ2p5mZ+QT5o2",
-	"fqdlymEWp2eMKfZqcEN5nAnmMigyZoqHRUCPVAxzDZoUclL9N28vIBpCkEzApcKvefh+tf6lPvYOsWRC",
-	"605QUwKLfDLTxS33e1hozUHzqEimqe6Ul0It9DZKW6X5qCNRjGcjYMBSbE/CxhlChAokkvIoIlD4a33o",
-	"fy39+1oh/NXJ/kGx/M5u6xQlS9mPtNaR31PRmsyiHStUcPW9luY/ay3N/lZX9qPpO3J/uoNhbjRvGXgc",
-	"xxEjpnHg/XK6uhLHZyysZXVFl5oVQQutTjMpNRnHKplOqJZpYGg72gvTJ7GZI9FlTNOZ3zJFx92vTQaa",
-	"7YmmuSlkn1ma3qxSzSGhYmmmKNZQ5gxuINkMYvFY6hEugigL0YBkJ1czmhirlTsA9GsKoQr0EYFOMpqv",
-	"ASs0IXq5EGjobktzTBESxsuVl8cynQGvkXOe6tfhl5EwPkek1iwFxpJb3TAoxbCufCc0WkCxIOBy4ESA",
-	"qWw100RzraMVhjokv//hW9aY1gyrN+lUPoXeQ1i7BZJMcS1QGHQNy7PJpKaNbmEjrM6Eu4P242bR+U9w",
-	"Dhg4ucq4zeKlCBjk3eV8O/88Z97NSvKdCSqD28D+fiY0kqdqJLgI2QfPhEmWj63zyoCrIwqY2zkiGCnp",
-	"qqS4xqL8o+nuPhKGKwstNompKcrBFQkTGcdgtYLCSB1yXIiJ+WATN4zWBEuYDpL64iEQyTZlBxAedAca",
-	"EAbdXdI0tTm9Yu6RQHCHjE11xWEBJlOURHJKoPx1C7NBqWk6eIRhhau3yRWZQmY0Xld+FEXwkr1P35Sl",
-	"qJFE0Hj3jSSRt7WT/YPstZslEY1z1rBZHO2/nO/ru2zyVY2UwK/rlOivY83BYvubrDln7FpeGWuOaUGc",
-	"ml7KnpY6YkXiTM2A0gpmxI5w1QRkjJZfYv3BWb9bf/7C1p9Kk+2vZ/k5c3oxmkmp2xYbKqE05WQSccFM",
-	"x3loVCrncfpDoHcmUr+w/WBvZ+WRNz+fPB2J8/7eftEvmE+F5sqKi2nE2pliHjajhYQNiB3xyRhKopSq",
-	"exj50hWSE7lQmqtDGcGOXXnCQp6wIC3KXUKuBRsTGscPFEZVFI0Lf3z9+scXTy/Pnj45PXt6cnH59uyF",
-	"7zQd4WKk6WiYwWm3rKBo/bOqKgdh8fg8R2WVPOzYZr9+0SjWbAgoQmEvQdFPTPg0w1hQWeldmteKkfq2",
-	"VsavkzcgjeVm1L8/No9zlZqsr+P3KyD3ncJ8pfYXNMk5hMa6r0Fn6vTuk5L+bHPcckVyVXlVK7o1WVWt",
-	"eegfWWXNamZcbzUfplBYrKYfUEEWCYeCPbfTyk1BlBW1/AiKzWyhj2vNzyO5eo3VUxPGdvSA8GgkTKcj",
-	"ra5rDn4bzZrcrFjnuuXtNGuynWLtqHG316zJVor16gZuoVmTtYo1Ri/aD0cCNF4WXNkyysY5uOZO84Bm",
-	"sUSF2axpuM7QPhK3UdbJHXV1AKbtlPUcO7ZQ1sk2ujpXRkc3qjik1hWDG9vTferipgzUl+jitczxa+ni",
-	"1cm+6+LfdfHvfoJV9d1IKN9Cfc/lZwh3rVWXLkr6hNU3tlEsWkSPiHzID2TITBaNUXuaWPRwJAyVauXa",
-	"GHTWNiVXjD/ZK6z2rv7QIU8/WHaIxDC05fD0n6iRmTbsSctzezzC957j7ivEIagVwYMry6FRwGrm5Z9z",
-	"PowiADIWT5NrXvLGKpurbZdNFjOJyfUmw85lU1TkihbhKZQF1AelWbMyZextRUAYC5r4mpJIWDRvqUgG",
-	"SEfGy7yZvH4X6s9T/CzKUNNLJdhxtTJrXP02lYhFij1QNUpxXtXeidjgTrVT0Nkw5EHzSSiFOJHJVOtz",
-	"WDNJ/wv0X5S09LnxqbAg4UEHMiz1bwAG21kaCMEyfgZKsBjloNu1VUCPSN62AK1NzIAGCiF73X6td9wc",
-	"+TfihCdrpvtL8sKTivXrX8/r/Z0jbfJcG2L0NZXnGs7kdr3OWeANYbHlkKE8otEsVybWJJ6H0JT7/Jri",
-	"+WwO7Uua+NkD5Wh3qMgWA+UhWSt+9NoQq5ZnmoYYJRUNc8ORMNYBwao6/1Rqctr0kcn4pqQrrah6PkaX",
-	"qUv8ygcuMrYqQ16e2DUfkB1S8dQXcVKeax3YwlNvDAGmIu1cz75Z21+RbXLF3zD41bApu7aOJvYDx99c",
-	"tD0QkqgMllzEYe11+6v5K6U6KTSYMdDuEvBThGSaUJGC2pbY2Dp7f3mnmxLL9gVjobpMmCZgKNxYBy24",
-	"pyFJXEAB2TW9Hwr6e+JIexvbQFyURBBHQzFtAPSV1vbLLHOVUm8Akc01phqXjtcwkbp/rDYA+OObMCN7",
-	"GJsixGsMaF7V5GGyK//Vcgi/62Bfh+OtMBO6arC9N5aHz9XOJ/wH5Bs7VcLWcrxnCcN61xjf+rtNLG75",
-	"w0rF6DkXmXLqmauiDHZpl6xiCnQoXKkkNWlC5/iSwWk1YKvGYuWROMqQepoKcGujfJ3ZYJCW2UW5ZJzy",
-	"yEwKmYEbzRYvn3PB55lm4SkP0JY6px/gEQ2vKdRnO49kamqh04SNBPsQJ9g7Tp9l+tGv1v3GdtRaiYDG",
-	"ajEVeQe2/T4JtcoFNfTHbClF6Op7MU3SvFY7DjFm6YIx7JGWn0jNssu/l/cAdkYs45XFWkmEobUgIaNo",
-	"SWSWKh5CMSLLivrdLvJWzSY13KBF0xaPN43noCidqRWmSoXogZKajfAEdEpzG3l1+GoB+txzmM7Y0q32",
-	"IuUVJG/WFQmsZZJTlr6EIY9d3LiBRaLPx0AWHn0T5AzFr1nrhlZAG9jkamugR3kLnf/s9obd7p37Az0V",
-	"YWXB7MNNC4YOP7dZbm9wX8s9NxX+I+j6rJHHlNo/WmlXkVf7K5fkX7cpW6qwvnnRfheaT2uEaAz7gy60",
-	"nsa/env5urlI2dT2+i4v/PT41XFRKTJv24jZ0Bb8N2wi/3TtpXxc03apVKW/3EN7f/BtBa0SLq0RryY5",
-	"m/kuP32Xn7aTnxzRBISnXPSxEpOReb5NvYeXRq4qyj3UiFy2hpUjbq1hQOf2za+ImJWZ1qCmXfP34ij/",
-	"5GW4i04vjF1Fy/xi/wIYszaZxAldqC5/tZFPXmwki5gWO6NILoz33BH0ba+okWj6FjN9wv7MaKTK9jxf",
-	"ZWPj/cea+x3yGqXH2LT+5eKagXeltBhs7SRGwoYm5Gzcc1ImTfyBnpGJNOFMkfHS+DggIMFWnTCOAb1e",
-	"CFAwc13CXJ1+h4nQN823igWBi/8IAlny4TWVzItw18q/cVZHfu7fL1Ge5FTo2//GvogtiZ+JCf4noYHf",
-	"/exfNbjvy8joOtNMbYTpWoPMSiTuatQugVZmJl7detPRhc6VE/aqKcomjzph8zhdDknIrlkk47ntIIkp",
-	"wiIcyw+tDjnO0hkTqcZCrG8JP2Mk8kgUociFJx508yWhZMxowhL0n0Lje2zBvn7FeXcdNCWMhHVJw46b",
-	"g24XybVbqERT3KLk0y1iiLfw9pPtnP2uBarW298hx8Z88vDhLhSwsvHZxdZjqdK2dYXD0cANY9gbmNHy",
-	"aOZyPaxSLwLH2tZ8fvHyBcaWIdwoj/x0/vqVKUatrsxxjYSPhZOGpEpufX3/K053zf6s2/0GX3sejrHi",
-	"bCeDbvduPna8x9caLk8sNm3h5SgHIMBlO2tap4Dr90oquKNo97uDgy2sGxc5vuSADREY4+VGQPU3db3+",
-	"0jVpUjfO/We5ZwtCOkImOFqomVKkyTrTDnoGlbrE3/y1RiS47LVr29v/R7mAgNKn7EO6M0vnUXmE6opu",
-	"CFzYRX14zSsQ14Mw3RoW8U0G3VdxfIVCn7x+9erpycXTJyboyWDofyVMZREkjOBEPkih+XM4+FHW7fb3",
-	"seHED76xtFbvziM+F9D3+9Lg7kj4BncvAXU94gM6Xlp01E9M7CdapC1BMVU5cJMsPMrb1VOFZbdlMhL+",
-	"ClUhU4a2+T52njRO1XHE5ojwX152+w4y3HdjzKpsxIIsAffR73+UFE6kG0CDHSDX8uZalxaIQ7awtZPv",
-	"Vx8neJxHhWBWn5Apnxgg0hIGtF1o2WR3yPgr+TKAuv6trRfaPsHf26dPwKs+EtUfLjS0+yBFYFi15g9Y",
-	"SNvEJ+RZ42YqmZBFIiHQTfOt//7f/4cMuj2oSaOWIvCBgQX6m4iFkPftYwyfT9KET6eAO1qdCxK4XRph",
-	"yUtp2rBYeaKTV7wEBXAkjMJSOg4IBQkzRDJW3+kEUkHw2t7hHWwVGWBPNjQFhlJJfAwO6SyggVWH2IL1",
-	"R7kAYE4j5xGIogWTWLmWNTbu7mSPHgQ91t4PemF7QA/G7cPxI9buTwZhL9gd79H9w7Lpu5bD1DLkhIpQ",
-	"zs31fb29AWTdih969QrBA0WKnr6wPBZCaaUsCdhNqzkz760/6oSl3YNsN7nuD2bpdNY/OJze5WQN8Dct",
-	"3GCxoLDlFeDftIu2aRYt4GNCppfmla13c74iCBUbwrHKe9jtb7GFU42SFO56rpXhKSMim49Znpdk99b0",
-	"e2iWwU23blr2Sxyt/QpGW7PsXvfmJX+lXkMIZ28yNYNha+QgQ/UVEyFESWkSfFQk7SitP3JF+FRgy6gs",
-	"tnJPf2+f/Mwfk4jPedoCMaoi9N1ffVhD3o6Dq7o9vHIJpyGm2JwPQ7ITFsip4BAGrVyy2vq2tqE7Wnr+",
-	"eawumyWLDcyfi5ReudYYK1MYcwxdtMeAF2BhLAkd73lC14scv6Kur7Tc8Dwbt8/5VNA0S9iQqBnt7+3/",
-	"oOXr3WDGPpDnL49P2ufPjzVg5472BWAEvMR82/IJyw2sGGacJGni5EibogU51CkjxxynEVWKU9E24N0+",
-	"hfJKE84S38kTVKk+4ZGgQSKVgrLekGYBBuKKMJGDP4s4mF22liP0sFtKEb45Ot/UFS9MSDccY8F8N53k",
-	"bRhz6U7X0F+z2n7Q3x8P9sf7B5NJoP/v8HA82NsNeuFud9Db1f/r98NH3f3Bwe54QruTwwO6xw4O9vv7",
-	"++wRZXfhnU/sNfDQM/dIzDWa+zsyGaD2ijQ2XLHlhi1vAps1J7Db7z4Ku3TQPhg/CtuDYI+1D+mAtXuT",
-	"3nhAe0E/3N1me1+JSTmQ91SLatt5Fb4Vc8mv8Dtj+csxFuhwYDjBl/CQj1LOt+EhH9of521lyY1PfiD+",
-	"dfcHn/ynJnxNh/A1ka55+vfhJ/jMYA7ET6mUzuPPw0+WLn72W62RWNVQ04U0FFKZIrEIgOAwlSkt2AuG",
-	"o2PwEYyuyFwmkHcsyJ4NvRoJsI4KuegQn4kwllyknSyJLsF2hD3SSN6x3prerUHa/xRHlIsLtJQzESRL",
-	"vSL4+7N/BEX4NMuBBLRivRaBmoItND8qsKQYfvDwIWlCWwuTroDJDMaW1O8OWhtYl/5uW9YF97UF24KL",
-	"q7+ru6iQZchZQ6avuz8chge0P+kG+6w3HoS7dG/yiB0Eh+Mu7YV9tjsZ0L3xfvAoPGCHky7tjfvBbjhg",
-	"e5N9+mh8EByGd2FSbwX/oMFMahUA+DJcBIj+ji+7btsyqQMz6AO81YmsIMU6FerR/qC7f7jf/cepUg6Q",
-	"3YJLde91/rdnL37NEfXMzFTbNAPwF60fa9AcOFR9UavvHO8vy/EAM+/I8crDfmqgJ/c404j0+x8ab8w4",
-	"VYB4zmiUzjBtiwtItQZ/ccwC/Nfxm1OSsAlLmDDx6SjUXrfnMmTkp3c/n3fIKwnuOuN2NvlIhhjIWDVW",
-	"CdNjKa9wVs/tpYsNj6DfhgkPslHmzoh5143VYTGKpBoKkKei2ZDWfCgbGVBvdCx6I6xmXCmbKIhWdY9A",
-	"Yd8dTBBsdVyPZGFUrzNfYf2vPEfN3jOyTA9UQo/UqdmtDjHiCzC7nANBWXZj9DKeb+Phd/37zgpz0Fpd",
-	"3mvgyTIhltQo0oRwCZLIiLnbxCCKz398/n8BAAD//w==",
+	"7L37cttGuiD+Kl08W2XSB6RIipIlqlJnZdmOlfgWSY5nEuYnNIEmCQvsRtCAaNo/V+1f+wD7EPtg50m2",
+	"+vu6Gw0QpChZ9mRmXDU1sUCgr9/9+qkRiHkiOOOZbAw/NWaMhiyFfz69oFP135DJII2SLBK8MWycZ6ng",
+	"U8J4FmVLktEpEROSzRgZC3EV8Slpqj8knTNyTeOcESqJzzI69UnE9YvhsnVEJOMhiTIypsEVvHQ6ab+k",
+	"WTDzOw2vkbI/8yhlYWOYpTnzGjKYsTlVy2Ef6DyJWWPYGDV2R42G18iWifpTZmnEp43Pn73GCxFQXG91",
+	"+W/PXpgFp0yKPA3YttPtXPd29CblzqNxb7IX9Fn7MBzQ9oDtjtsHdH/S7gb9sMf2JgO6O65d2hnL0uXx",
+	"JGNpzdmyQPBQkkyQBVVHwyYiVQvN0mXEp2qhNQvb7XqNecSjeT5vDLt2zohnbMrSxmc1a0JTOmeZvtnH",
+	"uIvTcHUJF85NRqGaMVKPE5rNGl6D07kaemy/3+7ktjysiUjnNGsMG3kehbWHd5KyUEEejd+k4joKWfpG",
+	"Lax2F4l+gyxmQjJCg0DkPGvH7JrFJLADSUJTRmgYpkxKtm7HZrCNG/4fKZs0ho3/2ClQagd/lTurK8cN",
+	"5akUNZDwOqF/5owE8DOZpGJOKElSdh2JXJKETtkDSXzOPmSX+I7fIcd8SUQ2Y6lGvEgSSgbdLvGvaRyF",
+	"gBBtlqYi9Qmnc3XD/p85S5cdM4TZOzwtNo8/1wNfgy1/+nj6XkQv3x8vX0XdDy+j7uLlr78sXl+Ixcsn",
+	"YvHymYhenPyUqHf+/v5pNPml4TXm9MMLxqfq6vZ6/bqbfnrNeLYOQGUmUhaSBRvPhLgiIYuja5Yu1wMs",
+	"06NtB679cMD2Jwfddo/uBu3BeC9sH7BHk/Yh7Y57QT/cZYPJVuB6GrJ5IjLGg+XPbLm6l5M4YjxrBwpA",
+	"Ocl5pO78ii1Jk5K3b0+fqCtMWSDmc8ZDFrY65MLQVvXWIspmxFJbRVZJypKYLqV6OuKTKJWZInOJ4JId",
+	"4fuUhNFkwlLGM/wkyjSk9Psd8jNbIkLIQCQsVJRITRDQOGZpZ8TN8SKbKA7Y2WlbbXW7g96bdINDesDa",
+	"u+MBaw+CXtg+pLuT9iPWH/fCbjCgvV4ZWvp7e0DszN+92mOfAB/ZSNweSIVccAqKz5GmxjH/x6cXvkcM",
+	"0tVwrg45Z3PKs0gdijpx3OdwxEMWxFQBpoAJaUwEj5dE4hnOKA9jlpKAckK5XLCUDPoHpDmPpIz4tEUi",
+	"LjNGQ8WeKNEoK1KFwUcjPuj1yWLGuLquUDBJuMjIXG2zQ07EPIF5JfDmeEmaZ89OyGGv120NCSULRq+A",
+	"U8s8mAGrfbcDvNMnnF2zdMRhICaPiP/QJ5SHhJI4khlwSjqVJBSb7l7z7cZmLu3cYq9/UMu1o3mUrd7a",
+	"GzplREYf2Tr6FMN37uwhm9A8zhrDva5XLEX9MacfkFH2uy7b7NWwTa/xkvFMpOuo0Bx+fSBJLllKopA0",
+	"T8SUR5kgvszHfmsNLZqbQe/KSt5Kpj4Hvm6QG9k6DX+kGVtQIDWB4BnjcJ40SeIIJaKdJBXjmM3/871E",
+	"8ciejtpiRqO4MWxMhZjGjGTiinHCPgQzyqeMTGgUM7NsJrPLKGwMG93eT09+Gfyt9+vg54N3/Ze7r/be",
+	"7J89Oj+4OFQ3ktEsl+rkFZGPMgCIt4nMUkbnBYe2I+s7mGVZIoc7OzIRWRxNZ1knZNdm5XJnTMP2VG/0",
+	"87an9ga/xmMrX+YxJ/nKmpo/wiF45ITGT45/JZKl1yz1yG9CzD3yU5TSll63IhaI0CwkOWcfEhZkLIyX",
+	"HbW6xzQ8w/P6wku5AJEVRlIEO+JAIoZAlDphnsJIl/OI5xmTyDkQuhQcAtuXjeHvnxqTiMUhCHE13yk8",
+	"ZVLSKaBCMUbj8x8KmGVGeVCVhe8EEQOFfgYiTnEvZntbA0JVrrkXaKic85zGitHjNasLl6SYltApVadC",
+	"slmkqGSQK+wmTR/PG+QsBtyYwLHLFsDEieCTOAruABGA5/rg2+KapTFN1COZz+c0XZYok1q94hKTlDFC",
+	"1RrV/0Vz1vAaICGugJeMRUb0qJJQjtKkUQcUmJNxLpcwiNGicC6kdfcJHocFeDw2C9D73ZpOVM5J3XVA",
+	"eaguj60/PfsKoXHKaLgkM6oEJMmkhDvf5ihvM8hXPbwTu5DbHt/qUQG23CuCBRoTZCHMGrFM7YYNiW9e",
+	"8dGyUMhvuN1CGqJxLBYjDmMAx2p5xK/AgB4EAbgK6DTIoutC/S0BeAH9Iz6ORXBlZEIrBQQ0ZjykqZp1",
+	"5ej0vOb2b5h6xPXcdhxPabHqT9holjEekmwhzIBSwZPgAWspOe2z13gm0nEUhox/IdOhZvt6arVAB4rN",
+	"pc0liyd3hNXdAlaLVW8LoxP7xb0IAnk2YyDZZyz0yDjPHO3ngSSpiFkF3oDyA1E/5RlLOY2fAie607Hf",
+	"RbAqsVFcgZZVCPLEbY8y0l/fm0hlJSFgm3nKjpR6KlL1xGK75bQhHOIrkT0TOQ+/1fkNuoPi/F4pZgmz",
+	"b3tmXGRt/OI+Du2VQA3NGCZJU6QAadeRjMYgkDvw2DIHdqq2r9CUhV+I7W9en18Ql/0YESIqpiBLlt1R",
+	"B+iVj9oZ9FYH7n53X/yI8TAREQeJTyYsiCYRC4EA1GwfDv4NXcaChhdCvKDplH0zgO059FKvgWRCkBhW",
+	"se05JvhlOxOijV/e10mCTYl9CBgLUfAF7Zw0e+Rl9JgIZJrHb0490t/bJz/jM23J0+LxmxTs4JEa9Rmq",
+	"hl8G1657YkGlFg9CIiMeMBJl8FBJaXdjYT1HuXXXflu9NnG+betv7+NaCs9KxXRUkreeXtCpotBtdRBg",
+	"BAK/w8qNnFmjxRfdCbh/zMIKflCId+B+utN9gHWp7j6sNnunGyl04fu9E0fNRvzQD5hESnPO0usoYG85",
+	"vaZRTMcx+8KjD2lGx1QykvOU0WAGQ96NpDvESC+T5M46tz1n95t7IURsnoiUplG8dNczBBDTpiMg9RlN",
+	"M63bKqwATc0jUSaJPSSRwldoDJPRlKv3r9hSWplYSTE0mLGQNAFlCJ1kLCU+uPra4OvziUTfnkekQjYD",
+	"71IpKaBaWMOTZrlK7YmmeYoshzS5KA84JJQTGs4jTua5zJQGARZHx4HrvL7uLPXbO45XEo7zQoiXlC+1",
+	"5Up+M+7WdzTXCyHInPKlQQa5NTilSvMCvnNP2Hqm9Gc94BG58ZLv7x7ecppnM5FGH7+Y4GqfAhkzmoLG",
+	"GTApNVi7lr67aXGObFda8y0oQPHRfVzZS3SreMZQqrCMfUiAyrre36Y+DzgIwEXjVlS4TrM8Za0OOaFp",
+	"GjFJ/Hfv3rVdNdEnE5HqM21LFgDCGmkSFcO3PEmFOmxFgp5C3MS3wydHNKn46EjKcmlUMdcreFsrbOSM",
+	"e8WWbRz3Xi7xHYvjtja/KmFcup43c7HNnF9xseBo1fkoOPO0JTPPZBQyshApiH4zkadS3bCYoHkF3pqm",
+	"UeiRbQ9HibceSdl71Gy1c8ABKI90Oh0lx9r9Aw04BpsN5QF7EaErIElFwtIsQptulLF5+R+bjqwY7YwF",
+	"IoXD1pdF05QuG+gbMoLa73rUP+xbYqw2oD5bGWplabTGJ/duppCFSnCHaLVekigDX0PhSO/299u9Xru/",
+	"d9HrDrvd4aD3m+s4BwuZNqNW3IFeg82BblVnfqoee+gLLU0uOCNNhbMsbEecJIqzB1FCeSZb5WXRkP5P",
+	"/VcnEPOG1+B5rAUrdMStLuZaoyrj+Vwd6HsRcSBvMZtk6mCL4e1PK6OgB7C6oyeRTGK6BF9BYVVkmY74",
+	"KQY+Dil5Ia5ZTIPaE3O2DDSiOpE6rgeSRKExbTof4MSRrJ+5t//o0UF/0K2NcnDhrLIEvWVzmeYcPQVT",
+	"tcCYh1F2AtrZKhxOUjGvBGoAfPXb3QMNX93uf3Z7w253myvNxJrBDi96e7cbrHIIsFCYYO0e1+JaUB+2",
+	"9m5GMzKjScK4EjP9IGU0Y6HvoX08UhRS/ZEyRSLCPNa/KbyO9R8yY8klqpX43TxhXJphQBQufokZ/oHE",
+	"zIUFO18dCNIgqwtnejcTpE2o8ZSr6VBbGI7ybnc3CCAQ5jIK4U8G61nKjM0xFMPXLFm/bURl/XJ5ebuT",
+	"Pu2NB0F7L9xn7cHkUbd90Dvst+nueBCoZ48mB7UrX0PlNlE0BSe721M0rdtq3Lzv8DivgWYNhKMQlVYI",
+	"N3PgayNTcZBvhROfaJMJujE9pQApnrzEB0C7PKK0IGSZvsIBDCXxM+GTJutMOxrIfKXlUlKAKgDYCp6o",
+	"ES6NIPOpQeP49QQc2Jv2oF2F5/jZ5z+8lehV8BnpwMqmwmu1GkCnSHBYSRnZP3uN6n0dBgfjR3Q/bO+x",
+	"waStbqd9EPTDdo91J4f0YPwo2A+3ua+UUVmP7MsKw4rjwkSg0FiSUHC2HZVzzvAWJ1eVH9QGHPgFfDHo",
+	"7hmyVb40d3K72Rso4r0IRw6BXZGLvIYTNKlGuh1pxwWUB6ndEpocolgL++X9rERduOC1XxPC61nmV+NK",
+	"VYj5QNsylEhG5RULld5DfEWJlEDskyaV2vKgBCfnB23EYB+SVOmDUeYRwNWEyowsGU3J4eHhYauODPbb",
+	"3UcX3Srj3Y4WoltRk8Jtop28hpLW5eoZPEsZSvKysmfFOkIIyhkv8XTA0b4NCJ3HIquDHTP2Td9fRHP2",
+	"m3rPyhnr743x8BvfWm9wt1ur4EJxhc7BeI2akKJCIDK3WIczmgKtoov1gt8KXLSIdImMfRML72/Pwm/E",
+	"3CK+cFCKL9yrQ2rGw/UCbe9OeMWyuqSNixXLegFaWuPw1VOfoCHKI3/mAsLIeBDnEHpcgqQ1mRdeQ3t6",
+	"LzewtlKyiI6ga+pYDl+LpzV8uGayryVHKQXuMk/j+nMEpVO9Qt6evfAg6sJV2Qj7EMlMls/LWFBy2e0v",
+	"2LjzUYh5J5c773cO9h4N9rv7e4Pd/n8li/AHOg5KS0yjbU7iDtSUiyr4Nt7EjEpGJiLIJUhFNJipHcks",
+	"pRmbRkx26sUYI8hdpmwCtp/ae3ds3Pq9iscnphiurkdTSn6kBEoqSc6VwDMswc4VSzJwkUdyxMdMPZqL",
+	"a0XuaXBFMtEiNtRHu/is6kJo1iGvlPAHhJULztQLRySIGdUcQ32s2PyIF0vCKOgbrwOYTV3qFE0zr/B1",
+	"iclEMgiyLij7Gj5bo+BuRw/uJPypz1iyvcRlP2fJ/XHNJArK4HkOGiEJmYymnEC4ynXEFiRJlfhZbxLJ",
+	"k3BLJrC1HlcnGbussMStDCwgra9ljg7rxE3bS3Mo0QplNVdU4nOl/WpesIHT3oewbZj2P0rQ1vOfiZjV",
+	"k+ty8FakNE9NQADVtDkPL9C9vbJNr3hcA2Rl7FlZhZ8wHkZ86is2p3S3NOccMj7++3//H9d+c+TYb+D9",
+	"HWvBgT8Xsyg2sY1SEdOETmnGjkbcMfQcET/il0kqpkoyxDGsPQeTWoCDWXZ1re7zyLJe0qRlXVPz6BFP",
+	"WDqn6vbjJSj27Jqlyww4hIZBh1R7RDKGgxZQ67eQgJpT1wejjt0xKrlngDeiT6D4A95ztgkj6E1qXGFh",
+	"5QY3ma1cAlZj/87YPMnKzLK3OefSayhmdslMLOD69ETD9+BVNMyCY5ol4POVLEhZJlse+JnA3yvh9LUB",
+	"jaDpTEKq0RA812/PXuArOpJfomW5FKyqsyFlh9j4YPONekOSKcuIr1DWPyLUiGkFq65eLJF0qaRFshBp",
+	"KMliRjOyAMUlFYhpNzJNYxzfqJdlLHml3vvs2ZTMS3j/hiNGmzcsCxw/6ngN0DYNKkShh+gA/4qkxGy8",
+	"iuzrSGxbygLZVvs6hxe/Cc/SRnlcWuUkS5DrFcBfWlcdJUZX2ONcLk90JHQNLbQ/GReEBkTSTGg2A+cc",
+	"gK+OEwsE5+hoM+k3VCqaiINcqm98ktErzLGYt0Yck32LLAUEczJmMgp1JoZOtzSjeJg0GSgIAKeIybKN",
+	"I5kdEf/3P3wzCmRVVj4HxNNkzVzV742dXn93sLf/6OCwu2PelDszMWc7DW/NrxM6j+Lljjpcy3rd1Mfu",
+	"4OCG3EdQP0/x2363wpG9BiaY6t+1bdNcyBkiUUUUqJHkMS2q2L5CFR0iY5yh5id1PWXcSdIIEi02oH/x",
+	"8juRXm0nfsG39TCp2IWREYo0rHrz+ITGknmVM9igyR5Bcm4astAo0TQPo4xkKY1iJNIz8Etj2C5G+ic0",
+	"zSrm3Zc2XSeK40p2tM5S3Jjv6p7HBjPrieaQeIMniFo6oO/25xKIcI3EZQI5MEPKVy/6RIMNDdVpNem4",
+	"sGqpowG/UMiCOOLa1rAC+KuWjvW81ddZ7qVJ6yczngkMh7kMGY+M/aGUdry/ibTXrAB+q6xAw0HKwihl",
+	"QWbS+HXtgdpd3+bqcTn1N2/uenW1x4bIQl7KxAkwV+stdPYOeaUEPvV2RkEI0bJJp+GtODGBXl6u8eCX",
+	"ijNY+q9PiqF7/zhJYkZOn2C+JVxZhQ2joFLx41teaPzNqz64XC4vg/UMSqe+KuQNaBzSay1Y6WPRzGsN",
+	"l5loQqiWqy7WcQKoEUfcvBDMWHBlvFC0KLghySKNsoxxzPSvspqmZX1+i9B4oWQuPTUMH4g5kwTS/o8K",
+	"koMJ/RksWY+IPrryWUCWu//m7YXvITmjGRrQOyP+BPOph3X802GAW2mMLsep0RrNsLccJthG5oA9KUxP",
+	"Mq33kKbgBgHg0jUhVxgwpsFVq3Nf2zKSzCaxrns43O0Ou93t7dFlLeNGYdSWMblpM5YkFNVKvAbKYPWW",
+	"0VKWNGk6uNOqN4XiG50oiEUeVtEXzZ53NGYVi1/jzHSKuVhLS+l+NtPQEwdCV2ipRYoJoY74qslcLa1k",
+	"SSYvERxXhzS5rxpcA8rJVCjKHBU00xcLzlIfIyXSKGMpKG1VcQygfybiUOrRXL/7WIiYUY4xHMAK01qT",
+	"ip5SXaznCvCoU2JEqYkD01o+rK7hNXBp6ArG05+kjCmF4QwflPR1+1ItCV9d2KmS8qsEuVlHrzThDAVb",
+	"dwL4xY2XYS6ifpB7EJ5JEzRWIMqo5lSQaSHSq/85TUWedMyHHeRgGqPuX8z2qiBrj0vfzHbIcx+2xxqU",
+	"vHscZDHY/S5tC8tohYggeEJoSpPGsSOfKd6eQaCjEh1bR0pXBUFayRWB4DKSEMHauXXI2rbm1hrG4ARF",
+	"IuiBmU4R94bX+CgADN9HKS2jt311BUJXyPeqQZUzFsrLlClNw9eB+JkrVabsWlxp/9I0pVxJMkXQblaU",
+	"kEqolAuRQuaGPufWkdUfrMpQEHKLn1yQWPApS7XDj5iCC+axnIEnyXp7rKQbzAQUJNOp33ZE+2Yh5dlI",
+	"cuMLmxtbhyu1+3Z5PhakOELjayEc+K0OKQn6wAt0pon7+ZRlsIdxidK51Ny+DNBS3IMpMrJidbVvr940",
+	"GOBuqZ27qQ0rznjwwBe+0G2DAbW/bqO7rXBiNZ7malk7j1kaR9y6bbZwUH32bohs2C7IzThx//Bq/R16",
+	"yCOiqyDJct6wA9X4N1T/cioNFMloCj4XkWSd+w99+JYe65JW3e3e0mFLsDRHRpqUL7XPtnWESVdjpb1N",
+	"TADSakmU+/Tkfjsvavm8bmeEcD2hxvW5jdOzltkAfUDB6EvNVTRJLg2xr+G5nNAkaevM78BhCzRJYhaF",
+	"HfivEqrAaXceTXn7lIPGeM6CPFUavvrhOEna52aUN3oU2TLGk5RlecqxllAsplNdnKkI9BwHYZtNprN2",
+	"9P4qbs+5SFz4sBtYNU5tuiMter/m8dLafVftIDcotyu2fUfpBkP8Wver1j4EyWVBlHRNpFRmFQVFS5cu",
+	"5ykqsG60qt9sMqwqsLpI3Ead9E6a681LySVL69NBLhxZARx3oMQYgxiIetGJmrreIFZaVglKBrfDZLtC",
+	"r4w8azC1Wt3UEQtdIdArJD8luabLsrygX105rmcRi0NbWaWSF4IFzWqC91Nm4mzQ0WwLow6JD+XPfDIR",
+	"cSwWGPETZRLVLm0E+un89Sud8AWiO4l4yD4wSagcccmmc7Qg4VAY2u7pgXXK2SWknHX6HcZDv2V1PVuN",
+	"F9xZWIMVUxvUgZsciBH3MRqv5jfig3Nl5YcOeQqVUB1vsq62AJ5/t+JKUWHSFLsE95bOjn4giVhwNFRK",
+	"T9cxw+B/9FAvaNXr1Vi38/r4X11lzuVNPJ+PWVqw1ozMhczINolHCATFuHVQitr3seueqPH2uz8bUrFK",
+	"BKwDvVC3d8SOUF/3d677O+of/2XTWn7o9XcVCzGvK9zS+Z/qS3V5/X1Ty/FSLfyHQIQMn2t7DDwVk0kc",
+	"cf1Dkop5kv2gFD/GM3ymPrsMZkqy41N2OWfZTIQ/nPf39ut+/4GOA3wOzoMfPiw/bmGGwzRaebkuZQaV",
+	"GO0B0S+vTaPpHg4Ht7F5Vu599bpK61sPBm9yOXsswuV6OQL15loDzom10uRyppQoxe8pqugBTdMl6lDh",
+	"sjaz5TmjMfLLijYAyLYpfWc1HrlcKZWl7ZAljIeMB0vtZUiZVPy2CbUNPtaYZD/ZghBqlVcKiaIpSmwS",
+	"n3yu2URhi7V2vqsyLRdXdcBzzVIZVVKbG91Or3Mzjusp6+70p3c/10p1Z+fHJMnHcRRgXeWzZyfk0V7v",
+	"UavGEhtPy4s6U1hTC/81WakfUGTyiDrH/UGexpXczV+OH9eNdVUNYg7ZdbtAj9pPMKXEXehxralvdZkv",
+	"RZjHuVy7yu71h0d0Ktj4x+CX8zx/E7346W+/JdmrQ87D9Jf5+G9PE9mn0fGz8bvZy0cHL2bvPgyC8Xhy",
+	"fJz9enGw/3GR985+fkTfPHv2IZ89Oeu92M/ORXD5+KenJ2/Y+N3PZ397//i3k+jZrwO+K674+9lLmfH9",
+	"QfbbZf9de+8n+ePfB8+DPX64fPy343QRH+7Gf2aPLs9e7S32Tybd2eCX5S971+39vb//+P6Xs+7lsyfv",
+	"+r9cf/zz77v7B7/88jIKjjN6/udHefDzT79N+d/Hh8GjsPtxGh7/9vxjvv/ny1+uz17szej7lPf4Ye9k",
+	"/DoZn54/6R78+erFMg2vsvb42cW72fHp4PrlL89m++/Yb3l38nIQPwv7r4KzRbr7tzdX8vTVc/pL+8fL",
+	"D495dPrneNF9IXvvnw0G7UA+O8nT9tXT6dsDuqDJTx9/5n8++Xm6aNTLf+VLlNH0RgRQN48go25XAeIa",
+	"XDhfJS5XbLm9+VKh002mVBiwdv4ope8wYfOpSZvensIeQ21dAhKuLcWgy1V1iBEvwWuu5ZEjNxIxkhAX",
+	"XiFwGDMZi6lzAk4pXOsFUmLQOZ79sHFuMmlBSbWPT2wI4uc/PnsNCBPTB6w+evP6oj3oG4VdZnSeNIa9",
+	"R/uD7v7hfrfb6+96jUXpdEAwHsI4lzrGqsZS5O5g02muXIdd4K2+chbvRj2W92H5dcSz/UGjzs6zqACC",
+	"kya/uus6+F9ZGUbLmMtZBfRxPpmwtNZKtcYURT9c0vBaXetlSJfbZOPdwXo1j/ilEhQCVru0R/3aiWQs",
+	"sltkCd7FRrRFuGH3EC1W2/ulS1rA1mTnHX71HD6q8Zso7fBSyc7lldaGgtwpd6287Mrxe1XQqr3UGni6",
+	"MXSyDNKnPMlvZQevQrwC81Wg3u/WAyFAXhnOALjW27srl/v7J0xka/T6aM805nQAG/U+Y1chVdRxDv4w",
+	"+/6j8vu93du9vzr+QlcqdwClDjpWqOsqzbDGoa5Xl28KTmZIQBqzbMGUzuNU4y1xH30bdabx7rbkyK5m",
+	"f2U5z8WCTGhK6IzRsKgHHFCuVOixEFcVI2PJVL+7v7e5C8I6wmVXBOCzuqRY8GkR4GTqBUdZeWFEx2PH",
+	"NINqd16FINp1DnbL/Rq2IpYbTk0HNNmFxWAVw5hNUxRo/alt4+C4Cym+H6pZxAA/6t5AQzc0tbBxd6QJ",
+	"wXREpKZ8R8uEkkiMiTa5JHKLCL2qRXIzmV5LmuuoqKkjVasHPjshh4O9R0RXrSJYFs1JxivsXn5RZ8sn",
+	"7EPGOFZs51rgROMaRvsVrQBWFUpTea1GV4wpx+hY63EAF10kiQiwHmfAjoikE6j5K2diYX14YFKqRlXD",
+	"tEsyQtI4ajjeqc3ZwrotxEpOvdqnbpXldDvA17cOiXOMtjXMvKh4v9qj7ZSkDApuBcymxBQngxZxY8dM",
+	"aDarmMIrFfRrMlaLQmqfNrV/CEmTxrp/j/+3tnY9tU9D37ZV0hnTrSNMmYZU0xnjuiyVUkmoAbqKrr2p",
+	"gNuG0LfV5T6/uHhjquEHImSleaDRhqVce4eHLuXqrpEis7rQr/OZSDOPzPI55VAklo5jRnTvBFtSSuOX",
+	"GrW837Oy3bmuPq7j7IQHNf5YNaWCjwj8DZNlkbWxbt7b9hC5yf5ZJVHqV3Nm3iYbldFdC2eJvEHUK+V/",
+	"HPQO+7f381WiNO3UxpZfXJtue4OW/jiSmSlHy4haEdbHgQQcnE52yDEcd0jmNPGIFJq9Q88RqMtPTGU+",
+	"KJeqvSpIHY5KPbGwfY4kg34f89w0pS0tzdYuVmNWFHwTcg5RH8fjk/DppNffbXgNa4JvDBsf/3a4fHdw",
+	"/fZR8RxD2NUR7gbpbtbGZh5WbS1+X8za+IrmsO419dD/WnpUvf+6u6kBiCLkqcbHVYP+r+C29CXqmCZ9",
+	"s03o7YUur0rc4O/ueblnVD2XlYNwc5PWIG1B4beONq7pjeg1JKt3L2C/DLci0hpQhjZ2cCSlzZcMHk68",
+	"5n3owbcLunPjkOGw9S3fqC+e2YIEdw+eWol5Wil7t6IlbYwAGuzdUkC+a2JVmboX7W2ggI6mHkqfSEGS",
+	"r0mnWh/9s10xwK8VrrPq7Ujrrx+qE62QiK9QTGbTwdwxjql2k1gdoXarJuG3JtbeIjpk81a6EEs6pR3i",
+	"K21Hl6HTJp8itpKmzNKQI6dnj/uK+vB9lFJ82/Z1hDrfEQs9bKAIgkyRx9Ny4yV1RENl9lKdCOfhaqDs",
+	"uoiIImXYccEVCfW6xkDDa+hKcVbWsnUfTea9LQOp6NBVlCTV1Hk9wsoSLOiuBuMfvzouyvFC9ECHvNXC",
+	"AEoY0HUXmo6W8Llqa3KQd39wY/rrW6Cbd40YqwBYRmJGJcZbA2U+IpQTMY+yzDAd9cY104lFkmUg7+dc",
+	"95foNOrkgqrl6VvHYamlpixgkVp4Oc6XNG0IDCZit7aJv1Ka+c5dkhdXsB2v7675qX+N67sp4UNC5S3D",
+	"1mzyjH1DSd66mJufMTpfn97h/3XS3W/MQ8HcdgCfDe+tyXzvdfuD+898t0izzgqwJcoo+HLj+wPKIYuT",
+	"kUy01qW/3253tbiCnqUavqitdJisWWpJa/tKKynJ/KJelwo3lkQqDV+rd/BOyK7bcxHq7hfV7KMto+ur",
+	"jX9vuEjtOj4OrrYrSOA0BHcagdscc7UNP5py9YJfLYh4L42+62JhMIqVYcknLO6vWKheR5m9Ou/eOf6l",
+	"6m+/jwo2Yx0dVVe6coF9nqBtEuBFSJpo78QAIwS+jH3ISJRJFk9s8+pI908lby+etQ88wmLJIPJyvMSC",
+	"g0RmVKFdqINUSBOSWdR8l4wHAkoptTxsq00zQkkiIik4rki7F5T+cK1rf2YMezQss4pl6NMI65GPGsNR",
+	"w9Q913WwRw1v1NBhB6PG8NPnz/UVnZ1FrZ7Vc7HAhfs67xIkVNhn6bRceTHPJm2FNbj5MqSY326oLL22",
+	"9iPMb5FkQSW2gYLSBB6JJooIlI/ojiUVt6unf1lv5TNGAF2LR71Emn7lfnwPBfNyBIF6iulYtaXLK2PU",
+	"xzZiF8S1Rxkyg9CR4BhUVlioCvpzBDAHThR16HorEVb4n0dxHOleMaBjqFfOnx+3+3v7hSITLo8QO9b8",
+	"WqXG/e6jsEsH7YPxo7A9CPZY+5AOWLs36Y0HFMlZ3Y6dRjV3DDt0KDC4LGQ+1nUNjSFdz1GC+iOtO9k2",
+	"K5BCV8doPjVOMFa2faHZutMv5T1Ww/tb+ziLqZQR5W1NDNunaCOOwA281fHUMdpqgN59MY1NBcJMmVSo",
+	"DKa7xxTlUo+0lcNHwudbuPPIYoZh7EgLRR6HRLeoClkgoPYK0gD1R/pAokvHqLEGsjTN3q4KKxd1RVCg",
+	"YYGz8jkNbcvoYrki1SsmYQQrnUV8OiQjQ9CcaqC2fEqpep3CqFHDIyOwt2hyJl1LAP5ajFcUHsVacke6",
+	"0FeSZ1A4dEj++3/9X/xoEtPplIVDPSXUFnUrvWZCvUuaiYijYDkk6v0WfuqkUJqaH/or9ft//6//26lE",
+	"zm+/3W3uRB/8jUXE+t1ht3dXa+b2Bl6NkK5114gNWyzwFmFH2xWIcIWlTfXuHfusyxacqhHuLpxaaTdJ",
+	"aPeRYV6S+P5R1TdrTnI1W9sckk9ynkUxptkUlOG9GGtzL+KtyLNAzJlHfAvFWNrCFqjUxrfWUUEBfyjY",
+	"iGlzpps3r6WEHsbvQD4VlwnaGjp2Vqi4GWFdRewKTAQ3pCti0nC88ZIwmsYRS4kObZdQQhPtb7A7nWdt",
+	"bdraq2bI4BFq5MvCC9Y91LU+lW6JkmOUlaREc6YNi+tozbNH5lr88JDKoqT74joVbOtcrq0Mlu9MlFYx",
+	"2BxYd6Y9brCUWQ5huJHCMkAqmVdWrj9aGd6Ngrmdqeg1ZwR7uotJpVmY47NUVPmBLKyaR8RnPDTlB0xr",
+	"k6bfHwy7XR+7g+tiZjcY6k1cW6IISKpW9P81m793e3/83m0f/vH/93/vtnf/aA1/77b3zCM1R+t/bGmz",
+	"N3Fy7vibhq8dd1Fc32ayhK9VKYr53LvR5K8Y3tuzF79av/yZjrSoc3kE6VKpzhdKalwlPTP2ofn85fFJ",
+	"+/z5cX9vv2k7+4Ez0yNJTCMO37aqloFdenA43t8dBN3eI7a3u69ExIPwMDhg9LB7ON7vhuHe3uEh64/H",
+	"3cF43NvbU7/u0l6/N6G0Nm+jmK18PX9OpwfX8fVvZ+f7b/8uBM2evTg4XtzcaqsYzquexLpz/ZKwfBBE",
+	"UI9xE57uHJOvW6o1TImLTp7Gl0U0RsMqiXIl7lzr5QAQzqGuO8nPK55MthqOvo1uaNfzRSHxzupvEZJf",
+	"uX3cwR91r0mdkH6uUFKbqaE/5XGO3gH865lZ6U/vLhqr123Mg6U+oU3IiToiPvx5mUumWK8unugfEd+G",
+	"EvjWxK3oYBzJrNUhZyJmEnJNR9wPcIIhmIOlT5pOCQr0lnlY77h1RCiZQ2UHE/9GmmjP/MGd0SNcEByt",
+	"RWZUjjiEiYmY2XZjPrJzbYuSxJeBSJhPgphGc8dGY4orw8+k6f94fPH03fHfL8+fnv16evL08vzk9Zun",
+	"vjfiJpvdt9FFbR1IaAPQIO/XVNJQS1Qr6pDTJ1rX1X5I0EvQsA60FNQCuKhyI05skxnxiTBNRGkAoIzZ",
+	"5I1zsxBF3TIFjiRjdF6vtQNUolPftkXWSloxDl6GQmQz4rAoF4L2cKIIQBH/DFGVI65rSWMtQzM8Vl2W",
+	"Jb1Gekr9Mjn/Sj6q5lmK1BTIaurk9xG3bhclybFEEoqpQ6jPRZzIJQ+8wnBvzTSm2zyYXvBTtyNsxAkd",
+	"ceQRKOV1RnzE/+M/iNP4NRJ8xM+hd49FlYcPEREePtToQiXxS+nGQ/IYu81i4vb7RWbztqFqaBUnEC7n",
+	"NFEIWMCzdLzVvmdc29pdDTjjH2EzNhu5Be4dBG4cQcsnSs0MaKyk8hFv+h/a8KuCWQp7w40ozFAAAI0y",
+	"EEDmWDdm0N3tkJcl5JSkqU/kgdSP2u75QkGm4YgjCke4KJokBrejsITJ4CjGQ5S2M0eUlnF3WATylnBX",
+	"7WkN8pKtcFcNuSQzes3IKjU5gllFno14lOGbZrWmPzAqIur8DOqT5qC7q2AcOKRzQ1N8fYkX1OqM+KlS",
+	"OK4JemBKnctlziRQMKwvDHSk6Zvf8dLabZmPyTlpt+EoyY/QEWvEV18zxBHNSuXK8i0ABMihlTM9KYTz",
+	"0Yz4O50Fi+M2+PV33i+uZOe9UscMvkDsrxxxtyZBJIm/rt+xjwm6h4O9Ry3TeldizKevSKAPoZ/GYOrG",
+	"aY84BuqCy4fKbQJ2O+TXamQzIEmlZIQOLov4iGNZMOmDyGOjTSVWacu5Ii3+DdGmfksBfjXm1Fcw0W15",
+	"xB/TsK23hQ+HhJKF0wXZWFRdcNAxlzTIiOAekXkwG3GqyBt5rciPrWZqwBVKU4ZMTej23YYZe0PIXXea",
+	"YqvXdK/lNjzQ7424IQ+mmthqq231LcaChvq7XfWIi6wNOjU8GrS8EfexVEFb/aRpE/y419I9TuMowDM5",
+	"hINCDG2La5bGNCl+sISx+tOI+wkUeUORq23NCYNevwUFNUAsa2dCtGOaThn8tIuHJPMkEUoubM9ZGNE2",
+	"QmNz0NvD350O3+pxvw/z1XfGNi8UmyiW0h8MidN/oxzipLswaPgfcWM1XFDobhLr1ketUh/YthYtcHTY",
+	"qHsKZir4+QBW7XbPh8eHCAFoAfNJcw9hVd1UpIRgxX7g1b1uzwCxhk14iIeRc10PGY5or7s7rNA07NGH",
+	"PdszSUxRAlM0BUFNRlOOzZ+W0gD+mI14qtjdxub8amV6MrAfijyDdQxc+LZWJIRxz8oKsAXDzGIhWQlP",
+	"Dw+HKFlqobdIJonF1DTWyNIokLqPh8VjDODQnG+W8+mI54lJnALGCEahliGpb+g04lr8eKGole01r4tL",
+	"Ef8TWO884hjvPiuaRaUkvvPQx0ZZ0FFBP8gENP4oWl8ldMqOKl8pCg6dQYwhC70UdMo65ATekTpajv6Z",
+	"W9nJabCO1bUF1/kcyxH337w+vyBu2oZvkADImF9pz+4j7EgKWXhLh/mrJ2Dyw9OQ9im08UIGgKwCLWxF",
+	"GSqb9KEAMYpj26bnqGauakt4EIZGfNDvd4iOyTWVQNTyobfeEfHfHF+cPC/tc+eT/tdp+NnZs386ab+k",
+	"WTBD+oQai8xozDw1ywE+mEdg99NddeIoYNpMonUBpVSmEctounTyOhwVoUb+bzglOnRdjs9eQySM0yRq",
+	"DBu7nW5nF41JM9At62UA9cu0LoIbqr/bihyy8Am5kSYo4aSO5nX89uL55cvXT57+ELJrv9Uhg+6gqGSo",
+	"1z7i1yyNJhFTyEBjK5gbAcn8XZZmlAj107ufz/UxWoHsNGwM1R6gngK0JQLwgU33u12jfhlTStUnOfyk",
+	"+/9vUWzhHLW61ZNSACdZBgUYB93BuqHs2nZeieyZYqzqgz1c5OYPTjVd13lajv2gMfz9D6+h83sgZ1Jf",
+	"EdTFesfG5Ge2JOcQuZ7RqYQaMIls/KEG2QlFINcCwbEO8oiVPnH8xk33UnRE+8wiSUIR5HOoq8LmYxY6",
+	"EeHjiNN0CT2STp68AvPdys09UWu48eYy9iHbmWXzuHxlVetb7f08v3j5orL4zlc4epimdE61Zz6DwkIf",
+	"1x57v9t1yJ6WWYB0xdE1M0UKM5FbJ6phwrXH+1xP9xVxQ5dKWnP6Kzv4Ckf/IrpmXE2iZPj6Y9fEsbOk",
+	"CEP67FfO63XC+PGb0/OEBbc7Mz1w/SHoUQkQZgdhqCR/P375YugEHWlam7JEyCgTKWS7uqv3O+SV0Bla",
+	"RIkYSZ4mQjIllE4ZV/thoZFWlJILGVySiFL0AJU60AtiDfzHEACl5/5R6M8fyIIjt6DGKqPQpAvcczZY",
+	"SW9HcSpBKKb3jfhXuOcLRW7MWZppa68bC2ndgGSaMVkhNgKWFMxAmQXTShyTos4W2g3UlbPQI3vdXbf4",
+	"bg3qneEa/iGYB3NDXjJLrxnJUjqZRMGdcU99tXvzV+dolXhbaBEbr1MtMroBb697O2As2zFqltz5ZP75",
+	"eccxWa296/OZWEhdmlsbCiDrjGEzEQUGJsyJYiZe7W3WJAJ+zatdn3e4hs4WR6HTjLU8ssVlP6ahid+H",
+	"T3o3f/LWMUngR1uAxzNjZIAv+oc3f3EhxEvKl3p18kvAt7eVXHZa6MpfDPUWzk1CpIFbnbTv2ls1RDoo",
+	"AFDf+MNraHOv8wz8U7o6qVxbibx4pSZ58w1VdOMPr6FzmyuBYWmUsTY2VQLjuixlbT5YscWjTbcwxq9N",
+	"YJAs84gUIy6ZthAuZiKGvXcI1CLQqUeJc15uuXOO8cdjEYekSQGLYxqAiQU6mopUOzZM6X5MIlH6PCds",
+	"nmRLxHFPm8b7fTUh5ApQQyDQrq4j3VDXFCkLW8MRb+t0tSF5+NAvEnT9hw899aRwdJUf4NnAQ7+creuv",
+	"PLlUirwPU0FW25D4MsrYZZ7GPowJpT7MBDSJLtHgVzc4jIIBIGoc1w9Xszh4Gyv+4gZDyeHxCj1M8rX0",
+	"EDDVFO38WqQQc/I/lx2uOmekQpIHdSUKMOH4r00fe1t88QbtoRdCvKDplCFd7W+zPMcY+pRnijn/e9Fk",
+	"gIENFHlLSlwSUTTytYs+UfUCSSkRJmJgBlwwmWkjV3O8JL4Ttei30PNoMzpMxFvEif/jU7TJ1a1g5xP8",
+	"9zT87HdG/NgJfXeKRwRMKwJI5EwTk0i62SA0uOJiEbMQQm3BK+8u0HlbWhsdTVP1u0dymdM4XpYj6nU8",
+	"nkfMg1pxXMZi0SHnSquwi9cxfagjL0WO1oiAQnsARlMyZrMI/KLwg3oDXIM0BqVAifhhh1wIXVZcnX3p",
+	"LsC/hM33JilkJhPMpXctvvrCyqdgp5KMYS0ieRUl8H4USvjZLEK9VmfKUpO7AUCyscLrI4iiyRnkqGkj",
+	"olulYCuauhLt+9mrH9mG0d5q3ErY7qeVYL546YZpmvJByWpWCejIGlgVvBdJKb6TcBIy7J2+XcLJEWEf",
+	"aJBhJDpUSqrZuJP94m5+NRhJz33bJLqbT8VmbUGTR9tCCXx40O1k3dIV2K5ZtFsoo3u7gpG3WLBFlGKt",
+	"R4jgGqUiSabRtUJ4ITxFY2wtLPQJ4VvNIiTn4cNBt/vwoZHVdD3+TGC2YN0hZOKmI9i/0xHcJGpjIPYW",
+	"b76I5lEGMvhXUyJX4tlrdMdjJJNg1DE3+V11/KuIKeA+NBxPR8YW9/TlQkohImx0BhX5iIovApe36aW8",
+	"1Kytklymk8pqLSqlQNdvhAXrrCdmg391yL+te+nfCFV+ZBmEItXhyvIrGVaeIvJglfGbcWwHk0ggJvqO",
+	"83iNRMgaLH2uA6osptrkEWw3SJq6+CDEE2SiEF39lpL5aQYWUIXaECqgM3xIc02GT+sIPnKThKD2m+L4",
+	"Jg4gs3l1JgqmSXVGH8TBmDJAGcU4EXzuEZpljIcUVJNKWk62iALWKmszMyptGxrou1nOW4LApzldFhED",
+	"w0LZUC+YwElo2xkvyYJGuk+4KVKF8SpNaqN7MInsAZ6mmExannHaxHRpG0DSDBOnck64WLj+kz9zljOs",
+	"O4n6D4FklULeiTJ8RxKqxuiMuJKADh8+1HoPre7SbKIEA5G0OU5qN1r3gIEhqFStrOlUZnwgiY/Zvz6R",
+	"6lIcFTDMmU2CcrTGUHCmA1HXJLxiwRrgFbY6IKZ36foALDX3PNMZm3pvtc5+XMJm3tH/ZrzjDA+EcX2o",
+	"TQr65Hsxto2kzDk8kABZmEKapUtPHakCjNa/HNPpbsF0TnS44L8Zl9IA86WMSrMbW0B3k/CGLUQf2Ko4",
+	"hb0JgvnQ6tQh73Tcqa8m8z37tiIC2upRNCMtWmiOuIZzp6kprBJD6sqByhKa3mJQtR5/nRXkcVEbuMIr",
+	"a5TQ9WudUd0LDTI61uiK0EZ9WxOHKeco8G43rwd8Ixg2CS457z6MLHoFN9hX7BqAEUEWxP1ZEPrtbu++",
+	"LAjlhSJM1lgQOuQxPjQ2hMxkN3TJarT2Hc0C/fZu71/eLKDh52aLgLmZ7/aAv5Q9wC2brnmFfVRmF5Ym",
+	"2+qWDU/zEOy0GgUM1Z5apeJE54HZqplA0tOcS1MgoIh8l6RZKoMBXMXDACScuijWBvqQN+J2eZWfYJpy",
+	"npjCkDhmcYtQJYumEKPzXox15poN1QbZPU8gFcsGpj5+/frn01c/Xp7//dXJ5cXpy6ev3174pGmSiw6I",
+	"bA3Jw4f9bk8J2CZO+b2IOHl79gKlYGRa1hGttjzik4hHcqZ0FvV133ytVS1fl/r0TWiwOiWrhdggSRpc",
+	"TVMoXtBMRByrdT+9WB+AbNO+Hj4c9AcPH66mKJg66zArdTvuY2EVOuKlfcCi9WrUAQ71ZvE3KknOQ3Cu",
+	"G1uPVoOsVmf2qxfgaRc8/J2n7BLLCPstINgZ8V8IpFuYhAQZp0O3vzmMLI32OIfaZE3fbcTur2mc3qoT",
+	"PkbcSB+QBwl6Cl8qVRH8/HTOygIM5H7YPJzyvB7JeQzJtjOGU+mw8uLrTAhMhzVQjwkQaupiN4Purnbr",
+	"QdD6SvC8BcMRd+PllfAoSwHxSDqO1oW8ZzbOoUOOOdH5NvptDJEYcRpk0XWhpZdapIMeQ7F8JRZg0JBi",
+	"u5AUVSs1Pz5cTf0Bjd1Fd8yGAkW/1JYHnB08gGhG0/gF5AI9kjSrJiuLxtxL5xb1Jpd6qUeo3mOsih45",
+	"mjOJpTQ9UExLG8OOQxivorC0nYk2mE+KxabqIjhrOVtfTW7qjPiFMyn4OibqZjjYK2xZi9Lk5RoXAM0g",
+	"GaGEq/lDFEfZcsSFWqe0yxqapA/bJsfTGO277Xf8ot8wLOGBzu6pXvCIF1WCm0/OL9qBSFMWZC0FUUs0",
+	"WpgvTUxNNd3K+G1KbZhZR0n/o4Zx/uhV73bb2uGqln7DwTQ5oymT2ZBAqWsFrL3ucLc74qUqxa1Ro07R",
+	"wERnLQ81bmv9c3D2Z7bUMtv9x7+cuIu00tU2sS+9+xYZ68TFx9Al6qiOQRLDH5U07tSwe3pBp+tm1K/t",
+	"wDufvYbhFTe9b9+DJd6nDWjD3o91WdCjFZZvDIJzGnE0cirmX8v2v/nh/JVNTbe1HP1DoqQGG2DLzZW+",
+	"VYwb9MWqgbFnKGw5PaPbtUJdBfUqtfYrIt5RvYiHEklFvKsKbWAGZjQz5mYjexfSifoCUiIroH1HcP33",
+	"Ue8UqSkEn9vpd6tqXcVI6GoRGw2GLszUKHod8mskI6V/ZQJ+NoKi+rdTIGa9FbDWHVxw4a9t+FjnBDYW",
+	"ybvS48/ffcf/1L7jsYXAezOr3EqefGzQE/28NAtmde3hr8vFUwkkXXG20DJ4UyGc6YISL/Vvpi8QeKWM",
+	"OK/rhqQioVMw9OhuApRPAbmZ8STrZk1Vy4uTAW2tJnpVSi+E1PGMKOQgkSyMDkMwXRyAM7PIkPbU017f",
+	"PIVE6g7YVbrm2SYRc8QdFieXPCC6gIBb2anWSmPrMCi5raQlG6VuOOKrxSzsjq1mgpqQNWeLtGj6UF/0",
+	"Yhst3H7WIccEc9O1xWP1pAEAvOKuwV5jLnvE5wA6toKvPdrK1Tm5gWB6UPfnxgiU9lwc3YinecwkRsCO",
+	"GUQPyIgHsPACPAtlr6zFElRiPaMFFjMYJXbEmxSNQjWlCFzneSmtw1U5wSyjwVtMVnBixD9iowia6ZJT",
+	"5WPGDeAvECygPhQTvCfoRjvi72ptbtIEDeN1VIQx9MGv2FOKbwUUNkbsRNspluZyB9d21wfSTmODEkyZ",
+	"EXWlKOcNjfFwxGvLkFiQcFJ+0IhXGAENtBQnhaXTM5AnA8EnUTpXeEkzG2SgaxBia1oakoxe6UAMezY0",
+	"ZbqMs9KQjpzOYroAbWnJl2bJrQ4BZ1I0wdGx04qpPaIOAf2tsJJJyphuIqzWqvsczxnlEF3hgU9zzSXC",
+	"TeggGtHCkAb3OLDNlAR5HCVztTXzq3p9CMEctaZbr868WrWY1oREVFrN3d6SMQEy/tVMGGub4W1lxvgm",
+	"AmCxxPCLBMB/mOWhxMY8UsY4hVU6HL7GAEEubFF5uZ61ZGxoXAoYFmUo6TVLM23ddqkNRioZekDTNGIh",
+	"EXlWRIF5RNJlCwLAJWTpAurisA+M0xwt/wGLYWOt79L5XYNseluYPN44dafQ8PDdyuJaWVxWdVTDBlFb",
+	"1smuwIOadQy25RGlMOswRMuu3ArohmN5K9xFcbF6xlHLMVr3ZIQ5uB30nBmi/u8W32Xp3/0rlBsMOjtF",
+	"0Ozmsk40zaIgSijP5ANwcaOFRnfZw47oWOJSiZgPJLFJVs6nl+pDJSjqrp2rL8Rskvm2MptHRBw6GY4U",
+	"nes6yofi7ApsbRUvHfTTKhmbFjMBGsicYhqfC/Qd8hSyu7F/gRRzpmR52GBnU4DZcXFuX1HwKGZZF3Vz",
+	"UWK7Tgi0Fnu/Zyb8E9d/EAQRRqPaJKtIWW7kzF/C/LSR0ihtbC2Rear9CuDmt6p2KQlgMRPI+zzwQHvQ",
+	"2WwxU5KgSyY2oy0s4taFMP5KYXiwhTPA7ptD8Uoq8Hda8E9LC46LJulwrX8po/MmrEcd7PapSxWjdn2c",
+	"IYxdtqNApCGbW2t3KbgQipOWQgYlSuNO0CCm98vOiNs4jWxIClWS1OUimYqkUVb0GCbNfrfbqpiiS+r1",
+	"iC+Yo2Df1RDtqLkdckzUeUJqOVQErxiFCtNWsQmooVwb5gKvuA62rxCl4s7x1zPvnJhT+uc07jigcTvT",
+	"zndrSfiNA0v+bVgZotTXU3MD211+y/wma61xvrSujCg1STi6hCq0ZQH1V5cuq5c3T5xVfEXSVUyzSUF0",
+	"Ntb5nmDx1RIsMheqghIAGAh3n24N5HWgvRPQOKTXCNqK3a8C+RN4Lt0yC06lqk5Rtj1Tooouua2kAz2N",
+	"7nBXhm2cDBv2FMDX2KZ+2pNI2pG/g+FXAcPiiOHWdV8lI/J+ORyuk8Rh3mv00TKiCxySZrmJDEKs7xnn",
+	"UDuXLG0nacSDKKGxZ9fZnok5a0uGuT66E5TuCA8iDvn16a9PX120CoczlgVywPuoVIiRXrPQZGCEeq3L",
+	"EZd5EDAWyg45Y+8BLleqa2JQALZy0B2u1algGH+StGXCgmgSBSShUi5Ayybqmlg64m/PXkiSMiniax1w",
+	"EwuRKCnLI0kaXUO4Wxzxq3YsAhoTkZIgFnnYnrOMhjSjhIZhyqRkpU5i2GOkM+L+OJfLS3tCPmma+J2W",
+	"LodZnJ42ppirwQ3ZOBPMZZBkzGQUFgE9QjLMNWhSyEn137y9gGgITnIOlwq/2vD9av1LdewdYsiE0p2g",
+	"pgQW+WS6i5v1exhotaB5VCTTVHcalUIt1DZKW6V21BEvxjMRMGApNidh4gwhQgUSSaM4JlD4a33ofy39",
+	"+1oh/NXJ/kGx/M5u6xQlQ9mPlNZh76loTWbQjhUquPxeS/OftZZmf6sr+1H3Hbk/3UEzN2pbBh4nScyI",
+	"bhx4v5yursTxGQtrWV3RpWZF0EKr00wIRcaxSqYTqqUbGJqO9lz3SWxaJLpMaDbzW7rouPu1zkAzPdEU",
+	"N4XsM0PTm1WqOSSUL/UUxRrKnMENJJtBLB7LPBLxIM5DNCCZyeWMptpq5Q4A/ZpCqAJ9RKCTjOJrwAp1",
+	"iJ4VAjXdbSmOyUPConLl5bHIZsBrxDzK1Ovwy4hrnyNSa5YBY7FWNwxK0azL7oTGCygWBFwOnAgwlalm",
+	"miqudbTCUIfk9z98wxqzmmHVJp3Kp9B7CGu3QJIprgUKg65heSaZVLfRLWyE1Zlwd9B+XC/a/gTngIGT",
+	"q4xbL17wgEHeneXb9nPLvJuV5DsdVAa3gf39dGhklMkRj3jIPng6TLJ8bJ1XGlwdUUDfzhHBSElXJcU1",
+	"FuUfdXf3EddcmSuxiU91UY5IkjAVSQJWKyiM1CHHhZhoB5u4YbQ6WEJ3kFQXD4FIpik7gPCgO1CAMOju",
+	"kqauzekVc484gjtkbMqrCBagM0VJLKYEyl+3MBuU6qaDRxhWuHqbkSRTyIzG67JHUQQvmfv0dVmKGkkE",
+	"jXffSBJ5WzvZP8heu1kSUThnDJvF0f7L+b6+yyZf1UgJ/LpOif461hwstr/JmnPGrsWVtuboFsSZ7qXs",
+	"KakjkSTJ5QwoLWda7AhXTUDaaPkl1h+c9bv15y9s/ak02f56lp8zpxejnpS6bbGhEkpTTCZxxJnuOA+N",
+	"SsU8yX4I1M545he2H+ztLD3y5ueTpyN+3t/bL/oFR1OuuLKM+DRm7VwyD5vRQsIGxI74ZAwlUUrVPbR8",
+	"6QrJqVhIxdWhjGDHrDxlYZSyICvKXUKuBRsTmiQPJEZVFI0Lf3z9+scXTy/Pnj45PXt6cnH59uyF7zQd",
+	"ifhI0dEwh9NuGUHR+GdlVQ7C4vE2R2WVPOyYZr9+0ShWbwgoQmEvQdGPT6JpjrGgotK71NaKEeq2Vsav",
+	"kzcgjeVm1L8/No9zlZqsr+P3KyD3ncJ8pfYXNLUcQmHd16AzdXr3SUl/NjluVpFcVV7lim5NVlXrKPSP",
+	"jLJmNLNIbdUOUygsRtMPKCeLNIKCPbfTynVBlBW1/AiKzWyhjyvNzyNWvcbqqSljO2pAeDTiutORUtcV",
+	"B7+NZk1uVqytbnk7zZpsp1g7atztNWuylWK9uoFbaNZkrWKN0YvmwxEHjZcFV6aMsnYOrrlTG9DMl6gw",
+	"6zUN1xnaR/w2yjq5o64OwLSdsm6xYwtlnWyjq0dS6+haFYfUumJwbXu6T11cl4H6El28ljl+LV28Otl3",
+	"Xfy7Lv7dT7CqvmsJ5Vuo71Z+hnDXWnXpoqRPGH1jG8WiRdSIyIf8QIRMZ9FotaeJRQ9HXFOpltXGoLO2",
+	"Lrmi/cleYbV39YcOefrBsEMkhqEph6f+RI1Mt2FPW57b4xG+9xx3XyEOQa2IKLgyHBoFrKYt/2z5MIoA",
+	"yFg8Ra6jkjdWmlxts2yymAlMrtcZdi6botwqWiTKoCygOijFmqUuY28qAsJY0MRXl0TConlLSXJAOjJe",
+	"2mby6l2oP0/xszhHTS8TYMdVyqx29ZtUIhZL9kDWKMW2qr0TsRE51U5BZ8OQB8UnoRTiRKRTpc9hzST1",
+	"L9B/UdJS5xZNuQEJDzqQYal/DTDYzlJDCJbx01CCxSgH3a6pAnpEbNsCtDYxDRoohOx1+7XecX3k34gT",
+	"nqyZ7i/JC08q1q9/Pa/3d460yXOtidHXVJ5rOJPb9dqywBvCYsshQzaiUS9XpMYkbkNoyn1+dfF8Nof2",
+	"JU387IF0tDtUZIuBbEjWih+9NsSq5emmIVpJRcPccMS1dYCzqs4/FYqcNn1kMr4u6Uorqp6P0WXyEr/y",
+	"gYuMjcpgyxO75gOyQyqe+iJOynOtA1t46rUhQFeknavZN2v7K7KNVfw1g18NmzJr6yhiP3D8zUXbAy6I",
+	"zGHJRRzWXre/mr9SqpNCgxkD7S4FP0VIpinlGahtqYmtM/dnO92UWLbPGQvlZcoUAUPhxjhowT0NSeIc",
+	"Csiu6f1Q0N8TR9rb2AbioiSCOBqKbgOgrrS2X2aZq5R6A/B8rjBVu3S8ho7U/WO1AcAf34QZmcPYFCFe",
+	"Y0DzqiYPnV35r5ZD+F0H+zocb4WZ0FWD7b2xPHwudz7hPyDf2KkStpbjPUsZ1rvG+NbfTWJxyx9WKkbP",
+	"I55Lp565LMpgl3bJKqZAh8KVSlKTJnSOLxmcVgO2aixWHkniHKmnrgC3NsrXmQ0GaeldlEvGSY/MBBc5",
+	"uNFM8fJ5xKN5rlh4FgVoS53TD/CIhtcU6rOdxyLTtdBpykacfUhS7B2nzjL76FfrfmM7aqVEQGO1hHLb",
+	"gW2/T0KlckEN/TFbCh66+l5C08zWaschxixbMIY90uyJ1Cy7/Ht5D2BnxDJeeaKURBhaCRIijpdE5JmM",
+	"QihGZFhRv9tF3qrYpIIbtGia4vG68RwUpdO1wmSpED1QUr2RKAWdUt+GrQ5fLUBvPYfZjC3dai9CXEHy",
+	"Zl2RwFomOWXZSxjy2MWNG1gk+nw0ZOHRN0HOkNE1a93QCmgDm1xtDfTIttD5z25v2O3euT/QUx5WFsw+",
+	"3LRg6PBzm+X2Bve13HNd4T+Grs8KeXSp/aOVdhW22l+5JP+6TZlShfXNi/a70HxaIURj2B90ofU0/tXb",
+	"s+uOeMamptd3eeGnx6+Oi0qRtm0jZkMb8N+wCfvp2kv5uKbtUqlKf7mH9v7g2wpaJVxaI15NLJv5Lj99",
+	"l5+2k58c0QSEJyv6GIlJyzzfpt7DSy1XFeUeakQuU8PKEbfWMKBz8+ZXRMzKTGtQ06z5e3GUf/Iy3EWn",
+	"F8au4qW92L8AxqxNJnFCF6rLX23kY4uN5DFTYmcci4X2njuCvukVNeJN32CmT9ifOY1l2Z7ny3ysvf9Y",
+	"c79DXqP0mOjWvxG/ZuBdKS0GWzvxETehCZaNe07KpI4/UDMynqURk2S81D4OCEgwVSe0Y0CtFwIU9FyX",
+	"MFen32E89HXzrWJB4OI/gkAWO7yikrYId638m+R15Of+/RLlSU65uv1v7IvYkvjpmOB/Ehr43c/+VYP7",
+	"voyMrjPN1EaYrjXIrETirkbtEmhlpuPVjTcdXeiRdMJeFUXZ5FEnbJ5kyyEJ2TWLRTI3HSQxRZiHY/Gh",
+	"1SHHeTZjPFNYiPUt4WeMRB7xIhS58MSDbr4klIwZTVmK/lNofI8t2Nev2HbXQVPCiBuXNOy4Oeh2kVy7",
+	"hUoUxS1KPt0ihngLbz/ZztnvWqBqvf0dcqzNJw8f7kIBKxOfXWw9ETJrG1c4HA3cMIa9gRnNRjOX62GV",
+	"ehE41rbm84uXLzC2DOFGeuSn89evdDFqeaWPa8R9LJw0JFVy66v7X3G6K/Zn3O43+NptOMaKs50Mut27",
+	"+djxHl8ruDwx2LSFl6McgACX7axpnQKu3iup4I6i3e8ODrawblxYfLGADREY4+VGQPU3db3+0jUpUje2",
+	"/jPr2YKQjpDxCC3UTErSZJ1pBz2DUl7ib/5aIxJc9tq17e3/o1xAQOkz9iHbmWXzuDxCdUU3BC7soj68",
+	"5hWI60GYbg2L+CaN7qs4vkKhT16/evX05OLpEx30pDH0v1Im8xgSRnAiH6RQ+xwOfpR3u/19bDjxg68t",
+	"rdW784gfcej7falxd8R9jbuXgLoe8QEdLw06qic69hMt0oag6KocuEkWHtl29VRi2W2Rjri/QlXIlKFt",
+	"vo+dJ7VTdRyzOSL8l5fdvoMM990YsyobsSBPwX30+x8lhRPpBtBgB8iVvLnWpQXikCls7eT71ccJHtuo",
+	"EMzq4yKLJhqIlIQBbRdaJtkdMv5Kvgygrn9rq4W2T/D39ukT8KqPePWHCwXtPkgRGFat+AMW0tbxCTZr",
+	"XE8lUrJIBQS6Kb713//7/5BBtwc1aeSSBz4wsEB9E7MQ8r59jOHzSZZG0yngjlLnghRul8ZY8lLoNixG",
+	"nujYipegAI64VlhKxwGhIGGOSMbqO51AKghe2zu8g60iA8zJhrrAUCaIj8EhnQU0sOoQU7D+yAoA+jQs",
+	"j0AULZjEyrWssXF3J3v0IOix9n7QC9sDejBuH44fsXZ/Mgh7we54j+4flk3ftRymliGnlIdirq/v6+0N",
+	"IOtW/NCrVwgeSFL09IXlsRBKK+VpwG5azZl+b/1RpyzrHuS76XV/MMums/7B4fQuJ6uBv2ngBosFhS2v",
+	"AP+mWbRJs2gBH+Miu9SvbL2b8xVBqNgQjlXew25/iy2cKpSkcNdzpQxPGeH5fMxsXpLZW9PvoVkGN926",
+	"adkvcbT2KxhtzbJ73ZuX/JV6DSGcvcnlDIatkYM01ZeMhxAlpUjwUZG0I5X+GEkSTTm2jMoTI/f09/bJ",
+	"z9FjEkfzKGuBGFUR+u6vPqwmb8fBVd0eXrmEUxNTbM6HIdkpC8SURxAGLV2y2vq2tqE7Wnr+eawumyWL",
+	"Dcw/4hm9cq0xRqbQ5hi6aI8BL8DCWBI63kcpXS9y/Iq6vlRyw/N83D6PppxmecqGRM5of2//ByVf7wYz",
+	"9oE8f3l80j5/fqwA2zraF4AR8BLzTcsnLDewYphxkqSJkyOtixZYqJNajjnOYiplRHlbg3f7FMorTSKW",
+	"+k6eoMzUCY84DVIhJZT1hjQLMBBXhAkL/iyOwOyytRyhht1SivD10fm6rnhhQrrhGAvmu+kkb8OYS3e6",
+	"hv7q1faD/v54sD/eP5hMAvV/h4fjwd5u0At3u4Pervpfvx8+6u4PDnbHE9qdHB7QPXZwsN/f32ePKLsL",
+	"73xiriEKPX2PRF+jvr8jnQFqrkhhwxVbbtjyJrBZcwK7/e6jsEsH7YPxo7A9CPZY+5AOWLs36Y0HtBf0",
+	"w91ttveVmJQDeU+VqLadV+FbMRd7hd8Zy1+OsUCHA80JvoSHfBRivg0P+dD+OG9LQ2588gPxr7s/+OQ/",
+	"FeFrOoSviXTNU78PP8FnGnMgfkpmdJ58Hn4ydPGz32qN+KqGmi2EppBSF4lFAASHqchowV4wHB2Dj2B0",
+	"SeYihbxjTvZM6NWIg3WUi0WH+IyHiYh41snT+BJsR9gjjdiO9cb0bgzS/qckphG/QEs540G6VCuCvz/7",
+	"R1CET7EcSEAr1msQqMnZQvGjAkuK4QcPH5ImtLXQ6QqYzKBtSf3uoLWBdanvtmVdcF9bsC24uPq7uosK",
+	"WYacNWT6uvvDYXhA+5NusM9640G4S/cmj9hBcDju0l7YZ7uTAd0b7wePwgN2OOnS3rgf7IYDtjfZp4/G",
+	"B8FheBcm9ZZHHxSYCaUCAF+GiwDR3/Fl121bpHVgBn2AtzqRFaRYp0I92h909w/3u/84VcoBsltwqe69",
+	"zv/27MWvFlHP9Ey1TTMAf9H6sQbNgUPVF7X6zvH+shwPMPOOHK887KcGenKPc4VIv/+h8EaPUwWI54zG",
+	"2QzTtiIOqdbgL05YgP86fnNKUjZhKeM6Ph2F2uv2XISM/PTu5/MOeSXAXafdzjofSRMDkcjGKmF6LMQV",
+	"zuq5vXSx4RH029DhQSbK3BnRdt1YHRajSKqhADYVzYS02qFMZEC90bHojbCacSVNoiBa1T0ChX13MEGw",
+	"1XE9koVRvc58hfW/bI6auWdkmR6ohB6pU7NbHaLFF2B2lgNBWXZt9NKeb+3hd/37zgotaK0u7zXwZJES",
+	"Q2okaUK4BElFzNxtYhDF5z8+/78AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

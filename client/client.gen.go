@@ -5812,6 +5812,11 @@ func (r GetOpenAPISpecResponse) ContentType() string {
 	return ""
 }
 
+// GetReadyzResponse503Headers the declared response headers of an HTTP 503 response for GetReadyz
+type GetReadyzResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetReadyzResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5821,6 +5826,8 @@ type GetReadyzResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetReadyzResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5872,6 +5879,11 @@ type GetProviderCredentialsResponse429Headers struct {
 	RetryAfter *int
 }
 
+// GetProviderCredentialsResponse503Headers the declared response headers of an HTTP 503 response for GetProviderCredentials
+type GetProviderCredentialsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetProviderCredentialsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5893,6 +5905,8 @@ type GetProviderCredentialsResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetProviderCredentialsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetProviderCredentialsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5969,6 +5983,11 @@ type PutProviderCredentialsResponse429Headers struct {
 	RetryAfter *int
 }
 
+// PutProviderCredentialsResponse503Headers the declared response headers of an HTTP 503 response for PutProviderCredentials
+type PutProviderCredentialsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type PutProviderCredentialsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5992,6 +6011,8 @@ type PutProviderCredentialsResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *PutProviderCredentialsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutProviderCredentialsResponse503Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -6073,6 +6094,11 @@ type ListWebhookEventsResponse429Headers struct {
 	RetryAfter *int
 }
 
+// ListWebhookEventsResponse503Headers the declared response headers of an HTTP 503 response for ListWebhookEvents
+type ListWebhookEventsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListWebhookEventsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6094,6 +6120,8 @@ type ListWebhookEventsResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListWebhookEventsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListWebhookEventsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6170,6 +6198,11 @@ type GetWebhookEventResponse429Headers struct {
 	RetryAfter *int
 }
 
+// GetWebhookEventResponse503Headers the declared response headers of an HTTP 503 response for GetWebhookEvent
+type GetWebhookEventResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetWebhookEventResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6193,6 +6226,8 @@ type GetWebhookEventResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetWebhookEventResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetWebhookEventResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6274,6 +6309,11 @@ type ReplayWebhookEventResponse429Headers struct {
 	RetryAfter *int
 }
 
+// ReplayWebhookEventResponse503Headers the declared response headers of an HTTP 503 response for ReplayWebhookEvent
+type ReplayWebhookEventResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ReplayWebhookEventResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6299,6 +6339,8 @@ type ReplayWebhookEventResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ReplayWebhookEventResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReplayWebhookEventResponse503Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -6385,6 +6427,11 @@ type ListBookingsResponse429Headers struct {
 	RetryAfter *int
 }
 
+// ListBookingsResponse503Headers the declared response headers of an HTTP 503 response for ListBookings
+type ListBookingsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListBookingsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6406,6 +6453,8 @@ type ListBookingsResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListBookingsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListBookingsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6499,6 +6548,11 @@ type CreateBookingResponse429Headers struct {
 	RetryAfter *int
 }
 
+// CreateBookingResponse503Headers the declared response headers of an HTTP 503 response for CreateBooking
+type CreateBookingResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateBookingResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6536,6 +6590,8 @@ type CreateBookingResponse struct {
 	Headers424 *CreateBookingResponse424Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateBookingResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateBookingResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -6642,6 +6698,11 @@ type GetBookingResponse429Headers struct {
 	RetryAfter *int
 }
 
+// GetBookingResponse503Headers the declared response headers of an HTTP 503 response for GetBooking
+type GetBookingResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetBookingResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6667,6 +6728,8 @@ type GetBookingResponse struct {
 	Headers200 *GetBookingResponse200Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetBookingResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetBookingResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6763,6 +6826,11 @@ type RescheduleBookingResponse429Headers struct {
 	RetryAfter *int
 }
 
+// RescheduleBookingResponse503Headers the declared response headers of an HTTP 503 response for RescheduleBooking
+type RescheduleBookingResponse503Headers struct {
+	RetryAfter *int
+}
+
 type RescheduleBookingResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6806,6 +6874,8 @@ type RescheduleBookingResponse struct {
 	Headers424 *RescheduleBookingResponse424Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RescheduleBookingResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RescheduleBookingResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6922,6 +6992,11 @@ type ListBookingAttendanceResponse429Headers struct {
 	RetryAfter *int
 }
 
+// ListBookingAttendanceResponse503Headers the declared response headers of an HTTP 503 response for ListBookingAttendance
+type ListBookingAttendanceResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListBookingAttendanceResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6945,6 +7020,8 @@ type ListBookingAttendanceResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListBookingAttendanceResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListBookingAttendanceResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7026,6 +7103,11 @@ type ListBookingAuditResponse429Headers struct {
 	RetryAfter *int
 }
 
+// ListBookingAuditResponse503Headers the declared response headers of an HTTP 503 response for ListBookingAudit
+type ListBookingAuditResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListBookingAuditResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7049,6 +7131,8 @@ type ListBookingAuditResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListBookingAuditResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListBookingAuditResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7140,6 +7224,11 @@ type CancelBookingResponse429Headers struct {
 	RetryAfter *int
 }
 
+// CancelBookingResponse503Headers the declared response headers of an HTTP 503 response for CancelBooking
+type CancelBookingResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CancelBookingResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7173,6 +7262,8 @@ type CancelBookingResponse struct {
 	Headers202 *CancelBookingResponse202Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CancelBookingResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CancelBookingResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7269,6 +7360,11 @@ type ListConnectionsResponse429Headers struct {
 	RetryAfter *int
 }
 
+// ListConnectionsResponse503Headers the declared response headers of an HTTP 503 response for ListConnections
+type ListConnectionsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListConnectionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7288,6 +7384,8 @@ type ListConnectionsResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListConnectionsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListConnectionsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7359,6 +7457,11 @@ type DeleteCalDAVConnectionResponse429Headers struct {
 	RetryAfter *int
 }
 
+// DeleteCalDAVConnectionResponse503Headers the declared response headers of an HTTP 503 response for DeleteCalDAVConnection
+type DeleteCalDAVConnectionResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteCalDAVConnectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7376,6 +7479,8 @@ type DeleteCalDAVConnectionResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteCalDAVConnectionResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteCalDAVConnectionResponse503Headers
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -7442,6 +7547,11 @@ type CreateCalDAVConnectionResponse429Headers struct {
 	RetryAfter *int
 }
 
+// CreateCalDAVConnectionResponse503Headers the declared response headers of an HTTP 503 response for CreateCalDAVConnection
+type CreateCalDAVConnectionResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CreateCalDAVConnectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7469,6 +7579,8 @@ type CreateCalDAVConnectionResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateCalDAVConnectionResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateCalDAVConnectionResponse503Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -7560,6 +7672,11 @@ type UpdateCalDAVConnectionResponse429Headers struct {
 	RetryAfter *int
 }
 
+// UpdateCalDAVConnectionResponse503Headers the declared response headers of an HTTP 503 response for UpdateCalDAVConnection
+type UpdateCalDAVConnectionResponse503Headers struct {
+	RetryAfter *int
+}
+
 type UpdateCalDAVConnectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7587,6 +7704,8 @@ type UpdateCalDAVConnectionResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *UpdateCalDAVConnectionResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateCalDAVConnectionResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7678,6 +7797,11 @@ type DeleteGoogleConnectionResponse429Headers struct {
 	RetryAfter *int
 }
 
+// DeleteGoogleConnectionResponse503Headers the declared response headers of an HTTP 503 response for DeleteGoogleConnection
+type DeleteGoogleConnectionResponse503Headers struct {
+	RetryAfter *int
+}
+
 type DeleteGoogleConnectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7695,6 +7819,8 @@ type DeleteGoogleConnectionResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteGoogleConnectionResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteGoogleConnectionResponse503Headers
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -7761,6 +7887,11 @@ type StartGoogleConnectionResponse429Headers struct {
 	RetryAfter *int
 }
 
+// StartGoogleConnectionResponse503Headers the declared response headers of an HTTP 503 response for StartGoogleConnection
+type StartGoogleConnectionResponse503Headers struct {
+	RetryAfter *int
+}
+
 type StartGoogleConnectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7780,6 +7911,8 @@ type StartGoogleConnectionResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *StartGoogleConnectionResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *StartGoogleConnectionResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7851,6 +7984,11 @@ type UpdateGoogleConnectionResponse429Headers struct {
 	RetryAfter *int
 }
 
+// UpdateGoogleConnectionResponse503Headers the declared response headers of an HTTP 503 response for UpdateGoogleConnection
+type UpdateGoogleConnectionResponse503Headers struct {
+	RetryAfter *int
+}
+
 type UpdateGoogleConnectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7880,6 +8018,8 @@ type UpdateGoogleConnectionResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *UpdateGoogleConnectionResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateGoogleConnectionResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7976,6 +8116,11 @@ type CompleteGoogleConnectionResponse429Headers struct {
 	RetryAfter *int
 }
 
+// CompleteGoogleConnectionResponse503Headers the declared response headers of an HTTP 503 response for CompleteGoogleConnection
+type CompleteGoogleConnectionResponse503Headers struct {
+	RetryAfter *int
+}
+
 type CompleteGoogleConnectionResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8001,6 +8146,8 @@ type CompleteGoogleConnectionResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CompleteGoogleConnectionResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CompleteGoogleConnectionResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8087,6 +8234,11 @@ type ListConnectionCalendarsResponse429Headers struct {
 	RetryAfter *int
 }
 
+// ListConnectionCalendarsResponse503Headers the declared response headers of an HTTP 503 response for ListConnectionCalendars
+type ListConnectionCalendarsResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ListConnectionCalendarsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8114,6 +8266,8 @@ type ListConnectionCalendarsResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListConnectionCalendarsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListConnectionCalendarsResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8205,6 +8359,11 @@ type GetMentorAvailabilityResponse429Headers struct {
 	RetryAfter *int
 }
 
+// GetMentorAvailabilityResponse503Headers the declared response headers of an HTTP 503 response for GetMentorAvailability
+type GetMentorAvailabilityResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetMentorAvailabilityResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8232,6 +8391,8 @@ type GetMentorAvailabilityResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetMentorAvailabilityResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetMentorAvailabilityResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8323,6 +8484,11 @@ type GetMentorScheduleResponse429Headers struct {
 	RetryAfter *int
 }
 
+// GetMentorScheduleResponse503Headers the declared response headers of an HTTP 503 response for GetMentorSchedule
+type GetMentorScheduleResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GetMentorScheduleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8346,6 +8512,8 @@ type GetMentorScheduleResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetMentorScheduleResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetMentorScheduleResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8427,6 +8595,11 @@ type PutMentorScheduleResponse429Headers struct {
 	RetryAfter *int
 }
 
+// PutMentorScheduleResponse503Headers the declared response headers of an HTTP 503 response for PutMentorSchedule
+type PutMentorScheduleResponse503Headers struct {
+	RetryAfter *int
+}
+
 type PutMentorScheduleResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8452,6 +8625,8 @@ type PutMentorScheduleResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *PutMentorScheduleResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutMentorScheduleResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8543,6 +8718,11 @@ type GoogleOAuthCallbackResponse429Headers struct {
 	RetryAfter *int
 }
 
+// GoogleOAuthCallbackResponse503Headers the declared response headers of an HTTP 503 response for GoogleOAuthCallback
+type GoogleOAuthCallbackResponse503Headers struct {
+	RetryAfter *int
+}
+
 type GoogleOAuthCallbackResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8564,6 +8744,8 @@ type GoogleOAuthCallbackResponse struct {
 	Headers302 *GoogleOAuthCallbackResponse302Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GoogleOAuthCallbackResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GoogleOAuthCallbackResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8630,6 +8812,11 @@ func (r GoogleOAuthCallbackResponse) ContentType() string {
 	return ""
 }
 
+// ReceiveGoogleWebhookResponse503Headers the declared response headers of an HTTP 503 response for ReceiveGoogleWebhook
+type ReceiveGoogleWebhookResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ReceiveGoogleWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8647,6 +8834,8 @@ type ReceiveGoogleWebhookResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReceiveGoogleWebhookResponse503Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -8713,6 +8902,11 @@ func (r ReceiveGoogleWebhookResponse) ContentType() string {
 	return ""
 }
 
+// ReceiveJiraWebhookResponse503Headers the declared response headers of an HTTP 503 response for ReceiveJiraWebhook
+type ReceiveJiraWebhookResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ReceiveJiraWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8730,6 +8924,8 @@ type ReceiveJiraWebhookResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReceiveJiraWebhookResponse503Headers
 }
 
 // GetJSON202 returns the response for an HTTP 202 `application/json` response
@@ -8796,6 +8992,11 @@ func (r ReceiveJiraWebhookResponse) ContentType() string {
 	return ""
 }
 
+// ReceiveZoomWebhookResponse503Headers the declared response headers of an HTTP 503 response for ReceiveZoomWebhook
+type ReceiveZoomWebhookResponse503Headers struct {
+	RetryAfter *int
+}
+
 type ReceiveZoomWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8813,6 +9014,8 @@ type ReceiveZoomWebhookResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReceiveZoomWebhookResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -9926,6 +10129,19 @@ func ParseGetReadyzResponse(rsp *http.Response) (*GetReadyzResponse, error) {
 
 	}
 
+	switch {
+	case rsp.StatusCode == 503:
+		var headers GetReadyzResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -10012,6 +10228,16 @@ func ParseGetProviderCredentialsResponse(rsp *http.Response) (*GetProviderCreden
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetProviderCredentialsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -10110,6 +10336,16 @@ func ParsePutProviderCredentialsResponse(rsp *http.Response) (*PutProviderCreden
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers PutProviderCredentialsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -10198,6 +10434,16 @@ func ParseListWebhookEventsResponse(rsp *http.Response) (*ListWebhookEventsRespo
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListWebhookEventsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -10293,6 +10539,16 @@ func ParseGetWebhookEventResponse(rsp *http.Response) (*GetWebhookEventResponse,
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetWebhookEventResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -10395,6 +10651,16 @@ func ParseReplayWebhookEventResponse(rsp *http.Response) (*ReplayWebhookEventRes
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ReplayWebhookEventResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -10483,6 +10749,16 @@ func ParseListBookingsResponse(rsp *http.Response) (*ListBookingsResponse, error
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListBookingsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -10650,6 +10926,16 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateBookingResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -10755,6 +11041,16 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetBookingResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -10929,6 +11225,16 @@ func ParseRescheduleBookingResponse(rsp *http.Response) (*RescheduleBookingRespo
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RescheduleBookingResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11024,6 +11330,16 @@ func ParseListBookingAttendanceResponse(rsp *http.Response) (*ListBookingAttenda
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListBookingAttendanceResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11119,6 +11435,16 @@ func ParseListBookingAuditResponse(rsp *http.Response) (*ListBookingAuditRespons
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListBookingAuditResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11255,6 +11581,16 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CancelBookingResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11336,6 +11672,16 @@ func ParseListConnectionsResponse(rsp *http.Response) (*ListConnectionsResponse,
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListConnectionsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11413,6 +11759,16 @@ func ParseDeleteCalDAVConnectionResponse(rsp *http.Response) (*DeleteCalDAVConne
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteCalDAVConnectionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11522,6 +11878,16 @@ func ParseCreateCalDAVConnectionResponse(rsp *http.Response) (*CreateCalDAVConne
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateCalDAVConnectionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11631,6 +11997,16 @@ func ParseUpdateCalDAVConnectionResponse(rsp *http.Response) (*UpdateCalDAVConne
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateCalDAVConnectionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11708,6 +12084,16 @@ func ParseDeleteGoogleConnectionResponse(rsp *http.Response) (*DeleteGoogleConne
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteGoogleConnectionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11789,6 +12175,16 @@ func ParseStartGoogleConnectionResponse(rsp *http.Response) (*StartGoogleConnect
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers StartGoogleConnectionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -11905,6 +12301,16 @@ func ParseUpdateGoogleConnectionResponse(rsp *http.Response) (*UpdateGoogleConne
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateGoogleConnectionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12007,6 +12413,16 @@ func ParseCompleteGoogleConnectionResponse(rsp *http.Response) (*CompleteGoogleC
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers CompleteGoogleConnectionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12116,6 +12532,16 @@ func ParseListConnectionCalendarsResponse(rsp *http.Response) (*ListConnectionCa
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListConnectionCalendarsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12225,6 +12651,16 @@ func ParseGetMentorAvailabilityResponse(rsp *http.Response) (*GetMentorAvailabil
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetMentorAvailabilityResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12320,6 +12756,16 @@ func ParseGetMentorScheduleResponse(rsp *http.Response) (*GetMentorScheduleRespo
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetMentorScheduleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12422,6 +12868,16 @@ func ParsePutMentorScheduleResponse(rsp *http.Response) (*PutMentorScheduleRespo
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers PutMentorScheduleResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12519,6 +12975,16 @@ func ParseGoogleOAuthCallbackResponse(rsp *http.Response) (*GoogleOAuthCallbackR
 			headers.RetryAfter = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GoogleOAuthCallbackResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12589,6 +13055,19 @@ func ParseReceiveGoogleWebhookResponse(rsp *http.Response) (*ReceiveGoogleWebhoo
 
 	}
 
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReceiveGoogleWebhookResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
+	}
+
 	return response, nil
 }
 
@@ -12655,6 +13134,19 @@ func ParseReceiveJiraWebhookResponse(rsp *http.Response) (*ReceiveJiraWebhookRes
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReceiveJiraWebhookResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil
@@ -12726,6 +13218,19 @@ func ParseReceiveZoomWebhookResponse(rsp *http.Response) (*ReceiveZoomWebhookRes
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReceiveZoomWebhookResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

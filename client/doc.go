@@ -10,6 +10,8 @@
 //		return p // a Problem is an error; p.Slug() is "booking-overlap", "candidate-overlap", ...
 //	}
 //
+// A 503 (and a 429) carries Retry-After, typed in Headers503 (Headers429).
+//
 // Regenerate with `go generate ./client/...`; never edit client.gen.go by hand. The hand-written
 // helpers (WithBearerToken, WithTokenSource, ParseProblem, Problem.Error) are in the other files.
 package client

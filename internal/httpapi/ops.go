@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -77,7 +78,9 @@ func (s *Server) GetReadyz(ctx context.Context, _ api.GetReadyzRequestObject) (a
 	}
 	if len(failed) > 0 {
 		e := NewError(http.StatusServiceUnavailable, "Not ready: "+joinSorted(failed)+".")
-		return api.GetReadyz503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: api.ServiceUnavailableApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+		retry, _ := strconv.Atoi(retryAfterUnavailable)
+		return api.GetReadyz503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: api.ServiceUnavailableApplicationProblemPlusJSONResponse{
+			Body: problemFor(ctx, e), Headers: api.ServiceUnavailableResponseHeaders{RetryAfter: &retry}}}, nil
 	}
 	return api.GetReadyz200JSONResponse{Status: api.HealthStatusOk, Checks: &checks}, nil
 }

@@ -1,0 +1,50 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/spotlight/gateway/client"
+	"github.com/spotlight/gateway/internal/httpapi"
+)
+
+// TestServiceUnavailableRetryAfter: every 503 the gateway answers while it
+// cannot serve (starting, not ready) carries Retry-After, and the client
+// hands it over typed as Headers503 (it did not: the spec declared no
+// header on 503, and a readyz that failed its checks sent none).
+func TestServiceUnavailableRetryAfter(t *testing.T) {
+	t.Parallel()
+	starting := httptest.NewServer(httpapi.Starting())
+	t.Cleanup(starting.Close)
+	notReady, _ := newGateway(t, func(context.Context) map[string]error {
+		return map[string]error{"database": errors.New("connection refused")}
+	})
+	for _, srv := range []*httptest.Server{starting, notReady} {
+		c, err := client.NewClientWithResponses(srv.URL, client.WithHTTPClient(srv.Client()), client.WithBearerToken("any"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := c.GetReadyzWithResponse(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.StatusCode() != http.StatusServiceUnavailable || r.ApplicationproblemJSON503 == nil ||
+			r.Headers503 == nil || r.Headers503.RetryAfter == nil || *r.Headers503.RetryAfter != 5 {
+			t.Errorf("readyz: status %d, problem %v, headers %+v; want 503 with Retry-After 5", r.StatusCode(), r.ApplicationproblemJSON503, r.Headers503)
+		}
+	}
+	c, err := client.NewClientWithResponses(starting.URL, client.WithHTTPClient(starting.Client()), client.WithBearerToken("any"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.ListBookingsWithResponse(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Headers503 == nil || l.Headers503.RetryAfter == nil || *l.Headers503.RetryAfter != 5 {
+		t.Errorf("listBookings while starting: status %d, headers %+v; want Retry-After 5", l.StatusCode(), l.Headers503)
+	}
+}
