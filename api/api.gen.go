@@ -2724,6 +2724,25 @@ func (response GetJWKS500ApplicationProblemPlusJSONResponse) VisitGetJWKSRespons
 	return err
 }
 
+type GetJWKS503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetJWKS503ApplicationProblemPlusJSONResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetDocsRequestObject struct {
 }
 
@@ -2763,6 +2782,25 @@ func (response GetDocs500ApplicationProblemPlusJSONResponse) VisitGetDocsRespons
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetDocs503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetDocs503ApplicationProblemPlusJSONResponse) VisitGetDocsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -2843,6 +2881,25 @@ func (response GetOpenAPISpec500ApplicationProblemPlusJSONResponse) VisitGetOpen
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOpenAPISpec503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetOpenAPISpec503ApplicationProblemPlusJSONResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -8909,152 +8966,152 @@ var swaggerSpec = []string{
 	"WTBD+oQai8xozDw1ywE+mEdg99NddeIoYNpMonUBpVSmEctounTyOhwVoUb+bzglOnRdjs9eQySM0yRq",
 	"DBu7nW5nF41JM9At62UA9cu0LoIbqr/bihyy8Am5kSYo4aSO5nX89uL55cvXT57+ELJrv9Uhg+6gqGSo",
 	"1z7i1yyNJhFTyEBjK5gbAcn8XZZmlAj107ufz/UxWoHsNGwM1R6gngK0JQLwgU33u12jfhlTStUnOfyk",
-	"+/9vUWzhHLW61ZNSACdZBgUYB93BuqHs2nZeieyZYqzqgz1c5OYPTjVd13lajv2gMfz9D6+h83sgZ1Jf",
-	"EdTFesfG5Ge2JOcQuZ7RqYQaMIls/KEG2QlFINcCwbEO8oiVPnH8xk33UnRE+8wiSUIR5HOoq8LmYxY6",
-	"EeHjiNN0CT2STp68AvPdys09UWu48eYy9iHbmWXzuHxlVetb7f08v3j5orL4zlc4epimdE61Zz6DwkIf",
-	"1x57v9t1yJ6WWYB0xdE1M0UKM5FbJ6phwrXH+1xP9xVxQ5dKWnP6Kzv4Ckf/IrpmXE2iZPj6Y9fEsbOk",
-	"CEP67FfO63XC+PGb0/OEBbc7Mz1w/SHoUQkQZgdhqCR/P375YugEHWlam7JEyCgTKWS7uqv3O+SV0Bla",
-	"RIkYSZ4mQjIllE4ZV/thoZFWlJILGVySiFL0AJU60AtiDfzHEACl5/5R6M8fyIIjt6DGKqPQpAvcczZY",
-	"SW9HcSpBKKb3jfhXuOcLRW7MWZppa68bC2ndgGSaMVkhNgKWFMxAmQXTShyTos4W2g3UlbPQI3vdXbf4",
-	"bg3qneEa/iGYB3NDXjJLrxnJUjqZRMGdcU99tXvzV+dolXhbaBEbr1MtMroBb697O2As2zFqltz5ZP75",
-	"eccxWa296/OZWEhdmlsbCiDrjGEzEQUGJsyJYiZe7W3WJAJ+zatdn3e4hs4WR6HTjLU8ssVlP6ahid+H",
-	"T3o3f/LWMUngR1uAxzNjZIAv+oc3f3EhxEvKl3p18kvAt7eVXHZa6MpfDPUWzk1CpIFbnbTv2ls1RDoo",
-	"AFDf+MNraHOv8wz8U7o6qVxbibx4pSZ58w1VdOMPr6FzmyuBYWmUsTY2VQLjuixlbT5YscWjTbcwxq9N",
-	"YJAs84gUIy6ZthAuZiKGvXcI1CLQqUeJc15uuXOO8cdjEYekSQGLYxqAiQU6mopUOzZM6X5MIlH6PCds",
-	"nmRLxHFPm8b7fTUh5ApQQyDQrq4j3VDXFCkLW8MRb+t0tSF5+NAvEnT9hw899aRwdJUf4NnAQ7+creuv",
-	"PLlUirwPU0FW25D4MsrYZZ7GPowJpT7MBDSJLtHgVzc4jIIBIGoc1w9Xszh4Gyv+4gZDyeHxCj1M8rX0",
-	"EDDVFO38WqQQc/I/lx2uOmekQpIHdSUKMOH4r00fe1t88QbtoRdCvKDplCFd7W+zPMcY+pRnijn/e9Fk",
-	"gIENFHlLSlwSUTTytYs+UfUCSSkRJmJgBlwwmWkjV3O8JL4Ttei30PNoMzpMxFvEif/jU7TJ1a1g5xP8",
-	"9zT87HdG/NgJfXeKRwRMKwJI5EwTk0i62SA0uOJiEbMQQm3BK+8u0HlbWhsdTVP1u0dymdM4XpYj6nU8",
-	"nkfMg1pxXMZi0SHnSquwi9cxfagjL0WO1oiAQnsARlMyZrMI/KLwg3oDXIM0BqVAifhhh1wIXVZcnX3p",
-	"LsC/hM33JilkJhPMpXctvvrCyqdgp5KMYS0ieRUl8H4USvjZLEK9VmfKUpO7AUCyscLrI4iiyRnkqGkj",
-	"olulYCuauhLt+9mrH9mG0d5q3ErY7qeVYL546YZpmvJByWpWCejIGlgVvBdJKb6TcBIy7J2+XcLJEWEf",
-	"aJBhJDpUSqrZuJP94m5+NRhJz33bJLqbT8VmbUGTR9tCCXx40O1k3dIV2K5ZtFsoo3u7gpG3WLBFlGKt",
-	"R4jgGqUiSabRtUJ4ITxFY2wtLPQJ4VvNIiTn4cNBt/vwoZHVdD3+TGC2YN0hZOKmI9i/0xHcJGpjIPYW",
-	"b76I5lEGMvhXUyJX4tlrdMdjJJNg1DE3+V11/KuIKeA+NBxPR8YW9/TlQkohImx0BhX5iIovApe36aW8",
-	"1Kytklymk8pqLSqlQNdvhAXrrCdmg391yL+te+nfCFV+ZBmEItXhyvIrGVaeIvJglfGbcWwHk0ggJvqO",
-	"83iNRMgaLH2uA6osptrkEWw3SJq6+CDEE2SiEF39lpL5aQYWUIXaECqgM3xIc02GT+sIPnKThKD2m+L4",
-	"Jg4gs3l1JgqmSXVGH8TBmDJAGcU4EXzuEZpljIcUVJNKWk62iALWKmszMyptGxrou1nOW4LApzldFhED",
-	"w0LZUC+YwElo2xkvyYJGuk+4KVKF8SpNaqN7MInsAZ6mmExannHaxHRpG0DSDBOnck64WLj+kz9zljOs",
-	"O4n6D4FklULeiTJ8RxKqxuiMuJKADh8+1HoPre7SbKIEA5G0OU5qN1r3gIEhqFStrOlUZnwgiY/Zvz6R",
-	"6lIcFTDMmU2CcrTGUHCmA1HXJLxiwRrgFbY6IKZ36foALDX3PNMZm3pvtc5+XMJm3tH/ZrzjDA+EcX2o",
-	"TQr65Hsxto2kzDk8kABZmEKapUtPHakCjNa/HNPpbsF0TnS44L8Zl9IA86WMSrMbW0B3k/CGLUQf2Ko4",
-	"hb0JgvnQ6tQh73Tcqa8m8z37tiIC2upRNCMtWmiOuIZzp6kprBJD6sqByhKa3mJQtR5/nRXkcVEbuMIr",
-	"a5TQ9WudUd0LDTI61uiK0EZ9WxOHKeco8G43rwd8Ixg2CS457z6MLHoFN9hX7BqAEUEWxP1ZEPrtbu++",
-	"LAjlhSJM1lgQOuQxPjQ2hMxkN3TJarT2Hc0C/fZu71/eLKDh52aLgLmZ7/aAv5Q9wC2brnmFfVRmF5Ym",
-	"2+qWDU/zEOy0GgUM1Z5apeJE54HZqplA0tOcS1MgoIh8l6RZKoMBXMXDACScuijWBvqQN+J2eZWfYJpy",
-	"npjCkDhmcYtQJYumEKPzXox15poN1QbZPU8gFcsGpj5+/frn01c/Xp7//dXJ5cXpy6ev3174pGmSiw6I",
-	"bA3Jw4f9bk8J2CZO+b2IOHl79gKlYGRa1hGttjzik4hHcqZ0FvV133ytVS1fl/r0TWiwOiWrhdggSRpc",
-	"TVMoXtBMRByrdT+9WB+AbNO+Hj4c9AcPH66mKJg66zArdTvuY2EVOuKlfcCi9WrUAQ71ZvE3KknOQ3Cu",
-	"G1uPVoOsVmf2qxfgaRc8/J2n7BLLCPstINgZ8V8IpFuYhAQZp0O3vzmMLI32OIfaZE3fbcTur2mc3qoT",
-	"PkbcSB+QBwl6Cl8qVRH8/HTOygIM5H7YPJzyvB7JeQzJtjOGU+mw8uLrTAhMhzVQjwkQaupiN4Purnbr",
-	"QdD6SvC8BcMRd+PllfAoSwHxSDqO1oW8ZzbOoUOOOdH5NvptDJEYcRpk0XWhpZdapIMeQ7F8JRZg0JBi",
-	"u5AUVSs1Pz5cTf0Bjd1Fd8yGAkW/1JYHnB08gGhG0/gF5AI9kjSrJiuLxtxL5xb1Jpd6qUeo3mOsih45",
-	"mjOJpTQ9UExLG8OOQxivorC0nYk2mE+KxabqIjhrOVtfTW7qjPiFMyn4OibqZjjYK2xZi9Lk5RoXAM0g",
-	"GaGEq/lDFEfZcsSFWqe0yxqapA/bJsfTGO277Xf8ot8wLOGBzu6pXvCIF1WCm0/OL9qBSFMWZC0FUUs0",
-	"WpgvTUxNNd3K+G1KbZhZR0n/o4Zx/uhV73bb2uGqln7DwTQ5oymT2ZBAqWsFrL3ucLc74qUqxa1Ro07R",
-	"wERnLQ81bmv9c3D2Z7bUMtv9x7+cuIu00tU2sS+9+xYZ68TFx9Al6qiOQRLDH5U07tSwe3pBp+tm1K/t",
-	"wDufvYbhFTe9b9+DJd6nDWjD3o91WdCjFZZvDIJzGnE0cirmX8v2v/nh/JVNTbe1HP1DoqQGG2DLzZW+",
-	"VYwb9MWqgbFnKGw5PaPbtUJdBfUqtfYrIt5RvYiHEklFvKsKbWAGZjQz5mYjexfSifoCUiIroH1HcP33",
-	"Ue8UqSkEn9vpd6tqXcVI6GoRGw2GLszUKHod8mskI6V/ZQJ+NoKi+rdTIGa9FbDWHVxw4a9t+FjnBDYW",
-	"ybvS48/ffcf/1L7jsYXAezOr3EqefGzQE/28NAtmde3hr8vFUwkkXXG20DJ4UyGc6YISL/Vvpi8QeKWM",
-	"OK/rhqQioVMw9OhuApRPAbmZ8STrZk1Vy4uTAW2tJnpVSi+E1PGMKOQgkSyMDkMwXRyAM7PIkPbU017f",
-	"PIVE6g7YVbrm2SYRc8QdFieXPCC6gIBb2anWSmPrMCi5raQlG6VuOOKrxSzsjq1mgpqQNWeLtGj6UF/0",
-	"Yhst3H7WIccEc9O1xWP1pAEAvOKuwV5jLnvE5wA6toKvPdrK1Tm5gWB6UPfnxgiU9lwc3YinecwkRsCO",
-	"GUQPyIgHsPACPAtlr6zFElRiPaMFFjMYJXbEmxSNQjWlCFzneSmtw1U5wSyjwVtMVnBixD9iowia6ZJT",
-	"5WPGDeAvECygPhQTvCfoRjvi72ptbtIEDeN1VIQx9MGv2FOKbwUUNkbsRNspluZyB9d21wfSTmODEkyZ",
-	"EXWlKOcNjfFwxGvLkFiQcFJ+0IhXGAENtBQnhaXTM5AnA8EnUTpXeEkzG2SgaxBia1oakoxe6UAMezY0",
-	"ZbqMs9KQjpzOYroAbWnJl2bJrQ4BZ1I0wdGx04qpPaIOAf2tsJJJyphuIqzWqvsczxnlEF3hgU9zzSXC",
-	"TeggGtHCkAb3OLDNlAR5HCVztTXzq3p9CMEctaZbr868WrWY1oREVFrN3d6SMQEy/tVMGGub4W1lxvgm",
-	"AmCxxPCLBMB/mOWhxMY8UsY4hVU6HL7GAEEubFF5uZ61ZGxoXAoYFmUo6TVLM23ddqkNRioZekDTNGIh",
-	"EXlWRIF5RNJlCwLAJWTpAurisA+M0xwt/wGLYWOt79L5XYNseluYPN44dafQ8PDdyuJaWVxWdVTDBlFb",
-	"1smuwIOadQy25RGlMOswRMuu3ArohmN5K9xFcbF6xlHLMVr3ZIQ5uB30nBmi/u8W32Xp3/0rlBsMOjtF",
-	"0Ozmsk40zaIgSijP5ANwcaOFRnfZw47oWOJSiZgPJLFJVs6nl+pDJSjqrp2rL8Rskvm2MptHRBw6GY4U",
-	"nes6yofi7ApsbRUvHfTTKhmbFjMBGsicYhqfC/Qd8hSyu7F/gRRzpmR52GBnU4DZcXFuX1HwKGZZF3Vz",
-	"UWK7Tgi0Fnu/Zyb8E9d/EAQRRqPaJKtIWW7kzF/C/LSR0ihtbC2Rear9CuDmt6p2KQlgMRPI+zzwQHvQ",
-	"2WwxU5KgSyY2oy0s4taFMP5KYXiwhTPA7ptD8Uoq8Hda8E9LC46LJulwrX8po/MmrEcd7PapSxWjdn2c",
-	"IYxdtqNApCGbW2t3KbgQipOWQgYlSuNO0CCm98vOiNs4jWxIClWS1OUimYqkUVb0GCbNfrfbqpiiS+r1",
-	"iC+Yo2Df1RDtqLkdckzUeUJqOVQErxiFCtNWsQmooVwb5gKvuA62rxCl4s7x1zPvnJhT+uc07jigcTvT",
-	"zndrSfiNA0v+bVgZotTXU3MD211+y/wma61xvrSujCg1STi6hCq0ZQH1V5cuq5c3T5xVfEXSVUyzSUF0",
-	"Ntb5nmDx1RIsMheqghIAGAh3n24N5HWgvRPQOKTXCNqK3a8C+RN4Lt0yC06lqk5Rtj1Tooouua2kAz2N",
-	"7nBXhm2cDBv2FMDX2KZ+2pNI2pG/g+FXAcPiiOHWdV8lI/J+ORyuk8Rh3mv00TKiCxySZrmJDEKs7xnn",
-	"UDuXLG0nacSDKKGxZ9fZnok5a0uGuT66E5TuCA8iDvn16a9PX120CoczlgVywPuoVIiRXrPQZGCEeq3L",
-	"EZd5EDAWyg45Y+8BLleqa2JQALZy0B2u1algGH+StGXCgmgSBSShUi5Ayybqmlg64m/PXkiSMiniax1w",
-	"EwuRKCnLI0kaXUO4Wxzxq3YsAhoTkZIgFnnYnrOMhjSjhIZhyqRkpU5i2GOkM+L+OJfLS3tCPmma+J2W",
-	"LodZnJ42ppirwQ3ZOBPMZZBkzGQUFgE9QjLMNWhSyEn137y9gGgITnIOlwq/2vD9av1LdewdYsiE0p2g",
-	"pgQW+WS6i5v1exhotaB5VCTTVHcalUIt1DZKW6V21BEvxjMRMGApNidh4gwhQgUSSaM4JlD4a33ofy39",
-	"+1oh/NXJ/kGx/M5u6xQlQ9mPlNZh76loTWbQjhUquPxeS/OftZZmf6sr+1H3Hbk/3UEzN2pbBh4nScyI",
-	"bhx4v5yursTxGQtrWV3RpWZF0EKr00wIRcaxSqYTqqUbGJqO9lz3SWxaJLpMaDbzW7rouPu1zkAzPdEU",
-	"N4XsM0PTm1WqOSSUL/UUxRrKnMENJJtBLB7LPBLxIM5DNCCZyeWMptpq5Q4A/ZpCqAJ9RKCTjOJrwAp1",
-	"iJ4VAjXdbSmOyUPConLl5bHIZsBrxDzK1Ovwy4hrnyNSa5YBY7FWNwxK0azL7oTGCygWBFwOnAgwlalm",
-	"miqudbTCUIfk9z98wxqzmmHVJp3Kp9B7CGu3QJIprgUKg65heSaZVLfRLWyE1Zlwd9B+XC/a/gTngIGT",
-	"q4xbL17wgEHeneXb9nPLvJuV5DsdVAa3gf39dGhklMkRj3jIPng6TLJ8bJ1XGlwdUUDfzhHBSElXJcU1",
-	"FuUfdXf3EddcmSuxiU91UY5IkjAVSQJWKyiM1CHHhZhoB5u4YbQ6WEJ3kFQXD4FIpik7gPCgO1CAMOju",
-	"kqauzekVc484gjtkbMqrCBagM0VJLKYEyl+3MBuU6qaDRxhWuHqbkSRTyIzG67JHUQQvmfv0dVmKGkkE",
-	"jXffSBJ5WzvZP8heu1kSUThnDJvF0f7L+b6+yyZf1UgJ/LpOif461hwstr/JmnPGrsWVtuboFsSZ7qXs",
-	"KakjkSTJ5QwoLWda7AhXTUDaaPkl1h+c9bv15y9s/ak02f56lp8zpxejnpS6bbGhEkpTTCZxxJnuOA+N",
-	"SsU8yX4I1M545he2H+ztLD3y5ueTpyN+3t/bL/oFR1OuuLKM+DRm7VwyD5vRQsIGxI74ZAwlUUrVPbR8",
-	"6QrJqVhIxdWhjGDHrDxlYZSyICvKXUKuBRsTmiQPJEZVFI0Lf3z9+scXTy/Pnj45PXt6cnH59uyF7zQd",
-	"ifhI0dEwh9NuGUHR+GdlVQ7C4vE2R2WVPOyYZr9+0ShWbwgoQmEvQdGPT6JpjrGgotK71NaKEeq2Vsav",
-	"kzcgjeVm1L8/No9zlZqsr+P3KyD3ncJ8pfYXNLUcQmHd16AzdXr3SUl/NjluVpFcVV7lim5NVlXrKPSP",
-	"jLJmNLNIbdUOUygsRtMPKCeLNIKCPbfTynVBlBW1/AiKzWyhjyvNzyNWvcbqqSljO2pAeDTiutORUtcV",
-	"B7+NZk1uVqytbnk7zZpsp1g7atztNWuylWK9uoFbaNZkrWKN0YvmwxEHjZcFV6aMsnYOrrlTG9DMl6gw",
-	"6zUN1xnaR/w2yjq5o64OwLSdsm6xYwtlnWyjq0dS6+haFYfUumJwbXu6T11cl4H6El28ljl+LV28Otl3",
-	"Xfy7Lv7dT7CqvmsJ5Vuo71Z+hnDXWnXpoqRPGH1jG8WiRdSIyIf8QIRMZ9FotaeJRQ9HXFOpltXGoLO2",
-	"Lrmi/cleYbV39YcOefrBsEMkhqEph6f+RI1Mt2FPW57b4xG+9xx3XyEOQa2IKLgyHBoFrKYt/2z5MIoA",
-	"yFg8Ra6jkjdWmlxts2yymAlMrtcZdi6botwqWiTKoCygOijFmqUuY28qAsJY0MRXl0TConlLSXJAOjJe",
-	"2mby6l2oP0/xszhHTS8TYMdVyqx29ZtUIhZL9kDWKMW2qr0TsRE51U5BZ8OQB8UnoRTiRKRTpc9hzST1",
-	"L9B/UdJS5xZNuQEJDzqQYal/DTDYzlJDCJbx01CCxSgH3a6pAnpEbNsCtDYxDRoohOx1+7XecX3k34gT",
-	"nqyZ7i/JC08q1q9/Pa/3d460yXOtidHXVJ5rOJPb9dqywBvCYsshQzaiUS9XpMYkbkNoyn1+dfF8Nof2",
-	"JU387IF0tDtUZIuBbEjWih+9NsSq5emmIVpJRcPccMS1dYCzqs4/FYqcNn1kMr4u6Uorqp6P0WXyEr/y",
-	"gYuMjcpgyxO75gOyQyqe+iJOynOtA1t46rUhQFeknavZN2v7K7KNVfw1g18NmzJr6yhiP3D8zUXbAy6I",
-	"zGHJRRzWXre/mr9SqpNCgxkD7S4FP0VIpinlGahtqYmtM/dnO92UWLbPGQvlZcoUAUPhxjhowT0NSeIc",
-	"Csiu6f1Q0N8TR9rb2AbioiSCOBqKbgOgrrS2X2aZq5R6A/B8rjBVu3S8ho7U/WO1AcAf34QZmcPYFCFe",
-	"Y0DzqiYPnV35r5ZD+F0H+zocb4WZ0FWD7b2xPHwudz7hPyDf2KkStpbjPUsZ1rvG+NbfTWJxyx9WKkbP",
-	"I55Lp565LMpgl3bJKqZAh8KVSlKTJnSOLxmcVgO2aixWHkniHKmnrgC3NsrXmQ0GaeldlEvGSY/MBBc5",
-	"uNFM8fJ5xKN5rlh4FgVoS53TD/CIhtcU6rOdxyLTtdBpykacfUhS7B2nzjL76FfrfmM7aqVEQGO1hHLb",
-	"gW2/T0KlckEN/TFbCh66+l5C08zWaschxixbMIY90uyJ1Cy7/Ht5D2BnxDJeeaKURBhaCRIijpdE5JmM",
-	"QihGZFhRv9tF3qrYpIIbtGia4vG68RwUpdO1wmSpED1QUr2RKAWdUt+GrQ5fLUBvPYfZjC3dai9CXEHy",
-	"Zl2RwFomOWXZSxjy2MWNG1gk+nw0ZOHRN0HOkNE1a93QCmgDm1xtDfTIttD5z25v2O3euT/QUx5WFsw+",
-	"3LRg6PBzm+X2Bve13HNd4T+Grs8KeXSp/aOVdhW22l+5JP+6TZlShfXNi/a70HxaIURj2B90ofU0/tXb",
-	"s+uOeMamptd3eeGnx6+Oi0qRtm0jZkMb8N+wCfvp2kv5uKbtUqlKf7mH9v7g2wpaJVxaI15NLJv5Lj99",
-	"l5+2k58c0QSEJyv6GIlJyzzfpt7DSy1XFeUeakQuU8PKEbfWMKBz8+ZXRMzKTGtQ06z5e3GUf/Iy3EWn",
-	"F8au4qW92L8AxqxNJnFCF6rLX23kY4uN5DFTYmcci4X2njuCvukVNeJN32CmT9ifOY1l2Z7ny3ysvf9Y",
-	"c79DXqP0mOjWvxG/ZuBdKS0GWzvxETehCZaNe07KpI4/UDMynqURk2S81D4OCEgwVSe0Y0CtFwIU9FyX",
-	"MFen32E89HXzrWJB4OI/gkAWO7yikrYId638m+R15Of+/RLlSU65uv1v7IvYkvjpmOB/Ehr43c/+VYP7",
-	"voyMrjPN1EaYrjXIrETirkbtEmhlpuPVjTcdXeiRdMJeFUXZ5FEnbJ5kyyEJ2TWLRTI3HSQxRZiHY/Gh",
-	"1SHHeTZjPFNYiPUt4WeMRB7xIhS58MSDbr4klIwZTVmK/lNofI8t2Nev2HbXQVPCiBuXNOy4Oeh2kVy7",
-	"hUoUxS1KPt0ihngLbz/ZztnvWqBqvf0dcqzNJw8f7kIBKxOfXWw9ETJrG1c4HA3cMIa9gRnNRjOX62GV",
-	"ehE41rbm84uXLzC2DOFGeuSn89evdDFqeaWPa8R9LJw0JFVy66v7X3G6K/Zn3O43+NptOMaKs50Mut27",
-	"+djxHl8ruDwx2LSFl6McgACX7axpnQKu3iup4I6i3e8ODrawblxYfLGADREY4+VGQPU3db3+0jUpUje2",
-	"/jPr2YKQjpDxCC3UTErSZJ1pBz2DUl7ib/5aIxJc9tq17e3/o1xAQOkz9iHbmWXzuDxCdUU3BC7soj68",
-	"5hWI60GYbg2L+CaN7qs4vkKhT16/evX05OLpEx30pDH0v1Im8xgSRnAiH6RQ+xwOfpR3u/19bDjxg68t",
-	"rdW784gfcej7falxd8R9jbuXgLoe8QEdLw06qic69hMt0oag6KocuEkWHtl29VRi2W2Rjri/QlXIlKFt",
-	"vo+dJ7VTdRyzOSL8l5fdvoMM990YsyobsSBPwX30+x8lhRPpBtBgB8iVvLnWpQXikCls7eT71ccJHtuo",
-	"EMzq4yKLJhqIlIQBbRdaJtkdMv5Kvgygrn9rq4W2T/D39ukT8KqPePWHCwXtPkgRGFat+AMW0tbxCTZr",
-	"XE8lUrJIBQS6Kb713//7/5BBtwc1aeSSBz4wsEB9E7MQ8r59jOHzSZZG0yngjlLnghRul8ZY8lLoNixG",
-	"nujYipegAI64VlhKxwGhIGGOSMbqO51AKghe2zu8g60iA8zJhrrAUCaIj8EhnQU0sOoQU7D+yAoA+jQs",
-	"j0AULZjEyrWssXF3J3v0IOix9n7QC9sDejBuH44fsXZ/Mgh7we54j+4flk3ftRymliGnlIdirq/v6+0N",
-	"IOtW/NCrVwgeSFL09IXlsRBKK+VpwG5azZl+b/1RpyzrHuS76XV/MMums/7B4fQuJ6uBv2ngBosFhS2v",
-	"AP+mWbRJs2gBH+Miu9SvbL2b8xVBqNgQjlXew25/iy2cKpSkcNdzpQxPGeH5fMxsXpLZW9PvoVkGN926",
-	"adkvcbT2KxhtzbJ73ZuX/JV6DSGcvcnlDIatkYM01ZeMhxAlpUjwUZG0I5X+GEkSTTm2jMoTI/f09/bJ",
-	"z9FjEkfzKGuBGFUR+u6vPqwmb8fBVd0eXrmEUxNTbM6HIdkpC8SURxAGLV2y2vq2tqE7Wnr+eawumyWL",
-	"Dcw/4hm9cq0xRqbQ5hi6aI8BL8DCWBI63kcpXS9y/Iq6vlRyw/N83D6PppxmecqGRM5of2//ByVf7wYz",
-	"9oE8f3l80j5/fqwA2zraF4AR8BLzTcsnLDewYphxkqSJkyOtixZYqJNajjnOYiplRHlbg3f7FMorTSKW",
-	"+k6eoMzUCY84DVIhJZT1hjQLMBBXhAkL/iyOwOyytRyhht1SivD10fm6rnhhQrrhGAvmu+kkb8OYS3e6",
-	"hv7q1faD/v54sD/eP5hMAvV/h4fjwd5u0At3u4Pervpfvx8+6u4PDnbHE9qdHB7QPXZwsN/f32ePKLsL",
-	"73xiriEKPX2PRF+jvr8jnQFqrkhhwxVbbtjyJrBZcwK7/e6jsEsH7YPxo7A9CPZY+5AOWLs36Y0HtBf0",
-	"w91ttveVmJQDeU+VqLadV+FbMRd7hd8Zy1+OsUCHA80JvoSHfBRivg0P+dD+OG9LQ2588gPxr7s/+OQ/",
-	"FeFrOoSviXTNU78PP8FnGnMgfkpmdJ58Hn4ydPGz32qN+KqGmi2EppBSF4lFAASHqchowV4wHB2Dj2B0",
-	"SeYihbxjTvZM6NWIg3WUi0WH+IyHiYh41snT+BJsR9gjjdiO9cb0bgzS/qckphG/QEs540G6VCuCvz/7",
-	"R1CET7EcSEAr1msQqMnZQvGjAkuK4QcPH5ImtLXQ6QqYzKBtSf3uoLWBdanvtmVdcF9bsC24uPq7uosK",
-	"WYacNWT6uvvDYXhA+5NusM9640G4S/cmj9hBcDju0l7YZ7uTAd0b7wePwgN2OOnS3rgf7IYDtjfZp4/G",
-	"B8FheBcm9ZZHHxSYCaUCAF+GiwDR3/Fl121bpHVgBn2AtzqRFaRYp0I92h909w/3u/84VcoBsltwqe69",
-	"zv/27MWvFlHP9Ey1TTMAf9H6sQbNgUPVF7X6zvH+shwPMPOOHK887KcGenKPc4VIv/+h8EaPUwWI54zG",
-	"2QzTtiIOqdbgL05YgP86fnNKUjZhKeM6Ph2F2uv2XISM/PTu5/MOeSXAXafdzjofSRMDkcjGKmF6LMQV",
-	"zuq5vXSx4RH029DhQSbK3BnRdt1YHRajSKqhADYVzYS02qFMZEC90bHojbCacSVNoiBa1T0ChX13MEGw",
-	"1XE9koVRvc58hfW/bI6auWdkmR6ohB6pU7NbHaLFF2B2lgNBWXZt9NKeb+3hd/37zgotaK0u7zXwZJES",
-	"Q2okaUK4BElFzNxtYhDF5z8+/78AAAD//w==",
+	"+/9vUWzhHLW61ZNSACdZBgUYB93BuqHs2nZeieyZYqzqgz1c5OYPTjVdt3lae93dm786RxnxbUHTS6aH",
+	"xvD3P7yGTg2CdEt9u1BS6x0bk5/ZkpxD0HtGpxLKxySy8YcaZCcUgVwLP8c6PiRWqsjxGzdTTJEg7W6L",
+	"JAlFkM+hJAubj1noBJOPI07TJbRXOnnyCix/K5f+RK3hxkvP2IdsZ5bN4/JtVw13tVf7/OLli8riO3+t",
+	"W4MVlo649rpmUM7o49ob63e7DrHVkhIQzDi6ZqY0YiZy67o1rL/2Zp7r6b4iRuoCTWsubmUHd721DUf/",
+	"IrpmXE2iNIf6Y9ckubOkCH767FfO63XC+PGb0/OEBbc7Mz1w/SHoUQmwAwfXqCR/P375YuiEOmkKn7JE",
+	"yCgTKeTYuqv3O+SV0HlhRAk2SZ4mQjIlCk8ZV/thoZGRlGoNeWOSiFLMApU6vAwiHPzHEHal5/5R6M8f",
+	"yEIOaEFlV0ahNRg4BW2IlN6O4o+CUEwqHPG/FnZeKCJnrsGsuBZSsPLXDfipOamVuiPgocEMtG+wBcUx",
+	"KQqDoaFDQQsLPbLX3XWrBddg7Rmu4R+CtDA3JFKz9JqRLKWTSRT8xYitWmR0A8pf93bAurdj9EK588n8",
+	"8/OOY2Nbe9fnM7GQupa4tmxAmhzD7icKDExcFsXUwdrbrMlc/JpXuz5Rcg2JLo5C50VrAWqLy35MQ5Nw",
+	"AJ/0bv7krWNDwY+2AI9nxioCX/QPb/7iQoiXlC/16uSXgG9vK0HytFDuvxjqLZybDE4Dt7rKgGsg1hDp",
+	"oABAfeMPr6Ht084zcKjpcqpyben04pWabNM3VNGNP7yGTsauRLKlUcba2AUKvAGylGb6YMV5gEbownuw",
+	"NuNCsswjUoy4ZNqkuZiJGPbeIVA8QedKJc55ufXZOQZMj0UckiYFLI5pADYhaMEqUu2JMb0GMOtFpEop",
+	"ZfMkWyKOe9qW3++rCSG5gRoCgY4AHZqHyrFIWdgajnhb59cNycOHfpFR7D986KknhWeu/ADPBh765fRi",
+	"f+XJJWcfMh+mgjS8IfFllLHLPI19GBNqk5gJaBJdooWybnAYBSNW1Diu47BmcfA2lijGDYaSw+MVepjk",
+	"a+khYKqpMvq1SCEWEfhc9hDrJJcKSR7U1VTADOm/Nn3sbfHFGzTgXgjxgqZThnS1v83yHOvtU54p5vzv",
+	"RZMBBjZQ5C0pcUlE0cjXLhpb1QskpcydiIHdcsFkpq1yzfGS+E6Ypd9CV6lNQTEhehEn/o9P0YhYt4Kd",
+	"T/Df0/Cz3xnxYydW36l2ETCtQyCRM11XIummr9DgiotFzEKIDYYwAneBztvSGhVpmqrfPZLLnMbxspwC",
+	"oAMIPWIe1IrjMhaLDjlXColdvA5CRPV6KXK0gQQU+hkwmpIxm0XgyIUf1Bvgy6QxKAVKxA875ELoOujq",
+	"7Et3AQ4x7BY4SSGVmmDyv2ui1hdWPgU7lWQMiyfJqyiB96NQws9mEeq1OtubmtyNWJKNFV4fQdhPziCp",
+	"Tls93bIKW9HUlfDkz179yDbu91bjVuKMP61EH8ZLN67U1DtKVtNgQL3WwKrgvcii8Z0MmZBhs/ftMmSO",
+	"CPtAgwxD56G0U83GnXQdd/Or0VN67ttm/d18KjbNDLpS2p5P4HSE9izrlq7Ads2i3coe3dtVuLzFgi2i",
+	"FGs9QgTXKBVJMo2uFcIL4SkaY4t3oRML32oWMUQPHw663YcPjaymGwhkAtMb6w4hEzcdwf6djuAmURsj",
+	"x7d480U0jzKQwb+aErkSgF+jOx4jmQR7kLnJ76rjX0VMAX+n4Xg6lLe4py8XUgoRYaP3qkigVHwRuLzN",
+	"h+Wl7nKVbDidBVdrUSlF5n4jLFhnPTEb/KtD/m39Yf9GqPIjyyB2qg5Xll/JsPIUkQfLot+MYzuY9QJB",
+	"3Hecx2skQtZg6XMdAWYx1Wa7YH9E0tTVEiEAIhOF6Oq3lMxPM7CAKtSG2AadkkSaa1KSWkfwkZvVBMXq",
+	"FMc3gQuZTQQ0YTtNqlMQIXDH1C3KKAa24HOP0CxjPKSgmlTyiLJFFLBWWZuZUWn75kCj0HKiFURqzemy",
+	"CHEYFsqGesFEekKf0XhJFjTSjc1NVS0MsGlSG46EWW8P8DTFZNLyjL8npkvbsZJmmOmVc8LFwnW9/Jmz",
+	"nGGhTNR/CGTXFPJOlOE7klA1RmfElQR0+PCh1ntodZdmEyUYiKRNylK70boHDAxRsGplTaeU5ANJfExX",
+	"9olUl+KogGHObNaWozWGgjMdObsmQxcr7ACvsOUMMR9NFzRgqbnnmU4x1XurjU7AJWzmHf1vxjvO8EAY",
+	"14fapKBPvhdj2/nKnMMDCZCFOa9ZuvTUkSrAaP3LMZ3uFkznRMc3/ptxKQ0wX8qoNLuxFX83CW/Y8/SB",
+	"LeNT2Jsg+hCtTh3yTgfK+moy37NvKyKgrR5F99Si5+eIazh3urDCKjEGsBxZLaFLL0aB6/HXWUEeF8WM",
+	"K7yyRgldv9YZ1c3bIAVlja4Ifd+3NXGY+pMC73bzesA3gnGe4JLz7sPIoldwg33FrgEYEaRt3J8Fod/u",
+	"9u7LglBeKMJkjQWhQx7jQ2NDyEw6Rpeshpff0SzQb+/2/uXNAhp+brYImJv5bg/4S9kD3DrvmlfYR2V2",
+	"YWmyLcfZ8DQPwdawUcBQ7alVKk504pot8wkkPc25NBUNilB9SZqluh3AVTyMXcKpi+pyoA95I26XV/kJ",
+	"pikntikMiWMWtwhVsmgKMTrvxVin2tnYcpDd8wRyx2wk7ePXr38+ffXj5fnfX51cXpy+fPr67YVPmiYb",
+	"6oDI1pA8fNjv9pSAbQKr34uIk7dnL1AKRqZlHdFqyyM+iXgkZ0pnUV/3zdda1fJ1bVLfxDKrU7JaiA3N",
+	"pMHVNIVqC81ExLFa99OL9RHTNk/t4cNBf/Dw4WpOhSkMD7PS4ppMJRg64qV9wKL1atQBDvVm8TcqSc5D",
+	"cK4bW49Wg6xWZ/arF+BpFzz8nafsEuse+y0g2BnxXwikW5g1BSmyQ7chO4wsjfY4h2JqTd/tHO+v6fTe",
+	"qhM+RtxIH5C4CXoKXypVEfz8dM7KAgwkq9jEofK8Hsl5DNnBM4ZT6Tj44utMCMzfNVCPGRtq6mI3g+6u",
+	"dutBlP1KtL8FwxF3A/yV8ChLEfxIOo7WxehnNs6hQ4450QlC+m0MkRhxGmTRdaGll3q6gx5Dsd4mVozQ",
+	"kGLbphRlNjU/PlzNVQKN3UV3TN8CRb/URwicHTyAQEjTqQbkAj2SNKsmK4vGZFHnFvUml3qpR6jeY6yK",
+	"HjmaM4m1Pz1QTEsbwxZJGK+isLSdiTaYT4rFpuoiOGs5W1/NxuqM+IUzKfg6JupmONgrbB2O0uTlohwA",
+	"zSAZoYSr+UMUR9lyxIVap7TLGposFdvXx9MY7bv9gvyiQTIs4YFOR6pe8IgXZY2bT84v2oFIUxZkLQVR",
+	"SzRamC9NTE01P8z4bUp9o1lHSf+jhnH+6FXvdtva4aqWfsPBNDmjKZPZkEBtbgWsve5wtzvipbLKrVGj",
+	"TtHAzGwtDzVua/1zcPZnttQy2/3Hv5y4i7TS1TaxL737FhnrxMXH0NbqqI5BEsMflTTuFN17ekGn62bU",
+	"r+3AO5+9huEVN71v34Ml3qcNaMPej3Ud06MVlm8MgnMacTRyKuZfy/a/+eH8lU1Nt7Uc/UOipAYbYMtN",
+	"7r5VjBs08qqBsWcobDlNrtu1Ql0F9SrNASoi3lG9iIcSSUW8qwptYAZmNDPmZiN7F9KJ+gJyOCugfUdw",
+	"/fdR7xSpKQSf2+l3q2pdxUjoahEbDYYuzNQoeh3yayQjpX9lAn42gqL6t1PRZr0VsNYdXHDhr234WOcE",
+	"NhbJu9Ljz999x//UvuOxhcB7M6vcSp58bNAT/bw0C2Z1/eyvy9VeCeRrcbbQMnhTIZxp2xIv9W+mkRF4",
+	"pYw4rwudpCKhUzD06PYHlE8BuZnxJOvuUlXLi5Oyba0melVKL4Rc94wo5CCRLIwOQzBdHIAzs0jp9tTT",
+	"Xt88hczvDthVuubZJhFzxB0WJ5c8ILrigVuKqtZKYwtHKLmtpCUbpW444qvVN+yOrWaCmpA1Z4u06FJR",
+	"X6VjGy3cftYhxwST6bXFY/WkAQC84q7BXmMue8TnADq25LA92srVOWmFYHpQ9+fGCJT2XBzdiKd5zCRG",
+	"wI4ZRA/IiAew8AI8C2WvrMUSVGI9owUWMxgldsSbFI1CNbUTXOd5Ka3DVTnBLKPBW0xWcGLEP2JnC5rp",
+	"GlnlY8YN4C8QLKA+FBO8J2ifO+Lvam1u0gQN43VUhDH0wa/YU4pvBVRiRuxE2ynWEnMH13bXB9JOY4MS",
+	"TF0UdaUo5w2N8XDEa+umWJBwUn7QiFcYAQ20FCeFtd4zkCcDwSdROld4STMbZKCLJmIvXRqSjF7pQAx7",
+	"NjRluu600pCOnFZoumJuacmXZsmtDgFnUjTB0bE1jCmWog4B/a2wkknKmO56rNaqGzPPGeUQXeGBT3PN",
+	"JcJN6CAa0cKQBvc4sC+WBHkcJXO1NfOren0IwRy1pluvzrxatZjWhERUeuPd3pIxATL+1UwYa7v3bWXG",
+	"+CYCYLHE8IsEwH+Y5aHExjxSxjiFVTocvsYAQS5sFXy5nrVkbGhcChgWZSjpNUszbd12qQ1GKhl6QNM0",
+	"YiEReVZEgXlE0mULAsAlZOkC6uKwD4zTHC3/AYthY63v0vldg2x6W5g83jiFstDw8N3K4lpZXFZ1VMMG",
+	"UVvWya7Ag5p1DLblEaUw6zBEy67cku2GY3kr3EVxsXrGUcsxWvdkhDm4HfScGaL+7xbfZenf/SuUGww6",
+	"O0XQ7OY6VDTNoiBKKM/kA3Bxo4VGtwXEFu5Yk1OJmA8ksUlWzqeX6kMlKOo2o6svxGyS+baUnEdEHDoZ",
+	"jhSd6zrKh+LsCmxt2TEd9NMqGZsWMwEayJxiGp8L9B3yFLK7seGCFHOmZHnYYGdTgNlxcW5fUfAoZlkX",
+	"dXNRYrtOCLQWe79nJvwT138QBBFGo9okq0hZbuTMX8L8tJHSKG1sLZF5qv0K4Oa3qnYpCWAxE8j7PPBA",
+	"e9CKbTFTkqBLJjajLSzi1oUw/kpheLCFM8Dum0PxSirwd1rwT0sLjouu7nCtfymj8yasRx3s9qlLFaN2",
+	"fZwhjF22o0CkIZtba3cpuBCqqZZCBiVK407QIKb3y86I2ziNbEgKVZLU5SKZEqpRVjRFJs1+t9uqmKJL",
+	"6vWIL5ijYN/VEO2ouR1yTNR5Qmo5lDCvGIUK01axCSj6XBvmAq+4DravEKXizvHXM++cmFP65zTuOKBx",
+	"O9POd2tJ+I0DS/5tWBmi1NdTcwPbDn/L/CZrrXG+tK6MKDVJOLr6KvSRAfVXly6rlzdPnFV8RdJVTLNJ",
+	"QXQ21vmeYPHVEiwyF6qCEgAYCHefbg3kdaC9E9A4pNcI2ordrwL5E3gu3TILTqWqTlFnPlOiiq4RrqQD",
+	"PY1uyVeGbZwMOwwVwNfYpn7ak0jakb+D4VcBw+KI4dZ1Iygj8n45HK6TxGHea/TRMqILHJJmuesNQqzv",
+	"GedQO5csbSdpxIMoobFn19meiTlrS4a5Prp1lW5hDyIO+fXpr09fXbQKhzOWBXLA+6hUiJFes9BkYIR6",
+	"rcsRl3kQMBbKDjlj7wEuV6prYlAA9p7QLbnVqWAYf5K0ZcKCaBIFJKFSLkDLJuqaWDrib89eSJIyKeJr",
+	"HXATC5EoKcsjSRpdQ7hbHPGrdiwCGhORkiAWedies4yGNKOEhmHKpGSl1mfYFKUz4v44l8tLe0I+aZr4",
+	"nZYuh1mcnjammKvBDdk4E8xlkGTMZBQWAT1CMsw1aFLISfXfvL2AaAhOcg6XCr/a8P1q/Ut17B1iyITS",
+	"naCmBBb5ZLrtnPV7GGi1oHlUJNNUdxqVQi3UNkpbpXbUES/GMxEwYCk2J2HiDCFCBRJJozgmUPhrfeh/",
+	"Lf37WiH81cn+QbH8zm7rFCVD2Y+U1mHvqeilZtCOFSq4/F5L85+1lmZ/qyv7UTdKuT/dQTM3anscHidJ",
+	"zIjudHi/nK6uxPEZC2tZXdFWZ0XQQqvTTAhFxrFKphOqpTsumhb8XDd2bFokukxoNvNbuui4+7XOQDNN",
+	"3BQ3hewzQ9ObVao5JJQv9RTFGsqcwQ0km0EsHss8EvEgzkM0IJnJ5Yym2mrlDgANpkKoAn1EoPWN4mvA",
+	"CnWInhUCNd1tKY7JQ8KicuXlschmwGvEPMrU6/DLiGufI1JrlgFjsVY3DErRrMvuhMYLKBYEXA6cCDCV",
+	"qWaaKq51tMJQh+T3P3zDGrOaYdUmncqn0CwJa7dAkimuBQqDrmF5JplU9/0tbITVmXB30C9dL9r+BOeA",
+	"gZOrjFsvXvCAQd6d5dv2c8u8m5XkOx1UBreBDQl1aGSUyRGPeMg+eDpMsnxsnVcaXB1RQN/OEcFISVcl",
+	"xTUW5R91O/oR11yZK7GJT3VRjkiSMBVJAlYrKIzUIceFmGgHm7hhtDpYQre8VBcPgUimizyA8KA7UIAw",
+	"6O6Spq7N6RVzjziCO2RsyqsIFqAzRUkspgTKX7cwG5TqLolHGFa4epuRJFPIjMbrskdRBC+Z+/R1WYoa",
+	"SQSNd99IEnlbO9k/yF67WRJROGcMm8XR/sv5vr7LJl/VSAn8uk6J/jrWHCy2v8mac8auxZW25uieyZlu",
+	"/uwpqSORJMnlDCgtZ1rsCFdNQNpo+SXWH5z1u/XnL2z9qXQF/3qWnzOneaSelLp9vKESSlNMJnHEmW6R",
+	"D51VxTzJfgjUznjmF7YfbEYtPfLm55OnI37e39svGhxHU664soz4NGbtXDIPu+dCwgbEjvhkDCVRStU9",
+	"tHzpCsmpWEjF1aGMYMesPGVhlLIgK8pdQq4FGxOaJA8kRlUUnRZ/fP36xxdPL8+ePjk9e3pycfn27IXv",
+	"NB2J+EjR0TCH024ZQdH4Z2VVDsLi8TZHZZU87JjuxH7R2VZvCChCYS9B0Y9PommOsaCi0mzV1ooR6rZW",
+	"xq+TNyCN5WbUvz82j3OVusKv4/crIPedwnyl9hc0tRxCYd3XoDN1evdJSX82OW5WkVxVXuWKbk1WVeso",
+	"9I+MsmY0s0ht1Q5TKCxG0w8oJ4s0goI9t9PKdUGUFbX8CIrNbKGPK83PI1a9xuqpKWM7akB4NOK605FS",
+	"1xUHv41mTW5WrK1ueTvNmmynWDtq3O01a7KVYr26gVto1mStYo3Ri+bDEQeNlwVXpoyydg6uuVMb0MyX",
+	"qDDrNQ3XGdpH/DbKOrmjrg7AtJ2ybrFjC2WdbKOrR1Lr6FoVh9S6YnBte7pPXVyXgfoSXbyWOX4tXbw6",
+	"2Xdd/Lsu/t1PsKq+awnlW6jvVn6GcNdademipE8YfWMbxaJF1IjIh/xAhExn0Wi1p4lFD0dcU6mW1cag",
+	"n7cuuaL9yV5htXf1hw55+sGwQySGoSmHp/5EjUz3jU9bntvjEb73HHdfIQ5BrYgouDIcGgWspi3/bPkw",
+	"igDIWDxFrqOSN1aaXG2zbLKYCUyu1xl2Lpui3CpaJMqgLKA6KMWapS5jbyoCwljQxFeXRMKieUtJckA6",
+	"Ml7a7vfqXag/T/GzOEdNLxNgx1XKrHb1m1QiFkv2QNYoxbaqvROxETnVTkFnw5AHxSehFOJEpFOlz2HN",
+	"JPUv0H9R0lLnFk25AQkPOpBhqX8NMNjOUkMIlvHTUILFKAfdrqkCekRs2wK0NjENGiiE7HX7td5xfeTf",
+	"iBOerJnuL8kLTyrWr389r/d3jrTJc62J0ddUnms4k9v12rLAG8JiyyFDNqJRL1ekxiRuQ2jKfX518Xw2",
+	"h/YlTfzsgXS0O1Rki4FsSNaKH702xKrl6aYhWklFw9xwxLV1gLOqzj8Vipw2fWQyvi7pSiuqno/RZfIS",
+	"v/KBi4yNymDLE7vmA7JDKp76Ik7Kc60DW3jqtSFAV6Sdq9k3a/srso1V/DWDXw2bMmvrKGI/cPzNRdsD",
+	"LojMYclFHNZet7+av1Kqk0KDGQPtLgU/RUimKeUZqG2pia0z92c73ZRYts8ZC+VlyhQBQ+HGOGjBPQ1J",
+	"4hwKyK7p/VDQ3xNH2tvYBuKiJII4GopuA6CutLZfZpmrlHoD8HyuMFW7dLyGjtT9Y7UBwB/fhBmZw9gU",
+	"IV5jQPOqJg+dXfmvlkP4XQf7OhxvhZnQVYPtvbE8fC53PuE/IN/YqRK2luM9SxnWu8b41t9NYnHLH1Yq",
+	"Rs8jnkunnrksymCXdskqpkCHwpVKUpMmdI4vGZxWA7ZqLFYeSeIcqaeuALc2yteZDQZp6V2US8ZJj8wE",
+	"Fzm40Uzx8nnEo3muWHgWBWhLndMP8IiG1xTqs53HItO10GnKRpx9SFLsHafOMvvoV+t+YztqpURAY7WE",
+	"ctuBbb9PQqVyQQ39MVsKHrr6XkLTzNZqxyHGLFswhj3S7InULLv8e3kPYGfEMl55opREGFoJEiKOl0Tk",
+	"mYxCKEZkWFG/20Xeqtikghu0aJri8brxHBSl07XCZKkQPVBSvZEoBZ1S34atDl8tQG89h9mMLd1qL0Jc",
+	"QfJmXZHAWiY5ZdlLGPLYxY0bWCT6fDRk4dE3Qc6Q0TVr3dAKaAObXG0N9Mi20PnPbm/Y7d65P9BTHlYW",
+	"zD7ctGDo8HOb5fYG97Xcc13hP4auzwp5dKn9o5V2FbbaX7kk/7pNmVKF9c2L9rvQfFohRGPYH3Sh9TT+",
+	"1duz6454xqam13d54afHr46LSpG2bSNmQxvw37AJ++naS/m4pu1SqUp/uYf2/uDbClolXFojXk0sm/ku",
+	"P32Xn7aTnxzRBIQnK/oYiUnLPN+m3sNLLVcV5R5qRC5Tw8oRt9YwoHPz5ldEzMpMa1DTrPl7cZR/8jLc",
+	"RacXxq7ipb3YvwDGrE0mcUIXqstfbeRji43kMVNiZxyLhfaeO4K+6RU14k3fYKZP2J85jWXZnufLfKy9",
+	"/1hzv0Neo/SY6Na/Eb9m4F0pLQZbO/ERN6EJlo17Tsqkjj9QMzKepRGTZLzUPg4ISDBVJ7RjQK0XAhT0",
+	"XJcwV6ffYTz0dfOtYkHg4j+CQBY7vKKStgh3rfyb5HXk5/79EuVJTrm6/W/si9iS+OmY4H8SGvjdz/5V",
+	"g/u+jIyuM83URpiuNcisROKuRu0SaGWm49WNNx1d6JF0wl4VRdnkUSdsnmTLIQnZNYtFMjcdJDFFmIdj",
+	"8aHVIcd5NmM8U1iI9S3hZ4xEHvEiFLnwxINuviSUjBlNWYr+U2h8jy3Y16/YdtdBU8KIG5c07Lg56HaR",
+	"XLuFShTFLUo+3SKGeAtvP9nO2e9aoGq9/R1yrM0nDx/uQgErE59dbD0RMmsbVzgcDdwwhr2BGc1GM5fr",
+	"YZV6ETjWtubzi5cvMLYM4UZ65Kfz1690MWp5pY9rxH0snDQkVXLrq/tfcbor9mfc7jf42m04xoqznQy6",
+	"3bv52PEeXyu4PDHYtIWXoxyAAJftrGmdAq7eK6ngjqLd7w4OtrBuXFh8sYANERjj5UZA9Td1vf7SNSlS",
+	"N7b+M+vZgpCOkPEILdRMStJknWkHPYNSXuJv/lojElz22rXt7f+jXEBA6TP2IduZZfO4PEJ1RTcELuyi",
+	"PrzmFYjrQZhuDYv4Jo3uqzi+QqFPXr969fTk4ukTHfSkMfS/UibzGBJGcCIfpFD7HA5+lHe7/X1sOPGD",
+	"ry2t1bvziB9x6Pt9qXF3xH2Nu5eAuh7xAR0vDTqqJzr2Ey3ShqDoqhy4SRYe2Xb1VGLZbZGOuL9CVciU",
+	"oW2+j50ntVN1HLM5IvyXl92+gwz33RizKhuxIE/BffT7HyWFE+kG0GAHyJW8udalBeKQKWzt5PvVxwke",
+	"26gQzOrjIosmGoiUhAFtF1om2R0y/kq+DKCuf2urhbZP8Pf26RPwqo949YcLBe0+SBEYVq34AxbS1vEJ",
+	"NmtcTyVSskgFBLopvvXf//v/kEG3BzVp5JIHPjCwQH0TsxDyvn2M4fNJlkbTKeCOUueCFG6XxljyUug2",
+	"LEae6NiKl6AAjrhWWErHAaEgYY5Ixuo7nUAqCF7bO7yDrSIDzMmGusBQJoiPwSGdBTSw6hBTsP7ICgD6",
+	"NCyPQBQtmMTKtayxcXcne/Qg6LH2ftAL2wN6MG4fjh+xdn8yCHvB7niP7h+WTd+1HKaWIaeUh2Kur+/r",
+	"7Q0g61b80KtXCB5IUvT0heWxEEor5WnAblrNmX5v/VGnLOse5LvpdX8wy6az/sHh9C4nq4G/aeAGiwWF",
+	"La8A/6ZZtEmzaAEf4yK71K9svZvzFUGo2BCOVd7Dbn+LLZwqlKRw13OlDE8Z4fl8zGxektlb0++hWQY3",
+	"3bpp2S9xtPYrGG3Nsnvdm5f8lXoNIZy9yeUMhq2RgzTVl4yHECWlSPBRkbQjlf4YSRJNObaMyhMj9/T3",
+	"9snP0WMSR/Moa4EYVRH67q8+rCZvx8FV3R5euYRTE1Nszoch2SkLxJRHEAYtXbLa+ra2oTtaev55rC6b",
+	"JYsNzD/iGb1yrTFGptDmGLpojwEvwMJYEjreRyldL3L8irq+VHLD83zcPo+mnGZ5yoZEzmh/b/8HJV/v",
+	"BjP2gTx/eXzSPn9+rADbOtoXgBHwEvNNyycsN7BimHGSpImTI62LFliok1qOOc5iKmVEeVuDd/sUyitN",
+	"Ipb6Tp6gzNQJjzgNUiEllPWGNAswEFeECQv+LI7A7LK1HKGG3VKK8PXR+bqueGFCuuEYC+a76SRvw5hL",
+	"d7qG/urV9oP+/niwP94/mEwC9X+Hh+PB3m7QC3e7g96u+l+/Hz7q7g8OdscT2p0cHtA9dnCw39/fZ48o",
+	"uwvvfGKuIQo9fY9EX6O+vyOdAWquSGHDFVtu2PImsFlzArv97qOwSwftg/GjsD0I9lj7kA5YuzfpjQe0",
+	"F/TD3W2295WYlAN5T5Wotp1X4VsxF3uF3xnLX46xQIcDzQm+hId8FGK+DQ/50P44b0tDbnzyA/Gvuz/4",
+	"5D8V4Ws6hK+JdM1Tvw8/wWcacyB+SmZ0nnwefjJ08bPfao34qoaaLYSmkFIXiUUABIepyGjBXjAcHYOP",
+	"YHRJ5iKFvGNO9kzo1YiDdZSLRYf4jIeJiHjWydP4EmxH2CON2I71xvRuDNL+pySmEb9ASznjQbpUK4K/",
+	"P/tHUIRPsRxIQCvWaxCoydlC8aMCS4rhBw8fkia0tdDpCpjMoG1J/e6gtYF1qe+2ZV1wX1uwLbi4+ru6",
+	"iwpZhpw1ZPq6+8NheED7k26wz3rjQbhL9yaP2EFwOO7SXthnu5MB3RvvB4/CA3Y46dLeuB/shgO2N9mn",
+	"j8YHwWF4Fyb1lkcfFJgJpQIAX4aLANHf8WXXbVukdWAGfYC3OpEVpFinQj3aH3T3D/e7/zhVygGyW3Cp",
+	"7r3O//bsxa8WUc/0TLVNMwB/0fqxBs2BQ9UXtfrO8f6yHA8w844crzzspwZ6co9zhUi//6HwRo9TBYjn",
+	"jMbZDNO2Ig6p1uAvTliA/zp+c0pSNmEp4zo+HYXa6/ZchIz89O7n8w55JcBdp93OOh9JEwORyMYqYXos",
+	"xBXO6rm9dLHhEfTb0OFBJsrcGdF23VgdFqNIqqEANhXNhLTaoUxkQL3RseiNsJpxJU2iIFrVPQKFfXcw",
+	"QbDVcT2ShVG9znyF9b9sjpq5Z2SZHqiEHqlTs1sdosUXYHaWA0FZdm300p5v7eF3/fvOCi1orS7vNfBk",
+	"kRJDaiRpQrgESUXM3G1iEMXnPz7/vwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
