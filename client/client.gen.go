@@ -787,7 +787,7 @@ type CreateCalDAVConnectionRequest struct {
 	// AppPassword An app-specific password (appleid.apple.com → Sign-In and Security → App-Specific Passwords). Never returned or logged.
 	//
 	// Example: abcd-efgh-ijkl-mnop
-	AppPassword *string `json:"app_password,omitempty"`
+	AppPassword string `json:"app_password,omitempty"`
 
 	// BusyCalendars Calendars of the account (paths or URLs on the connected server, as `calendar_path` takes them)
 	// whose busy time counts besides the chosen calendar, replacing the previous list; `[]` counts the

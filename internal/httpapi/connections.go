@@ -281,12 +281,9 @@ func (s *Server) CreateCalDAVConnection(ctx context.Context, request api.CreateC
 		return nil, err
 	}
 	b := request.Body
-	in := connect.CalDAVInput{Username: b.Username}
+	in := connect.CalDAVInput{Username: b.Username, Password: b.AppPassword}
 	if b.ServerUrl != nil {
 		in.ServerURL = *b.ServerUrl
-	}
-	if b.AppPassword != nil {
-		in.Password = *b.AppPassword
 	}
 	if in.Password == "" {
 		return nil, &Error{Status: 400, Slug: "validation-error", Title: "Invalid request", Detail: "The request is invalid: body.app_password is required.",

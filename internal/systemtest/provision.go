@@ -196,7 +196,7 @@ func ConnectCalDAV(ctx context.Context, gw *Gateway, up *Upstreams, user, group 
 	}
 	srv, pw := up.CalDAVURL, CalDAVPassword
 	resp, err := c.CreateCalDAVConnectionWithResponse(ctx, client.CreateCalDAVConnectionRequest{
-		ServerUrl: &srv, Username: user, AppPassword: &pw,
+		ServerUrl: &srv, Username: user, AppPassword: pw,
 	})
 	if err != nil {
 		return fmt.Errorf("systemtest: connect caldav of %s: %w", user, err)

@@ -60,7 +60,7 @@ func TestSandboxBusyCalendars(t *testing.T) {
 			mentor: "mentor-sbc",
 			connect: func(mc *client.ClientWithResponses) error {
 				pw := sandbox.CalDAVPassword
-				r, err := mc.CreateCalDAVConnectionWithResponse(ctx, client.CreateCalDAVConnectionRequest{Username: sandbox.CalDAVUser, AppPassword: &pw})
+				r, err := mc.CreateCalDAVConnectionWithResponse(ctx, client.CreateCalDAVConnectionRequest{Username: sandbox.CalDAVUser, AppPassword: pw})
 				if err == nil && r.StatusCode() != http.StatusCreated && r.StatusCode() != http.StatusOK {
 					t.Fatalf("connect caldav: %d %s", r.StatusCode(), r.Body)
 				}

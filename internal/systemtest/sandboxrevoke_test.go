@@ -56,7 +56,7 @@ func TestSandboxRevokeAndDeleteCalendar(t *testing.T) {
 			t.Fatalf("schedule: %v %v", err, r)
 		}
 		pw := sandbox.CalDAVPassword
-		if r, err := mc.CreateCalDAVConnectionWithResponse(ctx, client.CreateCalDAVConnectionRequest{Username: sandbox.CalDAVUser, AppPassword: &pw}); err != nil ||
+		if r, err := mc.CreateCalDAVConnectionWithResponse(ctx, client.CreateCalDAVConnectionRequest{Username: sandbox.CalDAVUser, AppPassword: pw}); err != nil ||
 			r.StatusCode() != http.StatusCreated && r.StatusCode() != http.StatusOK {
 			t.Fatalf("connect caldav: %v %v", err, r)
 		}
