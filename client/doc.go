@@ -12,6 +12,10 @@
 //
 // A 503 (and a 429) carries Retry-After, typed in Headers503 (Headers429).
 //
+// Without WithHTTPClient the client uses http.DefaultClient, which never times out: pass one with a
+// Timeout above the gateway's GATEWAY_BOOKING_SYNC_TIMEOUT (8 s by default), which POST /v1/bookings,
+// PATCH and cancel may wait for before answering 202.
+//
 // Regenerate with `go generate ./client/...`; never edit client.gen.go by hand. The hand-written
 // helpers (WithBearerToken, WithTokenSource, ParseProblem, Problem.Error) are in the other files.
 package client
