@@ -145,6 +145,12 @@ const (
 	defaultPingTimeout    = 5 * time.Second
 )
 
+// defaultStatementCache is the number of prepared statements a PostgreSQL
+// connection keeps unless the URL sets statement_cache_capacity: room for
+// twice the statements a connection of the gateway sends (River's
+// included), well below pgx's default of 512.
+const defaultStatementCache = 128
+
 func openPostgres(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 	pcfg, err := pgxpool.ParseConfig(cfg.URL)
 	if err != nil {
@@ -168,6 +174,18 @@ func openPostgres(ctx context.Context, cfg Config, logger *slog.Logger) (*Store,
 	}
 	if !strings.Contains(cfg.URL, "pool_ping_timeout") {
 		pcfg.PingTimeout = defaultPingTimeout
+	}
+	// pgx gives every connection a statement cache and a description cache
+	// of 512 entries each, and sizes both maps for that up front (about
+	// 25 KB each). The gateway and River send about 50 distinct statements
+	// per connection, and in the default cache_statement mode the
+	// description cache is never used.
+	cc := pcfg.ConnConfig
+	if !strings.Contains(cfg.URL, "statement_cache_capacity") {
+		cc.StatementCacheCapacity = defaultStatementCache
+	}
+	if !strings.Contains(cfg.URL, "description_cache_capacity") && cc.DefaultQueryExecMode == pgx.QueryExecModeCacheStatement {
+		cc.DescriptionCacheCapacity = 0
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {

@@ -584,6 +584,44 @@ func TestPostgresPoolSize(t *testing.T) {
 	}
 }
 
+// A PostgreSQL connection keeps 128 prepared statements and no statement
+// descriptions (unused in pgx's default cache_statement mode) instead of
+// pgx's 512 each, unless the URL says otherwise.
+func TestPostgresStatementCaches(t *testing.T) {
+	t.Parallel()
+	base := storetest.PostgresURL(t)
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	for _, tt := range []struct {
+		name              string
+		url               string
+		stmts, describeds int
+	}{
+		{"default", base, 128, 0},
+		{"from the URL", base + sep + "statement_cache_capacity=300&description_cache_capacity=64", 300, 64},
+		{"describe mode", base + sep + "default_query_exec_mode=cache_describe", 128, 512},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db, err := store.Open(t.Context(), store.Config{URL: tt.url}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			cc := db.Pool().Config().ConnConfig
+			if cc.StatementCacheCapacity != tt.stmts || cc.DescriptionCacheCapacity != tt.describeds {
+				t.Errorf("statement cache %d, description cache %d; want %d, %d",
+					cc.StatementCacheCapacity, cc.DescriptionCacheCapacity, tt.stmts, tt.describeds)
+			}
+			var n int
+			if err := db.DB().QueryRowContext(t.Context(), "SELECT $1::int + 1", 41).Scan(&n); err != nil || n != 42 {
+				t.Errorf("query = %d, %v; want 42", n, err)
+			}
+		})
+	}
+}
+
 // A new SQLite database and its log are readable by their owner only.
 func TestSQLiteFilesOwnerOnly(t *testing.T) {
 	t.Parallel()
