@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -1313,6 +1315,94 @@ func TestSagaLease(t *testing.T) {
 	if c, _, _ := en.meetings.stats(); c != 1 {
 		t.Fatalf("%d meetings created", c)
 	}
+}
+
+// TestSagaLeaseRenewal: a run renews its lease while it waits on a provider,
+// holding no goroutine of its own between renewals, and stops when another
+// runner took the lease.
+func TestSagaLeaseRenewal(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, false)
+		en.svc.cfg.SyncTimeout = 10 * time.Millisecond
+		en.svc.cfg.DurableDelay = time.Hour // keep the job out of the way
+		en.svc.cfg.LeaseTTL = 300 * time.Millisecond
+		lost := make(chan struct{})
+		en.svc.log = slog.New(slog.NewTextHandler(signalWriter{"lease lost", lost, new(sync.Once)}, nil))
+		entered, release := make(chan struct{}), make(chan struct{})
+		en.meetings.mu.Lock()
+		en.meetings.createFail = func(int) error {
+			close(entered)
+			<-release
+			return nil
+		}
+		en.meetings.mu.Unlock()
+		id := en.book(t, "renew", time.Now().Add(48*time.Hour).Truncate(time.Hour)).Booking.ID
+		type outcome struct {
+			done bool
+			err  error
+		}
+		ran := make(chan outcome, 1)
+		go func() {
+			done, err := en.svc.run(context.Background(), id)
+			ran <- outcome{done, err}
+		}()
+		<-entered
+
+		leaseUntil := func() int64 {
+			t.Helper()
+			var until int64
+			if err := s.DB().QueryRowContext(t.Context(), s.Rebind(`SELECT lease_until FROM bookings WHERE id = ?`), id).Scan(&until); err != nil {
+				t.Fatal(err)
+			}
+			return until
+		}
+		first := leaseUntil()
+		for leaseUntil() == first {
+			time.Sleep(10 * time.Millisecond)
+		}
+
+		// While it waits, the run is one goroutine: the renewals are timers.
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		n := 0
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "booking.(*Service).run(") || strings.Contains(g, "booking.(*Service).run.func") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d goroutines of the waiting run, want 1:\n%s", n, buf)
+		}
+
+		// Another runner takes the lease: the run stops at its next renewal.
+		far := time.Now().Add(time.Hour).UnixMicro()
+		if _, err := s.DB().ExecContext(t.Context(), s.Rebind(`UPDATE bookings SET lease_owner = 'other', lease_until = ? WHERE id = ?`), far, id); err != nil {
+			t.Fatal(err)
+		}
+		<-lost
+		close(release)
+		if o := <-ran; o.done || !errors.Is(o.err, context.Canceled) {
+			t.Errorf("run after the lease was lost = %v, %v; want false, context.Canceled", o.done, o.err)
+		}
+		if b, err := en.svc.Lookup(t.Context(), id); err != nil || b.Status != StatusPending {
+			t.Errorf("booking %s, %v; want it pending, left to the lease's owner", b.Status, err)
+		}
+	})
+}
+
+// signalWriter closes ch at the first write that contains want.
+type signalWriter struct {
+	want string
+	ch   chan struct{}
+	once *sync.Once
+}
+
+func (w signalWriter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), w.want) {
+		w.once.Do(func() { close(w.ch) })
+	}
+	return len(p), nil
 }
 
 // TestSetStatusMovesIssue: meeting events move the booking and its issue.
