@@ -204,35 +204,44 @@ func (s *Service) ensure(ctx context.Context, b Booking) error {
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs = map[StepName]error{}
+		todo []Step
 	)
 	for _, n := range []StepName{StepMentorCalendar, StepCandidateCalendar, StepJira} {
-		st := b.Step(n)
-		if stepSettled(opEnsure, st, b.SpecVersion) {
-			continue
+		if st := b.Step(n); !stepSettled(opEnsure, st, b.SpecVersion) {
+			todo = append(todo, st)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := s.attempt(ctx, b, st, opEnsure, func(ctx context.Context) (stepResult, error) {
-				switch n {
-				case StepJira:
-					return s.ensureIssue(ctx, b, st)
-				case StepMentorCalendar:
-					return s.ensureEvent(ctx, b, st, b.MentorID)
-				default:
-					return s.ensureEvent(ctx, b, st, b.CandidateID)
-				}
-			})
-			if err == nil && n == StepMentorCalendar {
-				// Answer the waiting request without waiting for the optional steps.
-				if cerr := s.tryConfirm(ctx, b.ID); cerr != nil {
-					err = cerr
-				}
+	}
+	do := func(st Step) {
+		n := st.Name
+		err := s.attempt(ctx, b, st, opEnsure, func(ctx context.Context) (stepResult, error) {
+			switch n {
+			case StepJira:
+				return s.ensureIssue(ctx, b, st)
+			case StepMentorCalendar:
+				return s.ensureEvent(ctx, b, st, b.MentorID)
+			default:
+				return s.ensureEvent(ctx, b, st, b.CandidateID)
 			}
-			mu.Lock()
-			errs[n] = err
-			mu.Unlock()
-		}()
+		})
+		if err == nil && n == StepMentorCalendar {
+			// Answer the waiting request without waiting for the optional steps.
+			if cerr := s.tryConfirm(ctx, b.ID); cerr != nil {
+				err = cerr
+			}
+		}
+		mu.Lock()
+		errs[n] = err
+		mu.Unlock()
+	}
+	// The steps run in parallel, the last on this goroutine: it would only
+	// wait for the others, and a goroutine less per booking in flight is
+	// a stack less.
+	for i, st := range todo {
+		if i == len(todo)-1 {
+			do(st)
+		} else {
+			wg.Go(func() { do(st) })
+		}
 	}
 	wg.Wait()
 	if err := errs[StepMentorCalendar]; IsPermanent(err) {

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -155,9 +155,17 @@ type fakeIssues struct {
 	deletes  int
 	// ensureFailWith fails every EnsureIssue.
 	ensureFailWith error
+	// onEnsure, when set, runs first in every EnsureIssue.
+	onEnsure func()
 }
 
 func (f *fakeIssues) EnsureIssue(ctx context.Context, spec IssueSpec) (string, error) {
+	f.mu.Lock()
+	hook := f.onEnsure
+	f.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.ensureFailWith != nil {
@@ -1343,10 +1351,10 @@ func TestSagaLeaseRenewal(t *testing.T) {
 			err  error
 		}
 		ran := make(chan outcome, 1)
-		go func() {
-			done, err := en.svc.run(context.Background(), id)
+		go pprof.Do(context.Background(), pprof.Labels("run", id), func(ctx context.Context) {
+			done, err := en.svc.run(ctx, id)
 			ran <- outcome{done, err}
-		}()
+		})
 		<-entered
 
 		leaseUntil := func() int64 {
@@ -1363,16 +1371,8 @@ func TestSagaLeaseRenewal(t *testing.T) {
 		}
 
 		// While it waits, the run is one goroutine: the renewals are timers.
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		n := 0
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "booking.(*Service).run(") || strings.Contains(g, "booking.(*Service).run.func") {
-				n++
-			}
-		}
-		if n != 1 {
-			t.Errorf("%d goroutines of the waiting run, want 1:\n%s", n, buf)
+		if n, stacks := goroutinesOf(t, "run", id); n != 1 {
+			t.Errorf("%d goroutines of the waiting run, want 1:\n%s", n, stacks)
 		}
 
 		// Another runner takes the lease: the run stops at its next renewal.
@@ -1389,6 +1389,65 @@ func TestSagaLeaseRenewal(t *testing.T) {
 			t.Errorf("booking %s, %v; want it pending, left to the lease's owner", b.Status, err)
 		}
 	})
+}
+
+// TestSagaParallelStepsGoroutines: the steps after Zoom run in parallel, the
+// last of them on the run's own goroutine; while Jira is the one left, the
+// run is that one goroutine.
+func TestSagaParallelStepsGoroutines(t *testing.T) {
+	t.Parallel()
+	en := newSagaEnv(t, storetest.SQLite(t), false)
+	en.svc.cfg.SyncTimeout = 10 * time.Millisecond
+	en.svc.cfg.DurableDelay = time.Hour // keep the job out of the way
+	entered, release := make(chan struct{}), make(chan struct{})
+	en.issues.mu.Lock()
+	en.issues.onEnsure = func() {
+		close(entered)
+		<-release
+	}
+	en.issues.mu.Unlock()
+	id := en.book(t, "parallel", time.Now().Add(48*time.Hour).Truncate(time.Hour)).Booking.ID
+	ran := make(chan error, 1)
+	go pprof.Do(context.Background(), pprof.Labels("run", id), func(ctx context.Context) {
+		_, err := en.svc.run(ctx, id)
+		ran <- err
+	})
+	<-entered
+	en.waitFor(t, id, 10*time.Second, func(b Booking) bool {
+		return b.Status == StatusConfirmed && b.Step(StepCandidateCalendar).State == StepDone
+	})
+	if n, stacks := goroutinesOf(t, "run", id); n != 1 {
+		t.Errorf("%d goroutines of the run while Jira is the one step left, want 1:\n%s", n, stacks)
+	}
+	close(release)
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := en.svc.Lookup(t.Context(), id); b.Step(StepJira).State != StepDone {
+		t.Errorf("jira step %s, want done", b.Step(StepJira).State)
+	}
+}
+
+// goroutinesOf counts the goroutines labelled key=value (pprof.Do; the
+// goroutines they start inherit the label), and returns their stacks.
+func goroutinesOf(t *testing.T, key, value string) (int, string) {
+	t.Helper()
+	var buf strings.Builder
+	if err := pprof.Lookup("goroutine").WriteTo(&buf, 1); err != nil {
+		t.Fatal(err)
+	}
+	label := fmt.Sprintf("%q:%q", key, value)
+	n := 0
+	var stacks []string
+	for _, g := range strings.Split(buf.String(), "\n\n") {
+		var c int
+		if _, err := fmt.Sscanf(g, "%d @", &c); err != nil || !strings.Contains(g, "# labels: ") || !strings.Contains(g, label) {
+			continue
+		}
+		n += c
+		stacks = append(stacks, g)
+	}
+	return n, strings.Join(stacks, "\n\n")
 }
 
 // signalWriter closes ch at the first write that contains want.
