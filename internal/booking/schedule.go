@@ -270,8 +270,12 @@ func (s Schedule) Bookable(start time.Time, dur time.Duration, now time.Time) er
 			return nil
 		}
 	}
-	return &ValidationError{Field: "body.start", Message: "outside the mentor's working hours"}
+	return &ValidationError{Field: "body.start", Message: outsideHours}
 }
+
+// outsideHours is Bookable's message for a session not inside one working
+// block.
+const outsideHours = "outside the mentor's working hours"
 
 // OnGrid checks that start is one Slots could offer for a session of dur,
 // busy time and notice aside: on the slot grid of a working block that

@@ -754,6 +754,11 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 	}
 	now := s.now()
 	if err := sch.Bookable(start, dur, now); err != nil {
+		var ve *ValidationError
+		if start.Equal(b.Start) && dur != b.Duration() && errors.As(err, &ve) && ve.Message == outsideHours {
+			// The start stays: the new length is what leaves the hours.
+			return Result{}, &ValidationError{Field: "body.duration_minutes", Message: "makes the session end outside the mentor's working hours"}
+		}
 		return Result{}, err
 	}
 	if req.changed == "" && !start.Equal(b.Start) {

@@ -977,6 +977,22 @@ func TestOffGridStart(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("a reschedule to 15:15: %d %s", resp.StatusCode, body)
 		}
+		if err := json.Unmarshal(body, &bk); err != nil {
+			t.Fatal(err)
+		}
+
+		// A longer session at the same start that would end after 17:00:
+		// the length is what breaks the working hours, so the problem names
+		// it (was: body.start, which the caller had not changed).
+		resp, body = patch(bk.Etag, `{"start":"`+at(15, 15).Format(time.RFC3339)+`","duration_minutes":120}`)
+		const tooLong = "makes the session end outside the mentor's working hours"
+		if p := decodeProblem(t, resp, body, http.StatusUnprocessableEntity); !slices.Equal(fieldsOf(p), []string{"body.duration_minutes"}) || p.Errors[0].Message != tooLong {
+			t.Errorf("a longer session past 17:00: problem %+v, want body.duration_minutes %q", p, tooLong)
+		}
+		resp, body = patch(bk.Etag, `{"start":"`+at(16, 15).Format(time.RFC3339)+`","duration_minutes":120}`)
+		if p := decodeProblem(t, resp, body, http.StatusUnprocessableEntity); !slices.Equal(fieldsOf(p), []string{"body.start"}) {
+			t.Errorf("a move and a longer session past 17:00: problem %+v, want body.start", p)
+		}
 	})
 }
 
