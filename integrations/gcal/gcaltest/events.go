@@ -987,10 +987,6 @@ func (s *Server) eventsWatch(c *call) response {
 		address:     req.Address, token: req.Token, expiration: exp.Truncate(time.Millisecond),
 	}
 	s.channels[ch.id] = ch
-	if s.opts.AutoPush {
-		ctx := context.WithoutCancel(c.r.Context())
-		go func() { _, _ = s.PushChannel(ctx, ch.id, StateSync) }()
-	}
 	resp := map[string]any{
 		"kind": "api#channel", "id": ch.id, "resourceId": ch.resourceID, "resourceUri": ch.resourceURI,
 		"expiration": strconv.FormatInt(ch.expiration.UnixMilli(), 10),
@@ -998,7 +994,15 @@ func (s *Server) eventsWatch(c *call) response {
 	if ch.token != "" {
 		resp["token"] = ch.token
 	}
-	return ok(resp)
+	res := ok(resp)
+	if s.opts.AutoPush {
+		// Google sends "sync" as soon as the channel exists: it may reach
+		// the receiver before the watch answer does. Delivered before the
+		// answer is written, it always does here.
+		ctx := context.WithoutCancel(c.r.Context())
+		res.after = func() { _, _ = s.PushChannel(ctx, ch.id, StateSync) }
+	}
+	return res
 }
 
 func (s *Server) channelsStop(c *call) response {

@@ -43,6 +43,8 @@ type ChannelInfo struct {
 // Delivery is the outcome of one push notification.
 type Delivery struct {
 	ChannelID string
+	// State is the X-Goog-Resource-State that was sent.
+	State string
 	// MessageNumber is the X-Goog-Message-Number that was sent.
 	MessageNumber int64
 	// Status is the receiver's HTTP status (0 when the request failed).
@@ -94,7 +96,12 @@ func (s *Server) PushChannel(ctx context.Context, channelID, state string) (Deli
 	c := *ch
 	s.mu.Unlock()
 
-	d := Delivery{ChannelID: c.id, MessageNumber: c.messages}
+	d := Delivery{ChannelID: c.id, State: state, MessageNumber: c.messages}
+	defer func() {
+		s.mu.Lock()
+		s.deliveries = append(s.deliveries, d)
+		s.mu.Unlock()
+	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.address, http.NoBody)
 	if err != nil {
 		d.Err = err
@@ -120,6 +127,14 @@ func (s *Server) PushChannel(ctx context.Context, channelID, state string) (Deli
 	_ = resp.Body.Close()
 	d.Status = resp.StatusCode
 	return d, nil
+}
+
+// Deliveries returns every notification sent so far (by PushChannel, Push
+// and AutoPush), in the order their deliveries ended.
+func (s *Server) Deliveries() []Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.deliveries)
 }
 
 // autoPush notifies the calendar's channels in the background when

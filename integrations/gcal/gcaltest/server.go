@@ -131,8 +131,13 @@ type Options struct {
 	DefaultChannelTTL, MaxChannelTTL time.Duration
 	// AllowHTTPPush accepts http:// channel addresses (Google requires https).
 	AllowHTTPPush bool
-	// AutoPush sends push notifications by itself: "sync" after events.watch
-	// and "exists" after every change, in background goroutines.
+	// AutoPush sends push notifications by itself: "sync" when events.watch
+	// creates a channel, and "exists" after every change, in background
+	// goroutines. Like Google, which sends the sync message as soon as the
+	// channel exists, the simulator delivers it (and waits for the
+	// receiver's answer) before it answers the events.watch request: a
+	// receiver that stores the channel only once the watch call returned
+	// does not know it yet. Deliveries reports how each was answered.
 	AutoPush bool
 	// PushClient sends push notifications; default a client with a 10s timeout.
 	PushClient *http.Client
@@ -174,6 +179,7 @@ type Server struct {
 	refresh     map[string]*grant
 	channels    map[string]*channel
 	faults      []*Fault
+	deliveries  []Delivery
 	denyConsent bool
 	stats       Stats
 	serial      int64
@@ -379,6 +385,9 @@ func (s *Server) api(op string, scopes []string, h func(c *call) response) http.
 			resp = &res
 		}
 		s.mu.Unlock()
+		if resp.after != nil {
+			resp.after()
+		}
 		if f != nil && f.LoseResponse {
 			loseResponse(w)
 			return
@@ -393,6 +402,9 @@ type response struct {
 	body   any
 	err    *apiError
 	header http.Header
+	// after runs once the handler returned and s.mu is released, before
+	// the response is written.
+	after func()
 }
 
 func ok(body any) response { return response{status: http.StatusOK, body: body} }

@@ -633,6 +633,8 @@ func TestAuthorizeRequests(t *testing.T) {
 	}
 }
 
+// TestAutoPush: with AutoPush the simulator sends "sync" when events.watch
+// creates a channel, before it answers, and "exists" after a change.
 func TestAutoPush(t *testing.T) {
 	t.Parallel()
 	got := make(chan http.Header, 4)
@@ -644,6 +646,14 @@ func TestAutoPush(t *testing.T) {
 	status, ch := h.do(t, http.MethodPost, events+"/watch", h.token, map[string]any{"id": "auto-1", "type": "web_hook", "address": recv.URL + "/hook", "token": "t0k"})
 	if status != 200 {
 		t.Fatalf("watch: %d %v", status, ch)
+	}
+	// Like Google's, the sync message may come before the watch answer:
+	// here it always has.
+	if n := len(got); n != 1 {
+		t.Fatalf("%d notifications when the watch answered, want the sync message", n)
+	}
+	if ds := h.sim.Deliveries(); len(ds) != 1 || ds[0].ChannelID != "auto-1" || ds[0].State != gcaltest.StateSync || ds[0].Status != http.StatusOK || ds[0].Err != nil {
+		t.Fatalf("deliveries %+v, want the sync message answered 200", ds)
 	}
 	next := func(want, num string) {
 		t.Helper()
