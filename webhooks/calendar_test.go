@@ -29,7 +29,15 @@ const mentorCal = gcaltest.DefaultUser // the primary calendar's id is the email
 
 func newGoogle(t *testing.T) (*gcaltest.Server, *gcal.Client) {
 	t.Helper()
-	sim := gcaltest.New(gcaltest.Options{AllowHTTPPush: true})
+	return newGoogleWith(t, gcaltest.Options{})
+}
+
+// newGoogleWith is newGoogle with the simulator's options (http:// push
+// addresses are always allowed).
+func newGoogleWith(t *testing.T, opts gcaltest.Options) (*gcaltest.Server, *gcal.Client) {
+	t.Helper()
+	opts.AllowHTTPPush = true
+	sim := gcaltest.New(opts)
 	ts := httptest.NewServer(sim)
 	t.Cleanup(ts.Close)
 	tok, err := sim.IssueToken(gcaltest.DefaultClientID, gcaltest.DefaultUser)
@@ -286,15 +294,22 @@ func TestGoogleCandidateCalendar(t *testing.T) {
 // the old one.
 func renewWith(h *harness, chans *webhooks.SQLChannels, gc *gcal.Client) {
 	hook := h.url + "/webhooks/google"
-	chans.WatchFunc = func(ctx context.Context, ch webhooks.Channel) (webhooks.Channel, string, error) {
-		next, err := gc.Watch(ctx, ch.CalendarID, hook, 7*24*time.Hour)
-		if err != nil {
-			return webhooks.Channel{}, "", err
-		}
-		return webhooks.Channel{ID: next.ID, ResourceID: next.ResourceID, CalendarID: next.CalendarID, UserID: ch.UserID, Expiration: next.Expiration}, next.Token, nil
-	}
+	chans.WatchFunc = watchWith(gc, hook, 7*24*time.Hour)
 	chans.StopFunc = func(ctx context.Context, ch webhooks.Channel) error {
 		return gc.StopChannel(ctx, gcal.Channel{ID: ch.ID, ResourceID: ch.ResourceID})
+	}
+}
+
+// watchWith opens channels on gc's calendar that notify hook for ttl, as
+// SQLChannels.WatchFunc.
+func watchWith(gc *gcal.Client, hook string, ttl time.Duration) func(ctx context.Context, next webhooks.Channel, token string) (webhooks.Channel, error) {
+	return func(ctx context.Context, next webhooks.Channel, token string) (webhooks.Channel, error) {
+		c, err := gc.Open(ctx, gcal.Channel{ID: next.ID, Token: token, CalendarID: next.CalendarID}, hook, ttl)
+		if err != nil {
+			return webhooks.Channel{}, err
+		}
+		next.ResourceID, next.Expiration = c.ResourceID, c.Expiration
+		return next, nil
 	}
 }
 
@@ -545,6 +560,79 @@ func TestGoogleRenewedChannelStillDelivering(t *testing.T) {
 		}
 		if _, err := h.channels.LookupChannel(ctx, old.ID); !errors.Is(err, webhooks.ErrUnknownChannel) {
 			t.Fatalf("expired replaced channel still known: %v", err)
+		}
+	})
+}
+
+// TestGoogleSyncMessageAccepted: Google sends a new channel's "sync"
+// message as soon as events.watch created it, before the watch answers
+// (the simulator with AutoPush always does). SQLChannels stores the
+// channel before it calls events.watch, when it opens one and when it
+// renews one, so the message is acknowledged (202) and nothing is counted
+// in gateway_webhook_rejected_total; a failed watch leaves no channel.
+func TestGoogleSyncMessageAccepted(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		sim, gc := newGoogleWith(t, gcaltest.Options{AutoPush: true})
+		renewWith(h, h.channels, gc)
+		h.calendars.add(webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}, gc, false)
+		ctx := t.Context()
+		check := func(step string, syncs int) {
+			t.Helper()
+			var got []int
+			for _, d := range sim.Deliveries() {
+				if d.State == gcaltest.StateSync {
+					got = append(got, d.Status)
+				}
+			}
+			if len(got) != syncs || slices.ContainsFunc(got, func(st int) bool { return st != http.StatusAccepted }) {
+				t.Fatalf("%s: sync messages answered %v, want %d × 202", step, got, syncs)
+			}
+			if n := h.rejected(webhooks.ProviderGoogle, "unknown_channel"); n != 0 {
+				t.Fatalf("%s: %v google webhooks rejected", step, n)
+			}
+			var pending int
+			if err := db.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM webhook_channels WHERE resource_id = ''`).Scan(&pending); err != nil || pending != 0 {
+				t.Fatalf("%s: %d pending channels left (%v)", step, pending, err)
+			}
+		}
+
+		opened, err := h.channels.Open(ctx, "mentor-1", mentorCal, h.channels.WatchFunc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("open", 1)
+		if live := sim.Channels(mentorCal); len(live) != 1 || live[0].ID != opened.ID || live[0].ResourceID != opened.ResourceID {
+			t.Fatalf("channels %+v, opened %+v", live, opened)
+		}
+		if ch, err := h.channels.LookupChannel(ctx, opened.ID); err != nil || ch.UserID != "mentor-1" || ch.CalendarID != mentorCal ||
+			ch.ResourceID != opened.ResourceID || !ch.Expiration.Equal(opened.Expiration) {
+			t.Fatalf("stored %+v, %v; opened %+v", ch, err, opened)
+		}
+
+		h.clock.Set(opened.Expiration.Add(-time.Hour)) // due for renewal
+		if n, err := h.svc.RenewChannels(ctx); err != nil || n != 1 {
+			t.Fatalf("RenewChannels = %d, %v", n, err)
+		}
+		check("renewal", 2)
+		live := sim.Channels(mentorCal)
+		if len(live) != 1 || live[0].ID == opened.ID {
+			t.Fatalf("channels after renewal: %+v", live)
+		}
+
+		// A failed watch leaves no channel behind.
+		sim.InjectFault(gcaltest.Fault{Op: "events.watch", Status: http.StatusForbidden, Reason: gcaltest.ReasonQuota, Times: 2})
+		if _, err := h.channels.Open(ctx, "mentor-1", mentorCal, h.channels.WatchFunc); err == nil {
+			t.Fatal("Open with a failing watch: no error")
+		}
+		h.clock.Set(live[0].Expiration.Add(-time.Hour))
+		if _, err := h.svc.RenewChannels(ctx); err == nil {
+			t.Fatal("renewal with a failing watch: no error")
+		}
+		check("failed watches", 2)
+		if ch, err := h.channels.LookupChannel(ctx, live[0].ID); err != nil || ch.ReplacedBy != "" {
+			t.Fatalf("channel in use after a failed renewal: %+v, %v", ch, err)
 		}
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/spotlight/gateway/integrations/calendar"
+	"github.com/spotlight/gateway/integrations/gcal"
 	"github.com/spotlight/gateway/internal/store"
 )
 
@@ -493,16 +494,26 @@ func (s *Service) syncAll(ctx context.Context, what string, list func(context.Co
 
 // SQLChannels keeps Google push channels in the webhook_channels table, the
 // token as its SHA-256. It is the Channels implementation for deployments
-// (and tests) that do not use the connect area's channel store: whoever
-// opens a channel with gcal.Watch saves it with Save; RenewExpiring opens
-// each expiring channel's successor with WatchFunc, stores it, marks the old
-// one replaced and stops it with StopFunc (see Channels for what a replaced
+// (and tests) that do not use the connect area's channel store: Open opens
+// a channel and stores it (Save stores one opened already); RenewExpiring
+// opens each expiring channel's successor with WatchFunc, marks the old one
+// replaced and stops it with StopFunc (see Channels for what a replaced
 // channel is still good for).
+//
+// Google sends a channel's first notification (resource state "sync") as
+// soon as events.watch created it, possibly before the watch answers, so
+// Open and RenewExpiring choose the new channel's id and token and store
+// it, pending, before they call events.watch; the answer completes it
+// (resource id and expiration), a failed watch deletes it. A pending
+// channel is accepted as a sender, and is never renewed or stopped.
 type SQLChannels struct {
 	DB *store.Store
-	// WatchFunc opens a new channel on ch's calendar for ch's user (gcal.Watch);
-	// it returns the new channel and its token. It does not stop ch.
-	WatchFunc func(ctx context.Context, ch Channel) (Channel, string, error)
+	// WatchFunc opens next, a new channel on the calendar of the channel
+	// being renewed, for its user, with the id and token the store chose
+	// (gcal.Client.Open of gcal.Channel{ID: next.ID, Token: token,
+	// CalendarID: next.CalendarID}); it returns next with its ResourceID
+	// and Expiration. It does not stop the channel being renewed.
+	WatchFunc func(ctx context.Context, next Channel, token string) (Channel, error)
 	// StopFunc stops a channel at Google (gcal.StopChannel); a channel
 	// Google no longer knows is not an error.
 	StopFunc func(ctx context.Context, ch Channel) error
@@ -534,6 +545,8 @@ func tokenHash(token string) string {
 }
 
 // Save stores (or replaces) a channel and its token as a channel in use.
+// A channel opened before it is stored has its "sync" message refused:
+// prefer Open.
 func (c *SQLChannels) Save(ctx context.Context, ch Channel, token string) error {
 	return c.save(ctx, c.DB.DB(), ch, token)
 }
@@ -551,6 +564,67 @@ func (c *SQLChannels) save(ctx context.Context, db execer, ch Channel, token str
 		return fmt.Errorf("webhooks: save channel: %w", err)
 	}
 	return nil
+}
+
+// Open opens a channel on calendarID for userID with watch, which opens
+// next with the given token (see WatchFunc), and returns it. The channel is
+// stored, pending, before watch is called (see SQLChannels) and completed
+// with its answer; a failed watch deletes it. When the channel was deleted
+// meanwhile (the user disconnected), the opened channel is stopped with
+// StopFunc, when set, and an error is returned.
+func (c *SQLChannels) Open(ctx context.Context, userID, calendarID string, watch func(ctx context.Context, next Channel, token string) (Channel, error)) (Channel, error) {
+	return c.open(ctx, Channel{UserID: userID, CalendarID: calendarID}, watch, nil)
+}
+
+// open stores next (its UserID and CalendarID) pending under a new id and
+// token, opens it with watch, and completes it; complete, when not nil,
+// runs in the completing transaction.
+func (c *SQLChannels) open(ctx context.Context, next Channel, watch func(ctx context.Context, next Channel, token string) (Channel, error),
+	complete func(tx *sql.Tx, opened Channel) error) (Channel, error) {
+	chosen, err := gcal.NewChannel(next.CalendarID)
+	if err != nil {
+		return Channel{}, fmt.Errorf("webhooks: open channel: %w", err)
+	}
+	next.ID, next.ResourceID, next.Expiration, next.ReplacedBy = chosen.ID, "", time.Time{}, ""
+	if err := c.save(ctx, c.DB.DB(), next, chosen.Token); err != nil {
+		return Channel{}, err
+	}
+	opened, err := watch(ctx, next, chosen.Token)
+	if err != nil {
+		if derr := c.Delete(context.WithoutCancel(ctx), next.ID); derr != nil {
+			c.log().WarnContext(ctx, "delete unopened google channel", "provider", ProviderGoogle, "error", derr.Error())
+		}
+		return Channel{}, err
+	}
+	opened.ID, opened.UserID, opened.CalendarID, opened.ReplacedBy = next.ID, next.UserID, next.CalendarID, ""
+	err = c.DB.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, c.DB.Rebind(`UPDATE webhook_channels SET resource_id = ?, expiration = ? WHERE id = ? AND resource_id = ''`),
+			opened.ResourceID, micros(opened.Expiration), opened.ID)
+		if err != nil {
+			return err
+		}
+		if k, err := res.RowsAffected(); err != nil || k != 1 {
+			return errors.Join(errChannelReplaced, err)
+		}
+		if complete != nil {
+			return complete(tx, opened)
+		}
+		return nil
+	})
+	if err != nil {
+		// Unknown to the gateway, the new channel would only be refused.
+		nc := context.WithoutCancel(ctx)
+		if c.StopFunc != nil {
+			if serr := c.StopFunc(nc, opened); serr != nil {
+				c.log().WarnContext(ctx, "stop unstored google channel", "provider", ProviderGoogle, "error", serr.Error())
+			}
+		}
+		if derr := c.Delete(nc, opened.ID); derr != nil {
+			c.log().WarnContext(ctx, "delete unstored google channel", "provider", ProviderGoogle, "error", derr.Error())
+		}
+		return Channel{}, err
+	}
+	return opened, nil
 }
 
 // Delete forgets a channel (the user disconnected or chose another
@@ -603,7 +677,8 @@ func (c *SQLChannels) LookupChannel(ctx context.Context, id string) (Channel, er
 
 // VerifyChannel implements Channels: the SHA-256 of token is compared with
 // the stored one in constant time; an expired channel, or a replaced one
-// that was stopped, is unknown.
+// that was stopped, is unknown. A pending channel (see SQLChannels) is
+// accepted.
 func (c *SQLChannels) VerifyChannel(ctx context.Context, id, token string) (Channel, error) {
 	sc, err := c.lookup(ctx, id)
 	if err != nil {
@@ -612,7 +687,7 @@ func (c *SQLChannels) VerifyChannel(ctx context.Context, id, token string) (Chan
 	if subtle.ConstantTimeCompare([]byte(sc.hash), []byte(tokenHash(token))) != 1 {
 		return Channel{}, ErrChannelToken
 	}
-	if sc.stopped || !c.now().Before(sc.Expiration) {
+	if sc.ResourceID != "" && (sc.stopped || !c.now().Before(sc.Expiration)) {
 		return Channel{}, ErrUnknownChannel
 	}
 	return sc.Channel, nil
@@ -642,9 +717,11 @@ func (c *SQLChannels) list(ctx context.Context, where string, args ...any) ([]Ch
 var errChannelReplaced = errors.New("webhooks: channel renewed or deleted meanwhile")
 
 // RenewExpiring implements Channels: every channel in use expiring before t
-// is replaced: WatchFunc opens its successor, which is stored with the old
-// one marked replaced in one transaction, and only then StopFunc stops the
-// old one, so that every change is notified on a channel that is accepted.
+// is replaced: its successor is stored, pending, before WatchFunc opens it
+// (see SQLChannels), completed with the old one marked replaced in one
+// transaction, and only then StopFunc stops the old one, so that every
+// change is notified on a channel that is accepted, the successor's "sync"
+// message included. Pending channels are not renewed.
 // Replaced channels that expired are forgotten, and those whose stop failed
 // are stopped again. Failures are joined; the others still renew.
 func (c *SQLChannels) RenewExpiring(ctx context.Context, before time.Time) ([]Channel, error) {
@@ -662,24 +739,13 @@ func (c *SQLChannels) RenewExpiring(ctx context.Context, before time.Time) ([]Ch
 	for _, ch := range unstopped {
 		c.stop(ctx, ch)
 	}
-	chs, err := c.list(ctx, `replaced_by = '' AND expiration < ?`, micros(before))
+	chs, err := c.list(ctx, `replaced_by = '' AND resource_id <> '' AND expiration < ?`, micros(before))
 	if err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
 	var renewed []Channel
 	for _, ch := range chs {
-		next, token, err := c.WatchFunc(ctx, ch)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("renew channel: %w", err))
-			continue
-		}
-		if next.UserID == "" {
-			next.UserID = ch.UserID
-		}
-		if next.CalendarID == "" {
-			next.CalendarID = ch.CalendarID
-		}
-		err = c.DB.InTx(ctx, func(tx *sql.Tx) error {
+		next, err := c.open(ctx, Channel{UserID: ch.UserID, CalendarID: ch.CalendarID}, c.WatchFunc, func(tx *sql.Tx, next Channel) error {
 			res, err := tx.ExecContext(ctx, c.DB.Rebind(`UPDATE webhook_channels SET replaced_by = ? WHERE id = ? AND replaced_by = ''`), next.ID, ch.ID)
 			if err != nil {
 				return err
@@ -687,16 +753,13 @@ func (c *SQLChannels) RenewExpiring(ctx context.Context, before time.Time) ([]Ch
 			if k, err := res.RowsAffected(); err != nil || k != 1 {
 				return errors.Join(errChannelReplaced, err)
 			}
-			return c.save(ctx, tx, next, token)
+			return nil
 		})
+		if errors.Is(err, errChannelReplaced) {
+			continue
+		}
 		if err != nil {
-			// Unknown to the gateway, the new channel would only be refused.
-			if serr := c.StopFunc(context.WithoutCancel(ctx), next); serr != nil {
-				c.log().WarnContext(ctx, "stop unstored google channel", "provider", ProviderGoogle, "error", serr.Error())
-			}
-			if !errors.Is(err, errChannelReplaced) {
-				errs = append(errs, fmt.Errorf("store renewed channel: %w", err))
-			}
+			errs = append(errs, fmt.Errorf("renew channel: %w", err))
 			continue
 		}
 		renewed = append(renewed, next)

@@ -9,8 +9,8 @@
 // a private extended property, so an insert retried after an ambiguous
 // failure (409 duplicate) is recognised as the gateway's own event.
 //
-// Besides calendar.Calendar the Client offers push channels (Watch,
-// StopChannel) and ListCalendars; OAuthConfig, AccountEmail and Revoke serve
+// Besides calendar.Calendar the Client offers push channels (NewChannel and
+// Open, or Watch; StopChannel) and ListCalendars; OAuthConfig, AccountEmail and Revoke serve
 // the connection flow. Failed calls return errors that wrap an
 // *outbound.Error (Provider "gcal") and, where they apply, the calendar
 // sentinels ErrNotFound and ErrConflict.
@@ -622,34 +622,55 @@ type Channel struct {
 	Expiration time.Time
 }
 
-// Watch opens a push channel on calendarID's events that notifies address
-// for ttl (Google may shorten it; see Channel.Expiration). The channel id and
-// token are random.
-func (c *Client) Watch(ctx context.Context, calendarID, address string, ttl time.Duration) (Channel, error) {
-	const op = "watch_events"
+// NewChannel returns a channel on calendarID with a random id and token,
+// not open yet: Open opens it. Google sends the channel's first
+// notification (resource state "sync") as soon as it exists, possibly
+// before events.watch answers, so a receiver that checks notifications
+// against the channels it knows stores the channel's id and token before
+// it calls Open.
+func NewChannel(calendarID string) (Channel, error) {
 	id, err := randomHex(16)
 	if err != nil {
-		return Channel{}, fmt.Errorf("gcal: watch: %w", err)
+		return Channel{}, fmt.Errorf("gcal: new channel: %w", err)
 	}
 	tok := make([]byte, 32)
 	if _, err := rand.Read(tok); err != nil {
-		return Channel{}, fmt.Errorf("gcal: watch: %w", err)
+		return Channel{}, fmt.Errorf("gcal: new channel: %w", err)
 	}
-	req := &calendarv3.Channel{Id: id, Type: "web_hook", Address: address, Token: base64.RawURLEncoding.EncodeToString(tok)}
+	return Channel{ID: id, Token: base64.RawURLEncoding.EncodeToString(tok), CalendarID: calendarID}, nil
+}
+
+// Open opens ch (from NewChannel: its ID, Token and CalendarID) as a push
+// channel on its calendar's events that notifies address for ttl (Google
+// may shorten it; see Channel.Expiration), and returns it with ResourceID,
+// ResourceURI and Expiration filled in.
+func (c *Client) Open(ctx context.Context, ch Channel, address string, ttl time.Duration) (Channel, error) {
+	const op = "watch_events"
+	req := &calendarv3.Channel{Id: ch.ID, Type: "web_hook", Address: address, Token: ch.Token}
 	if ttl > 0 {
 		req.Params = map[string]string{"ttl": strconv.FormatInt(int64(ttl/time.Second), 10)}
 	}
-	res, err := c.svc.Events.Watch(calendarID, req).Context(opContext(ctx, op)).Do()
+	res, err := c.svc.Events.Watch(ch.CalendarID, req).Context(opContext(ctx, op)).Do()
 	if err != nil {
 		return Channel{}, fail(op, err)
 	}
-	if res.Id != id || res.ResourceId == "" {
+	if res.Id != ch.ID || res.ResourceId == "" {
 		return Channel{}, fmt.Errorf("gcal: watch: unexpected channel %q (resource %q)", res.Id, res.ResourceId)
 	}
-	return Channel{
-		ID: res.Id, ResourceID: res.ResourceId, ResourceURI: res.ResourceUri, Token: req.Token,
-		CalendarID: calendarID, Expiration: time.UnixMilli(res.Expiration).UTC(),
-	}, nil
+	ch.ResourceID, ch.ResourceURI, ch.Expiration = res.ResourceId, res.ResourceUri, time.UnixMilli(res.Expiration).UTC()
+	return ch, nil
+}
+
+// Watch opens a push channel on calendarID's events that notifies address
+// for ttl (Google may shorten it; see Channel.Expiration). The channel id and
+// token are random. It is NewChannel then Open, for a receiver that accepts
+// notifications of channels it does not know yet (see NewChannel).
+func (c *Client) Watch(ctx context.Context, calendarID, address string, ttl time.Duration) (Channel, error) {
+	ch, err := NewChannel(calendarID)
+	if err != nil {
+		return Channel{}, err
+	}
+	return c.Open(ctx, ch, address, ttl)
 }
 
 // RenewChannel replaces a channel before it expires: it opens a new channel
@@ -657,8 +678,9 @@ func (c *Client) Watch(ctx context.Context, calendarID, address string, ttl time
 // goes unnotified in between. A failure to stop the old channel is logged,
 // not returned (it expires by itself). A receiver that checks notifications
 // against the channels it stored must store the new channel before the old
-// one stops, or refuse what the new one sends meanwhile: it then calls Watch,
-// stores the channel, and calls StopChannel itself.
+// one stops, or refuse what the new one sends meanwhile (its "sync" message
+// included: see NewChannel): it then calls NewChannel, stores the channel,
+// calls Open, and calls StopChannel itself.
 func (c *Client) RenewChannel(ctx context.Context, old Channel, address string, ttl time.Duration) (Channel, error) {
 	ch, err := c.Watch(ctx, old.CalendarID, address, ttl)
 	if err != nil {

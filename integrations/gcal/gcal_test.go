@@ -829,6 +829,51 @@ func TestWatchPushStop(t *testing.T) {
 	}
 }
 
+// TestOpenChosenChannel: NewChannel chooses the id and token before the
+// channel exists, so a receiver can store them first; Open opens exactly
+// that channel, and its "sync" message, which Google (and the simulator
+// with AutoPush) sends before answering, carries them.
+func TestOpenChosenChannel(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got []http.Header
+	recv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Clone())
+		mu.Unlock()
+	}))
+	t.Cleanup(recv.Close)
+	e := newEnv(t, gcaltest.Options{PushClient: recv.Client(), AutoPush: true})
+	ch, err := gcal.NewChannel("primary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := gcal.NewChannel("primary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.ID == "" || len(ch.Token) < 40 || ch.ID == other.ID || ch.Token == other.Token || ch.ResourceID != "" {
+		t.Fatalf("new channels %+v, %+v: want random ids and tokens, nothing opened", ch, other)
+	}
+	mu.Lock()
+	before := len(got)
+	mu.Unlock()
+	opened, err := e.client.Open(t.Context(), ch, recv.URL+"/webhooks/google", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opened.ID != ch.ID || opened.Token != ch.Token || opened.CalendarID != "primary" || opened.ResourceID == "" || opened.ResourceURI == "" ||
+		time.Until(opened.Expiration) < 59*time.Minute {
+		t.Fatalf("opened %+v, want %+v with resource and expiration", opened, ch)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if before != 0 || len(got) != 1 || got[0].Get("X-Goog-Channel-Id") != ch.ID || got[0].Get("X-Goog-Channel-Token") != ch.Token ||
+		got[0].Get("X-Goog-Resource-State") != gcaltest.StateSync {
+		t.Fatalf("notifications when Open returned: %v (before: %d); want the sync message of the chosen channel", got, before)
+	}
+}
+
 func TestListCalendars(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, gcaltest.Options{Users: []gcaltest.User{{

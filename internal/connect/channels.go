@@ -24,6 +24,13 @@ import (
 // accepted as a sender (VerifyChannelToken) only until it is stopped at
 // Google. Disconnecting or choosing another calendar forgets every channel
 // of the user, replaced ones included.
+//
+// A channel is stored before events.watch opens it, because Google sends
+// its first notification (resource state "sync") as soon as it exists,
+// possibly before the watch call answers: until the answer fills in its
+// ResourceID and Expiration the channel is pending (ResourceID is empty).
+// A pending channel is accepted as a sender, and is never renewed or
+// stopped; a failed watch forgets it.
 type Channel struct {
 	ID         string
 	UserSub    string
@@ -38,11 +45,20 @@ type Channel struct {
 	Stopped time.Time
 }
 
+// pending reports whether c is being opened: stored before events.watch
+// answered, it has no resource id and no expiration yet.
+func (c Channel) pending() bool { return c.ResourceID == "" }
+
 // delivers reports whether Google may still send notifications on c at now:
-// it has not expired and was not stopped.
+// it is being opened, or it has not expired and was not stopped.
 func (c Channel) delivers(now time.Time) bool {
-	return now.Before(c.Expiration) && c.Stopped.IsZero()
+	return c.pending() || now.Before(c.Expiration) && c.Stopped.IsZero()
 }
+
+// pendingTimeout is how long a pending channel may wait for its
+// events.watch answer: one stored by a replica that stopped meanwhile is
+// forgotten after it (retireChannels).
+const pendingTimeout = time.Hour
 
 func tokenHash(token string) []byte {
 	h := sha256.Sum256([]byte(token))
@@ -86,8 +102,10 @@ func (s *Service) lookupChannel(ctx context.Context, channelID string) (Channel,
 // VerifyChannelToken returns the channel when token is its token
 // (X-Goog-Channel-Token), comparing hashes in constant time, and Google may
 // still deliver on it: it has not expired, and a channel replaced by its
-// renewal was not stopped yet (its stop failed). An unknown, expired or
-// stopped channel and a wrong token all give ErrUnknownChannel.
+// renewal was not stopped yet (its stop failed). A pending channel (see
+// Channel) is accepted: its "sync" message may come before events.watch
+// answered. An unknown, expired or stopped channel and a wrong token all
+// give ErrUnknownChannel.
 func (s *Service) VerifyChannelToken(ctx context.Context, channelID, token string) (Channel, error) {
 	c, hash, err := s.lookupChannel(ctx, channelID)
 	got := tokenHash(token)
@@ -121,13 +139,66 @@ func (s *Service) userChannels(ctx context.Context, sub string) ([]Channel, erro
 	return out, rows.Err()
 }
 
-func (s *Service) insertChannel(ctx context.Context, tx *sql.Tx, sub string, ch gcal.Channel) error {
-	_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO calendar_channels (channel_id, user_sub, provider, calendar_id, resource_id, token_hash, expires_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), ch.ID, sub, ProviderGoogle, ch.CalendarID, ch.ResourceID, tokenHash(ch.Token), micros(ch.Expiration), micros(s.now()))
+// insertPending stores ch (from gcal.NewChannel) as a pending channel of
+// sub: without resource id and expiration, which the watch answer gives.
+func (s *Service) insertPending(ctx context.Context, sub string, ch gcal.Channel) error {
+	_, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`INSERT INTO calendar_channels (channel_id, user_sub, provider, calendar_id, resource_id, token_hash, expires_at, created_at)
+		VALUES (?, ?, ?, ?, '', ?, 0, ?)`), ch.ID, sub, ProviderGoogle, ch.CalendarID, tokenHash(ch.Token), micros(s.now()))
 	if err != nil {
 		return fmt.Errorf("connect: store channel: %w", err)
 	}
 	return nil
+}
+
+// openChannel opens a push channel of sub on calendarID with cl. The
+// channel is stored, pending, before events.watch is called, so that its
+// "sync" message, which may come before the answer, is accepted; the answer
+// completes it, and complete, when not nil, runs in the same transaction
+// (a renewal marks the old channel replaced there). A failed watch forgets
+// the channel. When the pending channel was forgotten meanwhile (a
+// disconnect or another calendar chosen: errChannelReplaced) or complete
+// fails, the opened channel is stopped and forgotten: unknown to the
+// gateway, it would only be refused.
+func (s *Service) openChannel(ctx context.Context, cl *gcal.Client, sub, calendarID string, complete func(tx *sql.Tx, ch gcal.Channel) error) (gcal.Channel, error) {
+	ch, err := gcal.NewChannel(calendarID)
+	if err != nil {
+		return gcal.Channel{}, err
+	}
+	if err := s.insertPending(ctx, sub, ch); err != nil {
+		return gcal.Channel{}, err
+	}
+	opened, err := cl.Open(ctx, ch, s.PushURL(), s.cfg.Google.ChannelTTL)
+	if err != nil {
+		if derr := s.deleteChannel(context.WithoutCancel(ctx), ch.ID); derr != nil {
+			s.log.WarnContext(ctx, "forget unopened push channel", "provider", ProviderGoogle, "sub", sub, "error", derr.Error())
+		}
+		return gcal.Channel{}, err
+	}
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE calendar_channels SET resource_id = ?, expires_at = ? WHERE channel_id = ? AND resource_id = ''`),
+			opened.ResourceID, micros(opened.Expiration), opened.ID)
+		if err != nil {
+			return fmt.Errorf("connect: store opened channel: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errors.Join(errChannelReplaced, err)
+		}
+		if complete != nil {
+			return complete(tx, opened)
+		}
+		return nil
+	})
+	if err != nil {
+		nc := context.WithoutCancel(ctx)
+		if serr := cl.StopChannel(nc, opened); serr != nil {
+			s.log.WarnContext(ctx, "stop unstored push channel", "provider", ProviderGoogle, "sub", sub, "error", serr.Error())
+		}
+		if derr := s.deleteChannel(nc, opened.ID); derr != nil {
+			s.log.WarnContext(ctx, "forget unstored push channel", "provider", ProviderGoogle, "sub", sub, "error", derr.Error())
+		}
+		return gcal.Channel{}, err
+	}
+	return opened, nil
 }
 
 func (s *Service) deleteChannel(ctx context.Context, id string) error {
@@ -136,8 +207,11 @@ func (s *Service) deleteChannel(ctx context.Context, id string) error {
 }
 
 // stopChannels stops (best effort) and forgets every channel of sub,
-// replaced ones included: their notifications are refused from then on, and
-// those stored before are not processed (LookupChannel no longer knows them).
+// replaced and pending ones included: their notifications are refused from
+// then on, and those stored before are not processed (LookupChannel no
+// longer knows them). A pending channel is not stopped here (its resource
+// id is not known yet): the openChannel waiting for its watch answer finds
+// it gone and stops it.
 func (s *Service) stopChannels(ctx context.Context, sub string, ts oauth2.TokenSource) {
 	chans, err := s.userChannels(ctx, sub)
 	if err != nil {
@@ -149,7 +223,7 @@ func (s *Service) stopChannels(ctx context.Context, sub string, ts oauth2.TokenS
 	}
 	cl, err := s.newGoogleClient(ctx, ts, "primary")
 	for _, c := range chans {
-		if err == nil && c.Stopped.IsZero() {
+		if err == nil && c.Stopped.IsZero() && !c.pending() {
 			if serr := cl.StopChannel(ctx, gcal.Channel{ID: c.ID, ResourceID: c.ResourceID}); serr != nil {
 				s.log.WarnContext(ctx, "stop push channel", "provider", ProviderGoogle, "sub", sub, "channel_id", c.ID, "error", serr.Error())
 			}
@@ -168,11 +242,7 @@ func (s *Service) rewatch(ctx context.Context, sub, calendarID string) {
 	s.stopChannels(ctx, sub, ts)
 	cl, err := s.newGoogleClient(ctx, ts, calendarID)
 	if err == nil {
-		var ch gcal.Channel
-		ch, err = cl.Watch(ctx, calendarID, s.PushURL(), s.cfg.Google.ChannelTTL)
-		if err == nil {
-			err = s.db.InTx(ctx, func(tx *sql.Tx) error { return s.insertChannel(ctx, tx, sub, ch) })
-		}
+		_, err = s.openChannel(ctx, cl, sub, calendarID, nil)
 	}
 	if err != nil {
 		s.log.WarnContext(ctx, "open push channel failed; changes are found by the periodic sync", "provider", ProviderGoogle, "sub", sub, "error", err.Error())
@@ -186,7 +256,9 @@ func (s *Service) rewatch(ctx context.Context, sub, calendarID string) {
 // below); errors of single channels are joined.
 //
 // A renewal opens the new channel and stores it before it stops the old
-// one, so every change is notified on a channel the gateway accepts; the
+// one (stored pending before events.watch, see Channel), so every change
+// is notified on a channel the gateway accepts, the new one's "sync"
+// message included; pending channels are not renewed; the
 // old one is kept, marked replaced, until it expires (see Channel). A
 // replaced channel whose stop failed is stopped again on the next run;
 // replaced channels that expired are forgotten. A notification the old
@@ -199,7 +271,7 @@ func (s *Service) RenewChannels(ctx context.Context, before time.Time) ([]Channe
 		errs = append(errs, err)
 	}
 	rows, err := s.db.DB().QueryContext(ctx, s.db.Rebind(`SELECT `+channelColumns+` FROM calendar_channels
-		WHERE provider = ? AND replaced_by = '' AND expires_at < ? ORDER BY expires_at`), ProviderGoogle, micros(before))
+		WHERE provider = ? AND replaced_by = '' AND resource_id <> '' AND expires_at < ? ORDER BY expires_at`), ProviderGoogle, micros(before))
 	if err != nil {
 		return nil, errors.Join(append(errs, fmt.Errorf("connect: list expiring channels: %w", err))...)
 	}
@@ -245,20 +317,7 @@ func (s *Service) renewChannel(ctx context.Context, old Channel) (Channel, bool,
 	if err != nil {
 		return Channel{}, false, err
 	}
-	ch, err := cl.Watch(ctx, old.CalendarID, s.PushURL(), s.cfg.Google.ChannelTTL)
-	if err != nil {
-		if revoked(err) {
-			_ = s.deleteChannel(ctx, old.ID)
-			return Channel{}, false, nil
-		}
-		if errors.Is(err, calendar.ErrCalendarNotFound) {
-			s.markCalendarGone(ctx, in)
-			_ = s.deleteChannel(ctx, old.ID)
-			return Channel{}, false, nil
-		}
-		return Channel{}, false, fmt.Errorf("connect: renew channel of %s: %w", old.UserSub, err)
-	}
-	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+	ch, err := s.openChannel(ctx, cl, old.UserSub, old.CalendarID, func(tx *sql.Tx, ch gcal.Channel) error {
 		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE calendar_channels SET replaced_by = ? WHERE channel_id = ? AND replaced_by = ''`), ch.ID, old.ID)
 		if err != nil {
 			return fmt.Errorf("connect: mark channel replaced: %w", err)
@@ -266,17 +325,21 @@ func (s *Service) renewChannel(ctx context.Context, old Channel) (Channel, bool,
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return errors.Join(errChannelReplaced, err)
 		}
-		return s.insertChannel(ctx, tx, old.UserSub, ch)
+		return nil
 	})
-	if err != nil {
-		// Unknown to the gateway, the new channel would only be refused.
-		if serr := cl.StopChannel(context.WithoutCancel(ctx), ch); serr != nil {
-			s.log.WarnContext(ctx, "stop unstored push channel", "provider", ProviderGoogle, "sub", old.UserSub, "error", serr.Error())
-		}
-		if errors.Is(err, errChannelReplaced) {
-			return Channel{}, false, nil
-		}
-		return Channel{}, false, err
+	switch {
+	case err == nil:
+	case revoked(err):
+		_ = s.deleteChannel(ctx, old.ID)
+		return Channel{}, false, nil
+	case errors.Is(err, calendar.ErrCalendarNotFound):
+		s.markCalendarGone(ctx, in)
+		_ = s.deleteChannel(ctx, old.ID)
+		return Channel{}, false, nil
+	case errors.Is(err, errChannelReplaced):
+		return Channel{}, false, nil
+	default:
+		return Channel{}, false, fmt.Errorf("connect: renew channel of %s: %w", old.UserSub, err)
 	}
 	s.stopReplaced(ctx, cl, old)
 	return Channel{ID: ch.ID, UserSub: old.UserSub, CalendarID: old.CalendarID, ResourceID: ch.ResourceID, Expiration: ch.Expiration}, true, nil
@@ -296,13 +359,14 @@ func (s *Service) stopReplaced(ctx context.Context, cl *gcal.Client, old Channel
 	}
 }
 
-// retireChannels forgets the replaced channels that expired and stops again
-// those whose stop failed.
+// retireChannels forgets the replaced channels that expired and the
+// pending ones older than pendingTimeout (their replica stopped before the
+// watch answered), and stops again the replaced ones whose stop failed.
 func (s *Service) retireChannels(ctx context.Context) error {
 	now := micros(s.now())
-	if _, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`DELETE FROM calendar_channels WHERE provider = ? AND replaced_by <> '' AND expires_at <= ?`),
-		ProviderGoogle, now); err != nil {
-		return fmt.Errorf("connect: forget expired replaced channels: %w", err)
+	if _, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`DELETE FROM calendar_channels WHERE provider = ? AND (replaced_by <> '' AND expires_at <= ?
+		OR resource_id = '' AND created_at <= ?)`), ProviderGoogle, now, micros(s.now().Add(-pendingTimeout))); err != nil {
+		return fmt.Errorf("connect: forget expired replaced and stale pending channels: %w", err)
 	}
 	rows, err := s.db.DB().QueryContext(ctx, s.db.Rebind(`SELECT `+channelColumns+` FROM calendar_channels
 		WHERE provider = ? AND replaced_by <> '' AND stopped_at = 0 ORDER BY expires_at`), ProviderGoogle)

@@ -1,0 +1,367 @@
+package connect_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
+	"github.com/spotlight/gateway/internal/connect"
+	"github.com/spotlight/gateway/internal/store"
+	"github.com/spotlight/gateway/internal/store/storetest"
+	"github.com/spotlight/gateway/webhooks"
+)
+
+// intake is the gateway's webhook intake (webhooks.Service) over the
+// channels of a connect.Service, served over HTTP as the gateway wires it
+// (cmd/gateway's connectChannels): the receiver of the simulator's push
+// notifications.
+type intake struct {
+	url string
+	reg *prometheus.Registry
+
+	mu  sync.Mutex
+	svc *connect.Service
+}
+
+func newIntake(t *testing.T, db *store.Store) *intake {
+	t.Helper()
+	in := &intake{reg: prometheus.NewRegistry()}
+	wh, err := webhooks.New(webhooks.Config{
+		DB:       db,
+		Jobs:     func() webhooks.JobInserter { return nil },
+		Secrets:  func(context.Context) (webhooks.Secrets, error) { return webhooks.Secrets{}, nil },
+		Channels: intakeChannels{in}, Registerer: in.reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		status := http.StatusInternalServerError
+		if re := (*webhooks.RejectError)(nil); errors.As(err, &re) {
+			status = re.Status
+		}
+		_ = c.NoContent(status)
+	}
+	wh.Mount(e)
+	srv := httptest.NewServer(e)
+	t.Cleanup(func() {
+		srv.Close()
+		wh.Close()
+	})
+	in.url = srv.URL
+	return in
+}
+
+func (in *intake) service() *connect.Service {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.svc
+}
+
+func (in *intake) use(svc *connect.Service) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.svc = svc
+}
+
+func (in *intake) rejected() float64 {
+	return webhookCounter(in.reg, "gateway_webhook_rejected_total", "google")
+}
+
+// webhookCounter sums the intake counter name over the labels of provider.
+func webhookCounter(reg *prometheus.Registry, name, provider string) float64 {
+	var sum float64
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "provider" && l.GetValue() == provider {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
+}
+
+type intakeChannels struct{ in *intake }
+
+func toWebhook(ch connect.Channel, err error) (webhooks.Channel, error) {
+	if errors.Is(err, connect.ErrUnknownChannel) {
+		return webhooks.Channel{}, webhooks.ErrUnknownChannel
+	}
+	return webhooks.Channel{ID: ch.ID, ResourceID: ch.ResourceID, CalendarID: ch.CalendarID, UserID: ch.UserSub,
+		Expiration: ch.Expiration, ReplacedBy: ch.ReplacedBy}, err
+}
+
+func (c intakeChannels) VerifyChannel(ctx context.Context, id, token string) (webhooks.Channel, error) {
+	return toWebhook(c.in.service().VerifyChannelToken(ctx, id, token))
+}
+
+func (c intakeChannels) LookupChannel(ctx context.Context, id string) (webhooks.Channel, error) {
+	return toWebhook(c.in.service().LookupChannel(ctx, id))
+}
+
+func (c intakeChannels) RenewExpiring(context.Context, time.Time) ([]webhooks.Channel, error) {
+	return nil, errors.New("not used")
+}
+
+// connectGoogle is connectGoogle for a Service whose PublicURL is the intake's.
+func (in *intake) connectGoogle(t *testing.T, svc *connect.Service, sub string) {
+	t.Helper()
+	u, _, err := svc.StartGoogle(t.Context(), sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, code := consentTo(t, u, in.url+"/v1/oauth/google/callback")
+	if _, _, err := svc.CompleteGoogle(t.Context(), state, code, ""); err != nil {
+		t.Fatalf("CompleteGoogle: %v", err)
+	}
+}
+
+// syncAnswers returns the answers to the simulator's "sync" messages.
+func syncAnswers(g *gcaltest.Server) []int {
+	var out []int
+	for _, d := range g.Deliveries() {
+		if d.State == gcaltest.StateSync {
+			out = append(out, d.Status)
+		}
+	}
+	return out
+}
+
+// pendingRows counts the channels stored without a watch answer.
+func pendingRows(t *testing.T, db *store.Store) int {
+	t.Helper()
+	var n int
+	if err := db.DB().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM calendar_channels WHERE resource_id = ''`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestGoogleChannelSyncMessageAccepted: Google sends a channel's "sync"
+// message as soon as events.watch created it, before the watch answer
+// (the simulator always does, over HTTP to the real intake). Connecting,
+// choosing another calendar and renewing store the channel before they
+// call events.watch, so the message is acknowledged (202) and nothing is
+// counted in gateway_webhook_rejected_total; a failed watch leaves no
+// channel stored.
+func TestGoogleChannelSyncMessageAccepted(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		const work = "work@group.calendar.google.com"
+		in := newIntake(t, db)
+		h := newHarness(t, db, gcaltest.Options{AutoPush: true})
+		svc, _ := h.replica(t, func(c *connect.Config) { c.PublicURL = in.url })
+		in.use(svc)
+		ctx := t.Context()
+		check := func(step string, syncs int) {
+			t.Helper()
+			got := syncAnswers(h.google)
+			if len(got) != syncs {
+				t.Fatalf("%s: sync messages answered %v, want %d", step, got, syncs)
+			}
+			for _, st := range got {
+				if st != http.StatusAccepted {
+					t.Fatalf("%s: sync messages answered %v, want 202", step, got)
+				}
+			}
+			if n := in.rejected(); n != 0 {
+				t.Fatalf("%s: %v rejected google webhooks", step, n)
+			}
+			if n := pendingRows(t, db); n != 0 {
+				t.Fatalf("%s: %d pending channels left", step, n)
+			}
+		}
+
+		in.connectGoogle(t, svc, "alice")
+		check("connect", 1)
+		if live := h.google.Channels("mentor@example.com"); len(live) != 1 {
+			t.Fatalf("channels after connect: %+v", live)
+		}
+
+		if _, _, err := svc.ChooseGoogleCalendar(ctx, "alice", work); err != nil {
+			t.Fatal(err)
+		}
+		check("another calendar", 2)
+		live := h.google.Channels(work)
+		if len(live) != 1 {
+			t.Fatalf("channels on %s: %+v", work, live)
+		}
+
+		if renewed, err := svc.RenewChannels(ctx, time.Now().Add(60*24*time.Hour)); err != nil || len(renewed) != 1 {
+			t.Fatalf("RenewChannels = %+v, %v", renewed, err)
+		}
+		check("renewal", 3)
+		renewed := h.google.Channels(work)
+		if len(renewed) != 1 || renewed[0].ID == live[0].ID {
+			t.Fatalf("channels after renewal: %+v (before %+v)", renewed, live)
+		}
+
+		// A watch that fails leaves nothing behind: not in renewal...
+		h.google.InjectFault(gcaltest.Fault{Op: "events.watch", Status: http.StatusForbidden, Reason: gcaltest.ReasonQuota})
+		if _, err := svc.RenewChannels(ctx, time.Now().Add(60*24*time.Hour)); err == nil {
+			t.Fatal("renewal with a failing watch: no error")
+		}
+		check("failed renewal", 3)
+		if ch, err := svc.LookupChannel(ctx, renewed[0].ID); err != nil || ch.ReplacedBy != "" {
+			t.Fatalf("channel in use after a failed renewal: %+v, %v", ch, err)
+		}
+		// ... nor when another calendar is chosen.
+		h.google.InjectFault(gcaltest.Fault{Op: "events.watch", Status: http.StatusForbidden, Reason: gcaltest.ReasonQuota})
+		if _, _, err := svc.ChooseGoogleCalendar(ctx, "alice", "mentor@example.com"); err != nil {
+			t.Fatal(err)
+		}
+		check("failed watch on another calendar", 3)
+		if n := storedChannels(t, db); n != 0 {
+			t.Fatalf("%d channels stored after a failed watch, want none", n)
+		}
+	})
+}
+
+// TestGooglePendingChannel: while events.watch has not answered, the
+// stored channel is pending: a renewal run leaves it alone (it is neither
+// renewed nor stopped) unless it is over an hour old, its notifications
+// are accepted, and choosing another calendar or disconnecting forgets
+// it; a forgotten pending channel that the watch then opens is stopped at
+// Google rather than stored.
+func TestGooglePendingChannel(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		const cal = "mentor@example.com"
+		var (
+			svc    *connect.Service
+			during func(r *http.Request)
+			mu     sync.Mutex
+		)
+		front := func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/events/watch") {
+					mu.Lock()
+					f := during
+					during = nil
+					mu.Unlock()
+					if f != nil {
+						f(r)
+					}
+				}
+				next.ServeHTTP(w, r)
+			})
+		}
+		in := newIntake(t, db)
+		h := newHarnessFront(t, db, gcaltest.Options{AutoPush: true}, front)
+		svc, _ = h.replica(t, func(c *connect.Config) { c.PublicURL = in.url })
+		in.use(svc)
+		ctx := t.Context()
+		setDuring := func(f func(r *http.Request)) {
+			mu.Lock()
+			during = f
+			mu.Unlock()
+		}
+
+		// A renewal run while the first channel is pending.
+		var renewErr error
+		renewed := -1
+		setDuring(func(r *http.Request) {
+			got, err := svc.RenewChannels(r.Context(), time.Now().Add(60*24*time.Hour))
+			renewed, renewErr = len(got), err
+		})
+		in.connectGoogle(t, svc, "alice")
+		if renewed != 0 || renewErr != nil {
+			t.Fatalf("renewal during the watch renewed %d, %v; want the pending channel left alone", renewed, renewErr)
+		}
+		live := h.google.Channels(cal)
+		if len(live) != 1 {
+			t.Fatalf("channels after connect: %+v", live)
+		}
+		if _, err := svc.VerifyChannelToken(ctx, live[0].ID, live[0].Token); err != nil {
+			t.Fatalf("channel after connect: %v", err)
+		}
+		if got := syncAnswers(h.google); len(got) != 1 || got[0] != http.StatusAccepted || in.rejected() != 0 {
+			t.Fatalf("sync answers %v, %v rejected", got, in.rejected())
+		}
+
+		// Another calendar chosen while a renewal's channel is pending: the
+		// choice forgets it, and the channel its watch opened is stopped.
+		const work = "work@group.calendar.google.com"
+		var chooseErr error
+		setDuring(func(r *http.Request) {
+			_, _, chooseErr = svc.ChooseGoogleCalendar(context.WithoutCancel(r.Context()), "alice", work)
+		})
+		if got, err := svc.RenewChannels(ctx, time.Now().Add(60*24*time.Hour)); err != nil || len(got) != 0 || chooseErr != nil {
+			t.Fatalf("renewal during a calendar choice = %+v, %v (choice: %v); want no renewal", got, err, chooseErr)
+		}
+		if old := h.google.Channels(cal); len(old) != 0 {
+			t.Fatalf("channels left on the calendar the connection left: %+v", old)
+		}
+		live = h.google.Channels(work)
+		if len(live) != 1 {
+			t.Fatalf("channels on %s: %+v", work, live)
+		}
+		if ch, err := svc.VerifyChannelToken(ctx, live[0].ID, live[0].Token); err != nil || ch.CalendarID != work || ch.ResourceID != live[0].ResourceID {
+			t.Fatalf("channel on the chosen calendar: %+v, %v", ch, err)
+		}
+		if n := storedChannels(t, db); n != 1 {
+			t.Fatalf("%d channels stored, want the chosen calendar's", n)
+		}
+
+		// A pending channel whose watch has not answered for over an hour
+		// (its replica stopped) is forgotten by a renewal run; the channel
+		// the watch opens late is then stopped.
+		setDuring(func(r *http.Request) {
+			h.clock.Advance(2 * time.Hour)
+			defer h.clock.Advance(-2 * time.Hour)
+			got, err := svc.RenewChannels(context.WithoutCancel(r.Context()), time.Now().Add(60*24*time.Hour))
+			renewed, renewErr = len(got), err
+		})
+		if _, _, err := svc.ChooseGoogleCalendar(ctx, "alice", cal); err != nil {
+			t.Fatal(err)
+		}
+		if renewed != 0 || renewErr != nil {
+			t.Fatalf("renewal with a stale pending channel renewed %d, %v", renewed, renewErr)
+		}
+		if n := storedChannels(t, db); n != 0 {
+			t.Fatalf("%d channels stored after the stale pending one was forgotten, want none", n)
+		}
+		if left := append(h.google.Channels(cal), h.google.Channels(work)...); len(left) != 0 {
+			t.Fatalf("channels at Google after the stale pending one was forgotten: %+v", left)
+		}
+
+		// A disconnect while a channel is pending forgets it.
+		var discErr error
+		setDuring(func(r *http.Request) { discErr = svc.DisconnectGoogle(context.WithoutCancel(r.Context()), "alice") })
+		_, _, _ = svc.ChooseGoogleCalendar(ctx, "alice", work) // not connected any more when it reads the connection back
+		if discErr != nil {
+			t.Fatal(discErr)
+		}
+		if n := storedChannels(t, db); n != 0 {
+			t.Fatalf("%d channels stored after the disconnect, want none", n)
+		}
+		if left := append(h.google.Channels(cal), h.google.Channels(work)...); len(left) != 0 {
+			t.Fatalf("channels at Google after the disconnect: %+v", left)
+		}
+	})
+}
+
+func storedChannels(t *testing.T, db *store.Store) int {
+	t.Helper()
+	var n int
+	if err := db.DB().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM calendar_channels`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
