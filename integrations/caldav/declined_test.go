@@ -100,13 +100,7 @@ func runDeclined(t *testing.T, hc *http.Client, pass string, newCal func(t *test
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			calURL := newCal(t, "declined"+string(rune('a'+i)))
-			raw := &rawCal{calURL: calURL, user: declinedUser, pass: pass, hc: hc}
-			body := strings.ReplaceAll(tt.ics, "\n", "\r\n")
-			code, _, resp, err := raw.do(t.Context(), http.MethodPut, raw.objectURL("event"), []byte(body),
-				map[string]string{"Content-Type": "text/calendar; charset=utf-8"})
-			if err != nil || code != http.StatusCreated {
-				t.Fatalf("PUT: %d %v %s", code, err, resp)
-			}
+			putObject(t, &rawCal{calURL: calURL, user: declinedUser, pass: pass, hc: hc}, tt.ics)
 			user := tt.user
 			if user == "" {
 				user = declinedUser

@@ -108,13 +108,7 @@ func runForeignBusy(t *testing.T, hc *http.Client, user, pass string, newCal fun
 	for i, tt := range foreignBusyCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			calURL := newCal(t, "foreign"+string(rune('a'+i)))
-			raw := &rawCal{calURL: calURL, user: user, pass: pass, hc: hc}
-			body := strings.ReplaceAll(tt.ics, "\n", "\r\n")
-			code, _, resp, err := raw.do(t.Context(), http.MethodPut, raw.objectURL("event"), []byte(body),
-				map[string]string{"Content-Type": "text/calendar; charset=utf-8"})
-			if err != nil || code != http.StatusCreated {
-				t.Fatalf("PUT: %d %v %s", code, err, resp)
-			}
+			putObject(t, &rawCal{calURL: calURL, user: user, pass: pass, hc: hc}, tt.ics)
 			def, err := time.LoadLocation(tt.def)
 			if err != nil {
 				t.Fatal(err)
@@ -131,6 +125,18 @@ func runForeignBusy(t *testing.T, hc *http.Client, user, pass string, newCal fun
 				t.Errorf("FreeBusy (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// putObject stores ics (one VCALENDAR, lines separated by \n) verbatim as
+// the object "event" of raw's calendar, as another calendar app would.
+func putObject(t *testing.T, raw *rawCal, ics string) {
+	t.Helper()
+	body := strings.ReplaceAll(ics, "\n", "\r\n")
+	code, _, resp, err := raw.do(t.Context(), http.MethodPut, raw.objectURL("event"), []byte(body),
+		map[string]string{"Content-Type": "text/calendar; charset=utf-8"})
+	if err != nil || code != http.StatusCreated {
+		t.Fatalf("PUT: %d %v %s", code, err, resp)
 	}
 }
 
