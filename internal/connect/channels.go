@@ -211,7 +211,9 @@ func (s *Service) deleteChannel(ctx context.Context, id string) error {
 // then on, and those stored before are not processed (LookupChannel no
 // longer knows them). A pending channel is not stopped here (its resource
 // id is not known yet): the openChannel waiting for its watch answer finds
-// it gone and stops it.
+// it gone and stops it. A channel that a renewal run (another replica)
+// replaced after the list was read is stopped and forgotten with the one it
+// replaced (forgetChannel).
 func (s *Service) stopChannels(ctx context.Context, sub string, ts oauth2.TokenSource) {
 	chans, err := s.userChannels(ctx, sub)
 	if err != nil {
@@ -222,14 +224,44 @@ func (s *Service) stopChannels(ctx context.Context, sub string, ts oauth2.TokenS
 		return
 	}
 	cl, err := s.newGoogleClient(ctx, ts, "primary")
+	if err != nil {
+		cl = nil
+	}
+	done := map[string]bool{}
 	for _, c := range chans {
-		if err == nil && c.Stopped.IsZero() && !c.pending() {
+		s.forgetChannel(ctx, cl, sub, c, done)
+	}
+}
+
+// forgetChannel stops c at Google (when cl is not nil and c may still
+// deliver) and deletes it, then does the same for the channel that replaced
+// it, if any. A renewal marks the channel it renews replaced in the
+// transaction that stores its successor, and fails when the channel is
+// gone: so either the renewal failed (and stops its successor itself), or
+// the delete reads which channel replaced it, and that one is forgotten too.
+// done holds the ids forgotten already.
+func (s *Service) forgetChannel(ctx context.Context, cl *gcal.Client, sub string, c Channel, done map[string]bool) {
+	for !done[c.ID] {
+		done[c.ID] = true
+		if cl != nil && c.Stopped.IsZero() && !c.pending() {
 			if serr := cl.StopChannel(ctx, gcal.Channel{ID: c.ID, ResourceID: c.ResourceID}); serr != nil {
 				s.log.WarnContext(ctx, "stop push channel", "provider", ProviderGoogle, "sub", sub, "channel_id", c.ID, "error", serr.Error())
 			}
 		}
-		if derr := s.deleteChannel(ctx, c.ID); derr != nil {
-			s.log.WarnContext(ctx, "forget push channel", "provider", ProviderGoogle, "sub", sub, "error", derr.Error())
+		var next string
+		err := s.db.DB().QueryRowContext(ctx, s.db.Rebind(`DELETE FROM calendar_channels WHERE channel_id = ? RETURNING replaced_by`), c.ID).Scan(&next)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && next == "" {
+			return
+		}
+		if err != nil {
+			s.log.WarnContext(ctx, "forget push channel", "provider", ProviderGoogle, "sub", sub, "error", err.Error())
+			return
+		}
+		if c, _, err = s.lookupChannel(ctx, next); err != nil {
+			if !errors.Is(err, ErrUnknownChannel) {
+				s.log.WarnContext(ctx, "read replacing push channel", "provider", ProviderGoogle, "sub", sub, "error", err.Error())
+			}
+			return
 		}
 	}
 }
