@@ -156,9 +156,12 @@ func (s *Service) insertPending(ctx context.Context, sub string, ch gcal.Channel
 // completes it, and complete, when not nil, runs in the same transaction
 // (a renewal marks the old channel replaced there). A failed watch forgets
 // the channel. When the pending channel was forgotten meanwhile (a
-// disconnect or another calendar chosen: errChannelReplaced) or complete
-// fails, the opened channel is stopped and forgotten: unknown to the
-// gateway, it would only be refused.
+// disconnect or another calendar chosen: errChannelReplaced), the
+// connection no longer watches calendarID (disconnected, another calendar
+// chosen by another replica, not connected any more: errChannelReplaced
+// too) or complete fails, the opened channel is stopped and forgotten:
+// unknown to the gateway, it would only be refused, and on a calendar the
+// connection left it would only cost notifications.
 func (s *Service) openChannel(ctx context.Context, cl *gcal.Client, sub, calendarID string, complete func(tx *sql.Tx, ch gcal.Channel) error) (gcal.Channel, error) {
 	ch, err := gcal.NewChannel(calendarID)
 	if err != nil {
@@ -175,7 +178,20 @@ func (s *Service) openChannel(ctx context.Context, cl *gcal.Client, sub, calenda
 		return gcal.Channel{}, err
 	}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE calendar_channels SET resource_id = ?, expires_at = ? WHERE channel_id = ? AND resource_id = ''`),
+		// The connection still watches calendarID. The update takes the
+		// connection's row lock first, as a disconnect's deleteRecords
+		// does, so a calendar choice (setCalendar) either committed before,
+		// and the channel is not stored, or waits for this transaction, and
+		// its rewatch lists the channel and stops it.
+		res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE connections SET updated_at = updated_at
+			WHERE user_sub = ? AND provider = ? AND calendar_id = ? AND status = ?`), sub, ProviderGoogle, calendarID, StatusConnected)
+		if err != nil {
+			return fmt.Errorf("connect: check connection of opened channel: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errors.Join(errChannelReplaced, err)
+		}
+		res, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE calendar_channels SET resource_id = ?, expires_at = ? WHERE channel_id = ? AND resource_id = ''`),
 			opened.ResourceID, micros(opened.Expiration), opened.ID)
 		if err != nil {
 			return fmt.Errorf("connect: store opened channel: %w", err)
@@ -276,7 +292,10 @@ func (s *Service) rewatch(ctx context.Context, sub, calendarID string) {
 	if err == nil {
 		_, err = s.openChannel(ctx, cl, sub, calendarID, nil)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, errChannelReplaced):
+		s.log.InfoContext(ctx, "push channel not kept: the connection changed meanwhile", "provider", ProviderGoogle, "sub", sub)
+	case err != nil:
 		s.log.WarnContext(ctx, "open push channel failed; changes are found by the periodic sync", "provider", ProviderGoogle, "sub", sub, "error", err.Error())
 	}
 }
@@ -333,8 +352,9 @@ func (s *Service) RenewChannels(ctx context.Context, before time.Time) ([]Channe
 	return renewed, errors.Join(errs...)
 }
 
-// errChannelReplaced: the channel being renewed was renewed or forgotten
-// (a disconnect, another calendar chosen) meanwhile.
+// errChannelReplaced: the channel being opened or renewed was renewed or
+// forgotten (a disconnect, another calendar chosen) meanwhile, or the
+// connection no longer watches its calendar.
 var errChannelReplaced = errors.New("connect: channel renewed or forgotten meanwhile")
 
 // renewChannel replaces old by a new channel on the same calendar and

@@ -118,3 +118,49 @@ func TestGoogleRenewalDuringForget(t *testing.T) {
 		})
 	}
 }
+
+// TestGoogleCalendarChoicesRace: two calendar choices of one user on two
+// replicas, the second made while the first is stopping the channel of the
+// calendar it leaves: the connection ends on the second choice, and so does
+// its push channel. The first choice's channel, opened on a calendar the
+// connection no longer uses, is stopped rather than stored.
+func TestGoogleCalendarChoicesRace(t *testing.T) {
+	t.Parallel()
+	const (
+		cal  = "mentor@example.com"
+		work = "work@group.calendar.google.com"
+	)
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		hh := newHookedHarness(t, db, isStop)
+		svc, _ := hh.replica(t, nil)
+		other, _ := hh.replica(t, nil)
+		connectGoogle(t, svc, "alice")
+		var err error
+		hh.arm(func(r *http.Request) {
+			_, _, err = other.ChooseGoogleCalendar(context.WithoutCancel(r.Context()), "alice", cal)
+		})
+		if _, _, err := svc.ChooseGoogleCalendar(t.Context(), "alice", work); err != nil {
+			t.Fatal(err)
+		}
+		if err != nil {
+			t.Fatalf("second choice: %v", err)
+		}
+		infos, err := svc.List(t.Context(), "alice")
+		if err != nil || len(infos) != 1 || infos[0].CalendarID != cal {
+			t.Fatalf("connections after both choices: %+v, %v; want one on %s", infos, err, cal)
+		}
+		if live := hh.google.Channels(work); len(live) != 0 {
+			t.Errorf("%d channels at Google on %s, which the connection left", len(live), work)
+		}
+		live := hh.google.Channels(cal)
+		if len(live) != 1 {
+			t.Fatalf("%d channels at Google on %s, want 1", len(live), cal)
+		}
+		if _, err := svc.VerifyChannelToken(t.Context(), live[0].ID, live[0].Token); err != nil {
+			t.Errorf("the channel on the chosen calendar: %v", err)
+		}
+		if n := storedChannels(t, db); n != 1 {
+			t.Errorf("%d channels stored, want 1", n)
+		}
+	})
+}
