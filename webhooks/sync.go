@@ -505,7 +505,8 @@ func (s *Service) syncAll(ctx context.Context, what string, list func(context.Co
 // Open and RenewExpiring choose the new channel's id and token and store
 // it, pending, before they call events.watch; the answer completes it
 // (resource id and expiration), a failed watch deletes it. A pending
-// channel is accepted as a sender, and is never renewed or stopped.
+// channel is accepted as a sender, and is never renewed or stopped; one
+// whose answer never came is forgotten by RenewExpiring after an hour.
 type SQLChannels struct {
 	DB *store.Store
 	// WatchFunc opens next, a new channel on the calendar of the channel
@@ -713,6 +714,10 @@ func (c *SQLChannels) list(ctx context.Context, where string, args ...any) ([]Ch
 	return out, nil
 }
 
+// pendingChannelTimeout is how long a pending channel may wait for its
+// events.watch answer: RenewExpiring forgets one older than that.
+const pendingChannelTimeout = time.Hour
+
 // errChannelReplaced: a channel being renewed was renewed or deleted meanwhile.
 var errChannelReplaced = errors.New("webhooks: channel renewed or deleted meanwhile")
 
@@ -722,15 +727,18 @@ var errChannelReplaced = errors.New("webhooks: channel renewed or deleted meanwh
 // transaction, and only then StopFunc stops the old one, so that every
 // change is notified on a channel that is accepted, the successor's "sync"
 // message included. Pending channels are not renewed.
-// Replaced channels that expired are forgotten, and those whose stop failed
-// are stopped again. Failures are joined; the others still renew.
+// Replaced channels that expired are forgotten, and so are pending ones
+// older than an hour (their watch never answered: the replica that called
+// it stopped), and replaced ones whose stop failed are stopped again.
+// Failures are joined; the others still renew.
 func (c *SQLChannels) RenewExpiring(ctx context.Context, before time.Time) ([]Channel, error) {
 	if c.WatchFunc == nil || c.StopFunc == nil {
 		return nil, errors.New("webhooks: channel renewal not configured")
 	}
 	var errs []error
-	if _, err := c.DB.DB().ExecContext(ctx, c.DB.Rebind(`DELETE FROM webhook_channels WHERE replaced_by <> '' AND expiration <= ?`), micros(c.now())); err != nil {
-		errs = append(errs, fmt.Errorf("webhooks: forget expired replaced channels: %w", err))
+	if _, err := c.DB.DB().ExecContext(ctx, c.DB.Rebind(`DELETE FROM webhook_channels WHERE replaced_by <> '' AND expiration <= ?
+		OR resource_id = '' AND created_at <= ?`), micros(c.now()), micros(c.now().Add(-pendingChannelTimeout))); err != nil {
+		errs = append(errs, fmt.Errorf("webhooks: forget expired replaced and stale pending channels: %w", err))
 	}
 	unstopped, err := c.list(ctx, `replaced_by <> '' AND stopped_at = 0`)
 	if err != nil {
