@@ -235,15 +235,19 @@ func (s *Service) ensure(ctx context.Context, b Booking) error {
 	}
 	// The steps run in parallel, the last on this goroutine: it would only
 	// wait for the others, and a goroutine less per booking in flight is
-	// a stack less.
-	for i, st := range todo {
-		if i == len(todo)-1 {
-			do(st)
-		} else {
-			wg.Go(func() { do(st) })
+	// a stack less. A panic in that last step (River recovers a job's)
+	// unwinds the run only once the others have finished: the run releases
+	// its lease as it unwinds, and no step of it may still be running then.
+	func() {
+		defer wg.Wait()
+		for i, st := range todo {
+			if i == len(todo)-1 {
+				do(st)
+			} else {
+				wg.Go(func() { do(st) })
+			}
 		}
-	}
-	wg.Wait()
+	}()
 	if err := errs[StepMentorCalendar]; IsPermanent(err) {
 		return s.refuse(ctx, b.ID, StepMentorCalendar, b.SpecVersion, err)
 	}

@@ -2,6 +2,7 @@ package booking
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -224,6 +225,8 @@ type fakeCalendar struct {
 	// onUpdate, when set, runs before an update and may fail it.
 	onUpdate func() error
 	updates  int
+	// onCreate, when set, runs first in every CreateEvent.
+	onCreate func()
 }
 
 func (c *fakeCalendar) FreeBusy(ctx context.Context, from, to time.Time) ([]calendar.Busy, error) {
@@ -234,6 +237,12 @@ func (c *fakeCalendar) FreeBusy(ctx context.Context, from, to time.Time) ([]cale
 }
 
 func (c *fakeCalendar) CreateEvent(ctx context.Context, ev calendar.Event) (calendar.Event, error) {
+	c.mu.Lock()
+	hook := c.onCreate
+	c.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.failWith != nil {
@@ -1425,6 +1434,81 @@ func TestSagaParallelStepsGoroutines(t *testing.T) {
 	}
 	if b, _ := en.svc.Lookup(t.Context(), id); b.Step(StepJira).State != StepDone {
 		t.Errorf("jira step %s, want done", b.Step(StepJira).State)
+	}
+}
+
+// TestSagaStepPanicWaitsForTheOtherSteps: a panic in the step the run
+// works on its own goroutine (Jira, the last of the parallel steps) unwinds
+// the run only once the other steps have finished. River recovers a job's
+// panic; a run that released its lease while the mentor's calendar step
+// still ran would let another runner work the same steps at the same time.
+func TestSagaStepPanicWaitsForTheOtherSteps(t *testing.T) {
+	t.Parallel()
+	s := storetest.SQLite(t)
+	en := newSagaEnv(t, s, false)
+	en.svc.cfg.SyncTimeout = 10 * time.Millisecond
+	en.svc.cfg.DurableDelay = time.Hour // keep the job out of the way
+	mentorIn, mentorGo := make(chan struct{}), make(chan struct{})
+	letMentorGo := sync.OnceFunc(func() { close(mentorGo) })
+	defer letMentorGo()
+	mentor := en.cals["mentor"]
+	mentor.mu.Lock()
+	mentor.onCreate = func() {
+		close(mentorIn)
+		<-mentorGo
+	}
+	mentor.mu.Unlock()
+	panicking := make(chan struct{})
+	en.issues.mu.Lock()
+	en.issues.onEnsure = func() {
+		<-mentorIn
+		close(panicking)
+		panic("jira: client bug")
+	}
+	en.issues.mu.Unlock()
+	id := en.book(t, "panic", time.Now().Add(48*time.Hour).Truncate(time.Hour)).Booking.ID
+	ran := make(chan any, 1)
+	go pprof.Do(context.Background(), pprof.Labels("run", id), func(ctx context.Context) {
+		defer func() { ran <- recover() }() // as River's executor does
+		_, _ = en.svc.run(ctx, id)
+	})
+	<-panicking
+	// The run either unwinds at once (and releases its lease) or waits for
+	// the mentor's calendar step.
+	for {
+		select {
+		case p := <-ran:
+			t.Fatalf("the run unwound (%v) while the mentor's calendar step still ran", p)
+		default:
+		}
+		if _, stacks := goroutinesOf(t, "run", id); strings.Contains(stacks, "sync.(*WaitGroup).Wait") {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var owner sql.NullString
+	if err := s.DB().QueryRowContext(t.Context(), s.Rebind(`SELECT lease_owner FROM bookings WHERE id = ?`), id).Scan(&owner); err != nil {
+		t.Fatal(err)
+	}
+	if !owner.Valid || owner.String == "" {
+		t.Errorf("lease released while the mentor's calendar step runs")
+	}
+	letMentorGo()
+	if p := <-ran; p != "jira: client bug" {
+		t.Errorf("run's panic = %v, want the step's", p)
+	}
+	b, err := en.svc.Lookup(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Step(StepMentorCalendar).State; st != StepDone {
+		t.Errorf("mentor calendar step %s, want done: it finished before the run unwound", st)
+	}
+	if err := s.DB().QueryRowContext(t.Context(), s.Rebind(`SELECT lease_owner FROM bookings WHERE id = ?`), id).Scan(&owner); err != nil {
+		t.Fatal(err)
+	}
+	if owner.Valid && owner.String != "" {
+		t.Errorf("lease still held by %q after the run unwound", owner.String)
 	}
 }
 
