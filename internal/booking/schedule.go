@@ -273,6 +273,16 @@ func (s Schedule) Bookable(start time.Time, dur time.Duration, now time.Time) er
 	return &ValidationError{Field: "body.start", Message: outsideHours}
 }
 
+// inHours reports whether instant t lies inside one of the working blocks.
+func (s Schedule) inHours(t time.Time) bool {
+	for _, b := range s.blocks(t, t.Add(1)) {
+		if !t.Before(b.Start) && t.Before(b.End) {
+			return true
+		}
+	}
+	return false
+}
+
 // outsideHours is Bookable's message for a session not inside one working
 // block.
 const outsideHours = "outside the mentor's working hours"

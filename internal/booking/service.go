@@ -755,8 +755,10 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 	now := s.now()
 	if err := sch.Bookable(start, dur, now); err != nil {
 		var ve *ValidationError
-		if start.Equal(b.Start) && dur != b.Duration() && errors.As(err, &ve) && ve.Message == outsideHours {
-			// The start stays: the new length is what leaves the hours.
+		if start.Equal(b.Start) && dur != b.Duration() && errors.As(err, &ve) && ve.Message == outsideHours && sch.inHours(start) {
+			// The start stays, inside the hours: the new length is what
+			// leaves them. A start the hours no longer hold (the
+			// schedule changed since) is the start's problem.
 			return Result{}, &ValidationError{Field: "body.duration_minutes", Message: "makes the session end outside the mentor's working hours"}
 		}
 		return Result{}, err

@@ -993,6 +993,20 @@ func TestOffGridStart(t *testing.T) {
 		if p := decodeProblem(t, resp, body, http.StatusUnprocessableEntity); !slices.Equal(fieldsOf(p), []string{"body.start"}) {
 			t.Errorf("a move and a longer session past 17:00: problem %+v, want body.start", p)
 		}
+
+		// The mentor's hours now start at 16:00: the booking's own start,
+		// 15:15, is outside them, and no length makes it fit. A new length
+		// at that start is refused on the start, not on a length that is
+		// not to blame (was: body.duration_minutes, "makes the session end
+		// outside", for a shorter session too).
+		schedule(60, "16:00")
+		for _, minutes := range []int{30, 90} {
+			resp, body = patch(bk.Etag, fmt.Sprintf(`{"start":%q,"duration_minutes":%d}`, at(15, 15).Format(time.RFC3339), minutes))
+			if p := decodeProblem(t, resp, body, http.StatusUnprocessableEntity); !slices.Equal(fieldsOf(p), []string{"body.start"}) ||
+				p.Errors[0].Message != "outside the mentor's working hours" {
+				t.Errorf("%d minutes at a start now outside the hours: problem %+v, want body.start outside the working hours", minutes, p)
+			}
+		}
 	})
 }
 
