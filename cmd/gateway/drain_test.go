@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -80,5 +81,20 @@ func TestDrainPastTheDeadline(t *testing.T) {
 	}
 	if !errors.Is(jobErr, stopErr) {
 		t.Errorf("jobs: %v, want %v", jobErr, stopErr)
+	}
+}
+
+// TestStopAllLastWiredFirst: the stop functions run in the reverse order of
+// their wiring (was: in wiring order, so the booking service waited for its
+// runs and stopped while the webhook hand-off, wired after it, could still
+// start new ones).
+func TestStopAllLastWiredFirst(t *testing.T) {
+	var order []string
+	stop := func(name string) func(context.Context) {
+		return func(context.Context) { order = append(order, name) }
+	}
+	stopAll(t.Context(), []func(context.Context){stop("connect"), stop("booking"), stop("webhooks")})
+	if want := []string{"webhooks", "booking", "connect"}; !slices.Equal(order, want) {
+		t.Errorf("stopped %v, want %v", order, want)
 	}
 }

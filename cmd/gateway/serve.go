@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -407,9 +408,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		budget, cancel := context.WithDeadline(context.WithoutCancel(ctx), stopBy)
 		defer cancel()
-		for _, f := range w.onStop {
-			f(budget)
-		}
+		stopAll(budget, w.onStop)
 	}()
 	jobs, err := store.NewJobs(a.db, store.JobsConfig{
 		Workers: w.workers, Work: w.kinds > 0, MaxWorkers: cfg.Jobs.Workers, PeriodicJobs: w.periodic,
@@ -480,6 +479,16 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// stopAll runs the stop functions in the reverse order of their wiring, as
+// deferred calls run: a service stops before the ones it uses (the webhook
+// hand-off, which cancels and reschedules bookings, before the booking
+// service, whose Close waits for the runs it started).
+func stopAll(ctx context.Context, stops []func(context.Context)) {
+	for _, f := range slices.Backward(stops) {
+		f(ctx)
+	}
 }
 
 // drain stops accepting requests and fetching jobs at once, and waits for

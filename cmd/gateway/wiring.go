@@ -37,8 +37,9 @@ type wiring struct {
 	deps     *httpapi.Deps
 	jobs     *store.Jobs
 	// onStop runs at shutdown, after the HTTP server and jobs stopped,
-	// with what is left of the shutdown's budget (GATEWAY_SHUTDOWN_TIMEOUT;
-	// on a failed start, a budget of its own).
+	// last wired first (see stopAll), with what is left of the shutdown's
+	// budget (GATEWAY_SHUTDOWN_TIMEOUT; on a failed start, a budget of its
+	// own).
 	onStop []func(ctx context.Context)
 	// connect is the connection service (set by wireConnect, which runs first).
 	connect *connect.Service
