@@ -82,28 +82,8 @@ func TestInFlight(t *testing.T) {
 // those bookings.
 func TestConnectCalendarsOpensOnlyTheSyncedCalendar(t *testing.T) {
 	t.Parallel()
-	db := storetest.SQLite(t)
-	sim := caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": "pw"}})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	work, home := sim.CreateCalendar("mentor", "work", "Work"), sim.CreateCalendar("mentor", "home", "Home")
-	key, err := local.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := local.New(db.DB(), string(db.Dialect()), local.NewKeyring(key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := connect.New(db, sec, connect.Config{SecretPrefix: "spotlight", SecretEnv: "test", PublicURL: "http://gateway.test",
-		CalDAV: connect.CalDAVConfig{AllowPrivate: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, _, work, home := connectedWorkAndHome(t)
 	ctx := t.Context()
-	if _, _, err := svc.ConnectCalDAV(ctx, "mentor-1", connect.CalDAVInput{ServerURL: srv.URL, Username: "mentor", Password: "pw", CalendarPath: work}); err != nil {
-		t.Fatal(err)
-	}
 	cals := connectCalendars{svc}
 	polled, err := cals.Polled(ctx)
 	if err != nil || len(polled) != 1 || polled[0].CalendarID != work {
@@ -150,28 +130,8 @@ func TestWebhookBookingCarriesItsIssue(t *testing.T) {
 // session events to miss), and the new one has the saga's new place.
 func TestCalendarPlaceIsTheSagasPlace(t *testing.T) {
 	t.Parallel()
-	db := storetest.SQLite(t)
-	sim := caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": "pw"}})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	work, home := sim.CreateCalendar("mentor", "work", "Work"), sim.CreateCalendar("mentor", "home", "Home")
-	key, err := local.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := local.New(db.DB(), string(db.Dialect()), local.NewKeyring(key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := connect.New(db, sec, connect.Config{SecretPrefix: "spotlight", SecretEnv: "test", PublicURL: "http://gateway.test",
-		CalDAV: connect.CalDAVConfig{AllowPrivate: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, base, work, home := connectedWorkAndHome(t)
 	ctx := t.Context()
-	if _, _, err := svc.ConnectCalDAV(ctx, "mentor-1", connect.CalDAVInput{ServerURL: srv.URL, Username: "mentor", Password: "pw", CalendarPath: work}); err != nil {
-		t.Fatal(err)
-	}
 	sagas := providers.Connect{Source: svc}
 	sagaPlace := func() string {
 		t.Helper()
@@ -182,7 +142,7 @@ func TestCalendarPlaceIsTheSagasPlace(t *testing.T) {
 		return place
 	}
 	workSrc := webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: "mentor-1", CalendarID: work}
-	if got, err := calendarPlace(ctx, svc, workSrc); err != nil || got != sagaPlace() || got != "caldav:"+srv.URL+work {
+	if got, err := calendarPlace(ctx, svc, workSrc); err != nil || got != sagaPlace() || got != "caldav:"+base+work {
 		t.Fatalf("place of the synced calendar = %q, %v; want the saga's %q", got, err, sagaPlace())
 	}
 	other := webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: work}
@@ -196,10 +156,39 @@ func TestCalendarPlaceIsTheSagasPlace(t *testing.T) {
 		t.Fatalf("place of the calendar the connection left = %q, %v; want none", got, err)
 	}
 	homeSrc := webhooks.Source{Provider: webhooks.SourceCalDAV, UserID: "mentor-1", CalendarID: home}
-	if got, err := calendarPlace(ctx, svc, homeSrc); err != nil || got != sagaPlace() || got != "caldav:"+srv.URL+home {
+	if got, err := calendarPlace(ctx, svc, homeSrc); err != nil || got != sagaPlace() || got != "caldav:"+base+home {
 		t.Fatalf("place of the newly chosen calendar = %q, %v; want the saga's %q", got, err, sagaPlace())
 	}
 	if evs, err := (bookingActions{connect: svc}).MentorEvents(ctx, workSrc); err != nil || len(evs) != 0 {
 		t.Fatalf("events of the calendar the connection left = %+v, %v; want none", evs, err)
 	}
+}
+
+// connectedWorkAndHome is a connection service on SQLite whose user
+// mentor-1 is connected to the work calendar of a CalDAV account (at base,
+// the server's URL) that also has a home calendar (the collections' paths).
+func connectedWorkAndHome(t *testing.T) (svc *connect.Service, base, work, home string) {
+	t.Helper()
+	db := storetest.SQLite(t)
+	sim := caldavtest.New(caldavtest.Options{Users: map[string]string{"mentor": "pw"}})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	work, home = sim.CreateCalendar("mentor", "work", "Work"), sim.CreateCalendar("mentor", "home", "Home")
+	key, err := local.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := local.New(db.DB(), string(db.Dialect()), local.NewKeyring(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err = connect.New(db, sec, connect.Config{SecretPrefix: "spotlight", SecretEnv: "test", PublicURL: "http://gateway.test",
+		CalDAV: connect.CalDAVConfig{AllowPrivate: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.ConnectCalDAV(t.Context(), "mentor-1", connect.CalDAVInput{ServerURL: srv.URL, Username: "mentor", Password: "pw", CalendarPath: work}); err != nil {
+		t.Fatal(err)
+	}
+	return svc, srv.URL, work, home
 }
