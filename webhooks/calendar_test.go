@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/spotlight/gateway/integrations/gcal"
 	"github.com/spotlight/gateway/integrations/gcal/gcaltest"
 	"github.com/spotlight/gateway/integrations/outbound"
+	"github.com/spotlight/gateway/internal/connect"
 	"github.com/spotlight/gateway/internal/store"
 	"github.com/spotlight/gateway/internal/store/storetest"
 	"github.com/spotlight/gateway/webhooks"
@@ -77,16 +79,11 @@ func TestGooglePushSync(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		h := newHarness(t, db)
-		sim, gc := newGoogle(t)
+		acc := newGoogleAccount(t, h, gcaltest.Options{}, nil)
+		sim, gc := acc.sim, acc.gc
 		ctx := t.Context()
 		ev, start, _ := h.mentorSession(t, gc, "b-g")
-		wc, err := gc.Watch(ctx, mentorCal, h.url+"/webhooks/google", 7*24*time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := h.channels.Save(ctx, webhooks.Channel{ID: wc.ID, ResourceID: wc.ResourceID, CalendarID: mentorCal, UserID: "mentor-1", Expiration: wc.Expiration}, wc.Token); err != nil {
-			t.Fatal(err)
-		}
+		wc := acc.connectMentor(t, 0)
 		push := func(state string) gcaltest.Delivery {
 			t.Helper()
 			d, err := sim.PushChannel(ctx, wc.ID, state)
@@ -140,7 +137,9 @@ func TestGooglePushSync(t *testing.T) {
 			status int
 			reason string
 		}{
-			{"wrong token", pushHeaders(info, wc.Token+"x", "exists", 50), 401, "bad_channel_token"},
+			// The channel store does not say whether the channel or the
+			// token was wrong.
+			{"wrong token", pushHeaders(info, wc.Token+"x", "exists", 50), 401, "unknown_channel"},
 			{"unknown channel", pushHeaders(gcaltest.ChannelInfo{ID: "nope", ResourceID: info.ResourceID}, wc.Token, "exists", 50), 401, "unknown_channel"},
 			{"missing token", pushHeaders(info, "", "exists", 50), 401, "missing_header"},
 			{"wrong resource", pushHeaders(gcaltest.ChannelInfo{ID: info.ID, ResourceID: "other"}, wc.Token, "exists", 50), 401, "unknown_channel"},
@@ -289,41 +288,16 @@ func TestGoogleCandidateCalendar(t *testing.T) {
 	}
 }
 
-// renewWith makes h's channel store renew channels on gc's calendar as
-// the gateway does: gcal.Watch for the new channel, gcal.StopChannel for
-// the old one.
-func renewWith(h *harness, chans *webhooks.SQLChannels, gc *gcal.Client) {
-	hook := h.url + "/webhooks/google"
-	chans.WatchFunc = watchWith(gc, hook, 7*24*time.Hour)
-	chans.StopFunc = func(ctx context.Context, ch webhooks.Channel) error {
-		return gc.StopChannel(ctx, gcal.Channel{ID: ch.ID, ResourceID: ch.ResourceID})
-	}
-}
-
-// watchWith opens channels on gc's calendar that notify hook for ttl, as
-// SQLChannels.WatchFunc.
-func watchWith(gc *gcal.Client, hook string, ttl time.Duration) func(ctx context.Context, next webhooks.Channel, token string) (webhooks.Channel, error) {
-	return func(ctx context.Context, next webhooks.Channel, token string) (webhooks.Channel, error) {
-		c, err := gc.Open(ctx, gcal.Channel{ID: next.ID, Token: token, CalendarID: next.CalendarID}, hook, ttl)
-		if err != nil {
-			return webhooks.Channel{}, err
-		}
-		next.ResourceID, next.Expiration = c.ResourceID, c.Expiration
-		return next, nil
-	}
-}
-
-// watch opens a channel on mentor-1's calendar for ttl and stores it.
-func (h *harness) watch(t *testing.T, gc *gcal.Client, ttl time.Duration) gcal.Channel {
+// connectExpiring connects mentor-1 with a channel that lasts an hour
+// (due for renewal) and makes h's channel store a replica whose renewals
+// open channels of connect's default lifetime; it returns the channel and
+// that replica.
+func (a *googleAccount) connectExpiring(t *testing.T) (gcaltest.ChannelInfo, *connect.Service) {
 	t.Helper()
-	c, err := gc.Watch(t.Context(), mentorCal, h.url+"/webhooks/google", ttl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.channels.Save(t.Context(), webhooks.Channel{ID: c.ID, ResourceID: c.ResourceID, CalendarID: mentorCal, UserID: "mentor-1", Expiration: c.Expiration}, c.Token); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	old := a.connectMentor(t, time.Hour)
+	svc := a.replica(t, nil)
+	a.h.channels.use(svc)
+	return old, svc
 }
 
 // pushOK has the simulator notify channel id with state and fails unless
@@ -340,18 +314,17 @@ func TestGoogleChannelRenewal(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		h := newHarness(t, db)
-		sim, gc := newGoogle(t)
+		acc := newGoogleAccount(t, h, gcaltest.Options{}, nil)
+		sim, gc := acc.sim, acc.gc
 		ctx := t.Context()
-		renewWith(h, h.channels, gc)
 		h.calendars.add(webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}, gc, false)
-		short := h.watch(t, gc, time.Hour)
-		h.watch(t, gc, 7*24*time.Hour)
+		short, _ := acc.connectExpiring(t)
 		n, err := h.svc.RenewChannels(ctx)
 		if err != nil || n != 1 {
 			t.Fatalf("renewed %d, %v", n, err)
 		}
 		live := sim.Channels(mentorCal)
-		if len(live) != 2 {
+		if len(live) != 1 {
 			t.Fatalf("live channels %+v", live)
 		}
 		for _, c := range live {
@@ -375,8 +348,9 @@ func TestGoogleChannelRenewal(t *testing.T) {
 			h.rejected(webhooks.ProviderGoogle, "unknown_channel") != before+1 {
 			t.Fatalf("notification on the stopped channel: %d %s", code, b)
 		}
-		// Renewing again renews nothing: a replaced channel is not renewed.
-		if n, err := h.svc.RenewChannels(ctx); err != nil || n != 0 || len(sim.Channels(mentorCal)) != 2 {
+		// Renewing again renews nothing: a replaced channel is not renewed,
+		// nor one that does not expire soon.
+		if n, err := h.svc.RenewChannels(ctx); err != nil || n != 0 || len(sim.Channels(mentorCal)) != 1 {
 			t.Fatalf("second renewal: %d, %v; channels %+v", n, err, sim.Channels(mentorCal))
 		}
 	})
@@ -386,7 +360,7 @@ func TestGoogleChannelRenewal(t *testing.T) {
 // it looks up their channel, while a hold is on: a notification stored
 // before its channel is renewed or forgotten and processed after.
 type heldChannels struct {
-	*webhooks.SQLChannels
+	webhooks.Channels
 	mu      sync.Mutex
 	held    chan struct{}
 	release chan struct{}
@@ -403,7 +377,7 @@ func (c *heldChannels) LookupChannel(ctx context.Context, id string) (webhooks.C
 		}
 		<-release
 	}
-	return c.SQLChannels.LookupChannel(ctx, id)
+	return c.Channels.LookupChannel(ctx, id)
 }
 
 // hold makes processing wait; it returns once a notification's processing
@@ -435,14 +409,14 @@ func TestGoogleNotificationProcessedAfterRenewal(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		held := &heldChannels{}
 		h := newHarness(t, db, func(cfg *webhooks.Config) {
-			held.SQLChannels = cfg.Channels.(*webhooks.SQLChannels)
+			held.Channels = cfg.Channels
 			cfg.Channels = held
 		})
-		sim, gc := newGoogle(t)
+		acc := newGoogleAccount(t, h, gcaltest.Options{}, nil)
+		sim, gc := acc.sim, acc.gc
 		ctx := t.Context()
-		renewWith(h, h.channels, gc)
 		ev, start, src := h.mentorSession(t, gc, "b-n")
-		old := h.watch(t, gc, time.Hour)
+		old, svc := acc.connectExpiring(t)
 
 		moved := start.Add(2 * time.Hour)
 		release := held.hold(t, func() {
@@ -481,13 +455,11 @@ func TestGoogleNotificationProcessedAfterRenewal(t *testing.T) {
 
 		// The user disconnects while a notification waits for processing.
 		release = held.hold(t, func() { pushOK(t, sim, live[0].ID, gcaltest.StateExists) })
-		if err := gc.StopChannel(ctx, gcal.Channel{ID: live[0].ID, ResourceID: live[0].ResourceID}); err != nil {
+		if err := svc.DisconnectGoogle(ctx, "mentor-1"); err != nil {
 			t.Fatal(err)
 		}
-		for _, id := range []string{old.ID, live[0].ID} {
-			if err := h.channels.Delete(ctx, id); err != nil {
-				t.Fatal(err)
-			}
+		if left := sim.Channels(mentorCal); len(left) != 0 {
+			t.Fatalf("channels at Google after the disconnect: %+v", left)
 		}
 		h.calendars.unavailable(src)
 		release()
@@ -495,7 +467,7 @@ func TestGoogleNotificationProcessedAfterRenewal(t *testing.T) {
 		if ds[0].Note != "channel no longer exists" || len(h.bookings.Calls()) != 2 {
 			t.Fatalf("notification of a forgotten channel: %+v; calls %+v", ds[0], h.bookings.Calls())
 		}
-		for _, c := range []gcaltest.ChannelInfo{{ID: old.ID, ResourceID: old.ResourceID, Token: old.Token}, live[0]} {
+		for _, c := range []gcaltest.ChannelInfo{old, live[0]} {
 			if code, _, b := h.post(t, "/webhooks/google", nil, pushHeaders(c, c.Token, gcaltest.StateExists, 99)); code != http.StatusUnauthorized {
 				t.Errorf("notification on forgotten channel %s: %d %s", c.ID, code, b)
 			}
@@ -512,12 +484,11 @@ func TestGoogleRenewedChannelStillDelivering(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		h := newHarness(t, db)
-		h.channels.Now = h.clock.Now
-		sim, gc := newGoogle(t)
+		acc := newGoogleAccount(t, h, gcaltest.Options{}, nil)
+		sim, gc := acc.sim, acc.gc
 		ctx := t.Context()
-		renewWith(h, h.channels, gc)
 		ev, start, _ := h.mentorSession(t, gc, "b-s")
-		old := h.watch(t, gc, time.Hour)
+		old, _ := acc.connectExpiring(t)
 		oldInfo := gcaltest.ChannelInfo{ID: old.ID, ResourceID: old.ResourceID}
 
 		sim.InjectFault(gcaltest.Fault{Op: "channels.stop", Status: http.StatusForbidden, Reason: gcaltest.ReasonQuota, Times: -1})
@@ -564,79 +535,6 @@ func TestGoogleRenewedChannelStillDelivering(t *testing.T) {
 	})
 }
 
-// TestGoogleSyncMessageAccepted: Google sends a new channel's "sync"
-// message as soon as events.watch created it, before the watch answers
-// (the simulator with AutoPush always does). SQLChannels stores the
-// channel before it calls events.watch, when it opens one and when it
-// renews one, so the message is acknowledged (202) and nothing is counted
-// in gateway_webhook_rejected_total; a failed watch leaves no channel.
-func TestGoogleSyncMessageAccepted(t *testing.T) {
-	t.Parallel()
-	storetest.Each(t, func(t *testing.T, db *store.Store) {
-		h := newHarness(t, db)
-		sim, gc := newGoogleWith(t, gcaltest.Options{AutoPush: true})
-		renewWith(h, h.channels, gc)
-		h.calendars.add(webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}, gc, false)
-		ctx := t.Context()
-		check := func(step string, syncs int) {
-			t.Helper()
-			var got []int
-			for _, d := range sim.Deliveries() {
-				if d.State == gcaltest.StateSync {
-					got = append(got, d.Status)
-				}
-			}
-			if len(got) != syncs || slices.ContainsFunc(got, func(st int) bool { return st != http.StatusAccepted }) {
-				t.Fatalf("%s: sync messages answered %v, want %d × 202", step, got, syncs)
-			}
-			if n := h.rejected(webhooks.ProviderGoogle, "unknown_channel"); n != 0 {
-				t.Fatalf("%s: %v google webhooks rejected", step, n)
-			}
-			var pending int
-			if err := db.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM webhook_channels WHERE resource_id = ''`).Scan(&pending); err != nil || pending != 0 {
-				t.Fatalf("%s: %d pending channels left (%v)", step, pending, err)
-			}
-		}
-
-		opened, err := h.channels.Open(ctx, "mentor-1", mentorCal, h.channels.WatchFunc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		check("open", 1)
-		if live := sim.Channels(mentorCal); len(live) != 1 || live[0].ID != opened.ID || live[0].ResourceID != opened.ResourceID {
-			t.Fatalf("channels %+v, opened %+v", live, opened)
-		}
-		if ch, err := h.channels.LookupChannel(ctx, opened.ID); err != nil || ch.UserID != "mentor-1" || ch.CalendarID != mentorCal ||
-			ch.ResourceID != opened.ResourceID || !ch.Expiration.Equal(opened.Expiration) {
-			t.Fatalf("stored %+v, %v; opened %+v", ch, err, opened)
-		}
-
-		h.clock.Set(opened.Expiration.Add(-time.Hour)) // due for renewal
-		if n, err := h.svc.RenewChannels(ctx); err != nil || n != 1 {
-			t.Fatalf("RenewChannels = %d, %v", n, err)
-		}
-		check("renewal", 2)
-		live := sim.Channels(mentorCal)
-		if len(live) != 1 || live[0].ID == opened.ID {
-			t.Fatalf("channels after renewal: %+v", live)
-		}
-
-		// A failed watch leaves no channel behind.
-		sim.InjectFault(gcaltest.Fault{Op: "events.watch", Status: http.StatusForbidden, Reason: gcaltest.ReasonQuota, Times: 2})
-		if _, err := h.channels.Open(ctx, "mentor-1", mentorCal, h.channels.WatchFunc); err == nil {
-			t.Fatal("Open with a failing watch: no error")
-		}
-		h.clock.Set(live[0].Expiration.Add(-time.Hour))
-		if _, err := h.svc.RenewChannels(ctx); err == nil {
-			t.Fatal("renewal with a failing watch: no error")
-		}
-		check("failed watches", 2)
-		if ch, err := h.channels.LookupChannel(ctx, live[0].ID); err != nil || ch.ReplacedBy != "" {
-			t.Fatalf("channel in use after a failed renewal: %+v, %v", ch, err)
-		}
-	})
-}
-
 // TestGoogleRenewedChannelStoppedLater: a replaced channel whose stop
 // failed is stopped by the next renewal run; from then on its
 // notifications are refused, while the new channel's are accepted.
@@ -644,11 +542,11 @@ func TestGoogleRenewedChannelStoppedLater(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		h := newHarness(t, db)
-		sim, gc := newGoogle(t)
+		acc := newGoogleAccount(t, h, gcaltest.Options{}, nil)
+		sim, gc := acc.sim, acc.gc
 		ctx := t.Context()
-		renewWith(h, h.channels, gc)
 		h.calendars.add(webhooks.Source{Provider: webhooks.SourceGoogle, UserID: "mentor-1", CalendarID: mentorCal}, gc, false)
-		old := h.watch(t, gc, time.Hour)
+		old, _ := acc.connectExpiring(t)
 		sim.InjectFault(gcaltest.Fault{Op: "channels.stop", Status: http.StatusForbidden, Reason: gcaltest.ReasonQuota})
 		if n, err := h.svc.RenewChannels(ctx); err != nil || n != 1 {
 			t.Fatalf("renewed %d, %v", n, err)
@@ -678,14 +576,14 @@ func TestGoogleRenewalSyncsCalendar(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		h := newHarness(t, db)
-		sim, gc := newGoogle(t)
+		acc := newGoogleAccount(t, h, gcaltest.Options{}, nil)
+		sim, gc := acc.sim, acc.gc
 		ctx := t.Context()
-		renewWith(h, h.channels, gc)
 		ev, start, src := h.mentorSession(t, gc, "b-l")
 		if _, err := h.svc.SyncCalendar(ctx, src); err != nil { // the cursor before the change
 			t.Fatal(err)
 		}
-		old := h.watch(t, gc, time.Hour)
+		old, _ := acc.connectExpiring(t)
 		moved := start.Add(2 * time.Hour)
 		if err := sim.MoveEvent(mentorCal, ev.ID, moved, moved.Add(time.Hour)); err != nil {
 			t.Fatal(err)
@@ -716,31 +614,41 @@ func TestGoogleRenewalStoresNewChannelFirst(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		h := newHarness(t, db)
-		sim, gc := newGoogle(t)
-		ctx := t.Context()
-		renewWith(h, h.channels, gc)
-		ev, start, _ := h.mentorSession(t, gc, "b-f")
-		old := h.watch(t, gc, time.Hour)
-		moved := start.Add(2 * time.Hour)
 		// Once the old channel is stopped at Google, before the renewal
 		// returns, the mentor moves the event: only the new channel is told.
 		var (
 			once    sync.Once
 			during  []gcaltest.Delivery
 			moveErr error
+			sim     *gcaltest.Server
+			mu      sync.Mutex
+			evID    string
+			moved   time.Time
 		)
-		stop := h.channels.StopFunc
-		h.channels.StopFunc = func(ctx context.Context, ch webhooks.Channel) error {
-			if err := stop(ctx, ch); err != nil {
-				return err
-			}
-			once.Do(func() {
-				if moveErr = sim.MoveEvent(mentorCal, ev.ID, moved, moved.Add(time.Hour)); moveErr == nil {
-					during = sim.Push(ctx, mentorCal, gcaltest.StateExists)
+		front := func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				next.ServeHTTP(w, r)
+				mu.Lock()
+				evID, moved := evID, moved
+				mu.Unlock()
+				if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/channels/stop") || moved.IsZero() {
+					return
 				}
+				once.Do(func() {
+					if moveErr = sim.MoveEvent(mentorCal, evID, moved, moved.Add(time.Hour)); moveErr == nil {
+						during = sim.Push(r.Context(), mentorCal, gcaltest.StateExists)
+					}
+				})
 			})
-			return nil
 		}
+		acc := newGoogleAccount(t, h, gcaltest.Options{}, front)
+		sim = acc.sim
+		ctx := t.Context()
+		ev, start, _ := h.mentorSession(t, acc.gc, "b-f")
+		old, _ := acc.connectExpiring(t)
+		mu.Lock()
+		evID, moved = ev.ID, start.Add(2*time.Hour)
+		mu.Unlock()
 		if n, err := h.svc.RenewChannels(ctx); err != nil || n != 1 {
 			t.Fatalf("renewed %d, %v", n, err)
 		}

@@ -328,7 +328,7 @@ type harness struct {
 	url       string
 	bookings  *fakeBookings
 	calendars *staticCalendars
-	channels  *webhooks.SQLChannels
+	channels  *googleChannels
 	secrets   *secretBox
 	clock     *clock
 	reg       *prometheus.Registry
@@ -352,7 +352,7 @@ func newHarness(t *testing.T, db *store.Store, mutate ...func(*webhooks.Config))
 	h := &harness{db: db, bookings: newFakeBookings(), calendars: &staticCalendars{}, reg: prometheus.NewRegistry(),
 		secrets: &secretBox{sec: webhooks.Secrets{Zoom: []string{zoomSecret}, Jira: jiraSecret}},
 		clock:   &clock{}}
-	h.channels = &webhooks.SQLChannels{DB: db}
+	h.channels = &googleChannels{}
 	var jobs *store.Jobs
 	cfg := webhooks.Config{
 		DB: db, Jobs: func() webhooks.JobInserter {

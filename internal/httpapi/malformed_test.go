@@ -276,7 +276,7 @@ func newWalkEnv(t *testing.T, db *store.Store) *walkEnv {
 func newWebhookIntake(t *testing.T, db *store.Store) *webhooks.Service {
 	t.Helper()
 	var jobs *store.Jobs
-	svc, err := webhooks.New(webhooks.Config{DB: db, Channels: &webhooks.SQLChannels{DB: db},
+	svc, err := webhooks.New(webhooks.Config{DB: db,
 		Jobs: func() webhooks.JobInserter { return jobs },
 		Secrets: func(ctx context.Context) (webhooks.Secrets, error) {
 			return webhooks.Secrets{Zoom: []string{"zoom-secret"}}, nil
