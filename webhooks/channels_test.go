@@ -44,16 +44,19 @@ func toWebhookChannel(ch connect.Channel, err error) (webhooks.Channel, error) {
 	if errors.Is(err, connect.ErrUnknownChannel) {
 		return webhooks.Channel{}, webhooks.ErrUnknownChannel
 	}
+	if errors.Is(err, connect.ErrOrphanedChannel) {
+		return webhooks.Channel{}, webhooks.ErrOrphanedChannel
+	}
 	return webhooks.Channel{ID: ch.ID, ResourceID: ch.ResourceID, CalendarID: ch.CalendarID, UserID: ch.UserSub,
 		Expiration: ch.Expiration, ReplacedBy: ch.ReplacedBy}, err
 }
 
-func (c *googleChannels) VerifyChannel(ctx context.Context, id, token string) (webhooks.Channel, error) {
+func (c *googleChannels) VerifyChannel(ctx context.Context, id, token, resourceID string) (webhooks.Channel, error) {
 	svc := c.service()
 	if svc == nil {
 		return webhooks.Channel{}, webhooks.ErrUnknownChannel
 	}
-	return toWebhookChannel(svc.VerifyChannelToken(ctx, id, token))
+	return toWebhookChannel(svc.VerifyChannelToken(ctx, id, token, resourceID))
 }
 
 func (c *googleChannels) LookupChannel(ctx context.Context, id string) (webhooks.Channel, error) {

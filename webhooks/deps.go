@@ -202,8 +202,12 @@ type Channels interface {
 	// constant time, and Google may still deliver on it: it has not expired,
 	// and a replaced channel has not been stopped yet (its stop failed).
 	// Otherwise it returns an error wrapping ErrUnknownChannel (or
-	// ErrChannelToken), without saying which.
-	VerifyChannel(ctx context.Context, id, token string) (Channel, error)
+	// ErrChannelToken), without saying which. resourceID is the
+	// notification's X-Goog-Resource-ID: with it a channel the gateway
+	// opened but never learnt the resource id of (the replica that opened
+	// it stopped during the call) is stopped at Google, and the error wraps
+	// ErrOrphanedChannel.
+	VerifyChannel(ctx context.Context, id, token, resourceID string) (Channel, error)
 	// LookupChannel returns the channel a stored notification names, in use
 	// or replaced (until it expires), or an error wrapping
 	// ErrUnknownChannel for one the gateway forgot.

@@ -37,6 +37,10 @@ var (
 	ErrUnknownChannel = errors.New("webhooks: unknown channel")
 	// ErrChannelToken: a Google push carries the wrong channel token.
 	ErrChannelToken = errors.New("webhooks: channel token mismatch")
+	// ErrOrphanedChannel: a Google push, with the right token, came on a
+	// channel the gateway opened but whose opening never completed (the
+	// replica that called events.watch stopped); Channels stopped it.
+	ErrOrphanedChannel = errors.New("webhooks: orphaned channel stopped")
 )
 
 // Reason returns the metric label of a verification error ("" for nil).

@@ -690,14 +690,25 @@ func (s *Service) handleGoogle(c echo.Context, p *pending) error {
 	if s.cfg.Channels == nil {
 		return s.reject(ProviderGoogle, http.StatusUnauthorized, ErrUnknownChannel)
 	}
-	ch, err := s.cfg.Channels.VerifyChannel(ctx, chID, tok)
+	rid := h.Get("X-Goog-Resource-Id")
+	if len(rid) > maxDeliveryID || !utf8.ValidString(rid) || strings.IndexByte(rid, 0) >= 0 {
+		rid = "" // not Google's (and not text PostgreSQL takes): it stops nothing
+	}
+	ch, err := s.cfg.Channels.VerifyChannel(ctx, chID, tok, rid)
+	if errors.Is(err, ErrOrphanedChannel) {
+		// Ours, and stopped now: not an attack, and nothing to retry. Its
+		// change, if any, is found by the calendar's other channels or
+		// the periodic sync.
+		s.metrics.accepted.WithLabelValues(ProviderGoogle, "orphaned").Inc()
+		return c.JSON(http.StatusAccepted, Ack{Status: "ignored"})
+	}
 	if errors.Is(err, ErrUnknownChannel) || errors.Is(err, ErrChannelToken) {
 		return s.reject(ProviderGoogle, http.StatusUnauthorized, err)
 	}
 	if err != nil {
 		return fmt.Errorf("webhooks: verify channel: %w", err)
 	}
-	if rid := h.Get("X-Goog-Resource-Id"); ch.ResourceID != "" && rid != ch.ResourceID {
+	if ch.ResourceID != "" && rid != ch.ResourceID {
 		return s.reject(ProviderGoogle, http.StatusUnauthorized, fmt.Errorf("%w: resource id mismatch", ErrUnknownChannel))
 	}
 	state := h.Get("X-Goog-Resource-State")

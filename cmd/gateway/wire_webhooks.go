@@ -412,14 +412,17 @@ func toWebhookChannel(ch connect.Channel, err error) (webhooks.Channel, error) {
 	if errors.Is(err, connect.ErrUnknownChannel) {
 		return webhooks.Channel{}, webhooks.ErrUnknownChannel
 	}
+	if errors.Is(err, connect.ErrOrphanedChannel) {
+		return webhooks.Channel{}, webhooks.ErrOrphanedChannel
+	}
 	if err != nil {
 		return webhooks.Channel{}, err
 	}
 	return webhooks.Channel{ID: ch.ID, ResourceID: ch.ResourceID, CalendarID: ch.CalendarID, UserID: ch.UserSub, Expiration: ch.Expiration, ReplacedBy: ch.ReplacedBy}, nil
 }
 
-func (c connectChannels) VerifyChannel(ctx context.Context, id, token string) (webhooks.Channel, error) {
-	return toWebhookChannel(c.c.VerifyChannelToken(ctx, id, token))
+func (c connectChannels) VerifyChannel(ctx context.Context, id, token, resourceID string) (webhooks.Channel, error) {
+	return toWebhookChannel(c.c.VerifyChannelToken(ctx, id, token, resourceID))
 }
 
 func (c connectChannels) LookupChannel(ctx context.Context, id string) (webhooks.Channel, error) {

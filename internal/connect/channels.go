@@ -29,8 +29,12 @@ import (
 // its first notification (resource state "sync") as soon as it exists,
 // possibly before the watch call answers: until the answer fills in its
 // ResourceID and Expiration the channel is pending (ResourceID is empty).
-// A pending channel is accepted as a sender, and is never renewed or
-// stopped; a failed watch forgets it.
+// A pending channel is accepted as a sender while its watch call may still
+// run (watchTimeout), and is never renewed; a failed watch forgets it.
+// One older than orphanAfter was opened by a replica that stopped before
+// the answer came: its first notification, which carries its resource id,
+// has it stopped at Google (VerifyChannelToken), and it is forgotten once
+// it would have expired anyway (retireChannels).
 type Channel struct {
 	ID         string
 	UserSub    string
@@ -38,11 +42,14 @@ type Channel struct {
 	ResourceID string
 	Expiration time.Time
 	// ReplacedBy is the id of the channel that replaced this one when it
-	// was renewed; "" for the channel in use.
+	// was renewed; "" for the channel in use; its own id for an orphaned
+	// channel (see VerifyChannelToken), which nothing replaces.
 	ReplacedBy string
 	// Stopped is when channels.stop stopped this replaced channel; zero
 	// while it may still deliver (the stop failed or is yet to come).
 	Stopped time.Time
+
+	created time.Time
 }
 
 // pending reports whether c is being opened: stored before events.watch
@@ -55,24 +62,30 @@ func (c Channel) delivers(now time.Time) bool {
 	return c.pending() || now.Before(c.Expiration) && c.Stopped.IsZero()
 }
 
-// pendingTimeout is how long a pending channel may wait for its
-// events.watch answer: one stored by a replica that stopped meanwhile is
-// forgotten after it (retireChannels).
-const pendingTimeout = time.Hour
+// watchTimeout bounds the events.watch call that opens a channel
+// (openChannel): a pending channel older than that has no call waiting
+// for its answer any more.
+const watchTimeout = 2 * time.Minute
+
+// orphanAfter is the age from which a pending channel is orphaned: its
+// watch call is over (watchTimeout), with a margin for the clocks of the
+// replicas and a slow database. Its notifications have it stopped
+// (VerifyChannelToken).
+const orphanAfter = 10 * time.Minute
 
 func tokenHash(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
 }
 
-const channelColumns = `channel_id, user_sub, calendar_id, resource_id, token_hash, expires_at, replaced_by, stopped_at`
+const channelColumns = `channel_id, user_sub, calendar_id, resource_id, token_hash, expires_at, replaced_by, stopped_at, created_at`
 
 func scanChannel(row interface{ Scan(...any) error }) (Channel, []byte, error) {
 	var c Channel
 	var hash []byte
-	var exp, stopped int64
-	err := row.Scan(&c.ID, &c.UserSub, &c.CalendarID, &c.ResourceID, &hash, &exp, &c.ReplacedBy, &stopped)
-	c.Expiration = fromMicros(exp)
+	var exp, stopped, created int64
+	err := row.Scan(&c.ID, &c.UserSub, &c.CalendarID, &c.ResourceID, &hash, &exp, &c.ReplacedBy, &stopped, &created)
+	c.Expiration, c.created = fromMicros(exp), fromMicros(created)
 	if stopped != 0 {
 		c.Stopped = fromMicros(stopped)
 	}
@@ -103,10 +116,17 @@ func (s *Service) lookupChannel(ctx context.Context, channelID string) (Channel,
 // (X-Goog-Channel-Token), comparing hashes in constant time, and Google may
 // still deliver on it: it has not expired, and a channel replaced by its
 // renewal was not stopped yet (its stop failed). A pending channel (see
-// Channel) is accepted: its "sync" message may come before events.watch
-// answered. An unknown, expired or stopped channel and a wrong token all
-// give ErrUnknownChannel.
-func (s *Service) VerifyChannelToken(ctx context.Context, channelID, token string) (Channel, error) {
+// Channel) is accepted while its watch call may still run: its "sync"
+// message may come before events.watch answered. An unknown, expired or
+// stopped channel and a wrong token all give ErrUnknownChannel.
+//
+// A pending channel older than orphanAfter is orphaned: the replica that
+// opened it stopped before the watch answered. Its notification carries
+// the resource id (resourceID, X-Goog-Resource-ID) the answer would have
+// given, so it is stopped at Google with it (stopOrphaned) and
+// ErrOrphanedChannel returned: a genuine channel of the gateway, whose
+// notifications are not processed.
+func (s *Service) VerifyChannelToken(ctx context.Context, channelID, token, resourceID string) (Channel, error) {
 	c, hash, err := s.lookupChannel(ctx, channelID)
 	got := tokenHash(token)
 	if errors.Is(err, ErrUnknownChannel) {
@@ -119,7 +139,46 @@ func (s *Service) VerifyChannelToken(ctx context.Context, channelID, token strin
 	if subtle.ConstantTimeCompare(got, hash) != 1 || !c.delivers(s.now()) {
 		return Channel{}, ErrUnknownChannel
 	}
+	if c.pending() && !c.created.After(s.now().Add(-orphanAfter)) {
+		if resourceID == "" {
+			return Channel{}, ErrUnknownChannel
+		}
+		return Channel{}, s.stopOrphaned(ctx, c, resourceID)
+	}
 	return c, nil
+}
+
+// stopOrphaned stops the orphaned pending channel c (see
+// VerifyChannelToken) with the resource id its notification named. It
+// first completes c in the database as a channel replaced by nothing
+// (replaced_by is its own id) that expires when its watch asked it to,
+// only if it is still pending: so a late watch answer can no longer
+// complete it (openChannel then stops it itself), it is never renewed, and
+// a failed stop is tried again by the next renewal run (retireChannels),
+// as for a replaced channel; it is forgotten once expired. A notification
+// racing this one finds it completed and is accepted as a replaced
+// channel's until the stop succeeded.
+func (s *Service) stopOrphaned(ctx context.Context, c Channel, resourceID string) error {
+	c.ResourceID, c.ReplacedBy = resourceID, c.ID
+	c.Expiration = c.created.Add(s.cfg.Google.ChannelTTL)
+	res, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`UPDATE calendar_channels SET resource_id = ?, expires_at = ?, replaced_by = ?
+		WHERE channel_id = ? AND resource_id = ''`), c.ResourceID, micros(c.Expiration), c.ReplacedBy, c.ID)
+	if err != nil {
+		return fmt.Errorf("connect: claim orphaned channel: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		// Completed or forgotten meanwhile: as the next notification
+		// will find it.
+		return errors.Join(ErrUnknownChannel, err)
+	}
+	s.log.InfoContext(ctx, "stopping a push channel its replica left pending", "provider", ProviderGoogle, "sub", c.UserSub, "channel_id", c.ID)
+	cl, err := s.googleClient(ctx, c.UserSub, c.CalendarID)
+	if err != nil {
+		s.log.WarnContext(ctx, "stop orphaned push channel; the next renewal run tries again", "provider", ProviderGoogle, "sub", c.UserSub, "error", err.Error())
+		return ErrOrphanedChannel
+	}
+	s.stopReplaced(ctx, cl, c)
+	return ErrOrphanedChannel
 }
 
 func (s *Service) userChannels(ctx context.Context, sub string) ([]Channel, error) {
@@ -170,7 +229,9 @@ func (s *Service) openChannel(ctx context.Context, cl *gcal.Client, sub, calenda
 	if err := s.insertPending(ctx, sub, ch); err != nil {
 		return gcal.Channel{}, err
 	}
-	opened, err := cl.Open(ctx, ch, s.PushURL(), s.cfg.Google.ChannelTTL)
+	wctx, cancel := context.WithTimeout(ctx, watchTimeout)
+	opened, err := cl.Open(wctx, ch, s.PushURL(), s.cfg.Google.ChannelTTL)
+	cancel()
 	if err != nil {
 		if derr := s.deleteChannel(context.WithoutCancel(ctx), ch.ID); derr != nil {
 			s.log.WarnContext(ctx, "forget unopened push channel", "provider", ProviderGoogle, "sub", sub, "error", derr.Error())
@@ -412,12 +473,14 @@ func (s *Service) stopReplaced(ctx context.Context, cl *gcal.Client, old Channel
 }
 
 // retireChannels forgets the replaced channels that expired and the
-// pending ones older than pendingTimeout (their replica stopped before the
-// watch answered), and stops again the replaced ones whose stop failed.
+// pending ones that would have expired (their replica stopped before the
+// watch answered, and no notification came to have them stopped: see
+// VerifyChannelToken), and stops again the replaced ones whose stop failed
+// (orphaned ones included).
 func (s *Service) retireChannels(ctx context.Context) error {
 	now := micros(s.now())
 	if _, err := s.db.DB().ExecContext(ctx, s.db.Rebind(`DELETE FROM calendar_channels WHERE provider = ? AND (replaced_by <> '' AND expires_at <= ?
-		OR resource_id = '' AND created_at <= ?)`), ProviderGoogle, now, micros(s.now().Add(-pendingTimeout))); err != nil {
+		OR resource_id = '' AND created_at <= ?)`), ProviderGoogle, now, micros(s.now().Add(-s.cfg.Google.ChannelTTL))); err != nil {
 		return fmt.Errorf("connect: forget expired replaced and stale pending channels: %w", err)
 	}
 	rows, err := s.db.DB().QueryContext(ctx, s.db.Rebind(`SELECT `+channelColumns+` FROM calendar_channels

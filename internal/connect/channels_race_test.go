@@ -110,7 +110,7 @@ func TestGoogleRenewalDuringForget(t *testing.T) {
 					t.Errorf("%d channels stored, want %d", n, want)
 				}
 				if live := hh.google.Channels(cal); want == 1 && len(live) == 1 {
-					if _, err := svc.VerifyChannelToken(t.Context(), live[0].ID, live[0].Token); err != nil {
+					if _, err := svc.VerifyChannelToken(t.Context(), live[0].ID, live[0].Token, live[0].ResourceID); err != nil {
 						t.Errorf("the channel left at Google: %v", err)
 					}
 				}
@@ -156,7 +156,7 @@ func TestGoogleCalendarChoicesRace(t *testing.T) {
 		if len(live) != 1 {
 			t.Fatalf("%d channels at Google on %s, want 1", len(live), cal)
 		}
-		if _, err := svc.VerifyChannelToken(t.Context(), live[0].ID, live[0].Token); err != nil {
+		if _, err := svc.VerifyChannelToken(t.Context(), live[0].ID, live[0].Token, live[0].ResourceID); err != nil {
 			t.Errorf("the channel on the chosen calendar: %v", err)
 		}
 		if n := storedChannels(t, db); n != 1 {

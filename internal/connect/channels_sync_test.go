@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -103,12 +104,15 @@ func toWebhook(ch connect.Channel, err error) (webhooks.Channel, error) {
 	if errors.Is(err, connect.ErrUnknownChannel) {
 		return webhooks.Channel{}, webhooks.ErrUnknownChannel
 	}
+	if errors.Is(err, connect.ErrOrphanedChannel) {
+		return webhooks.Channel{}, webhooks.ErrOrphanedChannel
+	}
 	return webhooks.Channel{ID: ch.ID, ResourceID: ch.ResourceID, CalendarID: ch.CalendarID, UserID: ch.UserSub,
 		Expiration: ch.Expiration, ReplacedBy: ch.ReplacedBy}, err
 }
 
-func (c intakeChannels) VerifyChannel(ctx context.Context, id, token string) (webhooks.Channel, error) {
-	return toWebhook(c.in.service().VerifyChannelToken(ctx, id, token))
+func (c intakeChannels) VerifyChannel(ctx context.Context, id, token, resourceID string) (webhooks.Channel, error) {
+	return toWebhook(c.in.service().VerifyChannelToken(ctx, id, token, resourceID))
 }
 
 func (c intakeChannels) LookupChannel(ctx context.Context, id string) (webhooks.Channel, error) {
@@ -235,7 +239,7 @@ func TestGoogleChannelSyncMessageAccepted(t *testing.T) {
 
 // TestGooglePendingChannel: while events.watch has not answered, the
 // stored channel is pending: a renewal run leaves it alone (it is neither
-// renewed nor stopped) unless it is over an hour old, its notifications
+// renewed nor stopped) unless it would have expired, its notifications
 // are accepted, and choosing another calendar or disconnecting forgets
 // it; a forgotten pending channel that the watch then opens is stopped at
 // Google rather than stored.
@@ -288,7 +292,7 @@ func TestGooglePendingChannel(t *testing.T) {
 		if len(live) != 1 {
 			t.Fatalf("channels after connect: %+v", live)
 		}
-		if _, err := svc.VerifyChannelToken(ctx, live[0].ID, live[0].Token); err != nil {
+		if _, err := svc.VerifyChannelToken(ctx, live[0].ID, live[0].Token, live[0].ResourceID); err != nil {
 			t.Fatalf("channel after connect: %v", err)
 		}
 		if got := syncAnswers(h.google); len(got) != 1 || got[0] != http.StatusAccepted || in.rejected() != 0 {
@@ -312,19 +316,21 @@ func TestGooglePendingChannel(t *testing.T) {
 		if len(live) != 1 {
 			t.Fatalf("channels on %s: %+v", work, live)
 		}
-		if ch, err := svc.VerifyChannelToken(ctx, live[0].ID, live[0].Token); err != nil || ch.CalendarID != work || ch.ResourceID != live[0].ResourceID {
+		if ch, err := svc.VerifyChannelToken(ctx, live[0].ID, live[0].Token, live[0].ResourceID); err != nil || ch.CalendarID != work || ch.ResourceID != live[0].ResourceID {
 			t.Fatalf("channel on the chosen calendar: %+v, %v", ch, err)
 		}
 		if n := storedChannels(t, db); n != 1 {
 			t.Fatalf("%d channels stored, want the chosen calendar's", n)
 		}
 
-		// A pending channel whose watch has not answered for over an hour
-		// (its replica stopped) is forgotten by a renewal run; the channel
-		// the watch opens late is then stopped.
+		// A pending channel that would have expired by now (its replica
+		// stopped during the watch, and no notification came to have it
+		// stopped: see TestGoogleOrphanedPendingChannelStopped) is
+		// forgotten by a renewal run; were its watch to answer after all,
+		// the channel is stopped.
 		setDuring(func(r *http.Request) {
-			h.clock.Advance(2 * time.Hour)
-			defer h.clock.Advance(-2 * time.Hour)
+			h.clock.Advance(8 * 24 * time.Hour)
+			defer h.clock.Advance(-8 * 24 * time.Hour)
 			got, err := svc.RenewChannels(context.WithoutCancel(r.Context()), time.Now().Add(60*24*time.Hour))
 			renewed, renewErr = len(got), err
 		})
@@ -364,4 +370,139 @@ func storedChannels(t *testing.T, db *store.Store) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestGoogleOrphanedPendingChannelStopped: a replica that stops during
+// events.watch leaves its channel stored pending (no resource id) while
+// Google has opened it. While its watch call may still run, its
+// notifications are accepted and the channel is left alone; once that call
+// is long over, Google's next notification, whose X-Goog-Resource-ID the
+// watch answer would have given, has it stopped at Google: the
+// notification is acknowledged (202, not counted as rejected), the
+// simulator delivers no more on it, and the renewal run forgets it once it
+// would have expired. A stop that fails is tried again by the next
+// renewal run.
+func TestGoogleOrphanedPendingChannelStopped(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		const cal = "mentor@example.com"
+		in := newIntake(t, db)
+		h := newHarness(t, db, gcaltest.Options{AutoPush: true})
+		svc, _ := h.replica(t, func(c *connect.Config) { c.PublicURL = in.url })
+		in.use(svc)
+		ctx := t.Context()
+
+		// orphan connects sub and leaves the channel its watch opened as a
+		// replica that stopped before the answer arrived leaves it: stored
+		// pending, open at Google.
+		orphan := func(sub string) gcaltest.ChannelInfo {
+			t.Helper()
+			in.connectGoogle(t, svc, sub)
+			var ch gcaltest.ChannelInfo
+			for _, c := range h.google.Channels(cal) {
+				if got, err := svc.LookupChannel(ctx, c.ID); err == nil && got.UserSub == sub {
+					ch = c
+				}
+			}
+			if ch.ID == "" {
+				t.Fatalf("no channel of %s at Google", sub)
+			}
+			if _, err := db.DB().ExecContext(ctx, db.Rebind(`UPDATE calendar_channels SET resource_id = '', expires_at = 0 WHERE channel_id = ?`), ch.ID); err != nil {
+				t.Fatal(err)
+			}
+			return ch
+		}
+		live := func(id string) bool {
+			return slices.ContainsFunc(h.google.Channels(cal), func(c gcaltest.ChannelInfo) bool { return c.ID == id })
+		}
+		notify := func(step, id, state string) {
+			t.Helper()
+			d, err := h.google.PushChannel(ctx, id, state)
+			if err != nil || d.Status != http.StatusAccepted {
+				t.Fatalf("%s: notification answered %+v, %v; want 202", step, d, err)
+			}
+		}
+		renew := func(step string) {
+			t.Helper()
+			if got, err := svc.RenewChannels(ctx, h.clock.Now().Add(24*time.Hour)); err != nil || len(got) != 0 {
+				t.Fatalf("%s: renewal = %+v, %v; want nothing renewed", step, got, err)
+			}
+		}
+
+		ch := orphan("alice")
+		// Its watch call may still be running: accepted, left alone.
+		h.clock.Advance(5 * time.Minute)
+		notify("pending for 5 minutes", ch.ID, gcaltest.StateSync)
+		renew("pending for 5 minutes")
+		if !live(ch.ID) || pendingRows(t, db) != 1 {
+			t.Fatalf("a pending channel whose watch may still run was stopped or forgotten (live %v, %d pending)", live(ch.ID), pendingRows(t, db))
+		}
+		// An hour on, the renewal run keeps it (its token is needed to
+		// tell its notifications from forged ones).
+		h.clock.Advance(time.Hour)
+		renew("pending for an hour")
+		if pendingRows(t, db) != 1 {
+			t.Fatal("the orphaned channel was forgotten before it could be stopped")
+		}
+		notify("orphaned", ch.ID, gcaltest.StateExists)
+		if live(ch.ID) {
+			t.Fatal("the orphaned channel is still open at Google after its notification")
+		}
+		if _, err := h.google.PushChannel(ctx, ch.ID, gcaltest.StateExists); !errors.Is(err, gcaltest.ErrNotFound) {
+			t.Fatalf("the simulator still delivers on the stopped channel: %v", err)
+		}
+		if n := in.rejected(); n != 0 {
+			t.Fatalf("%v notifications rejected; the orphaned channel is ours", n)
+		}
+		if n := webhookOutcome(in.reg, "orphaned"); n != 1 {
+			t.Fatalf("accepted as orphaned: %v, want 1", n)
+		}
+		if _, err := svc.VerifyChannelToken(ctx, ch.ID, ch.Token, ch.ResourceID); !errors.Is(err, connect.ErrUnknownChannel) {
+			t.Fatalf("the stopped channel verifies: %v", err)
+		}
+
+		// A stop that fails is tried again by the next renewal run (alice
+		// connects again: the stopped channel is forgotten, a new one
+		// opened and left pending).
+		ch = orphan("alice")
+		h.clock.Advance(time.Hour)
+		h.google.InjectFault(gcaltest.Fault{Op: "channels.stop", Status: http.StatusForbidden, Reason: gcaltest.ReasonQuota})
+		notify("orphaned, stop failing", ch.ID, gcaltest.StateExists)
+		if !live(ch.ID) {
+			t.Fatal("the stop was meant to fail")
+		}
+		renew("after the failed stop")
+		if live(ch.ID) {
+			t.Fatal("the renewal run did not stop the orphaned channel again")
+		}
+
+		// Forgotten once they would have expired.
+		h.clock.Advance(8 * 24 * time.Hour)
+		if _, err := svc.RenewChannels(ctx, h.clock.Now().Add(24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if n := storedChannels(t, db); n != 0 {
+			t.Fatalf("%d channels stored after the orphaned ones expired, want none", n)
+		}
+	})
+}
+
+// webhookOutcome is gateway_webhook_accepted_total of Google with outcome.
+func webhookOutcome(reg *prometheus.Registry, outcome string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "gateway_webhook_accepted_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["provider"] == "google" && labels["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }

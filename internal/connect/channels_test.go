@@ -43,7 +43,7 @@ func TestGoogleChannelRenewalKeepsReplaced(t *testing.T) {
 					var err error = errors.New("no other channel")
 					for _, c := range h.google.Channels(cal) {
 						if c.ID != req.ID {
-							_, err = svc.VerifyChannelToken(r.Context(), c.ID, c.Token)
+							_, err = svc.VerifyChannelToken(r.Context(), c.ID, c.Token, c.ResourceID)
 						}
 					}
 					mu.Lock()
@@ -77,7 +77,7 @@ func TestGoogleChannelRenewalKeepsReplaced(t *testing.T) {
 			return gcaltest.ChannelInfo{}
 		}
 		accepted := func(c gcaltest.ChannelInfo) bool {
-			_, err := svc.VerifyChannelToken(ctx, c.ID, c.Token)
+			_, err := svc.VerifyChannelToken(ctx, c.ID, c.Token, c.ResourceID)
 			return err == nil
 		}
 

@@ -129,6 +129,12 @@ var (
 	// ErrUnknownChannel means a push channel id is unknown or its token does
 	// not match (the two are not told apart).
 	ErrUnknownChannel = errors.New("connect: unknown push channel")
+	// ErrOrphanedChannel means a notification came, with the right token,
+	// on a channel whose events.watch call is long over without its answer
+	// having been stored (the replica that called it stopped): the gateway
+	// stops it at Google instead of processing what it sends (see
+	// VerifyChannelToken).
+	ErrOrphanedChannel = errors.New("connect: orphaned push channel stopped")
 )
 
 // GoogleConfig configures Google OAuth and the Calendar API.

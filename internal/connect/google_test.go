@@ -93,12 +93,12 @@ func TestGoogleConnectFlow(t *testing.T) {
 		if len(chans) != 1 || chans[0].Address != "http://gateway.test/webhooks/google" {
 			t.Fatalf("channels = %+v", chans)
 		}
-		ch, err := svc.VerifyChannelToken(ctx, chans[0].ID, chans[0].Token)
+		ch, err := svc.VerifyChannelToken(ctx, chans[0].ID, chans[0].Token, chans[0].ResourceID)
 		if err != nil || ch.UserSub != "alice" || ch.CalendarID != "mentor@example.com" || ch.ResourceID != chans[0].ResourceID {
 			t.Fatalf("VerifyChannelToken = %+v, %v", ch, err)
 		}
 		for _, bad := range [][2]string{{chans[0].ID, chans[0].Token + "x"}, {chans[0].ID, ""}, {"nope", chans[0].Token}} {
-			if _, err := svc.VerifyChannelToken(ctx, bad[0], bad[1]); !errors.Is(err, connect.ErrUnknownChannel) {
+			if _, err := svc.VerifyChannelToken(ctx, bad[0], bad[1], ""); !errors.Is(err, connect.ErrUnknownChannel) {
 				t.Errorf("VerifyChannelToken(%q, …) = %v, want ErrUnknownChannel", bad[0], err)
 			}
 		}
@@ -149,7 +149,7 @@ func TestGoogleConnectFlow(t *testing.T) {
 		if ch, err := svc.LookupChannel(ctx, old.ID); err != nil || ch.ReplacedBy != live[0].ID || ch.UserSub != "alice" {
 			t.Errorf("old channel after renewal: %+v, %v", ch, err)
 		}
-		if _, err := svc.VerifyChannelToken(ctx, old.ID, old.Token); !errors.Is(err, connect.ErrUnknownChannel) {
+		if _, err := svc.VerifyChannelToken(ctx, old.ID, old.Token, old.ResourceID); !errors.Is(err, connect.ErrUnknownChannel) {
 			t.Errorf("stopped old channel accepted: %v", err)
 		}
 
