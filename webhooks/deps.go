@@ -212,8 +212,9 @@ type Channels interface {
 	// or replaced (until it expires), or an error wrapping
 	// ErrUnknownChannel for one the gateway forgot.
 	LookupChannel(ctx context.Context, id string) (Channel, error)
-	// RenewExpiring replaces the channels that expire before t and returns
-	// the new channels.
+	// RenewExpiring replaces the channels that expire before t, opens one
+	// for each connected calendar that has none, and returns the new
+	// channels (their calendars are synced).
 	RenewExpiring(ctx context.Context, before time.Time) ([]Channel, error)
 }
 

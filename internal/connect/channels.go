@@ -362,8 +362,9 @@ func (s *Service) rewatch(ctx context.Context, sub, calendarID string) {
 }
 
 // RenewChannels replaces every channel that expires before the given time
-// (run it periodically, e.g. hourly with before = now + 24h). Channels of
-// users who disconnected or must reconnect are dropped. It
+// (run it periodically, e.g. hourly with before = now + 24h), and opens one
+// for every connection that has none Google delivers on (watchUnwatched).
+// Channels of users who disconnected or must reconnect are dropped. It
 // returns the channels it opened (the callers sync their calendars: see
 // below); errors of single channels are joined.
 //
@@ -410,7 +411,77 @@ func (s *Service) RenewChannels(ctx context.Context, before time.Time) ([]Channe
 			renewed = append(renewed, ch)
 		}
 	}
-	return renewed, errors.Join(errs...)
+	opened, err := s.watchUnwatched(ctx)
+	return append(renewed, opened...), errors.Join(append(errs, err)...)
+}
+
+// watchUnwatched opens a channel on the calendar of every connected Google
+// connection that has none Google delivers on: its watch failed when the
+// user connected or chose the calendar (Google unavailable), or the replica
+// that called it stopped before the answer (the channel is orphaned, see
+// VerifyChannelToken). Without it such a connection had no push until the
+// user connected again, only the periodic sync. A channel pending for less
+// than orphanAfter counts as one in use (its watch may still answer).
+func (s *Service) watchUnwatched(ctx context.Context) ([]Channel, error) {
+	rows, err := s.db.DB().QueryContext(ctx, s.db.Rebind(`SELECT user_sub, calendar_id FROM connections c
+		WHERE provider = ? AND status = ? AND calendar_id <> '' AND NOT EXISTS (SELECT 1 FROM calendar_channels ch
+			WHERE ch.provider = c.provider AND ch.user_sub = c.user_sub AND ch.calendar_id = c.calendar_id
+			AND ch.replaced_by = '' AND (ch.resource_id <> '' OR ch.created_at > ?))
+		ORDER BY user_sub`), ProviderGoogle, StatusConnected, micros(s.now().Add(-orphanAfter)))
+	if err != nil {
+		return nil, fmt.Errorf("connect: list connections without push: %w", err)
+	}
+	type unwatched struct{ sub, calendarID string }
+	var todo []unwatched
+	for rows.Next() {
+		var u unwatched
+		if err := rows.Scan(&u.sub, &u.calendarID); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("connect: list connections without push: %w", err)
+		}
+		todo = append(todo, u)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("connect: list connections without push: %w", err)
+	}
+	var opened []Channel
+	var errs []error
+	for _, u := range todo {
+		cl, err := s.googleClient(ctx, u.sub, u.calendarID)
+		if err == nil {
+			var ch gcal.Channel
+			ch, err = s.openChannel(ctx, cl, u.sub, u.calendarID, func(tx *sql.Tx, ch gcal.Channel) error {
+				// Another replica's connect or calendar choice opened one
+				// meanwhile: keep that one.
+				var n int
+				err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM calendar_channels WHERE provider = ? AND user_sub = ?
+					AND calendar_id = ? AND channel_id <> ? AND replaced_by = '' AND (resource_id <> '' OR created_at > ?)`),
+					ProviderGoogle, u.sub, u.calendarID, ch.ID, micros(s.now().Add(-orphanAfter))).Scan(&n)
+				if err != nil {
+					return fmt.Errorf("connect: check channels of %s: %w", u.sub, err)
+				}
+				if n > 0 {
+					return errChannelReplaced
+				}
+				return nil
+			})
+			if err == nil {
+				opened = append(opened, Channel{ID: ch.ID, UserSub: u.sub, CalendarID: u.calendarID, ResourceID: ch.ResourceID, Expiration: ch.Expiration})
+				s.log.InfoContext(ctx, "push channel opened for a connection that had none", "provider", ProviderGoogle, "sub", u.sub)
+				continue
+			}
+		}
+		switch {
+		case errors.Is(err, errChannelReplaced):
+		case revoked(err) || errors.Is(err, calendar.ErrCalendarNotFound):
+			// The connection's own calls find it needs_reauth or its
+			// calendar gone; nothing to watch until then.
+		default:
+			errs = append(errs, fmt.Errorf("connect: open push channel of %s: %w", u.sub, err))
+		}
+	}
+	return opened, errors.Join(errs...)
 }
 
 // errChannelReplaced: the channel being opened or renewed was renewed or

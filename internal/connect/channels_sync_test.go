@@ -337,14 +337,20 @@ func TestGooglePendingChannel(t *testing.T) {
 		if _, _, err := svc.ChooseGoogleCalendar(ctx, "alice", cal); err != nil {
 			t.Fatal(err)
 		}
-		if renewed != 0 || renewErr != nil {
-			t.Fatalf("renewal with a stale pending channel renewed %d, %v", renewed, renewErr)
+		// The same run opens a channel of its own for the calendar, which
+		// has no other: the connection is not left without push.
+		if renewed != 1 || renewErr != nil {
+			t.Fatalf("renewal with a stale pending channel opened %d, %v; want 1", renewed, renewErr)
 		}
-		if n := storedChannels(t, db); n != 0 {
-			t.Fatalf("%d channels stored after the stale pending one was forgotten, want none", n)
+		if n := storedChannels(t, db); n != 1 {
+			t.Fatalf("%d channels stored after the stale pending one was forgotten, want the renewal's", n)
 		}
-		if left := append(h.google.Channels(cal), h.google.Channels(work)...); len(left) != 0 {
-			t.Fatalf("channels at Google after the stale pending one was forgotten: %+v", left)
+		live = h.google.Channels(cal)
+		if left := h.google.Channels(work); len(live) != 1 || len(left) != 0 {
+			t.Fatalf("channels at Google after the stale pending one was forgotten: %+v on %s, %+v on %s; want the renewal's", live, cal, left, work)
+		}
+		if _, err := svc.VerifyChannelToken(ctx, live[0].ID, live[0].Token, live[0].ResourceID); err != nil {
+			t.Fatalf("the renewal's channel: %v", err)
 		}
 
 		// A disconnect while a channel is pending forgets it.
@@ -422,28 +428,41 @@ func TestGoogleOrphanedPendingChannelStopped(t *testing.T) {
 				t.Fatalf("%s: notification answered %+v, %v; want 202", step, d, err)
 			}
 		}
-		renew := func(step string) {
+		// renew runs a renewal and returns the channels it opened: none
+		// renewed (they all expire in a week), but a connection whose only
+		// channel is orphaned gets a new one.
+		renew := func(step string, want int) []connect.Channel {
 			t.Helper()
-			if got, err := svc.RenewChannels(ctx, h.clock.Now().Add(24*time.Hour)); err != nil || len(got) != 0 {
-				t.Fatalf("%s: renewal = %+v, %v; want nothing renewed", step, got, err)
+			got, err := svc.RenewChannels(ctx, h.clock.Now().Add(24*time.Hour))
+			if err != nil || len(got) != want {
+				t.Fatalf("%s: renewal = %+v, %v; want %d opened", step, got, err, want)
 			}
+			for _, c := range got {
+				if c.UserSub != "alice" || c.CalendarID != cal || !live(c.ID) {
+					t.Fatalf("%s: renewal opened %+v, not a live channel of alice's calendar", step, c)
+				}
+			}
+			return got
 		}
 
 		ch := orphan("alice")
 		// Its watch call may still be running: accepted, left alone.
 		h.clock.Advance(5 * time.Minute)
 		notify("pending for 5 minutes", ch.ID, gcaltest.StateSync)
-		renew("pending for 5 minutes")
+		renew("pending for 5 minutes", 0)
 		if !live(ch.ID) || pendingRows(t, db) != 1 {
 			t.Fatalf("a pending channel whose watch may still run was stopped or forgotten (live %v, %d pending)", live(ch.ID), pendingRows(t, db))
 		}
 		// An hour on, the renewal run keeps it (its token is needed to
-		// tell its notifications from forged ones).
+		// tell its notifications from forged ones), and opens a channel
+		// for alice's calendar, which has none Google delivers on.
 		h.clock.Advance(time.Hour)
-		renew("pending for an hour")
+		healed := renew("pending for an hour", 1)
 		if pendingRows(t, db) != 1 {
 			t.Fatal("the orphaned channel was forgotten before it could be stopped")
 		}
+		notify("on the channel the renewal opened", healed[0].ID, gcaltest.StateSync)
+		renew("with a channel in use", 0)
 		notify("orphaned", ch.ID, gcaltest.StateExists)
 		if live(ch.ID) {
 			t.Fatal("the orphaned channel is still open at Google after its notification")
@@ -464,6 +483,7 @@ func TestGoogleOrphanedPendingChannelStopped(t *testing.T) {
 		// A stop that fails is tried again by the next renewal run (alice
 		// connects again: the stopped channel is forgotten, a new one
 		// opened and left pending).
+		first := ch
 		ch = orphan("alice")
 		h.clock.Advance(time.Hour)
 		h.google.InjectFault(gcaltest.Fault{Op: "channels.stop", Status: http.StatusForbidden, Reason: gcaltest.ReasonQuota})
@@ -471,18 +491,25 @@ func TestGoogleOrphanedPendingChannelStopped(t *testing.T) {
 		if !live(ch.ID) {
 			t.Fatal("the stop was meant to fail")
 		}
-		renew("after the failed stop")
+		renew("after the failed stop", 1)
 		if live(ch.ID) {
 			t.Fatal("the renewal run did not stop the orphaned channel again")
 		}
 
-		// Forgotten once they would have expired.
+		// Forgotten once they would have expired; the channel the last
+		// run opened is renewed (and the one it replaces kept until it is
+		// forgotten by the next run).
 		h.clock.Advance(8 * 24 * time.Hour)
 		if _, err := svc.RenewChannels(ctx, h.clock.Now().Add(24*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		if n := storedChannels(t, db); n != 0 {
-			t.Fatalf("%d channels stored after the orphaned ones expired, want none", n)
+		for _, id := range []string{first.ID, ch.ID} {
+			if _, err := svc.LookupChannel(ctx, id); !errors.Is(err, connect.ErrUnknownChannel) {
+				t.Fatalf("orphaned channel %s after it would have expired: %v", id, err)
+			}
+		}
+		if n := storedChannels(t, db); n != 2 {
+			t.Fatalf("%d channels stored after the orphaned ones expired, want the renewed one and its replacement", n)
 		}
 	})
 }
@@ -505,4 +532,55 @@ func webhookOutcome(reg *prometheus.Registry, outcome string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestGoogleWatchFailedAtConnectHealed: when events.watch fails as the user
+// connects (Google unavailable), the connection stands without a channel;
+// the next renewal run opens one for its calendar, on which Google then
+// delivers and the gateway accepts. Runs after that leave it alone.
+func TestGoogleWatchFailedAtConnectHealed(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		const cal = "mentor@example.com"
+		in := newIntake(t, db)
+		h := newHarness(t, db, gcaltest.Options{AutoPush: true})
+		svc, _ := h.replica(t, func(c *connect.Config) { c.PublicURL = in.url })
+		in.use(svc)
+		ctx := t.Context()
+
+		h.google.InjectFault(gcaltest.Fault{Op: "events.watch", Status: http.StatusForbidden, Reason: gcaltest.ReasonQuota})
+		in.connectGoogle(t, svc, "alice")
+		if live := h.google.Channels(cal); len(live) != 0 || storedChannels(t, db) != 0 {
+			t.Fatalf("channels after a failed watch: %+v at Google, %d stored", live, storedChannels(t, db))
+		}
+
+		got, err := svc.RenewChannels(ctx, h.clock.Now().Add(24*time.Hour))
+		if err != nil || len(got) != 1 || got[0].UserSub != "alice" || got[0].CalendarID != cal {
+			t.Fatalf("renewal = %+v, %v; want a channel opened on alice's calendar", got, err)
+		}
+		live := h.google.Channels(cal)
+		if len(live) != 1 || live[0].ID != got[0].ID {
+			t.Fatalf("channels at Google: %+v, want the renewal's %s", live, got[0].ID)
+		}
+		if d, err := h.google.PushChannel(ctx, live[0].ID, gcaltest.StateSync); err != nil || d.Status != http.StatusAccepted {
+			t.Fatalf("notification on the opened channel answered %+v, %v; want 202", d, err)
+		}
+		if in.rejected() != 0 {
+			t.Fatalf("%v notifications rejected", in.rejected())
+		}
+		if got, err := svc.RenewChannels(ctx, h.clock.Now().Add(24*time.Hour)); err != nil || len(got) != 0 {
+			t.Fatalf("second renewal = %+v, %v; want nothing opened", got, err)
+		}
+
+		// A disconnected user's calendar is not watched.
+		if err := svc.DisconnectGoogle(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := svc.RenewChannels(ctx, h.clock.Now().Add(24*time.Hour)); err != nil || len(got) != 0 {
+			t.Fatalf("renewal after the disconnect = %+v, %v; want nothing opened", got, err)
+		}
+		if live := h.google.Channels(cal); len(live) != 0 {
+			t.Fatalf("channels at Google after the disconnect: %+v", live)
+		}
+	})
 }
