@@ -98,6 +98,17 @@ func TestGooglePushSync(t *testing.T) {
 		if n := len(h.deliveries(t, webhooks.ProviderGoogle)); n != 0 {
 			t.Fatalf("sync stored %d deliveries", n)
 		}
+		// not_exists (the watched resource is gone) is acknowledged too,
+		// and neither stored nor synced.
+		if d := push(gcaltest.StateNotExists); d.Status != http.StatusAccepted {
+			t.Fatalf("not_exists: %d", d.Status)
+		}
+		if n := len(h.deliveries(t, webhooks.ProviderGoogle)); n != 0 || len(h.bookings.Calls()) != 0 {
+			t.Fatalf("not_exists stored %d deliveries, calls %+v", n, h.bookings.Calls())
+		}
+		if n := h.counter("gateway_webhook_accepted_total", map[string]string{"provider": webhooks.ProviderGoogle, "outcome": "ignored"}); n != 2 {
+			t.Fatalf("accepted{outcome=ignored} = %v after sync and not_exists, want 2", n)
+		}
 		// The mentor drags the event in Google Calendar.
 		moved := start.Add(3 * time.Hour)
 		if err := sim.MoveEvent(mentorCal, ev.ID, moved, moved.Add(90*time.Minute)); err != nil {
