@@ -19,14 +19,16 @@ import (
 	"github.com/spotlight/gateway/internal/secrets/ssm"
 	"github.com/spotlight/gateway/internal/secrets/ssm/ssmtest"
 	"github.com/spotlight/gateway/internal/store/storetest"
+	"github.com/spotlight/gateway/webhooks"
 )
 
 // TestServeProduction starts the gateway as it runs on ECS — production,
 // Cognito, live providers, SSM (the simulator), PostgreSQL — and checks the
 // start-up rules an operator meets: without the providers' webhook secrets
 // in SSM it refuses to start and names both parameters; with them it
-// starts, and a Sentry DSN stored in SSM (no SENTRY_DSN) reports a poison
-// delivery to Sentry.
+// starts; a Jira secret removed from SSM later does not let unsigned Jira
+// deliveries in; and a Sentry DSN stored in SSM (no SENTRY_DSN) reports a
+// poison delivery to Sentry, without its body, signature or secret.
 //
 // Not parallel: the AWS SDK reads its credentials from the process
 // environment.
@@ -82,6 +84,7 @@ func TestServeProduction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	versions := map[string]int64{}
 	dsn := strings.Replace(sentrySrv.URL, "http://", "http://publickey@", 1) + "/42"
 	for path, v := range map[string]map[string]string{
 		"/spotlight/production/providers/zoom":   {"webhook_secret": "zoom-production-secret"},
@@ -89,20 +92,45 @@ func TestServeProduction(t *testing.T) {
 		"/spotlight/production/providers/sentry": {"dsn": dsn},
 	} {
 		b, _ := json.Marshal(v)
-		if _, err := store.Put(t.Context(), path, b, 0); err != nil {
+		ver, err := store.Put(t.Context(), path, b, 0)
+		if err != nil {
 			t.Fatal(err)
 		}
+		versions[path] = ver
 	}
 
 	url, _, stop := startGateway(t, env)
+	// The Jira credentials are replaced by a set without the webhook secret
+	// (an operator rotating the API token), before the intake first reads
+	// them: production still refuses unsigned Jira deliveries.
+	b, _ := json.Marshal(map[string]string{"email": "gateway@spotlight.test", "api_token": "rotated-token"})
+	if _, err := store.Put(t.Context(), "/spotlight/production/providers/jira", b, versions["/spotlight/production/providers/jira"]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second) // the SSM store's cache (5 s) forgets the start's read
+	jiraBody := []byte(`{"webhookEvent":"jira:issue_updated","timestamp":1,"user":{"accountId":"human"},"issue":{"id":"1","key":"SPOT-1","fields":{}},` +
+		`"changelog":{"items":[{"field":"status","fromString":"To Do","toString":"Cancelled"}]}}`)
+	jreq, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/webhooks/jira", bytes.NewReader(jiraBody))
+	jreq.Header.Set("Content-Type", "application/json")
+	jreq.Header.Set("X-Atlassian-Webhook-Identifier", "8f1d2c3b-unsigned")
+	jresp, err := http.DefaultClient.Do(jreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jresp.Body.Close()
+	if jresp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unsigned Jira delivery in production without a stored secret = %d, want 401", jresp.StatusCode)
+	}
+
 	// A validly signed delivery whose body is not JSON is stored as poison
 	// and reported to Sentry.
-	body := []byte(`{"event":"meeting.started","payload":`)
+	body := []byte(`poison-body-7f3a: not JSON`)
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/webhooks/zoom", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("x-zm-request-timestamp", ts)
-	req.Header.Set("x-zm-signature", zoomtest.Sign("zoom-production-secret", ts, body))
+	sig := zoomtest.Sign("zoom-production-secret", ts, body)
+	req.Header.Set("x-zm-signature", sig)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +147,13 @@ func TestServeProduction(t *testing.T) {
 	if len(envelopes) == 0 {
 		t.Fatal("no event reached the Sentry DSN stored in SSM")
 	}
-	if all := strings.Join(envelopes, "\n"); strings.Contains(all, "zoom-production-secret") {
-		t.Fatal("a Sentry event carries the webhook secret")
+	all := strings.Join(envelopes, "\n")
+	if !strings.Contains(all, "poison zoom delivery") || !strings.Contains(all, webhooks.ErrUndecodable.Error()) {
+		t.Fatalf("no poison report among the Sentry events:\n%s", all)
+	}
+	for what, secret := range map[string]string{"webhook secret": "zoom-production-secret", "signature": strings.TrimPrefix(sig, "v0="), "body": string(body)} {
+		if strings.Contains(all, secret) {
+			t.Errorf("a Sentry event carries the delivery's %s", what)
+		}
 	}
 }
