@@ -257,6 +257,12 @@ func TestAdminWebhookEventProblems(t *testing.T) {
 		slug, field                      string
 	}{
 		{"list as candidate", "GET", "/v1/admin/webhook-events", "", candidate, 403, "forbidden", ""},
+		{"list without a token", "GET", "/v1/admin/webhook-events", "", "", 401, "unauthorized", ""},
+		{"replay without a token", "POST", "/v1/admin/webhook-events/" + unknown + "/replay", "", "", 401, "unauthorized", ""},
+		{"unknown provider", "GET", "/v1/admin/webhook-events", "?provider=github", admin, 400, "validation-error", "query.provider"},
+		{"unknown status", "GET", "/v1/admin/webhook-events", "?status=lost", admin, 400, "validation-error", "query.status"},
+		{"from not a time", "GET", "/v1/admin/webhook-events", "?from=yesterday", admin, 400, "validation-error", "query.from"},
+		{"limit zero", "GET", "/v1/admin/webhook-events", "?limit=0", admin, 400, "validation-error", "query.limit"},
 		{"bad cursor", "GET", "/v1/admin/webhook-events", "?cursor=garbage!", admin, 400, "validation-error", "query.cursor"},
 		{"to before from", "GET", "/v1/admin/webhook-events", "?from=2026-11-26T00:00:00Z&to=2026-11-25T00:00:00Z", admin, 400, "validation-error", "query.to"},
 		{"event type too long", "GET", "/v1/admin/webhook-events", "?event_type=" + strings.Repeat("x", 129), admin, 400, "validation-error", "query.event_type"},
