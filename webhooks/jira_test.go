@@ -2,6 +2,7 @@ package webhooks_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -310,4 +311,37 @@ func TestJiraCloneOfBookingIssue(t *testing.T) {
 			t.Fatalf("the booking's issue moved to Cancelled: calls %+v, want the booking cancelled", calls)
 		}
 	})
+}
+
+// TestJiraCancelOnlyAtTheConfiguredStatus: only a move to the configured
+// cancel status cancels the booking. A person moving the issue to another
+// status (In Progress, or Cancelled where the site's cancel status is
+// another one) leaves the booking alone, and says so.
+func TestJiraCancelOnlyAtTheConfiguredStatus(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, storetest.SQLite(t), func(c *webhooks.Config) { c.JiraCancelStatus = "Won't Do" })
+	sim, jc := newJira(t, "")
+	ref, err := jc.CreateIssue(t.Context(), jira.IssueInput{ProjectKey: "SPOT", IssueType: "Task", Summary: "Session", BookingID: "b-status"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.bookings.add(webhooks.Booking{ID: "b-status", Start: time.Now().Add(time.Hour), End: time.Now().Add(2 * time.Hour)}, "", "", ref.Key)
+	for i, to := range []string{"In Progress", "Cancelled", "Won't Do"} {
+		change := []jiratest.ChangelogItem{{Field: "status", FieldType: "jira", FromString: "To Do", ToString: to, From: "10000", To: fmt.Sprint(10001 + i)}}
+		if _, err := sim.SendWebhook(t.Context(), h.url+"/webhooks/jira", jiraSecret, jiratest.Event{Type: jiratest.EventIssueUpdated, IssueKey: ref.Key,
+			AccountID: "human-ops", Changelog: change}); err != nil {
+			t.Fatal(err)
+		}
+		ds := h.waitAllDone(t, webhooks.ProviderJira, i+1)
+		calls := h.bookings.Calls()
+		if to != "Won't Do" {
+			if len(calls) != 0 || ds[0].Note != "no move to the cancel status" {
+				t.Fatalf("moved to %s: calls %+v, note %q; want nothing done", to, calls, ds[0].Note)
+			}
+			continue
+		}
+		if len(calls) != 1 || calls[0].Op != "cancel" || calls[0].ID != "b-status" || !strings.Contains(calls[0].Reason, "Won't Do") {
+			t.Fatalf("moved to the cancel status: calls %+v, want the booking cancelled", calls)
+		}
+	}
 }
