@@ -624,3 +624,48 @@ func TestZoomEarlyStart(t *testing.T) {
 		t.Fatalf("calls %v, want %v", calls, want)
 	}
 }
+
+// TestZoomSimulatorDeliversFiveTimesAtOnce: the Zoom simulator sends the
+// same signed meeting.started five times at once (its clock stopped, so
+// the five bodies are the one delivery, as Zoom's retries are): every one
+// is acknowledged, one is stored, and the booking is set in progress once.
+func TestZoomSimulatorDeliversFiveTimesAtOnce(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, db *store.Store) {
+		h := newHarness(t, db)
+		frozen := time.Now()
+		sim, zc := newZoom(t, func() time.Time { return frozen })
+		start := frozen.Add(10 * time.Minute).Truncate(time.Minute).UTC()
+		m, err := zc.CreateMeeting(t.Context(), "mentor@example.com", "b-five", zoom.MeetingRequest{Topic: "Session", StartTime: start, Duration: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.bookings.add(webhooks.Booking{ID: "b-five", MentorID: "mentor", Start: start, End: start.Add(time.Hour)}, strconv.FormatInt(m.ID, 10), "", "")
+		var wg sync.WaitGroup
+		errs := make([]error, 5)
+		for i := range errs {
+			wg.Go(func() {
+				errs[i] = sim.SendMeetingEvent(t.Context(), h.url+"/webhooks/zoom", zoomSecret, zoomtest.EventMeetingStarted, m.ID, nil)
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("delivery %d: %v", i, err)
+			}
+		}
+		ds := h.waitAllDone(t, webhooks.ProviderZoom, 1)
+		if ds[0].Status != webhooks.StatusProcessed || ds[0].BookingID != "b-five" || ds[0].Attempts != 1 {
+			t.Fatalf("stored %+v", ds[0])
+		}
+		if n := h.counter("gateway_webhook_accepted_total", map[string]string{"provider": webhooks.ProviderZoom, "outcome": "duplicate"}); n != 4 {
+			t.Errorf("%v duplicates acknowledged, want 4", n)
+		}
+		if calls := h.bookings.Calls(); len(calls) != 1 || calls[0].Op != "status" || calls[0].Status != webhooks.BookingInProgress {
+			t.Fatalf("calls %+v, want the booking set in progress once", calls)
+		}
+		if n := h.jobCount(t); n != 1 {
+			t.Fatalf("%d processing jobs, want 1", n)
+		}
+	})
+}
