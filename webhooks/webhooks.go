@@ -70,11 +70,15 @@ type Secrets struct {
 // delivery; wrap a slow source with CachedSecrets.
 type SecretSource func(ctx context.Context) (Secrets, error)
 
-// CachedSecrets caches load's answer for ttl. When a refresh fails the
-// previous answer is kept for up to another ttl; meanwhile the source is
-// asked again once per ttl/10 at most (not once per delivery), and
-// deliveries do not wait for a refresh under way. Without a previous
-// answer to keep, every caller waits for a load (one at a time).
+// CachedSecrets caches load's answer for ttl. Once it is older, the first
+// delivery starts a refresh in the background and, like every other one
+// until the refresh ends, goes on with the cached answer for up to another
+// ttl: no delivery waits for the source while a usable answer is cached
+// (Zoom's url_validation must be answered within 3 s, however slow the
+// secret store is then). When a refresh fails the source is asked again
+// once per ttl/10 at most (not once per delivery). Without an answer to use,
+// every caller waits for a load (one at a time). A refresh is given ttl to
+// end; a panicking source is an error.
 func CachedSecrets(load SecretSource, ttl time.Duration, now func() time.Time) SecretSource {
 	if now == nil {
 		now = time.Now
@@ -87,21 +91,44 @@ func CachedSecrets(load SecretSource, ttl time.Duration, now func() time.Time) S
 		ok      bool
 		// loading is closed when the load under way ends (nil: none).
 		loading chan struct{}
-		// After a failed load, while the previous answer is kept, none is
-		// tried before retryAt.
+		// After a failed load, none is tried before retryAt.
 		retryAt time.Time
 	)
+	// refresh runs load (mu not held) for a load begun at t and records its
+	// answer; ch is loading, closed when it ends.
+	refresh := func(ctx context.Context, ch chan struct{}, t time.Time) (s Secrets, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				s, err = Secrets{}, fmt.Errorf("webhooks: secret source panicked: %v", r)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			loading = nil
+			close(ch)
+			switch {
+			case err == nil:
+				cached, fetched, ok = s, t, true
+			case ctx.Err() == nil:
+				// The source failed, not the caller's request.
+				retryAt = now().Add(pause)
+			}
+		}()
+		return load(ctx)
+	}
 	return func(ctx context.Context) (Secrets, error) {
 		for {
 			mu.Lock()
 			t := now()
-			if ok && t.Sub(fetched) < ttl {
-				s := cached
-				mu.Unlock()
-				return s, nil
-			}
-			usable := ok && t.Sub(fetched) < 2*ttl
-			if usable && (loading != nil || t.Before(retryAt)) {
+			if ok && t.Sub(fetched) < 2*ttl {
+				if t.Sub(fetched) >= ttl && loading == nil && !t.Before(retryAt) {
+					ch := make(chan struct{})
+					loading = ch
+					bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), ttl)
+					go func() {
+						defer cancel()
+						_, _ = refresh(bg, ch, t)
+					}()
+				}
 				s := cached
 				mu.Unlock()
 				return s, nil
@@ -119,41 +146,7 @@ func CachedSecrets(load SecretSource, ttl time.Duration, now func() time.Time) S
 			ch := make(chan struct{})
 			loading = ch
 			mu.Unlock()
-			var (
-				s        Secrets
-				err      error
-				returned bool
-			)
-			func() {
-				// Locked again when load returns; when it panics, the
-				// next caller may load again.
-				defer func() {
-					mu.Lock()
-					loading = nil
-					close(ch)
-					if !returned {
-						mu.Unlock()
-					}
-				}()
-				s, err = load(ctx)
-				returned = true
-			}()
-			if err == nil {
-				cached, fetched, ok = s, t, true
-				mu.Unlock()
-				return s, nil
-			}
-			if ctx.Err() == nil {
-				// The source failed, not this caller's request.
-				retryAt = now().Add(pause)
-			}
-			if t = now(); ok && t.Sub(fetched) < 2*ttl {
-				s = cached
-				mu.Unlock()
-				return s, nil
-			}
-			mu.Unlock()
-			return Secrets{}, err
+			return refresh(ctx, ch, t)
 		}
 	}
 }
