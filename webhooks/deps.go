@@ -201,8 +201,8 @@ type Channels interface {
 	// VerifyChannel returns the channel when token is its token, compared in
 	// constant time, and Google may still deliver on it: it has not expired,
 	// and a replaced channel has not been stopped yet (its stop failed).
-	// Otherwise it returns an error wrapping ErrUnknownChannel (or
-	// ErrChannelToken), without saying which. resourceID is the
+	// Otherwise it returns an error wrapping ErrUnknownChannel, whether the
+	// channel is unknown or the token wrong (not told apart). resourceID is the
 	// notification's X-Goog-Resource-ID: with it a channel the gateway
 	// opened but never learnt the resource id of (the replica that opened
 	// it stopped during the call) is stopped at Google, and the error wraps

@@ -40,7 +40,7 @@ type renewReplica struct {
 	name string
 }
 
-func (r renewReplica) VerifyChannel(context.Context, string, string) (webhooks.Channel, error) {
+func (r renewReplica) VerifyChannel(context.Context, string, string, string) (webhooks.Channel, error) {
 	return webhooks.Channel{}, webhooks.ErrUnknownChannel
 }
 

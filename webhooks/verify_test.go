@@ -187,30 +187,12 @@ func TestVerifyJira(t *testing.T) {
 	}
 }
 
-func TestVerifyChannelToken(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		want, got string
-		err       error
-	}{
-		{"tok", "tok", nil},
-		{"tok", "tok2", webhooks.ErrChannelToken},
-		{"tok", "", webhooks.ErrMissingHeader},
-		{"", "x", webhooks.ErrChannelToken},
-	}
-	for _, tt := range tests {
-		if err := webhooks.VerifyChannelToken(tt.want, tt.got); !errors.Is(err, tt.err) || (tt.err == nil) != (err == nil) {
-			t.Errorf("VerifyChannelToken(%q, %q) = %v, want %v", tt.want, tt.got, err, tt.err)
-		}
-	}
-}
-
 func TestReason(t *testing.T) {
 	t.Parallel()
 	for err, want := range map[error]string{
 		webhooks.ErrSignature: "bad_signature", webhooks.ErrStaleTimestamp: "stale_timestamp",
 		webhooks.ErrFutureTimestamp: "future_timestamp", webhooks.ErrMissingHeader: "missing_header",
-		webhooks.ErrChannelToken: "bad_channel_token", errors.New("x"): "other",
+		webhooks.ErrUnknownChannel: "unknown_channel", errors.New("x"): "other",
 	} {
 		if got := webhooks.Reason(err); got != want {
 			t.Errorf("Reason(%v) = %q, want %q", err, got, want)

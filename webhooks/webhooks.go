@@ -695,7 +695,7 @@ func (s *Service) handleGoogle(c echo.Context, p *pending) error {
 		s.metrics.accepted.WithLabelValues(ProviderGoogle, "orphaned").Inc()
 		return c.JSON(http.StatusAccepted, Ack{Status: "ignored"})
 	}
-	if errors.Is(err, ErrUnknownChannel) || errors.Is(err, ErrChannelToken) {
+	if errors.Is(err, ErrUnknownChannel) {
 		return s.reject(ProviderGoogle, http.StatusUnauthorized, err)
 	}
 	if err != nil {
