@@ -530,9 +530,9 @@ type Booking struct {
 	// End Example: 2026-12-08T11:00:00+01:00
 	End time.Time `json:"end"`
 
-	// Etag The booking's ETag (as sent in the `ETag` header, quotes included).
+	// Etag The booking's ETag (as sent in the `ETag` header, quotes included). The digest covers the rest of this representation, which is the caller's: admins' and service clients' include the steps' `last_error`, so their tag differs from the candidate's and the mentor's.
 	//
-	// Example: "3"
+	// Example: "3.9f86d081884c"
 	Etag string `json:"etag"`
 
 	// FailureReason Why the booking failed (status `failed`).
@@ -1257,7 +1257,7 @@ type EventId = openapi_types.UUID
 // IdempotencyKey Example: 5f0c9a8e-3b4e-4c1d-9a3f-7e2b1d0c4a11
 type IdempotencyKey = string
 
-// IfMatch Example: "3"
+// IfMatch Example: "3.9f86d081884c"
 type IfMatch = string
 
 // Limit Example: 50
@@ -1361,10 +1361,12 @@ type CreateBookingParams struct {
 
 // RescheduleBookingParams defines parameters for RescheduleBooking.
 type RescheduleBookingParams struct {
-	// IfMatch The booking's current ETag (from a `GET`, or from `etag` in the body). Semantically required:
+	// IfMatch The booking's ETag (from a `GET`, or from `etag` in the body). Semantically required:
 	// declared optional only so the handler can answer 428 (missing) instead of a validator 400;
-	// 412 when it does not match. Compared strongly (RFC 9110): a weak tag such as `W/"3"` never
-	// matches; `*` and a list of tags do.
+	// 412 when it does not match. Matched on the booking version the tag names (`"3.…"`), so a tag
+	// read before the booking's steps progressed still matches, one read before its status or time
+	// changed does not. Compared strongly (RFC 9110): a weak tag such as `W/"3.…"` never matches;
+	// `*` and a list of tags do.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1926,6 +1928,11 @@ type ClientInterface interface {
 	// GetBooking Get a booking
 	//
 	// The booking with its provider steps. Visible to its mentor, its candidate, admins and service clients.
+	// With an `If-None-Match` request header holding the booking's current `ETag` (a list of tags, or
+	// `*`; weak comparison, RFC 9110 section 13.1.2) the answer is **304** without a body: a client
+	// polling a `202` booking until its steps settle reads the body only when it changed. The header
+	// is not declared as a parameter so that the generated clients keep their signature; the Go
+	// client sends it with a request editor.
 	//
 	// Corresponds with GET /v1/bookings/{bookingId} (the `GetBooking` operationId).
 	GetBooking(ctx context.Context, bookingId BookingId, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1933,8 +1940,10 @@ type ClientInterface interface {
 	// RescheduleBookingWithBody Reschedule a booking
 	//
 	// Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
-	// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
-	// required: **428** when missing, **412** when stale. **200** when every required step finished
+	// change to every provider as durable jobs. `If-Match` with the booking's ETag is
+	// required: **428** when missing, **412** when stale. A tag is stale once the booking itself
+	// changed since it was read (status, time, a replaced Zoom meeting), not when only its steps
+	// progressed (see "Idempotency and concurrency" above). **200** when every required step finished
 	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 	// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
@@ -1958,8 +1967,10 @@ type ClientInterface interface {
 	// RescheduleBooking Reschedule a booking
 	//
 	// Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
-	// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
-	// required: **428** when missing, **412** when stale. **200** when every required step finished
+	// change to every provider as durable jobs. `If-Match` with the booking's ETag is
+	// required: **428** when missing, **412** when stale. A tag is stale once the booking itself
+	// changed since it was read (status, time, a replaced Zoom meeting), not when only its steps
+	// progressed (see "Idempotency and concurrency" above). **200** when every required step finished
 	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 	// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
@@ -2640,6 +2651,11 @@ func (c *Client) CreateBooking(ctx context.Context, params *CreateBookingParams,
 // GetBooking Get a booking
 //
 // The booking with its provider steps. Visible to its mentor, its candidate, admins and service clients.
+// With an `If-None-Match` request header holding the booking's current `ETag` (a list of tags, or
+// `*`; weak comparison, RFC 9110 section 13.1.2) the answer is **304** without a body: a client
+// polling a `202` booking until its steps settle reads the body only when it changed. The header
+// is not declared as a parameter so that the generated clients keep their signature; the Go
+// client sends it with a request editor.
 //
 // Corresponds with GET /v1/bookings/{bookingId} (the `GetBooking` operationId).
 func (c *Client) GetBooking(ctx context.Context, bookingId BookingId, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2657,8 +2673,10 @@ func (c *Client) GetBooking(ctx context.Context, bookingId BookingId, reqEditors
 // RescheduleBookingWithBody Reschedule a booking
 //
 // Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
-// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
-// required: **428** when missing, **412** when stale. **200** when every required step finished
+// change to every provider as durable jobs. `If-Match` with the booking's ETag is
+// required: **428** when missing, **412** when stale. A tag is stale once the booking itself
+// changed since it was read (status, time, a replaced Zoom meeting), not when only its steps
+// progressed (see "Idempotency and concurrency" above). **200** when every required step finished
 // within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 // `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 // active booking of the candidate. A PATCH to the booking's current start, duration and time zone
@@ -2692,8 +2710,10 @@ func (c *Client) RescheduleBookingWithBody(ctx context.Context, bookingId Bookin
 // RescheduleBooking Reschedule a booking
 //
 // Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
-// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
-// required: **428** when missing, **412** when stale. **200** when every required step finished
+// change to every provider as durable jobs. `If-Match` with the booking's ETag is
+// required: **428** when missing, **412** when stale. A tag is stale once the booking itself
+// changed since it was read (status, time, a replaced Zoom meeting), not when only its steps
+// progressed (see "Idempotency and concurrency" above). **200** when every required step finished
 // within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 // `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 // active booking of the candidate. A PATCH to the booking's current start, duration and time zone
@@ -5195,6 +5215,11 @@ type ClientWithResponsesInterface interface {
 	// GetBookingWithResponse Get a booking
 	//
 	// The booking with its provider steps. Visible to its mentor, its candidate, admins and service clients.
+	// With an `If-None-Match` request header holding the booking's current `ETag` (a list of tags, or
+	// `*`; weak comparison, RFC 9110 section 13.1.2) the answer is **304** without a body: a client
+	// polling a `202` booking until its steps settle reads the body only when it changed. The header
+	// is not declared as a parameter so that the generated clients keep their signature; the Go
+	// client sends it with a request editor.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5204,8 +5229,10 @@ type ClientWithResponsesInterface interface {
 	// RescheduleBookingWithBodyWithResponse Reschedule a booking
 	//
 	// Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
-	// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
-	// required: **428** when missing, **412** when stale. **200** when every required step finished
+	// change to every provider as durable jobs. `If-Match` with the booking's ETag is
+	// required: **428** when missing, **412** when stale. A tag is stale once the booking itself
+	// changed since it was read (status, time, a replaced Zoom meeting), not when only its steps
+	// progressed (see "Idempotency and concurrency" above). **200** when every required step finished
 	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 	// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
@@ -5229,8 +5256,10 @@ type ClientWithResponsesInterface interface {
 	// RescheduleBookingWithResponse Reschedule a booking
 	//
 	// Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
-	// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
-	// required: **428** when missing, **412** when stale. **200** when every required step finished
+	// change to every provider as durable jobs. `If-Match` with the booking's ETag is
+	// required: **428** when missing, **412** when stale. A tag is stale once the booking itself
+	// changed since it was read (status, time, a replaced Zoom meeting), not when only its steps
+	// progressed (see "Idempotency and concurrency" above). **200** when every required step finished
 	// within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 	// `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 	// active booking of the candidate. A PATCH to the booking's current start, duration and time zone
@@ -6735,6 +6764,11 @@ type GetBookingResponse200Headers struct {
 	ETag string
 }
 
+// GetBookingResponse304Headers the declared response headers of an HTTP 304 response for GetBooking
+type GetBookingResponse304Headers struct {
+	ETag string
+}
+
 // GetBookingResponse429Headers the declared response headers of an HTTP 429 response for GetBooking
 type GetBookingResponse429Headers struct {
 	RetryAfter *int
@@ -6768,6 +6802,8 @@ type GetBookingResponse struct {
 	ApplicationproblemJSON503 *ServiceUnavailable
 	// Headers200 the parsed response headers for an HTTP 200 response
 	Headers200 *GetBookingResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetBookingResponse304Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetBookingResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -9392,6 +9428,11 @@ func (c *ClientWithResponses) CreateBookingWithResponse(ctx context.Context, par
 // GetBookingWithResponse Get a booking
 //
 // The booking with its provider steps. Visible to its mentor, its candidate, admins and service clients.
+// With an `If-None-Match` request header holding the booking's current `ETag` (a list of tags, or
+// `*`; weak comparison, RFC 9110 section 13.1.2) the answer is **304** without a body: a client
+// polling a `202` booking until its steps settle reads the body only when it changed. The header
+// is not declared as a parameter so that the generated clients keep their signature; the Go
+// client sends it with a request editor.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -9407,8 +9448,10 @@ func (c *ClientWithResponses) GetBookingWithResponse(ctx context.Context, bookin
 // RescheduleBookingWithBodyWithResponse Reschedule a booking
 //
 // Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
-// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
-// required: **428** when missing, **412** when stale. **200** when every required step finished
+// change to every provider as durable jobs. `If-Match` with the booking's ETag is
+// required: **428** when missing, **412** when stale. A tag is stale once the booking itself
+// changed since it was read (status, time, a replaced Zoom meeting), not when only its steps
+// progressed (see "Idempotency and concurrency" above). **200** when every required step finished
 // within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 // `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 // active booking of the candidate. A PATCH to the booking's current start, duration and time zone
@@ -9438,8 +9481,10 @@ func (c *ClientWithResponses) RescheduleBookingWithBodyWithResponse(ctx context.
 // RescheduleBookingWithResponse Reschedule a booking
 //
 // Moves the booking to a new start (and optionally a new duration or time zone) and propagates the
-// change to every provider as durable jobs. `If-Match` with the booking's current ETag is
-// required: **428** when missing, **412** when stale. **200** when every required step finished
+// change to every provider as durable jobs. `If-Match` with the booking's ETag is
+// required: **428** when missing, **412** when stale. A tag is stale once the booking itself
+// changed since it was read (status, time, a replaced Zoom meeting), not when only its steps
+// progressed (see "Idempotency and concurrency" above). **200** when every required step finished
 // within the sync timeout, otherwise **202** with status `rescheduling`. An overlap is a 409:
 // `booking-overlap` with the mentor's other bookings or busy time, `candidate-overlap` with another
 // active booking of the candidate. A PATCH to the booking's current start, duration and time zone
@@ -11064,6 +11109,9 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 		}
 		response.JSON200 = &dest
 
+	case rsp.StatusCode == 304:
+		break // No content-type
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
 		var dest BadRequest
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11133,6 +11181,16 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 			headers.ETag = value
 		}
 		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetBookingResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		response.Headers304 = &headers
 	case rsp.StatusCode == 429:
 		var headers GetBookingResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {

@@ -34,6 +34,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -138,7 +139,9 @@ type Booking struct {
 	// reschedule, which was undone (the booking kept its time); "" when
 	// none was, and cleared by the next reschedule. Safe to show.
 	RescheduleRefused string
-	// Version increases with every change of the booking row; the ETag.
+	// Version increases with every change of the booking row: its status,
+	// time, spec, refusal; not with its steps' progress. If-Match is
+	// compared on it (see ETag).
 	Version int64
 	// SpecVersion increases when time or duration change (reschedule).
 	SpecVersion int64
@@ -174,8 +177,30 @@ func (b Booking) changeInFlight() bool {
 	return b.op == opEnsure && (b.Status == StatusPending || b.Status == StatusRescheduling)
 }
 
-// ETag is the booking's strong entity tag, quotes included.
+// ETag is the entity tag of the booking's version, quotes included
+// ("7"). If-Match is compared on the version: this tag matches, and so does
+// any tag "7.<digest>" the HTTP layer sends, which adds a digest of the
+// representation (steps included) so that the tag changes whenever the
+// representation does. See VersionOfTag.
 func (b Booking) ETag() string { return fmt.Sprintf("%q", fmt.Sprint(b.Version)) }
+
+// VersionOfTag returns the booking version an entity tag names: tag is a
+// strong tag "7" or "7.<anything>" (quotes included). A weak tag (W/"7"),
+// or one that names no version, reports false.
+func VersionOfTag(tag string) (int64, bool) {
+	if len(tag) < 3 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+		return 0, false
+	}
+	v := tag[1 : len(tag)-1]
+	if i := strings.IndexByte(v, '.'); i >= 0 {
+		v = v[:i]
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 || strconv.FormatInt(n, 10) != v {
+		return 0, false
+	}
+	return n, true
+}
 
 // Step returns the named step (zero Step with State pending when absent).
 func (b Booking) Step(n StepName) Step {

@@ -695,11 +695,18 @@ type RescheduleRequest struct {
 }
 
 // etagMatches reports whether an If-Match value ("*" or a list of entity
-// tags) matches etag, a strong tag. If-Match uses the strong comparison
-// (RFC 9110 section 13.1.1): a weak tag (W/"2") never matches.
-func etagMatches(header, etag string) bool {
+// tags) names booking version v. A tag names the version it was read at
+// (VersionOfTag): the steps' progress since, which a reschedule does not
+// overwrite, does not make it stale, while any change of the booking row
+// (status, time, a new meeting) does. Weak tags (W/"2") never match, as
+// If-Match compares strongly (RFC 9110 section 13.1.1).
+func etagMatches(header string, v int64) bool {
 	for _, part := range strings.Split(header, ",") {
-		if p := strings.TrimSpace(part); p == "*" || p == etag {
+		p := strings.TrimSpace(part)
+		if p == "*" {
+			return true
+		}
+		if n, ok := VersionOfTag(p); ok && n == v {
 			return true
 		}
 	}
@@ -715,7 +722,7 @@ func (s *Service) Reschedule(ctx context.Context, actor Actor, id string, req Re
 	if strings.TrimSpace(req.IfMatch) == "" {
 		return Result{}, ErrPreconditionRequired
 	}
-	if !etagMatches(req.IfMatch, b.ETag()) {
+	if !etagMatches(req.IfMatch, b.Version) {
 		return Result{}, ErrStale
 	}
 	return s.reschedule(ctx, actor.name(), b, req)

@@ -114,6 +114,8 @@ func TestValidationErrorMessage(t *testing.T) {
 
 // TestETagMatches: If-Match uses the strong comparison (RFC 9110 section
 // 13.1.1): a weak tag never matches, "*" always does, lists are searched.
+// A tag matches on the version it names: the bare version tag, or the
+// HTTP layer's tag of a representation at that version ("2.<digest>").
 func TestETagMatches(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -131,9 +133,17 @@ func TestETagMatches(t *testing.T) {
 		{`"3"`, false},
 		{`2`, false},
 		{``, false},
+		{`"2.5f0c9a8e3b4e"`, true},
+		{`"1.5f0c9a8e3b4e", "2.0123456789ab"`, true},
+		{`W/"2.5f0c9a8e3b4e"`, false},
+		{`"3.5f0c9a8e3b4e"`, false},
+		{`"12.5f0c9a8e3b4e"`, false},
+		{`"02"`, false},
+		{`"2x"`, false},
+		{`".2"`, false},
 	}
 	for _, tt := range tests {
-		if got := etagMatches(tt.header, `"2"`); got != tt.want {
+		if got := etagMatches(tt.header, 2); got != tt.want {
 			t.Errorf("etagMatches(%q, %q) = %v, want %v", tt.header, `"2"`, got, tt.want)
 		}
 	}

@@ -2,11 +2,17 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
 
 	"github.com/spotlight/gateway/api"
 	"github.com/spotlight/gateway/internal/auth"
@@ -128,7 +134,7 @@ func toAPIBooking(b booking.Booking, a booking.Actor) api.Booking {
 	out := api.Booking{
 		Id: id, MentorId: b.MentorID, CandidateId: b.CandidateID, Start: b.Start.In(loc), End: b.End.In(loc),
 		DurationMinutes: int(b.Duration() / time.Minute), Timezone: b.TimeZone, Topic: b.Topic,
-		Status: api.BookingStatus(b.Status), CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt, Etag: b.ETag(),
+		Status: api.BookingStatus(b.Status), CreatedAt: b.CreatedAt, UpdatedAt: b.UpdatedAt,
 		Steps: []api.BookingStep{},
 	}
 	if b.Notes != "" {
@@ -153,7 +159,56 @@ func toAPIBooking(b booking.Booking, a booking.Actor) api.Booking {
 		}
 		out.Steps = append(out.Steps, s)
 	}
+	out.Etag = representationTag(b.Version, out)
 	return out
+}
+
+// representationTag is the strong entity tag of out, a booking's
+// representation at version v: "<v>.<digest>", the digest (48 bits of
+// SHA-256) of everything else out holds, so that the tag changes whenever
+// what a GET returns does (RFC 9110 section 8.8.1), step progress included,
+// while If-Match still finds the version it was read at
+// (booking.VersionOfTag).
+func representationTag(v int64, out api.Booking) string {
+	out.Etag = ""
+	body, err := json.Marshal(out)
+	if err != nil {
+		// Not with this type; a tag that matches no other one.
+		body = []byte(uuid.NewString())
+	}
+	sum := sha256.Sum256(body)
+	return `"` + strconv.FormatInt(v, 10) + "." + hex.EncodeToString(sum[:6]) + `"`
+}
+
+// notModified answers a GET of a booking whose If-None-Match names the
+// booking's current ETag with 304 (RFC 9110 section 13.1.2: weak
+// comparison, "*" matches any). The header is read from the request, not
+// declared as a parameter, so the generated clients' GetBooking keeps its
+// signature.
+func notModified(f api.StrictHandlerFunc, operationID string) api.StrictHandlerFunc {
+	if operationID != "GetBooking" {
+		return f
+	}
+	return func(c echo.Context, request any) (any, error) {
+		res, err := f(c, request)
+		inm := c.Request().Header.Get("If-None-Match")
+		if ok, isOK := res.(api.GetBooking200JSONResponse); err == nil && isOK && inm != "" && noneMatchHolds(inm, ok.Headers.ETag) {
+			return api.GetBooking304Response{Headers: api.GetBooking304ResponseHeaders{ETag: ok.Headers.ETag}}, nil
+		}
+		return res, err
+	}
+}
+
+// noneMatchHolds reports whether an If-None-Match value ("*" or a list of
+// tags) names etag under the weak comparison: W/ prefixes are ignored.
+func noneMatchHolds(header, etag string) bool {
+	for _, part := range strings.Split(header, ",") {
+		p := strings.TrimSpace(part)
+		if p == "*" || strings.TrimPrefix(p, "W/") == strings.TrimPrefix(etag, "W/") {
+			return true
+		}
+	}
+	return false
 }
 
 func location(id string) string { return "/v1/bookings/" + id }

@@ -38,6 +38,15 @@ func day(n int) time.Time {
 
 func ptr[T any](v T) *T { return &v }
 
+// sameVersion reports whether two ETags name the same version of a
+// booking: the booking itself did not change between them, though its
+// steps may have progressed (which changes the tag's digest).
+func sameVersion(a, b string) bool {
+	va, oka := booking.VersionOfTag(a)
+	vb, okb := booking.VersionOfTag(b)
+	return oka && okb && va == vb
+}
+
 func problemType(t *testing.T, body []byte) string {
 	t.Helper()
 	var p struct {
@@ -457,7 +466,7 @@ func TestCandidateOverlapProblem(t *testing.T) {
 		resp, body := en.do(t, http.MethodPatch, "/v1/bookings/"+second.Id.String(), cand,
 			`{"start":"`+start.Add(15*time.Minute).Format(time.RFC3339)+`"}`, "If-Match", second.Etag, "Content-Type", "application/json")
 		check("reschedule onto the other session", resp, body)
-		if got, _ := cc.GetBookingWithResponse(ctx, second.Id); got.JSON200 == nil || got.JSON200.Etag != second.Etag || !got.JSON200.Start.Equal(second.Start) {
+		if got, _ := cc.GetBookingWithResponse(ctx, second.Id); got.JSON200 == nil || !sameVersion(got.JSON200.Etag, second.Etag) || !got.JSON200.Start.Equal(second.Start) {
 			t.Fatalf("after the refused reschedule: %s; want it unchanged", got.Body)
 		}
 		list, _ := cc.ListBookingsWithResponse(ctx, nil)
@@ -949,7 +958,7 @@ func TestOffGridStart(t *testing.T) {
 		}
 		resp, body = patch(bk.Etag, `{"start":"`+at(13, 45).Format(time.RFC3339)+`"}`)
 		offGrid("a reschedule to 13:45", resp, body, "must be on the 30-minute grid of the mentor's working hours (nearest: 13:30 or 14:00 Europe/Berlin)")
-		if got, _ := cc.GetBookingWithResponse(ctx, bk.Id); got.JSON200 == nil || got.JSON200.Etag != bk.Etag || !got.JSON200.Start.Equal(at(10, 30)) {
+		if got, _ := cc.GetBookingWithResponse(ctx, bk.Id); got.JSON200 == nil || !sameVersion(got.JSON200.Etag, bk.Etag) || !got.JSON200.Start.Equal(at(10, 30)) {
 			t.Fatalf("after the refused reschedule: %s; want it unchanged", got.Body)
 		}
 		resp, body = patch(bk.Etag, `{"start":"`+at(14, 0).Format(time.RFC3339)+`"}`)

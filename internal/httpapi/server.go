@@ -227,7 +227,7 @@ func capture(c echo.Context, hub *sentry.Hub, cause error) {
 // routes registers every route: the generated API, /metrics (unless
 // MetricsElsewhere), the docs assets, and what other packages mount.
 func routes(e *echo.Echo, srv *Server, deps Deps) {
-	strict := api.NewStrictHandler(srv, nil)
+	strict := api.NewStrictHandler(srv, []api.StrictMiddlewareFunc{notModified})
 	api.RegisterHandlers(e, strict)
 	// Health probes may send HEAD (Starting answers it): the same answer
 	// as GET, whose body net/http drops. Operations without security or
