@@ -1268,6 +1268,9 @@ type Limit = int
 // Example: 3f2a1b4c-5d6e-4f70-8192-a3b4c5d6e7f8
 type MentorId = UserId
 
+// RescheduleIdempotencyKey Example: 0b8e7f1c-2d3a-4c5b-9e6f-7a8b9c0d1e2f
+type RescheduleIdempotencyKey = string
+
 // BadGateway An RFC 9457 problem detail, with the gateway's `request_id` extension and field errors for validation.
 type BadGateway = Problem
 
@@ -1368,6 +1371,12 @@ type RescheduleBookingParams struct {
 	// changed does not. Compared strongly (RFC 9110): a weak tag such as `W/"3.…"` never matches;
 	// `*` and a list of tags do.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
+
+	// IdempotencyKey Client-chosen key of one reschedule attempt (a UUID is recommended), optional. The same key with
+	// the same body replays the first answer instead of moving the booking again or answering 412;
+	// with a different body, on another booking, or a key used for a `POST /v1/bookings`, it is a
+	// 422. Keys are scoped to the caller and kept for 24 hours.
+	IdempotencyKey *RescheduleIdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
 // ListBookingAuditParams defines parameters for ListBookingAudit.
@@ -1959,6 +1968,14 @@ type ClientInterface interface {
 	// or a provider refuses the move back too) does the booking fail as a refused new booking does:
 	// **424** `booking-failed`, the failed booking at `Location`.
 	//
+	// A client whose answer was lost (a timeout, a dropped connection) cannot tell from a retry with
+	// the same `If-Match` whether its change applied: once it did, that tag is stale (412). Send an
+	// `Idempotency-Key` (optional, for compatibility with callers that send none): a retry with the
+	// same key and body answers what the first request answered (200, 202 or 424, with the booking as
+	// it was then), also while the first request still runs; the same key with another body or on
+	// another booking is a 422 `idempotency-key-reused`. A request refused before it changed anything
+	// (412, 409, 422, 428) records no key, so its retry is evaluated again.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PATCH /v1/bookings/{bookingId} (the `RescheduleBooking` operationId).
@@ -1985,6 +2002,14 @@ type ClientInterface interface {
 	// `reschedule_refused`). Only if that time cannot be restored (the freed slot was booked meanwhile,
 	// or a provider refuses the move back too) does the booking fail as a refused new booking does:
 	// **424** `booking-failed`, the failed booking at `Location`.
+	//
+	// A client whose answer was lost (a timeout, a dropped connection) cannot tell from a retry with
+	// the same `If-Match` whether its change applied: once it did, that tag is stale (412). Send an
+	// `Idempotency-Key` (optional, for compatibility with callers that send none): a retry with the
+	// same key and body answers what the first request answered (200, 202 or 424, with the booking as
+	// it was then), also while the first request still runs; the same key with another body or on
+	// another booking is a 422 `idempotency-key-reused`. A request refused before it changed anything
+	// (412, 409, 422, 428) records no key, so its retry is evaluated again.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2692,6 +2717,14 @@ func (c *Client) GetBooking(ctx context.Context, bookingId BookingId, reqEditors
 // or a provider refuses the move back too) does the booking fail as a refused new booking does:
 // **424** `booking-failed`, the failed booking at `Location`.
 //
+// A client whose answer was lost (a timeout, a dropped connection) cannot tell from a retry with
+// the same `If-Match` whether its change applied: once it did, that tag is stale (412). Send an
+// `Idempotency-Key` (optional, for compatibility with callers that send none): a retry with the
+// same key and body answers what the first request answered (200, 202 or 424, with the booking as
+// it was then), also while the first request still runs; the same key with another body or on
+// another booking is a 422 `idempotency-key-reused`. A request refused before it changed anything
+// (412, 409, 422, 428) records no key, so its retry is evaluated again.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with PATCH /v1/bookings/{bookingId} (the `RescheduleBooking` operationId).
@@ -2728,6 +2761,14 @@ func (c *Client) RescheduleBookingWithBody(ctx context.Context, bookingId Bookin
 // `reschedule_refused`). Only if that time cannot be restored (the freed slot was booked meanwhile,
 // or a provider refuses the move back too) does the booking fail as a refused new booking does:
 // **424** `booking-failed`, the failed booking at `Location`.
+//
+// A client whose answer was lost (a timeout, a dropped connection) cannot tell from a retry with
+// the same `If-Match` whether its change applied: once it did, that tag is stale (412). Send an
+// `Idempotency-Key` (optional, for compatibility with callers that send none): a retry with the
+// same key and body answers what the first request answered (200, 202 or 424, with the booking as
+// it was then), also while the first request still runs; the same key with another body or on
+// another booking is a 422 `idempotency-key-reused`. A request refused before it changed anything
+// (412, 409, 422, 428) records no key, so its retry is evaluated again.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4047,6 +4088,17 @@ func NewRescheduleBookingRequestWithBody(server string, bookingId BookingId, par
 			req.Header.Set("If-Match", headerParam0)
 		}
 
+		if params.IdempotencyKey != nil {
+			var headerParam1 string
+
+			headerParam1, err = runtime.StyleParamWithOptions("simple", false, "Idempotency-Key", *params.IdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("Idempotency-Key", headerParam1)
+		}
+
 	}
 
 	return req, nil
@@ -5248,6 +5300,14 @@ type ClientWithResponsesInterface interface {
 	// or a provider refuses the move back too) does the booking fail as a refused new booking does:
 	// **424** `booking-failed`, the failed booking at `Location`.
 	//
+	// A client whose answer was lost (a timeout, a dropped connection) cannot tell from a retry with
+	// the same `If-Match` whether its change applied: once it did, that tag is stale (412). Send an
+	// `Idempotency-Key` (optional, for compatibility with callers that send none): a retry with the
+	// same key and body answers what the first request answered (200, 202 or 424, with the booking as
+	// it was then), also while the first request still runs; the same key with another body or on
+	// another booking is a 422 `idempotency-key-reused`. A request refused before it changed anything
+	// (412, 409, 422, 428) records no key, so its retry is evaluated again.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /v1/bookings/{bookingId} (the `RescheduleBooking` operationId).
@@ -5274,6 +5334,14 @@ type ClientWithResponsesInterface interface {
 	// `reschedule_refused`). Only if that time cannot be restored (the freed slot was booked meanwhile,
 	// or a provider refuses the move back too) does the booking fail as a refused new booking does:
 	// **424** `booking-failed`, the failed booking at `Location`.
+	//
+	// A client whose answer was lost (a timeout, a dropped connection) cannot tell from a retry with
+	// the same `If-Match` whether its change applied: once it did, that tag is stale (412). Send an
+	// `Idempotency-Key` (optional, for compatibility with callers that send none): a retry with the
+	// same key and body answers what the first request answered (200, 202 or 424, with the booking as
+	// it was then), also while the first request still runs; the same key with another body or on
+	// another booking is a 422 `idempotency-key-reused`. A request refused before it changed anything
+	// (412, 409, 422, 428) records no key, so its retry is evaluated again.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -9467,6 +9535,14 @@ func (c *ClientWithResponses) GetBookingWithResponse(ctx context.Context, bookin
 // or a provider refuses the move back too) does the booking fail as a refused new booking does:
 // **424** `booking-failed`, the failed booking at `Location`.
 //
+// A client whose answer was lost (a timeout, a dropped connection) cannot tell from a retry with
+// the same `If-Match` whether its change applied: once it did, that tag is stale (412). Send an
+// `Idempotency-Key` (optional, for compatibility with callers that send none): a retry with the
+// same key and body answers what the first request answered (200, 202 or 424, with the booking as
+// it was then), also while the first request still runs; the same key with another body or on
+// another booking is a 422 `idempotency-key-reused`. A request refused before it changed anything
+// (412, 409, 422, 428) records no key, so its retry is evaluated again.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PATCH /v1/bookings/{bookingId} (the `RescheduleBooking` operationId).
@@ -9499,6 +9575,14 @@ func (c *ClientWithResponses) RescheduleBookingWithBodyWithResponse(ctx context.
 // `reschedule_refused`). Only if that time cannot be restored (the freed slot was booked meanwhile,
 // or a provider refuses the move back too) does the booking fail as a refused new booking does:
 // **424** `booking-failed`, the failed booking at `Location`.
+//
+// A client whose answer was lost (a timeout, a dropped connection) cannot tell from a retry with
+// the same `If-Match` whether its change applied: once it did, that tag is stale (412). Send an
+// `Idempotency-Key` (optional, for compatibility with callers that send none): a retry with the
+// same key and body answers what the first request answered (200, 202 or 424, with the booking as
+// it was then), also while the first request still runs; the same key with another body or on
+// another booking is a 422 `idempotency-key-reused`. A request refused before it changed anything
+// (412, 409, 422, 428) records no key, so its retry is evaluated again.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

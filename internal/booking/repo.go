@@ -668,12 +668,15 @@ func (r repo) release(ctx context.Context, id, owner string) error {
 	return err
 }
 
-// idempotency record of POST /v1/bookings.
+// idempotency record of POST /v1/bookings or of a reschedule
+// (PATCH /v1/bookings/{id}).
 type idemRecord struct {
 	Hash      string
 	BookingID string
-	Status    int
-	Response  []byte
+	// Spec is the booking spec a reschedule wrote (0 for a creation).
+	Spec     int64
+	Status   int
+	Response []byte
 }
 
 func (r repo) getIdem(ctx context.Context, q querier, caller, key string) (idemRecord, bool, error) {
@@ -681,8 +684,8 @@ func (r repo) getIdem(ctx context.Context, q querier, caller, key string) (idemR
 		rec  idemRecord
 		resp sql.NullString
 	)
-	err := q.QueryRowContext(ctx, r.q(`SELECT request_hash, booking_id, response_status, response FROM booking_idempotency
-		WHERE caller = ? AND key = ?`), caller, key).Scan(&rec.Hash, &rec.BookingID, &rec.Status, &resp)
+	err := q.QueryRowContext(ctx, r.q(`SELECT request_hash, booking_id, spec_version, response_status, response FROM booking_idempotency
+		WHERE caller = ? AND key = ?`), caller, key).Scan(&rec.Hash, &rec.BookingID, &rec.Spec, &rec.Status, &resp)
 	if errors.Is(err, sql.ErrNoRows) {
 		return idemRecord{}, false, nil
 	}
@@ -695,9 +698,11 @@ func (r repo) getIdem(ctx context.Context, q querier, caller, key string) (idemR
 	return rec, true, nil
 }
 
-func (r repo) putIdem(ctx context.Context, tx *sql.Tx, caller, key, hash, bookingID string, at time.Time) error {
-	_, err := tx.ExecContext(ctx, r.q(`INSERT INTO booking_idempotency (caller, key, request_hash, booking_id, created_at)
-		VALUES (?, ?, ?, ?, ?)`), caller, key, hash, bookingID, us(at))
+// putIdem records key for the request whose body hashes to hash, which
+// created booking bookingID (spec 0) or rescheduled it to spec.
+func (r repo) putIdem(ctx context.Context, tx *sql.Tx, caller, key, hash, bookingID string, spec int64, at time.Time) error {
+	_, err := tx.ExecContext(ctx, r.q(`INSERT INTO booking_idempotency (caller, key, request_hash, booking_id, spec_version, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`), caller, key, hash, bookingID, spec, us(at))
 	return err
 }
 

@@ -347,6 +347,9 @@ type Result struct {
 const (
 	idemDone     = 1
 	idemAccepted = 2
+	// idemRefused: a provider refused the reschedule's new time, which
+	// was undone (RescheduleRefusedError).
+	idemRefused = 3
 )
 
 func (s *Service) validateTimes(start time.Time, dur time.Duration, tz string) (*time.Location, error) {
@@ -439,7 +442,7 @@ func (s *Service) Create(ctx context.Context, actor Actor, req CreateRequest) (R
 	}
 	var replayRec *idemRecord
 	err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
-		if err := s.repo.putIdem(ctx, tx, actor.ID, req.IdempotencyKey, hash, b.ID, now); err != nil {
+		if err := s.repo.putIdem(ctx, tx, actor.ID, req.IdempotencyKey, hash, b.ID, 0, now); err != nil {
 			if store.IsUniqueViolation(err) {
 				return errIdemTaken
 			}
@@ -518,20 +521,9 @@ func (s *Service) replay(ctx context.Context, caller, key, hash string, rec idem
 	if rec.Hash != hash {
 		return Result{}, ErrIdempotencyMismatch
 	}
-	deadline := time.Now().Add(s.cfg.SyncTimeout + time.Second)
-	for rec.Status == 0 && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return Result{}, ctx.Err()
-		case <-time.After(s.cfg.PollInterval / 2):
-		}
-		r, ok, err := s.repo.getIdem(ctx, s.cfg.Store.DB(), caller, key)
-		if err != nil {
-			return Result{}, err
-		}
-		if ok {
-			rec = r
-		}
+	rec, err := s.awaitIdem(ctx, caller, key, rec)
+	if err != nil {
+		return Result{}, err
 	}
 	if rec.Status != 0 {
 		var b Booking
@@ -548,6 +540,28 @@ func (s *Service) replay(ctx context.Context, caller, key, hash string, rec idem
 	res := Result{Booking: b, Done: b.Status != StatusPending}
 	s.storeIdem(ctx, caller, key, res)
 	return res, nil
+}
+
+// awaitIdem waits, up to the sync timeout and a second, for the request
+// that recorded rec to store its response, and returns the record as it
+// is then (Status 0: it did not).
+func (s *Service) awaitIdem(ctx context.Context, caller, key string, rec idemRecord) (idemRecord, error) {
+	deadline := time.Now().Add(s.cfg.SyncTimeout + time.Second)
+	for rec.Status == 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return idemRecord{}, ctx.Err()
+		case <-time.After(s.cfg.PollInterval / 2):
+		}
+		r, ok, err := s.repo.getIdem(ctx, s.cfg.Store.DB(), caller, key)
+		if err != nil {
+			return idemRecord{}, err
+		}
+		if ok {
+			rec = r
+		}
+	}
+	return rec, nil
 }
 
 // enqueue inserts the durable saga job in tx.
@@ -689,9 +703,31 @@ type RescheduleRequest struct {
 	Duration time.Duration
 	TimeZone string
 	Reason   string
+	// IdempotencyKey, when set, makes the request idempotent as
+	// CreateRequest's key does: a request of the same caller with the same
+	// key and body answers what the first one did (while it runs: its
+	// answer once it has one), without checking IfMatch again; with
+	// another body, or for another booking, it is ErrIdempotencyMismatch.
+	// Only a request that moved the booking records its key: one refused
+	// before (412, 409, 422, ...) changed nothing and is evaluated again.
+	IdempotencyKey string
 	// changed is the step whose artefact was changed outside the gateway
 	// to ask for this move ("" for the API; see RescheduleAs).
 	changed StepName
+	// caller scopes IdempotencyKey (the actor's id).
+	caller string
+}
+
+// hash fingerprints a reschedule of booking id for its idempotency key:
+// the body as the caller sent it, and the booking (a key reused on another
+// booking, or for a creation, is a mismatch).
+func (r RescheduleRequest) hash(id string) string {
+	b, _ := json.Marshal(struct {
+		Op, ID, S, Z, R string
+		D               time.Duration
+	}{"reschedule", id, r.Start.Format(time.RFC3339Nano), r.TimeZone, r.Reason, r.Duration})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // etagMatches reports whether an If-Match value ("*" or a list of entity
@@ -719,6 +755,18 @@ func (s *Service) Reschedule(ctx context.Context, actor Actor, id string, req Re
 	if err != nil {
 		return Result{}, err
 	}
+	if req.IdempotencyKey != "" {
+		req.caller = actor.ID
+		rec, ok, err := s.repo.getIdem(ctx, s.cfg.Store.DB(), req.caller, req.IdempotencyKey)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			// Before If-Match: a retry carries the tag the first
+			// request made stale.
+			return s.replayReschedule(ctx, req, id, rec)
+		}
+	}
 	if strings.TrimSpace(req.IfMatch) == "" {
 		return Result{}, ErrPreconditionRequired
 	}
@@ -726,6 +774,64 @@ func (s *Service) Reschedule(ctx context.Context, actor Actor, id string, req Re
 		return Result{}, ErrStale
 	}
 	return s.reschedule(ctx, actor.name(), b, req)
+}
+
+// replayReschedule answers a reschedule whose idempotency key rec holds:
+// the first request's answer, waited for while it runs, or — when it died
+// before answering — the outcome of its change as the booking shows it now.
+func (s *Service) replayReschedule(ctx context.Context, req RescheduleRequest, id string, rec idemRecord) (Result, error) {
+	if rec.Hash != req.hash(id) {
+		return Result{}, ErrIdempotencyMismatch
+	}
+	rec, err := s.awaitIdem(ctx, req.caller, req.IdempotencyKey, rec)
+	if err != nil {
+		return Result{}, err
+	}
+	if rec.Status != 0 {
+		var b Booking
+		if err := json.Unmarshal(rec.Response, &b); err != nil {
+			return Result{}, fmt.Errorf("booking: decode idempotent response: %w", err)
+		}
+		res := Result{Booking: b, Done: rec.Status == idemDone}
+		if rec.Status == idemRefused {
+			return res, &RescheduleRefusedError{Reason: b.RescheduleRefused}
+		}
+		return res, nil
+	}
+	b, err := s.repo.get(ctx, s.cfg.Store.DB(), rec.BookingID)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Booking: b, Done: b.Status != StatusRescheduling && b.Status != StatusPending}
+	if b.refusedSpec == rec.Spec {
+		err = &RescheduleRefusedError{Reason: b.RescheduleRefused}
+	}
+	s.storeRescheduleIdem(ctx, req, res, err)
+	return res, err
+}
+
+// storeRescheduleIdem records the answer of a reschedule that wrote its
+// idempotency key: res, refused when err is a RescheduleRefusedError.
+// Other errors (the wait cut short) store nothing: a retry then answers
+// from the booking as it is.
+func (s *Service) storeRescheduleIdem(ctx context.Context, req RescheduleRequest, res Result, err error) {
+	code := idemAccepted
+	var re *RescheduleRefusedError
+	switch {
+	case errors.As(err, &re):
+		code = idemRefused
+	case err != nil:
+		return
+	case res.Done:
+		code = idemDone
+	}
+	body, merr := json.Marshal(res.Booking)
+	if merr != nil {
+		return
+	}
+	if serr := s.repo.setIdemResponse(context.WithoutCancel(ctx), req.caller, req.IdempotencyKey, code, body); serr != nil {
+		s.log.WarnContext(ctx, "store idempotent response", "booking_id", res.Booking.ID, "error", serr.Error())
+	}
 }
 
 func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, req RescheduleRequest) (Result, error) {
@@ -788,7 +894,18 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 		to = StatusRescheduling
 	}
 	changes := timeChanges(b.timing(), timing{start, end, tz})
+	spec := b.SpecVersion + 1
 	err = s.cfg.Store.InTx(ctx, func(tx *sql.Tx) error {
+		if req.IdempotencyKey != "" {
+			// With the change it answers for: a retry finds the key
+			// exactly when the booking moved.
+			if err := s.repo.putIdem(ctx, tx, req.caller, req.IdempotencyKey, req.hash(b.ID), b.ID, spec, now); err != nil {
+				if store.IsUniqueViolation(err) {
+					return errIdemTaken
+				}
+				return fmt.Errorf("booking: idempotency key: %w", err)
+			}
+		}
 		if err := s.repo.slotFree(ctx, tx, b.ID, b.MentorID, b.CandidateID, start, end, end.Add(sch.Buffer)); err != nil {
 			return err
 		}
@@ -809,16 +926,26 @@ func (s *Service) reschedule(ctx context.Context, actorName string, b Booking, r
 		}
 		return s.enqueue(ctx, tx, b.ID)
 	})
+	if errors.Is(err, errIdemTaken) {
+		// The same request, sent twice at once, moved the booking first.
+		rec, ok, gerr := s.repo.getIdem(ctx, s.cfg.Store.DB(), req.caller, req.IdempotencyKey)
+		if gerr != nil || !ok {
+			return Result{}, errors.Join(err, gerr)
+		}
+		return s.replayReschedule(ctx, req, b.ID, rec)
+	}
 	if err != nil {
 		return Result{}, err
 	}
 	s.kick(b.ID)
-	spec := b.SpecVersion + 1
 	res, err := s.waitResult(ctx, b.ID, func(b Booking) bool {
 		return b.Status != StatusRescheduling && b.Status != StatusPending || b.refusedSpec >= spec
 	})
 	if err == nil && res.Booking.refusedSpec == spec {
-		return res, &RescheduleRefusedError{Reason: res.Booking.RescheduleRefused}
+		err = &RescheduleRefusedError{Reason: res.Booking.RescheduleRefused}
+	}
+	if req.IdempotencyKey != "" {
+		s.storeRescheduleIdem(ctx, req, res, err)
 	}
 	return res, err
 }

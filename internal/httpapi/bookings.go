@@ -322,6 +322,9 @@ func (s *Server) RescheduleBooking(ctx context.Context, request api.RescheduleBo
 	if request.Params.IfMatch != nil {
 		req.IfMatch = *request.Params.IfMatch
 	}
+	if request.Params.IdempotencyKey != nil {
+		req.IdempotencyKey = *request.Params.IdempotencyKey
+	}
 	if body.DurationMinutes != nil {
 		req.Duration = time.Duration(*body.DurationMinutes) * time.Minute
 	}
