@@ -164,7 +164,8 @@ func TestSpecOperationConventions(t *testing.T) {
 }
 
 // TestSpecErrorResponses: every operation declares error responses, and every error response is
-// application/problem+json with the Problem schema and nothing else.
+// application/problem+json with the Problem schema, or one that adds extension members to it
+// (BookingProblem: allOf Problem and an object), and nothing else.
 func TestSpecErrorResponses(t *testing.T) {
 	t.Parallel()
 	doc := loadSpec(t)
@@ -195,8 +196,8 @@ func TestSpecErrorResponses(t *testing.T) {
 					t.Errorf("%d: content types %v, want only application/problem+json", status, slices.Sorted(maps.Keys(content)))
 					continue
 				}
-				if s := content["application/problem+json"].Schema; s == nil || s.Value != problem.Value {
-					t.Errorf("%d: schema is not #/components/schemas/Problem", status)
+				if s := content["application/problem+json"].Schema; s == nil || !isProblem(s.Value, problem.Value) {
+					t.Errorf("%d: schema is not #/components/schemas/Problem or one extending it", status)
 				}
 			}
 			if !slices.ContainsFunc(errorStatuses, func(s int) bool { return s >= 500 }) {
@@ -428,4 +429,22 @@ func TestSpecRequestValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// isProblem reports whether s is the Problem schema, or an allOf of it and
+// an object of extension members (RFC 9457 section 3.2).
+func isProblem(s, problem *openapi3.Schema) bool {
+	if s == problem {
+		return true
+	}
+	if len(s.AllOf) != 2 || s.AllOf[0].Value != problem {
+		return false
+	}
+	ext := s.AllOf[1].Value
+	for name := range ext.Properties {
+		if problem.Properties[name] != nil {
+			return false // an extension redefines a member
+		}
+	}
+	return ext.Type.Is("object")
 }

@@ -591,6 +591,47 @@ type BookingList struct {
 	NextCursor *string   `json:"next_cursor"`
 }
 
+// BookingProblem A problem about one booking (a 424 `booking-failed` or `reschedule-refused`): the members of `Problem` and the booking's id as the extension member `booking_id` (RFC 9457 section 3.2), the booking `Location` also names, so that a client reads it without parsing a header.
+type BookingProblem struct {
+	// BookingId The booking the problem is about (`GET /v1/bookings/{booking_id}` reads it).
+	//
+	// Example: 7b1f5c2e-9d4a-4e3b-8a6f-0c2d1e5f4a3b
+	BookingId openapi_types.UUID `json:"booking_id"`
+
+	// Detail Explanation specific to this occurrence; safe to show to the client.
+	//
+	// Example: property "start" must be a date-time
+	Detail *string `json:"detail,omitempty"`
+
+	// Errors Field-level validation errors.
+	Errors *[]FieldError `json:"errors,omitempty"`
+
+	// Instance URI reference of this occurrence (the request path).
+	//
+	// Example: /v1/bookings
+	Instance *string `json:"instance,omitempty"`
+
+	// RequestId The request id (also the `X-Request-Id` response header); quote it when reporting a problem.
+	//
+	// Example: 01JDQ4X1V4K8W2M3N5P6R7S8T9
+	RequestId *string `json:"request_id,omitempty"`
+
+	// Status The HTTP status code.
+	//
+	// Example: 400
+	Status int `json:"status"`
+
+	// Title Short, human-readable summary of the problem type.
+	//
+	// Example: Request validation failed
+	Title string `json:"title"`
+
+	// Type Stable URI identifying the problem type.
+	//
+	// Example: https://spotlight.dev/problems/validation-error
+	Type string `json:"type"`
+}
+
 // BookingRole The caller's role in a booking.
 //
 // Example: candidate
@@ -6712,7 +6753,7 @@ type CreateBookingResponse struct {
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *UnprocessableEntity
 	// ApplicationproblemJSON424 the response for an HTTP 424 `application/problem+json` response
-	ApplicationproblemJSON424 *Problem
+	ApplicationproblemJSON424 *BookingProblem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -6774,7 +6815,7 @@ func (r CreateBookingResponse) GetApplicationproblemJSON422() *UnprocessableEnti
 }
 
 // GetApplicationproblemJSON424 returns the response for an HTTP 424 `application/problem+json` response
-func (r CreateBookingResponse) GetApplicationproblemJSON424() *Problem {
+func (r CreateBookingResponse) GetApplicationproblemJSON424() *BookingProblem {
 	return r.ApplicationproblemJSON424
 }
 
@@ -7001,7 +7042,7 @@ type RescheduleBookingResponse struct {
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *UnprocessableEntity
 	// ApplicationproblemJSON424 the response for an HTTP 424 `application/problem+json` response
-	ApplicationproblemJSON424 *Problem
+	ApplicationproblemJSON424 *BookingProblem
 	// ApplicationproblemJSON428 the response for an HTTP 428 `application/problem+json` response
 	ApplicationproblemJSON428 *PreconditionRequired
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -7075,7 +7116,7 @@ func (r RescheduleBookingResponse) GetApplicationproblemJSON422() *Unprocessable
 }
 
 // GetApplicationproblemJSON424 returns the response for an HTTP 424 `application/problem+json` response
-func (r RescheduleBookingResponse) GetApplicationproblemJSON424() *Problem {
+func (r RescheduleBookingResponse) GetApplicationproblemJSON424() *BookingProblem {
 	return r.ApplicationproblemJSON424
 }
 
@@ -11066,7 +11107,7 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 424:
-		var dest Problem
+		var dest BookingProblem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -11385,7 +11426,7 @@ func ParseRescheduleBookingResponse(rsp *http.Response) (*RescheduleBookingRespo
 		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 424:
-		var dest Problem
+		var dest BookingProblem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/spotlight/gateway/client"
 	"github.com/spotlight/gateway/internal/auth"
 	"github.com/spotlight/gateway/internal/httpapi"
@@ -132,5 +134,24 @@ func TestParseProblem(t *testing.T) {
 	}
 	if p, ok := client.ParseProblem(h.HTTPResponse, h.Body); ok {
 		t.Errorf("ParseProblem(200) = %+v, true", p)
+	}
+}
+
+// TestBookingProblemIsAnError: the problem of a 424 is an error like any
+// problem's, naming its slug, request id and booking.
+func TestBookingProblemIsAnError(t *testing.T) {
+	t.Parallel()
+	id := uuid.MustParse("7b1f5c2e-9d4a-4e3b-8a6f-0c2d1e5f4a3b")
+	detail, rid := "A provider refused the new time.", "01JDQ4X1V4K8W2M3N5P6R7S8T9"
+	var err error = client.BookingProblem{Type: client.ProblemTypeBase + "reschedule-refused", Title: "Reschedule refused",
+		Status: http.StatusFailedDependency, Detail: &detail, RequestId: &rid, BookingId: id}
+	for _, want := range []string{"reschedule-refused", detail, rid, id.String()} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Error() = %q, want it to name %q", err.Error(), want)
+		}
+	}
+	var bp client.BookingProblem
+	if !errors.As(err, &bp) || bp.Slug() != "reschedule-refused" || bp.Problem().Status != http.StatusFailedDependency {
+		t.Errorf("Slug() = %q, Problem() = %+v", bp.Slug(), bp.Problem())
 	}
 }

@@ -66,3 +66,19 @@ func ParseProblem(resp *http.Response, body []byte) (*Problem, bool) {
 	}
 	return &p, true
 }
+
+// Problem returns the members p shares with every problem, without the
+// booking id.
+func (p BookingProblem) Problem() Problem {
+	return Problem{Type: p.Type, Title: p.Title, Status: p.Status, Detail: p.Detail, Instance: p.Instance,
+		RequestId: p.RequestId, Errors: p.Errors}
+}
+
+// Error makes a booking's problem an error, as Problem.Error does, with
+// the booking's id.
+func (p BookingProblem) Error() string {
+	return p.Problem().Error() + " [booking_id " + p.BookingId.String() + "]"
+}
+
+// Slug is the problem type without ProblemTypeBase, as Problem.Slug.
+func (p BookingProblem) Slug() string { return p.Problem().Slug() }

@@ -215,13 +215,14 @@ func location(id string) string { return "/v1/bookings/" + id }
 
 // failedBooking answers a booking that failed within the wait: a provider
 // refused a required step and every step was undone. The booking stays
-// readable (status failed, with its failure_reason) at Location. 424 Failed
+// readable (status failed, with its failure_reason) at Location, and the
+// problem names it in booking_id. 424 Failed
 // Dependency, not 502: a client retries a 502 (a proxy says it when the
 // gateway is away), and repeating this request only replays the failure.
 func failedBooking(id string) *Error {
 	return &Error{Status: http.StatusFailedDependency, Slug: "booking-failed", Title: "Booking failed",
 		Detail: "A provider refused a required step of the booking; every step was undone. The failed booking, with its failure_reason, is at Location.",
-		Header: http.Header{"Location": {location(id)}}}
+		Header: http.Header{"Location": {location(id)}}, BookingID: id}
 }
 
 // ListBookings lists the caller's bookings.
@@ -340,6 +341,7 @@ func (s *Server) RescheduleBooking(ctx context.Context, request api.RescheduleBo
 		// previous time.
 		e := BookingErrors(err)
 		e.Header = http.Header{"Location": {location(request.BookingId.String())}}
+		e.BookingID = request.BookingId.String()
 		return nil, e
 	}
 	if err != nil {

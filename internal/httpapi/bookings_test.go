@@ -669,6 +669,10 @@ func TestBookingRefusedByProvider(t *testing.T) {
 		if !strings.HasPrefix(loc, "/v1/bookings/") {
 			t.Fatalf("try %d: Location %q, want the failed booking", i, loc)
 		}
+		// The generated client reads the booking from the problem.
+		if got := "/v1/bookings/" + p.BookingId.String(); got != loc {
+			t.Errorf("try %d: booking_id %s, Location %s: want the same booking", i, p.BookingId, loc)
+		}
 		if i == 0 {
 			first = loc
 		} else if loc != first {
@@ -720,6 +724,9 @@ func TestRescheduleRefusedByProvider(t *testing.T) {
 	// The 424 declares Location (required): the booking, at its previous time.
 	if got := rr.HTTPResponse.Header.Get("Location"); got != "/v1/bookings/"+id {
 		t.Errorf("424 reschedule-refused: Location %q, want /v1/bookings/%s", got, id)
+	}
+	if got := rr.ApplicationproblemJSON424.BookingId; got != bk.Id {
+		t.Errorf("424 reschedule-refused: booking_id %s, want %s", got, bk.Id)
 	}
 	b := waitSettled(t, c, bk.Id, 10*time.Second)
 	if b.Status != client.BookingStatusConfirmed || !b.Start.Equal(start) || b.FailureReason != nil ||

@@ -121,7 +121,7 @@ func TestRescheduleIdempotencyKey(t *testing.T) {
 		r := reschedule(bk.Id, cur.Etag, key3, moved3)
 		if r.ApplicationproblemJSON424 == nil || problemType(t, r.Body) != "reschedule-refused" ||
 			!strings.Contains(string(r.Body), "the mentor's calendar event could not be created or updated") ||
-			r.HTTPResponse.Header.Get("Location") != "/v1/bookings/"+bk.Id.String() {
+			r.HTTPResponse.Header.Get("Location") != "/v1/bookings/"+bk.Id.String() || r.ApplicationproblemJSON424.BookingId != bk.Id {
 			t.Fatalf("the refused reschedule again: %d %s, want its 424 again", r.StatusCode(), r.Body)
 		}
 		if b := waitSettled(t, c, bk.Id, 10*time.Second); !b.Start.Equal(moved2) {

@@ -40,6 +40,9 @@ type Problem struct {
 	Instance  string       `json:"instance,omitempty"`
 	RequestID string       `json:"request_id,omitempty"`
 	Errors    []FieldError `json:"errors,omitempty"`
+	// BookingID is the extension member of the problems about one
+	// booking (openapi.yaml's BookingProblem: the 424s).
+	BookingID string `json:"booking_id,omitempty"`
 }
 
 // Error is an error a handler returns to answer with a specific problem.
@@ -52,6 +55,8 @@ type Error struct {
 	Title  string
 	Detail string
 	Fields []FieldError
+	// BookingID, when set, is sent as the problem's booking_id member.
+	BookingID string
 	// Header holds extra response headers (WWW-Authenticate, Retry-After).
 	Header http.Header
 	Err    error
@@ -72,7 +77,7 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Problem returns the client-facing document of e.
 func (e *Error) Problem() Problem {
-	return Problem{Type: ProblemBase + e.Slug, Title: e.Title, Status: e.Status, Detail: e.Detail, Errors: e.Fields}
+	return Problem{Type: ProblemBase + e.Slug, Title: e.Title, Status: e.Status, Detail: e.Detail, Errors: e.Fields, BookingID: e.BookingID}
 }
 
 // Common problems.
