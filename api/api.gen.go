@@ -1330,8 +1330,14 @@ type Conflict = Problem
 // Forbidden An RFC 9457 problem detail, with the gateway's `request_id` extension and field errors for validation.
 type Forbidden = Problem
 
+// GatewayTimeout An RFC 9457 problem detail, with the gateway's `request_id` extension and field errors for validation.
+type GatewayTimeout = Problem
+
 // InternalError An RFC 9457 problem detail, with the gateway's `request_id` extension and field errors for validation.
 type InternalError = Problem
+
+// InvalidSignature An RFC 9457 problem detail, with the gateway's `request_id` extension and field errors for validation.
+type InvalidSignature = Problem
 
 // NotFound An RFC 9457 problem detail, with the gateway's `request_id` extension and field errors for validation.
 type NotFound = Problem
@@ -2696,28 +2702,117 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 }
 
-type BadGatewayApplicationProblemPlusJSONResponse Problem
+type BadGatewayResponseHeaders struct {
+	XRequestId string
+}
+type BadGatewayApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type BadRequestApplicationProblemPlusJSONResponse Problem
+	Headers BadGatewayResponseHeaders
+}
 
-type ConflictApplicationProblemPlusJSONResponse Problem
+type BadRequestResponseHeaders struct {
+	XRequestId string
+}
+type BadRequestApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type ForbiddenApplicationProblemPlusJSONResponse Problem
+	Headers BadRequestResponseHeaders
+}
 
-type InternalErrorApplicationProblemPlusJSONResponse Problem
+type ConflictResponseHeaders struct {
+	XRequestId string
+}
+type ConflictApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type NotFoundApplicationProblemPlusJSONResponse Problem
+	Headers ConflictResponseHeaders
+}
 
-type NotImplementedApplicationProblemPlusJSONResponse Problem
+type ForbiddenResponseHeaders struct {
+	XRequestId string
+}
+type ForbiddenApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type PayloadTooLargeApplicationProblemPlusJSONResponse Problem
+	Headers ForbiddenResponseHeaders
+}
 
-type PreconditionFailedApplicationProblemPlusJSONResponse Problem
+type GatewayTimeoutResponseHeaders struct {
+	XRequestId string
+}
+type GatewayTimeoutApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type PreconditionRequiredApplicationProblemPlusJSONResponse Problem
+	Headers GatewayTimeoutResponseHeaders
+}
+
+type InternalErrorResponseHeaders struct {
+	XRequestId string
+}
+type InternalErrorApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers InternalErrorResponseHeaders
+}
+
+type InvalidSignatureResponseHeaders struct {
+	XRequestId string
+}
+type InvalidSignatureApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers InvalidSignatureResponseHeaders
+}
+
+type NotFoundResponseHeaders struct {
+	XRequestId string
+}
+type NotFoundApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers NotFoundResponseHeaders
+}
+
+type NotImplementedResponseHeaders struct {
+	XRequestId string
+}
+type NotImplementedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers NotImplementedResponseHeaders
+}
+
+type PayloadTooLargeResponseHeaders struct {
+	XRequestId string
+}
+type PayloadTooLargeApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers PayloadTooLargeResponseHeaders
+}
+
+type PreconditionFailedResponseHeaders struct {
+	XRequestId string
+}
+type PreconditionFailedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers PreconditionFailedResponseHeaders
+}
+
+type PreconditionRequiredResponseHeaders struct {
+	XRequestId string
+}
+type PreconditionRequiredApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers PreconditionRequiredResponseHeaders
+}
 
 type ServiceUnavailableResponseHeaders struct {
 	RetryAfter *int
+	XRequestId string
 }
 type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -2727,6 +2822,7 @@ type ServiceUnavailableApplicationProblemPlusJSONResponse struct {
 
 type TooManyRequestsResponseHeaders struct {
 	RetryAfter *int
+	XRequestId string
 }
 type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
@@ -2734,9 +2830,24 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Headers TooManyRequestsResponseHeaders
 }
 
-type UnauthorizedApplicationProblemPlusJSONResponse Problem
+type UnauthorizedResponseHeaders struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+type UnauthorizedApplicationProblemPlusJSONResponse struct {
+	Body Problem
 
-type UnprocessableEntityApplicationProblemPlusJSONResponse Problem
+	Headers UnauthorizedResponseHeaders
+}
+
+type UnprocessableEntityResponseHeaders struct {
+	XRequestId string
+}
+type UnprocessableEntityApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnprocessableEntityResponseHeaders
+}
 
 type GetJWKSRequestObject struct {
 }
@@ -2766,10 +2877,11 @@ type GetJWKS404ApplicationProblemPlusJSONResponse struct {
 func (response GetJWKS404ApplicationProblemPlusJSONResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2782,10 +2894,11 @@ type GetJWKS500ApplicationProblemPlusJSONResponse struct {
 func (response GetJWKS500ApplicationProblemPlusJSONResponse) VisitGetJWKSResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2805,6 +2918,7 @@ func (response GetJWKS503ApplicationProblemPlusJSONResponse) VisitGetJWKSRespons
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2844,10 +2958,11 @@ type GetDocs500ApplicationProblemPlusJSONResponse struct {
 func (response GetDocs500ApplicationProblemPlusJSONResponse) VisitGetDocsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2867,6 +2982,7 @@ func (response GetDocs503ApplicationProblemPlusJSONResponse) VisitGetDocsRespons
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2900,10 +3016,11 @@ type GetHealthz500ApplicationProblemPlusJSONResponse struct {
 func (response GetHealthz500ApplicationProblemPlusJSONResponse) VisitGetHealthzResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2943,10 +3060,11 @@ type GetOpenAPISpec500ApplicationProblemPlusJSONResponse struct {
 func (response GetOpenAPISpec500ApplicationProblemPlusJSONResponse) VisitGetOpenAPISpecResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2966,6 +3084,7 @@ func (response GetOpenAPISpec503ApplicationProblemPlusJSONResponse) VisitGetOpen
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -2999,10 +3118,11 @@ type GetReadyz500ApplicationProblemPlusJSONResponse struct {
 func (response GetReadyz500ApplicationProblemPlusJSONResponse) VisitGetReadyzResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3022,6 +3142,7 @@ func (response GetReadyz503ApplicationProblemPlusJSONResponse) VisitGetReadyzRes
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3056,10 +3177,11 @@ type GetProviderCredentials400ApplicationProblemPlusJSONResponse struct {
 func (response GetProviderCredentials400ApplicationProblemPlusJSONResponse) VisitGetProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3072,10 +3194,12 @@ type GetProviderCredentials401ApplicationProblemPlusJSONResponse struct {
 func (response GetProviderCredentials401ApplicationProblemPlusJSONResponse) VisitGetProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3088,10 +3212,11 @@ type GetProviderCredentials403ApplicationProblemPlusJSONResponse struct {
 func (response GetProviderCredentials403ApplicationProblemPlusJSONResponse) VisitGetProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3111,6 +3236,7 @@ func (response GetProviderCredentials429ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3123,10 +3249,11 @@ type GetProviderCredentials500ApplicationProblemPlusJSONResponse struct {
 func (response GetProviderCredentials500ApplicationProblemPlusJSONResponse) VisitGetProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3139,10 +3266,11 @@ type GetProviderCredentials501ApplicationProblemPlusJSONResponse struct {
 func (response GetProviderCredentials501ApplicationProblemPlusJSONResponse) VisitGetProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3162,7 +3290,25 @@ func (response GetProviderCredentials503ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProviderCredentials504ApplicationProblemPlusJSONResponse struct {
+	GatewayTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response GetProviderCredentials504ApplicationProblemPlusJSONResponse) VisitGetProviderCredentialsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
+	w.WriteHeader(504)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3191,10 +3337,11 @@ type PutProviderCredentials400ApplicationProblemPlusJSONResponse struct {
 func (response PutProviderCredentials400ApplicationProblemPlusJSONResponse) VisitPutProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3207,10 +3354,12 @@ type PutProviderCredentials401ApplicationProblemPlusJSONResponse struct {
 func (response PutProviderCredentials401ApplicationProblemPlusJSONResponse) VisitPutProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3223,10 +3372,11 @@ type PutProviderCredentials403ApplicationProblemPlusJSONResponse struct {
 func (response PutProviderCredentials403ApplicationProblemPlusJSONResponse) VisitPutProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3239,10 +3389,11 @@ type PutProviderCredentials413ApplicationProblemPlusJSONResponse struct {
 func (response PutProviderCredentials413ApplicationProblemPlusJSONResponse) VisitPutProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3255,10 +3406,11 @@ type PutProviderCredentials422ApplicationProblemPlusJSONResponse struct {
 func (response PutProviderCredentials422ApplicationProblemPlusJSONResponse) VisitPutProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3278,6 +3430,7 @@ func (response PutProviderCredentials429ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3290,10 +3443,11 @@ type PutProviderCredentials500ApplicationProblemPlusJSONResponse struct {
 func (response PutProviderCredentials500ApplicationProblemPlusJSONResponse) VisitPutProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3306,10 +3460,11 @@ type PutProviderCredentials501ApplicationProblemPlusJSONResponse struct {
 func (response PutProviderCredentials501ApplicationProblemPlusJSONResponse) VisitPutProviderCredentialsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3329,7 +3484,25 @@ func (response PutProviderCredentials503ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PutProviderCredentials504ApplicationProblemPlusJSONResponse struct {
+	GatewayTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response PutProviderCredentials504ApplicationProblemPlusJSONResponse) VisitPutProviderCredentialsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
+	w.WriteHeader(504)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3363,10 +3536,11 @@ type ListWebhookEvents400ApplicationProblemPlusJSONResponse struct {
 func (response ListWebhookEvents400ApplicationProblemPlusJSONResponse) VisitListWebhookEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3379,10 +3553,12 @@ type ListWebhookEvents401ApplicationProblemPlusJSONResponse struct {
 func (response ListWebhookEvents401ApplicationProblemPlusJSONResponse) VisitListWebhookEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3395,10 +3571,11 @@ type ListWebhookEvents403ApplicationProblemPlusJSONResponse struct {
 func (response ListWebhookEvents403ApplicationProblemPlusJSONResponse) VisitListWebhookEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3418,6 +3595,7 @@ func (response ListWebhookEvents429ApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3430,10 +3608,11 @@ type ListWebhookEvents500ApplicationProblemPlusJSONResponse struct {
 func (response ListWebhookEvents500ApplicationProblemPlusJSONResponse) VisitListWebhookEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3446,10 +3625,11 @@ type ListWebhookEvents501ApplicationProblemPlusJSONResponse struct {
 func (response ListWebhookEvents501ApplicationProblemPlusJSONResponse) VisitListWebhookEventsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3469,6 +3649,7 @@ func (response ListWebhookEvents503ApplicationProblemPlusJSONResponse) VisitList
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3503,10 +3684,11 @@ type GetWebhookEvent400ApplicationProblemPlusJSONResponse struct {
 func (response GetWebhookEvent400ApplicationProblemPlusJSONResponse) VisitGetWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3519,10 +3701,12 @@ type GetWebhookEvent401ApplicationProblemPlusJSONResponse struct {
 func (response GetWebhookEvent401ApplicationProblemPlusJSONResponse) VisitGetWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3535,10 +3719,11 @@ type GetWebhookEvent403ApplicationProblemPlusJSONResponse struct {
 func (response GetWebhookEvent403ApplicationProblemPlusJSONResponse) VisitGetWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3551,10 +3736,11 @@ type GetWebhookEvent404ApplicationProblemPlusJSONResponse struct {
 func (response GetWebhookEvent404ApplicationProblemPlusJSONResponse) VisitGetWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3574,6 +3760,7 @@ func (response GetWebhookEvent429ApplicationProblemPlusJSONResponse) VisitGetWeb
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3586,10 +3773,11 @@ type GetWebhookEvent500ApplicationProblemPlusJSONResponse struct {
 func (response GetWebhookEvent500ApplicationProblemPlusJSONResponse) VisitGetWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3602,10 +3790,11 @@ type GetWebhookEvent501ApplicationProblemPlusJSONResponse struct {
 func (response GetWebhookEvent501ApplicationProblemPlusJSONResponse) VisitGetWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3625,6 +3814,7 @@ func (response GetWebhookEvent503ApplicationProblemPlusJSONResponse) VisitGetWeb
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3659,10 +3849,11 @@ type ReplayWebhookEvent400ApplicationProblemPlusJSONResponse struct {
 func (response ReplayWebhookEvent400ApplicationProblemPlusJSONResponse) VisitReplayWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3675,10 +3866,12 @@ type ReplayWebhookEvent401ApplicationProblemPlusJSONResponse struct {
 func (response ReplayWebhookEvent401ApplicationProblemPlusJSONResponse) VisitReplayWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3691,10 +3884,11 @@ type ReplayWebhookEvent403ApplicationProblemPlusJSONResponse struct {
 func (response ReplayWebhookEvent403ApplicationProblemPlusJSONResponse) VisitReplayWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3707,10 +3901,11 @@ type ReplayWebhookEvent404ApplicationProblemPlusJSONResponse struct {
 func (response ReplayWebhookEvent404ApplicationProblemPlusJSONResponse) VisitReplayWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3723,10 +3918,11 @@ type ReplayWebhookEvent409ApplicationProblemPlusJSONResponse struct {
 func (response ReplayWebhookEvent409ApplicationProblemPlusJSONResponse) VisitReplayWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3746,6 +3942,7 @@ func (response ReplayWebhookEvent429ApplicationProblemPlusJSONResponse) VisitRep
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3758,10 +3955,11 @@ type ReplayWebhookEvent500ApplicationProblemPlusJSONResponse struct {
 func (response ReplayWebhookEvent500ApplicationProblemPlusJSONResponse) VisitReplayWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3774,10 +3972,11 @@ type ReplayWebhookEvent501ApplicationProblemPlusJSONResponse struct {
 func (response ReplayWebhookEvent501ApplicationProblemPlusJSONResponse) VisitReplayWebhookEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3797,6 +3996,7 @@ func (response ReplayWebhookEvent503ApplicationProblemPlusJSONResponse) VisitRep
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3831,10 +4031,11 @@ type ListBookings400ApplicationProblemPlusJSONResponse struct {
 func (response ListBookings400ApplicationProblemPlusJSONResponse) VisitListBookingsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3847,10 +4048,12 @@ type ListBookings401ApplicationProblemPlusJSONResponse struct {
 func (response ListBookings401ApplicationProblemPlusJSONResponse) VisitListBookingsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3863,10 +4066,11 @@ type ListBookings403ApplicationProblemPlusJSONResponse struct {
 func (response ListBookings403ApplicationProblemPlusJSONResponse) VisitListBookingsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3886,6 +4090,7 @@ func (response ListBookings429ApplicationProblemPlusJSONResponse) VisitListBooki
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3898,10 +4103,11 @@ type ListBookings500ApplicationProblemPlusJSONResponse struct {
 func (response ListBookings500ApplicationProblemPlusJSONResponse) VisitListBookingsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3914,10 +4120,11 @@ type ListBookings501ApplicationProblemPlusJSONResponse struct {
 func (response ListBookings501ApplicationProblemPlusJSONResponse) VisitListBookingsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -3937,6 +4144,7 @@ func (response ListBookings503ApplicationProblemPlusJSONResponse) VisitListBooki
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4006,10 +4214,11 @@ type CreateBooking400ApplicationProblemPlusJSONResponse struct {
 func (response CreateBooking400ApplicationProblemPlusJSONResponse) VisitCreateBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4022,10 +4231,12 @@ type CreateBooking401ApplicationProblemPlusJSONResponse struct {
 func (response CreateBooking401ApplicationProblemPlusJSONResponse) VisitCreateBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4038,10 +4249,11 @@ type CreateBooking403ApplicationProblemPlusJSONResponse struct {
 func (response CreateBooking403ApplicationProblemPlusJSONResponse) VisitCreateBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4054,10 +4266,11 @@ type CreateBooking409ApplicationProblemPlusJSONResponse struct {
 func (response CreateBooking409ApplicationProblemPlusJSONResponse) VisitCreateBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4070,10 +4283,11 @@ type CreateBooking413ApplicationProblemPlusJSONResponse struct {
 func (response CreateBooking413ApplicationProblemPlusJSONResponse) VisitCreateBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4086,10 +4300,11 @@ type CreateBooking422ApplicationProblemPlusJSONResponse struct {
 func (response CreateBooking422ApplicationProblemPlusJSONResponse) VisitCreateBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4131,6 +4346,7 @@ func (response CreateBooking429ApplicationProblemPlusJSONResponse) VisitCreateBo
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4143,10 +4359,11 @@ type CreateBooking500ApplicationProblemPlusJSONResponse struct {
 func (response CreateBooking500ApplicationProblemPlusJSONResponse) VisitCreateBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4159,10 +4376,11 @@ type CreateBooking501ApplicationProblemPlusJSONResponse struct {
 func (response CreateBooking501ApplicationProblemPlusJSONResponse) VisitCreateBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4182,6 +4400,7 @@ func (response CreateBooking503ApplicationProblemPlusJSONResponse) VisitCreateBo
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4238,10 +4457,11 @@ type GetBooking400ApplicationProblemPlusJSONResponse struct {
 func (response GetBooking400ApplicationProblemPlusJSONResponse) VisitGetBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4254,10 +4474,12 @@ type GetBooking401ApplicationProblemPlusJSONResponse struct {
 func (response GetBooking401ApplicationProblemPlusJSONResponse) VisitGetBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4270,10 +4492,11 @@ type GetBooking403ApplicationProblemPlusJSONResponse struct {
 func (response GetBooking403ApplicationProblemPlusJSONResponse) VisitGetBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4286,10 +4509,11 @@ type GetBooking404ApplicationProblemPlusJSONResponse struct {
 func (response GetBooking404ApplicationProblemPlusJSONResponse) VisitGetBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4309,6 +4533,7 @@ func (response GetBooking429ApplicationProblemPlusJSONResponse) VisitGetBookingR
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4321,10 +4546,11 @@ type GetBooking500ApplicationProblemPlusJSONResponse struct {
 func (response GetBooking500ApplicationProblemPlusJSONResponse) VisitGetBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4337,10 +4563,11 @@ type GetBooking501ApplicationProblemPlusJSONResponse struct {
 func (response GetBooking501ApplicationProblemPlusJSONResponse) VisitGetBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4360,6 +4587,7 @@ func (response GetBooking503ApplicationProblemPlusJSONResponse) VisitGetBookingR
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4426,10 +4654,11 @@ type RescheduleBooking400ApplicationProblemPlusJSONResponse struct {
 func (response RescheduleBooking400ApplicationProblemPlusJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4442,10 +4671,12 @@ type RescheduleBooking401ApplicationProblemPlusJSONResponse struct {
 func (response RescheduleBooking401ApplicationProblemPlusJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4458,10 +4689,11 @@ type RescheduleBooking403ApplicationProblemPlusJSONResponse struct {
 func (response RescheduleBooking403ApplicationProblemPlusJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4474,10 +4706,11 @@ type RescheduleBooking404ApplicationProblemPlusJSONResponse struct {
 func (response RescheduleBooking404ApplicationProblemPlusJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4490,10 +4723,11 @@ type RescheduleBooking409ApplicationProblemPlusJSONResponse struct {
 func (response RescheduleBooking409ApplicationProblemPlusJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4506,10 +4740,11 @@ type RescheduleBooking412ApplicationProblemPlusJSONResponse struct {
 func (response RescheduleBooking412ApplicationProblemPlusJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(412)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4522,10 +4757,11 @@ type RescheduleBooking413ApplicationProblemPlusJSONResponse struct {
 func (response RescheduleBooking413ApplicationProblemPlusJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4538,10 +4774,11 @@ type RescheduleBooking422ApplicationProblemPlusJSONResponse struct {
 func (response RescheduleBooking422ApplicationProblemPlusJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4576,10 +4813,11 @@ type RescheduleBooking428ApplicationProblemPlusJSONResponse struct {
 func (response RescheduleBooking428ApplicationProblemPlusJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(428)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4599,6 +4837,7 @@ func (response RescheduleBooking429ApplicationProblemPlusJSONResponse) VisitResc
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4611,10 +4850,11 @@ type RescheduleBooking500ApplicationProblemPlusJSONResponse struct {
 func (response RescheduleBooking500ApplicationProblemPlusJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4627,10 +4867,11 @@ type RescheduleBooking501ApplicationProblemPlusJSONResponse struct {
 func (response RescheduleBooking501ApplicationProblemPlusJSONResponse) VisitRescheduleBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4650,6 +4891,7 @@ func (response RescheduleBooking503ApplicationProblemPlusJSONResponse) VisitResc
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4684,10 +4926,11 @@ type ListBookingAttendance400ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAttendance400ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4700,10 +4943,12 @@ type ListBookingAttendance401ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAttendance401ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4716,10 +4961,11 @@ type ListBookingAttendance403ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAttendance403ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4732,10 +4978,11 @@ type ListBookingAttendance404ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAttendance404ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4755,6 +5002,7 @@ func (response ListBookingAttendance429ApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4767,10 +5015,11 @@ type ListBookingAttendance500ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAttendance500ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4783,10 +5032,11 @@ type ListBookingAttendance501ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAttendance501ApplicationProblemPlusJSONResponse) VisitListBookingAttendanceResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4806,6 +5056,7 @@ func (response ListBookingAttendance503ApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4841,10 +5092,11 @@ type ListBookingAudit400ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAudit400ApplicationProblemPlusJSONResponse) VisitListBookingAuditResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4857,10 +5109,12 @@ type ListBookingAudit401ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAudit401ApplicationProblemPlusJSONResponse) VisitListBookingAuditResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4873,10 +5127,11 @@ type ListBookingAudit403ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAudit403ApplicationProblemPlusJSONResponse) VisitListBookingAuditResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4889,10 +5144,11 @@ type ListBookingAudit404ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAudit404ApplicationProblemPlusJSONResponse) VisitListBookingAuditResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4912,6 +5168,7 @@ func (response ListBookingAudit429ApplicationProblemPlusJSONResponse) VisitListB
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4924,10 +5181,11 @@ type ListBookingAudit500ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAudit500ApplicationProblemPlusJSONResponse) VisitListBookingAuditResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4940,10 +5198,11 @@ type ListBookingAudit501ApplicationProblemPlusJSONResponse struct {
 func (response ListBookingAudit501ApplicationProblemPlusJSONResponse) VisitListBookingAuditResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -4963,6 +5222,7 @@ func (response ListBookingAudit503ApplicationProblemPlusJSONResponse) VisitListB
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5028,10 +5288,11 @@ type CancelBooking400ApplicationProblemPlusJSONResponse struct {
 func (response CancelBooking400ApplicationProblemPlusJSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5044,10 +5305,12 @@ type CancelBooking401ApplicationProblemPlusJSONResponse struct {
 func (response CancelBooking401ApplicationProblemPlusJSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5060,10 +5323,11 @@ type CancelBooking403ApplicationProblemPlusJSONResponse struct {
 func (response CancelBooking403ApplicationProblemPlusJSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5076,10 +5340,11 @@ type CancelBooking404ApplicationProblemPlusJSONResponse struct {
 func (response CancelBooking404ApplicationProblemPlusJSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5092,10 +5357,11 @@ type CancelBooking409ApplicationProblemPlusJSONResponse struct {
 func (response CancelBooking409ApplicationProblemPlusJSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(409)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5108,10 +5374,11 @@ type CancelBooking413ApplicationProblemPlusJSONResponse struct {
 func (response CancelBooking413ApplicationProblemPlusJSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5131,6 +5398,7 @@ func (response CancelBooking429ApplicationProblemPlusJSONResponse) VisitCancelBo
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5143,10 +5411,11 @@ type CancelBooking500ApplicationProblemPlusJSONResponse struct {
 func (response CancelBooking500ApplicationProblemPlusJSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5159,10 +5428,11 @@ type CancelBooking501ApplicationProblemPlusJSONResponse struct {
 func (response CancelBooking501ApplicationProblemPlusJSONResponse) VisitCancelBookingResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5182,6 +5452,7 @@ func (response CancelBooking503ApplicationProblemPlusJSONResponse) VisitCancelBo
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5215,10 +5486,12 @@ type ListConnections401ApplicationProblemPlusJSONResponse struct {
 func (response ListConnections401ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5231,10 +5504,11 @@ type ListConnections403ApplicationProblemPlusJSONResponse struct {
 func (response ListConnections403ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5254,6 +5528,7 @@ func (response ListConnections429ApplicationProblemPlusJSONResponse) VisitListCo
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5266,10 +5541,11 @@ type ListConnections500ApplicationProblemPlusJSONResponse struct {
 func (response ListConnections500ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5282,10 +5558,11 @@ type ListConnections501ApplicationProblemPlusJSONResponse struct {
 func (response ListConnections501ApplicationProblemPlusJSONResponse) VisitListConnectionsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5305,6 +5582,7 @@ func (response ListConnections503ApplicationProblemPlusJSONResponse) VisitListCo
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5332,10 +5610,12 @@ type DeleteCalDAVConnection401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCalDAVConnection401ApplicationProblemPlusJSONResponse) VisitDeleteCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5348,10 +5628,11 @@ type DeleteCalDAVConnection403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCalDAVConnection403ApplicationProblemPlusJSONResponse) VisitDeleteCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5371,6 +5652,7 @@ func (response DeleteCalDAVConnection429ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5383,10 +5665,11 @@ type DeleteCalDAVConnection500ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCalDAVConnection500ApplicationProblemPlusJSONResponse) VisitDeleteCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5399,10 +5682,11 @@ type DeleteCalDAVConnection501ApplicationProblemPlusJSONResponse struct {
 func (response DeleteCalDAVConnection501ApplicationProblemPlusJSONResponse) VisitDeleteCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5422,7 +5706,25 @@ func (response DeleteCalDAVConnection503ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteCalDAVConnection504ApplicationProblemPlusJSONResponse struct {
+	GatewayTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteCalDAVConnection504ApplicationProblemPlusJSONResponse) VisitDeleteCalDAVConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
+	w.WriteHeader(504)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5456,10 +5758,11 @@ type CreateCalDAVConnection400ApplicationProblemPlusJSONResponse struct {
 func (response CreateCalDAVConnection400ApplicationProblemPlusJSONResponse) VisitCreateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5472,10 +5775,12 @@ type CreateCalDAVConnection401ApplicationProblemPlusJSONResponse struct {
 func (response CreateCalDAVConnection401ApplicationProblemPlusJSONResponse) VisitCreateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5488,10 +5793,11 @@ type CreateCalDAVConnection403ApplicationProblemPlusJSONResponse struct {
 func (response CreateCalDAVConnection403ApplicationProblemPlusJSONResponse) VisitCreateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5504,10 +5810,11 @@ type CreateCalDAVConnection413ApplicationProblemPlusJSONResponse struct {
 func (response CreateCalDAVConnection413ApplicationProblemPlusJSONResponse) VisitCreateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5520,10 +5827,11 @@ type CreateCalDAVConnection422ApplicationProblemPlusJSONResponse struct {
 func (response CreateCalDAVConnection422ApplicationProblemPlusJSONResponse) VisitCreateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5543,6 +5851,7 @@ func (response CreateCalDAVConnection429ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5555,10 +5864,11 @@ type CreateCalDAVConnection500ApplicationProblemPlusJSONResponse struct {
 func (response CreateCalDAVConnection500ApplicationProblemPlusJSONResponse) VisitCreateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5571,10 +5881,11 @@ type CreateCalDAVConnection501ApplicationProblemPlusJSONResponse struct {
 func (response CreateCalDAVConnection501ApplicationProblemPlusJSONResponse) VisitCreateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5587,10 +5898,11 @@ type CreateCalDAVConnection502ApplicationProblemPlusJSONResponse struct {
 func (response CreateCalDAVConnection502ApplicationProblemPlusJSONResponse) VisitCreateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(502)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5610,7 +5922,25 @@ func (response CreateCalDAVConnection503ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateCalDAVConnection504ApplicationProblemPlusJSONResponse struct {
+	GatewayTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response CreateCalDAVConnection504ApplicationProblemPlusJSONResponse) VisitCreateCalDAVConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
+	w.WriteHeader(504)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5644,10 +5974,11 @@ type UpdateCalDAVConnection400ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCalDAVConnection400ApplicationProblemPlusJSONResponse) VisitUpdateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5660,10 +5991,12 @@ type UpdateCalDAVConnection401ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCalDAVConnection401ApplicationProblemPlusJSONResponse) VisitUpdateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5676,10 +6009,11 @@ type UpdateCalDAVConnection403ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCalDAVConnection403ApplicationProblemPlusJSONResponse) VisitUpdateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5692,10 +6026,11 @@ type UpdateCalDAVConnection404ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCalDAVConnection404ApplicationProblemPlusJSONResponse) VisitUpdateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5708,10 +6043,11 @@ type UpdateCalDAVConnection413ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCalDAVConnection413ApplicationProblemPlusJSONResponse) VisitUpdateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5724,10 +6060,11 @@ type UpdateCalDAVConnection422ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCalDAVConnection422ApplicationProblemPlusJSONResponse) VisitUpdateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5747,6 +6084,7 @@ func (response UpdateCalDAVConnection429ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5759,10 +6097,11 @@ type UpdateCalDAVConnection500ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCalDAVConnection500ApplicationProblemPlusJSONResponse) VisitUpdateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5775,10 +6114,11 @@ type UpdateCalDAVConnection501ApplicationProblemPlusJSONResponse struct {
 func (response UpdateCalDAVConnection501ApplicationProblemPlusJSONResponse) VisitUpdateCalDAVConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5798,7 +6138,25 @@ func (response UpdateCalDAVConnection503ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateCalDAVConnection504ApplicationProblemPlusJSONResponse struct {
+	GatewayTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateCalDAVConnection504ApplicationProblemPlusJSONResponse) VisitUpdateCalDAVConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
+	w.WriteHeader(504)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5825,10 +6183,12 @@ type DeleteGoogleConnection401ApplicationProblemPlusJSONResponse struct {
 func (response DeleteGoogleConnection401ApplicationProblemPlusJSONResponse) VisitDeleteGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5841,10 +6201,11 @@ type DeleteGoogleConnection403ApplicationProblemPlusJSONResponse struct {
 func (response DeleteGoogleConnection403ApplicationProblemPlusJSONResponse) VisitDeleteGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5864,6 +6225,7 @@ func (response DeleteGoogleConnection429ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5876,10 +6238,11 @@ type DeleteGoogleConnection500ApplicationProblemPlusJSONResponse struct {
 func (response DeleteGoogleConnection500ApplicationProblemPlusJSONResponse) VisitDeleteGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5892,10 +6255,11 @@ type DeleteGoogleConnection501ApplicationProblemPlusJSONResponse struct {
 func (response DeleteGoogleConnection501ApplicationProblemPlusJSONResponse) VisitDeleteGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5915,7 +6279,25 @@ func (response DeleteGoogleConnection503ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteGoogleConnection504ApplicationProblemPlusJSONResponse struct {
+	GatewayTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteGoogleConnection504ApplicationProblemPlusJSONResponse) VisitDeleteGoogleConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
+	w.WriteHeader(504)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5948,10 +6330,12 @@ type StartGoogleConnection401ApplicationProblemPlusJSONResponse struct {
 func (response StartGoogleConnection401ApplicationProblemPlusJSONResponse) VisitStartGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5964,10 +6348,11 @@ type StartGoogleConnection403ApplicationProblemPlusJSONResponse struct {
 func (response StartGoogleConnection403ApplicationProblemPlusJSONResponse) VisitStartGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5987,6 +6372,7 @@ func (response StartGoogleConnection429ApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -5999,10 +6385,11 @@ type StartGoogleConnection500ApplicationProblemPlusJSONResponse struct {
 func (response StartGoogleConnection500ApplicationProblemPlusJSONResponse) VisitStartGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6015,10 +6402,11 @@ type StartGoogleConnection501ApplicationProblemPlusJSONResponse struct {
 func (response StartGoogleConnection501ApplicationProblemPlusJSONResponse) VisitStartGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6038,7 +6426,25 @@ func (response StartGoogleConnection503ApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StartGoogleConnection504ApplicationProblemPlusJSONResponse struct {
+	GatewayTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response StartGoogleConnection504ApplicationProblemPlusJSONResponse) VisitStartGoogleConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
+	w.WriteHeader(504)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6072,10 +6478,11 @@ type UpdateGoogleConnection400ApplicationProblemPlusJSONResponse struct {
 func (response UpdateGoogleConnection400ApplicationProblemPlusJSONResponse) VisitUpdateGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6088,10 +6495,12 @@ type UpdateGoogleConnection401ApplicationProblemPlusJSONResponse struct {
 func (response UpdateGoogleConnection401ApplicationProblemPlusJSONResponse) VisitUpdateGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6104,10 +6513,11 @@ type UpdateGoogleConnection403ApplicationProblemPlusJSONResponse struct {
 func (response UpdateGoogleConnection403ApplicationProblemPlusJSONResponse) VisitUpdateGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6120,10 +6530,11 @@ type UpdateGoogleConnection404ApplicationProblemPlusJSONResponse struct {
 func (response UpdateGoogleConnection404ApplicationProblemPlusJSONResponse) VisitUpdateGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6136,10 +6547,11 @@ type UpdateGoogleConnection413ApplicationProblemPlusJSONResponse struct {
 func (response UpdateGoogleConnection413ApplicationProblemPlusJSONResponse) VisitUpdateGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6152,10 +6564,11 @@ type UpdateGoogleConnection422ApplicationProblemPlusJSONResponse struct {
 func (response UpdateGoogleConnection422ApplicationProblemPlusJSONResponse) VisitUpdateGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6175,6 +6588,7 @@ func (response UpdateGoogleConnection429ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6187,10 +6601,11 @@ type UpdateGoogleConnection500ApplicationProblemPlusJSONResponse struct {
 func (response UpdateGoogleConnection500ApplicationProblemPlusJSONResponse) VisitUpdateGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6203,10 +6618,11 @@ type UpdateGoogleConnection501ApplicationProblemPlusJSONResponse struct {
 func (response UpdateGoogleConnection501ApplicationProblemPlusJSONResponse) VisitUpdateGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6219,10 +6635,11 @@ type UpdateGoogleConnection502ApplicationProblemPlusJSONResponse struct {
 func (response UpdateGoogleConnection502ApplicationProblemPlusJSONResponse) VisitUpdateGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(502)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6242,6 +6659,7 @@ func (response UpdateGoogleConnection503ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6276,10 +6694,11 @@ type CompleteGoogleConnection400ApplicationProblemPlusJSONResponse struct {
 func (response CompleteGoogleConnection400ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6292,10 +6711,12 @@ type CompleteGoogleConnection401ApplicationProblemPlusJSONResponse struct {
 func (response CompleteGoogleConnection401ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6308,10 +6729,11 @@ type CompleteGoogleConnection403ApplicationProblemPlusJSONResponse struct {
 func (response CompleteGoogleConnection403ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6324,10 +6746,11 @@ type CompleteGoogleConnection413ApplicationProblemPlusJSONResponse struct {
 func (response CompleteGoogleConnection413ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6347,6 +6770,7 @@ func (response CompleteGoogleConnection429ApplicationProblemPlusJSONResponse) Vi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6359,10 +6783,11 @@ type CompleteGoogleConnection500ApplicationProblemPlusJSONResponse struct {
 func (response CompleteGoogleConnection500ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6375,10 +6800,11 @@ type CompleteGoogleConnection501ApplicationProblemPlusJSONResponse struct {
 func (response CompleteGoogleConnection501ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6391,10 +6817,11 @@ type CompleteGoogleConnection502ApplicationProblemPlusJSONResponse struct {
 func (response CompleteGoogleConnection502ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(502)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6414,7 +6841,25 @@ func (response CompleteGoogleConnection503ApplicationProblemPlusJSONResponse) Vi
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CompleteGoogleConnection504ApplicationProblemPlusJSONResponse struct {
+	GatewayTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response CompleteGoogleConnection504ApplicationProblemPlusJSONResponse) VisitCompleteGoogleConnectionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
+	w.WriteHeader(504)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6448,10 +6893,11 @@ type ListConnectionCalendars400ApplicationProblemPlusJSONResponse struct {
 func (response ListConnectionCalendars400ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6464,10 +6910,12 @@ type ListConnectionCalendars401ApplicationProblemPlusJSONResponse struct {
 func (response ListConnectionCalendars401ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6480,10 +6928,11 @@ type ListConnectionCalendars403ApplicationProblemPlusJSONResponse struct {
 func (response ListConnectionCalendars403ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6496,10 +6945,11 @@ type ListConnectionCalendars404ApplicationProblemPlusJSONResponse struct {
 func (response ListConnectionCalendars404ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6512,10 +6962,11 @@ type ListConnectionCalendars422ApplicationProblemPlusJSONResponse struct {
 func (response ListConnectionCalendars422ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6535,6 +6986,7 @@ func (response ListConnectionCalendars429ApplicationProblemPlusJSONResponse) Vis
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6547,10 +6999,11 @@ type ListConnectionCalendars500ApplicationProblemPlusJSONResponse struct {
 func (response ListConnectionCalendars500ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6563,10 +7016,11 @@ type ListConnectionCalendars501ApplicationProblemPlusJSONResponse struct {
 func (response ListConnectionCalendars501ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6579,10 +7033,11 @@ type ListConnectionCalendars502ApplicationProblemPlusJSONResponse struct {
 func (response ListConnectionCalendars502ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(502)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6602,7 +7057,25 @@ func (response ListConnectionCalendars503ApplicationProblemPlusJSONResponse) Vis
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListConnectionCalendars504ApplicationProblemPlusJSONResponse struct {
+	GatewayTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response ListConnectionCalendars504ApplicationProblemPlusJSONResponse) VisitListConnectionCalendarsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
+	w.WriteHeader(504)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -6637,10 +7110,11 @@ type GetMentorAvailability400ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorAvailability400ApplicationProblemPlusJSONResponse) VisitGetMentorAvailabilityResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6653,10 +7127,12 @@ type GetMentorAvailability401ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorAvailability401ApplicationProblemPlusJSONResponse) VisitGetMentorAvailabilityResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6669,10 +7145,11 @@ type GetMentorAvailability403ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorAvailability403ApplicationProblemPlusJSONResponse) VisitGetMentorAvailabilityResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6685,10 +7162,11 @@ type GetMentorAvailability404ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorAvailability404ApplicationProblemPlusJSONResponse) VisitGetMentorAvailabilityResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6701,10 +7179,11 @@ type GetMentorAvailability422ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorAvailability422ApplicationProblemPlusJSONResponse) VisitGetMentorAvailabilityResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6724,6 +7203,7 @@ func (response GetMentorAvailability429ApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6736,10 +7216,11 @@ type GetMentorAvailability500ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorAvailability500ApplicationProblemPlusJSONResponse) VisitGetMentorAvailabilityResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6752,10 +7233,11 @@ type GetMentorAvailability501ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorAvailability501ApplicationProblemPlusJSONResponse) VisitGetMentorAvailabilityResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6768,10 +7250,11 @@ type GetMentorAvailability502ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorAvailability502ApplicationProblemPlusJSONResponse) VisitGetMentorAvailabilityResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(502)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6791,6 +7274,7 @@ func (response GetMentorAvailability503ApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6825,10 +7309,11 @@ type GetMentorSchedule400ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorSchedule400ApplicationProblemPlusJSONResponse) VisitGetMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6841,10 +7326,12 @@ type GetMentorSchedule401ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorSchedule401ApplicationProblemPlusJSONResponse) VisitGetMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6857,10 +7344,11 @@ type GetMentorSchedule403ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorSchedule403ApplicationProblemPlusJSONResponse) VisitGetMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6873,10 +7361,11 @@ type GetMentorSchedule404ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorSchedule404ApplicationProblemPlusJSONResponse) VisitGetMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(404)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6896,6 +7385,7 @@ func (response GetMentorSchedule429ApplicationProblemPlusJSONResponse) VisitGetM
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6908,10 +7398,11 @@ type GetMentorSchedule500ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorSchedule500ApplicationProblemPlusJSONResponse) VisitGetMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6924,10 +7415,11 @@ type GetMentorSchedule501ApplicationProblemPlusJSONResponse struct {
 func (response GetMentorSchedule501ApplicationProblemPlusJSONResponse) VisitGetMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6947,6 +7439,7 @@ func (response GetMentorSchedule503ApplicationProblemPlusJSONResponse) VisitGetM
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6982,10 +7475,11 @@ type PutMentorSchedule400ApplicationProblemPlusJSONResponse struct {
 func (response PutMentorSchedule400ApplicationProblemPlusJSONResponse) VisitPutMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -6998,10 +7492,12 @@ type PutMentorSchedule401ApplicationProblemPlusJSONResponse struct {
 func (response PutMentorSchedule401ApplicationProblemPlusJSONResponse) VisitPutMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("WWW-Authenticate", fmt.Sprint(response.Headers.WWWAuthenticate))
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7014,10 +7510,11 @@ type PutMentorSchedule403ApplicationProblemPlusJSONResponse struct {
 func (response PutMentorSchedule403ApplicationProblemPlusJSONResponse) VisitPutMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(403)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7030,10 +7527,11 @@ type PutMentorSchedule413ApplicationProblemPlusJSONResponse struct {
 func (response PutMentorSchedule413ApplicationProblemPlusJSONResponse) VisitPutMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7046,10 +7544,11 @@ type PutMentorSchedule422ApplicationProblemPlusJSONResponse struct {
 func (response PutMentorSchedule422ApplicationProblemPlusJSONResponse) VisitPutMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(422)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7069,6 +7568,7 @@ func (response PutMentorSchedule429ApplicationProblemPlusJSONResponse) VisitPutM
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7081,10 +7581,11 @@ type PutMentorSchedule500ApplicationProblemPlusJSONResponse struct {
 func (response PutMentorSchedule500ApplicationProblemPlusJSONResponse) VisitPutMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7097,10 +7598,11 @@ type PutMentorSchedule501ApplicationProblemPlusJSONResponse struct {
 func (response PutMentorSchedule501ApplicationProblemPlusJSONResponse) VisitPutMentorScheduleResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7120,6 +7622,7 @@ func (response PutMentorSchedule503ApplicationProblemPlusJSONResponse) VisitPutM
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7188,10 +7691,11 @@ type GoogleOAuthCallback400ApplicationProblemPlusJSONResponse struct {
 func (response GoogleOAuthCallback400ApplicationProblemPlusJSONResponse) VisitGoogleOAuthCallbackResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7211,6 +7715,7 @@ func (response GoogleOAuthCallback429ApplicationProblemPlusJSONResponse) VisitGo
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7223,10 +7728,11 @@ type GoogleOAuthCallback500ApplicationProblemPlusJSONResponse struct {
 func (response GoogleOAuthCallback500ApplicationProblemPlusJSONResponse) VisitGoogleOAuthCallbackResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7239,10 +7745,11 @@ type GoogleOAuthCallback501ApplicationProblemPlusJSONResponse struct {
 func (response GoogleOAuthCallback501ApplicationProblemPlusJSONResponse) VisitGoogleOAuthCallbackResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7255,10 +7762,11 @@ type GoogleOAuthCallback502ApplicationProblemPlusJSONResponse struct {
 func (response GoogleOAuthCallback502ApplicationProblemPlusJSONResponse) VisitGoogleOAuthCallbackResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(502)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7278,7 +7786,25 @@ func (response GoogleOAuthCallback503ApplicationProblemPlusJSONResponse) VisitGo
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GoogleOAuthCallback504ApplicationProblemPlusJSONResponse struct {
+	GatewayTimeoutApplicationProblemPlusJSONResponse
+}
+
+func (response GoogleOAuthCallback504ApplicationProblemPlusJSONResponse) VisitGoogleOAuthCallbackResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
+	w.WriteHeader(504)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -7313,26 +7839,28 @@ type ReceiveGoogleWebhook400ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveGoogleWebhook400ApplicationProblemPlusJSONResponse) VisitReceiveGoogleWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ReceiveGoogleWebhook401ApplicationProblemPlusJSONResponse struct {
-	UnauthorizedApplicationProblemPlusJSONResponse
+	InvalidSignatureApplicationProblemPlusJSONResponse
 }
 
 func (response ReceiveGoogleWebhook401ApplicationProblemPlusJSONResponse) VisitReceiveGoogleWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7345,10 +7873,11 @@ type ReceiveGoogleWebhook413ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveGoogleWebhook413ApplicationProblemPlusJSONResponse) VisitReceiveGoogleWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7361,10 +7890,11 @@ type ReceiveGoogleWebhook500ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveGoogleWebhook500ApplicationProblemPlusJSONResponse) VisitReceiveGoogleWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7377,10 +7907,11 @@ type ReceiveGoogleWebhook501ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveGoogleWebhook501ApplicationProblemPlusJSONResponse) VisitReceiveGoogleWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7400,6 +7931,7 @@ func (response ReceiveGoogleWebhook503ApplicationProblemPlusJSONResponse) VisitR
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7435,26 +7967,28 @@ type ReceiveJiraWebhook400ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveJiraWebhook400ApplicationProblemPlusJSONResponse) VisitReceiveJiraWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ReceiveJiraWebhook401ApplicationProblemPlusJSONResponse struct {
-	UnauthorizedApplicationProblemPlusJSONResponse
+	InvalidSignatureApplicationProblemPlusJSONResponse
 }
 
 func (response ReceiveJiraWebhook401ApplicationProblemPlusJSONResponse) VisitReceiveJiraWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7467,10 +8001,11 @@ type ReceiveJiraWebhook413ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveJiraWebhook413ApplicationProblemPlusJSONResponse) VisitReceiveJiraWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7483,10 +8018,11 @@ type ReceiveJiraWebhook500ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveJiraWebhook500ApplicationProblemPlusJSONResponse) VisitReceiveJiraWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7499,10 +8035,11 @@ type ReceiveJiraWebhook501ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveJiraWebhook501ApplicationProblemPlusJSONResponse) VisitReceiveJiraWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7522,6 +8059,7 @@ func (response ReceiveJiraWebhook503ApplicationProblemPlusJSONResponse) VisitRec
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7565,26 +8103,28 @@ type ReceiveZoomWebhook400ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveZoomWebhook400ApplicationProblemPlusJSONResponse) VisitReceiveZoomWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
 
 type ReceiveZoomWebhook401ApplicationProblemPlusJSONResponse struct {
-	UnauthorizedApplicationProblemPlusJSONResponse
+	InvalidSignatureApplicationProblemPlusJSONResponse
 }
 
 func (response ReceiveZoomWebhook401ApplicationProblemPlusJSONResponse) VisitReceiveZoomWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(401)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7597,10 +8137,11 @@ type ReceiveZoomWebhook413ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveZoomWebhook413ApplicationProblemPlusJSONResponse) VisitReceiveZoomWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(413)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7613,10 +8154,11 @@ type ReceiveZoomWebhook500ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveZoomWebhook500ApplicationProblemPlusJSONResponse) VisitReceiveZoomWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(500)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7629,10 +8171,11 @@ type ReceiveZoomWebhook501ApplicationProblemPlusJSONResponse struct {
 func (response ReceiveZoomWebhook501ApplicationProblemPlusJSONResponse) VisitReceiveZoomWebhookResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(501)
 	_, err := buf.WriteTo(w)
 	return err
@@ -7652,6 +8195,7 @@ func (response ReceiveZoomWebhook503ApplicationProblemPlusJSONResponse) VisitRec
 	if response.Headers.RetryAfter != nil {
 		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
 	}
+	w.Header().Set("X-Request-Id", fmt.Sprint(response.Headers.XRequestId))
 	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
@@ -8858,366 +9402,374 @@ func (sh *strictHandler) ReceiveZoomWebhook(ctx echo.Context, params ReceiveZoom
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37chs3mij+KijuqTLpbVIkRckSVak9smwnTnyLJMczCfNTg90gCasJMI2maMY/V+1f5wHOQ+yD7ZOc",
-	"wvcBaPSFEiXLnsyOq6YmVrMb1+9+/diI5HwhBROZagw/NmaMxiyFfz49p1P935ipKOWLjEvRGDbOslSK",
-	"KWEi49maZHRK5IRkM0bGUl5yMX2gSMoWKVNMZFR/QyYyhRcimiQsJU39b0XnjFzRZMkIVSRkGZ2GhAsz",
-	"ULxuDUk4aoyW3e5udMVSxaWAP1gHn8V8ylSGj0aNMCDRjIopi8l4TdgVS9fmgV7cakYzEn7/9DwkKcuW",
-	"qVAdcsZETHhGxjS6hBU8n7Rf0iyahUSm8NcrKZh51GkEjZT9seQpixvDLF2yoKGiGZtTfTzsA50vEtYY",
-	"NkaN3c7h5GA/7h70Dg4G0ajRCBrZeqF/U1nKxbTx6VPQeCEjiodZPtu3py/saaZMyWUasW3n3rnq7Zgb",
-	"UDuPxr3JXtRn7cN4QNsDtjtuH9D9Sbsb9eMe25sM6O64dmmnLEvXx5OMpTUXzyIpYkUySVZUHx2byFQv",
-	"NEvXXEz1QmsWttsNGnMu+Hw5bwy7bk4uMjZlaeOTnnVBUzpnmQG7x7iL53F1Cec5mBEe6xm5fryg2awR",
-	"NASd66HH7vvtTm7Lw5rIdE6zxrCxXPK49vBOUhZrtKDJm1Re8Zilb/TCanexMG+Q1UwqRmgUyaXI2gm7",
-	"YgmJ3ECK0JQRGscpU4pt2rEd7NoN/6+UTRrDxr/t5Pi+g7+qnerKcUPLVMkaSHi9oH8sGYngZzJJ5ZxQ",
-	"skjZFZdLRRZ0yh4oEgr2IbvAd8IOORZrIrMZSw3Wc0UoGXS7JLyiCY8BIdosTWUaEkHn+obDP5YsXXfs",
-	"EHbv8DTfPP5cD3wNtv7xz+fvJX/5/nj9inc/vOTd1ctffl69Pperl0/k6uUzyV+c/LjQ7/z9/VM++bkR",
-	"NOb0wwsmpvrq9nr9upt+esVEtglAVSZTFpMVG8+kvCQxSzgQpI0Ay8xo24FrPx6w/clBt92ju1F7MN6L",
-	"2wfs0aR9SLvjXtSPd9lgshW4Po/ZfCEzJqL1T2xd3ctJwpnI2pEGUEGWgus7v2Rr0qTk7dvnT/QVpiyS",
-	"8zkTMYtbHXJuCbt+a8WzGXGkXtN0zRcSulb66UhMeKoyTeYWUih2hO9TEvPJhKVMZPgJzwyk9Psd8hNb",
-	"I0KoSC5YrClRzlc6I2GPF3lYfsDeTtt6q9sd9N6kGx3SA9beHQ9YexD14vYh3Z20H7H+uBd3owHt9YrQ",
-	"0t/bA2Jn/+7VHvsEmMq1xO2BIpr5kqbBLWBeAbHIVsMuNUebU5FxfRj6pHF/w5GIWZRQDZASJqIJkSJZ",
-	"E4VnN6Mi1kw5ooJQoVYsJYP+AWnOuVJcTFuEC5UxGmu2RIlBVZlqzD0aiUGvT1YzJvQ1xZIpImRG5np7",
-	"HQK71NMKXzoghpnDMy086CtSpBlq3vnf//lfo0bYCvTiqP51JFI9t+E0RSFDZWyhNB2dIm0kKuNJgrMz",
-	"FRApNG/Kv+aZ/oZmS6XPMeNzNhJWaLBr75ATOV/AaSkQc5I1aZ4+OyGHvV63NSSUrBi9hHWrZTQDweHd",
-	"Tr50IrTsYddwNBLhw5BQERNKEq4y4O10qkgsr4NWI4k0biFkeEDY6x/UCh18zrMq0L2hU0YU/5NtIq8J",
-	"fOcvJWYTukyyxnCvG+Tr0n/M6Qfk8/2uz/V7NVw/aLxkIpPpJiI6h18fKLJULCU8Js0TORU8kyRUy3HY",
-	"2kBK53bQu3LCt4rpz1EW0g/jZcJuRyk18ZMTA392CEKzjM0X2SbiGTj0rCGjI7GRjhIkowZ1PWSdyyuN",
-	"bj7q0SnlQgM/vq0fDXr9o5GoJb0agwgVyLPNEECCKKxrqVFuAn+Gb16fnRNfAA0DS7hH4mbKDRhyyRYZ",
-	"jNcfkJlcpupW9LwOUbpjzRd7Ubsf79L2INobtw/Z/qT9iB6MD6Nu3GP9ya3p9ycNWMiyUFil8fc0YysK",
-	"YBFJkTEBaEYXi4SjnL+zSOU4YfN/f69Q6Hdr1ICUUZ40ho2plNOEkUxeMkHYB6O9TChPmIVmprILHuud",
-	"9X588vPgb71fBj8dvOu/3H2192b/9NHZwfmhPgqgcRohtejCMziLtwuVpYzOc7nTjWx2OMuyhRru7KiF",
-	"zBI+nWWdmF3ZlaudMY3bU7PRT9si0xv8Go+tiDLHgiwra2p+D4cQkBOaPDn+hSiWXrE0IL9KOQ/Ijzyl",
-	"LbPuHIpZTJaCfViwKGNxsu7o1T2m8Sme12deyjkoYjCShmYugAEOAT868TKFkS7mXCwzphClkeho8gTC",
-	"rGoMf/vYmHCWxKCa1HynYZApRadAIfMxGp9+1/CvMiqisoZ3J4gYaKpsIeI57sVub2tAKEvr9wINpXOe",
-	"00SLr3jN+sIVyadFMqYyks245qTRUhN90gzxvEMjUSBtZEmsWgATJ1JMEh7dASIAz83Bt+UVSxO60I/U",
-	"cj6n6brAsPTqtQw0SZkm+SSb6f/jc9YIGqD3VMBLJTIjZlRVprdIbsdLtYZBrG0A50IWeJ/gcZiDx2O7",
-	"ALPfrelE6Zz0XUdUxPry2ObTc68QmmihbU1mVIv9iimQFrc6ytsM8kUP78Qt5LbHVz0qwJZ7RbDIYILK",
-	"VbRomQLf17thQxLaV0I01vlCNwjQTtanSSJXKJ4gx2oFJCzBgBkEAbgM6DTK+FUuohQAPIf+kRgnMrq0",
-	"Go8TDiOaMBHTVM9aOTozr739G6YeCTO3Gycgq5nUf8JGs4yJmGQraQdUGp6kiFhLSyqfgsYzmY55HDPx",
-	"mUyH2u2bqfUCPSi2lzZXLJncEVZ3c1jNV70tjE7cF/ciCCyzGQO9NWNxQMbLzJMMHyiSyoSV4A0oPxD1",
-	"5yJjqaDJU+BEdzr2uwhWBTaKKzCyCkGeuO1RcvP1vYlUThICtrlM2ZFWFmSqnzhsd5w2hkN8JbNncini",
-	"r3V+g+4gP79XmlnC7NuemZBZG7+4j0N7JVGTt+Z20pQpQNoVV3wMArkHjy17YM/19jWasvgzsb2iO1kR",
-	"gudTkDXL7qgD9IpH7Q16qwP3v7svfsREvJBcgMSnFiziE85iIAA124eDf0PXiaTxuZQvaDplXw1gex69",
-	"NGsgmZQkgVVse44L/LKdSdnGL+/rJMEowD5EjMUo+ILRhjR75CV/bA1wx2+eB6S/t09+wmfGPm3E4zcp",
-	"eHe4HvUZqoafB9e+4WFFlfPPKS4iRngGD7WUdjcW1vOUW3/tt9VrF963bfPtfVyL508sGkYL8tbTczrV",
-	"FLoNhkoqYvSmVW7k1NmyPutOlBZh7MJyflA0Ot/tPsDoWHcfTpu9043kuvD93omnZiN+mAdMIaU5Y+kV",
-	"j9hbQa8oT+g4YZ959DHN6JgqRpYiZTSawZB3I+keMTLLJEtvndues//NvRAiNl/IlKY8WfvrGQKIGdMR",
-	"kPqMppnRbTVWgKYWgHneHZIJGEBjmOJTod+/ZGvlZGKw7YN/oQkoQ+gkYykJwYHdBg92SBR6rAOiNLJZ",
-	"eFdaSQHVwhmeDMvVag+fLlNkOaQpZHHAIaGC0HjOBZkvVaY1CDBEezET3uubztK8veP52uE4z6V8ScXa",
-	"WK7UV+NufU9zPZeSzKlYW2RQW4NTqjUv4Dv3hK2nWn82Ax6RGy/5/u7hraDLbCZT/udnE1zjMSNjRlPQ",
-	"OCOmlAFr39J3Ny3Ok+0Ka74FBcg/uo8re4lOw8AaSjWWsQ8LoLJ+TEPTnAccBOCidZZrXKfZMmWtDjmh",
-	"acqZIuG7d+/avpoYgp8Ax2grFgHCWmkSFcO3YpFKfdiaBD2FUKWvh0+eaFLyVJCUgd+k4nC5rRWWe+Ne",
-	"snUbx72XS3zHkqRtzK9aGFe+X9lebHMpLoVcCbTq/CkFC4wlc5kpHjOykimIfuDK0TcsJ2hegbemKY8D",
-	"su3hoDcqZe9RszXOAQ+gAtLpdLQc6/YPNOAYbDZUROwFR1fAIpULlmYcbbo8Y/PiP647sny0UxbJFA7b",
-	"XBZNU7puoG/ICmq/mVF/d2/Jsd6A/qwyVGVptMZV+26mkYUqcIcYtV4RnoGvIQ8P6fb3271eu7933usO",
-	"u93hoPerHw4CFjJjRi05t4IGmwPdKs/8VD8O0NNfmFwKRpoaZ1nc5oIsNGeP+IKKTLWKy6Ix/d/mr04k",
-	"542gIZaJEazQP1tdzJVBVSaWc32g7yUXQN4SNsn0webDu58qo6DLsLyjJ1wtEroGX0FuVWSZiWPLBz6O",
-	"KXkhr1hCo9oT87YMNKI8kT6uB4rw2Jo2vQ9wYq7qZ+7tP3p00B90a2N3fDgrLcFs2V6mPcdAw1QtMC5j",
-	"np2AdlaFw0kq56XwI4Cvfrt7YOCr2/33bm/Y7W5zpZncMNjheW/vdoOVDgEWChNs3ONGXIvqgzHfzWhG",
-	"ZnSxYEKLmWGUMpqxOAzQPs41hdR/5E5+/E3jdWL+UBlbXKBaid/NF0woOwyIwvkvCcM/kJj5sODmqwNB",
-	"GmV1QXrvZpK0CbUBFHo61BaGGEEbQdDCBY8xiBbWs1YZm2OgUWhYsnnbisrm5eLydid92hsPovZevM/a",
-	"g8mjbvugd9hv093xINLPHk0Oale+gcpdR9E0nOxuT9GMbmtw876DPoMGmjUQjmJUWiGI0oOva5mKh3wV",
-	"TnxiTCboxgy0AoQBzvAAaFdAtBaELDPUOIDhRmEmQ9JknWnHAFkIwRxePAoAWAVP9AgXVpD52KBJ8noC",
-	"Duzr9mBchWf42affg0rAOPiMTBhWU+O1Xg2gE5cCVlJE9k9Bo3xfh9HB+BHdj9t7bDBp69tpH0T9uN1j",
-	"3ckhPRg/ivbjbe4rZVTVI/u6xLCSJDcRYKxZLAXbjsp5Z3iLkyvLD3oDHvwCvlh0DyzZKl6aP7nb7A0U",
-	"8V6EI4/AVuSioOGFAuuRbkfacQHFQWq3hCYHnhhhv7ifStSFD177NYHpgWN+Na5UjZgPjC1Di2RUXbJY",
-	"6z0k1JRIC8QhaVJlLA9acPJ+MEYM9mGRan2QZwEBXF1QlZE1oyk5PDw8bNWRwX67++i8W2a829FCdCsa",
-	"UrhNEFzQ0NK6qp7Bs5ShJK9Ke9asI4agnPEaTwcc7duA0FkiszrYsWPf9P05n7Nf9XtOzth8b0zEX/nW",
-	"eoO73VoJF/Ir9A4maNSEFOUCkb3FOpwxFKiKLs4LfitwMSLSBTL261h4f3sWfiPm5mGng0LY6V4dUjMR",
-	"bxZoe3fCK5bV5UnVhXNb0DIaR6ifhgQNUQH5YykhjExEyTIPqMdMJxLJK5YqmxqEocRotfZzrbSSxqMZ",
-	"4argRR+i1VI9AOnAyIEEJUD1wM6I+rlmdQ9ImFCVXWA+RmCCxXkKkc+omCsMRS9ETDxQML4folHEhm0S",
-	"pIKGcV1fXMOrC3GtJiSwaYJTQiNv1wgWNZN9KcFQa6QXyzSpBwzQovUr5O3piwDCSHwdlLAPXGWlw7Mm",
-	"oaXq9lds3PlTynlnqXbe7xzsPRrsd/f3Brv9/1is4u/oOCosMeXbnMQd2IOQZXxsvEkYVYxMZLRUIObR",
-	"aKZ3pLKUZmzKmerUy2VWMr1I2QSMWbX37hntzXslF5aGW0/OtQixoooshZbghgXYgbDjJgTujcSY6Udz",
-	"eaX5F40uSSZbxMUuGZ+l08UIzTrklZZmgVMIKZh+4YhECaOGBeqPtdwyEvmSMLD5xusA7lmXfknTLMid",
-	"d3IyUQzIQc6qNggONRr7dgTuTtKs/owtthch3edscX9iwIJHRfA8AxWXxEzxqSAQf3PF2YosUi1P19t4",
-	"lot4S662tWJaJ+r7vL3Afi0sIPOq5faeLICbdpfmUaIKZbVXVGDchf0a5naN6HAf2oOVQv5RmoOZ3xrF",
-	"t9Z8nRU9KO+/aHbYnMSaYSqoHgXSJcZymZFm+P3TYkzQzsd8wE8huEy1AFqSNe8tkdU/Q28n1aOr6PrH",
-	"bje4FU0T7V6blAz6gzw81LBpMDbl1LFtyHrYGhqOOB9raUMTOHPeoZMycrLPQaDXz9iHjAmIlMRP3YQX",
-	"PA5NNtdg7xFRDBRostvpt4ICTwhtgnZIaKIkBpQbIYhmhBrByV0DEGO92wVNFSTaGJGu4wHXqUxYPSwU",
-	"Qx25INSuBK7XGL+ROvikoWgBzx/XULAiaa6sIlwwEXMxDbUMxRaKpEshIPvvv//P//WtnUfeTcH7O87e",
-	"CX+uZjyxkcCQm7egU5qxo5HwzKJHJOTiwibu4RjO+olSJYhHTha60kh35OQ6DUgFy4wRAEdiwdI51Sia",
-	"rAFEoBBABuKHIXCeHBAQxRgOmpPEsIXc2Z66ORh97J4J1j8DvBFzAvkf8J63TRjBbNIQYhaXbvA6I6/P",
-	"HWu8RZBbVpTEetfn3QeNXMK/PkXdClXwqtM74OCbQmo8SlmmWgFmg4GeUadmQNrpEOI83p6+wFdM3otC",
-	"P0whtNtkxKsOcdH09hv9hiJTlpFQ84PwiFCrA+QEoXyxRNG11q3ISqaxwpoQK1DzU4mYdqNEZl1J11ox",
-	"MrZ4pd/7FLi0/At4/4YjRg8RLMuqYQ5omxYVeBwgOsC/uFKYkV3iA546sKWgmW21rzN48asIRMaFhUsr",
-	"nWQBcoMc+AvrqmPz6Dh+vFTrE5M3UEML3U/WYWcAkTQXNJuBKxvA10RVRlIIdEvbZDWqNE3EQS70NyHJ",
-	"6CVmJM1bI4EFH/KcHgRzMmaKxyZvySSS2lECTPiMcoHBVFpIuMqOSPjb76EdBTLrS58D4hmyZq/qt8ZO",
-	"r7872Nt/dHDY3bFvqp2ZnLOdRrDh1wmd82S9ow/XyXV++mR3cHBD/iQYa57jt/1uSdwLGlhkwPxuPAH2",
-	"Qk4RiUpyZo18hUmE+fY1qpiAMhs6YH/S11PEnUXKIS3pGvTPX34n08vtZHv4th4mNbuwMkKetFjvTJrQ",
-	"RLGgdAbXmEmOIMc4jVlsTU50GfOMZCnlCRLpGURxYJA75sUsaJqVnCEvXXIbT5JShQyT6n1tzQP/PK5x",
-	"SpwYDok3eIKoZcJfb38ukYw3SFw27AnzCUP9YkgM2NBYn1aTjnMbsD4a8KLGLEq4YDHQ2wrgV+2Cm3lr",
-	"aCqdFCatn8z68TB47CJmglvjViF1ef860l6zAvittAIDBymLecqizJZyMfVnand9m6vH5dTfvL3r6mqP",
-	"LZGFLK6JnzieSc8g1CGvoPpCJEVGQQgxskmnEVRc/kAvLzbEuxQK9Dj6b06KYTDM8WKRMPL8CWYnw5WV",
-	"2DAKKqWoF8cLbXRG1WO9VOuLaDODMoniGnkjmsT0yghW5lgM89rAZWwpLr1cfbGey0yPOBKuVteMRZfW",
-	"Z0vzokuKrFKeZUygcbrMapqO9YUtQpOVlrnM1DB8JOdMYc2Co5zkYGmADJZsRkSPdvEsoOJJ+ObteRgg",
-	"OaMZups6I/EEi1IM6/inxwC3Mkf4HKfGJGGHveUw0TYyByqYUcQWmdF7SFMKiwBw6YaQawwY0+iy1bmv",
-	"bVlJ5jqxrns43O0Ou93tvTdFLeNGYdSVsrppM44k5BWrggbKYPVm90JNAdL0cKdVb2fHNzo8SuQyLqMv",
-	"2tTvaCnNF7/B9e8V9HJmvML9XE9DTzwIrdBShxQTQj3x1ZC5WlrJFpm6QHCsDmkzxQ24RlSQqdSUmec0",
-	"M5QrwVI09Wj6wVJQ2sriGED/TCaxMqP5USpjKRNGBUY8AStMa00qZkp9sYEvwKNOifHXNmrSaPmwukbQ",
-	"wKVh4ASe/iRlTCsMp/igoK+7l2pJeHVhz7WUXybIzTp6ZQhnLNmmE8AvbrwMexH1g9yD8EyaWFxRE2VU",
-	"c0rItJLp5f+epnK56NgPO8jBDEbdv5gdlEHWHZe5me2Q5z4M2zUoefeo4Xyw+13aFmb3EhFB8IRAriZN",
-	"Ek8+07wdrb5adGwdEeOcBsEjkkJxBfHenVsHeG5ry69hDF4IMYIemOk0cW8EjT8lgOF7ntIiertXKxBa",
-	"Id9Vg6pgLFYXKdOaRmjSVjJfqkzZlbw0zstpSoWWZPIQ9ywvI7igSq1kCnlO5pxbR05/cCpDTsgdfgpJ",
-	"EimmLDXeZGLLk9jHagZuSudKdJJuNJNQlNIUSnAjujdzKc/lXVhH69zaOnypPXTLC7F8yxEaX70gg1aH",
-	"FAR94AUmL8v/fMoy2MO4QOl8au5eBmjJ78GW5KlYXd3b1ZsGA9wttXM/EagSugLxKrmjfdvQWeMMvtaX",
-	"m3tIG0+Xelk7j1macOF8glt4Pz8FN8QBbecYsxECvwe1/g4z5BExpeRUqR5YDtX4N1SA9Opy5KmbGj5X",
-	"XLHO/QcKfc1wiIJW3e3eMhqAYCGbjDSpWJuAgNYRpiiOtfY2seF61QJC9xkm8PVc9MXzup0RwnezW7/6",
-	"Nh71WmYD9AEFo881V9HF4sIS+xqeKwhdLNqmTkLksQW6WCSMxx34rxaqwGl3xqei/VyAxnjGomWqNXz9",
-	"w/Fi0T6zo7wxo6iWNZ5ggWysvJXI6dSUMsvDosdR3GaT6azN318m7bmQCx8+3Aaqxqnr7siI3q9FsrbS",
-	"wIf2VLb1W211yRdtWx2xDcxGM3VjHq6aS27QgSsuAE83B3v9Ri+tUVIkWaqcdnlFGIt6jBFCfQaVF+u+",
-	"1vh+s2WxrOeagpzXqq53UnBvXspSsbQ+x+rcEynAvwe6jrWbgUTIT/TU9XazwrIKwDS4HcK7FQZFHNuA",
-	"0OVC2J706MuKQS4gagE3XRfFCvNq5biecZbErlxRKdkKqwTWZMSY4rdyMkF/tKuhPSQh1BQMyUQmiVxh",
-	"1BnPFGpnxlb049nrVyaLEiR8wkXMPjBFqBoJxaZzNDThUJgvEpiBTR7nBZbk7HeYiMOWUwld4XbwemG5",
-	"bswX0gduE4tGIjTxENXfSAg+mMoPHfIUimZ7TmdTwsSFndoyRnlRYlsfGbxgpuTAA0XkSqA9UwWmOCBm",
-	"1KAje0XLzrHGpp3XB9Wb0o0+CxNLiDxxHDgjc6kysk02HwJBPm4dlKKSfux7MWqCAvyfLamoEgHnZ8+1",
-	"8h25I/XX/Z2r/o7+x3+4XLHvev1dzWns6xq3TFK1/lJfXn/fFki90Av/LpIxw+fGbANP5WSScGF+WKRy",
-	"vsi+0/ohExk+059dRDMtAIopu5izbCbj7876e/t1v39HxxE+Bx/Ddx/Wf25hrcPcdHWxKQ8NdR3jKDEv",
-	"b8xN6x4OB7cxjZbuvXpdhfVtBoM3SzV7LOP1ZnEDGWqtnefEGXOWaqZ1LS0WUNTkI5qma1S14nVtutgP",
-	"jCbIL0tKAyDbdTlx1SD/YlVqlrZjtmAiZiJaG2dEypTmt00oGPJnjeX2o6uyold5qZGIT1GwU/jkU80m",
-	"cpOtMwdeFmm5vKwDHlPIvFRzuNPr3IzjZsq6O/3x3U+1wt/p2TFZLMcJj7AE/+mzE/Jor/eoVWOwTabF",
-	"RZ1qrKmF/5pU7w8oMgVEn+P+YJkmpYTon48f1411WQ6kj9lVO0eP2k8wT8tf6HGtRbC6zJcyXiZLtXGV",
-	"3asPj+hUsvH30c9ny+Ub/uLHv/26yF4dChGnP8/Hf3u6UH3Kj5+N381ePjp4MXv3YRCNx5Pj4+yX84P9",
-	"P1fL3ulPj+ibZ88+LGdPTnsv9rMzGV08/vHpyRs2fvfT6d/eP/71hD/7ZSB25aV4P3upMrE/yH696L9r",
-	"7/2ovv/74IdoTxyuH//tOF0lh7vJH9mji9NXe6v9k0l3Nvh5/fPeVXt/7+/fv//5tHvx7Mm7/s9Xf/7x",
-	"9939g59/fsmj44ye/fGnOvjpx1+n4u/jw+hR3P1zGh//+sOfy/0/Xv58dfpib0bfp6InDnsn49eL8fOz",
-	"J92DP169WKfxZdYePzt/Nzt+Prh6+fOz2f479uuyO3k5SJ7F/VfR6Srd/dubS/X81Q/05/b3Fx8eC/78",
-	"j/Gq+0L13j8bDNqRenayTNuXT6dvD+iKLn788yfxx5OfpqtGvfxXvETFpzcigL55BBl9uxoQN+DCWZW4",
-	"XLL19lZOjU43WVxhwNr5eUrfYRb0U1uLYHsKewwFqwlIuK6+iakB1yFWvATnupFHjvyARa4gN6FE4DC0",
-	"MpFT7wS8+tLOWaTFoDM8+2HjzKangy7rHp+4SMVPv38KGhBNZg5Yf/Tm9Xl70Ld6vcrofNEY9h7tD7r7",
-	"h/vdbq+/GzRWhdMBwXgI41yYUKwag5K/g+tOs3IdboG3+spbvB8cWdyH49dcZPuDRp05aFUCBK/2RHXX",
-	"dfBfWRkG1djLqQL6eDmZsLTWmLXBYkU/XND4Sl/rRUzX26S43sHINefiQgsKEatd2qN+7UQqkdktUm/v",
-	"YkraIiqxe4iGre3d1wUtYGuy8w6/+gE+qnGvaO3wQsvOxZXWRozcKSG0uOzS8Qdl0Kq91Bp4ujHCsgjS",
-	"z8VieStzeRniNZhXgXq/Ww+EAHlFOAPg2mwWL13ubx8xO7TR66PZ01rdAWz0+4xdxlRTxzm4zdz7j4rv",
-	"93Zv9351/JUp/+8BSh10VKhrlWY441A3qEviBl80JMGNWbZiWufxSlwXuI+5jToLendbcuRWs19Zzg9y",
-	"RSY0JXTGaJwX2Y6o0Cr0WMrLki2yYNHf3d+7vuPMJsLlVgTgU11SIsU0j4OyRbh5VlwYMWHbCc2ghGRQ",
-	"IohunYPdYm+crYjlNadm4p7cwhKwimFop620tfnUtvGD3IUU3w/VzEOFH3VvoKHXNBBy4XmkCTF3RKa2",
-	"Jk7LRpwoDJ22KSdqi0C+skXyejK9kTTXUVEvD62qB9r0JZtnhbUGvYTQ3O4V5sXrQi8tSsMGVpDBjhlg",
-	"ic37a1QVSlvOsEZXTKjAIFrnmABPHldERljkNmJHRNEJFNJWM7lyrj4wKZWDr2HaNRkhaRw1PCfW9Sn4",
-	"ptdKpVCF3qfpqui1EMHXt46c84y2Ncw8byNRbef5nKQMqthFzGXO5CeDFnFrx1zQbFYyhZfaUtRkTefV",
-	"CT9e11MlJk1IZQOD1t/axkPVfh6HrgOfyVlrHWEdAshrmzFhar1hWpsBupKufV1VxGsi5KrL/eH8/I1t",
-	"MRHJmBXmge41jnLtHR76lKu7QYrM6iLEzmYyzQIyW86pgMrLdJwwYhqSuDptBr/0qMX9nhbtznVFpz2f",
-	"KDyocdvqKTV8cPA3TNblbNDqvLdtzHOT/bNMovSv9syC62xUVnfNnSXqBlGvkCZy0Dvs39IdWC2N5aa2",
-	"tvz82kwvKbT0J1xleRNCvSIsOgV5Ojid6pBjOO6YzOkC8jyRvUMjH2h2QWy5S6hBbLwqSB2OCm0UsSeV",
-	"IoN+3zRHQ0pbWJorCK7HLCn4NjIdgkOOxyfx00mvv9sIGs4E3xg2/vzb4frdwdXbR/lzjHTXR7gbpbtZ",
-	"GzvkOLU1/301a+MrhsP619RDN23hUfn+6+6mBiDyyKgaH1cN+r+C2zKXaEKfzM02saki7KgUXvibf17+",
-	"GZXPpXIQfgrTBqTNKfzWQck1bXSDhmL17gVsQuOXGdsAytA3D46ksPmCwcML67wPPfh2sXl+uDIctrnl",
-	"G/XFvMXi3WOsKqFRlVqSFS3p2kChwd4tBeS75l8VqXveMwqqUhnqofWJFCT5mqyrzUFC21XY/FJRPVVv",
-	"R1p//VDyq0IivkCFpusO5o7hTrWbxAodtVu1ecE1IfkO0SHpt9hNnyg6pR0Sam3H1HY0Jp88BJOmzNGQ",
-	"I68Rlv+K/vA9Tym+7VoBQ/F8zuLAdK6dQF6gnbzlh1WaiIbS7IVaJd7DajztpoiIPLPYc8HlefemFEEj",
-	"aJjyi07WcsVUbYK+q62q6dAlXyzKGfZmhMoSHOhWY/aPXx3nNa4heqBD3hphACUMaNAO/akL+Fy2NXnI",
-	"uz+4MUv2LdDNuwaWlQAsIwmjCsOygTIfESqInPMss0xHv3HFTP6RYhnI+0vbH7nTqJMLypanrx2HpZea",
-	"sohxvfBiODBpuhAYzNdubRN/pTXznbvkOFawHa/vrmmsf43ruykvREE5O8vWXI6Ne0NL3qZCYpgxOt+c",
-	"BRL+dbLib0xXwRR4AJ9r3tuQIN/r9gf3nyDvkGaTFWBLlNHw5acBRFRAsicjmWxtypK/3e5qcQU9SzV8",
-	"0VjpMKez0P7bddHWUpL9Rb+uNG6sidIavlHv4J2YXbXnMjYtZcpJSlsG4ZebrN9wkcZ1fBxdble34DzX",
-	"fGKWcAh/43kqut5GyKdCvxCWq4zGA7Y/Oei2e3Q3ag/Ge3H7gD2atA9pd9yL+vEuG0y2KVpYjYXBKFaG",
-	"ZcewY4ZmoWYdRfbqvXvn+Jeyv/0+Ct2MTXRUXT3YFTZPg15kgBcxaaK9EwOMEPgy9iEjPFMsmaBRDLub",
-	"Yy+Mt+fP2gcBYYliEHk5XmMVT6IyqtEuNkEqpAk5L3q+CyYiCRWXWn5dqYXkSgpckXEvaP3hyhTUzRg2",
-	"PllnJcvQxxEW+R81hqOGbSZgisuPGsGoYcIORo3hx0+f6suke4uqntUPcoULD016JkiosM/Cafny4jKb",
-	"tDXW4OaLkGJ/u6Fc+/V10xySrKjC3mpQwSAgfKKJwL3URtuuScVFvZXPGgFMyR79EmmGpfsJAxTMixEE",
-	"+ilmbdX2AyiNUR/biK1FNx5lzCxCcykwqCy3UOX05whgDpwoUF0Nt8KxbcacJwk3DZhcUbazH47b/b39",
-	"XJGJ10eIHRt+LVPjfvdR3KWD9sH4UdweRHusfUgHrN2b9MYDiuSsbsde96c7hh16FBhcFmo5NrU1rSHd",
-	"zFGA+iOjO7neRZBpV8doPjZOMFa2fW7YuteE6D1WZPxb+zhLqFKcirYhhu3naCPm4Abe6njqGG05QO++",
-	"mMZ1dcRsqV4oIGZaMuUle4+MlSNEwhc6uAvIaoZh7EgL5TKJien7FrNIQokWpAH6j/SBQpeOVWMtZBma",
-	"vV0lYCHraqVAFxBv5XMauz7s+XJlalZMYg4rnXExHZKRJWheRVpXZaVQ5E5j1KgRkBHYWww5U74lAH/N",
-	"x8uL32LJuSNTD2yxzKB47ZD893/+F340Seh0yuKhmRLq2/rVhjOp3yXNhUx4tB4S/X4LP/UyLW1pEPOV",
-	"/v2///O/OqXI+e23u82dmIO/sdZYvzvs9u5qzdzewGsQ0rfuWrFhiwXeIuxouzoSvrB0XRMJzz7rswWv",
-	"uIS/C6+k2k0S2n0kohckvn9UBdiak6wmddtDCslSZDzBNJucMryXY2PuRbyVyyyScxaQ0EExVsBwdSyN",
-	"8a11lFPA73I2YnsHmo7oGylhgPE7kE8l1AJtDR03KxTm5Fh+EVttEyks6eJMWY43XhNG04SzlJjQdgWV",
-	"NtH+Brsz6djOpm28apYMHqFGvs69YN1DUxJU65YoOdqqtUZKtGfacLiO1jx3ZL7FDw+pKEr6L25SwbbO",
-	"5drKYPnORmnlg82BdWfG4wZLmS0hDJdrLAOkUsvSys1HleH9KJjbmYpeC0bGiYwuoZRkoQOf57PUVPmB",
-	"yq2aRyRkIrZVCmy/oGbYHwy73RBb7puaZzcY6m1c20ITkFSv6P9rNn/r9n7/rds+/P3/7//Wbe/+3hr+",
-	"1m3v2Ud6jtb/2tJmb+Pk/PGvG7523FV+fdeTJXytTFHs58GNJn/N8N6evvjF+eVPTaRFncsjStdadT7X",
-	"UmOV9MzYh+YPL49P2mc/HPf39puuXSY4MwOySCgX8G2rbBnYpQeH4/3dQdTtPWJ7u/taRDyID6MDRg+7",
-	"h+P9bhzv7R0esv543B2Mx729Pf3rLu31exNKa/M28tmK1/PHdHpwlVz9enq2//bvUtLs2YuD49XN/evy",
-	"4YLySWw6188JywdBBPUYP+HpzjH5pk9hw1bC6CzT5CKPxmg4JVFV4s6NXg4A4R3qppP8VPFksmo4+ja6",
-	"oVvPZ4XEe6u/RUh+6fZxB7/XvaZM3vqZRkljpoamr8dL9A7gX8/sSn98d96oXrc1Dxaa7zYhJ+qIhPDn",
-	"xVIxzXpNjcXwiIQulCB0Jm5NBxOuslaHnMqEYQOUkQgjnGAI5mAVkqZXqQK9ZQGWRW4dEUrmUADCxr+R",
-	"Jtozv/NnDIiQBEdrkRlVIwFhYjJhrodfiOzc2KIUCVUkFywkUUL53LPR2BrM8DNpht8fnz99d/z3i7On",
-	"p788P3l6cXby+s3TMBgJm80euuiitgkkdAFokPdrC27oJeoVdcjzJ0bXNX5I0EvQsA60FNQCuKhid1vs",
-	"PcvFRNrOvDQCUMZs8saZXYimbpkGR5IxOq/X2gEq0anveo0bJS0fBy9DI7IdcZhXFUF7ONEEII9/hqjK",
-	"kTAlp7HkoR0eizOrgl6jAq1+2Zx/LR+V8yxlautoNU3y+0g4t4uW5NhCEYqpQ6jPcUHUWkRBbrh3ZhrD",
-	"BtD0gp/6bZa5IHQkkEeglNcZiZH4t38jXjdlLsVInEFDLIcqDx8iIjx8aNCFKhIW0o2H5DG2cMbE7fer",
-	"zOVtQ3HRMk4gXM7pQiNgDs/K81aHgXVtG3c14Ex4hB0OXeQWuHdMHyQYwcgnWs2MaKKl8pFohh/a8KuG",
-	"WQp7w41ozNAAAM1aEECw8QIZdHc75GUBORVpmhN5oMyjtn++ULdpOBKIwqblEl0sLG7zuIDJ4CjGQ1Su",
-	"OwxPi7g7zAN5C7ir97QBeclWuKuHXJMZvWKkSk2ObAuDkeAZvmlXa5tuoyKiz8+iPmkOursaxoFDejc0",
-	"xdfXeEGtzkg81wrHFUEPjIdDAOEKKBiWIQY60gzt73hp7bZajskZabfhKMn30GZuJKqvWeKIZqViAfoW",
-	"AALk0KqZmRTC+WhGwp3OiiVJG/z6O+9Xl6rzXqtjFl8g9leNhF+TgCsSbmoi7vWZaNl+1gpjPkNNAkMI",
-	"/bQGUz9OeyQwUBdcPqajxQ0Bux3ySzmyGZCkVDLCBJdxMRJYPUyFIPK4aFOFxdyWQpOW8IZo07ClAb8c",
-	"cxpqmOi2AhKOadw228KHQ0LJymstbi2qPjiYmEsaZUSKgKhlNBsJqskbea3Jjyt66jpuUIgT1hP6zexh",
-	"xt4Qcte9TvP6NdPAvA0PzHsjYcmDLTpW7V+vv8VY0Nh8t6sfCZm1QaeGR4NWMBIhlipo658MbYIf91qm",
-	"cXDCIzyTQzgo0w1FXrE0oYv8B0cYyz+NRLiAWnAocrk+Ks1Br9+CghoglrUzKdsJTacMftrFQ1LLxUJq",
-	"ubA9ZzGnbYTG5qC3h797bfP1434f5qtvN29fqLZ0aQ76gyHx2nQUQ5xMswYD/yNhrYYrCk1QEtN+qxXU",
-	"NoaB0WGj/inYqeDnA1h1qg8v4XOemceHCAFoAQtJcw9hVd8U10KwZj/w6l63Z4HYwCY8xMNYClM2GY5o",
-	"r7s7LNE0bHzJxTQAImOLEtiiKQhqik8FNiBbKwv4YzYSqWZ3LD4iKcvStVXKT/Uf7WP9h2ZplvKB/VAu",
-	"M1jHwIdvZ0VCGA+crABbsMwskYoV8PTwcIiSpRF682SSRE5t/40s5ZEy7T4cHmMAh+F8s6WYjsRyYROn",
-	"gDGCUahlSeobOuXCiB8vNLWy6pMyNahI+BGsdwHxjHefNM2iSpHQexhiszZovGAeZBL6g+Tt1xZ0yo5K",
-	"X2kKDg1ErCELvRR0yjrkBN5RJlqO/rF0stPzHBewCLcUJp9jPRLhm9dnxdZNoUUCIGOh93X7J7YOEXYU",
-	"hSy8tcf89RMw+eFpKPcUWskhA0BWgRa2vAyVS/rQgMiTxHXzOaqZi5p2jvrW0GOitNA46Pc7JHxzfH7y",
-	"Q30jqufxJ9vXgoo8nrCyv9KOFJtTLVBAOyUtB4LfO0dyA0YIK0APEqlcrh0yxSnlQi+ufNL+2nbQJxKO",
-	"BFSABHlvSLRsA0sWkoTPJ+2XNItmYWC61dix9WvWgulHYhpubGt96fFJwiaZkTj9Pkgy9fvAtzrEhDfb",
-	"oioaEqD359HNh+zAJ18xkHpU/lRGExboCzvAB3MOJlTEs2O/IQ42GwVhV2WpxCpStnLSxJRU8puJks19",
-	"yMzKADJHoli9EUWfXq/rWmwddA46uy04f9sbSq/VuOogJqkwbyyh35ZmFbZ/UjAStl0magd5ZHnoOqZC",
-	"LIU+pldSMHtW9iofPtztDh4+9BRn46bz1j4SKzCwp4zGWvMmNoKOPM/gbwAArYqGowaqPsZWjuqPqWOF",
-	"LVvx0agRDklY864fneaOBe8h54gm5sS0Ng3AaBsQG78e5EbcANBokdCIxQWV1PQ2q3SRBTKS1V98x4e1",
-	"UuN4DUCRnC+gdKyGkbqtad6f0Smc40jk2bP+jUKXjTw2DQ1yprlAUFSBTR8k3KPminByLG4hgRsJ4y4N",
-	"iOK2k6q3Yr1nCGRTnt5HsZo+3ndu1oAAaKBZGsWAxSnIAbaCqCN1sBlUumFRXEyPvG27nGGxNrdbjuw2",
-	"d4vaZ6/fGYl3jF7qAbQK9G5n1AAHbtgyTm3YpHczerax5k/1sDhqhLCYJlA2x4g55HvOaeYOT2Mb2msS",
-	"HjFjnzZGmDepXKScZTRdewl1nm2mxvDS8GojmYJIn4KGXDBBF7wxbOx2up1dtOLPwKhXr3zpX6Z1qTPQ",
-	"ncOVQlK5M94P8UPIST2T1/Hb8x8uXr5+8vS7mF1pmjzoDvJKs2btI3HFUj7hTF8qTZxFxGqm9u+iGql1",
-	"1x/f/XRmmsc5Tfh53BjqPUAhG2gbB3wbNt3vdq3dy9qwy8Egw49oQaNbVLk5Q3Na9aQ0p1csgwK5g+5g",
-	"01BubTuvZPZMazT6gz1c5PUfPDcCtUuQ3evu3vzVGSrnb3NhumDzbQx/+z1omJxMyHM3twu1DN+xMfmJ",
-	"rckZZBtpjIG6XQvV+F0PshPLSG2En2MTmJdoWnD8xk/R1bKfiXPgisQyWs6hFhabj1nsZfGMuaDpGtrf",
-	"nTx5BS6XyqU/0Wu48dIz9iHbmWXzpHjbZY9J7dX+cP7yRWnxnb/WrcEKC0dce10zqCP358Yb63e7npRr",
-	"VFQgnAm/YrZ0bSaXLmbG6ly1N/ODme4LYqSpjLfh4io7uOutXXP0L/gVE3qSRSrH9cduSHJnTRH8zNlX",
-	"zuv1gonjN8/PFiy63ZmZgesPwYxKgB14uEYV+fvxyxdDL8Y0F1Kk4plMobiBv/qwQ15Jk5BLtEa5WKYL",
-	"qZiWQ6ZM6P2w2Cqnmab5MypiBZJBHlxBlYnrhdCy8DHEu5q5v5fm8wcqV8BaUHlbM3s5wWgMF5tqtqP5",
-	"o9RSwXoBfb//Uth5romcvQa74lpIwZKLN+Cn4aTO3MGBh0YzMHuCET5JSF6RES3MGlq0ZLfX3fWruddg",
-	"7Smu4R+CtDA3VLBg6RUjWUonEx79xYitXiS/AeWvejvgVtmxBjm189H+89OO59zYeNdnM7lSpteDMSlD",
-	"fjIz8vSMCRsQSzFnu/Y2a1LGv+TVbs5Q30Ci86MwBSmMALXFZT+msc30gk96N3/y1jNe40dbgMcza46G",
-	"L/qHN39xLuVLKtZmdepzwLe3lSD5PLeqfjbUOzi3qfMWbk15F98zZyDSQwGA+sbvQcM4Br1nEMlg6lir",
-	"ja0t8ldq0vzfUE03fg8apgpGKYRY655t7NIHblhVyO9/UPHaovcvd9tuTHVTLENDmmLGl7SayQT23iFQ",
-	"tcYkqS688/L7ZwjMVBnLBLRxjcUJjUA9BaOCTI0L3PaCwXRDrRYLwuaLbI04Hhg1tt/XE0JWGbUEAu1r",
-	"1tjCbcBhazgSbZPYPCQPH4Z5KYfw4cNAP8lDIooP8GzgYVis6xBWnlwI9iELYSrIfx6SUPGMXSzTJIQx",
-	"oSiUnYAu+AW6huoGh1EwVFCP40ds1CwO3sba8LjBWAl4XKGHi+VGegiYass7fylSiNVbPhVDc0x2YYkk",
-	"D+qK2WBpir82fext8cUb9JydS/mCplOGdLW/zfI8t9lTkWnm/K9FkwEGrqHIW1LigohikK+dNx6sF0gK",
-	"KZOcgcNoxVRmLPXN8ZqEXnx72MIYFZf7Z2OjuWfwrlvBzkf47/P4U9gZiWMvScorMxQxo0MgkbNdsbjy",
-	"8wZpdCnkKmExJGVA/Ja/QO9t5bw5NE317wFZqiVNknUx98pEbgfEPqgVx1UiVx1yphUSt3gT/Y3q9Vou",
-	"0QYSUeg3w2hKxmzGIYIGftBvQBAJTUApAFtnh5xL04BCn33hLiASAbu5TlKoYUGw6orvGzQXVjwFN5Vi",
-	"DKvWqUu+gPd5rOBnuwj9Wp3tTU/uh4qqRoXXc4i3XDLIZjZWT7+ezVY0tZIX8imoH9klXNxq3FKCx8dK",
-	"2Hey9gP6baG5RTX/ENRrA6wa3vP0xdBLTYxZwrZPTTwi7AONMrRPQ029mo17eZL+5qthq2bu26Zb33wq",
-	"Lr8Xuga7nnwQ7QHtszYtXYPthkX7JZW6tystfIsF+7Z7s9YjRHCDUlyRKb/SCC9loGmMq5qI0QP4VjP3",
-	"cjx8OOh2Hz60sprp3JJJzCuvO4RM3nQE+3c6gptEbUzZ2eLNF3zOM5DBv5gSWcl8qtEdj5FMgj3I3uQ3",
-	"1fGvIqZAoInleCaHIr+nzxdSchHhWu9Vnrmu+SJweVeIQBS6f5bSkE36ca1FpZAS8ZWwYJP1xG7wrw75",
-	"t/WH/QuhyvcsA499Ha6sv5Bh5SkiD/ajuBnHdjDdELJn7jhP0FhIVYOlP5hYD4epLs3QxAiZiAyMPMtk",
-	"LrqGLS3z0wwsoBq1IajM5IKS5oZc0NYRfOSnk0KVUM3xbURV5jKwbQQBxE+YKKO8YFxGMaIQnweEZhkT",
-	"MQXVpJTAma14xFpFbWZGlWtYBo2cixmuEDkxp+s8tmyYKxv6BRtiD32gkzVZUX0KfjlDjOFoUhcHiunG",
-	"D/A05WRiYlZMNqntKEwzTLFdCiLkyne9/LFkS4YVilH/IZDWmMs7PMN3FKF6jM5IaAno8OFDo/fQ8i7t",
-	"JgowwJXLhtW7MboHDAzpB3plTa+G7wNFQqwTERKlL8VTAeMlc+myntYYS8FMysKG0ghY2gx4hasji4nA",
-	"ppIMS+09z0xuv9lbbXQCLuF63tH/arzjFA+ECXOoTQr65Hs5di0H7Tk8UABZWGwgS9eBPlINGK3/cUyn",
-	"uwXTOTGB5f9iXMoAzOcyKsNuXKn164Q3jBR84Oqn5fYmCPtGq1OHvDMZCqGeLAzc25oIGKtH3t0678k8",
-	"EgbOvS7ZsEplolT9lBYFXdQx/caMv8kK8jivIl/ilTVK6Oa1YgwkV5j7t0FX1L9tbeKwhX8l3u316wHf",
-	"CAbYg0suuA8ji1nBDfYVtwZgRJAvd38WhH6727svC0JxoQiTNRaEDnmMD60NIbN5cF1Szeu5o1mg397t",
-	"/Y83Cxj4udkiYG/mmz3gL2UP8BtsGF7hHhXZhaPJrg5yIzA8BHty84ih2lOrVJyYjGGapxSIWEuNypaS",
-	"yXOkFGkWCiYBVwkwdgmnLoVOByPhlleOqtbTFDOKNYYkCUtahCoIJx8nIL2bHGeX1AOy+3IBSbsukvbx",
-	"69c/PX/1/cXZ31+dXJw/f/n09dvzkDRtGuoBUa0hefiw3+1pAdvmf7jwfZCCkWk5R7Te8khMuOBqpnUW",
-	"/XXffm1UrdAUhQ5t5oM+JaeFuNBMGl1OUyhz01zIJNHrvi6LwSUIP3w46A8ePqwms9mOHDArza/JluCi",
-	"I1HYByzarEYf4NBsFn+jiixFjBH7xtZj1CCn1dn9mgUExgUPfy9TdoEF58MWEOyMhC8k0i1MV4XaBENC",
-	"cwkCRlZWe5xjRoFXJpzHoc0hVqSQy9GqEz5GwkofkDEPeopYa1UR/Px0zooCDGQJuozN4rwBWYoEyjLM",
-	"GE5lEpDyrzMpsXCChXpMldNT57sZdHeNWw/SjDanIY2En1mlhUdVSJ1C0nG0KTkqc3EOHXIsiMnMNG9j",
-	"iMRI0CjjV7mWbiIIbSkIUOug0DGW6jGQ4vpV5fWNDT8+rCaJgsbuozvmzYKiX2jgBs4OEUEgpG0RBnKB",
-	"GUnZVZPKojFL37tFs8m1WeoRqvcYq2JG5nOmMDkjAMW0sDHsTYfxKhpL25lsg/kkX2yqL0Kwlrf1ahps",
-	"ZyTOvUnB1zHRNyPAXuEKIBUmL1ZDAmgGyQglXMMfeMKz9UhIvU7lljW06YGuoVpgMDr0G7WFeWd6WMID",
-	"kwdavuCRyOvJN5+cnbcjmaYsyloaotZotLBf2piacmKu9dsUGvazjpb+Rw3r/DGr3u22jcNVL/2Gg2kK",
-	"RlOmsiGBpggaWHvd4W53JAr17FujRp2igXk6Rh5q3Nb65+HsT2xtZLb7j3858RfppKttYl969y0y1omL",
-	"j6Gf4FEdgySWP2pp3Kt2+vScTjfNaF7bgXc+BQ3LK256370HS7xPG9A1ez82BaSPKizfGgTnlAs0ckLe",
-	"VR3b/+qH81c2Nd3WcvQPiZIaXANbflWNW8OYbaRYA2rPUOaKmYYwyOVu18p2JQwspfCVJL2jekkPBZOS",
-	"lFeW3bBWAMewjLwMdghWYkYza422onkuvOiRIMe1BPl3hOZ/He1PQ0kuF91O/atqfSUboq9kXGtP9GGp",
-	"Rg/skF+44lo9yyT8bOVI/W+v0thmI2FnJN6h6FbJjS6WtS54PfLEcaxukNkE8ibFmC6NCnSqTCmeh+ER",
-	"WTF6aXKDuZIiIJVE8N5up9fpt7x6EBoPbGZ2XtRFyzWgwsAORkIrcujfCfvdfujOLK/DarRBlmUJg5g0",
-	"lef1+KXS8oxuffa475Hgzo+SQF4zVRDvZkQTV6EfEkVL6UQKcoBNKSdXdePIJA1ZXYkoJqD4qVUs7Mmz",
-	"mGcy3ZA3mktSX9p4tcmRb63Kd+WpetTduqDhVzIjcxnzCWcxaVcA0+sysAEOj6C6j5Z/P2dt32IT/nlj",
-	"E8YOO+7NbHcrfeWxpe8YR6ABtwrnL+VVsYw7gXxAwVZGx2tqim2LCiRr85ut8ABeT6sumgpmqVzQKRgS",
-	"TV8jKC6QSSN85G0jy5Y9r6iDs8rl6KWRgnCVG7OGYBI7ACd5Xlgk0E97ffsU6o9AA1VqcjsolHs2VRiK",
-	"tQ7sYmNTp0GTQ+i8QuNyiYvN1Sw0oYapMWjb0v6R8AtLKMbIqHFdqZ4GoWN5xVodsDV27X6uU7tGwpP3",
-	"1FpExJRf8uti1louXTEKrcsULEfW0DEciWopMHdLTltH64Bz8cg0b5lVXzJsG8uU+0zfI5ajMVbAKvEF",
-	"oM0rkKAN0wLoSMwB3F3/A3e0JXDzUm3BHKdhz4+bKew5P7qRSJcJUxgVPmYQUQOQpBeeo1RuACladgga",
-	"dgJrGclnsIadkWhSNJTWFHLyA0oKqU6+GQZMlXm9jzIej8Sf2GaLZqZ2SPGYcQP4CwTQECjOg/cEvfxH",
-	"4l2tHVrZQHq8jpJmgnEpFRtj/q2EthBIUdCfgHjnD25w8IFy07hAHb86DCo9Q2tQH4naIm4OJLw0ODRs",
-	"54ZxCy35SWHjGSQbkRQTns41XtLMBd6YCs7Y2J/GUPBJFM+Gpsw0wRjT6PLI68tqyvcXlnxhl9zqEHCw",
-	"clM+BvvU2cpt+hAwBgFWMkmZJh8asPRax2DVIXNGBUQcBeDn33CJcBMmsEy2MMzHPw5s0qmARqKaqrdm",
-	"f9WvDyHAqdadEdS5HKpehGObLV9fkKtJc9pHSZzKxYIBfTWtDlv2YDKWJGgYtbV70JmR5ab6nCmZxE7Q",
-	"bBCFTH740MVIxTwOzPH7DAdqH3YI1rEVI1F1ADQtj8XCdaCmZNwQBgBGdHm4JoqQsyhYa1hYuedDuGTI",
-	"VUzcLlaZWlk9oViLDX/WwNHvdgPS7/Y1Yg/6g6CONkIV1hWGIEKr8uvKvDkPmKqt7yYsy9CKUArFEfJn",
-	"uSkCzcwb6jxq8prbHRDkTEhBrlERKrBM+kjo2wg0Vwv0sPr/DlquNYaQenWmzbqpnaSXwK5osgTFCiu8",
-	"1QarldpF397GPAFY2yZyIO9N/ZUM0xubYW9lnP4qKmG+xPiz1K5/mD25IIgFpMgzNF8wSU41ZmVy7ppK",
-	"qc3CUcaG1lGMwa5WFrhiaWZ8lsV6hxqrLUejaar1YbnM8tjegCi6bkFaj4LaC0CfcNgHNhSKFOoPtr7p",
-	"xHcNnextYch+49WdRTvyN9t5je3cl7mOauQ5tHWaSgYgTDXrJMVWQGQa2BhzJ3f5jZCs6BVUxCTNccsS",
-	"UKtDnnJggFA73NdSt7TJ35Oh/eB2oHZqOcC/WoivI5b3b/O5xmi/k+dNXF+KkKYZj/iCikw9gCgntMKb",
-	"ltwpw3rbZLwGjeqBIi7P1vv0Qn+o9SIoblr3QsImWejKOAdEJrGX5E4xvsqV2oTZiZFFQSQ0cZ+tgkNh",
-	"NZOmtiRmcvvo0CFPocAHGtmVnDOtusIGO9fFGB/n5/YFpZR8lk2Bl+cFHu1lwRhJ9Fty2j9xCSBJEGEM",
-	"qk2ykkjmGw3/EhbiaynNMubZRiLz1PiUIdKrtpJsczWTyCED0LUDaIO8mmmx0ScT16MtLOLWtZD+SpHY",
-	"sIVTwO6bo7ELFp9vtOCflhbApZMshXbMk7+YX+g6rEeF7fbZqyW/U32oOYxdql8vYpKyuXNIFeLLwT1S",
-	"iBo35iQvbhwrvKjOSDiLSDYkud5J6tJRbfsCnpGlc/80+91u2fNS0MVHYsU8bfyufhdPJ+6QYzD6QXUR",
-	"iFko2UBzS26+CWi4UhvpCK/4/vkvEKjoz/HXswWd2FP657QEeaBxOzvQN9NK/JVjC/9lWBmi1JdTc3P/",
-	"zJYprs6m433pHBY8tXmYpgA39HAE9ddUr6yXN0+8VXxB0pVPc52C6G2s8y3H7ovl2GU+VEUFALAQ7j/d",
-	"GsjrQHsnoklMrxC0NbuvAvkTeK78SjtescJO3uMp06LKwLWLsUs37bCLsI2TYXfPHPga25TQfMKVG/kb",
-	"GH4RMMyPGG7dNGG1Iu/nw+EmSRzmtU13iKlxS5rFjpMIsWFgPUntpWJpe5FyEfEFTQK3zvZMzllbMUz3",
-	"NG1jTTcbEHHIL09/efrqvJW7lbEynAfeR4VavPSKxTYJLzZrXY+EWkYRY7HqkFP2HuCyUmAZfcYYH4Bl",
-	"TiDABDO5Fou2WrCIT3hEFlSpFWjZRF8TS0fi7ekLRVKmZHJlYuISKRdaygrIIuVXENKccHHZTmREEyJT",
-	"EiVyGbfnLKMxzSihcQzBXoW2w9iQsDMS4Xip1hfuhDz3f8tURM5PzxhT7NXghlxYle3SNGaKx3nMnVQM",
-	"082aFMoShG/enkPwjyBLAZcKvzrXerkEsj72DrFkQutOUFbIBL2Zls/OO2Kh1YHmUZ5PWd4pL0QW6W0U",
-	"tkrdqCORj2cDvsBSbE/CxpLbLl0YaQC1Hzdnf9XSvy+VxVWe7B+UzuXttk5RspT9SGsd7p7yPsYW7Viu",
-	"gqtv5ZT/Wcsp97e6su9Nr6z70x0Mc6Ouv/jxYpEwYrqM3y+nq6tyf8riWlaXN4CsCFpodZpJqZhtKeFF",
-	"Jppu50bzMWGJGOmA71wsaDYLW6bvhP+1SUK2LRs1N4UEZEvTm2WqOSRUrM0U+RqKnMGPm5xB6CnLAtN7",
-	"EA1IdnI1gywSt3MzADR3jaERwBGB7mearwErNBGpTgg0dNeGtDFeLL4/ltkMeI2c80y/Dr+MhPE5mgi2",
-	"LMMcmULKi2Fdbic0WUG9OOBygYvBswWtU821jioMdUh++73UwLA4rN6kV/waItiwfBfUGcC1QB7RBpZn",
-	"6wlwRS61XONshOWZbOtEk5fkEVE8B4wTrjJus3gpIgap145vu88d826W8q9NDCXcBjYDN5HAPFMjwUXM",
-	"PgQmKrh4bJ1XBlw9UcDczhHBwGBfJbV9Dq1bd7zMTPwhcmUhoTWhqcvElQvENLXxOuQ4FxPdYBM/ajxP",
-	"bDJjYtSSC2eETojdAUQrdndJ05RnDvK5RwLBHZL21SWHBZhiASSRUwIdEEzgPjUdyo8wirZ6m1yRKRTH",
-	"wOtyR5FHOtn7DE1lohpJBI13X0kSeVs72T/IXnu9JKJxzho286P9H+f7+iabfFEjJfDrOiX6y1hzsN/K",
-	"ddacU3YlL401B5t/0ox8D58FWupYKLJYqhlQWsGM2BFXTUDGaPk51h+c9Zv15y9s/cEr0rD7hS0/p17j",
-	"djOpvTHMCXp7+oI05WSScAEyIlMqIOEilfNF9l2kdyayMLf9EBXJBVMBefPTydOROOvv7bdsOrHiUwH9",
-	"r7mYJqy9VCwg7MOCp5CfBLEjIRlDVaxCgScjX/pCcipXSnN1qCTbsStPWcxTFmV5xWNILWJjQheLBwqj",
-	"KvJmu9+/fv39i6cXp0+fPD99enJ+8fb0Rej1neIC0vXiJSaLWEHR+mdVWQ7C/iEuJatKHnb0dvTKQps8",
-	"NBJmQ0ARcnsJin5iwqdLjBiVfv/fByrvASP1bVXGr5M3IGvrZtS/PzaPcx370LSJ31dA7huF+UIdkGjq",
-	"OITGui9BZ+r07pOC/mxTOp0iWVVeVUW3JlXVGiqPGGXNamZcb9UNkyssVtOPqIAG7poL304rNzWxKmr5",
-	"EbZPv1kf15pfQJx6jQW0U8Z29IDwaCRMszutrmsOfhvNmtysWDvd8naaNdlOsfbUuNtr1mQrxbq6gVto",
-	"1mSjYo3Ri/ZDKLURzVh0afO8jHNww516XfRRYTZrGm4ytI/EbZR1ckddHYBpO2XdYccWyjrZRlfnyujo",
-	"RhWHTNJ8cGN7uk9d3FQC/BxdvJY5fildvDzZN138my7+zU9QVd+NhPI11HcnP0O4a626dF7QJ6y+sY1i",
-	"0SJ6RORDYSRjZrJojNrTxLq3I2GoVMtpY3GMjTs0JzD+ZC8f29cfOuTpB8sOkRjGtiKq/hM1siuW8gln",
-	"aSvw2/zC94Hn7svFISjnwqNLy6FRwGq6DgCOD6MIgIwl0OSaF7yxypYmsMsmq5nEWhImD89nU1Q4RYvw",
-	"DCrD6oPSrFmZTiY2QxzGgj7uphwe1k1dK7IEpCNjrMCiubB+F7K6KX6WLFHTyyTYcbUya1z9NpWIJYo9",
-	"UDVKsWts4kVscK/gdSZdyIPmk1ANdyLTqdbnsC6e/hfovyhp6XPjU2FBIoAmlNjtxQAMdjQ2EIIFCwyU",
-	"YD3iQbdrC0EfEde5Bq1NzIAGCiF73X6td9wc+VfihCcbpvtL8sKTkvXrf57X+xtHus5zbYjRl1SeazjT",
-	"Rxvd+mknZ4E3hMUWQ4ZcRKNZrkytSdyF0BRbvZv+KWwOHaya+NkD5Wl3qMjmA7mQrIofvTbEqhWYvlFG",
-	"SUXD3HAkjHVAsLLOP5WanDZDZDKhqepNS6peiNFl6gK/CoGLjK3K4CrU++YDskNKnvo8TirwrQNbeOqN",
-	"IcAUJZ/r2a/X9iuyjVP8DYOvhk3ZtXU0sR94/ua8842QRC1hyXkc1l63X81fKZQFotGMxVhC5QqqAE1T",
-	"KjJQ21IbW2fvzzU7K7DsUDAWq4uUaQKGwo110IJ7GpLEBdQQ39D+J6e/J560d20noPOCCOJpKKYTjL7S",
-	"2pbJRa5SaA8jlnONqcalEzRMpO7v1R4wv38VZmQP47oI8RoDWlA2eZjsyv9pOYTfdLAvw/EqzIRWDbb3",
-	"xvLwudr5iP+AfGOvKN5GjvcsZdjyAONbf7OJxa1wWGoaMOdiqbyWFirvhFDYJSuZAj0KV+hKQJqaZhYN",
-	"TtWArRqLVUAWyRKppyl4uDHK15sNBmmZXRQrJKqAzKSQS3Cj2f4Vcy74fKlZeMYjtKXO6Qd4ROMrCuUI",
-	"zxKZmXYYNGUjwT4sTGlKfZbZn2G59QN03QElAnprLqhwTTj3+yTWKhe0URmztRSxr+8taJq5dh04xJhl",
-	"K8awTaY7kZplF38v7gHsjFi1brmAGmh6aC1IyCRZE7nMFI+hcpFlRf1uF3mrZpMabtCiafuHmBrLUIPR",
-	"lMZThV4kQEnNRngKOqW5DdcgpNyDxHkOsxlb+zVhpLyE5M26mpitDdWWX8KQxz5u3MAi0edjIAuPvgly",
-	"huJXrHVDN7hr2GS1O9wj10Xt37u9Ybd75xZxT0VcWjD7cNOCocnbbZbbG9zXcs9Mk5cEGv9r5DHdVo4q",
-	"HYtccctiV5ZNm7KVOev71+13g4ZBiMawP9B/Ifo0hr09t24uMjZlad3Cnx+/Os4Lo7rOvZgNbcH/mk24",
-	"Tzdeyp8bOu8VGrU0YBsv4PQaw/3B1xW0Cri0QbyaODbzTX76Jj9tJz95ogkIT070sRKTkXm+Tr2Hl0au",
-	"yss91IhctoaVJ25tYEBn9s0viJilmTagpl3zt+Io/+SV8vNmX4xdJmt3sX8BjNmYTOKFLpSXX+3l5oqN",
-	"LBOmxc4kkSvjPfcEfdsucCSaocXMkLA/ljRRRXteqJZj4/3Hviod8hqlx4Xp/s7FFQPvSmEx2N1PjIQN",
-	"TXBsPPBSJk38gZ6RiSzlTJHx2vg4ICDBVp0wjgG9XghQMHNdwFydfoeJODT9F/MFgYv/CAJZ3PCaSrqa",
-	"87Xy72JZR37u3y9RnOS50Lf/lX0RWxI/ExP8T0IDv/nZv2hw3+eR0U2mmdoI040GmUokbjVql0A3SxOv",
-	"br3p6ELnygt71RTlOo86YfNFth6SmF2xRC7mtokwpgiLeCw/tDrkeJnNmMg0FmJ9S/gZI5FHIg9Fzj3x",
-	"oJuvCSVjRlOWov+0dWSqINNrVuw6q6EpYSSsSxp23Bx0uy3b4sMVKtEUNy/5dIsY4i28/WQ7Z79vgar1",
-	"9nfIsTGfPHy4CwWsbHx2vvWFVFnbusLhaEz/EzwJP5q5WA+r0HrDs7Y1fzh/+QJjyxBuVEB+PHv9ylSu",
-	"VpfmuEYixMJJQ1Imt6G+/4rTXbM/63a/wdfuwjEqznYy6Hbv5mPHe3yt4fLEYtMWXo5iAAJctremTQq4",
-	"fq+ggnuKdr87ONjCunHu8MUBNkRgjNfXAupGmwYM8plr0qRu7PxnzrMFIR0xExwt1Ewp0mSdaQc9g0pd",
-	"4G/hRiMSXPbGte3t/6NcQEDpM/Yh25ll86Q4QnlFNwQu7KI+vOEViOtBmG4N8/gmg+5VHK9Q6JPXr149",
-	"PTl/+sQEPRkM/Y+UqWUCCSM4UQhSqHsOBz9adrv9feyv8l1oLK3luwtIyMUVTXh8YXB3JEKDuxeAugEJ",
-	"AR0vLDrqJyb2Ey3SlqCYqhy4SRYfuW55VGFxbugaWKEqZMrQNt/H5sPGqTpO2BwR/vPLbt9BhvtmjKnK",
-	"RixapuA++u33gsKJdANosAfkWt7c6NICccgWtvby/erjBI9dVAhm9QmZ8YkBIi1hQI+Glk12h4y/gi8D",
-	"qOvf2nqh7RP8vf38CXjVR6L8w7mG9tA0tUTvTSSxkLaJT3BZ42YqmZJVKiHQTfOt//4//5cMuj2oSaPW",
-	"IgqBgUX6m4TFkPcdYgxfSLKUT6eAO1qdi1K4XZpgyUtpug5ZeaLjKl6CAjgSRmEpHAeEgsRLRDJW31IF",
-	"UkHw2t7hHWwVGWBPNjYFhjJJQgwO6aygnU+H2IL1R04AMKfheASiaM4kKteywcbdnezRg6jH2vtRL24P",
-	"6MG4fTh+xNr9ySDuRbvjPbp/WDR913KYWoacUhHLubm+L7c3gKxb8cOgXiF4AB0KjE8HlsdiKK20TCN2",
-	"02pOzXubjzplWfdguZte9QezbDrrHxxO73KyBvibFm6wWFDcCnLwb9pF2zSLFvAxIbML88rWuzmrCEL5",
-	"hnCs4h52+1ts4blGSQp3PdfK8JQRsZyPmctLsntrhj00y+CmWzct+yWO1n4Fo21Ydq9785K/UGMihLM3",
-	"SzWDYWvkIEP1scmtIcFHedKO0vojV4RPBXZIWy6s3NPf2yc/8cck4XOetUCMKgl991cf1pC34+iybg+v",
-	"fMJpiCn2z8SQ7JRFciq4su2BHVltfV3b0B0tPf88VpfrJYtrmD8XGb30rTFWpjDmGLpqjwEvwMJYEDre",
-	"85RuFjl+QV1fabnhh+W4fWbbPA+JmtH+3v53Wr7ejWbsA/nh5fFJ++yHYw3YztG+AoyAl1ho+0NhuYGK",
-	"YcZLkiZejrQpWuCgThk55jhLqFKcirYB7/ZzKK804SwNvTxBlekTHgkapVIpKOv9ALuvcaZKwoQDf5Zw",
-	"MLtsLUfoYbeUIkJzdKGpK56bkG44xpz5XneSt2HMhTvdQH/NavtRf3882B/vH0wmkf6/w8PxYG836sW7",
-	"3UFvV/+v348fdfcHB7vjCe1ODg/oHjs42O/v77NHlN2Fdz6x18DjwNwjMddo7u/IZIDaK9LYcMnW12z5",
-	"OrDZcAK7/e6juEsH7YPxo7g9iPZY+5AOWLs36Y0HtBf1491ttveFmJQHeU+1qLadV+FrMRd3hd8Yy1+O",
-	"sUCHA8MJPoeH/CnlfBse8qH957ytLLkJyXckvOp+F5J/14Sv6RG+JtK1QP8+/AifGcyB+CmV0fni0/Cj",
-	"pYufwlZrJKoaaraShkIqUyQWARAcpjKjOXvBcHQMPoLRFZnLFPKOBdmzoVcjAdZRIVcdEjIRLyQXWWeZ",
-	"JhdgO8LWaaDm2qanYIO2Bunw4yKhXJyjpZyJKF3rFcHfn8IjKMKnWQ4koOXrtQjUFGyl+VGOJfnwg4cP",
-	"SRPaWph0BUxmMLakfnfQuoZ16e+2ZV1wX1uwLbi4+ru6iwpZhJwNZPqq+91hfED7k260z3rjQbxL9yaP",
-	"2EF0OO7SXtxnu5MB3RvvR4/iA3Y46dLeuB/txgO2N9mnj8YH0WF8Fyb1VvAPGsykVgGAL8NFgOjv+bLr",
-	"ti3TOjCDttdbnUgFKTapUI/2B939w/3uP06V8oDsFlyqe6/zvz198YtD1FMzU23TDGz6DNaPDWgOHKq+",
-	"qNU3jveX5XiAmXfkeMVhPzbQk3u81Ij02+8ab8w4ZYD4gdEkm2HaFheQag3+4gWL8F/Hb56TlE1YyoSJ",
-	"T0eh9qo9lzEjP7776axDXklw1xm3s8lHMsRALlSjSpgeS3mJswZ+411seAT9Nkx4kI0y90Z0XTeqw2IU",
-	"STkUwKWi2ZBWN5SNDKg3Oua9EaoZV8omCqJVPSBQ2HcHEwRbHd8jmRvV68xXWP/L5ajZe0aWGYBKGJA6",
-	"NbvVIUZ8AWbnOBCUZTdGL+P5Nh5+37/vrdCBVnV5r4Eny5RYUqNIE8IlSCoT5m8Tgyg+/f7p/wUAAP//",
+	"7L35cttGuij+Kl08t8qkD0iRFLVRlTpXlu1YibdIcjyTMD+hCTRJWGA3gwZE0/656vx1H+A+xHmweZJb",
+	"/X3djcZCiZJlxzPjqqmJBQK9fvv6sRGI+UJwxlPZGH5szBgNWQL/fHJOp+q/IZNBEi3SSPDGsHGWJoJP",
+	"CeNplK5ISqdETEg6Y2QsxGXEpw8kSdgiYZLxlKpvyEQk8EJA45glpKn+LemckSsaZ4xQSXyW0qlPIq4H",
+	"CletIfFHjVHW7W4HVyyRkeDwB+vgszCaMpnio1HD90gwo3zKQjJeEXbFkpV+oBa3nNGU+D8+OfdJwtIs",
+	"4bJDzhgPSZSSMQ0uYQUnk/YLmgYzn4gE/nopONOPOg2vkbA/syhhYWOYJhnzGjKYsTlVx8Pe0/kiZo1h",
+	"Y9TY7hxM9nfD7n5vf38QjBoNr5GuFuo3mSYRnzY+ffIaz0VA8TDLZ/vm9Lk5zYRJkSUB23Turavelr4B",
+	"ubU37k12gj5rH4QD2h6w7XF7n+5O2t2gH/bYzmRAt8e1Sztlf2ZMpidhdW3nsCj4+YEkUTgkR69PyI80",
+	"ZUu6eiCJ/7e2/rp9EvpkOWNcHbACA0KJpJwRwZlHWCwZ7HBqPxVLfkgsVKjb0BNdRCFABSWLRIxjNoeL",
+	"S4ng+pIpl0sFUn9mImVqOpg2YQuRpBGfqhlbm55gt/fT418Gf+v9Ovh5/23/xfbLnde7p3tn++cHa44q",
+	"TVZHk5QlNTjCAsFDSVJBllRBGZuIRB1fmqwiPlUrqlnBdtdrzCMezbN5Y9i1c0Y8ZVOWwKRv3749ytKZ",
+	"Qr6Apqz+lsaMJixRCBDHTOFA8/TpMdnd2+kSyQJAyW2FX4/wvYTReP7DqCEXIo2j6SwdNXyyjNKZyNTN",
+	"peKSce+6tz3CkkQkP4waEb+icRRewDdqGIX6egiSKjRcUkUeJplk4ab3coeJay7sk9dY0ITOWaqp2yNE",
+	"lnWgrnGJRLDOSD1e0HTW8BqcztXIY/v9ZtvYECcnIpnTtDFsZFkU1gLeccJCBQA0fp2IqyhkyWu1sNpd",
+	"LPQbZDkTkhEaBCLjaTtmVywmgR1IEpowQsMwYVLfTM2OzWDXbvh/JWzSGDb+YytnK1v4q9yqrhw3lCVS",
+	"1GDRqwX9M2MkgJ/JJBFzIATsKhKZJAs6ZYrscPY+vcB3/A454isi0hlLNHOJJKFk0O0SHwAE6G4boMYn",
+	"nM7VDft/ZixZdcwQZu/wNN88/lyPuA22+unDyTsRvXh3tHoZdd+/iLrLF7/+snx1LpYvHovli6cien78",
+	"00K98/d3T6LJLw2vMafvnzM+VVe30+vX3fSTK8bX0mKZioSFZMnGMyEuScjiCEjiWoBlerTNwLUfDtju",
+	"ZL/b7tHtoD0Y74TtfbY3aR/Q7rgX9MNtNphsBK4nIZsvRMp4sPqZrap7OY4jxtN2oACUk4xH6s4v2Yo0",
+	"KXnz5uSxusKEBWI+ZzxkYatDzg2nUG8pQpXzDiU6KPIf05VUT0d8EiUyVdx0Ibhkh/g+JWE0mbBE8RL4",
+	"JEo1pPT7HfIzWyFCyEAsWKioeC6+dEbcHC+KSvkBOzttq61udtA7k25wQPdZe3s8YO1B0AvbB3R70t5j",
+	"/XEv7AYD2usVoaW/swOMwvzdqz32Ccgu1xK3B5IoGY80NW6BjOQRg2w1Upniv3MK3CeOV8TsbzjiIQti",
+	"qgBSwEQ0JoLHKyLx7GaUh0r2Cyg3PHvQ3yfNeSRlxKctEnGZMhoq6YcSjaoiUZh7OOKDXt/KE6FgknCR",
+	"krnaXofALtW03BVCiZYZ4ZmSUdUVSdL0lYj2j//+n1HDb3lqcVT9OuKJmltz6aIsK1O2kIqOTpE2EplG",
+	"cYyzM+kpCYO4X0ep+oammVTnmEZzNuJGNjVr75BjMV/AaUmQpuMV8uiDXq/bGhJKloxewrplFsxAInq7",
+	"lS+dcCX9mDUcjrj/0CeUh4SSOJIpiJB0KkkoroNWLfA2biHLOkDY6+/XyrbRPEqrQPeaThmR0Qe2jrzG",
+	"8J27lJBNaBanjeFO18vXpf6Y0/coI/W7rsTUq5WYXjCeimQdEZ3Drw8kySRLSBSS5rGY8igVxJfZ2G+t",
+	"IaVzM+hdOeEbydTnKEeqh2EWs9tRSkX8xETDnxmC0DRl80W6jnh6Fj1ryOiIr6WjBMmoRl0HWefiSqGb",
+	"i3p0SiOugB/fVo8Gvf7hiNeSXoVBhHLk2XoIIEEU1qUERS1F+q9fnZ0TV8/xPUO4R/xmyg0YcskWKYzX",
+	"H5CZyBJ5K3peqzaMFV/sBe1+uE3bg2Bn3D5gu5P2Ht0fHwTdsMf6k1vT708KsJBlobBKQ61pqb8CwVPG",
+	"Ac3oYhFHqE5uaR3pP99J1C3tGhUgpTSKG8PGVIhpzLREzt5rJXlCo5gZaEa96yaFCGmcQkglukQpnMWb",
+	"hUwTRue53GlH1jucpelCDre2rBTfCdmVWbncGtOwrfXCxqdNkek1fo3HVkSZI06yypqaP8IheOSYxo+P",
+	"fiWSJVcs8chvQsw98lOU0JZedw7FLCQZZ+8XLEhZGK8UXXAsJa7qu261+vWtXMWG9T6ioX7ymTfr6OcK",
+	"JbRGNAQk64RZAiNdzCOepUwiXUDKpfYCErFsDH//2JhELA5Bv6n5TgEyk5JOgczmYzQ+/aGQSKaUB2Vr",
+	"xJ3AaqBIuwGrE9yL2d7G0FQW+e8FpErnPKexkoERVhTUSJJPi7RQpiSdRYodB5niHKTp43n7WixBAsvi",
+	"ULbuD7COBZ/EUXAHsIKZ9e21xRVLYrpQj2Q2n9NkVWCd6giUNDZJmGI+qOQrqafhNUADq8CojEVK9Kiy",
+	"TPmR8I8zuYJBjDEM50JmfJ8wdpDD2COzAL3fjSlW6ZzU0QeUhwoC2PrTs68QGivxcUVmVCkgkkmQWzc6",
+	"ytsM8kUP79gu5LbHVz0qAN57xdJAY4LMlcUgS0ACUbthQ+KbV3y0TrviP4jyVuugcSyWKCgh72x5xC/B",
+	"gB4EAbgM6DRIo6tcWCoAeA79Iz6ORXBpdC8rpgY0ZjykiZq1cnR6XnP7N0w94npuO45HljOh/oSNpinj",
+	"IUmXwgwoFTwJHrAWykz3Q6aeimQchSHjn8n+qDlDvX61SwcVzM3PJYsndwT47Rzg81VvCugT+8W9yDWO",
+	"ETj0yDhLHUH3gSSJiFkJaIEH3R970eLoeTRnIruj7HIXaXOQX4JeAiCaWsOmV6EFzLb57r7oTe7QkCxI",
+	"WIomOtI8entGzs5ekNfG/kzO1A8tEkYh3o9Rq5BmNBlVSr/W5CJJxiJT2ptHel0iyXhFtG7cGmpXEdK5",
+	"OV2RMdMeFyV4dMhja5VBQiIWDAU6iZwBLBciIcskSlnBILycRTErDL+kUXqPAHTCU5ZwGj8ByeyrwU9B",
+	"rMQVaAUAnQkbQ1Gkv743PcWqFyBGZgk71I4sFuaMy0qe4X3eBEisZ9GU0zRL2D0oItYaHYgsRiAfM3LF",
+	"kmgS5Z6f2xLgnqNpcpqlM5FEH26hXWqdqC3tTu8L9StW+Np9k6ZfWYLvgX8aDHp4wVQK3jokXBD/7du3",
+	"bZfU+x6hiqQbFx+q8ZEkVF6ineT+oOKlSJ8quvO1UHPgkvaXSqWA2Te9Wy7SNn5xH3f6UqDl1XjhSVMk",
+	"cJtXkYzGYEBxGG7rXk/9RJ2hEmZY+JmYWDGYGW0tyqcgK5be0fDTK96XM+itbs397r7wkfFwISIO3FMu",
+	"WIDop8Skmu3f3+29pqtY0PBciOc0mbKvhjo9RzTVayCpECSGVWx6GQv8sp0K0cYv7+s6wJzM3geMhWjt",
+	"AHM/afbIi+iRkU2OXp94pL+zS37GZ5qm3qdN5HUCgRmRWtpTtEx+Hoa5du8llTYKSUY8wHgUiHegd7Ot",
+	"DnqObdVd+23Nqgvn27b+9j7u1omaKvrlCkr2k3M6VbJMG6RNykMMhPky13pq/TGfdbFSKb9md7n4VXSc",
+	"3u1SwXFWd6nWmHqna81Nsfd7sY6VFzFVP2DyHgnnGUuuooC94fSKRjEdx58rhIY0pWMqGcl4otQpGPJu",
+	"bM6hrXqZJHPWuellud/cC11l84VIaBLFK3c9Qze2DthfSnUsHEowYCj0wE9tD0kHaKI4qURT9f4lW0lr",
+	"TQHBFBztTUBeQidKkfUhCq4NYXC+UnsFD6WHKqhBGsla2qFnPTBaDAkEn0TTLEE2TJpK5HUHHBLKCQ3n",
+	"ESfzTKaEBmmZGTiv3wxyNmDvk/c5wHouxAvKV/qp/Gpcvu9YXM+FIHPKVwYV5cZwmNCUtYH/3hOtOKWp",
+	"ZugsPCQ3Qsc3cIEF5fFzzY7omtIKGQ0CJmWulzkk/a9QeDP3o/u46xcYr+MZ96LCa/Z+AcyhoJM2fXdu",
+	"3yNW84Xf/ZbnMNVyvGrEa1TfEtyUf78JBMqRs58LQYtEqKtWJPcJhMJ/PTLgCIWlEAWSMAiYqERa3NZz",
+	"GjnjXrJVG8e9FxB6y+K4rV2mSiGTbkCZAatmxi+5WGqD6AcIHEfHYZbKKGRkKRIQuiGGQ0GhmKA3A96a",
+	"JlHokU0PB8NQEvYOrW86KsAxhnqk0+ncmxpiDxGGOQI/C+UBex5hDMAiEQuWpBH6YaOUzYv/uO7c89FO",
+	"WSASuDF94zRJ6KqBkSVGRP5dj/qHfUuM1SmozypDVZZGawK93s4YByPVb0LMtf1SkghERSe4tNvfbfd6",
+	"7f7Oea877HaHg95vbjApeLW067MUGuM12BxIb3nmJ+qxh3GChckFZ6SphBoWtiNOFkocCqIF5Smqlvmy",
+	"aEj/t/6rE4h5w2vwLNbSKEZ3VRdzpfGd8WyuDvSdiDhQ6JhNUnWw+fD2p8ooGHBU3tHjSC5iuoIggdwT",
+	"yFKdQZAPfBRS8lxcsZgGtSfmbBkITXkidVyQ02Hckc4HOHEk62fu7e7t7fcH3drIXxfOSkvQWzaXac7R",
+	"UzBVC4xZGKXHoFxX4XCSiHkpeBngq9/u7mv46nb/s9sbdrubXGkq1gx2cN7bud1gpUOAhcIEa/e4FteC",
+	"+oyhtzOakhldLBgH+3KQMJoiwwXpWpFZ9UceIoi/KbyO9R8yZYsLtArgd/MF49IMA/pD/kvM8A9DEfNz",
+	"svPVgSAN0roQ/7czQdqEmvBLNR2qWENM8wog5PEiCjHTC9azkimbY5iyr21E+m2jX+iXi8vbnvRpbzwI",
+	"2jvhLmsPJnvd9n7voN+m2+NBoJ7tTfZrV76Gyl1H0RScbG9O0bRVQePmfaeMeA20SiEchWgugBQMB76u",
+	"ZSoO8lXY+bG2eGH8kqe0RszCgwdAuzwCDk3gu77CAQxW9lPhkybrTDsayHwIBXWiWQHAKniiRrgw0tDH",
+	"Bo3jVxOIXLtuDzq85ww/+/SHV8lqhDgPHcTdVHitVgPoFAkOKyki+yevUb6vg2B/vEd3w/YOG0za6nba",
+	"+0E/bPdYd3JA98d7wW64yX2hD6gO7FYlhhXHuXEGI9VDwdlmVM45w1ucXFl+UBtw4BfwxaC7Z8hW8dLc",
+	"ye1mb6CI9yIcOQS2Ihd5DSeRSI10O9KOCygOUrsltNNEsdYYivuphFu64LVbkxLoWeZXE/6kEPOBNgAp",
+	"kQychB5oV4oSKanaJ00qtblGCU7OD9ryw94vEqXSRqlHAFcXVKZkxWhCDg4ODlp1ZLDf7u6dd8uMdzNa",
+	"iFE8mhRuEkLvNZTIL6tn8DRhqA7I0p4V6wghpHe8wtOB4LhNQOgsFmkd7Jixb/r+PJqz39R7Vs5Yf2+M",
+	"h1/51nqDu91aCRfyK3QOxmvUxBLnApG5xTqc0RSoii42cu1W4KJFpAtk7Nex8P7mLPxGzM2TVgaFpJWd",
+	"OqRmPFwv0PbuhFcsrUvmr0sGM6ClNQ5fPfUJqrIegUxrSSIexFmejofp+CQQVyyRJn8dE5HQX+AWBFBK",
+	"WhTMSCQLQWtDNPXKByAdaDmQoAQoH5gZUclXrO4B8WMq0wvM5vR0qlmUQN4UavcSE9kKUY4PJIzvhlUW",
+	"sWGTLH6voWN0Lq7h1YWsGJ1Q0NQBpb6Wt2sEi5rJvpRgqDTSiyyJ6wEDtGj1Cnlz+tyD0E9XByXsfSTT",
+	"0uEZu1Imu/0lG3c+CDHvZHLr3db+zt5gt7u7M9ju/9diGf5Ax0FhiUm0yUncgT1wUcbHxuuYUcnIRASZ",
+	"BDGPBjO1I5kmNGXTiMlOvVxmJNMLncNef++Op0O/V3IeKrh15FyDEEsqScaVBDcswA4kLTUh2H7Ex0w9",
+	"mosrxb9ocElS0SI23li7nK0uRmjaIS+VNAucggvO1AuHJIgZ1SxQfazklhHPl4QhvjdeB3DPuhohNEkd",
+	"C6+YTCQDcpCzqjWCQ43GvhmBu5M0qz5ji81FSPs5W9yfGLCIgiJ4noGKS0ImoyknEGh4FbElWSRKnq63",
+	"8WSLcEOutrFiWifqu7y9wH4NLCDzquX2jiyAm7aX5lCiCmU1V1Rg3IX9auZ2jehwH9qDkUL+Ks1Bz28s",
+	"6xtrvtYU75X3XzQ7rC+BkWIhCTUKxBqORZaSpv/jk2Jw2dbHfMBPPviZlQBakjXvrQyGe4bOTqpHV9H1",
+	"j+xucCuKJpq9NikZ9Ad5Sodm02BsyqljW5N1X0dgz9l8rKQNReD0eftWysjJfgQCvXrG3qeMQ2ICfmon",
+	"hIo3mAs+2NnL67V0+i2vwBN8U0XIJzSWAjPJtBBEU0K14GSvwVZ0WdBEQpquFuk6DnCdinhNTZliZgGU",
+	"5NErgevVxm+kDi5pKFrA88c1FKxImiur8BeMhxGf+kqGYgtJkoxzqB3wj//zf11r56FzU/D+lrV3wp8Y",
+	"2a5tYgoUFnRKU3Y44o5Z9JD4Eb8waf84hrV+olQJ4pGVha4U0h1auU4BUsEyowXAEV+wZE4VisYrABEo",
+	"ZJSC+KEJnCMHeEQyhoPmJNHXCTjm1PXBqGN3TLDuGeCN6BPI/4D3nG3CCHqTmhCzsHSD1xl5Xe5Y4y2C",
+	"fIaiJNa7vuKR18gl/OsL3BihCl61egccfJMLnZAhWx7mkoOeUadmQNGKIQTHvDl9jq/ohFeJfphCOpau",
+	"pyM7xGbAmW/UG5JMWUp8xQ/8Q0KNDpAThPLFEklXSrciS5GEEguXLUHNTwRi2o0SmXElXWvFSNnipXrv",
+	"k2eL+lzA+zccMXqIYFlGDbNA2zSoEIUeogP8K5IS67mU+ICjDmwoaKYb7ess1d79Ly8QaRcWLq10kgXI",
+	"9XLgL6yrjs2j9/lRJlfHOtevhhban4zDTgMiaS5oOgN/OICvjqwNBOfo2zap7lQqmoiDXKhvfJLSS0xF",
+	"nrdGHMtF5Xm4COZkzGQU6oRlXYbCjOJhuYggFxh0naY4kukh8X//wzejQF2e0ueAeJqsmav6vbHV628P",
+	"dnb39g+6W+ZNuTUTc7bV8Nb8OqHzKF5tqcO1cp1bfKE72L+h+gIYa07w2363JO55DSxRpH/XngBzIaeI",
+	"RCU5s0a+whIE+fYVqugoPBN/YH5S11PEnUUSQSrxNeifv/xWJJebyfbwbT1MKnZhZIS8WkG9M2lCY8m8",
+	"0hlcYyY5hAolSchCY3KiWRilJE1oFCORnkEoCKZcYC7rgiZpyRnywiakR3Fcqq+lC8VcWzHJPY9rnBLH",
+	"mkPiDR4jaunA49ufSyDCNRKXiZ7CQgK+etEnGmxoqE6rSce5DVgdDXhRQxbEEWch0NsK4Fftgut5q6/r",
+	"pBUmrZ/M+PEw/u0iZDwyxq1C4ZPd60h7zQrgt9IKNBwkLIwSFqSmEJyuXle769tcPS6n/ubNXVdXe2SI",
+	"LGReT9yyM6lwDEId8hJSvQLBUwpCiJZNOg2v4vIHenmxJt6lUN7P0n99UgyDYY4Wi5iRk8dY2wSurMSG",
+	"UVApRb1YXmiiM6oe60yuLoL1DEqXmVHIG9A4pFdasNLHopnXGi5j6sWq5aqLdVxmasQRtwVlZyy4ND5b",
+	"mpdslJDPmjKOxukyq2la1ue3CI2XSubSU8PwgZgziRWPDnOSg4WFUliyHhE92sWzgHpp/us3576H5Iym",
+	"6G7qjPhjTNsd1vFPhwFuZI5wOU6NScIMe8thgk1kDlQwg4AtUq33kKbgBgHg0jUhVxgwpsFlq3Nf2zKS",
+	"zHViXfdguN0ddrube2+KWsaNwqgthHnTZixJyOtdeg2UwerN7oWKRKTp4E6r3s6Ob3SiIBZZWEZftKnf",
+	"0VKaL36N698pB2rNeIX7uZ6GHjsQWqGlFikmhDriqyZztbSSLVJ5geBYHdJUd9HgGlBOpkJR5iinmb5Y",
+	"cpagqQfy4RNQ2sriGED/TMSh1KO5USpjIWJGOUY8AStMak0qekp1sZ4rwKNOiSHkJmpSa/mwuobXwKVh",
+	"4ASe/iRhTCkMp/igoK/bl2pJeHVhJ0rKLxPkZh290oQzFGzdCeAXN16GuYj6Qe5BeCZNrACuiDKqOSVk",
+	"Work8n9PE5EtOubDDnIwjVH3L2Z7ZZC1x6VvZjPkuQ/Ddg1K3j1qOB/sfpe2gdm9REQQPCGQq0nj2JHP",
+	"FG9Hq68SHVuHRDunQfAIBJeRhKDxzq0DPDe15dcwBieEGEEPzHSKuDe8xgcBYPguSmgRve2rFQitkO+q",
+	"QZUzFsqLhClNw9cpO6krVSbsSlxq5+U0oVxJMnmcfJoXIV5QKZcigeQwfc6tQ6s/WJUhJ+QWP7kgseBT",
+	"lmhvMjElxcxjOQM3pXUlWkk3mAkoaa2LG9kR7Zu5lGfTwY2jdW5sHa7U7tvl+Vg+5RCNr06QQatDCoI+",
+	"8AKdzOZ+PmUplmkoUDqXmtuXAVryezC1+CpWV/t29abBAHdL7dzNZaqErkC8Su5o3zR0VjuDr/Xl5h7S",
+	"xpNMLWvrEUviiFuf4Abez0/eDXFAmznGTITAH16tv0MPeWiK7chSNdEcqvFvqB/t1NLKk2YVfC4jyTr3",
+	"Hyj0NcMhClp1t3vLaACCxedS0qR8pQMCWoeY1zlW2tvEhOtVi/7dZ5jA13PRF8/rdkYI181u/OqbeNRr",
+	"mQ3QBxSMPtdcRReLC0Psa3guJ3SxaOuCG4HDFuhiEbMo7MB/lVAFTruzaMrbJxw0xjMWZInS8NUPR4tF",
+	"+8yM8lqPIlvGeIJdXLDkZiymU13DNA+LHgdhm02ms3b07jJuz7lYuPBhN1A1Tl13R1r0fsXjlZEG3ren",
+	"oq3easvLaNE2tZXbwGwUU9fm4aq55AYduOICcHRzsNev9dJqJUWQTOa0yynhXNRjtBDqMqi8o8y1xveb",
+	"LYtlPVeX875Wdb2TgnvzUjLJkvocq3NHpAD/Hug6xm4GEmF0rKaut5sVllUApsHtEN6u0Cvi2BqELrfR",
+	"cKRHV1b0cgFRCbjJqihW6Fcrx/U0YnFo67KVkq2wPHBNRowunS8mE/RH2w4cQ+JDMWGfTEQciyVGnUWp",
+	"RO1M24p+Onv1UqdigoRPIh6y90wSKkdcsukcDU04FOaLeHpgnQx6gQW9+x3GQ79lVULb9gW8XtjsA/OF",
+	"1IGbxKIR93U8RPU34oMPpvJDhzyBYl+O01mXsbFhp6ZeW97SwHRXAC9YoQcS2jOlp6sCY0YNOrKXtOwc",
+	"a6zbeX1Qva7Z7LIwnkHkieXAKZkLmZJNsvkQCPJx66AUlfQj14tRExTg/mxIRZUIWD97rpVviS2hvu5v",
+	"XfW31D/+y+aK/dDrbytOY15XuKUzs9WX6vL6u6a8+oVa+A+BCBk+12YbeComkzji+odFIuaL9AelHzKe",
+	"4jP12YXNW7+Ys3Qmwh/O+ju7db//QMcBPgcfww/vVx82sNZher28WJeHhrqOdpTol9fmpnUPhoPbmEZL",
+	"9169rsL61oPB60zOHolwtV7cQIZaa+c5tsacTM6UrqXEAl3FMqBJskJVK1zVpos9YzRGfllSGgDZrsuJ",
+	"qwb5F3tasKQdsgXjIePBSjsjEiYVv21ClZUPNZbbj7Y0jVrlpUKiaKprcuKTTzWbyE221hx4WaTl4rIO",
+	"eHQblFLHgk6vczOO6ynr7vSntz/XCn+nZ0dkkY3jKMAGPqdPj8neTm+vVWOwjafFRZ0qrKmF/5pU7/co",
+	"MnlEnePuIEviUkL0L0eP6sa6LAfSh+yqnaNH7SeYp+Uu9KjWIlhd5gsRZnEm166ye/V+j04FG/8Y/HKW",
+	"Za+j5z/97bdF+vKA8zD5ZT7+25OF7NPo6On47ezF3v7z2dv3g2A8nhwdpb+e7+9+WGa905/36OunT99n",
+	"s8envee76ZkILh799OT4NRu//fn0b+8e/XYcPf11wLfFJX83eyFTvjtIf7vov23v/CR//PvgWbDDD1aP",
+	"/naULOOD7fjPdO/i9OXOcvd40p0Nfln9snPV3t35+4/vfjntXjx9/Lb/y9WHP/++vbv/yy8vouAopWd/",
+	"fpD7P//025T/fXwQ7IXdD9Pw6LdnH7LdP1/8cnX6fGdG3yW8xw96x+NXi/HJ2ePu/p8vn6+S8DJtj5+e",
+	"v50dnQyuXvzydLb7lv2WdScvBvHTsP8yOF0m2397fSlPXj6jv7R/vHj/iEcnf46X3eey9+7pYNAO5NPj",
+	"LGlfPpm+2adLuvjpw8/8z8c/T5eNevmveIkymt6IAOrmEWTU7SpAXIMLZ1XicslWm1s5FTrdZHGFAWvn",
+	"jxL6FrOgn5haBJtT2CNod0FAwrVFTHUdwA4x4iU417U8cugGLEYSchNKBA5DK2MxdU7AaSxhnUVKDDrD",
+	"sx82zkx6Ouiy9vGxjVT89McnrwHRZPqA1UevX523B32j18uUzheNYW9vd9DdPdjtdnv9ba+xLJwOCMZD",
+	"GOdCh2LVGJTcHVx3mpXrsAu81VfO4t3gyOI+LL+OeLo7aNSZg5YlQHBqT1R3XQf/lZVhUI25nCqgj7PJ",
+	"hCW1xqw1Fiv6/oKGV+paL0K62iTF9Q5GrnnEL5SgELDape31ayeSsUhvkXp7F1PSBlGJ3QM0bG3uvi5o",
+	"ARuTnbf41TP4qMa9orTDCyU7F1daGzFyp4TQ4rJLx++VQav2Umvg6cYIyyJIn/BFditzeRniFZhXgXq3",
+	"Ww+EAHlFOAPgWm8WL13u7x8xO7TR66PZ01jdAWzU+4xdhlRRxzm4zez7e8X3e9u3e786/lL3/XEApQ46",
+	"KtS1SjOscajr1SVxgy8akuDGLF0ypfM4bSkK3EffRp0FvbspObKr2a0s55lYkglNCJ0xGuaNMQLKlQo9",
+	"FuKyZIssWPS3d3eu71e3jnDZFQH4VJcUCz7N46BMz4soLS6M6LDtmKa6eGeRINp1DraLnfU2IpbXnJqO",
+	"e7ILi8EqhqGdplzX+lPbxA9yF1J8P1QzDxXe695AQ69pP2jD80gTYu6ISExNnJaJOJEYOm1STuQGgXxl",
+	"i+T1ZHotaa6jok4eWlUPNOlLJs8KyyU6CaG53avQ6jtPi1KwgRVksFUWWGLzxlpVhdJUZKzRFWPKMYjW",
+	"OibAkxdJIgKsURywQyLpBMq6y5lYWlcfmJTKwdcw7YqMkDSOGo4T6/oUfN1krVKoQu1T92R2eofh6xtH",
+	"zjlG2xpmnrd+qvacPyEJg1J4AbOZM/nJoEXc2DEXNJ2VTOGlVlI1WdN5icOP1zVTC0kTUtnAoFXsJm+s",
+	"dTpnrXVI1nV8z1vFF3XtWzR3d80t1eU+Oz9/bdpCBSJkhXmgbZ2lXDsHBy7l6q6RItO6CLGzmUhSj8yy",
+	"OeVQOJuOY0Z0EzFbp03jlxq1uN/Tot25rma44xOFBzVuWzWlgo8I/A2TVTkbtDrvbTvy3WT/LJMo9as5",
+	"M+86G5XRXXNnibxB1Cukiez3Dvq3dAdWS2PZqY0tP7823YkSLf1xJNOaHj0tyNPB6WSHHMFxh2ROF5Dn",
+	"iewdmu9BbyliamZC4WbtVUHqcFhowozthiQZ9Pu6tSpS2sLSbD13NWZJwTeR6RAccjQ+Dp9Mev3thtew",
+	"JvjGsPHhbwert/tXb/by5xjpro5wO0i20zZ2tbNqa/77ctbGVzSHda+ph27awqPy/dfdTQ1A5JFRNT6u",
+	"GvR/CbelL1GHPumbbWJLZthRKbzwd/e83DMqn0vlINwUpjVIm1P4jYOSa5rwew3J6t0L2DjOLTO2BpSh",
+	"6y4cSWHzBYOHE9Z5H3rw7WLz3HBlOGx9yzfqi3mD5rvHWFVCoyq1JCta0rWBQoOdWwrId82/KlL3vM+j",
+	"bThEKOgTCUjyNVlX64OENquw+aWieqrejqT++qHkV4VEfIEKTdcdzB3DnWo3iRU6ardq8oJrQvItokPS",
+	"r8Z+E98o6ZR2iK+0HV3bUZt88hBMRR/MWg6d5pXuK+rDd1FC8W0TTYMdByIWerrv/QTyAs3kLTesUkc0",
+	"lGYv1CpxHlbjaddFROSZxY4LLs+716UIGl5Dl1+0spYtpmoS9G1tVUWHLqPFopxhr0eoLMGCbjVm/+jl",
+	"UV4oG6IHOuSNFgZQwqBgGBj0+0V8LtuaHOTdHdyYJfsG6OZdA8tKAJaSmFGJYdlAmQ8J5UTMozQ1TEe9",
+	"ccV0/pFkKcj7Gdc9dzqNOrmgbHn62nFY2GQxYJFaeDEcmDRtCAzma7c2ib9SmvnWXXIcK9iO13fXNNZv",
+	"4/puyguRUM7OsDWbY2PfUJK3rpDop4zO12eB+N9OVvyN6SqYAg/gc817axLke93+4P4T5C3SrLMCbIgy",
+	"Cr7cNICAct28NBWtdVnyt9tdLa6gZ6mGL2orHeZ0Hospj1JBfJmNoQTMmzc6iND8ol6XCjdWRCoNX6t3",
+	"8E7IrtpzEeo+POUkpQ2D8N299m+udKBdx0fB5WZ1C85zzcf2uozyVHS1DT+acvWCX64yGg7Y7mS/2+7R",
+	"7aA9GO+E7X22N2kf0O64F/TDbTaYbFK0sBoLg1GsDMuOYdsNxUL1Oors1Xn3zvEvZX/7fRS6GevoqLp6",
+	"sEtsoAet5AAvQtJEeycGGCHwpex9SqJUsniCRrEIclOwocab86ftfY+wWDKIvByvsIonkSlVaBfqIBXS",
+	"hJwXNd8F44GAikstt67UQkRScFyRdi8o/eFKF9RNGQCB+kfx+j+OsMj/qDEcNUwzAV1cftTwRg0ddjBq",
+	"DD9++lRfJt1ZVPWsnoklLtzX6ZkgocI+C6flyotZOmkrrMHNFyHF/HZDufbr66ZZJFlSia3xoIKBR6KJ",
+	"IgL3UhttsyYVF/VWPmME0CV71Euk6Zfux/dQMC9GEKinmLVV2w+gNEZ9bCP2UF57lCEzCB0JjkFluYUq",
+	"pz+HAHPgRIHqariVCNtmzKM4jnTzKVuU7ezZUbu/s5srMuHqELFjza9latzv7oVdOmjvj/fC9iDYYe0D",
+	"OmDt3qQ3HlAkZ3U7dhrI3DHs0KHA4LKQ2VjX1jSGdD1HAeoPte5k+w5Dpl0do/nYOMZY2fa5ZutOJ6N3",
+	"WJHxb+2jNKZSRpS3NTFsn6CNOAI38EbHU8doywF698U0rqsjZkr1QgEx3dcpL9l7qK0cPhI+38KdR5Yz",
+	"DGNHWuh2fA5ZIKBEC9IA9UfyQKJLx6ixBrI0zd6sEjAXdbVSoAuIs/I5DZkB3ny5ItErNo3nZxGfDsnI",
+	"EDSnIq2tslIocqcwatTwyAjsLZqcSdcSgL/m4+XFb7Hk3KGuB7bIUiheOyT/+O//wY8mMZ1OWTjUU0J9",
+	"W7facCrUu6S5EHEUrIZEvd/CT51MS1MaRH+lfv/Hf/9PpxQ5v/l2N7kTffA31hrrd4fd3l2tmZsbeDVC",
+	"utZdIzZssMBbhB1tVkfCFZauayLh2GddtuAUl3B34ZRUu0lCu49E9ILE91dVgK05yWpStzkkn2Q8jWJM",
+	"s8kpwzsx1uZexFuRpYGYM4/4FoqxAoatY6mNb63DnAL+kLMR0/4wS3N6VkcJPYzfgXwqLhdoa+jYWaEw",
+	"Z4TlF7HxOxHckK6IScPxxivCaBJHLCE6tF1CpU20v8HudDq2tWlrr5ohg4eoka9yL1j3QJcEVbolSo6m",
+	"aq2WEs2ZNiyuozXPHplr8cNDKoqS7ovrVLCNc7k2Mli+NVFa+WBzYN2p9rjBUmYZhOFGCssAqWRWWrn+",
+	"qDK8GwVzO1PRK87IOBbBJZSSLLTxc3yWiio/kLlV85D4jIemSoHpF9T0+4Nht+sTinllNYkGFUO9iWtb",
+	"KAKSqBX9f83m793eH7932wd//P/937vt7T9aw9+77R3zSM3R+l8b2uxNnJw7/nXD1467zK/verKEr5Up",
+	"ivncu9Hkrxjem9Pnv1q//KmOtKhzeQTJSqnO50pqrJKeGXvffPbi6Lh99uyov7PbNOHk6Mz0yCKmEYdv",
+	"W2XLwDbdPxjvbg+Cbm+P7WzvKhFxPzwI9hk96B6Md7thuLNzcMD643F3MB73dnbUr9u01+9NKK3N28hn",
+	"K17Pn9Pp/lV89dvp2e6bvwtB06fP94+WN/evy4fzyiex7lw/JywfBBHUY9yEpzvH5Os+hQ1TCaOTJfFF",
+	"Ho3RsEqirMSda70cAMI51HUn+aniyWTVcPRNdEO7ns8KiXdWf4uQ/NLt4w7+qHtN6rz1M4WS2kwN/WyP",
+	"MvQO4F9PzUp/enveqF63MQ8W+gc3ISfqkPjw50UmmWK9usaif0h8G0rgWxO3ooNxJNNWh5yKmGEDlBH3",
+	"A5xgCOZg6ZOmU6kCvWUelkVuHRJK5lAAwsS/kSbaM39wZ/QIFwRHa5EZlSMOYWIiZraHn4/sXNuiJPFl",
+	"IBbMJ0FMo7ljozE1mOFn0vR/PDp/8vbo7xdnT05/PTl+cnF2/Or1E98bcZPN7tvoorYOJLQBaJD3awpu",
+	"qCWqFXXIyWOt62o/JOglaFgHWgpqAVxUsUUuNrCN+ESY9r40AFDGbPLGmVmIom6pAkeSMjqv19oBKtGp",
+	"bxu0ayUtHwcvQyGyGXGYVxVBezhRBCCPf4aoyhHXJaex5KEZHoszy4JeIz2lfpmcfyUflfMsRWLqaDV1",
+	"8vuIW7eLkuTYQhKKqUOoz0WcyBUPvNxwb800mg2g6QU/dVrrQin5EUcegVJeZ8RH/D/+gzjtmiPBR/wM",
+	"GmJZVHn4EBHh4UONLlQSv5BuPCSPsLM0Jm6/W6Y2bxuKi5ZxAuFyThcKAXN4lo632veMa1u7qwFn/EPs",
+	"cGgjt8C9o/sgwQhaPlFqZkBjJZWPeNN/34ZfFcxS2BtuRGGGAgBo1oIAgo0XyKC73SEvCsgpSVOfyAOp",
+	"H7Xd84W6TcMRRxTWLZfoYmFwOwoLmAyOYjxEabvDREkRd4d5IG8Bd9We1iAv2Qh31ZArMqNXjFSpyaFp",
+	"YTDiUYpvmtWart6oiKjzM6hPmoPutoJx4JDODU3x9RVeUKsz4idK4bgi6IFxcAggXAIFwzLEQEeavvkd",
+	"L63dltmYnJF2G46S/Aht5ka8+pohjmhWKhagbwEgQA6tnOlJIZyPpsTf6ixZHLfBr7/1bnkpO++UOmbw",
+	"BWJ/5Yi7NQkiSfx1ncidPhMt0xRbYsynr0igD6GfxmDqxmmPOAbqgstHd7S4IWC3Q34tRzYDkpRKRujg",
+	"soiPOFYPkz6IPDbaVGIxt4wr0uLfEG3qtxTgl2NOfQUT3ZZH/DEN23pb+HBIKFk6/cmNRdUFBx1zSYOU",
+	"CO4RmQWzEaeKvJFXivzYoqe24waFOGE1YaEnvpqxN4TcdadzfqvSKh/fG3FDHkzRsWoLfvUtxoKG+rtt",
+	"9YiLtA06NTwatLwR97FUQVv9pGkT/LjT0o2D4yjAMzmAg9LdUMQVS2K6yH+whLH804j7C6gFhyKX7aPS",
+	"HPT6LSioAWJZOxWiHdNkyuCnbTwkmS0WQsmF7TkLI9pGaGwOejv4u9N7Xz3u92G++p715oVqS5fmoD8Y",
+	"EqdNRzHESTdr0PA/4sZquKTQBCXW7bdaXm1jGBgdNuqegpkKft6HVSfq8OJoHqX68QFCAFrAfNLcQVhV",
+	"NxUpIVixH3h1p9szQKxhEx7iYWRcl02GI9rpbg9LNA0bX0Z86gGRMUUJTNEUBDUZTTk2IFtJA/hjNuKJ",
+	"YncsPCQJS5OVUcpP1R/tI/WHYmmG8oH9UGQprGPgwre1IiGMe1ZWgC0YZhYLyQp4enAwRMlSC715Mkks",
+	"pqb/RppEgdTtPiweYwCH5nyzjE9HPFuYxClgjGAUahmS+ppOI67Fj+eKWhn1SeoaVMT/CNY7jzjGu0+K",
+	"ZlEpie889LFZGzRe0A9SAf1B8vZrCzplh6WvFAWHBiLGkIVeCjplHXIM70gdLUf/zKzsdJLjAhbhFlzn",
+	"c6xG3H/96qzYusk3SABkzHe+bv/MVj7CjqSQhbdymL96AiY/PA1pn0IrOWQAyCrQwpaXobJJHwoQozi2",
+	"3XwOa+aiup2jujX0mEglNA76/Q7xXx+dHz+rb0R1En4yfS0oz+MJK/sr7UiyOVUCBbRTUnIg+L1zJNdg",
+	"hLAC9CAW0ubaIVOc0oirxZVP2l3bFvpE/BGHCpAg7w2Jkm1gyVwQ/2TSfkHTYOZ7uluNGVu9ZiyYbiSm",
+	"5sam1pcan8RskmqJ0+2DJBK3D3yrQ3R4symqoiABen8e3nzIFnzyFQOpR+VPpjRmnrqwfXwwj8CEinh2",
+	"5DbEwWajIOzKNBFYRcpUTprokkpuM1Gyvg+ZXhlA5ogXqzei6NPrdW2Lrf3Ofme7BedvekOptWpXHcQk",
+	"FeYNBfTbUqzC9E/yRty0y0TtII8s923HVIilUMf0UnBmzspc5cOH293Bw4eO4qzddM7aR3wJBvaE0VBp",
+	"3sRE0JGTFP4GAFCqqD9qoOqjbeWo/ug6VtiyFR+NGv6Q+DXvutFp9ljwHnKOqGNOdGtTD4y2HjHx615u",
+	"xPUAjRYxDVhYUEl1b7NKF1kgI2n9xXdcWCs1jlcAFIj5AkrHKhip25ri/SmdwjmOeJ49694odNnIY9PQ",
+	"IKebC3hFFVj3QcI9Kq4IJ8fCFhK4EdfuUo/IyHRSdVas9gyBbNLR+yhW08f7zs0aEAANNEuhGLA4CTnA",
+	"RhC1pA42g0o3LCri00Nn2zZnmK/07ZYju/XdovbZ63dG/C2jl2oApQK93Ro1wIHrt7RTGzbp3Iyabaz4",
+	"Uz0sjho+LKYJlM0y4gjyPec0tYensA3tNXEUMG2f1kaY14lYJBFLabJyEuoc20yN4aXh1EbSBZE+eQ2x",
+	"YJwuosawsd3pdrbRij8Do1698qV+mdalzkB3DlsKSebOeDfEDyEncUxeR2/On128ePX4yQ8hu1I0edAd",
+	"5JVm9dpH/Iol0SRi6lJpbC0iRjM1fxfVSKW7/vT25zPdPM5qwidhY6j2AIVsoG0c8G3YdL/bNXYvY8Mu",
+	"B4MMP6IFjW5Q5eYMzWnVk1KcXrIUCuQOuoN1Q9m1bb0U6VOl0agPdnCR139wogVqmyC7092++aszVM7f",
+	"5MJ0webbGP7+h9fQOZmQ565vF2oZvmVj8jNbkTPINlIYA3W7FrLxhxpkKxSBXAs/RzowL1a04Oi1m6Kr",
+	"ZD8d5xBJEoogm0MtLDYfs9DJ4hlHnCYraH93/PgluFwql/5YreHGS0/Z+3Rrls7j4m2XPSa1V/vs/MXz",
+	"0uI739atwQoLR1x7XTOoI/dh7Y31u11HytUqKhDOOLpipnRtKjIbM2N0rtqbeaan+4IYqSvjrbm4yg7u",
+	"emvXHP3z6IpxNckiEeP6Y9ckubOiCH767Cvn9WrB+NHrk7MFC253Znrg+kPQoxJgBw6uUUn+fvTi+dCJ",
+	"Mc2FFCGjVCRQ3MBdvd8hL4VOyCVKo1xkyUJIpuSQKeNqPyw0ymmqaP6M8lCCZJAHV1Cp43ohtMx/BPGu",
+	"eu4fhf78gcwVsBZU3lbMXkwwGsPGpurtKP4olFSwWkDf728KO88VkTPXYFZcCylYcvEG/NSc1Jo7IuCh",
+	"wQzMnmCEj2OSV2REC7OCFiXZ7XS33WruNVh7imv4S5AW5oYKFiy5YiRN6GQSBd8YsVWLjG5A+aveFrhV",
+	"toxBTm59NP/8tOU4N9be9dlMLKXu9aBNypCfzLQ8PWPcBMRSzNmuvc2alPEvebXrM9TXkOj8KHRBCi1A",
+	"bXDZj2hoMr3gk97Nn7xxjNf40Qbg8dSYo+GL/sHNX5wL8YLylV6d/Bzw7W0kSJ7kVtXPgnr16Qai648o",
+	"xJ+jURSRxaKHybg34K6rwrgOPQ3IDuYAsjT+8Bran+g8gwAIXf5aru2Ikb9SUx3gNVXk5g+voYtnlCKP",
+	"lcraxuZ+4L2VhbIADyrOXnQa5t7etRlykqVof5NMu6CWMxHD3jsEit3o3NaFc15u2w2OCS5jEYMSr5A/",
+	"pgFotWCLEIn2nJsWMpilqLRpTth8ka6QNHha++331YSQjEYNXUGznLHRRCZOsTUc8bbOhx6Shw/9vAKE",
+	"//Chp57kkRTFB3g28NAvloPwK08uOHuf+jAVpE0PiS+jlF1kSezDmFBLykxAF9EFepTqBodRMMJQjeMG",
+	"etQsDt7GkvK4wVByeFwho4tsLRkFBDdVob8UBcWiL5+KET06KbFEyQd1NXCwosW3TVZ7G3zxGh1u50I8",
+	"p8mUITnub7I8x9v2hKeKp38n5RuQcgCdawj5hgS8IBBpnG3nbQ7rxZ9CgmbEwD21ZDLVfoHmeEV8J5re",
+	"b2FEjM00NJHYkWNer1vB1kf470n4ye+M+JGTkuUUNQqY1liQNpoeXJF0sxRpcMnFMmYhpIBAtJi7QOdt",
+	"aX1HNEnU7x7JZEbjeFXM9NJx4h4xD2qFfxmLZYecKfXHLl7HmqMyvxIZWlwCCt1tGE3ImM0iiNeBH9Qb",
+	"ELJCY1BBwLLaIedCt7tQZ1+4C4h7wN6xkwQqZhCs8eJ6IvWFFU/BTiUZwxp58jJawPtRKOFnswj1Wp2l",
+	"T03uBqbKRkVEiCC6M2OQO61trG71nI1IcSUL5ZNXP7JN77jVuKV0ko+VIPN45aYPmLJ2i2q2IyjzGlgV",
+	"vOfJkr6TCBmymG2eCHlI2HsapGgNhwp+NRt3sjLdzVeDZPXct03uvvlUbDYx9Ci2HQAhtgSada1bugLb",
+	"NYt2Czh1b1fI+BYLdj0Feq2HiOAapSJJptGVQnghPEVjbI1GjFXAt5q5T+Xhw0G3+/ChEfF0n5hUYBZ7",
+	"3SGk4qYj2L3TEdwkoWOC0AZvPo/mUQqi+xdTWSt5VjWa6hGSSbA+mZv8rqj+hdLNp6IJVqaW4+mMjfye",
+	"Pl9IyUWEa31leZ684ovA5W3ZA17oNVpKetbJzrX2m0ICxlfCgnW2GrPBbx3yb+t9+zdClR9ZCvEBdbiy",
+	"+kL2mCeIPNj94mYc28LkRsjVueM8XmMhZA2WPtORJRZTbVKjjkjS8R8Y55aKXHT1W0rmpynYWxVqQwib",
+	"zjwlzTWZp61D+MhNXoWapIrjm/it1OZ7m3gFiNbQMU15ebqUYvwiPvcITVPGQwqqSSldNF1GAWsVtZkZ",
+	"lbY9GrSNLubTQpzGnK7ySLZhrmyoF0xAP3SdjldkSdUpuMUTMWKkSW3UKSY3P8DTFJOJjpDRuaumfzFN",
+	"MaE344SLpevo+TNjGcN6yKj/EEiizOWdKMV3JKFqjM6IKwno4OFDrffQ8i7NJgowEEmbe6t2o3UPGBiS",
+	"HdTKmk7F4AeS+FiVwidSXYqjAoYZs8m5jtYYCs50gsSaQgxYSA14ha1ai2nHum4NS8w9z3QlAb232lgI",
+	"XML1vKP/1XjHKR4I4/pQmxT0yXdibBscmnN4IAGysLRBmqw8daQKMFr/ckynuwHTOdZh7P9mXEoDzOcy",
+	"Ks1ubGH364Q3jEt8YKu15fYmCDJHq1OHvNX5EL6azPfs24oIaKtH3ks77wA94hrOnZ7csEqpY2LdBBoJ",
+	"Pdsx2UePv84K8iivWV/ilTVK6Pq1YsRlJDHTcI2uqH7b2MRhygwLvNvr1wMuFQznBwegdx9GFr2CG+wr",
+	"dg3AiCA77/4sCP12t3dfFoTiQhEmaywIHfIIHxobQmqy7rqkmkV0R7NAv73d+5c3C2j4udkiYG7muz3g",
+	"m7IHuO08NK+wj4rswtJkW3W54Wkegh3Ao4Ch2lOrVBzr/GSaJzDwUEmN0hSuyTOyJGkWyjMBV/EwUgqn",
+	"LgVqeyNul1eO4VbTFPOXFYbEMYtbhEoIXh/HIL3rjGqbQgSye7aAFGEbt/vo1aufT17+eHH295fHF+cn",
+	"L568enPuk6ZJet0nsjUkDx/2uz0lYJtsE5ssAFIwMi3rv1ZbHvFJxCM5UzqL+rpvvtaqlq9LUPsmz0Kd",
+	"ktVCbCAoDS6nCRTVaS5EHKt1X5czYdORHz4c9AcPH1ZT50z/D5iV5tdkCn7RES/sAxatV6MOcKg3i79R",
+	"STIeYn6AtvVoNchqdWa/egGe9tzD31nCLrC8vd8Cgp0S/7lAuoXJsVAJYUhoLkHAyNJoj3PMX3CKkkeh",
+	"bzKWJSlkjrTqhI8RN9IH5OeDnsJXSlWE8AA6Z0UBBnISbX5ocV6PZDyGIhAzhlPpdKf861QILNNgoB4T",
+	"89TU+W4G3W3t1oOkpvVJTyPu5nEp4VEWErWQdByuS8VKbXhEhxxxovNA9dsYWTHiNEijq1xL1/GKpvAE",
+	"qHVQVhkLA2lIsd2x8mrKmh8fVFNSQWN30R2zdEHRL7SLA2cHDyDs0jQkA7lAjyTNqkll0VgTwLlFvcmV",
+	"XuohqvcY4qJHjuZMYiqIB4ppYWPYCQ/DXBSWtlPRBvNJvthEXQRnLWfr1aTbzoifO5OCr2OiboaDvcKW",
+	"WypMXqy9BNAMkhFKuJo/RHGUrkZcqHVKu6yhSUa07ds8jdG+2xbOz/vgwxIe6KzT8gWPeF69vvn47Lwd",
+	"iCRhQdpSELVCo4X50oTilNOAjd8G+oBjeSgs7D3io4Zx/uhVb3fb2uGqln7DwTQ5owmT6ZBACwYFrL3u",
+	"cLs74oXq+a1Ro07RwKwgLQ81bmv9c3D2Z7bSMtv9h80cu4u00tUmITO9+xYZ68TFR9C98LCOQRLDH5U0",
+	"7tRWfXJOp+tm1K9twTufvIbhFTe9b9+DJd6nDeiavR/pctWHFZZvDIJzGnE0ckKWVx3b/+qH8y2bmm5r",
+	"OfpLgqsG18CWW8Pj1jBm2jbWgNpTlLlCpiAMMsfbtbJdCQNLCYMlSe+wXtJDwaQk5ZVlN6xMEGFYRl50",
+	"2wcrMaOpsUYb0TwXXtRIkFFbgvw7QvO/j/anoCSXi26n/lW1vpIN0VUyrrUnurBUowd2yK+RjJR6lgr4",
+	"2ciR6t9OXbP1RsLOiL9F0a2SiV0sol3weuRp6lhLITXp6k2KMV0KFehU6sI/D/1DsmT0UmciR1Jwj1TS",
+	"znvbnV6n33KqTyg8MHngeQkZJdeACgM7GHGlyKF/x+93+749s7zqq9YGWZrGDGLSZJ5F5BZmy/PH1dnj",
+	"vkc8sn6UGLKoqYR4Ny2a2H4AkJZaSl6SkHGsC0fZGh+HOkXJ6EpEMg6lVo1iYU6ehVEqkjVZqrkk9aWN",
+	"V+sc+caqfFeeqkbdros1filSMhdhNIlYSNoVwHR6GqyBw0OoJaTk389Z2/fYhH/e2ISxxY57M9vdSl95",
+	"ZOg7xhEowK3C+QtxVSwaTyD7kLOl1vGaimKbEgbxSv9m6kmA19Ooi7peWiIWdAqGRN1FCUoZpEILH3mT",
+	"yrJlzykhYa1yOXoppCCRzI1ZQzCJ7YOTPC9j4qmnvb55CtVOoF0r1SkhFIpL65oPxcoKZrGhrgqhyCH0",
+	"eaFhuaDG+toZilDD1Bi0bWj/iLtlLCRjZNS4rjBQg9CxuGKtDtgau2Y/16ldI+7Ie3LFA6KLPblVOGst",
+	"l7b0hdJlCpYjY+gYjni18Ji9Jauto3XAunhEkjfoqi9Qtollyn6m7hGL32grYJX4AtDm9U7QhmkAdMTn",
+	"AO6224I92hK4OYm9YI5TsOfGzRT2nB/diCdZzCRGhY8ZRNQAJKmF5yiVG0CKlh2Chh3PWEbyGYxhZ8Sb",
+	"FA2lNWWj3ICSQoaUa4YBU2VeXaSMxyP+AZt60VRXKikeM24Af4EAGgKlgPCe1AqVMFdrh5YmkB6vo6SZ",
+	"YFxKxcaYfyugCQVSFPQnIN65g2scfCDtNDZQx61Fg0rP0BjUR7y2ZJwFCSd7Dg3buWHcQEt+UtjmBslG",
+	"IPgkSuYKL2lqA290vWg44RkNobwUL54NTZhuuTGmweWh0wVWNwsoLPnCLLnVIeBgjXSxGuyKZ+rEqUPA",
+	"GARYySRhinwowFJrHYNVh8wZ5RBx5IGff80lwk3owDLRwjAf9ziwJagEGolqqtqa+VW9PoQAp1p3hlfn",
+	"cqh6EY5Mbn59+a8mzWkfJWEiFgsG9FU3VmyZg0lZHKNh1FQKQmdGmpvqc6ak80FBs0EU0tnoQxsjFUah",
+	"p4/fZThQabFDsGouH/GqA6BpeCyWyQM1JY00YQBgRJeHbdkIqY6ctYaFlTs+hEuGXEXH7WJNq6XRE4qV",
+	"3/BnBRz9btcj/W5fIfagP/DqaCPUfF1iCCI0Rr+uqJz1gMnaanLcsAylCCVQiiF/lpsi0My8pqqkIq+5",
+	"3QFBTocU5BoVoRyLso+4ug1PcTVPDav+b79lG3FwoVanm7rrSk1qCeyKxhkoVlhPrjZYrdSc+vY25gnA",
+	"2iaRA3kn7K9kmF7bensj4/RXUQnzJYafpXb9ZfbkgiDmkSLPUHxBJznVmJXJuW1hJdcLRykbGkcxBrsa",
+	"WeCKJan2WRarKyqsNhyNJonSh0WW5rG9HpF01YK0HgmVHoA+4bAPTCgUKVQ7bH3Xie8aOtnbwJD92qly",
+	"i3bk77bzGtu5K3Md1shzaOvUBRBAmGrWSYotj4jEMzHmVu5y2y4Z0curiEmK45YloFaHPImAAUKlcldL",
+	"3dAmf0+G9v3bgdqp4QD/biG+lljev83nGqP9Vp43cX3hQ5qkURAtKE/lA4hyQiu8bgCeMKzuTcYr0Kge",
+	"SGLzbJ1PL9SHSi+CUqp1L8Rskvq2aLRHRBw6Se4U46tsYU+YnWhZFERCHffZKjgUljOhK1liJreLDh3y",
+	"BOqCoJFdijlTqitssHNdjPFRfm5fUErJZ1kXeHle4NFOFoyWRL8np/3T0oS3M0EQYTSqTdKSSOYaDb8J",
+	"C/G1lCYLo3QtkXmifcoQ6VVbt7a5nAnkkB7o2h40XV7OlNjokonr0RYWcesSSt9SJDZs4RSw++Zo7ILF",
+	"5zst+KelBXDpJE2g+fPkG/MLXYf1qLDdPnu15HeqDzWHsUvV8nlIEja3DqlCfDm4RwpR49qc5MSNY4UX",
+	"2RlxaxFJhyTXO0ldOqpplhClJLPun2a/2y17Xgq6+IgvmaON39Xv4ujEHXIERj+oLgIxCyUbaG7JzTcB",
+	"7V1qIx3hFdc//wUCFd05vj1b0LE5pX9OS5ADGrezA303rYRfObbw34aVIUp9OTU3989smOJqbTrOl9Zh",
+	"ESUmD1OX+4aOkaD+6qKX9fLmsbOKL0i68mmuUxCdjXW+59h9sRy71IWqoAAABsLdpxsDeR1obwU0DukV",
+	"grZi91UgfwzPpVtpxylW2Mk7SqVKVBnY5jRm6br5dhG2cTLsJZoDX2OTypuPI2lH/g6G31Jhy/xmAFh0",
+	"p1gjKX8++K4T4GFe0xmI6Iq6pFlsi4mA7nvGAdXOJEvaiyTiQbSgsWfX2Z6JOWtLhlmiuretbrkDkhH5",
+	"9cmvT16et3JvNBaUc7DisFD5l16x0OTuhXqtqxGXWRAwFsoOOWXvAJwr5ZzR1YxhBVgdBeJSMAFssWjL",
+	"BQuiSRSQBZVyCco5UbfLkhF/c/pckoRJEV/pULpYiIUSzjyySKIriISOI37ZjkVAYyISEsQiC9tzltKQ",
+	"ppTQMIQYsUJvZOya2Blxf5zJ1YU9ISdqoKXrL+enp20w5mpwQzYay7SSGjMZhXmonpAMs9SaFKoZ+K/f",
+	"nEPMECcZh0uFX61HvlxwWR17hxjqolQuqEakY+V0X2rrVDHQakHzME/DLO80KgQkqW0UtkrtqCOej2fi",
+	"xMDAbE7ChKCbVmIYoAAlI9cnjdWSzS+V/FWe7C/KAnN2W6dfGYZwqJQVe095s2WDdizX3OX34s3/rMWb",
+	"+xtdmeZVfzlb1MBJqO2dfrRYxIzoDur3yyDrSvGfsrCWQ+bNLStiHdq4ZkJIZtplOHGQupO71rN0ECTG",
+	"VeA7FwuazvyW7qnhfq1Tnk07SsWEId3ZsIJmmdgOCeUrPUW+hiJDcaM0ZxDoylJP91VEc5WZXM4gZ8Xu",
+	"XA8AjWtD6FZwSKCzm2KHwEF1/KsVOTW5NgF0LCp2CBiLdAYsSsyjVL0Ov4y49nDqeLk0xYycQoKN5nh2",
+	"JzReQnU6YI6ejfgz5bMTxewOK3x4SH7/o9ScsTis2qRTahvi5bBYGFQ1wLVA1tIaTmmqF0SSXCpxyFok",
+	"yzOZtpA6C8qhvXgOGJVc5fd68YIHDBK9Lbu3n1ue3yxle+uITbgNbHSu446jVI54xEP23tMxyMVj67zU",
+	"4OpIEPp2DgmGIbsKsOnhaJzI4yzV0Y7IzLmAtou6ClQkbdinrsTXIUe5dGkHm7gx6nkalR4TY6Rs8CR0",
+	"eewOIDayu02auhi0l8894gjuUCJAXkawAF2agMRiSqBNg04ToLr7+iHG7FZvM5JkCqU48LrsUeRxVeY+",
+	"fV0HqUaAQVPhVxJg3tRO9hdZh68XYBTOGTNqfrT/cp627yLNN6i2HwObr1PZv4zJCXvJXGdyOmVX4lKb",
+	"nLAfKk3Jj/CZp4SVhSSLTM6AQHOmpZWwaqfSltXPMVHhrN9NVP96Jiq8WQXyX9g8deq0wNeTmovGfKc3",
+	"p89JU0wmccRBImVSesRfJGK+SH8I1K546ucGKiIDsWDSI69/Pn4y4mf9nd2WSZWW0ZRDJ/GIT2PWziTz",
+	"CHu/iBLIvYK4GJ+MoeJXoXiVlmZdkTwRS6lkCKiS2zErT1gYJSxI82rOkDbFxoQuFg8kRozkbYt/fPXq",
+	"x+dPLk6fPD45fXJ8fvHm9LnvtOKKOKQihhkmwhix1PieZVnqwt4oNt2sSlW21HbUynyTGDXiekNASHKj",
+	"DgqafBJNM4yGFW4n5Qcy728j1G1Vxq+TbiAj7WaKcX9CBc515ELTOumiAnLfCdO31RSKJpYfKWT9EuSp",
+	"zjhwXFDyTZar1XarGrasGABIVf+HYixaozTqY6S2aofJtSpjjggohw76iuffznSgy4RVbAeH2L/+ZqOB",
+	"Uk89Ym0AWFM8YWxLDQiPRly3DQziLFTywm3Uf3Kz9m8V4Nup/2Qz7d/RNW+v/pONtP/qBm6h/pO12j8G",
+	"dJoPofpIMGPBpUl90/7SNXdqY7x1up1Z03CdE2HEb2NRIHc0KAAwbWZRsNixgUWBbGJQiKQ2JGh7ASTX",
+	"5oNrA9l9Ggx0ccTPMRjU8tQvZTAoT/bdYPDdYPDv7ANZZyzQEsrXMBZYsRsigGu1rPOCGmLUlE30kRZR",
+	"IyIf8gMRMp1YpLWlJpYCHnFNpVpWiQtD7GWiOIH2lTsp6q7a0SFP3ht2iMQwNEVi1Z+oyF2xJJpELGl5",
+	"bsNk+N5zXJm5OAQVbqLg0nBoFLCatimC5cMoAiBj8RS5jgqeZmmqNZhlk+VMYHkNnZrosinKrX5GohSK",
+	"5aqDUqxZ6uYuJmkexoJG+rpCIJaSXUmSAdKRMRalUVxYvQuJ7hQ/izNUEFMBxmalA+swBpNdxWLJHsga",
+	"Xdr2enGiUSKnBngqbDiH4pNQIHgikqlSA7FUoPoXqM0oaalzi6bcgIQHfTmxAY4GGOwNrSEEazhoKMES",
+	"zYNu19TGPiS2mQ/atpgGDRRCdrr9Ws+/PvKvxAmP10z3TfLC45Kt7V/Po/+dI30Br7ymYV9S565haB9N",
+	"nPCnrZxz3hBgXIyisrGherkiMXZ7G1VU7LWvO9GwOfQCa+JnD6SjFKL+mw9ko9QqMQK1UWctT3fg0rot",
+	"mgGHI66NCpyVTQVToahw00fe5Ov66LSkIfoYcCcv8CsfmM/YaBq21r9rdSBbpBSFkIeOea5RYYMoBG0/",
+	"0OXd52r2640EFZHI2gu0XFCNJDNr6ygeMXB86XkPIS6IzGDJeWjaTrdfzQQqFFiiwYyFWIzmCuopTRPK",
+	"U9D2EhNuaO7Pto0rcHqfMxbKi4QpuocykXE+g+sd0u05VGNf00gpJ9vHjpB4bU+l84Lk4ig2uqeOutLa",
+	"5tNFZlRotMOzucJU7XfyGjrm+Y9qN50/vgoPM4dxXax9jd3NK1tKdJ7qv1o25nfV7ZtilBUeRKvm4Xvj",
+	"lPhcbn3Ef0DCt1OVcC2jfJow7DmBkcK/m8zulj8sdW2YRzyTTk8RmbeiKOySlQyPDmEstIUgTUVqi+at",
+	"agxbjX3MI4s4Q6KrK06ujZd2ZoNBWnoXxRKV0iMzwUUGvj7TQGQe8WieKc6fRgFabuf0PTyi4RWFepBn",
+	"sUh1PxKasBFn7xe6Nqg6y/SDX+69AW2PQGWB5qYLym0X1N0+CZWCB31sxmwleOhqlwuapLZfCg4xZumS",
+	"MexTak+kZtnF34t7AKsmlg3MFlCETg2t5A8RxysislRGIZSOMhys3+0iS1bcVcEN2k9NAxdd5BqKYOra",
+	"hLLQDAYIsN5IlIAGq2/DdmgpN4Gx7s10xlZuUR4hLiF7tq4oaWtNuesXMOSRixs3cFb0MGnIwqNvgngi",
+	"oyvWuqEd3zXctdqeb8+2sfvPbm/Y7d65R98THpYWzN7ftGDosneb5fYG97XcM91lJ2Z8ms4U8uh2N4eV",
+	"llG2umixLc66TZnSqPUNBHe7XkMjRGPYH6i/EH0aw96OXXfEUzZlSd3CT45eHuWVaW3rZExHN+B/zSbs",
+	"p2sv5cOa1oeFTjkN2MZzOL3GcHfwdeWzAi6tkcomls18F7u+i12bWcwd0QSEJyv6GIlJyzxfp+DGCy1X",
+	"5fU2akQuU0TMEbfWMKAz8+YXRMzSTGtQ06z5e3Waf/JWBXm3NcYu45W92G8AY9bm1ziBEuXlV5vp2Wov",
+	"WcyU2BnHYql99Y6gb/o1jnjTN5jpE/ZnRmNZNAP6MhvrWANsbNMhr1B6XOj2+xG/YuDLKSwG2yvyETeB",
+	"EJaNe07yqY52UDMyniYRk2S80h4VCH8wZT+0G0KtF8Ih9FwXMFen32E89HUDzHxBEFBwCGEzdnhFJW3R",
+	"/1r5d5HVkZ/794IUJznhi+yrez42JH463vmfhAZ+9+p/STJ69nlkdJ1ppjYMdq1BphIuXA0tJtBOVMfi",
+	"G989Ouwj6cTmKopynf+esPkiXQ1JyK5YLBZz08UZk615OBbvWx1ylKUzxlOFhVhgFH7GcOkRz+Olc78/",
+	"6OYrQsmY0YQl6K1tHeoy1PSaFdvWdmhKGHHjAIcdNwfdbsv0WLGVYhTFzWtu3SLQeYPYArJZaIFrgaqN",
+	"LeiQI20+efhwGyqImSDyfOsLIdO2cbzD0egGNHgSbsh1sSBZofeJY21rPjt/8Rwj2RBupEd+Onv1UpcO",
+	"l5f6uEbcx8pVQ1Imt766/4qLX7E/4+S/wbNvgz8qrn0y6Hbv5tHHe3yl4PLYYNMGzpFiuANctrOmdQq4",
+	"eq+ggjuKdr872N/AunFu8cUCNsR7jFfXAupamwYM8plrUqRubN1u1iEGASQh4xFaqJmUpMk60w46FKW8",
+	"wN/8tUYkuOy1a9vZ/as8R0DpU/Y+3Zql87g4QnlFN4RJbKM+vOYViCJCmG4N82gqje5VHK9Q6ONXL18+",
+	"OT5/8liHWGkM/a+EySyGrBacyAcp1D6Hgx9l3W5/Fxvc/OBrS2v57jziR/yKxlF4oXF3xH2NuxeAuh7x",
+	"AR0vDDqqJzrSFC3ShqDo+ia4SRYe2naFVGJ1dGjbWKEqZMrQNt/H7s/aFzuO2RwR/vPrnt9BhvtujLk3",
+	"HxgLsgS8Tr//UdBTkdwA6XZwQ4mpaz1hIEWZguROCmR9MOORjUHBREcu0miiYU8JJtBbo2XKBkASZMEF",
+	"AkT5b2210PYx/t4+eQw+/BEv/3CukMTXzUjR6RMILICuoyFs/r2eSiRkmQiIxlPs7h//5/+SQbcHRYHk",
+	"igc+8L1AfROzEDLofQw09EmaRNMpoJzSAoMEgILGWKpU6G5RRgzp2EqloDeOuNZzCscBgSdhhrjJ6lvh",
+	"QL4KXttbvION4hDMyYa6wlMqiI+hKJ0ltGHqENNo4NDKDfo0LGtBzM55S+Va1pjGu5Mduh/0WHs36IXt",
+	"Ad0ftw/Ge6zdnwzCXrA93qG7B0WLeS1jquXjCeWhmOvr+3J7A8i6FRv16vWIB9BZQruCYHkshNpWWRKw",
+	"m1Zzqt9bf9QJS7v72XZy1R/M0umsv38wvcvJauBvGrjBak1hy8vBv2kWbXJBWsD+uEgv9Csb7+asIj/l",
+	"G8KxinvY7m+whROFkhTueq506CkjPJuPmU2eMntr+j205uCmWzct+wWO1n4Jo61Zdq9785K/UEMphLPX",
+	"mZzBsDXik6b62JxYk+DDPLNIKrUzkiSacuxsly2MuNTf2SU/R49IHM2jtAXSV0lWvL+6vpq8HQWXdXt4",
+	"6RJOTUyx7ynGjScsEFMeSdPW2ZLV1hc1KZ2gIHdmOkJ/jpHon8dgc710cY0AEPGUXrqGHCNXaEsOXbbH",
+	"gBtgnCwIHu+ihK4XO35FM4FUssOzbNy2FzIkckb7O7s/KNF8O5ix9+TZi6Pj9tmzIwXc1ke/BKyAl5hv",
+	"enthFYaKTcdJAidODriu5WAhT2pZ5iiNqZQR5W0N4u0TKFY1iVjiOwmNMlUnPOI0SISUUJL9AXbOi5gs",
+	"CRQWBVgcgcVmY1lCDbuhJOHro/N1Tfjc+nTDMeYM+LqTvA1zLtzpGhqsV9sP+rvjwe54d38yCdT/HRyM",
+	"BzvbQS/c7g562+p//X64190d7G+PJ7Q7OdinO2x/f7e/u8v2KLsL/3xsriEKPX2PRF+jvr9Dnapqrkhh",
+	"wyVbXbPl68BmzQls97t7YZcO2vvjvbA9CHZY+4AOWLs36Y0HtBf0w+1NtveFGJUDeU+UuLaZQ+JrMRh7",
+	"hd+ZyzfJXKBDheYGn8NHPggx34SPvG9/mLelOXqf/ED8q+4PPvlPRfyaDvFrIm3z1O/Dj/CZxh4Iv5Ip",
+	"nS8+DT8a2vjJb7VGvKqppkuhqaTU1XoRCMHfKlKasxgMgsfYJRhdkrlIIEmakx0TuTXiYFzlYtkhPuPh",
+	"QkQ87WRJfAFAha3vQN01TWvBhG3s2f7HRUwjfo6GdsaDZKVWBH9/8g+hrKFiO5Atl6/XIFGTs6XiSTmm",
+	"5MMPHj4kTWhLopMkMIVCm6L63UHrGvalvtuUfcF9bcC64OLq7+ouqmQRctaQ6qvuDwfhPu1PusEu640H",
+	"4Tbdmeyx/eBg3KW9sM+2JwO6M94N9sJ9djDp0t64H2yHA7Yz2aV74/3gILwLo3rDo/cKzIRSBYA3w0WA",
+	"CuC4wuu2LZI6MIO25RudSAUp1qlSe7uD7u7BbvevU6kcILsFp+re6/xvTp//ahH1VM9U2/QEm3aDFWQN",
+	"mgOXqq/39Z3rfdNcD7DzjlyvOOzHBjqDjzKFTL//oXBHj1MGimeMxukME8YiDrnh4HJesAD/dfT6hCRs",
+	"whLGdYg7CrdX7bkIGfnp7c9nHfJSgMdPe651JpQmCGIhG1Xi9EiIS5zVc5snY9Mq6JmiI4xMoLozou2c",
+	"Uh0WA1HK0QQ2Cc5ExdqhTHBBvQEy729RzfWSJkURLewegXLJW5ia2Oq4Ts3cwF5nysI6ZzY7ztwzsk0P",
+	"VEOP1KnbrQ7RIgwwPMuFoEa+NoBp57kOEnBDBJwVWtCqLu8V8GWREENuJGlCxAVJRMzcbWIcxqc/Pv2/",
+	"AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -24,7 +24,8 @@ func (bookings) CreateBooking(_ context.Context, req api.CreateBookingRequestObj
 	if req.Body.MentorId == "self" {
 		return api.CreateBooking403ApplicationProblemPlusJSONResponse{
 			ForbiddenApplicationProblemPlusJSONResponse: api.ForbiddenApplicationProblemPlusJSONResponse{
-				Type: "https://spotlight.dev/problems/forbidden", Title: "Forbidden", Status: http.StatusForbidden,
+				Body:    api.Problem{Type: "https://spotlight.dev/problems/forbidden", Title: "Forbidden", Status: http.StatusForbidden},
+				Headers: api.ForbiddenResponseHeaders{XRequestId: "01JDQ4X1V4K8W2M3N5P6R7S8T9"},
 			},
 		}, nil
 	}

@@ -1324,8 +1324,14 @@ type Conflict = Problem
 // Forbidden An RFC 9457 problem detail, with the gateway's `request_id` extension and field errors for validation.
 type Forbidden = Problem
 
+// GatewayTimeout An RFC 9457 problem detail, with the gateway's `request_id` extension and field errors for validation.
+type GatewayTimeout = Problem
+
 // InternalError An RFC 9457 problem detail, with the gateway's `request_id` extension and field errors for validation.
 type InternalError = Problem
+
+// InvalidSignature An RFC 9457 problem detail, with the gateway's `request_id` extension and field errors for validation.
+type InvalidSignature = Problem
 
 // NotFound An RFC 9457 problem detail, with the gateway's `request_id` extension and field errors for validation.
 type NotFound = Problem
@@ -5765,9 +5771,20 @@ type ClientWithResponsesInterface interface {
 	ReceiveZoomWebhookWithResponse(ctx context.Context, params *ReceiveZoomWebhookParams, body ReceiveZoomWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*ReceiveZoomWebhookResponse, error)
 }
 
+// GetJWKSResponse404Headers the declared response headers of an HTTP 404 response for GetJWKS
+type GetJWKSResponse404Headers struct {
+	XRequestId string
+}
+
+// GetJWKSResponse500Headers the declared response headers of an HTTP 500 response for GetJWKS
+type GetJWKSResponse500Headers struct {
+	XRequestId string
+}
+
 // GetJWKSResponse503Headers the declared response headers of an HTTP 503 response for GetJWKS
 type GetJWKSResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type GetJWKSResponse struct {
@@ -5781,6 +5798,10 @@ type GetJWKSResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetJWKSResponse404Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetJWKSResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetJWKSResponse503Headers
 }
@@ -5834,9 +5855,15 @@ func (r GetJWKSResponse) ContentType() string {
 	return ""
 }
 
+// GetDocsResponse500Headers the declared response headers of an HTTP 500 response for GetDocs
+type GetDocsResponse500Headers struct {
+	XRequestId string
+}
+
 // GetDocsResponse503Headers the declared response headers of an HTTP 503 response for GetDocs
 type GetDocsResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type GetDocsResponse struct {
@@ -5846,6 +5873,8 @@ type GetDocsResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetDocsResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetDocsResponse503Headers
 }
@@ -5889,6 +5918,11 @@ func (r GetDocsResponse) ContentType() string {
 	return ""
 }
 
+// GetHealthzResponse500Headers the declared response headers of an HTTP 500 response for GetHealthz
+type GetHealthzResponse500Headers struct {
+	XRequestId string
+}
+
 type GetHealthzResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5896,6 +5930,8 @@ type GetHealthzResponse struct {
 	JSON200 *Health
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetHealthzResponse500Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5937,9 +5973,15 @@ func (r GetHealthzResponse) ContentType() string {
 	return ""
 }
 
+// GetOpenAPISpecResponse500Headers the declared response headers of an HTTP 500 response for GetOpenAPISpec
+type GetOpenAPISpecResponse500Headers struct {
+	XRequestId string
+}
+
 // GetOpenAPISpecResponse503Headers the declared response headers of an HTTP 503 response for GetOpenAPISpec
 type GetOpenAPISpecResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type GetOpenAPISpecResponse struct {
@@ -5949,6 +5991,8 @@ type GetOpenAPISpecResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetOpenAPISpecResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetOpenAPISpecResponse503Headers
 }
@@ -5992,9 +6036,15 @@ func (r GetOpenAPISpecResponse) ContentType() string {
 	return ""
 }
 
+// GetReadyzResponse500Headers the declared response headers of an HTTP 500 response for GetReadyz
+type GetReadyzResponse500Headers struct {
+	XRequestId string
+}
+
 // GetReadyzResponse503Headers the declared response headers of an HTTP 503 response for GetReadyz
 type GetReadyzResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type GetReadyzResponse struct {
@@ -6006,6 +6056,8 @@ type GetReadyzResponse struct {
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetReadyzResponse500Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetReadyzResponse503Headers
 }
@@ -6054,14 +6106,47 @@ func (r GetReadyzResponse) ContentType() string {
 	return ""
 }
 
+// GetProviderCredentialsResponse400Headers the declared response headers of an HTTP 400 response for GetProviderCredentials
+type GetProviderCredentialsResponse400Headers struct {
+	XRequestId string
+}
+
+// GetProviderCredentialsResponse401Headers the declared response headers of an HTTP 401 response for GetProviderCredentials
+type GetProviderCredentialsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetProviderCredentialsResponse403Headers the declared response headers of an HTTP 403 response for GetProviderCredentials
+type GetProviderCredentialsResponse403Headers struct {
+	XRequestId string
+}
+
 // GetProviderCredentialsResponse429Headers the declared response headers of an HTTP 429 response for GetProviderCredentials
 type GetProviderCredentialsResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// GetProviderCredentialsResponse500Headers the declared response headers of an HTTP 500 response for GetProviderCredentials
+type GetProviderCredentialsResponse500Headers struct {
+	XRequestId string
+}
+
+// GetProviderCredentialsResponse501Headers the declared response headers of an HTTP 501 response for GetProviderCredentials
+type GetProviderCredentialsResponse501Headers struct {
+	XRequestId string
 }
 
 // GetProviderCredentialsResponse503Headers the declared response headers of an HTTP 503 response for GetProviderCredentials
 type GetProviderCredentialsResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// GetProviderCredentialsResponse504Headers the declared response headers of an HTTP 504 response for GetProviderCredentials
+type GetProviderCredentialsResponse504Headers struct {
+	XRequestId string
 }
 
 type GetProviderCredentialsResponse struct {
@@ -6083,10 +6168,24 @@ type GetProviderCredentialsResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *GatewayTimeout
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetProviderCredentialsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetProviderCredentialsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetProviderCredentialsResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetProviderCredentialsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetProviderCredentialsResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *GetProviderCredentialsResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetProviderCredentialsResponse503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *GetProviderCredentialsResponse504Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6129,6 +6228,11 @@ func (r GetProviderCredentialsResponse) GetApplicationproblemJSON503() *ServiceU
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r GetProviderCredentialsResponse) GetApplicationproblemJSON504() *GatewayTimeout {
+	return r.ApplicationproblemJSON504
+}
+
 // GetBody returns the raw response body bytes
 func (r GetProviderCredentialsResponse) GetBody() []byte {
 	return r.Body
@@ -6158,14 +6262,57 @@ func (r GetProviderCredentialsResponse) ContentType() string {
 	return ""
 }
 
+// PutProviderCredentialsResponse400Headers the declared response headers of an HTTP 400 response for PutProviderCredentials
+type PutProviderCredentialsResponse400Headers struct {
+	XRequestId string
+}
+
+// PutProviderCredentialsResponse401Headers the declared response headers of an HTTP 401 response for PutProviderCredentials
+type PutProviderCredentialsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PutProviderCredentialsResponse403Headers the declared response headers of an HTTP 403 response for PutProviderCredentials
+type PutProviderCredentialsResponse403Headers struct {
+	XRequestId string
+}
+
+// PutProviderCredentialsResponse413Headers the declared response headers of an HTTP 413 response for PutProviderCredentials
+type PutProviderCredentialsResponse413Headers struct {
+	XRequestId string
+}
+
+// PutProviderCredentialsResponse422Headers the declared response headers of an HTTP 422 response for PutProviderCredentials
+type PutProviderCredentialsResponse422Headers struct {
+	XRequestId string
+}
+
 // PutProviderCredentialsResponse429Headers the declared response headers of an HTTP 429 response for PutProviderCredentials
 type PutProviderCredentialsResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// PutProviderCredentialsResponse500Headers the declared response headers of an HTTP 500 response for PutProviderCredentials
+type PutProviderCredentialsResponse500Headers struct {
+	XRequestId string
+}
+
+// PutProviderCredentialsResponse501Headers the declared response headers of an HTTP 501 response for PutProviderCredentials
+type PutProviderCredentialsResponse501Headers struct {
+	XRequestId string
 }
 
 // PutProviderCredentialsResponse503Headers the declared response headers of an HTTP 503 response for PutProviderCredentials
 type PutProviderCredentialsResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// PutProviderCredentialsResponse504Headers the declared response headers of an HTTP 504 response for PutProviderCredentials
+type PutProviderCredentialsResponse504Headers struct {
+	XRequestId string
 }
 
 type PutProviderCredentialsResponse struct {
@@ -6189,10 +6336,28 @@ type PutProviderCredentialsResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *GatewayTimeout
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PutProviderCredentialsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PutProviderCredentialsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PutProviderCredentialsResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PutProviderCredentialsResponse413Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PutProviderCredentialsResponse422Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *PutProviderCredentialsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PutProviderCredentialsResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *PutProviderCredentialsResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PutProviderCredentialsResponse503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *PutProviderCredentialsResponse504Headers
 }
 
 // GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
@@ -6240,6 +6405,11 @@ func (r PutProviderCredentialsResponse) GetApplicationproblemJSON503() *ServiceU
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r PutProviderCredentialsResponse) GetApplicationproblemJSON504() *GatewayTimeout {
+	return r.ApplicationproblemJSON504
+}
+
 // GetBody returns the raw response body bytes
 func (r PutProviderCredentialsResponse) GetBody() []byte {
 	return r.Body
@@ -6269,14 +6439,42 @@ func (r PutProviderCredentialsResponse) ContentType() string {
 	return ""
 }
 
+// ListWebhookEventsResponse400Headers the declared response headers of an HTTP 400 response for ListWebhookEvents
+type ListWebhookEventsResponse400Headers struct {
+	XRequestId string
+}
+
+// ListWebhookEventsResponse401Headers the declared response headers of an HTTP 401 response for ListWebhookEvents
+type ListWebhookEventsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListWebhookEventsResponse403Headers the declared response headers of an HTTP 403 response for ListWebhookEvents
+type ListWebhookEventsResponse403Headers struct {
+	XRequestId string
+}
+
 // ListWebhookEventsResponse429Headers the declared response headers of an HTTP 429 response for ListWebhookEvents
 type ListWebhookEventsResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// ListWebhookEventsResponse500Headers the declared response headers of an HTTP 500 response for ListWebhookEvents
+type ListWebhookEventsResponse500Headers struct {
+	XRequestId string
+}
+
+// ListWebhookEventsResponse501Headers the declared response headers of an HTTP 501 response for ListWebhookEvents
+type ListWebhookEventsResponse501Headers struct {
+	XRequestId string
 }
 
 // ListWebhookEventsResponse503Headers the declared response headers of an HTTP 503 response for ListWebhookEvents
 type ListWebhookEventsResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type ListWebhookEventsResponse struct {
@@ -6298,8 +6496,18 @@ type ListWebhookEventsResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListWebhookEventsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListWebhookEventsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListWebhookEventsResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListWebhookEventsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListWebhookEventsResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *ListWebhookEventsResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListWebhookEventsResponse503Headers
 }
@@ -6373,14 +6581,47 @@ func (r ListWebhookEventsResponse) ContentType() string {
 	return ""
 }
 
+// GetWebhookEventResponse400Headers the declared response headers of an HTTP 400 response for GetWebhookEvent
+type GetWebhookEventResponse400Headers struct {
+	XRequestId string
+}
+
+// GetWebhookEventResponse401Headers the declared response headers of an HTTP 401 response for GetWebhookEvent
+type GetWebhookEventResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetWebhookEventResponse403Headers the declared response headers of an HTTP 403 response for GetWebhookEvent
+type GetWebhookEventResponse403Headers struct {
+	XRequestId string
+}
+
+// GetWebhookEventResponse404Headers the declared response headers of an HTTP 404 response for GetWebhookEvent
+type GetWebhookEventResponse404Headers struct {
+	XRequestId string
+}
+
 // GetWebhookEventResponse429Headers the declared response headers of an HTTP 429 response for GetWebhookEvent
 type GetWebhookEventResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// GetWebhookEventResponse500Headers the declared response headers of an HTTP 500 response for GetWebhookEvent
+type GetWebhookEventResponse500Headers struct {
+	XRequestId string
+}
+
+// GetWebhookEventResponse501Headers the declared response headers of an HTTP 501 response for GetWebhookEvent
+type GetWebhookEventResponse501Headers struct {
+	XRequestId string
 }
 
 // GetWebhookEventResponse503Headers the declared response headers of an HTTP 503 response for GetWebhookEvent
 type GetWebhookEventResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type GetWebhookEventResponse struct {
@@ -6404,8 +6645,20 @@ type GetWebhookEventResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetWebhookEventResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetWebhookEventResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetWebhookEventResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetWebhookEventResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetWebhookEventResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetWebhookEventResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *GetWebhookEventResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetWebhookEventResponse503Headers
 }
@@ -6484,14 +6737,52 @@ func (r GetWebhookEventResponse) ContentType() string {
 	return ""
 }
 
+// ReplayWebhookEventResponse400Headers the declared response headers of an HTTP 400 response for ReplayWebhookEvent
+type ReplayWebhookEventResponse400Headers struct {
+	XRequestId string
+}
+
+// ReplayWebhookEventResponse401Headers the declared response headers of an HTTP 401 response for ReplayWebhookEvent
+type ReplayWebhookEventResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ReplayWebhookEventResponse403Headers the declared response headers of an HTTP 403 response for ReplayWebhookEvent
+type ReplayWebhookEventResponse403Headers struct {
+	XRequestId string
+}
+
+// ReplayWebhookEventResponse404Headers the declared response headers of an HTTP 404 response for ReplayWebhookEvent
+type ReplayWebhookEventResponse404Headers struct {
+	XRequestId string
+}
+
+// ReplayWebhookEventResponse409Headers the declared response headers of an HTTP 409 response for ReplayWebhookEvent
+type ReplayWebhookEventResponse409Headers struct {
+	XRequestId string
+}
+
 // ReplayWebhookEventResponse429Headers the declared response headers of an HTTP 429 response for ReplayWebhookEvent
 type ReplayWebhookEventResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// ReplayWebhookEventResponse500Headers the declared response headers of an HTTP 500 response for ReplayWebhookEvent
+type ReplayWebhookEventResponse500Headers struct {
+	XRequestId string
+}
+
+// ReplayWebhookEventResponse501Headers the declared response headers of an HTTP 501 response for ReplayWebhookEvent
+type ReplayWebhookEventResponse501Headers struct {
+	XRequestId string
 }
 
 // ReplayWebhookEventResponse503Headers the declared response headers of an HTTP 503 response for ReplayWebhookEvent
 type ReplayWebhookEventResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type ReplayWebhookEventResponse struct {
@@ -6517,8 +6808,22 @@ type ReplayWebhookEventResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ReplayWebhookEventResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ReplayWebhookEventResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ReplayWebhookEventResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ReplayWebhookEventResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *ReplayWebhookEventResponse409Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ReplayWebhookEventResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ReplayWebhookEventResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *ReplayWebhookEventResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ReplayWebhookEventResponse503Headers
 }
@@ -6602,14 +6907,42 @@ func (r ReplayWebhookEventResponse) ContentType() string {
 	return ""
 }
 
+// ListBookingsResponse400Headers the declared response headers of an HTTP 400 response for ListBookings
+type ListBookingsResponse400Headers struct {
+	XRequestId string
+}
+
+// ListBookingsResponse401Headers the declared response headers of an HTTP 401 response for ListBookings
+type ListBookingsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListBookingsResponse403Headers the declared response headers of an HTTP 403 response for ListBookings
+type ListBookingsResponse403Headers struct {
+	XRequestId string
+}
+
 // ListBookingsResponse429Headers the declared response headers of an HTTP 429 response for ListBookings
 type ListBookingsResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// ListBookingsResponse500Headers the declared response headers of an HTTP 500 response for ListBookings
+type ListBookingsResponse500Headers struct {
+	XRequestId string
+}
+
+// ListBookingsResponse501Headers the declared response headers of an HTTP 501 response for ListBookings
+type ListBookingsResponse501Headers struct {
+	XRequestId string
 }
 
 // ListBookingsResponse503Headers the declared response headers of an HTTP 503 response for ListBookings
 type ListBookingsResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type ListBookingsResponse struct {
@@ -6631,8 +6964,18 @@ type ListBookingsResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListBookingsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListBookingsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListBookingsResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListBookingsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListBookingsResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *ListBookingsResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListBookingsResponse503Headers
 }
@@ -6718,6 +7061,37 @@ type CreateBookingResponse202Headers struct {
 	Location string
 }
 
+// CreateBookingResponse400Headers the declared response headers of an HTTP 400 response for CreateBooking
+type CreateBookingResponse400Headers struct {
+	XRequestId string
+}
+
+// CreateBookingResponse401Headers the declared response headers of an HTTP 401 response for CreateBooking
+type CreateBookingResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// CreateBookingResponse403Headers the declared response headers of an HTTP 403 response for CreateBooking
+type CreateBookingResponse403Headers struct {
+	XRequestId string
+}
+
+// CreateBookingResponse409Headers the declared response headers of an HTTP 409 response for CreateBooking
+type CreateBookingResponse409Headers struct {
+	XRequestId string
+}
+
+// CreateBookingResponse413Headers the declared response headers of an HTTP 413 response for CreateBooking
+type CreateBookingResponse413Headers struct {
+	XRequestId string
+}
+
+// CreateBookingResponse422Headers the declared response headers of an HTTP 422 response for CreateBooking
+type CreateBookingResponse422Headers struct {
+	XRequestId string
+}
+
 // CreateBookingResponse424Headers the declared response headers of an HTTP 424 response for CreateBooking
 type CreateBookingResponse424Headers struct {
 	Location string
@@ -6726,11 +7100,23 @@ type CreateBookingResponse424Headers struct {
 // CreateBookingResponse429Headers the declared response headers of an HTTP 429 response for CreateBooking
 type CreateBookingResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// CreateBookingResponse500Headers the declared response headers of an HTTP 500 response for CreateBooking
+type CreateBookingResponse500Headers struct {
+	XRequestId string
+}
+
+// CreateBookingResponse501Headers the declared response headers of an HTTP 501 response for CreateBooking
+type CreateBookingResponse501Headers struct {
+	XRequestId string
 }
 
 // CreateBookingResponse503Headers the declared response headers of an HTTP 503 response for CreateBooking
 type CreateBookingResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type CreateBookingResponse struct {
@@ -6766,10 +7152,26 @@ type CreateBookingResponse struct {
 	Headers201 *CreateBookingResponse201Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *CreateBookingResponse202Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateBookingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateBookingResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateBookingResponse403Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CreateBookingResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateBookingResponse413Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateBookingResponse422Headers
 	// Headers424 the parsed response headers for an HTTP 424 response
 	Headers424 *CreateBookingResponse424Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateBookingResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateBookingResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *CreateBookingResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateBookingResponse503Headers
 }
@@ -6878,14 +7280,47 @@ type GetBookingResponse304Headers struct {
 	ETag string
 }
 
+// GetBookingResponse400Headers the declared response headers of an HTTP 400 response for GetBooking
+type GetBookingResponse400Headers struct {
+	XRequestId string
+}
+
+// GetBookingResponse401Headers the declared response headers of an HTTP 401 response for GetBooking
+type GetBookingResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetBookingResponse403Headers the declared response headers of an HTTP 403 response for GetBooking
+type GetBookingResponse403Headers struct {
+	XRequestId string
+}
+
+// GetBookingResponse404Headers the declared response headers of an HTTP 404 response for GetBooking
+type GetBookingResponse404Headers struct {
+	XRequestId string
+}
+
 // GetBookingResponse429Headers the declared response headers of an HTTP 429 response for GetBooking
 type GetBookingResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// GetBookingResponse500Headers the declared response headers of an HTTP 500 response for GetBooking
+type GetBookingResponse500Headers struct {
+	XRequestId string
+}
+
+// GetBookingResponse501Headers the declared response headers of an HTTP 501 response for GetBooking
+type GetBookingResponse501Headers struct {
+	XRequestId string
 }
 
 // GetBookingResponse503Headers the declared response headers of an HTTP 503 response for GetBooking
 type GetBookingResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type GetBookingResponse struct {
@@ -6913,8 +7348,20 @@ type GetBookingResponse struct {
 	Headers200 *GetBookingResponse200Headers
 	// Headers304 the parsed response headers for an HTTP 304 response
 	Headers304 *GetBookingResponse304Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetBookingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetBookingResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetBookingResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetBookingResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetBookingResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetBookingResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *GetBookingResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetBookingResponse503Headers
 }
@@ -7003,19 +7450,77 @@ type RescheduleBookingResponse202Headers struct {
 	ETag string
 }
 
+// RescheduleBookingResponse400Headers the declared response headers of an HTTP 400 response for RescheduleBooking
+type RescheduleBookingResponse400Headers struct {
+	XRequestId string
+}
+
+// RescheduleBookingResponse401Headers the declared response headers of an HTTP 401 response for RescheduleBooking
+type RescheduleBookingResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// RescheduleBookingResponse403Headers the declared response headers of an HTTP 403 response for RescheduleBooking
+type RescheduleBookingResponse403Headers struct {
+	XRequestId string
+}
+
+// RescheduleBookingResponse404Headers the declared response headers of an HTTP 404 response for RescheduleBooking
+type RescheduleBookingResponse404Headers struct {
+	XRequestId string
+}
+
+// RescheduleBookingResponse409Headers the declared response headers of an HTTP 409 response for RescheduleBooking
+type RescheduleBookingResponse409Headers struct {
+	XRequestId string
+}
+
+// RescheduleBookingResponse412Headers the declared response headers of an HTTP 412 response for RescheduleBooking
+type RescheduleBookingResponse412Headers struct {
+	XRequestId string
+}
+
+// RescheduleBookingResponse413Headers the declared response headers of an HTTP 413 response for RescheduleBooking
+type RescheduleBookingResponse413Headers struct {
+	XRequestId string
+}
+
+// RescheduleBookingResponse422Headers the declared response headers of an HTTP 422 response for RescheduleBooking
+type RescheduleBookingResponse422Headers struct {
+	XRequestId string
+}
+
 // RescheduleBookingResponse424Headers the declared response headers of an HTTP 424 response for RescheduleBooking
 type RescheduleBookingResponse424Headers struct {
 	Location string
 }
 
+// RescheduleBookingResponse428Headers the declared response headers of an HTTP 428 response for RescheduleBooking
+type RescheduleBookingResponse428Headers struct {
+	XRequestId string
+}
+
 // RescheduleBookingResponse429Headers the declared response headers of an HTTP 429 response for RescheduleBooking
 type RescheduleBookingResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// RescheduleBookingResponse500Headers the declared response headers of an HTTP 500 response for RescheduleBooking
+type RescheduleBookingResponse500Headers struct {
+	XRequestId string
+}
+
+// RescheduleBookingResponse501Headers the declared response headers of an HTTP 501 response for RescheduleBooking
+type RescheduleBookingResponse501Headers struct {
+	XRequestId string
 }
 
 // RescheduleBookingResponse503Headers the declared response headers of an HTTP 503 response for RescheduleBooking
 type RescheduleBookingResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type RescheduleBookingResponse struct {
@@ -7057,10 +7562,32 @@ type RescheduleBookingResponse struct {
 	Headers200 *RescheduleBookingResponse200Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *RescheduleBookingResponse202Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *RescheduleBookingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *RescheduleBookingResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *RescheduleBookingResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *RescheduleBookingResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *RescheduleBookingResponse409Headers
+	// Headers412 the parsed response headers for an HTTP 412 response
+	Headers412 *RescheduleBookingResponse412Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *RescheduleBookingResponse413Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *RescheduleBookingResponse422Headers
 	// Headers424 the parsed response headers for an HTTP 424 response
 	Headers424 *RescheduleBookingResponse424Headers
+	// Headers428 the parsed response headers for an HTTP 428 response
+	Headers428 *RescheduleBookingResponse428Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RescheduleBookingResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *RescheduleBookingResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *RescheduleBookingResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *RescheduleBookingResponse503Headers
 }
@@ -7174,14 +7701,47 @@ func (r RescheduleBookingResponse) ContentType() string {
 	return ""
 }
 
+// ListBookingAttendanceResponse400Headers the declared response headers of an HTTP 400 response for ListBookingAttendance
+type ListBookingAttendanceResponse400Headers struct {
+	XRequestId string
+}
+
+// ListBookingAttendanceResponse401Headers the declared response headers of an HTTP 401 response for ListBookingAttendance
+type ListBookingAttendanceResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListBookingAttendanceResponse403Headers the declared response headers of an HTTP 403 response for ListBookingAttendance
+type ListBookingAttendanceResponse403Headers struct {
+	XRequestId string
+}
+
+// ListBookingAttendanceResponse404Headers the declared response headers of an HTTP 404 response for ListBookingAttendance
+type ListBookingAttendanceResponse404Headers struct {
+	XRequestId string
+}
+
 // ListBookingAttendanceResponse429Headers the declared response headers of an HTTP 429 response for ListBookingAttendance
 type ListBookingAttendanceResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// ListBookingAttendanceResponse500Headers the declared response headers of an HTTP 500 response for ListBookingAttendance
+type ListBookingAttendanceResponse500Headers struct {
+	XRequestId string
+}
+
+// ListBookingAttendanceResponse501Headers the declared response headers of an HTTP 501 response for ListBookingAttendance
+type ListBookingAttendanceResponse501Headers struct {
+	XRequestId string
 }
 
 // ListBookingAttendanceResponse503Headers the declared response headers of an HTTP 503 response for ListBookingAttendance
 type ListBookingAttendanceResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type ListBookingAttendanceResponse struct {
@@ -7205,8 +7765,20 @@ type ListBookingAttendanceResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListBookingAttendanceResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListBookingAttendanceResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListBookingAttendanceResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ListBookingAttendanceResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListBookingAttendanceResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListBookingAttendanceResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *ListBookingAttendanceResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListBookingAttendanceResponse503Headers
 }
@@ -7285,14 +7857,47 @@ func (r ListBookingAttendanceResponse) ContentType() string {
 	return ""
 }
 
+// ListBookingAuditResponse400Headers the declared response headers of an HTTP 400 response for ListBookingAudit
+type ListBookingAuditResponse400Headers struct {
+	XRequestId string
+}
+
+// ListBookingAuditResponse401Headers the declared response headers of an HTTP 401 response for ListBookingAudit
+type ListBookingAuditResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListBookingAuditResponse403Headers the declared response headers of an HTTP 403 response for ListBookingAudit
+type ListBookingAuditResponse403Headers struct {
+	XRequestId string
+}
+
+// ListBookingAuditResponse404Headers the declared response headers of an HTTP 404 response for ListBookingAudit
+type ListBookingAuditResponse404Headers struct {
+	XRequestId string
+}
+
 // ListBookingAuditResponse429Headers the declared response headers of an HTTP 429 response for ListBookingAudit
 type ListBookingAuditResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// ListBookingAuditResponse500Headers the declared response headers of an HTTP 500 response for ListBookingAudit
+type ListBookingAuditResponse500Headers struct {
+	XRequestId string
+}
+
+// ListBookingAuditResponse501Headers the declared response headers of an HTTP 501 response for ListBookingAudit
+type ListBookingAuditResponse501Headers struct {
+	XRequestId string
 }
 
 // ListBookingAuditResponse503Headers the declared response headers of an HTTP 503 response for ListBookingAudit
 type ListBookingAuditResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type ListBookingAuditResponse struct {
@@ -7316,8 +7921,20 @@ type ListBookingAuditResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListBookingAuditResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListBookingAuditResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListBookingAuditResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ListBookingAuditResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListBookingAuditResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListBookingAuditResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *ListBookingAuditResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListBookingAuditResponse503Headers
 }
@@ -7406,14 +8023,57 @@ type CancelBookingResponse202Headers struct {
 	ETag string
 }
 
+// CancelBookingResponse400Headers the declared response headers of an HTTP 400 response for CancelBooking
+type CancelBookingResponse400Headers struct {
+	XRequestId string
+}
+
+// CancelBookingResponse401Headers the declared response headers of an HTTP 401 response for CancelBooking
+type CancelBookingResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// CancelBookingResponse403Headers the declared response headers of an HTTP 403 response for CancelBooking
+type CancelBookingResponse403Headers struct {
+	XRequestId string
+}
+
+// CancelBookingResponse404Headers the declared response headers of an HTTP 404 response for CancelBooking
+type CancelBookingResponse404Headers struct {
+	XRequestId string
+}
+
+// CancelBookingResponse409Headers the declared response headers of an HTTP 409 response for CancelBooking
+type CancelBookingResponse409Headers struct {
+	XRequestId string
+}
+
+// CancelBookingResponse413Headers the declared response headers of an HTTP 413 response for CancelBooking
+type CancelBookingResponse413Headers struct {
+	XRequestId string
+}
+
 // CancelBookingResponse429Headers the declared response headers of an HTTP 429 response for CancelBooking
 type CancelBookingResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// CancelBookingResponse500Headers the declared response headers of an HTTP 500 response for CancelBooking
+type CancelBookingResponse500Headers struct {
+	XRequestId string
+}
+
+// CancelBookingResponse501Headers the declared response headers of an HTTP 501 response for CancelBooking
+type CancelBookingResponse501Headers struct {
+	XRequestId string
 }
 
 // CancelBookingResponse503Headers the declared response headers of an HTTP 503 response for CancelBooking
 type CancelBookingResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type CancelBookingResponse struct {
@@ -7447,8 +8107,24 @@ type CancelBookingResponse struct {
 	Headers200 *CancelBookingResponse200Headers
 	// Headers202 the parsed response headers for an HTTP 202 response
 	Headers202 *CancelBookingResponse202Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CancelBookingResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CancelBookingResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CancelBookingResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *CancelBookingResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *CancelBookingResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CancelBookingResponse413Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CancelBookingResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CancelBookingResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *CancelBookingResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CancelBookingResponse503Headers
 }
@@ -7542,14 +8218,37 @@ func (r CancelBookingResponse) ContentType() string {
 	return ""
 }
 
+// ListConnectionsResponse401Headers the declared response headers of an HTTP 401 response for ListConnections
+type ListConnectionsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListConnectionsResponse403Headers the declared response headers of an HTTP 403 response for ListConnections
+type ListConnectionsResponse403Headers struct {
+	XRequestId string
+}
+
 // ListConnectionsResponse429Headers the declared response headers of an HTTP 429 response for ListConnections
 type ListConnectionsResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// ListConnectionsResponse500Headers the declared response headers of an HTTP 500 response for ListConnections
+type ListConnectionsResponse500Headers struct {
+	XRequestId string
+}
+
+// ListConnectionsResponse501Headers the declared response headers of an HTTP 501 response for ListConnections
+type ListConnectionsResponse501Headers struct {
+	XRequestId string
 }
 
 // ListConnectionsResponse503Headers the declared response headers of an HTTP 503 response for ListConnections
 type ListConnectionsResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type ListConnectionsResponse struct {
@@ -7569,8 +8268,16 @@ type ListConnectionsResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListConnectionsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListConnectionsResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListConnectionsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListConnectionsResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *ListConnectionsResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListConnectionsResponse503Headers
 }
@@ -7639,14 +8346,42 @@ func (r ListConnectionsResponse) ContentType() string {
 	return ""
 }
 
+// DeleteCalDAVConnectionResponse401Headers the declared response headers of an HTTP 401 response for DeleteCalDAVConnection
+type DeleteCalDAVConnectionResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// DeleteCalDAVConnectionResponse403Headers the declared response headers of an HTTP 403 response for DeleteCalDAVConnection
+type DeleteCalDAVConnectionResponse403Headers struct {
+	XRequestId string
+}
+
 // DeleteCalDAVConnectionResponse429Headers the declared response headers of an HTTP 429 response for DeleteCalDAVConnection
 type DeleteCalDAVConnectionResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// DeleteCalDAVConnectionResponse500Headers the declared response headers of an HTTP 500 response for DeleteCalDAVConnection
+type DeleteCalDAVConnectionResponse500Headers struct {
+	XRequestId string
+}
+
+// DeleteCalDAVConnectionResponse501Headers the declared response headers of an HTTP 501 response for DeleteCalDAVConnection
+type DeleteCalDAVConnectionResponse501Headers struct {
+	XRequestId string
 }
 
 // DeleteCalDAVConnectionResponse503Headers the declared response headers of an HTTP 503 response for DeleteCalDAVConnection
 type DeleteCalDAVConnectionResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// DeleteCalDAVConnectionResponse504Headers the declared response headers of an HTTP 504 response for DeleteCalDAVConnection
+type DeleteCalDAVConnectionResponse504Headers struct {
+	XRequestId string
 }
 
 type DeleteCalDAVConnectionResponse struct {
@@ -7664,10 +8399,22 @@ type DeleteCalDAVConnectionResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *GatewayTimeout
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteCalDAVConnectionResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteCalDAVConnectionResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteCalDAVConnectionResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DeleteCalDAVConnectionResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *DeleteCalDAVConnectionResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *DeleteCalDAVConnectionResponse503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *DeleteCalDAVConnectionResponse504Headers
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -7700,6 +8447,11 @@ func (r DeleteCalDAVConnectionResponse) GetApplicationproblemJSON503() *ServiceU
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r DeleteCalDAVConnectionResponse) GetApplicationproblemJSON504() *GatewayTimeout {
+	return r.ApplicationproblemJSON504
+}
+
 // GetBody returns the raw response body bytes
 func (r DeleteCalDAVConnectionResponse) GetBody() []byte {
 	return r.Body
@@ -7729,14 +8481,62 @@ func (r DeleteCalDAVConnectionResponse) ContentType() string {
 	return ""
 }
 
+// CreateCalDAVConnectionResponse400Headers the declared response headers of an HTTP 400 response for CreateCalDAVConnection
+type CreateCalDAVConnectionResponse400Headers struct {
+	XRequestId string
+}
+
+// CreateCalDAVConnectionResponse401Headers the declared response headers of an HTTP 401 response for CreateCalDAVConnection
+type CreateCalDAVConnectionResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// CreateCalDAVConnectionResponse403Headers the declared response headers of an HTTP 403 response for CreateCalDAVConnection
+type CreateCalDAVConnectionResponse403Headers struct {
+	XRequestId string
+}
+
+// CreateCalDAVConnectionResponse413Headers the declared response headers of an HTTP 413 response for CreateCalDAVConnection
+type CreateCalDAVConnectionResponse413Headers struct {
+	XRequestId string
+}
+
+// CreateCalDAVConnectionResponse422Headers the declared response headers of an HTTP 422 response for CreateCalDAVConnection
+type CreateCalDAVConnectionResponse422Headers struct {
+	XRequestId string
+}
+
 // CreateCalDAVConnectionResponse429Headers the declared response headers of an HTTP 429 response for CreateCalDAVConnection
 type CreateCalDAVConnectionResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// CreateCalDAVConnectionResponse500Headers the declared response headers of an HTTP 500 response for CreateCalDAVConnection
+type CreateCalDAVConnectionResponse500Headers struct {
+	XRequestId string
+}
+
+// CreateCalDAVConnectionResponse501Headers the declared response headers of an HTTP 501 response for CreateCalDAVConnection
+type CreateCalDAVConnectionResponse501Headers struct {
+	XRequestId string
+}
+
+// CreateCalDAVConnectionResponse502Headers the declared response headers of an HTTP 502 response for CreateCalDAVConnection
+type CreateCalDAVConnectionResponse502Headers struct {
+	XRequestId string
 }
 
 // CreateCalDAVConnectionResponse503Headers the declared response headers of an HTTP 503 response for CreateCalDAVConnection
 type CreateCalDAVConnectionResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// CreateCalDAVConnectionResponse504Headers the declared response headers of an HTTP 504 response for CreateCalDAVConnection
+type CreateCalDAVConnectionResponse504Headers struct {
+	XRequestId string
 }
 
 type CreateCalDAVConnectionResponse struct {
@@ -7764,10 +8564,30 @@ type CreateCalDAVConnectionResponse struct {
 	ApplicationproblemJSON502 *BadGateway
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *GatewayTimeout
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CreateCalDAVConnectionResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateCalDAVConnectionResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CreateCalDAVConnectionResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CreateCalDAVConnectionResponse413Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *CreateCalDAVConnectionResponse422Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CreateCalDAVConnectionResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CreateCalDAVConnectionResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *CreateCalDAVConnectionResponse501Headers
+	// Headers502 the parsed response headers for an HTTP 502 response
+	Headers502 *CreateCalDAVConnectionResponse502Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CreateCalDAVConnectionResponse503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *CreateCalDAVConnectionResponse504Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -7825,6 +8645,11 @@ func (r CreateCalDAVConnectionResponse) GetApplicationproblemJSON503() *ServiceU
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r CreateCalDAVConnectionResponse) GetApplicationproblemJSON504() *GatewayTimeout {
+	return r.ApplicationproblemJSON504
+}
+
 // GetBody returns the raw response body bytes
 func (r CreateCalDAVConnectionResponse) GetBody() []byte {
 	return r.Body
@@ -7854,14 +8679,62 @@ func (r CreateCalDAVConnectionResponse) ContentType() string {
 	return ""
 }
 
+// UpdateCalDAVConnectionResponse400Headers the declared response headers of an HTTP 400 response for UpdateCalDAVConnection
+type UpdateCalDAVConnectionResponse400Headers struct {
+	XRequestId string
+}
+
+// UpdateCalDAVConnectionResponse401Headers the declared response headers of an HTTP 401 response for UpdateCalDAVConnection
+type UpdateCalDAVConnectionResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// UpdateCalDAVConnectionResponse403Headers the declared response headers of an HTTP 403 response for UpdateCalDAVConnection
+type UpdateCalDAVConnectionResponse403Headers struct {
+	XRequestId string
+}
+
+// UpdateCalDAVConnectionResponse404Headers the declared response headers of an HTTP 404 response for UpdateCalDAVConnection
+type UpdateCalDAVConnectionResponse404Headers struct {
+	XRequestId string
+}
+
+// UpdateCalDAVConnectionResponse413Headers the declared response headers of an HTTP 413 response for UpdateCalDAVConnection
+type UpdateCalDAVConnectionResponse413Headers struct {
+	XRequestId string
+}
+
+// UpdateCalDAVConnectionResponse422Headers the declared response headers of an HTTP 422 response for UpdateCalDAVConnection
+type UpdateCalDAVConnectionResponse422Headers struct {
+	XRequestId string
+}
+
 // UpdateCalDAVConnectionResponse429Headers the declared response headers of an HTTP 429 response for UpdateCalDAVConnection
 type UpdateCalDAVConnectionResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// UpdateCalDAVConnectionResponse500Headers the declared response headers of an HTTP 500 response for UpdateCalDAVConnection
+type UpdateCalDAVConnectionResponse500Headers struct {
+	XRequestId string
+}
+
+// UpdateCalDAVConnectionResponse501Headers the declared response headers of an HTTP 501 response for UpdateCalDAVConnection
+type UpdateCalDAVConnectionResponse501Headers struct {
+	XRequestId string
 }
 
 // UpdateCalDAVConnectionResponse503Headers the declared response headers of an HTTP 503 response for UpdateCalDAVConnection
 type UpdateCalDAVConnectionResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// UpdateCalDAVConnectionResponse504Headers the declared response headers of an HTTP 504 response for UpdateCalDAVConnection
+type UpdateCalDAVConnectionResponse504Headers struct {
+	XRequestId string
 }
 
 type UpdateCalDAVConnectionResponse struct {
@@ -7889,10 +8762,30 @@ type UpdateCalDAVConnectionResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *GatewayTimeout
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *UpdateCalDAVConnectionResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateCalDAVConnectionResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateCalDAVConnectionResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *UpdateCalDAVConnectionResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *UpdateCalDAVConnectionResponse413Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateCalDAVConnectionResponse422Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *UpdateCalDAVConnectionResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *UpdateCalDAVConnectionResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *UpdateCalDAVConnectionResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *UpdateCalDAVConnectionResponse503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *UpdateCalDAVConnectionResponse504Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7950,6 +8843,11 @@ func (r UpdateCalDAVConnectionResponse) GetApplicationproblemJSON503() *ServiceU
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r UpdateCalDAVConnectionResponse) GetApplicationproblemJSON504() *GatewayTimeout {
+	return r.ApplicationproblemJSON504
+}
+
 // GetBody returns the raw response body bytes
 func (r UpdateCalDAVConnectionResponse) GetBody() []byte {
 	return r.Body
@@ -7979,14 +8877,42 @@ func (r UpdateCalDAVConnectionResponse) ContentType() string {
 	return ""
 }
 
+// DeleteGoogleConnectionResponse401Headers the declared response headers of an HTTP 401 response for DeleteGoogleConnection
+type DeleteGoogleConnectionResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// DeleteGoogleConnectionResponse403Headers the declared response headers of an HTTP 403 response for DeleteGoogleConnection
+type DeleteGoogleConnectionResponse403Headers struct {
+	XRequestId string
+}
+
 // DeleteGoogleConnectionResponse429Headers the declared response headers of an HTTP 429 response for DeleteGoogleConnection
 type DeleteGoogleConnectionResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// DeleteGoogleConnectionResponse500Headers the declared response headers of an HTTP 500 response for DeleteGoogleConnection
+type DeleteGoogleConnectionResponse500Headers struct {
+	XRequestId string
+}
+
+// DeleteGoogleConnectionResponse501Headers the declared response headers of an HTTP 501 response for DeleteGoogleConnection
+type DeleteGoogleConnectionResponse501Headers struct {
+	XRequestId string
 }
 
 // DeleteGoogleConnectionResponse503Headers the declared response headers of an HTTP 503 response for DeleteGoogleConnection
 type DeleteGoogleConnectionResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// DeleteGoogleConnectionResponse504Headers the declared response headers of an HTTP 504 response for DeleteGoogleConnection
+type DeleteGoogleConnectionResponse504Headers struct {
+	XRequestId string
 }
 
 type DeleteGoogleConnectionResponse struct {
@@ -8004,10 +8930,22 @@ type DeleteGoogleConnectionResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *GatewayTimeout
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteGoogleConnectionResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *DeleteGoogleConnectionResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *DeleteGoogleConnectionResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *DeleteGoogleConnectionResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *DeleteGoogleConnectionResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *DeleteGoogleConnectionResponse503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *DeleteGoogleConnectionResponse504Headers
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
@@ -8040,6 +8978,11 @@ func (r DeleteGoogleConnectionResponse) GetApplicationproblemJSON503() *ServiceU
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r DeleteGoogleConnectionResponse) GetApplicationproblemJSON504() *GatewayTimeout {
+	return r.ApplicationproblemJSON504
+}
+
 // GetBody returns the raw response body bytes
 func (r DeleteGoogleConnectionResponse) GetBody() []byte {
 	return r.Body
@@ -8069,14 +9012,42 @@ func (r DeleteGoogleConnectionResponse) ContentType() string {
 	return ""
 }
 
+// StartGoogleConnectionResponse401Headers the declared response headers of an HTTP 401 response for StartGoogleConnection
+type StartGoogleConnectionResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// StartGoogleConnectionResponse403Headers the declared response headers of an HTTP 403 response for StartGoogleConnection
+type StartGoogleConnectionResponse403Headers struct {
+	XRequestId string
+}
+
 // StartGoogleConnectionResponse429Headers the declared response headers of an HTTP 429 response for StartGoogleConnection
 type StartGoogleConnectionResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// StartGoogleConnectionResponse500Headers the declared response headers of an HTTP 500 response for StartGoogleConnection
+type StartGoogleConnectionResponse500Headers struct {
+	XRequestId string
+}
+
+// StartGoogleConnectionResponse501Headers the declared response headers of an HTTP 501 response for StartGoogleConnection
+type StartGoogleConnectionResponse501Headers struct {
+	XRequestId string
 }
 
 // StartGoogleConnectionResponse503Headers the declared response headers of an HTTP 503 response for StartGoogleConnection
 type StartGoogleConnectionResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// StartGoogleConnectionResponse504Headers the declared response headers of an HTTP 504 response for StartGoogleConnection
+type StartGoogleConnectionResponse504Headers struct {
+	XRequestId string
 }
 
 type StartGoogleConnectionResponse struct {
@@ -8096,10 +9067,22 @@ type StartGoogleConnectionResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *GatewayTimeout
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *StartGoogleConnectionResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *StartGoogleConnectionResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *StartGoogleConnectionResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *StartGoogleConnectionResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *StartGoogleConnectionResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *StartGoogleConnectionResponse503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *StartGoogleConnectionResponse504Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8137,6 +9120,11 @@ func (r StartGoogleConnectionResponse) GetApplicationproblemJSON503() *ServiceUn
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r StartGoogleConnectionResponse) GetApplicationproblemJSON504() *GatewayTimeout {
+	return r.ApplicationproblemJSON504
+}
+
 // GetBody returns the raw response body bytes
 func (r StartGoogleConnectionResponse) GetBody() []byte {
 	return r.Body
@@ -8166,14 +9154,62 @@ func (r StartGoogleConnectionResponse) ContentType() string {
 	return ""
 }
 
+// UpdateGoogleConnectionResponse400Headers the declared response headers of an HTTP 400 response for UpdateGoogleConnection
+type UpdateGoogleConnectionResponse400Headers struct {
+	XRequestId string
+}
+
+// UpdateGoogleConnectionResponse401Headers the declared response headers of an HTTP 401 response for UpdateGoogleConnection
+type UpdateGoogleConnectionResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// UpdateGoogleConnectionResponse403Headers the declared response headers of an HTTP 403 response for UpdateGoogleConnection
+type UpdateGoogleConnectionResponse403Headers struct {
+	XRequestId string
+}
+
+// UpdateGoogleConnectionResponse404Headers the declared response headers of an HTTP 404 response for UpdateGoogleConnection
+type UpdateGoogleConnectionResponse404Headers struct {
+	XRequestId string
+}
+
+// UpdateGoogleConnectionResponse413Headers the declared response headers of an HTTP 413 response for UpdateGoogleConnection
+type UpdateGoogleConnectionResponse413Headers struct {
+	XRequestId string
+}
+
+// UpdateGoogleConnectionResponse422Headers the declared response headers of an HTTP 422 response for UpdateGoogleConnection
+type UpdateGoogleConnectionResponse422Headers struct {
+	XRequestId string
+}
+
 // UpdateGoogleConnectionResponse429Headers the declared response headers of an HTTP 429 response for UpdateGoogleConnection
 type UpdateGoogleConnectionResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// UpdateGoogleConnectionResponse500Headers the declared response headers of an HTTP 500 response for UpdateGoogleConnection
+type UpdateGoogleConnectionResponse500Headers struct {
+	XRequestId string
+}
+
+// UpdateGoogleConnectionResponse501Headers the declared response headers of an HTTP 501 response for UpdateGoogleConnection
+type UpdateGoogleConnectionResponse501Headers struct {
+	XRequestId string
+}
+
+// UpdateGoogleConnectionResponse502Headers the declared response headers of an HTTP 502 response for UpdateGoogleConnection
+type UpdateGoogleConnectionResponse502Headers struct {
+	XRequestId string
 }
 
 // UpdateGoogleConnectionResponse503Headers the declared response headers of an HTTP 503 response for UpdateGoogleConnection
 type UpdateGoogleConnectionResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type UpdateGoogleConnectionResponse struct {
@@ -8203,8 +9239,26 @@ type UpdateGoogleConnectionResponse struct {
 	ApplicationproblemJSON502 *BadGateway
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *UpdateGoogleConnectionResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateGoogleConnectionResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *UpdateGoogleConnectionResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *UpdateGoogleConnectionResponse404Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *UpdateGoogleConnectionResponse413Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *UpdateGoogleConnectionResponse422Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *UpdateGoogleConnectionResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *UpdateGoogleConnectionResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *UpdateGoogleConnectionResponse501Headers
+	// Headers502 the parsed response headers for an HTTP 502 response
+	Headers502 *UpdateGoogleConnectionResponse502Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *UpdateGoogleConnectionResponse503Headers
 }
@@ -8298,14 +9352,57 @@ func (r UpdateGoogleConnectionResponse) ContentType() string {
 	return ""
 }
 
+// CompleteGoogleConnectionResponse400Headers the declared response headers of an HTTP 400 response for CompleteGoogleConnection
+type CompleteGoogleConnectionResponse400Headers struct {
+	XRequestId string
+}
+
+// CompleteGoogleConnectionResponse401Headers the declared response headers of an HTTP 401 response for CompleteGoogleConnection
+type CompleteGoogleConnectionResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// CompleteGoogleConnectionResponse403Headers the declared response headers of an HTTP 403 response for CompleteGoogleConnection
+type CompleteGoogleConnectionResponse403Headers struct {
+	XRequestId string
+}
+
+// CompleteGoogleConnectionResponse413Headers the declared response headers of an HTTP 413 response for CompleteGoogleConnection
+type CompleteGoogleConnectionResponse413Headers struct {
+	XRequestId string
+}
+
 // CompleteGoogleConnectionResponse429Headers the declared response headers of an HTTP 429 response for CompleteGoogleConnection
 type CompleteGoogleConnectionResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// CompleteGoogleConnectionResponse500Headers the declared response headers of an HTTP 500 response for CompleteGoogleConnection
+type CompleteGoogleConnectionResponse500Headers struct {
+	XRequestId string
+}
+
+// CompleteGoogleConnectionResponse501Headers the declared response headers of an HTTP 501 response for CompleteGoogleConnection
+type CompleteGoogleConnectionResponse501Headers struct {
+	XRequestId string
+}
+
+// CompleteGoogleConnectionResponse502Headers the declared response headers of an HTTP 502 response for CompleteGoogleConnection
+type CompleteGoogleConnectionResponse502Headers struct {
+	XRequestId string
 }
 
 // CompleteGoogleConnectionResponse503Headers the declared response headers of an HTTP 503 response for CompleteGoogleConnection
 type CompleteGoogleConnectionResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// CompleteGoogleConnectionResponse504Headers the declared response headers of an HTTP 504 response for CompleteGoogleConnection
+type CompleteGoogleConnectionResponse504Headers struct {
+	XRequestId string
 }
 
 type CompleteGoogleConnectionResponse struct {
@@ -8331,10 +9428,28 @@ type CompleteGoogleConnectionResponse struct {
 	ApplicationproblemJSON502 *BadGateway
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *GatewayTimeout
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *CompleteGoogleConnectionResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CompleteGoogleConnectionResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *CompleteGoogleConnectionResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *CompleteGoogleConnectionResponse413Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *CompleteGoogleConnectionResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *CompleteGoogleConnectionResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *CompleteGoogleConnectionResponse501Headers
+	// Headers502 the parsed response headers for an HTTP 502 response
+	Headers502 *CompleteGoogleConnectionResponse502Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *CompleteGoogleConnectionResponse503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *CompleteGoogleConnectionResponse504Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8387,6 +9502,11 @@ func (r CompleteGoogleConnectionResponse) GetApplicationproblemJSON503() *Servic
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r CompleteGoogleConnectionResponse) GetApplicationproblemJSON504() *GatewayTimeout {
+	return r.ApplicationproblemJSON504
+}
+
 // GetBody returns the raw response body bytes
 func (r CompleteGoogleConnectionResponse) GetBody() []byte {
 	return r.Body
@@ -8416,14 +9536,62 @@ func (r CompleteGoogleConnectionResponse) ContentType() string {
 	return ""
 }
 
+// ListConnectionCalendarsResponse400Headers the declared response headers of an HTTP 400 response for ListConnectionCalendars
+type ListConnectionCalendarsResponse400Headers struct {
+	XRequestId string
+}
+
+// ListConnectionCalendarsResponse401Headers the declared response headers of an HTTP 401 response for ListConnectionCalendars
+type ListConnectionCalendarsResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// ListConnectionCalendarsResponse403Headers the declared response headers of an HTTP 403 response for ListConnectionCalendars
+type ListConnectionCalendarsResponse403Headers struct {
+	XRequestId string
+}
+
+// ListConnectionCalendarsResponse404Headers the declared response headers of an HTTP 404 response for ListConnectionCalendars
+type ListConnectionCalendarsResponse404Headers struct {
+	XRequestId string
+}
+
+// ListConnectionCalendarsResponse422Headers the declared response headers of an HTTP 422 response for ListConnectionCalendars
+type ListConnectionCalendarsResponse422Headers struct {
+	XRequestId string
+}
+
 // ListConnectionCalendarsResponse429Headers the declared response headers of an HTTP 429 response for ListConnectionCalendars
 type ListConnectionCalendarsResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// ListConnectionCalendarsResponse500Headers the declared response headers of an HTTP 500 response for ListConnectionCalendars
+type ListConnectionCalendarsResponse500Headers struct {
+	XRequestId string
+}
+
+// ListConnectionCalendarsResponse501Headers the declared response headers of an HTTP 501 response for ListConnectionCalendars
+type ListConnectionCalendarsResponse501Headers struct {
+	XRequestId string
+}
+
+// ListConnectionCalendarsResponse502Headers the declared response headers of an HTTP 502 response for ListConnectionCalendars
+type ListConnectionCalendarsResponse502Headers struct {
+	XRequestId string
 }
 
 // ListConnectionCalendarsResponse503Headers the declared response headers of an HTTP 503 response for ListConnectionCalendars
 type ListConnectionCalendarsResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// ListConnectionCalendarsResponse504Headers the declared response headers of an HTTP 504 response for ListConnectionCalendars
+type ListConnectionCalendarsResponse504Headers struct {
+	XRequestId string
 }
 
 type ListConnectionCalendarsResponse struct {
@@ -8451,10 +9619,30 @@ type ListConnectionCalendarsResponse struct {
 	ApplicationproblemJSON502 *BadGateway
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *GatewayTimeout
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ListConnectionCalendarsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListConnectionCalendarsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *ListConnectionCalendarsResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *ListConnectionCalendarsResponse404Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *ListConnectionCalendarsResponse422Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListConnectionCalendarsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ListConnectionCalendarsResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *ListConnectionCalendarsResponse501Headers
+	// Headers502 the parsed response headers for an HTTP 502 response
+	Headers502 *ListConnectionCalendarsResponse502Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ListConnectionCalendarsResponse503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *ListConnectionCalendarsResponse504Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8512,6 +9700,11 @@ func (r ListConnectionCalendarsResponse) GetApplicationproblemJSON503() *Service
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r ListConnectionCalendarsResponse) GetApplicationproblemJSON504() *GatewayTimeout {
+	return r.ApplicationproblemJSON504
+}
+
 // GetBody returns the raw response body bytes
 func (r ListConnectionCalendarsResponse) GetBody() []byte {
 	return r.Body
@@ -8541,14 +9734,57 @@ func (r ListConnectionCalendarsResponse) ContentType() string {
 	return ""
 }
 
+// GetMentorAvailabilityResponse400Headers the declared response headers of an HTTP 400 response for GetMentorAvailability
+type GetMentorAvailabilityResponse400Headers struct {
+	XRequestId string
+}
+
+// GetMentorAvailabilityResponse401Headers the declared response headers of an HTTP 401 response for GetMentorAvailability
+type GetMentorAvailabilityResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetMentorAvailabilityResponse403Headers the declared response headers of an HTTP 403 response for GetMentorAvailability
+type GetMentorAvailabilityResponse403Headers struct {
+	XRequestId string
+}
+
+// GetMentorAvailabilityResponse404Headers the declared response headers of an HTTP 404 response for GetMentorAvailability
+type GetMentorAvailabilityResponse404Headers struct {
+	XRequestId string
+}
+
+// GetMentorAvailabilityResponse422Headers the declared response headers of an HTTP 422 response for GetMentorAvailability
+type GetMentorAvailabilityResponse422Headers struct {
+	XRequestId string
+}
+
 // GetMentorAvailabilityResponse429Headers the declared response headers of an HTTP 429 response for GetMentorAvailability
 type GetMentorAvailabilityResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// GetMentorAvailabilityResponse500Headers the declared response headers of an HTTP 500 response for GetMentorAvailability
+type GetMentorAvailabilityResponse500Headers struct {
+	XRequestId string
+}
+
+// GetMentorAvailabilityResponse501Headers the declared response headers of an HTTP 501 response for GetMentorAvailability
+type GetMentorAvailabilityResponse501Headers struct {
+	XRequestId string
+}
+
+// GetMentorAvailabilityResponse502Headers the declared response headers of an HTTP 502 response for GetMentorAvailability
+type GetMentorAvailabilityResponse502Headers struct {
+	XRequestId string
 }
 
 // GetMentorAvailabilityResponse503Headers the declared response headers of an HTTP 503 response for GetMentorAvailability
 type GetMentorAvailabilityResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type GetMentorAvailabilityResponse struct {
@@ -8576,8 +9812,24 @@ type GetMentorAvailabilityResponse struct {
 	ApplicationproblemJSON502 *BadGateway
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetMentorAvailabilityResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetMentorAvailabilityResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetMentorAvailabilityResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetMentorAvailabilityResponse404Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *GetMentorAvailabilityResponse422Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetMentorAvailabilityResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetMentorAvailabilityResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *GetMentorAvailabilityResponse501Headers
+	// Headers502 the parsed response headers for an HTTP 502 response
+	Headers502 *GetMentorAvailabilityResponse502Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetMentorAvailabilityResponse503Headers
 }
@@ -8666,14 +9918,47 @@ func (r GetMentorAvailabilityResponse) ContentType() string {
 	return ""
 }
 
+// GetMentorScheduleResponse400Headers the declared response headers of an HTTP 400 response for GetMentorSchedule
+type GetMentorScheduleResponse400Headers struct {
+	XRequestId string
+}
+
+// GetMentorScheduleResponse401Headers the declared response headers of an HTTP 401 response for GetMentorSchedule
+type GetMentorScheduleResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// GetMentorScheduleResponse403Headers the declared response headers of an HTTP 403 response for GetMentorSchedule
+type GetMentorScheduleResponse403Headers struct {
+	XRequestId string
+}
+
+// GetMentorScheduleResponse404Headers the declared response headers of an HTTP 404 response for GetMentorSchedule
+type GetMentorScheduleResponse404Headers struct {
+	XRequestId string
+}
+
 // GetMentorScheduleResponse429Headers the declared response headers of an HTTP 429 response for GetMentorSchedule
 type GetMentorScheduleResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// GetMentorScheduleResponse500Headers the declared response headers of an HTTP 500 response for GetMentorSchedule
+type GetMentorScheduleResponse500Headers struct {
+	XRequestId string
+}
+
+// GetMentorScheduleResponse501Headers the declared response headers of an HTTP 501 response for GetMentorSchedule
+type GetMentorScheduleResponse501Headers struct {
+	XRequestId string
 }
 
 // GetMentorScheduleResponse503Headers the declared response headers of an HTTP 503 response for GetMentorSchedule
 type GetMentorScheduleResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type GetMentorScheduleResponse struct {
@@ -8697,8 +9982,20 @@ type GetMentorScheduleResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GetMentorScheduleResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetMentorScheduleResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *GetMentorScheduleResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetMentorScheduleResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetMentorScheduleResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GetMentorScheduleResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *GetMentorScheduleResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GetMentorScheduleResponse503Headers
 }
@@ -8777,14 +10074,52 @@ func (r GetMentorScheduleResponse) ContentType() string {
 	return ""
 }
 
+// PutMentorScheduleResponse400Headers the declared response headers of an HTTP 400 response for PutMentorSchedule
+type PutMentorScheduleResponse400Headers struct {
+	XRequestId string
+}
+
+// PutMentorScheduleResponse401Headers the declared response headers of an HTTP 401 response for PutMentorSchedule
+type PutMentorScheduleResponse401Headers struct {
+	WWWAuthenticate string
+	XRequestId      string
+}
+
+// PutMentorScheduleResponse403Headers the declared response headers of an HTTP 403 response for PutMentorSchedule
+type PutMentorScheduleResponse403Headers struct {
+	XRequestId string
+}
+
+// PutMentorScheduleResponse413Headers the declared response headers of an HTTP 413 response for PutMentorSchedule
+type PutMentorScheduleResponse413Headers struct {
+	XRequestId string
+}
+
+// PutMentorScheduleResponse422Headers the declared response headers of an HTTP 422 response for PutMentorSchedule
+type PutMentorScheduleResponse422Headers struct {
+	XRequestId string
+}
+
 // PutMentorScheduleResponse429Headers the declared response headers of an HTTP 429 response for PutMentorSchedule
 type PutMentorScheduleResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// PutMentorScheduleResponse500Headers the declared response headers of an HTTP 500 response for PutMentorSchedule
+type PutMentorScheduleResponse500Headers struct {
+	XRequestId string
+}
+
+// PutMentorScheduleResponse501Headers the declared response headers of an HTTP 501 response for PutMentorSchedule
+type PutMentorScheduleResponse501Headers struct {
+	XRequestId string
 }
 
 // PutMentorScheduleResponse503Headers the declared response headers of an HTTP 503 response for PutMentorSchedule
 type PutMentorScheduleResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type PutMentorScheduleResponse struct {
@@ -8810,8 +10145,22 @@ type PutMentorScheduleResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *PutMentorScheduleResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PutMentorScheduleResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *PutMentorScheduleResponse403Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *PutMentorScheduleResponse413Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *PutMentorScheduleResponse422Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *PutMentorScheduleResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *PutMentorScheduleResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *PutMentorScheduleResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PutMentorScheduleResponse503Headers
 }
@@ -8900,14 +10249,41 @@ type GoogleOAuthCallbackResponse302Headers struct {
 	Location string
 }
 
+// GoogleOAuthCallbackResponse400Headers the declared response headers of an HTTP 400 response for GoogleOAuthCallback
+type GoogleOAuthCallbackResponse400Headers struct {
+	XRequestId string
+}
+
 // GoogleOAuthCallbackResponse429Headers the declared response headers of an HTTP 429 response for GoogleOAuthCallback
 type GoogleOAuthCallbackResponse429Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// GoogleOAuthCallbackResponse500Headers the declared response headers of an HTTP 500 response for GoogleOAuthCallback
+type GoogleOAuthCallbackResponse500Headers struct {
+	XRequestId string
+}
+
+// GoogleOAuthCallbackResponse501Headers the declared response headers of an HTTP 501 response for GoogleOAuthCallback
+type GoogleOAuthCallbackResponse501Headers struct {
+	XRequestId string
+}
+
+// GoogleOAuthCallbackResponse502Headers the declared response headers of an HTTP 502 response for GoogleOAuthCallback
+type GoogleOAuthCallbackResponse502Headers struct {
+	XRequestId string
 }
 
 // GoogleOAuthCallbackResponse503Headers the declared response headers of an HTTP 503 response for GoogleOAuthCallback
 type GoogleOAuthCallbackResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
+}
+
+// GoogleOAuthCallbackResponse504Headers the declared response headers of an HTTP 504 response for GoogleOAuthCallback
+type GoogleOAuthCallbackResponse504Headers struct {
+	XRequestId string
 }
 
 type GoogleOAuthCallbackResponse struct {
@@ -8927,12 +10303,24 @@ type GoogleOAuthCallbackResponse struct {
 	ApplicationproblemJSON502 *BadGateway
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// ApplicationproblemJSON504 the response for an HTTP 504 `application/problem+json` response
+	ApplicationproblemJSON504 *GatewayTimeout
 	// Headers302 the parsed response headers for an HTTP 302 response
 	Headers302 *GoogleOAuthCallbackResponse302Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *GoogleOAuthCallbackResponse400Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GoogleOAuthCallbackResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *GoogleOAuthCallbackResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *GoogleOAuthCallbackResponse501Headers
+	// Headers502 the parsed response headers for an HTTP 502 response
+	Headers502 *GoogleOAuthCallbackResponse502Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *GoogleOAuthCallbackResponse503Headers
+	// Headers504 the parsed response headers for an HTTP 504 response
+	Headers504 *GoogleOAuthCallbackResponse504Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -8970,6 +10358,11 @@ func (r GoogleOAuthCallbackResponse) GetApplicationproblemJSON503() *ServiceUnav
 	return r.ApplicationproblemJSON503
 }
 
+// GetApplicationproblemJSON504 returns the response for an HTTP 504 `application/problem+json` response
+func (r GoogleOAuthCallbackResponse) GetApplicationproblemJSON504() *GatewayTimeout {
+	return r.ApplicationproblemJSON504
+}
+
 // GetBody returns the raw response body bytes
 func (r GoogleOAuthCallbackResponse) GetBody() []byte {
 	return r.Body
@@ -8999,9 +10392,35 @@ func (r GoogleOAuthCallbackResponse) ContentType() string {
 	return ""
 }
 
+// ReceiveGoogleWebhookResponse400Headers the declared response headers of an HTTP 400 response for ReceiveGoogleWebhook
+type ReceiveGoogleWebhookResponse400Headers struct {
+	XRequestId string
+}
+
+// ReceiveGoogleWebhookResponse401Headers the declared response headers of an HTTP 401 response for ReceiveGoogleWebhook
+type ReceiveGoogleWebhookResponse401Headers struct {
+	XRequestId string
+}
+
+// ReceiveGoogleWebhookResponse413Headers the declared response headers of an HTTP 413 response for ReceiveGoogleWebhook
+type ReceiveGoogleWebhookResponse413Headers struct {
+	XRequestId string
+}
+
+// ReceiveGoogleWebhookResponse500Headers the declared response headers of an HTTP 500 response for ReceiveGoogleWebhook
+type ReceiveGoogleWebhookResponse500Headers struct {
+	XRequestId string
+}
+
+// ReceiveGoogleWebhookResponse501Headers the declared response headers of an HTTP 501 response for ReceiveGoogleWebhook
+type ReceiveGoogleWebhookResponse501Headers struct {
+	XRequestId string
+}
+
 // ReceiveGoogleWebhookResponse503Headers the declared response headers of an HTTP 503 response for ReceiveGoogleWebhook
 type ReceiveGoogleWebhookResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type ReceiveGoogleWebhookResponse struct {
@@ -9012,7 +10431,7 @@ type ReceiveGoogleWebhookResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Unauthorized
+	ApplicationproblemJSON401 *InvalidSignature
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -9021,6 +10440,16 @@ type ReceiveGoogleWebhookResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ReceiveGoogleWebhookResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ReceiveGoogleWebhookResponse401Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *ReceiveGoogleWebhookResponse413Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ReceiveGoogleWebhookResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *ReceiveGoogleWebhookResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ReceiveGoogleWebhookResponse503Headers
 }
@@ -9036,7 +10465,7 @@ func (r ReceiveGoogleWebhookResponse) GetApplicationproblemJSON400() *BadRequest
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r ReceiveGoogleWebhookResponse) GetApplicationproblemJSON401() *Unauthorized {
+func (r ReceiveGoogleWebhookResponse) GetApplicationproblemJSON401() *InvalidSignature {
 	return r.ApplicationproblemJSON401
 }
 
@@ -9089,9 +10518,35 @@ func (r ReceiveGoogleWebhookResponse) ContentType() string {
 	return ""
 }
 
+// ReceiveJiraWebhookResponse400Headers the declared response headers of an HTTP 400 response for ReceiveJiraWebhook
+type ReceiveJiraWebhookResponse400Headers struct {
+	XRequestId string
+}
+
+// ReceiveJiraWebhookResponse401Headers the declared response headers of an HTTP 401 response for ReceiveJiraWebhook
+type ReceiveJiraWebhookResponse401Headers struct {
+	XRequestId string
+}
+
+// ReceiveJiraWebhookResponse413Headers the declared response headers of an HTTP 413 response for ReceiveJiraWebhook
+type ReceiveJiraWebhookResponse413Headers struct {
+	XRequestId string
+}
+
+// ReceiveJiraWebhookResponse500Headers the declared response headers of an HTTP 500 response for ReceiveJiraWebhook
+type ReceiveJiraWebhookResponse500Headers struct {
+	XRequestId string
+}
+
+// ReceiveJiraWebhookResponse501Headers the declared response headers of an HTTP 501 response for ReceiveJiraWebhook
+type ReceiveJiraWebhookResponse501Headers struct {
+	XRequestId string
+}
+
 // ReceiveJiraWebhookResponse503Headers the declared response headers of an HTTP 503 response for ReceiveJiraWebhook
 type ReceiveJiraWebhookResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type ReceiveJiraWebhookResponse struct {
@@ -9102,7 +10557,7 @@ type ReceiveJiraWebhookResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Unauthorized
+	ApplicationproblemJSON401 *InvalidSignature
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -9111,6 +10566,16 @@ type ReceiveJiraWebhookResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ReceiveJiraWebhookResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ReceiveJiraWebhookResponse401Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *ReceiveJiraWebhookResponse413Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ReceiveJiraWebhookResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *ReceiveJiraWebhookResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ReceiveJiraWebhookResponse503Headers
 }
@@ -9126,7 +10591,7 @@ func (r ReceiveJiraWebhookResponse) GetApplicationproblemJSON400() *BadRequest {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r ReceiveJiraWebhookResponse) GetApplicationproblemJSON401() *Unauthorized {
+func (r ReceiveJiraWebhookResponse) GetApplicationproblemJSON401() *InvalidSignature {
 	return r.ApplicationproblemJSON401
 }
 
@@ -9179,9 +10644,35 @@ func (r ReceiveJiraWebhookResponse) ContentType() string {
 	return ""
 }
 
+// ReceiveZoomWebhookResponse400Headers the declared response headers of an HTTP 400 response for ReceiveZoomWebhook
+type ReceiveZoomWebhookResponse400Headers struct {
+	XRequestId string
+}
+
+// ReceiveZoomWebhookResponse401Headers the declared response headers of an HTTP 401 response for ReceiveZoomWebhook
+type ReceiveZoomWebhookResponse401Headers struct {
+	XRequestId string
+}
+
+// ReceiveZoomWebhookResponse413Headers the declared response headers of an HTTP 413 response for ReceiveZoomWebhook
+type ReceiveZoomWebhookResponse413Headers struct {
+	XRequestId string
+}
+
+// ReceiveZoomWebhookResponse500Headers the declared response headers of an HTTP 500 response for ReceiveZoomWebhook
+type ReceiveZoomWebhookResponse500Headers struct {
+	XRequestId string
+}
+
+// ReceiveZoomWebhookResponse501Headers the declared response headers of an HTTP 501 response for ReceiveZoomWebhook
+type ReceiveZoomWebhookResponse501Headers struct {
+	XRequestId string
+}
+
 // ReceiveZoomWebhookResponse503Headers the declared response headers of an HTTP 503 response for ReceiveZoomWebhook
 type ReceiveZoomWebhookResponse503Headers struct {
 	RetryAfter *int
+	XRequestId string
 }
 
 type ReceiveZoomWebhookResponse struct {
@@ -9192,7 +10683,7 @@ type ReceiveZoomWebhookResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *BadRequest
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Unauthorized
+	ApplicationproblemJSON401 *InvalidSignature
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *PayloadTooLarge
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -9201,6 +10692,16 @@ type ReceiveZoomWebhookResponse struct {
 	ApplicationproblemJSON501 *NotImplemented
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *ReceiveZoomWebhookResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ReceiveZoomWebhookResponse401Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *ReceiveZoomWebhookResponse413Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *ReceiveZoomWebhookResponse500Headers
+	// Headers501 the parsed response headers for an HTTP 501 response
+	Headers501 *ReceiveZoomWebhookResponse501Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *ReceiveZoomWebhookResponse503Headers
 }
@@ -9216,7 +10717,7 @@ func (r ReceiveZoomWebhookResponse) GetApplicationproblemJSON400() *BadRequest {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r ReceiveZoomWebhookResponse) GetApplicationproblemJSON401() *Unauthorized {
+func (r ReceiveZoomWebhookResponse) GetApplicationproblemJSON401() *InvalidSignature {
 	return r.ApplicationproblemJSON401
 }
 
@@ -10224,6 +11725,26 @@ func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 404:
+		var headers GetJWKSResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetJWKSResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetJWKSResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10232,6 +11753,13 @@ func ParseGetJWKSResponse(rsp *http.Response) (*GetJWKSResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -10270,6 +11798,16 @@ func ParseGetDocsResponse(rsp *http.Response) (*GetDocsResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 500:
+		var headers GetDocsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetDocsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10278,6 +11816,13 @@ func ParseGetDocsResponse(rsp *http.Response) (*GetDocsResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -10315,6 +11860,19 @@ func ParseGetHealthzResponse(rsp *http.Response) (*GetHealthzResponse, error) {
 
 	}
 
+	switch {
+	case rsp.StatusCode == 500:
+		var headers GetHealthzResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	}
+
 	return response, nil
 }
 
@@ -10349,6 +11907,16 @@ func ParseGetOpenAPISpecResponse(rsp *http.Response) (*GetOpenAPISpecResponse, e
 	}
 
 	switch {
+	case rsp.StatusCode == 500:
+		var headers GetOpenAPISpecResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetOpenAPISpecResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10357,6 +11925,13 @@ func ParseGetOpenAPISpecResponse(rsp *http.Response) (*GetOpenAPISpecResponse, e
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -10402,6 +11977,16 @@ func ParseGetReadyzResponse(rsp *http.Response) (*GetReadyzResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 500:
+		var headers GetReadyzResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetReadyzResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10410,6 +11995,13 @@ func ParseGetReadyzResponse(rsp *http.Response) (*GetReadyzResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -10487,9 +12079,53 @@ func ParseGetProviderCredentialsResponse(rsp *http.Response) (*GetProviderCreden
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest GatewayTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers GetProviderCredentialsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetProviderCredentialsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetProviderCredentialsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 429:
 		var headers GetProviderCredentialsResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10499,7 +12135,34 @@ func ParseGetProviderCredentialsResponse(rsp *http.Response) (*GetProviderCreden
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetProviderCredentialsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers GetProviderCredentialsResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetProviderCredentialsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10509,7 +12172,24 @@ func ParseGetProviderCredentialsResponse(rsp *http.Response) (*GetProviderCreden
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers GetProviderCredentialsResponse504Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers504 = &headers
 	}
 
 	return response, nil
@@ -10595,9 +12275,73 @@ func ParsePutProviderCredentialsResponse(rsp *http.Response) (*PutProviderCreden
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest GatewayTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers PutProviderCredentialsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PutProviderCredentialsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PutProviderCredentialsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers PutProviderCredentialsResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 422:
+		var headers PutProviderCredentialsResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
 		var headers PutProviderCredentialsResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10607,7 +12351,34 @@ func ParsePutProviderCredentialsResponse(rsp *http.Response) (*PutProviderCreden
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PutProviderCredentialsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers PutProviderCredentialsResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers PutProviderCredentialsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10617,7 +12388,24 @@ func ParsePutProviderCredentialsResponse(rsp *http.Response) (*PutProviderCreden
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers PutProviderCredentialsResponse504Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers504 = &headers
 	}
 
 	return response, nil
@@ -10696,6 +12484,43 @@ func ParseListWebhookEventsResponse(rsp *http.Response) (*ListWebhookEventsRespo
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers ListWebhookEventsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListWebhookEventsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListWebhookEventsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 429:
 		var headers ListWebhookEventsResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10705,7 +12530,34 @@ func ParseListWebhookEventsResponse(rsp *http.Response) (*ListWebhookEventsRespo
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListWebhookEventsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers ListWebhookEventsResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListWebhookEventsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10714,6 +12566,13 @@ func ParseListWebhookEventsResponse(rsp *http.Response) (*ListWebhookEventsRespo
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -10801,6 +12660,53 @@ func ParseGetWebhookEventResponse(rsp *http.Response) (*GetWebhookEventResponse,
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers GetWebhookEventResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetWebhookEventResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetWebhookEventResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetWebhookEventResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
 	case rsp.StatusCode == 429:
 		var headers GetWebhookEventResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10810,7 +12716,34 @@ func ParseGetWebhookEventResponse(rsp *http.Response) (*GetWebhookEventResponse,
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetWebhookEventResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers GetWebhookEventResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetWebhookEventResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10819,6 +12752,13 @@ func ParseGetWebhookEventResponse(rsp *http.Response) (*GetWebhookEventResponse,
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -10913,6 +12853,63 @@ func ParseReplayWebhookEventResponse(rsp *http.Response) (*ReplayWebhookEventRes
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers ReplayWebhookEventResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ReplayWebhookEventResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ReplayWebhookEventResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ReplayWebhookEventResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers ReplayWebhookEventResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
 	case rsp.StatusCode == 429:
 		var headers ReplayWebhookEventResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10922,7 +12919,34 @@ func ParseReplayWebhookEventResponse(rsp *http.Response) (*ReplayWebhookEventRes
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ReplayWebhookEventResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers ReplayWebhookEventResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers ReplayWebhookEventResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -10931,6 +12955,13 @@ func ParseReplayWebhookEventResponse(rsp *http.Response) (*ReplayWebhookEventRes
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -11011,6 +13042,43 @@ func ParseListBookingsResponse(rsp *http.Response) (*ListBookingsResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers ListBookingsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListBookingsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListBookingsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 429:
 		var headers ListBookingsResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11020,7 +13088,34 @@ func ParseListBookingsResponse(rsp *http.Response) (*ListBookingsResponse, error
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListBookingsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers ListBookingsResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListBookingsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11029,6 +13124,13 @@ func ParseListBookingsResponse(rsp *http.Response) (*ListBookingsResponse, error
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -11178,6 +13280,73 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 			headers.Location = value
 		}
 		response.Headers202 = &headers
+	case rsp.StatusCode == 400:
+		var headers CreateBookingResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateBookingResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateBookingResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 409:
+		var headers CreateBookingResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateBookingResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateBookingResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
 	case rsp.StatusCode == 424:
 		var headers CreateBookingResponse424Headers
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
@@ -11197,7 +13366,34 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateBookingResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers CreateBookingResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateBookingResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11206,6 +13402,13 @@ func ParseCreateBookingResponse(rsp *http.Response) (*CreateBookingResponse, err
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -11316,6 +13519,53 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 			headers.ETag = value
 		}
 		response.Headers304 = &headers
+	case rsp.StatusCode == 400:
+		var headers GetBookingResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetBookingResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetBookingResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetBookingResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
 	case rsp.StatusCode == 429:
 		var headers GetBookingResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11325,7 +13575,34 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetBookingResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers GetBookingResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetBookingResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11334,6 +13611,13 @@ func ParseGetBookingResponse(rsp *http.Response) (*GetBookingResponse, error) {
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -11490,6 +13774,93 @@ func ParseRescheduleBookingResponse(rsp *http.Response) (*RescheduleBookingRespo
 			headers.ETag = value
 		}
 		response.Headers202 = &headers
+	case rsp.StatusCode == 400:
+		var headers RescheduleBookingResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers RescheduleBookingResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers RescheduleBookingResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers RescheduleBookingResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers RescheduleBookingResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 412:
+		var headers RescheduleBookingResponse412Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers412 = &headers
+	case rsp.StatusCode == 413:
+		var headers RescheduleBookingResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 422:
+		var headers RescheduleBookingResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
 	case rsp.StatusCode == 424:
 		var headers RescheduleBookingResponse424Headers
 		if values := rsp.Header.Values("Location"); len(values) > 0 {
@@ -11500,6 +13871,16 @@ func ParseRescheduleBookingResponse(rsp *http.Response) (*RescheduleBookingRespo
 			headers.Location = value
 		}
 		response.Headers424 = &headers
+	case rsp.StatusCode == 428:
+		var headers RescheduleBookingResponse428Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers428 = &headers
 	case rsp.StatusCode == 429:
 		var headers RescheduleBookingResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11509,7 +13890,34 @@ func ParseRescheduleBookingResponse(rsp *http.Response) (*RescheduleBookingRespo
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers RescheduleBookingResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers RescheduleBookingResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers RescheduleBookingResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11518,6 +13926,13 @@ func ParseRescheduleBookingResponse(rsp *http.Response) (*RescheduleBookingRespo
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -11605,6 +14020,53 @@ func ParseListBookingAttendanceResponse(rsp *http.Response) (*ListBookingAttenda
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers ListBookingAttendanceResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListBookingAttendanceResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListBookingAttendanceResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ListBookingAttendanceResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
 	case rsp.StatusCode == 429:
 		var headers ListBookingAttendanceResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11614,7 +14076,34 @@ func ParseListBookingAttendanceResponse(rsp *http.Response) (*ListBookingAttenda
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListBookingAttendanceResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers ListBookingAttendanceResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListBookingAttendanceResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11623,6 +14112,13 @@ func ParseListBookingAttendanceResponse(rsp *http.Response) (*ListBookingAttenda
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -11710,6 +14206,53 @@ func ParseListBookingAuditResponse(rsp *http.Response) (*ListBookingAuditRespons
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers ListBookingAuditResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListBookingAuditResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListBookingAuditResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ListBookingAuditResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
 	case rsp.StatusCode == 429:
 		var headers ListBookingAuditResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11719,7 +14262,34 @@ func ParseListBookingAuditResponse(rsp *http.Response) (*ListBookingAuditRespons
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListBookingAuditResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers ListBookingAuditResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListBookingAuditResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11728,6 +14298,13 @@ func ParseListBookingAuditResponse(rsp *http.Response) (*ListBookingAuditRespons
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -11856,6 +14433,73 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 			headers.ETag = value
 		}
 		response.Headers202 = &headers
+	case rsp.StatusCode == 400:
+		var headers CancelBookingResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CancelBookingResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CancelBookingResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers CancelBookingResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers CancelBookingResponse409Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers CancelBookingResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
 	case rsp.StatusCode == 429:
 		var headers CancelBookingResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11865,7 +14509,34 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CancelBookingResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers CancelBookingResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers CancelBookingResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11874,6 +14545,13 @@ func ParseCancelBookingResponse(rsp *http.Response) (*CancelBookingResponse, err
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -11947,6 +14625,33 @@ func ParseListConnectionsResponse(rsp *http.Response) (*ListConnectionsResponse,
 	}
 
 	switch {
+	case rsp.StatusCode == 401:
+		var headers ListConnectionsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListConnectionsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 429:
 		var headers ListConnectionsResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11956,7 +14661,34 @@ func ParseListConnectionsResponse(rsp *http.Response) (*ListConnectionsResponse,
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListConnectionsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers ListConnectionsResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListConnectionsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -11965,6 +14697,13 @@ func ParseListConnectionsResponse(rsp *http.Response) (*ListConnectionsResponse,
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -12031,9 +14770,43 @@ func ParseDeleteCalDAVConnectionResponse(rsp *http.Response) (*DeleteCalDAVConne
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest GatewayTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteCalDAVConnectionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteCalDAVConnectionResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 429:
 		var headers DeleteCalDAVConnectionResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12043,7 +14816,34 @@ func ParseDeleteCalDAVConnectionResponse(rsp *http.Response) (*DeleteCalDAVConne
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers DeleteCalDAVConnectionResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers DeleteCalDAVConnectionResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers DeleteCalDAVConnectionResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12053,7 +14853,24 @@ func ParseDeleteCalDAVConnectionResponse(rsp *http.Response) (*DeleteCalDAVConne
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers DeleteCalDAVConnectionResponse504Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers504 = &headers
 	}
 
 	return response, nil
@@ -12150,9 +14967,73 @@ func ParseCreateCalDAVConnectionResponse(rsp *http.Response) (*CreateCalDAVConne
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest GatewayTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers CreateCalDAVConnectionResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateCalDAVConnectionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CreateCalDAVConnectionResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers CreateCalDAVConnectionResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 422:
+		var headers CreateCalDAVConnectionResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
 		var headers CreateCalDAVConnectionResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12162,7 +15043,44 @@ func ParseCreateCalDAVConnectionResponse(rsp *http.Response) (*CreateCalDAVConne
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CreateCalDAVConnectionResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers CreateCalDAVConnectionResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
+	case rsp.StatusCode == 502:
+		var headers CreateCalDAVConnectionResponse502Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers502 = &headers
 	case rsp.StatusCode == 503:
 		var headers CreateCalDAVConnectionResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12172,7 +15090,24 @@ func ParseCreateCalDAVConnectionResponse(rsp *http.Response) (*CreateCalDAVConne
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers CreateCalDAVConnectionResponse504Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers504 = &headers
 	}
 
 	return response, nil
@@ -12269,9 +15204,83 @@ func ParseUpdateCalDAVConnectionResponse(rsp *http.Response) (*UpdateCalDAVConne
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest GatewayTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers UpdateCalDAVConnectionResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers UpdateCalDAVConnectionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateCalDAVConnectionResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers UpdateCalDAVConnectionResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers UpdateCalDAVConnectionResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateCalDAVConnectionResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
 		var headers UpdateCalDAVConnectionResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12281,7 +15290,34 @@ func ParseUpdateCalDAVConnectionResponse(rsp *http.Response) (*UpdateCalDAVConne
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers UpdateCalDAVConnectionResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers UpdateCalDAVConnectionResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers UpdateCalDAVConnectionResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12291,7 +15327,24 @@ func ParseUpdateCalDAVConnectionResponse(rsp *http.Response) (*UpdateCalDAVConne
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers UpdateCalDAVConnectionResponse504Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers504 = &headers
 	}
 
 	return response, nil
@@ -12356,9 +15409,43 @@ func ParseDeleteGoogleConnectionResponse(rsp *http.Response) (*DeleteGoogleConne
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest GatewayTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteGoogleConnectionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers DeleteGoogleConnectionResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 429:
 		var headers DeleteGoogleConnectionResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12368,7 +15455,34 @@ func ParseDeleteGoogleConnectionResponse(rsp *http.Response) (*DeleteGoogleConne
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers DeleteGoogleConnectionResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers DeleteGoogleConnectionResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers DeleteGoogleConnectionResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12378,7 +15492,24 @@ func ParseDeleteGoogleConnectionResponse(rsp *http.Response) (*DeleteGoogleConne
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers DeleteGoogleConnectionResponse504Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers504 = &headers
 	}
 
 	return response, nil
@@ -12447,9 +15578,43 @@ func ParseStartGoogleConnectionResponse(rsp *http.Response) (*StartGoogleConnect
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest GatewayTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 401:
+		var headers StartGoogleConnectionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers StartGoogleConnectionResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
 	case rsp.StatusCode == 429:
 		var headers StartGoogleConnectionResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12459,7 +15624,34 @@ func ParseStartGoogleConnectionResponse(rsp *http.Response) (*StartGoogleConnect
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers StartGoogleConnectionResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers StartGoogleConnectionResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers StartGoogleConnectionResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12469,7 +15661,24 @@ func ParseStartGoogleConnectionResponse(rsp *http.Response) (*StartGoogleConnect
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers StartGoogleConnectionResponse504Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers504 = &headers
 	}
 
 	return response, nil
@@ -12576,6 +15785,73 @@ func ParseUpdateGoogleConnectionResponse(rsp *http.Response) (*UpdateGoogleConne
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers UpdateGoogleConnectionResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers UpdateGoogleConnectionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers UpdateGoogleConnectionResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers UpdateGoogleConnectionResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 413:
+		var headers UpdateGoogleConnectionResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 422:
+		var headers UpdateGoogleConnectionResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
 		var headers UpdateGoogleConnectionResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12585,7 +15861,44 @@ func ParseUpdateGoogleConnectionResponse(rsp *http.Response) (*UpdateGoogleConne
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers UpdateGoogleConnectionResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers UpdateGoogleConnectionResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
+	case rsp.StatusCode == 502:
+		var headers UpdateGoogleConnectionResponse502Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers502 = &headers
 	case rsp.StatusCode == 503:
 		var headers UpdateGoogleConnectionResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12594,6 +15907,13 @@ func ParseUpdateGoogleConnectionResponse(rsp *http.Response) (*UpdateGoogleConne
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -12685,9 +16005,63 @@ func ParseCompleteGoogleConnectionResponse(rsp *http.Response) (*CompleteGoogleC
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest GatewayTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers CompleteGoogleConnectionResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers CompleteGoogleConnectionResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers CompleteGoogleConnectionResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers CompleteGoogleConnectionResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
 	case rsp.StatusCode == 429:
 		var headers CompleteGoogleConnectionResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12697,7 +16071,44 @@ func ParseCompleteGoogleConnectionResponse(rsp *http.Response) (*CompleteGoogleC
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers CompleteGoogleConnectionResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers CompleteGoogleConnectionResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
+	case rsp.StatusCode == 502:
+		var headers CompleteGoogleConnectionResponse502Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers502 = &headers
 	case rsp.StatusCode == 503:
 		var headers CompleteGoogleConnectionResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12707,7 +16118,24 @@ func ParseCompleteGoogleConnectionResponse(rsp *http.Response) (*CompleteGoogleC
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers CompleteGoogleConnectionResponse504Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers504 = &headers
 	}
 
 	return response, nil
@@ -12804,9 +16232,73 @@ func ParseListConnectionCalendarsResponse(rsp *http.Response) (*ListConnectionCa
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest GatewayTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers ListConnectionCalendarsResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListConnectionCalendarsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers ListConnectionCalendarsResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers ListConnectionCalendarsResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 422:
+		var headers ListConnectionCalendarsResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
 		var headers ListConnectionCalendarsResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12816,7 +16308,44 @@ func ParseListConnectionCalendarsResponse(rsp *http.Response) (*ListConnectionCa
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers ListConnectionCalendarsResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers ListConnectionCalendarsResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
+	case rsp.StatusCode == 502:
+		var headers ListConnectionCalendarsResponse502Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers502 = &headers
 	case rsp.StatusCode == 503:
 		var headers ListConnectionCalendarsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12826,7 +16355,24 @@ func ParseListConnectionCalendarsResponse(rsp *http.Response) (*ListConnectionCa
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers ListConnectionCalendarsResponse504Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers504 = &headers
 	}
 
 	return response, nil
@@ -12926,6 +16472,63 @@ func ParseGetMentorAvailabilityResponse(rsp *http.Response) (*GetMentorAvailabil
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers GetMentorAvailabilityResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetMentorAvailabilityResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetMentorAvailabilityResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetMentorAvailabilityResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 422:
+		var headers GetMentorAvailabilityResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
 		var headers GetMentorAvailabilityResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12935,7 +16538,44 @@ func ParseGetMentorAvailabilityResponse(rsp *http.Response) (*GetMentorAvailabil
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetMentorAvailabilityResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers GetMentorAvailabilityResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
+	case rsp.StatusCode == 502:
+		var headers GetMentorAvailabilityResponse502Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers502 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetMentorAvailabilityResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -12944,6 +16584,13 @@ func ParseGetMentorAvailabilityResponse(rsp *http.Response) (*GetMentorAvailabil
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -13031,6 +16678,53 @@ func ParseGetMentorScheduleResponse(rsp *http.Response) (*GetMentorScheduleRespo
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers GetMentorScheduleResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetMentorScheduleResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers GetMentorScheduleResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetMentorScheduleResponse404Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers404 = &headers
 	case rsp.StatusCode == 429:
 		var headers GetMentorScheduleResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -13040,7 +16734,34 @@ func ParseGetMentorScheduleResponse(rsp *http.Response) (*GetMentorScheduleRespo
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GetMentorScheduleResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers GetMentorScheduleResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetMentorScheduleResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -13049,6 +16770,13 @@ func ParseGetMentorScheduleResponse(rsp *http.Response) (*GetMentorScheduleRespo
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -13143,6 +16871,63 @@ func ParsePutMentorScheduleResponse(rsp *http.Response) (*PutMentorScheduleRespo
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers PutMentorScheduleResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers PutMentorScheduleResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers PutMentorScheduleResponse403Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 413:
+		var headers PutMentorScheduleResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 422:
+		var headers PutMentorScheduleResponse422Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers422 = &headers
 	case rsp.StatusCode == 429:
 		var headers PutMentorScheduleResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -13152,7 +16937,34 @@ func ParsePutMentorScheduleResponse(rsp *http.Response) (*PutMentorScheduleRespo
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers PutMentorScheduleResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers PutMentorScheduleResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers PutMentorScheduleResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -13161,6 +16973,13 @@ func ParsePutMentorScheduleResponse(rsp *http.Response) (*PutMentorScheduleRespo
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -13234,6 +17053,13 @@ func ParseGoogleOAuthCallbackResponse(rsp *http.Response) (*GoogleOAuthCallbackR
 		}
 		response.ApplicationproblemJSON503 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest GatewayTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON504 = &dest
+
 	case rsp.StatusCode == 200:
 		// Content-type (text/html) unsupported
 
@@ -13250,6 +17076,16 @@ func ParseGoogleOAuthCallbackResponse(rsp *http.Response) (*GoogleOAuthCallbackR
 			headers.Location = value
 		}
 		response.Headers302 = &headers
+	case rsp.StatusCode == 400:
+		var headers GoogleOAuthCallbackResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
 	case rsp.StatusCode == 429:
 		var headers GoogleOAuthCallbackResponse429Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -13259,7 +17095,44 @@ func ParseGoogleOAuthCallbackResponse(rsp *http.Response) (*GoogleOAuthCallbackR
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers GoogleOAuthCallbackResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers GoogleOAuthCallbackResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
+	case rsp.StatusCode == 502:
+		var headers GoogleOAuthCallbackResponse502Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers502 = &headers
 	case rsp.StatusCode == 503:
 		var headers GoogleOAuthCallbackResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -13269,7 +17142,24 @@ func ParseGoogleOAuthCallbackResponse(rsp *http.Response) (*GoogleOAuthCallbackR
 			}
 			headers.RetryAfter = &value
 		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
 		response.Headers503 = &headers
+	case rsp.StatusCode == 504:
+		var headers GoogleOAuthCallbackResponse504Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers504 = &headers
 	}
 
 	return response, nil
@@ -13304,7 +17194,7 @@ func ParseReceiveGoogleWebhookResponse(rsp *http.Response) (*ReceiveGoogleWebhoo
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Unauthorized
+		var dest InvalidSignature
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -13341,6 +17231,56 @@ func ParseReceiveGoogleWebhookResponse(rsp *http.Response) (*ReceiveGoogleWebhoo
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers ReceiveGoogleWebhookResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ReceiveGoogleWebhookResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 413:
+		var headers ReceiveGoogleWebhookResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 500:
+		var headers ReceiveGoogleWebhookResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers ReceiveGoogleWebhookResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers ReceiveGoogleWebhookResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -13349,6 +17289,13 @@ func ParseReceiveGoogleWebhookResponse(rsp *http.Response) (*ReceiveGoogleWebhoo
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -13385,7 +17332,7 @@ func ParseReceiveJiraWebhookResponse(rsp *http.Response) (*ReceiveJiraWebhookRes
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Unauthorized
+		var dest InvalidSignature
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -13422,6 +17369,56 @@ func ParseReceiveJiraWebhookResponse(rsp *http.Response) (*ReceiveJiraWebhookRes
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers ReceiveJiraWebhookResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ReceiveJiraWebhookResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 413:
+		var headers ReceiveJiraWebhookResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 500:
+		var headers ReceiveJiraWebhookResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers ReceiveJiraWebhookResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers ReceiveJiraWebhookResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -13430,6 +17427,13 @@ func ParseReceiveJiraWebhookResponse(rsp *http.Response) (*ReceiveJiraWebhookRes
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}
@@ -13469,7 +17473,7 @@ func ParseReceiveZoomWebhookResponse(rsp *http.Response) (*ReceiveZoomWebhookRes
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Unauthorized
+		var dest InvalidSignature
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -13506,6 +17510,56 @@ func ParseReceiveZoomWebhookResponse(rsp *http.Response) (*ReceiveZoomWebhookRes
 	}
 
 	switch {
+	case rsp.StatusCode == 400:
+		var headers ReceiveZoomWebhookResponse400Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers ReceiveZoomWebhookResponse401Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 413:
+		var headers ReceiveZoomWebhookResponse413Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 500:
+		var headers ReceiveZoomWebhookResponse500Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 501:
+		var headers ReceiveZoomWebhookResponse501Headers
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
+		}
+		response.Headers501 = &headers
 	case rsp.StatusCode == 503:
 		var headers ReceiveZoomWebhookResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -13514,6 +17568,13 @@ func ParseReceiveZoomWebhookResponse(rsp *http.Response) (*ReceiveZoomWebhookRes
 				return nil, err
 			}
 			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-Id"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-Id", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestId = value
 		}
 		response.Headers503 = &headers
 	}

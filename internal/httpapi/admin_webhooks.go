@@ -115,7 +115,7 @@ func (s *Server) ListWebhookEvents(ctx context.Context, request api.ListWebhookE
 		return nil, ErrNotImplemented
 	}
 	if e := requireAdmin(ctx); e != nil {
-		return api.ListWebhookEvents403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: api.ForbiddenApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+		return api.ListWebhookEvents403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: api.ForbiddenApplicationProblemPlusJSONResponse{Body: problemFor(ctx, e), Headers: api.ForbiddenResponseHeaders{XRequestId: RequestIDFromContext(ctx)}}}, nil
 	}
 	p := request.Params
 	f := webhooks.Filter{}
@@ -149,7 +149,7 @@ func (s *Server) ListWebhookEvents(ctx context.Context, request api.ListWebhookE
 			Fields: []FieldError{{Field: "query.to", Message: "must be after from"}}}
 	}
 	if invalid != nil {
-		return api.ListWebhookEvents400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: api.BadRequestApplicationProblemPlusJSONResponse(problemFor(ctx, invalid))}, nil
+		return api.ListWebhookEvents400ApplicationProblemPlusJSONResponse{BadRequestApplicationProblemPlusJSONResponse: api.BadRequestApplicationProblemPlusJSONResponse{Body: problemFor(ctx, invalid), Headers: api.BadRequestResponseHeaders{XRequestId: RequestIDFromContext(ctx)}}}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -171,12 +171,12 @@ func (s *Server) GetWebhookEvent(ctx context.Context, request api.GetWebhookEven
 		return nil, ErrNotImplemented
 	}
 	if e := requireAdmin(ctx); e != nil {
-		return api.GetWebhookEvent403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: api.ForbiddenApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+		return api.GetWebhookEvent403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: api.ForbiddenApplicationProblemPlusJSONResponse{Body: problemFor(ctx, e), Headers: api.ForbiddenResponseHeaders{XRequestId: RequestIDFromContext(ctx)}}}, nil
 	}
 	d, err := s.deps.Webhooks.Events.Get(ctx, request.EventId.String())
 	if errors.Is(err, webhooks.ErrNotFound) {
 		e := NewError(http.StatusNotFound, "No such webhook delivery.")
-		return api.GetWebhookEvent404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: api.NotFoundApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+		return api.GetWebhookEvent404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: api.NotFoundApplicationProblemPlusJSONResponse{Body: problemFor(ctx, e), Headers: api.NotFoundResponseHeaders{XRequestId: RequestIDFromContext(ctx)}}}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -193,19 +193,19 @@ func (s *Server) ReplayWebhookEvent(ctx context.Context, request api.ReplayWebho
 		return nil, ErrNotImplemented
 	}
 	if e := requireAdmin(ctx); e != nil {
-		return api.ReplayWebhookEvent403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: api.ForbiddenApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+		return api.ReplayWebhookEvent403ApplicationProblemPlusJSONResponse{ForbiddenApplicationProblemPlusJSONResponse: api.ForbiddenApplicationProblemPlusJSONResponse{Body: problemFor(ctx, e), Headers: api.ForbiddenResponseHeaders{XRequestId: RequestIDFromContext(ctx)}}}, nil
 	}
 	d, err := s.deps.Webhooks.Events.Replay(ctx, request.EventId.String())
 	switch {
 	case errors.Is(err, webhooks.ErrNotFound):
 		e := NewError(http.StatusNotFound, "No such webhook delivery.")
-		return api.ReplayWebhookEvent404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: api.NotFoundApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+		return api.ReplayWebhookEvent404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: api.NotFoundApplicationProblemPlusJSONResponse{Body: problemFor(ctx, e), Headers: api.NotFoundResponseHeaders{XRequestId: RequestIDFromContext(ctx)}}}, nil
 	case errors.Is(err, webhooks.ErrBusy):
 		e := NewError(http.StatusConflict, replayBusyDetail(err))
-		return api.ReplayWebhookEvent409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: api.ConflictApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+		return api.ReplayWebhookEvent409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: api.ConflictApplicationProblemPlusJSONResponse{Body: problemFor(ctx, e), Headers: api.ConflictResponseHeaders{XRequestId: RequestIDFromContext(ctx)}}}, nil
 	case errors.Is(err, webhooks.ErrPoison):
 		e := NewError(http.StatusConflict, "The delivery's body cannot be decoded, so it cannot be replayed.")
-		return api.ReplayWebhookEvent409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: api.ConflictApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+		return api.ReplayWebhookEvent409ApplicationProblemPlusJSONResponse{ConflictApplicationProblemPlusJSONResponse: api.ConflictApplicationProblemPlusJSONResponse{Body: problemFor(ctx, e), Headers: api.ConflictResponseHeaders{XRequestId: RequestIDFromContext(ctx)}}}, nil
 	case err != nil:
 		return nil, err
 	}

@@ -61,6 +61,13 @@ func (c *testClock) Advance(d time.Duration) {
 // configure the connect service's config.
 func newConnEnv(t *testing.T, logger *slog.Logger, mutate func(*httpapi.Deps), configure ...func(*connect.Config)) *connEnv {
 	t.Helper()
+	return newConnEnvSecrets(t, logger, nil, mutate, configure...)
+}
+
+// newConnEnvSecrets is newConnEnv with the secret store that secretStore
+// returns (nil: the local store in the test's database).
+func newConnEnvSecrets(t *testing.T, logger *slog.Logger, secretStore func(t *testing.T) secrets.Store, mutate func(*httpapi.Deps), configure ...func(*connect.Config)) *connEnv {
+	t.Helper()
 	g := gcaltest.New(gcaltest.Options{AllowHTTPPush: true, RotateRefreshTokens: true,
 		Users: []gcaltest.User{{Email: "mentor@example.com", Calendars: []gcaltest.Calendar{{ID: "work@group.calendar.google.com", Summary: "Work"}}}}})
 	gsrv := httptest.NewServer(g)
@@ -73,8 +80,10 @@ func newConnEnv(t *testing.T, logger *slog.Logger, mutate func(*httpapi.Deps), c
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, err := local.New(db.DB(), string(db.Dialect()), local.NewKeyring(key))
-	if err != nil {
+	var sec secrets.Store
+	if secretStore != nil {
+		sec = secretStore(t)
+	} else if sec, err = local.New(db.DB(), string(db.Dialect()), local.NewKeyring(key)); err != nil {
 		t.Fatal(err)
 	}
 	clk := &testClock{}

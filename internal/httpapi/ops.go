@@ -80,7 +80,7 @@ func (s *Server) GetReadyz(ctx context.Context, _ api.GetReadyzRequestObject) (a
 		e := NewError(http.StatusServiceUnavailable, "Not ready: "+joinSorted(failed)+".")
 		retry, _ := strconv.Atoi(retryAfterUnavailable)
 		return api.GetReadyz503ApplicationProblemPlusJSONResponse{ServiceUnavailableApplicationProblemPlusJSONResponse: api.ServiceUnavailableApplicationProblemPlusJSONResponse{
-			Body: problemFor(ctx, e), Headers: api.ServiceUnavailableResponseHeaders{RetryAfter: &retry}}}, nil
+			Body: problemFor(ctx, e), Headers: api.ServiceUnavailableResponseHeaders{RetryAfter: &retry, XRequestId: RequestIDFromContext(ctx)}}}, nil
 	}
 	return api.GetReadyz200JSONResponse{Status: api.HealthStatusOk, Checks: &checks}, nil
 }
@@ -99,7 +99,7 @@ func (s *Server) GetDocs(context.Context, api.GetDocsRequestObject) (api.GetDocs
 func (s *Server) GetJWKS(ctx context.Context, _ api.GetJWKSRequestObject) (api.GetJWKSResponseObject, error) {
 	if s.deps.DevJWKS == nil {
 		e := NewError(http.StatusNotFound, "The gateway publishes keys only in dev auth mode.")
-		return api.GetJWKS404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: api.NotFoundApplicationProblemPlusJSONResponse(problemFor(ctx, e))}, nil
+		return api.GetJWKS404ApplicationProblemPlusJSONResponse{NotFoundApplicationProblemPlusJSONResponse: api.NotFoundApplicationProblemPlusJSONResponse{Body: problemFor(ctx, e), Headers: api.NotFoundResponseHeaders{XRequestId: RequestIDFromContext(ctx)}}}, nil
 	}
 	var set api.JWKS
 	if err := json.Unmarshal(s.deps.DevJWKS(), &set); err != nil {
