@@ -10,7 +10,12 @@
 //		return p // a Problem is an error; p.Slug() is "booking-overlap", "candidate-overlap", ...
 //	}
 //
-// A 503 (and a 429) carries Retry-After, typed in Headers503 (Headers429).
+// A 503 (and a 429) carries Retry-After, typed in Headers503 (Headers429). Every declared error
+// status has its X-Request-Id in HeadersNNN.XRequestId, a 401 its challenge in
+// Headers401.WWWAuthenticate, and a 424 the booking it is about in ApplicationproblemJSON424.BookingId
+// (a BookingProblem). GetBooking answers 304 when a request editor sends If-None-Match with the
+// booking's current ETag; a PATCH sent again after a lost answer replays the first answer when it
+// carries the same RescheduleBookingParams.IdempotencyKey.
 //
 // Without WithHTTPClient the client uses http.DefaultClient, which never times out: pass one with a
 // Timeout above the gateway's GATEWAY_BOOKING_SYNC_TIMEOUT (8 s by default), which POST /v1/bookings,
