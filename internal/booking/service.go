@@ -501,8 +501,22 @@ func (s *Service) overlapOrReplay(ctx context.Context, caller, key, hash string,
 	return s.replay(ctx, caller, key, hash, rec)
 }
 
+// asAnswered returns b with each step in the state its answer shows
+// (VisibleState), as an idempotent response stores it: a replay decodes it
+// without the booking's operation, which VisibleState needs, and would
+// show a step that has not yet applied the booking's time as done.
+func asAnswered(b Booking) Booking {
+	steps := make([]Step, len(b.Steps))
+	for i, st := range b.Steps {
+		st.State = b.VisibleState(st)
+		steps[i] = st
+	}
+	b.Steps = steps
+	return b
+}
+
 func (s *Service) storeIdem(ctx context.Context, caller, key string, res Result) {
-	body, err := json.Marshal(res.Booking)
+	body, err := json.Marshal(asAnswered(res.Booking))
 	if err != nil {
 		return
 	}
@@ -825,7 +839,7 @@ func (s *Service) storeRescheduleIdem(ctx context.Context, req RescheduleRequest
 	case res.Done:
 		code = idemDone
 	}
-	body, merr := json.Marshal(res.Booking)
+	body, merr := json.Marshal(asAnswered(res.Booking))
 	if merr != nil {
 		return
 	}
