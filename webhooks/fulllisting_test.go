@@ -175,7 +175,7 @@ func fullListingTargets(t *testing.T) []struct {
 			// calendar app syncs, and Radicale forgets the gateway's token
 			// and the deletions it could have reported.
 			c.invalidate = func(t *testing.T, db *store.Store) {
-				srv.AgeSyncState(t, 31*24*time.Hour)
+				srv.AgeSyncState(t, calURL, 31*24*time.Hour)
 				if _, err := c.direct.Changes(t.Context(), ""); err != nil {
 					t.Fatal(err)
 				}

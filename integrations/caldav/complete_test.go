@@ -45,7 +45,7 @@ func completeTargets(t *testing.T) []completeTarget {
 			// report) older than max_sync_token_age once a sync makes a
 			// new token: a month passes, another client syncs.
 			lose := func(t *testing.T) {
-				srv.AgeSyncState(t, 31*24*time.Hour)
+				srv.AgeSyncState(t, calURL, 31*24*time.Hour)
 				other, err := caldav.New(calURL, srv.User, srv.Pass, caldav.WithHTTPClient(ownTransport))
 				if err != nil {
 					t.Fatal(err)

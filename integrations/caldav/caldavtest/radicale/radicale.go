@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,21 +174,28 @@ func MakeCalendar(t testing.TB, baseURL, user, pass, name string) string {
 	return u
 }
 
-// AgeSyncState makes the sync state Radicale keeps for every collection d
-// older, as if d had passed since it was last touched: the sync tokens it
-// handed out and the history entries through which a sync-collection
-// reports deleted items. Radicale forgets what is older than its
-// max_sync_token_age (30 days by default) the next time a sync creates a
-// new token: from then on the old tokens are refused ("Token not found")
-// and a listing from no token no longer reports the deletions.
-func (s *Server) AgeSyncState(t testing.TB, d time.Duration) {
+// AgeSyncState makes the sync state Radicale keeps for the collection at
+// calendarURL d older, as if d had passed since it was last touched: the
+// sync tokens it handed out and the history entries through which a
+// sync-collection reports deleted items. Radicale forgets what is older
+// than its max_sync_token_age (30 days by default) the next time a sync of
+// that collection creates a new token: from then on the old tokens are
+// refused ("Token not found") and a listing from no token no longer
+// reports the deletions. Only that collection ages: tests running in
+// parallel on the same server keep their tokens.
+func (s *Server) AgeSyncState(t testing.TB, calendarURL string, d time.Duration) {
 	t.Helper()
-	err := filepath.WalkDir(s.storage, func(p string, e os.DirEntry, err error) error {
+	u, err := url.Parse(calendarURL)
+	if err != nil {
+		t.Fatalf("radicale: age sync state: %v", err)
+	}
+	collection := filepath.Join(s.storage, "collection-root", filepath.FromSlash(strings.Trim(u.Path, "/")))
+	aged := 0
+	err = filepath.WalkDir(filepath.Join(collection, ".Radicale.cache"), func(p string, e os.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
 			return err
 		}
-		dir := filepath.Dir(p)
-		if filepath.Base(filepath.Dir(dir)) != ".Radicale.cache" || (filepath.Base(dir) != "sync-token" && filepath.Base(dir) != "history") {
+		if dir := filepath.Base(filepath.Dir(p)); dir != "sync-token" && dir != "history" {
 			return nil
 		}
 		info, err := e.Info()
@@ -195,10 +203,14 @@ func (s *Server) AgeSyncState(t testing.TB, d time.Duration) {
 			return err
 		}
 		at := info.ModTime().Add(-d)
+		aged++
 		return os.Chtimes(p, at, at)
 	})
 	if err != nil {
-		t.Fatalf("radicale: age sync state: %v", err)
+		t.Fatalf("radicale: age sync state of %s: %v", u.Path, err)
+	}
+	if aged == 0 {
+		t.Fatalf("radicale: no sync state of %s under %s", u.Path, collection)
 	}
 }
 
