@@ -58,6 +58,11 @@ type MeetingRequest struct {
 	// Timezone is an IANA zone name ("Europe/Berlin"); default "UTC".
 	Timezone string
 	Settings MeetingSettings
+	// Uncertain says an earlier create for this booking may still take
+	// effect (its caller gave up waiting for the answer, or another
+	// process may be creating it right now): CreateMeeting looks for its
+	// meeting for the settle time before creating one.
+	Uncertain bool
 }
 
 // MeetingUpdate changes the non-nil fields of a meeting.
@@ -216,6 +221,14 @@ var ErrInvalidBookingID = errors.New("zoom: invalid booking id")
 // 5xx whose outcome is unknown), it looks for an upcoming meeting of the
 // user carrying that marker and returns it instead of creating another one.
 // Concurrent calls for the same booking on one Client are serialised.
+//
+// A lookup right after a create that went unanswered (a timeout, a lost
+// connection, 502/504) proves nothing: Zoom may still be working on it, and
+// its meeting shows only later. So does one after an earlier call whose
+// caller gave up (req.Uncertain). Then CreateMeeting keeps looking, with
+// backoff, for the settle time (WithCreateSettle) before creating. A
+// create that shows only after the settle time still leaves a second
+// meeting.
 func (c *Client) CreateMeeting(ctx context.Context, userID, bookingID string, req MeetingRequest) (*Meeting, error) {
 	if bookingID == "" || strings.ContainsFunc(bookingID, func(r rune) bool { return r == '\n' || r == '\r' || r == ' ' || r == '\t' }) ||
 		len([]rune(marker(bookingID))) > listAgenda {
@@ -240,10 +253,11 @@ func (c *Client) CreateMeeting(ctx context.Context, userID, bookingID string, re
 	}
 	defer unlock()
 	var lastErr error
+	settle := req.Uncertain
 	for round := 0; round < createRounds; round++ {
-		m, err := c.FindMeeting(ctx, userID, bookingID)
+		m, err := c.findSettled(ctx, userID, bookingID, settle)
 		if err == nil {
-			if round > 0 {
+			if round > 0 || settle {
 				c.logger.InfoContext(ctx, "zoom meeting found after ambiguous create", "provider", Provider, "booking_id", bookingID)
 			}
 			return m, nil
@@ -264,8 +278,34 @@ func (c *Client) CreateMeeting(ctx context.Context, userID, bookingID string, re
 		c.logger.WarnContext(ctx, "zoom create outcome unknown; looking the meeting up", "provider", Provider,
 			"booking_id", bookingID, "error", err.Error())
 		lastErr = err
+		settle = settle || unanswered(err)
 	}
 	return nil, lastErr
+}
+
+// findSettled is FindMeeting; with settle, a meeting not found is looked
+// for again, with backoff, until the client's settle time has passed.
+func (c *Client) findSettled(ctx context.Context, userID, bookingID string, settle bool) (*Meeting, error) {
+	began := time.Now()
+	wait := 100 * time.Millisecond
+	for {
+		m, err := c.FindMeeting(ctx, userID, bookingID)
+		if !settle || !errors.Is(err, ErrMeetingNotFound) {
+			return m, err
+		}
+		left := c.settle - time.Since(began)
+		if left <= 0 {
+			return nil, err
+		}
+		t := time.NewTimer(min(wait, left))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("zoom: find meeting: %w", ctx.Err())
+		}
+		wait *= 2
+	}
 }
 
 // ambiguous reports whether a failed create may nevertheless have created
@@ -281,6 +321,14 @@ func ambiguous(ctx context.Context, err error) bool {
 		return false
 	}
 	return oe.Status == 0 || oe.Status >= 500
+}
+
+// unanswered reports whether an ambiguous failure came without Zoom's own
+// answer (a timeout, a lost connection, a gateway's 502 or 504): the
+// request may still be at work, and its meeting show only later.
+func unanswered(err error) bool {
+	var oe *outbound.Error
+	return errors.As(err, &oe) && (oe.Status == 0 || oe.Status == http.StatusBadGateway || oe.Status == http.StatusGatewayTimeout)
 }
 
 // FindMeeting returns the user's upcoming meeting carrying bookingID's

@@ -82,6 +82,7 @@ type Client struct {
 
 	oauthURL string
 	creating keyLock // per user+booking, see CreateMeeting
+	settle   time.Duration
 }
 
 // Option configures a Client.
@@ -106,13 +107,23 @@ func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.logger = l }
 // WithClock sets the clock used for token expiry and Retry-After.
 func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
 
+// WithCreateSettle sets how long CreateMeeting keeps looking for the meeting
+// of a create whose outcome is unknown before creating another (default
+// DefaultCreateSettle). See CreateMeeting.
+func WithCreateSettle(d time.Duration) Option { return func(c *Client) { c.settle = d } }
+
+// DefaultCreateSettle is the default of WithCreateSettle: a create Zoom
+// received but had not answered when the client gave up normally shows in
+// the meeting list within a few seconds.
+const DefaultCreateSettle = 10 * time.Second
+
 // WithTokenSource replaces the built-in token source (e.g. by one shared
 // between clients).
 func WithTokenSource(ts *TokenSource) Option { return func(c *Client) { c.tokens = ts } }
 
 // New returns a Client that obtains tokens with the credentials from creds.
 func New(creds CredentialsFunc, opts ...Option) *Client {
-	c := &Client{baseURL: DefaultBaseURL, oauthURL: DefaultOAuthURL, now: time.Now}
+	c := &Client{baseURL: DefaultBaseURL, oauthURL: DefaultOAuthURL, now: time.Now, settle: DefaultCreateSettle}
 	for _, o := range opts {
 		o(c)
 	}

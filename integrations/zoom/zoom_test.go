@@ -60,7 +60,7 @@ func newEnv(t testing.TB, cfg outbound.Config, simOpts ...func(*zoomtest.Options
 	}
 	cfg.Sleep = clk.Sleep
 	c := zoom.New(creds, zoom.WithHTTPClient(outbound.NewClient(cfg)), zoom.WithBaseURL(ts.URL),
-		zoom.WithOAuthURL(ts.URL), zoom.WithClock(clk.Now))
+		zoom.WithOAuthURL(ts.URL), zoom.WithClock(clk.Now), zoom.WithCreateSettle(time.Second))
 	return &env{sim: sim, url: ts.URL, clk: clk, client: c}
 }
 
@@ -165,6 +165,50 @@ func TestMeetingRoundTrip(t *testing.T) {
 	}
 }
 
+// TestCreateMeetingUncertain: a caller that gave up on a create (its
+// context ended, as a saga run's does when its lease is lost) leaves a
+// meeting Zoom creates only later. The next create for the booking, told
+// that an earlier one may still land, finds that meeting instead of
+// creating a second; one not told creates a second, as before.
+func TestCreateMeetingUncertain(t *testing.T) {
+	t.Parallel()
+	for _, uncertain := range []bool{true, false} {
+		t.Run(fmt.Sprintf("uncertain=%v", uncertain), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, outbound.Config{Timeout: 5 * time.Second})
+			e.sim.Inject(zoomtest.Fault{Kind: zoomtest.FaultHang, ApplyAfter: 500 * time.Millisecond, Route: zoomtest.RouteCreateMeeting})
+			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			defer cancel()
+			began := time.Now()
+			if _, err := e.client.CreateMeeting(ctx, testUser, "bk-late", e.request(1)); err == nil {
+				t.Fatal("first create: succeeded, want the caller's deadline")
+			}
+			req := e.request(1)
+			req.Uncertain = uncertain
+			m, err := e.client.CreateMeeting(t.Context(), testUser, "bk-late", req)
+			if err != nil {
+				t.Fatalf("second create: %v", err)
+			}
+			time.Sleep(time.Until(began.Add(700 * time.Millisecond)))
+			want := 1
+			if !uncertain {
+				want = 2
+			}
+			if got := e.sim.MeetingCount(testUser); got != want {
+				t.Errorf("meetings = %d, want %d", got, want)
+			}
+			if uncertain {
+				if got := e.sim.Requests(zoomtest.RouteCreateMeeting); got != 1 {
+					t.Errorf("create requests = %d, want 1", got)
+				}
+				if m.BookingID != "bk-late" {
+					t.Errorf("meeting booking = %q", m.BookingID)
+				}
+			}
+		})
+	}
+}
+
 func TestCreateMeetingDuplicateSafe(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -174,6 +218,9 @@ func TestCreateMeetingDuplicateSafe(t *testing.T) {
 		wantClass   outbound.Class
 		wantCreates int // POSTs that reached the simulator
 		wantCount   int // meetings existing afterwards
+		// lands is how long after the call a late-applied request has
+		// taken effect, before the meetings are counted.
+		lands time.Duration
 	}{
 		{name: "no fault", wantCreates: 1, wantCount: 1},
 		{
@@ -190,6 +237,13 @@ func TestCreateMeetingDuplicateSafe(t *testing.T) {
 			name:        "hang after applying, client times out",
 			faults:      []zoomtest.Fault{{Kind: zoomtest.FaultHang, Apply: true, Route: zoomtest.RouteCreateMeeting}},
 			wantCreates: 1, wantCount: 1,
+		},
+		{
+			// The client times out at 300ms; the simulator creates the
+			// meeting at 600ms, after the client's first lookup.
+			name:        "applied after the client gave up",
+			faults:      []zoomtest.Fault{{Kind: zoomtest.FaultHang, ApplyAfter: 600 * time.Millisecond, Route: zoomtest.RouteCreateMeeting}},
+			wantCreates: 1, wantCount: 1, lands: 700 * time.Millisecond,
 		},
 		{
 			name:        "503 before applying is created on the next round",
@@ -219,7 +273,9 @@ func TestCreateMeetingDuplicateSafe(t *testing.T) {
 			for _, f := range tt.faults {
 				e.sim.Inject(f)
 			}
+			began := time.Now()
 			m, err := e.client.CreateMeeting(t.Context(), testUser, "bk-dup", e.request(1))
+			time.Sleep(time.Until(began.Add(tt.lands)))
 			switch {
 			case tt.wantErr == nil && err != nil:
 				t.Fatalf("CreateMeeting: %v", err)

@@ -1,6 +1,9 @@
 package zoomtest
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -39,6 +42,11 @@ type Fault struct {
 	// Apply makes FaultStatus and FaultHang apply the request before
 	// failing, like a provider that did the work but answered 5xx.
 	Apply bool
+	// ApplyAfter makes FaultHang apply the request this long after it
+	// arrived, whether or not the client still waits (Apply is implied):
+	// a provider still working on a request its client gave up on, whose
+	// effect shows only after the client's timeout.
+	ApplyAfter time.Duration
 }
 
 // Inject queues a fault. Faults are matched in the order they were
@@ -129,7 +137,9 @@ func (s *Server) serveWithFaults(w http.ResponseWriter, r *http.Request, h apiHa
 	}
 	switch f.Kind {
 	case FaultHang:
-		if f.Apply {
+		if f.ApplyAfter > 0 {
+			s.applyLate(r, h, f.ApplyAfter)
+		} else if f.Apply {
 			h(newRecorder(), r)
 		}
 		select {
@@ -169,4 +179,24 @@ func (s *Server) serveWithFaults(w http.ResponseWriter, r *http.Request, h apiHa
 		}
 		writeError(w, status, status, http.StatusText(status))
 	}
+}
+
+// applyLate applies r with h after d, on the request's goroutine: the body is
+// read at once (it arrived with the request) and the request applied later
+// even when the client has gone, as a provider that is slow to act does.
+func (s *Server) applyLate(r *http.Request, h apiHandler, d time.Duration) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return // the request never arrived whole: nothing to apply
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.closed:
+		return
+	}
+	late := r.Clone(context.WithoutCancel(r.Context()))
+	late.Body = io.NopCloser(bytes.NewReader(body))
+	h(newRecorder(), late)
 }
