@@ -17,7 +17,10 @@
 // fast path); the job is the durable record: after a crash, or when steps are
 // left to retry, the job runs the same code, and finds done steps done. A
 // lease on the booking row (lease_owner, lease_until) makes sure only one
-// runner (in-process or job, on any replica) works a booking at a time.
+// runner (in-process or job, on any replica) works a booking at a time. A
+// run cut short leaves its lease to expire rather than releasing it: a
+// provider call it abandoned may still take effect, and the runner that
+// takes an expired lease over knows to look for what that call made.
 //
 // Steps: Zoom first (the calendar events carry its join URL), then the
 // mentor calendar, the candidate calendar and Jira in parallel. Every step
@@ -157,6 +160,10 @@ type Booking struct {
 	// refusedSpec is the spec version whose change a provider refused last
 	// (0: none).
 	refusedSpec int64
+	// takenOver: the run working the booking took its lease over from a
+	// runner that did not release it (it crashed, was cut short or lost
+	// the lease), whose provider calls may still take effect.
+	takenOver bool
 }
 
 // timing is when a booking takes place: what a reschedule changes, and
@@ -399,6 +406,11 @@ type MeetingSpec struct {
 	Start     time.Time
 	Duration  time.Duration
 	TimeZone  string
+	// Uncertain says an earlier attempt to create the meeting may still
+	// take effect (a run was cut short, or lost its lease, while the
+	// provider worked on it): CreateMeeting looks for that meeting for a
+	// while before creating one.
+	Uncertain bool
 }
 
 // Meeting is a created video meeting.

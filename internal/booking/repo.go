@@ -663,6 +663,32 @@ func (r repo) acquire(ctx context.Context, id, owner string, now, until time.Tim
 	return n == 1, err
 }
 
+// take takes the booking's lease for a new run by owner until until. held
+// reports whether it did; tookOver whether the lease it took had expired
+// without being released: its runner crashed, was cut short or lost it,
+// and provider calls it made may still take effect. A free lease costs
+// one statement; only a held or expired one a second.
+func (r repo) take(ctx context.Context, id, owner string, now, until time.Time) (held, tookOver bool, err error) {
+	for _, cond := range []string{`lease_until = 0`, `lease_until < ?`} {
+		args := []any{owner, us(until), id}
+		if cond != `lease_until = 0` {
+			args = append(args, us(now))
+		}
+		res, err := r.db.DB().ExecContext(ctx, r.q(`UPDATE bookings SET lease_owner = ?, lease_until = ? WHERE id = ? AND `+cond), args...)
+		if err != nil {
+			return false, false, fmt.Errorf("booking: lease: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return false, false, fmt.Errorf("booking: lease: %w", err)
+		}
+		if n == 1 {
+			return true, cond != `lease_until = 0`, nil
+		}
+	}
+	return false, false, nil
+}
+
 func (r repo) release(ctx context.Context, id, owner string) error {
 	_, err := r.db.DB().ExecContext(ctx, r.q(`UPDATE bookings SET lease_owner = '', lease_until = 0 WHERE id = ? AND lease_owner = ?`), id, owner)
 	return err

@@ -58,7 +58,7 @@ func (s *Service) kick(id string) {
 func (s *Service) run(ctx context.Context, id string) (bool, error) {
 	owner := newID()
 	now := s.now()
-	ok, err := s.repo.acquire(ctx, id, owner, now, now.Add(s.cfg.LeaseTTL))
+	ok, tookOver, err := s.repo.take(ctx, id, owner, now, now.Add(s.cfg.LeaseTTL))
 	if err != nil {
 		return false, err
 	}
@@ -72,18 +72,29 @@ func (s *Service) run(ctx context.Context, id string) (bool, error) {
 	defer cancel()
 	stopRenewing := s.renewLease(ctx, cancel, id, owner)
 	defer func() {
+		// A run cut short (its timeout, shutdown, a lost lease) may have
+		// left a provider call that still takes effect: it keeps its
+		// lease until the lease expires, so the runner taking over knows
+		// to look for what that call made (see Booking.takenOver).
+		cut := ctx.Err() != nil
 		cancel()
 		stopRenewing()
-		if err := s.repo.release(context.WithoutCancel(ctx), id, owner); err != nil {
-			s.log.Warn("release booking lease", "booking_id", id, "error", err.Error())
+		if !cut {
+			if err := s.repo.release(context.WithoutCancel(ctx), id, owner); err != nil {
+				s.log.Warn("release booking lease", "booking_id", id, "error", err.Error())
+			}
 		}
 		s.notify(id)
 	}()
+	if tookOver {
+		s.log.Info("booking lease taken over from a runner that did not release it", "booking_id", id)
+	}
 	for round := 0; round < 10; round++ {
 		b, err := s.repo.get(ctx, s.cfg.Store.DB(), id)
 		if err != nil {
 			return false, err
 		}
+		b.takenOver = tookOver
 		if !s.needsWork(b) {
 			return true, nil
 		}
@@ -647,6 +658,9 @@ func (s *Service) meetingSpec(b Booking) MeetingSpec {
 
 func ptr[T any](v T) *T { return &v }
 
+// ensureZoom creates or updates b's meeting. When the run took b over from
+// a runner that did not release it, that runner's create may still take
+// effect: the create looks for its meeting first (MeetingSpec.Uncertain).
 func (s *Service) ensureZoom(ctx context.Context, b Booking, st Step) (stepResult, error) {
 	spec := s.meetingSpec(b)
 	if st.State == StepDone && st.Ref != "" {
@@ -659,6 +673,7 @@ func (s *Service) ensureZoom(ctx context.Context, b Booking, st Step) (stepResul
 		}
 		// Deleted outside the gateway: create a new one.
 	}
+	spec.Uncertain = b.takenOver
 	m, err := s.cfg.Meetings.CreateMeeting(ctx, spec)
 	if err != nil {
 		return stepResult{}, err

@@ -42,7 +42,10 @@ type Config struct {
 	RunTimeout time.Duration
 	// LeaseTTL is how long a runner's claim on a booking lasts without
 	// renewal (default 15s); a running saga renews it every LeaseTTL/3, so
-	// after a crash another runner takes over within LeaseTTL.
+	// after a crash another runner takes over within LeaseTTL. A run cut
+	// short (RunTimeout, shutdown, a lost lease) keeps its lease until it
+	// expires: the runner taking over looks for a meeting the cut run's
+	// create may still have made before creating one.
 	LeaseTTL time.Duration
 	// StepAttempts is how often a run tries a step before leaving it to
 	// the job's retry (default 4).

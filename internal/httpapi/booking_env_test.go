@@ -114,6 +114,9 @@ type envOptions struct {
 	unconnected      int // the last candidates have no calendar
 	syncTimeout      time.Duration
 	requiredAttempts int
+	// runTimeout and leaseTTL override the saga's (default 60s, 15s);
+	// providerTimeout the provider clients' request timeout (300ms).
+	runTimeout, leaseTTL, providerTimeout time.Duration
 	// share reuses another env's simulators, provider clients and token
 	// issuer: a second gateway instance in front of the same providers.
 	share *bookingEnv
@@ -178,6 +181,7 @@ func newBookingEnv(t *testing.T, s *store.Store, o envOptions) *bookingEnv {
 		Meetings: en.meetings, Issues: en.issues,
 		Calendars: en.cals, PublicURL: "http://gateway.test", SyncTimeout: o.syncTimeout,
 		RetryBase: 5 * time.Millisecond, RetryMax: 50 * time.Millisecond, RequiredAttempts: o.requiredAttempts,
+		RunTimeout: o.runTimeout, LeaseTTL: o.leaseTTL,
 		DurableDelay: 300 * time.Millisecond, PollInterval: 100 * time.Millisecond,
 	})
 	if err != nil {
@@ -385,7 +389,11 @@ func (en *bookingEnv) startProviders(t *testing.T, o envOptions) {
 	jiraURL, _ := serve("jira", en.jiraSim, nil, 4)
 
 	oc := func(p string) outbound.Config {
-		return outbound.Config{Provider: p, Timeout: 300 * time.Millisecond, ConnectTimeout: time.Second, MaxAttempts: 4,
+		timeout := 300 * time.Millisecond
+		if o.providerTimeout > 0 {
+			timeout = o.providerTimeout
+		}
+		return outbound.Config{Provider: p, Timeout: timeout, ConnectTimeout: time.Second, MaxAttempts: 4,
 			BaseDelay: time.Millisecond, MaxDelay: 10 * time.Millisecond, BreakerFailures: 1 << 20, BreakerCooldown: time.Millisecond}
 	}
 	creds := func(context.Context) (zoom.Credentials, error) {

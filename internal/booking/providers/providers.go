@@ -60,7 +60,7 @@ var _ booking.Meetings = Zoom{}
 func (z Zoom) CreateMeeting(ctx context.Context, spec booking.MeetingSpec) (booking.Meeting, error) {
 	m, err := z.Client.CreateMeeting(ctx, spec.HostUser, spec.BookingID, zoom.MeetingRequest{
 		Topic: spec.Topic, Agenda: spec.Agenda, StartTime: spec.Start, Duration: spec.Duration,
-		Timezone: spec.TimeZone, Settings: z.Settings,
+		Timezone: spec.TimeZone, Settings: z.Settings, Uncertain: spec.Uncertain,
 	})
 	if err != nil {
 		return booking.Meeting{}, Classify(err)
