@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spotlight/gateway/integrations/outbound"
 )
@@ -27,8 +28,12 @@ const ensureAttempts = 3
 //
 // Concurrent EnsureIssue calls for the same booking can still race between
 // search and create; callers serialise per booking (the job queue does).
-// Jira's search may lag a write by a moment, so a create whose response was
-// lost can in rare cases be invisible to step 3; the booking-id field and
+// A create that went unanswered (a timeout, a lost connection, 502/504) may
+// still be at work in Jira, and its issue show only later; so may one of an
+// earlier call whose caller gave up (in.Uncertain). Then the search of step
+// 1 or 3 is repeated with backoff for the settle time (WithCreateSettle)
+// before creating. A create that shows only after that, or that Jira's
+// search lags by longer, still leaves a duplicate; the booking-id field and
 // label let a reconciliation job find such duplicates.
 func (c *Client) EnsureIssue(ctx context.Context, bookingID string, in IssueInput) (ref *IssueRef, created bool, err error) {
 	if bookingID == "" {
@@ -39,7 +44,7 @@ func (c *Client) EnsureIssue(ctx context.Context, bookingID string, in IssueInpu
 		return nil, false, fmt.Errorf("jira: ensure issue: %w", err)
 	}
 	log := c.log.With("provider", Provider, "booking_id", bookingID)
-	if ref, err := c.findBooking(ctx, in.ProjectKey, bookingID); err != nil || ref != nil {
+	if ref, err := c.findSettled(ctx, in.ProjectKey, bookingID, in.Uncertain); err != nil || ref != nil {
 		return ref, false, err
 	}
 	var lastErr error
@@ -54,7 +59,7 @@ func (c *Client) EnsureIssue(ctx context.Context, bookingID string, in IssueInpu
 		case ctx.Err() != nil:
 			return nil, false, err
 		case ambiguous(err):
-			found, ferr := c.findBooking(ctx, in.ProjectKey, bookingID)
+			found, ferr := c.findSettled(ctx, in.ProjectKey, bookingID, unanswered(err))
 			if ferr != nil {
 				return nil, false, errors.Join(err, ferr)
 			}
@@ -72,6 +77,24 @@ func (c *Client) EnsureIssue(ctx context.Context, bookingID string, in IssueInpu
 		}
 	}
 	return nil, false, lastErr
+}
+
+// findSettled is findBooking; with settle, an issue not found is searched
+// for again, with backoff, until the settle time has been waited.
+func (c *Client) findSettled(ctx context.Context, projectKey, bookingID string, settle bool) (*IssueRef, error) {
+	wait, waited := 100*time.Millisecond, time.Duration(0)
+	for {
+		ref, err := c.findBooking(ctx, projectKey, bookingID)
+		if err != nil || ref != nil || !settle || waited >= c.settle {
+			return ref, err
+		}
+		d := min(wait, c.settle-waited)
+		if err := c.sleep(ctx, d); err != nil {
+			return nil, err
+		}
+		waited += d
+		wait *= 2
+	}
 }
 
 // FindBookingIssue returns the issue carrying the booking label of bookingID

@@ -40,6 +40,11 @@ type IssueInput struct {
 	// Fields are further fields by id ("customfield_10060": "…"), sent as
 	// given.
 	Fields map[string]any
+	// Uncertain, for EnsureIssue, says an earlier create for the booking
+	// may still take effect (its caller gave up waiting for the answer):
+	// EnsureIssue searches for that issue for the settle time before
+	// creating one.
+	Uncertain bool
 }
 
 // IssueRef identifies an issue.
@@ -337,6 +342,14 @@ func (c *Client) status(ctx context.Context, keyOrID string) (string, error) {
 // ambiguous reports whether a failed write may nevertheless have been
 // applied: a transport error after the request may have left, or a 5xx.
 // 429 and other 4xx are answered before anything is applied.
+// unanswered reports whether an ambiguous failure came without Jira's own
+// answer (a timeout, a lost connection, a gateway's 502 or 504): the
+// request may still be at work, and its issue show only later.
+func unanswered(err error) bool {
+	var oe *outbound.Error
+	return errors.As(err, &oe) && (oe.Status == 0 || oe.Status == http.StatusBadGateway || oe.Status == http.StatusGatewayTimeout)
+}
+
 func ambiguous(err error) bool {
 	var oe *outbound.Error
 	if !errors.As(err, &oe) {

@@ -73,6 +73,7 @@ type Client struct {
 	sleep        func(ctx context.Context, d time.Duration) error
 	maxWait      time.Duration
 	userAgent    string
+	settle       time.Duration
 }
 
 // Option configures a Client.
@@ -114,6 +115,21 @@ func WithOutboundConfig(cfg outbound.Config) Option {
 	}
 }
 
+// WithCreateSettle sets how long EnsureIssue keeps searching for the issue
+// of a create whose outcome is unknown before creating another (default
+// DefaultCreateSettle). See EnsureIssue.
+func WithCreateSettle(d time.Duration) Option {
+	return func(c *Client) error {
+		c.settle = d
+		return nil
+	}
+}
+
+// DefaultCreateSettle is the default of WithCreateSettle: a create Jira
+// received but had not answered when the client gave up normally shows in
+// search within a few seconds.
+const DefaultCreateSettle = 10 * time.Second
+
 // WithLogger sets the logger (debug records of EnsureIssue decisions); nil
 // discards.
 func WithLogger(l *slog.Logger) Option {
@@ -146,7 +162,7 @@ func New(siteURL string, auth Auth, opts ...Option) (*Client, error) {
 	if auth == nil {
 		return nil, errors.New("jira: auth required")
 	}
-	c := &Client{site: site, base: site, auth: auth, maxWait: 10 * time.Second, userAgent: "spotlight-gateway"}
+	c := &Client{site: site, base: site, auth: auth, maxWait: 10 * time.Second, userAgent: "spotlight-gateway", settle: DefaultCreateSettle}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, fmt.Errorf("jira: %w", err)

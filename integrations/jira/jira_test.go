@@ -694,6 +694,52 @@ func TestEnsureIssueAttemptTimeout(t *testing.T) {
 	}
 }
 
+// TestEnsureIssueAppliedLate: Jira creates the issue only after the client
+// gave up on the create. EnsureIssue keeps searching for it for the settle
+// time instead of creating a second; so does a call told that an earlier
+// one, whose caller gave up, may still land (IssueInput.Uncertain).
+func TestEnsureIssueAppliedLate(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		// abandon: a first call gives up after 100ms (its caller's
+		// context), and the second call says so.
+		abandon bool
+	}{{"request timed out", false}, {"earlier call abandoned", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, jiratest.Options{}, nil, jira.WithOutboundConfig(outbound.Config{MaxAttempts: 1, Timeout: 200 * time.Millisecond}),
+				jira.WithCreateSettle(time.Second))
+			e.sim.AddFault(jiratest.Fault{Method: "POST", Path: "/rest/api/3/issue", ApplyAfter: 500 * time.Millisecond, Times: 1})
+			began := time.Now()
+			in := input("late")
+			if tt.abandon {
+				ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+				_, _, err := e.client.EnsureIssue(ctx, "b-late", in)
+				cancel()
+				if err == nil {
+					t.Fatal("abandoned EnsureIssue succeeded")
+				}
+				in.Uncertain = true
+			}
+			ref, _, err := e.client.EnsureIssue(t.Context(), "b-late", in)
+			if err != nil {
+				t.Fatalf("EnsureIssue: %v", err)
+			}
+			time.Sleep(time.Until(began.Add(700 * time.Millisecond)))
+			if n := e.sim.IssueCount(); n != 1 {
+				t.Errorf("IssueCount = %d, want 1", n)
+			}
+			if n := e.sim.Requests("POST /rest/api/3/issue"); n != 1 {
+				t.Errorf("create POSTs = %d, want 1", n)
+			}
+			if _, err := e.client.GetIssue(t.Context(), ref.Key); err != nil {
+				t.Errorf("the issue returned: %v", err)
+			}
+		})
+	}
+}
+
 func BenchmarkEnsureIssue(b *testing.B) {
 	e := newEnv(b, jiratest.Options{}, nil)
 	in := input("benchmark")

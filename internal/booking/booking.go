@@ -445,6 +445,10 @@ type IssueSpec struct {
 	// BookingURL links to the booking in the gateway API.
 	BookingURL string
 	Status     Status
+	// Uncertain says an earlier attempt to create the issue may still
+	// take effect (see MeetingSpec.Uncertain): EnsureIssue looks for that
+	// issue for a while before creating one.
+	Uncertain bool
 }
 
 // Issues keeps a tracking issue per booking.

@@ -822,6 +822,7 @@ func (s *Service) ensureIssue(ctx context.Context, b Booking, st Step) (stepResu
 			return stepResult{}, err
 		}
 	}
+	spec.Uncertain = b.takenOver // as for the meeting (see ensureZoom)
 	key, err := s.cfg.Issues.EnsureIssue(ctx, spec)
 	if err != nil {
 		return stepResult{}, err

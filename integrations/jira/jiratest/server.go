@@ -208,6 +208,11 @@ type Fault struct {
 	// Times limits the fault to the next Times matching requests; 0 means
 	// until removed.
 	Times int
+	// ApplyAfter holds the request this long, even when the client gives
+	// up meanwhile, and then applies it (answering the client if it still
+	// waits): a Jira still working on a request its client abandoned,
+	// whose effect shows only after the client's timeout.
+	ApplyAfter time.Duration
 }
 
 // Server simulates one Jira Cloud site. Create it with New.
@@ -370,6 +375,11 @@ func (s *Server) handle(pattern string, write bool, h func(w http.ResponseWriter
 				t.Stop()
 				return
 			}
+		}
+		if f != nil && f.ApplyAfter > 0 {
+			t := time.NewTimer(f.ApplyAfter)
+			<-t.C
+			r = r.WithContext(context.WithoutCancel(r.Context()))
 		}
 		if f != nil && f.Status != 0 {
 			if f.RetryAfter > 0 {

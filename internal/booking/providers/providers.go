@@ -144,7 +144,7 @@ var _ booking.Issues = Jira{}
 
 func (j Jira) input(spec booking.IssueSpec) jira.IssueInput {
 	return jira.IssueInput{ProjectKey: j.ProjectKey, IssueType: j.IssueType, Summary: summary(spec),
-		Description: description(spec), BookingID: spec.BookingID}
+		Description: description(spec), BookingID: spec.BookingID, Uncertain: spec.Uncertain}
 }
 
 // summary is the issue's summary: one line (Jira refuses a summary with a
