@@ -164,6 +164,9 @@ type Booking struct {
 	// runner that did not release it (it crashed, was cut short or lost
 	// the lease), whose provider calls may still take effect.
 	takenOver bool
+	// runner is the lease owner of the run working the booking: only it
+	// records the steps' outcomes.
+	runner string
 }
 
 // timing is when a booking takes place: what a reschedule changes, and

@@ -104,7 +104,7 @@ func TestCancelWhileTheMeetingIsRecorded(t *testing.T) {
 	}
 	runErr := make(chan error, 1)
 	go func() {
-		runErr <- en.svc.repo.writeStep(context.Background(), b.ID, StepZoom, stepResult{State: StepDone, Ref: ptr("m1"),
+		runErr <- en.svc.repo.writeStep(context.Background(), b.ID, "", StepZoom, stepResult{State: StepDone, Ref: ptr("m1"),
 			Applied: ptr(b.SpecVersion), JoinURL: "https://zoom.test/j/m1"}, time.Now())
 	}()
 	p.waitBlocked(t, 1)
@@ -163,7 +163,7 @@ func TestReplacedMeetingWhileRescheduled(t *testing.T) {
 	}
 	runErr := make(chan error, 1)
 	go func() {
-		runErr <- en.svc.repo.writeStep(context.Background(), b.ID, StepZoom, stepResult{State: StepDone, Ref: ptr("m2"),
+		runErr <- en.svc.repo.writeStep(context.Background(), b.ID, "", StepZoom, stepResult{State: StepDone, Ref: ptr("m2"),
 			Applied: ptr(b.SpecVersion), JoinURL: "https://zoom.test/j/m2"}, time.Now())
 	}()
 	p.waitBlocked(t, 1)

@@ -458,7 +458,11 @@ type stepResult struct {
 	Audit *AuditRecord
 }
 
-func (r repo) writeStep(ctx context.Context, bookingID string, name StepName, res stepResult, at time.Time) error {
+// writeStep records a step's outcome. With owner set, only while owner
+// holds the booking's lease: a run that lost it (another runner took the
+// booking over and may have recorded its own outcome) gets errLeaseLost and
+// records nothing.
+func (r repo) writeStep(ctx context.Context, bookingID, owner string, name StepName, res stepResult, at time.Time) error {
 	return r.db.InTx(ctx, func(tx *sql.Tx) error {
 		if res.JoinURL != "" && r.db.Dialect() == store.Postgres {
 			// The join URL is written to the booking row (writeJoinURL):
@@ -496,9 +500,22 @@ func (r repo) writeStep(ctx context.Context, bookingID string, name StepName, re
 			set += `, applied_spec = ?`
 			args = append(args, *res.Applied)
 		}
+		where := ` WHERE booking_id = ? AND name = ?`
 		args = append(args, bookingID, string(name))
-		if _, err := tx.ExecContext(ctx, r.q(`UPDATE booking_steps SET `+set+` WHERE booking_id = ? AND name = ?`), args...); err != nil {
+		if owner != "" {
+			where += ` AND EXISTS (SELECT 1 FROM bookings WHERE id = ? AND lease_owner = ?)`
+			args = append(args, bookingID, owner)
+		}
+		done, err := tx.ExecContext(ctx, r.q(`UPDATE booking_steps SET `+set+where), args...)
+		if err != nil {
 			return fmt.Errorf("booking: write step: %w", err)
+		}
+		if owner != "" {
+			if n, err := done.RowsAffected(); err != nil {
+				return fmt.Errorf("booking: write step: %w", err)
+			} else if n == 0 {
+				return errLeaseLost
+			}
 		}
 		if res.Audit != nil {
 			if err := r.audit(ctx, tx, *res.Audit); err != nil {

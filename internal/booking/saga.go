@@ -29,6 +29,10 @@ func (SagaArgs) Kind() string { return "booking_saga" }
 // errLeased: another runner works the booking right now.
 var errLeased = errors.New("booking: saga running elsewhere")
 
+// errLeaseLost: the run lost the booking's lease to another runner; what it
+// did last was not recorded (see repo.writeStep).
+var errLeaseLost = fmt.Errorf("%w: lease lost", errLeased)
+
 // kick runs the booking's saga in-process, detached from the request. When
 // another runner holds the booking (a run that is about to finish), it tries
 // again for up to the sync timeout; after that the job takes over.
@@ -94,7 +98,7 @@ func (s *Service) run(ctx context.Context, id string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		b.takenOver = tookOver
+		b.takenOver, b.runner = tookOver, owner
 		if !s.needsWork(b) {
 			return true, nil
 		}
@@ -536,7 +540,7 @@ func (s *Service) attempt(ctx context.Context, b Booking, st Step, op string, fn
 	for i := 1; ; i++ {
 		res, err := fn(ctx)
 		if err == nil {
-			return s.repo.writeStep(context.WithoutCancel(ctx), b.ID, st.Name, res, s.now())
+			return s.repo.writeStep(context.WithoutCancel(ctx), b.ID, b.runner, st.Name, res, s.now())
 		}
 		if ctx.Err() != nil && !IsPermanent(err) {
 			return err
@@ -573,7 +577,7 @@ func (s *Service) attempt(ctx context.Context, b Booking, st Step, op string, fn
 		}
 		s.log.Info("booking step failed", "booking_id", b.ID, "step", string(st.Name), "op", op,
 			"attempt", st.Attempts+i, "permanent", permanent, "retry_in", wait, "error", safeMessage(err))
-		if werr := s.repo.writeStep(context.WithoutCancel(ctx), b.ID, st.Name, res, now); werr != nil {
+		if werr := s.repo.writeStep(context.WithoutCancel(ctx), b.ID, b.runner, st.Name, res, now); werr != nil {
 			return werr
 		}
 		switch {

@@ -1391,11 +1391,50 @@ func TestSagaLeaseRenewal(t *testing.T) {
 		}
 		<-lost
 		close(release)
-		if o := <-ran; o.done || !errors.Is(o.err, context.Canceled) {
-			t.Errorf("run after the lease was lost = %v, %v; want false, context.Canceled", o.done, o.err)
+		// The create it was waiting for answers: the run no longer holds
+		// the lease, so it records nothing.
+		if o := <-ran; o.done || !errors.Is(o.err, errLeaseLost) {
+			t.Errorf("run after the lease was lost = %v, %v; want false, errLeaseLost", o.done, o.err)
 		}
-		if b, err := en.svc.Lookup(t.Context(), id); err != nil || b.Status != StatusPending {
-			t.Errorf("booking %s, %v; want it pending, left to the lease's owner", b.Status, err)
+		if b, err := en.svc.Lookup(t.Context(), id); err != nil || b.Status != StatusPending || b.Step(StepZoom).Ref != "" {
+			t.Errorf("booking %s (zoom ref %q), %v; want it pending, left to the lease's owner", b.Status, b.Step(StepZoom).Ref, err)
+		}
+	})
+}
+
+// TestSagaStepFencedOnLease: a run whose lease another runner took while
+// it waited on Zoom records nothing of what it got: the runner holding the
+// lease works the step (and looks for that meeting first), so the booking
+// never records the meeting of a run that no longer holds it.
+func TestSagaStepFencedOnLease(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, false)
+		en.svc.cfg.SyncTimeout = 10 * time.Millisecond
+		en.svc.cfg.DurableDelay = time.Hour // keep the job out of the way
+		id := en.book(t, "fenced", time.Now().Add(48*time.Hour).Truncate(time.Hour)).Booking.ID
+		en.meetings.mu.Lock()
+		en.meetings.createFail = func(int) error {
+			// Another runner takes the booking over (the run's renewal
+			// was late) while Zoom answers this create.
+			far := time.Now().Add(time.Hour).UnixMicro()
+			_, err := s.DB().ExecContext(context.Background(), s.Rebind(`UPDATE bookings SET lease_owner = 'other', lease_until = ? WHERE id = ?`), far, id)
+			return err
+		}
+		en.meetings.mu.Unlock()
+		done, err := en.svc.run(t.Context(), id)
+		if done || !errors.Is(err, errLeased) {
+			t.Fatalf("run that lost its lease = %v, %v; want false, errLeased", done, err)
+		}
+		b, err := en.svc.Lookup(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := b.Step(StepZoom); st.State != StepPending || st.Ref != "" || b.JoinURL != "" {
+			t.Errorf("zoom step %s ref %q, join URL %q; want it pending with nothing recorded", st.State, st.Ref, b.JoinURL)
+		}
+		if b.Status != StatusPending {
+			t.Errorf("booking %s, want pending (left to the lease's owner)", b.Status)
 		}
 	})
 }
