@@ -680,6 +680,19 @@ func (r repo) acquire(ctx context.Context, id, owner string, now, until time.Tim
 	return n == 1, err
 }
 
+// renew extends owner's lease on the booking until until. It reports false
+// when owner no longer holds it: another runner took it, even one that has
+// released it since (a free lease is not taken back: the run that lost it
+// must not record what it was doing over what the other recorded).
+func (r repo) renew(ctx context.Context, id, owner string, until time.Time) (bool, error) {
+	res, err := r.db.DB().ExecContext(ctx, r.q(`UPDATE bookings SET lease_until = ? WHERE id = ? AND lease_owner = ?`), us(until), id, owner)
+	if err != nil {
+		return false, fmt.Errorf("booking: lease: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // take takes the booking's lease for a new run by owner until until. held
 // reports whether it did; tookOver whether the lease it took had expired
 // without being released: its runner crashed, was cut short or lost it,

@@ -132,7 +132,7 @@ func (s *Service) renewLease(ctx context.Context, cancel context.CancelFunc, id,
 		}
 		timer.Reset(every)
 		now := s.now()
-		if ok, err := s.repo.acquire(ctx, id, owner, now, now.Add(s.cfg.LeaseTTL)); err == nil && !ok {
+		if ok, err := s.repo.renew(ctx, id, owner, now.Add(s.cfg.LeaseTTL)); err == nil && !ok {
 			s.log.Warn("booking lease lost; stopping the run", "booking_id", id)
 			stopped = true
 			timer.Stop()

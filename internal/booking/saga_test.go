@@ -1439,6 +1439,49 @@ func TestSagaStepFencedOnLease(t *testing.T) {
 	})
 }
 
+// TestSagaLeaseNotRetaken: a run whose lease another runner took and has
+// released since (it finished the booking) learns at its next renewal that
+// the lease is lost; it does not take the free lease back and record what
+// it was waiting on over what the other runner recorded.
+func TestSagaLeaseNotRetaken(t *testing.T) {
+	t.Parallel()
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		en := newSagaEnv(t, s, false)
+		en.svc.cfg.SyncTimeout = 10 * time.Millisecond
+		en.svc.cfg.DurableDelay = time.Hour // keep the job out of the way
+		en.svc.cfg.LeaseTTL = 300 * time.Millisecond
+		lost := make(chan struct{})
+		en.svc.log = slog.New(slog.NewTextHandler(signalWriter{"lease lost", lost, new(sync.Once)}, nil))
+		id := en.book(t, "retaken", time.Now().Add(48*time.Hour).Truncate(time.Hour)).Booking.ID
+		en.meetings.mu.Lock()
+		en.meetings.createFail = func(int) error {
+			// Taken over, worked and released by another runner while
+			// this create is in flight.
+			if _, err := s.DB().ExecContext(context.Background(), s.Rebind(`UPDATE bookings SET lease_owner = '', lease_until = 0 WHERE id = ?`), id); err != nil {
+				return err
+			}
+			select {
+			case <-lost:
+			case <-time.After(3 * time.Second):
+			}
+			return nil
+		}
+		en.meetings.mu.Unlock()
+		done, err := en.svc.run(t.Context(), id)
+		select {
+		case <-lost:
+		default:
+			t.Error("the run did not notice that it lost its lease")
+		}
+		if done || err == nil {
+			t.Errorf("run = %v, %v; want it stopped", done, err)
+		}
+		if b, err := en.svc.Lookup(t.Context(), id); err != nil || b.Step(StepZoom).Ref != "" {
+			t.Errorf("zoom ref %q, %v; want nothing recorded", b.Step(StepZoom).Ref, err)
+		}
+	})
+}
+
 // TestSagaParallelStepsGoroutines: the steps after Zoom run in parallel, the
 // last of them on the run's own goroutine; while Jira is the one left, the
 // run is that one goroutine.
