@@ -532,6 +532,15 @@ func (s *Service) storeIdem(ctx context.Context, caller, key string, res Result)
 	}
 }
 
+// result is the answer rec stored (rec.Status not 0).
+func (rec idemRecord) result() (Result, error) {
+	var b Booking
+	if err := json.Unmarshal(rec.Response, &b); err != nil {
+		return Result{}, fmt.Errorf("booking: decode idempotent response: %w", err)
+	}
+	return Result{Booking: b, Done: rec.Status == idemDone}, nil
+}
+
 // replay answers a repeated Idempotency-Key: the stored response, or — while
 // the first request still runs — the same wait.
 func (s *Service) replay(ctx context.Context, caller, key, hash string, rec idemRecord) (Result, error) {
@@ -543,11 +552,7 @@ func (s *Service) replay(ctx context.Context, caller, key, hash string, rec idem
 		return Result{}, err
 	}
 	if rec.Status != 0 {
-		var b Booking
-		if err := json.Unmarshal(rec.Response, &b); err != nil {
-			return Result{}, fmt.Errorf("booking: decode idempotent response: %w", err)
-		}
-		return Result{Booking: b, Done: rec.Status == idemDone}, nil
+		return rec.result()
 	}
 	// The first request died before answering: answer from the booking now.
 	b, err := s.repo.get(ctx, s.cfg.Store.DB(), rec.BookingID)
@@ -805,15 +810,11 @@ func (s *Service) replayReschedule(ctx context.Context, req RescheduleRequest, i
 		return Result{}, err
 	}
 	if rec.Status != 0 {
-		var b Booking
-		if err := json.Unmarshal(rec.Response, &b); err != nil {
-			return Result{}, fmt.Errorf("booking: decode idempotent response: %w", err)
+		res, err := rec.result()
+		if err == nil && rec.Status == idemRefused {
+			err = &RescheduleRefusedError{Reason: res.Booking.RescheduleRefused}
 		}
-		res := Result{Booking: b, Done: rec.Status == idemDone}
-		if rec.Status == idemRefused {
-			return res, &RescheduleRefusedError{Reason: b.RescheduleRefused}
-		}
-		return res, nil
+		return res, err
 	}
 	b, err := s.repo.get(ctx, s.cfg.Store.DB(), rec.BookingID)
 	if err != nil {
