@@ -1334,18 +1334,27 @@ func TestSagaLease(t *testing.T) {
 	}
 }
 
+// newLeaseEnv is a saga environment whose runs renew a 300 ms lease, with
+// the job kept out of the way; lost is closed when a run logs that it lost
+// its lease.
+func newLeaseEnv(t *testing.T, s *store.Store) (en *sagaEnv, lost chan struct{}) {
+	t.Helper()
+	en = newSagaEnv(t, s, false)
+	en.svc.cfg.SyncTimeout = 10 * time.Millisecond
+	en.svc.cfg.DurableDelay = time.Hour
+	en.svc.cfg.LeaseTTL = 300 * time.Millisecond
+	lost = make(chan struct{})
+	en.svc.log = slog.New(slog.NewTextHandler(signalWriter{"lease lost", lost, new(sync.Once)}, nil))
+	return en, lost
+}
+
 // TestSagaLeaseRenewal: a run renews its lease while it waits on a provider,
 // holding no goroutine of its own between renewals, and stops when another
 // runner took the lease.
 func TestSagaLeaseRenewal(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		en := newSagaEnv(t, s, false)
-		en.svc.cfg.SyncTimeout = 10 * time.Millisecond
-		en.svc.cfg.DurableDelay = time.Hour // keep the job out of the way
-		en.svc.cfg.LeaseTTL = 300 * time.Millisecond
-		lost := make(chan struct{})
-		en.svc.log = slog.New(slog.NewTextHandler(signalWriter{"lease lost", lost, new(sync.Once)}, nil))
+		en, lost := newLeaseEnv(t, s)
 		entered, release := make(chan struct{}), make(chan struct{})
 		en.meetings.mu.Lock()
 		en.meetings.createFail = func(int) error {
@@ -1446,12 +1455,7 @@ func TestSagaStepFencedOnLease(t *testing.T) {
 func TestSagaLeaseNotRetaken(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
-		en := newSagaEnv(t, s, false)
-		en.svc.cfg.SyncTimeout = 10 * time.Millisecond
-		en.svc.cfg.DurableDelay = time.Hour // keep the job out of the way
-		en.svc.cfg.LeaseTTL = 300 * time.Millisecond
-		lost := make(chan struct{})
-		en.svc.log = slog.New(slog.NewTextHandler(signalWriter{"lease lost", lost, new(sync.Once)}, nil))
+		en, lost := newLeaseEnv(t, s)
 		id := en.book(t, "retaken", time.Now().Add(48*time.Hour).Truncate(time.Hour)).Booking.ID
 		en.meetings.mu.Lock()
 		en.meetings.createFail = func(int) error {

@@ -136,6 +136,18 @@ func (in *intake) connectGoogle(t *testing.T, svc *connect.Service, sub string) 
 	}
 }
 
+// pushedReplica starts the intake, a Google simulator that pushes
+// (AutoPush; front, when not nil, in front of it) and a connect replica
+// whose push URL is the intake.
+func pushedReplica(t *testing.T, db *store.Store, front func(http.Handler) http.Handler) (*intake, *harness, *connect.Service) {
+	t.Helper()
+	in := newIntake(t, db)
+	h := newHarnessFront(t, db, gcaltest.Options{AutoPush: true}, front)
+	svc, _ := h.replica(t, func(c *connect.Config) { c.PublicURL = in.url })
+	in.use(svc)
+	return in, h, svc
+}
+
 // syncAnswers returns the answers to the simulator's "sync" messages.
 func syncAnswers(g *gcaltest.Server) []int {
 	var out []int
@@ -150,11 +162,7 @@ func syncAnswers(g *gcaltest.Server) []int {
 // pendingRows counts the channels stored without a watch answer.
 func pendingRows(t *testing.T, db *store.Store) int {
 	t.Helper()
-	var n int
-	if err := db.DB().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM calendar_channels WHERE resource_id = ''`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return countChannels(t, db, `WHERE resource_id = ''`)
 }
 
 // TestGoogleChannelSyncMessageAccepted: Google sends a channel's "sync"
@@ -168,10 +176,7 @@ func TestGoogleChannelSyncMessageAccepted(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		const work = "work@group.calendar.google.com"
-		in := newIntake(t, db)
-		h := newHarness(t, db, gcaltest.Options{AutoPush: true})
-		svc, _ := h.replica(t, func(c *connect.Config) { c.PublicURL = in.url })
-		in.use(svc)
+		in, h, svc := pushedReplica(t, db, nil)
 		ctx := t.Context()
 		check := func(step string, syncs int) {
 			t.Helper()
@@ -266,10 +271,7 @@ func TestGooglePendingChannel(t *testing.T) {
 				next.ServeHTTP(w, r)
 			})
 		}
-		in := newIntake(t, db)
-		h := newHarnessFront(t, db, gcaltest.Options{AutoPush: true}, front)
-		svc, _ = h.replica(t, func(c *connect.Config) { c.PublicURL = in.url })
-		in.use(svc)
+		in, h, svc := pushedReplica(t, db, front)
 		ctx := t.Context()
 		setDuring := func(f func(r *http.Request)) {
 			mu.Lock()
@@ -371,8 +373,14 @@ func TestGooglePendingChannel(t *testing.T) {
 
 func storedChannels(t *testing.T, db *store.Store) int {
 	t.Helper()
+	return countChannels(t, db, "")
+}
+
+// countChannels counts the stored channels that where selects.
+func countChannels(t *testing.T, db *store.Store, where string) int {
+	t.Helper()
 	var n int
-	if err := db.DB().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM calendar_channels`).Scan(&n); err != nil {
+	if err := db.DB().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM calendar_channels `+where).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -392,10 +400,7 @@ func TestGoogleOrphanedPendingChannelStopped(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		const cal = "mentor@example.com"
-		in := newIntake(t, db)
-		h := newHarness(t, db, gcaltest.Options{AutoPush: true})
-		svc, _ := h.replica(t, func(c *connect.Config) { c.PublicURL = in.url })
-		in.use(svc)
+		in, h, svc := pushedReplica(t, db, nil)
 		ctx := t.Context()
 
 		// orphan connects sub and leaves the channel its watch opened as a
@@ -542,10 +547,7 @@ func TestGoogleWatchFailedAtConnectHealed(t *testing.T) {
 	t.Parallel()
 	storetest.Each(t, func(t *testing.T, db *store.Store) {
 		const cal = "mentor@example.com"
-		in := newIntake(t, db)
-		h := newHarness(t, db, gcaltest.Options{AutoPush: true})
-		svc, _ := h.replica(t, func(c *connect.Config) { c.PublicURL = in.url })
-		in.use(svc)
+		in, h, svc := pushedReplica(t, db, nil)
 		ctx := t.Context()
 
 		h.google.InjectFault(gcaltest.Fault{Op: "events.watch", Status: http.StatusForbidden, Reason: gcaltest.ReasonQuota})
